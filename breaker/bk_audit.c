@@ -1,0 +1,802 @@
+/*
+ * bk_audit - the append-only, hash-chained audit log (format: bk_audit.h).
+ *
+ * Nothing here keeps state outside struct bk_audit, and nothing on the
+ * staging path (bk_audit_stage, flush_begin/flush_done) allocates: the two
+ * batch buffers are allocated at open.
+ */
+/*
+ * The low-level SHA256_Init/Update/Final are deprecated in OpenSSL 3 but not
+ * removed. They are used on purpose: SHA256() and EVP_Digest() fetch the
+ * algorithm and allocate a context on every call in 3.0 (three allocations
+ * per call, measured), and the staging path must not allocate.
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/sha.h>
+
+#include "bk_audit.h"
+
+#define AUDIT_VERSION 1u
+#define SCAN_BUF      (64u * 1024u) /* read-ahead of a scan: holds any whole frame */
+#define COPY_BUF      (64u * 1024u)
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = v;
+	p[1] = v >> 8;
+	p[2] = v >> 16;
+	p[3] = v >> 24;
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void chain_hash(const uint8_t *payload, size_t len, uint8_t out[BK_AUDIT_HASH_LEN])
+{
+	SHA256_CTX c;
+
+	SHA256_Init(&c);
+	SHA256_Update(&c, payload, len);
+	SHA256_Final(out, &c);
+}
+
+static void make_header(uint8_t hdr[BK_AUDIT_HDR_SIZE])
+{
+	memcpy(hdr, BK_AUDIT_MAGIC, 8);
+	put_le32(hdr + 8, AUDIT_VERSION);
+	put_le32(hdr + 12, 0);
+}
+
+/* Reads up to len bytes at off; fewer only at end of file. Bytes read or -errno. */
+static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < len) {
+		n = pread(fd, (uint8_t *)buf + done, len - done, off + done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		done += n;
+	}
+	return done;
+}
+
+/* Writes all of buf at off, across short writes. 0 or -errno. */
+static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		n = pwrite(fd, p, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO; /* cannot happen for a regular file; never spin */
+		p += n;
+		len -= n;
+		off += n;
+	}
+	return 0;
+}
+
+/* A new or renamed file is only durable once its directory entry is. */
+static int fsync_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int fd, err = 0;
+
+	if (!slash) {
+		strcpy(dir, ".");
+	} else if (slash == path) {
+		strcpy(dir, "/");
+	} else {
+		if ((size_t)(slash - path) >= sizeof(dir))
+			return -ENAMETOOLONG;
+		memcpy(dir, path, slash - path);
+		dir[slash - path] = '\0';
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+static bool header_ok(const uint8_t *h)
+{
+	return memcmp(h, BK_AUDIT_MAGIC, 8) == 0 && get_le32(h + 8) == AUDIT_VERSION &&
+	       get_le32(h + 12) == 0;
+}
+
+/*
+ * Scanning.
+ *
+ * A crash can leave the end of the log half-written: the last frame cut
+ * short, or whole but with garbage or zeros where its bytes never reached
+ * the disk (the size was updated, the data was not). That is a torn tail,
+ * repaired by cutting it off. The same damage with more data after it did
+ * not come from a crash, nor did a frame whose CRC holds but whose record
+ * does not decode or does not link to the one before: that is corruption or
+ * tampering, and the log is only trusted up to the frame before it.
+ */
+struct scan_rd {
+	int fd;
+	uint64_t file_len;
+	uint8_t *buf;  /* SCAN_BUF bytes */
+	uint64_t base; /* file offset of buf[0] */
+	size_t have;
+};
+
+/* Point *p at the file's bytes [off, off + len); the caller knows they exist. */
+static int rd_get(struct scan_rd *r, uint64_t off, size_t len, const uint8_t **p)
+{
+	size_t want = SCAN_BUF;
+	ssize_t n;
+
+	if (off < r->base || off + len > r->base + r->have) {
+		if (r->file_len - off < want)
+			want = r->file_len - off;
+		n = pread_full(r->fd, r->buf, want, off);
+		if (n < 0)
+			return n;
+		if ((size_t)n < len)
+			return -EIO; /* the file shrank under the scan */
+		r->base = off;
+		r->have = n;
+	}
+	*p = r->buf + (off - r->base);
+	return 0;
+}
+
+/* 1 if every byte from off to the end of the file is zero, else 0, or -errno. */
+static int rd_zero_tail(struct scan_rd *r, uint64_t off)
+{
+	const uint8_t *p = NULL;
+	size_t n, i;
+	int err;
+
+	while (off < r->file_len) {
+		n = r->file_len - off < SCAN_BUF ? r->file_len - off : SCAN_BUF;
+		err = rd_get(r, off, n, &p);
+		if (err)
+			return err;
+		for (i = 0; i < n; i++)
+			if (p[i])
+				return 0;
+		off += n;
+	}
+	return 1;
+}
+
+static int stop_at(struct bk_audit_scan *s, enum bk_audit_verdict v, uint64_t off,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Ends the scan at the frame at off; returns 1, "the scan stops here". */
+static int stop_at(struct bk_audit_scan *s, enum bk_audit_verdict v, uint64_t off,
+                   const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	s->verdict = v;
+	n = snprintf(s->why, sizeof(s->why), "record %" PRIu64 " at offset %" PRIu64 ": ",
+	             s->last_seq + 1, off);
+	if (n < 0 || (size_t)n >= sizeof(s->why))
+		return 1;
+	va_start(ap, fmt);
+	vsnprintf(s->why + n, sizeof(s->why) - n, fmt, ap);
+	va_end(ap);
+	return 1;
+}
+
+/*
+ * A frame that fails its own checks (length, CRC) at off; end is where it
+ * claims to end (0: unknown). Torn if it is the last thing in the file or
+ * only zeros follow, corrupt otherwise.
+ */
+static int bad_frame(struct scan_rd *r, struct bk_audit_scan *s, uint64_t off,
+                     uint64_t end, const char *what)
+{
+	int zero;
+
+	if (end == r->file_len)
+		return stop_at(s, BK_AUDIT_TORN_TAIL, off, "%s in the last frame", what);
+	zero = rd_zero_tail(r, off);
+	if (zero < 0)
+		return zero;
+	if (zero)
+		return stop_at(s, BK_AUDIT_TORN_TAIL, off,
+		               "%s, zeros to the end of the file", what);
+	return stop_at(s, BK_AUDIT_CORRUPT, off, "%s", what);
+}
+
+/* A CRC-valid record that does not follow the last one was changed on purpose. */
+static int check_link(struct bk_audit_scan *s, uint64_t off,
+                      const Breaker__AuditRecord *rec)
+{
+	uint64_t want = s->last_seq + 1;
+
+	if (!rec->has_seq)
+		return stop_at(s, BK_AUDIT_CORRUPT, off, "no seq");
+	if (rec->seq != want)
+		return stop_at(s, BK_AUDIT_CORRUPT, off,
+		               "seq is %" PRIu64 ", expected %" PRIu64,
+		               (uint64_t)rec->seq, want);
+	if (rec->has_prev_hash && rec->prev_hash.len == BK_AUDIT_HASH_LEN &&
+	    memcmp(rec->prev_hash.data, s->last_hash, BK_AUDIT_HASH_LEN) == 0)
+		return 0;
+	if (want == 1)
+		return stop_at(s, BK_AUDIT_CORRUPT, off,
+		               "prev_hash of the first record is not zero");
+	return stop_at(s, BK_AUDIT_CORRUPT, off,
+	               "prev_hash does not match record %" PRIu64, s->last_seq);
+}
+
+/*
+ * Verifies the frame at off. Returns 0 with *recp set (the caller frees it)
+ * and scan advanced past it, 1 if the scan ends here (verdict set), or -errno.
+ */
+static int check_frame(struct scan_rd *r, struct bk_audit_scan *s, uint64_t off,
+                       Breaker__AuditRecord **recp)
+{
+	uint64_t left = r->file_len - off;
+	Breaker__AuditRecord *rec;
+	const uint8_t *p;
+	char what[48];
+	uint32_t len;
+	int err;
+
+	if (left < BK_AUDIT_FRAME_HDR)
+		return stop_at(s, BK_AUDIT_TORN_TAIL, off,
+		               "frame header cut short (%" PRIu64 " of 8 bytes)", left);
+	err = rd_get(r, off, BK_AUDIT_FRAME_HDR, &p);
+	if (err)
+		return err;
+	len = get_le32(p);
+	if (len == 0 || len > BK_AUDIT_RECORD_MAX) {
+		snprintf(what, sizeof(what), "frame length %" PRIu32 " out of range",
+		         len);
+		return bad_frame(r, s, off, 0, what);
+	}
+	if (left - BK_AUDIT_FRAME_HDR < len)
+		return stop_at(s, BK_AUDIT_TORN_TAIL, off,
+		               "frame cut short (%" PRIu32 "-byte record, %" PRIu64
+		               " bytes left)",
+		               len, left - BK_AUDIT_FRAME_HDR);
+	err = rd_get(r, off, BK_AUDIT_FRAME_HDR + len, &p);
+	if (err)
+		return err;
+	if (bk_crc32c(0, p + BK_AUDIT_FRAME_HDR, len) != get_le32(p + 4))
+		return bad_frame(r, s, off, off + BK_AUDIT_FRAME_HDR + len,
+		                 "CRC mismatch");
+	/* A crash does not write a matching CRC over garbage: this was written so. */
+	rec = breaker__audit_record__unpack(NULL, len, p + BK_AUDIT_FRAME_HDR);
+	if (!rec)
+		return stop_at(s, BK_AUDIT_CORRUPT, off,
+		               "CRC matches but the record does not decode");
+	if (check_link(s, off, rec)) {
+		breaker__audit_record__free_unpacked(rec, NULL);
+		return 1;
+	}
+	chain_hash(p + BK_AUDIT_FRAME_HDR, len, s->last_hash);
+	s->last_seq = rec->seq;
+	s->records++;
+	s->valid_len = off + BK_AUDIT_FRAME_HDR + len;
+	*recp = rec;
+	return 0;
+}
+
+/*
+ * Returns 1 when frames follow a good header, 0 when the verdict is already
+ * known, or -errno. A 0-byte file is a log whose creation was cut short
+ * before the header was durable: TORN_TAIL with valid_len 0, which
+ * bk_audit_truncate leaves empty and bk_audit_open then gives a header. It
+ * held no record, so nothing is lost; callers that must tell it from a log
+ * wiped on purpose can look at scan->file_len == 0.
+ */
+static int check_header(struct scan_rd *r, struct bk_audit_scan *s)
+{
+	const uint8_t *h;
+	int err;
+
+	if (r->file_len == 0) {
+		s->verdict = BK_AUDIT_TORN_TAIL;
+		snprintf(s->why, sizeof(s->why),
+		         "empty file: the header was never written");
+		return 0;
+	}
+	s->verdict = BK_AUDIT_BAD_HEADER;
+	if (r->file_len < BK_AUDIT_HDR_SIZE) {
+		snprintf(s->why, sizeof(s->why),
+		         "%" PRIu64 " bytes, too short for a header", r->file_len);
+		return 0;
+	}
+	err = rd_get(r, 0, BK_AUDIT_HDR_SIZE, &h);
+	if (err)
+		return err;
+	if (memcmp(h, BK_AUDIT_MAGIC, 8) != 0)
+		snprintf(s->why, sizeof(s->why),
+		         "no " BK_AUDIT_MAGIC " magic: not an audit log");
+	else if (get_le32(h + 8) != AUDIT_VERSION)
+		snprintf(s->why, sizeof(s->why), "unknown format version %" PRIu32,
+		         get_le32(h + 8));
+	else if (get_le32(h + 12) != 0)
+		snprintf(s->why, sizeof(s->why), "reserved header word is not zero");
+	else {
+		s->verdict = BK_AUDIT_OK;
+		s->valid_len = BK_AUDIT_HDR_SIZE;
+		return 1;
+	}
+	return 0;
+}
+
+static int scan_frames(struct scan_rd *r, bk_audit_record_fn fn, void *arg,
+                       struct bk_audit_scan *s)
+{
+	Breaker__AuditRecord *rec = NULL;
+	uint64_t off;
+	int ret;
+
+	for (off = s->valid_len; off < r->file_len; off = s->valid_len) {
+		ret = check_frame(r, s, off, &rec);
+		if (ret)
+			return ret < 0 ? ret : 0;
+		ret = fn ? fn(rec, off, arg) : 0;
+		breaker__audit_record__free_unpacked(rec, NULL);
+		if (ret) {
+			snprintf(s->why, sizeof(s->why),
+			         "scan stopped by the caller after record %" PRIu64,
+			         s->last_seq);
+			return ret;
+		}
+	}
+	s->verdict = BK_AUDIT_OK;
+	return 0;
+}
+
+int bk_audit_scan(const char *path, bk_audit_record_fn fn, void *arg,
+                  struct bk_audit_scan *scan)
+{
+	struct scan_rd r = {0};
+	struct stat st;
+	int err;
+
+	memset(scan, 0, sizeof(*scan));
+	r.fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (r.fd < 0)
+		return -errno;
+	if (fstat(r.fd, &st) < 0) {
+		err = -errno;
+		goto out;
+	}
+	r.file_len = scan->file_len = st.st_size;
+	r.buf = malloc(SCAN_BUF);
+	if (!r.buf) {
+		err = -ENOMEM;
+		goto out;
+	}
+	err = check_header(&r, scan);
+	if (err > 0)
+		err = scan_frames(&r, fn, arg, scan);
+out:
+	free(r.buf);
+	close(r.fd);
+	return err;
+}
+
+/*
+ * Opening.
+ *
+ * open never trusts a scan that no longer describes the file: the file must
+ * be exactly the verified prefix, or else appending would chain onto bytes
+ * nobody verified. -EINVAL then: repair or scan again.
+ */
+
+/* No verified record: the file must be empty (header written here) or a bare header. */
+static int open_new(struct bk_audit *a, const char *path, uint64_t size)
+{
+	uint8_t hdr[BK_AUDIT_HDR_SIZE];
+	ssize_t n;
+	int err;
+
+	a->next_seq = 1;
+	a->end = BK_AUDIT_HDR_SIZE;
+	if (size == BK_AUDIT_HDR_SIZE) {
+		n = pread_full(a->fd, hdr, sizeof(hdr), 0);
+		if (n < 0)
+			return n;
+		return n == sizeof(hdr) && header_ok(hdr) ? 0 : -EINVAL;
+	}
+	if (size != 0)
+		return -EINVAL;
+	make_header(hdr);
+	err = pwrite_full(a->fd, hdr, sizeof(hdr), 0);
+	if (err)
+		return err;
+	if (fsync(a->fd) < 0)
+		return -errno;
+	return fsync_parent(path);
+}
+
+static int open_existing(struct bk_audit *a, const struct bk_audit_scan *scan,
+                         uint64_t size)
+{
+	uint8_t hdr[BK_AUDIT_HDR_SIZE];
+	ssize_t n;
+
+	if (size != scan->valid_len)
+		return -EINVAL;
+	n = pread_full(a->fd, hdr, sizeof(hdr), 0);
+	if (n < 0)
+		return n;
+	if (n != sizeof(hdr) || !header_ok(hdr))
+		return -EINVAL;
+	a->next_seq = scan->last_seq + 1;
+	a->durable_seq = scan->last_seq;
+	a->staged_last_seq = scan->last_seq;
+	a->end = scan->valid_len;
+	memcpy(a->last_hash, scan->last_hash, BK_AUDIT_HASH_LEN);
+	return 0;
+}
+
+/*
+ * Not O_APPEND: the loop writes at explicit offsets, and a failed flush is
+ * retried at the same offset over whatever part of it reached the file.
+ */
+int bk_audit_open(struct bk_audit *a, const char *path, const struct bk_audit_scan *scan)
+{
+	struct stat st;
+	int err;
+
+	memset(a, 0, sizeof(*a));
+	a->fd = -1;
+	a->staged = malloc(BK_AUDIT_BATCH_BYTES);
+	a->flight = malloc(BK_AUDIT_BATCH_BYTES);
+	if (!a->staged || !a->flight) {
+		err = -ENOMEM;
+		goto err;
+	}
+	a->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (a->fd < 0) {
+		err = -errno;
+		goto err;
+	}
+	if (fstat(a->fd, &st) < 0) {
+		err = -errno;
+		goto err;
+	}
+	if (!S_ISREG(st.st_mode))
+		err = -EINVAL;
+	else if (!scan || scan->valid_len < BK_AUDIT_HDR_SIZE)
+		err = open_new(a, path, st.st_size);
+	else
+		err = open_existing(a, scan, st.st_size);
+	if (err)
+		goto err;
+	return 0;
+err:
+	bk_audit_close(a);
+	return err;
+}
+
+void bk_audit_close(struct bk_audit *a)
+{
+	free(a->staged);
+	free(a->flight);
+	if (a->fd >= 0)
+		close(a->fd);
+	memset(a, 0, sizeof(*a));
+	a->fd = -1;
+}
+
+/*
+ * Staging and flushing.
+ *
+ * The two buffers are independent: records are staged into one while the
+ * other is being written, so a slow fsync does not shrink what can be staged.
+ * A failed flush keeps its bytes in the flight buffer (flight_len stays
+ * non-zero, in_flight goes false) and the next flush_begin hands out exactly
+ * those again, at the same offset, before anything staged since. Putting
+ * them back into the staged buffer instead could need twice its room.
+ */
+
+/*
+ * rec->prev_hash points at a->last_hash only while packing: the hash is
+ * replaced by this record's right after, so it is cleared before returning
+ * rather than left pointing at bytes that no longer mean what it says.
+ * On failure nothing changes and rec->seq is cleared too.
+ */
+int64_t bk_audit_stage(struct bk_audit *a, Breaker__AuditRecord *rec)
+{
+	uint8_t *frame;
+	size_t len;
+	int64_t ret;
+
+	rec->has_seq = 1;
+	rec->seq = a->next_seq;
+	rec->has_prev_hash = 1;
+	rec->prev_hash.len = BK_AUDIT_HASH_LEN;
+	rec->prev_hash.data = a->last_hash;
+	len = breaker__audit_record__get_packed_size(rec);
+	if (len > BK_AUDIT_RECORD_MAX) {
+		ret = -E2BIG;
+		goto out;
+	}
+	if (BK_AUDIT_FRAME_HDR + len > BK_AUDIT_BATCH_BYTES - a->staged_len) {
+		ret = -ENOBUFS;
+		goto out;
+	}
+	frame = a->staged + a->staged_len;
+	breaker__audit_record__pack(rec, frame + BK_AUDIT_FRAME_HDR);
+	put_le32(frame, len);
+	put_le32(frame + 4, bk_crc32c(0, frame + BK_AUDIT_FRAME_HDR, len));
+	chain_hash(frame + BK_AUDIT_FRAME_HDR, len, a->last_hash);
+	a->staged_len += BK_AUDIT_FRAME_HDR + len;
+	a->staged_last_seq = a->next_seq;
+	ret = a->next_seq++;
+out:
+	rec->has_prev_hash = 0;
+	rec->prev_hash.len = 0;
+	rec->prev_hash.data = NULL;
+	if (ret < 0) {
+		rec->has_seq = 0;
+		rec->seq = 0;
+	}
+	return ret;
+}
+
+bool bk_audit_flush_ready(const struct bk_audit *a)
+{
+	return !a->in_flight && (a->flight_len > 0 || a->staged_len > 0);
+}
+
+/* Called when not ready it hands out nothing (*len = 0) and changes nothing. */
+void bk_audit_flush_begin(struct bk_audit *a, const uint8_t **buf, size_t *len,
+                          uint64_t *offset)
+{
+	uint8_t *tmp;
+
+	*offset = a->end;
+	*buf = NULL;
+	*len = 0;
+	if (!bk_audit_flush_ready(a))
+		return;
+	if (a->flight_len == 0) {
+		tmp = a->flight;
+		a->flight = a->staged;
+		a->flight_len = a->staged_len;
+		a->flight_last_seq = a->staged_last_seq;
+		a->staged = tmp;
+		a->staged_len = 0;
+	}
+	a->in_flight = true;
+	*buf = a->flight;
+	*len = a->flight_len;
+}
+
+/*
+ * On failure the retry rewrites the bytes rather than only fsyncing again:
+ * after a failed fsync the kernel may have dropped the dirty pages, and a
+ * second fsync can then succeed without them being on disk.
+ */
+void bk_audit_flush_done(struct bk_audit *a, int res)
+{
+	if (!a->in_flight)
+		return;
+	a->in_flight = false;
+	if (res != 0)
+		return;
+	a->end += a->flight_len;
+	a->durable_seq = a->flight_last_seq;
+	a->flight_len = 0;
+}
+
+/* Flushes a failed flush's bytes first, then the staged ones. */
+int bk_audit_flush_sync(struct bk_audit *a)
+{
+	const uint8_t *buf;
+	uint64_t off;
+	size_t len;
+	int err;
+
+	if (a->in_flight)
+		return -EBUSY; /* the loop owns the flush in flight */
+	while (bk_audit_flush_ready(a)) {
+		bk_audit_flush_begin(a, &buf, &len, &off);
+		err = pwrite_full(a->fd, buf, len, off);
+		/* fdatasync covers the size change, which reading the data needs. */
+		if (!err && fdatasync(a->fd) < 0)
+			err = -errno;
+		bk_audit_flush_done(a, err);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/*
+ * Repair.
+ *
+ * Both refuse a scan that no longer describes the file (-EINVAL): cutting or
+ * copying by a stale valid_len would lose or keep the wrong bytes.
+ */
+
+/*
+ * Only a torn tail is cut: a corrupt log is evidence and goes through
+ * bk_audit_quarantine. Cutting an already cut file again just fsyncs it.
+ */
+int bk_audit_truncate(const char *path, const struct bk_audit_scan *scan)
+{
+	struct stat st;
+	int fd, err = 0;
+
+	if (scan->verdict != BK_AUDIT_TORN_TAIL && scan->verdict != BK_AUDIT_OK)
+		return -EINVAL;
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		err = -errno;
+		goto out;
+	}
+	if ((uint64_t)st.st_size != scan->valid_len) {
+		if ((uint64_t)st.st_size != scan->file_len) {
+			err = -EINVAL;
+			goto out;
+		}
+		if (ftruncate(fd, scan->valid_len) < 0) {
+			err = -errno;
+			goto out;
+		}
+	}
+	if (fsync(fd) < 0)
+		err = -errno;
+out:
+	close(fd);
+	return err;
+}
+
+static int copy_prefix(int src, int dst, uint64_t len)
+{
+	uint8_t *buf = malloc(COPY_BUF);
+	uint64_t off = 0;
+	size_t n;
+	ssize_t got;
+	int err = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (off < len) {
+		n = len - off < COPY_BUF ? len - off : COPY_BUF;
+		got = pread_full(src, buf, n, off);
+		if (got >= 0 && (size_t)got != n)
+			got = -EIO; /* the file shrank under us */
+		if (got < 0) {
+			err = got;
+			break;
+		}
+		err = pwrite_full(dst, buf, n, off);
+		if (err)
+			break;
+		off += n;
+	}
+	free(buf);
+	return err;
+}
+
+/* The new log at tmp: the verified prefix, or a bare header if not even that. */
+static int write_repaired(int src, const char *tmp, mode_t mode, uint64_t valid_len)
+{
+	uint8_t hdr[BK_AUDIT_HDR_SIZE];
+	int fd, err;
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	if (fchmod(fd, mode & 0777) < 0) {
+		err = -errno;
+		goto out;
+	}
+	if (valid_len < BK_AUDIT_HDR_SIZE) {
+		make_header(hdr);
+		err = pwrite_full(fd, hdr, sizeof(hdr), 0);
+	} else {
+		err = copy_prefix(src, fd, valid_len);
+	}
+	if (!err && fsync(fd) < 0)
+		err = -errno;
+out:
+	close(fd);
+	return err;
+}
+
+/* Another name for the damaged file, "<path>.corrupt.<time>[.<n>]", never taken. */
+static int link_aside(const char *path, char *name, size_t size)
+{
+	long long now = time(NULL);
+	int i, n;
+
+	for (i = 0; i < 1000; i++) {
+		if (i == 0)
+			n = snprintf(name, size, "%s.corrupt.%lld", path, now);
+		else
+			n = snprintf(name, size, "%s.corrupt.%lld.%d", path, now, i);
+		if (n < 0 || (size_t)n >= size)
+			return -ENAMETOOLONG;
+		if (link(path, name) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
+/*
+ * The damaged file is hard-linked aside and the repaired copy renamed over
+ * path, rather than renaming path away first: at every point of a crash path
+ * names a whole log (the damaged one, or the repaired one) and the aside name
+ * is the untouched original inode.
+ */
+int bk_audit_quarantine(const char *path, const struct bk_audit_scan *scan, char *aside,
+                        size_t aside_len)
+{
+	char tmp[PATH_MAX], name[PATH_MAX];
+	size_t name_len = aside && aside_len < sizeof(name) ? aside_len : sizeof(name);
+	struct stat st;
+	int src, err;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.repair", path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	src = open(path, O_RDONLY | O_CLOEXEC);
+	if (src < 0)
+		return -errno;
+	if (fstat(src, &st) < 0) {
+		err = -errno;
+		goto out;
+	}
+	if ((uint64_t)st.st_size != scan->file_len || scan->valid_len > scan->file_len) {
+		err = -EINVAL;
+		goto out;
+	}
+	err = write_repaired(src, tmp, st.st_mode, scan->valid_len);
+	if (!err)
+		err = link_aside(path, name, name_len);
+	if (!err && rename(tmp, path) < 0)
+		err = -errno;
+	if (err) {
+		unlink(tmp);
+		goto out;
+	}
+	err = fsync_parent(path);
+	if (aside)
+		memcpy(aside, name, strlen(name) + 1);
+out:
+	close(src);
+	return err;
+}

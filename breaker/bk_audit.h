@@ -1,0 +1,139 @@
+/*
+ * bk_audit - the append-only, hash-chained audit log.
+ *
+ * File: a 16-byte header ("BKAUDIT1", u32 version = 1, u32 reserved = 0),
+ * then frames: u32 len (LE) | u32 crc32c(payload) (LE) | payload, where the
+ * payload is a packed breaker.AuditRecord of at most BK_AUDIT_RECORD_MAX
+ * bytes. Each record's prev_hash is the SHA-256 of the previous payload (32
+ * zero bytes for the first), and seq counts up from 1 without gaps, so loss,
+ * reordering or tampering anywhere breaks the chain.
+ *
+ * Writing is split so that the daemon's io_uring loop does the I/O: records
+ * are staged into a buffer (bk_audit_stage), the loop takes the staged bytes
+ * (bk_audit_flush_begin), writes and fsyncs them, and reports the result
+ * (bk_audit_flush_done). One flush may cover many records: that is the batched
+ * fsync. bk_audit_flush_sync does the same with plain syscalls (boot, tests).
+ */
+#ifndef BK_AUDIT_H
+#define BK_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "breaker.pb-c.h"
+
+#define BK_AUDIT_MAGIC	     "BKAUDIT1"
+#define BK_AUDIT_HDR_SIZE    16u
+#define BK_AUDIT_FRAME_HDR   8u
+#define BK_AUDIT_RECORD_MAX  4096u /* payload bytes; records are small by design */
+#define BK_AUDIT_HASH_LEN    32u   /* SHA-256 */
+#define BK_AUDIT_BATCH_BYTES (256u * 1024u)
+
+/* What a scan of a log found. */
+enum bk_audit_verdict {
+	BK_AUDIT_OK = 0,	/* every frame whole, every CRC and link good */
+	BK_AUDIT_TORN_TAIL,	/* the last frame is incomplete: cut back at valid_len */
+	BK_AUDIT_CORRUPT,	/* bad CRC/chain/seq before the end: do not trust past valid_len */
+	BK_AUDIT_BAD_HEADER,	/* not an audit log at all */
+};
+
+struct bk_audit_scan {
+	enum bk_audit_verdict verdict;
+	uint64_t records;	/* whole, verified records before valid_len */
+	uint64_t last_seq;	/* seq of the last verified record (0: none) */
+	uint64_t valid_len;	/* bytes of the file that verify (header included) */
+	uint64_t file_len;
+	uint8_t last_hash[BK_AUDIT_HASH_LEN]; /* SHA-256 of the last verified payload */
+	char why[160];		/* for TORN_TAIL/CORRUPT/BAD_HEADER: what and where */
+};
+
+/*
+ * Called for each verified record in order; offset is the frame's file
+ * offset. A non-zero return stops the scan and is returned by bk_audit_scan.
+ */
+typedef int (*bk_audit_record_fn)(const Breaker__AuditRecord *rec, uint64_t offset,
+				  void *arg);
+
+/*
+ * Read and verify the log at path without changing it. fn may be NULL.
+ * Returns 0 (see scan->verdict), a callback's non-zero value, or -errno
+ * (-ENOENT for a missing file). A 0-byte file (created, header never
+ * written) is TORN_TAIL with valid_len 0: truncate, then open writes the
+ * header. A CRC-valid frame that does not decode or link is CORRUPT, never
+ * torn.
+ */
+int bk_audit_scan(const char *path, bk_audit_record_fn fn, void *arg,
+		  struct bk_audit_scan *scan);
+
+struct bk_audit {
+	int fd;
+	uint64_t next_seq;	/* seq the next staged record gets */
+	uint64_t durable_seq;	/* last seq known to be on disk */
+	uint64_t end;		/* file offset after the last durable byte */
+	uint8_t last_hash[BK_AUDIT_HASH_LEN]; /* of the last staged record */
+	uint8_t *staged;	/* frames staged, not yet handed to a flush */
+	size_t staged_len;
+	uint64_t staged_last_seq;
+	uint8_t *flight;	/* frames handed to the current flush, or kept for its retry */
+	size_t flight_len;
+	uint64_t flight_last_seq;
+	bool in_flight;
+};
+
+/*
+ * Open the log for appending, creating it (with its header, fsynced, and the
+ * directory fsynced) if missing. The log must already verify as OK: callers
+ * scan first and repair (bk_audit_truncate / bk_audit_quarantine). scan NULL
+ * means a new log (file absent, empty or a bare header). Returns 0 or -errno;
+ * -EINVAL if the file is not exactly what scan verified.
+ */
+int bk_audit_open(struct bk_audit *a, const char *path, const struct bk_audit_scan *scan);
+void bk_audit_close(struct bk_audit *a);
+
+/*
+ * Stage a record: sets rec->seq and rec->prev_hash, packs and frames it.
+ * Returns the seq (> 0), -E2BIG if the record is over BK_AUDIT_RECORD_MAX,
+ * or -ENOBUFS if the staging buffer is full (flush first). On return
+ * rec->prev_hash is cleared (it pointed into *a) and rec->seq is kept.
+ */
+int64_t bk_audit_stage(struct bk_audit *a, Breaker__AuditRecord *rec);
+
+/* True when bytes wait (staged, or a failed flush's) and no flush is in flight. */
+bool bk_audit_flush_ready(const struct bk_audit *a);
+
+/*
+ * Hand the staged bytes to a flush: *buf and *len are to be written at
+ * *offset and then fsynced. Only one flush is in flight at a time.
+ */
+void bk_audit_flush_begin(struct bk_audit *a, const uint8_t **buf, size_t *len,
+			  uint64_t *offset);
+
+/*
+ * The flush ended: res 0 when all bytes are written and fsynced, else -errno.
+ * On success durable_seq moves to the flushed records. On failure the bytes
+ * stay in front of the staged ones (nothing is lost; the next flush_begin
+ * hands out the same bytes at the same offset, the staged ones after them)
+ * and durable_seq does not move.
+ */
+void bk_audit_flush_done(struct bk_audit *a, int res);
+
+/* Write and fsync whatever is staged with plain syscalls. 0 or -errno. */
+int bk_audit_flush_sync(struct bk_audit *a);
+
+/* Cut a torn tail: truncate to scan->valid_len and fsync. 0 or -errno. */
+int bk_audit_truncate(const char *path, const struct bk_audit_scan *scan);
+
+/*
+ * A damaged log: rename it aside to "<path>.corrupt.<unix-time>" (kept for
+ * the investigation; name in aside), and write a new log at path holding the
+ * verified prefix [0, scan->valid_len) byte for byte, fsynced. The chain of
+ * the new log is then intact and scan still describes it. 0 or -errno.
+ */
+int bk_audit_quarantine(const char *path, const struct bk_audit_scan *scan, char *aside,
+			size_t aside_len);
+
+/* CRC32C (Castagnoli), as in the frame header. */
+uint32_t bk_crc32c(uint32_t crc, const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,305 @@
+/*
+ * bk_boot - start-up: lock the instance, map the segment, replay the audit
+ * log into the state, repair or quarantine the log, and publish.
+ *
+ * Boot fails closed: a log that is damaged, unreadable as a log, or missing
+ * while the state directory says one existed starts the daemon with global
+ * HALTED under the audit_corrupt latch, which only a forced resume clears.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bk_boot.h"
+#include "bk_log.h"
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* One daemon per instance: an flock held for the daemon's life. */
+static int lock_instance(struct bk_daemon *d, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 32];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/breakerd.lock", d->cfg.state_dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		snprintf(err, errlen, "another breakerd holds instance '%s' (%s)",
+			 d->cfg.instance, path);
+		close(fd);
+		return -EBUSY;
+	}
+	d->lock_fd = fd;
+	return 0;
+}
+
+static void marker_path(const struct bk_daemon *d, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/audit.log.created", d->cfg.state_dir);
+}
+
+static int write_marker(const struct bk_daemon *d)
+{
+	char path[PATH_MAX + 32];
+	int fd;
+
+	marker_path(d, path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -errno;
+	/* Its existence is the fact; make it survive a crash like the log. */
+	fsync(fd);
+	close(fd);
+	return 0;
+}
+
+struct replay_ctx {
+	struct bk_daemon *d;
+	uint64_t bad_offset;
+	uint64_t bad_seq;
+};
+
+static int replay_one(const Breaker__AuditRecord *rec, uint64_t offset, void *arg)
+{
+	struct replay_ctx *c = arg;
+
+	if (bk_state_replay(&c->d->state, rec) == 0)
+		return 0;
+	c->bad_offset = offset;
+	c->bad_seq = rec->seq;
+	return 1;
+}
+
+/* Scan + replay; decide what the log's condition means. */
+static int replay_log(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t errlen)
+{
+	struct replay_ctx c = {.d = d};
+	char marker[PATH_MAX + 32];
+	int rv;
+
+	rv = bk_audit_scan(d->cfg.audit_path, replay_one, &c, &r->scan);
+	if (rv == -ENOENT) {
+		marker_path(d, marker, sizeof(marker));
+		memset(&r->scan, 0, sizeof(r->scan));
+		if (access(marker, F_OK) == 0) {
+			r->corrupt = true;
+			snprintf(r->why, sizeof(r->why), "audit log %s is missing, but %s "
+				 "says one existed", d->cfg.audit_path, marker);
+		}
+		r->fresh = true;
+		return 0;
+	}
+	if (rv < 0) {
+		snprintf(err, errlen, "cannot read audit log %s: %s", d->cfg.audit_path,
+			 strerror(-rv));
+		return rv;
+	}
+	if (rv == 1) {
+		r->scan.verdict = BK_AUDIT_CORRUPT;
+		r->scan.valid_len = c.bad_offset;
+		snprintf(r->scan.why, sizeof(r->scan.why),
+			 "record %llu at offset %llu contradicts the records before it",
+			 (unsigned long long)c.bad_seq, (unsigned long long)c.bad_offset);
+	}
+	return 0;
+}
+
+/* Bring the file to a verified state: cut a torn tail, or quarantine. */
+static int repair_log(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t errlen)
+{
+	const char *path = d->cfg.audit_path;
+	int rv = 0;
+
+	switch (r->scan.verdict) {
+	case BK_AUDIT_OK:
+		return 0;
+	case BK_AUDIT_TORN_TAIL:
+		r->torn_bytes = r->scan.file_len - r->scan.valid_len;
+		snprintf(r->why, sizeof(r->why), "%s", r->scan.why);
+		rv = bk_audit_truncate(path, &r->scan);
+		break;
+	case BK_AUDIT_CORRUPT:
+	case BK_AUDIT_BAD_HEADER:
+		r->corrupt = true;
+		rv = bk_audit_quarantine(path, &r->scan, r->aside, sizeof(r->aside));
+		snprintf(r->why, sizeof(r->why), "audit log damaged: %s; kept aside as %s",
+			 r->scan.why, r->aside);
+		break;
+	}
+	if (rv < 0) {
+		snprintf(err, errlen, "cannot repair audit log %s: %s", path, strerror(-rv));
+		return rv;
+	}
+	/* Describe the repaired file afresh for the appender. */
+	rv = bk_audit_scan(path, NULL, NULL, &r->scan);
+	if (rv == 0 && r->scan.verdict == BK_AUDIT_TORN_TAIL && r->scan.valid_len == 0)
+		return 0; /* an empty file: open writes the header */
+	if (rv < 0 || r->scan.verdict != BK_AUDIT_OK) {
+		snprintf(err, errlen, "audit log %s still does not verify after repair",
+			 path);
+		return rv < 0 ? rv : -EIO;
+	}
+	return 0;
+}
+
+static int stage_boot_records(struct bk_daemon *d, const struct bk_boot_report *r)
+{
+	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+	char text[600];
+
+	snprintf(text, sizeof(text), "breakerd %s started: %llu records replayed%s%s",
+		 d->cfg.instance, (unsigned long long)r->scan.records, r->why[0] ? "; " : "",
+		 r->why);
+	rec.has_kind = 1;
+	rec.kind = r->torn_bytes ? BREAKER__AUDIT_RECORD__KIND__LOG_REPAIR
+				 : BREAKER__AUDIT_RECORD__KIND__BOOT;
+	rec.reason = text;
+	if (bk_cmd_stage_system(d, &rec) < 0)
+		return -EIO;
+	if (!r->corrupt)
+		return 0;
+	return bk_boot_trip_corrupt(d, r->why);
+}
+
+int bk_boot_trip_corrupt(struct bk_daemon *d, const char *why)
+{
+	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+	struct bk_actor self = {.uid = (uint32_t)geteuid(), .pid = (uint32_t)getpid()};
+	const char *unused;
+	struct bk_plan p;
+	uint64_t wall = bk_now_wall_ns();
+
+	snprintf(self.name, sizeof(self.name), "breakerd");
+	bk_state_plan_trip(&d->state, BK_GLOBAL, BK_R_AUDIT_CORRUPT, BK_HALTED, &p, &unused);
+	bk_state_apply(&d->state, &p, &self, wall, why, d->audit.next_seq, d->audit.durable_seq,
+		       false);
+	rec.has_kind = 1;
+	rec.kind = BREAKER__AUDIT_RECORD__KIND__TRIP;
+	rec.has_from_mode = rec.has_to_mode = rec.has_latch_mode = rec.has_reason_code = 1;
+	rec.from_mode = (Breaker__Mode)p.from_mode;
+	rec.to_mode = (Breaker__Mode)p.to_mode;
+	rec.latch_mode = BREAKER__MODE__MODE_HALTED;
+	rec.reason_code = BREAKER__REASON_CODE__AUDIT_CORRUPT;
+	rec.reason = (char *)why;
+	return bk_cmd_stage_system(d, &rec) < 0 ? -EIO : 0;
+}
+
+static int register_configured(struct bk_daemon *d)
+{
+	for (int i = 0; i < d->cfg.n_strategies; i++) {
+		Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+		int slot = bk_state_register(&d->state, d->cfg.strategies[i]);
+
+		if (slot == -EEXIST)
+			continue;
+		if (slot < 0) {
+			bk_err("cannot register configured strategy '%s': %s",
+			       d->cfg.strategies[i], strerror(-slot));
+			continue;
+		}
+		rec.has_kind = rec.has_slot = 1;
+		rec.kind = BREAKER__AUDIT_RECORD__KIND__REGISTER;
+		rec.strategy = d->cfg.strategies[i];
+		rec.slot = (uint32_t)slot;
+		if (bk_cmd_stage_system(d, &rec) < 0)
+			return -EIO;
+	}
+	return 0;
+}
+
+/*
+ * Everything to shm. Slots a previous daemon published beyond what the log
+ * knows (or under another name) are stale: engines that resolved them are
+ * held HALTED rather than told ACTIVE.
+ */
+static void publish_all(struct bk_daemon *d)
+{
+	uint32_t old = atomic_load(&d->shm.shm->hdr.strategy_count);
+
+	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
+		bk_shm_add_strategy(&d->shm, (int)i, d->state.strategies[i].name);
+		bk_cmd_publish_scope(d, (int)i);
+	}
+	for (uint32_t i = d->state.n_strategies; i < old && i < BK_MAX_STRATEGIES; i++) {
+		bk_warn("shm slot %u ('%s') is not in the audit log: held HALTED", i,
+			d->shm.shm->strategies[i].name);
+		bk_shm_publish(&d->shm, (int)i, BK_STATE_PACK(BK_HALTED, BK_R_AUDIT_CORRUPT, 0),
+			       1u << BK_R_AUDIT_CORRUPT, bk_now_wall_ns());
+	}
+	bk_cmd_publish_scope(d, BK_GLOBAL);
+	bk_shm_heartbeat(&d->shm, bk_now_mono_ns());
+	bk_shm_changed(&d->shm);
+}
+
+int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t errlen)
+{
+	struct bk_shm_params sp = {
+		.instance = d->cfg.instance,
+		.mode = d->cfg.shm_mode,
+		.tick_ns = d->cfg.tick_ns,
+		.heartbeat_bound_ns = d->cfg.heartbeat_bound_ns,
+	};
+	int rv;
+
+	memset(r, 0, sizeof(*r));
+	d->lock_fd = -1;
+	d->boot_mono_ns = bk_now_mono_ns();
+	gethostname(d->host, sizeof(d->host) - 1);
+	if ((rv = mkdir_p(d->cfg.state_dir, 0750)) < 0 || (rv = mkdir_p(d->cfg.run_dir, 0750)) < 0) {
+		snprintf(err, errlen, "cannot create %s or %s: %s", d->cfg.state_dir,
+			 d->cfg.run_dir, strerror(-rv));
+		return rv;
+	}
+	if ((rv = lock_instance(d, err, errlen)) < 0)
+		return rv;
+	if ((rv = bk_state_init(&d->state)) < 0)
+		return rv;
+	if ((rv = bk_shm_open(&d->shm, &sp, err, errlen)) < 0) {
+		if (!err[0])
+			snprintf(err, errlen, "shared memory %s%s: %s", BK_SHM_PREFIX,
+				 d->cfg.instance, strerror(-rv));
+		return rv;
+	}
+	if ((rv = replay_log(d, r, err, errlen)) < 0 || (rv = repair_log(d, r, err, errlen)) < 0)
+		return rv;
+	if ((rv = bk_audit_open(&d->audit, d->cfg.audit_path, r->fresh ? NULL : &r->scan)) < 0) {
+		snprintf(err, errlen, "cannot open audit log %s: %s", d->cfg.audit_path,
+			 strerror(-rv));
+		return rv;
+	}
+	if ((rv = write_marker(d)) < 0 || (rv = stage_boot_records(d, r)) < 0 ||
+	    (rv = register_configured(d)) < 0 || (rv = bk_audit_flush_sync(&d->audit)) < 0) {
+		snprintf(err, errlen, "cannot write audit log %s: %s", d->cfg.audit_path,
+			 strerror(rv < 0 ? -rv : EIO));
+		return rv;
+	}
+	publish_all(d);
+	return 0;
+}

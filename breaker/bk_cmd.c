@@ -1,0 +1,495 @@
+/*
+ * bk_cmd - command handling: decode, validate, authorise, apply, audit, ack.
+ *
+ * Ordering is the product's promise:
+ *   trip:   flip the shm word, stage the audit record, ack once durable;
+ *   resume: stage the audit record, ack and flip once durable.
+ * Every refusal is a typed reply that changed nothing.
+ */
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bk_daemon.h"
+#include "bk_log.h"
+
+uint64_t bk_now_wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- replies ------------------------------------------------------------- */
+
+static int pack_reply(nng_msg *msg, const Breaker__Reply *rep)
+{
+	size_t len = breaker__reply__get_packed_size(rep);
+
+	nng_msg_clear(msg); /* body only: the routing header stays */
+	if (nng_msg_realloc(msg, len) != 0)
+		return -ENOMEM;
+	breaker__reply__pack(rep, nng_msg_body(msg));
+	return 0;
+}
+
+static void reply_now(struct bk_daemon *d, nng_msg *msg, Breaker__Reply *rep)
+{
+	if (pack_reply(msg, rep) == 0)
+		bk_server_reply(&d->srv, msg);
+	else
+		nng_msg_free(msg);
+}
+
+static void refuse(struct bk_daemon *d, nng_msg *msg, uint64_t id, Breaker__Status st,
+		   const char *why)
+{
+	Breaker__Reply rep = BREAKER__REPLY__INIT;
+
+	rep.has_request_id = 1;
+	rep.request_id = id;
+	rep.has_status = 1;
+	rep.status = st;
+	rep.error = (char *)why;
+	reply_now(d, msg, &rep);
+}
+
+/* ---- validation ------------------------------------------------------------ */
+
+/* UTF-8, no control characters but tab: reason text ends up in terminals. */
+static bool text_valid(const char *s, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+
+	if (n > max)
+		return false;
+	while (*p) {
+		int extra = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2
+				  : (*p & 0xf8) == 0xf0 ? 3 : -1;
+		if (extra < 0 || (*p < 0x20 && *p != '\t') || *p == 0x7f ||
+		    (extra == 1 && *p < 0xc2))
+			return false;
+		for (p++; extra-- > 0; p++)
+			if ((*p & 0xc0) != 0x80)
+				return false;
+	}
+	return true;
+}
+
+/* Strategy field to slot: absent or "" is global. */
+static Breaker__Status resolve_scope(const struct bk_daemon *d, const char *name, int *slot,
+				     char *why, size_t len)
+{
+	if (!name || !*name) {
+		*slot = BK_GLOBAL;
+		return BREAKER__STATUS__OK;
+	}
+	if (!bk_strategy_name_valid(name)) {
+		snprintf(why, len, "invalid strategy name: 1-%u bytes of [A-Za-z0-9._:-]",
+			 BK_NAME_MAX - 1);
+		return BREAKER__STATUS__ERR_BAD_REQUEST;
+	}
+	*slot = bk_state_find(&d->state, name);
+	if (*slot < 0) {
+		snprintf(why, len, "unknown strategy '%s' (register it first)", name);
+		return BREAKER__STATUS__ERR_UNKNOWN_STRATEGY;
+	}
+	return BREAKER__STATUS__OK;
+}
+
+static bool may_resume(const struct bk_daemon *d, const struct bk_peer *peer)
+{
+	if (!peer->local)
+		return false;
+	for (int i = 0; i < d->cfg.n_resume_uids; i++)
+		if (d->cfg.resume_uids[i] == peer->uid)
+			return true;
+	for (int i = 0; i < d->cfg.n_resume_gids; i++)
+		if (d->cfg.resume_gids[i] == peer->gid)
+			return true;
+	return false;
+}
+
+static void actor_of(struct bk_daemon *d, const struct bk_peer *peer, struct bk_actor *a)
+{
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+
+	a->uid = peer->uid;
+	a->pid = peer->pid;
+	if (!peer->local) {
+		snprintf(a->name, sizeof(a->name), "remote");
+		return;
+	}
+	for (unsigned i = 0; i < BK_UID_CACHE; i++)
+		if (d->uid_cache[i].name[0] && d->uid_cache[i].uid == peer->uid) {
+			memcpy(a->name, d->uid_cache[i].name, sizeof(a->name));
+			return;
+		}
+	if (getpwuid_r(peer->uid, &pw, buf, sizeof(buf), &res) == 0 && res)
+		snprintf(a->name, sizeof(a->name), "%s", pw.pw_name);
+	else
+		snprintf(a->name, sizeof(a->name), "uid%u", peer->uid);
+	d->uid_cache[d->uid_next].uid = peer->uid;
+	memcpy(d->uid_cache[d->uid_next].name, a->name, sizeof(a->name));
+	d->uid_next = (d->uid_next + 1) % BK_UID_CACHE;
+}
+
+/* ---- audit + pending --------------------------------------------------------- */
+
+bool bk_cmd_can_accept(const struct bk_daemon *d)
+{
+	return d->pend_head - d->pend_tail < BK_PENDING_MAX &&
+	       d->audit.staged_len + 2 * BK_AUDIT_RECORD_MAX < BK_AUDIT_BATCH_BYTES;
+}
+
+static void fill_record(struct bk_daemon *d, Breaker__AuditRecord *rec,
+			Breaker__AuditRecord__Kind kind, const struct bk_actor *a,
+			uint64_t wall_ns)
+{
+	rec->has_wall_ns = rec->has_mono_ns = rec->has_uid = rec->has_pid = 1;
+	rec->has_kind = 1;
+	rec->kind = kind;
+	rec->wall_ns = wall_ns;
+	rec->mono_ns = bk_now_mono_ns();
+	rec->uid = a->uid;
+	rec->pid = a->pid;
+	rec->user = (char *)a->name;
+	rec->host = d->host;
+}
+
+static void plan_record(Breaker__AuditRecord *rec, const struct bk_plan *p, const char *scope)
+{
+	rec->strategy = p->slot == BK_GLOBAL ? NULL : (char *)scope;
+	rec->has_from_mode = rec->has_to_mode = rec->has_latch_mode = 1;
+	rec->has_reason_code = rec->has_forced = 1;
+	rec->from_mode = (Breaker__Mode)p->from_mode;
+	rec->to_mode = (Breaker__Mode)p->to_mode;
+	rec->latch_mode = (Breaker__Mode)p->target;
+	rec->reason_code = (Breaker__ReasonCode)p->reason;
+	rec->forced = p->forced;
+}
+
+/* Queue msg (already holding its packed Reply) until rec's seq is durable. */
+static void pend(struct bk_daemon *d, nng_msg *msg, const Breaker__AuditRecord *rec, int slot,
+		 bool republish)
+{
+	struct bk_pending *p = &d->pending[d->pend_head++ & (BK_PENDING_MAX - 1)];
+
+	p->reply = msg;
+	p->seq = rec->seq;
+	p->slot = slot;
+	p->republish = republish;
+	p->kind = rec->kind;
+	p->from_mode = (uint8_t)rec->from_mode;
+	p->to_mode = (uint8_t)rec->to_mode;
+	p->reason_code = (uint8_t)rec->reason_code;
+	p->forced = rec->forced;
+	p->uid = rec->uid;
+	p->wall_ns = rec->wall_ns;
+}
+
+int64_t bk_cmd_stage_system(struct bk_daemon *d, Breaker__AuditRecord *rec)
+{
+	struct bk_actor self = {.uid = (uint32_t)geteuid(), .pid = (uint32_t)getpid()};
+
+	snprintf(self.name, sizeof(self.name), "breakerd");
+	if (!rec->has_kind)
+		rec->has_kind = 1;
+	fill_record(d, rec, rec->kind, &self, bk_now_wall_ns());
+	return bk_audit_stage(&d->audit, rec);
+}
+
+void bk_cmd_publish_scope(struct bk_daemon *d, int slot)
+{
+	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
+	uint64_t since, word;
+	uint32_t mask;
+
+	if (!sc)
+		return;
+	word = bk_scope_published(sc, d->audit.durable_seq, &since, &mask);
+	bk_shm_publish(&d->shm, slot, word, mask, since);
+}
+
+/* Stage rec and queue the ack; on failure answer at once. */
+static void stage_and_pend(struct bk_daemon *d, nng_msg *msg, Breaker__Reply *rep,
+			   Breaker__AuditRecord *rec, int slot, bool republish)
+{
+	int64_t seq = bk_audit_stage(&d->audit, rec);
+
+	if (seq < 0) {
+		bk_err("audit staging failed (%s): command not durable", strerror((int)-seq));
+		rep->status = BREAKER__STATUS__ERR_NOT_DURABLE;
+		rep->error = "audit record could not be staged; a trip is in effect, "
+			     "nothing else changed";
+		reply_now(d, msg, rep);
+		return;
+	}
+	rep->has_audit_seq = 1;
+	rep->audit_seq = (uint64_t)seq;
+	if (pack_reply(msg, rep) < 0) {
+		nng_msg_free(msg);
+		msg = NULL;
+	}
+	pend(d, msg, rec, slot, republish);
+}
+
+/* ---- commands ----------------------------------------------------------------- */
+
+struct cmd_ctx {
+	struct bk_daemon *d;
+	nng_msg *msg;
+	const Breaker__Request *req;
+	struct bk_peer peer;
+	Breaker__Reply rep;
+	char why[320];
+};
+
+static void cmd_refuse(struct cmd_ctx *c, Breaker__Status st, const char *why)
+{
+	refuse(c->d, c->msg, c->req->request_id, st, why);
+}
+
+static void do_trip(struct cmd_ctx *c)
+{
+	const Breaker__Trip *t = c->req->trip;
+	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+	const char *reason = t->reason ? t->reason : "", *why = NULL;
+	struct bk_actor who;
+	struct bk_plan p;
+	Breaker__Status st;
+	uint64_t wall = bk_now_wall_ns();
+	int slot;
+
+	if ((st = resolve_scope(c->d, t->strategy, &slot, c->why, sizeof(c->why))))
+		return cmd_refuse(c, st, c->why);
+	if (!t->has_reason_code || !bk_reason_operator(t->reason_code))
+		return cmd_refuse(c, BREAKER__STATUS__ERR_UNKNOWN_REASON,
+				  "a trip needs a known reason code (e.g. manual_halt)");
+	if (!text_valid(reason, c->d->cfg.reason_max))
+		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+				  "reason text must be UTF-8 without control characters, "
+				  "within the configured length");
+	st = bk_state_plan_trip(&c->d->state, slot, (int)t->reason_code, (int)t->mode, &p, &why);
+	if (st)
+		return cmd_refuse(c, st, why);
+	actor_of(c->d, &c->peer, &who);
+	/* The halt takes effect now; durability and the ack follow. */
+	bk_state_apply(&c->d->state, &p, &who, wall, reason, c->d->audit.next_seq,
+		       c->d->audit.durable_seq, true);
+	bk_cmd_publish_scope(c->d, slot);
+	bk_shm_changed(&c->d->shm);
+	fill_record(c->d, &rec, BREAKER__AUDIT_RECORD__KIND__TRIP, &who, wall);
+	plan_record(&rec, &p, t->strategy);
+	rec.reason = (char *)reason;
+	rec.has_request_id = c->req->has_request_id;
+	rec.request_id = c->req->request_id;
+	c->rep.has_from_mode = c->rep.has_to_mode = 1;
+	c->rep.from_mode = (Breaker__Mode)p.from_mode;
+	c->rep.to_mode = (Breaker__Mode)p.to_mode;
+	stage_and_pend(c->d, c->msg, &c->rep, &rec, slot, false);
+}
+
+static void do_resume(struct cmd_ctx *c)
+{
+	const Breaker__Resume *r = c->req->resume;
+	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+	uint64_t wall = bk_now_wall_ns();
+	struct bk_actor who;
+	struct bk_plan p;
+	Breaker__Status st;
+	int slot;
+
+	if (!may_resume(c->d, &c->peer)) {
+		snprintf(c->why, sizeof(c->why),
+			 "uid %u may not resume (allowed by [auth] resume_uids/resume_gids)",
+			 c->peer.uid);
+		return cmd_refuse(c, BREAKER__STATUS__ERR_UNAUTHORISED, c->why);
+	}
+	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why))))
+		return cmd_refuse(c, st, c->why);
+	if (!r->reason || !*r->reason || !text_valid(r->reason, c->d->cfg.reason_max))
+		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+				  "a resume needs a reason: UTF-8 text without control "
+				  "characters, within the configured length");
+	if (c->d->flush_err)
+		return cmd_refuse(c, BREAKER__STATUS__ERR_NOT_DURABLE,
+				  "the audit log is failing: no resume without its record on disk");
+	st = bk_state_plan_resume(&c->d->state, slot, r->has_reason_code ? (int)r->reason_code : -1,
+				  r->has_to ? (int)r->to : -1, r->has_force && r->force, &p,
+				  c->why, sizeof(c->why));
+	if (st)
+		return cmd_refuse(c, st, c->why);
+	actor_of(c->d, &c->peer, &who);
+	fill_record(c->d, &rec, BREAKER__AUDIT_RECORD__KIND__RESUME, &who, wall);
+	plan_record(&rec, &p, r->strategy);
+	rec.reason = r->reason;
+	rec.has_request_id = c->req->has_request_id;
+	rec.request_id = c->req->request_id;
+	/* Applied now for later commands' checks; published only once durable. */
+	bk_state_apply(&c->d->state, &p, &who, wall, r->reason, c->d->audit.next_seq,
+		       c->d->audit.durable_seq, true);
+	c->rep.has_from_mode = c->rep.has_to_mode = 1;
+	c->rep.from_mode = (Breaker__Mode)p.from_mode;
+	c->rep.to_mode = (Breaker__Mode)p.to_mode;
+	stage_and_pend(c->d, c->msg, &c->rep, &rec, slot, true);
+}
+
+static void do_register(struct cmd_ctx *c)
+{
+	const char *name = c->req->register_->strategy;
+	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+	struct bk_actor who;
+	int slot;
+
+	if (!name || !bk_strategy_name_valid(name))
+		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+				  "strategy name must be 1-39 bytes of [A-Za-z0-9._:-]");
+	slot = bk_state_register(&c->d->state, name);
+	if (slot == -EEXIST)
+		return cmd_refuse(c, BREAKER__STATUS__ERR_EXISTS, "strategy already registered");
+	if (slot < 0)
+		return cmd_refuse(c, BREAKER__STATUS__ERR_TABLE_FULL, "strategy table is full");
+	bk_shm_add_strategy(&c->d->shm, slot, name);
+	bk_cmd_publish_scope(c->d, slot);
+	actor_of(c->d, &c->peer, &who);
+	fill_record(c->d, &rec, BREAKER__AUDIT_RECORD__KIND__REGISTER, &who, bk_now_wall_ns());
+	rec.strategy = (char *)name;
+	rec.has_slot = 1;
+	rec.slot = (uint32_t)slot;
+	stage_and_pend(c->d, c->msg, &c->rep, &rec, slot, false);
+}
+
+static void do_query(struct cmd_ctx *c, bool all)
+{
+	bk_status_build(c->d, &c->rep, all);
+	reply_now(c->d, c->msg, &c->rep);
+	bk_status_free(&c->rep);
+}
+
+void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg)
+{
+	struct cmd_ctx c = {.d = d, .msg = msg, .rep = BREAKER__REPLY__INIT};
+	Breaker__Request *req;
+	size_t len = nng_msg_len(msg);
+
+	bk_server_peer(msg, &c.peer);
+	if (len > d->cfg.max_msg) {
+		snprintf(c.why, sizeof(c.why), "command of %zu bytes is over the %u-byte limit",
+			 len, d->cfg.max_msg);
+		return refuse(d, msg, 0, BREAKER__STATUS__ERR_TOO_LARGE, c.why);
+	}
+	req = breaker__request__unpack(NULL, len, nng_msg_body(msg));
+	if (!req)
+		return refuse(d, msg, 0, BREAKER__STATUS__ERR_BAD_REQUEST,
+			      "malformed command: not a breaker.Request");
+	c.req = req;
+	c.rep.has_request_id = req->has_request_id;
+	c.rep.request_id = req->request_id;
+	c.rep.has_status = 1;
+	switch (req->cmd_case) {
+	case BREAKER__REQUEST__CMD_TRIP:
+		do_trip(&c);
+		break;
+	case BREAKER__REQUEST__CMD_RESUME:
+		do_resume(&c);
+		break;
+	case BREAKER__REQUEST__CMD_REGISTER:
+		do_register(&c);
+		break;
+	case BREAKER__REQUEST__CMD_STATUS:
+		do_query(&c, false);
+		break;
+	case BREAKER__REQUEST__CMD_LIST:
+		do_query(&c, true);
+		break;
+	default:
+		cmd_refuse(&c, BREAKER__STATUS__ERR_BAD_REQUEST, "empty or unknown command");
+	}
+	breaker__request__free_unpacked(req, NULL);
+}
+
+/* ---- durability -------------------------------------------------------------- */
+
+static void publish_event(struct bk_daemon *d, const struct bk_pending *p)
+{
+	Breaker__Event ev = BREAKER__EVENT__INIT;
+	const struct bk_scope *sc = NULL;
+	uint8_t buf[512];
+
+	if (p->slot != BK_NO_SCOPE)
+		sc = bk_state_cscope(&d->state, p->slot);
+	ev.has_audit_seq = ev.has_from_mode = ev.has_to_mode = ev.has_reason_code = 1;
+	ev.has_actor_uid = ev.has_wall_ns = ev.has_kind = ev.has_forced = 1;
+	ev.audit_seq = p->seq;
+	ev.strategy = (sc && sc->name[0]) ? (char *)sc->name : NULL;
+	ev.from_mode = (Breaker__Mode)p->from_mode;
+	ev.to_mode = (Breaker__Mode)p->to_mode;
+	ev.reason_code = (Breaker__ReasonCode)p->reason_code;
+	ev.actor_uid = p->uid;
+	ev.wall_ns = p->wall_ns;
+	ev.kind = p->kind;
+	ev.forced = p->forced;
+	if (breaker__event__get_packed_size(&ev) <= sizeof(buf))
+		bk_server_publish(&d->srv, buf, breaker__event__pack(&ev, buf));
+}
+
+void bk_cmd_durable(struct bk_daemon *d)
+{
+	uint64_t durable = d->audit.durable_seq;
+	uint32_t i, end = d->pend_tail;
+	bool changed = false;
+
+	/* Resumes become visible first ... */
+	for (i = d->pend_tail; i != d->pend_head; i++) {
+		struct bk_pending *p = &d->pending[i & (BK_PENDING_MAX - 1)];
+		if (p->seq > durable)
+			break;
+		if (p->republish) {
+			bk_cmd_publish_scope(d, p->slot);
+			changed = true;
+		}
+		end = i + 1;
+	}
+	if (changed)
+		bk_shm_changed(&d->shm);
+	/* ... then they are acknowledged. */
+	for (i = d->pend_tail; i != end; i++) {
+		struct bk_pending *p = &d->pending[i & (BK_PENDING_MAX - 1)];
+		if (p->reply)
+			bk_server_reply(&d->srv, p->reply);
+		p->reply = NULL;
+		publish_event(d, p);
+	}
+	d->pend_tail = end;
+}
+
+void bk_cmd_flush_failed(struct bk_daemon *d, int err)
+{
+	Breaker__Reply rep = BREAKER__REPLY__INIT;
+
+	/* Trips are in effect already: say so now rather than time out. Resumes
+	 * stay unpublished and unacknowledged until their record is on disk. */
+	for (uint32_t i = d->pend_tail; i != d->pend_head; i++) {
+		struct bk_pending *p = &d->pending[i & (BK_PENDING_MAX - 1)];
+		if (!p->reply || p->kind != BREAKER__AUDIT_RECORD__KIND__TRIP)
+			continue;
+		rep.has_status = rep.has_audit_seq = 1;
+		rep.status = BREAKER__STATUS__ERR_NOT_DURABLE;
+		rep.audit_seq = p->seq;
+		rep.error = "the halt IS in effect, but its audit record is not on disk yet "
+			    "(audit log write failing); it will be retried";
+		reply_now(d, p->reply, &rep);
+		p->reply = NULL;
+	}
+	if (!d->flush_err)
+		bk_err("audit log write failed: %s; trips stay in effect, resumes are refused",
+		       strerror(-err));
+	d->flush_err = err;
+}

@@ -1,0 +1,282 @@
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "bk_config.h"
+
+static void default_dirs(struct bk_config *cfg)
+{
+	const char *xdg_run = getenv("XDG_RUNTIME_DIR");
+	const char *xdg_state = getenv("XDG_STATE_HOME");
+	const char *home = getenv("HOME");
+
+	if (geteuid() == 0) {
+		snprintf(cfg->run_dir, sizeof(cfg->run_dir), "/run/breaker");
+		snprintf(cfg->state_dir, sizeof(cfg->state_dir), "/var/lib/breaker/%s",
+			 cfg->instance);
+		return;
+	}
+	if (xdg_run && *xdg_run == '/')
+		snprintf(cfg->run_dir, sizeof(cfg->run_dir), "%s/breaker", xdg_run);
+	else
+		snprintf(cfg->run_dir, sizeof(cfg->run_dir), "/tmp/breaker-%u",
+			 (unsigned)geteuid());
+	if (xdg_state && *xdg_state == '/')
+		snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s/breaker/%s", xdg_state,
+			 cfg->instance);
+	else if (home && *home == '/')
+		snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s/.local/state/breaker/%s",
+			 home, cfg->instance);
+	else
+		snprintf(cfg->state_dir, sizeof(cfg->state_dir), "/tmp/breaker-%u/state/%s",
+			 (unsigned)geteuid(), cfg->instance);
+}
+
+/* Defaults for whichever of run_dir/state_dir the file did not set. */
+static void default_dirs_keep(struct bk_config *cfg, int keep_run, int keep_state)
+{
+	char run[PATH_MAX], state[PATH_MAX];
+
+	memcpy(run, cfg->run_dir, sizeof(run));
+	memcpy(state, cfg->state_dir, sizeof(state));
+	default_dirs(cfg);
+	if (keep_run)
+		memcpy(cfg->run_dir, run, sizeof(run));
+	if (keep_state)
+		memcpy(cfg->state_dir, state, sizeof(state));
+}
+
+void bk_config_derive(struct bk_config *cfg)
+{
+	snprintf(cfg->audit_path, sizeof(cfg->audit_path), "%s/audit.log", cfg->state_dir);
+	snprintf(cfg->cmd_url, sizeof(cfg->cmd_url), "ipc://%s/%s.cmd", cfg->run_dir,
+		 cfg->instance);
+	snprintf(cfg->pub_url, sizeof(cfg->pub_url), "ipc://%s/%s.pub", cfg->run_dir,
+		 cfg->instance);
+}
+
+static int instance_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= BK_INSTANCE_MAX)
+		return 0;
+	for (; *s; s++)
+		if (!(*s == '-' || *s == '_' || *s == '.' || (*s >= '0' && *s <= '9') ||
+		      (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
+			return 0;
+	return 1;
+}
+
+int bk_config_defaults(struct bk_config *cfg, const char *instance)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	if (!instance)
+		instance = "default";
+	if (!instance_valid(instance))
+		return -EINVAL;
+	snprintf(cfg->instance, sizeof(cfg->instance), "%s", instance);
+	default_dirs(cfg);
+	bk_config_derive(cfg);
+	cfg->tick_ns = 100 * 1000;
+	cfg->heartbeat_bound_ns = 5 * 1000 * 1000;
+	cfg->max_msg = 16 * 1024;
+	cfg->reason_max = 1024;
+	cfg->shm_mode = 0644;
+	cfg->sock_mode = 0660;
+	/* Resume is restricted: by default only the daemon's own user and root. */
+	cfg->resume_uids[cfg->n_resume_uids++] = geteuid();
+	if (geteuid() != 0)
+		cfg->resume_uids[cfg->n_resume_uids++] = 0;
+	return 0;
+}
+
+/* ---- INI parsing --------------------------------------------------------- */
+
+struct load_ctx {
+	struct bk_config cfg; /* work on a copy: a bad file changes nothing */
+	char *err;
+	size_t errlen;
+	FILE *file;
+	int line; /* Debian's inih passes no line numbers: count them here */
+	int failed;
+	int urls_set; /* explicit urls/dirs (bits 1,2,4,8) survive re-derivation */
+};
+
+static int fail(struct load_ctx *c, int line, const char *fmt, const char *a, const char *b)
+{
+	char what[256];
+
+	snprintf(what, sizeof(what), fmt, a, b);
+	snprintf(c->err, c->errlen, "line %d: %s", line, what);
+	c->failed = 1;
+	return 0; /* stop inih at the first error */
+}
+
+static int parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long x;
+
+	if (*v == '-' || *v == '\0')
+		return -EINVAL;
+	errno = 0;
+	x = strtoull(v, &end, 0);
+	if (errno || *end || x < min || x > max)
+		return -ERANGE;
+	*out = x;
+	return 0;
+}
+
+static int set_str(char *dst, size_t len, const char *v)
+{
+	if (strlen(v) >= len)
+		return -ENAMETOOLONG;
+	memcpy(dst, v, strlen(v) + 1);
+	return 0;
+}
+
+/* Comma-separated numeric ids. */
+static int parse_ids(const char *v, unsigned *ids, int *n)
+{
+	char buf[1024], *save = NULL, *tok;
+	uint64_t x;
+
+	if (set_str(buf, sizeof(buf), v))
+		return -EINVAL;
+	*n = 0;
+	for (tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		if (*n >= BK_AUTH_MAX || parse_u64(tok, 0, UINT32_MAX - 1, &x))
+			return -EINVAL;
+		ids[(*n)++] = (unsigned)x;
+	}
+	return 0;
+}
+
+static int parse_strategies(struct bk_config *cfg, const char *v)
+{
+	char buf[16384], *save = NULL, *tok;
+
+	if (set_str(buf, sizeof(buf), v))
+		return -EINVAL;
+	cfg->n_strategies = 0;
+	for (tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		if (cfg->n_strategies >= BK_CFG_STRATEGIES ||
+		    set_str(cfg->strategies[cfg->n_strategies], BK_NAME_MAX, tok))
+			return -EINVAL;
+		cfg->n_strategies++;
+	}
+	return 0;
+}
+
+static int key_is(const char *s, const char *n, const char *section, const char *name)
+{
+	return strcmp(s, section) == 0 && strcmp(n, name) == 0;
+}
+
+static int handle(void *user, const char *s, const char *n, const char *v)
+{
+	struct load_ctx *c = user;
+	int line = c->line;
+	struct bk_config *cfg = &c->cfg;
+	uint64_t x;
+	int err = 0;
+
+	if (key_is(s, n, "breaker", "instance")) {
+		if (!instance_valid(v))
+			return fail(c, line, "instance '%s' must be 1-63 of [A-Za-z0-9._-]", v, "");
+		snprintf(cfg->instance, sizeof(cfg->instance), "%s", v);
+	} else if (key_is(s, n, "breaker", "run_dir")) {
+		err = *v == '/' ? set_str(cfg->run_dir, sizeof(cfg->run_dir), v) : -EINVAL;
+		c->urls_set |= err ? 0 : 4;
+	} else if (key_is(s, n, "breaker", "state_dir")) {
+		err = *v == '/' ? set_str(cfg->state_dir, sizeof(cfg->state_dir), v) : -EINVAL;
+		c->urls_set |= err ? 0 : 8;
+	} else if (key_is(s, n, "breaker", "tick_period_us")) {
+		if (!(err = parse_u64(v, 10, 1000000, &x)))
+			cfg->tick_ns = x * 1000;
+	} else if (key_is(s, n, "breaker", "heartbeat_bound_ms")) {
+		if (!(err = parse_u64(v, 1, 60000, &x)))
+			cfg->heartbeat_bound_ns = x * 1000000;
+	} else if (key_is(s, n, "breaker", "shm_mode")) {
+		/* never group/other-writable: engines must only read */
+		if (!(err = parse_u64(v, 0400, 0644, &x)) && (x & 0133))
+			err = -EINVAL;
+		cfg->shm_mode = err ? cfg->shm_mode : (mode_t)x;
+	} else if (key_is(s, n, "commands", "max_message_bytes")) {
+		if (!(err = parse_u64(v, 1024, 1 << 20, &x)))
+			cfg->max_msg = (uint32_t)x;
+	} else if (key_is(s, n, "commands", "reason_max_bytes")) {
+		if (!(err = parse_u64(v, 16, 4000, &x)))
+			cfg->reason_max = (uint32_t)x;
+	} else if (key_is(s, n, "commands", "ipc_url")) {
+		err = strncmp(v, "ipc://", 6) ? -EINVAL : set_str(cfg->cmd_url, BK_URL_MAX, v);
+		c->urls_set |= err ? 0 : 1;
+	} else if (key_is(s, n, "commands", "pub_url")) {
+		err = strncmp(v, "ipc://", 6) ? -EINVAL : set_str(cfg->pub_url, BK_URL_MAX, v);
+		c->urls_set |= err ? 0 : 2;
+	} else if (key_is(s, n, "commands", "tcp_url")) {
+		err = (*v && strncmp(v, "tcp://", 6)) ? -EINVAL
+						      : set_str(cfg->tcp_url, BK_URL_MAX, v);
+	} else if (key_is(s, n, "commands", "socket_mode")) {
+		if (!(err = parse_u64(v, 0600, 0777, &x)))
+			cfg->sock_mode = (mode_t)x;
+	} else if (key_is(s, n, "auth", "resume_uids")) {
+		err = parse_ids(v, (unsigned *)cfg->resume_uids, &cfg->n_resume_uids);
+	} else if (key_is(s, n, "auth", "resume_gids")) {
+		err = parse_ids(v, (unsigned *)cfg->resume_gids, &cfg->n_resume_gids);
+	} else if (key_is(s, n, "strategies", "names")) {
+		err = parse_strategies(cfg, v);
+	} else {
+		return fail(c, line, "unknown key '%s' in section [%s]", n, s);
+	}
+	if (err)
+		return fail(c, line, "bad value '%s' for '%s'", v, n);
+	return 1;
+}
+
+static char *read_line(char *buf, int len, void *arg)
+{
+	struct load_ctx *c = arg;
+
+	c->line++;
+	return fgets(buf, len, c->file);
+}
+
+int bk_config_load(struct bk_config *cfg, const char *path, char *err, size_t errlen)
+{
+	struct load_ctx c = {.cfg = *cfg, .err = err, .errlen = errlen};
+	char cmd_url[BK_URL_MAX], pub_url[BK_URL_MAX];
+	int rv;
+
+	c.file = fopen(path, "re");
+	if (!c.file) {
+		rv = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-rv));
+		return rv;
+	}
+	rv = ini_parse_stream(read_line, &c, handle, &c);
+	fclose(c.file);
+	if (c.failed)
+		return -EINVAL;
+	if (rv != 0) {
+		snprintf(err, errlen, "line %d: syntax error", rv);
+		return -EINVAL;
+	}
+	/* Paths follow instance/run_dir/state_dir unless set explicitly. */
+	if ((c.urls_set & 12) != 12)
+		default_dirs_keep(&c.cfg, c.urls_set & 4, c.urls_set & 8);
+	memcpy(cmd_url, c.cfg.cmd_url, sizeof(cmd_url));
+	memcpy(pub_url, c.cfg.pub_url, sizeof(pub_url));
+	bk_config_derive(&c.cfg);
+	if (c.urls_set & 1)
+		memcpy(c.cfg.cmd_url, cmd_url, sizeof(cmd_url));
+	if (c.urls_set & 2)
+		memcpy(c.cfg.pub_url, pub_url, sizeof(pub_url));
+	*cfg = c.cfg;
+	return 0;
+}

@@ -1,0 +1,261 @@
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include "bk_log.h"
+#include "bk_loop.h"
+
+enum { TAG_TICK = 1, TAG_POLL, TAG_SIGNAL, TAG_WRITE, TAG_FSYNC };
+
+struct loop {
+	struct io_uring ring;
+	struct bk_daemon *d;
+	const char *log_path;
+	int sig_fd;
+	struct signalfd_siginfo sig;
+	struct __kernel_timespec tick_ts;
+	uint64_t next_tick;
+	size_t write_len;
+	int write_res;
+	bool flushing;
+	bool backlog; /* requests left waiting because the pending ring was full */
+	bool flush_retry;
+};
+
+static struct io_uring_sqe *get_sqe(struct loop *l)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+
+	if (!sqe) {
+		io_uring_submit(&l->ring);
+		sqe = io_uring_get_sqe(&l->ring);
+	}
+	return sqe; /* the ring is sized so this never stays NULL */
+}
+
+/* liburing 2.3 has no multishot timeout: an absolute timeout, re-armed. */
+static void arm_tick(struct loop *l)
+{
+	struct io_uring_sqe *sqe = get_sqe(l);
+
+	l->tick_ts.tv_sec = (long long)(l->next_tick / 1000000000ull);
+	l->tick_ts.tv_nsec = (long long)(l->next_tick % 1000000000ull);
+	io_uring_prep_timeout(sqe, &l->tick_ts, 0, IORING_TIMEOUT_ABS);
+	io_uring_sqe_set_data64(sqe, TAG_TICK);
+}
+
+static void arm_poll(struct loop *l)
+{
+	struct io_uring_sqe *sqe = get_sqe(l);
+
+	io_uring_prep_poll_multishot(sqe, l->d->srv.recv_fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, TAG_POLL);
+}
+
+static void arm_signal(struct loop *l)
+{
+	struct io_uring_sqe *sqe = get_sqe(l);
+
+	io_uring_prep_read(sqe, l->sig_fd, &l->sig, sizeof(l->sig), 0);
+	io_uring_sqe_set_data64(sqe, TAG_SIGNAL);
+}
+
+/* Write the staged audit records and fsync them, linked, in one submission. */
+static void start_flush(struct loop *l)
+{
+	struct io_uring_sqe *sqe;
+	const uint8_t *buf;
+	uint64_t off;
+
+	if (l->flushing || l->flush_retry || !bk_audit_flush_ready(&l->d->audit))
+		return;
+	bk_audit_flush_begin(&l->d->audit, &buf, &l->write_len, &off);
+	sqe = get_sqe(l);
+	io_uring_prep_write(sqe, l->d->audit.fd, buf, (unsigned)l->write_len, off);
+	sqe->flags |= IOSQE_IO_LINK;
+	io_uring_sqe_set_data64(sqe, TAG_WRITE);
+	sqe = get_sqe(l);
+	io_uring_prep_fsync(sqe, l->d->audit.fd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data64(sqe, TAG_FSYNC);
+	l->flushing = true;
+	l->write_res = 0;
+}
+
+static void flush_done(struct loop *l, int fsync_res)
+{
+	int res = fsync_res;
+
+	/* A short write cancels the linked fsync: report it as the I/O error. */
+	if (l->write_res < 0)
+		res = l->write_res;
+	else if ((size_t)l->write_res != l->write_len)
+		res = -EIO;
+	l->flushing = false;
+	bk_audit_flush_done(&l->d->audit, res);
+	if (res < 0) {
+		bk_cmd_flush_failed(l->d, res);
+		l->flush_retry = true; /* next tick, not in a tight loop */
+		return;
+	}
+	if (l->d->flush_err)
+		bk_info("audit log writable again");
+	l->d->flush_err = 0;
+	bk_cmd_durable(l->d);
+}
+
+static void drain_requests(struct loop *l)
+{
+	nng_msg *msg;
+
+	l->backlog = false;
+	while (bk_cmd_can_accept(l->d)) {
+		if (bk_server_recv(&l->d->srv, &msg) < 0)
+			return;
+		bk_cmd_handle(l->d, msg);
+	}
+	l->backlog = true;
+}
+
+static void on_tick(struct loop *l)
+{
+	uint64_t now = bk_now_mono_ns();
+
+	bk_shm_heartbeat(&l->d->shm, now);
+	l->flush_retry = false;
+	l->next_tick += l->d->cfg.tick_ns;
+	if (l->next_tick <= now) /* overran: skip ticks rather than burst */
+		l->next_tick = now + l->d->cfg.tick_ns;
+	arm_tick(l);
+}
+
+static void on_signal(struct loop *l, int res)
+{
+	if (res == (int)sizeof(l->sig)) {
+		switch (l->sig.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			bk_info("signal %u: stopping; state stays as it is", l->sig.ssi_signo);
+			l->d->stop = true;
+			break;
+		case SIGHUP:
+			if (l->log_path && !freopen(l->log_path, "a", stderr))
+				l->log_path = NULL;
+			bk_info("SIGHUP: log reopened");
+			break;
+		}
+	}
+	if (!l->d->stop)
+		arm_signal(l);
+}
+
+static void on_cqe(struct loop *l, struct io_uring_cqe *cqe)
+{
+	switch (io_uring_cqe_get_data64(cqe)) {
+	case TAG_TICK:
+		on_tick(l);
+		break;
+	case TAG_POLL:
+		l->backlog = true;
+		if (!(cqe->flags & IORING_CQE_F_MORE))
+			arm_poll(l); /* multishot poll ends on its own at times */
+		break;
+	case TAG_SIGNAL:
+		on_signal(l, cqe->res);
+		break;
+	case TAG_WRITE:
+		l->write_res = cqe->res;
+		break;
+	case TAG_FSYNC:
+		flush_done(l, cqe->res);
+		break;
+	}
+}
+
+void bk_loop_signals(sigset_t *mask)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGHUP);
+	sigaddset(mask, SIGPIPE);
+	/* Blocked in every thread (nng's inherit this mask), read via signalfd. */
+	pthread_sigmask(SIG_BLOCK, mask, NULL);
+}
+
+static int setup(struct loop *l)
+{
+	struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER |
+					     IORING_SETUP_DEFER_TASKRUN};
+	sigset_t mask;
+	int rv;
+
+	rv = io_uring_queue_init_params(64, &l->ring, &p);
+	if (rv == -EINVAL) /* kernel older than 6.1 */
+		rv = io_uring_queue_init(64, &l->ring, 0);
+	if (rv < 0)
+		return rv;
+	bk_loop_signals(&mask);
+	l->sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (l->sig_fd < 0) {
+		rv = -errno;
+		io_uring_queue_exit(&l->ring);
+		return rv;
+	}
+	return 0;
+}
+
+/* Stop: finish the flush in flight, make everything staged durable, answer. */
+static void finish(struct loop *l)
+{
+	struct io_uring_cqe *cqe;
+
+	while (l->flushing && io_uring_wait_cqe(&l->ring, &cqe) == 0) {
+		on_cqe(l, cqe);
+		io_uring_cqe_seen(&l->ring, cqe);
+	}
+	if (bk_audit_flush_sync(&l->d->audit) == 0)
+		bk_cmd_durable(l->d);
+	io_uring_queue_exit(&l->ring);
+	close(l->sig_fd);
+}
+
+int bk_loop_run(struct bk_daemon *d, const char *log_path)
+{
+	struct loop l = {.d = d, .log_path = log_path};
+	struct io_uring_cqe *cqe;
+	unsigned head, n;
+	int rv;
+
+	if ((rv = setup(&l)) < 0)
+		return rv;
+	l.next_tick = bk_now_mono_ns() + d->cfg.tick_ns;
+	arm_tick(&l);
+	arm_poll(&l);
+	arm_signal(&l);
+	l.backlog = true; /* requests may have queued while booting */
+	while (!d->stop) {
+		if (l.backlog)
+			drain_requests(&l);
+		start_flush(&l);
+		rv = io_uring_submit_and_wait(&l.ring, 1);
+		if (rv < 0 && rv != -EINTR && rv != -ETIME) {
+			bk_err("io_uring: %s", strerror(-rv));
+			break;
+		}
+		n = 0;
+		io_uring_for_each_cqe(&l.ring, head, cqe) {
+			on_cqe(&l, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&l.ring, n);
+	}
+	finish(&l);
+	return d->stop ? 0 : rv;
+}

@@ -1,0 +1,40 @@
+/*
+ * bk_mode - names of modes and reason codes, shared by the daemon, the CLI
+ * and the audit tools. Codes are the values of breaker.Mode and
+ * breaker.ReasonCode in proto/breaker.proto and of the shm state word.
+ */
+#ifndef BK_MODE_H
+#define BK_MODE_H
+
+#include <stdbool.h>
+#include "breaker_client.h"
+
+#define BK_REASON_COUNT 12 /* codes 0 .. BK_REASON_COUNT-1; 0 is "none" */
+
+enum bk_reason_code {
+	BK_R_NONE = 0,
+	BK_R_MANUAL_HALT = 1,
+	BK_R_EMERGENCY_STOP = 2,
+	BK_R_KILL_SWITCH = 3,
+	BK_R_REJECT_RATE = 4,
+	BK_R_ORDER_RATE = 5,
+	BK_R_INVARIANT_VIOLATION = 6,
+	BK_R_RECONCILIATION_BREAK = 7,
+	BK_R_DRAWDOWN = 8,
+	BK_R_EXPOSURE_LIMIT = 9,
+	BK_R_STALE_HEARTBEAT = 10,
+	BK_R_AUDIT_CORRUPT = 11,
+};
+
+/* "manual_halt" etc.; NULL for an unknown code. */
+const char *bk_reason_name(unsigned code);
+/* Code for a name, or -1. Code 0 ("none") is not a valid name. */
+int bk_reason_parse(const char *name);
+/* True for codes an operator may trip with (not audit_corrupt). */
+bool bk_reason_operator(unsigned code);
+
+/* "active", "cautious", "reduce-only" (or reduce_only), "halted"; -1 if unknown. */
+int bk_mode_parse(const char *name);
+bool bk_mode_valid(int mode);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * bk_rpc - the command client: one nng REQ socket, one protobuf Request out,
+ * one Reply back. Used by the CLI, tests and benchmarks.
+ *
+ * REQ's automatic resend is turned off: a trip or resume must not be applied
+ * twice because a reply was slow; a timeout is reported to the caller instead.
+ */
+#ifndef BK_RPC_H
+#define BK_RPC_H
+
+#include <nng/nng.h>
+
+#include "breaker.pb-c.h"
+
+struct bk_rpc {
+	nng_socket sock;
+	int open;
+};
+
+/* Dial url (ipc:// or tcp://). timeout_ms bounds each call. 0 or -errno. */
+int bk_rpc_open(struct bk_rpc *r, const char *url, int timeout_ms);
+void bk_rpc_close(struct bk_rpc *r);
+
+/*
+ * Send req, wait for the reply. *reply is freed by the caller with
+ * breaker__reply__free_unpacked(*reply, NULL). Returns 0, -ETIMEDOUT,
+ * -ECONNREFUSED (no daemon), -EBADMSG (undecodable reply) or -errno.
+ */
+int bk_rpc_call(struct bk_rpc *r, const Breaker__Request *req, Breaker__Reply **reply);
+
+/* Map an nng error to a negative errno. */
+int bk_rpc_errno(int nng_err);
+
+#endif

@@ -1,0 +1,126 @@
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/transport/ipc/ipc.h>
+
+#include "bk_log.h"
+#include "bk_server.h"
+
+static int ipc_path(const char *url, const char **path)
+{
+	if (strncmp(url, "ipc://", 6) != 0)
+		return -EINVAL;
+	*path = url + 6;
+	return 0;
+}
+
+/*
+ * Listen on url. For IPC, a stale socket file from a crashed daemon is
+ * removed first (the state-dir lock proves no other daemon owns it), and the
+ * file's permissions come from the config, not the umask.
+ */
+static int listen_on(nng_socket sock, const char *url, int mode, char *err, size_t errlen)
+{
+	nng_listener l;
+	const char *path;
+	int rv;
+
+	if (ipc_path(url, &path) == 0)
+		unlink(path);
+	if ((rv = nng_listener_create(&l, sock, url)) != 0)
+		goto fail;
+	if (ipc_path(url, &path) == 0 &&
+	    (rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, mode)) != 0)
+		goto fail;
+	if ((rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, BK_TRANSPORT_MAX)) != 0 ||
+	    (rv = nng_listener_start(l, 0)) != 0)
+		goto fail;
+	if (ipc_path(url, &path) == 0 && chmod(path, (mode_t)mode) < 0)
+		bk_warn("chmod %s: %s", path, strerror(errno));
+	return 0;
+fail:
+	snprintf(err, errlen, "listen %s: %s", url, nng_strerror(rv));
+	return -EADDRNOTAVAIL;
+}
+
+int bk_server_open(struct bk_server *s, const struct bk_config *cfg, char *err,
+		   size_t errlen)
+{
+	int rv;
+
+	memset(s, 0, sizeof(*s));
+	if ((rv = nng_rep0_open_raw(&s->rep)) != 0 || (rv = nng_pub0_open(&s->pub)) != 0) {
+		snprintf(err, errlen, "nng: %s", nng_strerror(rv));
+		return -ENOMEM;
+	}
+	s->open = 1;
+	if ((rv = nng_setopt_size(s->rep, NNG_OPT_RECVMAXSZ, BK_TRANSPORT_MAX)) != 0 ||
+	    (rv = nng_setopt_int(s->rep, NNG_OPT_RECVBUF, 1024)) != 0 ||
+	    (rv = nng_setopt_int(s->rep, NNG_OPT_SENDBUF, 1024)) != 0 ||
+	    (rv = nng_getopt_int(s->rep, NNG_OPT_RECVFD, &s->recv_fd)) != 0) {
+		snprintf(err, errlen, "nng options: %s", nng_strerror(rv));
+		goto fail;
+	}
+	if ((rv = listen_on(s->rep, cfg->cmd_url, cfg->sock_mode, err, errlen)) < 0 ||
+	    (rv = listen_on(s->pub, cfg->pub_url, cfg->sock_mode, err, errlen)) < 0)
+		goto fail;
+	if (cfg->tcp_url[0] &&
+	    (rv = listen_on(s->rep, cfg->tcp_url, 0, err, errlen)) < 0)
+		goto fail;
+	return 0;
+fail:
+	bk_server_close(s);
+	return -EIO;
+}
+
+void bk_server_close(struct bk_server *s)
+{
+	if (!s->open)
+		return;
+	nng_close(s->rep);
+	nng_close(s->pub);
+	s->open = 0;
+}
+
+int bk_server_recv(struct bk_server *s, nng_msg **msg)
+{
+	int rv = nng_recvmsg(s->rep, msg, NNG_FLAG_NONBLOCK);
+
+	if (rv == NNG_EAGAIN)
+		return -EAGAIN;
+	return rv ? -EIO : 0;
+}
+
+void bk_server_peer(const nng_msg *msg, struct bk_peer *peer)
+{
+	nng_pipe p = nng_msg_get_pipe(msg);
+	uint64_t uid, gid, pid;
+
+	memset(peer, 0, sizeof(*peer));
+	peer->uid = peer->gid = UINT32_MAX;
+	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) != 0 ||
+	    nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_GID, &gid) != 0)
+		return; /* not IPC: no credentials, so no trust */
+	peer->uid = (uint32_t)uid;
+	peer->gid = (uint32_t)gid;
+	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid) == 0)
+		peer->pid = (uint32_t)pid;
+	peer->local = 1;
+}
+
+void bk_server_reply(struct bk_server *s, nng_msg *msg)
+{
+	if (nng_sendmsg(s->rep, msg, NNG_FLAG_NONBLOCK) != 0)
+		nng_msg_free(msg); /* the requester is gone or flooding; it will time out */
+}
+
+void bk_server_publish(struct bk_server *s, const void *buf, size_t len)
+{
+	nng_send(s->pub, (void *)buf, len, NNG_FLAG_NONBLOCK);
+}

@@ -1,0 +1,51 @@
+/*
+ * bk_server - the daemon's nng sockets: a raw REP socket for commands (raw so
+ * that many requests can be in flight and be answered out of order, once
+ * their audit records are durable) and a PUB socket for state changes.
+ *
+ * nng runs its own threads; the daemon only touches these sockets from its
+ * loop thread, woken by NNG_OPT_RECVFD (readable once a message waits).
+ */
+#ifndef BK_SERVER_H
+#define BK_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <nng/nng.h>
+
+#include "bk_config.h"
+
+/* nng drops anything larger at the transport; smaller but > max_msg gets a reply. */
+#define BK_TRANSPORT_MAX (1u << 20)
+
+struct bk_server {
+	nng_socket rep;
+	nng_socket pub;
+	int recv_fd; /* poll for POLLIN */
+	int open;
+};
+
+struct bk_peer {
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t pid;
+	int local; /* credentials came from the IPC socket */
+};
+
+int bk_server_open(struct bk_server *s, const struct bk_config *cfg, char *err,
+		   size_t errlen);
+void bk_server_close(struct bk_server *s);
+
+/* Next waiting request, never blocks: 0, or -EAGAIN when drained. */
+int bk_server_recv(struct bk_server *s, nng_msg **msg);
+
+/* Who sent it: from SO_PEERCRED on IPC; TCP peers are not local (uid ~0). */
+void bk_server_peer(const nng_msg *msg, struct bk_peer *peer);
+
+/* Send a reply (msg keeps the request's routing header). Consumes msg. */
+void bk_server_reply(struct bk_server *s, nng_msg *msg);
+
+/* Publish an event; dropped for slow subscribers, as PUB does. */
+void bk_server_publish(struct bk_server *s, const void *buf, size_t len);
+
+#endif

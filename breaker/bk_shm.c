@@ -1,0 +1,186 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "bk_shm.h"
+
+#define REL memory_order_release
+#define RLX memory_order_relaxed
+
+static void fill_header(struct bk_shm *s, const struct bk_shm_params *p)
+{
+	struct bk_shm_header *h = &s->hdr;
+
+	h->magic = BK_SHM_MAGIC;
+	h->header_size = (uint32_t)offsetof(struct bk_shm, strategies);
+	h->segment_size = BK_SHM_SIZE;
+	h->strategy_capacity = BK_MAX_STRATEGIES;
+	h->strategy_entry_size = sizeof(struct bk_shm_scope);
+	h->strategy_table_offset = (uint32_t)offsetof(struct bk_shm, strategies);
+	h->daemon_pid = (uint32_t)getpid();
+	h->tick_period_ns = p->tick_ns;
+	h->heartbeat_bound_ns = p->heartbeat_bound_ns;
+	/* Fail closed until the log is replayed and the real state published. */
+	atomic_store_explicit(&s->global.state, BK_STATE_PACK(BK_HALTED, 0, 0), REL);
+}
+
+static int check_existing(int fd, char *err, size_t errlen)
+{
+	struct bk_shm_header h;
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if ((size_t)st.st_size < sizeof(h) ||
+	    pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || h.magic != BK_SHM_MAGIC) {
+		snprintf(err, errlen, "not a breaker segment (size %lld, no magic)",
+			 (long long)st.st_size);
+		return -EPROTO;
+	}
+	if (h.layout_version != BK_LAYOUT_VERSION || h.segment_size != BK_SHM_SIZE ||
+	    (size_t)st.st_size != BK_SHM_SIZE) {
+		snprintf(err, errlen, "segment has layout version %u, size %llu; this daemon "
+				      "is layout %u, size %zu",
+			 (unsigned)h.layout_version, (unsigned long long)h.segment_size,
+			 BK_LAYOUT_VERSION, (size_t)BK_SHM_SIZE);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static int open_segment(struct bk_shm_writer *w, const struct bk_shm_params *p, char *err,
+			size_t errlen)
+{
+	int fd = shm_open(w->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, p->mode);
+
+	w->created = fd >= 0;
+	if (fd < 0 && errno == EEXIST) {
+		fd = shm_open(w->name, O_RDWR | O_CLOEXEC, 0);
+		if (fd < 0)
+			return -errno;
+		int rv = check_existing(fd, err, errlen);
+		if (rv < 0) {
+			close(fd);
+			return rv;
+		}
+		return fd;
+	}
+	if (fd < 0)
+		return -errno;
+	if (fchmod(fd, p->mode) < 0 || ftruncate(fd, BK_SHM_SIZE) < 0) {
+		int rv = -errno;
+		close(fd);
+		shm_unlink(w->name);
+		return rv;
+	}
+	return fd;
+}
+
+int bk_shm_open(struct bk_shm_writer *w, const struct bk_shm_params *p, char *err,
+		size_t errlen)
+{
+	void *m;
+	int fd, rv;
+
+	memset(w, 0, sizeof(*w));
+	err[0] = '\0';
+	if ((rv = bk_shm_name(w->name, sizeof(w->name), p->instance)) < 0)
+		return rv;
+	if ((fd = open_segment(w, p, err, errlen)) < 0)
+		return fd;
+	m = mmap(NULL, BK_SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	rv = -errno;
+	close(fd);
+	if (m == MAP_FAILED) {
+		if (w->created)
+			shm_unlink(w->name);
+		return rv;
+	}
+	w->shm = m;
+	if (w->created) {
+		fill_header(w->shm, p);
+		/* Readers treat version 0 as "not ready": store it last. */
+		atomic_store_explicit(&w->shm->hdr.layout_version, BK_LAYOUT_VERSION, REL);
+	} else {
+		w->shm->hdr.daemon_pid = (uint32_t)getpid();
+		w->shm->hdr.tick_period_ns = p->tick_ns;
+		w->shm->hdr.heartbeat_bound_ns = p->heartbeat_bound_ns;
+	}
+	return 0;
+}
+
+void bk_shm_close(struct bk_shm_writer *w, bool clean)
+{
+	if (!w->shm)
+		return;
+	if (clean) {
+		atomic_store_explicit(&w->shm->heartbeat_ns, 0, REL);
+		bk_shm_changed(w);
+	}
+	munmap(w->shm, BK_SHM_SIZE);
+	w->shm = NULL;
+}
+
+int bk_shm_unlink(const char *instance)
+{
+	char name[BK_INSTANCE_MAX + 16];
+	int rv = bk_shm_name(name, sizeof(name), instance);
+
+	if (rv < 0)
+		return rv;
+	return shm_unlink(name) < 0 ? -errno : 0;
+}
+
+static struct bk_shm_scope *scope_at(struct bk_shm_writer *w, int slot)
+{
+	if (slot < 0)
+		return &w->shm->global;
+	return &w->shm->strategies[slot];
+}
+
+void bk_shm_publish(struct bk_shm_writer *w, int slot, uint64_t state, uint32_t latches,
+		    uint64_t since_ns)
+{
+	struct bk_shm_scope *s = scope_at(w, slot);
+	uint32_t q = atomic_load_explicit(&s->seq, RLX);
+
+	if (atomic_load_explicit(&s->state, RLX) == state &&
+	    atomic_load_explicit(&s->latches, RLX) == latches &&
+	    atomic_load_explicit(&s->since_ns, RLX) == since_ns)
+		return;
+	atomic_store_explicit(&s->seq, q + 1, RLX);
+	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(&s->since_ns, since_ns, RLX);
+	atomic_store_explicit(&s->latches, latches, RLX);
+	/* The one word the engines' fast path reads. */
+	atomic_store_explicit(&s->state, state, REL);
+	atomic_store_explicit(&s->seq, q + 2, REL);
+}
+
+void bk_shm_add_strategy(struct bk_shm_writer *w, int slot, const char *name)
+{
+	struct bk_shm_scope *s = &w->shm->strategies[slot];
+	uint32_t n = atomic_load_explicit(&w->shm->hdr.strategy_count, RLX);
+
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	if ((uint32_t)slot + 1 > n)
+		atomic_store_explicit(&w->shm->hdr.strategy_count, (uint32_t)slot + 1, REL);
+}
+
+void bk_shm_changed(struct bk_shm_writer *w)
+{
+	atomic_fetch_add_explicit(&w->shm->change_seq, 1, REL);
+	/* Shared (not _PRIVATE) futex: the waiters are other processes. */
+	syscall(SYS_futex, &w->shm->change_seq, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
+void bk_shm_heartbeat(struct bk_shm_writer *w, uint64_t mono_ns)
+{
+	atomic_store_explicit(&w->shm->heartbeat_ns, mono_ns, REL);
+}

@@ -1,0 +1,120 @@
+/*
+ * bk_status - Status and ListStrategies replies. Not on any hot path: it
+ * allocates, and frees everything in bk_status_free.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bk_daemon.h"
+
+static Breaker__Latch *latch_msg(const struct bk_latch *l, unsigned r)
+{
+	Breaker__Latch *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	breaker__latch__init(m);
+	m->has_reason_code = m->has_mode = m->has_actor_uid = m->has_actor_pid = 1;
+	m->has_since_wall_ns = m->has_audit_seq = 1;
+	m->reason_code = (Breaker__ReasonCode)r;
+	m->mode = (Breaker__Mode)l->mode;
+	m->actor_uid = l->actor.uid;
+	m->actor_pid = l->actor.pid;
+	m->actor_name = (char *)l->actor.name;
+	m->since_wall_ns = l->since_wall_ns;
+	m->reason = (char *)l->reason;
+	m->audit_seq = l->audit_seq;
+	return m;
+}
+
+/* A scope as engines see it now (published, so a pending resume shows as held). */
+static Breaker__Scope *scope_msg(struct bk_daemon *d, int slot, bool latches)
+{
+	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
+	Breaker__Scope *m = calloc(1, sizeof(*m));
+	uint64_t since, word;
+	uint32_t mask;
+
+	if (!m)
+		return NULL;
+	breaker__scope__init(m);
+	word = bk_scope_published(sc, d->audit.durable_seq, &since, &mask);
+	m->strategy = slot == BK_GLOBAL ? NULL : (char *)sc->name;
+	m->has_mode = 1;
+	m->mode = (Breaker__Mode)BK_STATE_MODE(word);
+	m->has_slot = slot != BK_GLOBAL;
+	m->slot = slot == BK_GLOBAL ? 0 : (uint32_t)slot;
+	if (!latches || !sc->active)
+		return m;
+	m->latches = calloc(BK_REASON_COUNT, sizeof(*m->latches));
+	for (unsigned r = 1; m->latches && r < BK_REASON_COUNT; r++)
+		if ((sc->active & (1u << r)) && (m->latches[m->n_latches] = latch_msg(&sc->latches[r], r)))
+			m->n_latches++;
+	return m;
+}
+
+static void info_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
+{
+	uint64_t now = bk_now_mono_ns();
+	uint64_t hb = atomic_load(&d->shm.shm->heartbeat_ns);
+	uint32_t n = 0;
+
+	breaker__status_info__init(info);
+	info->instance = d->cfg.instance;
+	info->global = scope_msg(d, BK_GLOBAL, true);
+	info->tripped = calloc(d->state.n_strategies + 1, sizeof(*info->tripped));
+	for (uint32_t i = 0; info->tripped && i < d->state.n_strategies; i++)
+		if (d->state.strategies[i].active && (info->tripped[n] = scope_msg(d, (int)i, true)))
+			n++;
+	info->n_tripped = n;
+	info->has_strategy_count = info->has_heartbeat_age_ns = info->has_audit_seq = 1;
+	info->has_daemon_pid = info->has_tick_period_ns = info->has_uptime_ns = 1;
+	info->strategy_count = d->state.n_strategies;
+	info->heartbeat_age_ns = hb && now > hb ? now - hb : 0;
+	info->audit_seq = d->audit.durable_seq;
+	info->daemon_pid = (uint32_t)getpid();
+	info->tick_period_ns = d->cfg.tick_ns;
+	info->uptime_ns = now - d->boot_mono_ns;
+}
+
+void bk_status_build(struct bk_daemon *d, Breaker__Reply *rep, bool all)
+{
+	rep->has_status = 1;
+	rep->status = BREAKER__STATUS__OK;
+	rep->info = calloc(1, sizeof(*rep->info));
+	if (rep->info)
+		info_msg(d, rep->info);
+	if (!all)
+		return;
+	rep->strategies = calloc(d->state.n_strategies + 1, sizeof(*rep->strategies));
+	for (uint32_t i = 0; rep->strategies && i < d->state.n_strategies; i++)
+		if ((rep->strategies[rep->n_strategies] = scope_msg(d, (int)i, true)))
+			rep->n_strategies++;
+}
+
+static void scope_free(Breaker__Scope *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->n_latches; i++)
+		free(m->latches[i]);
+	free(m->latches);
+	free(m);
+}
+
+void bk_status_free(Breaker__Reply *rep)
+{
+	if (rep->info) {
+		scope_free(rep->info->global);
+		for (size_t i = 0; i < rep->info->n_tripped; i++)
+			scope_free(rep->info->tripped[i]);
+		free(rep->info->tripped);
+		free(rep->info);
+		rep->info = NULL;
+	}
+	for (size_t i = 0; i < rep->n_strategies; i++)
+		scope_free(rep->strategies[i]);
+	free(rep->strategies);
+	rep->strategies = NULL;
+	rep->n_strategies = 0;
+}

@@ -1,0 +1,327 @@
+/*
+ * breaker_client.h - header-only engine client for the breaker halt state.
+ *
+ * An engine attaches read-only to the daemon's shared-memory segment and asks
+ * "may I trade?" with bk_check(): two acquire loads, no system call, no lock.
+ * bk_check_live() also fails closed (HALTED) when the daemon's heartbeat is
+ * stale or the segment's layout is unknown. bk_wait_change() sleeps on the
+ * change sequence with a futex until the daemon publishes a change.
+ *
+ * The byte layout below is the contract with every client in every language;
+ * docs/shm-layout.md documents it and tests/test_layout.c checks the two agree.
+ * Works from C11 and C++11.
+ */
+#ifndef BREAKER_CLIENT_H
+#define BREAKER_CLIENT_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+
+#ifdef __cplusplus
+#include <atomic>
+#define BK_ATOMIC(t) std::atomic<t>
+#define BK_LOAD_ACQ(p) (p)->load(std::memory_order_acquire)
+#define BK_LOAD_RLX(p) (p)->load(std::memory_order_relaxed)
+#define BK_FENCE_ACQ() std::atomic_thread_fence(std::memory_order_acquire)
+extern "C" {
+#else
+#include <stdatomic.h>
+#define BK_ATOMIC(t) _Atomic(t)
+#define BK_LOAD_ACQ(p) atomic_load_explicit((p), memory_order_acquire)
+#define BK_LOAD_RLX(p) atomic_load_explicit((p), memory_order_relaxed)
+#define BK_FENCE_ACQ() atomic_thread_fence(memory_order_acquire)
+#endif
+
+/* ---- layout (version 1) ------------------------------------------------ */
+
+#define BK_SHM_MAGIC	      0x315245414b524242ull /* "BBRKAER1" little-endian */
+#define BK_LAYOUT_VERSION     1u
+#define BK_MAX_STRATEGIES     4096u
+#define BK_NAME_MAX	      40u /* bytes including the terminating NUL */
+#define BK_CACHE_LINE	      64u
+#define BK_SHM_PREFIX	      "/breaker."
+#define BK_INSTANCE_MAX	      64u
+
+/* Modes, least to most restrictive; numeric order is restriction order. */
+enum bk_mode {
+	BK_ACTIVE = 0,	    /* trade normally */
+	BK_CAUTIOUS = 1,    /* new orders at a reduced size limit */
+	BK_REDUCE_ONLY = 2, /* cancels and position-reducing orders only */
+	BK_HALTED = 3,	    /* no new orders or modifications; cancel working orders */
+};
+
+/*
+ * A scope's published state word: mode in bits 0-7, the winning latch's
+ * reason code in bits 8-15, its actor uid in bits 32-63. One 64-bit word so
+ * that mode and reason are always read together.
+ */
+#define BK_STATE_MODE(w)   ((unsigned)((w) & 0xffu))
+#define BK_STATE_REASON(w) ((unsigned)(((w) >> 8) & 0xffu))
+#define BK_STATE_UID(w)	   ((uint32_t)((w) >> 32))
+#define BK_STATE_PACK(mode, reason, uid)                                                 \
+	((uint64_t)(mode) | ((uint64_t)(reason) << 8) | ((uint64_t)(uid) << 32))
+
+/* One scope (global or a strategy), exactly one cache line. */
+struct bk_shm_scope {
+	BK_ATOMIC(uint64_t) state;    /* 0: packed mode | reason | uid */
+	BK_ATOMIC(uint32_t) seq;      /* 8: seqlock over since_ns/latches; odd = writing */
+	BK_ATOMIC(uint32_t) latches;  /* 12: bit n set = latch with reason code n active */
+	BK_ATOMIC(uint64_t) since_ns; /* 16: CLOCK_REALTIME ns the winning latch was set */
+	char name[BK_NAME_MAX];	      /* 24: NUL-terminated; "" for global */
+};
+
+/* Cache line 0: written once at creation (strategy_count grows, rarely). */
+struct bk_shm_header {
+	uint64_t magic;			    /* 0 */
+	BK_ATOMIC(uint32_t) layout_version; /* 8: 0 = not ready; stored last */
+	uint32_t header_size;		    /* 12: bytes before the strategy table */
+	uint64_t segment_size;		    /* 16 */
+	uint32_t strategy_capacity;	    /* 24 */
+	uint32_t strategy_entry_size;	    /* 28 */
+	uint32_t strategy_table_offset;	    /* 32 */
+	uint32_t daemon_pid;		    /* 36 */
+	uint64_t tick_period_ns;	    /* 40 */
+	uint64_t heartbeat_bound_ns;	    /* 48: daemon's advice for bk_check_live */
+	BK_ATOMIC(uint32_t) strategy_count; /* 56: slots [0, count) are in use */
+	uint32_t reserved0;		    /* 60 */
+};
+
+struct bk_shm {
+	struct bk_shm_header hdr;			 /* line 0, offset 0 */
+	BK_ATOMIC(uint64_t) heartbeat_ns;		 /* line 1, offset 64 */
+	char pad1[BK_CACHE_LINE - 8];
+	BK_ATOMIC(uint32_t) change_seq;			 /* line 2, offset 128: futex word */
+	char pad2[BK_CACHE_LINE - 4];
+	struct bk_shm_scope global;			 /* line 3, offset 192 */
+	struct bk_shm_scope strategies[BK_MAX_STRATEGIES]; /* offset 256 */
+};
+
+#define BK_SHM_SIZE sizeof(struct bk_shm)
+
+/* ---- engine API -------------------------------------------------------- */
+
+struct bk_client {
+	const struct bk_shm *shm;
+	size_t size;
+};
+
+/* Details of the winning latch, for an engine's own reject messages. */
+struct bk_reason {
+	enum bk_mode mode;
+	unsigned reason_code; /* breaker.ReasonCode; 0 = none */
+	uint32_t actor_uid;
+	uint64_t since_wall_ns;
+};
+
+static inline int bk_shm_name(char *buf, size_t len, const char *instance)
+{
+	int n;
+
+	if (!instance || !*instance || strlen(instance) >= BK_INSTANCE_MAX ||
+	    strchr(instance, '/'))
+		return -EINVAL;
+	n = snprintf(buf, len, "%s%s", BK_SHM_PREFIX, instance);
+	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+/*
+ * Map the instance's segment read-only. Returns 0, -EAGAIN while the daemon
+ * is still creating it, -EPROTO for a foreign file or unknown layout, or
+ * another negative errno. The kernel refuses writes through this mapping.
+ */
+static inline int bk_client_attach(struct bk_client *c, const char *instance)
+{
+	char name[BK_INSTANCE_MAX + 16];
+	struct stat st;
+	void *p;
+	int fd, err;
+
+	c->shm = NULL;
+	c->size = 0;
+	err = bk_shm_name(name, sizeof(name), instance);
+	if (err)
+		return err;
+	fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	if ((size_t)st.st_size < BK_SHM_SIZE) {
+		close(fd);
+		return st.st_size == 0 ? -EAGAIN : -EPROTO;
+	}
+	p = mmap(NULL, BK_SHM_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	err = -errno;
+	close(fd);
+	if (p == MAP_FAILED)
+		return err;
+	c->shm = (const struct bk_shm *)p;
+	c->size = BK_SHM_SIZE;
+	if (BK_LOAD_ACQ(&c->shm->hdr.layout_version) == 0)
+		err = -EAGAIN;
+	else if (c->shm->hdr.magic != BK_SHM_MAGIC ||
+		 BK_LOAD_RLX(&c->shm->hdr.layout_version) != BK_LAYOUT_VERSION ||
+		 c->shm->hdr.segment_size != BK_SHM_SIZE)
+		err = -EPROTO;
+	else
+		return 0;
+	munmap(p, BK_SHM_SIZE);
+	c->shm = NULL;
+	c->size = 0;
+	return err;
+}
+
+static inline void bk_client_detach(struct bk_client *c)
+{
+	if (c->shm)
+		munmap((void *)c->shm, c->size);
+	c->shm = NULL;
+	c->size = 0;
+}
+
+/* Slot index of a registered strategy, or -ENOENT. Not for the hot path. */
+static inline int bk_client_resolve(const struct bk_client *c, const char *strategy)
+{
+	uint32_t i, n = BK_LOAD_ACQ(&c->shm->hdr.strategy_count);
+
+	if (n > BK_MAX_STRATEGIES)
+		n = BK_MAX_STRATEGIES;
+	for (i = 0; i < n; i++)
+		if (strncmp(c->shm->strategies[i].name, strategy, BK_NAME_MAX) == 0)
+			return (int)i;
+	return -ENOENT;
+}
+
+static inline enum bk_mode bk_mode_clamp(unsigned m)
+{
+	return m > BK_HALTED ? BK_HALTED : (enum bk_mode)m;
+}
+
+/*
+ * Effective mode for a strategy slot (or slot < 0 for the global scope only):
+ * the most restrictive of global and the strategy. An out-of-range slot
+ * answers HALTED.
+ */
+static inline enum bk_mode bk_check(const struct bk_client *c, int slot)
+{
+	unsigned g = BK_STATE_MODE(BK_LOAD_ACQ(&c->shm->global.state));
+	unsigned s = 0;
+
+	if (slot >= (int)BK_MAX_STRATEGIES)
+		return BK_HALTED;
+	if (slot >= 0)
+		s = BK_STATE_MODE(BK_LOAD_ACQ(&c->shm->strategies[slot].state));
+	return bk_mode_clamp(g > s ? g : s);
+}
+
+/*
+ * bk_check() that fails closed: HALTED when the layout is unknown or the
+ * daemon's heartbeat (0 after a clean stop) is older than max_age_ns at the
+ * caller's CLOCK_MONOTONIC now. max_age_ns 0 takes the daemon's advice.
+ */
+static inline enum bk_mode bk_check_live(const struct bk_client *c, int slot,
+					 uint64_t now_mono_ns, uint64_t max_age_ns)
+{
+	uint64_t hb = BK_LOAD_ACQ(&c->shm->heartbeat_ns);
+
+	if (BK_LOAD_RLX(&c->shm->hdr.layout_version) != BK_LAYOUT_VERSION)
+		return BK_HALTED;
+	if (max_age_ns == 0)
+		max_age_ns = c->shm->hdr.heartbeat_bound_ns;
+	if (hb == 0 || (now_mono_ns > hb && now_mono_ns - hb > max_age_ns))
+		return BK_HALTED;
+	return bk_check(c, slot);
+}
+
+static inline uint64_t bk_now_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The change sequence: moves on every published state change. */
+static inline uint32_t bk_change_seq(const struct bk_client *c)
+{
+	return BK_LOAD_ACQ(&c->shm->change_seq);
+}
+
+/*
+ * Sleep until the change sequence differs from seen_seq, or timeout (NULL:
+ * forever). Returns 0 on a change, -ETIMEDOUT, or -EINTR. Plain (shared)
+ * FUTEX_WAIT, because the waker is another process.
+ */
+static inline int bk_wait_change(const struct bk_client *c, uint32_t seen_seq,
+				 const struct timespec *timeout)
+{
+	long r;
+
+	if (bk_change_seq(c) != seen_seq)
+		return 0;
+	r = syscall(SYS_futex, (const void *)&c->shm->change_seq, FUTEX_WAIT, seen_seq,
+		    timeout, NULL, 0);
+	if (r == 0 || errno == EAGAIN)
+		return bk_change_seq(c) != seen_seq ? 0 : -EINTR;
+	return -errno;
+}
+
+/*
+ * Winning latch of the effective scope for a slot (slot < 0: global), read
+ * under the scope's seqlock so that time and reason match.
+ */
+static inline void bk_read_reason(const struct bk_client *c, int slot, struct bk_reason *out)
+{
+	const struct bk_shm_scope *g = &c->shm->global, *s = NULL, *w;
+	uint64_t gw, sw = 0;
+	uint32_t q;
+
+	if (slot >= 0 && slot < (int)BK_MAX_STRATEGIES)
+		s = &c->shm->strategies[slot];
+	gw = BK_LOAD_ACQ(&g->state);
+	if (s)
+		sw = BK_LOAD_ACQ(&s->state);
+	w = (s && BK_STATE_MODE(sw) > BK_STATE_MODE(gw)) ? s : g;
+	do {
+		q = BK_LOAD_ACQ(&w->seq);
+		out->since_wall_ns = BK_LOAD_RLX(&w->since_ns);
+		gw = BK_LOAD_RLX(&w->state);
+		BK_FENCE_ACQ();
+	} while ((q & 1u) || q != BK_LOAD_RLX(&w->seq));
+	out->mode = bk_mode_clamp(BK_STATE_MODE(gw));
+	out->reason_code = BK_STATE_REASON(gw);
+	out->actor_uid = BK_STATE_UID(gw);
+}
+
+static inline const char *bk_mode_str(enum bk_mode m)
+{
+	switch (m) {
+	case BK_ACTIVE:
+		return "ACTIVE";
+	case BK_CAUTIOUS:
+		return "CAUTIOUS";
+	case BK_REDUCE_ONLY:
+		return "REDUCE_ONLY";
+	case BK_HALTED:
+		return "HALTED";
+	}
+	return "HALTED";
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BREAKER_CLIENT_H */

@@ -1,0 +1,179 @@
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bk_harness.h"
+#include "bk_shm.h"
+
+extern char **environ;
+
+static const char *env_or(const char *name, const char *dflt)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : dflt;
+}
+
+void bk_h_init(struct bk_h *h, const char *tag, const char *extra_ini)
+{
+	char err[256];
+	FILE *f;
+
+	memset(h, 0, sizeof(*h));
+	snprintf(h->dir, sizeof(h->dir), "/tmp/bk-%s-XXXXXX", tag);
+	cr_assert_not_null(mkdtemp(h->dir), "mkdtemp: %s", strerror(errno));
+	snprintf(h->instance, sizeof(h->instance), "t%d-%s", (int)getpid(), tag);
+	snprintf(h->config, sizeof(h->config), "%s/breaker.ini", h->dir);
+	snprintf(h->log, sizeof(h->log), "%s/breakerd.log", h->dir);
+	f = fopen(h->config, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "[breaker]\ninstance = %s\nrun_dir = %s/run\nstate_dir = %s/state\n",
+		h->instance, h->dir, h->dir);
+	if (extra_ini)
+		fputs(extra_ini, f);
+	fclose(f);
+	bk_shm_unlink(h->instance); /* a stale segment from an earlier run */
+	cr_assert_eq(bk_config_defaults(&h->cfg, NULL), 0);
+	cr_assert_eq(bk_config_load(&h->cfg, h->config, err, sizeof(err)), 0, "%s", err);
+}
+
+static int status_ok(struct bk_h *h)
+{
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__StatusRequest sr = BREAKER__STATUS_REQUEST__INIT;
+	Breaker__Reply *rep = NULL;
+	struct bk_rpc r;
+	int ok;
+
+	if (bk_rpc_open(&r, h->cfg.cmd_url, 500) < 0)
+		return 0;
+	req.cmd_case = BREAKER__REQUEST__CMD_STATUS;
+	req.status = &sr;
+	ok = bk_rpc_call(&r, &req, &rep) == 0 && rep->status == BREAKER__STATUS__OK;
+	if (rep)
+		breaker__reply__free_unpacked(rep, NULL);
+	bk_rpc_close(&r);
+	return ok;
+}
+
+void bk_h_start(struct bk_h *h)
+{
+	const char *bin = env_or("BREAKERD", "breakerd");
+	char *argv[] = {(char *)bin, "--config", h->config, "--log-file", h->log, NULL};
+	int st;
+
+	cr_assert_eq(posix_spawn(&h->pid, bin, NULL, NULL, argv, environ), 0, "spawn %s", bin);
+	for (int i = 0; i < 500; i++) {
+		if (waitpid(h->pid, &st, WNOHANG) == h->pid) {
+			h->pid = 0;
+			cr_assert_fail("breakerd exited at start (status %d); see %s", st, h->log);
+		}
+		if (status_ok(h))
+			return;
+		usleep(10000);
+	}
+	cr_assert_fail("breakerd did not answer within 5 s; see %s", h->log);
+}
+
+int bk_h_stop(struct bk_h *h)
+{
+	int st = 0;
+
+	if (h->pid <= 0)
+		return -1;
+	kill(h->pid, SIGTERM);
+	waitpid(h->pid, &st, 0);
+	h->pid = 0;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void bk_h_kill9(struct bk_h *h)
+{
+	if (h->pid <= 0)
+		return;
+	kill(h->pid, SIGKILL);
+	waitpid(h->pid, NULL, 0);
+	h->pid = 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void bk_h_fini(struct bk_h *h)
+{
+	char name[128];
+
+	bk_h_stop(h);
+	if (bk_shm_name(name, sizeof(name), h->instance) == 0)
+		shm_unlink(name);
+	if (!getenv("BK_KEEP_TMP"))
+		nftw(h->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int bk_h_cli(struct bk_h *h, char *out, size_t outlen, ...)
+{
+	const char *bin = env_or("BREAKER_CLI", "breaker");
+	char *argv[64] = {(char *)bin, "--config", h->config};
+	posix_spawn_file_actions_t fa;
+	char path[256];
+	int argc = 3, st;
+	va_list ap;
+	pid_t pid;
+
+	va_start(ap, outlen);
+	while (argc < 63 && (argv[argc] = va_arg(ap, char *)) != NULL)
+		argc++;
+	va_end(ap);
+	argv[argc] = NULL;
+	snprintf(path, sizeof(path), "%s/cli.out", h->dir);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_eq(posix_spawn(&pid, bin, &fa, NULL, argv, environ), 0, "spawn %s", bin);
+	posix_spawn_file_actions_destroy(&fa);
+	waitpid(pid, &st, 0);
+	if (out)
+		bk_h_slurp(path, out, outlen);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void bk_h_attach(struct bk_h *h, struct bk_client *c)
+{
+	int rv = -EAGAIN;
+
+	for (int i = 0; i < 200 && rv == -EAGAIN; i++) {
+		rv = bk_client_attach(c, h->instance);
+		if (rv == -EAGAIN || rv == -ENOENT)
+			usleep(10000);
+	}
+	cr_assert_eq(rv, 0, "attach %s: %s", h->instance, strerror(-rv));
+}
+
+long bk_h_slurp(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n, off = 0;
+
+	buf[0] = '\0';
+	if (fd < 0)
+		return -errno;
+	while ((size_t)off < len - 1 && (n = read(fd, buf + off, len - 1 - (size_t)off)) > 0)
+		off += n;
+	close(fd);
+	buf[off] = '\0';
+	return off;
+}

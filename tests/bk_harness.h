@@ -1,0 +1,48 @@
+/*
+ * bk_harness - integration-test harness: a real breakerd in its own temp
+ * directory, instance and sockets (tests run in parallel), the real CLI, and
+ * the real client header.
+ */
+#ifndef BK_HARNESS_H
+#define BK_HARNESS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "bk_config.h"
+#include "bk_rpc.h"
+#include "breaker_client.h"
+
+struct bk_h {
+	char dir[128];	   /* temp dir: config, run/, state/ */
+	char config[192];  /* path of the generated config file */
+	char instance[64];
+	char log[192];	   /* daemon's stderr */
+	struct bk_config cfg; /* the same config, parsed, for paths */
+	pid_t pid;
+};
+
+/* Create dir + config (extra INI lines appended, may be NULL); no daemon yet. */
+void bk_h_init(struct bk_h *h, const char *tag, const char *extra_ini);
+/* Start breakerd and wait until it answers Status (fails the test otherwise). */
+void bk_h_start(struct bk_h *h);
+/* SIGTERM and wait; returns the exit status. */
+int bk_h_stop(struct bk_h *h);
+/* SIGKILL and reap. */
+void bk_h_kill9(struct bk_h *h);
+/* Stop if running, unlink the segment, remove the temp dir. */
+void bk_h_fini(struct bk_h *h);
+
+/*
+ * Run the CLI with --config h->config plus the given argv (NULL-terminated);
+ * stdout goes to out (may be NULL). Returns the exit code (-1 on a signal).
+ */
+int bk_h_cli(struct bk_h *h, char *out, size_t outlen, ...) __attribute__((sentinel));
+
+/* Attach the C client to the instance (waits up to 2 s for the segment). */
+void bk_h_attach(struct bk_h *h, struct bk_client *c);
+
+/* Read a whole file into buf (NUL-terminated); returns length or -errno. */
+long bk_h_slurp(const char *path, char *buf, size_t len);
+
+#endif

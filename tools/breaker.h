@@ -1,0 +1,91 @@
+/*
+ * breaker - the operator CLI. Internal interfaces shared by tools/breaker*.c.
+ *
+ * breaker.c        main, global options, command table, RPC and its errors,
+ *                  the state-changing commands (trip, kill, resume, ...)
+ * breaker_show.c   status, strategies
+ * breaker_audit.c  audit (reads the log file itself: works with breakerd down)
+ * breaker_fmt.c    JSON, times, durations, enum names
+ */
+#ifndef BREAKER_CLI_H
+#define BREAKER_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bk_config.h"
+#include "breaker.pb-c.h"
+
+/*
+ * Exit status. Scripts and runbooks depend on these: keep them stable.
+ *   0  ok
+ *   1  refused by breakerd (any non-OK reply status)
+ *   2  bad usage: unknown command/option/reason code/mode, missing argument;
+ *      nothing was sent
+ *   3  breakerd unreachable, or no reply in time
+ *   4  audit log failed verification, or cannot be read
+ *   5  a trip IS in effect, but its audit record is not durable yet
+ */
+enum {
+	BX_OK = 0,
+	BX_REFUSED = 1,
+	BX_USAGE = 2,
+	BX_UNREACHABLE = 3,
+	BX_AUDIT = 4,
+	BX_NOT_DURABLE = 5,
+};
+
+#define BX_TIMEOUT_MS 5000
+
+/* Global options and the configuration they lead to. Lives in main(). */
+struct cli {
+	const char *config_path; /* --config; NULL: embedded defaults */
+	const char *instance;    /* --instance */
+	const char *url;         /* --url; else cfg.cmd_url once loaded */
+	int timeout_ms;
+	bool cfg_loaded;
+	struct bk_config cfg;
+};
+
+/* One command's parsed options and arguments. */
+struct cli_args {
+	const char *cmd; /* "trip", for messages */
+	char *pos[2];
+	int npos;
+	char *strategy, *mode, *reason, *reason_code, *to, *since, *file;
+	bool json, force, verify, help;
+};
+
+/* breaker.c */
+int cli_config(struct cli *c);
+int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,
+             Breaker__Reply **reply, bool changes_state);
+int cli_refused(const Breaker__Reply *r);
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* breaker_show.c */
+int cmd_status(struct cli *c, const struct cli_args *a);
+int cmd_strategies(struct cli *c, const struct cli_args *a);
+
+/* breaker_audit.c */
+int cmd_audit(struct cli *c, const struct cli_args *a);
+int parse_since(const char *s, uint64_t now_ns, uint64_t *out);
+
+/* breaker_fmt.c */
+#define BX_TIME_LEN 40
+void json_str(FILE *f, const char *s);
+void json_msg(FILE *f, const ProtobufCMessage *m);
+void json_reply(FILE *f, const Breaker__Reply *r);
+void put_name(FILE *f, const char *s);
+void put_text(FILE *f, const char *s);
+const char *fmt_time(char buf[BX_TIME_LEN], uint64_t wall_ns, int decimals);
+const char *fmt_dur(char *buf, size_t len, uint64_t ns);
+const char *mode_name(int mode);
+const char *reason_name(int code);
+const char *status_name(int status);
+const char *kind_name(int kind);
+uint64_t now_wall_ns(void);
+
+#endif

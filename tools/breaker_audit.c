@@ -1,0 +1,283 @@
+/*
+ * breaker audit: print or verify the audit log by reading the file itself
+ * (bk_audit_scan), so that it works when breakerd is down. Only records that
+ * verify are printed; anything past the first damage is reported, not shown.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bk_audit.h"
+#include "breaker.h"
+
+#define NS 1000000000ull
+
+struct audit_ctx {
+	uint64_t since_ns; /* 0: every record */
+	bool json;
+	uint64_t shown;
+};
+
+/* "-> 123" digits of a fraction of a second as ns; -1 if none or too many. */
+static int parse_frac(const char **p, uint64_t *ns)
+{
+	const char *s = *p;
+	uint64_t scale = NS / 10;
+	int n = 0;
+
+	*ns = 0;
+	for (; isdigit((unsigned char)*s) && n < 9; s++, n++, scale /= 10)
+		*ns += (uint64_t)(*s - '0') * scale;
+	if (n == 0 || isdigit((unsigned char)*s))
+		return -1;
+	*p = s;
+	return 0;
+}
+
+/* "2026-11-23T09:00:00[.123][Z]" (also with a space, or no seconds), UTC. */
+static int parse_iso(const char *s, uint64_t *out)
+{
+	static const char *const fmts[] = {"%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
+	                                   "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M",
+	                                   "%Y-%m-%d"};
+
+	for (size_t i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
+		struct tm tm = {0};
+		const char *p = strptime(s, fmts[i], &tm);
+		uint64_t frac = 0;
+		time_t t;
+
+		if (!p)
+			continue;
+		if (i < 2 && *p == '.' && (p++, parse_frac(&p, &frac) < 0))
+			return -1;
+		if (*p == 'Z' && i < 4)
+			p++;
+		if (*p)
+			continue;
+		if ((t = timegm(&tm)) < 0)
+			return -1;
+		*out = (uint64_t)t * NS + frac;
+		return 0;
+	}
+	return -1;
+}
+
+/*
+ * --since: an ISO-8601 UTC time, unix seconds ("1795338000"), or an age
+ * ("30s", "10m", "2h", "1d") before now_ns. 0 or -1.
+ */
+int parse_since(const char *s, uint64_t now_ns, uint64_t *out)
+{
+	unsigned long long v;
+	uint64_t unit = 0;
+	char *end;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno == 0 && *end == '\0') {
+		if (v > UINT64_MAX / NS)
+			return -1;
+		*out = v * NS;
+		return 0;
+	}
+	if (errno == 0 && end[0] && !end[1])
+		unit = end[0] == 's'   ? 1
+		       : end[0] == 'm' ? 60
+		       : end[0] == 'h' ? 3600
+		       : end[0] == 'd' ? 86400
+		                       : 0;
+	if (unit) {
+		if (v > UINT64_MAX / NS / unit)
+			return -1;
+		*out = v * unit * NS > now_ns ? 0 : now_ns - v * unit * NS;
+		return 0;
+	}
+	return parse_iso(s, out);
+}
+
+static void put_actor(FILE *f, const Breaker__AuditRecord *rec)
+{
+	put_name(f, rec->user ? rec->user : "?");
+	if (rec->has_uid)
+		fprintf(f, "(%" PRIu32 ")", rec->uid);
+	else
+		fputs("(?)", f);
+	if (rec->has_pid)
+		fprintf(f, "/%" PRIu32, rec->pid);
+	else
+		fputs("/?", f);
+	fputc('@', f);
+	put_name(f, rec->host ? rec->host : "?");
+}
+
+/* from->to, and the latch's own mode when it differs from the scope's. */
+static void put_modes(FILE *f, const Breaker__AuditRecord *rec)
+{
+	char buf[64];
+
+	if (rec->has_from_mode || rec->has_to_mode)
+		snprintf(buf, sizeof(buf), "%s->%s",
+		         rec->has_from_mode ? mode_name(rec->from_mode) : "?",
+		         rec->has_to_mode ? mode_name(rec->to_mode) : "?");
+	else
+		snprintf(buf, sizeof(buf), "-");
+	fprintf(f, " %-22s ", buf);
+	if (!rec->has_reason_code)
+		fputs("-", f);
+	else if (rec->reason_code == BREAKER__REASON_CODE__REASON_NONE && rec->forced)
+		fputs("all-latches", f);
+	else
+		fputs(reason_name(rec->reason_code), f);
+	if (rec->has_latch_mode && (!rec->has_to_mode || rec->latch_mode != rec->to_mode))
+		fprintf(f, "(latch %s)", mode_name(rec->latch_mode));
+}
+
+/*
+ * One line: seq, UTC time, kind, scope, from->to, reason code,
+ * user(uid)/pid@host, [FORCED], [slot=N], "reason".
+ */
+static void put_record(FILE *f, const Breaker__AuditRecord *rec)
+{
+	char t[BX_TIME_LEN];
+
+	if (rec->has_seq)
+		fprintf(f, "%6" PRIu64, rec->seq);
+	else
+		fputs("     ?", f);
+	fprintf(f, " %s %-10s ", rec->has_wall_ns ? fmt_time(t, rec->wall_ns, 6) : "?",
+	        rec->has_kind ? kind_name(rec->kind) : "?");
+	if (rec->strategy) {
+		fputs("strategy:", f);
+		put_name(f, rec->strategy);
+	} else {
+		fputs("global", f);
+	}
+	put_modes(f, rec);
+	fputc(' ', f);
+	put_actor(f, rec);
+	if (rec->has_forced && rec->forced)
+		fputs(" FORCED", f);
+	if (rec->has_slot)
+		fprintf(f, " slot=%" PRIu32, rec->slot);
+	if (rec->reason) {
+		fputc(' ', f);
+		json_str(f, rec->reason);
+	}
+	fputc('\n', f);
+}
+
+static int print_record(const Breaker__AuditRecord *rec, uint64_t offset, void *arg)
+{
+	struct audit_ctx *x = arg;
+
+	(void)offset;
+	if (x->since_ns && (!rec->has_wall_ns || rec->wall_ns < x->since_ns))
+		return 0;
+	x->shown++;
+	if (x->json) {
+		json_msg(stdout, &rec->base);
+		fputc('\n', stdout);
+	} else {
+		put_record(stdout, rec);
+	}
+	return 0;
+}
+
+static const char *verdict_name(enum bk_audit_verdict v)
+{
+	switch (v) {
+	case BK_AUDIT_OK:
+		return "OK";
+	case BK_AUDIT_TORN_TAIL:
+		return "TORN_TAIL";
+	case BK_AUDIT_CORRUPT:
+		return "CORRUPT";
+	case BK_AUDIT_BAD_HEADER:
+		return "BAD_HEADER";
+	}
+	return "UNKNOWN";
+}
+
+static void verdict_json(const char *path, const struct bk_audit_scan *s)
+{
+	fputs("{\"path\":", stdout);
+	json_str(stdout, path);
+	printf(",\"verdict\":\"%s\",\"ok\":%s,\"records\":%" PRIu64
+	       ",\"last_seq\":%" PRIu64 ",\"valid_len\":%" PRIu64 ",\"file_len\":%" PRIu64
+	       ",\"last_hash\":\"",
+	       verdict_name(s->verdict), s->verdict == BK_AUDIT_OK ? "true" : "false",
+	       s->records, s->last_seq, s->valid_len, s->file_len);
+	for (unsigned i = 0; i < BK_AUDIT_HASH_LEN; i++)
+		printf("%02x", s->last_hash[i]);
+	fputs("\",\"why\":", stdout);
+	json_str(stdout, s->verdict == BK_AUDIT_OK ? "" : s->why);
+	fputs("}\n", stdout);
+}
+
+/* The log did not verify: say what, where, and what still holds. */
+static void verdict_bad(const char *path, const struct bk_audit_scan *s)
+{
+	fprintf(stderr, "audit log %s FAILED verification (%s): ", path,
+	        verdict_name(s->verdict));
+	put_text(stderr, s->why);
+	fprintf(stderr,
+	        "\nverified: %" PRIu64 " records, last seq %" PRIu64 ", first %" PRIu64
+	        " of %" PRIu64 " bytes\n",
+	        s->records, s->last_seq, s->valid_len, s->file_len);
+	if (s->verdict == BK_AUDIT_TORN_TAIL)
+		fputs("the last record is incomplete: a crash during a write (breakerd "
+		      "cuts "
+		      "it back when it starts), or a write in flight right now (run "
+		      "again)\n",
+		      stderr);
+	else if (s->verdict == BK_AUDIT_CORRUPT)
+		fputs(
+		    "nothing after the verified bytes can be trusted; keep a copy of the "
+		    "file for the investigation\n",
+		    stderr);
+}
+
+int cmd_audit(struct cli *c, const struct cli_args *a)
+{
+	struct audit_ctx x = {.json = a->json};
+	struct bk_audit_scan scan;
+	const char *path = a->file;
+	char t[BX_TIME_LEN];
+	int rv;
+
+	if (a->since && parse_since(a->since, now_wall_ns(), &x.since_ns) < 0)
+		return cli_usage_error(a->cmd,
+		                       "bad --since '%s': use 2026-11-23T09:00:00Z "
+		                       "(UTC), unix seconds, or an age like 10m, 2h, 1d",
+		                       a->since);
+	if (!path && (rv = cli_config(c)))
+		return rv;
+	if (!path)
+		path = c->cfg.audit_path;
+	memset(&scan, 0, sizeof(scan));
+	rv = bk_audit_scan(path, a->verify ? NULL : print_record, &x, &scan);
+	if (rv != 0) {
+		fprintf(stderr, "breaker audit: cannot read audit log %s: %s\n", path,
+		        rv < 0 ? strerror(-rv) : "scan stopped");
+		return BX_AUDIT;
+	}
+	if (a->verify && a->json)
+		verdict_json(path, &scan);
+	else if (a->verify && scan.verdict == BK_AUDIT_OK)
+		printf("audit log OK: %" PRIu64 " records, last seq %" PRIu64 "\n",
+		       scan.records, scan.last_seq);
+	if (scan.verdict != BK_AUDIT_OK) {
+		verdict_bad(path, &scan);
+		return BX_AUDIT;
+	}
+	if (!a->verify && !a->json && x.since_ns && x.shown == 0)
+		fprintf(stderr, "no records since %s (%" PRIu64 " in the log)\n",
+		        fmt_time(t, x.since_ns, 0), scan.records);
+	return BX_OK;
+}

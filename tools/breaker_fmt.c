@@ -1,0 +1,357 @@
+/*
+ * Output helpers for the breaker CLI: a small JSON writer driven by the
+ * protobuf-c descriptors (so that every field of a Reply or AuditRecord is
+ * printed, and new fields appear without code here), UTC times, durations
+ * and the names of modes, reason codes, statuses and record kinds.
+ *
+ * Text from the wire or the log (reasons, names, hosts) is never written raw
+ * to a terminal: it goes through json_str(), which escapes control bytes and
+ * replaces invalid UTF-8, so that a hostile reason cannot forge output lines
+ * or send terminal escapes to an operator.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#include "bk_mode.h"
+#include "breaker.h"
+
+static const char *const mode_names[] = {"ACTIVE", "CAUTIOUS", "REDUCE_ONLY", "HALTED"};
+
+const char *mode_name(int mode)
+{
+	return mode >= 0 && mode <= BK_HALTED ? mode_names[mode] : "MODE_UNKNOWN";
+}
+
+const char *reason_name(int code)
+{
+	const char *s = code >= 0 ? bk_reason_name((unsigned)code) : NULL;
+
+	return s ? s : "unknown_reason";
+}
+
+static const char *enum_name(const ProtobufCEnumDescriptor *d, int v)
+{
+	const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(d, v);
+
+	return ev ? ev->name : NULL;
+}
+
+const char *status_name(int status)
+{
+	const char *s = enum_name(&breaker__status__descriptor, status);
+
+	return s ? s : "STATUS_UNKNOWN";
+}
+
+const char *kind_name(int kind)
+{
+	const char *s = enum_name(&breaker__audit_record__kind__descriptor, kind);
+
+	return s ? s : "KIND_UNKNOWN";
+}
+
+uint64_t now_wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* "2026-11-23T09:00:01.123Z" with 0 to 9 decimals. */
+const char *fmt_time(char buf[BX_TIME_LEN], uint64_t wall_ns, int decimals)
+{
+	static const unsigned scale[10] = {
+	    1000000000, 100000000, 10000000, 1000000, 100000, 10000, 1000, 100, 10, 1};
+	time_t sec = (time_t)(wall_ns / 1000000000ull);
+	unsigned frac = (unsigned)(wall_ns % 1000000000ull);
+	struct tm tm;
+	size_t n;
+
+	decimals = decimals < 0 ? 0 : decimals > 9 ? 9 : decimals;
+	if (!gmtime_r(&sec, &tm) ||
+	    !(n = strftime(buf, BX_TIME_LEN, "%Y-%m-%dT%H:%M:%S", &tm))) {
+		snprintf(buf, BX_TIME_LEN, "@%" PRIu64 "ns", wall_ns);
+		return buf;
+	}
+	if (decimals > 0)
+		snprintf(buf + n, BX_TIME_LEN - n, ".%0*uZ", decimals,
+		         frac / scale[decimals] % 1000000000u);
+	else
+		snprintf(buf + n, BX_TIME_LEN - n, "Z");
+	return buf;
+}
+
+/* "850 ns", "12.3 us", "4.56 ms", "2.35 s", "1h02m03s", "3d04h05m". */
+const char *fmt_dur(char *buf, size_t len, uint64_t ns)
+{
+	uint64_t s = ns / 1000000000ull;
+
+	if (ns < 1000)
+		snprintf(buf, len, "%" PRIu64 " ns", ns);
+	else if (ns < 1000000)
+		snprintf(buf, len, "%.1f us", (double)ns / 1e3);
+	else if (ns < 1000000000)
+		snprintf(buf, len, "%.2f ms", (double)ns / 1e6);
+	else if (s < 60)
+		snprintf(buf, len, "%.2f s", (double)ns / 1e9);
+	else if (s < 86400)
+		snprintf(buf, len, "%" PRIu64 "h%02" PRIu64 "m%02" PRIu64 "s", s / 3600,
+		         s / 60 % 60, s % 60);
+	else
+		snprintf(buf, len, "%" PRIu64 "d%02" PRIu64 "h%02" PRIu64 "m", s / 86400,
+		         s / 3600 % 24, s / 60 % 60);
+	return buf;
+}
+
+/*
+ * Length of the valid UTF-8 sequence at s (1-4), or 0 if it is not one
+ * (overlong forms, surrogates and values past U+10FFFF are not). *cp gets
+ * the code point.
+ */
+static int utf8_seq(const unsigned char *s, unsigned *cp)
+{
+	unsigned c = s[0], min;
+	int n;
+
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, *cp = c & 0x1f, min = 0x80;
+	else if ((c & 0xf0) == 0xe0)
+		n = 3, *cp = c & 0x0f, min = 0x800;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, *cp = c & 0x07, min = 0x10000;
+	else
+		return 0;
+	for (int i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
+			return 0;
+		*cp = *cp << 6 | (s[i] & 0x3f);
+	}
+	if (*cp < min || *cp > 0x10ffff || (*cp >= 0xd800 && *cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/*
+ * s with backslash, C0/C1 controls and DEL escaped and invalid UTF-8
+ * replaced; as a JSON string literal (quoted, '"' escaped) when json is set.
+ */
+static void put_esc(FILE *f, const char *s, bool json)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	unsigned cp;
+	int n;
+
+	if (json)
+		fputc('"', f);
+	for (; *p; p += n ? n : 1) {
+		n = utf8_seq(p, &cp);
+		if (n == 0)
+			fputs("\\ufffd", f);
+		else if (cp == '\\' || (json && cp == '"'))
+			fprintf(f, "\\%c", (int)cp);
+		else if (cp == '\n')
+			fputs("\\n", f);
+		else if (cp == '\t')
+			fputs("\\t", f);
+		else if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0))
+			fprintf(f, "\\u%04x", cp);
+		else
+			fwrite(p, 1, (size_t)n, f);
+	}
+	if (json)
+		fputc('"', f);
+}
+
+void json_str(FILE *f, const char *s)
+{
+	put_esc(f, s, true);
+}
+
+void put_text(FILE *f, const char *s)
+{
+	put_esc(f, s, false);
+}
+
+/* A name (strategy, user, host) bare when it is plain, else as a JSON string. */
+void put_name(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+
+	for (; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '\\')
+			break;
+	if (*p || !s || !*s)
+		json_str(f, s);
+	else
+		fputs(s, f);
+}
+
+static void json_enum(FILE *f, const ProtobufCEnumDescriptor *d, int v)
+{
+	const char *name;
+
+	if (d == &breaker__mode__descriptor)
+		name = v >= 0 && v <= BK_HALTED ? mode_names[v] : NULL;
+	else if (d == &breaker__reason_code__descriptor)
+		name = v >= 0 ? bk_reason_name((unsigned)v) : NULL;
+	else
+		name = enum_name(d, v);
+	if (name)
+		json_str(f, name);
+	else
+		fprintf(f, "%d", v);
+}
+
+static void json_value(FILE *f, const ProtobufCFieldDescriptor *fd, const void *p)
+{
+	switch (fd->type) {
+	case PROTOBUF_C_TYPE_BOOL:
+		fputs(*(const protobuf_c_boolean *)p ? "true" : "false", f);
+		break;
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+		fprintf(f, "%" PRId32, *(const int32_t *)p);
+		break;
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		fprintf(f, "%" PRIu32, *(const uint32_t *)p);
+		break;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		fprintf(f, "%" PRId64, *(const int64_t *)p);
+		break;
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		fprintf(f, "%" PRIu64, *(const uint64_t *)p);
+		break;
+	case PROTOBUF_C_TYPE_FLOAT:
+	case PROTOBUF_C_TYPE_DOUBLE: {
+		double d = fd->type == PROTOBUF_C_TYPE_FLOAT ? *(const float *)p
+		                                             : *(const double *)p;
+		if (isfinite(d))
+			fprintf(f, "%.17g", d);
+		else
+			fputs("null", f);
+		break;
+	}
+	case PROTOBUF_C_TYPE_ENUM:
+		json_enum(f, fd->descriptor, *(const int *)p);
+		break;
+	case PROTOBUF_C_TYPE_STRING:
+		json_str(f, *(char *const *)p);
+		break;
+	case PROTOBUF_C_TYPE_BYTES: {
+		const ProtobufCBinaryData *b = p;
+
+		fputc('"', f);
+		for (size_t i = 0; i < b->len; i++)
+			fprintf(f, "%02x", b->data[i]);
+		fputc('"', f);
+		break;
+	}
+	case PROTOBUF_C_TYPE_MESSAGE:
+		json_msg(f, *(const ProtobufCMessage *const *)p);
+		break;
+	}
+}
+
+static size_t elem_size(ProtobufCType t)
+{
+	switch (t) {
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return 8;
+	case PROTOBUF_C_TYPE_BOOL:
+		return sizeof(protobuf_c_boolean);
+	case PROTOBUF_C_TYPE_ENUM:
+		return sizeof(int);
+	case PROTOBUF_C_TYPE_STRING:
+		return sizeof(char *);
+	case PROTOBUF_C_TYPE_BYTES:
+		return sizeof(ProtobufCBinaryData);
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return sizeof(ProtobufCMessage *);
+	default:
+		return 4;
+	}
+}
+
+static bool field_present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd)
+{
+	const char *base = (const char *)m;
+
+	if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+		return *(const uint32_t *)(base + fd->quantifier_offset) == fd->id;
+	if (fd->type == PROTOBUF_C_TYPE_STRING || fd->type == PROTOBUF_C_TYPE_MESSAGE)
+		return *(void *const *)(base + fd->offset) != NULL;
+	if (fd->label == PROTOBUF_C_LABEL_OPTIONAL)
+		return *(const protobuf_c_boolean *)(base + fd->quantifier_offset);
+	return true;
+}
+
+/* Wall-clock fields ("wall_ns", "since_wall_ns") also get "<stem>_utc". */
+static void json_utc(FILE *f, const ProtobufCFieldDescriptor *fd, const void *p)
+{
+	size_t n = strlen(fd->name);
+	char t[BX_TIME_LEN];
+
+	if (fd->type != PROTOBUF_C_TYPE_UINT64 || n < 7 ||
+	    strcmp(fd->name + n - 7, "wall_ns") != 0)
+		return;
+	fprintf(f, ",\"%.*s_utc\":\"%s\"", (int)(n - 3), fd->name,
+	        fmt_time(t, *(const uint64_t *)p, 9));
+}
+
+/* Every present field of m, by its proto name; repeated fields always. */
+void json_msg(FILE *f, const ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+	const char *base = (const char *)m;
+	bool first = true;
+
+	fputc('{', f);
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *fd = &d->fields[i];
+		const void *p = base + fd->offset;
+
+		if (fd->label != PROTOBUF_C_LABEL_REPEATED && !field_present(m, fd))
+			continue;
+		fprintf(f, "%s\"%s\":", first ? "" : ",", fd->name);
+		first = false;
+		if (fd->label != PROTOBUF_C_LABEL_REPEATED) {
+			json_value(f, fd, p);
+			json_utc(f, fd, p);
+			continue;
+		}
+		size_t n = *(const size_t *)(base + fd->quantifier_offset);
+		const char *arr = *(const char *const *)p;
+
+		fputc('[', f);
+		for (size_t j = 0; j < n; j++) {
+			if (j)
+				fputc(',', f);
+			json_value(f, fd, arr + j * elem_size(fd->type));
+		}
+		fputc(']', f);
+	}
+	fputc('}', f);
+}
+
+void json_reply(FILE *f, const Breaker__Reply *r)
+{
+	json_msg(f, &r->base);
+	fputc('\n', f);
+}

@@ -1,0 +1,217 @@
+/*
+ * breaker status / breaker strategies: what breakerd says the halt state is.
+ * Read-only requests; every string from the reply is printed escaped.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "bk_mode.h"
+#include "breaker.h"
+
+static const char *opt_mode(protobuf_c_boolean has, int mode)
+{
+	return has ? mode_name(mode) : "?";
+}
+
+static void put_u32(FILE *f, protobuf_c_boolean has, uint32_t v)
+{
+	if (has)
+		fprintf(f, "%" PRIu32, v);
+	else
+		fputc('?', f);
+}
+
+/*
+ * "  latch manual_halt: HALTED by alice (uid 1000, pid 4242) at
+ *  2026-11-23T09:00:01.123Z, audit seq 42: "why""  (one line)
+ */
+static void put_latch(FILE *f, const Breaker__Latch *l)
+{
+	char t[BX_TIME_LEN];
+
+	fprintf(f, "  latch %s: %s by ",
+	        l->has_reason_code ? reason_name(l->reason_code) : "?",
+	        opt_mode(l->has_mode, l->mode));
+	put_name(f, l->actor_name ? l->actor_name : "?");
+	fputs(" (uid ", f);
+	put_u32(f, l->has_actor_uid, l->actor_uid);
+	fputs(", pid ", f);
+	put_u32(f, l->has_actor_pid, l->actor_pid);
+	fprintf(f, ") at %s",
+	        l->has_since_wall_ns ? fmt_time(t, l->since_wall_ns, 3) : "?");
+	if (l->has_audit_seq)
+		fprintf(f, ", audit seq %" PRIu64, l->audit_seq);
+	fputs(": ", f);
+	if (l->reason)
+		json_str(f, l->reason);
+	else
+		fputs("(no reason)", f);
+	fputc('\n', f);
+}
+
+/* "global: HALTED" / "strategy momo-eu-1: REDUCE_ONLY (effective HALTED: global)" */
+static void put_scope_state(FILE *f, const Breaker__Scope *s, int global_mode)
+{
+	if (s->strategy) {
+		fputs("strategy ", f);
+		put_name(f, s->strategy);
+	} else {
+		fputs("global", f);
+	}
+	fprintf(f, ": %s", opt_mode(s->has_mode, s->mode));
+	if (s->strategy && s->has_mode && global_mode > (int)s->mode)
+		fprintf(f, " (effective %s: global)", mode_name(global_mode));
+	if (s->n_latches == 0)
+		fputs(" (no latches)", f);
+	fputc('\n', f);
+	for (size_t i = 0; i < s->n_latches; i++)
+		put_latch(f, s->latches[i]);
+}
+
+static void put_header(FILE *f, const Breaker__StatusInfo *in)
+{
+	char b[32];
+
+	fputs("breakerd instance ", f);
+	put_name(f, in->instance ? in->instance : "?");
+	if (in->has_daemon_pid)
+		fprintf(f, ", pid %" PRIu32, in->daemon_pid);
+	if (in->has_uptime_ns)
+		fprintf(f, ", up %s", fmt_dur(b, sizeof(b), in->uptime_ns));
+	if (in->has_tick_period_ns)
+		fprintf(f, ", tick %s", fmt_dur(b, sizeof(b), in->tick_period_ns));
+	fputc('\n', f);
+}
+
+static void put_status(FILE *f, const struct cli *c, const Breaker__StatusInfo *in)
+{
+	int gmode = in->global && in->global->has_mode ? (int)in->global->mode : -1;
+	char b[32];
+
+	put_header(f, in);
+	if (in->global)
+		put_scope_state(f, in->global, gmode);
+	else
+		fputs("global: ? (not in the reply)\n", f);
+	fputs("strategies: ", f);
+	put_u32(f, in->has_strategy_count, in->strategy_count);
+	fprintf(f, " registered, %zu tripped\n", in->n_tripped);
+	for (size_t i = 0; i < in->n_tripped; i++)
+		put_scope_state(f, in->tripped[i], gmode);
+	fputs("daemon heartbeat: ", f);
+	if (!in->has_heartbeat_age_ns)
+		fputs("? (not in the reply)", f);
+	else
+		fprintf(f, "%s ago", fmt_dur(b, sizeof(b), in->heartbeat_age_ns));
+	if (in->has_heartbeat_age_ns && in->heartbeat_age_ns > c->cfg.heartbeat_bound_ns)
+		fprintf(f, " -- STALE: over the %s bound, engines fail closed (HALTED)",
+		        fmt_dur(b, sizeof(b), c->cfg.heartbeat_bound_ns));
+	fputs("\nlast durable audit seq: ", f);
+	if (in->has_audit_seq)
+		fprintf(f, "%" PRIu64 "\n", in->audit_seq);
+	else
+		fputs("? (not in the reply)\n", f);
+}
+
+/* One read-only request; prints a refusal. 0 with *r set, or the exit status. */
+static int query(struct cli *c, const char *cmd, Breaker__Request *req, bool json,
+                 Breaker__Reply **r)
+{
+	int rv;
+
+	if ((rv = cli_call(c, cmd, req, r, false)))
+		return rv;
+	if (json)
+		json_reply(stdout, *r);
+	if ((*r)->status == BREAKER__STATUS__OK)
+		return 0;
+	rv = cli_refused(*r);
+	breaker__reply__free_unpacked(*r, NULL);
+	*r = NULL;
+	return rv;
+}
+
+int cmd_status(struct cli *c, const struct cli_args *a)
+{
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__StatusRequest sr = BREAKER__STATUS_REQUEST__INIT;
+	Breaker__Reply *r;
+	int rv;
+
+	req.cmd_case = BREAKER__REQUEST__CMD_STATUS;
+	req.status = &sr;
+	if ((rv = query(c, a->cmd, &req, a->json, &r)))
+		return rv;
+	if (!r->info) {
+		fprintf(stderr, "breaker status: breakerd's reply has no status info\n");
+		rv = BX_UNREACHABLE;
+	} else if (!a->json) {
+		put_status(stdout, c, r->info);
+	}
+	breaker__reply__free_unpacked(r, NULL);
+	return rv;
+}
+
+static void put_strategy(FILE *f, const Breaker__Scope *s, int width)
+{
+	put_u32(f, s->has_slot, s->slot);
+	fputs("\t", f);
+	put_name(f, s->strategy ? s->strategy : "?");
+	fprintf(f, "%*s  %-11s ", width - (int)strlen(s->strategy ? s->strategy : "?"),
+	        "", opt_mode(s->has_mode, s->mode));
+	if (s->n_latches == 0)
+		fputs(" -", f);
+	for (size_t i = 0; i < s->n_latches; i++) {
+		const Breaker__Latch *l = s->latches[i];
+
+		fprintf(f, " %s:%s",
+		        l->has_reason_code ? reason_name(l->reason_code) : "?",
+		        opt_mode(l->has_mode, l->mode));
+	}
+	fputc('\n', f);
+}
+
+static void put_strategies(FILE *f, const Breaker__Reply *r)
+{
+	const Breaker__Scope *g = r->info ? r->info->global : NULL;
+	int width = 8;
+
+	for (size_t i = 0; i < r->n_strategies; i++) {
+		const char *n = r->strategies[i]->strategy;
+		int len = n ? (int)strlen(n) : 1;
+
+		width = len > width ? len : width;
+	}
+	if (r->n_strategies == 0) {
+		fputs("no strategies registered\n", f);
+		return;
+	}
+	fprintf(f, "SLOT\tSTRATEGY%*s  MODE         LATCHES\n", width - 8, "");
+	for (size_t i = 0; i < r->n_strategies; i++)
+		put_strategy(f, r->strategies[i], width);
+	fprintf(f, "%zu strategies; MODE is each strategy's own", r->n_strategies);
+	if (!g || !g->has_mode)
+		fputs(", the global mode also applies ('breaker status')\n", f);
+	else if (g->mode == BREAKER__MODE__MODE_ACTIVE)
+		fputs("; global is ACTIVE\n", f);
+	else
+		fprintf(f, "; global is %s: every strategy is at least %s\n",
+		        mode_name(g->mode), mode_name(g->mode));
+}
+
+int cmd_strategies(struct cli *c, const struct cli_args *a)
+{
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__ListStrategies ls = BREAKER__LIST_STRATEGIES__INIT;
+	Breaker__Reply *r;
+	int rv;
+
+	req.cmd_case = BREAKER__REQUEST__CMD_LIST;
+	req.list = &ls;
+	if ((rv = query(c, a->cmd, &req, a->json, &r)))
+		return rv;
+	if (!a->json)
+		put_strategies(stdout, r);
+	breaker__reply__free_unpacked(r, NULL);
+	return BX_OK;
+}
