@@ -258,12 +258,19 @@ static int check_link(struct bk_audit_scan *s, uint64_t off,
 	               "prev_hash does not match record %" PRIu64, s->last_seq);
 }
 
+/* A verified frame, not yet counted in the scan. */
+struct frame {
+	Breaker__AuditRecord *rec; /* the caller frees it */
+	uint64_t end;
+	uint8_t hash[BK_AUDIT_HASH_LEN];
+};
+
 /*
- * Verifies the frame at off. Returns 0 with *recp set (the caller frees it)
- * and scan advanced past it, 1 if the scan ends here (verdict set), or -errno.
+ * Verifies the frame at off. Returns 0 with *f filled, 1 if the scan ends
+ * here (verdict set), or -errno.
  */
 static int check_frame(struct scan_rd *r, struct bk_audit_scan *s, uint64_t off,
-                       Breaker__AuditRecord **recp)
+                       struct frame *f)
 {
 	uint64_t left = r->file_len - off;
 	Breaker__AuditRecord *rec;
@@ -304,11 +311,9 @@ static int check_frame(struct scan_rd *r, struct bk_audit_scan *s, uint64_t off,
 		breaker__audit_record__free_unpacked(rec, NULL);
 		return 1;
 	}
-	chain_hash(p + BK_AUDIT_FRAME_HDR, len, s->last_hash);
-	s->last_seq = rec->seq;
-	s->records++;
-	s->valid_len = off + BK_AUDIT_FRAME_HDR + len;
-	*recp = rec;
+	chain_hash(p + BK_AUDIT_FRAME_HDR, len, f->hash);
+	f->end = off + BK_AUDIT_FRAME_HDR + len;
+	f->rec = rec;
 	return 0;
 }
 
@@ -356,25 +361,34 @@ static int check_header(struct scan_rd *r, struct bk_audit_scan *s)
 	return 0;
 }
 
+/*
+ * A record counts as verified once the callback has taken it: if the caller
+ * refuses one, the scan describes the records before it.
+ */
 static int scan_frames(struct scan_rd *r, bk_audit_record_fn fn, void *arg,
                        struct bk_audit_scan *s)
 {
-	Breaker__AuditRecord *rec = NULL;
+	struct frame f;
 	uint64_t off;
 	int ret;
 
 	for (off = s->valid_len; off < r->file_len; off = s->valid_len) {
-		ret = check_frame(r, s, off, &rec);
+		ret = check_frame(r, s, off, &f);
 		if (ret)
 			return ret < 0 ? ret : 0;
-		ret = fn ? fn(rec, off, arg) : 0;
-		breaker__audit_record__free_unpacked(rec, NULL);
+		ret = fn ? fn(f.rec, off, arg) : 0;
+		breaker__audit_record__free_unpacked(f.rec, NULL);
 		if (ret) {
 			snprintf(s->why, sizeof(s->why),
-			         "scan stopped by the caller after record %" PRIu64,
-			         s->last_seq);
+			         "record %" PRIu64 " at offset %" PRIu64
+			         ": scan stopped by the caller",
+			         s->last_seq + 1, off);
 			return ret;
 		}
+		memcpy(s->last_hash, f.hash, BK_AUDIT_HASH_LEN);
+		s->last_seq++;
+		s->records++;
+		s->valid_len = f.end;
 	}
 	s->verdict = BK_AUDIT_OK;
 	return 0;
@@ -468,9 +482,12 @@ static int open_existing(struct bk_audit *a, const struct bk_audit_scan *scan,
 /*
  * Not O_APPEND: the loop writes at explicit offsets, and a failed flush is
  * retried at the same offset over whatever part of it reached the file.
+ * Only a new log is created: if a log with records vanished since its scan,
+ * an empty file in its place would later pass for a harmless torn header.
  */
 int bk_audit_open(struct bk_audit *a, const char *path, const struct bk_audit_scan *scan)
 {
+	bool fresh = !scan || scan->valid_len < BK_AUDIT_HDR_SIZE;
 	struct stat st;
 	int err;
 
@@ -482,7 +499,7 @@ int bk_audit_open(struct bk_audit *a, const char *path, const struct bk_audit_sc
 		err = -ENOMEM;
 		goto err;
 	}
-	a->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	a->fd = open(path, O_RDWR | O_CLOEXEC | (fresh ? O_CREAT : 0), 0640);
 	if (a->fd < 0) {
 		err = -errno;
 		goto err;
@@ -493,7 +510,7 @@ int bk_audit_open(struct bk_audit *a, const char *path, const struct bk_audit_sc
 	}
 	if (!S_ISREG(st.st_mode))
 		err = -EINVAL;
-	else if (!scan || scan->valid_len < BK_AUDIT_HDR_SIZE)
+	else if (fresh)
 		err = open_new(a, path, st.st_size);
 	else
 		err = open_existing(a, scan, st.st_size);

@@ -758,6 +758,10 @@ Test(audit, open_refuses_stale_scan)
 	cr_assert_eq(bk_audit_open(&a, log_path, NULL), -EINVAL, "records exist");
 	cr_assert_eq(truncate(log_path, sc.valid_len + 3), 0);
 	cr_assert_eq(bk_audit_open(&a, log_path, &sc), -EINVAL, "unverified tail");
+	/* a log that vanished since its scan is not recreated empty */
+	cr_assert_eq(unlink(log_path), 0);
+	cr_assert_eq(bk_audit_open(&a, log_path, &sc), -ENOENT);
+	cr_assert_eq(access(log_path, F_OK), -1);
 }
 
 /* ---- staging limits --------------------------------------------------------------- */
@@ -1057,4 +1061,8 @@ Test(audit, callback_stops_scan)
 	write_log(6);
 	cr_assert_eq(bk_audit_scan(log_path, stop_at_3, &calls, &sc), 42);
 	cr_assert_eq(calls, 3);
+	/* the scan describes the records the caller took */
+	cr_assert_eq(sc.records, 2);
+	cr_assert_eq(sc.last_seq, 2);
+	assert_why(&sc, "record 3");
 }

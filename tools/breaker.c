@@ -555,8 +555,8 @@ static int cmd_help(struct cli *c, const struct cli_args *a);
 
 static const struct cmd cmds[] = {
     {"trip", cmd_trip, trip_opts, 0, 1, "<reason_code>",
-     "<reason_code> [--strategy S]\n"
-     "                    [--mode halted|reduce-only|cautious] [--reason TEXT] [--json]",
+     "<reason_code> [--strategy S] [--reason TEXT]\n"
+     "                    [--mode halted|reduce-only|cautious] [--json]",
      "trip global (or --strategy S) to HALTED, or to --mode",
      "Trip the global scope, or one strategy with --strategy, to HALTED (or to\n"
      "--mode). This sets the latch <reason_code> on that scope; it holds until a\n"

@@ -75,11 +75,12 @@ int parse_since(const char *s, uint64_t now_ns, uint64_t *out);
 
 /* breaker_fmt.c */
 #define BX_TIME_LEN 40
-void json_str(FILE *f, const char *s);
+int json_str(FILE *f, const char *s);
 void json_msg(FILE *f, const ProtobufCMessage *m);
 void json_reply(FILE *f, const Breaker__Reply *r);
-void put_name(FILE *f, const char *s);
-void put_text(FILE *f, const char *s);
+int put_name(FILE *f, const char *s);
+int put_text(FILE *f, const char *s);
+void put_pad(FILE *f, int cols, int width);
 const char *fmt_time(char buf[BX_TIME_LEN], uint64_t wall_ns, int decimals);
 const char *fmt_dur(char *buf, size_t len, uint64_t ns);
 const char *mode_name(int mode);

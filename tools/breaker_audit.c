@@ -116,26 +116,36 @@ static void put_actor(FILE *f, const Breaker__AuditRecord *rec)
 	put_name(f, rec->host ? rec->host : "?");
 }
 
-/* from->to, and the latch's own mode when it differs from the scope's. */
-static void put_modes(FILE *f, const Breaker__AuditRecord *rec)
+/* The record's scope, from->to and latch, in aligned columns. */
+static void put_change(FILE *f, const Breaker__AuditRecord *rec)
 {
-	char buf[64];
+	char modes[40];
+	int cols;
 
+	if (rec->strategy) {
+		cols = fprintf(f, "strategy:");
+		cols += put_name(f, rec->strategy);
+	} else {
+		cols = fprintf(f, "global");
+	}
+	put_pad(f, cols, 24);
 	if (rec->has_from_mode || rec->has_to_mode)
-		snprintf(buf, sizeof(buf), "%s->%s",
+		snprintf(modes, sizeof(modes), "%s->%s",
 		         rec->has_from_mode ? mode_name(rec->from_mode) : "?",
 		         rec->has_to_mode ? mode_name(rec->to_mode) : "?");
 	else
-		snprintf(buf, sizeof(buf), "-");
-	fprintf(f, " %-22s ", buf);
+		snprintf(modes, sizeof(modes), "-");
+	cols = fprintf(f, " %-22s ", modes);
 	if (!rec->has_reason_code)
-		fputs("-", f);
+		cols = fprintf(f, "-");
 	else if (rec->reason_code == BREAKER__REASON_CODE__REASON_NONE && rec->forced)
-		fputs("all-latches", f);
+		cols = fprintf(f, "all-latches");
 	else
-		fputs(reason_name(rec->reason_code), f);
+		cols = fprintf(f, "%s", reason_name(rec->reason_code));
+	/* the latch's own mode, when it is not the scope's */
 	if (rec->has_latch_mode && (!rec->has_to_mode || rec->latch_mode != rec->to_mode))
-		fprintf(f, "(latch %s)", mode_name(rec->latch_mode));
+		cols += fprintf(f, "(latch %s)", mode_name(rec->latch_mode));
+	put_pad(f, cols, 20);
 }
 
 /*
@@ -152,13 +162,7 @@ static void put_record(FILE *f, const Breaker__AuditRecord *rec)
 		fputs("     ?", f);
 	fprintf(f, " %s %-10s ", rec->has_wall_ns ? fmt_time(t, rec->wall_ns, 6) : "?",
 	        rec->has_kind ? kind_name(rec->kind) : "?");
-	if (rec->strategy) {
-		fputs("strategy:", f);
-		put_name(f, rec->strategy);
-	} else {
-		fputs("global", f);
-	}
-	put_modes(f, rec);
+	put_change(f, rec);
 	fputc(' ', f);
 	put_actor(f, rec);
 	if (rec->has_forced && rec->forced)

@@ -142,45 +142,51 @@ static int utf8_seq(const unsigned char *s, unsigned *cp)
  * s with backslash, C0/C1 controls and DEL escaped and invalid UTF-8
  * replaced; as a JSON string literal (quoted, '"' escaped) when json is set.
  */
-static void put_esc(FILE *f, const char *s, bool json)
+static int put_esc(FILE *f, const char *s, bool json)
 {
 	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	int n, cols = 0;
 	unsigned cp;
-	int n;
 
 	if (json)
-		fputc('"', f);
+		cols += fprintf(f, "\"");
 	for (; *p; p += n ? n : 1) {
 		n = utf8_seq(p, &cp);
 		if (n == 0)
-			fputs("\\ufffd", f);
+			cols += fprintf(f, "\\ufffd");
 		else if (cp == '\\' || (json && cp == '"'))
-			fprintf(f, "\\%c", (int)cp);
+			cols += fprintf(f, "\\%c", (int)cp);
 		else if (cp == '\n')
-			fputs("\\n", f);
+			cols += fprintf(f, "\\n");
 		else if (cp == '\t')
-			fputs("\\t", f);
+			cols += fprintf(f, "\\t");
 		else if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0))
-			fprintf(f, "\\u%04x", cp);
-		else
+			cols += fprintf(f, "\\u%04x", cp);
+		else {
 			fwrite(p, 1, (size_t)n, f);
+			cols++; /* a code point: one column, near enough */
+		}
 	}
 	if (json)
-		fputc('"', f);
+		cols += fprintf(f, "\"");
+	return cols;
 }
 
-void json_str(FILE *f, const char *s)
+int json_str(FILE *f, const char *s)
 {
-	put_esc(f, s, true);
+	return put_esc(f, s, true);
 }
 
-void put_text(FILE *f, const char *s)
+int put_text(FILE *f, const char *s)
 {
-	put_esc(f, s, false);
+	return put_esc(f, s, false);
 }
 
-/* A name (strategy, user, host) bare when it is plain, else as a JSON string. */
-void put_name(FILE *f, const char *s)
+/*
+ * A name (strategy, user, host) bare when it is plain, else as a JSON string.
+ * Returns the columns it takes.
+ */
+int put_name(FILE *f, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)(s ? s : "");
 
@@ -188,9 +194,16 @@ void put_name(FILE *f, const char *s)
 		if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '\\')
 			break;
 	if (*p || !s || !*s)
-		json_str(f, s);
-	else
-		fputs(s, f);
+		return json_str(f, s);
+	fputs(s, f);
+	return (int)strlen(s);
+}
+
+/* Spaces up to width from cols. */
+void put_pad(FILE *f, int cols, int width)
+{
+	for (; cols < width; cols++)
+		fputc(' ', f);
 }
 
 static void json_enum(FILE *f, const ProtobufCEnumDescriptor *d, int v)

@@ -154,11 +154,15 @@ int cmd_status(struct cli *c, const struct cli_args *a)
 
 static void put_strategy(FILE *f, const Breaker__Scope *s, int width)
 {
-	put_u32(f, s->has_slot, s->slot);
-	fputs("\t", f);
-	put_name(f, s->strategy ? s->strategy : "?");
-	fprintf(f, "%*s  %-11s ", width - (int)strlen(s->strategy ? s->strategy : "?"),
-	        "", opt_mode(s->has_mode, s->mode));
+	int cols;
+
+	if (s->has_slot)
+		fprintf(f, "%4" PRIu32 "  ", s->slot);
+	else
+		fputs("   ?  ", f);
+	cols = put_name(f, s->strategy ? s->strategy : "?");
+	put_pad(f, cols, width);
+	fprintf(f, "  %-11s ", opt_mode(s->has_mode, s->mode));
 	if (s->n_latches == 0)
 		fputs(" -", f);
 	for (size_t i = 0; i < s->n_latches; i++) {
@@ -176,26 +180,26 @@ static void put_strategies(FILE *f, const Breaker__Reply *r)
 	const Breaker__Scope *g = r->info ? r->info->global : NULL;
 	int width = 8;
 
+	if (r->n_strategies == 0) {
+		fputs("no strategies registered\n", f);
+		return;
+	}
 	for (size_t i = 0; i < r->n_strategies; i++) {
 		const char *n = r->strategies[i]->strategy;
 		int len = n ? (int)strlen(n) : 1;
 
 		width = len > width ? len : width;
 	}
-	if (r->n_strategies == 0) {
-		fputs("no strategies registered\n", f);
-		return;
-	}
-	fprintf(f, "SLOT\tSTRATEGY%*s  MODE         LATCHES\n", width - 8, "");
+	fprintf(f, "SLOT  %-*s  MODE         LATCHES\n", width, "STRATEGY");
 	for (size_t i = 0; i < r->n_strategies; i++)
 		put_strategy(f, r->strategies[i], width);
-	fprintf(f, "%zu strategies; MODE is each strategy's own", r->n_strategies);
+	fprintf(f, "%zu strategies. MODE is each strategy's own", r->n_strategies);
 	if (!g || !g->has_mode)
-		fputs(", the global mode also applies ('breaker status')\n", f);
+		fputs("; the global mode also applies\n('breaker status')\n", f);
 	else if (g->mode == BREAKER__MODE__MODE_ACTIVE)
 		fputs("; global is ACTIVE\n", f);
 	else
-		fprintf(f, "; global is %s: every strategy is at least %s\n",
+		fprintf(f, ";\nglobal is %s, so every strategy is at least %s\n",
 		        mode_name(g->mode), mode_name(g->mode));
 }
 
