@@ -274,7 +274,7 @@ static int check_frame(struct scan_rd *r, struct bk_audit_scan *s, uint64_t off,
 {
 	uint64_t left = r->file_len - off;
 	Breaker__AuditRecord *rec;
-	const uint8_t *p;
+	const uint8_t *p = NULL;
 	char what[48];
 	uint32_t len;
 	int err;
@@ -327,7 +327,7 @@ static int check_frame(struct scan_rd *r, struct bk_audit_scan *s, uint64_t off,
  */
 static int check_header(struct scan_rd *r, struct bk_audit_scan *s)
 {
-	const uint8_t *h;
+	const uint8_t *h = NULL;
 	int err;
 
 	if (r->file_len == 0) {

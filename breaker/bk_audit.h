@@ -28,7 +28,7 @@
 #define BK_AUDIT_FRAME_HDR   8u
 #define BK_AUDIT_RECORD_MAX  4096u /* payload bytes; records are small by design */
 #define BK_AUDIT_HASH_LEN    32u   /* SHA-256 */
-#define BK_AUDIT_BATCH_BYTES (256u * 1024u)
+#define BK_AUDIT_BATCH_BYTES (2u * 1024u * 1024u) /* > 4096 rule trips in one tick */
 
 /* What a scan of a log found. */
 enum bk_audit_verdict {

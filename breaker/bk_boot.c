@@ -121,6 +121,13 @@ static int replay_log(struct bk_daemon *d, struct bk_boot_report *r, char *err, 
 			 strerror(-rv));
 		return rv;
 	}
+	marker_path(d, marker, sizeof(marker));
+	if (r->scan.file_len == 0 && access(marker, F_OK) == 0) {
+		/* emptied, not torn: a log that existed has lost every record */
+		r->scan.verdict = BK_AUDIT_BAD_HEADER;
+		snprintf(r->scan.why, sizeof(r->scan.why), "audit log is empty, but %s says "
+			 "it held records", marker);
+	}
 	if (rv == 1) {
 		r->scan.verdict = BK_AUDIT_CORRUPT;
 		r->scan.valid_len = c.bad_offset;
@@ -287,6 +294,12 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 				 d->cfg.instance, strerror(-rv));
 		return rv;
 	}
+	if ((rv = bk_tel_open(&d->tel, d->cfg.instance, d->cfg.tel_mode, err, errlen)) < 0) {
+		if (!err[0])
+			snprintf(err, errlen, "telemetry segment %s%s%s: %s", BK_SHM_PREFIX,
+				 d->cfg.instance, BK_TEL_SUFFIX, strerror(-rv));
+		return rv;
+	}
 	if ((rv = replay_log(d, r, err, errlen)) < 0 || (rv = repair_log(d, r, err, errlen)) < 0)
 		return rv;
 	if ((rv = bk_audit_open(&d->audit, d->cfg.audit_path, r->fresh ? NULL : &r->scan)) < 0) {
@@ -300,6 +313,7 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 			 strerror(rv < 0 ? -rv : EIO));
 		return rv;
 	}
+	bk_tick_bind_rules(d);
 	publish_all(d);
 	return 0;
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <math.h>
 
 #include "bk_daemon.h"
 #include "bk_log.h"
@@ -179,8 +180,16 @@ static void plan_record(Breaker__AuditRecord *rec, const struct bk_plan *p, cons
 static void pend(struct bk_daemon *d, nng_msg *msg, const Breaker__AuditRecord *rec, int slot,
 		 bool republish)
 {
-	struct bk_pending *p = &d->pending[d->pend_head++ & (BK_PENDING_MAX - 1)];
+	struct bk_pending *p;
 
+	if (d->pend_head - d->pend_tail >= BK_PENDING_MAX) {
+		/* only the daemon's own records get here (commands wait for room):
+		 * the record is staged and will be durable; its event is dropped */
+		if (msg)
+			nng_msg_free(msg);
+		return;
+	}
+	p = &d->pending[d->pend_head++ & (BK_PENDING_MAX - 1)];
 	p->reply = msg;
 	p->seq = rec->seq;
 	p->slot = slot;
@@ -285,6 +294,7 @@ static void do_trip(struct cmd_ctx *c)
 		       c->d->audit.durable_seq, true);
 	bk_cmd_publish_scope(c->d, slot);
 	bk_shm_changed(&c->d->shm);
+	bk_cmd_note_trip(c->d);
 	fill_record(c->d, &rec, BREAKER__AUDIT_RECORD__KIND__TRIP, &who, wall);
 	plan_record(&rec, &p, t->strategy);
 	rec.reason = (char *)reason;
@@ -294,6 +304,26 @@ static void do_trip(struct cmd_ctx *c)
 	c->rep.from_mode = (Breaker__Mode)p.from_mode;
 	c->rep.to_mode = (Breaker__Mode)p.to_mode;
 	stage_and_pend(c->d, c->msg, &c->rep, &rec, slot, false);
+}
+
+/* A rule's latch stays until the rule holds again (or force). */
+static bool condition_holds(const struct bk_daemon *d, const struct bk_plan *p, char *why,
+			    size_t len)
+{
+	const struct bk_scope *sc = bk_state_cscope(&d->state, p->slot);
+	const char *rule = NULL;
+
+	for (unsigned r = 1; r < BK_REASON_COUNT; r++) {
+		if (!(sc->active & (1u << r)) || (!p->all && r != p->reason))
+			continue;
+		if (bk_tick_condition_holds(d, p->slot, r, &rule)) {
+			snprintf(why, len, "rule %s still fails for %s: the %s latch stays until "
+				 "it holds again (or --force, audited as forced)",
+				 rule, sc->name[0] ? sc->name : "global", bk_reason_name(r));
+			return true;
+		}
+	}
+	return false;
 }
 
 static void do_resume(struct cmd_ctx *c)
@@ -326,6 +356,8 @@ static void do_resume(struct cmd_ctx *c)
 				  c->why, sizeof(c->why));
 	if (st)
 		return cmd_refuse(c, st, c->why);
+	if (!p.forced && condition_holds(c->d, &p, c->why, sizeof(c->why)))
+		return cmd_refuse(c, BREAKER__STATUS__ERR_CONDITION_HOLDS, c->why);
 	actor_of(c->d, &c->peer, &who);
 	fill_record(c->d, &rec, BREAKER__AUDIT_RECORD__KIND__RESUME, &who, wall);
 	plan_record(&rec, &p, r->strategy);
@@ -358,12 +390,78 @@ static void do_register(struct cmd_ctx *c)
 		return cmd_refuse(c, BREAKER__STATUS__ERR_TABLE_FULL, "strategy table is full");
 	bk_shm_add_strategy(&c->d->shm, slot, name);
 	bk_cmd_publish_scope(c->d, slot);
+	bk_cmd_bind_slot(c->d, slot);
 	actor_of(c->d, &c->peer, &who);
 	fill_record(c->d, &rec, BREAKER__AUDIT_RECORD__KIND__REGISTER, &who, bk_now_wall_ns());
 	rec.strategy = (char *)name;
 	rec.has_slot = 1;
 	rec.slot = (uint32_t)slot;
 	stage_and_pend(c->d, c->msg, &c->rep, &rec, slot, false);
+}
+
+static void do_report(struct cmd_ctx *c)
+{
+	const Breaker__Report *r = c->req->report;
+	struct bk_tel_snap *s;
+	int slot;
+	Breaker__Status st;
+
+	if (!r->strategy || !*r->strategy)
+		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST, "a report names its strategy");
+	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why))))
+		return cmd_refuse(c, st, c->why);
+	/* Remote engines report the same numbers; the tick reads them from here. */
+	s = &c->d->slots[slot].remote;
+	c->d->slots[slot].is_remote = true;
+	s->orders = r->orders;
+	s->rejects = r->rejects;
+	s->fills = r->fills;
+	s->cancels = r->cancels;
+	s->position = r->position;
+	s->gross = r->gross;
+	s->balance = r->balance;
+	s->pnl = r->pnl;
+	s->fill_cash = r->fill_cash;
+	s->fees = r->fees;
+	s->heartbeat_ns = bk_now_mono_ns();
+	s->consistent = true; /* one message is one snapshot */
+	reply_now(c->d, c->msg, &c->rep);
+}
+
+static void do_reconcile(struct cmd_ctx *c)
+{
+	const Breaker__Reconcile *r = c->req->reconcile;
+	int slots[64];
+	size_t i;
+
+	if (!may_resume(c->d, &c->peer)) {
+		snprintf(c->why, sizeof(c->why), "uid %u may not post reconciliations "
+			 "(it can clear a break: [auth] resume_uids/resume_gids)", c->peer.uid);
+		return cmd_refuse(c, BREAKER__STATUS__ERR_UNAUTHORISED, c->why);
+	}
+	if (r->n_positions == 0 || r->n_positions > 64)
+		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+				  "a reconciliation carries 1-64 positions");
+	/* Validate all before applying any: a bad entry changes nothing. */
+	for (i = 0; i < r->n_positions; i++) {
+		const Breaker__Reconcile__Position *p = r->positions[i];
+		Breaker__Status st = resolve_scope(c->d, p->strategy, &slots[i], c->why,
+						   sizeof(c->why));
+		if (st == BREAKER__STATUS__OK && slots[i] == BK_GLOBAL)
+			st = BREAKER__STATUS__ERR_BAD_REQUEST;
+		if (st == BREAKER__STATUS__OK && (!p->has_position || !isfinite(p->position)))
+			st = BREAKER__STATUS__ERR_BAD_REQUEST;
+		if (st) {
+			snprintf(c->why, sizeof(c->why), "position %zu: needs a registered "
+				 "strategy and a finite position", i);
+			return cmd_refuse(c, st, c->why);
+		}
+	}
+	for (i = 0; i < r->n_positions; i++) {
+		c->d->slots[slots[i]].eval.recon_set = true;
+		c->d->slots[slots[i]].eval.recon_position = r->positions[i]->position;
+	}
+	reply_now(c->d, c->msg, &c->rep);
 }
 
 static void do_query(struct cmd_ctx *c, bool all)
@@ -408,6 +506,12 @@ void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg)
 		break;
 	case BREAKER__REQUEST__CMD_LIST:
 		do_query(&c, true);
+		break;
+	case BREAKER__REQUEST__CMD_REPORT:
+		do_report(&c);
+		break;
+	case BREAKER__REQUEST__CMD_RECONCILE:
+		do_reconcile(&c);
 		break;
 	default:
 		cmd_refuse(&c, BREAKER__STATUS__ERR_BAD_REQUEST, "empty or unknown command");
@@ -492,4 +596,82 @@ void bk_cmd_flush_failed(struct bk_daemon *d, int err)
 		bk_err("audit log write failed: %s; trips stay in effect, resumes are refused",
 		       strerror(-err));
 	d->flush_err = err;
+}
+
+void bk_cmd_note_trip(struct bk_daemon *d)
+{
+	d->last_trip_change_seq = atomic_load(&d->shm.shm->change_seq);
+	d->last_trip_mono_ns = bk_now_mono_ns();
+}
+
+void bk_cmd_bind_slot(struct bk_daemon *d, int slot)
+{
+	struct bk_slot_rules *sr = &d->slots[slot];
+
+	memset(sr, 0, sizeof(*sr));
+	sr->rules = bk_rules_for(&d->cfg.rules, d->state.strategies[slot].name);
+	/* a new strategy starts from clean telemetry */
+	memset(&d->tel.tel->slots[slot], 0, sizeof(d->tel.tel->slots[slot]));
+}
+
+static void system_actor(struct bk_actor *a)
+{
+	a->uid = (uint32_t)geteuid();
+	a->pid = (uint32_t)getpid();
+	snprintf(a->name, sizeof(a->name), "breakerd");
+}
+
+void bk_cmd_system_trip(struct bk_daemon *d, int slot, unsigned reason, int mode,
+			Breaker__AuditRecord *rec)
+{
+	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
+	struct bk_actor self;
+	const char *why;
+	struct bk_plan p;
+	uint64_t wall = bk_now_wall_ns();
+
+	if (bk_state_plan_trip(&d->state, slot, (int)reason, mode, &p, &why) ||
+	    p.target <= sc->latches[reason].mode)
+		return; /* already latched at least this far: nothing new to record */
+	system_actor(&self);
+	bk_state_apply(&d->state, &p, &self, wall, rec->reason, d->audit.next_seq,
+		       d->audit.durable_seq, true);
+	bk_cmd_publish_scope(d, slot);
+	bk_shm_changed(&d->shm);
+	bk_cmd_note_trip(d);
+	fill_record(d, rec, BREAKER__AUDIT_RECORD__KIND__TRIP, &self, wall);
+	plan_record(rec, &p, sc->name);
+	if (bk_audit_stage(&d->audit, rec) < 0) {
+		bk_err("audit staging failed for a rule trip: the trip is in effect");
+		return;
+	}
+	pend(d, NULL, rec, slot, false);
+}
+
+void bk_cmd_system_step(struct bk_daemon *d, int slot, unsigned reason, int to,
+			Breaker__AuditRecord *rec)
+{
+	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
+	struct bk_actor self;
+	struct bk_plan p;
+	char why[256];
+	uint64_t wall = bk_now_wall_ns();
+
+	if (!(sc->active & (1u << reason)) || sc->latches[reason].mode <= to ||
+	    !bk_cmd_can_accept(d))
+		return;
+	/* forced: a step may skip a stage (HALTED -> CAUTIOUS), and says so */
+	if (bk_state_plan_resume(&d->state, slot, (int)reason, to, true, &p, why, sizeof(why)))
+		return;
+	system_actor(&self);
+	fill_record(d, rec, BREAKER__AUDIT_RECORD__KIND__RESUME, &self, wall);
+	plan_record(rec, &p, sc->name);
+	if (bk_audit_stage(&d->audit, rec) < 0)
+		return;
+	bk_state_apply(&d->state, &p, &self, wall, rec->reason, rec->seq, d->audit.durable_seq,
+		       true);
+	pend(d, NULL, rec, slot, true);
+	bk_info("rule cooldown: %s %s latch stepped to %s once durable",
+		sc->name[0] ? sc->name : "global", bk_reason_name(reason),
+		bk_mode_str((enum bk_mode)to));
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "bk_config.h"
+#include "bk_mode.h"
 
 static void default_dirs(struct bk_config *cfg)
 {
@@ -87,6 +88,8 @@ int bk_config_defaults(struct bk_config *cfg, const char *instance)
 	cfg->max_msg = 16 * 1024;
 	cfg->reason_max = 1024;
 	cfg->shm_mode = 0644;
+	cfg->tel_mode = 0660;
+	bk_rules_defaults(&cfg->rules);
 	cfg->sock_mode = 0660;
 	/* Resume is restricted: by default only the daemon's own user and root. */
 	cfg->resume_uids[cfg->n_resume_uids++] = geteuid();
@@ -105,6 +108,7 @@ struct load_ctx {
 	int line; /* Debian's inih passes no line numbers: count them here */
 	int failed;
 	int urls_set; /* explicit urls/dirs (bits 1,2,4,8) survive re-derivation */
+	int pass;     /* 1: everything but [rules:NAME]; 2: only [rules:NAME] */
 };
 
 static int fail(struct load_ctx *c, int line, const char *fmt, const char *a, const char *b)
@@ -178,6 +182,143 @@ static int key_is(const char *s, const char *n, const char *section, const char 
 	return strcmp(s, section) == 0 && strcmp(n, name) == 0;
 }
 
+static int parse_double(const char *v, double min, double max, double *out)
+{
+	char *end;
+	double x;
+
+	errno = 0;
+	x = strtod(v, &end);
+	if (errno || end == v || *end || !(x >= min && x <= max)) /* NaN fails too */
+		return -ERANGE;
+	*out = x;
+	return 0;
+}
+
+/* "reject_rate.max = 0.2": one field of one rule. */
+static int rule_key(struct bk_rule_cfg *rules, const char *key, const char *v)
+{
+	char name[32];
+	const char *dot = strchr(key, '.');
+	struct bk_rule_cfg *r;
+	uint64_t x = 0;
+	double d;
+	int id, m;
+
+	if (!dot || (size_t)(dot - key) >= sizeof(name))
+		return -ENOENT;
+	memcpy(name, key, (size_t)(dot - key));
+	name[dot - key] = '\0';
+	if ((id = bk_rule_parse(name)) < 0)
+		return -ENOENT;
+	r = &rules[id];
+	key = dot + 1;
+	if (strcmp(key, "enabled") == 0) {
+		if (strcmp(v, "true") && strcmp(v, "false"))
+			return -EINVAL;
+		r->enabled = strcmp(v, "true") == 0;
+	} else if (strcmp(key, "max") == 0) {
+		if (parse_double(v, 0, 1e18, &d))
+			return -EINVAL;
+		r->max = d;
+		r->enabled = true;
+	} else if (strcmp(key, "max_pct") == 0) {
+		if (parse_double(v, 0, 100, &d))
+			return -EINVAL;
+		r->max_pct = d / 100.0;
+	} else if (strcmp(key, "window_ms") == 0) {
+		if (parse_u64(v, 1, 3600000, &x))
+			return -EINVAL;
+		r->window_ms = (uint32_t)x;
+	} else if (strcmp(key, "min_orders") == 0) {
+		if (parse_u64(v, 0, 1000000000, &x))
+			return -EINVAL;
+		r->min_orders = (uint32_t)x;
+	} else if (strcmp(key, "action") == 0) {
+		if ((m = bk_mode_parse(v)) < BK_CAUTIOUS)
+			return -EINVAL;
+		r->action = (uint8_t)m;
+	} else if (strcmp(key, "scope") == 0) {
+		if (strcmp(v, "global") && strcmp(v, "strategy"))
+			return -EINVAL;
+		r->global = strcmp(v, "global") == 0;
+	} else if (strcmp(key, "cooldown_ms") == 0) {
+		if (parse_u64(v, 0, 86400000, &x))
+			return -EINVAL;
+		r->cooldown_ms = (uint32_t)x;
+	} else if (strcmp(key, "cooldown_to") == 0) {
+		/* a cooldown never goes back to ACTIVE on its own */
+		m = bk_mode_parse(v);
+		if (m != BK_CAUTIOUS && m != BK_REDUCE_ONLY)
+			return -EINVAL;
+		r->cooldown_to = (uint8_t)m;
+	} else {
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static int parse_warn(struct bk_rules_cfg *rc, const char *v)
+{
+	double lv[BK_WARN_LEVELS];
+	char buf[128], *save = NULL, *tok;
+	int n = 0;
+
+	if (set_str(buf, sizeof(buf), v))
+		return -EINVAL;
+	for (tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		if (n >= BK_WARN_LEVELS || parse_double(tok, 0.01, 1, &lv[n]) ||
+		    (n && lv[n] <= lv[n - 1]))
+			return -EINVAL;
+		n++;
+	}
+	if (n != BK_WARN_LEVELS)
+		return -EINVAL;
+	memcpy(rc->warn, lv, sizeof(lv));
+	return 0;
+}
+
+static struct bk_rule_cfg *override_for(struct bk_rules_cfg *rc, const char *name)
+{
+	for (int i = 0; i < rc->n_over; i++)
+		if (strcmp(rc->over[i].name, name) == 0)
+			return rc->over[i].rule;
+	if (rc->n_over >= BK_RULE_OVERRIDES || strlen(name) >= BK_NAME_MAX)
+		return NULL;
+	snprintf(rc->over[rc->n_over].name, BK_NAME_MAX, "%s", name);
+	memcpy(rc->over[rc->n_over].rule, rc->dflt, sizeof(rc->dflt));
+	return rc->over[rc->n_over++].rule;
+}
+
+static int handle_rules(struct load_ctx *c, const char *s, const char *n, const char *v)
+{
+	struct bk_rules_cfg *rc = &c->cfg.rules;
+	struct bk_rule_cfg *rules = rc->dflt;
+	int err;
+
+	if (strncmp(s, "rules:", 6) == 0) {
+		if (c->pass == 1)
+			return 1;
+		rules = override_for(rc, s + 6);
+		if (!rules)
+			return fail(c, c->line, "too many [rules:NAME] sections, or name too long",
+				    "", "");
+	} else if (c->pass == 2) {
+		return 1;
+	} else if (strcmp(n, "warn_levels") == 0) {
+		if (parse_warn(rc, v))
+			return fail(c, c->line, "warn_levels '%s' must be 3 ascending "
+				    "fractions in (0, 1]", v, "");
+		return 1;
+	}
+	err = rule_key(rules, n, v);
+	if (err == -ENOENT)
+		return fail(c, c->line, "unknown rule key '%s' in [%s]", n, s);
+	if (err)
+		return fail(c, c->line, "bad value '%s' for '%s'", v, n);
+	return 1;
+}
+
 static int handle(void *user, const char *s, const char *n, const char *v)
 {
 	struct load_ctx *c = user;
@@ -185,6 +326,11 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 	struct bk_config *cfg = &c->cfg;
 	uint64_t x;
 	int err = 0;
+
+	if (strcmp(s, "rules") == 0 || strncmp(s, "rules:", 6) == 0)
+		return handle_rules(c, s, n, v);
+	if (c->pass == 2)
+		return 1;
 
 	if (key_is(s, n, "breaker", "instance")) {
 		if (!instance_valid(v))
@@ -207,6 +353,10 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 		if (!(err = parse_u64(v, 0400, 0644, &x)) && (x & 0133))
 			err = -EINVAL;
 		cfg->shm_mode = err ? cfg->shm_mode : (mode_t)x;
+	} else if (key_is(s, n, "breaker", "telemetry_mode")) {
+		if (!(err = parse_u64(v, 0600, 0666, &x)) && (x & 0111))
+			err = -EINVAL;
+		cfg->tel_mode = err ? cfg->tel_mode : (mode_t)x;
 	} else if (key_is(s, n, "commands", "max_message_bytes")) {
 		if (!(err = parse_u64(v, 1024, 1 << 20, &x)))
 			cfg->max_msg = (uint32_t)x;
@@ -259,7 +409,14 @@ int bk_config_load(struct bk_config *cfg, const char *path, char *err, size_t er
 		snprintf(err, errlen, "%s: %s", path, strerror(-rv));
 		return rv;
 	}
-	rv = ini_parse_stream(read_line, &c, handle, &c);
+	/* Two passes so [rules:NAME] inherits every [rules] default, wherever it is. */
+	for (c.pass = 1; c.pass <= 2; c.pass++) {
+		rewind(c.file);
+		c.line = 0;
+		rv = ini_parse_stream(read_line, &c, handle, &c);
+		if (c.failed || rv != 0)
+			break;
+	}
 	fclose(c.file);
 	if (c.failed)
 		return -EINVAL;

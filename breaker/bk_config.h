@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "bk_rules.h"
 #include "breaker_client.h"
 
 #define BK_URL_MAX	  (PATH_MAX + 16)
@@ -42,6 +43,8 @@ struct bk_config {
 	int n_resume_gids;
 	char strategies[BK_CFG_STRATEGIES][BK_NAME_MAX]; /* registered at boot */
 	int n_strategies;
+	mode_t tel_mode; /* telemetry segment: engines write it */
+	struct bk_rules_cfg rules; /* [rules] defaults, [rules:NAME] per strategy */
 };
 
 /* Embedded defaults for this user and instance (NULL: "default"). 0 or -EINVAL. */

@@ -14,6 +14,7 @@
 #include "bk_server.h"
 #include "bk_shm.h"
 #include "bk_state.h"
+#include "bk_tel.h"
 
 #define BK_PENDING_MAX 4096 /* replies waiting for their audit record; power of 2 */
 #define BK_UID_CACHE   16
@@ -38,12 +39,27 @@ struct bk_uid_name {
 	char name[BK_ACTOR_NAME_MAX];
 };
 
+/* Per strategy: the rules in force, their evaluation state, remote telemetry. */
+struct bk_slot_rules {
+	const struct bk_rule_cfg *rules;
+	struct bk_rule_eval eval;
+	struct bk_tel_snap remote; /* from Report messages */
+	bool is_remote;
+};
+
 struct bk_daemon {
 	struct bk_config cfg;
+	const char *config_path;   /* reread on SIGHUP for the rules */
 	struct bk_state state;
 	struct bk_shm_writer shm;
 	struct bk_audit audit;
 	struct bk_server srv;
+	struct bk_tel_reader tel;
+	struct bk_slot_rules slots[BK_MAX_STRATEGIES];
+	uint32_t last_trip_change_seq; /* change_seq published by the latest trip */
+	uint64_t last_trip_mono_ns;
+	uint64_t last_tick_ns;
+	uint64_t tick_count;
 	struct bk_pending pending[BK_PENDING_MAX];
 	uint32_t pend_head, pend_tail; /* [tail, head) wait for durability */
 	struct bk_uid_name uid_cache[BK_UID_CACHE];
@@ -78,5 +94,37 @@ void bk_cmd_publish_scope(struct bk_daemon *d, int slot);
 int64_t bk_cmd_stage_system(struct bk_daemon *d, Breaker__AuditRecord *rec);
 
 uint64_t bk_now_wall_ns(void);
+
+/* ---- bk_tick.c ---- */
+
+/* One tick: heartbeat, every rule for every strategy, act on verdicts. */
+void bk_tick(struct bk_daemon *d, uint64_t now_mono_ns);
+
+/* (Re)bind each strategy slot to the rules configured for it. */
+void bk_tick_bind_rules(struct bk_daemon *d);
+
+/* Reread the config file's rules (SIGHUP). Invalid: logged, running rules stay. */
+void bk_tick_reload(struct bk_daemon *d);
+
+/*
+ * Is the rule behind reason code `reason` still violated for this scope?
+ * (global: by any strategy whose rule trips globally). Fills rule name.
+ */
+bool bk_tick_condition_holds(const struct bk_daemon *d, int slot, unsigned reason,
+			     const char **rule);
+
+/* Make a trip by the daemon itself (rules): flip, stage, pend. */
+void bk_cmd_system_trip(struct bk_daemon *d, int slot, unsigned reason, int mode,
+			Breaker__AuditRecord *rec);
+
+/* A cooldown step down (audited resume by the daemon); durable before visible. */
+void bk_cmd_system_step(struct bk_daemon *d, int slot, unsigned reason, int to,
+			Breaker__AuditRecord *rec);
+
+/* A newly registered slot: rules bound, evaluation and telemetry cleared. */
+void bk_cmd_bind_slot(struct bk_daemon *d, int slot);
+
+/* Remember the trip for the engines' acknowledgement view. */
+void bk_cmd_note_trip(struct bk_daemon *d);
 
 #endif

@@ -127,7 +127,7 @@ static void on_tick(struct loop *l)
 {
 	uint64_t now = bk_now_mono_ns();
 
-	bk_shm_heartbeat(&l->d->shm, now);
+	bk_tick(l->d, now);
 	l->flush_retry = false;
 	l->next_tick += l->d->cfg.tick_ns;
 	if (l->next_tick <= now) /* overran: skip ticks rather than burst */
@@ -147,7 +147,9 @@ static void on_signal(struct loop *l, int res)
 		case SIGHUP:
 			if (l->log_path && !freopen(l->log_path, "a", stderr))
 				l->log_path = NULL;
-			bk_info("SIGHUP: log reopened");
+			if (l->log_path)
+				bk_info("SIGHUP: log reopened");
+			bk_tick_reload(l->d);
 			break;
 		}
 	}

@@ -53,6 +53,65 @@ static Breaker__Scope *scope_msg(struct bk_daemon *d, int slot, bool latches)
 	return m;
 }
 
+/* Limit rules at or above the first warning level, per strategy. */
+static void warnings_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
+{
+	size_t cap = 64;
+
+	info->warnings = calloc(cap, sizeof(*info->warnings));
+	for (uint32_t i = 0; info->warnings && i < d->state.n_strategies; i++) {
+		const struct bk_slot_rules *sr = &d->slots[i];
+		for (int r = 0; r < BK_RULE_COUNT && info->n_warnings < cap; r++) {
+			Breaker__RuleState *w;
+			if (!sr->rules || !sr->rules[r].enabled ||
+			    (sr->eval.util[r] < d->cfg.rules.warn[0] && !sr->eval.violating[r]))
+				continue;
+			if (!(w = calloc(1, sizeof(*w))))
+				return;
+			breaker__rule_state__init(w);
+			w->rule = (char *)bk_rule_name((enum bk_rule_id)r);
+			w->strategy = d->state.strategies[i].name;
+			w->has_measured = w->has_threshold = w->has_utilisation = w->has_violated = 1;
+			w->measured = sr->eval.measured[r];
+			w->threshold = sr->rules[r].max;
+			w->utilisation = sr->eval.util[r];
+			w->violated = sr->eval.violating[r];
+			info->warnings[info->n_warnings++] = w;
+		}
+	}
+}
+
+/* Which engines (telemetry slots with a pid) acted on the latest trip. */
+static void acks_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
+{
+	uint32_t want = d->last_trip_change_seq;
+
+	info->has_last_trip_change_seq = want != 0;
+	info->last_trip_change_seq = want;
+	if (!want)
+		return;
+	info->acks = calloc(d->state.n_strategies + 1, sizeof(*info->acks));
+	for (uint32_t i = 0; info->acks && i < d->state.n_strategies; i++) {
+		Breaker__EngineAck *a;
+		uint32_t seq, pid;
+		uint64_t ns;
+
+		bk_tel_ack(&d->tel, (int)i, &seq, &ns, &pid);
+		if (pid == 0 || !(a = calloc(1, sizeof(*a))))
+			continue;
+		breaker__engine_ack__init(a);
+		a->strategy = d->state.strategies[i].name;
+		a->has_pid = a->has_acked = a->has_ack_seq = 1;
+		a->pid = pid;
+		a->ack_seq = seq;
+		/* sequence numbers wrap: compare by signed distance */
+		a->acked = (int32_t)(seq - want) >= 0;
+		a->has_ack_latency_ns = a->acked && ns >= d->last_trip_mono_ns;
+		a->ack_latency_ns = a->has_ack_latency_ns ? ns - d->last_trip_mono_ns : 0;
+		info->acks[info->n_acks++] = a;
+	}
+}
+
 static void info_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 {
 	uint64_t now = bk_now_mono_ns();
@@ -75,6 +134,8 @@ static void info_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 	info->daemon_pid = (uint32_t)getpid();
 	info->tick_period_ns = d->cfg.tick_ns;
 	info->uptime_ns = now - d->boot_mono_ns;
+	warnings_msg(d, info);
+	acks_msg(d, info);
 }
 
 void bk_status_build(struct bk_daemon *d, Breaker__Reply *rep, bool all)
@@ -109,6 +170,12 @@ void bk_status_free(Breaker__Reply *rep)
 		for (size_t i = 0; i < rep->info->n_tripped; i++)
 			scope_free(rep->info->tripped[i]);
 		free(rep->info->tripped);
+		for (size_t i = 0; i < rep->info->n_warnings; i++)
+			free(rep->info->warnings[i]);
+		free(rep->info->warnings);
+		for (size_t i = 0; i < rep->info->n_acks; i++)
+			free(rep->info->acks[i]);
+		free(rep->info->acks);
 		free(rep->info);
 		rep->info = NULL;
 	}

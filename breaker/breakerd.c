@@ -116,6 +116,7 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &o) < 0 || load_config(&d.cfg, &o) < 0)
 		return 2;
+	d.config_path = o.config;
 	if (o.check_only) {
 		printf("config OK: instance %s, commands %s, audit %s\n", d.cfg.instance,
 		       d.cfg.cmd_url, d.cfg.audit_path);
@@ -140,6 +141,7 @@ int main(int argc, char **argv)
 	rv = bk_loop_run(&d, o.log_file);
 	bk_server_close(&d.srv);
 	bk_shm_close(&d.shm, true);
+	bk_tel_close(&d.tel);
 	bk_audit_close(&d.audit);
 	bk_state_free(&d.state);
 	bk_info("stopped");

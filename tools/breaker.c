@@ -13,17 +13,14 @@
  *   unreachable or no reply in time, 4 audit log failed verification or
  *   cannot be read, 5 trip in effect but its audit record not durable yet.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "bk_mode.h"
 #include "bk_rpc.h"
 #include "breaker.h"
 
@@ -84,8 +81,7 @@ static const struct {
     {BREAKER__STATUS__ERR_NOT_TRIPPED,
      "no such latch holds that scope; 'breaker status' shows the latches"},
     {BREAKER__STATUS__ERR_STAGE_SKIP,
-     "resume one stage at a time (HALTED -> REDUCE_ONLY -> CAUTIOUS -> ACTIVE), "
-     "or add --force (audited as forced)"},
+     "stages: HALTED -> REDUCE_ONLY -> CAUTIOUS -> ACTIVE; --force is audited as forced"},
     {BREAKER__STATUS__ERR_NOT_A_RESUME,
      "--to must be less restrictive than the scope's mode now ('breaker status')"},
     {BREAKER__STATUS__ERR_AMBIGUOUS,
@@ -94,13 +90,19 @@ static const struct {
     {BREAKER__STATUS__ERR_UNAUTHORISED,
      "resume is restricted to [auth] resume_uids/resume_gids in breakerd's config"},
     {BREAKER__STATUS__ERR_NOT_DURABLE,
-     "breakerd could not write the audit log: nothing was changed (no audit, no resume)"},
+     "breakerd's audit log is failing, and a resume needs its record on disk first"},
 };
 
 /* "refused: <STATUS>: <breakerd's text>" and a hint. Returns BX_REFUSED. */
 int cli_refused(const Breaker__Reply *r)
 {
-	fprintf(stderr, "refused: %s: ", status_name(r->status));
+	const char *name = status_name(r->status);
+
+	if (name)
+		fprintf(stderr, "refused: %s: ", name);
+	else
+		fprintf(stderr,
+		        "refused: STATUS_%d (unknown to this breaker): ", (int)r->status);
 	if (r->error && *r->error)
 		put_text(stderr, r->error);
 	else
@@ -156,6 +158,10 @@ static uint64_t request_id(void)
 static int unreachable(const struct cli *c, const char *cmd, int err, bool sent,
                        bool changes_state)
 {
+	static const char maybe_applied[] =
+	    "\nthe command was sent and MAY HAVE BEEN APPLIED:\n"
+	    "check 'breaker status' before repeating it.\n";
+
 	if (err == -EINVAL)
 		return cli_usage_error(cmd, "invalid command URL '%s'", c->url);
 	if (!sent)
@@ -170,16 +176,16 @@ static int unreachable(const struct cli *c, const char *cmd, int err, bool sent,
 	else
 		fprintf(stderr, "breaker %s: no reply from breakerd at %s: %s\n", cmd,
 		        c->url, strerror(-err));
-	fputs("is breakerd running?", stderr);
 	if (err == -EACCES || err == -EPERM)
-		fputs(" may you use its socket (group, directory permissions)?", stderr);
+		fputs("is breakerd running, and may your user use its socket (group,"
+		      " directory permissions)?",
+		      stderr);
+	else
+		fputs("is breakerd running?", stderr);
 	if (!sent)
 		fputs(" nothing was sent.\n", stderr);
 	else if (changes_state)
-		fputs("\nthe command was sent and MAY HAVE BEEN APPLIED: check 'breaker "
-		      "status'"
-		      " before repeating it.\n",
-		      stderr);
+		fputs(maybe_applied, stderr);
 	else
 		fputc('\n', stderr);
 	return BX_UNREACHABLE;
@@ -209,324 +215,6 @@ int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,
 	return 0;
 }
 
-/* ---- argument checks ---------------------------------------------------- */
-
-static void list_reasons(FILE *f, bool trip)
-{
-	int col = fprintf(f, "valid reason codes:");
-
-	for (int i = 1; i < BK_REASON_COUNT; i++) {
-		const char *name = bk_reason_name((unsigned)i);
-
-		if (trip && !bk_reason_operator((unsigned)i))
-			continue;
-		if (col + 1 + (int)strlen(name) > 79)
-			col = fprintf(f, "\n ");
-		col += fprintf(f, " %s", name);
-	}
-	fputc('\n', f);
-}
-
-/* Reason code by name ("manual_halt"; case and '-' for '_' forgiven), or -1. */
-static int parse_reason(const char *cmd, const char *name, bool trip)
-{
-	char buf[64];
-	size_t i;
-	int code = -1;
-
-	for (i = 0; name[i] && i < sizeof(buf) - 1; i++)
-		buf[i] = name[i] == '-' ? '_' : (char)tolower((unsigned char)name[i]);
-	buf[i] = '\0';
-	if (!name[i])
-		code = bk_reason_parse(buf);
-	if (code >= 0 && (!trip || bk_reason_operator((unsigned)code)))
-		return code;
-	fprintf(stderr, "breaker %s: ", cmd);
-	if (code >= 0)
-		fprintf(stderr,
-		        "reason code %s is set by breakerd itself, not by operators\n",
-		        buf);
-	else {
-		fputs("unknown reason code ", stderr);
-		json_str(stderr, name);
-		fputc('\n', stderr);
-	}
-	list_reasons(stderr, trip);
-	fprintf(stderr, "nothing was sent; see 'breaker %s --help'\n", cmd);
-	return -1;
-}
-
-/* A trip's --mode (halted, reduce-only, cautious) or a resume's --to. */
-static int parse_mode(const char *cmd, const char *opt, const char *s, bool trip)
-{
-	int m = bk_mode_parse(s);
-
-	if (m < 0)
-		cli_usage_error(cmd, "unknown mode '%s' for %s: use %s", s, opt,
-		                trip ? "halted, reduce-only or cautious"
-		                     : "reduce-only, cautious or active");
-	else if (trip && m == BK_ACTIVE)
-		cli_usage_error(cmd, "a trip cannot set ACTIVE; to lift a halt, use "
-		                     "'breaker resume'");
-	else if (!trip && m == BK_HALTED)
-		cli_usage_error(cmd, "resume --to halted is not a resume; to halt, use "
-		                     "'breaker trip'");
-	else
-		return m;
-	return -1;
-}
-
-static int check_strategy(const char *cmd, const char *s)
-{
-	if (!s)
-		return 0;
-	if (!*s)
-		return cli_usage_error(cmd, "empty strategy name");
-	if (strlen(s) >= BK_NAME_MAX)
-		return cli_usage_error(cmd,
-		                       "strategy name too long: %zu bytes, at most %u",
-		                       strlen(s), BK_NAME_MAX - 1);
-	return 0;
-}
-
-static int check_reason(struct cli *c, const char *cmd, const char *s, bool required)
-{
-	const char *p = s;
-
-	while (p && isspace((unsigned char)*p))
-		p++;
-	if (required && (!p || !*p))
-		return cli_usage_error(cmd,
-		                       "--reason TEXT is required: say why, it goes in "
-		                       "the audit log");
-	if (s && strlen(s) > c->cfg.reason_max)
-		return cli_usage_error(cmd, "reason text too long: %zu bytes, at most %u",
-		                       strlen(s), c->cfg.reason_max);
-	return 0;
-}
-
-/* ---- trip, emergency-stop, kill, resume, register ----------------------- */
-
-/* What a state change asked for, to describe the reply. */
-struct change {
-	const char *strategy; /* NULL: global */
-	int reason_code;      /* -1: not named (resume) */
-	int mode;             /* trip: the latch's mode */
-	bool forced;
-};
-
-static void put_scope(FILE *f, const char *strategy)
-{
-	if (!strategy) {
-		fputs("global", f);
-		return;
-	}
-	fputs("strategy ", f);
-	put_name(f, strategy);
-}
-
-static const char *reply_mode(protobuf_c_boolean has, int mode)
-{
-	return has ? mode_name(mode) : "?";
-}
-
-static void put_seq(FILE *f, const Breaker__Reply *r)
-{
-	if (r->has_audit_seq)
-		fprintf(f, " — audit seq %" PRIu64 "\n", r->audit_seq);
-	else
-		fputs(" — (no audit seq in the reply)\n", f);
-}
-
-/* "HALTED global (manual_halt, was ACTIVE) — audit seq 42" */
-static void put_trip(FILE *f, const struct change *ch, const Breaker__Reply *r)
-{
-	fprintf(f, "%s ", reply_mode(r->has_to_mode, r->to_mode));
-	put_scope(f, ch->strategy);
-	fprintf(f, " (%s", reason_name(ch->reason_code));
-	if (r->has_to_mode && (int)r->to_mode > ch->mode)
-		fprintf(f, " at %s, held %s by another latch", mode_name(ch->mode),
-		        mode_name(r->to_mode));
-	fprintf(f, ", was %s)", reply_mode(r->has_from_mode, r->from_mode));
-	put_seq(f, r);
-}
-
-/* "strategy momo-eu-1: HALTED -> REDUCE_ONLY (resume, reason_code manual_halt) — ..." */
-static void put_resume(FILE *f, const struct change *ch, const Breaker__Reply *r)
-{
-	put_scope(f, ch->strategy);
-	fprintf(f, ": %s -> %s (resume%s", reply_mode(r->has_from_mode, r->from_mode),
-	        reply_mode(r->has_to_mode, r->to_mode), ch->forced ? " FORCED" : "");
-	if (ch->reason_code >= 0)
-		fprintf(f, ", reason_code %s", reason_name(ch->reason_code));
-	fputc(')', f);
-	put_seq(f, r);
-}
-
-/* The halt holds although the record is not on disk: say so, loudly. */
-static int not_durable(const struct cli *c, const struct change *ch,
-                       const Breaker__Reply *r)
-{
-	fputs("!!! ", stderr);
-	put_trip(stderr, ch, r);
-	fputs("!!! THE TRIP IS IN EFFECT, BUT ITS AUDIT RECORD IS NOT ON DISK YET\n"
-	      "!!! breakerd: ERR_NOT_DURABLE: ",
-	      stderr);
-	put_text(stderr, r->error && *r->error ? r->error : "(no detail)");
-	fprintf(stderr,
-	        "\n!!! breakerd keeps the record and retries the write; check the disk"
-	        " holding %s\n",
-	        c->cfg.audit_path);
-	return BX_NOT_DURABLE;
-}
-
-static int send_change(struct cli *c, const struct cli_args *a, Breaker__Request *req,
-                       const struct change *ch)
-{
-	bool trip = req->cmd_case == BREAKER__REQUEST__CMD_TRIP;
-	Breaker__Reply *r;
-	int rv;
-
-	if ((rv = cli_call(c, a->cmd, req, &r, true)))
-		return rv;
-	if (a->json)
-		json_reply(stdout, r);
-	if (r->status == BREAKER__STATUS__OK) {
-		if (!a->json)
-			(trip ? put_trip : put_resume)(stdout, ch, r);
-		rv = BX_OK;
-	} else if (trip && r->status == BREAKER__STATUS__ERR_NOT_DURABLE) {
-		rv = not_durable(c, ch, r);
-	} else {
-		rv = cli_refused(r);
-	}
-	breaker__reply__free_unpacked(r, NULL);
-	return rv;
-}
-
-static int send_trip(struct cli *c, const struct cli_args *a, Breaker__Trip *t)
-{
-	Breaker__Request req = BREAKER__REQUEST__INIT;
-	struct change ch = {t->strategy, (int)t->reason_code, (int)t->mode, false};
-	int rv;
-
-	if ((rv = cli_config(c)) || (rv = check_strategy(a->cmd, t->strategy)) ||
-	    (rv = check_reason(c, a->cmd, t->reason, false)))
-		return rv;
-	req.cmd_case = BREAKER__REQUEST__CMD_TRIP;
-	req.trip = t;
-	return send_change(c, a, &req, &ch);
-}
-
-static int cmd_trip(struct cli *c, const struct cli_args *a)
-{
-	Breaker__Trip t = BREAKER__TRIP__INIT;
-	int code, mode = BK_HALTED;
-
-	if (a->npos < 1) {
-		fputs("breaker trip: missing <reason_code>\n", stderr);
-		list_reasons(stderr, true);
-		fputs("nothing was sent; see 'breaker trip --help'\n", stderr);
-		return BX_USAGE;
-	}
-	if ((code = parse_reason(a->cmd, a->pos[0], true)) < 0)
-		return BX_USAGE;
-	if (a->mode && (mode = parse_mode(a->cmd, "--mode", a->mode, true)) < 0)
-		return BX_USAGE;
-	t.strategy = a->strategy;
-	t.has_mode = 1;
-	t.mode = (Breaker__Mode)mode;
-	t.has_reason_code = 1;
-	t.reason_code = (Breaker__ReasonCode)code;
-	t.reason = a->reason ? a->reason : "(no reason given)";
-	return send_trip(c, a, &t);
-}
-
-static int cmd_estop(struct cli *c, const struct cli_args *a)
-{
-	Breaker__Trip t = BREAKER__TRIP__INIT;
-
-	t.has_mode = 1;
-	t.mode = BREAKER__MODE__MODE_HALTED;
-	t.has_reason_code = 1;
-	t.reason_code = BREAKER__REASON_CODE__EMERGENCY_STOP;
-	t.reason = a->reason ? a->reason : "emergency stop";
-	return send_trip(c, a, &t);
-}
-
-static int cmd_kill(struct cli *c, const struct cli_args *a)
-{
-	Breaker__Trip t = BREAKER__TRIP__INIT;
-	int rv;
-
-	if ((rv = cli_config(c)) || (rv = check_reason(c, a->cmd, a->reason, true)))
-		return rv;
-	t.strategy = a->pos[0];
-	t.has_mode = 1;
-	t.mode = BREAKER__MODE__MODE_HALTED;
-	t.has_reason_code = 1;
-	t.reason_code = BREAKER__REASON_CODE__KILL_SWITCH;
-	t.reason = a->reason;
-	return send_trip(c, a, &t);
-}
-
-static int cmd_resume(struct cli *c, const struct cli_args *a)
-{
-	Breaker__Request req = BREAKER__REQUEST__INIT;
-	Breaker__Resume rs = BREAKER__RESUME__INIT;
-	struct change ch = {a->strategy, -1, -1, a->force};
-	int rv;
-
-	if ((rv = cli_config(c)) || (rv = check_strategy(a->cmd, a->strategy)) ||
-	    (rv = check_reason(c, a->cmd, a->reason, true)))
-		return rv;
-	if (a->reason_code &&
-	    (ch.reason_code = parse_reason(a->cmd, a->reason_code, false)) < 0)
-		return BX_USAGE;
-	if (a->to && (ch.mode = parse_mode(a->cmd, "--to", a->to, false)) < 0)
-		return BX_USAGE;
-	rs.strategy = a->strategy;
-	rs.has_reason_code = ch.reason_code >= 0;
-	rs.reason_code = rs.has_reason_code ? (Breaker__ReasonCode)ch.reason_code : 0;
-	rs.has_to = ch.mode >= 0;
-	rs.to = rs.has_to ? (Breaker__Mode)ch.mode : 0;
-	rs.reason = a->reason;
-	rs.has_force = a->force;
-	rs.force = a->force;
-	req.cmd_case = BREAKER__REQUEST__CMD_RESUME;
-	req.resume = &rs;
-	return send_change(c, a, &req, &ch);
-}
-
-static int cmd_register(struct cli *c, const struct cli_args *a)
-{
-	Breaker__Request req = BREAKER__REQUEST__INIT;
-	Breaker__RegisterStrategy reg = BREAKER__REGISTER_STRATEGY__INIT;
-	Breaker__Reply *r;
-	int rv;
-
-	if ((rv = check_strategy(a->cmd, a->pos[0])))
-		return rv;
-	reg.strategy = a->pos[0];
-	req.cmd_case = BREAKER__REQUEST__CMD_REGISTER;
-	req.register_ = &reg;
-	if ((rv = cli_call(c, a->cmd, &req, &r, true)))
-		return rv;
-	if (a->json)
-		json_reply(stdout, r);
-	if (r->status != BREAKER__STATUS__OK) {
-		rv = cli_refused(r);
-	} else if (!a->json) {
-		fputs("registered ", stdout);
-		put_scope(stdout, a->pos[0]);
-		if (r->n_strategies == 1 && r->strategies[0]->has_slot)
-			printf(" (slot %" PRIu32 ")", r->strategies[0]->slot);
-		put_seq(stdout, r);
-	}
-	breaker__reply__free_unpacked(r, NULL);
-	return rv;
-}
-
 /* ---- command table ------------------------------------------------------ */
 
 struct cmd {
@@ -549,6 +237,10 @@ static int cmd_help(struct cli *c, const struct cli_args *a);
 	"  3 breakerd unreachable (nothing sent) or no reply in time (may have been\n"   \
 	"    applied: check 'breaker status');\n"                                        \
 	"  5 the trip IS IN EFFECT but its audit record is not on disk yet"
+#define EXITS_CHANGE                                                                     \
+	"0 applied; 1 refused by breakerd; 2 bad usage, nothing sent;\n"                 \
+	"  3 breakerd unreachable (nothing sent) or no reply in time (may have been\n"   \
+	"    applied: check 'breaker status')"
 #define EXITS_RPC                                                                        \
 	"0 ok; 1 refused by breakerd; 2 bad usage, nothing sent;\n"                      \
 	"  3 breakerd unreachable, or no reply in time"
@@ -608,13 +300,13 @@ static const struct cmd cmds[] = {
      "\n"
      "example: breaker resume --strategy momo-eu-1 --reason-code manual_halt \\\n"
      "             --reason \"positions reconciled, ticket 4711\"\n",
-     EXITS_RPC, false},
+     EXITS_CHANGE, false},
     {"register", cmd_register, plain_opts, 1, 1, "<strategy>", "<strategy> [--json]",
      "register a strategy with breakerd",
      "Register a strategy: breakerd gives it a slot in the shared-memory table.\n"
      "\n"
      "  --json  print breakerd's reply as one JSON object\n",
-     EXITS_RPC, false},
+     EXITS_CHANGE, false},
     {"status", cmd_status, plain_opts, 0, 0, NULL, "[--json]",
      "global mode, tripped strategies and their latches",
      "Show the global mode and its latches, each tripped strategy with its latches\n"

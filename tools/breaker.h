@@ -1,8 +1,8 @@
 /*
  * breaker - the operator CLI. Internal interfaces shared by tools/breaker*.c.
  *
- * breaker.c        main, global options, command table, RPC and its errors,
- *                  the state-changing commands (trip, kill, resume, ...)
+ * breaker.c        main, global options, command table, RPC and its errors
+ * breaker_change.c trip, emergency-stop, kill, resume, register
  * breaker_show.c   status, strategies
  * breaker_audit.c  audit (reads the log file itself: works with breakerd down)
  * breaker_fmt.c    JSON, times, durations, enum names
@@ -64,6 +64,14 @@ int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,
 int cli_refused(const Breaker__Reply *r);
 int cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* breaker_change.c */
+void list_reasons(FILE *f, bool trip);
+int cmd_trip(struct cli *c, const struct cli_args *a);
+int cmd_estop(struct cli *c, const struct cli_args *a);
+int cmd_kill(struct cli *c, const struct cli_args *a);
+int cmd_resume(struct cli *c, const struct cli_args *a);
+int cmd_register(struct cli *c, const struct cli_args *a);
 
 /* breaker_show.c */
 int cmd_status(struct cli *c, const struct cli_args *a);

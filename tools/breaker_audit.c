@@ -227,6 +227,13 @@ static void verdict_json(const char *path, const struct bk_audit_scan *s)
 /* The log did not verify: say what, where, and what still holds. */
 static void verdict_bad(const char *path, const struct bk_audit_scan *s)
 {
+	static const char torn[] =
+	    "the last record is incomplete: a crash during a write (breakerd cuts\n"
+	    "it back when it starts), or a write in flight right now (run again)\n";
+	static const char corrupt[] =
+	    "nothing after the verified bytes can be trusted: keep a copy of the\n"
+	    "file for the investigation\n";
+
 	fprintf(stderr, "audit log %s FAILED verification (%s): ", path,
 	        verdict_name(s->verdict));
 	put_text(stderr, s->why);
@@ -234,17 +241,10 @@ static void verdict_bad(const char *path, const struct bk_audit_scan *s)
 	        "\nverified: %" PRIu64 " records, last seq %" PRIu64 ", first %" PRIu64
 	        " of %" PRIu64 " bytes\n",
 	        s->records, s->last_seq, s->valid_len, s->file_len);
-	if (s->verdict == BK_AUDIT_TORN_TAIL)
-		fputs("the last record is incomplete: a crash during a write (breakerd "
-		      "cuts "
-		      "it back when it starts), or a write in flight right now (run "
-		      "again)\n",
-		      stderr);
+	if (s->verdict == BK_AUDIT_TORN_TAIL && s->valid_len >= BK_AUDIT_HDR_SIZE)
+		fputs(torn, stderr);
 	else if (s->verdict == BK_AUDIT_CORRUPT)
-		fputs(
-		    "nothing after the verified bytes can be trusted; keep a copy of the "
-		    "file for the investigation\n",
-		    stderr);
+		fputs(corrupt, stderr);
 }
 
 int cmd_audit(struct cli *c, const struct cli_args *a)

@@ -38,11 +38,10 @@ static const char *enum_name(const ProtobufCEnumDescriptor *d, int v)
 	return ev ? ev->name : NULL;
 }
 
+/* "ERR_NOT_DURABLE"; NULL for a status this build does not know. */
 const char *status_name(int status)
 {
-	const char *s = enum_name(&breaker__status__descriptor, status);
-
-	return s ? s : "STATUS_UNKNOWN";
+	return enum_name(&breaker__status__descriptor, status);
 }
 
 const char *kind_name(int kind)

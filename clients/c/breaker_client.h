@@ -321,6 +321,240 @@ static inline const char *bk_mode_str(enum bk_mode m)
 	return "HALTED";
 }
 
+
+/* ---- telemetry (engines write, the daemon reads every tick) ----------- */
+
+/*
+ * A second segment, /breaker.<instance>.tel, that engines map read-write.
+ * One slot per strategy, same index as the state segment's strategy table,
+ * with ONE writing engine per slot (single writer: no locks, no atomics
+ * beyond plain loads and release stores). Counters are cumulative 64-bit
+ * words; the money gauges that must agree with each other (fills, cash,
+ * fees, balance, position, gross, pnl) sit on their own cache line under a
+ * seqlock so the daemon never reads half of a fill. Doubles are stored as
+ * their IEEE-754 bit pattern in 64-bit words.
+ */
+#define BK_TEL_MAGIC   0x313030304c455442ull /* "BTEL0001" */
+#define BK_TEL_VERSION 1u
+#define BK_TEL_SUFFIX  ".tel"
+
+struct bk_tel_slot {
+	/* line 0: counters and liveness, each word written by the engine alone */
+	BK_ATOMIC(uint64_t) orders;	  /* 0: orders sent */
+	BK_ATOMIC(uint64_t) rejects;	  /* 8: orders rejected by the venue */
+	BK_ATOMIC(uint64_t) cancels;	  /* 16 */
+	BK_ATOMIC(uint64_t) heartbeat_ns; /* 24: engine's CLOCK_MONOTONIC; 0 = never */
+	BK_ATOMIC(uint32_t) ack_seq;	  /* 32: change_seq the engine has acted on */
+	BK_ATOMIC(uint32_t) pid;	  /* 36: the writing engine */
+	BK_ATOMIC(uint64_t) ack_ns;	  /* 40: CLOCK_MONOTONIC of that ack */
+	uint64_t reserved0[2];		  /* 48 */
+	/* line 1: money, under gseq */
+	BK_ATOMIC(uint32_t) gseq;	  /* 64: seqlock; odd while writing */
+	uint32_t reserved1;		  /* 68 */
+	BK_ATOMIC(uint64_t) fills;	  /* 72: fill count */
+	BK_ATOMIC(uint64_t) fill_cash;	  /* 80: f64, cumulative signed cash from fills */
+	BK_ATOMIC(uint64_t) fees;	  /* 88: f64, cumulative fees paid */
+	BK_ATOMIC(uint64_t) balance;	  /* 96: f64, cash balance */
+	BK_ATOMIC(uint64_t) position;	  /* 104: f64, net position, notional */
+	BK_ATOMIC(uint64_t) gross;	  /* 112: f64, gross exposure, notional */
+	BK_ATOMIC(uint64_t) pnl;	  /* 120: f64, realized + unrealized */
+};
+
+struct bk_tel_header {
+	uint64_t magic;			    /* 0 */
+	BK_ATOMIC(uint32_t) version;	    /* 8: 0 = not ready; stored last */
+	uint32_t slot_size;		    /* 12 */
+	uint32_t capacity;		    /* 16 */
+	uint32_t reserved0;		    /* 20 */
+	uint64_t segment_size;		    /* 24 */
+	uint64_t reserved1[4];		    /* 32 */
+};
+
+struct bk_tel {
+	struct bk_tel_header hdr;		     /* offset 0 */
+	struct bk_tel_slot slots[BK_MAX_STRATEGIES]; /* offset 64 */
+};
+
+#define BK_TEL_SIZE sizeof(struct bk_tel)
+
+struct bk_tel_client {
+	struct bk_tel *tel;
+};
+
+static inline uint64_t bk_f2u(double d)
+{
+	uint64_t u;
+	memcpy(&u, &d, sizeof(u));
+	return u;
+}
+
+static inline double bk_u2f(uint64_t u)
+{
+	double d;
+	memcpy(&d, &u, sizeof(d));
+	return d;
+}
+
+/* Map the telemetry segment read-write. 0, -EAGAIN (not ready), -EPROTO, -errno. */
+static inline int bk_tel_attach(struct bk_tel_client *t, const char *instance)
+{
+	char name[BK_INSTANCE_MAX + 24];
+	void *p;
+	int fd, err;
+
+	t->tel = NULL;
+	if ((err = bk_shm_name(name, sizeof(name) - 4, instance)) < 0)
+		return err;
+	strcat(name, BK_TEL_SUFFIX);
+	fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	p = mmap(NULL, BK_TEL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	err = -errno;
+	close(fd);
+	if (p == MAP_FAILED)
+		return err;
+	t->tel = (struct bk_tel *)p;
+	if (BK_LOAD_ACQ(&t->tel->hdr.version) == 0)
+		err = -EAGAIN;
+	else if (t->tel->hdr.magic != BK_TEL_MAGIC ||
+		 BK_LOAD_RLX(&t->tel->hdr.version) != BK_TEL_VERSION ||
+		 t->tel->hdr.segment_size != BK_TEL_SIZE)
+		err = -EPROTO;
+	else
+		return 0;
+	munmap(p, BK_TEL_SIZE);
+	t->tel = NULL;
+	return err;
+}
+
+static inline void bk_tel_detach(struct bk_tel_client *t)
+{
+	if (t->tel)
+		munmap((void *)t->tel, BK_TEL_SIZE);
+	t->tel = NULL;
+}
+
+#ifdef __cplusplus
+#define BK_STORE_REL(p, v) (p)->store((v), std::memory_order_release)
+#define BK_STORE_RLX(p, v) (p)->store((v), std::memory_order_relaxed)
+#define BK_FENCE_REL()	   std::atomic_thread_fence(std::memory_order_release)
+#else
+#define BK_STORE_REL(p, v) atomic_store_explicit((p), (v), memory_order_release)
+#define BK_STORE_RLX(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
+#define BK_FENCE_REL()	   atomic_thread_fence(memory_order_release)
+#endif
+
+/* Single writer: a load and a release store, no locked instruction. */
+static inline void bk_tel_add(BK_ATOMIC(uint64_t) *w, uint64_t n)
+{
+	BK_STORE_REL(w, BK_LOAD_RLX(w) + n);
+}
+
+static inline struct bk_tel_slot *bk_tel_slot_at(struct bk_tel_client *t, int slot)
+{
+	return (slot >= 0 && slot < (int)BK_MAX_STRATEGIES) ? &t->tel->slots[slot] : NULL;
+}
+
+static inline void bk_report_order(struct bk_tel_client *t, int slot, uint64_t n)
+{
+	struct bk_tel_slot *s = bk_tel_slot_at(t, slot);
+	if (s)
+		bk_tel_add(&s->orders, n);
+}
+
+static inline void bk_report_reject(struct bk_tel_client *t, int slot, uint64_t n)
+{
+	struct bk_tel_slot *s = bk_tel_slot_at(t, slot);
+	if (s)
+		bk_tel_add(&s->rejects, n);
+}
+
+static inline void bk_report_cancel(struct bk_tel_client *t, int slot, uint64_t n)
+{
+	struct bk_tel_slot *s = bk_tel_slot_at(t, slot);
+	if (s)
+		bk_tel_add(&s->cancels, n);
+}
+
+/* The engine is alive; call at least every few ms. */
+static inline void bk_report_heartbeat(struct bk_tel_client *t, int slot, uint64_t now_mono_ns)
+{
+	struct bk_tel_slot *s = bk_tel_slot_at(t, slot);
+	if (!s)
+		return;
+	if (BK_LOAD_RLX(&s->pid) == 0)
+		BK_STORE_RLX(&s->pid, (uint32_t)getpid());
+	BK_STORE_REL(&s->heartbeat_ns, now_mono_ns);
+}
+
+/* The engine has acted on (e.g. cancelled its orders for) change_seq seq. */
+static inline void bk_report_ack(struct bk_tel_client *t, int slot, uint32_t seq,
+				 uint64_t now_mono_ns)
+{
+	struct bk_tel_slot *s = bk_tel_slot_at(t, slot);
+	if (!s)
+		return;
+	BK_STORE_RLX(&s->ack_ns, now_mono_ns);
+	BK_STORE_REL(&s->ack_seq, seq);
+}
+
+static inline void bk_tel_wbegin(struct bk_tel_slot *s)
+{
+	BK_STORE_RLX(&s->gseq, BK_LOAD_RLX(&s->gseq) + 1);
+	BK_FENCE_REL();
+}
+
+static inline void bk_tel_wend(struct bk_tel_slot *s)
+{
+	BK_STORE_REL(&s->gseq, BK_LOAD_RLX(&s->gseq) + 1);
+}
+
+/*
+ * A fill: signed cash (negative when buying), the fee paid, and the balance
+ * and net position after it, published together. Balance conservation says
+ * balance moves only by fill cash minus fees.
+ */
+static inline void bk_report_fill(struct bk_tel_client *t, int slot, double cash, double fee,
+				  double balance, double position)
+{
+	struct bk_tel_slot *s = bk_tel_slot_at(t, slot);
+	if (!s)
+		return;
+	bk_tel_wbegin(s);
+	BK_STORE_RLX(&s->fills, BK_LOAD_RLX(&s->fills) + 1);
+	BK_STORE_RLX(&s->fill_cash, bk_f2u(bk_u2f(BK_LOAD_RLX(&s->fill_cash)) + cash));
+	BK_STORE_RLX(&s->fees, bk_f2u(bk_u2f(BK_LOAD_RLX(&s->fees)) + fee));
+	BK_STORE_RLX(&s->balance, bk_f2u(balance));
+	BK_STORE_RLX(&s->position, bk_f2u(position));
+	bk_tel_wend(s);
+}
+
+/* Marks: net position, gross exposure and PnL (realized + unrealized). */
+static inline void bk_report_marks(struct bk_tel_client *t, int slot, double position,
+				   double gross, double pnl)
+{
+	struct bk_tel_slot *s = bk_tel_slot_at(t, slot);
+	if (!s)
+		return;
+	bk_tel_wbegin(s);
+	BK_STORE_RLX(&s->position, bk_f2u(position));
+	BK_STORE_RLX(&s->gross, bk_f2u(gross));
+	BK_STORE_RLX(&s->pnl, bk_f2u(pnl));
+	bk_tel_wend(s);
+}
+
+/* Opening balance (before any fill): sets the base balance conservation checks. */
+static inline void bk_report_balance(struct bk_tel_client *t, int slot, double balance)
+{
+	struct bk_tel_slot *s = bk_tel_slot_at(t, slot);
+	if (!s)
+		return;
+	bk_tel_wbegin(s);
+	BK_STORE_RLX(&s->balance, bk_f2u(balance));
+	bk_tel_wend(s);
+}
+
 #ifdef __cplusplus
 }
 #endif

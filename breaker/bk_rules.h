@@ -1,0 +1,124 @@
+/*
+ * bk_rules - automated protection: per-strategy rules evaluated from
+ * telemetry on every tick. Pure logic on preallocated state: no I/O, no
+ * allocation, no lock. The daemon feeds a snapshot per strategy and acts on
+ * the verdicts (trip, warn, cooldown step).
+ *
+ * Sliding windows are rings of BK_WIN_BUCKETS buckets, each window/16 wide:
+ * the rate is exact to within one bucket, memory is fixed whatever the tick.
+ */
+#ifndef BK_RULES_H
+#define BK_RULES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "breaker_client.h"
+
+#define BK_WIN_BUCKETS	    16
+#define BK_WARN_LEVELS	    3
+#define BK_RULE_OVERRIDES   64
+#define BK_EVIDENCE_MAX	    240
+
+enum bk_rule_id {
+	BK_RULE_REJECT_RATE,
+	BK_RULE_ORDER_RATE,
+	BK_RULE_DRAWDOWN,
+	BK_RULE_EXPOSURE,
+	BK_RULE_RECONCILIATION,
+	BK_RULE_HEARTBEAT,
+	BK_RULE_INVARIANT, /* balance conservation; evaluated per strategy, trips global */
+	BK_RULE_COUNT,
+};
+
+struct bk_rule_cfg {
+	bool enabled;
+	double max;	      /* reject: ratio 0..1; orders/s; drawdown abs; notional; ms */
+	double max_pct;	      /* drawdown: fraction of peak PnL (0 = off) */
+	uint32_t window_ms;   /* reject/order rate */
+	uint32_t min_orders;  /* reject rate: no verdict below this many orders */
+	uint8_t action;	      /* mode to trip to */
+	bool global;	      /* trip the global scope instead of the strategy */
+	uint32_t cooldown_ms; /* 0 = latch until an operator resumes */
+	uint8_t cooldown_to;  /* CAUTIOUS or REDUCE_ONLY */
+};
+
+struct bk_rules_cfg {
+	struct bk_rule_cfg dflt[BK_RULE_COUNT];
+	double warn[BK_WARN_LEVELS]; /* utilisation levels, ascending */
+	int n_over;
+	struct {
+		char name[BK_NAME_MAX];
+		struct bk_rule_cfg rule[BK_RULE_COUNT];
+	} over[BK_RULE_OVERRIDES];
+};
+
+/* One strategy's telemetry, as read this tick. */
+struct bk_tel_snap {
+	uint64_t orders, rejects, fills, cancels;
+	uint64_t heartbeat_ns;
+	double fill_cash, fees, balance, position, gross, pnl;
+	bool consistent; /* the money words were read under a stable seqlock */
+};
+
+struct bk_window {
+	uint32_t orders[BK_WIN_BUCKETS];
+	uint32_t rejects[BK_WIN_BUCKETS];
+	uint64_t sum_orders, sum_rejects;
+	uint64_t bucket_start_ns;
+	uint32_t head;
+};
+
+struct bk_rule_eval {
+	bool seen;		/* a first snapshot was taken */
+	bool base_set;		/* balance conservation base taken */
+	uint64_t last_orders, last_rejects;
+	struct bk_window rej_win, ord_win;
+	double peak_pnl;
+	double base_balance, base_cash, base_fees;
+	bool recon_set;
+	double recon_position;	/* the reconciler's view */
+	bool violating[BK_RULE_COUNT];
+	uint8_t warned[BK_RULE_COUNT];	/* warning levels crossed (0..3) */
+	double util[BK_RULE_COUNT];	/* last measured / threshold */
+	double measured[BK_RULE_COUNT];
+	uint64_t tripped_ns[BK_RULE_COUNT]; /* when this rule last tripped; 0 = not */
+};
+
+enum bk_verdict_kind { BK_V_TRIP, BK_V_WARN, BK_V_COOLDOWN };
+
+struct bk_verdict {
+	enum bk_verdict_kind kind;
+	enum bk_rule_id rule;
+	double measured, threshold, util;
+	char evidence[BK_EVIDENCE_MAX];
+};
+
+/* Defaults: reject rate, reconciliation, heartbeat and invariant on; others off. */
+void bk_rules_defaults(struct bk_rules_cfg *cfg);
+
+/* The rules in force for a strategy (its override, or the defaults). */
+const struct bk_rule_cfg *bk_rules_for(const struct bk_rules_cfg *cfg, const char *name);
+
+const char *bk_rule_name(enum bk_rule_id id);
+int bk_rule_parse(const char *name); /* -1 if unknown */
+unsigned bk_rule_reason(enum bk_rule_id id); /* the latch a rule trips */
+
+/*
+ * Evaluate every rule for one strategy at now. Writes up to max verdicts and
+ * returns how many. A trip verdict is emitted when a rule starts violating
+ * (not every tick it stays violated); warnings when utilisation crosses a
+ * level upward; a cooldown step when a tripped rule's cooldown has passed and
+ * it no longer violates.
+ */
+int bk_rules_eval(const struct bk_rule_cfg *rules, const double warn[BK_WARN_LEVELS],
+		  struct bk_rule_eval *ev, const struct bk_tel_snap *snap, uint64_t now_ns,
+		  struct bk_verdict *out, int max);
+
+/* Does rule still hold (violate) for this strategy right now? */
+static inline bool bk_rules_violating(const struct bk_rule_eval *ev, enum bk_rule_id r)
+{
+	return ev->violating[r];
+}
+
+#endif

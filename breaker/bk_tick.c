@@ -1,0 +1,143 @@
+/*
+ * bk_tick - the tick: heartbeat, then every rule for every registered
+ * strategy from its telemetry, and the daemon's own trips, warnings and
+ * cooldown steps. Runs in the loop thread; nothing here allocates or blocks
+ * (audit records are staged, not written).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "bk_daemon.h"
+#include "bk_log.h"
+
+#define BK_VERDICTS_MAX 8
+
+void bk_tick_bind_rules(struct bk_daemon *d)
+{
+	for (uint32_t i = 0; i < d->state.n_strategies; i++)
+		d->slots[i].rules = bk_rules_for(&d->cfg.rules, d->state.strategies[i].name);
+}
+
+void bk_tick_reload(struct bk_daemon *d)
+{
+	struct bk_config next;
+	char err[512];
+
+	if (!d->config_path) {
+		bk_info("SIGHUP: no config file; rules stay the embedded defaults");
+		return;
+	}
+	if (bk_config_defaults(&next, d->cfg.instance) < 0 ||
+	    bk_config_load(&next, d->config_path, err, sizeof(err)) < 0) {
+		bk_err("SIGHUP: %s: %s; the running rules stay in force", d->config_path, err);
+		return;
+	}
+	d->cfg.rules = next.rules;
+	bk_tick_bind_rules(d);
+	bk_info("SIGHUP: rules reloaded from %s (other settings need a restart)",
+		d->config_path);
+}
+
+static void publish_warning(struct bk_daemon *d, int slot, const struct bk_verdict *v)
+{
+	Breaker__Event ev = BREAKER__EVENT__INIT;
+	uint8_t buf[512];
+
+	ev.strategy = d->state.strategies[slot].name;
+	ev.rule = (char *)bk_rule_name(v->rule);
+	ev.has_utilisation = ev.has_warning = ev.has_wall_ns = ev.has_reason_code = 1;
+	ev.utilisation = v->util;
+	ev.warning = 1;
+	ev.wall_ns = bk_now_wall_ns();
+	ev.reason_code = (Breaker__ReasonCode)bk_rule_reason(v->rule);
+	ev.reason = (char *)v->evidence;
+	if (breaker__event__get_packed_size(&ev) <= sizeof(buf))
+		bk_server_publish(&d->srv, buf, breaker__event__pack(&ev, buf));
+}
+
+static void rule_record(Breaker__AuditRecord *rec, const struct bk_verdict *v,
+			const char *strategy, char *text, size_t len)
+{
+	snprintf(text, len, "rule %s (strategy %s): %s", bk_rule_name(v->rule), strategy,
+		 v->evidence);
+	rec->rule = (char *)bk_rule_name(v->rule);
+	rec->has_threshold = rec->has_measured = 1;
+	rec->threshold = v->threshold;
+	rec->measured = v->measured;
+	rec->evidence = (char *)v->evidence;
+	rec->reason = text;
+}
+
+static void act(struct bk_daemon *d, int slot, const struct bk_rule_cfg *rules,
+		const struct bk_verdict *v)
+{
+	const struct bk_rule_cfg *r = &rules[v->rule];
+	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+	const char *name = d->state.strategies[slot].name;
+	int scope = r->global ? BK_GLOBAL : slot;
+	char text[400];
+
+	switch (v->kind) {
+	case BK_V_TRIP:
+		bk_warn("rule %s tripped %s to %s: %s", bk_rule_name(v->rule),
+			r->global ? "global" : name, bk_mode_str((enum bk_mode)r->action),
+			v->evidence);
+		rule_record(&rec, v, name, text, sizeof(text));
+		bk_cmd_system_trip(d, scope, bk_rule_reason(v->rule), r->action, &rec);
+		break;
+	case BK_V_WARN:
+		bk_info("rule %s at %.0f%% for %s: %s", bk_rule_name(v->rule), v->util * 100, name,
+			v->evidence);
+		publish_warning(d, slot, v);
+		break;
+	case BK_V_COOLDOWN:
+		if (!r->cooldown_to)
+			break;
+		rule_record(&rec, v, name, text, sizeof(text));
+		bk_cmd_system_step(d, scope, bk_rule_reason(v->rule), r->cooldown_to, &rec);
+		break;
+	}
+}
+
+void bk_tick(struct bk_daemon *d, uint64_t now)
+{
+	struct bk_verdict v[BK_VERDICTS_MAX];
+	struct bk_tel_snap snap;
+
+	bk_shm_heartbeat(&d->shm, now);
+	d->last_tick_ns = now;
+	d->tick_count++;
+	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
+		struct bk_slot_rules *sr = &d->slots[i];
+		int n;
+
+		if (sr->is_remote)
+			snap = sr->remote;
+		else
+			bk_tel_read(&d->tel, (int)i, &snap);
+		n = bk_rules_eval(sr->rules, d->cfg.rules.warn, &sr->eval, &snap, now, v,
+				  BK_VERDICTS_MAX);
+		for (int k = 0; k < n; k++)
+			act(d, (int)i, sr->rules, &v[k]);
+	}
+}
+
+bool bk_tick_condition_holds(const struct bk_daemon *d, int slot, unsigned reason,
+			     const char **rule)
+{
+	int id;
+
+	for (id = 0; id < BK_RULE_COUNT; id++)
+		if (bk_rule_reason((enum bk_rule_id)id) == reason)
+			break;
+	if (id == BK_RULE_COUNT)
+		return false;
+	*rule = bk_rule_name((enum bk_rule_id)id);
+	if (slot != BK_GLOBAL)
+		return d->slots[slot].eval.violating[id];
+	for (uint32_t i = 0; i < d->state.n_strategies; i++)
+		if (d->slots[i].rules && d->slots[i].rules[id].global &&
+		    d->slots[i].eval.violating[id])
+			return true;
+	return false;
+}

@@ -1,0 +1,90 @@
+"""The shared-memory layout, version 1: the ONE table of offsets and sizes.
+
+Source of truth: docs/shm-layout.md. tests/test_layout_doc.py parses that
+page's tables and checks every row against FIELDS (and the reverse), so this
+table and the page cannot drift apart. Do not add offsets anywhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple
+
+
+class Field(NamedTuple):
+    offset: int  # bytes from the start of the segment (hdr.*, hot words) or of a scope (scope.*)
+    size: int  # bytes
+    fmt: str  # struct format, native ("@"): see reads.py for why native matters
+
+
+# name -> (offset, size, struct format). Names are exactly the `field` column
+# of docs/shm-layout.md ("Header and hot words" and "A scope (64 bytes)").
+FIELDS: Final[dict[str, Field]] = {
+    "hdr.magic": Field(0, 8, "Q"),
+    "hdr.layout_version": Field(8, 4, "I"),
+    "hdr.header_size": Field(12, 4, "I"),
+    "hdr.segment_size": Field(16, 8, "Q"),
+    "hdr.strategy_capacity": Field(24, 4, "I"),
+    "hdr.strategy_entry_size": Field(28, 4, "I"),
+    "hdr.strategy_table_offset": Field(32, 4, "I"),
+    "hdr.daemon_pid": Field(36, 4, "I"),
+    "hdr.tick_period_ns": Field(40, 8, "Q"),
+    "hdr.heartbeat_bound_ns": Field(48, 8, "Q"),
+    "hdr.strategy_count": Field(56, 4, "I"),
+    "heartbeat_ns": Field(64, 8, "Q"),
+    "change_seq": Field(128, 4, "I"),
+    "global": Field(192, 64, "64s"),
+    "strategies": Field(256, 262144, "262144s"),
+    "scope.state": Field(0, 8, "Q"),
+    "scope.seq": Field(8, 4, "I"),
+    "scope.latches": Field(12, 4, "I"),
+    "scope.since_ns": Field(16, 8, "Q"),
+    "scope.name": Field(24, 40, "40s"),
+}
+
+MAGIC: Final = 0x315245414B524242  # "BBRKAER1" read as a little-endian u64
+LAYOUT_VERSION: Final = 1
+SEGMENT_SIZE: Final = 262400
+MAX_STRATEGIES: Final = 4096
+SCOPE_SIZE: Final = 64
+NAME_MAX: Final = 40  # bytes including the terminating NUL
+INSTANCE_MAX: Final = 64  # instance names are shorter than this
+SHM_DIR: Final = "/dev/shm"
+SHM_PREFIX: Final = "breaker."
+
+# The state word: mode in bits 0-7, reason code in bits 8-15, uid in bits 32-63.
+MODE_NAMES: Final[tuple[str, ...]] = ("ACTIVE", "CAUTIOUS", "REDUCE_ONLY", "HALTED")
+
+# "Reason codes" table of docs/shm-layout.md, indexed by code.
+REASON_NAMES: Final[tuple[str, ...]] = (
+    "none",
+    "manual_halt",
+    "emergency_stop",
+    "kill_switch",
+    "reject_rate",
+    "order_rate",
+    "invariant_violation",
+    "reconciliation_break",
+    "drawdown",
+    "exposure_limit",
+    "stale_heartbeat",
+    "audit_corrupt",
+)
+
+
+def scope_offset(slot: int | None) -> int:
+    """Start of a scope: the global one for None, else strategy slot `slot`."""
+    if slot is None:
+        return FIELDS["global"].offset
+    return FIELDS["strategies"].offset + SCOPE_SIZE * slot
+
+
+def state_mode(word: int) -> int:
+    return word & 0xFF
+
+
+def state_reason(word: int) -> int:
+    return (word >> 8) & 0xFF
+
+
+def state_uid(word: int) -> int:
+    return word >> 32

@@ -1,0 +1,342 @@
+/*
+ * The commands that change state: trip, emergency-stop, kill, resume,
+ * register. Everything is checked before anything is sent; each outcome
+ * (applied, refused, in effect but not durable) has its own message and exit
+ * status.
+ */
+#include <ctype.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "bk_mode.h"
+#include "breaker.h"
+
+/* ---- argument checks ---------------------------------------------------- */
+
+void list_reasons(FILE *f, bool trip)
+{
+	int col = fprintf(f, "valid reason codes:");
+
+	for (int i = 1; i < BK_REASON_COUNT; i++) {
+		const char *name = bk_reason_name((unsigned)i);
+
+		if (trip && !bk_reason_operator((unsigned)i))
+			continue;
+		if (col + 1 + (int)strlen(name) > 79)
+			col = fprintf(f, "\n ");
+		col += fprintf(f, " %s", name);
+	}
+	fputc('\n', f);
+}
+
+/* Reason code by name ("manual_halt"; case and '-' for '_' forgiven), or -1. */
+static int parse_reason(const char *cmd, const char *name, bool trip)
+{
+	char buf[64];
+	size_t i;
+	int code = -1;
+
+	for (i = 0; name[i] && i < sizeof(buf) - 1; i++)
+		buf[i] = name[i] == '-' ? '_' : (char)tolower((unsigned char)name[i]);
+	buf[i] = '\0';
+	if (!name[i])
+		code = bk_reason_parse(buf);
+	if (code >= 0 && (!trip || bk_reason_operator((unsigned)code)))
+		return code;
+	fprintf(stderr, "breaker %s: ", cmd);
+	if (code >= 0) {
+		fprintf(stderr,
+		        "reason code %s is set by breakerd itself, not by operators\n",
+		        buf);
+	} else {
+		fputs("unknown reason code ", stderr);
+		json_str(stderr, name);
+		fputc('\n', stderr);
+	}
+	list_reasons(stderr, trip);
+	fprintf(stderr, "nothing was sent; see 'breaker %s --help'\n", cmd);
+	return -1;
+}
+
+/* A trip's --mode (halted, reduce-only, cautious) or a resume's --to. */
+static int parse_mode(const char *cmd, const char *opt, const char *s, bool trip)
+{
+	int m = bk_mode_parse(s);
+
+	if (m < 0)
+		cli_usage_error(cmd, "unknown mode '%s' for %s: use %s", s, opt,
+		                trip ? "halted, reduce-only or cautious"
+		                     : "reduce-only, cautious or active");
+	else if (trip && m == BK_ACTIVE)
+		cli_usage_error(cmd, "a trip cannot set ACTIVE; to lift a halt, use "
+		                     "'breaker resume'");
+	else if (!trip && m == BK_HALTED)
+		cli_usage_error(cmd, "resume --to halted is not a resume; to halt, use "
+		                     "'breaker trip'");
+	else
+		return m;
+	return -1;
+}
+
+static int check_strategy(const char *cmd, const char *s)
+{
+	if (!s)
+		return 0;
+	if (!*s)
+		return cli_usage_error(cmd, "empty strategy name");
+	if (strlen(s) >= BK_NAME_MAX)
+		return cli_usage_error(cmd,
+		                       "strategy name too long: %zu bytes, at most %u",
+		                       strlen(s), BK_NAME_MAX - 1);
+	return 0;
+}
+
+static int check_reason(struct cli *c, const char *cmd, const char *s, bool required)
+{
+	const char *p = s;
+
+	while (p && isspace((unsigned char)*p))
+		p++;
+	if (required && (!p || !*p))
+		return cli_usage_error(cmd,
+		                       "--reason TEXT is required: say why, it goes in "
+		                       "the audit log");
+	if (s && strlen(s) > c->cfg.reason_max)
+		return cli_usage_error(cmd, "reason text too long: %zu bytes, at most %u",
+		                       strlen(s), c->cfg.reason_max);
+	return 0;
+}
+
+/* ---- trip, emergency-stop, kill, resume, register ----------------------- */
+
+/* What a state change asked for, to describe the reply. */
+struct change {
+	const char *strategy; /* NULL: global */
+	int reason_code;      /* -1: not named (resume) */
+	int mode;             /* trip: the latch's mode */
+	bool forced;
+};
+
+static void put_scope(FILE *f, const char *strategy)
+{
+	if (!strategy) {
+		fputs("global", f);
+		return;
+	}
+	fputs("strategy ", f);
+	put_name(f, strategy);
+}
+
+static const char *reply_mode(protobuf_c_boolean has, int mode)
+{
+	return has ? mode_name(mode) : "?";
+}
+
+static void put_seq(FILE *f, const Breaker__Reply *r)
+{
+	if (r->has_audit_seq)
+		fprintf(f, " — audit seq %" PRIu64 "\n", r->audit_seq);
+	else
+		fputs(" — (no audit seq in the reply)\n", f);
+}
+
+/* "HALTED global (manual_halt, was ACTIVE) — audit seq 42" */
+static void put_trip(FILE *f, const struct change *ch, const Breaker__Reply *r)
+{
+	fprintf(f, "%s ", reply_mode(r->has_to_mode, r->to_mode));
+	put_scope(f, ch->strategy);
+	fprintf(f, " (%s", reason_name(ch->reason_code));
+	if (r->has_to_mode && (int)r->to_mode > ch->mode)
+		fprintf(f, " at %s, held %s by another latch", mode_name(ch->mode),
+		        mode_name(r->to_mode));
+	fprintf(f, ", was %s)", reply_mode(r->has_from_mode, r->from_mode));
+	put_seq(f, r);
+}
+
+/* "strategy momo-eu-1: HALTED -> REDUCE_ONLY (resume, reason_code manual_halt) — ..." */
+static void put_resume(FILE *f, const struct change *ch, const Breaker__Reply *r)
+{
+	put_scope(f, ch->strategy);
+	fprintf(f, ": %s -> %s (resume%s", reply_mode(r->has_from_mode, r->from_mode),
+	        reply_mode(r->has_to_mode, r->to_mode), ch->forced ? " FORCED" : "");
+	if (ch->reason_code >= 0)
+		fprintf(f, ", reason_code %s", reason_name(ch->reason_code));
+	if (r->has_from_mode && r->has_to_mode && r->from_mode == r->to_mode &&
+	    r->to_mode != BREAKER__MODE__MODE_ACTIVE)
+		fprintf(f, "; another latch still holds %s", mode_name(r->to_mode));
+	fputc(')', f);
+	put_seq(f, r);
+}
+
+/*
+ * The trip holds although its record is not on disk: say so, loudly. The
+ * reply may carry no modes (breakerd answers all waiting trips at once when
+ * a flush fails), so this leans only on what was asked.
+ */
+static int not_durable(const struct cli *c, const struct change *ch,
+                       const Breaker__Reply *r)
+{
+	fputs("!!! TRIP IN EFFECT: ", stderr);
+	put_scope(stderr, ch->strategy);
+	if (r->has_to_mode)
+		fprintf(stderr, " is %s", mode_name(r->to_mode));
+	else
+		fprintf(stderr, " is at least %s", mode_name(ch->mode));
+	fprintf(stderr, " (%s)\n!!! BUT ITS AUDIT RECORD", reason_name(ch->reason_code));
+	if (r->has_audit_seq)
+		fprintf(stderr, " (seq %" PRIu64 ")", r->audit_seq);
+	fputs(" IS NOT ON DISK YET\n!!! breakerd: ERR_NOT_DURABLE: ", stderr);
+	put_text(stderr, r->error && *r->error ? r->error : "(no detail)");
+	fprintf(stderr,
+	        "\n!!! the trip holds; breakerd retries the write. Check the disk "
+	        "holding %s\n",
+	        c->cfg.audit_path);
+	return BX_NOT_DURABLE;
+}
+
+static int send_change(struct cli *c, const struct cli_args *a, Breaker__Request *req,
+                       const struct change *ch)
+{
+	bool trip = req->cmd_case == BREAKER__REQUEST__CMD_TRIP;
+	Breaker__Reply *r;
+	int rv;
+
+	if ((rv = cli_call(c, a->cmd, req, &r, true)))
+		return rv;
+	if (a->json)
+		json_reply(stdout, r);
+	if (r->status == BREAKER__STATUS__OK) {
+		if (!a->json)
+			(trip ? put_trip : put_resume)(stdout, ch, r);
+		rv = BX_OK;
+	} else if (trip && r->status == BREAKER__STATUS__ERR_NOT_DURABLE) {
+		rv = not_durable(c, ch, r);
+	} else {
+		rv = cli_refused(r);
+	}
+	breaker__reply__free_unpacked(r, NULL);
+	return rv;
+}
+
+static int send_trip(struct cli *c, const struct cli_args *a, Breaker__Trip *t)
+{
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	struct change ch = {t->strategy, (int)t->reason_code, (int)t->mode, false};
+	int rv;
+
+	if ((rv = cli_config(c)) || (rv = check_strategy(a->cmd, t->strategy)) ||
+	    (rv = check_reason(c, a->cmd, t->reason, false)))
+		return rv;
+	req.cmd_case = BREAKER__REQUEST__CMD_TRIP;
+	req.trip = t;
+	return send_change(c, a, &req, &ch);
+}
+
+int cmd_trip(struct cli *c, const struct cli_args *a)
+{
+	Breaker__Trip t = BREAKER__TRIP__INIT;
+	int code, mode = BK_HALTED;
+
+	if (a->npos < 1) {
+		fputs("breaker trip: missing <reason_code>\n", stderr);
+		list_reasons(stderr, true);
+		fputs("nothing was sent; see 'breaker trip --help'\n", stderr);
+		return BX_USAGE;
+	}
+	if ((code = parse_reason(a->cmd, a->pos[0], true)) < 0)
+		return BX_USAGE;
+	if (a->mode && (mode = parse_mode(a->cmd, "--mode", a->mode, true)) < 0)
+		return BX_USAGE;
+	t.strategy = a->strategy;
+	t.has_mode = 1;
+	t.mode = (Breaker__Mode)mode;
+	t.has_reason_code = 1;
+	t.reason_code = (Breaker__ReasonCode)code;
+	t.reason = a->reason ? a->reason : "(no reason given)";
+	return send_trip(c, a, &t);
+}
+
+int cmd_estop(struct cli *c, const struct cli_args *a)
+{
+	Breaker__Trip t = BREAKER__TRIP__INIT;
+
+	t.has_mode = 1;
+	t.mode = BREAKER__MODE__MODE_HALTED;
+	t.has_reason_code = 1;
+	t.reason_code = BREAKER__REASON_CODE__EMERGENCY_STOP;
+	t.reason = a->reason ? a->reason : "emergency stop";
+	return send_trip(c, a, &t);
+}
+
+int cmd_kill(struct cli *c, const struct cli_args *a)
+{
+	Breaker__Trip t = BREAKER__TRIP__INIT;
+	int rv;
+
+	if ((rv = cli_config(c)) || (rv = check_reason(c, a->cmd, a->reason, true)))
+		return rv;
+	t.strategy = a->pos[0];
+	t.has_mode = 1;
+	t.mode = BREAKER__MODE__MODE_HALTED;
+	t.has_reason_code = 1;
+	t.reason_code = BREAKER__REASON_CODE__KILL_SWITCH;
+	t.reason = a->reason;
+	return send_trip(c, a, &t);
+}
+
+int cmd_resume(struct cli *c, const struct cli_args *a)
+{
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__Resume rs = BREAKER__RESUME__INIT;
+	struct change ch = {a->strategy, -1, -1, a->force};
+	int rv;
+
+	if ((rv = cli_config(c)) || (rv = check_strategy(a->cmd, a->strategy)) ||
+	    (rv = check_reason(c, a->cmd, a->reason, true)))
+		return rv;
+	if (a->reason_code &&
+	    (ch.reason_code = parse_reason(a->cmd, a->reason_code, false)) < 0)
+		return BX_USAGE;
+	if (a->to && (ch.mode = parse_mode(a->cmd, "--to", a->to, false)) < 0)
+		return BX_USAGE;
+	rs.strategy = a->strategy;
+	rs.has_reason_code = ch.reason_code >= 0;
+	rs.reason_code = rs.has_reason_code ? (Breaker__ReasonCode)ch.reason_code : 0;
+	rs.has_to = ch.mode >= 0;
+	rs.to = rs.has_to ? (Breaker__Mode)ch.mode : 0;
+	rs.reason = a->reason;
+	rs.has_force = a->force;
+	rs.force = a->force;
+	req.cmd_case = BREAKER__REQUEST__CMD_RESUME;
+	req.resume = &rs;
+	return send_change(c, a, &req, &ch);
+}
+
+int cmd_register(struct cli *c, const struct cli_args *a)
+{
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__RegisterStrategy reg = BREAKER__REGISTER_STRATEGY__INIT;
+	Breaker__Reply *r;
+	int rv;
+
+	if ((rv = check_strategy(a->cmd, a->pos[0])))
+		return rv;
+	reg.strategy = a->pos[0];
+	req.cmd_case = BREAKER__REQUEST__CMD_REGISTER;
+	req.register_ = &reg;
+	if ((rv = cli_call(c, a->cmd, &req, &r, true)))
+		return rv;
+	if (a->json)
+		json_reply(stdout, r);
+	if (r->status != BREAKER__STATUS__OK) {
+		rv = cli_refused(r);
+	} else if (!a->json) {
+		fputs("registered ", stdout);
+		put_scope(stdout, a->pos[0]);
+		if (r->n_strategies == 1 && r->strategies[0]->has_slot)
+			printf(" (slot %" PRIu32 ")", r->strategies[0]->slot);
+		put_seq(stdout, r);
+	}
+	breaker__reply__free_unpacked(r, NULL);
+	return rv;
+}
