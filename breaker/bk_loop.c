@@ -147,6 +147,8 @@ static void on_signal(struct loop *l, int res)
 		case SIGHUP:
 			if (l->log_path && !freopen(l->log_path, "a", stderr))
 				l->log_path = NULL;
+			else if (l->log_path)
+				setvbuf(stderr, NULL, _IOLBF, 0); /* freopen reset it */
 			if (l->log_path)
 				bk_info("SIGHUP: log reopened");
 			bk_tick_reload(l->d);

@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,8 @@ enum {
 	O_VERIFY,
 	O_SINCE,
 	O_FILE,
+	O_COUNT,
+	O_TIMEOUT_MS,
 };
 
 /* clang-format off */
@@ -54,6 +57,8 @@ static const struct option resume_opts[] = {OPT_COMMON, OPT("strategy", O_STRATE
 static const struct option plain_opts[] = {OPT_COMMON, OPT_END};
 static const struct option audit_opts[] = {OPT_COMMON, FLAG("verify", O_VERIFY),
 					   OPT("since", O_SINCE), OPT("file", O_FILE), OPT_END};
+static const struct option watch_opts[] = {OPT_COMMON, OPT("count", O_COUNT),
+					   OPT("timeout-ms", O_TIMEOUT_MS), OPT_END};
 /* clang-format on */
 
 /* ---- messages ----------------------------------------------------------- */
@@ -88,7 +93,11 @@ static const struct {
      "several latches hold this scope: name one with --reason-code "
      "('breaker status' lists them), or --force to release them all"},
     {BREAKER__STATUS__ERR_UNAUTHORISED,
-     "resume is restricted to [auth] resume_uids/resume_gids in breakerd's config"},
+     "resume and reconcile are restricted to [auth] resume_uids/resume_gids in "
+     "breakerd's config"},
+    {BREAKER__STATUS__ERR_CONDITION_HOLDS,
+     "the rule that set this latch still fails: 'breaker status' shows its "
+     "utilisation; fix the cause, or --force (audited as forced)"},
     {BREAKER__STATUS__ERR_NOT_DURABLE,
      "breakerd's audit log is failing, and a resume needs its record on disk first"},
 };
@@ -307,11 +316,28 @@ static const struct cmd cmds[] = {
      "\n"
      "  --json  print breakerd's reply as one JSON object\n",
      EXITS_CHANGE, false},
+    {"reconcile", cmd_reconcile, plain_opts, 1, INT_MAX, "<strategy>=<position>",
+     "<strategy>=<position> [<strategy>=<position> ...] [--json]",
+     "post the venue's positions (reconciliation rule)",
+     "Post the venue's (or back office's) net position of one or more strategies,\n"
+     "as a notional. breakerd compares each with the position the engine reports:\n"
+     "the reconciliation rule warns, then trips, when they drift apart. Every\n"
+     "position is checked before anything is sent, and breakerd applies all of\n"
+     "them or none. At most 64 per command. Restricted like resume ([auth]).\n"
+     "\n"
+     "  <position>  a finite decimal number: 1250, -3.5, 1.2e6 (not nan, inf, hex)\n"
+     "  --json      print breakerd's reply as one JSON object\n"
+     "\n"
+     "example: breaker reconcile momo-eu-1=-1250000 arb-us-2=0\n",
+     EXITS_CHANGE, false},
     {"status", cmd_status, plain_opts, 0, 0, NULL, "[--json]",
-     "global mode, tripped strategies and their latches",
+     "global mode, tripped strategies, rule warnings, engine acks",
      "Show the global mode and its latches, each tripped strategy with its latches\n"
-     "(reason code, mode, who, when, why), the number of strategies, breakerd's\n"
-     "heartbeat age and the last durable audit seq.\n"
+     "(reason code, mode, who, when, why), the number of strategies, the limit\n"
+     "rules at or above their first warning level, which engines acknowledged the\n"
+     "latest trip and how fast, breakerd's heartbeat age and the last durable\n"
+     "audit seq. breakerd keeps the first 127 bytes of a latch's reason: a cut one\n"
+     "says so and names the audit seq holding the whole text.\n"
      "\n"
      "  --json  print breakerd's reply as one JSON object\n",
      EXITS_RPC, false},
@@ -322,6 +348,24 @@ static const struct cmd cmds[] = {
      "\n"
      "  --json  print breakerd's reply as one JSON object\n",
      EXITS_RPC, false},
+    {"watch", cmd_watch, watch_opts, 0, 0, NULL,
+     "[--count N] [--timeout-ms T] [--json]",
+     "print trips, resumes and rule warnings as they happen",
+     "Subscribe to breakerd's event socket (the config's pub_url) and print each\n"
+     "event as it arrives, one line each: time (UTC), kind (TRIP, RESUME,\n"
+     "REGISTER, or WARNING for a rule nearing its limit), scope, from->to, reason\n"
+     "code, uid=actor, FORCED, rule= and util= (warnings), seq=audit seq, reason.\n"
+     "Runs until interrupted (Ctrl-C, SIGTERM: exit 0). Events published while\n"
+     "watch is not connected are not shown: the audit log is the record.\n"
+     "\n"
+     "  --count N       exit after N events\n"
+     "  --timeout-ms T  exit when no event arrives for T ms (1 to 86400000)\n"
+     "  --json          one JSON object per event\n"
+     "\n"
+     "example: breaker watch --count 1 --timeout-ms 60000\n",
+     "0 interrupted, --count events seen, or --timeout-ms passed quietly;\n"
+     "  2 bad usage; 3 breakerd's event socket unreachable",
+     false},
     {"audit", cmd_audit, audit_opts, 0, 0, NULL,
      "[--verify] [--since TIME] [--file PATH] [--json]",
      "print or verify the audit log (works with breakerd down)",
@@ -479,6 +523,12 @@ static int store_opt(struct cli_args *a, int o, char *arg)
 	case O_FILE:
 		a->file = arg;
 		break;
+	case O_COUNT:
+		a->count = arg;
+		break;
+	case O_TIMEOUT_MS:
+		a->timeout_ms = arg;
+		break;
 	default:
 		return -1;
 	}
@@ -505,15 +555,15 @@ static int parse_args(const struct cmd *cmd, int argc, char **argv, struct cli_a
 	}
 	if (a->help)
 		return 0;
-	for (; optind < argc; optind++) {
-		if (a->npos == cmd->pos_max)
-			return cli_usage_error(cmd->name, "unexpected argument '%s'%s",
-			                       argv[optind],
-			                       a->reason ? " (quote the whole reason: "
-			                                   "--reason \"...\")"
-			                                 : "");
-		a->pos[a->npos++] = argv[optind];
-	}
+	/* getopt has moved the arguments, in order, to the end of argv */
+	a->pos = argv + optind;
+	a->npos = argc - optind;
+	if (a->npos > cmd->pos_max)
+		return cli_usage_error(cmd->name, "unexpected argument '%s'%s",
+		                       a->pos[cmd->pos_max],
+		                       a->reason ? " (quote the whole reason: "
+		                                   "--reason \"...\")"
+		                                 : "");
 	if (a->npos < cmd->pos_min)
 		return cli_usage_error(cmd->name, "missing %s", cmd->pos_name);
 	return 0;

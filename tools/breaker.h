@@ -2,8 +2,9 @@
  * breaker - the operator CLI. Internal interfaces shared by tools/breaker*.c.
  *
  * breaker.c        main, global options, command table, RPC and its errors
- * breaker_change.c trip, emergency-stop, kill, resume, register
+ * breaker_change.c trip, emergency-stop, kill, resume, register, reconcile
  * breaker_show.c   status, strategies
+ * breaker_watch.c  watch (breakerd's event stream)
  * breaker_audit.c  audit (reads the log file itself: works with breakerd down)
  * breaker_fmt.c    JSON, times, durations, enum names
  */
@@ -51,9 +52,10 @@ struct cli {
 /* One command's parsed options and arguments. */
 struct cli_args {
 	const char *cmd; /* "trip", for messages */
-	char *pos[2];
+	char **pos;      /* the arguments, in order (points into argv) */
 	int npos;
 	char *strategy, *mode, *reason, *reason_code, *to, *since, *file;
+	char *count, *timeout_ms; /* watch */
 	bool json, force, verify, help;
 };
 
@@ -72,10 +74,14 @@ int cmd_estop(struct cli *c, const struct cli_args *a);
 int cmd_kill(struct cli *c, const struct cli_args *a);
 int cmd_resume(struct cli *c, const struct cli_args *a);
 int cmd_register(struct cli *c, const struct cli_args *a);
+int cmd_reconcile(struct cli *c, const struct cli_args *a);
 
 /* breaker_show.c */
 int cmd_status(struct cli *c, const struct cli_args *a);
 int cmd_strategies(struct cli *c, const struct cli_args *a);
+
+/* breaker_watch.c */
+int cmd_watch(struct cli *c, const struct cli_args *a);
 
 /* breaker_audit.c */
 int cmd_audit(struct cli *c, const struct cli_args *a);
@@ -91,6 +97,9 @@ int put_text(FILE *f, const char *s);
 void put_pad(FILE *f, int cols, int width);
 const char *fmt_time(char buf[BX_TIME_LEN], uint64_t wall_ns, int decimals);
 const char *fmt_dur(char *buf, size_t len, uint64_t ns);
+#define BX_NUM_LEN 32
+const char *fmt_num(char buf[BX_NUM_LEN], double v);
+const char *fmt_pct(char buf[BX_NUM_LEN], double ratio);
 const char *mode_name(int mode);
 const char *reason_name(int code);
 const char *status_name(int status);

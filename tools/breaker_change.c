@@ -1,11 +1,14 @@
 /*
  * The commands that change state: trip, emergency-stop, kill, resume,
- * register. Everything is checked before anything is sent; each outcome
+ * register, reconcile. Everything is checked before anything is sent; each outcome
  * (applied, refused, in effect but not durable) has its own message and exit
  * status.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bk_mode.h"
@@ -339,4 +342,114 @@ int cmd_register(struct cli *c, const struct cli_args *a)
 	}
 	breaker__reply__free_unpacked(r, NULL);
 	return rv;
+}
+
+/* ---- reconcile ---------------------------------------------------------- */
+
+#define BX_RECONCILE_MAX 64 /* positions per request: breakerd's limit */
+
+/* A finite decimal: "1250", "-3.5", "1.2e6"; not nan, inf, hex or blanks. */
+static bool parse_notional(const char *s, double *out)
+{
+	char *end;
+
+	if (!*s || strspn(s, "0123456789+-.eE") != strlen(s))
+		return false;
+	errno = 0;
+	*out = strtod(s, &end);
+	return end != s && !*end && isfinite(*out);
+}
+
+/* "momo-eu-1=-1250.5" into name (BK_NAME_MAX) and *pos. */
+static int parse_position(const char *cmd, const char *arg, char *name, double *pos)
+{
+	const char *eq = strchr(arg, '=');
+	size_t n = eq ? (size_t)(eq - arg) : 0;
+
+	if (!eq)
+		return cli_usage_error(cmd, "'%s' is not <strategy>=<position>", arg);
+	if (n == 0)
+		return cli_usage_error(cmd, "'%s' names no strategy before '='", arg);
+	if (n >= BK_NAME_MAX)
+		return cli_usage_error(cmd, "strategy name too long in '%s': %zu bytes, at "
+		                            "most %u", arg, n, BK_NAME_MAX - 1);
+	memcpy(name, arg, n);
+	name[n] = '\0';
+	if (!parse_notional(eq + 1, pos))
+		return cli_usage_error(cmd,
+		                       "bad position in '%s': use a finite decimal "
+		                       "notional, e.g. %s=-1250.5",
+		                       arg, name);
+	return 0;
+}
+
+/* breakerd names a bad entry by index ("position 1: ..."): show which it was. */
+static void hint_position(const Breaker__Reply *r, const struct cli_args *a)
+{
+	unsigned long i;
+
+	if (r->error && sscanf(r->error, "position %lu:", &i) == 1 &&
+	    i < (unsigned long)a->npos) {
+		fprintf(stderr, "hint: position %lu is ", i);
+		json_str(stderr, a->pos[i]);
+		fputc('\n', stderr);
+	}
+}
+
+static int send_reconcile(struct cli *c, const struct cli_args *a, Breaker__Reconcile *rc)
+{
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__Reply *r;
+	char num[BX_NUM_LEN];
+	int rv;
+
+	req.cmd_case = BREAKER__REQUEST__CMD_RECONCILE;
+	req.reconcile = rc;
+	if ((rv = cli_call(c, a->cmd, &req, &r, true)))
+		return rv;
+	if (a->json)
+		json_reply(stdout, r);
+	if (r->status != BREAKER__STATUS__OK) {
+		rv = cli_refused(r);
+		hint_position(r, a);
+	} else if (!a->json) {
+		printf("reconciled %zu position%s\n", rc->n_positions,
+		       rc->n_positions == 1 ? "" : "s");
+		for (size_t i = 0; i < rc->n_positions; i++) {
+			fputs("  strategy ", stdout);
+			put_name(stdout, rc->positions[i]->strategy);
+			printf(": %s\n", fmt_num(num, rc->positions[i]->position));
+		}
+	}
+	breaker__reply__free_unpacked(r, NULL);
+	return rv;
+}
+
+int cmd_reconcile(struct cli *c, const struct cli_args *a)
+{
+	char names[BX_RECONCILE_MAX][BK_NAME_MAX];
+	Breaker__Reconcile__Position pos[BX_RECONCILE_MAX], *pp[BX_RECONCILE_MAX];
+	Breaker__Reconcile rc = BREAKER__RECONCILE__INIT;
+	int rv;
+
+	if (a->npos > BX_RECONCILE_MAX)
+		return cli_usage_error(a->cmd,
+		                       "%d positions: at most %d per reconcile (breakerd's "
+		                       "limit); split them",
+		                       a->npos, BX_RECONCILE_MAX);
+	for (int i = 0; i < a->npos; i++) {
+		breaker__reconcile__position__init(&pos[i]);
+		if ((rv = parse_position(a->cmd, a->pos[i], names[i], &pos[i].position)))
+			return rv;
+		for (int j = 0; j < i; j++)
+			if (strcmp(names[j], names[i]) == 0)
+				return cli_usage_error(a->cmd, "strategy '%s' given twice",
+				                       names[i]);
+		pos[i].strategy = names[i];
+		pos[i].has_position = 1;
+		pp[i] = &pos[i];
+	}
+	rc.n_positions = (size_t)a->npos;
+	rc.positions = pp;
+	return send_reconcile(c, a, &rc);
 }

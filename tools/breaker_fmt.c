@@ -106,6 +106,29 @@ const char *fmt_dur(char *buf, size_t len, uint64_t ns)
 }
 
 /*
+ * A measurement or a notional, readable: "0.416667", "600", "1250.5",
+ * "1234568" (whole units from 1e5 up: no exponent for money), "inf".
+ */
+const char *fmt_num(char buf[BX_NUM_LEN], double v)
+{
+	if (isfinite(v) && fabs(v) >= 1e5 && fabs(v) < 1e15)
+		snprintf(buf, BX_NUM_LEN, "%.0f", v);
+	else
+		snprintf(buf, BX_NUM_LEN, "%.6g", v);
+	return buf;
+}
+
+/* A utilisation as a whole percentage: 0.824 -> "82%"; "?%" if not finite. */
+const char *fmt_pct(char buf[BX_NUM_LEN], double ratio)
+{
+	if (isfinite(ratio) && fabs(ratio) < 1e13)
+		snprintf(buf, BX_NUM_LEN, "%.0f%%", ratio * 100);
+	else
+		snprintf(buf, BX_NUM_LEN, "?%%");
+	return buf;
+}
+
+/*
  * Length of the valid UTF-8 sequence at s (1-4), or 0 if it is not one
  * (overlong forms, surrogates and values past U+10FFFF are not). *cp gets
  * the code point.

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bk_mode.h"
+#include "bk_state.h"
 #include "breaker.h"
 
 static const char *opt_mode(protobuf_c_boolean has, int mode)
@@ -46,6 +47,13 @@ static void put_latch(FILE *f, const Breaker__Latch *l)
 		json_str(f, l->reason);
 	else
 		fputs("(no reason)", f);
+	/* breakerd keeps BK_LATCH_REASON_MAX - 1 bytes; the audit log has it all */
+	if (l->reason && strlen(l->reason) == BK_LATCH_REASON_MAX - 1) {
+		fputs(" … (truncated; full text: breaker audit", f);
+		if (l->has_audit_seq)
+			fprintf(f, ", seq %" PRIu64, l->audit_seq);
+		fputc(')', f);
+	}
 	fputc('\n', f);
 }
 
@@ -66,6 +74,79 @@ static void put_scope_state(FILE *f, const Breaker__Scope *s, int global_mode)
 	fputc('\n', f);
 	for (size_t i = 0; i < s->n_latches; i++)
 		put_latch(f, s->latches[i]);
+}
+
+/*
+ * "warning: strategy alpha rule reconciliation at 82% (measured 820 /
+ * threshold 1000)", and " VIOLATED" once over the threshold.
+ */
+static void put_warning(FILE *f, const Breaker__RuleState *w)
+{
+	char m[BX_NUM_LEN], t[BX_NUM_LEN], u[BX_NUM_LEN];
+
+	fputs("warning: strategy ", f);
+	put_name(f, w->strategy ? w->strategy : "?");
+	fputs(" rule ", f);
+	put_name(f, w->rule ? w->rule : "?");
+	fprintf(f, " at %s (measured %s / threshold %s)",
+	        w->has_utilisation ? fmt_pct(u, w->utilisation) : "?%",
+	        w->has_measured ? fmt_num(m, w->measured) : "?",
+	        w->has_threshold ? fmt_num(t, w->threshold) : "?");
+	if (w->has_violated && w->violated)
+		fputs(" VIOLATED", f);
+	fputc('\n', f);
+}
+
+static void put_warnings(FILE *f, const Breaker__StatusInfo *in)
+{
+	if (in->n_warnings == 0) {
+		fputs("rule warnings: none\n", f);
+		return;
+	}
+	for (size_t i = 0; i < in->n_warnings; i++)
+		put_warning(f, in->warnings[i]);
+}
+
+/* "  strategy alpha pid 4242: acked in 1.23 ms" / "NOT ACKED (seq 6 < 7)" */
+static void put_ack(FILE *f, const Breaker__EngineAck *a, uint32_t want)
+{
+	char b[32];
+
+	fputs("  strategy ", f);
+	put_name(f, a->strategy ? a->strategy : "?");
+	fputs(" pid ", f);
+	put_u32(f, a->has_pid, a->pid);
+	if (!a->has_acked || !a->acked) {
+		fputs(": NOT ACKED (seq ", f);
+		put_u32(f, a->has_ack_seq, a->ack_seq);
+		fprintf(f, " < %" PRIu32 ")\n", want);
+	} else if (a->has_ack_latency_ns) {
+		fprintf(f, ": acked in %s\n", fmt_dur(b, sizeof(b), a->ack_latency_ns));
+	} else {
+		fputs(": acked (seq ", f);
+		put_u32(f, a->has_ack_seq, a->ack_seq);
+		fputs(")\n", f);
+	}
+}
+
+/* "2 of 3 engines acknowledged change seq 7", then one line per engine. */
+static void put_acks(FILE *f, const Breaker__StatusInfo *in)
+{
+	size_t acked = 0;
+
+	if (!in->has_last_trip_change_seq) {
+		fputs("engine acks: no trip since breakerd started\n", f);
+		return;
+	}
+	for (size_t i = 0; i < in->n_acks; i++)
+		acked += in->acks[i]->has_acked && in->acks[i]->acked;
+	fprintf(f, "%zu of %zu engines acknowledged change seq %" PRIu32 " (the latest trip)",
+	        acked, in->n_acks, in->last_trip_change_seq);
+	if (in->n_acks == 0)
+		fputs(": no engine reports telemetry", f);
+	fputc('\n', f);
+	for (size_t i = 0; i < in->n_acks; i++)
+		put_ack(f, in->acks[i], in->last_trip_change_seq);
 }
 
 static void put_header(FILE *f, const Breaker__StatusInfo *in)
@@ -98,6 +179,8 @@ static void put_status(FILE *f, const struct cli *c, const Breaker__StatusInfo *
 	fprintf(f, " registered, %zu tripped\n", in->n_tripped);
 	for (size_t i = 0; i < in->n_tripped; i++)
 		put_scope_state(f, in->tripped[i], gmode);
+	put_warnings(f, in);
+	put_acks(f, in);
 	fputs("daemon heartbeat: ", f);
 	if (!in->has_heartbeat_age_ns)
 		fputs("? (not in the reply)", f);

@@ -13,7 +13,7 @@ from typing import Final, NamedTuple
 class Field(NamedTuple):
     offset: int  # bytes from the start of the segment (hdr.*, hot words) or of a scope (scope.*)
     size: int  # bytes
-    fmt: str  # struct format, native ("@"): see reads.py for why native matters
+    fmt: str  # struct format, native ("@"): client.py says why native matters
 
 
 # name -> (offset, size, struct format). Names are exactly the `field` column

@@ -1,0 +1,333 @@
+/*
+ * bench_tput - audited commands acknowledged per second, and how batching
+ * several audit records under one fsync carries the load.
+ *
+ * 1, 4 and 8 client processes (this binary again, "--helper ..."), each with
+ * its own REQ socket and its own strategy, alternate trip and forced resume
+ * as fast as acks come back. Every command is one audit record that is
+ * durable (write + fdatasync) before its ack. The fsyncs of the audit log are
+ * counted with the ext4 tracepoint, so records per fsync is measured, not
+ * inferred. Peer in the same run: redis-server with appendfsync always (each
+ * SET durable before its reply, fsync shared by the commands of one event
+ * loop turn), the same client counts.
+ *
+ * The server (breakerd or redis-server) runs on CPU 0, all clients on CPU 1.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+#define SECTION	    "throughput"
+#define MAX_CLIENTS 8
+#define TOTAL_CMDS  4000 /* per configuration, split between the clients */
+#define WARM_CMDS   50	 /* per client, before the start line */
+
+/* Board layout: t[2c], t[2c+1] = client c's start/end; then per-command ns. */
+#define T_LAT(c, n, k) (2 * MAX_CLIENTS + (size_t)(c) * (n) + (k))
+
+struct client {
+	int (*cmd)(void *arg, size_t k);
+	void *arg;
+};
+
+/* Warm up, report ready, wait for the start line, run n commands, stamp each. */
+static int client_run(struct bench_board *b, int idx, size_t n, const struct client *c)
+{
+	uint64_t t0;
+
+	for (size_t k = 0; k < WARM_CMDS; k++)
+		if (c->cmd(c->arg, k) < 0)
+			return 1;
+	bench_add_u32(&b->ready, 1);
+	if (bench_wait_u32(&b->go, 1, 60000) < 0 || atomic_load(&b->quit))
+		return 1;
+	b->t[2 * idx] = bench_now();
+	for (size_t k = 0; k < n; k++) {
+		t0 = bench_now();
+		if (c->cmd(c->arg, k) < 0)
+			return 1;
+		b->t[T_LAT(idx, n, k)] = bench_now() - t0;
+	}
+	b->t[2 * idx + 1] = bench_now();
+	return 0;
+}
+
+/* ---- helpers --------------------------------------------------------------- */
+
+struct bk_arg {
+	struct bk_rpc r;
+	char strategy[32];
+	uint64_t id;
+};
+
+/* Even: trip; odd: forced resume. WARM_CMDS is even, so it pairs up. */
+static int bk_cmd(void *a, size_t k)
+{
+	struct bk_arg *x = a;
+
+	return k % 2 == 0 ? bench_trip(&x->r, x->strategy, ++x->id)
+			  : bench_resume(&x->r, x->strategy, ++x->id);
+}
+
+struct redis_arg {
+	struct resp c;
+	char cmd[2][96];
+	size_t len[2];
+};
+
+static int redis_cmd(void *a, size_t k)
+{
+	struct redis_arg *x = a;
+
+	return resp_call(&x->c, x->cmd[k % 2], x->len[k % 2], NULL, 0);
+}
+
+/* --helper bk-client|redis-client TARGET IDX N BOARDFD */
+static int helper(int argc, char **argv)
+{
+	struct bench_board *b;
+	struct client c;
+	struct bk_arg bk = {.id = 0};
+	struct redis_arg rd = {.c = {.fd = -1}};
+	int idx;
+
+	if (argc < 7 || !(b = bench_board_map(atoi(argv[6]))))
+		return 2;
+	idx = atoi(argv[4]);
+	if (strcmp(argv[2], "bk-client") == 0) {
+		snprintf(bk.strategy, sizeof(bk.strategy), "bench-%d", idx);
+		bk.id = (uint64_t)idx << 32;
+		if (bk_rpc_open(&bk.r, argv[3], 5000) < 0)
+			return 1;
+		c = (struct client){bk_cmd, &bk};
+	} else {
+		char key[32];
+		const char *s1[] = {"SET", key, "1"}, *s0[] = {"SET", key, "0"};
+
+		snprintf(key, sizeof(key), "breaker:bench-%d", idx);
+		rd.len[0] = resp_encode(rd.cmd[0], sizeof(rd.cmd[0]), 3, s1);
+		rd.len[1] = resp_encode(rd.cmd[1], sizeof(rd.cmd[1]), 3, s0);
+		if (resp_connect(&rd.c, atoi(argv[3])) < 0)
+			return 1;
+		c = (struct client){redis_cmd, &rd};
+	}
+	return client_run(b, idx, strtoul(argv[5], NULL, 10), &c);
+}
+
+/* ---- the driver ------------------------------------------------------------------ */
+
+struct ctx {
+	bool quick;
+	char dir[160];
+	struct bench_board *b;
+	char board_arg[16];
+	double *v;
+};
+
+struct result {
+	size_t cmds;
+	double tput;		/* acknowledged commands per second */
+	struct bench_stats lat; /* per command, us */
+	long long fsyncs;	/* of the log during the run; -1 unknown */
+};
+
+static void collect(struct ctx *x, int nc, size_t n, struct result *r)
+{
+	uint64_t start = UINT64_MAX, end = 0;
+
+	for (int c = 0; c < nc; c++) {
+		start = x->b->t[2 * c] < start ? x->b->t[2 * c] : start;
+		end = x->b->t[2 * c + 1] > end ? x->b->t[2 * c + 1] : end;
+		for (size_t k = 0; k < n; k++)
+			x->v[(size_t)c * n + k] = (double)x->b->t[T_LAT(c, n, k)] / 1000.0;
+	}
+	r->cmds = (size_t)nc * n;
+	r->tput = end > start ? (double)r->cmds * 1e9 / (double)(end - start) : 0;
+	bench_stats(x->v, r->cmds, &r->lat);
+}
+
+static int spawn_clients(struct ctx *x, const char *kind, const char *target, int nc,
+			 size_t n, pid_t *pids)
+{
+	char idx[MAX_CLIENTS][8], n_arg[16];
+
+	snprintf(n_arg, sizeof(n_arg), "%zu", n);
+	atomic_store(&x->b->ready, 0);
+	atomic_store(&x->b->go, 0);
+	atomic_store(&x->b->quit, 0);
+	for (int c = 0; c < nc; c++) {
+		char *args[] = {"--helper", (char *)kind, (char *)target, idx[c], n_arg,
+				x->board_arg, NULL};
+
+		snprintf(idx[c], sizeof(idx[c]), "%d", c);
+		if ((pids[c] = bench_spawn_self(args, BENCH_CPU_OBSERVER)) < 0)
+			return (int)pids[c];
+	}
+	return bench_wait_u32(&x->b->ready, (uint32_t)nc, 10000);
+}
+
+/* nc clients of kind against target; fsyncs of fsync_path counted meanwhile. */
+static int run_clients(struct ctx *x, const char *kind, const char *target, int nc,
+		       const char *fsync_path, struct result *r)
+{
+	size_t n = bench_scale(x->quick, TOTAL_CMDS) / (size_t)nc;
+	pid_t pids[MAX_CLIENTS] = {0};
+	struct bench_fsyncs fs = {.n = 0};
+	int rv, bad = 0;
+
+	if ((rv = spawn_clients(x, kind, target, nc, n, pids)) < 0) {
+		atomic_store(&x->b->quit, 1);
+		for (int c = 0; c < nc; c++)
+			bench_stop_child(pids[c]);
+		return rv;
+	}
+	if (bench_fsyncs_open(&fs, fsync_path) == 0)
+		bench_fsyncs_start(&fs);
+	bench_post_u32(&x->b->go, 1);
+	for (int c = 0; c < nc; c++)
+		bad |= bench_wait_child(pids[c]) != 0;
+	r->fsyncs = bench_fsyncs_stop(&fs);
+	bench_fsyncs_close(&fs);
+	if (bad)
+		return -ECHILD;
+	collect(x, nc, n, r);
+	return 0;
+}
+
+static void report(const char *who, int nc, const struct result *r, const char *fs)
+{
+	char name[96], setup[160];
+
+	snprintf(setup, sizeof(setup), "%s cpu%d; %d client process%s cpu%d; %zu commands; %s",
+		 who, BENCH_CPU_SERVER, nc, nc > 1 ? "es" : "", BENCH_CPU_OBSERVER, r->cmds, fs);
+	snprintf(name, sizeof(name), "%s: %d client%s, commands acked per second", who, nc,
+		 nc > 1 ? "s" : "");
+	bench_value(SECTION, name, "cmd/s", r->tput, setup);
+	snprintf(name, sizeof(name), "%s: %d client%s, latency per command", who, nc,
+		 nc > 1 ? "s" : "");
+	bench_row(SECTION, name, "us", &r->lat, setup);
+	snprintf(name, sizeof(name), "%s: %d client%s, records per fsync", who, nc,
+		 nc > 1 ? "s" : "");
+	if (r->fsyncs > 0)
+		bench_value(SECTION, name, "rec/fsync", (double)r->cmds / (double)r->fsyncs,
+			    "counted: ext4_sync_file_enter tracepoint on the log's inode");
+	else
+		bench_value(SECTION, name, "rec/fsync", NAN, "n/a: fsyncs not countable here");
+}
+
+static const int client_counts[] = {1, 4, 8};
+#define N_COUNTS (sizeof(client_counts) / sizeof(client_counts[0]))
+
+static int run_breakerd(struct ctx *x, struct result *res)
+{
+	static const char ini[] = "[strategies]\nnames = bench-0, bench-1, bench-2, bench-3, "
+				  "bench-4, bench-5, bench-6, bench-7\n";
+	struct bench_daemon d;
+	int rv = 0;
+
+	for (size_t i = 0; i < N_COUNTS && rv == 0; i++) {
+		int nc = client_counts[i];
+
+		if ((rv = bench_daemon_start(&d, "tput", ini, BENCH_CPU_SERVER)) < 0)
+			break;
+		rv = run_clients(x, "bk-client", d.cfg.cmd_url, nc, d.cfg.audit_path, &res[i]);
+		if (rv == 0)
+			report("breakerd", nc, &res[i], bench_fs_name(d.cfg.audit_path));
+		else
+			fprintf(stderr, "bench_tput: breakerd, %d clients: %s; see %s\n", nc,
+				strerror(-rv), d.log);
+		bench_daemon_stop(&d);
+	}
+	return rv;
+}
+
+/* Redis 7 keeps its AOF in appendonlydir/, the live part named *.incr.aof. */
+static int redis_aof(const char *dir, char *path, size_t len)
+{
+	char sub[224];
+	struct dirent *e;
+	DIR *dp;
+	int rv = -ENOENT;
+
+	snprintf(sub, sizeof(sub), "%s/appendonlydir", dir);
+	if (!(dp = opendir(sub)))
+		return -errno;
+	while ((e = readdir(dp)) && rv < 0)
+		if (strstr(e->d_name, ".incr.aof")) {
+			snprintf(path, len, "%s/%s", sub, e->d_name);
+			rv = 0;
+		}
+	closedir(dp);
+	return rv;
+}
+
+static int run_redis(struct ctx *x, struct result *res)
+{
+	struct bench_redis srv;
+	char port[16], aof[320] = "";
+	int rv;
+
+	if ((rv = bench_redis_start(&srv, x->dir, BENCH_CPU_SERVER, true)) < 0)
+		return rv;
+	redis_aof(x->dir, aof, sizeof(aof));
+	snprintf(port, sizeof(port), "%d", srv.port);
+	for (size_t i = 0; i < N_COUNTS && rv == 0; i++) {
+		rv = run_clients(x, "redis-client", port, client_counts[i], aof, &res[i]);
+		if (rv == 0)
+			report("redis appendfsync always", client_counts[i], &res[i],
+			       bench_fs_name(x->dir));
+	}
+	bench_redis_stop(&srv);
+	return rv;
+}
+
+static void ratios(const struct result *bk, const struct result *rd, bool have_redis)
+{
+	const char *how = "ratio of commands per second";
+
+	for (size_t i = 1; i < N_COUNTS; i++) {
+		char name[96];
+
+		snprintf(name, sizeof(name), "ratio: breakerd %d clients / 1 client",
+			 client_counts[i]);
+		bench_value(SECTION, name, "x", bk[i].tput / bk[0].tput, how);
+	}
+	for (size_t i = 0; have_redis && i < N_COUNTS; i++) {
+		char name[96];
+
+		snprintf(name, sizeof(name), "ratio: breakerd / redis appendfsync always, "
+			 "%d client%s", client_counts[i], i ? "s" : "");
+		bench_value(SECTION, name, "x", bk[i].tput / rd[i].tput, how);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct result bk[N_COUNTS] = {0}, rd[N_COUNTS] = {0};
+	struct ctx x = {.quick = bench_quick(argc, argv)};
+	uint32_t slots = 2 * MAX_CLIENTS + TOTAL_CMDS + MAX_CLIENTS;
+	bool have_redis;
+	int fd;
+
+	if (argc > 2 && strcmp(argv[1], "--helper") == 0)
+		return helper(argc, argv);
+	x.v = calloc(slots, sizeof(*x.v));
+	x.b = bench_board_create(slots, &fd);
+	if (!x.v || !x.b || bench_tmpdir(x.dir, sizeof(x.dir), "tput") < 0)
+		return 1;
+	snprintf(x.board_arg, sizeof(x.board_arg), "%d", fd);
+	bench_pin(BENCH_CPU_SERVER);
+	fprintf(stderr, "bench_tput: audited commands per second, batching under fsync\n");
+	if (run_breakerd(&x, bk) < 0)
+		return 1;
+	have_redis = run_redis(&x, rd) == 0;
+	ratios(bk, rd, have_redis);
+	bench_rmtree(x.dir);
+	return 0;
+}

@@ -1,0 +1,309 @@
+/*
+ * engine_loop - a minimal trading engine loop using breaker_client.h.
+ *
+ * Attach read-only, resolve the strategy once, then before EVERY simulated
+ * order ask bk_check_live() (fails closed: a dead daemon or unknown layout
+ * reads HALTED) and act on the answer:
+ *   HALTED       send nothing new, cancel every working order
+ *   REDUCE_ONLY  only orders that bring the position towards zero
+ *   CAUTIOUS     new orders at a quarter of the normal size
+ *   ACTIVE       normal
+ * Every mode change is printed with the reason the breaker gives (or "not
+ * live" when the daemon's heartbeat is stale).
+ *
+ * usage: engine_loop [--instance NAME] [--strategy NAME] [--seconds S]
+ *                    [--iterations N] [--interval-us U]
+ * exit: 0 after the bounded run; 1 cannot attach or unknown layout;
+ *       2 strategy not registered (refuses to trade) or bad usage.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "breaker_client.h"
+
+#define BASE_SIZE   100
+#define MAX_WORKING 8
+
+/* Reason code names, as in docs/shm-layout.md ("Reason codes"). */
+static const char *const reason_names[] = {
+    "none",        "manual_halt",    "emergency_stop",      "kill_switch",
+    "reject_rate", "order_rate",     "invariant_violation", "reconciliation_break",
+    "drawdown",    "exposure_limit", "stale_heartbeat",     "audit_corrupt",
+};
+
+static const char *reason_str(unsigned code)
+{
+	if (code < sizeof(reason_names) / sizeof(reason_names[0]))
+		return reason_names[code];
+	return "unknown";
+}
+
+struct order {
+	int qty; /* signed: > 0 buy, < 0 sell */
+};
+
+struct engine {
+	long position;
+	struct order working[MAX_WORKING];
+	int nworking;
+	long sent, cancelled, skipped;
+};
+
+/* The simulated exchange fills the oldest working order. */
+static void fill_one(struct engine *e)
+{
+	if (e->nworking == 0)
+		return;
+	e->position += e->working[0].qty;
+	memmove(&e->working[0], &e->working[1],
+		sizeof(e->working[0]) * (size_t)(e->nworking - 1));
+	e->nworking--;
+}
+
+/* Cancels are always allowed, in every mode. */
+static int cancel_all(struct engine *e)
+{
+	int n = e->nworking;
+
+	e->cancelled += n;
+	e->nworking = 0;
+	return n;
+}
+
+/* Position once every working order fills. */
+static long exposure(const struct engine *e)
+{
+	long x = e->position;
+
+	for (int k = 0; k < e->nworking; k++)
+		x += e->working[k].qty;
+	return x;
+}
+
+/* Going reduce-only: cancel working orders that would grow the position. */
+static int cancel_increasing(struct engine *e)
+{
+	int n = 0, k = 0;
+
+	for (int j = 0; j < e->nworking; j++) {
+		if (e->position == 0 || (e->working[j].qty > 0) == (e->position > 0))
+			n++;
+		else
+			e->working[k++] = e->working[j];
+	}
+	e->nworking = k;
+	e->cancelled += n;
+	return n;
+}
+
+static void send_order(struct engine *e, int qty)
+{
+	if (e->nworking == MAX_WORKING)
+		fill_one(e);
+	e->working[e->nworking++].qty = qty;
+	e->sent++;
+}
+
+/* What the strategy would like to do on iteration i: a simple oscillation. */
+static int wanted_qty(long i)
+{
+	return (i / 4) % 2 == 0 ? BASE_SIZE : -BASE_SIZE;
+}
+
+static void trade(struct engine *e, enum bk_mode mode, long i)
+{
+	int want = wanted_qty(i);
+	long x;
+
+	switch (mode) {
+	case BK_HALTED:
+		e->skipped++;
+		return;
+	case BK_REDUCE_ONLY:
+		/* only towards flat, and never past it (counting working orders) */
+		x = exposure(e);
+		if (x == 0 || (x > 0) == (want > 0)) {
+			e->skipped++;
+			return;
+		}
+		if (labs(x) < abs(want))
+			want = (int)-x;
+		break;
+	case BK_CAUTIOUS:
+		want /= 4;
+		break;
+	case BK_ACTIVE:
+		break;
+	}
+	send_order(e, want);
+}
+
+static void report_mode(const struct bk_client *c, int slot, enum bk_mode mode, bool dead,
+			struct engine *e)
+{
+	struct bk_reason r;
+
+	if (dead) {
+		printf("mode HALTED (breakerd not live: fail closed): stop sending, "
+		       "cancelled %d working orders\n",
+		       cancel_all(e));
+		return;
+	}
+	bk_read_reason(c, slot, &r);
+	printf("mode %s reason=%s uid=%u: ", bk_mode_str(mode), reason_str(r.reason_code),
+	       (unsigned)r.actor_uid);
+	switch (mode) {
+	case BK_HALTED:
+		printf("stop sending, cancelled %d working orders\n", cancel_all(e));
+		break;
+	case BK_REDUCE_ONLY:
+		printf("reducing orders only, cancelled %d increasing orders (position "
+		       "%ld)\n",
+		       cancel_increasing(e), e->position);
+		break;
+	case BK_CAUTIOUS:
+		printf("size %d (of %d)\n", BASE_SIZE / 4, BASE_SIZE);
+		break;
+	case BK_ACTIVE:
+		printf("normal trading, size %d\n", BASE_SIZE);
+		break;
+	}
+}
+
+static int attach(struct bk_client *c, const char *instance)
+{
+	int rv = -EAGAIN;
+
+	/* the daemon may still be creating the segment: retry for 2 s */
+	for (int i = 0; i < 200; i++) {
+		rv = bk_client_attach(c, instance);
+		if (rv != -EAGAIN && rv != -ENOENT)
+			break;
+		usleep(10000);
+	}
+	if (rv == -EPROTO)
+		fprintf(stderr,
+			"breaker instance %s: unknown segment layout: refusing to trade "
+			"(fail closed)\n",
+			instance);
+	else if (rv < 0)
+		fprintf(stderr,
+			"breaker instance %s: cannot attach: %s: refusing to trade\n",
+			instance, strerror(-rv));
+	return rv;
+}
+
+static uint64_t arg_u64(const char *s)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+
+	if (!*s || *end) {
+		fprintf(stderr, "not a number: %s\n", s);
+		exit(2);
+	}
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"instance", required_argument, NULL, 'i'},
+	    {"strategy", required_argument, NULL, 's'},
+	    {"seconds", required_argument, NULL, 't'},
+	    {"iterations", required_argument, NULL, 'n'},
+	    {"interval-us", required_argument, NULL, 'u'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *instance = "default", *strategy = "momo-eu-1";
+	uint64_t seconds = 10, iterations = 0, interval_us = 1000, end;
+	struct engine e = {0};
+	struct bk_client c;
+	int last = -1; /* no mode seen yet */
+	bool last_dead = false;
+	int opt, slot;
+	long i;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'i':
+			instance = optarg;
+			break;
+		case 's':
+			strategy = optarg;
+			break;
+		case 't':
+			seconds = arg_u64(optarg);
+			break;
+		case 'n':
+			iterations = arg_u64(optarg);
+			break;
+		case 'u':
+			interval_us = arg_u64(optarg);
+			break;
+		default:
+			fprintf(
+			    stderr,
+			    "usage: %s [--instance NAME] [--strategy NAME] [--seconds S] "
+			    "[--iterations N] [--interval-us U]\n",
+			    argv[0]);
+			return 2;
+		}
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* !c.shm: bk_client_attach returns -errno of a failed mmap, which the
+	 * compiler cannot prove non-zero; say it, or GCC warns of a NULL load */
+	if (attach(&c, instance) < 0 || !c.shm)
+		return 1;
+	slot = bk_client_resolve(&c, strategy);
+	if (slot < 0) {
+		fprintf(stderr,
+			"strategy %s is not registered with breaker instance %s: "
+			"refusing to trade\n",
+			strategy, instance);
+		bk_client_detach(&c);
+		return 2;
+	}
+	printf("engine: instance %s strategy %s slot %d\n", instance, strategy, slot);
+	end = bk_now_mono_ns() + seconds * 1000000000ull;
+	for (i = 0; (!iterations || (uint64_t)i < iterations) && bk_now_mono_ns() < end;
+	     i++) {
+		uint32_t seen = bk_change_seq(&c);
+		/* before every order: the breaker's answer, failing closed */
+		enum bk_mode mode = bk_check_live(&c, slot, bk_now_mono_ns(), 0);
+		/* HALTED only because breakerd is not live (off the fast path) */
+		bool dead = mode == BK_HALTED && bk_check(&c, slot) != BK_HALTED;
+
+		if ((int)mode != last || dead != last_dead)
+			report_mode(&c, slot, mode, dead, &e);
+		last = (int)mode;
+		last_dead = dead;
+		trade(&e, mode, i);
+		if (i % 3 == 0) /* the simulated venue fills slower than we send */
+			fill_one(&e);
+		/*
+		 * TELEMETRY (issue 3): report orders sent, rejects, fills, position
+		 * and the engine heartbeat here, once the telemetry segment is final and
+		 * documented in docs/shm-layout.md.
+		 */
+		if (mode == BK_HALTED) {
+			/* nothing to send: sleep until the breaker publishes a change
+			 * (bounded, to keep checking the daemon's heartbeat) */
+			struct timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
+			bk_wait_change(&c, seen, &ts);
+		} else if (interval_us) {
+			usleep((useconds_t)interval_us);
+		}
+	}
+	printf("done: iterations %ld, sent %ld, held back %ld, cancelled %ld, position "
+	       "%ld\n",
+	       i, e.sent, e.skipped, e.cancelled, e.position);
+	bk_client_detach(&c);
+	return 0;
+}

@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""engine_loop.py - a minimal trading engine loop using breaker_client.
+
+Attach read-only, resolve the strategy once, then before EVERY simulated
+order ask check_live() (fails closed: a dead daemon or unknown layout reads
+HALTED) and act on the answer:
+  HALTED       send nothing new, cancel every working order
+  REDUCE_ONLY  only orders that bring the position towards zero
+  CAUTIOUS     new orders at a quarter of the normal size
+  ACTIVE       normal
+Every mode change is printed with the reason the breaker gives (or "not
+live" when the daemon's heartbeat is stale). Same behaviour and output as
+engine_loop.c.
+
+usage: engine_loop.py [--instance NAME] [--strategy NAME] [--seconds S]
+                      [--iterations N] [--interval-us U]
+exit: 0 after the bounded run; 1 cannot attach or unknown layout;
+      2 strategy not registered (refuses to trade) or bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+try:
+    import breaker_client as bk
+except ImportError:  # running from a checkout without `pip install ./clients/python`
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+    import breaker_client as bk
+
+BASE_SIZE = 100
+MAX_WORKING = 8
+
+
+@dataclass
+class Engine:
+    position: int = 0
+    working: list[int] = field(default_factory=list)  # signed quantities
+    sent: int = 0
+    cancelled: int = 0
+    skipped: int = 0
+
+    def exposure(self) -> int:
+        """Position once every working order fills."""
+        return self.position + sum(self.working)
+
+    def fill_one(self) -> None:
+        """The simulated exchange fills the oldest working order."""
+        if self.working:
+            self.position += self.working.pop(0)
+
+    def cancel_all(self) -> int:
+        """Cancels are always allowed, in every mode."""
+        n = len(self.working)
+        self.cancelled += n
+        self.working.clear()
+        return n
+
+    def cancel_increasing(self) -> int:
+        """Going reduce-only: cancel working orders that would grow the position."""
+        keep = [q for q in self.working if self.position != 0 and (q > 0) != (self.position > 0)]
+        n = len(self.working) - len(keep)
+        self.working = keep
+        self.cancelled += n
+        return n
+
+    def send(self, qty: int) -> None:
+        if len(self.working) == MAX_WORKING:
+            self.fill_one()
+        self.working.append(qty)
+        self.sent += 1
+
+
+def wanted_qty(i: int) -> int:
+    """What the strategy would like to do on iteration i: a simple oscillation."""
+    return BASE_SIZE if (i // 4) % 2 == 0 else -BASE_SIZE
+
+
+def trade(e: Engine, mode: bk.Mode, i: int) -> None:
+    want = wanted_qty(i)
+    if mode is bk.Mode.HALTED:
+        e.skipped += 1
+        return
+    if mode is bk.Mode.REDUCE_ONLY:
+        # only towards flat, and never past it (counting working orders)
+        x = e.exposure()
+        if x == 0 or (x > 0) == (want > 0):
+            e.skipped += 1
+            return
+        if abs(x) < abs(want):
+            want = -x
+    elif mode is bk.Mode.CAUTIOUS:
+        want = int(want / 4)
+    e.send(want)
+
+
+def report_mode(c: bk.Client, slot: int, mode: bk.Mode, dead: bool, e: Engine) -> None:
+    if dead:
+        print(f"mode HALTED (breakerd not live: fail closed): stop sending, "
+              f"cancelled {e.cancel_all()} working orders", flush=True)
+        return
+    r = c.reason(slot)
+    head = f"mode {mode.name} reason={r.reason} uid={r.actor_uid}: "
+    if mode is bk.Mode.HALTED:
+        action = f"stop sending, cancelled {e.cancel_all()} working orders"
+    elif mode is bk.Mode.REDUCE_ONLY:
+        action = f"reducing orders only, cancelled {e.cancel_increasing()} increasing orders (position {e.position})"
+    elif mode is bk.Mode.CAUTIOUS:
+        action = f"size {BASE_SIZE // 4} (of {BASE_SIZE})"
+    else:
+        action = f"normal trading, size {BASE_SIZE}"
+    print(head + action, flush=True)
+
+
+def attach(instance: str) -> bk.Client | None:
+    """The daemon may still be creating the segment: retry for 2 s."""
+    err: Exception | None = None
+    for _ in range(200):
+        try:
+            return bk.attach(instance)
+        except (bk.NotReadyError, FileNotFoundError) as ex:
+            err = ex
+            time.sleep(0.01)
+        except bk.LayoutError as ex:
+            print(f"breaker instance {instance}: unknown segment layout: refusing to trade "
+                  f"(fail closed): {ex}", file=sys.stderr)
+            return None
+        except OSError as ex:
+            err = ex
+            break
+    print(f"breaker instance {instance}: cannot attach: {err}: refusing to trade", file=sys.stderr)
+    return None
+
+
+def run(c: bk.Client, slot: int, seconds: float, iterations: int, interval_us: int) -> None:
+    e = Engine()
+    last: bk.Mode | None = None
+    last_dead = False
+    end = time.monotonic() + seconds
+    i = 0
+    while (not iterations or i < iterations) and time.monotonic() < end:
+        seen = c.change_seq()
+        # before every order: the breaker's answer, failing closed
+        mode = c.check_live(slot)
+        # HALTED only because breakerd is not live (off the fast path)
+        dead = mode is bk.Mode.HALTED and c.check(slot) is not bk.Mode.HALTED
+        if mode is not last or dead != last_dead:
+            report_mode(c, slot, mode, dead, e)
+        last, last_dead = mode, dead
+        trade(e, mode, i)
+        if i % 3 == 0:  # the simulated venue fills slower than we send
+            e.fill_one()
+        # TELEMETRY (issue 3): report orders sent, rejects, fills, position and
+        # the engine heartbeat here, once the telemetry segment is final and
+        # documented in docs/shm-layout.md.
+        if mode is bk.Mode.HALTED:
+            # nothing to send: sleep until the breaker publishes a change
+            # (bounded, to keep checking the daemon's heartbeat)
+            c.wait_change(seen, timeout=0.1)
+        elif interval_us:
+            time.sleep(interval_us / 1e6)
+        i += 1
+    print(f"done: iterations {i}, sent {e.sent}, held back {e.skipped}, "
+          f"cancelled {e.cancelled}, position {e.position}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="minimal engine loop checking the breaker before every order")
+    ap.add_argument("--instance", default="default")
+    ap.add_argument("--strategy", default="momo-eu-1")
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--iterations", type=int, default=0)
+    ap.add_argument("--interval-us", type=int, default=1000)
+    args = ap.parse_args(argv)
+    c = attach(args.instance)
+    if c is None:
+        return 1
+    with c:
+        try:
+            slot = c.resolve(args.strategy)
+        except KeyError:
+            print(f"strategy {args.strategy} is not registered with breaker instance "
+                  f"{args.instance}: refusing to trade", file=sys.stderr)
+            return 2
+        print(f"engine: instance {args.instance} strategy {args.strategy} slot {slot}", flush=True)
+        run(c, slot, args.seconds, args.iterations, args.interval_us)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

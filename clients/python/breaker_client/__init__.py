@@ -1,0 +1,46 @@
+"""breaker_client: read-only engine client for breakerd (standard library only).
+
+    import breaker_client as bk
+
+    client = bk.attach("default")          # read-only mapping of /dev/shm/breaker.default
+    slot = client.resolve("momo-eu-1")      # KeyError: not registered -> do not trade
+    if client.check_live(slot) is bk.Mode.HALTED:
+        ...                                 # stop sending, cancel working orders
+
+See docs/clients.md for the integration guide and docs/shm-layout.md for the
+byte layout this package reads.
+"""
+
+from .client import (
+    BreakerError,
+    Client,
+    Header,
+    LayoutError,
+    Mode,
+    NotReadyError,
+    Reason,
+    Scope,
+    attach,
+    mode_of,
+    reason_name,
+    segment_path,
+)
+from .layout import LAYOUT_VERSION, MAX_STRATEGIES
+
+__all__ = [
+    "BreakerError",
+    "Client",
+    "Header",
+    "LAYOUT_VERSION",
+    "LayoutError",
+    "MAX_STRATEGIES",
+    "Mode",
+    "NotReadyError",
+    "Reason",
+    "Scope",
+    "attach",
+    "mode_of",
+    "reason_name",
+    "segment_path",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,90 @@
+"""A hand-written breaker segment for unit tests: the test plays the daemon.
+
+It lays the segment out from layout.FIELDS (itself checked against
+docs/shm-layout.md) and writes through its own read-write mapping.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import mmap
+import os
+import platform
+import struct
+
+from breaker_client import layout as L
+
+_counter = itertools.count()
+_FUTEX_WAKE = 1
+
+
+def unique_instance(tag: str) -> str:
+    return f"pyt{os.getpid()}-{tag}-{next(_counter)}"
+
+
+class FakeSegment:
+    def __init__(self, tag: str, size: int = L.SEGMENT_SIZE, ready: bool = True) -> None:
+        self.instance = unique_instance(tag)
+        self.path = os.path.join(L.SHM_DIR, L.SHM_PREFIX + self.instance)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            os.ftruncate(fd, size)
+            self.mm = mmap.mmap(fd, size) if size else None
+        finally:
+            os.close(fd)
+        if self.mm is not None and size >= L.SEGMENT_SIZE:
+            self.put("hdr.magic", L.MAGIC)
+            self.put("hdr.header_size", 256)
+            self.put("hdr.segment_size", L.SEGMENT_SIZE)
+            self.put("hdr.strategy_capacity", L.MAX_STRATEGIES)
+            self.put("hdr.strategy_entry_size", L.SCOPE_SIZE)
+            self.put("hdr.strategy_table_offset", L.FIELDS["strategies"].offset)
+            self.put("hdr.daemon_pid", os.getpid())
+            self.put("hdr.tick_period_ns", 100_000)
+            self.put("hdr.heartbeat_bound_ns", 5_000_000)
+            if ready:
+                self.put("hdr.layout_version", L.LAYOUT_VERSION)
+
+    def close(self) -> None:
+        if self.mm is not None:
+            self.mm.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def put(self, field: str, value: int, base: int = 0) -> None:
+        f = L.FIELDS[field]
+        struct.pack_into(f.fmt, self.mm, base + f.offset, value)
+
+    def get(self, field: str, base: int = 0) -> int:
+        f = L.FIELDS[field]
+        return struct.unpack_from(f.fmt, self.mm, base + f.offset)[0]
+
+    def add_strategy(self, name: str) -> int:
+        slot = self.get("hdr.strategy_count")
+        off = L.scope_offset(slot) + L.FIELDS["scope.name"].offset
+        self.mm[off : off + L.NAME_MAX] = name.encode().ljust(L.NAME_MAX, b"\0")
+        self.put("hdr.strategy_count", slot + 1)
+        return slot
+
+    def publish(self, slot: int | None, mode: int, reason: int = 0, uid: int = 0,
+                latches: int = 0, since_ns: int = 0) -> None:
+        """As bk_shm_publish: seq odd, details, state word, seq even."""
+        base = L.scope_offset(slot)
+        q = self.get("scope.seq", base)
+        self.put("scope.seq", q + 1, base)
+        self.put("scope.since_ns", since_ns, base)
+        self.put("scope.latches", latches, base)
+        self.put("scope.state", mode | reason << 8 | uid << 32, base)
+        self.put("scope.seq", q + 2, base)
+
+    def changed(self) -> None:
+        """change_seq += 1 and FUTEX_WAKE every waiter, as the daemon does."""
+        self.put("change_seq", (self.get("change_seq") + 1) & 0xFFFFFFFF)
+        addr = ctypes.addressof(ctypes.c_char.from_buffer(self.mm)) + L.FIELDS["change_seq"].offset
+        nr = {"x86_64": 202, "aarch64": 98}[platform.machine()]
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall(ctypes.c_long(nr), ctypes.c_void_p(addr), ctypes.c_long(_FUTEX_WAKE),
+                     ctypes.c_long(2**31 - 1), None, None, ctypes.c_long(0))

@@ -1,0 +1,153 @@
+"""docs/shm-layout.md against breaker_client.layout: the Python offsets, sizes,
+constants, mode and reason tables must be exactly what the page documents.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import unittest
+from pathlib import Path
+
+from breaker_client import layout as L
+
+# | hdr.magic | 0 | 8 | u64 | meaning |   and   | scope.state | 0 | 8 | u64 | ... |
+_FIELD_ROW = re.compile(r"^\|\s*([a-z_.]+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*([^|]+?)\s*\|\s*(.*?)\s*\|\s*$")
+# | 1 | manual_halt |   (reason codes)   and   | 0 | ACTIVE | meaning |   (modes)
+_CODE_ROW = re.compile(r"^\|\s*(\d+)\s*\|\s*([A-Za-z_]+)\s*\|")
+_TYPE_SIZE = {"u64": 8, "u32": 4}
+
+
+def doc_path() -> Path:
+    root = os.environ.get("BK_SOURCE_DIR")
+    if root:
+        return Path(root) / "docs" / "shm-layout.md"
+    return Path(__file__).resolve().parents[3] / "docs" / "shm-layout.md"
+
+
+def doc_text() -> str:
+    path = doc_path()
+    if not path.is_file():
+        raise AssertionError(f"{path} is missing: the layout contract must be checked")
+    return path.read_text(encoding="utf-8")
+
+
+def doc_fields(text: str) -> dict[str, tuple[int, int, str, str]]:
+    """name -> (offset, size, type, meaning) for every field row of the page."""
+    rows: dict[str, tuple[int, int, str, str]] = {}
+    for line in text.splitlines():
+        m = _FIELD_ROW.match(line)
+        if m:
+            name, off, size, typ, meaning = m.groups()
+            if name in rows:
+                raise AssertionError(f"field {name} documented twice")
+            rows[name] = (int(off), int(size), typ, meaning)
+    return rows
+
+
+def doc_section(text: str, heading: str) -> str:
+    """The text under '## heading' up to the next '## '."""
+    m = re.search(rf"^## {re.escape(heading)}\s*$(.*?)(?=^## |\Z)", text, re.M | re.S)
+    if not m:
+        raise AssertionError(f"docs/shm-layout.md has no section '## {heading}'")
+    return m.group(1)
+
+
+def doc_codes(section: str) -> dict[int, str]:
+    return {int(m.group(1)): m.group(2) for line in section.splitlines() if (m := _CODE_ROW.match(line))}
+
+
+class DocumentedLayout(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.text = doc_text()
+        cls.rows = doc_fields(cls.text)
+
+    def test_the_page_has_the_tables(self) -> None:
+        # a parser that silently matches nothing would pass every other test
+        self.assertGreaterEqual(len(self.rows), 20, "field tables not found in docs/shm-layout.md")
+
+    def test_every_documented_field_is_in_the_module_with_its_offset_and_size(self) -> None:
+        for name, (off, size, _, _) in self.rows.items():
+            with self.subTest(field=name):
+                self.assertIn(name, L.FIELDS, f"documented field {name} is not in layout.FIELDS")
+                self.assertEqual(L.FIELDS[name].offset, off, f"{name}: offset")
+                self.assertEqual(L.FIELDS[name].size, size, f"{name}: size")
+
+    def test_every_module_field_is_documented(self) -> None:
+        for name in L.FIELDS:
+            with self.subTest(field=name):
+                self.assertIn(name, self.rows, f"layout.FIELDS has {name}; docs/shm-layout.md does not")
+
+    def test_struct_formats_read_the_documented_type(self) -> None:
+        for name, (_, size, typ, _) in self.rows.items():
+            with self.subTest(field=name):
+                fmt = L.FIELDS[name].fmt
+                self.assertEqual(struct.calcsize(fmt), size, f"{name}: format {fmt!r}")
+                if typ in _TYPE_SIZE:
+                    # native format, not "<"/"=": see client.py on single loads
+                    self.assertIn(fmt, ("Q", "I"), f"{name}: integers are read natively")
+                    self.assertEqual(_TYPE_SIZE[typ], size)
+                    self.assertEqual(L.FIELDS[name].offset % size, 0, f"{name} is not aligned")
+
+    def test_the_client_reads_words_natively(self) -> None:
+        # "<Q"/"=Q" read byte by byte in CPython and can tear; see client.py
+        from breaker_client import client
+
+        self.assertEqual((client._U64.format, client._U32.format), ("Q", "I"))
+
+    def test_constants(self) -> None:
+        self.assertEqual(int(self.rows["hdr.magic"][3], 16), L.MAGIC)
+        self.assertTrue(self.rows["hdr.layout_version"][3].startswith(str(L.LAYOUT_VERSION)))
+        self.assertEqual(int(self.rows["hdr.segment_size"][3]), L.SEGMENT_SIZE)
+        self.assertEqual(int(self.rows["hdr.strategy_capacity"][3]), L.MAX_STRATEGIES)
+        self.assertEqual(int(self.rows["hdr.strategy_entry_size"][3]), L.SCOPE_SIZE)
+        self.assertEqual(self.rows["strategies"][2], f"scope[{L.MAX_STRATEGIES}]")
+        self.assertEqual(self.rows["scope.name"][2], f"char[{L.NAME_MAX}]")
+        self.assertIn(f"Size: {L.SEGMENT_SIZE:,} bytes", self.text)
+        self.assertIn(f"# Shared-memory layout (version {L.LAYOUT_VERSION})", self.text)
+        table = L.FIELDS["strategies"].offset
+        self.assertIn(f"Strategy slot `i` starts at `{table} + {L.SCOPE_SIZE} * i`", self.text)
+        self.assertEqual(L.scope_offset(7), table + 7 * L.SCOPE_SIZE)
+        self.assertEqual(table + L.MAX_STRATEGIES * L.SCOPE_SIZE, L.SEGMENT_SIZE)
+
+    def test_a_scope_is_one_cache_line_and_hot_words_have_their_own(self) -> None:
+        scope_end = max(f.offset + f.size for n, f in L.FIELDS.items() if n.startswith("scope."))
+        self.assertEqual(scope_end, L.SCOPE_SIZE)
+        for name in ("heartbeat_ns", "change_seq", "global", "strategies"):
+            self.assertEqual(L.FIELDS[name].offset % 64, 0, name)
+
+    def test_modes_table(self) -> None:
+        modes = doc_codes(doc_section(self.text, "Modes"))
+        self.assertEqual(modes, dict(enumerate(L.MODE_NAMES)))
+
+    def test_reason_codes_table(self) -> None:
+        reasons = doc_codes(doc_section(self.text, "Reason codes"))
+        self.assertEqual(reasons, dict(enumerate(L.REASON_NAMES)))
+
+    def test_state_word_bits(self) -> None:
+        section = doc_section(self.text, "The state word")
+        self.assertRegex(section, r"\|\s*0-7\s*\|\s*mode")
+        self.assertRegex(section, r"\|\s*8-15\s*\|\s*reason code")
+        self.assertRegex(section, r"\|\s*32-63\s*\|\s*uid")
+        word = 3 | 4 << 8 | 1234 << 32
+        self.assertEqual((L.state_mode(word), L.state_reason(word), L.state_uid(word)), (3, 4, 1234))
+
+
+class ParserCanFail(unittest.TestCase):
+    """The checks above must notice a drifted page: feed them one."""
+
+    def test_a_moved_field_is_seen(self) -> None:
+        text = doc_text().replace("| hdr.daemon_pid | 36 | 4 |", "| hdr.daemon_pid | 40 | 4 |")
+        rows = doc_fields(text)
+        self.assertNotEqual(rows["hdr.daemon_pid"][0], L.FIELDS["hdr.daemon_pid"].offset)
+
+    def test_a_new_reason_code_is_seen(self) -> None:
+        text = doc_text().replace("| 11 | audit_corrupt |", "| 11 | audit_corrupt |\n| 12 | new_thing |")
+        reasons = doc_codes(doc_section(text, "Reason codes"))
+        self.assertNotEqual(reasons, dict(enumerate(L.REASON_NAMES)))
+
+
+if __name__ == "__main__":
+    unittest.main()

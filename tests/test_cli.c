@@ -1,0 +1,370 @@
+/*
+ * Integration: the `breaker` CLI against a real breakerd. watch, reconcile,
+ * the status additions (rule warnings, engine acks, cut latch reasons), and
+ * the exit statuses scripts rely on.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bk_harness.h"
+#include "bk_mode.h"
+
+extern char **environ;
+
+/* heartbeat off: the tests' engines beat once, not every few ms */
+#define STRATS "[strategies]\nnames = alpha, beta, gamma\n[rules]\nheartbeat.enabled = false\n"
+
+static char out[65536];
+
+static struct bk_h *up(struct bk_h *h, const char *tag)
+{
+	bk_h_init(h, tag, STRATS);
+	bk_h_start(h);
+	return h;
+}
+
+static void path_in(const struct bk_h *h, char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "%s/%s", h->dir, name);
+}
+
+/* The CLI in the background: stdout to <dir>/<tag>.out, stderr to .err. */
+static pid_t spawn_cli(struct bk_h *h, const char *tag, ...)
+{
+	const char *bin = getenv("BREAKER_CLI") ? getenv("BREAKER_CLI") : "breaker";
+	char *argv[32] = {(char *)bin, "--config", h->config};
+	char o[256], e[256], name[64];
+	posix_spawn_file_actions_t fa;
+	int argc = 3;
+	va_list ap;
+	pid_t pid;
+
+	va_start(ap, tag);
+	while (argc < 31 && (argv[argc] = va_arg(ap, char *)) != NULL)
+		argc++;
+	va_end(ap);
+	argv[argc] = NULL;
+	snprintf(name, sizeof(name), "%s.out", tag);
+	path_in(h, o, sizeof(o), name);
+	snprintf(name, sizeof(name), "%s.err", tag);
+	path_in(h, e, sizeof(e), name);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, o, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	posix_spawn_file_actions_addopen(&fa, 2, e, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_eq(posix_spawn(&pid, bin, &fa, NULL, argv, environ), 0, "spawn %s", bin);
+	posix_spawn_file_actions_destroy(&fa);
+	return pid;
+}
+
+/* Exit code of pid within ms (-1 on a signal); killed and failed after. */
+static int wait_exit(pid_t pid, int ms)
+{
+	int st;
+
+	for (int i = 0; i < ms / 10; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	cr_assert_fail("the CLI did not exit within %d ms", ms);
+	return -1;
+}
+
+static void slurp_tag(struct bk_h *h, const char *tag, const char *ext, char *buf, size_t len)
+{
+	char p[256], name[64];
+
+	snprintf(name, sizeof(name), "%s.%s", tag, ext);
+	path_in(h, p, sizeof(p), name);
+	bk_h_slurp(p, buf, len);
+}
+
+/* Wait until a background watch has subscribed (it says so on stderr). */
+static void wait_watching(struct bk_h *h, const char *tag)
+{
+	char err[4096];
+
+	for (int i = 0; i < 500; i++) {
+		slurp_tag(h, tag, "err", err, sizeof(err));
+		if (strstr(err, "watching breakerd events")) {
+			/* the dial is done; give breakerd's side of the pipe a moment */
+			usleep(100000);
+			return;
+		}
+		usleep(10000);
+	}
+	cr_assert_fail("watch never subscribed: %s", err);
+}
+
+/* Run a shell command on a file in h->dir; its exit status. */
+static int sh_on(struct bk_h *h, const char *fmt, const char *name)
+{
+	char p[256], cmd[1024];
+
+	path_in(h, p, sizeof(p), name);
+	snprintf(cmd, sizeof(cmd), fmt, p);
+	return system(cmd);
+}
+
+/* status until its output has needle (rules are evaluated every tick). */
+static void status_until(struct bk_h *h, const char *needle)
+{
+	for (int i = 0; i < 200; i++) {
+		cr_assert_eq(bk_h_cli(h, out, sizeof(out), "status", NULL), 0);
+		if (strstr(out, needle))
+			return;
+		usleep(10000);
+	}
+	cr_assert_fail("status never showed '%s':\n%s", needle, out);
+}
+
+/* ---- watch ----------------------------------------------------------------- */
+
+Test(cli, watch_prints_the_trip)
+{
+	struct bk_h h;
+	char line[512];
+	pid_t w;
+
+	up(&h, "cwatch");
+	w = spawn_cli(&h, "watch", "watch", "--count", "1", "--timeout-ms", "5000", NULL);
+	wait_watching(&h, "watch");
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "trip", "manual_halt", "--reason",
+			      "watch me trip", NULL), 0, "%s", out);
+	cr_assert_eq(wait_exit(w, 10000), 0, "--count 1: exit 0 after one event");
+	slurp_tag(&h, "watch", "out", out, sizeof(out));
+	snprintf(line, sizeof(line), "uid=%u", (unsigned)geteuid());
+	cr_assert(strstr(out, " TRIP "), "the kind: %s", out);
+	cr_assert(strstr(out, " global "), "the scope: %s", out);
+	cr_assert(strstr(out, "ACTIVE->HALTED"), "from->to: %s", out);
+	cr_assert(strstr(out, "manual_halt"), "the reason code: %s", out);
+	cr_assert(strstr(out, line), "the actor: %s", out);
+	cr_assert(strstr(out, "seq="), "the audit seq: %s", out);
+	cr_assert(strchr(out, '\n') == out + strlen(out) - 1, "one line: %s", out);
+	bk_h_fini(&h);
+}
+
+Test(cli, watch_json_shows_a_rule_warning)
+{
+	struct bk_h h;
+	pid_t w;
+
+	up(&h, "cwjson");
+	w = spawn_cli(&h, "wj", "watch", "--json", "--count", "1", "--timeout-ms", "5000", NULL);
+	wait_watching(&h, "wj");
+	/* the engine says 0, the venue 600: 60% of the 1000 break limit, a warning */
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=600", NULL), 0, "%s",
+		     out);
+	cr_assert_eq(wait_exit(w, 10000), 0);
+	cr_assert_eq(sh_on(&h,
+			   "python3 -c 'import json,sys; e=json.loads(sys.stdin.readline()); "
+			   "assert e[\"warning\"] is True and e[\"rule\"] == \"reconciliation\" "
+			   "and e[\"strategy\"] == \"alpha\" and abs(e[\"utilisation\"] - 0.6) < 1e-9 "
+			   "and e[\"wall_utc\"].endswith(\"Z\"), e' < %s",
+			   "wj.out"),
+		     0, "one JSON event per line");
+	bk_h_fini(&h);
+}
+
+Test(cli, watch_exits_quietly_on_timeout_and_on_sigint)
+{
+	struct bk_h h;
+	struct timespec t0, t1;
+	long ms;
+	pid_t w;
+
+	up(&h, "cwquiet");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "watch", "--timeout-ms", "300", NULL), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	cr_assert_geq(ms, 300, "waited the whole quiet period: %ld ms", ms);
+	cr_assert_str_empty(out, "no event, no output: %s", out);
+	w = spawn_cli(&h, "wint", "watch", NULL);
+	wait_watching(&h, "wint");
+	kill(w, SIGINT);
+	cr_assert_eq(wait_exit(w, 5000), 0, "Ctrl-C is a normal end");
+	bk_h_fini(&h);
+}
+
+/* ---- reconcile -------------------------------------------------------------- */
+
+Test(cli, reconcile_garbage_is_usage_and_sends_nothing)
+{
+	static const char *const bad[] = {
+	    "alpha=abc", "alpha=", "alpha=nan", "alpha=inf", "alpha=-Infinity", "alpha=1e999",
+	    "alpha=0x10", "alpha= 5", "alpha=5 ", "alpha=1,5", "alpha", "=5",
+	};
+	struct bk_h h;
+
+	up(&h, "crecbad");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", bad[i], NULL), 2, "%s",
+			     bad[i]);
+	/* a good entry with a bad one: nothing at all is sent */
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=600", "beta=12abc", NULL),
+		     2);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=600", "alpha=700", NULL),
+		     2, "the same strategy twice");
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", NULL), 2, "no position");
+	usleep(50000); /* hundreds of ticks */
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "status", NULL), 0);
+	cr_assert(strstr(out, "rule warnings: none"), "alpha=600 never reached breakerd:\n%s",
+		  out);
+	/* and the good one alone is applied */
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=600", NULL), 0);
+	cr_assert(strstr(out, "reconciled 1 position\n"), "%s", out);
+	status_until(&h, "warning: strategy alpha rule reconciliation at 60% "
+			 "(measured 600 / threshold 1000)\n");
+	bk_h_fini(&h);
+}
+
+Test(cli, reconcile_unknown_strategy_is_refused)
+{
+	struct bk_h h;
+
+	up(&h, "crecunk");
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=1", "nosuch=5", NULL), 1);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=-1250.5", "beta=1.2e3",
+			      NULL), 0, "%s", out);
+	cr_assert(strstr(out, "reconciled 2 positions\n"), "%s", out);
+	cr_assert(strstr(out, "strategy alpha: -1250.5\n"), "%s", out);
+	cr_assert(strstr(out, "strategy beta: 1200\n"), "%s", out);
+	bk_h_fini(&h);
+}
+
+/* ---- status ----------------------------------------------------------------- */
+
+Test(cli, status_shows_warnings_acks_and_valid_json)
+{
+	struct bk_h h;
+	struct bk_client c;
+	struct bk_tel_client t;
+	char want[256];
+	int rv = -EAGAIN;
+	uint32_t seq;
+
+	up(&h, "cstatus");
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "status", NULL), 0);
+	cr_assert(strstr(out, "engine acks: no trip since breakerd started\n"), "%s", out);
+	bk_h_attach(&h, &c);
+	for (int i = 0; i < 200 && rv == -EAGAIN; i++)
+		if ((rv = bk_tel_attach(&t, h.instance)) == -EAGAIN)
+			usleep(10000);
+	cr_assert_eq(rv, 0, "telemetry segment: %s", strerror(-rv));
+	/* two engines with telemetry; only alpha's acts on the trip */
+	int a = bk_client_resolve(&c, "alpha"), b = bk_client_resolve(&c, "beta");
+	bk_report_heartbeat(&t, a, bk_now_mono_ns());
+	bk_report_heartbeat(&t, b, bk_now_mono_ns());
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=2500", "beta=800", NULL),
+		     0);
+	/* alpha's break trips global by itself; the trip that counts comes after */
+	status_until(&h, "warning: strategy alpha rule reconciliation at 250% "
+			 "(measured 2500 / threshold 1000) VIOLATED\n");
+	cr_assert(strstr(out, "warning: strategy beta rule reconciliation at 80% "
+			      "(measured 800 / threshold 1000)\n"), "%s", out);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "trip", "manual_halt", "--strategy", "gamma",
+			      NULL), 0);
+	seq = bk_change_seq(&c);
+	bk_report_ack(&t, a, seq, bk_now_mono_ns());
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "status", NULL), 0);
+	snprintf(want, sizeof(want), "1 of 2 engines acknowledged change seq %u", seq);
+	cr_assert(strstr(out, want), "want '%s' in:\n%s", want, out);
+	snprintf(want, sizeof(want), "  strategy alpha pid %d: acked in ", (int)getpid());
+	cr_assert(strstr(out, want), "want '%s' in:\n%s", want, out);
+	snprintf(want, sizeof(want), "  strategy beta pid %d: NOT ACKED (seq 0 < %u)\n",
+		 (int)getpid(), seq);
+	cr_assert(strstr(out, want), "want '%s' in:\n%s", want, out);
+	/* JSON: every field, parseable */
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "status", "--json", NULL), 0);
+	cr_assert(strstr(out, "\"global\""), "%s", out);
+	cr_assert_eq(sh_on(&h, "python3 -c 'import json,sys; json.load(sys.stdin)' < %s",
+			   "cli.out"),
+		     0, "status --json is valid JSON:\n%s", out);
+	cr_assert_eq(sh_on(&h,
+			   "python3 -c 'import json,sys; i=json.load(sys.stdin)[\"info\"]; "
+			   "assert \"global\" in i and len(i[\"acks\"]) == 2 and "
+			   "{w[\"strategy\"] for w in i[\"warnings\"]} == {\"alpha\", \"beta\"} and "
+			   "i[\"last_trip_change_seq\"] > 0, i' < %s",
+			   "cli.out"),
+		     0, "warnings and acks in the JSON:\n%s", out);
+	bk_tel_detach(&t);
+	bk_client_detach(&c);
+	bk_h_fini(&h);
+}
+
+Test(cli, status_says_when_a_latch_reason_was_cut)
+{
+	struct bk_h h;
+	char long_reason[201];
+
+	up(&h, "ccut");
+	memset(long_reason, 'x', sizeof(long_reason) - 1);
+	long_reason[sizeof(long_reason) - 1] = '\0';
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "trip", "manual_halt", "--reason",
+			      long_reason, NULL), 0);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "kill", "beta", "--reason", "short", NULL), 0);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "status", NULL), 0);
+	cr_assert(strstr(out, "x\" … (truncated; full text: breaker audit, seq "), "%s", out);
+	cr_assert(strstr(out, ": \"short\"\n"), "a short reason is not marked:\n%s", out);
+	cr_assert_null(strstr(strstr(out, "truncated") + 1, "truncated"), "only once:\n%s", out);
+	bk_h_fini(&h);
+}
+
+/* ---- exit statuses ---------------------------------------------------------- */
+
+Test(cli, usage_errors_exit_2)
+{
+	const char *bin = getenv("BREAKER_CLI") ? getenv("BREAKER_CLI") : "breaker";
+	struct bk_h h;
+	char cmd[512];
+	int st;
+
+	bk_h_init(&h, "cusage", STRATS); /* no daemon: nothing may be sent anyway */
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "frobnicate", NULL), 2);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "status", "--bogus", NULL), 2);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "status", "extra", NULL), 2);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "trip", NULL), 2);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "trip", "no_such_reason", NULL), 2);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "watch", "--count", "0", NULL), 2);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "watch", "--count", "3x", NULL), 2);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "watch", "--timeout-ms", "-5", NULL), 2);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "watch", "--count", "1", "--count", "2",
+			      NULL), 2);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "watch", "now", NULL), 2);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "status", "--count", "1", NULL), 2,
+		     "watch's options are watch's");
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=x", NULL), 2);
+	/* 65 positions: over breakerd's limit of 64 */
+	snprintf(cmd, sizeof(cmd), "%s --config %s reconcile $(seq -f 's%%g=1' 1 65)", bin,
+		 h.config);
+	st = system(cmd);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "65 positions: status %d", st);
+	bk_h_fini(&h);
+}
+
+Test(cli, unreachable_daemon_exits_3)
+{
+	struct bk_h h;
+
+	bk_h_init(&h, "cunreach", STRATS); /* no daemon started */
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "status", NULL), 3);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "status", "--json", NULL), 3);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "trip", "manual_halt", NULL), 3);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=1", NULL), 3);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "watch", "--timeout-ms", "3000", NULL), 3,
+		     "watch fails at once, it does not wait for a daemon");
+	bk_h_fini(&h);
+}

@@ -1,0 +1,271 @@
+/*
+ * Rules, one at a time: just below, at and just above each threshold, the
+ * minimum-count guard, window expiry, warnings, NaN, cooldown.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+#include "bk_rules.h"
+
+#define MS 1000000ull
+
+static struct bk_rules_cfg cfg;
+static struct bk_rule_eval ev;
+static struct bk_tel_snap snap;
+static struct bk_verdict v[8];
+static uint64_t now;
+
+static void setup(void)
+{
+	bk_rules_defaults(&cfg);
+	memset(&ev, 0, sizeof(ev));
+	memset(&snap, 0, sizeof(snap));
+	snap.consistent = true;
+	now = 1000 * MS;
+}
+
+TestSuite(rules, .init = setup);
+
+/* Only one rule on, so verdicts are unambiguous. */
+static struct bk_rule_cfg *only(enum bk_rule_id id)
+{
+	for (int i = 0; i < BK_RULE_COUNT; i++)
+		cfg.dflt[i].enabled = false;
+	cfg.dflt[id].enabled = true;
+	return &cfg.dflt[id];
+}
+
+/* t is absolute; `now` stays the test's start time */
+static int eval_at(uint64_t t)
+{
+	return bk_rules_eval(cfg.dflt, cfg.warn, &ev, &snap, t, v, 8);
+}
+
+static int trips(int n)
+{
+	int t = 0;
+
+	for (int i = 0; i < n; i++)
+		t += v[i].kind == BK_V_TRIP;
+	return t;
+}
+
+/* 100 orders and r rejects inside the window; return trips verdicts. */
+static int reject_case(uint64_t orders, uint64_t rejects)
+{
+	setup();
+	struct bk_rule_cfg *r = only(BK_RULE_REJECT_RATE);
+	r->max = 0.2;
+	r->min_orders = 50;
+	r->window_ms = 1000;
+	eval_at(now); /* first snapshot: baseline */
+	snap.orders = orders;
+	snap.rejects = rejects;
+	return trips(eval_at(now + 10 * MS));
+}
+
+Test(rules, reject_rate_threshold)
+{
+	cr_assert_eq(reject_case(100, 19), 0, "below");
+	cr_assert_eq(reject_case(100, 20), 0, "at the threshold is not a breach");
+	cr_assert_eq(reject_case(100, 21), 1, "above trips");
+}
+
+Test(rules, reject_rate_min_orders_guard)
+{
+	cr_assert_eq(reject_case(49, 49), 0, "100% rejects but too few orders");
+	cr_assert_eq(reject_case(50, 49), 1, "enough orders now");
+}
+
+Test(rules, reject_rate_window_expires)
+{
+	struct bk_rule_cfg *r = only(BK_RULE_REJECT_RATE);
+	int n;
+
+	r->max = 0.2;
+	r->min_orders = 10;
+	r->window_ms = 1000;
+	eval_at(now);
+	snap.orders = 100;
+	snap.rejects = 15; /* 15%: fine */
+	cr_assert_eq(trips(eval_at(now + MS)), 0);
+	/* 1.5 s later the old orders have left the window; 10 new with 9 rejects */
+	snap.orders = 110;
+	snap.rejects = 24;
+	n = eval_at(now + 1500 * MS);
+	cr_assert_eq(trips(n), 1, "old orders expired, new ones are 90%% rejects");
+	cr_assert(strstr(v[0].evidence, "9 rejects / 10 orders"), "evidence: %s", v[0].evidence);
+	cr_assert_float_eq(v[0].measured, 0.9, 1e-9);
+	cr_assert_float_eq(v[0].threshold, 0.2, 1e-9);
+}
+
+Test(rules, trip_once_then_latched_until_clear)
+{
+	struct bk_rule_cfg *r = only(BK_RULE_EXPOSURE);
+
+	r->max = 1000;
+	snap.gross = 1500;
+	cr_assert_eq(trips(eval_at(now)), 1);
+	cr_assert_eq(trips(eval_at(now + MS)), 0, "no second verdict while it stays breached");
+	cr_assert(ev.violating[BK_RULE_EXPOSURE]);
+	snap.gross = 10;
+	eval_at(now + 2 * MS);
+	cr_assert(!ev.violating[BK_RULE_EXPOSURE], "condition cleared");
+	snap.gross = 2000;
+	cr_assert_eq(trips(eval_at(now + 3 * MS)), 1, "a new breach is a new verdict");
+}
+
+Test(rules, order_rate)
+{
+	struct bk_rule_cfg *r = only(BK_RULE_ORDER_RATE);
+
+	r->max = 100; /* per second */
+	r->window_ms = 1000;
+	eval_at(now);
+	snap.orders = 100;
+	cr_assert_eq(trips(eval_at(now + MS)), 0, "100/s is at the limit");
+	snap.orders = 101;
+	cr_assert_eq(trips(eval_at(now + 2 * MS)), 1, "101/s is over");
+}
+
+Test(rules, drawdown_abs_and_pct)
+{
+	struct bk_rule_cfg *r = only(BK_RULE_DRAWDOWN);
+
+	r->max = 500;
+	snap.pnl = 1000;
+	eval_at(now);
+	snap.pnl = 500; /* 500 down from the peak: at the limit */
+	cr_assert_eq(trips(eval_at(now + MS)), 0);
+	snap.pnl = 499.99;
+	cr_assert_eq(trips(eval_at(now + 2 * MS)), 1);
+	setup();
+	r = only(BK_RULE_DRAWDOWN);
+	r->max = 1e9;
+	r->max_pct = 0.10;
+	snap.pnl = 2000;
+	eval_at(now);
+	snap.pnl = 1800; /* 10% */
+	cr_assert_eq(trips(eval_at(now + MS)), 0);
+	snap.pnl = 1799;
+	cr_assert_eq(trips(eval_at(now + 2 * MS)), 1, "just over 10%% of peak");
+}
+
+Test(rules, reconciliation_needs_a_reconciled_view)
+{
+	struct bk_rule_cfg *r = only(BK_RULE_RECONCILIATION);
+
+	cr_assert_float_eq(r->max, 1000, 1e-9, "seeds: $1K");
+	cr_assert(r->global, "seeds: global HALTED");
+	snap.position = 50000;
+	cr_assert_eq(trips(eval_at(now)), 0, "no reconciler view yet");
+	ev.recon_set = true;
+	ev.recon_position = 49000;
+	cr_assert_eq(trips(eval_at(now + MS)), 0, "a $1000 break is at the limit");
+	ev.recon_position = 48999;
+	cr_assert_eq(trips(eval_at(now + 2 * MS)), 1);
+	ev.recon_position = 50000;
+	eval_at(now + 3 * MS);
+	cr_assert(!bk_rules_violating(&ev, BK_RULE_RECONCILIATION), "reconciled again");
+}
+
+Test(rules, stale_heartbeat)
+{
+	struct bk_rule_cfg *r = only(BK_RULE_HEARTBEAT);
+
+	r->max = 100; /* ms */
+	cr_assert_eq(trips(eval_at(now)), 0, "an engine that never beat is not watched");
+	snap.heartbeat_ns = now;
+	cr_assert_eq(trips(eval_at(now + 100 * MS)), 0, "exactly at the bound");
+	cr_assert_eq(trips(eval_at(now + 101 * MS)), 1, "past it");
+}
+
+Test(rules, balance_conservation)
+{
+	only(BK_RULE_INVARIANT);
+	snap.heartbeat_ns = now;
+	snap.balance = 10000;
+	eval_at(now); /* base taken */
+	/* buy: cash -500, fee 1 -> balance 9499 */
+	snap.fill_cash = -500;
+	snap.fees = 1;
+	snap.balance = 9499;
+	cr_assert_eq(trips(eval_at(now + MS)), 0, "explained by the fill");
+	snap.balance = 9499.005; /* within 0.01 tolerance */
+	cr_assert_eq(trips(eval_at(now + 2 * MS)), 0);
+	snap.balance = 9600; /* 101 appeared from nowhere */
+	cr_assert_eq(trips(eval_at(now + 3 * MS)), 1);
+	cr_assert(strstr(v[0].evidence, "unexplained 101"), "%s", v[0].evidence);
+}
+
+Test(rules, torn_money_snapshot_is_not_judged)
+{
+	only(BK_RULE_INVARIANT);
+	snap.heartbeat_ns = now;
+	snap.balance = 100;
+	eval_at(now);
+	snap.balance = 1e6;
+	snap.consistent = false; /* seqlock never settled this tick */
+	cr_assert_eq(trips(eval_at(now + MS)), 0);
+}
+
+Test(rules, nan_telemetry_is_a_breach)
+{
+	struct bk_rule_cfg *r = only(BK_RULE_EXPOSURE);
+
+	r->max = 1000;
+	snap.gross = NAN;
+	cr_assert_eq(trips(eval_at(now)), 1, "NaN cannot show the limit holds");
+}
+
+Test(rules, warnings_at_levels_before_trip)
+{
+	struct bk_rule_cfg *r = only(BK_RULE_EXPOSURE);
+	int n;
+
+	r->max = 1000;
+	snap.gross = 400;
+	cr_assert_eq(eval_at(now), 0, "40%%: silent");
+	snap.gross = 500;
+	n = eval_at(now + MS);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(v[0].kind, BK_V_WARN);
+	cr_assert_float_eq(v[0].util, 0.5, 1e-9);
+	cr_assert_eq(eval_at(now + 2 * MS), 0, "same level: no repeat");
+	snap.gross = 950;
+	n = eval_at(now + 3 * MS);
+	cr_assert_eq(n, 1, "75%% and 90%% crossed at once: one warning");
+	cr_assert_eq(ev.warned[BK_RULE_EXPOSURE], 3);
+	snap.gross = 1001;
+	n = eval_at(now + 4 * MS);
+	cr_assert_eq(trips(n), 1);
+}
+
+Test(rules, cooldown_steps_after_clear)
+{
+	struct bk_rule_cfg *r = only(BK_RULE_EXPOSURE);
+	int n;
+
+	r->max = 1000;
+	r->cooldown_ms = 100;
+	r->cooldown_to = BK_REDUCE_ONLY;
+	snap.gross = 2000;
+	cr_assert_eq(trips(eval_at(now)), 1);
+	snap.gross = 10;
+	cr_assert_eq(eval_at(now + 50 * MS), 0, "before the cooldown");
+	n = eval_at(now + 100 * MS);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(v[0].kind, BK_V_COOLDOWN);
+	cr_assert_eq(eval_at(now + 200 * MS), 0, "one step per trip");
+}
+
+Test(rules, per_strategy_override)
+{
+	snprintf(cfg.over[0].name, BK_NAME_MAX, "hot");
+	memcpy(cfg.over[0].rule, cfg.dflt, sizeof(cfg.dflt));
+	cfg.over[0].rule[BK_RULE_EXPOSURE].max = 5;
+	cfg.n_over = 1;
+	cr_assert_eq(bk_rules_for(&cfg, "hot")[BK_RULE_EXPOSURE].max, 5);
+	cr_assert_eq(bk_rules_for(&cfg, "cold"), cfg.dflt);
+}
