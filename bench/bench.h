@@ -24,7 +24,7 @@
 
 /* The two cores of the reference machine: the daemon / servers on one, the
  * observer (the spinning engine) or the load clients on the other. */
-#define BENCH_CPU_SERVER 0
+#define BENCH_CPU_SERVER   0
 #define BENCH_CPU_OBSERVER 1
 
 /* ---- time and statistics (bench_util.c) --------------------------------- */
@@ -53,11 +53,11 @@ static inline void bench_sink(uint64_t v)
  * (throughput, CPU %) fills p50 and leaves the rest empty; NAN prints empty.
  */
 void bench_row(const char *section, const char *name, const char *unit,
-	       const struct bench_stats *s, const char *setup);
+               const struct bench_stats *s, const char *setup);
 void bench_value(const char *section, const char *name, const char *unit, double v,
-		 const char *setup);
+                 const char *setup);
 void bench_pair(const char *section, const char *name, const char *unit, double p50,
-		double p99, const char *setup);
+                double p99, const char *setup);
 
 /* Divide iteration counts by 10 with --quick (a smoke run, not a result). */
 bool bench_quick(int argc, char **argv);
@@ -88,6 +88,19 @@ int bench_wait_child(pid_t pid);
 /* Context switches (voluntary + not) of all threads of pid so far; -1 on error. */
 double bench_ctxsw(pid_t pid);
 
+/* CPU time (utime + stime, all threads, exited ones too) of pid, seconds. */
+double bench_cpu_s(pid_t pid);
+/* The same from one /proc/.../stat file (a process or a thread); comm may be NULL. */
+double bench_stat_cpu_s(const char *stat_path, char *comm, size_t comm_len);
+
+/* Busy and total time of each CPU from /proc/stat (first 2 CPUs), in ticks. */
+struct bench_cpus {
+	double busy[2], total[2];
+};
+void bench_cpus_sample(struct bench_cpus *c);
+/* Percent of cpu busy between two samples. */
+double bench_cpus_pct(const struct bench_cpus *a, const struct bench_cpus *b, int cpu);
+
 /* Sleep a number of microseconds (nanosleep). */
 void bench_sleep_us(unsigned us);
 
@@ -101,14 +114,14 @@ const char *bench_fs_name(const char *path);
 
 /* A memfd shared with helpers (inherited across exec; its number in argv). */
 struct bench_board {
-	_Atomic uint32_t armed;	 /* observer: armed for iteration i stores i + 1 */
-	_Atomic uint32_t seen;	 /* observer: stamped iteration i stores i + 1 */
-	_Atomic uint32_t ready;	 /* helpers that finished their set-up */
-	_Atomic uint32_t go;	 /* parent: start now */
-	_Atomic uint32_t quit;	 /* parent: stop now */
-	uint32_t slots;		 /* number of t[] entries */
+	_Atomic uint32_t armed; /* observer: armed for iteration i stores i + 1 */
+	_Atomic uint32_t seen;  /* observer: stamped iteration i stores i + 1 */
+	_Atomic uint32_t ready; /* helpers that finished their set-up */
+	_Atomic uint32_t go;    /* parent: start now */
+	_Atomic uint32_t quit;  /* parent: stop now */
+	uint32_t slots;         /* number of t[] entries */
 	uint32_t pad[10];
-	uint64_t t[];		 /* helpers' timestamps / samples */
+	uint64_t t[]; /* helpers' timestamps / samples */
 };
 
 struct bench_board *bench_board_create(uint32_t slots, int *fd);
@@ -127,7 +140,7 @@ void bench_add_u32(_Atomic uint32_t *w, uint32_t v);
 /* ---- a breakerd of our own (bench_daemon.c) --------------------------------- */
 
 struct bench_daemon {
-	char dir[128];	  /* temp dir: breaker.ini, run/, state/, breakerd.log */
+	char dir[128]; /* temp dir: breaker.ini, run/, state/, breakerd.log */
 	char config[192];
 	char log[192];
 	struct bk_config cfg; /* the same file, parsed: urls and paths */
@@ -137,7 +150,7 @@ struct bench_daemon {
 /* Write a config (extra INI lines may be NULL), start breakerd pinned to cpu
  * and wait until it answers Status. 0 or -errno (a message on stderr). */
 int bench_daemon_start(struct bench_daemon *d, const char *tag, const char *extra_ini,
-		       int cpu);
+                       int cpu);
 /* Stop it (SIGTERM), unlink its segment, remove its directory. */
 void bench_daemon_stop(struct bench_daemon *d);
 /* Attach the engine client, waiting for the segment. 0 or -errno. */

@@ -25,10 +25,10 @@ struct ctx {
 	bool quick;
 	struct bk_client c;
 	int slot;
-	int fd;		  /* the file flag, for pread */
-	char path[192];	  /* the file flag, for stat */
+	int fd;         /* the file flag, for pread */
+	char path[192]; /* the file flag, for stat */
 	struct resp redis;
-	char get[64];	  /* the encoded GET */
+	char get[64]; /* the encoded GET */
 	size_t get_len;
 	double *v;
 	size_t cap;
@@ -94,7 +94,7 @@ static double b_redis(struct ctx *x, unsigned batch)
 
 /* samples batches after samples/10 of warm-up; stats in ns per call. */
 static int measure(struct ctx *x, batch_fn fn, unsigned batch, size_t samples,
-		   struct bench_stats *s)
+                   struct bench_stats *s)
 {
 	samples = bench_scale(x->quick, samples);
 	if (samples > x->cap)
@@ -109,10 +109,11 @@ static int measure(struct ctx *x, batch_fn fn, unsigned batch, size_t samples,
 	return 0;
 }
 
-static void ratio(const char *name, const struct bench_stats *num, const struct bench_stats *den)
+static void ratio(const char *name, const struct bench_stats *num,
+                  const struct bench_stats *den)
 {
 	bench_pair(SECTION, name, "x", num->p50 / den->p50, num->p99 / den->p99,
-		   "ratio of p50s and of p99s");
+	           "ratio of p50s and of p99s");
 }
 
 struct results {
@@ -126,7 +127,8 @@ static int run_shm(struct ctx *x, struct results *r)
 	char setup[128];
 	int rv;
 
-	rv = bench_daemon_start(&d, "check", "[strategies]\nnames = bench-1\n", BENCH_CPU_SERVER);
+	rv = bench_daemon_start(&d, "check", "[strategies]\nnames = bench-1\n",
+	                        BENCH_CPU_SERVER);
 	if (rv < 0)
 		return rv;
 	if ((rv = bench_daemon_attach(&d, &x->c)) < 0 ||
@@ -135,20 +137,24 @@ static int run_shm(struct ctx *x, struct results *r)
 		bench_daemon_stop(&d);
 		return rv ? rv : -ENOENT;
 	}
-	snprintf(setup, sizeof(setup), "breakerd cpu%d (tick %llu us); reader cpu%d; 1000 "
-		 "calls per sample", BENCH_CPU_SERVER,
-		 (unsigned long long)(d.cfg.tick_ns / 1000), BENCH_CPU_OBSERVER);
+	snprintf(setup, sizeof(setup),
+	         "breakerd cpu%d (tick %llu us); reader cpu%d; 1000 "
+	         "calls per sample",
+	         BENCH_CPU_SERVER, (unsigned long long)(d.cfg.tick_ns / 1000),
+	         BENCH_CPU_OBSERVER);
 	measure(x, b_check, 1000, 20000, &r->check);
 	bench_row(SECTION, "bk_check (global + strategy)", "ns", &r->check, setup);
 	measure(x, b_check_global, 1000, 20000, &r->global);
 	bench_row(SECTION, "bk_check (global only)", "ns", &r->global, setup);
 	measure(x, b_live_cached, 1000, 20000, &r->live);
-	bench_row(SECTION, "bk_check_live (caller's clock reading)", "ns", &r->live, setup);
+	bench_row(SECTION, "bk_check_live (caller's clock reading)", "ns", &r->live,
+	          setup);
 	measure(x, b_live_clock, 1000, 20000, &r->live_clock);
 	bench_row(SECTION, "bk_check_live + clock_gettime per call", "ns", &r->live_clock,
-		  setup);
+	          setup);
 	measure(x, b_clock, 1000, 20000, &r->clock);
-	bench_row(SECTION, "reference: clock_gettime(MONOTONIC) alone", "ns", &r->clock, setup);
+	bench_row(SECTION, "reference: clock_gettime(MONOTONIC) alone", "ns", &r->clock,
+	          setup);
 	bk_client_detach(&x->c);
 	bench_daemon_stop(&d);
 	return 0;
@@ -162,8 +168,10 @@ static int run_file(struct ctx *x, struct results *r, const char *dir)
 	x->fd = open(x->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (x->fd < 0 || pwrite(x->fd, "0\n", 2, 0) != 2)
 		return -errno;
-	snprintf(setup, sizeof(setup), "%s file (page cache); reader cpu%d; 100 calls per "
-		 "sample", bench_fs_name(dir), BENCH_CPU_OBSERVER);
+	snprintf(setup, sizeof(setup),
+	         "%s file (page cache); reader cpu%d; 100 calls per "
+	         "sample",
+	         bench_fs_name(dir), BENCH_CPU_OBSERVER);
 	measure(x, b_pread, 100, 20000, &r->pread);
 	bench_row(SECTION, "peer: pread of a flag file", "ns", &r->pread, setup);
 	measure(x, b_stat, 100, 20000, &r->stat);
@@ -190,8 +198,10 @@ static int run_redis(struct ctx *x, struct results *r, const char *dir)
 	if ((rv = resp_call(&x->redis, cmd, n, NULL, 0)) < 0 ||
 	    (rv = measure(x, b_redis, 1, 20000, &r->redis)) < 0)
 		goto out;
-	snprintf(setup, sizeof(setup), "redis-server cpu%d; client cpu%d; TCP loopback; 1 GET "
-		 "per sample", BENCH_CPU_SERVER, BENCH_CPU_OBSERVER);
+	snprintf(setup, sizeof(setup),
+	         "redis-server cpu%d; client cpu%d; TCP loopback; 1 GET "
+	         "per sample",
+	         BENCH_CPU_SERVER, BENCH_CPU_OBSERVER);
 	bench_row(SECTION, "peer: Redis GET of the flag", "ns", &r->redis, setup);
 	r->have_redis = true;
 out:
@@ -202,7 +212,8 @@ out:
 
 int main(int argc, char **argv)
 {
-	struct ctx x = {.quick = bench_quick(argc, argv), .cap = 20000, .redis = {.fd = -1}};
+	struct ctx x = {
+	    .quick = bench_quick(argc, argv), .cap = 20000, .redis = {.fd = -1}};
 	struct results r = {0};
 	char dir[160];
 	int rv;

@@ -33,8 +33,10 @@ static int write_config(struct bench_daemon *d, const char *tag, const char *ext
 	f = fopen(d->config, "w");
 	if (!f)
 		return -errno;
-	fprintf(f, "[breaker]\ninstance = bench%d-%s\nrun_dir = %s/run\nstate_dir = %s/state\n",
-		(int)getpid(), tag, d->dir, d->dir);
+	fprintf(
+	    f,
+	    "[breaker]\ninstance = bench%d-%s\nrun_dir = %s/run\nstate_dir = %s/state\n",
+	    (int)getpid(), tag, d->dir, d->dir);
 	if (extra)
 		fputs(extra, f);
 	fclose(f);
@@ -78,10 +80,10 @@ static void unlink_segment(const struct bench_daemon *d)
 }
 
 int bench_daemon_start(struct bench_daemon *d, const char *tag, const char *extra_ini,
-		       int cpu)
+                       int cpu)
 {
-	char *argv[] = {(char *)breakerd_path(), "--config", d->config, "--log-file", d->log,
-			NULL};
+	char *argv[] = {
+	    (char *)breakerd_path(), "--config", d->config, "--log-file", d->log, NULL};
 	int rv, st;
 
 	memset(d, 0, sizeof(*d));
@@ -95,7 +97,7 @@ int bench_daemon_start(struct bench_daemon *d, const char *tag, const char *extr
 	for (int i = 0; i < 500; i++) {
 		if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
 			fprintf(stderr, "bench: breakerd (%s) exited at start; see %s\n",
-				argv[0], d->log);
+			        argv[0], d->log);
 			d->pid = 0;
 			return -ECHILD;
 		}
@@ -138,7 +140,7 @@ static int call_ok(struct bk_rpc *r, Breaker__Request *req)
 
 	if (rv == 0 && rep->status != BREAKER__STATUS__OK) {
 		fprintf(stderr, "bench: command refused (%d): %s\n", rep->status,
-			rep->error ? rep->error : "");
+		        rep->error ? rep->error : "");
 		rv = -EPROTO;
 	}
 	if (rep)

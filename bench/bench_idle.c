@@ -19,15 +19,15 @@
 
 #include "bench.h"
 
-#define SECTION	   "idle"
-#define WINDOW_MS  3000
-#define SETTLE_MS  1000
+#define SECTION   "idle"
+#define WINDOW_MS 3000
+#define SETTLE_MS 1000
 
 struct proc_sample {
 	uint64_t wall_ns;
-	double cpu_ticks;   /* utime + stime */
-	double run_ns;	    /* sum of threads' schedstat run time */
-	double wakeups;	    /* sum of threads' voluntary context switches */
+	double cpu_s;   /* utime + stime */
+	double run_ns;  /* sum of threads' schedstat run time */
+	double wakeups; /* sum of threads' voluntary context switches */
 	long rss_kib;
 	int threads;
 };
@@ -43,20 +43,6 @@ static int read_file(const char *path, char *buf, size_t len)
 	buf[n] = '\0';
 	fclose(f);
 	return 0;
-}
-
-/* utime and stime are fields 14 and 15, counted after the ")" of comm. */
-static double stat_ticks(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ut = 0, st = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (read_file(path, buf, sizeof(buf)) < 0 || !(p = strrchr(buf, ')')))
-		return NAN;
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-		return NAN;
-	return (double)(ut + st);
 }
 
 static long status_field(const char *path, const char *key)
@@ -96,7 +82,7 @@ static void sample(pid_t pid, struct proc_sample *s)
 
 	memset(s, 0, sizeof(*s));
 	s->wall_ns = bench_now();
-	s->cpu_ticks = stat_ticks(pid);
+	s->cpu_s = bench_cpu_s(pid);
 	sample_threads(pid, s);
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	s->rss_kib = status_field(path, "VmRSS:");
@@ -110,7 +96,8 @@ static size_t watch(const struct bk_client *c, double *age_us, size_t cap)
 
 	while ((now = bench_now()) < end) {
 		if (c && n < cap) {
-			hb = atomic_load_explicit(&c->shm->heartbeat_ns, memory_order_acquire);
+			hb = atomic_load_explicit(&c->shm->heartbeat_ns,
+			                          memory_order_acquire);
 			age_us[n++] = now > hb ? (double)(now - hb) / 1000.0 : 0;
 		}
 		bench_sleep_us(1000);
@@ -118,16 +105,14 @@ static size_t watch(const struct bk_client *c, double *age_us, size_t cap)
 	return n;
 }
 
-static void report(const char *who, const struct proc_sample *a, const struct proc_sample *b,
-		   const char *setup)
+static void report(const char *who, const struct proc_sample *a,
+                   const struct proc_sample *b, const char *setup)
 {
 	double wall = (double)(b->wall_ns - a->wall_ns);
-	double hz = (double)sysconf(_SC_CLK_TCK);
 	char name[128];
 
 	snprintf(name, sizeof(name), "%s: CPU (/proc stat utime+stime)", who);
-	bench_value(SECTION, name, "%", (b->cpu_ticks - a->cpu_ticks) / hz * 1e9 / wall * 100,
-		    setup);
+	bench_value(SECTION, name, "%", (b->cpu_s - a->cpu_s) * 1e9 / wall * 100, setup);
 	snprintf(name, sizeof(name), "%s: CPU (schedstat run time)", who);
 	bench_value(SECTION, name, "%", (b->run_ns - a->run_ns) / wall * 100, setup);
 	snprintf(name, sizeof(name), "%s: wake-ups per second", who);
@@ -158,13 +143,14 @@ static int run_tick(unsigned tick_us, double *age, size_t cap)
 	n = watch(&c, age, cap);
 	sample(d.pid, &b);
 	snprintf(who, sizeof(who), "breakerd tick %u us%s", tick_us,
-		 tick_us == 100 ? " (default)" : "");
-	snprintf(setup, sizeof(setup), "breakerd cpu%d; %d s window after %d s; no commands",
-		 BENCH_CPU_SERVER, WINDOW_MS / 1000, SETTLE_MS / 1000);
+	         tick_us == 100 ? " (default)" : "");
+	snprintf(setup, sizeof(setup),
+	         "breakerd cpu%d; %d s window after %d s; no commands", BENCH_CPU_SERVER,
+	         WINDOW_MS / 1000, SETTLE_MS / 1000);
 	report(who, &a, &b, setup);
 	bench_stats(age, n, &s);
 	snprintf(who, sizeof(who), "breakerd tick %u us: heartbeat age seen by an engine",
-		 tick_us);
+	         tick_us);
 	bench_row(SECTION, who, "us", &s, "sampled every 1 ms from cpu1");
 	bk_client_detach(&c);
 	bench_daemon_stop(&d);
@@ -206,7 +192,7 @@ static int run_timer(unsigned tick_us)
 	sample(pid, &b);
 	snprintf(who, sizeof(who), "peer: bare clock_nanosleep loop %u us", tick_us);
 	snprintf(setup, sizeof(setup), "one thread cpu%d; %d s window", BENCH_CPU_SERVER,
-		 WINDOW_MS / 1000);
+	         WINDOW_MS / 1000);
 	report(who, &a, &b, setup);
 	bench_stop_child(pid);
 	return 0;
@@ -226,7 +212,7 @@ static int run_redis(const char *dir)
 	watch(NULL, NULL, 0);
 	sample(r.pid, &b);
 	snprintf(setup, sizeof(setup), "redis-server cpu%d (hz 10 default); no clients",
-		 BENCH_CPU_SERVER);
+	         BENCH_CPU_SERVER);
 	report("peer: redis-server idle", &a, &b, setup);
 	bench_redis_stop(&r);
 	return 0;
@@ -247,7 +233,8 @@ int main(int argc, char **argv)
 	fprintf(stderr, "bench_idle: idle cost at three tick periods\n");
 	for (size_t i = 0; i < sizeof(ticks) / sizeof(ticks[0]); i++) {
 		if (run_tick(ticks[i], age, cap) < 0)
-			fprintf(stderr, "bench_idle: tick %u us: daemon did not start\n", ticks[i]);
+			fprintf(stderr, "bench_idle: tick %u us: daemon did not start\n",
+			        ticks[i]);
 		run_timer(ticks[i]);
 	}
 	run_redis(dir);

@@ -23,7 +23,7 @@
 static long tracepoint_id(const char *event)
 {
 	static const char *const roots[] = {"/sys/kernel/tracing",
-					    "/sys/kernel/debug/tracing"};
+	                                    "/sys/kernel/debug/tracing"};
 	char path[256], buf[32];
 	long id = -ENOENT;
 

@@ -56,7 +56,8 @@ static int ping(struct bench_redis *r)
 /* Someone else's server on the port would answer our PING: skip taken ports. */
 static bool port_free(int port)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	                         .sin_port = htons((uint16_t)port)};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
 
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -69,9 +70,18 @@ static bool port_free(int port)
 static int start_on(struct bench_redis *r, const char *bin, int cpu, bool aof)
 {
 	char port[16], log[224];
-	char *argv[] = {(char *)bin, "--bind", "127.0.0.1", "--port", port, "--save", "",
-			"--daemonize", "no", "--protected-mode", "yes", "--dir", r->dir,
-			"--appendonly", aof ? "yes" : "no", "--appendfsync", "always", NULL};
+	/* clang-format off */
+	char *argv[] = {(char *)bin,
+			"--bind", "127.0.0.1",
+			"--port", port,
+			"--save", "",
+			"--daemonize", "no",
+			"--protected-mode", "yes",
+			"--dir", r->dir,
+			"--appendonly", aof ? "yes" : "no",
+			"--appendfsync", "always",
+			NULL};
+	/* clang-format on */
 	int st;
 
 	snprintf(port, sizeof(port), "%d", r->port);
@@ -114,7 +124,7 @@ int bench_redis_start(struct bench_redis *r, const char *dir, int cpu, bool aof_
 			return 0;
 	}
 	fprintf(stderr, "bench: redis-server did not start (%s); see %s/redis.log\n",
-		strerror(-rv), r->dir);
+	        strerror(-rv), r->dir);
 	return rv;
 }
 
@@ -133,13 +143,14 @@ size_t resp_encode(char *out, size_t cap, int argc, const char *const argv[])
 
 	for (int i = 0; i < argc && n < cap; i++)
 		n += (size_t)snprintf(out + n, cap - n, "$%zu\r\n%s\r\n", strlen(argv[i]),
-				      argv[i]);
+		                      argv[i]);
 	return n < cap ? n : 0;
 }
 
 int resp_connect(struct resp *c, int port)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	                         .sin_port = htons((uint16_t)port)};
 	int one = 1;
 
 	c->len = 0;

@@ -23,10 +23,10 @@
 
 #include "bench.h"
 
-#define SECTION	    "throughput"
+#define SECTION     "throughput"
 #define MAX_CLIENTS 8
 #define TOTAL_CMDS  4000 /* per configuration, split between the clients */
-#define WARM_CMDS   50	 /* per client, before the start line */
+#define WARM_CMDS   50   /* per client, before the start line */
 
 /* Board layout: t[2c], t[2c+1] = client c's start/end; then per-command ns. */
 #define T_LAT(c, n, k) (2 * MAX_CLIENTS + (size_t)(c) * (n) + (k))
@@ -72,7 +72,7 @@ static int bk_cmd(void *a, size_t k)
 	struct bk_arg *x = a;
 
 	return k % 2 == 0 ? bench_trip(&x->r, x->strategy, ++x->id)
-			  : bench_resume(&x->r, x->strategy, ++x->id);
+	                  : bench_resume(&x->r, x->strategy, ++x->id);
 }
 
 struct redis_arg {
@@ -132,10 +132,75 @@ struct ctx {
 
 struct result {
 	size_t cmds;
-	double tput;		/* acknowledged commands per second */
+	double tput;            /* acknowledged commands per second */
 	struct bench_stats lat; /* per command, us */
-	long long fsyncs;	/* of the log during the run; -1 unknown */
+	long long fsyncs;       /* of the log during the run; -1 unknown */
+	double server_cpu_us;   /* server's CPU time per command */
+	double busy[2];         /* CPU 0 and CPU 1 busy, percent */
+	struct roles *roles;    /* breakerd only: its CPU per command by thread role */
 };
+
+/* breakerd's CPU by thread: its loop (main thread), nng's threads, io-wq workers. */
+struct roles {
+	double loop, nng, iowq, other; /* seconds; per command once divided */
+	double tick;                   /* the loop's idle (tick) share, per command */
+};
+
+static double read_num(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = 0;
+
+	if (f) {
+		n = fread(buf, 1, len - 1, f);
+		fclose(f);
+	}
+	buf[n] = '\0';
+	return strtod(buf, NULL);
+}
+
+/* Run time (schedstat, ns precision) of each live thread, by role. */
+static void roles_sample(pid_t pid, struct roles *r)
+{
+	char dir[64], path[128], comm[32];
+	struct dirent *e;
+	double ns;
+	DIR *dp;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+	if (!(dp = opendir(dir)))
+		return;
+	while ((e = readdir(dp))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/schedstat", dir, e->d_name);
+		ns = read_num(path, comm, sizeof(comm)) / 1e9;
+		snprintf(path, sizeof(path), "%s/%s/comm", dir, e->d_name);
+		read_num(path, comm, sizeof(comm));
+		if (atoi(e->d_name) == (int)pid)
+			r->loop += ns;
+		else if (strncmp(comm, "nng:", 4) == 0)
+			r->nng += ns;
+		else if (strncmp(comm, "iou-wrk", 7) == 0)
+			r->iowq += ns;
+		else
+			r->other += ns;
+	}
+	closedir(dp);
+}
+
+/* The loop's CPU per second when idle: its ticks. */
+static double tick_rate(pid_t pid)
+{
+	struct roles a, b;
+	uint64_t t0 = bench_now();
+
+	roles_sample(pid, &a);
+	bench_sleep_us(300000);
+	roles_sample(pid, &b);
+	return (b.loop - a.loop) * 1e9 / (double)(bench_now() - t0);
+}
 
 static void collect(struct ctx *x, int nc, size_t n, struct result *r)
 {
@@ -145,7 +210,8 @@ static void collect(struct ctx *x, int nc, size_t n, struct result *r)
 		start = x->b->t[2 * c] < start ? x->b->t[2 * c] : start;
 		end = x->b->t[2 * c + 1] > end ? x->b->t[2 * c + 1] : end;
 		for (size_t k = 0; k < n; k++)
-			x->v[(size_t)c * n + k] = (double)x->b->t[T_LAT(c, n, k)] / 1000.0;
+			x->v[(size_t)c * n + k] =
+			    (double)x->b->t[T_LAT(c, n, k)] / 1000.0;
 	}
 	r->cmds = (size_t)nc * n;
 	r->tput = end > start ? (double)r->cmds * 1e9 / (double)(end - start) : 0;
@@ -153,7 +219,7 @@ static void collect(struct ctx *x, int nc, size_t n, struct result *r)
 }
 
 static int spawn_clients(struct ctx *x, const char *kind, const char *target, int nc,
-			 size_t n, pid_t *pids)
+                         size_t n, pid_t *pids)
 {
 	char idx[MAX_CLIENTS][8], n_arg[16];
 
@@ -162,8 +228,8 @@ static int spawn_clients(struct ctx *x, const char *kind, const char *target, in
 	atomic_store(&x->b->go, 0);
 	atomic_store(&x->b->quit, 0);
 	for (int c = 0; c < nc; c++) {
-		char *args[] = {"--helper", (char *)kind, (char *)target, idx[c], n_arg,
-				x->board_arg, NULL};
+		char *args[] = {"--helper",   (char *)kind, (char *)target, idx[c], n_arg,
+		                x->board_arg, NULL};
 
 		snprintf(idx[c], sizeof(idx[c]), "%d", c);
 		if ((pids[c] = bench_spawn_self(args, BENCH_CPU_OBSERVER)) < 0)
@@ -172,13 +238,44 @@ static int spawn_clients(struct ctx *x, const char *kind, const char *target, in
 	return bench_wait_u32(&x->b->ready, (uint32_t)nc, 10000);
 }
 
-/* nc clients of kind against target; fsyncs of fsync_path counted meanwhile. */
+/* Where the time goes: the server's CPU per command, each CPU's load. */
+static void usage(pid_t server, double cpu0, const struct bench_cpus *c0,
+                  struct result *r)
+{
+	struct bench_cpus c1;
+
+	bench_cpus_sample(&c1);
+	r->server_cpu_us = (bench_cpu_s(server) - cpu0) * 1e6 / (double)r->cmds;
+	r->busy[0] = bench_cpus_pct(c0, &c1, 0);
+	r->busy[1] = bench_cpus_pct(c0, &c1, 1);
+}
+
+/* Per command, us; the loop's share without its ticks (idle rate x duration). */
+static void roles_done(pid_t server, const struct roles *a, double idle_rate, double secs,
+                       struct result *r)
+{
+	struct roles b;
+	double k = 1e6 / (double)r->cmds;
+
+	roles_sample(server, &b);
+	r->roles->tick = idle_rate * secs * k;
+	r->roles->loop = (b.loop - a->loop) * k - r->roles->tick;
+	r->roles->nng = (b.nng - a->nng) * k;
+	r->roles->iowq = (b.iowq - a->iowq) * k;
+	r->roles->other = (b.other - a->other) * k;
+}
+
+/* nc clients of kind against server's target; fsyncs of fsync_path counted meanwhile. */
 static int run_clients(struct ctx *x, const char *kind, const char *target, int nc,
-		       const char *fsync_path, struct result *r)
+                       pid_t server, const char *fsync_path, struct result *r)
 {
 	size_t n = bench_scale(x->quick, TOTAL_CMDS) / (size_t)nc;
 	pid_t pids[MAX_CLIENTS] = {0};
 	struct bench_fsyncs fs = {.n = 0};
+	struct bench_cpus c0;
+	struct roles ro;
+	double cpu0, idle = 0;
+	uint64_t t0;
 	int rv, bad = 0;
 
 	if ((rv = spawn_clients(x, kind, target, nc, n, pids)) < 0) {
@@ -189,6 +286,12 @@ static int run_clients(struct ctx *x, const char *kind, const char *target, int 
 	}
 	if (bench_fsyncs_open(&fs, fsync_path) == 0)
 		bench_fsyncs_start(&fs);
+	if (r->roles)
+		idle = tick_rate(server);
+	roles_sample(server, &ro);
+	cpu0 = bench_cpu_s(server);
+	bench_cpus_sample(&c0);
+	t0 = bench_now();
 	bench_post_u32(&x->b->go, 1);
 	for (int c = 0; c < nc; c++)
 		bad |= bench_wait_child(pids[c]) != 0;
@@ -197,6 +300,9 @@ static int run_clients(struct ctx *x, const char *kind, const char *target, int 
 	if (bad)
 		return -ECHILD;
 	collect(x, nc, n, r);
+	usage(server, cpu0, &c0, r);
+	if (r->roles)
+		roles_done(server, &ro, idle, (double)(bench_now() - t0) / 1e9, r);
 	return 0;
 }
 
@@ -204,30 +310,55 @@ static void report(const char *who, int nc, const struct result *r, const char *
 {
 	char name[96], setup[160];
 
-	snprintf(setup, sizeof(setup), "%s cpu%d; %d client process%s cpu%d; %zu commands; %s",
-		 who, BENCH_CPU_SERVER, nc, nc > 1 ? "es" : "", BENCH_CPU_OBSERVER, r->cmds, fs);
-	snprintf(name, sizeof(name), "%s: %d client%s, commands acked per second", who, nc,
-		 nc > 1 ? "s" : "");
+	snprintf(setup, sizeof(setup),
+	         "%s cpu%d; %d client process%s cpu%d; %zu commands; %s", who,
+	         BENCH_CPU_SERVER, nc, nc > 1 ? "es" : "", BENCH_CPU_OBSERVER, r->cmds,
+	         fs);
+	snprintf(name, sizeof(name), "%s: %d client%s, commands acked per second", who,
+	         nc, nc > 1 ? "s" : "");
 	bench_value(SECTION, name, "cmd/s", r->tput, setup);
 	snprintf(name, sizeof(name), "%s: %d client%s, latency per command", who, nc,
-		 nc > 1 ? "s" : "");
+	         nc > 1 ? "s" : "");
 	bench_row(SECTION, name, "us", &r->lat, setup);
 	snprintf(name, sizeof(name), "%s: %d client%s, records per fsync", who, nc,
-		 nc > 1 ? "s" : "");
+	         nc > 1 ? "s" : "");
 	if (r->fsyncs > 0)
-		bench_value(SECTION, name, "rec/fsync", (double)r->cmds / (double)r->fsyncs,
-			    "counted: ext4_sync_file_enter tracepoint on the log's inode");
+		bench_value(
+		    SECTION, name, "rec/fsync", (double)r->cmds / (double)r->fsyncs,
+		    "counted: ext4_sync_file_enter tracepoint on the log's inode");
 	else
-		bench_value(SECTION, name, "rec/fsync", NAN, "n/a: fsyncs not countable here");
+		bench_value(SECTION, name, "rec/fsync", NAN,
+		            "n/a: fsyncs not countable here");
+	snprintf(name, sizeof(name), "%s: %d client%s, server CPU per command", who, nc,
+	         nc > 1 ? "s" : "");
+	snprintf(setup, sizeof(setup),
+	         "all its threads (/proc stat); cpu0 %.0f%% busy, cpu1 "
+	         "%.0f%% busy during the run",
+	         r->busy[0], r->busy[1]);
+	bench_value(SECTION, name, "us", r->server_cpu_us, setup);
+	if (!r->roles)
+		return;
+	snprintf(name, sizeof(name),
+	         "%s: %d client%s, CPU per command: loop / nng / io-wq", who, nc,
+	         nc > 1 ? "s" : "");
+	snprintf(setup, sizeof(setup),
+	         "us per command (schedstat): loop %.0f + nng threads "
+	         "%.0f + io-wq (fsync) %.0f + other %.0f; plus ticks %.0f",
+	         r->roles->loop, r->roles->nng, r->roles->iowq, r->roles->other,
+	         r->roles->tick);
+	bench_value(SECTION, name, "us",
+	            r->roles->loop + r->roles->nng + r->roles->iowq + r->roles->other,
+	            setup);
 }
 
 static const int client_counts[] = {1, 4, 8};
 #define N_COUNTS (sizeof(client_counts) / sizeof(client_counts[0]))
 
-static int run_breakerd(struct ctx *x, struct result *res)
+static int run_breakerd(struct ctx *x, struct result *res, struct roles *roles)
 {
-	static const char ini[] = "[strategies]\nnames = bench-0, bench-1, bench-2, bench-3, "
-				  "bench-4, bench-5, bench-6, bench-7\n";
+	static const char ini[] =
+	    "[strategies]\nnames = bench-0, bench-1, bench-2, bench-3, "
+	    "bench-4, bench-5, bench-6, bench-7\n";
 	struct bench_daemon d;
 	int rv = 0;
 
@@ -236,12 +367,14 @@ static int run_breakerd(struct ctx *x, struct result *res)
 
 		if ((rv = bench_daemon_start(&d, "tput", ini, BENCH_CPU_SERVER)) < 0)
 			break;
-		rv = run_clients(x, "bk-client", d.cfg.cmd_url, nc, d.cfg.audit_path, &res[i]);
+		res[i].roles = &roles[i];
+		rv = run_clients(x, "bk-client", d.cfg.cmd_url, nc, d.pid,
+		                 d.cfg.audit_path, &res[i]);
 		if (rv == 0)
 			report("breakerd", nc, &res[i], bench_fs_name(d.cfg.audit_path));
 		else
-			fprintf(stderr, "bench_tput: breakerd, %d clients: %s; see %s\n", nc,
-				strerror(-rv), d.log);
+			fprintf(stderr, "bench_tput: breakerd, %d clients: %s; see %s\n",
+			        nc, strerror(-rv), d.log);
 		bench_daemon_stop(&d);
 	}
 	return rv;
@@ -278,7 +411,8 @@ static int run_redis(struct ctx *x, struct result *res)
 	redis_aof(x->dir, aof, sizeof(aof));
 	snprintf(port, sizeof(port), "%d", srv.port);
 	for (size_t i = 0; i < N_COUNTS && rv == 0; i++) {
-		rv = run_clients(x, "redis-client", port, client_counts[i], aof, &res[i]);
+		rv = run_clients(x, "redis-client", port, client_counts[i], srv.pid, aof,
+		                 &res[i]);
 		if (rv == 0)
 			report("redis appendfsync always", client_counts[i], &res[i],
 			       bench_fs_name(x->dir));
@@ -295,14 +429,16 @@ static void ratios(const struct result *bk, const struct result *rd, bool have_r
 		char name[96];
 
 		snprintf(name, sizeof(name), "ratio: breakerd %d clients / 1 client",
-			 client_counts[i]);
+		         client_counts[i]);
 		bench_value(SECTION, name, "x", bk[i].tput / bk[0].tput, how);
 	}
 	for (size_t i = 0; have_redis && i < N_COUNTS; i++) {
 		char name[96];
 
-		snprintf(name, sizeof(name), "ratio: breakerd / redis appendfsync always, "
-			 "%d client%s", client_counts[i], i ? "s" : "");
+		snprintf(name, sizeof(name),
+		         "ratio: breakerd / redis appendfsync always, "
+		         "%d client%s",
+		         client_counts[i], i ? "s" : "");
 		bench_value(SECTION, name, "x", bk[i].tput / rd[i].tput, how);
 	}
 }
@@ -310,6 +446,7 @@ static void ratios(const struct result *bk, const struct result *rd, bool have_r
 int main(int argc, char **argv)
 {
 	struct result bk[N_COUNTS] = {0}, rd[N_COUNTS] = {0};
+	struct roles roles[N_COUNTS];
 	struct ctx x = {.quick = bench_quick(argc, argv)};
 	uint32_t slots = 2 * MAX_CLIENTS + TOTAL_CMDS + MAX_CLIENTS;
 	bool have_redis;
@@ -323,8 +460,9 @@ int main(int argc, char **argv)
 		return 1;
 	snprintf(x.board_arg, sizeof(x.board_arg), "%d", fd);
 	bench_pin(BENCH_CPU_SERVER);
-	fprintf(stderr, "bench_tput: audited commands per second, batching under fsync\n");
-	if (run_breakerd(&x, bk) < 0)
+	fprintf(stderr,
+	        "bench_tput: audited commands per second, batching under fsync\n");
+	if (run_breakerd(&x, bk, roles) < 0)
 		return 1;
 	have_redis = run_redis(&x, rd) == 0;
 	ratios(bk, rd, have_redis);

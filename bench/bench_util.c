@@ -86,7 +86,7 @@ static void field(const char *s)
 }
 
 static void emit(const char *section, const char *name, const char *unit, size_t n,
-		 const double v[4], const char *setup)
+                 const double v[4], const char *setup)
 {
 	char b[4][32];
 
@@ -105,17 +105,17 @@ static void emit(const char *section, const char *name, const char *unit, size_t
 }
 
 void bench_row(const char *section, const char *name, const char *unit,
-	       const struct bench_stats *s, const char *setup)
+               const struct bench_stats *s, const char *setup)
 {
 	const double v[4] = {s->p50, s->p99, s->p999, s->max};
 
 	emit(section, name, unit, s->n, v, setup);
 	fprintf(stderr, "  %-52s p50 %10.3f  p99 %10.3f  max %10.3f %s\n", name, s->p50,
-		s->p99, s->max, unit);
+	        s->p99, s->max, unit);
 }
 
 void bench_value(const char *section, const char *name, const char *unit, double v,
-		 const char *setup)
+                 const char *setup)
 {
 	const double vals[4] = {v, NAN, NAN, NAN};
 
@@ -124,7 +124,7 @@ void bench_value(const char *section, const char *name, const char *unit, double
 }
 
 void bench_pair(const char *section, const char *name, const char *unit, double p50,
-		double p99, const char *setup)
+                double p99, const char *setup)
 {
 	const double v[4] = {p50, p99, NAN, NAN};
 
@@ -256,9 +256,71 @@ double bench_ctxsw(pid_t pid)
 	return sum;
 }
 
+/* utime and stime are fields 14 and 15, counted after the ")" of comm. */
+double bench_stat_cpu_s(const char *stat_path, char *comm, size_t comm_len)
+{
+	char buf[1024], *open_paren, *p;
+	unsigned long long ut = 0, st = 0;
+	FILE *f;
+	size_t n;
+
+	if (!(f = fopen(stat_path, "r")))
+		return NAN;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	if (!(open_paren = strchr(buf, '(')) || !(p = strrchr(buf, ')')) ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+	           &st) != 2)
+		return NAN;
+	if (comm)
+		snprintf(comm, comm_len, "%.*s", (int)(p - open_paren - 1),
+		         open_paren + 1);
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+double bench_cpu_s(pid_t pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	return bench_stat_cpu_s(path, NULL, 0);
+}
+
+void bench_cpus_sample(struct bench_cpus *c)
+{
+	unsigned long long v[10];
+	char line[256];
+	FILE *f = fopen("/proc/stat", "r");
+	int cpu;
+
+	memset(c, 0, sizeof(*c));
+	while (f && fgets(line, sizeof(line), f)) {
+		memset(v, 0, sizeof(v));
+		if (sscanf(line, "cpu%d %llu %llu %llu %llu %llu %llu %llu %llu", &cpu,
+		           &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) < 5 ||
+		    cpu < 0 || cpu > 1)
+			continue;
+		for (int i = 0; i < 8; i++)
+			c->total[cpu] += (double)v[i];
+		c->busy[cpu] =
+		    c->total[cpu] - (double)v[3] - (double)v[4]; /* idle, iowait */
+	}
+	if (f)
+		fclose(f);
+}
+
+double bench_cpus_pct(const struct bench_cpus *a, const struct bench_cpus *b, int cpu)
+{
+	double t = b->total[cpu] - a->total[cpu];
+
+	return t > 0 ? 100.0 * (b->busy[cpu] - a->busy[cpu]) / t : NAN;
+}
+
 void bench_sleep_us(unsigned us)
 {
-	struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000};
+	struct timespec ts = {.tv_sec = us / 1000000,
+	                      .tv_nsec = (long)(us % 1000000) * 1000};
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;

@@ -6,6 +6,8 @@
 #   bench/run.sh --quick   a tenth of the iterations: a smoke run, not a result
 #
 # Environment: BUILD_DIR (default build/, must be Release or RelWithDebInfo);
+# BENCH_WAIT_IDLE=SECONDS waits up to that long for other load to drop below
+# 10% of all CPUs before starting (the load is reported either way);
 # BENCH_TMPDIR (default /var/tmp) holds the daemons' audit logs and must be
 # a real disk filesystem: the audit fsync is part of what is measured.
 # Needs: redis-server (Redis peers are skipped without it); root or
@@ -142,6 +144,15 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- breaker clients proto 2>/dev/null || commit="$commit (+ local changes)"
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 busy_before=$(busy)
+if [ -n "${BENCH_WAIT_IDLE:-}" ]; then
+	waited=0
+	while [ "${busy_before%\%}" -ge 10 ] && [ "$waited" -lt "$BENCH_WAIT_IDLE" ]; do
+		echo "run.sh: other load $busy_before; waiting for a quiet machine" >&2
+		sleep 8
+		waited=$((waited + 10))
+		busy_before=$(busy)
+	done
+fi
 echo "run.sh: other load before the run: $busy_before of all CPUs" | tee -a "$log" >&2
 
 for b in check trip tput idle; do

@@ -194,6 +194,33 @@ static int rd_zero_tail(struct scan_rd *r, uint64_t off)
 	return 1;
 }
 
+/*
+ * 1 if a whole, CRC-valid frame starts anywhere in [from, end of file), else
+ * 0, or -errno. Only called on the short region after a frame that claims
+ * to run past the end (< BK_AUDIT_RECORD_MAX + 8 bytes), so it is bounded.
+ */
+static int rd_frame_after(struct scan_rd *r, uint64_t from)
+{
+	const uint8_t *p = NULL;
+	uint64_t off;
+	uint32_t len;
+	int err;
+
+	for (off = from; off + BK_AUDIT_FRAME_HDR < r->file_len; off++) {
+		if ((err = rd_get(r, off, BK_AUDIT_FRAME_HDR, &p)) != 0)
+			return err;
+		len = get_le32(p);
+		if (len == 0 || len > BK_AUDIT_RECORD_MAX ||
+		    r->file_len - off - BK_AUDIT_FRAME_HDR < len)
+			continue;
+		if ((err = rd_get(r, off, BK_AUDIT_FRAME_HDR + len, &p)) != 0)
+			return err;
+		if (bk_crc32c(0, p + BK_AUDIT_FRAME_HDR, len) == get_le32(p + 4))
+			return 1;
+	}
+	return 0;
+}
+
 static int stop_at(struct bk_audit_scan *s, enum bk_audit_verdict v, uint64_t off,
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -291,11 +318,21 @@ static int check_frame(struct scan_rd *r, struct bk_audit_scan *s, uint64_t off,
 		         len);
 		return bad_frame(r, s, off, 0, what);
 	}
-	if (left - BK_AUDIT_FRAME_HDR < len)
+	if (left - BK_AUDIT_FRAME_HDR < len) {
+		/* A length word bent past the end with whole records after it is
+		 * damage, not a crash: a torn frame is the last thing written. */
+		err = rd_frame_after(r, off + 1);
+		if (err < 0)
+			return err;
+		if (err)
+			return stop_at(s, BK_AUDIT_CORRUPT, off,
+				       "frame length %" PRIu32 " runs past the end, but "
+				       "whole records follow it", len);
 		return stop_at(s, BK_AUDIT_TORN_TAIL, off,
 		               "frame cut short (%" PRIu32 "-byte record, %" PRIu64
 		               " bytes left)",
 		               len, left - BK_AUDIT_FRAME_HDR);
+	}
 	err = rd_get(r, off, BK_AUDIT_FRAME_HDR + len, &p);
 	if (err)
 		return err;

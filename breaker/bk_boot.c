@@ -90,8 +90,10 @@ static int replay_one(const Breaker__AuditRecord *rec, uint64_t offset, void *ar
 {
 	struct replay_ctx *c = arg;
 
-	if (bk_state_replay(&c->d->state, rec) == 0)
+	if (bk_state_replay(&c->d->state, rec) == 0) {
+		bk_cmd_remember(c->d, rec->request_id, rec->seq);
 		return 0;
+	}
 	c->bad_offset = offset;
 	c->bad_seq = rec->seq;
 	return 1;
@@ -112,6 +114,12 @@ static int replay_log(struct bk_daemon *d, struct bk_boot_report *r, char *err, 
 			r->corrupt = true;
 			snprintf(r->why, sizeof(r->why), "audit log %s is missing, but %s "
 				 "says one existed", d->cfg.audit_path, marker);
+		} else if (!d->shm.created) {
+			/* the state dir went, the segment stayed: history was lost */
+			r->corrupt = true;
+			snprintf(r->why, sizeof(r->why), "audit log %s is missing, but a "
+				 "previous daemon's segment %s%s exists", d->cfg.audit_path,
+				 BK_SHM_PREFIX, d->cfg.instance);
 		}
 		r->fresh = true;
 		return 0;
@@ -176,6 +184,52 @@ static int repair_log(struct bk_daemon *d, struct bk_boot_report *r, char *err, 
 	return 0;
 }
 
+/*
+ * Engines never see the state get less restrictive through a crash: a trip
+ * that flipped the segment but whose record never became durable is
+ * restored as a latch (audited now), from what the segment still shows.
+ */
+static int restore_scope(struct bk_daemon *d, int slot, uint64_t seen)
+{
+	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
+	unsigned reason = BK_STATE_REASON(seen);
+	unsigned mode = BK_STATE_MODE(seen) > BK_HALTED ? BK_HALTED : BK_STATE_MODE(seen);
+	char text[200];
+
+	if (mode <= bk_scope_mode(sc))
+		return 0;
+	if (!bk_reason_operator(reason) && reason != BK_R_AUDIT_CORRUPT)
+		reason = BK_R_MANUAL_HALT;
+	snprintf(text, sizeof(text), "restored at boot: engines saw %s (%s) before the "
+		 "daemon stopped, but its audit record was not durable",
+		 bk_mode_str((enum bk_mode)mode), bk_reason_name(reason));
+	bk_warn("%s %s", sc->name[0] ? sc->name : "global", text);
+	if (mode < BK_CAUTIOUS)
+		return 0;
+	rec.reason = text;
+	return bk_boot_trip_latch(d, slot, reason, (int)mode, &rec);
+}
+
+static int restore_visible(struct bk_daemon *d)
+{
+	const struct bk_shm *shm = d->shm.shm;
+	uint32_t old = atomic_load(&shm->hdr.strategy_count);
+	int rv;
+
+	if (d->shm.created)
+		return 0;
+	if ((rv = restore_scope(d, BK_GLOBAL, atomic_load(&shm->global.state))) < 0)
+		return rv;
+	for (uint32_t i = 0; i < d->state.n_strategies && i < old; i++) {
+		if (strncmp(shm->strategies[i].name, d->state.strategies[i].name, BK_NAME_MAX))
+			continue;
+		if ((rv = restore_scope(d, (int)i, atomic_load(&shm->strategies[i].state))) < 0)
+			return rv;
+	}
+	return 0;
+}
+
 static int stage_boot_records(struct bk_daemon *d, const struct bk_boot_report *r)
 {
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
@@ -190,32 +244,42 @@ static int stage_boot_records(struct bk_daemon *d, const struct bk_boot_report *
 	rec.reason = text;
 	if (bk_cmd_stage_system(d, &rec) < 0)
 		return -EIO;
-	if (!r->corrupt)
-		return 0;
-	return bk_boot_trip_corrupt(d, r->why);
+	if (r->corrupt && bk_boot_trip_corrupt(d, r->why) < 0)
+		return -EIO;
+	return restore_visible(d);
 }
 
-int bk_boot_trip_corrupt(struct bk_daemon *d, const char *why)
+int bk_boot_trip_latch(struct bk_daemon *d, int slot, unsigned reason, int mode,
+		       Breaker__AuditRecord *rec)
 {
-	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
 	struct bk_actor self = {.uid = (uint32_t)geteuid(), .pid = (uint32_t)getpid()};
+	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
 	const char *unused;
 	struct bk_plan p;
 	uint64_t wall = bk_now_wall_ns();
 
 	snprintf(self.name, sizeof(self.name), "breakerd");
-	bk_state_plan_trip(&d->state, BK_GLOBAL, BK_R_AUDIT_CORRUPT, BK_HALTED, &p, &unused);
-	bk_state_apply(&d->state, &p, &self, wall, why, d->audit.next_seq, d->audit.durable_seq,
-		       false);
-	rec.has_kind = 1;
-	rec.kind = BREAKER__AUDIT_RECORD__KIND__TRIP;
-	rec.has_from_mode = rec.has_to_mode = rec.has_latch_mode = rec.has_reason_code = 1;
-	rec.from_mode = (Breaker__Mode)p.from_mode;
-	rec.to_mode = (Breaker__Mode)p.to_mode;
-	rec.latch_mode = BREAKER__MODE__MODE_HALTED;
-	rec.reason_code = BREAKER__REASON_CODE__AUDIT_CORRUPT;
+	if (bk_state_plan_trip(&d->state, slot, (int)reason, mode, &p, &unused))
+		return -EINVAL;
+	bk_state_apply(&d->state, &p, &self, wall, rec->reason, d->audit.next_seq,
+		       d->audit.durable_seq, false);
+	rec->has_kind = 1;
+	rec->kind = BREAKER__AUDIT_RECORD__KIND__TRIP;
+	rec->strategy = slot == BK_GLOBAL ? NULL : (char *)sc->name;
+	rec->has_from_mode = rec->has_to_mode = rec->has_latch_mode = rec->has_reason_code = 1;
+	rec->from_mode = (Breaker__Mode)p.from_mode;
+	rec->to_mode = (Breaker__Mode)p.to_mode;
+	rec->latch_mode = (Breaker__Mode)p.target;
+	rec->reason_code = (Breaker__ReasonCode)reason;
+	return bk_cmd_stage_system(d, rec) < 0 ? -EIO : 0;
+}
+
+int bk_boot_trip_corrupt(struct bk_daemon *d, const char *why)
+{
+	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+
 	rec.reason = (char *)why;
-	return bk_cmd_stage_system(d, &rec) < 0 ? -EIO : 0;
+	return bk_boot_trip_latch(d, BK_GLOBAL, BK_R_AUDIT_CORRUPT, BK_HALTED, &rec);
 }
 
 static int register_configured(struct bk_daemon *d)

@@ -61,24 +61,46 @@ static void refuse(struct bk_daemon *d, nng_msg *msg, uint64_t id, Breaker__Stat
 
 /* ---- validation ------------------------------------------------------------ */
 
-/* UTF-8, no control characters but tab: reason text ends up in terminals. */
+/*
+ * Length of the UTF-8 sequence at p, or 0 if it is not one a terminal can be
+ * trusted with: invalid, overlong, surrogate, above U+10FFFF, a C0/C1
+ * control (tab excepted), DEL, or a bidirectional override.
+ */
+static int utf8_safe_len(const unsigned char *p)
+{
+	if (*p < 0x80)
+		return (*p >= 0x20 || *p == '\t') && *p != 0x7f;
+	if (*p >= 0xc2 && *p <= 0xdf)
+		return (p[1] & 0xc0) == 0x80 && !(*p == 0xc2 && p[1] < 0xa0) ? 2 : 0;
+	if (*p >= 0xe0 && *p <= 0xef) {
+		if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 ||
+		    (*p == 0xe0 && p[1] < 0xa0) || (*p == 0xed && p[1] >= 0xa0))
+			return 0;
+		/* U+202A..U+202E, U+2066..U+2069: text that reorders the terminal */
+		if (*p == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) ||
+				   (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)))
+			return 0;
+		return 3;
+	}
+	if (*p >= 0xf0 && *p <= 0xf4)
+		return (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80 && (p[3] & 0xc0) == 0x80 &&
+				       !(*p == 0xf0 && p[1] < 0x90) && !(*p == 0xf4 && p[1] >= 0x90)
+			       ? 4
+			       : 0;
+	return 0;
+}
+
+/* Reason text ends up in terminals, logs and post-mortems. */
 static bool text_valid(const char *s, size_t max)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	size_t n = strlen(s);
+	int n;
 
-	if (n > max)
+	if (strlen(s) > max)
 		return false;
-	while (*p) {
-		int extra = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2
-				  : (*p & 0xf8) == 0xf0 ? 3 : -1;
-		if (extra < 0 || (*p < 0x20 && *p != '\t') || *p == 0x7f ||
-		    (extra == 1 && *p < 0xc2))
+	for (; *p; p += n)
+		if ((n = utf8_safe_len(p)) == 0)
 			return false;
-		for (p++; extra-- > 0; p++)
-			if ((*p & 0xc0) != 0x80)
-				return false;
-	}
 	return true;
 }
 
@@ -194,6 +216,7 @@ static void pend(struct bk_daemon *d, nng_msg *msg, const Breaker__AuditRecord *
 	p->seq = rec->seq;
 	p->slot = slot;
 	p->republish = republish;
+	p->quiet = false;
 	p->kind = rec->kind;
 	p->from_mode = (uint8_t)rec->from_mode;
 	p->to_mode = (uint8_t)rec->to_mode;
@@ -226,8 +249,8 @@ void bk_cmd_publish_scope(struct bk_daemon *d, int slot)
 	bk_shm_publish(&d->shm, slot, word, mask, since);
 }
 
-/* Stage rec and queue the ack; on failure answer at once. */
-static void stage_and_pend(struct bk_daemon *d, nng_msg *msg, Breaker__Reply *rep,
+/* Stage rec and queue the ack; on failure answer at once. True if staged. */
+static bool stage_and_pend(struct bk_daemon *d, nng_msg *msg, Breaker__Reply *rep,
 			   Breaker__AuditRecord *rec, int slot, bool republish)
 {
 	int64_t seq = bk_audit_stage(&d->audit, rec);
@@ -235,18 +258,22 @@ static void stage_and_pend(struct bk_daemon *d, nng_msg *msg, Breaker__Reply *re
 	if (seq < 0) {
 		bk_err("audit staging failed (%s): command not durable", strerror((int)-seq));
 		rep->status = BREAKER__STATUS__ERR_NOT_DURABLE;
-		rep->error = "audit record could not be staged; a trip is in effect, "
-			     "nothing else changed";
+		rep->error = rec->kind == BREAKER__AUDIT_RECORD__KIND__TRIP
+				     ? "the halt IS in effect, but its audit record could not "
+				       "be staged"
+				     : "its audit record could not be staged: nothing changed";
 		reply_now(d, msg, rep);
-		return;
+		return false;
 	}
 	rep->has_audit_seq = 1;
 	rep->audit_seq = (uint64_t)seq;
+	bk_cmd_remember(d, rec->request_id, (uint64_t)seq);
 	if (pack_reply(msg, rep) < 0) {
 		nng_msg_free(msg);
 		msg = NULL;
 	}
 	pend(d, msg, rec, slot, republish);
+	return true;
 }
 
 /* ---- commands ----------------------------------------------------------------- */
@@ -263,6 +290,46 @@ struct cmd_ctx {
 static void cmd_refuse(struct cmd_ctx *c, Breaker__Status st, const char *why)
 {
 	refuse(c->d, c->msg, c->req->request_id, st, why);
+}
+
+void bk_cmd_remember(struct bk_daemon *d, uint64_t request_id, uint64_t seq)
+{
+	if (!request_id)
+		return;
+	d->dedupe[request_id & (BK_DEDUPE - 1)].id = request_id;
+	d->dedupe[request_id & (BK_DEDUPE - 1)].seq = seq;
+}
+
+/*
+ * A state change whose request id was already applied (nng REQ resent it
+ * after a reconnect): acknowledge the original record, apply nothing.
+ */
+static bool answer_duplicate(struct cmd_ctx *c)
+{
+	struct bk_daemon *d = c->d;
+	uint64_t id = c->req->request_id;
+	struct bk_pending *p;
+
+	if (!c->req->has_request_id || !id || d->dedupe[id & (BK_DEDUPE - 1)].id != id)
+		return false;
+	c->rep.has_audit_seq = 1;
+	c->rep.audit_seq = d->dedupe[id & (BK_DEDUPE - 1)].seq;
+	c->rep.error = "duplicate request id: already applied, nothing changed";
+	if (c->rep.audit_seq <= d->audit.durable_seq) {
+		reply_now(d, c->msg, &c->rep);
+		return true;
+	}
+	if (pack_reply(c->msg, &c->rep) < 0 || d->pend_head - d->pend_tail >= BK_PENDING_MAX) {
+		nng_msg_free(c->msg);
+		return true;
+	}
+	p = &d->pending[d->pend_head++ & (BK_PENDING_MAX - 1)];
+	memset(p, 0, sizeof(*p));
+	p->reply = c->msg;
+	p->seq = c->rep.audit_seq;
+	p->slot = BK_NO_SCOPE;
+	p->quiet = true;
+	return true;
 }
 
 static void do_trip(struct cmd_ctx *c)
@@ -351,6 +418,12 @@ static void do_resume(struct cmd_ctx *c)
 	if (c->d->flush_err)
 		return cmd_refuse(c, BREAKER__STATUS__ERR_NOT_DURABLE,
 				  "the audit log is failing: no resume without its record on disk");
+	/* protobuf-c does not check enums: an explicit value must be a real one */
+	if (r->has_reason_code && !bk_reason_operator(r->reason_code) &&
+	    r->reason_code != BREAKER__REASON_CODE__AUDIT_CORRUPT)
+		return cmd_refuse(c, BREAKER__STATUS__ERR_UNKNOWN_REASON, "unknown reason code");
+	if (r->has_to && !bk_mode_valid(r->to))
+		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST, "unknown target mode");
 	st = bk_state_plan_resume(&c->d->state, slot, r->has_reason_code ? (int)r->reason_code : -1,
 				  r->has_to ? (int)r->to : -1, r->has_force && r->force, &p,
 				  c->why, sizeof(c->why));
@@ -364,13 +437,15 @@ static void do_resume(struct cmd_ctx *c)
 	rec.reason = r->reason;
 	rec.has_request_id = c->req->has_request_id;
 	rec.request_id = c->req->request_id;
-	/* Applied now for later commands' checks; published only once durable. */
-	bk_state_apply(&c->d->state, &p, &who, wall, r->reason, c->d->audit.next_seq,
-		       c->d->audit.durable_seq, true);
 	c->rep.has_from_mode = c->rep.has_to_mode = 1;
 	c->rep.from_mode = (Breaker__Mode)p.from_mode;
 	c->rep.to_mode = (Breaker__Mode)p.to_mode;
-	stage_and_pend(c->d, c->msg, &c->rep, &rec, slot, true);
+	/* The record first: a resume that cannot be audited changes nothing. */
+	if (!stage_and_pend(c->d, c->msg, &c->rep, &rec, slot, true))
+		return;
+	/* Applied now for later commands' checks; published only once durable. */
+	bk_state_apply(&c->d->state, &p, &who, wall, r->reason, rec.seq, c->d->audit.durable_seq,
+		       true);
 }
 
 static void do_register(struct cmd_ctx *c)
@@ -380,6 +455,12 @@ static void do_register(struct cmd_ctx *c)
 	struct bk_actor who;
 	int slot;
 
+	if (!may_resume(c->d, &c->peer)) {
+		/* slots are never freed: registration is an operator's act */
+		snprintf(c->why, sizeof(c->why), "uid %u may not register strategies "
+			 "([auth] resume_uids/resume_gids)", c->peer.uid);
+		return cmd_refuse(c, BREAKER__STATUS__ERR_UNAUTHORISED, c->why);
+	}
 	if (!name || !bk_strategy_name_valid(name))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
 				  "strategy name must be 1-39 bytes of [A-Za-z0-9._:-]");
@@ -396,6 +477,8 @@ static void do_register(struct cmd_ctx *c)
 	rec.strategy = (char *)name;
 	rec.has_slot = 1;
 	rec.slot = (uint32_t)slot;
+	rec.has_request_id = c->req->has_request_id;
+	rec.request_id = c->req->request_id;
 	stage_and_pend(c->d, c->msg, &c->rep, &rec, slot, false);
 }
 
@@ -410,6 +493,10 @@ static void do_report(struct cmd_ctx *c)
 		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST, "a report names its strategy");
 	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why))))
 		return cmd_refuse(c, st, c->why);
+	if (!isfinite(r->position) || !isfinite(r->gross) || !isfinite(r->balance) ||
+	    !isfinite(r->pnl) || !isfinite(r->fill_cash) || !isfinite(r->fees))
+		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+				  "report values must be finite numbers");
 	/* Remote engines report the same numbers; the tick reads them from here. */
 	s = &c->d->slots[slot].remote;
 	c->d->slots[slot].is_remote = true;
@@ -491,6 +578,12 @@ void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg)
 	c.rep.has_request_id = req->has_request_id;
 	c.rep.request_id = req->request_id;
 	c.rep.has_status = 1;
+	if ((req->cmd_case == BREAKER__REQUEST__CMD_TRIP ||
+	     req->cmd_case == BREAKER__REQUEST__CMD_RESUME ||
+	     req->cmd_case == BREAKER__REQUEST__CMD_REGISTER) && answer_duplicate(&c)) {
+		breaker__request__free_unpacked(req, NULL);
+		return;
+	}
 	switch (req->cmd_case) {
 	case BREAKER__REQUEST__CMD_TRIP:
 		do_trip(&c);
@@ -569,7 +662,8 @@ void bk_cmd_durable(struct bk_daemon *d)
 		if (p->reply)
 			bk_server_reply(&d->srv, p->reply);
 		p->reply = NULL;
-		publish_event(d, p);
+		if (!p->quiet)
+			publish_event(d, p);
 	}
 	d->pend_tail = end;
 }
@@ -657,8 +751,13 @@ void bk_cmd_system_step(struct bk_daemon *d, int slot, unsigned reason, int to,
 	char why[256];
 	uint64_t wall = bk_now_wall_ns();
 
+	const char *rule;
+
+	/* Only a latch the daemon raised itself, and only once no strategy still
+	 * breaks the rule (a global latch may be held up by several). */
 	if (!(sc->active & (1u << reason)) || sc->latches[reason].mode <= to ||
-	    !bk_cmd_can_accept(d))
+	    strcmp(sc->latches[reason].actor.name, "breakerd") != 0 ||
+	    bk_tick_condition_holds(d, slot, reason, &rule) || !bk_cmd_can_accept(d))
 		return;
 	/* forced: a step may skip a stage (HALTED -> CAUTIOUS), and says so */
 	if (bk_state_plan_resume(&d->state, slot, (int)reason, to, true, &p, why, sizeof(why)))

@@ -84,7 +84,8 @@ int bk_config_defaults(struct bk_config *cfg, const char *instance)
 	default_dirs(cfg);
 	bk_config_derive(cfg);
 	cfg->tick_ns = 100 * 1000;
-	cfg->heartbeat_bound_ns = 5 * 1000 * 1000;
+	/* 50 ms: safe on a shared host; lower it on a dedicated one */
+	cfg->heartbeat_bound_ns = 50 * 1000 * 1000;
 	cfg->max_msg = 16 * 1024;
 	cfg->reason_max = 1024;
 	cfg->shm_mode = 0644;
@@ -226,6 +227,7 @@ static int rule_key(struct bk_rule_cfg *rules, const char *key, const char *v)
 		if (parse_double(v, 0, 100, &d))
 			return -EINVAL;
 		r->max_pct = d / 100.0;
+		r->enabled = true;
 	} else if (strcmp(key, "window_ms") == 0) {
 		if (parse_u64(v, 1, 3600000, &x))
 			return -EINVAL;
@@ -288,6 +290,25 @@ static struct bk_rule_cfg *override_for(struct bk_rules_cfg *rc, const char *nam
 	snprintf(rc->over[rc->n_over].name, BK_NAME_MAX, "%s", name);
 	memcpy(rc->over[rc->n_over].rule, rc->dflt, sizeof(rc->dflt));
 	return rc->over[rc->n_over++].rule;
+}
+
+/* An enabled rule needs a limit: a threshold of 0 would trip on anything. */
+static int rules_invalid(const struct bk_rules_cfg *rc, char *err, size_t errlen)
+{
+	for (int o = -1; o < rc->n_over; o++) {
+		const struct bk_rule_cfg *rules = o < 0 ? rc->dflt : rc->over[o].rule;
+		for (int id = 0; id < BK_RULE_COUNT; id++) {
+			const struct bk_rule_cfg *r = &rules[id];
+			if (!r->enabled || r->max > 0 ||
+			    (id == BK_RULE_DRAWDOWN && r->max_pct > 0))
+				continue;
+			snprintf(err, errlen, "[rules%s%s] %s is enabled but has no max",
+				 o < 0 ? "" : ":", o < 0 ? "" : rc->over[o].name,
+				 bk_rule_name((enum bk_rule_id)id));
+			return 1;
+		}
+	}
+	return 0;
 }
 
 static int handle_rules(struct load_ctx *c, const char *s, const char *n, const char *v)
@@ -361,7 +382,8 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 		if (!(err = parse_u64(v, 1024, 1 << 20, &x)))
 			cfg->max_msg = (uint32_t)x;
 	} else if (key_is(s, n, "commands", "reason_max_bytes")) {
-		if (!(err = parse_u64(v, 16, 4000, &x)))
+		/* bounded so that every audit record fits BK_AUDIT_RECORD_MAX */
+		if (!(err = parse_u64(v, 16, 2048, &x)))
 			cfg->reason_max = (uint32_t)x;
 	} else if (key_is(s, n, "commands", "ipc_url")) {
 		err = strncmp(v, "ipc://", 6) ? -EINVAL : set_str(cfg->cmd_url, BK_URL_MAX, v);
@@ -424,6 +446,8 @@ int bk_config_load(struct bk_config *cfg, const char *path, char *err, size_t er
 		snprintf(err, errlen, "line %d: syntax error", rv);
 		return -EINVAL;
 	}
+	if (rules_invalid(&c.cfg.rules, err, errlen))
+		return -EINVAL;
 	/* Paths follow instance/run_dir/state_dir unless set explicitly. */
 	if ((c.urls_set & 12) != 12)
 		default_dirs_keep(&c.cfg, c.urls_set & 4, c.urls_set & 8);

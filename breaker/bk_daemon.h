@@ -19,6 +19,7 @@
 #define BK_PENDING_MAX 4096 /* replies waiting for their audit record; power of 2 */
 #define BK_UID_CACHE   16
 #define BK_NO_SCOPE    (-2)
+#define BK_DEDUPE      1024 /* recent request ids, direct-mapped; power of 2 */
 
 /* A command acknowledged once its record is durable. */
 struct bk_pending {
@@ -26,6 +27,7 @@ struct bk_pending {
 	uint64_t seq;
 	int slot;	/* the scope (BK_GLOBAL or a strategy slot) */
 	bool republish; /* a resume: publish the scope once durable */
+	bool quiet;	/* a duplicate's ack: no event */
 	Breaker__AuditRecord__Kind kind;
 	uint8_t from_mode, to_mode;
 	uint8_t reason_code;
@@ -62,6 +64,11 @@ struct bk_daemon {
 	uint64_t tick_count;
 	struct bk_pending pending[BK_PENDING_MAX];
 	uint32_t pend_head, pend_tail; /* [tail, head) wait for durability */
+	/* nng's REQ resends a request on reconnect: a state change is applied once */
+	struct {
+		uint64_t id;
+		uint64_t seq;
+	} dedupe[BK_DEDUPE];
 	struct bk_uid_name uid_cache[BK_UID_CACHE];
 	unsigned uid_next;
 	char host[64];
@@ -123,6 +130,9 @@ void bk_cmd_system_step(struct bk_daemon *d, int slot, unsigned reason, int to,
 
 /* A newly registered slot: rules bound, evaluation and telemetry cleared. */
 void bk_cmd_bind_slot(struct bk_daemon *d, int slot);
+
+/* Remember that request id made audit record seq (also from replay). */
+void bk_cmd_remember(struct bk_daemon *d, uint64_t request_id, uint64_t seq);
 
 /* Remember the trip for the engines' acknowledgement view. */
 void bk_cmd_note_trip(struct bk_daemon *d);

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <liburing.h>
+#include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
 
 #include "bk_log.h"
 #include "bk_loop.h"
@@ -27,6 +29,7 @@ struct loop {
 	bool flushing;
 	bool backlog; /* requests left waiting because the pending ring was full */
 	bool flush_retry;
+	uint64_t retry_at;
 };
 
 static struct io_uring_sqe *get_sqe(struct loop *l)
@@ -101,7 +104,8 @@ static void flush_done(struct loop *l, int fsync_res)
 	bk_audit_flush_done(&l->d->audit, res);
 	if (res < 0) {
 		bk_cmd_flush_failed(l->d, res);
-		l->flush_retry = true; /* next tick, not in a tight loop */
+		l->flush_retry = true; /* in 10 ms, not in a tight loop */
+		l->retry_at = bk_now_mono_ns() + 10 * 1000 * 1000;
 		return;
 	}
 	if (l->d->flush_err)
@@ -128,7 +132,8 @@ static void on_tick(struct loop *l)
 	uint64_t now = bk_now_mono_ns();
 
 	bk_tick(l->d, now);
-	l->flush_retry = false;
+	if (l->flush_retry && now >= l->retry_at)
+		l->flush_retry = false;
 	l->next_tick += l->d->cfg.tick_ns;
 	if (l->next_tick <= now) /* overran: skip ticks rather than burst */
 		l->next_tick = now + l->d->cfg.tick_ns;
@@ -226,6 +231,8 @@ static void finish(struct loop *l)
 	}
 	if (bk_audit_flush_sync(&l->d->audit) == 0)
 		bk_cmd_durable(l->d);
+	/* nng sends asynchronously: give the last acks a moment before close */
+	nng_msleep(20);
 	io_uring_queue_exit(&l->ring);
 	close(l->sig_fd);
 }
@@ -249,7 +256,8 @@ int bk_loop_run(struct bk_daemon *d, const char *log_path)
 			drain_requests(&l);
 		start_flush(&l);
 		rv = io_uring_submit_and_wait(&l.ring, 1);
-		if (rv < 0 && rv != -EINTR && rv != -ETIME) {
+		/* EBUSY/EAGAIN: completions to reap first, or a transient shortage */
+		if (rv < 0 && rv != -EINTR && rv != -ETIME && rv != -EBUSY && rv != -EAGAIN) {
 			bk_err("io_uring: %s", strerror(-rv));
 			break;
 		}

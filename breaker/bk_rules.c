@@ -116,117 +116,104 @@ struct measure {
 	double value;	  /* what is compared with the threshold */
 	double threshold;
 	bool applicable;  /* enough data for a verdict */
-	char evidence[BK_EVIDENCE_MAX];
 };
 
-static void m_reject_rate(const struct bk_rule_cfg *r, const struct bk_rule_eval *ev,
-			  struct measure *m)
-{
-	const struct bk_window *w = &ev->rej_win;
-
-	m->threshold = r->max;
-	m->applicable = w->sum_orders >= r->min_orders && w->sum_orders > 0;
-	m->value = w->sum_orders ? (double)w->sum_rejects / (double)w->sum_orders : 0;
-	snprintf(m->evidence, sizeof(m->evidence),
-		 "%llu rejects / %llu orders = %.4f over %u ms (max %.4f, min orders %u)",
-		 (unsigned long long)w->sum_rejects, (unsigned long long)w->sum_orders, m->value,
-		 r->window_ms, r->max, r->min_orders);
-}
-
-static void m_order_rate(const struct bk_rule_cfg *r, const struct bk_rule_eval *ev,
-			 struct measure *m)
-{
-	double secs = r->window_ms / 1000.0;
-
-	m->threshold = r->max;
-	m->applicable = true;
-	m->value = secs > 0 ? (double)ev->ord_win.sum_orders / secs : 0;
-	snprintf(m->evidence, sizeof(m->evidence), "%llu orders in %u ms = %.1f/s (max %.1f/s)",
-		 (unsigned long long)ev->ord_win.sum_orders, r->window_ms, m->value, r->max);
-}
-
-static void m_drawdown(const struct bk_rule_cfg *r, const struct bk_rule_eval *ev,
-		       const struct bk_tel_snap *s, struct measure *m)
-{
-	double dd = ev->peak_pnl - s->pnl;
-	double u_abs = r->max > 0 ? dd / r->max : 0;
-	double u_pct = (r->max_pct > 0 && ev->peak_pnl > 0) ? dd / (ev->peak_pnl * r->max_pct) : 0;
-
-	/* Report against whichever limit is closer to tripping. */
-	m->applicable = true;
-	if (u_pct > u_abs) {
-		m->value = dd / ev->peak_pnl;
-		m->threshold = r->max_pct;
-	} else {
-		m->value = dd;
-		m->threshold = r->max;
-	}
-	snprintf(m->evidence, sizeof(m->evidence),
-		 "pnl %.2f, peak %.2f, drawdown %.2f (max %.2f abs, %.2f%% of peak)", s->pnl,
-		 ev->peak_pnl, dd, r->max, r->max_pct * 100);
-}
-
-static void m_exposure(const struct bk_rule_cfg *r, const struct bk_tel_snap *s,
-		       struct measure *m)
-{
-	m->applicable = true;
-	m->threshold = r->max;
-	m->value = s->gross;
-	snprintf(m->evidence, sizeof(m->evidence), "gross exposure %.2f (max %.2f)", s->gross,
-		 r->max);
-}
-
-static void m_recon(const struct bk_rule_cfg *r, const struct bk_rule_eval *ev,
-		    const struct bk_tel_snap *s, struct measure *m)
-{
-	m->applicable = ev->recon_set;
-	m->threshold = r->max;
-	m->value = fabs(s->position - ev->recon_position);
-	snprintf(m->evidence, sizeof(m->evidence),
-		 "engine position %.2f, reconciled %.2f, break %.2f (max %.2f)", s->position,
-		 ev->recon_position, m->value, r->max);
-}
-
-static void m_heartbeat(const struct bk_rule_cfg *r, const struct bk_tel_snap *s, uint64_t now,
-			struct measure *m)
-{
-	/* An engine that never beat is not watched: the dead-man switch arms on the first beat. */
-	m->applicable = s->heartbeat_ns != 0;
-	m->threshold = r->max;
-	m->value = (m->applicable && now > s->heartbeat_ns) ? (now - s->heartbeat_ns) / 1e6 : 0;
-	snprintf(m->evidence, sizeof(m->evidence), "engine heartbeat %.1f ms old (max %.0f ms)",
-		 m->value, r->max);
-}
-
-static void m_invariant(const struct bk_rule_cfg *r, const struct bk_rule_eval *ev,
-			const struct bk_tel_snap *s, struct measure *m)
-{
-	double moved = s->balance - ev->base_balance;
-	double explained = (s->fill_cash - ev->base_cash) - (s->fees - ev->base_fees);
-
-	m->applicable = ev->base_set;
-	m->threshold = r->max;
-	m->value = fabs(moved - explained);
-	snprintf(m->evidence, sizeof(m->evidence),
-		 "balance moved %.4f, fills minus fees explain %.4f, unexplained %.4f (tolerance "
-		 "%.4f)",
-		 moved, explained, m->value, r->max);
-}
-
+/* Measurements only: evidence text is formatted when a verdict needs it. */
 static void measure(enum bk_rule_id id, const struct bk_rule_cfg *r,
 		    const struct bk_rule_eval *ev, const struct bk_tel_snap *s, uint64_t now,
 		    struct measure *m)
 {
-	memset(m, 0, sizeof(*m));
+	const struct bk_window *w;
+	double dd, u_abs, u_pct;
+
+	m->threshold = r->max;
+	m->applicable = true;
+	m->value = 0;
 	switch (id) {
-	case BK_RULE_REJECT_RATE: m_reject_rate(r, ev, m); break;
-	case BK_RULE_ORDER_RATE: m_order_rate(r, ev, m); break;
-	case BK_RULE_DRAWDOWN: m_drawdown(r, ev, s, m); break;
-	case BK_RULE_EXPOSURE: m_exposure(r, s, m); break;
-	case BK_RULE_RECONCILIATION: m_recon(r, ev, s, m); break;
-	case BK_RULE_HEARTBEAT: m_heartbeat(r, s, now, m); break;
-	case BK_RULE_INVARIANT: m_invariant(r, ev, s, m); break;
-	default: break;
+	case BK_RULE_REJECT_RATE:
+		w = &ev->rej_win;
+		m->applicable = w->sum_orders >= r->min_orders && w->sum_orders > 0;
+		m->value = w->sum_orders ? (double)w->sum_rejects / (double)w->sum_orders : 0;
+		break;
+	case BK_RULE_ORDER_RATE:
+		m->value = (double)ev->ord_win.sum_orders * 1000.0 / r->window_ms;
+		break;
+	case BK_RULE_DRAWDOWN:
+		/* against whichever configured limit is closer to tripping */
+		dd = ev->peak_pnl - s->pnl;
+		u_abs = r->max > 0 ? dd / r->max : -INFINITY;
+		u_pct = (r->max_pct > 0 && ev->peak_pnl > 0) ? dd / (ev->peak_pnl * r->max_pct)
+							     : -INFINITY;
+		m->applicable = r->max > 0 || (r->max_pct > 0 && ev->peak_pnl > 0);
+		m->value = u_pct > u_abs ? dd / ev->peak_pnl : dd;
+		m->threshold = u_pct > u_abs ? r->max_pct : r->max;
+		if (isnan(s->pnl))
+			m->value = NAN;
+		break;
+	case BK_RULE_EXPOSURE:
+		m->value = s->gross;
+		break;
+	case BK_RULE_RECONCILIATION:
+		m->applicable = ev->recon_set;
+		m->value = fabs(s->position - ev->recon_position);
+		break;
+	case BK_RULE_HEARTBEAT:
+		/* the dead-man switch arms on the engine's first beat */
+		m->applicable = s->heartbeat_ns != 0;
+		m->value = (m->applicable && now > s->heartbeat_ns) ? (now - s->heartbeat_ns) / 1e6
+								    : 0;
+		break;
+	case BK_RULE_INVARIANT:
+		m->applicable = ev->base_set;
+		m->value = fabs((s->balance - ev->base_balance) -
+				((s->fill_cash - ev->base_cash) - (s->fees - ev->base_fees)));
+		break;
+	default:
+		m->applicable = false;
+	}
+}
+
+/* The numbers behind a verdict, for the audit record and the operator. */
+static void evidence(enum bk_rule_id id, const struct bk_rule_cfg *r,
+		     const struct bk_rule_eval *ev, const struct bk_tel_snap *s,
+		     const struct measure *m, char *buf, size_t len)
+{
+	switch (id) {
+	case BK_RULE_REJECT_RATE:
+		snprintf(buf, len, "%llu rejects / %llu orders = %.4f over %u ms (max %.4f, "
+			 "min orders %u)", (unsigned long long)ev->rej_win.sum_rejects,
+			 (unsigned long long)ev->rej_win.sum_orders, m->value, r->window_ms,
+			 r->max, r->min_orders);
+		break;
+	case BK_RULE_ORDER_RATE:
+		snprintf(buf, len, "%llu orders in %u ms = %.1f/s (max %.1f/s)",
+			 (unsigned long long)ev->ord_win.sum_orders, r->window_ms, m->value,
+			 r->max);
+		break;
+	case BK_RULE_DRAWDOWN:
+		snprintf(buf, len, "pnl %.2f, peak %.2f, drawdown %.2f (max %.2f abs, %.2f%% "
+			 "of peak)", s->pnl, ev->peak_pnl, ev->peak_pnl - s->pnl, r->max,
+			 r->max_pct * 100);
+		break;
+	case BK_RULE_EXPOSURE:
+		snprintf(buf, len, "gross exposure %.2f (max %.2f)", s->gross, r->max);
+		break;
+	case BK_RULE_RECONCILIATION:
+		snprintf(buf, len, "engine position %.2f, reconciled %.2f, break %.2f (max "
+			 "%.2f)", s->position, ev->recon_position, m->value, r->max);
+		break;
+	case BK_RULE_HEARTBEAT:
+		snprintf(buf, len, "engine heartbeat %.1f ms old (max %.0f ms)", m->value,
+			 r->max);
+		break;
+	case BK_RULE_INVARIANT:
+		snprintf(buf, len, "balance moved %.4f, fills minus fees explain %.4f, "
+			 "unexplained %.4f (tolerance %.4f)", s->balance - ev->base_balance,
+			 (s->fill_cash - ev->base_cash) - (s->fees - ev->base_fees), m->value,
+			 r->max);
+		break;
+	default:
+		buf[0] = '\0';
 	}
 }
 
@@ -249,12 +236,20 @@ static void observe(const struct bk_rule_cfg *rules, struct bk_rule_eval *ev,
 	window_add(&ev->ord_win, rules[BK_RULE_ORDER_RATE].window_ms, now, d_ord, 0);
 	if (s->consistent && s->pnl > ev->peak_pnl)
 		ev->peak_pnl = s->pnl;
-	if (!ev->base_set && s->consistent && s->heartbeat_ns != 0) {
+	/*
+	 * Balance conservation's base: until the first fill, balance changes are
+	 * the opening balance being posted. Fills going backwards is an engine
+	 * restart: its counters begin again, and so does the base.
+	 */
+	if (s->consistent && s->heartbeat_ns != 0 &&
+	    (!ev->base_set || s->fills == 0 || s->fills < ev->last_fills)) {
 		ev->base_set = true;
 		ev->base_balance = s->balance;
 		ev->base_cash = s->fill_cash;
 		ev->base_fees = s->fees;
 	}
+	if (s->consistent)
+		ev->last_fills = s->fills;
 }
 
 static bool money_rule(enum bk_rule_id id)
@@ -263,58 +258,73 @@ static bool money_rule(enum bk_rule_id id)
 	       id == BK_RULE_RECONCILIATION || id == BK_RULE_INVARIANT;
 }
 
-static int verdict(struct bk_verdict *out, int n, int max, enum bk_verdict_kind kind,
-		   enum bk_rule_id id, const struct measure *m, double util)
+struct eval_ctx {
+	const struct bk_rule_cfg *rules;
+	const struct bk_rule_eval *ev;
+	const struct bk_tel_snap *s;
+	struct bk_verdict *out;
+	int n, max;
+};
+
+static void verdict(struct eval_ctx *c, enum bk_verdict_kind kind, enum bk_rule_id id,
+		    const struct measure *m, double util)
 {
-	if (n >= max)
-		return n;
-	out[n].kind = kind;
-	out[n].rule = id;
-	out[n].measured = m->value;
-	out[n].threshold = m->threshold;
-	out[n].util = util;
-	memcpy(out[n].evidence, m->evidence, sizeof(out[n].evidence));
-	return n + 1;
+	struct bk_verdict *v = &c->out[c->n];
+
+	if (c->n >= c->max)
+		return;
+	v->kind = kind;
+	v->rule = id;
+	v->measured = m->value;
+	v->threshold = m->threshold;
+	v->util = util;
+	evidence(id, &c->rules[id], c->ev, c->s, m, v->evidence, sizeof(v->evidence));
+	c->n++;
 }
 
 int bk_rules_eval(const struct bk_rule_cfg *rules, const double warn[BK_WARN_LEVELS],
 		  struct bk_rule_eval *ev, const struct bk_tel_snap *s, uint64_t now,
 		  struct bk_verdict *out, int max)
 {
+	struct eval_ctx c = {.rules = rules, .ev = ev, .s = s, .out = out, .max = max};
 	struct measure m;
-	int n = 0;
 
 	observe(rules, ev, s, now);
 	for (int id = 0; id < BK_RULE_COUNT; id++) {
 		const struct bk_rule_cfg *r = &rules[id];
-		bool bad_number, was = ev->violating[id];
+		bool was = ev->violating[id];
 		double util;
 		uint8_t lvl = 0;
 
-		if (!r->enabled || (money_rule(id) && !s->consistent))
+		if (!r->enabled) {
+			/* a rule switched off (reload) no longer holds anything up */
+			ev->violating[id] = false;
+			ev->util[id] = 0;
+			continue;
+		}
+		if (money_rule(id) && !s->consistent)
 			continue;
 		measure(id, r, ev, s, now, &m);
-		/* NaN/Inf telemetry cannot show the limit holds: treat it as a breach. */
-		bad_number = !isfinite(m.value);
 		util = m.threshold > 0 && isfinite(m.value) ? m.value / m.threshold : 0;
 		ev->util[id] = m.applicable ? util : 0;
 		ev->measured[id] = m.value;
-		ev->violating[id] = (m.applicable && (bad_number || m.value > m.threshold));
+		/* NaN/Inf telemetry cannot show the limit holds: treat it as a breach */
+		ev->violating[id] = m.applicable && (!isfinite(m.value) || m.value > m.threshold);
 		if (ev->violating[id] && !was) {
 			ev->tripped_ns[id] = now;
-			n = verdict(out, n, max, BK_V_TRIP, (enum bk_rule_id)id, &m, util);
+			verdict(&c, BK_V_TRIP, (enum bk_rule_id)id, &m, util);
 			continue;
 		}
 		while (lvl < BK_WARN_LEVELS && m.applicable && util >= warn[lvl])
 			lvl++;
 		if (lvl > ev->warned[id] && !ev->violating[id])
-			n = verdict(out, n, max, BK_V_WARN, (enum bk_rule_id)id, &m, util);
+			verdict(&c, BK_V_WARN, (enum bk_rule_id)id, &m, util);
 		ev->warned[id] = lvl;
 		if (!ev->violating[id] && ev->tripped_ns[id] && r->cooldown_ms &&
 		    now - ev->tripped_ns[id] >= (uint64_t)r->cooldown_ms * 1000000ull) {
 			ev->tripped_ns[id] = 0;
-			n = verdict(out, n, max, BK_V_COOLDOWN, (enum bk_rule_id)id, &m, util);
+			verdict(&c, BK_V_COOLDOWN, (enum bk_rule_id)id, &m, util);
 		}
 	}
-	return n;
+	return c.n;
 }

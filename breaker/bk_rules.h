@@ -72,7 +72,7 @@ struct bk_window {
 struct bk_rule_eval {
 	bool seen;		/* a first snapshot was taken */
 	bool base_set;		/* balance conservation base taken */
-	uint64_t last_orders, last_rejects;
+	uint64_t last_orders, last_rejects, last_fills;
 	struct bk_window rej_win, ord_win;
 	double peak_pnl;
 	double base_balance, base_cash, base_fees;

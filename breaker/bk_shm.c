@@ -30,13 +30,21 @@ static void fill_header(struct bk_shm *s, const struct bk_shm_params *p)
 	atomic_store_explicit(&s->global.state, BK_STATE_PACK(BK_HALTED, 0, 0), REL);
 }
 
-static int check_existing(int fd, char *err, size_t errlen)
+static int check_existing(int fd, mode_t mode, char *err, size_t errlen)
 {
 	struct bk_shm_header h;
 	struct stat st;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
+	/* Someone else's segment at our name could be written behind our back. */
+	if (st.st_uid != geteuid() || (st.st_mode & 07777) != mode) {
+		snprintf(err, errlen, "segment is owned by uid %u with mode %04o, not by this "
+			 "daemon's uid %u with %04o: refusing it (remove it if it is stale)",
+			 (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), (unsigned)geteuid(),
+			 (unsigned)mode);
+		return -EPROTO;
+	}
 	if ((size_t)st.st_size < sizeof(h) ||
 	    pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || h.magic != BK_SHM_MAGIC) {
 		snprintf(err, errlen, "not a breaker segment (size %lld, no magic)",
@@ -64,7 +72,7 @@ static int open_segment(struct bk_shm_writer *w, const struct bk_shm_params *p, 
 		fd = shm_open(w->name, O_RDWR | O_CLOEXEC, 0);
 		if (fd < 0)
 			return -errno;
-		int rv = check_existing(fd, err, errlen);
+		int rv = check_existing(fd, p->mode, err, errlen);
 		if (rv < 0) {
 			close(fd);
 			return rv;

@@ -21,13 +21,21 @@ static int tel_name(char *buf, size_t len, const char *instance)
 	return rv;
 }
 
-static int check_existing(int fd, char *err, size_t errlen)
+static int tel_open_once(struct bk_tel_reader *r, const char *instance, mode_t mode,
+			 char *err, size_t errlen);
+
+static int check_existing(int fd, mode_t mode, char *err, size_t errlen)
 {
 	struct bk_tel_header h;
 	struct stat st;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
+	if (st.st_uid != geteuid() || (st.st_mode & 07777) != mode) {
+		snprintf(err, errlen, "telemetry segment owned by uid %u mode %04o",
+			 (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		return -EPROTO;
+	}
 	if ((size_t)st.st_size != BK_TEL_SIZE || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
 	    h.magic != BK_TEL_MAGIC || h.version != BK_TEL_VERSION) {
 		snprintf(err, errlen, "telemetry segment is not breaker telemetry version %u "
@@ -37,8 +45,26 @@ static int check_existing(int fd, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Telemetry is not authoritative: a foreign, damaged or truncated segment is
+ * replaced, never trusted and never a reason not to start.
+ */
 int bk_tel_open(struct bk_tel_reader *r, const char *instance, mode_t mode, char *err,
 		size_t errlen)
+{
+	int rv = tel_open_once(r, instance, mode, err, errlen);
+
+	if (rv == -EPROTO) {
+		fprintf(stderr, "breakerd: %s: replacing it\n", err);
+		bk_tel_unlink(instance);
+		err[0] = '\0';
+		rv = tel_open_once(r, instance, mode, err, errlen);
+	}
+	return rv;
+}
+
+static int tel_open_once(struct bk_tel_reader *r, const char *instance, mode_t mode,
+			 char *err, size_t errlen)
 {
 	char name[BK_INSTANCE_MAX + 24];
 	int fd, rv, created;
@@ -56,7 +82,7 @@ int bk_tel_open(struct bk_tel_reader *r, const char *instance, mode_t mode, char
 	if (created && (fchmod(fd, mode) < 0 || ftruncate(fd, BK_TEL_SIZE) < 0))
 		rv = -errno;
 	else if (!created)
-		rv = check_existing(fd, err, errlen);
+		rv = check_existing(fd, mode, err, errlen);
 	if (rv < 0) {
 		close(fd);
 		if (created)
@@ -65,10 +91,12 @@ int bk_tel_open(struct bk_tel_reader *r, const char *instance, mode_t mode, char
 	}
 	p = mmap(NULL, BK_TEL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	rv = -errno;
-	close(fd);
-	if (p == MAP_FAILED)
+	if (p == MAP_FAILED) {
+		close(fd);
 		return rv;
+	}
 	r->tel = p;
+	r->fd = fd;
 	if (created) {
 		r->tel->hdr.magic = BK_TEL_MAGIC;
 		r->tel->hdr.slot_size = sizeof(struct bk_tel_slot);
@@ -81,9 +109,24 @@ int bk_tel_open(struct bk_tel_reader *r, const char *instance, mode_t mode, char
 
 void bk_tel_close(struct bk_tel_reader *r)
 {
-	if (r->tel)
+	if (r->tel) {
 		munmap(r->tel, BK_TEL_SIZE);
+		close(r->fd);
+	}
 	r->tel = NULL;
+}
+
+int bk_tel_check(struct bk_tel_reader *r, const char *instance, mode_t mode)
+{
+	char err[256] = "";
+	struct stat st;
+
+	if (fstat(r->fd, &st) == 0 && (size_t)st.st_size == BK_TEL_SIZE)
+		return 0;
+	fprintf(stderr, "breakerd: telemetry segment was resized by someone: replacing it\n");
+	bk_tel_close(r);
+	bk_tel_unlink(instance);
+	return bk_tel_open(r, instance, mode, err, sizeof(err));
 }
 
 int bk_tel_unlink(const char *instance)

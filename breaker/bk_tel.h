@@ -15,12 +15,21 @@
 
 struct bk_tel_reader {
 	struct bk_tel *tel;
+	int fd; /* kept to notice an engine truncating the segment under us */
 };
 
 /* 0, -EPROTO (foreign or other layout; err says which) or -errno. */
 int bk_tel_open(struct bk_tel_reader *r, const char *instance, mode_t mode, char *err,
 		size_t errlen);
 void bk_tel_close(struct bk_tel_reader *r);
+
+/*
+ * Once per tick: engines can write, so they can also truncate the segment,
+ * and a read past its end is SIGBUS. If it shrank, replace it (0), else
+ * -errno. A truncation between this check and the reads can still kill the
+ * daemon: engines then fail closed, and the restart replaces the segment.
+ */
+int bk_tel_check(struct bk_tel_reader *r, const char *instance, mode_t mode);
 int bk_tel_unlink(const char *instance);
 
 /*

@@ -10,7 +10,7 @@
 #include "bk_daemon.h"
 #include "bk_log.h"
 
-#define BK_VERDICTS_MAX 8
+#define BK_VERDICTS_MAX (2 * BK_RULE_COUNT) /* a trip, or a warning and a step, per rule */
 
 void bk_tick_bind_rules(struct bk_daemon *d)
 {
@@ -107,6 +107,11 @@ void bk_tick(struct bk_daemon *d, uint64_t now)
 	bk_shm_heartbeat(&d->shm, now);
 	d->last_tick_ns = now;
 	d->tick_count++;
+	if (bk_tel_check(&d->tel, d->cfg.instance, d->cfg.tel_mode) < 0) {
+		/* no telemetry: rules cannot see, so they cannot say all is well */
+		bk_err("telemetry segment lost and not recreated: rules are blind");
+		return;
+	}
 	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
 		struct bk_slot_rules *sr = &d->slots[i];
 		int n;

@@ -18,6 +18,7 @@
 
 #include "bk_harness.h"
 #include "bk_mode.h"
+#include "bk_tel.h"
 
 extern char **environ;
 
@@ -31,6 +32,13 @@ static struct bk_h *up(struct bk_h *h, const char *tag)
 	bk_h_init(h, tag, STRATS);
 	bk_h_start(h);
 	return h;
+}
+
+/* bk_h_fini leaves the telemetry segment behind: remove it too. */
+static void down(struct bk_h *h)
+{
+	bk_h_fini(h);
+	bk_tel_unlink(h->instance);
 }
 
 static void path_in(const struct bk_h *h, char *buf, size_t len, const char *name)
@@ -153,7 +161,7 @@ Test(cli, watch_prints_the_trip)
 	cr_assert(strstr(out, line), "the actor: %s", out);
 	cr_assert(strstr(out, "seq="), "the audit seq: %s", out);
 	cr_assert(strchr(out, '\n') == out + strlen(out) - 1, "one line: %s", out);
-	bk_h_fini(&h);
+	down(&h);
 }
 
 Test(cli, watch_json_shows_a_rule_warning)
@@ -175,7 +183,7 @@ Test(cli, watch_json_shows_a_rule_warning)
 			   "and e[\"wall_utc\"].endswith(\"Z\"), e' < %s",
 			   "wj.out"),
 		     0, "one JSON event per line");
-	bk_h_fini(&h);
+	down(&h);
 }
 
 Test(cli, watch_exits_quietly_on_timeout_and_on_sigint)
@@ -192,11 +200,12 @@ Test(cli, watch_exits_quietly_on_timeout_and_on_sigint)
 	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
 	cr_assert_geq(ms, 300, "waited the whole quiet period: %ld ms", ms);
 	cr_assert_str_empty(out, "no event, no output: %s", out);
-	w = spawn_cli(&h, "wint", "watch", NULL);
+	/* the timeout only ends a watch left behind by a failed assertion */
+	w = spawn_cli(&h, "wint", "watch", "--timeout-ms", "30000", NULL);
 	wait_watching(&h, "wint");
 	kill(w, SIGINT);
 	cr_assert_eq(wait_exit(w, 5000), 0, "Ctrl-C is a normal end");
-	bk_h_fini(&h);
+	down(&h);
 }
 
 /* ---- reconcile -------------------------------------------------------------- */
@@ -228,7 +237,7 @@ Test(cli, reconcile_garbage_is_usage_and_sends_nothing)
 	cr_assert(strstr(out, "reconciled 1 position\n"), "%s", out);
 	status_until(&h, "warning: strategy alpha rule reconciliation at 60% "
 			 "(measured 600 / threshold 1000)\n");
-	bk_h_fini(&h);
+	down(&h);
 }
 
 Test(cli, reconcile_unknown_strategy_is_refused)
@@ -242,7 +251,7 @@ Test(cli, reconcile_unknown_strategy_is_refused)
 	cr_assert(strstr(out, "reconciled 2 positions\n"), "%s", out);
 	cr_assert(strstr(out, "strategy alpha: -1250.5\n"), "%s", out);
 	cr_assert(strstr(out, "strategy beta: 1200\n"), "%s", out);
-	bk_h_fini(&h);
+	down(&h);
 }
 
 /* ---- status ----------------------------------------------------------------- */
@@ -302,7 +311,7 @@ Test(cli, status_shows_warnings_acks_and_valid_json)
 		     0, "warnings and acks in the JSON:\n%s", out);
 	bk_tel_detach(&t);
 	bk_client_detach(&c);
-	bk_h_fini(&h);
+	down(&h);
 }
 
 Test(cli, status_says_when_a_latch_reason_was_cut)
@@ -320,7 +329,7 @@ Test(cli, status_says_when_a_latch_reason_was_cut)
 	cr_assert(strstr(out, "x\" … (truncated; full text: breaker audit, seq "), "%s", out);
 	cr_assert(strstr(out, ": \"short\"\n"), "a short reason is not marked:\n%s", out);
 	cr_assert_null(strstr(strstr(out, "truncated") + 1, "truncated"), "only once:\n%s", out);
-	bk_h_fini(&h);
+	down(&h);
 }
 
 /* ---- exit statuses ---------------------------------------------------------- */
@@ -352,7 +361,7 @@ Test(cli, usage_errors_exit_2)
 		 h.config);
 	st = system(cmd);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "65 positions: status %d", st);
-	bk_h_fini(&h);
+	down(&h);
 }
 
 Test(cli, unreachable_daemon_exits_3)
@@ -366,5 +375,5 @@ Test(cli, unreachable_daemon_exits_3)
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=1", NULL), 3);
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "watch", "--timeout-ms", "3000", NULL), 3,
 		     "watch fails at once, it does not wait for a daemon");
-	bk_h_fini(&h);
+	down(&h);
 }

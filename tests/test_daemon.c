@@ -145,7 +145,8 @@ Test(daemon, kill9_after_trip_restart_still_halted)
 	bk_h_kill9(&h);
 	/* the engine keeps its mapping; the daemon is gone so liveness fails closed */
 	usleep(20000);
-	cr_assert_eq(bk_check_live(&c, slot_of(&c, "alpha"), bk_now_mono_ns(), 0), BK_HALTED);
+	cr_assert_eq(bk_check_live(&c, slot_of(&c, "alpha"), bk_now_mono_ns(), 10000000),
+		     BK_HALTED);
 	bk_h_start(&h);
 	/* same segment, same slots: no reattach needed */
 	cr_assert_eq(bk_check(&c, slot_of(&c, "gamma")), BK_HALTED);

@@ -188,6 +188,7 @@ Test(rules, balance_conservation)
 	snap.balance = 10000;
 	eval_at(now); /* base taken */
 	/* buy: cash -500, fee 1 -> balance 9499 */
+	snap.fills = 1;
 	snap.fill_cash = -500;
 	snap.fees = 1;
 	snap.balance = 9499;
@@ -204,6 +205,7 @@ Test(rules, torn_money_snapshot_is_not_judged)
 	only(BK_RULE_INVARIANT);
 	snap.heartbeat_ns = now;
 	snap.balance = 100;
+	snap.fills = 1;
 	eval_at(now);
 	snap.balance = 1e6;
 	snap.consistent = false; /* seqlock never settled this tick */
@@ -268,4 +270,52 @@ Test(rules, per_strategy_override)
 	cfg.n_over = 1;
 	cr_assert_eq(bk_rules_for(&cfg, "hot")[BK_RULE_EXPOSURE].max, 5);
 	cr_assert_eq(bk_rules_for(&cfg, "cold"), cfg.dflt);
+}
+
+Test(rules, opening_balance_and_engine_restart_rebase)
+{
+	only(BK_RULE_INVARIANT);
+	snap.heartbeat_ns = now;
+	eval_at(now); /* engine beats before posting its balance */
+	snap.balance = 1e6; /* opening balance: no fill yet */
+	cr_assert_eq(trips(eval_at(now + MS)), 0, "an opening balance is not a violation");
+	snap.fills = 3;
+	snap.fill_cash = -100;
+	snap.balance = 1e6 - 100;
+	cr_assert_eq(trips(eval_at(now + 2 * MS)), 0);
+	/* the engine restarts: its counters begin again from zero */
+	snap.fills = 0;
+	snap.fill_cash = 0;
+	snap.balance = 5e5;
+	cr_assert_eq(trips(eval_at(now + 3 * MS)), 0, "a restart takes a new base");
+	snap.fills = 1;
+	snap.balance = 5e5 + 1;
+	cr_assert_eq(trips(eval_at(now + 4 * MS)), 1, "and checks from it");
+}
+
+Test(rules, drawdown_with_only_a_percent_limit)
+{
+	struct bk_rule_cfg *r = only(BK_RULE_DRAWDOWN);
+
+	r->max = 0;
+	r->max_pct = 0.5;
+	snap.pnl = -10; /* no peak yet: nothing to measure against */
+	cr_assert_eq(trips(eval_at(now)), 0);
+	snap.pnl = 100;
+	eval_at(now + MS);
+	snap.pnl = 49;
+	cr_assert_eq(trips(eval_at(now + 2 * MS)), 1);
+}
+
+Test(rules, disabled_rule_releases_its_condition)
+{
+	struct bk_rule_cfg *r = only(BK_RULE_EXPOSURE);
+
+	r->max = 10;
+	snap.gross = 100;
+	eval_at(now);
+	cr_assert(ev.violating[BK_RULE_EXPOSURE]);
+	r->enabled = false;
+	eval_at(now + MS);
+	cr_assert(!ev.violating[BK_RULE_EXPOSURE], "a switched-off rule holds nothing up");
 }

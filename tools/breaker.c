@@ -348,8 +348,7 @@ static const struct cmd cmds[] = {
      "\n"
      "  --json  print breakerd's reply as one JSON object\n",
      EXITS_RPC, false},
-    {"watch", cmd_watch, watch_opts, 0, 0, NULL,
-     "[--count N] [--timeout-ms T] [--json]",
+    {"watch", cmd_watch, watch_opts, 0, 0, NULL, "[--count N] [--timeout-ms T] [--json]",
      "print trips, resumes and rule warnings as they happen",
      "Subscribe to breakerd's event socket (the config's pub_url) and print each\n"
      "event as it arrives, one line each: time (UTC), kind (TRIP, RESUME,\n"

@@ -371,8 +371,10 @@ static int parse_position(const char *cmd, const char *arg, char *name, double *
 	if (n == 0)
 		return cli_usage_error(cmd, "'%s' names no strategy before '='", arg);
 	if (n >= BK_NAME_MAX)
-		return cli_usage_error(cmd, "strategy name too long in '%s': %zu bytes, at "
-		                            "most %u", arg, n, BK_NAME_MAX - 1);
+		return cli_usage_error(cmd,
+		                       "strategy name too long in '%s': %zu bytes, at "
+		                       "most %u",
+		                       arg, n, BK_NAME_MAX - 1);
 	memcpy(name, arg, n);
 	name[n] = '\0';
 	if (!parse_notional(eq + 1, pos))
@@ -433,18 +435,19 @@ int cmd_reconcile(struct cli *c, const struct cli_args *a)
 	int rv;
 
 	if (a->npos > BX_RECONCILE_MAX)
-		return cli_usage_error(a->cmd,
-		                       "%d positions: at most %d per reconcile (breakerd's "
-		                       "limit); split them",
-		                       a->npos, BX_RECONCILE_MAX);
+		return cli_usage_error(
+		    a->cmd,
+		    "%d positions: at most %d per reconcile (breakerd's "
+		    "limit); split them",
+		    a->npos, BX_RECONCILE_MAX);
 	for (int i = 0; i < a->npos; i++) {
 		breaker__reconcile__position__init(&pos[i]);
 		if ((rv = parse_position(a->cmd, a->pos[i], names[i], &pos[i].position)))
 			return rv;
 		for (int j = 0; j < i; j++)
 			if (strcmp(names[j], names[i]) == 0)
-				return cli_usage_error(a->cmd, "strategy '%s' given twice",
-				                       names[i]);
+				return cli_usage_error(
+				    a->cmd, "strategy '%s' given twice", names[i]);
 		pos[i].strategy = names[i];
 		pos[i].has_position = 1;
 		pp[i] = &pos[i];

@@ -140,8 +140,9 @@ static void put_acks(FILE *f, const Breaker__StatusInfo *in)
 	}
 	for (size_t i = 0; i < in->n_acks; i++)
 		acked += in->acks[i]->has_acked && in->acks[i]->acked;
-	fprintf(f, "%zu of %zu engines acknowledged change seq %" PRIu32 " (the latest trip)",
-	        acked, in->n_acks, in->last_trip_change_seq);
+	fprintf(
+	    f, "%zu of %zu engines acknowledged change seq %" PRIu32 " (the latest trip)",
+	    acked, in->n_acks, in->last_trip_change_seq);
 	if (in->n_acks == 0)
 		fputs(": no engine reports telemetry", f);
 	fputc('\n', f);

@@ -27,9 +27,9 @@
 #include "bk_rpc.h"
 #include "breaker.h"
 
-#define BX_EVENT_MAX (64 * 1024) /* breakerd's events are well under 1 KiB */
+#define BX_EVENT_MAX         (64 * 1024) /* breakerd's events are well under 1 KiB */
 #define BX_WATCH_TIMEOUT_MAX 86400000L
-#define BX_WATCH_COUNT_MAX 1000000000L
+#define BX_WATCH_COUNT_MAX   1000000000L
 
 struct watch {
 	const char *url;
@@ -55,8 +55,9 @@ static const char *event_kind(const Breaker__Event *ev)
 /* scope, from->to and reason code in the audit listing's columns */
 static void put_event_change(FILE *f, const Breaker__Event *ev)
 {
-	bool changes = !(ev->has_warning && ev->warning) &&
-	               !(ev->has_kind && ev->kind == BREAKER__AUDIT_RECORD__KIND__REGISTER);
+	bool changes =
+	    !(ev->has_warning && ev->warning) &&
+	    !(ev->has_kind && ev->kind == BREAKER__AUDIT_RECORD__KIND__REGISTER);
 	char modes[40];
 	int cols;
 
@@ -117,7 +118,8 @@ static void put_event(FILE *f, const Breaker__Event *ev)
 /* Print one message. Returns false if stdout cannot be written. */
 static bool show(struct watch *w, nng_msg *msg)
 {
-	Breaker__Event *ev = breaker__event__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
+	Breaker__Event *ev =
+	    breaker__event__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
 
 	if (!ev) {
 		fprintf(stderr, "breaker watch: undecodable event (%zu bytes) skipped\n",
@@ -214,7 +216,12 @@ static int drain(struct watch *w)
 	while (nng_recvmsg(w->sock, &msg, NNG_FLAG_NONBLOCK) == 0) {
 		ok = show(w, msg);
 		nng_msg_free(msg);
-		if (!ok || (w->count && w->seen >= w->count))
+		if (!ok) {
+			fprintf(stderr, "breaker watch: cannot write output: %s\n",
+			        strerror(errno));
+			return 1;
+		}
+		if (w->count && w->seen >= w->count)
 			return 1;
 	}
 	return 0;
@@ -255,15 +262,16 @@ static int run(struct watch *w)
 
 /* ---- options and setup --------------------------------------------------- */
 
-static int parse_long(const char *cmd, const char *opt, const char *s, long max, long *out)
+static int parse_long(const char *cmd, const char *opt, const char *s, long max,
+                      long *out)
 {
 	char *end;
 
 	errno = 0;
 	*out = s ? strtol(s, &end, 10) : 0;
 	if (s && (errno || end == s || *end || *out < 1 || *out > max))
-		return cli_usage_error(cmd, "%s takes a whole number, 1 to %ld, not '%s'", opt,
-		                       max, s);
+		return cli_usage_error(cmd, "%s takes a whole number, 1 to %ld, not '%s'",
+		                       opt, max, s);
 	return 0;
 }
 
@@ -295,9 +303,9 @@ int cmd_watch(struct cli *c, const struct cli_args *a)
 	                     &timeout)))
 		return rv;
 	if (c->url)
-		return cli_usage_error(a->cmd,
-		                       "--url is the command socket; watch reads the event "
-		                       "socket (pub_url in --config)");
+		return cli_usage_error(
+		    a->cmd, "--url is the command socket; watch reads the event "
+		            "socket (pub_url in --config)");
 	if ((rv = cli_config(c)))
 		return rv;
 	w.url = c->cfg.pub_url;
