@@ -544,11 +544,34 @@ static void do_reconcile(struct cmd_ctx *c)
 			return cmd_refuse(c, st, c->why);
 		}
 	}
+	if (!bk_cmd_can_accept(c->d))
+		return cmd_refuse(c, BREAKER__STATUS__ERR_INTERNAL, "busy: retry");
+	/* Audited: a reconciliation can clear a break and so allow a resume. */
 	for (i = 0; i < r->n_positions; i++) {
+		Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+		struct bk_actor who;
+		char text[96];
+
 		c->d->slots[slots[i]].eval.recon_set = true;
 		c->d->slots[slots[i]].eval.recon_position = r->positions[i]->position;
+		actor_of(c->d, &c->peer, &who);
+		fill_record(c->d, &rec, BREAKER__AUDIT_RECORD__KIND__RECONCILE, &who,
+			    bk_now_wall_ns());
+		snprintf(text, sizeof(text), "reconciled position %.6g", r->positions[i]->position);
+		rec.strategy = c->d->state.strategies[slots[i]].name;
+		rec.reason = text;
+		rec.has_measured = 1;
+		rec.measured = r->positions[i]->position;
+		rec.has_request_id = c->req->has_request_id;
+		rec.request_id = c->req->request_id;
+		if (i + 1 < r->n_positions) {
+			if (bk_audit_stage(&c->d->audit, &rec) < 0)
+				return cmd_refuse(c, BREAKER__STATUS__ERR_NOT_DURABLE,
+						  "audit staging failed");
+			continue;
+		}
+		stage_and_pend(c->d, c->msg, &c->rep, &rec, slots[i], false);
 	}
-	reply_now(c->d, c->msg, &c->rep);
 }
 
 static void do_query(struct cmd_ctx *c, bool all)
@@ -618,10 +641,13 @@ static void publish_event(struct bk_daemon *d, const struct bk_pending *p)
 {
 	Breaker__Event ev = BREAKER__EVENT__INIT;
 	const struct bk_scope *sc = NULL;
-	uint8_t buf[512];
+	uint8_t buf[2048];
 
 	if (p->slot != BK_NO_SCOPE)
 		sc = bk_state_cscope(&d->state, p->slot);
+	/* the latch's reason text (its first 127 bytes; the log has all of it) */
+	if (sc && p->reason_code && p->reason_code < BK_REASON_COUNT)
+		ev.reason = (char *)sc->latches[p->reason_code].reason;
 	ev.has_audit_seq = ev.has_from_mode = ev.has_to_mode = ev.has_reason_code = 1;
 	ev.has_actor_uid = ev.has_wall_ns = ev.has_kind = ev.has_forced = 1;
 	ev.audit_seq = p->seq;

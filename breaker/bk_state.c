@@ -257,6 +257,20 @@ static void latch_set(struct bk_scope *sc, unsigned r, uint8_t mode)
 		sc->active |= 1u << r;
 }
 
+/* Copy, cutting at a character boundary: status must not show half a rune. */
+static void utf8_copy(char *dst, size_t len, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (n >= len) {
+		n = len - 1;
+		while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
+			n--;
+	}
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 static void latch_raise(struct bk_scope *sc, unsigned r, const struct bk_plan *p,
 			const struct bk_actor *who, uint64_t wall_ns, const char *reason,
 			uint64_t seq)
@@ -269,7 +283,7 @@ static void latch_raise(struct bk_scope *sc, unsigned r, const struct bk_plan *p
 	l->audit_seq = seq;
 	l->since_wall_ns = wall_ns;
 	l->actor = *who;
-	snprintf(l->reason, sizeof(l->reason), "%s", reason ? reason : "");
+	utf8_copy(l->reason, sizeof(l->reason), reason ? reason : "");
 }
 
 static void latch_lower(struct bk_scope *sc, unsigned r, uint8_t target, uint64_t seq,
@@ -376,6 +390,6 @@ int bk_state_replay(struct bk_state *st, const Breaker__AuditRecord *rec)
 		bk_state_apply(st, &p, &who, rec->wall_ns, rec->reason, rec->seq, 0, false);
 		return 0;
 	default:
-		return 0; /* BOOT, LOG_REPAIR: informational */
+		return 0; /* BOOT, LOG_REPAIR, RECONCILE: not halt state */
 	}
 }

@@ -130,8 +130,11 @@ void bk_h_fini(struct bk_h *h)
 	char name[128];
 
 	bk_h_stop(h);
-	if (bk_shm_name(name, sizeof(name), h->instance) == 0)
+	if (bk_shm_name(name, sizeof(name), h->instance) == 0) {
 		shm_unlink(name);
+		strcat(name, BK_TEL_SUFFIX);
+		shm_unlink(name);
+	}
 	if (!getenv("BK_KEEP_TMP"))
 		nftw(h->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -439,5 +440,77 @@ Test(daemon, second_daemon_on_the_same_instance_is_refused)
 	snprintf(cmd, sizeof(cmd), "%s/second.err", h.dir);
 	bk_h_slurp(cmd, out, sizeof(out));
 	cr_assert(strstr(out, "another breakerd"), "clear message: %s", out);
+	bk_h_fini(&h);
+}
+
+static void bend_first_length(const char *path)
+{
+	int fd = open(path, O_RDWR);
+	/* the first frame now claims 4000 bytes: past the end, whole frames after */
+	uint8_t len[4] = {0xa0, 0x0f, 0, 0};
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pwrite(fd, len, 4, 16), 4);
+	close(fd);
+}
+
+Test(daemon, bent_length_word_is_corruption_not_a_torn_tail)
+{
+	struct bk_h h;
+	struct bk_client c;
+
+	up(&h, "bent", NULL);
+	bk_h_attach(&h, &c);
+	cr_assert_eq(bk_h_cli(&h, NULL, 0, "kill", "alpha", "--reason", "x", NULL), 0);
+	stop_and_mangle(&h, bend_first_length);
+	expect_fail_closed_boot(&h, &c);
+	bk_client_detach(&c);
+	bk_h_fini(&h);
+}
+
+Test(daemon, wiped_state_dir_with_a_surviving_segment_boots_halted)
+{
+	struct bk_h h;
+	struct bk_client c;
+	char cmd[300];
+
+	up(&h, "wiped", NULL);
+	bk_h_attach(&h, &c);
+	cr_assert_eq(bk_h_cli(&h, NULL, 0, "emergency-stop", NULL), 0);
+	bk_h_kill9(&h);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/state", h.dir);
+	cr_assert_eq(system(cmd), 0);
+	bk_h_start(&h);
+	expect_fail_closed_boot(&h, &c);
+	bk_client_detach(&c);
+	bk_h_fini(&h);
+}
+
+Test(daemon, a_trip_engines_saw_survives_a_lost_record)
+{
+	struct bk_h h;
+	struct bk_client c;
+	char name[128];
+	struct bk_shm *rw;
+	int fd;
+
+	up(&h, "seen", NULL);
+	bk_h_attach(&h, &c);
+	int a = slot_of(&c, "alpha");
+	cr_assert_eq(bk_h_stop(&h), 0);
+	/* as if the daemon flipped alpha and died before its record was durable */
+	bk_shm_name(name, sizeof(name), h.instance);
+	fd = shm_open(name, O_RDWR, 0);
+	cr_assert_geq(fd, 0);
+	rw = mmap(NULL, BK_SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	cr_assert_neq(rw, MAP_FAILED);
+	atomic_store(&rw->strategies[a].state, BK_STATE_PACK(BK_HALTED, BK_R_KILL_SWITCH, 0));
+	munmap(rw, BK_SHM_SIZE);
+	bk_h_start(&h);
+	cr_assert_eq(bk_check(&c, a), BK_HALTED, "never less restrictive than engines saw");
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "audit", NULL), 0);
+	cr_assert(strstr(out, "restored at boot"), "and it is audited: %s", out);
+	bk_client_detach(&c);
 	bk_h_fini(&h);
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "bk_mode.h"
@@ -168,5 +169,30 @@ Test(layout, foreign_segment_is_refused)
 	cr_assert_eq(bk_shm_open(&w, &p, err, sizeof(err)), -EPROTO);
 	cr_assert(strstr(err, "not a breaker segment"), "clear message, got: %s", err);
 	cr_assert_eq(bk_client_attach(&c, inst), -EPROTO, "engines refuse it too");
+	shm_unlink(name);
+}
+
+Test(layout, segment_owned_by_someone_else_is_refused)
+{
+	struct bk_shm_params p = {.mode = 0644, .tick_ns = 100000, .heartbeat_bound_ns = 5000000};
+	char inst[64], name[96], err[256];
+	struct bk_shm_writer w;
+	int fd;
+
+	snprintf(inst, sizeof(inst), "layout-owner-%d", (int)getpid());
+	p.instance = inst;
+	bk_shm_unlink(inst);
+	cr_assert_eq(bk_shm_open(&w, &p, err, sizeof(err)), 0, "%s", err);
+	bk_shm_close(&w, true);
+	bk_shm_name(name, sizeof(name), inst);
+	fd = shm_open(name, O_RDWR, 0);
+	cr_assert_geq(fd, 0);
+	/* a planted segment: right layout, wrong mode (and owner, when we can) */
+	cr_assert_eq(fchmod(fd, 0666), 0);
+	if (geteuid() == 0)
+		cr_assert_eq(fchown(fd, 65534, 65534), 0);
+	close(fd);
+	cr_assert_eq(bk_shm_open(&w, &p, err, sizeof(err)), -EPROTO);
+	cr_assert(strstr(err, "refusing"), "clear message: %s", err);
 	shm_unlink(name);
 }
