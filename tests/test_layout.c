@@ -30,6 +30,9 @@ struct field {
 #define F(path, member) {path, offsetof(struct bk_shm, member), sizeof(((struct bk_shm *)0)->member), 0}
 #define S(path, member) {path, offsetof(struct bk_shm_scope, member), sizeof(((struct bk_shm_scope *)0)->member), 0}
 
+#define T(path, member) {path, offsetof(struct bk_tel, member), sizeof(((struct bk_tel *)0)->member), 0}
+#define L(path, member) {path, offsetof(struct bk_tel_slot, member), sizeof(((struct bk_tel_slot *)0)->member), 0}
+
 static struct field fields[] = {
 	F("hdr.magic", hdr.magic),
 	F("hdr.layout_version", hdr.layout_version),
@@ -51,6 +54,27 @@ static struct field fields[] = {
 	S("scope.latches", latches),
 	S("scope.since_ns", since_ns),
 	S("scope.name", name),
+	T("tel.magic", hdr.magic),
+	T("tel.version", hdr.version),
+	T("tel.slot_size", hdr.slot_size),
+	T("tel.capacity", hdr.capacity),
+	T("tel.segment_size", hdr.segment_size),
+	T("tel.slots", slots),
+	L("slot.orders", orders),
+	L("slot.rejects", rejects),
+	L("slot.cancels", cancels),
+	L("slot.heartbeat_ns", heartbeat_ns),
+	L("slot.ack_seq", ack_seq),
+	L("slot.pid", pid),
+	L("slot.ack_ns", ack_ns),
+	L("slot.gseq", gseq),
+	L("slot.fills", fills),
+	L("slot.fill_cash", fill_cash),
+	L("slot.fees", fees),
+	L("slot.balance", balance),
+	L("slot.position", position),
+	L("slot.gross", gross),
+	L("slot.pnl", pnl),
 };
 
 static struct field *find(const char *name)
@@ -106,6 +130,9 @@ _Static_assert(offsetof(struct bk_shm, heartbeat_ns) % BK_CACHE_LINE == 0, "own 
 _Static_assert(offsetof(struct bk_shm, change_seq) % BK_CACHE_LINE == 0, "own line");
 _Static_assert(offsetof(struct bk_shm, global) % BK_CACHE_LINE == 0, "own line");
 _Static_assert(BK_SHM_SIZE == 262400, "documented segment size");
+_Static_assert(BK_TEL_SIZE == 524352, "documented telemetry size");
+_Static_assert(sizeof(struct bk_tel_slot) == 2 * BK_CACHE_LINE, "a slot is two lines");
+_Static_assert(offsetof(struct bk_tel_slot, gseq) == BK_CACHE_LINE, "money on its own line");
 
 static sigjmp_buf fault_jmp;
 

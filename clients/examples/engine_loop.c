@@ -288,9 +288,9 @@ int main(int argc, char **argv)
 		if (i % 3 == 0) /* the simulated venue fills slower than we send */
 			fill_one(&e);
 		/*
-		 * TELEMETRY (issue 3): report orders sent, rejects, fills, position
-		 * and the engine heartbeat here, once the telemetry segment is final and
-		 * documented in docs/shm-layout.md.
+		 * TELEMETRY (issue 3, in progress): report orders sent, rejects,
+		 * fills, position, the engine heartbeat and the change_seq acted on
+		 * here (breaker_client.h's bk_report_* on the .tel segment).
 		 */
 		if (mode == BK_HALTED) {
 			/* nothing to send: sleep until the breaker publishes a change

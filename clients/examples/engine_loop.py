@@ -154,9 +154,9 @@ def run(c: bk.Client, slot: int, seconds: float, iterations: int, interval_us: i
         trade(e, mode, i)
         if i % 3 == 0:  # the simulated venue fills slower than we send
             e.fill_one()
-        # TELEMETRY (issue 3): report orders sent, rejects, fills, position and
-        # the engine heartbeat here, once the telemetry segment is final and
-        # documented in docs/shm-layout.md.
+        # TELEMETRY (issue 3, in progress): report orders sent, rejects, fills,
+        # position, the engine heartbeat and the change_seq acted on here, once
+        # breaker_client has a telemetry writer (see the end of client.py).
         if mode is bk.Mode.HALTED:
             # nothing to send: sleep until the breaker publishes a change
             # (bounded, to keep checking the daemon's heartbeat)

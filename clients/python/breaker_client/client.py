@@ -399,10 +399,11 @@ class Client:
         return Header(**vals, heartbeat_ns=self.heartbeat_ns(), change_seq=self.change_seq())
 
     # -- telemetry ----------------------------------------------------------
-    # TELEMETRY: not implemented yet. Engines will write their counters
-    # (orders sent, rejects, fills, position, cash/PnL, engine heartbeat) into
-    # a SEPARATE segment that issue 3 (automated protection) specifies; its
-    # layout is not in docs/shm-layout.md yet, so nothing is guessed here.
-    # When it lands: a writer class mapping that segment read-write for this
-    # engine's own slot only, with its offsets added to layout.py's table and
-    # checked against the doc by tests/test_layout_doc.py.
+    # TELEMETRY: not implemented yet. Engines report their counters (orders
+    # sent, rejects, fills, position, cash/PnL, engine heartbeat, ack of
+    # change_seq) into a SEPARATE segment, /breaker.<instance>.tel, that
+    # issue 3 (automated protection) adds; C engines write it with the
+    # bk_report_* functions of breaker_client.h. The Python writer belongs
+    # here: a class mapping that segment read-write for this engine's own
+    # slot only, its offsets in a second table in layout.py checked against
+    # docs/shm-layout.md by tests/test_layout_doc.py, as the state segment's are.
