@@ -4,6 +4,7 @@
 #   tools/dev.sh run     install packages, build, run breakerd (foreground, defaults)
 #   tools/dev.sh test    install packages, build, run the whole test suite
 #   tools/dev.sh asan    same as test, under AddressSanitizer + UBSan
+#   tools/dev.sh soak    the long fault runs (ctest -L long)
 #   tools/dev.sh deps    install packages only
 #   tools/dev.sh build   build only (build/)
 #
@@ -47,15 +48,20 @@ run)
 test)
 	deps
 	build build RelWithDebInfo
-	cd build && ctest --output-on-failure
+	cd build && ctest --output-on-failure -LE long
+	;;
+soak)
+	deps
+	build build RelWithDebInfo
+	cd build && ctest --output-on-failure -L long
 	;;
 asan)
 	deps
 	build build-asan asan
-	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -LE long
 	;;
 *)
-	sed -n '2,12p' "$0"
+	sed -n '2,13p' "$0"
 	exit 2
 	;;
 esac

@@ -108,7 +108,8 @@ def report_mode(c: bk.Client, slot: int, mode: bk.Mode, dead: bool, e: Engine) -
     if mode is bk.Mode.HALTED:
         action = f"stop sending, cancelled {e.cancel_all()} working orders"
     elif mode is bk.Mode.REDUCE_ONLY:
-        action = f"reducing orders only, cancelled {e.cancel_increasing()} increasing orders (position {e.position})"
+        n = e.cancel_increasing()
+        action = f"reducing orders only, cancelled {n} increasing orders (position {e.position})"
     elif mode is bk.Mode.CAUTIOUS:
         action = f"size {BASE_SIZE // 4} (of {BASE_SIZE})"
     else:

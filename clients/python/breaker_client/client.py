@@ -388,7 +388,8 @@ class Client:
             if L.state_mode(s) > L.state_mode(g):
                 which = slot
         _, state, _, since = self._read_scope(L.scope_offset(which))
-        return Reason(mode_of(L.state_mode(state)), reason_name(L.state_reason(state)), L.state_uid(state), since)
+        mode = mode_of(L.state_mode(state))
+        return Reason(mode, reason_name(L.state_reason(state)), L.state_uid(state), since)
 
     def header(self) -> Header:
         """Every header field plus heartbeat_ns and change_seq, as read now."""

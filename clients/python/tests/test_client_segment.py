@@ -155,7 +155,8 @@ class Checks(unittest.TestCase):
         self.seg.publish(None, 3, 2, uid=5, latches=1 << 2, since_ns=333)
         self.assertEqual(self.c.reason(self.a), bk.Reason(bk.Mode.HALTED, "emergency_stop", 5, 333))
         s = self.c.scope(self.a)
-        self.assertEqual((s.name, s.mode, s.reason, s.actor_uid, s.since_wall_ns), ("alpha", bk.Mode.HALTED, "reject_rate", 1001, 111))
+        self.assertEqual((s.name, s.mode, s.reason, s.actor_uid, s.since_wall_ns),
+                         ("alpha", bk.Mode.HALTED, "reject_rate", 1001, 111))
         self.assertEqual(s.latch_names, ["manual_halt", "reject_rate"])
         self.assertEqual(self.c.scope().name, "")
         with self.assertRaises(IndexError):
@@ -195,7 +196,8 @@ class Checks(unittest.TestCase):
         h = self.c.header()
         self.assertEqual(h.magic, L.MAGIC)
         self.assertEqual((h.layout_version, h.segment_size, h.strategy_count), (1, L.SEGMENT_SIZE, 2))
-        self.assertEqual((h.daemon_pid, h.tick_period_ns, h.heartbeat_bound_ns), (os.getpid(), 100_000, 5 * MS))
+        self.assertEqual((h.daemon_pid, h.tick_period_ns, h.heartbeat_bound_ns),
+                         (os.getpid(), 100_000, 5 * MS))
         self.assertEqual((h.heartbeat_ns, h.change_seq), (42, 7))
 
 
@@ -273,8 +275,9 @@ class CAgreesOnOddValues(unittest.TestCase):
                                      (w["reason_code"], w["actor_uid"], w["latches"], w["since_ns"]))
                     self.assertEqual(c.check(slot).name, w["check"])
                     self.assertEqual(c.check_live(slot).name, w["check_live"])
+                    wr = w["reason"]
                     self.assertEqual((r.mode.name, r.actor_uid, r.since_wall_ns),
-                                     (w["reason"]["mode"], w["reason"]["actor_uid"], w["reason"]["since_wall_ns"]))
+                                     (wr["mode"], wr["actor_uid"], wr["since_wall_ns"]))
                     self.assertEqual(r.reason, bk.reason_name(w["reason"]["reason_code"]))
         self.assertEqual(want["global"]["check"], "CAUTIOUS")
         self.assertEqual(want["strategies"][0]["check"], "HALTED", "mode 9 is HALTED in C too")

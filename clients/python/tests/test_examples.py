@@ -47,7 +47,8 @@ class Engine:
             try:
                 line = self.lines.get(timeout=max(0.0, left))
             except queue.Empty:
-                raise AssertionError(f"no line matching {pattern!r} within {timeout} s; got {self.seen}") from None
+                msg = f"no line matching {pattern!r} within {timeout} s; got {self.seen}"
+                raise AssertionError(msg) from None
             self.seen.append(line)
             if re.search(pattern, line):
                 return line
@@ -87,7 +88,8 @@ class EngineLoops(unittest.TestCase):
         e.expect(r"^engine: instance .* strategy alpha slot 0$")
         e.expect(r"^mode ACTIVE reason=none uid=\d+: normal trading, size 100$")
         d.ok("kill", "alpha", "--reason", "runaway")
-        e.expect(r"^mode HALTED reason=kill_switch uid=%d: stop sending, cancelled \d+ working orders$" % os.geteuid())
+        uid = os.geteuid()
+        e.expect(rf"^mode HALTED reason=kill_switch uid={uid}: stop sending, cancelled \d+ working orders$")
         d.ok("resume", "--strategy", "alpha", "--reason", "stage 1")
         e.expect(r"^mode REDUCE_ONLY reason=kill_switch .*: reducing orders only")
         d.ok("resume", "--strategy", "alpha", "--reason", "stage 2")
@@ -112,8 +114,8 @@ class EngineLoops(unittest.TestCase):
         d = Daemon(f"exu{lang}", extra_ini=STRATS)
         self.addCleanup(d.fini)
         d.start()
-        r = subprocess.run([*self.command(lang), "--instance", d.instance, "--strategy", "nosuch", "--seconds", "1"],
-                           capture_output=True, text=True, timeout=30)
+        argv = [*self.command(lang), "--instance", d.instance, "--strategy", "nosuch", "--seconds", "1"]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("not registered", r.stderr)
         self.assertIn("refusing to trade", r.stderr)

@@ -135,7 +135,8 @@ class CAndPythonAgree(unittest.TestCase):
         snap = self.both()
         h = snap["header"]
         self.assertEqual((h["magic"], h["layout_version"], h["segment_size"]), (L.MAGIC, 1, L.SEGMENT_SIZE))
-        self.assertEqual((h["daemon_pid"], h["strategy_count"], h["heartbeat_bound_ns"]), (d.pid, 3, 60_000 * MS))
+        self.assertEqual((h["daemon_pid"], h["strategy_count"], h["heartbeat_bound_ns"]),
+                         (d.pid, 3, 60_000 * MS))
         self.assertGreater(h["heartbeat_ns"], 0)
         for name in ("global", "alpha", "beta", "gamma"):
             self.expect(snap, name, "ACTIVE", "none", set(), check="ACTIVE")
@@ -157,11 +158,13 @@ class CAndPythonAgree(unittest.TestCase):
         snap, _, _ = self.step("trip", "drawdown", "--mode", "cautious", "--reason", "pnl -2%")
         self.expect(snap, "global", "CAUTIOUS", "drawdown", {"drawdown"}, check="CAUTIOUS")
         self.expect(snap, "gamma", "ACTIVE", "none", set(), check="CAUTIOUS")
-        self.assertEqual(self.scope_of(snap, "gamma")["reason"]["reason_code"], 8, "gamma is held by global's drawdown")
+        self.assertEqual(self.scope_of(snap, "gamma")["reason"]["reason_code"], 8,
+                         "gamma is held by global's drawdown")
         self.expect(snap, "alpha", "HALTED", "reject_rate", {"manual_halt", "reject_rate"}, check="HALTED")
 
         snap, _, _ = self.step("emergency-stop")
-        self.expect(snap, "global", "HALTED", "emergency_stop", {"emergency_stop", "drawdown"}, check="HALTED")
+        self.expect(snap, "global", "HALTED", "emergency_stop", {"emergency_stop", "drawdown"},
+                    check="HALTED")
         for name in ("alpha", "beta", "gamma"):
             self.assertEqual(self.scope_of(snap, name)["check"], "HALTED")
             self.assertEqual(self.scope_of(snap, name)["check_live"], "HALTED")
@@ -176,8 +179,8 @@ class CAndPythonAgree(unittest.TestCase):
         snap, _, _ = self.step("resume", "--strategy", "beta", "--reason", "positions reconciled")
         self.expect(snap, "beta", "REDUCE_ONLY", "kill_switch", {"kill_switch"}, check="REDUCE_ONLY")
 
-        snap, _, _ = self.step("resume", "--strategy", "alpha", "--reason-code", "reject_rate", "--to", "active",
-                               "--force", "--reason", "venue fixed")
+        snap, _, _ = self.step("resume", "--strategy", "alpha", "--reason-code", "reject_rate",
+                               "--to", "active", "--force", "--reason", "venue fixed")
         self.expect(snap, "alpha", "REDUCE_ONLY", "manual_halt", {"manual_halt"}, check="REDUCE_ONLY")
 
         snap, _, _ = self.step("register", "delta", wakes=False)
@@ -209,7 +212,8 @@ class CAndPythonAgree(unittest.TestCase):
         for name in ("global", "alpha", "beta", "gamma", "delta"):
             was, now = self.scope_of(before_crash, name), self.scope_of(snap, name)
             with self.subTest(after="restart", scope=name):
-                self.assertEqual((now["state"], now["latches"], now["check"]), (was["state"], was["latches"], was["check"]))
+                self.assertEqual((now["state"], now["latches"], now["check"]),
+                                 (was["state"], was["latches"], was["check"]))
                 self.assertEqual(now["check_live"], was["check"], "live again")
         self.assertEqual(self.c.resolve("delta"), 3, "slots never move")
 

@@ -1,0 +1,174 @@
+/*
+ * kill -9 at random moments during trip/resume cycles. After every restart:
+ * every acknowledged command is in the audit log, the chain verifies, and
+ * the state is never less restrictive than the last acknowledged command
+ * implies. BK_CRASH_CYCLES sets the number of commands (default 300; the
+ * long run, `ctest -L long`, uses 2000).
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bk_audit.h"
+#include "bk_harness.h"
+
+struct killer {
+	pid_t pid;
+	unsigned delay_us;
+};
+
+static void *kill_later(void *arg)
+{
+	struct killer *k = arg;
+
+	usleep(k->delay_us);
+	kill(k->pid, SIGKILL);
+	return NULL;
+}
+
+struct seen {
+	uint64_t *ids;
+	size_t n, cap;
+};
+
+static int collect(const Breaker__AuditRecord *rec, uint64_t off, void *arg)
+{
+	struct seen *s = arg;
+
+	(void)off;
+	if (rec->has_request_id && s->n < s->cap)
+		s->ids[s->n++] = rec->request_id;
+	return 0;
+}
+
+static bool in_log(const struct seen *s, uint64_t id)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->ids[i] == id)
+			return true;
+	return false;
+}
+
+/* One command: a global trip (odd ids) or a forced resume to ACTIVE (even ids). */
+static int send_cmd(struct bk_h *h, uint64_t id, bool trip, Breaker__Status *st)
+{
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__Trip t = BREAKER__TRIP__INIT;
+	Breaker__Resume r = BREAKER__RESUME__INIT;
+	Breaker__Reply *rep = NULL;
+	struct bk_rpc rpc;
+	int rv;
+
+	req.has_request_id = 1;
+	req.request_id = id;
+	if (trip) {
+		req.cmd_case = BREAKER__REQUEST__CMD_TRIP;
+		req.trip = &t;
+		t.has_reason_code = 1;
+		t.reason_code = BREAKER__REASON_CODE__MANUAL_HALT;
+		t.reason = "crash test";
+	} else {
+		req.cmd_case = BREAKER__REQUEST__CMD_RESUME;
+		req.resume = &r;
+		r.has_to = r.has_force = 1;
+		r.to = BREAKER__MODE__MODE_ACTIVE;
+		r.force = 1;
+		r.reason = "crash test";
+	}
+	if ((rv = bk_rpc_open(&rpc, h->cfg.cmd_url, 2000)) < 0)
+		return rv;
+	rv = bk_rpc_call(&rpc, &req, &rep);
+	if (rv == 0) {
+		*st = rep->status;
+		breaker__reply__free_unpacked(rep, NULL);
+	}
+	bk_rpc_close(&rpc);
+	return rv;
+}
+
+/*
+ * The last acknowledged trip must hold unless a resume after it reached the
+ * log: a resume whose record is durable may take effect even if the crash
+ * ate its acknowledgement. Ids are odd for trips, even for resumes.
+ */
+static bool resumed_after(const struct seen *s, uint64_t trip_id)
+{
+	size_t i = s->n;
+
+	while (i > 0 && s->ids[i - 1] != trip_id)
+		i--;
+	for (; i < s->n; i++)
+		if (s->ids[i] % 2 == 0)
+			return true;
+	return false;
+}
+
+static void verify(struct bk_h *h, struct bk_client *c, const uint64_t *acked, size_t n_acked,
+		   uint64_t last_trip, struct seen *s)
+{
+	struct bk_audit_scan scan;
+
+	s->n = 0;
+	cr_assert_eq(bk_audit_scan(h->cfg.audit_path, collect, s, &scan), 0);
+	cr_assert_eq(scan.verdict, BK_AUDIT_OK, "chain verifies: %s", scan.why);
+	for (size_t i = 0; i < n_acked; i++)
+		cr_assert(in_log(s, acked[i]), "acknowledged request %llu is in the log",
+			  (unsigned long long)acked[i]);
+	if (last_trip && !resumed_after(s, last_trip))
+		cr_assert_eq(bk_check(c, -1), BK_HALTED,
+			     "never less restrictive than the last acknowledged trip (%llu)",
+			     (unsigned long long)last_trip);
+}
+
+Test(crash, kill9_at_random_moments, .timeout = 600)
+{
+	const char *env = getenv("BK_CRASH_CYCLES");
+	size_t cycles = env ? strtoul(env, NULL, 10) : 300;
+	uint64_t *acked = calloc(cycles, sizeof(*acked));
+	struct seen s = {.ids = calloc(cycles + 16, sizeof(uint64_t)), .cap = cycles + 16};
+	size_t n_acked = 0, kills = 0;
+	uint64_t last_trip = 0; /* id of the last acknowledged command, if a trip */
+	struct bk_client c;
+	struct bk_h h;
+
+	srand((unsigned)getpid());
+	bk_h_init(&h, "crash9", NULL);
+	bk_h_start(&h);
+	bk_h_attach(&h, &c);
+	for (size_t i = 0; i < cycles; i++) {
+		bool trip = (i % 2) == 0;
+		bool do_kill = rand() % 8 == 0;
+		struct killer k = {.pid = h.pid, .delay_us = (unsigned)(rand() % 3000)};
+		Breaker__Status st = BREAKER__STATUS__ERR_INTERNAL;
+		pthread_t t;
+
+		if (do_kill)
+			pthread_create(&t, NULL, kill_later, &k);
+		if (send_cmd(&h, i + 1, trip, &st) == 0 && st == BREAKER__STATUS__OK) {
+			acked[n_acked++] = i + 1;
+			last_trip = trip ? i + 1 : 0;
+		}
+		if (!do_kill)
+			continue;
+		pthread_join(t, NULL);
+		kills++;
+		waitpid(h.pid, NULL, 0);
+		h.pid = 0;
+		bk_h_start(&h);
+		verify(&h, &c, acked, n_acked, last_trip, &s);
+	}
+	bk_h_stop(&h);
+	verify(&h, &c, acked, n_acked, last_trip, &s);
+	fprintf(stderr, "crash: %zu commands, %zu acknowledged, %zu kill -9, %zu records checked\n",
+		cycles, n_acked, kills, s.n);
+	cr_assert_gt(kills, 0);
+	bk_client_detach(&c);
+	bk_h_fini(&h);
+	free(acked);
+	free(s.ids);
+}
