@@ -131,7 +131,7 @@ int bench_daemon_attach(const struct bench_daemon *d, struct bk_client *c)
 	return rv;
 }
 
-/* ---- commands ---------------------------------------------------------------- */
+/* ---- commands ------------------------------------------------------------ */
 
 static int call_ok(struct bk_rpc *r, Breaker__Request *req)
 {

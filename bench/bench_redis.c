@@ -135,7 +135,7 @@ void bench_redis_stop(struct bench_redis *r)
 	r->pid = 0;
 }
 
-/* ---- RESP ------------------------------------------------------------------ */
+/* ---- RESP ---------------------------------------------------------------- */
 
 size_t resp_encode(char *out, size_t cap, int argc, const char *const argv[])
 {

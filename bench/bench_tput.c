@@ -58,7 +58,7 @@ static int client_run(struct bench_board *b, int idx, size_t n, const struct cli
 	return 0;
 }
 
-/* ---- helpers --------------------------------------------------------------- */
+/* ---- helpers ------------------------------------------------------------- */
 
 struct bk_arg {
 	struct bk_rpc r;
@@ -120,7 +120,7 @@ static int helper(int argc, char **argv)
 	return client_run(b, idx, strtoul(argv[5], NULL, 10), &c);
 }
 
-/* ---- the driver ------------------------------------------------------------------ */
+/* ---- the driver ---------------------------------------------------------- */
 
 struct ctx {
 	bool quick;

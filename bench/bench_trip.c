@@ -32,7 +32,8 @@
 #include "bench.h"
 
 #define SECTION   "trip"
-#define MSG_BYTES 32 /* about a packed Trip request */
+#define MSG_BYTES 32   /* about a packed Trip request */
+#define MAX_ITERS 4096 /* per experiment, warm-up included; echo stamps go above */
 
 struct ctx {
 	bool quick;
@@ -41,6 +42,8 @@ struct ctx {
 	size_t warm, n; /* per experiment: warm-up + measured iterations */
 	uint64_t *send; /* sender's stamps */
 	uint64_t *ack;
+	uint64_t *send2; /* the interleaved experiment's second sender */
+	uint64_t *ack2;
 	double *v; /* scratch for statistics */
 	struct bench_board *b;
 	int board_fd;
@@ -105,7 +108,7 @@ static void finish(struct ctx *x, struct lat *l)
 	l->ok = true;
 }
 
-/* ---- helpers: observers ------------------------------------------------------ */
+/* ---- helpers: observers -------------------------------------------------- */
 
 static bool halted(const struct bk_client *c)
 {
@@ -189,7 +192,7 @@ static int helper_redis_poll(char **argv)
 	return 0;
 }
 
-/* ---- helpers: echo servers ------------------------------------------------------ */
+/* ---- helpers: echo servers ----------------------------------------------- */
 
 static void stamp(struct bench_board *b, const void *body, size_t len)
 {
@@ -342,7 +345,7 @@ static int helper(int argc, char **argv)
 	return 2;
 }
 
-/* ---- the sender ------------------------------------------------------------------ */
+/* ---- the sender ---------------------------------------------------------- */
 
 typedef int (*step_fn)(void *arg, uint64_t i);
 
@@ -359,56 +362,68 @@ static pid_t spawn_helper(struct ctx *x, const char *mode, const char *arg,
 	char *args[] = {"--helper",   (char *)mode,  (char *)arg,
 	                x->board_arg, (char *)extra, NULL};
 
-	board_reset(x);
 	return bench_spawn_self(args, cpu);
 }
 
 /*
- * Per iteration: observer armed, pause, stamp, set, stamp the ack, wait
- * until the observer has seen it (so that a slow observer cannot miss a short
- * window), clear.
+ * One observed iteration: observer armed, pause, stamp, set, stamp the ack,
+ * wait until the observer has seen it (so that a slow observer cannot miss a
+ * short window), clear.
  */
+static int observed_step(struct ctx *x, size_t i, step_fn set, step_fn clear, void *arg)
+{
+	if (bench_wait_u32(&x->b->armed, (uint32_t)i + 1, 5000) < 0) {
+		fprintf(stderr, "bench_trip: observer not armed at iteration %zu\n", i);
+		return -ETIMEDOUT;
+	}
+	bench_sleep_us(pause_us(x));
+	x->send[i] = bench_now();
+	if (set(arg, i) < 0)
+		return -EIO;
+	x->ack[i] = bench_now();
+	if (bench_wait_u32(&x->b->seen, (uint32_t)i + 1, 5000) < 0) {
+		fprintf(stderr, "bench_trip: observer did not see iteration %zu\n", i);
+		return -ETIMEDOUT;
+	}
+	return clear(arg, i) < 0 ? -EIO : 0;
+}
+
 static int drive_observed(struct ctx *x, pid_t obs, step_fn set, step_fn clear, void *arg)
 {
+	int rv = 0;
+
 	csw_start(x);
-	for (size_t i = 0; i < x->warm + x->n; i++) {
-		if (bench_wait_u32(&x->b->armed, (uint32_t)i + 1, 5000) < 0) {
-			fprintf(stderr,
-			        "bench_trip: observer not armed at iteration %zu\n", i);
-			return -ETIMEDOUT;
-		}
-		bench_sleep_us(pause_us(x));
-		x->send[i] = bench_now();
-		if (set(arg, i) < 0)
-			return -EIO;
-		x->ack[i] = bench_now();
-		if (bench_wait_u32(&x->b->seen, (uint32_t)i + 1, 5000) < 0) {
-			fprintf(stderr,
-			        "bench_trip: observer did not see iteration %zu\n", i);
-			return -ETIMEDOUT;
-		}
-		if (clear(arg, i) < 0)
-			return -EIO;
-	}
+	for (size_t i = 0; i < x->warm + x->n && rv == 0; i++)
+		rv = observed_step(x, i, set, clear, arg);
+	if (rv < 0)
+		return rv;
 	return bench_wait_child(obs) == 0 ? 0 : -ECHILD;
 }
 
-/* Per iteration: pause, stamp, round trip (the server stamps the arrival), stamp. */
-static int drive_echo(struct ctx *x, step_fn rt, void *arg)
+/* One echo iteration: pause, stamp, round trip (the server stamps the arrival of
+ * message idx), stamp. */
+static int echo_step(struct ctx *x, uint64_t *send, uint64_t *ack, size_t i, uint64_t idx,
+		     step_fn rt, void *arg)
 {
-	csw_start(x);
-	for (size_t i = 0; i < x->warm + x->n; i++) {
-		bench_sleep_us(pause_us(x));
-		x->send[i] = bench_now();
-		if (rt(arg, i) < 0)
-			return -EIO;
-		x->ack[i] = bench_now();
-	}
+	bench_sleep_us(pause_us(x));
+	send[i] = bench_now();
+	if (rt(arg, idx) < 0)
+		return -EIO;
+	ack[i] = bench_now();
 	return 0;
 }
 
-/* ---- breakerd -----------------------------------------------------------------------
- */
+static int drive_echo(struct ctx *x, step_fn rt, void *arg)
+{
+	int rv = 0;
+
+	csw_start(x);
+	for (size_t i = 0; i < x->warm + x->n && rv == 0; i++)
+		rv = echo_step(x, x->send, x->ack, i, i, rt, arg);
+	return rv;
+}
+
+/* ---- breakerd ------------------------------------------------------------ */
 
 struct rpc_arg {
 	struct bk_rpc r;
@@ -449,6 +464,7 @@ static int run_daemon(struct ctx *x, bool futex, unsigned tick_us, struct lat *l
 		return rv;
 	}
 	snprintf(n_arg, sizeof(n_arg), "%zu", x->warm + x->n);
+	board_reset(x);
 	obs = spawn_helper(x, futex ? "obs-futex" : "obs-spin", d.cfg.instance, n_arg,
 	                   BENCH_CPU_OBSERVER);
 	rv = drive_observed(x, obs, trip_step, resume_step, &ra);
@@ -461,8 +477,7 @@ static int run_daemon(struct ctx *x, bool futex, unsigned tick_us, struct lat *l
 	return rv;
 }
 
-/* ---- bare nng ------------------------------------------------------------------------
- */
+/* ---- bare nng ------------------------------------------------------------ */
 
 static int nng_rt(void *a, uint64_t i)
 {
@@ -483,6 +498,34 @@ static int nng_rt(void *a, uint64_t i)
 	return 0;
 }
 
+/* An nng echo server on CPU 0, ready; its pid. The board is not reset. */
+static pid_t start_echo(struct ctx *x, bool raw, char *url, size_t len)
+{
+	pid_t srv;
+
+	snprintf(url, len, "ipc://%s/echo-%s.ipc", x->dir, raw ? "raw" : "cooked");
+	srv = spawn_helper(x, "nng-echo", url, raw ? "raw" : "cooked", BENCH_CPU_SERVER);
+	if (srv > 0 && bench_wait_u32(&x->b->ready, 1, 5000) < 0) {
+		stop_helper(x, srv);
+		return -ECHILD;
+	}
+	return srv;
+}
+
+/* A REQ socket with bk_rpc's options: no resend, bounded waits. */
+static int dial_echo(nng_socket *s, const char *url)
+{
+	if (nng_req0_open(s) != 0)
+		return -ENOMEM;
+	nng_setopt_ms(*s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	nng_setopt_ms(*s, NNG_OPT_RECVTIMEO, 5000);
+	nng_setopt_ms(*s, NNG_OPT_SENDTIMEO, 5000);
+	if (nng_dial(*s, url, NULL, 0) == 0)
+		return 0;
+	nng_close(*s);
+	return -ECONNREFUSED;
+}
+
 static int run_nng(struct ctx *x, bool raw, struct lat *l)
 {
 	char url[224];
@@ -490,26 +533,15 @@ static int run_nng(struct ctx *x, bool raw, struct lat *l)
 	pid_t srv;
 	int rv;
 
-	snprintf(url, sizeof(url), "ipc://%s/echo-%s.ipc", x->dir,
-	         raw ? "raw" : "cooked");
-	x->server = srv =
-	    spawn_helper(x, "nng-echo", url, raw ? "raw" : "cooked", BENCH_CPU_SERVER);
-	if (srv < 0 || bench_wait_u32(&x->b->ready, 1, 5000) < 0) {
-		stop_helper(x, srv);
-		return -ECHILD;
+	board_reset(x);
+	if ((x->server = srv = start_echo(x, raw, url, sizeof(url))) < 0)
+		return (int)srv;
+	if ((rv = dial_echo(&s, url)) == 0) {
+		rv = drive_echo(x, nng_rt, &s);
+		if (rv == 0)
+			finish(x, l);
+		nng_close(s);
 	}
-	if ((rv = nng_req0_open(&s)) != 0) {
-		stop_helper(x, srv);
-		return -ENOMEM;
-	}
-	/* The same options as bk_rpc: no resend, bounded waits. */
-	nng_setopt_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-	nng_setopt_ms(s, NNG_OPT_RECVTIMEO, 5000);
-	nng_setopt_ms(s, NNG_OPT_SENDTIMEO, 5000);
-	rv = nng_dial(s, url, NULL, 0) ? -ECONNREFUSED : drive_echo(x, nng_rt, &s);
-	if (rv == 0)
-		finish(x, l);
-	nng_close(s);
 	stop_helper(x, srv);
 	return rv;
 }
@@ -555,6 +587,7 @@ static int run_unix(struct ctx *x, bool dgram, struct lat *l)
 
 	snprintf(path, sizeof(path), "%s/echo-%s.sock", x->dir,
 	         dgram ? "dgram" : "stream");
+	board_reset(x);
 	x->server = srv = spawn_helper(x, "unix-echo", path, dgram ? "dgram" : "stream",
 	                               BENCH_CPU_SERVER);
 	if (srv < 0 || bench_wait_u32(&x->b->ready, 1, 5000) < 0 ||
@@ -614,6 +647,7 @@ static int run_redis(struct ctx *x, struct lat *l)
 		goto out;
 	snprintf(port, sizeof(port), "%d", srv.port);
 	snprintf(n_arg, sizeof(n_arg), "%zu", x->warm + x->n);
+	board_reset(x);
 	obs = spawn_helper(x, "redis-poll", port, n_arg, BENCH_CPU_OBSERVER);
 	rv = drive_observed(x, obs, redis_set1, redis_set0, &ra);
 	if (rv == 0) {
@@ -774,15 +808,17 @@ static void derived(const struct lat *l)
 
 static int setup_ctx(struct ctx *x, int argc, char **argv)
 {
-	size_t cap = 6000;
+	size_t cap = 2 * MAX_ITERS;
 
 	x->quick = bench_quick(argc, argv);
 	x->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
 	x->send = calloc(cap, sizeof(*x->send));
 	x->ack = calloc(cap, sizeof(*x->ack));
+	x->send2 = calloc(cap, sizeof(*x->send2));
+	x->ack2 = calloc(cap, sizeof(*x->ack2));
 	x->v = calloc(cap, sizeof(*x->v));
 	x->b = bench_board_create((uint32_t)cap, &x->board_fd);
-	if (!x->send || !x->ack || !x->v || !x->b ||
+	if (!x->send || !x->ack || !x->send2 || !x->ack2 || !x->v || !x->b ||
 	    bench_tmpdir(x->dir, sizeof(x->dir), "trip"))
 		return -ENOMEM;
 	snprintf(x->board_arg, sizeof(x->board_arg), "%d", x->board_fd);

@@ -22,7 +22,7 @@
 
 #include "bench.h"
 
-/* ---- statistics ------------------------------------------------------------ */
+/* ---- statistics ---------------------------------------------------------- */
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -58,7 +58,7 @@ void bench_stats(double *v, size_t n, struct bench_stats *s)
 	s->mean = sum / (double)n;
 }
 
-/* ---- CSV rows ----------------------------------------------------------------- */
+/* ---- CSV rows ------------------------------------------------------------ */
 
 /* Enough digits to be honest, no more. */
 static void num(char *buf, size_t len, double v)
@@ -140,7 +140,7 @@ bool bench_quick(int argc, char **argv)
 	return false;
 }
 
-/* ---- processes ------------------------------------------------------------------- */
+/* ---- processes ----------------------------------------------------------- */
 
 int bench_pin(int cpu)
 {
@@ -326,7 +326,7 @@ void bench_sleep_us(unsigned us)
 		;
 }
 
-/* ---- directories ------------------------------------------------------------------ */
+/* ---- directories --------------------------------------------------------- */
 
 int bench_tmpdir(char *buf, size_t len, const char *tag)
 {
@@ -374,7 +374,7 @@ const char *bench_fs_name(const char *path)
 	}
 }
 
-/* ---- board ------------------------------------------------------------------------- */
+/* ---- board --------------------------------------------------------------- */
 
 static size_t board_size(uint32_t slots)
 {

@@ -471,6 +471,7 @@ static void do_register(struct cmd_ctx *c)
 		return cmd_refuse(c, BREAKER__STATUS__ERR_TABLE_FULL, "strategy table is full");
 	bk_shm_add_strategy(&c->d->shm, slot, name);
 	bk_cmd_publish_scope(c->d, slot);
+	bk_shm_changed(&c->d->shm); /* waiters learn of the new slot too */
 	bk_cmd_bind_slot(c->d, slot);
 	actor_of(c->d, &c->peer, &who);
 	fill_record(c->d, &rec, BREAKER__AUDIT_RECORD__KIND__REGISTER, &who, bk_now_wall_ns());

@@ -156,9 +156,10 @@ void bk_shm_publish(struct bk_shm_writer *w, int slot, uint64_t state, uint32_t 
 		    uint64_t since_ns)
 {
 	struct bk_shm_scope *s = scope_at(w, slot);
-	uint32_t q = atomic_load_explicit(&s->seq, RLX);
+	/* odd: a previous daemon died mid-write; start from the next even value */
+	uint32_t raw = atomic_load_explicit(&s->seq, RLX), q = (raw + 1u) & ~1u;
 
-	if (atomic_load_explicit(&s->state, RLX) == state &&
+	if (!(raw & 1u) && atomic_load_explicit(&s->state, RLX) == state &&
 	    atomic_load_explicit(&s->latches, RLX) == latches &&
 	    atomic_load_explicit(&s->since_ns, RLX) == since_ns)
 		return;

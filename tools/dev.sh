@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 PACKAGES="build-essential cmake pkg-config liburing-dev libnng-dev libprotobuf-c-dev \
-protobuf-c-compiler libcriterion-dev libinih-dev libssl-dev redis-server"
+protobuf-c-compiler libcriterion-dev libinih-dev libssl-dev redis-server python3"
 
 deps() {
 	missing=""

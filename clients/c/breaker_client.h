@@ -164,7 +164,7 @@ static inline int bk_client_attach(struct bk_client *c, const char *instance)
 		return st.st_size == 0 ? -EAGAIN : -EPROTO;
 	}
 	p = mmap(NULL, BK_SHM_SIZE, PROT_READ, MAP_SHARED, fd, 0);
-	err = -errno;
+	err = errno ? -errno : -EIO;
 	close(fd);
 	if (p == MAP_FAILED)
 		return err;
@@ -210,17 +210,19 @@ static inline enum bk_mode bk_mode_clamp(unsigned m)
 	return m > BK_HALTED ? BK_HALTED : (enum bk_mode)m;
 }
 
+#define BK_GLOBAL_ONLY (-1) /* bk_check's slot for "the global scope alone" */
+
 /*
- * Effective mode for a strategy slot (or slot < 0 for the global scope only):
- * the most restrictive of global and the strategy. An out-of-range slot
- * answers HALTED.
+ * Effective mode for a strategy slot (or BK_GLOBAL_ONLY): the most
+ * restrictive of global and the strategy. Any other out-of-range slot, such
+ * as an unchecked -ENOENT from bk_client_resolve, answers HALTED.
  */
 static inline enum bk_mode bk_check(const struct bk_client *c, int slot)
 {
 	unsigned g = BK_STATE_MODE(BK_LOAD_ACQ(&c->shm->global.state));
 	unsigned s = 0;
 
-	if (slot >= (int)BK_MAX_STRATEGIES)
+	if (slot >= (int)BK_MAX_STRATEGIES || slot < BK_GLOBAL_ONLY)
 		return BK_HALTED;
 	if (slot >= 0)
 		s = BK_STATE_MODE(BK_LOAD_ACQ(&c->shm->strategies[slot].state));
@@ -295,12 +297,20 @@ static inline void bk_read_reason(const struct bk_client *c, int slot, struct bk
 	if (s)
 		sw = BK_LOAD_ACQ(&s->state);
 	w = (s && BK_STATE_MODE(sw) > BK_STATE_MODE(gw)) ? s : g;
-	do {
+	/* Bounded: a writer that died mid-update must not hang the engine. */
+	for (int tries = 0;; tries++) {
 		q = BK_LOAD_ACQ(&w->seq);
 		out->since_wall_ns = BK_LOAD_RLX(&w->since_ns);
 		gw = BK_LOAD_RLX(&w->state);
 		BK_FENCE_ACQ();
-	} while ((q & 1u) || q != BK_LOAD_RLX(&w->seq));
+		if (!(q & 1u) && q == BK_LOAD_RLX(&w->seq))
+			break;
+		if (tries > 10000) {
+			gw = BK_LOAD_ACQ(&w->state); /* the word alone is always whole */
+			out->since_wall_ns = 0;
+			break;
+		}
+	}
 	out->mode = bk_mode_clamp(BK_STATE_MODE(gw));
 	out->reason_code = BK_STATE_REASON(gw);
 	out->actor_uid = BK_STATE_UID(gw);
