@@ -219,13 +219,16 @@ int main(int argc, char **argv)
 	int rv;
 
 	x.v = calloc(x.cap, sizeof(*x.v));
-	if (!x.v || bench_tmpdir(dir, sizeof(dir), "check") < 0)
+	if (!x.v || bench_tmpdir(dir, sizeof(dir), "check") < 0) {
+		free(x.v);
 		return 1;
+	}
 	bench_pin(BENCH_CPU_OBSERVER);
 	fprintf(stderr, "bench_check: engine check cost and its peers\n");
 	if ((rv = run_shm(&x, &r)) < 0 || (rv = run_file(&x, &r, dir)) < 0) {
 		fprintf(stderr, "bench_check: %s\n", strerror(-rv));
 		bench_rmtree(dir);
+		free(x.v);
 		return 1;
 	}
 	run_redis(&x, &r, dir);

@@ -314,13 +314,13 @@ static void report(const char *who, int nc, const struct result *r, const char *
 	         "%s cpu%d; %d client process%s cpu%d; %zu commands; %s", who,
 	         BENCH_CPU_SERVER, nc, nc > 1 ? "es" : "", BENCH_CPU_OBSERVER, r->cmds,
 	         fs);
-	snprintf(name, sizeof(name), "%s: %d client%s, commands acked per second", who,
-	         nc, nc > 1 ? "s" : "");
+	snprintf(name, sizeof(name), "%s with %d client%s: commands acked per second",
+	         who, nc, nc > 1 ? "s" : "");
 	bench_value(SECTION, name, "cmd/s", r->tput, setup);
-	snprintf(name, sizeof(name), "%s: %d client%s, latency per command", who, nc,
+	snprintf(name, sizeof(name), "%s with %d client%s: latency per command", who, nc,
 	         nc > 1 ? "s" : "");
 	bench_row(SECTION, name, "us", &r->lat, setup);
-	snprintf(name, sizeof(name), "%s: %d client%s, records per fsync", who, nc,
+	snprintf(name, sizeof(name), "%s with %d client%s: records per fsync", who, nc,
 	         nc > 1 ? "s" : "");
 	if (r->fsyncs > 0)
 		bench_value(
@@ -329,8 +329,8 @@ static void report(const char *who, int nc, const struct result *r, const char *
 	else
 		bench_value(SECTION, name, "rec/fsync", NAN,
 		            "n/a: fsyncs not countable here");
-	snprintf(name, sizeof(name), "%s: %d client%s, server CPU per command", who, nc,
-	         nc > 1 ? "s" : "");
+	snprintf(name, sizeof(name), "%s with %d client%s: server CPU per command", who,
+	         nc, nc > 1 ? "s" : "");
 	snprintf(setup, sizeof(setup),
 	         "all its threads (/proc stat); cpu0 %.0f%% busy, cpu1 "
 	         "%.0f%% busy during the run",
@@ -339,7 +339,7 @@ static void report(const char *who, int nc, const struct result *r, const char *
 	if (!r->roles)
 		return;
 	snprintf(name, sizeof(name),
-	         "%s: %d client%s, CPU per command: loop / nng / io-wq", who, nc,
+	         "%s with %d client%s: CPU per command: loop / nng / io-wq", who, nc,
 	         nc > 1 ? "s" : "");
 	snprintf(setup, sizeof(setup),
 	         "us per command (schedstat): loop %.0f + nng threads "
@@ -354,29 +354,44 @@ static void report(const char *who, int nc, const struct result *r, const char *
 static const int client_counts[] = {1, 4, 8};
 #define N_COUNTS (sizeof(client_counts) / sizeof(client_counts[0]))
 
+/* One daemon, nc clients; who names it in the rows. */
+static int run_breakerd_one(struct ctx *x, const char *who, unsigned tick_us, int nc,
+                            struct result *res, struct roles *roles)
+{
+	char ini[256];
+	struct bench_daemon d;
+	int rv;
+
+	snprintf(ini, sizeof(ini),
+	         "tick_period_us = %u\n[strategies]\nnames = bench-0, bench-1, bench-2, "
+	         "bench-3, bench-4, bench-5, bench-6, bench-7\n",
+	         tick_us);
+	if ((rv = bench_daemon_start(&d, "tput", ini, BENCH_CPU_SERVER)) < 0)
+		return rv;
+	res->roles = roles;
+	rv = run_clients(x, "bk-client", d.cfg.cmd_url, nc, d.pid, d.cfg.audit_path, res);
+	if (rv == 0)
+		report(who, nc, res, bench_fs_name(d.cfg.audit_path));
+	else
+		fprintf(stderr, "bench_tput: %s, %d clients: %s; see %s\n", who, nc,
+		        strerror(-rv), d.log);
+	bench_daemon_stop(&d);
+	return rv;
+}
+
+/* 1, 4, 8 clients at the default tick; then 8 at a 1 ms tick (the tick's share). */
 static int run_breakerd(struct ctx *x, struct result *res, struct roles *roles)
 {
-	static const char ini[] =
-	    "[strategies]\nnames = bench-0, bench-1, bench-2, bench-3, "
-	    "bench-4, bench-5, bench-6, bench-7\n";
-	struct bench_daemon d;
+	struct result slow = {0};
+	struct roles slow_roles;
 	int rv = 0;
 
-	for (size_t i = 0; i < N_COUNTS && rv == 0; i++) {
-		int nc = client_counts[i];
-
-		if ((rv = bench_daemon_start(&d, "tput", ini, BENCH_CPU_SERVER)) < 0)
-			break;
-		res[i].roles = &roles[i];
-		rv = run_clients(x, "bk-client", d.cfg.cmd_url, nc, d.pid,
-		                 d.cfg.audit_path, &res[i]);
-		if (rv == 0)
-			report("breakerd", nc, &res[i], bench_fs_name(d.cfg.audit_path));
-		else
-			fprintf(stderr, "bench_tput: breakerd, %d clients: %s; see %s\n",
-			        nc, strerror(-rv), d.log);
-		bench_daemon_stop(&d);
-	}
+	for (size_t i = 0; i < N_COUNTS && rv == 0; i++)
+		rv = run_breakerd_one(x, "breakerd", 100, client_counts[i], &res[i],
+		                      &roles[i]);
+	if (rv == 0)
+		run_breakerd_one(x, "breakerd tick 1 ms", 1000, MAX_CLIENTS, &slow,
+		                 &slow_roles);
 	return rv;
 }
 
@@ -436,8 +451,7 @@ static void ratios(const struct result *bk, const struct result *rd, bool have_r
 		char name[96];
 
 		snprintf(name, sizeof(name),
-		         "ratio: breakerd / redis appendfsync always, "
-		         "%d client%s",
+		         "ratio: breakerd / redis appendfsync always (%d client%s)",
 		         client_counts[i], i ? "s" : "");
 		bench_value(SECTION, name, "x", bk[i].tput / rd[i].tput, how);
 	}
@@ -450,22 +464,29 @@ int main(int argc, char **argv)
 	struct ctx x = {.quick = bench_quick(argc, argv)};
 	uint32_t slots = 2 * MAX_CLIENTS + TOTAL_CMDS + MAX_CLIENTS;
 	bool have_redis;
-	int fd;
+	int fd = -1, rv = 1;
 
 	if (argc > 2 && strcmp(argv[1], "--helper") == 0)
 		return helper(argc, argv);
 	x.v = calloc(slots, sizeof(*x.v));
 	x.b = bench_board_create(slots, &fd);
 	if (!x.v || !x.b || bench_tmpdir(x.dir, sizeof(x.dir), "tput") < 0)
-		return 1;
+		goto out;
 	snprintf(x.board_arg, sizeof(x.board_arg), "%d", fd);
 	bench_pin(BENCH_CPU_SERVER);
 	fprintf(stderr,
 	        "bench_tput: audited commands per second, batching under fsync\n");
-	if (run_breakerd(&x, bk, roles) < 0)
-		return 1;
-	have_redis = run_redis(&x, rd) == 0;
-	ratios(bk, rd, have_redis);
-	bench_rmtree(x.dir);
-	return 0;
+	if (run_breakerd(&x, bk, roles) == 0) {
+		have_redis = run_redis(&x, rd) == 0;
+		ratios(bk, rd, have_redis);
+		rv = 0;
+	}
+out:
+	if (x.dir[0])
+		bench_rmtree(x.dir);
+	bench_board_free(x.b);
+	if (fd >= 0)
+		close(fd);
+	free(x.v);
+	return rv;
 }

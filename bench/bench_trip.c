@@ -33,7 +33,7 @@
 
 #define SECTION   "trip"
 #define MSG_BYTES 32   /* about a packed Trip request */
-#define MAX_ITERS 4096 /* per experiment, warm-up included; echo stamps go above */
+#define MAX_ITERS 4096 /* interleaved run: its echo stamps go at t[MAX_ITERS + i] */
 
 struct ctx {
 	bool quick;
@@ -403,7 +403,7 @@ static int drive_observed(struct ctx *x, pid_t obs, step_fn set, step_fn clear, 
 /* One echo iteration: pause, stamp, round trip (the server stamps the arrival of
  * message idx), stamp. */
 static int echo_step(struct ctx *x, uint64_t *send, uint64_t *ack, size_t i, uint64_t idx,
-		     step_fn rt, void *arg)
+                     step_fn rt, void *arg)
 {
 	bench_sleep_us(pause_us(x));
 	send[i] = bench_now();
@@ -543,6 +543,77 @@ static int run_nng(struct ctx *x, bool raw, struct lat *l)
 		nng_close(s);
 	}
 	stop_helper(x, srv);
+	return rv;
+}
+
+/* ---- interleaved: breakerd and bare nng in one window -------------------- */
+
+struct paired {
+	struct rpc_arg ra;
+	nng_socket s;
+	pid_t echo, obs;
+	char url[224];
+};
+
+/*
+ * Alternate an observed trip and a bare nng round trip, so that both see the
+ * same background load; the echo server stamps at t[MAX_ITERS + i].
+ */
+static int drive_paired(struct ctx *x, struct paired *p)
+{
+	int rv = 0;
+
+	for (size_t i = 0; i < x->warm + x->n && rv == 0; i++) {
+		rv = observed_step(x, i, trip_step, resume_step, &p->ra);
+		if (rv == 0)
+			rv = echo_step(x, x->send2, x->ack2, i, MAX_ITERS + i, nng_rt,
+			               &p->s);
+	}
+	if (rv < 0)
+		return rv;
+	return bench_wait_child(p->obs) == 0 ? 0 : -ECHILD;
+}
+
+static void paired_stats(struct ctx *x, struct lat *trip, struct lat *echo)
+{
+	diff_stats(x, x->b->t, x->send, &trip->seen);
+	diff_stats(x, x->ack, x->send, &trip->rtt);
+	diff_stats(x, x->b->t + MAX_ITERS, x->send2, &echo->seen);
+	diff_stats(x, x->ack2, x->send2, &echo->rtt);
+	trip->ok = echo->ok = true;
+}
+
+static int run_paired(struct ctx *x, struct lat *trip, struct lat *echo)
+{
+	struct paired p = {.obs = -1};
+	struct bench_daemon d;
+	char n_arg[16];
+	int rv;
+
+	if ((rv = bench_daemon_start(&d, "paired", NULL, BENCH_CPU_SERVER)) < 0)
+		return rv;
+	board_reset(x);
+	if ((p.echo = start_echo(x, false, p.url, sizeof(p.url))) < 0) {
+		rv = (int)p.echo;
+		goto out_daemon;
+	}
+	if ((rv = bk_rpc_open(&p.ra.r, d.cfg.cmd_url, 5000)) < 0)
+		goto out_echo;
+	if ((rv = dial_echo(&p.s, p.url)) < 0)
+		goto out_rpc;
+	snprintf(n_arg, sizeof(n_arg), "%zu", x->warm + x->n);
+	p.obs = spawn_helper(x, "obs-spin", d.cfg.instance, n_arg, BENCH_CPU_OBSERVER);
+	if ((rv = drive_paired(x, &p)) == 0)
+		paired_stats(x, trip, echo);
+	else
+		stop_helper(x, p.obs);
+	nng_close(p.s);
+out_rpc:
+	bk_rpc_close(&p.ra.r);
+out_echo:
+	stop_helper(x, p.echo);
+out_daemon:
+	bench_daemon_stop(&d);
 	return rv;
 }
 
@@ -695,6 +766,8 @@ static int run_fsync(struct ctx *x, struct bench_stats *s)
  * ------------------------------------------------------------------------------------ */
 
 enum {
+	PAIRED,
+	PAIRED_NNG,
 	D_SPIN,
 	D_FUTEX,
 	D_SLOW_TICK,
@@ -713,6 +786,10 @@ struct exp {
 };
 
 static const struct exp exps[N_EXP] = {
+    [PAIRED] = {"interleaved: breakerd trip -> engine sees HALTED",
+                "interleaved: breakerd trip ack round trip", 2000, "paired"},
+    [PAIRED_NNG] = {"interleaved: bare nng one-way (cooked REP)",
+                    "interleaved: bare nng round trip (cooked REP)", 2000, "paired"},
     [D_SPIN] = {"breakerd trip -> engine sees HALTED (spinning)",
                 "breakerd trip ack round trip (spinning engine)", 3000, "spin"},
     [D_FUTEX] = {"breakerd trip -> engine sees HALTED (futex wait)",
@@ -736,6 +813,8 @@ static int run_one(struct ctx *x, int e, struct lat *l)
 	x->n = bench_scale(x->quick, exps[e].n);
 	x->warm = bench_scale(x->quick, 200);
 	switch (e) {
+	case PAIRED:
+		return run_paired(x, l, l + 1); /* and PAIRED_NNG */
 	case D_SPIN:
 	case D_FUTEX:
 		return run_daemon(x, e == D_FUTEX, 100, l);
@@ -752,27 +831,46 @@ static int run_one(struct ctx *x, int e, struct lat *l)
 	}
 }
 
+static bool is_daemon(int e)
+{
+	return e == D_SPIN || e == D_FUTEX || e == D_SLOW_TICK;
+}
+
+static const char *how(int e)
+{
+	switch (e) {
+	case PAIRED:
+	case PAIRED_NNG:
+		return "trips and bare round trips alternate; engine spinning on cpu1";
+	case D_FUTEX:
+		return "engine asleep in bk_wait_change on cpu1";
+	case REDIS:
+		return "poller on cpu1";
+	case D_SPIN:
+	case D_SLOW_TICK:
+		return "engine spinning on cpu1";
+	default:
+		return "one-way = server's arrival stamp";
+	}
+}
+
 static void report(int e, const struct lat *l)
 {
+	const char *who = e <= PAIRED_NNG ? "breakerd + nng echo"
+	                  : is_daemon(e)  ? "breakerd"
+	                  : e == REDIS    ? "redis-server"
+	                                  : "echo server";
 	char setup[160], csw[224];
-	bool daemon = e <= D_SLOW_TICK, observed = daemon || e == REDIS;
 
-	snprintf(setup, sizeof(setup), "%s cpu%d + sender cpu%d; %s; %zu runs",
-	         daemon       ? "breakerd"
-	         : e == REDIS ? "redis-server"
-	                      : "echo server",
-	         BENCH_CPU_SERVER, BENCH_CPU_SERVER,
-	         !observed      ? "one-way = server's arrival stamp"
-	         : e == D_FUTEX ? "engine asleep in bk_wait_change on cpu1"
-	         : e == REDIS   ? "poller on cpu1"
-	                        : "engine spinning on cpu1",
-	         l->seen.n);
+	snprintf(setup, sizeof(setup), "%s cpu%d + sender cpu%d; %s; %zu runs", who,
+	         BENCH_CPU_SERVER, BENCH_CPU_SERVER, how(e), l->seen.n);
 	snprintf(csw, sizeof(csw),
 	         "%s; context switches per %s: sender %.1f + server %.1f", setup,
-	         daemon ? "trip + resume (ticks included)" : "round trip", l->csw_sender,
-	         l->csw_server);
+	         is_daemon(e) ? "trip + resume (ticks included)" : "round trip",
+	         l->csw_sender, l->csw_server);
 	bench_row(SECTION, exps[e].seen_name, "us", &l->seen, setup);
-	bench_row(SECTION, exps[e].rtt_name, "us", &l->rtt, csw);
+	bench_row(SECTION, exps[e].rtt_name, "us", &l->rtt,
+	          e <= PAIRED_NNG ? setup : csw);
 }
 
 static void added(const char *name, const struct bench_stats *a,
@@ -785,9 +883,19 @@ static void derived(const struct lat *l)
 {
 	const char *diff = "difference of p50s and of p99s";
 
+	if (l[PAIRED].ok)
+		added("daemon added (interleaved): trip->seen minus bare nng one-way",
+		      &l[PAIRED].seen, &l[PAIRED_NNG].seen,
+		      "same window; difference of p50s and of p99s");
+
 	if (l[D_SPIN].ok && l[NNG_COOKED].ok) {
-		added("daemon added: trip->seen minus bare nng one-way", &l[D_SPIN].seen,
-		      &l[NNG_COOKED].seen, diff);
+		added("daemon added (separate runs): trip->seen minus bare nng one-way",
+		      &l[D_SPIN].seen, &l[NNG_COOKED].seen, diff);
+		if (l[D_SLOW_TICK].ok)
+			added("daemon added (separate runs; tick 1 ms): trip->seen minus "
+			      "bare "
+			      "nng one-way",
+			      &l[D_SLOW_TICK].seen, &l[NNG_COOKED].seen, diff);
 		added("daemon added: trip ack minus bare nng round trip (incl. fsync)",
 		      &l[D_SPIN].rtt, &l[NNG_COOKED].rtt, diff);
 	}
@@ -825,6 +933,20 @@ static int setup_ctx(struct ctx *x, int argc, char **argv)
 	return 0;
 }
 
+static void free_ctx(struct ctx *x)
+{
+	free(x->send);
+	free(x->ack);
+	free(x->send2);
+	free(x->ack2);
+	free(x->v);
+	bench_board_free(x->b);
+	if (x->b)
+		close(x->board_fd);
+	if (x->dir[0])
+		bench_rmtree(x->dir);
+}
+
 /* --only TAG runs one experiment (for profiling); NULL: all. */
 static const char *only(int argc, char **argv)
 {
@@ -844,18 +966,23 @@ int main(int argc, char **argv)
 
 	if (argc > 2 && strcmp(argv[1], "--helper") == 0)
 		return helper(argc, argv);
-	if (setup_ctx(&x, argc, argv) < 0)
+	if (setup_ctx(&x, argc, argv) < 0) {
+		free_ctx(&x);
 		return 1;
+	}
 	bench_pin(BENCH_CPU_SERVER); /* before nng starts its threads: they inherit it */
 	fprintf(stderr, "bench_trip: trip -> visible, and the transports underneath\n");
 	for (int e = 0; e < N_EXP; e++) {
-		if (sel && strcmp(sel, exps[e].tag) != 0)
-			continue;
-		if ((rv = run_one(&x, e, &l[e])) < 0)
+		if (e == PAIRED_NNG || (sel && strcmp(sel, exps[e].tag) != 0))
+			continue; /* PAIRED_NNG is measured with PAIRED */
+		if ((rv = run_one(&x, e, &l[e])) < 0) {
 			fprintf(stderr, "bench_trip: %s: %s (skipped)\n",
 			        exps[e].seen_name, strerror(-rv));
-		else
-			report(e, &l[e]);
+			continue;
+		}
+		report(e, &l[e]);
+		if (e == PAIRED)
+			report(PAIRED_NNG, &l[PAIRED_NNG]);
 	}
 	x.n = bench_scale(x.quick, 2000);
 	x.warm = bench_scale(x.quick, 100);
@@ -863,6 +990,6 @@ int main(int argc, char **argv)
 		bench_row(SECTION, "reference: write + fdatasync of a 200-byte append",
 		          "us", &fs, bench_fs_name(x.dir));
 	derived(l);
-	bench_rmtree(x.dir);
-	return sel || l[D_SPIN].ok ? 0 : 1;
+	free_ctx(&x);
+	return sel || l[PAIRED].ok ? 0 : 1;
 }

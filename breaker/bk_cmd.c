@@ -285,11 +285,25 @@ struct cmd_ctx {
 	struct bk_peer peer;
 	Breaker__Reply rep;
 	char why[320];
+	Breaker__Status refused; /* for breaker_commands_total; OK if not refused */
 };
 
 static void cmd_refuse(struct cmd_ctx *c, Breaker__Status st, const char *why)
 {
+	c->refused = st;
 	refuse(c->d, c->msg, c->req->request_id, st, why);
+}
+
+static void count_command(struct bk_daemon *d, unsigned type, unsigned status)
+{
+	d->ctr.commands[type][status < BK_STATUS_COUNT ? status
+						    : BREAKER__STATUS__ERR_INTERNAL]++;
+}
+
+static void count_trip(struct bk_daemon *d, int slot, unsigned reason)
+{
+	if (reason < BK_REASON_COUNT)
+		d->ctr.trips[slot != BK_GLOBAL][reason]++;
 }
 
 void bk_cmd_remember(struct bk_daemon *d, uint64_t request_id, uint64_t seq)
@@ -362,6 +376,7 @@ static void do_trip(struct cmd_ctx *c)
 	bk_cmd_publish_scope(c->d, slot);
 	bk_shm_changed(&c->d->shm);
 	bk_cmd_note_trip(c->d);
+	count_trip(c->d, slot, p.reason);
 	fill_record(c->d, &rec, BREAKER__AUDIT_RECORD__KIND__TRIP, &who, wall);
 	plan_record(&rec, &p, t->strategy);
 	rec.reason = (char *)reason;
@@ -592,12 +607,15 @@ void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg)
 	if (len > d->cfg.max_msg) {
 		snprintf(c.why, sizeof(c.why), "command of %zu bytes is over the %u-byte limit",
 			 len, d->cfg.max_msg);
+		count_command(d, BK_CMD_INVALID, BREAKER__STATUS__ERR_TOO_LARGE);
 		return refuse(d, msg, 0, BREAKER__STATUS__ERR_TOO_LARGE, c.why);
 	}
 	req = breaker__request__unpack(NULL, len, nng_msg_body(msg));
-	if (!req)
+	if (!req) {
+		count_command(d, BK_CMD_INVALID, BREAKER__STATUS__ERR_BAD_REQUEST);
 		return refuse(d, msg, 0, BREAKER__STATUS__ERR_BAD_REQUEST,
 			      "malformed command: not a breaker.Request");
+	}
 	c.req = req;
 	c.rep.has_request_id = req->has_request_id;
 	c.rep.request_id = req->request_id;
@@ -605,6 +623,7 @@ void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg)
 	if ((req->cmd_case == BREAKER__REQUEST__CMD_TRIP ||
 	     req->cmd_case == BREAKER__REQUEST__CMD_RESUME ||
 	     req->cmd_case == BREAKER__REQUEST__CMD_REGISTER) && answer_duplicate(&c)) {
+		count_command(d, bk_metrics_cmd_type(req->cmd_case), BREAKER__STATUS__OK);
 		breaker__request__free_unpacked(req, NULL);
 		return;
 	}
@@ -633,6 +652,9 @@ void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg)
 	default:
 		cmd_refuse(&c, BREAKER__STATUS__ERR_BAD_REQUEST, "empty or unknown command");
 	}
+	/* as decided now: a trip whose flush fails later is also a flush failure */
+	count_command(d, bk_metrics_cmd_type(req->cmd_case),
+		      c.refused ? (unsigned)c.refused : (unsigned)c.rep.status);
 	breaker__request__free_unpacked(req, NULL);
 }
 
@@ -760,6 +782,7 @@ void bk_cmd_system_trip(struct bk_daemon *d, int slot, unsigned reason, int mode
 	bk_cmd_publish_scope(d, slot);
 	bk_shm_changed(&d->shm);
 	bk_cmd_note_trip(d);
+	count_trip(d, slot, reason);
 	fill_record(d, rec, BREAKER__AUDIT_RECORD__KIND__TRIP, &self, wall);
 	plan_record(rec, &p, sc->name);
 	if (bk_audit_stage(&d->audit, rec) < 0) {

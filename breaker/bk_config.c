@@ -1,3 +1,4 @@
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdio.h>
@@ -92,11 +93,59 @@ int bk_config_defaults(struct bk_config *cfg, const char *instance)
 	cfg->tel_mode = 0660;
 	bk_rules_defaults(&cfg->rules);
 	cfg->sock_mode = 0660;
+	/* Monitoring is on by default, and only on loopback. */
+	snprintf(cfg->metrics_listen, sizeof(cfg->metrics_listen), "127.0.0.1:9464");
 	/* Resume is restricted: by default only the daemon's own user and root. */
 	cfg->resume_uids[cfg->n_resume_uids++] = geteuid();
 	if (geteuid() != 0)
 		cfg->resume_uids[cfg->n_resume_uids++] = 0;
 	return 0;
+}
+
+int bk_listen_parse(const char *v, bool *loopback)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon;
+	struct in6_addr a6;
+	struct in_addr a4;
+	uint64_t port;
+	size_t n;
+	char *end;
+
+	colon = *v == '[' ? strstr(v, "]:") : strrchr(v, ':');
+	if (!colon || (n = (size_t)(colon - v)) == 0 || n >= sizeof(host))
+		return -EINVAL;
+	if (*v == '[')
+		colon++;
+	if (!colon[1] || colon[1] == '-' || colon[1] == '+')
+		return -EINVAL;
+	errno = 0;
+	port = strtoull(colon + 1, &end, 10);
+	if (errno || *end || port < 1 || port > 65535)
+		return -EINVAL;
+	/* numeric only: a name could resolve to anything, loopback or not */
+	if (*v == '[') {
+		memcpy(host, v + 1, n - 1);
+		host[n - 1] = '\0';
+		if (inet_pton(AF_INET6, host, &a6) != 1)
+			return -EINVAL;
+		*loopback = IN6_IS_ADDR_LOOPBACK(&a6);
+		return 0;
+	}
+	memcpy(host, v, n);
+	host[n] = '\0';
+	if (inet_pton(AF_INET, host, &a4) != 1)
+		return -EINVAL;
+	*loopback = (ntohl(a4.s_addr) >> 24) == 127;
+	return 0;
+}
+
+void bk_config_metrics_url(const struct bk_config *cfg, char *url, size_t len)
+{
+	if (!cfg->metrics_listen[0])
+		snprintf(url, len, "%s", "");
+	else
+		snprintf(url, len, "http://%s", cfg->metrics_listen);
 }
 
 /* ---- INI parsing --------------------------------------------------------- */
@@ -110,6 +159,7 @@ struct load_ctx {
 	int failed;
 	int urls_set; /* explicit urls/dirs (bits 1,2,4,8) survive re-derivation */
 	int pass;     /* 1: everything but [rules:NAME]; 2: only [rules:NAME] */
+	int metrics_line; /* of [metrics] listen, for the loopback check's message */
 };
 
 static int fail(struct load_ctx *c, int line, const char *fmt, const char *a, const char *b)
@@ -311,6 +361,20 @@ static int rules_invalid(const struct bk_rules_cfg *rc, char *err, size_t errlen
 	return 0;
 }
 
+/* After the whole file: allow_remote may come after listen. */
+static int metrics_invalid(const struct load_ctx *c, char *err, size_t errlen)
+{
+	bool lo = true;
+
+	if (!c->cfg.metrics_listen[0] || c->cfg.metrics_allow_remote ||
+	    (bk_listen_parse(c->cfg.metrics_listen, &lo) == 0 && lo))
+		return 0;
+	snprintf(err, errlen, "line %d: [metrics] listen = %s is not a loopback address: "
+		 "/metrics and /healthz have no authentication; set allow_remote = true to "
+		 "serve them beyond this host", c->metrics_line, c->cfg.metrics_listen);
+	return 1;
+}
+
 static int handle_rules(struct load_ctx *c, const char *s, const char *n, const char *v)
 {
 	struct bk_rules_cfg *rc = &c->cfg.rules;
@@ -403,6 +467,15 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 		err = parse_ids(v, (unsigned *)cfg->resume_gids, &cfg->n_resume_gids);
 	} else if (key_is(s, n, "strategies", "names")) {
 		err = parse_strategies(cfg, v);
+	} else if (key_is(s, n, "metrics", "listen")) {
+		bool lo;
+		err = *v && bk_listen_parse(v, &lo) ? -EINVAL
+			: set_str(cfg->metrics_listen, sizeof(cfg->metrics_listen), v);
+		c->metrics_line = c->line;
+	} else if (key_is(s, n, "metrics", "allow_remote")) {
+		if (strcmp(v, "true") && strcmp(v, "false"))
+			err = -EINVAL;
+		cfg->metrics_allow_remote = strcmp(v, "true") == 0;
 	} else {
 		return fail(c, line, "unknown key '%s' in section [%s]", n, s);
 	}
@@ -446,7 +519,7 @@ int bk_config_load(struct bk_config *cfg, const char *path, char *err, size_t er
 		snprintf(err, errlen, "line %d: syntax error", rv);
 		return -EINVAL;
 	}
-	if (rules_invalid(&c.cfg.rules, err, errlen))
+	if (rules_invalid(&c.cfg.rules, err, errlen) || metrics_invalid(&c, err, errlen))
 		return -EINVAL;
 	/* Paths follow instance/run_dir/state_dir unless set explicitly. */
 	if ((c.urls_set & 12) != 12)

@@ -12,6 +12,7 @@
 #define BK_CONFIG_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -21,6 +22,7 @@
 #define BK_URL_MAX	  (PATH_MAX + 16)
 #define BK_AUTH_MAX	  32
 #define BK_CFG_STRATEGIES 256
+#define BK_LISTEN_MAX	  64 /* "[v6 address]:port" */
 
 struct bk_config {
 	char instance[BK_INSTANCE_MAX];
@@ -45,6 +47,9 @@ struct bk_config {
 	int n_strategies;
 	mode_t tel_mode; /* telemetry segment: engines write it */
 	struct bk_rules_cfg rules; /* [rules] defaults, [rules:NAME] per strategy */
+	/* [metrics]: /metrics and /healthz over HTTP; "" = off */
+	char metrics_listen[BK_LISTEN_MAX]; /* "127.0.0.1:9464", "[::1]:9464" */
+	bool metrics_allow_remote;	    /* else only a loopback address */
 };
 
 /* Embedded defaults for this user and instance (NULL: "default"). 0 or -EINVAL. */
@@ -59,5 +64,15 @@ int bk_config_load(struct bk_config *cfg, const char *path, char *err, size_t er
 
 /* Re-derive the paths that depend on instance/run_dir/state_dir. */
 void bk_config_derive(struct bk_config *cfg);
+
+/*
+ * Check a [metrics] listen value: a numeric IPv4 address or a bracketed IPv6
+ * one, a colon, a port 1-65535 ("127.0.0.1:9464", "[::1]:9464"). 0 or
+ * -EINVAL; *loopback tells whether the address is a loopback one.
+ */
+int bk_listen_parse(const char *v, bool *loopback);
+
+/* "http://127.0.0.1:9464" for the [metrics] listener; "" when it is off. */
+void bk_config_metrics_url(const struct bk_config *cfg, char *url, size_t len);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "bk_audit.h"
 #include "bk_config.h"
+#include "bk_metrics.h"
 #include "bk_server.h"
 #include "bk_shm.h"
 #include "bk_state.h"
@@ -76,6 +77,8 @@ struct bk_daemon {
 	uint64_t boot_mono_ns;
 	int flush_err; /* last audit flush error, 0 when the log is healthy */
 	bool stop;
+	struct bk_counters ctr;	  /* for /metrics; counted where things happen */
+	struct bk_metrics metrics; /* /metrics and /healthz (bk_metrics.h) */
 };
 
 /* Handle one request from the REP socket; takes msg. */

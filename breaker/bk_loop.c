@@ -30,6 +30,7 @@ struct loop {
 	bool backlog; /* requests left waiting because the pending ring was full */
 	bool flush_retry;
 	uint64_t retry_at;
+	uint64_t flush_start; /* submission of the flush in flight, for its latency */
 };
 
 static struct io_uring_sqe *get_sqe(struct loop *l)
@@ -89,6 +90,7 @@ static void start_flush(struct loop *l)
 	io_uring_sqe_set_data64(sqe, TAG_FSYNC);
 	l->flushing = true;
 	l->write_res = 0;
+	l->flush_start = bk_now_mono_ns();
 }
 
 static void flush_done(struct loop *l, int fsync_res)
@@ -101,6 +103,7 @@ static void flush_done(struct loop *l, int fsync_res)
 	else if ((size_t)l->write_res != l->write_len)
 		res = -EIO;
 	l->flushing = false;
+	bk_metrics_fsync_done(l->d, bk_now_mono_ns() - l->flush_start, res >= 0);
 	bk_audit_flush_done(&l->d->audit, res);
 	if (res < 0) {
 		bk_cmd_flush_failed(l->d, res);

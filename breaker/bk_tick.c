@@ -4,6 +4,7 @@
  * cooldown steps. Runs in the loop thread; nothing here allocates or blocks
  * (audit records are staged, not written).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -99,18 +100,16 @@ static void act(struct bk_daemon *d, int slot, const struct bk_rule_cfg *rules,
 	}
 }
 
-void bk_tick(struct bk_daemon *d, uint64_t now)
+/* Every rule for every strategy. -ENOENT when the telemetry is lost. */
+static int tick_rules(struct bk_daemon *d, uint64_t now)
 {
 	struct bk_verdict v[BK_VERDICTS_MAX];
 	struct bk_tel_snap snap;
 
-	bk_shm_heartbeat(&d->shm, now);
-	d->last_tick_ns = now;
-	d->tick_count++;
 	if (bk_tel_check(&d->tel, d->cfg.instance, d->cfg.tel_mode) < 0) {
 		/* no telemetry: rules cannot see, so they cannot say all is well */
 		bk_err("telemetry segment lost and not recreated: rules are blind");
-		return;
+		return -ENOENT;
 	}
 	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
 		struct bk_slot_rules *sr = &d->slots[i];
@@ -125,6 +124,18 @@ void bk_tick(struct bk_daemon *d, uint64_t now)
 		for (int k = 0; k < n; k++)
 			act(d, (int)i, sr->rules, &v[k]);
 	}
+	return 0;
+}
+
+void bk_tick(struct bk_daemon *d, uint64_t now)
+{
+	bk_shm_heartbeat(&d->shm, now);
+	d->last_tick_ns = now;
+	d->tick_count++;
+	d->ctr.tel_blind = tick_rules(d, now) < 0;
+	/* a bounded slice of the /metrics rendering, every tick while one is due */
+	bk_metrics_tick(d, now);
+	bk_metrics_tick_done(d, bk_now_mono_ns() - now);
 }
 
 bool bk_tick_condition_holds(const struct bk_daemon *d, int slot, unsigned reason,

@@ -118,8 +118,9 @@ int main(int argc, char **argv)
 		return 2;
 	d.config_path = o.config;
 	if (o.check_only) {
-		printf("config OK: instance %s, commands %s, audit %s\n", d.cfg.instance,
-		       d.cfg.cmd_url, d.cfg.audit_path);
+		printf("config OK: instance %s, commands %s, audit %s, metrics %s\n",
+		       d.cfg.instance, d.cfg.cmd_url, d.cfg.audit_path,
+		       d.cfg.metrics_listen[0] ? d.cfg.metrics_listen : "off");
 		return 0;
 	}
 	if (o.log_file && !freopen(o.log_file, "a", stderr))
@@ -132,13 +133,22 @@ int main(int argc, char **argv)
 		bk_err("cannot start: %s", err);
 		return 1;
 	}
+	/* Metrics first, the command socket last: a command that finds breakerd
+	 * listening is answered by a loop that starts at once. */
+	if (bk_metrics_start(&d) < 0) {
+		bk_err("cannot start: no memory for the metrics buffers");
+		bk_shm_close(&d.shm, true);
+		return 1;
+	}
 	if (bk_server_open(&d.srv, &d.cfg, err, sizeof(err)) < 0) {
 		bk_err("cannot start: %s", err);
+		bk_metrics_stop(&d);
 		bk_shm_close(&d.shm, true);
 		return 1;
 	}
 	report_boot(&d, &report);
 	rv = bk_loop_run(&d, o.log_file);
+	bk_metrics_stop(&d);
 	bk_server_close(&d.srv);
 	bk_shm_close(&d.shm, true);
 	bk_tel_close(&d.tel);

@@ -4,14 +4,24 @@
  * can be checked field by field against breaker_client.h.
  *
  * usage: bk_shm_dump <instance> [max_age_ns]
+ *        bk_shm_dump --tel <instance> [slot ...]
  *
  * "header" holds every hdr.* field plus heartbeat_ns and change_seq. Each
  * scope ("global", "strategies"[slot]) holds its own fields read under its
  * seqlock, and the C client's answers for it: bk_check, bk_check_live (now =
  * bk_now_mono_ns(), bound = max_age_ns, default 0 = the daemon's advice) and
  * bk_read_reason. Exit 0; 1 if attaching fails ({"error": ...} on stdout).
+ *
+ * --tel dumps the telemetry segment as the C client maps it (bk_tel_attach):
+ * "header" with every tel.* field, and "slots", one object per slot asked
+ * for (default: every registered strategy's) with every slot.* field. The
+ * counters are read with acquire loads; the money words under gseq, as
+ * breakerd reads them. Each double is printed twice: as a number (%.17g, so
+ * it reads back exactly; null if not finite) and as its bit pattern
+ * ("<field>_bits"), which is what the comparison should use.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +113,107 @@ static void print_header(const struct bk_shm *m)
 	       (unsigned)BK_LOAD_ACQ(&m->change_seq));
 }
 
+static void print_f64(const char *key, uint64_t bits)
+{
+	double d = bk_u2f(bits);
+
+	if (isfinite(d))
+		printf(", \"%s\": %.17g", key, d);
+	else
+		printf(", \"%s\": null", key);
+	printf(", \"%s_bits\": %llu", key, (unsigned long long)bits);
+}
+
+static void print_tel_slot(struct bk_tel_slot *s, int slot)
+{
+	uint64_t fills, cash, fees, bal, pos, gross, pnl;
+	uint32_t q;
+
+	do {
+		q = BK_LOAD_ACQ(&s->gseq);
+		fills = BK_LOAD_RLX(&s->fills);
+		cash = BK_LOAD_RLX(&s->fill_cash);
+		fees = BK_LOAD_RLX(&s->fees);
+		bal = BK_LOAD_RLX(&s->balance);
+		pos = BK_LOAD_RLX(&s->position);
+		gross = BK_LOAD_RLX(&s->gross);
+		pnl = BK_LOAD_RLX(&s->pnl);
+		BK_FENCE_ACQ();
+	} while ((q & 1u) || q != BK_LOAD_RLX(&s->gseq));
+	printf("{\"slot\": %d, \"orders\": %llu, \"rejects\": %llu, \"cancels\": %llu"
+	       ", \"heartbeat_ns\": %llu, \"ack_seq\": %u, \"pid\": %u, \"ack_ns\": %llu"
+	       ", \"gseq\": %u, \"fills\": %llu",
+	       slot, (unsigned long long)BK_LOAD_ACQ(&s->orders),
+	       (unsigned long long)BK_LOAD_ACQ(&s->rejects),
+	       (unsigned long long)BK_LOAD_ACQ(&s->cancels),
+	       (unsigned long long)BK_LOAD_ACQ(&s->heartbeat_ns),
+	       (unsigned)BK_LOAD_ACQ(&s->ack_seq), (unsigned)BK_LOAD_ACQ(&s->pid),
+	       (unsigned long long)BK_LOAD_ACQ(&s->ack_ns), (unsigned)q,
+	       (unsigned long long)fills);
+	print_f64("fill_cash", cash);
+	print_f64("fees", fees);
+	print_f64("balance", bal);
+	print_f64("position", pos);
+	print_f64("gross", gross);
+	print_f64("pnl", pnl);
+	printf("}");
+}
+
+/* bk_shm_dump --tel <instance> [slot ...] */
+static int dump_tel(int argc, char **argv)
+{
+	struct bk_tel_client t;
+	struct bk_client c;
+	const struct bk_tel_header *h;
+	uint32_t n = 0;
+	int rv;
+
+	rv = bk_tel_attach(&t, argv[0]);
+	if (rv < 0) {
+		printf("{\"error\": \"%s\", \"errno\": %d}\n", strerror(-rv), -rv);
+		return 1;
+	}
+	if (argc == 1) { /* default: every registered strategy */
+		rv = bk_client_attach(&c, argv[0]);
+		if (rv < 0 || !c.shm) {
+			printf("{\"error\": \"%s\", \"errno\": %d}\n", strerror(-rv), -rv);
+			bk_tel_detach(&t);
+			return 1;
+		}
+		n = BK_LOAD_ACQ(&c.shm->hdr.strategy_count);
+		if (n > BK_MAX_STRATEGIES)
+			n = BK_MAX_STRATEGIES;
+		bk_client_detach(&c);
+	}
+	h = &t.tel->hdr;
+	printf("{\"header\": {\"magic\": %llu, \"version\": %u, \"slot_size\": %u"
+	       ", \"capacity\": %u, \"segment_size\": %llu},\n \"slots\": [",
+	       (unsigned long long)h->magic, (unsigned)BK_LOAD_ACQ(&h->version),
+	       (unsigned)h->slot_size, (unsigned)h->capacity,
+	       (unsigned long long)h->segment_size);
+	if (argc == 1) {
+		for (uint32_t i = 0; i < n; i++) {
+			printf("%s\n  ", i ? "," : "");
+			print_tel_slot(&t.tel->slots[i], (int)i);
+		}
+	}
+	for (int a = 1; a < argc; a++) {
+		char *end;
+		long slot = strtol(argv[a], &end, 10);
+
+		if (*end || slot < 0 || slot >= (long)BK_MAX_STRATEGIES) {
+			fprintf(stderr, "bk_shm_dump: bad slot %s\n", argv[a]);
+			bk_tel_detach(&t);
+			return 2;
+		}
+		printf("%s\n  ", a > 1 ? "," : "");
+		print_tel_slot(&t.tel->slots[slot], (int)slot);
+	}
+	printf("]}\n");
+	bk_tel_detach(&t);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct bk_client c;
@@ -110,8 +221,12 @@ int main(int argc, char **argv)
 	uint32_t n;
 	int rv;
 
-	if (argc < 2 || argc > 3) {
-		fprintf(stderr, "usage: %s <instance> [max_age_ns]\n", argv[0]);
+	if (argc >= 3 && strcmp(argv[1], "--tel") == 0)
+		return dump_tel(argc - 2, argv + 2);
+	if (argc < 2 || argc > 3 || argv[1][0] == '-') {
+		fprintf(stderr, "usage: %s <instance> [max_age_ns]\n"
+				"       %s --tel <instance> [slot ...]\n",
+			argv[0], argv[0]);
 		return 2;
 	}
 	if (argc == 3)

@@ -40,6 +40,8 @@ enum {
 	O_FILE,
 	O_COUNT,
 	O_TIMEOUT_MS,
+	O_UNTIL,
+	O_FORMAT,
 };
 
 /* clang-format off */
@@ -59,6 +61,8 @@ static const struct option audit_opts[] = {OPT_COMMON, FLAG("verify", O_VERIFY),
 					   OPT("since", O_SINCE), OPT("file", O_FILE), OPT_END};
 static const struct option watch_opts[] = {OPT_COMMON, OPT("count", O_COUNT),
 					   OPT("timeout-ms", O_TIMEOUT_MS), OPT_END};
+static const struct option incident_opts[] = {OPT_COMMON, OPT("since", O_SINCE),
+	OPT("until", O_UNTIL), OPT("format", O_FORMAT), OPT("file", O_FILE), OPT_END};
 /* clang-format on */
 
 /* ---- messages ----------------------------------------------------------- */
@@ -383,6 +387,40 @@ static const struct cmd cmds[] = {
      "  4 the log failed verification or cannot be read (the records before the\n"
      "    damage are still printed)",
      false},
+    {"health", cmd_health, plain_opts, 0, 0, NULL, "[--json]",
+     "quick check: ok, degraded or failing, and why",
+     "The runbooks' quick status check. Asks breakerd for its Status and, when\n"
+     "the config has [metrics] listen, reads breakerd's own verdict from /healthz\n"
+     "(audit durability, tick overruns, rule warnings). The first line is the same\n"
+     "as /healthz: \"ok\", \"degraded: <why>; <why>\" or \"failing: <why>\"; then\n"
+     "the halt state in brief. A tripped breaker is not unhealthy: it is working.\n"
+     "\n"
+     "  --json  one JSON object: health, reasons, halt state, sources\n",
+     "0 ok or degraded; 1 failing; 2 bad usage;\n"
+     "  3 breakerd unreachable (prints \"failing: breakerd unreachable\")",
+     false},
+    {"incident", cmd_incident, incident_opts, 1, 1, "export",
+     "export --since TIME [--until TIME] [--format md|json]\n"
+     "                        [--file PATH] [--json]",
+     "post-mortem skeleton (timeline, figures) from the audit log",
+     "Build the post-mortem skeleton of an incident from the audit log alone (works\n"
+     "with breakerd down): summary, figures (time to detect, to acknowledge, time\n"
+     "halted, time to full resume), a timeline of every record in the period (trips\n"
+     "with a rule's evidence, resume stages, forced flags, reconciliations, who\n"
+     "acted), the reasons and the people involved. docs/runbook.md says exactly how\n"
+     "each figure is computed.\n"
+     "\n"
+     "  --since TIME   start of the period: 2026-11-23T09:00:00Z (UTC), unix\n"
+     "                 seconds, or an age: 30s, 10m, 2h, 1d (required)\n"
+     "  --until TIME   end of the period (default: now)\n"
+     "  --format F     md (Markdown, default) or json\n"
+     "  --json         the same as --format json\n"
+     "  --file PATH    the log to read (default: the config's audit path)\n"
+     "\n"
+     "example: breaker incident export --since 2h > postmortem.md\n",
+     "0 ok; 2 bad usage; 4 the log cannot be read or failed verification (the\n"
+     "  export then covers the records before the damage, and says so)",
+     false},
     {"help", cmd_help, plain_opts, 0, 1, NULL, "[command]", "this text, or a command's",
      "Print the usage of breaker, or of one command.\n", "0 ok; 2 unknown command",
      false},
@@ -424,7 +462,7 @@ static void usage(FILE *f)
 	    "\n"
 	    "exit status:\n"
 	    "  0  ok\n"
-	    "  1  refused by breakerd: \"refused: <STATUS>: <why>\"\n"
+	    "  1  refused by breakerd: \"refused: <STATUS>: <why>\"; health: failing\n"
 	    "  2  bad usage (unknown command, option, reason code or mode, missing\n"
 	    "     argument); nothing was sent\n"
 	    "  3  breakerd unreachable (nothing sent), or no reply in time (a trip or\n"
@@ -527,6 +565,12 @@ static int store_opt(struct cli_args *a, int o, char *arg)
 		break;
 	case O_TIMEOUT_MS:
 		a->timeout_ms = arg;
+		break;
+	case O_UNTIL:
+		a->until = arg;
+		break;
+	case O_FORMAT:
+		a->format = arg;
 		break;
 	default:
 		return -1;

@@ -6,6 +6,8 @@
  * breaker_show.c   status, strategies
  * breaker_watch.c  watch (breakerd's event stream)
  * breaker_audit.c  audit (reads the log file itself: works with breakerd down)
+ * breaker_health.c health (Status, and breakerd's /healthz when configured)
+ * breaker_incident.c incident export (post-mortem skeleton from the audit log)
  * breaker_fmt.c    JSON, times, durations, enum names
  */
 #ifndef BREAKER_CLI_H
@@ -21,7 +23,7 @@
 /*
  * Exit status. Scripts and runbooks depend on these: keep them stable.
  *   0  ok
- *   1  refused by breakerd (any non-OK reply status)
+ *   1  refused by breakerd (any non-OK reply status); health: failing
  *   2  bad usage: unknown command/option/reason code/mode, missing argument;
  *      nothing was sent
  *   3  breakerd unreachable, or no reply in time
@@ -56,6 +58,7 @@ struct cli_args {
 	int npos;
 	char *strategy, *mode, *reason, *reason_code, *to, *since, *file;
 	char *count, *timeout_ms; /* watch */
+	char *until, *format;     /* incident export */
 	bool json, force, verify, help;
 };
 
@@ -87,6 +90,12 @@ int cmd_watch(struct cli *c, const struct cli_args *a);
 int cmd_audit(struct cli *c, const struct cli_args *a);
 int parse_since(const char *s, uint64_t now_ns, uint64_t *out);
 
+/* breaker_health.c */
+int cmd_health(struct cli *c, const struct cli_args *a);
+
+/* breaker_incident.c */
+int cmd_incident(struct cli *c, const struct cli_args *a);
+
 /* breaker_fmt.c */
 #define BX_TIME_LEN 40
 int json_str(FILE *f, const char *s);
@@ -94,6 +103,7 @@ void json_msg(FILE *f, const ProtobufCMessage *m);
 void json_reply(FILE *f, const Breaker__Reply *r);
 int put_name(FILE *f, const char *s);
 int put_text(FILE *f, const char *s);
+int put_md(FILE *f, const char *s);
 void put_pad(FILE *f, int cols, int width);
 const char *fmt_time(char buf[BX_TIME_LEN], uint64_t wall_ns, int decimals);
 const char *fmt_dur(char *buf, size_t len, uint64_t ns);

@@ -194,6 +194,36 @@ static int put_esc(FILE *f, const char *s, bool json)
 	return cols;
 }
 
+/*
+ * s for a Markdown table cell: escaped like put_text, and Markdown's own
+ * characters and '|' backslashed, so that text from the log can neither
+ * break the table nor turn into links, HTML or emphasis. Newlines become
+ * spaces: a cell is one line.
+ */
+int put_md(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	int n, cols = 0;
+	unsigned cp;
+
+	for (; *p; p += n ? n : 1) {
+		n = utf8_seq(p, &cp);
+		if (n == 0)
+			cols += fprintf(f, "\ufffd");
+		else if (cp == '\n' || cp == '\t' || cp == '\r')
+			cols += fprintf(f, " ");
+		else if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0))
+			cols += fprintf(f, "\\u%04x", cp);
+		else if (cp < 0x80 && strchr("\\|`*_[]<>#~&", (int)cp))
+			cols += fprintf(f, "\\%c", (int)cp);
+		else {
+			fwrite(p, 1, (size_t)n, f);
+			cols++;
+		}
+	}
+	return cols;
+}
+
 int json_str(FILE *f, const char *s)
 {
 	return put_esc(f, s, true);

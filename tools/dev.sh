@@ -14,8 +14,11 @@ set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
+# prometheus: only for promtool, which tests/test_ops.c runs on /metrics and the
+# alert rules (Debian ships promtool in the server package).
 PACKAGES="build-essential cmake pkg-config liburing-dev libnng-dev libprotobuf-c-dev \
-protobuf-c-compiler libcriterion-dev libinih-dev libssl-dev redis-server python3"
+protobuf-c-compiler libcriterion-dev libinih-dev libssl-dev redis-server python3 \
+prometheus"
 
 deps() {
 	missing=""

@@ -12,10 +12,18 @@ Every mode change is printed with the reason the breaker gives (or "not
 live" when the daemon's heartbeat is stale). Same behaviour and output as
 engine_loop.c.
 
+It also writes its telemetry (attach_telemetry, read-write), which the
+daemon's rules judge on every tick: a heartbeat every iteration (the
+dead-man switch: stop beating and the strategy trips stale_heartbeat), every
+order sent and every cancel, every fill with the cash balance and position
+after it (the simulated venue fills at a fixed price), marks, and an ack of
+every change_seq it has acted on, which `breaker status` shows per trip.
+
 usage: engine_loop.py [--instance NAME] [--strategy NAME] [--seconds S]
                       [--iterations N] [--interval-us U]
-exit: 0 after the bounded run; 1 cannot attach or unknown layout;
-      2 strategy not registered (refuses to trade) or bad usage.
+exit: 0 after the bounded run; 1 cannot attach (state or telemetry segment)
+      or unknown layout; 2 strategy not registered (refuses to trade) or
+      bad usage.
 """
 
 from __future__ import annotations
@@ -34,11 +42,17 @@ except ImportError:  # running from a checkout without `pip install ./clients/py
 
 BASE_SIZE = 100
 MAX_WORKING = 8
+PRICE = 10.0  # the simulated venue fills everything at this price...
+FEE_RATE = 0.01  # ...for this fee per unit
+OPENING_BALANCE = 1_000_000.0
 
 
 @dataclass
 class Engine:
+    tel: bk.Telemetry
+    slot: int
     position: int = 0
+    balance: float = OPENING_BALANCE
     working: list[int] = field(default_factory=list)  # signed quantities
     sent: int = 0
     cancelled: int = 0
@@ -51,13 +65,22 @@ class Engine:
     def fill_one(self) -> None:
         """The simulated exchange fills the oldest working order."""
         if self.working:
-            self.position += self.working.pop(0)
+            qty = self.working.pop(0)
+            self.position += qty
+            cash, fee = -qty * PRICE, abs(qty) * FEE_RATE
+            self.balance += cash - fee
+            # one fill: its cash and fee, and the balance and position after it, together
+            self.tel.fill(self.slot, cash, fee, self.balance, self.position * PRICE)
+            notional = self.position * PRICE
+            self.tel.marks(self.slot, notional, abs(notional), self.balance + notional - OPENING_BALANCE)
 
     def cancel_all(self) -> int:
         """Cancels are always allowed, in every mode."""
         n = len(self.working)
         self.cancelled += n
         self.working.clear()
+        if n:
+            self.tel.report_cancel(self.slot, n)
         return n
 
     def cancel_increasing(self) -> int:
@@ -66,6 +89,8 @@ class Engine:
         n = len(self.working) - len(keep)
         self.working = keep
         self.cancelled += n
+        if n:
+            self.tel.report_cancel(self.slot, n)
         return n
 
     def send(self, qty: int) -> None:
@@ -73,6 +98,7 @@ class Engine:
             self.fill_one()
         self.working.append(qty)
         self.sent += 1
+        self.tel.report_order(self.slot)
 
 
 def wanted_qty(i: int) -> int:
@@ -137,13 +163,43 @@ def attach(instance: str) -> bk.Client | None:
     return None
 
 
-def run(c: bk.Client, slot: int, seconds: float, iterations: int, interval_us: int) -> None:
-    e = Engine()
+def attach_telemetry(instance: str) -> bk.Telemetry | None:
+    """The telemetry segment, read-write; retried for 2 s like the state segment.
+
+    Without it the daemon's rules cannot watch this engine (no heartbeat, no
+    reject rate, no balance check): the example refuses to trade."""
+    err: Exception | None = None
+    for _ in range(200):
+        try:
+            return bk.attach_telemetry(instance)
+        except (bk.NotReadyError, FileNotFoundError) as ex:
+            err = ex
+            time.sleep(0.01)
+        except (bk.BreakerError, OSError) as ex:  # LayoutError, PermissionError (not in the group)
+            err = ex
+            break
+    print(f"breaker instance {instance}: cannot attach telemetry: {err}: refusing to trade",
+          file=sys.stderr)
+    return None
+
+
+def run(c: bk.Client, tel: bk.Telemetry, slot: int, seconds: float, iterations: int,
+        interval_us: int) -> None:
+    e = Engine(tel, slot)
+    prev = tel.read(slot)
+    if prev.fills:
+        # an earlier run of this strategy reported fills: the (simulated) account
+        # carries on from its balance, so balance conservation still holds
+        e.balance = prev.balance
+    else:
+        tel.balance(slot, e.balance)  # the opening balance, before any fill
+    acked: int | None = None
     last: bk.Mode | None = None
     last_dead = False
     end = time.monotonic() + seconds
     i = 0
     while (not iterations or i < iterations) and time.monotonic() < end:
+        tel.heartbeat(slot)  # alive: the daemon's dead-man switch
         seen = c.change_seq()
         # before every order: the breaker's answer, failing closed
         mode = c.check_live(slot)
@@ -155,9 +211,11 @@ def run(c: bk.Client, slot: int, seconds: float, iterations: int, interval_us: i
         trade(e, mode, i)
         if i % 3 == 0:  # the simulated venue fills slower than we send
             e.fill_one()
-        # TELEMETRY (issue 3, in progress): report orders sent, rejects, fills,
-        # position, the engine heartbeat and the change_seq acted on here, once
-        # breaker_client has a telemetry writer (see the end of client.py).
+        if seen != acked:
+            # acted (above) on a state at least as new as change_seq `seen`:
+            # say so, and `breaker status` counts this engine as having acked
+            tel.ack(slot, seen)
+            acked = seen
         if mode is bk.Mode.HALTED:
             # nothing to send: sleep until the breaker publishes a change
             # (bounded, to keep checking the daemon's heartbeat)
@@ -187,8 +245,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"strategy {args.strategy} is not registered with breaker instance "
                   f"{args.instance}: refusing to trade", file=sys.stderr)
             return 2
-        print(f"engine: instance {args.instance} strategy {args.strategy} slot {slot}", flush=True)
-        run(c, slot, args.seconds, args.iterations, args.interval_us)
+        tel = attach_telemetry(args.instance)
+        if tel is None:
+            return 1
+        with tel:
+            print(f"engine: instance {args.instance} strategy {args.strategy} slot {slot}", flush=True)
+            run(c, tel, slot, args.seconds, args.iterations, args.interval_us)
     return 0
 
 

@@ -399,12 +399,6 @@ class Client:
                 vals[key[4:]] = (_U64 if f.size == 8 else _U32).unpack_from(self._mm, f.offset)[0]
         return Header(**vals, heartbeat_ns=self.heartbeat_ns(), change_seq=self.change_seq())
 
-    # -- telemetry ----------------------------------------------------------
-    # TELEMETRY: not implemented yet. Engines report their counters (orders
-    # sent, rejects, fills, position, cash/PnL, engine heartbeat, ack of
-    # change_seq) into a SEPARATE segment, /breaker.<instance>.tel, that
-    # issue 3 (automated protection) adds; C engines write it with the
-    # bk_report_* functions of breaker_client.h. The Python writer belongs
-    # here: a class mapping that segment read-write for this engine's own
-    # slot only, its offsets in a second table in layout.py checked against
-    # docs/shm-layout.md by tests/test_layout_doc.py, as the state segment's are.
+    # Telemetry (orders, rejects, fills, positions, the engine's heartbeat and
+    # acks) goes to a separate, read-write segment: see telemetry.py and
+    # attach_telemetry(). This class never writes.

@@ -1,4 +1,8 @@
-"""The shared-memory layout, version 1: the ONE table of offsets and sizes.
+"""The shared-memory layouts, version 1: the ONE table of offsets and sizes.
+
+Two segments: the state segment (/breaker.<instance>, read-only for engines;
+hdr.*, the hot words and scope.*) and the telemetry segment
+(/breaker.<instance>.tel, engines write their own slot; tel.* and slot.*).
 
 Source of truth: docs/shm-layout.md. tests/test_layout_doc.py parses that
 page's tables and checks every row against FIELDS (and the reverse), so this
@@ -11,13 +15,15 @@ from typing import Final, NamedTuple
 
 
 class Field(NamedTuple):
-    offset: int  # bytes from the start of the segment (hdr.*, hot words) or of a scope (scope.*)
+    offset: int  # bytes from the start of the segment (hdr.*, hot words, tel.*) or of a scope/slot
     size: int  # bytes
     fmt: str  # struct format, native ("@"): client.py says why native matters
 
 
 # name -> (offset, size, struct format). Names are exactly the `field` column
-# of docs/shm-layout.md ("Header and hot words" and "A scope (64 bytes)").
+# of docs/shm-layout.md ("Header and hot words", "A scope (64 bytes)" and the
+# two tables of "Telemetry segment (version 1)"). Formats are native: "Q" u64,
+# "I" u32, "d" f64 (IEEE-754 binary64, the bit pattern in a 64-bit word).
 FIELDS: Final[dict[str, Field]] = {
     "hdr.magic": Field(0, 8, "Q"),
     "hdr.layout_version": Field(8, 4, "I"),
@@ -39,6 +45,31 @@ FIELDS: Final[dict[str, Field]] = {
     "scope.latches": Field(12, 4, "I"),
     "scope.since_ns": Field(16, 8, "Q"),
     "scope.name": Field(24, 40, "40s"),
+    # telemetry segment: header, from the start of the segment
+    "tel.magic": Field(0, 8, "Q"),
+    "tel.version": Field(8, 4, "I"),
+    "tel.slot_size": Field(12, 4, "I"),
+    "tel.capacity": Field(16, 4, "I"),
+    "tel.segment_size": Field(24, 8, "Q"),
+    "tel.slots": Field(64, 524288, "524288s"),
+    # a telemetry slot (128 bytes), from the start of the slot.
+    # line 0: counters and liveness, one writer, each word on its own
+    "slot.orders": Field(0, 8, "Q"),
+    "slot.rejects": Field(8, 8, "Q"),
+    "slot.cancels": Field(16, 8, "Q"),
+    "slot.heartbeat_ns": Field(24, 8, "Q"),
+    "slot.ack_seq": Field(32, 4, "I"),
+    "slot.pid": Field(36, 4, "I"),
+    "slot.ack_ns": Field(40, 8, "Q"),
+    # line 1: money words, published together under the seqlock gseq
+    "slot.gseq": Field(64, 4, "I"),
+    "slot.fills": Field(72, 8, "Q"),
+    "slot.fill_cash": Field(80, 8, "d"),
+    "slot.fees": Field(88, 8, "d"),
+    "slot.balance": Field(96, 8, "d"),
+    "slot.position": Field(104, 8, "d"),
+    "slot.gross": Field(112, 8, "d"),
+    "slot.pnl": Field(120, 8, "d"),
 }
 
 MAGIC: Final = 0x315245414B524242  # "BBRKAER1" read as a little-endian u64
@@ -50,6 +81,13 @@ NAME_MAX: Final = 40  # bytes including the terminating NUL
 INSTANCE_MAX: Final = 64  # instance names are shorter than this
 SHM_DIR: Final = "/dev/shm"
 SHM_PREFIX: Final = "breaker."
+
+# The telemetry segment, /dev/shm/breaker.<instance>.tel
+TEL_MAGIC: Final = 0x313030304C455442  # "BTEL0001" read as a little-endian u64
+TEL_VERSION: Final = 1
+TEL_SEGMENT_SIZE: Final = 524352
+TEL_SLOT_SIZE: Final = 128
+TEL_SUFFIX: Final = ".tel"
 
 # The state word: mode in bits 0-7, reason code in bits 8-15, uid in bits 32-63.
 MODE_NAMES: Final[tuple[str, ...]] = ("ACTIVE", "CAUTIOUS", "REDUCE_ONLY", "HALTED")
@@ -76,6 +114,11 @@ def scope_offset(slot: int | None) -> int:
     if slot is None:
         return FIELDS["global"].offset
     return FIELDS["strategies"].offset + SCOPE_SIZE * slot
+
+
+def tel_slot_offset(slot: int) -> int:
+    """Start of telemetry slot `slot` (same index as the state segment's strategy slot)."""
+    return FIELDS["tel.slots"].offset + TEL_SLOT_SIZE * slot
 
 
 def state_mode(word: int) -> int:

@@ -88,3 +88,54 @@ class FakeSegment:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.syscall(ctypes.c_long(nr), ctypes.c_void_p(addr), ctypes.c_long(_FUTEX_WAKE),
                      ctypes.c_long(2**31 - 1), None, None, ctypes.c_long(0))
+
+
+class FakeTelemetry:
+    """A hand-made telemetry segment (/dev/shm/breaker.<instance>.tel), laid
+    out from layout.FIELDS as breakerd's bk_tel_open() creates it. The test
+    reads the engine's words back through its own mapping, field by field."""
+
+    def __init__(self, tag: str, size: int = L.TEL_SEGMENT_SIZE, ready: bool = True,
+                 instance: str | None = None) -> None:
+        self.instance = instance or unique_instance(tag)
+        self.path = os.path.join(L.SHM_DIR, L.SHM_PREFIX + self.instance + L.TEL_SUFFIX)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o660)
+        try:
+            os.ftruncate(fd, size)
+            self.mm = mmap.mmap(fd, size) if size else None
+        finally:
+            os.close(fd)
+        if self.mm is not None and size >= L.TEL_SEGMENT_SIZE:
+            self.put("tel.magic", L.TEL_MAGIC)
+            self.put("tel.slot_size", L.TEL_SLOT_SIZE)
+            self.put("tel.capacity", L.MAX_STRATEGIES)
+            self.put("tel.segment_size", L.TEL_SEGMENT_SIZE)
+            if ready:
+                self.put("tel.version", L.TEL_VERSION)
+
+    def close(self) -> None:
+        if self.mm is not None:
+            self.mm.close()
+            self.mm = None
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def put(self, field: str, value: int | float, slot: int | None = None) -> None:
+        f = L.FIELDS[field]
+        base = 0 if slot is None else L.tel_slot_offset(slot)
+        struct.pack_into(f.fmt, self.mm, base + f.offset, value)
+
+    def get(self, field: str, slot: int | None = None) -> int | float:
+        f = L.FIELDS[field]
+        base = 0 if slot is None else L.tel_slot_offset(slot)
+        return struct.unpack_from(f.fmt, self.mm, base + f.offset)[0]
+
+    def slot(self, slot: int) -> dict[str, int | float]:
+        """Every slot.* field, by name without the prefix."""
+        return {n[5:]: self.get(n, slot) for n in L.FIELDS if n.startswith("slot.")}
+
+    def raw(self, slot: int) -> bytes:
+        off = L.tel_slot_offset(slot)
+        return bytes(self.mm[off : off + L.TEL_SLOT_SIZE])

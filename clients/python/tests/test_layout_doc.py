@@ -1,5 +1,6 @@
 """docs/shm-layout.md against breaker_client.layout: the Python offsets, sizes,
-constants, mode and reason tables must be exactly what the page documents.
+constants, mode and reason tables must be exactly what the page documents,
+for both segments (the state segment and the telemetry segment).
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ from pathlib import Path
 
 from breaker_client import layout as L
 
-# | hdr.magic | 0 | 8 | u64 | meaning |   and   | scope.state | 0 | 8 | u64 | ... |
+# | hdr.magic | 0 | 8 | u64 | meaning |, | scope.state | 0 | 8 | u64 | ... |,
+# | tel.magic | 0 | 8 | u64 | ... |   and   | slot.orders | 0 | 8 | u64 | ... |
 _FIELD_ROW = re.compile(r"^\|\s*([a-z_.]+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*([^|]+?)\s*\|\s*(.*?)\s*\|\s*$")
 # | 1 | manual_halt |   (reason codes)   and   | 0 | ACTIVE | meaning |   (modes)
 _CODE_ROW = re.compile(r"^\|\s*(\d+)\s*\|\s*([A-Za-z_]+)\s*\|")
-_TYPE_SIZE = {"u64": 8, "u32": 4}
+_TYPE_SIZE = {"u64": 8, "u32": 4, "f64": 8}
+_TYPE_FMT = {"u64": "Q", "u32": "I", "f64": "d"}  # native: see client.py and telemetry.py
+_STATE_PREFIXES = ("hdr.", "scope.", "heartbeat_ns", "change_seq", "global", "strategies")
+_TEL_PREFIXES = ("tel.", "slot.")
 
 
 def doc_path() -> Path:
@@ -33,19 +38,31 @@ def doc_text() -> str:
     return path.read_text(encoding="utf-8")
 
 
+def top_parts(text: str) -> dict[str, str]:
+    """The page's top-level ('# ') parts by heading: one per segment."""
+    heads = list(re.finditer(r"^# (.*)$", text, re.M))
+    return {h.group(1).strip(): text[h.start() : (heads[i + 1].start() if i + 1 < len(heads) else len(text))]
+            for i, h in enumerate(heads)}
+
+
 def state_segment(text: str) -> str:
-    """The page's first part, up to its next top-level heading: the state
-    segment, which this client reads. Later parts (the telemetry segment of
-    issue 3) describe segments the Python client does not map yet; when it
-    does, their rows get their own table in layout.py and their own test."""
-    heads = [m.start() for m in re.finditer(r"^# ", text, re.M)]
-    return text[: heads[1]] if len(heads) > 1 else text
+    """The state segment's part of the page."""
+    return top_parts(text)[f"Shared-memory layout (version {L.LAYOUT_VERSION})"]
+
+
+def telemetry_segment(text: str) -> str:
+    """The telemetry segment's part of the page."""
+    parts = top_parts(text)
+    key = f"Telemetry segment (version {L.TEL_VERSION})"
+    if key not in parts:
+        raise AssertionError(f"docs/shm-layout.md has no part '# {key}' (has: {list(parts)})")
+    return parts[key]
 
 
 def doc_fields(text: str) -> dict[str, tuple[int, int, str, str]]:
-    """name -> (offset, size, type, meaning) for every field row of the state segment."""
+    """name -> (offset, size, type, meaning) for every field row of the text given."""
     rows: dict[str, tuple[int, int, str, str]] = {}
-    for line in state_segment(text).splitlines():
+    for line in text.splitlines():
         m = _FIELD_ROW.match(line)
         if m:
             name, off, size, typ, meaning = m.groups()
@@ -70,12 +87,27 @@ def doc_codes(section: str) -> dict[int, str]:
 class DocumentedLayout(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
-        cls.text = state_segment(doc_text())
-        cls.rows = doc_fields(cls.text)
+        page = doc_text()
+        cls.text = state_segment(page)
+        cls.tel_text = telemetry_segment(page)
+        cls.state_rows = doc_fields(cls.text)
+        cls.tel_rows = doc_fields(cls.tel_text)
+        cls.rows = doc_fields(page)  # both segments; a name documented twice is an error
 
     def test_the_page_has_the_tables(self) -> None:
         # a parser that silently matches nothing would pass every other test
-        self.assertGreaterEqual(len(self.rows), 20, "field tables not found in docs/shm-layout.md")
+        self.assertEqual(len(self.state_rows), 20, "state segment field tables in docs/shm-layout.md")
+        self.assertEqual(len(self.tel_rows), 21, "telemetry field tables in docs/shm-layout.md")
+        self.assertEqual(len(self.rows), len(self.state_rows) + len(self.tel_rows))
+
+    def test_each_segment_documents_its_own_fields(self) -> None:
+        for name in self.state_rows:
+            self.assertTrue(name.startswith(_STATE_PREFIXES), f"{name} in the state segment's part")
+        for name in self.tel_rows:
+            self.assertTrue(name.startswith(_TEL_PREFIXES), f"{name} in the telemetry part")
+        self.assertEqual({n for n in self.tel_rows if n.startswith("tel.")},
+                         {"tel.magic", "tel.version", "tel.slot_size", "tel.capacity", "tel.segment_size",
+                          "tel.slots"})
 
     def test_every_documented_field_is_in_the_module_with_its_offset_and_size(self) -> None:
         for name, (off, size, _, _) in self.rows.items():
@@ -96,9 +128,12 @@ class DocumentedLayout(unittest.TestCase):
                 self.assertEqual(struct.calcsize(fmt), size, f"{name}: format {fmt!r}")
                 if typ in _TYPE_SIZE:
                     # native format, not "<"/"=": see client.py on single loads
-                    self.assertIn(fmt, ("Q", "I"), f"{name}: integers are read natively")
+                    self.assertEqual(fmt, _TYPE_FMT[typ], f"{name}: {typ} is read and written natively")
                     self.assertEqual(_TYPE_SIZE[typ], size)
                     self.assertEqual(L.FIELDS[name].offset % size, 0, f"{name} is not aligned")
+                else:
+                    self.assertEqual(fmt, f"{size}s", f"{name}: {typ} is a block of bytes")
+        self.assertEqual({t for (_, _, t, _) in self.tel_rows.values()} - {"slot[4096]"}, {"u64", "u32", "f64"})
 
     def test_the_client_reads_words_natively(self) -> None:
         # "<Q"/"=Q" read byte by byte in CPython and can tear; see client.py
@@ -127,6 +162,40 @@ class DocumentedLayout(unittest.TestCase):
         for name in ("heartbeat_ns", "change_seq", "global", "strategies"):
             self.assertEqual(L.FIELDS[name].offset % 64, 0, name)
 
+    def test_telemetry_constants(self) -> None:
+        t, rows = self.tel_text, self.tel_rows
+        self.assertTrue(rows["tel.magic"][3].startswith(f"{L.TEL_MAGIC:#x} "), rows["tel.magic"])
+        self.assertEqual(L.TEL_MAGIC.to_bytes(8, "little"), b"BTEL0001")
+        self.assertIn('("BTEL0001")', rows["tel.magic"][3])
+        self.assertTrue(rows["tel.version"][3].startswith(f"{L.TEL_VERSION};"))
+        self.assertEqual(int(rows["tel.slot_size"][3]), L.TEL_SLOT_SIZE)
+        self.assertEqual(int(rows["tel.capacity"][3]), L.MAX_STRATEGIES)
+        self.assertEqual(int(rows["tel.segment_size"][3]), L.TEL_SEGMENT_SIZE)
+        self.assertEqual(rows["tel.slots"][2], f"slot[{L.MAX_STRATEGIES}]")
+        self.assertIn(f"Size: {L.TEL_SEGMENT_SIZE:,} bytes", t)
+        self.assertIn(f"Name: `/breaker.<instance>{L.TEL_SUFFIX}`", t)
+        slots = L.FIELDS["tel.slots"]
+        self.assertIn(f"Slot `i` (at `{slots.offset} + {L.TEL_SLOT_SIZE} * i`)", t)
+        self.assertEqual(L.tel_slot_offset(7), slots.offset + 7 * L.TEL_SLOT_SIZE)
+        self.assertEqual(slots.size, L.MAX_STRATEGIES * L.TEL_SLOT_SIZE)
+        self.assertEqual(slots.offset + slots.size, L.TEL_SEGMENT_SIZE)
+        self.assertEqual(slots.offset % 64, 0, "slots start on a cache line")
+
+    def test_a_telemetry_slot_is_two_cache_lines_money_on_the_second(self) -> None:
+        fields = {n: f for n, f in L.FIELDS.items() if n.startswith("slot.")}
+        self.assertEqual(max(f.offset + f.size for f in fields.values()), L.TEL_SLOT_SIZE)
+        spans = sorted((f.offset, f.offset + f.size) for f in fields.values())
+        for (_, end), (start, _) in zip(spans, spans[1:]):
+            self.assertLessEqual(end, start, "slot fields overlap")
+        # the seqlock and what it covers ("the words below") share line 1; counters are line 0
+        gseq = fields["slot.gseq"].offset
+        self.assertEqual(gseq, 64)
+        self.assertRegex(self.tel_rows["slot.gseq"][3], r"seqlock over the words below")
+        for name, f in fields.items():
+            self.assertEqual(f.offset >= gseq, name in ("slot.gseq", "slot.fills", "slot.fill_cash",
+                                                       "slot.fees", "slot.balance", "slot.position",
+                                                       "slot.gross", "slot.pnl"), name)
+
     def test_modes_table(self) -> None:
         modes = doc_codes(doc_section(self.text, "Modes"))
         self.assertEqual(modes, dict(enumerate(L.MODE_NAMES)))
@@ -151,6 +220,16 @@ class ParserCanFail(unittest.TestCase):
         text = doc_text().replace("| hdr.daemon_pid | 36 | 4 |", "| hdr.daemon_pid | 40 | 4 |")
         rows = doc_fields(text)
         self.assertNotEqual(rows["hdr.daemon_pid"][0], L.FIELDS["hdr.daemon_pid"].offset)
+
+    def test_a_moved_telemetry_field_is_seen(self) -> None:
+        text = doc_text().replace("| slot.pnl | 120 | 8 | f64 |", "| slot.pnl | 112 | 8 | f64 |")
+        rows = doc_fields(telemetry_segment(text))
+        self.assertNotEqual(rows["slot.pnl"][0], L.FIELDS["slot.pnl"].offset)
+
+    def test_a_new_telemetry_field_is_seen(self) -> None:
+        text = doc_text().replace("| slot.pnl | 120 |", "| slot.extra | 128 | 8 | u64 | new |\n| slot.pnl | 120 |")
+        self.assertIn("slot.extra", doc_fields(telemetry_segment(text)))
+        self.assertNotIn("slot.extra", L.FIELDS)
 
     def test_a_new_reason_code_is_seen(self) -> None:
         text = doc_text().replace("| 11 | audit_corrupt |", "| 11 | audit_corrupt |\n| 12 | new_thing |")

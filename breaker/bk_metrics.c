@@ -1,0 +1,1068 @@
+/*
+ * bk_metrics - see bk_metrics.h. Three parts: counting (loop thread, plain
+ * words), rendering (loop thread, into a preallocated buffer, a bounded slice
+ * per tick) and serving (nng's HTTP threads, copies only).
+ *
+ * Label values need no escaping: strategy names are [A-Za-z0-9._:-], reason
+ * codes and rule names are ours.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "bk_daemon.h"
+#include "bk_log.h"
+
+#define LINE_MAX_BYTES   512   /* longest put(): names are <= 39 bytes, HELP < 300 */
+#define HEAD_MAX_BYTES   65536 /* everything that is not per strategy */
+#define PER_STRATEGY_MAX (2 * LINE_MAX_BYTES + (BK_REASON_COUNT + BK_RULE_COUNT) * 128)
+#define LIVE_MAX_BYTES   2048
+#define PREFAULT_BYTES   (4u << 20) /* 4096 tripped, 2 latches, telemetry, warnings */
+#define SLICE_BUDGET     512 /* work units per tick: a strategy visited 1, a line 2 */
+#define STALL_NS         (1000ull * 1000 * 1000) /* audit not durable this long: failing */
+
+enum stage {
+	ST_IDLE,
+	ST_HEAD,
+	ST_MODE,   /* breaker_mode, per strategy */
+	ST_LATCH,  /* breaker_strategies, breaker_latch_active */
+	ST_REJECT, /* breaker_strategy_reject_ratio */
+	ST_ORDER,  /* breaker_strategy_order_rate */
+	ST_UTIL,   /* breaker_rule_utilisation_ratio */
+	ST_FINISH,
+};
+
+static const char *const cmd_types[BK_CMD_TYPES] = {
+    "trip", "resume", "status", "list", "register", "report", "reconcile", "invalid",
+};
+
+static const char *const results[BK_STATUS_COUNT] = {
+    "ok",
+    "err_bad_request",
+    "err_too_large",
+    "err_unknown_strategy",
+    "err_unknown_reason",
+    "err_not_tripped",
+    "err_stage_skip",
+    "err_not_a_resume",
+    "err_ambiguous",
+    "err_unauthorised",
+    "err_table_full",
+    "err_exists",
+    "err_not_durable",
+    "err_internal",
+    "err_condition_holds",
+};
+
+static const char *const mode_labels[4] = {"active", "cautious", "reduce_only", "halted"};
+
+/* Bucket bounds, ns, and the same as Prometheus "le" labels. */
+static const uint64_t tick_bounds[BK_HIST_BUCKETS] = {
+    10000,   25000,   50000,    100000,   250000,   500000,    1000000,
+    2500000, 5000000, 10000000, 25000000, 50000000, 100000000, 1000000000,
+};
+static const char *const tick_le[BK_HIST_BUCKETS] = {
+    "1e-05",  "2.5e-05", "5e-05", "0.0001", "0.00025", "0.0005", "0.001",
+    "0.0025", "0.005",   "0.01",  "0.025",  "0.05",    "0.1",    "1",
+};
+static const uint64_t fsync_bounds[BK_HIST_BUCKETS] = {
+    100000,   250000,   500000,    1000000,   2500000,   5000000,    10000000,
+    25000000, 50000000, 100000000, 250000000, 500000000, 1000000000, 5000000000,
+};
+static const char *const fsync_le[BK_HIST_BUCKETS] = {
+    "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01",
+    "0.025",  "0.05",    "0.1",    "0.25",  "0.5",    "1",     "5",
+};
+
+/* ---- counting --------------------------------------------------------------- */
+
+static void hist_add(struct bk_hist *h, const uint64_t *bounds, uint64_t ns)
+{
+	unsigned i = 0;
+
+	while (i < BK_HIST_BUCKETS && ns > bounds[i])
+		i++;
+	h->bucket[i]++;
+	h->count++;
+	h->sum_ns += ns;
+}
+
+void bk_metrics_tick_done(struct bk_daemon *d, uint64_t ns)
+{
+	hist_add(&d->ctr.tick, tick_bounds, ns);
+	if (ns > d->cfg.tick_ns)
+		d->ctr.tick_overruns++;
+}
+
+void bk_metrics_fsync_done(struct bk_daemon *d, uint64_t ns, bool ok)
+{
+	hist_add(&d->ctr.fsync, fsync_bounds, ns);
+	if (!ok)
+		d->ctr.flush_failures++;
+}
+
+/* ---- writing lines ------------------------------------------------------------ */
+
+static struct bk_metrics_buf *back_buf(struct bk_metrics *m)
+{
+	return &m->buf[!atomic_load_explicit(&m->cur, memory_order_relaxed)];
+}
+
+/* Room for one more whole line? If not, the line is dropped, never cut. */
+static char *line_start(struct bk_metrics *m, size_t *len)
+{
+	size_t used = atomic_load_explicit(&back_buf(m)->len, memory_order_relaxed);
+
+	if (m->cap - used < LINE_MAX_BYTES) {
+		m->overflow = true;
+		return NULL;
+	}
+	*len = used;
+	return back_buf(m)->text;
+}
+
+static void put(struct bk_metrics *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* One line (or a few, < LINE_MAX_BYTES together). No allocation: vsnprintf to a buffer.
+ */
+static void put(struct bk_metrics *m, const char *fmt, ...)
+{
+	size_t len;
+	char *p = line_start(m, &len);
+	va_list ap;
+	int n;
+
+	if (!p)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(p + len, LINE_MAX_BYTES, fmt, ap);
+	va_end(ap);
+	if (n < 0 || n >= LINE_MAX_BYTES) {
+		m->overflow = true;
+		return;
+	}
+	atomic_store_explicit(&back_buf(m)->len, len + (size_t)n, memory_order_relaxed);
+}
+
+static void family(struct bk_metrics *m, const char *name, const char *type,
+                   const char *help)
+{
+	put(m, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* %.9g, but Prometheus' spelling of the non-finite values. */
+static const char *num(char buf[32], double v)
+{
+	if (isnan(v))
+		return "NaN";
+	if (isinf(v))
+		return v > 0 ? "+Inf" : "-Inf";
+	snprintf(buf, 32, "%.9g", v);
+	return buf;
+}
+
+static void hist(struct bk_metrics *m, const char *name, const char *help,
+                 const struct bk_hist *h, const char *const *le)
+{
+	uint64_t cum = 0;
+	char b[32];
+
+	family(m, name, "histogram", help);
+	for (unsigned i = 0; i < BK_HIST_BUCKETS; i++) {
+		cum += h->bucket[i];
+		put(m, "%s_bucket{le=\"%s\"} %llu\n", name, le[i],
+		    (unsigned long long)cum);
+	}
+	put(m, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %s\n%s_count %llu\n", name,
+	    (unsigned long long)h->count, name, num(b, (double)h->sum_ns / 1e9), name,
+	    (unsigned long long)h->count);
+}
+
+/* ---- the rendering's stages ------------------------------------------------------ */
+
+static uint64_t audit_pending(const struct bk_daemon *d)
+{
+	uint64_t staged = d->audit.next_seq ? d->audit.next_seq - 1 : 0;
+
+	return staged > d->audit.durable_seq ? staged - d->audit.durable_seq : 0;
+}
+
+static void head_counters(struct bk_daemon *d, struct bk_metrics *m)
+{
+	const struct bk_counters *c = &d->ctr;
+
+	family(
+	    m, "breaker_trips_total", "counter",
+	    "Trips applied since breakerd started (operators' and rules'), by scope and "
+	    "reason code.");
+	for (int s = 0; s < 2; s++)
+		for (unsigned r = 1; r < BK_REASON_COUNT; r++)
+			put(m, "breaker_trips_total{scope=\"%s\",reason=\"%s\"} %llu\n",
+			    s ? "strategy" : "global", bk_reason_name(r),
+			    (unsigned long long)c->trips[s][r]);
+	family(m, "breaker_commands_total", "counter",
+	       "Commands handled since breakerd started, by type and reply status (as "
+	       "decided when handled).");
+	for (unsigned t = 0; t < BK_CMD_TYPES; t++)
+		for (unsigned r = 0; r < BK_STATUS_COUNT; r++)
+			/* the common outcome always, so rate() sees the first one */
+			if (r == (t == BK_CMD_INVALID) || c->commands[t][r])
+				put(m,
+				    "breaker_commands_total{type=\"%s\",result=\"%s\"} "
+				    "%llu\n",
+				    cmd_types[t], results[r],
+				    (unsigned long long)c->commands[t][r]);
+	family(m, "breaker_tick_overruns_total", "counter",
+	       "Ticks that took longer than the tick period.");
+	put(m, "breaker_tick_overruns_total %llu\n",
+	    (unsigned long long)c->tick_overruns);
+	family(m, "breaker_audit_flush_failures_total", "counter",
+	       "Audit log flushes (write + fdatasync) that failed.");
+	put(m, "breaker_audit_flush_failures_total %llu\n",
+	    (unsigned long long)c->flush_failures);
+	hist(m, "breaker_tick_duration_seconds",
+	     "Duration of each tick (rules, actions, metrics).", &c->tick, tick_le);
+	hist(m, "breaker_audit_fsync_duration_seconds",
+	     "Audit flush latency: from the write's submission to the fdatasync's "
+	     "completion.",
+	     &c->fsync, fsync_le);
+}
+
+static void head_gauges(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
+{
+	char b[32];
+
+	family(m, "breaker_info", "gauge", "Always 1; names the breaker instance.");
+	put(m, "breaker_info{breaker_instance=\"%s\"} 1\n", m->instance);
+	family(m, "breaker_uptime_seconds", "gauge", "Time since breakerd started.");
+	put(m, "breaker_uptime_seconds %s\n",
+	    num(b, (double)(now - d->boot_mono_ns) / 1e9));
+	family(m, "breaker_tick_period_seconds", "gauge", "The configured tick period.");
+	put(m, "breaker_tick_period_seconds %s\n", num(b, (double)d->cfg.tick_ns / 1e9));
+	family(m, "breaker_audit_records_pending", "gauge",
+	       "Audit records staged or in flight, not yet durable.");
+	put(m, "breaker_audit_records_pending %llu\n",
+	    (unsigned long long)audit_pending(d));
+	family(m, "breaker_audit_last_durable_seq", "gauge",
+	       "Sequence number of the last audit record known to be on disk.");
+	put(m, "breaker_audit_last_durable_seq %llu\n",
+	    (unsigned long long)d->audit.durable_seq);
+	family(
+	    m, "breaker_audit_stalled_seconds", "gauge",
+	    "How long audit records have waited without the durable seq moving (0: none "
+	    "waiting).");
+	put(m, "breaker_audit_stalled_seconds %s\n", num(b, (double)m->stalled_ns / 1e9));
+	family(m, "breaker_audit_write_failing", "gauge",
+	       "1 while the last audit flush failed (resumes are refused).");
+	put(m, "breaker_audit_write_failing %d\n", d->flush_err ? 1 : 0);
+	family(m, "breaker_telemetry_blind", "gauge",
+	       "1 when the telemetry segment is lost: the rules cannot evaluate.");
+	put(m, "breaker_telemetry_blind %d\n", d->ctr.tel_blind ? 1 : 0);
+	family(m, "breaker_metrics_render_seconds", "gauge",
+	       "Loop time the previous whole rendering of these metrics took, over all "
+	       "slices.");
+	put(m, "breaker_metrics_render_seconds %s\n",
+	    num(b, (double)m->last_work_ns / 1e9));
+	family(m, "breaker_metrics_render_slice_max_seconds", "gauge",
+	       "The longest slice (one tick's share) of the previous rendering.");
+	put(m, "breaker_metrics_render_slice_max_seconds %s\n",
+	    num(b, (double)m->last_slice_max_ns / 1e9));
+}
+
+/*
+ * The per-strategy lines are most of the text: written with plain copies
+ * rather than vsnprintf (a few times faster), each line checked for room
+ * first so that a full buffer drops whole lines, never cuts one.
+ */
+static char *line_begin(struct bk_metrics *m)
+{
+	size_t len;
+	char *p = line_start(m, &len);
+
+	return p ? p + len : NULL;
+}
+
+static void line_end(struct bk_metrics *m, char *end)
+{
+	struct bk_metrics_buf *b = back_buf(m);
+
+	atomic_store_explicit(&b->len, (size_t)(end - b->text), memory_order_relaxed);
+}
+
+static char *app(char *p, const char *s)
+{
+	size_t n = strlen(s);
+
+	memcpy(p, s, n);
+	return p + n;
+}
+
+static char *app_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	int i = 0;
+
+	do
+		tmp[i++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	while (i)
+		*p++ = tmp[--i];
+	return p;
+}
+
+/* Six decimals, trailing zeros dropped: plenty for ratios and rates. */
+static char *app_f64(char *p, double v)
+{
+	uint64_t ip, fp;
+	char b[32];
+	int digits = 6;
+
+	if (!isfinite(v) || fabs(v) >= 1e15)
+		return app(p, num(b, v));
+	if (v < 0) {
+		*p++ = '-';
+		v = -v;
+	}
+	ip = (uint64_t)v;
+	fp = (uint64_t)llround((v - (double)ip) * 1e6);
+	if (fp >= 1000000) {
+		ip++;
+		fp -= 1000000;
+	}
+	p = app_u64(p, ip);
+	if (!fp)
+		return p;
+	while (fp % 10 == 0) {
+		fp /= 10;
+		digits--;
+	}
+	*p++ = '.';
+	for (int i = digits - 1; i >= 0; i--, fp /= 10)
+		p[i] = (char)('0' + fp % 10);
+	return p + digits;
+}
+
+/* A mode as engines see it: the published word in shared memory. */
+static uint64_t shm_word(const struct bk_daemon *d, int slot, uint32_t *latches)
+{
+	const struct bk_shm_scope *sc =
+	    slot == BK_GLOBAL ? &d->shm.shm->global : &d->shm.shm->strategies[slot];
+
+	*latches = atomic_load_explicit(&sc->latches, memory_order_relaxed);
+	return atomic_load_explicit(&sc->state, memory_order_relaxed);
+}
+
+static void enter_mode(struct bk_daemon *d, struct bk_metrics *m)
+{
+	uint32_t latches;
+
+	memset(m->count, 0, sizeof(m->count));
+	family(
+	    m, "breaker_mode", "gauge",
+	    "Mode engines see: 0 ACTIVE, 1 CAUTIOUS, 2 REDUCE_ONLY, 3 HALTED. Global, "
+	    "and "
+	    "each strategy not ACTIVE on its own (effective mode: the max with global).");
+	put(m, "breaker_mode{scope=\"global\"} %u\n",
+	    BK_STATE_MODE(shm_word(d, BK_GLOBAL, &latches)));
+}
+
+static int visit_mode(struct bk_daemon *d, struct bk_metrics *m, uint32_t i)
+{
+	uint32_t latches;
+	unsigned mode = BK_STATE_MODE(shm_word(d, (int)i, &latches));
+	char *p;
+
+	if (mode > BK_HALTED)
+		mode = BK_HALTED;
+	m->count[mode]++;
+	if (mode == BK_ACTIVE || !(p = line_begin(m)))
+		return 1;
+	p = app(p, "breaker_mode{scope=\"strategy\",strategy=\"");
+	p = app(p, d->state.strategies[i].name);
+	p = app(p, "\"} ");
+	*p++ = (char)('0' + mode);
+	*p++ = '\n';
+	line_end(m, p);
+	return 3;
+}
+
+static void enter_latch(struct bk_daemon *d, struct bk_metrics *m)
+{
+	uint32_t latches;
+
+	family(m, "breaker_strategies", "gauge",
+	       "Registered strategies by their own mode.");
+	for (int i = 0; i < 4; i++)
+		put(m, "breaker_strategies{mode=\"%s\"} %u\n", mode_labels[i],
+		    m->count[i]);
+	family(m, "breaker_latch_active", "gauge",
+	       "1 for each latch (reason code) holding a scope; absent when released.");
+	shm_word(d, BK_GLOBAL, &latches);
+	for (unsigned r = 1; r < BK_REASON_COUNT; r++)
+		if (latches & (1u << r))
+			put(m, "breaker_latch_active{scope=\"global\",reason=\"%s\"} 1\n",
+			    bk_reason_name(r));
+}
+
+static int visit_latch(struct bk_daemon *d, struct bk_metrics *m, uint32_t i)
+{
+	uint32_t latches;
+	int cost = 1;
+	char *p;
+
+	shm_word(d, (int)i, &latches);
+	for (unsigned r = 1; latches && r < BK_REASON_COUNT; r++) {
+		if (!(latches & (1u << r)) || !(p = line_begin(m)))
+			continue;
+		p = app(p, "breaker_latch_active{scope=\"strategy\",strategy=\"");
+		p = app(p, d->state.strategies[i].name);
+		p = app(p, "\",reason=\"");
+		p = app(p, bk_reason_name(r));
+		line_end(m, app(p, "\"} 1\n"));
+		cost += 2;
+	}
+	return cost;
+}
+
+/* An engine reports for it (telemetry slot with a pid, Report messages, orders). */
+static bool has_telemetry(const struct bk_daemon *d, uint32_t i)
+{
+	const struct bk_slot_rules *sr = &d->slots[i];
+
+	if (sr->is_remote || sr->eval.last_orders)
+		return true;
+	return d->tel.tel &&
+	       atomic_load_explicit(&d->tel.tel->slots[i].pid, memory_order_relaxed) != 0;
+}
+
+static int visit_rate(struct bk_daemon *d, struct bk_metrics *m, uint32_t i, bool reject)
+{
+	const struct bk_slot_rules *sr = &d->slots[i];
+	const struct bk_window *w = reject ? &sr->eval.rej_win : &sr->eval.ord_win;
+	double v;
+	char *p;
+
+	if (!sr->rules || !has_telemetry(d, i) || !(p = line_begin(m)))
+		return 1;
+	if (reject)
+		v = w->sum_orders ? (double)w->sum_rejects / (double)w->sum_orders : 0;
+	else
+		v = (double)w->sum_orders * 1000.0 /
+		    sr->rules[BK_RULE_ORDER_RATE].window_ms;
+	p = app(p, reject ? "breaker_strategy_reject_ratio{strategy=\""
+	                  : "breaker_strategy_order_rate{strategy=\"");
+	p = app(p, d->state.strategies[i].name);
+	p = app_f64(app(p, "\"} "), v);
+	*p++ = '\n';
+	line_end(m, p);
+	return 3;
+}
+
+static int visit_util(struct bk_daemon *d, struct bk_metrics *m, uint32_t i)
+{
+	const struct bk_slot_rules *sr = &d->slots[i];
+	const char *name = d->state.strategies[i].name;
+	int cost = 1;
+	char *p;
+
+	for (int r = 0; sr->rules && r < BK_RULE_COUNT; r++) {
+		if (!sr->rules[r].enabled ||
+		    (sr->eval.util[r] < d->cfg.rules.warn[0] && !sr->eval.violating[r]))
+			continue;
+		if (m->warnings++ == 0)
+			snprintf(m->warn_first, sizeof(m->warn_first),
+			         "strategy %s rule %s at %.0f%%%s", name,
+			         bk_rule_name((enum bk_rule_id)r), sr->eval.util[r] * 100,
+			         sr->eval.violating[r] ? " (violated)" : "");
+		if (!(p = line_begin(m)))
+			continue;
+		p = app(p, "breaker_rule_utilisation_ratio{strategy=\"");
+		p = app(app(p, name), "\",rule=\"");
+		p = app(app(p, bk_rule_name((enum bk_rule_id)r)), "\"} ");
+		p = app_f64(p, sr->eval.util[r]);
+		*p++ = '\n';
+		line_end(m, p);
+		cost += 2;
+	}
+	return cost;
+}
+
+/* ---- health -------------------------------------------------------------------- */
+
+/* Sampled once per rendering: the audit log's progress and the tick overruns. */
+static void sample(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
+{
+	uint64_t pending = audit_pending(d), since, ticks, over;
+
+	if (d->audit.durable_seq != m->seen_durable) {
+		m->seen_durable = d->audit.durable_seq;
+		m->durable_moved_ns = now;
+	}
+	if (!pending)
+		m->pending_since_ns = 0;
+	else if (!m->pending_since_ns)
+		m->pending_since_ns = now;
+	since = m->pending_since_ns > m->durable_moved_ns ? m->pending_since_ns
+	                                                  : m->durable_moved_ns;
+	m->stalled_ns = pending && now > since ? now - since : 0;
+	if (now - m->win_start_ns < 1000000000ull)
+		return;
+	ticks = d->ctr.tick.count - m->win_ticks;
+	over = d->ctr.tick_overruns - m->win_over;
+	m->overrun_pct_x100 = ticks ? over * 10000 / ticks : 0;
+	m->win_start_ns = now;
+	m->win_ticks = d->ctr.tick.count;
+	m->win_over = d->ctr.tick_overruns;
+}
+
+struct reasons {
+	char *buf;
+	size_t len, used;
+};
+
+static void reason(struct reasons *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void reason(struct reasons *r, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (r->len - r->used < 4)
+		return; /* full: the first reasons are the weightiest */
+	if (r->used) {
+		memcpy(r->buf + r->used, "; ", 3);
+		r->used += 2;
+	}
+	va_start(ap, fmt);
+	n = vsnprintf(r->buf + r->used, r->len - r->used, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		r->used +=
+		    (size_t)n < r->len - r->used ? (size_t)n : r->len - r->used - 1;
+}
+
+/* "failing: ...", "degraded: ..." or "ok", from what this rendering saw. */
+static int health(struct bk_daemon *d, struct bk_metrics *m, char *out, size_t len)
+{
+	char fail[BK_HEALTH_TEXT] = "", degr[BK_HEALTH_TEXT] = "";
+	struct reasons f = {fail, sizeof(fail), 0}, g = {degr, sizeof(degr), 0};
+	uint32_t latches;
+
+	shm_word(d, BK_GLOBAL, &latches);
+	if (latches & (1u << BK_R_AUDIT_CORRUPT))
+		reason(
+		    &f,
+		    "global HALTED by audit_corrupt: the audit log was damaged or lost "
+		    "(breaker audit --verify, then a forced resume)");
+	if (m->stalled_ns > STALL_NS)
+		reason(&f, "audit records not durable for %.1f s (%llu pending)",
+		       (double)m->stalled_ns / 1e9, (unsigned long long)audit_pending(d));
+	if (d->ctr.tel_blind)
+		reason(&f, "telemetry segment lost: the rules are blind");
+	/* strerrordesc_np: a static string, where strerror may format (and allocate) */
+	if (d->flush_err)
+		reason(&g, "audit log write failing: %s (trips hold, resumes refused)",
+		       strerrordesc_np(-d->flush_err) ? strerrordesc_np(-d->flush_err)
+		                                      : "error");
+	if (m->overrun_pct_x100 > 100)
+		reason(
+		    &g,
+		    "tick overruns: %.1f%% of ticks in the last second took longer than "
+		    "the %llu us period",
+		    (double)m->overrun_pct_x100 / 100,
+		    (unsigned long long)(d->cfg.tick_ns / 1000));
+	if (m->warnings)
+		reason(&g, "%u rule warning%s (%s)", m->warnings,
+		       m->warnings == 1 ? "" : "s", m->warn_first);
+	if (m->overflow)
+		reason(&g, "metrics buffer full: some series were dropped");
+	if (f.used) {
+		snprintf(out, len, "failing: %s%s%s", fail, g.used ? "; " : "", degr);
+		return BK_HEALTH_FAILING;
+	}
+	if (g.used) {
+		snprintf(out, len, "degraded: %s", degr);
+		return BK_HEALTH_DEGRADED;
+	}
+	snprintf(out, len, "ok");
+	return BK_HEALTH_OK;
+}
+
+/* ---- the rendering ---------------------------------------------------------------- */
+
+static void begin(struct bk_metrics *m, uint64_t now)
+{
+	struct bk_metrics_buf *b = back_buf(m);
+
+	/* odd: a reader that still holds this buffer's index will retry */
+	atomic_store_explicit(&b->seq,
+	                      atomic_load_explicit(&b->seq, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(&b->len, 0, memory_order_relaxed);
+	m->stage = ST_HEAD;
+	m->cursor = 0;
+	m->next_ns = now + BK_METRICS_PERIOD_NS;
+	m->work_ns = m->slice_max_ns = 0;
+	m->warnings = 0;
+	m->warn_first[0] = '\0';
+	m->overflow = false;
+}
+
+static void publish(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
+{
+	struct bk_metrics_buf *b = back_buf(m);
+	unsigned back = !atomic_load_explicit(&m->cur, memory_order_relaxed);
+
+	sample(d, m, now);
+	b->health = health(d, m, b->health_text, sizeof(b->health_text));
+	atomic_store_explicit(&b->rendered_mono_ns, now, memory_order_relaxed);
+	atomic_store_explicit(&b->seq,
+	                      atomic_load_explicit(&b->seq, memory_order_relaxed) + 1,
+	                      memory_order_release);
+	atomic_store_explicit(&m->cur, back, memory_order_release);
+	atomic_store_explicit(&m->published, 1, memory_order_release);
+	m->stage = ST_IDLE;
+}
+
+/* Per-strategy stages: visit from the cursor while the budget lasts. */
+static int strategies(struct bk_daemon *d, struct bk_metrics *m, int budget)
+{
+	uint32_t n = d->state.n_strategies;
+
+	while (m->cursor < n && budget > 0) {
+		uint32_t i = m->cursor++;
+		switch (m->stage) {
+		case ST_MODE:
+			budget -= visit_mode(d, m, i);
+			break;
+		case ST_LATCH:
+			budget -= visit_latch(d, m, i);
+			break;
+		case ST_REJECT:
+			budget -= visit_rate(d, m, i, true);
+			break;
+		case ST_ORDER:
+			budget -= visit_rate(d, m, i, false);
+			break;
+		case ST_UTIL:
+			budget -= visit_util(d, m, i);
+			break;
+		}
+	}
+	return budget;
+}
+
+/* Enter the next stage: its family header and scope-wide lines. */
+static void next_stage(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
+{
+	m->stage++;
+	m->cursor = 0;
+	switch (m->stage) {
+	case ST_MODE:
+		enter_mode(d, m);
+		break;
+	case ST_LATCH:
+		enter_latch(d, m);
+		break;
+	case ST_REJECT:
+		family(m, "breaker_strategy_reject_ratio", "gauge",
+		       "Rejects / orders over the reject_rate rule's window (strategies "
+		       "with "
+		       "telemetry).");
+		break;
+	case ST_ORDER:
+		family(m, "breaker_strategy_order_rate", "gauge",
+		       "Orders per second over the order_rate rule's window (strategies "
+		       "with "
+		       "telemetry).");
+		break;
+	case ST_UTIL:
+		family(m, "breaker_rule_utilisation_ratio", "gauge",
+		       "Measured / threshold for each limit rule at or above its first "
+		       "warning "
+		       "level.");
+		break;
+	case ST_FINISH:
+		family(m, "breaker_rule_warnings", "gauge",
+		       "Limit rules at or above their first warning level.");
+		put(m, "breaker_rule_warnings %u\n", m->warnings);
+		m->last_work_ns = m->work_ns;
+		m->last_slice_max_ns = m->slice_max_ns;
+		publish(d, m, now);
+		break;
+	}
+}
+
+static void slice(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
+{
+	uint64_t t0 = bk_now_mono_ns(), ns;
+	int budget = SLICE_BUDGET;
+
+	if (m->stage == ST_HEAD) {
+		head_gauges(d, m, now);
+		head_counters(d, m);
+		budget -= 400;
+		next_stage(d, m, now);
+	}
+	while (m->stage != ST_IDLE && budget > 0) {
+		budget = strategies(d, m, budget);
+		if (m->cursor >= d->state.n_strategies) {
+			ns = bk_now_mono_ns() - t0;
+			if (m->stage + 1 == ST_FINISH) {
+				/* the last slice's time counts in the published figures
+				 */
+				m->work_ns += ns;
+				m->slice_max_ns =
+				    ns > m->slice_max_ns ? ns : m->slice_max_ns;
+				next_stage(d, m, now);
+				return;
+			}
+			next_stage(d, m, now);
+		}
+	}
+	ns = bk_now_mono_ns() - t0;
+	m->work_ns += ns;
+	if (ns > m->slice_max_ns)
+		m->slice_max_ns = ns;
+}
+
+void bk_metrics_tick(struct bk_daemon *d, uint64_t now)
+{
+	struct bk_metrics *m = &d->metrics;
+
+	if (!m->buf[0].text)
+		return; /* not started (in-process benchmarks) */
+	atomic_store_explicit(&m->last_tick_ns, now, memory_order_relaxed);
+	if (m->stage == ST_IDLE) {
+		if (now < m->next_ns)
+			return;
+		begin(m, now);
+	}
+	slice(d, m, now);
+}
+
+uint64_t bk_metrics_render_all(struct bk_daemon *d, uint64_t now)
+{
+	struct bk_metrics *m = &d->metrics;
+	uint64_t t0 = bk_now_mono_ns();
+
+	if (!m->buf[0].text)
+		return 0;
+	atomic_store_explicit(&m->last_tick_ns, now, memory_order_relaxed);
+	if (m->stage == ST_IDLE)
+		begin(m, now);
+	while (m->stage != ST_IDLE)
+		slice(d, m, now);
+	return bk_now_mono_ns() - t0;
+}
+
+/* ---- reading (any thread) ------------------------------------------------------------
+ */
+
+long bk_metrics_read(struct bk_metrics *m, char *buf, size_t len, int *health,
+                     char *health_text, size_t health_len)
+{
+	for (int tries = 0; tries < 64; tries++) {
+		unsigned i = atomic_load_explicit(&m->cur, memory_order_acquire);
+		struct bk_metrics_buf *b = &m->buf[i];
+		uint64_t s = atomic_load_explicit(&b->seq, memory_order_acquire);
+		size_t n = atomic_load_explicit(&b->len, memory_order_relaxed);
+
+		if (!atomic_load_explicit(&m->published, memory_order_acquire))
+			return -EAGAIN;
+		if (s & 1)
+			continue; /* the writer took this buffer back: read the new one */
+		if (buf && n >= len) {
+			if (atomic_load_explicit(&b->seq, memory_order_acquire) == s)
+				return -ENOBUFS;
+			continue;
+		}
+		if (buf) {
+			memcpy(buf, b->text, n);
+			buf[n] = '\0';
+		}
+		*health = b->health;
+		snprintf(health_text, health_len, "%.*s", BK_HEALTH_TEXT - 1,
+		         b->health_text);
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&b->seq, memory_order_relaxed) == s)
+			return (long)n;
+	}
+	return -EAGAIN;
+}
+
+/* ---- serving (nng's HTTP threads) ----------------------------------------------------
+ */
+
+struct live {
+	bool stalled;
+	double age_s, snap_age_s, wall_s;
+};
+
+static void live_state(struct bk_metrics *m, struct live *l)
+{
+	uint64_t mono = bk_now_mono_ns(), wall = bk_now_wall_ns();
+	uint64_t hb = atomic_load_explicit(&m->last_tick_ns, memory_order_relaxed);
+	uint64_t age = mono > hb ? mono - hb : 0;
+	const struct bk_metrics_buf *b =
+	    &m->buf[atomic_load_explicit(&m->cur, memory_order_acquire)];
+	uint64_t r = atomic_load_explicit(&b->rendered_mono_ns, memory_order_relaxed);
+
+	l->stalled = age > m->bound_ns;
+	l->age_s = (double)age / 1e9;
+	l->snap_age_s = mono > r ? (double)(mono - r) / 1e9 : 0;
+	l->wall_s = (double)(wall - (age < wall ? age : 0)) / 1e9;
+}
+
+/* A stalled loop fails the health whatever the last rendering said. */
+static int live_health(const struct live *l, int health, const char *text, char *out,
+                       size_t len, uint64_t bound_ns)
+{
+	if (!l->stalled) {
+		snprintf(out, len, "%s", text);
+		return health;
+	}
+	snprintf(out, len,
+	         "failing: event loop stalled: last tick %.3f s ago (engines fail "
+	         "closed past %.3f s)%s%s",
+	         l->age_s, (double)bound_ns / 1e9,
+	         health == BK_HEALTH_OK ? "" : "; before that: ",
+	         health == BK_HEALTH_OK ? "" : text);
+	return BK_HEALTH_FAILING;
+}
+
+static size_t live_lines(char *p, size_t len, const struct live *l, int health)
+{
+	int n = snprintf(
+	    p, len,
+	    "# HELP breaker_up 1 while breakerd's loop ticks within the engines' "
+	    "heartbeat "
+	    "bound, 0 when it stalled.\n# TYPE breaker_up gauge\nbreaker_up %d\n"
+	    "# HELP breaker_last_tick_age_seconds Time since breakerd's last tick.\n"
+	    "# TYPE breaker_last_tick_age_seconds gauge\nbreaker_last_tick_age_seconds "
+	    "%.9f\n"
+	    "# HELP breaker_heartbeat_timestamp_seconds Unix time of breakerd's last "
+	    "tick.\n"
+	    "# TYPE breaker_heartbeat_timestamp_seconds gauge\n"
+	    "breaker_heartbeat_timestamp_seconds %.6f\n"
+	    "# HELP breaker_metrics_snapshot_age_seconds Age of the rendering served "
+	    "here.\n"
+	    "# TYPE breaker_metrics_snapshot_age_seconds gauge\n"
+	    "breaker_metrics_snapshot_age_seconds %.6f\n"
+	    "# HELP breaker_health_status /healthz as a number: 0 ok, 1 degraded, 2 "
+	    "failing.\n"
+	    "# TYPE breaker_health_status gauge\nbreaker_health_status %d\n",
+	    l->stalled ? 0 : 1, l->age_s, l->wall_s, l->snap_age_s, health);
+
+	return n < 0 ? 0 : (size_t)n >= len ? len - 1 : (size_t)n;
+}
+
+static void respond(nng_aio *aio, const struct bk_metrics *m, uint16_t code,
+                    const char *type, const char *body, size_t len)
+{
+	nng_http_res *res;
+	int rv;
+
+	if ((rv = nng_http_res_alloc(&res)) != 0) {
+		nng_aio_finish(aio, rv);
+		return;
+	}
+	if ((rv = nng_http_res_set_status(res, code)) != 0 ||
+	    (rv = nng_http_res_set_header(res, "Content-Type", type)) != 0 ||
+	    (rv = nng_http_res_set_header(res, "Cache-Control", "no-store")) != 0 ||
+	    /* several instances on one host: `breaker health` checks it found its own */
+	    (rv = nng_http_res_set_header(res, "X-Breaker-Instance", m->instance)) != 0 ||
+	    (rv = nng_http_res_copy_data(res, body, len)) != 0) {
+		nng_http_res_free(res);
+		nng_aio_finish(aio, rv);
+		return;
+	}
+	nng_aio_set_output(aio, 0, res);
+	nng_aio_finish(aio, 0);
+}
+
+/* Copy the published exposition into a new buffer with room for the live lines. */
+static char *copy_exposition(struct bk_metrics *m, size_t *len, int *health, char *htext)
+{
+	size_t want = atomic_load_explicit(&m->buf[atomic_load(&m->cur)].len,
+	                                   memory_order_relaxed) +
+	              65536;
+	char *p;
+	long n;
+
+	for (int i = 0; i < 2; i++, want = m->cap + 1) {
+		if (!(p = malloc(want + LIVE_MAX_BYTES)))
+			return NULL;
+		n = bk_metrics_read(m, p, want, health, htext, BK_HEALTH_TEXT);
+		if (n >= 0) {
+			*len = (size_t)n;
+			return p;
+		}
+		free(p);
+		if (n != -ENOBUFS)
+			return NULL;
+	}
+	return NULL;
+}
+
+static void serve(nng_aio *aio, bool metrics)
+{
+	nng_http_handler *h = nng_aio_get_input(aio, 1);
+	struct bk_metrics *m = nng_http_handler_get_data(h);
+	char htext[BK_HEALTH_TEXT], final[BK_HEALTH_TEXT + 160], *body = NULL;
+	int hv = 0;
+	size_t len = 0;
+	struct live l;
+
+	atomic_fetch_add(&m->serving, 1);
+	if (atomic_load(&m->stopping)) {
+		atomic_fetch_sub(&m->serving, 1);
+		respond(aio, m, 503, "text/plain; charset=utf-8",
+		        "failing: breakerd is stopping\n", 30);
+		return;
+	}
+	if (metrics)
+		body = copy_exposition(m, &len, &hv, htext);
+	else if (bk_metrics_read(m, NULL, 0, &hv, htext, sizeof(htext)) < 0)
+		hv = -1;
+	live_state(m, &l);
+	atomic_fetch_sub(&m->serving, 1);
+	if (metrics && !body) {
+		respond(aio, m, 503, "text/plain; charset=utf-8",
+		        "metrics not available\n", 22);
+		return;
+	}
+	if (metrics) {
+		len += live_lines(
+		    body + len, LIVE_MAX_BYTES, &l,
+		    live_health(&l, hv, htext, final, sizeof(final), m->bound_ns));
+		respond(aio, m, 200, "text/plain; version=0.0.4; charset=utf-8", body,
+		        len);
+		free(body);
+		return;
+	}
+	if (hv < 0)
+		snprintf(htext, sizeof(htext), "failing: no health rendered yet");
+	hv = live_health(&l, hv < 0 ? BK_HEALTH_FAILING : hv, htext, final, sizeof(final),
+	                 m->bound_ns);
+	len = strlen(final);
+	if (len + 1 < sizeof(final))
+		final[len++] = '\n';
+	respond(aio, m, hv == BK_HEALTH_FAILING ? 503 : 200, "text/plain; charset=utf-8",
+	        final, len);
+}
+
+static void on_metrics(nng_aio *aio)
+{
+	serve(aio, true);
+}
+
+static void on_healthz(nng_aio *aio)
+{
+	serve(aio, false);
+}
+
+/* ---- start and stop --------------------------------------------------------------- */
+
+static int add_handler(nng_http_server *s, const char *path, void (*cb)(nng_aio *),
+                       struct bk_metrics *m)
+{
+	nng_http_handler *h;
+	int rv;
+
+	if ((rv = nng_http_handler_alloc(&h, path, cb)) != 0)
+		return rv;
+	if ((rv = nng_http_handler_set_data(h, m, NULL)) != 0 ||
+	    (rv = nng_http_handler_collect_body(h, true, 0)) != 0 ||
+	    (rv = nng_http_server_add_handler(s, h)) != 0) {
+		nng_http_handler_free(h);
+		return rv;
+	}
+	return 0;
+}
+
+static int serve_http(struct bk_daemon *d, struct bk_metrics *m)
+{
+	char url[BK_LISTEN_MAX + 16];
+	nng_http_server *s = NULL;
+	nng_url *u = NULL;
+	int rv;
+
+	bk_config_metrics_url(&d->cfg, url, sizeof(url));
+	if ((rv = nng_url_parse(&u, url)) != 0 || (rv = nng_http_server_hold(&s, u)) != 0)
+		goto fail;
+	if ((rv = add_handler(s, "/metrics", on_metrics, m)) != 0 ||
+	    (rv = add_handler(s, "/healthz", on_healthz, m)) != 0 ||
+	    (rv = nng_http_server_start(s)) != 0)
+		goto fail;
+	nng_url_free(u);
+	m->http = s;
+	bk_info("metrics at %s/metrics, health at %s/healthz", url, url);
+	return 0;
+fail:
+	bk_err(
+	    "metrics: cannot serve %s: %s; /metrics and /healthz are OFF (breakerd runs "
+	    "on; monitoring will see it as down)",
+	    url, nng_strerror(rv));
+	if (s)
+		nng_http_server_release(s);
+	if (u)
+		nng_url_free(u);
+	return 0;
+}
+
+int bk_metrics_start(struct bk_daemon *d)
+{
+	struct bk_metrics *m = &d->metrics;
+	uint64_t now = bk_now_mono_ns();
+
+	m->cap = HEAD_MAX_BYTES + (size_t)BK_MAX_STRATEGIES * PER_STRATEGY_MAX;
+	/* untouched pages cost nothing: a small table uses a few pages of each */
+	for (int i = 0; i < 2; i++) {
+		void *p = mmap(NULL, m->cap, PROT_READ | PROT_WRITE,
+		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED)
+			return -ENOMEM;
+		/* fault in what a big incident needs now, not in a tick's slice later */
+		memset(p, 0, m->cap < PREFAULT_BYTES ? m->cap : PREFAULT_BYTES);
+		m->buf[i].text = p;
+	}
+	m->bound_ns = d->cfg.heartbeat_bound_ns;
+	snprintf(m->instance, sizeof(m->instance), "%s", d->cfg.instance);
+	m->win_start_ns = m->durable_moved_ns = now;
+	m->seen_durable = d->audit.durable_seq;
+	bk_metrics_render_all(d, now);
+	if (!d->cfg.metrics_listen[0]) {
+		bk_info(
+		    "metrics: [metrics] listen is empty: /metrics and /healthz are off");
+		return 0;
+	}
+	return serve_http(d, m);
+}
+
+void bk_metrics_stop(struct bk_daemon *d)
+{
+	struct bk_metrics *m = &d->metrics;
+
+	atomic_store(&m->stopping, 1);
+	while (atomic_load(&m->serving))
+		nng_msleep(1);
+	if (m->http)
+		nng_http_server_release(m->http);
+	m->http = NULL;
+	for (int i = 0; i < 2; i++)
+		if (m->buf[i].text)
+			munmap(m->buf[i].text, m->cap);
+	m->buf[0].text = m->buf[1].text = NULL;
+}

@@ -1,0 +1,131 @@
+/*
+ * bk_metrics - /metrics (Prometheus text exposition 0.0.4) and /healthz.
+ *
+ * The loop thread renders the exposition into one of two buffers allocated
+ * at start, a bounded slice per tick (so that 4096 strategies never make one
+ * tick long), one whole rendering every BK_METRICS_PERIOD_NS, and publishes
+ * the finished buffer by an atomic index swap. Each buffer carries its own
+ * sequence number, odd while the loop writes it. nng's HTTP threads only copy
+ * the published buffer and check its sequence afterwards (a seqlock read,
+ * retried), then add the few live lines that must not come from a snapshot
+ * (is the loop alive?). Nothing on the tick path allocates or locks; the
+ * counters below are plain words of the loop thread.
+ */
+#ifndef BK_METRICS_H
+#define BK_METRICS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bk_mode.h"
+
+#define BK_METRICS_PERIOD_NS (100ull * 1000 * 1000) /* a new rendering every 100 ms */
+#define BK_HIST_BUCKETS      14                     /* finite bucket bounds; +Inf extra */
+#define BK_CMD_TYPES         8 /* trip resume status list register report reconcile invalid */
+#define BK_CMD_INVALID       7
+#define BK_STATUS_COUNT      15 /* breaker.Status values 0..14 */
+#define BK_HEALTH_TEXT       512
+
+struct bk_daemon;
+
+/* A histogram with fixed bounds (ns): per-bucket counts, not cumulative. */
+struct bk_hist {
+	uint64_t bucket[BK_HIST_BUCKETS + 1]; /* the last one is +Inf */
+	uint64_t count;
+	uint64_t sum_ns;
+};
+
+/* Counted by the loop thread where things happen; read by the renderer. */
+struct bk_counters {
+	uint64_t trips[2][BK_REASON_COUNT];               /* [0] global, [1] a strategy */
+	uint64_t commands[BK_CMD_TYPES][BK_STATUS_COUNT]; /* by type and reply status */
+	uint64_t flush_failures; /* audit write or fsync failed */
+	uint64_t tick_overruns;  /* ticks longer than the period */
+	struct bk_hist tick;     /* bk_tick's duration */
+	struct bk_hist fsync;    /* audit flush: submit -> fsync done */
+	bool tel_blind;          /* no telemetry segment: rules blind */
+};
+
+enum bk_health { BK_HEALTH_OK, BK_HEALTH_DEGRADED, BK_HEALTH_FAILING };
+
+struct bk_metrics_buf {
+	_Atomic uint64_t seq; /* odd while the loop writes this buffer */
+	_Atomic size_t len;
+	_Atomic uint64_t rendered_mono_ns;
+	int health;                       /* enum bk_health */
+	char health_text[BK_HEALTH_TEXT]; /* "ok", "degraded: ...", "failing: ..." */
+	char *text;
+};
+
+struct bk_metrics {
+	/* shared with the HTTP threads */
+	struct bk_metrics_buf buf[2];
+	_Atomic unsigned cur;          /* index of the published buffer */
+	_Atomic int published;         /* a first rendering exists */
+	_Atomic uint64_t last_tick_ns; /* the loop's heartbeat, for the live lines */
+	_Atomic int stopping;
+	_Atomic int serving; /* handlers running now */
+	size_t cap;          /* bytes per buffer */
+	uint64_t bound_ns;   /* loop considered stalled past this */
+	char instance[BK_INSTANCE_MAX];
+	void *http; /* nng_http_server *, NULL when off */
+	/* the loop thread's rendering state */
+	int stage;                      /* 0: idle (the last rendering is published) */
+	uint32_t cursor;                /* next strategy slot in the stage */
+	uint64_t next_ns;               /* the next rendering is due */
+	uint64_t work_ns, slice_max_ns; /* this rendering, so far */
+	uint64_t last_work_ns, last_slice_max_ns; /* the previous one, for /metrics */
+	uint32_t count[4];    /* strategies by own mode, this rendering */
+	uint32_t warnings;    /* rules at or above the first warning level */
+	char warn_first[128]; /* the first of them, for /healthz */
+	bool overflow;        /* lines dropped: the buffer was too small */
+	/* audit durability, sampled at each rendering */
+	uint64_t seen_durable, durable_moved_ns, pending_since_ns, stalled_ns;
+	/* tick overruns over the last whole second */
+	uint64_t win_start_ns, win_ticks, win_over, ticks_total, overrun_pct_x100;
+};
+
+/*
+ * Allocate the buffers and, unless cfg's [metrics] listen is empty, start the
+ * HTTP server. A listener that cannot start is logged and left off (0): the
+ * kill switch must run without its metrics. -ENOMEM if the buffers cannot be
+ * had. Call after boot (nng is not fork-safe), before the loop.
+ */
+int bk_metrics_start(struct bk_daemon *d);
+
+/* Stop serving and wait for handlers in progress; before the shm is unmapped. */
+void bk_metrics_stop(struct bk_daemon *d);
+
+/* From bk_tick, every tick: render a slice when a rendering is due. */
+void bk_metrics_tick(struct bk_daemon *d, uint64_t now_ns);
+
+/* One tick took ns (bk_tick). */
+void bk_metrics_tick_done(struct bk_daemon *d, uint64_t ns);
+
+/* One audit flush took ns from submission to the fsync's completion. */
+void bk_metrics_fsync_done(struct bk_daemon *d, uint64_t ns, bool ok);
+
+/* Command type index from the Request's cmd_case; BK_CMD_INVALID otherwise. */
+static inline unsigned bk_metrics_cmd_type(int cmd_case)
+{
+	return cmd_case >= 10 && cmd_case <= 16 ? (unsigned)(cmd_case - 10)
+	                                        : BK_CMD_INVALID;
+}
+
+/*
+ * For tests and benchmarks: render one whole exposition now (all slices in a
+ * row) and publish it. Returns the loop time spent rendering, ns.
+ */
+uint64_t bk_metrics_render_all(struct bk_daemon *d, uint64_t now_ns);
+
+/*
+ * The published exposition and health, as the HTTP handler gets them: copies
+ * at most len - 1 bytes of text into buf (NUL-terminated). Returns the text's
+ * length or -EAGAIN (no rendering yet, or the writer kept overtaking).
+ */
+long bk_metrics_read(struct bk_metrics *m, char *buf, size_t len, int *health,
+                     char *health_text, size_t health_len);
+
+#endif

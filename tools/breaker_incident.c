@@ -1,0 +1,768 @@
+/*
+ * breaker incident export: the post-mortem skeleton of a period, from the
+ * audit log alone (bk_audit_scan, as breaker audit: works with breakerd
+ * down). Two passes over the file: the first follows every scope's mode from
+ * the start of the log and computes the figures, the second prints the
+ * timeline (bounded by the last seq the first pass saw, so a log that grows
+ * meanwhile does not skew them). docs/runbook.md defines each figure.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bk_audit.h"
+#include "bk_mode.h"
+#include "breaker.h"
+
+#define SCOPE_SLOTS 8192 /* open addressing, > 2x (4096 strategies + global) */
+#define ACTORS_MAX  64
+#define LIST_MAX    8 /* scope names kept per reason / per list */
+#define DAEMON_USER "breakerd"
+
+enum basis { TTD_NONE, TTD_HEARTBEAT, TTD_WINDOW, TTD_TICK };
+
+struct scope {
+	char name[BK_NAME_MAX]; /* "" is global */
+	bool used;
+	bool in_period; /* tripped in the period: its resume counts for "resolved" */
+	uint8_t mode;   /* the scope's mode after the latest record */
+};
+
+struct actor {
+	char user[32];
+	uint32_t uid;
+	unsigned trips, resumes, forced, reconciles, other;
+};
+
+struct event {
+	uint64_t seq, wall;
+	char scope[BK_NAME_MAX + 9]; /* "global" or "strategy NAME" */
+	char what[48];               /* reason code or rule */
+	char user[32];
+};
+
+struct reason_agg {
+	unsigned trips;
+	unsigned n_scopes;
+	char scopes[LIST_MAX][BK_NAME_MAX + 9];
+};
+
+struct inc {
+	uint64_t since, until;
+	bool json;
+	/* pass 1 */
+	struct scope *tab;
+	uint64_t records, last_seq;
+	unsigned held_in_period; /* scopes tripped in the period, not ACTIVE now */
+	unsigned trips, rule_trips, boot_trips, resumes, forced, reconciles, boots,
+	    scopes_tripped;
+	uint8_t worst;
+	char worst_scope[BK_NAME_MAX + 9];
+	struct event first_trip, detect, ack, resolved;
+	enum basis basis;
+	uint64_t ttd_ns;
+	char before[LIST_MAX][BK_NAME_MAX + 16]; /* held when the period began */
+	unsigned n_before;
+	bool started; /* a record in the period was seen */
+	struct reason_agg reasons[BK_REASON_COUNT];
+	struct actor actors[ACTORS_MAX];
+	int n_actors;
+	/* pass 2 */
+	uint64_t limit_seq;
+	unsigned rows;
+};
+
+/* ---- scopes ------------------------------------------------------------------- */
+
+static struct scope *scope_of(struct inc *x, const char *name)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (const char *p = name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	for (uint32_t i = 0; i < SCOPE_SLOTS; i++) {
+		struct scope *s = &x->tab[(h + i) & (SCOPE_SLOTS - 1)];
+		if (!s->used) {
+			s->used = true;
+			snprintf(s->name, sizeof(s->name), "%s", name);
+			return s;
+		}
+		if (strcmp(s->name, name) == 0)
+			return s;
+	}
+	return NULL; /* more names than a breaker can register: ignored */
+}
+
+static void scope_label(char *buf, size_t len, const char *strategy)
+{
+	if (strategy)
+		snprintf(buf, len, "strategy %s", strategy);
+	else
+		snprintf(buf, len, "global");
+}
+
+static bool by_daemon(const Breaker__AuditRecord *rec)
+{
+	return rec->user && strcmp(rec->user, DAEMON_USER) == 0;
+}
+
+static bool in_period(const struct inc *x, const Breaker__AuditRecord *rec)
+{
+	return rec->has_wall_ns && rec->wall_ns >= x->since && rec->wall_ns <= x->until;
+}
+
+/* ---- pass 1: figures ---------------------------------------------------------- */
+
+static void note_event(struct event *e, const Breaker__AuditRecord *rec, const char *what)
+{
+	e->seq = rec->seq;
+	e->wall = rec->wall_ns;
+	scope_label(e->scope, sizeof(e->scope), rec->strategy);
+	snprintf(e->what, sizeof(e->what), "%s", what);
+	snprintf(e->user, sizeof(e->user), "%s", rec->user ? rec->user : "?");
+}
+
+static void note_actor(struct inc *x, const Breaker__AuditRecord *rec)
+{
+	struct actor *a = NULL;
+	const char *user = rec->user ? rec->user : "?";
+
+	for (int i = 0; i < x->n_actors && !a; i++)
+		if (x->actors[i].uid == rec->uid && strcmp(x->actors[i].user, user) == 0)
+			a = &x->actors[i];
+	if (!a && x->n_actors < ACTORS_MAX) {
+		a = &x->actors[x->n_actors++];
+		snprintf(a->user, sizeof(a->user), "%s", user);
+		a->uid = rec->uid;
+	}
+	if (!a)
+		return;
+	switch (rec->kind) {
+	case BREAKER__AUDIT_RECORD__KIND__TRIP:
+		a->trips++;
+		break;
+	case BREAKER__AUDIT_RECORD__KIND__RESUME:
+		a->resumes++;
+		a->forced += rec->forced;
+		break;
+	case BREAKER__AUDIT_RECORD__KIND__RECONCILE:
+		a->reconciles++;
+		break;
+	default:
+		a->other++;
+		break;
+	}
+}
+
+/* "... over 1000 ms ..." / "... in 1000 ms ...": a rate rule's window, ns; 0 if none. */
+static uint64_t evidence_window(const char *ev)
+{
+	const char *p;
+	unsigned ms;
+
+	if (!ev)
+		return 0;
+	if (((p = strstr(ev, " over ")) && sscanf(p, " over %u ms", &ms) == 1) ||
+	    ((p = strstr(ev, " in ")) && sscanf(p, " in %u ms", &ms) == 1))
+		return (uint64_t)ms * 1000000ull;
+	return 0;
+}
+
+/* How long before this rule trip its breach began, as far as the record shows. */
+static void time_to_detect(struct inc *x, const Breaker__AuditRecord *rec)
+{
+	x->basis = TTD_TICK;
+	x->ttd_ns = 0;
+	if (strcmp(rec->rule, "heartbeat") == 0 && rec->has_measured &&
+	    rec->measured >= 0) {
+		/* measured is the engine heartbeat's age: it went quiet that long ago */
+		x->basis = TTD_HEARTBEAT;
+		x->ttd_ns = (uint64_t)(rec->measured * 1e6);
+	} else if ((x->ttd_ns = evidence_window(rec->evidence)) != 0) {
+		x->basis = TTD_WINDOW;
+	}
+}
+
+static void note_trip(struct inc *x, const Breaker__AuditRecord *rec, struct scope *s)
+{
+	struct reason_agg *r =
+	    rec->reason_code < BK_REASON_COUNT ? &x->reasons[rec->reason_code] : NULL;
+	char label[BK_NAME_MAX + 9];
+	unsigned i;
+
+	x->trips++;
+	scope_label(label, sizeof(label), rec->strategy);
+	if (!x->first_trip.seq)
+		note_event(&x->first_trip, rec, reason_name(rec->reason_code));
+	if (!rec->rule && by_daemon(rec))
+		x->boot_trips++; /* audit_corrupt at a fail-closed boot */
+	if (rec->rule) {
+		x->rule_trips++;
+		if (!x->detect.seq) {
+			note_event(&x->detect, rec, rec->rule);
+			time_to_detect(x, rec);
+		}
+	}
+	if (rec->to_mode > x->worst || (rec->to_mode == x->worst && !rec->strategy)) {
+		x->worst = (uint8_t)rec->to_mode;
+		snprintf(x->worst_scope, sizeof(x->worst_scope), "%s", label);
+	}
+	if (s && !s->in_period) {
+		s->in_period = true;
+		x->scopes_tripped++;
+		if (s->mode != BK_ACTIVE)
+			x->held_in_period++; /* held before: now this period's too */
+	}
+	if (!r)
+		return;
+	r->trips++;
+	for (i = 0; i < r->n_scopes && strcmp(r->scopes[i], label); i++)
+		;
+	if (i == r->n_scopes && r->n_scopes < LIST_MAX)
+		snprintf(r->scopes[r->n_scopes++], sizeof(r->scopes[0]), "%s", label);
+}
+
+/* The scope's mode after rec; keeps the count of period scopes still held. */
+static void follow_mode(struct inc *x, struct scope *s, const Breaker__AuditRecord *rec)
+{
+	uint8_t to = rec->has_to_mode ? (uint8_t)rec->to_mode : s->mode;
+
+	if (s->in_period && (s->mode != BK_ACTIVE) != (to != BK_ACTIVE))
+		x->held_in_period += to != BK_ACTIVE ? 1 : -1;
+	s->mode = to;
+}
+
+/* The period begins: which scopes were already held? */
+static void period_starts(struct inc *x)
+{
+	static const char *const m[] = {"ACTIVE", "CAUTIOUS", "REDUCE_ONLY", "HALTED"};
+
+	x->started = true;
+	for (uint32_t i = 0; i < SCOPE_SLOTS && x->n_before < LIST_MAX; i++) {
+		const struct scope *s = &x->tab[i];
+		if (s->used && s->mode != BK_ACTIVE)
+			snprintf(x->before[x->n_before++], sizeof(x->before[0]),
+			         "%s%s %s", s->name[0] ? "strategy " : "global", s->name,
+			         m[s->mode <= BK_HALTED ? s->mode : BK_HALTED]);
+	}
+}
+
+static void in_period_record(struct inc *x, const Breaker__AuditRecord *rec,
+                             struct scope *s)
+{
+	bool change = rec->kind == BREAKER__AUDIT_RECORD__KIND__TRIP ||
+	              rec->kind == BREAKER__AUDIT_RECORD__KIND__RESUME;
+	unsigned held;
+
+	x->records++;
+	note_actor(x, rec);
+	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__TRIP) {
+		note_trip(x, rec, s);
+	} else if (rec->kind == BREAKER__AUDIT_RECORD__KIND__RESUME) {
+		x->resumes++;
+		x->forced += rec->forced;
+	} else if (rec->kind == BREAKER__AUDIT_RECORD__KIND__RECONCILE)
+		x->reconciles++;
+	else if (rec->kind == BREAKER__AUDIT_RECORD__KIND__BOOT ||
+	         rec->kind == BREAKER__AUDIT_RECORD__KIND__LOG_REPAIR)
+		x->boots++;
+	/* the first operator act once something tripped (the trip itself, if theirs) */
+	if (x->first_trip.seq && !x->ack.seq && !by_daemon(rec))
+		note_event(&x->ack, rec, kind_name(rec->kind));
+	held = x->held_in_period;
+	if (s && change)
+		follow_mode(x, s, rec);
+	/* the resume that released the last scope tripped in the period */
+	if (held && !x->held_in_period)
+		note_event(&x->resolved, rec, "all clear");
+	else if (x->held_in_period)
+		x->resolved.seq = 0; /* tripped again: not resolved (yet) */
+}
+
+static int pass1(const Breaker__AuditRecord *rec, uint64_t offset, void *arg)
+{
+	struct inc *x = arg;
+	bool change = rec->kind == BREAKER__AUDIT_RECORD__KIND__TRIP ||
+	              rec->kind == BREAKER__AUDIT_RECORD__KIND__RESUME;
+	struct scope *s = change ? scope_of(x, rec->strategy ? rec->strategy : "") : NULL;
+
+	(void)offset;
+	x->last_seq = rec->seq;
+	if (rec->has_wall_ns && rec->wall_ns > x->until)
+		return 0;
+	if (!in_period(x, rec)) {
+		if (s && rec->has_to_mode)
+			s->mode = (uint8_t)rec->to_mode;
+		return 0;
+	}
+	if (!x->started)
+		period_starts(x);
+	in_period_record(x, rec, s);
+	return 0;
+}
+
+/* ---- figures -------------------------------------------------------------------- */
+
+struct figures {
+	uint64_t start; /* the problem's start as far as the log shows */
+	bool ttd, ack, resolved;
+	uint64_t ttd_ns, tta_ns, halted_ns, mttr_ns;
+};
+
+static void compute(const struct inc *x, struct figures *f)
+{
+	memset(f, 0, sizeof(*f));
+	if (!x->first_trip.seq)
+		return;
+	f->start = x->first_trip.wall;
+	if ((f->ttd = x->detect.seq != 0)) {
+		f->ttd_ns = x->ttd_ns;
+		if (x->detect.wall - x->ttd_ns < f->start)
+			f->start = x->detect.wall - x->ttd_ns;
+	}
+	if ((f->ack = x->ack.seq != 0))
+		f->tta_ns = x->ack.wall - x->first_trip.wall;
+	if ((f->resolved = x->resolved.seq != 0 && !x->held_in_period)) {
+		f->halted_ns = x->resolved.wall - x->first_trip.wall;
+		f->mttr_ns = x->resolved.wall - f->start;
+	}
+}
+
+static const char *basis_text(enum basis b)
+{
+	switch (b) {
+	case TTD_HEARTBEAT:
+		return "heartbeat rule: the engine's last beat was this long before the "
+		       "trip";
+	case TTD_WINDOW:
+		return "rate rule: the evidence covers the rule's window; the breach "
+		       "began at "
+		       "most this long before the trip";
+	case TTD_TICK:
+		return "level rule: evaluated every tick, tripped on the first tick that "
+		       "saw "
+		       "the breach";
+	default:
+		return "no rule trip: an operator detected it; the log cannot say when "
+		       "the "
+		       "problem began";
+	}
+}
+
+static const char *basis_name(enum basis b)
+{
+	static const char *const n[] = {"none", "heartbeat", "window", "tick"};
+
+	return n[b];
+}
+
+/* ---- Markdown ---------------------------------------------------------------- */
+
+static const char *dur(char *buf, size_t len, bool have, uint64_t ns)
+{
+	return have ? fmt_dur(buf, len, ns) : "n/a";
+}
+
+static void md_event_line(const char *title, const struct event *e)
+{
+	char t[BX_TIME_LEN];
+
+	printf("- %s: %s, %s, ", title, fmt_time(t, e->wall, 3), e->scope);
+	put_md(stdout, e->what);
+	fputs(" by ", stdout);
+	put_md(stdout, e->user);
+	printf(" (audit seq %" PRIu64 ")\n", e->seq);
+}
+
+static void md_summary(const struct inc *x, const char *path)
+{
+	char a[BX_TIME_LEN], b[BX_TIME_LEN];
+
+	printf("# Incident report: %s to %s (UTC)\n\n", fmt_time(a, x->since, 0),
+	       fmt_time(b, x->until, 0));
+	printf("Built by `breaker incident export` from the audit log `");
+	put_md(stdout, path);
+	printf("` alone: %" PRIu64 " records in the period. Rule warnings are not in the "
+	       "log; see the monitoring's history for them.\n\n## Summary\n\n",
+	       x->records);
+	if (!x->trips) {
+		printf("- No trips in this period.\n");
+	} else {
+		printf("- Trips: %u (%u by rules, %u by people", x->trips, x->rule_trips,
+		       x->trips - x->rule_trips - x->boot_trips);
+		if (x->boot_trips)
+			printf(", %u by breakerd at a fail-closed boot", x->boot_trips);
+		printf(") on %u scope%s; worst mode %s (%s).\n", x->scopes_tripped,
+		       x->scopes_tripped == 1 ? "" : "s", mode_name(x->worst),
+		       x->worst_scope);
+		md_event_line("First trip", &x->first_trip);
+		if (x->detect.seq)
+			md_event_line("First rule trip (detection)", &x->detect);
+		if (x->ack.seq)
+			md_event_line("First action by a person", &x->ack);
+	}
+	printf("- Resumes: %u (%u forced); reconciliations: %u; breakerd starts: %u.\n",
+	       x->resumes, x->forced, x->reconciles, x->boots);
+	if (x->resolved.seq && !x->held_in_period)
+		md_event_line("Resolved (every scope tripped in the period ACTIVE again)",
+		              &x->resolved);
+	else if (x->trips)
+		printf("- **NOT RESOLVED** by the end of the period: %u scope%s still "
+		       "held.\n",
+		       x->held_in_period, x->held_in_period == 1 ? "" : "s");
+	for (unsigned i = 0; i < x->n_before; i++)
+		printf("%s%s",
+		       i ? ", " : "- Already held when the period began: ", x->before[i]);
+	if (x->n_before)
+		printf(".\n");
+}
+
+static void md_figures(const struct inc *x, const struct figures *f)
+{
+	char b[32], t[BX_TIME_LEN];
+
+	printf("\n## Figures\n\n| figure | value | from → to |\n|---|---|---|\n");
+	printf("| time to detect | %s%s | breach → first rule trip: %s |\n",
+	       f->ttd && x->basis == TTD_WINDOW ? "≤ " : "",
+	       dur(b, sizeof(b), f->ttd, f->ttd_ns),
+	       basis_text(f->ttd ? x->basis : TTD_NONE));
+	printf("| time to acknowledge | %s | first trip → first action by a person |\n",
+	       dur(b, sizeof(b), f->ack, f->tta_ns));
+	printf(
+	    "| time halted | %s | first trip → the resume that released the last scope "
+	    "tripped in the period |\n",
+	    dur(b, sizeof(b), f->resolved, f->halted_ns));
+	printf("| time to full resume (MTTR) | %s%s | start (%s) → the same resume |\n",
+	       f->resolved && x->basis == TTD_WINDOW ? "≤ " : "",
+	       dur(b, sizeof(b), f->resolved, f->mttr_ns),
+	       f->start ? fmt_time(t, f->start, 3) : "n/a");
+}
+
+static void md_tables(const struct inc *x)
+{
+	printf("\n## Reasons\n\n| reason code | trips | scopes |\n|---|---|---|\n");
+	for (unsigned r = 1; r < BK_REASON_COUNT; r++) {
+		if (!x->reasons[r].trips)
+			continue;
+		printf("| %s | %u | ", reason_name((int)r), x->reasons[r].trips);
+		for (unsigned i = 0; i < x->reasons[r].n_scopes; i++) {
+			fputs(i ? ", " : "", stdout);
+			put_md(stdout, x->reasons[r].scopes[i]);
+		}
+		printf("%s |\n", x->reasons[r].n_scopes == LIST_MAX ? ", …" : "");
+	}
+	printf("\n## Who acted\n\n| user | uid | trips | resumes | forced | "
+	       "reconciliations | "
+	       "other |\n|---|---|---|---|---|---|---|\n");
+	for (int i = 0; i < x->n_actors; i++) {
+		const struct actor *a = &x->actors[i];
+		fputs("| ", stdout);
+		put_md(stdout, a->user);
+		printf("%s | %" PRIu32 " | %u | %u | %u | %u | %u |\n",
+		       strcmp(a->user, DAEMON_USER) ? "" : " (rules, boot)", a->uid,
+		       a->trips, a->resumes, a->forced, a->reconciles, a->other);
+	}
+	printf("\n## Timeline\n\n| seq | time (UTC) | +t | event | scope | mode | reason "
+	       "| by | "
+	       "detail |\n|---|---|---|---|---|---|---|---|---|\n");
+}
+
+static void md_footer(void)
+{
+	printf("\n## To fill in\n\n- Impact (orders, positions, money, clients):\n"
+	       "- Root cause:\n- What went well:\n- What went badly:\n"
+	       "- Action items (owner, date):\n");
+}
+
+/* ---- the timeline (pass 2) ----------------------------------------------------- */
+
+static void event_name(char *buf, size_t len, const Breaker__AuditRecord *rec)
+{
+	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__TRIP && rec->rule)
+		snprintf(buf, len, "TRIP by rule %.32s", rec->rule);
+	else if (rec->kind == BREAKER__AUDIT_RECORD__KIND__RESUME)
+		snprintf(buf, len, "RESUME%s%s", by_daemon(rec) ? " (rule cooldown)" : "",
+		         rec->forced ? ", FORCED" : "");
+	else
+		snprintf(buf, len, "%s", kind_name(rec->kind));
+}
+
+/* "+1.25 s" / "-300.00 ms" from the first trip (or from --since without one). */
+static const char *offset(char *buf, size_t len, const struct inc *x, uint64_t wall)
+{
+	uint64_t zero = x->first_trip.seq ? x->first_trip.wall : x->since;
+	char d[32];
+
+	snprintf(buf, len, "%s%s", wall >= zero ? "+" : "-",
+	         fmt_dur(d, sizeof(d), wall >= zero ? wall - zero : zero - wall));
+	return buf;
+}
+
+static void md_row(struct inc *x, const Breaker__AuditRecord *rec)
+{
+	char t[BX_TIME_LEN], o[40], ev[64], b[BX_NUM_LEN], c[BX_NUM_LEN];
+
+	event_name(ev, sizeof(ev), rec);
+	printf("| %" PRIu64 " | %s | %s | %s%s | ", rec->seq,
+	       fmt_time(t, rec->wall_ns, 3), offset(o, sizeof(o), x, rec->wall_ns), ev,
+	       rec->seq == x->ack.seq ? " (first action by a person)" : "");
+	if (rec->strategy)
+		fputs("strategy ", stdout);
+	put_md(stdout, rec->strategy ? rec->strategy : "global");
+	if (rec->has_from_mode && rec->has_to_mode)
+		printf(" | %s → %s | ", mode_name(rec->from_mode),
+		       mode_name(rec->to_mode));
+	else
+		printf(" | | ");
+	if (rec->has_reason_code &&
+	    rec->reason_code == BREAKER__REASON_CODE__REASON_NONE && rec->forced)
+		fputs("all latches", stdout);
+	else if (rec->has_reason_code)
+		fputs(reason_name(rec->reason_code), stdout);
+	fputs(" | ", stdout);
+	put_md(stdout, rec->user ? rec->user : "?");
+	printf(" (uid %" PRIu32 ") | ", rec->uid);
+	if (rec->rule && rec->has_measured && rec->has_threshold)
+		printf("measured %s, threshold %s: ", fmt_num(b, rec->measured),
+		       fmt_num(c, rec->threshold));
+	put_md(stdout, rec->rule && rec->evidence ? rec->evidence : rec->reason);
+	fputs(" |\n", stdout);
+	if (rec->seq == x->resolved.seq && !x->held_in_period)
+		printf("| | %s | %s | **RESOLVED** | every scope tripped in the period | "
+		       "ACTIVE "
+		       "| | | |\n",
+		       fmt_time(t, rec->wall_ns, 3), o);
+}
+
+static void json_row(struct inc *x, const Breaker__AuditRecord *rec)
+{
+	uint64_t zero = x->first_trip.seq ? x->first_trip.wall : x->since;
+	char ev[64];
+
+	event_name(ev, sizeof(ev), rec);
+	printf("%s{\"offset_ns\":%s%" PRIu64
+	       ",\"event\":\"%s\",\"first_operator_action\":%s,"
+	       "\"resolves\":%s,\"record\":",
+	       x->rows ? "," : "", rec->wall_ns >= zero ? "" : "-",
+	       rec->wall_ns >= zero ? rec->wall_ns - zero : zero - rec->wall_ns, ev,
+	       rec->seq == x->ack.seq ? "true" : "false",
+	       rec->seq == x->resolved.seq && !x->held_in_period ? "true" : "false");
+	json_msg(stdout, &rec->base);
+	fputc('}', stdout);
+}
+
+static int pass2(const Breaker__AuditRecord *rec, uint64_t offset, void *arg)
+{
+	struct inc *x = arg;
+
+	(void)offset;
+	if (rec->seq > x->limit_seq || !in_period(x, rec))
+		return 0;
+	if (x->json)
+		json_row(x, rec);
+	else
+		md_row(x, rec);
+	x->rows++;
+	return 0;
+}
+
+/* ---- JSON ------------------------------------------------------------------------ */
+
+static void json_time(const char *key, uint64_t ns, bool have)
+{
+	char t[BX_TIME_LEN];
+
+	if (have)
+		printf(",\"%s\":\"%s\",\"%s_ns\":%" PRIu64, key, fmt_time(t, ns, 9), key,
+		       ns);
+	else
+		printf(",\"%s\":null,\"%s_ns\":null", key, key);
+}
+
+static void json_dur(const char *key, uint64_t ns, bool have)
+{
+	if (have)
+		printf(",\"%s\":%" PRIu64, key, ns);
+	else
+		printf(",\"%s\":null", key);
+}
+
+static void json_summary(const struct inc *x, const char *path)
+{
+	printf("{\"log\":");
+	json_str(stdout, path);
+	json_time("since", x->since, true);
+	json_time("until", x->until, true);
+	printf(",\"records\":%" PRIu64 ",\"summary\":{\"trips\":%u,\"rule_trips\":%u,"
+	       "\"operator_trips\":%u,\"boot_trips\":%u,\"scopes_tripped\":%u,"
+	       "\"worst_mode\":\"%s\",\"worst_scope\":",
+	       x->records, x->trips, x->rule_trips,
+	       x->trips - x->rule_trips - x->boot_trips, x->boot_trips, x->scopes_tripped,
+	       mode_name(x->worst));
+	json_str(stdout, x->worst_scope);
+	printf(",\"resumes\":%u,\"forced_resumes\":%u,\"reconciliations\":%u,"
+	       "\"daemon_starts\":%u,\"resolved\":%s,\"still_held\":%u,\"held_before\":[",
+	       x->resumes, x->forced, x->reconciles, x->boots,
+	       x->resolved.seq && !x->held_in_period ? "true" : "false",
+	       x->held_in_period);
+	for (unsigned i = 0; i < x->n_before; i++) {
+		fputs(i ? "," : "", stdout);
+		json_str(stdout, x->before[i]);
+	}
+	fputs("]}", stdout);
+}
+
+static void json_figures(const struct inc *x, const struct figures *f)
+{
+	fputs(",\"figures\":{\"first_trip_seq\":", stdout);
+	printf("%" PRIu64, x->first_trip.seq);
+	json_time("started", f->start, x->first_trip.seq != 0);
+	json_time("first_trip", x->first_trip.wall, x->first_trip.seq != 0);
+	json_time("detected", x->detect.wall, f->ttd);
+	json_time("acknowledged", x->ack.wall, f->ack);
+	json_time("resolved", x->resolved.wall, f->resolved);
+	json_dur("time_to_detect_ns", f->ttd_ns, f->ttd);
+	printf(",\"time_to_detect_basis\":\"%s\",\"time_to_detect_is_upper_bound\":%s",
+	       basis_name(f->ttd ? x->basis : TTD_NONE),
+	       f->ttd && x->basis == TTD_WINDOW ? "true" : "false");
+	json_dur("time_to_acknowledge_ns", f->tta_ns, f->ack);
+	json_dur("time_halted_ns", f->halted_ns, f->resolved);
+	json_dur("mttr_ns", f->mttr_ns, f->resolved);
+	fputc('}', stdout);
+}
+
+static void json_tables(const struct inc *x)
+{
+	int n = 0;
+
+	fputs(",\"reasons\":[", stdout);
+	for (unsigned r = 1; r < BK_REASON_COUNT; r++) {
+		if (!x->reasons[r].trips)
+			continue;
+		printf("%s{\"reason_code\":\"%s\",\"trips\":%u,\"scopes\":[",
+		       n++ ? "," : "", reason_name((int)r), x->reasons[r].trips);
+		for (unsigned i = 0; i < x->reasons[r].n_scopes; i++) {
+			fputs(i ? "," : "", stdout);
+			json_str(stdout, x->reasons[r].scopes[i]);
+		}
+		fputs("]}", stdout);
+	}
+	fputs("],\"actors\":[", stdout);
+	for (int i = 0; i < x->n_actors; i++) {
+		const struct actor *a = &x->actors[i];
+		fputs(i ? ",{\"user\":" : "{\"user\":", stdout);
+		json_str(stdout, a->user);
+		printf(",\"uid\":%" PRIu32 ",\"trips\":%u,\"resumes\":%u,\"forced\":%u,"
+		       "\"reconciliations\":%u,\"other\":%u}",
+		       a->uid, a->trips, a->resumes, a->forced, a->reconciles, a->other);
+	}
+	fputs("],\"timeline\":[", stdout);
+}
+
+/* ---- the command ------------------------------------------------------------------ */
+
+static int parse_opts(const struct cli_args *a, struct inc *x)
+{
+	uint64_t now = now_wall_ns();
+
+	if (strcmp(a->pos[0], "export") != 0)
+		return cli_usage_error(a->cmd,
+		                       "unknown subcommand '%s': the one there is "
+		                       "is 'export'",
+		                       a->pos[0]);
+	if (!a->since)
+		return cli_usage_error(a->cmd, "--since is required (e.g. --since 2h, or "
+		                               "--since 2026-11-23T09:00:00Z)");
+	if (parse_since(a->since, now, &x->since) < 0)
+		return cli_usage_error(a->cmd,
+		                       "bad --since '%s': use 2026-11-23T09:00:00Z "
+		                       "(UTC), unix seconds, or an age like 10m, 2h, 1d",
+		                       a->since);
+	x->until = now;
+	if (a->until && parse_since(a->until, now, &x->until) < 0)
+		return cli_usage_error(a->cmd, "bad --until '%s': same forms as --since",
+		                       a->until);
+	if (x->until < x->since)
+		return cli_usage_error(a->cmd, "--until is before --since");
+	if (a->format && strcmp(a->format, "md") && strcmp(a->format, "json"))
+		return cli_usage_error(a->cmd, "--format is md or json, not '%s'",
+		                       a->format);
+	if (a->json && a->format && strcmp(a->format, "json"))
+		return cli_usage_error(a->cmd, "--json contradicts --format %s",
+		                       a->format);
+	x->json = a->json || (a->format && strcmp(a->format, "json") == 0);
+	return 0;
+}
+
+static int scan(const char *path, bk_audit_record_fn fn, struct inc *x,
+                struct bk_audit_scan *s)
+{
+	int rv;
+
+	memset(s, 0, sizeof(*s));
+	rv = bk_audit_scan(path, fn, x, s);
+	if (rv != 0) {
+		fprintf(stderr, "breaker incident: cannot read audit log %s: %s\n", path,
+		        rv < 0 ? strerror(-rv) : "scan stopped");
+		return BX_AUDIT;
+	}
+	return 0;
+}
+
+static void report(struct inc *x, const char *path)
+{
+	struct figures f;
+	struct bk_audit_scan s;
+
+	compute(x, &f);
+	if (x->json) {
+		json_summary(x, path);
+		json_figures(x, &f);
+		json_tables(x);
+	} else {
+		md_summary(x, path);
+		md_figures(x, &f);
+		md_tables(x);
+	}
+	x->limit_seq = x->last_seq;
+	scan(path, pass2, x, &s);
+	if (x->json)
+		fputs("]}\n", stdout);
+	else
+		md_footer();
+}
+
+int cmd_incident(struct cli *c, const struct cli_args *a)
+{
+	struct inc *x = calloc(1, sizeof(*x));
+	struct bk_audit_scan s;
+	const char *path = a->file;
+	int rv;
+
+	if (!x || !(x->tab = calloc(SCOPE_SLOTS, sizeof(*x->tab)))) {
+		fputs("breaker incident: out of memory\n", stderr);
+		free(x);
+		return BX_AUDIT;
+	}
+	if ((rv = parse_opts(a, x)) == 0 && !path && (rv = cli_config(c)) == 0)
+		path = c->cfg.audit_path;
+	if (rv == 0 && (rv = scan(path, pass1, x, &s)) == 0) {
+		if (!x->started)
+			period_starts(x);
+		report(x, path);
+		if (s.verdict != BK_AUDIT_OK) {
+			fprintf(stderr,
+			        "breaker incident: the audit log did NOT verify (");
+			put_text(stderr, s.why);
+			fprintf(stderr,
+			        "): the export covers the %" PRIu64 " records before the "
+			        "damage only; see 'breaker audit --verify'\n",
+			        s.records);
+			rv = BX_AUDIT;
+		}
+	}
+	free(x->tab);
+	free(x);
+	return rv;
+}
