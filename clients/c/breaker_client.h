@@ -419,6 +419,14 @@ static inline int bk_tel_attach(struct bk_tel_client *t, const char *instance)
 	fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	{
+		/* mapping past a short file's end would SIGBUS on first touch */
+		struct stat st;
+		if (fstat(fd, &st) < 0 || (size_t)st.st_size != BK_TEL_SIZE) {
+			close(fd);
+			return st.st_size == 0 ? -EAGAIN : -EPROTO;
+		}
+	}
 	p = mmap(NULL, BK_TEL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	err = -errno;
 	close(fd);
@@ -511,7 +519,8 @@ static inline void bk_report_ack(struct bk_tel_client *t, int slot, uint32_t seq
 
 static inline void bk_tel_wbegin(struct bk_tel_slot *s)
 {
-	BK_STORE_RLX(&s->gseq, BK_LOAD_RLX(&s->gseq) + 1);
+	/* to the next odd value, even if a writer died mid-update and left it odd */
+	BK_STORE_RLX(&s->gseq, BK_LOAD_RLX(&s->gseq) | 1u);
 	BK_FENCE_REL();
 }
 
