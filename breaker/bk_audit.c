@@ -326,8 +326,9 @@ static int check_frame(struct scan_rd *r, struct bk_audit_scan *s, uint64_t off,
 			return err;
 		if (err)
 			return stop_at(s, BK_AUDIT_CORRUPT, off,
-				       "frame length %" PRIu32 " runs past the end, but "
-				       "whole records follow it", len);
+			               "frame length %" PRIu32 " runs past the end, but "
+			               "whole records follow it",
+			               len);
 		return stop_at(s, BK_AUDIT_TORN_TAIL, off,
 		               "frame cut short (%" PRIu32 "-byte record, %" PRIu64
 		               " bytes left)",

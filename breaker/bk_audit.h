@@ -23,7 +23,7 @@
 
 #include "breaker.pb-c.h"
 
-#define BK_AUDIT_MAGIC	     "BKAUDIT1"
+#define BK_AUDIT_MAGIC       "BKAUDIT1"
 #define BK_AUDIT_HDR_SIZE    16u
 #define BK_AUDIT_FRAME_HDR   8u
 #define BK_AUDIT_RECORD_MAX  4096u /* payload bytes; records are small by design */
@@ -32,20 +32,21 @@
 
 /* What a scan of a log found. */
 enum bk_audit_verdict {
-	BK_AUDIT_OK = 0,	/* every frame whole, every CRC and link good */
-	BK_AUDIT_TORN_TAIL,	/* the last frame is incomplete: cut back at valid_len */
-	BK_AUDIT_CORRUPT,	/* bad CRC/chain/seq before the end: do not trust past valid_len */
-	BK_AUDIT_BAD_HEADER,	/* not an audit log at all */
+	BK_AUDIT_OK = 0,    /* every frame whole, every CRC and link good */
+	BK_AUDIT_TORN_TAIL, /* the last frame is incomplete: cut back at valid_len */
+	BK_AUDIT_CORRUPT, /* bad CRC/chain/seq before the end: do not trust past valid_len
+	                   */
+	BK_AUDIT_BAD_HEADER, /* not an audit log at all */
 };
 
 struct bk_audit_scan {
 	enum bk_audit_verdict verdict;
-	uint64_t records;	/* whole, verified records before valid_len */
-	uint64_t last_seq;	/* seq of the last verified record (0: none) */
-	uint64_t valid_len;	/* bytes of the file that verify (header included) */
+	uint64_t records;   /* whole, verified records before valid_len */
+	uint64_t last_seq;  /* seq of the last verified record (0: none) */
+	uint64_t valid_len; /* bytes of the file that verify (header included) */
 	uint64_t file_len;
 	uint8_t last_hash[BK_AUDIT_HASH_LEN]; /* SHA-256 of the last verified payload */
-	char why[160];		/* for TORN_TAIL/CORRUPT/BAD_HEADER: what and where */
+	char why[160]; /* for TORN_TAIL/CORRUPT/BAD_HEADER: what and where */
 };
 
 /*
@@ -53,7 +54,7 @@ struct bk_audit_scan {
  * offset. A non-zero return stops the scan and is returned by bk_audit_scan.
  */
 typedef int (*bk_audit_record_fn)(const Breaker__AuditRecord *rec, uint64_t offset,
-				  void *arg);
+                                  void *arg);
 
 /*
  * Read and verify the log at path without changing it. fn may be NULL.
@@ -64,18 +65,18 @@ typedef int (*bk_audit_record_fn)(const Breaker__AuditRecord *rec, uint64_t offs
  * torn.
  */
 int bk_audit_scan(const char *path, bk_audit_record_fn fn, void *arg,
-		  struct bk_audit_scan *scan);
+                  struct bk_audit_scan *scan);
 
 struct bk_audit {
 	int fd;
-	uint64_t next_seq;	/* seq the next staged record gets */
-	uint64_t durable_seq;	/* last seq known to be on disk */
-	uint64_t end;		/* file offset after the last durable byte */
+	uint64_t next_seq;    /* seq the next staged record gets */
+	uint64_t durable_seq; /* last seq known to be on disk */
+	uint64_t end;         /* file offset after the last durable byte */
 	uint8_t last_hash[BK_AUDIT_HASH_LEN]; /* of the last staged record */
-	uint8_t *staged;	/* frames staged, not yet handed to a flush */
+	uint8_t *staged; /* frames staged, not yet handed to a flush */
 	size_t staged_len;
 	uint64_t staged_last_seq;
-	uint8_t *flight;	/* frames handed to the current flush, or kept for its retry */
+	uint8_t *flight; /* frames handed to the current flush, or kept for its retry */
 	size_t flight_len;
 	uint64_t flight_last_seq;
 	bool in_flight;
@@ -107,7 +108,7 @@ bool bk_audit_flush_ready(const struct bk_audit *a);
  * *offset and then fsynced. Only one flush is in flight at a time.
  */
 void bk_audit_flush_begin(struct bk_audit *a, const uint8_t **buf, size_t *len,
-			  uint64_t *offset);
+                          uint64_t *offset);
 
 /*
  * The flush ended: res 0 when all bytes are written and fsynced, else -errno.
@@ -131,7 +132,7 @@ int bk_audit_truncate(const char *path, const struct bk_audit_scan *scan);
  * the new log is then intact and scan still describes it. 0 or -errno.
  */
 int bk_audit_quarantine(const char *path, const struct bk_audit_scan *scan, char *aside,
-			size_t aside_len);
+                        size_t aside_len);
 
 /* CRC32C (Castagnoli), as in the frame header. */
 uint32_t bk_crc32c(uint32_t crc, const void *buf, size_t len);

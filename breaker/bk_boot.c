@@ -52,7 +52,7 @@ static int lock_instance(struct bk_daemon *d, char *err, size_t errlen)
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		snprintf(err, errlen, "another breakerd holds instance '%s' (%s)",
-			 d->cfg.instance, path);
+		         d->cfg.instance, path);
 		close(fd);
 		return -EBUSY;
 	}
@@ -113,7 +113,8 @@ static int replay_one(const Breaker__AuditRecord *rec, uint64_t offset, void *ar
 }
 
 /* Scan + replay; decide what the log's condition means. */
-static int replay_log(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t errlen)
+static int replay_log(struct bk_daemon *d, struct bk_boot_report *r, char *err,
+                      size_t errlen)
 {
 	struct replay_ctx c = {.d = d};
 	char marker[PATH_MAX + 32];
@@ -125,42 +126,48 @@ static int replay_log(struct bk_daemon *d, struct bk_boot_report *r, char *err, 
 		memset(&r->scan, 0, sizeof(r->scan));
 		if (access(marker, F_OK) == 0) {
 			r->corrupt = true;
-			snprintf(r->why, sizeof(r->why), "audit log %s is missing, but %s "
-				 "says one existed", d->cfg.audit_path, marker);
+			snprintf(r->why, sizeof(r->why),
+			         "audit log %s is missing, but %s "
+			         "says one existed",
+			         d->cfg.audit_path, marker);
 		} else if (!d->shm.created) {
 			/* the state dir went, the segment stayed: history was lost */
 			r->corrupt = true;
-			snprintf(r->why, sizeof(r->why), "audit log %s is missing, but a "
-				 "previous daemon's segment %s%s exists", d->cfg.audit_path,
-				 BK_SHM_PREFIX, d->cfg.instance);
+			snprintf(r->why, sizeof(r->why),
+			         "audit log %s is missing, but a "
+			         "previous daemon's segment %s%s exists",
+			         d->cfg.audit_path, BK_SHM_PREFIX, d->cfg.instance);
 		}
 		r->fresh = true;
 		return 0;
 	}
 	if (rv < 0) {
 		snprintf(err, errlen, "cannot read audit log %s: %s", d->cfg.audit_path,
-			 strerror(-rv));
+		         strerror(-rv));
 		return rv;
 	}
 	marker_path(d, marker, sizeof(marker));
 	if (r->scan.file_len == 0 && access(marker, F_OK) == 0) {
 		/* emptied, not torn: a log that existed has lost every record */
 		r->scan.verdict = BK_AUDIT_BAD_HEADER;
-		snprintf(r->scan.why, sizeof(r->scan.why), "audit log is empty, but %s says "
-			 "it held records", marker);
+		snprintf(r->scan.why, sizeof(r->scan.why),
+		         "audit log is empty, but %s says "
+		         "it held records",
+		         marker);
 	}
 	if (rv == 1) {
 		r->scan.verdict = BK_AUDIT_CORRUPT;
 		r->scan.valid_len = c.bad_offset;
 		snprintf(r->scan.why, sizeof(r->scan.why),
-			 "record %llu at offset %llu contradicts the records before it",
-			 (unsigned long long)c.bad_seq, (unsigned long long)c.bad_offset);
+		         "record %llu at offset %llu contradicts the records before it",
+		         (unsigned long long)c.bad_seq, (unsigned long long)c.bad_offset);
 	}
 	return 0;
 }
 
 /* Bring the file to a verified state: cut a torn tail, or quarantine. */
-static int repair_log(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t errlen)
+static int repair_log(struct bk_daemon *d, struct bk_boot_report *r, char *err,
+                      size_t errlen)
 {
 	const char *path = d->cfg.audit_path;
 	int rv = 0;
@@ -177,12 +184,14 @@ static int repair_log(struct bk_daemon *d, struct bk_boot_report *r, char *err, 
 	case BK_AUDIT_BAD_HEADER:
 		r->corrupt = true;
 		rv = bk_audit_quarantine(path, &r->scan, r->aside, sizeof(r->aside));
-		snprintf(r->why, sizeof(r->why), "audit log damaged: %s; kept aside as %s",
-			 r->scan.why, r->aside);
+		snprintf(r->why, sizeof(r->why),
+		         "audit log damaged: %s; kept aside as %s", r->scan.why,
+		         r->aside);
 		break;
 	}
 	if (rv < 0) {
-		snprintf(err, errlen, "cannot repair audit log %s: %s", path, strerror(-rv));
+		snprintf(err, errlen, "cannot repair audit log %s: %s", path,
+		         strerror(-rv));
 		return rv;
 	}
 	/* Describe the repaired file afresh for the appender. */
@@ -191,7 +200,7 @@ static int repair_log(struct bk_daemon *d, struct bk_boot_report *r, char *err, 
 		return 0; /* an empty file: open writes the header */
 	if (rv < 0 || r->scan.verdict != BK_AUDIT_OK) {
 		snprintf(err, errlen, "audit log %s still does not verify after repair",
-			 path);
+		         path);
 		return rv < 0 ? rv : -EIO;
 	}
 	return 0;
@@ -214,9 +223,10 @@ static int restore_scope(struct bk_daemon *d, int slot, uint64_t seen)
 		return 0;
 	if (!bk_reason_operator(reason) && reason != BK_R_AUDIT_CORRUPT)
 		reason = BK_R_MANUAL_HALT;
-	snprintf(text, sizeof(text), "restored at boot: engines saw %s (%s) before the "
-		 "daemon stopped, but its audit record was not durable",
-		 bk_mode_str((enum bk_mode)mode), bk_reason_name(reason));
+	snprintf(text, sizeof(text),
+	         "restored at boot: engines saw %s (%s) before the "
+	         "daemon stopped, but its audit record was not durable",
+	         bk_mode_str((enum bk_mode)mode), bk_reason_name(reason));
 	bk_warn("%s %s", sc->name[0] ? sc->name : "global", text);
 	if (mode < BK_CAUTIOUS)
 		return 0;
@@ -235,9 +245,11 @@ static int restore_visible(struct bk_daemon *d)
 	if ((rv = restore_scope(d, BK_GLOBAL, atomic_load(&shm->global.state))) < 0)
 		return rv;
 	for (uint32_t i = 0; i < d->state.n_strategies && i < old; i++) {
-		if (strncmp(shm->strategies[i].name, d->state.strategies[i].name, BK_NAME_MAX))
+		if (strncmp(shm->strategies[i].name, d->state.strategies[i].name,
+		            BK_NAME_MAX))
 			continue;
-		if ((rv = restore_scope(d, (int)i, atomic_load(&shm->strategies[i].state))) < 0)
+		if ((rv = restore_scope(d, (int)i,
+		                        atomic_load(&shm->strategies[i].state))) < 0)
 			return rv;
 	}
 	return 0;
@@ -249,11 +261,11 @@ static int stage_boot_records(struct bk_daemon *d, const struct bk_boot_report *
 	char text[600];
 
 	snprintf(text, sizeof(text), "breakerd %s started: %llu records replayed%s%s",
-		 d->cfg.instance, (unsigned long long)r->scan.records, r->why[0] ? "; " : "",
-		 r->why);
+	         d->cfg.instance, (unsigned long long)r->scan.records,
+	         r->why[0] ? "; " : "", r->why);
 	rec.has_kind = 1;
 	rec.kind = r->torn_bytes ? BREAKER__AUDIT_RECORD__KIND__LOG_REPAIR
-				 : BREAKER__AUDIT_RECORD__KIND__BOOT;
+	                         : BREAKER__AUDIT_RECORD__KIND__BOOT;
 	rec.reason = text;
 	if (bk_cmd_stage_system(d, &rec) < 0)
 		return -EIO;
@@ -263,7 +275,7 @@ static int stage_boot_records(struct bk_daemon *d, const struct bk_boot_report *
 }
 
 int bk_boot_trip_latch(struct bk_daemon *d, int slot, unsigned reason, int mode,
-		       Breaker__AuditRecord *rec)
+                       Breaker__AuditRecord *rec)
 {
 	struct bk_actor self = {.uid = (uint32_t)geteuid(), .pid = (uint32_t)getpid()};
 	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
@@ -275,11 +287,12 @@ int bk_boot_trip_latch(struct bk_daemon *d, int slot, unsigned reason, int mode,
 	if (bk_state_plan_trip(&d->state, slot, (int)reason, mode, &p, &unused))
 		return -EINVAL;
 	bk_state_apply(&d->state, &p, &self, wall, rec->reason, d->audit.next_seq,
-		       d->audit.durable_seq, false);
+	               d->audit.durable_seq, false);
 	rec->has_kind = 1;
 	rec->kind = BREAKER__AUDIT_RECORD__KIND__TRIP;
 	rec->strategy = slot == BK_GLOBAL ? NULL : (char *)sc->name;
-	rec->has_from_mode = rec->has_to_mode = rec->has_latch_mode = rec->has_reason_code = 1;
+	rec->has_from_mode = rec->has_to_mode = rec->has_latch_mode =
+	    rec->has_reason_code = 1;
 	rec->from_mode = (Breaker__Mode)p.from_mode;
 	rec->to_mode = (Breaker__Mode)p.to_mode;
 	rec->latch_mode = (Breaker__Mode)p.target;
@@ -333,9 +346,10 @@ static void publish_all(struct bk_daemon *d)
 	}
 	for (uint32_t i = d->state.n_strategies; i < old && i < BK_MAX_STRATEGIES; i++) {
 		bk_warn("shm slot %u ('%s') is not in the audit log: held HALTED", i,
-			d->shm.shm->strategies[i].name);
-		bk_shm_publish(&d->shm, (int)i, BK_STATE_PACK(BK_HALTED, BK_R_AUDIT_CORRUPT, 0),
-			       1u << BK_R_AUDIT_CORRUPT, bk_now_wall_ns());
+		        d->shm.shm->strategies[i].name);
+		bk_shm_publish(&d->shm, (int)i,
+		               BK_STATE_PACK(BK_HALTED, BK_R_AUDIT_CORRUPT, 0),
+		               1u << BK_R_AUDIT_CORRUPT, bk_now_wall_ns());
 	}
 	bk_cmd_publish_scope(d, BK_GLOBAL);
 	bk_shm_heartbeat(&d->shm, bk_now_mono_ns());
@@ -345,10 +359,10 @@ static void publish_all(struct bk_daemon *d)
 int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t errlen)
 {
 	struct bk_shm_params sp = {
-		.instance = d->cfg.instance,
-		.mode = d->cfg.shm_mode,
-		.tick_ns = d->cfg.tick_ns,
-		.heartbeat_bound_ns = d->cfg.heartbeat_bound_ns,
+	    .instance = d->cfg.instance,
+	    .mode = d->cfg.shm_mode,
+	    .tick_ns = d->cfg.tick_ns,
+	    .heartbeat_bound_ns = d->cfg.heartbeat_bound_ns,
 	};
 	int rv;
 
@@ -356,9 +370,10 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 	d->lock_fd = -1;
 	d->boot_mono_ns = bk_now_mono_ns();
 	gethostname(d->host, sizeof(d->host) - 1);
-	if ((rv = mkdir_p(d->cfg.state_dir, 0750)) < 0 || (rv = mkdir_p(d->cfg.run_dir, 0750)) < 0) {
+	if ((rv = mkdir_p(d->cfg.state_dir, 0750)) < 0 ||
+	    (rv = mkdir_p(d->cfg.run_dir, 0750)) < 0) {
 		snprintf(err, errlen, "cannot create %s or %s: %s", d->cfg.state_dir,
-			 d->cfg.run_dir, strerror(-rv));
+		         d->cfg.run_dir, strerror(-rv));
 		return rv;
 	}
 	if ((rv = lock_instance(d, err, errlen)) < 0)
@@ -368,26 +383,31 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 	if ((rv = bk_shm_open(&d->shm, &sp, err, errlen)) < 0) {
 		if (!err[0])
 			snprintf(err, errlen, "shared memory %s%s: %s", BK_SHM_PREFIX,
-				 d->cfg.instance, strerror(-rv));
+			         d->cfg.instance, strerror(-rv));
 		return rv;
 	}
-	if ((rv = bk_tel_open(&d->tel, d->cfg.instance, d->cfg.tel_mode, err, errlen)) < 0) {
+	if ((rv = bk_tel_open(&d->tel, d->cfg.instance, d->cfg.tel_mode, err, errlen)) <
+	    0) {
 		if (!err[0])
-			snprintf(err, errlen, "telemetry segment %s%s%s: %s", BK_SHM_PREFIX,
-				 d->cfg.instance, BK_TEL_SUFFIX, strerror(-rv));
+			snprintf(err, errlen, "telemetry segment %s%s%s: %s",
+			         BK_SHM_PREFIX, d->cfg.instance, BK_TEL_SUFFIX,
+			         strerror(-rv));
 		return rv;
 	}
-	if ((rv = replay_log(d, r, err, errlen)) < 0 || (rv = repair_log(d, r, err, errlen)) < 0)
+	if ((rv = replay_log(d, r, err, errlen)) < 0 ||
+	    (rv = repair_log(d, r, err, errlen)) < 0)
 		return rv;
-	if ((rv = bk_audit_open(&d->audit, d->cfg.audit_path, r->fresh ? NULL : &r->scan)) < 0) {
+	if ((rv = bk_audit_open(&d->audit, d->cfg.audit_path,
+	                        r->fresh ? NULL : &r->scan)) < 0) {
 		snprintf(err, errlen, "cannot open audit log %s: %s", d->cfg.audit_path,
-			 strerror(-rv));
+		         strerror(-rv));
 		return rv;
 	}
 	if ((rv = write_marker(d)) < 0 || (rv = stage_boot_records(d, r)) < 0 ||
-	    (rv = register_configured(d)) < 0 || (rv = bk_audit_flush_sync(&d->audit)) < 0) {
+	    (rv = register_configured(d)) < 0 ||
+	    (rv = bk_audit_flush_sync(&d->audit)) < 0) {
 		snprintf(err, errlen, "cannot write audit log %s: %s", d->cfg.audit_path,
-			 strerror(rv < 0 ? -rv : EIO));
+		         strerror(rv < 0 ? -rv : EIO));
 		return rv;
 	}
 	bk_tick_bind_rules(d);

@@ -12,9 +12,9 @@
 
 struct bk_boot_report {
 	struct bk_audit_scan scan;
-	bool fresh;	     /* no log existed */
-	bool corrupt;	     /* booted HALTED under audit_corrupt */
-	uint64_t torn_bytes; /* torn tail cut */
+	bool fresh;                /* no log existed */
+	bool corrupt;              /* booted HALTED under audit_corrupt */
+	uint64_t torn_bytes;       /* torn tail cut */
 	char aside[PATH_MAX + 64]; /* where the damaged log was kept */
 	char why[512];
 };
@@ -23,7 +23,7 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 
 /* Latch slot's reason at mode, as the daemon, with rec's reason text (staged). */
 int bk_boot_trip_latch(struct bk_daemon *d, int slot, unsigned reason, int mode,
-		       Breaker__AuditRecord *rec);
+                       Breaker__AuditRecord *rec);
 
 /* Latch global HALTED under audit_corrupt with why as the reason (staged). */
 int bk_boot_trip_corrupt(struct bk_daemon *d, const char *why);

@@ -47,7 +47,7 @@ static void reply_now(struct bk_daemon *d, nng_msg *msg, Breaker__Reply *rep)
 }
 
 static void refuse(struct bk_daemon *d, nng_msg *msg, uint64_t id, Breaker__Status st,
-		   const char *why)
+                   const char *why)
 {
 	Breaker__Reply rep = BREAKER__REPLY__INIT;
 
@@ -78,15 +78,16 @@ static int utf8_safe_len(const unsigned char *p)
 			return 0;
 		/* U+202A..U+202E, U+2066..U+2069: text that reorders the terminal */
 		if (*p == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) ||
-				   (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)))
+		                   (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)))
 			return 0;
 		return 3;
 	}
 	if (*p >= 0xf0 && *p <= 0xf4)
-		return (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80 && (p[3] & 0xc0) == 0x80 &&
-				       !(*p == 0xf0 && p[1] < 0x90) && !(*p == 0xf4 && p[1] >= 0x90)
-			       ? 4
-			       : 0;
+		return (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80 &&
+		               (p[3] & 0xc0) == 0x80 && !(*p == 0xf0 && p[1] < 0x90) &&
+		               !(*p == 0xf4 && p[1] >= 0x90)
+		           ? 4
+		           : 0;
 	return 0;
 }
 
@@ -105,8 +106,8 @@ static bool text_valid(const char *s, size_t max)
 }
 
 /* Strategy field to slot: absent or "" is global. */
-static Breaker__Status resolve_scope(const struct bk_daemon *d, const char *name, int *slot,
-				     char *why, size_t len)
+static Breaker__Status resolve_scope(const struct bk_daemon *d, const char *name,
+                                     int *slot, char *why, size_t len)
 {
 	if (!name || !*name) {
 		*slot = BK_GLOBAL;
@@ -114,7 +115,7 @@ static Breaker__Status resolve_scope(const struct bk_daemon *d, const char *name
 	}
 	if (!bk_strategy_name_valid(name)) {
 		snprintf(why, len, "invalid strategy name: 1-%u bytes of [A-Za-z0-9._:-]",
-			 BK_NAME_MAX - 1);
+		         BK_NAME_MAX - 1);
 		return BREAKER__STATUS__ERR_BAD_REQUEST;
 	}
 	*slot = bk_state_find(&d->state, name);
@@ -172,8 +173,8 @@ bool bk_cmd_can_accept(const struct bk_daemon *d)
 }
 
 static void fill_record(struct bk_daemon *d, Breaker__AuditRecord *rec,
-			Breaker__AuditRecord__Kind kind, const struct bk_actor *a,
-			uint64_t wall_ns)
+                        Breaker__AuditRecord__Kind kind, const struct bk_actor *a,
+                        uint64_t wall_ns)
 {
 	rec->has_wall_ns = rec->has_mono_ns = rec->has_uid = rec->has_pid = 1;
 	rec->has_kind = 1;
@@ -186,7 +187,8 @@ static void fill_record(struct bk_daemon *d, Breaker__AuditRecord *rec,
 	rec->host = d->host;
 }
 
-static void plan_record(Breaker__AuditRecord *rec, const struct bk_plan *p, const char *scope)
+static void plan_record(Breaker__AuditRecord *rec, const struct bk_plan *p,
+                        const char *scope)
 {
 	rec->strategy = p->slot == BK_GLOBAL ? NULL : (char *)scope;
 	rec->has_from_mode = rec->has_to_mode = rec->has_latch_mode = 1;
@@ -199,8 +201,8 @@ static void plan_record(Breaker__AuditRecord *rec, const struct bk_plan *p, cons
 }
 
 /* Queue msg (already holding its packed Reply) until rec's seq is durable. */
-static void pend(struct bk_daemon *d, nng_msg *msg, const Breaker__AuditRecord *rec, int slot,
-		 bool republish)
+static void pend(struct bk_daemon *d, nng_msg *msg, const Breaker__AuditRecord *rec,
+                 int slot, bool republish)
 {
 	struct bk_pending *p;
 
@@ -251,17 +253,19 @@ void bk_cmd_publish_scope(struct bk_daemon *d, int slot)
 
 /* Stage rec and queue the ack; on failure answer at once. True if staged. */
 static bool stage_and_pend(struct bk_daemon *d, nng_msg *msg, Breaker__Reply *rep,
-			   Breaker__AuditRecord *rec, int slot, bool republish)
+                           Breaker__AuditRecord *rec, int slot, bool republish)
 {
 	int64_t seq = bk_audit_stage(&d->audit, rec);
 
 	if (seq < 0) {
-		bk_err("audit staging failed (%s): command not durable", strerror((int)-seq));
+		bk_err("audit staging failed (%s): command not durable",
+		       strerror((int)-seq));
 		rep->status = BREAKER__STATUS__ERR_NOT_DURABLE;
-		rep->error = rec->kind == BREAKER__AUDIT_RECORD__KIND__TRIP
-				     ? "the halt IS in effect, but its audit record could not "
-				       "be staged"
-				     : "its audit record could not be staged: nothing changed";
+		rep->error =
+		    rec->kind == BREAKER__AUDIT_RECORD__KIND__TRIP
+		        ? "the halt IS in effect, but its audit record could not "
+		          "be staged"
+		        : "its audit record could not be staged: nothing changed";
 		reply_now(d, msg, rep);
 		return false;
 	}
@@ -297,7 +301,7 @@ static void cmd_refuse(struct cmd_ctx *c, Breaker__Status st, const char *why)
 static void count_command(struct bk_daemon *d, unsigned type, unsigned status)
 {
 	d->ctr.commands[type][status < BK_STATUS_COUNT ? status
-						    : BREAKER__STATUS__ERR_INTERNAL]++;
+	                                               : BREAKER__STATUS__ERR_INTERNAL]++;
 }
 
 static void count_trip(struct bk_daemon *d, int slot, unsigned reason)
@@ -333,7 +337,8 @@ static bool answer_duplicate(struct cmd_ctx *c)
 		reply_now(d, c->msg, &c->rep);
 		return true;
 	}
-	if (pack_reply(c->msg, &c->rep) < 0 || d->pend_head - d->pend_tail >= BK_PENDING_MAX) {
+	if (pack_reply(c->msg, &c->rep) < 0 ||
+	    d->pend_head - d->pend_tail >= BK_PENDING_MAX) {
 		nng_msg_free(c->msg);
 		return true;
 	}
@@ -361,18 +366,19 @@ static void do_trip(struct cmd_ctx *c)
 		return cmd_refuse(c, st, c->why);
 	if (!t->has_reason_code || !bk_reason_operator(t->reason_code))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_UNKNOWN_REASON,
-				  "a trip needs a known reason code (e.g. manual_halt)");
+		                  "a trip needs a known reason code (e.g. manual_halt)");
 	if (!text_valid(reason, c->d->cfg.reason_max))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-				  "reason text must be UTF-8 without control characters, "
-				  "within the configured length");
-	st = bk_state_plan_trip(&c->d->state, slot, (int)t->reason_code, (int)t->mode, &p, &why);
+		                  "reason text must be UTF-8 without control characters, "
+		                  "within the configured length");
+	st = bk_state_plan_trip(&c->d->state, slot, (int)t->reason_code, (int)t->mode, &p,
+	                        &why);
 	if (st)
 		return cmd_refuse(c, st, why);
 	actor_of(c->d, &c->peer, &who);
 	/* The halt takes effect now; durability and the ack follow. */
 	bk_state_apply(&c->d->state, &p, &who, wall, reason, c->d->audit.next_seq,
-		       c->d->audit.durable_seq, true);
+	               c->d->audit.durable_seq, true);
 	bk_cmd_publish_scope(c->d, slot);
 	bk_shm_changed(&c->d->shm);
 	bk_cmd_note_trip(c->d);
@@ -390,7 +396,7 @@ static void do_trip(struct cmd_ctx *c)
 
 /* A rule's latch stays until the rule holds again (or force). */
 static bool condition_holds(const struct bk_daemon *d, const struct bk_plan *p, char *why,
-			    size_t len)
+                            size_t len)
 {
 	const struct bk_scope *sc = bk_state_cscope(&d->state, p->slot);
 	const char *rule = NULL;
@@ -399,9 +405,11 @@ static bool condition_holds(const struct bk_daemon *d, const struct bk_plan *p, 
 		if (!(sc->active & (1u << r)) || (!p->all && r != p->reason))
 			continue;
 		if (bk_tick_condition_holds(d, p->slot, r, &rule)) {
-			snprintf(why, len, "rule %s still fails for %s: the %s latch stays until "
-				 "it holds again (or --force, audited as forced)",
-				 rule, sc->name[0] ? sc->name : "global", bk_reason_name(r));
+			snprintf(why, len,
+			         "rule %s still fails for %s: the %s latch stays until "
+			         "it holds again (or --force, audited as forced)",
+			         rule, sc->name[0] ? sc->name : "global",
+			         bk_reason_name(r));
 			return true;
 		}
 	}
@@ -419,29 +427,34 @@ static void do_resume(struct cmd_ctx *c)
 	int slot;
 
 	if (!may_resume(c->d, &c->peer)) {
-		snprintf(c->why, sizeof(c->why),
-			 "uid %u may not resume (allowed by [auth] resume_uids/resume_gids)",
-			 c->peer.uid);
+		snprintf(
+		    c->why, sizeof(c->why),
+		    "uid %u may not resume (allowed by [auth] resume_uids/resume_gids)",
+		    c->peer.uid);
 		return cmd_refuse(c, BREAKER__STATUS__ERR_UNAUTHORISED, c->why);
 	}
 	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why))))
 		return cmd_refuse(c, st, c->why);
 	if (!r->reason || !*r->reason || !text_valid(r->reason, c->d->cfg.reason_max))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-				  "a resume needs a reason: UTF-8 text without control "
-				  "characters, within the configured length");
+		                  "a resume needs a reason: UTF-8 text without control "
+		                  "characters, within the configured length");
 	if (c->d->flush_err)
-		return cmd_refuse(c, BREAKER__STATUS__ERR_NOT_DURABLE,
-				  "the audit log is failing: no resume without its record on disk");
+		return cmd_refuse(
+		    c, BREAKER__STATUS__ERR_NOT_DURABLE,
+		    "the audit log is failing: no resume without its record on disk");
 	/* protobuf-c does not check enums: an explicit value must be a real one */
 	if (r->has_reason_code && !bk_reason_operator(r->reason_code) &&
 	    r->reason_code != BREAKER__REASON_CODE__AUDIT_CORRUPT)
-		return cmd_refuse(c, BREAKER__STATUS__ERR_UNKNOWN_REASON, "unknown reason code");
+		return cmd_refuse(c, BREAKER__STATUS__ERR_UNKNOWN_REASON,
+		                  "unknown reason code");
 	if (r->has_to && !bk_mode_valid(r->to))
-		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST, "unknown target mode");
-	st = bk_state_plan_resume(&c->d->state, slot, r->has_reason_code ? (int)r->reason_code : -1,
-				  r->has_to ? (int)r->to : -1, r->has_force && r->force, &p,
-				  c->why, sizeof(c->why));
+		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		                  "unknown target mode");
+	st = bk_state_plan_resume(&c->d->state, slot,
+	                          r->has_reason_code ? (int)r->reason_code : -1,
+	                          r->has_to ? (int)r->to : -1, r->has_force && r->force,
+	                          &p, c->why, sizeof(c->why));
 	if (st)
 		return cmd_refuse(c, st, c->why);
 	if (!p.forced && condition_holds(c->d, &p, c->why, sizeof(c->why)))
@@ -459,8 +472,8 @@ static void do_resume(struct cmd_ctx *c)
 	if (!stage_and_pend(c->d, c->msg, &c->rep, &rec, slot, true))
 		return;
 	/* Applied now for later commands' checks; published only once durable. */
-	bk_state_apply(&c->d->state, &p, &who, wall, r->reason, rec.seq, c->d->audit.durable_seq,
-		       true);
+	bk_state_apply(&c->d->state, &p, &who, wall, r->reason, rec.seq,
+	               c->d->audit.durable_seq, true);
 }
 
 static void do_register(struct cmd_ctx *c)
@@ -472,24 +485,29 @@ static void do_register(struct cmd_ctx *c)
 
 	if (!may_resume(c->d, &c->peer)) {
 		/* slots are never freed: registration is an operator's act */
-		snprintf(c->why, sizeof(c->why), "uid %u may not register strategies "
-			 "([auth] resume_uids/resume_gids)", c->peer.uid);
+		snprintf(c->why, sizeof(c->why),
+		         "uid %u may not register strategies "
+		         "([auth] resume_uids/resume_gids)",
+		         c->peer.uid);
 		return cmd_refuse(c, BREAKER__STATUS__ERR_UNAUTHORISED, c->why);
 	}
 	if (!name || !bk_strategy_name_valid(name))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-				  "strategy name must be 1-39 bytes of [A-Za-z0-9._:-]");
+		                  "strategy name must be 1-39 bytes of [A-Za-z0-9._:-]");
 	slot = bk_state_register(&c->d->state, name);
 	if (slot == -EEXIST)
-		return cmd_refuse(c, BREAKER__STATUS__ERR_EXISTS, "strategy already registered");
+		return cmd_refuse(c, BREAKER__STATUS__ERR_EXISTS,
+		                  "strategy already registered");
 	if (slot < 0)
-		return cmd_refuse(c, BREAKER__STATUS__ERR_TABLE_FULL, "strategy table is full");
+		return cmd_refuse(c, BREAKER__STATUS__ERR_TABLE_FULL,
+		                  "strategy table is full");
 	bk_shm_add_strategy(&c->d->shm, slot, name);
 	bk_cmd_publish_scope(c->d, slot);
 	bk_shm_changed(&c->d->shm); /* waiters learn of the new slot too */
 	bk_cmd_bind_slot(c->d, slot);
 	actor_of(c->d, &c->peer, &who);
-	fill_record(c->d, &rec, BREAKER__AUDIT_RECORD__KIND__REGISTER, &who, bk_now_wall_ns());
+	fill_record(c->d, &rec, BREAKER__AUDIT_RECORD__KIND__REGISTER, &who,
+	            bk_now_wall_ns());
 	rec.strategy = (char *)name;
 	rec.has_slot = 1;
 	rec.slot = (uint32_t)slot;
@@ -506,13 +524,14 @@ static void do_report(struct cmd_ctx *c)
 	Breaker__Status st;
 
 	if (!r->strategy || !*r->strategy)
-		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST, "a report names its strategy");
+		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		                  "a report names its strategy");
 	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why))))
 		return cmd_refuse(c, st, c->why);
 	if (!isfinite(r->position) || !isfinite(r->gross) || !isfinite(r->balance) ||
 	    !isfinite(r->pnl) || !isfinite(r->fill_cash) || !isfinite(r->fees))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-				  "report values must be finite numbers");
+		                  "report values must be finite numbers");
 	/* Remote engines report the same numbers; the tick reads them from here. */
 	s = &c->d->slots[slot].remote;
 	c->d->slots[slot].is_remote = true;
@@ -538,25 +557,30 @@ static void do_reconcile(struct cmd_ctx *c)
 	size_t i;
 
 	if (!may_resume(c->d, &c->peer)) {
-		snprintf(c->why, sizeof(c->why), "uid %u may not post reconciliations "
-			 "(it can clear a break: [auth] resume_uids/resume_gids)", c->peer.uid);
+		snprintf(c->why, sizeof(c->why),
+		         "uid %u may not post reconciliations "
+		         "(it can clear a break: [auth] resume_uids/resume_gids)",
+		         c->peer.uid);
 		return cmd_refuse(c, BREAKER__STATUS__ERR_UNAUTHORISED, c->why);
 	}
 	if (r->n_positions == 0 || r->n_positions > 64)
 		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-				  "a reconciliation carries 1-64 positions");
+		                  "a reconciliation carries 1-64 positions");
 	/* Validate all before applying any: a bad entry changes nothing. */
 	for (i = 0; i < r->n_positions; i++) {
 		const Breaker__Reconcile__Position *p = r->positions[i];
-		Breaker__Status st = resolve_scope(c->d, p->strategy, &slots[i], c->why,
-						   sizeof(c->why));
+		Breaker__Status st =
+		    resolve_scope(c->d, p->strategy, &slots[i], c->why, sizeof(c->why));
 		if (st == BREAKER__STATUS__OK && slots[i] == BK_GLOBAL)
 			st = BREAKER__STATUS__ERR_BAD_REQUEST;
-		if (st == BREAKER__STATUS__OK && (!p->has_position || !isfinite(p->position)))
+		if (st == BREAKER__STATUS__OK &&
+		    (!p->has_position || !isfinite(p->position)))
 			st = BREAKER__STATUS__ERR_BAD_REQUEST;
 		if (st) {
-			snprintf(c->why, sizeof(c->why), "position %zu: needs a registered "
-				 "strategy and a finite position", i);
+			snprintf(c->why, sizeof(c->why),
+			         "position %zu: needs a registered "
+			         "strategy and a finite position",
+			         i);
 			return cmd_refuse(c, st, c->why);
 		}
 	}
@@ -572,8 +596,9 @@ static void do_reconcile(struct cmd_ctx *c)
 		c->d->slots[slots[i]].eval.recon_position = r->positions[i]->position;
 		actor_of(c->d, &c->peer, &who);
 		fill_record(c->d, &rec, BREAKER__AUDIT_RECORD__KIND__RECONCILE, &who,
-			    bk_now_wall_ns());
-		snprintf(text, sizeof(text), "reconciled position %.6g", r->positions[i]->position);
+		            bk_now_wall_ns());
+		snprintf(text, sizeof(text), "reconciled position %.6g",
+		         r->positions[i]->position);
 		rec.strategy = c->d->state.strategies[slots[i]].name;
 		rec.reason = text;
 		rec.has_measured = 1;
@@ -583,7 +608,7 @@ static void do_reconcile(struct cmd_ctx *c)
 		if (i + 1 < r->n_positions) {
 			if (bk_audit_stage(&c->d->audit, &rec) < 0)
 				return cmd_refuse(c, BREAKER__STATUS__ERR_NOT_DURABLE,
-						  "audit staging failed");
+				                  "audit staging failed");
 			continue;
 		}
 		stage_and_pend(c->d, c->msg, &c->rep, &rec, slots[i], false);
@@ -605,8 +630,9 @@ void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg)
 
 	bk_server_peer(msg, &c.peer);
 	if (len > d->cfg.max_msg) {
-		snprintf(c.why, sizeof(c.why), "command of %zu bytes is over the %u-byte limit",
-			 len, d->cfg.max_msg);
+		snprintf(c.why, sizeof(c.why),
+		         "command of %zu bytes is over the %u-byte limit", len,
+		         d->cfg.max_msg);
 		count_command(d, BK_CMD_INVALID, BREAKER__STATUS__ERR_TOO_LARGE);
 		return refuse(d, msg, 0, BREAKER__STATUS__ERR_TOO_LARGE, c.why);
 	}
@@ -614,7 +640,7 @@ void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg)
 	if (!req) {
 		count_command(d, BK_CMD_INVALID, BREAKER__STATUS__ERR_BAD_REQUEST);
 		return refuse(d, msg, 0, BREAKER__STATUS__ERR_BAD_REQUEST,
-			      "malformed command: not a breaker.Request");
+		              "malformed command: not a breaker.Request");
 	}
 	c.req = req;
 	c.rep.has_request_id = req->has_request_id;
@@ -622,7 +648,8 @@ void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg)
 	c.rep.has_status = 1;
 	if ((req->cmd_case == BREAKER__REQUEST__CMD_TRIP ||
 	     req->cmd_case == BREAKER__REQUEST__CMD_RESUME ||
-	     req->cmd_case == BREAKER__REQUEST__CMD_REGISTER) && answer_duplicate(&c)) {
+	     req->cmd_case == BREAKER__REQUEST__CMD_REGISTER) &&
+	    answer_duplicate(&c)) {
 		count_command(d, bk_metrics_cmd_type(req->cmd_case), BREAKER__STATUS__OK);
 		breaker__request__free_unpacked(req, NULL);
 		return;
@@ -650,11 +677,12 @@ void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg)
 		do_reconcile(&c);
 		break;
 	default:
-		cmd_refuse(&c, BREAKER__STATUS__ERR_BAD_REQUEST, "empty or unknown command");
+		cmd_refuse(&c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		           "empty or unknown command");
 	}
 	/* as decided now: a trip whose flush fails later is also a flush failure */
 	count_command(d, bk_metrics_cmd_type(req->cmd_case),
-		      c.refused ? (unsigned)c.refused : (unsigned)c.rep.status);
+	              c.refused ? (unsigned)c.refused : (unsigned)c.rep.status);
 	breaker__request__free_unpacked(req, NULL);
 }
 
@@ -730,13 +758,15 @@ void bk_cmd_flush_failed(struct bk_daemon *d, int err)
 		rep.has_status = rep.has_audit_seq = 1;
 		rep.status = BREAKER__STATUS__ERR_NOT_DURABLE;
 		rep.audit_seq = p->seq;
-		rep.error = "the halt IS in effect, but its audit record is not on disk yet "
-			    "(audit log write failing); it will be retried";
+		rep.error =
+		    "the halt IS in effect, but its audit record is not on disk yet "
+		    "(audit log write failing); it will be retried";
 		reply_now(d, p->reply, &rep);
 		p->reply = NULL;
 	}
 	if (!d->flush_err)
-		bk_err("audit log write failed: %s; trips stay in effect, resumes are refused",
+		bk_err("audit log write failed: %s; trips stay in effect, resumes are "
+		       "refused",
 		       strerror(-err));
 	d->flush_err = err;
 }
@@ -765,7 +795,7 @@ static void system_actor(struct bk_actor *a)
 }
 
 void bk_cmd_system_trip(struct bk_daemon *d, int slot, unsigned reason, int mode,
-			Breaker__AuditRecord *rec)
+                        Breaker__AuditRecord *rec)
 {
 	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
 	struct bk_actor self;
@@ -778,7 +808,7 @@ void bk_cmd_system_trip(struct bk_daemon *d, int slot, unsigned reason, int mode
 		return; /* already latched at least this far: nothing new to record */
 	system_actor(&self);
 	bk_state_apply(&d->state, &p, &self, wall, rec->reason, d->audit.next_seq,
-		       d->audit.durable_seq, true);
+	               d->audit.durable_seq, true);
 	bk_cmd_publish_scope(d, slot);
 	bk_shm_changed(&d->shm);
 	bk_cmd_note_trip(d);
@@ -793,7 +823,7 @@ void bk_cmd_system_trip(struct bk_daemon *d, int slot, unsigned reason, int mode
 }
 
 void bk_cmd_system_step(struct bk_daemon *d, int slot, unsigned reason, int to,
-			Breaker__AuditRecord *rec)
+                        Breaker__AuditRecord *rec)
 {
 	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
 	struct bk_actor self;
@@ -810,17 +840,18 @@ void bk_cmd_system_step(struct bk_daemon *d, int slot, unsigned reason, int to,
 	    bk_tick_condition_holds(d, slot, reason, &rule) || !bk_cmd_can_accept(d))
 		return;
 	/* forced: a step may skip a stage (HALTED -> CAUTIOUS), and says so */
-	if (bk_state_plan_resume(&d->state, slot, (int)reason, to, true, &p, why, sizeof(why)))
+	if (bk_state_plan_resume(&d->state, slot, (int)reason, to, true, &p, why,
+	                         sizeof(why)))
 		return;
 	system_actor(&self);
 	fill_record(d, rec, BREAKER__AUDIT_RECORD__KIND__RESUME, &self, wall);
 	plan_record(rec, &p, sc->name);
 	if (bk_audit_stage(&d->audit, rec) < 0)
 		return;
-	bk_state_apply(&d->state, &p, &self, wall, rec->reason, rec->seq, d->audit.durable_seq,
-		       true);
+	bk_state_apply(&d->state, &p, &self, wall, rec->reason, rec->seq,
+	               d->audit.durable_seq, true);
 	pend(d, NULL, rec, slot, true);
 	bk_info("rule cooldown: %s %s latch stepped to %s once durable",
-		sc->name[0] ? sc->name : "global", bk_reason_name(reason),
-		bk_mode_str((enum bk_mode)to));
+	        sc->name[0] ? sc->name : "global", bk_reason_name(reason),
+	        bk_mode_str((enum bk_mode)to));
 }

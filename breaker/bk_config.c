@@ -19,23 +19,23 @@ static void default_dirs(struct bk_config *cfg)
 	if (geteuid() == 0) {
 		snprintf(cfg->run_dir, sizeof(cfg->run_dir), "/run/breaker");
 		snprintf(cfg->state_dir, sizeof(cfg->state_dir), "/var/lib/breaker/%s",
-			 cfg->instance);
+		         cfg->instance);
 		return;
 	}
 	if (xdg_run && *xdg_run == '/')
 		snprintf(cfg->run_dir, sizeof(cfg->run_dir), "%s/breaker", xdg_run);
 	else
 		snprintf(cfg->run_dir, sizeof(cfg->run_dir), "/tmp/breaker-%u",
-			 (unsigned)geteuid());
+		         (unsigned)geteuid());
 	if (xdg_state && *xdg_state == '/')
-		snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s/breaker/%s", xdg_state,
-			 cfg->instance);
+		snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s/breaker/%s",
+		         xdg_state, cfg->instance);
 	else if (home && *home == '/')
-		snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s/.local/state/breaker/%s",
-			 home, cfg->instance);
+		snprintf(cfg->state_dir, sizeof(cfg->state_dir),
+		         "%s/.local/state/breaker/%s", home, cfg->instance);
 	else
-		snprintf(cfg->state_dir, sizeof(cfg->state_dir), "/tmp/breaker-%u/state/%s",
-			 (unsigned)geteuid(), cfg->instance);
+		snprintf(cfg->state_dir, sizeof(cfg->state_dir),
+		         "/tmp/breaker-%u/state/%s", (unsigned)geteuid(), cfg->instance);
 }
 
 /* Defaults for whichever of run_dir/state_dir the file did not set. */
@@ -54,11 +54,12 @@ static void default_dirs_keep(struct bk_config *cfg, int keep_run, int keep_stat
 
 void bk_config_derive(struct bk_config *cfg)
 {
-	snprintf(cfg->audit_path, sizeof(cfg->audit_path), "%s/audit.log", cfg->state_dir);
+	snprintf(cfg->audit_path, sizeof(cfg->audit_path), "%s/audit.log",
+	         cfg->state_dir);
 	snprintf(cfg->cmd_url, sizeof(cfg->cmd_url), "ipc://%s/%s.cmd", cfg->run_dir,
-		 cfg->instance);
+	         cfg->instance);
 	snprintf(cfg->pub_url, sizeof(cfg->pub_url), "ipc://%s/%s.pub", cfg->run_dir,
-		 cfg->instance);
+	         cfg->instance);
 }
 
 static int instance_valid(const char *s)
@@ -157,12 +158,13 @@ struct load_ctx {
 	FILE *file;
 	int line; /* Debian's inih passes no line numbers: count them here */
 	int failed;
-	int urls_set; /* explicit urls/dirs (bits 1,2,4,8) survive re-derivation */
-	int pass;     /* 1: everything but [rules:NAME]; 2: only [rules:NAME] */
+	int urls_set;     /* explicit urls/dirs (bits 1,2,4,8) survive re-derivation */
+	int pass;         /* 1: everything but [rules:NAME]; 2: only [rules:NAME] */
 	int metrics_line; /* of [metrics] listen, for the loopback check's message */
 };
 
-static int fail(struct load_ctx *c, int line, const char *fmt, const char *a, const char *b)
+static int fail(struct load_ctx *c, int line, const char *fmt, const char *a,
+                const char *b)
 {
 	char what[256];
 
@@ -204,7 +206,8 @@ static int parse_ids(const char *v, unsigned *ids, int *n)
 	if (set_str(buf, sizeof(buf), v))
 		return -EINVAL;
 	*n = 0;
-	for (tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+	for (tok = strtok_r(buf, ", \t", &save); tok;
+	     tok = strtok_r(NULL, ", \t", &save)) {
 		if (*n >= BK_AUTH_MAX || parse_u64(tok, 0, UINT32_MAX - 1, &x))
 			return -EINVAL;
 		ids[(*n)++] = (unsigned)x;
@@ -219,7 +222,8 @@ static int parse_strategies(struct bk_config *cfg, const char *v)
 	if (set_str(buf, sizeof(buf), v))
 		return -EINVAL;
 	cfg->n_strategies = 0;
-	for (tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+	for (tok = strtok_r(buf, ", \t", &save); tok;
+	     tok = strtok_r(NULL, ", \t", &save)) {
 		if (cfg->n_strategies >= BK_CFG_STRATEGIES ||
 		    set_str(cfg->strategies[cfg->n_strategies], BK_NAME_MAX, tok))
 			return -EINVAL;
@@ -318,7 +322,8 @@ static int parse_warn(struct bk_rules_cfg *rc, const char *v)
 
 	if (set_str(buf, sizeof(buf), v))
 		return -EINVAL;
-	for (tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+	for (tok = strtok_r(buf, ", \t", &save); tok;
+	     tok = strtok_r(NULL, ", \t", &save)) {
 		if (n >= BK_WARN_LEVELS || parse_double(tok, 0.01, 1, &lv[n]) ||
 		    (n && lv[n] <= lv[n - 1]))
 			return -EINVAL;
@@ -353,8 +358,8 @@ static int rules_invalid(const struct bk_rules_cfg *rc, char *err, size_t errlen
 			    (id == BK_RULE_DRAWDOWN && r->max_pct > 0))
 				continue;
 			snprintf(err, errlen, "[rules%s%s] %s is enabled but has no max",
-				 o < 0 ? "" : ":", o < 0 ? "" : rc->over[o].name,
-				 bk_rule_name((enum bk_rule_id)id));
+			         o < 0 ? "" : ":", o < 0 ? "" : rc->over[o].name,
+			         bk_rule_name((enum bk_rule_id)id));
 			return 1;
 		}
 	}
@@ -369,9 +374,12 @@ static int metrics_invalid(const struct load_ctx *c, char *err, size_t errlen)
 	if (!c->cfg.metrics_listen[0] || c->cfg.metrics_allow_remote ||
 	    (bk_listen_parse(c->cfg.metrics_listen, &lo) == 0 && lo))
 		return 0;
-	snprintf(err, errlen, "line %d: [metrics] listen = %s is not a loopback address: "
-		 "/metrics and /healthz have no authentication; set allow_remote = true to "
-		 "serve them beyond this host", c->metrics_line, c->cfg.metrics_listen);
+	snprintf(
+	    err, errlen,
+	    "line %d: [metrics] listen = %s is not a loopback address: "
+	    "/metrics and /healthz have no authentication; set allow_remote = true to "
+	    "serve them beyond this host",
+	    c->metrics_line, c->cfg.metrics_listen);
 	return 1;
 }
 
@@ -386,14 +394,17 @@ static int handle_rules(struct load_ctx *c, const char *s, const char *n, const 
 			return 1;
 		rules = override_for(rc, s + 6);
 		if (!rules)
-			return fail(c, c->line, "too many [rules:NAME] sections, or name too long",
-				    "", "");
+			return fail(c, c->line,
+			            "too many [rules:NAME] sections, or name too long",
+			            "", "");
 	} else if (c->pass == 2) {
 		return 1;
 	} else if (strcmp(n, "warn_levels") == 0) {
 		if (parse_warn(rc, v))
-			return fail(c, c->line, "warn_levels '%s' must be 3 ascending "
-				    "fractions in (0, 1]", v, "");
+			return fail(c, c->line,
+			            "warn_levels '%s' must be 3 ascending "
+			            "fractions in (0, 1]",
+			            v, "");
 		return 1;
 	}
 	err = rule_key(rules, n, v);
@@ -419,13 +430,17 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 
 	if (key_is(s, n, "breaker", "instance")) {
 		if (!instance_valid(v))
-			return fail(c, line, "instance '%s' must be 1-63 of [A-Za-z0-9._-]", v, "");
+			return fail(c, line,
+			            "instance '%s' must be 1-63 of [A-Za-z0-9._-]", v,
+			            "");
 		snprintf(cfg->instance, sizeof(cfg->instance), "%s", v);
 	} else if (key_is(s, n, "breaker", "run_dir")) {
-		err = *v == '/' ? set_str(cfg->run_dir, sizeof(cfg->run_dir), v) : -EINVAL;
+		err =
+		    *v == '/' ? set_str(cfg->run_dir, sizeof(cfg->run_dir), v) : -EINVAL;
 		c->urls_set |= err ? 0 : 4;
 	} else if (key_is(s, n, "breaker", "state_dir")) {
-		err = *v == '/' ? set_str(cfg->state_dir, sizeof(cfg->state_dir), v) : -EINVAL;
+		err = *v == '/' ? set_str(cfg->state_dir, sizeof(cfg->state_dir), v)
+		                : -EINVAL;
 		c->urls_set |= err ? 0 : 8;
 	} else if (key_is(s, n, "breaker", "tick_period_us")) {
 		if (!(err = parse_u64(v, 10, 1000000, &x)))
@@ -450,14 +465,17 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 		if (!(err = parse_u64(v, 16, 2048, &x)))
 			cfg->reason_max = (uint32_t)x;
 	} else if (key_is(s, n, "commands", "ipc_url")) {
-		err = strncmp(v, "ipc://", 6) ? -EINVAL : set_str(cfg->cmd_url, BK_URL_MAX, v);
+		err = strncmp(v, "ipc://", 6) ? -EINVAL
+		                              : set_str(cfg->cmd_url, BK_URL_MAX, v);
 		c->urls_set |= err ? 0 : 1;
 	} else if (key_is(s, n, "commands", "pub_url")) {
-		err = strncmp(v, "ipc://", 6) ? -EINVAL : set_str(cfg->pub_url, BK_URL_MAX, v);
+		err = strncmp(v, "ipc://", 6) ? -EINVAL
+		                              : set_str(cfg->pub_url, BK_URL_MAX, v);
 		c->urls_set |= err ? 0 : 2;
 	} else if (key_is(s, n, "commands", "tcp_url")) {
-		err = (*v && strncmp(v, "tcp://", 6)) ? -EINVAL
-						      : set_str(cfg->tcp_url, BK_URL_MAX, v);
+		err = (*v && strncmp(v, "tcp://", 6))
+		          ? -EINVAL
+		          : set_str(cfg->tcp_url, BK_URL_MAX, v);
 	} else if (key_is(s, n, "commands", "socket_mode")) {
 		if (!(err = parse_u64(v, 0600, 0777, &x)))
 			cfg->sock_mode = (mode_t)x;
@@ -469,8 +487,9 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 		err = parse_strategies(cfg, v);
 	} else if (key_is(s, n, "metrics", "listen")) {
 		bool lo;
-		err = *v && bk_listen_parse(v, &lo) ? -EINVAL
-			: set_str(cfg->metrics_listen, sizeof(cfg->metrics_listen), v);
+		err = *v && bk_listen_parse(v, &lo)
+		          ? -EINVAL
+		          : set_str(cfg->metrics_listen, sizeof(cfg->metrics_listen), v);
 		c->metrics_line = c->line;
 	} else if (key_is(s, n, "metrics", "allow_remote")) {
 		if (strcmp(v, "true") && strcmp(v, "false"))

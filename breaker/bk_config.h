@@ -19,25 +19,25 @@
 #include "bk_rules.h"
 #include "breaker_client.h"
 
-#define BK_URL_MAX	  (PATH_MAX + 16)
-#define BK_AUTH_MAX	  32
+#define BK_URL_MAX        (PATH_MAX + 16)
+#define BK_AUTH_MAX       32
 #define BK_CFG_STRATEGIES 256
-#define BK_LISTEN_MAX	  64 /* "[v6 address]:port" */
+#define BK_LISTEN_MAX     64 /* "[v6 address]:port" */
 
 struct bk_config {
 	char instance[BK_INSTANCE_MAX];
-	char run_dir[PATH_MAX];	  /* sockets live here; 0750 */
+	char run_dir[PATH_MAX];   /* sockets live here; 0750 */
 	char state_dir[PATH_MAX]; /* audit log, lock, marker */
 	char audit_path[PATH_MAX];
-	char cmd_url[BK_URL_MAX]; /* REP: ipc://<run_dir>/<instance>.cmd */
-	char pub_url[BK_URL_MAX]; /* PUB: ipc://<run_dir>/<instance>.pub */
-	char tcp_url[BK_URL_MAX]; /* "" = no TCP listener (default) */
-	uint64_t tick_ns;	  /* tick period; default 100 us */
+	char cmd_url[BK_URL_MAX];    /* REP: ipc://<run_dir>/<instance>.cmd */
+	char pub_url[BK_URL_MAX];    /* PUB: ipc://<run_dir>/<instance>.pub */
+	char tcp_url[BK_URL_MAX];    /* "" = no TCP listener (default) */
+	uint64_t tick_ns;            /* tick period; default 100 us */
 	uint64_t heartbeat_bound_ns; /* engines fail closed past this; default 5 ms */
-	uint32_t max_msg;	  /* largest accepted command, bytes */
-	uint32_t reason_max;	  /* longest reason text, bytes */
-	mode_t shm_mode;	  /* state segment; never writable but by the daemon */
-	mode_t sock_mode;	  /* IPC socket files */
+	uint32_t max_msg;            /* largest accepted command, bytes */
+	uint32_t reason_max;         /* longest reason text, bytes */
+	mode_t shm_mode;             /* state segment; never writable but by the daemon */
+	mode_t sock_mode;            /* IPC socket files */
 	/* Who may resume / force. Trip is open to anyone who can reach the socket. */
 	uid_t resume_uids[BK_AUTH_MAX];
 	int n_resume_uids;
@@ -45,11 +45,11 @@ struct bk_config {
 	int n_resume_gids;
 	char strategies[BK_CFG_STRATEGIES][BK_NAME_MAX]; /* registered at boot */
 	int n_strategies;
-	mode_t tel_mode; /* telemetry segment: engines write it */
+	mode_t tel_mode;           /* telemetry segment: engines write it */
 	struct bk_rules_cfg rules; /* [rules] defaults, [rules:NAME] per strategy */
 	/* [metrics]: /metrics and /healthz over HTTP; "" = off */
 	char metrics_listen[BK_LISTEN_MAX]; /* "127.0.0.1:9464", "[::1]:9464" */
-	bool metrics_allow_remote;	    /* else only a loopback address */
+	bool metrics_allow_remote;          /* else only a loopback address */
 };
 
 /* Embedded defaults for this user and instance (NULL: "default"). 0 or -EINVAL. */

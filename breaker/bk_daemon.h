@@ -26,9 +26,9 @@
 struct bk_pending {
 	nng_msg *reply; /* body holds the packed Reply; NULL: nobody waits */
 	uint64_t seq;
-	int slot;	/* the scope (BK_GLOBAL or a strategy slot) */
+	int slot;       /* the scope (BK_GLOBAL or a strategy slot) */
 	bool republish; /* a resume: publish the scope once durable */
-	bool quiet;	/* a duplicate's ack: no event */
+	bool quiet;     /* a duplicate's ack: no event */
 	Breaker__AuditRecord__Kind kind;
 	uint8_t from_mode, to_mode;
 	uint8_t reason_code;
@@ -52,7 +52,7 @@ struct bk_slot_rules {
 
 struct bk_daemon {
 	struct bk_config cfg;
-	const char *config_path;   /* reread on SIGHUP for the rules */
+	const char *config_path; /* reread on SIGHUP for the rules */
 	struct bk_state state;
 	struct bk_shm_writer shm;
 	struct bk_audit audit;
@@ -77,7 +77,7 @@ struct bk_daemon {
 	uint64_t boot_mono_ns;
 	int flush_err; /* last audit flush error, 0 when the log is healthy */
 	bool stop;
-	struct bk_counters ctr;	  /* for /metrics; counted where things happen */
+	struct bk_counters ctr;    /* for /metrics; counted where things happen */
 	struct bk_metrics metrics; /* /metrics and /healthz (bk_metrics.h) */
 };
 
@@ -121,15 +121,15 @@ void bk_tick_reload(struct bk_daemon *d);
  * (global: by any strategy whose rule trips globally). Fills rule name.
  */
 bool bk_tick_condition_holds(const struct bk_daemon *d, int slot, unsigned reason,
-			     const char **rule);
+                             const char **rule);
 
 /* Make a trip by the daemon itself (rules): flip, stage, pend. */
 void bk_cmd_system_trip(struct bk_daemon *d, int slot, unsigned reason, int mode,
-			Breaker__AuditRecord *rec);
+                        Breaker__AuditRecord *rec);
 
 /* A cooldown step down (audited resume by the daemon); durable before visible. */
 void bk_cmd_system_step(struct bk_daemon *d, int slot, unsigned reason, int to,
-			Breaker__AuditRecord *rec);
+                        Breaker__AuditRecord *rec);
 
 /* A newly registered slot: rules bound, evaluation and telemetry cleared. */
 void bk_cmd_bind_slot(struct bk_daemon *d, int slot);

@@ -9,7 +9,7 @@ enum bk_log_level { BK_LOG_ERR, BK_LOG_WARN, BK_LOG_INFO, BK_LOG_DEBUG };
 
 void bk_log_set_level(enum bk_log_level level);
 void bk_log(enum bk_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 #define bk_err(...)   bk_log(BK_LOG_ERR, __VA_ARGS__)
 #define bk_warn(...)  bk_log(BK_LOG_WARN, __VA_ARGS__)

@@ -149,7 +149,8 @@ static void on_signal(struct loop *l, int res)
 		switch (l->sig.ssi_signo) {
 		case SIGTERM:
 		case SIGINT:
-			bk_info("signal %u: stopping; state stays as it is", l->sig.ssi_signo);
+			bk_info("signal %u: stopping; state stays as it is",
+			        l->sig.ssi_signo);
 			l->d->stop = true;
 			break;
 		case SIGHUP:
@@ -204,7 +205,7 @@ void bk_loop_signals(sigset_t *mask)
 static int setup(struct loop *l)
 {
 	struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER |
-					     IORING_SETUP_DEFER_TASKRUN};
+	                                     IORING_SETUP_DEFER_TASKRUN};
 	sigset_t mask;
 	int rv;
 
@@ -260,12 +261,14 @@ int bk_loop_run(struct bk_daemon *d, const char *log_path)
 		start_flush(&l);
 		rv = io_uring_submit_and_wait(&l.ring, 1);
 		/* EBUSY/EAGAIN: completions to reap first, or a transient shortage */
-		if (rv < 0 && rv != -EINTR && rv != -ETIME && rv != -EBUSY && rv != -EAGAIN) {
+		if (rv < 0 && rv != -EINTR && rv != -ETIME && rv != -EBUSY &&
+		    rv != -EAGAIN) {
 			bk_err("io_uring: %s", strerror(-rv));
 			break;
 		}
 		n = 0;
-		io_uring_for_each_cqe(&l.ring, head, cqe) {
+		io_uring_for_each_cqe(&l.ring, head, cqe)
+		{
 			on_cqe(&l, cqe);
 			n++;
 		}

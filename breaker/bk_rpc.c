@@ -40,7 +40,8 @@ int bk_rpc_open(struct bk_rpc *r, const char *url, int timeout_ms)
 	if ((rv = nng_req0_open(&r->sock)) != 0)
 		return bk_rpc_errno(rv);
 	/* Synchronous dial: an absent daemon is reported now, not as a timeout. */
-	if ((rv = nng_setopt_ms(r->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) ||
+	if ((rv =
+	         nng_setopt_ms(r->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) ||
 	    (rv = nng_setopt_ms(r->sock, NNG_OPT_RECVTIMEO, timeout_ms)) ||
 	    (rv = nng_setopt_ms(r->sock, NNG_OPT_SENDTIMEO, timeout_ms)) ||
 	    (rv = nng_setopt_size(r->sock, NNG_OPT_RECVMAXSZ, 1u << 20)) ||

@@ -6,23 +6,23 @@
 #include "bk_rules.h"
 
 static const char *const rule_names[BK_RULE_COUNT] = {
-	[BK_RULE_REJECT_RATE] = "reject_rate",
-	[BK_RULE_ORDER_RATE] = "order_rate",
-	[BK_RULE_DRAWDOWN] = "drawdown",
-	[BK_RULE_EXPOSURE] = "exposure",
-	[BK_RULE_RECONCILIATION] = "reconciliation",
-	[BK_RULE_HEARTBEAT] = "heartbeat",
-	[BK_RULE_INVARIANT] = "invariant",
+    [BK_RULE_REJECT_RATE] = "reject_rate",
+    [BK_RULE_ORDER_RATE] = "order_rate",
+    [BK_RULE_DRAWDOWN] = "drawdown",
+    [BK_RULE_EXPOSURE] = "exposure",
+    [BK_RULE_RECONCILIATION] = "reconciliation",
+    [BK_RULE_HEARTBEAT] = "heartbeat",
+    [BK_RULE_INVARIANT] = "invariant",
 };
 
 static const unsigned rule_reasons[BK_RULE_COUNT] = {
-	[BK_RULE_REJECT_RATE] = BK_R_REJECT_RATE,
-	[BK_RULE_ORDER_RATE] = BK_R_ORDER_RATE,
-	[BK_RULE_DRAWDOWN] = BK_R_DRAWDOWN,
-	[BK_RULE_EXPOSURE] = BK_R_EXPOSURE_LIMIT,
-	[BK_RULE_RECONCILIATION] = BK_R_RECONCILIATION_BREAK,
-	[BK_RULE_HEARTBEAT] = BK_R_STALE_HEARTBEAT,
-	[BK_RULE_INVARIANT] = BK_R_INVARIANT_VIOLATION,
+    [BK_RULE_REJECT_RATE] = BK_R_REJECT_RATE,
+    [BK_RULE_ORDER_RATE] = BK_R_ORDER_RATE,
+    [BK_RULE_DRAWDOWN] = BK_R_DRAWDOWN,
+    [BK_RULE_EXPOSURE] = BK_R_EXPOSURE_LIMIT,
+    [BK_RULE_RECONCILIATION] = BK_R_RECONCILIATION_BREAK,
+    [BK_RULE_HEARTBEAT] = BK_R_STALE_HEARTBEAT,
+    [BK_RULE_INVARIANT] = BK_R_INVARIANT_VIOLATION,
 };
 
 const char *bk_rule_name(enum bk_rule_id id)
@@ -52,16 +52,18 @@ void bk_rules_defaults(struct bk_rules_cfg *cfg)
 		r[i].action = BK_HALTED;
 		r[i].window_ms = 1000;
 	}
-	r[BK_RULE_REJECT_RATE] = (struct bk_rule_cfg){.enabled = true, .max = 0.5,
-						      .window_ms = 1000, .min_orders = 20,
-						      .action = BK_HALTED};
+	r[BK_RULE_REJECT_RATE] = (struct bk_rule_cfg){.enabled = true,
+	                                              .max = 0.5,
+	                                              .window_ms = 1000,
+	                                              .min_orders = 20,
+	                                              .action = BK_HALTED};
 	/* The seeds: a reconciliation break above $1K is SEV-1, global HALTED. */
-	r[BK_RULE_RECONCILIATION] = (struct bk_rule_cfg){.enabled = true, .max = 1000,
-							 .action = BK_HALTED, .global = true};
-	r[BK_RULE_HEARTBEAT] = (struct bk_rule_cfg){.enabled = true, .max = 1000,
-						    .action = BK_HALTED};
-	r[BK_RULE_INVARIANT] = (struct bk_rule_cfg){.enabled = true, .max = 0.01,
-						    .action = BK_HALTED, .global = true};
+	r[BK_RULE_RECONCILIATION] = (struct bk_rule_cfg){
+	    .enabled = true, .max = 1000, .action = BK_HALTED, .global = true};
+	r[BK_RULE_HEARTBEAT] =
+	    (struct bk_rule_cfg){.enabled = true, .max = 1000, .action = BK_HALTED};
+	r[BK_RULE_INVARIANT] = (struct bk_rule_cfg){
+	    .enabled = true, .max = 0.01, .action = BK_HALTED, .global = true};
 	cfg->warn[0] = 0.5;
 	cfg->warn[1] = 0.75;
 	cfg->warn[2] = 0.9;
@@ -78,8 +80,8 @@ const struct bk_rule_cfg *bk_rules_for(const struct bk_rules_cfg *cfg, const cha
 /* ---- windows ------------------------------------------------------------- */
 
 /* Expire buckets older than the window, then count into the current one. */
-static void window_add(struct bk_window *w, uint32_t window_ms, uint64_t now, uint64_t orders,
-		       uint64_t rejects)
+static void window_add(struct bk_window *w, uint32_t window_ms, uint64_t now,
+                       uint64_t orders, uint64_t rejects)
 {
 	uint64_t width = (uint64_t)window_ms * 1000000ull / BK_WIN_BUCKETS;
 	uint64_t steps;
@@ -113,15 +115,15 @@ static void window_add(struct bk_window *w, uint32_t window_ms, uint64_t now, ui
 /* ---- measurements ---------------------------------------------------------- */
 
 struct measure {
-	double value;	  /* what is compared with the threshold */
+	double value; /* what is compared with the threshold */
 	double threshold;
-	bool applicable;  /* enough data for a verdict */
+	bool applicable; /* enough data for a verdict */
 };
 
 /* Measurements only: evidence text is formatted when a verdict needs it. */
 static void measure(enum bk_rule_id id, const struct bk_rule_cfg *r,
-		    const struct bk_rule_eval *ev, const struct bk_tel_snap *s, uint64_t now,
-		    struct measure *m)
+                    const struct bk_rule_eval *ev, const struct bk_tel_snap *s,
+                    uint64_t now, struct measure *m)
 {
 	const struct bk_window *w;
 	double dd, u_abs, u_pct;
@@ -133,7 +135,8 @@ static void measure(enum bk_rule_id id, const struct bk_rule_cfg *r,
 	case BK_RULE_REJECT_RATE:
 		w = &ev->rej_win;
 		m->applicable = w->sum_orders >= r->min_orders && w->sum_orders > 0;
-		m->value = w->sum_orders ? (double)w->sum_rejects / (double)w->sum_orders : 0;
+		m->value =
+		    w->sum_orders ? (double)w->sum_rejects / (double)w->sum_orders : 0;
 		break;
 	case BK_RULE_ORDER_RATE:
 		m->value = (double)ev->ord_win.sum_orders * 1000.0 / r->window_ms;
@@ -142,8 +145,9 @@ static void measure(enum bk_rule_id id, const struct bk_rule_cfg *r,
 		/* against whichever configured limit is closer to tripping */
 		dd = ev->peak_pnl - s->pnl;
 		u_abs = r->max > 0 ? dd / r->max : -INFINITY;
-		u_pct = (r->max_pct > 0 && ev->peak_pnl > 0) ? dd / (ev->peak_pnl * r->max_pct)
-							     : -INFINITY;
+		u_pct = (r->max_pct > 0 && ev->peak_pnl > 0)
+		            ? dd / (ev->peak_pnl * r->max_pct)
+		            : -INFINITY;
 		m->applicable = r->max > 0 || (r->max_pct > 0 && ev->peak_pnl > 0);
 		m->value = u_pct > u_abs ? dd / ev->peak_pnl : dd;
 		m->threshold = u_pct > u_abs ? r->max_pct : r->max;
@@ -160,13 +164,15 @@ static void measure(enum bk_rule_id id, const struct bk_rule_cfg *r,
 	case BK_RULE_HEARTBEAT:
 		/* the dead-man switch arms on the engine's first beat */
 		m->applicable = s->heartbeat_ns != 0;
-		m->value = (m->applicable && now > s->heartbeat_ns) ? (now - s->heartbeat_ns) / 1e6
-								    : 0;
+		m->value = (m->applicable && now > s->heartbeat_ns)
+		               ? (now - s->heartbeat_ns) / 1e6
+		               : 0;
 		break;
 	case BK_RULE_INVARIANT:
 		m->applicable = ev->base_set;
-		m->value = fabs((s->balance - ev->base_balance) -
-				((s->fill_cash - ev->base_cash) - (s->fees - ev->base_fees)));
+		m->value =
+		    fabs((s->balance - ev->base_balance) -
+		         ((s->fill_cash - ev->base_cash) - (s->fees - ev->base_fees)));
 		break;
 	default:
 		m->applicable = false;
@@ -175,42 +181,50 @@ static void measure(enum bk_rule_id id, const struct bk_rule_cfg *r,
 
 /* The numbers behind a verdict, for the audit record and the operator. */
 static void evidence(enum bk_rule_id id, const struct bk_rule_cfg *r,
-		     const struct bk_rule_eval *ev, const struct bk_tel_snap *s,
-		     const struct measure *m, char *buf, size_t len)
+                     const struct bk_rule_eval *ev, const struct bk_tel_snap *s,
+                     const struct measure *m, char *buf, size_t len)
 {
 	switch (id) {
 	case BK_RULE_REJECT_RATE:
-		snprintf(buf, len, "%llu rejects / %llu orders = %.4f over %u ms (max %.4f, "
-			 "min orders %u)", (unsigned long long)ev->rej_win.sum_rejects,
-			 (unsigned long long)ev->rej_win.sum_orders, m->value, r->window_ms,
-			 r->max, r->min_orders);
+		snprintf(buf, len,
+		         "%llu rejects / %llu orders = %.4f over %u ms (max %.4f, "
+		         "min orders %u)",
+		         (unsigned long long)ev->rej_win.sum_rejects,
+		         (unsigned long long)ev->rej_win.sum_orders, m->value,
+		         r->window_ms, r->max, r->min_orders);
 		break;
 	case BK_RULE_ORDER_RATE:
 		snprintf(buf, len, "%llu orders in %u ms = %.1f/s (max %.1f/s)",
-			 (unsigned long long)ev->ord_win.sum_orders, r->window_ms, m->value,
-			 r->max);
+		         (unsigned long long)ev->ord_win.sum_orders, r->window_ms,
+		         m->value, r->max);
 		break;
 	case BK_RULE_DRAWDOWN:
-		snprintf(buf, len, "pnl %.2f, peak %.2f, drawdown %.2f (max %.2f abs, %.2f%% "
-			 "of peak)", s->pnl, ev->peak_pnl, ev->peak_pnl - s->pnl, r->max,
-			 r->max_pct * 100);
+		snprintf(buf, len,
+		         "pnl %.2f, peak %.2f, drawdown %.2f (max %.2f abs, %.2f%% "
+		         "of peak)",
+		         s->pnl, ev->peak_pnl, ev->peak_pnl - s->pnl, r->max,
+		         r->max_pct * 100);
 		break;
 	case BK_RULE_EXPOSURE:
 		snprintf(buf, len, "gross exposure %.2f (max %.2f)", s->gross, r->max);
 		break;
 	case BK_RULE_RECONCILIATION:
-		snprintf(buf, len, "engine position %.2f, reconciled %.2f, break %.2f (max "
-			 "%.2f)", s->position, ev->recon_position, m->value, r->max);
+		snprintf(buf, len,
+		         "engine position %.2f, reconciled %.2f, break %.2f (max "
+		         "%.2f)",
+		         s->position, ev->recon_position, m->value, r->max);
 		break;
 	case BK_RULE_HEARTBEAT:
 		snprintf(buf, len, "engine heartbeat %.1f ms old (max %.0f ms)", m->value,
-			 r->max);
+		         r->max);
 		break;
 	case BK_RULE_INVARIANT:
-		snprintf(buf, len, "balance moved %.4f, fills minus fees explain %.4f, "
-			 "unexplained %.4f (tolerance %.4f)", s->balance - ev->base_balance,
-			 (s->fill_cash - ev->base_cash) - (s->fees - ev->base_fees), m->value,
-			 r->max);
+		snprintf(buf, len,
+		         "balance moved %.4f, fills minus fees explain %.4f, "
+		         "unexplained %.4f (tolerance %.4f)",
+		         s->balance - ev->base_balance,
+		         (s->fill_cash - ev->base_cash) - (s->fees - ev->base_fees),
+		         m->value, r->max);
 		break;
 	default:
 		buf[0] = '\0';
@@ -220,14 +234,17 @@ static void evidence(enum bk_rule_id id, const struct bk_rule_cfg *r,
 /* ---- evaluation -------------------------------------------------------------- */
 
 static void observe(const struct bk_rule_cfg *rules, struct bk_rule_eval *ev,
-		    const struct bk_tel_snap *s, uint64_t now)
+                    const struct bk_tel_snap *s, uint64_t now)
 {
 	uint64_t d_ord = 0, d_rej = 0;
 
 	if (ev->seen) {
-		/* counters only grow; a smaller value is an engine restart: count from it */
-		d_ord = s->orders >= ev->last_orders ? s->orders - ev->last_orders : s->orders;
-		d_rej = s->rejects >= ev->last_rejects ? s->rejects - ev->last_rejects : s->rejects;
+		/* counters only grow; a smaller value is an engine restart: count from it
+		 */
+		d_ord = s->orders >= ev->last_orders ? s->orders - ev->last_orders
+		                                     : s->orders;
+		d_rej = s->rejects >= ev->last_rejects ? s->rejects - ev->last_rejects
+		                                       : s->rejects;
 	}
 	ev->seen = true;
 	ev->last_orders = s->orders;
@@ -267,7 +284,7 @@ struct eval_ctx {
 };
 
 static void verdict(struct eval_ctx *c, enum bk_verdict_kind kind, enum bk_rule_id id,
-		    const struct measure *m, double util)
+                    const struct measure *m, double util)
 {
 	struct bk_verdict *v = &c->out[c->n];
 
@@ -283,8 +300,8 @@ static void verdict(struct eval_ctx *c, enum bk_verdict_kind kind, enum bk_rule_
 }
 
 int bk_rules_eval(const struct bk_rule_cfg *rules, const double warn[BK_WARN_LEVELS],
-		  struct bk_rule_eval *ev, const struct bk_tel_snap *s, uint64_t now,
-		  struct bk_verdict *out, int max)
+                  struct bk_rule_eval *ev, const struct bk_tel_snap *s, uint64_t now,
+                  struct bk_verdict *out, int max)
 {
 	struct eval_ctx c = {.rules = rules, .ev = ev, .s = s, .out = out, .max = max};
 	struct measure m;
@@ -309,7 +326,8 @@ int bk_rules_eval(const struct bk_rule_cfg *rules, const double warn[BK_WARN_LEV
 		ev->util[id] = m.applicable ? util : 0;
 		ev->measured[id] = m.value;
 		/* NaN/Inf telemetry cannot show the limit holds: treat it as a breach */
-		ev->violating[id] = m.applicable && (!isfinite(m.value) || m.value > m.threshold);
+		ev->violating[id] =
+		    m.applicable && (!isfinite(m.value) || m.value > m.threshold);
 		if (ev->violating[id] && !was) {
 			ev->tripped_ns[id] = now;
 			verdict(&c, BK_V_TRIP, (enum bk_rule_id)id, &m, util);

@@ -15,10 +15,10 @@
 
 #include "breaker_client.h"
 
-#define BK_WIN_BUCKETS	    16
-#define BK_WARN_LEVELS	    3
-#define BK_RULE_OVERRIDES   64
-#define BK_EVIDENCE_MAX	    240
+#define BK_WIN_BUCKETS    16
+#define BK_WARN_LEVELS    3
+#define BK_RULE_OVERRIDES 64
+#define BK_EVIDENCE_MAX   240
 
 enum bk_rule_id {
 	BK_RULE_REJECT_RATE,
@@ -27,18 +27,19 @@ enum bk_rule_id {
 	BK_RULE_EXPOSURE,
 	BK_RULE_RECONCILIATION,
 	BK_RULE_HEARTBEAT,
-	BK_RULE_INVARIANT, /* balance conservation; evaluated per strategy, trips global */
+	BK_RULE_INVARIANT, /* balance conservation; evaluated per strategy, trips global
+	                    */
 	BK_RULE_COUNT,
 };
 
 struct bk_rule_cfg {
 	bool enabled;
-	double max;	      /* reject: ratio 0..1; orders/s; drawdown abs; notional; ms */
-	double max_pct;	      /* drawdown: fraction of peak PnL (0 = off) */
-	uint32_t window_ms;   /* reject/order rate */
+	double max;         /* reject: ratio 0..1; orders/s; drawdown abs; notional; ms */
+	double max_pct;     /* drawdown: fraction of peak PnL (0 = off) */
+	uint32_t window_ms; /* reject/order rate */
 	uint32_t min_orders;  /* reject rate: no verdict below this many orders */
-	uint8_t action;	      /* mode to trip to */
-	bool global;	      /* trip the global scope instead of the strategy */
+	uint8_t action;       /* mode to trip to */
+	bool global;          /* trip the global scope instead of the strategy */
 	uint32_t cooldown_ms; /* 0 = latch until an operator resumes */
 	uint8_t cooldown_to;  /* CAUTIOUS or REDUCE_ONLY */
 };
@@ -70,17 +71,17 @@ struct bk_window {
 };
 
 struct bk_rule_eval {
-	bool seen;		/* a first snapshot was taken */
-	bool base_set;		/* balance conservation base taken */
+	bool seen;     /* a first snapshot was taken */
+	bool base_set; /* balance conservation base taken */
 	uint64_t last_orders, last_rejects, last_fills;
 	struct bk_window rej_win, ord_win;
 	double peak_pnl;
 	double base_balance, base_cash, base_fees;
 	bool recon_set;
-	double recon_position;	/* the reconciler's view */
+	double recon_position; /* the reconciler's view */
 	bool violating[BK_RULE_COUNT];
-	uint8_t warned[BK_RULE_COUNT];	/* warning levels crossed (0..3) */
-	double util[BK_RULE_COUNT];	/* last measured / threshold */
+	uint8_t warned[BK_RULE_COUNT]; /* warning levels crossed (0..3) */
+	double util[BK_RULE_COUNT];    /* last measured / threshold */
 	double measured[BK_RULE_COUNT];
 	uint64_t tripped_ns[BK_RULE_COUNT]; /* when this rule last tripped; 0 = not */
 };
@@ -101,7 +102,7 @@ void bk_rules_defaults(struct bk_rules_cfg *cfg);
 const struct bk_rule_cfg *bk_rules_for(const struct bk_rules_cfg *cfg, const char *name);
 
 const char *bk_rule_name(enum bk_rule_id id);
-int bk_rule_parse(const char *name); /* -1 if unknown */
+int bk_rule_parse(const char *name);         /* -1 if unknown */
 unsigned bk_rule_reason(enum bk_rule_id id); /* the latch a rule trips */
 
 /*
@@ -112,8 +113,8 @@ unsigned bk_rule_reason(enum bk_rule_id id); /* the latch a rule trips */
  * it no longer violates.
  */
 int bk_rules_eval(const struct bk_rule_cfg *rules, const double warn[BK_WARN_LEVELS],
-		  struct bk_rule_eval *ev, const struct bk_tel_snap *snap, uint64_t now_ns,
-		  struct bk_verdict *out, int max);
+                  struct bk_rule_eval *ev, const struct bk_tel_snap *snap,
+                  uint64_t now_ns, struct bk_verdict *out, int max);
 
 /* Does rule still hold (violate) for this strategy right now? */
 static inline bool bk_rules_violating(const struct bk_rule_eval *ev, enum bk_rule_id r)

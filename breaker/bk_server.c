@@ -50,12 +50,13 @@ fail:
 }
 
 int bk_server_open(struct bk_server *s, const struct bk_config *cfg, char *err,
-		   size_t errlen)
+                   size_t errlen)
 {
 	int rv;
 
 	memset(s, 0, sizeof(*s));
-	if ((rv = nng_rep0_open_raw(&s->rep)) != 0 || (rv = nng_pub0_open(&s->pub)) != 0) {
+	if ((rv = nng_rep0_open_raw(&s->rep)) != 0 ||
+	    (rv = nng_pub0_open(&s->pub)) != 0) {
 		snprintf(err, errlen, "nng: %s", nng_strerror(rv));
 		return -ENOMEM;
 	}
@@ -70,8 +71,7 @@ int bk_server_open(struct bk_server *s, const struct bk_config *cfg, char *err,
 	if ((rv = listen_on(s->rep, cfg->cmd_url, cfg->sock_mode, err, errlen)) < 0 ||
 	    (rv = listen_on(s->pub, cfg->pub_url, cfg->sock_mode, err, errlen)) < 0)
 		goto fail;
-	if (cfg->tcp_url[0] &&
-	    (rv = listen_on(s->rep, cfg->tcp_url, 0, err, errlen)) < 0)
+	if (cfg->tcp_url[0] && (rv = listen_on(s->rep, cfg->tcp_url, 0, err, errlen)) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -117,7 +117,8 @@ void bk_server_peer(const nng_msg *msg, struct bk_peer *peer)
 void bk_server_reply(struct bk_server *s, nng_msg *msg)
 {
 	if (nng_sendmsg(s->rep, msg, NNG_FLAG_NONBLOCK) != 0)
-		nng_msg_free(msg); /* the requester is gone or flooding; it will time out */
+		nng_msg_free(
+		    msg); /* the requester is gone or flooding; it will time out */
 }
 
 void bk_server_publish(struct bk_server *s, const void *buf, size_t len)

@@ -33,7 +33,7 @@ struct bk_peer {
 };
 
 int bk_server_open(struct bk_server *s, const struct bk_config *cfg, char *err,
-		   size_t errlen);
+                   size_t errlen);
 void bk_server_close(struct bk_server *s);
 
 /* Next waiting request, never blocks: 0, or -EAGAIN when drained. */

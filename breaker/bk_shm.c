@@ -39,31 +39,35 @@ static int check_existing(int fd, mode_t mode, char *err, size_t errlen)
 		return -errno;
 	/* Someone else's segment at our name could be written behind our back. */
 	if (st.st_uid != geteuid() || (st.st_mode & 07777) != mode) {
-		snprintf(err, errlen, "segment is owned by uid %u with mode %04o, not by this "
-			 "daemon's uid %u with %04o: refusing it (remove it if it is stale)",
-			 (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), (unsigned)geteuid(),
-			 (unsigned)mode);
+		snprintf(
+		    err, errlen,
+		    "segment is owned by uid %u with mode %04o, not by this "
+		    "daemon's uid %u with %04o: refusing it (remove it if it is stale)",
+		    (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
+		    (unsigned)geteuid(), (unsigned)mode);
 		return -EPROTO;
 	}
 	if ((size_t)st.st_size < sizeof(h) ||
-	    pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || h.magic != BK_SHM_MAGIC) {
+	    pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+	    h.magic != BK_SHM_MAGIC) {
 		snprintf(err, errlen, "not a breaker segment (size %lld, no magic)",
-			 (long long)st.st_size);
+		         (long long)st.st_size);
 		return -EPROTO;
 	}
 	if (h.layout_version != BK_LAYOUT_VERSION || h.segment_size != BK_SHM_SIZE ||
 	    (size_t)st.st_size != BK_SHM_SIZE) {
-		snprintf(err, errlen, "segment has layout version %u, size %llu; this daemon "
-				      "is layout %u, size %zu",
-			 (unsigned)h.layout_version, (unsigned long long)h.segment_size,
-			 BK_LAYOUT_VERSION, (size_t)BK_SHM_SIZE);
+		snprintf(err, errlen,
+		         "segment has layout version %u, size %llu; this daemon "
+		         "is layout %u, size %zu",
+		         (unsigned)h.layout_version, (unsigned long long)h.segment_size,
+		         BK_LAYOUT_VERSION, (size_t)BK_SHM_SIZE);
 		return -EPROTO;
 	}
 	return 0;
 }
 
 static int open_segment(struct bk_shm_writer *w, const struct bk_shm_params *p, char *err,
-			size_t errlen)
+                        size_t errlen)
 {
 	int fd = shm_open(w->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, p->mode);
 
@@ -91,7 +95,7 @@ static int open_segment(struct bk_shm_writer *w, const struct bk_shm_params *p, 
 }
 
 int bk_shm_open(struct bk_shm_writer *w, const struct bk_shm_params *p, char *err,
-		size_t errlen)
+                size_t errlen)
 {
 	void *m;
 	int fd, rv;
@@ -114,7 +118,8 @@ int bk_shm_open(struct bk_shm_writer *w, const struct bk_shm_params *p, char *er
 	if (w->created) {
 		fill_header(w->shm, p);
 		/* Readers treat version 0 as "not ready": store it last. */
-		atomic_store_explicit(&w->shm->hdr.layout_version, BK_LAYOUT_VERSION, REL);
+		atomic_store_explicit(&w->shm->hdr.layout_version, BK_LAYOUT_VERSION,
+		                      REL);
 	} else {
 		w->shm->hdr.daemon_pid = (uint32_t)getpid();
 		w->shm->hdr.tick_period_ns = p->tick_ns;
@@ -153,7 +158,7 @@ static struct bk_shm_scope *scope_at(struct bk_shm_writer *w, int slot)
 }
 
 void bk_shm_publish(struct bk_shm_writer *w, int slot, uint64_t state, uint32_t latches,
-		    uint64_t since_ns)
+                    uint64_t since_ns)
 {
 	struct bk_shm_scope *s = scope_at(w, slot);
 	/* odd: a previous daemon died mid-write; start from the next even value */
@@ -179,7 +184,8 @@ void bk_shm_add_strategy(struct bk_shm_writer *w, int slot, const char *name)
 
 	snprintf(s->name, sizeof(s->name), "%s", name);
 	if ((uint32_t)slot + 1 > n)
-		atomic_store_explicit(&w->shm->hdr.strategy_count, (uint32_t)slot + 1, REL);
+		atomic_store_explicit(&w->shm->hdr.strategy_count, (uint32_t)slot + 1,
+		                      REL);
 }
 
 void bk_shm_changed(struct bk_shm_writer *w)

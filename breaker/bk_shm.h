@@ -37,7 +37,7 @@ struct bk_shm_params {
  * or other-layout segment, err says which) or -errno.
  */
 int bk_shm_open(struct bk_shm_writer *w, const struct bk_shm_params *p, char *err,
-		size_t errlen);
+                size_t errlen);
 
 /* Stop: heartbeat 0 (clean) so engines fail closed at once; unmap. */
 void bk_shm_close(struct bk_shm_writer *w, bool clean);
@@ -47,7 +47,7 @@ int bk_shm_unlink(const char *instance);
 
 /* Publish one scope (slot BK_GLOBAL = -1 for global) under its seqlock. */
 void bk_shm_publish(struct bk_shm_writer *w, int slot, uint64_t state, uint32_t latches,
-		    uint64_t since_ns);
+                    uint64_t since_ns);
 
 /* Name a newly registered slot and make it visible to resolvers. */
 void bk_shm_add_strategy(struct bk_shm_writer *w, int slot, const char *name);

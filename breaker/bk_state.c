@@ -26,8 +26,9 @@ bool bk_strategy_name_valid(const char *name)
 		return false;
 	for (; *name; name++) {
 		char c = *name;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '_' || c == '.' || c == ':'))
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
+		      c == ':'))
 			return false;
 	}
 	return true;
@@ -99,8 +100,8 @@ uint8_t bk_scope_mode(const struct bk_scope *sc)
 	return m;
 }
 
-Breaker__Status bk_state_plan_trip(const struct bk_state *st, int slot, int reason, int mode,
-				   struct bk_plan *p, const char **why)
+Breaker__Status bk_state_plan_trip(const struct bk_state *st, int slot, int reason,
+                                   int mode, struct bk_plan *p, const char **why)
 {
 	const struct bk_scope *sc = bk_state_cscope(st, slot);
 
@@ -120,7 +121,8 @@ Breaker__Status bk_state_plan_trip(const struct bk_state *st, int slot, int reas
 	p->slot = slot;
 	p->reason = (unsigned)reason;
 	/* Trips only raise a latch: a lower trip leaves it where it is. */
-	p->target = mode > sc->latches[reason].mode ? (uint8_t)mode : sc->latches[reason].mode;
+	p->target =
+	    mode > sc->latches[reason].mode ? (uint8_t)mode : sc->latches[reason].mode;
 	p->from_mode = bk_scope_mode(sc);
 	p->to_mode = p->target > p->from_mode ? p->target : p->from_mode;
 	return BREAKER__STATUS__OK;
@@ -134,8 +136,8 @@ static void latch_list(const struct bk_scope *sc, char *buf, size_t len)
 	buf[0] = '\0';
 	for (unsigned r = 1; r < BK_REASON_COUNT && off < len; r++)
 		if (sc->active & (1u << r))
-			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "",
-						bk_reason_name(r));
+			off += (size_t)snprintf(buf + off, len - off, "%s%s",
+			                        off ? ", " : "", bk_reason_name(r));
 }
 
 static const char *scope_label(const struct bk_scope *sc)
@@ -144,8 +146,8 @@ static const char *scope_label(const struct bk_scope *sc)
 }
 
 /* Which latch a resume acts on; 0 = all (forced). */
-static Breaker__Status pick_latch(const struct bk_scope *sc, int reason, bool force, int *out,
-				  char *why, size_t len)
+static Breaker__Status pick_latch(const struct bk_scope *sc, int reason, bool force,
+                                  int *out, char *why, size_t len)
 {
 	char held[256];
 
@@ -156,8 +158,8 @@ static Breaker__Status pick_latch(const struct bk_scope *sc, int reason, bool fo
 	}
 	if (reason > 0) {
 		if (!(sc->active & (1u << reason))) {
-			snprintf(why, len, "%s has no %s latch (held by: %s)", scope_label(sc),
-				 bk_reason_name((unsigned)reason), held);
+			snprintf(why, len, "%s has no %s latch (held by: %s)",
+			         scope_label(sc), bk_reason_name((unsigned)reason), held);
 			return BREAKER__STATUS__ERR_NOT_TRIPPED;
 		}
 		*out = reason;
@@ -169,9 +171,9 @@ static Breaker__Status pick_latch(const struct bk_scope *sc, int reason, bool fo
 	}
 	if (!force) {
 		snprintf(why, len,
-			 "%s is held by %s: name one with --reason-code, or --force to "
-			 "release all",
-			 scope_label(sc), held);
+		         "%s is held by %s: name one with --reason-code, or --force to "
+		         "release all",
+		         scope_label(sc), held);
 		return BREAKER__STATUS__ERR_AMBIGUOUS;
 	}
 	*out = 0;
@@ -192,8 +194,9 @@ static uint8_t mode_after(const struct bk_scope *sc, unsigned latch, uint8_t tar
 	return m;
 }
 
-Breaker__Status bk_state_plan_resume(const struct bk_state *st, int slot, int reason, int to,
-				     bool force, struct bk_plan *p, char *why, size_t len)
+Breaker__Status bk_state_plan_resume(const struct bk_state *st, int slot, int reason,
+                                     int to, bool force, struct bk_plan *p, char *why,
+                                     size_t len)
 {
 	const struct bk_scope *sc = bk_state_cscope(st, slot);
 	Breaker__Status s;
@@ -219,21 +222,23 @@ Breaker__Status bk_state_plan_resume(const struct bk_state *st, int slot, int re
 	if (to < 0)
 		to = cur - 1;
 	if (to >= cur) {
-		snprintf(why, len, "%s %s is %s: a resume must go to a less restrictive mode",
-			 scope_label(sc), latch ? bk_reason_name((unsigned)latch) : "",
-			 bk_mode_str((enum bk_mode)cur));
+		snprintf(why, len,
+		         "%s %s is %s: a resume must go to a less restrictive mode",
+		         scope_label(sc), latch ? bk_reason_name((unsigned)latch) : "",
+		         bk_mode_str((enum bk_mode)cur));
 		return BREAKER__STATUS__ERR_NOT_A_RESUME;
 	}
 	if (!force && to < cur - 1) {
 		snprintf(why, len,
-			 "%s -> %s skips %s: resume one stage at a time, or --force",
-			 bk_mode_str((enum bk_mode)cur), bk_mode_str((enum bk_mode)to),
-			 bk_mode_str((enum bk_mode)(cur - 1)));
+		         "%s -> %s skips %s: resume one stage at a time, or --force",
+		         bk_mode_str((enum bk_mode)cur), bk_mode_str((enum bk_mode)to),
+		         bk_mode_str((enum bk_mode)(cur - 1)));
 		return BREAKER__STATUS__ERR_STAGE_SKIP;
 	}
 	if (!force && latch == BK_R_AUDIT_CORRUPT) {
-		snprintf(why, len, "audit_corrupt is cleared only by a forced resume, after "
-				   "the damaged log has been examined");
+		snprintf(why, len,
+		         "audit_corrupt is cleared only by a forced resume, after "
+		         "the damaged log has been examined");
 		return BREAKER__STATUS__ERR_STAGE_SKIP;
 	}
 	memset(p, 0, sizeof(*p));
@@ -272,8 +277,8 @@ static void utf8_copy(char *dst, size_t len, const char *src)
 }
 
 static void latch_raise(struct bk_scope *sc, unsigned r, const struct bk_plan *p,
-			const struct bk_actor *who, uint64_t wall_ns, const char *reason,
-			uint64_t seq)
+                        const struct bk_actor *who, uint64_t wall_ns, const char *reason,
+                        uint64_t seq)
 {
 	struct bk_latch *l = &sc->latches[r];
 
@@ -287,7 +292,7 @@ static void latch_raise(struct bk_scope *sc, unsigned r, const struct bk_plan *p
 }
 
 static void latch_lower(struct bk_scope *sc, unsigned r, uint8_t target, uint64_t seq,
-			uint64_t durable_seq, bool hold)
+                        uint64_t durable_seq, bool hold)
 {
 	struct bk_latch *l = &sc->latches[r];
 
@@ -302,9 +307,9 @@ static void latch_lower(struct bk_scope *sc, unsigned r, uint8_t target, uint64_
 	latch_set(sc, r, target);
 }
 
-void bk_state_apply(struct bk_state *st, const struct bk_plan *p, const struct bk_actor *who,
-		    uint64_t wall_ns, const char *reason, uint64_t seq, uint64_t durable_seq,
-		    bool hold)
+void bk_state_apply(struct bk_state *st, const struct bk_plan *p,
+                    const struct bk_actor *who, uint64_t wall_ns, const char *reason,
+                    uint64_t seq, uint64_t durable_seq, bool hold)
 {
 	struct bk_scope *sc = bk_state_scope(st, p->slot);
 
@@ -319,8 +324,8 @@ void bk_state_apply(struct bk_state *st, const struct bk_plan *p, const struct b
 			latch_lower(sc, r, p->target, seq, durable_seq, hold);
 }
 
-uint64_t bk_scope_published(const struct bk_scope *sc, uint64_t durable_seq, uint64_t *since,
-			    uint32_t *mask)
+uint64_t bk_scope_published(const struct bk_scope *sc, uint64_t durable_seq,
+                            uint64_t *since, uint32_t *mask)
 {
 	const struct bk_latch *win = NULL;
 	uint8_t best = BK_ACTIVE;
@@ -336,7 +341,8 @@ uint64_t bk_scope_published(const struct bk_scope *sc, uint64_t durable_seq, uin
 		if (m == BK_ACTIVE)
 			continue;
 		*mask |= 1u << r;
-		if (m > best || (m == best && win && l->since_wall_ns < win->since_wall_ns)) {
+		if (m > best ||
+		    (m == best && win && l->since_wall_ns < win->since_wall_ns)) {
 			best = m;
 			win = l;
 			win_r = r;
@@ -348,7 +354,7 @@ uint64_t bk_scope_published(const struct bk_scope *sc, uint64_t durable_seq, uin
 
 /* Rebuild a plan from a record: the record says what the latch became. */
 static int plan_from_record(struct bk_state *st, const Breaker__AuditRecord *rec,
-			    struct bk_plan *p)
+                            struct bk_plan *p)
 {
 	int slot = BK_GLOBAL;
 
@@ -381,13 +387,16 @@ int bk_state_replay(struct bk_state *st, const Breaker__AuditRecord *rec)
 	switch (rec->kind) {
 	case BREAKER__AUDIT_RECORD__KIND__REGISTER:
 		slot = rec->strategy ? bk_state_register(st, rec->strategy) : -EINVAL;
-		return (slot < 0 || !rec->has_slot || (uint32_t)slot != rec->slot) ? -EBADMSG : 0;
+		return (slot < 0 || !rec->has_slot || (uint32_t)slot != rec->slot)
+		           ? -EBADMSG
+		           : 0;
 	case BREAKER__AUDIT_RECORD__KIND__TRIP:
 	case BREAKER__AUDIT_RECORD__KIND__RESUME:
 		if (plan_from_record(st, rec, &p))
 			return -EBADMSG;
 		snprintf(who.name, sizeof(who.name), "%s", rec->user ? rec->user : "");
-		bk_state_apply(st, &p, &who, rec->wall_ns, rec->reason, rec->seq, 0, false);
+		bk_state_apply(st, &p, &who, rec->wall_ns, rec->reason, rec->seq, 0,
+		               false);
 		return 0;
 	default:
 		return 0; /* BOOT, LOG_REPAIR, RECONCILE: not halt state */

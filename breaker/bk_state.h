@@ -23,10 +23,10 @@
 #include "bk_mode.h"
 #include "breaker.pb-c.h"
 
-#define BK_GLOBAL	   (-1) /* slot of the global scope */
-#define BK_ACTOR_NAME_MAX  32
-#define BK_LATCH_REASON_MAX 128 /* kept for status; the audit log has it all */
-#define BK_STATE_INDEX	   8192 /* open-addressing name index, 2x capacity */
+#define BK_GLOBAL           (-1) /* slot of the global scope */
+#define BK_ACTOR_NAME_MAX   32
+#define BK_LATCH_REASON_MAX 128  /* kept for status; the audit log has it all */
+#define BK_STATE_INDEX      8192 /* open-addressing name index, 2x capacity */
 
 struct bk_actor {
 	uint32_t uid;
@@ -35,7 +35,7 @@ struct bk_actor {
 };
 
 struct bk_latch {
-	uint8_t mode;	   /* BK_ACTIVE = released */
+	uint8_t mode;      /* BK_ACTIVE = released */
 	uint8_t hold_mode; /* published instead of mode until hold_seq is durable */
 	uint64_t hold_seq;
 	uint64_t audit_seq; /* record that last raised this latch */
@@ -46,7 +46,7 @@ struct bk_latch {
 
 struct bk_scope {
 	char name[BK_NAME_MAX]; /* "" for global */
-	uint32_t active;	/* bit n: latch n is not ACTIVE */
+	uint32_t active;        /* bit n: latch n is not ACTIVE */
 	struct bk_latch latches[BK_REASON_COUNT];
 };
 
@@ -60,11 +60,11 @@ struct bk_state {
 /* A validated command, ready to apply. */
 struct bk_plan {
 	int slot;
-	unsigned reason;   /* the latch; 0 with all = every active latch */
+	unsigned reason; /* the latch; 0 with all = every active latch */
 	bool all;
 	bool forced;
 	bool resume;
-	uint8_t target;	   /* latch mode after */
+	uint8_t target;    /* latch mode after */
 	uint8_t from_mode; /* scope mode before */
 	uint8_t to_mode;   /* scope mode after */
 };
@@ -89,32 +89,32 @@ uint8_t bk_scope_mode(const struct bk_scope *sc);
  * Plan a trip of latch reason in slot to mode (CAUTIOUS..HALTED). Returns
  * BREAKER__STATUS__OK or an error status with *why set to a static message.
  */
-Breaker__Status bk_state_plan_trip(const struct bk_state *st, int slot, int reason, int mode,
-				   struct bk_plan *p, const char **why);
+Breaker__Status bk_state_plan_trip(const struct bk_state *st, int slot, int reason,
+                                   int mode, struct bk_plan *p, const char **why);
 
 /*
  * Plan a resume. reason < 0: the scope's only latch, or all of them with
  * force. to < 0: one stage below the latch. why is written into whybuf.
  */
-Breaker__Status bk_state_plan_resume(const struct bk_state *st, int slot, int reason, int to,
-				     bool force, struct bk_plan *p, char *whybuf,
-				     size_t whylen);
+Breaker__Status bk_state_plan_resume(const struct bk_state *st, int slot, int reason,
+                                     int to, bool force, struct bk_plan *p, char *whybuf,
+                                     size_t whylen);
 
 /*
  * Apply a plan. seq is the audit record's sequence; for a resume, the change
  * is published only once seq is durable: durable_seq is the last durable
  * record now (pass hold = false on replay, where every record is durable).
  */
-void bk_state_apply(struct bk_state *st, const struct bk_plan *p, const struct bk_actor *who,
-		    uint64_t wall_ns, const char *reason, uint64_t seq, uint64_t durable_seq,
-		    bool hold);
+void bk_state_apply(struct bk_state *st, const struct bk_plan *p,
+                    const struct bk_actor *who, uint64_t wall_ns, const char *reason,
+                    uint64_t seq, uint64_t durable_seq, bool hold);
 
 /*
  * The word engines see for a scope given the durable audit seq: packed mode,
  * winning latch's reason and uid; *since and *mask for the seqlock'd fields.
  */
-uint64_t bk_scope_published(const struct bk_scope *sc, uint64_t durable_seq, uint64_t *since,
-			    uint32_t *mask);
+uint64_t bk_scope_published(const struct bk_scope *sc, uint64_t durable_seq,
+                            uint64_t *since, uint32_t *mask);
 
 /* Replay one audit record into the state. 0 or -EBADMSG (inconsistent record). */
 int bk_state_replay(struct bk_state *st, const Breaker__AuditRecord *rec);

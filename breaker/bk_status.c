@@ -48,7 +48,8 @@ static Breaker__Scope *scope_msg(struct bk_daemon *d, int slot, bool latches)
 		return m;
 	m->latches = calloc(BK_REASON_COUNT, sizeof(*m->latches));
 	for (unsigned r = 1; m->latches && r < BK_REASON_COUNT; r++)
-		if ((sc->active & (1u << r)) && (m->latches[m->n_latches] = latch_msg(&sc->latches[r], r)))
+		if ((sc->active & (1u << r)) &&
+		    (m->latches[m->n_latches] = latch_msg(&sc->latches[r], r)))
 			m->n_latches++;
 	return m;
 }
@@ -64,14 +65,16 @@ static void warnings_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 		for (int r = 0; r < BK_RULE_COUNT && info->n_warnings < cap; r++) {
 			Breaker__RuleState *w;
 			if (!sr->rules || !sr->rules[r].enabled ||
-			    (sr->eval.util[r] < d->cfg.rules.warn[0] && !sr->eval.violating[r]))
+			    (sr->eval.util[r] < d->cfg.rules.warn[0] &&
+			     !sr->eval.violating[r]))
 				continue;
 			if (!(w = calloc(1, sizeof(*w))))
 				return;
 			breaker__rule_state__init(w);
 			w->rule = (char *)bk_rule_name((enum bk_rule_id)r);
 			w->strategy = d->state.strategies[i].name;
-			w->has_measured = w->has_threshold = w->has_utilisation = w->has_violated = 1;
+			w->has_measured = w->has_threshold = w->has_utilisation =
+			    w->has_violated = 1;
 			w->measured = sr->eval.measured[r];
 			w->threshold = sr->rules[r].max;
 			w->utilisation = sr->eval.util[r];
@@ -123,7 +126,8 @@ static void info_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 	info->global = scope_msg(d, BK_GLOBAL, true);
 	info->tripped = calloc(d->state.n_strategies + 1, sizeof(*info->tripped));
 	for (uint32_t i = 0; info->tripped && i < d->state.n_strategies; i++)
-		if (d->state.strategies[i].active && (info->tripped[n] = scope_msg(d, (int)i, true)))
+		if (d->state.strategies[i].active &&
+		    (info->tripped[n] = scope_msg(d, (int)i, true)))
 			n++;
 	info->n_tripped = n;
 	info->has_strategy_count = info->has_heartbeat_age_ns = info->has_audit_seq = 1;

@@ -8,8 +8,8 @@
 
 #include "bk_tel.h"
 
-#define ACQ memory_order_acquire
-#define RLX memory_order_relaxed
+#define ACQ           memory_order_acquire
+#define RLX           memory_order_relaxed
 #define SEQLOCK_TRIES 4
 
 static int tel_name(char *buf, size_t len, const char *instance)
@@ -22,7 +22,7 @@ static int tel_name(char *buf, size_t len, const char *instance)
 }
 
 static int tel_open_once(struct bk_tel_reader *r, const char *instance, mode_t mode,
-			 char *err, size_t errlen);
+                         char *err, size_t errlen);
 
 static int check_existing(int fd, mode_t mode, char *err, size_t errlen)
 {
@@ -33,13 +33,16 @@ static int check_existing(int fd, mode_t mode, char *err, size_t errlen)
 		return -errno;
 	if (st.st_uid != geteuid() || (st.st_mode & 07777) != mode) {
 		snprintf(err, errlen, "telemetry segment owned by uid %u mode %04o",
-			 (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		         (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
 		return -EPROTO;
 	}
-	if ((size_t)st.st_size != BK_TEL_SIZE || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+	if ((size_t)st.st_size != BK_TEL_SIZE ||
+	    pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
 	    h.magic != BK_TEL_MAGIC || h.version != BK_TEL_VERSION) {
-		snprintf(err, errlen, "telemetry segment is not breaker telemetry version %u "
-				      "(size %lld)", BK_TEL_VERSION, (long long)st.st_size);
+		snprintf(err, errlen,
+		         "telemetry segment is not breaker telemetry version %u "
+		         "(size %lld)",
+		         BK_TEL_VERSION, (long long)st.st_size);
 		return -EPROTO;
 	}
 	return 0;
@@ -50,7 +53,7 @@ static int check_existing(int fd, mode_t mode, char *err, size_t errlen)
  * replaced, never trusted and never a reason not to start.
  */
 int bk_tel_open(struct bk_tel_reader *r, const char *instance, mode_t mode, char *err,
-		size_t errlen)
+                size_t errlen)
 {
 	int rv = tel_open_once(r, instance, mode, err, errlen);
 
@@ -64,7 +67,7 @@ int bk_tel_open(struct bk_tel_reader *r, const char *instance, mode_t mode, char
 }
 
 static int tel_open_once(struct bk_tel_reader *r, const char *instance, mode_t mode,
-			 char *err, size_t errlen)
+                         char *err, size_t errlen)
 {
 	char name[BK_INSTANCE_MAX + 24];
 	int fd, rv, created;
@@ -102,7 +105,8 @@ static int tel_open_once(struct bk_tel_reader *r, const char *instance, mode_t m
 		r->tel->hdr.slot_size = sizeof(struct bk_tel_slot);
 		r->tel->hdr.capacity = BK_MAX_STRATEGIES;
 		r->tel->hdr.segment_size = BK_TEL_SIZE;
-		atomic_store_explicit(&r->tel->hdr.version, BK_TEL_VERSION, memory_order_release);
+		atomic_store_explicit(&r->tel->hdr.version, BK_TEL_VERSION,
+		                      memory_order_release);
 	}
 	return 0;
 }
@@ -123,7 +127,8 @@ int bk_tel_check(struct bk_tel_reader *r, const char *instance, mode_t mode)
 
 	if (fstat(r->fd, &st) == 0 && (size_t)st.st_size == BK_TEL_SIZE)
 		return 0;
-	fprintf(stderr, "breakerd: telemetry segment was resized by someone: replacing it\n");
+	fprintf(stderr,
+	        "breakerd: telemetry segment was resized by someone: replacing it\n");
 	bk_tel_close(r);
 	bk_tel_unlink(instance);
 	return bk_tel_open(r, instance, mode, err, sizeof(err));
@@ -137,7 +142,7 @@ int bk_tel_unlink(const char *instance)
 	return rv < 0 ? rv : (shm_unlink(name) < 0 ? -errno : 0);
 }
 
-static double load_f(BK_ATOMIC(uint64_t) *w)
+static double load_f(BK_ATOMIC(uint64_t) * w)
 {
 	return bk_u2f(atomic_load_explicit(w, RLX));
 }
@@ -167,7 +172,7 @@ void bk_tel_read(const struct bk_tel_reader *r, int slot, struct bk_tel_snap *s)
 }
 
 void bk_tel_ack(const struct bk_tel_reader *r, int slot, uint32_t *seq, uint64_t *ns,
-		uint32_t *pid)
+                uint32_t *pid)
 {
 	struct bk_tel_slot *t = &r->tel->slots[slot];
 

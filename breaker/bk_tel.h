@@ -20,7 +20,7 @@ struct bk_tel_reader {
 
 /* 0, -EPROTO (foreign or other layout; err says which) or -errno. */
 int bk_tel_open(struct bk_tel_reader *r, const char *instance, mode_t mode, char *err,
-		size_t errlen);
+                size_t errlen);
 void bk_tel_close(struct bk_tel_reader *r);
 
 /*
@@ -41,6 +41,6 @@ void bk_tel_read(const struct bk_tel_reader *r, int slot, struct bk_tel_snap *sn
 
 /* Engine acknowledgement of a slot: the change_seq acted on and when. */
 void bk_tel_ack(const struct bk_tel_reader *r, int slot, uint32_t *seq, uint64_t *ns,
-		uint32_t *pid);
+                uint32_t *pid);
 
 #endif

@@ -11,12 +11,14 @@
 #include "bk_daemon.h"
 #include "bk_log.h"
 
-#define BK_VERDICTS_MAX (2 * BK_RULE_COUNT) /* a trip, or a warning and a step, per rule */
+#define BK_VERDICTS_MAX                                                                  \
+	(2 * BK_RULE_COUNT) /* a trip, or a warning and a step, per rule */
 
 void bk_tick_bind_rules(struct bk_daemon *d)
 {
 	for (uint32_t i = 0; i < d->state.n_strategies; i++)
-		d->slots[i].rules = bk_rules_for(&d->cfg.rules, d->state.strategies[i].name);
+		d->slots[i].rules =
+		    bk_rules_for(&d->cfg.rules, d->state.strategies[i].name);
 }
 
 void bk_tick_reload(struct bk_daemon *d)
@@ -30,13 +32,14 @@ void bk_tick_reload(struct bk_daemon *d)
 	}
 	if (bk_config_defaults(&next, d->cfg.instance) < 0 ||
 	    bk_config_load(&next, d->config_path, err, sizeof(err)) < 0) {
-		bk_err("SIGHUP: %s: %s; the running rules stay in force", d->config_path, err);
+		bk_err("SIGHUP: %s: %s; the running rules stay in force", d->config_path,
+		       err);
 		return;
 	}
 	d->cfg.rules = next.rules;
 	bk_tick_bind_rules(d);
 	bk_info("SIGHUP: rules reloaded from %s (other settings need a restart)",
-		d->config_path);
+	        d->config_path);
 }
 
 static void publish_warning(struct bk_daemon *d, int slot, const struct bk_verdict *v)
@@ -57,10 +60,10 @@ static void publish_warning(struct bk_daemon *d, int slot, const struct bk_verdi
 }
 
 static void rule_record(Breaker__AuditRecord *rec, const struct bk_verdict *v,
-			const char *strategy, char *text, size_t len)
+                        const char *strategy, char *text, size_t len)
 {
 	snprintf(text, len, "rule %s (strategy %s): %s", bk_rule_name(v->rule), strategy,
-		 v->evidence);
+	         v->evidence);
 	rec->rule = (char *)bk_rule_name(v->rule);
 	rec->has_threshold = rec->has_measured = 1;
 	rec->threshold = v->threshold;
@@ -70,7 +73,7 @@ static void rule_record(Breaker__AuditRecord *rec, const struct bk_verdict *v,
 }
 
 static void act(struct bk_daemon *d, int slot, const struct bk_rule_cfg *rules,
-		const struct bk_verdict *v)
+                const struct bk_verdict *v)
 {
 	const struct bk_rule_cfg *r = &rules[v->rule];
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
@@ -81,21 +84,22 @@ static void act(struct bk_daemon *d, int slot, const struct bk_rule_cfg *rules,
 	switch (v->kind) {
 	case BK_V_TRIP:
 		bk_warn("rule %s tripped %s to %s: %s", bk_rule_name(v->rule),
-			r->global ? "global" : name, bk_mode_str((enum bk_mode)r->action),
-			v->evidence);
+		        r->global ? "global" : name, bk_mode_str((enum bk_mode)r->action),
+		        v->evidence);
 		rule_record(&rec, v, name, text, sizeof(text));
 		bk_cmd_system_trip(d, scope, bk_rule_reason(v->rule), r->action, &rec);
 		break;
 	case BK_V_WARN:
-		bk_info("rule %s at %.0f%% for %s: %s", bk_rule_name(v->rule), v->util * 100, name,
-			v->evidence);
+		bk_info("rule %s at %.0f%% for %s: %s", bk_rule_name(v->rule),
+		        v->util * 100, name, v->evidence);
 		publish_warning(d, slot, v);
 		break;
 	case BK_V_COOLDOWN:
 		if (!r->cooldown_to)
 			break;
 		rule_record(&rec, v, name, text, sizeof(text));
-		bk_cmd_system_step(d, scope, bk_rule_reason(v->rule), r->cooldown_to, &rec);
+		bk_cmd_system_step(d, scope, bk_rule_reason(v->rule), r->cooldown_to,
+		                   &rec);
 		break;
 	}
 }
@@ -108,14 +112,16 @@ static int tick_rules(struct bk_daemon *d, uint64_t now)
 	char err[256];
 
 	/* every 1024 ticks (~0.1 s): an fstat per tick cost more than the rules */
-	if (!d->tel.tel || ((d->tick_count & 1023) == 1 &&
-			    bk_tel_check(&d->tel, d->cfg.instance, d->cfg.tel_mode) < 0)) {
+	if (!d->tel.tel ||
+	    ((d->tick_count & 1023) == 1 &&
+	     bk_tel_check(&d->tel, d->cfg.instance, d->cfg.tel_mode) < 0)) {
 		/* no telemetry: rules cannot see, so they cannot say all is well */
 		if ((d->tick_count & 1023) == 1) { /* not every tick */
-			bk_err("telemetry segment lost and not recreated: rules are blind");
+			bk_err(
+			    "telemetry segment lost and not recreated: rules are blind");
 			if (!d->tel.tel)
-				bk_tel_open(&d->tel, d->cfg.instance, d->cfg.tel_mode, err,
-					    sizeof(err));
+				bk_tel_open(&d->tel, d->cfg.instance, d->cfg.tel_mode,
+				            err, sizeof(err));
 		}
 		return -ENOENT;
 	}
@@ -128,7 +134,7 @@ static int tick_rules(struct bk_daemon *d, uint64_t now)
 		else
 			bk_tel_read(&d->tel, (int)i, &snap);
 		n = bk_rules_eval(sr->rules, d->cfg.rules.warn, &sr->eval, &snap, now, v,
-				  BK_VERDICTS_MAX);
+		                  BK_VERDICTS_MAX);
 		for (int k = 0; k < n; k++)
 			act(d, (int)i, sr->rules, &v[k]);
 	}
@@ -147,7 +153,7 @@ void bk_tick(struct bk_daemon *d, uint64_t now)
 }
 
 bool bk_tick_condition_holds(const struct bk_daemon *d, int slot, unsigned reason,
-			     const char **rule)
+                             const char **rule)
 {
 	int id;
 

@@ -16,15 +16,16 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: breakerd [--config FILE] [--instance NAME] [--log-file FILE]\n"
-		   "                [--check-config] [--verbose] [--help]\n"
-		   "\n"
-		   "Runs in the foreground. With no --config, embedded defaults are used:\n"
-		   "instance 'default', tick 100 us, sockets in /run/breaker (root) or\n"
-		   "$XDG_RUNTIME_DIR/breaker, audit log in /var/lib/breaker/<instance>\n"
-		   "(root) or ~/.local/state/breaker/<instance>.\n"
-		   "Signals: TERM/INT stop (state stays), HUP reopens --log-file.\n"
-		   "Exit: 0 clean stop, 1 start-up failed, 2 bad usage or config.\n");
+	fprintf(f,
+	        "usage: breakerd [--config FILE] [--instance NAME] [--log-file FILE]\n"
+	        "                [--check-config] [--verbose] [--help]\n"
+	        "\n"
+	        "Runs in the foreground. With no --config, embedded defaults are used:\n"
+	        "instance 'default', tick 100 us, sockets in /run/breaker (root) or\n"
+	        "$XDG_RUNTIME_DIR/breaker, audit log in /var/lib/breaker/<instance>\n"
+	        "(root) or ~/.local/state/breaker/<instance>.\n"
+	        "Signals: TERM/INT stop (state stays), HUP reopens --log-file.\n"
+	        "Exit: 0 clean stop, 1 start-up failed, 2 bad usage or config.\n");
 }
 
 struct opts {
@@ -38,25 +39,39 @@ struct opts {
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"instance", required_argument, NULL, 'i'},
-		{"log-file", required_argument, NULL, 'l'},
-		{"check-config", no_argument, NULL, 'C'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"instance", required_argument, NULL, 'i'},
+	    {"log-file", required_argument, NULL, 'l'},
+	    {"check-config", no_argument, NULL, 'C'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "c:i:l:Cvh", lo, NULL)) != -1) {
 		switch (c) {
-		case 'c': o->config = optarg; break;
-		case 'i': o->instance = optarg; break;
-		case 'l': o->log_file = optarg; break;
-		case 'C': o->check_only = 1; break;
-		case 'v': o->verbose = 1; break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); return -EINVAL;
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'i':
+			o->instance = optarg;
+			break;
+		case 'l':
+			o->log_file = optarg;
+			break;
+		case 'C':
+			o->check_only = 1;
+			break;
+		case 'v':
+			o->verbose = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
 		}
 	}
 	if (optind != argc) {
@@ -89,20 +104,22 @@ static int load_config(struct bk_config *cfg, const struct opts *o)
 static void report_boot(const struct bk_daemon *d, const struct bk_boot_report *r)
 {
 	if (r->corrupt)
-		bk_err("FAIL-CLOSED BOOT: %s. Global is HALTED under audit_corrupt; examine "
-		       "the log, then: breaker resume --reason-code audit_corrupt --force",
-		       r->why);
+		bk_err(
+		    "FAIL-CLOSED BOOT: %s. Global is HALTED under audit_corrupt; examine "
+		    "the log, then: breaker resume --reason-code audit_corrupt --force",
+		    r->why);
 	else if (r->torn_bytes)
 		bk_warn("audit log had a torn tail: %llu bytes cut (%s)",
-			(unsigned long long)r->torn_bytes, r->why);
+		        (unsigned long long)r->torn_bytes, r->why);
 	bk_info("instance '%s' ready: %llu audit records replayed, %u strategies, global "
-		"%s, tick %llu us",
-		d->cfg.instance, (unsigned long long)r->scan.records, d->state.n_strategies,
-		bk_mode_str((enum bk_mode)bk_scope_mode(&d->state.global)),
-		(unsigned long long)(d->cfg.tick_ns / 1000));
+	        "%s, tick %llu us",
+	        d->cfg.instance, (unsigned long long)r->scan.records,
+	        d->state.n_strategies,
+	        bk_mode_str((enum bk_mode)bk_scope_mode(&d->state.global)),
+	        (unsigned long long)(d->cfg.tick_ns / 1000));
 	bk_info("commands %s, events %s%s%s, shm %s%s, audit %s", d->cfg.cmd_url,
-		d->cfg.pub_url, d->cfg.tcp_url[0] ? ", tcp " : "", d->cfg.tcp_url,
-		BK_SHM_PREFIX, d->cfg.instance, d->cfg.audit_path);
+	        d->cfg.pub_url, d->cfg.tcp_url[0] ? ", tcp " : "", d->cfg.tcp_url,
+	        BK_SHM_PREFIX, d->cfg.instance, d->cfg.audit_path);
 }
 
 int main(int argc, char **argv)

@@ -39,7 +39,7 @@ void bk_h_init(struct bk_h *h, const char *tag, const char *extra_ini)
 	f = fopen(h->config, "w");
 	cr_assert_not_null(f);
 	fprintf(f, "[breaker]\ninstance = %s\nrun_dir = %s/run\nstate_dir = %s/state\n",
-		h->instance, h->dir, h->dir);
+	        h->instance, h->dir, h->dir);
 	if (extra_ini)
 		fputs(extra_ini, f);
 	fclose(f);
@@ -87,7 +87,8 @@ void bk_h_start(struct bk_h *h)
 	for (int i = 0; i < 500; i++) {
 		if (waitpid(h->pid, &st, WNOHANG) == h->pid) {
 			h->pid = 0;
-			cr_assert_fail("breakerd exited at start (status %d); see %s", st, h->log);
+			cr_assert_fail("breakerd exited at start (status %d); see %s", st,
+			               h->log);
 		}
 		if (status_ok(h))
 			return;
@@ -156,8 +157,10 @@ int bk_h_cli(struct bk_h *h, char *out, size_t outlen, ...)
 	argv[argc] = NULL;
 	snprintf(path, sizeof(path), "%s/cli.out", h->dir);
 	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 1, path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	cr_assert_eq(posix_spawn(&pid, bin, &fa, NULL, argv, environ), 0, "spawn %s", bin);
+	posix_spawn_file_actions_addopen(&fa, 1, path, O_WRONLY | O_CREAT | O_TRUNC,
+	                                 0600);
+	cr_assert_eq(posix_spawn(&pid, bin, &fa, NULL, argv, environ), 0, "spawn %s",
+	             bin);
 	posix_spawn_file_actions_destroy(&fa);
 	waitpid(pid, &st, 0);
 	if (out)
@@ -185,7 +188,8 @@ long bk_h_slurp(const char *path, char *buf, size_t len)
 	buf[0] = '\0';
 	if (fd < 0)
 		return -errno;
-	while ((size_t)off < len - 1 && (n = read(fd, buf + off, len - 1 - (size_t)off)) > 0)
+	while ((size_t)off < len - 1 &&
+	       (n = read(fd, buf + off, len - 1 - (size_t)off)) > 0)
 		off += n;
 	close(fd);
 	buf[off] = '\0';

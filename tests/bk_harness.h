@@ -14,10 +14,10 @@
 #include "breaker_client.h"
 
 struct bk_h {
-	char dir[128];	   /* temp dir: config, run/, state/ */
-	char config[192];  /* path of the generated config file */
+	char dir[128];    /* temp dir: config, run/, state/ */
+	char config[192]; /* path of the generated config file */
 	char instance[64];
-	char log[192];	   /* daemon's stderr */
+	char log[192];        /* daemon's stderr */
 	struct bk_config cfg; /* the same config, parsed, for paths */
 	pid_t pid;
 };

@@ -65,7 +65,7 @@ static void print_name(const char *name)
 }
 
 static void print_scope(const struct bk_client *c, int slot, uint64_t now,
-			uint64_t max_age)
+                        uint64_t max_age)
 {
 	const struct bk_shm_scope *s =
 	    slot < 0 ? &c->shm->global : &c->shm->strategies[slot];
@@ -176,7 +176,8 @@ static int dump_tel(int argc, char **argv)
 	if (argc == 1) { /* default: every registered strategy */
 		rv = bk_client_attach(&c, argv[0]);
 		if (rv < 0 || !c.shm) {
-			printf("{\"error\": \"%s\", \"errno\": %d}\n", strerror(-rv), -rv);
+			printf("{\"error\": \"%s\", \"errno\": %d}\n", strerror(-rv),
+			       -rv);
 			bk_tel_detach(&t);
 			return 1;
 		}
@@ -224,9 +225,10 @@ int main(int argc, char **argv)
 	if (argc >= 3 && strcmp(argv[1], "--tel") == 0)
 		return dump_tel(argc - 2, argv + 2);
 	if (argc < 2 || argc > 3 || argv[1][0] == '-') {
-		fprintf(stderr, "usage: %s <instance> [max_age_ns]\n"
-				"       %s --tel <instance> [slot ...]\n",
-			argv[0], argv[0]);
+		fprintf(stderr,
+		        "usage: %s <instance> [max_age_ns]\n"
+		        "       %s --tel <instance> [slot ...]\n",
+		        argv[0], argv[0]);
 		return 2;
 	}
 	if (argc == 3)

@@ -23,7 +23,8 @@
 extern char **environ;
 
 /* heartbeat off: the tests' engines beat once, not every few ms */
-#define STRATS "[strategies]\nnames = alpha, beta, gamma\n[rules]\nheartbeat.enabled = false\n"
+#define STRATS                                                                           \
+	"[strategies]\nnames = alpha, beta, gamma\n[rules]\nheartbeat.enabled = false\n"
 
 static char out[65536];
 
@@ -69,7 +70,8 @@ static pid_t spawn_cli(struct bk_h *h, const char *tag, ...)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 1, o, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	posix_spawn_file_actions_addopen(&fa, 2, e, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	cr_assert_eq(posix_spawn(&pid, bin, &fa, NULL, argv, environ), 0, "spawn %s", bin);
+	cr_assert_eq(posix_spawn(&pid, bin, &fa, NULL, argv, environ), 0, "spawn %s",
+	             bin);
 	posix_spawn_file_actions_destroy(&fa);
 	return pid;
 }
@@ -90,7 +92,8 @@ static int wait_exit(pid_t pid, int ms)
 	return -1;
 }
 
-static void slurp_tag(struct bk_h *h, const char *tag, const char *ext, char *buf, size_t len)
+static void slurp_tag(struct bk_h *h, const char *tag, const char *ext, char *buf,
+                      size_t len)
 {
 	char p[256], name[64];
 
@@ -150,7 +153,8 @@ Test(cli, watch_prints_the_trip)
 	w = spawn_cli(&h, "watch", "watch", "--count", "1", "--timeout-ms", "5000", NULL);
 	wait_watching(&h, "watch");
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "trip", "manual_halt", "--reason",
-			      "watch me trip", NULL), 0, "%s", out);
+	                      "watch me trip", NULL),
+	             0, "%s", out);
 	cr_assert_eq(wait_exit(w, 10000), 0, "--count 1: exit 0 after one event");
 	slurp_tag(&h, "watch", "out", out, sizeof(out));
 	snprintf(line, sizeof(line), "uid=%u", (unsigned)geteuid());
@@ -170,19 +174,22 @@ Test(cli, watch_json_shows_a_rule_warning)
 	pid_t w;
 
 	up(&h, "cwjson");
-	w = spawn_cli(&h, "wj", "watch", "--json", "--count", "1", "--timeout-ms", "5000", NULL);
+	w = spawn_cli(&h, "wj", "watch", "--json", "--count", "1", "--timeout-ms", "5000",
+	              NULL);
 	wait_watching(&h, "wj");
 	/* the engine says 0, the venue 600: 60% of the 1000 break limit, a warning */
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=600", NULL), 0, "%s",
-		     out);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=600", NULL), 0,
+	             "%s", out);
 	cr_assert_eq(wait_exit(w, 10000), 0);
-	cr_assert_eq(sh_on(&h,
-			   "python3 -c 'import json,sys; e=json.loads(sys.stdin.readline()); "
-			   "assert e[\"warning\"] is True and e[\"rule\"] == \"reconciliation\" "
-			   "and e[\"strategy\"] == \"alpha\" and abs(e[\"utilisation\"] - 0.6) < 1e-9 "
-			   "and e[\"wall_utc\"].endswith(\"Z\"), e' < %s",
-			   "wj.out"),
-		     0, "one JSON event per line");
+	cr_assert_eq(
+	    sh_on(&h,
+	          "python3 -c 'import json,sys; e=json.loads(sys.stdin.readline()); "
+	          "assert e[\"warning\"] is True and e[\"rule\"] == \"reconciliation\" "
+	          "and e[\"strategy\"] == \"alpha\" and abs(e[\"utilisation\"] - 0.6) < "
+	          "1e-9 "
+	          "and e[\"wall_utc\"].endswith(\"Z\"), e' < %s",
+	          "wj.out"),
+	    0, "one JSON event per line");
 	down(&h);
 }
 
@@ -195,7 +202,8 @@ Test(cli, watch_exits_quietly_on_timeout_and_on_sigint)
 
 	up(&h, "cwquiet");
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "watch", "--timeout-ms", "300", NULL), 0);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "watch", "--timeout-ms", "300", NULL),
+	             0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
 	cr_assert_geq(ms, 300, "waited the whole quiet period: %ld ms", ms);
@@ -213,30 +221,33 @@ Test(cli, watch_exits_quietly_on_timeout_and_on_sigint)
 Test(cli, reconcile_garbage_is_usage_and_sends_nothing)
 {
 	static const char *const bad[] = {
-	    "alpha=abc", "alpha=", "alpha=nan", "alpha=inf", "alpha=-Infinity", "alpha=1e999",
-	    "alpha=0x10", "alpha= 5", "alpha=5 ", "alpha=1,5", "alpha", "=5",
+	    "alpha=abc",       "alpha=",      "alpha=nan",  "alpha=inf",
+	    "alpha=-Infinity", "alpha=1e999", "alpha=0x10", "alpha= 5",
+	    "alpha=5 ",        "alpha=1,5",   "alpha",      "=5",
 	};
 	struct bk_h h;
 
 	up(&h, "crecbad");
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", bad[i], NULL), 2, "%s",
-			     bad[i]);
+		cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", bad[i], NULL), 2,
+		             "%s", bad[i]);
 	/* a good entry with a bad one: nothing at all is sent */
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=600", "beta=12abc", NULL),
-		     2);
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=600", "alpha=700", NULL),
-		     2, "the same strategy twice");
+	cr_assert_eq(
+	    bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=600", "beta=12abc", NULL),
+	    2);
+	cr_assert_eq(
+	    bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=600", "alpha=700", NULL),
+	    2, "the same strategy twice");
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", NULL), 2, "no position");
 	usleep(50000); /* hundreds of ticks */
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "status", NULL), 0);
-	cr_assert(strstr(out, "rule warnings: none"), "alpha=600 never reached breakerd:\n%s",
-		  out);
+	cr_assert(strstr(out, "rule warnings: none"),
+	          "alpha=600 never reached breakerd:\n%s", out);
 	/* and the good one alone is applied */
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=600", NULL), 0);
 	cr_assert(strstr(out, "reconciled 1 position\n"), "%s", out);
 	status_until(&h, "warning: strategy alpha rule reconciliation at 60% "
-			 "(measured 600 / threshold 1000)\n");
+	                 "(measured 600 / threshold 1000)\n");
 	down(&h);
 }
 
@@ -245,9 +256,11 @@ Test(cli, reconcile_unknown_strategy_is_refused)
 	struct bk_h h;
 
 	up(&h, "crecunk");
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=1", "nosuch=5", NULL), 1);
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=-1250.5", "beta=1.2e3",
-			      NULL), 0, "%s", out);
+	cr_assert_eq(
+	    bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=1", "nosuch=5", NULL), 1);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=-1250.5",
+	                      "beta=1.2e3", NULL),
+	             0, "%s", out);
 	cr_assert(strstr(out, "reconciled 2 positions\n"), "%s", out);
 	cr_assert(strstr(out, "strategy alpha: -1250.5\n"), "%s", out);
 	cr_assert(strstr(out, "strategy beta: 1200\n"), "%s", out);
@@ -267,7 +280,8 @@ Test(cli, status_shows_warnings_acks_and_valid_json)
 
 	up(&h, "cstatus");
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "status", NULL), 0);
-	cr_assert(strstr(out, "engine acks: no trip since breakerd started\n"), "%s", out);
+	cr_assert(strstr(out, "engine acks: no trip since breakerd started\n"), "%s",
+	          out);
 	bk_h_attach(&h, &c);
 	for (int i = 0; i < 200 && rv == -EAGAIN; i++)
 		if ((rv = bk_tel_attach(&t, h.instance)) == -EAGAIN)
@@ -277,15 +291,18 @@ Test(cli, status_shows_warnings_acks_and_valid_json)
 	int a = bk_client_resolve(&c, "alpha"), b = bk_client_resolve(&c, "beta");
 	bk_report_heartbeat(&t, a, bk_now_mono_ns());
 	bk_report_heartbeat(&t, b, bk_now_mono_ns());
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=2500", "beta=800", NULL),
-		     0);
+	cr_assert_eq(
+	    bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=2500", "beta=800", NULL),
+	    0);
 	/* alpha's break trips global by itself; the trip that counts comes after */
 	status_until(&h, "warning: strategy alpha rule reconciliation at 250% "
-			 "(measured 2500 / threshold 1000) VIOLATED\n");
+	                 "(measured 2500 / threshold 1000) VIOLATED\n");
 	cr_assert(strstr(out, "warning: strategy beta rule reconciliation at 80% "
-			      "(measured 800 / threshold 1000)\n"), "%s", out);
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "trip", "manual_halt", "--strategy", "gamma",
-			      NULL), 0);
+	                      "(measured 800 / threshold 1000)\n"),
+	          "%s", out);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "trip", "manual_halt", "--strategy",
+	                      "gamma", NULL),
+	             0);
 	seq = bk_change_seq(&c);
 	bk_report_ack(&t, a, seq, bk_now_mono_ns());
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "status", NULL), 0);
@@ -294,21 +311,23 @@ Test(cli, status_shows_warnings_acks_and_valid_json)
 	snprintf(want, sizeof(want), "  strategy alpha pid %d: acked in ", (int)getpid());
 	cr_assert(strstr(out, want), "want '%s' in:\n%s", want, out);
 	snprintf(want, sizeof(want), "  strategy beta pid %d: NOT ACKED (seq 0 < %u)\n",
-		 (int)getpid(), seq);
+	         (int)getpid(), seq);
 	cr_assert(strstr(out, want), "want '%s' in:\n%s", want, out);
 	/* JSON: every field, parseable */
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "status", "--json", NULL), 0);
 	cr_assert(strstr(out, "\"global\""), "%s", out);
 	cr_assert_eq(sh_on(&h, "python3 -c 'import json,sys; json.load(sys.stdin)' < %s",
-			   "cli.out"),
-		     0, "status --json is valid JSON:\n%s", out);
-	cr_assert_eq(sh_on(&h,
-			   "python3 -c 'import json,sys; i=json.load(sys.stdin)[\"info\"]; "
-			   "assert \"global\" in i and len(i[\"acks\"]) == 2 and "
-			   "{w[\"strategy\"] for w in i[\"warnings\"]} == {\"alpha\", \"beta\"} and "
-			   "i[\"last_trip_change_seq\"] > 0, i' < %s",
-			   "cli.out"),
-		     0, "warnings and acks in the JSON:\n%s", out);
+	                   "cli.out"),
+	             0, "status --json is valid JSON:\n%s", out);
+	cr_assert_eq(
+	    sh_on(
+	        &h,
+	        "python3 -c 'import json,sys; i=json.load(sys.stdin)[\"info\"]; "
+	        "assert \"global\" in i and len(i[\"acks\"]) == 2 and "
+	        "{w[\"strategy\"] for w in i[\"warnings\"]} == {\"alpha\", \"beta\"} and "
+	        "i[\"last_trip_change_seq\"] > 0, i' < %s",
+	        "cli.out"),
+	    0, "warnings and acks in the JSON:\n%s", out);
 	bk_tel_detach(&t);
 	bk_client_detach(&c);
 	down(&h);
@@ -323,12 +342,16 @@ Test(cli, status_says_when_a_latch_reason_was_cut)
 	memset(long_reason, 'x', sizeof(long_reason) - 1);
 	long_reason[sizeof(long_reason) - 1] = '\0';
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "trip", "manual_halt", "--reason",
-			      long_reason, NULL), 0);
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "kill", "beta", "--reason", "short", NULL), 0);
+	                      long_reason, NULL),
+	             0);
+	cr_assert_eq(
+	    bk_h_cli(&h, out, sizeof(out), "kill", "beta", "--reason", "short", NULL), 0);
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "status", NULL), 0);
-	cr_assert(strstr(out, "x\" … (truncated; full text: breaker audit, seq "), "%s", out);
+	cr_assert(strstr(out, "x\" … (truncated; full text: breaker audit, seq "), "%s",
+	          out);
 	cr_assert(strstr(out, ": \"short\"\n"), "a short reason is not marked:\n%s", out);
-	cr_assert_null(strstr(strstr(out, "truncated") + 1, "truncated"), "only once:\n%s", out);
+	cr_assert_null(strstr(strstr(out, "truncated") + 1, "truncated"),
+	               "only once:\n%s", out);
 	down(&h);
 }
 
@@ -349,16 +372,18 @@ Test(cli, usage_errors_exit_2)
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "trip", "no_such_reason", NULL), 2);
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "watch", "--count", "0", NULL), 2);
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "watch", "--count", "3x", NULL), 2);
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "watch", "--timeout-ms", "-5", NULL), 2);
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "watch", "--count", "1", "--count", "2",
-			      NULL), 2);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "watch", "--timeout-ms", "-5", NULL),
+	             2);
+	cr_assert_eq(
+	    bk_h_cli(&h, out, sizeof(out), "watch", "--count", "1", "--count", "2", NULL),
+	    2);
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "watch", "now", NULL), 2);
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "status", "--count", "1", NULL), 2,
-		     "watch's options are watch's");
+	             "watch's options are watch's");
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=x", NULL), 2);
 	/* 65 positions: over breakerd's limit of 64 */
-	snprintf(cmd, sizeof(cmd), "%s --config %s reconcile $(seq -f 's%%g=1' 1 65)", bin,
-		 h.config);
+	snprintf(cmd, sizeof(cmd), "%s --config %s reconcile $(seq -f 's%%g=1' 1 65)",
+	         bin, h.config);
 	st = system(cmd);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "65 positions: status %d", st);
 	down(&h);
@@ -373,7 +398,8 @@ Test(cli, unreachable_daemon_exits_3)
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "status", "--json", NULL), 3);
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "trip", "manual_halt", NULL), 3);
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=1", NULL), 3);
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "watch", "--timeout-ms", "3000", NULL), 3,
-		     "watch fails at once, it does not wait for a daemon");
+	cr_assert_eq(
+	    bk_h_cli(&h, out, sizeof(out), "watch", "--timeout-ms", "3000", NULL), 3,
+	    "watch fails at once, it does not wait for a daemon");
 	down(&h);
 }

@@ -41,7 +41,8 @@ Test(client_cxx, check_and_liveness_from_cpp)
 	cr_assert_eq(slot, 0);
 	cr_assert_eq(bk_client_resolve(&c, "nope"), -ENOENT);
 	cr_assert_eq(bk_check(&c, slot), BK_ACTIVE);
-	w->strategies[0].state.store(BK_STATE_PACK(BK_REDUCE_ONLY, 3, 7), std::memory_order_release);
+	w->strategies[0].state.store(BK_STATE_PACK(BK_REDUCE_ONLY, 3, 7),
+	                             std::memory_order_release);
 	cr_assert_eq(bk_check(&c, slot), BK_REDUCE_ONLY);
 	w->global.state.store(BK_STATE_PACK(BK_HALTED, 1, 0), std::memory_order_release);
 	cr_assert_eq(bk_check(&c, slot), BK_HALTED);
@@ -51,7 +52,8 @@ Test(client_cxx, check_and_liveness_from_cpp)
 	cr_assert_eq(bk_check_live(&c, slot, now, 0), BK_HALTED);
 	w->heartbeat_ns.store(now, std::memory_order_release);
 	cr_assert_eq(bk_check_live(&c, slot, now + 1000, 0), BK_REDUCE_ONLY);
-	cr_assert_eq(bk_check_live(&c, slot, now + 2000000, 0), BK_HALTED, "stale after bound");
+	cr_assert_eq(bk_check_live(&c, slot, now + 2000000, 0), BK_HALTED,
+	             "stale after bound");
 	bk_reason r;
 	bk_read_reason(&c, slot, &r);
 	cr_assert_eq(r.reason_code, 3u);

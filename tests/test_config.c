@@ -48,8 +48,8 @@ Test(config, file_overrides_and_derives_paths)
 	char err[256];
 
 	write_ini("; comment\n[breaker]\ninstance = desk7\nrun_dir = /tmp/r\n"
-		  "state_dir = /tmp/s\ntick_period_us = 250\n"
-		  "[auth]\nresume_uids = 0, 1001\n[strategies]\nnames = a-1, b-2\n");
+	          "state_dir = /tmp/s\ntick_period_us = 250\n"
+	          "[auth]\nresume_uids = 0, 1001\n[strategies]\nnames = a-1, b-2\n");
 	cr_assert_eq(bk_config_defaults(&c, NULL), 0);
 	cr_assert_eq(bk_config_load(&c, path, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(c.instance, "desk7");
@@ -70,8 +70,10 @@ static void expect_refused(const char *text, const char *needle)
 	write_ini(text);
 	cr_assert_eq(bk_config_defaults(&c, NULL), 0);
 	before = c;
-	cr_assert_eq(bk_config_load(&c, path, err, sizeof(err)), -EINVAL, "accepted: %s", text);
-	cr_assert(strstr(err, needle) != NULL, "error '%s' should mention '%s'", err, needle);
+	cr_assert_eq(bk_config_load(&c, path, err, sizeof(err)), -EINVAL, "accepted: %s",
+	             text);
+	cr_assert(strstr(err, needle) != NULL, "error '%s' should mention '%s'", err,
+	          needle);
 	cr_assert(memcmp(&c, &before, sizeof(c)) == 0, "a refused file changes nothing");
 }
 
@@ -88,7 +90,8 @@ Test(config, bad_files_name_the_line)
 	expect_refused("[breaker]\nrun_dir = relative\n", "run_dir");
 	expect_refused("[commands]\ntcp_url = http://x\n", "tcp_url");
 	expect_refused("[auth]\nresume_uids = root\n", "resume_uids");
-	expect_refused("[strategies]\nnames = 0123456789012345678901234567890123456789\n", "names");
+	expect_refused("[strategies]\nnames = 0123456789012345678901234567890123456789\n",
+	               "names");
 	expect_refused("[breaker\n", "line 1");
 }
 
@@ -98,6 +101,7 @@ Test(config, missing_file_is_an_error)
 	char err[256];
 
 	bk_config_defaults(&c, NULL);
-	cr_assert_eq(bk_config_load(&c, "/nonexistent/breaker.ini", err, sizeof(err)), -ENOENT);
+	cr_assert_eq(bk_config_load(&c, "/nonexistent/breaker.ini", err, sizeof(err)),
+	             -ENOENT);
 	cr_assert(strstr(err, "/nonexistent/breaker.ini") != NULL);
 }

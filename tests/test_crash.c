@@ -108,8 +108,8 @@ static bool resumed_after(const struct seen *s, uint64_t trip_id)
 	return false;
 }
 
-static void verify(struct bk_h *h, struct bk_client *c, const uint64_t *acked, size_t n_acked,
-		   uint64_t last_trip, struct seen *s)
+static void verify(struct bk_h *h, struct bk_client *c, const uint64_t *acked,
+                   size_t n_acked, uint64_t last_trip, struct seen *s)
 {
 	struct bk_audit_scan scan;
 
@@ -118,11 +118,12 @@ static void verify(struct bk_h *h, struct bk_client *c, const uint64_t *acked, s
 	cr_assert_eq(scan.verdict, BK_AUDIT_OK, "chain verifies: %s", scan.why);
 	for (size_t i = 0; i < n_acked; i++)
 		cr_assert(in_log(s, acked[i]), "acknowledged request %llu is in the log",
-			  (unsigned long long)acked[i]);
+		          (unsigned long long)acked[i]);
 	if (last_trip && !resumed_after(s, last_trip))
-		cr_assert_eq(bk_check(c, -1), BK_HALTED,
-			     "never less restrictive than the last acknowledged trip (%llu)",
-			     (unsigned long long)last_trip);
+		cr_assert_eq(
+		    bk_check(c, -1), BK_HALTED,
+		    "never less restrictive than the last acknowledged trip (%llu)",
+		    (unsigned long long)last_trip);
 }
 
 Test(crash, kill9_at_random_moments, .timeout = 600)
@@ -130,7 +131,8 @@ Test(crash, kill9_at_random_moments, .timeout = 600)
 	const char *env = getenv("BK_CRASH_CYCLES");
 	size_t cycles = env ? strtoul(env, NULL, 10) : 300;
 	uint64_t *acked = calloc(cycles, sizeof(*acked));
-	struct seen s = {.ids = calloc(cycles + 16, sizeof(uint64_t)), .cap = cycles + 16};
+	struct seen s = {.ids = calloc(cycles + 16, sizeof(uint64_t)),
+	                 .cap = cycles + 16};
 	size_t n_acked = 0, kills = 0;
 	uint64_t last_trip = 0; /* id of the last acknowledged command, if a trip */
 	struct bk_client c;
@@ -164,8 +166,10 @@ Test(crash, kill9_at_random_moments, .timeout = 600)
 	}
 	bk_h_stop(&h);
 	verify(&h, &c, acked, n_acked, last_trip, &s);
-	fprintf(stderr, "crash: %zu commands, %zu acknowledged, %zu kill -9, %zu records checked\n",
-		cycles, n_acked, kills, s.n);
+	fprintf(
+	    stderr,
+	    "crash: %zu commands, %zu acknowledged, %zu kill -9, %zu records checked\n",
+	    cycles, n_acked, kills, s.n);
 	cr_assert_gt(kills, 0);
 	bk_client_detach(&c);
 	bk_h_fini(&h);

@@ -47,11 +47,13 @@ Test(daemon, trip_is_seen_by_the_engine)
 	cr_assert_eq(bk_check(&c, a), BK_ACTIVE);
 	cr_assert_eq(bk_check_live(&c, a, bk_now_mono_ns(), 0), BK_ACTIVE);
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "trip", "manual_halt", "--reason",
-			      "Emergency halt by operator", NULL), 0, "%s", out);
+	                      "Emergency halt by operator", NULL),
+	             0, "%s", out);
 	cr_assert_eq(bk_check(&c, a), BK_HALTED);
 	cr_assert_eq(bk_check(&c, -1), BK_HALTED);
 	bk_read_reason(&c, a, &r);
-	cr_assert_eq(r.reason_code, (unsigned)BK_R_MANUAL_HALT, "engine can name the reason");
+	cr_assert_eq(r.reason_code, (unsigned)BK_R_MANUAL_HALT,
+	             "engine can name the reason");
 	cr_assert_eq(r.actor_uid, (uint32_t)geteuid(), "actor is the caller's uid");
 	cr_assert_gt(r.since_wall_ns, 0u);
 	bk_client_detach(&c);
@@ -65,14 +67,16 @@ Test(daemon, kill_one_strategy_leaves_others_active)
 
 	up(&h, "kill", NULL);
 	bk_h_attach(&h, &c);
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "kill", "beta", "--reason", "runaway", NULL), 0,
-		     "%s", out);
+	cr_assert_eq(
+	    bk_h_cli(&h, out, sizeof(out), "kill", "beta", "--reason", "runaway", NULL),
+	    0, "%s", out);
 	cr_assert_eq(bk_check(&c, slot_of(&c, "beta")), BK_HALTED);
 	cr_assert_eq(bk_check(&c, slot_of(&c, "alpha")), BK_ACTIVE);
 	cr_assert_eq(bk_check(&c, slot_of(&c, "gamma")), BK_ACTIVE);
 	cr_assert_eq(bk_check(&c, -1), BK_ACTIVE);
 	/* an unknown strategy is refused and changes nothing */
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "kill", "nosuch", "--reason", "x", NULL), 1);
+	cr_assert_eq(
+	    bk_h_cli(&h, out, sizeof(out), "kill", "nosuch", "--reason", "x", NULL), 1);
 	cr_assert_eq(bk_check(&c, slot_of(&c, "alpha")), BK_ACTIVE);
 	bk_client_detach(&c);
 	bk_h_fini(&h);
@@ -86,16 +90,20 @@ Test(daemon, two_latches_resume_one_stays_halted)
 	up(&h, "latch", NULL);
 	bk_h_attach(&h, &c);
 	int a = slot_of(&c, "alpha");
-	cr_assert_eq(bk_h_cli(&h, NULL, 0, "trip", "manual_halt", "--strategy", "alpha", NULL), 0);
-	cr_assert_eq(bk_h_cli(&h, NULL, 0, "trip", "reject_rate", "--strategy", "alpha", NULL), 0);
+	cr_assert_eq(
+	    bk_h_cli(&h, NULL, 0, "trip", "manual_halt", "--strategy", "alpha", NULL), 0);
+	cr_assert_eq(
+	    bk_h_cli(&h, NULL, 0, "trip", "reject_rate", "--strategy", "alpha", NULL), 0);
 	/* without naming a latch the resume is ambiguous: refused */
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "resume", "--strategy", "alpha", "--to",
-			      "reduce-only", "--reason", "x", NULL), 1);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "resume", "--strategy", "alpha",
+	                      "--to", "reduce-only", "--reason", "x", NULL),
+	             1);
 	cr_assert_eq(bk_check(&c, a), BK_HALTED);
 	/* release manual_halt completely (forced): reject_rate still holds HALTED */
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "resume", "--strategy", "alpha", "--reason-code",
-			      "manual_halt", "--to", "active", "--force", "--reason", "ops ok",
-			      NULL), 0, "%s", out);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "resume", "--strategy", "alpha",
+	                      "--reason-code", "manual_halt", "--to", "active", "--force",
+	                      "--reason", "ops ok", NULL),
+	             0, "%s", out);
 	cr_assert_eq(bk_check(&c, a), BK_HALTED);
 	struct bk_reason r;
 	bk_read_reason(&c, a, &r);
@@ -114,22 +122,27 @@ Test(daemon, staged_resume_and_refused_skip)
 	cr_assert_eq(bk_h_cli(&h, NULL, 0, "emergency-stop", NULL), 0);
 	cr_assert_eq(bk_check(&c, -1), BK_HALTED);
 	/* skipping stages without --force is refused and changes nothing */
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "resume", "--to", "active", "--reason", "x",
-			      NULL), 1);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "resume", "--to", "active",
+	                      "--reason", "x", NULL),
+	             1);
 	cr_assert_eq(bk_check(&c, -1), BK_HALTED);
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "resume", "--to", "reduce-only", "--reason",
-			      "stage 1", NULL), 0, "%s", out);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "resume", "--to", "reduce-only",
+	                      "--reason", "stage 1", NULL),
+	             0, "%s", out);
 	cr_assert_eq(bk_check(&c, -1), BK_REDUCE_ONLY);
-	cr_assert_eq(bk_h_cli(&h, NULL, 0, "resume", "--to", "cautious", "--reason", "stage 2",
-			      NULL), 0);
+	cr_assert_eq(bk_h_cli(&h, NULL, 0, "resume", "--to", "cautious", "--reason",
+	                      "stage 2", NULL),
+	             0);
 	cr_assert_eq(bk_check(&c, -1), BK_CAUTIOUS);
-	cr_assert_eq(bk_h_cli(&h, NULL, 0, "resume", "--to", "active", "--reason", "stage 3", NULL),
-		     0);
+	cr_assert_eq(bk_h_cli(&h, NULL, 0, "resume", "--to", "active", "--reason",
+	                      "stage 3", NULL),
+	             0);
 	cr_assert_eq(bk_check(&c, -1), BK_ACTIVE);
 	/* nothing left to resume */
 	cr_assert_eq(bk_h_cli(&h, NULL, 0, "resume", "--reason", "again", NULL), 1);
 	/* the audit log tells the story, and verifies */
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "audit", "--verify", NULL), 0, "%s", out);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "audit", "--verify", NULL), 0, "%s",
+	             out);
 	bk_client_detach(&c);
 	bk_h_fini(&h);
 }
@@ -141,20 +154,24 @@ Test(daemon, kill9_after_trip_restart_still_halted)
 
 	up(&h, "crash", NULL);
 	bk_h_attach(&h, &c);
-	cr_assert_eq(bk_h_cli(&h, NULL, 0, "kill", "gamma", "--reason", "bad fills", NULL), 0);
-	cr_assert_eq(bk_h_cli(&h, NULL, 0, "trip", "manual_halt", "--mode", "reduce-only", NULL), 0);
+	cr_assert_eq(
+	    bk_h_cli(&h, NULL, 0, "kill", "gamma", "--reason", "bad fills", NULL), 0);
+	cr_assert_eq(
+	    bk_h_cli(&h, NULL, 0, "trip", "manual_halt", "--mode", "reduce-only", NULL),
+	    0);
 	bk_h_kill9(&h);
 	/* the engine keeps its mapping; the daemon is gone so liveness fails closed */
 	usleep(20000);
 	cr_assert_eq(bk_check_live(&c, slot_of(&c, "alpha"), bk_now_mono_ns(), 10000000),
-		     BK_HALTED);
+	             BK_HALTED);
 	bk_h_start(&h);
 	/* same segment, same slots: no reattach needed */
 	cr_assert_eq(bk_check(&c, slot_of(&c, "gamma")), BK_HALTED);
 	cr_assert_eq(bk_check(&c, slot_of(&c, "alpha")), BK_REDUCE_ONLY);
 	cr_assert_eq(bk_check_live(&c, slot_of(&c, "alpha"), bk_now_mono_ns(), 0),
-		     BK_REDUCE_ONLY);
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "audit", "--verify", NULL), 0, "%s", out);
+	             BK_REDUCE_ONLY);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "audit", "--verify", NULL), 0, "%s",
+	             out);
 	bk_client_detach(&c);
 	bk_h_fini(&h);
 }
@@ -172,13 +189,15 @@ Test(daemon, dead_or_stopped_daemon_fails_closed)
 	kill(h.pid, SIGSTOP);
 	usleep(30000);
 	cr_assert_eq(bk_check_live(&c, a, bk_now_mono_ns(), 10 * 1000 * 1000), BK_HALTED);
-	cr_assert_eq(bk_check(&c, a), BK_ACTIVE, "the plain check still shows the last word");
+	cr_assert_eq(bk_check(&c, a), BK_ACTIVE,
+	             "the plain check still shows the last word");
 	kill(h.pid, SIGCONT);
 	usleep(30000);
 	cr_assert_eq(bk_check_live(&c, a, bk_now_mono_ns(), 10 * 1000 * 1000), BK_ACTIVE);
 	/* a clean stop zeroes the heartbeat: HALTED at once */
 	cr_assert_eq(bk_h_stop(&h), 0);
-	cr_assert_eq(bk_check_live(&c, a, bk_now_mono_ns(), 60ull * 1000000000ull), BK_HALTED);
+	cr_assert_eq(bk_check_live(&c, a, bk_now_mono_ns(), 60ull * 1000000000ull),
+	             BK_HALTED);
 	bk_client_detach(&c);
 	bk_h_fini(&h);
 }
@@ -254,9 +273,9 @@ static Breaker__Reply *call(struct bk_h *h, Breaker__Request *req)
 static void expect_status(Breaker__Reply *rep, Breaker__Status st, const char *needle)
 {
 	cr_assert_eq(rep->status, st, "status %d, error: %s", rep->status,
-		     rep->error ? rep->error : "");
+	             rep->error ? rep->error : "");
 	cr_assert(rep->error && strstr(rep->error, needle), "error '%s' should say '%s'",
-		  rep->error ? rep->error : "", needle);
+	          rep->error ? rep->error : "", needle);
 	breaker__reply__free_unpacked(rep, NULL);
 }
 
@@ -273,10 +292,11 @@ Test(daemon, bad_input_gets_a_clear_error_and_changes_nothing)
 	up(&h, "bad", NULL);
 	bk_h_attach(&h, &c);
 	seq0 = bk_change_seq(&c);
-	expect_status(raw_call(&h, "\xff\xff\xff garbage", 12), BREAKER__STATUS__ERR_BAD_REQUEST,
-		      "malformed");
+	expect_status(raw_call(&h, "\xff\xff\xff garbage", 12),
+	              BREAKER__STATUS__ERR_BAD_REQUEST, "malformed");
 	memset(big, 'x', sizeof(big));
-	expect_status(raw_call(&h, big, sizeof(big)), BREAKER__STATUS__ERR_TOO_LARGE, "limit");
+	expect_status(raw_call(&h, big, sizeof(big)), BREAKER__STATUS__ERR_TOO_LARGE,
+	              "limit");
 	expect_status(raw_call(&h, "", 0), BREAKER__STATUS__ERR_BAD_REQUEST, "empty");
 	req.cmd_case = BREAKER__REQUEST__CMD_TRIP;
 	req.trip = &t;
@@ -315,9 +335,12 @@ Test(daemon, resume_needs_authorisation)
 
 	up(&h, "auth", STRATS "[auth]\nresume_uids = 54321\n");
 	bk_h_attach(&h, &c);
-	cr_assert_eq(bk_h_cli(&h, NULL, 0, "emergency-stop", NULL), 0, "trip is open to all");
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "resume", "--reason", "let me", NULL), 1);
-	cr_assert_eq(bk_check(&c, -1), BK_HALTED, "an unauthorised resume changes nothing");
+	cr_assert_eq(bk_h_cli(&h, NULL, 0, "emergency-stop", NULL), 0,
+	             "trip is open to all");
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "resume", "--reason", "let me", NULL),
+	             1);
+	cr_assert_eq(bk_check(&c, -1), BK_HALTED,
+	             "an unauthorised resume changes nothing");
 	bk_client_detach(&c);
 	bk_h_fini(&h);
 }
@@ -372,7 +395,8 @@ Test(daemon, torn_tail_is_cut_and_state_kept)
 	stop_and_mangle(&h, append_torn);
 	cr_assert_eq(bk_check(&c, slot_of(&c, "alpha")), BK_HALTED);
 	cr_assert_eq(bk_check(&c, -1), BK_ACTIVE, "a torn tail is not corruption");
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "audit", "--verify", NULL), 0, "%s", out);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "audit", "--verify", NULL), 0, "%s",
+	             out);
 	bk_h_slurp(h.log, out, sizeof(out));
 	cr_assert(strstr(out, "torn tail"), "the cut is reported: %s", out);
 	bk_client_detach(&c);
@@ -389,11 +413,13 @@ static void expect_fail_closed_boot(struct bk_h *h, struct bk_client *c)
 	bk_h_slurp(h->log, out, sizeof(out));
 	cr_assert(strstr(out, "FAIL-CLOSED BOOT"), "a clear message: %s", out);
 	/* only a forced resume clears it */
-	cr_assert_eq(bk_h_cli(h, NULL, 0, "resume", "--reason-code", "audit_corrupt", "--to",
-			      "reduce-only", "--reason", "checked", NULL), 1);
-	cr_assert_eq(bk_h_cli(h, out, sizeof(out), "resume", "--reason-code", "audit_corrupt",
-			      "--to", "active", "--force", "--reason", "log examined", NULL), 0,
-		     "%s", out);
+	cr_assert_eq(bk_h_cli(h, NULL, 0, "resume", "--reason-code", "audit_corrupt",
+	                      "--to", "reduce-only", "--reason", "checked", NULL),
+	             1);
+	cr_assert_eq(bk_h_cli(h, out, sizeof(out), "resume", "--reason-code",
+	                      "audit_corrupt", "--to", "active", "--force", "--reason",
+	                      "log examined", NULL),
+	             0, "%s", out);
 	cr_assert_eq(bk_check(c, -1), BK_ACTIVE);
 }
 
@@ -408,9 +434,11 @@ Test(daemon, corrupt_record_boots_halted_and_keeps_the_file)
 	cr_assert_eq(bk_h_cli(&h, NULL, 0, "kill", "beta", "--reason", "x", NULL), 0);
 	stop_and_mangle(&h, flip_middle_byte);
 	expect_fail_closed_boot(&h, &c);
-	snprintf(aside, sizeof(aside), "ls %s/state/audit.log.corrupt.* >/dev/null 2>&1", h.dir);
+	snprintf(aside, sizeof(aside), "ls %s/state/audit.log.corrupt.* >/dev/null 2>&1",
+	         h.dir);
 	cr_assert_eq(system(aside), 0, "the damaged log is kept aside");
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "audit", "--verify", NULL), 0, "%s", out);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "audit", "--verify", NULL), 0, "%s",
+	             out);
 	bk_client_detach(&c);
 	bk_h_fini(&h);
 }
@@ -435,7 +463,7 @@ Test(daemon, second_daemon_on_the_same_instance_is_refused)
 
 	up(&h, "twice", NULL);
 	snprintf(cmd, sizeof(cmd), "%s --config %s 2>%s/second.err",
-		 getenv("BREAKERD") ? getenv("BREAKERD") : "breakerd", h.config, h.dir);
+	         getenv("BREAKERD") ? getenv("BREAKERD") : "breakerd", h.config, h.dir);
 	cr_assert_neq(system(cmd), 0);
 	snprintf(cmd, sizeof(cmd), "%s/second.err", h.dir);
 	bk_h_slurp(cmd, out, sizeof(out));
@@ -505,10 +533,12 @@ Test(daemon, a_trip_engines_saw_survives_a_lost_record)
 	rw = mmap(NULL, BK_SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
 	cr_assert_neq(rw, MAP_FAILED);
-	atomic_store(&rw->strategies[a].state, BK_STATE_PACK(BK_HALTED, BK_R_KILL_SWITCH, 0));
+	atomic_store(&rw->strategies[a].state,
+	             BK_STATE_PACK(BK_HALTED, BK_R_KILL_SWITCH, 0));
 	munmap(rw, BK_SHM_SIZE);
 	bk_h_start(&h);
-	cr_assert_eq(bk_check(&c, a), BK_HALTED, "never less restrictive than engines saw");
+	cr_assert_eq(bk_check(&c, a), BK_HALTED,
+	             "never less restrictive than engines saw");
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "audit", NULL), 0);
 	cr_assert(strstr(out, "restored at boot"), "and it is audited: %s", out);
 	bk_client_detach(&c);

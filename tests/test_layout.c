@@ -27,54 +27,70 @@ struct field {
 	int seen;
 };
 
-#define F(path, member) {path, offsetof(struct bk_shm, member), sizeof(((struct bk_shm *)0)->member), 0}
-#define S(path, member) {path, offsetof(struct bk_shm_scope, member), sizeof(((struct bk_shm_scope *)0)->member), 0}
+#define F(path, member)                                                                  \
+	{                                                                                \
+		path, offsetof(struct bk_shm, member),                                   \
+		    sizeof(((struct bk_shm *)0)->member), 0                              \
+	}
+#define S(path, member)                                                                  \
+	{                                                                                \
+		path, offsetof(struct bk_shm_scope, member),                             \
+		    sizeof(((struct bk_shm_scope *)0)->member), 0                        \
+	}
 
-#define T(path, member) {path, offsetof(struct bk_tel, member), sizeof(((struct bk_tel *)0)->member), 0}
-#define L(path, member) {path, offsetof(struct bk_tel_slot, member), sizeof(((struct bk_tel_slot *)0)->member), 0}
+#define T(path, member)                                                                  \
+	{                                                                                \
+		path, offsetof(struct bk_tel, member),                                   \
+		    sizeof(((struct bk_tel *)0)->member), 0                              \
+	}
+#define L(path, member)                                                                  \
+	{                                                                                \
+		path, offsetof(struct bk_tel_slot, member),                              \
+		    sizeof(((struct bk_tel_slot *)0)->member), 0                         \
+	}
 
 static struct field fields[] = {
-	F("hdr.magic", hdr.magic),
-	F("hdr.layout_version", hdr.layout_version),
-	F("hdr.header_size", hdr.header_size),
-	F("hdr.segment_size", hdr.segment_size),
-	F("hdr.strategy_capacity", hdr.strategy_capacity),
-	F("hdr.strategy_entry_size", hdr.strategy_entry_size),
-	F("hdr.strategy_table_offset", hdr.strategy_table_offset),
-	F("hdr.daemon_pid", hdr.daemon_pid),
-	F("hdr.tick_period_ns", hdr.tick_period_ns),
-	F("hdr.heartbeat_bound_ns", hdr.heartbeat_bound_ns),
-	F("hdr.strategy_count", hdr.strategy_count),
-	F("heartbeat_ns", heartbeat_ns),
-	F("change_seq", change_seq),
-	F("global", global),
-	F("strategies", strategies),
-	S("scope.state", state),
-	S("scope.seq", seq),
-	S("scope.latches", latches),
-	S("scope.since_ns", since_ns),
-	S("scope.name", name),
-	T("tel.magic", hdr.magic),
-	T("tel.version", hdr.version),
-	T("tel.slot_size", hdr.slot_size),
-	T("tel.capacity", hdr.capacity),
-	T("tel.segment_size", hdr.segment_size),
-	T("tel.slots", slots),
-	L("slot.orders", orders),
-	L("slot.rejects", rejects),
-	L("slot.cancels", cancels),
-	L("slot.heartbeat_ns", heartbeat_ns),
-	L("slot.ack_seq", ack_seq),
-	L("slot.pid", pid),
-	L("slot.ack_ns", ack_ns),
-	L("slot.gseq", gseq),
-	L("slot.fills", fills),
-	L("slot.fill_cash", fill_cash),
-	L("slot.fees", fees),
-	L("slot.balance", balance),
-	L("slot.position", position),
-	L("slot.gross", gross),
-	L("slot.pnl", pnl),
+    F("hdr.magic", hdr.magic),
+    F("hdr.layout_version", hdr.layout_version),
+    F("hdr.header_size", hdr.header_size),
+    F("hdr.segment_size", hdr.segment_size),
+    F("hdr.strategy_capacity", hdr.strategy_capacity),
+    F("hdr.strategy_entry_size", hdr.strategy_entry_size),
+    F("hdr.strategy_table_offset", hdr.strategy_table_offset),
+    F("hdr.daemon_pid", hdr.daemon_pid),
+    F("hdr.tick_period_ns", hdr.tick_period_ns),
+    F("hdr.heartbeat_bound_ns", hdr.heartbeat_bound_ns),
+    F("hdr.strategy_count", hdr.strategy_count),
+    F("heartbeat_ns", heartbeat_ns),
+    F("change_seq", change_seq),
+    F("global", global),
+    F("strategies", strategies),
+    S("scope.state", state),
+    S("scope.seq", seq),
+    S("scope.latches", latches),
+    S("scope.since_ns", since_ns),
+    S("scope.name", name),
+    T("tel.magic", hdr.magic),
+    T("tel.version", hdr.version),
+    T("tel.slot_size", hdr.slot_size),
+    T("tel.capacity", hdr.capacity),
+    T("tel.segment_size", hdr.segment_size),
+    T("tel.slots", slots),
+    L("slot.orders", orders),
+    L("slot.rejects", rejects),
+    L("slot.cancels", cancels),
+    L("slot.heartbeat_ns", heartbeat_ns),
+    L("slot.ack_seq", ack_seq),
+    L("slot.pid", pid),
+    L("slot.ack_ns", ack_ns),
+    L("slot.gseq", gseq),
+    L("slot.fills", fills),
+    L("slot.fill_cash", fill_cash),
+    L("slot.fees", fees),
+    L("slot.balance", balance),
+    L("slot.position", position),
+    L("slot.gross", gross),
+    L("slot.pnl", pnl),
 };
 
 static struct field *find(const char *name)
@@ -98,8 +114,10 @@ Test(layout, documented_offsets_match_the_code)
 			continue;
 		struct field *fd = find(name);
 		cr_assert_not_null(fd, "documented field %s is not in the code", name);
-		cr_expect_eq(fd->offset, off, "%s: doc offset %zu, code %zu", name, off, fd->offset);
-		cr_expect_eq(fd->size, size, "%s: doc size %zu, code %zu", name, size, fd->size);
+		cr_expect_eq(fd->offset, off, "%s: doc offset %zu, code %zu", name, off,
+		             fd->offset);
+		cr_expect_eq(fd->size, size, "%s: doc size %zu, code %zu", name, size,
+		             fd->size);
 		fd->seen = 1;
 		rows++;
 	}
@@ -118,11 +136,13 @@ Test(layout, documented_reason_codes_match)
 
 	cr_assert_not_null(f);
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "| %u | %63[a-z_] |", &code, name) == 2 && strcmp(name, "ACTIVE") &&
-		    bk_reason_name(code) && strcmp(bk_reason_name(code), name) == 0)
+		if (sscanf(line, "| %u | %63[a-z_] |", &code, name) == 2 &&
+		    strcmp(name, "ACTIVE") && bk_reason_name(code) &&
+		    strcmp(bk_reason_name(code), name) == 0)
 			rows++;
 	fclose(f);
-	cr_assert_eq(rows, BK_REASON_COUNT, "every reason code documented with its value");
+	cr_assert_eq(rows, BK_REASON_COUNT,
+	             "every reason code documented with its value");
 }
 
 _Static_assert(sizeof(struct bk_shm_scope) == BK_CACHE_LINE, "a scope is one cache line");
@@ -132,7 +152,8 @@ _Static_assert(offsetof(struct bk_shm, global) % BK_CACHE_LINE == 0, "own line")
 _Static_assert(BK_SHM_SIZE == 262400, "documented segment size");
 _Static_assert(BK_TEL_SIZE == 524352, "documented telemetry size");
 _Static_assert(sizeof(struct bk_tel_slot) == 2 * BK_CACHE_LINE, "a slot is two lines");
-_Static_assert(offsetof(struct bk_tel_slot, gseq) == BK_CACHE_LINE, "money on its own line");
+_Static_assert(offsetof(struct bk_tel_slot, gseq) == BK_CACHE_LINE,
+               "money on its own line");
 
 static sigjmp_buf fault_jmp;
 
@@ -144,7 +165,8 @@ static void on_segv(int sig)
 
 Test(layout, engines_cannot_write_the_segment)
 {
-	struct bk_shm_params p = {.mode = 0644, .tick_ns = 100000, .heartbeat_bound_ns = 5000000};
+	struct bk_shm_params p = {
+	    .mode = 0644, .tick_ns = 100000, .heartbeat_bound_ns = 5000000};
 	char inst[64], err[256];
 	struct bk_shm_writer w;
 	struct bk_client c;
@@ -178,7 +200,8 @@ Test(layout, engines_cannot_write_the_segment)
 
 Test(layout, foreign_segment_is_refused)
 {
-	struct bk_shm_params p = {.mode = 0644, .tick_ns = 100000, .heartbeat_bound_ns = 5000000};
+	struct bk_shm_params p = {
+	    .mode = 0644, .tick_ns = 100000, .heartbeat_bound_ns = 5000000};
 	char inst[64], name[96], err[256];
 	struct bk_shm_writer w;
 	struct bk_client c;
@@ -201,7 +224,8 @@ Test(layout, foreign_segment_is_refused)
 
 Test(layout, segment_owned_by_someone_else_is_refused)
 {
-	struct bk_shm_params p = {.mode = 0644, .tick_ns = 100000, .heartbeat_bound_ns = 5000000};
+	struct bk_shm_params p = {
+	    .mode = 0644, .tick_ns = 100000, .heartbeat_bound_ns = 5000000};
 	char inst[64], name[96], err[256];
 	struct bk_shm_writer w;
 	int fd;

@@ -95,7 +95,8 @@ Test(rules, reject_rate_window_expires)
 	snap.rejects = 24;
 	n = eval_at(now + 1500 * MS);
 	cr_assert_eq(trips(n), 1, "old orders expired, new ones are 90%% rejects");
-	cr_assert(strstr(v[0].evidence, "9 rejects / 10 orders"), "evidence: %s", v[0].evidence);
+	cr_assert(strstr(v[0].evidence, "9 rejects / 10 orders"), "evidence: %s",
+	          v[0].evidence);
 	cr_assert_float_eq(v[0].measured, 0.9, 1e-9);
 	cr_assert_float_eq(v[0].threshold, 0.2, 1e-9);
 }
@@ -107,7 +108,8 @@ Test(rules, trip_once_then_latched_until_clear)
 	r->max = 1000;
 	snap.gross = 1500;
 	cr_assert_eq(trips(eval_at(now)), 1);
-	cr_assert_eq(trips(eval_at(now + MS)), 0, "no second verdict while it stays breached");
+	cr_assert_eq(trips(eval_at(now + MS)), 0,
+	             "no second verdict while it stays breached");
 	cr_assert(ev.violating[BK_RULE_EXPOSURE]);
 	snap.gross = 10;
 	eval_at(now + 2 * MS);
@@ -276,9 +278,10 @@ Test(rules, opening_balance_and_engine_restart_rebase)
 {
 	only(BK_RULE_INVARIANT);
 	snap.heartbeat_ns = now;
-	eval_at(now); /* engine beats before posting its balance */
+	eval_at(now);       /* engine beats before posting its balance */
 	snap.balance = 1e6; /* opening balance: no fill yet */
-	cr_assert_eq(trips(eval_at(now + MS)), 0, "an opening balance is not a violation");
+	cr_assert_eq(trips(eval_at(now + MS)), 0,
+	             "an opening balance is not a violation");
 	snap.fills = 3;
 	snap.fill_cash = -100;
 	snap.balance = 1e6 - 100;
@@ -317,5 +320,6 @@ Test(rules, disabled_rule_releases_its_condition)
 	cr_assert(ev.violating[BK_RULE_EXPOSURE]);
 	r->enabled = false;
 	eval_at(now + MS);
-	cr_assert(!ev.violating[BK_RULE_EXPOSURE], "a switched-off rule holds nothing up");
+	cr_assert(!ev.violating[BK_RULE_EXPOSURE],
+	          "a switched-off rule holds nothing up");
 }

@@ -14,9 +14,9 @@
 #include "bk_tel.h"
 
 #define TICK_US 1000
-#define BASE                                                                                   \
-	"tick_period_us = 1000\n[strategies]\nnames = alpha, beta\n"                           \
-	"[rules]\nreject_rate.max = 0.2\nreject_rate.min_orders = 20\n"                        \
+#define BASE                                                                             \
+	"tick_period_us = 1000\n[strategies]\nnames = alpha, beta\n"                     \
+	"[rules]\nreject_rate.max = 0.2\nreject_rate.min_orders = 20\n"                  \
 	"heartbeat.max = 200\n"
 
 static char out[65536];
@@ -83,19 +83,23 @@ Test(rules_live, reject_rate_trips_the_strategy_with_evidence)
 	usleep(20 * TICK_US);
 	cr_assert_eq(bk_check(&r.c, r.alpha), BK_ACTIVE);
 	bk_report_reject(&r.t, r.alpha, 20); /* 30% */
-	cr_assert_geq(ticks_until(&r, r.alpha, BK_HALTED, 500), 0, "tripped within 500 ticks");
+	cr_assert_geq(ticks_until(&r, r.alpha, BK_HALTED, 500), 0,
+	              "tripped within 500 ticks");
 	cr_assert_eq(bk_check(&r.c, r.beta), BK_ACTIVE, "other strategies untouched");
 	cr_assert_eq(bk_check(&r.c, -1), BK_ACTIVE);
 	bk_read_reason(&r.c, r.alpha, &why);
 	cr_assert_eq(why.reason_code, (unsigned)BK_R_REJECT_RATE);
 	usleep(20 * TICK_US); /* the record becomes durable */
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "audit", "--json", NULL), 0);
-	cr_assert(strstr(out, "\"rule\":\"reject_rate\""), "rule in the audit record: %s", out);
-	cr_assert(strstr(out, "30 rejects / 100 orders"), "the numbers that caused it: %s", out);
+	cr_assert(strstr(out, "\"rule\":\"reject_rate\""), "rule in the audit record: %s",
+	          out);
+	cr_assert(strstr(out, "30 rejects / 100 orders"),
+	          "the numbers that caused it: %s", out);
 	rig_down(&r);
 }
 
-static void reconcile(struct rig *r, const char *strategy, double position, Breaker__Status want)
+static void reconcile(struct rig *r, const char *strategy, double position,
+                      Breaker__Status want)
 {
 	Breaker__Request req = BREAKER__REQUEST__INIT;
 	Breaker__Reconcile rc = BREAKER__RECONCILE__INIT;
@@ -128,13 +132,16 @@ Test(rules_live, reconciliation_break_halts_global_until_reconciled)
 	cr_assert_geq(ticks_until(&r, -1, BK_HALTED, 500), 0, "SEV-1: global HALTED");
 	cr_assert_eq(bk_check(&r.c, r.alpha), BK_HALTED, "every strategy is halted");
 	/* resume is refused while the break is there */
-	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "resume", "--reason", "looks fine", NULL), 1);
+	cr_assert_eq(
+	    bk_h_cli(&r.h, out, sizeof(out), "resume", "--reason", "looks fine", NULL),
+	    1);
 	cr_assert_eq(bk_check(&r.c, -1), BK_HALTED);
 	beat(&r, r.beta);
 	reconcile(&r, "beta", 50000, BREAKER__STATUS__OK);
 	usleep(20 * TICK_US);
-	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "resume", "--reason", "reconciled", NULL), 0,
-		     "%s", out);
+	cr_assert_eq(
+	    bk_h_cli(&r.h, out, sizeof(out), "resume", "--reason", "reconciled", NULL), 0,
+	    "%s", out);
 	cr_assert_eq(bk_check(&r.c, -1), BK_REDUCE_ONLY);
 	/* reconciling an unknown strategy changes nothing */
 	reconcile(&r, "nosuch", 1, BREAKER__STATUS__ERR_UNKNOWN_STRATEGY);
@@ -223,8 +230,10 @@ Test(rules_live, engines_acknowledge_a_trip)
 	char *a = strstr(out, "\"strategy\":\"alpha\",\"pid\"");
 	char *b = strstr(out, "\"strategy\":\"beta\",\"pid\"");
 	cr_assert(a && b, "both engines listed: %s", out);
-	cr_assert(strncmp(strstr(a, "\"acked\":"), "\"acked\":true", 12) == 0, "alpha acked");
-	cr_assert(strncmp(strstr(b, "\"acked\":"), "\"acked\":false", 13) == 0, "beta not");
+	cr_assert(strncmp(strstr(a, "\"acked\":"), "\"acked\":true", 12) == 0,
+	          "alpha acked");
+	cr_assert(strncmp(strstr(b, "\"acked\":"), "\"acked\":false", 13) == 0,
+	          "beta not");
 	rig_down(&r);
 }
 
@@ -245,9 +254,10 @@ Test(rules_live, sighup_reload_validates_first)
 	cr_assert(strstr(out, "running rules stay"), "%s", out);
 	/* fix it: a tight exposure limit now applies */
 	f = fopen(r.h.config, "w");
-	fprintf(f, "[breaker]\ninstance = %s\nrun_dir = %s/run\nstate_dir = %s/state\n%s"
-		   "exposure.max = 100\n",
-		r.h.instance, r.h.dir, r.h.dir, BASE);
+	fprintf(f,
+	        "[breaker]\ninstance = %s\nrun_dir = %s/run\nstate_dir = %s/state\n%s"
+	        "exposure.max = 100\n",
+	        r.h.instance, r.h.dir, r.h.dir, BASE);
 	fclose(f);
 	kill(r.h.pid, SIGHUP);
 	usleep(50000);

@@ -33,7 +33,8 @@ static Breaker__Status trip(int slot, int reason, int mode)
 
 	if (s == BREAKER__STATUS__OK) {
 		++seq_counter;
-		bk_state_apply(&st, &p, &op, seq_counter, "t", seq_counter, seq_counter, false);
+		bk_state_apply(&st, &p, &op, seq_counter, "t", seq_counter, seq_counter,
+		               false);
 	}
 	return s;
 }
@@ -42,11 +43,13 @@ static Breaker__Status resume(int slot, int reason, int to, bool force)
 {
 	char why[256];
 	struct bk_plan p;
-	Breaker__Status s = bk_state_plan_resume(&st, slot, reason, to, force, &p, why, sizeof(why));
+	Breaker__Status s =
+	    bk_state_plan_resume(&st, slot, reason, to, force, &p, why, sizeof(why));
 
 	if (s == BREAKER__STATUS__OK) {
 		++seq_counter;
-		bk_state_apply(&st, &p, &op, seq_counter, "r", seq_counter, seq_counter, false);
+		bk_state_apply(&st, &p, &op, seq_counter, "r", seq_counter, seq_counter,
+		               false);
 	}
 	return s;
 }
@@ -56,7 +59,8 @@ static uint8_t published(int slot, uint64_t durable)
 	uint64_t since;
 	uint32_t mask;
 
-	return BK_STATE_MODE(bk_scope_published(bk_state_scope(&st, slot), durable, &since, &mask));
+	return BK_STATE_MODE(
+	    bk_scope_published(bk_state_scope(&st, slot), durable, &since, &mask));
 }
 
 Test(state, every_trip_mode_from_every_mode)
@@ -70,13 +74,13 @@ Test(state, every_trip_mode_from_every_mode)
 			Breaker__Status s = trip(BK_GLOBAL, BK_R_MANUAL_HALT, to);
 			if (to == BK_ACTIVE) {
 				cr_assert_eq(s, BREAKER__STATUS__ERR_BAD_REQUEST,
-					     "a trip to ACTIVE must be refused");
+				             "a trip to ACTIVE must be refused");
 				continue;
 			}
 			cr_assert_eq(s, 0);
 			/* trips never lower a latch */
 			cr_assert_eq(bk_scope_mode(&st.global), to > from ? to : from,
-				     "from %d trip %d", from, to);
+			             "from %d trip %d", from, to);
 		}
 }
 
@@ -88,17 +92,21 @@ Test(state, every_resume_pair_staged_and_forced)
 				bk_state_free(&st);
 				bk_state_init(&st);
 				trip(BK_GLOBAL, BK_R_MANUAL_HALT, from);
-				Breaker__Status s = resume(BK_GLOBAL, BK_R_MANUAL_HALT, to, force);
+				Breaker__Status s =
+				    resume(BK_GLOBAL, BK_R_MANUAL_HALT, to, force);
 				uint8_t m = bk_scope_mode(&st.global);
 				if (to >= from) {
-					cr_assert_eq(s, BREAKER__STATUS__ERR_NOT_A_RESUME);
+					cr_assert_eq(s,
+					             BREAKER__STATUS__ERR_NOT_A_RESUME);
 					cr_assert_eq(m, from);
 				} else if (to < from - 1 && !force) {
 					cr_assert_eq(s, BREAKER__STATUS__ERR_STAGE_SKIP,
-						     "%d->%d without force", from, to);
-					cr_assert_eq(m, from, "a refused resume changes nothing");
+					             "%d->%d without force", from, to);
+					cr_assert_eq(m, from,
+					             "a refused resume changes nothing");
 				} else {
-					cr_assert_eq(s, 0, "%d->%d force %d", from, to, force);
+					cr_assert_eq(s, 0, "%d->%d force %d", from, to,
+					             force);
 					cr_assert_eq(m, to);
 				}
 			}
@@ -129,7 +137,8 @@ Test(state, two_latches_hold_independently)
 	/* release manual_halt fully (forced skip): reject_rate still holds */
 	cr_assert_eq(resume(s, BK_R_MANUAL_HALT, BK_ACTIVE, true), 0);
 	cr_assert_eq(bk_scope_mode(bk_state_scope(&st, s)), BK_REDUCE_ONLY);
-	cr_assert_eq(resume(s, BK_R_MANUAL_HALT, -1, false), BREAKER__STATUS__ERR_NOT_TRIPPED);
+	cr_assert_eq(resume(s, BK_R_MANUAL_HALT, -1, false),
+	             BREAKER__STATUS__ERR_NOT_TRIPPED);
 	cr_assert_eq(resume(s, BK_R_REJECT_RATE, -1, false), 0);
 	cr_assert_eq(bk_scope_mode(bk_state_scope(&st, s)), BK_CAUTIOUS);
 }
@@ -150,18 +159,19 @@ Test(state, unknown_strategy_and_reason_are_refused)
 	struct bk_plan p;
 
 	cr_assert_eq(bk_state_plan_trip(&st, 7, BK_R_MANUAL_HALT, BK_HALTED, &p, &why),
-		     BREAKER__STATUS__ERR_UNKNOWN_STRATEGY);
+	             BREAKER__STATUS__ERR_UNKNOWN_STRATEGY);
 	cr_assert_eq(bk_state_plan_trip(&st, BK_GLOBAL, 99, BK_HALTED, &p, &why),
-		     BREAKER__STATUS__ERR_UNKNOWN_REASON);
-	cr_assert_eq(bk_state_plan_resume(&st, BK_GLOBAL, 99, -1, false, &p, buf, sizeof(buf)),
-		     BREAKER__STATUS__ERR_UNKNOWN_REASON);
+	             BREAKER__STATUS__ERR_UNKNOWN_REASON);
+	cr_assert_eq(
+	    bk_state_plan_resume(&st, BK_GLOBAL, 99, -1, false, &p, buf, sizeof(buf)),
+	    BREAKER__STATUS__ERR_UNKNOWN_REASON);
 }
 
 Test(state, audit_corrupt_needs_force)
 {
 	trip(BK_GLOBAL, BK_R_AUDIT_CORRUPT, BK_HALTED);
 	cr_assert_eq(resume(BK_GLOBAL, BK_R_AUDIT_CORRUPT, BK_REDUCE_ONLY, false),
-		     BREAKER__STATUS__ERR_STAGE_SKIP);
+	             BREAKER__STATUS__ERR_STAGE_SKIP);
 	cr_assert_eq(resume(BK_GLOBAL, BK_R_AUDIT_CORRUPT, BK_ACTIVE, true), 0);
 }
 
@@ -171,17 +181,21 @@ Test(state, resume_is_published_only_when_durable)
 	struct bk_plan p;
 
 	trip(BK_GLOBAL, BK_R_MANUAL_HALT, BK_HALTED); /* seq 1, durable */
-	cr_assert_eq(bk_state_plan_resume(&st, BK_GLOBAL, -1, -1, false, &p, why, sizeof(why)), 0);
+	cr_assert_eq(
+	    bk_state_plan_resume(&st, BK_GLOBAL, -1, -1, false, &p, why, sizeof(why)), 0);
 	bk_state_apply(&st, &p, &op, 0, "r", 2, 1, true); /* seq 2, not durable */
-	cr_assert_eq(published(BK_GLOBAL, 1), BK_HALTED, "visible before its record is durable");
+	cr_assert_eq(published(BK_GLOBAL, 1), BK_HALTED,
+	             "visible before its record is durable");
 	cr_assert_eq(published(BK_GLOBAL, 2), BK_REDUCE_ONLY);
 	/* a second pending resume keeps the higher hold until it is durable too */
-	cr_assert_eq(bk_state_plan_resume(&st, BK_GLOBAL, -1, -1, false, &p, why, sizeof(why)), 0);
+	cr_assert_eq(
+	    bk_state_plan_resume(&st, BK_GLOBAL, -1, -1, false, &p, why, sizeof(why)), 0);
 	bk_state_apply(&st, &p, &op, 0, "r", 3, 1, true);
 	cr_assert_eq(published(BK_GLOBAL, 2), BK_HALTED);
 	cr_assert_eq(published(BK_GLOBAL, 3), BK_CAUTIOUS);
 	/* a later resume once the first are durable does not resurrect the old hold */
-	cr_assert_eq(bk_state_plan_resume(&st, BK_GLOBAL, -1, -1, false, &p, why, sizeof(why)), 0);
+	cr_assert_eq(
+	    bk_state_plan_resume(&st, BK_GLOBAL, -1, -1, false, &p, why, sizeof(why)), 0);
 	bk_state_apply(&st, &p, &op, 0, "r", 4, 3, true);
 	cr_assert_eq(published(BK_GLOBAL, 3), BK_CAUTIOUS);
 	cr_assert_eq(published(BK_GLOBAL, 4), BK_ACTIVE);
@@ -207,7 +221,8 @@ Test(state, register_names_and_capacity)
 
 	cr_assert_eq(bk_state_register(&st, ""), -EINVAL);
 	cr_assert_eq(bk_state_register(&st, "bad name"), -EINVAL);
-	cr_assert_eq(bk_state_register(&st, "0123456789012345678901234567890123456789"), -EINVAL);
+	cr_assert_eq(bk_state_register(&st, "0123456789012345678901234567890123456789"),
+	             -EINVAL);
 	for (unsigned i = 0; i < BK_MAX_STRATEGIES; i++) {
 		snprintf(name, sizeof(name), "s-%u", i);
 		cr_assert_eq(bk_state_register(&st, name), (int)i);
@@ -221,7 +236,8 @@ Test(state, register_names_and_capacity)
 Test(state, replay_rebuilds_the_same_state)
 {
 	struct bk_state again;
-	Breaker__AuditRecord reg = BREAKER__AUDIT_RECORD__INIT, tr = BREAKER__AUDIT_RECORD__INIT;
+	Breaker__AuditRecord reg = BREAKER__AUDIT_RECORD__INIT,
+	                     tr = BREAKER__AUDIT_RECORD__INIT;
 
 	cr_assert_eq(bk_state_init(&again), 0);
 	reg.has_kind = reg.has_slot = 1;

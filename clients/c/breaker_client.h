@@ -29,14 +29,14 @@
 
 #ifdef __cplusplus
 #include <atomic>
-#define BK_ATOMIC(t) std::atomic<t>
+#define BK_ATOMIC(t)   std::atomic<t>
 #define BK_LOAD_ACQ(p) (p)->load(std::memory_order_acquire)
 #define BK_LOAD_RLX(p) (p)->load(std::memory_order_relaxed)
 #define BK_FENCE_ACQ() std::atomic_thread_fence(std::memory_order_acquire)
 extern "C" {
 #else
 #include <stdatomic.h>
-#define BK_ATOMIC(t) _Atomic(t)
+#define BK_ATOMIC(t)   _Atomic(t)
 #define BK_LOAD_ACQ(p) atomic_load_explicit((p), memory_order_acquire)
 #define BK_LOAD_RLX(p) atomic_load_explicit((p), memory_order_relaxed)
 #define BK_FENCE_ACQ() atomic_thread_fence(memory_order_acquire)
@@ -44,20 +44,20 @@ extern "C" {
 
 /* ---- layout (version 1) ------------------------------------------------ */
 
-#define BK_SHM_MAGIC	      0x315245414b524242ull /* "BBRKAER1" little-endian */
-#define BK_LAYOUT_VERSION     1u
-#define BK_MAX_STRATEGIES     4096u
-#define BK_NAME_MAX	      40u /* bytes including the terminating NUL */
-#define BK_CACHE_LINE	      64u
-#define BK_SHM_PREFIX	      "/breaker."
-#define BK_INSTANCE_MAX	      64u
+#define BK_SHM_MAGIC      0x315245414b524242ull /* "BBRKAER1" little-endian */
+#define BK_LAYOUT_VERSION 1u
+#define BK_MAX_STRATEGIES 4096u
+#define BK_NAME_MAX       40u /* bytes including the terminating NUL */
+#define BK_CACHE_LINE     64u
+#define BK_SHM_PREFIX     "/breaker."
+#define BK_INSTANCE_MAX   64u
 
 /* Modes, least to most restrictive; numeric order is restriction order. */
 enum bk_mode {
-	BK_ACTIVE = 0,	    /* trade normally */
+	BK_ACTIVE = 0,      /* trade normally */
 	BK_CAUTIOUS = 1,    /* new orders at a reduced size limit */
 	BK_REDUCE_ONLY = 2, /* cancels and position-reducing orders only */
-	BK_HALTED = 3,	    /* no new orders or modifications; cancel working orders */
+	BK_HALTED = 3,      /* no new orders or modifications; cancel working orders */
 };
 
 /*
@@ -65,44 +65,45 @@ enum bk_mode {
  * reason code in bits 8-15, its actor uid in bits 32-63. One 64-bit word so
  * that mode and reason are always read together.
  */
-#define BK_STATE_MODE(w)   ((unsigned)((w) & 0xffu))
+#define BK_STATE_MODE(w)   ((unsigned)((w)&0xffu))
 #define BK_STATE_REASON(w) ((unsigned)(((w) >> 8) & 0xffu))
-#define BK_STATE_UID(w)	   ((uint32_t)((w) >> 32))
+#define BK_STATE_UID(w)    ((uint32_t)((w) >> 32))
 #define BK_STATE_PACK(mode, reason, uid)                                                 \
 	((uint64_t)(mode) | ((uint64_t)(reason) << 8) | ((uint64_t)(uid) << 32))
 
 /* One scope (global or a strategy), exactly one cache line. */
 struct bk_shm_scope {
-	BK_ATOMIC(uint64_t) state;    /* 0: packed mode | reason | uid */
-	BK_ATOMIC(uint32_t) seq;      /* 8: seqlock over since_ns/latches; odd = writing */
-	BK_ATOMIC(uint32_t) latches;  /* 12: bit n set = latch with reason code n active */
-	BK_ATOMIC(uint64_t) since_ns; /* 16: CLOCK_REALTIME ns the winning latch was set */
-	char name[BK_NAME_MAX];	      /* 24: NUL-terminated; "" for global */
+	BK_ATOMIC(uint64_t) state;   /* 0: packed mode | reason | uid */
+	BK_ATOMIC(uint32_t) seq;     /* 8: seqlock over since_ns/latches; odd = writing */
+	BK_ATOMIC(uint32_t) latches; /* 12: bit n set = latch with reason code n active */
+	BK_ATOMIC(uint64_t)
+	since_ns;               /* 16: CLOCK_REALTIME ns the winning latch was set */
+	char name[BK_NAME_MAX]; /* 24: NUL-terminated; "" for global */
 };
 
 /* Cache line 0: written once at creation (strategy_count grows, rarely). */
 struct bk_shm_header {
-	uint64_t magic;			    /* 0 */
+	uint64_t magic;                     /* 0 */
 	BK_ATOMIC(uint32_t) layout_version; /* 8: 0 = not ready; stored last */
-	uint32_t header_size;		    /* 12: bytes before the strategy table */
-	uint64_t segment_size;		    /* 16 */
-	uint32_t strategy_capacity;	    /* 24 */
-	uint32_t strategy_entry_size;	    /* 28 */
-	uint32_t strategy_table_offset;	    /* 32 */
-	uint32_t daemon_pid;		    /* 36 */
-	uint64_t tick_period_ns;	    /* 40 */
-	uint64_t heartbeat_bound_ns;	    /* 48: daemon's advice for bk_check_live */
+	uint32_t header_size;               /* 12: bytes before the strategy table */
+	uint64_t segment_size;              /* 16 */
+	uint32_t strategy_capacity;         /* 24 */
+	uint32_t strategy_entry_size;       /* 28 */
+	uint32_t strategy_table_offset;     /* 32 */
+	uint32_t daemon_pid;                /* 36 */
+	uint64_t tick_period_ns;            /* 40 */
+	uint64_t heartbeat_bound_ns;        /* 48: daemon's advice for bk_check_live */
 	BK_ATOMIC(uint32_t) strategy_count; /* 56: slots [0, count) are in use */
-	uint32_t reserved0;		    /* 60 */
+	uint32_t reserved0;                 /* 60 */
 };
 
 struct bk_shm {
-	struct bk_shm_header hdr;			 /* line 0, offset 0 */
-	BK_ATOMIC(uint64_t) heartbeat_ns;		 /* line 1, offset 64 */
+	struct bk_shm_header hdr;         /* line 0, offset 0 */
+	BK_ATOMIC(uint64_t) heartbeat_ns; /* line 1, offset 64 */
 	char pad1[BK_CACHE_LINE - 8];
-	BK_ATOMIC(uint32_t) change_seq;			 /* line 2, offset 128: futex word */
+	BK_ATOMIC(uint32_t) change_seq; /* line 2, offset 128: futex word */
 	char pad2[BK_CACHE_LINE - 4];
-	struct bk_shm_scope global;			 /* line 3, offset 192 */
+	struct bk_shm_scope global;                        /* line 3, offset 192 */
 	struct bk_shm_scope strategies[BK_MAX_STRATEGIES]; /* offset 256 */
 };
 
@@ -173,8 +174,8 @@ static inline int bk_client_attach(struct bk_client *c, const char *instance)
 	if (BK_LOAD_ACQ(&c->shm->hdr.layout_version) == 0)
 		err = -EAGAIN;
 	else if (c->shm->hdr.magic != BK_SHM_MAGIC ||
-		 BK_LOAD_RLX(&c->shm->hdr.layout_version) != BK_LAYOUT_VERSION ||
-		 c->shm->hdr.segment_size != BK_SHM_SIZE)
+	         BK_LOAD_RLX(&c->shm->hdr.layout_version) != BK_LAYOUT_VERSION ||
+	         c->shm->hdr.segment_size != BK_SHM_SIZE)
 		err = -EPROTO;
 	else
 		return 0;
@@ -235,7 +236,7 @@ static inline enum bk_mode bk_check(const struct bk_client *c, int slot)
  * caller's CLOCK_MONOTONIC now. max_age_ns 0 takes the daemon's advice.
  */
 static inline enum bk_mode bk_check_live(const struct bk_client *c, int slot,
-					 uint64_t now_mono_ns, uint64_t max_age_ns)
+                                         uint64_t now_mono_ns, uint64_t max_age_ns)
 {
 	uint64_t hb = BK_LOAD_ACQ(&c->shm->heartbeat_ns);
 
@@ -268,14 +269,14 @@ static inline uint32_t bk_change_seq(const struct bk_client *c)
  * FUTEX_WAIT, because the waker is another process.
  */
 static inline int bk_wait_change(const struct bk_client *c, uint32_t seen_seq,
-				 const struct timespec *timeout)
+                                 const struct timespec *timeout)
 {
 	long r;
 
 	if (bk_change_seq(c) != seen_seq)
 		return 0;
 	r = syscall(SYS_futex, (const void *)&c->shm->change_seq, FUTEX_WAIT, seen_seq,
-		    timeout, NULL, 0);
+	            timeout, NULL, 0);
 	if (r == 0 || errno == EAGAIN)
 		return bk_change_seq(c) != seen_seq ? 0 : -EINTR;
 	return -errno;
@@ -285,7 +286,8 @@ static inline int bk_wait_change(const struct bk_client *c, uint32_t seen_seq,
  * Winning latch of the effective scope for a slot (slot < 0: global), read
  * under the scope's seqlock so that time and reason match.
  */
-static inline void bk_read_reason(const struct bk_client *c, int slot, struct bk_reason *out)
+static inline void bk_read_reason(const struct bk_client *c, int slot,
+                                  struct bk_reason *out)
 {
 	const struct bk_shm_scope *g = &c->shm->global, *s = NULL, *w;
 	uint64_t gw, sw = 0;
@@ -331,7 +333,6 @@ static inline const char *bk_mode_str(enum bk_mode m)
 	return "HALTED";
 }
 
-
 /* ---- telemetry (engines write, the daemon reads every tick) ----------- */
 
 /*
@@ -350,38 +351,38 @@ static inline const char *bk_mode_str(enum bk_mode m)
 
 struct bk_tel_slot {
 	/* line 0: counters and liveness, each word written by the engine alone */
-	BK_ATOMIC(uint64_t) orders;	  /* 0: orders sent */
-	BK_ATOMIC(uint64_t) rejects;	  /* 8: orders rejected by the venue */
-	BK_ATOMIC(uint64_t) cancels;	  /* 16 */
+	BK_ATOMIC(uint64_t) orders;       /* 0: orders sent */
+	BK_ATOMIC(uint64_t) rejects;      /* 8: orders rejected by the venue */
+	BK_ATOMIC(uint64_t) cancels;      /* 16 */
 	BK_ATOMIC(uint64_t) heartbeat_ns; /* 24: engine's CLOCK_MONOTONIC; 0 = never */
-	BK_ATOMIC(uint32_t) ack_seq;	  /* 32: change_seq the engine has acted on */
-	BK_ATOMIC(uint32_t) pid;	  /* 36: the writing engine */
-	BK_ATOMIC(uint64_t) ack_ns;	  /* 40: CLOCK_MONOTONIC of that ack */
-	uint64_t reserved0[2];		  /* 48 */
+	BK_ATOMIC(uint32_t) ack_seq;      /* 32: change_seq the engine has acted on */
+	BK_ATOMIC(uint32_t) pid;          /* 36: the writing engine */
+	BK_ATOMIC(uint64_t) ack_ns;       /* 40: CLOCK_MONOTONIC of that ack */
+	uint64_t reserved0[2];            /* 48 */
 	/* line 1: money, under gseq */
-	BK_ATOMIC(uint32_t) gseq;	  /* 64: seqlock; odd while writing */
-	uint32_t reserved1;		  /* 68 */
-	BK_ATOMIC(uint64_t) fills;	  /* 72: fill count */
-	BK_ATOMIC(uint64_t) fill_cash;	  /* 80: f64, cumulative signed cash from fills */
-	BK_ATOMIC(uint64_t) fees;	  /* 88: f64, cumulative fees paid */
-	BK_ATOMIC(uint64_t) balance;	  /* 96: f64, cash balance */
-	BK_ATOMIC(uint64_t) position;	  /* 104: f64, net position, notional */
-	BK_ATOMIC(uint64_t) gross;	  /* 112: f64, gross exposure, notional */
-	BK_ATOMIC(uint64_t) pnl;	  /* 120: f64, realized + unrealized */
+	BK_ATOMIC(uint32_t) gseq;      /* 64: seqlock; odd while writing */
+	uint32_t reserved1;            /* 68 */
+	BK_ATOMIC(uint64_t) fills;     /* 72: fill count */
+	BK_ATOMIC(uint64_t) fill_cash; /* 80: f64, cumulative signed cash from fills */
+	BK_ATOMIC(uint64_t) fees;      /* 88: f64, cumulative fees paid */
+	BK_ATOMIC(uint64_t) balance;   /* 96: f64, cash balance */
+	BK_ATOMIC(uint64_t) position;  /* 104: f64, net position, notional */
+	BK_ATOMIC(uint64_t) gross;     /* 112: f64, gross exposure, notional */
+	BK_ATOMIC(uint64_t) pnl;       /* 120: f64, realized + unrealized */
 };
 
 struct bk_tel_header {
-	uint64_t magic;			    /* 0 */
-	BK_ATOMIC(uint32_t) version;	    /* 8: 0 = not ready; stored last */
-	uint32_t slot_size;		    /* 12 */
-	uint32_t capacity;		    /* 16 */
-	uint32_t reserved0;		    /* 20 */
-	uint64_t segment_size;		    /* 24 */
-	uint64_t reserved1[4];		    /* 32 */
+	uint64_t magic;              /* 0 */
+	BK_ATOMIC(uint32_t) version; /* 8: 0 = not ready; stored last */
+	uint32_t slot_size;          /* 12 */
+	uint32_t capacity;           /* 16 */
+	uint32_t reserved0;          /* 20 */
+	uint64_t segment_size;       /* 24 */
+	uint64_t reserved1[4];       /* 32 */
 };
 
 struct bk_tel {
-	struct bk_tel_header hdr;		     /* offset 0 */
+	struct bk_tel_header hdr;                    /* offset 0 */
 	struct bk_tel_slot slots[BK_MAX_STRATEGIES]; /* offset 64 */
 };
 
@@ -436,8 +437,8 @@ static inline int bk_tel_attach(struct bk_tel_client *t, const char *instance)
 	if (BK_LOAD_ACQ(&t->tel->hdr.version) == 0)
 		err = -EAGAIN;
 	else if (t->tel->hdr.magic != BK_TEL_MAGIC ||
-		 BK_LOAD_RLX(&t->tel->hdr.version) != BK_TEL_VERSION ||
-		 t->tel->hdr.segment_size != BK_TEL_SIZE)
+	         BK_LOAD_RLX(&t->tel->hdr.version) != BK_TEL_VERSION ||
+	         t->tel->hdr.segment_size != BK_TEL_SIZE)
 		err = -EPROTO;
 	else
 		return 0;
@@ -456,15 +457,15 @@ static inline void bk_tel_detach(struct bk_tel_client *t)
 #ifdef __cplusplus
 #define BK_STORE_REL(p, v) (p)->store((v), std::memory_order_release)
 #define BK_STORE_RLX(p, v) (p)->store((v), std::memory_order_relaxed)
-#define BK_FENCE_REL()	   std::atomic_thread_fence(std::memory_order_release)
+#define BK_FENCE_REL()     std::atomic_thread_fence(std::memory_order_release)
 #else
 #define BK_STORE_REL(p, v) atomic_store_explicit((p), (v), memory_order_release)
 #define BK_STORE_RLX(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
-#define BK_FENCE_REL()	   atomic_thread_fence(memory_order_release)
+#define BK_FENCE_REL()     atomic_thread_fence(memory_order_release)
 #endif
 
 /* Single writer: a load and a release store, no locked instruction. */
-static inline void bk_tel_add(BK_ATOMIC(uint64_t) *w, uint64_t n)
+static inline void bk_tel_add(BK_ATOMIC(uint64_t) * w, uint64_t n)
 {
 	BK_STORE_REL(w, BK_LOAD_RLX(w) + n);
 }
@@ -496,7 +497,8 @@ static inline void bk_report_cancel(struct bk_tel_client *t, int slot, uint64_t 
 }
 
 /* The engine is alive; call at least every few ms. */
-static inline void bk_report_heartbeat(struct bk_tel_client *t, int slot, uint64_t now_mono_ns)
+static inline void bk_report_heartbeat(struct bk_tel_client *t, int slot,
+                                       uint64_t now_mono_ns)
 {
 	struct bk_tel_slot *s = bk_tel_slot_at(t, slot);
 	if (!s)
@@ -508,7 +510,7 @@ static inline void bk_report_heartbeat(struct bk_tel_client *t, int slot, uint64
 
 /* The engine has acted on (e.g. cancelled its orders for) change_seq seq. */
 static inline void bk_report_ack(struct bk_tel_client *t, int slot, uint32_t seq,
-				 uint64_t now_mono_ns)
+                                 uint64_t now_mono_ns)
 {
 	struct bk_tel_slot *s = bk_tel_slot_at(t, slot);
 	if (!s)
@@ -534,8 +536,8 @@ static inline void bk_tel_wend(struct bk_tel_slot *s)
  * and net position after it, published together. Balance conservation says
  * balance moves only by fill cash minus fees.
  */
-static inline void bk_report_fill(struct bk_tel_client *t, int slot, double cash, double fee,
-				  double balance, double position)
+static inline void bk_report_fill(struct bk_tel_client *t, int slot, double cash,
+                                  double fee, double balance, double position)
 {
 	struct bk_tel_slot *s = bk_tel_slot_at(t, slot);
 	if (!s)
@@ -551,7 +553,7 @@ static inline void bk_report_fill(struct bk_tel_client *t, int slot, double cash
 
 /* Marks: net position, gross exposure and PnL (realized + unrealized). */
 static inline void bk_report_marks(struct bk_tel_client *t, int slot, double position,
-				   double gross, double pnl)
+                                   double gross, double pnl)
 {
 	struct bk_tel_slot *s = bk_tel_slot_at(t, slot);
 	if (!s)

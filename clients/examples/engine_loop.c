@@ -62,7 +62,7 @@ static void fill_one(struct engine *e)
 		return;
 	e->position += e->working[0].qty;
 	memmove(&e->working[0], &e->working[1],
-		sizeof(e->working[0]) * (size_t)(e->nworking - 1));
+	        sizeof(e->working[0]) * (size_t)(e->nworking - 1));
 	e->nworking--;
 }
 
@@ -145,7 +145,7 @@ static void trade(struct engine *e, enum bk_mode mode, long i)
 }
 
 static void report_mode(const struct bk_client *c, int slot, enum bk_mode mode, bool dead,
-			struct engine *e)
+                        struct engine *e)
 {
 	struct bk_reason r;
 
@@ -189,13 +189,13 @@ static int attach(struct bk_client *c, const char *instance)
 	}
 	if (rv == -EPROTO)
 		fprintf(stderr,
-			"breaker instance %s: unknown segment layout: refusing to trade "
-			"(fail closed)\n",
-			instance);
+		        "breaker instance %s: unknown segment layout: refusing to trade "
+		        "(fail closed)\n",
+		        instance);
 	else if (rv < 0)
 		fprintf(stderr,
-			"breaker instance %s: cannot attach: %s: refusing to trade\n",
-			instance, strerror(-rv));
+		        "breaker instance %s: cannot attach: %s: refusing to trade\n",
+		        instance, strerror(-rv));
 	return rv;
 }
 
@@ -264,9 +264,9 @@ int main(int argc, char **argv)
 	slot = bk_client_resolve(&c, strategy);
 	if (slot < 0) {
 		fprintf(stderr,
-			"strategy %s is not registered with breaker instance %s: "
-			"refusing to trade\n",
-			strategy, instance);
+		        "strategy %s is not registered with breaker instance %s: "
+		        "refusing to trade\n",
+		        strategy, instance);
 		bk_client_detach(&c);
 		return 2;
 	}
