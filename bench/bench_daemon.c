@@ -48,25 +48,6 @@ static int write_config(struct bench_daemon *d, const char *tag, const char *ext
 	return 0;
 }
 
-static bool status_ok(const struct bench_daemon *d)
-{
-	Breaker__Request req = BREAKER__REQUEST__INIT;
-	Breaker__StatusRequest sr = BREAKER__STATUS_REQUEST__INIT;
-	Breaker__Reply *rep = NULL;
-	struct bk_rpc r;
-	bool ok;
-
-	if (bk_rpc_open(&r, d->cfg.cmd_url, 500) < 0)
-		return false;
-	req.cmd_case = BREAKER__REQUEST__CMD_STATUS;
-	req.status = &sr;
-	ok = bk_rpc_call(&r, &req, &rep) == 0 && rep->status == BREAKER__STATUS__OK;
-	if (rep)
-		breaker__reply__free_unpacked(rep, NULL);
-	bk_rpc_close(&r);
-	return ok;
-}
-
 /* The state segment, and the telemetry one ("<segment>.tel") if there is one. */
 static void unlink_segment(const struct bench_daemon *d)
 {
@@ -101,7 +82,7 @@ int bench_daemon_start(struct bench_daemon *d, const char *tag, const char *extr
 			d->pid = 0;
 			return -ECHILD;
 		}
-		if (status_ok(d))
+		if (bk_rpc_ping(d->cfg.cmd_url, 500))
 			return 0;
 		bench_sleep_us(10000);
 	}

@@ -33,13 +33,15 @@ static int boot_in_process(struct bk_daemon *d, char *dir, size_t dirlen, unsign
 	snprintf(ini, sizeof(ini), "%s/breaker.ini", dir);
 	if (!(f = fopen(ini, "w")))
 		return -1;
-	fprintf(f, "[breaker]\ninstance = bt%d-%u\nrun_dir = %s/run\nstate_dir = %s/state\n"
-		   "[rules]\nexposure.max = 1e9\n",
-		(int)getpid(), n, dir, dir);
+	fprintf(f,
+	        "[breaker]\ninstance = bt%d-%u\nrun_dir = %s/run\nstate_dir = %s/state\n"
+	        "[rules]\nexposure.max = 1e9\n",
+	        (int)getpid(), n, dir, dir);
 	fclose(f);
 	memset(d, 0, sizeof(*d));
 	if (bk_config_defaults(&d->cfg, NULL) < 0 ||
-	    bk_config_load(&d->cfg, ini, err, sizeof(err)) < 0 || bk_boot(d, &rep, err, sizeof(err))) {
+	    bk_config_load(&d->cfg, ini, err, sizeof(err)) < 0 ||
+	    bk_boot(d, &rep, err, sizeof(err))) {
 		fprintf(stderr, "bench_rules: boot: %s\n", err);
 		return -1;
 	}
@@ -91,10 +93,14 @@ static void tick_cost(bool quick)
 				per[i - 100] = (double)(t1 - t0) / n;
 		}
 		bench_stats(per, iters, &st);
-		snprintf(setup, sizeof(setup), "%u strategies, 5 rules on, in-process bk_tick", n);
-		bench_row("tick", n == 1 ? "1 strategy" : n == 64 ? "64 strategies"
-				 : n == 1024 ? "1024 strategies" : "4096 strategies",
-			  "ns/strategy/tick", &st, setup);
+		snprintf(setup, sizeof(setup),
+		         "%u strategies, 5 rules on, in-process bk_tick", n);
+		bench_row("tick",
+		          n == 1      ? "1 strategy"
+		          : n == 64   ? "64 strategies"
+		          : n == 1024 ? "1024 strategies"
+		                      : "4096 strategies",
+		          "ns/strategy/tick", &st, setup);
 		bk_shm_close(&d.shm, true);
 		bk_shm_unlink(d.cfg.instance);
 		bk_tel_close(&d.tel);
@@ -119,8 +125,10 @@ static void detection(bool quick, unsigned tick_us)
 	double *lat = calloc(iters, sizeof(*lat));
 	int slot, rv = -EAGAIN;
 
-	snprintf(ini, sizeof(ini), "tick_period_us = %u\n[strategies]\nnames = det\n"
-				   "[rules]\nexposure.max = 1000\n", tick_us);
+	snprintf(ini, sizeof(ini),
+	         "tick_period_us = %u\n[strategies]\nnames = det\n"
+	         "[rules]\nexposure.max = 1000\n",
+	         tick_us);
 	if (!lat || bench_daemon_start(&bd, "det", ini, BENCH_CPU_SERVER) < 0)
 		exit(1);
 	bench_pin(BENCH_CPU_OBSERVER);
@@ -147,11 +155,12 @@ static void detection(bool quick, unsigned tick_us)
 			;
 	}
 	bench_stats(lat, iters, &st);
-	snprintf(setup, sizeof(setup), "tick %u us; engine on cpu %d, daemon on cpu %d", tick_us,
-		 BENCH_CPU_OBSERVER, BENCH_CPU_SERVER);
+	snprintf(setup, sizeof(setup), "tick %u us; engine on cpu %d, daemon on cpu %d",
+	         tick_us, BENCH_CPU_OBSERVER, BENCH_CPU_SERVER);
 	snprintf(name, sizeof(name), "violation -> HALTED seen (tick %u us)", tick_us);
 	bench_row("detect", name, "us", &st, setup);
-	bench_value("detect", "bound: one tick period", "us", tick_us, "the target: p99 <= tick + 20 us");
+	bench_value("detect", "bound: one tick period", "us", tick_us,
+	            "the target: p99 <= tick + 20 us");
 	bk_rpc_close(&r);
 	bk_tel_detach(&t);
 	bk_client_detach(&c);

@@ -80,3 +80,22 @@ int bk_rpc_call(struct bk_rpc *r, const Breaker__Request *req, Breaker__Reply **
 	nng_msg_free(msg);
 	return *reply ? 0 : -EBADMSG;
 }
+
+bool bk_rpc_ping(const char *url, int timeout_ms)
+{
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__StatusRequest sr = BREAKER__STATUS_REQUEST__INIT;
+	Breaker__Reply *rep = NULL;
+	struct bk_rpc r;
+	bool ok;
+
+	if (bk_rpc_open(&r, url, timeout_ms) < 0)
+		return false;
+	req.cmd_case = BREAKER__REQUEST__CMD_STATUS;
+	req.status = &sr;
+	ok = bk_rpc_call(&r, &req, &rep) == 0 && rep->status == BREAKER__STATUS__OK;
+	if (rep)
+		breaker__reply__free_unpacked(rep, NULL);
+	bk_rpc_close(&r);
+	return ok;
+}

@@ -8,6 +8,7 @@
 #ifndef BK_RPC_H
 #define BK_RPC_H
 
+#include <stdbool.h>
 #include <nng/nng.h>
 
 #include "breaker.pb-c.h"
@@ -27,6 +28,9 @@ void bk_rpc_close(struct bk_rpc *r);
  * -ECONNREFUSED (no daemon), -EBADMSG (undecodable reply) or -errno.
  */
 int bk_rpc_call(struct bk_rpc *r, const Breaker__Request *req, Breaker__Reply **reply);
+
+/* Does a daemon at url answer Status OK within timeout_ms? (start-up waits) */
+bool bk_rpc_ping(const char *url, int timeout_ms);
 
 /* Map an nng error to a negative errno. */
 int bk_rpc_errno(int nng_err);

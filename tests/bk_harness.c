@@ -48,25 +48,6 @@ void bk_h_init(struct bk_h *h, const char *tag, const char *extra_ini)
 	cr_assert_eq(bk_config_load(&h->cfg, h->config, err, sizeof(err)), 0, "%s", err);
 }
 
-static int status_ok(struct bk_h *h)
-{
-	Breaker__Request req = BREAKER__REQUEST__INIT;
-	Breaker__StatusRequest sr = BREAKER__STATUS_REQUEST__INIT;
-	Breaker__Reply *rep = NULL;
-	struct bk_rpc r;
-	int ok;
-
-	if (bk_rpc_open(&r, h->cfg.cmd_url, 500) < 0)
-		return 0;
-	req.cmd_case = BREAKER__REQUEST__CMD_STATUS;
-	req.status = &sr;
-	ok = bk_rpc_call(&r, &req, &rep) == 0 && rep->status == BREAKER__STATUS__OK;
-	if (rep)
-		breaker__reply__free_unpacked(rep, NULL);
-	bk_rpc_close(&r);
-	return ok;
-}
-
 void bk_h_start(struct bk_h *h)
 {
 	const char *bin = env_or("BREAKERD", "breakerd");
@@ -90,7 +71,7 @@ void bk_h_start(struct bk_h *h)
 			cr_assert_fail("breakerd exited at start (status %d); see %s", st,
 			               h->log);
 		}
-		if (status_ok(h))
+		if (bk_rpc_ping(h->cfg.cmd_url, 500))
 			return;
 		usleep(10000);
 	}
