@@ -60,6 +60,8 @@ void bk_config_derive(struct bk_config *cfg)
 	         cfg->instance);
 	snprintf(cfg->pub_url, sizeof(cfg->pub_url), "ipc://%s/%s.pub", cfg->run_dir,
 	         cfg->instance);
+	snprintf(cfg->local_url, sizeof(cfg->local_url), "unix://%s/%s.sock",
+	         cfg->run_dir, cfg->instance);
 }
 
 static int instance_valid(const char *s)
@@ -472,6 +474,12 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 		err = strncmp(v, "ipc://", 6) ? -EINVAL
 		                              : set_str(cfg->pub_url, BK_URL_MAX, v);
 		c->urls_set |= err ? 0 : 2;
+	} else if (key_is(s, n, "commands", "local_url")) {
+		/* sun_path holds 107 bytes */
+		err = (*v && (strncmp(v, "unix://", 7) || strlen(v) - 7 > 107))
+		          ? -EINVAL
+		          : set_str(cfg->local_url, BK_URL_MAX, v);
+		c->urls_set |= err ? 0 : 16;
 	} else if (key_is(s, n, "commands", "tcp_url")) {
 		err = (*v && strncmp(v, "tcp://", 6))
 		          ? -EINVAL
@@ -514,7 +522,7 @@ static char *read_line(char *buf, int len, void *arg)
 int bk_config_load(struct bk_config *cfg, const char *path, char *err, size_t errlen)
 {
 	struct load_ctx c = {.cfg = *cfg, .err = err, .errlen = errlen};
-	char cmd_url[BK_URL_MAX], pub_url[BK_URL_MAX];
+	char cmd_url[BK_URL_MAX], pub_url[BK_URL_MAX], local_url[BK_URL_MAX];
 	int rv;
 
 	c.file = fopen(path, "re");
@@ -545,11 +553,14 @@ int bk_config_load(struct bk_config *cfg, const char *path, char *err, size_t er
 		default_dirs_keep(&c.cfg, c.urls_set & 4, c.urls_set & 8);
 	memcpy(cmd_url, c.cfg.cmd_url, sizeof(cmd_url));
 	memcpy(pub_url, c.cfg.pub_url, sizeof(pub_url));
+	memcpy(local_url, c.cfg.local_url, sizeof(local_url));
 	bk_config_derive(&c.cfg);
 	if (c.urls_set & 1)
 		memcpy(c.cfg.cmd_url, cmd_url, sizeof(cmd_url));
 	if (c.urls_set & 2)
 		memcpy(c.cfg.pub_url, pub_url, sizeof(pub_url));
+	if (c.urls_set & 16)
+		memcpy(c.cfg.local_url, local_url, sizeof(local_url));
 	*cfg = c.cfg;
 	return 0;
 }

@@ -31,6 +31,7 @@ struct bk_config {
 	char audit_path[PATH_MAX];
 	char cmd_url[BK_URL_MAX];    /* REP: ipc://<run_dir>/<instance>.cmd */
 	char pub_url[BK_URL_MAX];    /* PUB: ipc://<run_dir>/<instance>.pub */
+	char local_url[BK_URL_MAX];  /* fast path: unix://<run_dir>/<instance>.sock; "" = off */
 	char tcp_url[BK_URL_MAX];    /* "" = no TCP listener (default) */
 	uint64_t tick_ns;            /* tick period; default 100 us */
 	uint64_t heartbeat_bound_ns; /* engines fail closed past this; default 5 ms */

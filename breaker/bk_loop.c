@@ -14,7 +14,15 @@
 #include "bk_log.h"
 #include "bk_loop.h"
 
-enum { TAG_TICK = 1, TAG_POLL, TAG_SIGNAL, TAG_WRITE, TAG_FSYNC };
+enum {
+	TAG_TICK = 1,
+	TAG_POLL,
+	TAG_SIGNAL,
+	TAG_WRITE,
+	TAG_FSYNC,
+	TAG_LOCAL_LISTEN,
+	TAG_LOCAL_CONN /* | slot << 8 | gen << 32 */
+};
 
 struct loop {
 	struct io_uring ring;
@@ -61,6 +69,35 @@ static void arm_poll(struct loop *l)
 
 	io_uring_prep_poll_multishot(sqe, l->d->srv.recv_fd, POLLIN);
 	io_uring_sqe_set_data64(sqe, TAG_POLL);
+}
+
+static void arm_local_listen(struct loop *l)
+{
+	struct io_uring_sqe *sqe = get_sqe(l);
+
+	io_uring_prep_poll_multishot(sqe, l->d->srv.local.listen_fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, TAG_LOCAL_LISTEN);
+}
+
+/* One-shot, armed once a connection is drained: a closed fd has none pending. */
+static void arm_local_conn(struct loop *l, int slot)
+{
+	const struct bk_local_conn *c = &l->d->srv.local.conns[slot];
+	struct io_uring_sqe *sqe = get_sqe(l);
+
+	io_uring_prep_poll_add(sqe, c->fd, POLLIN | POLLRDHUP);
+	io_uring_sqe_set_data64(sqe, TAG_LOCAL_CONN | (uint64_t)slot << 8 |
+	                                 (uint64_t)c->gen << 32);
+}
+
+static void on_local_conn(struct loop *l, uint64_t tag)
+{
+	struct bk_local_conn *c = &l->d->srv.local.conns[(tag >> 8) & 0xffffff];
+
+	if (c->fd >= 0 && c->gen == (uint32_t)(tag >> 32)) {
+		c->ready = true;
+		l->backlog = true;
+	}
 }
 
 static void arm_signal(struct loop *l)
@@ -117,16 +154,43 @@ static void flush_done(struct loop *l, int fsync_res)
 	bk_cmd_durable(l->d);
 }
 
+/* False when the pending ring filled up before this connection was drained. */
+static bool drain_local_conn(struct loop *l, int slot)
+{
+	struct bk_local *lo = &l->d->srv.local;
+	nng_msg *msg;
+	int rv;
+
+	while (bk_cmd_can_accept(l->d)) {
+		rv = bk_local_recv(lo, slot, &msg);
+		if (rv == -EPIPE)
+			return true;
+		if (rv == -EAGAIN) {
+			lo->conns[slot].ready = false;
+			arm_local_conn(l, slot);
+			return true;
+		}
+		bk_cmd_handle(l->d, msg);
+	}
+	return false;
+}
+
+/* Local connections first: they are the latency-critical trips. */
 static void drain_requests(struct loop *l)
 {
+	struct bk_local *lo = &l->d->srv.local;
 	nng_msg *msg;
 
 	l->backlog = false;
+	for (int i = 0; i < BK_LOCAL_CONNS; i++)
+		if (lo->conns[i].fd >= 0 && lo->conns[i].ready && !drain_local_conn(l, i))
+			goto full;
 	while (bk_cmd_can_accept(l->d)) {
 		if (bk_server_recv(&l->d->srv, &msg) < 0)
 			return;
 		bk_cmd_handle(l->d, msg);
 	}
+full:
 	l->backlog = true;
 }
 
@@ -170,7 +234,9 @@ static void on_signal(struct loop *l, int res)
 
 static void on_cqe(struct loop *l, struct io_uring_cqe *cqe)
 {
-	switch (io_uring_cqe_get_data64(cqe)) {
+	uint64_t tag = io_uring_cqe_get_data64(cqe);
+
+	switch (tag & 0xff) {
 	case TAG_TICK:
 		on_tick(l);
 		break;
@@ -187,6 +253,15 @@ static void on_cqe(struct loop *l, struct io_uring_cqe *cqe)
 		break;
 	case TAG_FSYNC:
 		flush_done(l, cqe->res);
+		break;
+	case TAG_LOCAL_LISTEN:
+		if (bk_local_accept(&l->d->srv.local) > 0)
+			l->backlog = true;
+		if (!(cqe->flags & IORING_CQE_F_MORE))
+			arm_local_listen(l);
+		break;
+	case TAG_LOCAL_CONN:
+		on_local_conn(l, tag);
 		break;
 	}
 }
@@ -253,6 +328,8 @@ int bk_loop_run(struct bk_daemon *d, const char *log_path)
 	l.next_tick = bk_now_mono_ns() + d->cfg.tick_ns;
 	arm_tick(&l);
 	arm_poll(&l);
+	if (d->srv.local.listen_fd >= 0)
+		arm_local_listen(&l);
 	arm_signal(&l);
 	l.backlog = true; /* requests may have queued while booting */
 	while (!d->stop) {

@@ -1,6 +1,7 @@
 /*
- * bk_rpc - the command client: one nng REQ socket, one protobuf Request out,
- * one Reply back. Used by the CLI, tests and benchmarks.
+ * bk_rpc - the command client: one protobuf Request out, one Reply back, over
+ * nng REQ (ipc://, tcp://) or the daemon's local seqpacket socket (unix://,
+ * the fast path: see bk_local.h). Used by the CLI, tests and benchmarks.
  *
  * REQ's automatic resend is turned off: a trip or resume must not be applied
  * twice because a reply was slow; a timeout is reported to the caller instead.
@@ -15,10 +16,12 @@
 
 struct bk_rpc {
 	nng_socket sock;
+	int fd; /* unix://: the seqpacket socket, else -1 */
+	int timeout_ms;
 	int open;
 };
 
-/* Dial url (ipc:// or tcp://). timeout_ms bounds each call. 0 or -errno. */
+/* Dial url (unix://, ipc:// or tcp://). timeout_ms bounds each call. 0 or -errno. */
 int bk_rpc_open(struct bk_rpc *r, const char *url, int timeout_ms);
 void bk_rpc_close(struct bk_rpc *r);
 

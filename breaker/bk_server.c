@@ -55,9 +55,13 @@ int bk_server_open(struct bk_server *s, const struct bk_config *cfg, char *err,
 	int rv;
 
 	memset(s, 0, sizeof(*s));
+	if ((rv = bk_local_open(&s->local, cfg->local_url, cfg->sock_mode, err, errlen)) <
+	    0)
+		return rv;
 	if ((rv = nng_rep0_open_raw(&s->rep)) != 0 ||
 	    (rv = nng_pub0_open(&s->pub)) != 0) {
 		snprintf(err, errlen, "nng: %s", nng_strerror(rv));
+		bk_local_close(&s->local);
 		return -ENOMEM;
 	}
 	s->open = 1;
@@ -83,6 +87,7 @@ void bk_server_close(struct bk_server *s)
 {
 	if (!s->open)
 		return;
+	bk_local_close(&s->local);
 	nng_close(s->rep);
 	nng_close(s->pub);
 	s->open = 0;
@@ -104,6 +109,10 @@ void bk_server_peer(const nng_msg *msg, struct bk_peer *peer)
 
 	memset(peer, 0, sizeof(*peer));
 	peer->uid = peer->gid = UINT32_MAX;
+	if (bk_local_peer(msg, &peer->uid, &peer->gid, &peer->pid)) {
+		peer->local = 1;
+		return;
+	}
 	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) != 0 ||
 	    nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_GID, &gid) != 0)
 		return; /* not IPC: no credentials, so no trust */
@@ -116,6 +125,8 @@ void bk_server_peer(const nng_msg *msg, struct bk_peer *peer)
 
 void bk_server_reply(struct bk_server *s, nng_msg *msg)
 {
+	if (bk_local_owns(msg))
+		return bk_local_reply(&s->local, msg);
 	if (nng_sendmsg(s->rep, msg, NNG_FLAG_NONBLOCK) != 0)
 		nng_msg_free(
 		    msg); /* the requester is gone or flooding; it will time out */

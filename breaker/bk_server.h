@@ -14,6 +14,7 @@
 #include <nng/nng.h>
 
 #include "bk_config.h"
+#include "bk_local.h"
 
 /* nng drops anything larger at the transport; smaller but > max_msg gets a reply. */
 #define BK_TRANSPORT_MAX (1u << 20)
@@ -23,6 +24,7 @@ struct bk_server {
 	nng_socket pub;
 	int recv_fd; /* poll for POLLIN */
 	int open;
+	struct bk_local local; /* the seqpacket fast path (bk_local.h) */
 };
 
 struct bk_peer {
@@ -39,10 +41,12 @@ void bk_server_close(struct bk_server *s);
 /* Next waiting request, never blocks: 0, or -EAGAIN when drained. */
 int bk_server_recv(struct bk_server *s, nng_msg **msg);
 
-/* Who sent it: from SO_PEERCRED on IPC; TCP peers are not local (uid ~0). */
+/* Who sent it: from SO_PEERCRED on IPC and the local socket; TCP peers are
+ * not local (uid ~0). */
 void bk_server_peer(const nng_msg *msg, struct bk_peer *peer);
 
-/* Send a reply (msg keeps the request's routing header). Consumes msg. */
+/* Send a reply (msg keeps the request's routing header, nng's or the local
+ * socket's: it goes back the way it came). Consumes msg. */
 void bk_server_reply(struct bk_server *s, nng_msg *msg);
 
 /* Publish an event; dropped for slow subscribers, as PUB does. */

@@ -219,7 +219,19 @@ int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,
 		return rv;
 	req->has_request_id = 1;
 	req->request_id = request_id();
-	if ((rv = bk_rpc_open(&rpc, c->url, c->timeout_ms)))
+	/* Changes take the local fast path; queries (replies can be long) and a
+	 * missing fast socket take nng. An explicit --url is used as given. */
+	rv = -ECONNREFUSED;
+	if (!c->url_given && changes_state && c->cfg.local_url[0]) {
+		c->url = c->cfg.local_url;
+		rv = bk_rpc_open(&rpc, c->url, c->timeout_ms);
+	}
+	if (rv == -ECONNREFUSED) {
+		if (!c->url_given)
+			c->url = c->cfg.cmd_url;
+		rv = bk_rpc_open(&rpc, c->url, c->timeout_ms);
+	}
+	if (rv)
 		return unreachable(c, cmd, rv, false, changes_state);
 	rv = bk_rpc_call(&rpc, req, reply);
 	bk_rpc_close(&rpc);
@@ -628,12 +640,14 @@ static int parse_timeout(struct cli *c, const char *s)
 
 static int parse_url(struct cli *c, const char *s)
 {
-	if (strncmp(s, "ipc://", 6) != 0 && strncmp(s, "tcp://", 6) != 0)
+	if (strncmp(s, "ipc://", 6) != 0 && strncmp(s, "tcp://", 6) != 0 &&
+	    strncmp(s, "unix://", 7) != 0)
 		return cli_usage_error(
-		    NULL, "--url must start with ipc:// or tcp://, not '%s'", s);
+		    NULL, "--url must start with unix://, ipc:// or tcp://, not '%s'", s);
 	if (strlen(s) >= BK_URL_MAX)
 		return cli_usage_error(NULL, "--url is too long");
 	c->url = s;
+	c->url_given = true;
 	return 0;
 }
 

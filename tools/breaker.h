@@ -46,6 +46,7 @@ struct cli {
 	const char *config_path; /* --config; NULL: embedded defaults */
 	const char *instance;    /* --instance */
 	const char *url;         /* --url; else cfg.cmd_url once loaded */
+	bool url_given;          /* --url: no choice of transport */
 	int timeout_ms;
 	bool cfg_loaded;
 	struct bk_config cfg;

@@ -1,0 +1,217 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "bk_local.h"
+#include "bk_log.h"
+#include "bk_server.h"
+#include "breaker.pb-c.h"
+
+/* What a request's nng_msg header carries: who sent it and where to answer. */
+struct local_hdr {
+	uint32_t magic;
+	uint32_t slot, gen;
+	uint32_t uid, gid, pid;
+};
+
+int bk_local_open(struct bk_local *l, const char *url, mode_t mode, char *err,
+                  size_t errlen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	mode_t old;
+	int rv;
+
+	memset(l, 0, sizeof(*l));
+	l->listen_fd = -1;
+	for (int i = 0; i < BK_LOCAL_CONNS; i++)
+		l->conns[i].fd = -1;
+	if (!url[0])
+		return 0;
+	if (strncmp(url, "unix://", 7) || strlen(url + 7) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "bad local_url '%s'", url);
+		return -EINVAL;
+	}
+	snprintf(l->path, sizeof(l->path), "%s", url + 7);
+	memcpy(sa.sun_path, l->path, strlen(l->path));
+	if (!(l->buf = malloc(BK_TRANSPORT_MAX)))
+		return -ENOMEM;
+	l->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (l->listen_fd < 0)
+		goto fail;
+	unlink(l->path); /* a crashed daemon's; the state-dir lock says it is dead */
+	/* Created with no permissions, then given the configured ones: never
+	 * briefly open to whatever the umask allowed. */
+	old = umask(0777);
+	rv = bind(l->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rv < 0 || chmod(l->path, mode) < 0 || listen(l->listen_fd, 128) < 0)
+		goto fail;
+	return 0;
+fail:
+	rv = -errno;
+	snprintf(err, errlen, "listen %s: %s", url, strerror(errno));
+	bk_local_close(l);
+	return rv;
+}
+
+static void conn_close(struct bk_local_conn *c)
+{
+	close(c->fd);
+	c->fd = -1;
+	c->ready = false;
+	c->gen++; /* replies still on their way to it are dropped */
+}
+
+void bk_local_close(struct bk_local *l)
+{
+	for (int i = 0; i < BK_LOCAL_CONNS; i++)
+		if (l->conns[i].fd >= 0)
+			conn_close(&l->conns[i]);
+	if (l->listen_fd >= 0) {
+		close(l->listen_fd);
+		unlink(l->path);
+	}
+	l->listen_fd = -1;
+	free(l->buf);
+	l->buf = NULL;
+}
+
+static struct bk_local_conn *free_conn(struct bk_local *l)
+{
+	for (int i = 0; i < BK_LOCAL_CONNS; i++)
+		if (l->conns[i].fd < 0)
+			return &l->conns[i];
+	return NULL;
+}
+
+int bk_local_accept(struct bk_local *l)
+{
+	struct bk_local_conn *c;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	int fd, n = 0;
+
+	while ((fd = accept4(l->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >=
+	       0) {
+		if (!(c = free_conn(l)) ||
+		    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+			bk_warn("local socket: %s: connection refused",
+			        c ? strerror(errno) : "all connections in use");
+			close(fd);
+			continue;
+		}
+		/* best effort (wmem_max caps it): room for a long status reply */
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &(int){1 << 20}, sizeof(int));
+		c->fd = fd;
+		c->uid = cred.uid;
+		c->gid = cred.gid;
+		c->pid = (uint32_t)cred.pid;
+		c->ready = true; /* it may have sent already */
+		n++;
+	}
+	return n;
+}
+
+int bk_local_recv(struct bk_local *l, int slot, nng_msg **msg)
+{
+	struct bk_local_conn *c = &l->conns[slot];
+	struct local_hdr h = {BK_LOCAL_MAGIC, (uint32_t)slot, c->gen,
+	                      c->uid,         c->gid,         c->pid};
+	ssize_t n;
+
+	/* MSG_TRUNC: the packet's real length, so oversize is seen as such */
+	n = recv(c->fd, l->buf, BK_TRANSPORT_MAX, MSG_DONTWAIT | MSG_TRUNC);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return -EAGAIN;
+	if (n <= 0) { /* 0: closed (an empty request would be invalid anyway) */
+		conn_close(c);
+		return -EPIPE;
+	}
+	if ((size_t)n > BK_TRANSPORT_MAX) { /* refused by size, as it deserves */
+		bk_warn("local socket: uid %u sent a %zd-byte packet", c->uid, n);
+		n = BK_TRANSPORT_MAX;
+	}
+	if (nng_msg_alloc(msg, (size_t)n) != 0)
+		return -EAGAIN; /* out of memory: leave the rest queued in the socket */
+	memcpy(nng_msg_body(*msg), l->buf, (size_t)n);
+	nng_msg_header_append(*msg, &h, sizeof(h));
+	return 0;
+}
+
+static bool local_hdr(const nng_msg *msg, struct local_hdr *h)
+{
+	nng_msg *m = (nng_msg *)msg; /* nng_msg_header() is not const-qualified */
+
+	if (nng_msg_header_len(m) != sizeof(*h))
+		return false;
+	memcpy(h, nng_msg_header(m), sizeof(*h));
+	return h->magic == BK_LOCAL_MAGIC;
+}
+
+bool bk_local_owns(const nng_msg *msg)
+{
+	struct local_hdr h;
+
+	return local_hdr(msg, &h);
+}
+
+bool bk_local_peer(const nng_msg *msg, uint32_t *uid, uint32_t *gid, uint32_t *pid)
+{
+	struct local_hdr h;
+
+	if (!local_hdr(msg, &h))
+		return false;
+	*uid = h.uid;
+	*gid = h.gid;
+	*pid = h.pid;
+	return true;
+}
+
+/*
+ * A reply bigger than the socket's send buffer (a long strategy list) cannot
+ * go as one packet: say so, under the same request id, rather than go silent.
+ */
+static void reply_too_large(struct bk_local_conn *c, const nng_msg *msg)
+{
+	Breaker__Reply *big, rep = BREAKER__REPLY__INIT;
+	uint8_t buf[256];
+
+	big =
+	    breaker__reply__unpack(NULL, nng_msg_len(msg), nng_msg_body((nng_msg *)msg));
+	if (big) {
+		rep.has_request_id = big->has_request_id;
+		rep.request_id = big->request_id;
+		breaker__reply__free_unpacked(big, NULL);
+	}
+	rep.has_status = 1;
+	rep.status = BREAKER__STATUS__ERR_TOO_LARGE;
+	rep.error = "reply too large for the local socket: ask over the nng ipc_url";
+	send(c->fd, buf, breaker__reply__pack(&rep, buf), MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+void bk_local_reply(struct bk_local *l, nng_msg *msg)
+{
+	struct local_hdr h;
+	struct bk_local_conn *c;
+
+	if (!local_hdr(msg, &h) || h.slot >= BK_LOCAL_CONNS)
+		goto out;
+	c = &l->conns[h.slot];
+	if (c->fd < 0 || c->gen != h.gen)
+		goto out; /* the requester has gone */
+	/* EAGAIN: a client that does not read its replies times out, as on nng */
+	if (send(c->fd, nng_msg_body(msg), nng_msg_len(msg),
+	         MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
+		goto out;
+	if (errno == EMSGSIZE)
+		reply_too_large(c, msg);
+	else if (errno != EAGAIN)
+		bk_warn("local socket: reply to pid %u: %s", c->pid, strerror(errno));
+out:
+	nng_msg_free(msg);
+}
