@@ -3,7 +3,8 @@
  * several audit records under one fsync carries the load.
  *
  * 1, 4 and 8 client processes (this binary again, "--helper ..."), each with
- * its own REQ socket and its own strategy, alternate trip and forced resume
+ * its own connection (nng REQ over IPC, or breakerd's local seqpacket socket:
+ * the fast path) and its own strategy, alternate trip and forced resume
  * as fast as acks come back. Every command is one audit record that is
  * durable (write + fdatasync) before its ack. The fsyncs of the audit log are
  * counted with the ext4 tracepoint, so records per fsync is measured, not
@@ -355,8 +356,8 @@ static const int client_counts[] = {1, 4, 8};
 #define N_COUNTS (sizeof(client_counts) / sizeof(client_counts[0]))
 
 /* One daemon, nc clients; who names it in the rows. */
-static int run_breakerd_one(struct ctx *x, const char *who, unsigned tick_us, int nc,
-                            struct result *res, struct roles *roles)
+static int run_breakerd_one(struct ctx *x, const char *who, unsigned tick_us, bool local,
+                            int nc, struct result *res, struct roles *roles)
 {
 	char ini[256];
 	struct bench_daemon d;
@@ -369,7 +370,8 @@ static int run_breakerd_one(struct ctx *x, const char *who, unsigned tick_us, in
 	if ((rv = bench_daemon_start(&d, "tput", ini, BENCH_CPU_SERVER)) < 0)
 		return rv;
 	res->roles = roles;
-	rv = run_clients(x, "bk-client", d.cfg.cmd_url, nc, d.pid, d.cfg.audit_path, res);
+	rv = run_clients(x, "bk-client", local ? d.cfg.local_url : d.cfg.cmd_url, nc,
+	                 d.pid, d.cfg.audit_path, res);
 	if (rv == 0)
 		report(who, nc, res, bench_fs_name(d.cfg.audit_path));
 	else
@@ -379,18 +381,25 @@ static int run_breakerd_one(struct ctx *x, const char *who, unsigned tick_us, in
 	return rv;
 }
 
-/* 1, 4, 8 clients at the default tick; then 8 at a 1 ms tick (the tick's share). */
-static int run_breakerd(struct ctx *x, struct result *res, struct roles *roles)
+/*
+ * 1, 4, 8 clients at the default tick, over nng and over the fast path; then
+ * 8 at a 1 ms tick (the tick's share).
+ */
+static int run_breakerd(struct ctx *x, struct result *res, struct result *fast,
+                        struct roles *roles)
 {
 	struct result slow = {0};
-	struct roles slow_roles;
+	struct roles slow_roles, fast_roles;
 	int rv = 0;
 
 	for (size_t i = 0; i < N_COUNTS && rv == 0; i++)
-		rv = run_breakerd_one(x, "breakerd", 100, client_counts[i], &res[i],
-		                      &roles[i]);
+		rv = run_breakerd_one(x, "breakerd", 100, false, client_counts[i],
+		                      &res[i], &roles[i]);
+	for (size_t i = 0; i < N_COUNTS && rv == 0; i++)
+		rv = run_breakerd_one(x, "breakerd fast path", 100, true,
+		                      client_counts[i], &fast[i], &fast_roles);
 	if (rv == 0)
-		run_breakerd_one(x, "breakerd tick 1 ms", 1000, MAX_CLIENTS, &slow,
+		run_breakerd_one(x, "breakerd tick 1 ms", 1000, false, MAX_CLIENTS, &slow,
 		                 &slow_roles);
 	return rv;
 }
@@ -436,7 +445,8 @@ static int run_redis(struct ctx *x, struct result *res)
 	return rv;
 }
 
-static void ratios(const struct result *bk, const struct result *rd, bool have_redis)
+static void ratios(const struct result *bk, const struct result *fast,
+                   const struct result *rd, bool have_redis)
 {
 	const char *how = "ratio of commands per second";
 
@@ -454,12 +464,25 @@ static void ratios(const struct result *bk, const struct result *rd, bool have_r
 		         "ratio: breakerd / redis appendfsync always (%d client%s)",
 		         client_counts[i], i ? "s" : "");
 		bench_value(SECTION, name, "x", bk[i].tput / rd[i].tput, how);
+		snprintf(name, sizeof(name),
+		         "ratio: breakerd fast path / redis appendfsync always (%d "
+		         "client%s)",
+		         client_counts[i], i ? "s" : "");
+		bench_value(SECTION, name, "x", fast[i].tput / rd[i].tput, how);
+	}
+	for (size_t i = 0; i < N_COUNTS; i++) {
+		char name[96];
+
+		snprintf(name, sizeof(name),
+		         "ratio: breakerd fast path / nng (%d client%s)",
+		         client_counts[i], i ? "s" : "");
+		bench_value(SECTION, name, "x", fast[i].tput / bk[i].tput, how);
 	}
 }
 
 int main(int argc, char **argv)
 {
-	struct result bk[N_COUNTS] = {0}, rd[N_COUNTS] = {0};
+	struct result bk[N_COUNTS] = {0}, fast[N_COUNTS] = {0}, rd[N_COUNTS] = {0};
 	struct roles roles[N_COUNTS];
 	struct ctx x = {.quick = bench_quick(argc, argv)};
 	uint32_t slots = 2 * MAX_CLIENTS + TOTAL_CMDS + MAX_CLIENTS;
@@ -476,9 +499,9 @@ int main(int argc, char **argv)
 	bench_pin(BENCH_CPU_SERVER);
 	fprintf(stderr,
 	        "bench_tput: audited commands per second, batching under fsync\n");
-	if (run_breakerd(&x, bk, roles) == 0) {
+	if (run_breakerd(&x, bk, fast, roles) == 0) {
 		have_redis = run_redis(&x, rd) == 0;
-		ratios(bk, rd, have_redis);
+		ratios(bk, fast, rd, have_redis);
 		rv = 0;
 	}
 out:

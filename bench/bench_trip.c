@@ -10,8 +10,11 @@
  *             in bk_wait_change (futex), or a Redis client polling GET; it
  *             stamps the moment it sees the change on the shared board;
  *   servers   breakerd, a bare nng REP echo (cooked, and raw + RECVFD + poll
- *             like breakerd), a bare Unix socket echo (stream, datagram),
- *             redis-server: all on CPU 0. Echo servers stamp the arrival.
+ *             like breakerd), a bare Unix socket echo (stream, datagram,
+ *             seqpacket), redis-server: all on CPU 0. Echo servers stamp the
+ *             arrival.
+ * breakerd is driven twice: over nng IPC, and over its local seqpacket socket
+ * (the fast path, bk_local.h), whose floor is the bare seqpacket echo.
  * Before each send the sender sleeps 100-300 us (random), so the observer is
  * asleep in the futex case and sends do not line up with the daemon's tick.
  */
@@ -307,6 +310,13 @@ static int echo_dgram(int fd, struct bench_board *b)
 	return 0;
 }
 
+static int sock_type(const char *name)
+{
+	return strcmp(name, "dgram") == 0       ? SOCK_DGRAM
+	       : strcmp(name, "seqpacket") == 0 ? SOCK_SEQPACKET
+	                                        : SOCK_STREAM;
+}
+
 static int helper_unix_echo(char **argv)
 {
 	struct bench_board *b = bench_board_map(atoi(argv[1]));
@@ -316,7 +326,7 @@ static int helper_unix_echo(char **argv)
 
 	if (!b || unix_addr(&sa, argv[0]) < 0)
 		return 1;
-	fd = socket(AF_UNIX, (dgram ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+	fd = socket(AF_UNIX, sock_type(argv[2]) | SOCK_CLOEXEC, 0);
 	unlink(argv[0]);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    (!dgram && listen(fd, 4) < 0))
@@ -446,7 +456,9 @@ static int resume_step(void *a, uint64_t i)
 	return bench_resume(&ra->r, NULL, ++ra->id);
 }
 
-static int run_daemon(struct ctx *x, bool futex, unsigned tick_us, struct lat *l)
+/* local: trips over breakerd's seqpacket fast path rather than nng IPC */
+static int run_daemon(struct ctx *x, bool futex, bool local, unsigned tick_us,
+                      struct lat *l)
 {
 	struct rpc_arg ra = {.id = 0};
 	struct bench_daemon d;
@@ -459,7 +471,8 @@ static int run_daemon(struct ctx *x, bool futex, unsigned tick_us, struct lat *l
 	                             BENCH_CPU_SERVER)) < 0)
 		return rv;
 	x->server = d.pid;
-	if ((rv = bk_rpc_open(&ra.r, d.cfg.cmd_url, 5000)) < 0) {
+	if ((rv = bk_rpc_open(&ra.r, local ? d.cfg.local_url : d.cfg.cmd_url, 5000)) <
+	    0) {
 		bench_daemon_stop(&d);
 		return rv;
 	}
@@ -632,11 +645,12 @@ static int unix_rt(void *a, uint64_t i)
 	return 0;
 }
 
-static int unix_connect(struct ctx *x, const char *path, bool dgram)
+static int unix_connect(struct ctx *x, const char *path, const char *type)
 {
+	bool dgram = strcmp(type, "dgram") == 0;
 	struct sockaddr_un sa, me;
 	char mine[224];
-	int fd = socket(AF_UNIX, (dgram ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_UNIX, sock_type(type) | SOCK_CLOEXEC, 0);
 
 	snprintf(mine, sizeof(mine), "%s/cli.sock", x->dir);
 	unlink(mine);
@@ -650,19 +664,17 @@ static int unix_connect(struct ctx *x, const char *path, bool dgram)
 	return fd;
 }
 
-static int run_unix(struct ctx *x, bool dgram, struct lat *l)
+static int run_unix(struct ctx *x, const char *type, struct lat *l)
 {
 	char path[224];
 	pid_t srv;
 	int fd, rv;
 
-	snprintf(path, sizeof(path), "%s/echo-%s.sock", x->dir,
-	         dgram ? "dgram" : "stream");
+	snprintf(path, sizeof(path), "%s/echo-%s.sock", x->dir, type);
 	board_reset(x);
-	x->server = srv = spawn_helper(x, "unix-echo", path, dgram ? "dgram" : "stream",
-	                               BENCH_CPU_SERVER);
+	x->server = srv = spawn_helper(x, "unix-echo", path, type, BENCH_CPU_SERVER);
 	if (srv < 0 || bench_wait_u32(&x->b->ready, 1, 5000) < 0 ||
-	    (fd = unix_connect(x, path, dgram)) < 0) {
+	    (fd = unix_connect(x, path, type)) < 0) {
 		stop_helper(x, srv);
 		return -ECHILD;
 	}
@@ -771,10 +783,14 @@ enum {
 	D_SPIN,
 	D_FUTEX,
 	D_SLOW_TICK,
+	L_SPIN,
+	L_FUTEX,
+	L_SLOW_TICK,
 	NNG_COOKED,
 	NNG_RAW,
 	UNIX_STREAM,
 	UNIX_DGRAM,
+	UNIX_SEQ,
 	REDIS,
 	N_EXP
 };
@@ -796,6 +812,14 @@ static const struct exp exps[N_EXP] = {
                  "breakerd trip ack round trip (futex engine)", 3000, "futex"},
     [D_SLOW_TICK] = {"breakerd tick 1 ms: trip -> engine sees HALTED (spinning)",
                      "breakerd tick 1 ms: trip ack round trip", 2000, "slowtick"},
+    [L_SPIN] = {"fast path: breakerd trip -> engine sees HALTED (spinning)",
+                "fast path: breakerd trip ack round trip (spinning engine)", 3000,
+                "local"},
+    [L_FUTEX] = {"fast path: breakerd trip -> engine sees HALTED (futex wait)",
+                 "fast path: breakerd trip ack round trip (futex engine)", 3000,
+                 "local-futex"},
+    [L_SLOW_TICK] = {"fast path, tick 1 ms: trip -> engine sees HALTED (spinning)",
+                     "fast path, tick 1 ms: trip ack round trip", 2000, "local-slowtick"},
     [NNG_COOKED] = {"peer: bare nng REQ/REP one-way (cooked REP)",
                     "peer: bare nng REQ/REP round trip (cooked REP)", 5000, "nng"},
     [NNG_RAW] = {"peer: bare nng one-way (raw REP + RECVFD + poll)",
@@ -804,6 +828,8 @@ static const struct exp exps[N_EXP] = {
                      "peer: Unix stream socket round trip", 5000, "unix"},
     [UNIX_DGRAM] = {"peer: Unix datagram socket one-way",
                     "peer: Unix datagram socket round trip", 5000, "unix-dgram"},
+    [UNIX_SEQ] = {"peer: Unix seqpacket socket one-way",
+                  "peer: Unix seqpacket socket round trip", 5000, "unix-seq"},
     [REDIS] = {"peer: Redis SET -> poller sees it (GET loop)",
                "peer: Redis SET round trip", 5000, "redis"},
 };
@@ -817,15 +843,23 @@ static int run_one(struct ctx *x, int e, struct lat *l)
 		return run_paired(x, l, l + 1); /* and PAIRED_NNG */
 	case D_SPIN:
 	case D_FUTEX:
-		return run_daemon(x, e == D_FUTEX, 100, l);
+		return run_daemon(x, e == D_FUTEX, false, 100, l);
 	case D_SLOW_TICK:
-		return run_daemon(x, false, 1000, l);
+		return run_daemon(x, false, false, 1000, l);
+	case L_SPIN:
+	case L_FUTEX:
+		return run_daemon(x, e == L_FUTEX, true, 100, l);
+	case L_SLOW_TICK:
+		return run_daemon(x, false, true, 1000, l);
 	case NNG_COOKED:
 	case NNG_RAW:
 		return run_nng(x, e == NNG_RAW, l);
 	case UNIX_STREAM:
+		return run_unix(x, "stream", l);
 	case UNIX_DGRAM:
-		return run_unix(x, e == UNIX_DGRAM, l);
+		return run_unix(x, "dgram", l);
+	case UNIX_SEQ:
+		return run_unix(x, "seqpacket", l);
 	default:
 		return run_redis(x, l);
 	}
@@ -833,7 +867,7 @@ static int run_one(struct ctx *x, int e, struct lat *l)
 
 static bool is_daemon(int e)
 {
-	return e == D_SPIN || e == D_FUTEX || e == D_SLOW_TICK;
+	return e >= D_SPIN && e <= L_SLOW_TICK;
 }
 
 static const char *how(int e)
@@ -843,11 +877,14 @@ static const char *how(int e)
 	case PAIRED_NNG:
 		return "trips and bare round trips alternate; engine spinning on cpu1";
 	case D_FUTEX:
+	case L_FUTEX:
 		return "engine asleep in bk_wait_change on cpu1";
 	case REDIS:
 		return "poller on cpu1";
 	case D_SPIN:
 	case D_SLOW_TICK:
+	case L_SPIN:
+	case L_SLOW_TICK:
 		return "engine spinning on cpu1";
 	default:
 		return "one-way = server's arrival stamp";
@@ -902,6 +939,30 @@ static void derived(const struct lat *l)
 	if (l[D_SPIN].ok && l[NNG_RAW].ok)
 		added("daemon added: trip->seen minus raw+RECVFD nng one-way",
 		      &l[D_SPIN].seen, &l[NNG_RAW].seen, diff);
+	if (l[L_SPIN].ok && l[UNIX_SEQ].ok) {
+		added("daemon added (fast path): trip->seen minus bare seqpacket one-way",
+		      &l[L_SPIN].seen, &l[UNIX_SEQ].seen, diff);
+		if (l[L_SLOW_TICK].ok)
+			added("daemon added (fast path, tick 1 ms): trip->seen minus "
+			      "bare seqpacket one-way",
+			      &l[L_SLOW_TICK].seen, &l[UNIX_SEQ].seen, diff);
+	}
+	if (l[L_SPIN].ok && l[D_SPIN].ok)
+		bench_pair(SECTION, "ratio: nng trip->seen / fast path trip->seen", "x",
+		           l[D_SPIN].seen.p50 / l[L_SPIN].seen.p50,
+		           l[D_SPIN].seen.p99 / l[L_SPIN].seen.p99,
+		           "ratio of p50s and of p99s");
+	if (l[L_SPIN].ok && l[REDIS].ok)
+		bench_pair(SECTION, "ratio: Redis SET->seen / fast path trip->seen", "x",
+		           l[REDIS].seen.p50 / l[L_SPIN].seen.p50,
+		           l[REDIS].seen.p99 / l[L_SPIN].seen.p99,
+		           "ratio of p50s and of p99s");
+	if (l[L_FUTEX].ok && l[REDIS].ok)
+		bench_pair(SECTION,
+		           "ratio: Redis SET->seen / fast path trip->seen (futex engine)",
+		           "x", l[REDIS].seen.p50 / l[L_FUTEX].seen.p50,
+		           l[REDIS].seen.p99 / l[L_FUTEX].seen.p99,
+		           "ratio of p50s and of p99s");
 	if (l[D_SPIN].ok && l[REDIS].ok)
 		bench_pair(SECTION, "ratio: breakerd trip->seen / Redis SET->seen", "x",
 		           l[D_SPIN].seen.p50 / l[REDIS].seen.p50,
