@@ -35,6 +35,7 @@ struct bk_config {
 	char tcp_url[BK_URL_MAX];    /* "" = no TCP listener (default) */
 	uint64_t tick_ns;            /* tick period; default 100 us */
 	uint64_t heartbeat_bound_ns; /* engines fail closed past this; default 5 ms */
+	bool busy_poll;              /* the loop spins (a core of its own), never sleeps */
 	uint32_t max_msg;            /* largest accepted command, bytes */
 	uint32_t reason_max;         /* longest reason text, bytes */
 	mode_t shm_mode;             /* state segment; never writable but by the daemon */
