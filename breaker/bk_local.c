@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,12 +82,33 @@ void bk_local_close(struct bk_local *l)
 	l->buf = NULL;
 }
 
-static struct bk_local_conn *free_conn(struct bk_local *l)
+static struct bk_local_conn *find_free(struct bk_local *l)
 {
 	for (int i = 0; i < BK_LOCAL_CONNS; i++)
 		if (l->conns[i].fd < 0)
 			return &l->conns[i];
 	return NULL;
+}
+
+/*
+ * A free slot; when the table is full, first close connections whose peers
+ * hung up but whose hang-up the loop has not seen yet (same batch of events).
+ */
+static struct bk_local_conn *free_conn(struct bk_local *l)
+{
+	struct pollfd p[BK_LOCAL_CONNS];
+	struct bk_local_conn *c = find_free(l);
+
+	if (c)
+		return c;
+	for (int i = 0; i < BK_LOCAL_CONNS; i++)
+		p[i] = (struct pollfd){.fd = l->conns[i].fd, .events = POLLRDHUP};
+	if (poll(p, BK_LOCAL_CONNS, 0) <= 0)
+		return NULL;
+	for (int i = 0; i < BK_LOCAL_CONNS; i++)
+		if (p[i].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))
+			conn_close(&l->conns[i]);
+	return find_free(l);
 }
 
 int bk_local_accept(struct bk_local *l)
