@@ -457,16 +457,17 @@ static int resume_step(void *a, uint64_t i)
 }
 
 /* local: trips over breakerd's seqpacket fast path rather than nng IPC */
-static int run_daemon(struct ctx *x, bool futex, bool local, unsigned tick_us,
+static int run_daemon(struct ctx *x, bool futex, bool local, unsigned tick_us, int rt,
                       struct lat *l)
 {
 	struct rpc_arg ra = {.id = 0};
 	struct bench_daemon d;
-	char n_arg[16], ini[64];
+	char n_arg[16], ini[96];
 	pid_t obs;
 	int rv;
 
-	snprintf(ini, sizeof(ini), "tick_period_us = %u\n", tick_us);
+	snprintf(ini, sizeof(ini), "tick_period_us = %u\nrealtime_priority = %d\n",
+	         tick_us, rt);
 	if ((rv = bench_daemon_start(&d, futex ? "futex" : "spin", ini,
 	                             BENCH_CPU_SERVER)) < 0)
 		return rv;
@@ -786,6 +787,7 @@ enum {
 	L_SPIN,
 	L_FUTEX,
 	L_SLOW_TICK,
+	L_RT,
 	NNG_COOKED,
 	NNG_RAW,
 	UNIX_STREAM,
@@ -820,6 +822,9 @@ static const struct exp exps[N_EXP] = {
                  "local-futex"},
     [L_SLOW_TICK] = {"fast path, tick 1 ms: trip -> engine sees HALTED (spinning)",
                      "fast path, tick 1 ms: trip ack round trip", 2000, "local-slowtick"},
+    [L_RT] = {"fast path, realtime_priority 50: trip -> engine sees HALTED "
+              "(spinning)",
+              "fast path, realtime_priority 50: trip ack round trip", 3000, "local-rt"},
     [NNG_COOKED] = {"peer: bare nng REQ/REP one-way (cooked REP)",
                     "peer: bare nng REQ/REP round trip (cooked REP)", 5000, "nng"},
     [NNG_RAW] = {"peer: bare nng one-way (raw REP + RECVFD + poll)",
@@ -843,14 +848,18 @@ static int run_one(struct ctx *x, int e, struct lat *l)
 		return run_paired(x, l, l + 1); /* and PAIRED_NNG */
 	case D_SPIN:
 	case D_FUTEX:
-		return run_daemon(x, e == D_FUTEX, false, 100, l);
+		return run_daemon(x, e == D_FUTEX, false, 100, 0, l);
 	case D_SLOW_TICK:
-		return run_daemon(x, false, false, 1000, l);
+		return run_daemon(x, false, false, 1000, 0, l);
 	case L_SPIN:
 	case L_FUTEX:
-		return run_daemon(x, e == L_FUTEX, true, 100, l);
+		return run_daemon(x, e == L_FUTEX, true, 100, 0, l);
 	case L_SLOW_TICK:
-		return run_daemon(x, false, true, 1000, l);
+		return run_daemon(x, false, true, 1000, 0, l);
+	case L_RT:
+		if (geteuid() != 0) /* SCHED_FIFO needs CAP_SYS_NICE */
+			return -EPERM;
+		return run_daemon(x, false, true, 100, 50, l);
 	case NNG_COOKED:
 	case NNG_RAW:
 		return run_nng(x, e == NNG_RAW, l);
@@ -867,7 +876,7 @@ static int run_one(struct ctx *x, int e, struct lat *l)
 
 static bool is_daemon(int e)
 {
-	return e >= D_SPIN && e <= L_SLOW_TICK;
+	return e >= D_SPIN && e <= L_RT;
 }
 
 static const char *how(int e)
@@ -885,6 +894,7 @@ static const char *how(int e)
 	case D_SLOW_TICK:
 	case L_SPIN:
 	case L_SLOW_TICK:
+	case L_RT:
 		return "engine spinning on cpu1";
 	default:
 		return "one-way = server's arrival stamp";
@@ -947,6 +957,10 @@ static void derived(const struct lat *l)
 			      "bare seqpacket one-way",
 			      &l[L_SLOW_TICK].seen, &l[UNIX_SEQ].seen, diff);
 	}
+	if (l[L_RT].ok && l[UNIX_SEQ].ok)
+		added("daemon added (fast path, realtime_priority 50): trip->seen minus "
+		      "bare seqpacket one-way",
+		      &l[L_RT].seen, &l[UNIX_SEQ].seen, diff);
 	if (l[L_SPIN].ok && l[D_SPIN].ok)
 		bench_pair(SECTION, "ratio: nng trip->seen / fast path trip->seen", "x",
 		           l[D_SPIN].seen.p50 / l[L_SPIN].seen.p50,
