@@ -126,19 +126,6 @@ static Breaker__Status resolve_scope(const struct bk_daemon *d, const char *name
 	return BREAKER__STATUS__OK;
 }
 
-static bool may_resume(const struct bk_daemon *d, const struct bk_peer *peer)
-{
-	if (!peer->local)
-		return false;
-	for (int i = 0; i < d->cfg.n_resume_uids; i++)
-		if (d->cfg.resume_uids[i] == peer->uid)
-			return true;
-	for (int i = 0; i < d->cfg.n_resume_gids; i++)
-		if (d->cfg.resume_gids[i] == peer->gid)
-			return true;
-	return false;
-}
-
 static void actor_of(struct bk_daemon *d, const struct bk_peer *peer, struct bk_actor *a)
 {
 	struct passwd pw, *res = NULL;
@@ -146,6 +133,10 @@ static void actor_of(struct bk_daemon *d, const struct bk_peer *peer, struct bk_
 
 	a->uid = peer->uid;
 	a->pid = peer->pid;
+	if (peer->tls) { /* the whole CN goes in the record's peer_cn */
+		snprintf(a->name, sizeof(a->name), "tls:%.27s", peer->cn);
+		return;
+	}
 	if (!peer->local) {
 		snprintf(a->name, sizeof(a->name), "remote");
 		return;
@@ -202,7 +193,7 @@ static void plan_record(Breaker__AuditRecord *rec, const struct bk_plan *p,
 
 /* Queue msg (already holding its packed Reply) until rec's seq is durable. */
 static void pend(struct bk_daemon *d, nng_msg *msg, const Breaker__AuditRecord *rec,
-                 int slot, bool republish)
+                 int slot, bool republish, bool quiet)
 {
 	struct bk_pending *p;
 
@@ -218,7 +209,7 @@ static void pend(struct bk_daemon *d, nng_msg *msg, const Breaker__AuditRecord *
 	p->seq = rec->seq;
 	p->slot = slot;
 	p->republish = republish;
-	p->quiet = false;
+	p->quiet = quiet;
 	p->kind = rec->kind;
 	p->from_mode = (uint8_t)rec->from_mode;
 	p->to_mode = (uint8_t)rec->to_mode;
@@ -276,7 +267,7 @@ static bool stage_and_pend(struct bk_daemon *d, nng_msg *msg, Breaker__Reply *re
 		nng_msg_free(msg);
 		msg = NULL;
 	}
-	pend(d, msg, rec, slot, republish);
+	pend(d, msg, rec, slot, republish, false);
 	return true;
 }
 
@@ -308,6 +299,191 @@ static void count_trip(struct bk_daemon *d, int slot, unsigned reason)
 {
 	if (reason < BK_REASON_COUNT)
 		d->ctr.trips[slot != BK_GLOBAL][reason]++;
+}
+
+/* A record made by c's caller: who, and a TLS caller's whole CN. */
+static void cmd_record(struct cmd_ctx *c, Breaker__AuditRecord *rec,
+                       Breaker__AuditRecord__Kind kind, const struct bk_actor *who,
+                       uint64_t wall_ns)
+{
+	fill_record(c->d, rec, kind, who, wall_ns);
+	if (c->peer.tls)
+		rec->peer_cn = c->peer.cn;
+}
+
+/* ---- authorisation ---------------------------------------------------------------- */
+
+static bool is_kill(const Breaker__Request *req)
+{
+	return req->trip->has_reason_code &&
+	       req->trip->reason_code == BREAKER__REASON_CODE__KILL_SWITCH;
+}
+
+/* The command as the CLI names it: a kill is a trip with kill_switch. */
+static const char *command_name(const Breaker__Request *req)
+{
+	static const char *const names[] = {
+	    "trip", "resume", "status", "strategies", "register", "report", "reconcile"};
+
+	if (req->cmd_case == BREAKER__REQUEST__CMD_TRIP && is_kill(req))
+		return "kill";
+	if (req->cmd_case >= BREAKER__REQUEST__CMD_TRIP &&
+	    req->cmd_case <= BREAKER__REQUEST__CMD_RECONCILE)
+		return names[req->cmd_case - BREAKER__REQUEST__CMD_TRIP];
+	return "unknown";
+}
+
+/* ... and as a refusal says it: "uid 1001 may not <verb>", for what is missing. */
+static const char *command_verb(const Breaker__Request *req, unsigned missing)
+{
+	switch (req->cmd_case) {
+	case BREAKER__REQUEST__CMD_TRIP:
+		return is_kill(req) ? "kill" : "trip";
+	case BREAKER__REQUEST__CMD_RESUME:
+		return missing & BK_PERM_RESUME ? "resume" : "force a resume";
+	case BREAKER__REQUEST__CMD_REGISTER:
+		return "register strategies";
+	case BREAKER__REQUEST__CMD_RECONCILE:
+		return "post reconciliations (they can clear a break)";
+	default:
+		return "query breakerd";
+	}
+}
+
+static unsigned perms_needed(const Breaker__Request *req)
+{
+	switch (req->cmd_case) {
+	case BREAKER__REQUEST__CMD_TRIP:
+		return is_kill(req) ? BK_PERM_KILL : BK_PERM_TRIP;
+	case BREAKER__REQUEST__CMD_RESUME:
+		return BK_PERM_RESUME |
+		       (req->resume->has_force && req->resume->force ? BK_PERM_FORCE : 0);
+	case BREAKER__REQUEST__CMD_REGISTER:
+	case BREAKER__REQUEST__CMD_RECONCILE:
+		return BK_PERM_RESUME;
+	default:
+		return BK_PERM_QUERY;
+	}
+}
+
+/* What the refused caller tried, where it can be told without trusting it. */
+static void refused_attempt(struct cmd_ctx *c, Breaker__AuditRecord *rec)
+{
+	const Breaker__Request *req = c->req;
+	const char *scope = NULL, *reason = NULL;
+	int code = -1;
+
+	if (req->cmd_case == BREAKER__REQUEST__CMD_TRIP) {
+		scope = req->trip->strategy;
+		reason = req->trip->reason;
+		code = req->trip->has_reason_code ? (int)req->trip->reason_code : -1;
+	} else if (req->cmd_case == BREAKER__REQUEST__CMD_RESUME) {
+		scope = req->resume->strategy;
+		reason = req->resume->reason;
+		code = req->resume->has_reason_code ? (int)req->resume->reason_code : -1;
+		rec->has_forced = 1;
+		rec->forced = req->resume->has_force && req->resume->force;
+	} else if (req->cmd_case == BREAKER__REQUEST__CMD_REGISTER) {
+		scope = req->register_->strategy;
+	}
+	rec->strategy = scope && bk_strategy_name_valid(scope) ? (char *)scope : NULL;
+	rec->has_reason_code = code >= 0 && code < BK_REASON_COUNT;
+	rec->reason_code = rec->has_reason_code ? (Breaker__ReasonCode)code : 0;
+	rec->reason =
+	    reason && text_valid(reason, c->d->cfg.reason_max) ? (char *)reason : NULL;
+}
+
+/* The summary of a caller's refusals that were not recorded one by one. */
+static void record_summary(struct bk_daemon *d, const struct bk_auth_bucket *b)
+{
+	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+	struct bk_actor who;
+	char text[160];
+
+	actor_of(d, &b->peer, &who);
+	fill_record(d, &rec, BREAKER__AUDIT_RECORD__KIND__REFUSED, &who,
+	            bk_now_wall_ns());
+	snprintf(text, sizeof(text),
+	         "%u further refusals from %s not recorded one by one (rate limit: %d "
+	         "at once, then %d a second)",
+	         b->suppressed, b->who, BK_AUTH_BURST, BK_AUTH_RATE);
+	rec.refusal = text;
+	rec.has_suppressed = rec.has_status = 1;
+	rec.suppressed = b->suppressed;
+	rec.status = BREAKER__STATUS__ERR_UNAUTHORISED;
+	rec.peer_cn = b->peer.tls ? (char *)b->peer.cn : NULL;
+	if (bk_audit_stage(&d->audit, &rec) < 0)
+		bk_warn("audit staging failed: a summary of %u refusals is lost",
+		        b->suppressed);
+}
+
+void bk_cmd_auth_tick(struct bk_daemon *d, uint64_t now_mono_ns)
+{
+	struct bk_auth_bucket due;
+
+	while (d->auth.suppressing && bk_cmd_can_accept(d) &&
+	       bk_auth_due(&d->auth, now_mono_ns, &due))
+		record_summary(d, &due);
+}
+
+/*
+ * Refused for want of authorisation: nothing changes, the caller is told
+ * why, and the refusal is audited (rate-limited per caller: bk_auth.h). An
+ * audited refusal is answered once its record is durable.
+ */
+static void refuse_unauthorised(struct cmd_ctx *c, const char *why)
+{
+	struct bk_daemon *d = c->d;
+	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+	struct bk_auth_bucket due;
+	struct bk_actor who;
+	bool record = bk_auth_admit(&d->auth, &c->peer, bk_now_mono_ns(), &due);
+
+	d->ctr.auth_refusals++;
+	c->refused = BREAKER__STATUS__ERR_UNAUTHORISED;
+	c->rep.status = BREAKER__STATUS__ERR_UNAUTHORISED;
+	c->rep.error = (char *)why;
+	if (due.suppressed)
+		record_summary(d, &due);
+	if (!record) {
+		d->ctr.auth_suppressed++;
+		reply_now(d, c->msg, &c->rep);
+		return;
+	}
+	actor_of(d, &c->peer, &who);
+	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__REFUSED, &who, bk_now_wall_ns());
+	refused_attempt(c, &rec);
+	rec.command = (char *)command_name(c->req);
+	rec.has_status = 1;
+	rec.status = BREAKER__STATUS__ERR_UNAUTHORISED;
+	rec.refusal = (char *)why;
+	if (bk_audit_stage(&d->audit, &rec) < 0) {
+		reply_now(d, c->msg, &c->rep);
+		return;
+	}
+	c->rep.has_audit_seq = 1;
+	c->rep.audit_seq = rec.seq;
+	if (d->flush_err) /* the log is failing: no waiting for it */
+		return reply_now(d, c->msg, &c->rep);
+	if (pack_reply(c->msg, &c->rep) < 0) {
+		nng_msg_free(c->msg);
+		return;
+	}
+	pend(d, c->msg, &rec, BK_NO_SCOPE, false, true);
+}
+
+/* May c's caller do what it asks? If not, refused (and audited) here. */
+static bool authorised(struct cmd_ctx *c)
+{
+	unsigned need = perms_needed(c->req);
+	unsigned missing = need & ~bk_auth_perms(&c->d->auth, &c->d->cfg, &c->peer);
+
+	if (!missing)
+		return true;
+	bk_auth_why(&c->d->cfg, &c->peer, missing, command_verb(c->req, missing), c->why,
+	            sizeof(c->why));
+	refuse_unauthorised(c, c->why);
+	return false;
 }
 
 void bk_cmd_remember(struct bk_daemon *d, uint64_t request_id, uint64_t seq)
@@ -383,7 +559,9 @@ static void do_trip(struct cmd_ctx *c)
 	bk_shm_changed(&c->d->shm);
 	bk_cmd_note_trip(c->d);
 	count_trip(c->d, slot, p.reason);
-	fill_record(c->d, &rec, BREAKER__AUDIT_RECORD__KIND__TRIP, &who, wall);
+	if (slot == BK_GLOBAL) /* the situation changed: propose again */
+		c->d->auth.proposal.active = false;
+	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__TRIP, &who, wall);
 	plan_record(&rec, &p, t->strategy);
 	rec.reason = (char *)reason;
 	rec.has_request_id = c->req->has_request_id;
@@ -416,23 +594,116 @@ static bool condition_holds(const struct bk_daemon *d, const struct bk_plan *p, 
 	return false;
 }
 
+/* ---- the two-person rule for global resumes ----------------------------------- */
+
+static bool same_plan(const struct bk_proposal *pr, const struct bk_plan *p)
+{
+	return pr->reason == p->reason && pr->all == p->all && pr->forced == p->forced &&
+	       pr->target == p->target;
+}
+
+/* The first operator's resume: audited as a proposal, answered PENDING. */
+static void propose(struct cmd_ctx *c, const struct bk_plan *p,
+                    const struct bk_actor *who, const char *me, uint64_t replaced,
+                    uint64_t lapsed)
+{
+	struct bk_daemon *d = c->d;
+	struct bk_proposal *pr = &d->auth.proposal;
+	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+	uint64_t wall = bk_now_wall_ns(),
+	         window = d->cfg.confirm_window_s * 1000000000ull;
+	char note[96] = "";
+
+	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__RESUME_PROPOSED, who, wall);
+	plan_record(&rec, p, NULL);
+	rec.reason = c->req->resume->reason;
+	rec.command = "resume";
+	if (lapsed || replaced)
+		snprintf(note, sizeof(note), "the proposal at audit seq %llu %s",
+		         (unsigned long long)(lapsed ? lapsed : replaced),
+		         lapsed ? "lapsed unconfirmed" : "is replaced (another target)");
+	rec.evidence = note[0] ? note : NULL;
+	if (bk_audit_stage(&d->audit, &rec) < 0)
+		return cmd_refuse(
+		    c, BREAKER__STATUS__ERR_NOT_DURABLE,
+		    "its audit record could not be staged: nothing changed");
+	*pr = (struct bk_proposal){.active = true,
+	                           .seq = rec.seq,
+	                           .actor = *who,
+	                           .expires_mono_ns = bk_now_mono_ns() + window,
+	                           .expires_wall_ns = wall + window,
+	                           .reason = p->reason,
+	                           .all = p->all,
+	                           .forced = p->forced,
+	                           .target = p->target};
+	snprintf(pr->who, sizeof(pr->who), "%s", me);
+	snprintf(c->why, sizeof(c->why),
+	         "two-person rule: this global resume is proposed (audit seq %llu), "
+	         "not applied; a different authorised operator must send the same "
+	         "resume within %u s%s%s",
+	         (unsigned long long)rec.seq, d->cfg.confirm_window_s,
+	         note[0] ? "; " : "", note);
+	c->rep.status = BREAKER__STATUS__PENDING_CONFIRMATION;
+	c->rep.error = c->why;
+	c->rep.has_from_mode = c->rep.has_to_mode = 1;
+	c->rep.from_mode = (Breaker__Mode)p->from_mode;
+	c->rep.to_mode = (Breaker__Mode)p->to_mode;
+	c->rep.has_confirm_by_wall_ns = 1;
+	c->rep.confirm_by_wall_ns = pr->expires_wall_ns;
+	c->rep.has_audit_seq = 1;
+	c->rep.audit_seq = rec.seq;
+	if (pack_reply(c->msg, &c->rep) < 0) {
+		nng_msg_free(c->msg);
+		c->msg = NULL;
+	}
+	pend(d, c->msg, &rec, BK_GLOBAL, false, false); /* watchers see it */
+}
+
+/*
+ * A global resume under the two-person rule: true if it goes ahead now, with
+ * *ok the proposal it confirms; false if it was answered here (proposed,
+ * or refused because its proposer sent it again).
+ */
+static bool two_person(struct cmd_ctx *c, const struct bk_plan *p,
+                       const struct bk_actor *who, struct bk_proposal *ok)
+{
+	struct bk_proposal *pr = &c->d->auth.proposal;
+	uint64_t lapsed = 0;
+	char me[BK_WHO_MAX];
+
+	bk_auth_who(&c->peer, me, sizeof(me));
+	if (pr->active && bk_now_mono_ns() >= pr->expires_mono_ns) {
+		lapsed = pr->seq;
+		pr->active = false;
+	}
+	if (!pr->active || !same_plan(pr, p)) {
+		propose(c, p, who, me, pr->active ? pr->seq : 0, lapsed);
+		return false;
+	}
+	if (strcmp(pr->who, me) != 0) {
+		*ok = *pr;
+		pr->active = false;
+		return true;
+	}
+	snprintf(c->why, sizeof(c->why),
+	         "two-person rule: %s proposed this global resume (audit seq %llu); a "
+	         "different authorised operator must confirm it",
+	         me, (unsigned long long)pr->seq);
+	refuse_unauthorised(c, c->why);
+	return false;
+}
+
 static void do_resume(struct cmd_ctx *c)
 {
 	const Breaker__Resume *r = c->req->resume;
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
 	uint64_t wall = bk_now_wall_ns();
+	struct bk_proposal pr = {0};
 	struct bk_actor who;
 	struct bk_plan p;
 	Breaker__Status st;
 	int slot;
 
-	if (!may_resume(c->d, &c->peer)) {
-		snprintf(
-		    c->why, sizeof(c->why),
-		    "uid %u may not resume (allowed by [auth] resume_uids/resume_gids)",
-		    c->peer.uid);
-		return cmd_refuse(c, BREAKER__STATUS__ERR_UNAUTHORISED, c->why);
-	}
 	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why))))
 		return cmd_refuse(c, st, c->why);
 	if (!r->reason || !*r->reason || !text_valid(r->reason, c->d->cfg.reason_max))
@@ -460,17 +731,30 @@ static void do_resume(struct cmd_ctx *c)
 	if (!p.forced && condition_holds(c->d, &p, c->why, sizeof(c->why)))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_CONDITION_HOLDS, c->why);
 	actor_of(c->d, &c->peer, &who);
-	fill_record(c->d, &rec, BREAKER__AUDIT_RECORD__KIND__RESUME, &who, wall);
+	if (slot == BK_GLOBAL && c->d->cfg.two_person_global_resume &&
+	    !two_person(c, &p, &who, &pr))
+		return;
+	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__RESUME, &who, wall);
 	plan_record(&rec, &p, r->strategy);
+	if (pr.active) { /* confirmed: the record names both operators */
+		rec.has_proposer_uid = rec.has_proposal_seq = 1;
+		rec.proposer_uid = pr.actor.uid;
+		rec.proposer_user = pr.actor.name;
+		rec.proposal_seq = pr.seq;
+	}
 	rec.reason = r->reason;
 	rec.has_request_id = c->req->has_request_id;
 	rec.request_id = c->req->request_id;
 	c->rep.has_from_mode = c->rep.has_to_mode = 1;
 	c->rep.from_mode = (Breaker__Mode)p.from_mode;
 	c->rep.to_mode = (Breaker__Mode)p.to_mode;
-	/* The record first: a resume that cannot be audited changes nothing. */
-	if (!stage_and_pend(c->d, c->msg, &c->rep, &rec, slot, true))
+	/* The record first: a resume that cannot be audited changes nothing
+	 * (and a proposal it would have confirmed still waits). */
+	if (!stage_and_pend(c->d, c->msg, &c->rep, &rec, slot, true)) {
+		if (pr.active)
+			c->d->auth.proposal = pr;
 		return;
+	}
 	/* Applied now for later commands' checks; published only once durable. */
 	bk_state_apply(&c->d->state, &p, &who, wall, r->reason, rec.seq,
 	               c->d->audit.durable_seq, true);
@@ -483,14 +767,6 @@ static void do_register(struct cmd_ctx *c)
 	struct bk_actor who;
 	int slot;
 
-	if (!may_resume(c->d, &c->peer)) {
-		/* slots are never freed: registration is an operator's act */
-		snprintf(c->why, sizeof(c->why),
-		         "uid %u may not register strategies "
-		         "([auth] resume_uids/resume_gids)",
-		         c->peer.uid);
-		return cmd_refuse(c, BREAKER__STATUS__ERR_UNAUTHORISED, c->why);
-	}
 	if (!name || !bk_strategy_name_valid(name))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		                  "strategy name must be 1-39 bytes of [A-Za-z0-9._:-]");
@@ -506,8 +782,8 @@ static void do_register(struct cmd_ctx *c)
 	bk_shm_changed(&c->d->shm); /* waiters learn of the new slot too */
 	bk_cmd_bind_slot(c->d, slot);
 	actor_of(c->d, &c->peer, &who);
-	fill_record(c->d, &rec, BREAKER__AUDIT_RECORD__KIND__REGISTER, &who,
-	            bk_now_wall_ns());
+	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__REGISTER, &who,
+	           bk_now_wall_ns());
 	rec.strategy = (char *)name;
 	rec.has_slot = 1;
 	rec.slot = (uint32_t)slot;
@@ -556,13 +832,6 @@ static void do_reconcile(struct cmd_ctx *c)
 	int slots[64];
 	size_t i;
 
-	if (!may_resume(c->d, &c->peer)) {
-		snprintf(c->why, sizeof(c->why),
-		         "uid %u may not post reconciliations "
-		         "(it can clear a break: [auth] resume_uids/resume_gids)",
-		         c->peer.uid);
-		return cmd_refuse(c, BREAKER__STATUS__ERR_UNAUTHORISED, c->why);
-	}
 	if (r->n_positions == 0 || r->n_positions > 64)
 		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		                  "a reconciliation carries 1-64 positions");
@@ -595,8 +864,8 @@ static void do_reconcile(struct cmd_ctx *c)
 		c->d->slots[slots[i]].eval.recon_set = true;
 		c->d->slots[slots[i]].eval.recon_position = r->positions[i]->position;
 		actor_of(c->d, &c->peer, &who);
-		fill_record(c->d, &rec, BREAKER__AUDIT_RECORD__KIND__RECONCILE, &who,
-		            bk_now_wall_ns());
+		cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__RECONCILE, &who,
+		           bk_now_wall_ns());
 		snprintf(text, sizeof(text), "reconciled position %.6g",
 		         r->positions[i]->position);
 		rec.strategy = c->d->state.strategies[slots[i]].name;
@@ -646,6 +915,12 @@ void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg)
 	c.rep.has_request_id = req->has_request_id;
 	c.rep.request_id = req->request_id;
 	c.rep.has_status = 1;
+	if (!authorised(&c)) {
+		count_command(d, bk_metrics_cmd_type(req->cmd_case),
+		              BREAKER__STATUS__ERR_UNAUTHORISED);
+		breaker__request__free_unpacked(req, NULL);
+		return;
+	}
 	if ((req->cmd_case == BREAKER__REQUEST__CMD_TRIP ||
 	     req->cmd_case == BREAKER__REQUEST__CMD_RESUME ||
 	     req->cmd_case == BREAKER__REQUEST__CMD_REGISTER) &&
@@ -750,9 +1025,14 @@ void bk_cmd_flush_failed(struct bk_daemon *d, int err)
 	Breaker__Reply rep = BREAKER__REPLY__INIT;
 
 	/* Trips are in effect already: say so now rather than time out. Resumes
-	 * stay unpublished and unacknowledged until their record is on disk. */
+	 * stay unpublished and unacknowledged until their record is on disk.
+	 * Refusals changed nothing: their answer goes now, the record later. */
 	for (uint32_t i = d->pend_tail; i != d->pend_head; i++) {
 		struct bk_pending *p = &d->pending[i & (BK_PENDING_MAX - 1)];
+		if (p->reply && p->kind == BREAKER__AUDIT_RECORD__KIND__REFUSED) {
+			bk_server_reply(&d->srv, p->reply);
+			p->reply = NULL;
+		}
 		if (!p->reply || p->kind != BREAKER__AUDIT_RECORD__KIND__TRIP)
 			continue;
 		rep.has_status = rep.has_audit_seq = 1;
@@ -807,6 +1087,8 @@ void bk_cmd_system_trip(struct bk_daemon *d, int slot, unsigned reason, int mode
 	    p.target <= sc->latches[reason].mode)
 		return; /* already latched at least this far: nothing new to record */
 	system_actor(&self);
+	if (slot == BK_GLOBAL) /* the situation changed: propose again */
+		d->auth.proposal.active = false;
 	bk_state_apply(&d->state, &p, &self, wall, rec->reason, d->audit.next_seq,
 	               d->audit.durable_seq, true);
 	bk_cmd_publish_scope(d, slot);
@@ -819,7 +1101,7 @@ void bk_cmd_system_trip(struct bk_daemon *d, int slot, unsigned reason, int mode
 		bk_err("audit staging failed for a rule trip: the trip is in effect");
 		return;
 	}
-	pend(d, NULL, rec, slot, false);
+	pend(d, NULL, rec, slot, false, false);
 }
 
 void bk_cmd_system_step(struct bk_daemon *d, int slot, unsigned reason, int to,
@@ -850,7 +1132,7 @@ void bk_cmd_system_step(struct bk_daemon *d, int slot, unsigned reason, int to,
 		return;
 	bk_state_apply(&d->state, &p, &self, wall, rec->reason, rec->seq,
 	               d->audit.durable_seq, true);
-	pend(d, NULL, rec, slot, true);
+	pend(d, NULL, rec, slot, true, false);
 	bk_info("rule cooldown: %s %s latch stepped to %s once durable",
 	        sc->name[0] ? sc->name : "global", bk_reason_name(reason),
 	        bk_mode_str((enum bk_mode)to));

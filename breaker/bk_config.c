@@ -1,6 +1,9 @@
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <ini.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,7 +105,60 @@ int bk_config_defaults(struct bk_config *cfg, const char *instance)
 	cfg->resume_uids[cfg->n_resume_uids++] = geteuid();
 	if (geteuid() != 0)
 		cfg->resume_uids[cfg->n_resume_uids++] = 0;
+	memcpy(cfg->force_uids, cfg->resume_uids, sizeof(cfg->force_uids));
+	cfg->n_force_uids = cfg->n_resume_uids;
+	/* Tripping is easy: anyone who can reach the command socket. */
+	cfg->auth_any = 1u << BK_ACT_TRIP | 1u << BK_ACT_KILL;
+	cfg->confirm_window_s = 120;
 	return 0;
+}
+
+void bk_config_acl(const struct bk_config *cfg, enum bk_act act, struct bk_acl *acl)
+{
+	switch (act) {
+	case BK_ACT_TRIP:
+		*acl = (struct bk_acl){cfg->trip_uids, cfg->n_trip_uids, cfg->trip_gids,
+		                       cfg->n_trip_gids, false};
+		break;
+	case BK_ACT_KILL:
+		*acl = (struct bk_acl){cfg->kill_uids, cfg->n_kill_uids, cfg->kill_gids,
+		                       cfg->n_kill_gids, false};
+		break;
+	case BK_ACT_RESUME:
+		*acl = (struct bk_acl){cfg->resume_uids, cfg->n_resume_uids,
+		                       cfg->resume_gids, cfg->n_resume_gids, false};
+		break;
+	default:
+		*acl = (struct bk_acl){cfg->force_uids, cfg->n_force_uids,
+		                       cfg->force_gids, cfg->n_force_gids, false};
+		break;
+	}
+	acl->any = cfg->auth_any & (1u << act);
+}
+
+const char *bk_act_name(enum bk_act act)
+{
+	static const char *const names[BK_ACT_COUNT] = {"trip", "kill", "resume",
+	                                                "force"};
+
+	return (unsigned)act < BK_ACT_COUNT ? names[act] : "?";
+}
+
+enum bk_role bk_config_role(const struct bk_config *cfg, const char *cn)
+{
+	if (!cn || !*cn)
+		return BK_ROLE_NONE;
+	for (int i = 0; i < cfg->n_tls_roles; i++)
+		if (strcmp(cfg->tls_roles[i].cn, cn) == 0)
+			return (enum bk_role)cfg->tls_roles[i].role;
+	return BK_ROLE_NONE;
+}
+
+const char *bk_role_name(enum bk_role role)
+{
+	return role == BK_ROLE_OPERATOR ? "operator"
+	       : role == BK_ROLE_TRADER ? "trader"
+	                                : "none";
 }
 
 int bk_listen_parse(const char *v, bool *loopback)
@@ -163,6 +219,9 @@ struct load_ctx {
 	int urls_set;     /* explicit urls/dirs (bits 1,2,4,8) survive re-derivation */
 	int pass;         /* 1: everything but [rules:NAME]; 2: only [rules:NAME] */
 	int metrics_line; /* of [metrics] listen, for the loopback check's message */
+	int tcp_line;     /* of [commands] tcp_url, for the transport checks */
+	unsigned acl_set; /* bit per enum bk_act: the file gave its lists */
+	unsigned acl_any; /* bit per enum bk_act: ... and one said "any" */
 };
 
 static int fail(struct load_ctx *c, int line, const char *fmt, const char *a,
@@ -199,8 +258,31 @@ static int set_str(char *dst, size_t len, const char *v)
 	return 0;
 }
 
-/* Comma-separated numeric ids. */
-static int parse_ids(const char *v, unsigned *ids, int *n)
+/* A user or group name to its id, through NSS. 0 or -ENOENT. */
+static int name_id(const char *name, bool group, unsigned *id)
+{
+	char buf[4096];
+	int rv;
+
+	if (group) {
+		struct group gr, *res = NULL;
+		rv = getgrnam_r(name, &gr, buf, sizeof(buf), &res);
+		if (rv == 0 && res)
+			*id = (unsigned)gr.gr_gid;
+		return rv == 0 && res ? 0 : -ENOENT;
+	}
+	struct passwd pw, *res = NULL;
+	rv = getpwnam_r(name, &pw, buf, sizeof(buf), &res);
+	if (rv == 0 && res)
+		*id = (unsigned)pw.pw_uid;
+	return rv == 0 && res ? 0 : -ENOENT;
+}
+
+/*
+ * Comma-separated ids or names (resolved now, at load), or "any" where
+ * allowed. Sets *any when "any" was given; an unknown name is an error.
+ */
+static int parse_ids(const char *v, unsigned *ids, int *n, bool group, bool *any)
 {
 	char buf[1024], *save = NULL, *tok;
 	uint64_t x;
@@ -210,11 +292,24 @@ static int parse_ids(const char *v, unsigned *ids, int *n)
 	*n = 0;
 	for (tok = strtok_r(buf, ", \t", &save); tok;
 	     tok = strtok_r(NULL, ", \t", &save)) {
-		if (*n >= BK_AUTH_MAX || parse_u64(tok, 0, UINT32_MAX - 1, &x))
+		if (strcmp(tok, "any") == 0 && any) {
+			*any = true;
+			continue;
+		}
+		if (*n >= BK_AUTH_MAX)
 			return -EINVAL;
-		ids[(*n)++] = (unsigned)x;
+		if (isdigit((unsigned char)*tok)) {
+			if (parse_u64(tok, 0, UINT32_MAX - 1, &x))
+				return -EINVAL;
+			ids[(*n)++] = (unsigned)x;
+		} else if (name_id(tok, group, &ids[*n]) == 0) {
+			(*n)++;
+		} else {
+			return -ENOENT;
+		}
 	}
-	return 0;
+	/* an empty list would quietly shut everyone out: leave the key out */
+	return *n || (any && *any) ? 0 : -EINVAL;
 }
 
 static int parse_strategies(struct bk_config *cfg, const char *v)
@@ -385,6 +480,216 @@ static int metrics_invalid(const struct load_ctx *c, char *err, size_t errlen)
 	return 1;
 }
 
+static int parse_bool(const char *v, bool *out)
+{
+	if (strcmp(v, "true") && strcmp(v, "false"))
+		return -EINVAL;
+	*out = strcmp(v, "true") == 0;
+	return 0;
+}
+
+/* An act's lists in cfg, writable, for the parser. */
+static void acl_lists(struct bk_config *cfg, enum bk_act act, unsigned **uids, int **nu,
+                      unsigned **gids, int **ng)
+{
+	struct bk_acl a;
+
+	bk_config_acl(cfg, act, &a);
+	*uids = (unsigned *)a.uids;
+	*gids = (unsigned *)a.gids;
+	*nu = act == BK_ACT_TRIP     ? &cfg->n_trip_uids
+	      : act == BK_ACT_KILL   ? &cfg->n_kill_uids
+	      : act == BK_ACT_RESUME ? &cfg->n_resume_uids
+	                             : &cfg->n_force_uids;
+	*ng = act == BK_ACT_TRIP     ? &cfg->n_trip_gids
+	      : act == BK_ACT_KILL   ? &cfg->n_kill_gids
+	      : act == BK_ACT_RESUME ? &cfg->n_resume_gids
+	                             : &cfg->n_force_gids;
+}
+
+/* "trip_uids = 1001, alice", "kill_gids = trading", "trip_gids = any". */
+static int auth_list(struct load_ctx *c, const char *n, const char *v)
+{
+	unsigned *uids, *gids;
+	int *nu, *ng, act;
+	size_t len;
+	bool any = false, group;
+	int rv;
+
+	for (act = 0; act < BK_ACT_COUNT; act++) {
+		len = strlen(bk_act_name((enum bk_act)act));
+		if (strncmp(n, bk_act_name((enum bk_act)act), len) == 0 && n[len] == '_')
+			break;
+	}
+	if (act == BK_ACT_COUNT || (strcmp(n + len, "_uids") && strcmp(n + len, "_gids")))
+		return -ENOENT;
+	group = strcmp(n + len, "_gids") == 0;
+	acl_lists(&c->cfg, (enum bk_act)act, &uids, &nu, &gids, &ng);
+	/* resume and force are never open to anyone */
+	rv = parse_ids(v, group ? gids : uids, group ? ng : nu, group,
+	               act <= BK_ACT_KILL ? &any : NULL);
+	if (rv == 0) {
+		c->acl_set |= 1u << act;
+		c->acl_any |= any ? 1u << act : 0;
+	}
+	return rv ? -EINVAL : 0;
+}
+
+static int handle_auth(struct load_ctx *c, const char *n, const char *v)
+{
+	uint64_t x;
+	int err;
+
+	if (strcmp(n, "two_person_global_resume") == 0) {
+		err = parse_bool(v, &c->cfg.two_person_global_resume);
+	} else if (strcmp(n, "confirm_window_s") == 0) {
+		if (!(err = parse_u64(v, 1, 3600, &x)))
+			c->cfg.confirm_window_s = (uint32_t)x;
+	} else if ((err = auth_list(c, n, v)) == -ENOENT) {
+		return fail(c, c->line, "unknown key '%s' in section [%s]", n, "auth");
+	} else if (err) {
+		return fail(c, c->line,
+		            "bad value '%s' for '%s': numeric ids or known user/group "
+		            "names, comma-separated (\"any\" for trip and kill only)",
+		            v, n);
+	}
+	if (err)
+		return fail(c, c->line, "bad value '%s' for '%s'", v, n);
+	return 1;
+}
+
+/* "alice-desk:operator, ops-bot:trader": CN (spaces inside allowed) ':' role. */
+static int parse_roles(struct bk_config *cfg, const char *v)
+{
+	char buf[8192], *save = NULL, *tok, *colon, *end;
+
+	if (set_str(buf, sizeof(buf), v))
+		return -EINVAL;
+	cfg->n_tls_roles = 0;
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		struct bk_tls_role *r = &cfg->tls_roles[cfg->n_tls_roles];
+		while (isspace((unsigned char)*tok))
+			tok++;
+		for (end = tok + strlen(tok);
+		     end > tok && isspace((unsigned char)end[-1]);)
+			*--end = '\0';
+		if (!(colon = strrchr(tok, ':')) || cfg->n_tls_roles >= BK_TLS_ROLES)
+			return -EINVAL;
+		for (end = colon; end > tok && isspace((unsigned char)end[-1]);)
+			end--;
+		*end = '\0';
+		for (colon++; isspace((unsigned char)*colon);)
+			colon++;
+		r->role = strcmp(colon, "operator") == 0 ? BK_ROLE_OPERATOR
+		          : strcmp(colon, "trader") == 0 ? BK_ROLE_TRADER
+		                                         : BK_ROLE_NONE;
+		if (!*tok || r->role == BK_ROLE_NONE || set_str(r->cn, BK_CN_MAX, tok))
+			return -EINVAL;
+		for (const unsigned char *p = (const unsigned char *)tok; *p; p++)
+			if (*p < 0x20 || *p == 0x7f)
+				return -EINVAL;
+		if (bk_config_role(cfg, r->cn) != BK_ROLE_NONE)
+			return -EEXIST;
+		cfg->n_tls_roles++;
+	}
+	return 0;
+}
+
+static int handle_tls(struct load_ctx *c, const char *n, const char *v)
+{
+	static const char *const files[] = {"cert_file",       "key_file",
+	                                    "ca_file",         "client_cert_file",
+	                                    "client_key_file", "client_ca_file"};
+	struct bk_config *cfg = &c->cfg;
+	char *dst[] = {cfg->tls_cert,        cfg->tls_key,        cfg->tls_ca,
+	               cfg->tls_client_cert, cfg->tls_client_key, cfg->tls_client_ca};
+	int err;
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (strcmp(n, files[i]) == 0) {
+			if (*v != '/' || set_str(dst[i], PATH_MAX, v))
+				return fail(c, c->line,
+				            "'%s' for '%s' must be an absolute path", v,
+				            n);
+			return 1;
+		}
+	if (strcmp(n, "roles") != 0)
+		return fail(c, c->line, "unknown key '%s' in section [%s]", n, "tls");
+	if ((err = parse_roles(cfg, v)) == -EEXIST)
+		return fail(c, c->line, "a CN is given twice in roles = %s%s", v, "");
+	if (err)
+		return fail(c, c->line,
+		            "bad roles = %s: CN:operator or CN:trader, comma-separated%s",
+		            v, "");
+	return 1;
+}
+
+/* After the whole file: defaults that follow other lists, then what is now true. */
+static void auth_finish(struct load_ctx *c)
+{
+	struct bk_config *cfg = &c->cfg;
+
+	for (unsigned act = 0; act < BK_ACT_COUNT; act++)
+		if (c->acl_set & (1u << act))
+			cfg->auth_any =
+			    (cfg->auth_any & ~(1u << act)) | (c->acl_any & (1u << act));
+	if (!(c->acl_set & (1u << BK_ACT_KILL))) {
+		memcpy(cfg->kill_uids, cfg->trip_uids, sizeof(cfg->kill_uids));
+		memcpy(cfg->kill_gids, cfg->trip_gids, sizeof(cfg->kill_gids));
+		cfg->n_kill_uids = cfg->n_trip_uids;
+		cfg->n_kill_gids = cfg->n_trip_gids;
+		cfg->auth_any = (cfg->auth_any & ~(1u << BK_ACT_KILL)) |
+		                ((cfg->auth_any >> BK_ACT_TRIP & 1u) << BK_ACT_KILL);
+	}
+	if (!(c->acl_set & (1u << BK_ACT_FORCE))) {
+		memcpy(cfg->force_uids, cfg->resume_uids, sizeof(cfg->force_uids));
+		memcpy(cfg->force_gids, cfg->resume_gids, sizeof(cfg->force_gids));
+		cfg->n_force_uids = cfg->n_resume_uids;
+		cfg->n_force_gids = cfg->n_resume_gids;
+	}
+}
+
+/*
+ * The command listener beyond this host must be TLS with client
+ * certificates; plaintext only on loopback, and only when asked for.
+ */
+static int transport_invalid(const struct load_ctx *c, char *err, size_t errlen)
+{
+	const struct bk_config *cfg = &c->cfg;
+	const char *url = cfg->tcp_url;
+	bool lo = false;
+
+	if (!url[0])
+		return 0;
+	if (strncmp(url, "tls+tcp://", 10) == 0) {
+		if (!cfg->tls_cert[0] || !cfg->tls_key[0] || !cfg->tls_ca[0])
+			snprintf(
+			    err, errlen,
+			    "line %d: [commands] tcp_url = %s needs [tls] cert_file, "
+			    "key_file and ca_file",
+			    c->tcp_line, url);
+		else if (!cfg->n_tls_roles)
+			snprintf(err, errlen,
+			         "line %d: [commands] tcp_url = %s, but [tls] roles is "
+			         "empty: no client certificate could do anything",
+			         c->tcp_line, url);
+		else
+			return 0;
+		return 1;
+	}
+	if (bk_listen_parse(url + 6, &lo) == 0 && lo && cfg->allow_plaintext_loopback)
+		return 0;
+	snprintf(
+	    err, errlen,
+	    "line %d: [commands] tcp_url = %s is plaintext TCP%s: use tls+tcp:// "
+	    "with [tls] client certificates (docs/security.md)%s",
+	    c->tcp_line, url, lo ? "" : " on an address that is not numeric loopback",
+	    lo ? ", or set [commands] allow_plaintext_loopback = true (its callers may "
+	         "then only trip)"
+	       : "");
+	return 1;
+}
+
 static int handle_rules(struct load_ctx *c, const char *s, const char *n, const char *v)
 {
 	struct bk_rules_cfg *rc = &c->cfg.rules;
@@ -444,6 +749,13 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 		err = *v == '/' ? set_str(cfg->state_dir, sizeof(cfg->state_dir), v)
 		                : -EINVAL;
 		c->urls_set |= err ? 0 : 8;
+	} else if (key_is(s, n, "breaker", "realtime_priority")) {
+		if (!(err = parse_u64(v, 0, 99, &x)))
+			cfg->rt_priority = (int)x;
+	} else if (key_is(s, n, "breaker", "busy_poll")) {
+		if (strcmp(v, "true") && strcmp(v, "false"))
+			err = -EINVAL;
+		cfg->busy_poll = strcmp(v, "true") == 0;
 	} else if (key_is(s, n, "breaker", "tick_period_us")) {
 		if (!(err = parse_u64(v, 10, 1000000, &x)))
 			cfg->tick_ns = x * 1000;
@@ -481,16 +793,19 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 		          : set_str(cfg->local_url, BK_URL_MAX, v);
 		c->urls_set |= err ? 0 : 16;
 	} else if (key_is(s, n, "commands", "tcp_url")) {
-		err = (*v && strncmp(v, "tcp://", 6))
+		err = (*v && strncmp(v, "tcp://", 6) && strncmp(v, "tls+tcp://", 10))
 		          ? -EINVAL
 		          : set_str(cfg->tcp_url, BK_URL_MAX, v);
+		c->tcp_line = line;
+	} else if (key_is(s, n, "commands", "allow_plaintext_loopback")) {
+		err = parse_bool(v, &cfg->allow_plaintext_loopback);
 	} else if (key_is(s, n, "commands", "socket_mode")) {
 		if (!(err = parse_u64(v, 0600, 0777, &x)))
 			cfg->sock_mode = (mode_t)x;
-	} else if (key_is(s, n, "auth", "resume_uids")) {
-		err = parse_ids(v, (unsigned *)cfg->resume_uids, &cfg->n_resume_uids);
-	} else if (key_is(s, n, "auth", "resume_gids")) {
-		err = parse_ids(v, (unsigned *)cfg->resume_gids, &cfg->n_resume_gids);
+	} else if (strcmp(s, "auth") == 0) {
+		return handle_auth(c, n, v);
+	} else if (strcmp(s, "tls") == 0) {
+		return handle_tls(c, n, v);
 	} else if (key_is(s, n, "strategies", "names")) {
 		err = parse_strategies(cfg, v);
 	} else if (key_is(s, n, "metrics", "listen")) {
@@ -546,7 +861,9 @@ int bk_config_load(struct bk_config *cfg, const char *path, char *err, size_t er
 		snprintf(err, errlen, "line %d: syntax error", rv);
 		return -EINVAL;
 	}
-	if (rules_invalid(&c.cfg.rules, err, errlen) || metrics_invalid(&c, err, errlen))
+	auth_finish(&c);
+	if (rules_invalid(&c.cfg.rules, err, errlen) ||
+	    metrics_invalid(&c, err, errlen) || transport_invalid(&c, err, errlen))
 		return -EINVAL;
 	/* Paths follow instance/run_dir/state_dir unless set explicitly. */
 	if ((c.urls_set & 12) != 12)

@@ -23,28 +23,78 @@
 #define BK_AUTH_MAX       32
 #define BK_CFG_STRATEGIES 256
 #define BK_LISTEN_MAX     64 /* "[v6 address]:port" */
+#define BK_TLS_ROLES      64
+#define BK_CN_MAX         64 /* a certificate CN, NUL included (X.509: 64 chars) */
+
+/* What a caller may be allowed to do ([auth] keys, one list pair each). */
+enum bk_act { BK_ACT_TRIP, BK_ACT_KILL, BK_ACT_RESUME, BK_ACT_FORCE, BK_ACT_COUNT };
+
+/* [tls] roles: operator may do everything, trader may trip and kill. */
+enum bk_role { BK_ROLE_NONE, BK_ROLE_TRADER, BK_ROLE_OPERATOR };
+
+struct bk_tls_role {
+	char cn[BK_CN_MAX];
+	uint8_t role; /* enum bk_role */
+};
+
+/* One act's lists, as views into struct bk_config. */
+struct bk_acl {
+	const uid_t *uids;
+	int n_uids;
+	const gid_t *gids;
+	int n_gids;
+	bool any;
+};
 
 struct bk_config {
 	char instance[BK_INSTANCE_MAX];
 	char run_dir[PATH_MAX];   /* sockets live here; 0750 */
 	char state_dir[PATH_MAX]; /* audit log, lock, marker */
 	char audit_path[PATH_MAX];
-	char cmd_url[BK_URL_MAX];    /* REP: ipc://<run_dir>/<instance>.cmd */
-	char pub_url[BK_URL_MAX];    /* PUB: ipc://<run_dir>/<instance>.pub */
-	char local_url[BK_URL_MAX];  /* fast path: unix://<run_dir>/<instance>.sock; "" = off */
+	char cmd_url[BK_URL_MAX]; /* REP: ipc://<run_dir>/<instance>.cmd */
+	char pub_url[BK_URL_MAX]; /* PUB: ipc://<run_dir>/<instance>.pub */
+	/* the fast path: unix://<run_dir>/<instance>.sock; "" = off */
+	char local_url[BK_URL_MAX];
 	char tcp_url[BK_URL_MAX];    /* "" = no TCP listener (default) */
 	uint64_t tick_ns;            /* tick period; default 100 us */
 	uint64_t heartbeat_bound_ns; /* engines fail closed past this; default 5 ms */
-	bool busy_poll;              /* the loop spins (a core of its own), never sleeps */
-	uint32_t max_msg;            /* largest accepted command, bytes */
-	uint32_t reason_max;         /* longest reason text, bytes */
-	mode_t shm_mode;             /* state segment; never writable but by the daemon */
-	mode_t sock_mode;            /* IPC socket files */
-	/* Who may resume / force. Trip is open to anyone who can reach the socket. */
+	bool busy_poll;      /* the loop spins (a core of its own), never sleeps */
+	int rt_priority;     /* SCHED_FIFO priority of the loop thread; 0 = off */
+	uint32_t max_msg;    /* largest accepted command, bytes */
+	uint32_t reason_max; /* longest reason text, bytes */
+	mode_t shm_mode;     /* state segment; never writable but by the daemon */
+	mode_t sock_mode;    /* IPC socket files */
+	/*
+	 * [auth]: who may do what (docs/security.md). A caller may if its uid is
+	 * listed, or its primary gid, or it is a member of a listed group.
+	 * Resume also gates register and reconcile; force needs resume too.
+	 */
 	uid_t resume_uids[BK_AUTH_MAX];
 	int n_resume_uids;
 	gid_t resume_gids[BK_AUTH_MAX];
 	int n_resume_gids;
+	uid_t trip_uids[BK_AUTH_MAX];
+	int n_trip_uids;
+	gid_t trip_gids[BK_AUTH_MAX];
+	int n_trip_gids;
+	uid_t kill_uids[BK_AUTH_MAX]; /* default: trip's */
+	int n_kill_uids;
+	gid_t kill_gids[BK_AUTH_MAX];
+	int n_kill_gids;
+	uid_t force_uids[BK_AUTH_MAX]; /* default: resume's */
+	int n_force_uids;
+	gid_t force_gids[BK_AUTH_MAX];
+	int n_force_gids;
+	unsigned auth_any;             /* bit 1 << enum bk_act: anyone who can reach us */
+	bool two_person_global_resume; /* a global resume needs two operators */
+	uint32_t confirm_window_s;     /* ... the second within this many seconds */
+	bool allow_plaintext_loopback; /* tcp:// on a loopback address: trip only */
+	/* [tls]: tls+tcp:// command listener, client certificates mapped to roles */
+	char tls_cert[PATH_MAX], tls_key[PATH_MAX], tls_ca[PATH_MAX];
+	struct bk_tls_role tls_roles[BK_TLS_ROLES];
+	int n_tls_roles;
+	/* [tls] client_*: what the CLI presents when it dials tls+tcp:// */
+	char tls_client_cert[PATH_MAX], tls_client_key[PATH_MAX], tls_client_ca[PATH_MAX];
 	char strategies[BK_CFG_STRATEGIES][BK_NAME_MAX]; /* registered at boot */
 	int n_strategies;
 	mode_t tel_mode;           /* telemetry segment: engines write it */
@@ -73,6 +123,18 @@ void bk_config_derive(struct bk_config *cfg);
  * -EINVAL; *loopback tells whether the address is a loopback one.
  */
 int bk_listen_parse(const char *v, bool *loopback);
+
+/* The [auth] lists of one act. */
+void bk_config_acl(const struct bk_config *cfg, enum bk_act act, struct bk_acl *acl);
+
+/* "trip", "kill", "resume", "force". */
+const char *bk_act_name(enum bk_act act);
+
+/* A certificate CN's role from [tls] roles; BK_ROLE_NONE if it has none. */
+enum bk_role bk_config_role(const struct bk_config *cfg, const char *cn);
+
+/* "operator", "trader", "none". */
+const char *bk_role_name(enum bk_role role);
 
 /* "http://127.0.0.1:9464" for the [metrics] listener; "" when it is off. */
 void bk_config_metrics_url(const struct bk_config *cfg, char *url, size_t len);

@@ -10,6 +10,7 @@
 #include <nng/nng.h>
 
 #include "bk_audit.h"
+#include "bk_auth.h"
 #include "bk_config.h"
 #include "bk_metrics.h"
 #include "bk_server.h"
@@ -70,6 +71,7 @@ struct bk_daemon {
 		uint64_t id;
 		uint64_t seq;
 	} dedupe[BK_DEDUPE];
+	struct bk_auth auth; /* group members, refusal rate limit, two-person rule */
 	struct bk_uid_name uid_cache[BK_UID_CACHE];
 	unsigned uid_next;
 	char host[64];
@@ -136,6 +138,10 @@ void bk_cmd_bind_slot(struct bk_daemon *d, int slot);
 
 /* Remember that request id made audit record seq (also from replay). */
 void bk_cmd_remember(struct bk_daemon *d, uint64_t request_id, uint64_t seq);
+
+/* Summarise refusals that were not recorded one by one, once their caller's
+ * rate limit allows (bk_auth.h); from the tick. */
+void bk_cmd_auth_tick(struct bk_daemon *d, uint64_t now_mono_ns);
 
 /* Remember the trip for the engines' acknowledgement view. */
 void bk_cmd_note_trip(struct bk_daemon *d);

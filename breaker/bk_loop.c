@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,7 +33,9 @@ struct loop {
 	struct signalfd_siginfo sig;
 	struct __kernel_timespec tick_ts;
 	uint64_t next_tick;
+	const uint8_t *write_buf;
 	size_t write_len;
+	uint64_t write_off;
 	int write_res;
 	bool flushing;
 	bool backlog; /* requests left waiting because the pending ring was full */
@@ -118,6 +121,8 @@ static void start_flush(struct loop *l)
 	if (l->flushing || l->flush_retry || !bk_audit_flush_ready(&l->d->audit))
 		return;
 	bk_audit_flush_begin(&l->d->audit, &buf, &l->write_len, &off);
+	l->write_buf = buf;
+	l->write_off = off;
 	sqe = get_sqe(l);
 	io_uring_prep_write(sqe, l->d->audit.fd, buf, (unsigned)l->write_len, off);
 	sqe->flags |= IOSQE_IO_LINK;
@@ -130,6 +135,20 @@ static void start_flush(struct loop *l)
 	l->flush_start = bk_now_mono_ns();
 }
 
+/*
+ * A short write says only that the disk took part of the batch. Writing the
+ * rest learns why (ENOSPC, EFBIG, EDQUOT), which is what the operator needs
+ * to read in the log and /healthz. The batch is rewritten whole on retry.
+ */
+static int short_write_errno(struct loop *l)
+{
+	size_t done = (size_t)l->write_res;
+	ssize_t n = pwrite(l->d->audit.fd, l->write_buf + done, l->write_len - done,
+	                   (off_t)(l->write_off + done));
+
+	return n < 0 ? -errno : -EIO;
+}
+
 static void flush_done(struct loop *l, int fsync_res)
 {
 	int res = fsync_res;
@@ -138,7 +157,7 @@ static void flush_done(struct loop *l, int fsync_res)
 	if (l->write_res < 0)
 		res = l->write_res;
 	else if ((size_t)l->write_res != l->write_len)
-		res = -EIO;
+		res = short_write_errno(l);
 	l->flushing = false;
 	bk_metrics_fsync_done(l->d, bk_now_mono_ns() - l->flush_start, res >= 0);
 	bk_audit_flush_done(&l->d->audit, res);
@@ -277,6 +296,28 @@ void bk_loop_signals(sigset_t *mask)
 	pthread_sigmask(SIG_BLOCK, mask, NULL);
 }
 
+/*
+ * realtime_priority: the loop thread alone (nng's threads, started earlier,
+ * stay as they are) preempts ordinary work on its core the moment a tick or
+ * a command is due. Without the privilege it runs on, and says so.
+ */
+static void set_priority(const struct bk_config *cfg)
+{
+	struct sched_param sp = {.sched_priority = cfg->rt_priority};
+	int rv;
+
+	if (!cfg->rt_priority)
+		return;
+	if (cfg->busy_poll) {
+		bk_warn("realtime_priority ignored with busy_poll: a spinning SCHED_FIFO "
+		        "thread would starve its core");
+		return;
+	}
+	if ((rv = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp)) != 0)
+		bk_warn("realtime_priority %d: %s; the loop runs at normal priority",
+		        cfg->rt_priority, strerror(rv));
+}
+
 static int setup(struct loop *l)
 {
 	struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER |
@@ -289,6 +330,7 @@ static int setup(struct loop *l)
 		rv = io_uring_queue_init(64, &l->ring, 0);
 	if (rv < 0)
 		return rv;
+	set_priority(&l->d->cfg);
 	bk_loop_signals(&mask);
 	l->sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
 	if (l->sig_fd < 0) {

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,7 @@ static const char *const results[BK_STATUS_COUNT] = {
     "err_not_durable",
     "err_internal",
     "err_condition_holds",
+    "pending_confirmation",
 };
 
 static const char *const mode_labels[4] = {"active", "cautious", "reduce_only", "halted"};
@@ -221,6 +223,16 @@ static void head_counters(struct bk_daemon *d, struct bk_metrics *m)
 				    "%llu\n",
 				    cmd_types[t], results[r],
 				    (unsigned long long)c->commands[t][r]);
+	family(m, "breaker_auth_refusals_total", "counter",
+	       "Commands refused for want of authorisation (also in commands_total as "
+	       "err_unauthorised).");
+	put(m, "breaker_auth_refusals_total %llu\n",
+	    (unsigned long long)c->auth_refusals);
+	family(m, "breaker_auth_refusals_unrecorded_total", "counter",
+	       "Of those, refusals not audited one by one (rate limit); audit summary "
+	       "records count them.");
+	put(m, "breaker_auth_refusals_unrecorded_total %llu\n",
+	    (unsigned long long)c->auth_suppressed);
 	family(m, "breaker_tick_overruns_total", "counter",
 	       "Ticks that took longer than the tick period.");
 	put(m, "breaker_tick_overruns_total %llu\n",
@@ -600,6 +612,17 @@ static int health(struct bk_daemon *d, struct bk_metrics *m, char *out, size_t l
 
 /* ---- the rendering ---------------------------------------------------------------- */
 
+/*
+ * No reader copies the back buffer, and none can start: readers count
+ * themselves, then check that the buffer is still the published one, and the
+ * swap came before this load (all seq_cst: one of the two sees the other).
+ * Reading their decrement also orders their copies before our writes.
+ */
+static bool back_free(struct bk_metrics *m)
+{
+	return atomic_load(&back_buf(m)->readers) == 0;
+}
+
 static void begin(struct bk_metrics *m, uint64_t now)
 {
 	struct bk_metrics_buf *b = back_buf(m);
@@ -630,7 +653,8 @@ static void publish(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 	atomic_store_explicit(&b->seq,
 	                      atomic_load_explicit(&b->seq, memory_order_relaxed) + 1,
 	                      memory_order_release);
-	atomic_store_explicit(&m->cur, back, memory_order_release);
+	/* seq_cst: ordered against the readers' count and recheck (see read) */
+	atomic_store(&m->cur, back);
 	atomic_store_explicit(&m->published, 1, memory_order_release);
 	m->stage = ST_IDLE;
 }
@@ -745,8 +769,8 @@ void bk_metrics_tick(struct bk_daemon *d, uint64_t now)
 		return; /* not started (in-process benchmarks) */
 	atomic_store_explicit(&m->last_tick_ns, now, memory_order_relaxed);
 	if (m->stage == ST_IDLE) {
-		if (now < m->next_ns)
-			return;
+		if (now < m->next_ns || !back_free(m))
+			return; /* due, but a reader still copies it: next tick */
 		begin(m, now);
 	}
 	slice(d, m, now);
@@ -760,8 +784,11 @@ uint64_t bk_metrics_render_all(struct bk_daemon *d, uint64_t now)
 	if (!m->buf[0].text)
 		return 0;
 	atomic_store_explicit(&m->last_tick_ns, now, memory_order_relaxed);
-	if (m->stage == ST_IDLE)
+	if (m->stage == ST_IDLE) {
+		while (!back_free(m)) /* a copy takes microseconds */
+			sched_yield();
 		begin(m, now);
+	}
 	while (m->stage != ST_IDLE)
 		slice(d, m, now);
 	return bk_now_mono_ns() - t0;
@@ -773,33 +800,42 @@ uint64_t bk_metrics_render_all(struct bk_daemon *d, uint64_t now)
 long bk_metrics_read(struct bk_metrics *m, char *buf, size_t len, int *health,
                      char *health_text, size_t health_len)
 {
-	for (int tries = 0; tries < 64; tries++) {
-		unsigned i = atomic_load_explicit(&m->cur, memory_order_acquire);
+	long rv = -EAGAIN;
+
+	for (int tries = 0; tries < 64 && rv == -EAGAIN; tries++) {
+		unsigned i = atomic_load(&m->cur);
 		struct bk_metrics_buf *b = &m->buf[i];
-		uint64_t s = atomic_load_explicit(&b->seq, memory_order_acquire);
-		size_t n = atomic_load_explicit(&b->len, memory_order_relaxed);
+		uint64_t s;
+		size_t n;
 
 		if (!atomic_load_explicit(&m->published, memory_order_acquire))
 			return -EAGAIN;
-		if (s & 1)
-			continue; /* the writer took this buffer back: read the new one */
-		if (buf && n >= len) {
-			if (atomic_load_explicit(&b->seq, memory_order_acquire) == s)
-				return -ENOBUFS;
-			continue;
+		/* counted first, then still published: the loop leaves it alone */
+		atomic_fetch_add(&b->readers, 1);
+		if (atomic_load(&m->cur) != i) {
+			atomic_fetch_sub(&b->readers, 1);
+			continue; /* swapped meanwhile: read the new one */
 		}
-		if (buf) {
-			memcpy(buf, b->text, n);
-			buf[n] = '\0';
+		s = atomic_load_explicit(&b->seq, memory_order_acquire);
+		n = atomic_load_explicit(&b->len, memory_order_relaxed);
+		if (s & 1) {
+			rv = -EAGAIN; /* cannot happen while counted; kept as a check */
+		} else if (buf && n >= len) {
+			rv = -ENOBUFS;
+		} else {
+			if (buf) {
+				memcpy(buf, b->text, n);
+				buf[n] = '\0';
+			}
+			*health = b->health;
+			snprintf(health_text, health_len, "%.*s", BK_HEALTH_TEXT - 1,
+			         b->health_text);
+			rv = (long)n;
 		}
-		*health = b->health;
-		snprintf(health_text, health_len, "%.*s", BK_HEALTH_TEXT - 1,
-		         b->health_text);
-		atomic_thread_fence(memory_order_acquire);
-		if (atomic_load_explicit(&b->seq, memory_order_relaxed) == s)
-			return (long)n;
+		/* release: the copy happens before the loop's next rendering here */
+		atomic_fetch_sub(&b->readers, 1);
 	}
-	return -EAGAIN;
+	return rv;
 }
 
 /* ---- serving (nng's HTTP threads) ----------------------------------------------------

@@ -4,12 +4,15 @@
  * The loop thread renders the exposition into one of two buffers allocated
  * at start, a bounded slice per tick (so that 4096 strategies never make one
  * tick long), one whole rendering every BK_METRICS_PERIOD_NS, and publishes
- * the finished buffer by an atomic index swap. Each buffer carries its own
- * sequence number, odd while the loop writes it. nng's HTTP threads only copy
- * the published buffer and check its sequence afterwards (a seqlock read,
- * retried), then add the few live lines that must not come from a snapshot
- * (is the loop alive?). Nothing on the tick path allocates or locks; the
- * counters below are plain words of the loop thread.
+ * the finished buffer by an atomic index swap. nng's HTTP threads only copy
+ * the published buffer, then add the few live lines that must not come from
+ * a snapshot (is the loop alive?). A reader counts itself on the buffer it
+ * copies, and the loop starts a rendering only into a buffer nobody copies
+ * (else it tries again next tick): a copy is never torn, and it happens
+ * before the next rendering into that buffer. Each buffer also carries a
+ * sequence number, odd while the loop writes it, checked by the readers.
+ * Nothing on the tick path allocates or locks; the counters below are plain
+ * words of the loop thread.
  */
 #ifndef BK_METRICS_H
 #define BK_METRICS_H
@@ -25,7 +28,7 @@
 #define BK_HIST_BUCKETS      14                     /* finite bucket bounds; +Inf extra */
 #define BK_CMD_TYPES         8 /* trip resume status list register report reconcile invalid */
 #define BK_CMD_INVALID       7
-#define BK_STATUS_COUNT      15 /* breaker.Status values 0..14 */
+#define BK_STATUS_COUNT      16 /* breaker.Status values 0..15 */
 #define BK_HEALTH_TEXT       512
 
 struct bk_daemon;
@@ -42,6 +45,8 @@ struct bk_counters {
 	uint64_t trips[2][BK_REASON_COUNT];               /* [0] global, [1] a strategy */
 	uint64_t commands[BK_CMD_TYPES][BK_STATUS_COUNT]; /* by type and reply status */
 	uint64_t flush_failures; /* audit write or fsync failed */
+	uint64_t auth_refusals;  /* commands refused for want of authorisation */
+	uint64_t auth_suppressed; /* ... of which not audited one by one (rate limit) */
 	uint64_t tick_overruns;  /* ticks longer than the period */
 	struct bk_hist tick;     /* bk_tick's duration */
 	struct bk_hist fsync;    /* audit flush: submit -> fsync done */
@@ -54,6 +59,7 @@ struct bk_metrics_buf {
 	_Atomic uint64_t seq; /* odd while the loop writes this buffer */
 	_Atomic size_t len;
 	_Atomic uint64_t rendered_mono_ns;
+	_Atomic unsigned readers;         /* HTTP threads copying this buffer now */
 	int health;                       /* enum bk_health */
 	char health_text[BK_HEALTH_TEXT]; /* "ok", "degraded: ...", "failing: ..." */
 	char *text;

@@ -11,6 +11,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "bk_rpc.h"
+#include "bk_tls.h"
 
 int bk_rpc_errno(int nng_err)
 {
@@ -200,4 +201,73 @@ bool bk_rpc_ping(const char *url, int timeout_ms)
 		breaker__reply__free_unpacked(rep, NULL);
 	bk_rpc_close(&r);
 	return ok;
+}
+
+/* "tls+tcp://host:port" -> host ("[::1]" -> "::1"), for the certificate check. */
+static int url_host(const char *url, char *host, size_t len)
+{
+	const char *h = strstr(url, "://"), *end;
+
+	if (!h)
+		return -EINVAL;
+	h += 3;
+	if (*h == '[') {
+		h++;
+		end = strchr(h, ']');
+	} else {
+		end = strrchr(h, ':');
+	}
+	if (!end || end == h || (size_t)(end - h) >= len)
+		return -EINVAL;
+	memcpy(host, h, (size_t)(end - h));
+	host[end - h] = '\0';
+	return 0;
+}
+
+int bk_rpc_open_tls(struct bk_rpc *r, const char *url, int timeout_ms,
+                    const struct bk_rpc_tls *tls, char *err, size_t errlen)
+{
+	nng_tls_config *cfg = NULL;
+	nng_dialer dl;
+	char host[256];
+	int rv;
+
+	r->open = 0;
+	r->fd = -1;
+	r->timeout_ms = timeout_ms;
+	err[0] = '\0';
+	if (url_host(url, host, sizeof(host)) < 0)
+		return -EINVAL;
+	if ((rv = bk_tls_client_config(&cfg, tls->cert_file, tls->key_file, tls->ca_file,
+	                               host, err, errlen)) < 0)
+		return rv == -ENOTSUP ? rv : -ENOKEY;
+	if ((rv = nng_req0_open(&r->sock)) != 0) {
+		nng_tls_config_free(cfg);
+		return bk_rpc_errno(rv);
+	}
+	if ((rv =
+	         nng_setopt_ms(r->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) ||
+	    (rv = nng_setopt_ms(r->sock, NNG_OPT_RECVTIMEO, timeout_ms)) ||
+	    (rv = nng_setopt_ms(r->sock, NNG_OPT_SENDTIMEO, timeout_ms)) ||
+	    (rv = nng_setopt_size(r->sock, NNG_OPT_RECVMAXSZ, 1u << 20)) ||
+	    (rv = nng_dialer_create(&dl, r->sock, url)) ||
+	    (rv = nng_dialer_set_ptr(dl, NNG_OPT_TLS_CONFIG, cfg)) ||
+	    (rv = nng_dialer_start(dl, 0))) {
+		nng_tls_config_free(cfg);
+		nng_close(r->sock);
+		/* a refused or unverifiable certificate, either side's */
+		if (rv == NNG_EPEERAUTH || rv == NNG_ECRYPTO)
+			snprintf(err, errlen, "TLS handshake with %s failed: %s%s", url,
+			         nng_strerror(rv),
+			         tls->cert_file
+			             ? " (is our certificate from the CA breakerd "
+			               "trusts, and breakerd's from ours?)"
+			             : " (breakerd requires a client certificate)");
+		return rv == NNG_EPEERAUTH ? -EACCES
+		       : rv == NNG_ECRYPTO ? -EPROTO
+		                           : bk_rpc_errno(rv);
+	}
+	nng_tls_config_free(cfg); /* the dialer holds its own reference */
+	r->open = 1;
+	return 0;
 }

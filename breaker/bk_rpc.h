@@ -38,4 +38,20 @@ bool bk_rpc_ping(const char *url, int timeout_ms);
 /* Map an nng error to a negative errno. */
 int bk_rpc_errno(int nng_err);
 
+/* What the caller presents on tls+tcp://: PEM files; cert and key both or neither. */
+struct bk_rpc_tls {
+	const char *cert_file;
+	const char *key_file;
+	const char *ca_file; /* the CA that signed breakerd's certificate */
+};
+
+/*
+ * Dial a tls+tcp:// url: breakerd's certificate must chain to tls->ca_file
+ * and name the url's host; ours goes with it. 0, or -errno with err saying
+ * what went wrong where it can: -ENOKEY (unusable files), -EACCES (a
+ * certificate refused, either side), -EPROTO (TLS failed), or as bk_rpc_open.
+ */
+int bk_rpc_open_tls(struct bk_rpc *r, const char *url, int timeout_ms,
+                    const struct bk_rpc_tls *tls, char *err, size_t errlen);
+
 #endif

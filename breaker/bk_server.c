@@ -11,6 +11,7 @@
 
 #include "bk_log.h"
 #include "bk_server.h"
+#include "bk_tls.h"
 
 static int ipc_path(const char *url, const char **path)
 {
@@ -49,6 +50,32 @@ fail:
 	return -EADDRNOTAVAIL;
 }
 
+/* tls+tcp://: client certificates required, their CNs give roles (bk_tls.h). */
+static int listen_tls(nng_socket sock, const struct bk_config *cfg, char *err,
+                      size_t errlen)
+{
+	nng_tls_config *tls = NULL;
+	nng_listener l;
+	int rv;
+
+	if (bk_tls_engine_register() < 0) {
+		snprintf(err, errlen, "%s: cannot register the TLS engine", cfg->tcp_url);
+		return -ENOTSUP;
+	}
+	if (bk_tls_server_config(&tls, cfg->tls_cert, cfg->tls_key, cfg->tls_ca, err,
+	                         errlen) < 0)
+		return -EINVAL;
+	if ((rv = nng_listener_create(&l, sock, cfg->tcp_url)) != 0 ||
+	    (rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, tls)) != 0 ||
+	    (rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, BK_TRANSPORT_MAX)) != 0 ||
+	    (rv = nng_listener_start(l, 0)) != 0) {
+		snprintf(err, errlen, "listen %s: %s", cfg->tcp_url, nng_strerror(rv));
+		rv = -EADDRNOTAVAIL;
+	}
+	nng_tls_config_free(tls); /* the listener holds its own reference */
+	return rv;
+}
+
 int bk_server_open(struct bk_server *s, const struct bk_config *cfg, char *err,
                    size_t errlen)
 {
@@ -75,7 +102,11 @@ int bk_server_open(struct bk_server *s, const struct bk_config *cfg, char *err,
 	if ((rv = listen_on(s->rep, cfg->cmd_url, cfg->sock_mode, err, errlen)) < 0 ||
 	    (rv = listen_on(s->pub, cfg->pub_url, cfg->sock_mode, err, errlen)) < 0)
 		goto fail;
-	if (cfg->tcp_url[0] && (rv = listen_on(s->rep, cfg->tcp_url, 0, err, errlen)) < 0)
+	if (cfg->tcp_url[0] && strncmp(cfg->tcp_url, "tls+", 4) == 0)
+		rv = listen_tls(s->rep, cfg, err, errlen);
+	else if (cfg->tcp_url[0])
+		rv = listen_on(s->rep, cfg->tcp_url, 0, err, errlen);
+	if (rv < 0)
 		goto fail;
 	return 0;
 fail:
@@ -106,6 +137,7 @@ void bk_server_peer(const nng_msg *msg, struct bk_peer *peer)
 {
 	nng_pipe p = nng_msg_get_pipe(msg);
 	uint64_t uid, gid, pid;
+	int rv;
 
 	memset(peer, 0, sizeof(*peer));
 	peer->uid = peer->gid = UINT32_MAX;
@@ -114,8 +146,12 @@ void bk_server_peer(const nng_msg *msg, struct bk_peer *peer)
 		return;
 	}
 	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) != 0 ||
-	    nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_GID, &gid) != 0)
-		return; /* not IPC: no credentials, so no trust */
+	    nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_GID, &gid) != 0) {
+		/* TLS: who the certificate names; plaintext TCP: nobody, no trust */
+		rv = bk_tls_peer(p, peer->cn, sizeof(peer->cn));
+		peer->tls = rv == 1 || rv == -EACCES;
+		return;
+	}
 	peer->uid = (uint32_t)uid;
 	peer->gid = (uint32_t)gid;
 	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid) == 0)

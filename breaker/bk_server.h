@@ -31,7 +31,9 @@ struct bk_peer {
 	uint32_t uid;
 	uint32_t gid;
 	uint32_t pid;
-	int local; /* credentials came from the IPC socket */
+	int local;          /* credentials came from the IPC socket */
+	int tls;            /* tls+tcp://: identified by its certificate's CN */
+	char cn[BK_CN_MAX]; /* ... "" if it has no single CN */
 };
 
 int bk_server_open(struct bk_server *s, const struct bk_config *cfg, char *err,
@@ -41,8 +43,8 @@ void bk_server_close(struct bk_server *s);
 /* Next waiting request, never blocks: 0, or -EAGAIN when drained. */
 int bk_server_recv(struct bk_server *s, nng_msg **msg);
 
-/* Who sent it: from SO_PEERCRED on IPC and the local socket; TCP peers are
- * not local (uid ~0). */
+/* Who sent it: from SO_PEERCRED on IPC and the local socket; the client
+ * certificate's CN on tls+tcp://; plaintext TCP peers are anonymous (uid ~0). */
 void bk_server_peer(const nng_msg *msg, struct bk_peer *peer);
 
 /* Send a reply (msg keeps the request's routing header, nng's or the local

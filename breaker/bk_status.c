@@ -115,6 +115,28 @@ static void acks_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 	}
 }
 
+/* A global resume waiting for its second operator (two-person rule). */
+static void proposal_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
+{
+	const struct bk_proposal *pr = &d->auth.proposal;
+	Breaker__Proposal *m;
+
+	if (!pr->active || bk_now_mono_ns() >= pr->expires_mono_ns ||
+	    !(m = calloc(1, sizeof(*m))))
+		return;
+	breaker__proposal__init(m);
+	m->has_audit_seq = m->has_uid = m->has_reason_code = m->has_to_mode = 1;
+	m->has_forced = m->has_expires_wall_ns = 1;
+	m->audit_seq = pr->seq;
+	m->uid = pr->actor.uid;
+	m->user = (char *)pr->actor.name;
+	m->reason_code = (Breaker__ReasonCode)pr->reason;
+	m->to_mode = (Breaker__Mode)pr->target;
+	m->forced = pr->forced;
+	m->expires_wall_ns = pr->expires_wall_ns;
+	info->pending_resume = m;
+}
+
 static void info_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 {
 	uint64_t now = bk_now_mono_ns();
@@ -140,6 +162,7 @@ static void info_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 	info->uptime_ns = now - d->boot_mono_ns;
 	warnings_msg(d, info);
 	acks_msg(d, info);
+	proposal_msg(d, info);
 }
 
 void bk_status_build(struct bk_daemon *d, Breaker__Reply *rep, bool all)
@@ -180,6 +203,7 @@ void bk_status_free(Breaker__Reply *rep)
 		for (size_t i = 0; i < rep->info->n_acks; i++)
 			free(rep->info->acks[i]);
 		free(rep->info->acks);
+		free(rep->info->pending_resume);
 		free(rep->info);
 		rep->info = NULL;
 	}

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,12 +145,20 @@ int main(int argc, char **argv)
 		return 1;
 	setvbuf(stderr, NULL, _IOLBF, 0);
 	bk_loop_signals(&sigs);
+	/*
+	 * A write past RLIMIT_FSIZE (systemd's LimitFSIZE=, ulimit -f) raises
+	 * SIGXFSZ, which kills by default: ignored, the write fails with EFBIG
+	 * like any other audit write error, trips hold and resumes wait.
+	 */
+	signal(SIGXFSZ, SIG_IGN);
 	bk_log_set_level(o.verbose ? BK_LOG_DEBUG : BK_LOG_INFO);
 	/* Boot before any nng call: nng is not fork-safe, and boot may fail early. */
 	if (bk_boot(&d, &report, err, sizeof(err)) < 0) {
 		bk_err("cannot start: %s", err);
 		return 1;
 	}
+	/* Group members now (NSS may be slow): never looked up on the loop. */
+	bk_auth_init(&d.auth, &d.cfg);
 	/* Metrics first, the command socket last: a command that finds breakerd
 	 * listening is answered by a loop that starts at once. */
 	if (bk_metrics_start(&d) < 0) {

@@ -89,7 +89,7 @@ Test(config, bad_files_name_the_line)
 	expect_refused("[breaker]\ninstance = a/b\n", "instance");
 	expect_refused("[breaker]\nrun_dir = relative\n", "run_dir");
 	expect_refused("[commands]\ntcp_url = http://x\n", "tcp_url");
-	expect_refused("[auth]\nresume_uids = root\n", "resume_uids");
+	expect_refused("[auth]\nresume_uids = no-such-user-bk\n", "resume_uids");
 	expect_refused("[strategies]\nnames = 0123456789012345678901234567890123456789\n",
 	               "names");
 	expect_refused("[breaker\n", "line 1");

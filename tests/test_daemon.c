@@ -205,7 +205,7 @@ Test(daemon, dead_or_stopped_daemon_fails_closed)
 struct waiter {
 	struct bk_client *c;
 	uint32_t seen;
-	int rv;
+	_Atomic int rv; /* the main thread looks while the waiter may write */
 };
 
 static void *wait_thread(void *arg)

@@ -74,7 +74,7 @@ Test(rules, reject_rate_threshold)
 
 Test(rules, reject_rate_min_orders_guard)
 {
-	cr_assert_eq(reject_case(49, 49), 0, "100% rejects but too few orders");
+	cr_assert_eq(reject_case(49, 49), 0, "100%% rejects but too few orders");
 	cr_assert_eq(reject_case(50, 49), 1, "enough orders now");
 }
 

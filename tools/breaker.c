@@ -11,7 +11,8 @@
  * Exit status (also in the usage text; see breaker.h):
  *   0 ok, 1 refused by breakerd, 2 bad usage (nothing sent), 3 breakerd
  *   unreachable or no reply in time, 4 audit log failed verification or
- *   cannot be read, 5 trip in effect but its audit record not durable yet.
+ *   cannot be read, 5 trip in effect but its audit record not durable yet,
+ *   6 a global resume proposed, awaiting a second operator (two-person rule).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -97,8 +98,9 @@ static const struct {
      "several latches hold this scope: name one with --reason-code "
      "('breaker status' lists them), or --force to release them all"},
     {BREAKER__STATUS__ERR_UNAUTHORISED,
-     "resume and reconcile are restricted to [auth] resume_uids/resume_gids in "
-     "breakerd's config"},
+     "who may trip, kill, resume and force is set in breakerd's config: [auth] "
+     "for local users, [tls] roles for certificates (docs/security.md); the "
+     "refusal is in the audit log"},
     {BREAKER__STATUS__ERR_CONDITION_HOLDS,
      "the rule that set this latch still fails: 'breaker status' shows its "
      "utilisation; fix the cause, or --force (audited as forced)"},
@@ -121,6 +123,13 @@ int cli_refused(const Breaker__Reply *r)
 	else
 		fputs("(breakerd gave no detail)", stderr);
 	fputc('\n', stderr);
+	if (r->status == BREAKER__STATUS__ERR_UNAUTHORISED && r->error &&
+	    strncmp(r->error, "two-person rule", 15) == 0) {
+		fputs("hint: another operator (a different uid or certificate) must send "
+		      "the same resume\n",
+		      stderr);
+		return BX_REFUSED;
+	}
 	for (size_t i = 0; i < sizeof(refusal_hints) / sizeof(refusal_hints[0]); i++)
 		if (refusal_hints[i].status == (int)r->status)
 			fprintf(stderr, "hint: %s\n", refusal_hints[i].hint);
@@ -204,6 +213,40 @@ static int unreachable(const struct cli *c, const char *cmd, int err, bool sent,
 	return BX_UNREACHABLE;
 }
 
+/* Dial tls+tcp:// with --tls-* or the config's [tls] client_* files. */
+static int cli_open_tls(struct cli *c, struct bk_rpc *rpc)
+{
+	const struct bk_config *g = &c->cfg;
+	struct bk_rpc_tls t = {
+	    c->tls_cert             ? c->tls_cert
+	    : g->tls_client_cert[0] ? g->tls_client_cert
+	                            : NULL,
+	    c->tls_key             ? c->tls_key
+	    : g->tls_client_key[0] ? g->tls_client_key
+	                           : NULL,
+	    c->tls_ca             ? c->tls_ca
+	    : g->tls_client_ca[0] ? g->tls_client_ca
+	                          : NULL,
+	};
+	char err[512];
+	int rv;
+
+	if (!t.ca_file) {
+		fputs("breaker: tls+tcp:// needs the CA that signed breakerd's certificate:\n"
+		      "--tls-ca FILE, or [tls] client_ca_file in the config\n",
+		      stderr);
+		return -ENOKEY;
+	}
+	if (!t.cert_file != !t.key_file) {
+		fputs("breaker: --tls-cert and --tls-key go together\n", stderr);
+		return -ENOKEY;
+	}
+	rv = bk_rpc_open_tls(rpc, c->url, c->timeout_ms, &t, err, sizeof(err));
+	if (rv && err[0])
+		fprintf(stderr, "breaker: %s\n", err);
+	return rv;
+}
+
 /*
  * One request, one reply. On failure prints what happened and returns
  * BX_UNREACHABLE (or BX_USAGE for a bad URL or config); *reply is then NULL.
@@ -229,7 +272,9 @@ int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,
 	if (rv == -ECONNREFUSED) {
 		if (!c->url_given)
 			c->url = c->cfg.cmd_url;
-		rv = bk_rpc_open(&rpc, c->url, c->timeout_ms);
+		rv = strncmp(c->url, "tls+", 4) == 0
+		         ? cli_open_tls(c, &rpc)
+		         : bk_rpc_open(&rpc, c->url, c->timeout_ms);
 	}
 	if (rv)
 		return unreachable(c, cmd, rv, false, changes_state);
@@ -266,6 +311,11 @@ static int cmd_help(struct cli *c, const struct cli_args *a);
 	"0 applied; 1 refused by breakerd; 2 bad usage, nothing sent;\n"                 \
 	"  3 breakerd unreachable (nothing sent) or no reply in time (may have been\n"   \
 	"    applied: check 'breaker status')"
+#define EXITS_RESUME                                                                     \
+	EXITS_CHANGE                                                                     \
+	    ";\n"                                                                        \
+	    "  6 a global resume proposed, not applied: the two-person rule wants a\n"   \
+	    "    different operator to send the same resume"
 #define EXITS_RPC                                                                        \
 	"0 ok; 1 refused by breakerd; 2 bad usage, nothing sent;\n"                      \
 	"  3 breakerd unreachable, or no reply in time"
@@ -325,7 +375,7 @@ static const struct cmd cmds[] = {
      "\n"
      "example: breaker resume --strategy momo-eu-1 --reason-code manual_halt \\\n"
      "             --reason \"positions reconciled, ticket 4711\"\n",
-     EXITS_CHANGE, false},
+     EXITS_RESUME, false},
     {"register", cmd_register, plain_opts, 1, 1, "<strategy>", "<strategy> [--json]",
      "register a strategy with breakerd",
      "Register a strategy: breakerd gives it a slot in the shared-memory table.\n"
@@ -466,10 +516,13 @@ static void usage(FILE *f)
 	    "                   embedded defaults)\n"
 	    "  --instance NAME  breaker instance (default \"default\")\n"
 	    "  --url URL        breakerd's command socket: unix:// (the local fast\n"
-	    "                   path), ipc:// or tcp://. Default: changes go over\n"
-	    "                   unix://<run_dir>/<instance>.sock, queries over\n"
+	    "                   path), ipc://, tcp:// or tls+tcp://. Default: changes\n"
+	    "                   go over unix://<run_dir>/<instance>.sock, queries over\n"
 	    "                   ipc://<run_dir>/<instance>.cmd\n"
 	    "  --timeout MS     wait at most MS for a reply (default %d)\n"
+	    "  --tls-cert FILE  with a tls+tcp:// --url: our client certificate (PEM),\n"
+	    "  --tls-key FILE   its key, and the CA that signed breakerd's certificate;\n"
+	    "  --tls-ca FILE    default: the config's [tls] client_* files\n"
 	    "  -h, --help       this text\n"
 	    "\n"
 	    "Every command takes --help and --json: 'breaker trip --help'.\n"
@@ -482,7 +535,9 @@ static void usage(FILE *f)
 	    "  3  breakerd unreachable (nothing sent), or no reply in time (a trip or\n"
 	    "     resume may have been applied: check 'breaker status')\n"
 	    "  4  audit log failed verification, or cannot be read\n"
-	    "  5  the trip IS in effect, but its audit record is not on disk yet\n",
+	    "  5  the trip IS in effect, but its audit record is not on disk yet\n"
+	    "  6  a global resume is proposed, not applied: the two-person rule wants\n"
+	    "     a different operator to send the same resume\n",
 	    BX_TIMEOUT_MS);
 }
 
@@ -524,8 +579,9 @@ static const char *opt_name(const struct option *opts, int val)
 /* After getopt's own message: point at the global options if that was one. */
 static int bad_option(const char *cmd, int argc, char **argv)
 {
-	static const char *const global[] = {"--config", "--instance", "--url",
-	                                     "--timeout"};
+	static const char *const global[] = {"--config",  "--instance", "--url",
+	                                     "--timeout", "--tls-cert", "--tls-key",
+	                                     "--tls-ca"};
 	const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
 
 	for (size_t i = 0; i < sizeof(global) / sizeof(global[0]); i++)
@@ -643,9 +699,11 @@ static int parse_timeout(struct cli *c, const char *s)
 static int parse_url(struct cli *c, const char *s)
 {
 	if (strncmp(s, "ipc://", 6) != 0 && strncmp(s, "tcp://", 6) != 0 &&
-	    strncmp(s, "unix://", 7) != 0)
-		return cli_usage_error(
-		    NULL, "--url must start with unix://, ipc:// or tcp://, not '%s'", s);
+	    strncmp(s, "unix://", 7) != 0 && strncmp(s, "tls+tcp://", 10) != 0)
+		return cli_usage_error(NULL,
+		                       "--url must start with unix://, ipc://, tcp:// or "
+		                       "tls+tcp://, not '%s'",
+		                       s);
 	if (strlen(s) >= BK_URL_MAX)
 		return cli_usage_error(NULL, "--url is too long");
 	c->url = s;
@@ -658,7 +716,8 @@ static int parse_global(struct cli *c, int argc, char **argv)
 {
 	/* clang-format off */
 	static const struct option opts[] = {OPT("config", 'c'), OPT("instance", 'i'),
-		OPT("url", 'u'), OPT("timeout", 't'), FLAG("help", 'h'), OPT_END};
+		OPT("url", 'u'), OPT("timeout", 't'), OPT("tls-cert", 'E'),
+		OPT("tls-key", 'k'), OPT("tls-ca", 'a'), FLAG("help", 'h'), OPT_END};
 	/* clang-format on */
 	unsigned seen = 0;
 	int o, rv = 0;
@@ -682,6 +741,12 @@ static int parse_global(struct cli *c, int argc, char **argv)
 			rv = parse_url(c, optarg);
 		} else if (o == 't') {
 			rv = parse_timeout(c, optarg);
+		} else if (o == 'E') {
+			c->tls_cert = optarg;
+		} else if (o == 'k') {
+			c->tls_key = optarg;
+		} else if (o == 'a') {
+			c->tls_ca = optarg;
 		}
 		if (rv)
 			return rv;

@@ -29,6 +29,8 @@
  *   3  breakerd unreachable, or no reply in time
  *   4  audit log failed verification, or cannot be read
  *   5  a trip IS in effect, but its audit record is not durable yet
+ *   6  a global resume is proposed, not applied: the two-person rule wants a
+ *      second operator (PENDING_CONFIRMATION)
  */
 enum {
 	BX_OK = 0,
@@ -37,6 +39,7 @@ enum {
 	BX_UNREACHABLE = 3,
 	BX_AUDIT = 4,
 	BX_NOT_DURABLE = 5,
+	BX_PENDING = 6,
 };
 
 #define BX_TIMEOUT_MS 5000
@@ -48,6 +51,8 @@ struct cli {
 	const char *url;         /* --url; else cfg.cmd_url once loaded */
 	bool url_given;          /* --url: no choice of transport */
 	int timeout_ms;
+	/* tls+tcp://: --tls-cert/--tls-key/--tls-ca, else [tls] client_* */
+	const char *tls_cert, *tls_key, *tls_ca;
 	bool cfg_loaded;
 	struct bk_config cfg;
 };

@@ -104,7 +104,9 @@ int parse_since(const char *s, uint64_t now_ns, uint64_t *out)
 static void put_actor(FILE *f, const Breaker__AuditRecord *rec)
 {
 	put_name(f, rec->user ? rec->user : "?");
-	if (rec->has_uid)
+	if (rec->has_uid && rec->uid == UINT32_MAX) /* TCP: no uid, maybe a CN */
+		fputs("(-)", f);
+	else if (rec->has_uid)
 		fprintf(f, "(%" PRIu32 ")", rec->uid);
 	else
 		fputs("(?)", f);
@@ -129,7 +131,13 @@ static void put_change(FILE *f, const Breaker__AuditRecord *rec)
 		cols = fprintf(f, "global");
 	}
 	put_pad(f, cols, 24);
-	if (rec->has_from_mode || rec->has_to_mode)
+	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__REFUSED && rec->has_suppressed)
+		snprintf(modes, sizeof(modes), "%" PRIu32 " not recorded",
+		         rec->suppressed);
+	else if (rec->kind == BREAKER__AUDIT_RECORD__KIND__REFUSED)
+		snprintf(modes, sizeof(modes), "%.20s?",
+		         rec->command ? rec->command : "");
+	else if (rec->has_from_mode || rec->has_to_mode)
 		snprintf(modes, sizeof(modes), "%s->%s",
 		         rec->has_from_mode ? mode_name(rec->from_mode) : "?",
 		         rec->has_to_mode ? mode_name(rec->to_mode) : "?");
@@ -148,9 +156,44 @@ static void put_change(FILE *f, const Breaker__AuditRecord *rec)
 	put_pad(f, cols, 20);
 }
 
+/* After the actor: a refusal's status, a proposal's state, who confirmed. */
+static void put_auth(FILE *f, const Breaker__AuditRecord *rec)
+{
+	if (rec->peer_cn) {
+		fputs(" cn=", f);
+		json_str(f, rec->peer_cn);
+	}
+	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__REFUSED && rec->has_status) {
+		const char *st = status_name(rec->status);
+		fprintf(f, " %s", st ? st : "STATUS_UNKNOWN");
+	}
+	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__RESUME_PROPOSED)
+		fputs(" AWAITS-SECOND-OPERATOR", f);
+	if (rec->has_proposal_seq) {
+		fprintf(f, " confirms seq=%" PRIu64 " proposed-by=", rec->proposal_seq);
+		put_name(f, rec->proposer_user ? rec->proposer_user : "?");
+		if (rec->has_proposer_uid && rec->proposer_uid != UINT32_MAX)
+			fprintf(f, "(%" PRIu32 ")", rec->proposer_uid);
+	}
+}
+
+/* After the reason: why a refusal was refused; a proposal's note. */
+static void put_why(FILE *f, const Breaker__AuditRecord *rec)
+{
+	if (rec->refusal) {
+		fputs(" why=", f);
+		json_str(f, rec->refusal);
+	}
+	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__RESUME_PROPOSED && rec->evidence) {
+		fputs(" note=", f);
+		json_str(f, rec->evidence);
+	}
+}
+
 /*
- * One line: seq, UTC time, kind, scope, from->to, reason code,
- * user(uid)/pid@host, [FORCED], [slot=N], "reason".
+ * One line: seq, UTC time, kind, scope, from->to (a refusal: the command
+ * attempted), reason code, user(uid)/pid@host, [cn=], [status], [FORCED],
+ * [slot=N], "reason", [why=].
  */
 static void put_record(FILE *f, const Breaker__AuditRecord *rec)
 {
@@ -165,6 +208,7 @@ static void put_record(FILE *f, const Breaker__AuditRecord *rec)
 	put_change(f, rec);
 	fputc(' ', f);
 	put_actor(f, rec);
+	put_auth(f, rec);
 	if (rec->has_forced && rec->forced)
 		fputs(" FORCED", f);
 	if (rec->has_slot)
@@ -173,6 +217,7 @@ static void put_record(FILE *f, const Breaker__AuditRecord *rec)
 		fputc(' ', f);
 		json_str(f, rec->reason);
 	}
+	put_why(f, rec);
 	fputc('\n', f);
 }
 

@@ -197,6 +197,40 @@ static int not_durable(const struct cli *c, const struct change *ch,
 	return BX_NOT_DURABLE;
 }
 
+/*
+ * Two-person rule: the resume is only proposed. Say so, and what the second
+ * operator has to run (the same resume, from another account or certificate).
+ */
+static int pending(FILE *f, const struct cli_args *a, const struct change *ch,
+                   const Breaker__Reply *r)
+{
+	char t[BX_TIME_LEN];
+
+	fputs("PROPOSED, NOT APPLIED: ", f);
+	put_scope(f, ch->strategy);
+	fprintf(f, ": %s -> %s (resume%s, two-person rule)",
+	        reply_mode(r->has_from_mode, r->from_mode),
+	        reply_mode(r->has_to_mode, r->to_mode), ch->forced ? " FORCED" : "");
+	put_seq(f, r);
+	fputs("breakerd: ", f);
+	put_text(f, r->error && *r->error ? r->error : "(no detail)");
+	fputc('\n', f);
+	if (r->has_confirm_by_wall_ns)
+		fprintf(f, "a different operator must confirm before %s with:\n",
+		        fmt_time(t, r->confirm_by_wall_ns, 0));
+	else
+		fputs("a different operator must confirm with:\n", f);
+	fputs("  breaker resume", f);
+	if (ch->reason_code >= 0)
+		fprintf(f, " --reason-code %s", reason_name(ch->reason_code));
+	if (a->to)
+		fprintf(f, " --to %s", a->to);
+	if (ch->forced)
+		fputs(" --force", f);
+	fputs(" --reason TEXT\n", f);
+	return BX_PENDING;
+}
+
 static int send_change(struct cli *c, const struct cli_args *a, Breaker__Request *req,
                        const struct change *ch)
 {
@@ -214,6 +248,8 @@ static int send_change(struct cli *c, const struct cli_args *a, Breaker__Request
 		rv = BX_OK;
 	} else if (trip && r->status == BREAKER__STATUS__ERR_NOT_DURABLE) {
 		rv = not_durable(c, ch, r);
+	} else if (!trip && r->status == BREAKER__STATUS__PENDING_CONFIRMATION) {
+		rv = pending(a->json ? stderr : stdout, a, ch, r);
 	} else {
 		rv = cli_refused(r);
 	}

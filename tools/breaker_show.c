@@ -165,6 +165,30 @@ static void put_header(FILE *f, const Breaker__StatusInfo *in)
 	fputc('\n', f);
 }
 
+/* Two-person rule: a global resume waiting for its second operator. */
+static void put_proposal(FILE *f, const Breaker__Proposal *p)
+{
+	char t[BX_TIME_LEN];
+
+	fputs("  PROPOSED global resume", f);
+	if (p->has_reason_code)
+		fprintf(f, " of %s",
+		        p->forced && !p->reason_code ? "every latch"
+		                                     : reason_name(p->reason_code));
+	if (p->has_to_mode)
+		fprintf(f, " to %s", mode_name(p->to_mode));
+	fprintf(f, "%s by ", p->forced ? " (FORCED)" : "");
+	put_name(f, p->user ? p->user : "?");
+	if (p->has_uid && p->uid != UINT32_MAX)
+		fprintf(f, " (uid %" PRIu32 ")", p->uid);
+	if (p->has_audit_seq)
+		fprintf(f, ", audit seq %" PRIu64, p->audit_seq);
+	if (p->has_expires_wall_ns)
+		fprintf(f, ": a different operator may confirm until %s",
+		        fmt_time(t, p->expires_wall_ns, 0));
+	fputc('\n', f);
+}
+
 static void put_status(FILE *f, const struct cli *c, const Breaker__StatusInfo *in)
 {
 	int gmode = in->global && in->global->has_mode ? (int)in->global->mode : -1;
@@ -175,6 +199,8 @@ static void put_status(FILE *f, const struct cli *c, const Breaker__StatusInfo *
 		put_scope_state(f, in->global, gmode);
 	else
 		fputs("global: ? (not in the reply)\n", f);
+	if (in->pending_resume)
+		put_proposal(f, in->pending_resume);
 	fputs("strategies: ", f);
 	put_u32(f, in->has_strategy_count, in->strategy_count);
 	fprintf(f, " registered, %zu tripped\n", in->n_tripped);

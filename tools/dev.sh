@@ -4,7 +4,9 @@
 #   tools/dev.sh run     install packages, build, run breakerd (foreground, defaults)
 #   tools/dev.sh test    install packages, build, run the whole test suite
 #   tools/dev.sh asan    same as test, under AddressSanitizer + UBSan
+#   tools/dev.sh tsan    ThreadSanitizer on breakerd, the CLI and engine threads
 #   tools/dev.sh soak    the long fault runs (ctest -L long)
+#   tools/dev.sh fuzz    libFuzzer targets, short run (tools/fuzz.sh short|long)
 #   tools/dev.sh deps    install packages only
 #   tools/dev.sh build   build only (build/)
 #
@@ -19,6 +21,8 @@ ROOT=$(pwd)
 PACKAGES="build-essential cmake pkg-config liburing-dev libnng-dev libprotobuf-c-dev \
 protobuf-c-compiler libcriterion-dev libinih-dev libssl-dev redis-server python3 \
 prometheus"
+# clang + libclang-rt-14-dev: the libFuzzer targets (tools/fuzz.sh, BK_FUZZ=ON).
+PACKAGES="$PACKAGES clang libclang-rt-14-dev"
 
 deps() {
 	missing=""
@@ -63,8 +67,37 @@ asan)
 	build build-asan asan
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -LE long
 	;;
+fuzz)
+	shift
+	[ $# -eq 0 ] && set -- short
+	exec "$ROOT/tools/fuzz.sh" "$@"
+	;;
+tsan)
+	# Criterion cannot run under TSan (its arena vs TSan's memory layout): the
+	# Criterion suites that drive nng's threads (commands, /metrics, the CLI,
+	# faults) run from build/ against build-tsan's breakerd and CLI; the plain-C
+	# engine-threads test runs instrumented. Reports go to files: any fails.
+	deps
+	build build RelWithDebInfo
+	build build-tsan tsan
+	out="$ROOT/build-tsan/tsan-reports"
+	rm -rf "$out" && mkdir -p "$out"
+	export TSAN_OPTIONS="suppressions=$ROOT/tests/tsan.supp log_path=$out/tsan second_deadlock_stack=1"
+	export BREAKERD="$ROOT/build-tsan/breaker/breakerd" BREAKER_CLI="$ROOT/build-tsan/tools/breaker"
+	rc=0
+	"$ROOT/build-tsan/tests/test_threads" || rc=1
+	for t in daemon ops cli faults; do
+		"$ROOT/build/tests/test_$t" --jobs 2 || rc=1
+	done
+	if ls "$out"/tsan.* >/dev/null 2>&1; then
+		cat "$out"/tsan.*
+		echo "tsan: ThreadSanitizer reports above ($out)" >&2
+		rc=1
+	fi
+	exit $rc
+	;;
 *)
-	sed -n '2,13p' "$0"
+	sed -n '2,/^# Needs root/p' "$0"
 	exit 2
 	;;
 esac
