@@ -231,10 +231,12 @@ static int restore_scope(struct bk_daemon *d, int slot, uint64_t seen)
 	if (mode < BK_CAUTIOUS)
 		return 0;
 	rec.reason = text;
-	return bk_boot_trip_latch(d, slot, reason, (int)mode, &rec);
+	return bk_cmd_system_trip(d, slot, reason, (int)mode, &rec, true);
 }
 
-static int restore_visible(struct bk_daemon *d)
+/* global_seen: the global word as the old daemon left it (read before the
+ * audit_corrupt trip publishes over it). */
+static int restore_visible(struct bk_daemon *d, uint64_t global_seen)
 {
 	const struct bk_shm *shm = d->shm.shm;
 	uint32_t old = atomic_load(&shm->hdr.strategy_count);
@@ -242,7 +244,7 @@ static int restore_visible(struct bk_daemon *d)
 
 	if (d->shm.created)
 		return 0;
-	if ((rv = restore_scope(d, BK_GLOBAL, atomic_load(&shm->global.state))) < 0)
+	if ((rv = restore_scope(d, BK_GLOBAL, global_seen)) < 0)
 		return rv;
 	for (uint32_t i = 0; i < d->state.n_strategies && i < old; i++) {
 		if (strncmp(shm->strategies[i].name, d->state.strategies[i].name,
@@ -259,6 +261,7 @@ static int stage_boot_records(struct bk_daemon *d, const struct bk_boot_report *
 {
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
 	char text[600];
+	uint64_t global_seen;
 
 	snprintf(text, sizeof(text), "breakerd %s started: %llu records replayed%s%s",
 	         d->cfg.instance, (unsigned long long)r->scan.records,
@@ -269,35 +272,12 @@ static int stage_boot_records(struct bk_daemon *d, const struct bk_boot_report *
 	rec.reason = text;
 	if (bk_cmd_stage_system(d, &rec) < 0)
 		return -EIO;
+	/* audit_corrupt first, so that it is the reason engines read; what the
+	 * old daemon published is then restored under it */
+	global_seen = atomic_load(&d->shm.shm->global.state);
 	if (r->corrupt && bk_boot_trip_corrupt(d, r->why) < 0)
 		return -EIO;
-	return restore_visible(d);
-}
-
-int bk_boot_trip_latch(struct bk_daemon *d, int slot, unsigned reason, int mode,
-                       Breaker__AuditRecord *rec)
-{
-	struct bk_actor self = {.uid = (uint32_t)geteuid(), .pid = (uint32_t)getpid()};
-	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
-	const char *unused;
-	struct bk_plan p;
-	uint64_t wall = bk_now_wall_ns();
-
-	snprintf(self.name, sizeof(self.name), "breakerd");
-	if (bk_state_plan_trip(&d->state, slot, (int)reason, mode, &p, &unused))
-		return -EINVAL;
-	bk_state_apply(&d->state, &p, &self, wall, rec->reason, d->audit.next_seq,
-	               d->audit.durable_seq, false);
-	rec->has_kind = 1;
-	rec->kind = BREAKER__AUDIT_RECORD__KIND__TRIP;
-	rec->strategy = slot == BK_GLOBAL ? NULL : (char *)sc->name;
-	rec->has_from_mode = rec->has_to_mode = rec->has_latch_mode =
-	    rec->has_reason_code = 1;
-	rec->from_mode = (Breaker__Mode)p.from_mode;
-	rec->to_mode = (Breaker__Mode)p.to_mode;
-	rec->latch_mode = (Breaker__Mode)p.target;
-	rec->reason_code = (Breaker__ReasonCode)reason;
-	return bk_cmd_stage_system(d, rec) < 0 ? -EIO : 0;
+	return restore_visible(d, global_seen);
 }
 
 int bk_boot_trip_corrupt(struct bk_daemon *d, const char *why)
@@ -305,7 +285,8 @@ int bk_boot_trip_corrupt(struct bk_daemon *d, const char *why)
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
 
 	rec.reason = (char *)why;
-	return bk_boot_trip_latch(d, BK_GLOBAL, BK_R_AUDIT_CORRUPT, BK_HALTED, &rec);
+	return bk_cmd_system_trip(d, BK_GLOBAL, BK_R_AUDIT_CORRUPT, BK_HALTED, &rec,
+	                          true);
 }
 
 static int register_configured(struct bk_daemon *d)

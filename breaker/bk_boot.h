@@ -21,10 +21,6 @@ struct bk_boot_report {
 
 int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t errlen);
 
-/* Latch slot's reason at mode, as the daemon, with rec's reason text (staged). */
-int bk_boot_trip_latch(struct bk_daemon *d, int slot, unsigned reason, int mode,
-                       Breaker__AuditRecord *rec);
-
 /* Latch global HALTED under audit_corrupt with why as the reason (staged). */
 int bk_boot_trip_corrupt(struct bk_daemon *d, const char *why);
 

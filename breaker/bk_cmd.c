@@ -126,33 +126,47 @@ static Breaker__Status resolve_scope(const struct bk_daemon *d, const char *name
 	return BREAKER__STATUS__OK;
 }
 
-static void actor_of(struct bk_daemon *d, const struct bk_peer *peer, struct bk_actor *a)
+/* The caller's name from the cache: false when it needs a lookup (a->name
+ * then holds "uid<N>"). */
+static bool actor_cached(struct bk_daemon *d, const struct bk_peer *peer,
+                         struct bk_actor *a)
 {
-	struct passwd pw, *res = NULL;
-	char buf[1024];
-
 	a->uid = peer->uid;
 	a->pid = peer->pid;
 	if (peer->tls) { /* the whole CN goes in the record's peer_cn */
 		snprintf(a->name, sizeof(a->name), "tls:%.27s", peer->cn);
-		return;
+		return true;
 	}
 	if (!peer->local) {
 		snprintf(a->name, sizeof(a->name), "remote");
-		return;
+		return true;
 	}
 	for (unsigned i = 0; i < BK_UID_CACHE; i++)
 		if (d->uid_cache[i].name[0] && d->uid_cache[i].uid == peer->uid) {
 			memcpy(a->name, d->uid_cache[i].name, sizeof(a->name));
-			return;
+			return true;
 		}
-	if (getpwuid_r(peer->uid, &pw, buf, sizeof(buf), &res) == 0 && res)
+	snprintf(a->name, sizeof(a->name), "uid%u", peer->uid);
+	return false;
+}
+
+/* getpwuid_r may go to NSS (LDAP, sssd): slow, so trips look it up after the flip. */
+static void actor_lookup(struct bk_daemon *d, struct bk_actor *a)
+{
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+
+	if (getpwuid_r(a->uid, &pw, buf, sizeof(buf), &res) == 0 && res)
 		snprintf(a->name, sizeof(a->name), "%s", pw.pw_name);
-	else
-		snprintf(a->name, sizeof(a->name), "uid%u", peer->uid);
-	d->uid_cache[d->uid_next].uid = peer->uid;
+	d->uid_cache[d->uid_next].uid = a->uid;
 	memcpy(d->uid_cache[d->uid_next].name, a->name, sizeof(a->name));
 	d->uid_next = (d->uid_next + 1) % BK_UID_CACHE;
+}
+
+static void actor_of(struct bk_daemon *d, const struct bk_peer *peer, struct bk_actor *a)
+{
+	if (!actor_cached(d, peer, a))
+		actor_lookup(d, a);
 }
 
 /* ---- audit + pending --------------------------------------------------------- */
@@ -535,7 +549,8 @@ static void do_trip(struct cmd_ctx *c)
 	struct bk_actor who;
 	struct bk_plan p;
 	Breaker__Status st;
-	uint64_t wall = bk_now_wall_ns();
+	uint64_t wall = bk_now_wall_ns(), seq;
+	bool named;
 	int slot;
 
 	if ((st = resolve_scope(c->d, t->strategy, &slot, c->why, sizeof(c->why))))
@@ -551,12 +566,21 @@ static void do_trip(struct cmd_ctx *c)
 	                        &why);
 	if (st)
 		return cmd_refuse(c, st, why);
-	actor_of(c->d, &c->peer, &who);
+	named = actor_cached(c->d, &c->peer, &who);
 	/* The halt takes effect now; durability and the ack follow. */
-	bk_state_apply(&c->d->state, &p, &who, wall, reason, c->d->audit.next_seq,
-	               c->d->audit.durable_seq, true);
+	seq = c->d->audit.next_seq;
+	bk_state_apply(&c->d->state, &p, &who, wall, reason, seq, c->d->audit.durable_seq,
+	               true);
 	bk_cmd_publish_scope(c->d, slot);
 	bk_shm_changed(&c->d->shm);
+	if (!named) { /* engines see the halt already; now the name, for people */
+		struct bk_latch *l =
+		    &bk_state_scope(&c->d->state, slot)->latches[p.reason];
+
+		actor_lookup(c->d, &who);
+		if (l->audit_seq == seq) /* this trip raised it (not an earlier one) */
+			memcpy(l->actor.name, who.name, sizeof(who.name));
+	}
 	bk_cmd_note_trip(c->d);
 	count_trip(c->d, slot, p.reason);
 	if (slot == BK_GLOBAL) /* the situation changed: propose again */
@@ -1074,8 +1098,8 @@ static void system_actor(struct bk_actor *a)
 	snprintf(a->name, sizeof(a->name), "breakerd");
 }
 
-void bk_cmd_system_trip(struct bk_daemon *d, int slot, unsigned reason, int mode,
-                        Breaker__AuditRecord *rec)
+int bk_cmd_system_trip(struct bk_daemon *d, int slot, unsigned reason, int mode,
+                       Breaker__AuditRecord *rec, bool always)
 {
 	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
 	struct bk_actor self;
@@ -1083,9 +1107,10 @@ void bk_cmd_system_trip(struct bk_daemon *d, int slot, unsigned reason, int mode
 	struct bk_plan p;
 	uint64_t wall = bk_now_wall_ns();
 
-	if (bk_state_plan_trip(&d->state, slot, (int)reason, mode, &p, &why) ||
-	    p.target <= sc->latches[reason].mode)
-		return; /* already latched at least this far: nothing new to record */
+	if (bk_state_plan_trip(&d->state, slot, (int)reason, mode, &p, &why))
+		return -EINVAL;
+	if (!always && p.target <= sc->latches[reason].mode)
+		return 0; /* already latched at least this far: nothing new to record */
 	system_actor(&self);
 	if (slot == BK_GLOBAL) /* the situation changed: propose again */
 		d->auth.proposal.active = false;
@@ -1098,10 +1123,11 @@ void bk_cmd_system_trip(struct bk_daemon *d, int slot, unsigned reason, int mode
 	fill_record(d, rec, BREAKER__AUDIT_RECORD__KIND__TRIP, &self, wall);
 	plan_record(rec, &p, sc->name);
 	if (bk_audit_stage(&d->audit, rec) < 0) {
-		bk_err("audit staging failed for a rule trip: the trip is in effect");
-		return;
+		bk_err("audit staging failed for the daemon's own trip: it is in effect");
+		return -EIO;
 	}
 	pend(d, NULL, rec, slot, false, false);
+	return 0;
 }
 
 void bk_cmd_system_step(struct bk_daemon *d, int slot, unsigned reason, int to,

@@ -125,9 +125,13 @@ void bk_tick_reload(struct bk_daemon *d);
 bool bk_tick_condition_holds(const struct bk_daemon *d, int slot, unsigned reason,
                              const char **rule);
 
-/* Make a trip by the daemon itself (rules): flip, stage, pend. */
-void bk_cmd_system_trip(struct bk_daemon *d, int slot, unsigned reason, int mode,
-                        Breaker__AuditRecord *rec);
+/*
+ * A trip by the daemon itself (rules, boot): flip, stage, pend; 0 or -errno.
+ * always: record it even if the latch is already that high (a second
+ * audit_corrupt at boot has a cause of its own).
+ */
+int bk_cmd_system_trip(struct bk_daemon *d, int slot, unsigned reason, int mode,
+                       Breaker__AuditRecord *rec, bool always);
 
 /* A cooldown step down (audited resume by the daemon); durable before visible. */
 void bk_cmd_system_step(struct bk_daemon *d, int slot, unsigned reason, int to,
