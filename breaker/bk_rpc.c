@@ -59,6 +59,25 @@ static int open_local(struct bk_rpc *r, const char *path)
 	return 0;
 }
 
+/*
+ * A REQ socket that never resends by itself (a trip must not be applied
+ * twice because a reply was slow) and bounds each call. 0 or an nng error.
+ */
+static int req_open(struct bk_rpc *r, int timeout_ms)
+{
+	int rv;
+
+	if ((rv = nng_req0_open(&r->sock)) != 0)
+		return rv;
+	if ((rv =
+	         nng_setopt_ms(r->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) ||
+	    (rv = nng_setopt_ms(r->sock, NNG_OPT_RECVTIMEO, timeout_ms)) ||
+	    (rv = nng_setopt_ms(r->sock, NNG_OPT_SENDTIMEO, timeout_ms)) ||
+	    (rv = nng_setopt_size(r->sock, NNG_OPT_RECVMAXSZ, 1u << 20)))
+		nng_close(r->sock);
+	return rv;
+}
+
 int bk_rpc_open(struct bk_rpc *r, const char *url, int timeout_ms)
 {
 	int rv;
@@ -68,15 +87,10 @@ int bk_rpc_open(struct bk_rpc *r, const char *url, int timeout_ms)
 	r->timeout_ms = timeout_ms;
 	if (strncmp(url, "unix://", 7) == 0)
 		return open_local(r, url + 7);
-	if ((rv = nng_req0_open(&r->sock)) != 0)
+	if ((rv = req_open(r, timeout_ms)) != 0)
 		return bk_rpc_errno(rv);
 	/* Synchronous dial: an absent daemon is reported now, not as a timeout. */
-	if ((rv =
-	         nng_setopt_ms(r->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) ||
-	    (rv = nng_setopt_ms(r->sock, NNG_OPT_RECVTIMEO, timeout_ms)) ||
-	    (rv = nng_setopt_ms(r->sock, NNG_OPT_SENDTIMEO, timeout_ms)) ||
-	    (rv = nng_setopt_size(r->sock, NNG_OPT_RECVMAXSZ, 1u << 20)) ||
-	    (rv = nng_dial(r->sock, url, NULL, 0))) {
+	if ((rv = nng_dial(r->sock, url, NULL, 0))) {
 		nng_close(r->sock);
 		return bk_rpc_errno(rv);
 	}
@@ -106,7 +120,8 @@ static int64_t ms_left(const struct timespec *end)
  * The reply to req: a late reply to an earlier call that timed out on this
  * connection is skipped by its request id.
  */
-static int call_local(struct bk_rpc *r, const Breaker__Request *req, Breaker__Reply **reply)
+static int call_local(struct bk_rpc *r, const Breaker__Request *req,
+                      Breaker__Reply **reply)
 {
 	size_t len = breaker__request__get_packed_size(req);
 	struct timespec end;
@@ -241,16 +256,11 @@ int bk_rpc_open_tls(struct bk_rpc *r, const char *url, int timeout_ms,
 	if ((rv = bk_tls_client_config(&cfg, tls->cert_file, tls->key_file, tls->ca_file,
 	                               host, err, errlen)) < 0)
 		return rv == -ENOTSUP ? rv : -ENOKEY;
-	if ((rv = nng_req0_open(&r->sock)) != 0) {
+	if ((rv = req_open(r, timeout_ms)) != 0) {
 		nng_tls_config_free(cfg);
 		return bk_rpc_errno(rv);
 	}
-	if ((rv =
-	         nng_setopt_ms(r->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) ||
-	    (rv = nng_setopt_ms(r->sock, NNG_OPT_RECVTIMEO, timeout_ms)) ||
-	    (rv = nng_setopt_ms(r->sock, NNG_OPT_SENDTIMEO, timeout_ms)) ||
-	    (rv = nng_setopt_size(r->sock, NNG_OPT_RECVMAXSZ, 1u << 20)) ||
-	    (rv = nng_dialer_create(&dl, r->sock, url)) ||
+	if ((rv = nng_dialer_create(&dl, r->sock, url)) ||
 	    (rv = nng_dialer_set_ptr(dl, NNG_OPT_TLS_CONFIG, cfg)) ||
 	    (rv = nng_dialer_start(dl, 0))) {
 		nng_tls_config_free(cfg);

@@ -121,32 +121,53 @@ void bk_h_fini(struct bk_h *h)
 		nftw(h->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-int bk_h_cli(struct bk_h *h, char *out, size_t outlen, ...)
+static int run_cli(struct bk_h *h, char *out, size_t outlen, bool merge, va_list ap)
 {
 	const char *bin = env_or("BREAKER_CLI", "breaker");
 	char *argv[64] = {(char *)bin, "--config", h->config};
 	posix_spawn_file_actions_t fa;
 	char path[256];
 	int argc = 3, st;
-	va_list ap;
 	pid_t pid;
 
-	va_start(ap, outlen);
 	while (argc < 63 && (argv[argc] = va_arg(ap, char *)) != NULL)
 		argc++;
-	va_end(ap);
 	argv[argc] = NULL;
 	snprintf(path, sizeof(path), "%s/cli.out", h->dir);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 1, path, O_WRONLY | O_CREAT | O_TRUNC,
 	                                 0600);
+	if (merge)
+		posix_spawn_file_actions_adddup2(&fa, 1, 2);
 	cr_assert_eq(posix_spawn(&pid, bin, &fa, NULL, argv, environ), 0, "spawn %s",
 	             bin);
 	posix_spawn_file_actions_destroy(&fa);
-	waitpid(pid, &st, 0);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	if (out)
 		bk_h_slurp(path, out, outlen);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int bk_h_cli(struct bk_h *h, char *out, size_t outlen, ...)
+{
+	va_list ap;
+	int rv;
+
+	va_start(ap, outlen);
+	rv = run_cli(h, out, outlen, false, ap);
+	va_end(ap);
+	return rv;
+}
+
+int bk_h_cli_all(struct bk_h *h, char *out, size_t outlen, ...)
+{
+	va_list ap;
+	int rv;
+
+	va_start(ap, outlen);
+	rv = run_cli(h, out, outlen, true, ap);
+	va_end(ap);
+	return rv;
 }
 
 void bk_h_attach(struct bk_h *h, struct bk_client *c)

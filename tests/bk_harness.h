@@ -38,6 +38,8 @@ void bk_h_fini(struct bk_h *h);
  * stdout goes to out (may be NULL). Returns the exit code (-1 on a signal).
  */
 int bk_h_cli(struct bk_h *h, char *out, size_t outlen, ...) __attribute__((sentinel));
+/* The same with stderr in out too (warnings, refusals, hints). */
+int bk_h_cli_all(struct bk_h *h, char *out, size_t outlen, ...) __attribute__((sentinel));
 
 /* Attach the C client to the instance (waits up to 2 s for the segment). */
 void bk_h_attach(struct bk_h *h, struct bk_client *c);

@@ -60,37 +60,9 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
-/*
- * The CLI with --config, stdout and stderr both into out (an operator sees
- * both; the not-durable warning goes to stderr). Returns the exit code.
- */
-static int cli(struct bk_h *h, ...)
-{
-	const char *bin = getenv("BREAKER_CLI") ? getenv("BREAKER_CLI") : "breaker";
-	char *argv[32] = {(char *)bin, "--config", h->config};
-	posix_spawn_file_actions_t fa;
-	char path[256];
-	int argc = 3, st;
-	va_list ap;
-	pid_t pid;
-
-	va_start(ap, h);
-	while (argc < 31 && (argv[argc] = va_arg(ap, char *)) != NULL)
-		argc++;
-	va_end(ap);
-	argv[argc] = NULL;
-	snprintf(path, sizeof(path), "%s/cli.out", h->dir);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 1, path, O_WRONLY | O_CREAT | O_TRUNC,
-	                                 0600);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	cr_assert_eq(posix_spawn(&pid, bin, &fa, NULL, argv, environ), 0, "spawn %s",
-	             bin);
-	posix_spawn_file_actions_destroy(&fa);
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	bk_h_slurp(path, out, sizeof(out));
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+/* The CLI, stdout and stderr both into out: an operator sees both, and the
+ * not-durable warning goes to stderr. */
+#define cli(h, ...) bk_h_cli_all(h, out, sizeof(out), __VA_ARGS__)
 
 /* GET path from the daemon's metrics listener; the HTTP status, body in buf. */
 static int http_get(const char *path, char *buf, size_t len)
