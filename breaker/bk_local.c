@@ -39,7 +39,8 @@ int bk_local_open(struct bk_local *l, const char *url, mode_t mode, char *err,
 	}
 	snprintf(l->path, sizeof(l->path), "%s", url + 7);
 	memcpy(sa.sun_path, l->path, strlen(l->path));
-	if (!(l->buf = malloc(BK_TRANSPORT_MAX)))
+	/* one byte more than nng takes: an oversize packet stays oversize */
+	if (!(l->buf = malloc(BK_TRANSPORT_MAX + 1)))
 		return -ENOMEM;
 	l->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (l->listen_fd < 0)
@@ -147,7 +148,7 @@ int bk_local_recv(struct bk_local *l, int slot, nng_msg **msg)
 	ssize_t n;
 
 	/* MSG_TRUNC: the packet's real length, so oversize is seen as such */
-	n = recv(c->fd, l->buf, BK_TRANSPORT_MAX, MSG_DONTWAIT | MSG_TRUNC);
+	n = recv(c->fd, l->buf, BK_TRANSPORT_MAX + 1, MSG_DONTWAIT | MSG_TRUNC);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return -EAGAIN;
 	if (n <= 0) { /* 0: closed (an empty request would be invalid anyway) */
@@ -156,7 +157,7 @@ int bk_local_recv(struct bk_local *l, int slot, nng_msg **msg)
 	}
 	if ((size_t)n > BK_TRANSPORT_MAX) { /* refused by size, as it deserves */
 		bk_warn("local socket: uid %u sent a %zd-byte packet", c->uid, n);
-		n = BK_TRANSPORT_MAX;
+		n = BK_TRANSPORT_MAX + 1; /* > any max_message_bytes: refused */
 	}
 	if (nng_msg_alloc(msg, (size_t)n) != 0)
 		return -EAGAIN; /* out of memory: leave the rest queued in the socket */

@@ -167,6 +167,11 @@ static void measure(enum bk_rule_id id, const struct bk_rule_cfg *r,
 		m->value = (m->applicable && now > s->heartbeat_ns)
 		               ? (now - s->heartbeat_ns) / 1e6
 		               : 0;
+		/* Far in the future is another clock (CLOCK_REALTIME?) or garbage:
+		 * counted as stale by as much, or the dead-man switch is off for
+		 * good. A little ahead is the engine writing after our tick began. */
+		if (m->applicable && s->heartbeat_ns > now + 1000000000ull)
+			m->value = (s->heartbeat_ns - now) / 1e6;
 		break;
 	case BK_RULE_INVARIANT:
 		m->applicable = ev->base_set;

@@ -386,10 +386,12 @@ int bk_state_replay(struct bk_state *st, const Breaker__AuditRecord *rec)
 
 	switch (rec->kind) {
 	case BREAKER__AUDIT_RECORD__KIND__REGISTER:
-		slot = rec->strategy ? bk_state_register(st, rec->strategy) : -EINVAL;
-		return (slot < 0 || !rec->has_slot || (uint32_t)slot != rec->slot)
-		           ? -EBADMSG
-		           : 0;
+		/* check first: a refused record must change nothing */
+		if (!rec->strategy || !rec->has_slot ||
+		    rec->slot != (uint32_t)st->n_strategies)
+			return -EBADMSG;
+		slot = bk_state_register(st, rec->strategy);
+		return (slot < 0 || (uint32_t)slot != rec->slot) ? -EBADMSG : 0;
 	case BREAKER__AUDIT_RECORD__KIND__TRIP:
 	case BREAKER__AUDIT_RECORD__KIND__RESUME:
 		if (plan_from_record(st, rec, &p))

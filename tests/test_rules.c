@@ -183,6 +183,17 @@ Test(rules, stale_heartbeat)
 	cr_assert_eq(trips(eval_at(now + 101 * MS)), 1, "past it");
 }
 
+Test(rules, heartbeat_from_another_clock_is_stale_not_forever_fresh)
+{
+	struct bk_rule_cfg *r = only(BK_RULE_HEARTBEAT);
+
+	r->max = 100;                            /* ms */
+	snap.heartbeat_ns = now + 50 * MS / 100; /* written just after our tick began */
+	cr_assert_eq(trips(eval_at(now)), 0, "a little ahead is a fresh beat");
+	snap.heartbeat_ns = now + 1700000000ull * 1000000000ull; /* CLOCK_REALTIME */
+	cr_assert_eq(trips(eval_at(now + MS)), 1, "the wrong clock disarms nothing");
+}
+
 Test(rules, balance_conservation)
 {
 	only(BK_RULE_INVARIANT);

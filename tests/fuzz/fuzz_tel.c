@@ -131,9 +131,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!rules[id].enabled && ev.violating[id])
 				fz_fail("rule %d is off but holds a violation", id);
 		/*
-		 * Known weakness, reported (tests/fuzz/crashes/README.md): a heartbeat
-		 * ahead of the daemon's clock reads as 0 ms old, forever. Checked
-		 * only with BK_FUZZ_STRICT=1 until bk_rules.c decides what it means.
+		 * Found by this target (tests/fuzz/crashes/README.md): a heartbeat
+		 * ahead of the daemon's clock read as 0 ms old, forever. Fixed: more
+		 * than 1 s ahead counts as that stale. Checked with BK_FUZZ_STRICT=1
+		 * (a huge heartbeat.max can still legitimately hold it off).
 		 */
 		if (strict && rules[BK_RULE_HEARTBEAT].enabled &&
 		    snap.heartbeat_ns > now + 1000000000ull &&
