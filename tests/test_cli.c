@@ -76,8 +76,8 @@ static pid_t spawn_cli(struct bk_h *h, const char *tag, ...)
 	return pid;
 }
 
-/* Exit code of pid within ms (-1 on a signal); killed and failed after. */
-static int wait_exit(pid_t pid, int ms)
+/* Exit code of pid within ms (-1 on a signal), or -2 if it is still running. */
+static int try_wait(pid_t pid, int ms)
 {
 	int st;
 
@@ -86,6 +86,16 @@ static int wait_exit(pid_t pid, int ms)
 			return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 		usleep(10000);
 	}
+	return -2;
+}
+
+/* Exit code of pid within ms (-1 on a signal); killed and failed after. */
+static int wait_exit(pid_t pid, int ms)
+{
+	int st, rv = try_wait(pid, ms);
+
+	if (rv != -2)
+		return rv;
 	kill(pid, SIGKILL);
 	waitpid(pid, &st, 0);
 	cr_assert_fail("the CLI did not exit within %d ms", ms);
@@ -171,16 +181,29 @@ Test(cli, watch_prints_the_trip)
 Test(cli, watch_json_shows_a_rule_warning)
 {
 	struct bk_h h;
+	int rv = -2;
 	pid_t w;
 
 	up(&h, "cwjson");
 	w = spawn_cli(&h, "wj", "watch", "--json", "--count", "1", "--timeout-ms", "5000",
 	              NULL);
 	wait_watching(&h, "wj");
-	/* the engine says 0, the venue 600: 60% of the 1000 break limit, a warning */
-	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=600", NULL), 0,
-	             "%s", out);
-	cr_assert_eq(wait_exit(w, 10000), 0);
+	/*
+	 * The engine says 0, the venue 600: 60% of the 1000 break limit, a
+	 * warning. PUB drops events for a subscriber whose pipe nng has not
+	 * attached yet, so on a slow machine the warning is raised again
+	 * (cleared with 0, then 600) until the watcher has seen one.
+	 */
+	for (int i = 0; i < 20; i++) {
+		cr_assert_eq(
+		    bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=600", NULL), 0,
+		    "%s", out);
+		if ((rv = try_wait(w, 1000)) != -2)
+			break;
+		cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=0", NULL),
+		             0, "%s", out);
+	}
+	cr_assert_eq(rv == -2 ? wait_exit(w, 10000) : rv, 0);
 	cr_assert_eq(
 	    sh_on(&h,
 	          "python3 -c 'import json,sys; e=json.loads(sys.stdin.readline()); "
