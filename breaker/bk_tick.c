@@ -87,7 +87,8 @@ static void act(struct bk_daemon *d, int slot, const struct bk_rule_cfg *rules,
 		        r->global ? "global" : name, bk_mode_str((enum bk_mode)r->action),
 		        v->evidence);
 		rule_record(&rec, v, name, text, sizeof(text));
-		bk_cmd_system_trip(d, scope, bk_rule_reason(v->rule), r->action, &rec, false);
+		bk_cmd_system_trip(d, scope, bk_rule_reason(v->rule), r->action, &rec,
+		                   false);
 		break;
 	case BK_V_WARN:
 		bk_info("rule %s at %.0f%% for %s: %s", bk_rule_name(v->rule),

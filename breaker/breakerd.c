@@ -119,8 +119,9 @@ static void report_boot(const struct bk_daemon *d, const struct bk_boot_report *
 	        bk_mode_str((enum bk_mode)bk_scope_mode(&d->state.global)),
 	        (unsigned long long)(d->cfg.tick_ns / 1000));
 	bk_info("commands %s%s%s, events %s%s%s, shm %s%s, audit %s", d->cfg.cmd_url,
-	        d->cfg.local_url[0] ? " and " : "", d->cfg.local_url, d->cfg.pub_url, d->cfg.tcp_url[0] ? ", tcp " : "", d->cfg.tcp_url,
-	        BK_SHM_PREFIX, d->cfg.instance, d->cfg.audit_path);
+	        d->cfg.local_url[0] ? " and " : "", d->cfg.local_url, d->cfg.pub_url,
+	        d->cfg.tcp_url[0] ? ", tcp " : "", d->cfg.tcp_url, BK_SHM_PREFIX,
+	        d->cfg.instance, d->cfg.audit_path);
 }
 
 int main(int argc, char **argv)

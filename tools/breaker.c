@@ -232,7 +232,8 @@ static int cli_open_tls(struct cli *c, struct bk_rpc *rpc)
 	int rv;
 
 	if (!t.ca_file) {
-		fputs("breaker: tls+tcp:// needs the CA that signed breakerd's certificate:\n"
+		fputs("breaker: tls+tcp:// needs the CA that signed breakerd's "
+		      "certificate:\n"
 		      "--tls-ca FILE, or [tls] client_ca_file in the config\n",
 		      stderr);
 		return -ENOKEY;
@@ -313,9 +314,9 @@ static int cmd_help(struct cli *c, const struct cli_args *a);
 	"    applied: check 'breaker status')"
 #define EXITS_RESUME                                                                     \
 	EXITS_CHANGE                                                                     \
-	    ";\n"                                                                        \
-	    "  6 a global resume proposed, not applied: the two-person rule wants a\n"   \
-	    "    different operator to send the same resume"
+	";\n"                                                                            \
+	"  6 a global resume proposed, not applied: the two-person rule wants a\n"       \
+	"    different operator to send the same resume"
 #define EXITS_RPC                                                                        \
 	"0 ok; 1 refused by breakerd; 2 bad usage, nothing sent;\n"                      \
 	"  3 breakerd unreachable, or no reply in time"
