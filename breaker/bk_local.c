@@ -176,13 +176,6 @@ static bool local_hdr(const nng_msg *msg, struct local_hdr *h)
 	return h->magic == BK_LOCAL_MAGIC;
 }
 
-bool bk_local_owns(const nng_msg *msg)
-{
-	struct local_hdr h;
-
-	return local_hdr(msg, &h);
-}
-
 bool bk_local_peer(const nng_msg *msg, uint32_t *uid, uint32_t *gid, uint32_t *pid)
 {
 	struct local_hdr h;
@@ -217,12 +210,14 @@ static void reply_too_large(struct bk_local_conn *c, const nng_msg *msg)
 	send(c->fd, buf, breaker__reply__pack(&rep, buf), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-void bk_local_reply(struct bk_local *l, nng_msg *msg)
+bool bk_local_reply(struct bk_local *l, nng_msg *msg)
 {
 	struct local_hdr h;
 	struct bk_local_conn *c;
 
-	if (!local_hdr(msg, &h) || h.slot >= BK_LOCAL_CONNS)
+	if (!local_hdr(msg, &h))
+		return false;
+	if (h.slot >= BK_LOCAL_CONNS)
 		goto out;
 	c = &l->conns[h.slot];
 	if (c->fd < 0 || c->gen != h.gen)
@@ -237,4 +232,5 @@ void bk_local_reply(struct bk_local *l, nng_msg *msg)
 		bk_warn("local socket: reply to pid %u: %s", c->pid, strerror(errno));
 out:
 	nng_msg_free(msg);
+	return true;
 }

@@ -54,13 +54,13 @@ int bk_local_accept(struct bk_local *l);
  */
 int bk_local_recv(struct bk_local *l, int slot, nng_msg **msg);
 
-/* Did msg come from the local socket? */
-bool bk_local_owns(const nng_msg *msg);
-
 /* Is msg one of ours? Then fill uid/gid/pid from its header. */
 bool bk_local_peer(const nng_msg *msg, uint32_t *uid, uint32_t *gid, uint32_t *pid);
 
-/* Send msg's body back to the connection its header names; consumes msg. */
-void bk_local_reply(struct bk_local *l, nng_msg *msg);
+/*
+ * If msg came from the local socket, send its body back to the connection its
+ * header names and consume msg; false (msg untouched) if it is nng's.
+ */
+bool bk_local_reply(struct bk_local *l, nng_msg *msg);
 
 #endif

@@ -161,8 +161,8 @@ void bk_server_peer(const nng_msg *msg, struct bk_peer *peer)
 
 void bk_server_reply(struct bk_server *s, nng_msg *msg)
 {
-	if (bk_local_owns(msg))
-		return bk_local_reply(&s->local, msg);
+	if (bk_local_reply(&s->local, msg))
+		return;
 	if (nng_sendmsg(s->rep, msg, NNG_FLAG_NONBLOCK) != 0)
 		nng_msg_free(
 		    msg); /* the requester is gone or flooding; it will time out */

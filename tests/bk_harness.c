@@ -1,7 +1,9 @@
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -196,4 +199,57 @@ long bk_h_slurp(const char *path, char *buf, size_t len)
 	close(fd);
 	buf[off] = '\0';
 	return off;
+}
+
+Breaker__Reply *bk_h_raw_call(struct bk_h *h, const void *buf, size_t len)
+{
+	struct bk_rpc r;
+	nng_msg *msg;
+	Breaker__Reply *rep;
+
+	cr_assert_eq(bk_rpc_open(&r, h->cfg.cmd_url, 3000), 0);
+	cr_assert_eq(nng_msg_alloc(&msg, 0), 0);
+	nng_msg_append(msg, buf, len);
+	cr_assert_eq(nng_sendmsg(r.sock, msg, 0), 0);
+	cr_assert_eq(nng_recvmsg(r.sock, &msg, 0), 0, "the daemon must answer bad input");
+	rep = breaker__reply__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
+	nng_msg_free(msg);
+	bk_rpc_close(&r);
+	cr_assert_not_null(rep);
+	return rep;
+}
+
+int bk_h_http_get(int port, const char *path, char *buf, size_t len, const char **body)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	                         .sin_port = htons((uint16_t)port)};
+	struct pollfd pfd;
+	char req[256];
+	size_t off = 0;
+	ssize_t n;
+	int fd, status = -1;
+
+	buf[0] = '\0';
+	*body = buf;
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return -errno;
+	}
+	n = snprintf(req, sizeof(req),
+	             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+	             path);
+	cr_assert_eq(write(fd, req, (size_t)n), n);
+	pfd = (struct pollfd){.fd = fd, .events = POLLIN};
+	while (off < len - 1 && poll(&pfd, 1, 5000) == 1 &&
+	       (n = read(fd, buf + off, len - 1 - off)) > 0)
+		off += (size_t)n;
+	close(fd);
+	buf[off] = '\0';
+	sscanf(buf, "HTTP/1.%*d %d", &status);
+	*body = strstr(buf, "\r\n\r\n");
+	*body = *body ? *body + 4 : buf + off;
+	return status;
 }

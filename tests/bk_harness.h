@@ -47,4 +47,12 @@ void bk_h_attach(struct bk_h *h, struct bk_client *c);
 /* Read a whole file into buf (NUL-terminated); returns length or -errno. */
 long bk_h_slurp(const char *path, char *buf, size_t len);
 
+/* Send buf as one request over the nng command socket, unchecked; the reply
+ * (the test fails if there is none). */
+Breaker__Reply *bk_h_raw_call(struct bk_h *h, const void *buf, size_t len);
+
+/* GET path from 127.0.0.1:port; the HTTP status (-errno if the connect
+ * fails), the response in buf and *body pointing at its body. */
+int bk_h_http_get(int port, const char *path, char *buf, size_t len, const char **body);
+
 #endif

@@ -25,31 +25,13 @@ struct snap {
 	uint32_t strategies;
 };
 
-static Breaker__Reply *ipc_raw(struct bk_h *h, const void *buf, size_t len)
-{
-	struct bk_rpc r;
-	nng_msg *msg;
-	Breaker__Reply *rep;
-
-	cr_assert_eq(bk_rpc_open(&r, h->cfg.cmd_url, 3000), 0);
-	cr_assert_eq(nng_msg_alloc(&msg, 0), 0);
-	nng_msg_append(msg, buf, len);
-	cr_assert_eq(nng_sendmsg(r.sock, msg, 0), 0);
-	cr_assert_eq(nng_recvmsg(r.sock, &msg, 0), 0, "the daemon must answer bad input");
-	rep = breaker__reply__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
-	nng_msg_free(msg);
-	bk_rpc_close(&r);
-	cr_assert_not_null(rep);
-	return rep;
-}
-
 static Breaker__Reply *call(struct bk_h *h, const Breaker__Request *req)
 {
 	static uint8_t buf[1 << 16];
 	size_t n = breaker__request__get_packed_size(req);
 
 	cr_assert_leq(n, sizeof(buf));
-	return ipc_raw(h, buf, breaker__request__pack(req, buf));
+	return bk_h_raw_call(h, buf, breaker__request__pack(req, buf));
 }
 
 static void expect(Breaker__Reply *rep, Breaker__Status st, const char *needle)

@@ -256,30 +256,12 @@ Test(daemon, futex_waiter_is_woken_by_a_trip)
 
 /* ---- bad input over the wire ------------------------------------------------ */
 
-static Breaker__Reply *raw_call(struct bk_h *h, const void *buf, size_t len)
-{
-	struct bk_rpc r;
-	nng_msg *msg;
-	Breaker__Reply *rep;
-
-	cr_assert_eq(bk_rpc_open(&r, h->cfg.cmd_url, 3000), 0);
-	cr_assert_eq(nng_msg_alloc(&msg, 0), 0);
-	nng_msg_append(msg, buf, len);
-	cr_assert_eq(nng_sendmsg(r.sock, msg, 0), 0);
-	cr_assert_eq(nng_recvmsg(r.sock, &msg, 0), 0, "the daemon must answer bad input");
-	rep = breaker__reply__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
-	nng_msg_free(msg);
-	bk_rpc_close(&r);
-	cr_assert_not_null(rep);
-	return rep;
-}
-
 static Breaker__Reply *call(struct bk_h *h, Breaker__Request *req)
 {
 	uint8_t buf[8192];
 	size_t n = breaker__request__pack(req, buf);
 
-	return raw_call(h, buf, n);
+	return bk_h_raw_call(h, buf, n);
 }
 
 static void expect_status(Breaker__Reply *rep, Breaker__Status st, const char *needle)
@@ -304,12 +286,13 @@ Test(daemon, bad_input_gets_a_clear_error_and_changes_nothing)
 	up(&h, "bad", NULL);
 	bk_h_attach(&h, &c);
 	seq0 = bk_change_seq(&c);
-	expect_status(raw_call(&h, "\xff\xff\xff garbage", 12),
+	expect_status(bk_h_raw_call(&h, "\xff\xff\xff garbage", 12),
 	              BREAKER__STATUS__ERR_BAD_REQUEST, "malformed");
 	memset(big, 'x', sizeof(big));
-	expect_status(raw_call(&h, big, sizeof(big)), BREAKER__STATUS__ERR_TOO_LARGE,
+	expect_status(bk_h_raw_call(&h, big, sizeof(big)), BREAKER__STATUS__ERR_TOO_LARGE,
 	              "limit");
-	expect_status(raw_call(&h, "", 0), BREAKER__STATUS__ERR_BAD_REQUEST, "empty");
+	expect_status(bk_h_raw_call(&h, "", 0), BREAKER__STATUS__ERR_BAD_REQUEST,
+	              "empty");
 	req.cmd_case = BREAKER__REQUEST__CMD_TRIP;
 	req.trip = &t;
 	t.has_reason_code = 1;

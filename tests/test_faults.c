@@ -64,49 +64,15 @@ static void sleep_ms(unsigned ms)
  * not-durable warning goes to stderr. */
 #define cli(h, ...) bk_h_cli_all(h, out, sizeof(out), __VA_ARGS__)
 
-/* GET path from the daemon's metrics listener; the HTTP status, body in buf. */
-static int http_get(const char *path, char *buf, size_t len)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-	                         .sin_port = htons((uint16_t)port())};
-	struct pollfd pfd;
-	char req[256], *body;
-	size_t off = 0;
-	ssize_t n;
-	int fd, status = -1;
-
-	buf[0] = '\0';
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(fd, 0);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		close(fd);
-		return -errno;
-	}
-	n = snprintf(req, sizeof(req),
-	             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-	             path);
-	cr_assert_eq(write(fd, req, (size_t)n), n);
-	pfd = (struct pollfd){.fd = fd, .events = POLLIN};
-	while (off < len - 1 && poll(&pfd, 1, 5000) == 1 &&
-	       (n = read(fd, buf + off, len - 1 - off)) > 0)
-		off += (size_t)n;
-	close(fd);
-	buf[off] = '\0';
-	sscanf(buf, "HTTP/1.%*d %d", &status);
-	if ((body = strstr(buf, "\r\n\r\n")))
-		memmove(buf, body + 4, strlen(body + 4) + 1);
-	return status;
-}
-
 /* Scrape /metrics until it holds needle (a rendering is made every 100 ms). */
 static void metrics_until(const char *needle)
 {
-	static char body[1 << 18];
+	static char buf[1 << 18];
+	const char *body = buf;
 	uint64_t end = bk_now_mono_ns() + DEADLINE;
 
 	do {
-		if (http_get("/metrics", body, sizeof(body)) == 200 &&
+		if (bk_h_http_get(port(), "/metrics", buf, sizeof(buf), &body) == 200 &&
 		    strstr(body, needle))
 			return;
 		sleep_ms(20);

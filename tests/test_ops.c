@@ -58,48 +58,13 @@ static void down(struct bk_h *h)
 
 /* ---- a tiny HTTP client --------------------------------------------------- */
 
-/* GET path on 127.0.0.1:port(); the status, the whole response in buf. */
-static int http_get(const char *path, char *buf, size_t len, const char **body)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-	                         .sin_port = htons((uint16_t)port())};
-	struct pollfd pfd;
-	char req[256];
-	size_t off = 0;
-	ssize_t n;
-	int fd, status = -1;
-
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(fd, 0);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		close(fd);
-		return -errno;
-	}
-	n = snprintf(req, sizeof(req),
-	             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-	             "Connection: close\r\n\r\n",
-	             path);
-	cr_assert_eq(write(fd, req, (size_t)n), n);
-	pfd = (struct pollfd){.fd = fd, .events = POLLIN};
-	while (off < len - 1 && poll(&pfd, 1, 5000) == 1 &&
-	       (n = read(fd, buf + off, len - 1 - off)) > 0)
-		off += (size_t)n;
-	close(fd);
-	buf[off] = '\0';
-	sscanf(buf, "HTTP/1.%*d %d", &status);
-	*body = strstr(buf, "\r\n\r\n");
-	*body = *body ? *body + 4 : buf + off;
-	return status;
-}
-
 /* Scrape until the exposition holds needle (renderings are 100 ms apart). */
 static const char *scrape_until(const char *needle)
 {
 	const char *body = NULL;
 
 	for (int i = 0; i < 300; i++) {
-		if (http_get("/metrics", out, sizeof(out), &body) == 200 &&
+		if (bk_h_http_get(port(), "/metrics", out, sizeof(out), &body) == 200 &&
 		    strstr(body, needle))
 			return body;
 		usleep(10000);
@@ -219,7 +184,7 @@ Test(ops, reject_ratio_and_order_rate_for_engines_with_telemetry)
 
 static int healthz(const char **body)
 {
-	return http_get("/healthz", out, sizeof(out), body);
+	return bk_h_http_get(port(), "/healthz", out, sizeof(out), body);
 }
 
 Test(ops, healthz_and_breaker_health_ok_degraded_failing)
