@@ -101,13 +101,9 @@ static void tick_cost(bool quick)
 		          : n == 1024 ? "1024 strategies"
 		                      : "4096 strategies",
 		          "ns/strategy/tick", &st, setup);
-		bk_shm_close(&d.shm, true);
+		bk_boot_close(&d);
 		bk_shm_unlink(d.cfg.instance);
-		bk_tel_close(&d.tel);
 		bk_tel_unlink(d.cfg.instance);
-		bk_audit_close(&d.audit);
-		bk_state_free(&d.state);
-		close(d.lock_fd);
 		bench_rmtree(dir);
 		free(per);
 	}

@@ -395,3 +395,16 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 	publish_all(d);
 	return 0;
 }
+
+void bk_boot_close(struct bk_daemon *d)
+{
+	bk_metrics_stop(d);
+	bk_server_close(&d->srv);
+	bk_shm_close(&d->shm, true);
+	bk_tel_close(&d->tel);
+	bk_audit_close(&d->audit);
+	bk_state_free(&d->state);
+	if (d->lock_fd >= 0)
+		close(d->lock_fd);
+	d->lock_fd = -1;
+}

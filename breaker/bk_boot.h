@@ -21,6 +21,12 @@ struct bk_boot_report {
 
 int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t errlen);
 
+/*
+ * Undo bk_boot and whatever started after it (metrics, sockets): the segment
+ * is kept for engines, marked stopped; the lock is released last.
+ */
+void bk_boot_close(struct bk_daemon *d);
+
 /* Latch global HALTED under audit_corrupt with why as the reason (staged). */
 int bk_boot_trip_corrupt(struct bk_daemon *d, const char *why);
 

@@ -164,23 +164,17 @@ int main(int argc, char **argv)
 	 * listening is answered by a loop that starts at once. */
 	if (bk_metrics_start(&d) < 0) {
 		bk_err("cannot start: no memory for the metrics buffers");
-		bk_shm_close(&d.shm, true);
+		bk_boot_close(&d);
 		return 1;
 	}
 	if (bk_server_open(&d.srv, &d.cfg, err, sizeof(err)) < 0) {
 		bk_err("cannot start: %s", err);
-		bk_metrics_stop(&d);
-		bk_shm_close(&d.shm, true);
+		bk_boot_close(&d);
 		return 1;
 	}
 	report_boot(&d, &report);
 	rv = bk_loop_run(&d, o.log_file);
-	bk_metrics_stop(&d);
-	bk_server_close(&d.srv);
-	bk_shm_close(&d.shm, true);
-	bk_tel_close(&d.tel);
-	bk_audit_close(&d.audit);
-	bk_state_free(&d.state);
+	bk_boot_close(&d);
 	bk_info("stopped");
 	return rv < 0 ? 1 : 0;
 }

@@ -635,14 +635,9 @@ Test(ops, render_cost_4096_strategies, .timeout = 240)
 	cr_assert(!strstr(ht, "buffer full"), "%s", ht);
 	/* no timing assertion: sanitizers and a shared CI machine make any bound
 	 * either flaky or meaningless; the figures are printed above */
-	bk_metrics_stop(d);
-	bk_shm_close(&d->shm, true);
+	bk_boot_close(d);
 	bk_shm_unlink(d->cfg.instance);
-	bk_tel_close(&d->tel);
 	bk_tel_unlink(d->cfg.instance);
-	bk_audit_close(&d->audit);
-	bk_state_free(&d->state);
-	close(d->lock_fd);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	cr_assert_eq(system(cmd), 0);
 }

@@ -172,13 +172,7 @@ static void shutdown_daemon(void)
 {
 	settle();
 	nng_close(cli);
-	bk_metrics_stop(&d);
-	bk_server_close(&d.srv);
-	bk_shm_close(&d.shm, true);
-	bk_tel_close(&d.tel);
-	bk_audit_close(&d.audit);
-	bk_state_free(&d.state);
-	close(d.lock_fd);
+	bk_boot_close(&d);
 }
 
 static void wipe(void)
