@@ -73,6 +73,12 @@ function find(name,   i) {
 	return 0
 }
 function verdict(ok) { return ok ? "met" : "**missed**" }
+# A "daemon added" difference row against the <= 20 us p99 target.
+function added_row(name, label,   i) {
+	if ((i = find(name)))
+		printf "| %s | %s us p99, %s us p50 | %s |\n", label, c_p99[i], c_p50[i],
+			verdict(c_p99[i] <= 20)
+}
 NR > 1 && !($1 in seen_sec) { seen_sec[$1] = 1; order[++nsec] = $1 }
 NR > 1 {
 	rows++
@@ -117,30 +123,18 @@ END {
 	if (i)
 		printf "| check >= 10,000x faster than a Redis GET | %sx (p50) | %s |\n",
 			c_p50[i], verdict(c_p50[i] >= 10000)
-	i = find("daemon added (separate runs): trip->seen minus bare nng one-way")
-	if (i)
-		printf "| daemon adds <= 20 us p99 over bare nng: trip -> seen vs a bare nng one-way (separate runs) | %s us p99, %s us p50 | %s |\n",
-			c_p99[i], c_p50[i], verdict(c_p99[i] <= 20)
-	i = find("daemon added (separate runs; tick 1 ms): trip->seen minus bare nng one-way")
-	if (i)
-		printf "| the same with tick_period_us = 1000 | %s us p99, %s us p50 | %s |\n",
-			c_p99[i], c_p50[i], verdict(c_p99[i] <= 20)
-	i = find("daemon added (interleaved): trip->seen minus bare nng one-way")
-	if (i)
-		printf "| the same interleaved (both under the daemon tick load): request handling alone | %s us p99, %s us p50 | %s |\n",
-			c_p99[i], c_p50[i], verdict(c_p99[i] <= 20)
-	i = find("daemon added (fast path): trip->seen minus bare seqpacket one-way")
-	if (i)
-		printf "| fast path: daemon adds <= 20 us p99 over its transport (trip -> seen vs a bare seqpacket one-way) | %s us p99, %s us p50 | %s |\n",
-			c_p99[i], c_p50[i], verdict(c_p99[i] <= 20)
-	i = find("daemon added (fast path; tick 1 ms): trip->seen minus bare seqpacket one-way")
-	if (i)
-		printf "| the same with tick_period_us = 1000 | %s us p99, %s us p50 | %s |\n",
-			c_p99[i], c_p50[i], verdict(c_p99[i] <= 20)
-	i = find("daemon added (fast path; realtime_priority 50): trip->seen minus bare seqpacket one-way")
-	if (i)
-		printf "| the same with realtime_priority = 50 (tick 100 us) | %s us p99, %s us p50 | %s |\n",
-			c_p99[i], c_p50[i], verdict(c_p99[i] <= 20)
+	added_row("daemon added (separate runs): trip->seen minus bare nng one-way",
+		"daemon adds <= 20 us p99 over bare nng: trip -> seen vs a bare nng one-way (separate runs)")
+	added_row("daemon added (separate runs; tick 1 ms): trip->seen minus bare nng one-way",
+		"the same with tick_period_us = 1000")
+	added_row("daemon added (interleaved): trip->seen minus bare nng one-way",
+		"the same interleaved (both under the daemon tick load): request handling alone")
+	added_row("daemon added (fast path): trip->seen minus bare seqpacket one-way",
+		"fast path: daemon adds <= 20 us p99 over its transport (trip -> seen vs a bare seqpacket one-way)")
+	added_row("daemon added (fast path; tick 1 ms): trip->seen minus bare seqpacket one-way",
+		"the same with tick_period_us = 1000")
+	added_row("daemon added (fast path; realtime_priority 50): trip->seen minus bare seqpacket one-way",
+		"the same with realtime_priority = 50 (tick 100 us)")
 	i = find("ratio: Redis SET->seen / fast path trip->seen")
 	if (i)
 		printf "| fast path trip -> seen vs the Redis path (SET, poller GET) | %sx faster (p50), %sx (p99) | %s |\n",
