@@ -253,3 +253,12 @@ int bk_h_http_get(int port, const char *path, char *buf, size_t len, const char 
 	*body = *body ? *body + 4 : buf + off;
 	return status;
 }
+
+int bk_h_count(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}

@@ -55,4 +55,7 @@ Breaker__Reply *bk_h_raw_call(struct bk_h *h, const void *buf, size_t len);
  * fails), the response in buf and *body pointing at its body. */
 int bk_h_http_get(int port, const char *path, char *buf, size_t len, const char **body);
 
+/* How many times needle occurs in hay (records in an audit listing, say). */
+int bk_h_count(const char *hay, const char *needle);
+
 #endif

@@ -149,15 +149,6 @@ static const char *record_with(const char *log, const char *const *needles)
 
 #define has_record(log, ...) record_with(log, (const char *const[]){__VA_ARGS__, NULL})
 
-static int count(const char *s, const char *needle)
-{
-	int n = 0;
-
-	for (; (s = strstr(s, needle)); s += strlen(needle))
-		n++;
-	return n;
-}
-
 /* ---- config: the policy, roles, transports ------------------------------------------
  */
 
@@ -860,6 +851,6 @@ Test(auth, plaintext_loopback_callers_may_only_trip)
 	up(&h, "aplain2", ini);
 	cr_assert_eq(cli(&h, "--url", url, "trip", "manual_halt"), 1, "%s", out);
 	cr_assert_eq(mode_of(&h, NULL), BK_ACTIVE);
-	cr_assert_eq(count(read_audit(&h), "\"kind\":\"REFUSED\""), 1, "%s", audit);
+	cr_assert_eq(bk_h_count(read_audit(&h), "\"kind\":\"REFUSED\""), 1, "%s", audit);
 	bk_h_fini(&h);
 }

@@ -88,15 +88,6 @@ static void trip_req(Breaker__Request *req, Breaker__Trip *t, uint64_t id)
 	t->reason = "over the fast path";
 }
 
-static int count(const char *hay, const char *needle)
-{
-	int n = 0;
-
-	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
-		n++;
-	return n;
-}
-
 Test(local, trip_is_seen_and_audited_with_the_callers_identity)
 {
 	Breaker__Request req = BREAKER__REQUEST__INIT;
@@ -278,6 +269,7 @@ Test(local, one_request_id_is_applied_once_whichever_transport_carries_it)
 	breaker__reply__free_unpacked(a, NULL);
 	breaker__reply__free_unpacked(b, NULL);
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "audit", NULL), 0);
-	cr_assert_eq(count(out, "over the fast path"), 1, "one TRIP record: %s", out);
+	cr_assert_eq(bk_h_count(out, "over the fast path"), 1, "one TRIP record: %s",
+	             out);
 	bk_h_fini(&h);
 }
