@@ -60,6 +60,27 @@ static int open_local(struct bk_rpc *r, const char *path)
 }
 
 /*
+ * Is anyone listening at this ipc:// path? -ECONNREFUSED if not (no file, or
+ * a stale one): said at once, before anything is sent. The kernel completes
+ * the connect even when the daemon is stopped.
+ */
+static int ipc_probe(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, rv = 0;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -EINVAL;
+	memcpy(sa.sun_path, path, strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EAGAIN)
+		rv = errno == ENOENT ? -ECONNREFUSED : -errno;
+	close(fd);
+	return rv;
+}
+
+/*
  * A REQ socket that never resends by itself (a trip must not be applied
  * twice because a reply was slow) and bounds each call. 0 or an nng error.
  */
@@ -87,10 +108,16 @@ int bk_rpc_open(struct bk_rpc *r, const char *url, int timeout_ms)
 	r->timeout_ms = timeout_ms;
 	if (strncmp(url, "unix://", 7) == 0)
 		return open_local(r, url + 7);
+	if (strncmp(url, "ipc://", 6) == 0 && (rv = ipc_probe(url + 6)) < 0)
+		return rv;
 	if ((rv = req_open(r, timeout_ms)) != 0)
 		return bk_rpc_errno(rv);
-	/* Synchronous dial: an absent daemon is reported now, not as a timeout. */
-	if ((rv = nng_dial(r->sock, url, NULL, 0))) {
+	/* Synchronous dial: an absent daemon is reported now, not as a timeout.
+	 * ipc:// (probed above) dials in the background: a synchronous dial
+	 * waits for the handshake up to nng's own 10 s whatever timeout_ms says
+	 * (a stopped daemon), and the send and receive timeouts bound it. */
+	if ((rv = nng_dial(r->sock, url, NULL,
+	                   strncmp(url, "ipc://", 6) == 0 ? NNG_FLAG_NONBLOCK : 0))) {
 		nng_close(r->sock);
 		return bk_rpc_errno(rv);
 	}
