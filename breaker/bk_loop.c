@@ -218,6 +218,7 @@ static void on_tick(struct loop *l)
 	uint64_t now = bk_now_mono_ns();
 
 	bk_tick(l->d, now);
+	bk_local_sweep(&l->d->srv.local, now);
 	if (l->flush_retry && now >= l->retry_at)
 		l->flush_retry = false;
 	l->next_tick += l->d->cfg.tick_ns;

@@ -42,6 +42,9 @@ int bk_rpc_errno(int nng_err)
 static int open_local(struct bk_rpc *r, const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	/* a full listen backlog (a stopped or flooded daemon) blocks connect()
+	 * for as long as SO_SNDTIMEO says: the call's timeout, not forever */
+	struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
 	int rv;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
@@ -50,8 +53,11 @@ static int open_local(struct bk_rpc *r, const char *path)
 	r->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (r->fd < 0)
 		return -errno;
+	setsockopt(r->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (connect(r->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		rv = errno == ENOENT ? -ECONNREFUSED : -errno;
+		rv = errno == ENOENT   ? -ECONNREFUSED
+		     : errno == EAGAIN ? -ETIMEDOUT
+		                       : -errno;
 		close(r->fd);
 		return rv;
 	}

@@ -19,12 +19,15 @@
 /* nng drops anything larger at the transport; smaller but > max_msg gets a reply. */
 #define BK_TRANSPORT_MAX (1u << 20)
 
+struct bk_pipe_caps; /* per-uid connection caps on the nng sockets (bk_server.c) */
+
 struct bk_server {
 	nng_socket rep;
 	nng_socket pub;
 	int recv_fd; /* poll for POLLIN */
 	int open;
 	struct bk_local local; /* the seqpacket fast path (bk_local.h) */
+	struct bk_pipe_caps *caps;
 };
 
 struct bk_peer {

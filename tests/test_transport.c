@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -192,6 +193,8 @@ Test(transport, pause_during_requests_then_resume_answers_within_1s_and_idles)
 	bk_h_init(&h, "pause", QUIET);
 	bk_h_start(&h);
 	answers_everywhere(&h, "before the pause");
+	fprintf(stderr, "breakerd CPU over ~1 s before the pause: %.1f%% of a core\n",
+	        cpu_share(h.pid) * 100);
 	cr_assert_eq(kill(h.pid, SIGSTOP), 0);
 	/* requests that give up while the daemon is stopped, on both transports */
 	waiting[0] = cli_spawn(&h, (char *[]){"--timeout", "300", "status", NULL});
@@ -262,5 +265,226 @@ Test(transport, connect_and_hang_up_flood_by_another_user_leaves_ipc_answering)
 	fprintf(stderr, "breakerd CPU over ~1 s after the flood: %.1f%% of a core\n",
 	        share * 100);
 	cr_assert_lt(share, 0.5, "breakerd burns %.0f%% of a core", share * 100);
+	bk_h_fini(&h);
+}
+
+/* ---- issue 11 item 2: connection exhaustion must not block a trip ------------- */
+
+#define HOSTILE 1000
+
+/*
+ * A child that, as nobody, opens n connections to path (SOCK_SEQPACKET for
+ * the local socket; SOCK_STREAM plus nng's SP handshake for ipc://, so that
+ * each becomes an nng pipe), holds them idle and says so on *ready. No nng
+ * in the child: plain sockets. Killed by the caller.
+ */
+static pid_t hold_connections(const char *path, int type, int n, int *ready)
+{
+	static const char sp_req[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0};
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int p[2];
+	pid_t pid;
+
+	cr_assert_eq(pipe(p), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct rlimit rl = {HOSTILE + 64, HOSTILE + 64};
+		double end = now_s() + 5;
+		int held = 0;
+
+		close(p[0]);
+		if (setrlimit(RLIMIT_NOFILE, &rl) || setgroups(0, NULL) ||
+		    setgid(NOBODY) || setuid(NOBODY))
+			_exit(2);
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* after setuid, which clears it */
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+		for (int i = 0; i < n; i++) {
+			int fd = socket(AF_UNIX, type | SOCK_NONBLOCK, 0), rv;
+
+			if (fd < 0)
+				_exit(3);
+			/* a full backlog: retry while breakerd accepts, 5 s in all */
+			while ((rv = connect(fd, (struct sockaddr *)&sa, sizeof(sa))) <
+			           0 &&
+			       errno == EAGAIN && now_s() < end)
+				usleep(1000);
+			if (rv < 0) {
+				close(fd);
+				continue;
+			}
+			if (type == SOCK_STREAM)
+				(void)!write(fd, sp_req, sizeof(sp_req));
+			held++;
+		}
+		(void)!write(p[1], &held, sizeof(held));
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	*ready = p[0];
+	return pid;
+}
+
+static int wait_ready(int fd)
+{
+	int held = -1;
+
+	cr_assert_eq(read(fd, &held, sizeof(held)), (ssize_t)sizeof(held),
+	             "the hostile child died");
+	close(fd);
+	return held;
+}
+
+static void stop_child(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+static int global_mode(struct bk_h *h)
+{
+	struct bk_client c;
+	int m;
+
+	bk_h_attach(h, &c);
+	m = bk_check(&c, BK_GLOBAL_ONLY);
+	bk_client_detach(&c);
+	return m;
+}
+
+/* A root trip with the CLI's own choice of transport, then one over url. */
+static void root_trip_gets_through(struct bk_h *h, const char *what, const char *url)
+{
+	double t = now_s();
+	int rv;
+
+	rv = CLI(h, "--timeout", "1000", "trip", "manual_halt", "--reason", (char *)what);
+	fprintf(stderr, "%s: root trip: exit %d after %.0f ms\n", what, rv,
+	        (now_s() - t) * 1e3);
+	cr_assert_eq(rv, 0, "%s: root trip: %s", what, out);
+	cr_assert_eq(global_mode(h), BK_HALTED, "%s: the trip is not in the segment",
+	             what);
+	t = now_s();
+	rv = CLI(h, "--timeout", "1000", "--url", (char *)url, "kill", "s1", "--reason",
+	         (char *)what);
+	fprintf(stderr, "%s: root kill over %s: exit %d after %.0f ms\n", what, url, rv,
+	        (now_s() - t) * 1e3);
+	cr_assert_eq(rv, 0, "%s: root kill over %s: %s", what, url, out);
+	cr_assert_eq(CLI(h, "--timeout", "1000", "status"), 0, "%s: status: %s", what,
+	             out);
+	cr_assert(strstr(out, "s1"), "%s", out);
+}
+
+/*
+ * breakerd as systemd starts it: LimitNOFILE's default soft limit is 1024
+ * (tools/breakerd.service sets none), so a thousand connections held open
+ * are also a thousand of its descriptors.
+ */
+static void start_like_systemd(struct bk_h *h)
+{
+	struct rlimit rl;
+
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	rl.rlim_cur = 1024;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	bk_h_start(h);
+}
+
+#define FLOOD_INI                                                                        \
+	"[metrics]\nlisten =\n[strategies]\nnames = s1\n[commands]\nsocket_mode = "      \
+	"0666\n"
+
+Test(transport, a_thousand_idle_local_connections_by_nobody_do_not_block_a_root_trip)
+{
+	struct bk_h h;
+	pid_t child;
+	int ready, held;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root: the flood runs as another user");
+	bk_h_init(&h, "lflood", FLOOD_INI);
+	start_like_systemd(&h);
+	open_dirs(&h);
+	child = hold_connections(h.cfg.local_url + 7, SOCK_SEQPACKET, HOSTILE, &ready);
+	held = wait_ready(ready);
+	fprintf(stderr, "nobody holds %d local connections\n", held);
+	root_trip_gets_through(&h, "1000 local connections held", h.cfg.local_url);
+	stop_child(child);
+	bk_h_fini(&h);
+}
+
+/* 1,000 on each transport at once: past the fds systemd gives breakerd. */
+Test(transport, a_thousand_idle_connections_on_each_transport_do_not_block_a_root_trip)
+{
+	struct bk_h h;
+	pid_t c1, c2;
+	int r1, r2, n1, n2;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root: the flood runs as another user");
+	bk_h_init(&h, "iflood", FLOOD_INI);
+	start_like_systemd(&h);
+	open_dirs(&h);
+	c1 = hold_connections(h.cfg.cmd_url + 6, SOCK_STREAM, HOSTILE, &r1);
+	n1 = wait_ready(r1);
+	c2 = hold_connections(h.cfg.local_url + 7, SOCK_SEQPACKET, HOSTILE, &r2);
+	n2 = wait_ready(r2);
+	fprintf(stderr, "nobody holds %d ipc and %d local connections\n", n1, n2);
+	root_trip_gets_through(&h, "1000 ipc + 1000 local connections held",
+	                       h.cfg.cmd_url);
+	stop_child(c1);
+	stop_child(c2);
+	bk_h_fini(&h);
+}
+
+/* The per-uid cap lifted: the full table's oldest idle connection makes room. */
+Test(transport, a_full_local_table_evicts_the_oldest_idle_connection_for_a_root_trip)
+{
+	struct bk_h h;
+	pid_t child;
+	int ready;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root: the flood runs as another user");
+	bk_h_init(&h, "evict", FLOOD_INI "max_conns_per_uid = 100000\n");
+	start_like_systemd(&h);
+	open_dirs(&h);
+	child = hold_connections(h.cfg.local_url + 7, SOCK_SEQPACKET, HOSTILE, &ready);
+	fprintf(stderr, "nobody holds %d local connections, uncapped\n",
+	        wait_ready(ready));
+	root_trip_gets_through(&h, "uncapped local flood", h.cfg.local_url);
+	stop_child(child);
+	bk_h_fini(&h);
+}
+
+/* An idle connection is closed after idle_timeout_ms: its peer reads EOF. */
+Test(transport, an_idle_local_connection_is_closed_after_the_idle_timeout)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct bk_h h;
+	char b;
+	double t, end;
+	ssize_t n = -1;
+	int fd;
+
+	bk_h_init(&h, "idle", FLOOD_INI "idle_timeout_ms = 300\n");
+	bk_h_start(&h);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", h.cfg.local_url + 7);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	t = now_s();
+	end = t + 10;
+	while (now_s() < end) {
+		n = recv(fd, &b, 1, MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN))
+			break;
+		usleep(20000);
+	}
+	fprintf(stderr, "idle local connection closed after %.0f ms (timeout 300 ms)\n",
+	        (now_s() - t) * 1e3);
+	cr_assert_eq(n, 0, "the idle connection was not closed within 10 s");
+	close(fd);
 	bk_h_fini(&h);
 }
