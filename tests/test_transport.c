@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,6 +120,8 @@ static void open_dirs(struct bk_h *h)
 	cr_assert_eq(chmod(run, 0755), 0);
 }
 
+static const char *cli_config; /* the CLI's --config, if not the daemon's */
+
 /* The CLI as uid (-1: as we are); stdout and stderr in out; its exit code. */
 static int cli_as(struct bk_h *h, int uid, char **args)
 {
@@ -129,7 +133,8 @@ static int cli_as(struct bk_h *h, int uid, char **args)
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
-		char *argv[24] = {cli_bin(), "--config", h->config};
+		char *argv[24] = {cli_bin(), "--config",
+		                  cli_config ? (char *)cli_config : h->config};
 		int n = 3, fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
 		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
@@ -487,4 +492,98 @@ Test(transport, an_idle_local_connection_is_closed_after_the_idle_timeout)
 	cr_assert_eq(n, 0, "the idle connection was not closed within 10 s");
 	close(fd);
 	bk_h_fini(&h);
+}
+
+/* ---- the CLI's retry over the other transport, with the same request id ------ */
+
+/*
+ * A stand-in for a local socket that fails the caller: it takes one request
+ * and, if forward, hands it to breakerd's real local socket and waits for
+ * the answer (so the change IS applied), then hangs up on the caller
+ * without a reply, as a reset connection does.
+ */
+struct proxy {
+	int listen_fd;
+	const char *real; /* breakerd's local socket path */
+	bool forward;
+	bool forwarded;
+};
+
+static void *proxy_run(void *arg)
+{
+	struct proxy *p = arg;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	static uint8_t buf[1 << 16];
+	struct pollfd pfd = {.fd = p->listen_fd, .events = POLLIN};
+	int fd, up;
+	ssize_t n;
+
+	if (poll(&pfd, 1, 10000) != 1 || (fd = accept(p->listen_fd, NULL, NULL)) < 0)
+		return NULL; /* the CLI never came */
+	n = recv(fd, buf, sizeof(buf), 0);
+	if (n > 0 && p->forward) {
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", p->real);
+		up = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+		if (up >= 0 && connect(up, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		    send(up, buf, (size_t)n, 0) == n && recv(up, buf, sizeof(buf), 0) > 0)
+			p->forwarded = true;
+		close(up);
+	}
+	close(fd);
+	return NULL;
+}
+
+static void retry_case(bool forward)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct proxy p = {.forward = forward};
+	char cfg[512], audit[1 << 16];
+	const char *reason =
+	    forward ? "applied by the first try" : "applied by the retry";
+	struct bk_h h;
+	pthread_t th;
+	FILE *f;
+	int rv;
+
+	bk_h_init(&h, forward ? "retry1" : "retry2", FLOOD_INI);
+	bk_h_start(&h);
+	p.real = h.cfg.local_url + 7;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/proxy.sock", h.dir);
+	p.listen_fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	cr_assert_eq(bind(p.listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(p.listen_fd, 4), 0);
+	/* the CLI's config: the same daemon, but its local_url is the proxy */
+	snprintf(cfg, sizeof(cfg), "%s/cli.ini", h.dir);
+	f = fopen(cfg, "w");
+	cr_assert_not_null(f);
+	fprintf(f,
+	        "[breaker]\ninstance = %s\nrun_dir = %s\nstate_dir = %s\n"
+	        "[commands]\nlocal_url = unix://%s\n",
+	        h.instance, h.cfg.run_dir, h.cfg.state_dir, sa.sun_path);
+	fclose(f);
+	cr_assert_eq(pthread_create(&th, NULL, proxy_run, &p), 0);
+	cli_config = cfg;
+	rv = CLI(&h, "--timeout", "2000", "trip", "manual_halt", "--reason",
+	         (char *)reason);
+	cli_config = NULL;
+	pthread_join(th, NULL);
+	fprintf(stderr, "--- %s:\n%s", reason, out);
+	cr_assert_eq(rv, 0, "%s", out);
+	cr_assert_eq(p.forwarded, forward);
+	cr_assert(strstr(out, "sent, no reply over unix://"), "%s", out);
+	cr_assert(strstr(out, forward ? "applied by the earlier try over unix://"
+	                              : "applied over ipc://"),
+	          "%s", out);
+	cr_assert_eq(global_mode(&h), BK_HALTED);
+	/* applied once: one TRIP record with this reason, whichever try made it */
+	cr_assert_eq(bk_h_cli(&h, audit, sizeof(audit), "audit", "--json", NULL), 0);
+	cr_assert_eq(bk_h_count(audit, reason), 1, "%s", audit);
+	close(p.listen_fd);
+	bk_h_fini(&h);
+}
+
+Test(transport, a_trip_whose_local_try_fails_is_retried_over_ipc_with_the_same_id)
+{
+	retry_case(true); /* the first try was applied: acknowledged, not applied twice */
+	retry_case(false); /* it was not: the retry applies it */
 }

@@ -242,7 +242,19 @@ static int send_change(struct cli *c, const struct cli_args *a, Breaker__Request
 		return rv;
 	if (a->json)
 		json_reply(stdout, r);
-	if (r->status == BREAKER__STATUS__OK) {
+	if (r->status == BREAKER__STATUS__OK && !r->has_to_mode && r->error &&
+	    strstr(r->error, "duplicate request id")) {
+		/* an earlier try of this same request (the CLI's retry over another
+		 * transport) applied it; breakerd's ack names only its record */
+		if (!a->json) {
+			fputs("APPLIED by the earlier try: ", stdout);
+			put_scope(stdout, ch->strategy);
+			if (ch->reason_code >= 0)
+				fprintf(stdout, " (%s)", reason_name(ch->reason_code));
+			put_seq(stdout, r);
+		}
+		rv = BX_OK;
+	} else if (r->status == BREAKER__STATUS__OK) {
 		if (!a->json)
 			(trip ? put_trip : put_resume)(stdout, ch, r);
 		rv = BX_OK;
