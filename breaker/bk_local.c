@@ -216,10 +216,11 @@ static void refused(struct bk_local *l, uint32_t uid, const char *why)
 	if (now - l->warned_ns < 1000000000ull && l->warned_ns)
 		return;
 	l->warned_ns = now;
-	bk_warn("local socket: connection from uid %u refused: %s (%llu refused, %llu "
+	bk_warn("local socket: connection from %s%.0u refused: %s (%llu refused, %llu "
 	        "idle evicted, %llu idle timed out so far)",
-	        uid, why, (unsigned long long)l->refused, (unsigned long long)l->evicted,
-	        (unsigned long long)l->timed_out);
+	        uid == UINT32_MAX ? "a peer not asked" : "uid ",
+	        uid == UINT32_MAX ? 0 : uid, why, (unsigned long long)l->refused,
+	        (unsigned long long)l->evicted, (unsigned long long)l->timed_out);
 }
 
 /*
