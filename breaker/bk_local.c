@@ -166,6 +166,28 @@ static bool over_cap(const struct bk_local *l, uint32_t uid)
 	return n >= l->max_per_uid;
 }
 
+/* Refusals and evictions come in floods: one line a second, with counts. */
+static void limited_warn(struct bk_local *l, const char *what, uint32_t uid,
+                         const char *why)
+{
+	uint64_t now = mono_ns();
+
+	if (now - l->warned_ns < 1000000000ull && l->warned_ns)
+		return;
+	l->warned_ns = now;
+	bk_warn("local socket: connection from %s%.0u %s: %s (%llu refused, %llu "
+	        "idle evicted, %llu idle timed out so far)",
+	        uid == UINT32_MAX ? "a peer not asked" : "uid ",
+	        uid == UINT32_MAX ? 0 : uid, what, why, (unsigned long long)l->refused,
+	        (unsigned long long)l->evicted, (unsigned long long)l->timed_out);
+}
+
+static void refused(struct bk_local *l, uint32_t uid, const char *why)
+{
+	l->refused++;
+	limited_warn(l, "refused", uid, why);
+}
+
 /* Idle: no request waiting to be read (a fresh connection's is peeked at). */
 static bool conn_idle(const struct bk_local_conn *c)
 {
@@ -201,26 +223,12 @@ static struct bk_local_conn *evict_oldest(struct bk_local *l)
 		}
 	}
 	if (best) {
-		conn_close(best);
 		l->evicted++;
+		limited_warn(l, "closed", best->uid,
+		             "all connections in use: the one idle longest makes room");
+		conn_close(best);
 	}
 	return best;
-}
-
-/* Refusals come in floods: one line a second, with the count. */
-static void refused(struct bk_local *l, uint32_t uid, const char *why)
-{
-	uint64_t now = mono_ns();
-
-	l->refused++;
-	if (now - l->warned_ns < 1000000000ull && l->warned_ns)
-		return;
-	l->warned_ns = now;
-	bk_warn("local socket: connection from %s%.0u refused: %s (%llu refused, %llu "
-	        "idle evicted, %llu idle timed out so far)",
-	        uid == UINT32_MAX ? "a peer not asked" : "uid ",
-	        uid == UINT32_MAX ? 0 : uid, why, (unsigned long long)l->refused,
-	        (unsigned long long)l->evicted, (unsigned long long)l->timed_out);
 }
 
 /*
