@@ -20,20 +20,43 @@
  * libnng's calls to this one, and EPIPE ("the peer has gone") is reported as
  * ECONNRESET, which means the same to every caller, and which nng's listener
  * treats as the remote condition it is: it accepts the next connection at
- * once. Nothing else changes: the system call is made as libc would make it.
+ * once. Nothing else changes: the call goes on to libc's sendmsg.
  * breakerd's own code does not call sendmsg(); the CLI and clients are not
  * linked with this file. tests/test_transport.c pins the behaviour.
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+typedef ssize_t (*sendmsg_fn)(int, const struct msghdr *, int);
+
+/*
+ * The next sendmsg in the lookup order: libc's, or a sanitizer's interceptor
+ * in an asan/tsan build (they keep seeing the call). Without it, the system
+ * call itself.
+ */
+static ssize_t next_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	static _Atomic(sendmsg_fn) next;
+	sendmsg_fn f = atomic_load_explicit(&next, memory_order_acquire);
+
+	if (!f) {
+		f = (sendmsg_fn)dlsym(RTLD_NEXT, "sendmsg");
+		if (!f)
+			return (ssize_t)syscall(SYS_sendmsg, fd, msg, flags);
+		atomic_store_explicit(&next, f, memory_order_release);
+	}
+	return f(fd, msg, flags);
+}
+
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	long n = syscall(SYS_sendmsg, fd, msg, flags);
+	ssize_t n = next_sendmsg(fd, msg, flags);
 
 	if (n < 0 && errno == EPIPE)
 		errno = ECONNRESET;
-	return (ssize_t)n;
+	return n;
 }
