@@ -914,7 +914,8 @@ out:
 
 /* ---- the durable head ---------------------------------------------------------- */
 
-#define HEAD_MAGIC "BKHEAD01"
+#define HEAD_MAGIC  "BKHEAD01"
+#define HEAD_CRC_AT (BK_AUDIT_HEAD_SLOT - 4)
 
 static void put_le64(uint8_t *p, uint64_t v)
 {
@@ -942,12 +943,13 @@ void bk_audit_head_encode(const struct bk_audit_head *h, uint8_t out[BK_AUDIT_HE
 	put_le64(out + 16, h->seq);
 	put_le64(out + 24, h->end);
 	memcpy(out + 32, h->hash, BK_AUDIT_HASH_LEN);
-	put_le32(out + 60, bk_crc32c(0, out, 60));
+	put_le32(out + HEAD_CRC_AT, bk_crc32c(0, out, HEAD_CRC_AT));
 }
 
 static bool head_decode(const uint8_t *in, struct bk_audit_head *h)
 {
-	if (memcmp(in, HEAD_MAGIC, 8) != 0 || bk_crc32c(0, in, 60) != get_le32(in + 60))
+	if (memcmp(in, HEAD_MAGIC, 8) != 0 ||
+	    bk_crc32c(0, in, HEAD_CRC_AT) != get_le32(in + HEAD_CRC_AT))
 		return false;
 	h->gen = get_le64(in + 8);
 	h->seq = get_le64(in + 16);

@@ -92,12 +92,12 @@ long bk_audit_scan_rest(const char *path, const struct bk_audit_scan *scan,
  * than its head, or whose record at the head's seq differs, was cut, rolled
  * back or replaced.
  *
- * Head file: two 64-byte slots, each "BKHEAD01" | u64 gen | u64 seq | u64 end
- * | hash[32] | ... | u32 crc32c of bytes 0-59 at 60 (all LE). Writers
+ * Head file: two 128-byte slots, each "BKHEAD01" | u64 gen | u64 seq | u64
+ * end | hash[32] | zeros | u32 crc32c of bytes 0-123 at 124 (all LE). Writers
  * alternate slots (gen even: slot 0), so a torn slot write leaves the other;
  * readers take the valid slot with the higher gen.
  */
-#define BK_AUDIT_HEAD_SLOT 64u
+#define BK_AUDIT_HEAD_SLOT 128u
 #define BK_AUDIT_HEAD_SIZE (2u * BK_AUDIT_HEAD_SLOT)
 
 struct bk_audit_head {

@@ -576,6 +576,11 @@ static int health(struct bk_daemon *d, struct bk_metrics *m, char *out, size_t l
 		    &f,
 		    "global HALTED by audit_corrupt: the audit log was damaged or lost "
 		    "(breaker audit --verify, then a forced resume)");
+	if (d->tail.lost)
+		reason(&f,
+		       "%s: trips hold but are not durable, resumes refused (SIGHUP "
+		       "breakerd to write the log anew)",
+		       d->tail.why);
 	if (m->stalled_ns > STALL_NS)
 		reason(&f, "audit records not durable for %.1f s (%llu pending)",
 		       (double)m->stalled_ns / 1e9, (unsigned long long)audit_pending(d));

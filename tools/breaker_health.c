@@ -249,6 +249,11 @@ static void check_status(struct cli *c, const Breaker__StatusInfo *in, struct he
 
 	if (h->healthz_used)
 		return;
+	if (in->audit_problem)
+		add_reason(h, H_FAILING,
+		           "%.200s: trips hold but are not durable, resumes refused "
+		           "(SIGHUP breakerd to write the log anew)",
+		           in->audit_problem);
 	if (has_latch(in->global, BREAKER__REASON_CODE__AUDIT_CORRUPT))
 		add_reason(
 		    h, H_FAILING,
