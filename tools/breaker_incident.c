@@ -710,7 +710,43 @@ static int scan(const char *path, bk_audit_record_fn fn, struct inc *x,
 	return 0;
 }
 
-static void report(struct inc *x, const char *path)
+/* Records past the damage (bk_audit_scan_rest): shown, never counted. */
+static int pass_rest(const Breaker__AuditRecord *rec, uint64_t offset, void *arg)
+{
+	struct inc *x = arg;
+
+	(void)offset;
+	if (!in_period(x, rec))
+		return 0;
+	if (x->json)
+		json_row(x, rec);
+	else
+		md_row(x, rec);
+	x->rows++;
+	return 0;
+}
+
+static void report_rest(struct inc *x, const char *path, const struct bk_audit_scan *dmg)
+{
+	x->rows = 0;
+	if (x->json) {
+		fputs("],\"unverified_after_damage\":[", stdout);
+	} else {
+		printf("\n## After the damage (UNVERIFIED)\n\nThe audit log is damaged at "
+		       "offset %" PRIu64 " (",
+		       dmg->valid_len);
+		put_md(stdout, dmg->why);
+		printf("). These records were found past the damage by resyncing on the "
+		       "next whole frame: UNVERIFIED (their chain is not checked), not "
+		       "counted in the figures above.\n\n| seq | time (UTC) | +t | event | "
+		       "scope | mode | reason | by | detail |\n|---|---|---|---|---|---|---|"
+		       "---|---|\n");
+	}
+	if (bk_audit_scan_rest(path, dmg, pass_rest, x) < 0)
+		fprintf(stderr, "breaker incident: cannot read past the damage\n");
+}
+
+static void report(struct inc *x, const char *path, const struct bk_audit_scan *dmg)
 {
 	struct figures f;
 	struct bk_audit_scan s;
@@ -727,6 +763,8 @@ static void report(struct inc *x, const char *path)
 	}
 	x->limit_seq = x->last_seq;
 	scan(path, pass2, x, &s);
+	if (dmg->verdict == BK_AUDIT_CORRUPT)
+		report_rest(x, path, dmg);
 	if (x->json)
 		fputs("]}\n", stdout);
 	else
@@ -750,14 +788,15 @@ int cmd_incident(struct cli *c, const struct cli_args *a)
 	if (rv == 0 && (rv = scan(path, pass1, x, &s)) == 0) {
 		if (!x->started)
 			period_starts(x);
-		report(x, path);
+		report(x, path, &s);
 		if (s.verdict != BK_AUDIT_OK) {
 			fprintf(stderr,
 			        "breaker incident: the audit log did NOT verify (");
 			put_text(stderr, s.why);
 			fprintf(stderr,
-			        "): the export covers the %" PRIu64 " records before the "
-			        "damage only; see 'breaker audit --verify'\n",
+			        "): the figures cover the %" PRIu64 " records before the "
+			        "damage only; records after it are listed UNVERIFIED; see "
+			        "'breaker audit --verify'\n",
 			        s.records);
 			rv = BX_AUDIT;
 		}
