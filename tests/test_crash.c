@@ -16,6 +16,7 @@
 
 #include "bk_audit.h"
 #include "bk_harness.h"
+#include "bk_mode.h"
 
 struct killer {
 	pid_t pid;
@@ -111,7 +112,9 @@ static bool resumed_after(const struct seen *s, uint64_t trip_id)
 static void verify(struct bk_h *h, struct bk_client *c, const uint64_t *acked,
                    size_t n_acked, uint64_t last_trip, struct seen *s)
 {
+	static char logbuf[1 << 20];
 	struct bk_audit_scan scan;
+	struct bk_reason r;
 
 	s->n = 0;
 	cr_assert_eq(bk_audit_scan(h->cfg.audit_path, collect, s, &scan), 0);
@@ -119,6 +122,13 @@ static void verify(struct bk_h *h, struct bk_client *c, const uint64_t *acked,
 	for (size_t i = 0; i < n_acked; i++)
 		cr_assert(in_log(s, acked[i]), "acknowledged request %llu is in the log",
 		          (unsigned long long)acked[i]);
+	/* a crash between the log's fsync and the head file's write is no
+	 * tampering: the head lags, never leads (docs/audit-log.md) */
+	bk_read_reason(c, -1, &r);
+	cr_assert_neq(r.reason_code, (unsigned)BK_R_AUDIT_CORRUPT,
+	              "kill -9 must never look like a damaged log");
+	cr_assert_eq(bk_h_slurp(h->log, logbuf, sizeof(logbuf)) >= 0, true);
+	cr_assert_null(strstr(logbuf, "FAIL-CLOSED"), "%s", logbuf);
 	if (last_trip && !resumed_after(s, last_trip))
 		cr_assert_eq(
 		    bk_check(c, -1), BK_HALTED,
