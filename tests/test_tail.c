@@ -406,3 +406,54 @@ Test(tail, records_after_damage_are_shown_marked_unverified)
 	cr_assert(strstr(out, "UNVERIFIED"), "%s", out);
 	bk_h_fini(&h);
 }
+
+/* ---- the head may lag: a crash between the log's fsync and the head's write ---------- */
+
+Test(tail, stale_head_file_after_a_crash_is_not_tampering)
+{
+	struct bk_h h;
+	struct bk_client c;
+	char head[300], copy[300];
+
+	up(&h, "lag");
+	snprintf(head, sizeof(head), "%s.head", h.cfg.audit_path);
+	snprintf(copy, sizeof(copy), "%s/head.copy", h.dir);
+	copy_file(head, copy);
+	cr_assert_eq(bk_h_cli(&h, NULL, 0, "kill", "alpha", "--reason", "x", NULL), 0);
+	bk_h_kill9(&h);
+	/* as if the crash came before the head file caught up, after a reboot */
+	copy_file(copy, head);
+	bk_shm_unlink(h.instance);
+	bk_h_start(&h);
+	bk_h_attach(&h, &c);
+	bk_h_slurp(h.log, out, sizeof(out));
+	cr_assert_null(strstr(out, "FAIL-CLOSED"), "%s", out);
+	cr_assert_eq(bk_check(&c, -1), BK_ACTIVE);
+	cr_assert_eq(bk_check(&c, bk_client_resolve(&c, "alpha")), BK_HALTED);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "audit", "--verify", NULL), 0, "%s",
+	             out);
+	bk_client_detach(&c);
+	bk_h_fini(&h);
+}
+
+/* A head file someone deleted (with the log cut) is itself evidence. */
+Test(tail, deleted_head_file_is_corruption)
+{
+	struct bk_h h;
+	struct bk_client c;
+	char head[300];
+
+	up(&h, "nohead");
+	cr_assert_eq(bk_h_cli(&h, NULL, 0, "kill", "alpha", "--reason", "x", NULL), 0);
+	cr_assert_eq(bk_h_stop(&h), 0);
+	bk_shm_unlink(h.instance);
+	snprintf(head, sizeof(head), "%s.head", h.cfg.audit_path);
+	cr_assert_eq(unlink(head), 0);
+	cr_assert_eq(bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", NULL), 4,
+	             "%s", out);
+	bk_h_start(&h);
+	bk_h_attach(&h, &c);
+	expect_corrupt_boot(&h, &c, "head file");
+	bk_client_detach(&c);
+	bk_h_fini(&h);
+}
