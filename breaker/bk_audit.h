@@ -111,8 +111,7 @@ struct bk_audit_head {
 int bk_audit_head_path(const char *log, char *buf, size_t len);
 
 /* One slot's bytes for h (written at (h->gen & 1) * BK_AUDIT_HEAD_SLOT). */
-void bk_audit_head_encode(const struct bk_audit_head *h,
-                          uint8_t out[BK_AUDIT_HEAD_SLOT]);
+void bk_audit_head_encode(const struct bk_audit_head *h, uint8_t out[BK_AUDIT_HEAD_SLOT]);
 
 /* Read a head file: 0, -ENOENT, -EBADMSG (no valid slot) or -errno. */
 int bk_audit_head_read(const char *head_path, struct bk_audit_head *h);
@@ -131,7 +130,7 @@ struct bk_audit {
 	uint64_t next_seq;    /* seq the next staged record gets */
 	uint64_t durable_seq; /* last seq known to be on disk */
 	uint64_t end;         /* file offset after the last durable byte */
-	uint8_t last_hash[BK_AUDIT_HASH_LEN]; /* of the last staged record */
+	uint8_t last_hash[BK_AUDIT_HASH_LEN];    /* of the last staged record */
 	uint8_t durable_hash[BK_AUDIT_HASH_LEN]; /* of record durable_seq */
 	uint8_t flight_hash[BK_AUDIT_HASH_LEN];  /* of the flight's last record */
 	uint8_t *staged; /* frames staged, not yet handed to a flush */

@@ -78,7 +78,7 @@ struct bk_daemon {
 	char host[64];
 	int lock_fd;
 	uint64_t boot_mono_ns;
-	int flush_err; /* last audit flush error, 0 when the log is healthy */
+	int flush_err;       /* last audit flush error, 0 when the log is healthy */
 	struct bk_tail tail; /* the log's durable head and identity (bk_tail.h) */
 	bool stop;
 	struct bk_counters ctr;    /* for /metrics; counted where things happen */

@@ -440,8 +440,8 @@ static void finish(struct loop *l)
 	if (bk_tail_head_next(l->d, l->head_buf, &off, &seq))
 		bk_tail_head_done(l->d, seq,
 		                  pwrite(l->d->tail.head_fd, l->head_buf,
-		                         sizeof(l->head_buf), (off_t)off) !=
-		                              (ssize_t)sizeof(l->head_buf) ||
+		                         sizeof(l->head_buf),
+		                         (off_t)off) != (ssize_t)sizeof(l->head_buf) ||
 		                          fdatasync(l->d->tail.head_fd) < 0
 		                      ? -EIO
 		                      : 0);

@@ -178,10 +178,11 @@ bool bk_tail_check(struct bk_daemon *d)
 		         "audit log %s is gone from its path (%s)", d->cfg.audit_path,
 		         strerror(errno));
 	else if (ps.st_dev != d->tail.dev || ps.st_ino != d->tail.ino)
-		snprintf(d->tail.why, sizeof(d->tail.why),
-		         "audit log %s was replaced under breakerd (inode %llu, was %llu)",
-		         d->cfg.audit_path, (unsigned long long)ps.st_ino,
-		         (unsigned long long)d->tail.ino);
+		snprintf(
+		    d->tail.why, sizeof(d->tail.why),
+		    "audit log %s was replaced under breakerd (inode %llu, was %llu)",
+		    d->cfg.audit_path, (unsigned long long)ps.st_ino,
+		    (unsigned long long)d->tail.ino);
 	else
 		return false;
 	d->tail.lost = true;

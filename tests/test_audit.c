@@ -630,14 +630,21 @@ Test(audit, torn_bytes_are_kept_before_the_cut)
 
 	write_log(3);
 	size = file_size(log_path);
-	write_at(log_path, size, "\x40\x00\x00\x00" "abcdefg", 11);
+	write_at(log_path, size,
+	         "\x40\x00\x00\x00"
+	         "abcdefg",
+	         11);
 	free(scan(&sc));
 	cr_assert_eq(sc.verdict, BK_AUDIT_TORN_TAIL, "%s", sc.why);
 	cr_assert_eq(bk_audit_keep_tail(log_path, &sc, aside, sizeof(aside)), 0);
 	cr_assert(strstr(aside, "audit.log.torn."), "%s", aside);
 	kept = read_all(aside, &n);
 	cr_assert_eq(n, 11);
-	cr_assert_eq(memcmp(kept, "\x40\x00\x00\x00" "abcdefg", 11), 0);
+	cr_assert_eq(memcmp(kept,
+	                    "\x40\x00\x00\x00"
+	                    "abcdefg",
+	                    11),
+	             0);
 	free(kept);
 	cr_assert_eq(bk_audit_truncate(log_path, &sc), 0);
 	cr_assert_eq(file_size(log_path), size);

@@ -152,7 +152,8 @@ Test(layout, documented_reason_codes_match)
 _Static_assert(sizeof(struct bk_shm_scope) == BK_CACHE_LINE, "a scope is one cache line");
 _Static_assert(offsetof(struct bk_shm, heartbeat_ns) % BK_CACHE_LINE == 0, "own line");
 _Static_assert(offsetof(struct bk_shm, change_seq) % BK_CACHE_LINE == 0, "own line");
-_Static_assert(offsetof(struct bk_shm, audit_hash) + 32 == offsetof(struct bk_shm, change_seq),
+_Static_assert(offsetof(struct bk_shm, audit_hash) + 32 ==
+                   offsetof(struct bk_shm, change_seq),
                "the audit head fills the heartbeat line's padding, no more");
 _Static_assert(offsetof(struct bk_shm, global) % BK_CACHE_LINE == 0, "own line");
 _Static_assert(BK_SHM_SIZE == 262400, "documented segment size");

@@ -127,7 +127,8 @@ Test(tail, truncation_at_a_record_boundary_is_corruption)
 	bk_h_start(&h);
 	expect_corrupt_boot(&h, &c, "head");
 	snprintf(pat, sizeof(pat), "%s.corrupt.*", h.cfg.audit_path);
-	cr_assert_eq(matches(pat, aside, sizeof(aside)), 1, "the short log is kept aside");
+	cr_assert_eq(matches(pat, aside, sizeof(aside)), 1,
+	             "the short log is kept aside");
 	bk_client_detach(&c);
 	bk_h_fini(&h);
 }
@@ -247,7 +248,8 @@ Test(tail, rollback_to_an_earlier_copy_is_corruption)
 	bk_h_fini(&h);
 }
 
-/* ---- a torn tail is still repaired, and the cut bytes are kept ------------------------ */
+/* ---- a torn tail is still repaired, and the cut bytes are kept ------------------------
+ */
 
 Test(tail, torn_tail_is_cut_kept_aside_and_logged_with_its_own_seq)
 {
@@ -282,13 +284,14 @@ Test(tail, torn_tail_is_cut_kept_aside_and_logged_with_its_own_seq)
 	bk_h_fini(&h);
 }
 
-/* ---- the log unlinked or replaced under a running daemon ------------------------------ */
+/* ---- the log unlinked or replaced under a running daemon ------------------------------
+ */
 
 static void expect_lost_then_relinked(struct bk_h *h, struct bk_client *c)
 {
-	cr_assert_eq(bk_h_cli_all(h, out, sizeof(out), "kill", "alpha", "--reason", "x",
-	                          NULL),
-	             5, "a trip into a lost log is not durable: %s", out);
+	cr_assert_eq(
+	    bk_h_cli_all(h, out, sizeof(out), "kill", "alpha", "--reason", "x", NULL), 5,
+	    "a trip into a lost log is not durable: %s", out);
 	cr_assert_eq(bk_check(c, bk_client_resolve(c, "alpha")), BK_HALTED,
 	             "but the halt is in effect");
 	cr_assert_eq(bk_h_cli_all(h, out, sizeof(out), "health", NULL), 1, "%s", out);
@@ -364,7 +367,8 @@ Test(tail, unlinked_log_is_noticed_while_idle)
 	bk_h_fini(&h);
 }
 
-/* ---- records after a damaged one are shown, unverified (issue 12 item 11) ------------- */
+/* ---- records after a damaged one are shown, unverified (issue 12 item 11) -------------
+ */
 
 Test(tail, records_after_damage_are_shown_marked_unverified)
 {
@@ -400,14 +404,16 @@ Test(tail, records_after_damage_are_shown_marked_unverified)
 	cr_assert(strstr(out, "third"), "%s", out);
 	cr_assert_eq(bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", NULL), 4,
 	             "--verify still fails: %s", out);
-	cr_assert_neq(bk_h_cli_all(&h, out, sizeof(out), "incident", "export", "--since", "1d", NULL),
+	cr_assert_neq(bk_h_cli_all(&h, out, sizeof(out), "incident", "export", "--since",
+	                           "1d", NULL),
 	              0);
 	cr_assert(strstr(out, "third"), "incident export shows it too: %s", out);
 	cr_assert(strstr(out, "UNVERIFIED"), "%s", out);
 	bk_h_fini(&h);
 }
 
-/* ---- the head may lag: a crash between the log's fsync and the head's write ---------- */
+/* ---- the head may lag: a crash between the log's fsync and the head's write ----------
+ */
 
 Test(tail, stale_head_file_after_a_crash_is_not_tampering)
 {

@@ -405,7 +405,8 @@ int cmd_audit(struct cli *c, const struct cli_args *a)
 		        rv < 0 ? strerror(-rv) : "scan stopped");
 		return BX_AUDIT;
 	}
-	if (!bk_tail_judge(&scan, h.have_file ? &h.file : NULL, h.have_shm ? &h.shm : NULL) &&
+	if (!bk_tail_judge(&scan, h.have_file ? &h.file : NULL,
+	                   h.have_shm ? &h.shm : NULL) &&
 	    h.problem[0] && scan.verdict == BK_AUDIT_OK) {
 		scan.verdict = BK_AUDIT_CORRUPT;
 		snprintf(scan.why, sizeof(scan.why), "%.150s", h.problem);

@@ -732,15 +732,17 @@ static void report_rest(struct inc *x, const char *path, const struct bk_audit_s
 	if (x->json) {
 		fputs("],\"unverified_after_damage\":[", stdout);
 	} else {
-		printf("\n## After the damage (UNVERIFIED)\n\nThe audit log is damaged at "
-		       "offset %" PRIu64 " (",
-		       dmg->valid_len);
+		printf(
+		    "\n## After the damage (UNVERIFIED)\n\nThe audit log is damaged at "
+		    "offset %" PRIu64 " (",
+		    dmg->valid_len);
 		put_md(stdout, dmg->why);
-		printf("). These records were found past the damage by resyncing on the "
-		       "next whole frame: UNVERIFIED (their chain is not checked), not "
-		       "counted in the figures above.\n\n| seq | time (UTC) | +t | event | "
-		       "scope | mode | reason | by | detail |\n|---|---|---|---|---|---|---|"
-		       "---|---|\n");
+		printf(
+		    "). These records were found past the damage by resyncing on the "
+		    "next whole frame: UNVERIFIED (their chain is not checked), not "
+		    "counted in the figures above.\n\n| seq | time (UTC) | +t | event | "
+		    "scope | mode | reason | by | detail |\n|---|---|---|---|---|---|---|"
+		    "---|---|\n");
 	}
 	if (bk_audit_scan_rest(path, dmg, pass_rest, x) < 0)
 		fprintf(stderr, "breaker incident: cannot read past the damage\n");
@@ -793,11 +795,12 @@ int cmd_incident(struct cli *c, const struct cli_args *a)
 			fprintf(stderr,
 			        "breaker incident: the audit log did NOT verify (");
 			put_text(stderr, s.why);
-			fprintf(stderr,
-			        "): the figures cover the %" PRIu64 " records before the "
-			        "damage only; records after it are listed UNVERIFIED; see "
-			        "'breaker audit --verify'\n",
-			        s.records);
+			fprintf(
+			    stderr,
+			    "): the figures cover the %" PRIu64 " records before the "
+			    "damage only; records after it are listed UNVERIFIED; see "
+			    "'breaker audit --verify'\n",
+			    s.records);
 			rv = BX_AUDIT;
 		}
 	}

@@ -111,7 +111,7 @@ struct bk_shm {
 	BK_ATOMIC(uint64_t) audit_seq;     /* 80: last durable audit seq */
 	BK_ATOMIC(uint64_t) audit_end;     /* 88: log size after it */
 	BK_ATOMIC(uint64_t) audit_hash[4]; /* 96: SHA-256 of that record */
-	BK_ATOMIC(uint32_t) change_seq; /* line 2, offset 128: futex word */
+	BK_ATOMIC(uint32_t) change_seq;    /* line 2, offset 128: futex word */
 	char pad2[BK_CACHE_LINE - 4];
 	struct bk_shm_scope global;                        /* line 3, offset 192 */
 	struct bk_shm_scope strategies[BK_MAX_STRATEGIES]; /* offset 256 */
