@@ -190,6 +190,9 @@ static void head_done(struct loop *l, int fsync_res)
 		res = -EIO;
 	l->head_busy = false;
 	bk_tail_head_done(l->d, l->head_seq, res);
+	if (res == 0) /* flushes that ended meanwhile: their head now (a failure waits
+	                 for the next flush rather than spinning) */
+		start_head(l);
 }
 
 static void flush_done(struct loop *l, int fsync_res)
@@ -428,7 +431,9 @@ static void finish(struct loop *l)
 	struct io_uring_cqe *cqe;
 	uint64_t off, seq;
 
-	while ((l->flushing || l->head_busy) && io_uring_wait_cqe(&l->ring, &cqe) == 0) {
+	/* submit first: a flush that ends here may just have queued a head write */
+	while ((l->flushing || l->head_busy) && io_uring_submit(&l->ring) >= 0 &&
+	       io_uring_wait_cqe(&l->ring, &cqe) == 0) {
 		on_cqe(l, cqe);
 		io_uring_cqe_seen(&l->ring, cqe);
 	}
