@@ -102,6 +102,28 @@ static int note_identity(struct bk_daemon *d)
 	return 0;
 }
 
+static int fsync_dir_of(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int fd, rv = 0;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if ((size_t)(slash - path) >= sizeof(dir))
+		return -ENAMETOOLONG;
+	else
+		snprintf(dir, sizeof(dir), "%.*s",
+		         slash == path ? 1 : (int)(slash - path), path);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		rv = -errno;
+	close(fd);
+	return rv;
+}
+
 int bk_tail_boot(struct bk_daemon *d)
 {
 	uint8_t slot[BK_AUDIT_HEAD_SLOT];
@@ -129,6 +151,12 @@ int bk_tail_boot(struct bk_daemon *d)
 		rv = -errno;
 		close(fd);
 		return rv ? rv : -EIO;
+	}
+	/* the head file's name must survive a power cut like its content: the
+	 * marker written next says it exists */
+	if ((rv = fsync_dir_of(path)) < 0) {
+		close(fd);
+		return rv;
 	}
 	d->tail.head_fd = fd;
 	d->tail.head_gen = h.gen;

@@ -297,6 +297,15 @@ static void expect_lost_then_relinked(struct bk_h *h, struct bk_client *c)
 	cr_assert_eq(bk_h_cli_all(h, out, sizeof(out), "health", NULL), 1, "%s", out);
 	cr_assert(strncmp(out, "failing", 7) == 0, "%s", out);
 	cr_assert(strstr(out, "audit log"), "%s", out);
+	cr_assert_eq(bk_h_cli(h, out, sizeof(out), "status", NULL), 0);
+	cr_assert(strstr(out, "AUDIT LOG LOST"), "status says so: %s", out);
+	/* resumes wait for a log: refused, not durable */
+	cr_assert_eq(bk_h_cli_all(h, out, sizeof(out), "resume", "--strategy", "alpha",
+	                          "--reason-code", "kill_switch", "--to", "active",
+	                          "--force", "--reason", "r", NULL),
+	             1, "%s", out);
+	cr_assert(strstr(out, "ERR_NOT_DURABLE"), "%s", out);
+	cr_assert_eq(bk_check(c, bk_client_resolve(c, "alpha")), BK_HALTED);
 	/* the operator puts a new log in place: SIGHUP */
 	cr_assert_eq(kill(h->pid, SIGHUP), 0);
 	for (int i = 0; i < 500; i++) {
