@@ -86,25 +86,13 @@ struct replay_ctx {
 	uint64_t bad_seq;
 };
 
-/* The reconciler's last word survives a restart, so a break stays a break. */
-static void replay_reconcile(struct bk_daemon *d, const Breaker__AuditRecord *rec)
-{
-	int slot;
-
-	if (rec->kind != BREAKER__AUDIT_RECORD__KIND__RECONCILE || !rec->strategy ||
-	    !rec->has_measured || (slot = bk_state_find(&d->state, rec->strategy)) < 0)
-		return;
-	d->slots[slot].eval.recon_set = true;
-	d->slots[slot].eval.recon_position = rec->measured;
-}
-
 static int replay_one(const Breaker__AuditRecord *rec, uint64_t offset, void *arg)
 {
 	struct replay_ctx *c = arg;
 
 	if (bk_state_replay(&c->d->state, rec) == 0) {
 		bk_cmd_remember(c->d, rec->request_id, rec->seq);
-		replay_reconcile(c->d, rec);
+		bk_rulestate_replay(c->d, rec); /* reconciliations, baselines */
 		return 0;
 	}
 	c->bad_offset = offset;

@@ -13,6 +13,7 @@
 #include "bk_auth.h"
 #include "bk_config.h"
 #include "bk_metrics.h"
+#include "bk_rulestate.h"
 #include "bk_server.h"
 #include "bk_shm.h"
 #include "bk_state.h"
@@ -49,11 +50,16 @@ struct bk_slot_rules {
 	struct bk_rule_eval eval;
 	struct bk_tel_snap remote; /* from Report messages */
 	bool is_remote;
+	/* baselines as last made durable (RULE_STATE, bk_rulestate.h) */
+	double rs_peak, rs_base_balance;
+	bool rs_base_set;
+	uint64_t rs_next_ns;
 };
 
 struct bk_daemon {
 	struct bk_config cfg;
-	const char *config_path; /* reread on SIGHUP for the rules */
+	const char *config_path;   /* reread on SIGHUP for the rules */
+	uint32_t hup_pid, hup_uid; /* the SIGHUP's sender (signalfd), for CONFIG */
 	struct bk_state state;
 	struct bk_shm_writer shm;
 	struct bk_audit audit;
@@ -146,6 +152,15 @@ void bk_cmd_remember(struct bk_daemon *d, uint64_t request_id, uint64_t seq);
 /* Summarise refusals that were not recorded one by one, once their caller's
  * rate limit allows (bk_auth.h); from the tick. */
 void bk_cmd_auth_tick(struct bk_daemon *d, uint64_t now_mono_ns);
+
+/* ---- reconciliation (bk_cmd.c, bk_recon.h) ---- */
+
+/* One strategy's break report (reconcile reply, status). */
+void bk_recon_report(const struct bk_recon *r, const char *strategy, uint64_t now_mono,
+                     Breaker__RuleState *rs);
+
+/* [rules] resume_requires_reconcile unmet for a global resume? why says which. */
+bool bk_recon_resume_blocked(const struct bk_daemon *d, char *why, size_t len);
 
 /* Remember the trip for the engines' acknowledgement view. */
 void bk_cmd_note_trip(struct bk_daemon *d);
