@@ -947,7 +947,8 @@ static void do_reconcile(struct cmd_ctx *c)
 	Breaker__RuleState rs[64], *rsp[64];
 	int slots[64], wslots[64];
 	uint64_t wall = bk_now_wall_ns(), mono = bk_now_mono_ns();
-	size_t i, n = r->n_positions, nw = r->n_withdraw;
+	size_t i, n = r->n_positions, nw = r->n_withdraw, at = 0;
+	char note[512] = "";
 	const char *bad;
 
 	if (n + nw == 0 || n > 64 || nw > 64 || n + nw > 64)
@@ -1023,6 +1024,12 @@ static void do_reconcile(struct cmd_ctx *c)
 		sr->eval.violating[BK_RULE_RECONCILIATION] = false;
 		bk_recon_report(rc, d->state.strategies[slot].name, mono, &rs[i]);
 		rsp[i] = &rs[i];
+		if (rc->verdict == BK_RV_UNKNOWN && at < sizeof(note)) {
+			int k = snprintf(note + at, sizeof(note) - at,
+			                 "%s%s: unknown, %s", at ? "; " : "",
+			                 d->state.strategies[slot].name, rc->why);
+			at += k > 0 ? (size_t)k : 0;
+		}
 		bk_recon_evidence(rc, text, sizeof(text));
 		actor_of(d, &c->peer, &who);
 		cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__RECONCILE, &who, wall);
@@ -1053,6 +1060,7 @@ static void do_reconcile(struct cmd_ctx *c)
 		info.n_reconciliations = n + nw;
 		info.reconciliations = rsp;
 		c->rep.info = &info;
+		c->rep.error = note[0] ? note : NULL; /* why a verdict is unknown */
 		stage_and_pend(d, c->msg, &c->rep, &rec, slot, false);
 		c->rep.info = NULL;
 	}

@@ -527,6 +527,10 @@ static void md_row(struct inc *x, const Breaker__AuditRecord *rec)
 		printf("measured %s, threshold %s: ", fmt_num(b, rec->measured),
 		       fmt_num(c, rec->threshold));
 	put_md(stdout, rec->rule && rec->evidence ? rec->evidence : rec->reason);
+	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__CONFIG && rec->config_diff) {
+		fputs("; changed: ", stdout);
+		put_md(stdout, rec->config_diff);
+	}
 	fputs(" |\n", stdout);
 	if (rec->seq == x->resolved.seq && !x->held_in_period)
 		printf("| | %s | %s | **RESOLVED** | every scope tripped in the period | "
@@ -558,6 +562,9 @@ static int pass2(const Breaker__AuditRecord *rec, uint64_t offset, void *arg)
 
 	(void)offset;
 	if (rec->seq > x->limit_seq || !in_period(x, rec))
+		return 0;
+	/* baselines made durable (up to 1/s per strategy): not incident events */
+	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__RULE_STATE)
 		return 0;
 	if (x->json)
 		json_row(x, rec);
