@@ -882,7 +882,8 @@ void bk_recon_report(const struct bk_recon *r, const char *strategy, uint64_t no
 
 /*
  * [rules] resume_requires_reconcile: a global resume needs, for every
- * strategy whose reconciliation rule is on and whose engine has reported,
+ * strategy whose reconciliation rule is on and whose engine has shown a fill
+ * or a position since breakerd started,
  * a current "ok" verdict posted after the global scope's latest trip.
  */
 bool bk_recon_resume_blocked(const struct bk_daemon *d, char *why, size_t len)
@@ -901,7 +902,7 @@ bool bk_recon_resume_blocked(const struct bk_daemon *d, char *why, size_t len)
 		const char *name = d->state.strategies[i].name;
 
 		if (!sr->rules || !sr->rules[BK_RULE_RECONCILIATION].enabled ||
-		    !sr->eval.seen)
+		    !bk_recon_active(rc))
 			continue;
 		if (rc->verdict == BK_RV_OK && bk_recon_current(rc, mono) &&
 		    rc->posted_wall_ns > trip)

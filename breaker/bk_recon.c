@@ -133,6 +133,11 @@ void bk_recon_withdraw(struct bk_recon *r, uint64_t now_wall_ns)
 	r->expires_mono_ns = 0;
 }
 
+bool bk_recon_active(const struct bk_recon *r)
+{
+	return r->n > 1 || (r->n == 1 && (r->hist[0].fills || r->hist[0].position != 0));
+}
+
 bool bk_recon_current(const struct bk_recon *r, uint64_t now_mono_ns)
 {
 	if (r->verdict != BK_RV_OK && r->verdict != BK_RV_BREAK)

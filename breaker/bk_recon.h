@@ -67,6 +67,9 @@ enum bk_recon_verdict bk_recon_post(struct bk_recon *r, double reconciled, bool 
 /* Withdrawn (audited by the caller): no verdict, no trip. */
 void bk_recon_withdraw(struct bk_recon *r, uint64_t now_wall_ns);
 
+/* Has the engine ever shown a fill or a position (does it need reconciling)? */
+bool bk_recon_active(const struct bk_recon *r);
+
 /* Does the verdict count now (ok or break, not expired)? */
 bool bk_recon_current(const struct bk_recon *r, uint64_t now_mono_ns);
 

@@ -144,7 +144,7 @@ static size_t rule_lines(char *buf, size_t len, size_t at, const char *pfx,
 
 		at = put(
 		    buf, len, at,
-		    "%s%s.enabled=%s\n%s%s.max=%.17g\n%s%s.max_pct=%.17g\n"
+		    "%s%s.enabled=%s\n%s%s.max=%.15g\n%s%s.max_pct=%.15g\n"
 		    "%s%s.window_ms=%u\n%s%s.min_orders=%u\n%s%s.action=%s\n"
 		    "%s%s.scope=%s\n%s%s.cooldown_ms=%u\n%s%s.cooldown_to=%s\n",
 		    pfx, n, r->enabled ? "true" : "false", pfx, n, r->max, pfx, n,
@@ -162,7 +162,7 @@ size_t bk_rulestate_text(const struct bk_rules_cfg *rc, char *buf, size_t len)
 	size_t at = 0;
 
 	at = put(buf, len, at,
-	         "warn_levels=%.17g,%.17g,%.17g\nreconcile_max_age_ms=%u\n"
+	         "warn_levels=%.15g,%.15g,%.15g\nreconcile_max_age_ms=%u\n"
 	         "resume_requires_reconcile=%s\n",
 	         rc->warn[0], rc->warn[1], rc->warn[2], rc->recon_max_age_ms,
 	         rc->resume_requires_reconcile ? "true" : "false");
