@@ -505,3 +505,44 @@ Test(recon, sighup_writes_a_config_record_with_the_diff)
 	          out);
 	rig_down(&r);
 }
+
+/* The two [rules]-wide keys: checked at load, only in [rules]. */
+Test(recon, reconcile_config_keys_are_checked)
+{
+	static const struct {
+		const char *ini, *want;
+	} bad[] = {
+	    {"[rules]\nreconcile_max_age_ms = -1\n", "reconcile_max_age_ms"},
+	    {"[rules]\nreconcile_max_age_ms = 86400001\n", "reconcile_max_age_ms"},
+	    {"[rules]\nreconcile_max_age_ms = 10s\n", "reconcile_max_age_ms"},
+	    {"[rules]\nresume_requires_reconcile = yes\n", "true or false"},
+	    {"[rules:alpha]\nresume_requires_reconcile = true\n", "unknown rule key"},
+	    {"[rules:alpha]\nreconcile_max_age_ms = 5\n", "unknown rule key"},
+	};
+	char path[] = "/tmp/bk-recon-cfg-XXXXXX", err[512];
+	struct bk_config c;
+	int fd;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_geq(fd = mkstemp(path), 0);
+		cr_assert_eq(write(fd, bad[i].ini, strlen(bad[i].ini)),
+		             (ssize_t)strlen(bad[i].ini));
+		close(fd);
+		bk_config_defaults(&c, "t");
+		cr_assert_lt(bk_config_load(&c, path, err, sizeof(err)), 0,
+		             "accepted: %s", bad[i].ini);
+		cr_assert(strstr(err, bad[i].want) && strstr(err, "line "), "%s: %s",
+		          bad[i].ini, err);
+		unlink(path);
+		strcpy(path, "/tmp/bk-recon-cfg-XXXXXX");
+	}
+	cr_assert_geq(fd = mkstemp(path), 0);
+	dprintf(fd,
+	        "[rules]\nreconcile_max_age_ms = 0\nresume_requires_reconcile = true\n");
+	close(fd);
+	bk_config_defaults(&c, "t");
+	cr_assert_eq(bk_config_load(&c, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(c.rules.recon_max_age_ms, 0u);
+	cr_assert(c.rules.resume_requires_reconcile);
+	unlink(path);
+}
