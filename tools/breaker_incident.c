@@ -563,9 +563,6 @@ static int pass2(const Breaker__AuditRecord *rec, uint64_t offset, void *arg)
 	(void)offset;
 	if (rec->seq > x->limit_seq || !in_period(x, rec))
 		return 0;
-	/* baselines made durable (up to 1/s per strategy): not incident events */
-	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__RULE_STATE)
-		return 0;
 	if (x->json)
 		json_row(x, rec);
 	else
