@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -545,4 +546,40 @@ Test(recon, reconcile_config_keys_are_checked)
 	cr_assert_eq(c.rules.recon_max_age_ms, 0u);
 	cr_assert(c.rules.resume_requires_reconcile);
 	unlink(path);
+}
+
+/* A reload is seen live (watch) and counted (/metrics). */
+Test(recon, sighup_shows_in_watch_and_metrics)
+{
+	struct rig r;
+	char extra[256], cmd[1024], wfile[256];
+	const char *cli = getenv("BREAKER_CLI"), *body = NULL;
+	int port = 40000 + (int)(getpid() % 20000);
+	bool seen = false;
+
+	snprintf(extra, sizeof(extra), "[metrics]\nlisten = 127.0.0.1:%d\n", port);
+	rig_up(&r, "rhupw", extra);
+	snprintf(wfile, sizeof(wfile), "%s/watch.out", r.h.dir);
+	snprintf(cmd, sizeof(cmd),
+	         "'%s' --config '%s' watch --count 1 --timeout-ms 10000 > '%s' 2>&1 &",
+	         cli ? cli : "breaker", r.h.config, wfile);
+	cr_assert_eq(system(cmd), 0);
+	/* PUB drops events until the watcher's pipe is attached: signal until seen */
+	for (int i = 0; i < 50 && !seen; i++) {
+		kill(r.h.pid, SIGHUP);
+		usleep(100000);
+		seen = bk_h_slurp(wfile, out, sizeof(out)) > 0 && strstr(out, "CONFIG");
+	}
+	cr_assert(seen, "watch shows the reload: %s", out);
+	cr_assert(strstr(out, "no change"), "its diff: %s", out);
+	for (int i = 0; i < 300; i++) {
+		if (bk_h_http_get(port, "/metrics", out, sizeof(out), &body) == 200 &&
+		    strstr(body, "breaker_config_reloads_total{result=\"applied\"}") &&
+		    !strstr(body, "breaker_config_reloads_total{result=\"applied\"} 0\n"))
+			break;
+		body = NULL;
+		usleep(10000);
+	}
+	cr_assert(body, "/metrics counts the reloads: %s", out);
+	rig_down(&r);
 }
