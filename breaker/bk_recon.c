@@ -37,6 +37,13 @@ void bk_recon_observe(struct bk_recon *r, uint64_t fills, double position,
 	if (last && last->fills == fills &&
 	    (last->position == position || (isnan(position) && isnan(last->position))))
 		return;
+	/* the same fill, a new position: the engine finishing its fill report,
+	 * or marks; fold it in unless the latest entry is old enough */
+	if (last && last->fills == fills &&
+	    now_mono_ns - last->mono_ns < BK_RECON_COALESCE_NS) {
+		last->position = position;
+		return;
+	}
 	*at(r, r->n) = (struct bk_recon_point){
 	    .fills = fills, .position = position, .mono_ns = now_mono_ns};
 	r->n++;

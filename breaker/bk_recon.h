@@ -4,11 +4,13 @@
  * A reconciler's position is true at a point: the engine's fill count N, or
  * a wall-clock time T. The daemon keeps, per strategy, a short ring of what
  * the engine's telemetry showed (fills, position, when), filled on the tick
- * when either changes; a posted reconciliation is judged ONCE against the
- * engine's position at that same point, and the verdict stands until the
- * next reconciliation, a withdrawal, or its expiry. An as-of point the ring
- * no longer (or never) covered is "unknown": never a trip. Pure logic on
- * fixed-size state: nothing here allocates.
+ * when the fill count changes (a position change alone: at most one entry
+ * per BK_RECON_COALESCE_NS, folded into the latest otherwise). A posted
+ * reconciliation is judged ONCE against the engine's position at that same
+ * point, and the verdict stands until the next reconciliation, a withdrawal,
+ * or its expiry. An as-of point the ring no longer (or never) covered is
+ * "unknown": never a trip. Pure logic on fixed-size state: nothing here
+ * allocates.
  */
 #ifndef BK_RECON_H
 #define BK_RECON_H
@@ -17,8 +19,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BK_RECON_HIST       32    /* entries per strategy; power of 2 */
-#define BK_RECON_MAX_AGE_MS 60000 /* [rules] reconcile_max_age_ms default */
+#define BK_RECON_HIST 256 /* entries per strategy; power of 2 */
+/* A position change without a fill (marks) is folded into the latest entry if
+ * that is younger than this: a history of fills, not of price ticks. */
+#define BK_RECON_COALESCE_NS 100000000ull
+#define BK_RECON_MAX_AGE_MS  60000 /* [rules] reconcile_max_age_ms default */
 
 enum bk_recon_verdict {
 	BK_RV_NONE,      /* never reconciled (or restarted with nothing to restore) */

@@ -383,3 +383,20 @@ Test(rules, disabled_rule_releases_its_condition)
 	cr_assert(!ev.violating[BK_RULE_EXPOSURE],
 	          "a switched-off rule holds nothing up");
 }
+
+/* Marks every tick do not push the fills out of the reconciliation history. */
+Test(rules, reconciliation_history_keeps_fills_not_price_ticks)
+{
+	only(BK_RULE_RECONCILIATION);
+	snap.fills = 1;
+	snap.position = 1000;
+	eval_at(now);
+	/* 10 s of a notional repriced every 100 us tick, no fill */
+	for (int i = 1; i <= 100000; i++) {
+		snap.position = 1000 + (i % 7);
+		eval_at(now + (uint64_t)i * 100000ull);
+	}
+	cr_assert_leq(ev.recon.n, 102u, "one entry per 100 ms at most: %u", ev.recon.n);
+	cr_assert_eq(post(1000, true, 1, 0, now + 100001ull * 100000ull), BK_RV_OK,
+	             "fill 1 is still in the history");
+}
