@@ -1,6 +1,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "bk_recon.h"
 
@@ -158,9 +159,15 @@ void bk_recon_evidence(const struct bk_recon *r, char *buf, size_t len)
 
 	if (r->has_fills)
 		snprintf(at, sizeof(at), "fill %llu", (unsigned long long)r->as_of_fills);
-	else
-		snprintf(at, sizeof(at), "wall %llu ns",
-		         (unsigned long long)r->as_of_wall_ns);
+	else {
+		time_t sec = (time_t)(r->as_of_wall_ns / 1000000000ull);
+		struct tm tm;
+		size_t k =
+		    gmtime_r(&sec, &tm) ? strftime(at, sizeof(at), "%FT%T", &tm) : 0;
+
+		snprintf(at + k, sizeof(at) - k, ".%06lluZ",
+		         (unsigned long long)(r->as_of_wall_ns % 1000000000ull / 1000));
+	}
 	if (r->verdict == BK_RV_UNKNOWN || r->verdict == BK_RV_WITHDRAWN ||
 	    r->verdict == BK_RV_NONE)
 		snprintf(buf, len, "as of %s: reconciled %.2f, verdict %s%s%s", at,
