@@ -1013,31 +1013,40 @@ static void do_reconcile(struct cmd_ctx *c)
 		struct bk_actor who;
 		char text[BK_EVIDENCE_MAX];
 
+		enum bk_recon_verdict v = BK_RV_WITHDRAWN;
+
 		if (p)
-			bk_recon_post(rc, p->position, p->has_as_of_fills, p->as_of_fills,
-			              p->has_as_of_wall_ns ? p->as_of_wall_ns : 0,
-			              sr->rules ? sr->rules[BK_RULE_RECONCILIATION].max
-			                        : 0,
-			              d->cfg.rules.recon_max_age_ms, mono, wall);
+			v = bk_recon_post(
+			    rc, p->position, p->has_as_of_fills, p->as_of_fills,
+			    p->has_as_of_wall_ns ? p->as_of_wall_ns : 0,
+			    sr->rules ? sr->rules[BK_RULE_RECONCILIATION].max : 0,
+			    d->cfg.rules.recon_max_age_ms, mono, wall);
 		else
 			bk_recon_withdraw(rc, wall);
-		/* a new verdict: a break trips on the next tick, once */
-		sr->eval.violating[BK_RULE_RECONCILIATION] = false;
+		/* a new verdict: a break trips on the next tick, once (an unknown
+		 * one changed nothing: a standing break must not trip again) */
+		if (!rc->kept_break)
+			sr->eval.violating[BK_RULE_RECONCILIATION] = false;
 		bk_recon_report(rc, d->state.strategies[slot].name, mono, &rs[i]);
 		rsp[i] = &rs[i];
-		if (rc->verdict == BK_RV_UNKNOWN && at < sizeof(note)) {
+		if (v == BK_RV_UNKNOWN && at < sizeof(note)) {
 			int k = snprintf(note + at, sizeof(note) - at,
 			                 "%s%s: unknown, %s", at ? "; " : "",
 			                 d->state.strategies[slot].name, rc->why);
 			at += k > 0 ? (size_t)k : 0;
 		}
-		bk_recon_evidence(rc, text, sizeof(text));
+		if (rc->kept_break)
+			snprintf(text, sizeof(text),
+			         "reconciled %.2f, verdict unknown: %s", p->position,
+			         rc->why);
+		else
+			bk_recon_evidence(rc, text, sizeof(text));
 		actor_of(d, &c->peer, &who);
 		cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__RECONCILE, &who, wall);
 		rec.strategy = d->state.strategies[slot].name;
 		rec.reason = p ? "reconciled position" : "reconciliation withdrawn";
 		rec.evidence = text;
-		rec.verdict = (char *)bk_recon_verdict_name(rc->verdict);
+		rec.verdict = (char *)bk_recon_verdict_name(v);
 		rec.rule = "reconciliation";
 		if (p) {
 			rec.has_measured = rec.has_threshold = 1;
@@ -1046,8 +1055,9 @@ static void do_reconcile(struct cmd_ctx *c)
 			rec.has_as_of_fills = p->has_as_of_fills;
 			rec.as_of_fills = p->as_of_fills;
 			rec.has_as_of_wall_ns = 1;
-			rec.as_of_wall_ns = rc->as_of_wall_ns;
-			rec.has_engine_position = isfinite(rc->engine);
+			rec.as_of_wall_ns =
+			    p->has_as_of_wall_ns ? p->as_of_wall_ns : wall;
+			rec.has_engine_position = !rc->kept_break && isfinite(rc->engine);
 			rec.engine_position = rc->engine;
 		}
 		rec.has_request_id = c->req->has_request_id;

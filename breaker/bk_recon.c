@@ -88,10 +88,10 @@ static const struct bk_recon_point *find(struct bk_recon *r, bool has_fills,
 	return NULL;
 }
 
-enum bk_recon_verdict bk_recon_post(struct bk_recon *r, double reconciled, bool has_fills,
-                                    uint64_t as_of_fills, uint64_t as_of_wall_ns,
-                                    double limit, uint32_t max_age_ms,
-                                    uint64_t now_mono_ns, uint64_t now_wall_ns)
+static enum bk_recon_verdict judge(struct bk_recon *r, double reconciled, bool has_fills,
+                                   uint64_t as_of_fills, uint64_t as_of_wall_ns,
+                                   double limit, uint32_t max_age_ms,
+                                   uint64_t now_mono_ns, uint64_t now_wall_ns)
 {
 	const struct bk_recon_point *p;
 	uint64_t t_mono = now_mono_ns, left = now_mono_ns;
@@ -131,6 +131,33 @@ enum bk_recon_verdict bk_recon_post(struct bk_recon *r, double reconciled, bool 
 	/* NaN cannot show the positions agree */
 	return r->verdict =
 	           (!isfinite(r->brk) || r->brk > limit) ? BK_RV_BREAK : BK_RV_OK;
+}
+
+/*
+ * Fail safe: a reconciliation that cannot be judged ("unknown") does not
+ * clear a break that stands; only an "ok", a withdrawal or expiry does.
+ */
+enum bk_recon_verdict bk_recon_post(struct bk_recon *r, double reconciled, bool has_fills,
+                                    uint64_t as_of_fills, uint64_t as_of_wall_ns,
+                                    double limit, uint32_t max_age_ms,
+                                    uint64_t now_mono_ns, uint64_t now_wall_ns)
+{
+	const size_t off = offsetof(struct bk_recon, n);
+	char saved[sizeof(struct bk_recon) - offsetof(struct bk_recon, n)], why[96];
+	bool held = r->verdict == BK_RV_BREAK && bk_recon_current(r, now_mono_ns);
+	enum bk_recon_verdict v;
+
+	memcpy(saved, (char *)r + off, sizeof(saved));
+	v = judge(r, reconciled, has_fills, as_of_fills, as_of_wall_ns, limit, max_age_ms,
+	          now_mono_ns, now_wall_ns);
+	r->kept_break = false;
+	if (v != BK_RV_UNKNOWN || !held)
+		return v;
+	memcpy(why, r->why, sizeof(why));
+	memcpy((char *)r + off, saved, sizeof(saved));
+	snprintf(r->why, sizeof(r->why), "%.60s; the earlier break stands", why);
+	r->kept_break = true;
+	return v;
 }
 
 void bk_recon_withdraw(struct bk_recon *r, uint64_t now_wall_ns)

@@ -53,6 +53,7 @@ struct bk_recon {
 	uint64_t posted_wall_ns;
 	uint64_t expires_mono_ns; /* the verdict counts until then; 0 = never */
 	char why[96];             /* why unknown */
+	bool kept_break; /* the last post was unknown: the break before it stands */
 };
 
 /* The tick: remember (fills, position) if either changed. No allocation. */
@@ -62,7 +63,8 @@ void bk_recon_observe(struct bk_recon *r, uint64_t fills, double position,
 /*
  * Judge a posted position once. as_of_fills/as_of_wall_ns: 0 if not given
  * (both 0: as of now). limit: the rule's max. max_age_ms: 0 = no expiry.
- * Returns the verdict; r holds the report.
+ * Returns the verdict; r holds the report, except that an unknown verdict
+ * leaves a standing break in place (r->kept_break, r->why says so).
  */
 enum bk_recon_verdict bk_recon_post(struct bk_recon *r, double reconciled, bool has_fills,
                                     uint64_t as_of_fills, uint64_t as_of_wall_ns,

@@ -38,6 +38,9 @@ static void replay_reconcile(struct bk_daemon *d, int slot,
 	uint64_t at = rec->has_as_of_wall_ns ? rec->as_of_wall_ns : rec->wall_ns;
 	int v = bk_recon_verdict_parse(rec->verdict);
 
+	/* as when it was posted: an unknown verdict left a standing break */
+	if (v == BK_RV_UNKNOWN && r->verdict == BK_RV_BREAK)
+		return;
 	r->verdict = v < 0 ? BK_RV_UNKNOWN : (uint8_t)v;
 	r->restored = true;
 	r->reconciled = rec->measured;

@@ -196,9 +196,18 @@ Test(recon, a_real_break_at_the_as_of_point_trips_exactly_once)
 	    strstr(report, "engine 7000, reconciled 2000, break 5000, limit 1000: break"),
 	    "%s", report);
 	cr_assert(strstr(out, "\"verdict\":\"break\""), "audited verdict: %s", out);
-	/* resume refused while the verdict stands; a new reconciliation clears it */
+	/* resume refused while the verdict stands */
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "resume", "--reason", "x", NULL),
 	             1);
+	/* a reconciliation that cannot be judged does not clear it (fail safe) */
+	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "reconcile", "alpha=9000",
+	                      "--as-of-fills", "99", NULL),
+	             0, "%s", out);
+	cr_assert(strstr(out, "the earlier break stands"), "%s", out);
+	run_ticks(30);
+	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "resume", "--reason", "x", NULL),
+	             1);
+	/* a new reconciliation judged ok clears it */
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "reconcile", "alpha=7000",
 	                      "--as-of-fills", "2", NULL),
 	             0, "%s", out);

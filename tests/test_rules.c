@@ -161,7 +161,8 @@ static int post(double pos, bool has_fills, uint64_t fills, uint64_t wall, uint6
 	                       cfg.dflt[BK_RULE_RECONCILIATION].max, 60000, t,
 	                       /* wall clock = mono + 1e18 in these tests */
 	                       t + 1000000000000000000ull);
-	ev.violating[BK_RULE_RECONCILIATION] = false;
+	if (!ev.recon.kept_break)
+		ev.violating[BK_RULE_RECONCILIATION] = false;
 	return rv;
 }
 
