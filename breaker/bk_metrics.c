@@ -62,6 +62,7 @@ static const char *const results[BK_STATUS_COUNT] = {
     "err_internal",
     "err_condition_holds",
     "pending_confirmation",
+    [BREAKER__STATUS__ERR_RECONCILE_REQUIRED] = "err_reconcile_required",
 };
 
 static const char *const mode_labels[4] = {"active", "cautious", "reduce_only", "halted"};
@@ -221,7 +222,7 @@ static void head_counters(struct bk_daemon *d, struct bk_metrics *m)
 				put(m,
 				    "breaker_commands_total{type=\"%s\",result=\"%s\"} "
 				    "%llu\n",
-				    cmd_types[t], results[r],
+				    cmd_types[t], results[r] ? results[r] : "err_other",
 				    (unsigned long long)c->commands[t][r]);
 	family(m, "breaker_auth_refusals_total", "counter",
 	       "Commands refused for want of authorisation (also in commands_total as "
