@@ -60,6 +60,7 @@ struct bk_daemon {
 	struct bk_config cfg;
 	const char *config_path;   /* reread on SIGHUP for the rules */
 	uint32_t hup_pid, hup_uid; /* the SIGHUP's sender (signalfd), for CONFIG */
+	char rules_hash[BK_RULES_HASH_LEN]; /* of the rules in force (bk_rulestate.h) */
 	struct bk_state state;
 	struct bk_shm_writer shm;
 	struct bk_audit audit;

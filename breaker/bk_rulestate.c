@@ -186,6 +186,14 @@ void bk_rulestate_hash(const char *text, size_t n, char out[BK_RULES_HASH_LEN])
 		snprintf(out + 2 * i, 3, "%02x", h[i]);
 }
 
+void bk_rulestate_rehash(struct bk_daemon *d)
+{
+	static char text[1 << 18]; /* boot and SIGHUP only */
+
+	bk_rulestate_hash(text, bk_rulestate_text(&d->cfg.rules, text, sizeof(text)),
+	                  d->rules_hash);
+}
+
 /* The value of key (a line "key=value\n") in text, or NULL; *vlen its length. */
 static const char *lookup(const char *text, const char *key, size_t klen, size_t *vlen)
 {

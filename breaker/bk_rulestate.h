@@ -22,6 +22,9 @@ void bk_rulestate_replay(struct bk_daemon *d, const Breaker__AuditRecord *rec);
 /* Tick: stage a RULE_STATE record if slot's baselines moved (rate-limited). */
 void bk_rulestate_tick(struct bk_daemon *d, int slot, uint64_t now_mono_ns);
 
+/* d->rules_hash from d->cfg.rules (boot, reload). */
+void bk_rulestate_rehash(struct bk_daemon *d);
+
 /* The rules' canonical text ("key=value\n" lines); its length. */
 size_t bk_rulestate_text(const struct bk_rules_cfg *rc, char *buf, size_t len);
 void bk_rulestate_hash(const char *text, size_t n, char out[BK_RULES_HASH_LEN]);

@@ -140,7 +140,6 @@ static void proposal_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 /* The latest reconciliation of each strategy (the first 64), and the rules' hash. */
 static void recon_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 {
-	static char text[1 << 18], hash[BK_RULES_HASH_LEN];
 	uint64_t now = bk_now_mono_ns();
 	size_t cap = 64;
 
@@ -157,9 +156,7 @@ static void recon_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 		                rs);
 		info->reconciliations[info->n_reconciliations++] = rs;
 	}
-	bk_rulestate_hash(text, bk_rulestate_text(&d->cfg.rules, text, sizeof(text)),
-	                  hash);
-	info->rules_hash = hash;
+	info->rules_hash = d->rules_hash;
 }
 
 static void info_msg(struct bk_daemon *d, Breaker__StatusInfo *info)

@@ -19,6 +19,7 @@ void bk_tick_bind_rules(struct bk_daemon *d)
 	for (uint32_t i = 0; i < d->state.n_strategies; i++)
 		d->slots[i].rules =
 		    bk_rules_for(&d->cfg.rules, d->state.strategies[i].name);
+	bk_rulestate_rehash(d); /* status and CONFIG records show it */
 }
 
 /* The CONFIG record of a reload (applied or refused), and its event for watch. */
@@ -86,7 +87,6 @@ void bk_tick_reload(struct bk_daemon *d)
 	static char old_text[1 << 18], new_text[1 << 18], diff[1024];
 	static bool was_on[BK_MAX_STRATEGIES];
 	char err[512], hash[BK_RULES_HASH_LEN], why[700];
-	size_t n;
 
 	if (!d->config_path) {
 		bk_info("SIGHUP: no config file; rules stay the embedded defaults");
@@ -98,7 +98,7 @@ void bk_tick_reload(struct bk_daemon *d)
 		bk_err("SIGHUP: %s: %s; the running rules stay in force", d->config_path,
 		       err);
 		d->ctr.config_reloads[1]++;
-		bk_rulestate_hash(old_text, strlen(old_text), hash);
+		memcpy(hash, d->rules_hash, sizeof(hash));
 		snprintf(why, sizeof(why), "reload refused, running rules stay: %s", err);
 		config_record(d, hash, NULL, why);
 		return;
@@ -109,8 +109,8 @@ void bk_tick_reload(struct bk_daemon *d)
 	d->cfg.rules = next.rules;
 	bk_tick_bind_rules(d);
 	retire_reconciliations(d, was_on);
-	n = bk_rulestate_text(&d->cfg.rules, new_text, sizeof(new_text));
-	bk_rulestate_hash(new_text, n, hash);
+	bk_rulestate_text(&d->cfg.rules, new_text, sizeof(new_text));
+	memcpy(hash, d->rules_hash, sizeof(hash));
 	bk_rulestate_diff(old_text, new_text, diff, sizeof(diff));
 	d->ctr.config_reloads[0]++;
 	snprintf(why, sizeof(why), "rules reloaded from %s (hash %s)", d->config_path,

@@ -483,7 +483,16 @@ Test(recon, sighup_writes_a_config_record_with_the_diff)
 	cr_assert(strstr(out, "reject_rate.max: 0.2 -> 0.3"), "the diff: %s", out);
 	cr_assert(strstr(out, "exposure.enabled: false -> true"), "%s", out);
 	cr_assert(strstr(out, "exposure.max: 0 -> 100"), "%s", out);
-	cr_assert(strstr(out, "rules-hash="), "%s", out);
+	cr_assert(strstr(out, "rules-hash=\""), "%s", out);
+	{ /* the hash status reports is the one the record names */
+		char hash[32] = "", *at = strstr(out, "rules-hash=\"") + 12;
+
+		snprintf(hash, sizeof(hash), "\"rules_hash\":\"%.16s\"", at);
+		cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "status", "--json", NULL),
+		             0);
+		cr_assert(strstr(out, hash), "%s in %s", hash, out);
+		cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "audit", NULL), 0);
+	}
 	cr_assert(strstr(out, "SIGHUP from pid"), "the sender: %s", out);
 	/* a broken file: refused, and audited too (the CLI reads the same file:
 	 * put the good one back before asking) */
