@@ -72,6 +72,9 @@ static void replay_state(struct bk_daemon *d, int slot, const Breaker__AuditReco
 		sr->eval.base_balance = sr->rs_base_balance = rec->base_balance;
 		sr->eval.base_cash = rec->base_cash;
 		sr->eval.base_fees = rec->base_fees;
+		/* fills below this at the first tick: the engine restarted, and
+		 * observe() takes a new base (bk_rules.c) */
+		sr->eval.last_fills = rec->has_as_of_fills ? rec->as_of_fills : 0;
 	}
 }
 
@@ -111,6 +114,8 @@ void bk_rulestate_tick(struct bk_daemon *d, int slot, uint64_t now)
 	rec.base_balance = ev->base_balance;
 	rec.base_cash = ev->base_cash;
 	rec.base_fees = ev->base_fees;
+	rec.has_as_of_fills = 1; /* the engine's fill count with these baselines */
+	rec.as_of_fills = ev->last_fills;
 	rec.reason = "rule baselines (replayed at boot)";
 	if (bk_cmd_stage_system(d, &rec) < 0)
 		return;
