@@ -77,6 +77,10 @@ static const struct bk_recon_point *find(struct bk_recon *r, bool has_fills,
 		snprintf(r->why, sizeof(r->why),
 		         "the engine is at fill %llu, not yet %llu",
 		         (unsigned long long)p->fills, (unsigned long long)fills);
+	else if (has_fills && fills > at(r, lo)->fills)
+		snprintf(r->why, sizeof(r->why),
+		         "fill %llu was not seen on its own (several fills in one tick)",
+		         (unsigned long long)fills);
 	else if (has_fills)
 		snprintf(r->why, sizeof(r->why),
 		         "fill %llu is not in the history (oldest kept: fill %llu)",

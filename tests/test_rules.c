@@ -220,6 +220,12 @@ Test(rules, reconciliation_is_judged_as_of_its_point)
 	cr_assert_eq(trips(eval_at(now + 80 * MS)), 1);
 	eval_at(now + 80 * MS + 60001 * MS);
 	cr_assert(!bk_rules_violating(&ev, BK_RULE_RECONCILIATION), "stale after 60 s");
+	/* fills 4 and 5 seen only as 5, in one tick: 4 has no position of its own */
+	snap.fills = 5;
+	snap.position = 9600;
+	eval_at(now + 61 * 1000 * MS);
+	cr_assert_eq(post(0, true, 4, 0, now + 62 * 1000 * MS), BK_RV_UNKNOWN);
+	cr_assert(strstr(ev.recon.why, "not seen on its own"), "%s", ev.recon.why);
 }
 
 Test(rules, stale_heartbeat)
