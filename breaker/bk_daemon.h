@@ -47,13 +47,13 @@ struct bk_uid_name {
 /* Per strategy: the rules in force, their evaluation state, remote telemetry. */
 struct bk_slot_rules {
 	const struct bk_rule_cfg *rules;
-	struct bk_rule_eval eval;
-	struct bk_tel_snap remote; /* from Report messages */
 	bool is_remote;
 	/* baselines as last made durable (RULE_STATE, bk_rulestate.h) */
-	double rs_peak, rs_base_balance;
 	bool rs_base_set;
+	double rs_peak, rs_base_balance;
 	uint64_t rs_next_ns;
+	struct bk_tel_snap remote; /* from Report messages */
+	struct bk_rule_eval eval;  /* ends with the reconciliation history */
 };
 
 struct bk_daemon {

@@ -146,19 +146,18 @@ enum bk_recon_verdict bk_recon_post(struct bk_recon *r, double reconciled, bool 
                                     double limit, uint32_t max_age_ms,
                                     uint64_t now_mono_ns, uint64_t now_wall_ns)
 {
-	const size_t off = offsetof(struct bk_recon, n);
-	char saved[sizeof(struct bk_recon) - offsetof(struct bk_recon, n)], why[96];
+	char saved[offsetof(struct bk_recon, n)], why[96];
 	bool held = r->verdict == BK_RV_BREAK && bk_recon_current(r, now_mono_ns);
 	enum bk_recon_verdict v;
 
-	memcpy(saved, (char *)r + off, sizeof(saved));
+	memcpy(saved, r, sizeof(saved)); /* the verdict, not the history */
 	v = judge(r, reconciled, has_fills, as_of_fills, as_of_wall_ns, limit, max_age_ms,
 	          now_mono_ns, now_wall_ns);
 	r->kept_break = false;
 	if (v != BK_RV_UNKNOWN || !held)
 		return v;
 	memcpy(why, r->why, sizeof(why));
-	memcpy((char *)r + off, saved, sizeof(saved));
+	memcpy(r, saved, sizeof(saved));
 	snprintf(r->why, sizeof(r->why), "%.60s; the earlier break stands", why);
 	r->kept_break = true;
 	return v;

@@ -40,20 +40,22 @@ struct bk_recon_point {
 };
 
 struct bk_recon {
-	struct bk_recon_point hist[BK_RECON_HIST];
-	uint32_t n; /* entries written ever (ring index = n % BK_RECON_HIST) */
+	/* the verdict first: the tick reads these, post() saves and restores them */
 	uint8_t verdict;
-	bool restored;        /* from the audit log at boot: held, never judged again */
+	bool restored; /* from the audit log at boot: held, never judged again */
+	bool has_fills;
+	bool kept_break;      /* the last post was unknown: the break before it stands */
 	double reconciled;    /* the reconciler's position */
 	double engine;        /* the engine's position at the as-of point */
 	double brk, limit;    /* |engine - reconciled|, the limit when judged */
 	uint64_t as_of_fills; /* 0 with !has_fills */
-	bool has_fills;
 	uint64_t as_of_wall_ns;
 	uint64_t posted_wall_ns;
 	uint64_t expires_mono_ns; /* the verdict counts until then; 0 = never */
 	char why[96];             /* why unknown */
-	bool kept_break; /* the last post was unknown: the break before it stands */
+	/* the history last: the tick touches n and one entry */
+	uint32_t n; /* entries written ever (ring index = n % BK_RECON_HIST) */
+	struct bk_recon_point hist[BK_RECON_HIST];
 };
 
 /* The tick: remember (fills, position) if either changed. No allocation. */

@@ -82,12 +82,14 @@ struct bk_rule_eval {
 	struct bk_window rej_win, ord_win;
 	double peak_pnl;
 	double base_balance, base_cash, base_fees;
-	struct bk_recon recon; /* the reconciler's view, judged as of its point */
 	bool violating[BK_RULE_COUNT];
 	uint8_t warned[BK_RULE_COUNT]; /* warning levels crossed (0..3) */
 	double util[BK_RULE_COUNT];    /* last measured / threshold */
 	double measured[BK_RULE_COUNT];
 	uint64_t tripped_ns[BK_RULE_COUNT]; /* when this rule last tripped; 0 = not */
+	/* the reconciler's view, judged as of its point; last: its history ring
+	 * is large and the tick touches one entry of it */
+	struct bk_recon recon;
 };
 
 enum bk_verdict_kind { BK_V_TRIP, BK_V_WARN, BK_V_COOLDOWN };
