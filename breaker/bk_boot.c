@@ -103,7 +103,7 @@ static int replay_one(const Breaker__AuditRecord *rec, uint64_t offset, void *ar
 	struct replay_ctx *c = arg;
 
 	if (bk_state_replay(&c->d->state, rec) == 0) {
-		bk_cmd_remember(c->d, rec->request_id, rec->seq);
+		bk_cmd_remember(c->d, rec);
 		replay_reconcile(c->d, rec);
 		return 0;
 	}

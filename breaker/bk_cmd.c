@@ -6,6 +6,8 @@
  *   resume: stage the audit record, ack and flip once durable.
  * Every refusal is a typed reply that changed nothing.
  */
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_Init & co: no allocation (bk_audit.c) */
+
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -13,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 #include <math.h>
+
+#include <openssl/sha.h>
 
 #include "bk_daemon.h"
 #include "bk_log.h"
@@ -276,7 +280,7 @@ static bool stage_and_pend(struct bk_daemon *d, nng_msg *msg, Breaker__Reply *re
 	}
 	rep->has_audit_seq = 1;
 	rep->audit_seq = (uint64_t)seq;
-	bk_cmd_remember(d, rec->request_id, (uint64_t)seq);
+	bk_cmd_remember(d, rec);
 	if (pack_reply(msg, rep) < 0) {
 		nng_msg_free(msg);
 		msg = NULL;
@@ -295,7 +299,18 @@ struct cmd_ctx {
 	Breaker__Reply rep;
 	char why[320];
 	Breaker__Status refused; /* for breaker_commands_total; OK if not refused */
+	uint64_t hash;           /* bk_cmd_request_hash of req, for its records */
 };
+
+/* The request id on a record made by c's command, with what makes it the
+ * same command (answer_duplicate compares it). */
+static void cmd_request_id(const struct cmd_ctx *c, Breaker__AuditRecord *rec)
+{
+	rec->has_request_id = c->req->has_request_id;
+	rec->request_id = c->req->request_id;
+	rec->has_request_hash = c->req->has_request_id;
+	rec->request_hash = c->hash;
+}
 
 static void cmd_refuse(struct cmd_ctx *c, Breaker__Status st, const char *why)
 {
@@ -500,28 +515,108 @@ static bool authorised(struct cmd_ctx *c)
 	return false;
 }
 
-void bk_cmd_remember(struct bk_daemon *d, uint64_t request_id, uint64_t seq)
+void bk_cmd_remember(struct bk_daemon *d, const Breaker__AuditRecord *rec)
 {
-	if (!request_id)
+	uint64_t id = rec->has_request_id ? rec->request_id : 0;
+
+	if (!id)
 		return;
-	d->dedupe[request_id & (BK_DEDUPE - 1)].id = request_id;
-	d->dedupe[request_id & (BK_DEDUPE - 1)].seq = seq;
+	d->dedupe[id & (BK_DEDUPE - 1)].id = id;
+	d->dedupe[id & (BK_DEDUPE - 1)].seq = rec->seq;
+	d->dedupe[id & (BK_DEDUPE - 1)].hash = rec->request_hash;
+	d->dedupe[id & (BK_DEDUPE - 1)].hashed = rec->has_request_hash;
+}
+
+/* protobuf-c packs into this buffer: straight into the hash, no allocation. */
+struct hash_buf {
+	ProtobufCBuffer base;
+	SHA256_CTX sha;
+};
+
+static void hash_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
+{
+	SHA256_Update(&((struct hash_buf *)b)->sha, data, len);
+}
+
+/*
+ * What makes a resend "the same command": the caller as the transport
+ * identifies it (uid and how it came; a certificate's CN), the command, and
+ * its payload as packed again here (so field order on the wire does not
+ * matter). The first 8 bytes of SHA-256: a collision is not something a
+ * caller can aim for.
+ */
+static uint64_t request_hash(const struct cmd_ctx *c)
+{
+	const Breaker__Request *req = c->req;
+	const ProtobufCMessage *m = NULL;
+	struct hash_buf hb = {.base = {.append = hash_append}};
+	uint8_t who[12], out[SHA256_DIGEST_LENGTH];
+	uint64_t h = 0;
+
+	switch (req->cmd_case) {
+	case BREAKER__REQUEST__CMD_TRIP:
+		m = &req->trip->base;
+		break;
+	case BREAKER__REQUEST__CMD_RESUME:
+		m = &req->resume->base;
+		break;
+	case BREAKER__REQUEST__CMD_REGISTER:
+		m = &req->register_->base;
+		break;
+	case BREAKER__REQUEST__CMD_RECONCILE:
+		m = &req->reconcile->base;
+		break;
+	default:
+		break;
+	}
+	SHA256_Init(&hb.sha);
+	SHA256_Update(&hb.sha, "breaker.request.1", 17);
+	for (int i = 0; i < 4; i++) {
+		who[i] = (uint8_t)(c->peer.uid >> (8 * i));
+		who[4 + i] = (uint8_t)((uint32_t)req->cmd_case >> (8 * i));
+	}
+	who[8] = (uint8_t)c->peer.local;
+	who[9] = (uint8_t)c->peer.tls;
+	who[10] = who[11] = 0;
+	SHA256_Update(&hb.sha, who, sizeof(who));
+	if (c->peer.tls)
+		SHA256_Update(&hb.sha, c->peer.cn, strlen(c->peer.cn) + 1);
+	if (m)
+		protobuf_c_message_pack_to_buffer(m, &hb.base);
+	SHA256_Final(out, &hb.sha);
+	for (int i = 7; i >= 0; i--)
+		h = h << 8 | out[i];
+	return h;
 }
 
 /*
  * A state change whose request id was already applied (nng REQ resent it
- * after a reconnect): acknowledge the original record, apply nothing.
+ * after a reconnect, or the CLI retried): acknowledge the original record,
+ * apply nothing. Only the same caller sending the same command with the same
+ * payload is a resend; the id with anything else is refused, never "OK": a
+ * new emergency stop must not be swallowed as an old kill.
  */
 static bool answer_duplicate(struct cmd_ctx *c)
 {
 	struct bk_daemon *d = c->d;
 	uint64_t id = c->req->request_id;
 	struct bk_pending *p;
+	typeof(d->dedupe[0]) *e = &d->dedupe[id & (BK_DEDUPE - 1)];
 
-	if (!c->req->has_request_id || !id || d->dedupe[id & (BK_DEDUPE - 1)].id != id)
+	if (!c->req->has_request_id || !id || e->id != id)
 		return false;
+	if (!e->hashed || e->hash != c->hash) {
+		snprintf(
+		    c->why, sizeof(c->why),
+		    "request id %llu was used by audit seq %llu for another "
+		    "command, payload or caller: nothing applied (send it with a new "
+		    "id; the CLI makes one unless BREAKER_REQUEST_ID is set)",
+		    (unsigned long long)id, (unsigned long long)e->seq);
+		cmd_refuse(c, BREAKER__STATUS__ERR_REQUEST_ID_REUSED, c->why);
+		return true;
+	}
 	c->rep.has_audit_seq = 1;
-	c->rep.audit_seq = d->dedupe[id & (BK_DEDUPE - 1)].seq;
+	c->rep.audit_seq = e->seq;
 	c->rep.error = "duplicate request id: already applied, nothing changed";
 	if (c->rep.audit_seq <= d->audit.durable_seq) {
 		reply_now(d, c->msg, &c->rep);
@@ -588,8 +683,7 @@ static void do_trip(struct cmd_ctx *c)
 	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__TRIP, &who, wall);
 	plan_record(&rec, &p, t->strategy);
 	rec.reason = (char *)reason;
-	rec.has_request_id = c->req->has_request_id;
-	rec.request_id = c->req->request_id;
+	cmd_request_id(c, &rec);
 	c->rep.has_from_mode = c->rep.has_to_mode = 1;
 	c->rep.from_mode = (Breaker__Mode)p.from_mode;
 	c->rep.to_mode = (Breaker__Mode)p.to_mode;
@@ -767,8 +861,7 @@ static void do_resume(struct cmd_ctx *c)
 		rec.proposal_seq = pr.seq;
 	}
 	rec.reason = r->reason;
-	rec.has_request_id = c->req->has_request_id;
-	rec.request_id = c->req->request_id;
+	cmd_request_id(c, &rec);
 	c->rep.has_from_mode = c->rep.has_to_mode = 1;
 	c->rep.from_mode = (Breaker__Mode)p.from_mode;
 	c->rep.to_mode = (Breaker__Mode)p.to_mode;
@@ -811,8 +904,7 @@ static void do_register(struct cmd_ctx *c)
 	rec.strategy = (char *)name;
 	rec.has_slot = 1;
 	rec.slot = (uint32_t)slot;
-	rec.has_request_id = c->req->has_request_id;
-	rec.request_id = c->req->request_id;
+	cmd_request_id(c, &rec);
 	stage_and_pend(c->d, c->msg, &c->rep, &rec, slot, false);
 }
 
@@ -896,8 +988,7 @@ static void do_reconcile(struct cmd_ctx *c)
 		rec.reason = text;
 		rec.has_measured = 1;
 		rec.measured = r->positions[i]->position;
-		rec.has_request_id = c->req->has_request_id;
-		rec.request_id = c->req->request_id;
+		cmd_request_id(c, &rec);
 		if (i + 1 < r->n_positions) {
 			if (bk_audit_stage(&c->d->audit, &rec) < 0)
 				return cmd_refuse(c, BREAKER__STATUS__ERR_NOT_DURABLE,
@@ -945,13 +1036,18 @@ void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg)
 		breaker__request__free_unpacked(req, NULL);
 		return;
 	}
-	if ((req->cmd_case == BREAKER__REQUEST__CMD_TRIP ||
-	     req->cmd_case == BREAKER__REQUEST__CMD_RESUME ||
-	     req->cmd_case == BREAKER__REQUEST__CMD_REGISTER) &&
-	    answer_duplicate(&c)) {
-		count_command(d, bk_metrics_cmd_type(req->cmd_case), BREAKER__STATUS__OK);
-		breaker__request__free_unpacked(req, NULL);
-		return;
+	if (req->cmd_case == BREAKER__REQUEST__CMD_TRIP ||
+	    req->cmd_case == BREAKER__REQUEST__CMD_RESUME ||
+	    req->cmd_case == BREAKER__REQUEST__CMD_REGISTER ||
+	    req->cmd_case == BREAKER__REQUEST__CMD_RECONCILE) {
+		c.hash = request_hash(&c);
+		if (answer_duplicate(&c)) {
+			count_command(d, bk_metrics_cmd_type(req->cmd_case),
+			              c.refused ? (unsigned)c.refused
+			                        : (unsigned)BREAKER__STATUS__OK);
+			breaker__request__free_unpacked(req, NULL);
+			return;
+		}
 	}
 	switch (req->cmd_case) {
 	case BREAKER__REQUEST__CMD_TRIP:

@@ -70,6 +70,8 @@ struct bk_daemon {
 	struct {
 		uint64_t id;
 		uint64_t seq;
+		uint64_t hash; /* caller, command and payload (bk_cmd_request_hash) */
+		bool hashed;   /* false: a record from before hashes; never "the same" */
 	} dedupe[BK_DEDUPE];
 	struct bk_auth auth; /* group members, refusal rate limit, two-person rule */
 	struct bk_uid_name uid_cache[BK_UID_CACHE];
@@ -140,8 +142,9 @@ void bk_cmd_system_step(struct bk_daemon *d, int slot, unsigned reason, int to,
 /* A newly registered slot: rules bound, evaluation and telemetry cleared. */
 void bk_cmd_bind_slot(struct bk_daemon *d, int slot);
 
-/* Remember that request id made audit record seq (also from replay). */
-void bk_cmd_remember(struct bk_daemon *d, uint64_t request_id, uint64_t seq);
+/* Remember that the request id (and its hash, if the record has one) made
+ * audit record rec->seq (also from replay). */
+void bk_cmd_remember(struct bk_daemon *d, const Breaker__AuditRecord *rec);
 
 /* Summarise refusals that were not recorded one by one, once their caller's
  * rate limit allows (bk_auth.h); from the tick. */

@@ -104,6 +104,9 @@ static const struct {
     {BREAKER__STATUS__ERR_CONDITION_HOLDS,
      "the rule that set this latch still fails: 'breaker status' shows its "
      "utilisation; fix the cause, or --force (audited as forced)"},
+    {BREAKER__STATUS__ERR_REQUEST_ID_REUSED,
+     "nothing was applied: that request id belongs to another command; run it "
+     "again without BREAKER_REQUEST_ID (a fresh id)"},
     {BREAKER__STATUS__ERR_NOT_DURABLE,
      "breakerd's audit log is failing, and a resume needs its record on disk first"},
 };
@@ -168,9 +171,28 @@ int cli_config(struct cli *c)
 	return 0;
 }
 
+/*
+ * A fresh random id per command; BREAKER_REQUEST_ID=N resends a command
+ * whose answer was lost under its first id (breakerd answers a genuine
+ * resend from the same caller with the first record, and refuses the id
+ * for anything else).
+ */
 static uint64_t request_id(void)
 {
+	const char *env = getenv("BREAKER_REQUEST_ID");
 	uint64_t id = 0;
+
+	if (env && *env) {
+		char *end;
+		errno = 0;
+		id = strtoull(env, &end, 10);
+		if (!errno && !*end && id && *env >= '0' && *env <= '9')
+			return id;
+		fprintf(stderr,
+		        "breaker: ignoring BREAKER_REQUEST_ID='%s': not a "
+		        "decimal id from 1 to 2^64-1\n",
+		        env);
+	}
 
 	if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != sizeof(id))
 		id = now_wall_ns() ^ ((uint64_t)getpid() << 32);

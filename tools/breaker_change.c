@@ -242,7 +242,16 @@ static int send_change(struct cli *c, const struct cli_args *a, Breaker__Request
 		return rv;
 	if (a->json)
 		json_reply(stdout, r);
-	if (r->status == BREAKER__STATUS__OK) {
+	if (r->status == BREAKER__STATUS__OK && !r->has_to_mode && r->error &&
+	    *r->error) {
+		/* a genuine resend (same id, caller, command): the first record */
+		if (!a->json) {
+			fputs("already applied (a resend of the same command): ", stdout);
+			put_text(stdout, r->error);
+			put_seq(stdout, r);
+		}
+		rv = BX_OK;
+	} else if (r->status == BREAKER__STATUS__OK) {
 		if (!a->json)
 			(trip ? put_trip : put_resume)(stdout, ch, r);
 		rv = BX_OK;

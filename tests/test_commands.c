@@ -1,0 +1,195 @@
+/*
+ * Integration (issue 11 items 5, 3, 6, 9): command handling against a real
+ * breakerd and the real CLI. Request ids that de-duplicate only a genuine
+ * resend, remote reports as their own permission and declared source,
+ * operator-owned latches, and the smaller bad inputs.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bk_harness.h"
+#include "bk_mode.h"
+#include "bk_tel.h"
+
+#define NOBODY 65534
+#define STRATS                                                                           \
+	"[strategies]\nnames = s1, s2\n[rules]\nheartbeat.enabled = false\n"             \
+	"[metrics]\nlisten =\n"
+
+static char out[1 << 16];
+
+static char *cli_bin(void)
+{
+	char *b = getenv("BREAKER_CLI");
+
+	return b && *b ? b : "breaker";
+}
+
+/*
+ * The CLI as uid/gid (uid < 0: as us), with BREAKER_REQUEST_ID=id when id
+ * is non-NULL; stdout and stderr in out. The exit code, -1 on a signal.
+ */
+static int cli_as(struct bk_h *h, int uid, const char *id, char **args)
+{
+	char *argv[40] = {cli_bin(), "--config", h->config};
+	char path[256];
+	int n = 3, st;
+	pid_t pid;
+
+	while (*args && n < 39)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	snprintf(path, sizeof(path), "%s/cli.out", h->dir);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(126);
+		if (id)
+			setenv("BREAKER_REQUEST_ID", id, 1);
+		else
+			unsetenv("BREAKER_REQUEST_ID");
+		if (uid >= 0 &&
+		    (setgroups(0, NULL) || setgid((gid_t)uid) || setuid((uid_t)uid)))
+			_exit(125);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	bk_h_slurp(path, out, sizeof(out));
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+#define cli(h, ...)            cli_as(h, -1, NULL, (char *[]){__VA_ARGS__, NULL})
+#define cli_id(h, id, ...)     cli_as(h, -1, id, (char *[]){__VA_ARGS__, NULL})
+#define cli_nobody(h, id, ...) cli_as(h, NOBODY, id, (char *[]){__VA_ARGS__, NULL})
+
+static struct bk_h *up(struct bk_h *h, const char *tag, const char *extra)
+{
+	bk_h_init(h, tag, extra);
+	bk_h_start(h);
+	return h;
+}
+
+static void down(struct bk_h *h)
+{
+	bk_h_fini(h);
+	bk_tel_unlink(h->instance);
+}
+
+/* Another user may reach the sockets (socket_mode = 0666 in the config). */
+static void open_dirs(struct bk_h *h)
+{
+	char run[256];
+
+	snprintf(run, sizeof(run), "%s/run", h->dir);
+	cr_assert_eq(chmod(h->dir, 0755), 0);
+	cr_assert_eq(chmod(run, 0755), 0);
+}
+
+static void need_root(void)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root: runs the CLI as another user");
+}
+
+/* The mode engines see for a strategy (NULL: global), via the C client. */
+static int mode_of(struct bk_h *h, const char *strategy)
+{
+	struct bk_client c;
+	int m;
+
+	bk_h_attach(h, &c);
+	m = bk_check(&c, strategy ? bk_client_resolve(&c, strategy) : -1);
+	bk_client_detach(&c);
+	return m;
+}
+
+/* ---- 11.5: request ids de-duplicate only a genuine resend ----------------------- */
+
+Test(commands, reused_request_id_for_another_command_is_refused)
+{
+	struct bk_h h;
+
+	up(&h, "rid-other", STRATS);
+	cr_assert_eq(cli_id(&h, "777001", "kill", "s1", "--reason", "first"), 0, "%s",
+	             out);
+	/* a new emergency stop that happens to carry the same id */
+	int rc = cli_id(&h, "777001", "emergency-stop", "--reason", "second");
+	cr_assert_neq(rc, 0, "a reused id must not succeed: %s", out);
+	cr_assert(strstr(out, "ERR_REQUEST_ID_REUSED"), "%s", out);
+	cr_assert_null(strstr(out, "already applied"), "%s", out);
+	cr_assert_eq(mode_of(&h, NULL), BK_ACTIVE, "nothing applied");
+	/* the same command with a fresh id goes through */
+	cr_assert_eq(cli(&h, "emergency-stop", "--reason", "second"), 0, "%s", out);
+	cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+	down(&h);
+}
+
+Test(commands, genuine_resend_still_deduplicates_to_ok)
+{
+	struct bk_h h;
+
+	up(&h, "rid-same", STRATS);
+	cr_assert_eq(cli_id(&h, "777002", "kill", "s1", "--reason", "x"), 0, "%s", out);
+	cr_assert_eq(cli_id(&h, "777002", "kill", "s1", "--reason", "x"), 0, "%s", out);
+	cr_assert(strstr(out, "already applied"), "%s", out);
+	/* one KILL record, not two */
+	cr_assert_eq(cli(&h, "audit", "--json"), 0, "%s", out);
+	cr_assert_eq(bk_h_count(out, "\"request_id\":777002,"), 1, "%s", out);
+	down(&h);
+}
+
+Test(commands, reused_request_id_is_refused_across_a_restart)
+{
+	struct bk_h h;
+
+	up(&h, "rid-restart", STRATS);
+	cr_assert_eq(cli_id(&h, "777003", "kill", "s1", "--reason", "first"), 0, "%s",
+	             out);
+	cr_assert_eq(bk_h_stop(&h), 0);
+	bk_h_start(&h);
+	cr_assert_neq(cli_id(&h, "777003", "emergency-stop"), 0, "%s", out);
+	cr_assert(strstr(out, "ERR_REQUEST_ID_REUSED"), "%s", out);
+	cr_assert_eq(mode_of(&h, NULL), BK_ACTIVE);
+	/* the genuine resend, after the restart, is still the same command */
+	cr_assert_eq(cli_id(&h, "777003", "kill", "s1", "--reason", "first"), 0, "%s",
+	             out);
+	cr_assert(strstr(out, "already applied"), "%s", out);
+	down(&h);
+}
+
+Test(commands, reused_request_id_is_refused_across_callers)
+{
+	struct bk_h h;
+
+	need_root();
+	up(&h, "rid-callers",
+	   STRATS "[commands]\nsocket_mode = 0666\n"
+	          "[auth]\ntrip_uids = 0, 65534\nkill_uids = 0, 65534\n");
+	open_dirs(&h);
+	cr_assert_eq(cli_nobody(&h, "777004", "kill", "s2", "--reason", "nobody's"), 0,
+	             "%s", out);
+	cr_assert_eq(mode_of(&h, "s2"), BK_HALTED);
+	/* root's kill of s1 with the id nobody used for s2 */
+	cr_assert_neq(cli_id(&h, "777004", "kill", "s1", "--reason", "root's"), 0, "%s",
+	              out);
+	cr_assert(strstr(out, "ERR_REQUEST_ID_REUSED"), "%s", out);
+	cr_assert_eq(mode_of(&h, "s1"), BK_ACTIVE);
+	/* and the same payload from another caller is not "the same" either */
+	cr_assert_neq(cli_id(&h, "777004", "kill", "s2", "--reason", "nobody's"), 0, "%s",
+	              out);
+	cr_assert(strstr(out, "ERR_REQUEST_ID_REUSED"), "%s", out);
+	down(&h);
+}
