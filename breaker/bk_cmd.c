@@ -661,6 +661,7 @@ static void do_trip(struct cmd_ctx *c)
 	                        &why);
 	if (st)
 		return cmd_refuse(c, st, why);
+	p.by_operator = true; /* the latch is the operator's, even if a rule held it */
 	named = actor_cached(c->d, &c->peer, &who);
 	/* The halt takes effect now; durability and the ack follow. */
 	seq = c->d->audit.next_seq;
@@ -682,6 +683,7 @@ static void do_trip(struct cmd_ctx *c)
 		c->d->auth.proposal.active = false;
 	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__TRIP, &who, wall);
 	plan_record(&rec, &p, t->strategy);
+	rec.has_operator_latch = rec.operator_latch = 1;
 	rec.reason = (char *)reason;
 	cmd_request_id(c, &rec);
 	c->rep.has_from_mode = c->rep.has_to_mode = 1;
@@ -1237,9 +1239,11 @@ void bk_cmd_system_step(struct bk_daemon *d, int slot, unsigned reason, int to,
 
 	const char *rule;
 
-	/* Only a latch the daemon raised itself, and only once no strategy still
-	 * breaks the rule (a global latch may be held up by several). */
+	/* Only a latch the daemon raised itself and no operator tripped since,
+	 * and only once no strategy still breaks the rule (a global latch may
+	 * be held up by several). */
 	if (!(sc->active & (1u << reason)) || sc->latches[reason].mode <= to ||
+	    sc->latches[reason].operator_owned ||
 	    strcmp(sc->latches[reason].actor.name, "breakerd") != 0 ||
 	    bk_tick_condition_holds(d, slot, reason, &rule) || !bk_cmd_can_accept(d))
 		return;

@@ -193,3 +193,97 @@ Test(commands, reused_request_id_is_refused_across_callers)
 	cr_assert(strstr(out, "ERR_REQUEST_ID_REUSED"), "%s", out);
 	down(&h);
 }
+
+/* ---- 11.6: a latch an operator set belongs to the operator ------------------------ */
+
+#define EXPOSURE                                                                         \
+	"tick_period_us = 1000\n[metrics]\nlisten =\n[strategies]\nnames = s1, s2\n"     \
+	"[rules]\nheartbeat.enabled = false\nexposure.max = 1000\n"                      \
+	"exposure.cooldown_ms = 100\nexposure.cooldown_to = reduce-only\n"
+
+struct engine {
+	struct bk_client c;
+	struct bk_tel_client t;
+	int s1;
+};
+
+static void engine_up(struct bk_h *h, struct engine *e)
+{
+	int rv = -EAGAIN;
+
+	bk_h_attach(h, &e->c);
+	for (int i = 0; i < 200 && rv; i++)
+		if ((rv = bk_tel_attach(&e->t, h->instance)) != 0)
+			usleep(10000);
+	cr_assert_eq(rv, 0, "telemetry attach: %s", strerror(-rv));
+	e->s1 = bk_client_resolve(&e->c, "s1");
+	cr_assert_geq(e->s1, 0);
+}
+
+static void engine_down(struct engine *e)
+{
+	bk_tel_detach(&e->t);
+	bk_client_detach(&e->c);
+}
+
+/* Poll (5 s at most) until slot's mode is want; true if it got there. */
+static bool mode_becomes(struct engine *e, int slot, int want)
+{
+	for (int i = 0; i < 1000; i++) {
+		if ((int)bk_check(&e->c, slot) == want)
+			return true;
+		usleep(5000);
+	}
+	return false;
+}
+
+/* The rig itself: the exposure rule trips, and its cooldown steps it down. */
+Test(commands, exposure_cooldown_steps_its_own_latch)
+{
+	struct bk_h h;
+	struct engine e;
+
+	up(&h, "own-cool", EXPOSURE);
+	engine_up(&h, &e);
+	bk_report_marks(&e.t, e.s1, 0, 5000, 0);
+	cr_assert(mode_becomes(&e, e.s1, BK_HALTED), "the exposure rule trips");
+	bk_report_marks(&e.t, e.s1, 0, 0, 0);
+	cr_assert(mode_becomes(&e, e.s1, BK_REDUCE_ONLY), "its cooldown steps it");
+	engine_down(&e);
+	down(&h);
+}
+
+Test(commands, operator_retrip_of_a_rule_latch_is_not_released_by_cooldown)
+{
+	struct bk_h h;
+	struct engine e;
+
+	up(&h, "own-op", EXPOSURE);
+	engine_up(&h, &e);
+	bk_report_marks(&e.t, e.s1, 0, 5000, 0);
+	cr_assert(mode_becomes(&e, e.s1, BK_HALTED), "the exposure rule trips");
+	/* the operator trips the same latch: from now on it is theirs */
+	cr_assert_eq(cli(&h, "trip", "exposure_limit", "--strategy", "s1", "--reason",
+	                 "desk holds it"),
+	             0, "%s", out);
+	bk_report_marks(&e.t, e.s1, 0, 0, 0); /* the condition clears */
+	usleep(600 * 1000);                   /* six cooldowns */
+	cr_assert_eq(bk_check(&e.c, e.s1), BK_HALTED, "still the operator's halt");
+	/* ... also once replayed from the log */
+	engine_down(&e);
+	cr_assert_eq(bk_h_stop(&h), 0);
+	bk_h_start(&h);
+	engine_up(&h, &e);
+	bk_report_marks(&e.t, e.s1, 0, 0, 0);
+	usleep(600 * 1000);
+	cr_assert_eq(bk_check(&e.c, e.s1), BK_HALTED, "still held after a restart");
+	cr_assert_eq(cli(&h, "audit", "--json"), 0, "%s", out);
+	cr_assert_eq(bk_h_count(out, "\"kind\":\"RESUME\""), 0, "no automatic resume: %s",
+	             out);
+	/* the operator releases it, a stage at a time */
+	cr_assert_eq(cli(&h, "resume", "--strategy", "s1", "--reason", "desk done"), 0,
+	             "%s", out);
+	cr_assert(mode_becomes(&e, e.s1, BK_REDUCE_ONLY));
+	engine_down(&e);
+	down(&h);
+}
