@@ -104,6 +104,9 @@ static int replay_one(const Breaker__AuditRecord *rec, uint64_t offset, void *ar
 
 	if (bk_state_replay(&c->d->state, rec) == 0) {
 		bk_cmd_remember(c->d, rec);
+		if (rec->kind == BREAKER__AUDIT_RECORD__KIND__REGISTER && rec->has_slot &&
+		    rec->slot < BK_MAX_STRATEGIES)
+			c->d->remote_declared[rec->slot] = rec->remote_telemetry;
 		replay_reconcile(c->d, rec);
 		return 0;
 	}

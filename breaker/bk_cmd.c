@@ -374,6 +374,8 @@ static const char *command_verb(const Breaker__Request *req, unsigned missing)
 		return "register strategies";
 	case BREAKER__REQUEST__CMD_RECONCILE:
 		return "post reconciliations (they can clear a break)";
+	case BREAKER__REQUEST__CMD_REPORT:
+		return "report telemetry (it feeds the rules)";
 	default:
 		return "query breakerd";
 	}
@@ -390,6 +392,8 @@ static unsigned perms_needed(const Breaker__Request *req)
 	case BREAKER__REQUEST__CMD_REGISTER:
 	case BREAKER__REQUEST__CMD_RECONCILE:
 		return BK_PERM_RESUME;
+	case BREAKER__REQUEST__CMD_REPORT: /* it can keep a rule from tripping */
+		return BK_PERM_REPORT;
 	default:
 		return BK_PERM_QUERY;
 	}
@@ -414,6 +418,8 @@ static void refused_attempt(struct cmd_ctx *c, Breaker__AuditRecord *rec)
 		rec->forced = req->resume->has_force && req->resume->force;
 	} else if (req->cmd_case == BREAKER__REQUEST__CMD_REGISTER) {
 		scope = req->register_->strategy;
+	} else if (req->cmd_case == BREAKER__REQUEST__CMD_REPORT) {
+		scope = req->report->strategy;
 	}
 	rec->strategy = scope && bk_strategy_name_valid(scope) ? (char *)scope : NULL;
 	rec->has_reason_code = code >= 0 && code < BK_REASON_COUNT;
@@ -899,6 +905,8 @@ static void do_register(struct cmd_ctx *c)
 	bk_shm_add_strategy(&c->d->shm, slot, name);
 	bk_cmd_publish_scope(c->d, slot);
 	bk_shm_changed(&c->d->shm); /* waiters learn of the new slot too */
+	c->d->remote_declared[slot] = c->req->register_->has_remote_telemetry &&
+	                              c->req->register_->remote_telemetry;
 	bk_cmd_bind_slot(c->d, slot);
 	actor_of(c->d, &c->peer, &who);
 	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__REGISTER, &who,
@@ -906,6 +914,8 @@ static void do_register(struct cmd_ctx *c)
 	rec.strategy = (char *)name;
 	rec.has_slot = 1;
 	rec.slot = (uint32_t)slot;
+	rec.has_remote_telemetry = c->d->remote_declared[slot];
+	rec.remote_telemetry = c->d->remote_declared[slot];
 	cmd_request_id(c, &rec);
 	stage_and_pend(c->d, c->msg, &c->rep, &rec, slot, false);
 }
@@ -926,9 +936,21 @@ static void do_report(struct cmd_ctx *c)
 	    !isfinite(r->pnl) || !isfinite(r->fill_cash) || !isfinite(r->fees))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		                  "report values must be finite numbers");
+	/* One declared source per strategy: a Report must not override what
+	 * the engine writes in the segment (a rule would go blind). */
+	if (!c->d->slots[slot].is_remote) {
+		snprintf(
+		    c->why, sizeof(c->why),
+		    "strategy %s reads its telemetry from the segment: a Report for it "
+		    "is refused (a remote engine's strategy is declared: [strategies] "
+		    "remote in the config, or breaker register --telemetry remote)",
+		    r->strategy);
+		return cmd_refuse(c, BREAKER__STATUS__ERR_TELEMETRY_SOURCE, c->why);
+	}
 	/* Remote engines report the same numbers; the tick reads them from here. */
 	s = &c->d->slots[slot].remote;
-	c->d->slots[slot].is_remote = true;
+	bk_auth_who(&c->peer, c->d->slots[slot].remote_from,
+	            sizeof(c->d->slots[slot].remote_from));
 	s->orders = r->orders;
 	s->rejects = r->rejects;
 	s->fills = r->fills;
@@ -1185,6 +1207,8 @@ void bk_cmd_bind_slot(struct bk_daemon *d, int slot)
 
 	memset(sr, 0, sizeof(*sr));
 	sr->rules = bk_rules_for(&d->cfg.rules, d->state.strategies[slot].name);
+	sr->is_remote = d->remote_declared[slot] ||
+	                bk_config_remote(&d->cfg, d->state.strategies[slot].name);
 	/* a new strategy starts from clean telemetry */
 	memset(&d->tel.tel->slots[slot], 0, sizeof(d->tel.tel->slots[slot]));
 }

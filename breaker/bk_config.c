@@ -12,6 +12,7 @@
 
 #include "bk_config.h"
 #include "bk_mode.h"
+#include "bk_state.h"
 
 static void default_dirs(struct bk_config *cfg)
 {
@@ -107,6 +108,10 @@ int bk_config_defaults(struct bk_config *cfg, const char *instance)
 		cfg->resume_uids[cfg->n_resume_uids++] = 0;
 	memcpy(cfg->force_uids, cfg->resume_uids, sizeof(cfg->force_uids));
 	cfg->n_force_uids = cfg->n_resume_uids;
+	/* Reporting: who may write the telemetry segment (0660: its owner and
+	 * group, which are ours). */
+	cfg->report_uids[cfg->n_report_uids++] = geteuid();
+	cfg->report_gids[cfg->n_report_gids++] = getegid();
 	/* Tripping is easy: anyone who can reach the command socket. */
 	cfg->auth_any = 1u << BK_ACT_TRIP | 1u << BK_ACT_KILL;
 	cfg->confirm_window_s = 120;
@@ -128,6 +133,10 @@ void bk_config_acl(const struct bk_config *cfg, enum bk_act act, struct bk_acl *
 		*acl = (struct bk_acl){cfg->resume_uids, cfg->n_resume_uids,
 		                       cfg->resume_gids, cfg->n_resume_gids, false};
 		break;
+	case BK_ACT_REPORT:
+		*acl = (struct bk_acl){cfg->report_uids, cfg->n_report_uids,
+		                       cfg->report_gids, cfg->n_report_gids, false};
+		break;
 	default:
 		*acl = (struct bk_acl){cfg->force_uids, cfg->n_force_uids,
 		                       cfg->force_gids, cfg->n_force_gids, false};
@@ -138,8 +147,8 @@ void bk_config_acl(const struct bk_config *cfg, enum bk_act act, struct bk_acl *
 
 const char *bk_act_name(enum bk_act act)
 {
-	static const char *const names[BK_ACT_COUNT] = {"trip", "kill", "resume",
-	                                                "force"};
+	static const char *const names[BK_ACT_COUNT] = {"trip", "kill", "resume", "force",
+	                                                "report"};
 
 	return (unsigned)act < BK_ACT_COUNT ? names[act] : "?";
 }
@@ -158,7 +167,16 @@ const char *bk_role_name(enum bk_role role)
 {
 	return role == BK_ROLE_OPERATOR ? "operator"
 	       : role == BK_ROLE_TRADER ? "trader"
+	       : role == BK_ROLE_ENGINE ? "engine"
 	                                : "none";
+}
+
+bool bk_config_remote(const struct bk_config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->n_remote; i++)
+		if (strcmp(cfg->remote[i], name) == 0)
+			return true;
+	return false;
 }
 
 int bk_listen_parse(const char *v, bool *loopback)
@@ -312,19 +330,20 @@ static int parse_ids(const char *v, unsigned *ids, int *n, bool group, bool *any
 	return *n || (any && *any) ? 0 : -EINVAL;
 }
 
-static int parse_strategies(struct bk_config *cfg, const char *v)
+/* "a, b, c" into names: each a valid strategy name (bk_strategy_name_valid). */
+static int parse_strategies(char (*names)[BK_NAME_MAX], int *n, const char *v)
 {
 	char buf[16384], *save = NULL, *tok;
 
 	if (set_str(buf, sizeof(buf), v))
 		return -EINVAL;
-	cfg->n_strategies = 0;
+	*n = 0;
 	for (tok = strtok_r(buf, ", \t", &save); tok;
 	     tok = strtok_r(NULL, ", \t", &save)) {
-		if (cfg->n_strategies >= BK_CFG_STRATEGIES ||
-		    set_str(cfg->strategies[cfg->n_strategies], BK_NAME_MAX, tok))
+		if (*n >= BK_CFG_STRATEGIES || !bk_strategy_name_valid(tok) ||
+		    set_str(names[*n], BK_NAME_MAX, tok))
 			return -EINVAL;
-		cfg->n_strategies++;
+		(*n)++;
 	}
 	return 0;
 }
@@ -500,10 +519,12 @@ static void acl_lists(struct bk_config *cfg, enum bk_act act, unsigned **uids, i
 	*nu = act == BK_ACT_TRIP     ? &cfg->n_trip_uids
 	      : act == BK_ACT_KILL   ? &cfg->n_kill_uids
 	      : act == BK_ACT_RESUME ? &cfg->n_resume_uids
+	      : act == BK_ACT_REPORT ? &cfg->n_report_uids
 	                             : &cfg->n_force_uids;
 	*ng = act == BK_ACT_TRIP     ? &cfg->n_trip_gids
 	      : act == BK_ACT_KILL   ? &cfg->n_kill_gids
 	      : act == BK_ACT_RESUME ? &cfg->n_resume_gids
+	      : act == BK_ACT_REPORT ? &cfg->n_report_gids
 	                             : &cfg->n_force_gids;
 }
 
@@ -582,6 +603,7 @@ static int parse_roles(struct bk_config *cfg, const char *v)
 			colon++;
 		r->role = strcmp(colon, "operator") == 0 ? BK_ROLE_OPERATOR
 		          : strcmp(colon, "trader") == 0 ? BK_ROLE_TRADER
+		          : strcmp(colon, "engine") == 0 ? BK_ROLE_ENGINE
 		                                         : BK_ROLE_NONE;
 		if (!*tok || r->role == BK_ROLE_NONE || set_str(r->cn, BK_CN_MAX, tok))
 			return -EINVAL;
@@ -619,7 +641,8 @@ static int handle_tls(struct load_ctx *c, const char *n, const char *v)
 		return fail(c, c->line, "a CN is given twice in roles = %s%s", v, "");
 	if (err)
 		return fail(c, c->line,
-		            "bad roles = %s: CN:operator or CN:trader, comma-separated%s",
+		            "bad roles = %s: CN:operator, CN:trader or CN:engine, "
+		            "comma-separated%s",
 		            v, "");
 	return 1;
 }
@@ -807,7 +830,19 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 	} else if (strcmp(s, "tls") == 0) {
 		return handle_tls(c, n, v);
 	} else if (key_is(s, n, "strategies", "names")) {
-		err = parse_strategies(cfg, v);
+		err = parse_strategies(cfg->strategies, &cfg->n_strategies, v);
+		if (err)
+			return fail(c, line,
+			            "bad names = %s: strategy names are 1-39 bytes of "
+			            "[A-Za-z0-9._:-]%s, at most 256 of them",
+			            v, "");
+	} else if (key_is(s, n, "strategies", "remote")) {
+		err = parse_strategies(cfg->remote, &cfg->n_remote, v);
+		if (err)
+			return fail(c, line,
+			            "bad remote = %s: strategy names (1-39 bytes of "
+			            "[A-Za-z0-9._:-]%s) whose telemetry comes by Report",
+			            v, "");
 	} else if (key_is(s, n, "metrics", "listen")) {
 		bool lo;
 		err = *v && bk_listen_parse(v, &lo)

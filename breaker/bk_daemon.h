@@ -48,7 +48,8 @@ struct bk_slot_rules {
 	const struct bk_rule_cfg *rules;
 	struct bk_rule_eval eval;
 	struct bk_tel_snap remote; /* from Report messages */
-	bool is_remote;
+	bool is_remote;       /* declared: the rules read remote, never the segment */
+	char remote_from[80]; /* who sent the latest Report (bk_auth_who) */
 };
 
 struct bk_daemon {
@@ -60,6 +61,9 @@ struct bk_daemon {
 	struct bk_server srv;
 	struct bk_tel_reader tel;
 	struct bk_slot_rules slots[BK_MAX_STRATEGIES];
+	/* declared at register (breaker register --telemetry remote; replayed);
+	 * [strategies] remote in the config declares it too */
+	bool remote_declared[BK_MAX_STRATEGIES];
 	uint32_t last_trip_change_seq; /* change_seq published by the latest trip */
 	uint64_t last_trip_mono_ns;
 	uint64_t last_tick_ns;

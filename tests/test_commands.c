@@ -287,3 +287,194 @@ Test(commands, operator_retrip_of_a_rule_latch_is_not_released_by_cooldown)
 	engine_down(&e);
 	down(&h);
 }
+
+/* ---- 11.3: reporting is its own permission; one declared telemetry source --------- */
+
+static Breaker__Status send_report(struct bk_rpc *rpc, const char *strategy,
+                                   uint64_t orders, uint64_t rejects, double gross,
+                                   char *why, size_t whylen)
+{
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__Report r = BREAKER__REPORT__INIT;
+	Breaker__Reply *rep = NULL;
+	Breaker__Status st;
+
+	r.strategy = (char *)strategy;
+	r.has_orders = r.has_rejects = r.has_gross = 1;
+	r.orders = orders;
+	r.rejects = rejects;
+	r.gross = gross;
+	req.cmd_case = BREAKER__REQUEST__CMD_REPORT;
+	req.report = &r;
+	if (bk_rpc_call(rpc, &req, &rep) != 0)
+		return (Breaker__Status)-1;
+	st = rep->status;
+	if (why)
+		snprintf(why, whylen, "%s", rep->error ? rep->error : "");
+	breaker__reply__free_unpacked(rep, NULL);
+	return st;
+}
+
+/*
+ * The attacker: uid 65534 (query only). Sends Report{strategy, orders 0}
+ * every 100 ms for BK_FORGE_MS. Exits 0 if every report was refused as
+ * unauthorised, 1 if one was accepted, 2 if it never got an answer. Run as
+ * this binary re-executed (nng is not fork-safe), before Criterion's main.
+ */
+__attribute__((constructor)) static void forger_main(void)
+{
+	const char *url = getenv("BK_FORGE_URL"), *strategy = getenv("BK_FORGE_STRATEGY");
+	struct bk_rpc rpc;
+	int answered = 0, ms;
+
+	if (!url || !strategy)
+		return;
+	ms = atoi(getenv("BK_FORGE_MS") ? getenv("BK_FORGE_MS") : "3000");
+	for (int i = 0; i < 500; i++) { /* the daemon is starting */
+		if (bk_rpc_open(&rpc, url, 1000) == 0)
+			break;
+		usleep(10000);
+	}
+	for (int t = 0; t < ms; t += 100) {
+		Breaker__Status st = send_report(&rpc, strategy, 0, 0, 0, NULL, 0);
+		if (st == BREAKER__STATUS__OK)
+			_exit(1);
+		answered += st == BREAKER__STATUS__ERR_UNAUTHORISED;
+		usleep(100000);
+	}
+	_exit(answered ? 0 : 2);
+}
+
+static pid_t forge_reports(struct bk_h *h, const char *strategy, int ms)
+{
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char buf[16];
+
+		snprintf(buf, sizeof(buf), "%d", ms);
+		setenv("BK_FORGE_URL", h->cfg.cmd_url, 1);
+		setenv("BK_FORGE_STRATEGY", strategy, 1);
+		setenv("BK_FORGE_MS", buf, 1);
+		if (setgroups(0, NULL) || setgid(NOBODY) || setuid(NOBODY))
+			_exit(125);
+		execl("/proc/self/exe", "test_commands", (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+#define REJECTS                                                                          \
+	"tick_period_us = 1000\n[metrics]\nlisten =\n[strategies]\nnames = s1, s2\n"     \
+	"[commands]\nsocket_mode = 0666\n[rules]\nheartbeat.enabled = false\n"           \
+	"reject_rate.max = 0.2\nreject_rate.window_ms = 500\nreject_rate.min_orders = "  \
+	"20\n"
+
+Test(commands, forged_reports_from_a_query_user_do_not_blind_the_reject_rule)
+{
+	struct bk_h h;
+	struct engine e;
+	pid_t attacker;
+	int st;
+	bool tripped = false;
+
+	need_root();
+	bk_h_init(&h, "forge", REJECTS);
+	attacker = forge_reports(&h, "s1", 3000);
+	bk_h_start(&h);
+	open_dirs(&h);
+	engine_up(&h, &e);
+	/* the real engine: 80% rejects, written in the segment */
+	for (int i = 0; i < 300 && !tripped; i++) {
+		bk_report_order(&e.t, e.s1, 10);
+		bk_report_reject(&e.t, e.s1, 8);
+		usleep(10000);
+		tripped = bk_check(&e.c, e.s1) == BK_HALTED;
+	}
+	cr_assert(tripped, "the reject-rate rule trips on the segment's numbers");
+	cr_assert_eq(waitpid(attacker, &st, 0), attacker);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	          "every forged report refused (attacker exit %d)",
+	          WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	/* the refusals are in the audit log */
+	cr_assert_eq(cli(&h, "audit", "--json"), 0, "%s", out);
+	cr_assert(strstr(out, "\"kind\":\"REFUSED\"") &&
+	              strstr(out, "\"command\":\"report\""),
+	          "%s", out);
+	cr_assert(strstr(out, "may not report telemetry"), "%s", out);
+	engine_down(&e);
+	down(&h);
+}
+
+Test(commands, report_for_a_segment_strategy_is_refused_even_from_an_engine)
+{
+	struct bk_h h;
+	struct bk_rpc rpc;
+	char why[512];
+
+	up(&h, "src-seg", STRATS);
+	cr_assert_eq(bk_rpc_open(&rpc, h.cfg.cmd_url, 3000), 0);
+	cr_assert_eq(send_report(&rpc, "s1", 0, 0, 0, why, sizeof(why)),
+	             BREAKER__STATUS__ERR_TELEMETRY_SOURCE, "%s", why);
+	cr_assert(strstr(why, "segment"), "%s", why);
+	bk_rpc_close(&rpc);
+	down(&h);
+}
+
+#define REMOTE_EXPOSURE                                                                  \
+	"tick_period_us = 1000\n[metrics]\nlisten =\n[strategies]\nnames = s1, s2\n"     \
+	"remote = s2\n[rules]\nheartbeat.enabled = false\nexposure.max = 1000\n"         \
+	"exposure.cooldown_ms = 100\nexposure.cooldown_to = reduce-only\n"
+
+Test(commands, remote_strategy_reads_only_reports_and_its_step_names_the_source)
+{
+	struct bk_h h;
+	struct engine e;
+	struct bk_rpc rpc;
+	char why[512];
+	int s2;
+
+	up(&h, "src-remote", REMOTE_EXPOSURE);
+	engine_up(&h, &e);
+	s2 = bk_client_resolve(&e.c, "s2");
+	/* the segment says nothing for s2 counts: only Reports do */
+	bk_report_marks(&e.t, s2, 0, 99999, 0);
+	usleep(100000);
+	cr_assert_eq(bk_check(&e.c, s2), BK_ACTIVE, "the segment is not s2's source");
+	cr_assert_eq(bk_rpc_open(&rpc, h.cfg.cmd_url, 3000), 0);
+	cr_assert_eq(send_report(&rpc, "s2", 0, 0, 5000, why, sizeof(why)),
+	             BREAKER__STATUS__OK, "%s", why);
+	cr_assert(mode_becomes(&e, s2, BK_HALTED),
+	          "the exposure rule trips on the report");
+	cr_assert_eq(send_report(&rpc, "s2", 0, 0, 0, why, sizeof(why)),
+	             BREAKER__STATUS__OK, "%s", why);
+	cr_assert(mode_becomes(&e, s2, BK_REDUCE_ONLY), "the cooldown steps it");
+	bk_rpc_close(&rpc);
+	usleep(50000);
+	cr_assert_eq(cli(&h, "audit", "--json"), 0, "%s", out);
+	cr_assert(strstr(out, "\"telemetry_source\":\"report from uid 0\""), "%s", out);
+	engine_down(&e);
+	down(&h);
+}
+
+Test(commands, register_telemetry_remote_is_declared_and_replayed)
+{
+	struct bk_h h;
+	struct bk_rpc rpc;
+	char why[512];
+
+	up(&h, "src-reg", STRATS);
+	cr_assert_eq(cli(&h, "register", "r1", "--telemetry", "remote"), 0, "%s", out);
+	cr_assert_eq(cli(&h, "register", "r2"), 0, "%s", out);
+	cr_assert_eq(cli(&h, "register", "r3", "--telemetry", "sideways"), 2, "%s", out);
+	cr_assert_eq(bk_h_stop(&h), 0);
+	bk_h_start(&h);
+	cr_assert_eq(bk_rpc_open(&rpc, h.cfg.cmd_url, 3000), 0);
+	cr_assert_eq(send_report(&rpc, "r1", 1, 0, 0, why, sizeof(why)),
+	             BREAKER__STATUS__OK, "%s", why);
+	cr_assert_eq(send_report(&rpc, "r2", 1, 0, 0, why, sizeof(why)),
+	             BREAKER__STATUS__ERR_TELEMETRY_SOURCE, "%s", why);
+	bk_rpc_close(&rpc);
+	down(&h);
+}

@@ -43,6 +43,7 @@ enum {
 	O_TIMEOUT_MS,
 	O_UNTIL,
 	O_FORMAT,
+	O_TELEMETRY,
 };
 
 /* clang-format off */
@@ -58,6 +59,8 @@ static const struct option resume_opts[] = {OPT_COMMON, OPT("strategy", O_STRATE
 	OPT("reason-code", O_REASON_CODE), OPT("to", O_TO), OPT("reason", O_REASON),
 	FLAG("force", O_FORCE), OPT_END};
 static const struct option plain_opts[] = {OPT_COMMON, OPT_END};
+static const struct option register_opts[] = {OPT_COMMON, OPT("telemetry", O_TELEMETRY),
+					      OPT_END};
 static const struct option audit_opts[] = {OPT_COMMON, FLAG("verify", O_VERIFY),
 					   OPT("since", O_SINCE), OPT("file", O_FILE), OPT_END};
 static const struct option watch_opts[] = {OPT_COMMON, OPT("count", O_COUNT),
@@ -399,11 +402,17 @@ static const struct cmd cmds[] = {
      "example: breaker resume --strategy momo-eu-1 --reason-code manual_halt \\\n"
      "             --reason \"positions reconciled, ticket 4711\"\n",
      EXITS_RESUME, false},
-    {"register", cmd_register, plain_opts, 1, 1, "<strategy>", "<strategy> [--json]",
+    {"register", cmd_register, register_opts, 1, 1, "<strategy>",
+     "<strategy> [--telemetry segment|remote] [--json]",
      "register a strategy with breakerd",
      "Register a strategy: breakerd gives it a slot in the shared-memory table.\n"
      "\n"
-     "  --json  print breakerd's reply as one JSON object\n",
+     "  --telemetry SRC  where its rules read telemetry: segment (default: the\n"
+     "                   engine writes the telemetry segment on this host) or\n"
+     "                   remote (Report messages from an engine elsewhere, sent\n"
+     "                   by a user or certificate allowed to report); the other\n"
+     "                   source is refused for this strategy\n"
+     "  --json           print breakerd's reply as one JSON object\n",
      EXITS_CHANGE, false},
     {"reconcile", cmd_reconcile, plain_opts, 1, INT_MAX, "<strategy>=<position>",
      "<strategy>=<position> [<strategy>=<position> ...] [--json]",
@@ -664,6 +673,9 @@ static int store_opt(struct cli_args *a, int o, char *arg)
 		break;
 	case O_FORMAT:
 		a->format = arg;
+		break;
+	case O_TELEMETRY:
+		a->telemetry = arg;
 		break;
 	default:
 		return -1;

@@ -369,7 +369,13 @@ int cmd_register(struct cli *c, const struct cli_args *a)
 
 	if ((rv = check_strategy(a->cmd, a->pos[0])))
 		return rv;
+	if (a->telemetry && strcmp(a->telemetry, "segment") != 0 &&
+	    strcmp(a->telemetry, "remote") != 0)
+		return cli_usage_error(
+		    a->cmd, "--telemetry is segment or remote, not '%s'", a->telemetry);
 	reg.strategy = a->pos[0];
+	reg.has_remote_telemetry = a->telemetry && strcmp(a->telemetry, "remote") == 0;
+	reg.remote_telemetry = reg.has_remote_telemetry;
 	req.cmd_case = BREAKER__REQUEST__CMD_REGISTER;
 	req.register_ = &reg;
 	if ((rv = cli_call(c, a->cmd, &req, &r, true)))
