@@ -240,6 +240,13 @@ struct load_ctx {
 	int tcp_line;     /* of [commands] tcp_url, for the transport checks */
 	unsigned acl_set; /* bit per enum bk_act: the file gave its lists */
 	unsigned acl_any; /* bit per enum bk_act: ... and one said "any" */
+	struct seen_key *seen; /* every "section]name" so far, for duplicates */
+	size_t n_seen, cap_seen;
+};
+
+struct seen_key {
+	char key[128]; /* "section]name": ']' cannot be in a section name */
+	int line;
 };
 
 static int fail(struct load_ctx *c, int line, const char *fmt, const char *a,
@@ -253,19 +260,36 @@ static int fail(struct load_ctx *c, int line, const char *fmt, const char *a,
 	return 0; /* stop inih at the first error */
 }
 
-static int parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
+/* Digits only, in base 10 or 8: no sign, space, "0x" or leading-zero octal
+ * that strtoull(..., 0) would read ("0100" is not 64). */
+static int parse_base(const char *v, int base, uint64_t min, uint64_t max, uint64_t *out)
 {
 	char *end;
 	unsigned long long x;
 
-	if (*v == '-' || *v == '\0')
+	if (*v == '\0')
 		return -EINVAL;
+	for (const char *p = v; *p; p++)
+		if (*p < '0' || *p > (base == 8 ? '7' : '9'))
+			return -EINVAL;
 	errno = 0;
-	x = strtoull(v, &end, 0);
+	x = strtoull(v, &end, base);
 	if (errno || *end || x < min || x > max)
 		return -ERANGE;
 	*out = x;
 	return 0;
+}
+
+/* Numbers are decimal, everywhere. */
+static int parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+	return parse_base(v, 10, min, max, out);
+}
+
+/* File modes are octal, as chmod(1) writes them ("0660", "660"). */
+static int parse_mode(const char *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+	return parse_base(v, 8, min, max, out);
 }
 
 static int set_str(char *dst, size_t len, const char *v)
@@ -358,6 +382,9 @@ static int parse_double(const char *v, double min, double max, double *out)
 	char *end;
 	double x;
 
+	/* decimal only: strtod would read hex ("0x10") too */
+	if (strpbrk(v, "xXpP"))
+		return -EINVAL;
 	errno = 0;
 	x = strtod(v, &end);
 	if (errno || end == v || *end || !(x >= min && x <= max)) /* NaN fails too */
@@ -720,6 +747,11 @@ static int handle_rules(struct load_ctx *c, const char *s, const char *n, const 
 	int err;
 
 	if (strncmp(s, "rules:", 6) == 0) {
+		if (!bk_strategy_name_valid(s + 6))
+			return fail(c, c->line,
+			            "[%s]: not a strategy name (1-39 bytes of "
+			            "[A-Za-z0-9._:-])%s",
+			            s, "");
 		if (c->pass == 1)
 			return 1;
 		rules = override_for(rc, s + 6);
@@ -745,6 +777,40 @@ static int handle_rules(struct load_ctx *c, const char *s, const char *n, const 
 	return 1;
 }
 
+/*
+ * Each key once per section (a section may be given again): "last one wins"
+ * let a second resume_uids quietly replace the first. Pass 1 sees every key.
+ */
+static int duplicate_key(struct load_ctx *c, const char *s, const char *n)
+{
+	struct seen_key *grown;
+	char key[128];
+
+	snprintf(key, sizeof(key), "%s]%s", s, n);
+	for (size_t i = 0; i < c->n_seen; i++) {
+		if (strcmp(c->seen[i].key, key) != 0)
+			continue;
+		snprintf(c->err, c->errlen,
+		         "line %d: '%s' in [%s] is given twice, on lines %d and %d: give "
+		         "each key once (an indented line continues the one above it)",
+		         c->line, n, s, c->seen[i].line, c->line);
+		c->failed = 1;
+		return 1;
+	}
+	if (c->n_seen == c->cap_seen) {
+		size_t cap = c->cap_seen ? 2 * c->cap_seen : 64;
+		if (!(grown = realloc(c->seen, cap * sizeof(*grown)))) {
+			fail(c, c->line, "out of memory%s%s", "", "");
+			return 1;
+		}
+		c->seen = grown;
+		c->cap_seen = cap;
+	}
+	snprintf(c->seen[c->n_seen].key, sizeof(c->seen[0].key), "%s", key);
+	c->seen[c->n_seen++].line = c->line;
+	return 0;
+}
+
 static int handle(void *user, const char *s, const char *n, const char *v)
 {
 	struct load_ctx *c = user;
@@ -752,6 +818,9 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 	struct bk_config *cfg = &c->cfg;
 	uint64_t x;
 	int err = 0;
+
+	if (c->pass == 1 && duplicate_key(c, s, n))
+		return 0;
 
 	if (strcmp(s, "rules") == 0 || strncmp(s, "rules:", 6) == 0)
 		return handle_rules(c, s, n, v);
@@ -787,11 +856,11 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 			cfg->heartbeat_bound_ns = x * 1000000;
 	} else if (key_is(s, n, "breaker", "shm_mode")) {
 		/* never group/other-writable: engines must only read */
-		if (!(err = parse_u64(v, 0400, 0644, &x)) && (x & 0133))
+		if (!(err = parse_mode(v, 0400, 0644, &x)) && (x & 0133))
 			err = -EINVAL;
 		cfg->shm_mode = err ? cfg->shm_mode : (mode_t)x;
 	} else if (key_is(s, n, "breaker", "telemetry_mode")) {
-		if (!(err = parse_u64(v, 0600, 0666, &x)) && (x & 0111))
+		if (!(err = parse_mode(v, 0600, 0666, &x)) && (x & 0111))
 			err = -EINVAL;
 		cfg->tel_mode = err ? cfg->tel_mode : (mode_t)x;
 	} else if (key_is(s, n, "commands", "max_message_bytes")) {
@@ -823,7 +892,7 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 	} else if (key_is(s, n, "commands", "allow_plaintext_loopback")) {
 		err = parse_bool(v, &cfg->allow_plaintext_loopback);
 	} else if (key_is(s, n, "commands", "socket_mode")) {
-		if (!(err = parse_u64(v, 0600, 0777, &x)))
+		if (!(err = parse_mode(v, 0600, 0777, &x)))
 			cfg->sock_mode = (mode_t)x;
 	} else if (strcmp(s, "auth") == 0) {
 		return handle_auth(c, n, v);
@@ -861,12 +930,28 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 	return 1;
 }
 
+/* One line for inih; a NUL byte in it ends the parse as an error (inih would
+ * read the line only up to it: "\0resume_uids = ..." would vanish). */
 static char *read_line(char *buf, int len, void *arg)
 {
 	struct load_ctx *c = arg;
+	int ch, n = 0;
 
+	if (c->failed)
+		return NULL;
 	c->line++;
-	return fgets(buf, len, c->file);
+	while (n < len - 1 && (ch = getc(c->file)) != EOF) {
+		if (ch == '\0') {
+			fail(c, c->line, "a NUL byte in the file%s%s: not a text config",
+			     "", "");
+			return NULL;
+		}
+		buf[n++] = (char)ch;
+		if (ch == '\n')
+			break;
+	}
+	buf[n] = '\0';
+	return n ? buf : NULL;
 }
 
 int bk_config_load(struct bk_config *cfg, const char *path, char *err, size_t errlen)
@@ -890,6 +975,7 @@ int bk_config_load(struct bk_config *cfg, const char *path, char *err, size_t er
 			break;
 	}
 	fclose(c.file);
+	free(c.seen);
 	if (c.failed)
 		return -EINVAL;
 	if (rv != 0) {

@@ -478,3 +478,96 @@ Test(commands, register_telemetry_remote_is_declared_and_replayed)
 	bk_rpc_close(&rpc);
 	down(&h);
 }
+
+/* ---- 11.9 b-e: the config file, as breakerd loads it --------------------------------
+ */
+
+/* Load text (len bytes: it may hold NULs) over the defaults; 0 or -errno, err set. */
+static int load_config(const char *text, size_t len, struct bk_config *c, char *err,
+                       size_t errlen)
+{
+	char path[64];
+	FILE *f;
+	int rv;
+
+	snprintf(path, sizeof(path), "/tmp/bk-cmdcfg-%d.ini", (int)getpid());
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(text, 1, len, f), len);
+	fclose(f);
+	cr_assert_eq(bk_config_defaults(c, NULL), 0);
+	err[0] = '\0';
+	rv = bk_config_load(c, path, err, errlen);
+	unlink(path);
+	return rv;
+}
+
+#define LOAD(text, c, err) load_config(text, sizeof(text) - 1, c, err, sizeof(err))
+
+Test(commands, duplicate_config_key_is_refused_with_both_lines)
+{
+	static struct bk_config c;
+	char err[512];
+
+	cr_assert_eq(
+	    LOAD("[auth]\nresume_uids = 0\n; a comment\nresume_uids = 65534\n", &c, err),
+	    -EINVAL, "the second one must not silently win");
+	cr_assert(strstr(err, "resume_uids") && strstr(err, "lines 2 and 4"), "%s", err);
+	/* the same key in a section given again */
+	cr_assert_eq(LOAD("[breaker]\ntick_period_us = 100\n[auth]\nresume_uids = 0\n"
+	                  "[breaker]\ntick_period_us = 200\n",
+	                  &c, err),
+	             -EINVAL);
+	cr_assert(strstr(err, "lines 2 and 6"), "%s", err);
+	/* in a [rules:NAME] section too */
+	cr_assert_eq(LOAD("[rules:s1]\nexposure.max = 5\nexposure.max = 6\n", &c, err),
+	             -EINVAL);
+	cr_assert(strstr(err, "lines 2 and 3"), "%s", err);
+	/* the same key name in different sections is fine */
+	cr_assert_eq(
+	    LOAD("[rules]\nexposure.max = 5\n[rules:s1]\nexposure.max = 6\n", &c, err), 0,
+	    "%s", err);
+}
+
+Test(commands, config_numbers_are_decimal)
+{
+	static struct bk_config c;
+	char err[512];
+
+	cr_assert_eq(LOAD("[breaker]\ntick_period_us = 0100\n", &c, err), 0, "%s", err);
+	cr_assert_eq(c.tick_ns, 100000u, "0100 is one hundred, not octal 64");
+	cr_assert_eq(LOAD("[breaker]\ntick_period_us = 0x100\n", &c, err), -EINVAL);
+	cr_assert_eq(LOAD("[breaker]\ntick_period_us = +100\n", &c, err), -EINVAL);
+	cr_assert_eq(LOAD("[rules]\nexposure.max = 0x10\n", &c, err), -EINVAL);
+	/* modes are octal, as chmod's */
+	cr_assert_eq(LOAD("[commands]\nsocket_mode = 0660\n", &c, err), 0, "%s", err);
+	cr_assert_eq(c.sock_mode, 0660);
+}
+
+Test(commands, nul_byte_in_config_is_refused)
+{
+	static struct bk_config c;
+	char err[512];
+
+	cr_assert_eq(LOAD("[auth]\n\0resume_uids = 65534\n", &c, err), -EINVAL,
+	             "a line starting with NUL must not be skipped silently");
+	cr_assert(strstr(err, "line 2") && strstr(err, "NUL"), "%s", err);
+	cr_assert_eq(LOAD("[auth]\nresume_uids = 0\0, 65534\n", &c, err), -EINVAL);
+	cr_assert(strstr(err, "NUL"), "%s", err);
+}
+
+Test(commands, config_strategy_names_follow_the_name_rules)
+{
+	static struct bk_config c;
+	char err[512];
+
+	cr_assert_eq(LOAD("[strategies]\nnames = good, bad!name\n", &c, err), -EINVAL);
+	cr_assert(strstr(err, "bad!name") && strstr(err, "line 2"), "%s", err);
+	cr_assert_eq(LOAD("[rules:bad!name]\nexposure.max = 5\n", &c, err), -EINVAL);
+	cr_assert(strstr(err, "bad!name") && strstr(err, "line 2"), "%s", err);
+	cr_assert_eq(LOAD("[strategies]\nremote = a/b\n", &c, err), -EINVAL);
+	cr_assert_eq(
+	    LOAD("[strategies]\nnames = ok-1, ok.2\n[rules:ok-1]\nexposure.max = 5\n", &c,
+	         err),
+	    0, "%s", err);
+}
