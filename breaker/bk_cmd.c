@@ -109,6 +109,66 @@ static bool text_valid(const char *s, size_t max)
 	return true;
 }
 
+/* A varint at *p (before end); false if it runs past end or 10 bytes. */
+static bool wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; shift < 70 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Does a string field of this message (or of one inside it) hold a NUL
+ * byte? protobuf-c hands strings over as char *: "s1\0/evil" would be read
+ * as "s1" and act on s1. Walks the wire bytes with the descriptors; the
+ * message has unpacked already, so it is well-formed.
+ */
+static bool wire_has_nul(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
+                         size_t len, int depth)
+{
+	const uint8_t *end = p + len;
+	uint64_t key, n;
+
+	while (p < end) {
+		if (!wire_varint(&p, end, &key))
+			return false;
+		switch (key & 7) {
+		case 0:
+			if (!wire_varint(&p, end, &n))
+				return false;
+			break;
+		case 1:
+			p += 8;
+			break;
+		case 5:
+			p += 4;
+			break;
+		case 2: {
+			const ProtobufCFieldDescriptor *f =
+			    protobuf_c_message_descriptor_get_field(desc,
+			                                            (unsigned)(key >> 3));
+			if (!wire_varint(&p, end, &n) || n > (uint64_t)(end - p))
+				return false;
+			if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, n))
+				return true;
+			if (f && f->type == PROTOBUF_C_TYPE_MESSAGE && depth < 8 &&
+			    wire_has_nul(f->descriptor, p, n, depth + 1))
+				return true;
+			p += n;
+			break;
+		}
+		default: /* groups: protobuf-c would not have unpacked them */
+			return false;
+		}
+	}
+	return false;
+}
+
 /* Strategy field to slot: absent or "" is global. */
 static Breaker__Status resolve_scope(const struct bk_daemon *d, const char *name,
                                      int *slot, char *why, size_t len)
@@ -1054,6 +1114,15 @@ void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg)
 	c.rep.has_request_id = req->has_request_id;
 	c.rep.request_id = req->request_id;
 	c.rep.has_status = 1;
+	if (wire_has_nul(&breaker__request__descriptor, nng_msg_body(msg), len, 0)) {
+		count_command(d, bk_metrics_cmd_type(req->cmd_case),
+		              BREAKER__STATUS__ERR_BAD_REQUEST);
+		cmd_refuse(&c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		           "a name or text field holds a NUL byte: refused whole (it "
+		           "would have been cut there)");
+		breaker__request__free_unpacked(req, NULL);
+		return;
+	}
 	if (!authorised(&c)) {
 		count_command(d, bk_metrics_cmd_type(req->cmd_case),
 		              BREAKER__STATUS__ERR_UNAUTHORISED);

@@ -571,3 +571,67 @@ Test(commands, config_strategy_names_follow_the_name_rules)
 	         err),
 	    0, "%s", err);
 }
+
+/* ---- 11.9 a: an embedded NUL is refused, never cut ----------------------------------
+ */
+
+/* A length-delimited field (len < 128) at p; bytes written. */
+static size_t wire_bytes(uint8_t *p, unsigned field, const void *s, size_t n)
+{
+	p[0] = (uint8_t)(field << 3 | 2);
+	p[1] = (uint8_t)n;
+	memcpy(p + 2, s, n);
+	return n + 2;
+}
+
+/* Request{trip{strategy, reason_code manual_halt, reason}}, hand-encoded. */
+static size_t wire_trip(uint8_t *out, const char *strategy, size_t slen,
+                        const char *reason, size_t rlen)
+{
+	uint8_t inner[256];
+	size_t n = 0;
+
+	if (strategy)
+		n += wire_bytes(inner + n, 1, strategy, slen);
+	inner[n++] = 3 << 3; /* reason_code, varint */
+	inner[n++] = BREAKER__REASON_CODE__MANUAL_HALT;
+	n += wire_bytes(inner + n, 4, reason, rlen);
+	return wire_bytes(out, 10, inner, n);
+}
+
+Test(commands, embedded_nul_in_a_name_or_reason_is_refused)
+{
+	struct bk_h h;
+	uint8_t buf[512], inner[64];
+	Breaker__Reply *rep;
+	size_t n;
+
+	up(&h, "nul", STRATS);
+	/* a trip of "s1\0/evil" must not trip s1 */
+	n = wire_trip(buf, "s1\0/evil", 8, "x", 1);
+	rep = bk_h_raw_call(&h, buf, n);
+	cr_assert_eq(rep->status, BREAKER__STATUS__ERR_BAD_REQUEST, "%s", rep->error);
+	cr_assert(strstr(rep->error, "NUL"), "%s", rep->error);
+	breaker__reply__free_unpacked(rep, NULL);
+	cr_assert_eq(mode_of(&h, "s1"), BK_ACTIVE);
+	/* a reason with a hidden tail */
+	n = wire_trip(buf, "s1", 2, "ok\0rm -rf", 9);
+	rep = bk_h_raw_call(&h, buf, n);
+	cr_assert_eq(rep->status, BREAKER__STATUS__ERR_BAD_REQUEST, "%s", rep->error);
+	breaker__reply__free_unpacked(rep, NULL);
+	cr_assert_eq(mode_of(&h, "s1"), BK_ACTIVE);
+	/* register "abc\0/.." must not register abc */
+	n = wire_bytes(buf, 14, inner, wire_bytes(inner, 1, "abc\0/..", 7));
+	rep = bk_h_raw_call(&h, buf, n);
+	cr_assert_eq(rep->status, BREAKER__STATUS__ERR_BAD_REQUEST, "%s", rep->error);
+	breaker__reply__free_unpacked(rep, NULL);
+	cr_assert_eq(cli(&h, "strategies"), 0, "%s", out);
+	cr_assert_null(strstr(out, "abc"), "%s", out);
+	/* the well-formed trip still works (the encoder above is right) */
+	n = wire_trip(buf, "s1", 2, "x", 1);
+	rep = bk_h_raw_call(&h, buf, n);
+	cr_assert_eq(rep->status, BREAKER__STATUS__OK, "%s", rep->error);
+	breaker__reply__free_unpacked(rep, NULL);
+	cr_assert_eq(mode_of(&h, "s1"), BK_HALTED);
+	down(&h);
+}
