@@ -725,3 +725,26 @@ Test(commands, certificate_caller_is_shown_by_its_cn_not_uid_4294967295)
 	down(&h);
 	nftw(k.dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
+
+/* ---- 11.9 h: after a removed log, the boot record says so -----------------------------
+ */
+
+Test(commands, boot_after_a_removed_log_says_it_was_removed_not_not_durable)
+{
+	struct bk_h h;
+
+	up(&h, "rmlog", STRATS);
+	cr_assert_eq(cli(&h, "emergency-stop", "--reason", "durable stop"), 0, "%s", out);
+	bk_h_kill9(&h);
+	cr_assert_eq(unlink(h.cfg.audit_path), 0);
+	bk_h_start(&h);
+	cr_assert_eq(cli(&h, "audit"), 0, "%s", out);
+	/* the stop engines saw is restored under its own code, and said why */
+	cr_assert(strstr(out, "emergency_stop"), "restored: %s", out);
+	cr_assert_null(strstr(out, "not durable"),
+	               "the stop was durable; its log was removed: %s", out);
+	cr_assert(strstr(out, "restored at boot") && strstr(out, "log") &&
+	              strstr(out, "missing"),
+	          "%s", out);
+	down(&h);
+}
