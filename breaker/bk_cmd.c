@@ -1085,7 +1085,17 @@ static void do_reconcile(struct cmd_ctx *c)
 
 static void do_query(struct cmd_ctx *c, bool all)
 {
-	bk_status_build(c->d, &c->rep, all);
+	const Breaker__Request *q = c->req;
+	uint32_t offset = 0, limit = 0;
+
+	if (!all && q->status) {
+		offset = q->status->has_offset ? q->status->offset : 0;
+		limit = q->status->has_limit ? q->status->limit : 0;
+	} else if (all && q->list) {
+		offset = q->list->has_offset ? q->list->offset : 0;
+		limit = q->list->has_limit ? q->list->limit : 0;
+	}
+	bk_status_build(c->d, &c->rep, all, offset, limit);
 	reply_now(c->d, c->msg, &c->rep);
 	bk_status_free(&c->rep);
 }

@@ -101,8 +101,12 @@ void bk_cmd_durable(struct bk_daemon *d);
 /* An audit flush failed with -errno err: answer waiting trips, refuse resumes. */
 void bk_cmd_flush_failed(struct bk_daemon *d, int err);
 
-/* Status / ListStrategies reply content (bk_status.c); free with bk_status_free. */
-void bk_status_build(struct bk_daemon *d, Breaker__Reply *rep, bool all);
+/* Status / ListStrategies reply content (bk_status.c); free with bk_status_free.
+ * One page: tripped strategies (and, with all, every strategy) from slot
+ * offset on, at most limit (0: no count limit) and what fits a reply; a page
+ * that stops short sets rep->error to "truncated: more from slot N". */
+void bk_status_build(struct bk_daemon *d, Breaker__Reply *rep, bool all, uint32_t offset,
+                     uint32_t limit);
 void bk_status_free(Breaker__Reply *rep);
 
 /* Republish one scope's word from the state (BK_GLOBAL or a slot). */

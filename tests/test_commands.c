@@ -748,3 +748,84 @@ Test(commands, boot_after_a_removed_log_says_it_was_removed_not_not_durable)
 	          "%s", out);
 	down(&h);
 }
+
+/* ---- 11.9 f: status answers at the maximum table ------------------------------------
+ */
+
+static void rpc_ok(struct bk_rpc *rpc, Breaker__Request *req, uint64_t id)
+{
+	Breaker__Reply *rep = NULL;
+
+	req->has_request_id = 1;
+	req->request_id = id;
+	cr_assert_eq(bk_rpc_call(rpc, req, &rep), 0);
+	cr_assert_eq(rep->status, BREAKER__STATUS__OK, "%s",
+	             rep->error ? rep->error : "");
+	breaker__reply__free_unpacked(rep, NULL);
+}
+
+Test(commands, status_and_strategies_answer_at_the_maximum_table, .timeout = 240)
+{
+	struct bk_h h;
+	struct bk_rpc rpc;
+	static char reason[1025], big[1 << 23];
+	char name[BK_NAME_MAX];
+	long n;
+
+	memset(reason, 'r', 1024);
+	up(&h, "maxtable", "[metrics]\nlisten =\n");
+	cr_assert_eq(bk_rpc_open(&rpc, h.cfg.cmd_url, 10000), 0);
+	for (unsigned i = 0; i < BK_MAX_STRATEGIES; i++) {
+		Breaker__Request req = BREAKER__REQUEST__INIT;
+		Breaker__RegisterStrategy reg = BREAKER__REGISTER_STRATEGY__INIT;
+		Breaker__Trip t = BREAKER__TRIP__INIT;
+
+		/* the longest names too: 39 bytes */
+		snprintf(name, sizeof(name), "strategy-%030u", i);
+		reg.strategy = name;
+		req.cmd_case = BREAKER__REQUEST__CMD_REGISTER;
+		req.register_ = &reg;
+		rpc_ok(&rpc, &req, 2 * i + 1);
+		t.strategy = name;
+		t.has_reason_code = 1;
+		t.reason_code = BREAKER__REASON_CODE__MANUAL_HALT;
+		t.reason = reason;
+		req.cmd_case = BREAKER__REQUEST__CMD_TRIP;
+		req.trip = &t;
+		rpc_ok(&rpc, &req, 2 * i + 2);
+	}
+	bk_rpc_close(&rpc);
+	/* the whole table, through the CLI's 1 MiB reply limit */
+	cr_assert_eq(bk_h_cli(&h, big, sizeof(big), "status", NULL), 0, "%.2000s", big);
+	cr_assert_eq(bk_h_count(big, "latch manual_halt: HALTED"), BK_MAX_STRATEGIES,
+	             "every tripped strategy listed");
+	cr_assert(strstr(big, "strategy-000000000000000000000000004095"));
+	cr_assert_eq(bk_h_cli(&h, big, sizeof(big), "strategies", NULL), 0, "%.2000s",
+	             big);
+	cr_assert(strstr(big, "4096 strategies"), "%.2000s", big + strlen(big) - 500);
+	n = bk_h_cli(&h, big, sizeof(big), "status", "--json", NULL);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(bk_h_count(big, "\"reason_code\":\"manual_halt\""),
+	             BK_MAX_STRATEGIES);
+	cr_assert_eq(bk_h_cli(&h, big, sizeof(big), "health", NULL), 0, "%s", big);
+	cr_assert(strstr(big, "4096 of 4096 strategies tripped"), "%s", big);
+	/* a client that does not page still gets an answer, marked as cut */
+	{
+		Breaker__Request req = BREAKER__REQUEST__INIT;
+		Breaker__ListStrategies ls = BREAKER__LIST_STRATEGIES__INIT;
+		Breaker__Reply *rep = NULL;
+
+		req.cmd_case = BREAKER__REQUEST__CMD_LIST;
+		req.list = &ls;
+		cr_assert_eq(bk_rpc_open(&rpc, h.cfg.cmd_url, 10000), 0);
+		cr_assert_eq(bk_rpc_call(&rpc, &req, &rep), 0, "fits the 1 MiB limit");
+		cr_assert_eq(rep->status, BREAKER__STATUS__OK);
+		cr_assert(rep->error &&
+		              strncmp(rep->error, "truncated: more from slot ", 26) == 0,
+		          "%s", rep->error ? rep->error : "(no marker)");
+		cr_assert_lt(rep->n_strategies, BK_MAX_STRATEGIES);
+		breaker__reply__free_unpacked(rep, NULL);
+		bk_rpc_close(&rpc);
+	}
+	down(&h);
+}

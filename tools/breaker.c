@@ -311,6 +311,87 @@ int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,
 	return 0;
 }
 
+/* Move page's strategy scopes onto the end of *arr (n of them), page keeps none. */
+static int take_scopes(Breaker__Scope ***arr, size_t *n, Breaker__Scope ***from,
+                       size_t *nfrom)
+{
+	Breaker__Scope **grown;
+
+	if (!*nfrom)
+		return 0;
+	if (!(grown = realloc(*arr, (*n + *nfrom) * sizeof(*grown))))
+		return -ENOMEM;
+	memcpy(grown + *n, *from, *nfrom * sizeof(*grown));
+	*arr = grown;
+	*n += *nfrom;
+	*nfrom = 0; /* the page's array goes, its scopes now belong to *arr */
+	return 0;
+}
+
+/*
+ * A Status or ListStrategies, every page of it: breakerd answers a big table
+ * in pages ("truncated: more from slot N"); they are asked for in turn and
+ * joined into one reply, as if it had fitted. As cli_call.
+ */
+int cli_query_pages(struct cli *c, const char *cmd, Breaker__Request *req,
+                    Breaker__Reply **reply)
+{
+	static const char more[] = "truncated: more from slot ";
+	Breaker__Reply *page = NULL;
+	uint32_t *offset, *limit;
+	protobuf_c_boolean *has_offset, *has_limit;
+	int rv;
+
+	if (req->cmd_case == BREAKER__REQUEST__CMD_STATUS) {
+		offset = &req->status->offset, has_offset = &req->status->has_offset;
+		limit = &req->status->limit, has_limit = &req->status->has_limit;
+	} else {
+		offset = &req->list->offset, has_offset = &req->list->has_offset;
+		limit = &req->list->limit, has_limit = &req->list->has_limit;
+	}
+	*has_limit = 1;
+	*limit = 256; /* what breakerd sends at most per page */
+	if ((rv = cli_call(c, cmd, req, reply, false)))
+		return rv;
+	while ((*reply)->status == BREAKER__STATUS__OK && (*reply)->error &&
+	       strncmp((*reply)->error, more, sizeof(more) - 1) == 0) {
+		char *end;
+		unsigned long next =
+		    strtoul((*reply)->error + sizeof(more) - 1, &end, 10);
+
+		if (*end || next <= *offset || next > UINT32_MAX) {
+			fprintf(stderr,
+			        "breaker %s: breakerd's page marker is not understood: "
+			        "%s\n",
+			        cmd, (*reply)->error);
+			break;
+		}
+		*has_offset = 1;
+		*offset = (uint32_t)next;
+		if ((rv = cli_call(c, cmd, req, &page, false))) {
+			breaker__reply__free_unpacked(*reply, NULL);
+			*reply = NULL;
+			return rv;
+		}
+		if (page->status != BREAKER__STATUS__OK || !page->info ||
+		    !(*reply)->info ||
+		    take_scopes(&(*reply)->info->tripped, &(*reply)->info->n_tripped,
+		                &page->info->tripped, &page->info->n_tripped) ||
+		    take_scopes(&(*reply)->strategies, &(*reply)->n_strategies,
+		                &page->strategies, &page->n_strategies)) {
+			breaker__reply__free_unpacked(*reply, NULL);
+			*reply = page; /* its refusal (or what it is) is the answer */
+			return 0;
+		}
+		/* the last page's marker (or none) is the joined reply's */
+		free((*reply)->error);
+		(*reply)->error = page->error;
+		page->error = NULL;
+		breaker__reply__free_unpacked(page, NULL);
+	}
+	return 0;
+}
+
 /* ---- command table ------------------------------------------------------ */
 
 struct cmd {

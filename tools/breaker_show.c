@@ -235,7 +235,7 @@ static int query(struct cli *c, const char *cmd, Breaker__Request *req, bool jso
 {
 	int rv;
 
-	if ((rv = cli_call(c, cmd, req, r, false)))
+	if ((rv = cli_query_pages(c, cmd, req, r)))
 		return rv;
 	if (json)
 		json_reply(stdout, *r);
