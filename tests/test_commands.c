@@ -681,7 +681,8 @@ static void make_pki(struct pki *k)
 	    "echo subjectAltName=DNS:localhost,DNS:127.0.0.1 > $1.ext; "
 	    "openssl x509 -req -in $1.csr -CA $3.pem -CAkey $3.key -CAcreateserial "
 	    "-days 2 -extfile $1.ext -out $1.pem; }\n"
-	    "ca ca; crt server 127.0.0.1 ca; crt trader trader1-desk ca\n",
+	    "ca ca; crt server 127.0.0.1 ca; crt trader trader1-desk ca\n"
+	    "crt engine fx-engine-7 ca; crt op op1 ca\n",
 	    k->dir);
 	cr_assert_eq(system(cmd), 0, "openssl failed; see %s/openssl.err", k->dir);
 }
@@ -828,4 +829,41 @@ Test(commands, status_and_strategies_answer_at_the_maximum_table, .timeout = 240
 		bk_rpc_close(&rpc);
 	}
 	down(&h);
+}
+
+/* 11.3 over TLS: an engine certificate may report, an operator's may not. */
+Test(commands, engine_certificates_report_operators_do_not)
+{
+	struct bk_h h;
+	struct pki k;
+	struct bk_rpc rpc;
+	char ini[2048], ca[128], cert[128], key[128], err[512], why[512];
+	struct bk_rpc_tls t = {cert, key, ca};
+
+	make_pki(&k);
+	snprintf(ini, sizeof(ini),
+	         STRATS "[commands]\ntcp_url = %s\n[tls]\ncert_file = %s/server.pem\n"
+	                "key_file = %s/server.key\nca_file = %s/ca.pem\n"
+	                "roles = fx-engine-7:engine, op1:operator\n"
+	                "[strategies]\nremote = s2\n",
+	         k.url, k.dir, k.dir, k.dir);
+	up(&h, "cnrep", ini);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", k.dir);
+	snprintf(cert, sizeof(cert), "%s/engine.pem", k.dir);
+	snprintf(key, sizeof(key), "%s/engine.key", k.dir);
+	cr_assert_eq(bk_rpc_open_tls(&rpc, k.url, 5000, &t, err, sizeof(err)), 0, "%s",
+	             err);
+	cr_assert_eq(send_report(&rpc, "s2", 10, 0, 0, why, sizeof(why)),
+	             BREAKER__STATUS__OK, "%s", why);
+	bk_rpc_close(&rpc);
+	snprintf(cert, sizeof(cert), "%s/op.pem", k.dir);
+	snprintf(key, sizeof(key), "%s/op.key", k.dir);
+	cr_assert_eq(bk_rpc_open_tls(&rpc, k.url, 5000, &t, err, sizeof(err)), 0, "%s",
+	             err);
+	cr_assert_eq(send_report(&rpc, "s2", 10, 0, 0, why, sizeof(why)),
+	             BREAKER__STATUS__ERR_UNAUTHORISED, "%s", why);
+	cr_assert(strstr(why, "engine may"), "%s", why);
+	bk_rpc_close(&rpc);
+	down(&h);
+	nftw(k.dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
