@@ -797,7 +797,16 @@ Test(commands, status_and_strategies_answer_at_the_maximum_table, .timeout = 240
 	}
 	bk_rpc_close(&rpc);
 	/* the whole table, through the CLI's 1 MiB reply limit */
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	cr_assert_eq(bk_h_cli(&h, big, sizeof(big), "status", NULL), 0, "%.2000s", big);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	fprintf(
+	    stderr,
+	    "commands: 'breaker status' of 4096 tripped strategies: %.1f ms, %zu bytes\n",
+	    (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+	        (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+	    strlen(big));
 	cr_assert_eq(bk_h_count(big, "latch manual_halt: HALTED"), BK_MAX_STRATEGIES,
 	             "every tripped strategy listed");
 	cr_assert(strstr(big, "strategy-000000000000000000000000004095"));
