@@ -62,6 +62,8 @@ static const char *const results[BK_STATUS_COUNT] = {
     "err_internal",
     "err_condition_holds",
     "pending_confirmation",
+    "err_request_id_reused",
+    "err_telemetry_source",
     [BREAKER__STATUS__ERR_RECONCILE_REQUIRED] = "err_reconcile_required",
 };
 
