@@ -34,6 +34,13 @@ void bk_recon_observe(struct bk_recon *r, uint64_t fills, double position,
 {
 	struct bk_recon_point *last = r->n ? at(r, r->n - 1) : NULL;
 
+	/* fills going backwards: the engine restarted, its old fill numbers
+	 * name other fills; a point in the old session is unknown from now on */
+	if (last && fills < last->fills) {
+		r->n = 0;
+		last = NULL;
+	}
+
 	/* NaN != NaN: a NaN position would fill the ring every tick */
 	if (last && last->fills == fills &&
 	    (last->position == position || (isnan(position) && isnan(last->position))))

@@ -226,6 +226,10 @@ Test(rules, reconciliation_is_judged_as_of_its_point)
 	eval_at(now + 61 * 1000 * MS);
 	cr_assert_eq(post(0, true, 4, 0, now + 62 * 1000 * MS), BK_RV_UNKNOWN);
 	cr_assert(strstr(ev.recon.why, "not seen on its own"), "%s", ev.recon.why);
+	/* the engine restarts: fill 3 of the old session is not fill 3 of the new */
+	snap.fills = 1;
+	eval_at(now + 63 * 1000 * MS);
+	cr_assert_eq(post(0, true, 3, 0, now + 64 * 1000 * MS), BK_RV_UNKNOWN);
 }
 
 Test(rules, stale_heartbeat)
