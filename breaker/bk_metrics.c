@@ -606,6 +606,14 @@ static int health(struct bk_daemon *d, struct bk_metrics *m, char *out, size_t l
 		reason(&g, "audit log write failing: %s (trips hold, resumes refused)",
 		       strerrordesc_np(-d->flush_err) ? strerrordesc_np(-d->flush_err)
 		                                      : "error");
+	if (d->tail.head_err)
+		reason(
+		    &g,
+		    "audit head file write failing: %s (a log cut at a record boundary "
+		    "would go unnoticed at the next boot)",
+		    strerrordesc_np(-d->tail.head_err)
+		        ? strerrordesc_np(-d->tail.head_err)
+		        : "error");
 	if (m->overrun_pct_x100 > 100)
 		reason(
 		    &g,

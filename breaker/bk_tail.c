@@ -183,9 +183,14 @@ void bk_tail_head_done(struct bk_daemon *d, uint64_t seq, int res)
 {
 	if (res < 0) {
 		/* The log itself is durable; the next flush writes the head again. */
-		bk_warn("audit head file write failed: %s", strerror(-res));
+		if (!d->tail.head_err)
+			bk_warn("audit head file write failed: %s", strerror(-res));
+		d->tail.head_err = res;
 		return;
 	}
+	if (d->tail.head_err)
+		bk_info("audit head file writable again");
+	d->tail.head_err = 0;
 	d->tail.head_written = seq;
 }
 

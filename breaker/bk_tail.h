@@ -32,6 +32,7 @@ struct bk_tail {
 	int head_fd; /* "<log>.head", -1 if it could not be opened */
 	uint64_t head_gen;
 	uint64_t head_written; /* durable seq the head file holds */
+	int head_err;          /* last head-file write error, 0 when fine */
 	dev_t dev;
 	ino_t ino;
 	uint64_t next_check_ns;
