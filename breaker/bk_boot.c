@@ -257,8 +257,11 @@ static int repair_log(struct bk_daemon *d, struct bk_boot_report *r, char *err,
 		rv = bk_audit_keep_tail(path, &r->scan, r->aside, sizeof(r->aside));
 		if (rv == 0)
 			rv = bk_audit_truncate(path, &r->scan);
-		snprintf(r->why, sizeof(r->why), "%s; cut bytes kept as %s", r->scan.why,
-		         r->aside[0] ? r->aside : "(none)");
+		/* a head-file problem found first (r->corrupt) stays in the text */
+		snprintf(r->why + (r->corrupt ? strlen(r->why) : 0),
+		         sizeof(r->why) - (r->corrupt ? strlen(r->why) : 0),
+		         "%s%s; cut bytes kept as %s", r->corrupt ? "; " : "",
+		         r->scan.why, r->aside[0] ? r->aside : "(none)");
 		break;
 	case BK_AUDIT_CORRUPT:
 	case BK_AUDIT_BAD_HEADER:
