@@ -124,6 +124,10 @@ Test(tail, truncation_at_a_record_boundary_is_corruption)
 	cr_assert_eq(bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", NULL), 4,
 	             "a log shorter than its durable head must fail --verify: %s", out);
 	cr_assert(strstr(out, "head"), "says why: %s", out);
+	cr_assert_eq(bk_h_cli_all(&h, out, sizeof(out), "incident", "export", "--since",
+	                          "1d", NULL),
+	             4, "the export says the log did not verify: %s", out);
+	cr_assert(strstr(out, "did NOT verify"), "%s", out);
 	bk_h_start(&h);
 	expect_corrupt_boot(&h, &c, "head");
 	snprintf(pat, sizeof(pat), "%s.corrupt.*", h.cfg.audit_path);

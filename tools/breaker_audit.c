@@ -309,17 +309,13 @@ static bool shm_head(const char *instance, struct bk_audit_head *h)
 	return ok;
 }
 
-struct heads {
-	struct bk_audit_head file, shm;
-	bool have_file, have_shm;
-	char problem[PATH_MAX + 80];
-};
-
 /*
- * Read before the scan: the log at scan time holds at least what they say.
- * The segment is read only for the configured log, not for --file.
+ * The durable heads, read before the scan: the log at scan time holds at
+ * least what they say. The segment is read only for the configured log,
+ * not for --file.
  */
-static void read_heads(struct cli *c, const char *path, bool configured, struct heads *h)
+void audit_heads_read(struct cli *c, const char *path, bool configured,
+                      struct audit_heads *h)
 {
 	char hp[PATH_MAX + 16], marker[PATH_MAX + 32], buf[8] = "";
 	int rv, fd;
@@ -342,6 +338,23 @@ static void read_heads(struct cli *c, const char *path, bool configured, struct 
 		snprintf(h->problem, sizeof(h->problem),
 		         "head file %s is missing, but the log had one", hp);
 	close(fd);
+}
+
+uint64_t audit_heads_seq(const struct audit_heads *h)
+{
+	uint64_t f = h->have_file ? h->file.seq : 0, s = h->have_shm ? h->shm.seq : 0;
+
+	return f > s ? f : s;
+}
+
+void audit_heads_judge(const struct audit_heads *h, struct bk_audit_scan *scan)
+{
+	if (!bk_tail_judge(scan, h->have_file ? &h->file : NULL,
+	                   h->have_shm ? &h->shm : NULL) &&
+	    h->problem[0] && scan->verdict == BK_AUDIT_OK) {
+		scan->verdict = BK_AUDIT_CORRUPT;
+		snprintf(scan->why, sizeof(scan->why), "%.150s", h->problem);
+	}
 }
 
 static const char *verdict_name(enum bk_audit_verdict v)
@@ -404,8 +417,7 @@ int cmd_audit(struct cli *c, const struct cli_args *a)
 	struct bk_audit_scan scan;
 	const char *path = a->file;
 	char t[BX_TIME_LEN];
-	struct heads h;
-	uint64_t at;
+	struct audit_heads h;
 	long rest;
 	int rv;
 
@@ -418,23 +430,16 @@ int cmd_audit(struct cli *c, const struct cli_args *a)
 		return rv;
 	if (!path)
 		path = c->cfg.audit_path;
-	read_heads(c, path, !a->file, &h);
-	at = h.have_file ? h.file.seq : 0;
-	if (h.have_shm && h.shm.seq > at)
-		at = h.shm.seq;
+	audit_heads_read(c, path, !a->file, &h);
 	memset(&scan, 0, sizeof(scan));
-	rv = bk_audit_scan_to(path, a->verify ? NULL : print_record, &x, at, &scan);
+	rv = bk_audit_scan_to(path, a->verify ? NULL : print_record, &x,
+	                      audit_heads_seq(&h), &scan);
 	if (rv != 0) {
 		fprintf(stderr, "breaker audit: cannot read audit log %s: %s\n", path,
 		        rv < 0 ? strerror(-rv) : "scan stopped");
 		return BX_AUDIT;
 	}
-	if (!bk_tail_judge(&scan, h.have_file ? &h.file : NULL,
-	                   h.have_shm ? &h.shm : NULL) &&
-	    h.problem[0] && scan.verdict == BK_AUDIT_OK) {
-		scan.verdict = BK_AUDIT_CORRUPT;
-		snprintf(scan.why, sizeof(scan.why), "%.150s", h.problem);
-	}
+	audit_heads_judge(&h, &scan);
 	if (!a->verify && scan.verdict == BK_AUDIT_CORRUPT) {
 		x.unverified = true;
 		if (!a->json)

@@ -711,13 +711,13 @@ static int parse_opts(const struct cli_args *a, struct inc *x)
 	return 0;
 }
 
-static int scan(const char *path, bk_audit_record_fn fn, struct inc *x,
+static int scan(const char *path, bk_audit_record_fn fn, struct inc *x, uint64_t at_seq,
                 struct bk_audit_scan *s)
 {
 	int rv;
 
 	memset(s, 0, sizeof(*s));
-	rv = bk_audit_scan(path, fn, x, s);
+	rv = bk_audit_scan_to(path, fn, x, at_seq, s);
 	if (rv != 0) {
 		fprintf(stderr, "breaker incident: cannot read audit log %s: %s\n", path,
 		        rv < 0 ? strerror(-rv) : "scan stopped");
@@ -780,7 +780,7 @@ static void report(struct inc *x, const char *path, const struct bk_audit_scan *
 		md_tables(x);
 	}
 	x->limit_seq = x->last_seq;
-	scan(path, pass2, x, &s);
+	scan(path, pass2, x, 0, &s);
 	if (dmg->verdict == BK_AUDIT_CORRUPT)
 		report_rest(x, path, dmg);
 	if (x->json)
@@ -793,6 +793,7 @@ int cmd_incident(struct cli *c, const struct cli_args *a)
 {
 	struct inc *x = calloc(1, sizeof(*x));
 	struct bk_audit_scan s;
+	struct audit_heads h;
 	const char *path = a->file;
 	int rv;
 
@@ -803,7 +804,10 @@ int cmd_incident(struct cli *c, const struct cli_args *a)
 	}
 	if ((rv = parse_opts(a, x)) == 0 && !path && (rv = cli_config(c)) == 0)
 		path = c->cfg.audit_path;
-	if (rv == 0 && (rv = scan(path, pass1, x, &s)) == 0) {
+	if (rv == 0)
+		audit_heads_read(c, path, !a->file, &h);
+	if (rv == 0 && (rv = scan(path, pass1, x, audit_heads_seq(&h), &s)) == 0) {
+		audit_heads_judge(&h, &s); /* a log cut at a record boundary says so */
 		if (!x->started)
 			period_starts(x);
 		report(x, path, &s);
