@@ -31,6 +31,37 @@ static void up(struct bk_h *h, const char *tag)
 	bk_h_start(h);
 }
 
+/* Each test process its own /healthz port (test_ops uses 20000-39999). */
+static int port(void)
+{
+	return 40000 + (int)(getpid() % 20000);
+}
+
+static void up_metrics(struct bk_h *h, const char *tag)
+{
+	char ini[256];
+
+	snprintf(ini, sizeof(ini), "%s[metrics]\nlisten = 127.0.0.1:%d\n", STRATS,
+	         port());
+	bk_h_init(h, tag, ini);
+	bk_h_start(h);
+}
+
+/* /healthz's status once it is want (rendered every 100 ms; up to 5 s). */
+static int healthz_until(int want, const char **body)
+{
+	static char buf[8192];
+	int st = -1;
+
+	for (int i = 0; i < 500; i++) {
+		if ((st = bk_h_http_get(port(), "/healthz", buf, sizeof(buf), body)) ==
+		    want)
+			break;
+		usleep(10000);
+	}
+	return st;
+}
+
 struct offs {
 	uint64_t off[4096];
 	uint64_t n;
@@ -293,6 +324,8 @@ Test(tail, torn_tail_is_cut_kept_aside_and_logged_with_its_own_seq)
 
 static void expect_lost_then_relinked(struct bk_h *h, struct bk_client *c)
 {
+	const char *body = "";
+
 	cr_assert_eq(
 	    bk_h_cli_all(h, out, sizeof(out), "kill", "alpha", "--reason", "x", NULL), 5,
 	    "a trip into a lost log is not durable: %s", out);
@@ -301,6 +334,8 @@ static void expect_lost_then_relinked(struct bk_h *h, struct bk_client *c)
 	cr_assert_eq(bk_h_cli_all(h, out, sizeof(out), "health", NULL), 1, "%s", out);
 	cr_assert(strncmp(out, "failing", 7) == 0, "%s", out);
 	cr_assert(strstr(out, "audit log"), "%s", out);
+	cr_assert_eq(healthz_until(503, &body), 503, "/healthz fails too");
+	cr_assert(strstr(body, "failing") && strstr(body, "audit log"), "%s", body);
 	cr_assert_eq(bk_h_cli(h, out, sizeof(out), "status", NULL), 0);
 	cr_assert(strstr(out, "AUDIT LOG LOST"), "status says so: %s", out);
 	/* resumes wait for a log: refused, not durable */
@@ -318,6 +353,7 @@ static void expect_lost_then_relinked(struct bk_h *h, struct bk_client *c)
 		usleep(10000);
 	}
 	cr_assert_eq(bk_h_cli_all(h, out, sizeof(out), "health", NULL), 0, "%s", out);
+	cr_assert_eq(healthz_until(200, &body), 200, "%s", body);
 	cr_assert_eq(bk_h_cli(h, out, sizeof(out), "kill", "beta", "--reason", "y", NULL),
 	             0, "%s", out);
 	cr_assert_eq(bk_h_cli(h, out, sizeof(out), "audit", NULL), 0);
@@ -339,7 +375,7 @@ Test(tail, unlinked_log_fails_health_and_trips_are_not_durable)
 	struct bk_h h;
 	struct bk_client c;
 
-	up(&h, "unlink");
+	up_metrics(&h, "unlink");
 	bk_h_attach(&h, &c);
 	cr_assert_eq(unlink(h.cfg.audit_path), 0);
 	expect_lost_then_relinked(&h, &c);
@@ -353,7 +389,7 @@ Test(tail, replaced_log_fails_health_and_is_kept_aside)
 	struct bk_client c;
 	char copy[300], pat[300];
 
-	up(&h, "replace");
+	up_metrics(&h, "replace");
 	bk_h_attach(&h, &c);
 	snprintf(copy, sizeof(copy), "%s/other.log", h.dir);
 	copy_file(h.cfg.audit_path, copy);
