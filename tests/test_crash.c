@@ -35,6 +35,7 @@ static void *kill_later(void *arg)
 struct seen {
 	uint64_t *ids;
 	size_t n, cap;
+	size_t repairs; /* LOG_REPAIR records: torn tails the crashes left */
 };
 
 static int collect(const Breaker__AuditRecord *rec, uint64_t off, void *arg)
@@ -42,6 +43,8 @@ static int collect(const Breaker__AuditRecord *rec, uint64_t off, void *arg)
 	struct seen *s = arg;
 
 	(void)off;
+	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__LOG_REPAIR)
+		s->repairs++;
 	if (rec->has_request_id && s->n < s->cap)
 		s->ids[s->n++] = rec->request_id;
 	return 0;
@@ -116,7 +119,7 @@ static void verify(struct bk_h *h, struct bk_client *c, const uint64_t *acked,
 	struct bk_audit_scan scan;
 	struct bk_reason r;
 
-	s->n = 0;
+	s->n = s->repairs = 0;
 	cr_assert_eq(bk_audit_scan(h->cfg.audit_path, collect, s, &scan), 0);
 	cr_assert_eq(scan.verdict, BK_AUDIT_OK, "chain verifies: %s", scan.why);
 	for (size_t i = 0; i < n_acked; i++)
@@ -178,8 +181,9 @@ Test(crash, kill9_at_random_moments, .timeout = 600)
 	verify(&h, &c, acked, n_acked, last_trip, &s);
 	fprintf(
 	    stderr,
-	    "crash: %zu commands, %zu acknowledged, %zu kill -9, %zu records checked\n",
-	    cycles, n_acked, kills, s.n);
+	    "crash: %zu commands, %zu acknowledged, %zu kill -9, %zu records checked, "
+	    "%zu torn tails repaired\n",
+	    cycles, n_acked, kills, s.n, s.repairs);
 	cr_assert_gt(kills, 0);
 	bk_client_detach(&c);
 	bk_h_fini(&h);
