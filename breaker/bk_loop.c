@@ -275,6 +275,8 @@ static void on_tick(struct loop *l)
 	if (now >= l->d->tail.next_check_ns) {
 		l->d->tail.next_check_ns = now + BK_TAIL_CHECK_NS;
 		bk_tail_check(l->d);
+		if (!l->head_busy)
+			bk_tail_check_head(l->d);
 	}
 	if (l->d->tail.relink_wanted && !l->flushing && bk_tail_relink(l->d) == 0)
 		l->flush_retry = false; /* the records waiting go to the new log now */

@@ -124,12 +124,48 @@ static int fsync_dir_of(const char *path)
 	return rv;
 }
 
-int bk_tail_boot(struct bk_daemon *d)
+/* Open (create) the head file and write the current head to both slots. */
+static int head_file_write(struct bk_daemon *d, uint64_t gen)
 {
 	uint8_t slot[BK_AUDIT_HEAD_SLOT];
-	struct bk_audit_head old, h;
 	char path[PATH_MAX + 16];
+	struct bk_audit_head h;
 	int fd, rv;
+
+	if ((rv = bk_audit_head_path(d->cfg.audit_path, path, sizeof(path))) < 0)
+		return rv;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd < 0)
+		return -errno;
+	/* both slots: whichever a reader prefers says the same */
+	current_head(d, gen, &h);
+	bk_audit_head_encode(&h, slot);
+	if (pwrite(fd, slot, sizeof(slot), 0) != (ssize_t)sizeof(slot) ||
+	    pwrite(fd, slot, sizeof(slot), BK_AUDIT_HEAD_SLOT) != (ssize_t)sizeof(slot) ||
+	    fdatasync(fd) < 0) {
+		rv = errno ? -errno : -EIO;
+		close(fd);
+		return rv;
+	}
+	/* the head file's name must survive a power cut like its content: the
+	 * marker written after it says it exists */
+	if ((rv = fsync_dir_of(path)) < 0) {
+		close(fd);
+		return rv;
+	}
+	if (d->tail.head_fd >= 0)
+		close(d->tail.head_fd);
+	d->tail.head_fd = fd;
+	d->tail.head_gen = h.gen;
+	d->tail.head_written = h.seq;
+	return 0;
+}
+
+int bk_tail_boot(struct bk_daemon *d)
+{
+	char path[PATH_MAX + 16];
+	struct bk_audit_head old;
+	int rv;
 
 	d->tail.head_fd = -1;
 	d->tail.next_check_ns = bk_now_mono_ns() + BK_TAIL_CHECK_NS;
@@ -139,29 +175,34 @@ int bk_tail_boot(struct bk_daemon *d)
 	if ((rv = bk_audit_head_path(d->cfg.audit_path, path, sizeof(path))) < 0)
 		return rv;
 	bk_audit_head_read(path, &old); /* only for its gen: boot judged it already */
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
-	if (fd < 0)
-		return -errno;
-	/* both slots: whichever a reader prefers says the same */
-	current_head(d, old.gen + 1, &h);
-	bk_audit_head_encode(&h, slot);
-	if (pwrite(fd, slot, sizeof(slot), 0) != (ssize_t)sizeof(slot) ||
-	    pwrite(fd, slot, sizeof(slot), BK_AUDIT_HEAD_SLOT) != (ssize_t)sizeof(slot) ||
-	    fdatasync(fd) < 0) {
-		rv = -errno;
-		close(fd);
-		return rv ? rv : -EIO;
-	}
-	/* the head file's name must survive a power cut like its content: the
-	 * marker written next says it exists */
-	if ((rv = fsync_dir_of(path)) < 0) {
-		close(fd);
-		return rv;
-	}
-	d->tail.head_fd = fd;
-	d->tail.head_gen = h.gen;
-	d->tail.head_written = h.seq;
-	return 0;
+	return head_file_write(d, old.gen + 1);
+}
+
+bool bk_tail_check_head(struct bk_daemon *d)
+{
+	char path[PATH_MAX + 16];
+	struct stat fs, ps;
+	int rv;
+
+	if (d->tail.head_fd < 0 || fstat(d->tail.head_fd, &fs) < 0 ||
+	    bk_audit_head_path(d->cfg.audit_path, path, sizeof(path)) < 0)
+		return false;
+	if (fs.st_nlink > 0 && stat(path, &ps) == 0 && ps.st_dev == fs.st_dev &&
+	    ps.st_ino == fs.st_ino)
+		return false;
+	/* a replacement is not ours to keep: the log itself is the evidence */
+	if (fs.st_nlink > 0 || lstat(path, &ps) == 0)
+		unlink(path);
+	rv = head_file_write(d, d->tail.head_gen + 1);
+	if (rv < 0)
+		bk_err("audit head file %s was removed or replaced under breakerd and "
+		       "cannot be written anew: %s (the next boot will fail closed)",
+		       path, strerror(-rv));
+	else
+		bk_warn("audit head file %s was removed or replaced under breakerd: "
+		        "written anew (seq %" PRIu64 ")",
+		        path, d->tail.head_written);
+	return true;
 }
 
 bool bk_tail_head_next(struct bk_daemon *d, uint8_t buf[BK_AUDIT_HEAD_SLOT],

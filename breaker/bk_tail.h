@@ -78,6 +78,14 @@ void bk_tail_head_done(struct bk_daemon *d, uint64_t seq, int res);
  */
 bool bk_tail_check(struct bk_daemon *d);
 
+/*
+ * Is the head file still at its path? If it was unlinked or replaced, write
+ * it anew there (the current head, both slots, fsynced with its directory)
+ * and say so: a boot must not find it missing. No head write may be in
+ * flight. Returns true if it had to be rewritten.
+ */
+bool bk_tail_check_head(struct bk_daemon *d);
+
 /* Rewrite a lost log at its path (no flush may be in flight). 0 or -errno. */
 int bk_tail_relink(struct bk_daemon *d);
 

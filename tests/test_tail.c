@@ -512,3 +512,32 @@ Test(tail, deleted_head_file_is_corruption)
 	bk_client_detach(&c);
 	bk_h_fini(&h);
 }
+
+/* A head file removed under a running daemon is written anew (about 1 s). */
+Test(tail, head_file_removed_while_running_is_written_anew)
+{
+	struct bk_h h;
+	struct bk_client c;
+	char head[300];
+	struct stat st;
+	int i;
+
+	up(&h, "headgone");
+	snprintf(head, sizeof(head), "%s.head", h.cfg.audit_path);
+	cr_assert_eq(unlink(head), 0);
+	for (i = 0; i < 1000 && stat(head, &st) != 0; i++)
+		usleep(10000);
+	cr_assert_eq(stat(head, &st), 0, "written anew within 10 s");
+	cr_assert_eq(bk_h_cli(&h, NULL, 0, "kill", "alpha", "--reason", "x", NULL), 0);
+	cr_assert_eq(bk_h_stop(&h), 0);
+	bk_shm_unlink(h.instance);
+	bk_h_start(&h);
+	bk_h_attach(&h, &c);
+	bk_h_slurp(h.log, out, sizeof(out));
+	cr_assert_null(strstr(out, "FAIL-CLOSED"), "%s", out);
+	cr_assert(strstr(out, "written anew"), "and said so: %s", out);
+	cr_assert_eq(bk_check(&c, -1), BK_ACTIVE);
+	cr_assert_eq(bk_check(&c, bk_client_resolve(&c, "alpha")), BK_HALTED);
+	bk_client_detach(&c);
+	bk_h_fini(&h);
+}
