@@ -128,6 +128,16 @@ static void start_flush(struct loop *l)
 	if (l->flushing || l->flush_retry || !bk_audit_flush_ready(&l->d->audit))
 		return;
 	bk_audit_flush_begin(&l->d->audit, &buf, &l->write_len, &off);
+	if (l->d->tail.lost) {
+		/* no writing into a file the path no longer names: fail it as
+		 * such (waiting trips: ERR_NOT_DURABLE), the bytes kept for the
+		 * relinked log */
+		bk_audit_flush_done(&l->d->audit, -ESTALE);
+		bk_cmd_flush_failed(l->d, -ESTALE);
+		l->flush_retry = true;
+		l->retry_at = bk_now_mono_ns() + 10 * 1000 * 1000;
+		return;
+	}
 	l->write_buf = buf;
 	l->write_off = off;
 	sqe = get_sqe(l);
