@@ -12,6 +12,7 @@
 
 #include "bk_rpc.h"
 #include "bk_tls.h"
+#include "bk_trust.h"
 
 int bk_rpc_errno(int nng_err)
 {
@@ -95,6 +96,24 @@ int bk_rpc_open(struct bk_rpc *r, const char *url, int timeout_ms)
 		return bk_rpc_errno(rv);
 	}
 	r->open = 1;
+	return 0;
+}
+
+int bk_rpc_open_trusted(struct bk_rpc *r, const char *url, int timeout_ms,
+                        const struct bk_trust *t, char *err, size_t errlen)
+{
+	int rv;
+
+	err[0] = '\0';
+	if (strncmp(url, "ipc://", 6) == 0 &&
+	    (rv = bk_trust_server(t, url, -1, err, errlen)) < 0)
+		return rv;
+	if ((rv = bk_rpc_open(r, url, timeout_ms)) < 0)
+		return rv;
+	if (r->fd >= 0 && (rv = bk_trust_server(t, url, r->fd, err, errlen)) < 0) {
+		bk_rpc_close(r);
+		return rv;
+	}
 	return 0;
 }
 

@@ -25,6 +25,16 @@ struct bk_rpc {
 int bk_rpc_open(struct bk_rpc *r, const char *url, int timeout_ms);
 void bk_rpc_close(struct bk_rpc *r);
 
+struct bk_trust;
+/*
+ * bk_rpc_open, but first prove the server end is breakerd's (bk_trust.h):
+ * on ipc:// the socket file and its directories before dialing, on unix://
+ * the peer's credentials once connected. -EPERM with err saying why, and
+ * nothing sent, when it is not; else as bk_rpc_open.
+ */
+int bk_rpc_open_trusted(struct bk_rpc *r, const char *url, int timeout_ms,
+                        const struct bk_trust *t, char *err, size_t errlen);
+
 /*
  * Send req, wait for the reply. *reply is freed by the caller with
  * breaker__reply__free_unpacked(*reply, NULL). Returns 0, -ETIMEDOUT,

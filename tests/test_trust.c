@@ -1,0 +1,345 @@
+/*
+ * Issue 11 items 1, 4 and 8: who is the daemon. A hostile local user
+ * (uid 65534) squats breakerd's directories, answers in its place on the
+ * command sockets, or forges its segment; breakerd, the CLI and the engine
+ * client must each refuse to believe it.
+ *
+ * The hostile user is a forked child that drops to 65534 before anything
+ * else; every fork happens before this process's first nng call.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bk_harness.h"
+#include "bk_shm.h"
+
+#define NOBODY 65534
+
+static char out[1 << 16];
+
+static void become_nobody(void)
+{
+	if (setgroups(0, NULL) || setgid(NOBODY) || setuid(NOBODY))
+		_exit(125);
+}
+
+/* mkdir path as uid 65534 with mode (umask cleared), in a child. */
+static void mkdir_as_nobody(const char *path, mode_t mode)
+{
+	pid_t pid = fork();
+	int st;
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		become_nobody();
+		umask(0);
+		_exit(mkdir(path, mode) == 0 ? 0 : 1);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "mkdir %s as nobody", path);
+}
+
+/* A config of our own: run_dir/state_dir where the test says. */
+static void write_config(struct bk_h *h, const char *run_dir, const char *state_dir,
+                         const char *extra)
+{
+	char err[256];
+	FILE *f = fopen(h->config, "w");
+
+	cr_assert_not_null(f);
+	fprintf(f, "[breaker]\ninstance = %s\nrun_dir = %s\nstate_dir = %s\n%s",
+	        h->instance, run_dir, state_dir, extra ? extra : "");
+	fclose(f);
+	cr_assert_eq(bk_config_defaults(&h->cfg, NULL), 0);
+	cr_assert_eq(bk_config_load(&h->cfg, h->config, err, sizeof(err)), 0, "%s", err);
+}
+
+/*
+ * Start breakerd expecting it to refuse: its exit status (-1 if it was
+ * still running after 10 s: then it is killed), its log in out.
+ */
+static int start_expect_exit(struct bk_h *h)
+{
+	const char *bin = getenv("BREAKERD") ? getenv("BREAKERD") : "breakerd";
+	char *argv[] = {(char *)bin, "--config", h->config, "--log-file", h->log, NULL};
+	pid_t pid = fork();
+	int st;
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execv(bin, argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 1000; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			bk_h_slurp(h->log, out, sizeof(out));
+			return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+		}
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	bk_h_slurp(h->log, out, sizeof(out));
+	return -1;
+}
+
+static void rm_rf(const char *path)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	cr_assert_eq(system(cmd), 0);
+}
+
+/* ---- item 1: breakerd refuses squatted directories ---------------------- */
+
+Test(trust, squatted_run_dir_refuses_start)
+{
+	struct bk_h h;
+	char run[128], state[192];
+
+	bk_h_init(&h, "squat", NULL);
+	/* the documented non-root default shape: a run_dir under /tmp */
+	snprintf(run, sizeof(run), "/tmp/bk-squat-%d-run", (int)getpid());
+	snprintf(state, sizeof(state), "%s/state", h.dir);
+	rm_rf(run);
+	mkdir_as_nobody(run, 0755);
+	write_config(&h, run, state, NULL);
+	cr_assert_eq(start_expect_exit(&h), 1, "breakerd must refuse: %s", out);
+	cr_assert(strstr(out, "unsafe directory") && strstr(out, run) &&
+	              strstr(out, "owned by uid 65534 with mode 0755"),
+	          "%s", out);
+	/* nothing served from there */
+	snprintf(state, sizeof(state), "%s/%s.sock", run, h.instance);
+	cr_assert_neq(access(state, F_OK), 0, "a socket was created in %s", run);
+	rm_rf(run);
+	bk_h_fini(&h);
+}
+
+Test(trust, squatted_parent_of_state_dir_refuses_start)
+{
+	struct bk_h h;
+	char top[128], run[192], state[192];
+
+	bk_h_init(&h, "sqpar", NULL);
+	/* 65534 made the parent; breakerd would create its state dir inside */
+	snprintf(top, sizeof(top), "/tmp/bk-sqpar-%d", (int)getpid());
+	rm_rf(top);
+	mkdir_as_nobody(top, 0755);
+	snprintf(run, sizeof(run), "%s/run", h.dir);
+	snprintf(state, sizeof(state), "%s/breaker/state", top);
+	write_config(&h, run, state, NULL);
+	cr_assert_eq(start_expect_exit(&h), 1, "breakerd must refuse: %s", out);
+	cr_assert(strstr(out, top) && strstr(out, "owned by uid 65534"), "%s", out);
+	rm_rf(top);
+	bk_h_fini(&h);
+}
+
+Test(trust, world_writable_run_dir_refuses_start)
+{
+	struct bk_h h;
+	char run[192], state[192];
+
+	bk_h_init(&h, "wwrun", NULL);
+	snprintf(run, sizeof(run), "%s/run", h.dir);
+	snprintf(state, sizeof(state), "%s/state", h.dir);
+	cr_assert_eq(mkdir(run, 0700), 0);
+	cr_assert_eq(chmod(run, 0777), 0); /* ours, but anyone may write */
+	write_config(&h, run, state, NULL);
+	cr_assert_eq(start_expect_exit(&h), 1, "breakerd must refuse: %s", out);
+	cr_assert(strstr(out, run) && strstr(out, "mode 0777") &&
+	              strstr(out, "not writable by group or others"),
+	          "%s", out);
+	bk_h_fini(&h);
+}
+
+Test(trust, daemon_user_other_than_ours_refuses_start)
+{
+	struct bk_h h;
+	char run[192], state[192];
+
+	bk_h_init(&h, "duser", NULL);
+	snprintf(run, sizeof(run), "%s/run", h.dir);
+	snprintf(state, sizeof(state), "%s/state", h.dir);
+	write_config(&h, run, state, "daemon_user = 65534\n");
+	cr_assert_eq(start_expect_exit(&h), 1, "breakerd must refuse: %s", out);
+	cr_assert(strstr(out, "daemon_user is uid 65534"), "%s", out);
+	bk_h_fini(&h);
+}
+
+/* ---- item 1: the CLI verifies the server end ---------------------------- */
+
+/*
+ * The attack as the issue saw it: someone who could write the run dir moved
+ * <instance>.sock aside and answers trips with a forged "applied". Here the
+ * fake binds as root (the test's stand-in for a writable run dir) and drops
+ * to 65534 before listen(), so SO_PEERCRED names 65534. It answers one
+ * request with OK HALTED audit seq 4242; its exit code is the number of
+ * requests it got.
+ */
+static pid_t fake_local_server(const char *path, int go_fd, int ready_fd)
+{
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+		uint8_t buf[1 << 16];
+		char c;
+		int fd, conn, got = 0;
+		ssize_t n;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (read(go_fd, &c, 1) != 1)
+			_exit(100);
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+		fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+		if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+			_exit(101);
+		become_nobody();
+		if (listen(fd, 8) < 0)
+			_exit(102);
+		if (write(ready_fd, "r", 1) != 1)
+			_exit(103);
+		alarm(20);
+		conn = accept(fd, NULL, NULL);
+		if (conn < 0)
+			_exit(104);
+		while ((n = recv(conn, buf, sizeof(buf), 0)) > 0) {
+			Breaker__Request *req =
+			    breaker__request__unpack(NULL, (size_t)n, buf);
+			Breaker__Reply rep = BREAKER__REPLY__INIT;
+
+			got++;
+			rep.has_request_id = rep.has_status = rep.has_audit_seq = 1;
+			rep.request_id = req ? req->request_id : 0;
+			rep.status = BREAKER__STATUS__OK;
+			rep.audit_seq = 4242;
+			rep.has_from_mode = rep.has_to_mode = 1;
+			rep.from_mode = BREAKER__MODE__MODE_ACTIVE;
+			rep.to_mode = BREAKER__MODE__MODE_HALTED;
+			if (req)
+				breaker__request__free_unpacked(req, NULL);
+			n = (ssize_t)breaker__reply__pack(&rep, buf);
+			if (send(conn, buf, (size_t)n, MSG_NOSIGNAL) < 0)
+				break;
+		}
+		_exit(got);
+	}
+	return pid;
+}
+
+Test(trust, cli_refuses_a_fake_local_server)
+{
+	struct bk_h h;
+	struct bk_client c;
+	char aside[256];
+	const char *sock;
+	int go[2], ready[2], st, rv;
+	pid_t fake;
+	char r;
+
+	bk_h_init(&h, "fakesrv", NULL);
+	sock = h.cfg.local_url + 7;
+	cr_assert_eq(pipe(go), 0);
+	cr_assert_eq(pipe(ready), 0);
+	fake = fake_local_server(sock, go[0], ready[1]); /* before any nng call */
+	bk_h_start(&h);
+	snprintf(aside, sizeof(aside), "%s.aside", sock);
+	cr_assert_eq(rename(sock, aside), 0, "%s", strerror(errno));
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	cr_assert_eq(read(ready[0], &r, 1), 1, "the fake server did not start");
+
+	rv = bk_h_cli_all(&h, out, sizeof(out), "trip", "manual_halt", "--reason",
+	                  "squat test", NULL);
+	cr_assert_neq(rv, 0, "a trip answered by a fake must not succeed: %s", out);
+	cr_assert(strstr(out, "refusing to send") && strstr(out, "uid 65534") &&
+	              strstr(out, "nothing was sent"),
+	          "%s", out);
+	cr_assert_null(strstr(out, "4242"), "the forged ack was believed: %s", out);
+
+	kill(fake, SIGTERM);
+	cr_assert_eq(waitpid(fake, &st, 0), fake);
+	cr_assert(!WIFEXITED(st) || WEXITSTATUS(st) == 0,
+	          "the fake server got %d request(s)", WEXITSTATUS(st));
+	/* and the real daemon is as it was: nobody was told it halted */
+	bk_h_attach(&h, &c);
+	cr_assert_eq(bk_check(&c, BK_GLOBAL_ONLY), BK_ACTIVE);
+	bk_client_detach(&c);
+	bk_h_fini(&h);
+}
+
+Test(trust, cli_refuses_an_ipc_socket_owned_by_another_user)
+{
+	struct bk_h h;
+	int rv;
+
+	bk_h_init(&h, "ipcown", NULL);
+	bk_h_start(&h);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "status", NULL), 0, "%s", out);
+	/* the run dir is ours: a foreign file in it is someone else's server */
+	cr_assert_eq(chown(h.cfg.cmd_url + 6, NOBODY, NOBODY), 0);
+	rv = bk_h_cli_all(&h, out, sizeof(out), "status", NULL);
+	cr_assert_eq(rv, 3, "%s", out);
+	cr_assert(strstr(out, "refusing to send") &&
+	              strstr(out, "is owned by uid 65534, not by breakerd's uid 0"),
+	          "%s", out);
+	bk_h_fini(&h);
+}
+
+Test(trust, cli_refuses_a_run_dir_others_can_write)
+{
+	struct bk_h h;
+	int rv;
+
+	bk_h_init(&h, "ipcdir", NULL);
+	bk_h_start(&h);
+	cr_assert_eq(chmod(h.cfg.run_dir, 0777), 0);
+	rv = bk_h_cli_all(&h, out, sizeof(out), "status", NULL);
+	cr_assert_eq(rv, 3, "%s", out);
+	cr_assert(strstr(out, "refusing to send") && strstr(out, h.cfg.run_dir) &&
+	              strstr(out, "mode 0777"),
+	          "%s", out);
+	bk_h_fini(&h);
+}
+
+Test(trust, cli_with_daemon_user_refuses_another_uid)
+{
+	struct bk_h h;
+	char cfg2[256];
+	FILE *f;
+	int rv;
+
+	bk_h_init(&h, "cliduser", NULL);
+	bk_h_start(&h);
+	/* the operator's config says breakerd runs as 65534; this one is root */
+	snprintf(cfg2, sizeof(cfg2), "%s/cli.ini", h.dir);
+	f = fopen(cfg2, "w");
+	cr_assert_not_null(f);
+	fprintf(f,
+	        "[breaker]\ninstance = %s\nrun_dir = %s\nstate_dir = %s\n"
+	        "daemon_user = 65534\n",
+	        h.instance, h.cfg.run_dir, h.cfg.state_dir);
+	fclose(f);
+	snprintf(h.config, sizeof(h.config), "%s", cfg2);
+	rv = bk_h_cli_all(&h, out, sizeof(out), "trip", "manual_halt", "--reason", "x",
+	                  NULL);
+	cr_assert_eq(rv, 3, "%s", out);
+	cr_assert(strstr(out, "runs as uid 0") && strstr(out, "daemon_user"), "%s", out);
+	bk_h_fini(&h);
+}
