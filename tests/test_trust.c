@@ -343,3 +343,19 @@ Test(trust, cli_with_daemon_user_refuses_another_uid)
 	cr_assert(strstr(out, "runs as uid 0") && strstr(out, "daemon_user"), "%s", out);
 	bk_h_fini(&h);
 }
+
+Test(trust, watch_refuses_an_event_socket_owned_by_another_user)
+{
+	struct bk_h h;
+	int rv;
+
+	bk_h_init(&h, "watchown", NULL);
+	bk_h_start(&h);
+	cr_assert_eq(chown(h.cfg.pub_url + 6, NOBODY, NOBODY), 0);
+	rv = bk_h_cli_all(&h, out, sizeof(out), "watch", "--count", "1", "--timeout-ms",
+	                  "500", NULL);
+	cr_assert_eq(rv, 3, "%s", out);
+	cr_assert(strstr(out, "refusing to listen") && strstr(out, "uid 65534"), "%s",
+	          out);
+	bk_h_fini(&h);
+}
