@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -358,4 +359,115 @@ Test(trust, watch_refuses_an_event_socket_owned_by_another_user)
 	cr_assert(strstr(out, "refusing to listen") && strstr(out, "uid 65534"), "%s",
 	          out);
 	bk_h_fini(&h);
+}
+
+/* ---- items 4 and 8: the engine client -------------------------------------- */
+
+/*
+ * A forged segment as the issue planted it, with no daemon running: valid
+ * layout, global ACTIVE, a fresh heartbeat. Made by root here, then given to
+ * owner/mode.
+ */
+static void forge_segment(const char *inst, uid_t owner, mode_t mode, uint64_t hb)
+{
+	char name[128];
+	struct bk_shm *s;
+	int fd;
+
+	bk_shm_name(name, sizeof(name), inst);
+	shm_unlink(name);
+	fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+	cr_assert_geq(fd, 0, "%s", strerror(errno));
+	cr_assert_eq(ftruncate(fd, BK_SHM_SIZE), 0);
+	s = mmap(NULL, BK_SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(s, MAP_FAILED);
+	s->hdr.magic = BK_SHM_MAGIC;
+	s->hdr.header_size = (uint32_t)offsetof(struct bk_shm, strategies);
+	s->hdr.segment_size = BK_SHM_SIZE;
+	s->hdr.strategy_capacity = BK_MAX_STRATEGIES;
+	s->hdr.heartbeat_bound_ns = 50000000;
+	atomic_store(&s->global.state, BK_STATE_PACK(BK_ACTIVE, 0, 0));
+	atomic_store(&s->heartbeat_ns, hb);
+	atomic_store(&s->hdr.layout_version, BK_LAYOUT_VERSION);
+	munmap(s, BK_SHM_SIZE);
+	cr_assert_eq(fchown(fd, owner, owner), 0);
+	cr_assert_eq(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+static void unforge(const char *inst)
+{
+	char name[128];
+
+	bk_shm_name(name, sizeof(name), inst);
+	shm_unlink(name);
+}
+
+Test(trust, engine_refuses_a_segment_another_user_made)
+{
+	char inst[64];
+	struct bk_client c;
+
+	snprintf(inst, sizeof(inst), "forged-own-%d", (int)getpid());
+	forge_segment(inst, NOBODY, 0644, bk_now_mono_ns());
+	cr_assert_eq(bk_client_attach(&c, inst), -EPERM,
+	             "a segment owned by uid 65534 must not be believed");
+	cr_assert_null(c.shm);
+	/* ... unless the engine was told breakerd runs as that user */
+	cr_assert_eq(bk_client_attach_as(&c, inst, NOBODY), 0);
+	cr_assert_eq(bk_check_live(&c, BK_GLOBAL_ONLY, bk_now_mono_ns(), 0), BK_ACTIVE);
+	bk_client_detach(&c);
+	/* and the environment says the same for engines that cannot be changed */
+	setenv(BK_DAEMON_UID_ENV, "65534", 1);
+	cr_assert_eq(bk_client_attach(&c, inst), 0);
+	bk_client_detach(&c);
+	setenv(BK_DAEMON_UID_ENV, "0", 1);
+	cr_assert_eq(bk_client_attach(&c, inst), -EPERM);
+	setenv(BK_DAEMON_UID_ENV, "no-such-user-here", 1);
+	cr_assert_eq(bk_client_attach(&c, inst), -EINVAL, "a bad setting fails closed");
+	unsetenv(BK_DAEMON_UID_ENV);
+	unforge(inst);
+}
+
+Test(trust, engine_refuses_a_segment_others_can_write)
+{
+	char inst[64];
+	struct bk_client c;
+
+	snprintf(inst, sizeof(inst), "forged-mode-%d", (int)getpid());
+	forge_segment(inst, 0, 0666, bk_now_mono_ns());
+	cr_assert_eq(bk_client_attach(&c, inst), -EPERM);
+	forge_segment(inst, 0, 0664, bk_now_mono_ns());
+	cr_assert_eq(bk_client_attach(&c, inst), -EPERM, "group-writable too");
+	forge_segment(inst, 0, 0644, bk_now_mono_ns());
+	cr_assert_eq(bk_client_attach(&c, inst), 0, "root's, 0644: the daemon's shape");
+	bk_client_detach(&c);
+	unforge(inst);
+}
+
+Test(trust, heartbeat_from_the_future_is_not_live)
+{
+	char inst[64];
+	struct bk_client c;
+	uint64_t now = bk_now_mono_ns(), bound = 50000000;
+
+	snprintf(inst, sizeof(inst), "future-hb-%d", (int)getpid());
+	/* a daemon in another time namespace stamps ten seconds ahead */
+	forge_segment(inst, 0, 0644, now + 10ull * 1000000000);
+	cr_assert_eq(bk_client_attach(&c, inst), 0);
+	cr_assert_eq(bk_check_live(&c, BK_GLOBAL_ONLY, now, 0), BK_HALTED,
+	             "10 s ahead of our clock is not a heartbeat");
+	cr_assert_eq(bk_check_live(&c, BK_GLOBAL_ONLY, now, bound), BK_HALTED);
+	/* just ahead (stamped after we read our clock) is still live */
+	cr_assert_eq(
+	    bk_check_live(&c, BK_GLOBAL_ONLY, now + 10ull * 1000000000 - 1000, 0),
+	    BK_ACTIVE);
+	cr_assert_eq(
+	    bk_check_live(&c, BK_GLOBAL_ONLY, now + 10ull * 1000000000 - bound + 1000, 0),
+	    BK_ACTIVE);
+	cr_assert_eq(
+	    bk_check_live(&c, BK_GLOBAL_ONLY, now + 10ull * 1000000000 - bound - 1000, 0),
+	    BK_HALTED, "more than the bound ahead");
+	bk_client_detach(&c);
+	unforge(inst);
 }
