@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +23,11 @@ bool bk_trust_has(const struct bk_trust *t, uid_t uid)
 
 static void uid_list(const struct bk_trust *t, char *buf, size_t len)
 {
-	if (t->n == 1)
-		snprintf(buf, len, "uid %u", (unsigned)t->uids[0]);
-	else
-		snprintf(buf, len, "uid %u or %u", (unsigned)t->uids[0],
-		         (unsigned)t->uids[1]);
+	int off = snprintf(buf, len, "uid %u", (unsigned)t->uids[0]);
+
+	for (int i = 1; i < t->n && off > 0 && (size_t)off < len; i++)
+		off += snprintf(buf + off, len - (size_t)off, " or %u",
+		                (unsigned)t->uids[i]);
 }
 
 /*
@@ -133,11 +134,22 @@ int bk_trust_dir(const char *dir, uid_t uid, char *err, size_t errlen)
 	return trust_dir(&t, dir, err, errlen);
 }
 
+/* The uid of the service user the unit file names, or -1 if there is none. */
+static uid_t service_uid(void)
+{
+	char buf[4096];
+	struct passwd pw, *res = NULL;
+
+	if (getpwnam_r(BK_DAEMON_USER_DEFAULT, &pw, buf, sizeof(buf), &res) || !res)
+		return (uid_t)-1;
+	return res->pw_uid;
+}
+
 int bk_trust_expect(const struct bk_config *cfg, struct bk_trust *t, char *err,
                     size_t errlen)
 {
 	char name[BK_INSTANCE_MAX + 16];
-	uid_t me = geteuid();
+	uid_t me = geteuid(), service = service_uid();
 	struct stat st;
 	int fd;
 
@@ -152,25 +164,30 @@ int bk_trust_expect(const struct bk_config *cfg, struct bk_trust *t, char *err,
 		int rv = fstat(fd, &st);
 
 		close(fd);
-		if (rv == 0 && (st.st_uid == 0 || st.st_uid == me)) {
+		if (rv == 0 &&
+		    (st.st_uid == 0 || st.st_uid == me || st.st_uid == service)) {
 			t->uids[t->n++] = st.st_uid;
 			snprintf(t->why, sizeof(t->why), "the owner of /dev/shm%s", name);
 			return 0;
 		}
 		if (rv == 0) {
 			snprintf(err, errlen,
-			         "/dev/shm%s is owned by uid %u, which is neither root "
-			         "nor you (uid %u): not trusted as breakerd's (if "
-			         "breakerd runs as that user, say so with [breaker] "
+			         "/dev/shm%s is owned by uid %u, which is neither root, "
+			         "you (uid %u) nor user '%s': not trusted as breakerd's "
+			         "(if breakerd runs as that user, say so with [breaker] "
 			         "daemon_user)",
-			         name, (unsigned)st.st_uid, (unsigned)me);
+			         name, (unsigned)st.st_uid, (unsigned)me,
+			         BK_DAEMON_USER_DEFAULT);
 			return -EPERM;
 		}
 	}
 	t->uids[t->n++] = 0;
 	if (me != 0)
 		t->uids[t->n++] = me;
-	snprintf(t->why, sizeof(t->why), "root or you: no segment to ask");
+	if (service != (uid_t)-1 && service != 0 && service != me)
+		t->uids[t->n++] = service;
+	snprintf(t->why, sizeof(t->why), "root, you or user '%s': no segment to ask",
+	         BK_DAEMON_USER_DEFAULT);
 	return 0;
 }
 

@@ -19,7 +19,7 @@ struct bk_config;
 
 /* The uids a client accepts as the daemon's. */
 struct bk_trust {
-	uid_t uids[2];
+	uid_t uids[3];
 	int n;
 	/* how the set was chosen, for messages: "daemon_user = ...", ... */
 	char why[160];
@@ -37,8 +37,8 @@ int bk_trust_dir(const char *dir, uid_t uid, char *err, size_t errlen);
 /*
  * The daemon uid(s) a client of cfg's instance accepts: [breaker]
  * daemon_user when set; else the owner of the instance's segment when that
- * is root or our own uid; else (no segment) root or our own uid. -EPERM with
- * err when the segment belongs to anyone else.
+ * is root, our own uid or the service user "breaker"; else (no segment) any
+ * of those. -EPERM with err when the segment belongs to anyone else.
  */
 int bk_trust_expect(const struct bk_config *cfg, struct bk_trust *t, char *err,
                     size_t errlen);

@@ -171,15 +171,18 @@ static inline int bk_shm_name(char *buf, size_t len, const char *instance)
 
 /* The environment variable naming breakerd's user (a uid or a user name). */
 #define BK_DAEMON_UID_ENV "BREAKER_DAEMON_UID"
-/* bk_client_attach_as()'s "no uid given": $BREAKER_DAEMON_UID, else root or us */
+/* The service user tools/breakerd.service runs breakerd as; only root makes users. */
+#define BK_DAEMON_USER_DEFAULT "breaker"
+/* bk_client_attach_as()'s "no uid given": see bk_client_trust_owner() */
 #define BK_DAEMON_UID_DEFAULT (-1L)
 
 /*
  * May a segment with this owner and mode be believed? Nobody but its owner
  * may write it, and the owner is root or the daemon's uid: daemon_uid if
- * >= 0, else $BREAKER_DAEMON_UID if set, else our own uid (a non-root
- * developer's daemon). 0, -EPERM (not the daemon's), or -EINVAL for a
- * $BREAKER_DAEMON_UID that names no user (fail closed).
+ * >= 0, else $BREAKER_DAEMON_UID if set, else the system user "breaker" (the
+ * service unit's) or our own uid (a developer's daemon). 0, -EPERM (not the
+ * daemon's), or -EINVAL for a $BREAKER_DAEMON_UID that names no user (fail
+ * closed).
  */
 static inline int bk_client_trust_owner(unsigned long owner, unsigned long mode,
                                         long daemon_uid)
@@ -201,9 +204,14 @@ static inline int bk_client_trust_owner(unsigned long owner, unsigned long mode,
 			daemon_uid = (long)pw->pw_uid;
 		}
 	}
-	if (daemon_uid < 0)
-		daemon_uid = (long)geteuid();
-	return (long)owner == daemon_uid ? 0 : -EPERM;
+	if (daemon_uid >= 0)
+		return (long)owner == daemon_uid ? 0 : -EPERM;
+	if (owner == (unsigned long)geteuid())
+		return 0;
+	{
+		struct passwd *pw = getpwnam(BK_DAEMON_USER_DEFAULT);
+		return pw && (unsigned long)pw->pw_uid == owner ? 0 : -EPERM;
+	}
 }
 
 /*

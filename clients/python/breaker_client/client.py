@@ -108,23 +108,34 @@ class UntrustedSegmentError(BreakerError):
 DAEMON_UID_ENV = "BREAKER_DAEMON_UID"
 
 
-def _daemon_uid(daemon_uid: int | None) -> int:
-    """daemon_uid if given, else $BREAKER_DAEMON_UID, else our own uid."""
-    if daemon_uid is not None:
-        return daemon_uid
-    env = os.environ.get(DAEMON_UID_ENV, "")
-    if not env:
-        return os.geteuid()
-    if env.isascii() and env.isdigit():
-        return int(env)
-    import pwd  # only when a name is given
+# The service user tools/breakerd.service runs breakerd as; only root makes users.
+DAEMON_USER_DEFAULT = "breaker"
+
+
+def _uid_of(name: str) -> int | None:
+    import pwd  # only when a name is needed
 
     try:
-        return pwd.getpwnam(env).pw_uid
+        return pwd.getpwnam(name).pw_uid
     except KeyError:
-        raise UntrustedSegmentError(
-            f"{DAEMON_UID_ENV}={env!r} names no user: failing closed"
-        ) from None
+        return None
+
+
+def _daemon_uids(daemon_uid: int | None) -> list[int]:
+    """daemon_uid if given, else $BREAKER_DAEMON_UID, else the user "breaker"
+    and our own uid."""
+    if daemon_uid is not None:
+        return [daemon_uid]
+    env = os.environ.get(DAEMON_UID_ENV, "")
+    if not env:
+        service = _uid_of(DAEMON_USER_DEFAULT)
+        return [os.geteuid()] + ([service] if service is not None else [])
+    if env.isascii() and env.isdigit():
+        return [int(env)]
+    uid = _uid_of(env)
+    if uid is None:
+        raise UntrustedSegmentError(f"{DAEMON_UID_ENV}={env!r} names no user: failing closed")
+    return [uid]
 
 
 def _check_owner(st: os.stat_result, path: str, daemon_uid: int | None) -> None:
@@ -138,11 +149,14 @@ def _check_owner(st: os.stat_result, path: str, daemon_uid: int | None) -> None:
         )
     if st.st_uid == 0:
         return
-    want = _daemon_uid(daemon_uid)
-    if st.st_uid != want:
+    if daemon_uid is None and not os.environ.get(DAEMON_UID_ENV) and st.st_uid == os.geteuid():
+        return
+    want = _daemon_uids(daemon_uid)
+    if st.st_uid not in want:
         raise UntrustedSegmentError(
-            f"{path}: owned by uid {st.st_uid}, not by breakerd's (root or uid {want}; "
-            f"set {DAEMON_UID_ENV} or daemon_uid= if breakerd runs as another user); failing closed"
+            f"{path}: owned by uid {st.st_uid}, not by breakerd's (root or uid "
+            f"{' or '.join(map(str, want))}; set {DAEMON_UID_ENV} or daemon_uid= if breakerd "
+            "runs as another user); failing closed"
         )
 
 
