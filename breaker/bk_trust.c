@@ -93,7 +93,9 @@ static int walk(const struct bk_trust *t, const char *dir, char *err, size_t err
 			snprintf(err, errlen, "%s: %s", buf, strerror(errno));
 			return rv;
 		}
-		if (!last && (rv = check_component(t, buf, &st, dir, err, errlen)) < 0)
+		/* a symlink, even the last one, is its owner's to re-point */
+		if ((!last || S_ISLNK(st.st_mode)) &&
+		    (rv = check_component(t, buf, &st, dir, err, errlen)) < 0)
 			return rv;
 		if (last) {
 			if (stat(buf, &st) < 0) {

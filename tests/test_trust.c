@@ -151,6 +151,41 @@ Test(trust, squatted_parent_of_state_dir_refuses_start)
 	bk_h_fini(&h);
 }
 
+/* symlink as uid 65534, in a child (the link is the squatter's to re-point) */
+static void symlink_as_nobody(const char *target, const char *path)
+{
+	pid_t pid = fork();
+	int st;
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		become_nobody();
+		_exit(symlink(target, path) == 0 ? 0 : 1);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "symlink %s as nobody", path);
+}
+
+Test(trust, squatted_symlink_to_our_own_dir_refuses_start)
+{
+	struct bk_h h;
+	char link[128], run[192], state[192];
+
+	bk_h_init(&h, "sqlink", NULL);
+	/* the target is root's and fine; the link in /tmp is 65534's to swap */
+	snprintf(run, sizeof(run), "%s/run", h.dir);
+	cr_assert_eq(mkdir(run, 0750), 0);
+	snprintf(link, sizeof(link), "/tmp/bk-sqlink-%d", (int)getpid());
+	unlink(link);
+	symlink_as_nobody(run, link);
+	snprintf(state, sizeof(state), "%s/state", h.dir);
+	write_config(&h, link, state, NULL);
+	cr_assert_eq(start_expect_exit(&h), 1, "breakerd must refuse: %s", out);
+	cr_assert(strstr(out, link) && strstr(out, "owned by uid 65534"), "%s", out);
+	unlink(link);
+	bk_h_fini(&h);
+}
+
 Test(trust, world_writable_run_dir_refuses_start)
 {
 	struct bk_h h;
