@@ -506,3 +506,67 @@ Test(trust, heartbeat_from_the_future_is_not_live)
 	bk_client_detach(&c);
 	unforge(inst);
 }
+
+/*
+ * breakerd run as a service user (65534 here): the CLI believes it when the
+ * config names that user, and refuses it, saying what to set, when not.
+ */
+Test(trust, cli_trusts_a_service_user_daemon_only_when_configured)
+{
+	struct bk_h h;
+	char top[128], cfg_ok[192], cfg_no[192], log[192];
+	const char *bin = getenv("BREAKERD") ? getenv("BREAKERD") : "breakerd";
+	FILE *f;
+	pid_t pid;
+	int rv = -1;
+
+	bk_h_init(&h, "svcuser", NULL);
+	snprintf(top, sizeof(top), "/tmp/bk-svc-%d", (int)getpid());
+	rm_rf(top);
+	mkdir_as_nobody(top, 0755);
+	snprintf(cfg_ok, sizeof(cfg_ok), "%s/ok.ini", top);
+	snprintf(cfg_no, sizeof(cfg_no), "%s/no.ini", top);
+	snprintf(log, sizeof(log), "%s/breakerd.log", top);
+	for (int i = 0; i < 2; i++) {
+		f = fopen(i ? cfg_no : cfg_ok, "w");
+		cr_assert_not_null(f);
+		fprintf(
+		    f,
+		    "[breaker]\ninstance = %s\nrun_dir = %s/run\nstate_dir = %s/state\n"
+		    "%s[metrics]\nlisten =\n",
+		    h.instance, top, top, i ? "" : "daemon_user = 65534\n");
+		fclose(f);
+		chmod(i ? cfg_no : cfg_ok, 0644);
+	}
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char *argv[] = {(char *)bin, "--config", cfg_ok, "--log-file", log, NULL};
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		become_nobody();
+		execv(bin, argv);
+		_exit(127);
+	}
+	h.pid = pid; /* bk_h_fini stops it */
+	snprintf(h.config, sizeof(h.config), "%s", cfg_ok);
+	for (int i = 0; i < 500 && rv != 0; i++) {
+		rv = bk_h_cli(&h, NULL, 0, "status", NULL);
+		if (rv)
+			usleep(10000);
+	}
+	bk_h_slurp(log, out, sizeof(out));
+	cr_assert_eq(rv, 0, "breakerd as 65534 did not answer; its log: %s", out);
+	rv = bk_h_cli_all(&h, out, sizeof(out), "trip", "manual_halt", "--reason",
+	                  "service user", NULL);
+	cr_assert_eq(rv, 0, "%s", out);
+	cr_assert(strstr(out, "HALTED global"), "%s", out);
+
+	snprintf(h.config, sizeof(h.config), "%s", cfg_no);
+	rv = bk_h_cli_all(&h, out, sizeof(out), "status", NULL);
+	cr_assert_eq(rv, 3, "%s", out);
+	cr_assert(strstr(out, "owned by uid 65534, which is neither root") &&
+	              strstr(out, "daemon_user"),
+	          "%s", out);
+	bk_h_fini(&h);
+	rm_rf(top);
+}
