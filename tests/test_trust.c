@@ -295,6 +295,8 @@ Test(trust, cli_refuses_a_fake_local_server)
 	cr_assert_eq(pipe(go), 0);
 	cr_assert_eq(pipe(ready), 0);
 	fake = fake_local_server(sock, go[0], ready[1]); /* before any nng call */
+	close(go[0]);
+	close(ready[1]);
 	bk_h_start(&h);
 	snprintf(aside, sizeof(aside), "%s.aside", sock);
 	cr_assert_eq(rename(sock, aside), 0, "%s", strerror(errno));
@@ -318,6 +320,83 @@ Test(trust, cli_refuses_a_fake_local_server)
 	cr_assert_eq(bk_check(&c, BK_GLOBAL_ONLY), BK_ACTIVE);
 	bk_client_detach(&c);
 	bk_h_fini(&h);
+}
+
+/*
+ * A fake nng REP server (bk_fake_ipc) run by 65534, reached through a
+ * root-owned socket file in root's run dir: the path passes every check,
+ * only the peer's credentials tell. (The file is bound in 65534's own
+ * directory and then moved and chowned by root: a unix socket is found by
+ * its inode.) It writes 'R' to report_fd for every request it gets.
+ */
+static pid_t fake_ipc_server(const char *dir, int go_fd, int ready_fd, int report_fd)
+{
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		const char *bin =
+		    getenv("BK_FAKE_IPC") ? getenv("BK_FAKE_IPC") : "bk_fake_ipc";
+		char url[256], rfd[16], pfd[16];
+		char c;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (read(go_fd, &c, 1) != 1)
+			_exit(100);
+		become_nobody();
+		if (mkdir(dir, 0755) < 0)
+			_exit(101);
+		snprintf(url, sizeof(url), "ipc://%s/fake.cmd", dir);
+		snprintf(rfd, sizeof(rfd), "%d", ready_fd);
+		snprintf(pfd, sizeof(pfd), "%d", report_fd);
+		/* exec: nng is not fork-safe */
+		execl(bin, bin, url, rfd, pfd, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+Test(trust, cli_refuses_an_ipc_peer_of_another_uid_behind_a_root_file)
+{
+	struct bk_h h;
+	char dir[128], fake[192], aside[256], got;
+	int go[2], ready[2], report[2], rv;
+	pid_t pid;
+
+	bk_h_init(&h, "fakeipc", NULL);
+	snprintf(dir, sizeof(dir), "/tmp/bk-fakeipc-%d", (int)getpid());
+	rm_rf(dir);
+	cr_assert_eq(pipe(go), 0);
+	cr_assert_eq(pipe(ready), 0);
+	cr_assert_eq(pipe2(report, O_NONBLOCK), 0);
+	pid = fake_ipc_server(dir, go[0], ready[1], report[1]);
+	close(go[0]);
+	close(ready[1]);
+	close(report[1]);
+	bk_h_start(&h);
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	if (read(ready[0], &got, 1) != 1) {
+		int st = 0;
+		waitpid(pid, &st, 0);
+		cr_assert_fail("the fake server did not start (exit %d, signal %d)",
+		               WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+		               WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	}
+	snprintf(aside, sizeof(aside), "%s.aside", h.cfg.cmd_url + 6);
+	cr_assert_eq(rename(h.cfg.cmd_url + 6, aside), 0);
+	snprintf(fake, sizeof(fake), "%s/fake.cmd", dir);
+	cr_assert_eq(rename(fake, h.cfg.cmd_url + 6), 0, "%s", strerror(errno));
+	cr_assert_eq(lchown(h.cfg.cmd_url + 6, 0, 0), 0);
+
+	rv = bk_h_cli_all(&h, out, sizeof(out), "status", NULL);
+	cr_assert_eq(rv, 3, "%s", out);
+	cr_assert(strstr(out, "refusing to send") && strstr(out, "runs as uid 65534"),
+	          "%s", out);
+	cr_assert_eq(read(report[0], &got, 1), -1, "the fake server got a request");
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	bk_h_fini(&h);
+	rm_rf(dir);
 }
 
 Test(trust, cli_refuses_an_ipc_socket_owned_by_another_user)
