@@ -13,6 +13,7 @@
 #include "bk_auth.h"
 #include "bk_config.h"
 #include "bk_metrics.h"
+#include "bk_rulestate.h"
 #include "bk_server.h"
 #include "bk_shm.h"
 #include "bk_state.h"
@@ -46,20 +47,30 @@ struct bk_uid_name {
 /* Per strategy: the rules in force, their evaluation state, remote telemetry. */
 struct bk_slot_rules {
 	const struct bk_rule_cfg *rules;
-	struct bk_rule_eval eval;
+	bool is_remote;       /* declared: the rules read remote, never the segment */
+	char remote_from[80]; /* who sent the latest Report (bk_auth_who) */
+	/* baselines as last made durable (RULE_STATE, bk_rulestate.h) */
+	bool rs_base_set;
+	double rs_peak, rs_base_balance;
+	uint64_t rs_next_ns;
 	struct bk_tel_snap remote; /* from Report messages */
-	bool is_remote;
+	struct bk_rule_eval eval;  /* ends with the reconciliation history */
 };
 
 struct bk_daemon {
 	struct bk_config cfg;
-	const char *config_path; /* reread on SIGHUP for the rules */
+	const char *config_path;   /* reread on SIGHUP for the rules */
+	uint32_t hup_pid, hup_uid; /* the SIGHUP's sender (signalfd), for CONFIG */
+	char rules_hash[BK_RULES_HASH_LEN]; /* of the rules in force (bk_rulestate.h) */
 	struct bk_state state;
 	struct bk_shm_writer shm;
 	struct bk_audit audit;
 	struct bk_server srv;
 	struct bk_tel_reader tel;
 	struct bk_slot_rules slots[BK_MAX_STRATEGIES];
+	/* declared at register (breaker register --telemetry remote; replayed);
+	 * [strategies] remote in the config declares it too */
+	bool remote_declared[BK_MAX_STRATEGIES];
 	uint32_t last_trip_change_seq; /* change_seq published by the latest trip */
 	uint64_t last_trip_mono_ns;
 	uint64_t last_tick_ns;
@@ -70,6 +81,8 @@ struct bk_daemon {
 	struct {
 		uint64_t id;
 		uint64_t seq;
+		uint64_t hash; /* caller, command and payload (bk_cmd_request_hash) */
+		bool hashed;   /* false: a record from before hashes; never "the same" */
 	} dedupe[BK_DEDUPE];
 	struct bk_auth auth; /* group members, refusal rate limit, two-person rule */
 	struct bk_uid_name uid_cache[BK_UID_CACHE];
@@ -95,8 +108,12 @@ void bk_cmd_durable(struct bk_daemon *d);
 /* An audit flush failed with -errno err: answer waiting trips, refuse resumes. */
 void bk_cmd_flush_failed(struct bk_daemon *d, int err);
 
-/* Status / ListStrategies reply content (bk_status.c); free with bk_status_free. */
-void bk_status_build(struct bk_daemon *d, Breaker__Reply *rep, bool all);
+/* Status / ListStrategies reply content (bk_status.c); free with bk_status_free.
+ * One page: tripped strategies (and, with all, every strategy) from slot
+ * offset on, at most limit (0: no count limit) and what fits a reply; a page
+ * that stops short sets rep->error to "truncated: more from slot N". */
+void bk_status_build(struct bk_daemon *d, Breaker__Reply *rep, bool all, uint32_t offset,
+                     uint32_t limit);
 void bk_status_free(Breaker__Reply *rep);
 
 /* Republish one scope's word from the state (BK_GLOBAL or a slot). */
@@ -140,12 +157,22 @@ void bk_cmd_system_step(struct bk_daemon *d, int slot, unsigned reason, int to,
 /* A newly registered slot: rules bound, evaluation and telemetry cleared. */
 void bk_cmd_bind_slot(struct bk_daemon *d, int slot);
 
-/* Remember that request id made audit record seq (also from replay). */
-void bk_cmd_remember(struct bk_daemon *d, uint64_t request_id, uint64_t seq);
+/* Remember that the request id (and its hash, if the record has one) made
+ * audit record rec->seq (also from replay). */
+void bk_cmd_remember(struct bk_daemon *d, const Breaker__AuditRecord *rec);
 
 /* Summarise refusals that were not recorded one by one, once their caller's
  * rate limit allows (bk_auth.h); from the tick. */
 void bk_cmd_auth_tick(struct bk_daemon *d, uint64_t now_mono_ns);
+
+/* ---- reconciliation (bk_cmd.c, bk_recon.h) ---- */
+
+/* One strategy's break report (reconcile reply, status). */
+void bk_recon_report(const struct bk_recon *r, const char *strategy, uint64_t now_mono,
+                     Breaker__RuleState *rs);
+
+/* [rules] resume_requires_reconcile unmet for a global resume? why says which. */
+bool bk_recon_resume_blocked(const struct bk_daemon *d, char *why, size_t len);
 
 /* Remember the trip for the engines' acknowledgement view. */
 void bk_cmd_note_trip(struct bk_daemon *d);

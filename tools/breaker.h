@@ -63,8 +63,11 @@ struct cli_args {
 	char **pos;      /* the arguments, in order (points into argv) */
 	int npos;
 	char *strategy, *mode, *reason, *reason_code, *to, *since, *file;
-	char *count, *timeout_ms; /* watch */
-	char *until, *format;     /* incident export */
+	char *count, *timeout_ms;  /* watch */
+	char *until, *format;      /* incident export */
+	char *telemetry;           /* register: segment | remote */
+	char *as_of_fills, *as_of; /* reconcile */
+	bool withdraw;
 	bool json, force, verify, help;
 };
 
@@ -73,6 +76,8 @@ int cli_config(struct cli *c);
 int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,
              Breaker__Reply **reply, bool changes_state);
 int cli_refused(const Breaker__Reply *r);
+int cli_query_pages(struct cli *c, const char *cmd, Breaker__Request *req,
+                    Breaker__Reply **reply);
 int cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
