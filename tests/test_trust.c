@@ -649,3 +649,32 @@ Test(trust, cli_trusts_a_service_user_daemon_only_when_configured)
 	bk_h_fini(&h);
 	rm_rf(top);
 }
+
+Test(trust, daemon_user_takes_one_known_user)
+{
+	static const char *bad[] = {"no-such-user-zz", "root, nobody", ""};
+	char path[64], err[256];
+	struct bk_config cfg;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/tmp/bk-duser-%d.ini", (int)getpid());
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		f = fopen(path, "w");
+		cr_assert_not_null(f);
+		fprintf(f, "[breaker]\ndaemon_user = %s\n", bad[i]);
+		fclose(f);
+		cr_assert_eq(bk_config_defaults(&cfg, NULL), 0);
+		cr_assert_eq(bk_config_load(&cfg, path, err, sizeof(err)), -EINVAL, "%s",
+		             bad[i]);
+		cr_assert(strstr(err, "line 2") && strstr(err, "daemon_user"), "%s", err);
+		cr_assert(!cfg.daemon_uid_set);
+	}
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("[breaker]\ndaemon_user = nobody\n", f);
+	fclose(f);
+	cr_assert_eq(bk_config_load(&cfg, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert(cfg.daemon_uid_set);
+	cr_assert_eq(cfg.daemon_uid, NOBODY);
+	unlink(path);
+}
