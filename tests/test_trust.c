@@ -556,6 +556,9 @@ Test(trust, engine_refuses_a_segment_others_can_write)
 	forge_segment(inst, 0, 0644, bk_now_mono_ns());
 	cr_assert_eq(bk_client_attach(&c, inst), 0, "root's, 0644: the daemon's shape");
 	bk_client_detach(&c);
+	setenv(BK_DAEMON_UID_ENV, "no-such-user-here", 1);
+	cr_assert_eq(bk_client_attach(&c, inst), -EINVAL, "a bad setting fails closed");
+	unsetenv(BK_DAEMON_UID_ENV);
 	unforge(inst);
 }
 

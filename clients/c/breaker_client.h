@@ -192,8 +192,7 @@ static inline int bk_client_trust_owner(unsigned long owner, unsigned long mode,
 
 	if (mode & (unsigned long)(S_IWGRP | S_IWOTH))
 		return -EPERM;
-	if (owner == 0)
-		return 0; /* root can write any segment anyway */
+	/* a setting that names no user fails closed, whoever owns the segment */
 	if (daemon_uid < 0 && (env = getenv(BK_DAEMON_UID_ENV)) != NULL && *env) {
 		errno = 0;
 		daemon_uid = (long)strtoul(env, &end, 10);
@@ -204,6 +203,8 @@ static inline int bk_client_trust_owner(unsigned long owner, unsigned long mode,
 			daemon_uid = (long)pw->pw_uid;
 		}
 	}
+	if (owner == 0)
+		return 0; /* root can write any segment anyway */
 	if (daemon_uid >= 0)
 		return (long)owner == daemon_uid ? 0 : -EPERM;
 	if (owner == (unsigned long)geteuid())

@@ -147,12 +147,10 @@ def _check_owner(st: os.stat_result, path: str, daemon_uid: int | None) -> None:
             f"{path}: mode {mode:04o} is writable by group or others: "
             "not breakerd's segment; failing closed"
         )
-    if st.st_uid == 0:
+    if daemon_uid is None and not os.environ.get(DAEMON_UID_ENV) and st.st_uid in (0, os.geteuid()):
         return
-    if daemon_uid is None and not os.environ.get(DAEMON_UID_ENV) and st.st_uid == os.geteuid():
-        return
-    want = _daemon_uids(daemon_uid)
-    if st.st_uid not in want:
+    want = _daemon_uids(daemon_uid)  # raises for a setting that names no user
+    if st.st_uid != 0 and st.st_uid not in want:
         raise UntrustedSegmentError(
             f"{path}: owned by uid {st.st_uid}, not by breakerd's (root or uid "
             f"{' or '.join(map(str, want))}; set {DAEMON_UID_ENV} or daemon_uid= if breakerd "

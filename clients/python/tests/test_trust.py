@@ -61,6 +61,9 @@ class ForgedSegment(unittest.TestCase):
             self.assertIn("writable", str(cm.exception))
         os.chmod(seg.path, 0o644)
         bk.attach(seg.instance).close()
+        os.environ[bk.DAEMON_UID_ENV] = "no-such-user-here"
+        with self.assertRaises(bk.UntrustedSegmentError, msg="a bad setting fails closed, root's segment too"):
+            bk.attach(seg.instance)
 
     def test_untrusted_is_a_breaker_error(self) -> None:
         self.assertTrue(issubclass(bk.UntrustedSegmentError, bk.BreakerError))
