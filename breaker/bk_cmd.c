@@ -845,6 +845,13 @@ static void do_report(struct cmd_ctx *c)
 	s->pnl = r->pnl;
 	s->fill_cash = r->fill_cash;
 	s->fees = r->fees;
+	/* before its first fill, a remote engine's balance is its opening
+	 * statement (as bk_report_balance): one message is one snapshot */
+	if (r->has_balance && r->fills == 0) {
+		s->opening_seq++;
+		s->opening_base = r->balance - (r->fill_cash - r->fees);
+		s->opening_fills = 0;
+	}
 	s->heartbeat_ns = bk_now_mono_ns();
 	s->consistent = true; /* one message is one snapshot */
 	reply_now(c->d, c->msg, &c->rep);
