@@ -105,6 +105,7 @@ static int replay_one(const Breaker__AuditRecord *rec, uint64_t offset, void *ar
 	if (bk_state_replay(&c->d->state, rec) == 0) {
 		bk_cmd_remember(c->d, rec->request_id, rec->seq);
 		replay_reconcile(c->d, rec);
+		bk_tick_replay_rebase(c->d, rec); /* an operator's rule base */
 		return 0;
 	}
 	c->bad_offset = offset;

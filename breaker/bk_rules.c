@@ -65,6 +65,9 @@ void bk_rules_defaults(struct bk_rules_cfg *cfg)
 	    (struct bk_rule_cfg){.enabled = true, .max = 1000, .action = BK_HALTED};
 	r[BK_RULE_INVARIANT] = (struct bk_rule_cfg){
 	    .enabled = true, .max = 0.01, .action = BK_HALTED, .global = true};
+	/* after a forced resume while violated: trip again after a minute */
+	for (int i = 0; i < BK_RULE_COUNT; i++)
+		r[i].rearm_ms = 60000;
 	cfg->warn[0] = 0.5;
 	cfg->warn[1] = 0.75;
 	cfg->warn[2] = 0.9;
@@ -362,7 +365,7 @@ void bk_rules_rearm(struct bk_rule_eval *ev, enum bk_rule_id id, uint64_t now)
 	ev->forced_ns[id] = now;
 }
 
-int bk_rules_rebase(struct bk_rule_eval *ev, enum bk_rule_id id,
+int bk_rules_rebase(const struct bk_rule_eval *ev, enum bk_rule_id id,
                     const struct bk_tel_snap *s, double *old, double *now)
 {
 	if (id != BK_RULE_DRAWDOWN && id != BK_RULE_INVARIANT)
@@ -377,7 +380,6 @@ int bk_rules_rebase(struct bk_rule_eval *ev, enum bk_rule_id id,
 		*old = ev->base_balance;
 		*now = s->balance - (s->fill_cash - s->fees);
 	}
-	bk_rules_rebase_set(ev, id, *now, s->opening_seq);
 	return 0;
 }
 

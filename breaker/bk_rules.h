@@ -151,15 +151,16 @@ int bk_rules_eval(const struct bk_rule_cfg *rules, const double warn[BK_WARN_LEV
 void bk_rules_rearm(struct bk_rule_eval *ev, enum bk_rule_id id, uint64_t now_ns);
 
 /*
- * Rebase a level rule from snap (an operator's audited statement): the
- * drawdown peak becomes the current PnL; the balance base the current
- * balance minus (fill_cash - fees). *old and *now get the value before and
- * after. -EINVAL for a rule that has no base, -EAGAIN if the money words
- * were not read consistently.
+ * The new base a rebase of a level rule would set from snap (an operator's
+ * audited statement): the drawdown peak becomes the current PnL; the
+ * balance base the current balance minus (fill_cash - fees). *old and *now
+ * get the value before and after; nothing changes until
+ * bk_rules_rebase_set. -EINVAL for a rule that has no base, -EAGAIN if the
+ * money words were not read consistently (or are not finite).
  */
-int bk_rules_rebase(struct bk_rule_eval *ev, enum bk_rule_id id,
+int bk_rules_rebase(const struct bk_rule_eval *ev, enum bk_rule_id id,
                     const struct bk_tel_snap *snap, double *old, double *now);
-/* Replay of a rebase record at boot: the base value as recorded. */
+/* Set a rebased base (now, or a REBASE record replayed at boot). */
 void bk_rules_rebase_set(struct bk_rule_eval *ev, enum bk_rule_id id, double value,
                          uint32_t opening_seq);
 

@@ -382,6 +382,8 @@ Test(rules, rebase_resets_peak_and_balance_base)
 	cr_assert_eq(bk_rules_rebase(&ev, BK_RULE_DRAWDOWN, &snap, &old, &cur), 0);
 	cr_assert_float_eq(old, 1000, 1e-9);
 	cr_assert_float_eq(cur, 500, 1e-9);
+	cr_assert(ev.violating[BK_RULE_DRAWDOWN], "nothing changes before set");
+	bk_rules_rebase_set(&ev, BK_RULE_DRAWDOWN, cur, snap.opening_seq);
 	cr_assert_eq(trips(eval_at(now + 2 * MS)), 0);
 	cr_assert(!ev.violating[BK_RULE_DRAWDOWN]);
 	snap.pnl = 399; /* 101 below the new peak */
@@ -393,6 +395,7 @@ Test(rules, rebase_resets_peak_and_balance_base)
 	cr_assert_eq(trips(eval_at(now + 4 * MS)), 1);
 	cr_assert_eq(bk_rules_rebase(&ev, BK_RULE_INVARIANT, &snap, &old, &cur), 0);
 	cr_assert_float_eq(cur, 710, 1e-9);
+	bk_rules_rebase_set(&ev, BK_RULE_INVARIANT, cur, snap.opening_seq);
 	cr_assert_eq(trips(eval_at(now + 5 * MS)), 0);
 	snap.balance = 650;
 	cr_assert_eq(trips(eval_at(now + 6 * MS)), 1);

@@ -58,6 +58,7 @@ static const struct option resume_opts[] = {OPT_COMMON, OPT("strategy", O_STRATE
 	OPT("reason-code", O_REASON_CODE), OPT("to", O_TO), OPT("reason", O_REASON),
 	FLAG("force", O_FORCE), OPT_END};
 static const struct option plain_opts[] = {OPT_COMMON, OPT_END};
+static const struct option rules_opts[] = {OPT_COMMON, OPT("reason", O_REASON), OPT_END};
 static const struct option audit_opts[] = {OPT_COMMON, FLAG("verify", O_VERIFY),
 					   OPT("since", O_SINCE), OPT("file", O_FILE), OPT_END};
 static const struct option watch_opts[] = {OPT_COMMON, OPT("count", O_COUNT),
@@ -396,6 +397,23 @@ static const struct cmd cmds[] = {
      "  --json      print breakerd's reply as one JSON object\n"
      "\n"
      "example: breaker reconcile momo-eu-1=-1250000 arb-us-2=0\n",
+     EXITS_CHANGE, false},
+    {"rules", cmd_rules, rules_opts, 3, 3, "rebase <strategy> <rule>",
+     "rebase <strategy> drawdown|invariant --reason TEXT [--json]",
+     "give a level rule a new base (drawdown peak, balance base)",
+     "rebase: an operator's audited new base for a level rule of one strategy:\n"
+     "  drawdown   the peak PnL becomes the current PnL\n"
+     "  invariant  the balance base becomes the current balance less fill cash\n"
+     "             plus fees (as if the engine stated its opening balance now)\n"
+     "Use it at the start of a trading day, or after an investigated loss, instead\n"
+     "of forcing a resume past a violated rule: the rule is judged from the new\n"
+     "base at once. Latches are not touched (resume releases them). Restricted\n"
+     "like a forced resume ([auth] resume and force); audited; replayed at boot.\n"
+     "\n"
+     "  --reason TEXT  why, for the audit log (required)\n"
+     "  --json         print breakerd's reply as one JSON object\n"
+     "\n"
+     "example: breaker rules rebase momo-eu-1 drawdown --reason \"new trading day\"\n",
      EXITS_CHANGE, false},
     {"status", cmd_status, plain_opts, 0, 0, NULL, "[--json]",
      "global mode, tripped strategies, rule warnings, engine acks",
