@@ -993,8 +993,9 @@ static void do_rebase(struct cmd_ctx *c)
 	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why))))
 		return cmd_refuse(c, st, c->why);
 	if (slot == BK_GLOBAL)
-		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		                  "a rebase names a strategy: rule bases are per strategy");
+		return cmd_refuse(
+		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		    "a rebase names a strategy: rule bases are per strategy");
 	id = r->rule ? bk_rule_parse(r->rule) : -1;
 	if (id != BK_RULE_DRAWDOWN && id != BK_RULE_INVARIANT)
 		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
@@ -1009,8 +1010,8 @@ static void do_rebase(struct cmd_ctx *c)
 		    c, BREAKER__STATUS__ERR_NOT_DURABLE,
 		    "the audit log is failing: no rebase without its record on disk");
 	if (bk_tick_snapshot(c->d, slot, &snap) < 0 ||
-	    bk_rules_rebase(&c->d->slots[slot].eval, (enum bk_rule_id)id, &snap,
-	                    &before, &after) < 0)
+	    bk_rules_rebase(&c->d->slots[slot].eval, (enum bk_rule_id)id, &snap, &before,
+	                    &after) < 0)
 		return cmd_refuse(c, BREAKER__STATUS__ERR_INTERNAL,
 		                  "the engine's money words are being written, missing "
 		                  "or not finite: nothing changed, retry");

@@ -97,14 +97,18 @@ static const struct {
      "--to must be less restrictive than the scope's mode now ('breaker status')"},
     {BREAKER__STATUS__ERR_AMBIGUOUS,
      "several latches hold this scope: name one with --reason-code "
-     "('breaker status' lists them), or --force to release them all"},
+     "('breaker status' lists them), or --force to lower every latch together by one "
+     "stage (add --to active to release them all at once)"},
     {BREAKER__STATUS__ERR_UNAUTHORISED,
      "who may trip, kill, resume and force is set in breakerd's config: [auth] "
      "for local users, [tls] roles for certificates (docs/security.md); the "
      "refusal is in the audit log"},
     {BREAKER__STATUS__ERR_CONDITION_HOLDS,
-     "the rule that set this latch still fails: 'breaker status' shows its "
-     "utilisation; fix the cause, or --force (audited as forced)"},
+     "the rule that set this latch still fails, or (reject_rate, to active) has "
+     "too few fresh orders to show it holds: 'breaker status' shows its "
+     "utilisation; fix the cause, probe with --to reduce-only/cautious, 'breaker "
+     "rules rebase' a drawdown or balance base, or --force (audited as forced; "
+     "the rule stays armed)"},
     {BREAKER__STATUS__ERR_NOT_DURABLE,
      "breakerd's audit log is failing, and a resume needs its record on disk first"},
 };
@@ -371,8 +375,15 @@ static const struct cmd cmds[] = {
      "                   'breaker status' lists them)\n"
      "  --to MODE        reduce-only, cautious or active (default: the next stage)\n"
      "  --reason TEXT    why, for the audit log (required)\n"
-     "  --force          skip stages, release every latch, or resume while an\n"
-     "                   invariant still fails; audited as forced\n"
+     "  --force          audited as forced; it lets a resume (each alone or together):\n"
+     "                   - skip stages, with --to (else it goes one stage);\n"
+     "                   - act on every latch at once when several hold and no\n"
+     "                     --reason-code is given: each is lowered to one stage\n"
+     "                     below the scope's mode, or to --to (--to active\n"
+     "                     releases them all);\n"
+     "                   - go ahead while a rule still fails: the rule stays\n"
+     "                     armed and trips again if it gets worse, or after its\n"
+     "                     rearm_ms if still failing\n"
      "  --json           print breakerd's reply as one JSON object\n"
      "\n"
      "example: breaker resume --strategy momo-eu-1 --reason-code manual_halt \\\n"

@@ -527,7 +527,8 @@ int cmd_rules(struct cli *c, const struct cli_args *a)
 	} else if (!a->json) {
 		printf("rebased rule %s of ", a->pos[2]);
 		put_scope(stdout, a->pos[1]);
-		fputs(" (old and new base in its audit record; latches untouched)", stdout);
+		fputs(" (old and new base in its audit record; latches untouched)",
+		      stdout);
 		put_seq(stdout, r);
 	}
 	breaker__reply__free_unpacked(r, NULL);
