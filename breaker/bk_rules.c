@@ -223,18 +223,30 @@ static void evidence(enum bk_rule_id id, const struct bk_rule_cfg *r,
 		double lim = drawdown_limit(r, ev->peak_pnl, &pct);
 
 		/* which limit is in force, in money, and the other for reference */
-		if (pct)
+		if (pct) {
+			if (r->max > 0)
+				snprintf(base, sizeof(base), "absolute max %.2f", r->max);
+			else
+				snprintf(base, sizeof(base), "no absolute max");
 			snprintf(buf, len,
 			         "pnl %.2f, peak %.2f, drawdown %.2f against the pct "
-			         "limit %.2f (max_pct %.2f%% of peak; absolute max %s)",
+			         "limit %.2f (max_pct %.2f%% of peak; %s)",
 			         s->pnl, ev->peak_pnl, m->value, lim, r->max_pct * 100,
-			         r->max > 0 ? "set higher" : "off");
+			         base);
+			break;
+		}
+		if (r->max_pct > 0 && ev->peak_pnl > 0)
+			snprintf(base, sizeof(base), "max_pct %.2f%% of peak = %.2f",
+			         r->max_pct * 100, ev->peak_pnl * r->max_pct);
+		else if (r->max_pct > 0)
+			snprintf(base, sizeof(base), "max_pct %.2f%%: no peak yet",
+			         r->max_pct * 100);
 		else
-			snprintf(buf, len,
-			         "pnl %.2f, peak %.2f, drawdown %.2f against the "
-			         "absolute limit %.2f (max; max_pct %s)",
-			         s->pnl, ev->peak_pnl, m->value, lim,
-			         r->max_pct > 0 ? "not tighter" : "off");
+			snprintf(base, sizeof(base), "no max_pct");
+		snprintf(buf, len,
+		         "pnl %.2f, peak %.2f, drawdown %.2f against the absolute "
+		         "limit %.2f (max; %s)",
+		         s->pnl, ev->peak_pnl, m->value, lim, base);
 		break;
 	}
 	case BK_RULE_EXPOSURE:
