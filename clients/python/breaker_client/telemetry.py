@@ -164,6 +164,9 @@ class TelemetrySlot:
     position: float
     gross: float
     pnl: float
+    opening_base: float = 0.0  # the opening-balance statement (under gseq)
+    opening_fills: int = 0
+    opening_seq: int = 0
 
 
 def attach_telemetry(instance: str = "default") -> Telemetry:
@@ -441,7 +444,8 @@ class Telemetry:
             g = i[h + _GSEQ]
             if not g & 1:
                 money = (q[w + _FILLS], d[w + _FILL_CASH], d[w + _FEES], d[w + _BALANCE],
-                         d[w + _POSITION], d[w + _GROSS], d[w + _PNL])
+                         d[w + _POSITION], d[w + _GROSS], d[w + _PNL], d[w + _OPEN_BASE],
+                         q[w + _OPEN_FILLS], i[h + _OPEN_SEQ])
                 if g == i[h + _GSEQ]:
                     break
             spins += 1

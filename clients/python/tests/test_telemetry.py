@@ -234,7 +234,7 @@ class Writes(unittest.TestCase):
         self.t._mm = Exploding()  # type: ignore[assignment]
         try:
             with self.assertRaises(Boom):
-                self.t.balance(3, 5.0)
+                self.t.marks(3, 5.0, 5.0, 5.0)
         finally:
             self.t._mm = real
         self.assertEqual(self.f.get("slot.gseq", 3), 2)
@@ -429,10 +429,12 @@ class LiveTelemetry(unittest.TestCase):
             a: {"orders": 2**40 + 12345, "rejects": 7, "cancels": 3, "heartbeat_ns": hb,
                 "ack_seq": 0xFFFFFFFF, "pid": os.getpid(), "ack_ns": 2**63 + 5, "gseq": 8, "fills": 2,
                 "fill_cash": -1000.25 + 500.125, "fees": 2.5 + 0.1, "balance": 100000 - 1000.25 - 2.5 + 500.125 - 0.1,
-                "position": -0.0, "gross": 5e-324, "pnl": 0.1},
+                "position": -0.0, "gross": 5e-324, "pnl": 0.1,
+                "opening_base": 100000.0, "opening_fills": 0, "opening_seq": 1},
             b: {"orders": 3, "rejects": 0, "cancels": 2**33, "heartbeat_ns": hb + 1, "ack_seq": 1,
                 "pid": os.getpid(), "ack_ns": 9, "gseq": 2, "fills": 0, "fill_cash": 0.0, "fees": 0.0,
-                "balance": 0.0, "position": 12.5, "gross": 2.0**53 + 2, "pnl": math.nan},
+                "balance": 0.0, "position": 12.5, "gross": 2.0**53 + 2, "pnl": math.nan,
+                "opening_base": 0.0, "opening_fills": 0, "opening_seq": 0},
         }
         t = self.t
         t.heartbeat(a, hb)
