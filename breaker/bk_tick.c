@@ -207,20 +207,16 @@ static size_t rearm_slot(struct bk_daemon *d, int slot, unsigned reason, bool al
 			continue;
 		if (apply)
 			bk_rules_rearm(&sr->eval, (enum bk_rule_id)id, now);
-		if (r->rearm_ms)
-			n = snprintf(buf + off, len - off,
-			             "%s%s for %s stays armed: trips again above %.0f%% "
-			             "of its limit, or in %u ms if still violated",
-			             off ? "; " : "", bk_rule_name((enum bk_rule_id)id),
-			             d->state.strategies[slot].name,
-			             sr->eval.util[id] * 100, r->rearm_ms);
-		else
-			n = snprintf(buf + off, len - off,
-			             "%s%s for %s stays armed: trips again above %.0f%% "
-			             "of its limit",
-			             off ? "; " : "", bk_rule_name((enum bk_rule_id)id),
-			             d->state.strategies[slot].name,
-			             sr->eval.util[id] * 100);
+		/* in the rule's own unit: what it measured at the force, and its limit */
+		n = snprintf(buf + off, len - off,
+		             "%s%s for %s stays armed: trips again when worse than "
+		             "%.4f (now; limit %.4f)",
+		             off ? "; " : "", bk_rule_name((enum bk_rule_id)id),
+		             d->state.strategies[slot].name, sr->eval.measured[id],
+		             sr->eval.threshold[id]);
+		if (n > 0 && r->rearm_ms && (size_t)n < len - off)
+			n += snprintf(buf + off + n, len - off - (size_t)n,
+			              ", or in %u ms if still violated", r->rearm_ms);
 		if (n > 0)
 			off = (size_t)n < len - off ? off + (size_t)n : len - 1;
 	}
