@@ -403,6 +403,23 @@ Test(rules, rebase_resets_peak_and_balance_base)
 	cr_assert_eq(bk_rules_rebase(&ev, BK_RULE_EXPOSURE, &snap, &old, &cur), -EINVAL);
 }
 
+/* a rebase replayed at boot holds over the engine's older statement, not a newer one */
+Test(rules, replayed_rebase_yields_only_to_a_newer_statement)
+{
+	only(BK_RULE_INVARIANT);
+	snap.opening_seq = 1;
+	snap.opening_base = 1000; /* the engine's statement, still in the slot */
+	snap.balance = 900;
+	bk_rules_rebase_set(&ev, BK_RULE_INVARIANT, 900, 1); /* replayed record */
+	cr_assert_eq(trips(eval_at(now)), 0, "the rebase, not statement #1");
+	snap.opening_seq = 2; /* a new trading day */
+	snap.opening_base = 500;
+	snap.balance = 500;
+	cr_assert_eq(trips(eval_at(now + MS)), 0);
+	cr_assert_float_eq(ev.base_balance, 500, 1e-9);
+	cr_assert(!ev.base_by_rebase);
+}
+
 /* issue 12.5: warnings and evidence in one unit, naming the limit in force */
 Test(rules, drawdown_measured_in_money_names_its_limit)
 {
