@@ -382,8 +382,7 @@ int bk_rules_rebase(const struct bk_rule_eval *ev, enum bk_rule_id id,
 {
 	if (id != BK_RULE_DRAWDOWN && id != BK_RULE_INVARIANT)
 		return -EINVAL;
-	if (!s->consistent || !isfinite(s->pnl) || !isfinite(s->balance) ||
-	    !isfinite(s->fill_cash) || !isfinite(s->fees))
+	if (!s->consistent)
 		return -EAGAIN;
 	if (id == BK_RULE_DRAWDOWN) {
 		*old = ev->peak_pnl;
@@ -392,7 +391,8 @@ int bk_rules_rebase(const struct bk_rule_eval *ev, enum bk_rule_id id,
 		*old = ev->base_balance;
 		*now = s->balance - (s->fill_cash - s->fees);
 	}
-	return 0;
+	/* a NaN base would make the rule see a breach for ever, or nothing */
+	return isfinite(*now) ? 0 : -EAGAIN;
 }
 
 void bk_rules_rebase_set(struct bk_rule_eval *ev, enum bk_rule_id id, double value,
