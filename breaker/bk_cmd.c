@@ -1024,6 +1024,10 @@ static void do_rebase(struct cmd_ctx *c)
 	               "%.4f plus fees %.4f)",
 	         before, after, snap.balance, snap.fill_cash, snap.fees);
 	rec.strategy = c->d->state.strategies[slot].name;
+	/* modes unchanged, said so (watchers see the scope as it is) */
+	rec.has_from_mode = rec.has_to_mode = 1;
+	rec.from_mode = rec.to_mode =
+	    (Breaker__Mode)bk_scope_mode(bk_state_cscope(&c->d->state, slot));
 	rec.rule = (char *)bk_rule_name((enum bk_rule_id)id);
 	rec.reason = r->reason;
 	rec.evidence = text;
