@@ -321,6 +321,7 @@ Test(rules_fixes, reject_rate_resume_to_active_needs_fresh_orders)
 	rig_up(&r, "rf-rej", 1000,
 	       "reject_rate.max = 0.2\nreject_rate.min_orders = 20\n"
 	       "reject_rate.window_ms = 200\nheartbeat.enabled = false\n");
+	ticked(&r); /* counters are deltas from breakerd's first look */
 	bk_report_order(&r.t, r.alpha, 40);
 	bk_report_reject(&r.t, r.alpha, 30); /* the venue rejects */
 	cr_assert(mode_within(&r, r.alpha, BK_HALTED, 2000));
