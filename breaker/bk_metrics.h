@@ -26,11 +26,12 @@
 
 #define BK_METRICS_PERIOD_NS (100ull * 1000 * 1000) /* a new rendering every 100 ms */
 #define BK_HIST_BUCKETS      14                     /* finite bucket bounds; +Inf extra */
-#define BK_CMD_TYPES         9 /* trip resume status list register report reconcile invalid rebase */
-#define BK_CMD_INVALID       7
-#define BK_CMD_REBASE        8
-#define BK_STATUS_COUNT      16 /* breaker.Status values 0..15 */
-#define BK_HEALTH_TEXT       512
+#define BK_CMD_TYPES                                                                     \
+	9 /* trip resume status list register report reconcile invalid rebase */
+#define BK_CMD_INVALID  7
+#define BK_CMD_REBASE   8
+#define BK_STATUS_COUNT 16 /* breaker.Status values 0..15 */
+#define BK_HEALTH_TEXT  512
 
 struct bk_daemon;
 
