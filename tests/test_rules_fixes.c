@@ -320,13 +320,13 @@ Test(rules_fixes, reject_rate_resume_to_active_needs_fresh_orders)
 
 	rig_up(&r, "rf-rej", 1000,
 	       "reject_rate.max = 0.2\nreject_rate.min_orders = 20\n"
-	       "reject_rate.window_ms = 200\nheartbeat.enabled = false\n");
+	       "reject_rate.window_ms = 1000\nheartbeat.enabled = false\n");
 	ticked(&r); /* counters are deltas from breakerd's first look */
 	bk_report_order(&r.t, r.alpha, 40);
 	bk_report_reject(&r.t, r.alpha, 30); /* the venue rejects */
 	cr_assert(mode_within(&r, r.alpha, BK_HALTED, 2000));
 	/* halted: nothing is sent, the window empties; a probe stage is fine */
-	cr_assert_eq(cli_until_ok(&r, 3000, "resume", "--strategy", "alpha", "--reason",
+	cr_assert_eq(cli_until_ok(&r, 6000, "resume", "--strategy", "alpha", "--reason",
 	                          "probe", NULL, NULL, NULL),
 	             0, "%s", out);
 	cr_assert_eq(bk_h_cli_all(&r.h, out, sizeof(out), "resume", "--strategy", "alpha",
@@ -348,6 +348,43 @@ Test(rules_fixes, reject_rate_resume_to_active_needs_fresh_orders)
 	                          "--reason", "30 orders, 2 rejects", NULL),
 	             0, "evidence below the limit: %s", out);
 	cr_assert_eq(bk_check(&r.c, r.alpha), BK_ACTIVE);
+	rig_down(&r);
+}
+
+Test(rules_fixes, global_reject_rate_counts_every_strategys_fresh_orders)
+{
+	struct rig r;
+
+	rig_up(&r, "rf-rejg", 1000,
+	       "reject_rate.max = 0.2\nreject_rate.min_orders = 20\n"
+	       "reject_rate.window_ms = 1000\nreject_rate.scope = global\n"
+	       "heartbeat.enabled = false\n");
+	ticked(&r);
+	bk_report_order(&r.t, r.alpha, 40);
+	bk_report_reject(&r.t, r.alpha, 30);
+	cr_assert(mode_within(&r, -1, BK_HALTED, 2000));
+	cr_assert_eq(cli_until_ok(&r, 6000, "resume", "--reason", "probe", NULL, NULL,
+	                          NULL, NULL, NULL),
+	             0, "%s", out);
+	cr_assert_eq(
+	    bk_h_cli_all(&r.h, out, sizeof(out), "resume", "--reason", "probe", NULL), 0,
+	    "%s", out);
+	cr_assert_eq(
+	    bk_h_cli_all(&r.h, out, sizeof(out), "resume", "--reason", "quiet", NULL), 1,
+	    "%s", out);
+	cr_assert(strstr(out,
+	                 "not enough evidence: 0 of 20 orders in the last 1000 ms for "
+	                 "reject_rate on global"),
+	          "%s", out);
+	/* 10 + 15 fresh orders from two strategies, 1 reject: enough together */
+	bk_report_order(&r.t, r.alpha, 10);
+	bk_report_order(&r.t, r.beta, 15);
+	bk_report_reject(&r.t, r.beta, 1);
+	ticked(&r);
+	cr_assert_eq(bk_h_cli_all(&r.h, out, sizeof(out), "resume", "--reason",
+	                          "25 orders, 1 reject", NULL),
+	             0, "%s", out);
+	cr_assert(mode_within(&r, -1, BK_ACTIVE, 100));
 	rig_down(&r);
 }
 
