@@ -618,7 +618,8 @@ static bool condition_holds(const struct bk_daemon *d, const struct bk_plan *p, 
 		if (bk_tick_condition_holds(d, p->slot, r, &rule)) {
 			snprintf(why, len,
 			         "rule %s still fails for %s: the %s latch stays until "
-			         "it holds again (or --force, audited as forced)",
+			         "it holds again (or --force, audited as forced: the "
+			         "rule stays armed)",
 			         rule, sc->name[0] ? sc->name : "global",
 			         bk_reason_name(r));
 			return true;
