@@ -30,7 +30,7 @@
 	9 /* trip resume status list register report reconcile invalid rebase */
 #define BK_CMD_INVALID  7
 #define BK_CMD_REBASE   8
-#define BK_STATUS_COUNT 16 /* breaker.Status values 0..15 */
+#define BK_STATUS_COUNT 18 /* breaker.Status values 0..17 */
 #define BK_HEALTH_TEXT  512
 
 struct bk_daemon;

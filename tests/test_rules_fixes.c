@@ -482,7 +482,8 @@ Test(rules_fixes, remote_engine_states_its_opening_balance_with_fills_zero)
 {
 	struct rig r;
 
-	rig_up(&r, "rf-remote", 0, "heartbeat.enabled = false\n");
+	rig_up(&r, "rf-remote", 0,
+	       "heartbeat.enabled = false\n[strategies]\nremote = beta\n");
 	report_money(&r, 0, 0, 1e6);
 	report_money(&r, 1, -100, 1e6 - 100); /* may land in the same tick */
 	cr_assert(mode_stays(&r, -1, BK_ACTIVE, 100), "the statement explains it");
