@@ -5,9 +5,13 @@
  * should have seen.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -489,5 +493,60 @@ Test(rules_fixes, remote_engine_states_its_opening_balance_with_fills_zero)
 	cr_assert(mode_stays(&r, -1, BK_ACTIVE, 100), "the statement explains it");
 	report_money(&r, 1, -100, 1e6 - 175);
 	cr_assert(mode_within(&r, -1, BK_HALTED, 2000), "a 75 leak trips");
+	rig_down(&r);
+}
+
+/* The CLI as uid/gid 65534 (nobody): fork, drop privileges, exec (no nng here). */
+static int cli_as_nobody(struct rig *r, char **args)
+{
+	const char *bin = getenv("BREAKER_CLI");
+	char *argv[16] = {(char *)(bin && *bin ? bin : "breaker"), "--config",
+	                  r->h.config};
+	char path[256];
+	int n = 3, st;
+	pid_t pid;
+
+	while (*args && n < 15)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	snprintf(path, sizeof(path), "%s/nobody.out", r->h.dir);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(126);
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			_exit(125);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	waitpid(pid, &st, 0);
+	bk_h_slurp(path, out, sizeof(out));
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(rules_fixes, rebase_needs_resume_and_force)
+{
+	struct rig r;
+	char run[256];
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root: runs the CLI as another user");
+	/* nobody may resume, but not force: and so not rebase */
+	rig_up(&r, "rf-rbauth", 1000,
+	       "heartbeat.enabled = false\n[commands]\nsocket_mode = 0666\n"
+	       "[auth]\nresume_uids = 0, 65534\nforce_uids = 0\n");
+	snprintf(run, sizeof(run), "%s/run", r.h.dir);
+	cr_assert_eq(chmod(r.h.dir, 0755), 0);
+	cr_assert_eq(chmod(run, 0755), 0);
+	cr_assert_eq(cli_as_nobody(&r, (char *[]){"rules", "rebase", "alpha", "drawdown",
+	                                          "--reason", "mine", NULL}),
+	             1, "%s", out);
+	cr_assert(strstr(out, "ERR_UNAUTHORISED") && strstr(out, "may not rebase a rule"),
+	          "%s", out);
+	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "audit", NULL), 0);
+	cr_assert(strstr(out, "REFUSED") && !strstr(out, "REBASE"),
+	          "refused and audited, nothing rebased: %s", out);
 	rig_down(&r);
 }
