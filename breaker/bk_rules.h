@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bk_recon.h"
 #include "breaker_client.h"
 
 #define BK_WIN_BUCKETS    16
@@ -55,6 +56,10 @@ struct bk_rules_cfg {
 		char name[BK_NAME_MAX];
 		struct bk_rule_cfg rule[BK_RULE_COUNT];
 	} over[BK_RULE_OVERRIDES];
+	/* reconciliation (bk_recon.h): a verdict counts this long after its
+	 * as-of point (0 = no expiry); a global resume needs a fresh "ok" */
+	uint32_t recon_max_age_ms;
+	bool resume_requires_reconcile;
 };
 
 /* One strategy's telemetry, as read this tick. */
@@ -87,9 +92,8 @@ struct bk_rule_eval {
 	uint64_t last_orders, last_rejects, last_fills;
 	struct bk_window rej_win, ord_win;
 	double peak_pnl;
+	bool base_set;       /* a base was stated, rebased or replayed */
 	double base_balance; /* balance conservation: balance - (fill_cash - fees) */
-	bool recon_set;
-	double recon_position; /* the reconciler's view */
 	bool violating[BK_RULE_COUNT];
 	uint8_t warned[BK_RULE_COUNT]; /* warning levels crossed (0..3) */
 	double util[BK_RULE_COUNT];    /* last measured / threshold */
@@ -111,6 +115,9 @@ struct bk_rule_eval {
 	bool forced[BK_RULE_COUNT];
 	double forced_util[BK_RULE_COUNT];
 	uint64_t forced_ns[BK_RULE_COUNT];
+	/* the reconciler's view, judged as of its point; last: its history ring
+	 * is large and the tick touches one entry of it */
+	struct bk_recon recon;
 };
 
 enum bk_verdict_kind { BK_V_TRIP, BK_V_WARN, BK_V_COOLDOWN };
