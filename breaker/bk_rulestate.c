@@ -157,12 +157,14 @@ static size_t rule_lines(char *buf, size_t len, size_t at, const char *pfx,
 		    buf, len, at,
 		    "%s%s.enabled=%s\n%s%s.max=%.15g\n%s%s.max_pct=%.15g\n"
 		    "%s%s.window_ms=%u\n%s%s.min_orders=%u\n%s%s.action=%s\n"
-		    "%s%s.scope=%s\n%s%s.cooldown_ms=%u\n%s%s.cooldown_to=%s\n",
+		    "%s%s.scope=%s\n%s%s.cooldown_ms=%u\n%s%s.cooldown_to=%s\n"
+		    "%s%s.rearm_ms=%u\n",
 		    pfx, n, r->enabled ? "true" : "false", pfx, n, r->max, pfx, n,
 		    r->max_pct * 100, pfx, n, r->window_ms, pfx, n, r->min_orders, pfx, n,
 		    bk_mode_str((enum bk_mode)r->action), pfx, n,
 		    r->global ? "global" : "strategy", pfx, n, r->cooldown_ms, pfx, n,
-		    r->cooldown_to ? bk_mode_str((enum bk_mode)r->cooldown_to) : "none");
+		    r->cooldown_to ? bk_mode_str((enum bk_mode)r->cooldown_to) : "none",
+		    pfx, n, r->rearm_ms);
 	}
 	return at;
 }
