@@ -371,7 +371,9 @@ bool bk_tick_lacks_evidence(const struct bk_daemon *d, int slot, unsigned reason
 		    (slot != BK_GLOBAL && (int)i != slot) ||
 		    (slot == BK_GLOBAL && !sr->rules[BK_RULE_REJECT_RATE].global))
 			continue;
-		r = &sr->rules[BK_RULE_REJECT_RATE];
+		/* strategies may override the rule: the most demanding counts */
+		if (!r || sr->rules[BK_RULE_REJECT_RATE].min_orders > r->min_orders)
+			r = &sr->rules[BK_RULE_REJECT_RATE];
 		orders += sr->eval.rej_win.sum_orders;
 		rejects += sr->eval.rej_win.sum_rejects;
 	}
