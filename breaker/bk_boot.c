@@ -17,6 +17,7 @@
 
 #include "bk_boot.h"
 #include "bk_log.h"
+#include "bk_trust.h"
 
 static int mkdir_p(const char *path, mode_t mode)
 {
@@ -37,6 +38,58 @@ static int mkdir_p(const char *path, mode_t mode)
 	if (mkdir(buf, mode) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+/* The directory a socket URL's file lives in, if it is a path (ipc://, unix://). */
+static bool url_dir(const char *url, char *dir, size_t len)
+{
+	const char *p = strncmp(url, "ipc://", 6) == 0    ? url + 6
+	                : strncmp(url, "unix://", 7) == 0 ? url + 7
+	                                                  : NULL;
+	const char *slash = p ? strrchr(p, '/') : NULL;
+
+	if (!slash || *p != '/' || slash == p || (size_t)(slash - p) >= len)
+		return false;
+	memcpy(dir, p, (size_t)(slash - p));
+	dir[slash - p] = '\0';
+	return true;
+}
+
+/*
+ * Whoever can write to the run directory can move our sockets aside and
+ * answer for us; to the state directory, rewrite history. Both must be ours
+ * alone, and so must every directory above them (root's, or sticky).
+ */
+static int check_dirs(const struct bk_daemon *d, char *err, size_t errlen)
+{
+	const struct bk_config *cfg = &d->cfg;
+	const char *urls[] = {cfg->cmd_url, cfg->pub_url, cfg->local_url};
+	char dir[PATH_MAX], why[PATH_MAX + 256];
+	uid_t me = geteuid();
+	struct stat st;
+	int rv;
+
+	if (cfg->daemon_uid_set && cfg->daemon_uid != me) {
+		snprintf(err, errlen,
+		         "[breaker] daemon_user is uid %u, but breakerd runs as uid %u: "
+		         "clients would refuse it",
+		         (unsigned)cfg->daemon_uid, (unsigned)me);
+		return -EPERM;
+	}
+	if ((rv = bk_trust_dir(cfg->run_dir, me, why, sizeof(why))) < 0 ||
+	    (rv = bk_trust_dir(cfg->state_dir, me, why, sizeof(why))) < 0)
+		goto refuse;
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
+		if (url_dir(urls[i], dir, sizeof(dir)) && stat(dir, &st) == 0 &&
+		    (rv = bk_trust_dir(dir, me, why, sizeof(why))) < 0)
+			goto refuse;
+	return 0;
+refuse:
+	snprintf(err, errlen,
+	         "unsafe directory: %s (breakerd runs as uid %u; remove or chown/chmod "
+	         "it, or choose another run_dir/state_dir)",
+	         why, (unsigned)me);
+	return rv;
 }
 
 /* One daemon per instance: an flock held for the daemon's life. */
@@ -102,7 +155,8 @@ static int replay_one(const Breaker__AuditRecord *rec, uint64_t offset, void *ar
 		if (rec->kind == BREAKER__AUDIT_RECORD__KIND__REGISTER && rec->has_slot &&
 		    rec->slot < BK_MAX_STRATEGIES)
 			c->d->remote_declared[rec->slot] = rec->remote_telemetry;
-		bk_rulestate_replay(c->d, rec); /* reconciliations, baselines */
+		bk_rulestate_replay(c->d, rec);   /* reconciliations, baselines */
+		bk_tick_replay_rebase(c->d, rec); /* an operator's rule base */
 		return 0;
 	}
 	c->bad_offset = offset;
@@ -470,6 +524,8 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 		         d->cfg.run_dir, strerror(-rv));
 		return rv;
 	}
+	if ((rv = check_dirs(d, err, errlen)) < 0)
+		return rv;
 	if ((rv = lock_instance(d, err, errlen)) < 0)
 		return rv;
 	if ((rv = bk_state_init(&d->state)) < 0)

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "bk_rpc.h"
+#include "bk_trust.h"
 #include "breaker.h"
 
 /* ---- options ------------------------------------------------------------ */
@@ -62,6 +63,7 @@ static const struct option resume_opts[] = {OPT_COMMON, OPT("strategy", O_STRATE
 	OPT("reason-code", O_REASON_CODE), OPT("to", O_TO), OPT("reason", O_REASON),
 	FLAG("force", O_FORCE), OPT_END};
 static const struct option plain_opts[] = {OPT_COMMON, OPT_END};
+static const struct option rules_opts[] = {OPT_COMMON, OPT("reason", O_REASON), OPT_END};
 static const struct option register_opts[] = {OPT_COMMON, OPT("telemetry", O_TELEMETRY),
 					      OPT_END};
 static const struct option reconcile_opts[] = {OPT_COMMON, OPT("as-of-fills", O_AS_OF_FILLS),
@@ -104,14 +106,18 @@ static const struct {
      "--to must be less restrictive than the scope's mode now ('breaker status')"},
     {BREAKER__STATUS__ERR_AMBIGUOUS,
      "several latches hold this scope: name one with --reason-code "
-     "('breaker status' lists them), or --force to release them all"},
+     "('breaker status' lists them), or --force to lower every latch together by one "
+     "stage (add --to active to release them all at once)"},
     {BREAKER__STATUS__ERR_UNAUTHORISED,
      "who may trip, kill, resume and force is set in breakerd's config: [auth] "
      "for local users, [tls] roles for certificates (docs/security.md); the "
      "refusal is in the audit log"},
     {BREAKER__STATUS__ERR_CONDITION_HOLDS,
-     "the rule that set this latch still fails: 'breaker status' shows its "
-     "utilisation; fix the cause, or --force (audited as forced)"},
+     "the rule that set this latch still fails, or (reject_rate, to active) has "
+     "too few fresh orders to show it holds: 'breaker status' shows its "
+     "utilisation; fix the cause, probe with --to reduce-only/cautious, 'breaker "
+     "rules rebase' a drawdown or balance base, or --force (audited as forced; "
+     "the rule stays armed)"},
     {BREAKER__STATUS__ERR_REQUEST_ID_REUSED,
      "nothing was applied: that request id belongs to another command; run it "
      "again without BREAKER_REQUEST_ID (a fresh id)"},
@@ -279,6 +285,35 @@ static int cli_open_tls(struct cli *c, struct bk_rpc *rpc)
 }
 
 /*
+ * Dial c->url, proving on unix:// and ipc:// that the server end is breakerd's
+ * before anything is sent (bk_trust.h). *distrust is set when it is not; the
+ * reason is printed.
+ */
+static int cli_open(struct cli *c, const char *cmd, struct bk_rpc *rpc, bool *distrust)
+{
+	struct bk_trust t;
+	char err[768] = "";
+	int rv;
+
+	*distrust = false;
+	if (strncmp(c->url, "tls+", 4) == 0)
+		return cli_open_tls(c, rpc);
+	if (strncmp(c->url, "unix://", 7) && strncmp(c->url, "ipc://", 6))
+		return bk_rpc_open(rpc, c->url, c->timeout_ms);
+	if ((rv = bk_trust_expect(&c->cfg, &t, err, sizeof(err))) == 0)
+		rv =
+		    bk_rpc_open_trusted(rpc, c->url, c->timeout_ms, &t, err, sizeof(err));
+	if (rv == -EPERM && err[0]) {
+		*distrust = true;
+		fprintf(stderr,
+		        "breaker %s: refusing to send to %s: %s\n"
+		        "nothing was sent.\n",
+		        cmd, c->url, err);
+	}
+	return rv;
+}
+
+/*
  * One request, one reply. On failure prints what happened and returns
  * BX_UNREACHABLE (or BX_USAGE for a bad URL or config); *reply is then NULL.
  */
@@ -286,6 +321,7 @@ int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,
              Breaker__Reply **reply, bool changes_state)
 {
 	struct bk_rpc rpc;
+	bool distrust = false;
 	int rv;
 
 	*reply = NULL;
@@ -298,15 +334,15 @@ int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,
 	rv = -ECONNREFUSED;
 	if (!c->url_given && changes_state && c->cfg.local_url[0]) {
 		c->url = c->cfg.local_url;
-		rv = bk_rpc_open(&rpc, c->url, c->timeout_ms);
+		rv = cli_open(c, cmd, &rpc, &distrust);
 	}
 	if (rv == -ECONNREFUSED) {
 		if (!c->url_given)
 			c->url = c->cfg.cmd_url;
-		rv = strncmp(c->url, "tls+", 4) == 0
-		         ? cli_open_tls(c, &rpc)
-		         : bk_rpc_open(&rpc, c->url, c->timeout_ms);
+		rv = cli_open(c, cmd, &rpc, &distrust);
 	}
+	if (distrust)
+		return BX_UNREACHABLE;
 	if (rv)
 		return unreachable(c, cmd, rv, false, changes_state);
 	rv = bk_rpc_call(&rpc, req, reply);
@@ -481,8 +517,15 @@ static const struct cmd cmds[] = {
      "                   'breaker status' lists them)\n"
      "  --to MODE        reduce-only, cautious or active (default: the next stage)\n"
      "  --reason TEXT    why, for the audit log (required)\n"
-     "  --force          skip stages, release every latch, or resume while an\n"
-     "                   invariant still fails; audited as forced\n"
+     "  --force          audited as forced; it lets a resume (each alone or together):\n"
+     "                   - skip stages, with --to (else it goes one stage);\n"
+     "                   - act on every latch at once when several hold and no\n"
+     "                     --reason-code is given: each is lowered to one stage\n"
+     "                     below the scope's mode, or to --to (--to active\n"
+     "                     releases them all);\n"
+     "                   - go ahead while a rule still fails: the rule stays\n"
+     "                     armed and trips again if it gets worse, or after its\n"
+     "                     rearm_ms if still failing\n"
      "  --json           print breakerd's reply as one JSON object\n"
      "\n"
      "example: breaker resume --strategy momo-eu-1 --reason-code manual_halt \\\n"
@@ -524,6 +567,23 @@ static const struct cmd cmds[] = {
      "  --json            print breakerd's reply as one JSON object\n"
      "\n"
      "example: breaker reconcile momo-eu-1=-1250000 arb-us-2=0 --as-of-fills 4711\n",
+     EXITS_CHANGE, false},
+    {"rules", cmd_rules, rules_opts, 3, 3, "rebase <strategy> <rule>",
+     "rebase <strategy> drawdown|invariant --reason TEXT [--json]",
+     "give a level rule a new base (drawdown peak, balance base)",
+     "rebase: an operator's audited new base for a level rule of one strategy:\n"
+     "  drawdown   the peak PnL becomes the current PnL\n"
+     "  invariant  the balance base becomes the current balance less fill cash\n"
+     "             plus fees (as if the engine stated its opening balance now)\n"
+     "Use it at the start of a trading day, or after an investigated loss, instead\n"
+     "of forcing a resume past a violated rule: the rule is judged from the new\n"
+     "base at once. Latches are not touched (resume releases them). Restricted\n"
+     "like a forced resume ([auth] resume and force); audited; replayed at boot.\n"
+     "\n"
+     "  --reason TEXT  why, for the audit log (required)\n"
+     "  --json         print breakerd's reply as one JSON object\n"
+     "\n"
+     "example: breaker rules rebase momo-eu-1 drawdown --reason \"new trading day\"\n",
      EXITS_CHANGE, false},
     {"status", cmd_status, plain_opts, 0, 0, NULL, "[--json]",
      "global mode, tripped strategies, rule warnings, engine acks",
