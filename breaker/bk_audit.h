@@ -33,7 +33,7 @@
 /* What a scan of a log found. */
 enum bk_audit_verdict {
 	BK_AUDIT_OK = 0,    /* every frame whole, every CRC and link good */
-	BK_AUDIT_TORN_TAIL, /* the last frame is incomplete: cut back at valid_len */
+	BK_AUDIT_TORN_TAIL, /* the last frame is cut short: cut back at valid_len */
 	BK_AUDIT_CORRUPT, /* bad CRC/chain/seq before the end: do not trust past valid_len
 	                   */
 	BK_AUDIT_BAD_HEADER, /* not an audit log at all */
@@ -65,8 +65,11 @@ typedef int (*bk_audit_record_fn)(const Breaker__AuditRecord *rec, uint64_t offs
  * Returns 0 (see scan->verdict), a callback's non-zero value, or -errno
  * (-ENOENT for a missing file). A 0-byte file (created, header never
  * written) is TORN_TAIL with valid_len 0: truncate, then open writes the
- * header. A CRC-valid frame that does not decode or link is CORRUPT, never
- * torn.
+ * header. Only a last frame cut short (what a crash leaves) is TORN_TAIL; a
+ * whole frame with a bad CRC or length, zeros, or a CRC-valid frame that does
+ * not decode or link is CORRUPT, also at the very end. What the file alone
+ * cannot show (a cut at a frame boundary, a rollback) the durable head does:
+ * bk_audit_check_head.
  */
 int bk_audit_scan(const char *path, bk_audit_record_fn fn, void *arg,
                   struct bk_audit_scan *scan);
