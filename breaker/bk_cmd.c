@@ -6,6 +6,8 @@
  *   resume: stage the audit record, ack and flip once durable.
  * Every refusal is a typed reply that changed nothing.
  */
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_Init & co: no allocation (bk_audit.c) */
+
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -13,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 #include <math.h>
+
+#include <openssl/sha.h>
 
 #include "bk_daemon.h"
 #include "bk_log.h"
@@ -103,6 +107,66 @@ static bool text_valid(const char *s, size_t max)
 		if ((n = utf8_safe_len(p)) == 0)
 			return false;
 	return true;
+}
+
+/* A varint at *p (before end); false if it runs past end or 10 bytes. */
+static bool wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; shift < 70 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Does a string field of this message (or of one inside it) hold a NUL
+ * byte? protobuf-c hands strings over as char *: "s1\0/evil" would be read
+ * as "s1" and act on s1. Walks the wire bytes with the descriptors; the
+ * message has unpacked already, so it is well-formed.
+ */
+static bool wire_has_nul(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
+                         size_t len, int depth)
+{
+	const uint8_t *end = p + len;
+	uint64_t key, n;
+
+	while (p < end) {
+		if (!wire_varint(&p, end, &key))
+			return false;
+		switch (key & 7) {
+		case 0:
+			if (!wire_varint(&p, end, &n))
+				return false;
+			break;
+		case 1:
+			p += 8;
+			break;
+		case 5:
+			p += 4;
+			break;
+		case 2: {
+			const ProtobufCFieldDescriptor *f =
+			    protobuf_c_message_descriptor_get_field(desc,
+			                                            (unsigned)(key >> 3));
+			if (!wire_varint(&p, end, &n) || n > (uint64_t)(end - p))
+				return false;
+			if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, n))
+				return true;
+			if (f && f->type == PROTOBUF_C_TYPE_MESSAGE && depth < 8 &&
+			    wire_has_nul(f->descriptor, p, n, depth + 1))
+				return true;
+			p += n;
+			break;
+		}
+		default: /* groups: protobuf-c would not have unpacked them */
+			return false;
+		}
+	}
+	return false;
 }
 
 /* Strategy field to slot: absent or "" is global. */
@@ -276,7 +340,7 @@ static bool stage_and_pend(struct bk_daemon *d, nng_msg *msg, Breaker__Reply *re
 	}
 	rep->has_audit_seq = 1;
 	rep->audit_seq = (uint64_t)seq;
-	bk_cmd_remember(d, rec->request_id, (uint64_t)seq);
+	bk_cmd_remember(d, rec);
 	if (pack_reply(msg, rep) < 0) {
 		nng_msg_free(msg);
 		msg = NULL;
@@ -295,7 +359,18 @@ struct cmd_ctx {
 	Breaker__Reply rep;
 	char why[320];
 	Breaker__Status refused; /* for breaker_commands_total; OK if not refused */
+	uint64_t hash;           /* bk_cmd_request_hash of req, for its records */
 };
+
+/* The request id on a record made by c's command, with what makes it the
+ * same command (answer_duplicate compares it). */
+static void cmd_request_id(const struct cmd_ctx *c, Breaker__AuditRecord *rec)
+{
+	rec->has_request_id = c->req->has_request_id;
+	rec->request_id = c->req->request_id;
+	rec->has_request_hash = c->req->has_request_id;
+	rec->request_hash = c->hash;
+}
 
 static void cmd_refuse(struct cmd_ctx *c, Breaker__Status st, const char *why)
 {
@@ -341,6 +416,8 @@ static const char *command_name(const Breaker__Request *req)
 
 	if (req->cmd_case == BREAKER__REQUEST__CMD_TRIP && is_kill(req))
 		return "kill";
+	if (req->cmd_case == BREAKER__REQUEST__CMD_REBASE)
+		return "rules rebase";
 	if (req->cmd_case >= BREAKER__REQUEST__CMD_TRIP &&
 	    req->cmd_case <= BREAKER__REQUEST__CMD_RECONCILE)
 		return names[req->cmd_case - BREAKER__REQUEST__CMD_TRIP];
@@ -359,6 +436,10 @@ static const char *command_verb(const Breaker__Request *req, unsigned missing)
 		return "register strategies";
 	case BREAKER__REQUEST__CMD_RECONCILE:
 		return "post reconciliations (they can clear a break)";
+	case BREAKER__REQUEST__CMD_REPORT:
+		return "report telemetry (it feeds the rules)";
+	case BREAKER__REQUEST__CMD_REBASE:
+		return "rebase a rule (it can clear a violation, like a forced resume)";
 	default:
 		return "query breakerd";
 	}
@@ -375,6 +456,10 @@ static unsigned perms_needed(const Breaker__Request *req)
 	case BREAKER__REQUEST__CMD_REGISTER:
 	case BREAKER__REQUEST__CMD_RECONCILE:
 		return BK_PERM_RESUME;
+	case BREAKER__REQUEST__CMD_REPORT: /* it can keep a rule from tripping */
+		return BK_PERM_REPORT;
+	case BREAKER__REQUEST__CMD_REBASE: /* it clears a violation: as forcing */
+		return BK_PERM_RESUME | BK_PERM_FORCE;
 	default:
 		return BK_PERM_QUERY;
 	}
@@ -399,6 +484,11 @@ static void refused_attempt(struct cmd_ctx *c, Breaker__AuditRecord *rec)
 		rec->forced = req->resume->has_force && req->resume->force;
 	} else if (req->cmd_case == BREAKER__REQUEST__CMD_REGISTER) {
 		scope = req->register_->strategy;
+	} else if (req->cmd_case == BREAKER__REQUEST__CMD_REPORT) {
+		scope = req->report->strategy;
+	} else if (req->cmd_case == BREAKER__REQUEST__CMD_REBASE) {
+		scope = req->rebase->strategy;
+		reason = req->rebase->reason;
 	}
 	rec->strategy = scope && bk_strategy_name_valid(scope) ? (char *)scope : NULL;
 	rec->has_reason_code = code >= 0 && code < BK_REASON_COUNT;
@@ -500,28 +590,111 @@ static bool authorised(struct cmd_ctx *c)
 	return false;
 }
 
-void bk_cmd_remember(struct bk_daemon *d, uint64_t request_id, uint64_t seq)
+void bk_cmd_remember(struct bk_daemon *d, const Breaker__AuditRecord *rec)
 {
-	if (!request_id)
+	uint64_t id = rec->has_request_id ? rec->request_id : 0;
+
+	if (!id)
 		return;
-	d->dedupe[request_id & (BK_DEDUPE - 1)].id = request_id;
-	d->dedupe[request_id & (BK_DEDUPE - 1)].seq = seq;
+	d->dedupe[id & (BK_DEDUPE - 1)].id = id;
+	d->dedupe[id & (BK_DEDUPE - 1)].seq = rec->seq;
+	d->dedupe[id & (BK_DEDUPE - 1)].hash = rec->request_hash;
+	d->dedupe[id & (BK_DEDUPE - 1)].hashed = rec->has_request_hash;
+}
+
+/* protobuf-c packs into this buffer: straight into the hash, no allocation. */
+struct hash_buf {
+	ProtobufCBuffer base;
+	SHA256_CTX sha;
+};
+
+static void hash_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
+{
+	SHA256_Update(&((struct hash_buf *)b)->sha, data, len);
+}
+
+/*
+ * What makes a resend "the same command": the caller as the transport
+ * identifies it (uid and how it came; a certificate's CN), the command, and
+ * its payload as packed again here (so field order on the wire does not
+ * matter). The first 8 bytes of SHA-256: a collision is not something a
+ * caller can aim for.
+ */
+static uint64_t request_hash(const struct cmd_ctx *c)
+{
+	const Breaker__Request *req = c->req;
+	const ProtobufCMessage *m = NULL;
+	struct hash_buf hb = {.base = {.append = hash_append}};
+	uint8_t who[12], out[SHA256_DIGEST_LENGTH];
+	uint64_t h = 0;
+
+	switch (req->cmd_case) {
+	case BREAKER__REQUEST__CMD_TRIP:
+		m = &req->trip->base;
+		break;
+	case BREAKER__REQUEST__CMD_RESUME:
+		m = &req->resume->base;
+		break;
+	case BREAKER__REQUEST__CMD_REGISTER:
+		m = &req->register_->base;
+		break;
+	case BREAKER__REQUEST__CMD_RECONCILE:
+		m = &req->reconcile->base;
+		break;
+	case BREAKER__REQUEST__CMD_REBASE:
+		m = &req->rebase->base;
+		break;
+	default:
+		break;
+	}
+	SHA256_Init(&hb.sha);
+	SHA256_Update(&hb.sha, "breaker.request.1", 17);
+	for (int i = 0; i < 4; i++) {
+		who[i] = (uint8_t)(c->peer.uid >> (8 * i));
+		who[4 + i] = (uint8_t)((uint32_t)req->cmd_case >> (8 * i));
+	}
+	who[8] = (uint8_t)c->peer.local;
+	who[9] = (uint8_t)c->peer.tls;
+	who[10] = who[11] = 0;
+	SHA256_Update(&hb.sha, who, sizeof(who));
+	if (c->peer.tls)
+		SHA256_Update(&hb.sha, c->peer.cn, strlen(c->peer.cn) + 1);
+	if (m)
+		protobuf_c_message_pack_to_buffer(m, &hb.base);
+	SHA256_Final(out, &hb.sha);
+	for (int i = 7; i >= 0; i--)
+		h = h << 8 | out[i];
+	return h;
 }
 
 /*
  * A state change whose request id was already applied (nng REQ resent it
- * after a reconnect): acknowledge the original record, apply nothing.
+ * after a reconnect, or the CLI retried): acknowledge the original record,
+ * apply nothing. Only the same caller sending the same command with the same
+ * payload is a resend; the id with anything else is refused, never "OK": a
+ * new emergency stop must not be swallowed as an old kill.
  */
 static bool answer_duplicate(struct cmd_ctx *c)
 {
 	struct bk_daemon *d = c->d;
 	uint64_t id = c->req->request_id;
 	struct bk_pending *p;
+	typeof(d->dedupe[0]) *e = &d->dedupe[id & (BK_DEDUPE - 1)];
 
-	if (!c->req->has_request_id || !id || d->dedupe[id & (BK_DEDUPE - 1)].id != id)
+	if (!c->req->has_request_id || !id || e->id != id)
 		return false;
+	if (!e->hashed || e->hash != c->hash) {
+		snprintf(
+		    c->why, sizeof(c->why),
+		    "request id %llu was used by audit seq %llu for another "
+		    "command, payload or caller: nothing applied (send it with a new "
+		    "id; the CLI makes one unless BREAKER_REQUEST_ID is set)",
+		    (unsigned long long)id, (unsigned long long)e->seq);
+		cmd_refuse(c, BREAKER__STATUS__ERR_REQUEST_ID_REUSED, c->why);
+		return true;
+	}
 	c->rep.has_audit_seq = 1;
-	c->rep.audit_seq = d->dedupe[id & (BK_DEDUPE - 1)].seq;
+	c->rep.audit_seq = e->seq;
 	c->rep.error = "duplicate request id: already applied, nothing changed";
 	if (c->rep.audit_seq <= d->audit.durable_seq) {
 		reply_now(d, c->msg, &c->rep);
@@ -566,6 +739,7 @@ static void do_trip(struct cmd_ctx *c)
 	                        &why);
 	if (st)
 		return cmd_refuse(c, st, why);
+	p.by_operator = true; /* the latch is the operator's, even if a rule held it */
 	named = actor_cached(c->d, &c->peer, &who);
 	/* The halt takes effect now; durability and the ack follow. */
 	seq = c->d->audit.next_seq;
@@ -587,9 +761,9 @@ static void do_trip(struct cmd_ctx *c)
 		c->d->auth.proposal.active = false;
 	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__TRIP, &who, wall);
 	plan_record(&rec, &p, t->strategy);
+	rec.has_operator_latch = rec.operator_latch = 1;
 	rec.reason = (char *)reason;
-	rec.has_request_id = c->req->has_request_id;
-	rec.request_id = c->req->request_id;
+	cmd_request_id(c, &rec);
 	c->rep.has_from_mode = c->rep.has_to_mode = 1;
 	c->rep.from_mode = (Breaker__Mode)p.from_mode;
 	c->rep.to_mode = (Breaker__Mode)p.to_mode;
@@ -609,12 +783,56 @@ static bool condition_holds(const struct bk_daemon *d, const struct bk_plan *p, 
 		if (bk_tick_condition_holds(d, p->slot, r, &rule)) {
 			snprintf(why, len,
 			         "rule %s still fails for %s: the %s latch stays until "
-			         "it holds again (or --force, audited as forced)",
+			         "it holds again (or --force, audited as forced: the "
+			         "rule stays armed)",
 			         rule, sc->name[0] ? sc->name : "global",
 			         bk_reason_name(r));
 			return true;
 		}
 	}
+	return false;
+}
+
+/*
+ * What a forced resume does, in words, for its audit record (issue 12.10):
+ * which latches go where, and which rules stay armed (issue 12.2).
+ */
+static void forced_text(struct bk_daemon *d, const struct bk_plan *p, bool has_to,
+                        char *buf, size_t len)
+{
+	const struct bk_scope *sc = bk_state_cscope(&d->state, p->slot);
+	char held[200] = "", armed[400];
+	size_t off = 0;
+
+	buf[0] = '\0';
+	if (!p->forced || !sc)
+		return;
+	for (unsigned r = 1; r < BK_REASON_COUNT && off < sizeof(held); r++)
+		if ((sc->active & (1u << r)) && (p->all || r == p->reason))
+			off += (size_t)snprintf(held + off, sizeof(held) - off, "%s%s",
+			                        off ? ", " : "", bk_reason_name(r));
+	bk_tick_rearm(d, p->slot, p->reason, p->all, false, armed, sizeof(armed));
+	snprintf(buf, len, "forced: %s (%s) lowered to %s%s%s%s",
+	         p->all ? "every latch" : "latch", held,
+	         bk_mode_str((enum bk_mode)p->target),
+	         has_to ? "" : " (one stage, no --to)", armed[0] ? "; " : "", armed);
+}
+
+/*
+ * To ACTIVE, a rate rule's latch needs evidence that the rule holds, not
+ * the empty window of a halted engine (issue 12.4): see bk_tick_lacks_evidence.
+ */
+static bool lacks_evidence(const struct bk_daemon *d, const struct bk_plan *p, char *why,
+                           size_t len)
+{
+	const struct bk_scope *sc = bk_state_cscope(&d->state, p->slot);
+
+	if (p->target != BK_ACTIVE)
+		return false; /* a probe (reduce-only, cautious) is how evidence comes */
+	for (unsigned r = 1; r < BK_REASON_COUNT; r++)
+		if ((sc->active & (1u << r)) && (p->all || r == p->reason) &&
+		    bk_tick_lacks_evidence(d, p->slot, r, why, len))
+			return true;
 	return false;
 }
 
@@ -726,6 +944,7 @@ static void do_resume(struct cmd_ctx *c)
 	struct bk_actor who;
 	struct bk_plan p;
 	Breaker__Status st;
+	char rearm[400];
 	int slot;
 
 	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why))))
@@ -752,8 +971,12 @@ static void do_resume(struct cmd_ctx *c)
 	                          &p, c->why, sizeof(c->why));
 	if (st)
 		return cmd_refuse(c, st, c->why);
-	if (!p.forced && condition_holds(c->d, &p, c->why, sizeof(c->why)))
+	if (!p.forced && (condition_holds(c->d, &p, c->why, sizeof(c->why)) ||
+	                  lacks_evidence(c->d, &p, c->why, sizeof(c->why))))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_CONDITION_HOLDS, c->why);
+	if (slot == BK_GLOBAL && !p.forced &&
+	    bk_recon_resume_blocked(c->d, c->why, sizeof(c->why)))
+		return cmd_refuse(c, BREAKER__STATUS__ERR_RECONCILE_REQUIRED, c->why);
 	actor_of(c->d, &c->peer, &who);
 	if (slot == BK_GLOBAL && c->d->cfg.two_person_global_resume &&
 	    !two_person(c, &p, &who, &pr))
@@ -767,8 +990,9 @@ static void do_resume(struct cmd_ctx *c)
 		rec.proposal_seq = pr.seq;
 	}
 	rec.reason = r->reason;
-	rec.has_request_id = c->req->has_request_id;
-	rec.request_id = c->req->request_id;
+	cmd_request_id(c, &rec);
+	forced_text(c->d, &p, r->has_to, rearm, sizeof(rearm));
+	rec.evidence = rearm[0] ? rearm : NULL;
 	c->rep.has_from_mode = c->rep.has_to_mode = 1;
 	c->rep.from_mode = (Breaker__Mode)p.from_mode;
 	c->rep.to_mode = (Breaker__Mode)p.to_mode;
@@ -779,6 +1003,9 @@ static void do_resume(struct cmd_ctx *c)
 			c->d->auth.proposal = pr;
 		return;
 	}
+	/* A forced resume never leaves a violated rule blind (issue 12.2). */
+	if (p.forced)
+		bk_tick_rearm(c->d, slot, p.reason, p.all, true, rearm, sizeof(rearm));
 	/* Applied now for later commands' checks; published only once durable. */
 	bk_state_apply(&c->d->state, &p, &who, wall, r->reason, rec.seq,
 	               c->d->audit.durable_seq, true);
@@ -804,6 +1031,8 @@ static void do_register(struct cmd_ctx *c)
 	bk_shm_add_strategy(&c->d->shm, slot, name);
 	bk_cmd_publish_scope(c->d, slot);
 	bk_shm_changed(&c->d->shm); /* waiters learn of the new slot too */
+	c->d->remote_declared[slot] = c->req->register_->has_remote_telemetry &&
+	                              c->req->register_->remote_telemetry;
 	bk_cmd_bind_slot(c->d, slot);
 	actor_of(c->d, &c->peer, &who);
 	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__REGISTER, &who,
@@ -811,8 +1040,9 @@ static void do_register(struct cmd_ctx *c)
 	rec.strategy = (char *)name;
 	rec.has_slot = 1;
 	rec.slot = (uint32_t)slot;
-	rec.has_request_id = c->req->has_request_id;
-	rec.request_id = c->req->request_id;
+	rec.has_remote_telemetry = c->d->remote_declared[slot];
+	rec.remote_telemetry = c->d->remote_declared[slot];
+	cmd_request_id(c, &rec);
 	stage_and_pend(c->d, c->msg, &c->rep, &rec, slot, false);
 }
 
@@ -832,9 +1062,21 @@ static void do_report(struct cmd_ctx *c)
 	    !isfinite(r->pnl) || !isfinite(r->fill_cash) || !isfinite(r->fees))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		                  "report values must be finite numbers");
+	/* One declared source per strategy: a Report must not override what
+	 * the engine writes in the segment (a rule would go blind). */
+	if (!c->d->slots[slot].is_remote) {
+		snprintf(
+		    c->why, sizeof(c->why),
+		    "strategy %s reads its telemetry from the segment: a Report for it "
+		    "is refused (a remote engine's strategy is declared: [strategies] "
+		    "remote in the config, or breaker register --telemetry remote)",
+		    r->strategy);
+		return cmd_refuse(c, BREAKER__STATUS__ERR_TELEMETRY_SOURCE, c->why);
+	}
 	/* Remote engines report the same numbers; the tick reads them from here. */
 	s = &c->d->slots[slot].remote;
-	c->d->slots[slot].is_remote = true;
+	bk_auth_who(&c->peer, c->d->slots[slot].remote_from,
+	            sizeof(c->d->slots[slot].remote_from));
 	s->orders = r->orders;
 	s->rejects = r->rejects;
 	s->fills = r->fills;
@@ -845,25 +1087,126 @@ static void do_report(struct cmd_ctx *c)
 	s->pnl = r->pnl;
 	s->fill_cash = r->fill_cash;
 	s->fees = r->fees;
+	/* before its first fill, a remote engine's balance is its opening
+	 * statement (as bk_report_balance): one message is one snapshot */
+	if (r->has_balance && r->fills == 0) {
+		s->opening_seq++;
+		s->opening_base = r->balance - (r->fill_cash - r->fees);
+		s->opening_fills = 0;
+	}
 	s->heartbeat_ns = bk_now_mono_ns();
 	s->consistent = true; /* one message is one snapshot */
 	reply_now(c->d, c->msg, &c->rep);
 }
 
+/* One strategy's break report, for the reply and for status. */
+void bk_recon_report(const struct bk_recon *r, const char *strategy, uint64_t now_mono,
+                     Breaker__RuleState *rs)
+{
+	bool current = bk_recon_current(r, now_mono);
+
+	breaker__rule_state__init(rs);
+	rs->rule = "reconciliation";
+	rs->strategy = (char *)strategy;
+	rs->verdict = (char *)bk_recon_verdict_name(r->verdict);
+	if ((r->verdict == BK_RV_OK || r->verdict == BK_RV_BREAK) && !current)
+		rs->verdict = "stale";
+	rs->has_reconciled = r->verdict != BK_RV_WITHDRAWN && r->verdict != BK_RV_NONE;
+	rs->reconciled = r->reconciled;
+	rs->has_engine_position =
+	    isfinite(r->engine) && rs->has_reconciled && r->verdict != BK_RV_UNKNOWN;
+	rs->engine_position = r->engine;
+	rs->has_measured = rs->has_engine_position;
+	rs->measured = r->brk;
+	rs->has_threshold = rs->has_reconciled;
+	rs->threshold = r->limit;
+	rs->has_utilisation = rs->has_measured && r->limit > 0;
+	rs->utilisation = rs->has_utilisation ? r->brk / r->limit : 0;
+	rs->has_violated = 1;
+	rs->violated = current && r->verdict == BK_RV_BREAK;
+}
+
+/*
+ * [rules] resume_requires_reconcile: a global resume needs, for every
+ * strategy whose reconciliation rule is on and whose engine has shown a fill
+ * or a position since breakerd started,
+ * a current "ok" verdict posted after the global scope's latest trip.
+ */
+bool bk_recon_resume_blocked(const struct bk_daemon *d, char *why, size_t len)
+{
+	const struct bk_scope *g = bk_state_cscope(&d->state, BK_GLOBAL);
+	uint64_t trip = 0, mono = bk_now_mono_ns();
+
+	if (!d->cfg.rules.resume_requires_reconcile)
+		return false;
+	for (unsigned r = 1; r < BK_REASON_COUNT; r++)
+		if ((g->active & (1u << r)) && g->latches[r].since_wall_ns > trip)
+			trip = g->latches[r].since_wall_ns;
+	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
+		const struct bk_slot_rules *sr = &d->slots[i];
+		const struct bk_recon *rc = &sr->eval.recon;
+		const char *name = d->state.strategies[i].name;
+
+		if (!sr->rules || !sr->rules[BK_RULE_RECONCILIATION].enabled ||
+		    !bk_recon_active(rc))
+			continue;
+		if (rc->verdict == BK_RV_OK && bk_recon_current(rc, mono) &&
+		    rc->posted_wall_ns > trip)
+			continue;
+		snprintf(
+		    why, len,
+		    "resume_requires_reconcile: strategy %s has no reconciliation "
+		    "judged ok since the trip (its latest: %s%s); post one with "
+		    "'breaker reconcile %s=POS --as-of-fills N', or --force "
+		    "(audited as forced)",
+		    name, bk_recon_verdict_name(rc->verdict),
+		    (rc->verdict == BK_RV_OK || rc->verdict == BK_RV_BREAK)
+		        ? (bk_recon_current(rc, mono) ? ", before the trip" : ", stale")
+		        : "",
+		    name);
+		return true;
+	}
+	return false;
+}
+
+/* Validate one position's as-of point; NULL if good, else why. */
+static const char *as_of_invalid(const Breaker__Reconcile__Position *p, uint64_t wall)
+{
+	if (p->has_as_of_fills && p->has_as_of_wall_ns)
+		return "give one as-of point: fills or wall time, not both";
+	if (p->has_as_of_wall_ns &&
+	    (p->as_of_wall_ns == 0 || p->as_of_wall_ns > wall + 1000000000ull))
+		return "as-of time is zero or more than 1 s in the future";
+	return NULL;
+}
+
+/*
+ * Reconciliation as of a point (bk_recon.h): each position is judged once,
+ * here, against the engine's position at its as-of point; a break trips on
+ * the next tick (the rule sees a new verdict), once. Withdrawals end a
+ * verdict. Every entry is audited; the reply carries the break report.
+ */
 static void do_reconcile(struct cmd_ctx *c)
 {
 	const Breaker__Reconcile *r = c->req->reconcile;
-	int slots[64];
-	size_t i;
+	struct bk_daemon *d = c->d;
+	Breaker__StatusInfo info = BREAKER__STATUS_INFO__INIT;
+	Breaker__RuleState rs[64], *rsp[64];
+	int slots[64], wslots[64];
+	uint64_t wall = bk_now_wall_ns(), mono = bk_now_mono_ns();
+	size_t i, n = r->n_positions, nw = r->n_withdraw, at = 0;
+	char note[512] = "";
+	const char *bad;
 
-	if (r->n_positions == 0 || r->n_positions > 64)
-		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		                  "a reconciliation carries 1-64 positions");
+	if (n + nw == 0 || n > 64 || nw > 64 || n + nw > 64)
+		return cmd_refuse(
+		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		    "a reconciliation carries 1-64 positions or withdrawals");
 	/* Validate all before applying any: a bad entry changes nothing. */
-	for (i = 0; i < r->n_positions; i++) {
+	for (i = 0; i < n; i++) {
 		const Breaker__Reconcile__Position *p = r->positions[i];
 		Breaker__Status st =
-		    resolve_scope(c->d, p->strategy, &slots[i], c->why, sizeof(c->why));
+		    resolve_scope(d, p->strategy, &slots[i], c->why, sizeof(c->why));
 		if (st == BREAKER__STATUS__OK && slots[i] == BK_GLOBAL)
 			st = BREAKER__STATUS__ERR_BAD_REQUEST;
 		if (st == BREAKER__STATUS__OK &&
@@ -876,41 +1219,190 @@ static void do_reconcile(struct cmd_ctx *c)
 			         i);
 			return cmd_refuse(c, st, c->why);
 		}
+		if ((bad = as_of_invalid(p, wall))) {
+			snprintf(c->why, sizeof(c->why), "position %zu: %s", i, bad);
+			return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST, c->why);
+		}
+		for (size_t j = 0; j < i; j++)
+			if (slots[j] == slots[i]) {
+				snprintf(c->why, sizeof(c->why),
+				         "position %zu: strategy given twice", i);
+				return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+				                  c->why);
+			}
 	}
-	if (!bk_cmd_can_accept(c->d))
+	for (i = 0; i < nw; i++) {
+		Breaker__Status st =
+		    resolve_scope(d, r->withdraw[i], &wslots[i], c->why, sizeof(c->why));
+		if (st == BREAKER__STATUS__OK && wslots[i] == BK_GLOBAL)
+			st = BREAKER__STATUS__ERR_BAD_REQUEST;
+		for (size_t j = 0; st == BREAKER__STATUS__OK && j < n; j++)
+			if (slots[j] == wslots[i])
+				st = BREAKER__STATUS__ERR_BAD_REQUEST;
+		if (st) {
+			snprintf(c->why, sizeof(c->why),
+			         "withdraw %zu: needs a registered strategy not also "
+			         "reconciled in the same command",
+			         i);
+			return cmd_refuse(c, st, c->why);
+		}
+	}
+	if (!bk_cmd_can_accept(d))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_INTERNAL, "busy: retry");
-	/* Audited: a reconciliation can clear a break and so allow a resume. */
-	for (i = 0; i < r->n_positions; i++) {
+	/* Audited: a reconciliation can trip, clear a break and allow a resume. */
+	for (i = 0; i < n + nw; i++) {
 		Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+		const Breaker__Reconcile__Position *p = i < n ? r->positions[i] : NULL;
+		int slot = p ? slots[i] : wslots[i - n];
+		struct bk_slot_rules *sr = &d->slots[slot];
+		struct bk_recon *rc = &sr->eval.recon;
 		struct bk_actor who;
-		char text[96];
+		char text[BK_EVIDENCE_MAX];
 
-		c->d->slots[slots[i]].eval.recon_set = true;
-		c->d->slots[slots[i]].eval.recon_position = r->positions[i]->position;
-		actor_of(c->d, &c->peer, &who);
-		cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__RECONCILE, &who,
-		           bk_now_wall_ns());
-		snprintf(text, sizeof(text), "reconciled position %.6g",
-		         r->positions[i]->position);
-		rec.strategy = c->d->state.strategies[slots[i]].name;
-		rec.reason = text;
-		rec.has_measured = 1;
-		rec.measured = r->positions[i]->position;
-		rec.has_request_id = c->req->has_request_id;
-		rec.request_id = c->req->request_id;
-		if (i + 1 < r->n_positions) {
-			if (bk_audit_stage(&c->d->audit, &rec) < 0)
+		enum bk_recon_verdict v = BK_RV_WITHDRAWN;
+
+		if (p)
+			v = bk_recon_post(
+			    rc, p->position, p->has_as_of_fills, p->as_of_fills,
+			    p->has_as_of_wall_ns ? p->as_of_wall_ns : 0,
+			    sr->rules ? sr->rules[BK_RULE_RECONCILIATION].max : 0,
+			    d->cfg.rules.recon_max_age_ms, mono, wall);
+		else
+			bk_recon_withdraw(rc, wall);
+		/* a new verdict: a break trips on the next tick, once (an unknown
+		 * one changed nothing: a standing break must not trip again) */
+		if (!rc->kept_break)
+			sr->eval.violating[BK_RULE_RECONCILIATION] = false;
+		bk_recon_report(rc, d->state.strategies[slot].name, mono, &rs[i]);
+		rsp[i] = &rs[i];
+		if (v == BK_RV_UNKNOWN && at < sizeof(note)) {
+			int k = snprintf(note + at, sizeof(note) - at,
+			                 "%s%s: unknown, %s", at ? "; " : "",
+			                 d->state.strategies[slot].name, rc->why);
+			at += k > 0 ? (size_t)k : 0;
+		}
+		if (rc->kept_break)
+			snprintf(text, sizeof(text),
+			         "reconciled %.2f, verdict unknown: %s", p->position,
+			         rc->why);
+		else
+			bk_recon_evidence(rc, text, sizeof(text));
+		actor_of(d, &c->peer, &who);
+		cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__RECONCILE, &who, wall);
+		rec.strategy = d->state.strategies[slot].name;
+		rec.reason = p ? "reconciled position" : "reconciliation withdrawn";
+		rec.evidence = text;
+		rec.verdict = (char *)bk_recon_verdict_name(v);
+		rec.rule = "reconciliation";
+		if (p) {
+			rec.has_measured = rec.has_threshold = 1;
+			rec.measured = p->position;
+			rec.threshold = rc->limit;
+			rec.has_as_of_fills = p->has_as_of_fills;
+			rec.as_of_fills = p->as_of_fills;
+			rec.has_as_of_wall_ns = 1;
+			rec.as_of_wall_ns =
+			    p->has_as_of_wall_ns ? p->as_of_wall_ns : wall;
+			rec.has_engine_position = !rc->kept_break && isfinite(rc->engine);
+			rec.engine_position = rc->engine;
+		}
+		cmd_request_id(c, &rec);
+		if (i + 1 < n + nw) {
+			if (bk_audit_stage(&d->audit, &rec) < 0)
 				return cmd_refuse(c, BREAKER__STATUS__ERR_NOT_DURABLE,
 				                  "audit staging failed");
 			continue;
 		}
-		stage_and_pend(c->d, c->msg, &c->rep, &rec, slots[i], false);
+		info.n_reconciliations = n + nw;
+		info.reconciliations = rsp;
+		c->rep.info = &info;
+		c->rep.error = note[0] ? note : NULL; /* why a verdict is unknown */
+		stage_and_pend(d, c->msg, &c->rep, &rec, slot, false);
+		c->rep.info = NULL;
 	}
+}
+
+/*
+ * An operator's new base for a level rule (issue 12.2): audited, restricted
+ * like a forced resume, applied once staged (the latch is untouched: a
+ * resume still has to release it), replayed at boot.
+ */
+static void do_rebase(struct cmd_ctx *c)
+{
+	const Breaker__Rebase *r = c->req->rebase;
+	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+	struct bk_tel_snap snap;
+	struct bk_actor who;
+	double before, after;
+	Breaker__Status st;
+	char text[240];
+	int slot, id;
+
+	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why))))
+		return cmd_refuse(c, st, c->why);
+	if (slot == BK_GLOBAL)
+		return cmd_refuse(
+		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		    "a rebase names a strategy: rule bases are per strategy");
+	id = r->rule ? bk_rule_parse(r->rule) : -1;
+	if (id != BK_RULE_DRAWDOWN && id != BK_RULE_INVARIANT)
+		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		                  "only drawdown (its peak PnL) and invariant (the "
+		                  "balance base) have a base to rebase");
+	if (!r->reason || !*r->reason || !text_valid(r->reason, c->d->cfg.reason_max))
+		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		                  "a rebase needs a reason: UTF-8 text without control "
+		                  "characters, within the configured length");
+	if (c->d->flush_err)
+		return cmd_refuse(
+		    c, BREAKER__STATUS__ERR_NOT_DURABLE,
+		    "the audit log is failing: no rebase without its record on disk");
+	if (bk_tick_snapshot(c->d, slot, &snap) < 0 ||
+	    bk_rules_rebase(&c->d->slots[slot].eval, (enum bk_rule_id)id, &snap, &before,
+	                    &after) < 0)
+		return cmd_refuse(c, BREAKER__STATUS__ERR_INTERNAL,
+		                  "the engine's money words are being written, missing "
+		                  "or not finite: nothing changed, retry");
+	actor_of(c->d, &c->peer, &who);
+	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__REBASE, &who, bk_now_wall_ns());
+	snprintf(text, sizeof(text),
+	         id == BK_RULE_DRAWDOWN
+	             ? "drawdown peak %.4f -> %.4f (the current pnl)"
+	             : "balance base %.4f -> %.4f (balance %.4f less fill cash "
+	               "%.4f plus fees %.4f)",
+	         before, after, snap.balance, snap.fill_cash, snap.fees);
+	rec.strategy = c->d->state.strategies[slot].name;
+	/* modes unchanged, said so (watchers see the scope as it is) */
+	rec.has_from_mode = rec.has_to_mode = 1;
+	rec.from_mode = rec.to_mode =
+	    (Breaker__Mode)bk_scope_mode(bk_state_cscope(&c->d->state, slot));
+	rec.rule = (char *)bk_rule_name((enum bk_rule_id)id);
+	rec.reason = r->reason;
+	rec.evidence = text;
+	rec.has_base_before = rec.has_base_after = rec.has_opening_seq = 1;
+	rec.base_before = before;
+	rec.base_after = after;
+	rec.opening_seq = snap.opening_seq;
+	cmd_request_id(c, &rec);
+	if (!stage_and_pend(c->d, c->msg, &c->rep, &rec, slot, false))
+		return;
+	bk_rules_rebase_set(&c->d->slots[slot].eval, (enum bk_rule_id)id, after,
+	                    snap.opening_seq);
 }
 
 static void do_query(struct cmd_ctx *c, bool all)
 {
-	bk_status_build(c->d, &c->rep, all);
+	const Breaker__Request *q = c->req;
+	uint32_t offset = 0, limit = 0;
+
+	if (!all && q->status) {
+		offset = q->status->has_offset ? q->status->offset : 0;
+		limit = q->status->has_limit ? q->status->limit : 0;
+	} else if (all && q->list) {
+		offset = q->list->has_offset ? q->list->offset : 0;
+		limit = q->list->has_limit ? q->list->limit : 0;
+	}
+	bk_status_build(c->d, &c->rep, all, offset, limit);
 	reply_now(c->d, c->msg, &c->rep);
 	bk_status_free(&c->rep);
 }
@@ -939,19 +1431,34 @@ void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg)
 	c.rep.has_request_id = req->has_request_id;
 	c.rep.request_id = req->request_id;
 	c.rep.has_status = 1;
+	if (wire_has_nul(&breaker__request__descriptor, nng_msg_body(msg), len, 0)) {
+		count_command(d, bk_metrics_cmd_type(req->cmd_case),
+		              BREAKER__STATUS__ERR_BAD_REQUEST);
+		cmd_refuse(&c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		           "a name or text field holds a NUL byte: refused whole (it "
+		           "would have been cut there)");
+		breaker__request__free_unpacked(req, NULL);
+		return;
+	}
 	if (!authorised(&c)) {
 		count_command(d, bk_metrics_cmd_type(req->cmd_case),
 		              BREAKER__STATUS__ERR_UNAUTHORISED);
 		breaker__request__free_unpacked(req, NULL);
 		return;
 	}
-	if ((req->cmd_case == BREAKER__REQUEST__CMD_TRIP ||
-	     req->cmd_case == BREAKER__REQUEST__CMD_RESUME ||
-	     req->cmd_case == BREAKER__REQUEST__CMD_REGISTER) &&
-	    answer_duplicate(&c)) {
-		count_command(d, bk_metrics_cmd_type(req->cmd_case), BREAKER__STATUS__OK);
-		breaker__request__free_unpacked(req, NULL);
-		return;
+	if (req->cmd_case == BREAKER__REQUEST__CMD_TRIP ||
+	    req->cmd_case == BREAKER__REQUEST__CMD_RESUME ||
+	    req->cmd_case == BREAKER__REQUEST__CMD_REGISTER ||
+	    req->cmd_case == BREAKER__REQUEST__CMD_RECONCILE ||
+	    req->cmd_case == BREAKER__REQUEST__CMD_REBASE) {
+		c.hash = request_hash(&c);
+		if (answer_duplicate(&c)) {
+			count_command(d, bk_metrics_cmd_type(req->cmd_case),
+			              c.refused ? (unsigned)c.refused
+			                        : (unsigned)BREAKER__STATUS__OK);
+			breaker__request__free_unpacked(req, NULL);
+			return;
+		}
 	}
 	switch (req->cmd_case) {
 	case BREAKER__REQUEST__CMD_TRIP:
@@ -974,6 +1481,9 @@ void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg)
 		break;
 	case BREAKER__REQUEST__CMD_RECONCILE:
 		do_reconcile(&c);
+		break;
+	case BREAKER__REQUEST__CMD_REBASE:
+		do_rebase(&c);
 		break;
 	default:
 		cmd_refuse(&c, BREAKER__STATUS__ERR_BAD_REQUEST,
@@ -1087,6 +1597,8 @@ void bk_cmd_bind_slot(struct bk_daemon *d, int slot)
 
 	memset(sr, 0, sizeof(*sr));
 	sr->rules = bk_rules_for(&d->cfg.rules, d->state.strategies[slot].name);
+	sr->is_remote = d->remote_declared[slot] ||
+	                bk_config_remote(&d->cfg, d->state.strategies[slot].name);
 	/* a new strategy starts from clean telemetry */
 	memset(&d->tel.tel->slots[slot], 0, sizeof(d->tel.tel->slots[slot]));
 }
@@ -1141,9 +1653,11 @@ void bk_cmd_system_step(struct bk_daemon *d, int slot, unsigned reason, int to,
 
 	const char *rule;
 
-	/* Only a latch the daemon raised itself, and only once no strategy still
-	 * breaks the rule (a global latch may be held up by several). */
+	/* Only a latch the daemon raised itself and no operator tripped since,
+	 * and only once no strategy still breaks the rule (a global latch may
+	 * be held up by several). */
 	if (!(sc->active & (1u << reason)) || sc->latches[reason].mode <= to ||
+	    sc->latches[reason].operator_owned ||
 	    strcmp(sc->latches[reason].actor.name, "breakerd") != 0 ||
 	    bk_tick_condition_holds(d, slot, reason, &rule) || !bk_cmd_can_accept(d))
 		return;

@@ -13,9 +13,11 @@
 #include "bk_auth.h"
 #include "bk_config.h"
 #include "bk_metrics.h"
+#include "bk_rulestate.h"
 #include "bk_server.h"
 #include "bk_shm.h"
 #include "bk_state.h"
+#include "bk_tail.h"
 #include "bk_tel.h"
 
 #define BK_PENDING_MAX 4096 /* replies waiting for their audit record; power of 2 */
@@ -46,20 +48,30 @@ struct bk_uid_name {
 /* Per strategy: the rules in force, their evaluation state, remote telemetry. */
 struct bk_slot_rules {
 	const struct bk_rule_cfg *rules;
-	struct bk_rule_eval eval;
+	bool is_remote;       /* declared: the rules read remote, never the segment */
+	char remote_from[80]; /* who sent the latest Report (bk_auth_who) */
+	/* baselines as last made durable (RULE_STATE, bk_rulestate.h) */
+	bool rs_base_set;
+	double rs_peak, rs_base_balance;
+	uint64_t rs_next_ns;
 	struct bk_tel_snap remote; /* from Report messages */
-	bool is_remote;
+	struct bk_rule_eval eval;  /* ends with the reconciliation history */
 };
 
 struct bk_daemon {
 	struct bk_config cfg;
-	const char *config_path; /* reread on SIGHUP for the rules */
+	const char *config_path;   /* reread on SIGHUP for the rules */
+	uint32_t hup_pid, hup_uid; /* the SIGHUP's sender (signalfd), for CONFIG */
+	char rules_hash[BK_RULES_HASH_LEN]; /* of the rules in force (bk_rulestate.h) */
 	struct bk_state state;
 	struct bk_shm_writer shm;
 	struct bk_audit audit;
 	struct bk_server srv;
 	struct bk_tel_reader tel;
 	struct bk_slot_rules slots[BK_MAX_STRATEGIES];
+	/* declared at register (breaker register --telemetry remote; replayed);
+	 * [strategies] remote in the config declares it too */
+	bool remote_declared[BK_MAX_STRATEGIES];
 	uint32_t last_trip_change_seq; /* change_seq published by the latest trip */
 	uint64_t last_trip_mono_ns;
 	uint64_t last_tick_ns;
@@ -70,6 +82,8 @@ struct bk_daemon {
 	struct {
 		uint64_t id;
 		uint64_t seq;
+		uint64_t hash; /* caller, command and payload (bk_cmd_request_hash) */
+		bool hashed;   /* false: a record from before hashes; never "the same" */
 	} dedupe[BK_DEDUPE];
 	struct bk_auth auth; /* group members, refusal rate limit, two-person rule */
 	struct bk_uid_name uid_cache[BK_UID_CACHE];
@@ -77,7 +91,8 @@ struct bk_daemon {
 	char host[64];
 	int lock_fd;
 	uint64_t boot_mono_ns;
-	int flush_err; /* last audit flush error, 0 when the log is healthy */
+	int flush_err;       /* last audit flush error, 0 when the log is healthy */
+	struct bk_tail tail; /* the log's durable head and identity (bk_tail.h) */
 	bool stop;
 	struct bk_counters ctr;    /* for /metrics; counted where things happen */
 	struct bk_metrics metrics; /* /metrics and /healthz (bk_metrics.h) */
@@ -95,8 +110,12 @@ void bk_cmd_durable(struct bk_daemon *d);
 /* An audit flush failed with -errno err: answer waiting trips, refuse resumes. */
 void bk_cmd_flush_failed(struct bk_daemon *d, int err);
 
-/* Status / ListStrategies reply content (bk_status.c); free with bk_status_free. */
-void bk_status_build(struct bk_daemon *d, Breaker__Reply *rep, bool all);
+/* Status / ListStrategies reply content (bk_status.c); free with bk_status_free.
+ * One page: tripped strategies (and, with all, every strategy) from slot
+ * offset on, at most limit (0: no count limit) and what fits a reply; a page
+ * that stops short sets rep->error to "truncated: more from slot N". */
+void bk_status_build(struct bk_daemon *d, Breaker__Reply *rep, bool all, uint32_t offset,
+                     uint32_t limit);
 void bk_status_free(Breaker__Reply *rep);
 
 /* Republish one scope's word from the state (BK_GLOBAL or a slot). */
@@ -126,6 +145,27 @@ bool bk_tick_condition_holds(const struct bk_daemon *d, int slot, unsigned reaso
                              const char **rule);
 
 /*
+ * A rate rule's latch on its way to ACTIVE: true (and why) if the window
+ * holds fewer than min_orders orders, i.e. no evidence that the rule holds.
+ */
+bool bk_tick_lacks_evidence(const struct bk_daemon *d, int slot, unsigned reason,
+                            char *why, size_t len);
+
+/*
+ * A forced resume of latch `reason` (all: every latch) on slot: every rule
+ * behind it that is still violated stays armed (apply), and buf says so
+ * ("drawdown for alpha stays armed: ..."). Returns the text's length.
+ */
+size_t bk_tick_rearm(struct bk_daemon *d, int slot, unsigned reason, bool all, bool apply,
+                     char *buf, size_t len);
+
+/* A strategy's telemetry snapshot as the tick reads it; -ENOENT if none. */
+int bk_tick_snapshot(struct bk_daemon *d, int slot, struct bk_tel_snap *snap);
+
+/* Boot: a REBASE record sets the rule's base again. */
+void bk_tick_replay_rebase(struct bk_daemon *d, const Breaker__AuditRecord *rec);
+
+/*
  * A trip by the daemon itself (rules, boot): flip, stage, pend; 0 or -errno.
  * always: record it even if the latch is already that high (a second
  * audit_corrupt at boot has a cause of its own).
@@ -140,12 +180,22 @@ void bk_cmd_system_step(struct bk_daemon *d, int slot, unsigned reason, int to,
 /* A newly registered slot: rules bound, evaluation and telemetry cleared. */
 void bk_cmd_bind_slot(struct bk_daemon *d, int slot);
 
-/* Remember that request id made audit record seq (also from replay). */
-void bk_cmd_remember(struct bk_daemon *d, uint64_t request_id, uint64_t seq);
+/* Remember that the request id (and its hash, if the record has one) made
+ * audit record rec->seq (also from replay). */
+void bk_cmd_remember(struct bk_daemon *d, const Breaker__AuditRecord *rec);
 
 /* Summarise refusals that were not recorded one by one, once their caller's
  * rate limit allows (bk_auth.h); from the tick. */
 void bk_cmd_auth_tick(struct bk_daemon *d, uint64_t now_mono_ns);
+
+/* ---- reconciliation (bk_cmd.c, bk_recon.h) ---- */
+
+/* One strategy's break report (reconcile reply, status). */
+void bk_recon_report(const struct bk_recon *r, const char *strategy, uint64_t now_mono,
+                     Breaker__RuleState *rs);
+
+/* [rules] resume_requires_reconcile unmet for a global resume? why says which. */
+bool bk_recon_resume_blocked(const struct bk_daemon *d, char *why, size_t len);
 
 /* Remember the trip for the engines' acknowledgement view. */
 void bk_cmd_note_trip(struct bk_daemon *d);

@@ -2,6 +2,7 @@
  * bk_status - Status and ListStrategies replies. Not on any hot path: it
  * allocates, and frees everything in bk_status_free.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +55,25 @@ static Breaker__Scope *scope_msg(struct bk_daemon *d, int slot, bool latches)
 	return m;
 }
 
+/* A rule a forced resume left armed: when it trips again. */
+static void rearm_msg(const struct bk_daemon *d, const struct bk_slot_rules *sr, int r,
+                      Breaker__RuleState *w)
+{
+	uint64_t due, now = d->last_tick_ns;
+
+	if (!sr->eval.forced[r])
+		return;
+	w->has_rearmed = w->has_rearm_util = 1;
+	w->rearmed = 1;
+	w->rearm_util = sr->eval.forced_util[r];
+	if (sr->rules[r].rearm_ms) {
+		due =
+		    sr->eval.forced_ns[r] + (uint64_t)sr->rules[r].rearm_ms * 1000000ull;
+		w->has_rearm_in_ms = 1;
+		w->rearm_in_ms = due > now ? (due - now) / 1000000ull : 0;
+	}
+}
+
 /* Limit rules at or above the first warning level, per strategy. */
 static void warnings_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 {
@@ -76,9 +96,11 @@ static void warnings_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 			w->has_measured = w->has_threshold = w->has_utilisation =
 			    w->has_violated = 1;
 			w->measured = sr->eval.measured[r];
-			w->threshold = sr->rules[r].max;
+			/* the limit it was judged against (drawdown: in money) */
+			w->threshold = sr->eval.threshold[r];
 			w->utilisation = sr->eval.util[r];
 			w->violated = sr->eval.violating[r];
+			rearm_msg(d, sr, r, w);
 			info->warnings[info->n_warnings++] = w;
 		}
 	}
@@ -137,21 +159,36 @@ static void proposal_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 	info->pending_resume = m;
 }
 
+/* The latest reconciliation of each strategy (the first 64), and the rules' hash. */
+static void recon_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
+{
+	uint64_t now = bk_now_mono_ns();
+	size_t cap = 64;
+
+	info->reconciliations = calloc(cap, sizeof(*info->reconciliations));
+	for (uint32_t i = 0; info->reconciliations && i < d->state.n_strategies &&
+	                     info->n_reconciliations < cap;
+	     i++) {
+		Breaker__RuleState *rs;
+
+		if (d->slots[i].eval.recon.verdict == BK_RV_NONE ||
+		    !(rs = calloc(1, sizeof(*rs))))
+			continue;
+		bk_recon_report(&d->slots[i].eval.recon, d->state.strategies[i].name, now,
+		                rs);
+		info->reconciliations[info->n_reconciliations++] = rs;
+	}
+	info->rules_hash = d->rules_hash;
+}
+
 static void info_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 {
 	uint64_t now = bk_now_mono_ns();
 	uint64_t hb = atomic_load(&d->shm.shm->heartbeat_ns);
-	uint32_t n = 0;
 
 	breaker__status_info__init(info);
 	info->instance = d->cfg.instance;
 	info->global = scope_msg(d, BK_GLOBAL, true);
-	info->tripped = calloc(d->state.n_strategies + 1, sizeof(*info->tripped));
-	for (uint32_t i = 0; info->tripped && i < d->state.n_strategies; i++)
-		if (d->state.strategies[i].active &&
-		    (info->tripped[n] = scope_msg(d, (int)i, true)))
-			n++;
-	info->n_tripped = n;
 	info->has_strategy_count = info->has_heartbeat_age_ns = info->has_audit_seq = 1;
 	info->has_daemon_pid = info->has_tick_period_ns = info->has_uptime_ns = 1;
 	info->strategy_count = d->state.n_strategies;
@@ -160,24 +197,78 @@ static void info_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 	info->daemon_pid = (uint32_t)getpid();
 	info->tick_period_ns = d->cfg.tick_ns;
 	info->uptime_ns = now - d->boot_mono_ns;
+	/* points into d, which outlives the reply's packing */
+	if (d->tail.lost)
+		info->audit_problem = d->tail.why;
 	warnings_msg(d, info);
 	acks_msg(d, info);
 	proposal_msg(d, info);
+	recon_msg(d, info);
 }
 
-void bk_status_build(struct bk_daemon *d, Breaker__Reply *rep, bool all)
+/*
+ * Strategies per page: what the CLI's 1 MiB reply limit holds with room to
+ * spare. A strategy weighs at most ~2.3 KB (eleven latches with 127-byte
+ * reasons); the rest of the info (acks of 4,096 engines, 64 warnings) stays
+ * under 400 KB.
+ */
+#define BK_STATUS_PAGE_MAX   256u
+#define BK_STATUS_PAGE_BYTES (576u * 1024u)
+
+/* The page of slots [offset, ...): see bk_daemon.h. */
+static void page_msg(struct bk_daemon *d, Breaker__Reply *rep, bool all, uint32_t offset,
+                     uint32_t limit)
+{
+	static char more[96]; /* the loop thread's; the reply is packed before reuse */
+	Breaker__StatusInfo *info = rep->info;
+	uint32_t n = d->state.n_strategies, i, count = 0;
+	uint32_t cap = limit && limit < BK_STATUS_PAGE_MAX ? limit : BK_STATUS_PAGE_MAX;
+	size_t bytes = 0;
+
+	if (!limit) /* an older client: as many as fit, then the marker */
+		cap = UINT32_MAX;
+	info->tripped = calloc(n + 1, sizeof(*info->tripped));
+	if (all)
+		rep->strategies = calloc(n + 1, sizeof(*rep->strategies));
+	if (!info->tripped || (all && !rep->strategies))
+		return;
+	for (i = offset; i < n; i++) {
+		bool tripped = d->state.strategies[i].active != 0;
+		Breaker__Scope *s;
+
+		if (!all && !tripped)
+			continue;
+		if (count == cap || bytes >= BK_STATUS_PAGE_BYTES)
+			break;
+		count++;
+		if (tripped && (s = scope_msg(d, (int)i, true))) {
+			info->tripped[info->n_tripped++] = s;
+			bytes += breaker__scope__get_packed_size(s) + 8;
+		}
+		if (all && (s = scope_msg(d, (int)i, true))) {
+			rep->strategies[rep->n_strategies++] = s;
+			bytes += breaker__scope__get_packed_size(s) + 8;
+		}
+	}
+	/* stopped short: is anything left for this kind of page? */
+	for (uint32_t j = i; j < n; j++)
+		if (all || d->state.strategies[j].active) {
+			snprintf(more, sizeof(more), "truncated: more from slot %u", i);
+			rep->error = more;
+			break;
+		}
+}
+
+void bk_status_build(struct bk_daemon *d, Breaker__Reply *rep, bool all, uint32_t offset,
+                     uint32_t limit)
 {
 	rep->has_status = 1;
 	rep->status = BREAKER__STATUS__OK;
 	rep->info = calloc(1, sizeof(*rep->info));
-	if (rep->info)
-		info_msg(d, rep->info);
-	if (!all)
+	if (!rep->info)
 		return;
-	rep->strategies = calloc(d->state.n_strategies + 1, sizeof(*rep->strategies));
-	for (uint32_t i = 0; rep->strategies && i < d->state.n_strategies; i++)
-		if ((rep->strategies[rep->n_strategies] = scope_msg(d, (int)i, true)))
-			rep->n_strategies++;
+	info_msg(d, rep->info);
+	page_msg(d, rep, all, offset, limit);
 }
 
 static void scope_free(Breaker__Scope *m)
@@ -204,6 +295,9 @@ void bk_status_free(Breaker__Reply *rep)
 			free(rep->info->acks[i]);
 		free(rep->info->acks);
 		free(rep->info->pending_resume);
+		for (size_t i = 0; i < rep->info->n_reconciliations; i++)
+			free(rep->info->reconciliations[i]);
+		free(rep->info->reconciliations);
 		free(rep->info);
 		rep->info = NULL;
 	}

@@ -5,6 +5,7 @@
  * (audit records are staged, not written).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,30 +17,112 @@
 
 void bk_tick_bind_rules(struct bk_daemon *d)
 {
-	for (uint32_t i = 0; i < d->state.n_strategies; i++)
+	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
 		d->slots[i].rules =
 		    bk_rules_for(&d->cfg.rules, d->state.strategies[i].name);
+		d->slots[i].is_remote =
+		    d->remote_declared[i] ||
+		    bk_config_remote(&d->cfg, d->state.strategies[i].name);
+	}
+	bk_rulestate_rehash(d); /* status and CONFIG records show it */
+}
+
+/* The CONFIG record of a reload (applied or refused), and its event for watch. */
+static void config_record(struct bk_daemon *d, const char *hash, const char *diff,
+                          const char *what)
+{
+	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+	Breaker__Event ev = BREAKER__EVENT__INIT;
+	uint8_t buf[2048];
+	char text[600];
+
+	snprintf(text, sizeof(text), "SIGHUP from pid %u uid %u: %s", d->hup_pid,
+	         d->hup_uid, what);
+	rec.has_kind = 1;
+	rec.kind = BREAKER__AUDIT_RECORD__KIND__CONFIG;
+	rec.reason = text;
+	rec.rules_hash = (char *)hash;
+	rec.config_diff = (char *)diff;
+	/* the record names the signal's sender, not breakerd */
+	rec.has_wall_ns = rec.has_mono_ns = rec.has_uid = rec.has_pid = 1;
+	rec.wall_ns = bk_now_wall_ns();
+	rec.mono_ns = bk_now_mono_ns();
+	rec.uid = d->hup_uid;
+	rec.pid = d->hup_pid;
+	rec.host = d->host;
+	if (bk_audit_stage(&d->audit, &rec) < 0) {
+		bk_err("SIGHUP: the CONFIG audit record could not be staged");
+		return;
+	}
+	ev.has_audit_seq = ev.has_kind = ev.has_actor_uid = ev.has_wall_ns = 1;
+	ev.audit_seq = rec.seq;
+	ev.kind = BREAKER__AUDIT_RECORD__KIND__CONFIG;
+	ev.actor_uid = d->hup_uid;
+	ev.wall_ns = rec.wall_ns;
+	ev.reason = diff ? (char *)diff : text;
+	if (breaker__event__get_packed_size(&ev) <= sizeof(buf))
+		bk_server_publish(&d->srv, buf, breaker__event__pack(&ev, buf));
+}
+
+/*
+ * A reconciliation judged while its rule was off is not judged again when a
+ * reload switches the rule on: it could only be an old snapshot tripping now.
+ */
+static void retire_reconciliations(struct bk_daemon *d, const bool *was_on)
+{
+	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
+		struct bk_recon *r = &d->slots[i].eval.recon;
+
+		if (was_on[i] || !d->slots[i].rules ||
+		    !d->slots[i].rules[BK_RULE_RECONCILIATION].enabled)
+			continue;
+		if (r->verdict == BK_RV_OK || r->verdict == BK_RV_BREAK) {
+			r->verdict = BK_RV_UNKNOWN;
+			snprintf(r->why, sizeof(r->why),
+			         "judged while the rule was off; post a new one");
+		}
+		d->slots[i].eval.violating[BK_RULE_RECONCILIATION] = false;
+	}
 }
 
 void bk_tick_reload(struct bk_daemon *d)
 {
-	struct bk_config next;
-	char err[512];
+	/* off the tick, and rare: static rather than on the loop's stack */
+	static struct bk_config next;
+	static char old_text[1 << 18], new_text[1 << 18], diff[1024];
+	static bool was_on[BK_MAX_STRATEGIES];
+	char err[512], hash[BK_RULES_HASH_LEN], why[700];
 
 	if (!d->config_path) {
 		bk_info("SIGHUP: no config file; rules stay the embedded defaults");
 		return;
 	}
+	bk_rulestate_text(&d->cfg.rules, old_text, sizeof(old_text));
 	if (bk_config_defaults(&next, d->cfg.instance) < 0 ||
 	    bk_config_load(&next, d->config_path, err, sizeof(err)) < 0) {
 		bk_err("SIGHUP: %s: %s; the running rules stay in force", d->config_path,
 		       err);
+		d->ctr.config_reloads[1]++;
+		memcpy(hash, d->rules_hash, sizeof(hash));
+		snprintf(why, sizeof(why), "reload refused, running rules stay: %s", err);
+		config_record(d, hash, NULL, why);
 		return;
 	}
+	for (uint32_t i = 0; i < d->state.n_strategies; i++)
+		was_on[i] = d->slots[i].rules &&
+		            d->slots[i].rules[BK_RULE_RECONCILIATION].enabled;
 	d->cfg.rules = next.rules;
 	bk_tick_bind_rules(d);
-	bk_info("SIGHUP: rules reloaded from %s (other settings need a restart)",
-	        d->config_path);
+	retire_reconciliations(d, was_on);
+	bk_rulestate_text(&d->cfg.rules, new_text, sizeof(new_text));
+	memcpy(hash, d->rules_hash, sizeof(hash));
+	bk_rulestate_diff(old_text, new_text, diff, sizeof(diff));
+	d->ctr.config_reloads[0]++;
+	snprintf(why, sizeof(why), "rules reloaded from %s (hash %s)", d->config_path,
+	         hash);
+	config_record(d, hash, diff, why);
+	bk_info("SIGHUP: rules reloaded from %s (other settings need a restart): %s",
+	        d->config_path, diff);
 }
 
 static void publish_warning(struct bk_daemon *d, int slot, const struct bk_verdict *v)
@@ -79,7 +162,7 @@ static void act(struct bk_daemon *d, int slot, const struct bk_rule_cfg *rules,
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
 	const char *name = d->state.strategies[slot].name;
 	int scope = r->global ? BK_GLOBAL : slot;
-	char text[400];
+	char text[400], source[96];
 
 	switch (v->kind) {
 	case BK_V_TRIP:
@@ -98,7 +181,18 @@ static void act(struct bk_daemon *d, int slot, const struct bk_rule_cfg *rules,
 	case BK_V_COOLDOWN:
 		if (!r->cooldown_to)
 			break;
+		/* A step judges from the declared source only; a remote strategy
+		 * that has sent nothing yet has shown nothing to step on. */
+		if (d->slots[slot].is_remote && !d->slots[slot].remote.heartbeat_ns)
+			break;
 		rule_record(&rec, v, name, text, sizeof(text));
+		if (d->slots[slot].is_remote) {
+			snprintf(source, sizeof(source), "report from %s",
+			         d->slots[slot].remote_from);
+			rec.telemetry_source = source;
+		} else {
+			rec.telemetry_source = "segment";
+		}
 		bk_cmd_system_step(d, scope, bk_rule_reason(v->rule), r->cooldown_to,
 		                   &rec);
 		break;
@@ -138,6 +232,7 @@ static int tick_rules(struct bk_daemon *d, uint64_t now)
 		                  BK_VERDICTS_MAX);
 		for (int k = 0; k < n; k++)
 			act(d, (int)i, sr->rules, &v[k]);
+		bk_rulestate_tick(d, (int)i, now);
 	}
 	return 0;
 }
@@ -172,4 +267,129 @@ bool bk_tick_condition_holds(const struct bk_daemon *d, int slot, unsigned reaso
 		    d->slots[i].eval.violating[id])
 			return true;
 	return false;
+}
+
+/* ---- forced resumes and rebases (issue 12.2) --------------------------------- */
+
+int bk_tick_snapshot(struct bk_daemon *d, int slot, struct bk_tel_snap *snap)
+{
+	if (slot < 0 || (uint32_t)slot >= d->state.n_strategies)
+		return -ENOENT;
+	if (d->slots[slot].is_remote) {
+		*snap = d->slots[slot].remote;
+		return 0;
+	}
+	if (!d->tel.tel)
+		return -ENOENT;
+	bk_tel_read(&d->tel, slot, snap);
+	return 0;
+}
+
+/* One strategy's rules behind a released latch: kept armed, and said so. */
+static size_t rearm_slot(struct bk_daemon *d, int slot, unsigned reason, bool all,
+                         uint64_t now, bool apply, char *buf, size_t len)
+{
+	struct bk_slot_rules *sr = &d->slots[slot];
+	size_t off = 0;
+
+	for (int id = 0; id < BK_RULE_COUNT && sr->rules; id++) {
+		const struct bk_rule_cfg *r = &sr->rules[id];
+		int n;
+
+		if (!(all || bk_rule_reason((enum bk_rule_id)id) == reason) ||
+		    !sr->eval.violating[id])
+			continue;
+		if (apply)
+			bk_rules_rearm(&sr->eval, (enum bk_rule_id)id, now);
+		/* in the rule's own unit: what it measured at the force, and its limit */
+		n = snprintf(buf + off, len - off,
+		             "%s%s for %s stays armed: trips again when worse than "
+		             "%.4f (now; limit %.4f)",
+		             off ? "; " : "", bk_rule_name((enum bk_rule_id)id),
+		             d->state.strategies[slot].name, sr->eval.measured[id],
+		             sr->eval.threshold[id]);
+		if (n > 0 && r->rearm_ms && (size_t)n < len - off)
+			n += snprintf(buf + off + n, len - off - (size_t)n,
+			              ", or in %u ms if still violated", r->rearm_ms);
+		if (n > 0)
+			off = (size_t)n < len - off ? off + (size_t)n : len - 1;
+	}
+	return off;
+}
+
+size_t bk_tick_rearm(struct bk_daemon *d, int slot, unsigned reason, bool all, bool apply,
+                     char *buf, size_t len)
+{
+	uint64_t now = bk_now_mono_ns();
+	size_t off = 0;
+
+	buf[0] = '\0';
+	if (slot != BK_GLOBAL)
+		return rearm_slot(d, slot, reason, all, now, apply, buf, len);
+	/* a global latch: every strategy whose rule trips the global scope */
+	for (uint32_t i = 0; i < d->state.n_strategies && off + 1 < len; i++) {
+		const struct bk_rule_cfg *rules = d->slots[i].rules;
+		bool any = false;
+
+		for (int id = 0; rules && id < BK_RULE_COUNT; id++)
+			any |= rules[id].global &&
+			       (all || bk_rule_reason((enum bk_rule_id)id) == reason);
+		if (any)
+			off += rearm_slot(d, (int)i, reason, all, now, apply, buf + off,
+			                  len - off);
+	}
+	return off;
+}
+
+void bk_tick_replay_rebase(struct bk_daemon *d, const Breaker__AuditRecord *rec)
+{
+	int slot, id;
+
+	if (rec->kind != BREAKER__AUDIT_RECORD__KIND__REBASE || !rec->strategy ||
+	    !rec->rule || !rec->has_base_after || !isfinite(rec->base_after))
+		return;
+	if ((slot = bk_state_find(&d->state, rec->strategy)) < 0 ||
+	    (id = bk_rule_parse(rec->rule)) < 0)
+		return;
+	bk_rules_rebase_set(&d->slots[slot].eval, (enum bk_rule_id)id, rec->base_after,
+	                    rec->opening_seq);
+}
+
+bool bk_tick_lacks_evidence(const struct bk_daemon *d, int slot, unsigned reason,
+                            char *why, size_t len)
+{
+	const struct bk_rule_cfg *r = NULL;
+	uint64_t orders = 0, rejects = 0;
+	uint32_t need;
+
+	if (reason != bk_rule_reason(BK_RULE_REJECT_RATE))
+		return false; /* an empty order-rate window is the limit holding */
+	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
+		const struct bk_slot_rules *sr = &d->slots[i];
+
+		if (!sr->rules || !sr->rules[BK_RULE_REJECT_RATE].enabled ||
+		    (slot != BK_GLOBAL && (int)i != slot) ||
+		    (slot == BK_GLOBAL && !sr->rules[BK_RULE_REJECT_RATE].global))
+			continue;
+		/* strategies may override the rule: the most demanding counts */
+		if (!r || sr->rules[BK_RULE_REJECT_RATE].min_orders > r->min_orders)
+			r = &sr->rules[BK_RULE_REJECT_RATE];
+		orders += sr->eval.rej_win.sum_orders;
+		rejects += sr->eval.rej_win.sum_rejects;
+	}
+	if (!r)
+		return false; /* the rule is off: nothing to judge with */
+	need = r->min_orders ? r->min_orders : 1;
+	if (orders >= need)
+		return false;
+	snprintf(why, len,
+	         "not enough evidence: %llu of %u orders in the last %u ms for "
+	         "reject_rate on %s (%llu rejected); an empty window while halted "
+	         "shows nothing. Resume to reduce-only or cautious as a probe, then "
+	         "to active once %u orders show the reject rate at or below %.4f "
+	         "(or --force, audited as forced)",
+	         (unsigned long long)orders, need, r->window_ms,
+	         slot == BK_GLOBAL ? "global" : d->state.strategies[slot].name,
+	         (unsigned long long)rejects, need, r->max);
+	return true;
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "bk_rpc.h"
+#include "bk_trust.h"
 #include "breaker.h"
 
 /* ---- options ------------------------------------------------------------ */
@@ -44,6 +45,10 @@ enum {
 	O_TIMEOUT_MS,
 	O_UNTIL,
 	O_FORMAT,
+	O_TELEMETRY,
+	O_AS_OF_FILLS,
+	O_AS_OF,
+	O_WITHDRAW,
 };
 
 /* clang-format off */
@@ -59,6 +64,11 @@ static const struct option resume_opts[] = {OPT_COMMON, OPT("strategy", O_STRATE
 	OPT("reason-code", O_REASON_CODE), OPT("to", O_TO), OPT("reason", O_REASON),
 	FLAG("force", O_FORCE), OPT_END};
 static const struct option plain_opts[] = {OPT_COMMON, OPT_END};
+static const struct option rules_opts[] = {OPT_COMMON, OPT("reason", O_REASON), OPT_END};
+static const struct option register_opts[] = {OPT_COMMON, OPT("telemetry", O_TELEMETRY),
+					      OPT_END};
+static const struct option reconcile_opts[] = {OPT_COMMON, OPT("as-of-fills", O_AS_OF_FILLS),
+	OPT("as-of", O_AS_OF), FLAG("withdraw", O_WITHDRAW), OPT_END};
 static const struct option audit_opts[] = {OPT_COMMON, FLAG("verify", O_VERIFY),
 					   OPT("since", O_SINCE), OPT("file", O_FILE), OPT_END};
 static const struct option watch_opts[] = {OPT_COMMON, OPT("count", O_COUNT),
@@ -97,14 +107,21 @@ static const struct {
      "--to must be less restrictive than the scope's mode now ('breaker status')"},
     {BREAKER__STATUS__ERR_AMBIGUOUS,
      "several latches hold this scope: name one with --reason-code "
-     "('breaker status' lists them), or --force to release them all"},
+     "('breaker status' lists them), or --force to lower every latch together by one "
+     "stage (add --to active to release them all at once)"},
     {BREAKER__STATUS__ERR_UNAUTHORISED,
      "who may trip, kill, resume and force is set in breakerd's config: [auth] "
      "for local users, [tls] roles for certificates (docs/security.md); the "
      "refusal is in the audit log"},
     {BREAKER__STATUS__ERR_CONDITION_HOLDS,
-     "the rule that set this latch still fails: 'breaker status' shows its "
-     "utilisation; fix the cause, or --force (audited as forced)"},
+     "the rule that set this latch still fails, or (reject_rate, to active) has "
+     "too few fresh orders to show it holds: 'breaker status' shows its "
+     "utilisation; fix the cause, probe with --to reduce-only/cautious, 'breaker "
+     "rules rebase' a drawdown or balance base, or --force (audited as forced; "
+     "the rule stays armed)"},
+    {BREAKER__STATUS__ERR_REQUEST_ID_REUSED,
+     "nothing was applied: that request id belongs to another command; run it "
+     "again without BREAKER_REQUEST_ID (a fresh id)"},
     {BREAKER__STATUS__ERR_NOT_DURABLE,
      "breakerd's audit log is failing, and a resume needs its record on disk first"},
 };
@@ -169,9 +186,28 @@ int cli_config(struct cli *c)
 	return 0;
 }
 
+/*
+ * A fresh random id per command; BREAKER_REQUEST_ID=N resends a command
+ * whose answer was lost under its first id (breakerd answers a genuine
+ * resend from the same caller with the first record, and refuses the id
+ * for anything else).
+ */
 static uint64_t request_id(void)
 {
+	const char *env = getenv("BREAKER_REQUEST_ID");
 	uint64_t id = 0;
+
+	if (env && *env) {
+		char *end;
+		errno = 0;
+		id = strtoull(env, &end, 10);
+		if (!errno && !*end && id && *env >= '0' && *env <= '9')
+			return id;
+		fprintf(stderr,
+		        "breaker: ignoring BREAKER_REQUEST_ID='%s': not a "
+		        "decimal id from 1 to 2^64-1\n",
+		        env);
+	}
 
 	if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != sizeof(id))
 		id = now_wall_ns() ^ ((uint64_t)getpid() << 32);
@@ -249,18 +285,40 @@ static int cli_open_tls(struct cli *c, struct bk_rpc *rpc)
 	return rv;
 }
 
-/* Open c->url (tls+tcp:// with the CLI's certificates). 0 or -errno. */
-static int cli_open(struct cli *c, struct bk_rpc *rpc)
-{
-	return strncmp(c->url, "tls+", 4) == 0 ? cli_open_tls(c, rpc)
-	                                       : bk_rpc_open(rpc, c->url, c->timeout_ms);
-}
-
 /* Did breakerd answer "already applied" (this request id, an earlier try)? */
 static bool duplicate_ack(const Breaker__Reply *r)
 {
 	return r->status == BREAKER__STATUS__OK && r->error &&
 	       strstr(r->error, "duplicate request id");
+}
+
+/*
+ * Dial c->url, proving on unix:// and ipc:// that the server end is breakerd's
+ * before anything is sent (bk_trust.h). *distrust is set when it is not; the
+ * reason is printed.
+ */
+static int cli_open(struct cli *c, const char *cmd, struct bk_rpc *rpc, bool *distrust)
+{
+	struct bk_trust t;
+	char err[768] = "";
+	int rv;
+
+	*distrust = false;
+	if (strncmp(c->url, "tls+", 4) == 0)
+		return cli_open_tls(c, rpc);
+	if (strncmp(c->url, "unix://", 7) && strncmp(c->url, "ipc://", 6))
+		return bk_rpc_open(rpc, c->url, c->timeout_ms);
+	if ((rv = bk_trust_expect(&c->cfg, &t, err, sizeof(err))) == 0)
+		rv =
+		    bk_rpc_open_trusted(rpc, c->url, c->timeout_ms, &t, err, sizeof(err));
+	if (rv == -EPERM && err[0]) {
+		*distrust = true;
+		fprintf(stderr,
+		        "breaker %s: refusing to send to %s: %s\n"
+		        "nothing was sent.\n",
+		        cmd, c->url, err);
+	}
+	return rv;
 }
 
 /*
@@ -281,7 +339,7 @@ int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,
 	const char *urls[2], *failed = NULL;
 	struct bk_rpc rpc;
 	int n = 0, rv = 0, failed_err = 0;
-	bool sent = false, failed_sent = false;
+	bool sent = false, failed_sent = false, distrust = false;
 
 	*reply = NULL;
 	if ((rv = cli_config(c)))
@@ -300,12 +358,22 @@ int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,
 	for (int i = 0; i < n; i++) {
 		c->url = urls[i];
 		sent = false;
-		if ((rv = cli_open(c, &rpc)) == 0) {
+		if ((rv = cli_open(c, cmd, &rpc, &distrust)) == 0) {
 			rv = bk_rpc_call(&rpc, req, reply);
 			bk_rpc_close(&rpc);
 			sent = true;
 			if (rv == 0)
 				break;
+		}
+		/* a server end that is not breakerd's: said, and nothing more is
+		 * sent anywhere (bk_trust.h) */
+		if (distrust) {
+			if (failed_sent && changes_state)
+				fprintf(stderr,
+				        "breaker %s: the try over %s (%s) may have been "
+				        "applied\n",
+				        cmd, failed, strerror(-failed_err));
+			return BX_UNREACHABLE;
 		}
 		if (rv == -EINVAL || i + 1 == n)
 			break;
@@ -334,6 +402,87 @@ int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,
 		        duplicate_ack(*reply) ? "applied by the earlier try over"
 		                              : "applied over",
 		        duplicate_ack(*reply) ? failed : c->url, req->request_id);
+	return 0;
+}
+
+/* Move page's strategy scopes onto the end of *arr (n of them), page keeps none. */
+static int take_scopes(Breaker__Scope ***arr, size_t *n, Breaker__Scope ***from,
+                       size_t *nfrom)
+{
+	Breaker__Scope **grown;
+
+	if (!*nfrom)
+		return 0;
+	if (!(grown = realloc(*arr, (*n + *nfrom) * sizeof(*grown))))
+		return -ENOMEM;
+	memcpy(grown + *n, *from, *nfrom * sizeof(*grown));
+	*arr = grown;
+	*n += *nfrom;
+	*nfrom = 0; /* the page's array goes, its scopes now belong to *arr */
+	return 0;
+}
+
+/*
+ * A Status or ListStrategies, every page of it: breakerd answers a big table
+ * in pages ("truncated: more from slot N"); they are asked for in turn and
+ * joined into one reply, as if it had fitted. As cli_call.
+ */
+int cli_query_pages(struct cli *c, const char *cmd, Breaker__Request *req,
+                    Breaker__Reply **reply)
+{
+	static const char more[] = "truncated: more from slot ";
+	Breaker__Reply *page = NULL;
+	uint32_t *offset, *limit;
+	protobuf_c_boolean *has_offset, *has_limit;
+	int rv;
+
+	if (req->cmd_case == BREAKER__REQUEST__CMD_STATUS) {
+		offset = &req->status->offset, has_offset = &req->status->has_offset;
+		limit = &req->status->limit, has_limit = &req->status->has_limit;
+	} else {
+		offset = &req->list->offset, has_offset = &req->list->has_offset;
+		limit = &req->list->limit, has_limit = &req->list->has_limit;
+	}
+	*has_limit = 1;
+	*limit = 256; /* what breakerd sends at most per page */
+	if ((rv = cli_call(c, cmd, req, reply, false)))
+		return rv;
+	while ((*reply)->status == BREAKER__STATUS__OK && (*reply)->error &&
+	       strncmp((*reply)->error, more, sizeof(more) - 1) == 0) {
+		char *end;
+		unsigned long next =
+		    strtoul((*reply)->error + sizeof(more) - 1, &end, 10);
+
+		if (*end || next <= *offset || next > UINT32_MAX) {
+			fprintf(stderr,
+			        "breaker %s: breakerd's page marker is not understood: "
+			        "%s\n",
+			        cmd, (*reply)->error);
+			break;
+		}
+		*has_offset = 1;
+		*offset = (uint32_t)next;
+		if ((rv = cli_call(c, cmd, req, &page, false))) {
+			breaker__reply__free_unpacked(*reply, NULL);
+			*reply = NULL;
+			return rv;
+		}
+		if (page->status != BREAKER__STATUS__OK || !page->info ||
+		    !(*reply)->info ||
+		    take_scopes(&(*reply)->info->tripped, &(*reply)->info->n_tripped,
+		                &page->info->tripped, &page->info->n_tripped) ||
+		    take_scopes(&(*reply)->strategies, &(*reply)->n_strategies,
+		                &page->strategies, &page->n_strategies)) {
+			breaker__reply__free_unpacked(*reply, NULL);
+			*reply = page; /* its refusal (or what it is) is the answer */
+			return 0;
+		}
+		/* the last page's marker (or none) is the joined reply's */
+		free((*reply)->error);
+		(*reply)->error = page->error;
+		page->error = NULL;
+		breaker__reply__free_unpacked(page, NULL);
+	}
 	return 0;
 }
 
@@ -421,32 +570,73 @@ static const struct cmd cmds[] = {
      "                   'breaker status' lists them)\n"
      "  --to MODE        reduce-only, cautious or active (default: the next stage)\n"
      "  --reason TEXT    why, for the audit log (required)\n"
-     "  --force          skip stages, release every latch, or resume while an\n"
-     "                   invariant still fails; audited as forced\n"
+     "  --force          audited as forced; it lets a resume (each alone or together):\n"
+     "                   - skip stages, with --to (else it goes one stage);\n"
+     "                   - act on every latch at once when several hold and no\n"
+     "                     --reason-code is given: each is lowered to one stage\n"
+     "                     below the scope's mode, or to --to (--to active\n"
+     "                     releases them all);\n"
+     "                   - go ahead while a rule still fails: the rule stays\n"
+     "                     armed and trips again if it gets worse, or after its\n"
+     "                     rearm_ms if still failing\n"
      "  --json           print breakerd's reply as one JSON object\n"
      "\n"
      "example: breaker resume --strategy momo-eu-1 --reason-code manual_halt \\\n"
      "             --reason \"positions reconciled, ticket 4711\"\n",
      EXITS_RESUME, false},
-    {"register", cmd_register, plain_opts, 1, 1, "<strategy>", "<strategy> [--json]",
+    {"register", cmd_register, register_opts, 1, 1, "<strategy>",
+     "<strategy> [--telemetry segment|remote] [--json]",
      "register a strategy with breakerd",
      "Register a strategy: breakerd gives it a slot in the shared-memory table.\n"
      "\n"
-     "  --json  print breakerd's reply as one JSON object\n",
+     "  --telemetry SRC  where its rules read telemetry: segment (default: the\n"
+     "                   engine writes the telemetry segment on this host) or\n"
+     "                   remote (Report messages from an engine elsewhere, sent\n"
+     "                   by a user or certificate allowed to report); the other\n"
+     "                   source is refused for this strategy\n"
+     "  --json           print breakerd's reply as one JSON object\n",
      EXITS_CHANGE, false},
-    {"reconcile", cmd_reconcile, plain_opts, 1, INT_MAX, "<strategy>=<position>",
-     "<strategy>=<position> [<strategy>=<position> ...] [--json]",
-     "post the venue's positions (reconciliation rule)",
+    {"reconcile", cmd_reconcile, reconcile_opts, 1, INT_MAX, "<strategy>=<position>",
+     "<strategy>=<position> ... [--as-of-fills N | --as-of TIME] [--json]\n"
+     "       breaker reconcile --withdraw <strategy> ... [--json]",
+     "post the venue's positions as of a point (reconciliation rule)",
      "Post the venue's (or back office's) net position of one or more strategies,\n"
-     "as a notional. breakerd compares each with the position the engine reports:\n"
-     "the reconciliation rule warns, then trips, when they drift apart. Every\n"
-     "position is checked before anything is sent, and breakerd applies all of\n"
-     "them or none. At most 64 per command. Restricted like resume ([auth]).\n"
+     "as a notional, true as of a point: the engine's fill count (--as-of-fills)\n"
+     "or a time (--as-of). breakerd judges each ONCE against the position the\n"
+     "engine reported at that same point, and prints the break report: engine\n"
+     "position at the as-of point, reconciled, break, limit, verdict. A break\n"
+     "above the limit trips the rule (once); the verdict stands until the next\n"
+     "reconciliation, a withdrawal, or [rules] reconcile_max_age_ms. A point\n"
+     "breakerd's history no longer covers is \"unknown\": never a trip. Without\n"
+     "an as-of point the position is taken as of its arrival. Every position is\n"
+     "checked before anything is sent, and breakerd applies all of them or none.\n"
+     "At most 64 per command; each is audited. Restricted like resume ([auth]).\n"
      "\n"
-     "  <position>  a finite decimal number: 1250, -3.5, 1.2e6 (not nan, inf, hex)\n"
-     "  --json      print breakerd's reply as one JSON object\n"
+     "  <position>        a finite decimal number: 1250, -3.5, 1.2e6 (not nan, inf)\n"
+     "  --as-of-fills N   true after the engine's Nth fill (its fills counter)\n"
+     "  --as-of TIME      true at TIME: ISO-8601 UTC, epoch seconds, or 30s/5m ago\n"
+     "  --withdraw        the arguments are strategies: withdraw their\n"
+     "                    reconciliation (audited; no verdict, no trip)\n"
+     "  --json            print breakerd's reply as one JSON object\n"
      "\n"
-     "example: breaker reconcile momo-eu-1=-1250000 arb-us-2=0\n",
+     "example: breaker reconcile momo-eu-1=-1250000 arb-us-2=0 --as-of-fills 4711\n",
+     EXITS_CHANGE, false},
+    {"rules", cmd_rules, rules_opts, 3, 3, "rebase <strategy> <rule>",
+     "rebase <strategy> drawdown|invariant --reason TEXT [--json]",
+     "give a level rule a new base (drawdown peak, balance base)",
+     "rebase: an operator's audited new base for a level rule of one strategy:\n"
+     "  drawdown   the peak PnL becomes the current PnL\n"
+     "  invariant  the balance base becomes the current balance less fill cash\n"
+     "             plus fees (as if the engine stated its opening balance now)\n"
+     "Use it at the start of a trading day, or after an investigated loss, instead\n"
+     "of forcing a resume past a violated rule: the rule is judged from the new\n"
+     "base at once. Latches are not touched (resume releases them). Restricted\n"
+     "like a forced resume ([auth] resume and force); audited; replayed at boot.\n"
+     "\n"
+     "  --reason TEXT  why, for the audit log (required)\n"
+     "  --json         print breakerd's reply as one JSON object\n"
+     "\n"
+     "example: breaker rules rebase momo-eu-1 drawdown --reason \"new trading day\"\n",
      EXITS_CHANGE, false},
     {"status", cmd_status, plain_opts, 0, 0, NULL, "[--json]",
      "global mode, tripped strategies, rule warnings, engine acks",
@@ -694,6 +884,18 @@ static int store_opt(struct cli_args *a, int o, char *arg)
 		break;
 	case O_FORMAT:
 		a->format = arg;
+		break;
+	case O_TELEMETRY:
+		a->telemetry = arg;
+		break;
+	case O_AS_OF_FILLS:
+		a->as_of_fills = arg;
+		break;
+	case O_AS_OF:
+		a->as_of = arg;
+		break;
+	case O_WITHDRAW:
+		a->withdraw = true;
 		break;
 	default:
 		return -1;

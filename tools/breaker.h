@@ -17,6 +17,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <limits.h>
+
+#include "bk_audit.h"
 #include "bk_config.h"
 #include "breaker.pb-c.h"
 
@@ -63,8 +66,11 @@ struct cli_args {
 	char **pos;      /* the arguments, in order (points into argv) */
 	int npos;
 	char *strategy, *mode, *reason, *reason_code, *to, *since, *file;
-	char *count, *timeout_ms; /* watch */
-	char *until, *format;     /* incident export */
+	char *count, *timeout_ms;  /* watch */
+	char *until, *format;      /* incident export */
+	char *telemetry;           /* register: segment | remote */
+	char *as_of_fills, *as_of; /* reconcile */
+	bool withdraw;
 	bool json, force, verify, help;
 };
 
@@ -73,6 +79,8 @@ int cli_config(struct cli *c);
 int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,
              Breaker__Reply **reply, bool changes_state);
 int cli_refused(const Breaker__Reply *r);
+int cli_query_pages(struct cli *c, const char *cmd, Breaker__Request *req,
+                    Breaker__Reply **reply);
 int cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -84,6 +92,7 @@ int cmd_kill(struct cli *c, const struct cli_args *a);
 int cmd_resume(struct cli *c, const struct cli_args *a);
 int cmd_register(struct cli *c, const struct cli_args *a);
 int cmd_reconcile(struct cli *c, const struct cli_args *a);
+int cmd_rules(struct cli *c, const struct cli_args *a);
 
 /* breaker_show.c */
 int cmd_status(struct cli *c, const struct cli_args *a);
@@ -94,6 +103,19 @@ int cmd_watch(struct cli *c, const struct cli_args *a);
 
 /* breaker_audit.c */
 int cmd_audit(struct cli *c, const struct cli_args *a);
+
+/* The audit log's durable heads (bk_tail.h), for audit and incident export. */
+struct audit_heads {
+	struct bk_audit_head file, shm;
+	bool have_file, have_shm;
+	char problem[PATH_MAX + 80];
+};
+/* configured: path is the config's log (the segment's head applies too). */
+void audit_heads_read(struct cli *c, const char *path, bool configured,
+                      struct audit_heads *h);
+uint64_t audit_heads_seq(const struct audit_heads *h); /* scan to this seq */
+/* A log shorter than or different from its heads becomes CORRUPT. */
+void audit_heads_judge(const struct audit_heads *h, struct bk_audit_scan *scan);
 int parse_since(const char *s, uint64_t now_ns, uint64_t *out);
 
 /* breaker_health.c */

@@ -459,9 +459,13 @@ static void md_tables(const struct inc *x)
 		const struct actor *a = &x->actors[i];
 		fputs("| ", stdout);
 		put_md(stdout, a->user);
-		printf("%s | %" PRIu32 " | %u | %u | %u | %u | %u |\n",
-		       strcmp(a->user, DAEMON_USER) ? "" : " (rules, boot)", a->uid,
-		       a->trips, a->resumes, a->forced, a->reconciles, a->other);
+		printf("%s | ", strcmp(a->user, DAEMON_USER) ? "" : " (rules, boot)");
+		if (a->uid == UINT32_MAX) /* a certificate: its CN is in the name */
+			fputs("certificate", stdout);
+		else
+			printf("%" PRIu32, a->uid);
+		printf(" | %u | %u | %u | %u | %u |\n", a->trips, a->resumes, a->forced,
+		       a->reconciles, a->other);
 	}
 	printf("\n## Timeline\n\n| seq | time (UTC) | +t | event | scope | mode | reason "
 	       "| by | "
@@ -517,16 +521,28 @@ static void md_row(struct inc *x, const Breaker__AuditRecord *rec)
 		printf(" | | ");
 	if (rec->has_reason_code &&
 	    rec->reason_code == BREAKER__REASON_CODE__REASON_NONE && rec->forced)
-		fputs("all latches", stdout);
+		fputs("every latch", stdout);
 	else if (rec->has_reason_code)
 		fputs(reason_name(rec->reason_code), stdout);
 	fputs(" | ", stdout);
 	put_md(stdout, rec->user ? rec->user : "?");
-	printf(" (uid %" PRIu32 ") | ", rec->uid);
+	if (rec->peer_cn) { /* a certificate caller: no uid, its CN */
+		fputs(" (cn ", stdout);
+		put_md(stdout, rec->peer_cn);
+		fputs(") | ", stdout);
+	} else if (rec->has_uid && rec->uid == UINT32_MAX) {
+		fputs(" (no uid) | ", stdout);
+	} else {
+		printf(" (uid %" PRIu32 ") | ", rec->uid);
+	}
 	if (rec->rule && rec->has_measured && rec->has_threshold)
 		printf("measured %s, threshold %s: ", fmt_num(b, rec->measured),
 		       fmt_num(c, rec->threshold));
 	put_md(stdout, rec->rule && rec->evidence ? rec->evidence : rec->reason);
+	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__CONFIG && rec->config_diff) {
+		fputs("; changed: ", stdout);
+		put_md(stdout, rec->config_diff);
+	}
 	fputs(" |\n", stdout);
 	if (rec->seq == x->resolved.seq && !x->held_in_period)
 		printf("| | %s | %s | **RESOLVED** | every scope tripped in the period | "
@@ -695,13 +711,13 @@ static int parse_opts(const struct cli_args *a, struct inc *x)
 	return 0;
 }
 
-static int scan(const char *path, bk_audit_record_fn fn, struct inc *x,
+static int scan(const char *path, bk_audit_record_fn fn, struct inc *x, uint64_t at_seq,
                 struct bk_audit_scan *s)
 {
 	int rv;
 
 	memset(s, 0, sizeof(*s));
-	rv = bk_audit_scan(path, fn, x, s);
+	rv = bk_audit_scan_to(path, fn, x, at_seq, s);
 	if (rv != 0) {
 		fprintf(stderr, "breaker incident: cannot read audit log %s: %s\n", path,
 		        rv < 0 ? strerror(-rv) : "scan stopped");
@@ -710,7 +726,45 @@ static int scan(const char *path, bk_audit_record_fn fn, struct inc *x,
 	return 0;
 }
 
-static void report(struct inc *x, const char *path)
+/* Records past the damage (bk_audit_scan_rest): shown, never counted. */
+static int pass_rest(const Breaker__AuditRecord *rec, uint64_t offset, void *arg)
+{
+	struct inc *x = arg;
+
+	(void)offset;
+	if (!in_period(x, rec))
+		return 0;
+	if (x->json)
+		json_row(x, rec);
+	else
+		md_row(x, rec);
+	x->rows++;
+	return 0;
+}
+
+static void report_rest(struct inc *x, const char *path, const struct bk_audit_scan *dmg)
+{
+	x->rows = 0;
+	if (x->json) {
+		fputs("],\"unverified_after_damage\":[", stdout);
+	} else {
+		printf(
+		    "\n## After the damage (UNVERIFIED)\n\nThe audit log is damaged at "
+		    "offset %" PRIu64 " (",
+		    dmg->valid_len);
+		put_md(stdout, dmg->why);
+		printf(
+		    "). These records were found past the damage by resyncing on the "
+		    "next whole frame: UNVERIFIED (their chain is not checked), not "
+		    "counted in the figures above.\n\n| seq | time (UTC) | +t | event | "
+		    "scope | mode | reason | by | detail |\n|---|---|---|---|---|---|---|"
+		    "---|---|\n");
+	}
+	if (bk_audit_scan_rest(path, dmg, pass_rest, x) < 0)
+		fprintf(stderr, "breaker incident: cannot read past the damage\n");
+}
+
+static void report(struct inc *x, const char *path, const struct bk_audit_scan *dmg)
 {
 	struct figures f;
 	struct bk_audit_scan s;
@@ -726,7 +780,9 @@ static void report(struct inc *x, const char *path)
 		md_tables(x);
 	}
 	x->limit_seq = x->last_seq;
-	scan(path, pass2, x, &s);
+	scan(path, pass2, x, 0, &s);
+	if (dmg->verdict == BK_AUDIT_CORRUPT)
+		report_rest(x, path, dmg);
 	if (x->json)
 		fputs("]}\n", stdout);
 	else
@@ -737,6 +793,7 @@ int cmd_incident(struct cli *c, const struct cli_args *a)
 {
 	struct inc *x = calloc(1, sizeof(*x));
 	struct bk_audit_scan s;
+	struct audit_heads h;
 	const char *path = a->file;
 	int rv;
 
@@ -747,18 +804,23 @@ int cmd_incident(struct cli *c, const struct cli_args *a)
 	}
 	if ((rv = parse_opts(a, x)) == 0 && !path && (rv = cli_config(c)) == 0)
 		path = c->cfg.audit_path;
-	if (rv == 0 && (rv = scan(path, pass1, x, &s)) == 0) {
+	if (rv == 0)
+		audit_heads_read(c, path, !a->file, &h);
+	if (rv == 0 && (rv = scan(path, pass1, x, audit_heads_seq(&h), &s)) == 0) {
+		audit_heads_judge(&h, &s); /* a log cut at a record boundary says so */
 		if (!x->started)
 			period_starts(x);
-		report(x, path);
+		report(x, path, &s);
 		if (s.verdict != BK_AUDIT_OK) {
 			fprintf(stderr,
 			        "breaker incident: the audit log did NOT verify (");
 			put_text(stderr, s.why);
-			fprintf(stderr,
-			        "): the export covers the %" PRIu64 " records before the "
-			        "damage only; see 'breaker audit --verify'\n",
-			        s.records);
+			fprintf(
+			    stderr,
+			    "): the figures cover the %" PRIu64 " records before the "
+			    "damage only; records after it are listed UNVERIFIED; see "
+			    "'breaker audit --verify'\n",
+			    s.records);
 			rv = BX_AUDIT;
 		}
 	}

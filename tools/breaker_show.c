@@ -34,10 +34,16 @@ static void put_latch(FILE *f, const Breaker__Latch *l)
 	        l->has_reason_code ? reason_name(l->reason_code) : "?",
 	        opt_mode(l->has_mode, l->mode));
 	put_name(f, l->actor_name ? l->actor_name : "?");
-	fputs(" (uid ", f);
-	put_u32(f, l->has_actor_uid, l->actor_uid);
-	fputs(", pid ", f);
-	put_u32(f, l->has_actor_pid, l->actor_pid);
+	if (l->has_actor_uid && l->actor_uid == UINT32_MAX) {
+		/* a certificate (or TCP) caller has no uid or pid: its name is
+		 * "tls:<CN>" (the audit record has the whole CN) */
+		fputs(" (certificate, no uid", f);
+	} else {
+		fputs(" (uid ", f);
+		put_u32(f, l->has_actor_uid, l->actor_uid);
+		fputs(", pid ", f);
+		put_u32(f, l->has_actor_pid, l->actor_pid);
+	}
 	fprintf(f, ") at %s",
 	        l->has_since_wall_ns ? fmt_time(t, l->since_wall_ns, 3) : "?");
 	if (l->has_audit_seq)
@@ -94,6 +100,15 @@ static void put_warning(FILE *f, const Breaker__RuleState *w)
 	        w->has_threshold ? fmt_num(t, w->threshold) : "?");
 	if (w->has_violated && w->violated)
 		fputs(" VIOLATED", f);
+	/* forced past while violated: it is not blind, say when it trips */
+	if (w->has_rearmed && w->rearmed) {
+		fprintf(f, " (forced resume: re-armed, trips again above %s",
+		        w->has_rearm_util ? fmt_pct(u, w->rearm_util) : "?%");
+		if (w->has_rearm_in_ms)
+			fprintf(f, " or in %" PRIu64 " ms if still violated",
+			        w->rearm_in_ms);
+		fputc(')', f);
+	}
 	fputc('\n', f);
 }
 
@@ -105,6 +120,28 @@ static void put_warnings(FILE *f, const Breaker__StatusInfo *in)
 	}
 	for (size_t i = 0; i < in->n_warnings; i++)
 		put_warning(f, in->warnings[i]);
+}
+
+/* "  strategy alpha: engine 5100, reconciled 2100, break 3000, limit 1000: break" */
+static void put_reconciliations(FILE *f, const Breaker__StatusInfo *in)
+{
+	char a[BX_NUM_LEN], b[BX_NUM_LEN], c[BX_NUM_LEN], d[BX_NUM_LEN];
+
+	if (in->n_reconciliations == 0)
+		return;
+	fputs("reconciliations (latest per strategy):\n", f);
+	for (size_t i = 0; i < in->n_reconciliations; i++) {
+		const Breaker__RuleState *rs = in->reconciliations[i];
+
+		fputs("  strategy ", f);
+		put_name(f, rs->strategy ? rs->strategy : "?");
+		fprintf(f, ": engine %s, reconciled %s, break %s, limit %s: %s\n",
+		        rs->has_engine_position ? fmt_num(a, rs->engine_position) : "?",
+		        rs->has_reconciled ? fmt_num(b, rs->reconciled) : "?",
+		        rs->has_measured ? fmt_num(c, rs->measured) : "?",
+		        rs->has_threshold ? fmt_num(d, rs->threshold) : "?",
+		        rs->verdict ? rs->verdict : "?");
+	}
 }
 
 /* "  strategy alpha pid 4242: acked in 1.23 ms" / "NOT ACKED (seq 6 < 7)" */
@@ -207,6 +244,7 @@ static void put_status(FILE *f, const struct cli *c, const Breaker__StatusInfo *
 	for (size_t i = 0; i < in->n_tripped; i++)
 		put_scope_state(f, in->tripped[i], gmode);
 	put_warnings(f, in);
+	put_reconciliations(f, in);
 	put_acks(f, in);
 	fputs("daemon heartbeat: ", f);
 	if (!in->has_heartbeat_age_ns)
@@ -221,6 +259,13 @@ static void put_status(FILE *f, const struct cli *c, const Breaker__StatusInfo *
 		fprintf(f, "%" PRIu64 "\n", in->audit_seq);
 	else
 		fputs("? (not in the reply)\n", f);
+	if (in->audit_problem) {
+		fputs("AUDIT LOG LOST: ", f);
+		put_text(f, in->audit_problem);
+		fputs(" -- trips hold but are not durable, resumes are refused; SIGHUP "
+		      "breakerd to write the log anew\n",
+		      f);
+	}
 }
 
 /* One read-only request; prints a refusal. 0 with *r set, or the exit status. */
@@ -229,7 +274,7 @@ static int query(struct cli *c, const char *cmd, Breaker__Request *req, bool jso
 {
 	int rv;
 
-	if ((rv = cli_call(c, cmd, req, r, false)))
+	if ((rv = cli_query_pages(c, cmd, req, r)))
 		return rv;
 	if (json)
 		json_reply(stdout, *r);

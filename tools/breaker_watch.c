@@ -25,6 +25,7 @@
 #include <nng/protocol/pubsub0/sub.h>
 
 #include "bk_rpc.h"
+#include "bk_trust.h"
 #include "breaker.h"
 
 #define BX_EVENT_MAX         (64 * 1024) /* breakerd's events are well under 1 KiB */
@@ -79,7 +80,7 @@ static void put_event_change(FILE *f, const Breaker__Event *ev)
 	    (ev->reason_code == BREAKER__REASON_CODE__REASON_NONE && !ev->forced))
 		cols = fprintf(f, "-");
 	else if (ev->reason_code == BREAKER__REASON_CODE__REASON_NONE)
-		cols = fprintf(f, "all-latches");
+		cols = fprintf(f, "every-latch");
 	else
 		cols = fprintf(f, "%s", reason_name(ev->reason_code));
 	put_pad(f, cols, 20);
@@ -96,7 +97,10 @@ static void put_event(FILE *f, const Breaker__Event *ev)
 	fprintf(f, "%s %-8s ", ev->has_wall_ns ? fmt_time(t, ev->wall_ns, 6) : "?",
 	        event_kind(ev));
 	put_event_change(f, ev);
-	if (ev->has_actor_uid)
+	if (ev->has_actor_uid && ev->actor_uid == UINT32_MAX)
+		fputs(" uid=-",
+		      f); /* a certificate caller ('breaker audit' has its CN) */
+	else if (ev->has_actor_uid)
 		fprintf(f, " uid=%" PRIu32, ev->actor_uid);
 	if (ev->has_forced && ev->forced)
 		fputs(" FORCED", f);
@@ -154,6 +158,19 @@ static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 		        "breaker watch: lost breakerd at %s; reconnecting (events until "
 		        "then are missed)\n",
 		        w->url);
+}
+
+/* Events from a socket someone else could have put there are not breakerd's. */
+static int watch_trusted(const struct cli *c, const char *url)
+{
+	struct bk_trust t;
+	char err[768] = "";
+
+	if (bk_trust_expect(&c->cfg, &t, err, sizeof(err)) == 0 &&
+	    bk_trust_server(&t, url, -1, err, sizeof(err)) == 0)
+		return 0;
+	fprintf(stderr, "breaker watch: refusing to listen to %s: %s\n", url, err);
+	return BX_UNREACHABLE;
 }
 
 static int sub_open(struct watch *w)
@@ -309,6 +326,8 @@ int cmd_watch(struct cli *c, const struct cli_args *a)
 	if ((rv = cli_config(c)))
 		return rv;
 	w.url = c->cfg.pub_url;
+	if ((rv = watch_trusted(c, w.url)))
+		return rv;
 	w.count = (unsigned long)count;
 	w.timeout_ms = timeout;
 	atomic_init(&w.connects, 0);

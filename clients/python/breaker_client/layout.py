@@ -37,6 +37,11 @@ FIELDS: Final[dict[str, Field]] = {
     "hdr.heartbeat_bound_ns": Field(48, 8, "Q"),
     "hdr.strategy_count": Field(56, 4, "I"),
     "heartbeat_ns": Field(64, 8, "Q"),
+    # the audit log's durable head: breakerd's own, engines ignore it
+    "audit.lock": Field(72, 4, "I"),
+    "audit.seq": Field(80, 8, "Q"),
+    "audit.end": Field(88, 8, "Q"),
+    "audit.hash": Field(96, 32, "32s"),
     "change_seq": Field(128, 4, "I"),
     "global": Field(192, 64, "64s"),
     "strategies": Field(256, 262144, "262144s"),
@@ -61,8 +66,12 @@ FIELDS: Final[dict[str, Field]] = {
     "slot.ack_seq": Field(32, 4, "I"),
     "slot.pid": Field(36, 4, "I"),
     "slot.ack_ns": Field(40, 8, "Q"),
+    # the opening-balance statement, written under gseq with the money words
+    "slot.opening_base": Field(48, 8, "d"),
+    "slot.opening_fills": Field(56, 8, "Q"),
     # line 1: money words, published together under the seqlock gseq
     "slot.gseq": Field(64, 4, "I"),
+    "slot.opening_seq": Field(68, 4, "I"),
     "slot.fills": Field(72, 8, "Q"),
     "slot.fill_cash": Field(80, 8, "d"),
     "slot.fees": Field(88, 8, "d"),
