@@ -11,6 +11,7 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
 
 #include "bk_rpc.h"
 #include "bk_tls.h"
@@ -139,6 +140,7 @@ int bk_rpc_open(struct bk_rpc *r, const char *url, int timeout_ms)
 struct bk_rpc_peer {
 	struct bk_trust trust;
 	_Atomic uint64_t refused; /* 1 + the uid of the last pipe refused; 0: none */
+	_Atomic int added;        /* a pipe passed the check and joined */
 };
 
 /*
@@ -157,6 +159,23 @@ static void peer_check(nng_pipe p, nng_pipe_ev ev, void *arg)
 		return;
 	atomic_store(&peer->refused, 1 + uid);
 	nng_pipe_close(p);
+}
+
+static void peer_added(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct bk_rpc_peer *peer = arg;
+
+	(void)p;
+	(void)ev;
+	atomic_store(&peer->added, 1);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static int open_ipc_trusted(struct bk_rpc *r, const char *url, int timeout_ms,
@@ -179,12 +198,27 @@ static int open_ipc_trusted(struct bk_rpc *r, const char *url, int timeout_ms,
 		return bk_rpc_errno(rv);
 	}
 	r->open = 1;
+	if ((rv = ipc_probe(url + 6)) < 0) { /* nobody listening: say so now */
+		bk_rpc_close(r);
+		return rv;
+	}
+	/*
+	 * Dial in the background and wait for the pipe, bounded by timeout_ms: a
+	 * synchronous dial waits for the handshake as long as nng's own 10 s (a
+	 * stopped daemon), whatever the caller's timeout. Either way the check
+	 * runs before the pipe joins the socket: nothing is ever sent over a
+	 * refused one.
+	 */
 	if ((rv = nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_PRE, peer_check, peer)) ||
-	    (rv = nng_dial(r->sock, url, NULL, 0))) {
+	    (rv = nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_POST, peer_added, peer)) ||
+	    (rv = nng_dial(r->sock, url, NULL, NNG_FLAG_NONBLOCK))) {
 		bk_rpc_close(r);
 		return bk_rpc_errno(rv);
 	}
-	/* the callback ran before the dial returned: refused pipes never joined */
+	for (uint64_t end = mono_ms() + (uint64_t)timeout_ms;
+	     !atomic_load(&peer->added) && !atomic_load(&peer->refused) &&
+	     mono_ms() < end;)
+		nng_msleep(1);
 	if ((refused = atomic_load(&peer->refused)) != 0) {
 		snprintf(err, errlen,
 		         "the server at %s runs as uid %llu, not as breakerd's (%s): "
@@ -192,6 +226,10 @@ static int open_ipc_trusted(struct bk_rpc *r, const char *url, int timeout_ms,
 		         url, (unsigned long long)(refused - 1), t->why);
 		bk_rpc_close(r);
 		return -EPERM;
+	}
+	if (!atomic_load(&peer->added)) { /* no handshake in time: nothing sent */
+		bk_rpc_close(r);
+		return -ETIMEDOUT;
 	}
 	return 0;
 }
