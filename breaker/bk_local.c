@@ -171,14 +171,18 @@ static void limited_warn(struct bk_local *l, const char *what, uint32_t uid,
                          const char *why)
 {
 	uint64_t now = mono_ns();
+	char who[32];
 
 	if (now - l->warned_ns < 1000000000ull && l->warned_ns)
 		return;
 	l->warned_ns = now;
-	bk_warn("local socket: connection from %s%.0u %s: %s (%llu refused, %llu "
-	        "idle evicted, %llu idle timed out so far)",
-	        uid == UINT32_MAX ? "a peer not asked" : "uid ",
-	        uid == UINT32_MAX ? 0 : uid, what, why, (unsigned long long)l->refused,
+	if (uid == UINT32_MAX)
+		snprintf(who, sizeof(who), "a peer not asked");
+	else
+		snprintf(who, sizeof(who), "uid %u", uid);
+	bk_warn("local socket: connection from %s %s: %s (%llu refused, %llu idle "
+	        "evicted, %llu idle timed out so far)",
+	        who, what, why, (unsigned long long)l->refused,
 	        (unsigned long long)l->evicted, (unsigned long long)l->timed_out);
 }
 
