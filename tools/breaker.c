@@ -336,7 +336,7 @@ static int cli_open(struct cli *c, const char *cmd, struct bk_rpc *rpc, bool *di
 int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,
              Breaker__Reply **reply, bool changes_state)
 {
-	const char *urls[2], *failed = NULL;
+	const char *urls[2], *failed = NULL, *named = NULL;
 	struct bk_rpc rpc;
 	int n = 0, rv = 0, failed_err = 0;
 	bool sent = false, failed_sent = false, distrust = false;
@@ -365,6 +365,10 @@ int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,
 			if (rv == 0)
 				break;
 		}
+		/* the error names the transport that got furthest; if none had
+		 * a socket, the first (ipc_url for queries) */
+		if (!named || sent || rv != -ECONNREFUSED)
+			named = c->url;
 		/* a server end that is not breakerd's: said, and nothing more is
 		 * sent anywhere (bk_trust.h) */
 		if (distrust) {
@@ -390,6 +394,7 @@ int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,
 		failed_sent = failed_sent || sent;
 	}
 	if (rv) {
+		c->url = named;
 		if (failed_sent && changes_state)
 			fprintf(
 			    stderr,
