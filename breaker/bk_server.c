@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -92,16 +93,29 @@ static int listen_tls(nng_socket sock, const struct bk_config *cfg, char *err,
 struct bk_pipe_rec {
 	uint32_t pipe_id;
 	uint32_t uid;
+	uint64_t last_ns; /* joined, or its last request (monotonic) */
+	bool rep;         /* a command pipe (event subscribers never send) */
 };
 
 struct bk_pipe_caps {
 	pthread_mutex_t mtx;
 	uint32_t max_per_uid;
 	uint32_t daemon_uid;
+	int rep_id;       /* nng_socket_id of the command socket */
+	uint64_t idle_ns; /* command pipes silent this long are closed */
+	uint64_t next_sweep_ns;
 	struct bk_pipe_rec *recs; /* every counted pipe, unordered */
 	size_t n, cap;
-	uint64_t refused;
+	uint64_t refused, timed_out;
 };
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
@@ -136,7 +150,9 @@ static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 			c->cap = c->cap * 2 + 64;
 		}
 		if (c->n < c->cap)
-			c->recs[c->n++] = (struct bk_pipe_rec){id, (uint32_t)uid};
+			c->recs[c->n++] = (struct bk_pipe_rec){
+			    id, (uint32_t)uid, mono_ns(),
+			    nng_socket_id(nng_pipe_socket(p)) == c->rep_id};
 		else /* out of memory: uncounted, so refused unless exempt */
 			close_it = uid != 0 && uid != c->daemon_uid;
 	}
@@ -158,6 +174,8 @@ static int caps_open(struct bk_server *s, const struct bk_config *cfg)
 	pthread_mutex_init(&c->mtx, NULL);
 	c->max_per_uid = cfg->max_conns_per_uid;
 	c->daemon_uid = (uint32_t)geteuid();
+	c->rep_id = nng_socket_id(s->rep);
+	c->idle_ns = (uint64_t)cfg->idle_timeout_ms * 1000000ull;
 	s->caps = c;
 	if (nng_pipe_notify(s->rep, NNG_PIPE_EV_ADD_PRE, pipe_event, c) ||
 	    nng_pipe_notify(s->rep, NNG_PIPE_EV_REM_POST, pipe_event, c) ||
@@ -233,13 +251,50 @@ void bk_server_close(struct bk_server *s)
 	s->open = 0;
 }
 
+/* A request came over pipe id: it is not idle. */
+static void caps_touch(struct bk_pipe_caps *c, uint32_t id)
+{
+	pthread_mutex_lock(&c->mtx);
+	for (size_t i = 0; i < c->n; i++)
+		if (c->recs[i].pipe_id == id) {
+			c->recs[i].last_ns = mono_ns();
+			break;
+		}
+	pthread_mutex_unlock(&c->mtx);
+}
+
 int bk_server_recv(struct bk_server *s, nng_msg **msg)
 {
 	int rv = nng_recvmsg(s->rep, msg, NNG_FLAG_NONBLOCK);
 
 	if (rv == NNG_EAGAIN)
 		return -EAGAIN;
+	if (rv == 0 && s->caps)
+		caps_touch(s->caps, (uint32_t)nng_pipe_id(nng_msg_get_pipe(*msg)));
 	return rv ? -EIO : 0;
+}
+
+void bk_server_sweep(struct bk_server *s, uint64_t now_ns)
+{
+	struct bk_pipe_caps *c = s->caps;
+	uint32_t idle[64];
+	size_t n = 0;
+
+	bk_local_sweep(&s->local, now_ns);
+	if (!c || !c->idle_ns || now_ns < c->next_sweep_ns)
+		return;
+	c->next_sweep_ns = now_ns + 50 * 1000 * 1000;
+	pthread_mutex_lock(&c->mtx);
+	for (size_t i = 0; i < c->n && n < 64; i++)
+		if (c->recs[i].rep && now_ns > c->recs[i].last_ns + c->idle_ns) {
+			idle[n++] = c->recs[i].pipe_id;
+			c->recs[i].last_ns = now_ns; /* closing: not twice */
+		}
+	c->timed_out += n;
+	pthread_mutex_unlock(&c->mtx);
+	/* outside the lock: closing runs the REM_POST callback */
+	for (size_t i = 0; i < n; i++)
+		nng_pipe_close((nng_pipe){.id = idle[i]});
 }
 
 void bk_server_peer(const nng_msg *msg, struct bk_peer *peer)

@@ -43,6 +43,13 @@ int bk_server_open(struct bk_server *s, const struct bk_config *cfg, char *err,
                    size_t errlen);
 void bk_server_close(struct bk_server *s);
 
+/*
+ * Close idle connections (idle_timeout_ms): the local socket's, and nng's
+ * ipc:// command pipes that sent nothing for as long. From the loop's tick;
+ * it scans at most every 50 ms.
+ */
+void bk_server_sweep(struct bk_server *s, uint64_t now_ns);
+
 /* Next waiting request, never blocks: 0, or -EAGAIN when drained. */
 int bk_server_recv(struct bk_server *s, nng_msg **msg);
 

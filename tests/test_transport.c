@@ -453,6 +453,18 @@ Test(transport, a_thousand_idle_connections_on_each_transport_do_not_block_a_roo
 	                       h.cfg.cmd_url);
 	stop_child(c1);
 	stop_child(c2);
+	{ /* what the operator reads: who was refused, and why */
+		static char log[1 << 16];
+
+		cr_assert_gt(bk_h_slurp(h.log, log, sizeof(log)), 0);
+		cr_assert(strstr(log, "nng: connection from uid 65534 refused: "
+		                      "max_conns_per_uid 32 reached"),
+		          "%s", log);
+		/* one line a second: the first may be another refusal's */
+		cr_assert(strstr(log, "local socket: connection from") &&
+		              strstr(log, " refused: "),
+		          "%s", log);
+	}
 	bk_h_fini(&h);
 }
 
@@ -476,34 +488,52 @@ Test(transport, a_full_local_table_evicts_the_oldest_idle_connection_for_a_root_
 	bk_h_fini(&h);
 }
 
-/* An idle connection is closed after idle_timeout_ms: its peer reads EOF. */
-Test(transport, an_idle_local_connection_is_closed_after_the_idle_timeout)
+/* Connect to path (a stream gets nng's SP handshake), wait for EOF: ms, or -1. */
+static double closed_after(const char *path, int type)
 {
+	static const char sp_req[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0};
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct bk_h h;
-	char b;
+	char b[8];
 	double t, end;
 	ssize_t n = -1;
 	int fd;
 
-	bk_h_init(&h, "idle", FLOOD_INI "idle_timeout_ms = 300\n");
-	bk_h_start(&h);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", h.cfg.local_url + 7);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, type, 0);
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	if (type == SOCK_STREAM)
+		cr_assert_eq(write(fd, sp_req, sizeof(sp_req)), 8);
 	t = now_s();
 	end = t + 10;
 	while (now_s() < end) {
-		n = recv(fd, &b, 1, MSG_DONTWAIT);
+		n = recv(fd, b, sizeof(b), MSG_DONTWAIT); /* nng's 8-byte header first */
 		if (n == 0 || (n < 0 && errno != EAGAIN))
 			break;
 		usleep(20000);
 	}
-	fprintf(stderr, "idle local connection closed after %.0f ms (timeout 300 ms)\n",
-	        (now_s() - t) * 1e3);
-	cr_assert_eq(n, 0, "the idle connection was not closed within 10 s");
 	close(fd);
+	return n == 0 ? (now_s() - t) * 1e3 : -1;
+}
+
+/* A connection that sends nothing is closed after idle_timeout_ms: EOF. */
+Test(transport, idle_connections_are_closed_after_the_idle_timeout_on_both_transports)
+{
+	struct bk_h h;
+	double ms;
+
+	bk_h_init(&h, "idle", FLOOD_INI "idle_timeout_ms = 300\n");
+	bk_h_start(&h);
+	ms = closed_after(h.cfg.local_url + 7, SOCK_SEQPACKET);
+	fprintf(stderr, "idle local connection closed after %.0f ms (timeout 300 ms)\n",
+	        ms);
+	cr_assert_geq(ms, 0, "the idle local connection was not closed within 10 s");
+	ms = closed_after(h.cfg.cmd_url + 6, SOCK_STREAM);
+	fprintf(stderr, "idle ipc connection closed after %.0f ms (timeout 300 ms)\n",
+	        ms);
+	cr_assert_geq(ms, 0, "the idle ipc connection was not closed within 10 s");
+	/* and a caller that does send is served as before */
+	cr_assert_eq(CLI(&h, "--timeout", "1000", "status"), 0, "%s", out);
 	bk_h_fini(&h);
 }
 
