@@ -241,18 +241,20 @@ static struct bk_local_conn *evict_oldest(struct bk_local *l)
  * accept the connection, close it (its peer sees the refusal), take the
  * spare back.
  */
-static void shed_one(struct bk_local *l)
+static bool shed_one(struct bk_local *l)
 {
 	int fd;
 
-	if (l->spare_fd < 0)
-		return;
+	if (l->spare_fd < 0 &&
+	    (l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+		return false; /* none to give up: the next wake-up tries again */
 	close(l->spare_fd);
 	fd = accept4(l->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd >= 0)
 		close(fd);
 	l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	refused(l, UINT32_MAX, "breakerd is out of file descriptors");
+	return fd >= 0;
 }
 
 int bk_local_accept(struct bk_local *l)
@@ -265,10 +267,8 @@ int bk_local_accept(struct bk_local *l)
 	for (;;) {
 		fd = accept4(l->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE) {
-				shed_one(l);
+			if ((errno == EMFILE || errno == ENFILE) && shed_one(l))
 				continue;
-			}
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			break; /* EAGAIN: all accepted */
