@@ -7,6 +7,7 @@
  * Label values need no escaping: strategy names are [A-Za-z0-9._:-], reason
  * codes and rule names are ours.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <sched.h>
@@ -37,34 +38,60 @@ enum stage {
 	ST_FINISH,
 };
 
-static const char *const cmd_types[BK_CMD_TYPES] = {
-    "trip",   "resume",    "status",  "list",   "register",
-    "report", "reconcile", "invalid", "rebase",
-};
+/*
+ * Label values: derived from the protobuf-c descriptors (breaker.Status,
+ * Request's cmd oneof) and from bk_mode's one table, filled once at start,
+ * so that a new Status value or command is named without an edit here. The
+ * numbers bk_metrics_cmd_type and the counters' sizes rely on are checked
+ * here; tests/test_names.c checks that every value fits.
+ */
+_Static_assert(BREAKER__REQUEST__CMD_TRIP == 10 && BREAKER__REQUEST__CMD_RESUME == 11 &&
+                   BREAKER__REQUEST__CMD_STATUS == 12 &&
+                   BREAKER__REQUEST__CMD_LIST == 13 &&
+                   BREAKER__REQUEST__CMD_REGISTER == 14 &&
+                   BREAKER__REQUEST__CMD_REPORT == 15 &&
+                   BREAKER__REQUEST__CMD_RECONCILE == 16 &&
+                   BREAKER__REQUEST__CMD_REBASE == 25,
+               "bk_metrics_cmd_type's numbering is the Request's cmd oneof");
+_Static_assert(BK_CMD_INVALID == BREAKER__REQUEST__CMD_RECONCILE - 10 + 1 &&
+                   BK_CMD_REBASE == BK_CMD_INVALID + 1 &&
+                   BK_CMD_TYPES == BK_CMD_REBASE + 1,
+               "command type indexes");
+_Static_assert(BREAKER__STATUS__ERR_RECONCILE_REQUIRED < BK_STATUS_COUNT,
+               "BK_STATUS_COUNT covers breaker.Status");
 
-static const char *const results[BK_STATUS_COUNT] = {
-    "ok",
-    "err_bad_request",
-    "err_too_large",
-    "err_unknown_strategy",
-    "err_unknown_reason",
-    "err_not_tripped",
-    "err_stage_skip",
-    "err_not_a_resume",
-    "err_ambiguous",
-    "err_unauthorised",
-    "err_table_full",
-    "err_exists",
-    "err_not_durable",
-    "err_internal",
-    "err_condition_holds",
-    "pending_confirmation",
-    "err_request_id_reused",
-    "err_telemetry_source",
-    [BREAKER__STATUS__ERR_RECONCILE_REQUIRED] = "err_reconcile_required",
-};
+static char status_labels[BK_STATUS_COUNT][32]; /* "err_not_durable"; "err_other" */
+static char cmd_labels[BK_CMD_TYPES][16];       /* "trip" ... "invalid", "rebase" */
+static char mode_labels[BK_MODE_COUNT][16];     /* "active" ... "reduce_only" */
 
-static const char *const mode_labels[4] = {"active", "cautious", "reduce_only", "halted"};
+static void lower(char *out, size_t len, const char *s)
+{
+	size_t i = 0;
+
+	for (; s[i] && i + 1 < len; i++)
+		out[i] = (char)tolower((unsigned char)s[i]);
+	out[i] = '\0';
+}
+
+static void labels_init(void)
+{
+	for (int v = 0; v < BK_STATUS_COUNT; v++) {
+		const ProtobufCEnumValue *ev =
+		    protobuf_c_enum_descriptor_get_value(&breaker__status__descriptor, v);
+		lower(status_labels[v], sizeof(status_labels[v]),
+		      ev ? ev->name : "err_other");
+	}
+	for (unsigned t = 0; t < BK_CMD_TYPES; t++) {
+		unsigned id = t == BK_CMD_REBASE ? BREAKER__REQUEST__CMD_REBASE : 10 + t;
+		const ProtobufCFieldDescriptor *fd =
+		    t == BK_CMD_INVALID ? NULL
+		                        : protobuf_c_message_descriptor_get_field(
+		                              &breaker__request__descriptor, id);
+		lower(cmd_labels[t], sizeof(cmd_labels[t]), fd ? fd->name : "invalid");
+	}
+	for (int i = 0; i < BK_MODE_COUNT; i++)
+		lower(mode_labels[i], sizeof(mode_labels[i]), bk_mode_name(i));
+}
 
 /* Bucket bounds, ns, and the same as Prometheus "le" labels. */
 static const uint64_t tick_bounds[BK_HIST_BUCKETS] = {
@@ -221,7 +248,7 @@ static void head_counters(struct bk_daemon *d, struct bk_metrics *m)
 				put(m,
 				    "breaker_commands_total{type=\"%s\",result=\"%s\"} "
 				    "%llu\n",
-				    cmd_types[t], results[r] ? results[r] : "err_other",
+				    cmd_labels[t], status_labels[r],
 				    (unsigned long long)c->commands[t][r]);
 	family(m, "breaker_auth_refusals_total", "counter",
 	       "Commands refused for want of authorisation (also in commands_total as "
@@ -425,7 +452,7 @@ static void enter_latch(struct bk_daemon *d, struct bk_metrics *m)
 
 	family(m, "breaker_strategies", "gauge",
 	       "Registered strategies by their own mode.");
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < BK_MODE_COUNT; i++)
 		put(m, "breaker_strategies{mode=\"%s\"} %u\n", mode_labels[i],
 		    m->count[i]);
 	family(m, "breaker_latch_active", "gauge",
@@ -825,6 +852,7 @@ int bk_metrics_start(struct bk_daemon *d)
 	uint64_t now = bk_now_mono_ns();
 	char url[BK_LISTEN_MAX + 16];
 
+	labels_init();
 	m->snap.cap = HEAD_MAX_BYTES + (size_t)BK_MAX_STRATEGIES * PER_STRATEGY_MAX;
 	/* untouched pages cost nothing: a small table uses a few pages of each */
 	for (int i = 0; i < 2; i++) {

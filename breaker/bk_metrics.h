@@ -67,10 +67,10 @@ struct bk_metrics {
 	uint64_t next_ns;               /* the next rendering is due */
 	uint64_t work_ns, slice_max_ns; /* this rendering, so far */
 	uint64_t last_work_ns, last_slice_max_ns; /* the previous one, for /metrics */
-	uint32_t count[4];    /* strategies by own mode, this rendering */
-	uint32_t warnings;    /* rules at or above the first warning level */
-	char warn_first[128]; /* the first of them, for /healthz */
-	bool overflow;        /* lines dropped: the buffer was too small */
+	uint32_t count[BK_MODE_COUNT]; /* strategies by own mode, this rendering */
+	uint32_t warnings;             /* rules at or above the first warning level */
+	char warn_first[128];          /* the first of them, for /healthz */
+	bool overflow;                 /* lines dropped: the buffer was too small */
 	/* audit durability, sampled at each rendering */
 	uint64_t seen_durable, durable_moved_ns, pending_since_ns, stalled_ns;
 	/* tick overruns over the last whole second */

@@ -1,7 +1,47 @@
+#include <ctype.h>
 #include <string.h>
-#include <strings.h>
 
 #include "bk_mode.h"
+#include "breaker.pb-c.h"
+
+/*
+ * The codes are breaker.Mode and breaker.ReasonCode (the generated enums) and
+ * the shm state word (breaker_client.h): one set of numbers, checked here, so
+ * a renumbering anywhere fails the build. A new value in the .proto fails
+ * tests/test_names.c, which compares these tables with the descriptors.
+ */
+/* the two enums are distinct types: compare their values */
+#define SAME(a, b) ((int)(a) == (int)(b))
+_Static_assert(SAME(BK_ACTIVE, BREAKER__MODE__MODE_ACTIVE) &&
+                   SAME(BK_CAUTIOUS, BREAKER__MODE__MODE_CAUTIOUS) &&
+                   SAME(BK_REDUCE_ONLY, BREAKER__MODE__MODE_REDUCE_ONLY) &&
+                   SAME(BK_HALTED, BREAKER__MODE__MODE_HALTED),
+               "enum bk_mode is breaker.Mode");
+_Static_assert(SAME(BK_R_NONE, BREAKER__REASON_CODE__REASON_NONE) &&
+                   SAME(BK_R_MANUAL_HALT, BREAKER__REASON_CODE__MANUAL_HALT) &&
+                   SAME(BK_R_EMERGENCY_STOP, BREAKER__REASON_CODE__EMERGENCY_STOP) &&
+                   SAME(BK_R_KILL_SWITCH, BREAKER__REASON_CODE__KILL_SWITCH) &&
+                   SAME(BK_R_REJECT_RATE, BREAKER__REASON_CODE__REJECT_RATE) &&
+                   SAME(BK_R_ORDER_RATE, BREAKER__REASON_CODE__ORDER_RATE) &&
+                   SAME(BK_R_INVARIANT_VIOLATION,
+                        BREAKER__REASON_CODE__INVARIANT_VIOLATION) &&
+                   SAME(BK_R_RECONCILIATION_BREAK,
+                        BREAKER__REASON_CODE__RECONCILIATION_BREAK) &&
+                   SAME(BK_R_DRAWDOWN, BREAKER__REASON_CODE__DRAWDOWN) &&
+                   SAME(BK_R_EXPOSURE_LIMIT, BREAKER__REASON_CODE__EXPOSURE_LIMIT) &&
+                   SAME(BK_R_STALE_HEARTBEAT, BREAKER__REASON_CODE__STALE_HEARTBEAT) &&
+                   SAME(BK_R_AUDIT_CORRUPT, BREAKER__REASON_CODE__AUDIT_CORRUPT),
+               "enum bk_reason_code is breaker.ReasonCode");
+_Static_assert(BK_REASON_COUNT == BREAKER__REASON_CODE__AUDIT_CORRUPT + 1,
+               "BK_REASON_COUNT covers breaker.ReasonCode");
+
+/* The one table of mode names: breaker.Mode's, without the MODE_ prefix. */
+static const char *const mode_names[BK_MODE_COUNT] = {
+    [BK_ACTIVE] = "ACTIVE",
+    [BK_CAUTIOUS] = "CAUTIOUS",
+    [BK_REDUCE_ONLY] = "REDUCE_ONLY",
+    [BK_HALTED] = "HALTED",
+};
 
 static const char *const reason_names[BK_REASON_COUNT] = {
     [BK_R_NONE] = "none",
@@ -36,20 +76,24 @@ bool bk_reason_operator(unsigned code)
 	return code > BK_R_NONE && code < BK_REASON_COUNT && code != BK_R_AUDIT_CORRUPT;
 }
 
+const char *bk_mode_name(int mode)
+{
+	return bk_mode_valid(mode) ? mode_names[mode] : NULL;
+}
+
+/* Case-insensitive, and '-' for '_': "reduce-only" as operators type it. */
 int bk_mode_parse(const char *name)
 {
-	static const struct {
-		const char *name;
-		int mode;
-	} names[] = {
-	    {"active", BK_ACTIVE},           {"cautious", BK_CAUTIOUS},
-	    {"reduce-only", BK_REDUCE_ONLY}, {"reduce_only", BK_REDUCE_ONLY},
-	    {"halted", BK_HALTED},
-	};
+	for (int m = 0; m < BK_MODE_COUNT; m++) {
+		const char *a = name, *b = mode_names[m];
 
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcasecmp(name, names[i].name) == 0)
-			return names[i].mode;
+		for (; *a && *b; a++, b++)
+			if ((*a == '-' ? '_' : tolower((unsigned char)*a)) !=
+			    tolower((unsigned char)*b))
+				break;
+		if (!*a && !*b)
+			return m;
+	}
 	return -1;
 }
 
