@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bk_audit.h"
+#include "bk_hash.h"
 #include "bk_mode.h"
 #include "breaker.h"
 
@@ -77,10 +78,8 @@ struct inc {
 
 static struct scope *scope_of(struct inc *x, const char *name)
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
+	uint32_t h = bk_fnv1a(name);
 
-	for (const char *p = name; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
 	for (uint32_t i = 0; i < SCOPE_SLOTS; i++) {
 		struct scope *s = &x->tab[(h + i) & (SCOPE_SLOTS - 1)];
 		if (!s->used) {
