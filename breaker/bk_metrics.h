@@ -112,6 +112,17 @@ static inline unsigned bk_metrics_cmd_type(int cmd_case)
  */
 uint64_t bk_metrics_render_all(struct bk_daemon *d, uint64_t now_ns);
 
+/*
+ * bk_metrics_health.c: sample the audit log's progress and the tick overruns
+ * at a rendering, then the verdict into out ("ok", "degraded: ...",
+ * "failing: ..."); returns enum bk_health. Loop thread.
+ */
+int bk_metrics_health(struct bk_daemon *d, struct bk_metrics *m, uint64_t now, char *out,
+                      size_t len);
+
+/* Audit records staged or in flight, not yet durable. */
+uint64_t bk_metrics_audit_pending(const struct bk_daemon *d);
+
 /* bk_metrics_snap_read on the daemon's snapshot (tests, benchmarks). */
 static inline long bk_metrics_read(struct bk_metrics *m, char *buf, size_t len,
                                    int *health, char *health_text, size_t health_len)
