@@ -218,13 +218,6 @@ static void hist(struct bk_metrics *m, const char *name, const char *help,
 
 /* ---- the rendering's stages ------------------------------------------------------ */
 
-uint64_t bk_metrics_audit_pending(const struct bk_daemon *d)
-{
-	uint64_t staged = d->audit.next_seq ? d->audit.next_seq - 1 : 0;
-
-	return staged > d->audit.durable_seq ? staged - d->audit.durable_seq : 0;
-}
-
 static void head_counters(struct bk_daemon *d, struct bk_metrics *m)
 {
 	const struct bk_counters *c = &d->ctr;

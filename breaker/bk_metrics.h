@@ -120,7 +120,7 @@ uint64_t bk_metrics_render_all(struct bk_daemon *d, uint64_t now_ns);
 int bk_metrics_health(struct bk_daemon *d, struct bk_metrics *m, uint64_t now, char *out,
                       size_t len);
 
-/* Audit records staged or in flight, not yet durable. */
+/* Audit records staged or in flight, not yet durable (bk_metrics_health.c). */
 uint64_t bk_metrics_audit_pending(const struct bk_daemon *d);
 
 /* bk_metrics_snap_read on the daemon's snapshot (tests, benchmarks). */

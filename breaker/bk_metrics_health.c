@@ -12,6 +12,14 @@
 
 #define STALL_NS (1000ull * 1000 * 1000) /* audit not durable this long: failing */
 
+/* Also a gauge of its own (bk_metrics.c). */
+uint64_t bk_metrics_audit_pending(const struct bk_daemon *d)
+{
+	uint64_t staged = d->audit.next_seq ? d->audit.next_seq - 1 : 0;
+
+	return staged > d->audit.durable_seq ? staged - d->audit.durable_seq : 0;
+}
+
 /* Sampled once per rendering: the audit log's progress and the tick overruns. */
 static void sample(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 {
