@@ -35,14 +35,6 @@ _Static_assert(SAME(BK_R_NONE, BREAKER__REASON_CODE__REASON_NONE) &&
 _Static_assert(BK_REASON_COUNT == BREAKER__REASON_CODE__AUDIT_CORRUPT + 1,
                "BK_REASON_COUNT covers breaker.ReasonCode");
 
-/* The one table of mode names: breaker.Mode's, without the MODE_ prefix. */
-static const char *const mode_names[BK_MODE_COUNT] = {
-    [BK_ACTIVE] = "ACTIVE",
-    [BK_CAUTIOUS] = "CAUTIOUS",
-    [BK_REDUCE_ONLY] = "REDUCE_ONLY",
-    [BK_HALTED] = "HALTED",
-};
-
 static const char *const reason_names[BK_REASON_COUNT] = {
     [BK_R_NONE] = "none",
     [BK_R_MANUAL_HALT] = "manual_halt",
@@ -78,14 +70,15 @@ bool bk_reason_operator(unsigned code)
 
 const char *bk_mode_name(int mode)
 {
-	return bk_mode_valid(mode) ? mode_names[mode] : NULL;
+	/* the engine client's names (breaker_client.h): one table in the tree */
+	return bk_mode_valid(mode) ? bk_mode_str((enum bk_mode)mode) : NULL;
 }
 
 /* Case-insensitive, and '-' for '_': "reduce-only" as operators type it. */
 int bk_mode_parse(const char *name)
 {
 	for (int m = 0; m < BK_MODE_COUNT; m++) {
-		const char *a = name, *b = mode_names[m];
+		const char *a = name, *b = bk_mode_str((enum bk_mode)m);
 
 		for (; *a && *b; a++, b++)
 			if ((*a == '-' ? '_' : tolower((unsigned char)*a)) !=

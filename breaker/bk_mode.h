@@ -34,7 +34,10 @@ int bk_reason_parse(const char *name);
 /* True for codes an operator may trip with (not audit_corrupt). */
 bool bk_reason_operator(unsigned code);
 
-/* "ACTIVE", "CAUTIOUS", "REDUCE_ONLY", "HALTED"; NULL for an unknown mode. */
+/*
+ * "ACTIVE", "CAUTIOUS", "REDUCE_ONLY", "HALTED" (bk_mode_str, breaker.Mode
+ * without its MODE_ prefix); NULL for an unknown mode.
+ */
 const char *bk_mode_name(int mode);
 /* Those names in any case, '-' for '_' ("reduce-only"); -1 if unknown. */
 int bk_mode_parse(const char *name);

@@ -235,15 +235,13 @@ static void follow_mode(struct inc *x, struct scope *s, const Breaker__AuditReco
 /* The period begins: which scopes were already held? */
 static void period_starts(struct inc *x)
 {
-	static const char *const m[] = {"ACTIVE", "CAUTIOUS", "REDUCE_ONLY", "HALTED"};
-
 	x->started = true;
 	for (uint32_t i = 0; i < SCOPE_SLOTS && x->n_before < LIST_MAX; i++) {
 		const struct scope *s = &x->tab[i];
 		if (s->used && s->mode != BK_ACTIVE)
 			snprintf(x->before[x->n_before++], sizeof(x->before[0]),
 			         "%s%s %s", s->name[0] ? "strategy " : "global", s->name,
-			         m[s->mode <= BK_HALTED ? s->mode : BK_HALTED]);
+			         mode_name(s->mode <= BK_HALTED ? s->mode : BK_HALTED));
 	}
 }
 
