@@ -35,30 +35,40 @@ _Static_assert(SAME(BK_R_NONE, BREAKER__REASON_CODE__REASON_NONE) &&
 _Static_assert(BK_REASON_COUNT == BREAKER__REASON_CODE__AUDIT_CORRUPT + 1,
                "BK_REASON_COUNT covers breaker.ReasonCode");
 
-static const char *const reason_names[BK_REASON_COUNT] = {
-    [BK_R_NONE] = "none",
-    [BK_R_MANUAL_HALT] = "manual_halt",
-    [BK_R_EMERGENCY_STOP] = "emergency_stop",
-    [BK_R_KILL_SWITCH] = "kill_switch",
-    [BK_R_REJECT_RATE] = "reject_rate",
-    [BK_R_ORDER_RATE] = "order_rate",
-    [BK_R_INVARIANT_VIOLATION] = "invariant_violation",
-    [BK_R_RECONCILIATION_BREAK] = "reconciliation_break",
-    [BK_R_DRAWDOWN] = "drawdown",
-    [BK_R_EXPOSURE_LIMIT] = "exposure_limit",
-    [BK_R_STALE_HEARTBEAT] = "stale_heartbeat",
-    [BK_R_AUDIT_CORRUPT] = "audit_corrupt",
-};
+/*
+ * "manual_halt" etc.: breaker.ReasonCode's names, lowercased, REASON_NONE as
+ * "none". Filled from the descriptor before main (a constructor: no thread
+ * exists yet, and every caller runs after it), so a code added to the .proto
+ * is named everywhere with no edit here.
+ */
+static char reason_names[BK_REASON_COUNT][32];
+
+__attribute__((constructor)) static void reason_names_init(void)
+{
+	for (int code = 0; code < BK_REASON_COUNT; code++) {
+		const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(
+		    &breaker__reason_code__descriptor, code);
+		const char *s = ev ? ev->name : "";
+		size_t i = 0;
+
+		if (strncmp(s, "REASON_", 7) == 0)
+			s += 7;
+		for (; s[i] && i + 1 < sizeof(reason_names[code]); i++)
+			reason_names[code][i] = (char)tolower((unsigned char)s[i]);
+		reason_names[code][i] = '\0';
+	}
+}
 
 const char *bk_reason_name(unsigned code)
 {
-	return code < BK_REASON_COUNT ? reason_names[code] : NULL;
+	return code < BK_REASON_COUNT && reason_names[code][0] ? reason_names[code]
+	                                                       : NULL;
 }
 
 int bk_reason_parse(const char *name)
 {
 	for (int i = 1; i < BK_REASON_COUNT; i++)
-		if (strcmp(name, reason_names[i]) == 0)
+		if (reason_names[i][0] && strcmp(name, reason_names[i]) == 0)
 			return i;
 	return -1;
 }

@@ -75,6 +75,32 @@ Test(names, reason_names_are_the_proto_names_lowercased)
 		cr_assert_eq(bk_reason_parse(want), v == BK_R_NONE ? -1 : v);
 	}
 	cr_assert_null(bk_reason_name(BK_REASON_COUNT));
+	cr_assert_eq(bk_reason_parse(""), -1);
+	cr_assert_eq(bk_reason_parse("none"), -1);
+	cr_assert_eq(bk_reason_parse("MANUAL_HALT"), -1);
+}
+
+/* The names operators type, alerts match and dashboards group by: a contract. */
+Test(names, reason_names_operators_use)
+{
+	static const char *const want[BK_REASON_COUNT] = {
+	    "none",
+	    "manual_halt",
+	    "emergency_stop",
+	    "kill_switch",
+	    "reject_rate",
+	    "order_rate",
+	    "invariant_violation",
+	    "reconciliation_break",
+	    "drawdown",
+	    "exposure_limit",
+	    "stale_heartbeat",
+	    "audit_corrupt",
+	};
+
+	for (unsigned r = 0; r < BK_REASON_COUNT; r++)
+		cr_assert_str_eq(bk_reason_name(r), want[r]);
+	cr_assert_str_eq(bk_mode_name(BK_REDUCE_ONLY), "REDUCE_ONLY");
 }
 
 Test(names, mode_names_are_the_proto_names_and_parse_back)
