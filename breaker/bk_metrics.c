@@ -45,15 +45,16 @@ enum stage {
  * numbers bk_metrics_cmd_type and the counters' sizes rely on are checked
  * here; tests/test_names.c checks that every value fits.
  */
-_Static_assert(BREAKER__REQUEST__CMD_TRIP == 10 && BREAKER__REQUEST__CMD_RESUME == 11 &&
-                   BREAKER__REQUEST__CMD_STATUS == 12 &&
-                   BREAKER__REQUEST__CMD_LIST == 13 &&
-                   BREAKER__REQUEST__CMD_REGISTER == 14 &&
-                   BREAKER__REQUEST__CMD_REPORT == 15 &&
-                   BREAKER__REQUEST__CMD_RECONCILE == 16 &&
-                   BREAKER__REQUEST__CMD_REBASE == 25,
-               "bk_metrics_cmd_type's numbering is the Request's cmd oneof");
-_Static_assert(BK_CMD_INVALID == BREAKER__REQUEST__CMD_RECONCILE - 10 + 1 &&
+/* trip .. reconcile are one block of cases: their type is case - trip */
+_Static_assert(BREAKER__REQUEST__CMD_RESUME == BREAKER__REQUEST__CMD_TRIP + 1 &&
+                   BREAKER__REQUEST__CMD_STATUS == BREAKER__REQUEST__CMD_TRIP + 2 &&
+                   BREAKER__REQUEST__CMD_LIST == BREAKER__REQUEST__CMD_TRIP + 3 &&
+                   BREAKER__REQUEST__CMD_REGISTER == BREAKER__REQUEST__CMD_TRIP + 4 &&
+                   BREAKER__REQUEST__CMD_REPORT == BREAKER__REQUEST__CMD_TRIP + 5 &&
+                   BREAKER__REQUEST__CMD_RECONCILE == BREAKER__REQUEST__CMD_TRIP + 6,
+               "bk_metrics_cmd_type: the Request's first commands are contiguous");
+_Static_assert(BK_CMD_INVALID ==
+                       BREAKER__REQUEST__CMD_RECONCILE - BREAKER__REQUEST__CMD_TRIP + 1 &&
                    BK_CMD_REBASE == BK_CMD_INVALID + 1 &&
                    BK_CMD_TYPES == BK_CMD_REBASE + 1,
                "command type indexes");
@@ -82,7 +83,8 @@ static void labels_init(void)
 		      ev ? ev->name : "err_other");
 	}
 	for (unsigned t = 0; t < BK_CMD_TYPES; t++) {
-		unsigned id = t == BK_CMD_REBASE ? BREAKER__REQUEST__CMD_REBASE : 10 + t;
+		unsigned id = t == BK_CMD_REBASE ? BREAKER__REQUEST__CMD_REBASE
+		                                 : BREAKER__REQUEST__CMD_TRIP + t;
 		const ProtobufCFieldDescriptor *fd =
 		    t == BK_CMD_INVALID ? NULL
 		                        : protobuf_c_message_descriptor_get_field(

@@ -26,6 +26,7 @@
 
 #include "bk_metrics_snap.h"
 #include "bk_mode.h"
+#include "breaker.pb-c.h"
 
 #define BK_METRICS_PERIOD_NS (100ull * 1000 * 1000) /* a new rendering every 100 ms */
 #define BK_HIST_BUCKETS      14                     /* finite bucket bounds; +Inf extra */
@@ -100,10 +101,12 @@ void bk_metrics_fsync_done(struct bk_daemon *d, uint64_t ns, bool ok);
 /* Command type index from the Request's cmd_case; BK_CMD_INVALID otherwise. */
 static inline unsigned bk_metrics_cmd_type(int cmd_case)
 {
-	if (cmd_case == 25) /* Rebase, outside the first block of commands */
+	if (cmd_case == BREAKER__REQUEST__CMD_REBASE) /* outside the first block */
 		return BK_CMD_REBASE;
-	return cmd_case >= 10 && cmd_case <= 16 ? (unsigned)(cmd_case - 10)
-	                                        : BK_CMD_INVALID;
+	return cmd_case >= BREAKER__REQUEST__CMD_TRIP &&
+	               cmd_case <= BREAKER__REQUEST__CMD_RECONCILE
+	           ? (unsigned)(cmd_case - BREAKER__REQUEST__CMD_TRIP)
+	           : BK_CMD_INVALID;
 }
 
 /*
