@@ -380,7 +380,7 @@ static int restore_scope(struct bk_daemon *d, int slot, uint64_t seen,
 	if (mode < BK_CAUTIOUS)
 		return 0;
 	rec.reason = text;
-	return bk_cmd_system_trip(d, slot, reason, (int)mode, &rec, true);
+	return bk_protect_trip(d, slot, reason, (int)mode, &rec, true);
 }
 
 /* global_seen: the global word as the old daemon left it (read before the
@@ -425,7 +425,7 @@ static int stage_boot_records(struct bk_daemon *d, const struct bk_boot_report *
 		rep.reason = text;
 		if (r->aside[0])
 			rep.log_aside = (char *)r->aside;
-		if (bk_cmd_stage_system(d, &rep) < 0)
+		if (bk_record_stage_system(d, &rep) < 0)
 			return -EIO;
 	}
 	snprintf(text, sizeof(text), "breakerd %s started: %llu records replayed%s%s",
@@ -436,7 +436,7 @@ static int stage_boot_records(struct bk_daemon *d, const struct bk_boot_report *
 	rec.reason = text;
 	if (r->corrupt && r->aside[0])
 		rec.log_aside = (char *)r->aside;
-	if (bk_cmd_stage_system(d, &rec) < 0)
+	if (bk_record_stage_system(d, &rec) < 0)
 		return -EIO;
 	/* audit_corrupt first, so that it is the reason engines read; what the
 	 * old daemon published is then restored under it */
@@ -451,8 +451,7 @@ int bk_boot_trip_corrupt(struct bk_daemon *d, const char *why)
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
 
 	rec.reason = (char *)why;
-	return bk_cmd_system_trip(d, BK_GLOBAL, BK_R_AUDIT_CORRUPT, BK_HALTED, &rec,
-	                          true);
+	return bk_protect_trip(d, BK_GLOBAL, BK_R_AUDIT_CORRUPT, BK_HALTED, &rec, true);
 }
 
 static int register_configured(struct bk_daemon *d)
@@ -472,7 +471,7 @@ static int register_configured(struct bk_daemon *d)
 		rec.kind = BREAKER__AUDIT_RECORD__KIND__REGISTER;
 		rec.strategy = d->cfg.strategies[i];
 		rec.slot = (uint32_t)slot;
-		if (bk_cmd_stage_system(d, &rec) < 0)
+		if (bk_record_stage_system(d, &rec) < 0)
 			return -EIO;
 	}
 	return 0;
@@ -489,7 +488,7 @@ static void publish_all(struct bk_daemon *d)
 
 	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
 		bk_shm_add_strategy(&d->shm, (int)i, d->state.strategies[i].name);
-		bk_cmd_publish_scope(d, (int)i);
+		bk_publish_scope(d, (int)i);
 	}
 	for (uint32_t i = d->state.n_strategies; i < old && i < BK_MAX_STRATEGIES; i++) {
 		bk_warn("shm slot %u ('%s') is not in the audit log: held HALTED", i,
@@ -498,7 +497,7 @@ static void publish_all(struct bk_daemon *d)
 		               BK_STATE_PACK(BK_HALTED, BK_R_AUDIT_CORRUPT, 0),
 		               1u << BK_R_AUDIT_CORRUPT, bk_now_wall_ns());
 	}
-	bk_cmd_publish_scope(d, BK_GLOBAL);
+	bk_publish_scope(d, BK_GLOBAL);
 	bk_shm_heartbeat(&d->shm, bk_now_mono_ns());
 	bk_shm_changed(&d->shm);
 }
@@ -566,7 +565,7 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 		         d->cfg.audit_path, strerror(-rv));
 		return rv;
 	}
-	bk_tick_bind_rules(d);
+	bk_reload_bind_rules(d);
 	publish_all(d);
 	return 0;
 }

@@ -5,6 +5,10 @@
  *   trip:   flip the shm word, stage the audit record, ack once durable;
  *   resume: stage the audit record, ack and flip once durable.
  * Every refusal is a typed reply that changed nothing.
+ *
+ * Around it: bk_pending.c (replies waiting for durability), bk_record.c
+ * (actors, record fields), bk_text.c (text checks), bk_protect.c (the
+ * daemon's own trips and steps), bk_reconrep.c (reconciliation reports).
  */
 #define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_Init & co: no allocation (bk_audit.c) */
 
@@ -20,94 +24,9 @@
 
 #include "bk_daemon.h"
 #include "bk_log.h"
-
-uint64_t bk_now_wall_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* ---- replies ------------------------------------------------------------- */
-
-static int pack_reply(nng_msg *msg, const Breaker__Reply *rep)
-{
-	size_t len = breaker__reply__get_packed_size(rep);
-
-	nng_msg_clear(msg); /* body only: the routing header stays */
-	if (nng_msg_realloc(msg, len) != 0)
-		return -ENOMEM;
-	breaker__reply__pack(rep, nng_msg_body(msg));
-	return 0;
-}
-
-static void reply_now(struct bk_daemon *d, nng_msg *msg, Breaker__Reply *rep)
-{
-	if (pack_reply(msg, rep) == 0)
-		bk_server_reply(&d->srv, msg);
-	else
-		nng_msg_free(msg);
-}
-
-static void refuse(struct bk_daemon *d, nng_msg *msg, uint64_t id, Breaker__Status st,
-                   const char *why)
-{
-	Breaker__Reply rep = BREAKER__REPLY__INIT;
-
-	rep.has_request_id = 1;
-	rep.request_id = id;
-	rep.has_status = 1;
-	rep.status = st;
-	rep.error = (char *)why;
-	reply_now(d, msg, &rep);
-}
+#include "bk_text.h"
 
 /* ---- validation ------------------------------------------------------------ */
-
-/*
- * Length of the UTF-8 sequence at p, or 0 if it is not one a terminal can be
- * trusted with: invalid, overlong, surrogate, above U+10FFFF, a C0/C1
- * control (tab excepted), DEL, or a bidirectional override.
- */
-static int utf8_safe_len(const unsigned char *p)
-{
-	if (*p < 0x80)
-		return (*p >= 0x20 || *p == '\t') && *p != 0x7f;
-	if (*p >= 0xc2 && *p <= 0xdf)
-		return (p[1] & 0xc0) == 0x80 && !(*p == 0xc2 && p[1] < 0xa0) ? 2 : 0;
-	if (*p >= 0xe0 && *p <= 0xef) {
-		if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 ||
-		    (*p == 0xe0 && p[1] < 0xa0) || (*p == 0xed && p[1] >= 0xa0))
-			return 0;
-		/* U+202A..U+202E, U+2066..U+2069: text that reorders the terminal */
-		if (*p == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) ||
-		                   (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)))
-			return 0;
-		return 3;
-	}
-	if (*p >= 0xf0 && *p <= 0xf4)
-		return (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80 &&
-		               (p[3] & 0xc0) == 0x80 && !(*p == 0xf0 && p[1] < 0x90) &&
-		               !(*p == 0xf4 && p[1] >= 0x90)
-		           ? 4
-		           : 0;
-	return 0;
-}
-
-/* Reason text ends up in terminals, logs and post-mortems. */
-static bool text_valid(const char *s, size_t max)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	int n;
-
-	if (strlen(s) > max)
-		return false;
-	for (; *p; p += n)
-		if ((n = utf8_safe_len(p)) == 0)
-			return false;
-	return true;
-}
 
 /* A varint at *p (before end); false if it runs past end or 10 bytes. */
 static bool wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
@@ -190,135 +109,7 @@ static Breaker__Status resolve_scope(const struct bk_daemon *d, const char *name
 	return BREAKER__STATUS__OK;
 }
 
-/* The caller's name from the cache: false when it needs a lookup (a->name
- * then holds "uid<N>"). */
-static bool actor_cached(struct bk_daemon *d, const struct bk_peer *peer,
-                         struct bk_actor *a)
-{
-	a->uid = peer->uid;
-	a->pid = peer->pid;
-	if (peer->tls) { /* the whole CN goes in the record's peer_cn */
-		snprintf(a->name, sizeof(a->name), "tls:%.27s", peer->cn);
-		return true;
-	}
-	if (!peer->local) {
-		snprintf(a->name, sizeof(a->name), "remote");
-		return true;
-	}
-	for (unsigned i = 0; i < BK_UID_CACHE; i++)
-		if (d->uid_cache[i].name[0] && d->uid_cache[i].uid == peer->uid) {
-			memcpy(a->name, d->uid_cache[i].name, sizeof(a->name));
-			return true;
-		}
-	snprintf(a->name, sizeof(a->name), "uid%u", peer->uid);
-	return false;
-}
-
-/* getpwuid_r may go to NSS (LDAP, sssd): slow, so trips look it up after the flip. */
-static void actor_lookup(struct bk_daemon *d, struct bk_actor *a)
-{
-	struct passwd pw, *res = NULL;
-	char buf[1024];
-
-	if (getpwuid_r(a->uid, &pw, buf, sizeof(buf), &res) == 0 && res)
-		snprintf(a->name, sizeof(a->name), "%s", pw.pw_name);
-	d->uid_cache[d->uid_next].uid = a->uid;
-	memcpy(d->uid_cache[d->uid_next].name, a->name, sizeof(a->name));
-	d->uid_next = (d->uid_next + 1) % BK_UID_CACHE;
-}
-
-static void actor_of(struct bk_daemon *d, const struct bk_peer *peer, struct bk_actor *a)
-{
-	if (!actor_cached(d, peer, a))
-		actor_lookup(d, a);
-}
-
-/* ---- audit + pending --------------------------------------------------------- */
-
-bool bk_cmd_can_accept(const struct bk_daemon *d)
-{
-	return d->pend_head - d->pend_tail < BK_PENDING_MAX &&
-	       d->audit.staged_len + 2 * BK_AUDIT_RECORD_MAX < BK_AUDIT_BATCH_BYTES;
-}
-
-static void fill_record(struct bk_daemon *d, Breaker__AuditRecord *rec,
-                        Breaker__AuditRecord__Kind kind, const struct bk_actor *a,
-                        uint64_t wall_ns)
-{
-	rec->has_wall_ns = rec->has_mono_ns = rec->has_uid = rec->has_pid = 1;
-	rec->has_kind = 1;
-	rec->kind = kind;
-	rec->wall_ns = wall_ns;
-	rec->mono_ns = bk_now_mono_ns();
-	rec->uid = a->uid;
-	rec->pid = a->pid;
-	rec->user = (char *)a->name;
-	rec->host = d->host;
-}
-
-static void plan_record(Breaker__AuditRecord *rec, const struct bk_plan *p,
-                        const char *scope)
-{
-	rec->strategy = p->slot == BK_GLOBAL ? NULL : (char *)scope;
-	rec->has_from_mode = rec->has_to_mode = rec->has_latch_mode = 1;
-	rec->has_reason_code = rec->has_forced = 1;
-	rec->from_mode = (Breaker__Mode)p->from_mode;
-	rec->to_mode = (Breaker__Mode)p->to_mode;
-	rec->latch_mode = (Breaker__Mode)p->target;
-	rec->reason_code = (Breaker__ReasonCode)p->reason;
-	rec->forced = p->forced;
-}
-
-/* Queue msg (already holding its packed Reply) until rec's seq is durable. */
-static void pend(struct bk_daemon *d, nng_msg *msg, const Breaker__AuditRecord *rec,
-                 int slot, bool republish, bool quiet)
-{
-	struct bk_pending *p;
-
-	if (d->pend_head - d->pend_tail >= BK_PENDING_MAX) {
-		/* only the daemon's own records get here (commands wait for room):
-		 * the record is staged and will be durable; its event is dropped */
-		if (msg)
-			nng_msg_free(msg);
-		return;
-	}
-	p = &d->pending[d->pend_head++ & (BK_PENDING_MAX - 1)];
-	p->reply = msg;
-	p->seq = rec->seq;
-	p->slot = slot;
-	p->republish = republish;
-	p->quiet = quiet;
-	p->kind = rec->kind;
-	p->from_mode = (uint8_t)rec->from_mode;
-	p->to_mode = (uint8_t)rec->to_mode;
-	p->reason_code = (uint8_t)rec->reason_code;
-	p->forced = rec->forced;
-	p->uid = rec->uid;
-	p->wall_ns = rec->wall_ns;
-}
-
-int64_t bk_cmd_stage_system(struct bk_daemon *d, Breaker__AuditRecord *rec)
-{
-	struct bk_actor self = {.uid = (uint32_t)geteuid(), .pid = (uint32_t)getpid()};
-
-	snprintf(self.name, sizeof(self.name), "breakerd");
-	if (!rec->has_kind)
-		rec->has_kind = 1;
-	fill_record(d, rec, rec->kind, &self, bk_now_wall_ns());
-	return bk_audit_stage(&d->audit, rec);
-}
-
-void bk_cmd_publish_scope(struct bk_daemon *d, int slot)
-{
-	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
-	uint64_t since, word;
-	uint32_t mask;
-
-	if (!sc)
-		return;
-	word = bk_scope_published(sc, d->audit.durable_seq, &since, &mask);
-	bk_shm_publish(&d->shm, slot, word, mask, since);
-}
+/* ---- staging (the wait for durability: bk_pending.c) -------------------------- */
 
 /* Stage rec and queue the ack; on failure answer at once. True if staged. */
 static bool stage_and_pend(struct bk_daemon *d, nng_msg *msg, Breaker__Reply *rep,
@@ -335,17 +126,17 @@ static bool stage_and_pend(struct bk_daemon *d, nng_msg *msg, Breaker__Reply *re
 		        ? "the halt IS in effect, but its audit record could not "
 		          "be staged"
 		        : "its audit record could not be staged: nothing changed";
-		reply_now(d, msg, rep);
+		bk_reply_now(d, msg, rep);
 		return false;
 	}
 	rep->has_audit_seq = 1;
 	rep->audit_seq = (uint64_t)seq;
 	bk_cmd_remember(d, rec);
-	if (pack_reply(msg, rep) < 0) {
+	if (bk_reply_pack(msg, rep) < 0) {
 		nng_msg_free(msg);
 		msg = NULL;
 	}
-	pend(d, msg, rec, slot, republish, false);
+	bk_pending_add(d, msg, rec, slot, republish, false);
 	return true;
 }
 
@@ -375,7 +166,7 @@ static void cmd_request_id(const struct cmd_ctx *c, Breaker__AuditRecord *rec)
 static void cmd_refuse(struct cmd_ctx *c, Breaker__Status st, const char *why)
 {
 	c->refused = st;
-	refuse(c->d, c->msg, c->req->request_id, st, why);
+	bk_reply_refuse(c->d, c->msg, c->req->request_id, st, why);
 }
 
 static void count_command(struct bk_daemon *d, unsigned type, unsigned status)
@@ -384,18 +175,12 @@ static void count_command(struct bk_daemon *d, unsigned type, unsigned status)
 	                                               : BREAKER__STATUS__ERR_INTERNAL]++;
 }
 
-static void count_trip(struct bk_daemon *d, int slot, unsigned reason)
-{
-	if (reason < BK_REASON_COUNT)
-		d->ctr.trips[slot != BK_GLOBAL][reason]++;
-}
-
 /* A record made by c's caller: who, and a TLS caller's whole CN. */
 static void cmd_record(struct cmd_ctx *c, Breaker__AuditRecord *rec,
                        Breaker__AuditRecord__Kind kind, const struct bk_actor *who,
                        uint64_t wall_ns)
 {
-	fill_record(c->d, rec, kind, who, wall_ns);
+	bk_record_fill(c->d, rec, kind, who, wall_ns);
 	if (c->peer.tls)
 		rec->peer_cn = c->peer.cn;
 }
@@ -494,40 +279,7 @@ static void refused_attempt(struct cmd_ctx *c, Breaker__AuditRecord *rec)
 	rec->has_reason_code = code >= 0 && code < BK_REASON_COUNT;
 	rec->reason_code = rec->has_reason_code ? (Breaker__ReasonCode)code : 0;
 	rec->reason =
-	    reason && text_valid(reason, c->d->cfg.reason_max) ? (char *)reason : NULL;
-}
-
-/* The summary of a caller's refusals that were not recorded one by one. */
-static void record_summary(struct bk_daemon *d, const struct bk_auth_bucket *b)
-{
-	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
-	struct bk_actor who;
-	char text[160];
-
-	actor_of(d, &b->peer, &who);
-	fill_record(d, &rec, BREAKER__AUDIT_RECORD__KIND__REFUSED, &who,
-	            bk_now_wall_ns());
-	snprintf(text, sizeof(text),
-	         "%u further refusals from %s not recorded one by one (rate limit: %d "
-	         "at once, then %d a second)",
-	         b->suppressed, b->who, BK_AUTH_BURST, BK_AUTH_RATE);
-	rec.refusal = text;
-	rec.has_suppressed = rec.has_status = 1;
-	rec.suppressed = b->suppressed;
-	rec.status = BREAKER__STATUS__ERR_UNAUTHORISED;
-	rec.peer_cn = b->peer.tls ? (char *)b->peer.cn : NULL;
-	if (bk_audit_stage(&d->audit, &rec) < 0)
-		bk_warn("audit staging failed: a summary of %u refusals is lost",
-		        b->suppressed);
-}
-
-void bk_cmd_auth_tick(struct bk_daemon *d, uint64_t now_mono_ns)
-{
-	struct bk_auth_bucket due;
-
-	while (d->auth.suppressing && bk_cmd_can_accept(d) &&
-	       bk_auth_due(&d->auth, now_mono_ns, &due))
-		record_summary(d, &due);
+	    reason && bk_text_valid(reason, c->d->cfg.reason_max) ? (char *)reason : NULL;
 }
 
 /*
@@ -548,13 +300,13 @@ static void refuse_unauthorised(struct cmd_ctx *c, const char *why)
 	c->rep.status = BREAKER__STATUS__ERR_UNAUTHORISED;
 	c->rep.error = (char *)why;
 	if (due.suppressed)
-		record_summary(d, &due);
+		bk_refusal_summary(d, &due);
 	if (!record) {
 		d->ctr.auth_suppressed++;
-		reply_now(d, c->msg, &c->rep);
+		bk_reply_now(d, c->msg, &c->rep);
 		return;
 	}
-	actor_of(d, &c->peer, &who);
+	bk_actor_of(d, &c->peer, &who);
 	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__REFUSED, &who, bk_now_wall_ns());
 	refused_attempt(c, &rec);
 	rec.command = (char *)command_name(c->req);
@@ -562,18 +314,18 @@ static void refuse_unauthorised(struct cmd_ctx *c, const char *why)
 	rec.status = BREAKER__STATUS__ERR_UNAUTHORISED;
 	rec.refusal = (char *)why;
 	if (bk_audit_stage(&d->audit, &rec) < 0) {
-		reply_now(d, c->msg, &c->rep);
+		bk_reply_now(d, c->msg, &c->rep);
 		return;
 	}
 	c->rep.has_audit_seq = 1;
 	c->rep.audit_seq = rec.seq;
 	if (d->flush_err) /* the log is failing: no waiting for it */
-		return reply_now(d, c->msg, &c->rep);
-	if (pack_reply(c->msg, &c->rep) < 0) {
+		return bk_reply_now(d, c->msg, &c->rep);
+	if (bk_reply_pack(c->msg, &c->rep) < 0) {
 		nng_msg_free(c->msg);
 		return;
 	}
-	pend(d, c->msg, &rec, BK_NO_SCOPE, false, true);
+	bk_pending_add(d, c->msg, &rec, BK_NO_SCOPE, false, true);
 }
 
 /* May c's caller do what it asks? If not, refused (and audited) here. */
@@ -697,10 +449,10 @@ static bool answer_duplicate(struct cmd_ctx *c)
 	c->rep.audit_seq = e->seq;
 	c->rep.error = "duplicate request id: already applied, nothing changed";
 	if (c->rep.audit_seq <= d->audit.durable_seq) {
-		reply_now(d, c->msg, &c->rep);
+		bk_reply_now(d, c->msg, &c->rep);
 		return true;
 	}
-	if (pack_reply(c->msg, &c->rep) < 0 ||
+	if (bk_reply_pack(c->msg, &c->rep) < 0 ||
 	    d->pend_head - d->pend_tail >= BK_PENDING_MAX) {
 		nng_msg_free(c->msg);
 		return true;
@@ -731,7 +483,7 @@ static void do_trip(struct cmd_ctx *c)
 	if (!t->has_reason_code || !bk_reason_operator(t->reason_code))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_UNKNOWN_REASON,
 		                  "a trip needs a known reason code (e.g. manual_halt)");
-	if (!text_valid(reason, c->d->cfg.reason_max))
+	if (!bk_text_valid(reason, c->d->cfg.reason_max))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		                  "reason text must be UTF-8 without control characters, "
 		                  "within the configured length");
@@ -740,27 +492,27 @@ static void do_trip(struct cmd_ctx *c)
 	if (st)
 		return cmd_refuse(c, st, why);
 	p.by_operator = true; /* the latch is the operator's, even if a rule held it */
-	named = actor_cached(c->d, &c->peer, &who);
+	named = bk_actor_cached(c->d, &c->peer, &who);
 	/* The halt takes effect now; durability and the ack follow. */
 	seq = c->d->audit.next_seq;
 	bk_state_apply(&c->d->state, &p, &who, wall, reason, seq, c->d->audit.durable_seq,
 	               true);
-	bk_cmd_publish_scope(c->d, slot);
+	bk_publish_scope(c->d, slot);
 	bk_shm_changed(&c->d->shm);
 	if (!named) { /* engines see the halt already; now the name, for people */
 		struct bk_latch *l =
 		    &bk_state_scope(&c->d->state, slot)->latches[p.reason];
 
-		actor_lookup(c->d, &who);
+		bk_actor_lookup(c->d, &who);
 		if (l->audit_seq == seq) /* this trip raised it (not an earlier one) */
 			memcpy(l->actor.name, who.name, sizeof(who.name));
 	}
-	bk_cmd_note_trip(c->d);
-	count_trip(c->d, slot, p.reason);
+	bk_protect_note_trip(c->d);
+	bk_count_trip(c->d, slot, p.reason);
 	if (slot == BK_GLOBAL) /* the situation changed: propose again */
 		c->d->auth.proposal.active = false;
 	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__TRIP, &who, wall);
-	plan_record(&rec, &p, t->strategy);
+	bk_record_plan(&rec, &p, t->strategy);
 	rec.has_operator_latch = rec.operator_latch = 1;
 	rec.reason = (char *)reason;
 	cmd_request_id(c, &rec);
@@ -780,7 +532,7 @@ static bool condition_holds(const struct bk_daemon *d, const struct bk_plan *p, 
 	for (unsigned r = 1; r < BK_REASON_COUNT; r++) {
 		if (!(sc->active & (1u << r)) || (!p->all && r != p->reason))
 			continue;
-		if (bk_tick_condition_holds(d, p->slot, r, &rule)) {
+		if (bk_rulecheck_holds(d, p->slot, r, &rule)) {
 			snprintf(why, len,
 			         "rule %s still fails for %s: the %s latch stays until "
 			         "it holds again (or --force, audited as forced: the "
@@ -820,7 +572,7 @@ static void forced_text(struct bk_daemon *d, const struct bk_plan *p, bool has_t
 
 /*
  * To ACTIVE, a rate rule's latch needs evidence that the rule holds, not
- * the empty window of a halted engine (issue 12.4): see bk_tick_lacks_evidence.
+ * the empty window of a halted engine (issue 12.4): see bk_rulecheck_lacks_evidence.
  */
 static bool lacks_evidence(const struct bk_daemon *d, const struct bk_plan *p, char *why,
                            size_t len)
@@ -831,7 +583,7 @@ static bool lacks_evidence(const struct bk_daemon *d, const struct bk_plan *p, c
 		return false; /* a probe (reduce-only, cautious) is how evidence comes */
 	for (unsigned r = 1; r < BK_REASON_COUNT; r++)
 		if ((sc->active & (1u << r)) && (p->all || r == p->reason) &&
-		    bk_tick_lacks_evidence(d, p->slot, r, why, len))
+		    bk_rulecheck_lacks_evidence(d, p->slot, r, why, len))
 			return true;
 	return false;
 }
@@ -857,7 +609,7 @@ static void propose(struct cmd_ctx *c, const struct bk_plan *p,
 	char note[96] = "";
 
 	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__RESUME_PROPOSED, who, wall);
-	plan_record(&rec, p, NULL);
+	bk_record_plan(&rec, p, NULL);
 	rec.reason = c->req->resume->reason;
 	rec.command = "resume";
 	if (lapsed || replaced)
@@ -894,11 +646,11 @@ static void propose(struct cmd_ctx *c, const struct bk_plan *p,
 	c->rep.confirm_by_wall_ns = pr->expires_wall_ns;
 	c->rep.has_audit_seq = 1;
 	c->rep.audit_seq = rec.seq;
-	if (pack_reply(c->msg, &c->rep) < 0) {
+	if (bk_reply_pack(c->msg, &c->rep) < 0) {
 		nng_msg_free(c->msg);
 		c->msg = NULL;
 	}
-	pend(d, c->msg, &rec, BK_GLOBAL, false, false); /* watchers see it */
+	bk_pending_add(d, c->msg, &rec, BK_GLOBAL, false, false); /* watchers see it */
 }
 
 /*
@@ -949,7 +701,7 @@ static void do_resume(struct cmd_ctx *c)
 
 	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why))))
 		return cmd_refuse(c, st, c->why);
-	if (!r->reason || !*r->reason || !text_valid(r->reason, c->d->cfg.reason_max))
+	if (!r->reason || !*r->reason || !bk_text_valid(r->reason, c->d->cfg.reason_max))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		                  "a resume needs a reason: UTF-8 text without control "
 		                  "characters, within the configured length");
@@ -977,12 +729,12 @@ static void do_resume(struct cmd_ctx *c)
 	if (slot == BK_GLOBAL && !p.forced &&
 	    bk_recon_resume_blocked(c->d, c->why, sizeof(c->why)))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_RECONCILE_REQUIRED, c->why);
-	actor_of(c->d, &c->peer, &who);
+	bk_actor_of(c->d, &c->peer, &who);
 	if (slot == BK_GLOBAL && c->d->cfg.two_person_global_resume &&
 	    !two_person(c, &p, &who, &pr))
 		return;
 	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__RESUME, &who, wall);
-	plan_record(&rec, &p, r->strategy);
+	bk_record_plan(&rec, &p, r->strategy);
 	if (pr.active) { /* confirmed: the record names both operators */
 		rec.has_proposer_uid = rec.has_proposal_seq = 1;
 		rec.proposer_uid = pr.actor.uid;
@@ -1029,12 +781,12 @@ static void do_register(struct cmd_ctx *c)
 		return cmd_refuse(c, BREAKER__STATUS__ERR_TABLE_FULL,
 		                  "strategy table is full");
 	bk_shm_add_strategy(&c->d->shm, slot, name);
-	bk_cmd_publish_scope(c->d, slot);
+	bk_publish_scope(c->d, slot);
 	bk_shm_changed(&c->d->shm); /* waiters learn of the new slot too */
 	c->d->remote_declared[slot] = c->req->register_->has_remote_telemetry &&
 	                              c->req->register_->remote_telemetry;
-	bk_cmd_bind_slot(c->d, slot);
-	actor_of(c->d, &c->peer, &who);
+	bk_reload_bind_slot(c->d, slot);
+	bk_actor_of(c->d, &c->peer, &who);
 	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__REGISTER, &who,
 	           bk_now_wall_ns());
 	rec.strategy = (char *)name;
@@ -1096,77 +848,7 @@ static void do_report(struct cmd_ctx *c)
 	}
 	s->heartbeat_ns = bk_now_mono_ns();
 	s->consistent = true; /* one message is one snapshot */
-	reply_now(c->d, c->msg, &c->rep);
-}
-
-/* One strategy's break report, for the reply and for status. */
-void bk_recon_report(const struct bk_recon *r, const char *strategy, uint64_t now_mono,
-                     Breaker__RuleState *rs)
-{
-	bool current = bk_recon_current(r, now_mono);
-
-	breaker__rule_state__init(rs);
-	rs->rule = "reconciliation";
-	rs->strategy = (char *)strategy;
-	rs->verdict = (char *)bk_recon_verdict_name(r->verdict);
-	if ((r->verdict == BK_RV_OK || r->verdict == BK_RV_BREAK) && !current)
-		rs->verdict = "stale";
-	rs->has_reconciled = r->verdict != BK_RV_WITHDRAWN && r->verdict != BK_RV_NONE;
-	rs->reconciled = r->reconciled;
-	rs->has_engine_position =
-	    isfinite(r->engine) && rs->has_reconciled && r->verdict != BK_RV_UNKNOWN;
-	rs->engine_position = r->engine;
-	rs->has_measured = rs->has_engine_position;
-	rs->measured = r->brk;
-	rs->has_threshold = rs->has_reconciled;
-	rs->threshold = r->limit;
-	rs->has_utilisation = rs->has_measured && r->limit > 0;
-	rs->utilisation = rs->has_utilisation ? r->brk / r->limit : 0;
-	rs->has_violated = 1;
-	rs->violated = current && r->verdict == BK_RV_BREAK;
-}
-
-/*
- * [rules] resume_requires_reconcile: a global resume needs, for every
- * strategy whose reconciliation rule is on and whose engine has shown a fill
- * or a position since breakerd started,
- * a current "ok" verdict posted after the global scope's latest trip.
- */
-bool bk_recon_resume_blocked(const struct bk_daemon *d, char *why, size_t len)
-{
-	const struct bk_scope *g = bk_state_cscope(&d->state, BK_GLOBAL);
-	uint64_t trip = 0, mono = bk_now_mono_ns();
-
-	if (!d->cfg.rules.resume_requires_reconcile)
-		return false;
-	for (unsigned r = 1; r < BK_REASON_COUNT; r++)
-		if ((g->active & (1u << r)) && g->latches[r].since_wall_ns > trip)
-			trip = g->latches[r].since_wall_ns;
-	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
-		const struct bk_slot_rules *sr = &d->slots[i];
-		const struct bk_recon *rc = &sr->eval.recon;
-		const char *name = d->state.strategies[i].name;
-
-		if (!sr->rules || !sr->rules[BK_RULE_RECONCILIATION].enabled ||
-		    !bk_recon_active(rc))
-			continue;
-		if (rc->verdict == BK_RV_OK && bk_recon_current(rc, mono) &&
-		    rc->posted_wall_ns > trip)
-			continue;
-		snprintf(
-		    why, len,
-		    "resume_requires_reconcile: strategy %s has no reconciliation "
-		    "judged ok since the trip (its latest: %s%s); post one with "
-		    "'breaker reconcile %s=POS --as-of-fills N', or --force "
-		    "(audited as forced)",
-		    name, bk_recon_verdict_name(rc->verdict),
-		    (rc->verdict == BK_RV_OK || rc->verdict == BK_RV_BREAK)
-		        ? (bk_recon_current(rc, mono) ? ", before the trip" : ", stale")
-		        : "",
-		    name);
-		return true;
-	}
-	return false;
+	bk_reply_now(c->d, c->msg, &c->rep);
 }
 
 /* Validate one position's as-of point; NULL if good, else why. */
@@ -1247,7 +929,7 @@ static void do_reconcile(struct cmd_ctx *c)
 			return cmd_refuse(c, st, c->why);
 		}
 	}
-	if (!bk_cmd_can_accept(d))
+	if (!bk_pending_can_accept(d))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_INTERNAL, "busy: retry");
 	/* Audited: a reconciliation can trip, clear a break and allow a resume. */
 	for (i = 0; i < n + nw; i++) {
@@ -1287,7 +969,7 @@ static void do_reconcile(struct cmd_ctx *c)
 			         rc->why);
 		else
 			bk_recon_evidence(rc, text, sizeof(text));
-		actor_of(d, &c->peer, &who);
+		bk_actor_of(d, &c->peer, &who);
 		cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__RECONCILE, &who, wall);
 		rec.strategy = d->state.strategies[slot].name;
 		rec.reason = p ? "reconciled position" : "reconciliation withdrawn";
@@ -1349,7 +1031,7 @@ static void do_rebase(struct cmd_ctx *c)
 		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		                  "only drawdown (its peak PnL) and invariant (the "
 		                  "balance base) have a base to rebase");
-	if (!r->reason || !*r->reason || !text_valid(r->reason, c->d->cfg.reason_max))
+	if (!r->reason || !*r->reason || !bk_text_valid(r->reason, c->d->cfg.reason_max))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		                  "a rebase needs a reason: UTF-8 text without control "
 		                  "characters, within the configured length");
@@ -1363,7 +1045,7 @@ static void do_rebase(struct cmd_ctx *c)
 		return cmd_refuse(c, BREAKER__STATUS__ERR_INTERNAL,
 		                  "the engine's money words are being written, missing "
 		                  "or not finite: nothing changed, retry");
-	actor_of(c->d, &c->peer, &who);
+	bk_actor_of(c->d, &c->peer, &who);
 	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__REBASE, &who, bk_now_wall_ns());
 	snprintf(text, sizeof(text),
 	         id == BK_RULE_DRAWDOWN
@@ -1403,7 +1085,7 @@ static void do_query(struct cmd_ctx *c, bool all)
 		limit = q->list->has_limit ? q->list->limit : 0;
 	}
 	bk_status_build(c->d, &c->rep, all, offset, limit);
-	reply_now(c->d, c->msg, &c->rep);
+	bk_reply_now(c->d, c->msg, &c->rep);
 	bk_status_free(&c->rep);
 }
 
@@ -1419,13 +1101,13 @@ void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg)
 		         "command of %zu bytes is over the %u-byte limit", len,
 		         d->cfg.max_msg);
 		count_command(d, BK_CMD_INVALID, BREAKER__STATUS__ERR_TOO_LARGE);
-		return refuse(d, msg, 0, BREAKER__STATUS__ERR_TOO_LARGE, c.why);
+		return bk_reply_refuse(d, msg, 0, BREAKER__STATUS__ERR_TOO_LARGE, c.why);
 	}
 	req = breaker__request__unpack(NULL, len, nng_msg_body(msg));
 	if (!req) {
 		count_command(d, BK_CMD_INVALID, BREAKER__STATUS__ERR_BAD_REQUEST);
-		return refuse(d, msg, 0, BREAKER__STATUS__ERR_BAD_REQUEST,
-		              "malformed command: not a breaker.Request");
+		return bk_reply_refuse(d, msg, 0, BREAKER__STATUS__ERR_BAD_REQUEST,
+		                       "malformed command: not a breaker.Request");
 	}
 	c.req = req;
 	c.rep.has_request_id = req->has_request_id;
@@ -1493,187 +1175,4 @@ void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg)
 	count_command(d, bk_metrics_cmd_type(req->cmd_case),
 	              c.refused ? (unsigned)c.refused : (unsigned)c.rep.status);
 	breaker__request__free_unpacked(req, NULL);
-}
-
-/* ---- durability -------------------------------------------------------------- */
-
-static void publish_event(struct bk_daemon *d, const struct bk_pending *p)
-{
-	Breaker__Event ev = BREAKER__EVENT__INIT;
-	const struct bk_scope *sc = NULL;
-	uint8_t buf[2048];
-
-	if (p->slot != BK_NO_SCOPE)
-		sc = bk_state_cscope(&d->state, p->slot);
-	/* the latch's reason text (its first 127 bytes; the log has all of it) */
-	if (sc && p->reason_code && p->reason_code < BK_REASON_COUNT)
-		ev.reason = (char *)sc->latches[p->reason_code].reason;
-	ev.has_audit_seq = ev.has_from_mode = ev.has_to_mode = ev.has_reason_code = 1;
-	ev.has_actor_uid = ev.has_wall_ns = ev.has_kind = ev.has_forced = 1;
-	ev.audit_seq = p->seq;
-	ev.strategy = (sc && sc->name[0]) ? (char *)sc->name : NULL;
-	ev.from_mode = (Breaker__Mode)p->from_mode;
-	ev.to_mode = (Breaker__Mode)p->to_mode;
-	ev.reason_code = (Breaker__ReasonCode)p->reason_code;
-	ev.actor_uid = p->uid;
-	ev.wall_ns = p->wall_ns;
-	ev.kind = p->kind;
-	ev.forced = p->forced;
-	if (breaker__event__get_packed_size(&ev) <= sizeof(buf))
-		bk_server_publish(&d->srv, buf, breaker__event__pack(&ev, buf));
-}
-
-void bk_cmd_durable(struct bk_daemon *d)
-{
-	uint64_t durable = d->audit.durable_seq;
-	uint32_t i, end = d->pend_tail;
-	bool changed = false;
-
-	/* Resumes become visible first ... */
-	for (i = d->pend_tail; i != d->pend_head; i++) {
-		struct bk_pending *p = &d->pending[i & (BK_PENDING_MAX - 1)];
-		if (p->seq > durable)
-			break;
-		if (p->republish) {
-			bk_cmd_publish_scope(d, p->slot);
-			changed = true;
-		}
-		end = i + 1;
-	}
-	if (changed)
-		bk_shm_changed(&d->shm);
-	/* ... then they are acknowledged. */
-	for (i = d->pend_tail; i != end; i++) {
-		struct bk_pending *p = &d->pending[i & (BK_PENDING_MAX - 1)];
-		if (p->reply)
-			bk_server_reply(&d->srv, p->reply);
-		p->reply = NULL;
-		if (!p->quiet)
-			publish_event(d, p);
-	}
-	d->pend_tail = end;
-}
-
-void bk_cmd_flush_failed(struct bk_daemon *d, int err)
-{
-	Breaker__Reply rep = BREAKER__REPLY__INIT;
-
-	/* Trips are in effect already: say so now rather than time out. Resumes
-	 * stay unpublished and unacknowledged until their record is on disk.
-	 * Refusals changed nothing: their answer goes now, the record later. */
-	for (uint32_t i = d->pend_tail; i != d->pend_head; i++) {
-		struct bk_pending *p = &d->pending[i & (BK_PENDING_MAX - 1)];
-		if (p->reply && p->kind == BREAKER__AUDIT_RECORD__KIND__REFUSED) {
-			bk_server_reply(&d->srv, p->reply);
-			p->reply = NULL;
-		}
-		if (!p->reply || p->kind != BREAKER__AUDIT_RECORD__KIND__TRIP)
-			continue;
-		rep.has_status = rep.has_audit_seq = 1;
-		rep.status = BREAKER__STATUS__ERR_NOT_DURABLE;
-		rep.audit_seq = p->seq;
-		rep.error =
-		    "the halt IS in effect, but its audit record is not on disk yet "
-		    "(audit log write failing); it will be retried";
-		reply_now(d, p->reply, &rep);
-		p->reply = NULL;
-	}
-	if (!d->flush_err)
-		bk_err("audit log write failed: %s; trips stay in effect, resumes are "
-		       "refused",
-		       strerror(-err));
-	d->flush_err = err;
-}
-
-void bk_cmd_note_trip(struct bk_daemon *d)
-{
-	d->last_trip_change_seq = atomic_load(&d->shm.shm->change_seq);
-	d->last_trip_mono_ns = bk_now_mono_ns();
-}
-
-void bk_cmd_bind_slot(struct bk_daemon *d, int slot)
-{
-	struct bk_slot_rules *sr = &d->slots[slot];
-
-	memset(sr, 0, sizeof(*sr));
-	sr->rules = bk_rules_for(&d->cfg.rules, d->state.strategies[slot].name);
-	sr->is_remote = d->remote_declared[slot] ||
-	                bk_config_remote(&d->cfg, d->state.strategies[slot].name);
-	/* a new strategy starts from clean telemetry */
-	memset(&d->tel.tel->slots[slot], 0, sizeof(d->tel.tel->slots[slot]));
-}
-
-static void system_actor(struct bk_actor *a)
-{
-	a->uid = (uint32_t)geteuid();
-	a->pid = (uint32_t)getpid();
-	snprintf(a->name, sizeof(a->name), "breakerd");
-}
-
-int bk_cmd_system_trip(struct bk_daemon *d, int slot, unsigned reason, int mode,
-                       Breaker__AuditRecord *rec, bool always)
-{
-	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
-	struct bk_actor self;
-	const char *why;
-	struct bk_plan p;
-	uint64_t wall = bk_now_wall_ns();
-
-	if (bk_state_plan_trip(&d->state, slot, (int)reason, mode, &p, &why))
-		return -EINVAL;
-	if (!always && p.target <= sc->latches[reason].mode)
-		return 0; /* already latched at least this far: nothing new to record */
-	system_actor(&self);
-	if (slot == BK_GLOBAL) /* the situation changed: propose again */
-		d->auth.proposal.active = false;
-	bk_state_apply(&d->state, &p, &self, wall, rec->reason, d->audit.next_seq,
-	               d->audit.durable_seq, true);
-	bk_cmd_publish_scope(d, slot);
-	bk_shm_changed(&d->shm);
-	bk_cmd_note_trip(d);
-	count_trip(d, slot, reason);
-	fill_record(d, rec, BREAKER__AUDIT_RECORD__KIND__TRIP, &self, wall);
-	plan_record(rec, &p, sc->name);
-	if (bk_audit_stage(&d->audit, rec) < 0) {
-		bk_err("audit staging failed for the daemon's own trip: it is in effect");
-		return -EIO;
-	}
-	pend(d, NULL, rec, slot, false, false);
-	return 0;
-}
-
-void bk_cmd_system_step(struct bk_daemon *d, int slot, unsigned reason, int to,
-                        Breaker__AuditRecord *rec)
-{
-	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
-	struct bk_actor self;
-	struct bk_plan p;
-	char why[256];
-	uint64_t wall = bk_now_wall_ns();
-
-	const char *rule;
-
-	/* Only a latch the daemon raised itself and no operator tripped since,
-	 * and only once no strategy still breaks the rule (a global latch may
-	 * be held up by several). */
-	if (!(sc->active & (1u << reason)) || sc->latches[reason].mode <= to ||
-	    sc->latches[reason].operator_owned ||
-	    strcmp(sc->latches[reason].actor.name, "breakerd") != 0 ||
-	    bk_tick_condition_holds(d, slot, reason, &rule) || !bk_cmd_can_accept(d))
-		return;
-	/* forced: a step may skip a stage (HALTED -> CAUTIOUS), and says so */
-	if (bk_state_plan_resume(&d->state, slot, (int)reason, to, true, &p, why,
-	                         sizeof(why)))
-		return;
-	system_actor(&self);
-	fill_record(d, rec, BREAKER__AUDIT_RECORD__KIND__RESUME, &self, wall);
-	plan_record(rec, &p, sc->name);
-	if (bk_audit_stage(&d->audit, rec) < 0)
-		return;
-	bk_state_apply(&d->state, &p, &self, wall, rec->reason, rec->seq,
-	               d->audit.durable_seq, true);
-	pend(d, NULL, rec, slot, true, false);
-	bk_info("rule cooldown: %s %s latch stepped to %s once durable",
-	        sc->name[0] ? sc->name : "global", bk_reason_name(reason),
-	        bk_mode_str((enum bk_mode)to));
 }

@@ -133,7 +133,7 @@ static void start_flush(struct loop *l)
 		 * such (waiting trips: ERR_NOT_DURABLE), the bytes kept for the
 		 * relinked log */
 		bk_audit_flush_done(&l->d->audit, -ESTALE);
-		bk_cmd_flush_failed(l->d, -ESTALE);
+		bk_pending_flush_failed(l->d, -ESTALE);
 		l->flush_retry = true;
 		l->retry_at = bk_now_mono_ns() + 10 * 1000 * 1000;
 		return;
@@ -221,7 +221,7 @@ static void flush_done(struct loop *l, int fsync_res)
 	bk_metrics_fsync_done(l->d, bk_now_mono_ns() - l->flush_start, res >= 0);
 	bk_audit_flush_done(&l->d->audit, res);
 	if (res < 0) {
-		bk_cmd_flush_failed(l->d, res);
+		bk_pending_flush_failed(l->d, res);
 		l->flush_retry = true; /* in 10 ms, not in a tight loop */
 		l->retry_at = bk_now_mono_ns() + 10 * 1000 * 1000;
 		return;
@@ -230,7 +230,7 @@ static void flush_done(struct loop *l, int fsync_res)
 		bk_info("audit log writable again");
 	l->d->flush_err = 0;
 	bk_tail_publish(l->d);
-	bk_cmd_durable(l->d);
+	bk_pending_durable(l->d);
 	start_head(l);
 }
 
@@ -241,7 +241,7 @@ static bool drain_local_conn(struct loop *l, int slot)
 	nng_msg *msg;
 	int rv;
 
-	while (bk_cmd_can_accept(l->d)) {
+	while (bk_pending_can_accept(l->d)) {
 		rv = bk_local_recv(lo, slot, &msg);
 		if (rv == -EPIPE)
 			return true;
@@ -265,7 +265,7 @@ static void drain_requests(struct loop *l)
 	for (int i = 0; i < BK_LOCAL_CONNS; i++)
 		if (lo->conns[i].fd >= 0 && lo->conns[i].ready && !drain_local_conn(l, i))
 			goto full;
-	while (bk_cmd_can_accept(l->d)) {
+	while (bk_pending_can_accept(l->d)) {
 		if (bk_server_recv(&l->d->srv, &msg) < 0)
 			return;
 		bk_cmd_handle(l->d, msg);
@@ -316,7 +316,7 @@ static void on_signal(struct loop *l, int res)
 				bk_info("SIGHUP: log reopened");
 			l->d->hup_pid = l->sig.ssi_pid;
 			l->d->hup_uid = l->sig.ssi_uid;
-			bk_tick_reload(l->d);
+			bk_reload(l->d);
 			/* the operator's word to put a lost audit log back (bk_tail.h) */
 			if (l->d->tail.lost)
 				l->d->tail.relink_wanted = true;
@@ -454,7 +454,7 @@ static void finish(struct loop *l)
 	}
 	if (!bk_tail_check(l->d) && bk_audit_flush_sync(&l->d->audit) == 0) {
 		bk_tail_publish(l->d);
-		bk_cmd_durable(l->d);
+		bk_pending_durable(l->d);
 	}
 	/* the last head, in place: the next boot compares the log with it */
 	if (bk_tail_head_next(l->d, l->head_buf, &off, &seq))

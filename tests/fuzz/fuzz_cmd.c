@@ -5,7 +5,7 @@
  * on IPC sockets in a scratch directory). Each input is one nng message,
  * handed to bk_cmd_handle exactly as the loop hands a received request;
  * after it, what the loop would do: flush the audit log and run
- * bk_cmd_durable, and every few inputs a tick.
+ * bk_pending_durable, and every few inputs a tick.
  *
  * The caller is real: one request goes over the IPC socket at boot, and its
  * pipe (peer uid = ours, so allowed to resume) is set on each input. One
@@ -114,7 +114,7 @@ static void settle(void)
 		return;
 	if ((rv = bk_audit_flush_sync(&d.audit)) < 0)
 		fz_fail("audit flush: %s", strerror(-rv));
-	bk_cmd_durable(&d);
+	bk_pending_durable(&d);
 }
 
 /* One real request over IPC, to get a pipe with real peer credentials. */
@@ -293,7 +293,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(nng_msg_body(msg), data, size);
 	if (!remote)
 		nng_msg_set_pipe(msg, peer_pipe);
-	if (!bk_cmd_can_accept(&d))
+	if (!bk_pending_can_accept(&d))
 		settle(); /* as the loop: no new command while the ring is full */
 
 	memset(&seen, 0, sizeof(seen));

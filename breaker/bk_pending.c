@@ -1,0 +1,181 @@
+/*
+ * bk_pending - replies that wait for their audit record to be durable, and
+ * what durability (or a failed flush) releases: resumes published, acks
+ * sent, events. A trip's flip never waits here; a resume's does.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bk_daemon.h"
+#include "bk_log.h"
+
+int bk_reply_pack(nng_msg *msg, const Breaker__Reply *rep)
+{
+	size_t len = breaker__reply__get_packed_size(rep);
+
+	nng_msg_clear(msg); /* body only: the routing header stays */
+	if (nng_msg_realloc(msg, len) != 0)
+		return -ENOMEM;
+	breaker__reply__pack(rep, nng_msg_body(msg));
+	return 0;
+}
+
+void bk_reply_now(struct bk_daemon *d, nng_msg *msg, Breaker__Reply *rep)
+{
+	if (bk_reply_pack(msg, rep) == 0)
+		bk_server_reply(&d->srv, msg);
+	else
+		nng_msg_free(msg);
+}
+
+void bk_reply_refuse(struct bk_daemon *d, nng_msg *msg, uint64_t id, Breaker__Status st,
+                     const char *why)
+{
+	Breaker__Reply rep = BREAKER__REPLY__INIT;
+
+	rep.has_request_id = 1;
+	rep.request_id = id;
+	rep.has_status = 1;
+	rep.status = st;
+	rep.error = (char *)why;
+	bk_reply_now(d, msg, &rep);
+}
+
+bool bk_pending_can_accept(const struct bk_daemon *d)
+{
+	return d->pend_head - d->pend_tail < BK_PENDING_MAX &&
+	       d->audit.staged_len + 2 * BK_AUDIT_RECORD_MAX < BK_AUDIT_BATCH_BYTES;
+}
+
+/* Queue msg (already holding its packed Reply) until rec's seq is durable. */
+void bk_pending_add(struct bk_daemon *d, nng_msg *msg, const Breaker__AuditRecord *rec,
+                    int slot, bool republish, bool quiet)
+{
+	struct bk_pending *p;
+
+	if (d->pend_head - d->pend_tail >= BK_PENDING_MAX) {
+		/* only the daemon's own records get here (commands wait for room):
+		 * the record is staged and will be durable; its event is dropped */
+		if (msg)
+			nng_msg_free(msg);
+		return;
+	}
+	p = &d->pending[d->pend_head++ & (BK_PENDING_MAX - 1)];
+	p->reply = msg;
+	p->seq = rec->seq;
+	p->slot = slot;
+	p->republish = republish;
+	p->quiet = quiet;
+	p->kind = rec->kind;
+	p->from_mode = (uint8_t)rec->from_mode;
+	p->to_mode = (uint8_t)rec->to_mode;
+	p->reason_code = (uint8_t)rec->reason_code;
+	p->forced = rec->forced;
+	p->uid = rec->uid;
+	p->wall_ns = rec->wall_ns;
+}
+
+void bk_publish_scope(struct bk_daemon *d, int slot)
+{
+	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
+	uint64_t since, word;
+	uint32_t mask;
+
+	if (!sc)
+		return;
+	word = bk_scope_published(sc, d->audit.durable_seq, &since, &mask);
+	bk_shm_publish(&d->shm, slot, word, mask, since);
+}
+
+static void publish_event(struct bk_daemon *d, const struct bk_pending *p)
+{
+	Breaker__Event ev = BREAKER__EVENT__INIT;
+	const struct bk_scope *sc = NULL;
+	uint8_t buf[2048];
+
+	if (p->slot != BK_NO_SCOPE)
+		sc = bk_state_cscope(&d->state, p->slot);
+	/* the latch's reason text (its first 127 bytes; the log has all of it) */
+	if (sc && p->reason_code && p->reason_code < BK_REASON_COUNT)
+		ev.reason = (char *)sc->latches[p->reason_code].reason;
+	ev.has_audit_seq = ev.has_from_mode = ev.has_to_mode = ev.has_reason_code = 1;
+	ev.has_actor_uid = ev.has_wall_ns = ev.has_kind = ev.has_forced = 1;
+	ev.audit_seq = p->seq;
+	ev.strategy = (sc && sc->name[0]) ? (char *)sc->name : NULL;
+	ev.from_mode = (Breaker__Mode)p->from_mode;
+	ev.to_mode = (Breaker__Mode)p->to_mode;
+	ev.reason_code = (Breaker__ReasonCode)p->reason_code;
+	ev.actor_uid = p->uid;
+	ev.wall_ns = p->wall_ns;
+	ev.kind = p->kind;
+	ev.forced = p->forced;
+	if (breaker__event__get_packed_size(&ev) <= sizeof(buf))
+		bk_server_publish(&d->srv, buf, breaker__event__pack(&ev, buf));
+}
+
+void bk_pending_durable(struct bk_daemon *d)
+{
+	uint64_t durable = d->audit.durable_seq;
+	uint32_t i, end = d->pend_tail;
+	bool changed = false;
+
+	/* Resumes become visible first ... */
+	for (i = d->pend_tail; i != d->pend_head; i++) {
+		struct bk_pending *p = &d->pending[i & (BK_PENDING_MAX - 1)];
+		if (p->seq > durable)
+			break;
+		if (p->republish) {
+			bk_publish_scope(d, p->slot);
+			changed = true;
+		}
+		end = i + 1;
+	}
+	if (changed)
+		bk_shm_changed(&d->shm);
+	/* ... then they are acknowledged. */
+	for (i = d->pend_tail; i != end; i++) {
+		struct bk_pending *p = &d->pending[i & (BK_PENDING_MAX - 1)];
+		if (p->reply)
+			bk_server_reply(&d->srv, p->reply);
+		p->reply = NULL;
+		if (!p->quiet)
+			publish_event(d, p);
+	}
+	d->pend_tail = end;
+}
+
+void bk_pending_flush_failed(struct bk_daemon *d, int err)
+{
+	Breaker__Reply rep = BREAKER__REPLY__INIT;
+
+	/* Trips are in effect already: say so now rather than time out. Resumes
+	 * stay unpublished and unacknowledged until their record is on disk.
+	 * Refusals changed nothing: their answer goes now, the record later. */
+	for (uint32_t i = d->pend_tail; i != d->pend_head; i++) {
+		struct bk_pending *p = &d->pending[i & (BK_PENDING_MAX - 1)];
+		if (p->reply && p->kind == BREAKER__AUDIT_RECORD__KIND__REFUSED) {
+			bk_server_reply(&d->srv, p->reply);
+			p->reply = NULL;
+		}
+		if (!p->reply || p->kind != BREAKER__AUDIT_RECORD__KIND__TRIP)
+			continue;
+		rep.has_status = rep.has_audit_seq = 1;
+		rep.status = BREAKER__STATUS__ERR_NOT_DURABLE;
+		rep.audit_seq = p->seq;
+		rep.error =
+		    "the halt IS in effect, but its audit record is not on disk yet "
+		    "(audit log write failing); it will be retried";
+		bk_reply_now(d, p->reply, &rep);
+		p->reply = NULL;
+	}
+	if (!d->flush_err)
+		bk_err("audit log write failed: %s; trips stay in effect, resumes are "
+		       "refused",
+		       strerror(-err));
+	d->flush_err = err;
+}
