@@ -516,6 +516,9 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 	d->lock_fd = -1;
 	d->tail.head_fd = -1;
 	d->boot_mono_ns = bk_now_mono_ns();
+	/* answers go back the way their request came (an in-process test may
+	 * set its own after boot) */
+	d->replier = (struct bk_replier){.send = bk_server_reply, .ctx = &d->srv};
 	gethostname(d->host, sizeof(d->host) - 1);
 	if ((rv = mkdir_p(d->cfg.state_dir, 0750)) < 0 ||
 	    (rv = mkdir_p(d->cfg.run_dir, 0750)) < 0) {

@@ -112,8 +112,9 @@ static Breaker__Status resolve_scope(const struct bk_daemon *d, const char *name
 /* ---- staging (the wait for durability: bk_pending.c) -------------------------- */
 
 /* Stage rec and queue the ack; on failure answer at once. True if staged. */
-static bool stage_and_pend(struct bk_daemon *d, nng_msg *msg, Breaker__Reply *rep,
-                           Breaker__AuditRecord *rec, int slot, bool republish)
+static bool stage_and_pend(struct bk_daemon *d, struct bk_route *route,
+                           Breaker__Reply *rep, Breaker__AuditRecord *rec, int slot,
+                           bool republish)
 {
 	int64_t seq = bk_audit_stage(&d->audit, rec);
 
@@ -126,17 +127,13 @@ static bool stage_and_pend(struct bk_daemon *d, nng_msg *msg, Breaker__Reply *re
 		        ? "the halt IS in effect, but its audit record could not "
 		          "be staged"
 		        : "its audit record could not be staged: nothing changed";
-		bk_reply_now(d, msg, rep);
+		bk_reply_now(d, route, rep);
 		return false;
 	}
 	rep->has_audit_seq = 1;
 	rep->audit_seq = (uint64_t)seq;
 	bk_cmd_remember(d, rec);
-	if (bk_reply_pack(msg, rep) < 0) {
-		nng_msg_free(msg);
-		msg = NULL;
-	}
-	bk_pending_add(d, msg, rec, slot, republish, false);
+	bk_pending_add(d, route, rep, rec, slot, republish, false);
 	return true;
 }
 
@@ -144,7 +141,7 @@ static bool stage_and_pend(struct bk_daemon *d, nng_msg *msg, Breaker__Reply *re
 
 struct cmd_ctx {
 	struct bk_daemon *d;
-	nng_msg *msg;
+	struct bk_route route; /* where the answer goes; NONE once answered */
 	const Breaker__Request *req;
 	struct bk_peer peer;
 	Breaker__Reply rep;
@@ -166,7 +163,7 @@ static void cmd_request_id(const struct cmd_ctx *c, Breaker__AuditRecord *rec)
 static void cmd_refuse(struct cmd_ctx *c, Breaker__Status st, const char *why)
 {
 	c->refused = st;
-	bk_reply_refuse(c->d, c->msg, c->req->request_id, st, why);
+	bk_reply_refuse(c->d, &c->route, c->req->request_id, st, why);
 }
 
 static void count_command(struct bk_daemon *d, unsigned type, unsigned status)
@@ -303,7 +300,7 @@ static void refuse_unauthorised(struct cmd_ctx *c, const char *why)
 		bk_refusal_summary(d, &due);
 	if (!record) {
 		d->ctr.auth_suppressed++;
-		bk_reply_now(d, c->msg, &c->rep);
+		bk_reply_now(d, &c->route, &c->rep);
 		return;
 	}
 	bk_actor_of(d, &c->peer, &who);
@@ -314,18 +311,14 @@ static void refuse_unauthorised(struct cmd_ctx *c, const char *why)
 	rec.status = BREAKER__STATUS__ERR_UNAUTHORISED;
 	rec.refusal = (char *)why;
 	if (bk_audit_stage(&d->audit, &rec) < 0) {
-		bk_reply_now(d, c->msg, &c->rep);
+		bk_reply_now(d, &c->route, &c->rep);
 		return;
 	}
 	c->rep.has_audit_seq = 1;
 	c->rep.audit_seq = rec.seq;
 	if (d->flush_err) /* the log is failing: no waiting for it */
-		return bk_reply_now(d, c->msg, &c->rep);
-	if (bk_reply_pack(c->msg, &c->rep) < 0) {
-		nng_msg_free(c->msg);
-		return;
-	}
-	bk_pending_add(d, c->msg, &rec, BK_NO_SCOPE, false, true);
+		return bk_reply_now(d, &c->route, &c->rep);
+	bk_pending_add(d, &c->route, &c->rep, &rec, BK_NO_SCOPE, false, true);
 }
 
 /* May c's caller do what it asks? If not, refused (and audited) here. */
@@ -430,7 +423,6 @@ static bool answer_duplicate(struct cmd_ctx *c)
 {
 	struct bk_daemon *d = c->d;
 	uint64_t id = c->req->request_id;
-	struct bk_pending *p;
 	typeof(d->dedupe[0]) *e = &d->dedupe[id & (BK_DEDUPE - 1)];
 
 	if (!c->req->has_request_id || !id || e->id != id)
@@ -449,20 +441,10 @@ static bool answer_duplicate(struct cmd_ctx *c)
 	c->rep.audit_seq = e->seq;
 	c->rep.error = "duplicate request id: already applied, nothing changed";
 	if (c->rep.audit_seq <= d->audit.durable_seq) {
-		bk_reply_now(d, c->msg, &c->rep);
+		bk_reply_now(d, &c->route, &c->rep);
 		return true;
 	}
-	if (bk_reply_pack(c->msg, &c->rep) < 0 ||
-	    d->pend_head - d->pend_tail >= BK_PENDING_MAX) {
-		nng_msg_free(c->msg);
-		return true;
-	}
-	p = &d->pending[d->pend_head++ & (BK_PENDING_MAX - 1)];
-	memset(p, 0, sizeof(*p));
-	p->reply = c->msg;
-	p->seq = c->rep.audit_seq;
-	p->slot = BK_NO_SCOPE;
-	p->quiet = true;
+	bk_pending_ack(d, &c->route, &c->rep, c->rep.audit_seq);
 	return true;
 }
 
@@ -519,7 +501,7 @@ static void do_trip(struct cmd_ctx *c)
 	c->rep.has_from_mode = c->rep.has_to_mode = 1;
 	c->rep.from_mode = (Breaker__Mode)p.from_mode;
 	c->rep.to_mode = (Breaker__Mode)p.to_mode;
-	stage_and_pend(c->d, c->msg, &c->rep, &rec, slot, false);
+	stage_and_pend(c->d, &c->route, &c->rep, &rec, slot, false);
 }
 
 /* A rule's latch stays until the rule holds again (or force). */
@@ -646,11 +628,8 @@ static void propose(struct cmd_ctx *c, const struct bk_plan *p,
 	c->rep.confirm_by_wall_ns = pr->expires_wall_ns;
 	c->rep.has_audit_seq = 1;
 	c->rep.audit_seq = rec.seq;
-	if (bk_reply_pack(c->msg, &c->rep) < 0) {
-		nng_msg_free(c->msg);
-		c->msg = NULL;
-	}
-	bk_pending_add(d, c->msg, &rec, BK_GLOBAL, false, false); /* watchers see it */
+	bk_pending_add(d, &c->route, &c->rep, &rec, BK_GLOBAL, false,
+	               false); /* watchers see it */
 }
 
 /*
@@ -750,7 +729,7 @@ static void do_resume(struct cmd_ctx *c)
 	c->rep.to_mode = (Breaker__Mode)p.to_mode;
 	/* The record first: a resume that cannot be audited changes nothing
 	 * (and a proposal it would have confirmed still waits). */
-	if (!stage_and_pend(c->d, c->msg, &c->rep, &rec, slot, true)) {
+	if (!stage_and_pend(c->d, &c->route, &c->rep, &rec, slot, true)) {
 		if (pr.active)
 			c->d->auth.proposal = pr;
 		return;
@@ -795,7 +774,7 @@ static void do_register(struct cmd_ctx *c)
 	rec.has_remote_telemetry = c->d->remote_declared[slot];
 	rec.remote_telemetry = c->d->remote_declared[slot];
 	cmd_request_id(c, &rec);
-	stage_and_pend(c->d, c->msg, &c->rep, &rec, slot, false);
+	stage_and_pend(c->d, &c->route, &c->rep, &rec, slot, false);
 }
 
 static void do_report(struct cmd_ctx *c)
@@ -848,7 +827,7 @@ static void do_report(struct cmd_ctx *c)
 	}
 	s->heartbeat_ns = bk_now_mono_ns();
 	s->consistent = true; /* one message is one snapshot */
-	bk_reply_now(c->d, c->msg, &c->rep);
+	bk_reply_now(c->d, &c->route, &c->rep);
 }
 
 /* Validate one position's as-of point; NULL if good, else why. */
@@ -999,7 +978,7 @@ static void do_reconcile(struct cmd_ctx *c)
 		info.reconciliations = rsp;
 		c->rep.info = &info;
 		c->rep.error = note[0] ? note : NULL; /* why a verdict is unknown */
-		stage_and_pend(d, c->msg, &c->rep, &rec, slot, false);
+		stage_and_pend(d, &c->route, &c->rep, &rec, slot, false);
 		c->rep.info = NULL;
 	}
 }
@@ -1066,7 +1045,7 @@ static void do_rebase(struct cmd_ctx *c)
 	rec.base_after = after;
 	rec.opening_seq = snap.opening_seq;
 	cmd_request_id(c, &rec);
-	if (!stage_and_pend(c->d, c->msg, &c->rep, &rec, slot, false))
+	if (!stage_and_pend(c->d, &c->route, &c->rep, &rec, slot, false))
 		return;
 	bk_rules_rebase_set(&c->d->slots[slot].eval, (enum bk_rule_id)id, after,
 	                    snap.opening_seq);
@@ -1085,35 +1064,37 @@ static void do_query(struct cmd_ctx *c, bool all)
 		limit = q->list->has_limit ? q->list->limit : 0;
 	}
 	bk_status_build(c->d, &c->rep, all, offset, limit);
-	bk_reply_now(c->d, c->msg, &c->rep);
+	bk_reply_now(c->d, &c->route, &c->rep);
 	bk_status_free(&c->rep);
 }
 
-void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg)
+void bk_cmd_handle(struct bk_daemon *d, struct bk_request *in)
 {
-	struct cmd_ctx c = {.d = d, .msg = msg, .rep = BREAKER__REPLY__INIT};
+	struct cmd_ctx c = {.d = d, .route = in->route, .rep = BREAKER__REPLY__INIT};
 	Breaker__Request *req;
-	size_t len = nng_msg_len(msg);
+	size_t len = in->len;
 
-	bk_server_peer(msg, &c.peer);
+	in->route.transport = BK_ROUTE_NONE; /* c holds it now */
+	c.peer = in->peer;
 	if (len > d->cfg.max_msg) {
 		snprintf(c.why, sizeof(c.why),
 		         "command of %zu bytes is over the %u-byte limit", len,
 		         d->cfg.max_msg);
 		count_command(d, BK_CMD_INVALID, BREAKER__STATUS__ERR_TOO_LARGE);
-		return bk_reply_refuse(d, msg, 0, BREAKER__STATUS__ERR_TOO_LARGE, c.why);
+		return bk_reply_refuse(d, &c.route, 0, BREAKER__STATUS__ERR_TOO_LARGE,
+		                       c.why);
 	}
-	req = breaker__request__unpack(NULL, len, nng_msg_body(msg));
+	req = breaker__request__unpack(NULL, len, in->body);
 	if (!req) {
 		count_command(d, BK_CMD_INVALID, BREAKER__STATUS__ERR_BAD_REQUEST);
-		return bk_reply_refuse(d, msg, 0, BREAKER__STATUS__ERR_BAD_REQUEST,
+		return bk_reply_refuse(d, &c.route, 0, BREAKER__STATUS__ERR_BAD_REQUEST,
 		                       "malformed command: not a breaker.Request");
 	}
 	c.req = req;
 	c.rep.has_request_id = req->has_request_id;
 	c.rep.request_id = req->request_id;
 	c.rep.has_status = 1;
-	if (wire_has_nul(&breaker__request__descriptor, nng_msg_body(msg), len, 0)) {
+	if (wire_has_nul(&breaker__request__descriptor, in->body, len, 0)) {
 		count_command(d, bk_metrics_cmd_type(req->cmd_case),
 		              BREAKER__STATUS__ERR_BAD_REQUEST);
 		cmd_refuse(&c, BREAKER__STATUS__ERR_BAD_REQUEST,

@@ -14,6 +14,7 @@
 #include "bk_config.h"
 #include "bk_metrics.h"
 #include "bk_rulestate.h"
+#include "bk_request.h"
 #include "bk_server.h"
 #include "bk_shm.h"
 #include "bk_state.h"
@@ -28,7 +29,9 @@
 
 /* A command acknowledged once its record is durable. */
 struct bk_pending {
-	nng_msg *reply; /* body holds the packed Reply; NULL: nobody waits */
+	struct bk_route route; /* BK_ROUTE_NONE: nobody waits */
+	uint8_t *reply;        /* the packed Reply (malloc), sent with route */
+	size_t reply_len;
 	uint64_t seq;
 	int slot;       /* the scope (BK_GLOBAL or a strategy slot) */
 	bool republish; /* a resume: publish the scope once durable */
@@ -68,6 +71,8 @@ struct bk_daemon {
 	struct bk_shm_writer shm;
 	struct bk_audit audit;
 	struct bk_server srv;
+	struct bk_replier
+	    replier; /* where answers go (bk_server_reply; tests: their own) */
 	struct bk_tel_reader tel;
 	struct bk_slot_rules slots[BK_MAX_STRATEGIES];
 	/* declared at register (breaker register --telemetry remote; replayed);
@@ -102,8 +107,9 @@ struct bk_daemon {
 /* ---- bk_cmd.c: one request, decode -> authorise -> validate -> plan -> apply -> stage
  * ---- */
 
-/* Handle one request from the REP socket; takes msg. */
-void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg);
+/* Handle one request from any transport; answers through d->replier with
+ * req->route (now or once durable). req->body is not kept. */
+void bk_cmd_handle(struct bk_daemon *d, struct bk_request *req);
 
 /* Remember that the request id (and its hash, if the record has one) made
  * audit record rec->seq (also from replay). */
@@ -120,23 +126,33 @@ void bk_pending_durable(struct bk_daemon *d);
 /* An audit flush failed with -errno err: answer waiting trips, refuse resumes. */
 void bk_pending_flush_failed(struct bk_daemon *d, int err);
 
-/* Queue msg (already holding its packed Reply; NULL: nobody waits) until
- * rec's seq is durable. republish: a resume, published then; quiet: no event. */
-void bk_pending_add(struct bk_daemon *d, nng_msg *msg, const Breaker__AuditRecord *rec,
-                    int slot, bool republish, bool quiet);
+/*
+ * Queue rep (packed now) for route until rec's seq is durable; route NULL or
+ * NONE: nobody waits, only the event. republish: a resume, published then;
+ * quiet: no event. False (route answered ERR_NOT_DURABLE) if the ring is full.
+ */
+bool bk_pending_add(struct bk_daemon *d, struct bk_route *route,
+                    const Breaker__Reply *rep, const Breaker__AuditRecord *rec, int slot,
+                    bool republish, bool quiet);
+
+/* Queue rep for route until seq is durable: no scope, no event (a duplicate's
+ * ack). False (route answered ERR_NOT_DURABLE) if the ring is full. */
+bool bk_pending_ack(struct bk_daemon *d, struct bk_route *route,
+                    const Breaker__Reply *rep, uint64_t seq);
 
 /* Republish one scope's word from the state (BK_GLOBAL or a slot). */
 void bk_publish_scope(struct bk_daemon *d, int slot);
 
-/* Pack rep into msg's body (the routing header stays); -ENOMEM. */
-int bk_reply_pack(nng_msg *msg, const Breaker__Reply *rep);
+/* Send buf (NULL: no answer) with route through d->replier. */
+void bk_reply_send(struct bk_daemon *d, struct bk_route *route, const uint8_t *buf,
+                   size_t len);
 
-/* Answer now (takes msg). */
-void bk_reply_now(struct bk_daemon *d, nng_msg *msg, Breaker__Reply *rep);
+/* Answer now. */
+void bk_reply_now(struct bk_daemon *d, struct bk_route *route, const Breaker__Reply *rep);
 
-/* Answer now with a refusal that changed nothing (takes msg). */
-void bk_reply_refuse(struct bk_daemon *d, nng_msg *msg, uint64_t id, Breaker__Status st,
-                     const char *why);
+/* Answer now with a refusal that changed nothing. */
+void bk_reply_refuse(struct bk_daemon *d, struct bk_route *route, uint64_t id,
+                     Breaker__Status st, const char *why);
 
 /* ---- bk_record.c: actors and the common fields of a record ---- */
 

@@ -238,11 +238,11 @@ static void flush_done(struct loop *l, int fsync_res)
 static bool drain_local_conn(struct loop *l, int slot)
 {
 	struct bk_local *lo = &l->d->srv.local;
-	nng_msg *msg;
+	struct bk_request req;
 	int rv;
 
 	while (bk_pending_can_accept(l->d)) {
-		rv = bk_local_recv(lo, slot, &msg);
+		rv = bk_local_recv(lo, slot, &req);
 		if (rv == -EPIPE)
 			return true;
 		if (rv == -EAGAIN) {
@@ -250,7 +250,7 @@ static bool drain_local_conn(struct loop *l, int slot)
 			arm_local_conn(l, slot);
 			return true;
 		}
-		bk_cmd_handle(l->d, msg);
+		bk_cmd_handle(l->d, &req);
 	}
 	return false;
 }
@@ -259,16 +259,16 @@ static bool drain_local_conn(struct loop *l, int slot)
 static void drain_requests(struct loop *l)
 {
 	struct bk_local *lo = &l->d->srv.local;
-	nng_msg *msg;
+	struct bk_request req;
 
 	l->backlog = false;
 	for (int i = 0; i < BK_LOCAL_CONNS; i++)
 		if (lo->conns[i].fd >= 0 && lo->conns[i].ready && !drain_local_conn(l, i))
 			goto full;
 	while (bk_pending_can_accept(l->d)) {
-		if (bk_server_recv(&l->d->srv, &msg) < 0)
+		if (bk_server_recv(&l->d->srv, &req) < 0)
 			return;
-		bk_cmd_handle(l->d, msg);
+		bk_cmd_handle(l->d, &req);
 	}
 full:
 	l->backlog = true;

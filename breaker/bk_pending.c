@@ -14,27 +14,45 @@
 #include "bk_daemon.h"
 #include "bk_log.h"
 
-int bk_reply_pack(nng_msg *msg, const Breaker__Reply *rep)
+void bk_reply_send(struct bk_daemon *d, struct bk_route *route, const uint8_t *buf,
+                   size_t len)
 {
+	if (route->transport != BK_ROUTE_NONE)
+		d->replier.send(d->replier.ctx, route, buf, len);
+	route->transport = BK_ROUTE_NONE;
+}
+
+/* rep packed into a buffer of its own (malloc); NULL when out of memory. */
+static uint8_t *pack(const Breaker__Reply *rep, size_t *len)
+{
+	uint8_t *buf;
+
+	*len = breaker__reply__get_packed_size(rep);
+	if ((buf = malloc(*len ? *len : 1)))
+		breaker__reply__pack(rep, buf);
+	return buf;
+}
+
+void bk_reply_now(struct bk_daemon *d, struct bk_route *route, const Breaker__Reply *rep)
+{
+	uint8_t small[1024], *buf = small;
 	size_t len = breaker__reply__get_packed_size(rep);
 
-	nng_msg_clear(msg); /* body only: the routing header stays */
-	if (nng_msg_realloc(msg, len) != 0)
-		return -ENOMEM;
-	breaker__reply__pack(rep, nng_msg_body(msg));
-	return 0;
+	if (route->transport == BK_ROUTE_NONE)
+		return;
+	if (len > sizeof(small) && !(buf = pack(rep, &len))) {
+		bk_reply_send(d, route, NULL, 0); /* out of memory: it times out */
+		return;
+	}
+	if (buf == small)
+		breaker__reply__pack(rep, small);
+	bk_reply_send(d, route, buf, len);
+	if (buf != small)
+		free(buf);
 }
 
-void bk_reply_now(struct bk_daemon *d, nng_msg *msg, Breaker__Reply *rep)
-{
-	if (bk_reply_pack(msg, rep) == 0)
-		bk_server_reply(&d->srv, msg);
-	else
-		nng_msg_free(msg);
-}
-
-void bk_reply_refuse(struct bk_daemon *d, nng_msg *msg, uint64_t id, Breaker__Status st,
-                     const char *why)
+void bk_reply_refuse(struct bk_daemon *d, struct bk_route *route, uint64_t id,
+                     Breaker__Status st, const char *why)
 {
 	Breaker__Reply rep = BREAKER__REPLY__INIT;
 
@@ -43,7 +61,7 @@ void bk_reply_refuse(struct bk_daemon *d, nng_msg *msg, uint64_t id, Breaker__St
 	rep.has_status = 1;
 	rep.status = st;
 	rep.error = (char *)why;
-	bk_reply_now(d, msg, &rep);
+	bk_reply_now(d, route, &rep);
 }
 
 bool bk_pending_can_accept(const struct bk_daemon *d)
@@ -52,22 +70,53 @@ bool bk_pending_can_accept(const struct bk_daemon *d)
 	       d->audit.staged_len + 2 * BK_AUDIT_RECORD_MAX < BK_AUDIT_BATCH_BYTES;
 }
 
-/* Queue msg (already holding its packed Reply) until rec's seq is durable. */
-void bk_pending_add(struct bk_daemon *d, nng_msg *msg, const Breaker__AuditRecord *rec,
-                    int slot, bool republish, bool quiet)
+/* The next free entry, cleared, holding route and rep (packed); NULL when
+ * the ring is full (route then answered ERR_NOT_DURABLE). */
+static struct bk_pending *take(struct bk_daemon *d, struct bk_route *route,
+                               const Breaker__Reply *rep, uint64_t seq)
 {
 	struct bk_pending *p;
 
 	if (d->pend_head - d->pend_tail >= BK_PENDING_MAX) {
-		/* only the daemon's own records get here (commands wait for room):
-		 * the record is staged and will be durable; its event is dropped */
-		if (msg)
-			nng_msg_free(msg);
-		return;
+		/* commands wait for room (bk_pending_can_accept) before they are
+		 * handled, so only the daemon's own records get here, with nobody
+		 * waiting: the record is staged and will be durable; its event is
+		 * dropped. Should an answer wait anyway, it is told, not dropped. */
+		if (route && route->transport != BK_ROUTE_NONE) {
+			Breaker__Reply no = *rep;
+
+			no.has_status = no.has_audit_seq = 1;
+			no.status = BREAKER__STATUS__ERR_NOT_DURABLE;
+			no.audit_seq = seq;
+			no.error =
+			    "applied, but too many answers wait for the audit log: "
+			    "its record is not known to be on disk yet";
+			bk_reply_now(d, route, &no);
+		}
+		return NULL;
 	}
 	p = &d->pending[d->pend_head++ & (BK_PENDING_MAX - 1)];
-	p->reply = msg;
-	p->seq = rec->seq;
+	memset(p, 0, sizeof(*p));
+	p->seq = seq;
+	if (route && route->transport != BK_ROUTE_NONE) {
+		if ((p->reply = pack(rep, &p->reply_len)))
+			p->route = *route;
+		else
+			bk_reply_send(d, route, NULL,
+			              0);         /* out of memory: it times out */
+		route->transport = BK_ROUTE_NONE; /* the entry holds it now */
+	}
+	return p;
+}
+
+bool bk_pending_add(struct bk_daemon *d, struct bk_route *route,
+                    const Breaker__Reply *rep, const Breaker__AuditRecord *rec, int slot,
+                    bool republish, bool quiet)
+{
+	struct bk_pending *p = take(d, route, rep, rec->seq);
+
+	if (!p)
+		return false;
 	p->slot = slot;
 	p->republish = republish;
 	p->quiet = quiet;
@@ -78,6 +127,27 @@ void bk_pending_add(struct bk_daemon *d, nng_msg *msg, const Breaker__AuditRecor
 	p->forced = rec->forced;
 	p->uid = rec->uid;
 	p->wall_ns = rec->wall_ns;
+	return true;
+}
+
+bool bk_pending_ack(struct bk_daemon *d, struct bk_route *route,
+                    const Breaker__Reply *rep, uint64_t seq)
+{
+	struct bk_pending *p = take(d, route, rep, seq);
+
+	if (!p)
+		return false;
+	p->slot = BK_NO_SCOPE;
+	p->quiet = true;
+	return true;
+}
+
+/* Send p's stored answer, if anyone waits for it. */
+static void answer(struct bk_daemon *d, struct bk_pending *p)
+{
+	bk_reply_send(d, &p->route, p->reply, p->reply_len);
+	free(p->reply);
+	p->reply = NULL;
 }
 
 void bk_publish_scope(struct bk_daemon *d, int slot)
@@ -140,9 +210,7 @@ void bk_pending_durable(struct bk_daemon *d)
 	/* ... then they are acknowledged. */
 	for (i = d->pend_tail; i != end; i++) {
 		struct bk_pending *p = &d->pending[i & (BK_PENDING_MAX - 1)];
-		if (p->reply)
-			bk_server_reply(&d->srv, p->reply);
-		p->reply = NULL;
+		answer(d, p);
 		if (!p->quiet)
 			publish_event(d, p);
 	}
@@ -158,10 +226,8 @@ void bk_pending_flush_failed(struct bk_daemon *d, int err)
 	 * Refusals changed nothing: their answer goes now, the record later. */
 	for (uint32_t i = d->pend_tail; i != d->pend_head; i++) {
 		struct bk_pending *p = &d->pending[i & (BK_PENDING_MAX - 1)];
-		if (p->reply && p->kind == BREAKER__AUDIT_RECORD__KIND__REFUSED) {
-			bk_server_reply(&d->srv, p->reply);
-			p->reply = NULL;
-		}
+		if (p->reply && p->kind == BREAKER__AUDIT_RECORD__KIND__REFUSED)
+			answer(d, p);
 		if (!p->reply || p->kind != BREAKER__AUDIT_RECORD__KIND__TRIP)
 			continue;
 		rep.has_status = rep.has_audit_seq = 1;
@@ -170,8 +236,9 @@ void bk_pending_flush_failed(struct bk_daemon *d, int err)
 		rep.error =
 		    "the halt IS in effect, but its audit record is not on disk yet "
 		    "(audit log write failing); it will be retried";
-		bk_reply_now(d, p->reply, &rep);
+		free(p->reply);
 		p->reply = NULL;
+		bk_reply_now(d, &p->route, &rep);
 	}
 	if (!d->flush_err)
 		bk_err("audit log write failed: %s; trips stay in effect, resumes are "

@@ -87,7 +87,7 @@ int bk_protect_trip(struct bk_daemon *d, int slot, unsigned reason, int mode,
 		bk_err("audit staging failed for the daemon's own trip: it is in effect");
 		return -EIO;
 	}
-	bk_pending_add(d, NULL, rec, slot, false, false);
+	bk_pending_add(d, NULL, NULL, rec, slot, false, false);
 	return 0;
 }
 
@@ -121,7 +121,7 @@ void bk_protect_step(struct bk_daemon *d, int slot, unsigned reason, int to,
 		return;
 	bk_state_apply(&d->state, &p, &self, wall, rec->reason, rec->seq,
 	               d->audit.durable_seq, true);
-	bk_pending_add(d, NULL, rec, slot, true, false);
+	bk_pending_add(d, NULL, NULL, rec, slot, true, false);
 	bk_info("rule cooldown: %s %s latch stepped to %s once durable",
 	        sc->name[0] ? sc->name : "global", bk_reason_name(reason),
 	        bk_mode_str((enum bk_mode)to));
