@@ -908,8 +908,15 @@ static void do_reconcile(struct cmd_ctx *c)
 			return cmd_refuse(c, st, c->why);
 		}
 	}
-	if (!bk_pending_can_accept(d))
-		return cmd_refuse(c, BREAKER__STATUS__ERR_INTERNAL, "busy: retry");
+	/* All or nothing: room to stage every record before any position is
+	 * applied (the loop only made sure of room for one command's two). */
+	if (!bk_pending_can_stage(d, n + nw)) {
+		snprintf(c->why, sizeof(c->why),
+		         "busy: the audit log has no room to stage %zu records now; "
+		         "nothing applied, retry",
+		         n + nw);
+		return cmd_refuse(c, BREAKER__STATUS__ERR_INTERNAL, c->why);
+	}
 	/* Audited: a reconciliation can trip, clear a break and allow a resume. */
 	for (i = 0; i < n + nw; i++) {
 		Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
@@ -970,8 +977,11 @@ static void do_reconcile(struct cmd_ctx *c)
 		cmd_request_id(c, &rec);
 		if (i + 1 < n + nw) {
 			if (bk_audit_stage(&d->audit, &rec) < 0)
-				return cmd_refuse(c, BREAKER__STATUS__ERR_NOT_DURABLE,
-				                  "audit staging failed");
+				return cmd_refuse(
+				    c, BREAKER__STATUS__ERR_NOT_DURABLE,
+				    "audit staging failed part way (a record "
+				    "over the size limit): the positions "
+				    "before it were applied");
 			continue;
 		}
 		info.n_reconciliations = n + nw;

@@ -120,6 +120,10 @@ void bk_cmd_remember(struct bk_daemon *d, const Breaker__AuditRecord *rec);
 /* True when the pending ring has room for another state-changing command. */
 bool bk_pending_can_accept(const struct bk_daemon *d);
 
+/* Room for one more waiting answer and for staging `records` records of any
+ * size: a command that stages several checks this before it applies any. */
+bool bk_pending_can_stage(const struct bk_daemon *d, size_t records);
+
 /* The audit log reached a new durable seq: publish resumes, send acks, events. */
 void bk_pending_durable(struct bk_daemon *d);
 

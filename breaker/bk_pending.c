@@ -70,6 +70,14 @@ bool bk_pending_can_accept(const struct bk_daemon *d)
 	       d->audit.staged_len + 2 * BK_AUDIT_RECORD_MAX < BK_AUDIT_BATCH_BYTES;
 }
 
+bool bk_pending_can_stage(const struct bk_daemon *d, size_t records)
+{
+	return d->pend_head - d->pend_tail < BK_PENDING_MAX &&
+	       d->audit.staged_len +
+	               records * (BK_AUDIT_FRAME_HDR + BK_AUDIT_RECORD_MAX) <=
+	           BK_AUDIT_BATCH_BYTES;
+}
+
 /* The next free entry, cleared, holding route and rep (packed); NULL when
  * the ring is full (route then answered ERR_NOT_DURABLE). */
 static struct bk_pending *take(struct bk_daemon *d, struct bk_route *route,
