@@ -513,8 +513,12 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 	int rv;
 
 	memset(r, 0, sizeof(*r));
+	/* Before anything can fail: bk_boot_close closes only what was opened
+	 * (a zeroed descriptor is stdin). */
 	d->lock_fd = -1;
 	d->tail.head_fd = -1;
+	d->audit.fd = -1;
+	d->tel.fd = -1;
 	d->boot_mono_ns = bk_now_mono_ns();
 	/* answers go back the way their request came (an in-process test may
 	 * set its own after boot) */

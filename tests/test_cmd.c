@@ -9,6 +9,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -287,4 +288,27 @@ Test(cmd, reconcile_is_all_or_nothing)
 		cr_assert_neq(d.slots[i].eval.recon.posted_wall_ns, 0);
 	cr_assert_eq(d.audit.next_seq, next + N);
 	fini();
+}
+
+/* breakerd closes what bk_boot opened even when bk_boot failed part way: a
+ * descriptor it never opened must not be closed (a zeroed one is stdin). */
+Test(cmd, boot_close_after_a_failed_boot_leaves_stdin_alone)
+{
+	struct bk_boot_report r;
+	char err[1024] = "", path[300];
+	int null = open("/dev/null", O_RDONLY);
+
+	cr_assert_geq(null, 0);
+	cr_assert_eq(dup2(null, 0), 0);
+	bk_h_init(&h, "cmd-halfboot", NULL);
+	memset(&d, 0, sizeof(d));
+	d.cfg = h.cfg;
+	/* a state_dir that cannot be made: the boot fails before the log opens */
+	snprintf(path, sizeof(path), "%s/breaker.ini/state", h.dir);
+	snprintf(d.cfg.state_dir, sizeof(d.cfg.state_dir), "%s", path);
+	cr_assert_lt(bk_boot(&d, &r, err, sizeof(err)), 0);
+	bk_boot_close(&d);
+	cr_assert_neq(fcntl(0, F_GETFD), -1, "bk_boot_close closed stdin");
+	close(null);
+	bk_h_fini(&h);
 }
