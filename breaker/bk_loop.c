@@ -12,6 +12,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "bk_invariant.h"
 #include "bk_log.h"
 #include "bk_loop.h"
 
@@ -59,7 +60,8 @@ static struct io_uring_sqe *get_sqe(struct loop *l)
 		io_uring_submit(&l->ring);
 		sqe = io_uring_get_sqe(&l->ring);
 	}
-	return sqe; /* the ring is sized so this never stays NULL */
+	BK_INVARIANT(sqe); /* the ring is sized so this never stays NULL */
+	return sqe;
 }
 
 /* liburing 2.3 has no multishot timeout: an absolute timeout, re-armed. */

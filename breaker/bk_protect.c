@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "bk_daemon.h"
+#include "bk_invariant.h"
 #include "bk_log.h"
 
 void bk_count_trip(struct bk_daemon *d, int slot, unsigned reason)
@@ -70,6 +71,7 @@ int bk_protect_trip(struct bk_daemon *d, int slot, unsigned reason, int mode,
 
 	if (bk_state_plan_trip(&d->state, slot, (int)reason, mode, &p, &why))
 		return -EINVAL;
+	BK_INVARIANT(sc); /* a slot the plan accepts has a scope */
 	if (!always && p.target <= sc->latches[reason].mode)
 		return 0; /* already latched at least this far: nothing new to record */
 	bk_actor_self(&self);
@@ -102,6 +104,7 @@ void bk_protect_step(struct bk_daemon *d, int slot, unsigned reason, int to,
 
 	const char *rule;
 
+	BK_INVARIANT(sc); /* the tick steps only the scopes it evaluates */
 	/* Only a latch the daemon raised itself and no operator tripped since,
 	 * and only once no strategy still breaks the rule (a global latch may
 	 * be held up by several). */

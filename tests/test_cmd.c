@@ -10,12 +10,14 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "bk_boot.h"
 #include "bk_harness.h"
+#include "bk_invariant.h"
 
 #define ROUTE_TEST 0x55 /* this test's transport kind */
 
@@ -311,4 +313,13 @@ Test(cmd, boot_close_after_a_failed_boot_leaves_stdin_alone)
 	cr_assert_neq(fcntl(0, F_GETFD), -1, "bk_boot_close closed stdin");
 	close(null);
 	bk_h_fini(&h);
+}
+
+/* A broken assumption stops the process (engines then see a silent daemon:
+ * HALTED) instead of running on into a NULL dereference. */
+Test(cmd, broken_invariant_aborts, .signal = SIGABRT)
+{
+	void *volatile sqe = NULL;
+
+	BK_INVARIANT(sqe);
 }
