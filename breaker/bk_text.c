@@ -6,34 +6,46 @@
 
 #include "bk_text.h"
 
-/*
- * Length of the UTF-8 sequence at p, or 0 if it is not one a terminal can be
- * trusted with: invalid, overlong, surrogate, above U+10FFFF, a C0/C1
- * control (tab excepted), DEL, or a bidirectional override.
- */
+int bk_utf8_decode(const unsigned char *s, unsigned *cp)
+{
+	unsigned c = s[0], min;
+	int n;
+
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, *cp = c & 0x1f, min = 0x80;
+	else if ((c & 0xf0) == 0xe0)
+		n = 3, *cp = c & 0x0f, min = 0x800;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, *cp = c & 0x07, min = 0x10000;
+	else
+		return 0;
+	for (int i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
+			return 0;
+		*cp = *cp << 6 | (s[i] & 0x3f);
+	}
+	if (*cp < min || *cp > 0x10ffff || (*cp >= 0xd800 && *cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
 int bk_text_char_len(const unsigned char *p)
 {
-	if (*p < 0x80)
-		return (*p >= 0x20 || *p == '\t') && *p != 0x7f;
-	if (*p >= 0xc2 && *p <= 0xdf)
-		return (p[1] & 0xc0) == 0x80 && !(*p == 0xc2 && p[1] < 0xa0) ? 2 : 0;
-	if (*p >= 0xe0 && *p <= 0xef) {
-		if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 ||
-		    (*p == 0xe0 && p[1] < 0xa0) || (*p == 0xed && p[1] >= 0xa0))
-			return 0;
-		/* U+202A..U+202E, U+2066..U+2069: text that reorders the terminal */
-		if (*p == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) ||
-		                   (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)))
-			return 0;
-		return 3;
-	}
-	if (*p >= 0xf0 && *p <= 0xf4)
-		return (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80 &&
-		               (p[3] & 0xc0) == 0x80 && !(*p == 0xf0 && p[1] < 0x90) &&
-		               !(*p == 0xf4 && p[1] >= 0x90)
-		           ? 4
-		           : 0;
-	return 0;
+	unsigned cp;
+	int n = bk_utf8_decode(p, &cp);
+
+	if (n == 0)
+		return 0;
+	if ((cp < 0x20 && cp != '\t') || (cp >= 0x7f && cp < 0xa0))
+		return 0; /* C0 (tab excepted), DEL, C1 */
+	/* U+202A..U+202E, U+2066..U+2069: text that reorders the terminal */
+	if ((cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069))
+		return 0;
+	return n;
 }
 
 /* Reason text ends up in terminals, logs and post-mortems. */

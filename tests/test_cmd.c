@@ -18,6 +18,7 @@
 #include "bk_boot.h"
 #include "bk_harness.h"
 #include "bk_invariant.h"
+#include "bk_text.h"
 
 #define ROUTE_TEST 0x55 /* this test's transport kind */
 
@@ -322,4 +323,43 @@ Test(cmd, broken_invariant_aborts, .signal = SIGABRT)
 	void *volatile sqe = NULL;
 
 	BK_INVARIANT(sqe);
+}
+
+/* The one decoder and the daemon's text rule on top of it. */
+Test(cmd, text_checks)
+{
+	static const struct {
+		const char *s;
+		int decode; /* bk_utf8_decode's length */
+		int safe;   /* bk_text_char_len's */
+	} t[] = {
+	    {"a", 1, 1},
+	    {"\t", 1, 1},
+	    {"\x1b", 1, 0},
+	    {"\x7f", 1, 0},
+	    {"\xc2\x85", 2, 0}, /* C1 NEL */
+	    {"\xc2\xa0", 2, 2},
+	    {"\xc0\xaf", 0, 0}, /* overlong '/' */
+	    {"\xe0\x80\xaf", 0, 0},
+	    {"\xed\xa0\x80", 0, 0}, /* surrogate */
+	    {"\xe2\x80\xae", 3, 0}, /* U+202E RIGHT-TO-LEFT OVERRIDE */
+	    {"\xe2\x81\xa6", 3, 0}, /* U+2066 */
+	    {"\xe2\x82\xac", 3, 3}, /* euro sign */
+	    {"\xf4\x8f\xbf\xbf", 4, 4},
+	    {"\xf4\x90\x80\x80", 0, 0}, /* past U+10FFFF */
+	    {"\xe2\x82", 0, 0},         /* cut short by the NUL */
+	};
+	unsigned cp;
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		const unsigned char *p = (const unsigned char *)t[i].s;
+
+		cr_expect_eq(bk_utf8_decode(p, &cp), t[i].decode, "decode #%zu", i);
+		cr_expect_eq(bk_text_char_len(p), t[i].safe, "safe #%zu", i);
+	}
+	cr_expect(bk_text_valid("halt: feed stale", 64));
+	cr_expect(!bk_text_valid("halt: feed stale", 4));
+	cr_expect(!bk_text_valid("a\xe2\x80\xae"
+	                         "b",
+	                         64));
 }
