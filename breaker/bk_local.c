@@ -297,6 +297,35 @@ int bk_local_accept(struct bk_local *l)
 	return n;
 }
 
+int bk_local_listen_fd(const struct bk_local *l)
+{
+	return l->listen_fd;
+}
+
+int bk_local_conn_fd(const struct bk_local *l, int slot, uint32_t *gen)
+{
+	*gen = l->conns[slot].gen;
+	return l->conns[slot].fd;
+}
+
+bool bk_local_wake(struct bk_local *l, int slot, uint32_t gen)
+{
+	struct bk_local_conn *c;
+
+	if (slot < 0 || slot >= BK_LOCAL_CONNS)
+		return false;
+	c = &l->conns[slot];
+	if (c->fd < 0 || c->gen != gen)
+		return false; /* closed (and maybe reused) since its poll was armed */
+	c->ready = true;
+	return true;
+}
+
+bool bk_local_ready(const struct bk_local *l, int slot)
+{
+	return l->conns[slot].fd >= 0 && l->conns[slot].ready;
+}
+
 int bk_local_recv(struct bk_local *l, int slot, struct bk_request *req)
 {
 	struct bk_local_conn *c = &l->conns[slot];
@@ -304,8 +333,10 @@ int bk_local_recv(struct bk_local *l, int slot, struct bk_request *req)
 
 	/* MSG_TRUNC: the packet's real length, so oversize is seen as such */
 	n = recv(c->fd, l->buf, BK_TRANSPORT_MAX + 1, MSG_DONTWAIT | MSG_TRUNC);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		c->ready = false; /* drained: readable again once its poll fires */
 		return -EAGAIN;
+	}
 	if (n <= 0) { /* 0: closed (an empty request would be invalid anyway) */
 		conn_close(c);
 		return -EPIPE;

@@ -74,6 +74,18 @@ void bk_local_sweep(struct bk_local *l, uint64_t now_ns);
 /* Accept every waiting connection; returns how many (their slots are ready). */
 int bk_local_accept(struct bk_local *l);
 
+/* For the loop's polls: the listening socket (-1: off), and a connection's
+ * socket (-1: free) with its generation, which names it in the poll's tag. */
+int bk_local_listen_fd(const struct bk_local *l);
+int bk_local_conn_fd(const struct bk_local *l, int slot, uint32_t *gen);
+
+/* A connection's poll fired: true (and it is ready to drain) if it is still
+ * the connection of generation gen. */
+bool bk_local_wake(struct bk_local *l, int slot, uint32_t gen);
+
+/* Ready to drain: readable, not drained since (bk_local_recv said -EAGAIN). */
+bool bk_local_ready(const struct bk_local *l, int slot);
+
 /*
  * Next request from connection slot into req (its body is this bk_local's
  * buffer: valid until the next recv): 0, -EAGAIN when drained, -EPIPE when

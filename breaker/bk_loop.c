@@ -87,29 +87,27 @@ static void arm_local_listen(struct loop *l)
 {
 	struct io_uring_sqe *sqe = get_sqe(l);
 
-	io_uring_prep_poll_multishot(sqe, l->d->srv.local.listen_fd, POLLIN);
+	io_uring_prep_poll_multishot(sqe, bk_local_listen_fd(&l->d->srv.local), POLLIN);
 	io_uring_sqe_set_data64(sqe, TAG_LOCAL_LISTEN);
 }
 
 /* One-shot, armed once a connection is drained: a closed fd has none pending. */
 static void arm_local_conn(struct loop *l, int slot)
 {
-	const struct bk_local_conn *c = &l->d->srv.local.conns[slot];
+	uint32_t gen;
+	int fd = bk_local_conn_fd(&l->d->srv.local, slot, &gen);
 	struct io_uring_sqe *sqe = get_sqe(l);
 
-	io_uring_prep_poll_add(sqe, c->fd, POLLIN | POLLRDHUP);
+	io_uring_prep_poll_add(sqe, fd, POLLIN | POLLRDHUP);
 	io_uring_sqe_set_data64(sqe, TAG_LOCAL_CONN | (uint64_t)slot << 8 |
-	                                 (uint64_t)c->gen << 32);
+	                                 (uint64_t)gen << 32);
 }
 
 static void on_local_conn(struct loop *l, uint64_t tag)
 {
-	struct bk_local_conn *c = &l->d->srv.local.conns[(tag >> 8) & 0xffffff];
-
-	if (c->fd >= 0 && c->gen == (uint32_t)(tag >> 32)) {
-		c->ready = true;
+	if (bk_local_wake(&l->d->srv.local, (int)((tag >> 8) & 0xffffff),
+	                  (uint32_t)(tag >> 32)))
 		l->backlog = true;
-	}
 }
 
 static void arm_signal(struct loop *l)
@@ -247,8 +245,7 @@ static bool drain_local_conn(struct loop *l, int slot)
 		rv = bk_local_recv(lo, slot, &req);
 		if (rv == -EPIPE)
 			return true;
-		if (rv == -EAGAIN) {
-			lo->conns[slot].ready = false;
+		if (rv == -EAGAIN) { /* drained: poll it again */
 			arm_local_conn(l, slot);
 			return true;
 		}
@@ -265,7 +262,7 @@ static void drain_requests(struct loop *l)
 
 	l->backlog = false;
 	for (int i = 0; i < BK_LOCAL_CONNS; i++)
-		if (lo->conns[i].fd >= 0 && lo->conns[i].ready && !drain_local_conn(l, i))
+		if (bk_local_ready(lo, i) && !drain_local_conn(l, i))
 			goto full;
 	while (bk_pending_can_accept(l->d)) {
 		if (bk_server_recv(&l->d->srv, &req) < 0)
@@ -485,7 +482,7 @@ int bk_loop_run(struct bk_daemon *d, const char *log_path)
 	l.next_tick = bk_now_mono_ns() + d->cfg.tick_ns;
 	arm_tick(&l);
 	arm_poll(&l);
-	if (d->srv.local.listen_fd >= 0)
+	if (bk_local_listen_fd(&d->srv.local) >= 0)
 		arm_local_listen(&l);
 	arm_signal(&l);
 	l.backlog = true; /* requests may have queued while booting */
