@@ -6,12 +6,13 @@
  *   resume: stage the audit record, ack and flip once durable.
  * Every refusal is a typed reply that changed nothing.
  *
- * Around it: bk_pending.c (replies waiting for durability), bk_record.c
- * (actors, record fields), bk_text.c (text checks), bk_protect.c (the
- * daemon's own trips and steps), bk_reconrep.c (reconciliation reports).
+ * Here: decode and dispatch, and the handlers (validate, plan, apply,
+ * stage). Beside it: bk_cmd_auth.c (authorise), bk_cmd_dedupe.c (resends),
+ * bk_cmd_twoperson.c (the two-person rule); around it: bk_pending.c (replies
+ * waiting for durability), bk_record.c (actors, record fields), bk_text.c
+ * (text checks), bk_protect.c (the daemon's own trips and steps),
+ * bk_reconrep.c (reconciliation reports).
  */
-#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_Init & co: no allocation (bk_audit.c) */
-
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -20,9 +21,7 @@
 #include <time.h>
 #include <math.h>
 
-#include <openssl/sha.h>
-
-#include "bk_daemon.h"
+#include "bk_cmd.h"
 #include "bk_log.h"
 #include "bk_text.h"
 
@@ -139,316 +138,15 @@ static bool stage_and_pend(struct bk_daemon *d, struct bk_route *route,
 
 /* ---- commands ----------------------------------------------------------------- */
 
-struct cmd_ctx {
-	struct bk_daemon *d;
-	struct bk_route route; /* where the answer goes; NONE once answered */
-	const Breaker__Request *req;
-	struct bk_peer peer;
-	Breaker__Reply rep;
-	char why[320];
-	Breaker__Status refused; /* for breaker_commands_total; OK if not refused */
-	uint64_t hash;           /* bk_cmd_request_hash of req, for its records */
-};
-
-/* The request id on a record made by c's command, with what makes it the
- * same command (answer_duplicate compares it). */
-static void cmd_request_id(const struct cmd_ctx *c, Breaker__AuditRecord *rec)
-{
-	rec->has_request_id = c->req->has_request_id;
-	rec->request_id = c->req->request_id;
-	rec->has_request_hash = c->req->has_request_id;
-	rec->request_hash = c->hash;
-}
-
-static void cmd_refuse(struct cmd_ctx *c, Breaker__Status st, const char *why)
-{
-	c->refused = st;
-	bk_reply_refuse(c->d, &c->route, c->req->request_id, st, why);
-}
-
 static void count_command(struct bk_daemon *d, unsigned type, unsigned status)
 {
 	d->ctr.commands[type][status < BK_STATUS_COUNT ? status
 	                                               : BREAKER__STATUS__ERR_INTERNAL]++;
 }
 
-/* A record made by c's caller: who, and a TLS caller's whole CN. */
-static void cmd_record(struct cmd_ctx *c, Breaker__AuditRecord *rec,
-                       Breaker__AuditRecord__Kind kind, const struct bk_actor *who,
-                       uint64_t wall_ns)
-{
-	bk_record_fill(c->d, rec, kind, who, wall_ns);
-	if (c->peer.tls)
-		rec->peer_cn = c->peer.cn;
-}
+/* ---- the handlers: validate, plan, apply, stage ------------------------------- */
 
-/* ---- authorisation ---------------------------------------------------------------- */
-
-static bool is_kill(const Breaker__Request *req)
-{
-	return req->trip->has_reason_code &&
-	       req->trip->reason_code == BREAKER__REASON_CODE__KILL_SWITCH;
-}
-
-/* The command as the CLI names it: a kill is a trip with kill_switch. */
-static const char *command_name(const Breaker__Request *req)
-{
-	static const char *const names[] = {
-	    "trip", "resume", "status", "strategies", "register", "report", "reconcile"};
-
-	if (req->cmd_case == BREAKER__REQUEST__CMD_TRIP && is_kill(req))
-		return "kill";
-	if (req->cmd_case == BREAKER__REQUEST__CMD_REBASE)
-		return "rules rebase";
-	if (req->cmd_case >= BREAKER__REQUEST__CMD_TRIP &&
-	    req->cmd_case <= BREAKER__REQUEST__CMD_RECONCILE)
-		return names[req->cmd_case - BREAKER__REQUEST__CMD_TRIP];
-	return "unknown";
-}
-
-/* ... and as a refusal says it: "uid 1001 may not <verb>", for what is missing. */
-static const char *command_verb(const Breaker__Request *req, unsigned missing)
-{
-	switch (req->cmd_case) {
-	case BREAKER__REQUEST__CMD_TRIP:
-		return is_kill(req) ? "kill" : "trip";
-	case BREAKER__REQUEST__CMD_RESUME:
-		return missing & BK_PERM_RESUME ? "resume" : "force a resume";
-	case BREAKER__REQUEST__CMD_REGISTER:
-		return "register strategies";
-	case BREAKER__REQUEST__CMD_RECONCILE:
-		return "post reconciliations (they can clear a break)";
-	case BREAKER__REQUEST__CMD_REPORT:
-		return "report telemetry (it feeds the rules)";
-	case BREAKER__REQUEST__CMD_REBASE:
-		return "rebase a rule (it can clear a violation, like a forced resume)";
-	default:
-		return "query breakerd";
-	}
-}
-
-static unsigned perms_needed(const Breaker__Request *req)
-{
-	switch (req->cmd_case) {
-	case BREAKER__REQUEST__CMD_TRIP:
-		return is_kill(req) ? BK_PERM_KILL : BK_PERM_TRIP;
-	case BREAKER__REQUEST__CMD_RESUME:
-		return BK_PERM_RESUME |
-		       (req->resume->has_force && req->resume->force ? BK_PERM_FORCE : 0);
-	case BREAKER__REQUEST__CMD_REGISTER:
-	case BREAKER__REQUEST__CMD_RECONCILE:
-		return BK_PERM_RESUME;
-	case BREAKER__REQUEST__CMD_REPORT: /* it can keep a rule from tripping */
-		return BK_PERM_REPORT;
-	case BREAKER__REQUEST__CMD_REBASE: /* it clears a violation: as forcing */
-		return BK_PERM_RESUME | BK_PERM_FORCE;
-	default:
-		return BK_PERM_QUERY;
-	}
-}
-
-/* What the refused caller tried, where it can be told without trusting it. */
-static void refused_attempt(struct cmd_ctx *c, Breaker__AuditRecord *rec)
-{
-	const Breaker__Request *req = c->req;
-	const char *scope = NULL, *reason = NULL;
-	int code = -1;
-
-	if (req->cmd_case == BREAKER__REQUEST__CMD_TRIP) {
-		scope = req->trip->strategy;
-		reason = req->trip->reason;
-		code = req->trip->has_reason_code ? (int)req->trip->reason_code : -1;
-	} else if (req->cmd_case == BREAKER__REQUEST__CMD_RESUME) {
-		scope = req->resume->strategy;
-		reason = req->resume->reason;
-		code = req->resume->has_reason_code ? (int)req->resume->reason_code : -1;
-		rec->has_forced = 1;
-		rec->forced = req->resume->has_force && req->resume->force;
-	} else if (req->cmd_case == BREAKER__REQUEST__CMD_REGISTER) {
-		scope = req->register_->strategy;
-	} else if (req->cmd_case == BREAKER__REQUEST__CMD_REPORT) {
-		scope = req->report->strategy;
-	} else if (req->cmd_case == BREAKER__REQUEST__CMD_REBASE) {
-		scope = req->rebase->strategy;
-		reason = req->rebase->reason;
-	}
-	rec->strategy = scope && bk_strategy_name_valid(scope) ? (char *)scope : NULL;
-	rec->has_reason_code = code >= 0 && code < BK_REASON_COUNT;
-	rec->reason_code = rec->has_reason_code ? (Breaker__ReasonCode)code : 0;
-	rec->reason =
-	    reason && bk_text_valid(reason, c->d->cfg.reason_max) ? (char *)reason : NULL;
-}
-
-/*
- * Refused for want of authorisation: nothing changes, the caller is told
- * why, and the refusal is audited (rate-limited per caller: bk_auth.h). An
- * audited refusal is answered once its record is durable.
- */
-static void refuse_unauthorised(struct cmd_ctx *c, const char *why)
-{
-	struct bk_daemon *d = c->d;
-	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
-	struct bk_auth_bucket due;
-	struct bk_actor who;
-	bool record = bk_auth_admit(&d->auth, &c->peer, bk_now_mono_ns(), &due);
-
-	d->ctr.auth_refusals++;
-	c->refused = BREAKER__STATUS__ERR_UNAUTHORISED;
-	c->rep.status = BREAKER__STATUS__ERR_UNAUTHORISED;
-	c->rep.error = (char *)why;
-	if (due.suppressed)
-		bk_refusal_summary(d, &due);
-	if (!record) {
-		d->ctr.auth_suppressed++;
-		bk_reply_now(d, &c->route, &c->rep);
-		return;
-	}
-	bk_actor_of(d, &c->peer, &who);
-	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__REFUSED, &who, bk_now_wall_ns());
-	refused_attempt(c, &rec);
-	rec.command = (char *)command_name(c->req);
-	rec.has_status = 1;
-	rec.status = BREAKER__STATUS__ERR_UNAUTHORISED;
-	rec.refusal = (char *)why;
-	if (bk_audit_stage(&d->audit, &rec) < 0) {
-		bk_reply_now(d, &c->route, &c->rep);
-		return;
-	}
-	c->rep.has_audit_seq = 1;
-	c->rep.audit_seq = rec.seq;
-	if (d->flush_err) /* the log is failing: no waiting for it */
-		return bk_reply_now(d, &c->route, &c->rep);
-	bk_pending_add(d, &c->route, &c->rep, &rec, BK_NO_SCOPE, false, true);
-}
-
-/* May c's caller do what it asks? If not, refused (and audited) here. */
-static bool authorised(struct cmd_ctx *c)
-{
-	unsigned need = perms_needed(c->req);
-	unsigned missing = need & ~bk_auth_perms(&c->d->auth, &c->d->cfg, &c->peer);
-
-	if (!missing)
-		return true;
-	bk_auth_why(&c->d->cfg, &c->peer, missing, command_verb(c->req, missing), c->why,
-	            sizeof(c->why));
-	refuse_unauthorised(c, c->why);
-	return false;
-}
-
-void bk_cmd_remember(struct bk_daemon *d, const Breaker__AuditRecord *rec)
-{
-	uint64_t id = rec->has_request_id ? rec->request_id : 0;
-
-	if (!id)
-		return;
-	d->dedupe[id & (BK_DEDUPE - 1)].id = id;
-	d->dedupe[id & (BK_DEDUPE - 1)].seq = rec->seq;
-	d->dedupe[id & (BK_DEDUPE - 1)].hash = rec->request_hash;
-	d->dedupe[id & (BK_DEDUPE - 1)].hashed = rec->has_request_hash;
-}
-
-/* protobuf-c packs into this buffer: straight into the hash, no allocation. */
-struct hash_buf {
-	ProtobufCBuffer base;
-	SHA256_CTX sha;
-};
-
-static void hash_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
-{
-	SHA256_Update(&((struct hash_buf *)b)->sha, data, len);
-}
-
-/*
- * What makes a resend "the same command": the caller as the transport
- * identifies it (uid and how it came; a certificate's CN), the command, and
- * its payload as packed again here (so field order on the wire does not
- * matter). The first 8 bytes of SHA-256: a collision is not something a
- * caller can aim for.
- */
-static uint64_t request_hash(const struct cmd_ctx *c)
-{
-	const Breaker__Request *req = c->req;
-	const ProtobufCMessage *m = NULL;
-	struct hash_buf hb = {.base = {.append = hash_append}};
-	uint8_t who[12], out[SHA256_DIGEST_LENGTH];
-	uint64_t h = 0;
-
-	switch (req->cmd_case) {
-	case BREAKER__REQUEST__CMD_TRIP:
-		m = &req->trip->base;
-		break;
-	case BREAKER__REQUEST__CMD_RESUME:
-		m = &req->resume->base;
-		break;
-	case BREAKER__REQUEST__CMD_REGISTER:
-		m = &req->register_->base;
-		break;
-	case BREAKER__REQUEST__CMD_RECONCILE:
-		m = &req->reconcile->base;
-		break;
-	case BREAKER__REQUEST__CMD_REBASE:
-		m = &req->rebase->base;
-		break;
-	default:
-		break;
-	}
-	SHA256_Init(&hb.sha);
-	SHA256_Update(&hb.sha, "breaker.request.1", 17);
-	for (int i = 0; i < 4; i++) {
-		who[i] = (uint8_t)(c->peer.uid >> (8 * i));
-		who[4 + i] = (uint8_t)((uint32_t)req->cmd_case >> (8 * i));
-	}
-	who[8] = (uint8_t)c->peer.local;
-	who[9] = (uint8_t)c->peer.tls;
-	who[10] = who[11] = 0;
-	SHA256_Update(&hb.sha, who, sizeof(who));
-	if (c->peer.tls)
-		SHA256_Update(&hb.sha, c->peer.cn, strlen(c->peer.cn) + 1);
-	if (m)
-		protobuf_c_message_pack_to_buffer(m, &hb.base);
-	SHA256_Final(out, &hb.sha);
-	for (int i = 7; i >= 0; i--)
-		h = h << 8 | out[i];
-	return h;
-}
-
-/*
- * A state change whose request id was already applied (nng REQ resent it
- * after a reconnect, or the CLI retried): acknowledge the original record,
- * apply nothing. Only the same caller sending the same command with the same
- * payload is a resend; the id with anything else is refused, never "OK": a
- * new emergency stop must not be swallowed as an old kill.
- */
-static bool answer_duplicate(struct cmd_ctx *c)
-{
-	struct bk_daemon *d = c->d;
-	uint64_t id = c->req->request_id;
-	typeof(d->dedupe[0]) *e = &d->dedupe[id & (BK_DEDUPE - 1)];
-
-	if (!c->req->has_request_id || !id || e->id != id)
-		return false;
-	if (!e->hashed || e->hash != c->hash) {
-		snprintf(
-		    c->why, sizeof(c->why),
-		    "request id %llu was used by audit seq %llu for another "
-		    "command, payload or caller: nothing applied (send it with a new "
-		    "id; the CLI makes one unless BREAKER_REQUEST_ID is set)",
-		    (unsigned long long)id, (unsigned long long)e->seq);
-		cmd_refuse(c, BREAKER__STATUS__ERR_REQUEST_ID_REUSED, c->why);
-		return true;
-	}
-	c->rep.has_audit_seq = 1;
-	c->rep.audit_seq = e->seq;
-	c->rep.error = "duplicate request id: already applied, nothing changed";
-	if (c->rep.audit_seq <= d->audit.durable_seq) {
-		bk_reply_now(d, &c->route, &c->rep);
-		return true;
-	}
-	bk_pending_ack(d, &c->route, &c->rep, c->rep.audit_seq);
-	return true;
-}
-
-static void do_trip(struct cmd_ctx *c)
+static void do_trip(struct bk_cmd *c)
 {
 	const Breaker__Trip *t = c->req->trip;
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
@@ -461,18 +159,20 @@ static void do_trip(struct cmd_ctx *c)
 	int slot;
 
 	if ((st = resolve_scope(c->d, t->strategy, &slot, c->why, sizeof(c->why))))
-		return cmd_refuse(c, st, c->why);
+		return bk_cmd_refuse(c, st, c->why);
 	if (!t->has_reason_code || !bk_reason_operator(t->reason_code))
-		return cmd_refuse(c, BREAKER__STATUS__ERR_UNKNOWN_REASON,
-		                  "a trip needs a known reason code (e.g. manual_halt)");
+		return bk_cmd_refuse(
+		    c, BREAKER__STATUS__ERR_UNKNOWN_REASON,
+		    "a trip needs a known reason code (e.g. manual_halt)");
 	if (!bk_text_valid(reason, c->d->cfg.reason_max))
-		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		                  "reason text must be UTF-8 without control characters, "
-		                  "within the configured length");
+		return bk_cmd_refuse(
+		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		    "reason text must be UTF-8 without control characters, "
+		    "within the configured length");
 	st = bk_state_plan_trip(&c->d->state, slot, (int)t->reason_code, (int)t->mode, &p,
 	                        &why);
 	if (st)
-		return cmd_refuse(c, st, why);
+		return bk_cmd_refuse(c, st, why);
 	p.by_operator = true; /* the latch is the operator's, even if a rule held it */
 	named = bk_actor_cached(c->d, &c->peer, &who);
 	/* The halt takes effect now; durability and the ack follow. */
@@ -493,11 +193,11 @@ static void do_trip(struct cmd_ctx *c)
 	bk_count_trip(c->d, slot, p.reason);
 	if (slot == BK_GLOBAL) /* the situation changed: propose again */
 		c->d->auth.proposal.active = false;
-	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__TRIP, &who, wall);
+	bk_cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__TRIP, &who, wall);
 	bk_record_plan(&rec, &p, t->strategy);
 	rec.has_operator_latch = rec.operator_latch = 1;
 	rec.reason = (char *)reason;
-	cmd_request_id(c, &rec);
+	bk_cmd_request_id(c, &rec);
 	c->rep.has_from_mode = c->rep.has_to_mode = 1;
 	c->rep.from_mode = (Breaker__Mode)p.from_mode;
 	c->rep.to_mode = (Breaker__Mode)p.to_mode;
@@ -570,103 +270,7 @@ static bool lacks_evidence(const struct bk_daemon *d, const struct bk_plan *p, c
 	return false;
 }
 
-/* ---- the two-person rule for global resumes ----------------------------------- */
-
-static bool same_plan(const struct bk_proposal *pr, const struct bk_plan *p)
-{
-	return pr->reason == p->reason && pr->all == p->all && pr->forced == p->forced &&
-	       pr->target == p->target;
-}
-
-/* The first operator's resume: audited as a proposal, answered PENDING. */
-static void propose(struct cmd_ctx *c, const struct bk_plan *p,
-                    const struct bk_actor *who, const char *me, uint64_t replaced,
-                    uint64_t lapsed)
-{
-	struct bk_daemon *d = c->d;
-	struct bk_proposal *pr = &d->auth.proposal;
-	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
-	uint64_t wall = bk_now_wall_ns(),
-	         window = d->cfg.confirm_window_s * 1000000000ull;
-	char note[96] = "";
-
-	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__RESUME_PROPOSED, who, wall);
-	bk_record_plan(&rec, p, NULL);
-	rec.reason = c->req->resume->reason;
-	rec.command = "resume";
-	if (lapsed || replaced)
-		snprintf(note, sizeof(note), "the proposal at audit seq %llu %s",
-		         (unsigned long long)(lapsed ? lapsed : replaced),
-		         lapsed ? "lapsed unconfirmed" : "is replaced (another target)");
-	rec.evidence = note[0] ? note : NULL;
-	if (bk_audit_stage(&d->audit, &rec) < 0)
-		return cmd_refuse(
-		    c, BREAKER__STATUS__ERR_NOT_DURABLE,
-		    "its audit record could not be staged: nothing changed");
-	*pr = (struct bk_proposal){.active = true,
-	                           .seq = rec.seq,
-	                           .actor = *who,
-	                           .expires_mono_ns = bk_now_mono_ns() + window,
-	                           .expires_wall_ns = wall + window,
-	                           .reason = p->reason,
-	                           .all = p->all,
-	                           .forced = p->forced,
-	                           .target = p->target};
-	snprintf(pr->who, sizeof(pr->who), "%s", me);
-	snprintf(c->why, sizeof(c->why),
-	         "two-person rule: this global resume is proposed (audit seq %llu), "
-	         "not applied; a different authorised operator must send the same "
-	         "resume within %u s%s%s",
-	         (unsigned long long)rec.seq, d->cfg.confirm_window_s,
-	         note[0] ? "; " : "", note);
-	c->rep.status = BREAKER__STATUS__PENDING_CONFIRMATION;
-	c->rep.error = c->why;
-	c->rep.has_from_mode = c->rep.has_to_mode = 1;
-	c->rep.from_mode = (Breaker__Mode)p->from_mode;
-	c->rep.to_mode = (Breaker__Mode)p->to_mode;
-	c->rep.has_confirm_by_wall_ns = 1;
-	c->rep.confirm_by_wall_ns = pr->expires_wall_ns;
-	c->rep.has_audit_seq = 1;
-	c->rep.audit_seq = rec.seq;
-	bk_pending_add(d, &c->route, &c->rep, &rec, BK_GLOBAL, false,
-	               false); /* watchers see it */
-}
-
-/*
- * A global resume under the two-person rule: true if it goes ahead now, with
- * *ok the proposal it confirms; false if it was answered here (proposed,
- * or refused because its proposer sent it again).
- */
-static bool two_person(struct cmd_ctx *c, const struct bk_plan *p,
-                       const struct bk_actor *who, struct bk_proposal *ok)
-{
-	struct bk_proposal *pr = &c->d->auth.proposal;
-	uint64_t lapsed = 0;
-	char me[BK_WHO_MAX];
-
-	bk_auth_who(&c->peer, me, sizeof(me));
-	if (pr->active && bk_now_mono_ns() >= pr->expires_mono_ns) {
-		lapsed = pr->seq;
-		pr->active = false;
-	}
-	if (!pr->active || !same_plan(pr, p)) {
-		propose(c, p, who, me, pr->active ? pr->seq : 0, lapsed);
-		return false;
-	}
-	if (strcmp(pr->who, me) != 0) {
-		*ok = *pr;
-		pr->active = false;
-		return true;
-	}
-	snprintf(c->why, sizeof(c->why),
-	         "two-person rule: %s proposed this global resume (audit seq %llu); a "
-	         "different authorised operator must confirm it",
-	         me, (unsigned long long)pr->seq);
-	refuse_unauthorised(c, c->why);
-	return false;
-}
-
-static void do_resume(struct cmd_ctx *c)
+static void do_resume(struct bk_cmd *c)
 {
 	const Breaker__Resume *r = c->req->resume;
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
@@ -679,40 +283,41 @@ static void do_resume(struct cmd_ctx *c)
 	int slot;
 
 	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why))))
-		return cmd_refuse(c, st, c->why);
+		return bk_cmd_refuse(c, st, c->why);
 	if (!r->reason || !*r->reason || !bk_text_valid(r->reason, c->d->cfg.reason_max))
-		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		                  "a resume needs a reason: UTF-8 text without control "
-		                  "characters, within the configured length");
+		return bk_cmd_refuse(
+		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		    "a resume needs a reason: UTF-8 text without control "
+		    "characters, within the configured length");
 	if (c->d->flush_err)
-		return cmd_refuse(
+		return bk_cmd_refuse(
 		    c, BREAKER__STATUS__ERR_NOT_DURABLE,
 		    "the audit log is failing: no resume without its record on disk");
 	/* protobuf-c does not check enums: an explicit value must be a real one */
 	if (r->has_reason_code && !bk_reason_operator(r->reason_code) &&
 	    r->reason_code != BREAKER__REASON_CODE__AUDIT_CORRUPT)
-		return cmd_refuse(c, BREAKER__STATUS__ERR_UNKNOWN_REASON,
-		                  "unknown reason code");
+		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_UNKNOWN_REASON,
+		                     "unknown reason code");
 	if (r->has_to && !bk_mode_valid(r->to))
-		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		                  "unknown target mode");
+		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		                     "unknown target mode");
 	st = bk_state_plan_resume(&c->d->state, slot,
 	                          r->has_reason_code ? (int)r->reason_code : -1,
 	                          r->has_to ? (int)r->to : -1, r->has_force && r->force,
 	                          &p, c->why, sizeof(c->why));
 	if (st)
-		return cmd_refuse(c, st, c->why);
+		return bk_cmd_refuse(c, st, c->why);
 	if (!p.forced && (condition_holds(c->d, &p, c->why, sizeof(c->why)) ||
 	                  lacks_evidence(c->d, &p, c->why, sizeof(c->why))))
-		return cmd_refuse(c, BREAKER__STATUS__ERR_CONDITION_HOLDS, c->why);
+		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_CONDITION_HOLDS, c->why);
 	if (slot == BK_GLOBAL && !p.forced &&
 	    bk_recon_resume_blocked(c->d, c->why, sizeof(c->why)))
-		return cmd_refuse(c, BREAKER__STATUS__ERR_RECONCILE_REQUIRED, c->why);
+		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_RECONCILE_REQUIRED, c->why);
 	bk_actor_of(c->d, &c->peer, &who);
 	if (slot == BK_GLOBAL && c->d->cfg.two_person_global_resume &&
-	    !two_person(c, &p, &who, &pr))
+	    !bk_cmd_two_person(c, &p, &who, &pr))
 		return;
-	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__RESUME, &who, wall);
+	bk_cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__RESUME, &who, wall);
 	bk_record_plan(&rec, &p, r->strategy);
 	if (pr.active) { /* confirmed: the record names both operators */
 		rec.has_proposer_uid = rec.has_proposal_seq = 1;
@@ -721,7 +326,7 @@ static void do_resume(struct cmd_ctx *c)
 		rec.proposal_seq = pr.seq;
 	}
 	rec.reason = r->reason;
-	cmd_request_id(c, &rec);
+	bk_cmd_request_id(c, &rec);
 	forced_text(c->d, &p, r->has_to, rearm, sizeof(rearm));
 	rec.evidence = rearm[0] ? rearm : NULL;
 	c->rep.has_from_mode = c->rep.has_to_mode = 1;
@@ -742,7 +347,7 @@ static void do_resume(struct cmd_ctx *c)
 	               c->d->audit.durable_seq, true);
 }
 
-static void do_register(struct cmd_ctx *c)
+static void do_register(struct bk_cmd *c)
 {
 	const char *name = c->req->register_->strategy;
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
@@ -750,15 +355,16 @@ static void do_register(struct cmd_ctx *c)
 	int slot;
 
 	if (!name || !bk_strategy_name_valid(name))
-		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		                  "strategy name must be 1-39 bytes of [A-Za-z0-9._:-]");
+		return bk_cmd_refuse(
+		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		    "strategy name must be 1-39 bytes of [A-Za-z0-9._:-]");
 	slot = bk_state_register(&c->d->state, name);
 	if (slot == -EEXIST)
-		return cmd_refuse(c, BREAKER__STATUS__ERR_EXISTS,
-		                  "strategy already registered");
+		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_EXISTS,
+		                     "strategy already registered");
 	if (slot < 0)
-		return cmd_refuse(c, BREAKER__STATUS__ERR_TABLE_FULL,
-		                  "strategy table is full");
+		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_TABLE_FULL,
+		                     "strategy table is full");
 	bk_shm_add_strategy(&c->d->shm, slot, name);
 	bk_publish_scope(c->d, slot);
 	bk_shm_changed(&c->d->shm); /* waiters learn of the new slot too */
@@ -766,18 +372,18 @@ static void do_register(struct cmd_ctx *c)
 	                              c->req->register_->remote_telemetry;
 	bk_reload_bind_slot(c->d, slot);
 	bk_actor_of(c->d, &c->peer, &who);
-	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__REGISTER, &who,
-	           bk_now_wall_ns());
+	bk_cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__REGISTER, &who,
+	              bk_now_wall_ns());
 	rec.strategy = (char *)name;
 	rec.has_slot = 1;
 	rec.slot = (uint32_t)slot;
 	rec.has_remote_telemetry = c->d->remote_declared[slot];
 	rec.remote_telemetry = c->d->remote_declared[slot];
-	cmd_request_id(c, &rec);
+	bk_cmd_request_id(c, &rec);
 	stage_and_pend(c->d, &c->route, &c->rep, &rec, slot, false);
 }
 
-static void do_report(struct cmd_ctx *c)
+static void do_report(struct bk_cmd *c)
 {
 	const Breaker__Report *r = c->req->report;
 	struct bk_tel_snap *s;
@@ -785,14 +391,14 @@ static void do_report(struct cmd_ctx *c)
 	Breaker__Status st;
 
 	if (!r->strategy || !*r->strategy)
-		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		                  "a report names its strategy");
+		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		                     "a report names its strategy");
 	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why))))
-		return cmd_refuse(c, st, c->why);
+		return bk_cmd_refuse(c, st, c->why);
 	if (!isfinite(r->position) || !isfinite(r->gross) || !isfinite(r->balance) ||
 	    !isfinite(r->pnl) || !isfinite(r->fill_cash) || !isfinite(r->fees))
-		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		                  "report values must be finite numbers");
+		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		                     "report values must be finite numbers");
 	/* One declared source per strategy: a Report must not override what
 	 * the engine writes in the segment (a rule would go blind). */
 	if (!c->d->slots[slot].is_remote) {
@@ -802,7 +408,7 @@ static void do_report(struct cmd_ctx *c)
 		    "is refused (a remote engine's strategy is declared: [strategies] "
 		    "remote in the config, or breaker register --telemetry remote)",
 		    r->strategy);
-		return cmd_refuse(c, BREAKER__STATUS__ERR_TELEMETRY_SOURCE, c->why);
+		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_TELEMETRY_SOURCE, c->why);
 	}
 	/* Remote engines report the same numbers; the tick reads them from here. */
 	s = &c->d->slots[slot].remote;
@@ -847,7 +453,7 @@ static const char *as_of_invalid(const Breaker__Reconcile__Position *p, uint64_t
  * the next tick (the rule sees a new verdict), once. Withdrawals end a
  * verdict. Every entry is audited; the reply carries the break report.
  */
-static void do_reconcile(struct cmd_ctx *c)
+static void do_reconcile(struct bk_cmd *c)
 {
 	const Breaker__Reconcile *r = c->req->reconcile;
 	struct bk_daemon *d = c->d;
@@ -860,7 +466,7 @@ static void do_reconcile(struct cmd_ctx *c)
 	const char *bad;
 
 	if (n + nw == 0 || n > 64 || nw > 64 || n + nw > 64)
-		return cmd_refuse(
+		return bk_cmd_refuse(
 		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		    "a reconciliation carries 1-64 positions or withdrawals");
 	/* Validate all before applying any: a bad entry changes nothing. */
@@ -878,18 +484,18 @@ static void do_reconcile(struct cmd_ctx *c)
 			         "position %zu: needs a registered "
 			         "strategy and a finite position",
 			         i);
-			return cmd_refuse(c, st, c->why);
+			return bk_cmd_refuse(c, st, c->why);
 		}
 		if ((bad = as_of_invalid(p, wall))) {
 			snprintf(c->why, sizeof(c->why), "position %zu: %s", i, bad);
-			return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST, c->why);
+			return bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST, c->why);
 		}
 		for (size_t j = 0; j < i; j++)
 			if (slots[j] == slots[i]) {
 				snprintf(c->why, sizeof(c->why),
 				         "position %zu: strategy given twice", i);
-				return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-				                  c->why);
+				return bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+				                     c->why);
 			}
 	}
 	for (i = 0; i < nw; i++) {
@@ -905,7 +511,7 @@ static void do_reconcile(struct cmd_ctx *c)
 			         "withdraw %zu: needs a registered strategy not also "
 			         "reconciled in the same command",
 			         i);
-			return cmd_refuse(c, st, c->why);
+			return bk_cmd_refuse(c, st, c->why);
 		}
 	}
 	/* All or nothing: room to stage every record before any position is
@@ -915,7 +521,7 @@ static void do_reconcile(struct cmd_ctx *c)
 		         "busy: the audit log has no room to stage %zu records now; "
 		         "nothing applied, retry",
 		         n + nw);
-		return cmd_refuse(c, BREAKER__STATUS__ERR_INTERNAL, c->why);
+		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_INTERNAL, c->why);
 	}
 	/* Audited: a reconciliation can trip, clear a break and allow a resume. */
 	for (i = 0; i < n + nw; i++) {
@@ -956,7 +562,8 @@ static void do_reconcile(struct cmd_ctx *c)
 		else
 			bk_recon_evidence(rc, text, sizeof(text));
 		bk_actor_of(d, &c->peer, &who);
-		cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__RECONCILE, &who, wall);
+		bk_cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__RECONCILE, &who,
+		              wall);
 		rec.strategy = d->state.strategies[slot].name;
 		rec.reason = p ? "reconciled position" : "reconciliation withdrawn";
 		rec.evidence = text;
@@ -974,10 +581,10 @@ static void do_reconcile(struct cmd_ctx *c)
 			rec.has_engine_position = !rc->kept_break && isfinite(rc->engine);
 			rec.engine_position = rc->engine;
 		}
-		cmd_request_id(c, &rec);
+		bk_cmd_request_id(c, &rec);
 		if (i + 1 < n + nw) {
 			if (bk_audit_stage(&d->audit, &rec) < 0)
-				return cmd_refuse(
+				return bk_cmd_refuse(
 				    c, BREAKER__STATUS__ERR_NOT_DURABLE,
 				    "audit staging failed part way (a record "
 				    "over the size limit): the positions "
@@ -998,7 +605,7 @@ static void do_reconcile(struct cmd_ctx *c)
  * like a forced resume, applied once staged (the latch is untouched: a
  * resume still has to release it), replayed at boot.
  */
-static void do_rebase(struct cmd_ctx *c)
+static void do_rebase(struct bk_cmd *c)
 {
 	const Breaker__Rebase *r = c->req->rebase;
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
@@ -1010,32 +617,35 @@ static void do_rebase(struct cmd_ctx *c)
 	int slot, id;
 
 	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why))))
-		return cmd_refuse(c, st, c->why);
+		return bk_cmd_refuse(c, st, c->why);
 	if (slot == BK_GLOBAL)
-		return cmd_refuse(
+		return bk_cmd_refuse(
 		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		    "a rebase names a strategy: rule bases are per strategy");
 	id = r->rule ? bk_rule_parse(r->rule) : -1;
 	if (id != BK_RULE_DRAWDOWN && id != BK_RULE_INVARIANT)
-		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		                  "only drawdown (its peak PnL) and invariant (the "
-		                  "balance base) have a base to rebase");
+		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		                     "only drawdown (its peak PnL) and invariant (the "
+		                     "balance base) have a base to rebase");
 	if (!r->reason || !*r->reason || !bk_text_valid(r->reason, c->d->cfg.reason_max))
-		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		                  "a rebase needs a reason: UTF-8 text without control "
-		                  "characters, within the configured length");
+		return bk_cmd_refuse(
+		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		    "a rebase needs a reason: UTF-8 text without control "
+		    "characters, within the configured length");
 	if (c->d->flush_err)
-		return cmd_refuse(
+		return bk_cmd_refuse(
 		    c, BREAKER__STATUS__ERR_NOT_DURABLE,
 		    "the audit log is failing: no rebase without its record on disk");
 	if (bk_tick_snapshot(c->d, slot, &snap) < 0 ||
 	    bk_rules_rebase(&c->d->slots[slot].eval, (enum bk_rule_id)id, &snap, &before,
 	                    &after) < 0)
-		return cmd_refuse(c, BREAKER__STATUS__ERR_INTERNAL,
-		                  "the engine's money words are being written, missing "
-		                  "or not finite: nothing changed, retry");
+		return bk_cmd_refuse(
+		    c, BREAKER__STATUS__ERR_INTERNAL,
+		    "the engine's money words are being written, missing "
+		    "or not finite: nothing changed, retry");
 	bk_actor_of(c->d, &c->peer, &who);
-	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__REBASE, &who, bk_now_wall_ns());
+	bk_cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__REBASE, &who,
+	              bk_now_wall_ns());
 	snprintf(text, sizeof(text),
 	         id == BK_RULE_DRAWDOWN
 	             ? "drawdown peak %.4f -> %.4f (the current pnl)"
@@ -1054,14 +664,14 @@ static void do_rebase(struct cmd_ctx *c)
 	rec.base_before = before;
 	rec.base_after = after;
 	rec.opening_seq = snap.opening_seq;
-	cmd_request_id(c, &rec);
+	bk_cmd_request_id(c, &rec);
 	if (!stage_and_pend(c->d, &c->route, &c->rep, &rec, slot, false))
 		return;
 	bk_rules_rebase_set(&c->d->slots[slot].eval, (enum bk_rule_id)id, after,
 	                    snap.opening_seq);
 }
 
-static void do_query(struct cmd_ctx *c, bool all)
+static void do_query(struct bk_cmd *c, bool all)
 {
 	const Breaker__Request *q = c->req;
 	uint32_t offset = 0, limit = 0;
@@ -1080,7 +690,7 @@ static void do_query(struct cmd_ctx *c, bool all)
 
 void bk_cmd_handle(struct bk_daemon *d, struct bk_request *in)
 {
-	struct cmd_ctx c = {.d = d, .route = in->route, .rep = BREAKER__REPLY__INIT};
+	struct bk_cmd c = {.d = d, .route = in->route, .rep = BREAKER__REPLY__INIT};
 	Breaker__Request *req;
 	size_t len = in->len;
 
@@ -1107,13 +717,13 @@ void bk_cmd_handle(struct bk_daemon *d, struct bk_request *in)
 	if (wire_has_nul(&breaker__request__descriptor, in->body, len, 0)) {
 		count_command(d, bk_metrics_cmd_type(req->cmd_case),
 		              BREAKER__STATUS__ERR_BAD_REQUEST);
-		cmd_refuse(&c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		           "a name or text field holds a NUL byte: refused whole (it "
-		           "would have been cut there)");
+		bk_cmd_refuse(&c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		              "a name or text field holds a NUL byte: refused whole (it "
+		              "would have been cut there)");
 		breaker__request__free_unpacked(req, NULL);
 		return;
 	}
-	if (!authorised(&c)) {
+	if (!bk_cmd_authorised(&c)) {
 		count_command(d, bk_metrics_cmd_type(req->cmd_case),
 		              BREAKER__STATUS__ERR_UNAUTHORISED);
 		breaker__request__free_unpacked(req, NULL);
@@ -1124,8 +734,8 @@ void bk_cmd_handle(struct bk_daemon *d, struct bk_request *in)
 	    req->cmd_case == BREAKER__REQUEST__CMD_REGISTER ||
 	    req->cmd_case == BREAKER__REQUEST__CMD_RECONCILE ||
 	    req->cmd_case == BREAKER__REQUEST__CMD_REBASE) {
-		c.hash = request_hash(&c);
-		if (answer_duplicate(&c)) {
+		c.hash = bk_cmd_request_hash(&c);
+		if (bk_cmd_answer_duplicate(&c)) {
 			count_command(d, bk_metrics_cmd_type(req->cmd_case),
 			              c.refused ? (unsigned)c.refused
 			                        : (unsigned)BREAKER__STATUS__OK);
@@ -1159,8 +769,8 @@ void bk_cmd_handle(struct bk_daemon *d, struct bk_request *in)
 		do_rebase(&c);
 		break;
 	default:
-		cmd_refuse(&c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		           "empty or unknown command");
+		bk_cmd_refuse(&c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		              "empty or unknown command");
 	}
 	/* as decided now: a trip whose flush fails later is also a flush failure */
 	count_command(d, bk_metrics_cmd_type(req->cmd_case),
