@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -580,6 +581,15 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 void bk_boot_close(struct bk_daemon *d)
 {
 	bk_metrics_stop(d);
+	/* answers still waiting go nowhere now (their callers time out) */
+	for (uint32_t i = d->pend_tail; i != d->pend_head; i++) {
+		struct bk_pending *p = &d->pending[i & (BK_PENDING_MAX - 1)];
+
+		bk_reply_send(d, &p->route, NULL, 0); /* releases the route */
+		free(p->reply);
+		p->reply = NULL;
+	}
+	d->pend_tail = d->pend_head;
 	bk_server_close(&d->srv);
 	bk_shm_close(&d->shm, true);
 	bk_tel_close(&d->tel);
