@@ -96,9 +96,8 @@ static struct bk_pending *take(struct bk_daemon *d, struct bk_route *route,
 			no.has_status = no.has_audit_seq = 1;
 			no.status = BREAKER__STATUS__ERR_NOT_DURABLE;
 			no.audit_seq = seq;
-			no.error =
-			    "applied, but too many answers wait for the audit log: "
-			    "its record is not known to be on disk yet";
+			no.error = "its audit record is staged, but too many answers "
+			           "wait for the audit log: not known to be on disk yet";
 			bk_reply_now(d, route, &no);
 		}
 		return NULL;
@@ -107,12 +106,11 @@ static struct bk_pending *take(struct bk_daemon *d, struct bk_route *route,
 	memset(p, 0, sizeof(*p));
 	p->seq = seq;
 	if (route && route->transport != BK_ROUTE_NONE) {
-		if ((p->reply = pack(rep, &p->reply_len)))
-			p->route = *route;
-		else
-			bk_reply_send(d, route, NULL,
-			              0);         /* out of memory: it times out */
-		route->transport = BK_ROUTE_NONE; /* the entry holds it now */
+		/* out of memory: no answer, the caller times out */
+		if (!(p->reply = pack(rep, &p->reply_len)))
+			bk_reply_send(d, route, NULL, 0);
+		p->route = *route; /* the entry holds it now (NONE if released) */
+		route->transport = BK_ROUTE_NONE;
 	}
 	return p;
 }
