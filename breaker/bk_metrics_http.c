@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
@@ -17,16 +16,9 @@
 
 #include "bk_log.h"
 #include "bk_metrics_snap.h"
+#include "bk_time.h"
 
 #define LIVE_MAX_BYTES 2048
-
-static uint64_t wall_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- reading (any thread) ------------------------------------------------------------
  */
@@ -82,7 +74,7 @@ struct live {
 
 static void live_state(struct bk_metrics_snap *m, struct live *l)
 {
-	uint64_t mono = bk_now_mono_ns(), wall = wall_ns();
+	uint64_t mono = bk_now_mono_ns(), wall = bk_now_wall_ns();
 	uint64_t hb = atomic_load_explicit(&m->last_tick_ns, memory_order_relaxed);
 	uint64_t age = mono > hb ? mono - hb : 0;
 	const struct bk_metrics_buf *b =
