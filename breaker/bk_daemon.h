@@ -18,10 +18,11 @@
 #include "bk_state.h"
 #include "bk_tel.h"
 
-#define BK_PENDING_MAX 4096 /* replies waiting for their audit record; power of 2 */
-#define BK_UID_CACHE   16
-#define BK_NO_SCOPE    (-2)
-#define BK_DEDUPE      1024 /* recent request ids, direct-mapped; power of 2 */
+#define BK_EVENT_REASON_MAX 2049 /* [commands] reason_max_bytes' bound, + NUL */
+#define BK_PENDING_MAX      4096 /* replies waiting for their audit record; power of 2 */
+#define BK_UID_CACHE        16
+#define BK_NO_SCOPE         (-2)
+#define BK_DEDUPE           1024 /* recent request ids, direct-mapped; power of 2 */
 
 /* A command acknowledged once its record is durable. */
 struct bk_pending {
@@ -34,8 +35,12 @@ struct bk_pending {
 	uint8_t from_mode, to_mode;
 	uint8_t reason_code;
 	bool forced;
+	bool has_modes; /* TRIP/RESUME: from/to; RECONCILE, REGISTER: none */
 	uint32_t uid;
 	uint64_t wall_ns;
+	/* the record's own reason, whole ([commands] reason_max_bytes <= 2048):
+	 * a RESUME's event carries the resumer's words, not the latch's */
+	char reason[BK_EVENT_REASON_MAX];
 };
 
 struct bk_uid_name {

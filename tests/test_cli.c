@@ -216,6 +216,111 @@ Test(cli, watch_json_shows_a_rule_warning)
 	down(&h);
 }
 
+/* Widest line of text, in columns (UTF-8 code points). */
+static int widest_line(const char *text)
+{
+	int w = 0, c = 0;
+
+	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+		if (*p == '\n') {
+			w = c > w ? c : w;
+			c = 0;
+		} else if ((*p & 0xc0) != 0x80) {
+			c++;
+		}
+	}
+	return c > w ? c : w;
+}
+
+/* The line of text that holds needle (copied into line); fails if none. */
+static const char *line_with(const char *text, const char *needle, char *line, size_t len)
+{
+	const char *p = strstr(text, needle), *b, *e;
+
+	cr_assert_not_null(p, "no line with '%s' in:\n%s", needle, text);
+	for (b = p; b > text && b[-1] != '\n'; b--)
+		;
+	e = strchr(p, '\n');
+	snprintf(line, len, "%.*s", (int)(e ? e - b : (long)strlen(b)), b);
+	return line;
+}
+
+/*
+ * Issue 12.9: a resume shows the resumer's reason, a reconciliation of two
+ * strategies is two events with no mode change, every default line fits 100
+ * columns (a long reason ends in "…"), and --json carries the whole reason.
+ */
+Test(cli, watch_lines_say_who_and_fit_100_columns)
+{
+	struct bk_h h;
+	char line[1024], longr[301], check[1024];
+	pid_t w, wj, ww;
+
+	memset(longr, 'r', 300);
+	longr[300] = '\0';
+	memcpy(longr, "LONG-", 5);
+	memcpy(longr + 295, "-TAIL", 5);
+	up(&h, "cwlines");
+	w = spawn_cli(&h, "wl", "watch", "--count", "5", "--timeout-ms", "10000", NULL);
+	wj = spawn_cli(&h, "wlj", "watch", "--json", "--count", "5", "--timeout-ms",
+	               "10000", NULL);
+	ww = spawn_cli(&h, "wlw", "watch", "--wide", "--count", "5", "--timeout-ms",
+	               "10000", NULL);
+	wait_watching(&h, "wl");
+	wait_watching(&h, "wlj");
+	wait_watching(&h, "wlw");
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "kill", "alpha", "--reason",
+	                      "runaway algo", NULL),
+	             0, "%s", out);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "resume", "--strategy", "alpha",
+	                      "--reason", "venue fixed", NULL),
+	             0, "%s", out);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "trip", "manual_halt", "--reason",
+	                      longr, NULL),
+	             0, "%s", out);
+	cr_assert_eq(
+	    bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=0", "beta=5", NULL), 0,
+	    "%s", out);
+	cr_assert_eq(wait_exit(w, 15000), 0, "5 events");
+	cr_assert_eq(wait_exit(wj, 15000), 0, "5 events");
+	cr_assert_eq(wait_exit(ww, 15000), 0, "5 events");
+	slurp_tag(&h, "wl", "out", out, sizeof(out));
+	cr_assert_eq(bk_h_count(out, "\n"), 5, "%s", out);
+	cr_assert_leq(widest_line(out), 100, "every line fits 100 columns:\n%s", out);
+	line_with(out, " RESUME ", line, sizeof(line));
+	cr_assert(strstr(line, "\"venue fixed\""), "the resumer's reason: %s", line);
+	cr_assert(!strstr(line, "runaway"), "not the trip's: %s", line);
+	cr_assert(strstr(line, "HALTED->REDUCE_ONLY"), "%s", line);
+	line_with(out, " TRIP      alpha", line, sizeof(line));
+	cr_assert(strstr(line, "\"runaway algo\""), "%s", line);
+	line_with(out, "LONG-", line, sizeof(line));
+	cr_assert(strstr(line, "…\""), "a cut reason is marked: %s", line);
+	cr_assert(!strstr(line, "-TAIL"), "%s", line);
+	cr_assert_eq(bk_h_count(out, " RECONCILE "), 2, "one event per strategy:\n%s",
+	             out);
+	line_with(out, " RECONCILE alpha", line, sizeof(line));
+	cr_assert(!strstr(line, "->"), "a reconciliation changes no mode: %s", line);
+	cr_assert(strstr(line, "reconciled position 0"), "%s", line);
+	line_with(out, " RECONCILE beta", line, sizeof(line));
+	cr_assert(strstr(line, "reconciled position 5"), "%s", line);
+	/* --wide: the whole reason on one line */
+	slurp_tag(&h, "wlw", "out", out, sizeof(out));
+	line_with(out, "LONG-", line, sizeof(line));
+	cr_assert(strstr(line, longr), "--wide has the whole reason: %s", line);
+	/* --json: the whole reason, the resumer's */
+	snprintf(
+	    check, sizeof(check),
+	    "python3 -c 'import json,sys; ev=[json.loads(l) for l in sys.stdin]; "
+	    "k=[e[\"kind\"] for e in ev]; "
+	    "assert k==[\"TRIP\",\"RESUME\",\"TRIP\",\"RECONCILE\",\"RECONCILE\"],k; "
+	    "assert ev[1][\"reason\"]==\"venue fixed\", ev[1]; "
+	    "r=ev[2][\"reason\"]; assert len(r)==300 and r.endswith(\"-TAIL\"), r; "
+	    "assert \"from_mode\" not in ev[3] and \"to_mode\" not in ev[3], ev[3]; "
+	    "assert [e[\"strategy\"] for e in ev[3:]]==[\"alpha\",\"beta\"]' < %%s");
+	cr_assert_eq(sh_on(&h, check, "wlj.out"), 0, "--json");
+	down(&h);
+}
+
 Test(cli, watch_exits_quietly_on_timeout_and_on_sigint)
 {
 	struct bk_h h;

@@ -43,6 +43,7 @@ enum {
 	O_TIMEOUT_MS,
 	O_UNTIL,
 	O_FORMAT,
+	O_WIDE,
 };
 
 /* clang-format off */
@@ -61,7 +62,7 @@ static const struct option plain_opts[] = {OPT_COMMON, OPT_END};
 static const struct option audit_opts[] = {OPT_COMMON, FLAG("verify", O_VERIFY),
 					   OPT("since", O_SINCE), OPT("file", O_FILE), OPT_END};
 static const struct option watch_opts[] = {OPT_COMMON, OPT("count", O_COUNT),
-					   OPT("timeout-ms", O_TIMEOUT_MS), OPT_END};
+					   OPT("timeout-ms", O_TIMEOUT_MS), FLAG("wide", O_WIDE), OPT_END};
 static const struct option incident_opts[] = {OPT_COMMON, OPT("since", O_SINCE),
 	OPT("until", O_UNTIL), OPT("format", O_FORMAT), OPT("file", O_FILE), OPT_END};
 /* clang-format on */
@@ -415,18 +416,24 @@ static const struct cmd cmds[] = {
      "\n"
      "  --json  print breakerd's reply as one JSON object\n",
      EXITS_RPC, false},
-    {"watch", cmd_watch, watch_opts, 0, 0, NULL, "[--count N] [--timeout-ms T] [--json]",
+    {"watch", cmd_watch, watch_opts, 0, 0, NULL,
+     "[--count N] [--timeout-ms T] [--wide | --json]",
      "print trips, resumes and rule warnings as they happen",
      "Subscribe to breakerd's event socket (the config's pub_url) and print each\n"
-     "event as it arrives, one line each: time (UTC), kind (TRIP, RESUME,\n"
-     "REGISTER, or WARNING for a rule nearing its limit), scope, from->to, reason\n"
-     "code, uid=actor, FORCED, rule= and util= (warnings), seq=audit seq, reason.\n"
-     "Runs until interrupted (Ctrl-C, SIGTERM: exit 0). Events published while\n"
-     "watch is not connected are not shown: the audit log is the record.\n"
+     "event as it arrives, one line each, at most 100 columns: time of day (UTC,\n"
+     "ms), kind (TRIP, RESUME, PROPOSED for a two-person resume, RECONCILE,\n"
+     "REGISTER, or WARNING for a rule nearing its limit), scope, from->to (or\n"
+     "util= for a warning), seq=audit seq, uid=actor, FORCED, reason code (or the\n"
+     "rule), and the reason: the actor's own words (a resume shows the resumer's).\n"
+     "A strategy name over 20 columns or a reason that does not fit ends in \"…\";\n"
+     "--wide and --json have everything whole. Runs until interrupted (Ctrl-C,\n"
+     "SIGTERM: exit 0). Events published while watch is not connected are not\n"
+     "shown: the audit log is the record.\n"
      "\n"
      "  --count N       exit after N events\n"
      "  --timeout-ms T  exit when no event arrives for T ms (1 to 86400000)\n"
-     "  --json          one JSON object per event\n"
+     "  --wide          full date and time (us), whole names and reasons, rule=\n"
+     "  --json          one JSON object per event, every field whole\n"
      "\n"
      "example: breaker watch --count 1 --timeout-ms 60000\n",
      "0 interrupted, --count events seen, or --timeout-ms passed quietly;\n"
@@ -642,6 +649,9 @@ static int store_opt(struct cli_args *a, int o, char *arg)
 		break;
 	case O_FORMAT:
 		a->format = arg;
+		break;
+	case O_WIDE:
+		a->wide = true;
 		break;
 	default:
 		return -1;

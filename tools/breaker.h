@@ -65,7 +65,7 @@ struct cli_args {
 	char *strategy, *mode, *reason, *reason_code, *to, *since, *file;
 	char *count, *timeout_ms; /* watch */
 	char *until, *format;     /* incident export */
-	bool json, force, verify, help;
+	bool json, force, verify, help, wide;
 };
 
 /* breaker.c */
