@@ -344,6 +344,72 @@ Test(cli, watch_exits_quietly_on_timeout_and_on_sigint)
 	down(&h);
 }
 
+/* ---- which config file (issue 12.12) -------------------------------------- */
+
+/* bin (breakerd if daemon, else the CLI) with argv and no --config, under
+ * BREAKER_CONFIG=env (NULL: unset); stdout+stderr in out; its exit code. */
+static int run_noconfig(struct bk_h *h, bool daemon, const char *env, char **args)
+{
+	const char *bin = getenv(daemon ? "BREAKERD" : "BREAKER_CLI");
+	char *argv[16] = {(char *)bin}, p[256];
+	posix_spawn_file_actions_t fa;
+	int argc = 1, st;
+	pid_t pid;
+
+	for (; args[argc - 1] && argc < 15; argc++)
+		argv[argc] = args[argc - 1];
+	argv[argc] = NULL;
+	if (env)
+		setenv("BREAKER_CONFIG", env, 1);
+	else
+		unsetenv("BREAKER_CONFIG");
+	path_in(h, p, sizeof(p), "noconf.out");
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	cr_assert_eq(posix_spawn(&pid, bin, &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	setenv("BREAKER_CONFIG", "", 1); /* as the harness left it */
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	bk_h_slurp(p, out, sizeof(out));
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(cli, breaker_config_env_is_read_and_config_wins)
+{
+	struct bk_h h;
+	char want[256];
+
+	up(&h, "cenv");
+	/* BREAKER_CONFIG alone: the CLI finds this daemon (its instance, sockets) */
+	cr_assert_eq(run_noconfig(&h, false, h.config, (char *[]){"status", NULL}), 0,
+	             "status under BREAKER_CONFIG: %s", out);
+	cr_assert(strstr(out, "global"), "%s", out);
+	/* breakerd reads it too (the same instance) */
+	snprintf(want, sizeof(want), "config OK: instance %s,", h.instance);
+	cr_assert_eq(run_noconfig(&h, true, h.config, (char *[]){"--check-config", NULL}),
+	             0, "%s", out);
+	cr_assert(strstr(out, want), "%s", out);
+	cr_assert(strstr(out, "(BREAKER_CONFIG)"), "says where it came from: %s", out);
+	/* a named file that is not there is an error naming the variable */
+	cr_assert_eq(
+	    run_noconfig(&h, false, "/nonexistent/b.ini", (char *[]){"status", NULL}), 2,
+	    "%s", out);
+	cr_assert(strstr(out, "/nonexistent/b.ini (from BREAKER_CONFIG)"), "%s", out);
+	cr_assert_eq(run_noconfig(&h, true, "/nonexistent/b.ini",
+	                          (char *[]){"--check-config", NULL}),
+	             2, "%s", out);
+	/* --config beats the variable */
+	cr_assert_eq(run_noconfig(&h, false, "/nonexistent/b.ini",
+	                          (char *[]){"--config", h.config, "status", NULL}),
+	             0, "%s", out);
+	/* set but empty: the embedded defaults (instance "default") */
+	cr_assert_eq(run_noconfig(&h, true, "", (char *[]){"--check-config", NULL}), 0,
+	             "%s", out);
+	cr_assert(strstr(out, "config OK: instance default,"), "%s", out);
+	down(&h);
+}
+
 /* ---- reconcile -------------------------------------------------------------- */
 
 Test(cli, reconcile_garbage_is_usage_and_sends_nothing)

@@ -145,19 +145,24 @@ int cli_config(struct cli *c)
 	char err[512];
 	int rv;
 
+	const char *from;
+
 	if (c->cfg_loaded)
 		return 0;
 	if (bk_config_defaults(&c->cfg, c->instance) != 0)
 		return cli_usage_error(
 		    NULL, "bad --instance '%s': use 1-63 of [A-Za-z0-9._-]", c->instance);
+	/* the same file breakerd reads: --config, $BREAKER_CONFIG, /etc/... */
+	c->config_path = bk_config_pick(c->config_path, &from);
 	if (c->config_path) {
 		rv = bk_config_load(&c->cfg, c->config_path, err, sizeof(err));
 		if (rv == -EINVAL)
-			return cli_usage_error(NULL, "config %s: %s", c->config_path,
-			                       err);
+			return cli_usage_error(NULL, "config %s (from %s): %s",
+			                       c->config_path, from, err);
 		if (rv)
-			return cli_usage_error(NULL, "cannot read config %s: %s",
-			                       c->config_path, strerror(-rv));
+			return cli_usage_error(NULL,
+			                       "cannot read config %s (from %s): %s",
+			                       c->config_path, from, strerror(-rv));
 		if (c->instance && strcmp(c->instance, c->cfg.instance) != 0)
 			return cli_usage_error(
 			    NULL, "--instance %s conflicts with instance = %s in %s",
