@@ -1,0 +1,253 @@
+/*
+ * The runbooks as drills (tests/drills/README.md): each scenario injects one
+ * fault into a trading engine next to a healthy one, against a real breakerd
+ * and the real CLI, and asserts that
+ *   - what should trip trips, within its bound (generous: a shared CI
+ *     machine; the measured figure is printed),
+ *   - nothing else trips (the export's TRIP records are exactly the expected),
+ *   - the runbook's recovery works (guards refuse too-early resumes; the
+ *     staged resume reaches ACTIVE; the engine trades again),
+ *   - `breaker incident export` figures match the injected fault's time.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bk_tel.h"
+#include "drill.h"
+
+/* heartbeat 300 ms, reject window 1 s, drawdown 5000: the rules the drills hit */
+#define RULES                                                                            \
+	"[strategies]\nnames = alpha, beta\n[rules]\nheartbeat.max = 300\n"              \
+	"reject_rate.window_ms = 1000\ndrawdown.max = 5000\n"
+
+/* A slack for a shared 2-CPU CI machine on every bound below: a bound says a
+ * trip came, not how fast (the export's figures say how fast). */
+#define SLACK_MS 1500
+
+static char out[1 << 16];
+
+static void up(struct bk_h *h, const char *tag, const char *extra)
+{
+	char ini[2048];
+
+	snprintf(ini, sizeof(ini), RULES "%s", extra ? extra : "");
+	bk_h_init(h, tag, ini);
+	bk_h_start(h);
+}
+
+static void down(struct bk_h *h)
+{
+	bk_h_fini(h);
+	bk_tel_unlink(h->instance);
+}
+
+static void ms_sleep(unsigned ms)
+{
+	usleep(ms * 1000u);
+}
+
+static char *num(char *buf, size_t len, uint64_t v)
+{
+	snprintf(buf, len, "%llu", (unsigned long long)v);
+	return buf;
+}
+
+/* alpha (the one the fault hits) and beta (a healthy bystander) trade. */
+static void engines(struct bk_h *h, struct drill_engine *a, struct drill_engine *b,
+                    uint64_t seed)
+{
+	drill_engine_start(a, h, "alpha", seed);
+	drill_engine_start(b, h, "beta", seed + 1000);
+	drill_engine_go(a);
+	drill_engine_go(b);
+}
+
+/* The engine trades again: fills grow over the next 500 ms. */
+static void trades_again(struct drill_engine *e)
+{
+	uint64_t f0 = atomic_load(&e->fills);
+
+	for (int i = 0; i < 300 && atomic_load(&e->fills) <= f0 + 20; i++)
+		ms_sleep(10);
+	cr_assert_gt(atomic_load(&e->fills), f0 + 20, "%s trades again after the resume",
+	             e->name);
+}
+
+/* ---- reject storm (runbook: 2. triage, 6. staged resume) ----------------------- */
+
+Test(drills, reject_storm, .timeout = 60)
+{
+	struct bk_h h;
+	struct drill_engine a, b;
+	char fault[32];
+	uint64_t t;
+	long ms;
+
+	up(&h, "dstorm", NULL);
+	engines(&h, &a, &b, 1);
+	ms_sleep(1200); /* a whole window of normal trading (2% rejects) */
+	cr_assert_eq(bk_check(&a.c, a.slot), BK_ACTIVE, "normal trading trips nothing");
+	drill_fault(&a, DF_REJECT_STORM, true);
+	ms = drill_wait_mode(&a, BK_HALTED, 1000 + SLACK_MS);
+	cr_assert_geq(ms, 0, "alpha HALTED within the 1 s window (+%d ms slack)",
+	              SLACK_MS);
+	t = atomic_load(&a.fault_wall_ns);
+	fprintf(stderr, "drill reject_storm: alpha HALTED %ld ms after the storm began\n",
+	        ms);
+	cr_assert_eq(bk_check(&b.c, b.slot), BK_ACTIVE, "beta is not touched");
+	cr_assert_eq(bk_check(&a.c, BK_GLOBAL_ONLY), BK_ACTIVE, "global is not touched");
+	/* the venue recovers; the operator resumes stage by stage */
+	drill_fault(&a, DF_REJECT_STORM, false);
+	drill_staged_resume(&h, "alpha", "venue rejects cleared, ticket 101");
+	cr_assert_geq(drill_wait_mode(&a, BK_ACTIVE, 1000), 0);
+	trades_again(&a);
+	cr_assert_eq(bk_check(&b.c, b.slot), BK_ACTIVE);
+	drill_engine_stop(&a);
+	drill_engine_stop(&b);
+	drill_check_incident(
+	    &h, "storm", "--trips", "alpha:reject_rate:reject_rate", "--fault-ns",
+	    num(fault, sizeof(fault), t), "--detect-within-ms", "2500", "--basis",
+	    "window", "--started-tol-ms", "1", "--resolved", "--stages",
+	    "alpha:HALTED>REDUCE_ONLY>CAUTIOUS>ACTIVE", "--no-forced", NULL);
+	down(&h);
+}
+
+/* ---- drawdown (a level rule: the resume waits for the condition) ---------------- */
+
+Test(drills, drawdown, .timeout = 60)
+{
+	struct bk_h h;
+	struct drill_engine a, b;
+	char fault[32];
+	uint64_t t;
+	long ms;
+
+	up(&h, "ddd", NULL);
+	engines(&h, &a, &b, 3);
+	a.dd_per_ms = 25;  /* bad marks: 25 a millisecond */
+	a.dd_limit = 5000; /* the rule's max */
+	ms_sleep(300);
+	drill_fault(&a, DF_DRAWDOWN, true);
+	ms = drill_wait_mode(&a, BK_HALTED, 200 + SLACK_MS);
+	cr_assert_geq(ms, 0, "alpha HALTED by drawdown");
+	t = atomic_load(&a.fault_wall_ns);
+	cr_assert_neq(t, 0, "the engine saw its drawdown pass 5000");
+	cr_assert_eq(bk_check(&b.c, b.slot), BK_ACTIVE, "beta is not touched");
+	/* still bleeding: the resume is refused, the condition holds */
+	cr_assert_eq(drill_cli_out(&h, out, sizeof(out), "resume", "--strategy", "alpha",
+	                           "--reason", "too early", NULL),
+	             1, "%s", out);
+	cr_assert(strstr(out, "ERR_CONDITION_HOLDS"), "%s", out);
+	/* the marks are corrected: PnL back where it was; resume stage by stage */
+	drill_fault(&a, DF_DRAWDOWN, false);
+	ms_sleep(50);
+	drill_staged_resume(&h, "alpha", "bad marks corrected, ticket 102");
+	trades_again(&a);
+	drill_engine_stop(&a);
+	drill_engine_stop(&b);
+	/* tick basis: the trip is the detection; within the engine's step + a tick */
+	drill_check_incident(&h, "dd", "--trips", "alpha:drawdown:drawdown", "--fault-ns",
+	                     num(fault, sizeof(fault), t), "--detect-within-ms", "1000",
+	                     "--basis", "tick", "--started-tol-ms", "1000", "--resolved",
+	                     "--stages", "alpha:HALTED>REDUCE_ONLY>CAUTIOUS>ACTIVE",
+	                     "--no-forced", NULL);
+	down(&h);
+}
+
+/* ---- engine death (stale heartbeat; runbook: engine restart) -------------------- */
+
+Test(drills, engine_death, .timeout = 60)
+{
+	struct bk_h h;
+	struct drill_engine a, b;
+	char fault[32];
+	uint64_t t;
+	long ms;
+
+	up(&h, "ddeath", NULL);
+	engines(&h, &a, &b, 5);
+	ms_sleep(300);
+	drill_fault(&a, DF_DEAD, true); /* hung: no beat from now on */
+	ms_sleep(5);
+	t = atomic_load(&a.last_beat_wall_ns);
+	ms = drill_wait_mode(&a, BK_HALTED, 300 + SLACK_MS);
+	cr_assert_geq(ms, 0, "alpha HALTED by its stale heartbeat");
+	fprintf(stderr, "drill engine_death: HALTED %ld ms after the hang (max 300 ms)\n",
+	        ms);
+	cr_assert_eq(bk_check(&b.c, b.slot), BK_ACTIVE, "beta is not touched");
+	/* still dead: a resume is refused */
+	cr_assert_eq(drill_cli_out(&h, out, sizeof(out), "resume", "--strategy", "alpha",
+	                           "--reason", "too early", NULL),
+	             1, "%s", out);
+	/* the runbook: restart the engine, then resume stage by stage */
+	drill_engine_restart(&a);
+	ms_sleep(50);
+	drill_staged_resume(&h, "alpha", "engine restarted, ticket 103");
+	trades_again(&a);
+	drill_engine_stop(&a);
+	drill_engine_stop(&b);
+	/* the export's start is the last beat (trip time - the heartbeat's age) */
+	drill_check_incident(
+	    &h, "death", "--trips", "alpha:stale_heartbeat:heartbeat", "--fault-ns",
+	    num(fault, sizeof(fault), t), "--detect-within-ms", "1800", "--basis",
+	    "heartbeat", "--started-tol-ms", "5", "--resolved", "--stages",
+	    "alpha:HALTED>REDUCE_ONLY>CAUTIOUS>ACTIVE", "--no-forced", NULL);
+	down(&h);
+}
+
+/* ---- manual emergency stop, reconciliation, staged resume ----------------------- */
+
+Test(drills, emergency_stop_and_staged_resume, .timeout = 60)
+{
+	struct bk_h h;
+	struct drill_engine a, b;
+	char fault[32], pa[64], pb[64];
+	uint64_t t, fa, fb;
+	long ms;
+
+	up(&h, "destop", NULL);
+	engines(&h, &a, &b, 8);
+	ms_sleep(300);
+	t = drill_wall_ns();
+	drill_cli(&h, 0, "emergency-stop", "--reason", "drill: venue outage", NULL);
+	ms = drill_wait_global(&a, BK_HALTED, 10);
+	cr_assert_eq(ms, 0, "HALTED as soon as emergency-stop returns");
+	/* both engines see it on their next step and stop trading */
+	for (int i = 0; i < 200 && (atomic_load(&a.mode_seen) != BK_HALTED ||
+	                            atomic_load(&b.mode_seen) != BK_HALTED);
+	     i++)
+		ms_sleep(5);
+	cr_assert_eq(atomic_load(&a.mode_seen), BK_HALTED);
+	cr_assert_eq(atomic_load(&b.mode_seen), BK_HALTED);
+	ms_sleep(5); /* an order in flight at the flip is filled or not: then none */
+	fa = atomic_load(&a.fills);
+	fb = atomic_load(&b.fills);
+	ms_sleep(300);
+	cr_assert_eq(atomic_load(&a.fills), fa, "no fill while HALTED");
+	cr_assert_eq(atomic_load(&b.fills), fb, "no fill while HALTED");
+	/* the runbook: reconcile positions while nothing trades, then resume */
+	snprintf(pa, sizeof(pa), "alpha=%.4f", drill_venue_pos(&a));
+	snprintf(pb, sizeof(pb), "beta=%.4f", drill_venue_pos(&b));
+	drill_cli(&h, 0, "reconcile", pa, pb, NULL);
+	drill_staged_resume(&h, NULL, "venue back, positions reconciled");
+	cr_assert_eq(bk_check(&a.c, a.slot), BK_ACTIVE);
+	trades_again(&a);
+	trades_again(&b);
+	/* a second later, trading as usual, nothing else has tripped */
+	ms_sleep(1000);
+	cr_assert_eq(bk_check(&a.c, a.slot), BK_ACTIVE,
+	             "trading after the reconciliation trips nothing (issue 12.1)");
+	drill_engine_stop(&a);
+	drill_engine_stop(&b);
+	drill_check_incident(&h, "estop", "--trips", "global:emergency_stop",
+	                     "--fault-ns", num(fault, sizeof(fault), t),
+	                     "--detect-within-ms", "2000", "--resolved", "--stages",
+	                     "global:HALTED>REDUCE_ONLY>CAUTIOUS>ACTIVE",
+	                     "--reconciliations", "2", "--no-forced", NULL);
+	down(&h);
+}
