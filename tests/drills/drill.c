@@ -3,15 +3,20 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "drill.h"
+
+extern char **environ;
 
 #define STEP_NS        1000000ull /* one engine step: 1 ms */
 #define OPENING        1000000.0  /* every engine opens with this balance */
@@ -81,7 +86,9 @@ static void one_order(struct drill_engine *e, int mode, int faults, uint64_t wal
 	double q = mode == BK_CAUTIOUS ? 100.0 : 100.0 * (double)(1 + rnd(&e->seed) % 5);
 	double side, d, cash, fee;
 
-	if (e->position > POS_SOFT_LIMIT)
+	if (faults & DF_LOST_FILLS)
+		side = 1; /* it believes it is flat, and keeps buying */
+	else if (e->position > POS_SOFT_LIMIT)
 		side = -1;
 	else if (e->position < -POS_SOFT_LIMIT)
 		side = 1;
@@ -102,13 +109,17 @@ static void one_order(struct drill_engine *e, int mode, int faults, uint64_t wal
 	}
 	*venue_pos += d;
 	atomic_store(&e->venue_pos_bits, f_bits(*venue_pos));
-	if (faults & DF_LOST_FILLS) { /* the drop copy never comes */
-		atomic_fetch_add(&e->lost, 1);
-		stamp(e, wall);
-		return;
-	}
 	cash = -d; /* buying spends cash */
 	fee = q * 1e-4;
+	if (faults & DF_LOST_FILLS) { /* the drop copy never comes */
+		atomic_fetch_add(&e->lost, 1);
+		e->lost_cash += cash;
+		e->lost_fees += fee;
+		e->lost_pos += d;
+		if (fabs(*venue_pos - e->position) > e->break_limit)
+			stamp(e, wall); /* the break, as a reconciliation would see it */
+		return;
+	}
 	e->position += d;
 	e->balance += cash - fee;
 	e->cash += cash;
@@ -116,6 +127,17 @@ static void one_order(struct drill_engine *e, int mode, int faults, uint64_t wal
 	bk_report_fill(&e->t, e->slot, cash, fee, e->balance, e->position);
 	atomic_fetch_add(&e->fills, 1);
 	atomic_store(&e->engine_pos_bits, f_bits(e->position));
+}
+
+/* The engine's opening balance: the rules' statement word where this client
+ * has it (issue 12.3), else the balance word before any fill. */
+static void drill_state_opening(struct drill_engine *e)
+{
+#ifdef DRILL_HAVE_OPENING
+	bk_report_opening_balance(&e->t, e->slot, e->balance);
+#else
+	bk_report_balance(&e->t, e->slot, e->balance);
+#endif
 }
 
 static void *engine_main(void *arg)
@@ -144,7 +166,8 @@ static void *engine_main(void *arg)
 			continue;
 		bk_report_heartbeat(&e->t, e->slot, mono);
 		atomic_store(&e->last_beat_wall_ns, wall);
-		mode = bk_check(&e->c, e->slot);
+		/* fail closed while breakerd is down (a restart) */
+		mode = bk_check_live(&e->c, e->slot, mono, 0);
 		bk_report_ack(&e->t, e->slot, bk_change_seq(&e->c), mono);
 		atomic_store(&e->mode_seen, mode);
 		/* marks: a small random walk; a bleed under DF_DRAWDOWN, undone
@@ -165,6 +188,20 @@ static void *engine_main(void *arg)
 		}
 		peak = e->pnl > peak ? e->pnl : peak;
 		bk_report_marks(&e->t, e->slot, e->position, fabs(e->position), e->pnl);
+		if (atomic_exchange(&e->want_resync, false) && e->lost_pos != 0) {
+			/* the missed fills, booked from the drop copy as one */
+			e->position += e->lost_pos;
+			e->balance += e->lost_cash - e->lost_fees;
+			e->cash += e->lost_cash;
+			e->fees += e->lost_fees;
+			bk_report_fill(&e->t, e->slot, e->lost_cash, e->lost_fees,
+			               e->balance, e->position);
+			atomic_fetch_add(&e->fills, 1);
+			atomic_store(&e->engine_pos_bits, f_bits(e->position));
+			e->lost_cash = e->lost_fees = e->lost_pos = 0;
+		}
+		if (atomic_exchange(&e->want_open, false))
+			drill_state_opening(e);
 		if ((faults & DF_LEAK) && !leaked) { /* money gone, no fill to show */
 			leaked = true;
 			e->balance -= e->leak_amount;
@@ -193,6 +230,7 @@ void drill_engine_start(struct drill_engine *e, struct bk_h *h, const char *stra
 	e->seed = seed ? seed : 88172645463325252ull;
 	e->reject_p = 0.02;
 	e->orders_per_ms = 1;
+	e->break_limit = 1000;
 	e->balance = OPENING;
 	bk_h_attach(h, &e->c);
 	for (int i = 0; i < 200 && rv; i++)
@@ -205,7 +243,7 @@ void drill_engine_start(struct drill_engine *e, struct bk_h *h, const char *stra
 
 void drill_engine_go(struct drill_engine *e)
 {
-	bk_report_balance(&e->t, e->slot, e->balance);
+	drill_state_opening(e);
 	bk_report_heartbeat(&e->t, e->slot, bk_now_mono_ns());
 	/* issue 12.3: without the engine's opening-balance word, the balance
 	 * baseline is taken by whichever tick sees it: let ticks see it alone */
@@ -234,6 +272,7 @@ void drill_engine_restart(struct drill_engine *e)
 	e->orders_per_ms = old->orders_per_ms;
 	e->dd_per_ms = old->dd_per_ms;
 	e->dd_limit = old->dd_limit;
+	e->break_limit = old->break_limit;
 	atomic_store(&e->venue_pos_bits, atomic_load(&old->venue_pos_bits));
 	atomic_store(&e->engine_pos_bits, atomic_load(&old->engine_pos_bits));
 	(void)venue;
@@ -311,17 +350,51 @@ long drill_wait_global(struct drill_engine *e, int want, int deadline_ms)
 	return wait_mode(e, BK_GLOBAL_ONLY, want, deadline_ms);
 }
 
-#define ARGS_MAX 16
+#define ARGS_MAX 24
+
+/*
+ * The CLI with --config h->config and args; stdout and stderr into out. Not
+ * bk_h_cli: the reconciler thread runs the CLI while the drill does, and
+ * each needs its own output file.
+ */
+static int cli_argv(struct bk_h *h, char *out, size_t len, char **args)
+{
+	const char *bin = getenv("BREAKER_CLI") ? getenv("BREAKER_CLI") : "breaker";
+	char *argv[ARGS_MAX + 4] = {(char *)bin, "--config", h->config};
+	posix_spawn_file_actions_t fa;
+	char path[256];
+	int argc = 3, st;
+	pid_t pid;
+
+	for (int i = 0; args[i] && i < ARGS_MAX; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	snprintf(path, sizeof(path), "%s/cli-%ld.out", h->dir, (long)gettid());
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, path, O_WRONLY | O_CREAT | O_TRUNC,
+	                                 0600);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	if (posix_spawn(&pid, bin, &fa, NULL, argv, environ) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		snprintf(out, len, "cannot run %s", bin);
+		return -1;
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	bk_h_slurp(path, out, len);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
 
 static int cli_va(struct bk_h *h, char *out, size_t len, va_list ap)
 {
-	char *a[ARGS_MAX] = {0};
+	char *a[ARGS_MAX + 1] = {0};
 	int n = 0;
 
-	while (n < ARGS_MAX - 1 && (a[n] = va_arg(ap, char *)) != NULL)
+	while (n < ARGS_MAX && (a[n] = va_arg(ap, char *)) != NULL)
 		n++;
-	return bk_h_cli_all(h, out, len, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7],
-	                    a[8], a[9], a[10], a[11], a[12], a[13], a[14], NULL);
+	a[n] = NULL;
+	return cli_argv(h, out, len, a);
 }
 
 void drill_cli(struct bk_h *h, int want, ...)
@@ -402,4 +475,69 @@ void drill_staged_resume(struct bk_h *h, const char *strategy, const char *reaso
 		cr_assert_eq(rv, 0, "resume %s stage %d: %s",
 		             strategy ? strategy : "global", stage + 1, out);
 	}
+}
+
+/* ---- the reconciler -------------------------------------------------------- */
+
+int drill_reconcile_now(struct bk_h *h, struct drill_engine *e, unsigned lag_ms,
+                        char *out, size_t len)
+{
+	struct drill_point p;
+	char pos[96], fills[32];
+
+	if (!drill_point_ago(e, lag_ms, &p)) {
+		snprintf(out, len, "no venue point %u ms old yet", lag_ms);
+		return -1;
+	}
+	snprintf(pos, sizeof(pos), "%s=%.4f", e->name, p.venue_pos);
+	snprintf(fills, sizeof(fills), "%llu", (unsigned long long)p.fills);
+	return drill_cli_out(h, out, len, "reconcile", pos, "--as-of-fills", fills, NULL);
+}
+
+static void *reconciler_main(void *arg)
+{
+	struct drill_reconciler *r = arg;
+	char out[2048];
+
+	while (!atomic_load(&r->stop)) {
+		for (unsigned slept = 0; slept < r->period_ms && !atomic_load(&r->stop);
+		     slept += 10)
+			usleep(10000);
+		if (atomic_load(&r->paused) || atomic_load(&r->stop))
+			continue;
+		for (int i = 0; i < r->n; i++) {
+			unsigned lag = r->lag_min;
+			int rv;
+
+			if (r->lag_max > r->lag_min)
+				lag += (unsigned)(rnd(&r->seed) %
+				                  (r->lag_max - r->lag_min + 1));
+			rv = drill_reconcile_now(r->h, r->e[i], lag, out, sizeof(out));
+			atomic_fetch_add(&r->posted, 1);
+			if (rv == 0 && strstr(out, ": ok"))
+				atomic_fetch_add(&r->ok, 1);
+			else if (rv == 0 && strstr(out, ": unknown"))
+				atomic_fetch_add(&r->unknown, 1);
+			else if (rv == 0 && strstr(out, ": break"))
+				atomic_fetch_add(&r->brk, 1);
+			else
+				atomic_fetch_add(&r->failed, 1);
+			if (rv != 0 || !strstr(out, ": ok"))
+				snprintf(r->last_out, sizeof(r->last_out), "%s", out);
+		}
+	}
+	return NULL;
+}
+
+void drill_reconciler_start(struct drill_reconciler *r)
+{
+	if (!r->seed)
+		r->seed = 0x9e3779b97f4a7c15ull;
+	cr_assert_eq(pthread_create(&r->th, NULL, reconciler_main, r), 0);
+}
+
+void drill_reconciler_stop(struct drill_reconciler *r)
+{
+	atomic_store(&r->stop, true);
+	pthread_join(r->th, NULL);
 }

@@ -50,6 +50,7 @@ struct drill_engine {
 	double reject_p;     /* normal reject ratio (0.02) */
 	double dd_per_ms;    /* drawdown bleed under DF_DRAWDOWN */
 	double dd_limit;     /* the drawdown rule's max: the breach is stamped */
+	double break_limit;  /* the reconciliation rule's max: the breach is stamped */
 	double leak_amount;  /* DF_LEAK's debit */
 	int orders_per_ms;   /* orders per step when trading (1) */
 	bool opening_stated; /* state the opening balance with the rules' word */
@@ -67,9 +68,35 @@ struct drill_engine {
 	/* venue history for a lagging reconciler: written by the engine */
 	struct drill_point hist[DRILL_HISTORY];
 	_Atomic uint64_t hist_n;
-	/* violations of the engine's own contract, found by itself */
-	_Atomic uint64_t traded_while_halted;
+	/* asks to the engine thread, done on its next step */
+	_Atomic bool want_resync; /* book the lost fills from the drop copy */
+	_Atomic bool want_open;   /* state the opening balance (a new day) */
+	double lost_cash, lost_fees, lost_pos; /* the fills it never heard of */
 };
+
+/*
+ * A reconciler: every period_ms, for each engine, the venue's position as it
+ * was lag_ms ago (lag drawn from [lag_min, lag_max]) posted with the engine's
+ * fill count at that point (`breaker reconcile S=POS --as-of-fills N`), each
+ * verdict from the break report counted.
+ */
+struct drill_reconciler {
+	struct bk_h *h;
+	struct drill_engine *e[8];
+	int n;
+	unsigned period_ms, lag_min, lag_max;
+	pthread_t th;
+	_Atomic bool stop, paused;
+	_Atomic uint64_t posted, ok, unknown, brk, failed;
+	char last_out[2048]; /* the last refused or unparsed reply */
+	uint64_t seed;
+};
+
+void drill_reconciler_start(struct drill_reconciler *r);
+void drill_reconciler_stop(struct drill_reconciler *r);
+/* Post one reconciliation of e as of its current point; its verdict in out. */
+int drill_reconcile_now(struct bk_h *h, struct drill_engine *e, unsigned lag_ms,
+                        char *out, size_t len);
 
 /* Attach to h's instance and resolve strategy (the engine is set up, not
  * trading: set knobs, then drill_engine_go). */
