@@ -74,7 +74,10 @@ static void record_point(struct drill_engine *e, uint64_t wall, double venue_pos
 	struct drill_point *p = &e->hist[n % DRILL_HISTORY];
 
 	p->wall_ns = wall;
-	p->fills = atomic_load_explicit(&e->fills, memory_order_relaxed);
+	/* the slot's own counter: it carries on across engine restarts, and it
+	 * is what --as-of-fills means */
+	p->fills =
+	    atomic_load_explicit(&e->t.tel->slots[e->slot].fills, memory_order_relaxed);
 	p->venue_pos = venue_pos;
 	atomic_store_explicit(&e->hist_n, n + 1, memory_order_release);
 }
@@ -273,6 +276,10 @@ void drill_engine_restart(struct drill_engine *e)
 	e->dd_per_ms = old->dd_per_ms;
 	e->dd_limit = old->dd_limit;
 	e->break_limit = old->break_limit;
+	atomic_store(&e->fills, atomic_load(&old->fills));
+	atomic_store(&e->orders, atomic_load(&old->orders));
+	atomic_store(&e->rejects, atomic_load(&old->rejects));
+	atomic_store(&e->lost, atomic_load(&old->lost));
 	atomic_store(&e->venue_pos_bits, atomic_load(&old->venue_pos_bits));
 	atomic_store(&e->engine_pos_bits, atomic_load(&old->engine_pos_bits));
 	(void)venue;
@@ -505,6 +512,7 @@ static void *reconciler_main(void *arg)
 			usleep(10000);
 		if (atomic_load(&r->paused) || atomic_load(&r->stop))
 			continue;
+		pthread_mutex_lock(&r->lock);
 		for (int i = 0; i < r->n; i++) {
 			unsigned lag = r->lag_min;
 			int rv;
@@ -525,6 +533,7 @@ static void *reconciler_main(void *arg)
 			if (rv != 0 || !strstr(out, ": ok"))
 				snprintf(r->last_out, sizeof(r->last_out), "%s", out);
 		}
+		pthread_mutex_unlock(&r->lock);
 	}
 	return NULL;
 }
@@ -533,6 +542,7 @@ void drill_reconciler_start(struct drill_reconciler *r)
 {
 	if (!r->seed)
 		r->seed = 0x9e3779b97f4a7c15ull;
+	pthread_mutex_init(&r->lock, NULL);
 	cr_assert_eq(pthread_create(&r->th, NULL, reconciler_main, r), 0);
 }
 

@@ -86,6 +86,7 @@ struct drill_reconciler {
 	int n;
 	unsigned period_ms, lag_min, lag_max;
 	pthread_t th;
+	pthread_mutex_t lock; /* held for a round of posts: hold it to restart engines */
 	_Atomic bool stop, paused;
 	_Atomic uint64_t posted, ok, unknown, brk, failed;
 	char last_out[2048]; /* the last refused or unparsed reply */
