@@ -139,7 +139,8 @@ int cli_refused(const Breaker__Reply *r)
 
 /* ---- config and RPC ----------------------------------------------------- */
 
-/* Load the configuration once: embedded defaults, then --config. */
+/* Load the configuration once: embedded defaults, then the file bk_config_pick
+ * names (--config, $BREAKER_CONFIG, /etc/breaker/breaker.ini). */
 int cli_config(struct cli *c)
 {
 	char err[512];
@@ -526,6 +527,8 @@ static void usage(FILE *f)
 	    "\n"
 	    "global options (before the command):\n"
 	    "  --config PATH    INI config, the same file breakerd reads (default:\n"
+	    "                   $BREAKER_CONFIG if set, empty for none; else\n"
+	    "                   /etc/breaker/breaker.ini if it exists; else the\n"
 	    "                   embedded defaults)\n"
 	    "  --instance NAME  breaker instance (default \"default\")\n"
 	    "  --url URL        breakerd's command socket: unix:// (the local fast\n"
