@@ -321,6 +321,42 @@ Test(cli, watch_lines_say_who_and_fit_100_columns)
 	down(&h);
 }
 
+/* Issue 12.9: a proposed resume (two-person rule) shows the proposer's reason. */
+Test(cli, watch_proposed_resume_shows_the_proposers_reason)
+{
+	struct bk_h h;
+	char line[1024];
+	pid_t w, wj;
+
+	bk_h_init(&h, "cwprop", STRATS "[auth]\ntwo_person_global_resume = true\n");
+	bk_h_start(&h);
+	w = spawn_cli(&h, "wp", "watch", "--count", "2", "--timeout-ms", "10000", NULL);
+	wj = spawn_cli(&h, "wpj", "watch", "--json", "--count", "2", "--timeout-ms",
+	               "10000", NULL);
+	wait_watching(&h, "wp");
+	wait_watching(&h, "wpj");
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "trip", "manual_halt", "--reason",
+	                      "the trip's words", NULL),
+	             0, "%s", out);
+	bk_h_cli(&h, out, sizeof(out), "resume", "--reason", "proposer says go",
+	         NULL);
+	cr_assert(strstr(out, "propos") || strstr(out, "PROPOS"), "a proposal: %s", out);
+	cr_assert_eq(wait_exit(w, 15000), 0);
+	cr_assert_eq(wait_exit(wj, 15000), 0);
+	slurp_tag(&h, "wp", "out", out, sizeof(out));
+	line_with(out, " PROPOSED ", line, sizeof(line));
+	cr_assert(strstr(line, "\"proposer says go\""), "%s", line);
+	cr_assert(!strstr(line, "trip's"), "not the trip's reason: %s", line);
+	cr_assert(strstr(line, "HALTED->REDUCE_ONLY"), "%s", line);
+	cr_assert_eq(sh_on(&h,
+	                   "python3 -c 'import json,sys; ev=[json.loads(l) for l in "
+	                   "sys.stdin]; assert ev[1][\"kind\"]==\"RESUME_PROPOSED\" and "
+	                   "ev[1][\"reason\"]==\"proposer says go\", ev' < %s",
+	                   "wpj.out"),
+	             0, "--json");
+	down(&h);
+}
+
 Test(cli, watch_exits_quietly_on_timeout_and_on_sigint)
 {
 	struct bk_h h;
