@@ -8,8 +8,8 @@
 #include "bk_auth.h"
 #include "bk_log.h"
 
-static const unsigned act_perm[BK_ACT_COUNT] = {BK_PERM_TRIP, BK_PERM_KILL,
-                                                BK_PERM_RESUME, BK_PERM_FORCE};
+static const unsigned act_perm[BK_ACT_COUNT] = {
+    BK_PERM_TRIP, BK_PERM_KILL, BK_PERM_RESUME, BK_PERM_FORCE, BK_PERM_REPORT};
 
 /* ---- group membership, resolved at start ------------------------------------ */
 
@@ -99,10 +99,12 @@ unsigned bk_auth_perms(const struct bk_auth *a, const struct bk_config *cfg,
 	}
 	if (p->tls) {
 		switch (bk_config_role(cfg, p->cn)) {
-		case BK_ROLE_OPERATOR:
-			return BK_PERM_ALL;
+		case BK_ROLE_OPERATOR: /* people: telemetry is the engines' */
+			return BK_PERM_ALL & ~(unsigned)BK_PERM_REPORT;
 		case BK_ROLE_TRADER:
 			return BK_PERM_QUERY | BK_PERM_TRIP | BK_PERM_KILL;
+		case BK_ROLE_ENGINE:
+			return BK_PERM_QUERY | BK_PERM_REPORT;
 		default:
 			return 0; /* a valid certificate, but nobody we know */
 		}
@@ -124,6 +126,7 @@ static const char *missing_act(unsigned missing)
 	return missing & BK_PERM_TRIP     ? "trip"
 	       : missing & BK_PERM_KILL   ? "kill"
 	       : missing & BK_PERM_RESUME ? "resume"
+	       : missing & BK_PERM_REPORT ? "report"
 	                                  : "force";
 }
 
@@ -163,9 +166,9 @@ void bk_auth_why(const struct bk_config *cfg, const struct bk_peer *p, unsigned 
 		         p->cn);
 	else
 		snprintf(buf, len,
-		         "certificate CN '%s' has role %s, which may not %s (operator "
-		         "may)",
-		         p->cn, bk_role_name(role), verb);
+		         "certificate CN '%s' has role %s, which may not %s (%s may)",
+		         p->cn, bk_role_name(role), verb,
+		         missing & BK_PERM_REPORT ? "engine" : "operator");
 }
 
 void bk_auth_who(const struct bk_peer *p, char *buf, size_t len)

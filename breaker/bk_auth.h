@@ -33,12 +33,13 @@
 
 /* What a command needs. */
 enum bk_perm {
-	BK_PERM_QUERY = 1 << 0,  /* status, strategies, report */
+	BK_PERM_QUERY = 1 << 0,  /* status, strategies */
 	BK_PERM_TRIP = 1 << 1,   /* trip (but kill_switch) */
 	BK_PERM_KILL = 1 << 2,   /* trip with reason kill_switch */
 	BK_PERM_RESUME = 1 << 3, /* resume, register, reconcile */
 	BK_PERM_FORCE = 1 << 4,  /* resume --force */
-	BK_PERM_ALL = (1 << 5) - 1,
+	BK_PERM_REPORT = 1 << 5, /* report: remote telemetry feeds the rules */
+	BK_PERM_ALL = (1 << 6) - 1,
 };
 
 /* One caller's refusals: a token bucket, and what it has not recorded. */

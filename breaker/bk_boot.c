@@ -103,7 +103,10 @@ static int replay_one(const Breaker__AuditRecord *rec, uint64_t offset, void *ar
 	struct replay_ctx *c = arg;
 
 	if (bk_state_replay(&c->d->state, rec) == 0) {
-		bk_cmd_remember(c->d, rec->request_id, rec->seq);
+		bk_cmd_remember(c->d, rec);
+		if (rec->kind == BREAKER__AUDIT_RECORD__KIND__REGISTER && rec->has_slot &&
+		    rec->slot < BK_MAX_STRATEGIES)
+			c->d->remote_declared[rec->slot] = rec->remote_telemetry;
 		replay_reconcile(c->d, rec);
 		return 0;
 	}
@@ -211,7 +214,8 @@ static int repair_log(struct bk_daemon *d, struct bk_boot_report *r, char *err,
  * that flipped the segment but whose record never became durable is
  * restored as a latch (audited now), from what the segment still shows.
  */
-static int restore_scope(struct bk_daemon *d, int slot, uint64_t seen)
+static int restore_scope(struct bk_daemon *d, int slot, uint64_t seen,
+                         const struct bk_boot_report *r)
 {
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
 	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
@@ -219,14 +223,24 @@ static int restore_scope(struct bk_daemon *d, int slot, uint64_t seen)
 	unsigned mode = BK_STATE_MODE(seen) > BK_HALTED ? BK_HALTED : BK_STATE_MODE(seen);
 	char text[200];
 
-	if (mode <= bk_scope_mode(sc))
-		return 0;
 	if (!bk_reason_operator(reason) && reason != BK_R_AUDIT_CORRUPT)
 		reason = BK_R_MANUAL_HALT;
+	/* per latch: an audit_corrupt halt over it must not hide it (once that
+	 * is cleared, the stop engines saw must still hold) */
+	if (mode <= bk_scope_mode(sc) &&
+	    (reason == BK_R_AUDIT_CORRUPT || mode <= sc->latches[reason].mode))
+		return 0;
+	/* Say what is known: a log that is missing or was set aside lost the
+	 * record; only with the log intact was the record never durable. */
 	snprintf(text, sizeof(text),
-	         "restored at boot: engines saw %s (%s) before the "
-	         "daemon stopped, but its audit record was not durable",
-	         bk_mode_str((enum bk_mode)mode), bk_reason_name(reason));
+	         "restored at boot: engines saw %s (%s) before the daemon stopped; %s",
+	         bk_mode_str((enum bk_mode)mode), bk_reason_name(reason),
+	         r->fresh && r->corrupt
+	             ? "its audit record went with the audit log, which is missing "
+	               "(removed)"
+	         : r->corrupt ? "its audit record is not in what is left of the "
+	                        "damaged audit log (set aside)"
+	                      : "its audit record was not durable");
 	bk_warn("%s %s", sc->name[0] ? sc->name : "global", text);
 	if (mode < BK_CAUTIOUS)
 		return 0;
@@ -236,7 +250,8 @@ static int restore_scope(struct bk_daemon *d, int slot, uint64_t seen)
 
 /* global_seen: the global word as the old daemon left it (read before the
  * audit_corrupt trip publishes over it). */
-static int restore_visible(struct bk_daemon *d, uint64_t global_seen)
+static int restore_visible(struct bk_daemon *d, uint64_t global_seen,
+                           const struct bk_boot_report *r)
 {
 	const struct bk_shm *shm = d->shm.shm;
 	uint32_t old = atomic_load(&shm->hdr.strategy_count);
@@ -244,14 +259,14 @@ static int restore_visible(struct bk_daemon *d, uint64_t global_seen)
 
 	if (d->shm.created)
 		return 0;
-	if ((rv = restore_scope(d, BK_GLOBAL, global_seen)) < 0)
+	if ((rv = restore_scope(d, BK_GLOBAL, global_seen, r)) < 0)
 		return rv;
 	for (uint32_t i = 0; i < d->state.n_strategies && i < old; i++) {
 		if (strncmp(shm->strategies[i].name, d->state.strategies[i].name,
 		            BK_NAME_MAX))
 			continue;
-		if ((rv = restore_scope(d, (int)i,
-		                        atomic_load(&shm->strategies[i].state))) < 0)
+		if ((rv = restore_scope(d, (int)i, atomic_load(&shm->strategies[i].state),
+		                        r)) < 0)
 			return rv;
 	}
 	return 0;
@@ -277,7 +292,7 @@ static int stage_boot_records(struct bk_daemon *d, const struct bk_boot_report *
 	global_seen = atomic_load(&d->shm.shm->global.state);
 	if (r->corrupt && bk_boot_trip_corrupt(d, r->why) < 0)
 		return -EIO;
-	return restore_visible(d, global_seen);
+	return restore_visible(d, global_seen, r);
 }
 
 int bk_boot_trip_corrupt(struct bk_daemon *d, const char *why)

@@ -6,6 +6,8 @@
  *   resume: stage the audit record, ack and flip once durable.
  * Every refusal is a typed reply that changed nothing.
  */
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_Init & co: no allocation (bk_audit.c) */
+
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -13,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 #include <math.h>
+
+#include <openssl/sha.h>
 
 #include "bk_daemon.h"
 #include "bk_log.h"
@@ -103,6 +107,66 @@ static bool text_valid(const char *s, size_t max)
 		if ((n = utf8_safe_len(p)) == 0)
 			return false;
 	return true;
+}
+
+/* A varint at *p (before end); false if it runs past end or 10 bytes. */
+static bool wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; shift < 70 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Does a string field of this message (or of one inside it) hold a NUL
+ * byte? protobuf-c hands strings over as char *: "s1\0/evil" would be read
+ * as "s1" and act on s1. Walks the wire bytes with the descriptors; the
+ * message has unpacked already, so it is well-formed.
+ */
+static bool wire_has_nul(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
+                         size_t len, int depth)
+{
+	const uint8_t *end = p + len;
+	uint64_t key, n;
+
+	while (p < end) {
+		if (!wire_varint(&p, end, &key))
+			return false;
+		switch (key & 7) {
+		case 0:
+			if (!wire_varint(&p, end, &n))
+				return false;
+			break;
+		case 1:
+			p += 8;
+			break;
+		case 5:
+			p += 4;
+			break;
+		case 2: {
+			const ProtobufCFieldDescriptor *f =
+			    protobuf_c_message_descriptor_get_field(desc,
+			                                            (unsigned)(key >> 3));
+			if (!wire_varint(&p, end, &n) || n > (uint64_t)(end - p))
+				return false;
+			if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, n))
+				return true;
+			if (f && f->type == PROTOBUF_C_TYPE_MESSAGE && depth < 8 &&
+			    wire_has_nul(f->descriptor, p, n, depth + 1))
+				return true;
+			p += n;
+			break;
+		}
+		default: /* groups: protobuf-c would not have unpacked them */
+			return false;
+		}
+	}
+	return false;
 }
 
 /* Strategy field to slot: absent or "" is global. */
@@ -278,7 +342,7 @@ static bool stage_and_pend(struct bk_daemon *d, nng_msg *msg, Breaker__Reply *re
 	}
 	rep->has_audit_seq = 1;
 	rep->audit_seq = (uint64_t)seq;
-	bk_cmd_remember(d, rec->request_id, (uint64_t)seq);
+	bk_cmd_remember(d, rec);
 	if (pack_reply(msg, rep) < 0) {
 		nng_msg_free(msg);
 		msg = NULL;
@@ -297,7 +361,18 @@ struct cmd_ctx {
 	Breaker__Reply rep;
 	char why[320];
 	Breaker__Status refused; /* for breaker_commands_total; OK if not refused */
+	uint64_t hash;           /* bk_cmd_request_hash of req, for its records */
 };
+
+/* The request id on a record made by c's command, with what makes it the
+ * same command (answer_duplicate compares it). */
+static void cmd_request_id(const struct cmd_ctx *c, Breaker__AuditRecord *rec)
+{
+	rec->has_request_id = c->req->has_request_id;
+	rec->request_id = c->req->request_id;
+	rec->has_request_hash = c->req->has_request_id;
+	rec->request_hash = c->hash;
+}
 
 static void cmd_refuse(struct cmd_ctx *c, Breaker__Status st, const char *why)
 {
@@ -361,6 +436,8 @@ static const char *command_verb(const Breaker__Request *req, unsigned missing)
 		return "register strategies";
 	case BREAKER__REQUEST__CMD_RECONCILE:
 		return "post reconciliations (they can clear a break)";
+	case BREAKER__REQUEST__CMD_REPORT:
+		return "report telemetry (it feeds the rules)";
 	default:
 		return "query breakerd";
 	}
@@ -377,6 +454,8 @@ static unsigned perms_needed(const Breaker__Request *req)
 	case BREAKER__REQUEST__CMD_REGISTER:
 	case BREAKER__REQUEST__CMD_RECONCILE:
 		return BK_PERM_RESUME;
+	case BREAKER__REQUEST__CMD_REPORT: /* it can keep a rule from tripping */
+		return BK_PERM_REPORT;
 	default:
 		return BK_PERM_QUERY;
 	}
@@ -401,6 +480,8 @@ static void refused_attempt(struct cmd_ctx *c, Breaker__AuditRecord *rec)
 		rec->forced = req->resume->has_force && req->resume->force;
 	} else if (req->cmd_case == BREAKER__REQUEST__CMD_REGISTER) {
 		scope = req->register_->strategy;
+	} else if (req->cmd_case == BREAKER__REQUEST__CMD_REPORT) {
+		scope = req->report->strategy;
 	}
 	rec->strategy = scope && bk_strategy_name_valid(scope) ? (char *)scope : NULL;
 	rec->has_reason_code = code >= 0 && code < BK_REASON_COUNT;
@@ -502,28 +583,108 @@ static bool authorised(struct cmd_ctx *c)
 	return false;
 }
 
-void bk_cmd_remember(struct bk_daemon *d, uint64_t request_id, uint64_t seq)
+void bk_cmd_remember(struct bk_daemon *d, const Breaker__AuditRecord *rec)
 {
-	if (!request_id)
+	uint64_t id = rec->has_request_id ? rec->request_id : 0;
+
+	if (!id)
 		return;
-	d->dedupe[request_id & (BK_DEDUPE - 1)].id = request_id;
-	d->dedupe[request_id & (BK_DEDUPE - 1)].seq = seq;
+	d->dedupe[id & (BK_DEDUPE - 1)].id = id;
+	d->dedupe[id & (BK_DEDUPE - 1)].seq = rec->seq;
+	d->dedupe[id & (BK_DEDUPE - 1)].hash = rec->request_hash;
+	d->dedupe[id & (BK_DEDUPE - 1)].hashed = rec->has_request_hash;
+}
+
+/* protobuf-c packs into this buffer: straight into the hash, no allocation. */
+struct hash_buf {
+	ProtobufCBuffer base;
+	SHA256_CTX sha;
+};
+
+static void hash_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
+{
+	SHA256_Update(&((struct hash_buf *)b)->sha, data, len);
+}
+
+/*
+ * What makes a resend "the same command": the caller as the transport
+ * identifies it (uid and how it came; a certificate's CN), the command, and
+ * its payload as packed again here (so field order on the wire does not
+ * matter). The first 8 bytes of SHA-256: a collision is not something a
+ * caller can aim for.
+ */
+static uint64_t request_hash(const struct cmd_ctx *c)
+{
+	const Breaker__Request *req = c->req;
+	const ProtobufCMessage *m = NULL;
+	struct hash_buf hb = {.base = {.append = hash_append}};
+	uint8_t who[12], out[SHA256_DIGEST_LENGTH];
+	uint64_t h = 0;
+
+	switch (req->cmd_case) {
+	case BREAKER__REQUEST__CMD_TRIP:
+		m = &req->trip->base;
+		break;
+	case BREAKER__REQUEST__CMD_RESUME:
+		m = &req->resume->base;
+		break;
+	case BREAKER__REQUEST__CMD_REGISTER:
+		m = &req->register_->base;
+		break;
+	case BREAKER__REQUEST__CMD_RECONCILE:
+		m = &req->reconcile->base;
+		break;
+	default:
+		break;
+	}
+	SHA256_Init(&hb.sha);
+	SHA256_Update(&hb.sha, "breaker.request.1", 17);
+	for (int i = 0; i < 4; i++) {
+		who[i] = (uint8_t)(c->peer.uid >> (8 * i));
+		who[4 + i] = (uint8_t)((uint32_t)req->cmd_case >> (8 * i));
+	}
+	who[8] = (uint8_t)c->peer.local;
+	who[9] = (uint8_t)c->peer.tls;
+	who[10] = who[11] = 0;
+	SHA256_Update(&hb.sha, who, sizeof(who));
+	if (c->peer.tls)
+		SHA256_Update(&hb.sha, c->peer.cn, strlen(c->peer.cn) + 1);
+	if (m)
+		protobuf_c_message_pack_to_buffer(m, &hb.base);
+	SHA256_Final(out, &hb.sha);
+	for (int i = 7; i >= 0; i--)
+		h = h << 8 | out[i];
+	return h;
 }
 
 /*
  * A state change whose request id was already applied (nng REQ resent it
- * after a reconnect): acknowledge the original record, apply nothing.
+ * after a reconnect, or the CLI retried): acknowledge the original record,
+ * apply nothing. Only the same caller sending the same command with the same
+ * payload is a resend; the id with anything else is refused, never "OK": a
+ * new emergency stop must not be swallowed as an old kill.
  */
 static bool answer_duplicate(struct cmd_ctx *c)
 {
 	struct bk_daemon *d = c->d;
 	uint64_t id = c->req->request_id;
 	struct bk_pending *p;
+	typeof(d->dedupe[0]) *e = &d->dedupe[id & (BK_DEDUPE - 1)];
 
-	if (!c->req->has_request_id || !id || d->dedupe[id & (BK_DEDUPE - 1)].id != id)
+	if (!c->req->has_request_id || !id || e->id != id)
 		return false;
+	if (!e->hashed || e->hash != c->hash) {
+		snprintf(
+		    c->why, sizeof(c->why),
+		    "request id %llu was used by audit seq %llu for another "
+		    "command, payload or caller: nothing applied (send it with a new "
+		    "id; the CLI makes one unless BREAKER_REQUEST_ID is set)",
+		    (unsigned long long)id, (unsigned long long)e->seq);
+		cmd_refuse(c, BREAKER__STATUS__ERR_REQUEST_ID_REUSED, c->why);
+		return true;
+	}
 	c->rep.has_audit_seq = 1;
-	c->rep.audit_seq = d->dedupe[id & (BK_DEDUPE - 1)].seq;
+	c->rep.audit_seq = e->seq;
 	c->rep.error = "duplicate request id: already applied, nothing changed";
 	if (c->rep.audit_seq <= d->audit.durable_seq) {
 		reply_now(d, c->msg, &c->rep);
@@ -568,6 +729,7 @@ static void do_trip(struct cmd_ctx *c)
 	                        &why);
 	if (st)
 		return cmd_refuse(c, st, why);
+	p.by_operator = true; /* the latch is the operator's, even if a rule held it */
 	named = actor_cached(c->d, &c->peer, &who);
 	/* The halt takes effect now; durability and the ack follow. */
 	seq = c->d->audit.next_seq;
@@ -589,9 +751,9 @@ static void do_trip(struct cmd_ctx *c)
 		c->d->auth.proposal.active = false;
 	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__TRIP, &who, wall);
 	plan_record(&rec, &p, t->strategy);
+	rec.has_operator_latch = rec.operator_latch = 1;
 	rec.reason = (char *)reason;
-	rec.has_request_id = c->req->has_request_id;
-	rec.request_id = c->req->request_id;
+	cmd_request_id(c, &rec);
 	c->rep.has_from_mode = c->rep.has_to_mode = 1;
 	c->rep.from_mode = (Breaker__Mode)p.from_mode;
 	c->rep.to_mode = (Breaker__Mode)p.to_mode;
@@ -769,8 +931,7 @@ static void do_resume(struct cmd_ctx *c)
 		rec.proposal_seq = pr.seq;
 	}
 	rec.reason = r->reason;
-	rec.has_request_id = c->req->has_request_id;
-	rec.request_id = c->req->request_id;
+	cmd_request_id(c, &rec);
 	c->rep.has_from_mode = c->rep.has_to_mode = 1;
 	c->rep.from_mode = (Breaker__Mode)p.from_mode;
 	c->rep.to_mode = (Breaker__Mode)p.to_mode;
@@ -806,6 +967,8 @@ static void do_register(struct cmd_ctx *c)
 	bk_shm_add_strategy(&c->d->shm, slot, name);
 	bk_cmd_publish_scope(c->d, slot);
 	bk_shm_changed(&c->d->shm); /* waiters learn of the new slot too */
+	c->d->remote_declared[slot] = c->req->register_->has_remote_telemetry &&
+	                              c->req->register_->remote_telemetry;
 	bk_cmd_bind_slot(c->d, slot);
 	actor_of(c->d, &c->peer, &who);
 	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__REGISTER, &who,
@@ -813,8 +976,9 @@ static void do_register(struct cmd_ctx *c)
 	rec.strategy = (char *)name;
 	rec.has_slot = 1;
 	rec.slot = (uint32_t)slot;
-	rec.has_request_id = c->req->has_request_id;
-	rec.request_id = c->req->request_id;
+	rec.has_remote_telemetry = c->d->remote_declared[slot];
+	rec.remote_telemetry = c->d->remote_declared[slot];
+	cmd_request_id(c, &rec);
 	stage_and_pend(c->d, c->msg, &c->rep, &rec, slot, false);
 }
 
@@ -834,9 +998,21 @@ static void do_report(struct cmd_ctx *c)
 	    !isfinite(r->pnl) || !isfinite(r->fill_cash) || !isfinite(r->fees))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		                  "report values must be finite numbers");
+	/* One declared source per strategy: a Report must not override what
+	 * the engine writes in the segment (a rule would go blind). */
+	if (!c->d->slots[slot].is_remote) {
+		snprintf(
+		    c->why, sizeof(c->why),
+		    "strategy %s reads its telemetry from the segment: a Report for it "
+		    "is refused (a remote engine's strategy is declared: [strategies] "
+		    "remote in the config, or breaker register --telemetry remote)",
+		    r->strategy);
+		return cmd_refuse(c, BREAKER__STATUS__ERR_TELEMETRY_SOURCE, c->why);
+	}
 	/* Remote engines report the same numbers; the tick reads them from here. */
 	s = &c->d->slots[slot].remote;
-	c->d->slots[slot].is_remote = true;
+	bk_auth_who(&c->peer, c->d->slots[slot].remote_from,
+	            sizeof(c->d->slots[slot].remote_from));
 	s->orders = r->orders;
 	s->rejects = r->rejects;
 	s->fills = r->fills;
@@ -898,8 +1074,7 @@ static void do_reconcile(struct cmd_ctx *c)
 		rec.reason = text;
 		rec.has_measured = 1;
 		rec.measured = r->positions[i]->position;
-		rec.has_request_id = c->req->has_request_id;
-		rec.request_id = c->req->request_id;
+		cmd_request_id(c, &rec);
 		if (i + 1 < r->n_positions) {
 			if (bk_audit_stage(&c->d->audit, &rec) < 0)
 				return cmd_refuse(c, BREAKER__STATUS__ERR_NOT_DURABLE,
@@ -914,7 +1089,17 @@ static void do_reconcile(struct cmd_ctx *c)
 
 static void do_query(struct cmd_ctx *c, bool all)
 {
-	bk_status_build(c->d, &c->rep, all);
+	const Breaker__Request *q = c->req;
+	uint32_t offset = 0, limit = 0;
+
+	if (!all && q->status) {
+		offset = q->status->has_offset ? q->status->offset : 0;
+		limit = q->status->has_limit ? q->status->limit : 0;
+	} else if (all && q->list) {
+		offset = q->list->has_offset ? q->list->offset : 0;
+		limit = q->list->has_limit ? q->list->limit : 0;
+	}
+	bk_status_build(c->d, &c->rep, all, offset, limit);
 	reply_now(c->d, c->msg, &c->rep);
 	bk_status_free(&c->rep);
 }
@@ -943,19 +1128,33 @@ void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg)
 	c.rep.has_request_id = req->has_request_id;
 	c.rep.request_id = req->request_id;
 	c.rep.has_status = 1;
+	if (wire_has_nul(&breaker__request__descriptor, nng_msg_body(msg), len, 0)) {
+		count_command(d, bk_metrics_cmd_type(req->cmd_case),
+		              BREAKER__STATUS__ERR_BAD_REQUEST);
+		cmd_refuse(&c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		           "a name or text field holds a NUL byte: refused whole (it "
+		           "would have been cut there)");
+		breaker__request__free_unpacked(req, NULL);
+		return;
+	}
 	if (!authorised(&c)) {
 		count_command(d, bk_metrics_cmd_type(req->cmd_case),
 		              BREAKER__STATUS__ERR_UNAUTHORISED);
 		breaker__request__free_unpacked(req, NULL);
 		return;
 	}
-	if ((req->cmd_case == BREAKER__REQUEST__CMD_TRIP ||
-	     req->cmd_case == BREAKER__REQUEST__CMD_RESUME ||
-	     req->cmd_case == BREAKER__REQUEST__CMD_REGISTER) &&
-	    answer_duplicate(&c)) {
-		count_command(d, bk_metrics_cmd_type(req->cmd_case), BREAKER__STATUS__OK);
-		breaker__request__free_unpacked(req, NULL);
-		return;
+	if (req->cmd_case == BREAKER__REQUEST__CMD_TRIP ||
+	    req->cmd_case == BREAKER__REQUEST__CMD_RESUME ||
+	    req->cmd_case == BREAKER__REQUEST__CMD_REGISTER ||
+	    req->cmd_case == BREAKER__REQUEST__CMD_RECONCILE) {
+		c.hash = request_hash(&c);
+		if (answer_duplicate(&c)) {
+			count_command(d, bk_metrics_cmd_type(req->cmd_case),
+			              c.refused ? (unsigned)c.refused
+			                        : (unsigned)BREAKER__STATUS__OK);
+			breaker__request__free_unpacked(req, NULL);
+			return;
+		}
 	}
 	switch (req->cmd_case) {
 	case BREAKER__REQUEST__CMD_TRIP:
@@ -1093,6 +1292,8 @@ void bk_cmd_bind_slot(struct bk_daemon *d, int slot)
 
 	memset(sr, 0, sizeof(*sr));
 	sr->rules = bk_rules_for(&d->cfg.rules, d->state.strategies[slot].name);
+	sr->is_remote = d->remote_declared[slot] ||
+	                bk_config_remote(&d->cfg, d->state.strategies[slot].name);
 	/* a new strategy starts from clean telemetry */
 	memset(&d->tel.tel->slots[slot], 0, sizeof(d->tel.tel->slots[slot]));
 }
@@ -1147,9 +1348,11 @@ void bk_cmd_system_step(struct bk_daemon *d, int slot, unsigned reason, int to,
 
 	const char *rule;
 
-	/* Only a latch the daemon raised itself, and only once no strategy still
-	 * breaks the rule (a global latch may be held up by several). */
+	/* Only a latch the daemon raised itself and no operator tripped since,
+	 * and only once no strategy still breaks the rule (a global latch may
+	 * be held up by several). */
 	if (!(sc->active & (1u << reason)) || sc->latches[reason].mode <= to ||
+	    sc->latches[reason].operator_owned ||
 	    strcmp(sc->latches[reason].actor.name, "breakerd") != 0 ||
 	    bk_tick_condition_holds(d, slot, reason, &rule) || !bk_cmd_can_accept(d))
 		return;

@@ -12,6 +12,7 @@
 
 #include "bk_config.h"
 #include "bk_mode.h"
+#include "bk_state.h"
 
 static void default_dirs(struct bk_config *cfg)
 {
@@ -107,6 +108,10 @@ int bk_config_defaults(struct bk_config *cfg, const char *instance)
 		cfg->resume_uids[cfg->n_resume_uids++] = 0;
 	memcpy(cfg->force_uids, cfg->resume_uids, sizeof(cfg->force_uids));
 	cfg->n_force_uids = cfg->n_resume_uids;
+	/* Reporting: who may write the telemetry segment (0660: its owner and
+	 * group, which are ours). */
+	cfg->report_uids[cfg->n_report_uids++] = geteuid();
+	cfg->report_gids[cfg->n_report_gids++] = getegid();
 	/* Tripping is easy: anyone who can reach the command socket. */
 	cfg->auth_any = 1u << BK_ACT_TRIP | 1u << BK_ACT_KILL;
 	cfg->confirm_window_s = 120;
@@ -128,6 +133,10 @@ void bk_config_acl(const struct bk_config *cfg, enum bk_act act, struct bk_acl *
 		*acl = (struct bk_acl){cfg->resume_uids, cfg->n_resume_uids,
 		                       cfg->resume_gids, cfg->n_resume_gids, false};
 		break;
+	case BK_ACT_REPORT:
+		*acl = (struct bk_acl){cfg->report_uids, cfg->n_report_uids,
+		                       cfg->report_gids, cfg->n_report_gids, false};
+		break;
 	default:
 		*acl = (struct bk_acl){cfg->force_uids, cfg->n_force_uids,
 		                       cfg->force_gids, cfg->n_force_gids, false};
@@ -138,8 +147,8 @@ void bk_config_acl(const struct bk_config *cfg, enum bk_act act, struct bk_acl *
 
 const char *bk_act_name(enum bk_act act)
 {
-	static const char *const names[BK_ACT_COUNT] = {"trip", "kill", "resume",
-	                                                "force"};
+	static const char *const names[BK_ACT_COUNT] = {"trip", "kill", "resume", "force",
+	                                                "report"};
 
 	return (unsigned)act < BK_ACT_COUNT ? names[act] : "?";
 }
@@ -158,7 +167,16 @@ const char *bk_role_name(enum bk_role role)
 {
 	return role == BK_ROLE_OPERATOR ? "operator"
 	       : role == BK_ROLE_TRADER ? "trader"
+	       : role == BK_ROLE_ENGINE ? "engine"
 	                                : "none";
+}
+
+bool bk_config_remote(const struct bk_config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->n_remote; i++)
+		if (strcmp(cfg->remote[i], name) == 0)
+			return true;
+	return false;
 }
 
 int bk_listen_parse(const char *v, bool *loopback)
@@ -222,6 +240,13 @@ struct load_ctx {
 	int tcp_line;     /* of [commands] tcp_url, for the transport checks */
 	unsigned acl_set; /* bit per enum bk_act: the file gave its lists */
 	unsigned acl_any; /* bit per enum bk_act: ... and one said "any" */
+	struct seen_key *seen; /* every "section]name" so far, for duplicates */
+	size_t n_seen, cap_seen;
+};
+
+struct seen_key {
+	char key[128]; /* "section]name": ']' cannot be in a section name */
+	int line;
 };
 
 static int fail(struct load_ctx *c, int line, const char *fmt, const char *a,
@@ -235,19 +260,36 @@ static int fail(struct load_ctx *c, int line, const char *fmt, const char *a,
 	return 0; /* stop inih at the first error */
 }
 
-static int parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
+/* Digits only, in base 10 or 8: no sign, space, "0x" or leading-zero octal
+ * that strtoull(..., 0) would read ("0100" is not 64). */
+static int parse_base(const char *v, int base, uint64_t min, uint64_t max, uint64_t *out)
 {
 	char *end;
 	unsigned long long x;
 
-	if (*v == '-' || *v == '\0')
+	if (*v == '\0')
 		return -EINVAL;
+	for (const char *p = v; *p; p++)
+		if (*p < '0' || *p > (base == 8 ? '7' : '9'))
+			return -EINVAL;
 	errno = 0;
-	x = strtoull(v, &end, 0);
+	x = strtoull(v, &end, base);
 	if (errno || *end || x < min || x > max)
 		return -ERANGE;
 	*out = x;
 	return 0;
+}
+
+/* Numbers are decimal, everywhere. */
+static int parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+	return parse_base(v, 10, min, max, out);
+}
+
+/* File modes are octal, as chmod(1) writes them ("0660", "660"). */
+static int parse_mode(const char *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+	return parse_base(v, 8, min, max, out);
 }
 
 static int set_str(char *dst, size_t len, const char *v)
@@ -312,19 +354,20 @@ static int parse_ids(const char *v, unsigned *ids, int *n, bool group, bool *any
 	return *n || (any && *any) ? 0 : -EINVAL;
 }
 
-static int parse_strategies(struct bk_config *cfg, const char *v)
+/* "a, b, c" into names: each a valid strategy name (bk_strategy_name_valid). */
+static int parse_strategies(char (*names)[BK_NAME_MAX], int *n, const char *v)
 {
 	char buf[16384], *save = NULL, *tok;
 
 	if (set_str(buf, sizeof(buf), v))
 		return -EINVAL;
-	cfg->n_strategies = 0;
+	*n = 0;
 	for (tok = strtok_r(buf, ", \t", &save); tok;
 	     tok = strtok_r(NULL, ", \t", &save)) {
-		if (cfg->n_strategies >= BK_CFG_STRATEGIES ||
-		    set_str(cfg->strategies[cfg->n_strategies], BK_NAME_MAX, tok))
+		if (*n >= BK_CFG_STRATEGIES || !bk_strategy_name_valid(tok) ||
+		    set_str(names[*n], BK_NAME_MAX, tok))
 			return -EINVAL;
-		cfg->n_strategies++;
+		(*n)++;
 	}
 	return 0;
 }
@@ -339,6 +382,9 @@ static int parse_double(const char *v, double min, double max, double *out)
 	char *end;
 	double x;
 
+	/* decimal only: strtod would read hex ("0x10") too */
+	if (strpbrk(v, "xXpP"))
+		return -EINVAL;
 	errno = 0;
 	x = strtod(v, &end);
 	if (errno || end == v || *end || !(x >= min && x <= max)) /* NaN fails too */
@@ -500,10 +546,12 @@ static void acl_lists(struct bk_config *cfg, enum bk_act act, unsigned **uids, i
 	*nu = act == BK_ACT_TRIP     ? &cfg->n_trip_uids
 	      : act == BK_ACT_KILL   ? &cfg->n_kill_uids
 	      : act == BK_ACT_RESUME ? &cfg->n_resume_uids
+	      : act == BK_ACT_REPORT ? &cfg->n_report_uids
 	                             : &cfg->n_force_uids;
 	*ng = act == BK_ACT_TRIP     ? &cfg->n_trip_gids
 	      : act == BK_ACT_KILL   ? &cfg->n_kill_gids
 	      : act == BK_ACT_RESUME ? &cfg->n_resume_gids
+	      : act == BK_ACT_REPORT ? &cfg->n_report_gids
 	                             : &cfg->n_force_gids;
 }
 
@@ -582,6 +630,7 @@ static int parse_roles(struct bk_config *cfg, const char *v)
 			colon++;
 		r->role = strcmp(colon, "operator") == 0 ? BK_ROLE_OPERATOR
 		          : strcmp(colon, "trader") == 0 ? BK_ROLE_TRADER
+		          : strcmp(colon, "engine") == 0 ? BK_ROLE_ENGINE
 		                                         : BK_ROLE_NONE;
 		if (!*tok || r->role == BK_ROLE_NONE || set_str(r->cn, BK_CN_MAX, tok))
 			return -EINVAL;
@@ -619,7 +668,8 @@ static int handle_tls(struct load_ctx *c, const char *n, const char *v)
 		return fail(c, c->line, "a CN is given twice in roles = %s%s", v, "");
 	if (err)
 		return fail(c, c->line,
-		            "bad roles = %s: CN:operator or CN:trader, comma-separated%s",
+		            "bad roles = %s: CN:operator, CN:trader or CN:engine, "
+		            "comma-separated%s",
 		            v, "");
 	return 1;
 }
@@ -697,6 +747,11 @@ static int handle_rules(struct load_ctx *c, const char *s, const char *n, const 
 	int err;
 
 	if (strncmp(s, "rules:", 6) == 0) {
+		if (!bk_strategy_name_valid(s + 6))
+			return fail(c, c->line,
+			            "[%s]: not a strategy name (1-39 bytes of "
+			            "[A-Za-z0-9._:-])%s",
+			            s, "");
 		if (c->pass == 1)
 			return 1;
 		rules = override_for(rc, s + 6);
@@ -722,6 +777,40 @@ static int handle_rules(struct load_ctx *c, const char *s, const char *n, const 
 	return 1;
 }
 
+/*
+ * Each key once per section (a section may be given again): "last one wins"
+ * let a second resume_uids quietly replace the first. Pass 1 sees every key.
+ */
+static int duplicate_key(struct load_ctx *c, const char *s, const char *n)
+{
+	struct seen_key *grown;
+	char key[128];
+
+	snprintf(key, sizeof(key), "%s]%s", s, n);
+	for (size_t i = 0; i < c->n_seen; i++) {
+		if (strcmp(c->seen[i].key, key) != 0)
+			continue;
+		snprintf(c->err, c->errlen,
+		         "line %d: '%s' in [%s] is given twice, on lines %d and %d: give "
+		         "each key once (an indented line continues the one above it)",
+		         c->line, n, s, c->seen[i].line, c->line);
+		c->failed = 1;
+		return 1;
+	}
+	if (c->n_seen == c->cap_seen) {
+		size_t cap = c->cap_seen ? 2 * c->cap_seen : 64;
+		if (!(grown = realloc(c->seen, cap * sizeof(*grown)))) {
+			fail(c, c->line, "out of memory%s%s", "", "");
+			return 1;
+		}
+		c->seen = grown;
+		c->cap_seen = cap;
+	}
+	snprintf(c->seen[c->n_seen].key, sizeof(c->seen[0].key), "%s", key);
+	c->seen[c->n_seen++].line = c->line;
+	return 0;
+}
+
 static int handle(void *user, const char *s, const char *n, const char *v)
 {
 	struct load_ctx *c = user;
@@ -729,6 +818,9 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 	struct bk_config *cfg = &c->cfg;
 	uint64_t x;
 	int err = 0;
+
+	if (c->pass == 1 && duplicate_key(c, s, n))
+		return 0;
 
 	if (strcmp(s, "rules") == 0 || strncmp(s, "rules:", 6) == 0)
 		return handle_rules(c, s, n, v);
@@ -764,11 +856,11 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 			cfg->heartbeat_bound_ns = x * 1000000;
 	} else if (key_is(s, n, "breaker", "shm_mode")) {
 		/* never group/other-writable: engines must only read */
-		if (!(err = parse_u64(v, 0400, 0644, &x)) && (x & 0133))
+		if (!(err = parse_mode(v, 0400, 0644, &x)) && (x & 0133))
 			err = -EINVAL;
 		cfg->shm_mode = err ? cfg->shm_mode : (mode_t)x;
 	} else if (key_is(s, n, "breaker", "telemetry_mode")) {
-		if (!(err = parse_u64(v, 0600, 0666, &x)) && (x & 0111))
+		if (!(err = parse_mode(v, 0600, 0666, &x)) && (x & 0111))
 			err = -EINVAL;
 		cfg->tel_mode = err ? cfg->tel_mode : (mode_t)x;
 	} else if (key_is(s, n, "commands", "max_message_bytes")) {
@@ -800,14 +892,26 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 	} else if (key_is(s, n, "commands", "allow_plaintext_loopback")) {
 		err = parse_bool(v, &cfg->allow_plaintext_loopback);
 	} else if (key_is(s, n, "commands", "socket_mode")) {
-		if (!(err = parse_u64(v, 0600, 0777, &x)))
+		if (!(err = parse_mode(v, 0600, 0777, &x)))
 			cfg->sock_mode = (mode_t)x;
 	} else if (strcmp(s, "auth") == 0) {
 		return handle_auth(c, n, v);
 	} else if (strcmp(s, "tls") == 0) {
 		return handle_tls(c, n, v);
 	} else if (key_is(s, n, "strategies", "names")) {
-		err = parse_strategies(cfg, v);
+		err = parse_strategies(cfg->strategies, &cfg->n_strategies, v);
+		if (err)
+			return fail(c, line,
+			            "bad names = %s: strategy names are 1-39 bytes of "
+			            "[A-Za-z0-9._:-]%s, at most 256 of them",
+			            v, "");
+	} else if (key_is(s, n, "strategies", "remote")) {
+		err = parse_strategies(cfg->remote, &cfg->n_remote, v);
+		if (err)
+			return fail(c, line,
+			            "bad remote = %s: strategy names (1-39 bytes of "
+			            "[A-Za-z0-9._:-]%s) whose telemetry comes by Report",
+			            v, "");
 	} else if (key_is(s, n, "metrics", "listen")) {
 		bool lo;
 		err = *v && bk_listen_parse(v, &lo)
@@ -826,12 +930,28 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 	return 1;
 }
 
+/* One line for inih; a NUL byte in it ends the parse as an error (inih would
+ * read the line only up to it: "\0resume_uids = ..." would vanish). */
 static char *read_line(char *buf, int len, void *arg)
 {
 	struct load_ctx *c = arg;
+	int ch, n = 0;
 
+	if (c->failed)
+		return NULL;
 	c->line++;
-	return fgets(buf, len, c->file);
+	while (n < len - 1 && (ch = getc(c->file)) != EOF) {
+		if (ch == '\0') {
+			fail(c, c->line, "a NUL byte in the file%s%s: not a text config",
+			     "", "");
+			return NULL;
+		}
+		buf[n++] = (char)ch;
+		if (ch == '\n')
+			break;
+	}
+	buf[n] = '\0';
+	return n ? buf : NULL;
 }
 
 int bk_config_load(struct bk_config *cfg, const char *path, char *err, size_t errlen)
@@ -855,6 +975,7 @@ int bk_config_load(struct bk_config *cfg, const char *path, char *err, size_t er
 			break;
 	}
 	fclose(c.file);
+	free(c.seen);
 	if (c.failed)
 		return -EINVAL;
 	if (rv != 0) {

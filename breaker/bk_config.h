@@ -27,10 +27,18 @@
 #define BK_CN_MAX         64 /* a certificate CN, NUL included (X.509: 64 chars) */
 
 /* What a caller may be allowed to do ([auth] keys, one list pair each). */
-enum bk_act { BK_ACT_TRIP, BK_ACT_KILL, BK_ACT_RESUME, BK_ACT_FORCE, BK_ACT_COUNT };
+enum bk_act {
+	BK_ACT_TRIP,
+	BK_ACT_KILL,
+	BK_ACT_RESUME,
+	BK_ACT_FORCE,
+	BK_ACT_REPORT, /* send remote telemetry (Report): an engine's act */
+	BK_ACT_COUNT
+};
 
-/* [tls] roles: operator may do everything, trader may trip and kill. */
-enum bk_role { BK_ROLE_NONE, BK_ROLE_TRADER, BK_ROLE_OPERATOR };
+/* [tls] roles: operator may do everything but report telemetry, trader may
+ * trip and kill, engine may report telemetry. */
+enum bk_role { BK_ROLE_NONE, BK_ROLE_TRADER, BK_ROLE_OPERATOR, BK_ROLE_ENGINE };
 
 struct bk_tls_role {
 	char cn[BK_CN_MAX];
@@ -85,6 +93,13 @@ struct bk_config {
 	int n_force_uids;
 	gid_t force_gids[BK_AUTH_MAX];
 	int n_force_gids;
+	/* report: Report (remote telemetry) feeds rules that can trip and step
+	 * down; default: the telemetry segment's owner and group (our euid,
+	 * egid), like the engines that may write the segment */
+	uid_t report_uids[BK_AUTH_MAX];
+	int n_report_uids;
+	gid_t report_gids[BK_AUTH_MAX];
+	int n_report_gids;
 	unsigned auth_any;             /* bit 1 << enum bk_act: anyone who can reach us */
 	bool two_person_global_resume; /* a global resume needs two operators */
 	uint32_t confirm_window_s;     /* ... the second within this many seconds */
@@ -97,6 +112,9 @@ struct bk_config {
 	char tls_client_cert[PATH_MAX], tls_client_key[PATH_MAX], tls_client_ca[PATH_MAX];
 	char strategies[BK_CFG_STRATEGIES][BK_NAME_MAX]; /* registered at boot */
 	int n_strategies;
+	/* [strategies] remote: fed by Report, not the segment (bk_config_remote) */
+	char remote[BK_CFG_STRATEGIES][BK_NAME_MAX];
+	int n_remote;
 	mode_t tel_mode;           /* telemetry segment: engines write it */
 	struct bk_rules_cfg rules; /* [rules] defaults, [rules:NAME] per strategy */
 	/* [metrics]: /metrics and /healthz over HTTP; "" = off */
@@ -133,7 +151,11 @@ const char *bk_act_name(enum bk_act act);
 /* A certificate CN's role from [tls] roles; BK_ROLE_NONE if it has none. */
 enum bk_role bk_config_role(const struct bk_config *cfg, const char *cn);
 
-/* "operator", "trader", "none". */
+/* Is strategy name declared remote ([strategies] remote): its telemetry comes
+ * only from Report messages, never from the segment? */
+bool bk_config_remote(const struct bk_config *cfg, const char *name);
+
+/* "operator", "trader", "engine", "none". */
 const char *bk_role_name(enum bk_role role);
 
 /* Where breakerd and the CLI look for their config without --config. */

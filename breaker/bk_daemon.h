@@ -53,7 +53,8 @@ struct bk_slot_rules {
 	const struct bk_rule_cfg *rules;
 	struct bk_rule_eval eval;
 	struct bk_tel_snap remote; /* from Report messages */
-	bool is_remote;
+	bool is_remote;       /* declared: the rules read remote, never the segment */
+	char remote_from[80]; /* who sent the latest Report (bk_auth_who) */
 };
 
 struct bk_daemon {
@@ -65,6 +66,9 @@ struct bk_daemon {
 	struct bk_server srv;
 	struct bk_tel_reader tel;
 	struct bk_slot_rules slots[BK_MAX_STRATEGIES];
+	/* declared at register (breaker register --telemetry remote; replayed);
+	 * [strategies] remote in the config declares it too */
+	bool remote_declared[BK_MAX_STRATEGIES];
 	uint32_t last_trip_change_seq; /* change_seq published by the latest trip */
 	uint64_t last_trip_mono_ns;
 	uint64_t last_tick_ns;
@@ -75,6 +79,8 @@ struct bk_daemon {
 	struct {
 		uint64_t id;
 		uint64_t seq;
+		uint64_t hash; /* caller, command and payload (bk_cmd_request_hash) */
+		bool hashed;   /* false: a record from before hashes; never "the same" */
 	} dedupe[BK_DEDUPE];
 	struct bk_auth auth; /* group members, refusal rate limit, two-person rule */
 	struct bk_uid_name uid_cache[BK_UID_CACHE];
@@ -100,8 +106,12 @@ void bk_cmd_durable(struct bk_daemon *d);
 /* An audit flush failed with -errno err: answer waiting trips, refuse resumes. */
 void bk_cmd_flush_failed(struct bk_daemon *d, int err);
 
-/* Status / ListStrategies reply content (bk_status.c); free with bk_status_free. */
-void bk_status_build(struct bk_daemon *d, Breaker__Reply *rep, bool all);
+/* Status / ListStrategies reply content (bk_status.c); free with bk_status_free.
+ * One page: tripped strategies (and, with all, every strategy) from slot
+ * offset on, at most limit (0: no count limit) and what fits a reply; a page
+ * that stops short sets rep->error to "truncated: more from slot N". */
+void bk_status_build(struct bk_daemon *d, Breaker__Reply *rep, bool all, uint32_t offset,
+                     uint32_t limit);
 void bk_status_free(Breaker__Reply *rep);
 
 /* Republish one scope's word from the state (BK_GLOBAL or a slot). */
@@ -145,8 +155,9 @@ void bk_cmd_system_step(struct bk_daemon *d, int slot, unsigned reason, int to,
 /* A newly registered slot: rules bound, evaluation and telemetry cleared. */
 void bk_cmd_bind_slot(struct bk_daemon *d, int slot);
 
-/* Remember that request id made audit record seq (also from replay). */
-void bk_cmd_remember(struct bk_daemon *d, uint64_t request_id, uint64_t seq);
+/* Remember that the request id (and its hash, if the record has one) made
+ * audit record rec->seq (also from replay). */
+void bk_cmd_remember(struct bk_daemon *d, const Breaker__AuditRecord *rec);
 
 /* Summarise refusals that were not recorded one by one, once their caller's
  * rate limit allows (bk_auth.h); from the tick. */

@@ -63,6 +63,8 @@ static const char *const results[BK_STATUS_COUNT] = {
     "err_internal",
     "err_condition_holds",
     "pending_confirmation",
+    "err_request_id_reused",
+    "err_telemetry_source",
 };
 
 static const char *const mode_labels[4] = {"active", "cautious", "reduce_only", "halted"};

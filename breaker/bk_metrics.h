@@ -28,7 +28,7 @@
 #define BK_HIST_BUCKETS      14                     /* finite bucket bounds; +Inf extra */
 #define BK_CMD_TYPES         8 /* trip resume status list register report reconcile invalid */
 #define BK_CMD_INVALID       7
-#define BK_STATUS_COUNT      16 /* breaker.Status values 0..15 */
+#define BK_STATUS_COUNT      18 /* breaker.Status values 0..17 */
 #define BK_HEALTH_TEXT       512
 
 struct bk_daemon;

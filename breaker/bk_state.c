@@ -282,6 +282,13 @@ static void latch_raise(struct bk_scope *sc, unsigned r, const struct bk_plan *p
 {
 	struct bk_latch *l = &sc->latches[r];
 
+	/* An operator's trip makes the latch the operator's even where it finds
+	 * it held already (by a rule, say): a rule's cooldown must not release
+	 * a halt an operator asked for. */
+	if (l->mode == BK_ACTIVE)
+		l->operator_owned = false;
+	if (p->by_operator)
+		l->operator_owned = true;
 	if (p->target <= l->mode)
 		return; /* already at or above: the first tripper keeps the latch */
 	latch_set(sc, r, p->target);
@@ -305,6 +312,8 @@ static void latch_lower(struct bk_scope *sc, unsigned r, uint8_t target, uint64_
 		l->hold_seq = seq;
 	}
 	latch_set(sc, r, target);
+	if (target == BK_ACTIVE)
+		l->operator_owned = false;
 }
 
 void bk_state_apply(struct bk_state *st, const struct bk_plan *p,
@@ -373,6 +382,11 @@ static int plan_from_record(struct bk_state *st, const Breaker__AuditRecord *rec
 	p->resume = rec->kind == BREAKER__AUDIT_RECORD__KIND__RESUME;
 	p->all = p->resume && p->reason == 0;
 	p->forced = rec->forced;
+	/* records from before operator_latch: the daemon's own are by "breakerd" */
+	p->by_operator =
+	    !p->resume && (rec->has_operator_latch
+	                       ? rec->operator_latch
+	                       : !(rec->user && strcmp(rec->user, "breakerd") == 0));
 	if (!p->resume && p->reason == 0)
 		return -EBADMSG;
 	return 0;

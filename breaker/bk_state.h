@@ -38,7 +38,9 @@ struct bk_latch {
 	uint8_t mode;      /* BK_ACTIVE = released */
 	uint8_t hold_mode; /* published instead of mode until hold_seq is durable */
 	uint64_t hold_seq;
-	uint64_t audit_seq; /* record that last raised this latch */
+	bool operator_owned; /* an operator tripped it (or again): no automatic
+	                      * step releases it; cleared when it is released */
+	uint64_t audit_seq;  /* record that last raised this latch */
 	uint64_t since_wall_ns;
 	struct bk_actor actor;
 	char reason[BK_LATCH_REASON_MAX];
@@ -64,6 +66,7 @@ struct bk_plan {
 	bool all;
 	bool forced;
 	bool resume;
+	bool by_operator;  /* a trip by an operator: the latch becomes theirs */
 	uint8_t target;    /* latch mode after */
 	uint8_t from_mode; /* scope mode before */
 	uint8_t to_mode;   /* scope mode after */

@@ -2,6 +2,7 @@
  * bk_status - Status and ListStrategies replies. Not on any hot path: it
  * allocates, and frees everything in bk_status_free.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,17 +142,10 @@ static void info_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 {
 	uint64_t now = bk_now_mono_ns();
 	uint64_t hb = atomic_load(&d->shm.shm->heartbeat_ns);
-	uint32_t n = 0;
 
 	breaker__status_info__init(info);
 	info->instance = d->cfg.instance;
 	info->global = scope_msg(d, BK_GLOBAL, true);
-	info->tripped = calloc(d->state.n_strategies + 1, sizeof(*info->tripped));
-	for (uint32_t i = 0; info->tripped && i < d->state.n_strategies; i++)
-		if (d->state.strategies[i].active &&
-		    (info->tripped[n] = scope_msg(d, (int)i, true)))
-			n++;
-	info->n_tripped = n;
 	info->has_strategy_count = info->has_heartbeat_age_ns = info->has_audit_seq = 1;
 	info->has_daemon_pid = info->has_tick_period_ns = info->has_uptime_ns = 1;
 	info->strategy_count = d->state.n_strategies;
@@ -165,19 +159,69 @@ static void info_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 	proposal_msg(d, info);
 }
 
-void bk_status_build(struct bk_daemon *d, Breaker__Reply *rep, bool all)
+/*
+ * Strategies per page: what the CLI's 1 MiB reply limit holds with room to
+ * spare. A strategy weighs at most ~2.3 KB (eleven latches with 127-byte
+ * reasons); the rest of the info (acks of 4,096 engines, 64 warnings) stays
+ * under 400 KB.
+ */
+#define BK_STATUS_PAGE_MAX   256u
+#define BK_STATUS_PAGE_BYTES (576u * 1024u)
+
+/* The page of slots [offset, ...): see bk_daemon.h. */
+static void page_msg(struct bk_daemon *d, Breaker__Reply *rep, bool all, uint32_t offset,
+                     uint32_t limit)
+{
+	static char more[96]; /* the loop thread's; the reply is packed before reuse */
+	Breaker__StatusInfo *info = rep->info;
+	uint32_t n = d->state.n_strategies, i, count = 0;
+	uint32_t cap = limit && limit < BK_STATUS_PAGE_MAX ? limit : BK_STATUS_PAGE_MAX;
+	size_t bytes = 0;
+
+	if (!limit) /* an older client: as many as fit, then the marker */
+		cap = UINT32_MAX;
+	info->tripped = calloc(n + 1, sizeof(*info->tripped));
+	if (all)
+		rep->strategies = calloc(n + 1, sizeof(*rep->strategies));
+	if (!info->tripped || (all && !rep->strategies))
+		return;
+	for (i = offset; i < n; i++) {
+		bool tripped = d->state.strategies[i].active != 0;
+		Breaker__Scope *s;
+
+		if (!all && !tripped)
+			continue;
+		if (count == cap || bytes >= BK_STATUS_PAGE_BYTES)
+			break;
+		count++;
+		if (tripped && (s = scope_msg(d, (int)i, true))) {
+			info->tripped[info->n_tripped++] = s;
+			bytes += breaker__scope__get_packed_size(s) + 8;
+		}
+		if (all && (s = scope_msg(d, (int)i, true))) {
+			rep->strategies[rep->n_strategies++] = s;
+			bytes += breaker__scope__get_packed_size(s) + 8;
+		}
+	}
+	/* stopped short: is anything left for this kind of page? */
+	for (uint32_t j = i; j < n; j++)
+		if (all || d->state.strategies[j].active) {
+			snprintf(more, sizeof(more), "truncated: more from slot %u", i);
+			rep->error = more;
+			break;
+		}
+}
+
+void bk_status_build(struct bk_daemon *d, Breaker__Reply *rep, bool all, uint32_t offset,
+                     uint32_t limit)
 {
 	rep->has_status = 1;
 	rep->status = BREAKER__STATUS__OK;
 	rep->info = calloc(1, sizeof(*rep->info));
-	if (rep->info)
-		info_msg(d, rep->info);
-	if (!all)
+	if (!rep->info)
 		return;
-	rep->strategies = calloc(d->state.n_strategies + 1, sizeof(*rep->strategies));
-	for (uint32_t i = 0; rep->strategies && i < d->state.n_strategies; i++)
-		if ((rep->strategies[rep->n_strategies] = scope_msg(d, (int)i, true)))
-			rep->n_strategies++;
+	info_msg(d, rep->info);
+	page_msg(d, rep, all, offset, limit);
 }
 
 static void scope_free(Breaker__Scope *m)

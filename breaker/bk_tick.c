@@ -16,9 +16,13 @@
 
 void bk_tick_bind_rules(struct bk_daemon *d)
 {
-	for (uint32_t i = 0; i < d->state.n_strategies; i++)
+	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
 		d->slots[i].rules =
 		    bk_rules_for(&d->cfg.rules, d->state.strategies[i].name);
+		d->slots[i].is_remote =
+		    d->remote_declared[i] ||
+		    bk_config_remote(&d->cfg, d->state.strategies[i].name);
+	}
 }
 
 void bk_tick_reload(struct bk_daemon *d)
@@ -79,7 +83,7 @@ static void act(struct bk_daemon *d, int slot, const struct bk_rule_cfg *rules,
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
 	const char *name = d->state.strategies[slot].name;
 	int scope = r->global ? BK_GLOBAL : slot;
-	char text[400];
+	char text[400], source[96];
 
 	switch (v->kind) {
 	case BK_V_TRIP:
@@ -98,7 +102,18 @@ static void act(struct bk_daemon *d, int slot, const struct bk_rule_cfg *rules,
 	case BK_V_COOLDOWN:
 		if (!r->cooldown_to)
 			break;
+		/* A step judges from the declared source only; a remote strategy
+		 * that has sent nothing yet has shown nothing to step on. */
+		if (d->slots[slot].is_remote && !d->slots[slot].remote.heartbeat_ns)
+			break;
 		rule_record(&rec, v, name, text, sizeof(text));
+		if (d->slots[slot].is_remote) {
+			snprintf(source, sizeof(source), "report from %s",
+			         d->slots[slot].remote_from);
+			rec.telemetry_source = source;
+		} else {
+			rec.telemetry_source = "segment";
+		}
 		bk_cmd_system_step(d, scope, bk_rule_reason(v->rule), r->cooldown_to,
 		                   &rec);
 		break;

@@ -200,7 +200,8 @@ Test(badinput, report_numbers)
 	struct bk_client c;
 	struct snap s;
 
-	up(&h, &c, "report", NULL);
+	/* remote engines' strategies (a Report for a segment one is refused) */
+	up(&h, &c, "report", STRATS "[strategies]\nremote = alpha, beta\n");
 	snapshot(&h, &c, &s);
 	expect(report(&h, "alpha", NAN, 1, 1), BREAKER__STATUS__ERR_BAD_REQUEST,
 	       "finite");

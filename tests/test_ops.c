@@ -42,9 +42,11 @@ static void up(struct bk_h *h, const char *tag, const char *extra)
 {
 	char ini[1024];
 
+	/* extra may set heartbeat.max itself: a key is given once (issue 11.9b) */
 	snprintf(ini, sizeof(ini),
-	         "[strategies]\nnames = alpha, beta\n[rules]\n"
-	         "heartbeat.max = 300\n%s[metrics]\nlisten = 127.0.0.1:%d\n",
+	         "[strategies]\nnames = alpha, beta\n[rules]\n%s%s[metrics]\nlisten = "
+	         "127.0.0.1:%d\n",
+	         extra && strstr(extra, "heartbeat.max") ? "" : "heartbeat.max = 300\n",
 	         extra ? extra : "", port());
 	bk_h_init(h, tag, ini);
 	bk_h_start(h);

@@ -195,7 +195,8 @@ Test(rules_live, remote_engine_report_over_nng)
 	Breaker__Reply *rep;
 	struct bk_rpc rpc;
 
-	rig_up(&r, "remote", NULL);
+	/* beta's engine is off the host: its telemetry is declared remote */
+	rig_up(&r, "remote", "[strategies]\nremote = beta\n");
 	rp.strategy = "beta";
 	rp.has_orders = rp.has_rejects = 1;
 	req.cmd_case = BREAKER__REQUEST__CMD_REPORT;

@@ -44,6 +44,7 @@ enum {
 	O_UNTIL,
 	O_FORMAT,
 	O_WIDE,
+	O_TELEMETRY,
 };
 
 /* clang-format off */
@@ -59,6 +60,8 @@ static const struct option resume_opts[] = {OPT_COMMON, OPT("strategy", O_STRATE
 	OPT("reason-code", O_REASON_CODE), OPT("to", O_TO), OPT("reason", O_REASON),
 	FLAG("force", O_FORCE), OPT_END};
 static const struct option plain_opts[] = {OPT_COMMON, OPT_END};
+static const struct option register_opts[] = {OPT_COMMON, OPT("telemetry", O_TELEMETRY),
+					      OPT_END};
 static const struct option audit_opts[] = {OPT_COMMON, FLAG("verify", O_VERIFY),
 					   OPT("since", O_SINCE), OPT("file", O_FILE), OPT_END};
 static const struct option watch_opts[] = {OPT_COMMON, OPT("count", O_COUNT),
@@ -105,6 +108,9 @@ static const struct {
     {BREAKER__STATUS__ERR_CONDITION_HOLDS,
      "the rule that set this latch still fails: 'breaker status' shows its "
      "utilisation; fix the cause, or --force (audited as forced)"},
+    {BREAKER__STATUS__ERR_REQUEST_ID_REUSED,
+     "nothing was applied: that request id belongs to another command; run it "
+     "again without BREAKER_REQUEST_ID (a fresh id)"},
     {BREAKER__STATUS__ERR_NOT_DURABLE,
      "breakerd's audit log is failing, and a resume needs its record on disk first"},
 };
@@ -175,9 +181,28 @@ int cli_config(struct cli *c)
 	return 0;
 }
 
+/*
+ * A fresh random id per command; BREAKER_REQUEST_ID=N resends a command
+ * whose answer was lost under its first id (breakerd answers a genuine
+ * resend from the same caller with the first record, and refuses the id
+ * for anything else).
+ */
 static uint64_t request_id(void)
 {
+	const char *env = getenv("BREAKER_REQUEST_ID");
 	uint64_t id = 0;
+
+	if (env && *env) {
+		char *end;
+		errno = 0;
+		id = strtoull(env, &end, 10);
+		if (!errno && !*end && id && *env >= '0' && *env <= '9')
+			return id;
+		fprintf(stderr,
+		        "breaker: ignoring BREAKER_REQUEST_ID='%s': not a "
+		        "decimal id from 1 to 2^64-1\n",
+		        env);
+	}
 
 	if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != sizeof(id))
 		id = now_wall_ns() ^ ((uint64_t)getpid() << 32);
@@ -293,6 +318,87 @@ int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,
 	return 0;
 }
 
+/* Move page's strategy scopes onto the end of *arr (n of them), page keeps none. */
+static int take_scopes(Breaker__Scope ***arr, size_t *n, Breaker__Scope ***from,
+                       size_t *nfrom)
+{
+	Breaker__Scope **grown;
+
+	if (!*nfrom)
+		return 0;
+	if (!(grown = realloc(*arr, (*n + *nfrom) * sizeof(*grown))))
+		return -ENOMEM;
+	memcpy(grown + *n, *from, *nfrom * sizeof(*grown));
+	*arr = grown;
+	*n += *nfrom;
+	*nfrom = 0; /* the page's array goes, its scopes now belong to *arr */
+	return 0;
+}
+
+/*
+ * A Status or ListStrategies, every page of it: breakerd answers a big table
+ * in pages ("truncated: more from slot N"); they are asked for in turn and
+ * joined into one reply, as if it had fitted. As cli_call.
+ */
+int cli_query_pages(struct cli *c, const char *cmd, Breaker__Request *req,
+                    Breaker__Reply **reply)
+{
+	static const char more[] = "truncated: more from slot ";
+	Breaker__Reply *page = NULL;
+	uint32_t *offset, *limit;
+	protobuf_c_boolean *has_offset, *has_limit;
+	int rv;
+
+	if (req->cmd_case == BREAKER__REQUEST__CMD_STATUS) {
+		offset = &req->status->offset, has_offset = &req->status->has_offset;
+		limit = &req->status->limit, has_limit = &req->status->has_limit;
+	} else {
+		offset = &req->list->offset, has_offset = &req->list->has_offset;
+		limit = &req->list->limit, has_limit = &req->list->has_limit;
+	}
+	*has_limit = 1;
+	*limit = 256; /* what breakerd sends at most per page */
+	if ((rv = cli_call(c, cmd, req, reply, false)))
+		return rv;
+	while ((*reply)->status == BREAKER__STATUS__OK && (*reply)->error &&
+	       strncmp((*reply)->error, more, sizeof(more) - 1) == 0) {
+		char *end;
+		unsigned long next =
+		    strtoul((*reply)->error + sizeof(more) - 1, &end, 10);
+
+		if (*end || next <= *offset || next > UINT32_MAX) {
+			fprintf(stderr,
+			        "breaker %s: breakerd's page marker is not understood: "
+			        "%s\n",
+			        cmd, (*reply)->error);
+			break;
+		}
+		*has_offset = 1;
+		*offset = (uint32_t)next;
+		if ((rv = cli_call(c, cmd, req, &page, false))) {
+			breaker__reply__free_unpacked(*reply, NULL);
+			*reply = NULL;
+			return rv;
+		}
+		if (page->status != BREAKER__STATUS__OK || !page->info ||
+		    !(*reply)->info ||
+		    take_scopes(&(*reply)->info->tripped, &(*reply)->info->n_tripped,
+		                &page->info->tripped, &page->info->n_tripped) ||
+		    take_scopes(&(*reply)->strategies, &(*reply)->n_strategies,
+		                &page->strategies, &page->n_strategies)) {
+			breaker__reply__free_unpacked(*reply, NULL);
+			*reply = page; /* its refusal (or what it is) is the answer */
+			return 0;
+		}
+		/* the last page's marker (or none) is the joined reply's */
+		free((*reply)->error);
+		(*reply)->error = page->error;
+		page->error = NULL;
+		breaker__reply__free_unpacked(page, NULL);
+	}
+	return 0;
+}
+
 /* ---- command table ------------------------------------------------------ */
 
 struct cmd {
@@ -384,11 +490,17 @@ static const struct cmd cmds[] = {
      "example: breaker resume --strategy momo-eu-1 --reason-code manual_halt \\\n"
      "             --reason \"positions reconciled, ticket 4711\"\n",
      EXITS_RESUME, false},
-    {"register", cmd_register, plain_opts, 1, 1, "<strategy>", "<strategy> [--json]",
+    {"register", cmd_register, register_opts, 1, 1, "<strategy>",
+     "<strategy> [--telemetry segment|remote] [--json]",
      "register a strategy with breakerd",
      "Register a strategy: breakerd gives it a slot in the shared-memory table.\n"
      "\n"
-     "  --json  print breakerd's reply as one JSON object\n",
+     "  --telemetry SRC  where its rules read telemetry: segment (default: the\n"
+     "                   engine writes the telemetry segment on this host) or\n"
+     "                   remote (Report messages from an engine elsewhere, sent\n"
+     "                   by a user or certificate allowed to report); the other\n"
+     "                   source is refused for this strategy\n"
+     "  --json           print breakerd's reply as one JSON object\n",
      EXITS_CHANGE, false},
     {"reconcile", cmd_reconcile, plain_opts, 1, INT_MAX, "<strategy>=<position>",
      "<strategy>=<position> [<strategy>=<position> ...] [--json]",
@@ -660,6 +772,9 @@ static int store_opt(struct cli_args *a, int o, char *arg)
 		break;
 	case O_WIDE:
 		a->wide = true;
+		break;
+	case O_TELEMETRY:
+		a->telemetry = arg;
 		break;
 	default:
 		return -1;

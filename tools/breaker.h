@@ -65,6 +65,7 @@ struct cli_args {
 	char *strategy, *mode, *reason, *reason_code, *to, *since, *file;
 	char *count, *timeout_ms; /* watch */
 	char *until, *format;     /* incident export */
+	char *telemetry;          /* register: segment | remote */
 	bool json, force, verify, help, wide;
 };
 
@@ -73,6 +74,8 @@ int cli_config(struct cli *c);
 int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,
              Breaker__Reply **reply, bool changes_state);
 int cli_refused(const Breaker__Reply *r);
+int cli_query_pages(struct cli *c, const char *cmd, Breaker__Request *req,
+                    Breaker__Reply **reply);
 int cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -242,7 +242,16 @@ static int send_change(struct cli *c, const struct cli_args *a, Breaker__Request
 		return rv;
 	if (a->json)
 		json_reply(stdout, r);
-	if (r->status == BREAKER__STATUS__OK) {
+	if (r->status == BREAKER__STATUS__OK && !r->has_to_mode && r->error &&
+	    *r->error) {
+		/* a genuine resend (same id, caller, command): the first record */
+		if (!a->json) {
+			fputs("already applied (a resend of the same command): ", stdout);
+			put_text(stdout, r->error);
+			put_seq(stdout, r);
+		}
+		rv = BX_OK;
+	} else if (r->status == BREAKER__STATUS__OK) {
 		if (!a->json)
 			(trip ? put_trip : put_resume)(stdout, ch, r);
 		rv = BX_OK;
@@ -360,7 +369,13 @@ int cmd_register(struct cli *c, const struct cli_args *a)
 
 	if ((rv = check_strategy(a->cmd, a->pos[0])))
 		return rv;
+	if (a->telemetry && strcmp(a->telemetry, "segment") != 0 &&
+	    strcmp(a->telemetry, "remote") != 0)
+		return cli_usage_error(
+		    a->cmd, "--telemetry is segment or remote, not '%s'", a->telemetry);
 	reg.strategy = a->pos[0];
+	reg.has_remote_telemetry = a->telemetry && strcmp(a->telemetry, "remote") == 0;
+	reg.remote_telemetry = reg.has_remote_telemetry;
 	req.cmd_case = BREAKER__REQUEST__CMD_REGISTER;
 	req.register_ = &reg;
 	if ((rv = cli_call(c, a->cmd, &req, &r, true)))

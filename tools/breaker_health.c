@@ -358,7 +358,7 @@ int cmd_health(struct cli *c, const struct cli_args *a)
 	memset(&h, 0, sizeof(h));
 	req.cmd_case = BREAKER__REQUEST__CMD_STATUS;
 	req.status = &sr;
-	if ((rv = cli_call(c, "health", &req, &rep, false)) != 0) {
+	if ((rv = cli_query_pages(c, "health", &req, &rep)) != 0) {
 		if (rv != BX_UNREACHABLE)
 			return rv;
 		h.verdict = H_UNREACHABLE;

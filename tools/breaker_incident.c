@@ -459,9 +459,13 @@ static void md_tables(const struct inc *x)
 		const struct actor *a = &x->actors[i];
 		fputs("| ", stdout);
 		put_md(stdout, a->user);
-		printf("%s | %" PRIu32 " | %u | %u | %u | %u | %u |\n",
-		       strcmp(a->user, DAEMON_USER) ? "" : " (rules, boot)", a->uid,
-		       a->trips, a->resumes, a->forced, a->reconciles, a->other);
+		printf("%s | ", strcmp(a->user, DAEMON_USER) ? "" : " (rules, boot)");
+		if (a->uid == UINT32_MAX) /* a certificate: its CN is in the name */
+			fputs("certificate", stdout);
+		else
+			printf("%" PRIu32, a->uid);
+		printf(" | %u | %u | %u | %u | %u |\n", a->trips, a->resumes, a->forced,
+		       a->reconciles, a->other);
 	}
 	printf("\n## Timeline\n\n| seq | time (UTC) | +t | event | scope | mode | reason "
 	       "| by | "
@@ -522,7 +526,15 @@ static void md_row(struct inc *x, const Breaker__AuditRecord *rec)
 		fputs(reason_name(rec->reason_code), stdout);
 	fputs(" | ", stdout);
 	put_md(stdout, rec->user ? rec->user : "?");
-	printf(" (uid %" PRIu32 ") | ", rec->uid);
+	if (rec->peer_cn) { /* a certificate caller: no uid, its CN */
+		fputs(" (cn ", stdout);
+		put_md(stdout, rec->peer_cn);
+		fputs(") | ", stdout);
+	} else if (rec->has_uid && rec->uid == UINT32_MAX) {
+		fputs(" (no uid) | ", stdout);
+	} else {
+		printf(" (uid %" PRIu32 ") | ", rec->uid);
+	}
 	if (rec->rule && rec->has_measured && rec->has_threshold)
 		printf("measured %s, threshold %s: ", fmt_num(b, rec->measured),
 		       fmt_num(c, rec->threshold));

@@ -34,10 +34,16 @@ static void put_latch(FILE *f, const Breaker__Latch *l)
 	        l->has_reason_code ? reason_name(l->reason_code) : "?",
 	        opt_mode(l->has_mode, l->mode));
 	put_name(f, l->actor_name ? l->actor_name : "?");
-	fputs(" (uid ", f);
-	put_u32(f, l->has_actor_uid, l->actor_uid);
-	fputs(", pid ", f);
-	put_u32(f, l->has_actor_pid, l->actor_pid);
+	if (l->has_actor_uid && l->actor_uid == UINT32_MAX) {
+		/* a certificate (or TCP) caller has no uid or pid: its name is
+		 * "tls:<CN>" (the audit record has the whole CN) */
+		fputs(" (certificate, no uid", f);
+	} else {
+		fputs(" (uid ", f);
+		put_u32(f, l->has_actor_uid, l->actor_uid);
+		fputs(", pid ", f);
+		put_u32(f, l->has_actor_pid, l->actor_pid);
+	}
 	fprintf(f, ") at %s",
 	        l->has_since_wall_ns ? fmt_time(t, l->since_wall_ns, 3) : "?");
 	if (l->has_audit_seq)
@@ -229,7 +235,7 @@ static int query(struct cli *c, const char *cmd, Breaker__Request *req, bool jso
 {
 	int rv;
 
-	if ((rv = cli_call(c, cmd, req, r, false)))
+	if ((rv = cli_query_pages(c, cmd, req, r)))
 		return rv;
 	if (json)
 		json_reply(stdout, *r);

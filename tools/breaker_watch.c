@@ -106,7 +106,10 @@ static void put_event(FILE *f, const Breaker__Event *ev)
 	fprintf(f, "%s %-15s ", ev->has_wall_ns ? fmt_time(t, ev->wall_ns, 6) : "?",
 	        event_kind(ev));
 	put_event_change(f, ev);
-	if (ev->has_actor_uid)
+	if (ev->has_actor_uid && ev->actor_uid == UINT32_MAX)
+		fputs(" uid=-",
+		      f); /* a certificate caller ('breaker audit' has its CN) */
+	else if (ev->has_actor_uid)
 		fprintf(f, " uid=%" PRIu32, ev->actor_uid);
 	if (ev->has_forced && ev->forced)
 		fputs(" FORCED", f);
