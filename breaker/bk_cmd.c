@@ -297,6 +297,7 @@ static void pend(struct bk_daemon *d, nng_msg *msg, const Breaker__AuditRecord *
 	p->uid = rec->uid;
 	p->wall_ns = rec->wall_ns;
 	snprintf(p->reason, sizeof(p->reason), "%s", rec->reason ? rec->reason : "");
+	snprintf(p->cn, sizeof(p->cn), "%s", rec->peer_cn ? rec->peer_cn : "");
 }
 
 int64_t bk_cmd_stage_system(struct bk_daemon *d, Breaker__AuditRecord *rec)
@@ -1214,6 +1215,7 @@ static void publish_event(struct bk_daemon *d, const struct bk_pending *p)
 	ev.wall_ns = p->wall_ns;
 	ev.kind = p->kind;
 	ev.forced = p->forced;
+	ev.actor_cn = p->cn[0] ? (char *)p->cn : NULL;
 	if (breaker__event__get_packed_size(&ev) <= sizeof(buf))
 		bk_server_publish(&d->srv, buf, breaker__event__pack(&ev, buf));
 }

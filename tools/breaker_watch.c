@@ -106,9 +106,11 @@ static void put_event(FILE *f, const Breaker__Event *ev)
 	fprintf(f, "%s %-15s ", ev->has_wall_ns ? fmt_time(t, ev->wall_ns, 6) : "?",
 	        event_kind(ev));
 	put_event_change(f, ev);
-	if (ev->has_actor_uid && ev->actor_uid == UINT32_MAX)
-		fputs(" uid=-",
-		      f); /* a certificate caller ('breaker audit' has its CN) */
+	if (ev->actor_cn) { /* a certificate caller */
+		fputs(" cn=", f);
+		put_name(f, ev->actor_cn);
+	} else if (ev->has_actor_uid && ev->actor_uid == UINT32_MAX)
+		fputs(" uid=-", f); /* 'breaker audit' has its CN */
 	else if (ev->has_actor_uid)
 		fprintf(f, " uid=%" PRIu32, ev->actor_uid);
 	if (ev->has_forced && ev->forced)
@@ -233,8 +235,17 @@ static void put_event_short(FILE *f, const Breaker__Event *ev)
 	}
 	if (ev->has_audit_seq)
 		fprintf(m, " seq=%" PRIu64, ev->audit_seq);
-	if (ev->has_actor_uid && !warning)
+	if (ev->actor_cn && !warning) { /* a certificate caller: its CN, cut at 16 */
+		n = name_text(name, sizeof(name), ev->actor_cn);
+		if (text_cols(name, n) > 16)
+			fprintf(m, " cn=%.*s…", (int)cut_at_cols(name, n, 15), name);
+		else
+			fprintf(m, " cn=%s", name);
+	} else if (ev->has_actor_uid && !warning && ev->actor_uid == UINT32_MAX) {
+		fputs(" uid=-", m);
+	} else if (ev->has_actor_uid && !warning) {
 		fprintf(m, " uid=%" PRIu32, ev->actor_uid);
+	}
 	if (ev->has_forced && ev->forced)
 		fputs(" FORCED", m);
 	if (warning && ev->rule) {
