@@ -261,10 +261,14 @@ Test(cli, watch_lines_say_who_and_fit_100_columns)
 	memcpy(longr, "LONG-", 5);
 	memcpy(longr + 295, "-TAIL", 5);
 	up(&h, "cwlines");
-	w = spawn_cli(&h, "wl", "watch", "--count", "5", "--timeout-ms", "10000", NULL);
-	wj = spawn_cli(&h, "wlj", "watch", "--json", "--count", "5", "--timeout-ms",
+	/* a 39-byte name: cut to 20 columns in the default line */
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "register",
+	                      "a-strategy-name-that-is-39-bytes-long-x", NULL),
+	             0, "%s", out);
+	w = spawn_cli(&h, "wl", "watch", "--count", "6", "--timeout-ms", "10000", NULL);
+	wj = spawn_cli(&h, "wlj", "watch", "--json", "--count", "6", "--timeout-ms",
 	               "10000", NULL);
-	ww = spawn_cli(&h, "wlw", "watch", "--wide", "--count", "5", "--timeout-ms",
+	ww = spawn_cli(&h, "wlw", "watch", "--wide", "--count", "6", "--timeout-ms",
 	               "10000", NULL);
 	wait_watching(&h, "wl");
 	wait_watching(&h, "wlj");
@@ -281,11 +285,17 @@ Test(cli, watch_lines_say_who_and_fit_100_columns)
 	cr_assert_eq(
 	    bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=0", "beta=5", NULL), 0,
 	    "%s", out);
-	cr_assert_eq(wait_exit(w, 15000), 0, "5 events");
-	cr_assert_eq(wait_exit(wj, 15000), 0, "5 events");
-	cr_assert_eq(wait_exit(ww, 15000), 0, "5 events");
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "kill",
+	                      "a-strategy-name-that-is-39-bytes-long-x", "--reason",
+	                      longr, NULL),
+	             0, "%s", out);
+	cr_assert_eq(wait_exit(w, 15000), 0, "6 events");
+	cr_assert_eq(wait_exit(wj, 15000), 0, "6 events");
+	cr_assert_eq(wait_exit(ww, 15000), 0, "6 events");
 	slurp_tag(&h, "wl", "out", out, sizeof(out));
-	cr_assert_eq(bk_h_count(out, "\n"), 5, "%s", out);
+	cr_assert_eq(bk_h_count(out, "\n"), 6, "%s", out);
+	line_with(out, "a-strategy-name-tha…", line, sizeof(line));
+	cr_assert(strstr(line, " kill_switch "), "%s", line);
 	cr_assert_leq(widest_line(out), 100, "every line fits 100 columns:\n%s", out);
 	line_with(out, " RESUME ", line, sizeof(line));
 	cr_assert(strstr(line, "\"venue fixed\""), "the resumer's reason: %s", line);
@@ -293,7 +303,8 @@ Test(cli, watch_lines_say_who_and_fit_100_columns)
 	cr_assert(strstr(line, "HALTED->REDUCE_ONLY"), "%s", line);
 	line_with(out, " TRIP      alpha", line, sizeof(line));
 	cr_assert(strstr(line, "\"runaway algo\""), "%s", line);
-	line_with(out, "LONG-", line, sizeof(line));
+	line_with(out, " global         ACTIVE->HALTED", line, sizeof(line));
+	cr_assert(strstr(line, "\"LONG-"), "%s", line);
 	cr_assert(strstr(line, "…\""), "a cut reason is marked: %s", line);
 	cr_assert(!strstr(line, "-TAIL"), "%s", line);
 	cr_assert_eq(bk_h_count(out, " RECONCILE "), 2, "one event per strategy:\n%s",
@@ -312,11 +323,12 @@ Test(cli, watch_lines_say_who_and_fit_100_columns)
 	    check, sizeof(check),
 	    "python3 -c 'import json,sys; ev=[json.loads(l) for l in sys.stdin]; "
 	    "k=[e[\"kind\"] for e in ev]; "
-	    "assert k==[\"TRIP\",\"RESUME\",\"TRIP\",\"RECONCILE\",\"RECONCILE\"],k; "
+	    "assert "
+	    "k==[\"TRIP\",\"RESUME\",\"TRIP\",\"RECONCILE\",\"RECONCILE\",\"TRIP\"],k; "
 	    "assert ev[1][\"reason\"]==\"venue fixed\", ev[1]; "
 	    "r=ev[2][\"reason\"]; assert len(r)==300 and r.endswith(\"-TAIL\"), r; "
 	    "assert \"from_mode\" not in ev[3] and \"to_mode\" not in ev[3], ev[3]; "
-	    "assert [e[\"strategy\"] for e in ev[3:]]==[\"alpha\",\"beta\"]' < %%s");
+	    "assert [e[\"strategy\"] for e in ev[3:5]]==[\"alpha\",\"beta\"]' < %%s");
 	cr_assert_eq(sh_on(&h, check, "wlj.out"), 0, "--json");
 	down(&h);
 }
@@ -338,8 +350,7 @@ Test(cli, watch_proposed_resume_shows_the_proposers_reason)
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "trip", "manual_halt", "--reason",
 	                      "the trip's words", NULL),
 	             0, "%s", out);
-	bk_h_cli(&h, out, sizeof(out), "resume", "--reason", "proposer says go",
-	         NULL);
+	bk_h_cli(&h, out, sizeof(out), "resume", "--reason", "proposer says go", NULL);
 	cr_assert(strstr(out, "propos") || strstr(out, "PROPOS"), "a proposal: %s", out);
 	cr_assert_eq(wait_exit(w, 15000), 0);
 	cr_assert_eq(wait_exit(wj, 15000), 0);

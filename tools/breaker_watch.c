@@ -261,8 +261,13 @@ static void put_event_short(FILE *f, const Breaker__Event *ev)
 	fputc('\0', m);
 	fclose(m);
 	line[sizeof(line) - 1] = '\0';
-	fputs(line, f);
 	cols = text_cols(line, strlen(line));
+	if (cols > BX_WATCH_COLS) { /* long uid, cn and code together: cut, marked */
+		n = cut_at_cols(line, strlen(line), BX_WATCH_COLS - 1);
+		fprintf(f, "%.*s…\n", (int)n, line);
+		return;
+	}
+	fputs(line, f);
 	if (ev->reason && *ev->reason) {
 		FILE *rm = open_memstream(&rs, &rlen);
 		int room = BX_WATCH_COLS - cols - 1; /* after the space before it */
