@@ -86,18 +86,6 @@ struct replay_ctx {
 	uint64_t bad_seq;
 };
 
-/* The reconciler's last word survives a restart, so a break stays a break. */
-static void replay_reconcile(struct bk_daemon *d, const Breaker__AuditRecord *rec)
-{
-	int slot;
-
-	if (rec->kind != BREAKER__AUDIT_RECORD__KIND__RECONCILE || !rec->strategy ||
-	    !rec->has_measured || (slot = bk_state_find(&d->state, rec->strategy)) < 0)
-		return;
-	d->slots[slot].eval.recon_set = true;
-	d->slots[slot].eval.recon_position = rec->measured;
-}
-
 static int replay_one(const Breaker__AuditRecord *rec, uint64_t offset, void *arg)
 {
 	struct replay_ctx *c = arg;
@@ -107,7 +95,7 @@ static int replay_one(const Breaker__AuditRecord *rec, uint64_t offset, void *ar
 		if (rec->kind == BREAKER__AUDIT_RECORD__KIND__REGISTER && rec->has_slot &&
 		    rec->slot < BK_MAX_STRATEGIES)
 			c->d->remote_declared[rec->slot] = rec->remote_telemetry;
-		replay_reconcile(c->d, rec);
+		bk_rulestate_replay(c->d, rec); /* reconciliations, baselines */
 		return 0;
 	}
 	c->bad_offset = offset;

@@ -919,6 +919,9 @@ static void do_resume(struct cmd_ctx *c)
 		return cmd_refuse(c, st, c->why);
 	if (!p.forced && condition_holds(c->d, &p, c->why, sizeof(c->why)))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_CONDITION_HOLDS, c->why);
+	if (slot == BK_GLOBAL && !p.forced &&
+	    bk_recon_resume_blocked(c->d, c->why, sizeof(c->why)))
+		return cmd_refuse(c, BREAKER__STATUS__ERR_RECONCILE_REQUIRED, c->why);
 	actor_of(c->d, &c->peer, &who);
 	if (slot == BK_GLOBAL && c->d->cfg.two_person_global_resume &&
 	    !two_person(c, &p, &who, &pr))
@@ -1029,20 +1032,114 @@ static void do_report(struct cmd_ctx *c)
 	reply_now(c->d, c->msg, &c->rep);
 }
 
+/* One strategy's break report, for the reply and for status. */
+void bk_recon_report(const struct bk_recon *r, const char *strategy, uint64_t now_mono,
+                     Breaker__RuleState *rs)
+{
+	bool current = bk_recon_current(r, now_mono);
+
+	breaker__rule_state__init(rs);
+	rs->rule = "reconciliation";
+	rs->strategy = (char *)strategy;
+	rs->verdict = (char *)bk_recon_verdict_name(r->verdict);
+	if ((r->verdict == BK_RV_OK || r->verdict == BK_RV_BREAK) && !current)
+		rs->verdict = "stale";
+	rs->has_reconciled = r->verdict != BK_RV_WITHDRAWN && r->verdict != BK_RV_NONE;
+	rs->reconciled = r->reconciled;
+	rs->has_engine_position =
+	    isfinite(r->engine) && rs->has_reconciled && r->verdict != BK_RV_UNKNOWN;
+	rs->engine_position = r->engine;
+	rs->has_measured = rs->has_engine_position;
+	rs->measured = r->brk;
+	rs->has_threshold = rs->has_reconciled;
+	rs->threshold = r->limit;
+	rs->has_utilisation = rs->has_measured && r->limit > 0;
+	rs->utilisation = rs->has_utilisation ? r->brk / r->limit : 0;
+	rs->has_violated = 1;
+	rs->violated = current && r->verdict == BK_RV_BREAK;
+}
+
+/*
+ * [rules] resume_requires_reconcile: a global resume needs, for every
+ * strategy whose reconciliation rule is on and whose engine has shown a fill
+ * or a position since breakerd started,
+ * a current "ok" verdict posted after the global scope's latest trip.
+ */
+bool bk_recon_resume_blocked(const struct bk_daemon *d, char *why, size_t len)
+{
+	const struct bk_scope *g = bk_state_cscope(&d->state, BK_GLOBAL);
+	uint64_t trip = 0, mono = bk_now_mono_ns();
+
+	if (!d->cfg.rules.resume_requires_reconcile)
+		return false;
+	for (unsigned r = 1; r < BK_REASON_COUNT; r++)
+		if ((g->active & (1u << r)) && g->latches[r].since_wall_ns > trip)
+			trip = g->latches[r].since_wall_ns;
+	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
+		const struct bk_slot_rules *sr = &d->slots[i];
+		const struct bk_recon *rc = &sr->eval.recon;
+		const char *name = d->state.strategies[i].name;
+
+		if (!sr->rules || !sr->rules[BK_RULE_RECONCILIATION].enabled ||
+		    !bk_recon_active(rc))
+			continue;
+		if (rc->verdict == BK_RV_OK && bk_recon_current(rc, mono) &&
+		    rc->posted_wall_ns > trip)
+			continue;
+		snprintf(
+		    why, len,
+		    "resume_requires_reconcile: strategy %s has no reconciliation "
+		    "judged ok since the trip (its latest: %s%s); post one with "
+		    "'breaker reconcile %s=POS --as-of-fills N', or --force "
+		    "(audited as forced)",
+		    name, bk_recon_verdict_name(rc->verdict),
+		    (rc->verdict == BK_RV_OK || rc->verdict == BK_RV_BREAK)
+		        ? (bk_recon_current(rc, mono) ? ", before the trip" : ", stale")
+		        : "",
+		    name);
+		return true;
+	}
+	return false;
+}
+
+/* Validate one position's as-of point; NULL if good, else why. */
+static const char *as_of_invalid(const Breaker__Reconcile__Position *p, uint64_t wall)
+{
+	if (p->has_as_of_fills && p->has_as_of_wall_ns)
+		return "give one as-of point: fills or wall time, not both";
+	if (p->has_as_of_wall_ns &&
+	    (p->as_of_wall_ns == 0 || p->as_of_wall_ns > wall + 1000000000ull))
+		return "as-of time is zero or more than 1 s in the future";
+	return NULL;
+}
+
+/*
+ * Reconciliation as of a point (bk_recon.h): each position is judged once,
+ * here, against the engine's position at its as-of point; a break trips on
+ * the next tick (the rule sees a new verdict), once. Withdrawals end a
+ * verdict. Every entry is audited; the reply carries the break report.
+ */
 static void do_reconcile(struct cmd_ctx *c)
 {
 	const Breaker__Reconcile *r = c->req->reconcile;
-	int slots[64];
-	size_t i;
+	struct bk_daemon *d = c->d;
+	Breaker__StatusInfo info = BREAKER__STATUS_INFO__INIT;
+	Breaker__RuleState rs[64], *rsp[64];
+	int slots[64], wslots[64];
+	uint64_t wall = bk_now_wall_ns(), mono = bk_now_mono_ns();
+	size_t i, n = r->n_positions, nw = r->n_withdraw, at = 0;
+	char note[512] = "";
+	const char *bad;
 
-	if (r->n_positions == 0 || r->n_positions > 64)
-		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		                  "a reconciliation carries 1-64 positions");
+	if (n + nw == 0 || n > 64 || nw > 64 || n + nw > 64)
+		return cmd_refuse(
+		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		    "a reconciliation carries 1-64 positions or withdrawals");
 	/* Validate all before applying any: a bad entry changes nothing. */
-	for (i = 0; i < r->n_positions; i++) {
+	for (i = 0; i < n; i++) {
 		const Breaker__Reconcile__Position *p = r->positions[i];
 		Breaker__Status st =
-		    resolve_scope(c->d, p->strategy, &slots[i], c->why, sizeof(c->why));
+		    resolve_scope(d, p->strategy, &slots[i], c->why, sizeof(c->why));
 		if (st == BREAKER__STATUS__OK && slots[i] == BK_GLOBAL)
 			st = BREAKER__STATUS__ERR_BAD_REQUEST;
 		if (st == BREAKER__STATUS__OK &&
@@ -1055,36 +1152,108 @@ static void do_reconcile(struct cmd_ctx *c)
 			         i);
 			return cmd_refuse(c, st, c->why);
 		}
+		if ((bad = as_of_invalid(p, wall))) {
+			snprintf(c->why, sizeof(c->why), "position %zu: %s", i, bad);
+			return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST, c->why);
+		}
+		for (size_t j = 0; j < i; j++)
+			if (slots[j] == slots[i]) {
+				snprintf(c->why, sizeof(c->why),
+				         "position %zu: strategy given twice", i);
+				return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+				                  c->why);
+			}
 	}
-	if (!bk_cmd_can_accept(c->d))
+	for (i = 0; i < nw; i++) {
+		Breaker__Status st =
+		    resolve_scope(d, r->withdraw[i], &wslots[i], c->why, sizeof(c->why));
+		if (st == BREAKER__STATUS__OK && wslots[i] == BK_GLOBAL)
+			st = BREAKER__STATUS__ERR_BAD_REQUEST;
+		for (size_t j = 0; st == BREAKER__STATUS__OK && j < n; j++)
+			if (slots[j] == wslots[i])
+				st = BREAKER__STATUS__ERR_BAD_REQUEST;
+		if (st) {
+			snprintf(c->why, sizeof(c->why),
+			         "withdraw %zu: needs a registered strategy not also "
+			         "reconciled in the same command",
+			         i);
+			return cmd_refuse(c, st, c->why);
+		}
+	}
+	if (!bk_cmd_can_accept(d))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_INTERNAL, "busy: retry");
-	/* Audited: a reconciliation can clear a break and so allow a resume. */
-	for (i = 0; i < r->n_positions; i++) {
+	/* Audited: a reconciliation can trip, clear a break and allow a resume. */
+	for (i = 0; i < n + nw; i++) {
 		Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+		const Breaker__Reconcile__Position *p = i < n ? r->positions[i] : NULL;
+		int slot = p ? slots[i] : wslots[i - n];
+		struct bk_slot_rules *sr = &d->slots[slot];
+		struct bk_recon *rc = &sr->eval.recon;
 		struct bk_actor who;
-		char text[96];
+		char text[BK_EVIDENCE_MAX];
 
-		c->d->slots[slots[i]].eval.recon_set = true;
-		c->d->slots[slots[i]].eval.recon_position = r->positions[i]->position;
-		actor_of(c->d, &c->peer, &who);
-		cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__RECONCILE, &who,
-		           bk_now_wall_ns());
-		snprintf(text, sizeof(text), "reconciled position %.6g",
-		         r->positions[i]->position);
-		rec.strategy = c->d->state.strategies[slots[i]].name;
-		rec.reason = text;
-		rec.has_measured = 1;
-		rec.measured = r->positions[i]->position;
+		enum bk_recon_verdict v = BK_RV_WITHDRAWN;
+
+		if (p)
+			v = bk_recon_post(
+			    rc, p->position, p->has_as_of_fills, p->as_of_fills,
+			    p->has_as_of_wall_ns ? p->as_of_wall_ns : 0,
+			    sr->rules ? sr->rules[BK_RULE_RECONCILIATION].max : 0,
+			    d->cfg.rules.recon_max_age_ms, mono, wall);
+		else
+			bk_recon_withdraw(rc, wall);
+		/* a new verdict: a break trips on the next tick, once (an unknown
+		 * one changed nothing: a standing break must not trip again) */
+		if (!rc->kept_break)
+			sr->eval.violating[BK_RULE_RECONCILIATION] = false;
+		bk_recon_report(rc, d->state.strategies[slot].name, mono, &rs[i]);
+		rsp[i] = &rs[i];
+		if (v == BK_RV_UNKNOWN && at < sizeof(note)) {
+			int k = snprintf(note + at, sizeof(note) - at,
+			                 "%s%s: unknown, %s", at ? "; " : "",
+			                 d->state.strategies[slot].name, rc->why);
+			at += k > 0 ? (size_t)k : 0;
+		}
+		if (rc->kept_break)
+			snprintf(text, sizeof(text),
+			         "reconciled %.2f, verdict unknown: %s", p->position,
+			         rc->why);
+		else
+			bk_recon_evidence(rc, text, sizeof(text));
+		actor_of(d, &c->peer, &who);
+		cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__RECONCILE, &who, wall);
+		rec.strategy = d->state.strategies[slot].name;
+		rec.reason = p ? "reconciled position" : "reconciliation withdrawn";
+		rec.evidence = text;
+		rec.verdict = (char *)bk_recon_verdict_name(v);
+		rec.rule = "reconciliation";
+		if (p) {
+			rec.has_measured = rec.has_threshold = 1;
+			rec.measured = p->position;
+			rec.threshold = rc->limit;
+			rec.has_as_of_fills = p->has_as_of_fills;
+			rec.as_of_fills = p->as_of_fills;
+			rec.has_as_of_wall_ns = 1;
+			rec.as_of_wall_ns =
+			    p->has_as_of_wall_ns ? p->as_of_wall_ns : wall;
+			rec.has_engine_position = !rc->kept_break && isfinite(rc->engine);
+			rec.engine_position = rc->engine;
+		}
 		cmd_request_id(c, &rec);
-		if (i + 1 < r->n_positions) {
-			if (bk_audit_stage(&c->d->audit, &rec) < 0)
+		if (i + 1 < n + nw) {
+			if (bk_audit_stage(&d->audit, &rec) < 0)
 				return cmd_refuse(c, BREAKER__STATUS__ERR_NOT_DURABLE,
 				                  "audit staging failed");
 			/* one event per strategy; the reply waits on the last record */
-			pend(c->d, NULL, &rec, slots[i], false, false);
+			pend(d, NULL, &rec, slot, false, false);
 			continue;
 		}
-		stage_and_pend(c->d, c->msg, &c->rep, &rec, slots[i], false);
+		info.n_reconciliations = n + nw;
+		info.reconciliations = rsp;
+		c->rep.info = &info;
+		c->rep.error = note[0] ? note : NULL; /* why a verdict is unknown */
+		stage_and_pend(d, c->msg, &c->rep, &rec, slot, false);
+		c->rep.info = NULL;
 	}
 }
 

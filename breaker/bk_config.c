@@ -740,6 +740,28 @@ static int transport_invalid(const struct load_ctx *c, char *err, size_t errlen)
 	return 1;
 }
 
+/* [rules] keys of the reconciliation rule as a whole (not per strategy). */
+static int recon_key(struct load_ctx *c, struct bk_rules_cfg *rc, const char *s,
+                     const char *n, const char *v)
+{
+	uint64_t x;
+
+	if (strcmp(n, "reconcile_max_age_ms") == 0) {
+		if (parse_u64(v, 0, 86400000, &x))
+			return fail(c, c->line,
+			            "reconcile_max_age_ms '%s' must be 0-86400000 (ms; "
+			            "0 = no expiry)",
+			            v, "");
+		rc->recon_max_age_ms = (uint32_t)x;
+		return 1;
+	}
+	if (strcmp(v, "true") && strcmp(v, "false"))
+		return fail(c, c->line, "'%s' for '%s' must be true or false", v, n);
+	rc->resume_requires_reconcile = strcmp(v, "true") == 0;
+	(void)s;
+	return 1;
+}
+
 static int handle_rules(struct load_ctx *c, const char *s, const char *n, const char *v)
 {
 	struct bk_rules_cfg *rc = &c->cfg.rules;
@@ -761,6 +783,9 @@ static int handle_rules(struct load_ctx *c, const char *s, const char *n, const 
 			            "", "");
 	} else if (c->pass == 2) {
 		return 1;
+	} else if (strcmp(n, "reconcile_max_age_ms") == 0 ||
+	           strcmp(n, "resume_requires_reconcile") == 0) {
+		return recon_key(c, rc, s, n, v);
 	} else if (strcmp(n, "warn_levels") == 0) {
 		if (parse_warn(rc, v))
 			return fail(c, c->line,

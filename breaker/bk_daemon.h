@@ -13,6 +13,7 @@
 #include "bk_auth.h"
 #include "bk_config.h"
 #include "bk_metrics.h"
+#include "bk_rulestate.h"
 #include "bk_server.h"
 #include "bk_shm.h"
 #include "bk_state.h"
@@ -52,15 +53,21 @@ struct bk_uid_name {
 /* Per strategy: the rules in force, their evaluation state, remote telemetry. */
 struct bk_slot_rules {
 	const struct bk_rule_cfg *rules;
-	struct bk_rule_eval eval;
-	struct bk_tel_snap remote; /* from Report messages */
 	bool is_remote;       /* declared: the rules read remote, never the segment */
 	char remote_from[80]; /* who sent the latest Report (bk_auth_who) */
+	/* baselines as last made durable (RULE_STATE, bk_rulestate.h) */
+	bool rs_base_set;
+	double rs_peak, rs_base_balance;
+	uint64_t rs_next_ns;
+	struct bk_tel_snap remote; /* from Report messages */
+	struct bk_rule_eval eval;  /* ends with the reconciliation history */
 };
 
 struct bk_daemon {
 	struct bk_config cfg;
-	const char *config_path; /* reread on SIGHUP for the rules */
+	const char *config_path;   /* reread on SIGHUP for the rules */
+	uint32_t hup_pid, hup_uid; /* the SIGHUP's sender (signalfd), for CONFIG */
+	char rules_hash[BK_RULES_HASH_LEN]; /* of the rules in force (bk_rulestate.h) */
 	struct bk_state state;
 	struct bk_shm_writer shm;
 	struct bk_audit audit;
@@ -163,6 +170,15 @@ void bk_cmd_remember(struct bk_daemon *d, const Breaker__AuditRecord *rec);
 /* Summarise refusals that were not recorded one by one, once their caller's
  * rate limit allows (bk_auth.h); from the tick. */
 void bk_cmd_auth_tick(struct bk_daemon *d, uint64_t now_mono_ns);
+
+/* ---- reconciliation (bk_cmd.c, bk_recon.h) ---- */
+
+/* One strategy's break report (reconcile reply, status). */
+void bk_recon_report(const struct bk_recon *r, const char *strategy, uint64_t now_mono,
+                     Breaker__RuleState *rs);
+
+/* [rules] resume_requires_reconcile unmet for a global resume? why says which. */
+bool bk_recon_resume_blocked(const struct bk_daemon *d, char *why, size_t len);
 
 /* Remember the trip for the engines' acknowledgement view. */
 void bk_cmd_note_trip(struct bk_daemon *d);

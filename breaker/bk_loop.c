@@ -243,6 +243,8 @@ static void on_signal(struct loop *l, int res)
 				setvbuf(stderr, NULL, _IOLBF, 0); /* freopen reset it */
 			if (l->log_path)
 				bk_info("SIGHUP: log reopened");
+			l->d->hup_pid = l->sig.ssi_pid;
+			l->d->hup_uid = l->sig.ssi_uid;
 			bk_tick_reload(l->d);
 			break;
 		}

@@ -65,6 +65,7 @@ static const char *const results[BK_STATUS_COUNT] = {
     "pending_confirmation",
     "err_request_id_reused",
     "err_telemetry_source",
+    [BREAKER__STATUS__ERR_RECONCILE_REQUIRED] = "err_reconcile_required",
 };
 
 static const char *const mode_labels[4] = {"active", "cautious", "reduce_only", "halted"};
@@ -224,7 +225,7 @@ static void head_counters(struct bk_daemon *d, struct bk_metrics *m)
 				put(m,
 				    "breaker_commands_total{type=\"%s\",result=\"%s\"} "
 				    "%llu\n",
-				    cmd_types[t], results[r],
+				    cmd_types[t], results[r] ? results[r] : "err_other",
 				    (unsigned long long)c->commands[t][r]);
 	family(m, "breaker_auth_refusals_total", "counter",
 	       "Commands refused for want of authorisation (also in commands_total as "
@@ -244,6 +245,18 @@ static void head_counters(struct bk_daemon *d, struct bk_metrics *m)
 	       "Audit log flushes (write + fdatasync) that failed.");
 	put(m, "breaker_audit_flush_failures_total %llu\n",
 	    (unsigned long long)c->flush_failures);
+	family(m, "breaker_config_reloads_total", "counter",
+	       "SIGHUP rule reloads, by result (applied: a CONFIG audit record; "
+	       "refused: the file was invalid, the running rules stayed).");
+	put(m, "breaker_config_reloads_total{result=\"applied\"} %llu\n",
+	    (unsigned long long)c->config_reloads[0]);
+	put(m, "breaker_config_reloads_total{result=\"refused\"} %llu\n",
+	    (unsigned long long)c->config_reloads[1]);
+	family(m, "breaker_rule_state_records_total", "counter",
+	       "RULE_STATE audit records: rule baselines (drawdown peak, balance base) "
+	       "made durable for replay at boot.");
+	put(m, "breaker_rule_state_records_total %llu\n",
+	    (unsigned long long)c->rule_state_records);
 	hist(m, "breaker_tick_duration_seconds",
 	     "Duration of each tick (rules, actions, metrics).", &c->tick, tick_le);
 	hist(m, "breaker_audit_fsync_duration_seconds",

@@ -28,7 +28,7 @@
 #define BK_HIST_BUCKETS      14                     /* finite bucket bounds; +Inf extra */
 #define BK_CMD_TYPES         8 /* trip resume status list register report reconcile invalid */
 #define BK_CMD_INVALID       7
-#define BK_STATUS_COUNT      18 /* breaker.Status values 0..17 */
+#define BK_STATUS_COUNT      26 /* breaker.Status values 0..25 (not all used) */
 #define BK_HEALTH_TEXT       512
 
 struct bk_daemon;
@@ -44,13 +44,15 @@ struct bk_hist {
 struct bk_counters {
 	uint64_t trips[2][BK_REASON_COUNT];               /* [0] global, [1] a strategy */
 	uint64_t commands[BK_CMD_TYPES][BK_STATUS_COUNT]; /* by type and reply status */
-	uint64_t flush_failures;  /* audit write or fsync failed */
-	uint64_t auth_refusals;   /* commands refused for want of authorisation */
-	uint64_t auth_suppressed; /* ... of which not audited one by one (rate limit) */
-	uint64_t tick_overruns;   /* ticks longer than the period */
-	struct bk_hist tick;      /* bk_tick's duration */
-	struct bk_hist fsync;     /* audit flush: submit -> fsync done */
-	bool tel_blind;           /* no telemetry segment: rules blind */
+	uint64_t flush_failures;    /* audit write or fsync failed */
+	uint64_t auth_refusals;     /* commands refused for want of authorisation */
+	uint64_t auth_suppressed;   /* ... of which not audited one by one (rate limit) */
+	uint64_t tick_overruns;     /* ticks longer than the period */
+	struct bk_hist tick;        /* bk_tick's duration */
+	struct bk_hist fsync;       /* audit flush: submit -> fsync done */
+	bool tel_blind;             /* no telemetry segment: rules blind */
+	uint64_t config_reloads[2]; /* SIGHUP rule reloads: [0] applied, [1] refused */
+	uint64_t rule_state_records; /* RULE_STATE records staged (baselines moved) */
 };
 
 enum bk_health { BK_HEALTH_OK, BK_HEALTH_DEGRADED, BK_HEALTH_FAILING };

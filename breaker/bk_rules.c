@@ -67,6 +67,7 @@ void bk_rules_defaults(struct bk_rules_cfg *cfg)
 	cfg->warn[0] = 0.5;
 	cfg->warn[1] = 0.75;
 	cfg->warn[2] = 0.9;
+	cfg->recon_max_age_ms = BK_RECON_MAX_AGE_MS;
 }
 
 const struct bk_rule_cfg *bk_rules_for(const struct bk_rules_cfg *cfg, const char *name)
@@ -158,8 +159,11 @@ static void measure(enum bk_rule_id id, const struct bk_rule_cfg *r,
 		m->value = s->gross;
 		break;
 	case BK_RULE_RECONCILIATION:
-		m->applicable = ev->recon_set;
-		m->value = fabs(s->position - ev->recon_position);
+		/* judged once when posted, against the engine at the as-of point
+		 * (bk_recon.h); the verdict stands until the next one or expiry */
+		m->applicable = bk_recon_current(&ev->recon, now);
+		m->value = ev->recon.brk;
+		m->threshold = ev->recon.limit;
 		break;
 	case BK_RULE_HEARTBEAT:
 		/* the dead-man switch arms on the engine's first beat */
@@ -214,10 +218,7 @@ static void evidence(enum bk_rule_id id, const struct bk_rule_cfg *r,
 		snprintf(buf, len, "gross exposure %.2f (max %.2f)", s->gross, r->max);
 		break;
 	case BK_RULE_RECONCILIATION:
-		snprintf(buf, len,
-		         "engine position %.2f, reconciled %.2f, break %.2f (max "
-		         "%.2f)",
-		         s->position, ev->recon_position, m->value, r->max);
+		bk_recon_evidence(&ev->recon, buf, len);
 		break;
 	case BK_RULE_HEARTBEAT:
 		snprintf(buf, len, "engine heartbeat %.1f ms old (max %.0f ms)", m->value,
@@ -272,6 +273,8 @@ static void observe(const struct bk_rule_cfg *rules, struct bk_rule_eval *ev,
 	}
 	if (s->consistent)
 		ev->last_fills = s->fills;
+	if (s->consistent)
+		bk_recon_observe(&ev->recon, s->fills, s->position, now);
 }
 
 static bool money_rule(enum bk_rule_id id)

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bk_recon.h"
 #include "breaker_client.h"
 
 #define BK_WIN_BUCKETS    16
@@ -52,6 +53,10 @@ struct bk_rules_cfg {
 		char name[BK_NAME_MAX];
 		struct bk_rule_cfg rule[BK_RULE_COUNT];
 	} over[BK_RULE_OVERRIDES];
+	/* reconciliation (bk_recon.h): a verdict counts this long after its
+	 * as-of point (0 = no expiry); a global resume needs a fresh "ok" */
+	uint32_t recon_max_age_ms;
+	bool resume_requires_reconcile;
 };
 
 /* One strategy's telemetry, as read this tick. */
@@ -77,13 +82,14 @@ struct bk_rule_eval {
 	struct bk_window rej_win, ord_win;
 	double peak_pnl;
 	double base_balance, base_cash, base_fees;
-	bool recon_set;
-	double recon_position; /* the reconciler's view */
 	bool violating[BK_RULE_COUNT];
 	uint8_t warned[BK_RULE_COUNT]; /* warning levels crossed (0..3) */
 	double util[BK_RULE_COUNT];    /* last measured / threshold */
 	double measured[BK_RULE_COUNT];
 	uint64_t tripped_ns[BK_RULE_COUNT]; /* when this rule last tripped; 0 = not */
+	/* the reconciler's view, judged as of its point; last: its history ring
+	 * is large and the tick touches one entry of it */
+	struct bk_recon recon;
 };
 
 enum bk_verdict_kind { BK_V_TRIP, BK_V_WARN, BK_V_COOLDOWN };

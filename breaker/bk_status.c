@@ -138,6 +138,28 @@ static void proposal_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 	info->pending_resume = m;
 }
 
+/* The latest reconciliation of each strategy (the first 64), and the rules' hash. */
+static void recon_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
+{
+	uint64_t now = bk_now_mono_ns();
+	size_t cap = 64;
+
+	info->reconciliations = calloc(cap, sizeof(*info->reconciliations));
+	for (uint32_t i = 0; info->reconciliations && i < d->state.n_strategies &&
+	                     info->n_reconciliations < cap;
+	     i++) {
+		Breaker__RuleState *rs;
+
+		if (d->slots[i].eval.recon.verdict == BK_RV_NONE ||
+		    !(rs = calloc(1, sizeof(*rs))))
+			continue;
+		bk_recon_report(&d->slots[i].eval.recon, d->state.strategies[i].name, now,
+		                rs);
+		info->reconciliations[info->n_reconciliations++] = rs;
+	}
+	info->rules_hash = d->rules_hash;
+}
+
 static void info_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 {
 	uint64_t now = bk_now_mono_ns();
@@ -157,6 +179,7 @@ static void info_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 	warnings_msg(d, info);
 	acks_msg(d, info);
 	proposal_msg(d, info);
+	recon_msg(d, info);
 }
 
 /*
@@ -248,6 +271,9 @@ void bk_status_free(Breaker__Reply *rep)
 			free(rep->info->acks[i]);
 		free(rep->info->acks);
 		free(rep->info->pending_resume);
+		for (size_t i = 0; i < rep->info->n_reconciliations; i++)
+			free(rep->info->reconciliations[i]);
+		free(rep->info->reconciliations);
 		free(rep->info);
 		rep->info = NULL;
 	}

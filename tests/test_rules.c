@@ -154,6 +154,18 @@ Test(rules, drawdown_abs_and_pct)
 	cr_assert_eq(trips(eval_at(now + 2 * MS)), 1, "just over 10%% of peak");
 }
 
+/* What bk_cmd's reconcile does: judge once, then let the next tick see it. */
+static int post(double pos, bool has_fills, uint64_t fills, uint64_t wall, uint64_t t)
+{
+	int rv = bk_recon_post(&ev.recon, pos, has_fills, fills, wall,
+	                       cfg.dflt[BK_RULE_RECONCILIATION].max, 60000, t,
+	                       /* wall clock = mono + 1e18 in these tests */
+	                       t + 1000000000000000000ull);
+	if (!ev.recon.kept_break)
+		ev.violating[BK_RULE_RECONCILIATION] = false;
+	return rv;
+}
+
 Test(rules, reconciliation_needs_a_reconciled_view)
 {
 	struct bk_rule_cfg *r = only(BK_RULE_RECONCILIATION);
@@ -161,15 +173,63 @@ Test(rules, reconciliation_needs_a_reconciled_view)
 	cr_assert_float_eq(r->max, 1000, 1e-9, "seeds: $1K");
 	cr_assert(r->global, "seeds: global HALTED");
 	snap.position = 50000;
+	snap.fills = 10;
 	cr_assert_eq(trips(eval_at(now)), 0, "no reconciler view yet");
-	ev.recon_set = true;
-	ev.recon_position = 49000;
+	cr_assert_eq(post(49000, true, 10, 0, now + MS), BK_RV_OK);
 	cr_assert_eq(trips(eval_at(now + MS)), 0, "a $1000 break is at the limit");
-	ev.recon_position = 48999;
+	cr_assert_eq(post(48999, true, 10, 0, now + 2 * MS), BK_RV_BREAK);
 	cr_assert_eq(trips(eval_at(now + 2 * MS)), 1);
-	ev.recon_position = 50000;
-	eval_at(now + 3 * MS);
+	cr_assert_eq(trips(eval_at(now + 3 * MS)), 0, "once per posted reconciliation");
+	cr_assert_eq(post(50000, true, 10, 0, now + 4 * MS), BK_RV_OK);
+	eval_at(now + 4 * MS);
 	cr_assert(!bk_rules_violating(&ev, BK_RULE_RECONCILIATION), "reconciled again");
+}
+
+Test(rules, reconciliation_is_judged_as_of_its_point)
+{
+	only(BK_RULE_RECONCILIATION);
+	snap.position = 100;
+	snap.fills = 1;
+	eval_at(now);
+	snap.position = 5100; /* fill 2: +5000 */
+	snap.fills = 2;
+	eval_at(now + 10 * MS);
+	/* the venue's view as of fill 1 agrees; the engine has moved on since */
+	cr_assert_eq(post(100, true, 1, 0, now + 20 * MS), BK_RV_OK);
+	cr_assert_eq(trips(eval_at(now + 20 * MS)), 0, "a later fill is not a break");
+	snap.position = 9100; /* and another after the post */
+	snap.fills = 3;
+	cr_assert_eq(trips(eval_at(now + 30 * MS)), 0, "the verdict stands");
+	/* as of a time: between fill 1 and fill 2 the engine showed 100 */
+	cr_assert_eq(
+	    post(100, false, 0, now + 5 * MS + 1000000000000000000ull, now + 40 * MS),
+	    BK_RV_OK);
+	cr_assert_float_eq(ev.recon.engine, 100, 1e-9);
+	/* a real break at that point trips once */
+	cr_assert_eq(post(2100, true, 2, 0, now + 50 * MS), BK_RV_BREAK);
+	cr_assert_float_eq(ev.recon.brk, 3000, 1e-9, "5100 at fill 2 vs 2100");
+	cr_assert_eq(trips(eval_at(now + 50 * MS)), 1);
+	/* unknown points never trip */
+	cr_assert_eq(post(0, true, 7, 0, now + 60 * MS), BK_RV_UNKNOWN,
+	             "not yet at fill 7");
+	cr_assert_eq(trips(eval_at(now + 60 * MS)), 0);
+	cr_assert_eq(post(0, false, 0, 1000000000000000000ull, now + 70 * MS),
+	             BK_RV_UNKNOWN, "older than the history");
+	/* a verdict expires */
+	cr_assert_eq(post(0, true, 3, 0, now + 80 * MS), BK_RV_BREAK);
+	cr_assert_eq(trips(eval_at(now + 80 * MS)), 1);
+	eval_at(now + 80 * MS + 60001 * MS);
+	cr_assert(!bk_rules_violating(&ev, BK_RULE_RECONCILIATION), "stale after 60 s");
+	/* fills 4 and 5 seen only as 5, in one tick: 4 has no position of its own */
+	snap.fills = 5;
+	snap.position = 9600;
+	eval_at(now + 61 * 1000 * MS);
+	cr_assert_eq(post(0, true, 4, 0, now + 62 * 1000 * MS), BK_RV_UNKNOWN);
+	cr_assert(strstr(ev.recon.why, "not seen on its own"), "%s", ev.recon.why);
+	/* the engine restarts: fill 3 of the old session is not fill 3 of the new */
+	snap.fills = 1;
+	eval_at(now + 63 * 1000 * MS);
+	cr_assert_eq(post(0, true, 3, 0, now + 64 * 1000 * MS), BK_RV_UNKNOWN);
 }
 
 Test(rules, stale_heartbeat)
@@ -333,4 +393,21 @@ Test(rules, disabled_rule_releases_its_condition)
 	eval_at(now + MS);
 	cr_assert(!ev.violating[BK_RULE_EXPOSURE],
 	          "a switched-off rule holds nothing up");
+}
+
+/* Marks every tick do not push the fills out of the reconciliation history. */
+Test(rules, reconciliation_history_keeps_fills_not_price_ticks)
+{
+	only(BK_RULE_RECONCILIATION);
+	snap.fills = 1;
+	snap.position = 1000;
+	eval_at(now);
+	/* 10 s of a notional repriced every 100 us tick, no fill */
+	for (int i = 1; i <= 100000; i++) {
+		snap.position = 1000 + (i % 7);
+		eval_at(now + (uint64_t)i * 100000ull);
+	}
+	cr_assert_leq(ev.recon.n, 102u, "one entry per 100 ms at most: %u", ev.recon.n);
+	cr_assert_eq(post(1000, true, 1, 0, now + 100001ull * 100000ull), BK_RV_OK,
+	             "fill 1 is still in the history");
 }

@@ -45,6 +45,9 @@ enum {
 	O_FORMAT,
 	O_WIDE,
 	O_TELEMETRY,
+	O_AS_OF_FILLS,
+	O_AS_OF,
+	O_WITHDRAW,
 };
 
 /* clang-format off */
@@ -62,6 +65,8 @@ static const struct option resume_opts[] = {OPT_COMMON, OPT("strategy", O_STRATE
 static const struct option plain_opts[] = {OPT_COMMON, OPT_END};
 static const struct option register_opts[] = {OPT_COMMON, OPT("telemetry", O_TELEMETRY),
 					      OPT_END};
+static const struct option reconcile_opts[] = {OPT_COMMON, OPT("as-of-fills", O_AS_OF_FILLS),
+	OPT("as-of", O_AS_OF), FLAG("withdraw", O_WITHDRAW), OPT_END};
 static const struct option audit_opts[] = {OPT_COMMON, FLAG("verify", O_VERIFY),
 					   OPT("since", O_SINCE), OPT("file", O_FILE), OPT_END};
 static const struct option watch_opts[] = {OPT_COMMON, OPT("count", O_COUNT),
@@ -502,19 +507,30 @@ static const struct cmd cmds[] = {
      "                   source is refused for this strategy\n"
      "  --json           print breakerd's reply as one JSON object\n",
      EXITS_CHANGE, false},
-    {"reconcile", cmd_reconcile, plain_opts, 1, INT_MAX, "<strategy>=<position>",
-     "<strategy>=<position> [<strategy>=<position> ...] [--json]",
-     "post the venue's positions (reconciliation rule)",
+    {"reconcile", cmd_reconcile, reconcile_opts, 1, INT_MAX, "<strategy>=<position>",
+     "<strategy>=<position> ... [--as-of-fills N | --as-of TIME] [--json]\n"
+     "       breaker reconcile --withdraw <strategy> ... [--json]",
+     "post the venue's positions as of a point (reconciliation rule)",
      "Post the venue's (or back office's) net position of one or more strategies,\n"
-     "as a notional. breakerd compares each with the position the engine reports:\n"
-     "the reconciliation rule warns, then trips, when they drift apart. Every\n"
-     "position is checked before anything is sent, and breakerd applies all of\n"
-     "them or none. At most 64 per command. Restricted like resume ([auth]).\n"
+     "as a notional, true as of a point: the engine's fill count (--as-of-fills)\n"
+     "or a time (--as-of). breakerd judges each ONCE against the position the\n"
+     "engine reported at that same point, and prints the break report: engine\n"
+     "position at the as-of point, reconciled, break, limit, verdict. A break\n"
+     "above the limit trips the rule (once); the verdict stands until the next\n"
+     "reconciliation, a withdrawal, or [rules] reconcile_max_age_ms. A point\n"
+     "breakerd's history no longer covers is \"unknown\": never a trip. Without\n"
+     "an as-of point the position is taken as of its arrival. Every position is\n"
+     "checked before anything is sent, and breakerd applies all of them or none.\n"
+     "At most 64 per command; each is audited. Restricted like resume ([auth]).\n"
      "\n"
-     "  <position>  a finite decimal number: 1250, -3.5, 1.2e6 (not nan, inf, hex)\n"
-     "  --json      print breakerd's reply as one JSON object\n"
+     "  <position>        a finite decimal number: 1250, -3.5, 1.2e6 (not nan, inf)\n"
+     "  --as-of-fills N   true after the engine's Nth fill (its fills counter)\n"
+     "  --as-of TIME      true at TIME: ISO-8601 UTC, epoch seconds, or 30s/5m ago\n"
+     "  --withdraw        the arguments are strategies: withdraw their\n"
+     "                    reconciliation (audited; no verdict, no trip)\n"
+     "  --json            print breakerd's reply as one JSON object\n"
      "\n"
-     "example: breaker reconcile momo-eu-1=-1250000 arb-us-2=0\n",
+     "example: breaker reconcile momo-eu-1=-1250000 arb-us-2=0 --as-of-fills 4711\n",
      EXITS_CHANGE, false},
     {"status", cmd_status, plain_opts, 0, 0, NULL, "[--json]",
      "global mode, tripped strategies, rule warnings, engine acks",
@@ -775,6 +791,15 @@ static int store_opt(struct cli_args *a, int o, char *arg)
 		break;
 	case O_TELEMETRY:
 		a->telemetry = arg;
+		break;
+	case O_AS_OF_FILLS:
+		a->as_of_fills = arg;
+		break;
+	case O_AS_OF:
+		a->as_of = arg;
+		break;
+	case O_WITHDRAW:
+		a->withdraw = true;
 		break;
 	default:
 		return -1;

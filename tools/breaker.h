@@ -63,9 +63,11 @@ struct cli_args {
 	char **pos;      /* the arguments, in order (points into argv) */
 	int npos;
 	char *strategy, *mode, *reason, *reason_code, *to, *since, *file;
-	char *count, *timeout_ms; /* watch */
-	char *until, *format;     /* incident export */
-	char *telemetry;          /* register: segment | remote */
+	char *count, *timeout_ms;  /* watch */
+	char *until, *format;      /* incident export */
+	char *telemetry;           /* register: segment | remote */
+	char *as_of_fills, *as_of; /* reconcile */
+	bool withdraw;
 	bool json, force, verify, help, wide;
 };
 

@@ -177,6 +177,29 @@ static void put_auth(FILE *f, const Breaker__AuditRecord *rec)
 	}
 }
 
+/* A reconciliation's break report; a reload's hash and diff; baselines. */
+static void put_rule_change(FILE *f, const Breaker__AuditRecord *rec)
+{
+	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__RECONCILE && rec->evidence) {
+		fputs(" report=", f);
+		json_str(f, rec->evidence);
+	}
+	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__CONFIG) {
+		fputs(" rules-hash=", f);
+		json_str(f, rec->rules_hash ? rec->rules_hash : "?");
+		if (rec->config_diff) {
+			fputs(" diff=", f);
+			json_str(f, rec->config_diff);
+		}
+	}
+	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__RULE_STATE) {
+		if (rec->has_peak_pnl)
+			fprintf(f, " peak-pnl=%.17g", rec->peak_pnl);
+		if (rec->has_base_balance)
+			fprintf(f, " base-balance=%.17g", rec->base_balance);
+	}
+}
+
 /* After the reason: why a refusal was refused; a proposal's note. */
 static void put_why(FILE *f, const Breaker__AuditRecord *rec)
 {
@@ -188,6 +211,7 @@ static void put_why(FILE *f, const Breaker__AuditRecord *rec)
 		fputs(" note=", f);
 		json_str(f, rec->evidence);
 	}
+	put_rule_change(f, rec);
 }
 
 /*

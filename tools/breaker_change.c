@@ -449,11 +449,45 @@ static void hint_position(const Breaker__Reply *r, const struct cli_args *a)
 	}
 }
 
+/* One strategy's break report, from the reply. */
+static void print_report(const Breaker__RuleState *rs, const struct cli_args *a)
+{
+	char num[BX_NUM_LEN];
+
+	fputs("  strategy ", stdout);
+	put_name(stdout, rs->strategy);
+	if (a->as_of_fills)
+		printf(" as of fill %s", a->as_of_fills);
+	else if (a->as_of)
+		printf(" as of %s", a->as_of);
+	if (rs->verdict && strcmp(rs->verdict, "withdrawn") == 0) {
+		puts(": reconciliation withdrawn");
+		return;
+	}
+	fputs(":", stdout);
+	if (rs->has_engine_position)
+		printf(" engine %s,", fmt_num(num, rs->engine_position));
+	else
+		fputs(" engine ?,", stdout);
+	printf(" reconciled %s,", fmt_num(num, rs->reconciled));
+	if (rs->has_measured)
+		printf(" break %s,", fmt_num(num, rs->measured));
+	else
+		fputs(" break ?,", stdout);
+	printf(" limit %s: %s", fmt_num(num, rs->threshold),
+	       rs->verdict ? rs->verdict : "?");
+	if (rs->verdict && strcmp(rs->verdict, "break") == 0)
+		fputs(" (the reconciliation rule trips)", stdout);
+	else if (rs->verdict && strcmp(rs->verdict, "unknown") == 0)
+		fputs(" (no verdict: never a trip)", stdout);
+	putchar('\n');
+}
+
 static int send_reconcile(struct cli *c, const struct cli_args *a, Breaker__Reconcile *rc)
 {
 	Breaker__Request req = BREAKER__REQUEST__INIT;
 	Breaker__Reply *r;
-	char num[BX_NUM_LEN];
+	size_t n = rc->n_positions + rc->n_withdraw;
 	int rv;
 
 	req.cmd_case = BREAKER__REQUEST__CMD_RECONCILE;
@@ -466,16 +500,50 @@ static int send_reconcile(struct cli *c, const struct cli_args *a, Breaker__Reco
 		rv = cli_refused(r);
 		hint_position(r, a);
 	} else if (!a->json) {
-		printf("reconciled %zu position%s\n", rc->n_positions,
-		       rc->n_positions == 1 ? "" : "s");
-		for (size_t i = 0; i < rc->n_positions; i++) {
-			fputs("  strategy ", stdout);
-			put_name(stdout, rc->positions[i]->strategy);
-			printf(": %s\n", fmt_num(num, rc->positions[i]->position));
+		printf("%s %zu %s%s\n", rc->n_withdraw ? "withdrew" : "reconciled", n,
+		       rc->n_withdraw ? "reconciliation" : "position", n == 1 ? "" : "s");
+		for (size_t i = 0; r->info && i < r->info->n_reconciliations; i++)
+			print_report(r->info->reconciliations[i], a);
+		if (r->error && *r->error) {
+			fputs("note: ", stdout);
+			put_text(stdout, r->error);
+			putchar('\n');
 		}
 	}
 	breaker__reply__free_unpacked(r, NULL);
 	return rv;
+}
+
+/* --as-of-fills N / --as-of TIME into every position. */
+static int parse_as_of(const struct cli_args *a, bool *has_fills, uint64_t *fills,
+                       uint64_t *wall)
+{
+	char *end;
+
+	*has_fills = false;
+	*fills = *wall = 0;
+	if (a->as_of_fills && a->as_of)
+		return cli_usage_error(a->cmd,
+		                       "give one as-of point: --as-of-fills or --as-of");
+	if ((a->as_of_fills || a->as_of) && a->withdraw)
+		return cli_usage_error(a->cmd, "--withdraw takes no as-of point");
+	if (a->as_of_fills) {
+		errno = 0;
+		if (!isdigit((unsigned char)a->as_of_fills[0]) ||
+		    (*fills = strtoull(a->as_of_fills, &end, 10), errno || *end))
+			return cli_usage_error(a->cmd,
+			                       "--as-of-fills takes the engine's fill "
+			                       "count, a whole number, not '%s'",
+			                       a->as_of_fills);
+		*has_fills = true;
+	}
+	if (a->as_of && (parse_since(a->as_of, now_wall_ns(), wall) < 0 || !*wall))
+		return cli_usage_error(a->cmd,
+		                       "--as-of takes ISO-8601 UTC "
+		                       "(2026-12-06T01:02:03.5Z), epoch seconds, or "
+		                       "30s/5m/1h ago; not '%s'",
+		                       a->as_of);
+	return 0;
 }
 
 int cmd_reconcile(struct cli *c, const struct cli_args *a)
@@ -483,6 +551,8 @@ int cmd_reconcile(struct cli *c, const struct cli_args *a)
 	char names[BX_RECONCILE_MAX][BK_NAME_MAX];
 	Breaker__Reconcile__Position pos[BX_RECONCILE_MAX], *pp[BX_RECONCILE_MAX];
 	Breaker__Reconcile rc = BREAKER__RECONCILE__INIT;
+	bool has_fills;
+	uint64_t fills, wall;
 	int rv;
 
 	if (a->npos > BX_RECONCILE_MAX)
@@ -491,7 +561,22 @@ int cmd_reconcile(struct cli *c, const struct cli_args *a)
 		    "%d positions: at most %d per reconcile (breakerd's "
 		    "limit); split them",
 		    a->npos, BX_RECONCILE_MAX);
+	if ((rv = parse_as_of(a, &has_fills, &fills, &wall)))
+		return rv;
 	for (int i = 0; i < a->npos; i++) {
+		if (a->withdraw) {
+			if (strchr(a->pos[i], '='))
+				return cli_usage_error(a->cmd,
+				                       "--withdraw takes strategy names, "
+				                       "not '%s'",
+				                       a->pos[i]);
+			for (int j = 0; j < i; j++)
+				if (strcmp(a->pos[j], a->pos[i]) == 0)
+					return cli_usage_error(
+					    a->cmd, "strategy '%s' given twice",
+					    a->pos[i]);
+			continue;
+		}
 		breaker__reconcile__position__init(&pos[i]);
 		if ((rv = parse_position(a->cmd, a->pos[i], names[i], &pos[i].position)))
 			return rv;
@@ -501,9 +586,18 @@ int cmd_reconcile(struct cli *c, const struct cli_args *a)
 				    a->cmd, "strategy '%s' given twice", names[i]);
 		pos[i].strategy = names[i];
 		pos[i].has_position = 1;
+		pos[i].has_as_of_fills = has_fills;
+		pos[i].as_of_fills = fills;
+		pos[i].has_as_of_wall_ns = wall != 0;
+		pos[i].as_of_wall_ns = wall;
 		pp[i] = &pos[i];
 	}
-	rc.n_positions = (size_t)a->npos;
-	rc.positions = pp;
+	if (a->withdraw) {
+		rc.n_withdraw = (size_t)a->npos;
+		rc.withdraw = a->pos;
+	} else {
+		rc.n_positions = (size_t)a->npos;
+		rc.positions = pp;
+	}
 	return send_reconcile(c, a, &rc);
 }

@@ -539,6 +539,10 @@ static void md_row(struct inc *x, const Breaker__AuditRecord *rec)
 		printf("measured %s, threshold %s: ", fmt_num(b, rec->measured),
 		       fmt_num(c, rec->threshold));
 	put_md(stdout, rec->rule && rec->evidence ? rec->evidence : rec->reason);
+	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__CONFIG && rec->config_diff) {
+		fputs("; changed: ", stdout);
+		put_md(stdout, rec->config_diff);
+	}
 	fputs(" |\n", stdout);
 	if (rec->seq == x->resolved.seq && !x->held_in_period)
 		printf("| | %s | %s | **RESOLVED** | every scope tripped in the period | "

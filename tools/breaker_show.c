@@ -113,6 +113,28 @@ static void put_warnings(FILE *f, const Breaker__StatusInfo *in)
 		put_warning(f, in->warnings[i]);
 }
 
+/* "  strategy alpha: engine 5100, reconciled 2100, break 3000, limit 1000: break" */
+static void put_reconciliations(FILE *f, const Breaker__StatusInfo *in)
+{
+	char a[BX_NUM_LEN], b[BX_NUM_LEN], c[BX_NUM_LEN], d[BX_NUM_LEN];
+
+	if (in->n_reconciliations == 0)
+		return;
+	fputs("reconciliations (latest per strategy):\n", f);
+	for (size_t i = 0; i < in->n_reconciliations; i++) {
+		const Breaker__RuleState *rs = in->reconciliations[i];
+
+		fputs("  strategy ", f);
+		put_name(f, rs->strategy ? rs->strategy : "?");
+		fprintf(f, ": engine %s, reconciled %s, break %s, limit %s: %s\n",
+		        rs->has_engine_position ? fmt_num(a, rs->engine_position) : "?",
+		        rs->has_reconciled ? fmt_num(b, rs->reconciled) : "?",
+		        rs->has_measured ? fmt_num(c, rs->measured) : "?",
+		        rs->has_threshold ? fmt_num(d, rs->threshold) : "?",
+		        rs->verdict ? rs->verdict : "?");
+	}
+}
+
 /* "  strategy alpha pid 4242: acked in 1.23 ms" / "NOT ACKED (seq 6 < 7)" */
 static void put_ack(FILE *f, const Breaker__EngineAck *a, uint32_t want)
 {
@@ -213,6 +235,7 @@ static void put_status(FILE *f, const struct cli *c, const Breaker__StatusInfo *
 	for (size_t i = 0; i < in->n_tripped; i++)
 		put_scope_state(f, in->tripped[i], gmode);
 	put_warnings(f, in);
+	put_reconciliations(f, in);
 	put_acks(f, in);
 	fputs("daemon heartbeat: ", f);
 	if (!in->has_heartbeat_age_ns)

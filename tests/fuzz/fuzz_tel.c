@@ -91,7 +91,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rules_from(data[0], data[1], rules);
 	memset(&ev, 0, sizeof(ev));
 	if (data[1] & 4)
-		ev.recon_set = true; /* reconciled flat: any position is a break */
+		/* a standing reconciliation break verdict (bk_recon.h) */
+		ev.recon = (struct bk_recon){.verdict = BK_RV_BREAK,
+		                             .brk = 1e9,
+		                             .limit = rules[BK_RULE_RECONCILIATION].max};
 	data += 2;
 	size -= 2;
 	for (int step = 0; step < MAX_STEPS && size; step++) {
