@@ -95,7 +95,8 @@ static int replay_one(const Breaker__AuditRecord *rec, uint64_t offset, void *ar
 		if (rec->kind == BREAKER__AUDIT_RECORD__KIND__REGISTER && rec->has_slot &&
 		    rec->slot < BK_MAX_STRATEGIES)
 			c->d->remote_declared[rec->slot] = rec->remote_telemetry;
-		bk_rulestate_replay(c->d, rec); /* reconciliations, baselines */
+		bk_rulestate_replay(c->d, rec);   /* reconciliations, baselines */
+		bk_tick_replay_rebase(c->d, rec); /* an operator's rule base */
 		return 0;
 	}
 	c->bad_offset = offset;

@@ -419,6 +419,8 @@ static const char *command_name(const Breaker__Request *req)
 
 	if (req->cmd_case == BREAKER__REQUEST__CMD_TRIP && is_kill(req))
 		return "kill";
+	if (req->cmd_case == BREAKER__REQUEST__CMD_REBASE)
+		return "rules rebase";
 	if (req->cmd_case >= BREAKER__REQUEST__CMD_TRIP &&
 	    req->cmd_case <= BREAKER__REQUEST__CMD_RECONCILE)
 		return names[req->cmd_case - BREAKER__REQUEST__CMD_TRIP];
@@ -439,6 +441,8 @@ static const char *command_verb(const Breaker__Request *req, unsigned missing)
 		return "post reconciliations (they can clear a break)";
 	case BREAKER__REQUEST__CMD_REPORT:
 		return "report telemetry (it feeds the rules)";
+	case BREAKER__REQUEST__CMD_REBASE:
+		return "rebase a rule (it can clear a violation, like a forced resume)";
 	default:
 		return "query breakerd";
 	}
@@ -457,6 +461,8 @@ static unsigned perms_needed(const Breaker__Request *req)
 		return BK_PERM_RESUME;
 	case BREAKER__REQUEST__CMD_REPORT: /* it can keep a rule from tripping */
 		return BK_PERM_REPORT;
+	case BREAKER__REQUEST__CMD_REBASE: /* it clears a violation: as forcing */
+		return BK_PERM_RESUME | BK_PERM_FORCE;
 	default:
 		return BK_PERM_QUERY;
 	}
@@ -483,6 +489,9 @@ static void refused_attempt(struct cmd_ctx *c, Breaker__AuditRecord *rec)
 		scope = req->register_->strategy;
 	} else if (req->cmd_case == BREAKER__REQUEST__CMD_REPORT) {
 		scope = req->report->strategy;
+	} else if (req->cmd_case == BREAKER__REQUEST__CMD_REBASE) {
+		scope = req->rebase->strategy;
+		reason = req->rebase->reason;
 	}
 	rec->strategy = scope && bk_strategy_name_valid(scope) ? (char *)scope : NULL;
 	rec->has_reason_code = code >= 0 && code < BK_REASON_COUNT;
@@ -635,6 +644,9 @@ static uint64_t request_hash(const struct cmd_ctx *c)
 	case BREAKER__REQUEST__CMD_RECONCILE:
 		m = &req->reconcile->base;
 		break;
+	case BREAKER__REQUEST__CMD_REBASE:
+		m = &req->rebase->base;
+		break;
 	default:
 		break;
 	}
@@ -774,12 +786,56 @@ static bool condition_holds(const struct bk_daemon *d, const struct bk_plan *p, 
 		if (bk_tick_condition_holds(d, p->slot, r, &rule)) {
 			snprintf(why, len,
 			         "rule %s still fails for %s: the %s latch stays until "
-			         "it holds again (or --force, audited as forced)",
+			         "it holds again (or --force, audited as forced: the "
+			         "rule stays armed)",
 			         rule, sc->name[0] ? sc->name : "global",
 			         bk_reason_name(r));
 			return true;
 		}
 	}
+	return false;
+}
+
+/*
+ * What a forced resume does, in words, for its audit record (issue 12.10):
+ * which latches go where, and which rules stay armed (issue 12.2).
+ */
+static void forced_text(struct bk_daemon *d, const struct bk_plan *p, bool has_to,
+                        char *buf, size_t len)
+{
+	const struct bk_scope *sc = bk_state_cscope(&d->state, p->slot);
+	char held[200] = "", armed[400];
+	size_t off = 0;
+
+	buf[0] = '\0';
+	if (!p->forced || !sc)
+		return;
+	for (unsigned r = 1; r < BK_REASON_COUNT && off < sizeof(held); r++)
+		if ((sc->active & (1u << r)) && (p->all || r == p->reason))
+			off += (size_t)snprintf(held + off, sizeof(held) - off, "%s%s",
+			                        off ? ", " : "", bk_reason_name(r));
+	bk_tick_rearm(d, p->slot, p->reason, p->all, false, armed, sizeof(armed));
+	snprintf(buf, len, "forced: %s (%s) lowered to %s%s%s%s",
+	         p->all ? "every latch" : "latch", held,
+	         bk_mode_str((enum bk_mode)p->target),
+	         has_to ? "" : " (one stage, no --to)", armed[0] ? "; " : "", armed);
+}
+
+/*
+ * To ACTIVE, a rate rule's latch needs evidence that the rule holds, not
+ * the empty window of a halted engine (issue 12.4): see bk_tick_lacks_evidence.
+ */
+static bool lacks_evidence(const struct bk_daemon *d, const struct bk_plan *p, char *why,
+                           size_t len)
+{
+	const struct bk_scope *sc = bk_state_cscope(&d->state, p->slot);
+
+	if (p->target != BK_ACTIVE)
+		return false; /* a probe (reduce-only, cautious) is how evidence comes */
+	for (unsigned r = 1; r < BK_REASON_COUNT; r++)
+		if ((sc->active & (1u << r)) && (p->all || r == p->reason) &&
+		    bk_tick_lacks_evidence(d, p->slot, r, why, len))
+			return true;
 	return false;
 }
 
@@ -891,6 +947,7 @@ static void do_resume(struct cmd_ctx *c)
 	struct bk_actor who;
 	struct bk_plan p;
 	Breaker__Status st;
+	char rearm[400];
 	int slot;
 
 	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why))))
@@ -917,7 +974,8 @@ static void do_resume(struct cmd_ctx *c)
 	                          &p, c->why, sizeof(c->why));
 	if (st)
 		return cmd_refuse(c, st, c->why);
-	if (!p.forced && condition_holds(c->d, &p, c->why, sizeof(c->why)))
+	if (!p.forced && (condition_holds(c->d, &p, c->why, sizeof(c->why)) ||
+	                  lacks_evidence(c->d, &p, c->why, sizeof(c->why))))
 		return cmd_refuse(c, BREAKER__STATUS__ERR_CONDITION_HOLDS, c->why);
 	if (slot == BK_GLOBAL && !p.forced &&
 	    bk_recon_resume_blocked(c->d, c->why, sizeof(c->why)))
@@ -936,6 +994,8 @@ static void do_resume(struct cmd_ctx *c)
 	}
 	rec.reason = r->reason;
 	cmd_request_id(c, &rec);
+	forced_text(c->d, &p, r->has_to, rearm, sizeof(rearm));
+	rec.evidence = rearm[0] ? rearm : NULL;
 	c->rep.has_from_mode = c->rep.has_to_mode = 1;
 	c->rep.from_mode = (Breaker__Mode)p.from_mode;
 	c->rep.to_mode = (Breaker__Mode)p.to_mode;
@@ -946,6 +1006,9 @@ static void do_resume(struct cmd_ctx *c)
 			c->d->auth.proposal = pr;
 		return;
 	}
+	/* A forced resume never leaves a violated rule blind (issue 12.2). */
+	if (p.forced)
+		bk_tick_rearm(c->d, slot, p.reason, p.all, true, rearm, sizeof(rearm));
 	/* Applied now for later commands' checks; published only once durable. */
 	bk_state_apply(&c->d->state, &p, &who, wall, r->reason, rec.seq,
 	               c->d->audit.durable_seq, true);
@@ -1027,6 +1090,13 @@ static void do_report(struct cmd_ctx *c)
 	s->pnl = r->pnl;
 	s->fill_cash = r->fill_cash;
 	s->fees = r->fees;
+	/* before its first fill, a remote engine's balance is its opening
+	 * statement (as bk_report_balance): one message is one snapshot */
+	if (r->has_balance && r->fills == 0) {
+		s->opening_seq++;
+		s->opening_base = r->balance - (r->fill_cash - r->fees);
+		s->opening_fills = 0;
+	}
 	s->heartbeat_ns = bk_now_mono_ns();
 	s->consistent = true; /* one message is one snapshot */
 	reply_now(c->d, c->msg, &c->rep);
@@ -1257,6 +1327,74 @@ static void do_reconcile(struct cmd_ctx *c)
 	}
 }
 
+/*
+ * An operator's new base for a level rule (issue 12.2): audited, restricted
+ * like a forced resume, applied once staged (the latch is untouched: a
+ * resume still has to release it), replayed at boot.
+ */
+static void do_rebase(struct cmd_ctx *c)
+{
+	const Breaker__Rebase *r = c->req->rebase;
+	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+	struct bk_tel_snap snap;
+	struct bk_actor who;
+	double before, after;
+	Breaker__Status st;
+	char text[240];
+	int slot, id;
+
+	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why))))
+		return cmd_refuse(c, st, c->why);
+	if (slot == BK_GLOBAL)
+		return cmd_refuse(
+		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		    "a rebase names a strategy: rule bases are per strategy");
+	id = r->rule ? bk_rule_parse(r->rule) : -1;
+	if (id != BK_RULE_DRAWDOWN && id != BK_RULE_INVARIANT)
+		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		                  "only drawdown (its peak PnL) and invariant (the "
+		                  "balance base) have a base to rebase");
+	if (!r->reason || !*r->reason || !text_valid(r->reason, c->d->cfg.reason_max))
+		return cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		                  "a rebase needs a reason: UTF-8 text without control "
+		                  "characters, within the configured length");
+	if (c->d->flush_err)
+		return cmd_refuse(
+		    c, BREAKER__STATUS__ERR_NOT_DURABLE,
+		    "the audit log is failing: no rebase without its record on disk");
+	if (bk_tick_snapshot(c->d, slot, &snap) < 0 ||
+	    bk_rules_rebase(&c->d->slots[slot].eval, (enum bk_rule_id)id, &snap, &before,
+	                    &after) < 0)
+		return cmd_refuse(c, BREAKER__STATUS__ERR_INTERNAL,
+		                  "the engine's money words are being written, missing "
+		                  "or not finite: nothing changed, retry");
+	actor_of(c->d, &c->peer, &who);
+	cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__REBASE, &who, bk_now_wall_ns());
+	snprintf(text, sizeof(text),
+	         id == BK_RULE_DRAWDOWN
+	             ? "drawdown peak %.4f -> %.4f (the current pnl)"
+	             : "balance base %.4f -> %.4f (balance %.4f less fill cash "
+	               "%.4f plus fees %.4f)",
+	         before, after, snap.balance, snap.fill_cash, snap.fees);
+	rec.strategy = c->d->state.strategies[slot].name;
+	/* modes unchanged, said so (watchers see the scope as it is) */
+	rec.has_from_mode = rec.has_to_mode = 1;
+	rec.from_mode = rec.to_mode =
+	    (Breaker__Mode)bk_scope_mode(bk_state_cscope(&c->d->state, slot));
+	rec.rule = (char *)bk_rule_name((enum bk_rule_id)id);
+	rec.reason = r->reason;
+	rec.evidence = text;
+	rec.has_base_before = rec.has_base_after = rec.has_opening_seq = 1;
+	rec.base_before = before;
+	rec.base_after = after;
+	rec.opening_seq = snap.opening_seq;
+	cmd_request_id(c, &rec);
+	if (!stage_and_pend(c->d, c->msg, &c->rep, &rec, slot, false))
+		return;
+	bk_rules_rebase_set(&c->d->slots[slot].eval, (enum bk_rule_id)id, after,
+	                    snap.opening_seq);
+}
+
 static void do_query(struct cmd_ctx *c, bool all)
 {
 	const Breaker__Request *q = c->req;
@@ -1316,7 +1454,8 @@ void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg)
 	if (req->cmd_case == BREAKER__REQUEST__CMD_TRIP ||
 	    req->cmd_case == BREAKER__REQUEST__CMD_RESUME ||
 	    req->cmd_case == BREAKER__REQUEST__CMD_REGISTER ||
-	    req->cmd_case == BREAKER__REQUEST__CMD_RECONCILE) {
+	    req->cmd_case == BREAKER__REQUEST__CMD_RECONCILE ||
+	    req->cmd_case == BREAKER__REQUEST__CMD_REBASE) {
 		c.hash = request_hash(&c);
 		if (answer_duplicate(&c)) {
 			count_command(d, bk_metrics_cmd_type(req->cmd_case),
@@ -1347,6 +1486,9 @@ void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg)
 		break;
 	case BREAKER__REQUEST__CMD_RECONCILE:
 		do_reconcile(&c);
+		break;
+	case BREAKER__REQUEST__CMD_REBASE:
+		do_rebase(&c);
 		break;
 	default:
 		cmd_refuse(&c, BREAKER__STATUS__ERR_BAD_REQUEST,

@@ -451,6 +451,11 @@ static int rule_key(struct bk_rule_cfg *rules, const char *key, const char *v)
 		if (m != BK_CAUTIOUS && m != BK_REDUCE_ONLY)
 			return -EINVAL;
 		r->cooldown_to = (uint8_t)m;
+	} else if (strcmp(key, "rearm_ms") == 0) {
+		/* 0: after a forced resume, trip again only on worsening */
+		if (parse_u64(v, 0, 86400000, &x))
+			return -EINVAL;
+		r->rearm_ms = (uint32_t)x;
 	} else {
 		return -ENOENT;
 	}

@@ -149,6 +149,27 @@ bool bk_tick_condition_holds(const struct bk_daemon *d, int slot, unsigned reaso
                              const char **rule);
 
 /*
+ * A rate rule's latch on its way to ACTIVE: true (and why) if the window
+ * holds fewer than min_orders orders, i.e. no evidence that the rule holds.
+ */
+bool bk_tick_lacks_evidence(const struct bk_daemon *d, int slot, unsigned reason,
+                            char *why, size_t len);
+
+/*
+ * A forced resume of latch `reason` (all: every latch) on slot: every rule
+ * behind it that is still violated stays armed (apply), and buf says so
+ * ("drawdown for alpha stays armed: ..."). Returns the text's length.
+ */
+size_t bk_tick_rearm(struct bk_daemon *d, int slot, unsigned reason, bool all, bool apply,
+                     char *buf, size_t len);
+
+/* A strategy's telemetry snapshot as the tick reads it; -ENOENT if none. */
+int bk_tick_snapshot(struct bk_daemon *d, int slot, struct bk_tel_snap *snap);
+
+/* Boot: a REBASE record sets the rule's base again. */
+void bk_tick_replay_rebase(struct bk_daemon *d, const Breaker__AuditRecord *rec);
+
+/*
  * A trip by the daemon itself (rules, boot): flip, stage, pend; 0 or -errno.
  * always: record it even if the latch is already that high (a second
  * audit_corrupt at boot has a cause of its own).

@@ -43,7 +43,8 @@ enum stage {
 };
 
 static const char *const cmd_types[BK_CMD_TYPES] = {
-    "trip", "resume", "status", "list", "register", "report", "reconcile", "invalid",
+    "trip",   "resume",    "status",  "list",   "register",
+    "report", "reconcile", "invalid", "rebase",
 };
 
 static const char *const results[BK_STATUS_COUNT] = {

@@ -26,10 +26,12 @@
 
 #define BK_METRICS_PERIOD_NS (100ull * 1000 * 1000) /* a new rendering every 100 ms */
 #define BK_HIST_BUCKETS      14                     /* finite bucket bounds; +Inf extra */
-#define BK_CMD_TYPES         8 /* trip resume status list register report reconcile invalid */
-#define BK_CMD_INVALID       7
-#define BK_STATUS_COUNT      26 /* breaker.Status values 0..25 (not all used) */
-#define BK_HEALTH_TEXT       512
+#define BK_CMD_TYPES                                                                     \
+	9 /* trip resume status list register report reconcile invalid rebase */
+#define BK_CMD_INVALID  7
+#define BK_CMD_REBASE   8
+#define BK_STATUS_COUNT 26 /* breaker.Status values 0..25 (not all used) */
+#define BK_HEALTH_TEXT  512
 
 struct bk_daemon;
 
@@ -119,6 +121,8 @@ void bk_metrics_fsync_done(struct bk_daemon *d, uint64_t ns, bool ok);
 /* Command type index from the Request's cmd_case; BK_CMD_INVALID otherwise. */
 static inline unsigned bk_metrics_cmd_type(int cmd_case)
 {
+	if (cmd_case == 25) /* Rebase, outside the first block of commands */
+		return BK_CMD_REBASE;
 	return cmd_case >= 10 && cmd_case <= 16 ? (unsigned)(cmd_case - 10)
 	                                        : BK_CMD_INVALID;
 }

@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -64,6 +65,9 @@ void bk_rules_defaults(struct bk_rules_cfg *cfg)
 	    (struct bk_rule_cfg){.enabled = true, .max = 1000, .action = BK_HALTED};
 	r[BK_RULE_INVARIANT] = (struct bk_rule_cfg){
 	    .enabled = true, .max = 0.01, .action = BK_HALTED, .global = true};
+	/* after a forced resume while violated: trip again after a minute */
+	for (int i = 0; i < BK_RULE_COUNT; i++)
+		r[i].rearm_ms = 60000;
 	cfg->warn[0] = 0.5;
 	cfg->warn[1] = 0.75;
 	cfg->warn[2] = 0.9;
@@ -115,6 +119,23 @@ static void window_add(struct bk_window *w, uint32_t window_ms, uint64_t now,
 
 /* ---- measurements ---------------------------------------------------------- */
 
+/*
+ * The drawdown limit in money: the absolute max, or max_pct of the peak,
+ * whichever is tighter (0 = no limit applies yet: pct only, no peak).
+ * *pct says whether the pct limit is the one in force.
+ */
+static double drawdown_limit(const struct bk_rule_cfg *r, double peak, bool *pct)
+{
+	double abs_lim = r->max > 0 ? r->max : INFINITY;
+	double pct_lim = (r->max_pct > 0 && peak > 0) ? peak * r->max_pct : INFINITY;
+
+	if (pct)
+		*pct = pct_lim < abs_lim;
+	if (isinf(abs_lim) && isinf(pct_lim))
+		return 0;
+	return pct_lim < abs_lim ? pct_lim : abs_lim;
+}
+
 struct measure {
 	double value; /* what is compared with the threshold */
 	double threshold;
@@ -127,8 +148,6 @@ static void measure(enum bk_rule_id id, const struct bk_rule_cfg *r,
                     uint64_t now, struct measure *m)
 {
 	const struct bk_window *w;
-	double dd, u_abs, u_pct;
-
 	m->threshold = r->max;
 	m->applicable = true;
 	m->value = 0;
@@ -143,15 +162,10 @@ static void measure(enum bk_rule_id id, const struct bk_rule_cfg *r,
 		m->value = (double)ev->ord_win.sum_orders * 1000.0 / r->window_ms;
 		break;
 	case BK_RULE_DRAWDOWN:
-		/* against whichever configured limit is closer to tripping */
-		dd = ev->peak_pnl - s->pnl;
-		u_abs = r->max > 0 ? dd / r->max : -INFINITY;
-		u_pct = (r->max_pct > 0 && ev->peak_pnl > 0)
-		            ? dd / (ev->peak_pnl * r->max_pct)
-		            : -INFINITY;
-		m->applicable = r->max > 0 || (r->max_pct > 0 && ev->peak_pnl > 0);
-		m->value = u_pct > u_abs ? dd / ev->peak_pnl : dd;
-		m->threshold = u_pct > u_abs ? r->max_pct : r->max;
+		/* money against money: the tighter of the absolute and pct limits */
+		m->value = ev->peak_pnl - s->pnl;
+		m->threshold = drawdown_limit(r, ev->peak_pnl, NULL);
+		m->applicable = m->threshold > 0;
 		if (isnan(s->pnl))
 			m->value = NAN;
 		break;
@@ -178,10 +192,9 @@ static void measure(enum bk_rule_id id, const struct bk_rule_cfg *r,
 			m->value = (s->heartbeat_ns - now) / 1e6;
 		break;
 	case BK_RULE_INVARIANT:
-		m->applicable = ev->base_set;
-		m->value =
-		    fabs((s->balance - ev->base_balance) -
-		         ((s->fill_cash - ev->base_cash) - (s->fees - ev->base_fees)));
+		/* balance = base + fill_cash - fees, the base as stated (0 if not) */
+		m->applicable = ev->seen;
+		m->value = fabs(s->balance - ev->base_balance - (s->fill_cash - s->fees));
 		break;
 	default:
 		m->applicable = false;
@@ -193,6 +206,8 @@ static void evidence(enum bk_rule_id id, const struct bk_rule_cfg *r,
                      const struct bk_rule_eval *ev, const struct bk_tel_snap *s,
                      const struct measure *m, char *buf, size_t len)
 {
+	char base[96];
+
 	switch (id) {
 	case BK_RULE_REJECT_RATE:
 		snprintf(buf, len,
@@ -207,13 +222,37 @@ static void evidence(enum bk_rule_id id, const struct bk_rule_cfg *r,
 		         (unsigned long long)ev->ord_win.sum_orders, r->window_ms,
 		         m->value, r->max);
 		break;
-	case BK_RULE_DRAWDOWN:
+	case BK_RULE_DRAWDOWN: {
+		bool pct;
+		double lim = drawdown_limit(r, ev->peak_pnl, &pct);
+
+		/* which limit is in force, in money, and the other for reference */
+		if (pct) {
+			if (r->max > 0)
+				snprintf(base, sizeof(base), "absolute max %.2f", r->max);
+			else
+				snprintf(base, sizeof(base), "no absolute max");
+			snprintf(buf, len,
+			         "pnl %.2f, peak %.2f, drawdown %.2f against the pct "
+			         "limit %.2f (max_pct %.2f%% of peak; %s)",
+			         s->pnl, ev->peak_pnl, m->value, lim, r->max_pct * 100,
+			         base);
+			break;
+		}
+		if (r->max_pct > 0 && ev->peak_pnl > 0)
+			snprintf(base, sizeof(base), "max_pct %.2f%% of peak = %.2f",
+			         r->max_pct * 100, ev->peak_pnl * r->max_pct);
+		else if (r->max_pct > 0)
+			snprintf(base, sizeof(base), "max_pct %.2f%%: no peak yet",
+			         r->max_pct * 100);
+		else
+			snprintf(base, sizeof(base), "no max_pct");
 		snprintf(buf, len,
-		         "pnl %.2f, peak %.2f, drawdown %.2f (max %.2f abs, %.2f%% "
-		         "of peak)",
-		         s->pnl, ev->peak_pnl, ev->peak_pnl - s->pnl, r->max,
-		         r->max_pct * 100);
+		         "pnl %.2f, peak %.2f, drawdown %.2f against the absolute "
+		         "limit %.2f (max; %s)",
+		         s->pnl, ev->peak_pnl, m->value, lim, base);
 		break;
+	}
 	case BK_RULE_EXPOSURE:
 		snprintf(buf, len, "gross exposure %.2f (max %.2f)", s->gross, r->max);
 		break;
@@ -225,12 +264,25 @@ static void evidence(enum bk_rule_id id, const struct bk_rule_cfg *r,
 		         r->max);
 		break;
 	case BK_RULE_INVARIANT:
+		if (ev->base_by_rebase)
+			snprintf(base, sizeof(base), "rebased by an operator to %.4f",
+			         ev->base_balance);
+		else if (ev->opening_seq_seen)
+			snprintf(base, sizeof(base),
+			         "opening statement #%u at fill %llu: %.4f",
+			         ev->opening_seq_seen, (unsigned long long)ev->base_fills,
+			         ev->base_balance);
+		else if (ev->base_set)
+			snprintf(base, sizeof(base), "as before the restart: %.4f",
+			         ev->base_balance);
+		else
+			snprintf(base, sizeof(base),
+			         "no opening balance stated: 0 "
+			         "(bk_report_opening_balance)");
 		snprintf(buf, len,
-		         "balance moved %.4f, fills minus fees explain %.4f, "
+		         "balance %.4f, base %s, fills minus fees %.4f, "
 		         "unexplained %.4f (tolerance %.4f)",
-		         s->balance - ev->base_balance,
-		         (s->fill_cash - ev->base_cash) - (s->fees - ev->base_fees),
-		         m->value, r->max);
+		         s->balance, base, s->fill_cash - s->fees, m->value, r->max);
 		break;
 	default:
 		buf[0] = '\0';
@@ -260,16 +312,19 @@ static void observe(const struct bk_rule_cfg *rules, struct bk_rule_eval *ev,
 	if (s->consistent && s->pnl > ev->peak_pnl)
 		ev->peak_pnl = s->pnl;
 	/*
-	 * Balance conservation's base: until the first fill, balance changes are
-	 * the opening balance being posted. Fills going backwards is an engine
-	 * restart: its counters begin again, and so does the base.
+	 * Balance conservation's base is what the engine stated, with the fill
+	 * count and cash at that point folded in by the engine itself: a new
+	 * statement is taken whenever it is read, however many fills came
+	 * after it in the same tick.
 	 */
-	if (s->consistent && s->heartbeat_ns != 0 &&
-	    (!ev->base_set || s->fills == 0 || s->fills < ev->last_fills)) {
-		ev->base_set = true;
-		ev->base_balance = s->balance;
-		ev->base_cash = s->fill_cash;
-		ev->base_fees = s->fees;
+	if (s->consistent && s->opening_seq != ev->opening_seq_seen) {
+		/* seq 0 again: the slot was cleared (a replaced segment): no
+		 * statement, base 0, until the engine states one */
+		ev->opening_seq_seen = s->opening_seq;
+		ev->base_set = s->opening_seq != 0;
+		ev->base_balance = s->opening_base;
+		ev->base_fills = s->opening_fills;
+		ev->base_by_rebase = false;
 	}
 	if (s->consistent)
 		ev->last_fills = s->fills;
@@ -307,6 +362,68 @@ static void verdict(struct eval_ctx *c, enum bk_verdict_kind kind, enum bk_rule_
 	c->n++;
 }
 
+/*
+ * A rule still violated after a forced resume trips again when it gets worse
+ * than it was at the force, or once its re-arm grace has passed.
+ */
+static bool rearmed_trip(const struct bk_rule_cfg *r, const struct bk_rule_eval *ev,
+                         int id, double util, uint64_t now)
+{
+	if (!ev->forced[id])
+		return false;
+	if (!isfinite(util) || util > ev->forced_util[id])
+		return true;
+	return r->rearm_ms &&
+	       now - ev->forced_ns[id] >= (uint64_t)r->rearm_ms * 1000000ull;
+}
+
+void bk_rules_rearm(struct bk_rule_eval *ev, enum bk_rule_id id, uint64_t now)
+{
+	if ((unsigned)id >= BK_RULE_COUNT || !ev->violating[id])
+		return;
+	ev->forced[id] = true;
+	ev->forced_util[id] = ev->util[id];
+	ev->forced_ns[id] = now;
+}
+
+int bk_rules_rebase(const struct bk_rule_eval *ev, enum bk_rule_id id,
+                    const struct bk_tel_snap *s, double *old, double *now)
+{
+	if (id != BK_RULE_DRAWDOWN && id != BK_RULE_INVARIANT)
+		return -EINVAL;
+	if (!s->consistent)
+		return -EAGAIN;
+	if (id == BK_RULE_DRAWDOWN) {
+		*old = ev->peak_pnl;
+		*now = s->pnl;
+	} else {
+		*old = ev->base_balance;
+		*now = s->balance - (s->fill_cash - s->fees);
+	}
+	/* a NaN base would make the rule see a breach for ever, or nothing */
+	return isfinite(*now) ? 0 : -EAGAIN;
+}
+
+void bk_rules_rebase_set(struct bk_rule_eval *ev, enum bk_rule_id id, double value,
+                         uint32_t opening_seq)
+{
+	if (id == BK_RULE_DRAWDOWN) {
+		ev->peak_pnl = value;
+	} else if (id == BK_RULE_INVARIANT) {
+		ev->base_balance = value;
+		ev->base_set = true;
+		ev->base_by_rebase = true;
+		/* the engine's next statement (a newer one) takes over again */
+		ev->opening_seq_seen = opening_seq;
+	} else {
+		return;
+	}
+	/* a fresh start for the rule: judged from the new base, armed */
+	ev->violating[id] = false;
+	ev->forced[id] = false;
+	ev->warned[id] = 0;
+}
+
 int bk_rules_eval(const struct bk_rule_cfg *rules, const double warn[BK_WARN_LEVELS],
                   struct bk_rule_eval *ev, const struct bk_tel_snap *s, uint64_t now,
                   struct bk_verdict *out, int max)
@@ -333,11 +450,15 @@ int bk_rules_eval(const struct bk_rule_cfg *rules, const double warn[BK_WARN_LEV
 		util = m.threshold > 0 && isfinite(m.value) ? m.value / m.threshold : 0;
 		ev->util[id] = m.applicable ? util : 0;
 		ev->measured[id] = m.value;
+		ev->threshold[id] = m.threshold;
 		/* NaN/Inf telemetry cannot show the limit holds: treat it as a breach */
 		ev->violating[id] =
 		    m.applicable && (!isfinite(m.value) || m.value > m.threshold);
-		if (ev->violating[id] && !was) {
+		if (!ev->violating[id])
+			ev->forced[id] = false; /* it holds again: armed as usual */
+		if (ev->violating[id] && (!was || rearmed_trip(r, ev, id, util, now))) {
 			ev->tripped_ns[id] = now;
+			ev->forced[id] = false;
 			verdict(&c, BK_V_TRIP, (enum bk_rule_id)id, &m, util);
 			continue;
 		}

@@ -43,6 +43,9 @@ struct bk_rule_cfg {
 	bool global;          /* trip the global scope instead of the strategy */
 	uint32_t cooldown_ms; /* 0 = latch until an operator resumes */
 	uint8_t cooldown_to;  /* CAUTIOUS or REDUCE_ONLY */
+	uint32_t rearm_ms;    /* after a forced resume while violated: trip again
+	                       * after this long if still violated (0 = only on
+	                       * worsening) */
 };
 
 struct bk_rules_cfg {
@@ -64,6 +67,15 @@ struct bk_tel_snap {
 	uint64_t orders, rejects, fills, cancels;
 	uint64_t heartbeat_ns;
 	double fill_cash, fees, balance, position, gross, pnl;
+	/*
+	 * The engine's opening-balance statement (bk_report_opening_balance):
+	 * opening_seq counts statements (0 = never stated), opening_base is
+	 * the balance minus (fill_cash - fees) at the statement, opening_fills
+	 * the fill count then. Read under the same seqlock as the money words.
+	 */
+	uint32_t opening_seq;
+	uint64_t opening_fills;
+	double opening_base;
 	bool consistent; /* the money words were read under a stable seqlock */
 };
 
@@ -76,17 +88,33 @@ struct bk_window {
 };
 
 struct bk_rule_eval {
-	bool seen;     /* a first snapshot was taken */
-	bool base_set; /* balance conservation base taken */
+	bool seen; /* a first snapshot was taken */
 	uint64_t last_orders, last_rejects, last_fills;
 	struct bk_window rej_win, ord_win;
 	double peak_pnl;
-	double base_balance, base_cash, base_fees;
+	bool base_set;       /* a base was stated, rebased or replayed */
+	double base_balance; /* balance conservation: balance - (fill_cash - fees) */
 	bool violating[BK_RULE_COUNT];
 	uint8_t warned[BK_RULE_COUNT]; /* warning levels crossed (0..3) */
 	double util[BK_RULE_COUNT];    /* last measured / threshold */
 	double measured[BK_RULE_COUNT];
 	uint64_t tripped_ns[BK_RULE_COUNT]; /* when this rule last tripped; 0 = not */
+	double threshold[BK_RULE_COUNT];    /* the limit measured[] was judged against */
+	/*
+	 * Balance conservation's base: balance - (fill_cash - fees) as the
+	 * engine stated it (opening_seq_seen) or an operator rebased it; never
+	 * taken from whichever tick happened to see what.
+	 */
+	uint32_t opening_seq_seen;
+	uint64_t base_fills; /* fill count at the statement (evidence) */
+	bool base_by_rebase; /* the base is an operator's rebase, not a statement */
+	/*
+	 * Re-armed by a forced resume while violated: trips again when the
+	 * utilisation goes above forced_util, or at forced_ns + rearm_ms.
+	 */
+	bool forced[BK_RULE_COUNT];
+	double forced_util[BK_RULE_COUNT];
+	uint64_t forced_ns[BK_RULE_COUNT];
 	/* the reconciler's view, judged as of its point; last: its history ring
 	 * is large and the tick touches one entry of it */
 	struct bk_recon recon;
@@ -121,6 +149,27 @@ unsigned bk_rule_reason(enum bk_rule_id id); /* the latch a rule trips */
 int bk_rules_eval(const struct bk_rule_cfg *rules, const double warn[BK_WARN_LEVELS],
                   struct bk_rule_eval *ev, const struct bk_tel_snap *snap,
                   uint64_t now_ns, struct bk_verdict *out, int max);
+
+/*
+ * A forced resume released rule id's latch while it is violated: keep it
+ * armed (trip again on worsening, or after rules->rearm_ms). No-op if the
+ * rule is not violated.
+ */
+void bk_rules_rearm(struct bk_rule_eval *ev, enum bk_rule_id id, uint64_t now_ns);
+
+/*
+ * The new base a rebase of a level rule would set from snap (an operator's
+ * audited statement): the drawdown peak becomes the current PnL; the
+ * balance base the current balance minus (fill_cash - fees). *old and *now
+ * get the value before and after; nothing changes until
+ * bk_rules_rebase_set. -EINVAL for a rule that has no base, -EAGAIN if the
+ * money words were not read consistently (or are not finite).
+ */
+int bk_rules_rebase(const struct bk_rule_eval *ev, enum bk_rule_id id,
+                    const struct bk_tel_snap *snap, double *old, double *now);
+/* Set a rebased base (now, or a REBASE record replayed at boot). */
+void bk_rules_rebase_set(struct bk_rule_eval *ev, enum bk_rule_id id, double value,
+                         uint32_t opening_seq);
 
 /* Does rule still hold (violate) for this strategy right now? */
 static inline bool bk_rules_violating(const struct bk_rule_eval *ev, enum bk_rule_id r)

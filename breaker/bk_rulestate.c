@@ -68,13 +68,17 @@ static void replay_state(struct bk_daemon *d, int slot, const Breaker__AuditReco
 	if (rec->has_peak_pnl && isfinite(rec->peak_pnl))
 		sr->eval.peak_pnl = sr->rs_peak = rec->peak_pnl;
 	if (rec->has_base_balance && rec->has_base_cash && rec->has_base_fees) {
-		sr->eval.base_set = sr->rs_base_set = true;
-		sr->eval.base_balance = sr->rs_base_balance = rec->base_balance;
-		sr->eval.base_cash = rec->base_cash;
-		sr->eval.base_fees = rec->base_fees;
-		/* fills below this at the first tick: the engine restarted, and
-		 * observe() takes a new base (bk_rules.c) */
-		sr->eval.last_fills = rec->has_as_of_fills ? rec->as_of_fills : 0;
+		/* one number: balance - (fill_cash - fees) at the base (records
+		 * from before the opening-balance statement carry cash and fees) */
+		double base = rec->base_balance - (rec->base_cash - rec->base_fees);
+
+		if (isfinite(base)) {
+			sr->eval.base_set = sr->rs_base_set = true;
+			sr->eval.base_balance = sr->rs_base_balance = base;
+		}
+		/* the engine's statement still in the segment is taken again at the
+		 * first tick (opening_seq_seen starts at 0); a newer one, or one in
+		 * a replaced segment, is a new base: never the tick's timing */
 	}
 }
 
@@ -111,9 +115,8 @@ void bk_rulestate_tick(struct bk_daemon *d, int slot, uint64_t now)
 	rec.has_peak_pnl = 1;
 	rec.peak_pnl = ev->peak_pnl;
 	rec.has_base_balance = rec.has_base_cash = rec.has_base_fees = ev->base_set;
-	rec.base_balance = ev->base_balance;
-	rec.base_cash = ev->base_cash;
-	rec.base_fees = ev->base_fees;
+	rec.base_balance = ev->base_balance; /* balance - (fill_cash - fees) */
+	rec.base_cash = rec.base_fees = 0;
 	rec.has_as_of_fills = 1; /* the engine's fill count with these baselines */
 	rec.as_of_fills = ev->last_fills;
 	rec.reason = "rule baselines (replayed at boot)";
@@ -154,12 +157,14 @@ static size_t rule_lines(char *buf, size_t len, size_t at, const char *pfx,
 		    buf, len, at,
 		    "%s%s.enabled=%s\n%s%s.max=%.15g\n%s%s.max_pct=%.15g\n"
 		    "%s%s.window_ms=%u\n%s%s.min_orders=%u\n%s%s.action=%s\n"
-		    "%s%s.scope=%s\n%s%s.cooldown_ms=%u\n%s%s.cooldown_to=%s\n",
+		    "%s%s.scope=%s\n%s%s.cooldown_ms=%u\n%s%s.cooldown_to=%s\n"
+		    "%s%s.rearm_ms=%u\n",
 		    pfx, n, r->enabled ? "true" : "false", pfx, n, r->max, pfx, n,
 		    r->max_pct * 100, pfx, n, r->window_ms, pfx, n, r->min_orders, pfx, n,
 		    bk_mode_str((enum bk_mode)r->action), pfx, n,
 		    r->global ? "global" : "strategy", pfx, n, r->cooldown_ms, pfx, n,
-		    r->cooldown_to ? bk_mode_str((enum bk_mode)r->cooldown_to) : "none");
+		    r->cooldown_to ? bk_mode_str((enum bk_mode)r->cooldown_to) : "none",
+		    pfx, n, r->rearm_ms);
 	}
 	return at;
 }

@@ -172,7 +172,7 @@ static Breaker__Status pick_latch(const struct bk_scope *sc, int reason, bool fo
 	if (!force) {
 		snprintf(why, len,
 		         "%s is held by %s: name one with --reason-code, or --force to "
-		         "release all",
+		         "lower every latch together by one stage (or to --to)",
 		         scope_label(sc), held);
 		return BREAKER__STATUS__ERR_AMBIGUOUS;
 	}

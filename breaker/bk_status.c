@@ -55,6 +55,25 @@ static Breaker__Scope *scope_msg(struct bk_daemon *d, int slot, bool latches)
 	return m;
 }
 
+/* A rule a forced resume left armed: when it trips again. */
+static void rearm_msg(const struct bk_daemon *d, const struct bk_slot_rules *sr, int r,
+                      Breaker__RuleState *w)
+{
+	uint64_t due, now = d->last_tick_ns;
+
+	if (!sr->eval.forced[r])
+		return;
+	w->has_rearmed = w->has_rearm_util = 1;
+	w->rearmed = 1;
+	w->rearm_util = sr->eval.forced_util[r];
+	if (sr->rules[r].rearm_ms) {
+		due =
+		    sr->eval.forced_ns[r] + (uint64_t)sr->rules[r].rearm_ms * 1000000ull;
+		w->has_rearm_in_ms = 1;
+		w->rearm_in_ms = due > now ? (due - now) / 1000000ull : 0;
+	}
+}
+
 /* Limit rules at or above the first warning level, per strategy. */
 static void warnings_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 {
@@ -77,9 +96,11 @@ static void warnings_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 			w->has_measured = w->has_threshold = w->has_utilisation =
 			    w->has_violated = 1;
 			w->measured = sr->eval.measured[r];
-			w->threshold = sr->rules[r].max;
+			/* the limit it was judged against (drawdown: in money) */
+			w->threshold = sr->eval.threshold[r];
 			w->utilisation = sr->eval.util[r];
 			w->violated = sr->eval.violating[r];
+			rearm_msg(d, sr, r, w);
 			info->warnings[info->n_warnings++] = w;
 		}
 	}

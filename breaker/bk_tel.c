@@ -166,6 +166,9 @@ void bk_tel_read(const struct bk_tel_reader *r, int slot, struct bk_tel_snap *s)
 		s->position = load_f(&t->position);
 		s->gross = load_f(&t->gross);
 		s->pnl = load_f(&t->pnl);
+		s->opening_seq = atomic_load_explicit(&t->opening_seq, RLX);
+		s->opening_fills = atomic_load_explicit(&t->opening_fills, RLX);
+		s->opening_base = load_f(&t->opening_base);
 		atomic_thread_fence(ACQ);
 		s->consistent = !(q & 1u) && q == atomic_load_explicit(&t->gseq, RLX);
 	}

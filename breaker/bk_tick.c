@@ -5,6 +5,7 @@
  * (audit records are staged, not written).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -266,4 +267,129 @@ bool bk_tick_condition_holds(const struct bk_daemon *d, int slot, unsigned reaso
 		    d->slots[i].eval.violating[id])
 			return true;
 	return false;
+}
+
+/* ---- forced resumes and rebases (issue 12.2) --------------------------------- */
+
+int bk_tick_snapshot(struct bk_daemon *d, int slot, struct bk_tel_snap *snap)
+{
+	if (slot < 0 || (uint32_t)slot >= d->state.n_strategies)
+		return -ENOENT;
+	if (d->slots[slot].is_remote) {
+		*snap = d->slots[slot].remote;
+		return 0;
+	}
+	if (!d->tel.tel)
+		return -ENOENT;
+	bk_tel_read(&d->tel, slot, snap);
+	return 0;
+}
+
+/* One strategy's rules behind a released latch: kept armed, and said so. */
+static size_t rearm_slot(struct bk_daemon *d, int slot, unsigned reason, bool all,
+                         uint64_t now, bool apply, char *buf, size_t len)
+{
+	struct bk_slot_rules *sr = &d->slots[slot];
+	size_t off = 0;
+
+	for (int id = 0; id < BK_RULE_COUNT && sr->rules; id++) {
+		const struct bk_rule_cfg *r = &sr->rules[id];
+		int n;
+
+		if (!(all || bk_rule_reason((enum bk_rule_id)id) == reason) ||
+		    !sr->eval.violating[id])
+			continue;
+		if (apply)
+			bk_rules_rearm(&sr->eval, (enum bk_rule_id)id, now);
+		/* in the rule's own unit: what it measured at the force, and its limit */
+		n = snprintf(buf + off, len - off,
+		             "%s%s for %s stays armed: trips again when worse than "
+		             "%.4f (now; limit %.4f)",
+		             off ? "; " : "", bk_rule_name((enum bk_rule_id)id),
+		             d->state.strategies[slot].name, sr->eval.measured[id],
+		             sr->eval.threshold[id]);
+		if (n > 0 && r->rearm_ms && (size_t)n < len - off)
+			n += snprintf(buf + off + n, len - off - (size_t)n,
+			              ", or in %u ms if still violated", r->rearm_ms);
+		if (n > 0)
+			off = (size_t)n < len - off ? off + (size_t)n : len - 1;
+	}
+	return off;
+}
+
+size_t bk_tick_rearm(struct bk_daemon *d, int slot, unsigned reason, bool all, bool apply,
+                     char *buf, size_t len)
+{
+	uint64_t now = bk_now_mono_ns();
+	size_t off = 0;
+
+	buf[0] = '\0';
+	if (slot != BK_GLOBAL)
+		return rearm_slot(d, slot, reason, all, now, apply, buf, len);
+	/* a global latch: every strategy whose rule trips the global scope */
+	for (uint32_t i = 0; i < d->state.n_strategies && off + 1 < len; i++) {
+		const struct bk_rule_cfg *rules = d->slots[i].rules;
+		bool any = false;
+
+		for (int id = 0; rules && id < BK_RULE_COUNT; id++)
+			any |= rules[id].global &&
+			       (all || bk_rule_reason((enum bk_rule_id)id) == reason);
+		if (any)
+			off += rearm_slot(d, (int)i, reason, all, now, apply, buf + off,
+			                  len - off);
+	}
+	return off;
+}
+
+void bk_tick_replay_rebase(struct bk_daemon *d, const Breaker__AuditRecord *rec)
+{
+	int slot, id;
+
+	if (rec->kind != BREAKER__AUDIT_RECORD__KIND__REBASE || !rec->strategy ||
+	    !rec->rule || !rec->has_base_after || !isfinite(rec->base_after))
+		return;
+	if ((slot = bk_state_find(&d->state, rec->strategy)) < 0 ||
+	    (id = bk_rule_parse(rec->rule)) < 0)
+		return;
+	bk_rules_rebase_set(&d->slots[slot].eval, (enum bk_rule_id)id, rec->base_after,
+	                    rec->opening_seq);
+}
+
+bool bk_tick_lacks_evidence(const struct bk_daemon *d, int slot, unsigned reason,
+                            char *why, size_t len)
+{
+	const struct bk_rule_cfg *r = NULL;
+	uint64_t orders = 0, rejects = 0;
+	uint32_t need;
+
+	if (reason != bk_rule_reason(BK_RULE_REJECT_RATE))
+		return false; /* an empty order-rate window is the limit holding */
+	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
+		const struct bk_slot_rules *sr = &d->slots[i];
+
+		if (!sr->rules || !sr->rules[BK_RULE_REJECT_RATE].enabled ||
+		    (slot != BK_GLOBAL && (int)i != slot) ||
+		    (slot == BK_GLOBAL && !sr->rules[BK_RULE_REJECT_RATE].global))
+			continue;
+		/* strategies may override the rule: the most demanding counts */
+		if (!r || sr->rules[BK_RULE_REJECT_RATE].min_orders > r->min_orders)
+			r = &sr->rules[BK_RULE_REJECT_RATE];
+		orders += sr->eval.rej_win.sum_orders;
+		rejects += sr->eval.rej_win.sum_rejects;
+	}
+	if (!r)
+		return false; /* the rule is off: nothing to judge with */
+	need = r->min_orders ? r->min_orders : 1;
+	if (orders >= need)
+		return false;
+	snprintf(why, len,
+	         "not enough evidence: %llu of %u orders in the last %u ms for "
+	         "reject_rate on %s (%llu rejected); an empty window while halted "
+	         "shows nothing. Resume to reduce-only or cautious as a probe, then "
+	         "to active once %u orders show the reject rate at or below %.4f "
+	         "(or --force, audited as forced)",
+	         (unsigned long long)orders, need, r->window_ms,
+	         slot == BK_GLOBAL ? "global" : d->state.strategies[slot].name,
+	         (unsigned long long)rejects, need, r->max);
+	return true;
 }

@@ -126,8 +126,8 @@ static void print_f64(const char *key, uint64_t bits)
 
 static void print_tel_slot(struct bk_tel_slot *s, int slot)
 {
-	uint64_t fills, cash, fees, bal, pos, gross, pnl;
-	uint32_t q;
+	uint64_t fills, cash, fees, bal, pos, gross, pnl, obase, ofills;
+	uint32_t q, oseq;
 
 	do {
 		q = BK_LOAD_ACQ(&s->gseq);
@@ -138,6 +138,9 @@ static void print_tel_slot(struct bk_tel_slot *s, int slot)
 		pos = BK_LOAD_RLX(&s->position);
 		gross = BK_LOAD_RLX(&s->gross);
 		pnl = BK_LOAD_RLX(&s->pnl);
+		obase = BK_LOAD_RLX(&s->opening_base);
+		ofills = BK_LOAD_RLX(&s->opening_fills);
+		oseq = BK_LOAD_RLX(&s->opening_seq);
 		BK_FENCE_ACQ();
 	} while ((q & 1u) || q != BK_LOAD_RLX(&s->gseq));
 	printf("{\"slot\": %d, \"orders\": %llu, \"rejects\": %llu, \"cancels\": %llu"
@@ -156,6 +159,9 @@ static void print_tel_slot(struct bk_tel_slot *s, int slot)
 	print_f64("position", pos);
 	print_f64("gross", gross);
 	print_f64("pnl", pnl);
+	print_f64("opening_base", obase);
+	printf(", \"opening_fills\": %llu, \"opening_seq\": %u",
+	       (unsigned long long)ofills, (unsigned)oseq);
 	printf("}");
 }
 

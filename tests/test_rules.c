@@ -3,6 +3,7 @@
  * minimum-count guard, window expiry, warnings, NaN, cooldown.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 
@@ -259,7 +260,9 @@ Test(rules, balance_conservation)
 	only(BK_RULE_INVARIANT);
 	snap.heartbeat_ns = now;
 	snap.balance = 10000;
-	eval_at(now); /* base taken */
+	snap.opening_seq = 1; /* the engine states its opening balance */
+	snap.opening_base = 10000;
+	eval_at(now);
 	/* buy: cash -500, fee 1 -> balance 9499 */
 	snap.fills = 1;
 	snap.fill_cash = -500;
@@ -278,6 +281,8 @@ Test(rules, torn_money_snapshot_is_not_judged)
 	only(BK_RULE_INVARIANT);
 	snap.heartbeat_ns = now;
 	snap.balance = 100;
+	snap.opening_seq = 1;
+	snap.opening_base = 100;
 	snap.fills = 1;
 	eval_at(now);
 	snap.balance = 1e6;
@@ -345,26 +350,171 @@ Test(rules, per_strategy_override)
 	cr_assert_eq(bk_rules_for(&cfg, "cold"), cfg.dflt);
 }
 
-Test(rules, opening_balance_and_engine_restart_rebase)
+/* issue 12.3: the base is the engine's statement, never a tick's timing */
+Test(rules, opening_balance_is_a_statement_not_a_tick)
 {
 	only(BK_RULE_INVARIANT);
 	snap.heartbeat_ns = now;
-	eval_at(now);       /* engine beats before posting its balance */
-	snap.balance = 1e6; /* opening balance: no fill yet */
-	cr_assert_eq(trips(eval_at(now + MS)), 0,
-	             "an opening balance is not a violation");
-	snap.fills = 3;
-	snap.fill_cash = -100;
-	snap.balance = 1e6 - 100;
-	cr_assert_eq(trips(eval_at(now + 2 * MS)), 0);
-	/* the engine restarts: its counters begin again from zero */
-	snap.fills = 0;
-	snap.fill_cash = 0;
-	snap.balance = 5e5;
-	cr_assert_eq(trips(eval_at(now + 3 * MS)), 0, "a restart takes a new base");
+	cr_assert_eq(trips(eval_at(now)), 0, "engine beats, nothing posted yet");
+	/* opening balance and the first fill land within the same tick */
+	snap.opening_seq = 1;
+	snap.opening_base = 1e6; /* stated before the fill */
+	snap.opening_fills = 0;
 	snap.fills = 1;
-	snap.balance = 5e5 + 1;
-	cr_assert_eq(trips(eval_at(now + 4 * MS)), 1, "and checks from it");
+	snap.fill_cash = -100;
+	snap.fees = 0.5;
+	snap.balance = 1e6 - 100.5;
+	cr_assert_eq(trips(eval_at(now + MS)), 0, "%s", v[0].evidence);
+	/* a new trading day: a new statement with fills already counted */
+	snap.opening_seq = 2;
+	snap.opening_base = 5e5 - (-100 - 0.5);
+	snap.balance = 5e5;
+	cr_assert_eq(trips(eval_at(now + 2 * MS)), 0, "a new statement, a new base");
+	snap.balance = 5e5 - 75; /* an unexplained debit */
+	cr_assert_eq(trips(eval_at(now + 3 * MS)), 1);
+	cr_assert(strstr(v[0].evidence, "opening statement #2"), "%s", v[0].evidence);
+	cr_assert(strstr(v[0].evidence, "unexplained 75.0000"), "%s", v[0].evidence);
+}
+
+Test(rules, unstated_opening_balance_is_zero)
+{
+	only(BK_RULE_INVARIANT);
+	snap.heartbeat_ns = now;
+	snap.fills = 1;
+	snap.fill_cash = -10;
+	snap.balance = 1e6 - 10; /* never stated: not silently taken as a base */
+	cr_assert_eq(trips(eval_at(now)), 1);
+	cr_assert(strstr(v[0].evidence, "no opening balance stated"), "%s",
+	          v[0].evidence);
+}
+
+/* issue 12.2: a forced resume leaves the rule armed */
+Test(rules, forced_resume_rearms_on_worsening)
+{
+	struct bk_rule_cfg *r = only(BK_RULE_INVARIANT);
+
+	r->rearm_ms = 0; /* only worsening */
+	snap.opening_seq = 1;
+	snap.opening_base = 1000;
+	snap.balance = 925; /* 75 gone */
+	cr_assert_eq(trips(eval_at(now)), 1);
+	bk_rules_rearm(&ev, BK_RULE_INVARIANT, now + MS);
+	cr_assert(ev.forced[BK_RULE_INVARIANT]);
+	cr_assert_eq(trips(eval_at(now + 2 * MS)), 0, "as bad as at the force");
+	snap.balance = 850; /* a second 75 debit */
+	cr_assert_eq(trips(eval_at(now + 3 * MS)), 1, "worse than at the force: trips");
+	cr_assert_eq(trips(eval_at(now + 4 * MS)), 0, "once");
+}
+
+Test(rules, forced_resume_rearms_after_grace)
+{
+	struct bk_rule_cfg *r = only(BK_RULE_DRAWDOWN);
+
+	r->max = 100;
+	r->rearm_ms = 50;
+	snap.pnl = 1000;
+	eval_at(now);
+	snap.pnl = 800;
+	cr_assert_eq(trips(eval_at(now + MS)), 1);
+	bk_rules_rearm(&ev, BK_RULE_DRAWDOWN, now + MS);
+	snap.pnl = 810; /* better, still violated */
+	cr_assert_eq(trips(eval_at(now + 20 * MS)), 0);
+	cr_assert_eq(trips(eval_at(now + 51 * MS)), 1, "still violated after the grace");
+	/* healed, then a fresh breach trips as ever */
+	bk_rules_rearm(&ev, BK_RULE_DRAWDOWN, now + 52 * MS);
+	snap.pnl = 1000;
+	cr_assert_eq(trips(eval_at(now + 53 * MS)), 0);
+	cr_assert(!ev.forced[BK_RULE_DRAWDOWN], "holding again clears the re-arm");
+	snap.pnl = 850;
+	cr_assert_eq(trips(eval_at(now + 54 * MS)), 1);
+}
+
+Test(rules, rebase_resets_peak_and_balance_base)
+{
+	struct bk_rule_cfg *r = only(BK_RULE_DRAWDOWN);
+	double old, cur;
+
+	r->max = 100;
+	snap.pnl = 1000;
+	eval_at(now);
+	snap.pnl = 500;
+	cr_assert_eq(trips(eval_at(now + MS)), 1);
+	cr_assert_eq(bk_rules_rebase(&ev, BK_RULE_DRAWDOWN, &snap, &old, &cur), 0);
+	cr_assert_float_eq(old, 1000, 1e-9);
+	cr_assert_float_eq(cur, 500, 1e-9);
+	cr_assert(ev.violating[BK_RULE_DRAWDOWN], "nothing changes before set");
+	bk_rules_rebase_set(&ev, BK_RULE_DRAWDOWN, cur, snap.opening_seq);
+	cr_assert_eq(trips(eval_at(now + 2 * MS)), 0);
+	cr_assert(!ev.violating[BK_RULE_DRAWDOWN]);
+	snap.pnl = 399; /* 101 below the new peak */
+	cr_assert_eq(trips(eval_at(now + 3 * MS)), 1, "armed from the new peak");
+
+	r = only(BK_RULE_INVARIANT);
+	snap.fill_cash = -10;
+	snap.balance = 700; /* unstated: 710 unexplained */
+	cr_assert_eq(trips(eval_at(now + 4 * MS)), 1);
+	cr_assert_eq(bk_rules_rebase(&ev, BK_RULE_INVARIANT, &snap, &old, &cur), 0);
+	cr_assert_float_eq(cur, 710, 1e-9);
+	bk_rules_rebase_set(&ev, BK_RULE_INVARIANT, cur, snap.opening_seq);
+	cr_assert_eq(trips(eval_at(now + 5 * MS)), 0);
+	snap.balance = 650;
+	cr_assert_eq(trips(eval_at(now + 6 * MS)), 1);
+	cr_assert(strstr(v[0].evidence, "rebased by an operator"), "%s", v[0].evidence);
+	cr_assert_eq(bk_rules_rebase(&ev, BK_RULE_EXPOSURE, &snap, &old, &cur), -EINVAL);
+}
+
+/* a rebase replayed at boot holds over the engine's older statement, not a newer one */
+Test(rules, replayed_rebase_yields_only_to_a_newer_statement)
+{
+	only(BK_RULE_INVARIANT);
+	snap.opening_seq = 1;
+	snap.opening_base = 1000; /* the engine's statement, still in the slot */
+	snap.balance = 900;
+	bk_rules_rebase_set(&ev, BK_RULE_INVARIANT, 900, 1); /* replayed record */
+	cr_assert_eq(trips(eval_at(now)), 0, "the rebase, not statement #1");
+	snap.opening_seq = 2; /* a new trading day */
+	snap.opening_base = 500;
+	snap.balance = 500;
+	cr_assert_eq(trips(eval_at(now + MS)), 0);
+	cr_assert_float_eq(ev.base_balance, 500, 1e-9);
+	cr_assert(!ev.base_by_rebase);
+}
+
+/* issue 12.5: warnings and evidence in one unit, naming the limit in force */
+Test(rules, drawdown_measured_in_money_names_its_limit)
+{
+	struct bk_rule_cfg *r = only(BK_RULE_DRAWDOWN);
+	int n;
+
+	r->max = 25000;
+	r->max_pct = 0.20;
+	snap.pnl = 2500;
+	eval_at(now);
+	snap.pnl = 2500 - 400; /* 400 of the 500 pct limit: 80% */
+	n = eval_at(now + MS);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(v[0].kind, BK_V_WARN);
+	cr_assert_float_eq(v[0].measured, 400, 1e-9);
+	cr_assert_float_eq(v[0].threshold, 500, 1e-9);
+	cr_assert_float_eq(v[0].util, 0.8, 1e-9);
+	cr_assert_float_eq(ev.threshold[BK_RULE_DRAWDOWN], 500, 1e-9);
+	snap.pnl = 2500 - 544;
+	cr_assert_eq(trips(eval_at(now + 2 * MS)), 1);
+	cr_assert_float_eq(v[0].measured, 544, 1e-9);
+	cr_assert(strstr(v[0].evidence, "drawdown 544.00 against the pct limit 500.00"),
+	          "%s", v[0].evidence);
+	/* a big peak: the absolute limit is the tighter one */
+	setup();
+	r = only(BK_RULE_DRAWDOWN);
+	r->max = 25000;
+	r->max_pct = 0.20;
+	snap.pnl = 1e6;
+	eval_at(now);
+	snap.pnl = 1e6 - 30000;
+	cr_assert_eq(trips(eval_at(now + MS)), 1);
+	cr_assert_float_eq(v[0].threshold, 25000, 1e-9);
+	cr_assert(strstr(v[0].evidence, "against the absolute limit 25000.00"), "%s",
+	          v[0].evidence);
 }
 
 Test(rules, drawdown_with_only_a_percent_limit)

@@ -63,6 +63,7 @@ static const struct option resume_opts[] = {OPT_COMMON, OPT("strategy", O_STRATE
 	OPT("reason-code", O_REASON_CODE), OPT("to", O_TO), OPT("reason", O_REASON),
 	FLAG("force", O_FORCE), OPT_END};
 static const struct option plain_opts[] = {OPT_COMMON, OPT_END};
+static const struct option rules_opts[] = {OPT_COMMON, OPT("reason", O_REASON), OPT_END};
 static const struct option register_opts[] = {OPT_COMMON, OPT("telemetry", O_TELEMETRY),
 					      OPT_END};
 static const struct option reconcile_opts[] = {OPT_COMMON, OPT("as-of-fills", O_AS_OF_FILLS),
@@ -105,14 +106,18 @@ static const struct {
      "--to must be less restrictive than the scope's mode now ('breaker status')"},
     {BREAKER__STATUS__ERR_AMBIGUOUS,
      "several latches hold this scope: name one with --reason-code "
-     "('breaker status' lists them), or --force to release them all"},
+     "('breaker status' lists them), or --force to lower every latch together by one "
+     "stage (add --to active to release them all at once)"},
     {BREAKER__STATUS__ERR_UNAUTHORISED,
      "who may trip, kill, resume and force is set in breakerd's config: [auth] "
      "for local users, [tls] roles for certificates (docs/security.md); the "
      "refusal is in the audit log"},
     {BREAKER__STATUS__ERR_CONDITION_HOLDS,
-     "the rule that set this latch still fails: 'breaker status' shows its "
-     "utilisation; fix the cause, or --force (audited as forced)"},
+     "the rule that set this latch still fails, or (reject_rate, to active) has "
+     "too few fresh orders to show it holds: 'breaker status' shows its "
+     "utilisation; fix the cause, probe with --to reduce-only/cautious, 'breaker "
+     "rules rebase' a drawdown or balance base, or --force (audited as forced; "
+     "the rule stays armed)"},
     {BREAKER__STATUS__ERR_REQUEST_ID_REUSED,
      "nothing was applied: that request id belongs to another command; run it "
      "again without BREAKER_REQUEST_ID (a fresh id)"},
@@ -488,8 +493,15 @@ static const struct cmd cmds[] = {
      "                   'breaker status' lists them)\n"
      "  --to MODE        reduce-only, cautious or active (default: the next stage)\n"
      "  --reason TEXT    why, for the audit log (required)\n"
-     "  --force          skip stages, release every latch, or resume while an\n"
-     "                   invariant still fails; audited as forced\n"
+     "  --force          audited as forced; it lets a resume (each alone or together):\n"
+     "                   - skip stages, with --to (else it goes one stage);\n"
+     "                   - act on every latch at once when several hold and no\n"
+     "                     --reason-code is given: each is lowered to one stage\n"
+     "                     below the scope's mode, or to --to (--to active\n"
+     "                     releases them all);\n"
+     "                   - go ahead while a rule still fails: the rule stays\n"
+     "                     armed and trips again if it gets worse, or after its\n"
+     "                     rearm_ms if still failing\n"
      "  --json           print breakerd's reply as one JSON object\n"
      "\n"
      "example: breaker resume --strategy momo-eu-1 --reason-code manual_halt \\\n"
@@ -531,6 +543,23 @@ static const struct cmd cmds[] = {
      "  --json            print breakerd's reply as one JSON object\n"
      "\n"
      "example: breaker reconcile momo-eu-1=-1250000 arb-us-2=0 --as-of-fills 4711\n",
+     EXITS_CHANGE, false},
+    {"rules", cmd_rules, rules_opts, 3, 3, "rebase <strategy> <rule>",
+     "rebase <strategy> drawdown|invariant --reason TEXT [--json]",
+     "give a level rule a new base (drawdown peak, balance base)",
+     "rebase: an operator's audited new base for a level rule of one strategy:\n"
+     "  drawdown   the peak PnL becomes the current PnL\n"
+     "  invariant  the balance base becomes the current balance less fill cash\n"
+     "             plus fees (as if the engine stated its opening balance now)\n"
+     "Use it at the start of a trading day, or after an investigated loss, instead\n"
+     "of forcing a resume past a violated rule: the rule is judged from the new\n"
+     "base at once. Latches are not touched (resume releases them). Restricted\n"
+     "like a forced resume ([auth] resume and force); audited; replayed at boot.\n"
+     "\n"
+     "  --reason TEXT  why, for the audit log (required)\n"
+     "  --json         print breakerd's reply as one JSON object\n"
+     "\n"
+     "example: breaker rules rebase momo-eu-1 drawdown --reason \"new trading day\"\n",
      EXITS_CHANGE, false},
     {"status", cmd_status, plain_opts, 0, 0, NULL, "[--json]",
      "global mode, tripped strategies, rule warnings, engine acks",

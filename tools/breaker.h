@@ -89,6 +89,7 @@ int cmd_kill(struct cli *c, const struct cli_args *a);
 int cmd_resume(struct cli *c, const struct cli_args *a);
 int cmd_register(struct cli *c, const struct cli_args *a);
 int cmd_reconcile(struct cli *c, const struct cli_args *a);
+int cmd_rules(struct cli *c, const struct cli_args *a);
 
 /* breaker_show.c */
 int cmd_status(struct cli *c, const struct cli_args *a);

@@ -147,11 +147,15 @@ static void put_change(FILE *f, const Breaker__AuditRecord *rec)
 	if (!rec->has_reason_code)
 		cols = fprintf(f, "-");
 	else if (rec->reason_code == BREAKER__REASON_CODE__REASON_NONE && rec->forced)
-		cols = fprintf(f, "all-latches");
+		cols = fprintf(f, "every-latch"); /* each lowered to latch_mode */
 	else
 		cols = fprintf(f, "%s", reason_name(rec->reason_code));
-	/* the latch's own mode, when it is not the scope's */
-	if (rec->has_latch_mode && (!rec->has_to_mode || rec->latch_mode != rec->to_mode))
+	/* the latch's own mode, when it is not the scope's (always for every-latch) */
+	if (rec->has_latch_mode && rec->has_reason_code && !rec->reason_code &&
+	    rec->forced)
+		cols += fprintf(f, "(each to %s)", mode_name(rec->latch_mode));
+	else if (rec->has_latch_mode &&
+	         (!rec->has_to_mode || rec->latch_mode != rec->to_mode))
 		cols += fprintf(f, "(latch %s)", mode_name(rec->latch_mode));
 	put_pad(f, cols, 20);
 }
@@ -207,7 +211,10 @@ static void put_why(FILE *f, const Breaker__AuditRecord *rec)
 		fputs(" why=", f);
 		json_str(f, rec->refusal);
 	}
-	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__RESUME_PROPOSED && rec->evidence) {
+	if ((rec->kind == BREAKER__AUDIT_RECORD__KIND__RESUME_PROPOSED ||
+	     rec->kind == BREAKER__AUDIT_RECORD__KIND__RESUME ||
+	     rec->kind == BREAKER__AUDIT_RECORD__KIND__REBASE) &&
+	    rec->evidence) {
 		fputs(" note=", f);
 		json_str(f, rec->evidence);
 	}

@@ -601,3 +601,45 @@ int cmd_reconcile(struct cli *c, const struct cli_args *a)
 	}
 	return send_reconcile(c, a, &rc);
 }
+
+/* ---- rules rebase ------------------------------------------------------- */
+
+int cmd_rules(struct cli *c, const struct cli_args *a)
+{
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__Rebase rb = BREAKER__REBASE__INIT;
+	Breaker__Reply *r;
+	int rv;
+
+	if (strcmp(a->pos[0], "rebase") != 0)
+		return cli_usage_error(a->cmd, "unknown rules action '%s' (rebase)",
+		                       a->pos[0]);
+	if ((rv = cli_config(c)) || (rv = check_strategy(a->cmd, a->pos[1])) ||
+	    (rv = check_reason(c, a->cmd, a->reason, true)))
+		return rv;
+	if (strcmp(a->pos[2], "drawdown") != 0 && strcmp(a->pos[2], "invariant") != 0)
+		return cli_usage_error(a->cmd,
+		                       "rule '%s' has no base: drawdown (its peak) or "
+		                       "invariant (the balance base)",
+		                       a->pos[2]);
+	rb.strategy = a->pos[1];
+	rb.rule = a->pos[2];
+	rb.reason = a->reason;
+	req.cmd_case = BREAKER__REQUEST__CMD_REBASE;
+	req.rebase = &rb;
+	if ((rv = cli_call(c, a->cmd, &req, &r, true)))
+		return rv;
+	if (a->json)
+		json_reply(stdout, r);
+	if (r->status != BREAKER__STATUS__OK) {
+		rv = cli_refused(r);
+	} else if (!a->json) {
+		printf("rebased rule %s of ", a->pos[2]);
+		put_scope(stdout, a->pos[1]);
+		fputs(" (old and new base in its audit record; latches untouched)",
+		      stdout);
+		put_seq(stdout, r);
+	}
+	breaker__reply__free_unpacked(r, NULL);
+	return rv;
+}

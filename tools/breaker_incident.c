@@ -521,7 +521,7 @@ static void md_row(struct inc *x, const Breaker__AuditRecord *rec)
 		printf(" | | ");
 	if (rec->has_reason_code &&
 	    rec->reason_code == BREAKER__REASON_CODE__REASON_NONE && rec->forced)
-		fputs("all latches", stdout);
+		fputs("every latch", stdout);
 	else if (rec->has_reason_code)
 		fputs(reason_name(rec->reason_code), stdout);
 	fputs(" | ", stdout);

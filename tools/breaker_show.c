@@ -100,6 +100,15 @@ static void put_warning(FILE *f, const Breaker__RuleState *w)
 	        w->has_threshold ? fmt_num(t, w->threshold) : "?");
 	if (w->has_violated && w->violated)
 		fputs(" VIOLATED", f);
+	/* forced past while violated: it is not blind, say when it trips */
+	if (w->has_rearmed && w->rearmed) {
+		fprintf(f, " (forced resume: re-armed, trips again above %s",
+		        w->has_rearm_util ? fmt_pct(u, w->rearm_util) : "?%");
+		if (w->has_rearm_in_ms)
+			fprintf(f, " or in %" PRIu64 " ms if still violated",
+			        w->rearm_in_ms);
+		fputc(')', f);
+	}
 	fputc('\n', f);
 }
 

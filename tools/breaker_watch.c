@@ -89,7 +89,7 @@ static void put_event_change(FILE *f, const Breaker__Event *ev)
 	    (ev->reason_code == BREAKER__REASON_CODE__REASON_NONE && !ev->forced))
 		cols = fprintf(f, "-");
 	else if (ev->reason_code == BREAKER__REASON_CODE__REASON_NONE)
-		cols = fprintf(f, "all-latches");
+		cols = fprintf(f, "every-latch");
 	else
 		cols = fprintf(f, "%s", reason_name(ev->reason_code));
 	put_pad(f, cols, 20);

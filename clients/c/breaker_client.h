@@ -358,17 +358,19 @@ struct bk_tel_slot {
 	BK_ATOMIC(uint32_t) ack_seq;      /* 32: change_seq the engine has acted on */
 	BK_ATOMIC(uint32_t) pid;          /* 36: the writing engine */
 	BK_ATOMIC(uint64_t) ack_ns;       /* 40: CLOCK_MONOTONIC of that ack */
-	uint64_t reserved0[2];            /* 48 */
+	/* the opening-balance statement, written under gseq with the money */
+	BK_ATOMIC(uint64_t) opening_base;  /* 48: f64, balance - (fill_cash - fees) */
+	BK_ATOMIC(uint64_t) opening_fills; /* 56: fill count at the statement */
 	/* line 1: money, under gseq */
-	BK_ATOMIC(uint32_t) gseq;      /* 64: seqlock; odd while writing */
-	uint32_t reserved1;            /* 68 */
-	BK_ATOMIC(uint64_t) fills;     /* 72: fill count */
-	BK_ATOMIC(uint64_t) fill_cash; /* 80: f64, cumulative signed cash from fills */
-	BK_ATOMIC(uint64_t) fees;      /* 88: f64, cumulative fees paid */
-	BK_ATOMIC(uint64_t) balance;   /* 96: f64, cash balance */
-	BK_ATOMIC(uint64_t) position;  /* 104: f64, net position, notional */
-	BK_ATOMIC(uint64_t) gross;     /* 112: f64, gross exposure, notional */
-	BK_ATOMIC(uint64_t) pnl;       /* 120: f64, realized + unrealized */
+	BK_ATOMIC(uint32_t) gseq;        /* 64: seqlock; odd while writing */
+	BK_ATOMIC(uint32_t) opening_seq; /* 68: statements made; 0 = never */
+	BK_ATOMIC(uint64_t) fills;       /* 72: fill count */
+	BK_ATOMIC(uint64_t) fill_cash;   /* 80: f64, cumulative signed cash from fills */
+	BK_ATOMIC(uint64_t) fees;        /* 88: f64, cumulative fees paid */
+	BK_ATOMIC(uint64_t) balance;     /* 96: f64, cash balance */
+	BK_ATOMIC(uint64_t) position;    /* 104: f64, net position, notional */
+	BK_ATOMIC(uint64_t) gross;       /* 112: f64, gross exposure, notional */
+	BK_ATOMIC(uint64_t) pnl;         /* 120: f64, realized + unrealized */
 };
 
 struct bk_tel_header {
@@ -565,12 +567,46 @@ static inline void bk_report_marks(struct bk_tel_client *t, int slot, double pos
 	bk_tel_wend(s);
 }
 
-/* Opening balance (before any fill): sets the base balance conservation checks. */
+/*
+ * The opening balance (start of the engine, start of a trading day): from
+ * here on, balance conservation expects balance == this balance plus fill
+ * cash minus fees reported after this call. Published with the balance word
+ * under the seqlock, with the fill count and cash folded in here, so the
+ * daemon takes the base from this statement however many fills follow
+ * before its next tick. Each call is a new statement (opening_seq + 1).
+ */
+static inline void bk_report_opening_balance(struct bk_tel_client *t, int slot,
+                                             double balance)
+{
+	struct bk_tel_slot *s = bk_tel_slot_at(t, slot);
+	double cash, fees;
+	if (!s)
+		return;
+	cash = bk_u2f(BK_LOAD_RLX(&s->fill_cash));
+	fees = bk_u2f(BK_LOAD_RLX(&s->fees));
+	bk_tel_wbegin(s);
+	BK_STORE_RLX(&s->balance, bk_f2u(balance));
+	BK_STORE_RLX(&s->opening_base, bk_f2u(balance - (cash - fees)));
+	BK_STORE_RLX(&s->opening_fills, BK_LOAD_RLX(&s->fills));
+	BK_STORE_RLX(&s->opening_seq, BK_LOAD_RLX(&s->opening_seq) + 1);
+	bk_tel_wend(s);
+}
+
+/*
+ * The cash balance alone. Before the slot's first fill it is the opening
+ * balance (a statement, as bk_report_opening_balance); after it, only the
+ * balance word moves, and conservation judges it: a balance correction
+ * from the venue mid-day is not a new base (state one explicitly).
+ */
 static inline void bk_report_balance(struct bk_tel_client *t, int slot, double balance)
 {
 	struct bk_tel_slot *s = bk_tel_slot_at(t, slot);
 	if (!s)
 		return;
+	if (BK_LOAD_RLX(&s->fills) == 0) {
+		bk_report_opening_balance(t, slot, balance);
+		return;
+	}
 	bk_tel_wbegin(s);
 	BK_STORE_RLX(&s->balance, bk_f2u(balance));
 	bk_tel_wend(s);

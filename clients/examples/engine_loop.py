@@ -192,7 +192,7 @@ def run(c: bk.Client, tel: bk.Telemetry, slot: int, seconds: float, iterations: 
         # carries on from its balance, so balance conservation still holds
         e.balance = prev.balance
     else:
-        tel.balance(slot, e.balance)  # the opening balance, before any fill
+        tel.opening_balance(slot, e.balance)  # the base of balance conservation
     acked: int | None = None
     last: bk.Mode | None = None
     last_dead = False

@@ -61,8 +61,12 @@ FIELDS: Final[dict[str, Field]] = {
     "slot.ack_seq": Field(32, 4, "I"),
     "slot.pid": Field(36, 4, "I"),
     "slot.ack_ns": Field(40, 8, "Q"),
+    # the opening-balance statement, written under gseq with the money words
+    "slot.opening_base": Field(48, 8, "d"),
+    "slot.opening_fills": Field(56, 8, "Q"),
     # line 1: money words, published together under the seqlock gseq
     "slot.gseq": Field(64, 4, "I"),
+    "slot.opening_seq": Field(68, 4, "I"),
     "slot.fills": Field(72, 8, "Q"),
     "slot.fill_cash": Field(80, 8, "d"),
     "slot.fees": Field(88, 8, "d"),

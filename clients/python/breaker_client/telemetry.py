@@ -117,6 +117,8 @@ _ACK_SEQ, _PID, _GSEQ = _w("slot.ack_seq"), _w("slot.pid"), _w("slot.gseq")
 _FILLS, _FILL_CASH, _FEES = _w("slot.fills"), _w("slot.fill_cash"), _w("slot.fees")
 _BALANCE, _POSITION = _w("slot.balance"), _w("slot.position")
 _GROSS, _PNL = _w("slot.gross"), _w("slot.pnl")
+_OPEN_BASE, _OPEN_FILLS = _w("slot.opening_base"), _w("slot.opening_fills")
+_OPEN_SEQ = _w("slot.opening_seq")
 
 # The money blocks, each contiguous: (byte offset in the slot, native struct)
 _FILL_OFF, _FILL_BLOCK = _F["slot.fills"].offset, struct.Struct("Qdddd")  # fills .. position
@@ -162,6 +164,9 @@ class TelemetrySlot:
     position: float
     gross: float
     pnl: float
+    opening_base: float = 0.0  # the opening-balance statement (under gseq)
+    opening_fills: int = 0
+    opening_seq: int = 0
 
 
 def attach_telemetry(instance: str = "default") -> Telemetry:
@@ -384,12 +389,44 @@ class Telemetry:
             raise _bad_slot(slot)
         self._publish(slot, _MARKS_OFF, _MARKS_BLOCK.pack(float(position), float(gross), float(pnl)))
 
-    def balance(self, slot: int, balance: float) -> None:
-        """The cash balance (bk_report_balance): report the opening balance
-        before any fill; the daemon takes it as the base of balance
-        conservation."""
+    def opening_balance(self, slot: int, balance: float) -> None:
+        """The opening balance (bk_report_opening_balance): start of the
+        engine or of a trading day. From here on balance conservation expects
+        balance == this balance + fill cash - fees reported after this call.
+        The statement (balance - (fill_cash - fees) now, the fill count, and
+        opening_seq + 1) is published with the balance under gseq, so the
+        daemon takes the base from it however many fills follow before its
+        next tick."""
         if not 0 <= slot < _NSLOTS:
             raise _bad_slot(slot)
+        balance = float(balance)
+        q, d, i = self._q, self._d, self._i
+        w = _W8_BASE + _W8_STRIDE * slot
+        h = _W4_BASE + _W4_STRIDE * slot
+        base = balance - (d[w + _FILL_CASH] - d[w + _FEES])
+        fills = q[w + _FILLS]
+        g = h + _GSEQ
+        cur = i[g]
+        odd = (cur + 1 + (cur & 1)) & _MASK32
+        try:
+            i[g] = odd
+            d[w + _OPEN_BASE] = base
+            q[w + _OPEN_FILLS] = fills
+            d[w + _BALANCE] = balance
+            i[h + _OPEN_SEQ] = (i[h + _OPEN_SEQ] + 1) & _MASK32
+        finally:
+            i[g] = (odd + 1) & _MASK32
+
+    def balance(self, slot: int, balance: float) -> None:
+        """The cash balance alone (bk_report_balance). Before the slot's
+        first fill it is the opening balance (a statement, as
+        opening_balance()); after it only the balance word moves, and
+        conservation judges it: a mid-day correction is not a new base."""
+        if not 0 <= slot < _NSLOTS:
+            raise _bad_slot(slot)
+        if self._q[_W8_BASE + _W8_STRIDE * slot + _FILLS] == 0:
+            self.opening_balance(slot, balance)
+            return
         self._publish(slot, _BAL_OFF, _BAL_BLOCK.pack(float(balance)))
 
     # -- reading back, for tools and tests ---------------------------------
@@ -407,7 +444,8 @@ class Telemetry:
             g = i[h + _GSEQ]
             if not g & 1:
                 money = (q[w + _FILLS], d[w + _FILL_CASH], d[w + _FEES], d[w + _BALANCE],
-                         d[w + _POSITION], d[w + _GROSS], d[w + _PNL])
+                         d[w + _POSITION], d[w + _GROSS], d[w + _PNL], d[w + _OPEN_BASE],
+                         q[w + _OPEN_FILLS], i[h + _OPEN_SEQ])
                 if g == i[h + _GSEQ]:
                     break
             spins += 1

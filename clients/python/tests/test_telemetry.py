@@ -135,7 +135,7 @@ class Writes(unittest.TestCase):
                  lambda s: self.t.report_cancel(s), lambda s: self.t.heartbeat(s),
                  lambda s: self.t.ack(s, 1), lambda s: self.t.fill(s, 1, 0, 1, 1),
                  lambda s: self.t.marks(s, 1, 1, 1), lambda s: self.t.balance(s, 1),
-                 lambda s: self.t.read(s))
+                 lambda s: self.t.opening_balance(s, 1), lambda s: self.t.read(s))
         before = bytes(self.f.mm)
         for slot in (-1, L.MAX_STRATEGIES, 10**6):
             for call in calls:
@@ -174,6 +174,26 @@ class Writes(unittest.TestCase):
         self.assertNotEqual(self.f.get("slot.ack_ns", 4), 1, "nothing written on a bad seq")
         self.assertEqual(self.f.get("slot.pid", 4), 0, "ack does not claim the slot")
         self.others_untouched(4)
+
+    def test_opening_balance_is_a_statement(self) -> None:
+        # issue 12.3: the base folds in the slot's own fill cash and fees, with a sequence
+        s = 8
+        self.t.balance(s, 1000.0)  # before any fill: a statement too
+        got = self.f.slot(s)
+        self.assertEqual((got["opening_seq"], got["opening_base"], got["opening_fills"]), (1, 1000.0, 0))
+        self.t.fill(s, -100.0, 0.5, 899.5, 100.0)
+        self.t.balance(s, 899.0)  # after a fill: only the balance word moves
+        got = self.f.slot(s)
+        self.assertEqual((got["opening_seq"], got["balance"]), (1, 899.0), "not a new base")
+        self.t.opening_balance(s, 5000.0)  # a new trading day
+        got = self.f.slot(s)
+        self.assertEqual((got["opening_seq"], got["opening_fills"], got["balance"]), (2, 1, 5000.0))
+        self.assertEqual(got["opening_base"], 5000.0 - (-100.0 - 0.5))
+        self.assertEqual(got["gseq"], 8, "each under the seqlock: 4 updates")
+        self.assertEqual(self.t.read(s).opening_seq, 2)
+        with self.assertRaises(IndexError):
+            self.t.opening_balance(L.MAX_STRATEGIES, 1.0)
+        self.others_untouched(s)
 
     def test_money_words_under_the_seqlock(self) -> None:
         s = 5
@@ -234,7 +254,7 @@ class Writes(unittest.TestCase):
         self.t._mm = Exploding()  # type: ignore[assignment]
         try:
             with self.assertRaises(Boom):
-                self.t.balance(3, 5.0)
+                self.t.marks(3, 5.0, 5.0, 5.0)
         finally:
             self.t._mm = real
         self.assertEqual(self.f.get("slot.gseq", 3), 2)
@@ -429,10 +449,12 @@ class LiveTelemetry(unittest.TestCase):
             a: {"orders": 2**40 + 12345, "rejects": 7, "cancels": 3, "heartbeat_ns": hb,
                 "ack_seq": 0xFFFFFFFF, "pid": os.getpid(), "ack_ns": 2**63 + 5, "gseq": 8, "fills": 2,
                 "fill_cash": -1000.25 + 500.125, "fees": 2.5 + 0.1, "balance": 100000 - 1000.25 - 2.5 + 500.125 - 0.1,
-                "position": -0.0, "gross": 5e-324, "pnl": 0.1},
+                "position": -0.0, "gross": 5e-324, "pnl": 0.1,
+                "opening_base": 100000.0, "opening_fills": 0, "opening_seq": 1},
             b: {"orders": 3, "rejects": 0, "cancels": 2**33, "heartbeat_ns": hb + 1, "ack_seq": 1,
                 "pid": os.getpid(), "ack_ns": 9, "gseq": 2, "fills": 0, "fill_cash": 0.0, "fees": 0.0,
-                "balance": 0.0, "position": 12.5, "gross": 2.0**53 + 2, "pnl": math.nan},
+                "balance": 0.0, "position": 12.5, "gross": 2.0**53 + 2, "pnl": math.nan,
+                "opening_base": 0.0, "opening_fills": 0, "opening_seq": 0},
         }
         t = self.t
         t.heartbeat(a, hb)
