@@ -255,7 +255,7 @@ static void put_event_short(FILE *f, const Breaker__Event *ev)
 	           (ev->reason_code != BREAKER__REASON_CODE__REASON_NONE || ev->forced)) {
 		fprintf(m, " %s",
 		        ev->reason_code == BREAKER__REASON_CODE__REASON_NONE
-		            ? "all-latches"
+		            ? "every-latch"
 		            : reason_name(ev->reason_code));
 	}
 	fputc('\0', m);
