@@ -255,8 +255,8 @@ Test(drills, emergency_stop_and_staged_resume, .timeout = 60)
 /* ---- lost fills -> reconciliation break -> global halt -> reconcile -> resume --- */
 
 /*
- * The reconciler posts each strategy every second, as of a point 5-20 ms old
- * (a drop copy's lag; breakerd keeps 32 (fills, position) points per
+ * The reconciler posts each strategy every second, as of a point 20-150 ms
+ * old (a drop copy's lag; breakerd keeps 256 (fills, position) points per
  * strategy, so a lag of more fills than that is "unknown" and never trips).
  * alpha's drop copy goes silent: the venue fills, alpha never hears of it.
  */
@@ -277,8 +277,8 @@ Test(drills, lost_fills_reconciliation_break, .timeout = 90)
 	                              .e = {&a, &b},
 	                              .n = 2,
 	                              .period_ms = 1000,
-	                              .lag_min = 5,
-	                              .lag_max = 20};
+	                              .lag_min = 20,
+	                              .lag_max = 150};
 	drill_reconciler_start(&r);
 	for (int i = 0; i < 600 && atomic_load(&r.ok) < 4; i++)
 		ms_sleep(10);
@@ -438,8 +438,8 @@ Test(drills, false_trip_soak, .timeout = 1800)
 	                              .e = {&e[0], &e[1], &e[2]},
 	                              .n = 3,
 	                              .period_ms = 1000,
-	                              .lag_min = 5,
-	                              .lag_max = 20};
+	                              .lag_min = 20,
+	                              .lag_max = 150};
 	drill_reconciler_start(&r);
 	/* each event at a fraction of the target */
 	while ((f0 = total_fills(e, 3)) < target) {
