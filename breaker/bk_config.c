@@ -871,6 +871,15 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 		err = *v == '/' ? set_str(cfg->state_dir, sizeof(cfg->state_dir), v)
 		                : -EINVAL;
 		c->urls_set |= err ? 0 : 8;
+	} else if (key_is(s, n, "breaker", "daemon_user")) {
+		unsigned ids[BK_AUTH_MAX];
+		int one = 0;
+
+		/* one user, by name or uid */
+		if (!(err = parse_ids(v, ids, &one, false, NULL)) && one != 1)
+			err = -EINVAL;
+		cfg->daemon_uid = err ? cfg->daemon_uid : (uid_t)ids[0];
+		cfg->daemon_uid_set = cfg->daemon_uid_set || !err;
 	} else if (key_is(s, n, "breaker", "realtime_priority")) {
 		if (!(err = parse_u64(v, 0, 99, &x)))
 			cfg->rt_priority = (int)x;

@@ -58,6 +58,10 @@ struct bk_config {
 	char instance[BK_INSTANCE_MAX];
 	char run_dir[PATH_MAX];   /* sockets live here; 0750 */
 	char state_dir[PATH_MAX]; /* audit log, lock, marker */
+	/* [breaker] daemon_user: the uid breakerd runs as, which clients (the
+	 * CLI) require of the server end; unset: see bk_trust_expect() */
+	uid_t daemon_uid;
+	bool daemon_uid_set;
 	char audit_path[PATH_MAX];
 	char cmd_url[BK_URL_MAX]; /* REP: ipc://<run_dir>/<instance>.cmd */
 	char pub_url[BK_URL_MAX]; /* PUB: ipc://<run_dir>/<instance>.pub */
@@ -65,7 +69,7 @@ struct bk_config {
 	char local_url[BK_URL_MAX];
 	char tcp_url[BK_URL_MAX];    /* "" = no TCP listener (default) */
 	uint64_t tick_ns;            /* tick period; default 100 us */
-	uint64_t heartbeat_bound_ns; /* engines fail closed past this; default 5 ms */
+	uint64_t heartbeat_bound_ns; /* engines fail closed past this; default 50 ms */
 	bool busy_poll;      /* the loop spins (a core of its own), never sleeps */
 	int rt_priority;     /* SCHED_FIFO priority of the loop thread; 0 = off */
 	uint32_t max_msg;    /* largest accepted command, bytes */

@@ -1,5 +1,7 @@
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -12,6 +14,7 @@
 
 #include "bk_rpc.h"
 #include "bk_tls.h"
+#include "bk_trust.h"
 
 int bk_rpc_errno(int nng_err)
 {
@@ -85,6 +88,7 @@ int bk_rpc_open(struct bk_rpc *r, const char *url, int timeout_ms)
 	r->open = 0;
 	r->fd = -1;
 	r->timeout_ms = timeout_ms;
+	r->peer = NULL;
 	if (strncmp(url, "unix://", 7) == 0)
 		return open_local(r, url + 7);
 	if ((rv = req_open(r, timeout_ms)) != 0)
@@ -98,12 +102,95 @@ int bk_rpc_open(struct bk_rpc *r, const char *url, int timeout_ms)
 	return 0;
 }
 
+/* What the pipe callback (on an nng thread) and the dialing thread share. */
+struct bk_rpc_peer {
+	struct bk_trust trust;
+	_Atomic uint64_t refused; /* 1 + the uid of the last pipe refused; 0: none */
+};
+
+/*
+ * Before a pipe carries anything: its peer (SO_PEERCRED, through nng) must be
+ * breakerd's uid. The path was checked before dialing; this closes the gap
+ * between that check and the connect.
+ */
+static void peer_check(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct bk_rpc_peer *peer = arg;
+	uint64_t uid = UINT32_MAX; /* unknown: refused too */
+
+	(void)ev;
+	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) == 0 &&
+	    bk_trust_has(&peer->trust, (uid_t)uid))
+		return;
+	atomic_store(&peer->refused, 1 + uid);
+	nng_pipe_close(p);
+}
+
+static int open_ipc_trusted(struct bk_rpc *r, const char *url, int timeout_ms,
+                            const struct bk_trust *t, char *err, size_t errlen)
+{
+	struct bk_rpc_peer *peer = calloc(1, sizeof(*peer));
+	uint64_t refused;
+	int rv;
+
+	if (!peer)
+		return -ENOMEM;
+	peer->trust = *t;
+	r->open = 0;
+	r->fd = -1;
+	r->timeout_ms = timeout_ms;
+	r->peer = peer;
+	if ((rv = req_open(r, timeout_ms)) != 0) {
+		free(peer);
+		r->peer = NULL;
+		return bk_rpc_errno(rv);
+	}
+	r->open = 1;
+	if ((rv = nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_PRE, peer_check, peer)) ||
+	    (rv = nng_dial(r->sock, url, NULL, 0))) {
+		bk_rpc_close(r);
+		return bk_rpc_errno(rv);
+	}
+	/* the callback ran before the dial returned: refused pipes never joined */
+	if ((refused = atomic_load(&peer->refused)) != 0) {
+		snprintf(err, errlen,
+		         "the server at %s runs as uid %llu, not as breakerd's (%s): "
+		         "someone else may be answering in breakerd's place",
+		         url, (unsigned long long)(refused - 1), t->why);
+		bk_rpc_close(r);
+		return -EPERM;
+	}
+	return 0;
+}
+
+int bk_rpc_open_trusted(struct bk_rpc *r, const char *url, int timeout_ms,
+                        const struct bk_trust *t, char *err, size_t errlen)
+{
+	int rv;
+
+	err[0] = '\0';
+	if (strncmp(url, "ipc://", 6) == 0) {
+		if ((rv = bk_trust_server(t, url, -1, err, errlen)) < 0)
+			return rv;
+		return open_ipc_trusted(r, url, timeout_ms, t, err, errlen);
+	}
+	if ((rv = bk_rpc_open(r, url, timeout_ms)) < 0)
+		return rv;
+	if (r->fd >= 0 && (rv = bk_trust_server(t, url, r->fd, err, errlen)) < 0) {
+		bk_rpc_close(r);
+		return rv;
+	}
+	return 0;
+}
+
 void bk_rpc_close(struct bk_rpc *r)
 {
 	if (r->open && r->fd >= 0)
 		close(r->fd);
 	else if (r->open)
-		nng_close(r->sock);
+		nng_close(r->sock); /* waits for its pipe callbacks */
+	free(r->peer);
+	r->peer = NULL;
 	r->open = 0;
 	r->fd = -1;
 }
@@ -250,6 +337,7 @@ int bk_rpc_open_tls(struct bk_rpc *r, const char *url, int timeout_ms,
 	r->open = 0;
 	r->fd = -1;
 	r->timeout_ms = timeout_ms;
+	r->peer = NULL;
 	err[0] = '\0';
 	if (url_host(url, host, sizeof(host)) < 0)
 		return -EINVAL;

@@ -14,16 +14,31 @@
 
 #include "breaker.pb-c.h"
 
+struct bk_rpc_peer;
+
 struct bk_rpc {
 	nng_socket sock;
 	int fd; /* unix://: the seqpacket socket, else -1 */
 	int timeout_ms;
 	int open;
+	struct bk_rpc_peer *peer; /* bk_rpc_open_trusted on ipc://: the pipe check */
 };
 
 /* Dial url (unix://, ipc:// or tcp://). timeout_ms bounds each call. 0 or -errno. */
 int bk_rpc_open(struct bk_rpc *r, const char *url, int timeout_ms);
 void bk_rpc_close(struct bk_rpc *r);
+
+struct bk_trust;
+/*
+ * bk_rpc_open, but first prove the server end is breakerd's (bk_trust.h):
+ * on ipc:// the socket file and its directories before dialing, and every
+ * pipe's peer credentials as nng connects it (a pipe to anyone else is
+ * closed before a byte goes out); on unix:// the peer's credentials once
+ * connected. -EPERM with err saying why, and nothing sent, when it is not;
+ * else as bk_rpc_open.
+ */
+int bk_rpc_open_trusted(struct bk_rpc *r, const char *url, int timeout_ms,
+                        const struct bk_trust *t, char *err, size_t errlen);
 
 /*
  * Send req, wait for the reply. *reply is freed by the caller with

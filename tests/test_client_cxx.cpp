@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -58,6 +59,48 @@ Test(client_cxx, check_and_liveness_from_cpp)
 	bk_read_reason(&c, slot, &r);
 	cr_assert_eq(r.reason_code, 3u);
 	cr_assert_eq(r.actor_uid, 7u);
+	bk_client_detach(&c);
+	munmap(w, BK_SHM_SIZE);
+	shm_unlink((BK_SHM_PREFIX + inst).c_str());
+}
+
+// Issue 11.4: a segment someone else made (no daemon running) is no daemon:
+// attach refuses it, so the engine fails closed. Needs root to chown.
+Test(client_cxx, forged_segment_is_refused_from_cpp)
+{
+	std::string inst = "cxx-forged-" + std::to_string(getpid());
+	bk_shm *w = make_segment(inst);
+	bk_client c;
+	std::string path = "/dev/shm" + (BK_SHM_PREFIX + inst);
+
+	w->heartbeat_ns.store(bk_now_mono_ns(), std::memory_order_release);
+	if (geteuid() != 0)
+		cr_skip("chown needs root");
+	cr_assert_eq(chown(path.c_str(), 65534, 65534), 0);
+	cr_assert_eq(bk_client_attach(&c, inst.c_str()), -EPERM, "owned by uid 65534");
+	cr_assert_eq(chown(path.c_str(), 0, 0), 0);
+	cr_assert_eq(chmod(path.c_str(), 0666), 0);
+	cr_assert_eq(bk_client_attach(&c, inst.c_str()), -EPERM, "writable by others");
+	cr_assert_eq(chmod(path.c_str(), 0644), 0);
+	cr_assert_eq(bk_client_attach(&c, inst.c_str()), 0);
+	bk_client_detach(&c);
+	munmap(w, BK_SHM_SIZE);
+	shm_unlink((BK_SHM_PREFIX + inst).c_str());
+}
+
+// Issue 11.8: a heartbeat further ahead of our clock than the bound is not live.
+Test(client_cxx, heartbeat_from_the_future_is_not_live_from_cpp)
+{
+	std::string inst = "cxx-future-" + std::to_string(getpid());
+	bk_shm *w = make_segment(inst);
+	bk_client c;
+
+	cr_assert_eq(bk_client_attach(&c, inst.c_str()), 0);
+	uint64_t now = bk_now_mono_ns();
+	w->heartbeat_ns.store(now + 5000000000ull, std::memory_order_release);
+	cr_assert_eq(bk_check_live(&c, BK_GLOBAL_ONLY, now, 0), BK_HALTED);
+	w->heartbeat_ns.store(now + 500000, std::memory_order_release); // within 1 ms
+	cr_assert_eq(bk_check_live(&c, BK_GLOBAL_ONLY, now, 0), BK_ACTIVE);
 	bk_client_detach(&c);
 	munmap(w, BK_SHM_SIZE);
 	shm_unlink((BK_SHM_PREFIX + inst).c_str());

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "bk_rpc.h"
+#include "bk_trust.h"
 #include "breaker.h"
 
 /* ---- options ------------------------------------------------------------ */
@@ -291,6 +292,35 @@ static int cli_open_tls(struct cli *c, struct bk_rpc *rpc)
 }
 
 /*
+ * Dial c->url, proving on unix:// and ipc:// that the server end is breakerd's
+ * before anything is sent (bk_trust.h). *distrust is set when it is not; the
+ * reason is printed.
+ */
+static int cli_open(struct cli *c, const char *cmd, struct bk_rpc *rpc, bool *distrust)
+{
+	struct bk_trust t;
+	char err[768] = "";
+	int rv;
+
+	*distrust = false;
+	if (strncmp(c->url, "tls+", 4) == 0)
+		return cli_open_tls(c, rpc);
+	if (strncmp(c->url, "unix://", 7) && strncmp(c->url, "ipc://", 6))
+		return bk_rpc_open(rpc, c->url, c->timeout_ms);
+	if ((rv = bk_trust_expect(&c->cfg, &t, err, sizeof(err))) == 0)
+		rv =
+		    bk_rpc_open_trusted(rpc, c->url, c->timeout_ms, &t, err, sizeof(err));
+	if (rv == -EPERM && err[0]) {
+		*distrust = true;
+		fprintf(stderr,
+		        "breaker %s: refusing to send to %s: %s\n"
+		        "nothing was sent.\n",
+		        cmd, c->url, err);
+	}
+	return rv;
+}
+
+/*
  * One request, one reply. On failure prints what happened and returns
  * BX_UNREACHABLE (or BX_USAGE for a bad URL or config); *reply is then NULL.
  */
@@ -298,6 +328,7 @@ int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,
              Breaker__Reply **reply, bool changes_state)
 {
 	struct bk_rpc rpc;
+	bool distrust = false;
 	int rv;
 
 	*reply = NULL;
@@ -310,15 +341,15 @@ int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,
 	rv = -ECONNREFUSED;
 	if (!c->url_given && changes_state && c->cfg.local_url[0]) {
 		c->url = c->cfg.local_url;
-		rv = bk_rpc_open(&rpc, c->url, c->timeout_ms);
+		rv = cli_open(c, cmd, &rpc, &distrust);
 	}
 	if (rv == -ECONNREFUSED) {
 		if (!c->url_given)
 			c->url = c->cfg.cmd_url;
-		rv = strncmp(c->url, "tls+", 4) == 0
-		         ? cli_open_tls(c, &rpc)
-		         : bk_rpc_open(&rpc, c->url, c->timeout_ms);
+		rv = cli_open(c, cmd, &rpc, &distrust);
 	}
+	if (distrust)
+		return BX_UNREACHABLE;
 	if (rv)
 		return unreachable(c, cmd, rv, false, changes_state);
 	rv = bk_rpc_call(&rpc, req, reply);

@@ -25,6 +25,7 @@
 #include <nng/protocol/pubsub0/sub.h>
 
 #include "bk_rpc.h"
+#include "bk_trust.h"
 #include "breaker.h"
 
 #define BX_EVENT_MAX         (64 * 1024) /* breakerd's events are well under 1 KiB */
@@ -330,6 +331,19 @@ static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 		        w->url);
 }
 
+/* Events from a socket someone else could have put there are not breakerd's. */
+static int watch_trusted(const struct cli *c, const char *url)
+{
+	struct bk_trust t;
+	char err[768] = "";
+
+	if (bk_trust_expect(&c->cfg, &t, err, sizeof(err)) == 0 &&
+	    bk_trust_server(&t, url, -1, err, sizeof(err)) == 0)
+		return 0;
+	fprintf(stderr, "breaker watch: refusing to listen to %s: %s\n", url, err);
+	return BX_UNREACHABLE;
+}
+
 static int sub_open(struct watch *w)
 {
 	int rv;
@@ -483,6 +497,8 @@ int cmd_watch(struct cli *c, const struct cli_args *a)
 	if ((rv = cli_config(c)))
 		return rv;
 	w.url = c->cfg.pub_url;
+	if ((rv = watch_trusted(c, w.url)))
+		return rv;
 	w.count = (unsigned long)count;
 	w.timeout_ms = timeout;
 	atomic_init(&w.connects, 0);

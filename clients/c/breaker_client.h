@@ -9,16 +9,26 @@
  *
  * The byte layout below is the contract with every client in every language;
  * docs/shm-layout.md documents it and tests/test_layout.c checks the two agree.
- * Works from C11 and C++11.
+ *
+ * Trust: bk_client_attach() believes a segment only when its owner is the
+ * daemon's uid (root, the engine's own uid, or $BREAKER_DAEMON_UID /
+ * bk_client_attach_as()) and nobody else may write it; anything else is no
+ * daemon at all (docs/clients.md).
+ *
+ * Works from C11 and C++11, strict (-std=c11, -std=c++17) or not, whether
+ * or not this header comes first: the few POSIX/Linux calls that strict C
+ * hides (clock_gettime, syscall, O_CLOEXEC) are declared below if needed.
  */
 #ifndef BREAKER_CLIENT_H
 #define BREAKER_CLIENT_H
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -26,6 +36,30 @@
 #include <unistd.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
+
+/*
+ * Strict ISO C (-std=c11, no _DEFAULT_SOURCE/_GNU_SOURCE) hides these even
+ * though libc has them. The declarations match glibc's and musl's (clockid_t
+ * is an int in both); C++ compilers define _GNU_SOURCE themselves.
+ */
+#ifdef O_CLOEXEC
+#define BK_O_CLOEXEC O_CLOEXEC
+#elif defined(__O_CLOEXEC)
+#define BK_O_CLOEXEC __O_CLOEXEC
+#else
+#define BK_O_CLOEXEC 02000000 /* Linux's generic value */
+#endif
+#ifdef CLOCK_MONOTONIC
+#define BK_CLOCK_MONOTONIC CLOCK_MONOTONIC
+#else
+#define BK_CLOCK_MONOTONIC 1 /* the kernel ABI's value on every architecture */
+#ifndef __cplusplus
+extern int clock_gettime(int clock_id, struct timespec *tp);
+#endif
+#endif
+#ifndef __cplusplus
+extern long syscall(long number, ...);
+#endif
 
 #ifdef __cplusplus
 #include <atomic>
@@ -100,8 +134,18 @@ struct bk_shm_header {
 struct bk_shm {
 	struct bk_shm_header hdr;         /* line 0, offset 0 */
 	BK_ATOMIC(uint64_t) heartbeat_ns; /* line 1, offset 64 */
-	char pad1[BK_CACHE_LINE - 8];
-	BK_ATOMIC(uint32_t) change_seq; /* line 2, offset 128: futex word */
+	/*
+	 * 72-127: the audit log's durable head, for breakerd itself (a restarted
+	 * daemon and `breaker audit --verify` compare the log with it). Engines
+	 * ignore it. Under a seqlock (audit_lock odd while written); 0 before a
+	 * daemon wrote it (a segment made by an older breakerd).
+	 */
+	BK_ATOMIC(uint32_t) audit_lock;    /* 72 */
+	uint32_t audit_reserved;           /* 76 */
+	BK_ATOMIC(uint64_t) audit_seq;     /* 80: last durable audit seq */
+	BK_ATOMIC(uint64_t) audit_end;     /* 88: log size after it */
+	BK_ATOMIC(uint64_t) audit_hash[4]; /* 96: SHA-256 of that record */
+	BK_ATOMIC(uint32_t) change_seq;    /* line 2, offset 128: futex word */
 	char pad2[BK_CACHE_LINE - 4];
 	struct bk_shm_scope global;                        /* line 3, offset 192 */
 	struct bk_shm_scope strategies[BK_MAX_STRATEGIES]; /* offset 256 */
@@ -135,12 +179,61 @@ static inline int bk_shm_name(char *buf, size_t len, const char *instance)
 	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
 }
 
+/* The environment variable naming breakerd's user (a uid or a user name). */
+#define BK_DAEMON_UID_ENV "BREAKER_DAEMON_UID"
+/* The service user tools/breakerd.service runs breakerd as; only root makes users. */
+#define BK_DAEMON_USER_DEFAULT "breaker"
+/* bk_client_attach_as()'s "no uid given": see bk_client_trust_owner() */
+#define BK_DAEMON_UID_DEFAULT (-1L)
+
 /*
- * Map the instance's segment read-only. Returns 0, -EAGAIN while the daemon
- * is still creating it, -EPROTO for a foreign file or unknown layout, or
- * another negative errno. The kernel refuses writes through this mapping.
+ * May a segment with this owner and mode be believed? Nobody but its owner
+ * may write it, and the owner is root or the daemon's uid: daemon_uid if
+ * >= 0, else $BREAKER_DAEMON_UID if set, else the system user "breaker" (the
+ * service unit's) or our own uid (a developer's daemon). 0, -EPERM (not the
+ * daemon's), or -EINVAL for a $BREAKER_DAEMON_UID that names no user (fail
+ * closed).
  */
-static inline int bk_client_attach(struct bk_client *c, const char *instance)
+static inline int bk_client_trust_owner(unsigned long owner, unsigned long mode,
+                                        long daemon_uid)
+{
+	const char *env;
+	char *end;
+
+	if (mode & (unsigned long)(S_IWGRP | S_IWOTH))
+		return -EPERM;
+	/* a setting that names no user fails closed, whoever owns the segment */
+	if (daemon_uid < 0 && (env = getenv(BK_DAEMON_UID_ENV)) != NULL && *env) {
+		errno = 0;
+		daemon_uid = (long)strtoul(env, &end, 10);
+		if (errno || *end || *env == '-' || *env < '0' || *env > '9') {
+			struct passwd *pw = getpwnam(env);
+			if (!pw)
+				return -EINVAL;
+			daemon_uid = (long)pw->pw_uid;
+		}
+	}
+	if (owner == 0)
+		return 0; /* root can write any segment anyway */
+	if (daemon_uid >= 0)
+		return (long)owner == daemon_uid ? 0 : -EPERM;
+	if (owner == (unsigned long)geteuid())
+		return 0;
+	{
+		struct passwd *pw = getpwnam(BK_DAEMON_USER_DEFAULT);
+		return pw && (unsigned long)pw->pw_uid == owner ? 0 : -EPERM;
+	}
+}
+
+/*
+ * Map the instance's segment read-only, if it is the daemon's (daemon_uid:
+ * as bk_client_trust_owner). Returns 0, -EAGAIN while the daemon is still
+ * creating it, -EPROTO for a foreign file or unknown layout, -EPERM for a
+ * segment someone else made or could write (treat it as no daemon: HALTED),
+ * or another negative errno. The kernel refuses writes through this mapping.
+ */
+static inline int bk_client_attach_as(struct bk_client *c, const char *instance,
+                                      long daemon_uid)
 {
 	char name[BK_INSTANCE_MAX + 16];
 	struct stat st;
@@ -152,11 +245,16 @@ static inline int bk_client_attach(struct bk_client *c, const char *instance)
 	err = bk_shm_name(name, sizeof(name), instance);
 	if (err)
 		return err;
-	fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
+	fd = shm_open(name, O_RDONLY | BK_O_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0) {
 		err = -errno;
+		close(fd);
+		return err;
+	}
+	/* the fd, not the name: what we map is what we checked */
+	if ((err = bk_client_trust_owner(st.st_uid, st.st_mode, daemon_uid)) < 0) {
 		close(fd);
 		return err;
 	}
@@ -183,6 +281,12 @@ static inline int bk_client_attach(struct bk_client *c, const char *instance)
 	c->shm = NULL;
 	c->size = 0;
 	return err;
+}
+
+/* bk_client_attach_as(c, instance, BK_DAEMON_UID_DEFAULT). */
+static inline int bk_client_attach(struct bk_client *c, const char *instance)
+{
+	return bk_client_attach_as(c, instance, BK_DAEMON_UID_DEFAULT);
 }
 
 static inline void bk_client_detach(struct bk_client *c)
@@ -233,7 +337,9 @@ static inline enum bk_mode bk_check(const struct bk_client *c, int slot)
 /*
  * bk_check() that fails closed: HALTED when the layout is unknown or the
  * daemon's heartbeat (0 after a clean stop) is older than max_age_ns at the
- * caller's CLOCK_MONOTONIC now. max_age_ns 0 takes the daemon's advice.
+ * caller's CLOCK_MONOTONIC now, or more than max_age_ns ahead of it (a
+ * daemon on another clock, e.g. in another time namespace: its heartbeat
+ * proves nothing here). max_age_ns 0 takes the daemon's advice.
  */
 static inline enum bk_mode bk_check_live(const struct bk_client *c, int slot,
                                          uint64_t now_mono_ns, uint64_t max_age_ns)
@@ -244,7 +350,8 @@ static inline enum bk_mode bk_check_live(const struct bk_client *c, int slot,
 		return BK_HALTED;
 	if (max_age_ns == 0)
 		max_age_ns = c->shm->hdr.heartbeat_bound_ns;
-	if (hb == 0 || (now_mono_ns > hb && now_mono_ns - hb > max_age_ns))
+	if (hb == 0 || (now_mono_ns > hb && now_mono_ns - hb > max_age_ns) ||
+	    (hb > now_mono_ns && hb - now_mono_ns > max_age_ns))
 		return BK_HALTED;
 	return bk_check(c, slot);
 }
@@ -253,7 +360,7 @@ static inline uint64_t bk_now_mono_ns(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(BK_CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
@@ -419,7 +526,7 @@ static inline int bk_tel_attach(struct bk_tel_client *t, const char *instance)
 	if ((err = bk_shm_name(name, sizeof(name) - 4, instance)) < 0)
 		return err;
 	strcat(name, BK_TEL_SUFFIX);
-	fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+	fd = shm_open(name, O_RDWR | BK_O_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	{

@@ -16,6 +16,10 @@
  * exit: 0 after the bounded run; 1 cannot attach or unknown layout;
  *       2 strategy not registered (refuses to trade) or bad usage.
  */
+/* usleep/useconds_t are not ISO C: ask for them even under -std=c11 */
+#if !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE)
+#define _DEFAULT_SOURCE 1
+#endif
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -223,13 +227,15 @@ int main(int argc, char **argv)
 	};
 	const char *instance = "default", *strategy = "momo-eu-1";
 	uint64_t seconds = 10, iterations = 0, interval_us = 1000, end;
-	struct engine e = {0};
+	struct engine e;
 	struct bk_client c;
 	int last = -1; /* no mode seen yet */
 	bool last_dead = false;
 	int opt, slot;
 	long i;
 
+	/* = {0} warns in C++ (-Wmissing-field-initializers); memset is both */
+	memset(&e, 0, sizeof(e));
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'i':

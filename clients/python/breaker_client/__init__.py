@@ -15,6 +15,7 @@ byte layout this package reads.
 """
 
 from .client import (
+    DAEMON_UID_ENV,
     BreakerError,
     Client,
     Header,
@@ -23,6 +24,7 @@ from .client import (
     NotReadyError,
     Reason,
     Scope,
+    UntrustedSegmentError,
     attach,
     mode_of,
     reason_name,
@@ -32,6 +34,7 @@ from .layout import LAYOUT_VERSION, MAX_STRATEGIES
 from .telemetry import ORDERED_STORES, Telemetry, TelemetrySlot, attach_telemetry, telemetry_path
 
 __all__ = [
+    "DAEMON_UID_ENV",
     "BreakerError",
     "Client",
     "Header",
@@ -43,6 +46,7 @@ __all__ = [
     "ORDERED_STORES",
     "Reason",
     "Scope",
+    "UntrustedSegmentError",
     "Telemetry",
     "TelemetrySlot",
     "attach",

@@ -99,6 +99,65 @@ class LayoutError(BreakerError):
     """Foreign file or unknown layout: fail closed, do not trade."""
 
 
+class UntrustedSegmentError(BreakerError):
+    """The segment is not breakerd's: another user owns it, or others may
+    write it. Treat it as no daemon at all (HALTED)."""
+
+
+# The environment variable naming breakerd's user (a uid or a user name).
+DAEMON_UID_ENV = "BREAKER_DAEMON_UID"
+
+
+# The service user tools/breakerd.service runs breakerd as; only root makes users.
+DAEMON_USER_DEFAULT = "breaker"
+
+
+def _uid_of(name: str) -> int | None:
+    import pwd  # only when a name is needed
+
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return None
+
+
+def _daemon_uids(daemon_uid: int | None) -> list[int]:
+    """daemon_uid if given, else $BREAKER_DAEMON_UID, else the user "breaker"
+    and our own uid."""
+    if daemon_uid is not None:
+        return [daemon_uid]
+    env = os.environ.get(DAEMON_UID_ENV, "")
+    if not env:
+        service = _uid_of(DAEMON_USER_DEFAULT)
+        return [os.geteuid()] + ([service] if service is not None else [])
+    if env.isascii() and env.isdigit():
+        return [int(env)]
+    uid = _uid_of(env)
+    if uid is None:
+        raise UntrustedSegmentError(f"{DAEMON_UID_ENV}={env!r} names no user: failing closed")
+    return [uid]
+
+
+def _check_owner(st: os.stat_result, path: str, daemon_uid: int | None) -> None:
+    """As bk_client_trust_owner(): nobody but the owner may write it, and the
+    owner is root or breakerd's uid."""
+    mode = st.st_mode & 0o7777
+    if mode & 0o022:
+        raise UntrustedSegmentError(
+            f"{path}: mode {mode:04o} is writable by group or others: "
+            "not breakerd's segment; failing closed"
+        )
+    if daemon_uid is None and not os.environ.get(DAEMON_UID_ENV) and st.st_uid in (0, os.geteuid()):
+        return
+    want = _daemon_uids(daemon_uid)  # raises for a setting that names no user
+    if st.st_uid != 0 and st.st_uid not in want:
+        raise UntrustedSegmentError(
+            f"{path}: owned by uid {st.st_uid}, not by breakerd's (root or uid "
+            f"{' or '.join(map(str, want))}; set {DAEMON_UID_ENV} or daemon_uid= if breakerd "
+            "runs as another user); failing closed"
+        )
+
+
 class Reason(NamedTuple):
     """The winning latch of an effective scope, for an engine's own rejects."""
 
@@ -182,11 +241,14 @@ def _validate(mm: mmap.mmap, path: str) -> None:
         raise LayoutError(f"{path}: segment_size {size}, layout 1 is {L.SEGMENT_SIZE}; failing closed")
 
 
-def attach(instance: str = "default") -> Client:
-    """Map the instance's segment read-only (O_RDONLY + PROT_READ).
+def attach(instance: str = "default", daemon_uid: int | None = None) -> Client:
+    """Map the instance's segment read-only (O_RDONLY + PROT_READ), if it is
+    breakerd's: owned by root or by daemon_uid (default: $BREAKER_DAEMON_UID,
+    else our own uid) and writable by nobody else.
 
     Raises FileNotFoundError (no daemon has created it), NotReadyError (being
     created: retry), LayoutError (foreign or unknown layout: do not trade),
+    UntrustedSegmentError (someone else's segment: do not trade),
     PermissionError.
     """
     path = segment_path(instance)
@@ -197,7 +259,9 @@ def attach(instance: str = "default") -> Client:
             errno.ENOENT, f"no breaker segment for instance {instance!r} (is breakerd running?)", path
         ) from None
     try:
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)  # the fd, not the name: what we map is what we checked
+        _check_owner(st, path, daemon_uid)
+        size = st.st_size
         if size == 0:
             raise NotReadyError(f"{path}: breakerd is still creating the segment; retry")
         if size < L.SEGMENT_SIZE:
@@ -265,8 +329,10 @@ class Client:
 
         HALTED when the layout version is no longer 1, or the daemon's
         heartbeat is 0 (clean stop) or older than max_age_ns at now_ns
-        (CLOCK_MONOTONIC, default time.monotonic_ns()). max_age_ns 0 takes
-        the daemon's advice, hdr.heartbeat_bound_ns.
+        (CLOCK_MONOTONIC, default time.monotonic_ns()), or more than
+        max_age_ns ahead of it (a daemon on another clock, e.g. another time
+        namespace). max_age_ns 0 takes the daemon's advice,
+        hdr.heartbeat_bound_ns.
         """
         hb = self._u64(_OFF_HEARTBEAT)
         if self._u32(_OFF_VERSION) != L.LAYOUT_VERSION:
@@ -275,7 +341,7 @@ class Client:
             max_age_ns = self._u64(_OFF_BOUND)
         if now_ns is None:
             now_ns = time.monotonic_ns()
-        if hb == 0 or (now_ns > hb and now_ns - hb > max_age_ns):
+        if hb == 0 or abs(now_ns - hb) > max_age_ns:
             return Mode.HALTED
         return self.check(slot)
 

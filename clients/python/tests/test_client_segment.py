@@ -133,6 +133,7 @@ class Checks(unittest.TestCase):
         self.assertIs(self.c.check_live(self.a, now), bk.Mode.HALTED, "older than the daemon's 5 ms bound")
         self.assertIs(self.c.check_live(self.a, now, 30 * MS), bk.Mode.ACTIVE, "within an explicit bound")
         self.assertIs(self.c.check_live(self.a, now - 25 * MS), bk.Mode.ACTIVE, "heartbeat ahead of now")
+        self.assertIs(self.c.check_live(self.a, now - 30 * MS), bk.Mode.HALTED, "ahead by more than the bound")
         self.seg.put("hdr.heartbeat_bound_ns", 50 * MS)
         self.assertIs(self.c.check_live(self.a, now), bk.Mode.ACTIVE, "bound 0 follows the header")
         self.seg.publish(self.a, 1)

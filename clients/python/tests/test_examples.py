@@ -77,7 +77,7 @@ class EngineLoops(unittest.TestCase):
         return [sys.executable, str(examples_dir() / "engine_loop.py")]
 
     def follow_the_operator(self, lang: str) -> None:
-        # 5 ms (the default advice) flaps on a loaded CI box; the flaps are
+        # a tight bound (the default is 50 ms) flaps on a loaded CI box; the flaps are
         # correct fail-closed behaviour but would hide the transitions tested here
         d = Daemon(f"ex{lang}", extra_ini="heartbeat_bound_ms = 300\n" + STRATS)
         self.addCleanup(d.fini)

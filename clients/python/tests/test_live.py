@@ -232,7 +232,7 @@ class CAndPythonAgree(unittest.TestCase):
 
 
 class LiveDaemon(unittest.TestCase):
-    # The default advice (5 ms) flaps on a loaded 2-CPU CI box; a wider one
+    # A tight bound (the default is 50 ms) flaps on a loaded 2-CPU CI box; a wider one
     # keeps "ACTIVE while live" assertions about the trip, not the scheduler.
     BOUND_MS = 1000
 
