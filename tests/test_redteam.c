@@ -1,0 +1,144 @@
+/*
+ * Red team of the issue 11 and 12 fixes: variations the fixes' own tests do
+ * not play, each against a real breakerd and the real CLI. Each test here
+ * reproduced a failure before its fix.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bk_harness.h"
+#include "bk_mode.h"
+#include "bk_tel.h"
+
+static char out[262144];
+
+struct rig {
+	struct bk_h h;
+	struct bk_client c;
+	struct bk_tel_client t;
+	int alpha, beta;
+};
+
+/* tick 1 ms; extra INI lines after [rules] */
+static void rig_up(struct rig *r, const char *tag, const char *extra)
+{
+	char ini[4096];
+	int rv = -EAGAIN;
+
+	snprintf(ini, sizeof(ini),
+	         "tick_period_us = 1000\n[strategies]\nnames = alpha, beta\n[rules]\n%s",
+	         extra ? extra : "");
+	bk_h_init(&r->h, tag, ini);
+	bk_h_start(&r->h);
+	bk_h_attach(&r->h, &r->c);
+	for (int i = 0; i < 200 && rv; i++)
+		if ((rv = bk_tel_attach(&r->t, r->h.instance)) != 0)
+			usleep(10000);
+	cr_assert_eq(rv, 0, "telemetry attach: %s", strerror(-rv));
+	r->alpha = bk_client_resolve(&r->c, "alpha");
+	r->beta = bk_client_resolve(&r->c, "beta");
+	cr_assert_geq(r->alpha, 0);
+	cr_assert_geq(r->beta, 0);
+}
+
+static void rig_down(struct rig *r)
+{
+	bk_tel_detach(&r->t);
+	bk_client_detach(&r->c);
+	bk_tel_unlink(r->h.instance);
+	bk_h_fini(&r->h);
+}
+
+static uint64_t mono_ms(void)
+{
+	return bk_now_mono_ns() / 1000000ull;
+}
+
+static bool mode_within(struct rig *r, int slot, enum bk_mode want, unsigned ms)
+{
+	uint64_t end = mono_ms() + ms;
+
+	do {
+		if (bk_check(&r->c, slot) == want)
+			return true;
+		usleep(200);
+	} while (mono_ms() < end);
+	return bk_check(&r->c, slot) == want;
+}
+
+/* Until breakerd has ticked twice more: what the engine wrote has been read. */
+static void ticked(struct rig *r)
+{
+	uint64_t end = mono_ms() + 5000, seen, n = 0;
+
+	seen = BK_LOAD_ACQ(&r->c.shm->heartbeat_ns);
+	while (n < 2 && mono_ms() < end) {
+		uint64_t hb = BK_LOAD_ACQ(&r->c.shm->heartbeat_ns);
+		if (hb != seen) {
+			seen = hb;
+			n++;
+		}
+		usleep(100);
+	}
+	cr_assert_eq(n, 2, "breakerd ticks");
+}
+
+/* `breaker resume --reason WHY` until it exits 0 (the window emptying), up to ms. */
+static int resume_until_ok(struct rig *r, unsigned ms, const char *why)
+{
+	uint64_t end = mono_ms() + ms;
+	int rv;
+
+	do {
+		rv = bk_h_cli_all(&r->h, out, sizeof(out), "resume", "--reason", why,
+		                  NULL);
+		if (rv == 0)
+			return 0;
+		usleep(20000);
+	} while (mono_ms() < end);
+	return rv;
+}
+
+/*
+ * 12.4 variation: a global reject_rate latch that alpha tripped. During the
+ * probe, alpha's venue still rejects 4 of its 5 orders (too few for alpha's
+ * own rule to judge), while beta sends 25 clean orders. Before the fix the
+ * global resume to ACTIVE was accepted on beta's evidence: the orders of a
+ * strategy that never tripped cleared the latch of one still rejected.
+ */
+Test(redteam, global_reject_resume_needs_the_tripping_strategys_own_orders)
+{
+	struct rig r;
+
+	rig_up(&r, "rt-rejx",
+	       "reject_rate.max = 0.2\nreject_rate.min_orders = 20\n"
+	       "reject_rate.window_ms = 1000\nreject_rate.scope = global\n"
+	       "heartbeat.enabled = false\n");
+	ticked(&r);
+	bk_report_order(&r.t, r.alpha, 40);
+	bk_report_reject(&r.t, r.alpha, 30);
+	cr_assert(mode_within(&r, -1, BK_HALTED, 2000));
+	cr_assert_eq(resume_until_ok(&r, 6000, "probe"), 0, "%s", out);
+	cr_assert_eq(resume_until_ok(&r, 2000, "probe"), 0, "%s", out);
+	cr_assert_eq(bk_check(&r.c, -1), BK_CAUTIOUS);
+	/* alpha still rejected, on few orders; beta clean and busy */
+	bk_report_order(&r.t, r.alpha, 5);
+	bk_report_reject(&r.t, r.alpha, 4);
+	bk_report_order(&r.t, r.beta, 25);
+	ticked(&r);
+	int rc = bk_h_cli_all(&r.h, out, sizeof(out), "resume", "--reason",
+	                      "beta looks fine", NULL);
+	cr_assert_eq(rc, 1, "beta's orders must not clear alpha's latch: %s", out);
+	cr_assert(strstr(out, "ERR_CONDITION_HOLDS"), "%s", out);
+	cr_assert(strstr(out, "alpha"), "names the strategy lacking evidence: %s", out);
+	cr_assert_eq(bk_check(&r.c, -1), BK_CAUTIOUS, "nothing changed");
+	rig_down(&r);
+}
