@@ -137,13 +137,15 @@ static bool header_ok(const uint8_t *h)
 /*
  * Scanning.
  *
- * A crash can leave the end of the log half-written: the last frame cut
- * short, or whole but with garbage or zeros where its bytes never reached
- * the disk (the size was updated, the data was not). That is a torn tail,
- * repaired by cutting it off. The same damage with more data after it did
- * not come from a crash, nor did a frame whose CRC holds but whose record
- * does not decode or does not link to the one before: that is corruption or
- * tampering, and the log is only trusted up to the frame before it.
+ * A crash (kill -9, a write cut short) can leave the end of the log
+ * half-written: the last frame cut short. That is a torn tail, repaired by
+ * cutting it off (the cut bytes are kept aside). Anything else is corruption
+ * or tampering, also at the very end: a whole frame whose CRC fails, zeros
+ * where frames were, a frame whose CRC holds but whose record does not decode
+ * or does not link to the one before. The log is then only trusted up to the
+ * frame before it. What the file alone cannot show (records cut off at a
+ * frame boundary, a rollback to an earlier copy) the durable head shows:
+ * bk_audit_check_head.
  */
 struct scan_rd {
 	int fd;
@@ -172,26 +174,6 @@ static int rd_get(struct scan_rd *r, uint64_t off, size_t len, const uint8_t **p
 	}
 	*p = r->buf + (off - r->base);
 	return 0;
-}
-
-/* 1 if every byte from off to the end of the file is zero, else 0, or -errno. */
-static int rd_zero_tail(struct scan_rd *r, uint64_t off)
-{
-	const uint8_t *p = NULL;
-	size_t n, i;
-	int err;
-
-	while (off < r->file_len) {
-		n = r->file_len - off < SCAN_BUF ? r->file_len - off : SCAN_BUF;
-		err = rd_get(r, off, n, &p);
-		if (err)
-			return err;
-		for (i = 0; i < n; i++)
-			if (p[i])
-				return 0;
-		off += n;
-	}
-	return 1;
 }
 
 /*
@@ -243,23 +225,19 @@ static int stop_at(struct bk_audit_scan *s, enum bk_audit_verdict v, uint64_t of
 }
 
 /*
- * A frame that fails its own checks (length, CRC) at off; end is where it
- * claims to end (0: unknown). Torn if it is the last thing in the file or
- * only zeros follow, corrupt otherwise.
+ * A frame that fails its own checks (length, CRC) at off. The daemon writes
+ * whole frames with one write and acknowledges nothing before the fsync, so
+ * a crash (kill -9, a write cut short) leaves at most a frame cut short at
+ * the end of the file: that is the only torn tail (check_frame). A whole
+ * frame with a bad CRC, or zeros where frames were, is damage wherever it
+ * is, also at the very end: cutting it would silently drop records that may
+ * have been acknowledged (a byte flipped in, or zeros written over, the last
+ * emergency stop). On filesystems that can expose zero-filled blocks after a
+ * power cut (XFS, ext4 data=writeback) that fails closed too: see
+ * docs/audit-log.md.
  */
-static int bad_frame(struct scan_rd *r, struct bk_audit_scan *s, uint64_t off,
-                     uint64_t end, const char *what)
+static int bad_frame(struct bk_audit_scan *s, uint64_t off, const char *what)
 {
-	int zero;
-
-	if (end == r->file_len)
-		return stop_at(s, BK_AUDIT_TORN_TAIL, off, "%s in the last frame", what);
-	zero = rd_zero_tail(r, off);
-	if (zero < 0)
-		return zero;
-	if (zero)
-		return stop_at(s, BK_AUDIT_TORN_TAIL, off,
-		               "%s, zeros to the end of the file", what);
 	return stop_at(s, BK_AUDIT_CORRUPT, off, "%s", what);
 }
 
@@ -316,7 +294,7 @@ static int check_frame(struct scan_rd *r, struct bk_audit_scan *s, uint64_t off,
 	if (len == 0 || len > BK_AUDIT_RECORD_MAX) {
 		snprintf(what, sizeof(what), "frame length %" PRIu32 " out of range",
 		         len);
-		return bad_frame(r, s, off, 0, what);
+		return bad_frame(s, off, what);
 	}
 	if (left - BK_AUDIT_FRAME_HDR < len) {
 		/* A length word bent past the end with whole records after it is
@@ -338,8 +316,7 @@ static int check_frame(struct scan_rd *r, struct bk_audit_scan *s, uint64_t off,
 	if (err)
 		return err;
 	if (bk_crc32c(0, p + BK_AUDIT_FRAME_HDR, len) != get_le32(p + 4))
-		return bad_frame(r, s, off, off + BK_AUDIT_FRAME_HDR + len,
-		                 "CRC mismatch");
+		return bad_frame(s, off, "CRC mismatch");
 	/* A crash does not write a matching CRC over garbage: this was written so. */
 	rec = breaker__audit_record__unpack(NULL, len, p + BK_AUDIT_FRAME_HDR);
 	if (!rec)
@@ -404,7 +381,7 @@ static int check_header(struct scan_rd *r, struct bk_audit_scan *s)
  * refuses one, the scan describes the records before it.
  */
 static int scan_frames(struct scan_rd *r, bk_audit_record_fn fn, void *arg,
-                       struct bk_audit_scan *s)
+                       uint64_t at_seq, struct bk_audit_scan *s)
 {
 	struct frame f;
 	uint64_t off;
@@ -427,6 +404,11 @@ static int scan_frames(struct scan_rd *r, bk_audit_record_fn fn, void *arg,
 		s->last_seq++;
 		s->records++;
 		s->valid_len = f.end;
+		if (at_seq && s->last_seq == at_seq) {
+			s->at_found = true;
+			s->at_end = f.end;
+			memcpy(s->at_hash, f.hash, BK_AUDIT_HASH_LEN);
+		}
 	}
 	s->verdict = BK_AUDIT_OK;
 	return 0;
@@ -434,6 +416,12 @@ static int scan_frames(struct scan_rd *r, bk_audit_record_fn fn, void *arg,
 
 int bk_audit_scan(const char *path, bk_audit_record_fn fn, void *arg,
                   struct bk_audit_scan *scan)
+{
+	return bk_audit_scan_to(path, fn, arg, 0, scan);
+}
+
+int bk_audit_scan_to(const char *path, bk_audit_record_fn fn, void *arg, uint64_t at_seq,
+                     struct bk_audit_scan *scan)
 {
 	struct scan_rd r = {0};
 	struct stat st;
@@ -455,7 +443,7 @@ int bk_audit_scan(const char *path, bk_audit_record_fn fn, void *arg,
 	}
 	err = check_header(&r, scan);
 	if (err > 0)
-		err = scan_frames(&r, fn, arg, scan);
+		err = scan_frames(&r, fn, arg, at_seq, scan);
 out:
 	free(r.buf);
 	close(r.fd);
@@ -514,6 +502,7 @@ static int open_existing(struct bk_audit *a, const struct bk_audit_scan *scan,
 	a->staged_last_seq = scan->last_seq;
 	a->end = scan->valid_len;
 	memcpy(a->last_hash, scan->last_hash, BK_AUDIT_HASH_LEN);
+	memcpy(a->durable_hash, scan->last_hash, BK_AUDIT_HASH_LEN);
 	return 0;
 }
 
@@ -647,6 +636,8 @@ void bk_audit_flush_begin(struct bk_audit *a, const uint8_t **buf, size_t *len,
 		a->flight = a->staged;
 		a->flight_len = a->staged_len;
 		a->flight_last_seq = a->staged_last_seq;
+		/* everything staged goes: its last record is the chain's last */
+		memcpy(a->flight_hash, a->last_hash, BK_AUDIT_HASH_LEN);
 		a->staged = tmp;
 		a->staged_len = 0;
 	}
@@ -669,6 +660,7 @@ void bk_audit_flush_done(struct bk_audit *a, int res)
 		return;
 	a->end += a->flight_len;
 	a->durable_seq = a->flight_last_seq;
+	memcpy(a->durable_hash, a->flight_hash, BK_AUDIT_HASH_LEN);
 	a->flight_len = 0;
 }
 
@@ -791,17 +783,17 @@ out:
 	return err;
 }
 
-/* Another name for the damaged file, "<path>.corrupt.<time>[.<n>]", never taken. */
-static int link_aside(const char *path, char *name, size_t size)
+/* Another name for the damaged file, "<path>.<tag>.<time>[.<n>]", never taken. */
+static int link_aside_as(const char *path, const char *tag, char *name, size_t size)
 {
 	long long now = time(NULL);
 	int i, n;
 
 	for (i = 0; i < 1000; i++) {
 		if (i == 0)
-			n = snprintf(name, size, "%s.corrupt.%lld", path, now);
+			n = snprintf(name, size, "%s.%s.%lld", path, tag, now);
 		else
-			n = snprintf(name, size, "%s.corrupt.%lld.%d", path, now, i);
+			n = snprintf(name, size, "%s.%s.%lld.%d", path, tag, now, i);
 		if (n < 0 || (size_t)n >= size)
 			return -ENAMETOOLONG;
 		if (link(path, name) == 0)
@@ -841,7 +833,7 @@ int bk_audit_quarantine(const char *path, const struct bk_audit_scan *scan, char
 	}
 	err = write_repaired(src, tmp, st.st_mode, scan->valid_len);
 	if (!err)
-		err = link_aside(path, name, name_len);
+		err = link_aside_as(path, "corrupt", name, name_len);
 	if (!err && rename(tmp, path) < 0)
 		err = -errno;
 	if (err) {
@@ -854,4 +846,273 @@ int bk_audit_quarantine(const char *path, const struct bk_audit_scan *scan, char
 out:
 	close(src);
 	return err;
+}
+
+/*
+ * Past the damage.
+ *
+ * Resync: from the byte after the damaged frame, the next offset where a
+ * whole frame with a good CRC decodes as a record. A CRC-32C match by chance
+ * on garbage is 1 in 4 billion per position, and the record must decode too.
+ */
+long bk_audit_scan_rest(const char *path, const struct bk_audit_scan *scan,
+                        bk_audit_record_fn fn, void *arg)
+{
+	struct scan_rd r = {0};
+	Breaker__AuditRecord *rec;
+	const uint8_t *p = NULL;
+	struct stat st;
+	uint64_t off;
+	uint32_t len;
+	long shown = 0;
+	int err = 0;
+
+	if (scan->verdict != BK_AUDIT_CORRUPT || scan->valid_len < BK_AUDIT_HDR_SIZE)
+		return 0;
+	r.fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (r.fd < 0)
+		return -errno;
+	if (fstat(r.fd, &st) < 0) {
+		err = -errno;
+		goto out;
+	}
+	r.file_len = st.st_size;
+	r.buf = malloc(SCAN_BUF);
+	if (!r.buf) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (off = scan->valid_len + 1; off + BK_AUDIT_FRAME_HDR < r.file_len;) {
+		if ((err = rd_get(&r, off, BK_AUDIT_FRAME_HDR, &p)) != 0)
+			goto out;
+		len = get_le32(p);
+		if (len == 0 || len > BK_AUDIT_RECORD_MAX ||
+		    r.file_len - off - BK_AUDIT_FRAME_HDR < len) {
+			off++;
+			continue;
+		}
+		if ((err = rd_get(&r, off, BK_AUDIT_FRAME_HDR + len, &p)) != 0)
+			goto out;
+		if (bk_crc32c(0, p + BK_AUDIT_FRAME_HDR, len) != get_le32(p + 4) ||
+		    !(rec = breaker__audit_record__unpack(NULL, len,
+		                                          p + BK_AUDIT_FRAME_HDR))) {
+			off++;
+			continue;
+		}
+		err = fn ? fn(rec, off, arg) : 0;
+		breaker__audit_record__free_unpacked(rec, NULL);
+		if (err)
+			goto out;
+		shown++;
+		off += BK_AUDIT_FRAME_HDR + len;
+	}
+out:
+	free(r.buf);
+	close(r.fd);
+	return err ? err : shown;
+}
+
+/* ---- the durable head ---------------------------------------------------------- */
+
+#define HEAD_MAGIC  "BKHEAD01"
+#define HEAD_CRC_AT (BK_AUDIT_HEAD_SLOT - 4)
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	put_le32(p, (uint32_t)v);
+	put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	return get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+int bk_audit_head_path(const char *log, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s.head", log);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+void bk_audit_head_encode(const struct bk_audit_head *h, uint8_t out[BK_AUDIT_HEAD_SLOT])
+{
+	memset(out, 0, BK_AUDIT_HEAD_SLOT);
+	memcpy(out, HEAD_MAGIC, 8);
+	put_le64(out + 8, h->gen);
+	put_le64(out + 16, h->seq);
+	put_le64(out + 24, h->end);
+	memcpy(out + 32, h->hash, BK_AUDIT_HASH_LEN);
+	put_le32(out + HEAD_CRC_AT, bk_crc32c(0, out, HEAD_CRC_AT));
+}
+
+static bool head_decode(const uint8_t *in, struct bk_audit_head *h)
+{
+	if (memcmp(in, HEAD_MAGIC, 8) != 0 ||
+	    bk_crc32c(0, in, HEAD_CRC_AT) != get_le32(in + HEAD_CRC_AT))
+		return false;
+	h->gen = get_le64(in + 8);
+	h->seq = get_le64(in + 16);
+	h->end = get_le64(in + 24);
+	memcpy(h->hash, in + 32, BK_AUDIT_HASH_LEN);
+	return true;
+}
+
+int bk_audit_head_read(const char *head_path, struct bk_audit_head *h)
+{
+	uint8_t buf[BK_AUDIT_HEAD_SIZE];
+	struct bk_audit_head s[2];
+	bool ok[2];
+	ssize_t n;
+	int fd;
+
+	memset(h, 0, sizeof(*h));
+	fd = open(head_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = pread_full(fd, buf, sizeof(buf), 0);
+	close(fd);
+	if (n < 0)
+		return (int)n;
+	memset(buf + n, 0, sizeof(buf) - (size_t)n);
+	ok[0] = head_decode(buf, &s[0]);
+	ok[1] = head_decode(buf + BK_AUDIT_HEAD_SLOT, &s[1]);
+	if (!ok[0] && !ok[1])
+		return -EBADMSG;
+	*h = s[ok[1] && (!ok[0] || s[1].gen > s[0].gen)];
+	return 0;
+}
+
+bool bk_audit_check_head(struct bk_audit_scan *scan, const struct bk_audit_head *h,
+                         const char *what)
+{
+	if (!h->seq || scan->verdict == BK_AUDIT_CORRUPT ||
+	    scan->verdict == BK_AUDIT_BAD_HEADER)
+		return false;
+	if (scan->last_seq < h->seq)
+		snprintf(scan->why, sizeof(scan->why),
+		         "the log ends at seq %" PRIu64 " (%" PRIu64 " bytes), but the "
+		         "%s says seq %" PRIu64 " was durable (%" PRIu64 " bytes): "
+		         "records were cut off or the log rolled back",
+		         scan->last_seq, scan->valid_len, what, h->seq, h->end);
+	else if (!scan->at_found || scan->at_end != h->end ||
+	         memcmp(scan->at_hash, h->hash, BK_AUDIT_HASH_LEN) != 0)
+		snprintf(scan->why, sizeof(scan->why),
+		         "record %" PRIu64 " is not the one the %s recorded as durable: "
+		         "the log was replaced or rewritten",
+		         h->seq, what);
+	else
+		return false;
+	scan->verdict = BK_AUDIT_CORRUPT;
+	return true;
+}
+
+/* ---- keeping cut bytes, relinking a lost log -------------------------------------- */
+
+/* Copies src's [from, to) to a new file name (0640 like the log), fsynced. */
+static int copy_range_to(int src, uint64_t from, uint64_t to, const char *name,
+                         mode_t mode)
+{
+	uint8_t *buf = malloc(COPY_BUF);
+	uint64_t off = from;
+	ssize_t got;
+	size_t n;
+	int fd, err = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	while (!err && off < to) {
+		n = to - off < COPY_BUF ? to - off : COPY_BUF;
+		got = pread_full(src, buf, n, off);
+		if (got >= 0 && (size_t)got != n)
+			got = -EIO;
+		if (got < 0)
+			err = (int)got;
+		else
+			err = pwrite_full(fd, buf, n, off - from);
+		off += n;
+	}
+	if (!err && fsync(fd) < 0)
+		err = -errno;
+	close(fd);
+	if (err)
+		unlink(name);
+out:
+	free(buf);
+	return err;
+}
+
+int bk_audit_keep_tail(const char *path, const struct bk_audit_scan *scan, char *aside,
+                       size_t aside_len)
+{
+	long long now = time(NULL);
+	struct stat st;
+	int src, err = -EEXIST, n;
+
+	if (aside_len)
+		aside[0] = '\0';
+	if (scan->file_len <= scan->valid_len)
+		return 0;
+	src = open(path, O_RDONLY | O_CLOEXEC);
+	if (src < 0)
+		return -errno;
+	if (fstat(src, &st) < 0 || (uint64_t)st.st_size != scan->file_len) {
+		close(src);
+		return -EINVAL;
+	}
+	for (int i = 0; i < 1000 && err == -EEXIST; i++) {
+		n = i ? snprintf(aside, aside_len, "%s.torn.%lld.%d", path, now, i)
+		      : snprintf(aside, aside_len, "%s.torn.%lld", path, now);
+		if (n < 0 || (size_t)n >= aside_len) {
+			err = -ENAMETOOLONG;
+			break;
+		}
+		err = copy_range_to(src, scan->valid_len, scan->file_len, aside,
+		                    st.st_mode & 0777);
+	}
+	close(src);
+	if (!err)
+		err = fsync_parent(path);
+	return err;
+}
+
+int bk_audit_relink(struct bk_audit *a, const char *path, char *aside, size_t aside_len)
+{
+	char tmp[PATH_MAX];
+	struct stat st;
+	int fd, err;
+
+	if (aside_len)
+		aside[0] = '\0';
+	if (a->in_flight)
+		return -EBUSY;
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.relink", path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	if (fstat(a->fd, &st) < 0)
+		return -errno;
+	unlink(tmp); /* a previous attempt's, never a log */
+	err = copy_range_to(a->fd, 0, a->end, tmp, st.st_mode & 0777);
+	if (err)
+		return err;
+	if (lstat(path, &st) == 0)
+		err = link_aside_as(path, "replaced", aside, aside_len);
+	if (!err && rename(tmp, path) < 0)
+		err = -errno;
+	if (!err)
+		err = fsync_parent(path);
+	if (err) {
+		unlink(tmp);
+		return err;
+	}
+	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	close(a->fd);
+	a->fd = fd;
+	return 0;
 }

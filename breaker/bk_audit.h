@@ -33,7 +33,7 @@
 /* What a scan of a log found. */
 enum bk_audit_verdict {
 	BK_AUDIT_OK = 0,    /* every frame whole, every CRC and link good */
-	BK_AUDIT_TORN_TAIL, /* the last frame is incomplete: cut back at valid_len */
+	BK_AUDIT_TORN_TAIL, /* the last frame is cut short: cut back at valid_len */
 	BK_AUDIT_CORRUPT, /* bad CRC/chain/seq before the end: do not trust past valid_len
 	                   */
 	BK_AUDIT_BAD_HEADER, /* not an audit log at all */
@@ -47,6 +47,10 @@ struct bk_audit_scan {
 	uint64_t file_len;
 	uint8_t last_hash[BK_AUDIT_HASH_LEN]; /* SHA-256 of the last verified payload */
 	char why[160]; /* for TORN_TAIL/CORRUPT/BAD_HEADER: what and where */
+	/* bk_audit_scan_to: the verified record at_seq, if the scan reached it */
+	bool at_found;
+	uint64_t at_end; /* file offset after it */
+	uint8_t at_hash[BK_AUDIT_HASH_LEN];
 };
 
 /*
@@ -61,18 +65,77 @@ typedef int (*bk_audit_record_fn)(const Breaker__AuditRecord *rec, uint64_t offs
  * Returns 0 (see scan->verdict), a callback's non-zero value, or -errno
  * (-ENOENT for a missing file). A 0-byte file (created, header never
  * written) is TORN_TAIL with valid_len 0: truncate, then open writes the
- * header. A CRC-valid frame that does not decode or link is CORRUPT, never
- * torn.
+ * header. Only a last frame cut short (what a crash leaves) is TORN_TAIL; a
+ * whole frame with a bad CRC or length, zeros, or a CRC-valid frame that does
+ * not decode or link is CORRUPT, also at the very end. What the file alone
+ * cannot show (a cut at a frame boundary, a rollback) the durable head does:
+ * bk_audit_check_head.
  */
 int bk_audit_scan(const char *path, bk_audit_record_fn fn, void *arg,
                   struct bk_audit_scan *scan);
+
+/* The same, also noting the hash and end of the verified record at_seq. */
+int bk_audit_scan_to(const char *path, bk_audit_record_fn fn, void *arg, uint64_t at_seq,
+                     struct bk_audit_scan *scan);
+
+/*
+ * After a scan that stopped at damage (CORRUPT), look past it: resync on the
+ * next whole, CRC-valid, decodable frame and hand each such record to fn,
+ * unverified (its chain is not checked: it comes after the damage). Returns
+ * the number of records handed out, or -errno.
+ */
+long bk_audit_scan_rest(const char *path, const struct bk_audit_scan *scan,
+                        bk_audit_record_fn fn, void *arg);
+
+/*
+ * The durable head: the last seq known durable, the end of its frame and its
+ * hash, kept where someone who edits the log must also forge it consistently
+ * (a head file beside the log, "<log>.head", and the segment header). It may
+ * lag the log (written after the log's fsync), never lead it: a log shorter
+ * than its head, or whose record at the head's seq differs, was cut, rolled
+ * back or replaced.
+ *
+ * Head file: two 128-byte slots, each "BKHEAD01" | u64 gen | u64 seq | u64
+ * end | hash[32] | zeros | u32 crc32c of bytes 0-123 at 124 (all LE). Writers
+ * alternate slots (gen even: slot 0), so a torn slot write leaves the other;
+ * readers take the valid slot with the higher gen.
+ */
+#define BK_AUDIT_HEAD_SLOT 128u
+#define BK_AUDIT_HEAD_SIZE (2u * BK_AUDIT_HEAD_SLOT)
+
+struct bk_audit_head {
+	uint64_t gen;
+	uint64_t seq; /* 0: nothing recorded */
+	uint64_t end;
+	uint8_t hash[BK_AUDIT_HASH_LEN];
+};
+
+/* "<log>.head". 0 or -ENAMETOOLONG. */
+int bk_audit_head_path(const char *log, char *buf, size_t len);
+
+/* One slot's bytes for h (written at (h->gen & 1) * BK_AUDIT_HEAD_SLOT). */
+void bk_audit_head_encode(const struct bk_audit_head *h, uint8_t out[BK_AUDIT_HEAD_SLOT]);
+
+/* Read a head file: 0, -ENOENT, -EBADMSG (no valid slot) or -errno. */
+int bk_audit_head_read(const char *head_path, struct bk_audit_head *h);
+
+/*
+ * Judge a scan (made with bk_audit_scan_to(..., h->seq, ...)) against a head:
+ * a log that ends before h->seq, or whose record h->seq has another hash or
+ * end, turns the verdict CORRUPT with why naming what (e.g. "head file").
+ * Returns true if the scan was changed.
+ */
+bool bk_audit_check_head(struct bk_audit_scan *scan, const struct bk_audit_head *h,
+                         const char *what);
 
 struct bk_audit {
 	int fd;
 	uint64_t next_seq;    /* seq the next staged record gets */
 	uint64_t durable_seq; /* last seq known to be on disk */
 	uint64_t end;         /* file offset after the last durable byte */
-	uint8_t last_hash[BK_AUDIT_HASH_LEN]; /* of the last staged record */
+	uint8_t last_hash[BK_AUDIT_HASH_LEN];    /* of the last staged record */
+	uint8_t durable_hash[BK_AUDIT_HASH_LEN]; /* of record durable_seq */
+	uint8_t flight_hash[BK_AUDIT_HASH_LEN];  /* of the flight's last record */
 	uint8_t *staged; /* frames staged, not yet handed to a flush */
 	size_t staged_len;
 	uint64_t staged_last_seq;
@@ -124,6 +187,23 @@ int bk_audit_flush_sync(struct bk_audit *a);
 
 /* Cut a torn tail: truncate to scan->valid_len and fsync. 0 or -errno. */
 int bk_audit_truncate(const char *path, const struct bk_audit_scan *scan);
+
+/*
+ * Before a torn tail is cut: copy its bytes [valid_len, file_len) to
+ * "<path>.torn.<unix-time>" (fsynced; name in aside), so that a cut never
+ * discards anything. 0 or -errno.
+ */
+int bk_audit_keep_tail(const char *path, const struct bk_audit_scan *scan, char *aside,
+                       size_t aside_len);
+
+/*
+ * The log's path no longer names a->fd's file (unlinked, or replaced): write
+ * the durable bytes [0, a->end) from a->fd to a new file at path (whatever
+ * is at path now is linked aside as "<path>.replaced.<time>", named in aside,
+ * "" if nothing was there), fsync it and its directory, and append from then
+ * on to the new file. Must not be called with a flush in flight. 0 or -errno.
+ */
+int bk_audit_relink(struct bk_audit *a, const char *path, char *aside, size_t aside_len);
 
 /*
  * A damaged log: rename it aside to "<path>.corrupt.<unix-time>" (kept for

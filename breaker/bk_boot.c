@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -113,12 +114,14 @@ static int lock_instance(struct bk_daemon *d, char *err, size_t errlen)
 	return 0;
 }
 
+#define MARKER_HEAD "head\n"
+
 static void marker_path(const struct bk_daemon *d, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/audit.log.created", d->cfg.state_dir);
 }
 
-static int write_marker(const struct bk_daemon *d)
+static int write_marker(const struct bk_daemon *d, bool head)
 {
 	char path[PATH_MAX + 32];
 	int fd;
@@ -127,7 +130,11 @@ static int write_marker(const struct bk_daemon *d)
 	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return -errno;
-	/* Its existence is the fact; make it survive a crash like the log. */
+	/* Its existence is the fact; "head" in it: the log has a head file
+	 * (written after the head file, so an older log without one still boots) */
+	if (head && pwrite(fd, MARKER_HEAD, strlen(MARKER_HEAD), 0) < 0)
+		bk_warn("%s: %s", path, strerror(errno));
+	/* make it survive a crash like the log */
 	fsync(fd);
 	close(fd);
 	return 0;
@@ -157,15 +164,92 @@ static int replay_one(const Breaker__AuditRecord *rec, uint64_t offset, void *ar
 	return 1;
 }
 
+/* The marker says a head file was written beside this log. */
+static bool marker_says_head(const struct bk_daemon *d)
+{
+	char path[PATH_MAX + 32], buf[8] = "";
+	int fd;
+
+	marker_path(d, path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (read(fd, buf, sizeof(buf) - 1) < 0)
+		buf[0] = '\0';
+	close(fd);
+	return strncmp(buf, MARKER_HEAD, strlen(MARKER_HEAD)) == 0;
+}
+
+struct heads {
+	struct bk_audit_head file, shm;
+	bool have_file, have_shm;
+	char problem[200]; /* the head file itself is damaged or missing */
+};
+
+/*
+ * What the log must at least hold: the head file beside it, and the head the
+ * previous daemon left in the segment (gone after a reboot). Read before the
+ * log is scanned.
+ */
+static void read_heads(struct bk_daemon *d, struct heads *h)
+{
+	char path[PATH_MAX + 16];
+	int rv;
+
+	memset(h, 0, sizeof(*h));
+	h->have_shm = !d->shm.created && bk_tail_shm_head(d->shm.shm, &h->shm);
+	if (bk_audit_head_path(d->cfg.audit_path, path, sizeof(path)) < 0)
+		return;
+	rv = bk_audit_head_read(path, &h->file);
+	h->have_file = rv == 0 && h->file.seq;
+	if (rv == -EBADMSG)
+		snprintf(h->problem, sizeof(h->problem),
+		         "audit head file %s is damaged (no valid slot)", path);
+	else if (rv == -ENOENT && marker_says_head(d))
+		snprintf(h->problem, sizeof(h->problem),
+		         "audit head file %s is missing, but the log had one", path);
+	else if (rv < 0 && rv != -ENOENT)
+		snprintf(h->problem, sizeof(h->problem), "audit head file %s: %s", path,
+		         strerror(-rv));
+}
+
+static uint64_t heads_seq(const struct heads *h)
+{
+	uint64_t f = h->have_file ? h->file.seq : 0, s = h->have_shm ? h->shm.seq : 0;
+
+	return f > s ? f : s;
+}
+
+/*
+ * A log shorter than its head, or whose record at the head's seq differs, is
+ * corruption (cut at a record boundary, rolled back, replaced), never a torn
+ * tail. The scan noted the record at heads_seq(): the higher head is judged
+ * by seq and hash, the other one only by seq (and by hash where both agree
+ * on the seq).
+ */
+static void judge_heads(const struct heads *h, struct bk_audit_scan *scan,
+                        struct bk_boot_report *r)
+{
+	if (bk_tail_judge(scan, h->have_file ? &h->file : NULL,
+	                  h->have_shm ? &h->shm : NULL))
+		return;
+	if (h->problem[0] && !r->corrupt) {
+		r->corrupt = true;
+		snprintf(r->why, sizeof(r->why), "%s", h->problem);
+	}
+}
+
 /* Scan + replay; decide what the log's condition means. */
 static int replay_log(struct bk_daemon *d, struct bk_boot_report *r, char *err,
                       size_t errlen)
 {
 	struct replay_ctx c = {.d = d};
 	char marker[PATH_MAX + 32];
+	struct heads h;
 	int rv;
 
-	rv = bk_audit_scan(d->cfg.audit_path, replay_one, &c, &r->scan);
+	read_heads(d, &h);
+	rv = bk_audit_scan_to(d->cfg.audit_path, replay_one, &c, heads_seq(&h), &r->scan);
 	if (rv == -ENOENT) {
 		marker_path(d, marker, sizeof(marker));
 		memset(&r->scan, 0, sizeof(r->scan));
@@ -207,6 +291,7 @@ static int replay_log(struct bk_daemon *d, struct bk_boot_report *r, char *err,
 		         "record %llu at offset %llu contradicts the records before it",
 		         (unsigned long long)c.bad_seq, (unsigned long long)c.bad_offset);
 	}
+	judge_heads(&h, &r->scan, r);
 	return 0;
 }
 
@@ -222,8 +307,15 @@ static int repair_log(struct bk_daemon *d, struct bk_boot_report *r, char *err,
 		return 0;
 	case BK_AUDIT_TORN_TAIL:
 		r->torn_bytes = r->scan.file_len - r->scan.valid_len;
-		snprintf(r->why, sizeof(r->why), "%s", r->scan.why);
-		rv = bk_audit_truncate(path, &r->scan);
+		/* cut, never discarded: the bytes go aside first */
+		rv = bk_audit_keep_tail(path, &r->scan, r->aside, sizeof(r->aside));
+		if (rv == 0)
+			rv = bk_audit_truncate(path, &r->scan);
+		/* a head-file problem found first (r->corrupt) stays in the text */
+		snprintf(r->why + (r->corrupt ? strlen(r->why) : 0),
+		         sizeof(r->why) - (r->corrupt ? strlen(r->why) : 0),
+		         "%s%s; cut bytes kept as %s", r->corrupt ? "; " : "",
+		         r->scan.why, r->aside[0] ? r->aside : "(none)");
 		break;
 	case BK_AUDIT_CORRUPT:
 	case BK_AUDIT_BAD_HEADER:
@@ -232,6 +324,7 @@ static int repair_log(struct bk_daemon *d, struct bk_boot_report *r, char *err,
 		snprintf(r->why, sizeof(r->why),
 		         "audit log damaged: %s; kept aside as %s", r->scan.why,
 		         r->aside);
+		r->torn_bytes = 0;
 		break;
 	}
 	if (rv < 0) {
@@ -320,13 +413,29 @@ static int stage_boot_records(struct bk_daemon *d, const struct bk_boot_report *
 	char text[600];
 	uint64_t global_seen;
 
+	/* the repair is its own record, with its own seq, before the boot's */
+	if (r->torn_bytes) {
+		Breaker__AuditRecord rep = BREAKER__AUDIT_RECORD__INIT;
+
+		snprintf(text, sizeof(text), "torn tail cut: %llu bytes; %s",
+		         (unsigned long long)r->torn_bytes, r->why);
+		rep.has_kind = rep.has_log_cut_bytes = 1;
+		rep.kind = BREAKER__AUDIT_RECORD__KIND__LOG_REPAIR;
+		rep.log_cut_bytes = r->torn_bytes;
+		rep.reason = text;
+		if (r->aside[0])
+			rep.log_aside = (char *)r->aside;
+		if (bk_cmd_stage_system(d, &rep) < 0)
+			return -EIO;
+	}
 	snprintf(text, sizeof(text), "breakerd %s started: %llu records replayed%s%s",
 	         d->cfg.instance, (unsigned long long)r->scan.records,
 	         r->why[0] ? "; " : "", r->why);
 	rec.has_kind = 1;
-	rec.kind = r->torn_bytes ? BREAKER__AUDIT_RECORD__KIND__LOG_REPAIR
-	                         : BREAKER__AUDIT_RECORD__KIND__BOOT;
+	rec.kind = BREAKER__AUDIT_RECORD__KIND__BOOT;
 	rec.reason = text;
+	if (r->corrupt && r->aside[0])
+		rec.log_aside = (char *)r->aside;
 	if (bk_cmd_stage_system(d, &rec) < 0)
 		return -EIO;
 	/* audit_corrupt first, so that it is the reason engines read; what the
@@ -406,6 +515,7 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 
 	memset(r, 0, sizeof(*r));
 	d->lock_fd = -1;
+	d->tail.head_fd = -1;
 	d->boot_mono_ns = bk_now_mono_ns();
 	gethostname(d->host, sizeof(d->host) - 1);
 	if ((rv = mkdir_p(d->cfg.state_dir, 0750)) < 0 ||
@@ -443,11 +553,17 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 		         strerror(-rv));
 		return rv;
 	}
-	if ((rv = write_marker(d)) < 0 || (rv = stage_boot_records(d, r)) < 0 ||
+	if ((rv = write_marker(d, false)) < 0 || (rv = stage_boot_records(d, r)) < 0 ||
 	    (rv = register_configured(d)) < 0 ||
 	    (rv = bk_audit_flush_sync(&d->audit)) < 0) {
 		snprintf(err, errlen, "cannot write audit log %s: %s", d->cfg.audit_path,
 		         strerror(rv < 0 ? -rv : EIO));
+		return rv;
+	}
+	/* the head, then the marker that says a head exists: never the reverse */
+	if ((rv = bk_tail_boot(d)) < 0 || (rv = write_marker(d, true)) < 0) {
+		snprintf(err, errlen, "cannot write the audit head beside %s: %s",
+		         d->cfg.audit_path, strerror(-rv));
 		return rv;
 	}
 	bk_tick_bind_rules(d);
@@ -461,6 +577,7 @@ void bk_boot_close(struct bk_daemon *d)
 	bk_server_close(&d->srv);
 	bk_shm_close(&d->shm, true);
 	bk_tel_close(&d->tel);
+	bk_tail_close(d);
 	bk_audit_close(&d->audit);
 	bk_state_free(&d->state);
 	if (d->lock_fd >= 0)

@@ -17,6 +17,7 @@
 #include "bk_server.h"
 #include "bk_shm.h"
 #include "bk_state.h"
+#include "bk_tail.h"
 #include "bk_tel.h"
 
 #define BK_PENDING_MAX 4096 /* replies waiting for their audit record; power of 2 */
@@ -90,7 +91,8 @@ struct bk_daemon {
 	char host[64];
 	int lock_fd;
 	uint64_t boot_mono_ns;
-	int flush_err; /* last audit flush error, 0 when the log is healthy */
+	int flush_err;       /* last audit flush error, 0 when the log is healthy */
+	struct bk_tail tail; /* the log's durable head and identity (bk_tail.h) */
 	bool stop;
 	struct bk_counters ctr;    /* for /metrics; counted where things happen */
 	struct bk_metrics metrics; /* /metrics and /healthz (bk_metrics.h) */

@@ -22,7 +22,9 @@ enum {
 	TAG_WRITE,
 	TAG_FSYNC,
 	TAG_LOCAL_LISTEN,
-	TAG_LOCAL_CONN /* | slot << 8 | gen << 32 */
+	TAG_LOCAL_CONN, /* | slot << 8 | gen << 32 */
+	TAG_HEAD_WRITE,
+	TAG_HEAD_FSYNC
 };
 
 struct loop {
@@ -42,6 +44,11 @@ struct loop {
 	bool flush_retry;
 	uint64_t retry_at;
 	uint64_t flush_start; /* submission of the flush in flight, for its latency */
+	/* the audit head file, written after the log's fsync (bk_tail.h) */
+	uint8_t head_buf[BK_AUDIT_HEAD_SLOT];
+	uint64_t head_seq;
+	int head_res;
+	bool head_busy;
 };
 
 static struct io_uring_sqe *get_sqe(struct loop *l)
@@ -121,6 +128,16 @@ static void start_flush(struct loop *l)
 	if (l->flushing || l->flush_retry || !bk_audit_flush_ready(&l->d->audit))
 		return;
 	bk_audit_flush_begin(&l->d->audit, &buf, &l->write_len, &off);
+	if (l->d->tail.lost) {
+		/* no writing into a file the path no longer names: fail it as
+		 * such (waiting trips: ERR_NOT_DURABLE), the bytes kept for the
+		 * relinked log */
+		bk_audit_flush_done(&l->d->audit, -ESTALE);
+		bk_cmd_flush_failed(l->d, -ESTALE);
+		l->flush_retry = true;
+		l->retry_at = bk_now_mono_ns() + 10 * 1000 * 1000;
+		return;
+	}
 	l->write_buf = buf;
 	l->write_off = off;
 	sqe = get_sqe(l);
@@ -149,6 +166,45 @@ static int short_write_errno(struct loop *l)
 	return n < 0 ? -errno : -EIO;
 }
 
+/*
+ * The head file follows the log: written and fsynced once a log flush is
+ * durable, never before, one write at a time, the latest head each time. It
+ * never delays an ack (those went out with the log's fsync).
+ */
+static void start_head(struct loop *l)
+{
+	struct io_uring_sqe *sqe;
+	uint64_t off;
+
+	if (l->head_busy || !bk_tail_head_next(l->d, l->head_buf, &off, &l->head_seq))
+		return;
+	sqe = get_sqe(l);
+	io_uring_prep_write(sqe, l->d->tail.head_fd, l->head_buf, sizeof(l->head_buf),
+	                    off);
+	sqe->flags |= IOSQE_IO_LINK;
+	io_uring_sqe_set_data64(sqe, TAG_HEAD_WRITE);
+	sqe = get_sqe(l);
+	io_uring_prep_fsync(sqe, l->d->tail.head_fd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data64(sqe, TAG_HEAD_FSYNC);
+	l->head_busy = true;
+	l->head_res = 0;
+}
+
+static void head_done(struct loop *l, int fsync_res)
+{
+	int res = fsync_res;
+
+	if (l->head_res < 0)
+		res = l->head_res;
+	else if (l->head_res != (int)sizeof(l->head_buf))
+		res = -EIO;
+	l->head_busy = false;
+	bk_tail_head_done(l->d, l->head_seq, res);
+	if (res == 0) /* flushes that ended meanwhile: their head now (a failure waits
+	                 for the next flush rather than spinning) */
+		start_head(l);
+}
+
 static void flush_done(struct loop *l, int fsync_res)
 {
 	int res = fsync_res;
@@ -158,6 +214,9 @@ static void flush_done(struct loop *l, int fsync_res)
 		res = l->write_res;
 	else if ((size_t)l->write_res != l->write_len)
 		res = short_write_errno(l);
+	/* Written and fsynced into a file the path no longer names: not durable. */
+	if (res >= 0 && bk_tail_check(l->d))
+		res = -ESTALE;
 	l->flushing = false;
 	bk_metrics_fsync_done(l->d, bk_now_mono_ns() - l->flush_start, res >= 0);
 	bk_audit_flush_done(&l->d->audit, res);
@@ -170,7 +229,9 @@ static void flush_done(struct loop *l, int fsync_res)
 	if (l->d->flush_err)
 		bk_info("audit log writable again");
 	l->d->flush_err = 0;
+	bk_tail_publish(l->d);
 	bk_cmd_durable(l->d);
+	start_head(l);
 }
 
 /* False when the pending ring filled up before this connection was drained. */
@@ -220,6 +281,15 @@ static void on_tick(struct loop *l)
 	bk_tick(l->d, now);
 	if (l->flush_retry && now >= l->retry_at)
 		l->flush_retry = false;
+	/* the log's identity, about once a second when no flush checks it */
+	if (now >= l->d->tail.next_check_ns) {
+		l->d->tail.next_check_ns = now + BK_TAIL_CHECK_NS;
+		bk_tail_check(l->d);
+		if (!l->head_busy)
+			bk_tail_check_head(l->d);
+	}
+	if (l->d->tail.relink_wanted && !l->flushing && bk_tail_relink(l->d) == 0)
+		l->flush_retry = false; /* the records waiting go to the new log now */
 	l->next_tick += l->d->cfg.tick_ns;
 	if (l->next_tick <= now) /* overran: skip ticks rather than burst */
 		l->next_tick = now + l->d->cfg.tick_ns;
@@ -246,6 +316,9 @@ static void on_signal(struct loop *l, int res)
 			l->d->hup_pid = l->sig.ssi_pid;
 			l->d->hup_uid = l->sig.ssi_uid;
 			bk_tick_reload(l->d);
+			/* the operator's word to put a lost audit log back (bk_tail.h) */
+			if (l->d->tail.lost)
+				l->d->tail.relink_wanted = true;
 			break;
 		}
 	}
@@ -274,6 +347,12 @@ static void on_cqe(struct loop *l, struct io_uring_cqe *cqe)
 		break;
 	case TAG_FSYNC:
 		flush_done(l, cqe->res);
+		break;
+	case TAG_HEAD_WRITE:
+		l->head_res = cqe->res;
+		break;
+	case TAG_HEAD_FSYNC:
+		head_done(l, cqe->res);
 		break;
 	case TAG_LOCAL_LISTEN:
 		if (bk_local_accept(&l->d->srv.local) > 0)
@@ -364,13 +443,27 @@ static int spin_wait(struct loop *l)
 static void finish(struct loop *l)
 {
 	struct io_uring_cqe *cqe;
+	uint64_t off, seq;
 
-	while (l->flushing && io_uring_wait_cqe(&l->ring, &cqe) == 0) {
+	/* submit first: a flush that ends here may just have queued a head write */
+	while ((l->flushing || l->head_busy) && io_uring_submit(&l->ring) >= 0 &&
+	       io_uring_wait_cqe(&l->ring, &cqe) == 0) {
 		on_cqe(l, cqe);
 		io_uring_cqe_seen(&l->ring, cqe);
 	}
-	if (bk_audit_flush_sync(&l->d->audit) == 0)
+	if (!bk_tail_check(l->d) && bk_audit_flush_sync(&l->d->audit) == 0) {
+		bk_tail_publish(l->d);
 		bk_cmd_durable(l->d);
+	}
+	/* the last head, in place: the next boot compares the log with it */
+	if (bk_tail_head_next(l->d, l->head_buf, &off, &seq))
+		bk_tail_head_done(l->d, seq,
+		                  pwrite(l->d->tail.head_fd, l->head_buf,
+		                         sizeof(l->head_buf),
+		                         (off_t)off) != (ssize_t)sizeof(l->head_buf) ||
+		                          fdatasync(l->d->tail.head_fd) < 0
+		                      ? -EIO
+		                      : 0);
 	/* nng sends asynchronously: give the last acks a moment before close */
 	nng_msleep(20);
 	io_uring_queue_exit(&l->ring);

@@ -592,6 +592,11 @@ static int health(struct bk_daemon *d, struct bk_metrics *m, char *out, size_t l
 		    &f,
 		    "global HALTED by audit_corrupt: the audit log was damaged or lost "
 		    "(breaker audit --verify, then a forced resume)");
+	if (d->tail.lost)
+		reason(&f,
+		       "%s: trips hold but are not durable, resumes refused (SIGHUP "
+		       "breakerd to write the log anew)",
+		       d->tail.why);
 	if (m->stalled_ns > STALL_NS)
 		reason(&f, "audit records not durable for %.1f s (%llu pending)",
 		       (double)m->stalled_ns / 1e9, (unsigned long long)audit_pending(d));
@@ -602,6 +607,14 @@ static int health(struct bk_daemon *d, struct bk_metrics *m, char *out, size_t l
 		reason(&g, "audit log write failing: %s (trips hold, resumes refused)",
 		       strerrordesc_np(-d->flush_err) ? strerrordesc_np(-d->flush_err)
 		                                      : "error");
+	if (d->tail.head_err)
+		reason(
+		    &g,
+		    "audit head file write failing: %s (a log cut at a record boundary "
+		    "would go unnoticed at the next boot)",
+		    strerrordesc_np(-d->tail.head_err)
+		        ? strerrordesc_np(-d->tail.head_err)
+		        : "error");
 	if (m->overrun_pct_x100 > 100)
 		reason(
 		    &g,

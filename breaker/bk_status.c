@@ -197,6 +197,9 @@ static void info_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 	info->daemon_pid = (uint32_t)getpid();
 	info->tick_period_ns = d->cfg.tick_ns;
 	info->uptime_ns = now - d->boot_mono_ns;
+	/* points into d, which outlives the reply's packing */
+	if (d->tail.lost)
+		info->audit_problem = d->tail.why;
 	warnings_msg(d, info);
 	acks_msg(d, info);
 	proposal_msg(d, info);

@@ -438,8 +438,12 @@ Test(audit, torn_in_frame_header)
 	cr_assert_eq(sc.records, 9);
 }
 
-/* The file grew but the data never reached the disk: zeros. */
-Test(audit, zero_filled_tail)
+/*
+ * Zeros where frames should be: not a crash of breakerd's (a write cut short
+ * leaves a frame cut short, never zeros), so corruption, even at the very
+ * end; nothing is cut by the scan.
+ */
+Test(audit, zero_filled_tail_is_corrupt)
 {
 	static uint8_t zeros[200 * 1024];
 	struct bk_audit_scan sc;
@@ -449,18 +453,14 @@ Test(audit, zero_filled_tail)
 	size = file_size(log_path);
 	write_at(log_path, size, zeros, sizeof(zeros)); /* more than the read-ahead */
 	free(scan(&sc));
-	cr_assert_eq(sc.verdict, BK_AUDIT_TORN_TAIL, "%s", sc.why);
+	cr_assert_eq(sc.verdict, BK_AUDIT_CORRUPT, "%s", sc.why);
 	cr_assert_eq(sc.valid_len, size);
 	cr_assert_eq(sc.records, 5);
-	assert_why(&sc, "zeros");
-	cr_assert_eq(bk_audit_truncate(log_path, &sc), 0);
-	free(scan(&sc));
-	cr_assert_eq(sc.verdict, BK_AUDIT_OK, "%s", sc.why);
-	cr_assert_eq(sc.records, 5);
+	cr_assert_eq(bk_audit_truncate(log_path, &sc), -EINVAL, "never cut: quarantined");
 }
 
-/* Whole last frame written, its payload not: the CRC fails on the last frame. */
-Test(audit, zeroed_last_payload_is_torn)
+/* A whole last frame whose payload is zeros (or a flipped byte): corruption. */
+Test(audit, zeroed_last_payload_is_corrupt)
 {
 	uint8_t zeros[BK_AUDIT_RECORD_MAX] = {0};
 	struct bk_audit_scan sc;
@@ -470,10 +470,249 @@ Test(audit, zeroed_last_payload_is_torn)
 	parse(&f);
 	write_at(log_path, f.off[5] + 8, zeros, f.plen[5]);
 	free(scan(&sc));
-	cr_assert_eq(sc.verdict, BK_AUDIT_TORN_TAIL, "%s", sc.why);
+	cr_assert_eq(sc.verdict, BK_AUDIT_CORRUPT, "%s", sc.why);
 	cr_assert_eq(sc.valid_len, f.off[5]);
 	cr_assert_eq(sc.records, 5);
 	assert_why(&sc, "CRC mismatch");
+	free(f.buf);
+}
+
+/* ---- the durable head ----------------------------------------------------------- */
+
+static int at_seq(uint64_t seq, struct bk_audit_scan *sc)
+{
+	return bk_audit_scan_to(log_path, NULL, NULL, seq, sc);
+}
+
+Test(audit, head_file_round_trip_takes_the_newer_slot)
+{
+	uint8_t slot[BK_AUDIT_HEAD_SLOT];
+	struct bk_audit_head h = {.gen = 7, .seq = 42, .end = 4242}, got;
+	char hp[160];
+
+	memset(h.hash, 0xab, sizeof(h.hash));
+	cr_assert_eq(bk_audit_head_path(log_path, hp, sizeof(hp)), 0);
+	write_all(hp, "", 0);
+	bk_audit_head_encode(&h, slot);
+	write_at(hp, (h.gen & 1) * BK_AUDIT_HEAD_SLOT, slot, sizeof(slot));
+	h.gen = 6;
+	h.seq = 41;
+	bk_audit_head_encode(&h, slot);
+	write_at(hp, (h.gen & 1) * BK_AUDIT_HEAD_SLOT, slot, sizeof(slot));
+	cr_assert_eq(bk_audit_head_read(hp, &got), 0);
+	cr_assert_eq(got.gen, 7);
+	cr_assert_eq(got.seq, 42);
+	cr_assert_eq(got.end, 4242);
+	/* a torn write of the newer slot leaves the older one */
+	slot[20] ^= 1;
+	write_at(hp, BK_AUDIT_HEAD_SLOT, slot, sizeof(slot)); /* gen 7's slot, bad */
+	cr_assert_eq(bk_audit_head_read(hp, &got), 0);
+	cr_assert_eq(got.seq, 41);
+	write_at(hp, 0, slot, sizeof(slot));
+	cr_assert_eq(bk_audit_head_read(hp, &got), -EBADMSG, "no valid slot");
+}
+
+Test(audit, log_shorter_than_its_head_is_corrupt)
+{
+	struct bk_audit_head h = {.gen = 1};
+	struct bk_audit_scan sc;
+	struct frames f;
+
+	write_log(10);
+	free(scan(&sc));
+	h.seq = sc.last_seq;
+	h.end = sc.valid_len;
+	memcpy(h.hash, sc.last_hash, sizeof(h.hash));
+	parse(&f);
+	/* exactly at a frame boundary: the file alone verifies */
+	cr_assert_eq(truncate(log_path, (off_t)f.off[9]), 0);
+	cr_assert_eq(at_seq(h.seq, &sc), 0);
+	cr_assert_eq(sc.verdict, BK_AUDIT_OK);
+	cr_assert(bk_audit_check_head(&sc, &h, "head file"));
+	cr_assert_eq(sc.verdict, BK_AUDIT_CORRUPT);
+	assert_why(&sc, "head file says seq 10");
+	free(f.buf);
+}
+
+Test(audit, torn_tail_below_the_head_is_corrupt)
+{
+	struct bk_audit_head h = {.gen = 1};
+	struct bk_audit_scan sc;
+	struct frames f;
+
+	write_log(10);
+	free(scan(&sc));
+	h.seq = sc.last_seq;
+	h.end = sc.valid_len;
+	memcpy(h.hash, sc.last_hash, sizeof(h.hash));
+	parse(&f);
+	cr_assert_eq(truncate(log_path, (off_t)f.off[9] + 12), 0);
+	cr_assert_eq(at_seq(h.seq, &sc), 0);
+	cr_assert_eq(sc.verdict, BK_AUDIT_TORN_TAIL, "%s", sc.why);
+	cr_assert(bk_audit_check_head(&sc, &h, "head file"),
+	          "an acknowledged record is never a torn tail");
+	cr_assert_eq(sc.verdict, BK_AUDIT_CORRUPT);
+	free(f.buf);
+}
+
+Test(audit, head_may_lag_the_log)
+{
+	struct bk_audit_head h = {.gen = 1};
+	struct bk_audit_scan sc;
+	struct bk_audit a;
+
+	write_log(5);
+	free(scan(&sc));
+	h.seq = sc.last_seq;
+	h.end = sc.valid_len;
+	memcpy(h.hash, sc.last_hash, sizeof(h.hash));
+	cr_assert_eq(bk_audit_open(&a, log_path, &sc), 0);
+	append(&a, 6, 9); /* durable, the head not yet written */
+	bk_audit_close(&a);
+	cr_assert_eq(at_seq(h.seq, &sc), 0);
+	cr_assert(!bk_audit_check_head(&sc, &h, "head file"), "%s", sc.why);
+	cr_assert_eq(sc.verdict, BK_AUDIT_OK);
+	cr_assert_eq(sc.records, 9);
+}
+
+Test(audit, other_log_of_the_same_length_fails_the_head)
+{
+	struct bk_audit_head h = {.gen = 1};
+	struct bk_audit_scan sc;
+	struct bk_audit a;
+	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+
+	write_log(5);
+	free(scan(&sc));
+	h.seq = sc.last_seq;
+	h.end = sc.valid_len;
+	memcpy(h.hash, sc.last_hash, sizeof(h.hash));
+	/* a different history with as many records */
+	cr_assert_eq(unlink(log_path), 0);
+	cr_assert_eq(bk_audit_open(&a, log_path, NULL), 0);
+	for (int i = 0; i < 5; i++) {
+		rec.has_kind = 1;
+		rec.kind = BREAKER__AUDIT_RECORD__KIND__BOOT;
+		rec.reason = "forged";
+		cr_assert_gt(bk_audit_stage(&a, &rec), 0);
+	}
+	cr_assert_eq(bk_audit_flush_sync(&a), 0);
+	bk_audit_close(&a);
+	cr_assert_eq(at_seq(h.seq, &sc), 0);
+	cr_assert(bk_audit_check_head(&sc, &h, "head file"));
+	assert_why(&sc, "record 5 is not the one");
+}
+
+Test(audit, flush_tracks_the_durable_hash)
+{
+	struct bk_audit_scan sc;
+	struct bk_audit a;
+
+	cr_assert_eq(bk_audit_open(&a, log_path, NULL), 0);
+	append(&a, 1, 3);
+	stage(&a, 4); /* staged, not durable */
+	free(scan(&sc));
+	cr_assert_eq(a.durable_seq, 3);
+	cr_assert_eq(memcmp(a.durable_hash, sc.last_hash, BK_AUDIT_HASH_LEN), 0);
+	cr_assert_neq(memcmp(a.last_hash, sc.last_hash, BK_AUDIT_HASH_LEN), 0);
+	bk_audit_close(&a);
+}
+
+/* ---- keeping cut bytes, relinking, past the damage --------------------------------- */
+
+Test(audit, torn_bytes_are_kept_before_the_cut)
+{
+	struct bk_audit_scan sc;
+	char aside[256];
+	uint8_t *kept;
+	size_t n;
+	uint64_t size;
+
+	write_log(3);
+	size = file_size(log_path);
+	write_at(log_path, size,
+	         "\x40\x00\x00\x00"
+	         "abcdefg",
+	         11);
+	free(scan(&sc));
+	cr_assert_eq(sc.verdict, BK_AUDIT_TORN_TAIL, "%s", sc.why);
+	cr_assert_eq(bk_audit_keep_tail(log_path, &sc, aside, sizeof(aside)), 0);
+	cr_assert(strstr(aside, "audit.log.torn."), "%s", aside);
+	kept = read_all(aside, &n);
+	cr_assert_eq(n, 11);
+	cr_assert_eq(memcmp(kept,
+	                    "\x40\x00\x00\x00"
+	                    "abcdefg",
+	                    11),
+	             0);
+	free(kept);
+	cr_assert_eq(bk_audit_truncate(log_path, &sc), 0);
+	cr_assert_eq(file_size(log_path), size);
+}
+
+Test(audit, relink_rewrites_an_unlinked_log_from_the_open_copy)
+{
+	struct bk_audit_scan sc;
+	struct bk_audit a;
+	char aside[256];
+
+	cr_assert_eq(bk_audit_open(&a, log_path, NULL), 0);
+	append(&a, 1, 4);
+	cr_assert_eq(unlink(log_path), 0);
+	cr_assert_eq(bk_audit_relink(&a, log_path, aside, sizeof(aside)), 0);
+	cr_assert_eq(aside[0], '\0', "nothing was at the path");
+	append(&a, 5, 6);
+	bk_audit_close(&a);
+	free(scan(&sc));
+	cr_assert_eq(sc.verdict, BK_AUDIT_OK, "%s", sc.why);
+	cr_assert_eq(sc.records, 6, "one chain across the relink");
+}
+
+Test(audit, relink_keeps_a_replacement_aside)
+{
+	struct bk_audit_scan sc;
+	struct bk_audit a;
+	char aside[256];
+
+	cr_assert_eq(bk_audit_open(&a, log_path, NULL), 0);
+	append(&a, 1, 4);
+	cr_assert_eq(unlink(log_path), 0);
+	write_all(log_path, "not a log", 9);
+	cr_assert_eq(bk_audit_relink(&a, log_path, aside, sizeof(aside)), 0);
+	cr_assert(strstr(aside, "audit.log.replaced."), "%s", aside);
+	cr_assert_eq(file_size(aside), 9);
+	bk_audit_close(&a);
+	free(scan(&sc));
+	cr_assert_eq(sc.verdict, BK_AUDIT_OK, "%s", sc.why);
+	cr_assert_eq(sc.records, 4);
+}
+
+static int count_rest(const Breaker__AuditRecord *rec, uint64_t off, void *arg)
+{
+	struct seen *s = arg;
+
+	(void)off;
+	s->seq[s->n++] = rec->seq;
+	return 0;
+}
+
+Test(audit, records_after_damage_are_found_by_resync)
+{
+	static struct seen rest;
+	struct bk_audit_scan sc;
+	struct frames f;
+	uint8_t b;
+
+	write_log(10);
+	parse(&f);
+	b = f.buf[f.off[4] + 8 + 2] ^ 0x10;
+	write_at(log_path, f.off[4] + 8 + 2, &b, 1);
+	free(scan(&sc));
+	cr_assert_eq(sc.verdict, BK_AUDIT_CORRUPT);
+	cr_assert_eq(bk_audit_scan_rest(log_path, &sc, count_rest, &rest), 5);
+	cr_assert_eq(rest.n, 5);
+	cr_assert_eq(rest.seq[0], 6, "the damaged record itself is skipped");
+	cr_assert_eq(rest.seq[4], 10);
 	free(f.buf);
 }
 

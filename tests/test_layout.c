@@ -62,6 +62,10 @@ static struct field fields[] = {
     F("hdr.heartbeat_bound_ns", hdr.heartbeat_bound_ns),
     F("hdr.strategy_count", hdr.strategy_count),
     F("heartbeat_ns", heartbeat_ns),
+    F("audit.lock", audit_lock),
+    F("audit.seq", audit_seq),
+    F("audit.end", audit_end),
+    F("audit.hash", audit_hash),
     F("change_seq", change_seq),
     F("global", global),
     F("strategies", strategies),
@@ -151,6 +155,9 @@ Test(layout, documented_reason_codes_match)
 _Static_assert(sizeof(struct bk_shm_scope) == BK_CACHE_LINE, "a scope is one cache line");
 _Static_assert(offsetof(struct bk_shm, heartbeat_ns) % BK_CACHE_LINE == 0, "own line");
 _Static_assert(offsetof(struct bk_shm, change_seq) % BK_CACHE_LINE == 0, "own line");
+_Static_assert(offsetof(struct bk_shm, audit_hash) + 32 ==
+                   offsetof(struct bk_shm, change_seq),
+               "the audit head fills the heartbeat line's padding, no more");
 _Static_assert(offsetof(struct bk_shm, global) % BK_CACHE_LINE == 0, "own line");
 _Static_assert(BK_SHM_SIZE == 262400, "documented segment size");
 _Static_assert(BK_TEL_SIZE == 524352, "documented telemetry size");

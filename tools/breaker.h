@@ -17,6 +17,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <limits.h>
+
+#include "bk_audit.h"
 #include "bk_config.h"
 #include "breaker.pb-c.h"
 
@@ -100,6 +103,19 @@ int cmd_watch(struct cli *c, const struct cli_args *a);
 
 /* breaker_audit.c */
 int cmd_audit(struct cli *c, const struct cli_args *a);
+
+/* The audit log's durable heads (bk_tail.h), for audit and incident export. */
+struct audit_heads {
+	struct bk_audit_head file, shm;
+	bool have_file, have_shm;
+	char problem[PATH_MAX + 80];
+};
+/* configured: path is the config's log (the segment's head applies too). */
+void audit_heads_read(struct cli *c, const char *path, bool configured,
+                      struct audit_heads *h);
+uint64_t audit_heads_seq(const struct audit_heads *h); /* scan to this seq */
+/* A log shorter than or different from its heads becomes CORRUPT. */
+void audit_heads_judge(const struct audit_heads *h, struct bk_audit_scan *scan);
 int parse_since(const char *s, uint64_t now_ns, uint64_t *out);
 
 /* breaker_health.c */

@@ -1,16 +1,24 @@
 /*
  * breaker audit: print or verify the audit log by reading the file itself
- * (bk_audit_scan), so that it works when breakerd is down. Only records that
- * verify are printed; anything past the first damage is reported, not shown.
+ * (bk_audit_scan), so that it works when breakerd is down. The log is also
+ * compared with its durable head (the head file beside it and, for the
+ * configured instance, the segment header): a log cut at a record boundary
+ * or rolled back fails. Records past the first damage are shown after it,
+ * marked UNVERIFIED (resynced on the next whole frame); the exit is 4.
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "bk_audit.h"
+#include "bk_tail.h"
 #include "breaker.h"
 
 #define NS 1000000000ull
@@ -18,6 +26,7 @@
 struct audit_ctx {
 	uint64_t since_ns; /* 0: every record */
 	bool json;
+	bool unverified; /* printing records after the damage */
 	uint64_t shown;
 };
 
@@ -260,13 +269,99 @@ static int print_record(const Breaker__AuditRecord *rec, uint64_t offset, void *
 	if (x->since_ns && (!rec->has_wall_ns || rec->wall_ns < x->since_ns))
 		return 0;
 	x->shown++;
-	if (x->json) {
+	if (x->json && x->unverified) {
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *m = open_memstream(&buf, &len);
+
+		if (!m)
+			return -ENOMEM;
+		json_msg(m, &rec->base);
+		fclose(m);
+		/* the record's own fields, with the mark first */
+		printf("{\"unverified\":true,\"offset\":%" PRIu64 "%s%s\n", offset,
+		       len > 2 ? "," : "}", len > 2 ? buf + 1 : "");
+		free(buf);
+	} else if (x->json) {
 		json_msg(stdout, &rec->base);
 		fputc('\n', stdout);
 	} else {
+		if (x->unverified)
+			fputs("UNVERIFIED ", stdout);
 		put_record(stdout, rec);
 	}
 	return 0;
+}
+
+/* The segment header's head for the configured instance; false if none. */
+static bool shm_head(const char *instance, struct bk_audit_head *h)
+{
+	char name[BK_INSTANCE_MAX + 16];
+	struct bk_shm *m;
+	struct stat st;
+	bool ok = false;
+	int fd;
+
+	if (bk_shm_name(name, sizeof(name), instance) < 0 ||
+	    (fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0)) < 0)
+		return false;
+	if (fstat(fd, &st) == 0 && (size_t)st.st_size == BK_SHM_SIZE &&
+	    (m = mmap(NULL, BK_SHM_SIZE, PROT_READ, MAP_SHARED, fd, 0)) != MAP_FAILED) {
+		ok = m->hdr.magic == BK_SHM_MAGIC &&
+		     atomic_load(&m->hdr.layout_version) == BK_LAYOUT_VERSION &&
+		     bk_tail_shm_head(m, h);
+		munmap(m, BK_SHM_SIZE);
+	}
+	close(fd);
+	return ok;
+}
+
+/*
+ * The durable heads, read before the scan: the log at scan time holds at
+ * least what they say. The segment is read only for the configured log,
+ * not for --file.
+ */
+void audit_heads_read(struct cli *c, const char *path, bool configured,
+                      struct audit_heads *h)
+{
+	char hp[PATH_MAX + 16], marker[PATH_MAX + 32], buf[8] = "";
+	int rv, fd;
+
+	memset(h, 0, sizeof(*h));
+	h->have_shm = configured && shm_head(c->cfg.instance, &h->shm);
+	if (bk_audit_head_path(path, hp, sizeof(hp)) < 0)
+		return;
+	rv = bk_audit_head_read(hp, &h->file);
+	h->have_file = rv == 0 && h->file.seq;
+	if (rv == -EBADMSG)
+		snprintf(h->problem, sizeof(h->problem),
+		         "head file %s is damaged (no valid slot)", hp);
+	if (rv != -ENOENT || !configured)
+		return;
+	snprintf(marker, sizeof(marker), "%s/audit.log.created", c->cfg.state_dir);
+	if ((fd = open(marker, O_RDONLY | O_CLOEXEC)) < 0)
+		return;
+	if (read(fd, buf, sizeof(buf) - 1) > 0 && strncmp(buf, "head\n", 5) == 0)
+		snprintf(h->problem, sizeof(h->problem),
+		         "head file %s is missing, but the log had one", hp);
+	close(fd);
+}
+
+uint64_t audit_heads_seq(const struct audit_heads *h)
+{
+	uint64_t f = h->have_file ? h->file.seq : 0, s = h->have_shm ? h->shm.seq : 0;
+
+	return f > s ? f : s;
+}
+
+void audit_heads_judge(const struct audit_heads *h, struct bk_audit_scan *scan)
+{
+	if (!bk_tail_judge(scan, h->have_file ? &h->file : NULL,
+	                   h->have_shm ? &h->shm : NULL) &&
+	    h->problem[0] && scan->verdict == BK_AUDIT_OK) {
+		scan->verdict = BK_AUDIT_CORRUPT;
+		snprintf(scan->why, sizeof(scan->why), "%.150s", h->problem);
+	}
 }
 
 static const char *verdict_name(enum bk_audit_verdict v)
@@ -329,6 +424,8 @@ int cmd_audit(struct cli *c, const struct cli_args *a)
 	struct bk_audit_scan scan;
 	const char *path = a->file;
 	char t[BX_TIME_LEN];
+	struct audit_heads h;
+	long rest;
 	int rv;
 
 	if (a->since && parse_since(a->since, now_wall_ns(), &x.since_ns) < 0)
@@ -340,12 +437,31 @@ int cmd_audit(struct cli *c, const struct cli_args *a)
 		return rv;
 	if (!path)
 		path = c->cfg.audit_path;
+	audit_heads_read(c, path, !a->file, &h);
 	memset(&scan, 0, sizeof(scan));
-	rv = bk_audit_scan(path, a->verify ? NULL : print_record, &x, &scan);
+	rv = bk_audit_scan_to(path, a->verify ? NULL : print_record, &x,
+	                      audit_heads_seq(&h), &scan);
 	if (rv != 0) {
 		fprintf(stderr, "breaker audit: cannot read audit log %s: %s\n", path,
 		        rv < 0 ? strerror(-rv) : "scan stopped");
 		return BX_AUDIT;
+	}
+	audit_heads_judge(&h, &scan);
+	if (!a->verify && scan.verdict == BK_AUDIT_CORRUPT) {
+		x.unverified = true;
+		if (!a->json)
+			printf("---- damage at offset %" PRIu64
+			       ": the records below come after it, UNVERIFIED ----\n",
+			       scan.valid_len);
+		rest = bk_audit_scan_rest(path, &scan, print_record, &x);
+		if (rest < 0)
+			fprintf(stderr, "breaker audit: reading past the damage: %s\n",
+			        strerror((int)-rest));
+		else
+			fprintf(stderr,
+			        "%ld record%s after the damage shown UNVERIFIED (their "
+			        "chain is not checked)\n",
+			        rest, rest == 1 ? "" : "s");
 	}
 	if (a->verify && a->json)
 		verdict_json(path, &scan);

@@ -242,11 +242,26 @@ static bool has_latch(const Breaker__Scope *s, int reason)
 	return false;
 }
 
+static bool has_reason(const struct health *h, const char *text)
+{
+	for (int i = 0; i < h->n; i++)
+		if (strstr(h->reasons[i], text))
+			return true;
+	return false;
+}
+
 /* What Status alone shows. With /healthz in use these are already in its verdict. */
 static void check_status(struct cli *c, const Breaker__StatusInfo *in, struct health *h)
 {
 	char b[32];
 
+	/* Status is fresher than /healthz (rendered periodically): a lost log
+	 * counts as soon as Status says so, once */
+	if (in->audit_problem && !has_reason(h, in->audit_problem))
+		add_reason(h, H_FAILING,
+		           "%.200s: trips hold but are not durable, resumes refused "
+		           "(SIGHUP breakerd to write the log anew)",
+		           in->audit_problem);
 	if (h->healthz_used)
 		return;
 	if (has_latch(in->global, BREAKER__REASON_CODE__AUDIT_CORRUPT))

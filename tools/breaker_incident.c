@@ -711,13 +711,13 @@ static int parse_opts(const struct cli_args *a, struct inc *x)
 	return 0;
 }
 
-static int scan(const char *path, bk_audit_record_fn fn, struct inc *x,
+static int scan(const char *path, bk_audit_record_fn fn, struct inc *x, uint64_t at_seq,
                 struct bk_audit_scan *s)
 {
 	int rv;
 
 	memset(s, 0, sizeof(*s));
-	rv = bk_audit_scan(path, fn, x, s);
+	rv = bk_audit_scan_to(path, fn, x, at_seq, s);
 	if (rv != 0) {
 		fprintf(stderr, "breaker incident: cannot read audit log %s: %s\n", path,
 		        rv < 0 ? strerror(-rv) : "scan stopped");
@@ -726,7 +726,45 @@ static int scan(const char *path, bk_audit_record_fn fn, struct inc *x,
 	return 0;
 }
 
-static void report(struct inc *x, const char *path)
+/* Records past the damage (bk_audit_scan_rest): shown, never counted. */
+static int pass_rest(const Breaker__AuditRecord *rec, uint64_t offset, void *arg)
+{
+	struct inc *x = arg;
+
+	(void)offset;
+	if (!in_period(x, rec))
+		return 0;
+	if (x->json)
+		json_row(x, rec);
+	else
+		md_row(x, rec);
+	x->rows++;
+	return 0;
+}
+
+static void report_rest(struct inc *x, const char *path, const struct bk_audit_scan *dmg)
+{
+	x->rows = 0;
+	if (x->json) {
+		fputs("],\"unverified_after_damage\":[", stdout);
+	} else {
+		printf(
+		    "\n## After the damage (UNVERIFIED)\n\nThe audit log is damaged at "
+		    "offset %" PRIu64 " (",
+		    dmg->valid_len);
+		put_md(stdout, dmg->why);
+		printf(
+		    "). These records were found past the damage by resyncing on the "
+		    "next whole frame: UNVERIFIED (their chain is not checked), not "
+		    "counted in the figures above.\n\n| seq | time (UTC) | +t | event | "
+		    "scope | mode | reason | by | detail |\n|---|---|---|---|---|---|---|"
+		    "---|---|\n");
+	}
+	if (bk_audit_scan_rest(path, dmg, pass_rest, x) < 0)
+		fprintf(stderr, "breaker incident: cannot read past the damage\n");
+}
+
+static void report(struct inc *x, const char *path, const struct bk_audit_scan *dmg)
 {
 	struct figures f;
 	struct bk_audit_scan s;
@@ -742,7 +780,9 @@ static void report(struct inc *x, const char *path)
 		md_tables(x);
 	}
 	x->limit_seq = x->last_seq;
-	scan(path, pass2, x, &s);
+	scan(path, pass2, x, 0, &s);
+	if (dmg->verdict == BK_AUDIT_CORRUPT)
+		report_rest(x, path, dmg);
 	if (x->json)
 		fputs("]}\n", stdout);
 	else
@@ -753,6 +793,7 @@ int cmd_incident(struct cli *c, const struct cli_args *a)
 {
 	struct inc *x = calloc(1, sizeof(*x));
 	struct bk_audit_scan s;
+	struct audit_heads h;
 	const char *path = a->file;
 	int rv;
 
@@ -763,18 +804,23 @@ int cmd_incident(struct cli *c, const struct cli_args *a)
 	}
 	if ((rv = parse_opts(a, x)) == 0 && !path && (rv = cli_config(c)) == 0)
 		path = c->cfg.audit_path;
-	if (rv == 0 && (rv = scan(path, pass1, x, &s)) == 0) {
+	if (rv == 0)
+		audit_heads_read(c, path, !a->file, &h);
+	if (rv == 0 && (rv = scan(path, pass1, x, audit_heads_seq(&h), &s)) == 0) {
+		audit_heads_judge(&h, &s); /* a log cut at a record boundary says so */
 		if (!x->started)
 			period_starts(x);
-		report(x, path);
+		report(x, path, &s);
 		if (s.verdict != BK_AUDIT_OK) {
 			fprintf(stderr,
 			        "breaker incident: the audit log did NOT verify (");
 			put_text(stderr, s.why);
-			fprintf(stderr,
-			        "): the export covers the %" PRIu64 " records before the "
-			        "damage only; see 'breaker audit --verify'\n",
-			        s.records);
+			fprintf(
+			    stderr,
+			    "): the figures cover the %" PRIu64 " records before the "
+			    "damage only; records after it are listed UNVERIFIED; see "
+			    "'breaker audit --verify'\n",
+			    s.records);
 			rv = BX_AUDIT;
 		}
 	}

@@ -259,6 +259,13 @@ static void put_status(FILE *f, const struct cli *c, const Breaker__StatusInfo *
 		fprintf(f, "%" PRIu64 "\n", in->audit_seq);
 	else
 		fputs("? (not in the reply)\n", f);
+	if (in->audit_problem) {
+		fputs("AUDIT LOG LOST: ", f);
+		put_text(f, in->audit_problem);
+		fputs(" -- trips hold but are not durable, resumes are refused; SIGHUP "
+		      "breakerd to write the log anew\n",
+		      f);
+	}
 }
 
 /* One read-only request; prints a refusal. 0 with *r set, or the exit status. */

@@ -134,8 +134,18 @@ struct bk_shm_header {
 struct bk_shm {
 	struct bk_shm_header hdr;         /* line 0, offset 0 */
 	BK_ATOMIC(uint64_t) heartbeat_ns; /* line 1, offset 64 */
-	char pad1[BK_CACHE_LINE - 8];
-	BK_ATOMIC(uint32_t) change_seq; /* line 2, offset 128: futex word */
+	/*
+	 * 72-127: the audit log's durable head, for breakerd itself (a restarted
+	 * daemon and `breaker audit --verify` compare the log with it). Engines
+	 * ignore it. Under a seqlock (audit_lock odd while written); 0 before a
+	 * daemon wrote it (a segment made by an older breakerd).
+	 */
+	BK_ATOMIC(uint32_t) audit_lock;    /* 72 */
+	uint32_t audit_reserved;           /* 76 */
+	BK_ATOMIC(uint64_t) audit_seq;     /* 80: last durable audit seq */
+	BK_ATOMIC(uint64_t) audit_end;     /* 88: log size after it */
+	BK_ATOMIC(uint64_t) audit_hash[4]; /* 96: SHA-256 of that record */
+	BK_ATOMIC(uint32_t) change_seq;    /* line 2, offset 128: futex word */
 	char pad2[BK_CACHE_LINE - 4];
 	struct bk_shm_scope global;                        /* line 3, offset 192 */
 	struct bk_shm_scope strategies[BK_MAX_STRATEGIES]; /* offset 256 */

@@ -37,6 +37,11 @@ FIELDS: Final[dict[str, Field]] = {
     "hdr.heartbeat_bound_ns": Field(48, 8, "Q"),
     "hdr.strategy_count": Field(56, 4, "I"),
     "heartbeat_ns": Field(64, 8, "Q"),
+    # the audit log's durable head: breakerd's own, engines ignore it
+    "audit.lock": Field(72, 4, "I"),
+    "audit.seq": Field(80, 8, "Q"),
+    "audit.end": Field(88, 8, "Q"),
+    "audit.hash": Field(96, 32, "32s"),
     "change_seq": Field(128, 4, "I"),
     "global": Field(192, 64, "64s"),
     "strategies": Field(256, 262144, "262144s"),

@@ -20,7 +20,7 @@ _FIELD_ROW = re.compile(r"^\|\s*([a-z_.]+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*([^|
 _CODE_ROW = re.compile(r"^\|\s*(\d+)\s*\|\s*([A-Za-z_]+)\s*\|")
 _TYPE_SIZE = {"u64": 8, "u32": 4, "f64": 8}
 _TYPE_FMT = {"u64": "Q", "u32": "I", "f64": "d"}  # native: see client.py and telemetry.py
-_STATE_PREFIXES = ("hdr.", "scope.", "heartbeat_ns", "change_seq", "global", "strategies")
+_STATE_PREFIXES = ("hdr.", "scope.", "heartbeat_ns", "audit.", "change_seq", "global", "strategies")
 _TEL_PREFIXES = ("tel.", "slot.")
 
 
@@ -96,7 +96,7 @@ class DocumentedLayout(unittest.TestCase):
 
     def test_the_page_has_the_tables(self) -> None:
         # a parser that silently matches nothing would pass every other test
-        self.assertEqual(len(self.state_rows), 20, "state segment field tables in docs/shm-layout.md")
+        self.assertEqual(len(self.state_rows), 24, "state segment field tables in docs/shm-layout.md")
         self.assertEqual(len(self.tel_rows), 24, "telemetry field tables in docs/shm-layout.md")
         self.assertEqual(len(self.rows), len(self.state_rows) + len(self.tel_rows))
 
