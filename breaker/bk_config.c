@@ -901,6 +901,17 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 	} else if (key_is(s, n, "breaker", "telemetry_mode")) {
 		if (!(err = parse_mode(v, 0600, 0666, &x)) && (x & 0111))
 			err = -EINVAL;
+		/* telemetry feeds the rules: whoever may write it may keep a rule
+		 * from tripping (a forged Report by another route). Engines write
+		 * it through a group, never as everyone. */
+		if (!err && (x & 0002))
+			return fail(
+			    c, line,
+			    "bad value '%s' for 'telemetry_mode': writable by "
+			    "others, who could forge any strategy's telemetry and "
+			    "blind its rules; give engines breakerd's group and "
+			    "use 0660 (0600 .. 0664)%s",
+			    v, "");
 		cfg->tel_mode = err ? cfg->tel_mode : (mode_t)x;
 	} else if (key_is(s, n, "commands", "max_message_bytes")) {
 		if (!(err = parse_u64(v, 1024, 1 << 20, &x)))

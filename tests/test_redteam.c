@@ -142,3 +142,61 @@ Test(redteam, global_reject_resume_needs_the_tripping_strategys_own_orders)
 	cr_assert_eq(bk_check(&r.c, -1), BK_CAUTIOUS, "nothing changed");
 	rig_down(&r);
 }
+
+/* breakerd --check-config on a config of extra INI lines; its output in out; the exit
+ * code. (bk_h_init would load the config itself and fail the test first.) */
+static int check_config(const char *extra)
+{
+	const char *bin = getenv("BREAKERD");
+	char dir[64] = "/tmp/bk-rt-check-XXXXXX", path[128], ini[128];
+	FILE *f;
+	pid_t pid;
+	int st;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(ini, sizeof(ini), "%s/breaker.ini", dir);
+	snprintf(path, sizeof(path), "%s/check.out", dir);
+	cr_assert_not_null(f = fopen(ini, "w"));
+	fprintf(
+	    f,
+	    "[breaker]\ninstance = rtcheck\nrun_dir = %s/run\nstate_dir = %s/state\n%s",
+	    dir, dir, extra);
+	fclose(f);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(126);
+		execl(bin && *bin ? bin : "breakerd", "breakerd", "--config", ini,
+		      "--check-config", (char *)NULL);
+		_exit(127);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	bk_h_slurp(path, out, sizeof(out));
+	unlink(path);
+	unlink(ini);
+	rmdir(dir);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/*
+ * 11.3 through the segment: telemetry_mode = 0666 was accepted (documented
+ * range 0600 .. 0666). Then any local user writes any strategy's counters:
+ * uid 65534 adding 1,000 clean orders a millisecond to alpha's slot kept
+ * alpha ACTIVE while its engine had 80% of its orders rejected (reproduced
+ * by hand with the daemon and CLI; without the writer alpha tripped). The
+ * forged Report of issue 11.3, minus the permission check. Telemetry is the
+ * engines': a group, never everyone.
+ */
+Test(redteam, world_writable_telemetry_mode_is_refused)
+{
+	cr_assert_eq(check_config("telemetry_mode = 0666\n"), 2,
+	             "0666 must be refused: %s", out);
+	cr_assert(strstr(out, "telemetry_mode"), "names the key: %s", out);
+	cr_assert(strstr(out, "writable by others"), "says why: %s", out);
+	cr_assert_eq(check_config("telemetry_mode = 0662\n"), 2, "0662 too: %s", out);
+	/* the documented ones stay */
+	cr_assert_eq(check_config("telemetry_mode = 0664\n"), 0, "0664: %s", out);
+	cr_assert_eq(check_config("telemetry_mode = 0660\n"), 0, "0660: %s", out);
+}
