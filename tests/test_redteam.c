@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -199,4 +200,64 @@ Test(redteam, world_writable_telemetry_mode_is_refused)
 	/* the documented ones stay */
 	cr_assert_eq(check_config("telemetry_mode = 0664\n"), 0, "0664: %s", out);
 	cr_assert_eq(check_config("telemetry_mode = 0660\n"), 0, "0660: %s", out);
+}
+
+/*
+ * 11.4 for the telemetry segment: with no daemon running (after a reboot),
+ * uid 65534 makes /dev/shm/breaker.<instance>.tel with a valid header. The
+ * engine's bk_tel_attach took it (no owner check, unlike the state
+ * segment's): its numbers then went where breakerd never reads (breakerd
+ * replaces a foreign telemetry segment at start, the engine keeps the old
+ * mapping), so no rule could see it, not even the heartbeat (never armed).
+ * Attach must refuse a telemetry segment breakerd did not make.
+ */
+static void forge_telemetry_and_attach(mode_t mode);
+
+Test(redteam, engine_refuses_a_telemetry_segment_another_user_made)
+{
+	for (int i = 0; i < 2; i++) /* others may write it; only its owner may */
+		forge_telemetry_and_attach(i ? 0600 : 0666);
+}
+
+static void forge_telemetry_and_attach(mode_t mode)
+{
+	char name[96];
+	struct bk_tel_client t;
+	pid_t pid;
+	int st, rv;
+
+	snprintf(name, sizeof(name), "/breaker.t%d-rt-telforge.tel", (int)getpid());
+	shm_unlink(name);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) { /* the hostile user: no nng here */
+		struct bk_tel *f;
+		int fd;
+
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			_exit(10);
+		fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0666);
+		if (fd < 0 || fchmod(fd, mode) || ftruncate(fd, BK_TEL_SIZE))
+			_exit(11);
+		f = mmap(NULL, BK_TEL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (f == MAP_FAILED)
+			_exit(12);
+		f->hdr.magic = BK_TEL_MAGIC;
+		f->hdr.slot_size = sizeof(struct bk_tel_slot);
+		f->hdr.capacity = BK_MAX_STRATEGIES;
+		f->hdr.segment_size = BK_TEL_SIZE;
+		BK_STORE_REL(&f->hdr.version, BK_TEL_VERSION);
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "forger: %d", st);
+	snprintf(name, sizeof(name), "t%d-rt-telforge", (int)getpid());
+	rv = bk_tel_attach(&t, name);
+	if (rv == 0)
+		bk_tel_detach(&t);
+	bk_tel_unlink(name);
+	cr_assert_eq(
+	    rv, -EPERM,
+	    "a telemetry segment of uid 65534, mode %o, must be refused (got %d)",
+	    (unsigned)mode, rv);
 }
