@@ -69,6 +69,49 @@ class ForgedSegment(unittest.TestCase):
         self.assertTrue(issubclass(bk.UntrustedSegmentError, bk.BreakerError))
 
 
+class ForgedTelemetry(unittest.TestCase):
+    """The telemetry segment too (test_redteam.c has the C side): numbers
+    written into a segment another user made never reach breakerd's rules."""
+
+    def forged(self, tag: str) -> str:
+        import struct
+
+        from breaker_client import layout as L
+
+        instance = f"py{os.getpid()}-{tag}"
+        path = bk.telemetry_path(instance)
+        with open(path, "wb") as f:
+            f.truncate(L.TEL_SEGMENT_SIZE)
+            f.write(struct.pack("<QIIIIQ", L.TEL_MAGIC, L.TEL_VERSION, L.TEL_SLOT_SIZE,
+                                L.MAX_STRATEGIES, 0, L.TEL_SEGMENT_SIZE))
+        self.addCleanup(os.unlink, path)
+        return instance
+
+    def setUp(self) -> None:
+        self.env = os.environ.pop(bk.DAEMON_UID_ENV, None)
+
+    def tearDown(self) -> None:
+        os.environ.pop(bk.DAEMON_UID_ENV, None)
+        if self.env is not None:
+            os.environ[bk.DAEMON_UID_ENV] = self.env
+
+    @unittest.skipUnless(os.geteuid() == 0, "chown needs root")
+    def test_telemetry_segment_of_another_user_is_refused(self) -> None:
+        instance = self.forged("tel")
+        path = bk.telemetry_path(instance)
+        os.chmod(path, 0o660)
+        bk.attach_telemetry(instance).close()  # root's, group-writable: breakerd's default
+        os.chown(path, NOBODY, NOBODY)
+        with self.assertRaises(bk.UntrustedSegmentError) as cm:
+            bk.attach_telemetry(instance)
+        self.assertIn("uid 65534", str(cm.exception))
+        os.chown(path, 0, 0)
+        os.chmod(path, 0o666)
+        with self.assertRaises(bk.UntrustedSegmentError) as cm:
+            bk.attach_telemetry(instance)
+        self.assertIn("writable by others", str(cm.exception))
+
+
 class FutureHeartbeat(unittest.TestCase):
     def test_heartbeat_ahead_by_more_than_the_bound_is_not_live(self) -> None:
         seg = FakeSegment("future")
