@@ -261,3 +261,33 @@ static void forge_telemetry_and_attach(mode_t mode)
 	    "a telemetry segment of uid 65534, mode %o, must be refused (got %d)",
 	    (unsigned)mode, rv);
 }
+
+/*
+ * 12.6 variation: RULE_STATE records are rate-limited (one per strategy per
+ * second), and a clean stop wrote none of the pending ones. A drawdown peak
+ * reached less than a second before `systemctl restart breakerd` was lost:
+ * PnL 1000 (recorded), 3000 (the peak, not yet recorded), restart, PnL 2000
+ * - a drawdown of 1000 against a limit of 500 - and the restarted daemon saw
+ * the peak as 2000 (no trip). A clean stop records what changed.
+ */
+Test(redteam, drawdown_peak_just_before_a_clean_restart_survives_it)
+{
+	struct rig r;
+
+	rig_up(&r, "rt-peak",
+	       "drawdown.max = 500\nheartbeat.enabled = false\n"
+	       "invariant.enabled = false\n");
+	bk_report_marks(&r.t, r.alpha, 0, 0, 1000);
+	ticked(&r); /* the first RULE_STATE: peak 1000 */
+	bk_report_marks(&r.t, r.alpha, 0, 0, 3000);
+	ticked(&r); /* peak 3000, inside the record's one-second rate limit */
+	bk_client_detach(&r.c);
+	cr_assert_eq(bk_h_stop(&r.h), 0);
+	bk_report_marks(&r.t, r.alpha, 0, 0, 2000); /* while breakerd restarts */
+	bk_h_start(&r.h);
+	bk_h_attach(&r.h, &r.c);
+	cr_assert(
+	    mode_within(&r, r.alpha, BK_HALTED, 3000),
+	    "drawdown 1000 from the peak 3000 (limit 500) must trip after the restart");
+	rig_down(&r);
+}
