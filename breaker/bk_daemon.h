@@ -165,6 +165,11 @@ int bk_tick_snapshot(struct bk_daemon *d, int slot, struct bk_tel_snap *snap);
 /* Boot: a REBASE record sets the rule's base again. */
 void bk_tick_replay_rebase(struct bk_daemon *d, const Breaker__AuditRecord *rec);
 
+/* Boot, after replay and bk_tick_bind_rules: a rule's own latch with a
+ * cooldown counts it from the latch's time again (the trip time lived in
+ * memory only). */
+void bk_tick_restore_cooldowns(struct bk_daemon *d);
+
 /*
  * A trip by the daemon itself (rules, boot): flip, stage, pend; 0 or -errno.
  * always: record it even if the latch is already that high (a second

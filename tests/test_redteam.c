@@ -291,3 +291,45 @@ Test(redteam, drawdown_peak_just_before_a_clean_restart_survives_it)
 	    "drawdown 1000 from the peak 3000 (limit 500) must trip after the restart");
 	rig_down(&r);
 }
+
+/*
+ * 11.6 / rules.md cooldown across a restart: the cooldown counts from the
+ * trip, which only the running daemon knew (tripped_ns, not replayed). A
+ * rule's own latch whose condition had cleared when breakerd restarted was
+ * never stepped again: the configured half-open never came (HALTED until an
+ * operator resumed). It also made the restart half of
+ * operator_retrip_of_a_rule_latch_is_not_released_by_cooldown unable to fail.
+ */
+Test(redteam, rule_cooldown_still_steps_its_own_latch_after_a_restart)
+{
+	struct rig r;
+
+	rig_up(&r, "rt-cool",
+	       "heartbeat.enabled = false\ninvariant.enabled = false\n"
+	       "exposure.max = 1000\nexposure.cooldown_ms = 1500\n"
+	       "exposure.cooldown_to = reduce-only\n");
+	bk_report_marks(&r.t, r.alpha, 0, 5000, 0);
+	cr_assert(mode_within(&r, r.alpha, BK_HALTED, 3000), "the exposure rule trips");
+	bk_report_marks(&r.t, r.alpha, 0, 0, 0); /* the condition clears */
+	ticked(&r);
+	bk_client_detach(&r.c);
+	cr_assert_eq(bk_h_stop(&r.h), 0);
+	bk_h_start(&r.h);
+	bk_h_attach(&r.h, &r.c);
+	cr_assert_eq(bk_check(&r.c, r.alpha), BK_HALTED, "the latch is replayed");
+	cr_assert(mode_within(&r, r.alpha, BK_REDUCE_ONLY, 6000),
+	          "its cooldown steps it after the restart too");
+	/* and an operator's latch still is not stepped after a restart */
+	cr_assert_eq(bk_h_cli_all(&r.h, out, sizeof(out), "trip", "exposure_limit",
+	                          "--strategy", "alpha", "--reason", "desk holds it",
+	                          NULL),
+	             0, "%s", out);
+	cr_assert(mode_within(&r, r.alpha, BK_HALTED, 2000));
+	bk_client_detach(&r.c);
+	cr_assert_eq(bk_h_stop(&r.h), 0);
+	bk_h_start(&r.h);
+	bk_h_attach(&r.h, &r.c);
+	usleep(3000 * 1000); /* two cooldowns */
+	cr_assert_eq(bk_check(&r.c, r.alpha), BK_HALTED, "the operator's halt stays");
+	rig_down(&r);
+}
