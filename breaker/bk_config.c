@@ -100,6 +100,8 @@ int bk_config_defaults(struct bk_config *cfg, const char *instance)
 	cfg->tel_mode = 0660;
 	bk_rules_defaults(&cfg->rules);
 	cfg->sock_mode = 0660;
+	cfg->idle_timeout_ms = 10 * 1000;
+	cfg->max_conns_per_uid = 32;
 	/* Monitoring is on by default, and only on loopback. */
 	snprintf(cfg->metrics_listen, sizeof(cfg->metrics_listen), "127.0.0.1:9464");
 	/* Resume is restricted: by default only the daemon's own user and root. */
@@ -941,6 +943,12 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 		c->tcp_line = line;
 	} else if (key_is(s, n, "commands", "allow_plaintext_loopback")) {
 		err = parse_bool(v, &cfg->allow_plaintext_loopback);
+	} else if (key_is(s, n, "commands", "idle_timeout_ms")) {
+		if (!(err = parse_u64(v, 100, 3600 * 1000, &x)))
+			cfg->idle_timeout_ms = (uint32_t)x;
+	} else if (key_is(s, n, "commands", "max_conns_per_uid")) {
+		if (!(err = parse_u64(v, 1, 1000000, &x)))
+			cfg->max_conns_per_uid = (uint32_t)x;
 	} else if (key_is(s, n, "commands", "socket_mode")) {
 		if (!(err = parse_mode(v, 0600, 0777, &x)))
 			cfg->sock_mode = (mode_t)x;

@@ -76,6 +76,11 @@ struct bk_config {
 	uint32_t reason_max; /* longest reason text, bytes */
 	mode_t shm_mode;     /* state segment; never writable but by the daemon */
 	mode_t sock_mode;    /* IPC socket files */
+	/* connection exhaustion (docs/security.md): local socket connections
+	 * idle this long are closed; each uid but root's and the daemon's may
+	 * hold this many connections per listener (local socket, nng sockets) */
+	uint32_t idle_timeout_ms;
+	uint32_t max_conns_per_uid;
 	/*
 	 * [auth]: who may do what (docs/security.md). A caller may if its uid is
 	 * listed, or its primary gid, or it is a member of a listed group.

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bk_local.h"
@@ -20,6 +22,14 @@ struct local_hdr {
 	uint32_t uid, gid, pid;
 };
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 int bk_local_open(struct bk_local *l, const char *url, mode_t mode, char *err,
                   size_t errlen)
 {
@@ -29,6 +39,8 @@ int bk_local_open(struct bk_local *l, const char *url, mode_t mode, char *err,
 
 	memset(l, 0, sizeof(*l));
 	l->listen_fd = -1;
+	l->spare_fd = -1;
+	l->daemon_uid = (uint32_t)geteuid();
 	for (int i = 0; i < BK_LOCAL_CONNS; i++)
 		l->conns[i].fd = -1;
 	if (!url[0])
@@ -53,6 +65,7 @@ int bk_local_open(struct bk_local *l, const char *url, mode_t mode, char *err,
 	umask(old);
 	if (rv < 0 || chmod(l->path, mode) < 0 || listen(l->listen_fd, 128) < 0)
 		goto fail;
+	l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return 0;
 fail:
 	rv = -errno;
@@ -63,6 +76,9 @@ fail:
 
 static void conn_close(struct bk_local_conn *c)
 {
+	/* shutdown first: a poll still armed on it in the ring holds the socket
+	 * open past close(), and the peer would not see its end */
+	shutdown(c->fd, SHUT_RDWR);
 	close(c->fd);
 	c->fd = -1;
 	c->ready = false;
@@ -78,6 +94,9 @@ void bk_local_close(struct bk_local *l)
 		close(l->listen_fd);
 		unlink(l->path);
 	}
+	if (l->spare_fd >= 0)
+		close(l->spare_fd);
+	l->spare_fd = -1;
 	l->listen_fd = -1;
 	free(l->buf);
 	l->buf = NULL;
@@ -112,19 +131,162 @@ static struct bk_local_conn *free_conn(struct bk_local *l)
 	return find_free(l);
 }
 
+void bk_local_limits(struct bk_local *l, uint64_t idle_ns, uint32_t max_per_uid)
+{
+	l->idle_ns = idle_ns;
+	l->max_per_uid = max_per_uid;
+}
+
+void bk_local_sweep(struct bk_local *l, uint64_t now_ns)
+{
+	if (!l->idle_ns || now_ns < l->next_sweep_ns)
+		return;
+	l->next_sweep_ns = now_ns + 50 * 1000 * 1000;
+	for (int i = 0; i < BK_LOCAL_CONNS; i++) {
+		struct bk_local_conn *c = &l->conns[i];
+
+		/* ready: it has a request waiting, being read now */
+		if (c->fd >= 0 && !c->ready && now_ns - c->last_ns > l->idle_ns) {
+			conn_close(c);
+			l->timed_out++;
+		}
+	}
+}
+
+/* Root and the daemon's own uid are never capped: they are who trips. */
+static bool over_cap(const struct bk_local *l, uint32_t uid)
+{
+	uint32_t n = 0;
+
+	if (!l->max_per_uid || uid == 0 || uid == l->daemon_uid)
+		return false;
+	for (int i = 0; i < BK_LOCAL_CONNS; i++)
+		if (l->conns[i].fd >= 0 && l->conns[i].uid == uid)
+			n++;
+	return n >= l->max_per_uid;
+}
+
+/* Refusals and evictions come in floods: one line a second, with counts. */
+static void limited_warn(struct bk_local *l, const char *what, uint32_t uid,
+                         const char *why)
+{
+	uint64_t now = mono_ns();
+	char who[32];
+
+	if (now - l->warned_ns < 1000000000ull && l->warned_ns)
+		return;
+	l->warned_ns = now;
+	if (uid == UINT32_MAX)
+		snprintf(who, sizeof(who), "a peer not asked");
+	else
+		snprintf(who, sizeof(who), "uid %u", uid);
+	bk_warn("local socket: connection from %s %s: %s (%llu refused, %llu idle "
+	        "evicted, %llu idle timed out so far)",
+	        who, what, why, (unsigned long long)l->refused,
+	        (unsigned long long)l->evicted, (unsigned long long)l->timed_out);
+}
+
+static void refused(struct bk_local *l, uint32_t uid, const char *why)
+{
+	l->refused++;
+	limited_warn(l, "refused", uid, why);
+}
+
+/* Idle: no request waiting to be read (a fresh connection's is peeked at). */
+static bool conn_idle(const struct bk_local_conn *c)
+{
+	char b;
+
+	return !c->ready ||
+	       (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN);
+}
+
+/*
+ * The table is full: close the connection idle the longest, preferring one
+ * not of root or the daemon's uid. Connections with a request waiting are
+ * never chosen. A flood accepted in one batch is all "ready": peek then.
+ */
+static struct bk_local_conn *evict_oldest(struct bk_local *l)
+{
+	struct bk_local_conn *best = NULL;
+	bool best_exempt = true;
+
+	for (int pass = 0; pass < 2 && !best; pass++) {
+		for (int i = 0; i < BK_LOCAL_CONNS; i++) {
+			struct bk_local_conn *c = &l->conns[i];
+			bool exempt = c->uid == 0 || c->uid == l->daemon_uid;
+
+			if (c->fd < 0 || c->ready != (pass == 1) ||
+			    (pass == 1 && !conn_idle(c)))
+				continue;
+			if (!best || (best_exempt && !exempt) ||
+			    (exempt == best_exempt && c->last_ns < best->last_ns)) {
+				best = c;
+				best_exempt = exempt;
+			}
+		}
+	}
+	if (best) {
+		l->evicted++;
+		limited_warn(l, "closed", best->uid,
+		             "all connections in use: the one idle longest makes room");
+		conn_close(best);
+	}
+	return best;
+}
+
+/*
+ * Out of file descriptors: the pending connection would keep the listening
+ * socket readable and the loop spinning. Give up the spare descriptor,
+ * accept the connection, close it (its peer sees the refusal), take the
+ * spare back.
+ */
+static bool shed_one(struct bk_local *l)
+{
+	int fd;
+
+	if (l->spare_fd < 0 &&
+	    (l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+		return false; /* none to give up: the next wake-up tries again */
+	close(l->spare_fd);
+	fd = accept4(l->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+	l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	refused(l, UINT32_MAX, "breakerd is out of file descriptors");
+	return fd >= 0;
+}
+
 int bk_local_accept(struct bk_local *l)
 {
 	struct bk_local_conn *c;
 	struct ucred cred;
-	socklen_t len = sizeof(cred);
+	socklen_t len;
 	int fd, n = 0;
 
-	while ((fd = accept4(l->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >=
-	       0) {
-		if (!(c = free_conn(l)) ||
-		    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-			bk_warn("local socket: %s: connection refused",
-			        c ? strerror(errno) : "all connections in use");
+	for (;;) {
+		fd = accept4(l->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if ((errno == EMFILE || errno == ENFILE) && shed_one(l))
+				continue;
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			break; /* EAGAIN: all accepted */
+		}
+		len = sizeof(cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+			bk_warn("local socket: SO_PEERCRED: %s: connection refused",
+			        strerror(errno));
+			close(fd);
+			continue;
+		}
+		if (over_cap(l, cred.uid)) {
+			refused(l, cred.uid, "max_conns_per_uid reached");
+			close(fd);
+			continue;
+		}
+		if (!(c = free_conn(l)) && !(c = evict_oldest(l))) {
+			refused(l, cred.uid, "all connections busy with requests");
 			close(fd);
 			continue;
 		}
@@ -135,6 +297,7 @@ int bk_local_accept(struct bk_local *l)
 		c->gid = cred.gid;
 		c->pid = (uint32_t)cred.pid;
 		c->ready = true; /* it may have sent already */
+		c->last_ns = mono_ns();
 		n++;
 	}
 	return n;
@@ -159,6 +322,7 @@ int bk_local_recv(struct bk_local *l, int slot, nng_msg **msg)
 		bk_warn("local socket: uid %u sent a %zd-byte packet", c->uid, n);
 		n = BK_TRANSPORT_MAX + 1; /* > any max_message_bytes: refused */
 	}
+	c->last_ns = mono_ns();
 	if (nng_msg_alloc(msg, (size_t)n) != 0)
 		return -EAGAIN; /* out of memory: leave the rest queued in the socket */
 	memcpy(nng_msg_body(*msg), l->buf, (size_t)n);

@@ -30,20 +30,45 @@ struct bk_local_conn {
 	int fd; /* -1: free */
 	uint32_t gen;
 	uint32_t uid, gid, pid;
-	bool ready; /* readable, not drained yet (its poll is not armed) */
+	bool ready;       /* readable, not drained yet (its poll is not armed) */
+	uint64_t last_ns; /* accepted, or its last request (monotonic) */
 };
 
+/*
+ * Connection exhaustion (issue 11 item 2): any user who may connect could
+ * fill the table with idle connections and lock a root trip out. So: a uid
+ * other than root's and the daemon's holds at most max_per_uid connections
+ * (more are closed at accept); a connection that sends nothing for idle_ns
+ * is closed; and when the table is full anyway (many uids), the connection
+ * idle the longest is closed to make room: a new connection always gets in.
+ */
 struct bk_local {
 	int listen_fd; /* -1: the fast path is off */
 	char path[108];
 	uint8_t *buf; /* one packet, up to BK_TRANSPORT_MAX */
 	struct bk_local_conn conns[BK_LOCAL_CONNS];
+	uint64_t idle_ns;     /* 0: no idle timeout */
+	uint32_t max_per_uid; /* 0: no cap */
+	uint32_t daemon_uid;
+	int spare_fd;       /* reserved for accept-and-close when out of fds */
+	uint64_t refused;   /* connections closed at accept (cap, no fds) */
+	uint64_t evicted;   /* idle connections closed to make room */
+	uint64_t timed_out; /* idle connections closed by the timeout */
+	uint64_t warned_ns; /* last refusal warning: one a second at most */
+	uint64_t next_sweep_ns;
 };
 
 /* Listen on url ("unix:///run/breaker/x.sock"; "" = off) with file mode. */
 int bk_local_open(struct bk_local *l, const char *url, mode_t mode, char *err,
                   size_t errlen);
 void bk_local_close(struct bk_local *l);
+
+/* The limits above (bk_config: idle_timeout_ms, max_conns_per_uid). */
+void bk_local_limits(struct bk_local *l, uint64_t idle_ns, uint32_t max_per_uid);
+
+/* Close connections idle past idle_ns; cheap to call every tick (it runs
+ * its scan at most every 50 ms). */
+void bk_local_sweep(struct bk_local *l, uint64_t now_ns);
 
 /* Accept every waiting connection; returns how many (their slots are ready). */
 int bk_local_accept(struct bk_local *l);

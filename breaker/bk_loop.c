@@ -280,6 +280,7 @@ static void on_tick(struct loop *l)
 	uint64_t now = bk_now_mono_ns();
 
 	bk_tick(l->d, now);
+	bk_server_sweep(&l->d->srv, now);
 	if (l->flush_retry && now >= l->retry_at)
 		l->flush_retry = false;
 	/* the log's identity, about once a second when no flush checks it */

@@ -11,6 +11,7 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
 
 #include "bk_rpc.h"
 #include "bk_tls.h"
@@ -45,6 +46,9 @@ int bk_rpc_errno(int nng_err)
 static int open_local(struct bk_rpc *r, const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	/* a full listen backlog (a stopped or flooded daemon) blocks connect()
+	 * for as long as SO_SNDTIMEO says: the call's timeout, not forever */
+	struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
 	int rv;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
@@ -53,13 +57,37 @@ static int open_local(struct bk_rpc *r, const char *path)
 	r->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (r->fd < 0)
 		return -errno;
+	setsockopt(r->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (connect(r->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		rv = errno == ENOENT ? -ECONNREFUSED : -errno;
+		rv = errno == ENOENT   ? -ECONNREFUSED
+		     : errno == EAGAIN ? -ETIMEDOUT
+		                       : -errno;
 		close(r->fd);
 		return rv;
 	}
 	r->open = 1;
 	return 0;
+}
+
+/*
+ * Is anyone listening at this ipc:// path? -ECONNREFUSED if not (no file, or
+ * a stale one): said at once, before anything is sent. The kernel completes
+ * the connect even when the daemon is stopped.
+ */
+static int ipc_probe(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, rv = 0;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -EINVAL;
+	memcpy(sa.sun_path, path, strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EAGAIN)
+		rv = errno == ENOENT ? -ECONNREFUSED : -errno;
+	close(fd);
+	return rv;
 }
 
 /*
@@ -91,10 +119,16 @@ int bk_rpc_open(struct bk_rpc *r, const char *url, int timeout_ms)
 	r->peer = NULL;
 	if (strncmp(url, "unix://", 7) == 0)
 		return open_local(r, url + 7);
+	if (strncmp(url, "ipc://", 6) == 0 && (rv = ipc_probe(url + 6)) < 0)
+		return rv;
 	if ((rv = req_open(r, timeout_ms)) != 0)
 		return bk_rpc_errno(rv);
-	/* Synchronous dial: an absent daemon is reported now, not as a timeout. */
-	if ((rv = nng_dial(r->sock, url, NULL, 0))) {
+	/* Synchronous dial: an absent daemon is reported now, not as a timeout.
+	 * ipc:// (probed above) dials in the background: a synchronous dial
+	 * waits for the handshake up to nng's own 10 s whatever timeout_ms says
+	 * (a stopped daemon), and the send and receive timeouts bound it. */
+	if ((rv = nng_dial(r->sock, url, NULL,
+	                   strncmp(url, "ipc://", 6) == 0 ? NNG_FLAG_NONBLOCK : 0))) {
 		nng_close(r->sock);
 		return bk_rpc_errno(rv);
 	}
@@ -106,6 +140,7 @@ int bk_rpc_open(struct bk_rpc *r, const char *url, int timeout_ms)
 struct bk_rpc_peer {
 	struct bk_trust trust;
 	_Atomic uint64_t refused; /* 1 + the uid of the last pipe refused; 0: none */
+	_Atomic int added;        /* a pipe passed the check and joined */
 };
 
 /*
@@ -124,6 +159,23 @@ static void peer_check(nng_pipe p, nng_pipe_ev ev, void *arg)
 		return;
 	atomic_store(&peer->refused, 1 + uid);
 	nng_pipe_close(p);
+}
+
+static void peer_added(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct bk_rpc_peer *peer = arg;
+
+	(void)p;
+	(void)ev;
+	atomic_store(&peer->added, 1);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static int open_ipc_trusted(struct bk_rpc *r, const char *url, int timeout_ms,
@@ -146,12 +198,27 @@ static int open_ipc_trusted(struct bk_rpc *r, const char *url, int timeout_ms,
 		return bk_rpc_errno(rv);
 	}
 	r->open = 1;
+	if ((rv = ipc_probe(url + 6)) < 0) { /* nobody listening: say so now */
+		bk_rpc_close(r);
+		return rv;
+	}
+	/*
+	 * Dial in the background and wait for the pipe, bounded by timeout_ms: a
+	 * synchronous dial waits for the handshake as long as nng's own 10 s (a
+	 * stopped daemon), whatever the caller's timeout. Either way the check
+	 * runs before the pipe joins the socket: nothing is ever sent over a
+	 * refused one.
+	 */
 	if ((rv = nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_PRE, peer_check, peer)) ||
-	    (rv = nng_dial(r->sock, url, NULL, 0))) {
+	    (rv = nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_POST, peer_added, peer)) ||
+	    (rv = nng_dial(r->sock, url, NULL, NNG_FLAG_NONBLOCK))) {
 		bk_rpc_close(r);
 		return bk_rpc_errno(rv);
 	}
-	/* the callback ran before the dial returned: refused pipes never joined */
+	for (uint64_t end = mono_ms() + (uint64_t)timeout_ms;
+	     !atomic_load(&peer->added) && !atomic_load(&peer->refused) &&
+	     mono_ms() < end;)
+		nng_msleep(1);
 	if ((refused = atomic_load(&peer->refused)) != 0) {
 		snprintf(err, errlen,
 		         "the server at %s runs as uid %llu, not as breakerd's (%s): "
@@ -159,6 +226,10 @@ static int open_ipc_trusted(struct bk_rpc *r, const char *url, int timeout_ms,
 		         url, (unsigned long long)(refused - 1), t->why);
 		bk_rpc_close(r);
 		return -EPERM;
+	}
+	if (!atomic_load(&peer->added)) { /* no handshake in time: nothing sent */
+		bk_rpc_close(r);
+		return -ETIMEDOUT;
 	}
 	return 0;
 }

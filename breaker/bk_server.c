@@ -1,7 +1,10 @@
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -76,6 +79,123 @@ static int listen_tls(nng_socket sock, const struct bk_config *cfg, char *err,
 	return rv;
 }
 
+/*
+ * Connection exhaustion over nng (issue 11 item 2): nng accepts every
+ * connection and has no limit of its own, so a user could hold a thousand
+ * idle ipc:// pipes, each one of breakerd's descriptors, until a root trip
+ * cannot be accepted. A pipe-notify callback counts the pipes of each peer
+ * uid (SO_PEERCRED) on the command and event sockets, and closes a new pipe
+ * past max_conns_per_uid before any message is read from it. Root and the
+ * daemon's own uid are never capped; TCP/TLS peers have no uid and are not
+ * counted (tcp_url is off by default and TLS needs a certificate).
+ * The callbacks run on nng's threads: the table has its own lock.
+ */
+struct bk_pipe_rec {
+	uint32_t pipe_id;
+	uint32_t uid;
+	uint64_t last_ns; /* joined, or its last request (monotonic) */
+	bool rep;         /* a command pipe (event subscribers never send) */
+};
+
+struct bk_pipe_caps {
+	pthread_mutex_t mtx;
+	uint32_t max_per_uid;
+	uint32_t daemon_uid;
+	int rep_id;       /* nng_socket_id of the command socket */
+	uint64_t idle_ns; /* command pipes silent this long are closed */
+	uint64_t next_sweep_ns;
+	struct bk_pipe_rec *recs; /* every counted pipe, unordered */
+	size_t n, cap;
+	uint64_t refused, timed_out;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct bk_pipe_caps *c = arg;
+	uint32_t id = (uint32_t)nng_pipe_id(p), held = 0;
+	uint64_t uid;
+	bool close_it = false;
+	struct bk_pipe_rec *r;
+
+	if (ev == NNG_PIPE_EV_REM_POST) {
+		pthread_mutex_lock(&c->mtx);
+		for (size_t i = 0; i < c->n; i++)
+			if (c->recs[i].pipe_id == id) {
+				c->recs[i] = c->recs[--c->n];
+				break;
+			}
+		pthread_mutex_unlock(&c->mtx);
+		return;
+	}
+	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) != 0)
+		return; /* not ipc:// */
+	pthread_mutex_lock(&c->mtx);
+	for (size_t i = 0; i < c->n; i++)
+		held += c->recs[i].uid == (uint32_t)uid;
+	if (uid != 0 && uid != c->daemon_uid && held >= c->max_per_uid) {
+		close_it = true;
+		c->refused++;
+	} else {
+		if (c->n == c->cap &&
+		    (r = realloc(c->recs, (c->cap * 2 + 64) * sizeof(*r)))) {
+			c->recs = r;
+			c->cap = c->cap * 2 + 64;
+		}
+		if (c->n < c->cap)
+			c->recs[c->n++] = (struct bk_pipe_rec){
+			    id, (uint32_t)uid, mono_ns(),
+			    nng_socket_id(nng_pipe_socket(p)) == c->rep_id};
+		else /* out of memory: uncounted, so refused unless exempt */
+			close_it = uid != 0 && uid != c->daemon_uid;
+	}
+	if (close_it && (c->refused & (c->refused - 1)) == 0) /* 1, 2, 4, 8... */
+		bk_warn("nng: connection from uid %u refused: max_conns_per_uid %u "
+		        "reached (%llu refused so far)",
+		        (unsigned)uid, c->max_per_uid, (unsigned long long)c->refused);
+	pthread_mutex_unlock(&c->mtx);
+	if (close_it)
+		nng_pipe_close(p);
+}
+
+static int caps_open(struct bk_server *s, const struct bk_config *cfg)
+{
+	struct bk_pipe_caps *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->mtx, NULL);
+	c->max_per_uid = cfg->max_conns_per_uid;
+	c->daemon_uid = (uint32_t)geteuid();
+	c->rep_id = nng_socket_id(s->rep);
+	c->idle_ns = (uint64_t)cfg->idle_timeout_ms * 1000000ull;
+	s->caps = c;
+	if (nng_pipe_notify(s->rep, NNG_PIPE_EV_ADD_PRE, pipe_event, c) ||
+	    nng_pipe_notify(s->rep, NNG_PIPE_EV_REM_POST, pipe_event, c) ||
+	    nng_pipe_notify(s->pub, NNG_PIPE_EV_ADD_PRE, pipe_event, c) ||
+	    nng_pipe_notify(s->pub, NNG_PIPE_EV_REM_POST, pipe_event, c))
+		return -EIO;
+	return 0;
+}
+
+/* After the sockets are closed: no callback runs any more. */
+static void caps_free(struct bk_server *s)
+{
+	if (!s->caps)
+		return;
+	pthread_mutex_destroy(&s->caps->mtx);
+	free(s->caps->recs);
+	free(s->caps);
+	s->caps = NULL;
+}
+
 int bk_server_open(struct bk_server *s, const struct bk_config *cfg, char *err,
                    size_t errlen)
 {
@@ -92,6 +212,12 @@ int bk_server_open(struct bk_server *s, const struct bk_config *cfg, char *err,
 		return -ENOMEM;
 	}
 	s->open = 1;
+	bk_local_limits(&s->local, (uint64_t)cfg->idle_timeout_ms * 1000000ull,
+	                cfg->max_conns_per_uid);
+	if (caps_open(s, cfg) < 0) {
+		snprintf(err, errlen, "nng pipe notify: out of memory");
+		goto fail;
+	}
 	if ((rv = nng_setopt_size(s->rep, NNG_OPT_RECVMAXSZ, BK_TRANSPORT_MAX)) != 0 ||
 	    (rv = nng_setopt_int(s->rep, NNG_OPT_RECVBUF, 1024)) != 0 ||
 	    (rv = nng_setopt_int(s->rep, NNG_OPT_SENDBUF, 1024)) != 0 ||
@@ -121,7 +247,20 @@ void bk_server_close(struct bk_server *s)
 	bk_local_close(&s->local);
 	nng_close(s->rep);
 	nng_close(s->pub);
+	caps_free(s);
 	s->open = 0;
+}
+
+/* A request came over pipe id: it is not idle. */
+static void caps_touch(struct bk_pipe_caps *c, uint32_t id)
+{
+	pthread_mutex_lock(&c->mtx);
+	for (size_t i = 0; i < c->n; i++)
+		if (c->recs[i].pipe_id == id) {
+			c->recs[i].last_ns = mono_ns();
+			break;
+		}
+	pthread_mutex_unlock(&c->mtx);
 }
 
 int bk_server_recv(struct bk_server *s, nng_msg **msg)
@@ -130,7 +269,32 @@ int bk_server_recv(struct bk_server *s, nng_msg **msg)
 
 	if (rv == NNG_EAGAIN)
 		return -EAGAIN;
+	if (rv == 0 && s->caps)
+		caps_touch(s->caps, (uint32_t)nng_pipe_id(nng_msg_get_pipe(*msg)));
 	return rv ? -EIO : 0;
+}
+
+void bk_server_sweep(struct bk_server *s, uint64_t now_ns)
+{
+	struct bk_pipe_caps *c = s->caps;
+	uint32_t idle[64];
+	size_t n = 0;
+
+	bk_local_sweep(&s->local, now_ns);
+	if (!c || !c->idle_ns || now_ns < c->next_sweep_ns)
+		return;
+	c->next_sweep_ns = now_ns + 50 * 1000 * 1000;
+	pthread_mutex_lock(&c->mtx);
+	for (size_t i = 0; i < c->n && n < 64; i++)
+		if (c->recs[i].rep && now_ns > c->recs[i].last_ns + c->idle_ns) {
+			idle[n++] = c->recs[i].pipe_id;
+			c->recs[i].last_ns = now_ns; /* closing: not twice */
+		}
+	c->timed_out += n;
+	pthread_mutex_unlock(&c->mtx);
+	/* outside the lock: closing runs the REM_POST callback */
+	for (size_t i = 0; i < n; i++)
+		nng_pipe_close((nng_pipe){.id = idle[i]});
 }
 
 void bk_server_peer(const nng_msg *msg, struct bk_peer *peer)

@@ -19,12 +19,15 @@
 /* nng drops anything larger at the transport; smaller but > max_msg gets a reply. */
 #define BK_TRANSPORT_MAX (1u << 20)
 
+struct bk_pipe_caps; /* per-uid connection caps on the nng sockets (bk_server.c) */
+
 struct bk_server {
 	nng_socket rep;
 	nng_socket pub;
 	int recv_fd; /* poll for POLLIN */
 	int open;
 	struct bk_local local; /* the seqpacket fast path (bk_local.h) */
+	struct bk_pipe_caps *caps;
 };
 
 struct bk_peer {
@@ -39,6 +42,13 @@ struct bk_peer {
 int bk_server_open(struct bk_server *s, const struct bk_config *cfg, char *err,
                    size_t errlen);
 void bk_server_close(struct bk_server *s);
+
+/*
+ * Close idle connections (idle_timeout_ms): the local socket's, and nng's
+ * ipc:// command pipes that sent nothing for as long. From the loop's tick;
+ * it scans at most every 50 ms.
+ */
+void bk_server_sweep(struct bk_server *s, uint64_t now_ns);
 
 /* Next waiting request, never blocks: 0, or -EAGAIN when drained. */
 int bk_server_recv(struct bk_server *s, nng_msg **msg);

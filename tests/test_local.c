@@ -176,7 +176,8 @@ Test(local, a_caller_that_leaves_before_its_ack_changes_nothing_else)
 	bk_h_fini(&h);
 }
 
-Test(local, connections_past_the_table_are_closed_not_hung)
+/* A full table makes room: the connection idle the longest is closed (issue 11.2). */
+Test(local, a_connection_past_the_table_evicts_the_oldest_idle_one)
 {
 	Breaker__Request req = BREAKER__REQUEST__INIT;
 	Breaker__StatusRequest sr = BREAKER__STATUS_REQUEST__INIT;
@@ -194,17 +195,22 @@ Test(local, connections_past_the_table_are_closed_not_hung)
 		if (i % 32 == 0) /* each one is served while the table fills */
 			cr_assert_eq(local_status(fds[i], buf, len), BREAKER__STATUS__OK);
 	}
+	/* fds[1] is now the one idle longest (fds[0] asked before it connected) */
+	cr_assert_eq(local_status(fds[0], buf, len), BREAKER__STATUS__OK);
 	fds[BK_LOCAL_CONNS] = local_connect(&h);
-	cr_assert_null(raw_local(fds[BK_LOCAL_CONNS], buf, len),
-	               "the one too many is closed, with a log line, not left waiting");
+	cr_assert_eq(local_status(fds[BK_LOCAL_CONNS], buf, len), BREAKER__STATUS__OK,
+	             "the one too many is served");
+	{ /* the oldest idle connection was closed to make room: it reads EOF */
+		struct pollfd p = {.fd = fds[1], .events = POLLIN};
+		uint8_t b;
+
+		cr_assert_eq(poll(&p, 1, 5000), 1, "fds[1] is still open");
+		cr_assert_eq(recv(fds[1], &b, 1, 0), 0, "fds[1] is still open");
+	}
 	cr_assert_eq(local_status(fds[BK_LOCAL_CONNS - 1], buf, len),
 	             BREAKER__STATUS__OK);
-	close(fds[0]);
-	close(fds[BK_LOCAL_CONNS]);
-	fds[0] = local_connect(&h);
-	cr_assert_eq(local_status(fds[0], buf, len), BREAKER__STATUS__OK,
-	             "a freed slot is reused");
-	for (int i = 0; i < BK_LOCAL_CONNS; i++)
+	cr_assert_eq(local_status(fds[0], buf, len), BREAKER__STATUS__OK);
+	for (int i = 0; i <= BK_LOCAL_CONNS; i++)
 		close(fds[i]);
 	cr_assert_eq(bk_h_stop(&h), 0);
 	bk_h_slurp(h.log, out, sizeof(out));

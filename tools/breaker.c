@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -284,6 +285,13 @@ static int cli_open_tls(struct cli *c, struct bk_rpc *rpc)
 	return rv;
 }
 
+/* Did breakerd answer "already applied" (this request id, an earlier try)? */
+static bool duplicate_ack(const Breaker__Reply *r)
+{
+	return r->status == BREAKER__STATUS__OK && r->error &&
+	       strstr(r->error, "duplicate request id");
+}
+
 /*
  * Dial c->url, proving on unix:// and ipc:// that the server end is breakerd's
  * before anything is sent (bk_trust.h). *distrust is set when it is not; the
@@ -316,39 +324,89 @@ static int cli_open(struct cli *c, const char *cmd, struct bk_rpc *rpc, bool *di
 /*
  * One request, one reply. On failure prints what happened and returns
  * BX_UNREACHABLE (or BX_USAGE for a bad URL or config); *reply is then NULL.
+ *
+ * Transports: changes take the local fast path first, queries (replies can
+ * be long) nng's ipc_url first; when one fails, for whatever reason, the
+ * request goes again over the other WITH THE SAME REQUEST ID: breakerd
+ * applies a request id once per caller, so a change that the first try did
+ * apply is acknowledged as a duplicate, never applied twice (issue 11 item
+ * 2: a flooded local socket must not block a trip). An explicit --url is
+ * used alone, as given.
  */
 int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,
              Breaker__Reply **reply, bool changes_state)
 {
+	const char *urls[2], *failed = NULL, *named = NULL;
 	struct bk_rpc rpc;
-	bool distrust = false;
-	int rv;
+	int n = 0, rv = 0, failed_err = 0;
+	bool sent = false, failed_sent = false, distrust = false;
 
 	*reply = NULL;
 	if ((rv = cli_config(c)))
 		return rv;
 	req->has_request_id = 1;
 	req->request_id = request_id();
-	/* Changes take the local fast path; queries (replies can be long) and a
-	 * missing fast socket take nng. An explicit --url is used as given. */
-	rv = -ECONNREFUSED;
-	if (!c->url_given && changes_state && c->cfg.local_url[0]) {
-		c->url = c->cfg.local_url;
-		rv = cli_open(c, cmd, &rpc, &distrust);
+	if (c->url_given) {
+		urls[n++] = c->url;
+	} else {
+		if (changes_state && c->cfg.local_url[0])
+			urls[n++] = c->cfg.local_url;
+		urls[n++] = c->cfg.cmd_url;
+		if (!changes_state && c->cfg.local_url[0])
+			urls[n++] = c->cfg.local_url;
 	}
-	if (rv == -ECONNREFUSED) {
-		if (!c->url_given)
-			c->url = c->cfg.cmd_url;
-		rv = cli_open(c, cmd, &rpc, &distrust);
+	for (int i = 0; i < n; i++) {
+		c->url = urls[i];
+		sent = false;
+		if ((rv = cli_open(c, cmd, &rpc, &distrust)) == 0) {
+			rv = bk_rpc_call(&rpc, req, reply);
+			bk_rpc_close(&rpc);
+			sent = true;
+			if (rv == 0)
+				break;
+		}
+		/* the error names the transport that got furthest; if none had
+		 * a socket, the first (ipc_url for queries) */
+		if (!named || sent || rv != -ECONNREFUSED)
+			named = c->url;
+		/* a server end that is not breakerd's: said, and nothing more is
+		 * sent anywhere (bk_trust.h) */
+		if (distrust) {
+			if (failed_sent && changes_state)
+				fprintf(stderr,
+				        "breaker %s: the try over %s (%s) may have been "
+				        "applied\n",
+				        cmd, failed, strerror(-failed_err));
+			return BX_UNREACHABLE;
+		}
+		if (rv == -EINVAL || i + 1 == n)
+			break;
+		if (rv == -ECONNREFUSED && !sent)
+			continue; /* no socket there (fast path off): nothing to say */
+		/* say it now: the next try may be answered "already applied" */
+		fprintf(stderr,
+		        "breaker %s: %s over %s: %s; trying %s with the same request "
+		        "id\n",
+		        cmd, sent ? "sent, no reply" : "cannot send", c->url,
+		        strerror(-rv), urls[i + 1]);
+		failed = c->url;
+		failed_err = rv;
+		failed_sent = failed_sent || sent;
 	}
-	if (distrust)
-		return BX_UNREACHABLE;
-	if (rv)
-		return unreachable(c, cmd, rv, false, changes_state);
-	rv = bk_rpc_call(&rpc, req, reply);
-	bk_rpc_close(&rpc);
-	if (rv)
-		return unreachable(c, cmd, rv, true, changes_state);
+	if (rv) {
+		c->url = named;
+		if (failed_sent && changes_state)
+			fprintf(
+			    stderr,
+			    "breaker %s: the try over %s (%s) may have been applied\n",
+			    cmd, failed, strerror(-failed_err));
+		return unreachable(c, cmd, rv, sent || failed_sent, changes_state);
+	}
+	if (failed && changes_state)
+		fprintf(stderr, "breaker %s: %s %s (request id %016" PRIx64 ")\n", cmd,
+		        duplicate_ack(*reply) ? "applied by the earlier try over"
+		                              : "applied over",
+		        duplicate_ack(*reply) ? failed : c->url, req->request_id);
 	return 0;
 }
 
@@ -707,8 +765,9 @@ static void usage(FILE *f)
 	    "  --url URL        breakerd's command socket: unix:// (the local fast\n"
 	    "                   path), ipc://, tcp:// or tls+tcp://. Default: changes\n"
 	    "                   go over unix://<run_dir>/<instance>.sock, queries over\n"
-	    "                   ipc://<run_dir>/<instance>.cmd\n"
-	    "  --timeout MS     wait at most MS for a reply (default %d)\n"
+	    "                   ipc://<run_dir>/<instance>.cmd; if that fails, over the\n"
+	    "                   other, with the same request id (applied once)\n"
+	    "  --timeout MS     wait at most MS for a reply, per transport (default %d)\n"
 	    "  --tls-cert FILE  with a tls+tcp:// --url: our client certificate (PEM),\n"
 	    "  --tls-key FILE   its key, and the CA that signed breakerd's certificate;\n"
 	    "  --tls-ca FILE    default: the config's [tls] client_* files\n"
