@@ -78,13 +78,16 @@ struct bk_daemon {
 	uint64_t tick_count;
 	struct bk_pending pending[BK_PENDING_MAX];
 	uint32_t pend_head, pend_tail; /* [tail, head) wait for durability */
-	/* nng's REQ resends a request on reconnect: a state change is applied once */
-	struct {
+	/* nng's REQ resends a request on reconnect: a state change is applied
+	 * once. Two tables: trips (open to anyone by default) must not evict
+	 * the ids of resumes, registrations, reconciliations and rebases, or a
+	 * resent resume would be applied twice after a flood of trips. */
+	struct bk_dedupe {
 		uint64_t id;
 		uint64_t seq;
 		uint64_t hash; /* caller, command and payload (bk_cmd_request_hash) */
 		bool hashed;   /* false: a record from before hashes; never "the same" */
-	} dedupe[BK_DEDUPE];
+	} dedupe[BK_DEDUPE], dedupe_restricted[BK_DEDUPE];
 	struct bk_auth auth; /* group members, refusal rate limit, two-person rule */
 	struct bk_uid_name uid_cache[BK_UID_CACHE];
 	unsigned uid_next;

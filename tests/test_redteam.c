@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <grp.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -17,6 +18,7 @@
 
 #include "bk_harness.h"
 #include "bk_mode.h"
+#include "bk_rpc.h"
 #include "bk_tel.h"
 
 static char out[262144];
@@ -332,4 +334,114 @@ Test(redteam, rule_cooldown_still_steps_its_own_latch_after_a_restart)
 	usleep(3000 * 1000); /* two cooldowns */
 	cr_assert_eq(bk_check(&r.c, r.alpha), BK_HALTED, "the operator's halt stays");
 	rig_down(&r);
+}
+
+/* The CLI as root (uid < 0) or as uid, BREAKER_REQUEST_ID=id if given; all
+ * output in out; the exit code. */
+static int cli_as(struct bk_h *h, int uid, const char *id, char **args)
+{
+	const char *bin = getenv("BREAKER_CLI");
+	char *argv[24] = {(char *)(bin && *bin ? bin : "breaker"), "--config", h->config};
+	char path[256];
+	int n = 3, st;
+	pid_t pid;
+
+	while (*args && n < 23)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	snprintf(path, sizeof(path), "%s/cli.out", h->dir);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(126);
+		if (id)
+			setenv("BREAKER_REQUEST_ID", id, 1);
+		else
+			unsetenv("BREAKER_REQUEST_ID");
+		if (uid >= 0 &&
+		    (setgroups(0, NULL) || setgid((gid_t)uid) || setuid((uid_t)uid)))
+			_exit(125);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	bk_h_slurp(path, out, sizeof(out));
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/*
+ * 11.5 / 11.2 variation: request ids are remembered in a direct-mapped table
+ * of 1,024 that every applied command writes, and trip is open to anyone. An
+ * operator's resume whose answer was lost (exit 3, "may have been applied")
+ * is resent under the same id - by hand as the hint says, or by the CLI's
+ * retry over the other transport. If uid 65534 trips an already-halted
+ * strategy 1,100 times meanwhile (each one a record), the id is forgotten
+ * and the resend is applied again: two stages instead of one. Ids of
+ * commands only resume holders may send must not be evictable by others.
+ */
+Test(redteam, trip_flood_by_another_user_does_not_make_a_resend_apply_twice,
+     .timeout = 120)
+{
+	struct bk_h h;
+	char run[256];
+	pid_t pid;
+	int st;
+
+	bk_h_init(&h, "rt-evict",
+	          "[commands]\nsocket_mode = 0666\n[metrics]\nlisten =\n"
+	          "[strategies]\nnames = s1, s2\n[rules]\nheartbeat.enabled = false\n");
+	bk_h_start(&h);
+	snprintf(run, sizeof(run), "%s/run", h.dir);
+	cr_assert_eq(chmod(h.dir, 0755), 0);
+	cr_assert_eq(chmod(run, 0755), 0);
+	cr_assert_eq(cli_as(&h, -1, NULL,
+	                    (char *[]){"trip", "manual_halt", "--reason", "stop", NULL}),
+	             0, "%s", out);
+	cr_assert_eq(
+	    cli_as(&h, -1, "424242", (char *[]){"resume", "--reason", "one stage", NULL}),
+	    0, "%s", out);
+	cr_assert(strstr(out, "HALTED -> REDUCE_ONLY"), "%s", out);
+	/* the hostile user: trips on the unix socket (no nng in this child) */
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct bk_rpc rpc;
+
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			_exit(10);
+		for (uint64_t id = 1; id <= 1100; id++) {
+			Breaker__Request req = BREAKER__REQUEST__INIT;
+			Breaker__Trip t = BREAKER__TRIP__INIT;
+			Breaker__Reply *rep = NULL;
+
+			t.strategy = "s2";
+			t.has_reason_code = 1;
+			t.reason_code = BREAKER__REASON_CODE__MANUAL_HALT;
+			t.reason = "flood";
+			req.cmd_case = BREAKER__REQUEST__CMD_TRIP;
+			req.trip = &t;
+			req.has_request_id = 1;
+			req.request_id = id;
+			if (bk_rpc_open(&rpc, h.cfg.local_url, 5000) < 0)
+				_exit(11);
+			if (bk_rpc_call(&rpc, &req, &rep) < 0 || rep->status != 0)
+				_exit(12);
+			breaker__reply__free_unpacked(rep, NULL);
+			bk_rpc_close(&rpc);
+		}
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the flood ran: %d", st);
+	/* the operator resends the resume whose answer it did not see */
+	cr_assert_eq(
+	    cli_as(&h, -1, "424242", (char *[]){"resume", "--reason", "one stage", NULL}),
+	    0, "%s", out);
+	cr_assert(strstr(out, "already applied"), "a resend, not a second resume: %s",
+	          out);
+	cr_assert_eq(cli_as(&h, -1, NULL, (char *[]){"status", NULL}), 0, "%s", out);
+	cr_assert(strstr(out, "global: REDUCE_ONLY"), "one stage only: %.600s", out);
+	bk_h_fini(&h);
 }
