@@ -1008,6 +1008,19 @@ static char *read_line(char *buf, int len, void *arg)
 		if (ch == '\n')
 			break;
 	}
+	/* inih's buffer is full and the line goes on: its rest would be read as
+	 * a line of its own (text in a comment past byte 199 became a setting) */
+	if (n == len - 1 && buf[n - 1] != '\n' && (ch = getc(c->file)) != EOF &&
+	    ch != '\n' && !(ch == '\r' && ((ch = getc(c->file)) == '\n' || ch == EOF))) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "%d", len - 2);
+		fail(c, c->line,
+		     "longer than %s bytes%s: split it (breakerd would read the rest as "
+		     "a line of its own)",
+		     what, "");
+		return NULL;
+	}
 	buf[n] = '\0';
 	return n ? buf : NULL;
 }

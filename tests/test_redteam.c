@@ -445,3 +445,43 @@ Test(redteam, trip_flood_by_another_user_does_not_make_a_resend_apply_twice,
 	cr_assert(strstr(out, "global: REDUCE_ONLY"), "one stage only: %.600s", out);
 	bk_h_fini(&h);
 }
+
+/*
+ * 11.9 variation (a careless operator): inih reads at most 199 bytes of a
+ * line and the config reader handed it the rest as a line of its own. A
+ * comment in [auth] whose 200th byte began "resume_uids = 65534" set it:
+ * uid 65534 then resumed a global halt (reproduced with the daemon and CLI).
+ * A line too long to read whole is refused, naming it.
+ */
+Test(redteam, text_past_a_long_lines_limit_never_becomes_a_setting)
+{
+	char ini[512];
+
+	snprintf(ini, sizeof(ini), "[auth]\n; %.*s%s\n", 197,
+	         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	         "xxxxxxxxxx"
+	         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	         "xxxxxxxxxx"
+	         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	         "resume_uids = 65534");
+	cr_assert_eq(check_config(ini), 2, "a cut line must be refused: %s", out);
+	cr_assert(strstr(out, "line 6") && strstr(out, "longer than"), "names it: %s",
+	          out);
+	/* the longest line inih reads whole (198 bytes and its newline) is fine */
+	snprintf(ini, sizeof(ini), "[auth]\n; %.*s\nresume_uids = 0\n", 196,
+	         "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy"
+	         "yyyyyyyyyy"
+	         "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy"
+	         "yyyyyyyyyy"
+	         "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy");
+	cr_assert_eq(strchr(strchr(ini, ';'), '\n') - strchr(ini, ';'), 198, "198 bytes");
+	cr_assert_eq(check_config(ini), 0, "%s", out);
+	/* 199 bytes and its newline: inih gets the 199, then an empty line */
+	snprintf(ini, sizeof(ini), "[auth]\n; %.*sz\nresume_uids = 0\n", 196,
+	         "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy"
+	         "yyyyyyyyyy"
+	         "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy"
+	         "yyyyyyyyyy"
+	         "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy");
+	cr_assert_eq(check_config(ini), 0, "%s", out);
+}
