@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <grp.h>
@@ -484,4 +485,45 @@ Test(redteam, text_past_a_long_lines_limit_never_becomes_a_setting)
 	         "yyyyyyyyyy"
 	         "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy");
 	cr_assert_eq(check_config(ini), 0, "%s", out);
+}
+
+/*
+ * 12.6 variation (a careless operator): a reload applies [rules] only. An
+ * operator who took a user out of resume_uids and ran `systemctl reload
+ * breakerd` got a CONFIG record saying "no change", and the user could
+ * still resume. The record (and the log) must say the [auth] change is not
+ * in force until a restart.
+ */
+Test(redteam, reload_says_an_auth_change_is_not_applied)
+{
+	struct bk_h h;
+	FILE *f;
+	bool seen = false;
+
+	static char ini[4096];
+	char *at;
+
+	bk_h_init(&h, "rt-hupauth",
+	          "[metrics]\nlisten =\n[strategies]\nnames = s1\n[rules]\n"
+	          "heartbeat.enabled = false\n[auth]\nresume_uids = 0, 65534\n");
+	bk_h_start(&h);
+	/* uid 65534 is revoked in the file, then the operator reloads */
+	cr_assert_gt(bk_h_slurp(h.config, ini, sizeof(ini)), 0);
+	cr_assert_not_null(at = strstr(ini, "0, 65534"));
+	memcpy(at, "0\n", 3);
+	at[3] = '\0';
+	cr_assert_not_null(f = fopen(h.config, "w"));
+	fputs(ini, f);
+	fclose(f);
+	cr_assert_eq(kill(h.pid, SIGHUP), 0);
+	for (int i = 0; i < 100 && !seen; i++) {
+		usleep(20000);
+		cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "audit", NULL), 0, "%s", out);
+		seen = strstr(out, "CONFIG") != NULL;
+	}
+	cr_assert(seen, "a CONFIG record: %s", out);
+	cr_assert(strstr(out, "[auth]") && strstr(out, "NOT applied") &&
+	              strstr(out, "restart"),
+	          "the record says the [auth] change waits for a restart: %s", out);
+	bk_h_fini(&h);
 }
