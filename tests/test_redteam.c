@@ -527,3 +527,67 @@ Test(redteam, reload_says_an_auth_change_is_not_applied)
 	          "the record says the [auth] change waits for a restart: %s", out);
 	bk_h_fini(&h);
 }
+
+/*
+ * 11.4 variation: where fs.protected_hardlinks is 0 (older kernels without
+ * systemd's default, some containers), any user may hard-link a file they
+ * can read. /dev/shm/breaker.<prod> made as a hard link to a running test
+ * instance's segment has the right owner, mode and layout, an ACTIVE word
+ * and a fresh heartbeat: engines of <prod> attached it and traded on the
+ * test instance's state, and a breakerd started for <prod> took it as its
+ * own (two daemons writing one segment). The test makes the link as root
+ * when this kernel protects hard links (what uid 65534 could do elsewhere).
+ */
+Test(redteam, a_hard_linked_segment_is_refused_by_engines_and_breakerd)
+{
+	struct bk_h test, prod;
+	struct bk_client c;
+	char from[128], to[128];
+	int rv;
+
+	bk_h_init(&test, "rt-hl-test", "[metrics]\nlisten =\n");
+	bk_h_start(&test);
+	bk_h_init(&prod, "rt-hl-prod", "[metrics]\nlisten =\n");
+	snprintf(from, sizeof(from), "/dev/shm/breaker.%s", test.instance);
+	snprintf(to, sizeof(to), "/dev/shm/breaker.%s", prod.instance);
+	cr_assert_eq(link(from, to), 0, "link: %s", strerror(errno));
+	rv = bk_client_attach(&c, prod.instance);
+	if (rv == 0)
+		bk_client_detach(&c);
+	cr_assert_eq(rv, -EPERM,
+	             "an engine must refuse a segment with two names (got %d)", rv);
+	/* breakerd for prod refuses it too, saying why */
+	{
+		const char *bin = getenv("BREAKERD");
+		char log[256];
+		pid_t pid = fork();
+		int st;
+
+		cr_assert_geq(pid, 0);
+		if (pid == 0) {
+			int null = open("/dev/null", O_RDWR);
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+			execl(bin && *bin ? bin : "breakerd", "breakerd", "--config",
+			      prod.config, "--log-file", prod.log, (char *)NULL);
+			_exit(127);
+		}
+		for (int i = 0; i < 300 && waitpid(pid, &st, WNOHANG) == 0; i++)
+			usleep(10000);
+		if (waitpid(pid, &st, WNOHANG) == 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			unlink(to);
+			cr_assert_fail(
+			    "breakerd for prod started on the test instance's segment");
+		}
+		bk_h_slurp(prod.log, log, sizeof(log));
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0, "refused to start");
+	}
+	bk_h_slurp(prod.log, out, sizeof(out));
+	cr_assert(strstr(out, "hard link"), "says why: %s", out);
+	unlink(to);
+	bk_h_fini(&prod);
+	bk_h_fini(&test);
+}

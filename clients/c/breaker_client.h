@@ -253,8 +253,10 @@ static inline int bk_client_attach_as(struct bk_client *c, const char *instance,
 		close(fd);
 		return err;
 	}
-	/* the fd, not the name: what we map is what we checked */
-	if ((err = bk_client_trust_owner(st.st_uid, st.st_mode, daemon_uid)) < 0) {
+	/* the fd, not the name: what we map is what we checked. A second name
+	 * is a hard link (another instance's segment, say): not ours. */
+	if ((err = bk_client_trust_owner(st.st_uid, st.st_mode, daemon_uid)) < 0 ||
+	    (st.st_nlink != 1 && (err = -EPERM))) {
 		close(fd);
 		return err;
 	}
@@ -546,7 +548,8 @@ static inline int bk_tel_attach_as(struct bk_tel_client *t, const char *instance
 		/* the fd, not the name: what we map is what we checked */
 		if ((err = bk_client_trust_owner(st.st_uid,
 		                                 st.st_mode & ~(unsigned long)S_IWGRP,
-		                                 daemon_uid)) < 0) {
+		                                 daemon_uid)) < 0 ||
+		    (st.st_nlink != 1 && (err = -EPERM))) {
 			close(fd);
 			return err;
 		}

@@ -65,6 +65,19 @@ class ForgedSegment(unittest.TestCase):
         with self.assertRaises(bk.UntrustedSegmentError, msg="a bad setting fails closed, root's segment too"):
             bk.attach(seg.instance)
 
+    def test_hard_linked_segment_is_refused(self) -> None:
+        """A second name (a hard link to another instance's segment, which any
+        user may make where fs.protected_hardlinks is 0) is not breakerd's."""
+        seg = self.forged("hl")
+        os.chmod(seg.path, 0o644)
+        other = f"{seg.instance}-other"
+        link = os.path.join(os.path.dirname(seg.path), f"breaker.{other}")
+        os.link(seg.path, link)
+        self.addCleanup(os.unlink, link)
+        with self.assertRaises(bk.UntrustedSegmentError) as cm:
+            bk.attach(other)
+        self.assertIn("hard link", str(cm.exception))
+
     def test_untrusted_is_a_breaker_error(self) -> None:
         self.assertTrue(issubclass(bk.UntrustedSegmentError, bk.BreakerError))
 
