@@ -445,6 +445,7 @@ Test(redteam, trip_flood_by_another_user_does_not_make_a_resend_apply_twice,
 	cr_assert_eq(cli_as(&h, -1, NULL, (char *[]){"status", NULL}), 0, "%s", out);
 	cr_assert(strstr(out, "global: REDUCE_ONLY"), "one stage only: %.600s", out);
 	bk_h_fini(&h);
+	bk_tel_unlink(h.instance);
 }
 
 /*
@@ -526,6 +527,7 @@ Test(redteam, reload_says_an_auth_change_is_not_applied)
 	              strstr(out, "restart"),
 	          "the record says the [auth] change waits for a restart: %s", out);
 	bk_h_fini(&h);
+	bk_tel_unlink(h.instance);
 }
 
 /*
@@ -590,4 +592,5 @@ Test(redteam, a_hard_linked_segment_is_refused_by_engines_and_breakerd)
 	unlink(to);
 	bk_h_fini(&prod);
 	bk_h_fini(&test);
+	bk_tel_unlink(test.instance);
 }
