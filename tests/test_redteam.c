@@ -594,3 +594,49 @@ Test(redteam, a_hard_linked_segment_is_refused_by_engines_and_breakerd)
 	bk_h_fini(&test);
 	bk_tel_unlink(test.instance);
 }
+
+static Breaker__Status report_balance(struct bk_rpc *rpc, const char *s, uint64_t fills,
+                                      double balance)
+{
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__Report r = BREAKER__REPORT__INIT;
+	Breaker__Reply *rep = NULL;
+	Breaker__Status st;
+
+	r.strategy = (char *)s;
+	r.has_fills = r.has_balance = r.has_fill_cash = r.has_fees = 1;
+	r.fills = fills;
+	r.balance = balance;
+	req.cmd_case = BREAKER__REQUEST__CMD_REPORT;
+	req.report = &r;
+	if (bk_rpc_call(rpc, &req, &rep) != 0)
+		return (Breaker__Status)-1;
+	st = rep->status;
+	breaker__reply__free_unpacked(rep, NULL);
+	return st;
+}
+
+/*
+ * 12.3 for remote engines: every Report with fills = 0 was taken as a new
+ * opening-balance statement, so a remote engine's balance falling 75.00
+ * with no fill (1000 then 925, fills 0) was absorbed as a new base and the
+ * balance invariant never tripped (with fills = 1 the same debit tripped).
+ */
+Test(redteam, remote_leak_before_the_first_fill_trips_the_invariant)
+{
+	struct rig r;
+	struct bk_rpc rpc;
+	bool tripped;
+
+	rig_up(&r, "rt-rleak",
+	       "heartbeat.enabled = false\ninvariant.enabled = true\n"
+	       "[strategies]\nremote = beta\n");
+	cr_assert_eq(bk_rpc_open(&rpc, r.h.cfg.cmd_url, 3000), 0);
+	cr_assert_eq(report_balance(&rpc, "beta", 0, 1000.0), 0); /* the statement */
+	ticked(&r);
+	cr_assert_eq(report_balance(&rpc, "beta", 0, 925.0), 0); /* 75 gone, no fill */
+	tripped = mode_within(&r, r.beta, BK_HALTED, 2000);
+	bk_rpc_close(&rpc);
+	cr_assert(tripped, "an unexplained 75.00 debit before the first fill must trip");
+	rig_down(&r);
+}
