@@ -4,7 +4,6 @@
  * cooldown steps. Runs in the loop thread; nothing here allocates or blocks
  * (audit records are staged, not written).
  */
-#include <stddef.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,141 +14,6 @@
 
 #define BK_VERDICTS_MAX                                                                  \
 	(2 * BK_RULE_COUNT) /* a trip, or a warning and a step, per rule */
-
-void bk_tick_bind_rules(struct bk_daemon *d)
-{
-	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
-		d->slots[i].rules =
-		    bk_rules_for(&d->cfg.rules, d->state.strategies[i].name);
-		d->slots[i].is_remote =
-		    d->remote_declared[i] ||
-		    bk_config_remote(&d->cfg, d->state.strategies[i].name);
-	}
-	bk_rulestate_rehash(d); /* status and CONFIG records show it */
-}
-
-/* The CONFIG record of a reload (applied or refused), and its event for watch. */
-static void config_record(struct bk_daemon *d, const char *hash, const char *diff,
-                          const char *what)
-{
-	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
-	Breaker__Event ev = BREAKER__EVENT__INIT;
-	uint8_t buf[2048];
-	char text[600];
-
-	snprintf(text, sizeof(text), "SIGHUP from pid %u uid %u: %s", d->hup_pid,
-	         d->hup_uid, what);
-	rec.has_kind = 1;
-	rec.kind = BREAKER__AUDIT_RECORD__KIND__CONFIG;
-	rec.reason = text;
-	rec.rules_hash = (char *)hash;
-	rec.config_diff = (char *)diff;
-	/* the record names the signal's sender, not breakerd */
-	rec.has_wall_ns = rec.has_mono_ns = rec.has_uid = rec.has_pid = 1;
-	rec.wall_ns = bk_now_wall_ns();
-	rec.mono_ns = bk_now_mono_ns();
-	rec.uid = d->hup_uid;
-	rec.pid = d->hup_pid;
-	rec.host = d->host;
-	if (bk_audit_stage(&d->audit, &rec) < 0) {
-		bk_err("SIGHUP: the CONFIG audit record could not be staged");
-		return;
-	}
-	ev.has_audit_seq = ev.has_kind = ev.has_actor_uid = ev.has_wall_ns = 1;
-	ev.audit_seq = rec.seq;
-	ev.kind = BREAKER__AUDIT_RECORD__KIND__CONFIG;
-	ev.actor_uid = d->hup_uid;
-	ev.wall_ns = rec.wall_ns;
-	ev.reason = diff ? (char *)diff : text;
-	if (breaker__event__get_packed_size(&ev) <= sizeof(buf))
-		bk_server_publish(&d->srv, buf, breaker__event__pack(&ev, buf));
-}
-
-/*
- * A reconciliation judged while its rule was off is not judged again when a
- * reload switches the rule on: it could only be an old snapshot tripping now.
- */
-static void retire_reconciliations(struct bk_daemon *d, const bool *was_on)
-{
-	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
-		struct bk_recon *r = &d->slots[i].eval.recon;
-
-		if (was_on[i] || !d->slots[i].rules ||
-		    !d->slots[i].rules[BK_RULE_RECONCILIATION].enabled)
-			continue;
-		if (r->verdict == BK_RV_OK || r->verdict == BK_RV_BREAK) {
-			r->verdict = BK_RV_UNKNOWN;
-			snprintf(r->why, sizeof(r->why),
-			         "judged while the rule was off; post a new one");
-		}
-		d->slots[i].eval.violating[BK_RULE_RECONCILIATION] = false;
-	}
-}
-
-/*
- * Did the file's [auth] (or its [tls] roles) change? A reload applies rules
- * only: an operator who revoked a user's resume by reload must be told it is
- * not in force (both configs come from bk_config_defaults' zeroed struct, so
- * unused array entries compare equal).
- */
-static bool auth_changed(const struct bk_config *now, const struct bk_config *file)
-{
-	size_t from = offsetof(struct bk_config, resume_uids),
-	       to = offsetof(struct bk_config, allow_plaintext_loopback);
-
-	return memcmp((const char *)now + from, (const char *)file + from, to - from) ||
-	       now->n_tls_roles != file->n_tls_roles ||
-	       memcmp(now->tls_roles, file->tls_roles, sizeof(now->tls_roles));
-}
-
-void bk_tick_reload(struct bk_daemon *d)
-{
-	/* off the tick, and rare: static rather than on the loop's stack */
-	static struct bk_config next;
-	static char old_text[1 << 18], new_text[1 << 18], diff[1024];
-	static bool was_on[BK_MAX_STRATEGIES];
-	char err[512], hash[BK_RULES_HASH_LEN], why[700];
-
-	if (!d->config_path) {
-		bk_info("SIGHUP: no config file; rules stay the embedded defaults");
-		return;
-	}
-	bk_rulestate_text(&d->cfg.rules, old_text, sizeof(old_text));
-	if (bk_config_defaults(&next, d->cfg.instance) < 0 ||
-	    bk_config_load(&next, d->config_path, err, sizeof(err)) < 0) {
-		bk_err("SIGHUP: %s: %s; the running rules stay in force", d->config_path,
-		       err);
-		d->ctr.config_reloads[1]++;
-		memcpy(hash, d->rules_hash, sizeof(hash));
-		snprintf(why, sizeof(why), "reload refused, running rules stay: %s", err);
-		config_record(d, hash, NULL, why);
-		return;
-	}
-	for (uint32_t i = 0; i < d->state.n_strategies; i++)
-		was_on[i] = d->slots[i].rules &&
-		            d->slots[i].rules[BK_RULE_RECONCILIATION].enabled;
-	d->cfg.rules = next.rules;
-	bk_tick_bind_rules(d);
-	retire_reconciliations(d, was_on);
-	bk_rulestate_text(&d->cfg.rules, new_text, sizeof(new_text));
-	memcpy(hash, d->rules_hash, sizeof(hash));
-	bk_rulestate_diff(old_text, new_text, diff, sizeof(diff));
-	d->ctr.config_reloads[0]++;
-	snprintf(why, sizeof(why), "rules reloaded from %s (hash %s)%s", d->config_path,
-	         hash,
-	         auth_changed(&d->cfg, &next)
-	             ? "; [auth] or [tls] roles changed in the file: NOT applied "
-	               "until breakerd restarts (who may trip, resume and force "
-	               "is as before)"
-	             : "");
-	if (auth_changed(&d->cfg, &next))
-		bk_warn("SIGHUP: [auth] or [tls] roles changed in %s: not applied; "
-		        "restart breakerd to apply them",
-		        d->config_path);
-	config_record(d, hash, diff, why);
-	bk_info("SIGHUP: rules reloaded from %s (other settings need a restart): %s",
-	        d->config_path, diff);
-}
 
 static void publish_warning(struct bk_daemon *d, int slot, const struct bk_verdict *v)
 {
@@ -196,8 +60,8 @@ static void act(struct bk_daemon *d, int slot, const struct bk_rule_cfg *rules,
 		        r->global ? "global" : name, bk_mode_str((enum bk_mode)r->action),
 		        v->evidence);
 		rule_record(&rec, v, name, text, sizeof(text));
-		bk_cmd_system_trip(d, scope, bk_rule_reason(v->rule), r->action, &rec,
-		                   false);
+		bk_protect_trip(d, scope, bk_rule_reason(v->rule), r->action, &rec,
+		                false);
 		break;
 	case BK_V_WARN:
 		bk_info("rule %s at %.0f%% for %s: %s", bk_rule_name(v->rule),
@@ -219,8 +83,7 @@ static void act(struct bk_daemon *d, int slot, const struct bk_rule_cfg *rules,
 		} else {
 			rec.telemetry_source = "segment";
 		}
-		bk_cmd_system_step(d, scope, bk_rule_reason(v->rule), r->cooldown_to,
-		                   &rec);
+		bk_protect_step(d, scope, bk_rule_reason(v->rule), r->cooldown_to, &rec);
 		break;
 	}
 }
@@ -269,30 +132,10 @@ void bk_tick(struct bk_daemon *d, uint64_t now)
 	d->last_tick_ns = now;
 	d->tick_count++;
 	d->ctr.tel_blind = tick_rules(d, now) < 0;
-	bk_cmd_auth_tick(d, now); /* refusals held back by the rate limit */
+	bk_protect_refusals(d, now); /* refusals held back by the rate limit */
 	/* a bounded slice of the /metrics rendering, every tick while one is due */
 	bk_metrics_tick(d, now);
 	bk_metrics_tick_done(d, bk_now_mono_ns() - now);
-}
-
-bool bk_tick_condition_holds(const struct bk_daemon *d, int slot, unsigned reason,
-                             const char **rule)
-{
-	int id;
-
-	for (id = 0; id < BK_RULE_COUNT; id++)
-		if (bk_rule_reason((enum bk_rule_id)id) == reason)
-			break;
-	if (id == BK_RULE_COUNT)
-		return false;
-	*rule = bk_rule_name((enum bk_rule_id)id);
-	if (slot != BK_GLOBAL)
-		return d->slots[slot].eval.violating[id];
-	for (uint32_t i = 0; i < d->state.n_strategies; i++)
-		if (d->slots[i].rules && d->slots[i].rules[id].global &&
-		    d->slots[i].eval.violating[id])
-			return true;
-	return false;
 }
 
 /* ---- forced resumes and rebases (issue 12.2) --------------------------------- */
@@ -381,54 +224,6 @@ void bk_tick_replay_rebase(struct bk_daemon *d, const Breaker__AuditRecord *rec)
 	                    rec->opening_seq);
 }
 
-/*
- * A global reject_rate latch: the strategies' fresh orders count together
- * toward min_orders, but a strategy whose rule tripped while the latch held
- * (or raised it) must show some of its own, at or below the limit. Summed
- * alone, other strategies' clean orders let a resume to ACTIVE through while
- * the strategy that tripped still had 4 of its 5 orders rejected.
- */
-static bool tripper_lacks_evidence(const struct bk_daemon *d, char *why, size_t len)
-{
-	const struct bk_scope *g = bk_state_cscope(&d->state, BK_GLOBAL);
-	unsigned reason = bk_rule_reason(BK_RULE_REJECT_RATE);
-	uint64_t mono = bk_now_mono_ns(), wall = bk_now_wall_ns(), since;
-
-	if (!(g->active & (1u << reason)))
-		return false;
-	/* the latch's raise on the monotonic clock, 1 s early: a trip of the
-	 * same tick counts whatever the clocks did in between */
-	since = wall - g->latches[reason].since_wall_ns + 1000000000ull;
-	since = since < mono ? mono - since : 0;
-	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
-		const struct bk_slot_rules *sr = &d->slots[i];
-		const struct bk_window *w = &sr->eval.rej_win;
-		uint64_t t;
-		const struct bk_rule_cfg *r;
-
-		if (!sr->rules)
-			continue;
-		r = &sr->rules[BK_RULE_REJECT_RATE];
-		t = sr->eval.tripped_ns[BK_RULE_REJECT_RATE];
-		if (!r->enabled || !r->global || !t || t < since)
-			continue;
-		if (w->sum_orders &&
-		    (double)w->sum_rejects <= r->max * (double)w->sum_orders)
-			continue;
-		snprintf(why, len,
-		         "not enough evidence: strategy %s tripped reject_rate on global "
-		         "and its own last %u ms show %llu rejects in %llu orders (limit "
-		         "%.4f); other strategies' orders do not show its venue accepts "
-		         "again. Let it trade as a probe (reduce-only or cautious), then "
-		         "resume to active (or --force, audited as forced)",
-		         d->state.strategies[i].name, r->window_ms,
-		         (unsigned long long)w->sum_rejects,
-		         (unsigned long long)w->sum_orders, r->max);
-		return true;
-	}
-	return false;
-}
-
 /* Strategy i's rule id held the latch of scope slot (itself, or global). */
 static bool rule_feeds(const struct bk_daemon *d, uint32_t i, int slot, int id)
 {
@@ -465,43 +260,4 @@ void bk_tick_restore_cooldowns(struct bk_daemon *d)
 					d->slots[i].eval.tripped_ns[id] = at ? at : 1;
 		}
 	}
-}
-
-bool bk_tick_lacks_evidence(const struct bk_daemon *d, int slot, unsigned reason,
-                            char *why, size_t len)
-{
-	const struct bk_rule_cfg *r = NULL;
-	uint64_t orders = 0, rejects = 0;
-	uint32_t need;
-
-	if (reason != bk_rule_reason(BK_RULE_REJECT_RATE))
-		return false; /* an empty order-rate window is the limit holding */
-	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
-		const struct bk_slot_rules *sr = &d->slots[i];
-
-		if (!sr->rules || !sr->rules[BK_RULE_REJECT_RATE].enabled ||
-		    (slot != BK_GLOBAL && (int)i != slot) ||
-		    (slot == BK_GLOBAL && !sr->rules[BK_RULE_REJECT_RATE].global))
-			continue;
-		/* strategies may override the rule: the most demanding counts */
-		if (!r || sr->rules[BK_RULE_REJECT_RATE].min_orders > r->min_orders)
-			r = &sr->rules[BK_RULE_REJECT_RATE];
-		orders += sr->eval.rej_win.sum_orders;
-		rejects += sr->eval.rej_win.sum_rejects;
-	}
-	if (!r)
-		return false; /* the rule is off: nothing to judge with */
-	need = r->min_orders ? r->min_orders : 1;
-	if (orders >= need)
-		return slot == BK_GLOBAL && tripper_lacks_evidence(d, why, len);
-	snprintf(why, len,
-	         "not enough evidence: %llu of %u orders in the last %u ms for "
-	         "reject_rate on %s (%llu rejected); an empty window while halted "
-	         "shows nothing. Resume to reduce-only or cautious as a probe, then "
-	         "to active once %u orders show the reject rate at or below %.4f "
-	         "(or --force, audited as forced)",
-	         (unsigned long long)orders, need, r->window_ms,
-	         slot == BK_GLOBAL ? "global" : d->state.strategies[slot].name,
-	         (unsigned long long)rejects, need, r->max);
-	return true;
 }
