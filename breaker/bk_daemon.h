@@ -90,13 +90,16 @@ struct bk_daemon {
 	uint64_t tick_count;
 	struct bk_pending pending[BK_PENDING_MAX];
 	uint32_t pend_head, pend_tail; /* [tail, head) wait for durability */
-	/* nng's REQ resends a request on reconnect: a state change is applied once */
-	struct {
+	/* nng's REQ resends a request on reconnect: a state change is applied
+	 * once. Two tables: trips (open to anyone by default) must not evict
+	 * the ids of resumes, registrations, reconciliations and rebases, or a
+	 * resent resume would be applied twice after a flood of trips. */
+	struct bk_dedupe {
 		uint64_t id;
 		uint64_t seq;
 		uint64_t hash; /* caller, command and payload (bk_cmd_request_hash) */
 		bool hashed;   /* false: a record from before hashes; never "the same" */
-	} dedupe[BK_DEDUPE];
+	} dedupe[BK_DEDUPE], dedupe_restricted[BK_DEDUPE];
 	struct bk_auth auth; /* group members, refusal rate limit, two-person rule */
 	struct bk_uid_name uid_cache[BK_UID_CACHE];
 	unsigned uid_next;
@@ -217,6 +220,11 @@ int bk_tick_snapshot(struct bk_daemon *d, int slot, struct bk_tel_snap *snap);
 
 /* Boot: a REBASE record sets the rule's base again. */
 void bk_tick_replay_rebase(struct bk_daemon *d, const Breaker__AuditRecord *rec);
+
+/* Boot, after replay and bk_reload_bind_rules: a rule's own latch with a
+ * cooldown counts it from the latch's time again (the trip time lived in
+ * memory only). */
+void bk_tick_restore_cooldowns(struct bk_daemon *d);
 
 /* ---- bk_reload.c: rules bound to strategies, SIGHUP ---- */
 
