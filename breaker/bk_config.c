@@ -903,6 +903,17 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 	} else if (key_is(s, n, "breaker", "telemetry_mode")) {
 		if (!(err = parse_mode(v, 0600, 0666, &x)) && (x & 0111))
 			err = -EINVAL;
+		/* telemetry feeds the rules: whoever may write it may keep a rule
+		 * from tripping (a forged Report by another route). Engines write
+		 * it through a group, never as everyone. */
+		if (!err && (x & 0002))
+			return fail(
+			    c, line,
+			    "bad value '%s' for 'telemetry_mode': writable by "
+			    "others, who could forge any strategy's telemetry and "
+			    "blind its rules; give engines breakerd's group and "
+			    "use 0660 (0600 .. 0664)%s",
+			    v, "");
 		cfg->tel_mode = err ? cfg->tel_mode : (mode_t)x;
 	} else if (key_is(s, n, "commands", "max_message_bytes")) {
 		if (!(err = parse_u64(v, 1024, 1 << 20, &x)))
@@ -996,6 +1007,19 @@ static char *read_line(char *buf, int len, void *arg)
 		buf[n++] = (char)ch;
 		if (ch == '\n')
 			break;
+	}
+	/* inih's buffer is full and the line goes on: its rest would be read as
+	 * a line of its own (text in a comment past byte 199 became a setting) */
+	if (n == len - 1 && buf[n - 1] != '\n' && (ch = getc(c->file)) != EOF &&
+	    ch != '\n' && !(ch == '\r' && ((ch = getc(c->file)) == '\n' || ch == EOF))) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "%d", len - 2);
+		fail(c, c->line,
+		     "longer than %s bytes%s: split it (breakerd would read the rest as "
+		     "a line of its own)",
+		     what, "");
+		return NULL;
 	}
 	buf[n] = '\0';
 	return n ? buf : NULL;
