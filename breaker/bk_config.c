@@ -395,13 +395,57 @@ static int parse_double(const char *v, double min, double max, double *out)
 	return 0;
 }
 
-/* "reject_rate.max = 0.2": one field of one rule. */
+enum rule_kind {
+	RULE_BOOL,  /* true or false */
+	RULE_UINT,  /* decimal in [min, max] into a uint32_t */
+	RULE_LIMIT, /* a decimal number in [min, max], divided by div; enables the rule */
+	RULE_MODE,  /* a mode name, one of the modes bits */
+	RULE_SCOPE, /* global or strategy */
+};
+
+/* The keys of one rule ("reject_rate.max"): where each goes in struct bk_rule_cfg. */
+static const struct rule_key_def {
+	const char *name;
+	enum rule_kind kind;
+	size_t off;
+	double min, max, div;
+	unsigned modes; /* RULE_MODE: bit per enum bk_mode allowed */
+} rule_keys[] = {
+#define RULE(m) offsetof(struct bk_rule_cfg, m)
+    {"enabled", RULE_BOOL, RULE(enabled), 0, 0, 0, 0},
+    {"max", RULE_LIMIT, RULE(max), 0, 1e18, 1, 0},
+    {"max_pct", RULE_LIMIT, RULE(max_pct), 0, 100, 100, 0},
+    {"window_ms", RULE_UINT, RULE(window_ms), 1, 3600000, 0, 0},
+    {"min_orders", RULE_UINT, RULE(min_orders), 0, 1000000000, 0, 0},
+    {"action", RULE_MODE, RULE(action), 0, 0, 0,
+     1u << BK_CAUTIOUS | 1u << BK_REDUCE_ONLY | 1u << BK_HALTED},
+    {"scope", RULE_SCOPE, RULE(global), 0, 0, 0, 0},
+    {"cooldown_ms", RULE_UINT, RULE(cooldown_ms), 0, 86400000, 0, 0},
+    /* a cooldown never goes back to ACTIVE on its own */
+    {"cooldown_to", RULE_MODE, RULE(cooldown_to), 0, 0, 0,
+     1u << BK_CAUTIOUS | 1u << BK_REDUCE_ONLY},
+    /* 0: after a forced resume, trip again only on worsening */
+    {"rearm_ms", RULE_UINT, RULE(rearm_ms), 0, 86400000, 0, 0},
+#undef RULE
+};
+
+#define RULE_FIELD_IS(m, t) (sizeof(((struct bk_rule_cfg *)0)->m) == sizeof(t))
+_Static_assert(RULE_FIELD_IS(enabled, bool) && RULE_FIELD_IS(global, bool) &&
+                   RULE_FIELD_IS(max, double) && RULE_FIELD_IS(max_pct, double) &&
+                   RULE_FIELD_IS(window_ms, uint32_t) &&
+                   RULE_FIELD_IS(min_orders, uint32_t) &&
+                   RULE_FIELD_IS(cooldown_ms, uint32_t) &&
+                   RULE_FIELD_IS(rearm_ms, uint32_t) && RULE_FIELD_IS(action, uint8_t) &&
+                   RULE_FIELD_IS(cooldown_to, uint8_t),
+               "rule_keys' kinds match struct bk_rule_cfg");
+
+/* "reject_rate.max = 0.2": one field of one rule. 0, -ENOENT or -EINVAL. */
 static int rule_key(struct bk_rule_cfg *rules, const char *key, const char *v)
 {
-	char name[32];
+	const struct rule_key_def *k = NULL;
 	const char *dot = strchr(key, '.');
-	struct bk_rule_cfg *r;
-	uint64_t x = 0;
+	char name[32], *field;
+	uint64_t x;
 	double d;
 	int id, m;
 
@@ -411,56 +455,38 @@ static int rule_key(struct bk_rule_cfg *rules, const char *key, const char *v)
 	name[dot - key] = '\0';
 	if ((id = bk_rule_parse(name)) < 0)
 		return -ENOENT;
-	r = &rules[id];
-	key = dot + 1;
-	if (strcmp(key, "enabled") == 0) {
-		if (parse_bool(v, &r->enabled))
+	for (size_t i = 0; !k && i < sizeof(rule_keys) / sizeof(rule_keys[0]); i++)
+		if (strcmp(dot + 1, rule_keys[i].name) == 0)
+			k = &rule_keys[i];
+	if (!k)
+		return -ENOENT;
+	field = (char *)&rules[id] + k->off;
+	switch (k->kind) {
+	case RULE_BOOL:
+		return parse_bool(v, (bool *)field);
+	case RULE_UINT:
+		if (parse_u64(v, (uint64_t)k->min, (uint64_t)k->max, &x))
 			return -EINVAL;
-	} else if (strcmp(key, "max") == 0) {
-		if (parse_double(v, 0, 1e18, &d))
+		*(uint32_t *)field = (uint32_t)x;
+		return 0;
+	case RULE_LIMIT:
+		if (parse_double(v, k->min, k->max, &d))
 			return -EINVAL;
-		r->max = d;
-		r->enabled = true;
-	} else if (strcmp(key, "max_pct") == 0) {
-		if (parse_double(v, 0, 100, &d))
+		*(double *)field = d / k->div;
+		rules[id].enabled = true;
+		return 0;
+	case RULE_MODE:
+		if ((m = bk_mode_parse(v)) < 0 || !(k->modes & 1u << m))
 			return -EINVAL;
-		r->max_pct = d / 100.0;
-		r->enabled = true;
-	} else if (strcmp(key, "window_ms") == 0) {
-		if (parse_u64(v, 1, 3600000, &x))
-			return -EINVAL;
-		r->window_ms = (uint32_t)x;
-	} else if (strcmp(key, "min_orders") == 0) {
-		if (parse_u64(v, 0, 1000000000, &x))
-			return -EINVAL;
-		r->min_orders = (uint32_t)x;
-	} else if (strcmp(key, "action") == 0) {
-		if ((m = bk_mode_parse(v)) < BK_CAUTIOUS)
-			return -EINVAL;
-		r->action = (uint8_t)m;
-	} else if (strcmp(key, "scope") == 0) {
+		*(uint8_t *)field = (uint8_t)m;
+		return 0;
+	case RULE_SCOPE:
 		if (strcmp(v, "global") && strcmp(v, "strategy"))
 			return -EINVAL;
-		r->global = strcmp(v, "global") == 0;
-	} else if (strcmp(key, "cooldown_ms") == 0) {
-		if (parse_u64(v, 0, 86400000, &x))
-			return -EINVAL;
-		r->cooldown_ms = (uint32_t)x;
-	} else if (strcmp(key, "cooldown_to") == 0) {
-		/* a cooldown never goes back to ACTIVE on its own */
-		m = bk_mode_parse(v);
-		if (m != BK_CAUTIOUS && m != BK_REDUCE_ONLY)
-			return -EINVAL;
-		r->cooldown_to = (uint8_t)m;
-	} else if (strcmp(key, "rearm_ms") == 0) {
-		/* 0: after a forced resume, trip again only on worsening */
-		if (parse_u64(v, 0, 86400000, &x))
-			return -EINVAL;
-		r->rearm_ms = (uint32_t)x;
-	} else {
-		return -ENOENT;
+		*(bool *)field = strcmp(v, "global") == 0;
+		return 0;
 	}
-	return 0;
+	return -EINVAL;
 }
 
 static int parse_warn(struct bk_rules_cfg *rc, const char *v)

@@ -95,7 +95,7 @@ static int load_config(struct bk_config *cfg, const struct opts *o)
 		fprintf(stderr, "breakerd: config %s: %s\n", o->config, err);
 		return -EINVAL;
 	}
-	/* --instance beats the file; derived paths follow it. */
+	/* --instance beats the file; derived paths follow it, explicit ones stay. */
 	if (o->config && o->instance && strcmp(cfg->instance, o->instance)) {
 		snprintf(cfg->instance, sizeof(cfg->instance), "%s", o->instance);
 		bk_config_derive(cfg);

@@ -215,3 +215,42 @@ Test(config, explicit_urls_survive_an_instance_change)
 	cr_assert(strstr(out, "commands ipc:///tmp/bk-cfg-run/other.cmd,"),
 	          "a derived URL follows --instance: %s", out);
 }
+
+/* Each kind of rule key: where it goes, and what it refuses. */
+Test(config, rule_keys_store_what_the_file_says)
+{
+	struct bk_config c;
+	char err[256];
+	const struct bk_rule_cfg *r;
+
+	write_ini("[rules]\ndrawdown.max_pct = 25\ndrawdown.action = reduce_only\n"
+	          "drawdown.scope = global\ndrawdown.cooldown_ms = 5000\n"
+	          "drawdown.cooldown_to = cautious\ndrawdown.rearm_ms = 700\n"
+	          "reject_rate.max = 0.5\nreject_rate.enabled = false\n"
+	          "reject_rate.min_orders = 40\n");
+	cr_assert_eq(bk_config_defaults(&c, NULL), 0);
+	cr_assert_eq(bk_config_load(&c, path, err, sizeof(err)), 0, "%s", err);
+	r = &c.rules.dflt[BK_RULE_DRAWDOWN];
+	cr_assert(r->enabled, "a limit enables its rule");
+	cr_assert_float_eq(r->max_pct, 0.25, 1e-12, "percent, stored as a fraction");
+	cr_assert_eq(r->action, BK_REDUCE_ONLY);
+	cr_assert(r->global);
+	cr_assert_eq(r->cooldown_ms, 5000u);
+	cr_assert_eq(r->cooldown_to, BK_CAUTIOUS);
+	cr_assert_eq(r->rearm_ms, 700u);
+	r = &c.rules.dflt[BK_RULE_REJECT_RATE];
+	cr_assert(!r->enabled, "enabled = false after the limit turns it off again");
+	cr_assert_float_eq(r->max, 0.5, 1e-12);
+	cr_assert_eq(r->min_orders, 40u);
+
+	expect_refused("[rules]\ndrawdown.action = active\n", "drawdown.action");
+	expect_refused("[rules]\ndrawdown.cooldown_to = active\n",
+	               "drawdown.cooldown_to");
+	expect_refused("[rules]\ndrawdown.cooldown_to = halted\n",
+	               "drawdown.cooldown_to");
+	expect_refused("[rules]\ndrawdown.scope = all\n", "drawdown.scope");
+	expect_refused("[rules]\ndrawdown.max_pct = 101\n", "drawdown.max_pct");
+	expect_refused("[rules]\nreject_rate.window_ms = 0\n", "reject_rate.window_ms");
+	expect_refused("[rules]\nreject_rate.enabled = 1\n", "reject_rate.enabled");
+	expect_refused("[rules]\nreject_rate.colour = red\n", "unknown rule key");
+}
