@@ -623,10 +623,11 @@ static int parse_roles(struct bk_config *cfg, const char *v)
 	return 0;
 }
 
-static int tls_roles(struct load_ctx *c, const char *v)
+static int key_tls_roles(struct load_ctx *c, const char *n, const char *v)
 {
 	int err = parse_roles(&c->cfg, v);
 
+	(void)n;
 	if (err == -EEXIST)
 		return fail(c, c->line, "a CN is given twice in roles = %s", v);
 	if (err)
@@ -869,17 +870,6 @@ static int key_metrics_listen(struct load_ctx *c, const char *n, const char *v)
 	                                                                        : 0;
 }
 
-static int key_tls_roles(struct load_ctx *c, const char *n, const char *v)
-{
-	(void)n;
-	return tls_roles(c, v);
-}
-
-static int key_auth_list(struct load_ctx *c, const char *n, const char *v)
-{
-	return auth_list(c, n, v);
-}
-
 enum key_kind {
 	KEY_UINT, /* decimal in [min, max], times scale, into a 4- or 8-byte field */
 	KEY_MODE, /* octal in [min, max] with none of the deny bits */
@@ -946,8 +936,7 @@ static const struct key_def keys[] = {
     {KEY("commands", "socket_mode", KEY_MODE), FIELD(sock_mode), RANGE(0600, 0777)},
     {KEY("auth", "two_person_global_resume", KEY_BOOL), FIELD(two_person_global_resume)},
     {KEY("auth", "confirm_window_s", KEY_UINT), FIELD(confirm_window_s), RANGE(1, 3600)},
-    {KEY("auth", NULL, KEY_FN), .fn = key_auth_list,
-     .why = ID_LIST}, /* <act>_uids/_gids */
+    {KEY("auth", NULL, KEY_FN), .fn = auth_list, .why = ID_LIST}, /* <act>_uids/_gids */
     {KEY("tls", "cert_file", KEY_PATH), FIELD(tls_cert), .why = ABS_PATH},
     {KEY("tls", "key_file", KEY_PATH), FIELD(tls_key), .why = ABS_PATH},
     {KEY("tls", "ca_file", KEY_PATH), FIELD(tls_ca), .why = ABS_PATH},
