@@ -137,9 +137,16 @@ class EngineLoops(unittest.TestCase):
         self.addCleanup(d.fini)
         d.start()
         e = Engine([*self.command(lang), "--instance", d.instance, "--strategy", "alpha",
-                    "--seconds", "4", "--interval-us", "500"])
+                    "--seconds", "8", "--interval-us", "500"])
         self.addCleanup(e.kill)
         e.expect(r"^mode ACTIVE reason=none ")
+        # the kill must find working orders to cancel: from the third order
+        # sent in ACTIVE on there always are (one fill per three orders)
+        with bk.attach_telemetry(d.instance) as tel:
+            deadline = time.monotonic() + 30
+            while tel.read(0).orders < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.assertGreaterEqual(tel.read(0).orders, 3, "the engine sends orders")
         d.ok("kill", "alpha", "--reason", "runaway")
         e.expect(r"^mode HALTED reason=kill_switch ")
         with bk.attach(d.instance) as c:
