@@ -52,7 +52,7 @@ static int boot_in_process(struct bk_daemon *d, char *dir, size_t dirlen, unsign
 		snprintf(name, sizeof(name), "s%u", i);
 		slot = bk_state_register(&d->state, name);
 		bk_shm_add_strategy(&d->shm, slot, name);
-		bk_cmd_bind_slot(d, slot);
+		bk_reload_bind_slot(d, slot);
 	}
 	return 0;
 }

@@ -22,7 +22,6 @@
 #include <stdint.h>
 
 #include "bk_config.h"
-#include "bk_server.h"
 #include "bk_state.h"
 
 #define BK_AUTH_MEMBERS 256 /* resolved group members per act */
@@ -30,6 +29,16 @@
 #define BK_AUTH_BURST   5   /* refusals recorded one by one, at once ... */
 #define BK_AUTH_RATE    2   /* ... and then per second, per caller */
 #define BK_WHO_MAX      80
+
+/* Who sent a request, as its transport identified them. */
+struct bk_peer {
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t pid;
+	int local;          /* credentials came from the IPC socket */
+	int tls;            /* tls+tcp://: identified by its certificate's CN */
+	char cn[BK_CN_MAX]; /* ... "" if it has no single CN */
+};
 
 /* What a command needs. */
 enum bk_perm {

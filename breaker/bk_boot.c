@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -380,7 +381,7 @@ static int restore_scope(struct bk_daemon *d, int slot, uint64_t seen,
 	if (mode < BK_CAUTIOUS)
 		return 0;
 	rec.reason = text;
-	return bk_cmd_system_trip(d, slot, reason, (int)mode, &rec, true);
+	return bk_protect_trip(d, slot, reason, (int)mode, &rec, true);
 }
 
 /* global_seen: the global word as the old daemon left it (read before the
@@ -425,7 +426,7 @@ static int stage_boot_records(struct bk_daemon *d, const struct bk_boot_report *
 		rep.reason = text;
 		if (r->aside[0])
 			rep.log_aside = (char *)r->aside;
-		if (bk_cmd_stage_system(d, &rep) < 0)
+		if (bk_record_stage_system(d, &rep) < 0)
 			return -EIO;
 	}
 	snprintf(text, sizeof(text), "breakerd %s started: %llu records replayed%s%s",
@@ -436,7 +437,7 @@ static int stage_boot_records(struct bk_daemon *d, const struct bk_boot_report *
 	rec.reason = text;
 	if (r->corrupt && r->aside[0])
 		rec.log_aside = (char *)r->aside;
-	if (bk_cmd_stage_system(d, &rec) < 0)
+	if (bk_record_stage_system(d, &rec) < 0)
 		return -EIO;
 	/* audit_corrupt first, so that it is the reason engines read; what the
 	 * old daemon published is then restored under it */
@@ -451,8 +452,7 @@ int bk_boot_trip_corrupt(struct bk_daemon *d, const char *why)
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
 
 	rec.reason = (char *)why;
-	return bk_cmd_system_trip(d, BK_GLOBAL, BK_R_AUDIT_CORRUPT, BK_HALTED, &rec,
-	                          true);
+	return bk_protect_trip(d, BK_GLOBAL, BK_R_AUDIT_CORRUPT, BK_HALTED, &rec, true);
 }
 
 static int register_configured(struct bk_daemon *d)
@@ -472,7 +472,7 @@ static int register_configured(struct bk_daemon *d)
 		rec.kind = BREAKER__AUDIT_RECORD__KIND__REGISTER;
 		rec.strategy = d->cfg.strategies[i];
 		rec.slot = (uint32_t)slot;
-		if (bk_cmd_stage_system(d, &rec) < 0)
+		if (bk_record_stage_system(d, &rec) < 0)
 			return -EIO;
 	}
 	return 0;
@@ -489,7 +489,7 @@ static void publish_all(struct bk_daemon *d)
 
 	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
 		bk_shm_add_strategy(&d->shm, (int)i, d->state.strategies[i].name);
-		bk_cmd_publish_scope(d, (int)i);
+		bk_publish_scope(d, (int)i);
 	}
 	for (uint32_t i = d->state.n_strategies; i < old && i < BK_MAX_STRATEGIES; i++) {
 		bk_warn("shm slot %u ('%s') is not in the audit log: held HALTED", i,
@@ -498,7 +498,7 @@ static void publish_all(struct bk_daemon *d)
 		               BK_STATE_PACK(BK_HALTED, BK_R_AUDIT_CORRUPT, 0),
 		               1u << BK_R_AUDIT_CORRUPT, bk_now_wall_ns());
 	}
-	bk_cmd_publish_scope(d, BK_GLOBAL);
+	bk_publish_scope(d, BK_GLOBAL);
 	bk_shm_heartbeat(&d->shm, bk_now_mono_ns());
 	bk_shm_changed(&d->shm);
 }
@@ -514,9 +514,16 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 	int rv;
 
 	memset(r, 0, sizeof(*r));
+	/* Before anything can fail: bk_boot_close closes only what was opened
+	 * (a zeroed descriptor is stdin). */
 	d->lock_fd = -1;
 	d->tail.head_fd = -1;
+	d->audit.fd = -1;
+	d->tel.fd = -1;
 	d->boot_mono_ns = bk_now_mono_ns();
+	/* answers go back the way their request came (an in-process test may
+	 * set its own after boot) */
+	d->replier = (struct bk_replier){.send = bk_server_reply, .ctx = &d->srv};
 	gethostname(d->host, sizeof(d->host) - 1);
 	if ((rv = mkdir_p(d->cfg.state_dir, 0750)) < 0 ||
 	    (rv = mkdir_p(d->cfg.run_dir, 0750)) < 0) {
@@ -566,7 +573,7 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 		         d->cfg.audit_path, strerror(-rv));
 		return rv;
 	}
-	bk_tick_bind_rules(d);
+	bk_reload_bind_rules(d);
 	publish_all(d);
 	return 0;
 }
@@ -574,6 +581,15 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 void bk_boot_close(struct bk_daemon *d)
 {
 	bk_metrics_stop(d);
+	/* answers still waiting go nowhere now (their callers time out) */
+	for (uint32_t i = d->pend_tail; i != d->pend_head; i++) {
+		struct bk_pending *p = &d->pending[i & (BK_PENDING_MAX - 1)];
+
+		bk_reply_send(d, &p->route, NULL, 0); /* releases the route */
+		free(p->reply);
+		p->reply = NULL;
+	}
+	d->pend_tail = d->pend_head;
 	bk_server_close(&d->srv);
 	bk_shm_close(&d->shm, true);
 	bk_tel_close(&d->tel);

@@ -23,7 +23,8 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 
 /*
  * Undo bk_boot and whatever started after it (metrics, sockets): the segment
- * is kept for engines, marked stopped; the lock is released last.
+ * is kept for engines, marked stopped; the lock is released last. Safe after
+ * a bk_boot that failed part way: it closes only what was opened.
  */
 void bk_boot_close(struct bk_daemon *d);
 

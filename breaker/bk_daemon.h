@@ -14,11 +14,13 @@
 #include "bk_config.h"
 #include "bk_metrics.h"
 #include "bk_rulestate.h"
+#include "bk_request.h"
 #include "bk_server.h"
 #include "bk_shm.h"
 #include "bk_state.h"
 #include "bk_tail.h"
 #include "bk_tel.h"
+#include "bk_time.h"
 
 #define BK_PENDING_MAX 4096 /* replies waiting for their audit record; power of 2 */
 #define BK_UID_CACHE   16
@@ -27,7 +29,9 @@
 
 /* A command acknowledged once its record is durable. */
 struct bk_pending {
-	nng_msg *reply; /* body holds the packed Reply; NULL: nobody waits */
+	struct bk_route route; /* BK_ROUTE_NONE: nobody waits */
+	uint8_t *reply;        /* the packed Reply (malloc), sent with route */
+	size_t reply_len;
 	uint64_t seq;
 	int slot;       /* the scope (BK_GLOBAL or a strategy slot) */
 	bool republish; /* a resume: publish the scope once durable */
@@ -67,6 +71,8 @@ struct bk_daemon {
 	struct bk_shm_writer shm;
 	struct bk_audit audit;
 	struct bk_server srv;
+	struct bk_replier
+	    replier; /* where answers go (bk_server_reply; tests: their own) */
 	struct bk_tel_reader tel;
 	struct bk_slot_rules slots[BK_MAX_STRATEGIES];
 	/* declared at register (breaker register --telemetry remote; replayed);
@@ -98,17 +104,86 @@ struct bk_daemon {
 	struct bk_metrics metrics; /* /metrics and /healthz (bk_metrics.h) */
 };
 
-/* Handle one request from the REP socket; takes msg. */
-void bk_cmd_handle(struct bk_daemon *d, nng_msg *msg);
+/* ---- bk_cmd.c: one request, decode -> authorise -> validate -> plan -> apply -> stage
+ * ---- */
+
+/* Handle one request from any transport; answers through d->replier with
+ * req->route (now or once durable). req->body is not kept. */
+void bk_cmd_handle(struct bk_daemon *d, struct bk_request *req);
+
+/* Remember that the request id (and its hash, if the record has one) made
+ * audit record rec->seq (also from replay). */
+void bk_cmd_remember(struct bk_daemon *d, const Breaker__AuditRecord *rec);
+
+/* ---- bk_pending.c: replies waiting for durability ---- */
 
 /* True when the pending ring has room for another state-changing command. */
-bool bk_cmd_can_accept(const struct bk_daemon *d);
+bool bk_pending_can_accept(const struct bk_daemon *d);
+
+/* Room for one more waiting answer and for staging `records` records of any
+ * size: a command that stages several checks this before it applies any. */
+bool bk_pending_can_stage(const struct bk_daemon *d, size_t records);
 
 /* The audit log reached a new durable seq: publish resumes, send acks, events. */
-void bk_cmd_durable(struct bk_daemon *d);
+void bk_pending_durable(struct bk_daemon *d);
 
 /* An audit flush failed with -errno err: answer waiting trips, refuse resumes. */
-void bk_cmd_flush_failed(struct bk_daemon *d, int err);
+void bk_pending_flush_failed(struct bk_daemon *d, int err);
+
+/*
+ * Queue rep (packed now) for route until rec's seq is durable; route NULL or
+ * NONE: nobody waits, only the event. republish: a resume, published then;
+ * quiet: no event. False (route answered ERR_NOT_DURABLE) if the ring is full.
+ */
+bool bk_pending_add(struct bk_daemon *d, struct bk_route *route,
+                    const Breaker__Reply *rep, const Breaker__AuditRecord *rec, int slot,
+                    bool republish, bool quiet);
+
+/* Queue rep for route until seq is durable: no scope, no event (a duplicate's
+ * ack). False (route answered ERR_NOT_DURABLE) if the ring is full. */
+bool bk_pending_ack(struct bk_daemon *d, struct bk_route *route,
+                    const Breaker__Reply *rep, uint64_t seq);
+
+/* Republish one scope's word from the state (BK_GLOBAL or a slot). */
+void bk_publish_scope(struct bk_daemon *d, int slot);
+
+/* Send buf (NULL: no answer) with route through d->replier. */
+void bk_reply_send(struct bk_daemon *d, struct bk_route *route, const uint8_t *buf,
+                   size_t len);
+
+/* Answer now. */
+void bk_reply_now(struct bk_daemon *d, struct bk_route *route, const Breaker__Reply *rep);
+
+/* Answer now with a refusal that changed nothing. */
+void bk_reply_refuse(struct bk_daemon *d, struct bk_route *route, uint64_t id,
+                     Breaker__Status st, const char *why);
+
+/* ---- bk_record.c: actors and the common fields of a record ---- */
+
+/* The caller's name from the cache: false when it needs a lookup (a->name
+ * then holds "uid<N>"). */
+bool bk_actor_cached(struct bk_daemon *d, const struct bk_peer *peer, struct bk_actor *a);
+
+/* Look a->uid's name up (may block in NSS) and cache it. */
+void bk_actor_lookup(struct bk_daemon *d, struct bk_actor *a);
+
+/* Cached, else looked up. */
+void bk_actor_of(struct bk_daemon *d, const struct bk_peer *peer, struct bk_actor *a);
+
+/* breakerd itself as the actor. */
+void bk_actor_self(struct bk_actor *a);
+
+/* Who, when, where and what kind: the fields every record has. */
+void bk_record_fill(struct bk_daemon *d, Breaker__AuditRecord *rec,
+                    Breaker__AuditRecord__Kind kind, const struct bk_actor *a,
+                    uint64_t wall_ns);
+
+/* A plan's scope, modes, reason and forced flag on its record. */
+void bk_record_plan(Breaker__AuditRecord *rec, const struct bk_plan *p,
+                    const char *scope);
+
+/* Stage a daemon-originated record (boot, repair, audit_corrupt). seq or -errno. */
+int64_t bk_record_stage_system(struct bk_daemon *d, Breaker__AuditRecord *rec);
 
 /* Status / ListStrategies reply content (bk_status.c); free with bk_status_free.
  * One page: tripped strategies (and, with all, every strategy) from slot
@@ -118,38 +193,10 @@ void bk_status_build(struct bk_daemon *d, Breaker__Reply *rep, bool all, uint32_
                      uint32_t limit);
 void bk_status_free(Breaker__Reply *rep);
 
-/* Republish one scope's word from the state (BK_GLOBAL or a slot). */
-void bk_cmd_publish_scope(struct bk_daemon *d, int slot);
-
-/* Stage a daemon-originated record (boot, repair, audit_corrupt). seq or -errno. */
-int64_t bk_cmd_stage_system(struct bk_daemon *d, Breaker__AuditRecord *rec);
-
-uint64_t bk_now_wall_ns(void);
-
-/* ---- bk_tick.c ---- */
+/* ---- bk_tick.c: the tick ---- */
 
 /* One tick: heartbeat, every rule for every strategy, act on verdicts. */
 void bk_tick(struct bk_daemon *d, uint64_t now_mono_ns);
-
-/* (Re)bind each strategy slot to the rules configured for it. */
-void bk_tick_bind_rules(struct bk_daemon *d);
-
-/* Reread the config file's rules (SIGHUP). Invalid: logged, running rules stay. */
-void bk_tick_reload(struct bk_daemon *d);
-
-/*
- * Is the rule behind reason code `reason` still violated for this scope?
- * (global: by any strategy whose rule trips globally). Fills rule name.
- */
-bool bk_tick_condition_holds(const struct bk_daemon *d, int slot, unsigned reason,
-                             const char **rule);
-
-/*
- * A rate rule's latch on its way to ACTIVE: true (and why) if the window
- * holds fewer than min_orders orders, i.e. no evidence that the rule holds.
- */
-bool bk_tick_lacks_evidence(const struct bk_daemon *d, int slot, unsigned reason,
-                            char *why, size_t len);
 
 /*
  * A forced resume of latch `reason` (all: every latch) on slot: every rule
@@ -165,30 +212,61 @@ int bk_tick_snapshot(struct bk_daemon *d, int slot, struct bk_tel_snap *snap);
 /* Boot: a REBASE record sets the rule's base again. */
 void bk_tick_replay_rebase(struct bk_daemon *d, const Breaker__AuditRecord *rec);
 
+/* ---- bk_reload.c: rules bound to strategies, SIGHUP ---- */
+
+/* (Re)bind each strategy slot to the rules configured for it. */
+void bk_reload_bind_rules(struct bk_daemon *d);
+
+/* A newly registered slot: rules bound, evaluation and telemetry cleared. */
+void bk_reload_bind_slot(struct bk_daemon *d, int slot);
+
+/* Reread the config file's rules (SIGHUP). Invalid: logged, running rules stay. */
+void bk_reload(struct bk_daemon *d);
+
+/* ---- bk_rulecheck.c: questions about the rules in force ---- */
+
+/*
+ * Is the rule behind reason code `reason` still violated for this scope?
+ * (global: by any strategy whose rule trips globally). Fills rule name.
+ */
+bool bk_rulecheck_holds(const struct bk_daemon *d, int slot, unsigned reason,
+                        const char **rule);
+
+/*
+ * A rate rule's latch on its way to ACTIVE: true (and why) if the window
+ * holds fewer than min_orders orders, i.e. no evidence that the rule holds.
+ */
+bool bk_rulecheck_lacks_evidence(const struct bk_daemon *d, int slot, unsigned reason,
+                                 char *why, size_t len);
+
+/* ---- bk_protect.c: the daemon's own actions (tick, boot) ---- */
+
 /*
  * A trip by the daemon itself (rules, boot): flip, stage, pend; 0 or -errno.
  * always: record it even if the latch is already that high (a second
  * audit_corrupt at boot has a cause of its own).
  */
-int bk_cmd_system_trip(struct bk_daemon *d, int slot, unsigned reason, int mode,
-                       Breaker__AuditRecord *rec, bool always);
+int bk_protect_trip(struct bk_daemon *d, int slot, unsigned reason, int mode,
+                    Breaker__AuditRecord *rec, bool always);
 
 /* A cooldown step down (audited resume by the daemon); durable before visible. */
-void bk_cmd_system_step(struct bk_daemon *d, int slot, unsigned reason, int to,
-                        Breaker__AuditRecord *rec);
+void bk_protect_step(struct bk_daemon *d, int slot, unsigned reason, int to,
+                     Breaker__AuditRecord *rec);
 
-/* A newly registered slot: rules bound, evaluation and telemetry cleared. */
-void bk_cmd_bind_slot(struct bk_daemon *d, int slot);
+/* Remember the trip for the engines' acknowledgement view. */
+void bk_protect_note_trip(struct bk_daemon *d);
 
-/* Remember that the request id (and its hash, if the record has one) made
- * audit record rec->seq (also from replay). */
-void bk_cmd_remember(struct bk_daemon *d, const Breaker__AuditRecord *rec);
+/* Count a trip for /metrics. */
+void bk_count_trip(struct bk_daemon *d, int slot, unsigned reason);
+
+/* The record summarising b's refusals that were not recorded one by one. */
+void bk_refusal_summary(struct bk_daemon *d, const struct bk_auth_bucket *b);
 
 /* Summarise refusals that were not recorded one by one, once their caller's
  * rate limit allows (bk_auth.h); from the tick. */
-void bk_cmd_auth_tick(struct bk_daemon *d, uint64_t now_mono_ns);
+void bk_protect_refusals(struct bk_daemon *d, uint64_t now_mono_ns);
 
-/* ---- reconciliation (bk_cmd.c, bk_recon.h) ---- */
+/* ---- bk_reconrep.c: reconciliation for commands and status (bk_recon.h) ---- */
 
 /* One strategy's break report (reconcile reply, status). */
 void bk_recon_report(const struct bk_recon *r, const char *strategy, uint64_t now_mono,
@@ -196,8 +274,5 @@ void bk_recon_report(const struct bk_recon *r, const char *strategy, uint64_t no
 
 /* [rules] resume_requires_reconcile unmet for a global resume? why says which. */
 bool bk_recon_resume_blocked(const struct bk_daemon *d, char *why, size_t len);
-
-/* Remember the trip for the engines' acknowledgement view. */
-void bk_cmd_note_trip(struct bk_daemon *d);
 
 #endif

@@ -16,12 +16,6 @@
 #include "breaker.pb-c.h"
 
 /* What a request's nng_msg header carries: who sent it and where to answer. */
-struct local_hdr {
-	uint32_t magic;
-	uint32_t slot, gen;
-	uint32_t uid, gid, pid;
-};
-
 static uint64_t mono_ns(void)
 {
 	struct timespec ts;
@@ -303,17 +297,46 @@ int bk_local_accept(struct bk_local *l)
 	return n;
 }
 
-int bk_local_recv(struct bk_local *l, int slot, nng_msg **msg)
+int bk_local_listen_fd(const struct bk_local *l)
+{
+	return l->listen_fd;
+}
+
+int bk_local_conn_fd(const struct bk_local *l, int slot, uint32_t *gen)
+{
+	*gen = l->conns[slot].gen;
+	return l->conns[slot].fd;
+}
+
+bool bk_local_wake(struct bk_local *l, int slot, uint32_t gen)
+{
+	struct bk_local_conn *c;
+
+	if (slot < 0 || slot >= BK_LOCAL_CONNS)
+		return false;
+	c = &l->conns[slot];
+	if (c->fd < 0 || c->gen != gen)
+		return false; /* closed (and maybe reused) since its poll was armed */
+	c->ready = true;
+	return true;
+}
+
+bool bk_local_ready(const struct bk_local *l, int slot)
+{
+	return l->conns[slot].fd >= 0 && l->conns[slot].ready;
+}
+
+int bk_local_recv(struct bk_local *l, int slot, struct bk_request *req)
 {
 	struct bk_local_conn *c = &l->conns[slot];
-	struct local_hdr h = {BK_LOCAL_MAGIC, (uint32_t)slot, c->gen,
-	                      c->uid,         c->gid,         c->pid};
 	ssize_t n;
 
 	/* MSG_TRUNC: the packet's real length, so oversize is seen as such */
 	n = recv(c->fd, l->buf, BK_TRANSPORT_MAX + 1, MSG_DONTWAIT | MSG_TRUNC);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		c->ready = false; /* drained: readable again once its poll fires */
 		return -EAGAIN;
+	}
 	if (n <= 0) { /* 0: closed (an empty request would be invalid anyway) */
 		conn_close(c);
 		return -EPIPE;
@@ -323,46 +346,29 @@ int bk_local_recv(struct bk_local *l, int slot, nng_msg **msg)
 		n = BK_TRANSPORT_MAX + 1; /* > any max_message_bytes: refused */
 	}
 	c->last_ns = mono_ns();
-	if (nng_msg_alloc(msg, (size_t)n) != 0)
-		return -EAGAIN; /* out of memory: leave the rest queued in the socket */
-	memcpy(nng_msg_body(*msg), l->buf, (size_t)n);
-	nng_msg_header_append(*msg, &h, sizeof(h));
+	memset(req, 0, sizeof(*req));
+	req->body = l->buf;
+	req->len = (size_t)n;
+	req->peer.uid = c->uid;
+	req->peer.gid = c->gid;
+	req->peer.pid = c->pid;
+	req->peer.local = 1;
+	req->route.transport = BK_ROUTE_LOCAL;
+	req->route.conn = (uint32_t)slot;
+	req->route.gen = c->gen;
 	return 0;
-}
-
-static bool local_hdr(const nng_msg *msg, struct local_hdr *h)
-{
-	nng_msg *m = (nng_msg *)msg; /* nng_msg_header() is not const-qualified */
-
-	if (nng_msg_header_len(m) != sizeof(*h))
-		return false;
-	memcpy(h, nng_msg_header(m), sizeof(*h));
-	return h->magic == BK_LOCAL_MAGIC;
-}
-
-bool bk_local_peer(const nng_msg *msg, uint32_t *uid, uint32_t *gid, uint32_t *pid)
-{
-	struct local_hdr h;
-
-	if (!local_hdr(msg, &h))
-		return false;
-	*uid = h.uid;
-	*gid = h.gid;
-	*pid = h.pid;
-	return true;
 }
 
 /*
  * A reply bigger than the socket's send buffer (a long strategy list) cannot
  * go as one packet: say so, under the same request id, rather than go silent.
  */
-static void reply_too_large(struct bk_local_conn *c, const nng_msg *msg)
+static void reply_too_large(struct bk_local_conn *c, const uint8_t *body, size_t len)
 {
 	Breaker__Reply *big, rep = BREAKER__REPLY__INIT;
 	uint8_t buf[256];
 
-	big =
-	    breaker__reply__unpack(NULL, nng_msg_len(msg), nng_msg_body((nng_msg *)msg));
+	big = breaker__reply__unpack(NULL, len, body);
 	if (big) {
 		rep.has_request_id = big->has_request_id;
 		rep.request_id = big->request_id;
@@ -374,27 +380,21 @@ static void reply_too_large(struct bk_local_conn *c, const nng_msg *msg)
 	send(c->fd, buf, breaker__reply__pack(&rep, buf), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-bool bk_local_reply(struct bk_local *l, nng_msg *msg)
+void bk_local_send(struct bk_local *l, const struct bk_route *route, const uint8_t *buf,
+                   size_t len)
 {
-	struct local_hdr h;
 	struct bk_local_conn *c;
 
-	if (!local_hdr(msg, &h))
-		return false;
-	if (h.slot >= BK_LOCAL_CONNS)
-		goto out;
-	c = &l->conns[h.slot];
-	if (c->fd < 0 || c->gen != h.gen)
-		goto out; /* the requester has gone */
+	if (!buf || route->conn >= BK_LOCAL_CONNS)
+		return;
+	c = &l->conns[route->conn];
+	if (c->fd < 0 || c->gen != route->gen)
+		return; /* the requester has gone */
 	/* EAGAIN: a client that does not read its replies times out, as on nng */
-	if (send(c->fd, nng_msg_body(msg), nng_msg_len(msg),
-	         MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
-		goto out;
+	if (send(c->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
+		return;
 	if (errno == EMSGSIZE)
-		reply_too_large(c, msg);
+		reply_too_large(c, buf, len);
 	else if (errno != EAGAIN)
 		bk_warn("local socket: reply to pid %u: %s", c->pid, strerror(errno));
-out:
-	nng_msg_free(msg);
-	return true;
 }

@@ -9,10 +9,10 @@
  * validation, authorisation (SO_PEERCRED, taken once at accept), audit and
  * ordering. nng stays the protocol for PUB events, TCP and nng clients.
  *
- * A request becomes an nng_msg (nng_msg_alloc is plain memory, no threads)
- * whose header names the connection, so that bk_cmd keeps one reply path:
- * bk_server_reply sends it back here. A connection that closes before its
- * reply is ready bumps its generation and the late reply is dropped.
+ * A request is handed over as a bk_request (bk_request.h) whose route names
+ * the connection and its generation; bk_server_reply sends the answer back
+ * here. A connection that closes before its reply is ready bumps its
+ * generation and the late reply is dropped.
  */
 #ifndef BK_LOCAL_H
 #define BK_LOCAL_H
@@ -21,10 +21,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include <nng/nng.h>
+
+#include "bk_request.h"
 
 #define BK_LOCAL_CONNS 256
-#define BK_LOCAL_MAGIC 0xb4ea10c1u /* header word 0: high bit never set by nng */
+#define BK_ROUTE_LOCAL 1 /* bk_route.transport of a local request */
 
 struct bk_local_conn {
 	int fd; /* -1: free */
@@ -73,19 +74,27 @@ void bk_local_sweep(struct bk_local *l, uint64_t now_ns);
 /* Accept every waiting connection; returns how many (their slots are ready). */
 int bk_local_accept(struct bk_local *l);
 
-/*
- * Next request from connection slot, as an nng_msg carrying the local header:
- * 0, -EAGAIN when drained, -EPIPE when the peer closed (the slot is freed).
- */
-int bk_local_recv(struct bk_local *l, int slot, nng_msg **msg);
+/* For the loop's polls: the listening socket (-1: off), and a connection's
+ * socket (-1: free) with its generation, which names it in the poll's tag. */
+int bk_local_listen_fd(const struct bk_local *l);
+int bk_local_conn_fd(const struct bk_local *l, int slot, uint32_t *gen);
 
-/* Is msg one of ours? Then fill uid/gid/pid from its header. */
-bool bk_local_peer(const nng_msg *msg, uint32_t *uid, uint32_t *gid, uint32_t *pid);
+/* A connection's poll fired: true (and it is ready to drain) if it is still
+ * the connection of generation gen. */
+bool bk_local_wake(struct bk_local *l, int slot, uint32_t gen);
+
+/* Ready to drain: readable, not drained since (bk_local_recv said -EAGAIN). */
+bool bk_local_ready(const struct bk_local *l, int slot);
 
 /*
- * If msg came from the local socket, send its body back to the connection its
- * header names and consume msg; false (msg untouched) if it is nng's.
+ * Next request from connection slot into req (its body is this bk_local's
+ * buffer: valid until the next recv): 0, -EAGAIN when drained, -EPIPE when
+ * the peer closed (the slot is freed).
  */
-bool bk_local_reply(struct bk_local *l, nng_msg *msg);
+int bk_local_recv(struct bk_local *l, int slot, struct bk_request *req);
+
+/* Send a packed reply to the connection route names, if it is still there. */
+void bk_local_send(struct bk_local *l, const struct bk_route *route, const uint8_t *buf,
+                   size_t len);
 
 #endif

@@ -12,6 +12,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "bk_invariant.h"
 #include "bk_log.h"
 #include "bk_loop.h"
 
@@ -59,7 +60,8 @@ static struct io_uring_sqe *get_sqe(struct loop *l)
 		io_uring_submit(&l->ring);
 		sqe = io_uring_get_sqe(&l->ring);
 	}
-	return sqe; /* the ring is sized so this never stays NULL */
+	BK_INVARIANT(sqe); /* the ring is sized so this never stays NULL */
+	return sqe;
 }
 
 /* liburing 2.3 has no multishot timeout: an absolute timeout, re-armed. */
@@ -85,29 +87,27 @@ static void arm_local_listen(struct loop *l)
 {
 	struct io_uring_sqe *sqe = get_sqe(l);
 
-	io_uring_prep_poll_multishot(sqe, l->d->srv.local.listen_fd, POLLIN);
+	io_uring_prep_poll_multishot(sqe, bk_local_listen_fd(&l->d->srv.local), POLLIN);
 	io_uring_sqe_set_data64(sqe, TAG_LOCAL_LISTEN);
 }
 
 /* One-shot, armed once a connection is drained: a closed fd has none pending. */
 static void arm_local_conn(struct loop *l, int slot)
 {
-	const struct bk_local_conn *c = &l->d->srv.local.conns[slot];
+	uint32_t gen;
+	int fd = bk_local_conn_fd(&l->d->srv.local, slot, &gen);
 	struct io_uring_sqe *sqe = get_sqe(l);
 
-	io_uring_prep_poll_add(sqe, c->fd, POLLIN | POLLRDHUP);
+	io_uring_prep_poll_add(sqe, fd, POLLIN | POLLRDHUP);
 	io_uring_sqe_set_data64(sqe, TAG_LOCAL_CONN | (uint64_t)slot << 8 |
-	                                 (uint64_t)c->gen << 32);
+	                                 (uint64_t)gen << 32);
 }
 
 static void on_local_conn(struct loop *l, uint64_t tag)
 {
-	struct bk_local_conn *c = &l->d->srv.local.conns[(tag >> 8) & 0xffffff];
-
-	if (c->fd >= 0 && c->gen == (uint32_t)(tag >> 32)) {
-		c->ready = true;
+	if (bk_local_wake(&l->d->srv.local, (int)((tag >> 8) & 0xffffff),
+	                  (uint32_t)(tag >> 32)))
 		l->backlog = true;
-	}
 }
 
 static void arm_signal(struct loop *l)
@@ -133,7 +133,7 @@ static void start_flush(struct loop *l)
 		 * such (waiting trips: ERR_NOT_DURABLE), the bytes kept for the
 		 * relinked log */
 		bk_audit_flush_done(&l->d->audit, -ESTALE);
-		bk_cmd_flush_failed(l->d, -ESTALE);
+		bk_pending_flush_failed(l->d, -ESTALE);
 		l->flush_retry = true;
 		l->retry_at = bk_now_mono_ns() + 10 * 1000 * 1000;
 		return;
@@ -221,7 +221,7 @@ static void flush_done(struct loop *l, int fsync_res)
 	bk_metrics_fsync_done(l->d, bk_now_mono_ns() - l->flush_start, res >= 0);
 	bk_audit_flush_done(&l->d->audit, res);
 	if (res < 0) {
-		bk_cmd_flush_failed(l->d, res);
+		bk_pending_flush_failed(l->d, res);
 		l->flush_retry = true; /* in 10 ms, not in a tight loop */
 		l->retry_at = bk_now_mono_ns() + 10 * 1000 * 1000;
 		return;
@@ -230,7 +230,7 @@ static void flush_done(struct loop *l, int fsync_res)
 		bk_info("audit log writable again");
 	l->d->flush_err = 0;
 	bk_tail_publish(l->d);
-	bk_cmd_durable(l->d);
+	bk_pending_durable(l->d);
 	start_head(l);
 }
 
@@ -238,19 +238,18 @@ static void flush_done(struct loop *l, int fsync_res)
 static bool drain_local_conn(struct loop *l, int slot)
 {
 	struct bk_local *lo = &l->d->srv.local;
-	nng_msg *msg;
+	struct bk_request req;
 	int rv;
 
-	while (bk_cmd_can_accept(l->d)) {
-		rv = bk_local_recv(lo, slot, &msg);
+	while (bk_pending_can_accept(l->d)) {
+		rv = bk_local_recv(lo, slot, &req);
 		if (rv == -EPIPE)
 			return true;
-		if (rv == -EAGAIN) {
-			lo->conns[slot].ready = false;
+		if (rv == -EAGAIN) { /* drained: poll it again */
 			arm_local_conn(l, slot);
 			return true;
 		}
-		bk_cmd_handle(l->d, msg);
+		bk_cmd_handle(l->d, &req);
 	}
 	return false;
 }
@@ -259,16 +258,16 @@ static bool drain_local_conn(struct loop *l, int slot)
 static void drain_requests(struct loop *l)
 {
 	struct bk_local *lo = &l->d->srv.local;
-	nng_msg *msg;
+	struct bk_request req;
 
 	l->backlog = false;
 	for (int i = 0; i < BK_LOCAL_CONNS; i++)
-		if (lo->conns[i].fd >= 0 && lo->conns[i].ready && !drain_local_conn(l, i))
+		if (bk_local_ready(lo, i) && !drain_local_conn(l, i))
 			goto full;
-	while (bk_cmd_can_accept(l->d)) {
-		if (bk_server_recv(&l->d->srv, &msg) < 0)
+	while (bk_pending_can_accept(l->d)) {
+		if (bk_server_recv(&l->d->srv, &req) < 0)
 			return;
-		bk_cmd_handle(l->d, msg);
+		bk_cmd_handle(l->d, &req);
 	}
 full:
 	l->backlog = true;
@@ -316,7 +315,7 @@ static void on_signal(struct loop *l, int res)
 				bk_info("SIGHUP: log reopened");
 			l->d->hup_pid = l->sig.ssi_pid;
 			l->d->hup_uid = l->sig.ssi_uid;
-			bk_tick_reload(l->d);
+			bk_reload(l->d);
 			/* the operator's word to put a lost audit log back (bk_tail.h) */
 			if (l->d->tail.lost)
 				l->d->tail.relink_wanted = true;
@@ -454,7 +453,7 @@ static void finish(struct loop *l)
 	}
 	if (!bk_tail_check(l->d) && bk_audit_flush_sync(&l->d->audit) == 0) {
 		bk_tail_publish(l->d);
-		bk_cmd_durable(l->d);
+		bk_pending_durable(l->d);
 	}
 	/* the last head, in place: the next boot compares the log with it */
 	if (bk_tail_head_next(l->d, l->head_buf, &off, &seq))
@@ -483,7 +482,7 @@ int bk_loop_run(struct bk_daemon *d, const char *log_path)
 	l.next_tick = bk_now_mono_ns() + d->cfg.tick_ns;
 	arm_tick(&l);
 	arm_poll(&l);
-	if (d->srv.local.listen_fd >= 0)
+	if (bk_local_listen_fd(&d->srv.local) >= 0)
 		arm_local_listen(&l);
 	arm_signal(&l);
 	l.backlog = true; /* requests may have queued while booting */

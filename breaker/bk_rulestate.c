@@ -107,7 +107,7 @@ void bk_rulestate_tick(struct bk_daemon *d, int slot, uint64_t now)
 	if (ev->peak_pnl == sr->rs_peak &&
 	    (ev->base_set == sr->rs_base_set && ev->base_balance == sr->rs_base_balance))
 		return;
-	if (!bk_cmd_can_accept(d))
+	if (!bk_pending_can_accept(d))
 		return; /* next tick */
 	rec.has_kind = 1;
 	rec.kind = BREAKER__AUDIT_RECORD__KIND__RULE_STATE;
@@ -120,7 +120,7 @@ void bk_rulestate_tick(struct bk_daemon *d, int slot, uint64_t now)
 	rec.has_as_of_fills = 1; /* the engine's fill count with these baselines */
 	rec.as_of_fills = ev->last_fills;
 	rec.reason = "rule baselines (replayed at boot)";
-	if (bk_cmd_stage_system(d, &rec) < 0)
+	if (bk_record_stage_system(d, &rec) < 0)
 		return;
 	d->ctr.rule_state_records++;
 	sr->rs_peak = ev->peak_pnl;

@@ -263,17 +263,6 @@ static void caps_touch(struct bk_pipe_caps *c, uint32_t id)
 	pthread_mutex_unlock(&c->mtx);
 }
 
-int bk_server_recv(struct bk_server *s, nng_msg **msg)
-{
-	int rv = nng_recvmsg(s->rep, msg, NNG_FLAG_NONBLOCK);
-
-	if (rv == NNG_EAGAIN)
-		return -EAGAIN;
-	if (rv == 0 && s->caps)
-		caps_touch(s->caps, (uint32_t)nng_pipe_id(nng_msg_get_pipe(*msg)));
-	return rv ? -EIO : 0;
-}
-
 void bk_server_sweep(struct bk_server *s, uint64_t now_ns)
 {
 	struct bk_pipe_caps *c = s->caps;
@@ -297,7 +286,8 @@ void bk_server_sweep(struct bk_server *s, uint64_t now_ns)
 		nng_pipe_close((nng_pipe){.id = idle[i]});
 }
 
-void bk_server_peer(const nng_msg *msg, struct bk_peer *peer)
+/* Who sent msg: SO_PEERCRED on IPC, the certificate's CN on TLS. */
+static void server_peer(const nng_msg *msg, struct bk_peer *peer)
 {
 	nng_pipe p = nng_msg_get_pipe(msg);
 	uint64_t uid, gid, pid;
@@ -305,10 +295,6 @@ void bk_server_peer(const nng_msg *msg, struct bk_peer *peer)
 
 	memset(peer, 0, sizeof(*peer));
 	peer->uid = peer->gid = UINT32_MAX;
-	if (bk_local_peer(msg, &peer->uid, &peer->gid, &peer->pid)) {
-		peer->local = 1;
-		return;
-	}
 	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) != 0 ||
 	    nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_GID, &gid) != 0) {
 		/* TLS: who the certificate names; plaintext TCP: nobody, no trust */
@@ -323,13 +309,42 @@ void bk_server_peer(const nng_msg *msg, struct bk_peer *peer)
 	peer->local = 1;
 }
 
-void bk_server_reply(struct bk_server *s, nng_msg *msg)
+int bk_server_recv(struct bk_server *s, struct bk_request *req)
 {
-	if (bk_local_reply(&s->local, msg))
-		return;
-	if (nng_sendmsg(s->rep, msg, NNG_FLAG_NONBLOCK) != 0)
-		nng_msg_free(
-		    msg); /* the requester is gone or flooding; it will time out */
+	nng_msg *msg;
+	int rv = nng_recvmsg(s->rep, &msg, NNG_FLAG_NONBLOCK);
+
+	if (rv == NNG_EAGAIN)
+		return -EAGAIN;
+	if (rv)
+		return -EIO;
+	if (s->caps)
+		caps_touch(s->caps, (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg)));
+	memset(req, 0, sizeof(*req));
+	req->body = nng_msg_body(msg);
+	req->len = nng_msg_len(msg);
+	server_peer(msg, &req->peer);
+	req->route.transport = BK_ROUTE_NNG;
+	req->route.handle = msg; /* its header routes the answer back */
+	return 0;
+}
+
+void bk_server_reply(void *ctx, struct bk_route *route, const uint8_t *buf, size_t len)
+{
+	struct bk_server *s = ctx;
+	nng_msg *msg = route->handle;
+
+	if (route->transport == BK_ROUTE_LOCAL)
+		bk_local_send(&s->local, route, buf, len);
+	else if (route->transport == BK_ROUTE_NNG && msg) {
+		nng_msg_clear(msg); /* body only: the routing header stays */
+		if (!buf || nng_msg_append(msg, buf, len) != 0 ||
+		    nng_sendmsg(s->rep, msg, NNG_FLAG_NONBLOCK) != 0)
+			nng_msg_free(
+			    msg); /* the requester is gone or flooding: it times out */
+	}
+	route->transport = BK_ROUTE_NONE;
+	route->handle = NULL;
 }
 
 void bk_server_publish(struct bk_server *s, const void *buf, size_t len)

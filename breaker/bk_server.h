@@ -15,9 +15,11 @@
 
 #include "bk_config.h"
 #include "bk_local.h"
+#include "bk_request.h"
 
 /* nng drops anything larger at the transport; smaller but > max_msg gets a reply. */
 #define BK_TRANSPORT_MAX (1u << 20)
+#define BK_ROUTE_NNG     2 /* bk_route.transport of an nng request (BK_ROUTE_LOCAL: 1) */
 
 struct bk_pipe_caps; /* per-uid connection caps on the nng sockets (bk_server.c) */
 
@@ -28,15 +30,6 @@ struct bk_server {
 	int open;
 	struct bk_local local; /* the seqpacket fast path (bk_local.h) */
 	struct bk_pipe_caps *caps;
-};
-
-struct bk_peer {
-	uint32_t uid;
-	uint32_t gid;
-	uint32_t pid;
-	int local;          /* credentials came from the IPC socket */
-	int tls;            /* tls+tcp://: identified by its certificate's CN */
-	char cn[BK_CN_MAX]; /* ... "" if it has no single CN */
 };
 
 int bk_server_open(struct bk_server *s, const struct bk_config *cfg, char *err,
@@ -50,16 +43,16 @@ void bk_server_close(struct bk_server *s);
  */
 void bk_server_sweep(struct bk_server *s, uint64_t now_ns);
 
-/* Next waiting request, never blocks: 0, or -EAGAIN when drained. */
-int bk_server_recv(struct bk_server *s, nng_msg **msg);
+/*
+ * Next waiting request on the REP socket, never blocks: 0, or -EAGAIN when
+ * drained. The peer is who sent it: SO_PEERCRED on IPC; the client
+ * certificate's CN on tls+tcp://; plaintext TCP peers are anonymous (uid
+ * ~0). Its route holds the nng message until the reply goes.
+ */
+int bk_server_recv(struct bk_server *s, struct bk_request *req);
 
-/* Who sent it: from SO_PEERCRED on IPC and the local socket; the client
- * certificate's CN on tls+tcp://; plaintext TCP peers are anonymous (uid ~0). */
-void bk_server_peer(const nng_msg *msg, struct bk_peer *peer);
-
-/* Send a reply (msg keeps the request's routing header, nng's or the local
- * socket's: it goes back the way it came). Consumes msg. */
-void bk_server_reply(struct bk_server *s, nng_msg *msg);
+/* The reply function (bk_request.h) for both transports; ctx: the bk_server. */
+void bk_server_reply(void *ctx, struct bk_route *route, const uint8_t *buf, size_t len);
 
 /* Publish an event; dropped for slow subscribers, as PUB does. */
 void bk_server_publish(struct bk_server *s, const void *buf, size_t len);

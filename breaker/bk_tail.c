@@ -263,7 +263,7 @@ bool bk_tail_check(struct bk_daemon *d)
 	bk_err("%s: trips hold but are not durable, resumes are refused; "
 	       "SIGHUP breakerd (systemctl reload) to write the log anew at its path",
 	       d->tail.why);
-	bk_cmd_flush_failed(d, -ESTALE);
+	bk_pending_flush_failed(d, -ESTALE);
 	return true;
 }
 
@@ -297,7 +297,7 @@ int bk_tail_relink(struct bk_daemon *d)
 	d->tail.lost = false;
 	d->tail.why[0] = '\0';
 	bk_warn("%s", text);
-	if (bk_cmd_stage_system(d, &rec) < 0)
+	if (bk_record_stage_system(d, &rec) < 0)
 		bk_err("cannot stage the LOG_RELINKED record");
 	return 0;
 }

@@ -541,7 +541,7 @@ static void cost_boot(struct bk_daemon *d, char *dir, size_t len)
 		snprintf(name, sizeof(name), "strategy-%04u", i);
 		cr_assert_geq(slot = bk_state_register(&d->state, name), 0);
 		bk_shm_add_strategy(&d->shm, slot, name);
-		bk_cmd_bind_slot(d, slot);
+		bk_reload_bind_slot(d, slot);
 	}
 }
 

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "bk_mode.h"
+#include "bk_text.h"
 #include "breaker.h"
 
 static const char *const mode_names[] = {"ACTIVE", "CAUTIOUS", "REDUCE_ONLY", "HALTED"};
@@ -129,38 +130,6 @@ const char *fmt_pct(char buf[BX_NUM_LEN], double ratio)
 }
 
 /*
- * Length of the valid UTF-8 sequence at s (1-4), or 0 if it is not one
- * (overlong forms, surrogates and values past U+10FFFF are not). *cp gets
- * the code point.
- */
-static int utf8_seq(const unsigned char *s, unsigned *cp)
-{
-	unsigned c = s[0], min;
-	int n;
-
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	}
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2, *cp = c & 0x1f, min = 0x80;
-	else if ((c & 0xf0) == 0xe0)
-		n = 3, *cp = c & 0x0f, min = 0x800;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4, *cp = c & 0x07, min = 0x10000;
-	else
-		return 0;
-	for (int i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
-			return 0;
-		*cp = *cp << 6 | (s[i] & 0x3f);
-	}
-	if (*cp < min || *cp > 0x10ffff || (*cp >= 0xd800 && *cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
-/*
  * s with backslash, C0/C1 controls and DEL escaped and invalid UTF-8
  * replaced; as a JSON string literal (quoted, '"' escaped) when json is set.
  */
@@ -173,7 +142,7 @@ static int put_esc(FILE *f, const char *s, bool json)
 	if (json)
 		cols += fprintf(f, "\"");
 	for (; *p; p += n ? n : 1) {
-		n = utf8_seq(p, &cp);
+		n = bk_utf8_decode(p, &cp);
 		if (n == 0)
 			cols += fprintf(f, "\\ufffd");
 		else if (cp == '\\' || (json && cp == '"'))
@@ -207,7 +176,7 @@ int put_md(FILE *f, const char *s)
 	unsigned cp;
 
 	for (; *p; p += n ? n : 1) {
-		n = utf8_seq(p, &cp);
+		n = bk_utf8_decode(p, &cp);
 		if (n == 0)
 			cols += fprintf(f, "\ufffd");
 		else if (cp == '\n' || cp == '\t' || cp == '\r')

@@ -5,16 +5,17 @@
  * on IPC sockets in a scratch directory). Each input is one nng message,
  * handed to bk_cmd_handle exactly as the loop hands a received request;
  * after it, what the loop would do: flush the audit log and run
- * bk_cmd_durable, and every few inputs a tick.
+ * bk_pending_durable, and every few inputs a tick.
  *
  * The caller is real: one request goes over the IPC socket at boot, and its
  * pipe (peer uid = ours, so allowed to resume) is set on each input. One
  * input in eight (by a hash of its bytes) comes without a pipe, as a TCP
  * caller would: no credentials, so no resume.
  *
- * Replies and events are caught on their way out (ld --wrap of
- * bk_server_reply and bk_server_publish; the real functions still run) so
- * that the daemon's promises are checked on every input:
+ * Replies are caught on their way out by the daemon's reply function (set
+ * here after boot; it then hands them to bk_server_reply) and events by ld
+ * --wrap of bk_server_publish (the real function still runs), so that the
+ * daemon's promises are checked on every input:
  *   - every request gets exactly one reply, a breaker.Reply with a known
  *     status and the request's id;
  *   - a refusal names the problem and changes nothing (no new strategy, no
@@ -37,14 +38,15 @@
 
 #define RESTART_EVERY 20000
 #define TICK_EVERY    16
+#define FUZZ_ROUTE    0x7f /* an input's route: the reply is only checked */
 
 static struct bk_daemon d;
 static char dir[256], ini[320], instance[64];
 static nng_socket cli;
-static nng_pipe peer_pipe;
+static struct bk_peer peer; /* the IPC caller, as bk_server_recv saw it */
 static unsigned long inputs, boots;
 
-/* What bk_server_reply/publish saw during one input. */
+/* What the reply function and bk_server_publish saw during one input. */
 static struct {
 	bool on;
 	int replies;
@@ -54,15 +56,14 @@ static struct {
 	bool error_named;
 } seen;
 
-void __real_bk_server_reply(struct bk_server *s, nng_msg *msg);
 void __real_bk_server_publish(struct bk_server *s, const void *buf, size_t len);
 
-void __wrap_bk_server_reply(struct bk_server *s, nng_msg *msg)
+static void check_reply(void *ctx, struct bk_route *route, const uint8_t *buf, size_t len)
 {
 	Breaker__Reply *rep;
 
-	if (seen.on) {
-		rep = breaker__reply__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
+	if (seen.on && buf) {
+		rep = breaker__reply__unpack(NULL, len, buf);
 		if (!rep)
 			fz_fail("the daemon sent a reply that is not a breaker.Reply");
 		seen.replies++;
@@ -72,7 +73,10 @@ void __wrap_bk_server_reply(struct bk_server *s, nng_msg *msg)
 		seen.error_named = rep->error && rep->error[0];
 		breaker__reply__free_unpacked(rep, NULL);
 	}
-	__real_bk_server_reply(s, msg);
+	if (route->transport == FUZZ_ROUTE)
+		route->transport = BK_ROUTE_NONE; /* an input's: nobody to send to */
+	else
+		bk_server_reply(ctx, route, buf, len); /* connect_client's */
 }
 
 void __wrap_bk_server_publish(struct bk_server *s, const void *buf, size_t len)
@@ -114,7 +118,7 @@ static void settle(void)
 		return;
 	if ((rv = bk_audit_flush_sync(&d.audit)) < 0)
 		fz_fail("audit flush: %s", strerror(-rv));
-	bk_cmd_durable(&d);
+	bk_pending_durable(&d);
 }
 
 /* One real request over IPC, to get a pipe with real peer credentials. */
@@ -123,6 +127,7 @@ static void connect_client(void)
 	Breaker__Request req = BREAKER__REQUEST__INIT;
 	Breaker__StatusRequest sr = BREAKER__STATUS_REQUEST__INIT;
 	uint8_t buf[64];
+	struct bk_request in;
 	nng_msg *msg = NULL;
 	size_t len;
 	int rv;
@@ -135,12 +140,12 @@ static void connect_client(void)
 	    (rv = nng_dial(cli, d.cfg.cmd_url, NULL, 0)) != 0 ||
 	    (rv = nng_send(cli, buf, len, 0)) != 0)
 		fz_fail("client: %s", nng_strerror(rv));
-	for (int i = 0; i < 5000 && bk_server_recv(&d.srv, &msg) < 0; i++)
+	for (int i = 0; i < 5000 && (rv = bk_server_recv(&d.srv, &in)) < 0; i++)
 		nng_msleep(1);
-	if (!msg)
+	if (rv < 0)
 		fz_fail("no request arrived over %s", d.cfg.cmd_url);
-	peer_pipe = nng_msg_get_pipe(msg);
-	bk_cmd_handle(&d, msg);
+	peer = in.peer;
+	bk_cmd_handle(&d, &in);
 	if ((rv = nng_recvmsg(cli, &msg, 0)) != 0)
 		fz_fail("no status reply: %s", nng_strerror(rv));
 	nng_msg_free(msg);
@@ -164,6 +169,7 @@ static void boot(void)
 		fz_fail("metrics start");
 	if (bk_server_open(&d.srv, &d.cfg, err, sizeof(err)) < 0)
 		fz_fail("server: %s", err);
+	d.replier = (struct bk_replier){.send = check_reply, .ctx = &d.srv};
 	connect_client();
 	boots++;
 }
@@ -276,7 +282,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint32_t n_strategies = d.state.n_strategies;
 	uint32_t change_seq = atomic_load(&d.shm.shm->change_seq);
 	bool remote = (bk_crc32c(0, data, size) & 7) == 0;
-	nng_msg *msg;
+	struct bk_request in = {.body = data, .len = size, .peer = peer};
 
 	if (++inputs % RESTART_EVERY == 0) {
 		if (boots & 1)
@@ -287,18 +293,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n_strategies = d.state.n_strategies;
 		change_seq = atomic_load(&d.shm.shm->change_seq);
 	}
-	if (nng_msg_alloc(&msg, size) != 0)
-		fz_fail("nng_msg_alloc");
-	if (size)
-		memcpy(nng_msg_body(msg), data, size);
-	if (!remote)
-		nng_msg_set_pipe(msg, peer_pipe);
-	if (!bk_cmd_can_accept(&d))
+	in.route.transport = FUZZ_ROUTE;
+	if (remote) { /* as a plaintext TCP caller: no credentials */
+		memset(&in.peer, 0, sizeof(in.peer));
+		in.peer.uid = in.peer.gid = UINT32_MAX;
+	}
+	if (!bk_pending_can_accept(&d))
 		settle(); /* as the loop: no new command while the ring is full */
 
 	memset(&seen, 0, sizeof(seen));
 	seen.on = true;
-	bk_cmd_handle(&d, msg);
+	bk_cmd_handle(&d, &in);
 	settle();
 	seen.on = false;
 

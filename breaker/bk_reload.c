@@ -1,0 +1,136 @@
+/*
+ * bk_reload - binding strategies to their rules, and SIGHUP's reload of
+ * the rules (audited as a CONFIG record, applied or refused).
+ */
+#include <errno.h>
+#include <math.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bk_daemon.h"
+#include "bk_log.h"
+
+void bk_reload_bind_rules(struct bk_daemon *d)
+{
+	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
+		d->slots[i].rules =
+		    bk_rules_for(&d->cfg.rules, d->state.strategies[i].name);
+		d->slots[i].is_remote =
+		    d->remote_declared[i] ||
+		    bk_config_remote(&d->cfg, d->state.strategies[i].name);
+	}
+	bk_rulestate_rehash(d); /* status and CONFIG records show it */
+}
+
+/* The CONFIG record of a reload (applied or refused), and its event for watch. */
+static void config_record(struct bk_daemon *d, const char *hash, const char *diff,
+                          const char *what)
+{
+	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+	Breaker__Event ev = BREAKER__EVENT__INIT;
+	uint8_t buf[2048];
+	char text[600];
+
+	snprintf(text, sizeof(text), "SIGHUP from pid %u uid %u: %s", d->hup_pid,
+	         d->hup_uid, what);
+	rec.has_kind = 1;
+	rec.kind = BREAKER__AUDIT_RECORD__KIND__CONFIG;
+	rec.reason = text;
+	rec.rules_hash = (char *)hash;
+	rec.config_diff = (char *)diff;
+	/* the record names the signal's sender, not breakerd */
+	rec.has_wall_ns = rec.has_mono_ns = rec.has_uid = rec.has_pid = 1;
+	rec.wall_ns = bk_now_wall_ns();
+	rec.mono_ns = bk_now_mono_ns();
+	rec.uid = d->hup_uid;
+	rec.pid = d->hup_pid;
+	rec.host = d->host;
+	if (bk_audit_stage(&d->audit, &rec) < 0) {
+		bk_err("SIGHUP: the CONFIG audit record could not be staged");
+		return;
+	}
+	ev.has_audit_seq = ev.has_kind = ev.has_actor_uid = ev.has_wall_ns = 1;
+	ev.audit_seq = rec.seq;
+	ev.kind = BREAKER__AUDIT_RECORD__KIND__CONFIG;
+	ev.actor_uid = d->hup_uid;
+	ev.wall_ns = rec.wall_ns;
+	ev.reason = diff ? (char *)diff : text;
+	if (breaker__event__get_packed_size(&ev) <= sizeof(buf))
+		bk_server_publish(&d->srv, buf, breaker__event__pack(&ev, buf));
+}
+
+/*
+ * A reconciliation judged while its rule was off is not judged again when a
+ * reload switches the rule on: it could only be an old snapshot tripping now.
+ */
+static void retire_reconciliations(struct bk_daemon *d, const bool *was_on)
+{
+	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
+		struct bk_recon *r = &d->slots[i].eval.recon;
+
+		if (was_on[i] || !d->slots[i].rules ||
+		    !d->slots[i].rules[BK_RULE_RECONCILIATION].enabled)
+			continue;
+		if (r->verdict == BK_RV_OK || r->verdict == BK_RV_BREAK) {
+			r->verdict = BK_RV_UNKNOWN;
+			snprintf(r->why, sizeof(r->why),
+			         "judged while the rule was off; post a new one");
+		}
+		d->slots[i].eval.violating[BK_RULE_RECONCILIATION] = false;
+	}
+}
+
+void bk_reload(struct bk_daemon *d)
+{
+	/* off the tick, and rare: static rather than on the loop's stack */
+	static struct bk_config next;
+	static char old_text[1 << 18], new_text[1 << 18], diff[1024];
+	static bool was_on[BK_MAX_STRATEGIES];
+	char err[512], hash[BK_RULES_HASH_LEN], why[700];
+
+	if (!d->config_path) {
+		bk_info("SIGHUP: no config file; rules stay the embedded defaults");
+		return;
+	}
+	bk_rulestate_text(&d->cfg.rules, old_text, sizeof(old_text));
+	if (bk_config_defaults(&next, d->cfg.instance) < 0 ||
+	    bk_config_load(&next, d->config_path, err, sizeof(err)) < 0) {
+		bk_err("SIGHUP: %s: %s; the running rules stay in force", d->config_path,
+		       err);
+		d->ctr.config_reloads[1]++;
+		memcpy(hash, d->rules_hash, sizeof(hash));
+		snprintf(why, sizeof(why), "reload refused, running rules stay: %s", err);
+		config_record(d, hash, NULL, why);
+		return;
+	}
+	for (uint32_t i = 0; i < d->state.n_strategies; i++)
+		was_on[i] = d->slots[i].rules &&
+		            d->slots[i].rules[BK_RULE_RECONCILIATION].enabled;
+	d->cfg.rules = next.rules;
+	bk_reload_bind_rules(d);
+	retire_reconciliations(d, was_on);
+	bk_rulestate_text(&d->cfg.rules, new_text, sizeof(new_text));
+	memcpy(hash, d->rules_hash, sizeof(hash));
+	bk_rulestate_diff(old_text, new_text, diff, sizeof(diff));
+	d->ctr.config_reloads[0]++;
+	snprintf(why, sizeof(why), "rules reloaded from %s (hash %s)", d->config_path,
+	         hash);
+	config_record(d, hash, diff, why);
+	bk_info("SIGHUP: rules reloaded from %s (other settings need a restart): %s",
+	        d->config_path, diff);
+}
+
+void bk_reload_bind_slot(struct bk_daemon *d, int slot)
+{
+	struct bk_slot_rules *sr = &d->slots[slot];
+
+	memset(sr, 0, sizeof(*sr));
+	sr->rules = bk_rules_for(&d->cfg.rules, d->state.strategies[slot].name);
+	sr->is_remote = d->remote_declared[slot] ||
+	                bk_config_remote(&d->cfg, d->state.strategies[slot].name);
+	/* a new strategy starts from clean telemetry */
+	memset(&d->tel.tel->slots[slot], 0, sizeof(d->tel.tel->slots[slot]));
+}
