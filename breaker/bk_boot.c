@@ -574,6 +574,7 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 		return rv;
 	}
 	bk_reload_bind_rules(d);
+	bk_tick_restore_cooldowns(d);
 	publish_all(d);
 	return 0;
 }

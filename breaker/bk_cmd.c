@@ -412,6 +412,9 @@ static void do_report(struct bk_cmd *c)
 	}
 	/* Remote engines report the same numbers; the tick reads them from here. */
 	s = &c->d->slots[slot].remote;
+	/* before this report: a statement taken, and the fill count (see below) */
+	bool stated = s->opening_seq != 0;
+	uint64_t prev_fills = s->fills;
 	bk_auth_who(&c->peer, c->d->slots[slot].remote_from,
 	            sizeof(c->d->slots[slot].remote_from));
 	s->orders = r->orders;
@@ -425,8 +428,11 @@ static void do_report(struct bk_cmd *c)
 	s->fill_cash = r->fill_cash;
 	s->fees = r->fees;
 	/* before its first fill, a remote engine's balance is its opening
-	 * statement (as bk_report_balance): one message is one snapshot */
-	if (r->has_balance && r->fills == 0) {
+	 * statement (as bk_report_balance): one message is one snapshot. Only
+	 * its first such report (or the first after its fill count went back
+	 * to 0: it restarted) states it: taking every fills-0 report as a new
+	 * statement absorbed an unexplained 75.00 debit before the first fill. */
+	if (r->has_balance && r->fills == 0 && (!stated || prev_fills > 0)) {
 		s->opening_seq++;
 		s->opening_base = r->balance - (r->fill_cash - r->fees);
 		s->opening_fills = 0;
@@ -589,6 +595,8 @@ static void do_reconcile(struct bk_cmd *c)
 				    "audit staging failed part way (a record "
 				    "over the size limit): the positions "
 				    "before it were applied");
+			/* one event per strategy; the reply waits on the last record */
+			bk_pending_add(d, NULL, &c->rep, &rec, slot, false, false);
 			continue;
 		}
 		info.n_reconciliations = n + nw;

@@ -21,16 +21,25 @@ struct hash_buf {
 	SHA256_CTX sha;
 };
 
+/* The request-id table of a command: trips in one, everything only resume
+ * holders may send in the other (see struct bk_dedupe). */
+static struct bk_dedupe *dedupe_entry(struct bk_daemon *d, bool trip, uint64_t id)
+{
+	return &(trip ? d->dedupe : d->dedupe_restricted)[id & (BK_DEDUPE - 1)];
+}
+
 void bk_cmd_remember(struct bk_daemon *d, const Breaker__AuditRecord *rec)
 {
 	uint64_t id = rec->has_request_id ? rec->request_id : 0;
+	struct bk_dedupe *e;
 
 	if (!id)
 		return;
-	d->dedupe[id & (BK_DEDUPE - 1)].id = id;
-	d->dedupe[id & (BK_DEDUPE - 1)].seq = rec->seq;
-	d->dedupe[id & (BK_DEDUPE - 1)].hash = rec->request_hash;
-	d->dedupe[id & (BK_DEDUPE - 1)].hashed = rec->has_request_hash;
+	e = dedupe_entry(d, rec->kind == BREAKER__AUDIT_RECORD__KIND__TRIP, id);
+	e->id = id;
+	e->seq = rec->seq;
+	e->hash = rec->request_hash;
+	e->hashed = rec->has_request_hash;
 }
 
 static void hash_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
@@ -103,11 +112,17 @@ bool bk_cmd_answer_duplicate(struct bk_cmd *c)
 {
 	struct bk_daemon *d = c->d;
 	uint64_t id = c->req->request_id;
-	typeof(d->dedupe[0]) *e = &d->dedupe[id & (BK_DEDUPE - 1)];
+	bool trip = c->req->cmd_case == BREAKER__REQUEST__CMD_TRIP;
+	struct bk_dedupe *e = dedupe_entry(d, trip, id),
+	                 *other = dedupe_entry(d, !trip, id);
 
-	if (!c->req->has_request_id || !id || e->id != id)
+	if (!c->req->has_request_id || !id)
 		return false;
-	if (!e->hashed || e->hash != c->hash) {
+	if (other->id == id) /* another kind of command had it: never the same */
+		e = other;
+	else if (e->id != id)
+		return false;
+	if (e == other || !e->hashed || e->hash != c->hash) {
 		snprintf(
 		    c->why, sizeof(c->why),
 		    "request id %llu was used by audit seq %llu for another "

@@ -841,6 +841,27 @@ static int key_tcp_url(struct load_ctx *c, const char *n, const char *v)
 	return set_str(c->cfg.tcp_url, BK_URL_MAX, v) ? -EINVAL : 0;
 }
 
+/* telemetry feeds the rules: whoever may write it may keep a rule from
+ * tripping (a forged Report by another route). Engines write it through a
+ * group, never as everyone. */
+static int key_tel_mode(struct load_ctx *c, const char *n, const char *v)
+{
+	uint64_t x;
+
+	(void)n;
+	if (parse_mode(v, 0600, 0666, &x) || (x & 0111))
+		return -EINVAL;
+	if (x & 0002)
+		return fail(
+		    c, c->line,
+		    "bad value '%s' for 'telemetry_mode': writable by others, who "
+		    "could forge any strategy's telemetry and blind its rules; give "
+		    "engines breakerd's group and use 0660 (0600 .. 0664)",
+		    v);
+	c->cfg.tel_mode = (mode_t)x;
+	return 0;
+}
+
 static int key_strategies(struct load_ctx *c, const char *n, const char *v)
 {
 	if (strcmp(n, "names") == 0) {
@@ -917,8 +938,7 @@ static const struct key_def keys[] = {
     /* never group/other-writable: engines must only read */
     {KEY("breaker", "shm_mode", KEY_MODE), FIELD(shm_mode), RANGE(0400, 0644),
      .deny = 0133},
-    {KEY("breaker", "telemetry_mode", KEY_MODE), FIELD(tel_mode), RANGE(0600, 0666),
-     .deny = 0111},
+    {KEY("breaker", "telemetry_mode", KEY_FN), .fn = key_tel_mode},
     {KEY("commands", "max_message_bytes", KEY_UINT), FIELD(max_msg),
      RANGE(1024, 1 << 20)},
     /* bounded so that every audit record fits BK_AUDIT_RECORD_MAX */
@@ -1050,6 +1070,16 @@ static char *read_line(char *buf, int len, void *arg)
 		buf[n++] = (char)ch;
 		if (ch == '\n')
 			break;
+	}
+	/* inih's buffer is full and the line goes on: its rest would be read as
+	 * a line of its own (text in a comment past byte 199 became a setting) */
+	if (n == len - 1 && buf[n - 1] != '\n' && (ch = getc(c->file)) != EOF &&
+	    ch != '\n' && !(ch == '\r' && ((ch = getc(c->file)) == '\n' || ch == EOF))) {
+		fail(c, c->line,
+		     "longer than %d bytes: split it (breakerd would read the rest as "
+		     "a line of its own)",
+		     len - 2);
+		return NULL;
 	}
 	buf[n] = '\0';
 	return n ? buf : NULL;

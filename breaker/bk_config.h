@@ -166,6 +166,19 @@ bool bk_config_remote(const struct bk_config *cfg, const char *name);
 /* "operator", "trader", "engine", "none". */
 const char *bk_role_name(enum bk_role role);
 
+/* Where breakerd and the CLI look for their config without --config. */
+#ifndef BK_CONFIG_DEFAULT_PATH
+#define BK_CONFIG_DEFAULT_PATH "/etc/breaker/breaker.ini"
+#endif
+#define BK_CONFIG_ENV "BREAKER_CONFIG"
+
+/*
+ * The config file to read: given (--config) if not NULL; else $BREAKER_CONFIG
+ * if set (set but empty: none); else BK_CONFIG_DEFAULT_PATH if it exists;
+ * else NULL, the embedded defaults. *from names the source, for messages.
+ */
+const char *bk_config_pick(const char *given, const char **from);
+
 /* "http://127.0.0.1:9464" for the [metrics] listener; "" when it is off. */
 void bk_config_metrics_url(const struct bk_config *cfg, char *url, size_t len);
 

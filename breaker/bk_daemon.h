@@ -22,10 +22,11 @@
 #include "bk_tel.h"
 #include "bk_time.h"
 
-#define BK_PENDING_MAX 4096 /* replies waiting for their audit record; power of 2 */
-#define BK_UID_CACHE   16
-#define BK_NO_SCOPE    (-2)
-#define BK_DEDUPE      1024 /* recent request ids, direct-mapped; power of 2 */
+#define BK_EVENT_REASON_MAX 2049 /* [commands] reason_max_bytes' bound, + NUL */
+#define BK_PENDING_MAX      4096 /* replies waiting for their audit record; power of 2 */
+#define BK_UID_CACHE        16
+#define BK_NO_SCOPE         (-2)
+#define BK_DEDUPE           1024 /* recent request ids, direct-mapped; power of 2 */
 
 /* A command acknowledged once its record is durable. */
 struct bk_pending {
@@ -40,8 +41,13 @@ struct bk_pending {
 	uint8_t from_mode, to_mode;
 	uint8_t reason_code;
 	bool forced;
+	bool has_modes; /* TRIP/RESUME: from/to; RECONCILE, REGISTER: none */
 	uint32_t uid;
 	uint64_t wall_ns;
+	/* the record's own reason, whole ([commands] reason_max_bytes <= 2048):
+	 * a RESUME's event carries the resumer's words, not the latch's */
+	char reason[BK_EVENT_REASON_MAX];
+	char cn[BK_CN_MAX]; /* a certificate caller's CN, for the event */
 };
 
 struct bk_uid_name {
@@ -84,13 +90,16 @@ struct bk_daemon {
 	uint64_t tick_count;
 	struct bk_pending pending[BK_PENDING_MAX];
 	uint32_t pend_head, pend_tail; /* [tail, head) wait for durability */
-	/* nng's REQ resends a request on reconnect: a state change is applied once */
-	struct {
+	/* nng's REQ resends a request on reconnect: a state change is applied
+	 * once. Two tables: trips (open to anyone by default) must not evict
+	 * the ids of resumes, registrations, reconciliations and rebases, or a
+	 * resent resume would be applied twice after a flood of trips. */
+	struct bk_dedupe {
 		uint64_t id;
 		uint64_t seq;
 		uint64_t hash; /* caller, command and payload (bk_cmd_request_hash) */
 		bool hashed;   /* false: a record from before hashes; never "the same" */
-	} dedupe[BK_DEDUPE];
+	} dedupe[BK_DEDUPE], dedupe_restricted[BK_DEDUPE];
 	struct bk_auth auth; /* group members, refusal rate limit, two-person rule */
 	struct bk_uid_name uid_cache[BK_UID_CACHE];
 	unsigned uid_next;
@@ -211,6 +220,11 @@ int bk_tick_snapshot(struct bk_daemon *d, int slot, struct bk_tel_snap *snap);
 
 /* Boot: a REBASE record sets the rule's base again. */
 void bk_tick_replay_rebase(struct bk_daemon *d, const Breaker__AuditRecord *rec);
+
+/* Boot, after replay and bk_reload_bind_rules: a rule's own latch with a
+ * cooldown counts it from the latch's time again (the trip time lived in
+ * memory only). */
+void bk_tick_restore_cooldowns(struct bk_daemon *d);
 
 /* ---- bk_reload.c: rules bound to strategies, SIGHUP ---- */
 

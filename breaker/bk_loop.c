@@ -15,6 +15,7 @@
 #include "bk_invariant.h"
 #include "bk_log.h"
 #include "bk_loop.h"
+#include "bk_rulestate.h"
 
 enum {
 	TAG_TICK = 1,
@@ -451,6 +452,9 @@ static void finish(struct loop *l)
 		on_cqe(l, cqe);
 		io_uring_cqe_seen(&l->ring, cqe);
 	}
+	/* baselines moved in the last second are not recorded yet (one
+	 * RULE_STATE per strategy per second): the next boot needs them */
+	bk_rulestate_flush(l->d);
 	if (!bk_tail_check(l->d) && bk_audit_flush_sync(&l->d->audit) == 0) {
 		bk_tail_publish(l->d);
 		bk_pending_durable(l->d);

@@ -24,7 +24,7 @@
 
 #define LINE_MAX_BYTES   512   /* longest put(): names are <= 39 bytes, HELP < 300 */
 #define HEAD_MAX_BYTES   65536 /* everything that is not per strategy */
-#define PER_STRATEGY_MAX (2 * LINE_MAX_BYTES + (BK_REASON_COUNT + BK_RULE_COUNT) * 128)
+#define PER_STRATEGY_MAX (3 * LINE_MAX_BYTES + (BK_REASON_COUNT + BK_RULE_COUNT) * 128)
 #define LIVE_MAX_BYTES   2048
 #define PREFAULT_BYTES   (4u << 20) /* 4096 tripped, 2 latches, telemetry, warnings */
 #define SLICE_BUDGET     512 /* work units per tick: a strategy visited 1, a line 2 */
@@ -34,6 +34,7 @@ enum stage {
 	ST_IDLE,
 	ST_HEAD,
 	ST_MODE,   /* breaker_mode, per strategy */
+	ST_OWN,    /* breaker_strategy_own_mode */
 	ST_LATCH,  /* breaker_strategies, breaker_latch_active */
 	ST_REJECT, /* breaker_strategy_reject_ratio */
 	ST_ORDER,  /* breaker_strategy_order_rate */
@@ -394,33 +395,68 @@ static void enter_mode(struct bk_daemon *d, struct bk_metrics *m)
 	uint32_t latches;
 
 	memset(m->count, 0, sizeof(m->count));
-	family(
-	    m, "breaker_mode", "gauge",
-	    "Mode engines see: 0 ACTIVE, 1 CAUTIOUS, 2 REDUCE_ONLY, 3 HALTED. Global, "
-	    "and "
-	    "each strategy not ACTIVE on its own (effective mode: the max with global).");
-	put(m, "breaker_mode{scope=\"global\"} %u\n",
-	    BK_STATE_MODE(shm_word(d, BK_GLOBAL, &latches)));
+	/* one global mode for the whole rendering: the strategies' effective
+	 * modes below are all folded with the same value */
+	m->global_mode = BK_STATE_MODE(shm_word(d, BK_GLOBAL, &latches));
+	if (m->global_mode > BK_HALTED)
+		m->global_mode = BK_HALTED;
+	family(m, "breaker_mode", "gauge",
+	       "Mode engines see: 0 ACTIVE, 1 CAUTIOUS, 2 REDUCE_ONLY, 3 HALTED. Global, "
+	       "and each strategy not ACTIVE on its own, at its effective mode (the "
+	       "strictest of global and its own); breaker_strategy_own_mode has its "
+	       "own.");
+	put(m, "breaker_mode{scope=\"global\"} %u\n", m->global_mode);
 }
 
-static int visit_mode(struct bk_daemon *d, struct bk_metrics *m, uint32_t i)
+/* A strategy's own mode (its latches only), clamped to a known mode. */
+static unsigned own_mode(const struct bk_daemon *d, uint32_t i)
 {
 	uint32_t latches;
 	unsigned mode = BK_STATE_MODE(shm_word(d, (int)i, &latches));
+
+	return mode > BK_HALTED ? BK_HALTED : mode;
+}
+
+/* One "name{strategy="..."} digit" line for strategy i. */
+static int mode_line(struct bk_daemon *d, struct bk_metrics *m, const char *head,
+                     uint32_t i, unsigned mode)
+{
 	char *p;
 
-	if (mode > BK_HALTED)
-		mode = BK_HALTED;
-	m->count[mode]++;
-	if (mode == BK_ACTIVE || !(p = line_begin(m)))
+	if (!(p = line_begin(m)))
 		return 1;
-	p = app(p, "breaker_mode{scope=\"strategy\",strategy=\"");
+	p = app(p, head);
 	p = app(p, d->state.strategies[i].name);
 	p = app(p, "\"} ");
 	*p++ = (char)('0' + mode);
 	*p++ = '\n';
 	line_end(m, p);
 	return 3;
+}
+
+/*
+ * Effective, as engines see it: with global HALTED, a strategy at REDUCE_ONLY
+ * on its own is HALTED for its engines, and alerts must say so (a strategy
+ * ACTIVE on its own is not listed: its engines see the global line).
+ */
+static int visit_mode(struct bk_daemon *d, struct bk_metrics *m, uint32_t i)
+{
+	unsigned mode = own_mode(d, i);
+
+	m->count[mode]++;
+	if (mode == BK_ACTIVE)
+		return 1;
+	return mode_line(d, m, "breaker_mode{scope=\"strategy\",strategy=\"", i,
+	                 mode > m->global_mode ? mode : m->global_mode);
+}
+
+static int visit_own(struct bk_daemon *d, struct bk_metrics *m, uint32_t i)
+{
+	unsigned mode = own_mode(d, i);
+
+	if (mode == BK_ACTIVE)
+		return 1;
+	return mode_line(d, m, "breaker_strategy_own_mode{strategy=\"", i, mode);
 }
 
 static void enter_latch(struct bk_daemon *d, struct bk_metrics *m)
@@ -699,6 +735,9 @@ static int strategies(struct bk_daemon *d, struct bk_metrics *m, int budget)
 		case ST_MODE:
 			budget -= visit_mode(d, m, i);
 			break;
+		case ST_OWN:
+			budget -= visit_own(d, m, i);
+			break;
 		case ST_LATCH:
 			budget -= visit_latch(d, m, i);
 			break;
@@ -724,6 +763,13 @@ static void next_stage(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 	switch (m->stage) {
 	case ST_MODE:
 		enter_mode(d, m);
+		break;
+	case ST_OWN:
+		family(
+		    m, "breaker_strategy_own_mode", "gauge",
+		    "A strategy's own mode (its own latches, without global), for "
+		    "each strategy not ACTIVE on its own: 1 CAUTIOUS, 2 REDUCE_ONLY, 3 "
+		    "HALTED.");
 		break;
 	case ST_LATCH:
 		enter_latch(d, m);

@@ -88,6 +88,7 @@ struct bk_metrics {
 	uint64_t work_ns, slice_max_ns; /* this rendering, so far */
 	uint64_t last_work_ns, last_slice_max_ns; /* the previous one, for /metrics */
 	uint32_t count[4];    /* strategies by own mode, this rendering */
+	unsigned global_mode; /* global's mode, read once per rendering */
 	uint32_t warnings;    /* rules at or above the first warning level */
 	char warn_first[128]; /* the first of them, for /healthz */
 	bool overflow;        /* lines dropped: the buffer was too small */

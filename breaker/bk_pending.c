@@ -131,8 +131,11 @@ bool bk_pending_add(struct bk_daemon *d, struct bk_route *route,
 	p->to_mode = (uint8_t)rec->to_mode;
 	p->reason_code = (uint8_t)rec->reason_code;
 	p->forced = rec->forced;
+	p->has_modes = rec->has_from_mode && rec->has_to_mode;
 	p->uid = rec->uid;
 	p->wall_ns = rec->wall_ns;
+	snprintf(p->reason, sizeof(p->reason), "%s", rec->reason ? rec->reason : "");
+	snprintf(p->cn, sizeof(p->cn), "%s", rec->peer_cn ? rec->peer_cn : "");
 	return true;
 }
 
@@ -172,14 +175,16 @@ static void publish_event(struct bk_daemon *d, const struct bk_pending *p)
 {
 	Breaker__Event ev = BREAKER__EVENT__INIT;
 	const struct bk_scope *sc = NULL;
-	uint8_t buf[2048];
+	uint8_t buf[BK_EVENT_REASON_MAX + 512];
 
 	if (p->slot != BK_NO_SCOPE)
 		sc = bk_state_cscope(&d->state, p->slot);
-	/* the latch's reason text (its first 127 bytes; the log has all of it) */
-	if (sc && p->reason_code && p->reason_code < BK_REASON_COUNT)
-		ev.reason = (char *)sc->latches[p->reason_code].reason;
-	ev.has_audit_seq = ev.has_from_mode = ev.has_to_mode = ev.has_reason_code = 1;
+	/* the record's own reason, whole: a resume's is the resumer's, not the
+	 * trip's still held in the latch */
+	ev.reason = p->reason[0] ? (char *)p->reason : NULL;
+	/* a reconciliation or a registration changes no mode: none to show */
+	ev.has_from_mode = ev.has_to_mode = p->has_modes;
+	ev.has_audit_seq = ev.has_reason_code = 1;
 	ev.has_actor_uid = ev.has_wall_ns = ev.has_kind = ev.has_forced = 1;
 	ev.audit_seq = p->seq;
 	ev.strategy = (sc && sc->name[0]) ? (char *)sc->name : NULL;
@@ -190,6 +195,7 @@ static void publish_event(struct bk_daemon *d, const struct bk_pending *p)
 	ev.wall_ns = p->wall_ns;
 	ev.kind = p->kind;
 	ev.forced = p->forced;
+	ev.actor_cn = p->cn[0] ? (char *)p->cn : NULL;
 	if (breaker__event__get_packed_size(&ev) <= sizeof(buf))
 		bk_server_publish(&d->srv, buf, breaker__event__pack(&ev, buf));
 }

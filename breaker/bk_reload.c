@@ -2,6 +2,7 @@
  * bk_reload - binding strategies to their rules, and SIGHUP's reload of
  * the rules (audited as a CONFIG record, applied or refused).
  */
+#include <stddef.h>
 #include <errno.h>
 #include <math.h>
 #include <pwd.h>
@@ -83,6 +84,22 @@ static void retire_reconciliations(struct bk_daemon *d, const bool *was_on)
 	}
 }
 
+/*
+ * Did the file's [auth] (or its [tls] roles) change? A reload applies rules
+ * only: an operator who revoked a user's resume by reload must be told it is
+ * not in force (both configs come from bk_config_defaults' zeroed struct, so
+ * unused array entries compare equal).
+ */
+static bool auth_changed(const struct bk_config *now, const struct bk_config *file)
+{
+	size_t from = offsetof(struct bk_config, acl),
+	       to = offsetof(struct bk_config, allow_plaintext_loopback);
+
+	return memcmp((const char *)now + from, (const char *)file + from, to - from) ||
+	       now->n_tls_roles != file->n_tls_roles ||
+	       memcmp(now->tls_roles, file->tls_roles, sizeof(now->tls_roles));
+}
+
 void bk_reload(struct bk_daemon *d)
 {
 	/* off the tick, and rare: static rather than on the loop's stack */
@@ -116,8 +133,17 @@ void bk_reload(struct bk_daemon *d)
 	memcpy(hash, d->rules_hash, sizeof(hash));
 	bk_rulestate_diff(old_text, new_text, diff, sizeof(diff));
 	d->ctr.config_reloads[0]++;
-	snprintf(why, sizeof(why), "rules reloaded from %s (hash %s)", d->config_path,
-	         hash);
+	snprintf(why, sizeof(why), "rules reloaded from %s (hash %s)%s", d->config_path,
+	         hash,
+	         auth_changed(&d->cfg, &next)
+	             ? "; [auth] or [tls] roles changed in the file: NOT applied "
+	               "until breakerd restarts (who may trip, resume and force "
+	               "is as before)"
+	             : "");
+	if (auth_changed(&d->cfg, &next))
+		bk_warn("SIGHUP: [auth] or [tls] roles changed in %s: not applied; "
+		        "restart breakerd to apply them",
+		        d->config_path);
 	config_record(d, hash, diff, why);
 	bk_info("SIGHUP: rules reloaded from %s (other settings need a restart): %s",
 	        d->config_path, diff);

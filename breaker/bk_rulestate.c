@@ -129,6 +129,12 @@ void bk_rulestate_tick(struct bk_daemon *d, int slot, uint64_t now)
 	sr->rs_next_ns = now + BK_RULESTATE_EVERY_NS;
 }
 
+void bk_rulestate_flush(struct bk_daemon *d)
+{
+	for (uint32_t i = 0; i < d->state.n_strategies; i++)
+		bk_rulestate_tick(d, (int)i, UINT64_MAX); /* past any rate limit */
+}
+
 /* ---- CONFIG records ---------------------------------------------------------- */
 
 static size_t put(char *buf, size_t len, size_t at, const char *fmt, ...)

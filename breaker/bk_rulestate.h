@@ -22,6 +22,10 @@ void bk_rulestate_replay(struct bk_daemon *d, const Breaker__AuditRecord *rec);
 /* Tick: stage a RULE_STATE record if slot's baselines moved (rate-limited). */
 void bk_rulestate_tick(struct bk_daemon *d, int slot, uint64_t now_mono_ns);
 
+/* Clean stop: stage every strategy's baselines that moved since their last
+ * record, rate limit or not (a peak of the last second must survive). */
+void bk_rulestate_flush(struct bk_daemon *d);
+
 /* d->rules_hash from d->cfg.rules (boot, reload). */
 void bk_rulestate_rehash(struct bk_daemon *d);
 

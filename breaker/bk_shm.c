@@ -47,6 +47,15 @@ static int check_existing(int fd, mode_t mode, char *err, size_t errlen)
 		    (unsigned)geteuid(), (unsigned)mode);
 		return -EPROTO;
 	}
+	/* a second name: a hard link, to another instance's segment say (any
+	 * user may make one where fs.protected_hardlinks is 0) */
+	if (st.st_nlink != 1) {
+		snprintf(err, errlen,
+		         "segment has %u names (a hard link, to another instance's "
+		         "segment?): refusing it (remove this name if it is stale)",
+		         (unsigned)st.st_nlink);
+		return -EPROTO;
+	}
 	if ((size_t)st.st_size < sizeof(h) ||
 	    pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
 	    h.magic != BK_SHM_MAGIC) {

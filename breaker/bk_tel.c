@@ -36,6 +36,12 @@ static int check_existing(int fd, mode_t mode, char *err, size_t errlen)
 		         (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
 		return -EPROTO;
 	}
+	/* a hard link (another instance's telemetry?): replaced, not shared */
+	if (st.st_nlink != 1) {
+		snprintf(err, errlen, "telemetry segment has %u names (a hard link)",
+		         (unsigned)st.st_nlink);
+		return -EPROTO;
+	}
 	if ((size_t)st.st_size != BK_TEL_SIZE ||
 	    pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
 	    h.magic != BK_TEL_MAGIC || h.version != BK_TEL_VERSION) {

@@ -223,3 +223,41 @@ void bk_tick_replay_rebase(struct bk_daemon *d, const Breaker__AuditRecord *rec)
 	bk_rules_rebase_set(&d->slots[slot].eval, (enum bk_rule_id)id, rec->base_after,
 	                    rec->opening_seq);
 }
+
+/* Strategy i's rule id held the latch of scope slot (itself, or global). */
+static bool rule_feeds(const struct bk_daemon *d, uint32_t i, int slot, int id)
+{
+	const struct bk_rule_cfg *r = d->slots[i].rules ? &d->slots[i].rules[id] : NULL;
+
+	if (!r || !r->enabled || !r->cooldown_ms || !r->cooldown_to)
+		return false;
+	return slot == BK_GLOBAL ? r->global : (!r->global && (int)i == slot);
+}
+
+void bk_tick_restore_cooldowns(struct bk_daemon *d)
+{
+	uint64_t mono = bk_now_mono_ns(), wall = bk_now_wall_ns();
+
+	for (int slot = BK_GLOBAL; slot < (int)d->state.n_strategies; slot++) {
+		const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
+
+		for (int id = 0; id < BK_RULE_COUNT; id++) {
+			unsigned reason = bk_rule_reason((enum bk_rule_id)id);
+			const struct bk_latch *l = &sc->latches[reason];
+			uint64_t age, at;
+
+			/* only a latch the rule raised and no operator re-tripped:
+			 * bk_cmd_system_step judges that again before any step */
+			if (!(sc->active & (1u << reason)) || l->operator_owned ||
+			    strcmp(l->actor.name, "breakerd") != 0)
+				continue;
+			/* a clock stepped back: count the whole cooldown from now */
+			age = wall > l->since_wall_ns ? wall - l->since_wall_ns : 0;
+			at = age < mono ? mono - age : 1;
+			for (uint32_t i = 0; i < d->state.n_strategies; i++)
+				if (rule_feeds(d, i, slot, id) &&
+				    !d->slots[i].eval.tripped_ns[id])
+					d->slots[i].eval.tripped_ns[id] = at ? at : 1;
+		}
+	}
+}

@@ -17,21 +17,24 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: breakerd [--config FILE] [--instance NAME] [--log-file FILE]\n"
-	        "                [--check-config] [--verbose] [--help]\n"
-	        "\n"
-	        "Runs in the foreground. With no --config, embedded defaults are used:\n"
-	        "instance 'default', tick 100 us, sockets in /run/breaker (root) or\n"
-	        "$XDG_RUNTIME_DIR/breaker, audit log in /var/lib/breaker/<instance>\n"
-	        "(root) or ~/.local/state/breaker/<instance>.\n"
-	        "Signals: TERM/INT stop (state stays); HUP reloads the config's rules\n"
-	        "(audited; other settings need a restart) and reopens --log-file.\n"
-	        "Exit: 0 clean stop, 1 start-up failed, 2 bad usage or config.\n");
+	fprintf(
+	    f, "usage: breakerd [--config FILE] [--instance NAME] [--log-file FILE]\n"
+	       "                [--check-config] [--verbose] [--help]\n"
+	       "\n"
+	       "Runs in the foreground. The config: --config FILE, else $BREAKER_CONFIG\n"
+	       "(set but empty: none), else " BK_CONFIG_DEFAULT_PATH " if it exists,\n"
+	       "else embedded defaults: "
+	       "instance 'default', tick 100 us, sockets in /run/breaker (root) or\n"
+	       "$XDG_RUNTIME_DIR/breaker, audit log in /var/lib/breaker/<instance>\n"
+	       "(root) or ~/.local/state/breaker/<instance>.\n"
+	       "Signals: TERM/INT stop (state stays); HUP reloads the config's rules\n"
+	       "(audited; other settings need a restart) and reopens --log-file.\n"
+	       "Exit: 0 clean stop, 1 start-up failed, 2 bad usage or config.\n");
 }
 
 struct opts {
 	const char *config;
+	const char *config_from; /* --config, BREAKER_CONFIG, the default path */
 	const char *instance;
 	const char *log_file;
 	int check_only;
@@ -80,6 +83,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		fprintf(stderr, "breakerd: unexpected argument '%s'\n", argv[optind]);
 		return -EINVAL;
 	}
+	o->config = bk_config_pick(o->config, &o->config_from);
 	return 0;
 }
 
@@ -92,7 +96,8 @@ static int load_config(struct bk_config *cfg, const struct opts *o)
 		return -EINVAL;
 	}
 	if (o->config && bk_config_load(cfg, o->config, err, sizeof(err)) < 0) {
-		fprintf(stderr, "breakerd: config %s: %s\n", o->config, err);
+		fprintf(stderr, "breakerd: config %s (from %s): %s\n", o->config,
+		        o->config_from, err);
 		return -EINVAL;
 	}
 	/* --instance beats the file; derived paths follow it, explicit ones stay. */
@@ -141,6 +146,8 @@ int main(int argc, char **argv)
 		printf("config OK: instance %s, commands %s, audit %s, metrics %s\n",
 		       d.cfg.instance, d.cfg.cmd_url, d.cfg.audit_path,
 		       d.cfg.metrics_listen[0] ? d.cfg.metrics_listen : "off");
+		printf("config file: %s (%s)\n", o.config ? o.config : "none",
+		       o.config_from);
 		return 0;
 	}
 	if (o.log_file && !freopen(o.log_file, "a", stderr))

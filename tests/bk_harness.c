@@ -34,6 +34,10 @@ void bk_h_init(struct bk_h *h, const char *tag, const char *extra_ini)
 	FILE *f;
 
 	memset(h, 0, sizeof(*h));
+	/* set but empty: a breakerd or CLI run without --config reads the
+	 * embedded defaults, never a developer's $BREAKER_CONFIG or a stray
+	 * /etc/breaker/breaker.ini (the harness passes --config h->config) */
+	setenv("BREAKER_CONFIG", "", 1);
 	snprintf(h->dir, sizeof(h->dir), "/tmp/bk-%s-XXXXXX", tag);
 	cr_assert_not_null(mkdtemp(h->dir), "mkdtemp: %s", strerror(errno));
 	snprintf(h->instance, sizeof(h->instance), "t%d-%s", (int)getpid(), tag);

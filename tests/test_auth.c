@@ -749,6 +749,48 @@ static int tls_argv(struct bk_h *h, const struct pki *k, const char *who, char *
 
 #define tls(h, k, who, ...) tls_argv(h, k, who, (char *[]){__VA_ARGS__, NULL})
 
+/*
+ * breaker watch names a certificate caller by its CN (Event.actor_cn), in the
+ * 100-column line and in --json, not as uid 4294967295.
+ */
+Test(auth, tls_watch_names_the_certificate_caller)
+{
+	struct bk_h h;
+	struct pki k;
+	char path[256], err[256], buf[4096];
+	char *argv[] = {cli_bin(), "--config", NULL,           "watch", "--json",
+	                "--count", "1",        "--timeout-ms", "10000", NULL};
+	pid_t w;
+	int st;
+
+	tls_up(&h, &k, "atlswatch", NULL);
+	argv[2] = h.config;
+	snprintf(path, sizeof(path), "%s/watch.out", h.dir);
+	snprintf(err, sizeof(err), "%s/watch.err", h.dir);
+	w = fork();
+	cr_assert_geq(w, 0);
+	if (w == 0) {
+		int o = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(o, 1);
+		dup2(e, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 500 && !strstr(buf, "watching"); i++) {
+		bk_h_slurp(err, buf, sizeof(buf));
+		usleep(10000);
+	}
+	usleep(100000); /* breakerd's side of the pipe */
+	cr_assert_eq(tls(&h, &k, "op1", "trip", "manual_halt", "--reason", "by cert"), 0,
+	             "%s", out);
+	cr_assert_eq(waitpid(w, &st, 0), w);
+	bk_h_slurp(path, buf, sizeof(buf));
+	cr_assert(strstr(buf, "\"actor_cn\":\"op1\""), "%s", buf);
+	cr_assert(strstr(buf, "\"reason\":\"by cert\""), "%s", buf);
+	tls_down(&h, &k);
+}
+
 Test(auth, tls_needs_a_client_certificate_from_our_ca)
 {
 	struct bk_h h;

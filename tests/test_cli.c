@@ -216,6 +216,158 @@ Test(cli, watch_json_shows_a_rule_warning)
 	down(&h);
 }
 
+/* Widest line of text, in columns (UTF-8 code points). */
+static int widest_line(const char *text)
+{
+	int w = 0, c = 0;
+
+	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+		if (*p == '\n') {
+			w = c > w ? c : w;
+			c = 0;
+		} else if ((*p & 0xc0) != 0x80) {
+			c++;
+		}
+	}
+	return c > w ? c : w;
+}
+
+/* The line of text that holds needle (copied into line); fails if none. */
+static const char *line_with(const char *text, const char *needle, char *line, size_t len)
+{
+	const char *p = strstr(text, needle), *b, *e;
+
+	cr_assert_not_null(p, "no line with '%s' in:\n%s", needle, text);
+	for (b = p; b > text && b[-1] != '\n'; b--)
+		;
+	e = strchr(p, '\n');
+	snprintf(line, len, "%.*s", (int)(e ? e - b : (long)strlen(b)), b);
+	return line;
+}
+
+/*
+ * Issue 12.9: a resume shows the resumer's reason, a reconciliation of two
+ * strategies is two events with no mode change, every default line fits 100
+ * columns (a long reason ends in "…"), and --json carries the whole reason.
+ */
+Test(cli, watch_lines_say_who_and_fit_100_columns)
+{
+	struct bk_h h;
+	char line[1024], longr[301], check[1024];
+	pid_t w, wj, ww;
+
+	memset(longr, 'r', 300);
+	longr[300] = '\0';
+	memcpy(longr, "LONG-", 5);
+	memcpy(longr + 295, "-TAIL", 5);
+	up(&h, "cwlines");
+	/* a 39-byte name: cut to 20 columns in the default line */
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "register",
+	                      "a-strategy-name-that-is-39-bytes-long-x", NULL),
+	             0, "%s", out);
+	w = spawn_cli(&h, "wl", "watch", "--count", "6", "--timeout-ms", "10000", NULL);
+	wj = spawn_cli(&h, "wlj", "watch", "--json", "--count", "6", "--timeout-ms",
+	               "10000", NULL);
+	ww = spawn_cli(&h, "wlw", "watch", "--wide", "--count", "6", "--timeout-ms",
+	               "10000", NULL);
+	wait_watching(&h, "wl");
+	wait_watching(&h, "wlj");
+	wait_watching(&h, "wlw");
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "kill", "alpha", "--reason",
+	                      "runaway algo", NULL),
+	             0, "%s", out);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "resume", "--strategy", "alpha",
+	                      "--reason", "venue fixed", NULL),
+	             0, "%s", out);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "trip", "manual_halt", "--reason",
+	                      longr, NULL),
+	             0, "%s", out);
+	cr_assert_eq(
+	    bk_h_cli(&h, out, sizeof(out), "reconcile", "alpha=0", "beta=5", NULL), 0,
+	    "%s", out);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "kill",
+	                      "a-strategy-name-that-is-39-bytes-long-x", "--reason",
+	                      longr, NULL),
+	             0, "%s", out);
+	cr_assert_eq(wait_exit(w, 15000), 0, "6 events");
+	cr_assert_eq(wait_exit(wj, 15000), 0, "6 events");
+	cr_assert_eq(wait_exit(ww, 15000), 0, "6 events");
+	slurp_tag(&h, "wl", "out", out, sizeof(out));
+	cr_assert_eq(bk_h_count(out, "\n"), 6, "%s", out);
+	line_with(out, "a-strategy-name-tha…", line, sizeof(line));
+	cr_assert(strstr(line, " kill_switch "), "%s", line);
+	cr_assert_leq(widest_line(out), 100, "every line fits 100 columns:\n%s", out);
+	line_with(out, " RESUME ", line, sizeof(line));
+	cr_assert(strstr(line, "\"venue fixed\""), "the resumer's reason: %s", line);
+	cr_assert(!strstr(line, "runaway"), "not the trip's: %s", line);
+	cr_assert(strstr(line, "HALTED->REDUCE_ONLY"), "%s", line);
+	line_with(out, " TRIP      alpha", line, sizeof(line));
+	cr_assert(strstr(line, "\"runaway algo\""), "%s", line);
+	line_with(out, " global         ACTIVE->HALTED", line, sizeof(line));
+	cr_assert(strstr(line, "\"LONG-"), "%s", line);
+	cr_assert(strstr(line, "…\""), "a cut reason is marked: %s", line);
+	cr_assert(!strstr(line, "-TAIL"), "%s", line);
+	cr_assert_eq(bk_h_count(out, " RECONCILE "), 2, "one event per strategy:\n%s",
+	             out);
+	line_with(out, " RECONCILE alpha", line, sizeof(line));
+	cr_assert(!strstr(line, "->"), "a reconciliation changes no mode: %s", line);
+	cr_assert(strstr(line, "reconciled position"), "%s", line);
+	line_with(out, " RECONCILE beta", line, sizeof(line));
+	cr_assert(strstr(line, "reconciled position"), "%s", line);
+	/* --wide: the whole reason on one line */
+	slurp_tag(&h, "wlw", "out", out, sizeof(out));
+	line_with(out, "LONG-", line, sizeof(line));
+	cr_assert(strstr(line, longr), "--wide has the whole reason: %s", line);
+	/* --json: the whole reason, the resumer's */
+	snprintf(
+	    check, sizeof(check),
+	    "python3 -c 'import json,sys; ev=[json.loads(l) for l in sys.stdin]; "
+	    "k=[e[\"kind\"] for e in ev]; "
+	    "assert "
+	    "k==[\"TRIP\",\"RESUME\",\"TRIP\",\"RECONCILE\",\"RECONCILE\",\"TRIP\"],k; "
+	    "assert ev[1][\"reason\"]==\"venue fixed\", ev[1]; "
+	    "r=ev[2][\"reason\"]; assert len(r)==300 and r.endswith(\"-TAIL\"), r; "
+	    "assert \"from_mode\" not in ev[3] and \"to_mode\" not in ev[3], ev[3]; "
+	    "assert [e[\"strategy\"] for e in ev[3:5]]==[\"alpha\",\"beta\"]' < %%s");
+	cr_assert_eq(sh_on(&h, check, "wlj.out"), 0, "--json");
+	down(&h);
+}
+
+/* Issue 12.9: a proposed resume (two-person rule) shows the proposer's reason. */
+Test(cli, watch_proposed_resume_shows_the_proposers_reason)
+{
+	struct bk_h h;
+	char line[1024];
+	pid_t w, wj;
+
+	bk_h_init(&h, "cwprop", STRATS "[auth]\ntwo_person_global_resume = true\n");
+	bk_h_start(&h);
+	w = spawn_cli(&h, "wp", "watch", "--count", "2", "--timeout-ms", "10000", NULL);
+	wj = spawn_cli(&h, "wpj", "watch", "--json", "--count", "2", "--timeout-ms",
+	               "10000", NULL);
+	wait_watching(&h, "wp");
+	wait_watching(&h, "wpj");
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "trip", "manual_halt", "--reason",
+	                      "the trip's words", NULL),
+	             0, "%s", out);
+	bk_h_cli(&h, out, sizeof(out), "resume", "--reason", "proposer says go", NULL);
+	cr_assert(strstr(out, "propos") || strstr(out, "PROPOS"), "a proposal: %s", out);
+	cr_assert_eq(wait_exit(w, 15000), 0);
+	cr_assert_eq(wait_exit(wj, 15000), 0);
+	slurp_tag(&h, "wp", "out", out, sizeof(out));
+	line_with(out, " PROPOSED ", line, sizeof(line));
+	cr_assert(strstr(line, "\"proposer says go\""), "%s", line);
+	cr_assert(!strstr(line, "trip's"), "not the trip's reason: %s", line);
+	cr_assert(strstr(line, "HALTED->REDUCE_ONLY"), "%s", line);
+	cr_assert_eq(sh_on(&h,
+	                   "python3 -c 'import json,sys; ev=[json.loads(l) for l in "
+	                   "sys.stdin]; assert ev[1][\"kind\"]==\"RESUME_PROPOSED\" and "
+	                   "ev[1][\"reason\"]==\"proposer says go\", ev' < %s",
+	                   "wpj.out"),
+	             0, "--json");
+	down(&h);
+}
+
 Test(cli, watch_exits_quietly_on_timeout_and_on_sigint)
 {
 	struct bk_h h;
@@ -236,6 +388,72 @@ Test(cli, watch_exits_quietly_on_timeout_and_on_sigint)
 	wait_watching(&h, "wint");
 	kill(w, SIGINT);
 	cr_assert_eq(wait_exit(w, 5000), 0, "Ctrl-C is a normal end");
+	down(&h);
+}
+
+/* ---- which config file (issue 12.12) -------------------------------------- */
+
+/* bin (breakerd if daemon, else the CLI) with argv and no --config, under
+ * BREAKER_CONFIG=env (NULL: unset); stdout+stderr in out; its exit code. */
+static int run_noconfig(struct bk_h *h, bool daemon, const char *env, char **args)
+{
+	const char *bin = getenv(daemon ? "BREAKERD" : "BREAKER_CLI");
+	char *argv[16] = {(char *)bin}, p[256];
+	posix_spawn_file_actions_t fa;
+	int argc = 1, st;
+	pid_t pid;
+
+	for (; args[argc - 1] && argc < 15; argc++)
+		argv[argc] = args[argc - 1];
+	argv[argc] = NULL;
+	if (env)
+		setenv("BREAKER_CONFIG", env, 1);
+	else
+		unsetenv("BREAKER_CONFIG");
+	path_in(h, p, sizeof(p), "noconf.out");
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	cr_assert_eq(posix_spawn(&pid, bin, &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	setenv("BREAKER_CONFIG", "", 1); /* as the harness left it */
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	bk_h_slurp(p, out, sizeof(out));
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(cli, breaker_config_env_is_read_and_config_wins)
+{
+	struct bk_h h;
+	char want[256];
+
+	up(&h, "cenv");
+	/* BREAKER_CONFIG alone: the CLI finds this daemon (its instance, sockets) */
+	cr_assert_eq(run_noconfig(&h, false, h.config, (char *[]){"status", NULL}), 0,
+	             "status under BREAKER_CONFIG: %s", out);
+	cr_assert(strstr(out, "global"), "%s", out);
+	/* breakerd reads it too (the same instance) */
+	snprintf(want, sizeof(want), "config OK: instance %s,", h.instance);
+	cr_assert_eq(run_noconfig(&h, true, h.config, (char *[]){"--check-config", NULL}),
+	             0, "%s", out);
+	cr_assert(strstr(out, want), "%s", out);
+	cr_assert(strstr(out, "(BREAKER_CONFIG)"), "says where it came from: %s", out);
+	/* a named file that is not there is an error naming the variable */
+	cr_assert_eq(
+	    run_noconfig(&h, false, "/nonexistent/b.ini", (char *[]){"status", NULL}), 2,
+	    "%s", out);
+	cr_assert(strstr(out, "/nonexistent/b.ini (from BREAKER_CONFIG)"), "%s", out);
+	cr_assert_eq(run_noconfig(&h, true, "/nonexistent/b.ini",
+	                          (char *[]){"--check-config", NULL}),
+	             2, "%s", out);
+	/* --config beats the variable */
+	cr_assert_eq(run_noconfig(&h, false, "/nonexistent/b.ini",
+	                          (char *[]){"--config", h.config, "status", NULL}),
+	             0, "%s", out);
+	/* set but empty: the embedded defaults (instance "default") */
+	cr_assert_eq(run_noconfig(&h, true, "", (char *[]){"--check-config", NULL}), 0,
+	             "%s", out);
+	cr_assert(strstr(out, "config OK: instance default,"), "%s", out);
 	down(&h);
 }
 

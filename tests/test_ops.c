@@ -149,6 +149,101 @@ Test(ops, metrics_show_a_trip_and_pass_promtool)
 	down(&h);
 }
 
+/*
+ * Scraped breaker_mode lines as promtool input series (held for 10 minutes),
+ * with unit tests of the alert rules: the alerts a user would get for what
+ * this daemon exported. The exit status of `promtool test rules`.
+ */
+static int promtool_alerts_on_scrape(struct bk_h *h, const char *body, const char *cases)
+{
+	char path[256], cmd[700], line[256];
+	const char *p = body;
+	FILE *f;
+
+	need_promtool();
+	snprintf(path, sizeof(path), "%s/alerts.test.yml", h->dir);
+	cr_assert_not_null(f = fopen(path, "w"));
+	fprintf(f,
+	        "rule_files: [%s]\nevaluation_interval: 15s\ntests:\n"
+	        "  - interval: 15s\n    input_series:\n",
+	        ALERTS);
+	while ((p = strstr(p, "\nbreaker_mode{"))) {
+		const char *end = strchr(++p, '\n'), *sp;
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+
+		snprintf(line, sizeof(line), "%.*s", (int)n, p);
+		sp = strrchr(line, ' ');
+		cr_assert_not_null(sp);
+		/* breaker_mode{scope=...} 3 -> series with job and instance added */
+		fprintf(f,
+		        "      - series: "
+		        "'breaker_mode{job=\"breaker\",instance=\"h:9464\",%.*s'\n"
+		        "        values: '%sx40'\n",
+		        (int)(sp - line - (int)strlen("breaker_mode{")),
+		        line + strlen("breaker_mode{"), sp + 1);
+		p += n;
+	}
+	fprintf(f, "    alert_rule_test:\n%s", cases);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "promtool test rules %s >&2", path);
+	return WEXITSTATUS(system(cmd));
+}
+
+/*
+ * Issue 12.8: global HALTED, a strategy REDUCE_ONLY on its own: its engines
+ * see HALTED, so breaker_mode says 3, and the SEV-2 "held at REDUCE_ONLY"
+ * alert stays quiet (the SEV-1 ones fire).
+ */
+Test(ops, strategy_mode_is_effective_and_alerts_follow)
+{
+	struct bk_h h;
+	const char *body;
+
+	up(&h, "oeff", NULL);
+	cr_assert_eq(bk_h_cli(&h, NULL, 0, "kill", "alpha", "--reason", "runaway", NULL),
+	             0);
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "resume", "--strategy", "alpha",
+	                      "--reason", "stage 1", NULL),
+	             0, "%s", out);
+	body = scrape_until("breaker_strategy_own_mode{strategy=\"alpha\"} 2\n");
+	cr_assert(strstr(body, "breaker_mode{scope=\"strategy\",strategy=\"alpha\"} 2\n"),
+	          "%s", body);
+	cr_assert_eq(
+	    bk_h_cli(&h, NULL, 0, "trip", "manual_halt", "--reason", "drill", NULL), 0);
+	body = scrape_until("breaker_mode{scope=\"global\"} 3\n");
+	cr_assert(strstr(body, "breaker_mode{scope=\"strategy\",strategy=\"alpha\"} 3\n"),
+	          "engines of alpha see HALTED:\n%s", body);
+	cr_assert(strstr(body, "breaker_strategy_own_mode{strategy=\"alpha\"} 2\n"), "%s",
+	          body);
+	cr_assert(!strstr(body, "strategy=\"beta\""), "beta is ACTIVE on its own");
+	cr_assert_eq(
+	    promtool_alerts_on_scrape(&h, body,
+	                              "      - eval_time: 6m\n"
+	                              "        alertname: BreakerStrategyRestricted\n"
+	                              "        exp_alerts: []\n"),
+	    0, "no SEV-2 for a strategy its engines see as HALTED");
+	cr_assert_eq(
+	    promtool_alerts_on_scrape(
+	        &h, body,
+	        "      - eval_time: 1m\n"
+	        "        alertname: BreakerStrategyHalted\n"
+	        "        exp_alerts:\n"
+	        "          - exp_labels: {severity: SEV-1, priority: P1, "
+	        "runbook_url: "
+	        "'https://breaker.invalid/docs/runbook.md#2-triage', job: "
+	        "breaker, instance: 'h:9464', scope: strategy, strategy: "
+	        "alpha}\n"
+	        "            exp_annotations:\n"
+	        "              summary: 'breaker h:9464: strategy alpha HALTED'\n"
+	        "              description: 'Strategy alpha is HALTED (killed by "
+	        "an operator or tripped by a rule). `breaker status` names the "
+	        "latch; `breaker audit --since 1h` shows the rule''s evidence.'\n"
+	        "              runbook_url: "
+	        "'https://breaker.invalid/docs/runbook.md#2-triage'\n"),
+	    0, "alpha pages as HALTED");
+	down(&h);
+}
+
 Test(ops, reject_ratio_and_order_rate_for_engines_with_telemetry)
 {
 	struct bk_h h;

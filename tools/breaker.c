@@ -45,6 +45,7 @@ enum {
 	O_TIMEOUT_MS,
 	O_UNTIL,
 	O_FORMAT,
+	O_WIDE,
 	O_TELEMETRY,
 	O_AS_OF_FILLS,
 	O_AS_OF,
@@ -72,7 +73,7 @@ static const struct option reconcile_opts[] = {OPT_COMMON, OPT("as-of-fills", O_
 static const struct option audit_opts[] = {OPT_COMMON, FLAG("verify", O_VERIFY),
 					   OPT("since", O_SINCE), OPT("file", O_FILE), OPT_END};
 static const struct option watch_opts[] = {OPT_COMMON, OPT("count", O_COUNT),
-					   OPT("timeout-ms", O_TIMEOUT_MS), OPT_END};
+					   OPT("timeout-ms", O_TIMEOUT_MS), FLAG("wide", O_WIDE), OPT_END};
 static const struct option incident_opts[] = {OPT_COMMON, OPT("since", O_SINCE),
 	OPT("until", O_UNTIL), OPT("format", O_FORMAT), OPT("file", O_FILE), OPT_END};
 /* clang-format on */
@@ -156,25 +157,31 @@ int cli_refused(const Breaker__Reply *r)
 
 /* ---- config and RPC ----------------------------------------------------- */
 
-/* Load the configuration once: embedded defaults, then --config. */
+/* Load the configuration once: embedded defaults, then the file bk_config_pick
+ * names (--config, $BREAKER_CONFIG, /etc/breaker/breaker.ini). */
 int cli_config(struct cli *c)
 {
 	char err[512];
 	int rv;
+
+	const char *from;
 
 	if (c->cfg_loaded)
 		return 0;
 	if (bk_config_defaults(&c->cfg, c->instance) != 0)
 		return cli_usage_error(
 		    NULL, "bad --instance '%s': use 1-63 of [A-Za-z0-9._-]", c->instance);
+	/* the same file breakerd reads: --config, $BREAKER_CONFIG, /etc/... */
+	c->config_path = bk_config_pick(c->config_path, &from);
 	if (c->config_path) {
 		rv = bk_config_load(&c->cfg, c->config_path, err, sizeof(err));
 		if (rv == -EINVAL)
-			return cli_usage_error(NULL, "config %s: %s", c->config_path,
-			                       err);
+			return cli_usage_error(NULL, "config %s (from %s): %s",
+			                       c->config_path, from, err);
 		if (rv)
-			return cli_usage_error(NULL, "cannot read config %s: %s",
-			                       c->config_path, strerror(-rv));
+			return cli_usage_error(NULL,
+			                       "cannot read config %s (from %s): %s",
+			                       c->config_path, from, strerror(-rv));
 		if (c->instance && strcmp(c->instance, c->cfg.instance) != 0)
 			return cli_usage_error(
 			    NULL, "--instance %s conflicts with instance = %s in %s",
@@ -661,18 +668,24 @@ static const struct cmd cmds[] = {
      "\n"
      "  --json  print breakerd's reply as one JSON object\n",
      EXITS_RPC, false},
-    {"watch", cmd_watch, watch_opts, 0, 0, NULL, "[--count N] [--timeout-ms T] [--json]",
+    {"watch", cmd_watch, watch_opts, 0, 0, NULL,
+     "[--count N] [--timeout-ms T] [--wide | --json]",
      "print trips, resumes and rule warnings as they happen",
      "Subscribe to breakerd's event socket (the config's pub_url) and print each\n"
-     "event as it arrives, one line each: time (UTC), kind (TRIP, RESUME,\n"
-     "REGISTER, or WARNING for a rule nearing its limit), scope, from->to, reason\n"
-     "code, uid=actor, FORCED, rule= and util= (warnings), seq=audit seq, reason.\n"
-     "Runs until interrupted (Ctrl-C, SIGTERM: exit 0). Events published while\n"
-     "watch is not connected are not shown: the audit log is the record.\n"
+     "event as it arrives, one line each, at most 100 columns: time of day (UTC,\n"
+     "ms), kind (TRIP, RESUME, PROPOSED for a two-person resume, RECONCILE,\n"
+     "REGISTER, or WARNING for a rule nearing its limit), scope, from->to (or\n"
+     "util= for a warning), seq=audit seq, uid=actor, FORCED, reason code (or the\n"
+     "rule), and the reason: the actor's own words (a resume shows the resumer's).\n"
+     "A strategy name over 20 columns or a reason that does not fit ends in \"…\";\n"
+     "--wide and --json have everything whole. Runs until interrupted (Ctrl-C,\n"
+     "SIGTERM: exit 0). Events published while watch is not connected are not\n"
+     "shown: the audit log is the record.\n"
      "\n"
      "  --count N       exit after N events\n"
      "  --timeout-ms T  exit when no event arrives for T ms (1 to 86400000)\n"
-     "  --json          one JSON object per event\n"
+     "  --wide          full date and time (us), whole names and reasons, rule=\n"
+     "  --json          one JSON object per event, every field whole\n"
      "\n"
      "example: breaker watch --count 1 --timeout-ms 60000\n",
      "0 interrupted, --count events seen, or --timeout-ms passed quietly;\n"
@@ -760,6 +773,8 @@ static void usage(FILE *f)
 	    "\n"
 	    "global options (before the command):\n"
 	    "  --config PATH    INI config, the same file breakerd reads (default:\n"
+	    "                   $BREAKER_CONFIG if set, empty for none; else\n"
+	    "                   /etc/breaker/breaker.ini if it exists; else the\n"
 	    "                   embedded defaults)\n"
 	    "  --instance NAME  breaker instance (default \"default\")\n"
 	    "  --url URL        breakerd's command socket: unix:// (the local fast\n"
@@ -889,6 +904,9 @@ static int store_opt(struct cli_args *a, int o, char *arg)
 		break;
 	case O_FORMAT:
 		a->format = arg;
+		break;
+	case O_WIDE:
+		a->wide = true;
 		break;
 	case O_TELEMETRY:
 		a->telemetry = arg;

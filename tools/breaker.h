@@ -71,7 +71,7 @@ struct cli_args {
 	char *telemetry;           /* register: segment | remote */
 	char *as_of_fills, *as_of; /* reconcile */
 	bool withdraw;
-	bool json, force, verify, help;
+	bool json, force, verify, help, wide;
 };
 
 /* breaker.c */

@@ -32,9 +32,11 @@
 #define BX_WATCH_TIMEOUT_MAX 86400000L
 #define BX_WATCH_COUNT_MAX   1000000000L
 
+#define BX_WATCH_COLS 100 /* the default line fits a 100-column pane */
+
 struct watch {
 	const char *url;
-	bool json;
+	bool json, wide;
 	unsigned long count; /* 0: no limit */
 	long timeout_ms;     /* 0: none */
 	unsigned long seen;
@@ -53,12 +55,20 @@ static const char *event_kind(const Breaker__Event *ev)
 	return ev->has_kind ? kind_name(ev->kind) : "?";
 }
 
+/* A trip, resume or proposed resume: an event whose from->to means a change. */
+static bool event_changes(const Breaker__Event *ev)
+{
+	if ((ev->has_warning && ev->warning) || !ev->has_kind)
+		return false;
+	return ev->kind == BREAKER__AUDIT_RECORD__KIND__TRIP ||
+	       ev->kind == BREAKER__AUDIT_RECORD__KIND__RESUME ||
+	       ev->kind == BREAKER__AUDIT_RECORD__KIND__RESUME_PROPOSED;
+}
+
 /* scope, from->to and reason code in the audit listing's columns */
 static void put_event_change(FILE *f, const Breaker__Event *ev)
 {
-	bool changes =
-	    !(ev->has_warning && ev->warning) &&
-	    !(ev->has_kind && ev->kind == BREAKER__AUDIT_RECORD__KIND__REGISTER);
+	bool changes = event_changes(ev);
 	char modes[40];
 	int cols;
 
@@ -94,12 +104,14 @@ static void put_event(FILE *f, const Breaker__Event *ev)
 {
 	char t[BX_TIME_LEN], u[BX_NUM_LEN];
 
-	fprintf(f, "%s %-8s ", ev->has_wall_ns ? fmt_time(t, ev->wall_ns, 6) : "?",
+	fprintf(f, "%s %-15s ", ev->has_wall_ns ? fmt_time(t, ev->wall_ns, 6) : "?",
 	        event_kind(ev));
 	put_event_change(f, ev);
-	if (ev->has_actor_uid && ev->actor_uid == UINT32_MAX)
-		fputs(" uid=-",
-		      f); /* a certificate caller ('breaker audit' has its CN) */
+	if (ev->actor_cn) { /* a certificate caller */
+		fputs(" cn=", f);
+		put_name(f, ev->actor_cn);
+	} else if (ev->has_actor_uid && ev->actor_uid == UINT32_MAX)
+		fputs(" uid=-", f); /* 'breaker audit' has its CN */
 	else if (ev->has_actor_uid)
 		fprintf(f, " uid=%" PRIu32, ev->actor_uid);
 	if (ev->has_forced && ev->forced)
@@ -119,6 +131,163 @@ static void put_event(FILE *f, const Breaker__Event *ev)
 	fputc('\n', f);
 }
 
+/* ---- the default line: one event in BX_WATCH_COLS columns --------------- */
+
+/* Display columns of UTF-8 text: code points, near enough. */
+static int text_cols(const char *s, size_t len)
+{
+	int cols = 0;
+
+	for (size_t i = 0; i < len; i++)
+		cols += ((unsigned char)s[i] & 0xc0) != 0x80;
+	return cols;
+}
+
+/* Bytes of s (escaped text) that fill at most cols columns, ending neither
+ * inside a code point nor inside an escape (\uXXXX, \n, \"). */
+static size_t cut_at_cols(const char *s, size_t len, int cols)
+{
+	size_t i = 0, j;
+	int c = 0;
+
+	for (; i < len; i++)
+		if (((unsigned char)s[i] & 0xc0) != 0x80 && c++ == cols)
+			break;
+	for (j = 0; j < i; j++)
+		if (s[j] == '\\') {
+			size_t esc = s[j + 1] == 'u' ? 6 : 2;
+			if (j + esc > i)
+				return j;
+			j += esc - 1;
+		}
+	return i;
+}
+
+/* s as put_name writes it, into buf; its length. */
+static size_t name_text(char *buf, size_t len, const char *s)
+{
+	FILE *m = fmemopen(buf, len, "w");
+	long n;
+
+	buf[0] = '\0';
+	if (!m)
+		return 0;
+	put_name(m, s);
+	fflush(m);
+	n = ftell(m);
+	fclose(m);
+	n = n < 0 ? 0 : n >= (long)len ? (long)len - 1 : n;
+	buf[n] = '\0';
+	return (size_t)n;
+}
+
+/* "TRIP", ... "PROPOSED" for RESUME_PROPOSED: the kind in 9 columns. */
+static const char *event_kind_short(const Breaker__Event *ev)
+{
+	if (ev->has_kind && ev->kind == BREAKER__AUDIT_RECORD__KIND__RESUME_PROPOSED)
+		return "PROPOSED";
+	if (ev->has_kind && ev->kind == BREAKER__AUDIT_RECORD__KIND__LOG_REPAIR)
+		return "REPAIR";
+	return event_kind(ev);
+}
+
+/*
+ * HH:MM:SS.mmm KIND scope from->to seq= uid= [FORCED] code "reason", in at
+ * most BX_WATCH_COLS columns: a long strategy name is cut to 20 columns and
+ * the reason to what is left, each with "…"; --wide and --json have them
+ * whole (and the date, and nanoseconds).
+ */
+static void put_event_short(FILE *f, const Breaker__Event *ev)
+{
+	char line[512], name[512], util[BX_NUM_LEN + 8], u[BX_NUM_LEN], t[BX_TIME_LEN];
+	bool warning = ev->has_warning && ev->warning;
+	FILE *m = fmemopen(line, sizeof(line), "w");
+	char *rs = NULL;
+	size_t rlen = 0, n;
+	int cols;
+
+	if (!m)
+		return put_event(f, ev);
+	/* 2026-12-06T01:17:15.123Z: the time of day, to the millisecond */
+	fprintf(m, "%.12s %-9s ",
+	        ev->has_wall_ns ? fmt_time(t, ev->wall_ns, 3) + 11 : "?",
+	        event_kind_short(ev));
+	if (ev->strategy) {
+		n = name_text(name, sizeof(name), ev->strategy);
+		if (text_cols(name, n) > 20) {
+			n = cut_at_cols(name, n, 19);
+			cols = fprintf(m, "%.*s…", (int)n, name) - 2; /* "…" is 3 bytes */
+		} else {
+			cols = fprintf(m, "%s", name);
+		}
+	} else {
+		cols = fprintf(m, "global");
+	}
+	put_pad(m, cols, 14);
+	if (warning && ev->has_utilisation) {
+		snprintf(util, sizeof(util), "util=%s", fmt_pct(u, ev->utilisation));
+		fprintf(m, " %-19s", util);
+	} else if (event_changes(ev) && ev->has_from_mode && ev->has_to_mode) {
+		fprintf(m, " %s->%-*s", mode_name(ev->from_mode),
+		        17 - (int)strlen(mode_name(ev->from_mode)),
+		        mode_name(ev->to_mode));
+	} else {
+		fprintf(m, " %-19s", "-");
+	}
+	if (ev->has_audit_seq)
+		fprintf(m, " seq=%" PRIu64, ev->audit_seq);
+	if (ev->actor_cn && !warning) { /* a certificate caller: its CN, cut at 16 */
+		n = name_text(name, sizeof(name), ev->actor_cn);
+		if (text_cols(name, n) > 16)
+			fprintf(m, " cn=%.*s…", (int)cut_at_cols(name, n, 15), name);
+		else
+			fprintf(m, " cn=%s", name);
+	} else if (ev->has_actor_uid && !warning && ev->actor_uid == UINT32_MAX) {
+		fputs(" uid=-", m);
+	} else if (ev->has_actor_uid && !warning) {
+		fprintf(m, " uid=%" PRIu32, ev->actor_uid);
+	}
+	if (ev->has_forced && ev->forced)
+		fputs(" FORCED", m);
+	if (warning && ev->rule) {
+		fputc(' ', m);
+		put_name(m, ev->rule);
+	} else if (ev->has_reason_code &&
+	           (ev->reason_code != BREAKER__REASON_CODE__REASON_NONE || ev->forced)) {
+		fprintf(m, " %s",
+		        ev->reason_code == BREAKER__REASON_CODE__REASON_NONE
+		            ? "every-latch"
+		            : reason_name(ev->reason_code));
+	}
+	fputc('\0', m);
+	fclose(m);
+	line[sizeof(line) - 1] = '\0';
+	cols = text_cols(line, strlen(line));
+	if (cols > BX_WATCH_COLS) { /* long uid, cn and code together: cut, marked */
+		n = cut_at_cols(line, strlen(line), BX_WATCH_COLS - 1);
+		fprintf(f, "%.*s…\n", (int)n, line);
+		return;
+	}
+	fputs(line, f);
+	if (ev->reason && *ev->reason) {
+		FILE *rm = open_memstream(&rs, &rlen);
+		int room = BX_WATCH_COLS - cols - 1; /* after the space before it */
+
+		if (rm) {
+			json_str(rm, ev->reason);
+			fclose(rm);
+		}
+		if (rs && text_cols(rs, rlen) <= room) {
+			fprintf(f, " %s", rs);
+		} else if (rs && room >= 5) { /* "text…": the closing quote stays */
+			n = cut_at_cols(rs, rlen, room - 2);
+			fprintf(f, " %.*s…\"", (int)n, rs);
+		}
+		free(rs);
+	}
+	fputc('\n', f);
+}
+
 /* Print one message. Returns false if stdout cannot be written. */
 static bool show(struct watch *w, nng_msg *msg)
 {
@@ -133,8 +302,10 @@ static bool show(struct watch *w, nng_msg *msg)
 	if (w->json) {
 		json_msg(stdout, &ev->base);
 		fputc('\n', stdout);
-	} else {
+	} else if (w->wide) {
 		put_event(stdout, ev);
+	} else {
+		put_event_short(stdout, ev);
 	}
 	breaker__event__free_unpacked(ev, NULL);
 	w->seen++;
@@ -310,7 +481,7 @@ static int signals_fd(sigset_t *old)
 
 int cmd_watch(struct cli *c, const struct cli_args *a)
 {
-	struct watch w = {.json = a->json};
+	struct watch w = {.json = a->json, .wide = a->wide};
 	long count, timeout;
 	sigset_t old;
 	int rv;

@@ -311,8 +311,10 @@ static inline int bk_client_attach_as(struct bk_client *c, const char *instance,
 		close(fd);
 		return err;
 	}
-	/* the fd, not the name: what we map is what we checked */
-	if ((err = bk_client_trust_owner(st.st_uid, st.st_mode, daemon_uid)) < 0) {
+	/* the fd, not the name: what we map is what we checked. A second name
+	 * is a hard link (another instance's segment, say): not ours. */
+	if ((err = bk_client_trust_owner(st.st_uid, st.st_mode, daemon_uid)) < 0 ||
+	    (st.st_nlink != 1 && (err = -EPERM))) {
 		close(fd);
 		return err;
 	}
@@ -600,8 +602,14 @@ static inline double bk_u2f(uint64_t u)
 	return d;
 }
 
-/* Map the telemetry segment read-write. 0, -EAGAIN (not ready), -EPROTO, -errno. */
-static inline int bk_tel_attach(struct bk_tel_client *t, const char *instance)
+/*
+ * Map the telemetry segment read-write, if breakerd made it (daemon_uid: as
+ * bk_client_trust_owner; the group may write it, others may not). 0,
+ * -EAGAIN (not ready), -EPROTO, -EPERM (another user's, or others may
+ * write it: numbers written there would never reach the rules), -errno.
+ */
+static inline int bk_tel_attach_as(struct bk_tel_client *t, const char *instance,
+                                   long daemon_uid)
 {
 	char name[BK_INSTANCE_MAX + 24];
 	void *p;
@@ -617,7 +625,20 @@ static inline int bk_tel_attach(struct bk_tel_client *t, const char *instance)
 	{
 		/* mapping past a short file's end would SIGBUS on first touch */
 		struct stat st;
-		if (fstat(fd, &st) < 0 || (size_t)st.st_size != BK_TEL_SIZE) {
+		if (fstat(fd, &st) < 0) {
+			err = -errno;
+			close(fd);
+			return err;
+		}
+		/* the fd, not the name: what we map is what we checked */
+		if ((err = bk_client_trust_owner(st.st_uid,
+		                                 st.st_mode & ~(unsigned long)S_IWGRP,
+		                                 daemon_uid)) < 0 ||
+		    (st.st_nlink != 1 && (err = -EPERM))) {
+			close(fd);
+			return err;
+		}
+		if ((size_t)st.st_size != BK_TEL_SIZE) {
 			close(fd);
 			return st.st_size == 0 ? -EAGAIN : -EPROTO;
 		}
@@ -639,6 +660,12 @@ static inline int bk_tel_attach(struct bk_tel_client *t, const char *instance)
 	munmap(p, BK_TEL_SIZE);
 	t->tel = NULL;
 	return err;
+}
+
+/* bk_tel_attach_as(t, instance, BK_DAEMON_UID_DEFAULT). */
+static inline int bk_tel_attach(struct bk_tel_client *t, const char *instance)
+{
+	return bk_tel_attach_as(t, instance, BK_DAEMON_UID_DEFAULT);
 }
 
 static inline void bk_tel_detach(struct bk_tel_client *t)

@@ -140,7 +140,13 @@ def _daemon_uids(daemon_uid: int | None) -> list[int]:
 
 def _check_owner(st: os.stat_result, path: str, daemon_uid: int | None) -> None:
     """As bk_client_trust_owner(): nobody but the owner may write it, and the
-    owner is root or breakerd's uid."""
+    owner is root or breakerd's uid; and it has one name (a hard link may
+    be another instance's segment)."""
+    if st.st_nlink != 1:
+        raise UntrustedSegmentError(
+            f"{path}: {st.st_nlink} names (a hard link, to another instance's "
+            "segment?): not breakerd's segment; failing closed"
+        )
     mode = st.st_mode & 0o7777
     if mode & 0o022:
         raise UntrustedSegmentError(

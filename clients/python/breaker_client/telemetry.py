@@ -82,7 +82,14 @@ import time
 from dataclasses import dataclass
 
 from . import layout as L
-from .client import BreakerError, LayoutError, NotReadyError, segment_path
+from .client import (
+    BreakerError,
+    LayoutError,
+    NotReadyError,
+    UntrustedSegmentError,
+    _check_owner,
+    segment_path,
+)
 
 if sys.byteorder != "little":  # the segment is little-endian; native writes must be too
     raise ImportError("breaker_client: the breaker segments are little-endian; this host is not")
@@ -169,14 +176,17 @@ class TelemetrySlot:
     opening_seq: int = 0
 
 
-def attach_telemetry(instance: str = "default") -> Telemetry:
+def attach_telemetry(instance: str = "default", daemon_uid: int | None = None) -> Telemetry:
     """Map the instance's telemetry segment read-write (O_RDWR, MAP_SHARED).
 
     The daemon creates it at start with mode 0660 (`telemetry_mode`): the
     engine must run in breakerd's group. Raises FileNotFoundError (no
     daemon has created it), PermissionError (not in the group), NotReadyError
     (being created: retry), LayoutError (foreign or unknown layout; breakerd
-    replaces such a segment, so retrying after a moment may work).
+    replaces such a segment, so retrying after a moment may work),
+    UntrustedSegmentError (another user made it, or others may write it:
+    numbers written there would never reach breakerd's rules; daemon_uid as
+    for attach()).
     """
     path = telemetry_path(instance)
     try:
@@ -191,6 +201,13 @@ def attach_telemetry(instance: str = "default") -> Telemetry:
             "in breakerd's group (config telemetry_mode, default 0660)", path) from None
     try:
         st = os.fstat(fd)
+        # the fd, not the name: what we map is what we checked. The group
+        # (the engines) may write it; others may not.
+        if st.st_mode & 0o002:
+            raise UntrustedSegmentError(
+                f"{path}: mode {st.st_mode & 0o7777:04o} is writable by others: "
+                "not breakerd's telemetry segment; failing closed")
+        _check_owner(os.stat_result((st.st_mode & ~0o022,) + tuple(st)[1:]), path, daemon_uid)
         if st.st_size == 0:
             raise NotReadyError(f"{path}: breakerd is still creating the telemetry segment; retry")
         if st.st_size < L.TEL_SEGMENT_SIZE:

@@ -65,8 +65,64 @@ class ForgedSegment(unittest.TestCase):
         with self.assertRaises(bk.UntrustedSegmentError, msg="a bad setting fails closed, root's segment too"):
             bk.attach(seg.instance)
 
+    def test_hard_linked_segment_is_refused(self) -> None:
+        """A second name (a hard link to another instance's segment, which any
+        user may make where fs.protected_hardlinks is 0) is not breakerd's."""
+        seg = self.forged("hl")
+        os.chmod(seg.path, 0o644)
+        other = f"{seg.instance}-other"
+        link = os.path.join(os.path.dirname(seg.path), f"breaker.{other}")
+        os.link(seg.path, link)
+        self.addCleanup(os.unlink, link)
+        with self.assertRaises(bk.UntrustedSegmentError) as cm:
+            bk.attach(other)
+        self.assertIn("hard link", str(cm.exception))
+
     def test_untrusted_is_a_breaker_error(self) -> None:
         self.assertTrue(issubclass(bk.UntrustedSegmentError, bk.BreakerError))
+
+
+class ForgedTelemetry(unittest.TestCase):
+    """The telemetry segment too (test_redteam.c has the C side): numbers
+    written into a segment another user made never reach breakerd's rules."""
+
+    def forged(self, tag: str) -> str:
+        import struct
+
+        from breaker_client import layout as L
+
+        instance = f"py{os.getpid()}-{tag}"
+        path = bk.telemetry_path(instance)
+        with open(path, "wb") as f:
+            f.truncate(L.TEL_SEGMENT_SIZE)
+            f.write(struct.pack("<QIIIIQ", L.TEL_MAGIC, L.TEL_VERSION, L.TEL_SLOT_SIZE,
+                                L.MAX_STRATEGIES, 0, L.TEL_SEGMENT_SIZE))
+        self.addCleanup(os.unlink, path)
+        return instance
+
+    def setUp(self) -> None:
+        self.env = os.environ.pop(bk.DAEMON_UID_ENV, None)
+
+    def tearDown(self) -> None:
+        os.environ.pop(bk.DAEMON_UID_ENV, None)
+        if self.env is not None:
+            os.environ[bk.DAEMON_UID_ENV] = self.env
+
+    @unittest.skipUnless(os.geteuid() == 0, "chown needs root")
+    def test_telemetry_segment_of_another_user_is_refused(self) -> None:
+        instance = self.forged("tel")
+        path = bk.telemetry_path(instance)
+        os.chmod(path, 0o660)
+        bk.attach_telemetry(instance).close()  # root's, group-writable: breakerd's default
+        os.chown(path, NOBODY, NOBODY)
+        with self.assertRaises(bk.UntrustedSegmentError) as cm:
+            bk.attach_telemetry(instance)
+        self.assertIn("uid 65534", str(cm.exception))
+        os.chown(path, 0, 0)
+        os.chmod(path, 0o666)
+        with self.assertRaises(bk.UntrustedSegmentError) as cm:
+            bk.attach_telemetry(instance)
+        self.assertIn("writable by others", str(cm.exception))
 
 
 class FutureHeartbeat(unittest.TestCase):
