@@ -158,21 +158,29 @@ static void do_trip(struct bk_cmd *c)
 	bool named;
 	int slot;
 
-	if ((st = resolve_scope(c->d, t->strategy, &slot, c->why, sizeof(c->why))))
-		return bk_cmd_refuse(c, st, c->why);
-	if (!t->has_reason_code || !bk_reason_operator(t->reason_code))
-		return bk_cmd_refuse(
+	if ((st = resolve_scope(c->d, t->strategy, &slot, c->why, sizeof(c->why)))) {
+		bk_cmd_refuse(c, st, c->why);
+		return;
+	}
+	if (!t->has_reason_code || !bk_reason_operator(t->reason_code)) {
+		bk_cmd_refuse(
 		    c, BREAKER__STATUS__ERR_UNKNOWN_REASON,
 		    "a trip needs a known reason code (e.g. manual_halt)");
-	if (!bk_text_valid(reason, c->d->cfg.reason_max))
-		return bk_cmd_refuse(
+		return;
+	}
+	if (!bk_text_valid(reason, c->d->cfg.reason_max)) {
+		bk_cmd_refuse(
 		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		    "reason text must be UTF-8 without control characters, "
 		    "within the configured length");
+		return;
+	}
 	st = bk_state_plan_trip(&c->d->state, slot, (int)t->reason_code, (int)t->mode, &p,
 	                        &why);
-	if (st)
-		return bk_cmd_refuse(c, st, why);
+	if (st) {
+		bk_cmd_refuse(c, st, why);
+		return;
+	}
 	p.by_operator = true; /* the latch is the operator's, even if a rule held it */
 	named = bk_actor_cached(c->d, &c->peer, &who);
 	/* The halt takes effect now; durability and the ack follow. */
@@ -282,37 +290,53 @@ static void do_resume(struct bk_cmd *c)
 	char rearm[400];
 	int slot;
 
-	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why))))
-		return bk_cmd_refuse(c, st, c->why);
-	if (!r->reason || !*r->reason || !bk_text_valid(r->reason, c->d->cfg.reason_max))
-		return bk_cmd_refuse(
+	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why)))) {
+		bk_cmd_refuse(c, st, c->why);
+		return;
+	}
+	if (!r->reason || !*r->reason || !bk_text_valid(r->reason, c->d->cfg.reason_max)) {
+		bk_cmd_refuse(
 		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		    "a resume needs a reason: UTF-8 text without control "
 		    "characters, within the configured length");
-	if (c->d->flush_err)
-		return bk_cmd_refuse(
+		return;
+	}
+	if (c->d->flush_err) {
+		bk_cmd_refuse(
 		    c, BREAKER__STATUS__ERR_NOT_DURABLE,
 		    "the audit log is failing: no resume without its record on disk");
+		return;
+	}
 	/* protobuf-c does not check enums: an explicit value must be a real one */
 	if (r->has_reason_code && !bk_reason_operator(r->reason_code) &&
-	    r->reason_code != BREAKER__REASON_CODE__AUDIT_CORRUPT)
-		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_UNKNOWN_REASON,
+	    r->reason_code != BREAKER__REASON_CODE__AUDIT_CORRUPT) {
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_UNKNOWN_REASON,
 		                     "unknown reason code");
-	if (r->has_to && !bk_mode_valid(r->to))
-		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		return;
+	}
+	if (r->has_to && !bk_mode_valid(r->to)) {
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		                     "unknown target mode");
+		return;
+	}
 	st = bk_state_plan_resume(&c->d->state, slot,
 	                          r->has_reason_code ? (int)r->reason_code : -1,
 	                          r->has_to ? (int)r->to : -1, r->has_force && r->force,
 	                          &p, c->why, sizeof(c->why));
-	if (st)
-		return bk_cmd_refuse(c, st, c->why);
+	if (st) {
+		bk_cmd_refuse(c, st, c->why);
+		return;
+	}
 	if (!p.forced && (condition_holds(c->d, &p, c->why, sizeof(c->why)) ||
-	                  lacks_evidence(c->d, &p, c->why, sizeof(c->why))))
-		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_CONDITION_HOLDS, c->why);
+	                  lacks_evidence(c->d, &p, c->why, sizeof(c->why)))) {
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_CONDITION_HOLDS, c->why);
+		return;
+	}
 	if (slot == BK_GLOBAL && !p.forced &&
-	    bk_recon_resume_blocked(c->d, c->why, sizeof(c->why)))
-		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_RECONCILE_REQUIRED, c->why);
+	    bk_recon_resume_blocked(c->d, c->why, sizeof(c->why))) {
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_RECONCILE_REQUIRED, c->why);
+		return;
+	}
 	bk_actor_of(c->d, &c->peer, &who);
 	if (slot == BK_GLOBAL && c->d->cfg.two_person_global_resume &&
 	    !bk_cmd_two_person(c, &p, &who, &pr))
@@ -354,17 +378,23 @@ static void do_register(struct bk_cmd *c)
 	struct bk_actor who;
 	int slot;
 
-	if (!name || !bk_strategy_name_valid(name))
-		return bk_cmd_refuse(
+	if (!name || !bk_strategy_name_valid(name)) {
+		bk_cmd_refuse(
 		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		    "strategy name must be 1-39 bytes of [A-Za-z0-9._:-]");
+		return;
+	}
 	slot = bk_state_register(&c->d->state, name);
-	if (slot == -EEXIST)
-		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_EXISTS,
+	if (slot == -EEXIST) {
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_EXISTS,
 		                     "strategy already registered");
-	if (slot < 0)
-		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_TABLE_FULL,
+		return;
+	}
+	if (slot < 0) {
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_TABLE_FULL,
 		                     "strategy table is full");
+		return;
+	}
 	bk_shm_add_strategy(&c->d->shm, slot, name);
 	bk_publish_scope(c->d, slot);
 	bk_shm_changed(&c->d->shm); /* waiters learn of the new slot too */
@@ -390,15 +420,21 @@ static void do_report(struct bk_cmd *c)
 	int slot;
 	Breaker__Status st;
 
-	if (!r->strategy || !*r->strategy)
-		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+	if (!r->strategy || !*r->strategy) {
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		                     "a report names its strategy");
-	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why))))
-		return bk_cmd_refuse(c, st, c->why);
+		return;
+	}
+	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why)))) {
+		bk_cmd_refuse(c, st, c->why);
+		return;
+	}
 	if (!isfinite(r->position) || !isfinite(r->gross) || !isfinite(r->balance) ||
-	    !isfinite(r->pnl) || !isfinite(r->fill_cash) || !isfinite(r->fees))
-		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+	    !isfinite(r->pnl) || !isfinite(r->fill_cash) || !isfinite(r->fees)) {
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		                     "report values must be finite numbers");
+		return;
+	}
 	/* One declared source per strategy: a Report must not override what
 	 * the engine writes in the segment (a rule would go blind). */
 	if (!c->d->slots[slot].is_remote) {
@@ -408,7 +444,8 @@ static void do_report(struct bk_cmd *c)
 		    "is refused (a remote engine's strategy is declared: [strategies] "
 		    "remote in the config, or breaker register --telemetry remote)",
 		    r->strategy);
-		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_TELEMETRY_SOURCE, c->why);
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_TELEMETRY_SOURCE, c->why);
+		return;
 	}
 	/* Remote engines report the same numbers; the tick reads them from here. */
 	s = &c->d->slots[slot].remote;
@@ -471,10 +508,12 @@ static void do_reconcile(struct bk_cmd *c)
 	char note[512] = "";
 	const char *bad;
 
-	if (n + nw == 0 || n > 64 || nw > 64 || n + nw > 64)
-		return bk_cmd_refuse(
+	if (n + nw == 0 || n > 64 || nw > 64 || n + nw > 64) {
+		bk_cmd_refuse(
 		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		    "a reconciliation carries 1-64 positions or withdrawals");
+		return;
+	}
 	/* Validate all before applying any: a bad entry changes nothing. */
 	for (i = 0; i < n; i++) {
 		const Breaker__Reconcile__Position *p = r->positions[i];
@@ -490,18 +529,21 @@ static void do_reconcile(struct bk_cmd *c)
 			         "position %zu: needs a registered "
 			         "strategy and a finite position",
 			         i);
-			return bk_cmd_refuse(c, st, c->why);
+			bk_cmd_refuse(c, st, c->why);
+			return;
 		}
 		if ((bad = as_of_invalid(p, wall))) {
 			snprintf(c->why, sizeof(c->why), "position %zu: %s", i, bad);
-			return bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST, c->why);
+			bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST, c->why);
+			return;
 		}
 		for (size_t j = 0; j < i; j++)
 			if (slots[j] == slots[i]) {
 				snprintf(c->why, sizeof(c->why),
 				         "position %zu: strategy given twice", i);
-				return bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+				bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
 				                     c->why);
+				return;
 			}
 	}
 	for (i = 0; i < nw; i++) {
@@ -517,7 +559,8 @@ static void do_reconcile(struct bk_cmd *c)
 			         "withdraw %zu: needs a registered strategy not also "
 			         "reconciled in the same command",
 			         i);
-			return bk_cmd_refuse(c, st, c->why);
+			bk_cmd_refuse(c, st, c->why);
+			return;
 		}
 	}
 	/* All or nothing: room to stage every record before any position is
@@ -527,7 +570,8 @@ static void do_reconcile(struct bk_cmd *c)
 		         "busy: the audit log has no room to stage %zu records now; "
 		         "nothing applied, retry",
 		         n + nw);
-		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_INTERNAL, c->why);
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_INTERNAL, c->why);
+		return;
 	}
 	/* Audited: a reconciliation can trip, clear a break and allow a resume. */
 	for (i = 0; i < n + nw; i++) {
@@ -589,12 +633,14 @@ static void do_reconcile(struct bk_cmd *c)
 		}
 		bk_cmd_request_id(c, &rec);
 		if (i + 1 < n + nw) {
-			if (bk_audit_stage(&d->audit, &rec) < 0)
-				return bk_cmd_refuse(
+			if (bk_audit_stage(&d->audit, &rec) < 0) {
+				bk_cmd_refuse(
 				    c, BREAKER__STATUS__ERR_NOT_DURABLE,
 				    "audit staging failed part way (a record "
 				    "over the size limit): the positions "
 				    "before it were applied");
+				return;
+			}
 			/* one event per strategy; the reply waits on the last record */
 			bk_pending_add(d, NULL, &c->rep, &rec, slot, false, false);
 			continue;
@@ -624,33 +670,45 @@ static void do_rebase(struct bk_cmd *c)
 	char text[240];
 	int slot, id;
 
-	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why))))
-		return bk_cmd_refuse(c, st, c->why);
-	if (slot == BK_GLOBAL)
-		return bk_cmd_refuse(
+	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why)))) {
+		bk_cmd_refuse(c, st, c->why);
+		return;
+	}
+	if (slot == BK_GLOBAL) {
+		bk_cmd_refuse(
 		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		    "a rebase names a strategy: rule bases are per strategy");
+		return;
+	}
 	id = r->rule ? bk_rule_parse(r->rule) : -1;
-	if (id != BK_RULE_DRAWDOWN && id != BK_RULE_INVARIANT)
-		return bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+	if (id != BK_RULE_DRAWDOWN && id != BK_RULE_INVARIANT) {
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		                     "only drawdown (its peak PnL) and invariant (the "
 		                     "balance base) have a base to rebase");
-	if (!r->reason || !*r->reason || !bk_text_valid(r->reason, c->d->cfg.reason_max))
-		return bk_cmd_refuse(
+		return;
+	}
+	if (!r->reason || !*r->reason || !bk_text_valid(r->reason, c->d->cfg.reason_max)) {
+		bk_cmd_refuse(
 		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		    "a rebase needs a reason: UTF-8 text without control "
 		    "characters, within the configured length");
-	if (c->d->flush_err)
-		return bk_cmd_refuse(
+		return;
+	}
+	if (c->d->flush_err) {
+		bk_cmd_refuse(
 		    c, BREAKER__STATUS__ERR_NOT_DURABLE,
 		    "the audit log is failing: no rebase without its record on disk");
+		return;
+	}
 	if (bk_tick_snapshot(c->d, slot, &snap) < 0 ||
 	    bk_rules_rebase(&c->d->slots[slot].eval, (enum bk_rule_id)id, &snap, &before,
-	                    &after) < 0)
-		return bk_cmd_refuse(
+	                    &after) < 0) {
+		bk_cmd_refuse(
 		    c, BREAKER__STATUS__ERR_INTERNAL,
 		    "the engine's money words are being written, missing "
 		    "or not finite: nothing changed, retry");
+		return;
+	}
 	bk_actor_of(c->d, &c->peer, &who);
 	bk_cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__REBASE, &who,
 	              bk_now_wall_ns());
@@ -709,14 +767,16 @@ void bk_cmd_handle(struct bk_daemon *d, struct bk_request *in)
 		         "command of %zu bytes is over the %u-byte limit", len,
 		         d->cfg.max_msg);
 		count_command(d, BK_CMD_INVALID, BREAKER__STATUS__ERR_TOO_LARGE);
-		return bk_reply_refuse(d, &c.route, 0, BREAKER__STATUS__ERR_TOO_LARGE,
+		bk_reply_refuse(d, &c.route, 0, BREAKER__STATUS__ERR_TOO_LARGE,
 		                       c.why);
+		return;
 	}
 	req = breaker__request__unpack(NULL, len, in->body);
 	if (!req) {
 		count_command(d, BK_CMD_INVALID, BREAKER__STATUS__ERR_BAD_REQUEST);
-		return bk_reply_refuse(d, &c.route, 0, BREAKER__STATUS__ERR_BAD_REQUEST,
+		bk_reply_refuse(d, &c.route, 0, BREAKER__STATUS__ERR_BAD_REQUEST,
 		                       "malformed command: not a breaker.Request");
+		return;
 	}
 	c.req = req;
 	c.rep.has_request_id = req->has_request_id;

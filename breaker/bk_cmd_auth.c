@@ -144,8 +144,10 @@ void bk_cmd_refuse_unauthorised(struct bk_cmd *c, const char *why)
 	}
 	c->rep.has_audit_seq = 1;
 	c->rep.audit_seq = rec.seq;
-	if (d->flush_err) /* the log is failing: no waiting for it */
-		return bk_reply_now(d, &c->route, &c->rep);
+	if (d->flush_err) { /* the log is failing: no waiting for it */
+		bk_reply_now(d, &c->route, &c->rep);
+		return;
+	}
 	bk_pending_add(d, &c->route, &c->rep, &rec, BK_NO_SCOPE, false, true);
 }
 

@@ -37,10 +37,12 @@ static void propose(struct bk_cmd *c, const struct bk_plan *p, const struct bk_a
 		         (unsigned long long)(lapsed ? lapsed : replaced),
 		         lapsed ? "lapsed unconfirmed" : "is replaced (another target)");
 	rec.evidence = note[0] ? note : NULL;
-	if (bk_audit_stage(&d->audit, &rec) < 0)
-		return bk_cmd_refuse(
+	if (bk_audit_stage(&d->audit, &rec) < 0) {
+		bk_cmd_refuse(
 		    c, BREAKER__STATUS__ERR_NOT_DURABLE,
 		    "its audit record could not be staged: nothing changed");
+		return;
+	}
 	*pr = (struct bk_proposal){.active = true,
 	                           .seq = rec.seq,
 	                           .actor = *who,

@@ -44,7 +44,9 @@ static ssize_t next_sendmsg(int fd, const struct msghdr *msg, int flags)
 	sendmsg_fn f = atomic_load_explicit(&next, memory_order_acquire);
 
 	if (!f) {
-		f = (sendmsg_fn)dlsym(RTLD_NEXT, "sendmsg");
+		/* object to function pointer: ISO C leaves it undefined, POSIX
+		 * (dlsym) requires it to work */
+		f = __extension__(sendmsg_fn) dlsym(RTLD_NEXT, "sendmsg");
 		if (!f)
 			return (ssize_t)syscall(SYS_sendmsg, fd, msg, flags);
 		atomic_store_explicit(&next, f, memory_order_release);

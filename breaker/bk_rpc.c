@@ -36,9 +36,10 @@ int bk_rpc_errno(int nng_err)
 		return -EPERM;
 	case NNG_EMSGSIZE:
 		return -EMSGSIZE;
-	case NNG_ESYSERR ... NNG_ESYSERR + 4095:
-		return -(nng_err - NNG_ESYSERR);
 	default:
+		/* NNG_ESYSERR + errno (a range, not a case: ISO C has no case ranges) */
+		if (nng_err >= NNG_ESYSERR && nng_err <= NNG_ESYSERR + 4095)
+			return -(nng_err - NNG_ESYSERR);
 		return -EIO;
 	}
 }

@@ -589,7 +589,7 @@ static size_t wire_bytes(uint8_t *p, unsigned field, const void *s, size_t n)
 }
 
 /* Request{trip{strategy, reason_code manual_halt, reason}}, hand-encoded. */
-static size_t wire_trip(uint8_t *out, const char *strategy, size_t slen,
+static size_t wire_trip(uint8_t *msg, const char *strategy, size_t slen,
                         const char *reason, size_t rlen)
 {
 	uint8_t inner[256];
@@ -600,7 +600,7 @@ static size_t wire_trip(uint8_t *out, const char *strategy, size_t slen,
 	inner[n++] = 3 << 3; /* reason_code, varint */
 	inner[n++] = BREAKER__REASON_CODE__MANUAL_HALT;
 	n += wire_bytes(inner + n, 4, reason, rlen);
-	return wire_bytes(out, 10, inner, n);
+	return wire_bytes(msg, 10, inner, n);
 }
 
 Test(commands, embedded_nul_in_a_name_or_reason_is_refused)

@@ -206,8 +206,10 @@ static void put_event_short(FILE *f, const Breaker__Event *ev)
 	size_t rlen = 0, n;
 	int cols;
 
-	if (!m)
-		return put_event(f, ev);
+	if (!m) {
+		put_event(f, ev);
+		return;
+	}
 	/* 2026-12-06T01:17:15.123Z: the time of day, to the millisecond */
 	fprintf(m, "%.12s %-9s ",
 	        ev->has_wall_ns ? fmt_time(t, ev->wall_ns, 3) + 11 : "?",
