@@ -163,16 +163,14 @@ static void do_trip(struct bk_cmd *c)
 		return;
 	}
 	if (!t->has_reason_code || !bk_reason_operator(t->reason_code)) {
-		bk_cmd_refuse(
-		    c, BREAKER__STATUS__ERR_UNKNOWN_REASON,
-		    "a trip needs a known reason code (e.g. manual_halt)");
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_UNKNOWN_REASON,
+		              "a trip needs a known reason code (e.g. manual_halt)");
 		return;
 	}
 	if (!bk_text_valid(reason, c->d->cfg.reason_max)) {
-		bk_cmd_refuse(
-		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		    "reason text must be UTF-8 without control characters, "
-		    "within the configured length");
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		              "reason text must be UTF-8 without control characters, "
+		              "within the configured length");
 		return;
 	}
 	st = bk_state_plan_trip(&c->d->state, slot, (int)t->reason_code, (int)t->mode, &p,
@@ -294,11 +292,11 @@ static void do_resume(struct bk_cmd *c)
 		bk_cmd_refuse(c, st, c->why);
 		return;
 	}
-	if (!r->reason || !*r->reason || !bk_text_valid(r->reason, c->d->cfg.reason_max)) {
-		bk_cmd_refuse(
-		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		    "a resume needs a reason: UTF-8 text without control "
-		    "characters, within the configured length");
+	if (!r->reason || !*r->reason ||
+	    !bk_text_valid(r->reason, c->d->cfg.reason_max)) {
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		              "a resume needs a reason: UTF-8 text without control "
+		              "characters, within the configured length");
 		return;
 	}
 	if (c->d->flush_err) {
@@ -311,12 +309,11 @@ static void do_resume(struct bk_cmd *c)
 	if (r->has_reason_code && !bk_reason_operator(r->reason_code) &&
 	    r->reason_code != BREAKER__REASON_CODE__AUDIT_CORRUPT) {
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_UNKNOWN_REASON,
-		                     "unknown reason code");
+		              "unknown reason code");
 		return;
 	}
 	if (r->has_to && !bk_mode_valid(r->to)) {
-		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		                     "unknown target mode");
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST, "unknown target mode");
 		return;
 	}
 	st = bk_state_plan_resume(&c->d->state, slot,
@@ -379,20 +376,19 @@ static void do_register(struct bk_cmd *c)
 	int slot;
 
 	if (!name || !bk_strategy_name_valid(name)) {
-		bk_cmd_refuse(
-		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		    "strategy name must be 1-39 bytes of [A-Za-z0-9._:-]");
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		              "strategy name must be 1-39 bytes of [A-Za-z0-9._:-]");
 		return;
 	}
 	slot = bk_state_register(&c->d->state, name);
 	if (slot == -EEXIST) {
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_EXISTS,
-		                     "strategy already registered");
+		              "strategy already registered");
 		return;
 	}
 	if (slot < 0) {
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_TABLE_FULL,
-		                     "strategy table is full");
+		              "strategy table is full");
 		return;
 	}
 	bk_shm_add_strategy(&c->d->shm, slot, name);
@@ -422,7 +418,7 @@ static void do_report(struct bk_cmd *c)
 
 	if (!r->strategy || !*r->strategy) {
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		                     "a report names its strategy");
+		              "a report names its strategy");
 		return;
 	}
 	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why)))) {
@@ -432,7 +428,7 @@ static void do_report(struct bk_cmd *c)
 	if (!isfinite(r->position) || !isfinite(r->gross) || !isfinite(r->balance) ||
 	    !isfinite(r->pnl) || !isfinite(r->fill_cash) || !isfinite(r->fees)) {
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		                     "report values must be finite numbers");
+		              "report values must be finite numbers");
 		return;
 	}
 	/* One declared source per strategy: a Report must not override what
@@ -509,9 +505,8 @@ static void do_reconcile(struct bk_cmd *c)
 	const char *bad;
 
 	if (n + nw == 0 || n > 64 || nw > 64 || n + nw > 64) {
-		bk_cmd_refuse(
-		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		    "a reconciliation carries 1-64 positions or withdrawals");
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		              "a reconciliation carries 1-64 positions or withdrawals");
 		return;
 	}
 	/* Validate all before applying any: a bad entry changes nothing. */
@@ -542,7 +537,7 @@ static void do_reconcile(struct bk_cmd *c)
 				snprintf(c->why, sizeof(c->why),
 				         "position %zu: strategy given twice", i);
 				bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-				                     c->why);
+				              c->why);
 				return;
 			}
 	}
@@ -634,11 +629,10 @@ static void do_reconcile(struct bk_cmd *c)
 		bk_cmd_request_id(c, &rec);
 		if (i + 1 < n + nw) {
 			if (bk_audit_stage(&d->audit, &rec) < 0) {
-				bk_cmd_refuse(
-				    c, BREAKER__STATUS__ERR_NOT_DURABLE,
-				    "audit staging failed part way (a record "
-				    "over the size limit): the positions "
-				    "before it were applied");
+				bk_cmd_refuse(c, BREAKER__STATUS__ERR_NOT_DURABLE,
+				              "audit staging failed part way (a record "
+				              "over the size limit): the positions "
+				              "before it were applied");
 				return;
 			}
 			/* one event per strategy; the reply waits on the last record */
@@ -675,23 +669,22 @@ static void do_rebase(struct bk_cmd *c)
 		return;
 	}
 	if (slot == BK_GLOBAL) {
-		bk_cmd_refuse(
-		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		    "a rebase names a strategy: rule bases are per strategy");
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		              "a rebase names a strategy: rule bases are per strategy");
 		return;
 	}
 	id = r->rule ? bk_rule_parse(r->rule) : -1;
 	if (id != BK_RULE_DRAWDOWN && id != BK_RULE_INVARIANT) {
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		                     "only drawdown (its peak PnL) and invariant (the "
-		                     "balance base) have a base to rebase");
+		              "only drawdown (its peak PnL) and invariant (the "
+		              "balance base) have a base to rebase");
 		return;
 	}
-	if (!r->reason || !*r->reason || !bk_text_valid(r->reason, c->d->cfg.reason_max)) {
-		bk_cmd_refuse(
-		    c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		    "a rebase needs a reason: UTF-8 text without control "
-		    "characters, within the configured length");
+	if (!r->reason || !*r->reason ||
+	    !bk_text_valid(r->reason, c->d->cfg.reason_max)) {
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		              "a rebase needs a reason: UTF-8 text without control "
+		              "characters, within the configured length");
 		return;
 	}
 	if (c->d->flush_err) {
@@ -703,10 +696,9 @@ static void do_rebase(struct bk_cmd *c)
 	if (bk_tick_snapshot(c->d, slot, &snap) < 0 ||
 	    bk_rules_rebase(&c->d->slots[slot].eval, (enum bk_rule_id)id, &snap, &before,
 	                    &after) < 0) {
-		bk_cmd_refuse(
-		    c, BREAKER__STATUS__ERR_INTERNAL,
-		    "the engine's money words are being written, missing "
-		    "or not finite: nothing changed, retry");
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_INTERNAL,
+		              "the engine's money words are being written, missing "
+		              "or not finite: nothing changed, retry");
 		return;
 	}
 	bk_actor_of(c->d, &c->peer, &who);
@@ -767,15 +759,14 @@ void bk_cmd_handle(struct bk_daemon *d, struct bk_request *in)
 		         "command of %zu bytes is over the %u-byte limit", len,
 		         d->cfg.max_msg);
 		count_command(d, BK_CMD_INVALID, BREAKER__STATUS__ERR_TOO_LARGE);
-		bk_reply_refuse(d, &c.route, 0, BREAKER__STATUS__ERR_TOO_LARGE,
-		                       c.why);
+		bk_reply_refuse(d, &c.route, 0, BREAKER__STATUS__ERR_TOO_LARGE, c.why);
 		return;
 	}
 	req = breaker__request__unpack(NULL, len, in->body);
 	if (!req) {
 		count_command(d, BK_CMD_INVALID, BREAKER__STATUS__ERR_BAD_REQUEST);
 		bk_reply_refuse(d, &c.route, 0, BREAKER__STATUS__ERR_BAD_REQUEST,
-		                       "malformed command: not a breaker.Request");
+		                "malformed command: not a breaker.Request");
 		return;
 	}
 	c.req = req;

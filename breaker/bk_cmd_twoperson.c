@@ -38,9 +38,8 @@ static void propose(struct bk_cmd *c, const struct bk_plan *p, const struct bk_a
 		         lapsed ? "lapsed unconfirmed" : "is replaced (another target)");
 	rec.evidence = note[0] ? note : NULL;
 	if (bk_audit_stage(&d->audit, &rec) < 0) {
-		bk_cmd_refuse(
-		    c, BREAKER__STATUS__ERR_NOT_DURABLE,
-		    "its audit record could not be staged: nothing changed");
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_NOT_DURABLE,
+		              "its audit record could not be staged: nothing changed");
 		return;
 	}
 	*pr = (struct bk_proposal){.active = true,

@@ -23,6 +23,8 @@ protobuf-c-compiler libcriterion-dev libinih-dev libssl-dev redis-server python3
 prometheus"
 # clang + libclang-rt-14-dev: the libFuzzer targets (tools/fuzz.sh, BK_FUZZ=ON).
 PACKAGES="$PACKAGES clang libclang-rt-14-dev"
+# clang-format: tools/format-check.sh (CI runs it first).
+PACKAGES="$PACKAGES clang-format"
 
 deps() {
 	missing=""
@@ -38,8 +40,8 @@ deps() {
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 }
 
-build() { # build DIR TYPE
-	cmake -S "$ROOT" -B "$1" -DCMAKE_BUILD_TYPE="$2" >/dev/null
+build() { # build DIR TYPE (warnings are errors, whatever an old cache says)
+	cmake -S "$ROOT" -B "$1" -DCMAKE_BUILD_TYPE="$2" -DBK_WERROR=ON >/dev/null
 	cmake --build "$1" -j "$(nproc)"
 }
 

@@ -43,7 +43,7 @@ build() {
 		echo "fuzz.sh: clang is missing (tools/dev.sh deps installs it)" >&2
 		exit 1
 	fi
-	CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD" -DBK_FUZZ=ON \
+	CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD" -DBK_FUZZ=ON -DBK_WERROR=ON \
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	if ! cmake --build "$BUILD" -j "$(nproc)" --target fuzz_cmd fuzz_config \
 		fuzz_audit fuzz_tel >"$BUILD/fuzz-build.log" 2>&1; then
