@@ -1,5 +1,5 @@
 /*
- * bench - shared pieces of the benchmark programs (issue 4): clocks and
+ * bench - shared pieces of the benchmark programs: clocks and
  * statistics, the CSV rows every program prints, CPU pinning, child
  * processes, a real breakerd in its own temp directory, a real redis-server,
  * a minimal RESP client, and a shared "board" where helper processes leave

@@ -1,5 +1,5 @@
 /*
- * bench_rules - the automated side (issue 3):
+ * bench_rules - the automated side:
  *
  *  1. tick cost against the number of strategies (1, 64, 1024, 4096): the
  *     daemon's own bk_tick() on a booted daemon context in this process,

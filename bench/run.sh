@@ -1,5 +1,5 @@
 #!/bin/sh
-# bench/run.sh - build if needed, run the whole benchmark suite (issue 4) and
+# bench/run.sh - build if needed, run the whole benchmark suite and
 # write bench/results/RESULTS.md, results.csv and run.log.
 #
 #   bench/run.sh           the full suite, fixed iteration counts (about 4 minutes)
@@ -32,7 +32,7 @@ Release | RelWithDebInfo) ;;
 	exit 2
 	;;
 esac
-# The four of issue 4, then any other bench_*.c (bench_rules: the automated side).
+# The four with targets, then any other bench_*.c (bench_rules: the automated side).
 benches="check trip tput idle"
 for f in "$ROOT"/bench/bench_*.c; do
 	b=$(basename "$f" .c)
@@ -50,7 +50,7 @@ body=$OUT/.rows.csv
 : >"$log"
 : >"$body"
 
-# CSV -> Markdown: the machine, the targets of issue 4, one table per section.
+# CSV -> Markdown: the machine, the targets, one table per section.
 REPORT_AWK='
 function row(i) {
 	printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", c_case[i], c_unit[i], c_n[i],
@@ -112,7 +112,7 @@ END {
 	print "samples after a warm-up; a row with one value gives it under p50; ratio"
 	print "and difference rows give them for p50 and p99."
 	print ""
-	print "## Targets (issue 4)"
+	print "## Targets"
 	print ""
 	print "| target | measured | |"
 	print "|---|---|---|"

@@ -234,8 +234,8 @@ static bool condition_holds(const struct bk_daemon *d, const struct bk_plan *p, 
 }
 
 /*
- * What a forced resume does, in words, for its audit record (issue 12.10):
- * which latches go where, and which rules stay armed (issue 12.2).
+ * What a forced resume does, in words, for its audit record:
+ * which latches go where, and which rules stay armed.
  */
 static void forced_text(struct bk_daemon *d, const struct bk_plan *p, bool has_to,
                         char *buf, size_t len)
@@ -260,7 +260,7 @@ static void forced_text(struct bk_daemon *d, const struct bk_plan *p, bool has_t
 
 /*
  * To ACTIVE, a rate rule's latch needs evidence that the rule holds, not
- * the empty window of a halted engine (issue 12.4): see bk_rulecheck_lacks_evidence.
+ * the empty window of a halted engine: see bk_rulecheck_lacks_evidence.
  */
 static bool lacks_evidence(const struct bk_daemon *d, const struct bk_plan *p, char *why,
                            size_t len)
@@ -360,7 +360,7 @@ static void do_resume(struct bk_cmd *c)
 			c->d->auth.proposal = pr;
 		return;
 	}
-	/* A forced resume never leaves a violated rule blind (issue 12.2). */
+	/* A forced resume never leaves a violated rule blind. */
 	if (p.forced)
 		bk_tick_rearm(c->d, slot, p.reason, p.all, true, rearm, sizeof(rearm));
 	/* Applied now for later commands' checks; published only once durable. */
@@ -649,7 +649,7 @@ static void do_reconcile(struct bk_cmd *c)
 }
 
 /*
- * An operator's new base for a level rule (issue 12.2): audited, restricted
+ * An operator's new base for a level rule: audited, restricted
  * like a forced resume, applied once staged (the latch is untouched: a
  * resume still has to release it), replayed at boot.
  */

@@ -36,7 +36,7 @@ struct bk_local_conn {
 };
 
 /*
- * Connection exhaustion (issue 11 item 2): any user who may connect could
+ * Connection exhaustion: any user who may connect could
  * fill the table with idle connections and lock a root trip out. So: a uid
  * other than root's and the daemon's holds at most max_per_uid connections
  * (more are closed at accept); a connection that sends nothing for idle_ns

@@ -1,5 +1,5 @@
 /*
- * bk_recon - reconciliation as of a point (issue 12.1).
+ * bk_recon - reconciliation as of a point.
  *
  * A reconciler's position is true at a point: the engine's fill count N, or
  * a wall-clock time T. The daemon keeps, per strategy, a short ring of what

@@ -1,6 +1,6 @@
 /*
  * bk_rulestate - rule state that survives a restart, and rule changes that
- * leave a trace (issue 12.6).
+ * leave a trace.
  *
  * Durable through the audit log, nothing else: a RULE_STATE record carries a
  * strategy's baselines (drawdown peak, balance-conservation base) when they

@@ -80,7 +80,7 @@ static int listen_tls(nng_socket sock, const struct bk_config *cfg, char *err,
 }
 
 /*
- * Connection exhaustion over nng (issue 11 item 2): nng accepts every
+ * Connection exhaustion over nng: nng accepts every
  * connection and has no limit of its own, so a user could hold a thousand
  * idle ipc:// pipes, each one of breakerd's descriptors, until a root trip
  * cannot be accepted. A pipe-notify callback counts the pipes of each peer

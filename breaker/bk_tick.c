@@ -138,7 +138,7 @@ void bk_tick(struct bk_daemon *d, uint64_t now)
 	bk_metrics_tick_done(d, bk_now_mono_ns() - now);
 }
 
-/* ---- forced resumes and rebases (issue 12.2) --------------------------------- */
+/* ---- forced resumes and rebases -------------------------------------------- */
 
 int bk_tick_snapshot(struct bk_daemon *d, int slot, struct bk_tel_snap *snap)
 {

@@ -246,7 +246,7 @@ static const char *line_with(const char *text, const char *needle, char *line, s
 }
 
 /*
- * Issue 12.9: a resume shows the resumer's reason, a reconciliation of two
+ * A resume shows the resumer's reason, a reconciliation of two
  * strategies is two events with no mode change, every default line fits 100
  * columns (a long reason ends in "…"), and --json carries the whole reason.
  */
@@ -333,7 +333,7 @@ Test(cli, watch_lines_say_who_and_fit_100_columns)
 	down(&h);
 }
 
-/* Issue 12.9: a proposed resume (two-person rule) shows the proposer's reason. */
+/* A proposed resume (two-person rule) shows the proposer's reason. */
 Test(cli, watch_proposed_resume_shows_the_proposers_reason)
 {
 	struct bk_h h;
@@ -391,7 +391,7 @@ Test(cli, watch_exits_quietly_on_timeout_and_on_sigint)
 	down(&h);
 }
 
-/* ---- which config file (issue 12.12) -------------------------------------- */
+/* ---- which config file -------------------------------------------------- */
 
 /* bin (breakerd if daemon, else the CLI) with argv and no --config, under
  * BREAKER_CONFIG=env (NULL: unset); stdout+stderr in out; its exit code. */

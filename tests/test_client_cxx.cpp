@@ -64,7 +64,7 @@ Test(client_cxx, check_and_liveness_from_cpp)
 	shm_unlink((BK_SHM_PREFIX + inst).c_str());
 }
 
-// Issue 11.4: a segment someone else made (no daemon running) is no daemon:
+// A segment someone else made (no daemon running) is no daemon:
 // attach refuses it, so the engine fails closed. Needs root to chown.
 Test(client_cxx, forged_segment_is_refused_from_cpp)
 {
@@ -88,7 +88,7 @@ Test(client_cxx, forged_segment_is_refused_from_cpp)
 	shm_unlink((BK_SHM_PREFIX + inst).c_str());
 }
 
-// Issue 11.8: a heartbeat further ahead of our clock than the bound is not live.
+// A heartbeat further ahead of our clock than the bound is not live.
 Test(client_cxx, heartbeat_from_the_future_is_not_live_from_cpp)
 {
 	std::string inst = "cxx-future-" + std::to_string(getpid());

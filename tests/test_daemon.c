@@ -512,7 +512,7 @@ Test(daemon, wiped_state_dir_with_a_surviving_segment_boots_halted)
 	                      "log examined", NULL),
 	             0, "%s", out);
 	/* the emergency stop engines saw went with the log, but still holds:
-	 * restored under its own latch, released on its own (issue 11.9h) */
+	 * restored under its own latch, released on its own */
 	cr_assert_eq(bk_check(&c, -1), BK_HALTED);
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "resume", "--reason-code",
 	                      "emergency_stop", "--to", "active", "--force", "--reason",

@@ -176,7 +176,7 @@ Test(local, a_caller_that_leaves_before_its_ack_changes_nothing_else)
 	bk_h_fini(&h);
 }
 
-/* A full table makes room: the connection idle the longest is closed (issue 11.2). */
+/* A full table makes room: the connection idle the longest is closed. */
 Test(local, a_connection_past_the_table_evicts_the_oldest_idle_one)
 {
 	Breaker__Request req = BREAKER__REQUEST__INIT;

@@ -1,5 +1,5 @@
 /*
- * Operators' tooling (issue 6): /metrics and /healthz of a real breakerd
+ * Operators' tooling: /metrics and /healthz of a real breakerd
  * scraped over loopback with a plain socket, promtool on what they serve and
  * on the alert rules, `breaker health`, `breaker incident export` on a
  * scripted incident, and the cost of rendering 4096 strategies.
@@ -42,7 +42,7 @@ static void up(struct bk_h *h, const char *tag, const char *extra)
 {
 	char ini[1024];
 
-	/* extra may set heartbeat.max itself: a key is given once (issue 11.9b) */
+	/* extra may set heartbeat.max itself: a key is given once */
 	snprintf(ini, sizeof(ini),
 	         "[strategies]\nnames = alpha, beta\n[rules]\n%s%s[metrics]\nlisten = "
 	         "127.0.0.1:%d\n",
@@ -190,7 +190,7 @@ static int promtool_alerts_on_scrape(struct bk_h *h, const char *body, const cha
 }
 
 /*
- * Issue 12.8: global HALTED, a strategy REDUCE_ONLY on its own: its engines
+ * Global HALTED, a strategy REDUCE_ONLY on its own: its engines
  * see HALTED, so breaker_mode says 3, and the SEV-2 "held at REDUCE_ONLY"
  * alert stays quiet (the SEV-1 ones fire).
  */

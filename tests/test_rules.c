@@ -350,7 +350,7 @@ Test(rules, per_strategy_override)
 	cr_assert_eq(bk_rules_for(&cfg, "cold"), cfg.dflt);
 }
 
-/* issue 12.3: the base is the engine's statement, never a tick's timing */
+/* the base is the engine's statement, never a tick's timing */
 Test(rules, opening_balance_is_a_statement_not_a_tick)
 {
 	only(BK_RULE_INVARIANT);
@@ -388,7 +388,7 @@ Test(rules, unstated_opening_balance_is_zero)
 	          v[0].evidence);
 }
 
-/* issue 12.2: a forced resume leaves the rule armed */
+/* a forced resume leaves the rule armed */
 Test(rules, forced_resume_rearms_on_worsening)
 {
 	struct bk_rule_cfg *r = only(BK_RULE_INVARIANT);
@@ -480,7 +480,7 @@ Test(rules, replayed_rebase_yields_only_to_a_newer_statement)
 	cr_assert(!ev.base_by_rebase);
 }
 
-/* issue 12.5: warnings and evidence in one unit, naming the limit in force */
+/* warnings and evidence in one unit, naming the limit in force */
 Test(rules, drawdown_measured_in_money_names_its_limit)
 {
 	struct bk_rule_cfg *r = only(BK_RULE_DRAWDOWN);

@@ -336,8 +336,8 @@ static int cli_open(struct cli *c, const char *cmd, struct bk_rpc *rpc, bool *di
  * be long) nng's ipc_url first; when one fails, for whatever reason, the
  * request goes again over the other WITH THE SAME REQUEST ID: breakerd
  * applies a request id once per caller, so a change that the first try did
- * apply is acknowledged as a duplicate, never applied twice (issue 11 item
- * 2: a flooded local socket must not block a trip). An explicit --url is
+ * apply is acknowledged as a duplicate, never applied twice (a flooded
+ * local socket must not block a trip). An explicit --url is
  * used alone, as given.
  */
 int cli_call(struct cli *c, const char *cmd, Breaker__Request *req,

@@ -133,7 +133,7 @@ static void one_order(struct drill_engine *e, int mode, int faults, uint64_t wal
 }
 
 /* The engine's opening balance, as a statement breakerd takes its balance
- * base from (issue 12.3), never from which tick saw what. */
+ * base from, never from which tick saw what. */
 static void drill_state_opening(struct drill_engine *e)
 {
 	bk_report_opening_balance(&e->t, e->slot, e->balance);
@@ -244,7 +244,7 @@ void drill_engine_go(struct drill_engine *e)
 {
 	drill_state_opening(e);
 	bk_report_heartbeat(&e->t, e->slot, bk_now_mono_ns());
-	/* the first fill may come right after the statement (issue 12.3) */
+	/* the first fill may come right after the statement */
 	cr_assert_eq(pthread_create(&e->th, NULL, engine_main, e), 0);
 }
 

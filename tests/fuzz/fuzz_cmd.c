@@ -79,6 +79,8 @@ static void check_reply(void *ctx, struct bk_route *route, const uint8_t *buf, s
 		bk_server_reply(ctx, route, buf, len); /* connect_client's */
 }
 
+/* -Wl,--wrap=bk_server_publish sends the daemon's calls here */
+void __wrap_bk_server_publish(struct bk_server *s, const void *buf, size_t len);
 void __wrap_bk_server_publish(struct bk_server *s, const void *buf, size_t len)
 {
 	Breaker__Event *ev = breaker__event__unpack(NULL, len, buf);

@@ -17,6 +17,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* libFuzzer's entry points, which every target defines (-Wmissing-prototypes). */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A broken promise of the code under test: print why, abort (a "crash"). */
 __attribute__((format(printf, 1, 2), noreturn)) static inline void

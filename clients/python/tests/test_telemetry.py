@@ -176,7 +176,7 @@ class Writes(unittest.TestCase):
         self.others_untouched(4)
 
     def test_opening_balance_is_a_statement(self) -> None:
-        # issue 12.3: the base folds in the slot's own fill cash and fees, with a sequence
+        # the base folds in the slot's own fill cash and fees, with a sequence
         s = 8
         self.t.balance(s, 1000.0)  # before any fill: a statement too
         got = self.f.slot(s)

@@ -1,4 +1,4 @@
-"""Issue 11 items 4 and 8 in Python: a segment someone else made, or could
+"""In Python: a segment someone else made, or could
 write, is no daemon (attach refuses, the engine fails closed); a heartbeat
 further ahead of our clock than the bound is not live.
 """
