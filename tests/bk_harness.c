@@ -266,3 +266,56 @@ int bk_h_count(const char *hay, const char *needle)
 		n++;
 	return n;
 }
+
+void bk_rig_up(struct bk_rig *r, const char *tag, const char *ini)
+{
+	int rv = -EAGAIN;
+
+	bk_h_init(&r->h, tag, ini);
+	bk_h_start(&r->h);
+	bk_h_attach(&r->h, &r->c);
+	for (int i = 0; i < 200 && rv; i++)
+		if ((rv = bk_tel_attach(&r->t, r->h.instance)) != 0)
+			usleep(10000);
+	cr_assert_eq(rv, 0, "telemetry attach: %s", strerror(-rv));
+	r->alpha = bk_client_resolve(&r->c, "alpha");
+	r->beta = bk_client_resolve(&r->c, "beta");
+	cr_assert_geq(r->alpha, 0);
+	cr_assert_geq(r->beta, 0);
+}
+
+void bk_rig_down(struct bk_rig *r)
+{
+	bk_tel_detach(&r->t);
+	bk_client_detach(&r->c);
+	bk_tel_unlink(r->h.instance);
+	bk_h_fini(&r->h);
+}
+
+uint64_t bk_h_mono_ms(void)
+{
+	return bk_now_mono_ns() / 1000000ull;
+}
+
+bool bk_rig_mode_within(struct bk_rig *r, int slot, enum bk_mode want, unsigned ms)
+{
+	uint64_t end = bk_h_mono_ms() + ms;
+
+	do {
+		if (bk_check(&r->c, slot) == want)
+			return true;
+		usleep(200);
+	} while (bk_h_mono_ms() < end);
+	return bk_check(&r->c, slot) == want;
+}
+
+int bk_rig_ticks_until(struct bk_rig *r, int slot, enum bk_mode want, int max_ticks,
+                       unsigned tick_us)
+{
+	for (int i = 0; i < max_ticks * 4; i++) {
+		if (bk_check(&r->c, slot) == want)
+			return i / 4;
+		usleep(tick_us / 4);
+	}
+	return -1;
+}

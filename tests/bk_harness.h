@@ -11,6 +11,7 @@
 
 #include "bk_config.h"
 #include "bk_rpc.h"
+#include "bk_tel.h"
 #include "breaker_client.h"
 
 struct bk_h {
@@ -57,5 +58,31 @@ int bk_h_http_get(int port, const char *path, char *buf, size_t len, const char 
 
 /* How many times needle occurs in hay (records in an audit listing, say). */
 int bk_h_count(const char *hay, const char *needle);
+
+/*
+ * A live daemon with strategies alpha and beta, an engine reading modes (c)
+ * and writing telemetry (t): what the rules tests drive.
+ */
+struct bk_rig {
+	struct bk_h h;
+	struct bk_client c;
+	struct bk_tel_client t;
+	int alpha, beta;
+};
+
+/* bk_h_init with ini (which must name alpha and beta), start, attach both
+ * clients (telemetry: waits up to 2 s); fails the test otherwise. */
+void bk_rig_up(struct bk_rig *r, const char *tag, const char *ini);
+/* Detach, unlink the telemetry segment, bk_h_fini. */
+void bk_rig_down(struct bk_rig *r);
+
+/* CLOCK_MONOTONIC in ms. */
+uint64_t bk_h_mono_ms(void);
+/* Poll slot's effective mode (slot -1: global) until want, for up to ms. */
+bool bk_rig_mode_within(struct bk_rig *r, int slot, enum bk_mode want, unsigned ms);
+/* Wait up to max_ticks ticks of tick_us for slot's effective mode to reach
+ * want, polling 4 times a tick: how many ticks it took, -1 if it did not. */
+int bk_rig_ticks_until(struct bk_rig *r, int slot, enum bk_mode want, int max_ticks,
+                       unsigned tick_us);
 
 #endif

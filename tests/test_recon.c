@@ -1,5 +1,5 @@
 /*
- * Issue 12.1 and 12.6 end to end: reconciliation as of a point, judged once;
+ * End to end: reconciliation as of a point, judged once;
  * stale, withdrawn and replayed reconciliations never trip; reconcile before
  * resume; rule baselines that survive a restart; CONFIG records on SIGHUP.
  * A real breakerd, the real CLI, an engine writing telemetry through the
@@ -26,47 +26,16 @@
 
 static char out[1 << 17], report[4096];
 
-struct rig {
-	struct bk_h h;
-	struct bk_client c;
-	struct bk_tel_client t;
-	int alpha, beta;
-};
-
-static void rig_up_ini(struct rig *r, const char *tag, const char *ini)
-{
-	int rv = -EAGAIN;
-
-	bk_h_init(&r->h, tag, ini);
-	bk_h_start(&r->h);
-	bk_h_attach(&r->h, &r->c);
-	for (int i = 0; i < 100 && rv; i++)
-		if ((rv = bk_tel_attach(&r->t, r->h.instance)) != 0)
-			usleep(10000);
-	cr_assert_eq(rv, 0, "telemetry attach: %s", strerror(-rv));
-	r->alpha = bk_client_resolve(&r->c, "alpha");
-	r->beta = bk_client_resolve(&r->c, "beta");
-	cr_assert_geq(r->alpha, 0);
-}
-
-static void rig_up(struct rig *r, const char *tag, const char *extra)
+static void rig_up(struct bk_rig *r, const char *tag, const char *extra)
 {
 	char ini[2048];
 
 	snprintf(ini, sizeof(ini), "%s%s", BASE, extra ? extra : "");
-	rig_up_ini(r, tag, ini);
-}
-
-static void rig_down(struct rig *r)
-{
-	bk_tel_detach(&r->t);
-	bk_client_detach(&r->c);
-	bk_tel_unlink(r->h.instance);
-	bk_h_fini(&r->h);
+	bk_rig_up(r, tag, ini);
 }
 
 /* Restart breakerd on the same instance (state dir, log, telemetry kept). */
-static void restart(struct rig *r)
+static void restart(struct bk_rig *r)
 {
 	bk_client_detach(&r->c);
 	cr_assert_eq(bk_h_stop(&r->h), 0);
@@ -75,14 +44,9 @@ static void restart(struct rig *r)
 }
 
 /* Wait up to max_ticks daemon ticks for slot's mode to reach want. */
-static int ticks_until(struct rig *r, int slot, enum bk_mode want, int max_ticks)
+static int ticks_until(struct bk_rig *r, int slot, enum bk_mode want, int max_ticks)
 {
-	for (int i = 0; i < max_ticks * 4; i++) {
-		if (bk_check(&r->c, slot) == want)
-			return i / 4;
-		usleep(TICK_US / 4);
-	}
-	return -1;
+	return bk_rig_ticks_until(r, slot, want, max_ticks, TICK_US);
 }
 
 /* Let the daemon run n ticks' worth of time (lower bound: ticks may overrun). */
@@ -92,7 +56,7 @@ static void run_ticks(int n)
 }
 
 /* One fill that moves alpha's net position to pos (no cash: the invariant holds). */
-static void fill_to(struct rig *r, int slot, double pos)
+static void fill_to(struct bk_rig *r, int slot, double pos)
 {
 	bk_report_fill(&r->t, slot, 0, 0, 0, pos);
 }
@@ -106,7 +70,7 @@ static uint64_t wall_ns(void)
 }
 
 /* A reconcile over the wire: as of fills (>= 0) or of a wall time (non-zero). */
-static Breaker__Reply *recon_rpc(struct rig *r, const char *s, double pos, long fills,
+static Breaker__Reply *recon_rpc(struct bk_rig *r, const char *s, double pos, long fills,
                                  uint64_t wall)
 {
 	Breaker__Request req = BREAKER__REQUEST__INIT;
@@ -133,7 +97,7 @@ static Breaker__Reply *recon_rpc(struct rig *r, const char *s, double pos, long 
 }
 
 /* How many TRIP records by the reconciliation rule the log holds. */
-static int recon_trips(struct rig *r)
+static int recon_trips(struct bk_rig *r)
 {
 	char line[4096];
 	int n = 0;
@@ -150,11 +114,11 @@ static int recon_trips(struct rig *r)
 	return n;
 }
 
-/* ---- 12.1: as of a point ------------------------------------------------------ */
+/* ---- as of a point ------------------------------------------------------ */
 
 Test(recon, fills_after_the_post_do_not_trip)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "rafter", NULL);
 	fill_to(&r, r.alpha, 100); /* fill 1 */
@@ -174,14 +138,14 @@ Test(recon, fills_after_the_post_do_not_trip)
 	cr_assert_eq(recon_trips(&r), 0);
 	cr_assert(strstr(report, "engine 100, reconciled 100, break 0, limit 1000: ok"),
 	          "the break report: %s", report);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 /* The drill that gave five false SEV-1 halts: trading on while a lagging
  * reconciler posts; every posted position is right as of its point. */
 Test(recon, a_lagging_reconciler_never_false_trips)
 {
-	struct rig r;
+	struct bk_rig r;
 	int posts = 0, ok = 0, unknown = 0, brk = 0;
 
 	rig_up(&r, "rsoak", NULL);
@@ -211,12 +175,12 @@ Test(recon, a_lagging_reconciler_never_false_trips)
 	fprintf(stderr, "recon: lagging reconciler: %d posts, %d ok, %d unknown\n", posts,
 	        ok, unknown);
 	cr_assert_gt(ok, 0, "judged: %d ok, %d unknown", ok, unknown);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(recon, a_real_break_at_the_as_of_point_trips_exactly_once)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "ronce", NULL);
 	fill_to(&r, r.alpha, 5000); /* fill 1 */
@@ -259,12 +223,12 @@ Test(recon, a_real_break_at_the_as_of_point_trips_exactly_once)
 	                          "reconciled", NULL),
 	             0, "%s", out);
 	cr_assert_eq(recon_trips(&r), 1);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(recon, as_of_time_and_unknown_points)
 {
-	struct rig r;
+	struct bk_rig r;
 	Breaker__Reply *rep;
 	uint64_t t1;
 
@@ -304,12 +268,12 @@ Test(recon, as_of_time_and_unknown_points)
 	breaker__reply__free_unpacked(rep, NULL);
 	run_ticks(50);
 	cr_assert_eq(bk_check(&r.c, -1), BK_ACTIVE, "unknown never trips");
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(recon, a_stale_snapshot_never_trips)
 {
-	struct rig r;
+	struct bk_rig r;
 	Breaker__Reply *rep;
 	uint64_t t0;
 
@@ -334,12 +298,12 @@ Test(recon, a_stale_snapshot_never_trips)
 	cr_assert(strstr(out, "strategy alpha: engine 5000, reconciled 5000, break 0, "
 	                      "limit 1000: stale"),
 	          "%s", out);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(recon, a_restart_does_not_trip_from_an_old_snapshot)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "rboot", NULL);
 	fill_to(&r, r.alpha, 5000);
@@ -363,12 +327,12 @@ Test(recon, a_restart_does_not_trip_from_an_old_snapshot)
 	cr_assert(strstr(out, "strategy alpha: engine 5000, reconciled 5000, break 0, "
 	                      "limit 1000: ok"),
 	          "%s", out);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(recon, a_break_survives_a_restart_without_tripping_again)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "rbboot", NULL);
 	fill_to(&r, r.alpha, 5000);
@@ -382,12 +346,12 @@ Test(recon, a_break_survives_a_restart_without_tripping_again)
 	cr_assert_eq(recon_trips(&r), 1, "no second trip from the replayed verdict");
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "resume", "--reason", "x", NULL), 1,
 	             "the verdict still holds the latch");
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(recon, sighup_reenabling_the_rule_does_not_trip)
 {
-	struct rig r;
+	struct bk_rig r;
 	FILE *f;
 
 	rig_up(&r, "rhup", "reconciliation.enabled = false\n");
@@ -408,12 +372,12 @@ Test(recon, sighup_reenabling_the_rule_does_not_trip)
 	/* the rule is armed: a new break trips */
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "reconcile", "alpha=0", NULL), 0);
 	cr_assert_geq(ticks_until(&r, -1, BK_HALTED, 3000), 0);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(recon, withdraw_is_audited_and_ends_the_verdict)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "rwd", NULL);
 	fill_to(&r, r.alpha, 5000);
@@ -440,12 +404,12 @@ Test(recon, withdraw_is_audited_and_ends_the_verdict)
 	cr_assert_eq(
 	    bk_h_cli(&r.h, out, sizeof(out), "reconcile", "--withdraw", "alpha=1", NULL),
 	    2);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(recon, resume_requires_a_reconciliation_newer_than_the_trip)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "rreq", "resume_requires_reconcile = true\n");
 	fill_to(&r, r.alpha, 5000);
@@ -473,14 +437,14 @@ Test(recon, resume_requires_a_reconciliation_newer_than_the_trip)
 	                          "reconciled", NULL),
 	             0, "%s", out);
 	cr_assert_eq(bk_check(&r.c, -1), BK_REDUCE_ONLY);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
-/* ---- 12.6: durable rule state, audited rule changes ------------------------- */
+/* ---- durable rule state, audited rule changes ------------------------- */
 
 Test(recon, a_restart_keeps_the_drawdown_peak)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "rpeak", "drawdown.max = 1000\n");
 	bk_report_marks(&r.t, r.alpha, 0, 0, 5000); /* the peak */
@@ -500,16 +464,16 @@ Test(recon, a_restart_keeps_the_drawdown_peak)
 	             1, "the drawdown still fails: no resume");
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "audit", NULL), 0);
 	cr_assert(strstr(out, "RULE_STATE") && strstr(out, "peak-pnl=5000"), "%s", out);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(recon, a_restart_keeps_the_balance_baseline)
 {
-	struct rig r;
+	struct bk_rig r;
 
-	rig_up_ini(&r, "rbase",
-	           "tick_period_us = 1000\n[strategies]\nnames = alpha, beta\n"
-	           "[rules]\nheartbeat.enabled = false\n");
+	bk_rig_up(&r, "rbase",
+	          "tick_period_us = 1000\n[strategies]\nnames = alpha, beta\n"
+	          "[rules]\nheartbeat.enabled = false\n");
 	bk_report_balance(&r.t, r.alpha, 100000);
 	bk_report_heartbeat(&r.t, r.alpha, bk_now_mono_ns());
 	run_ticks(20);
@@ -524,12 +488,12 @@ Test(recon, a_restart_keeps_the_balance_baseline)
 	bk_h_attach(&r.h, &r.c);
 	cr_assert_geq(ticks_until(&r, -1, BK_HALTED, 3000), 0,
 	              "the restored baseline sees the unexplained 1000");
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(recon, sighup_writes_a_config_record_with_the_diff)
 {
-	struct rig r;
+	struct bk_rig r;
 	FILE *f;
 
 	rig_up(&r, "rcfg", "reject_rate.max = 0.2\n");
@@ -589,7 +553,7 @@ Test(recon, sighup_writes_a_config_record_with_the_diff)
 	    0, "%s", out);
 	cr_assert(strstr(out, "| CONFIG |") && strstr(out, "max: 0.2 -\\> 0.3"), "%s",
 	          out);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 /* The two [rules]-wide keys: checked at load, only in [rules]. */
@@ -636,7 +600,7 @@ Test(recon, reconcile_config_keys_are_checked)
 /* A reload is seen live (watch) and counted (/metrics). */
 Test(recon, sighup_shows_in_watch_and_metrics)
 {
-	struct rig r;
+	struct bk_rig r;
 	char extra[256], cmd[1024], wfile[256];
 	const char *cli = getenv("BREAKER_CLI"), *body = NULL;
 	int port = 40000 + (int)(getpid() % 20000);
@@ -666,5 +630,5 @@ Test(recon, sighup_shows_in_watch_and_metrics)
 		usleep(10000);
 	}
 	cr_assert(body, "/metrics counts the reloads: %s", out);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
