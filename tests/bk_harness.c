@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -175,6 +176,53 @@ int bk_h_cli_all(struct bk_h *h, char *out, size_t outlen, ...)
 	rv = run_cli(h, out, outlen, true, ap);
 	va_end(ap);
 	return rv;
+}
+
+char *bk_h_cli_bin(void)
+{
+	return (char *)env_or("BREAKER_CLI", "breaker");
+}
+
+int bk_h_run_as(struct bk_h *h, int uid, int gid, const char *request_id,
+                char *const argv[], char *out, size_t outlen)
+{
+	char path[256];
+	int st;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/cli.out", h->dir);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(126);
+		if (request_id)
+			setenv("BREAKER_REQUEST_ID", request_id, 1);
+		else
+			unsetenv("BREAKER_REQUEST_ID");
+		if (uid >= 0 &&
+		    (setgroups(0, NULL) || setgid((gid_t)gid) || setuid((uid_t)uid)))
+			_exit(125);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	if (out)
+		bk_h_slurp(path, out, outlen);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int bk_h_cli_as(struct bk_h *h, int uid, int gid, const char *request_id,
+                char *const args[], char *out, size_t outlen)
+{
+	char *argv[40] = {bk_h_cli_bin(), "--config", h->config};
+	int n = 3;
+
+	while (*args && n < 39)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	return bk_h_run_as(h, uid, gid, request_id, argv, out, outlen);
 }
 
 void bk_h_attach(struct bk_h *h, struct bk_client *c)

@@ -42,6 +42,21 @@ int bk_h_cli(struct bk_h *h, char *out, size_t outlen, ...) __attribute__((senti
 /* The same with stderr in out too (warnings, refusals, hints). */
 int bk_h_cli_all(struct bk_h *h, char *out, size_t outlen, ...) __attribute__((sentinel));
 
+/*
+ * argv (argv[0] a path, NULL-terminated) in a forked child that, when uid >= 0,
+ * drops to uid/gid with no supplementary groups before exec: "another local
+ * user", with no nng call in the child. BREAKER_REQUEST_ID=request_id when
+ * that is non-NULL, unset otherwise. stdout and stderr in out (may be NULL).
+ * The exit code, -1 on a signal; 125 if the drop failed, 127 if exec did.
+ */
+int bk_h_run_as(struct bk_h *h, int uid, int gid, const char *request_id,
+                char *const argv[], char *out, size_t outlen);
+/* The CLI (--config h->config, then args, NULL-terminated) through bk_h_run_as. */
+int bk_h_cli_as(struct bk_h *h, int uid, int gid, const char *request_id,
+                char *const args[], char *out, size_t outlen);
+/* The CLI's path: $BREAKER_CLI, else "breaker". */
+char *bk_h_cli_bin(void);
+
 /* Attach the C client to the instance (waits up to 2 s for the segment). */
 void bk_h_attach(struct bk_h *h, struct bk_client *c);
 

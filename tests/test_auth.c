@@ -1,5 +1,5 @@
 /*
- * Authorisation (issue 5), as a user sees it: the [auth] policy for local
+ * Authorisation, as a user sees it: the [auth] policy for local
  * callers, refusals audited and rate-limited, TLS client certificates mapped
  * to roles, plaintext TCP only on loopback, and the two-person rule for
  * global resumes. A real breakerd, the real CLI, the real audit log. Callers
@@ -35,47 +35,15 @@ static char audit[1 << 20];
 
 /* ---- running the CLI, as us or as another user -------------------------------- */
 
-static char *cli_bin(void)
-{
-	char *b = getenv("BREAKER_CLI");
-
-	return b && *b ? b : "breaker";
-}
-
 /* argv as uid/gid (no supplementary groups) if uid >= 0; stdout+stderr in out. */
 static int run_as(struct bk_h *h, int uid, int gid, char **argv)
 {
-	char path[256];
-	pid_t pid;
-	int st;
-
-	snprintf(path, sizeof(path), "%s/run.out", h->dir);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-			_exit(126);
-		if (uid >= 0 &&
-		    (setgroups(0, NULL) || setgid((gid_t)gid) || setuid((uid_t)uid)))
-			_exit(125);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	waitpid(pid, &st, 0);
-	bk_h_slurp(path, out, sizeof(out));
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return bk_h_run_as(h, uid, gid, NULL, argv, out, sizeof(out));
 }
 
 static int cli_argv(struct bk_h *h, int uid, int gid, char **args)
 {
-	char *argv[40] = {cli_bin(), "--config", h->config};
-	int n = 3;
-
-	while (*args && n < 39)
-		argv[n++] = *args++;
-	argv[n] = NULL;
-	return run_as(h, uid, gid, argv);
+	return bk_h_cli_as(h, uid, gid, NULL, args, out, sizeof(out));
 }
 
 #define cli(h, ...)        cli_argv(h, -1, -1, (char *[]){__VA_ARGS__, NULL})
@@ -728,7 +696,7 @@ static void tls_down(struct bk_h *h, struct pki *k)
 static int tls_argv(struct bk_h *h, const struct pki *k, const char *who, char **args)
 {
 	char ca[128], cert[128], key[128];
-	char *argv[40] = {cli_bin(),      "--config", h->config, "--url",
+	char *argv[40] = {bk_h_cli_bin(), "--config", h->config, "--url",
 	                  (char *)k->url, "--tls-ca", ca};
 	int n = 7;
 
@@ -758,8 +726,8 @@ Test(auth, tls_watch_names_the_certificate_caller)
 	struct bk_h h;
 	struct pki k;
 	char path[256], err[256], buf[4096];
-	char *argv[] = {cli_bin(), "--config", NULL,           "watch", "--json",
-	                "--count", "1",        "--timeout-ms", "10000", NULL};
+	char *argv[] = {bk_h_cli_bin(), "--config", NULL,           "watch", "--json",
+	                "--count",      "1",        "--timeout-ms", "10000", NULL};
 	pid_t w;
 	int st;
 

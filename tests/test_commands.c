@@ -1,5 +1,5 @@
 /*
- * Integration (issue 11 items 5, 3, 6, 9): command handling against a real
+ * Integration: command handling against a real
  * breakerd and the real CLI. Request ids that de-duplicate only a genuine
  * resend, remote reports as their own permission and declared source,
  * operator-owned latches, and the smaller bad inputs.
@@ -32,47 +32,13 @@
 
 static char out[1 << 16];
 
-static char *cli_bin(void)
-{
-	char *b = getenv("BREAKER_CLI");
-
-	return b && *b ? b : "breaker";
-}
-
 /*
  * The CLI as uid/gid (uid < 0: as us), with BREAKER_REQUEST_ID=id when id
  * is non-NULL; stdout and stderr in out. The exit code, -1 on a signal.
  */
 static int cli_as(struct bk_h *h, int uid, const char *id, char **args)
 {
-	char *argv[40] = {cli_bin(), "--config", h->config};
-	char path[256];
-	int n = 3, st;
-	pid_t pid;
-
-	while (*args && n < 39)
-		argv[n++] = *args++;
-	argv[n] = NULL;
-	snprintf(path, sizeof(path), "%s/cli.out", h->dir);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-			_exit(126);
-		if (id)
-			setenv("BREAKER_REQUEST_ID", id, 1);
-		else
-			unsetenv("BREAKER_REQUEST_ID");
-		if (uid >= 0 &&
-		    (setgroups(0, NULL) || setgid((gid_t)uid) || setuid((uid_t)uid)))
-			_exit(125);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	bk_h_slurp(path, out, sizeof(out));
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return bk_h_cli_as(h, uid, uid, id, args, out, sizeof(out));
 }
 
 #define cli(h, ...)            cli_as(h, -1, NULL, (char *[]){__VA_ARGS__, NULL})
@@ -120,7 +86,7 @@ static int mode_of(struct bk_h *h, const char *strategy)
 	return m;
 }
 
-/* ---- 11.5: request ids de-duplicate only a genuine resend ----------------------- */
+/* ---- request ids de-duplicate only a genuine resend ----------------------- */
 
 Test(commands, reused_request_id_for_another_command_is_refused)
 {
@@ -198,7 +164,7 @@ Test(commands, reused_request_id_is_refused_across_callers)
 	down(&h);
 }
 
-/* ---- 11.6: a latch an operator set belongs to the operator ------------------------ */
+/* ---- a latch an operator set belongs to the operator ------------------------ */
 
 #define EXPOSURE                                                                         \
 	"tick_period_us = 1000\n[metrics]\nlisten =\n[strategies]\nnames = s1, s2\n"     \
@@ -292,7 +258,7 @@ Test(commands, operator_retrip_of_a_rule_latch_is_not_released_by_cooldown)
 	down(&h);
 }
 
-/* ---- 11.3: reporting is its own permission; one declared telemetry source --------- */
+/* ---- reporting is its own permission; one declared telemetry source --------- */
 
 static Breaker__Status send_report(struct bk_rpc *rpc, const char *strategy,
                                    uint64_t orders, uint64_t rejects, double gross,
@@ -483,7 +449,7 @@ Test(commands, register_telemetry_remote_is_declared_and_replayed)
 	down(&h);
 }
 
-/* ---- 11.9 b-e: the config file, as breakerd loads it --------------------------------
+/* ---- the config file, as breakerd loads it --------------------------------
  */
 
 /* Load text (len bytes: it may hold NULs) over the defaults; 0 or -errno, err set. */
@@ -576,7 +542,7 @@ Test(commands, config_strategy_names_follow_the_name_rules)
 	    0, "%s", err);
 }
 
-/* ---- 11.9 a: an embedded NUL is refused, never cut ----------------------------------
+/* ---- an embedded NUL is refused, never cut ----------------------------------
  */
 
 /* A length-delimited field (len < 128) at p; bytes written. */
@@ -640,7 +606,7 @@ Test(commands, embedded_nul_in_a_name_or_reason_is_refused)
 	down(&h);
 }
 
-/* ---- 11.9 g: a certificate caller is shown by its CN ---------------------------------
+/* ---- a certificate caller is shown by its CN ---------------------------------
  */
 
 struct pki {
@@ -727,7 +693,7 @@ Test(commands, certificate_caller_is_shown_by_its_cn_not_uid_4294967295)
 	nftw(k.dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
-/* ---- 11.9 h: after a removed log, the boot record says so -----------------------------
+/* ---- after a removed log, the boot record says so -----------------------------
  */
 
 Test(commands, boot_after_a_removed_log_says_it_was_removed_not_not_durable)
@@ -750,7 +716,7 @@ Test(commands, boot_after_a_removed_log_says_it_was_removed_not_not_durable)
 	down(&h);
 }
 
-/* ---- 11.9 f: status answers at the maximum table ------------------------------------
+/* ---- status answers at the maximum table ------------------------------------
  */
 
 static void rpc_ok(struct bk_rpc *rpc, Breaker__Request *req, uint64_t id)
@@ -840,7 +806,7 @@ Test(commands, status_and_strategies_answer_at_the_maximum_table, .timeout = 240
 	down(&h);
 }
 
-/* 11.3 over TLS: an engine certificate may report, an operator's may not. */
+/* Reports over TLS: an engine certificate may report, an operator's may not. */
 Test(commands, engine_certificates_report_operators_do_not)
 {
 	struct bk_h h;

@@ -299,35 +299,7 @@ Test(redteam, rule_cooldown_still_steps_its_own_latch_after_a_restart)
  * output in out; the exit code. */
 static int cli_as(struct bk_h *h, int uid, const char *id, char **args)
 {
-	const char *bin = getenv("BREAKER_CLI");
-	char *argv[24] = {(char *)(bin && *bin ? bin : "breaker"), "--config", h->config};
-	char path[256];
-	int n = 3, st;
-	pid_t pid;
-
-	while (*args && n < 23)
-		argv[n++] = *args++;
-	argv[n] = NULL;
-	snprintf(path, sizeof(path), "%s/cli.out", h->dir);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-			_exit(126);
-		if (id)
-			setenv("BREAKER_REQUEST_ID", id, 1);
-		else
-			unsetenv("BREAKER_REQUEST_ID");
-		if (uid >= 0 &&
-		    (setgroups(0, NULL) || setgid((gid_t)uid) || setuid((uid_t)uid)))
-			_exit(125);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	bk_h_slurp(path, out, sizeof(out));
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return bk_h_cli_as(h, uid, uid, id, args, out, sizeof(out));
 }
 
 /*

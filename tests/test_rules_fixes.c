@@ -457,31 +457,7 @@ Test(rules_fixes, remote_engine_states_its_opening_balance_with_fills_zero)
 /* The CLI as uid/gid 65534 (nobody): fork, drop privileges, exec (no nng here). */
 static int cli_as_nobody(struct bk_rig *r, char **args)
 {
-	const char *bin = getenv("BREAKER_CLI");
-	char *argv[16] = {(char *)(bin && *bin ? bin : "breaker"), "--config",
-	                  r->h.config};
-	char path[256];
-	int n = 3, st;
-	pid_t pid;
-
-	while (*args && n < 15)
-		argv[n++] = *args++;
-	argv[n] = NULL;
-	snprintf(path, sizeof(path), "%s/nobody.out", r->h.dir);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-			_exit(126);
-		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
-			_exit(125);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	waitpid(pid, &st, 0);
-	bk_h_slurp(path, out, sizeof(out));
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return bk_h_cli_as(&r->h, 65534, 65534, NULL, args, out, sizeof(out));
 }
 
 Test(rules_fixes, rebase_needs_resume_and_force)

@@ -1,7 +1,7 @@
 /*
  * The command transports under abuse: a daemon paused while requests were
- * in flight (issue 12 item 7), and hostile local users who connect and hang
- * up or hold connections open (issue 11 item 2). Real breakerd, real CLI.
+ * in flight, and hostile local users who connect and hang
+ * up or hold connections open. Real breakerd, real CLI.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -29,13 +29,6 @@
 
 static char out[1 << 16];
 
-static char *cli_bin(void)
-{
-	char *b = getenv("BREAKER_CLI");
-
-	return b && *b ? b : "breaker";
-}
-
 static double now_s(void)
 {
 	struct timespec ts;
@@ -47,7 +40,7 @@ static double now_s(void)
 /* The CLI with argv (NULL-terminated) in the background, output discarded. */
 static pid_t cli_spawn(struct bk_h *h, char **args)
 {
-	char *argv[24] = {cli_bin(), "--config", h->config};
+	char *argv[24] = {bk_h_cli_bin(), "--config", h->config};
 	int n = 3;
 	pid_t pid;
 
@@ -125,32 +118,14 @@ static const char *cli_config; /* the CLI's --config, if not the daemon's */
 /* The CLI as uid (-1: as we are); stdout and stderr in out; its exit code. */
 static int cli_as(struct bk_h *h, int uid, char **args)
 {
-	char path[256];
-	pid_t pid;
-	int st;
+	char *argv[24] = {bk_h_cli_bin(), "--config",
+	                  cli_config ? (char *)cli_config : h->config};
+	int n = 3;
 
-	snprintf(path, sizeof(path), "%s/cli.out", h->dir);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		char *argv[24] = {cli_bin(), "--config",
-		                  cli_config ? (char *)cli_config : h->config};
-		int n = 3, fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-			_exit(126);
-		if (uid >= 0 &&
-		    (setgroups(0, NULL) || setgid((gid_t)uid) || setuid((uid_t)uid)))
-			_exit(125);
-		while (*args && n < 23)
-			argv[n++] = *args++;
-		argv[n] = NULL;
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	waitpid(pid, &st, 0);
-	bk_h_slurp(path, out, sizeof(out));
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	while (*args && n < 23)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	return bk_h_run_as(h, uid, uid, NULL, argv, out, sizeof(out));
 }
 
 #define CLI(h, ...) cli_as(h, -1, (char *[]){__VA_ARGS__, NULL})
@@ -183,7 +158,7 @@ static void answers_everywhere(struct bk_h *h, const char *when)
 }
 
 /*
- * Issue 12 item 7: requests that time out while breakerd is stopped left nng's
+ * Requests that time out while breakerd is stopped left nng's
  * ipc listener dead after SIGCONT (nng 1.5.2: a peer gone before breakerd's
  * handshake write -> EPIPE -> NNG_ECLOSED, which the listener takes for its
  * own close and stops accepting; nng issue #1518, fixed in 1.6.0), and nng's
@@ -283,7 +258,7 @@ Test(transport, connect_and_hang_up_flood_by_another_user_leaves_ipc_answering)
 	bk_h_fini(&h);
 }
 
-/* ---- issue 11 item 2: connection exhaustion must not block a trip ------------- */
+/* ---- connection exhaustion must not block a trip ------------- */
 
 #define HOSTILE 1000
 
