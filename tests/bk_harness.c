@@ -225,6 +225,47 @@ int bk_h_cli_as(struct bk_h *h, int uid, int gid, const char *request_id,
 	return bk_h_run_as(h, uid, gid, request_id, argv, out, outlen);
 }
 
+int bk_h_free_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+void bk_pki_make(struct bk_pki *k, const char *tag, const char *certs)
+{
+	char cmd[2048];
+
+	snprintf(k->dir, sizeof(k->dir), "/tmp/bk-%s-XXXXXX", tag);
+	cr_assert_not_null(mkdtemp(k->dir));
+	snprintf(k->url, sizeof(k->url), "tls+tcp://127.0.0.1:%d", bk_h_free_port());
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "set -e; cd %s; exec 2>openssl.err\n"
+	    "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 "
+	    "-out $1.key; }\n"
+	    "ca() { key $1; openssl req -x509 -new -key $1.key -out $1.pem -days 2 "
+	    "-subj /CN=$1; }\n"
+	    "crt() { key $1; openssl req -new -key $1.key -out $1.csr -subj \"/CN=$2\"; "
+	    "echo subjectAltName=DNS:localhost,DNS:127.0.0.1 > $1.ext; "
+	    "openssl x509 -req -in $1.csr -CA $3.pem -CAkey $3.key -CAcreateserial "
+	    "-days 2 -extfile $1.ext -out $1.pem; }\n%s",
+	    k->dir, certs);
+	cr_assert_eq(system(cmd), 0, "openssl failed; see %s/openssl.err", k->dir);
+}
+
+void bk_pki_remove(struct bk_pki *k)
+{
+	nftw(k->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 void bk_h_attach(struct bk_h *h, struct bk_client *c)
 {
 	int rv = -EAGAIN;

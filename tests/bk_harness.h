@@ -57,6 +57,23 @@ int bk_h_cli_as(struct bk_h *h, int uid, int gid, const char *request_id,
 /* The CLI's path: $BREAKER_CLI, else "breaker". */
 char *bk_h_cli_bin(void);
 
+/* A loopback TCP port free a moment ago. */
+int bk_h_free_port(void);
+
+/* A throwaway PKI for TLS tests: its directory and a tls+tcp:// URL on a free port. */
+struct bk_pki {
+	char dir[64];
+	char url[64];
+};
+/*
+ * mkdtemp /tmp/bk-<tag>-XXXXXX, then run certs there: shell lines using
+ * ca NAME (a self-signed CA NAME.pem/.key) and crt NAME CN CA (NAME.pem/.key
+ * signed by CA, SAN localhost and 127.0.0.1). Fails the test if openssl does.
+ */
+void bk_pki_make(struct bk_pki *k, const char *tag, const char *certs);
+/* Remove the PKI's directory. */
+void bk_pki_remove(struct bk_pki *k);
+
 /* Attach the C client to the instance (waits up to 2 s for the segment). */
 void bk_h_attach(struct bk_h *h, struct bk_client *c);
 

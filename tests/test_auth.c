@@ -406,20 +406,6 @@ Test(auth, rate_limit_burst_then_rate_then_one_summary)
 	cr_assert_gt(due.suppressed, 0u);
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
 /* GET /metrics from 127.0.0.1:port into buf. */
 static void scrape(int port, char *buf, size_t len)
 {
@@ -484,7 +470,7 @@ Test(auth, a_flood_of_refusals_is_rate_limited_counted_and_summarised)
 	const int n = 40;
 	struct bk_h h;
 	char ini[512], line[128];
-	int port = free_port(), single = 0, summed = 0;
+	int port = bk_h_free_port(), single = 0, summed = 0;
 
 	snprintf(ini, sizeof(ini),
 	         "[strategies]\nnames = alpha\n[auth]\nresume_uids = 54321\n"
@@ -631,49 +617,20 @@ Test(auth, two_person_covers_the_forced_resume_of_audit_corrupt)
 /* ---- TLS: client certificates and roles
  * ------------------------------------------------- */
 
-struct pki {
-	char dir[64];
-	char url[64];
-};
-
 /*
  * A throwaway CA, breakerd's certificate (for 127.0.0.1), clients trader1,
  * op1, op2, stranger; and a rogue CA with its own "op1".
  */
-static void make_pki(struct pki *k)
+static void make_pki(struct bk_pki *k)
 {
-	char cmd[2048];
-
-	snprintf(k->dir, sizeof(k->dir), "/tmp/bk-pki-XXXXXX");
-	cr_assert_not_null(mkdtemp(k->dir));
-	snprintf(k->url, sizeof(k->url), "tls+tcp://127.0.0.1:%d", free_port());
-	snprintf(
-	    cmd, sizeof(cmd),
-	    "set -e; cd %s; exec 2>openssl.err\n"
-	    "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 "
-	    "-out $1.key; }\n"
-	    "ca() { key $1; openssl req -x509 -new -key $1.key -out $1.pem -days 2 "
-	    "-subj /CN=$1; }\n"
-	    "crt() { key $1; openssl req -new -key $1.key -out $1.csr -subj \"/CN=$2\"; "
-	    "echo subjectAltName=DNS:localhost,DNS:127.0.0.1 > $1.ext; "
-	    "openssl x509 -req -in $1.csr -CA $3.pem -CAkey $3.key -CAcreateserial "
-	    "-days 2 -extfile $1.ext -out $1.pem; }\n"
+	bk_pki_make(
+	    k, "pki",
 	    "ca ca; ca rogue; crt server 127.0.0.1 ca; crt trader trader1 ca\n"
 	    "crt op1 op1 ca; crt op2 op2 ca; crt stranger stranger ca; crt fake op1 "
-	    "rogue\n",
-	    k->dir);
-	cr_assert_eq(system(cmd), 0, "openssl failed; see %s/openssl.err", k->dir);
+	    "rogue\n");
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void tls_up(struct bk_h *h, struct pki *k, const char *tag, const char *extra)
+static void tls_up(struct bk_h *h, struct bk_pki *k, const char *tag, const char *extra)
 {
 	char ini[2048];
 
@@ -686,14 +643,14 @@ static void tls_up(struct bk_h *h, struct pki *k, const char *tag, const char *e
 	up(h, tag, ini);
 }
 
-static void tls_down(struct bk_h *h, struct pki *k)
+static void tls_down(struct bk_h *h, struct bk_pki *k)
 {
 	bk_h_fini(h);
-	nftw(k->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	bk_pki_remove(k);
 }
 
 /* The CLI over tls+tcp:// as certificate who (NULL: none). */
-static int tls_argv(struct bk_h *h, const struct pki *k, const char *who, char **args)
+static int tls_argv(struct bk_h *h, const struct bk_pki *k, const char *who, char **args)
 {
 	char ca[128], cert[128], key[128];
 	char *argv[40] = {bk_h_cli_bin(), "--config", h->config, "--url",
@@ -724,7 +681,7 @@ static int tls_argv(struct bk_h *h, const struct pki *k, const char *who, char *
 Test(auth, tls_watch_names_the_certificate_caller)
 {
 	struct bk_h h;
-	struct pki k;
+	struct bk_pki k;
 	char path[256], err[256], buf[4096];
 	char *argv[] = {bk_h_cli_bin(), "--config", NULL,           "watch", "--json",
 	                "--count",      "1",        "--timeout-ms", "10000", NULL};
@@ -762,7 +719,7 @@ Test(auth, tls_watch_names_the_certificate_caller)
 Test(auth, tls_needs_a_client_certificate_from_our_ca)
 {
 	struct bk_h h;
-	struct pki k;
+	struct bk_pki k;
 
 	tls_up(&h, &k, "atlsca", NULL);
 	cr_assert_eq(tls(&h, &k, NULL, "status"), 3, "%s", out);
@@ -778,7 +735,7 @@ Test(auth, tls_needs_a_client_certificate_from_our_ca)
 Test(auth, tls_roles_trader_trips_operator_resumes_strangers_are_refused)
 {
 	struct bk_h h;
-	struct pki k;
+	struct bk_pki k;
 	const char *log;
 
 	tls_up(&h, &k, "atlsrole", NULL);
@@ -815,7 +772,7 @@ Test(auth, tls_roles_trader_trips_operator_resumes_strangers_are_refused)
 Test(auth, tls_two_person_rule_by_certificate)
 {
 	struct bk_h h;
-	struct pki k;
+	struct bk_pki k;
 
 	tls_up(&h, &k, "atls2p", "[auth]\ntwo_person_global_resume = true\n");
 	cr_assert_eq(tls(&h, &k, "trader", "emergency-stop"), 0, "%s", out);
@@ -839,7 +796,7 @@ Test(auth, plaintext_loopback_callers_may_only_trip)
 	struct bk_h h;
 	char ini[512], url[64];
 
-	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", free_port());
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", bk_h_free_port());
 	snprintf(ini, sizeof(ini),
 	         STRATS "[commands]\ntcp_url = %s\nallow_plaintext_loopback = true\n",
 	         url);

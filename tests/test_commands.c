@@ -609,62 +609,18 @@ Test(commands, embedded_nul_in_a_name_or_reason_is_refused)
 /* ---- a certificate caller is shown by its CN ---------------------------------
  */
 
-struct pki {
-	char dir[64];
-	char url[64];
-};
-
-static int free_port(void)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
 /* A throwaway CA, breakerd's certificate (127.0.0.1), clients trader1, engine1. */
-static void make_pki(struct pki *k)
+static void make_pki(struct bk_pki *k)
 {
-	char cmd[2048];
-
-	snprintf(k->dir, sizeof(k->dir), "/tmp/bk-cpki-XXXXXX");
-	cr_assert_not_null(mkdtemp(k->dir));
-	snprintf(k->url, sizeof(k->url), "tls+tcp://127.0.0.1:%d", free_port());
-	snprintf(
-	    cmd, sizeof(cmd),
-	    "set -e; cd %s; exec 2>openssl.err\n"
-	    "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 "
-	    "-out $1.key; }\n"
-	    "ca() { key $1; openssl req -x509 -new -key $1.key -out $1.pem -days 2 "
-	    "-subj /CN=$1; }\n"
-	    "crt() { key $1; openssl req -new -key $1.key -out $1.csr -subj \"/CN=$2\"; "
-	    "echo subjectAltName=DNS:localhost,DNS:127.0.0.1 > $1.ext; "
-	    "openssl x509 -req -in $1.csr -CA $3.pem -CAkey $3.key -CAcreateserial "
-	    "-days 2 -extfile $1.ext -out $1.pem; }\n"
-	    "ca ca; crt server 127.0.0.1 ca; crt trader trader1-desk ca\n"
-	    "crt engine fx-engine-7 ca; crt op op1 ca\n",
-	    k->dir);
-	cr_assert_eq(system(cmd), 0, "openssl failed; see %s/openssl.err", k->dir);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
+	bk_pki_make(k, "cpki",
+	            "ca ca; crt server 127.0.0.1 ca; crt trader trader1-desk ca\n"
+	            "crt engine fx-engine-7 ca; crt op op1 ca\n");
 }
 
 Test(commands, certificate_caller_is_shown_by_its_cn_not_uid_4294967295)
 {
 	struct bk_h h;
-	struct pki k;
+	struct bk_pki k;
 	char ini[2048], ca[128], cert[128], key[128];
 
 	make_pki(&k);
@@ -690,7 +646,7 @@ Test(commands, certificate_caller_is_shown_by_its_cn_not_uid_4294967295)
 	cr_assert_null(strstr(out, "4294967295"), "%s", out);
 	cr_assert(strstr(out, "trader1-desk"), "the CN: %s", out);
 	down(&h);
-	nftw(k.dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	bk_pki_remove(&k);
 }
 
 /* ---- after a removed log, the boot record says so -----------------------------
@@ -810,7 +766,7 @@ Test(commands, status_and_strategies_answer_at_the_maximum_table, .timeout = 240
 Test(commands, engine_certificates_report_operators_do_not)
 {
 	struct bk_h h;
-	struct pki k;
+	struct bk_pki k;
 	struct bk_rpc rpc;
 	char ini[2048], ca[128], cert[128], key[128], err[512], why[512];
 	struct bk_rpc_tls t = {cert, key, ca};
@@ -840,5 +796,5 @@ Test(commands, engine_certificates_report_operators_do_not)
 	cr_assert(strstr(why, "engine may"), "%s", why);
 	bk_rpc_close(&rpc);
 	down(&h);
-	nftw(k.dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	bk_pki_remove(&k);
 }
