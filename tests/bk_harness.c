@@ -408,3 +408,45 @@ int bk_rig_ticks_until(struct bk_rig *r, int slot, enum bk_mode want, int max_ti
 	}
 	return -1;
 }
+
+void bk_rig_ticked(struct bk_rig *r)
+{
+	uint64_t end = bk_h_mono_ms() + 5000, seen, n = 0;
+
+	seen = BK_LOAD_ACQ(&r->c.shm->heartbeat_ns);
+	while (n < 2 && bk_h_mono_ms() < end) {
+		uint64_t hb = BK_LOAD_ACQ(&r->c.shm->heartbeat_ns);
+		if (hb != seen) {
+			seen = hb;
+			n++;
+		}
+		usleep(100);
+	}
+	cr_assert_eq(n, 2, "breakerd ticks");
+}
+
+Breaker__Reply *bk_h_reconcile(struct bk_h *h, const char *strategy, double position,
+                               long fills, uint64_t wall)
+{
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__Reconcile rc = BREAKER__RECONCILE__INIT;
+	Breaker__Reconcile__Position p = BREAKER__RECONCILE__POSITION__INIT, *pp = &p;
+	Breaker__Reply *rep;
+	struct bk_rpc rpc;
+
+	p.strategy = (char *)strategy;
+	p.has_position = 1;
+	p.position = position;
+	p.has_as_of_fills = fills >= 0;
+	p.as_of_fills = fills >= 0 ? (uint64_t)fills : 0;
+	p.has_as_of_wall_ns = wall != 0;
+	p.as_of_wall_ns = wall;
+	rc.n_positions = 1;
+	rc.positions = &pp;
+	req.cmd_case = BREAKER__REQUEST__CMD_RECONCILE;
+	req.reconcile = &rc;
+	cr_assert_eq(bk_rpc_open(&rpc, h->cfg.cmd_url, 3000), 0);
+	cr_assert_eq(bk_rpc_call(&rpc, &req, &rep), 0);
+	bk_rpc_close(&rpc);
+	return rep;
+}

@@ -116,5 +116,16 @@ bool bk_rig_mode_within(struct bk_rig *r, int slot, enum bk_mode want, unsigned 
  * want, polling 4 times a tick: how many ticks it took, -1 if it did not. */
 int bk_rig_ticks_until(struct bk_rig *r, int slot, enum bk_mode want, int max_ticks,
                        unsigned tick_us);
+/* Until breakerd has ticked twice more (its heartbeat in the state segment
+ * moved on twice; up to 5 s): what the engine wrote before has been read. */
+void bk_rig_ticked(struct bk_rig *r);
+
+/*
+ * Reconcile one strategy's position over the nng command socket: as of a
+ * fill count when fills >= 0, as of a wall time (ns) when wall != 0. The
+ * reply (fails the test if there is none); the caller frees it.
+ */
+Breaker__Reply *bk_h_reconcile(struct bk_h *h, const char *strategy, double position,
+                               long fills, uint64_t wall);
 
 #endif

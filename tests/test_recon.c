@@ -69,33 +69,6 @@ static uint64_t wall_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* A reconcile over the wire: as of fills (>= 0) or of a wall time (non-zero). */
-static Breaker__Reply *recon_rpc(struct bk_rig *r, const char *s, double pos, long fills,
-                                 uint64_t wall)
-{
-	Breaker__Request req = BREAKER__REQUEST__INIT;
-	Breaker__Reconcile rc = BREAKER__RECONCILE__INIT;
-	Breaker__Reconcile__Position p = BREAKER__RECONCILE__POSITION__INIT, *pp = &p;
-	Breaker__Reply *rep;
-	struct bk_rpc rpc;
-
-	p.strategy = (char *)s;
-	p.has_position = 1;
-	p.position = pos;
-	p.has_as_of_fills = fills >= 0;
-	p.as_of_fills = fills >= 0 ? (uint64_t)fills : 0;
-	p.has_as_of_wall_ns = wall != 0;
-	p.as_of_wall_ns = wall;
-	rc.n_positions = 1;
-	rc.positions = &pp;
-	req.cmd_case = BREAKER__REQUEST__CMD_RECONCILE;
-	req.reconcile = &rc;
-	cr_assert_eq(bk_rpc_open(&rpc, r->h.cfg.cmd_url, 3000), 0);
-	cr_assert_eq(bk_rpc_call(&rpc, &req, &rep), 0);
-	bk_rpc_close(&rpc);
-	return rep;
-}
-
 /* How many TRIP records by the reconciliation rule the log holds. */
 static int recon_trips(struct bk_rig *r)
 {
@@ -153,8 +126,8 @@ Test(recon, a_lagging_reconciler_never_false_trips)
 		fill_to(&r, r.alpha, (double)f * 700); /* each fill: +700 */
 		usleep(2000);
 		if (f % 50 == 0 && f > 100) { /* 100 fills behind */
-			Breaker__Reply *rep =
-			    recon_rpc(&r, "alpha", (double)(f - 100) * 700, f - 100, 0);
+			Breaker__Reply *rep = bk_h_reconcile(
+			    &r.h, "alpha", (double)(f - 100) * 700, f - 100, 0);
 			const char *v = rep->info && rep->info->n_reconciliations
 			                    ? rep->info->reconciliations[0]->verdict
 			                    : "";
@@ -240,7 +213,7 @@ Test(recon, as_of_time_and_unknown_points)
 	run_ticks(50);
 	fill_to(&r, r.alpha, 8100);
 	run_ticks(50);
-	rep = recon_rpc(&r, "alpha", 100, -1, t1);
+	rep = bk_h_reconcile(&r.h, "alpha", 100, -1, t1);
 	cr_assert_eq(rep->status, BREAKER__STATUS__OK, "%s",
 	             rep->error ? rep->error : "");
 	cr_assert(rep->info && rep->info->n_reconciliations == 1);
@@ -248,22 +221,22 @@ Test(recon, as_of_time_and_unknown_points)
 	cr_assert_float_eq(rep->info->reconciliations[0]->engine_position, 100, 1e-9);
 	breaker__reply__free_unpacked(rep, NULL);
 	/* before the daemon's history began: unknown, and the reply says why */
-	rep = recon_rpc(&r, "alpha", 0, -1, t1 - 3600ull * 1000000000ull);
+	rep = bk_h_reconcile(&r.h, "alpha", 0, -1, t1 - 3600ull * 1000000000ull);
 	cr_assert_eq(rep->status, BREAKER__STATUS__OK);
 	cr_assert_str_eq(rep->info->reconciliations[0]->verdict, "unknown");
 	cr_assert(rep->error && strstr(rep->error, "older than the history"), "%s",
 	          rep->error ? rep->error : "(none)");
 	breaker__reply__free_unpacked(rep, NULL);
 	/* a fill count the engine has not reached */
-	rep = recon_rpc(&r, "alpha", 0, 99, 0);
+	rep = bk_h_reconcile(&r.h, "alpha", 0, 99, 0);
 	cr_assert_str_eq(rep->info->reconciliations[0]->verdict, "unknown");
 	cr_assert(rep->error && strstr(rep->error, "not yet 99"), "%s", rep->error);
 	breaker__reply__free_unpacked(rep, NULL);
 	/* both points at once, or a time in the future: refused, nothing changes */
-	rep = recon_rpc(&r, "alpha", 0, 1, t1);
+	rep = bk_h_reconcile(&r.h, "alpha", 0, 1, t1);
 	cr_assert_eq(rep->status, BREAKER__STATUS__ERR_BAD_REQUEST);
 	breaker__reply__free_unpacked(rep, NULL);
-	rep = recon_rpc(&r, "alpha", 0, -1, wall_ns() + 60ull * 1000000000ull);
+	rep = bk_h_reconcile(&r.h, "alpha", 0, -1, wall_ns() + 60ull * 1000000000ull);
 	cr_assert_eq(rep->status, BREAKER__STATUS__ERR_BAD_REQUEST);
 	breaker__reply__free_unpacked(rep, NULL);
 	run_ticks(50);
@@ -282,7 +255,7 @@ Test(recon, a_stale_snapshot_never_trips)
 	run_ticks(20);
 	t0 = wall_ns();
 	usleep(400000); /* the reconciler's view is 400 ms old when it lands */
-	rep = recon_rpc(&r, "alpha", 0, -1, t0);
+	rep = bk_h_reconcile(&r.h, "alpha", 0, -1, t0);
 	cr_assert_eq(rep->status, BREAKER__STATUS__OK);
 	cr_assert_str_eq(rep->info->reconciliations[0]->verdict, "unknown");
 	cr_assert(rep->error && strstr(rep->error, "reconcile_max_age_ms"), "%s",

@@ -35,23 +35,6 @@ static void rig_up(struct bk_rig *r, const char *tag, const char *extra)
 	bk_rig_up(r, tag, ini);
 }
 
-/* Until breakerd has ticked twice more: what the engine wrote has been read. */
-static void ticked(struct bk_rig *r)
-{
-	uint64_t end = bk_h_mono_ms() + 5000, seen, n = 0;
-
-	seen = BK_LOAD_ACQ(&r->c.shm->heartbeat_ns);
-	while (n < 2 && bk_h_mono_ms() < end) {
-		uint64_t hb = BK_LOAD_ACQ(&r->c.shm->heartbeat_ns);
-		if (hb != seen) {
-			seen = hb;
-			n++;
-		}
-		usleep(100);
-	}
-	cr_assert_eq(n, 2, "breakerd ticks");
-}
-
 /* `breaker resume --reason WHY` until it exits 0 (the window emptying), up to ms. */
 static int resume_until_ok(struct bk_rig *r, unsigned ms, const char *why)
 {
@@ -83,7 +66,7 @@ Test(redteam, global_reject_resume_needs_the_tripping_strategys_own_orders)
 	       "reject_rate.max = 0.2\nreject_rate.min_orders = 20\n"
 	       "reject_rate.window_ms = 1000\nreject_rate.scope = global\n"
 	       "heartbeat.enabled = false\n");
-	ticked(&r);
+	bk_rig_ticked(&r);
 	bk_report_order(&r.t, r.alpha, 40);
 	bk_report_reject(&r.t, r.alpha, 30);
 	cr_assert(bk_rig_mode_within(&r, -1, BK_HALTED, 2000));
@@ -94,7 +77,7 @@ Test(redteam, global_reject_resume_needs_the_tripping_strategys_own_orders)
 	bk_report_order(&r.t, r.alpha, 5);
 	bk_report_reject(&r.t, r.alpha, 4);
 	bk_report_order(&r.t, r.beta, 25);
-	ticked(&r);
+	bk_rig_ticked(&r);
 	int rc = bk_h_cli_all(&r.h, out, sizeof(out), "resume", "--reason",
 	                      "beta looks fine", NULL);
 	cr_assert_eq(rc, 1, "beta's orders must not clear alpha's latch: %s", out);
@@ -238,9 +221,9 @@ Test(redteam, drawdown_peak_just_before_a_clean_restart_survives_it)
 	       "drawdown.max = 500\nheartbeat.enabled = false\n"
 	       "invariant.enabled = false\n");
 	bk_report_marks(&r.t, r.alpha, 0, 0, 1000);
-	ticked(&r); /* the first RULE_STATE: peak 1000 */
+	bk_rig_ticked(&r); /* the first RULE_STATE: peak 1000 */
 	bk_report_marks(&r.t, r.alpha, 0, 0, 3000);
-	ticked(&r); /* peak 3000, inside the record's one-second rate limit */
+	bk_rig_ticked(&r); /* peak 3000, inside the record's one-second rate limit */
 	bk_client_detach(&r.c);
 	cr_assert_eq(bk_h_stop(&r.h), 0);
 	bk_report_marks(&r.t, r.alpha, 0, 0, 2000); /* while breakerd restarts */
@@ -272,7 +255,7 @@ Test(redteam, rule_cooldown_still_steps_its_own_latch_after_a_restart)
 	cr_assert(bk_rig_mode_within(&r, r.alpha, BK_HALTED, 3000),
 	          "the exposure rule trips");
 	bk_report_marks(&r.t, r.alpha, 0, 0, 0); /* the condition clears */
-	ticked(&r);
+	bk_rig_ticked(&r);
 	bk_client_detach(&r.c);
 	cr_assert_eq(bk_h_stop(&r.h), 0);
 	bk_h_start(&r.h);
@@ -563,7 +546,7 @@ Test(redteam, remote_leak_before_the_first_fill_trips_the_invariant)
 	       "[strategies]\nremote = beta\n");
 	cr_assert_eq(bk_rpc_open(&rpc, r.h.cfg.cmd_url, 3000), 0);
 	cr_assert_eq(report_balance(&rpc, "beta", 0, 1000.0), 0); /* the statement */
-	ticked(&r);
+	bk_rig_ticked(&r);
 	cr_assert_eq(report_balance(&rpc, "beta", 0, 925.0), 0); /* 75 gone, no fill */
 	tripped = bk_rig_mode_within(&r, r.beta, BK_HALTED, 2000);
 	bk_rpc_close(&rpc);

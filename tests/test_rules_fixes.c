@@ -47,26 +47,6 @@ static bool mode_stays(struct bk_rig *r, int slot, enum bk_mode want, unsigned m
 	return true;
 }
 
-/*
- * Until breakerd has ticked twice more (its heartbeat in the state segment
- * moved on twice): what the engine wrote before this call has been read.
- */
-static void ticked(struct bk_rig *r)
-{
-	uint64_t end = bk_h_mono_ms() + 5000, seen, n = 0;
-
-	seen = BK_LOAD_ACQ(&r->c.shm->heartbeat_ns);
-	while (n < 2 && bk_h_mono_ms() < end) {
-		uint64_t hb = BK_LOAD_ACQ(&r->c.shm->heartbeat_ns);
-		if (hb != seen) {
-			seen = hb;
-			n++;
-		}
-		usleep(100);
-	}
-	cr_assert_eq(n, 2, "breakerd ticks");
-}
-
 static void beat(struct bk_rig *r, int slot)
 {
 	bk_report_heartbeat(&r->t, slot, bk_now_mono_ns());
@@ -147,7 +127,7 @@ Test(rules_fixes, forced_resume_retrips_after_the_grace)
 	    &r, "rf-dd", 1000,
 	    "drawdown.max = 500\ndrawdown.rearm_ms = 300\nheartbeat.enabled = false\n");
 	bk_report_marks(&r.t, r.alpha, 0, 0, 10000);
-	ticked(&r);                                 /* the peak is seen */
+	bk_rig_ticked(&r);                          /* the peak is seen */
 	bk_report_marks(&r.t, r.alpha, 0, 0, 9000); /* 1000 down */
 	cr_assert(bk_rig_mode_within(&r, r.alpha, BK_HALTED, 2000));
 	t0 = bk_h_mono_ms(); /* before the force: the grace cannot end before t0 + 300 */
@@ -283,7 +263,7 @@ Test(rules_fixes, reject_rate_resume_to_active_needs_fresh_orders)
 	rig_up(&r, "rf-rej", 1000,
 	       "reject_rate.max = 0.2\nreject_rate.min_orders = 20\n"
 	       "reject_rate.window_ms = 1000\nheartbeat.enabled = false\n");
-	ticked(&r); /* counters are deltas from breakerd's first look */
+	bk_rig_ticked(&r); /* counters are deltas from breakerd's first look */
 	bk_report_order(&r.t, r.alpha, 40);
 	bk_report_reject(&r.t, r.alpha, 30); /* the venue rejects */
 	cr_assert(bk_rig_mode_within(&r, r.alpha, BK_HALTED, 2000));
@@ -305,7 +285,7 @@ Test(rules_fixes, reject_rate_resume_to_active_needs_fresh_orders)
 	/* the probe trades: 30 orders, 2 rejects, inside one window */
 	bk_report_order(&r.t, r.alpha, 30);
 	bk_report_reject(&r.t, r.alpha, 2);
-	ticked(&r);
+	bk_rig_ticked(&r);
 	cr_assert_eq(bk_h_cli_all(&r.h, out, sizeof(out), "resume", "--strategy", "alpha",
 	                          "--reason", "30 orders, 2 rejects", NULL),
 	             0, "evidence below the limit: %s", out);
@@ -321,7 +301,7 @@ Test(rules_fixes, global_reject_rate_counts_every_strategys_fresh_orders)
 	       "reject_rate.max = 0.2\nreject_rate.min_orders = 20\n"
 	       "reject_rate.window_ms = 1000\nreject_rate.scope = global\n"
 	       "heartbeat.enabled = false\n");
-	ticked(&r);
+	bk_rig_ticked(&r);
 	bk_report_order(&r.t, r.alpha, 40);
 	bk_report_reject(&r.t, r.alpha, 30);
 	cr_assert(bk_rig_mode_within(&r, -1, BK_HALTED, 2000));
@@ -342,7 +322,7 @@ Test(rules_fixes, global_reject_rate_counts_every_strategys_fresh_orders)
 	bk_report_order(&r.t, r.alpha, 10);
 	bk_report_order(&r.t, r.beta, 15);
 	bk_report_reject(&r.t, r.beta, 1);
-	ticked(&r);
+	bk_rig_ticked(&r);
 	cr_assert_eq(bk_h_cli_all(&r.h, out, sizeof(out), "resume", "--reason",
 	                          "25 orders, 1 reject", NULL),
 	             0, "%s", out);
@@ -360,9 +340,9 @@ Test(rules_fixes, drawdown_warning_and_evidence_in_money)
 	    &r, "rf-ddu", 1000,
 	    "drawdown.max = 25000\ndrawdown.max_pct = 20\nheartbeat.enabled = false\n");
 	bk_report_marks(&r.t, r.alpha, 0, 0, 2500);
-	ticked(&r);                                 /* the peak is seen */
+	bk_rig_ticked(&r);                          /* the peak is seen */
 	bk_report_marks(&r.t, r.alpha, 0, 0, 2100); /* 400 of the 500 pct limit */
-	ticked(&r);
+	bk_rig_ticked(&r);
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "status", NULL), 0);
 	cr_assert(strstr(out, "rule drawdown at 80% (measured 400 / threshold 500)"),
 	          "one unit: %s", out);

@@ -71,24 +71,10 @@ Test(rules_live, reject_rate_trips_the_strategy_with_evidence)
 static void reconcile(struct bk_rig *r, const char *strategy, double position,
                       Breaker__Status want)
 {
-	Breaker__Request req = BREAKER__REQUEST__INIT;
-	Breaker__Reconcile rc = BREAKER__RECONCILE__INIT;
-	Breaker__Reconcile__Position p = BREAKER__RECONCILE__POSITION__INIT, *pp = &p;
-	Breaker__Reply *rep;
-	struct bk_rpc rpc;
+	Breaker__Reply *rep = bk_h_reconcile(&r->h, strategy, position, -1, 0);
 
-	p.strategy = (char *)strategy;
-	p.has_position = 1;
-	p.position = position;
-	rc.n_positions = 1;
-	rc.positions = &pp;
-	req.cmd_case = BREAKER__REQUEST__CMD_RECONCILE;
-	req.reconcile = &rc;
-	cr_assert_eq(bk_rpc_open(&rpc, r->h.cfg.cmd_url, 3000), 0);
-	cr_assert_eq(bk_rpc_call(&rpc, &req, &rep), 0);
 	cr_assert_eq(rep->status, want, "reconcile: %s", rep->error ? rep->error : "");
 	breaker__reply__free_unpacked(rep, NULL);
-	bk_rpc_close(&rpc);
 }
 
 Test(rules_live, reconciliation_break_halts_global_until_reconciled)
