@@ -1,9 +1,10 @@
 /*
  * Audit tail integrity, against a real breakerd and the real CLI: what
- * someone with the daemon's uid can do to the log's end (cut it at a record boundary, flip a byte, zero records, roll it
- * back to an earlier copy, unlink or replace it under a running daemon) is
- * caught by the durable head (head file beside the log, segment header), and
- * records after a damaged one are still shown, marked unverified.
+ * someone with the daemon's uid can do to the log's end (cut it at a record
+ * boundary, flip a byte, zero records, roll it back to an earlier copy, unlink
+ * or replace it under a running daemon) is caught by the durable head (head
+ * file beside the log, segment header), and records after a damaged one are
+ * still shown, marked unverified.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
