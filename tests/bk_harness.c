@@ -29,10 +29,21 @@ static const char *env_or(const char *name, const char *dflt)
 	return v && *v ? v : dflt;
 }
 
+void bk_h_write_config(const struct bk_h *h, const char *path, const char *extra_ini)
+{
+	FILE *f = fopen(path, "w");
+
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	fprintf(f, "[breaker]\ninstance = %s\nrun_dir = %s/run\nstate_dir = %s/state\n",
+	        h->instance, h->dir, h->dir);
+	if (extra_ini)
+		fputs(extra_ini, f);
+	fclose(f);
+}
+
 void bk_h_init(struct bk_h *h, const char *tag, const char *extra_ini)
 {
 	char err[256];
-	FILE *f;
 
 	memset(h, 0, sizeof(*h));
 	/* set but empty: a breakerd or CLI run without --config reads the
@@ -44,13 +55,7 @@ void bk_h_init(struct bk_h *h, const char *tag, const char *extra_ini)
 	snprintf(h->instance, sizeof(h->instance), "t%d-%s", (int)getpid(), tag);
 	snprintf(h->config, sizeof(h->config), "%s/breaker.ini", h->dir);
 	snprintf(h->log, sizeof(h->log), "%s/breakerd.log", h->dir);
-	f = fopen(h->config, "w");
-	cr_assert_not_null(f);
-	fprintf(f, "[breaker]\ninstance = %s\nrun_dir = %s/run\nstate_dir = %s/state\n",
-	        h->instance, h->dir, h->dir);
-	if (extra_ini)
-		fputs(extra_ini, f);
-	fclose(f);
+	bk_h_write_config(h, h->config, extra_ini);
 	bk_shm_unlink(h->instance); /* a stale segment from an earlier run */
 	cr_assert_eq(bk_config_defaults(&h->cfg, NULL), 0);
 	cr_assert_eq(bk_config_load(&h->cfg, h->config, err, sizeof(err)), 0, "%s", err);

@@ -25,6 +25,12 @@ struct bk_h {
 
 /* Create dir + config (extra INI lines appended, may be NULL); no daemon yet. */
 void bk_h_init(struct bk_h *h, const char *tag, const char *extra_ini);
+/*
+ * Write a config for h's daemon to path (h->config: replace it, say before a
+ * SIGHUP): [breaker] with h's instance, run_dir and state_dir, then extra_ini
+ * (may be NULL).
+ */
+void bk_h_write_config(const struct bk_h *h, const char *path, const char *extra_ini);
 /* Start breakerd and wait until it answers Status (fails the test otherwise). */
 void bk_h_start(struct bk_h *h);
 /* SIGTERM and wait; returns the exit status. */

@@ -325,7 +325,6 @@ Test(recon, a_break_survives_a_restart_without_tripping_again)
 Test(recon, sighup_reenabling_the_rule_does_not_trip)
 {
 	struct bk_rig r;
-	FILE *f;
 
 	rig_up(&r, "rhup", "reconciliation.enabled = false\n");
 	fill_to(&r, r.alpha, 5000);
@@ -333,10 +332,7 @@ Test(recon, sighup_reenabling_the_rule_does_not_trip)
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "reconcile", "alpha=0", NULL), 0);
 	run_ticks(50);
 	cr_assert_eq(bk_check(&r.c, -1), BK_ACTIVE, "rule off");
-	f = fopen(r.h.config, "w");
-	fprintf(f, "[breaker]\ninstance = %s\nrun_dir = %s/run\nstate_dir = %s/state\n%s",
-	        r.h.instance, r.h.dir, r.h.dir, BASE);
-	fclose(f);
+	bk_h_write_config(&r.h, r.h.config, BASE);
 	kill(r.h.pid, SIGHUP);
 	run_ticks(300);
 	cr_assert_eq(bk_check(&r.c, -1), BK_ACTIVE,
@@ -470,12 +466,8 @@ Test(recon, sighup_writes_a_config_record_with_the_diff)
 	FILE *f;
 
 	rig_up(&r, "rcfg", "reject_rate.max = 0.2\n");
-	f = fopen(r.h.config, "w");
-	fprintf(f,
-	        "[breaker]\ninstance = %s\nrun_dir = %s/run\nstate_dir = %s/state\n%s"
-	        "reject_rate.max = 0.3\nexposure.max = 100\n",
-	        r.h.instance, r.h.dir, r.h.dir, BASE);
-	fclose(f);
+	bk_h_write_config(&r.h, r.h.config,
+	                  BASE "reject_rate.max = 0.3\nexposure.max = 100\n");
 	kill(r.h.pid, SIGHUP);
 	for (int i = 0; i < 200; i++) {
 		cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "audit", NULL), 0);
@@ -510,12 +502,8 @@ Test(recon, sighup_writes_a_config_record_with_the_diff)
 			break;
 		usleep(10000);
 	}
-	f = fopen(r.h.config, "w");
-	fprintf(f,
-	        "[breaker]\ninstance = %s\nrun_dir = %s/run\nstate_dir = %s/state\n%s"
-	        "reject_rate.max = 0.3\nexposure.max = 100\n",
-	        r.h.instance, r.h.dir, r.h.dir, BASE);
-	fclose(f);
+	bk_h_write_config(&r.h, r.h.config,
+	                  BASE "reject_rate.max = 0.3\nexposure.max = 100\n");
 	usleep(50000);
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "audit", NULL), 0);
 	cr_assert(strstr(out, "reload refused"), "%s", out);

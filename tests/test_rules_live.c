@@ -210,12 +210,7 @@ Test(rules_live, sighup_reload_validates_first)
 	cr_assert(strstr(out, "exposure.max"), "the refusal names the key: %s", out);
 	cr_assert(strstr(out, "running rules stay"), "%s", out);
 	/* fix it: a tight exposure limit now applies */
-	f = fopen(r.h.config, "w");
-	fprintf(f,
-	        "[breaker]\ninstance = %s\nrun_dir = %s/run\nstate_dir = %s/state\n%s"
-	        "exposure.max = 100\n",
-	        r.h.instance, r.h.dir, r.h.dir, BASE);
-	fclose(f);
+	bk_h_write_config(&r.h, r.h.config, BASE "exposure.max = 100\n");
 	kill(r.h.pid, SIGHUP);
 	usleep(50000);
 	beat(&r, r.alpha);

@@ -555,12 +555,11 @@ static void retry_case(bool forward)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct proxy p = {.forward = forward};
-	char cfg[512], audit[1 << 16];
+	char cfg[512], ini[512], audit[1 << 16];
 	const char *reason =
 	    forward ? "applied by the first try" : "applied by the retry";
 	struct bk_h h;
 	pthread_t th;
-	FILE *f;
 	int rv;
 
 	bk_h_init(&h, forward ? "retry1" : "retry2", FLOOD_INI);
@@ -572,13 +571,8 @@ static void retry_case(bool forward)
 	cr_assert_eq(listen(p.listen_fd, 4), 0);
 	/* the CLI's config: the same daemon, but its local_url is the proxy */
 	snprintf(cfg, sizeof(cfg), "%s/cli.ini", h.dir);
-	f = fopen(cfg, "w");
-	cr_assert_not_null(f);
-	fprintf(f,
-	        "[breaker]\ninstance = %s\nrun_dir = %s\nstate_dir = %s\n"
-	        "[commands]\nlocal_url = unix://%s\n",
-	        h.instance, h.cfg.run_dir, h.cfg.state_dir, sa.sun_path);
-	fclose(f);
+	snprintf(ini, sizeof(ini), "[commands]\nlocal_url = unix://%s\n", sa.sun_path);
+	bk_h_write_config(&h, cfg, ini);
 	cr_assert_eq(pthread_create(&th, NULL, proxy_run, &p), 0);
 	cli_config = cfg;
 	rv = CLI(&h, "--timeout", "2000", "trip", "manual_halt", "--reason",
