@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -281,6 +282,26 @@ void bk_h_attach(struct bk_h *h, struct bk_client *c)
 			usleep(10000);
 	}
 	cr_assert_eq(rv, 0, "attach %s: %s", h->instance, strerror(-rv));
+}
+
+int bk_h_mode_of(struct bk_h *h, const char *strategy)
+{
+	struct bk_client c;
+	int m;
+
+	bk_h_attach(h, &c);
+	m = bk_check(&c, strategy ? bk_client_resolve(&c, strategy) : -1);
+	bk_client_detach(&c);
+	return m;
+}
+
+void bk_h_open_dirs(struct bk_h *h)
+{
+	char run[256];
+
+	snprintf(run, sizeof(run), "%s/run", h->dir);
+	cr_assert_eq(chmod(h->dir, 0755), 0);
+	cr_assert_eq(chmod(run, 0755), 0);
 }
 
 long bk_h_slurp(const char *path, char *buf, size_t len)

@@ -82,6 +82,12 @@ void bk_pki_remove(struct bk_pki *k);
 
 /* Attach the C client to the instance (waits up to 2 s for the segment). */
 void bk_h_attach(struct bk_h *h, struct bk_client *c);
+/* The mode engines see for a strategy (NULL: global), through a client
+ * attached for the question. */
+int bk_h_mode_of(struct bk_h *h, const char *strategy);
+/* Let other users reach the sockets: h's dir and run/ mode 0755 (the
+ * sockets themselves need socket_mode = 0666 in the config). */
+void bk_h_open_dirs(struct bk_h *h);
 
 /* Read a whole file into buf (NUL-terminated); returns length or -errno. */
 long bk_h_slurp(const char *path, char *buf, size_t len);

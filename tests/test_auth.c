@@ -55,32 +55,11 @@ static void need_root(void)
 		cr_skip_test("needs root: runs the CLI as other users");
 }
 
-/* Let other users reach the sockets (socket_mode = 0666 in their config). */
-static void open_dirs(struct bk_h *h)
-{
-	char run[256];
-
-	snprintf(run, sizeof(run), "%s/run", h->dir);
-	cr_assert_eq(chmod(h->dir, 0755), 0);
-	cr_assert_eq(chmod(run, 0755), 0);
-}
-
 static struct bk_h *up(struct bk_h *h, const char *tag, const char *extra)
 {
 	bk_h_init(h, tag, extra);
 	bk_h_start(h);
 	return h;
-}
-
-static int mode_of(struct bk_h *h, const char *strategy)
-{
-	struct bk_client c;
-	int m;
-
-	bk_h_attach(h, &c);
-	m = bk_check(&c, strategy ? bk_client_resolve(&c, strategy) : -1);
-	bk_client_detach(&c);
-	return m;
 }
 
 /* ---- the audit log as `breaker audit --json` shows it ------------------------------ */
@@ -260,10 +239,10 @@ Test(auth, unauthorised_trip_is_refused_audited_and_changes_nothing)
 	cr_assert(strstr(out, "refused: ERR_UNAUTHORISED") &&
 	              strstr(out, "may not trip") && strstr(out, "trip_uids"),
 	          "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_ACTIVE, "nothing changed");
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_ACTIVE, "nothing changed");
 	/* kill is its own permission: still open here */
 	cr_assert_eq(cli(&h, "kill", "alpha", "--reason", "runaway"), 0, "%s", out);
-	cr_assert_eq(mode_of(&h, "alpha"), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, "alpha"), BK_HALTED);
 	log = read_audit(&h);
 	cr_assert(has_record(log, "\"kind\":\"REFUSED\"", "\"command\":\"trip\"",
 	                     "\"status\":\"ERR_UNAUTHORISED\"", "may not trip",
@@ -284,16 +263,16 @@ Test(auth, kill_and_force_have_their_own_lists)
 	up(&h, "akill", STRATS "[auth]\nkill_uids = 54321\nforce_uids = 54321\n");
 	cr_assert_eq(cli(&h, "kill", "alpha", "--reason", "x"), 1);
 	cr_assert(strstr(out, "may not kill") && strstr(out, "kill_uids"), "%s", out);
-	cr_assert_eq(mode_of(&h, "alpha"), BK_ACTIVE);
+	cr_assert_eq(bk_h_mode_of(&h, "alpha"), BK_ACTIVE);
 	/* trip stays open to anyone; resume is ours by default, force is not */
 	cr_assert_eq(cli(&h, "emergency-stop"), 0, "%s", out);
 	cr_assert_eq(cli(&h, "resume", "--to", "active", "--force", "--reason", "skip"),
 	             1);
 	cr_assert(strstr(out, "may not force a resume") && strstr(out, "force_uids"),
 	          "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	cr_assert_eq(cli(&h, "resume", "--reason", "stage one"), 0, "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_REDUCE_ONLY);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_REDUCE_ONLY);
 	log = read_audit(&h);
 	cr_assert(has_record(log, "\"kind\":\"REFUSED\"", "\"command\":\"kill\"",
 	                     "\"strategy\":\"alpha\""),
@@ -348,7 +327,7 @@ Test(auth, groups_primary_and_supplementary)
 	                "kill_gids = nogroup\n",
 	         member ? g.gr_name : "root");
 	up(&h, "agroup", ini);
-	open_dirs(&h);
+	bk_h_open_dirs(&h);
 	cr_assert_eq(cli_nobody(&h, "kill", "beta", "--reason", "primary gid"), 0, "%s",
 	             out);
 	cr_assert_eq(cli_nobody(&h, "trip", "manual_halt"), 1, "%s", out);
@@ -358,7 +337,7 @@ Test(auth, groups_primary_and_supplementary)
 		                      (char *[]){"trip", "manual_halt", "--reason",
 		                                 "member of the group", NULL}),
 		             0, "%s (user %s in group %s)", out, p.pw_name, g.gr_name);
-		cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+		cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	} else {
 		cr_log_warn("no group with a member of another primary group here: "
 		            "supplementary membership not exercised");
@@ -506,7 +485,7 @@ Test(auth, a_flood_of_refusals_is_rate_limited_counted_and_summarised)
 	/* replay skips refusals; the chain covers them */
 	cr_assert_eq(bk_h_stop(&h), 0);
 	bk_h_start(&h);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	cr_assert_eq(cli(&h, "audit", "--verify"), 0, "%s", out);
 	bk_h_fini(&h);
 }
@@ -526,14 +505,14 @@ Test(auth, two_person_rule_global_resume_needs_a_second_uid)
 
 	need_root();
 	up(&h, "a2p", TWO_PERSON("60"));
-	open_dirs(&h);
+	bk_h_open_dirs(&h);
 	cr_assert_eq(cli(&h, "emergency-stop"), 0);
 	cr_assert_eq(cli(&h, "resume", "--reason", "all clear"), 6, "%s", out);
 	cr_assert(strstr(out, "PROPOSED, NOT APPLIED") &&
 	              strstr(out, "a different operator must confirm before") &&
 	              strstr(out, "breaker resume"),
 	          "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED, "a proposal changes nothing");
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED, "a proposal changes nothing");
 	cr_assert_eq(cli(&h, "status", "--json"), 0);
 	cr_assert(strstr(out, "\"pending_resume\":{"), "status shows the proposal: %s",
 	          out);
@@ -546,12 +525,12 @@ Test(auth, two_person_rule_global_resume_needs_a_second_uid)
 	cr_assert_eq(cli(&h, "resume", "--reason", "me again"), 1, "%s", out);
 	cr_assert(strstr(out, "ERR_UNAUTHORISED") && strstr(out, "uid 0 proposed"), "%s",
 	          out);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	/* another authorised uid: applied */
 	cr_assert_eq(cli_nobody(&h, "resume", "--reason", "second pair of eyes"), 0, "%s",
 	             out);
 	cr_assert(strstr(out, "HALTED -> REDUCE_ONLY"), "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_REDUCE_ONLY);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_REDUCE_ONLY);
 	log = read_audit(&h);
 	cr_assert(has_record(log, "\"kind\":\"RESUME_PROPOSED\"", "\"uid\":0,",
 	                     "\"to_mode\":\"REDUCE_ONLY\""),
@@ -578,7 +557,7 @@ Test(auth, two_person_proposal_lapses_after_the_window)
 
 	need_root();
 	up(&h, "a2plapse", TWO_PERSON("3"));
-	open_dirs(&h);
+	bk_h_open_dirs(&h);
 	cr_assert_eq(cli(&h, "trip", "manual_halt", "--mode", "reduce-only"), 0);
 	cr_assert_eq(cli(&h, "resume", "--reason", "propose"), 6, "%s", out);
 	sleep(3);
@@ -586,9 +565,9 @@ Test(auth, two_person_proposal_lapses_after_the_window)
 	/* too late: the second resume is a new proposal, and says why */
 	cr_assert_eq(cli_nobody(&h, "resume", "--reason", "late"), 6, "%s", out);
 	cr_assert(strstr(out, "lapsed unconfirmed"), "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_REDUCE_ONLY);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_REDUCE_ONLY);
 	cr_assert_eq(cli(&h, "resume", "--reason", "confirm"), 0, "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_CAUTIOUS);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_CAUTIOUS);
 	bk_h_fini(&h);
 }
 
@@ -600,17 +579,17 @@ Test(auth, two_person_covers_the_forced_resume_of_audit_corrupt)
 
 	need_root();
 	up(&h, "a2pcorrupt", TWO_PERSON("60"));
-	open_dirs(&h);
+	bk_h_open_dirs(&h);
 	cr_assert_eq(bk_h_stop(&h), 0);
 	cr_assert_eq(unlink(h.cfg.audit_path), 0);
 	bk_h_start(&h); /* fail-closed boot: global HALTED under audit_corrupt */
-	open_dirs(&h);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+	bk_h_open_dirs(&h);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	cr_assert_eq(cli_argv(&h, -1, -1, force), 6, "%s", out);
 	cr_assert(strstr(out, "FORCED"), "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	cr_assert_eq(cli_argv(&h, NOBODY, NOBODY, force), 0, "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_ACTIVE);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_ACTIVE);
 	bk_h_fini(&h);
 }
 
@@ -727,7 +706,7 @@ Test(auth, tls_needs_a_client_certificate_from_our_ca)
 	          out);
 	cr_assert_eq(tls(&h, &k, "fake", "trip", "manual_halt"), 3,
 	             "a CN from another CA is nobody: %s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_ACTIVE);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_ACTIVE);
 	cr_assert_eq(tls(&h, &k, "op1", "status"), 0, "%s", out);
 	tls_down(&h, &k);
 }
@@ -742,16 +721,16 @@ Test(auth, tls_roles_trader_trips_operator_resumes_strangers_are_refused)
 	cr_assert_eq(
 	    tls(&h, &k, "trader", "trip", "manual_halt", "--reason", "desk halt"), 0,
 	    "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	cr_assert_eq(tls(&h, &k, "trader", "kill", "alpha", "--reason", "runaway"), 0,
 	             "%s", out);
 	cr_assert_eq(tls(&h, &k, "trader", "resume", "--reason", "mine"), 1, "%s", out);
 	cr_assert(strstr(out, "role trader, which may not resume"), "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	cr_assert_eq(tls(&h, &k, "stranger", "trip", "emergency_stop"), 1, "%s", out);
 	cr_assert(strstr(out, "'stranger' has no role"), "%s", out);
 	cr_assert_eq(tls(&h, &k, "op1", "resume", "--reason", "checked"), 0, "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_REDUCE_ONLY);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_REDUCE_ONLY);
 	cr_assert_eq(tls(&h, &k, "op1", "register", "gamma"), 0, "%s", out);
 	log = read_audit(&h);
 	cr_assert(has_record(log, "\"kind\":\"TRIP\"", "\"user\":\"tls:trader1\"",
@@ -779,9 +758,9 @@ Test(auth, tls_two_person_rule_by_certificate)
 	cr_assert_eq(tls(&h, &k, "op1", "resume", "--reason", "one"), 6, "%s", out);
 	cr_assert_eq(tls(&h, &k, "op1", "resume", "--reason", "one again"), 1, "%s", out);
 	cr_assert(strstr(out, "cn op1 proposed"), "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	cr_assert_eq(tls(&h, &k, "op2", "resume", "--reason", "two"), 0, "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_REDUCE_ONLY);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_REDUCE_ONLY);
 	cr_assert(has_record(read_audit(&h), "\"kind\":\"RESUME\"", "\"peer_cn\":\"op2\"",
 	                     "\"proposer_user\":\"tls:op1\""),
 	          "%s", audit);
@@ -803,7 +782,7 @@ Test(auth, plaintext_loopback_callers_may_only_trip)
 	up(&h, "aplain", ini);
 	cr_assert_eq(cli(&h, "--url", url, "trip", "manual_halt", "--reason", "remote"),
 	             0, "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	cr_assert_eq(cli(&h, "--url", url, "resume", "--reason", "remote"), 1, "%s", out);
 	cr_assert(strstr(out, "plaintext TCP callers are anonymous"), "%s", out);
 	cr_assert(has_record(read_audit(&h), "\"kind\":\"REFUSED\"",
@@ -817,7 +796,7 @@ Test(auth, plaintext_loopback_callers_may_only_trip)
 	         url);
 	up(&h, "aplain2", ini);
 	cr_assert_eq(cli(&h, "--url", url, "trip", "manual_halt"), 1, "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_ACTIVE);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_ACTIVE);
 	cr_assert_eq(bk_h_count(read_audit(&h), "\"kind\":\"REFUSED\""), 1, "%s", audit);
 	bk_h_fini(&h);
 }

@@ -58,32 +58,10 @@ static void down(struct bk_h *h)
 	bk_tel_unlink(h->instance);
 }
 
-/* Another user may reach the sockets (socket_mode = 0666 in the config). */
-static void open_dirs(struct bk_h *h)
-{
-	char run[256];
-
-	snprintf(run, sizeof(run), "%s/run", h->dir);
-	cr_assert_eq(chmod(h->dir, 0755), 0);
-	cr_assert_eq(chmod(run, 0755), 0);
-}
-
 static void need_root(void)
 {
 	if (geteuid() != 0)
 		cr_skip_test("needs root: runs the CLI as another user");
-}
-
-/* The mode engines see for a strategy (NULL: global), via the C client. */
-static int mode_of(struct bk_h *h, const char *strategy)
-{
-	struct bk_client c;
-	int m;
-
-	bk_h_attach(h, &c);
-	m = bk_check(&c, strategy ? bk_client_resolve(&c, strategy) : -1);
-	bk_client_detach(&c);
-	return m;
 }
 
 /* ---- request ids de-duplicate only a genuine resend ----------------------- */
@@ -100,10 +78,10 @@ Test(commands, reused_request_id_for_another_command_is_refused)
 	cr_assert_neq(rc, 0, "a reused id must not succeed: %s", out);
 	cr_assert(strstr(out, "ERR_REQUEST_ID_REUSED"), "%s", out);
 	cr_assert_null(strstr(out, "already applied"), "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_ACTIVE, "nothing applied");
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_ACTIVE, "nothing applied");
 	/* the same command with a fresh id goes through */
 	cr_assert_eq(cli(&h, "emergency-stop", "--reason", "second"), 0, "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	down(&h);
 }
 
@@ -132,7 +110,7 @@ Test(commands, reused_request_id_is_refused_across_a_restart)
 	bk_h_start(&h);
 	cr_assert_neq(cli_id(&h, "777003", "emergency-stop"), 0, "%s", out);
 	cr_assert(strstr(out, "ERR_REQUEST_ID_REUSED"), "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_ACTIVE);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_ACTIVE);
 	/* the genuine resend, after the restart, is still the same command */
 	cr_assert_eq(cli_id(&h, "777003", "kill", "s1", "--reason", "first"), 0, "%s",
 	             out);
@@ -148,15 +126,15 @@ Test(commands, reused_request_id_is_refused_across_callers)
 	up(&h, "rid-callers",
 	   STRATS "[commands]\nsocket_mode = 0666\n"
 	          "[auth]\ntrip_uids = 0, 65534\nkill_uids = 0, 65534\n");
-	open_dirs(&h);
+	bk_h_open_dirs(&h);
 	cr_assert_eq(cli_nobody(&h, "777004", "kill", "s2", "--reason", "nobody's"), 0,
 	             "%s", out);
-	cr_assert_eq(mode_of(&h, "s2"), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, "s2"), BK_HALTED);
 	/* root's kill of s1 with the id nobody used for s2 */
 	cr_assert_neq(cli_id(&h, "777004", "kill", "s1", "--reason", "root's"), 0, "%s",
 	              out);
 	cr_assert(strstr(out, "ERR_REQUEST_ID_REUSED"), "%s", out);
-	cr_assert_eq(mode_of(&h, "s1"), BK_ACTIVE);
+	cr_assert_eq(bk_h_mode_of(&h, "s1"), BK_ACTIVE);
 	/* and the same payload from another caller is not "the same" either */
 	cr_assert_neq(cli_id(&h, "777004", "kill", "s2", "--reason", "nobody's"), 0, "%s",
 	              out);
@@ -353,7 +331,7 @@ Test(commands, forged_reports_from_a_query_user_do_not_blind_the_reject_rule)
 	bk_h_init(&h, "forge", REJECTS);
 	attacker = forge_reports(&h, "s1", 3000);
 	bk_h_start(&h);
-	open_dirs(&h);
+	bk_h_open_dirs(&h);
 	engine_up(&h, &e);
 	/* the real engine: 80% rejects, written in the segment */
 	for (int i = 0; i < 300 && !tripped; i++) {
@@ -583,13 +561,13 @@ Test(commands, embedded_nul_in_a_name_or_reason_is_refused)
 	cr_assert_eq(rep->status, BREAKER__STATUS__ERR_BAD_REQUEST, "%s", rep->error);
 	cr_assert(strstr(rep->error, "NUL"), "%s", rep->error);
 	breaker__reply__free_unpacked(rep, NULL);
-	cr_assert_eq(mode_of(&h, "s1"), BK_ACTIVE);
+	cr_assert_eq(bk_h_mode_of(&h, "s1"), BK_ACTIVE);
 	/* a reason with a hidden tail */
 	n = wire_trip(buf, "s1", 2, "ok\0rm -rf", 9);
 	rep = bk_h_raw_call(&h, buf, n);
 	cr_assert_eq(rep->status, BREAKER__STATUS__ERR_BAD_REQUEST, "%s", rep->error);
 	breaker__reply__free_unpacked(rep, NULL);
-	cr_assert_eq(mode_of(&h, "s1"), BK_ACTIVE);
+	cr_assert_eq(bk_h_mode_of(&h, "s1"), BK_ACTIVE);
 	/* register "abc\0/.." must not register abc */
 	n = wire_bytes(buf, 14, inner, wire_bytes(inner, 1, "abc\0/..", 7));
 	rep = bk_h_raw_call(&h, buf, n);
@@ -602,7 +580,7 @@ Test(commands, embedded_nul_in_a_name_or_reason_is_refused)
 	rep = bk_h_raw_call(&h, buf, n);
 	cr_assert_eq(rep->status, BREAKER__STATUS__OK, "%s", rep->error);
 	breaker__reply__free_unpacked(rep, NULL);
-	cr_assert_eq(mode_of(&h, "s1"), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, "s1"), BK_HALTED);
 	down(&h);
 }
 

@@ -104,15 +104,6 @@ static double cpu_share(pid_t pid)
 	return (double)(t1 - t0) / (double)sysconf(_SC_CLK_TCK) / (s1 - s0);
 }
 
-static void open_dirs(struct bk_h *h)
-{
-	char run[256];
-
-	snprintf(run, sizeof(run), "%s/run", h->dir);
-	cr_assert_eq(chmod(h->dir, 0755), 0);
-	cr_assert_eq(chmod(run, 0755), 0);
-}
-
 static const char *cli_config; /* the CLI's --config, if not the daemon's */
 
 /* The CLI as uid (-1: as we are); stdout and stderr in out; its exit code. */
@@ -238,7 +229,7 @@ Test(transport, connect_and_hang_up_flood_by_another_user_leaves_ipc_answering)
 		cr_skip_test("needs root: the flood runs as another user");
 	bk_h_init(&h, "hup", QUIET);
 	bk_h_start(&h);
-	open_dirs(&h);
+	bk_h_open_dirs(&h);
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
@@ -398,7 +389,7 @@ Test(transport, a_thousand_idle_local_connections_by_nobody_do_not_block_a_root_
 		cr_skip_test("needs root: the flood runs as another user");
 	bk_h_init(&h, "lflood", FLOOD_INI);
 	start_like_systemd(&h);
-	open_dirs(&h);
+	bk_h_open_dirs(&h);
 	child = hold_connections(h.cfg.local_url + 7, SOCK_SEQPACKET, HOSTILE, &ready);
 	held = wait_ready(ready);
 	fprintf(stderr, "nobody holds %d local connections\n", held);
@@ -418,7 +409,7 @@ Test(transport, a_thousand_idle_connections_on_each_transport_do_not_block_a_roo
 		cr_skip_test("needs root: the flood runs as another user");
 	bk_h_init(&h, "iflood", FLOOD_INI);
 	start_like_systemd(&h);
-	open_dirs(&h);
+	bk_h_open_dirs(&h);
 	c1 = hold_connections(h.cfg.cmd_url + 6, SOCK_STREAM, HOSTILE, &r1);
 	n1 = wait_ready(r1);
 	c2 = hold_connections(h.cfg.local_url + 7, SOCK_SEQPACKET, HOSTILE, &r2);
@@ -454,7 +445,7 @@ Test(transport, a_full_local_table_evicts_the_oldest_idle_connection_for_a_root_
 		cr_skip_test("needs root: the flood runs as another user");
 	bk_h_init(&h, "evict", FLOOD_INI "max_conns_per_uid = 100000\n");
 	start_like_systemd(&h);
-	open_dirs(&h);
+	bk_h_open_dirs(&h);
 	child = hold_connections(h.cfg.local_url + 7, SOCK_SEQPACKET, HOSTILE, &ready);
 	fprintf(stderr, "nobody holds %d local connections, uncapped\n",
 	        wait_ready(ready));
