@@ -189,6 +189,12 @@ char *bk_h_cli_bin(void)
 	return (char *)env_or("BREAKER_CLI", "breaker");
 }
 
+void bk_h_become(int uid, int gid, int fail_code)
+{
+	if (setgroups(0, NULL) || setgid((gid_t)gid) || setuid((uid_t)uid))
+		_exit(fail_code);
+}
+
 int bk_h_run_as(struct bk_h *h, int uid, int gid, const char *request_id,
                 char *const argv[], char *out, size_t outlen)
 {
@@ -207,9 +213,8 @@ int bk_h_run_as(struct bk_h *h, int uid, int gid, const char *request_id,
 			setenv("BREAKER_REQUEST_ID", request_id, 1);
 		else
 			unsetenv("BREAKER_REQUEST_ID");
-		if (uid >= 0 &&
-		    (setgroups(0, NULL) || setgid((gid_t)gid) || setuid((uid_t)uid)))
-			_exit(125);
+		if (uid >= 0)
+			bk_h_become(uid, gid, 125);
 		execv(argv[0], argv);
 		_exit(127);
 	}

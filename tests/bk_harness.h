@@ -57,6 +57,12 @@ int bk_h_cli_all(struct bk_h *h, char *out, size_t outlen, ...) __attribute__((s
  */
 int bk_h_run_as(struct bk_h *h, int uid, int gid, const char *request_id,
                 char *const argv[], char *out, size_t outlen);
+/*
+ * In a forked child: become uid/gid with no supplementary groups (in that
+ * order: groups and gid need the privilege the uid change gives up), or
+ * _exit(fail_code). Before any nng call in that child.
+ */
+void bk_h_become(int uid, int gid, int fail_code);
 /* The CLI (--config h->config, then args, NULL-terminated) through bk_h_run_as. */
 int bk_h_cli_as(struct bk_h *h, int uid, int gid, const char *request_id,
                 char *const args[], char *out, size_t outlen);

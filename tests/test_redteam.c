@@ -177,8 +177,7 @@ static void forge_telemetry_and_attach(mode_t mode)
 		struct bk_tel *f;
 		int fd;
 
-		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
-			_exit(10);
+		bk_h_become(65534, 65534, 10);
 		fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0666);
 		if (fd < 0 || fchmod(fd, mode) || ftruncate(fd, BK_TEL_SIZE))
 			_exit(11);
@@ -323,8 +322,7 @@ Test(redteam, trip_flood_by_another_user_does_not_make_a_resend_apply_twice,
 	if (pid == 0) {
 		struct bk_rpc rpc;
 
-		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
-			_exit(10);
+		bk_h_become(65534, 65534, 10);
 		for (uint64_t id = 1; id <= 1100; id++) {
 			Breaker__Request req = BREAKER__REQUEST__INIT;
 			Breaker__Trip t = BREAKER__TRIP__INIT;

@@ -233,8 +233,7 @@ Test(transport, connect_and_hang_up_flood_by_another_user_leaves_ipc_answering)
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
-		if (setgroups(0, NULL) || setgid(NOBODY) || setuid(NOBODY))
-			_exit(2);
+		bk_h_become(NOBODY, NOBODY, 2);
 		connect_close_flood(h.cfg.cmd_url + 6, 3000);
 		_exit(0);
 	}
@@ -275,9 +274,9 @@ static pid_t hold_connections(const char *path, int type, int n, int *ready)
 		int held = 0;
 
 		close(p[0]);
-		if (setrlimit(RLIMIT_NOFILE, &rl) || setgroups(0, NULL) ||
-		    setgid(NOBODY) || setuid(NOBODY))
+		if (setrlimit(RLIMIT_NOFILE, &rl))
 			_exit(2);
+		bk_h_become(NOBODY, NOBODY, 2);
 		prctl(PR_SET_PDEATHSIG, SIGKILL); /* after setuid, which clears it */
 		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 		for (int i = 0; i < n; i++) {

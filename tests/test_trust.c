@@ -34,8 +34,7 @@ static char out[1 << 16];
 
 static void become_nobody(void)
 {
-	if (setgroups(0, NULL) || setgid(NOBODY) || setuid(NOBODY))
-		_exit(125);
+	bk_h_become(NOBODY, NOBODY, 125);
 }
 
 /* mkdir path as uid 65534 with mode (umask cleared), in a child. */
