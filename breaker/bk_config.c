@@ -4,6 +4,8 @@
 #include <grp.h>
 #include <ini.h>
 #include <pwd.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,14 +60,19 @@ static void default_dirs_keep(struct bk_config *cfg, int keep_run, int keep_stat
 
 void bk_config_derive(struct bk_config *cfg)
 {
+	unsigned set = cfg->explicit_set;
+
 	snprintf(cfg->audit_path, sizeof(cfg->audit_path), "%s/audit.log",
 	         cfg->state_dir);
-	snprintf(cfg->cmd_url, sizeof(cfg->cmd_url), "ipc://%s/%s.cmd", cfg->run_dir,
-	         cfg->instance);
-	snprintf(cfg->pub_url, sizeof(cfg->pub_url), "ipc://%s/%s.pub", cfg->run_dir,
-	         cfg->instance);
-	snprintf(cfg->local_url, sizeof(cfg->local_url), "unix://%s/%s.sock",
-	         cfg->run_dir, cfg->instance);
+	if (!(set & BK_CFG_SET_CMD_URL))
+		snprintf(cfg->cmd_url, sizeof(cfg->cmd_url), "ipc://%s/%s.cmd",
+		         cfg->run_dir, cfg->instance);
+	if (!(set & BK_CFG_SET_PUB_URL))
+		snprintf(cfg->pub_url, sizeof(cfg->pub_url), "ipc://%s/%s.pub",
+		         cfg->run_dir, cfg->instance);
+	if (!(set & BK_CFG_SET_LOCAL_URL))
+		snprintf(cfg->local_url, sizeof(cfg->local_url), "unix://%s/%s.sock",
+		         cfg->run_dir, cfg->instance);
 }
 
 static int instance_valid(const char *s)
@@ -83,6 +90,9 @@ static int instance_valid(const char *s)
 
 int bk_config_defaults(struct bk_config *cfg, const char *instance)
 {
+	struct bk_acl_lists *resume = &cfg->acl[BK_ACT_RESUME],
+	                    *report = &cfg->acl[BK_ACT_REPORT];
+
 	memset(cfg, 0, sizeof(*cfg));
 	if (!instance)
 		instance = "default";
@@ -105,15 +115,14 @@ int bk_config_defaults(struct bk_config *cfg, const char *instance)
 	/* Monitoring is on by default, and only on loopback. */
 	snprintf(cfg->metrics_listen, sizeof(cfg->metrics_listen), "127.0.0.1:9464");
 	/* Resume is restricted: by default only the daemon's own user and root. */
-	cfg->resume_uids[cfg->n_resume_uids++] = geteuid();
+	resume->uids[resume->n_uids++] = geteuid();
 	if (geteuid() != 0)
-		cfg->resume_uids[cfg->n_resume_uids++] = 0;
-	memcpy(cfg->force_uids, cfg->resume_uids, sizeof(cfg->force_uids));
-	cfg->n_force_uids = cfg->n_resume_uids;
+		resume->uids[resume->n_uids++] = 0;
+	cfg->acl[BK_ACT_FORCE] = *resume;
 	/* Reporting: who may write the telemetry segment (0660: its owner and
 	 * group, which are ours). */
-	cfg->report_uids[cfg->n_report_uids++] = geteuid();
-	cfg->report_gids[cfg->n_report_gids++] = getegid();
+	report->uids[report->n_uids++] = geteuid();
+	report->gids[report->n_gids++] = getegid();
 	/* Tripping is easy: anyone who can reach the command socket. */
 	cfg->auth_any = 1u << BK_ACT_TRIP | 1u << BK_ACT_KILL;
 	cfg->confirm_window_s = 120;
@@ -122,29 +131,12 @@ int bk_config_defaults(struct bk_config *cfg, const char *instance)
 
 void bk_config_acl(const struct bk_config *cfg, enum bk_act act, struct bk_acl *acl)
 {
-	switch (act) {
-	case BK_ACT_TRIP:
-		*acl = (struct bk_acl){cfg->trip_uids, cfg->n_trip_uids, cfg->trip_gids,
-		                       cfg->n_trip_gids, false};
-		break;
-	case BK_ACT_KILL:
-		*acl = (struct bk_acl){cfg->kill_uids, cfg->n_kill_uids, cfg->kill_gids,
-		                       cfg->n_kill_gids, false};
-		break;
-	case BK_ACT_RESUME:
-		*acl = (struct bk_acl){cfg->resume_uids, cfg->n_resume_uids,
-		                       cfg->resume_gids, cfg->n_resume_gids, false};
-		break;
-	case BK_ACT_REPORT:
-		*acl = (struct bk_acl){cfg->report_uids, cfg->n_report_uids,
-		                       cfg->report_gids, cfg->n_report_gids, false};
-		break;
-	default:
-		*acl = (struct bk_acl){cfg->force_uids, cfg->n_force_uids,
-		                       cfg->force_gids, cfg->n_force_gids, false};
-		break;
-	}
-	acl->any = cfg->auth_any & (1u << act);
+	/* an act out of range gets force's lists, the strictest */
+	unsigned i = (unsigned)act < BK_ACT_COUNT ? (unsigned)act : BK_ACT_FORCE;
+	const struct bk_acl_lists *l = &cfg->acl[i];
+
+	*acl = (struct bk_acl){l->uids, l->n_uids, l->gids, l->n_gids,
+	                       (cfg->auth_any >> i & 1u) != 0};
 }
 
 const char *bk_act_name(enum bk_act act)
@@ -236,12 +228,11 @@ struct load_ctx {
 	FILE *file;
 	int line; /* Debian's inih passes no line numbers: count them here */
 	int failed;
-	int urls_set;     /* explicit urls/dirs (bits 1,2,4,8) survive re-derivation */
-	int pass;         /* 1: everything but [rules:NAME]; 2: only [rules:NAME] */
-	int metrics_line; /* of [metrics] listen, for the loopback check's message */
-	int tcp_line;     /* of [commands] tcp_url, for the transport checks */
-	unsigned acl_set; /* bit per enum bk_act: the file gave its lists */
-	unsigned acl_any; /* bit per enum bk_act: ... and one said "any" */
+	int pass;              /* 1: everything but [rules:NAME]; 2: only [rules:NAME] */
+	int metrics_line;      /* of [metrics] listen, for the loopback check's message */
+	int tcp_line;          /* of [commands] tcp_url, for the transport checks */
+	unsigned acl_set;      /* bit per enum bk_act: the file gave its lists */
+	unsigned acl_any;      /* bit per enum bk_act: ... and one said "any" */
 	struct seen_key *seen; /* every "section]name" so far, for duplicates */
 	size_t n_seen, cap_seen;
 };
@@ -251,12 +242,17 @@ struct seen_key {
 	int line;
 };
 
-static int fail(struct load_ctx *c, int line, const char *fmt, const char *a,
-                const char *b)
-{
-	char what[256];
+static int fail(struct load_ctx *c, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-	snprintf(what, sizeof(what), fmt, a, b);
+static int fail(struct load_ctx *c, int line, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
 	snprintf(c->err, c->errlen, "line %d: %s", line, what);
 	c->failed = 1;
 	return 0; /* stop inih at the first error */
@@ -374,9 +370,13 @@ static int parse_strategies(char (*names)[BK_NAME_MAX], int *n, const char *v)
 	return 0;
 }
 
-static int key_is(const char *s, const char *n, const char *section, const char *name)
+/* "true" or "false", nothing else. */
+static int parse_bool(const char *v, bool *out)
 {
-	return strcmp(s, section) == 0 && strcmp(n, name) == 0;
+	if (strcmp(v, "true") && strcmp(v, "false"))
+		return -EINVAL;
+	*out = strcmp(v, "true") == 0;
+	return 0;
 }
 
 static int parse_double(const char *v, double min, double max, double *out)
@@ -395,13 +395,57 @@ static int parse_double(const char *v, double min, double max, double *out)
 	return 0;
 }
 
-/* "reject_rate.max = 0.2": one field of one rule. */
+enum rule_kind {
+	RULE_BOOL,  /* true or false */
+	RULE_UINT,  /* decimal in [min, max] into a uint32_t */
+	RULE_LIMIT, /* a decimal number in [min, max], divided by div; enables the rule */
+	RULE_MODE,  /* a mode name, one of the modes bits */
+	RULE_SCOPE, /* global or strategy */
+};
+
+/* The keys of one rule ("reject_rate.max"): where each goes in struct bk_rule_cfg. */
+static const struct rule_key_def {
+	const char *name;
+	enum rule_kind kind;
+	size_t off;
+	double min, max, div;
+	unsigned modes; /* RULE_MODE: bit per enum bk_mode allowed */
+} rule_keys[] = {
+#define RULE(m) offsetof(struct bk_rule_cfg, m)
+    {"enabled", RULE_BOOL, RULE(enabled), 0, 0, 0, 0},
+    {"max", RULE_LIMIT, RULE(max), 0, 1e18, 1, 0},
+    {"max_pct", RULE_LIMIT, RULE(max_pct), 0, 100, 100, 0},
+    {"window_ms", RULE_UINT, RULE(window_ms), 1, 3600000, 0, 0},
+    {"min_orders", RULE_UINT, RULE(min_orders), 0, 1000000000, 0, 0},
+    {"action", RULE_MODE, RULE(action), 0, 0, 0,
+     1u << BK_CAUTIOUS | 1u << BK_REDUCE_ONLY | 1u << BK_HALTED},
+    {"scope", RULE_SCOPE, RULE(global), 0, 0, 0, 0},
+    {"cooldown_ms", RULE_UINT, RULE(cooldown_ms), 0, 86400000, 0, 0},
+    /* a cooldown never goes back to ACTIVE on its own */
+    {"cooldown_to", RULE_MODE, RULE(cooldown_to), 0, 0, 0,
+     1u << BK_CAUTIOUS | 1u << BK_REDUCE_ONLY},
+    /* 0: after a forced resume, trip again only on worsening */
+    {"rearm_ms", RULE_UINT, RULE(rearm_ms), 0, 86400000, 0, 0},
+#undef RULE
+};
+
+#define RULE_FIELD_IS(m, t) (sizeof(((struct bk_rule_cfg *)0)->m) == sizeof(t))
+_Static_assert(RULE_FIELD_IS(enabled, bool) && RULE_FIELD_IS(global, bool) &&
+                   RULE_FIELD_IS(max, double) && RULE_FIELD_IS(max_pct, double) &&
+                   RULE_FIELD_IS(window_ms, uint32_t) &&
+                   RULE_FIELD_IS(min_orders, uint32_t) &&
+                   RULE_FIELD_IS(cooldown_ms, uint32_t) &&
+                   RULE_FIELD_IS(rearm_ms, uint32_t) && RULE_FIELD_IS(action, uint8_t) &&
+                   RULE_FIELD_IS(cooldown_to, uint8_t),
+               "rule_keys' kinds match struct bk_rule_cfg");
+
+/* "reject_rate.max = 0.2": one field of one rule. 0, -ENOENT or -EINVAL. */
 static int rule_key(struct bk_rule_cfg *rules, const char *key, const char *v)
 {
-	char name[32];
+	const struct rule_key_def *k = NULL;
 	const char *dot = strchr(key, '.');
-	struct bk_rule_cfg *r;
-	uint64_t x = 0;
+	char name[32], *field;
+	uint64_t x;
 	double d;
 	int id, m;
 
@@ -411,57 +455,38 @@ static int rule_key(struct bk_rule_cfg *rules, const char *key, const char *v)
 	name[dot - key] = '\0';
 	if ((id = bk_rule_parse(name)) < 0)
 		return -ENOENT;
-	r = &rules[id];
-	key = dot + 1;
-	if (strcmp(key, "enabled") == 0) {
-		if (strcmp(v, "true") && strcmp(v, "false"))
+	for (size_t i = 0; !k && i < sizeof(rule_keys) / sizeof(rule_keys[0]); i++)
+		if (strcmp(dot + 1, rule_keys[i].name) == 0)
+			k = &rule_keys[i];
+	if (!k)
+		return -ENOENT;
+	field = (char *)&rules[id] + k->off;
+	switch (k->kind) {
+	case RULE_BOOL:
+		return parse_bool(v, (bool *)field);
+	case RULE_UINT:
+		if (parse_u64(v, (uint64_t)k->min, (uint64_t)k->max, &x))
 			return -EINVAL;
-		r->enabled = strcmp(v, "true") == 0;
-	} else if (strcmp(key, "max") == 0) {
-		if (parse_double(v, 0, 1e18, &d))
+		*(uint32_t *)field = (uint32_t)x;
+		return 0;
+	case RULE_LIMIT:
+		if (parse_double(v, k->min, k->max, &d))
 			return -EINVAL;
-		r->max = d;
-		r->enabled = true;
-	} else if (strcmp(key, "max_pct") == 0) {
-		if (parse_double(v, 0, 100, &d))
+		*(double *)field = d / k->div;
+		rules[id].enabled = true;
+		return 0;
+	case RULE_MODE:
+		if ((m = bk_mode_parse(v)) < 0 || !(k->modes & 1u << m))
 			return -EINVAL;
-		r->max_pct = d / 100.0;
-		r->enabled = true;
-	} else if (strcmp(key, "window_ms") == 0) {
-		if (parse_u64(v, 1, 3600000, &x))
-			return -EINVAL;
-		r->window_ms = (uint32_t)x;
-	} else if (strcmp(key, "min_orders") == 0) {
-		if (parse_u64(v, 0, 1000000000, &x))
-			return -EINVAL;
-		r->min_orders = (uint32_t)x;
-	} else if (strcmp(key, "action") == 0) {
-		if ((m = bk_mode_parse(v)) < BK_CAUTIOUS)
-			return -EINVAL;
-		r->action = (uint8_t)m;
-	} else if (strcmp(key, "scope") == 0) {
+		*(uint8_t *)field = (uint8_t)m;
+		return 0;
+	case RULE_SCOPE:
 		if (strcmp(v, "global") && strcmp(v, "strategy"))
 			return -EINVAL;
-		r->global = strcmp(v, "global") == 0;
-	} else if (strcmp(key, "cooldown_ms") == 0) {
-		if (parse_u64(v, 0, 86400000, &x))
-			return -EINVAL;
-		r->cooldown_ms = (uint32_t)x;
-	} else if (strcmp(key, "cooldown_to") == 0) {
-		/* a cooldown never goes back to ACTIVE on its own */
-		m = bk_mode_parse(v);
-		if (m != BK_CAUTIOUS && m != BK_REDUCE_ONLY)
-			return -EINVAL;
-		r->cooldown_to = (uint8_t)m;
-	} else if (strcmp(key, "rearm_ms") == 0) {
-		/* 0: after a forced resume, trip again only on worsening */
-		if (parse_u64(v, 0, 86400000, &x))
-			return -EINVAL;
-		r->rearm_ms = (uint32_t)x;
-	} else {
-		return -ENOENT;
+		*(bool *)field = strcmp(v, "global") == 0;
+		return 0;
 	}
-	return 0;
+	return -EINVAL;
 }
 
 static int parse_warn(struct bk_rules_cfg *rc, const char *v)
@@ -533,43 +558,13 @@ static int metrics_invalid(const struct load_ctx *c, char *err, size_t errlen)
 	return 1;
 }
 
-static int parse_bool(const char *v, bool *out)
-{
-	if (strcmp(v, "true") && strcmp(v, "false"))
-		return -EINVAL;
-	*out = strcmp(v, "true") == 0;
-	return 0;
-}
-
-/* An act's lists in cfg, writable, for the parser. */
-static void acl_lists(struct bk_config *cfg, enum bk_act act, unsigned **uids, int **nu,
-                      unsigned **gids, int **ng)
-{
-	struct bk_acl a;
-
-	bk_config_acl(cfg, act, &a);
-	*uids = (unsigned *)a.uids;
-	*gids = (unsigned *)a.gids;
-	*nu = act == BK_ACT_TRIP     ? &cfg->n_trip_uids
-	      : act == BK_ACT_KILL   ? &cfg->n_kill_uids
-	      : act == BK_ACT_RESUME ? &cfg->n_resume_uids
-	      : act == BK_ACT_REPORT ? &cfg->n_report_uids
-	                             : &cfg->n_force_uids;
-	*ng = act == BK_ACT_TRIP     ? &cfg->n_trip_gids
-	      : act == BK_ACT_KILL   ? &cfg->n_kill_gids
-	      : act == BK_ACT_RESUME ? &cfg->n_resume_gids
-	      : act == BK_ACT_REPORT ? &cfg->n_report_gids
-	                             : &cfg->n_force_gids;
-}
-
 /* "trip_uids = 1001, alice", "kill_gids = trading", "trip_gids = any". */
 static int auth_list(struct load_ctx *c, const char *n, const char *v)
 {
-	unsigned *uids, *gids;
-	int *nu, *ng, act;
-	size_t len;
+	struct bk_acl_lists *l;
+	size_t len = 0;
 	bool any = false, group;
-	int rv;
+	int act, rv;
 
 	for (act = 0; act < BK_ACT_COUNT; act++) {
 		len = strlen(bk_act_name((enum bk_act)act));
@@ -579,38 +574,15 @@ static int auth_list(struct load_ctx *c, const char *n, const char *v)
 	if (act == BK_ACT_COUNT || (strcmp(n + len, "_uids") && strcmp(n + len, "_gids")))
 		return -ENOENT;
 	group = strcmp(n + len, "_gids") == 0;
-	acl_lists(&c->cfg, (enum bk_act)act, &uids, &nu, &gids, &ng);
+	l = &c->cfg.acl[act];
 	/* resume and force are never open to anyone */
-	rv = parse_ids(v, group ? gids : uids, group ? ng : nu, group,
-	               act <= BK_ACT_KILL ? &any : NULL);
+	rv = parse_ids(v, group ? l->gids : l->uids, group ? &l->n_gids : &l->n_uids,
+	               group, act <= BK_ACT_KILL ? &any : NULL);
 	if (rv == 0) {
 		c->acl_set |= 1u << act;
 		c->acl_any |= any ? 1u << act : 0;
 	}
 	return rv ? -EINVAL : 0;
-}
-
-static int handle_auth(struct load_ctx *c, const char *n, const char *v)
-{
-	uint64_t x;
-	int err;
-
-	if (strcmp(n, "two_person_global_resume") == 0) {
-		err = parse_bool(v, &c->cfg.two_person_global_resume);
-	} else if (strcmp(n, "confirm_window_s") == 0) {
-		if (!(err = parse_u64(v, 1, 3600, &x)))
-			c->cfg.confirm_window_s = (uint32_t)x;
-	} else if ((err = auth_list(c, n, v)) == -ENOENT) {
-		return fail(c, c->line, "unknown key '%s' in section [%s]", n, "auth");
-	} else if (err) {
-		return fail(c, c->line,
-		            "bad value '%s' for '%s': numeric ids or known user/group "
-		            "names, comma-separated (\"any\" for trip and kill only)",
-		            v, n);
-	}
-	if (err)
-		return fail(c, c->line, "bad value '%s' for '%s'", v, n);
-	return 1;
 }
 
 /* "alice-desk:operator, ops-bot:trader": CN (spaces inside allowed) ':' role. */
@@ -651,34 +623,19 @@ static int parse_roles(struct bk_config *cfg, const char *v)
 	return 0;
 }
 
-static int handle_tls(struct load_ctx *c, const char *n, const char *v)
+static int key_tls_roles(struct load_ctx *c, const char *n, const char *v)
 {
-	static const char *const files[] = {"cert_file",       "key_file",
-	                                    "ca_file",         "client_cert_file",
-	                                    "client_key_file", "client_ca_file"};
-	struct bk_config *cfg = &c->cfg;
-	char *dst[] = {cfg->tls_cert,        cfg->tls_key,        cfg->tls_ca,
-	               cfg->tls_client_cert, cfg->tls_client_key, cfg->tls_client_ca};
-	int err;
+	int err = parse_roles(&c->cfg, v);
 
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
-		if (strcmp(n, files[i]) == 0) {
-			if (*v != '/' || set_str(dst[i], PATH_MAX, v))
-				return fail(c, c->line,
-				            "'%s' for '%s' must be an absolute path", v,
-				            n);
-			return 1;
-		}
-	if (strcmp(n, "roles") != 0)
-		return fail(c, c->line, "unknown key '%s' in section [%s]", n, "tls");
-	if ((err = parse_roles(cfg, v)) == -EEXIST)
-		return fail(c, c->line, "a CN is given twice in roles = %s%s", v, "");
+	(void)n;
+	if (err == -EEXIST)
+		return fail(c, c->line, "a CN is given twice in roles = %s", v);
 	if (err)
 		return fail(c, c->line,
 		            "bad roles = %s: CN:operator, CN:trader or CN:engine, "
-		            "comma-separated%s",
-		            v, "");
-	return 1;
+		            "comma-separated",
+		            v);
+	return 0;
 }
 
 /* After the whole file: defaults that follow other lists, then what is now true. */
@@ -691,19 +648,12 @@ static void auth_finish(struct load_ctx *c)
 			cfg->auth_any =
 			    (cfg->auth_any & ~(1u << act)) | (c->acl_any & (1u << act));
 	if (!(c->acl_set & (1u << BK_ACT_KILL))) {
-		memcpy(cfg->kill_uids, cfg->trip_uids, sizeof(cfg->kill_uids));
-		memcpy(cfg->kill_gids, cfg->trip_gids, sizeof(cfg->kill_gids));
-		cfg->n_kill_uids = cfg->n_trip_uids;
-		cfg->n_kill_gids = cfg->n_trip_gids;
+		cfg->acl[BK_ACT_KILL] = cfg->acl[BK_ACT_TRIP];
 		cfg->auth_any = (cfg->auth_any & ~(1u << BK_ACT_KILL)) |
 		                ((cfg->auth_any >> BK_ACT_TRIP & 1u) << BK_ACT_KILL);
 	}
-	if (!(c->acl_set & (1u << BK_ACT_FORCE))) {
-		memcpy(cfg->force_uids, cfg->resume_uids, sizeof(cfg->force_uids));
-		memcpy(cfg->force_gids, cfg->resume_gids, sizeof(cfg->force_gids));
-		cfg->n_force_uids = cfg->n_resume_uids;
-		cfg->n_force_gids = cfg->n_resume_gids;
-	}
+	if (!(c->acl_set & (1u << BK_ACT_FORCE)))
+		cfg->acl[BK_ACT_FORCE] = cfg->acl[BK_ACT_RESUME];
 }
 
 /*
@@ -748,8 +698,8 @@ static int transport_invalid(const struct load_ctx *c, char *err, size_t errlen)
 }
 
 /* [rules] keys of the reconciliation rule as a whole (not per strategy). */
-static int recon_key(struct load_ctx *c, struct bk_rules_cfg *rc, const char *s,
-                     const char *n, const char *v)
+static int recon_key(struct load_ctx *c, struct bk_rules_cfg *rc, const char *n,
+                     const char *v)
 {
 	uint64_t x;
 
@@ -758,14 +708,12 @@ static int recon_key(struct load_ctx *c, struct bk_rules_cfg *rc, const char *s,
 			return fail(c, c->line,
 			            "reconcile_max_age_ms '%s' must be 0-86400000 (ms; "
 			            "0 = no expiry)",
-			            v, "");
+			            v);
 		rc->recon_max_age_ms = (uint32_t)x;
 		return 1;
 	}
-	if (strcmp(v, "true") && strcmp(v, "false"))
+	if (parse_bool(v, &rc->resume_requires_reconcile))
 		return fail(c, c->line, "'%s' for '%s' must be true or false", v, n);
-	rc->resume_requires_reconcile = strcmp(v, "true") == 0;
-	(void)s;
 	return 1;
 }
 
@@ -779,26 +727,25 @@ static int handle_rules(struct load_ctx *c, const char *s, const char *n, const 
 		if (!bk_strategy_name_valid(s + 6))
 			return fail(c, c->line,
 			            "[%s]: not a strategy name (1-39 bytes of "
-			            "[A-Za-z0-9._:-])%s",
-			            s, "");
+			            "[A-Za-z0-9._:-])",
+			            s);
 		if (c->pass == 1)
 			return 1;
 		rules = override_for(rc, s + 6);
 		if (!rules)
 			return fail(c, c->line,
-			            "too many [rules:NAME] sections, or name too long",
-			            "", "");
+			            "too many [rules:NAME] sections, or name too long");
 	} else if (c->pass == 2) {
 		return 1;
 	} else if (strcmp(n, "reconcile_max_age_ms") == 0 ||
 	           strcmp(n, "resume_requires_reconcile") == 0) {
-		return recon_key(c, rc, s, n, v);
+		return recon_key(c, rc, n, v);
 	} else if (strcmp(n, "warn_levels") == 0) {
 		if (parse_warn(rc, v))
 			return fail(c, c->line,
 			            "warn_levels '%s' must be 3 ascending "
 			            "fractions in (0, 1]",
-			            v, "");
+			            v);
 		return 1;
 	}
 	err = rule_key(rules, n, v);
@@ -832,7 +779,7 @@ static int duplicate_key(struct load_ctx *c, const char *s, const char *n)
 	if (c->n_seen == c->cap_seen) {
 		size_t cap = c->cap_seen ? 2 * c->cap_seen : 64;
 		if (!(grown = realloc(c->seen, cap * sizeof(*grown)))) {
-			fail(c, c->line, "out of memory%s%s", "", "");
+			fail(c, c->line, "out of memory");
 			return 1;
 		}
 		c->seen = grown;
@@ -843,13 +790,248 @@ static int duplicate_key(struct load_ctx *c, const char *s, const char *n)
 	return 0;
 }
 
+/* ---- the keys outside [rules] ------------------------------------------- */
+
+/* Keys with a parser of their own: 0, -EINVAL (the generic message), -ENOENT
+ * (not a key after all), or fail() called with a message of its own. */
+typedef int key_fn(struct load_ctx *c, const char *n, const char *v);
+
+static int key_instance(struct load_ctx *c, const char *n, const char *v)
+{
+	(void)n;
+	if (!instance_valid(v))
+		return fail(c, c->line, "instance '%s' must be 1-63 of [A-Za-z0-9._-]",
+		            v);
+	snprintf(c->cfg.instance, sizeof(c->cfg.instance), "%s", v);
+	return 0;
+}
+
+/* one user, by name or uid */
+static int key_daemon_user(struct load_ctx *c, const char *n, const char *v)
+{
+	unsigned ids[BK_AUTH_MAX];
+	int one = 0;
+
+	(void)n;
+	if (parse_ids(v, ids, &one, false, NULL) || one != 1)
+		return -EINVAL;
+	c->cfg.daemon_uid = (uid_t)ids[0];
+	c->cfg.daemon_uid_set = true;
+	return 0;
+}
+
+static int key_local_url(struct load_ctx *c, const char *n, const char *v)
+{
+	(void)n;
+	/* "" turns the fast path off; sun_path holds 107 bytes */
+	if (*v && (strncmp(v, "unix://", 7) || strlen(v) - 7 > 107))
+		return -EINVAL;
+	if (set_str(c->cfg.local_url, BK_URL_MAX, v))
+		return -EINVAL;
+	c->cfg.explicit_set |= BK_CFG_SET_LOCAL_URL;
+	return 0;
+}
+
+static int key_tcp_url(struct load_ctx *c, const char *n, const char *v)
+{
+	(void)n;
+	if (*v && strncmp(v, "tcp://", 6) && strncmp(v, "tls+tcp://", 10))
+		return -EINVAL;
+	c->tcp_line = c->line;
+	return set_str(c->cfg.tcp_url, BK_URL_MAX, v) ? -EINVAL : 0;
+}
+
+/* telemetry feeds the rules: whoever may write it may keep a rule from
+ * tripping (a forged Report by another route). Engines write it through a
+ * group, never as everyone. */
+static int key_tel_mode(struct load_ctx *c, const char *n, const char *v)
+{
+	uint64_t x;
+
+	(void)n;
+	if (parse_mode(v, 0600, 0666, &x) || (x & 0111))
+		return -EINVAL;
+	if (x & 0002)
+		return fail(
+		    c, c->line,
+		    "bad value '%s' for 'telemetry_mode': writable by others, who "
+		    "could forge any strategy's telemetry and blind its rules; give "
+		    "engines breakerd's group and use 0660 (0600 .. 0664)",
+		    v);
+	c->cfg.tel_mode = (mode_t)x;
+	return 0;
+}
+
+static int key_strategies(struct load_ctx *c, const char *n, const char *v)
+{
+	if (strcmp(n, "names") == 0) {
+		if (parse_strategies(c->cfg.strategies, &c->cfg.n_strategies, v))
+			return fail(c, c->line,
+			            "bad names = %s: strategy names are 1-39 bytes of "
+			            "[A-Za-z0-9._:-], at most 256 of them",
+			            v);
+	} else if (parse_strategies(c->cfg.remote, &c->cfg.n_remote, v)) {
+		return fail(c, c->line,
+		            "bad remote = %s: strategy names (1-39 bytes of "
+		            "[A-Za-z0-9._:-]) whose telemetry comes by Report",
+		            v);
+	}
+	return 0;
+}
+
+static int key_metrics_listen(struct load_ctx *c, const char *n, const char *v)
+{
+	bool lo;
+
+	(void)n;
+	c->metrics_line = c->line;
+	if (*v && bk_listen_parse(v, &lo))
+		return -EINVAL;
+	return set_str(c->cfg.metrics_listen, sizeof(c->cfg.metrics_listen), v) ? -EINVAL
+	                                                                        : 0;
+}
+
+enum key_kind {
+	KEY_UINT, /* decimal in [min, max], times scale, into a 4- or 8-byte field */
+	KEY_MODE, /* octal in [min, max] with none of the deny bits */
+	KEY_BOOL, /* true or false */
+	KEY_PATH, /* an absolute path */
+	KEY_IPC,  /* an ipc:// URL */
+	KEY_FN,   /* its own parser, fn */
+};
+
+struct key_def {
+	const char *section;
+	const char *name; /* NULL: any key of the section not named before it */
+	enum key_kind kind;
+	size_t off, size; /* the field in struct bk_config */
+	uint64_t min, max;
+	uint64_t scale;  /* KEY_UINT: the field holds value * scale (0: 1) */
+	unsigned deny;   /* KEY_MODE: bits never allowed */
+	unsigned set;    /* BK_CFG_SET_* to mark in explicit_set */
+	const char *why; /* appended to the "bad value" message */
+	key_fn *fn;
+};
+
+#define KEY(s, n, k) .section = (s), .name = (n), .kind = (k)
+#define FIELD(m)                                                                         \
+	.off = offsetof(struct bk_config, m), .size = sizeof(((struct bk_config *)0)->m)
+#define RANGE(a, b) .min = (a), .max = (b)
+#define ABS_PATH    "must be an absolute path"
+#define ID_LIST                                                                          \
+	"numeric ids or known user/group names, comma-separated (\"any\" for trip and "  \
+	"kill only)"
+
+/* Every key outside [rules], where it goes, and its range. */
+static const struct key_def keys[] = {
+    {KEY("breaker", "instance", KEY_FN), .fn = key_instance},
+    {KEY("breaker", "run_dir", KEY_PATH), FIELD(run_dir), .set = BK_CFG_SET_RUN_DIR},
+    {KEY("breaker", "state_dir", KEY_PATH), FIELD(state_dir),
+     .set = BK_CFG_SET_STATE_DIR},
+    {KEY("breaker", "daemon_user", KEY_FN), .fn = key_daemon_user},
+    {KEY("breaker", "realtime_priority", KEY_UINT), FIELD(rt_priority), RANGE(0, 99)},
+    {KEY("breaker", "busy_poll", KEY_BOOL), FIELD(busy_poll)},
+    {KEY("breaker", "tick_period_us", KEY_UINT), FIELD(tick_ns), RANGE(10, 1000000),
+     .scale = 1000},
+    {KEY("breaker", "heartbeat_bound_ms", KEY_UINT), FIELD(heartbeat_bound_ns),
+     RANGE(1, 60000), .scale = 1000000},
+    /* never group/other-writable: engines must only read */
+    {KEY("breaker", "shm_mode", KEY_MODE), FIELD(shm_mode), RANGE(0400, 0644),
+     .deny = 0133},
+    {KEY("breaker", "telemetry_mode", KEY_FN), .fn = key_tel_mode},
+    {KEY("commands", "max_message_bytes", KEY_UINT), FIELD(max_msg),
+     RANGE(1024, 1 << 20)},
+    /* bounded so that every audit record fits BK_AUDIT_RECORD_MAX */
+    {KEY("commands", "reason_max_bytes", KEY_UINT), FIELD(reason_max), RANGE(16, 2048)},
+    {KEY("commands", "ipc_url", KEY_IPC), FIELD(cmd_url), .set = BK_CFG_SET_CMD_URL},
+    {KEY("commands", "pub_url", KEY_IPC), FIELD(pub_url), .set = BK_CFG_SET_PUB_URL},
+    {KEY("commands", "local_url", KEY_FN), .fn = key_local_url},
+    {KEY("commands", "tcp_url", KEY_FN), .fn = key_tcp_url},
+    {KEY("commands", "allow_plaintext_loopback", KEY_BOOL),
+     FIELD(allow_plaintext_loopback)},
+    {KEY("commands", "idle_timeout_ms", KEY_UINT), FIELD(idle_timeout_ms),
+     RANGE(100, 3600 * 1000)},
+    {KEY("commands", "max_conns_per_uid", KEY_UINT), FIELD(max_conns_per_uid),
+     RANGE(1, 1000000)},
+    {KEY("commands", "socket_mode", KEY_MODE), FIELD(sock_mode), RANGE(0600, 0777)},
+    {KEY("auth", "two_person_global_resume", KEY_BOOL), FIELD(two_person_global_resume)},
+    {KEY("auth", "confirm_window_s", KEY_UINT), FIELD(confirm_window_s), RANGE(1, 3600)},
+    {KEY("auth", NULL, KEY_FN), .fn = auth_list, .why = ID_LIST}, /* <act>_uids/_gids */
+    {KEY("tls", "cert_file", KEY_PATH), FIELD(tls_cert), .why = ABS_PATH},
+    {KEY("tls", "key_file", KEY_PATH), FIELD(tls_key), .why = ABS_PATH},
+    {KEY("tls", "ca_file", KEY_PATH), FIELD(tls_ca), .why = ABS_PATH},
+    {KEY("tls", "client_cert_file", KEY_PATH), FIELD(tls_client_cert), .why = ABS_PATH},
+    {KEY("tls", "client_key_file", KEY_PATH), FIELD(tls_client_key), .why = ABS_PATH},
+    {KEY("tls", "client_ca_file", KEY_PATH), FIELD(tls_client_ca), .why = ABS_PATH},
+    {KEY("tls", "roles", KEY_FN), .fn = key_tls_roles},
+    {KEY("strategies", "names", KEY_FN), .fn = key_strategies},
+    {KEY("strategies", "remote", KEY_FN), .fn = key_strategies},
+    {KEY("metrics", "listen", KEY_FN), .fn = key_metrics_listen},
+    {KEY("metrics", "allow_remote", KEY_BOOL), FIELD(metrics_allow_remote)},
+};
+
+_Static_assert(sizeof(mode_t) == 4 && sizeof(int) == 4 && sizeof(uint32_t) == 4,
+               "KEY_UINT and KEY_MODE fields are 4 or 8 bytes wide");
+
+static const struct key_def *key_find(const char *s, const char *n)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(keys[i].section, s) == 0 &&
+		    (!keys[i].name || strcmp(keys[i].name, n) == 0))
+			return &keys[i];
+	return NULL;
+}
+
+/* A number into a 4- or 8-byte unsigned field (int, mode_t, uint32_t, uint64_t). */
+static void store_uint(void *field, size_t size, uint64_t x)
+{
+	uint32_t x32 = (uint32_t)x;
+
+	if (size == sizeof(x))
+		memcpy(field, &x, sizeof(x));
+	else
+		memcpy(field, &x32, sizeof(x32));
+}
+
+/* One key's value into c->cfg: 0 or as key_fn. */
+static int key_set(struct load_ctx *c, const struct key_def *k, const char *n,
+                   const char *v)
+{
+	char *field = (char *)&c->cfg + k->off;
+	uint64_t x;
+
+	switch (k->kind) {
+	case KEY_UINT:
+		if (parse_u64(v, k->min, k->max, &x))
+			return -EINVAL;
+		store_uint(field, k->size, x * (k->scale ? k->scale : 1));
+		return 0;
+	case KEY_MODE:
+		if (parse_mode(v, k->min, k->max, &x) || (x & k->deny))
+			return -EINVAL;
+		store_uint(field, k->size, x);
+		return 0;
+	case KEY_BOOL:
+		return parse_bool(v, (bool *)field);
+	case KEY_PATH:
+	case KEY_IPC:
+		if (k->kind == KEY_PATH ? *v != '/' : strncmp(v, "ipc://", 6) != 0)
+			return -EINVAL;
+		if (set_str(field, k->size, v))
+			return -EINVAL;
+		c->cfg.explicit_set |= k->set;
+		return 0;
+	case KEY_FN:
+		return k->fn(c, n, v);
+	}
+	return -EINVAL;
+}
+
 static int handle(void *user, const char *s, const char *n, const char *v)
 {
 	struct load_ctx *c = user;
-	int line = c->line;
-	struct bk_config *cfg = &c->cfg;
-	uint64_t x;
-	int err = 0;
+	const struct key_def *k;
+	int err;
 
 	if (c->pass == 1 && duplicate_key(c, s, n))
 		return 0;
@@ -859,132 +1041,14 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 	if (c->pass == 2)
 		return 1;
 
-	if (key_is(s, n, "breaker", "instance")) {
-		if (!instance_valid(v))
-			return fail(c, line,
-			            "instance '%s' must be 1-63 of [A-Za-z0-9._-]", v,
-			            "");
-		snprintf(cfg->instance, sizeof(cfg->instance), "%s", v);
-	} else if (key_is(s, n, "breaker", "run_dir")) {
-		err =
-		    *v == '/' ? set_str(cfg->run_dir, sizeof(cfg->run_dir), v) : -EINVAL;
-		c->urls_set |= err ? 0 : 4;
-	} else if (key_is(s, n, "breaker", "state_dir")) {
-		err = *v == '/' ? set_str(cfg->state_dir, sizeof(cfg->state_dir), v)
-		                : -EINVAL;
-		c->urls_set |= err ? 0 : 8;
-	} else if (key_is(s, n, "breaker", "daemon_user")) {
-		unsigned ids[BK_AUTH_MAX];
-		int one = 0;
-
-		/* one user, by name or uid */
-		if (!(err = parse_ids(v, ids, &one, false, NULL)) && one != 1)
-			err = -EINVAL;
-		cfg->daemon_uid = err ? cfg->daemon_uid : (uid_t)ids[0];
-		cfg->daemon_uid_set = cfg->daemon_uid_set || !err;
-	} else if (key_is(s, n, "breaker", "realtime_priority")) {
-		if (!(err = parse_u64(v, 0, 99, &x)))
-			cfg->rt_priority = (int)x;
-	} else if (key_is(s, n, "breaker", "busy_poll")) {
-		if (strcmp(v, "true") && strcmp(v, "false"))
-			err = -EINVAL;
-		cfg->busy_poll = strcmp(v, "true") == 0;
-	} else if (key_is(s, n, "breaker", "tick_period_us")) {
-		if (!(err = parse_u64(v, 10, 1000000, &x)))
-			cfg->tick_ns = x * 1000;
-	} else if (key_is(s, n, "breaker", "heartbeat_bound_ms")) {
-		if (!(err = parse_u64(v, 1, 60000, &x)))
-			cfg->heartbeat_bound_ns = x * 1000000;
-	} else if (key_is(s, n, "breaker", "shm_mode")) {
-		/* never group/other-writable: engines must only read */
-		if (!(err = parse_mode(v, 0400, 0644, &x)) && (x & 0133))
-			err = -EINVAL;
-		cfg->shm_mode = err ? cfg->shm_mode : (mode_t)x;
-	} else if (key_is(s, n, "breaker", "telemetry_mode")) {
-		if (!(err = parse_mode(v, 0600, 0666, &x)) && (x & 0111))
-			err = -EINVAL;
-		/* telemetry feeds the rules: whoever may write it may keep a rule
-		 * from tripping (a forged Report by another route). Engines write
-		 * it through a group, never as everyone. */
-		if (!err && (x & 0002))
-			return fail(
-			    c, line,
-			    "bad value '%s' for 'telemetry_mode': writable by "
-			    "others, who could forge any strategy's telemetry and "
-			    "blind its rules; give engines breakerd's group and "
-			    "use 0660 (0600 .. 0664)%s",
-			    v, "");
-		cfg->tel_mode = err ? cfg->tel_mode : (mode_t)x;
-	} else if (key_is(s, n, "commands", "max_message_bytes")) {
-		if (!(err = parse_u64(v, 1024, 1 << 20, &x)))
-			cfg->max_msg = (uint32_t)x;
-	} else if (key_is(s, n, "commands", "reason_max_bytes")) {
-		/* bounded so that every audit record fits BK_AUDIT_RECORD_MAX */
-		if (!(err = parse_u64(v, 16, 2048, &x)))
-			cfg->reason_max = (uint32_t)x;
-	} else if (key_is(s, n, "commands", "ipc_url")) {
-		err = strncmp(v, "ipc://", 6) ? -EINVAL
-		                              : set_str(cfg->cmd_url, BK_URL_MAX, v);
-		c->urls_set |= err ? 0 : 1;
-	} else if (key_is(s, n, "commands", "pub_url")) {
-		err = strncmp(v, "ipc://", 6) ? -EINVAL
-		                              : set_str(cfg->pub_url, BK_URL_MAX, v);
-		c->urls_set |= err ? 0 : 2;
-	} else if (key_is(s, n, "commands", "local_url")) {
-		/* sun_path holds 107 bytes */
-		err = (*v && (strncmp(v, "unix://", 7) || strlen(v) - 7 > 107))
-		          ? -EINVAL
-		          : set_str(cfg->local_url, BK_URL_MAX, v);
-		c->urls_set |= err ? 0 : 16;
-	} else if (key_is(s, n, "commands", "tcp_url")) {
-		err = (*v && strncmp(v, "tcp://", 6) && strncmp(v, "tls+tcp://", 10))
-		          ? -EINVAL
-		          : set_str(cfg->tcp_url, BK_URL_MAX, v);
-		c->tcp_line = line;
-	} else if (key_is(s, n, "commands", "allow_plaintext_loopback")) {
-		err = parse_bool(v, &cfg->allow_plaintext_loopback);
-	} else if (key_is(s, n, "commands", "idle_timeout_ms")) {
-		if (!(err = parse_u64(v, 100, 3600 * 1000, &x)))
-			cfg->idle_timeout_ms = (uint32_t)x;
-	} else if (key_is(s, n, "commands", "max_conns_per_uid")) {
-		if (!(err = parse_u64(v, 1, 1000000, &x)))
-			cfg->max_conns_per_uid = (uint32_t)x;
-	} else if (key_is(s, n, "commands", "socket_mode")) {
-		if (!(err = parse_mode(v, 0600, 0777, &x)))
-			cfg->sock_mode = (mode_t)x;
-	} else if (strcmp(s, "auth") == 0) {
-		return handle_auth(c, n, v);
-	} else if (strcmp(s, "tls") == 0) {
-		return handle_tls(c, n, v);
-	} else if (key_is(s, n, "strategies", "names")) {
-		err = parse_strategies(cfg->strategies, &cfg->n_strategies, v);
-		if (err)
-			return fail(c, line,
-			            "bad names = %s: strategy names are 1-39 bytes of "
-			            "[A-Za-z0-9._:-]%s, at most 256 of them",
-			            v, "");
-	} else if (key_is(s, n, "strategies", "remote")) {
-		err = parse_strategies(cfg->remote, &cfg->n_remote, v);
-		if (err)
-			return fail(c, line,
-			            "bad remote = %s: strategy names (1-39 bytes of "
-			            "[A-Za-z0-9._:-]%s) whose telemetry comes by Report",
-			            v, "");
-	} else if (key_is(s, n, "metrics", "listen")) {
-		bool lo;
-		err = *v && bk_listen_parse(v, &lo)
-		          ? -EINVAL
-		          : set_str(cfg->metrics_listen, sizeof(cfg->metrics_listen), v);
-		c->metrics_line = c->line;
-	} else if (key_is(s, n, "metrics", "allow_remote")) {
-		if (strcmp(v, "true") && strcmp(v, "false"))
-			err = -EINVAL;
-		cfg->metrics_allow_remote = strcmp(v, "true") == 0;
-	} else {
-		return fail(c, line, "unknown key '%s' in section [%s]", n, s);
-	}
+	err = (k = key_find(s, n)) ? key_set(c, k, n, v) : -ENOENT;
+	if (c->failed)
+		return 0;
+	if (err == -ENOENT)
+		return fail(c, c->line, "unknown key '%s' in section [%s]", n, s);
 	if (err)
-		return fail(c, line, "bad value '%s' for '%s'", v, n);
+		return fail(c, c->line, "bad value '%s' for '%s'%s%s", v, n,
+		            k->why ? ": " : "", k->why ? k->why : "");
 	return 1;
 }
 
@@ -1000,8 +1064,7 @@ static char *read_line(char *buf, int len, void *arg)
 	c->line++;
 	while (n < len - 1 && (ch = getc(c->file)) != EOF) {
 		if (ch == '\0') {
-			fail(c, c->line, "a NUL byte in the file%s%s: not a text config",
-			     "", "");
+			fail(c, c->line, "a NUL byte in the file: not a text config");
 			return NULL;
 		}
 		buf[n++] = (char)ch;
@@ -1012,13 +1075,10 @@ static char *read_line(char *buf, int len, void *arg)
 	 * a line of its own (text in a comment past byte 199 became a setting) */
 	if (n == len - 1 && buf[n - 1] != '\n' && (ch = getc(c->file)) != EOF &&
 	    ch != '\n' && !(ch == '\r' && ((ch = getc(c->file)) == '\n' || ch == EOF))) {
-		char what[64];
-
-		snprintf(what, sizeof(what), "%d", len - 2);
 		fail(c, c->line,
-		     "longer than %s bytes%s: split it (breakerd would read the rest as "
+		     "longer than %d bytes: split it (breakerd would read the rest as "
 		     "a line of its own)",
-		     what, "");
+		     len - 2);
 		return NULL;
 	}
 	buf[n] = '\0';
@@ -1028,7 +1088,6 @@ static char *read_line(char *buf, int len, void *arg)
 int bk_config_load(struct bk_config *cfg, const char *path, char *err, size_t errlen)
 {
 	struct load_ctx c = {.cfg = *cfg, .err = err, .errlen = errlen};
-	char cmd_url[BK_URL_MAX], pub_url[BK_URL_MAX], local_url[BK_URL_MAX];
 	int rv;
 
 	c.file = fopen(path, "re");
@@ -1058,18 +1117,9 @@ int bk_config_load(struct bk_config *cfg, const char *path, char *err, size_t er
 	    metrics_invalid(&c, err, errlen) || transport_invalid(&c, err, errlen))
 		return -EINVAL;
 	/* Paths follow instance/run_dir/state_dir unless set explicitly. */
-	if ((c.urls_set & 12) != 12)
-		default_dirs_keep(&c.cfg, c.urls_set & 4, c.urls_set & 8);
-	memcpy(cmd_url, c.cfg.cmd_url, sizeof(cmd_url));
-	memcpy(pub_url, c.cfg.pub_url, sizeof(pub_url));
-	memcpy(local_url, c.cfg.local_url, sizeof(local_url));
+	default_dirs_keep(&c.cfg, c.cfg.explicit_set & BK_CFG_SET_RUN_DIR,
+	                  c.cfg.explicit_set & BK_CFG_SET_STATE_DIR);
 	bk_config_derive(&c.cfg);
-	if (c.urls_set & 1)
-		memcpy(c.cfg.cmd_url, cmd_url, sizeof(cmd_url));
-	if (c.urls_set & 2)
-		memcpy(c.cfg.pub_url, pub_url, sizeof(pub_url));
-	if (c.urls_set & 16)
-		memcpy(c.cfg.local_url, local_url, sizeof(local_url));
 	*cfg = c.cfg;
 	return 0;
 }

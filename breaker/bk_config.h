@@ -45,6 +45,14 @@ struct bk_tls_role {
 	uint8_t role; /* enum bk_role */
 };
 
+/* One act's [auth] lists: <act>_uids and <act>_gids. */
+struct bk_acl_lists {
+	uid_t uids[BK_AUTH_MAX];
+	int n_uids;
+	gid_t gids[BK_AUTH_MAX];
+	int n_gids;
+};
+
 /* One act's lists, as views into struct bk_config. */
 struct bk_acl {
 	const uid_t *uids;
@@ -63,6 +71,8 @@ struct bk_config {
 	uid_t daemon_uid;
 	bool daemon_uid_set;
 	char audit_path[PATH_MAX];
+	/* BK_CFG_SET_*: paths the file gave; bk_config_derive leaves them be */
+	unsigned explicit_set;
 	char cmd_url[BK_URL_MAX]; /* REP: ipc://<run_dir>/<instance>.cmd */
 	char pub_url[BK_URL_MAX]; /* PUB: ipc://<run_dir>/<instance>.pub */
 	/* the fast path: unix://<run_dir>/<instance>.sock; "" = off */
@@ -82,33 +92,14 @@ struct bk_config {
 	uint32_t idle_timeout_ms;
 	uint32_t max_conns_per_uid;
 	/*
-	 * [auth]: who may do what (docs/security.md). A caller may if its uid is
-	 * listed, or its primary gid, or it is a member of a listed group.
-	 * Resume also gates register and reconcile; force needs resume too.
+	 * [auth]: who may do what (docs/security.md), one entry per enum bk_act.
+	 * A caller may if its uid is listed, or its primary gid, or it is a
+	 * member of a listed group. Resume also gates register and reconcile;
+	 * force needs resume too. Defaults: kill follows trip, force follows
+	 * resume; report is the telemetry segment's owner and group (our euid,
+	 * egid), like the engines that may write the segment.
 	 */
-	uid_t resume_uids[BK_AUTH_MAX];
-	int n_resume_uids;
-	gid_t resume_gids[BK_AUTH_MAX];
-	int n_resume_gids;
-	uid_t trip_uids[BK_AUTH_MAX];
-	int n_trip_uids;
-	gid_t trip_gids[BK_AUTH_MAX];
-	int n_trip_gids;
-	uid_t kill_uids[BK_AUTH_MAX]; /* default: trip's */
-	int n_kill_uids;
-	gid_t kill_gids[BK_AUTH_MAX];
-	int n_kill_gids;
-	uid_t force_uids[BK_AUTH_MAX]; /* default: resume's */
-	int n_force_uids;
-	gid_t force_gids[BK_AUTH_MAX];
-	int n_force_gids;
-	/* report: Report (remote telemetry) feeds rules that can trip and step
-	 * down; default: the telemetry segment's owner and group (our euid,
-	 * egid), like the engines that may write the segment */
-	uid_t report_uids[BK_AUTH_MAX];
-	int n_report_uids;
-	gid_t report_gids[BK_AUTH_MAX];
-	int n_report_gids;
+	struct bk_acl_lists acl[BK_ACT_COUNT];
 	unsigned auth_any;             /* bit 1 << enum bk_act: anyone who can reach us */
 	bool two_person_global_resume; /* a global resume needs two operators */
 	uint32_t confirm_window_s;     /* ... the second within this many seconds */
@@ -141,7 +132,15 @@ int bk_config_defaults(struct bk_config *cfg, const char *instance);
  */
 int bk_config_load(struct bk_config *cfg, const char *path, char *err, size_t errlen);
 
-/* Re-derive the paths that depend on instance/run_dir/state_dir. */
+/* Paths a file may set explicitly (struct bk_config explicit_set). */
+#define BK_CFG_SET_CMD_URL   (1u << 0)
+#define BK_CFG_SET_PUB_URL   (1u << 1)
+#define BK_CFG_SET_RUN_DIR   (1u << 2)
+#define BK_CFG_SET_STATE_DIR (1u << 3)
+#define BK_CFG_SET_LOCAL_URL (1u << 4)
+
+/* Re-derive the paths that depend on instance/run_dir/state_dir, except the
+ * ones the file set explicitly (explicit_set). */
 void bk_config_derive(struct bk_config *cfg);
 
 /*
@@ -154,7 +153,7 @@ int bk_listen_parse(const char *v, bool *loopback);
 /* The [auth] lists of one act. */
 void bk_config_acl(const struct bk_config *cfg, enum bk_act act, struct bk_acl *acl);
 
-/* "trip", "kill", "resume", "force". */
+/* "trip", "kill", "resume", "force", "report". */
 const char *bk_act_name(enum bk_act act);
 
 /* A certificate CN's role from [tls] roles; BK_ROLE_NONE if it has none. */

@@ -1,11 +1,14 @@
 /*
- * bk_metrics - see bk_metrics.h. Three parts: counting (loop thread, plain
- * words), rendering (loop thread, into a preallocated buffer, a bounded slice
- * per tick) and serving (nng's HTTP threads, copies only).
+ * bk_metrics - see bk_metrics.h. The loop thread's side: counting (plain
+ * words), rendering (into a preallocated buffer, a bounded slice per tick)
+ * and publishing. The health verdict published with each rendering is in
+ * bk_metrics_health.c; serving, on nng's HTTP threads, in bk_metrics_http.c,
+ * which sees only the snapshot (bk_metrics_snap.h).
  *
  * Label values need no escaping: strategy names are [A-Za-z0-9._:-], reason
  * codes and rule names are ours.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <sched.h>
@@ -15,20 +18,14 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
-#include <nng/supplemental/util/platform.h>
-
 #include "bk_daemon.h"
 #include "bk_log.h"
 
 #define LINE_MAX_BYTES   512   /* longest put(): names are <= 39 bytes, HELP < 300 */
 #define HEAD_MAX_BYTES   65536 /* everything that is not per strategy */
 #define PER_STRATEGY_MAX (3 * LINE_MAX_BYTES + (BK_REASON_COUNT + BK_RULE_COUNT) * 128)
-#define LIVE_MAX_BYTES   2048
 #define PREFAULT_BYTES   (4u << 20) /* 4096 tripped, 2 latches, telemetry, warnings */
 #define SLICE_BUDGET     512 /* work units per tick: a strategy visited 1, a line 2 */
-#define STALL_NS         (1000ull * 1000 * 1000) /* audit not durable this long: failing */
 
 enum stage {
 	ST_IDLE,
@@ -42,34 +39,62 @@ enum stage {
 	ST_FINISH,
 };
 
-static const char *const cmd_types[BK_CMD_TYPES] = {
-    "trip",   "resume",    "status",  "list",   "register",
-    "report", "reconcile", "invalid", "rebase",
-};
+/*
+ * Label values: derived from the protobuf-c descriptors (breaker.Status,
+ * Request's cmd oneof) and from bk_mode's one table, filled once at start,
+ * so that a new Status value or command is named without an edit here. The
+ * numbers bk_metrics_cmd_type and the counters' sizes rely on are checked
+ * here; tests/test_names.c checks that every value fits.
+ */
+/* trip .. reconcile are one block of cases: their type is case - trip */
+_Static_assert(BREAKER__REQUEST__CMD_RESUME == BREAKER__REQUEST__CMD_TRIP + 1 &&
+                   BREAKER__REQUEST__CMD_STATUS == BREAKER__REQUEST__CMD_TRIP + 2 &&
+                   BREAKER__REQUEST__CMD_LIST == BREAKER__REQUEST__CMD_TRIP + 3 &&
+                   BREAKER__REQUEST__CMD_REGISTER == BREAKER__REQUEST__CMD_TRIP + 4 &&
+                   BREAKER__REQUEST__CMD_REPORT == BREAKER__REQUEST__CMD_TRIP + 5 &&
+                   BREAKER__REQUEST__CMD_RECONCILE == BREAKER__REQUEST__CMD_TRIP + 6,
+               "bk_metrics_cmd_type: the Request's first commands are contiguous");
+_Static_assert(BK_CMD_INVALID ==
+                       BREAKER__REQUEST__CMD_RECONCILE - BREAKER__REQUEST__CMD_TRIP + 1 &&
+                   BK_CMD_REBASE == BK_CMD_INVALID + 1 &&
+                   BK_CMD_TYPES == BK_CMD_REBASE + 1,
+               "command type indexes");
+_Static_assert(BREAKER__STATUS__ERR_RECONCILE_REQUIRED < BK_STATUS_COUNT,
+               "BK_STATUS_COUNT covers breaker.Status");
 
-static const char *const results[BK_STATUS_COUNT] = {
-    "ok",
-    "err_bad_request",
-    "err_too_large",
-    "err_unknown_strategy",
-    "err_unknown_reason",
-    "err_not_tripped",
-    "err_stage_skip",
-    "err_not_a_resume",
-    "err_ambiguous",
-    "err_unauthorised",
-    "err_table_full",
-    "err_exists",
-    "err_not_durable",
-    "err_internal",
-    "err_condition_holds",
-    "pending_confirmation",
-    "err_request_id_reused",
-    "err_telemetry_source",
-    [BREAKER__STATUS__ERR_RECONCILE_REQUIRED] = "err_reconcile_required",
-};
+static char status_labels[BK_STATUS_COUNT][32]; /* "err_not_durable"; "err_other" */
+static char cmd_labels[BK_CMD_TYPES][16];       /* "trip" ... "invalid", "rebase" */
+static char mode_labels[BK_MODE_COUNT][16];     /* "active" ... "reduce_only" */
 
-static const char *const mode_labels[4] = {"active", "cautious", "reduce_only", "halted"};
+static void lower(char *out, size_t len, const char *s)
+{
+	size_t i = 0;
+
+	for (; s[i] && i + 1 < len; i++)
+		out[i] = (char)tolower((unsigned char)s[i]);
+	out[i] = '\0';
+}
+
+static void labels_init(void)
+{
+	for (int v = 0; v < BK_STATUS_COUNT; v++) {
+		const ProtobufCEnumValue *ev =
+		    protobuf_c_enum_descriptor_get_value(&breaker__status__descriptor, v);
+		lower(status_labels[v], sizeof(status_labels[v]),
+		      ev ? ev->name : "err_other");
+	}
+	for (unsigned t = 0; t < BK_CMD_TYPES; t++) {
+		unsigned id = t == BK_CMD_REBASE ? BREAKER__REQUEST__CMD_REBASE
+		                                 : BREAKER__REQUEST__CMD_TRIP + t;
+		const ProtobufCFieldDescriptor *fd =
+		    t == BK_CMD_INVALID ? NULL
+		                        : protobuf_c_message_descriptor_get_field(
+		                              &breaker__request__descriptor, id);
+		lower(cmd_labels[t], sizeof(cmd_labels[t]), fd ? fd->name : "invalid");
+	}
+	for (int i = 0; i < BK_MODE_COUNT; i++)
+		lower(mode_labels[i], sizeof(mode_labels[i]), bk_mode_name(i));
+}
 
 /* Bucket bounds, ns, and the same as Prometheus "le" labels. */
 static const uint64_t tick_bounds[BK_HIST_BUCKETS] = {
@@ -120,7 +145,7 @@ void bk_metrics_fsync_done(struct bk_daemon *d, uint64_t ns, bool ok)
 
 static struct bk_metrics_buf *back_buf(struct bk_metrics *m)
 {
-	return &m->buf[!atomic_load_explicit(&m->cur, memory_order_relaxed)];
+	return &m->snap.buf[!atomic_load_explicit(&m->snap.cur, memory_order_relaxed)];
 }
 
 /* Room for one more whole line? If not, the line is dropped, never cut. */
@@ -128,7 +153,7 @@ static char *line_start(struct bk_metrics *m, size_t *len)
 {
 	size_t used = atomic_load_explicit(&back_buf(m)->len, memory_order_relaxed);
 
-	if (m->cap - used < LINE_MAX_BYTES) {
+	if (m->snap.cap - used < LINE_MAX_BYTES) {
 		m->overflow = true;
 		return NULL;
 	}
@@ -196,13 +221,6 @@ static void hist(struct bk_metrics *m, const char *name, const char *help,
 
 /* ---- the rendering's stages ------------------------------------------------------ */
 
-static uint64_t audit_pending(const struct bk_daemon *d)
-{
-	uint64_t staged = d->audit.next_seq ? d->audit.next_seq - 1 : 0;
-
-	return staged > d->audit.durable_seq ? staged - d->audit.durable_seq : 0;
-}
-
 static void head_counters(struct bk_daemon *d, struct bk_metrics *m)
 {
 	const struct bk_counters *c = &d->ctr;
@@ -226,7 +244,7 @@ static void head_counters(struct bk_daemon *d, struct bk_metrics *m)
 				put(m,
 				    "breaker_commands_total{type=\"%s\",result=\"%s\"} "
 				    "%llu\n",
-				    cmd_types[t], results[r] ? results[r] : "err_other",
+				    cmd_labels[t], status_labels[r],
 				    (unsigned long long)c->commands[t][r]);
 	family(m, "breaker_auth_refusals_total", "counter",
 	       "Commands refused for want of authorisation (also in commands_total as "
@@ -271,7 +289,7 @@ static void head_gauges(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 	char b[32];
 
 	family(m, "breaker_info", "gauge", "Always 1; names the breaker instance.");
-	put(m, "breaker_info{breaker_instance=\"%s\"} 1\n", m->instance);
+	put(m, "breaker_info{breaker_instance=\"%s\"} 1\n", m->snap.instance);
 	family(m, "breaker_uptime_seconds", "gauge", "Time since breakerd started.");
 	put(m, "breaker_uptime_seconds %s\n",
 	    num(b, (double)(now - d->boot_mono_ns) / 1e9));
@@ -280,7 +298,7 @@ static void head_gauges(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 	family(m, "breaker_audit_records_pending", "gauge",
 	       "Audit records staged or in flight, not yet durable.");
 	put(m, "breaker_audit_records_pending %llu\n",
-	    (unsigned long long)audit_pending(d));
+	    (unsigned long long)bk_metrics_audit_pending(d));
 	family(m, "breaker_audit_last_durable_seq", "gauge",
 	       "Sequence number of the last audit record known to be on disk.");
 	put(m, "breaker_audit_last_durable_seq %llu\n",
@@ -465,7 +483,7 @@ static void enter_latch(struct bk_daemon *d, struct bk_metrics *m)
 
 	family(m, "breaker_strategies", "gauge",
 	       "Registered strategies by their own mode.");
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < BK_MODE_COUNT; i++)
 		put(m, "breaker_strategies{mode=\"%s\"} %u\n", mode_labels[i],
 		    m->count[i]);
 	family(m, "breaker_latch_active", "gauge",
@@ -560,121 +578,6 @@ static int visit_util(struct bk_daemon *d, struct bk_metrics *m, uint32_t i)
 	return cost;
 }
 
-/* ---- health -------------------------------------------------------------------- */
-
-/* Sampled once per rendering: the audit log's progress and the tick overruns. */
-static void sample(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
-{
-	uint64_t pending = audit_pending(d), since, ticks, over;
-
-	if (d->audit.durable_seq != m->seen_durable) {
-		m->seen_durable = d->audit.durable_seq;
-		m->durable_moved_ns = now;
-	}
-	if (!pending)
-		m->pending_since_ns = 0;
-	else if (!m->pending_since_ns)
-		m->pending_since_ns = now;
-	since = m->pending_since_ns > m->durable_moved_ns ? m->pending_since_ns
-	                                                  : m->durable_moved_ns;
-	m->stalled_ns = pending && now > since ? now - since : 0;
-	if (now - m->win_start_ns < 1000000000ull)
-		return;
-	ticks = d->ctr.tick.count - m->win_ticks;
-	over = d->ctr.tick_overruns - m->win_over;
-	m->overrun_pct_x100 = ticks ? over * 10000 / ticks : 0;
-	m->win_start_ns = now;
-	m->win_ticks = d->ctr.tick.count;
-	m->win_over = d->ctr.tick_overruns;
-}
-
-struct reasons {
-	char *buf;
-	size_t len, used;
-};
-
-static void reason(struct reasons *r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void reason(struct reasons *r, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (r->len - r->used < 4)
-		return; /* full: the first reasons are the weightiest */
-	if (r->used) {
-		memcpy(r->buf + r->used, "; ", 3);
-		r->used += 2;
-	}
-	va_start(ap, fmt);
-	n = vsnprintf(r->buf + r->used, r->len - r->used, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		r->used +=
-		    (size_t)n < r->len - r->used ? (size_t)n : r->len - r->used - 1;
-}
-
-/* "failing: ...", "degraded: ..." or "ok", from what this rendering saw. */
-static int health(struct bk_daemon *d, struct bk_metrics *m, char *out, size_t len)
-{
-	char fail[BK_HEALTH_TEXT] = "", degr[BK_HEALTH_TEXT] = "";
-	struct reasons f = {fail, sizeof(fail), 0}, g = {degr, sizeof(degr), 0};
-	uint32_t latches;
-
-	shm_word(d, BK_GLOBAL, &latches);
-	if (latches & (1u << BK_R_AUDIT_CORRUPT))
-		reason(
-		    &f,
-		    "global HALTED by audit_corrupt: the audit log was damaged or lost "
-		    "(breaker audit --verify, then a forced resume)");
-	if (d->tail.lost)
-		reason(&f,
-		       "%s: trips hold but are not durable, resumes refused (SIGHUP "
-		       "breakerd to write the log anew)",
-		       d->tail.why);
-	if (m->stalled_ns > STALL_NS)
-		reason(&f, "audit records not durable for %.1f s (%llu pending)",
-		       (double)m->stalled_ns / 1e9, (unsigned long long)audit_pending(d));
-	if (d->ctr.tel_blind)
-		reason(&f, "telemetry segment lost: the rules are blind");
-	/* strerrordesc_np: a static string, where strerror may format (and allocate) */
-	if (d->flush_err)
-		reason(&g, "audit log write failing: %s (trips hold, resumes refused)",
-		       strerrordesc_np(-d->flush_err) ? strerrordesc_np(-d->flush_err)
-		                                      : "error");
-	if (d->tail.head_err)
-		reason(
-		    &g,
-		    "audit head file write failing: %s (a log cut at a record boundary "
-		    "would go unnoticed at the next boot)",
-		    strerrordesc_np(-d->tail.head_err)
-		        ? strerrordesc_np(-d->tail.head_err)
-		        : "error");
-	if (m->overrun_pct_x100 > 100)
-		reason(
-		    &g,
-		    "tick overruns: %.1f%% of ticks in the last second took longer than "
-		    "the %llu us period",
-		    (double)m->overrun_pct_x100 / 100,
-		    (unsigned long long)(d->cfg.tick_ns / 1000));
-	if (m->warnings)
-		reason(&g, "%u rule warning%s (%s)", m->warnings,
-		       m->warnings == 1 ? "" : "s", m->warn_first);
-	if (m->overflow)
-		reason(&g, "metrics buffer full: some series were dropped");
-	if (f.used) {
-		snprintf(out, len, "failing: %s%s%s", fail, g.used ? "; " : "", degr);
-		return BK_HEALTH_FAILING;
-	}
-	if (g.used) {
-		snprintf(out, len, "degraded: %s", degr);
-		return BK_HEALTH_DEGRADED;
-	}
-	snprintf(out, len, "ok");
-	return BK_HEALTH_OK;
-}
-
 /* ---- the rendering ---------------------------------------------------------------- */
 
 /*
@@ -710,17 +613,16 @@ static void begin(struct bk_metrics *m, uint64_t now)
 static void publish(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 {
 	struct bk_metrics_buf *b = back_buf(m);
-	unsigned back = !atomic_load_explicit(&m->cur, memory_order_relaxed);
+	unsigned back = !atomic_load_explicit(&m->snap.cur, memory_order_relaxed);
 
-	sample(d, m, now);
-	b->health = health(d, m, b->health_text, sizeof(b->health_text));
+	b->health = bk_metrics_health(d, m, now, b->health_text, sizeof(b->health_text));
 	atomic_store_explicit(&b->rendered_mono_ns, now, memory_order_relaxed);
 	atomic_store_explicit(&b->seq,
 	                      atomic_load_explicit(&b->seq, memory_order_relaxed) + 1,
 	                      memory_order_release);
 	/* seq_cst: ordered against the readers' count and recheck (see read) */
-	atomic_store(&m->cur, back);
-	atomic_store_explicit(&m->published, 1, memory_order_release);
+	atomic_store(&m->snap.cur, back);
+	atomic_store_explicit(&m->snap.published, 1, memory_order_release);
 	m->stage = ST_IDLE;
 }
 
@@ -840,9 +742,9 @@ void bk_metrics_tick(struct bk_daemon *d, uint64_t now)
 {
 	struct bk_metrics *m = &d->metrics;
 
-	if (!m->buf[0].text)
+	if (!m->snap.buf[0].text)
 		return; /* not started (in-process benchmarks) */
-	atomic_store_explicit(&m->last_tick_ns, now, memory_order_relaxed);
+	atomic_store_explicit(&m->snap.last_tick_ns, now, memory_order_relaxed);
 	if (m->stage == ST_IDLE) {
 		if (now < m->next_ns || !back_free(m))
 			return; /* due, but a reader still copies it: next tick */
@@ -856,9 +758,9 @@ uint64_t bk_metrics_render_all(struct bk_daemon *d, uint64_t now)
 	struct bk_metrics *m = &d->metrics;
 	uint64_t t0 = bk_now_mono_ns();
 
-	if (!m->buf[0].text)
+	if (!m->snap.buf[0].text)
 		return 0;
-	atomic_store_explicit(&m->last_tick_ns, now, memory_order_relaxed);
+	atomic_store_explicit(&m->snap.last_tick_ns, now, memory_order_relaxed);
 	if (m->stage == ST_IDLE) {
 		while (!back_free(m)) /* a copy takes microseconds */
 			sched_yield();
@@ -869,288 +771,26 @@ uint64_t bk_metrics_render_all(struct bk_daemon *d, uint64_t now)
 	return bk_now_mono_ns() - t0;
 }
 
-/* ---- reading (any thread) ------------------------------------------------------------
- */
-
-long bk_metrics_read(struct bk_metrics *m, char *buf, size_t len, int *health,
-                     char *health_text, size_t health_len)
-{
-	long rv = -EAGAIN;
-
-	for (int tries = 0; tries < 64 && rv == -EAGAIN; tries++) {
-		unsigned i = atomic_load(&m->cur);
-		struct bk_metrics_buf *b = &m->buf[i];
-		uint64_t s;
-		size_t n;
-
-		if (!atomic_load_explicit(&m->published, memory_order_acquire))
-			return -EAGAIN;
-		/* counted first, then still published: the loop leaves it alone */
-		atomic_fetch_add(&b->readers, 1);
-		if (atomic_load(&m->cur) != i) {
-			atomic_fetch_sub(&b->readers, 1);
-			continue; /* swapped meanwhile: read the new one */
-		}
-		s = atomic_load_explicit(&b->seq, memory_order_acquire);
-		n = atomic_load_explicit(&b->len, memory_order_relaxed);
-		if (s & 1) {
-			rv = -EAGAIN; /* cannot happen while counted; kept as a check */
-		} else if (buf && n >= len) {
-			rv = -ENOBUFS;
-		} else {
-			if (buf) {
-				memcpy(buf, b->text, n);
-				buf[n] = '\0';
-			}
-			*health = b->health;
-			snprintf(health_text, health_len, "%.*s", BK_HEALTH_TEXT - 1,
-			         b->health_text);
-			rv = (long)n;
-		}
-		/* release: the copy happens before the loop's next rendering here */
-		atomic_fetch_sub(&b->readers, 1);
-	}
-	return rv;
-}
-
-/* ---- serving (nng's HTTP threads) ----------------------------------------------------
- */
-
-struct live {
-	bool stalled;
-	double age_s, snap_age_s, wall_s;
-};
-
-static void live_state(struct bk_metrics *m, struct live *l)
-{
-	uint64_t mono = bk_now_mono_ns(), wall = bk_now_wall_ns();
-	uint64_t hb = atomic_load_explicit(&m->last_tick_ns, memory_order_relaxed);
-	uint64_t age = mono > hb ? mono - hb : 0;
-	const struct bk_metrics_buf *b =
-	    &m->buf[atomic_load_explicit(&m->cur, memory_order_acquire)];
-	uint64_t r = atomic_load_explicit(&b->rendered_mono_ns, memory_order_relaxed);
-
-	l->stalled = age > m->bound_ns;
-	l->age_s = (double)age / 1e9;
-	l->snap_age_s = mono > r ? (double)(mono - r) / 1e9 : 0;
-	l->wall_s = (double)(wall - (age < wall ? age : 0)) / 1e9;
-}
-
-/* A stalled loop fails the health whatever the last rendering said. */
-static int live_health(const struct live *l, int health, const char *text, char *out,
-                       size_t len, uint64_t bound_ns)
-{
-	if (!l->stalled) {
-		snprintf(out, len, "%s", text);
-		return health;
-	}
-	snprintf(out, len,
-	         "failing: event loop stalled: last tick %.3f s ago (engines fail "
-	         "closed past %.3f s)%s%s",
-	         l->age_s, (double)bound_ns / 1e9,
-	         health == BK_HEALTH_OK ? "" : "; before that: ",
-	         health == BK_HEALTH_OK ? "" : text);
-	return BK_HEALTH_FAILING;
-}
-
-static size_t live_lines(char *p, size_t len, const struct live *l, int health)
-{
-	int n = snprintf(
-	    p, len,
-	    "# HELP breaker_up 1 while breakerd's loop ticks within the engines' "
-	    "heartbeat "
-	    "bound, 0 when it stalled.\n# TYPE breaker_up gauge\nbreaker_up %d\n"
-	    "# HELP breaker_last_tick_age_seconds Time since breakerd's last tick.\n"
-	    "# TYPE breaker_last_tick_age_seconds gauge\nbreaker_last_tick_age_seconds "
-	    "%.9f\n"
-	    "# HELP breaker_heartbeat_timestamp_seconds Unix time of breakerd's last "
-	    "tick.\n"
-	    "# TYPE breaker_heartbeat_timestamp_seconds gauge\n"
-	    "breaker_heartbeat_timestamp_seconds %.6f\n"
-	    "# HELP breaker_metrics_snapshot_age_seconds Age of the rendering served "
-	    "here.\n"
-	    "# TYPE breaker_metrics_snapshot_age_seconds gauge\n"
-	    "breaker_metrics_snapshot_age_seconds %.6f\n"
-	    "# HELP breaker_health_status /healthz as a number: 0 ok, 1 degraded, 2 "
-	    "failing.\n"
-	    "# TYPE breaker_health_status gauge\nbreaker_health_status %d\n",
-	    l->stalled ? 0 : 1, l->age_s, l->wall_s, l->snap_age_s, health);
-
-	return n < 0 ? 0 : (size_t)n >= len ? len - 1 : (size_t)n;
-}
-
-static void respond(nng_aio *aio, const struct bk_metrics *m, uint16_t code,
-                    const char *type, const char *body, size_t len)
-{
-	nng_http_res *res;
-	int rv;
-
-	if ((rv = nng_http_res_alloc(&res)) != 0) {
-		nng_aio_finish(aio, rv);
-		return;
-	}
-	if ((rv = nng_http_res_set_status(res, code)) != 0 ||
-	    (rv = nng_http_res_set_header(res, "Content-Type", type)) != 0 ||
-	    (rv = nng_http_res_set_header(res, "Cache-Control", "no-store")) != 0 ||
-	    /* several instances on one host: `breaker health` checks it found its own */
-	    (rv = nng_http_res_set_header(res, "X-Breaker-Instance", m->instance)) != 0 ||
-	    (rv = nng_http_res_copy_data(res, body, len)) != 0) {
-		nng_http_res_free(res);
-		nng_aio_finish(aio, rv);
-		return;
-	}
-	nng_aio_set_output(aio, 0, res);
-	nng_aio_finish(aio, 0);
-}
-
-/* Copy the published exposition into a new buffer with room for the live lines. */
-static char *copy_exposition(struct bk_metrics *m, size_t *len, int *health, char *htext)
-{
-	size_t want = atomic_load_explicit(&m->buf[atomic_load(&m->cur)].len,
-	                                   memory_order_relaxed) +
-	              65536;
-	char *p;
-	long n;
-
-	for (int i = 0; i < 2; i++, want = m->cap + 1) {
-		if (!(p = malloc(want + LIVE_MAX_BYTES)))
-			return NULL;
-		n = bk_metrics_read(m, p, want, health, htext, BK_HEALTH_TEXT);
-		if (n >= 0) {
-			*len = (size_t)n;
-			return p;
-		}
-		free(p);
-		if (n != -ENOBUFS)
-			return NULL;
-	}
-	return NULL;
-}
-
-static void serve(nng_aio *aio, bool metrics)
-{
-	nng_http_handler *h = nng_aio_get_input(aio, 1);
-	struct bk_metrics *m = nng_http_handler_get_data(h);
-	char htext[BK_HEALTH_TEXT], final[BK_HEALTH_TEXT + 160], *body = NULL;
-	int hv = 0;
-	size_t len = 0;
-	struct live l;
-
-	atomic_fetch_add(&m->serving, 1);
-	if (atomic_load(&m->stopping)) {
-		atomic_fetch_sub(&m->serving, 1);
-		respond(aio, m, 503, "text/plain; charset=utf-8",
-		        "failing: breakerd is stopping\n", 30);
-		return;
-	}
-	if (metrics)
-		body = copy_exposition(m, &len, &hv, htext);
-	else if (bk_metrics_read(m, NULL, 0, &hv, htext, sizeof(htext)) < 0)
-		hv = -1;
-	live_state(m, &l);
-	atomic_fetch_sub(&m->serving, 1);
-	if (metrics && !body) {
-		respond(aio, m, 503, "text/plain; charset=utf-8",
-		        "metrics not available\n", 22);
-		return;
-	}
-	if (metrics) {
-		len += live_lines(
-		    body + len, LIVE_MAX_BYTES, &l,
-		    live_health(&l, hv, htext, final, sizeof(final), m->bound_ns));
-		respond(aio, m, 200, "text/plain; version=0.0.4; charset=utf-8", body,
-		        len);
-		free(body);
-		return;
-	}
-	if (hv < 0)
-		snprintf(htext, sizeof(htext), "failing: no health rendered yet");
-	hv = live_health(&l, hv < 0 ? BK_HEALTH_FAILING : hv, htext, final, sizeof(final),
-	                 m->bound_ns);
-	len = strlen(final);
-	if (len + 1 < sizeof(final))
-		final[len++] = '\n';
-	respond(aio, m, hv == BK_HEALTH_FAILING ? 503 : 200, "text/plain; charset=utf-8",
-	        final, len);
-}
-
-static void on_metrics(nng_aio *aio)
-{
-	serve(aio, true);
-}
-
-static void on_healthz(nng_aio *aio)
-{
-	serve(aio, false);
-}
-
-/* ---- start and stop --------------------------------------------------------------- */
-
-static int add_handler(nng_http_server *s, const char *path, void (*cb)(nng_aio *),
-                       struct bk_metrics *m)
-{
-	nng_http_handler *h;
-	int rv;
-
-	if ((rv = nng_http_handler_alloc(&h, path, cb)) != 0)
-		return rv;
-	if ((rv = nng_http_handler_set_data(h, m, NULL)) != 0 ||
-	    (rv = nng_http_handler_collect_body(h, true, 0)) != 0 ||
-	    (rv = nng_http_server_add_handler(s, h)) != 0) {
-		nng_http_handler_free(h);
-		return rv;
-	}
-	return 0;
-}
-
-static int serve_http(struct bk_daemon *d, struct bk_metrics *m)
-{
-	char url[BK_LISTEN_MAX + 16];
-	nng_http_server *s = NULL;
-	nng_url *u = NULL;
-	int rv;
-
-	bk_config_metrics_url(&d->cfg, url, sizeof(url));
-	if ((rv = nng_url_parse(&u, url)) != 0 || (rv = nng_http_server_hold(&s, u)) != 0)
-		goto fail;
-	if ((rv = add_handler(s, "/metrics", on_metrics, m)) != 0 ||
-	    (rv = add_handler(s, "/healthz", on_healthz, m)) != 0 ||
-	    (rv = nng_http_server_start(s)) != 0)
-		goto fail;
-	nng_url_free(u);
-	m->http = s;
-	bk_info("metrics at %s/metrics, health at %s/healthz", url, url);
-	return 0;
-fail:
-	bk_err(
-	    "metrics: cannot serve %s: %s; /metrics and /healthz are OFF (breakerd runs "
-	    "on; monitoring will see it as down)",
-	    url, nng_strerror(rv));
-	if (s)
-		nng_http_server_release(s);
-	if (u)
-		nng_url_free(u);
-	return 0;
-}
-
 int bk_metrics_start(struct bk_daemon *d)
 {
 	struct bk_metrics *m = &d->metrics;
 	uint64_t now = bk_now_mono_ns();
+	char url[BK_LISTEN_MAX + 16];
 
-	m->cap = HEAD_MAX_BYTES + (size_t)BK_MAX_STRATEGIES * PER_STRATEGY_MAX;
+	labels_init();
+	m->snap.cap = HEAD_MAX_BYTES + (size_t)BK_MAX_STRATEGIES * PER_STRATEGY_MAX;
 	/* untouched pages cost nothing: a small table uses a few pages of each */
 	for (int i = 0; i < 2; i++) {
-		void *p = mmap(NULL, m->cap, PROT_READ | PROT_WRITE,
+		void *p = mmap(NULL, m->snap.cap, PROT_READ | PROT_WRITE,
 		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (p == MAP_FAILED)
 			return -ENOMEM;
 		/* fault in what a big incident needs now, not in a tick's slice later */
-		memset(p, 0, m->cap < PREFAULT_BYTES ? m->cap : PREFAULT_BYTES);
-		m->buf[i].text = p;
+		memset(p, 0, m->snap.cap < PREFAULT_BYTES ? m->snap.cap : PREFAULT_BYTES);
+		m->snap.buf[i].text = p;
 	}
-	m->bound_ns = d->cfg.heartbeat_bound_ns;
-	snprintf(m->instance, sizeof(m->instance), "%s", d->cfg.instance);
+	m->snap.bound_ns = d->cfg.heartbeat_bound_ns;
+	snprintf(m->snap.instance, sizeof(m->snap.instance), "%s", d->cfg.instance);
 	m->win_start_ns = m->durable_moved_ns = now;
 	m->seen_durable = d->audit.durable_seq;
 	bk_metrics_render_all(d, now);
@@ -1159,21 +799,18 @@ int bk_metrics_start(struct bk_daemon *d)
 		    "metrics: [metrics] listen is empty: /metrics and /healthz are off");
 		return 0;
 	}
-	return serve_http(d, m);
+	bk_config_metrics_url(&d->cfg, url, sizeof(url));
+	bk_metrics_http_start(&m->snap, url);
+	return 0;
 }
 
 void bk_metrics_stop(struct bk_daemon *d)
 {
 	struct bk_metrics *m = &d->metrics;
 
-	atomic_store(&m->stopping, 1);
-	while (atomic_load(&m->serving))
-		nng_msleep(1);
-	if (m->http)
-		nng_http_server_release(m->http);
-	m->http = NULL;
+	bk_metrics_http_stop(&m->snap);
 	for (int i = 0; i < 2; i++)
-		if (m->buf[i].text)
-			munmap(m->buf[i].text, m->cap);
-	m->buf[0].text = m->buf[1].text = NULL;
+		if (m->snap.buf[i].text)
+			munmap(m->snap.buf[i].text, m->snap.cap);
+	m->snap.buf[0].text = m->snap.buf[1].text = NULL;
 }

@@ -12,7 +12,9 @@
  * before the next rendering into that buffer. Each buffer also carries a
  * sequence number, odd while the loop writes it, checked by the readers.
  * Nothing on the tick path allocates or locks; the counters below are plain
- * words of the loop thread.
+ * words of the loop thread. What the HTTP threads share is struct
+ * bk_metrics_snap (bk_metrics_snap.h); the serving code (bk_metrics_http.c)
+ * includes only that header.
  */
 #ifndef BK_METRICS_H
 #define BK_METRICS_H
@@ -22,7 +24,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bk_metrics_snap.h"
 #include "bk_mode.h"
+#include "breaker.pb-c.h"
 
 #define BK_METRICS_PERIOD_NS (100ull * 1000 * 1000) /* a new rendering every 100 ms */
 #define BK_HIST_BUCKETS      14                     /* finite bucket bounds; +Inf extra */
@@ -31,7 +35,6 @@
 #define BK_CMD_INVALID  7
 #define BK_CMD_REBASE   8
 #define BK_STATUS_COUNT 26 /* breaker.Status values 0..25 (not all used) */
-#define BK_HEALTH_TEXT  512
 
 struct bk_daemon;
 
@@ -57,41 +60,19 @@ struct bk_counters {
 	uint64_t rule_state_records; /* RULE_STATE records staged (baselines moved) */
 };
 
-enum bk_health { BK_HEALTH_OK, BK_HEALTH_DEGRADED, BK_HEALTH_FAILING };
-
-struct bk_metrics_buf {
-	_Atomic uint64_t seq; /* odd while the loop writes this buffer */
-	_Atomic size_t len;
-	_Atomic uint64_t rendered_mono_ns;
-	_Atomic unsigned readers;         /* HTTP threads copying this buffer now */
-	int health;                       /* enum bk_health */
-	char health_text[BK_HEALTH_TEXT]; /* "ok", "degraded: ...", "failing: ..." */
-	char *text;
-};
-
 struct bk_metrics {
-	/* shared with the HTTP threads */
-	struct bk_metrics_buf buf[2];
-	_Atomic unsigned cur;          /* index of the published buffer */
-	_Atomic int published;         /* a first rendering exists */
-	_Atomic uint64_t last_tick_ns; /* the loop's heartbeat, for the live lines */
-	_Atomic int stopping;
-	_Atomic int serving; /* handlers running now */
-	size_t cap;          /* bytes per buffer */
-	uint64_t bound_ns;   /* loop considered stalled past this */
-	char instance[BK_INSTANCE_MAX];
-	void *http; /* nng_http_server *, NULL when off */
+	struct bk_metrics_snap snap; /* shared with the HTTP threads */
 	/* the loop thread's rendering state */
 	int stage;                      /* 0: idle (the last rendering is published) */
 	uint32_t cursor;                /* next strategy slot in the stage */
 	uint64_t next_ns;               /* the next rendering is due */
 	uint64_t work_ns, slice_max_ns; /* this rendering, so far */
 	uint64_t last_work_ns, last_slice_max_ns; /* the previous one, for /metrics */
-	uint32_t count[4];    /* strategies by own mode, this rendering */
-	unsigned global_mode; /* global's mode, read once per rendering */
-	uint32_t warnings;    /* rules at or above the first warning level */
-	char warn_first[128]; /* the first of them, for /healthz */
-	bool overflow;        /* lines dropped: the buffer was too small */
+	uint32_t count[BK_MODE_COUNT]; /* strategies by own mode, this rendering */
+	unsigned global_mode;          /* global's mode, read once per rendering */
+	uint32_t warnings;             /* rules at or above the first warning level */
+	char warn_first[128];          /* the first of them, for /healthz */
+	bool overflow;                 /* lines dropped: the buffer was too small */
 	/* audit durability, sampled at each rendering */
 	uint64_t seen_durable, durable_moved_ns, pending_since_ns, stalled_ns;
 	/* tick overruns over the last whole second */
@@ -121,10 +102,12 @@ void bk_metrics_fsync_done(struct bk_daemon *d, uint64_t ns, bool ok);
 /* Command type index from the Request's cmd_case; BK_CMD_INVALID otherwise. */
 static inline unsigned bk_metrics_cmd_type(int cmd_case)
 {
-	if (cmd_case == 25) /* Rebase, outside the first block of commands */
+	if (cmd_case == BREAKER__REQUEST__CMD_REBASE) /* outside the first block */
 		return BK_CMD_REBASE;
-	return cmd_case >= 10 && cmd_case <= 16 ? (unsigned)(cmd_case - 10)
-	                                        : BK_CMD_INVALID;
+	return cmd_case >= BREAKER__REQUEST__CMD_TRIP &&
+	               cmd_case <= BREAKER__REQUEST__CMD_RECONCILE
+	           ? (unsigned)(cmd_case - BREAKER__REQUEST__CMD_TRIP)
+	           : BK_CMD_INVALID;
 }
 
 /*
@@ -134,11 +117,21 @@ static inline unsigned bk_metrics_cmd_type(int cmd_case)
 uint64_t bk_metrics_render_all(struct bk_daemon *d, uint64_t now_ns);
 
 /*
- * The published exposition and health, as the HTTP handler gets them: copies
- * at most len - 1 bytes of text into buf (NUL-terminated). Returns the text's
- * length or -EAGAIN (no rendering yet, or the writer kept overtaking).
+ * bk_metrics_health.c: sample the audit log's progress and the tick overruns
+ * at a rendering, then the verdict into out ("ok", "degraded: ...",
+ * "failing: ..."); returns enum bk_health. Loop thread.
  */
-long bk_metrics_read(struct bk_metrics *m, char *buf, size_t len, int *health,
-                     char *health_text, size_t health_len);
+int bk_metrics_health(struct bk_daemon *d, struct bk_metrics *m, uint64_t now, char *out,
+                      size_t len);
+
+/* Audit records staged or in flight, not yet durable (bk_metrics_health.c). */
+uint64_t bk_metrics_audit_pending(const struct bk_daemon *d);
+
+/* bk_metrics_snap_read on the daemon's snapshot (tests, benchmarks). */
+static inline long bk_metrics_read(struct bk_metrics *m, char *buf, size_t len,
+                                   int *health, char *health_text, size_t health_len)
+{
+	return bk_metrics_snap_read(&m->snap, buf, len, health, health_text, health_len);
+}
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include "breaker_client.h"
 
+#define BK_MODE_COUNT   4  /* BK_ACTIVE .. BK_HALTED */
 #define BK_REASON_COUNT 12 /* codes 0 .. BK_REASON_COUNT-1; 0 is "none" */
 
 enum bk_reason_code {
@@ -33,7 +34,12 @@ int bk_reason_parse(const char *name);
 /* True for codes an operator may trip with (not audit_corrupt). */
 bool bk_reason_operator(unsigned code);
 
-/* "active", "cautious", "reduce-only" (or reduce_only), "halted"; -1 if unknown. */
+/*
+ * "ACTIVE", "CAUTIOUS", "REDUCE_ONLY", "HALTED" (bk_mode_str, breaker.Mode
+ * without its MODE_ prefix); NULL for an unknown mode.
+ */
+const char *bk_mode_name(int mode);
+/* Those names in any case, '-' for '_' ("reduce-only"); -1 if unknown. */
 int bk_mode_parse(const char *name);
 bool bk_mode_valid(int mode);
 

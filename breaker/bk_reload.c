@@ -92,7 +92,7 @@ static void retire_reconciliations(struct bk_daemon *d, const bool *was_on)
  */
 static bool auth_changed(const struct bk_config *now, const struct bk_config *file)
 {
-	size_t from = offsetof(struct bk_config, resume_uids),
+	size_t from = offsetof(struct bk_config, acl),
 	       to = offsetof(struct bk_config, allow_plaintext_loopback);
 
 	return memcmp((const char *)now + from, (const char *)file + from, to - from) ||

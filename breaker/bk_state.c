@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bk_hash.h"
 #include "bk_state.h"
 
 int bk_state_init(struct bk_state *st)
@@ -34,14 +35,10 @@ bool bk_strategy_name_valid(const char *name)
 	return true;
 }
 
-/* FNV-1a: names are short and few; the index is twice the capacity. */
+/* FNV-1a (bk_hash.h): names are short and few; the index is twice the capacity. */
 static uint32_t name_hash(const char *s)
 {
-	uint32_t h = 2166136261u;
-
-	while (*s)
-		h = (h ^ (uint8_t)*s++) * 16777619u;
-	return h;
+	return bk_fnv1a(s);
 }
 
 int bk_state_find(const struct bk_state *st, const char *name)

@@ -27,7 +27,8 @@ static void usage(FILE *f)
 	       "instance 'default', tick 100 us, sockets in /run/breaker (root) or\n"
 	       "$XDG_RUNTIME_DIR/breaker, audit log in /var/lib/breaker/<instance>\n"
 	       "(root) or ~/.local/state/breaker/<instance>.\n"
-	       "Signals: TERM/INT stop (state stays), HUP reopens --log-file.\n"
+	       "Signals: TERM/INT stop (state stays); HUP reloads the config's rules\n"
+	       "(audited; other settings need a restart) and reopens --log-file.\n"
 	       "Exit: 0 clean stop, 1 start-up failed, 2 bad usage or config.\n");
 }
 
@@ -99,7 +100,7 @@ static int load_config(struct bk_config *cfg, const struct opts *o)
 		        o->config_from, err);
 		return -EINVAL;
 	}
-	/* --instance beats the file; derived paths follow it. */
+	/* --instance beats the file; derived paths follow it, explicit ones stay. */
 	if (o->config && o->instance && strcmp(cfg->instance, o->instance)) {
 		snprintf(cfg->instance, sizeof(cfg->instance), "%s", o->instance);
 		bk_config_derive(cfg);

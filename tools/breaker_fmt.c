@@ -18,11 +18,11 @@
 #include "bk_text.h"
 #include "breaker.h"
 
-static const char *const mode_names[] = {"ACTIVE", "CAUTIOUS", "REDUCE_ONLY", "HALTED"};
-
 const char *mode_name(int mode)
 {
-	return mode >= 0 && mode <= BK_HALTED ? mode_names[mode] : "MODE_UNKNOWN";
+	const char *s = bk_mode_name(mode);
+
+	return s ? s : "MODE_UNKNOWN";
 }
 
 const char *reason_name(int code)
@@ -232,7 +232,7 @@ static void json_enum(FILE *f, const ProtobufCEnumDescriptor *d, int v)
 	const char *name;
 
 	if (d == &breaker__mode__descriptor)
-		name = v >= 0 && v <= BK_HALTED ? mode_names[v] : NULL;
+		name = bk_mode_name(v);
 	else if (d == &breaker__reason_code__descriptor)
 		name = v >= 0 ? bk_reason_name((unsigned)v) : NULL;
 	else

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bk_audit.h"
+#include "bk_hash.h"
 #include "bk_mode.h"
 #include "breaker.h"
 
@@ -77,10 +78,8 @@ struct inc {
 
 static struct scope *scope_of(struct inc *x, const char *name)
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
+	uint32_t h = bk_fnv1a(name);
 
-	for (const char *p = name; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
 	for (uint32_t i = 0; i < SCOPE_SLOTS; i++) {
 		struct scope *s = &x->tab[(h + i) & (SCOPE_SLOTS - 1)];
 		if (!s->used) {
@@ -236,15 +235,13 @@ static void follow_mode(struct inc *x, struct scope *s, const Breaker__AuditReco
 /* The period begins: which scopes were already held? */
 static void period_starts(struct inc *x)
 {
-	static const char *const m[] = {"ACTIVE", "CAUTIOUS", "REDUCE_ONLY", "HALTED"};
-
 	x->started = true;
 	for (uint32_t i = 0; i < SCOPE_SLOTS && x->n_before < LIST_MAX; i++) {
 		const struct scope *s = &x->tab[i];
 		if (s->used && s->mode != BK_ACTIVE)
 			snprintf(x->before[x->n_before++], sizeof(x->before[0]),
 			         "%s%s %s", s->name[0] ? "strategy " : "global", s->name,
-			         m[s->mode <= BK_HALTED ? s->mode : BK_HALTED]);
+			         mode_name(s->mode <= BK_HALTED ? s->mode : BK_HALTED));
 	}
 }
 

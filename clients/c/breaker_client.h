@@ -78,6 +78,19 @@ extern "C" {
 
 /* ---- layout (version 1) ------------------------------------------------ */
 
+/*
+ * This header's release (the Python client's __version__ is the same), for
+ * #if checks in engines. The layout versions below are what the bytes
+ * promise; this is what the API promises.
+ */
+#define BREAKER_CLIENT_VERSION_MAJOR 0
+#define BREAKER_CLIENT_VERSION_MINOR 1
+#define BREAKER_CLIENT_VERSION_PATCH 0
+#define BREAKER_CLIENT_VERSION                                                           \
+	(BREAKER_CLIENT_VERSION_MAJOR * 10000 + BREAKER_CLIENT_VERSION_MINOR * 100 +     \
+	 BREAKER_CLIENT_VERSION_PATCH)
+#define BREAKER_CLIENT_VERSION_STRING "0.1.0"
+
 #define BK_SHM_MAGIC      0x315245414b524242ull /* "BBRKAER1" little-endian */
 #define BK_LAYOUT_VERSION 1u
 #define BK_MAX_STRATEGIES 4096u
@@ -152,6 +165,51 @@ struct bk_shm {
 };
 
 #define BK_SHM_SIZE sizeof(struct bk_shm)
+
+/*
+ * Every offset and size docs/shm-layout.md gives, checked by the compiler of
+ * every engine that includes this header (tests/test_layout.c checks the page
+ * against these): a layout change that misses the page, or a compiler that
+ * lays the structs out differently, does not build.
+ */
+#ifdef __cplusplus
+#define BK_LAYOUT_ASSERT(c, what) static_assert(c, what)
+#else
+#define BK_LAYOUT_ASSERT(c, what) _Static_assert(c, what)
+#endif
+#define BK_LAYOUT_AT(type, member, off, size)                                            \
+	BK_LAYOUT_ASSERT(offsetof(type, member) == (off) &&                              \
+	                     sizeof(((type *)0)->member) == (size),                      \
+	                 #type "." #member " is at " #off ", " #size " bytes")
+BK_LAYOUT_ASSERT(sizeof(BK_ATOMIC(uint32_t)) == 4 && sizeof(BK_ATOMIC(uint64_t)) == 8,
+                 "atomic words are as wide as plain ones");
+BK_LAYOUT_AT(struct bk_shm, hdr.magic, 0, 8);
+BK_LAYOUT_AT(struct bk_shm, hdr.layout_version, 8, 4);
+BK_LAYOUT_AT(struct bk_shm, hdr.header_size, 12, 4);
+BK_LAYOUT_AT(struct bk_shm, hdr.segment_size, 16, 8);
+BK_LAYOUT_AT(struct bk_shm, hdr.strategy_capacity, 24, 4);
+BK_LAYOUT_AT(struct bk_shm, hdr.strategy_entry_size, 28, 4);
+BK_LAYOUT_AT(struct bk_shm, hdr.strategy_table_offset, 32, 4);
+BK_LAYOUT_AT(struct bk_shm, hdr.daemon_pid, 36, 4);
+BK_LAYOUT_AT(struct bk_shm, hdr.tick_period_ns, 40, 8);
+BK_LAYOUT_AT(struct bk_shm, hdr.heartbeat_bound_ns, 48, 8);
+BK_LAYOUT_AT(struct bk_shm, hdr.strategy_count, 56, 4);
+BK_LAYOUT_AT(struct bk_shm, heartbeat_ns, 64, 8);
+BK_LAYOUT_AT(struct bk_shm, audit_lock, 72, 4);
+BK_LAYOUT_AT(struct bk_shm, audit_seq, 80, 8);
+BK_LAYOUT_AT(struct bk_shm, audit_end, 88, 8);
+BK_LAYOUT_AT(struct bk_shm, audit_hash, 96, 32);
+BK_LAYOUT_AT(struct bk_shm, change_seq, 128, 4);
+BK_LAYOUT_AT(struct bk_shm, global, 192, 64);
+BK_LAYOUT_AT(struct bk_shm, strategies, 256, 64 * 4096);
+BK_LAYOUT_AT(struct bk_shm_scope, state, 0, 8);
+BK_LAYOUT_AT(struct bk_shm_scope, seq, 8, 4);
+BK_LAYOUT_AT(struct bk_shm_scope, latches, 12, 4);
+BK_LAYOUT_AT(struct bk_shm_scope, since_ns, 16, 8);
+BK_LAYOUT_AT(struct bk_shm_scope, name, 24, 40);
+BK_LAYOUT_ASSERT(sizeof(struct bk_shm_header) == 64 &&
+                     sizeof(struct bk_shm_scope) == 64 && sizeof(struct bk_shm) == 262400,
+                 "state segment: 64-byte header and scopes, 262400 bytes");
 
 /* ---- engine API -------------------------------------------------------- */
 
@@ -498,6 +556,33 @@ struct bk_tel {
 };
 
 #define BK_TEL_SIZE sizeof(struct bk_tel)
+
+BK_LAYOUT_AT(struct bk_tel, hdr.magic, 0, 8);
+BK_LAYOUT_AT(struct bk_tel, hdr.version, 8, 4);
+BK_LAYOUT_AT(struct bk_tel, hdr.slot_size, 12, 4);
+BK_LAYOUT_AT(struct bk_tel, hdr.capacity, 16, 4);
+BK_LAYOUT_AT(struct bk_tel, hdr.segment_size, 24, 8);
+BK_LAYOUT_AT(struct bk_tel, slots, 64, 128 * 4096);
+BK_LAYOUT_AT(struct bk_tel_slot, orders, 0, 8);
+BK_LAYOUT_AT(struct bk_tel_slot, rejects, 8, 8);
+BK_LAYOUT_AT(struct bk_tel_slot, cancels, 16, 8);
+BK_LAYOUT_AT(struct bk_tel_slot, heartbeat_ns, 24, 8);
+BK_LAYOUT_AT(struct bk_tel_slot, ack_seq, 32, 4);
+BK_LAYOUT_AT(struct bk_tel_slot, pid, 36, 4);
+BK_LAYOUT_AT(struct bk_tel_slot, ack_ns, 40, 8);
+BK_LAYOUT_AT(struct bk_tel_slot, opening_base, 48, 8);
+BK_LAYOUT_AT(struct bk_tel_slot, opening_fills, 56, 8);
+BK_LAYOUT_AT(struct bk_tel_slot, gseq, 64, 4);
+BK_LAYOUT_AT(struct bk_tel_slot, opening_seq, 68, 4);
+BK_LAYOUT_AT(struct bk_tel_slot, fills, 72, 8);
+BK_LAYOUT_AT(struct bk_tel_slot, fill_cash, 80, 8);
+BK_LAYOUT_AT(struct bk_tel_slot, fees, 88, 8);
+BK_LAYOUT_AT(struct bk_tel_slot, balance, 96, 8);
+BK_LAYOUT_AT(struct bk_tel_slot, position, 104, 8);
+BK_LAYOUT_AT(struct bk_tel_slot, gross, 112, 8);
+BK_LAYOUT_AT(struct bk_tel_slot, pnl, 120, 8);
+BK_LAYOUT_ASSERT(sizeof(struct bk_tel_slot) == 128 && sizeof(struct bk_tel) == 524352,
+                 "telemetry segment: 128-byte slots, 524352 bytes");
 
 struct bk_tel_client {
 	struct bk_tel *tel;

@@ -9,12 +9,21 @@
  *   CAUTIOUS     new orders at a quarter of the normal size
  *   ACTIVE       normal
  * Every mode change is printed with the reason the breaker gives (or "not
- * live" when the daemon's heartbeat is stale).
+ * live" when the daemon's heartbeat is stale). Same behaviour and output as
+ * engine_loop.py.
+ *
+ * It also writes its telemetry (bk_tel_attach, read-write), which the
+ * daemon's rules judge on every tick: a heartbeat every iteration (the
+ * dead-man switch: stop beating and the strategy trips stale_heartbeat), every
+ * order sent and every cancel, every fill with the cash balance and position
+ * after it (the simulated venue fills at a fixed price), marks, and an ack of
+ * every change_seq it has acted on, which `breaker status` shows per trip.
  *
  * usage: engine_loop [--instance NAME] [--strategy NAME] [--seconds S]
  *                    [--iterations N] [--interval-us U]
- * exit: 0 after the bounded run; 1 cannot attach or unknown layout;
- *       2 strategy not registered (refuses to trade) or bad usage.
+ * exit: 0 after the bounded run; 1 cannot attach (state or telemetry segment)
+ *       or unknown layout; 2 strategy not registered (refuses to trade) or
+ *       bad usage.
  */
 /* usleep/useconds_t are not ISO C: ask for them even under -std=c11 */
 #if !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE)
@@ -31,8 +40,11 @@
 
 #include "breaker_client.h"
 
-#define BASE_SIZE   100
-#define MAX_WORKING 8
+#define BASE_SIZE       100
+#define MAX_WORKING     8
+#define PRICE           10.0 /* the simulated venue fills everything at this price... */
+#define FEE_RATE        0.01 /* ...for this fee per unit */
+#define OPENING_BALANCE 1000000.0
 
 /* Reason code names, as in docs/shm-layout.md ("Reason codes"). */
 static const char *const reason_names[] = {
@@ -53,6 +65,9 @@ struct order {
 };
 
 struct engine {
+	struct bk_tel_client tel;
+	int slot;
+	double balance;
 	long position;
 	struct order working[MAX_WORKING];
 	int nworking;
@@ -62,12 +77,24 @@ struct engine {
 /* The simulated exchange fills the oldest working order. */
 static void fill_one(struct engine *e)
 {
+	int qty;
+	double cash, fee, notional;
+
 	if (e->nworking == 0)
 		return;
-	e->position += e->working[0].qty;
+	qty = e->working[0].qty;
+	e->position += qty;
 	memmove(&e->working[0], &e->working[1],
 	        sizeof(e->working[0]) * (size_t)(e->nworking - 1));
 	e->nworking--;
+	cash = -qty * PRICE;
+	fee = abs(qty) * FEE_RATE;
+	e->balance += cash - fee;
+	/* one fill: its cash and fee, and the balance and position after it, together */
+	notional = (double)e->position * PRICE;
+	bk_report_fill(&e->tel, e->slot, cash, fee, e->balance, notional);
+	bk_report_marks(&e->tel, e->slot, notional, notional < 0 ? -notional : notional,
+	                e->balance + notional - OPENING_BALANCE);
 }
 
 /* Cancels are always allowed, in every mode. */
@@ -77,6 +104,8 @@ static int cancel_all(struct engine *e)
 
 	e->cancelled += n;
 	e->nworking = 0;
+	if (n)
+		bk_report_cancel(&e->tel, e->slot, (uint64_t)n);
 	return n;
 }
 
@@ -103,6 +132,8 @@ static int cancel_increasing(struct engine *e)
 	}
 	e->nworking = k;
 	e->cancelled += n;
+	if (n)
+		bk_report_cancel(&e->tel, e->slot, (uint64_t)n);
 	return n;
 }
 
@@ -112,6 +143,7 @@ static void send_order(struct engine *e, int qty)
 		fill_one(e);
 	e->working[e->nworking++].qty = qty;
 	e->sent++;
+	bk_report_order(&e->tel, e->slot, 1);
 }
 
 /* What the strategy would like to do on iteration i: a simple oscillation. */
@@ -203,6 +235,29 @@ static int attach(struct bk_client *c, const char *instance)
 	return rv;
 }
 
+/*
+ * The telemetry segment, read-write; retried for 2 s like the state segment.
+ * Without it the daemon's rules cannot watch this engine (no heartbeat, no
+ * reject rate, no balance check): the example refuses to trade.
+ */
+static int attach_telemetry(struct bk_tel_client *t, const char *instance)
+{
+	int rv = -EAGAIN;
+
+	for (int i = 0; i < 200; i++) {
+		rv = bk_tel_attach(t, instance);
+		if (rv != -EAGAIN && rv != -ENOENT)
+			break;
+		usleep(10000);
+	}
+	if (rv < 0)
+		fprintf(stderr,
+		        "breaker instance %s: cannot attach telemetry: %s: refusing to "
+		        "trade\n",
+		        instance, rv == -EPROTO ? "unknown layout" : strerror(-rv));
+	return rv;
+}
+
 static uint64_t arg_u64(const char *s)
 {
 	char *end;
@@ -230,6 +285,8 @@ int main(int argc, char **argv)
 	struct engine e;
 	struct bk_client c;
 	int last = -1; /* no mode seen yet */
+	uint32_t acked = 0;
+	bool any_acked = false;
 	bool last_dead = false;
 	int opt, slot;
 	long i;
@@ -276,15 +333,34 @@ int main(int argc, char **argv)
 		bk_client_detach(&c);
 		return 2;
 	}
+	if (attach_telemetry(&e.tel, instance) < 0 || !e.tel.tel) {
+		bk_client_detach(&c);
+		return 1;
+	}
+	e.slot = slot;
+	e.balance = OPENING_BALANCE;
+	if (BK_LOAD_ACQ(&e.tel.tel->slots[slot].fills))
+		/* an earlier run of this strategy reported fills: the (simulated)
+		 * account carries on from its balance, so conservation still holds */
+		e.balance = bk_u2f(BK_LOAD_ACQ(&e.tel.tel->slots[slot].balance));
+	else
+		bk_report_opening_balance(&e.tel, slot,
+		                          e.balance); /* conservation's base */
 	printf("engine: instance %s strategy %s slot %d\n", instance, strategy, slot);
 	end = bk_now_mono_ns() + seconds * 1000000000ull;
 	for (i = 0; (!iterations || (uint64_t)i < iterations) && bk_now_mono_ns() < end;
 	     i++) {
-		uint32_t seen = bk_change_seq(&c);
+		uint32_t seen;
+		enum bk_mode mode;
+		bool dead;
+
+		/* alive: the daemon's dead-man switch */
+		bk_report_heartbeat(&e.tel, slot, bk_now_mono_ns());
+		seen = bk_change_seq(&c);
 		/* before every order: the breaker's answer, failing closed */
-		enum bk_mode mode = bk_check_live(&c, slot, bk_now_mono_ns(), 0);
+		mode = bk_check_live(&c, slot, bk_now_mono_ns(), 0);
 		/* HALTED only because breakerd is not live (off the fast path) */
-		bool dead = mode == BK_HALTED && bk_check(&c, slot) != BK_HALTED;
+		dead = mode == BK_HALTED && bk_check(&c, slot) != BK_HALTED;
 
 		if ((int)mode != last || dead != last_dead)
 			report_mode(&c, slot, mode, dead, &e);
@@ -293,11 +369,14 @@ int main(int argc, char **argv)
 		trade(&e, mode, i);
 		if (i % 3 == 0) /* the simulated venue fills slower than we send */
 			fill_one(&e);
-		/*
-		 * TELEMETRY (issue 3, in progress): report orders sent, rejects,
-		 * fills, position, the engine heartbeat and the change_seq acted on
-		 * here (breaker_client.h's bk_report_* on the .tel segment).
-		 */
+		if (!any_acked || seen != acked) {
+			/* acted (above) on a state at least as new as change_seq
+			 * seen: say so, and `breaker status` counts this engine as
+			 * having acked */
+			bk_report_ack(&e.tel, slot, seen, bk_now_mono_ns());
+			acked = seen;
+			any_acked = true;
+		}
 		if (mode == BK_HALTED) {
 			/* nothing to send: sleep until the breaker publishes a change
 			 * (bounded, to keep checking the daemon's heartbeat) */
@@ -310,6 +389,7 @@ int main(int argc, char **argv)
 	printf("done: iterations %ld, sent %ld, held back %ld, cancelled %ld, position "
 	       "%ld\n",
 	       i, e.sent, e.skipped, e.cancelled, e.position);
+	bk_tel_detach(&e.tel);
 	bk_client_detach(&c);
 	return 0;
 }

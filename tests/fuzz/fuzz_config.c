@@ -84,9 +84,11 @@ static void check_accepted(const struct bk_config *c)
 	if ((c->shm_mode & 0133) || (c->tel_mode & 0111))
 		fz_fail("segment modes %o %o", (unsigned)c->shm_mode,
 		        (unsigned)c->tel_mode);
-	if (c->n_resume_uids < 0 || c->n_resume_uids > BK_AUTH_MAX ||
-	    c->n_resume_gids < 0 || c->n_resume_gids > BK_AUTH_MAX)
-		fz_fail("auth lists %d %d", c->n_resume_uids, c->n_resume_gids);
+	for (int a = 0; a < BK_ACT_COUNT; a++)
+		if (c->acl[a].n_uids < 0 || c->acl[a].n_uids > BK_AUTH_MAX ||
+		    c->acl[a].n_gids < 0 || c->acl[a].n_gids > BK_AUTH_MAX)
+			fz_fail("auth lists of %s: %d %d", bk_act_name((enum bk_act)a),
+			        c->acl[a].n_uids, c->acl[a].n_gids);
 	if (c->n_strategies < 0 || c->n_strategies > BK_CFG_STRATEGIES)
 		fz_fail("n_strategies %d", c->n_strategies);
 	for (int i = 0; i < c->n_strategies; i++)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from _daemon import STRATS, Daemon, binary
 
+import breaker_client as bk
+
 
 def examples_dir() -> Path:
     root = os.environ.get("BK_SOURCE_DIR")
@@ -126,6 +128,49 @@ class EngineLoops(unittest.TestCase):
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("refusing to trade", r.stderr)
+
+    def reports_telemetry(self, lang: str) -> None:
+        # both examples write the same telemetry: heartbeat, orders, cancels,
+        # fills with the balance after them (conserved: no invariant trip), an
+        # opening-balance statement, and an ack of every change they acted on
+        d = Daemon(f"ext{lang}", extra_ini="heartbeat_bound_ms = 300\n" + STRATS)
+        self.addCleanup(d.fini)
+        d.start()
+        e = Engine([*self.command(lang), "--instance", d.instance, "--strategy", "alpha",
+                    "--seconds", "8", "--interval-us", "500"])
+        self.addCleanup(e.kill)
+        e.expect(r"^mode ACTIVE reason=none ")
+        # the kill must find working orders to cancel: from the third order
+        # sent in ACTIVE on there always are (one fill per three orders)
+        with bk.attach_telemetry(d.instance) as tel:
+            deadline = time.monotonic() + 30
+            while tel.read(0).orders < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.assertGreaterEqual(tel.read(0).orders, 3, "the engine sends orders")
+        d.ok("kill", "alpha", "--reason", "runaway")
+        e.expect(r"^mode HALTED reason=kill_switch ")
+        with bk.attach(d.instance) as c:
+            seq = c.change_seq()
+        code, err = e.finish()
+        self.assertEqual(code, 0, err)
+        with bk.attach_telemetry(d.instance) as tel:
+            t = tel.read(0)
+        self.assertGreater(t.heartbeat_ns, 0, "heartbeat")
+        self.assertEqual(t.pid, e.proc.pid, "the slot names its writer")
+        self.assertGreater(t.orders, 0, "orders sent")
+        self.assertGreater(t.cancels, 0, "the kill cancelled working orders")
+        self.assertGreater(t.fills, 0, "fills")
+        self.assertEqual(t.opening_seq, 1, "one opening-balance statement")
+        self.assertAlmostEqual(t.balance, t.opening_base + t.fill_cash - t.fees, places=3)
+        self.assertGreaterEqual(t.ack_seq, seq, "acked the kill it acted on")
+        status = d.ok("status")
+        self.assertNotIn("invariant_violation", status, status)
+
+    def test_c_reports_telemetry(self) -> None:
+        self.reports_telemetry("c")
+
+    def test_python_reports_telemetry(self) -> None:
+        self.reports_telemetry("py")
 
     def test_c_follows_the_operator(self) -> None:
         self.follow_the_operator("c")

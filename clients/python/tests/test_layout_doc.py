@@ -237,5 +237,28 @@ class ParserCanFail(unittest.TestCase):
         self.assertNotEqual(reasons, dict(enumerate(L.REASON_NAMES)))
 
 
+class ClientVersionsAgree(unittest.TestCase):
+    """The C header's BREAKER_CLIENT_VERSION_* macros, the Python package's
+    __version__ and pyproject.toml name one release."""
+
+    def test_c_header_and_python_package_have_one_version(self) -> None:
+        import breaker_client
+
+        root = doc_path().parent.parent
+        header = (root / "clients" / "c" / "breaker_client.h").read_text()
+        parts = {
+            m.group(1): m.group(2)
+            for m in re.finditer(r"#define BREAKER_CLIENT_VERSION_(MAJOR|MINOR|PATCH)\s+(\d+)", header)
+        }
+        self.assertEqual(len(parts), 3, "MAJOR, MINOR and PATCH macros in breaker_client.h")
+        c_version = "%s.%s.%s" % (parts["MAJOR"], parts["MINOR"], parts["PATCH"])
+        string = re.search(r'#define BREAKER_CLIENT_VERSION_STRING\s+"([^"]+)"', header)
+        self.assertIsNotNone(string)
+        self.assertEqual(string.group(1), c_version)
+        self.assertEqual(breaker_client.__version__, c_version)
+        pyproject = (root / "clients" / "python" / "pyproject.toml").read_text()
+        self.assertIn('version = "%s"' % c_version, pyproject)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,0 +1,136 @@
+/*
+ * Names of modes, reason codes, statuses and commands against the protobuf-c
+ * descriptors: the daemon's counters and the CLI's tables are sized and named
+ * from them, so a value added to proto/breaker.proto must fit (else it would
+ * be counted under another name, or printed as a number) and keep the names
+ * operators, alerts and dashboards already use.
+ */
+#include <ctype.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "bk_metrics.h"
+#include "bk_mode.h"
+#include "breaker.pb-c.h"
+
+static void lower(char *out, size_t len, const char *s)
+{
+	size_t i = 0;
+
+	for (; s[i] && i + 1 < len; i++)
+		out[i] = (char)tolower((unsigned char)s[i]);
+	out[i] = '\0';
+}
+
+Test(names, every_status_has_its_own_metrics_counter)
+{
+	const ProtobufCEnumDescriptor *d = &breaker__status__descriptor;
+
+	for (unsigned i = 0; i < d->n_values; i++)
+		cr_assert_lt(d->values[i].value, BK_STATUS_COUNT,
+		             "breaker.Status %s = %d would be counted as err_internal: "
+		             "raise BK_STATUS_COUNT",
+		             d->values[i].name, d->values[i].value);
+}
+
+Test(names, every_command_has_its_own_metrics_type)
+{
+	const ProtobufCMessageDescriptor *d = &breaker__request__descriptor;
+	bool seen[BK_CMD_TYPES] = {false};
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		unsigned t;
+
+		if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+			continue;
+		n++;
+		t = bk_metrics_cmd_type((int)f->id);
+		cr_assert_neq(
+		    t, BK_CMD_INVALID,
+		    "command %s (%u) would be counted as invalid: give it a type",
+		    f->name, f->id);
+		cr_assert(!seen[t], "two commands share type %u", t);
+		seen[t] = true;
+	}
+	cr_assert_eq(n, BK_CMD_TYPES - 1, "every type but invalid is a command");
+	cr_assert_eq(bk_metrics_cmd_type(0), BK_CMD_INVALID);
+	cr_assert_eq(bk_metrics_cmd_type(17), BK_CMD_INVALID);
+}
+
+Test(names, reason_names_are_the_proto_names_lowercased)
+{
+	const ProtobufCEnumDescriptor *d = &breaker__reason_code__descriptor;
+	char want[64];
+
+	cr_assert_eq(d->n_values, BK_REASON_COUNT);
+	for (unsigned i = 0; i < d->n_values; i++) {
+		int v = d->values[i].value;
+
+		cr_assert_lt(v, BK_REASON_COUNT, "%s", d->values[i].name);
+		lower(want, sizeof(want), v == BK_R_NONE ? "none" : d->values[i].name);
+		cr_assert_str_eq(bk_reason_name((unsigned)v), want);
+		cr_assert_eq(bk_reason_parse(want), v == BK_R_NONE ? -1 : v);
+	}
+	cr_assert_null(bk_reason_name(BK_REASON_COUNT));
+	cr_assert_eq(bk_reason_parse(""), -1);
+	cr_assert_eq(bk_reason_parse("none"), -1);
+	cr_assert_eq(bk_reason_parse("MANUAL_HALT"), -1);
+}
+
+/* The names operators type, alerts match and dashboards group by: a contract. */
+Test(names, reason_names_operators_use)
+{
+	static const char *const want[BK_REASON_COUNT] = {
+	    "none",
+	    "manual_halt",
+	    "emergency_stop",
+	    "kill_switch",
+	    "reject_rate",
+	    "order_rate",
+	    "invariant_violation",
+	    "reconciliation_break",
+	    "drawdown",
+	    "exposure_limit",
+	    "stale_heartbeat",
+	    "audit_corrupt",
+	};
+
+	for (unsigned r = 0; r < BK_REASON_COUNT; r++)
+		cr_assert_str_eq(bk_reason_name(r), want[r]);
+	cr_assert_str_eq(bk_mode_name(BK_REDUCE_ONLY), "REDUCE_ONLY");
+}
+
+Test(names, mode_names_are_the_proto_names_and_parse_back)
+{
+	const ProtobufCEnumDescriptor *d = &breaker__mode__descriptor;
+	char low[32];
+
+	cr_assert_eq(d->n_values, BK_MODE_COUNT);
+	for (unsigned i = 0; i < d->n_values; i++) {
+		int v = d->values[i].value;
+		const char *name = bk_mode_name(v);
+
+		cr_assert_not_null(name, "%s", d->values[i].name);
+		cr_assert_eq(strncmp(d->values[i].name, "MODE_", 5), 0);
+		cr_assert_str_eq(name, d->values[i].name + 5);
+		cr_assert_eq(bk_mode_parse(name), v);
+		lower(low, sizeof(low), name);
+		cr_assert_eq(bk_mode_parse(low), v, "%s", low);
+	}
+	cr_assert_null(bk_mode_name(-1));
+	cr_assert_null(bk_mode_name(BK_MODE_COUNT));
+	/* as operators type them (breaker trip --mode, [rules] action) */
+	cr_assert_eq(bk_mode_parse("reduce-only"), BK_REDUCE_ONLY);
+	cr_assert_eq(bk_mode_parse("Reduce-Only"), BK_REDUCE_ONLY);
+	cr_assert_eq(bk_mode_parse("reduce_only"), BK_REDUCE_ONLY);
+	cr_assert_eq(bk_mode_parse("Halted"), BK_HALTED);
+	cr_assert_eq(bk_mode_parse("reduce only"), -1);
+	cr_assert_eq(bk_mode_parse("reduce-"), -1);
+	cr_assert_eq(bk_mode_parse("haltedx"), -1);
+	cr_assert_eq(bk_mode_parse("active-"), -1);
+	cr_assert_eq(bk_mode_parse(""), -1);
+	cr_assert_eq(bk_mode_parse("MODE_HALTED"), -1);
+}
