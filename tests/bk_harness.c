@@ -198,11 +198,17 @@ void bk_h_become(int uid, int gid, int fail_code)
 int bk_h_run_as(struct bk_h *h, int uid, int gid, const char *request_id,
                 char *const argv[], char *out, size_t outlen)
 {
+	return bk_h_run_in(h->dir, uid, gid, request_id, argv, out, outlen);
+}
+
+int bk_h_run_in(const char *dir, int uid, int gid, const char *request_id,
+                char *const argv[], char *out, size_t outlen)
+{
 	char path[256];
 	int st;
 	pid_t pid;
 
-	snprintf(path, sizeof(path), "%s/cli.out", h->dir);
+	snprintf(path, sizeof(path), "%s/cli.out", dir);
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {

@@ -57,6 +57,9 @@ int bk_h_cli_all(struct bk_h *h, char *out, size_t outlen, ...) __attribute__((s
  */
 int bk_h_run_as(struct bk_h *h, int uid, int gid, const char *request_id,
                 char *const argv[], char *out, size_t outlen);
+/* The same with its output through dir/cli.out, for a run with no bk_h. */
+int bk_h_run_in(const char *dir, int uid, int gid, const char *request_id,
+                char *const argv[], char *out, size_t outlen);
 /*
  * In a forked child: become uid/gid with no supplementary groups (in that
  * order: groups and gid need the privilege the uid change gives up), or

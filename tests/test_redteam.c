@@ -93,35 +93,25 @@ static int check_config(const char *extra)
 {
 	const char *bin = getenv("BREAKERD");
 	char dir[64] = "/tmp/bk-rt-check-XXXXXX", path[128], ini[128];
+	char *argv[] = {(char *)(bin && *bin ? bin : "breakerd"), "--config", ini,
+	                "--check-config", NULL};
 	FILE *f;
-	pid_t pid;
-	int st;
+	int rv;
 
 	cr_assert_not_null(mkdtemp(dir));
 	snprintf(ini, sizeof(ini), "%s/breaker.ini", dir);
-	snprintf(path, sizeof(path), "%s/check.out", dir);
 	cr_assert_not_null(f = fopen(ini, "w"));
 	fprintf(
 	    f,
 	    "[breaker]\ninstance = rtcheck\nrun_dir = %s/run\nstate_dir = %s/state\n%s",
 	    dir, dir, extra);
 	fclose(f);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-			_exit(126);
-		execl(bin && *bin ? bin : "breakerd", "breakerd", "--config", ini,
-		      "--check-config", (char *)NULL);
-		_exit(127);
-	}
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	bk_h_slurp(path, out, sizeof(out));
+	rv = bk_h_run_in(dir, -1, -1, NULL, argv, out, sizeof(out));
+	snprintf(path, sizeof(path), "%s/cli.out", dir);
 	unlink(path);
 	unlink(ini);
 	rmdir(dir);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return rv;
 }
 
 /*
