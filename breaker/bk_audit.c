@@ -155,6 +155,39 @@ struct scan_rd {
 	size_t have;
 };
 
+/*
+ * Open path for reading through a scan buffer (r->fd, r->file_len, r->buf).
+ * 0, or -errno with nothing left open; r->file_len is set once fstat said it.
+ */
+static int rd_open(struct scan_rd *r, const char *path)
+{
+	struct stat st;
+	int err;
+
+	memset(r, 0, sizeof(*r));
+	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (r->fd < 0)
+		return -errno;
+	if (fstat(r->fd, &st) < 0) {
+		err = -errno;
+		close(r->fd);
+		return err;
+	}
+	r->file_len = st.st_size;
+	r->buf = malloc(SCAN_BUF);
+	if (!r->buf) {
+		close(r->fd);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void rd_close(struct scan_rd *r)
+{
+	free(r->buf);
+	close(r->fd);
+}
+
 /* Point *p at the file's bytes [off, off + len); the caller knows they exist. */
 static int rd_get(struct scan_rd *r, uint64_t off, size_t len, const uint8_t **p)
 {
@@ -423,30 +456,18 @@ int bk_audit_scan(const char *path, bk_audit_record_fn fn, void *arg,
 int bk_audit_scan_to(const char *path, bk_audit_record_fn fn, void *arg, uint64_t at_seq,
                      struct bk_audit_scan *scan)
 {
-	struct scan_rd r = {0};
-	struct stat st;
+	struct scan_rd r;
 	int err;
 
 	memset(scan, 0, sizeof(*scan));
-	r.fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (r.fd < 0)
-		return -errno;
-	if (fstat(r.fd, &st) < 0) {
-		err = -errno;
-		goto out;
-	}
-	r.file_len = scan->file_len = st.st_size;
-	r.buf = malloc(SCAN_BUF);
-	if (!r.buf) {
-		err = -ENOMEM;
-		goto out;
-	}
+	err = rd_open(&r, path);
+	scan->file_len = r.file_len;
+	if (err)
+		return err;
 	err = check_header(&r, scan);
 	if (err > 0)
 		err = scan_frames(&r, fn, arg, at_seq, scan);
-out:
-	free(r.buf);
-	close(r.fd);
+	rd_close(&r);
 	return err;
 }
 
@@ -858,10 +879,9 @@ out:
 long bk_audit_scan_rest(const char *path, const struct bk_audit_scan *scan,
                         bk_audit_record_fn fn, void *arg)
 {
-	struct scan_rd r = {0};
+	struct scan_rd r;
 	Breaker__AuditRecord *rec;
 	const uint8_t *p = NULL;
-	struct stat st;
 	uint64_t off;
 	uint32_t len;
 	long shown = 0;
@@ -869,19 +889,8 @@ long bk_audit_scan_rest(const char *path, const struct bk_audit_scan *scan,
 
 	if (scan->verdict != BK_AUDIT_CORRUPT || scan->valid_len < BK_AUDIT_HDR_SIZE)
 		return 0;
-	r.fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (r.fd < 0)
-		return -errno;
-	if (fstat(r.fd, &st) < 0) {
-		err = -errno;
-		goto out;
-	}
-	r.file_len = st.st_size;
-	r.buf = malloc(SCAN_BUF);
-	if (!r.buf) {
-		err = -ENOMEM;
-		goto out;
-	}
+	if ((err = rd_open(&r, path)) != 0)
+		return err;
 	for (off = scan->valid_len + 1; off + BK_AUDIT_FRAME_HDR < r.file_len;) {
 		if ((err = rd_get(&r, off, BK_AUDIT_FRAME_HDR, &p)) != 0)
 			goto out;
@@ -907,8 +916,7 @@ long bk_audit_scan_rest(const char *path, const struct bk_audit_scan *scan,
 		off += BK_AUDIT_FRAME_HDR + len;
 	}
 out:
-	free(r.buf);
-	close(r.fd);
+	rd_close(&r);
 	return err ? err : shown;
 }
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,10 +30,21 @@ static const char *env_or(const char *name, const char *dflt)
 	return v && *v ? v : dflt;
 }
 
+void bk_h_write_config(const struct bk_h *h, const char *path, const char *extra_ini)
+{
+	FILE *f = fopen(path, "w");
+
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	fprintf(f, "[breaker]\ninstance = %s\nrun_dir = %s/run\nstate_dir = %s/state\n",
+	        h->instance, h->dir, h->dir);
+	if (extra_ini)
+		fputs(extra_ini, f);
+	fclose(f);
+}
+
 void bk_h_init(struct bk_h *h, const char *tag, const char *extra_ini)
 {
 	char err[256];
-	FILE *f;
 
 	memset(h, 0, sizeof(*h));
 	/* set but empty: a breakerd or CLI run without --config reads the
@@ -43,13 +56,7 @@ void bk_h_init(struct bk_h *h, const char *tag, const char *extra_ini)
 	snprintf(h->instance, sizeof(h->instance), "t%d-%s", (int)getpid(), tag);
 	snprintf(h->config, sizeof(h->config), "%s/breaker.ini", h->dir);
 	snprintf(h->log, sizeof(h->log), "%s/breakerd.log", h->dir);
-	f = fopen(h->config, "w");
-	cr_assert_not_null(f);
-	fprintf(f, "[breaker]\ninstance = %s\nrun_dir = %s/run\nstate_dir = %s/state\n",
-	        h->instance, h->dir, h->dir);
-	if (extra_ini)
-		fputs(extra_ini, f);
-	fclose(f);
+	bk_h_write_config(h, h->config, extra_ini);
 	bk_shm_unlink(h->instance); /* a stale segment from an earlier run */
 	cr_assert_eq(bk_config_defaults(&h->cfg, NULL), 0);
 	cr_assert_eq(bk_config_load(&h->cfg, h->config, err, sizeof(err)), 0, "%s", err);
@@ -177,6 +184,105 @@ int bk_h_cli_all(struct bk_h *h, char *out, size_t outlen, ...)
 	return rv;
 }
 
+char *bk_h_cli_bin(void)
+{
+	return (char *)env_or("BREAKER_CLI", "breaker");
+}
+
+void bk_h_become(int uid, int gid, int fail_code)
+{
+	if (setgroups(0, NULL) || setgid((gid_t)gid) || setuid((uid_t)uid))
+		_exit(fail_code);
+}
+
+int bk_h_run_as(struct bk_h *h, int uid, int gid, const char *request_id,
+                char *const argv[], char *out, size_t outlen)
+{
+	return bk_h_run_in(h->dir, uid, gid, request_id, argv, out, outlen);
+}
+
+int bk_h_run_in(const char *dir, int uid, int gid, const char *request_id,
+                char *const argv[], char *out, size_t outlen)
+{
+	char path[256];
+	int st;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/cli.out", dir);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(126);
+		if (request_id)
+			setenv("BREAKER_REQUEST_ID", request_id, 1);
+		else
+			unsetenv("BREAKER_REQUEST_ID");
+		if (uid >= 0)
+			bk_h_become(uid, gid, 125);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	if (out)
+		bk_h_slurp(path, out, outlen);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int bk_h_cli_as(struct bk_h *h, int uid, int gid, const char *request_id,
+                char *const args[], char *out, size_t outlen)
+{
+	char *argv[40] = {bk_h_cli_bin(), "--config", h->config};
+	int n = 3;
+
+	while (*args && n < 39)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	return bk_h_run_as(h, uid, gid, request_id, argv, out, outlen);
+}
+
+int bk_h_free_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+void bk_pki_make(struct bk_pki *k, const char *tag, const char *certs)
+{
+	char cmd[2048];
+
+	snprintf(k->dir, sizeof(k->dir), "/tmp/bk-%s-XXXXXX", tag);
+	cr_assert_not_null(mkdtemp(k->dir));
+	snprintf(k->url, sizeof(k->url), "tls+tcp://127.0.0.1:%d", bk_h_free_port());
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "set -e; cd %s; exec 2>openssl.err\n"
+	    "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 "
+	    "-out $1.key; }\n"
+	    "ca() { key $1; openssl req -x509 -new -key $1.key -out $1.pem -days 2 "
+	    "-subj /CN=$1; }\n"
+	    "crt() { key $1; openssl req -new -key $1.key -out $1.csr -subj \"/CN=$2\"; "
+	    "echo subjectAltName=DNS:localhost,DNS:127.0.0.1 > $1.ext; "
+	    "openssl x509 -req -in $1.csr -CA $3.pem -CAkey $3.key -CAcreateserial "
+	    "-days 2 -extfile $1.ext -out $1.pem; }\n%s",
+	    k->dir, certs);
+	cr_assert_eq(system(cmd), 0, "openssl failed; see %s/openssl.err", k->dir);
+}
+
+void bk_pki_remove(struct bk_pki *k)
+{
+	nftw(k->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 void bk_h_attach(struct bk_h *h, struct bk_client *c)
 {
 	int rv = -EAGAIN;
@@ -187,6 +293,26 @@ void bk_h_attach(struct bk_h *h, struct bk_client *c)
 			usleep(10000);
 	}
 	cr_assert_eq(rv, 0, "attach %s: %s", h->instance, strerror(-rv));
+}
+
+int bk_h_mode_of(struct bk_h *h, const char *strategy)
+{
+	struct bk_client c;
+	int m;
+
+	bk_h_attach(h, &c);
+	m = bk_check(&c, strategy ? bk_client_resolve(&c, strategy) : -1);
+	bk_client_detach(&c);
+	return m;
+}
+
+void bk_h_open_dirs(struct bk_h *h)
+{
+	char run[256];
+
+	snprintf(run, sizeof(run), "%s/run", h->dir);
+	cr_assert_eq(chmod(h->dir, 0755), 0);
+	cr_assert_eq(chmod(run, 0755), 0);
 }
 
 long bk_h_slurp(const char *path, char *buf, size_t len)
@@ -265,4 +391,99 @@ int bk_h_count(const char *hay, const char *needle)
 	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
 		n++;
 	return n;
+}
+
+void bk_rig_up(struct bk_rig *r, const char *tag, const char *ini)
+{
+	int rv = -EAGAIN;
+
+	bk_h_init(&r->h, tag, ini);
+	bk_h_start(&r->h);
+	bk_h_attach(&r->h, &r->c);
+	for (int i = 0; i < 200 && rv; i++)
+		if ((rv = bk_tel_attach(&r->t, r->h.instance)) != 0)
+			usleep(10000);
+	cr_assert_eq(rv, 0, "telemetry attach: %s", strerror(-rv));
+	r->alpha = bk_client_resolve(&r->c, "alpha");
+	r->beta = bk_client_resolve(&r->c, "beta");
+	cr_assert_geq(r->alpha, 0);
+	cr_assert_geq(r->beta, 0);
+}
+
+void bk_rig_down(struct bk_rig *r)
+{
+	bk_tel_detach(&r->t);
+	bk_client_detach(&r->c);
+	bk_tel_unlink(r->h.instance);
+	bk_h_fini(&r->h);
+}
+
+uint64_t bk_h_mono_ms(void)
+{
+	return bk_now_mono_ns() / 1000000ull;
+}
+
+bool bk_rig_mode_within(struct bk_rig *r, int slot, enum bk_mode want, unsigned ms)
+{
+	uint64_t end = bk_h_mono_ms() + ms;
+
+	do {
+		if (bk_check(&r->c, slot) == want)
+			return true;
+		usleep(200);
+	} while (bk_h_mono_ms() < end);
+	return bk_check(&r->c, slot) == want;
+}
+
+int bk_rig_ticks_until(struct bk_rig *r, int slot, enum bk_mode want, int max_ticks,
+                       unsigned tick_us)
+{
+	for (int i = 0; i < max_ticks * 4; i++) {
+		if (bk_check(&r->c, slot) == want)
+			return i / 4;
+		usleep(tick_us / 4);
+	}
+	return -1;
+}
+
+void bk_rig_ticked(struct bk_rig *r)
+{
+	uint64_t end = bk_h_mono_ms() + 5000, seen, n = 0;
+
+	seen = BK_LOAD_ACQ(&r->c.shm->heartbeat_ns);
+	while (n < 2 && bk_h_mono_ms() < end) {
+		uint64_t hb = BK_LOAD_ACQ(&r->c.shm->heartbeat_ns);
+		if (hb != seen) {
+			seen = hb;
+			n++;
+		}
+		usleep(100);
+	}
+	cr_assert_eq(n, 2, "breakerd ticks");
+}
+
+Breaker__Reply *bk_h_reconcile(struct bk_h *h, const char *strategy, double position,
+                               long fills, uint64_t wall)
+{
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__Reconcile rc = BREAKER__RECONCILE__INIT;
+	Breaker__Reconcile__Position p = BREAKER__RECONCILE__POSITION__INIT, *pp = &p;
+	Breaker__Reply *rep;
+	struct bk_rpc rpc;
+
+	p.strategy = (char *)strategy;
+	p.has_position = 1;
+	p.position = position;
+	p.has_as_of_fills = fills >= 0;
+	p.as_of_fills = fills >= 0 ? (uint64_t)fills : 0;
+	p.has_as_of_wall_ns = wall != 0;
+	p.as_of_wall_ns = wall;
+	rc.n_positions = 1;
+	rc.positions = &pp;
+	req.cmd_case = BREAKER__REQUEST__CMD_RECONCILE;
+	req.reconcile = &rc;
+	cr_assert_eq(bk_rpc_open(&rpc, h->cfg.cmd_url, 3000), 0);
+	cr_assert_eq(bk_rpc_call(&rpc, &req, &rep), 0);
+	bk_rpc_close(&rpc);
+	return rep;
 }

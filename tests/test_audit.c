@@ -512,17 +512,23 @@ Test(audit, head_file_round_trip_takes_the_newer_slot)
 	cr_assert_eq(bk_audit_head_read(hp, &got), -EBADMSG, "no valid slot");
 }
 
+/* A log of n records, and a head that matches it (seq, end, hash). */
+static void log_and_its_head(int n, struct bk_audit_head *h, struct bk_audit_scan *sc)
+{
+	write_log(n);
+	free(scan(sc));
+	h->seq = sc->last_seq;
+	h->end = sc->valid_len;
+	memcpy(h->hash, sc->last_hash, sizeof(h->hash));
+}
+
 Test(audit, log_shorter_than_its_head_is_corrupt)
 {
 	struct bk_audit_head h = {.gen = 1};
 	struct bk_audit_scan sc;
 	struct frames f;
 
-	write_log(10);
-	free(scan(&sc));
-	h.seq = sc.last_seq;
-	h.end = sc.valid_len;
-	memcpy(h.hash, sc.last_hash, sizeof(h.hash));
+	log_and_its_head(10, &h, &sc);
 	parse(&f);
 	/* exactly at a frame boundary: the file alone verifies */
 	cr_assert_eq(truncate(log_path, (off_t)f.off[9]), 0);
@@ -540,11 +546,7 @@ Test(audit, torn_tail_below_the_head_is_corrupt)
 	struct bk_audit_scan sc;
 	struct frames f;
 
-	write_log(10);
-	free(scan(&sc));
-	h.seq = sc.last_seq;
-	h.end = sc.valid_len;
-	memcpy(h.hash, sc.last_hash, sizeof(h.hash));
+	log_and_its_head(10, &h, &sc);
 	parse(&f);
 	cr_assert_eq(truncate(log_path, (off_t)f.off[9] + 12), 0);
 	cr_assert_eq(at_seq(h.seq, &sc), 0);
@@ -561,11 +563,7 @@ Test(audit, head_may_lag_the_log)
 	struct bk_audit_scan sc;
 	struct bk_audit a;
 
-	write_log(5);
-	free(scan(&sc));
-	h.seq = sc.last_seq;
-	h.end = sc.valid_len;
-	memcpy(h.hash, sc.last_hash, sizeof(h.hash));
+	log_and_its_head(5, &h, &sc);
 	cr_assert_eq(bk_audit_open(&a, log_path, &sc), 0);
 	append(&a, 6, 9); /* durable, the head not yet written */
 	bk_audit_close(&a);
@@ -582,11 +580,7 @@ Test(audit, other_log_of_the_same_length_fails_the_head)
 	struct bk_audit a;
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
 
-	write_log(5);
-	free(scan(&sc));
-	h.seq = sc.last_seq;
-	h.end = sc.valid_len;
-	memcpy(h.hash, sc.last_hash, sizeof(h.hash));
+	log_and_its_head(5, &h, &sc);
 	/* a different history with as many records */
 	cr_assert_eq(unlink(log_path), 0);
 	cr_assert_eq(bk_audit_open(&a, log_path, NULL), 0);

@@ -1,5 +1,5 @@
 /*
- * Authorisation (issue 5), as a user sees it: the [auth] policy for local
+ * Authorisation, as a user sees it: the [auth] policy for local
  * callers, refusals audited and rate-limited, TLS client certificates mapped
  * to roles, plaintext TCP only on loopback, and the two-person rule for
  * global resumes. A real breakerd, the real CLI, the real audit log. Callers
@@ -35,47 +35,15 @@ static char audit[1 << 20];
 
 /* ---- running the CLI, as us or as another user -------------------------------- */
 
-static char *cli_bin(void)
-{
-	char *b = getenv("BREAKER_CLI");
-
-	return b && *b ? b : "breaker";
-}
-
 /* argv as uid/gid (no supplementary groups) if uid >= 0; stdout+stderr in out. */
 static int run_as(struct bk_h *h, int uid, int gid, char **argv)
 {
-	char path[256];
-	pid_t pid;
-	int st;
-
-	snprintf(path, sizeof(path), "%s/run.out", h->dir);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-			_exit(126);
-		if (uid >= 0 &&
-		    (setgroups(0, NULL) || setgid((gid_t)gid) || setuid((uid_t)uid)))
-			_exit(125);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	waitpid(pid, &st, 0);
-	bk_h_slurp(path, out, sizeof(out));
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return bk_h_run_as(h, uid, gid, NULL, argv, out, sizeof(out));
 }
 
 static int cli_argv(struct bk_h *h, int uid, int gid, char **args)
 {
-	char *argv[40] = {cli_bin(), "--config", h->config};
-	int n = 3;
-
-	while (*args && n < 39)
-		argv[n++] = *args++;
-	argv[n] = NULL;
-	return run_as(h, uid, gid, argv);
+	return bk_h_cli_as(h, uid, gid, NULL, args, out, sizeof(out));
 }
 
 #define cli(h, ...)        cli_argv(h, -1, -1, (char *[]){__VA_ARGS__, NULL})
@@ -87,32 +55,11 @@ static void need_root(void)
 		cr_skip_test("needs root: runs the CLI as other users");
 }
 
-/* Let other users reach the sockets (socket_mode = 0666 in their config). */
-static void open_dirs(struct bk_h *h)
-{
-	char run[256];
-
-	snprintf(run, sizeof(run), "%s/run", h->dir);
-	cr_assert_eq(chmod(h->dir, 0755), 0);
-	cr_assert_eq(chmod(run, 0755), 0);
-}
-
 static struct bk_h *up(struct bk_h *h, const char *tag, const char *extra)
 {
 	bk_h_init(h, tag, extra);
 	bk_h_start(h);
 	return h;
-}
-
-static int mode_of(struct bk_h *h, const char *strategy)
-{
-	struct bk_client c;
-	int m;
-
-	bk_h_attach(h, &c);
-	m = bk_check(&c, strategy ? bk_client_resolve(&c, strategy) : -1);
-	bk_client_detach(&c);
-	return m;
 }
 
 /* ---- the audit log as `breaker audit --json` shows it ------------------------------ */
@@ -292,10 +239,10 @@ Test(auth, unauthorised_trip_is_refused_audited_and_changes_nothing)
 	cr_assert(strstr(out, "refused: ERR_UNAUTHORISED") &&
 	              strstr(out, "may not trip") && strstr(out, "trip_uids"),
 	          "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_ACTIVE, "nothing changed");
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_ACTIVE, "nothing changed");
 	/* kill is its own permission: still open here */
 	cr_assert_eq(cli(&h, "kill", "alpha", "--reason", "runaway"), 0, "%s", out);
-	cr_assert_eq(mode_of(&h, "alpha"), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, "alpha"), BK_HALTED);
 	log = read_audit(&h);
 	cr_assert(has_record(log, "\"kind\":\"REFUSED\"", "\"command\":\"trip\"",
 	                     "\"status\":\"ERR_UNAUTHORISED\"", "may not trip",
@@ -316,16 +263,16 @@ Test(auth, kill_and_force_have_their_own_lists)
 	up(&h, "akill", STRATS "[auth]\nkill_uids = 54321\nforce_uids = 54321\n");
 	cr_assert_eq(cli(&h, "kill", "alpha", "--reason", "x"), 1);
 	cr_assert(strstr(out, "may not kill") && strstr(out, "kill_uids"), "%s", out);
-	cr_assert_eq(mode_of(&h, "alpha"), BK_ACTIVE);
+	cr_assert_eq(bk_h_mode_of(&h, "alpha"), BK_ACTIVE);
 	/* trip stays open to anyone; resume is ours by default, force is not */
 	cr_assert_eq(cli(&h, "emergency-stop"), 0, "%s", out);
 	cr_assert_eq(cli(&h, "resume", "--to", "active", "--force", "--reason", "skip"),
 	             1);
 	cr_assert(strstr(out, "may not force a resume") && strstr(out, "force_uids"),
 	          "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	cr_assert_eq(cli(&h, "resume", "--reason", "stage one"), 0, "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_REDUCE_ONLY);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_REDUCE_ONLY);
 	log = read_audit(&h);
 	cr_assert(has_record(log, "\"kind\":\"REFUSED\"", "\"command\":\"kill\"",
 	                     "\"strategy\":\"alpha\""),
@@ -380,7 +327,7 @@ Test(auth, groups_primary_and_supplementary)
 	                "kill_gids = nogroup\n",
 	         member ? g.gr_name : "root");
 	up(&h, "agroup", ini);
-	open_dirs(&h);
+	bk_h_open_dirs(&h);
 	cr_assert_eq(cli_nobody(&h, "kill", "beta", "--reason", "primary gid"), 0, "%s",
 	             out);
 	cr_assert_eq(cli_nobody(&h, "trip", "manual_halt"), 1, "%s", out);
@@ -390,7 +337,7 @@ Test(auth, groups_primary_and_supplementary)
 		                      (char *[]){"trip", "manual_halt", "--reason",
 		                                 "member of the group", NULL}),
 		             0, "%s (user %s in group %s)", out, p.pw_name, g.gr_name);
-		cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+		cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	} else {
 		cr_log_warn("no group with a member of another primary group here: "
 		            "supplementary membership not exercised");
@@ -436,20 +383,6 @@ Test(auth, rate_limit_burst_then_rate_then_one_summary)
 	}
 	cr_assert_str_eq(due.who, "uid 7", "the evicted caller's summary");
 	cr_assert_gt(due.suppressed, 0u);
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
 }
 
 /* GET /metrics from 127.0.0.1:port into buf. */
@@ -516,7 +449,7 @@ Test(auth, a_flood_of_refusals_is_rate_limited_counted_and_summarised)
 	const int n = 40;
 	struct bk_h h;
 	char ini[512], line[128];
-	int port = free_port(), single = 0, summed = 0;
+	int port = bk_h_free_port(), single = 0, summed = 0;
 
 	snprintf(ini, sizeof(ini),
 	         "[strategies]\nnames = alpha\n[auth]\nresume_uids = 54321\n"
@@ -552,7 +485,7 @@ Test(auth, a_flood_of_refusals_is_rate_limited_counted_and_summarised)
 	/* replay skips refusals; the chain covers them */
 	cr_assert_eq(bk_h_stop(&h), 0);
 	bk_h_start(&h);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	cr_assert_eq(cli(&h, "audit", "--verify"), 0, "%s", out);
 	bk_h_fini(&h);
 }
@@ -572,14 +505,14 @@ Test(auth, two_person_rule_global_resume_needs_a_second_uid)
 
 	need_root();
 	up(&h, "a2p", TWO_PERSON("60"));
-	open_dirs(&h);
+	bk_h_open_dirs(&h);
 	cr_assert_eq(cli(&h, "emergency-stop"), 0);
 	cr_assert_eq(cli(&h, "resume", "--reason", "all clear"), 6, "%s", out);
 	cr_assert(strstr(out, "PROPOSED, NOT APPLIED") &&
 	              strstr(out, "a different operator must confirm before") &&
 	              strstr(out, "breaker resume"),
 	          "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED, "a proposal changes nothing");
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED, "a proposal changes nothing");
 	cr_assert_eq(cli(&h, "status", "--json"), 0);
 	cr_assert(strstr(out, "\"pending_resume\":{"), "status shows the proposal: %s",
 	          out);
@@ -592,12 +525,12 @@ Test(auth, two_person_rule_global_resume_needs_a_second_uid)
 	cr_assert_eq(cli(&h, "resume", "--reason", "me again"), 1, "%s", out);
 	cr_assert(strstr(out, "ERR_UNAUTHORISED") && strstr(out, "uid 0 proposed"), "%s",
 	          out);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	/* another authorised uid: applied */
 	cr_assert_eq(cli_nobody(&h, "resume", "--reason", "second pair of eyes"), 0, "%s",
 	             out);
 	cr_assert(strstr(out, "HALTED -> REDUCE_ONLY"), "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_REDUCE_ONLY);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_REDUCE_ONLY);
 	log = read_audit(&h);
 	cr_assert(has_record(log, "\"kind\":\"RESUME_PROPOSED\"", "\"uid\":0,",
 	                     "\"to_mode\":\"REDUCE_ONLY\""),
@@ -624,7 +557,7 @@ Test(auth, two_person_proposal_lapses_after_the_window)
 
 	need_root();
 	up(&h, "a2plapse", TWO_PERSON("3"));
-	open_dirs(&h);
+	bk_h_open_dirs(&h);
 	cr_assert_eq(cli(&h, "trip", "manual_halt", "--mode", "reduce-only"), 0);
 	cr_assert_eq(cli(&h, "resume", "--reason", "propose"), 6, "%s", out);
 	sleep(3);
@@ -632,9 +565,9 @@ Test(auth, two_person_proposal_lapses_after_the_window)
 	/* too late: the second resume is a new proposal, and says why */
 	cr_assert_eq(cli_nobody(&h, "resume", "--reason", "late"), 6, "%s", out);
 	cr_assert(strstr(out, "lapsed unconfirmed"), "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_REDUCE_ONLY);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_REDUCE_ONLY);
 	cr_assert_eq(cli(&h, "resume", "--reason", "confirm"), 0, "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_CAUTIOUS);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_CAUTIOUS);
 	bk_h_fini(&h);
 }
 
@@ -646,66 +579,37 @@ Test(auth, two_person_covers_the_forced_resume_of_audit_corrupt)
 
 	need_root();
 	up(&h, "a2pcorrupt", TWO_PERSON("60"));
-	open_dirs(&h);
+	bk_h_open_dirs(&h);
 	cr_assert_eq(bk_h_stop(&h), 0);
 	cr_assert_eq(unlink(h.cfg.audit_path), 0);
 	bk_h_start(&h); /* fail-closed boot: global HALTED under audit_corrupt */
-	open_dirs(&h);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+	bk_h_open_dirs(&h);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	cr_assert_eq(cli_argv(&h, -1, -1, force), 6, "%s", out);
 	cr_assert(strstr(out, "FORCED"), "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	cr_assert_eq(cli_argv(&h, NOBODY, NOBODY, force), 0, "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_ACTIVE);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_ACTIVE);
 	bk_h_fini(&h);
 }
 
 /* ---- TLS: client certificates and roles
  * ------------------------------------------------- */
 
-struct pki {
-	char dir[64];
-	char url[64];
-};
-
 /*
  * A throwaway CA, breakerd's certificate (for 127.0.0.1), clients trader1,
  * op1, op2, stranger; and a rogue CA with its own "op1".
  */
-static void make_pki(struct pki *k)
+static void make_pki(struct bk_pki *k)
 {
-	char cmd[2048];
-
-	snprintf(k->dir, sizeof(k->dir), "/tmp/bk-pki-XXXXXX");
-	cr_assert_not_null(mkdtemp(k->dir));
-	snprintf(k->url, sizeof(k->url), "tls+tcp://127.0.0.1:%d", free_port());
-	snprintf(
-	    cmd, sizeof(cmd),
-	    "set -e; cd %s; exec 2>openssl.err\n"
-	    "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 "
-	    "-out $1.key; }\n"
-	    "ca() { key $1; openssl req -x509 -new -key $1.key -out $1.pem -days 2 "
-	    "-subj /CN=$1; }\n"
-	    "crt() { key $1; openssl req -new -key $1.key -out $1.csr -subj \"/CN=$2\"; "
-	    "echo subjectAltName=DNS:localhost,DNS:127.0.0.1 > $1.ext; "
-	    "openssl x509 -req -in $1.csr -CA $3.pem -CAkey $3.key -CAcreateserial "
-	    "-days 2 -extfile $1.ext -out $1.pem; }\n"
+	bk_pki_make(
+	    k, "pki",
 	    "ca ca; ca rogue; crt server 127.0.0.1 ca; crt trader trader1 ca\n"
 	    "crt op1 op1 ca; crt op2 op2 ca; crt stranger stranger ca; crt fake op1 "
-	    "rogue\n",
-	    k->dir);
-	cr_assert_eq(system(cmd), 0, "openssl failed; see %s/openssl.err", k->dir);
+	    "rogue\n");
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void tls_up(struct bk_h *h, struct pki *k, const char *tag, const char *extra)
+static void tls_up(struct bk_h *h, struct bk_pki *k, const char *tag, const char *extra)
 {
 	char ini[2048];
 
@@ -718,17 +622,17 @@ static void tls_up(struct bk_h *h, struct pki *k, const char *tag, const char *e
 	up(h, tag, ini);
 }
 
-static void tls_down(struct bk_h *h, struct pki *k)
+static void tls_down(struct bk_h *h, struct bk_pki *k)
 {
 	bk_h_fini(h);
-	nftw(k->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	bk_pki_remove(k);
 }
 
 /* The CLI over tls+tcp:// as certificate who (NULL: none). */
-static int tls_argv(struct bk_h *h, const struct pki *k, const char *who, char **args)
+static int tls_argv(struct bk_h *h, const struct bk_pki *k, const char *who, char **args)
 {
 	char ca[128], cert[128], key[128];
-	char *argv[40] = {cli_bin(),      "--config", h->config, "--url",
+	char *argv[40] = {bk_h_cli_bin(), "--config", h->config, "--url",
 	                  (char *)k->url, "--tls-ca", ca};
 	int n = 7;
 
@@ -756,10 +660,10 @@ static int tls_argv(struct bk_h *h, const struct pki *k, const char *who, char *
 Test(auth, tls_watch_names_the_certificate_caller)
 {
 	struct bk_h h;
-	struct pki k;
+	struct bk_pki k;
 	char path[256], err[256], buf[4096];
-	char *argv[] = {cli_bin(), "--config", NULL,           "watch", "--json",
-	                "--count", "1",        "--timeout-ms", "10000", NULL};
+	char *argv[] = {bk_h_cli_bin(), "--config", NULL,           "watch", "--json",
+	                "--count",      "1",        "--timeout-ms", "10000", NULL};
 	pid_t w;
 	int st;
 
@@ -794,7 +698,7 @@ Test(auth, tls_watch_names_the_certificate_caller)
 Test(auth, tls_needs_a_client_certificate_from_our_ca)
 {
 	struct bk_h h;
-	struct pki k;
+	struct bk_pki k;
 
 	tls_up(&h, &k, "atlsca", NULL);
 	cr_assert_eq(tls(&h, &k, NULL, "status"), 3, "%s", out);
@@ -802,7 +706,7 @@ Test(auth, tls_needs_a_client_certificate_from_our_ca)
 	          out);
 	cr_assert_eq(tls(&h, &k, "fake", "trip", "manual_halt"), 3,
 	             "a CN from another CA is nobody: %s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_ACTIVE);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_ACTIVE);
 	cr_assert_eq(tls(&h, &k, "op1", "status"), 0, "%s", out);
 	tls_down(&h, &k);
 }
@@ -810,23 +714,23 @@ Test(auth, tls_needs_a_client_certificate_from_our_ca)
 Test(auth, tls_roles_trader_trips_operator_resumes_strangers_are_refused)
 {
 	struct bk_h h;
-	struct pki k;
+	struct bk_pki k;
 	const char *log;
 
 	tls_up(&h, &k, "atlsrole", NULL);
 	cr_assert_eq(
 	    tls(&h, &k, "trader", "trip", "manual_halt", "--reason", "desk halt"), 0,
 	    "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	cr_assert_eq(tls(&h, &k, "trader", "kill", "alpha", "--reason", "runaway"), 0,
 	             "%s", out);
 	cr_assert_eq(tls(&h, &k, "trader", "resume", "--reason", "mine"), 1, "%s", out);
 	cr_assert(strstr(out, "role trader, which may not resume"), "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	cr_assert_eq(tls(&h, &k, "stranger", "trip", "emergency_stop"), 1, "%s", out);
 	cr_assert(strstr(out, "'stranger' has no role"), "%s", out);
 	cr_assert_eq(tls(&h, &k, "op1", "resume", "--reason", "checked"), 0, "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_REDUCE_ONLY);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_REDUCE_ONLY);
 	cr_assert_eq(tls(&h, &k, "op1", "register", "gamma"), 0, "%s", out);
 	log = read_audit(&h);
 	cr_assert(has_record(log, "\"kind\":\"TRIP\"", "\"user\":\"tls:trader1\"",
@@ -847,16 +751,16 @@ Test(auth, tls_roles_trader_trips_operator_resumes_strangers_are_refused)
 Test(auth, tls_two_person_rule_by_certificate)
 {
 	struct bk_h h;
-	struct pki k;
+	struct bk_pki k;
 
 	tls_up(&h, &k, "atls2p", "[auth]\ntwo_person_global_resume = true\n");
 	cr_assert_eq(tls(&h, &k, "trader", "emergency-stop"), 0, "%s", out);
 	cr_assert_eq(tls(&h, &k, "op1", "resume", "--reason", "one"), 6, "%s", out);
 	cr_assert_eq(tls(&h, &k, "op1", "resume", "--reason", "one again"), 1, "%s", out);
 	cr_assert(strstr(out, "cn op1 proposed"), "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	cr_assert_eq(tls(&h, &k, "op2", "resume", "--reason", "two"), 0, "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_REDUCE_ONLY);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_REDUCE_ONLY);
 	cr_assert(has_record(read_audit(&h), "\"kind\":\"RESUME\"", "\"peer_cn\":\"op2\"",
 	                     "\"proposer_user\":\"tls:op1\""),
 	          "%s", audit);
@@ -871,14 +775,14 @@ Test(auth, plaintext_loopback_callers_may_only_trip)
 	struct bk_h h;
 	char ini[512], url[64];
 
-	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", free_port());
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", bk_h_free_port());
 	snprintf(ini, sizeof(ini),
 	         STRATS "[commands]\ntcp_url = %s\nallow_plaintext_loopback = true\n",
 	         url);
 	up(&h, "aplain", ini);
 	cr_assert_eq(cli(&h, "--url", url, "trip", "manual_halt", "--reason", "remote"),
 	             0, "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	cr_assert_eq(cli(&h, "--url", url, "resume", "--reason", "remote"), 1, "%s", out);
 	cr_assert(strstr(out, "plaintext TCP callers are anonymous"), "%s", out);
 	cr_assert(has_record(read_audit(&h), "\"kind\":\"REFUSED\"",
@@ -892,7 +796,7 @@ Test(auth, plaintext_loopback_callers_may_only_trip)
 	         url);
 	up(&h, "aplain2", ini);
 	cr_assert_eq(cli(&h, "--url", url, "trip", "manual_halt"), 1, "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_ACTIVE);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_ACTIVE);
 	cr_assert_eq(bk_h_count(read_audit(&h), "\"kind\":\"REFUSED\""), 1, "%s", audit);
 	bk_h_fini(&h);
 }

@@ -1,5 +1,5 @@
 /*
- * Integration (issue 11 items 5, 3, 6, 9): command handling against a real
+ * Integration: command handling against a real
  * breakerd and the real CLI. Request ids that de-duplicate only a genuine
  * resend, remote reports as their own permission and declared source,
  * operator-owned latches, and the smaller bad inputs.
@@ -32,47 +32,13 @@
 
 static char out[1 << 16];
 
-static char *cli_bin(void)
-{
-	char *b = getenv("BREAKER_CLI");
-
-	return b && *b ? b : "breaker";
-}
-
 /*
  * The CLI as uid/gid (uid < 0: as us), with BREAKER_REQUEST_ID=id when id
  * is non-NULL; stdout and stderr in out. The exit code, -1 on a signal.
  */
 static int cli_as(struct bk_h *h, int uid, const char *id, char **args)
 {
-	char *argv[40] = {cli_bin(), "--config", h->config};
-	char path[256];
-	int n = 3, st;
-	pid_t pid;
-
-	while (*args && n < 39)
-		argv[n++] = *args++;
-	argv[n] = NULL;
-	snprintf(path, sizeof(path), "%s/cli.out", h->dir);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-			_exit(126);
-		if (id)
-			setenv("BREAKER_REQUEST_ID", id, 1);
-		else
-			unsetenv("BREAKER_REQUEST_ID");
-		if (uid >= 0 &&
-		    (setgroups(0, NULL) || setgid((gid_t)uid) || setuid((uid_t)uid)))
-			_exit(125);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	bk_h_slurp(path, out, sizeof(out));
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return bk_h_cli_as(h, uid, uid, id, args, out, sizeof(out));
 }
 
 #define cli(h, ...)            cli_as(h, -1, NULL, (char *[]){__VA_ARGS__, NULL})
@@ -92,35 +58,13 @@ static void down(struct bk_h *h)
 	bk_tel_unlink(h->instance);
 }
 
-/* Another user may reach the sockets (socket_mode = 0666 in the config). */
-static void open_dirs(struct bk_h *h)
-{
-	char run[256];
-
-	snprintf(run, sizeof(run), "%s/run", h->dir);
-	cr_assert_eq(chmod(h->dir, 0755), 0);
-	cr_assert_eq(chmod(run, 0755), 0);
-}
-
 static void need_root(void)
 {
 	if (geteuid() != 0)
 		cr_skip_test("needs root: runs the CLI as another user");
 }
 
-/* The mode engines see for a strategy (NULL: global), via the C client. */
-static int mode_of(struct bk_h *h, const char *strategy)
-{
-	struct bk_client c;
-	int m;
-
-	bk_h_attach(h, &c);
-	m = bk_check(&c, strategy ? bk_client_resolve(&c, strategy) : -1);
-	bk_client_detach(&c);
-	return m;
-}
-
-/* ---- 11.5: request ids de-duplicate only a genuine resend ----------------------- */
+/* ---- request ids de-duplicate only a genuine resend ----------------------- */
 
 Test(commands, reused_request_id_for_another_command_is_refused)
 {
@@ -134,10 +78,10 @@ Test(commands, reused_request_id_for_another_command_is_refused)
 	cr_assert_neq(rc, 0, "a reused id must not succeed: %s", out);
 	cr_assert(strstr(out, "ERR_REQUEST_ID_REUSED"), "%s", out);
 	cr_assert_null(strstr(out, "already applied"), "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_ACTIVE, "nothing applied");
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_ACTIVE, "nothing applied");
 	/* the same command with a fresh id goes through */
 	cr_assert_eq(cli(&h, "emergency-stop", "--reason", "second"), 0, "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED);
 	down(&h);
 }
 
@@ -166,7 +110,7 @@ Test(commands, reused_request_id_is_refused_across_a_restart)
 	bk_h_start(&h);
 	cr_assert_neq(cli_id(&h, "777003", "emergency-stop"), 0, "%s", out);
 	cr_assert(strstr(out, "ERR_REQUEST_ID_REUSED"), "%s", out);
-	cr_assert_eq(mode_of(&h, NULL), BK_ACTIVE);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_ACTIVE);
 	/* the genuine resend, after the restart, is still the same command */
 	cr_assert_eq(cli_id(&h, "777003", "kill", "s1", "--reason", "first"), 0, "%s",
 	             out);
@@ -182,15 +126,15 @@ Test(commands, reused_request_id_is_refused_across_callers)
 	up(&h, "rid-callers",
 	   STRATS "[commands]\nsocket_mode = 0666\n"
 	          "[auth]\ntrip_uids = 0, 65534\nkill_uids = 0, 65534\n");
-	open_dirs(&h);
+	bk_h_open_dirs(&h);
 	cr_assert_eq(cli_nobody(&h, "777004", "kill", "s2", "--reason", "nobody's"), 0,
 	             "%s", out);
-	cr_assert_eq(mode_of(&h, "s2"), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, "s2"), BK_HALTED);
 	/* root's kill of s1 with the id nobody used for s2 */
 	cr_assert_neq(cli_id(&h, "777004", "kill", "s1", "--reason", "root's"), 0, "%s",
 	              out);
 	cr_assert(strstr(out, "ERR_REQUEST_ID_REUSED"), "%s", out);
-	cr_assert_eq(mode_of(&h, "s1"), BK_ACTIVE);
+	cr_assert_eq(bk_h_mode_of(&h, "s1"), BK_ACTIVE);
 	/* and the same payload from another caller is not "the same" either */
 	cr_assert_neq(cli_id(&h, "777004", "kill", "s2", "--reason", "nobody's"), 0, "%s",
 	              out);
@@ -198,7 +142,7 @@ Test(commands, reused_request_id_is_refused_across_callers)
 	down(&h);
 }
 
-/* ---- 11.6: a latch an operator set belongs to the operator ------------------------ */
+/* ---- a latch an operator set belongs to the operator ------------------------ */
 
 #define EXPOSURE                                                                         \
 	"tick_period_us = 1000\n[metrics]\nlisten =\n[strategies]\nnames = s1, s2\n"     \
@@ -292,7 +236,7 @@ Test(commands, operator_retrip_of_a_rule_latch_is_not_released_by_cooldown)
 	down(&h);
 }
 
-/* ---- 11.3: reporting is its own permission; one declared telemetry source --------- */
+/* ---- reporting is its own permission; one declared telemetry source --------- */
 
 static Breaker__Status send_report(struct bk_rpc *rpc, const char *strategy,
                                    uint64_t orders, uint64_t rejects, double gross,
@@ -387,7 +331,7 @@ Test(commands, forged_reports_from_a_query_user_do_not_blind_the_reject_rule)
 	bk_h_init(&h, "forge", REJECTS);
 	attacker = forge_reports(&h, "s1", 3000);
 	bk_h_start(&h);
-	open_dirs(&h);
+	bk_h_open_dirs(&h);
 	engine_up(&h, &e);
 	/* the real engine: 80% rejects, written in the segment */
 	for (int i = 0; i < 300 && !tripped; i++) {
@@ -483,7 +427,7 @@ Test(commands, register_telemetry_remote_is_declared_and_replayed)
 	down(&h);
 }
 
-/* ---- 11.9 b-e: the config file, as breakerd loads it --------------------------------
+/* ---- the config file, as breakerd loads it --------------------------------
  */
 
 /* Load text (len bytes: it may hold NULs) over the defaults; 0 or -errno, err set. */
@@ -576,7 +520,7 @@ Test(commands, config_strategy_names_follow_the_name_rules)
 	    0, "%s", err);
 }
 
-/* ---- 11.9 a: an embedded NUL is refused, never cut ----------------------------------
+/* ---- an embedded NUL is refused, never cut ----------------------------------
  */
 
 /* A length-delimited field (len < 128) at p; bytes written. */
@@ -617,13 +561,13 @@ Test(commands, embedded_nul_in_a_name_or_reason_is_refused)
 	cr_assert_eq(rep->status, BREAKER__STATUS__ERR_BAD_REQUEST, "%s", rep->error);
 	cr_assert(strstr(rep->error, "NUL"), "%s", rep->error);
 	breaker__reply__free_unpacked(rep, NULL);
-	cr_assert_eq(mode_of(&h, "s1"), BK_ACTIVE);
+	cr_assert_eq(bk_h_mode_of(&h, "s1"), BK_ACTIVE);
 	/* a reason with a hidden tail */
 	n = wire_trip(buf, "s1", 2, "ok\0rm -rf", 9);
 	rep = bk_h_raw_call(&h, buf, n);
 	cr_assert_eq(rep->status, BREAKER__STATUS__ERR_BAD_REQUEST, "%s", rep->error);
 	breaker__reply__free_unpacked(rep, NULL);
-	cr_assert_eq(mode_of(&h, "s1"), BK_ACTIVE);
+	cr_assert_eq(bk_h_mode_of(&h, "s1"), BK_ACTIVE);
 	/* register "abc\0/.." must not register abc */
 	n = wire_bytes(buf, 14, inner, wire_bytes(inner, 1, "abc\0/..", 7));
 	rep = bk_h_raw_call(&h, buf, n);
@@ -636,69 +580,25 @@ Test(commands, embedded_nul_in_a_name_or_reason_is_refused)
 	rep = bk_h_raw_call(&h, buf, n);
 	cr_assert_eq(rep->status, BREAKER__STATUS__OK, "%s", rep->error);
 	breaker__reply__free_unpacked(rep, NULL);
-	cr_assert_eq(mode_of(&h, "s1"), BK_HALTED);
+	cr_assert_eq(bk_h_mode_of(&h, "s1"), BK_HALTED);
 	down(&h);
 }
 
-/* ---- 11.9 g: a certificate caller is shown by its CN ---------------------------------
+/* ---- a certificate caller is shown by its CN ---------------------------------
  */
 
-struct pki {
-	char dir[64];
-	char url[64];
-};
-
-static int free_port(void)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
 /* A throwaway CA, breakerd's certificate (127.0.0.1), clients trader1, engine1. */
-static void make_pki(struct pki *k)
+static void make_pki(struct bk_pki *k)
 {
-	char cmd[2048];
-
-	snprintf(k->dir, sizeof(k->dir), "/tmp/bk-cpki-XXXXXX");
-	cr_assert_not_null(mkdtemp(k->dir));
-	snprintf(k->url, sizeof(k->url), "tls+tcp://127.0.0.1:%d", free_port());
-	snprintf(
-	    cmd, sizeof(cmd),
-	    "set -e; cd %s; exec 2>openssl.err\n"
-	    "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 "
-	    "-out $1.key; }\n"
-	    "ca() { key $1; openssl req -x509 -new -key $1.key -out $1.pem -days 2 "
-	    "-subj /CN=$1; }\n"
-	    "crt() { key $1; openssl req -new -key $1.key -out $1.csr -subj \"/CN=$2\"; "
-	    "echo subjectAltName=DNS:localhost,DNS:127.0.0.1 > $1.ext; "
-	    "openssl x509 -req -in $1.csr -CA $3.pem -CAkey $3.key -CAcreateserial "
-	    "-days 2 -extfile $1.ext -out $1.pem; }\n"
-	    "ca ca; crt server 127.0.0.1 ca; crt trader trader1-desk ca\n"
-	    "crt engine fx-engine-7 ca; crt op op1 ca\n",
-	    k->dir);
-	cr_assert_eq(system(cmd), 0, "openssl failed; see %s/openssl.err", k->dir);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
+	bk_pki_make(k, "cpki",
+	            "ca ca; crt server 127.0.0.1 ca; crt trader trader1-desk ca\n"
+	            "crt engine fx-engine-7 ca; crt op op1 ca\n");
 }
 
 Test(commands, certificate_caller_is_shown_by_its_cn_not_uid_4294967295)
 {
 	struct bk_h h;
-	struct pki k;
+	struct bk_pki k;
 	char ini[2048], ca[128], cert[128], key[128];
 
 	make_pki(&k);
@@ -724,10 +624,10 @@ Test(commands, certificate_caller_is_shown_by_its_cn_not_uid_4294967295)
 	cr_assert_null(strstr(out, "4294967295"), "%s", out);
 	cr_assert(strstr(out, "trader1-desk"), "the CN: %s", out);
 	down(&h);
-	nftw(k.dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	bk_pki_remove(&k);
 }
 
-/* ---- 11.9 h: after a removed log, the boot record says so -----------------------------
+/* ---- after a removed log, the boot record says so -----------------------------
  */
 
 Test(commands, boot_after_a_removed_log_says_it_was_removed_not_not_durable)
@@ -750,7 +650,7 @@ Test(commands, boot_after_a_removed_log_says_it_was_removed_not_not_durable)
 	down(&h);
 }
 
-/* ---- 11.9 f: status answers at the maximum table ------------------------------------
+/* ---- status answers at the maximum table ------------------------------------
  */
 
 static void rpc_ok(struct bk_rpc *rpc, Breaker__Request *req, uint64_t id)
@@ -840,11 +740,11 @@ Test(commands, status_and_strategies_answer_at_the_maximum_table, .timeout = 240
 	down(&h);
 }
 
-/* 11.3 over TLS: an engine certificate may report, an operator's may not. */
+/* Reports over TLS: an engine certificate may report, an operator's may not. */
 Test(commands, engine_certificates_report_operators_do_not)
 {
 	struct bk_h h;
-	struct pki k;
+	struct bk_pki k;
 	struct bk_rpc rpc;
 	char ini[2048], ca[128], cert[128], key[128], err[512], why[512];
 	struct bk_rpc_tls t = {cert, key, ca};
@@ -874,5 +774,5 @@ Test(commands, engine_certificates_report_operators_do_not)
 	cr_assert(strstr(why, "engine may"), "%s", why);
 	bk_rpc_close(&rpc);
 	down(&h);
-	nftw(k.dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	bk_pki_remove(&k);
 }

@@ -1,5 +1,5 @@
 /*
- * Issue 12.1 and 12.6 end to end: reconciliation as of a point, judged once;
+ * End to end: reconciliation as of a point, judged once;
  * stale, withdrawn and replayed reconciliations never trip; reconcile before
  * resume; rule baselines that survive a restart; CONFIG records on SIGHUP.
  * A real breakerd, the real CLI, an engine writing telemetry through the
@@ -26,47 +26,16 @@
 
 static char out[1 << 17], report[4096];
 
-struct rig {
-	struct bk_h h;
-	struct bk_client c;
-	struct bk_tel_client t;
-	int alpha, beta;
-};
-
-static void rig_up_ini(struct rig *r, const char *tag, const char *ini)
-{
-	int rv = -EAGAIN;
-
-	bk_h_init(&r->h, tag, ini);
-	bk_h_start(&r->h);
-	bk_h_attach(&r->h, &r->c);
-	for (int i = 0; i < 100 && rv; i++)
-		if ((rv = bk_tel_attach(&r->t, r->h.instance)) != 0)
-			usleep(10000);
-	cr_assert_eq(rv, 0, "telemetry attach: %s", strerror(-rv));
-	r->alpha = bk_client_resolve(&r->c, "alpha");
-	r->beta = bk_client_resolve(&r->c, "beta");
-	cr_assert_geq(r->alpha, 0);
-}
-
-static void rig_up(struct rig *r, const char *tag, const char *extra)
+static void rig_up(struct bk_rig *r, const char *tag, const char *extra)
 {
 	char ini[2048];
 
 	snprintf(ini, sizeof(ini), "%s%s", BASE, extra ? extra : "");
-	rig_up_ini(r, tag, ini);
-}
-
-static void rig_down(struct rig *r)
-{
-	bk_tel_detach(&r->t);
-	bk_client_detach(&r->c);
-	bk_tel_unlink(r->h.instance);
-	bk_h_fini(&r->h);
+	bk_rig_up(r, tag, ini);
 }
 
 /* Restart breakerd on the same instance (state dir, log, telemetry kept). */
-static void restart(struct rig *r)
+static void restart(struct bk_rig *r)
 {
 	bk_client_detach(&r->c);
 	cr_assert_eq(bk_h_stop(&r->h), 0);
@@ -75,14 +44,9 @@ static void restart(struct rig *r)
 }
 
 /* Wait up to max_ticks daemon ticks for slot's mode to reach want. */
-static int ticks_until(struct rig *r, int slot, enum bk_mode want, int max_ticks)
+static int ticks_until(struct bk_rig *r, int slot, enum bk_mode want, int max_ticks)
 {
-	for (int i = 0; i < max_ticks * 4; i++) {
-		if (bk_check(&r->c, slot) == want)
-			return i / 4;
-		usleep(TICK_US / 4);
-	}
-	return -1;
+	return bk_rig_ticks_until(r, slot, want, max_ticks, TICK_US);
 }
 
 /* Let the daemon run n ticks' worth of time (lower bound: ticks may overrun). */
@@ -92,7 +56,7 @@ static void run_ticks(int n)
 }
 
 /* One fill that moves alpha's net position to pos (no cash: the invariant holds). */
-static void fill_to(struct rig *r, int slot, double pos)
+static void fill_to(struct bk_rig *r, int slot, double pos)
 {
 	bk_report_fill(&r->t, slot, 0, 0, 0, pos);
 }
@@ -105,35 +69,8 @@ static uint64_t wall_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* A reconcile over the wire: as of fills (>= 0) or of a wall time (non-zero). */
-static Breaker__Reply *recon_rpc(struct rig *r, const char *s, double pos, long fills,
-                                 uint64_t wall)
-{
-	Breaker__Request req = BREAKER__REQUEST__INIT;
-	Breaker__Reconcile rc = BREAKER__RECONCILE__INIT;
-	Breaker__Reconcile__Position p = BREAKER__RECONCILE__POSITION__INIT, *pp = &p;
-	Breaker__Reply *rep;
-	struct bk_rpc rpc;
-
-	p.strategy = (char *)s;
-	p.has_position = 1;
-	p.position = pos;
-	p.has_as_of_fills = fills >= 0;
-	p.as_of_fills = fills >= 0 ? (uint64_t)fills : 0;
-	p.has_as_of_wall_ns = wall != 0;
-	p.as_of_wall_ns = wall;
-	rc.n_positions = 1;
-	rc.positions = &pp;
-	req.cmd_case = BREAKER__REQUEST__CMD_RECONCILE;
-	req.reconcile = &rc;
-	cr_assert_eq(bk_rpc_open(&rpc, r->h.cfg.cmd_url, 3000), 0);
-	cr_assert_eq(bk_rpc_call(&rpc, &req, &rep), 0);
-	bk_rpc_close(&rpc);
-	return rep;
-}
-
 /* How many TRIP records by the reconciliation rule the log holds. */
-static int recon_trips(struct rig *r)
+static int recon_trips(struct bk_rig *r)
 {
 	char line[4096];
 	int n = 0;
@@ -150,11 +87,11 @@ static int recon_trips(struct rig *r)
 	return n;
 }
 
-/* ---- 12.1: as of a point ------------------------------------------------------ */
+/* ---- as of a point ------------------------------------------------------ */
 
 Test(recon, fills_after_the_post_do_not_trip)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "rafter", NULL);
 	fill_to(&r, r.alpha, 100); /* fill 1 */
@@ -174,14 +111,14 @@ Test(recon, fills_after_the_post_do_not_trip)
 	cr_assert_eq(recon_trips(&r), 0);
 	cr_assert(strstr(report, "engine 100, reconciled 100, break 0, limit 1000: ok"),
 	          "the break report: %s", report);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 /* The drill that gave five false SEV-1 halts: trading on while a lagging
  * reconciler posts; every posted position is right as of its point. */
 Test(recon, a_lagging_reconciler_never_false_trips)
 {
-	struct rig r;
+	struct bk_rig r;
 	int posts = 0, ok = 0, unknown = 0, brk = 0;
 
 	rig_up(&r, "rsoak", NULL);
@@ -189,8 +126,8 @@ Test(recon, a_lagging_reconciler_never_false_trips)
 		fill_to(&r, r.alpha, (double)f * 700); /* each fill: +700 */
 		usleep(2000);
 		if (f % 50 == 0 && f > 100) { /* 100 fills behind */
-			Breaker__Reply *rep =
-			    recon_rpc(&r, "alpha", (double)(f - 100) * 700, f - 100, 0);
+			Breaker__Reply *rep = bk_h_reconcile(
+			    &r.h, "alpha", (double)(f - 100) * 700, f - 100, 0);
 			const char *v = rep->info && rep->info->n_reconciliations
 			                    ? rep->info->reconciliations[0]->verdict
 			                    : "";
@@ -211,12 +148,12 @@ Test(recon, a_lagging_reconciler_never_false_trips)
 	fprintf(stderr, "recon: lagging reconciler: %d posts, %d ok, %d unknown\n", posts,
 	        ok, unknown);
 	cr_assert_gt(ok, 0, "judged: %d ok, %d unknown", ok, unknown);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(recon, a_real_break_at_the_as_of_point_trips_exactly_once)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "ronce", NULL);
 	fill_to(&r, r.alpha, 5000); /* fill 1 */
@@ -259,12 +196,12 @@ Test(recon, a_real_break_at_the_as_of_point_trips_exactly_once)
 	                          "reconciled", NULL),
 	             0, "%s", out);
 	cr_assert_eq(recon_trips(&r), 1);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(recon, as_of_time_and_unknown_points)
 {
-	struct rig r;
+	struct bk_rig r;
 	Breaker__Reply *rep;
 	uint64_t t1;
 
@@ -276,7 +213,7 @@ Test(recon, as_of_time_and_unknown_points)
 	run_ticks(50);
 	fill_to(&r, r.alpha, 8100);
 	run_ticks(50);
-	rep = recon_rpc(&r, "alpha", 100, -1, t1);
+	rep = bk_h_reconcile(&r.h, "alpha", 100, -1, t1);
 	cr_assert_eq(rep->status, BREAKER__STATUS__OK, "%s",
 	             rep->error ? rep->error : "");
 	cr_assert(rep->info && rep->info->n_reconciliations == 1);
@@ -284,32 +221,32 @@ Test(recon, as_of_time_and_unknown_points)
 	cr_assert_float_eq(rep->info->reconciliations[0]->engine_position, 100, 1e-9);
 	breaker__reply__free_unpacked(rep, NULL);
 	/* before the daemon's history began: unknown, and the reply says why */
-	rep = recon_rpc(&r, "alpha", 0, -1, t1 - 3600ull * 1000000000ull);
+	rep = bk_h_reconcile(&r.h, "alpha", 0, -1, t1 - 3600ull * 1000000000ull);
 	cr_assert_eq(rep->status, BREAKER__STATUS__OK);
 	cr_assert_str_eq(rep->info->reconciliations[0]->verdict, "unknown");
 	cr_assert(rep->error && strstr(rep->error, "older than the history"), "%s",
 	          rep->error ? rep->error : "(none)");
 	breaker__reply__free_unpacked(rep, NULL);
 	/* a fill count the engine has not reached */
-	rep = recon_rpc(&r, "alpha", 0, 99, 0);
+	rep = bk_h_reconcile(&r.h, "alpha", 0, 99, 0);
 	cr_assert_str_eq(rep->info->reconciliations[0]->verdict, "unknown");
 	cr_assert(rep->error && strstr(rep->error, "not yet 99"), "%s", rep->error);
 	breaker__reply__free_unpacked(rep, NULL);
 	/* both points at once, or a time in the future: refused, nothing changes */
-	rep = recon_rpc(&r, "alpha", 0, 1, t1);
+	rep = bk_h_reconcile(&r.h, "alpha", 0, 1, t1);
 	cr_assert_eq(rep->status, BREAKER__STATUS__ERR_BAD_REQUEST);
 	breaker__reply__free_unpacked(rep, NULL);
-	rep = recon_rpc(&r, "alpha", 0, -1, wall_ns() + 60ull * 1000000000ull);
+	rep = bk_h_reconcile(&r.h, "alpha", 0, -1, wall_ns() + 60ull * 1000000000ull);
 	cr_assert_eq(rep->status, BREAKER__STATUS__ERR_BAD_REQUEST);
 	breaker__reply__free_unpacked(rep, NULL);
 	run_ticks(50);
 	cr_assert_eq(bk_check(&r.c, -1), BK_ACTIVE, "unknown never trips");
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(recon, a_stale_snapshot_never_trips)
 {
-	struct rig r;
+	struct bk_rig r;
 	Breaker__Reply *rep;
 	uint64_t t0;
 
@@ -318,7 +255,7 @@ Test(recon, a_stale_snapshot_never_trips)
 	run_ticks(20);
 	t0 = wall_ns();
 	usleep(400000); /* the reconciler's view is 400 ms old when it lands */
-	rep = recon_rpc(&r, "alpha", 0, -1, t0);
+	rep = bk_h_reconcile(&r.h, "alpha", 0, -1, t0);
 	cr_assert_eq(rep->status, BREAKER__STATUS__OK);
 	cr_assert_str_eq(rep->info->reconciliations[0]->verdict, "unknown");
 	cr_assert(rep->error && strstr(rep->error, "reconcile_max_age_ms"), "%s",
@@ -334,12 +271,12 @@ Test(recon, a_stale_snapshot_never_trips)
 	cr_assert(strstr(out, "strategy alpha: engine 5000, reconciled 5000, break 0, "
 	                      "limit 1000: stale"),
 	          "%s", out);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(recon, a_restart_does_not_trip_from_an_old_snapshot)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "rboot", NULL);
 	fill_to(&r, r.alpha, 5000);
@@ -363,12 +300,12 @@ Test(recon, a_restart_does_not_trip_from_an_old_snapshot)
 	cr_assert(strstr(out, "strategy alpha: engine 5000, reconciled 5000, break 0, "
 	                      "limit 1000: ok"),
 	          "%s", out);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(recon, a_break_survives_a_restart_without_tripping_again)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "rbboot", NULL);
 	fill_to(&r, r.alpha, 5000);
@@ -382,13 +319,12 @@ Test(recon, a_break_survives_a_restart_without_tripping_again)
 	cr_assert_eq(recon_trips(&r), 1, "no second trip from the replayed verdict");
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "resume", "--reason", "x", NULL), 1,
 	             "the verdict still holds the latch");
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(recon, sighup_reenabling_the_rule_does_not_trip)
 {
-	struct rig r;
-	FILE *f;
+	struct bk_rig r;
 
 	rig_up(&r, "rhup", "reconciliation.enabled = false\n");
 	fill_to(&r, r.alpha, 5000);
@@ -396,10 +332,7 @@ Test(recon, sighup_reenabling_the_rule_does_not_trip)
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "reconcile", "alpha=0", NULL), 0);
 	run_ticks(50);
 	cr_assert_eq(bk_check(&r.c, -1), BK_ACTIVE, "rule off");
-	f = fopen(r.h.config, "w");
-	fprintf(f, "[breaker]\ninstance = %s\nrun_dir = %s/run\nstate_dir = %s/state\n%s",
-	        r.h.instance, r.h.dir, r.h.dir, BASE);
-	fclose(f);
+	bk_h_write_config(&r.h, r.h.config, BASE);
 	kill(r.h.pid, SIGHUP);
 	run_ticks(300);
 	cr_assert_eq(bk_check(&r.c, -1), BK_ACTIVE,
@@ -408,12 +341,12 @@ Test(recon, sighup_reenabling_the_rule_does_not_trip)
 	/* the rule is armed: a new break trips */
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "reconcile", "alpha=0", NULL), 0);
 	cr_assert_geq(ticks_until(&r, -1, BK_HALTED, 3000), 0);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(recon, withdraw_is_audited_and_ends_the_verdict)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "rwd", NULL);
 	fill_to(&r, r.alpha, 5000);
@@ -440,12 +373,12 @@ Test(recon, withdraw_is_audited_and_ends_the_verdict)
 	cr_assert_eq(
 	    bk_h_cli(&r.h, out, sizeof(out), "reconcile", "--withdraw", "alpha=1", NULL),
 	    2);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(recon, resume_requires_a_reconciliation_newer_than_the_trip)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "rreq", "resume_requires_reconcile = true\n");
 	fill_to(&r, r.alpha, 5000);
@@ -473,14 +406,14 @@ Test(recon, resume_requires_a_reconciliation_newer_than_the_trip)
 	                          "reconciled", NULL),
 	             0, "%s", out);
 	cr_assert_eq(bk_check(&r.c, -1), BK_REDUCE_ONLY);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
-/* ---- 12.6: durable rule state, audited rule changes ------------------------- */
+/* ---- durable rule state, audited rule changes ------------------------- */
 
 Test(recon, a_restart_keeps_the_drawdown_peak)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "rpeak", "drawdown.max = 1000\n");
 	bk_report_marks(&r.t, r.alpha, 0, 0, 5000); /* the peak */
@@ -500,16 +433,16 @@ Test(recon, a_restart_keeps_the_drawdown_peak)
 	             1, "the drawdown still fails: no resume");
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "audit", NULL), 0);
 	cr_assert(strstr(out, "RULE_STATE") && strstr(out, "peak-pnl=5000"), "%s", out);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(recon, a_restart_keeps_the_balance_baseline)
 {
-	struct rig r;
+	struct bk_rig r;
 
-	rig_up_ini(&r, "rbase",
-	           "tick_period_us = 1000\n[strategies]\nnames = alpha, beta\n"
-	           "[rules]\nheartbeat.enabled = false\n");
+	bk_rig_up(&r, "rbase",
+	          "tick_period_us = 1000\n[strategies]\nnames = alpha, beta\n"
+	          "[rules]\nheartbeat.enabled = false\n");
 	bk_report_balance(&r.t, r.alpha, 100000);
 	bk_report_heartbeat(&r.t, r.alpha, bk_now_mono_ns());
 	run_ticks(20);
@@ -524,21 +457,17 @@ Test(recon, a_restart_keeps_the_balance_baseline)
 	bk_h_attach(&r.h, &r.c);
 	cr_assert_geq(ticks_until(&r, -1, BK_HALTED, 3000), 0,
 	              "the restored baseline sees the unexplained 1000");
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(recon, sighup_writes_a_config_record_with_the_diff)
 {
-	struct rig r;
+	struct bk_rig r;
 	FILE *f;
 
 	rig_up(&r, "rcfg", "reject_rate.max = 0.2\n");
-	f = fopen(r.h.config, "w");
-	fprintf(f,
-	        "[breaker]\ninstance = %s\nrun_dir = %s/run\nstate_dir = %s/state\n%s"
-	        "reject_rate.max = 0.3\nexposure.max = 100\n",
-	        r.h.instance, r.h.dir, r.h.dir, BASE);
-	fclose(f);
+	bk_h_write_config(&r.h, r.h.config,
+	                  BASE "reject_rate.max = 0.3\nexposure.max = 100\n");
 	kill(r.h.pid, SIGHUP);
 	for (int i = 0; i < 200; i++) {
 		cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "audit", NULL), 0);
@@ -573,12 +502,8 @@ Test(recon, sighup_writes_a_config_record_with_the_diff)
 			break;
 		usleep(10000);
 	}
-	f = fopen(r.h.config, "w");
-	fprintf(f,
-	        "[breaker]\ninstance = %s\nrun_dir = %s/run\nstate_dir = %s/state\n%s"
-	        "reject_rate.max = 0.3\nexposure.max = 100\n",
-	        r.h.instance, r.h.dir, r.h.dir, BASE);
-	fclose(f);
+	bk_h_write_config(&r.h, r.h.config,
+	                  BASE "reject_rate.max = 0.3\nexposure.max = 100\n");
 	usleep(50000);
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "audit", NULL), 0);
 	cr_assert(strstr(out, "reload refused"), "%s", out);
@@ -589,7 +514,7 @@ Test(recon, sighup_writes_a_config_record_with_the_diff)
 	    0, "%s", out);
 	cr_assert(strstr(out, "| CONFIG |") && strstr(out, "max: 0.2 -\\> 0.3"), "%s",
 	          out);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 /* The two [rules]-wide keys: checked at load, only in [rules]. */
@@ -636,7 +561,7 @@ Test(recon, reconcile_config_keys_are_checked)
 /* A reload is seen live (watch) and counted (/metrics). */
 Test(recon, sighup_shows_in_watch_and_metrics)
 {
-	struct rig r;
+	struct bk_rig r;
 	char extra[256], cmd[1024], wfile[256];
 	const char *cli = getenv("BREAKER_CLI"), *body = NULL;
 	int port = 40000 + (int)(getpid() % 20000);
@@ -666,5 +591,5 @@ Test(recon, sighup_shows_in_watch_and_metrics)
 		usleep(10000);
 	}
 	cr_assert(body, "/metrics counts the reloads: %s", out);
-	rig_down(&r);
+	bk_rig_down(&r);
 }

@@ -1,7 +1,7 @@
 /*
- * Red team of the issue 11 and 12 fixes: variations the fixes' own tests do
- * not play, each against a real breakerd and the real CLI. Each test here
- * reproduced a failure before its fix.
+ * Red team of the trust, transport, command and rules fixes: variations the
+ * fixes' own tests do not play, each against a real breakerd and the real CLI. Each test
+ * here reproduced a failure before its fix.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -24,81 +24,21 @@
 
 static char out[262144];
 
-struct rig {
-	struct bk_h h;
-	struct bk_client c;
-	struct bk_tel_client t;
-	int alpha, beta;
-};
-
 /* tick 1 ms; extra INI lines after [rules] */
-static void rig_up(struct rig *r, const char *tag, const char *extra)
+static void rig_up(struct bk_rig *r, const char *tag, const char *extra)
 {
 	char ini[4096];
-	int rv = -EAGAIN;
 
 	snprintf(ini, sizeof(ini),
 	         "tick_period_us = 1000\n[strategies]\nnames = alpha, beta\n[rules]\n%s",
 	         extra ? extra : "");
-	bk_h_init(&r->h, tag, ini);
-	bk_h_start(&r->h);
-	bk_h_attach(&r->h, &r->c);
-	for (int i = 0; i < 200 && rv; i++)
-		if ((rv = bk_tel_attach(&r->t, r->h.instance)) != 0)
-			usleep(10000);
-	cr_assert_eq(rv, 0, "telemetry attach: %s", strerror(-rv));
-	r->alpha = bk_client_resolve(&r->c, "alpha");
-	r->beta = bk_client_resolve(&r->c, "beta");
-	cr_assert_geq(r->alpha, 0);
-	cr_assert_geq(r->beta, 0);
-}
-
-static void rig_down(struct rig *r)
-{
-	bk_tel_detach(&r->t);
-	bk_client_detach(&r->c);
-	bk_tel_unlink(r->h.instance);
-	bk_h_fini(&r->h);
-}
-
-static uint64_t mono_ms(void)
-{
-	return bk_now_mono_ns() / 1000000ull;
-}
-
-static bool mode_within(struct rig *r, int slot, enum bk_mode want, unsigned ms)
-{
-	uint64_t end = mono_ms() + ms;
-
-	do {
-		if (bk_check(&r->c, slot) == want)
-			return true;
-		usleep(200);
-	} while (mono_ms() < end);
-	return bk_check(&r->c, slot) == want;
-}
-
-/* Until breakerd has ticked twice more: what the engine wrote has been read. */
-static void ticked(struct rig *r)
-{
-	uint64_t end = mono_ms() + 5000, seen, n = 0;
-
-	seen = BK_LOAD_ACQ(&r->c.shm->heartbeat_ns);
-	while (n < 2 && mono_ms() < end) {
-		uint64_t hb = BK_LOAD_ACQ(&r->c.shm->heartbeat_ns);
-		if (hb != seen) {
-			seen = hb;
-			n++;
-		}
-		usleep(100);
-	}
-	cr_assert_eq(n, 2, "breakerd ticks");
+	bk_rig_up(r, tag, ini);
 }
 
 /* `breaker resume --reason WHY` until it exits 0 (the window emptying), up to ms. */
-static int resume_until_ok(struct rig *r, unsigned ms, const char *why)
+static int resume_until_ok(struct bk_rig *r, unsigned ms, const char *why)
 {
-	uint64_t end = mono_ms() + ms;
+	uint64_t end = bk_h_mono_ms() + ms;
 	int rv;
 
 	do {
@@ -107,12 +47,12 @@ static int resume_until_ok(struct rig *r, unsigned ms, const char *why)
 		if (rv == 0)
 			return 0;
 		usleep(20000);
-	} while (mono_ms() < end);
+	} while (bk_h_mono_ms() < end);
 	return rv;
 }
 
 /*
- * 12.4 variation: a global reject_rate latch that alpha tripped. During the
+ * Rate-rule resume variation: a global reject_rate latch that alpha tripped. During the
  * probe, alpha's venue still rejects 4 of its 5 orders (too few for alpha's
  * own rule to judge), while beta sends 25 clean orders. Before the fix the
  * global resume to ACTIVE was accepted on beta's evidence: the orders of a
@@ -120,16 +60,16 @@ static int resume_until_ok(struct rig *r, unsigned ms, const char *why)
  */
 Test(redteam, global_reject_resume_needs_the_tripping_strategys_own_orders)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "rt-rejx",
 	       "reject_rate.max = 0.2\nreject_rate.min_orders = 20\n"
 	       "reject_rate.window_ms = 1000\nreject_rate.scope = global\n"
 	       "heartbeat.enabled = false\n");
-	ticked(&r);
+	bk_rig_ticked(&r);
 	bk_report_order(&r.t, r.alpha, 40);
 	bk_report_reject(&r.t, r.alpha, 30);
-	cr_assert(mode_within(&r, -1, BK_HALTED, 2000));
+	cr_assert(bk_rig_mode_within(&r, -1, BK_HALTED, 2000));
 	cr_assert_eq(resume_until_ok(&r, 6000, "probe"), 0, "%s", out);
 	cr_assert_eq(resume_until_ok(&r, 2000, "probe"), 0, "%s", out);
 	cr_assert_eq(bk_check(&r.c, -1), BK_CAUTIOUS);
@@ -137,14 +77,14 @@ Test(redteam, global_reject_resume_needs_the_tripping_strategys_own_orders)
 	bk_report_order(&r.t, r.alpha, 5);
 	bk_report_reject(&r.t, r.alpha, 4);
 	bk_report_order(&r.t, r.beta, 25);
-	ticked(&r);
+	bk_rig_ticked(&r);
 	int rc = bk_h_cli_all(&r.h, out, sizeof(out), "resume", "--reason",
 	                      "beta looks fine", NULL);
 	cr_assert_eq(rc, 1, "beta's orders must not clear alpha's latch: %s", out);
 	cr_assert(strstr(out, "ERR_CONDITION_HOLDS"), "%s", out);
 	cr_assert(strstr(out, "alpha"), "names the strategy lacking evidence: %s", out);
 	cr_assert_eq(bk_check(&r.c, -1), BK_CAUTIOUS, "nothing changed");
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 /* breakerd --check-config on a config of extra INI lines; its output in out; the exit
@@ -153,44 +93,34 @@ static int check_config(const char *extra)
 {
 	const char *bin = getenv("BREAKERD");
 	char dir[64] = "/tmp/bk-rt-check-XXXXXX", path[128], ini[128];
+	char *argv[] = {(char *)(bin && *bin ? bin : "breakerd"), "--config", ini,
+	                "--check-config", NULL};
 	FILE *f;
-	pid_t pid;
-	int st;
+	int rv;
 
 	cr_assert_not_null(mkdtemp(dir));
 	snprintf(ini, sizeof(ini), "%s/breaker.ini", dir);
-	snprintf(path, sizeof(path), "%s/check.out", dir);
 	cr_assert_not_null(f = fopen(ini, "w"));
 	fprintf(
 	    f,
 	    "[breaker]\ninstance = rtcheck\nrun_dir = %s/run\nstate_dir = %s/state\n%s",
 	    dir, dir, extra);
 	fclose(f);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-			_exit(126);
-		execl(bin && *bin ? bin : "breakerd", "breakerd", "--config", ini,
-		      "--check-config", (char *)NULL);
-		_exit(127);
-	}
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	bk_h_slurp(path, out, sizeof(out));
+	rv = bk_h_run_in(dir, -1, -1, NULL, argv, out, sizeof(out));
+	snprintf(path, sizeof(path), "%s/cli.out", dir);
 	unlink(path);
 	unlink(ini);
 	rmdir(dir);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return rv;
 }
 
 /*
- * 11.3 through the segment: telemetry_mode = 0666 was accepted (documented
+ * Forged telemetry through the segment: telemetry_mode = 0666 was accepted (documented
  * range 0600 .. 0666). Then any local user writes any strategy's counters:
  * uid 65534 adding 1,000 clean orders a millisecond to alpha's slot kept
  * alpha ACTIVE while its engine had 80% of its orders rejected (reproduced
  * by hand with the daemon and CLI; without the writer alpha tripped). The
- * forged Report of issue 11.3, minus the permission check. Telemetry is the
+ * forged remote Report, minus the permission check. Telemetry is the
  * engines': a group, never everyone.
  */
 Test(redteam, world_writable_telemetry_mode_is_refused)
@@ -206,7 +136,7 @@ Test(redteam, world_writable_telemetry_mode_is_refused)
 }
 
 /*
- * 11.4 for the telemetry segment: with no daemon running (after a reboot),
+ * Squatted segments, for the telemetry segment: with no daemon running (after a reboot),
  * uid 65534 makes /dev/shm/breaker.<instance>.tel with a valid header. The
  * engine's bk_tel_attach took it (no owner check, unlike the state
  * segment's): its numbers then went where breakerd never reads (breakerd
@@ -237,8 +167,7 @@ static void forge_telemetry_and_attach(mode_t mode)
 		struct bk_tel *f;
 		int fd;
 
-		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
-			_exit(10);
+		bk_h_become(65534, 65534, 10);
 		fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0666);
 		if (fd < 0 || fchmod(fd, mode) || ftruncate(fd, BK_TEL_SIZE))
 			_exit(11);
@@ -266,7 +195,7 @@ static void forge_telemetry_and_attach(mode_t mode)
 }
 
 /*
- * 12.6 variation: RULE_STATE records are rate-limited (one per strategy per
+ * Durable rule state variation: RULE_STATE records are rate-limited (one per strategy per
  * second), and a clean stop wrote none of the pending ones. A drawdown peak
  * reached less than a second before `systemctl restart breakerd` was lost:
  * PnL 1000 (recorded), 3000 (the peak, not yet recorded), restart, PnL 2000
@@ -275,28 +204,28 @@ static void forge_telemetry_and_attach(mode_t mode)
  */
 Test(redteam, drawdown_peak_just_before_a_clean_restart_survives_it)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "rt-peak",
 	       "drawdown.max = 500\nheartbeat.enabled = false\n"
 	       "invariant.enabled = false\n");
 	bk_report_marks(&r.t, r.alpha, 0, 0, 1000);
-	ticked(&r); /* the first RULE_STATE: peak 1000 */
+	bk_rig_ticked(&r); /* the first RULE_STATE: peak 1000 */
 	bk_report_marks(&r.t, r.alpha, 0, 0, 3000);
-	ticked(&r); /* peak 3000, inside the record's one-second rate limit */
+	bk_rig_ticked(&r); /* peak 3000, inside the record's one-second rate limit */
 	bk_client_detach(&r.c);
 	cr_assert_eq(bk_h_stop(&r.h), 0);
 	bk_report_marks(&r.t, r.alpha, 0, 0, 2000); /* while breakerd restarts */
 	bk_h_start(&r.h);
 	bk_h_attach(&r.h, &r.c);
 	cr_assert(
-	    mode_within(&r, r.alpha, BK_HALTED, 3000),
+	    bk_rig_mode_within(&r, r.alpha, BK_HALTED, 3000),
 	    "drawdown 1000 from the peak 3000 (limit 500) must trip after the restart");
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 /*
- * 11.6 / rules.md cooldown across a restart: the cooldown counts from the
+ * rules.md cooldown across a restart: the cooldown counts from the
  * trip, which only the running daemon knew (tripped_ns, not replayed). A
  * rule's own latch whose condition had cleared when breakerd restarted was
  * never stepped again: the configured half-open never came (HALTED until an
@@ -305,75 +234,48 @@ Test(redteam, drawdown_peak_just_before_a_clean_restart_survives_it)
  */
 Test(redteam, rule_cooldown_still_steps_its_own_latch_after_a_restart)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "rt-cool",
 	       "heartbeat.enabled = false\ninvariant.enabled = false\n"
 	       "exposure.max = 1000\nexposure.cooldown_ms = 1500\n"
 	       "exposure.cooldown_to = reduce-only\n");
 	bk_report_marks(&r.t, r.alpha, 0, 5000, 0);
-	cr_assert(mode_within(&r, r.alpha, BK_HALTED, 3000), "the exposure rule trips");
+	cr_assert(bk_rig_mode_within(&r, r.alpha, BK_HALTED, 3000),
+	          "the exposure rule trips");
 	bk_report_marks(&r.t, r.alpha, 0, 0, 0); /* the condition clears */
-	ticked(&r);
+	bk_rig_ticked(&r);
 	bk_client_detach(&r.c);
 	cr_assert_eq(bk_h_stop(&r.h), 0);
 	bk_h_start(&r.h);
 	bk_h_attach(&r.h, &r.c);
 	cr_assert_eq(bk_check(&r.c, r.alpha), BK_HALTED, "the latch is replayed");
-	cr_assert(mode_within(&r, r.alpha, BK_REDUCE_ONLY, 6000),
+	cr_assert(bk_rig_mode_within(&r, r.alpha, BK_REDUCE_ONLY, 6000),
 	          "its cooldown steps it after the restart too");
 	/* and an operator's latch still is not stepped after a restart */
 	cr_assert_eq(bk_h_cli_all(&r.h, out, sizeof(out), "trip", "exposure_limit",
 	                          "--strategy", "alpha", "--reason", "desk holds it",
 	                          NULL),
 	             0, "%s", out);
-	cr_assert(mode_within(&r, r.alpha, BK_HALTED, 2000));
+	cr_assert(bk_rig_mode_within(&r, r.alpha, BK_HALTED, 2000));
 	bk_client_detach(&r.c);
 	cr_assert_eq(bk_h_stop(&r.h), 0);
 	bk_h_start(&r.h);
 	bk_h_attach(&r.h, &r.c);
 	usleep(3000 * 1000); /* two cooldowns */
 	cr_assert_eq(bk_check(&r.c, r.alpha), BK_HALTED, "the operator's halt stays");
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 /* The CLI as root (uid < 0) or as uid, BREAKER_REQUEST_ID=id if given; all
  * output in out; the exit code. */
 static int cli_as(struct bk_h *h, int uid, const char *id, char **args)
 {
-	const char *bin = getenv("BREAKER_CLI");
-	char *argv[24] = {(char *)(bin && *bin ? bin : "breaker"), "--config", h->config};
-	char path[256];
-	int n = 3, st;
-	pid_t pid;
-
-	while (*args && n < 23)
-		argv[n++] = *args++;
-	argv[n] = NULL;
-	snprintf(path, sizeof(path), "%s/cli.out", h->dir);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-			_exit(126);
-		if (id)
-			setenv("BREAKER_REQUEST_ID", id, 1);
-		else
-			unsetenv("BREAKER_REQUEST_ID");
-		if (uid >= 0 &&
-		    (setgroups(0, NULL) || setgid((gid_t)uid) || setuid((uid_t)uid)))
-			_exit(125);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	bk_h_slurp(path, out, sizeof(out));
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return bk_h_cli_as(h, uid, uid, id, args, out, sizeof(out));
 }
 
 /*
- * 11.5 / 11.2 variation: request ids are remembered in a direct-mapped table
+ * Request id variation: request ids are remembered in a direct-mapped table
  * of 1,024 that every applied command writes, and trip is open to anyone. An
  * operator's resume whose answer was lost (exit 3, "may have been applied")
  * is resent under the same id - by hand as the hint says, or by the CLI's
@@ -410,8 +312,7 @@ Test(redteam, trip_flood_by_another_user_does_not_make_a_resend_apply_twice,
 	if (pid == 0) {
 		struct bk_rpc rpc;
 
-		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
-			_exit(10);
+		bk_h_become(65534, 65534, 10);
 		for (uint64_t id = 1; id <= 1100; id++) {
 			Breaker__Request req = BREAKER__REQUEST__INIT;
 			Breaker__Trip t = BREAKER__TRIP__INIT;
@@ -449,7 +350,7 @@ Test(redteam, trip_flood_by_another_user_does_not_make_a_resend_apply_twice,
 }
 
 /*
- * 11.9 variation (a careless operator): inih reads at most 199 bytes of a
+ * Config reader variation (a careless operator): inih reads at most 199 bytes of a
  * line and the config reader handed it the rest as a line of its own. A
  * comment in [auth] whose 200th byte began "resume_uids = 65534" set it:
  * uid 65534 then resumed a global halt (reproduced with the daemon and CLI).
@@ -489,7 +390,7 @@ Test(redteam, text_past_a_long_lines_limit_never_becomes_a_setting)
 }
 
 /*
- * 12.6 variation (a careless operator): a reload applies [rules] only. An
+ * Reload variation (a careless operator): a reload applies [rules] only. An
  * operator who took a user out of resume_uids and ran `systemctl reload
  * breakerd` got a CONFIG record saying "no change", and the user could
  * still resume. The record (and the log) must say the [auth] change is not
@@ -531,7 +432,7 @@ Test(redteam, reload_says_an_auth_change_is_not_applied)
 }
 
 /*
- * 11.4 variation: where fs.protected_hardlinks is 0 (older kernels without
+ * Squatted segment variation: where fs.protected_hardlinks is 0 (older kernels without
  * systemd's default, some containers), any user may hard-link a file they
  * can read. /dev/shm/breaker.<prod> made as a hard link to a running test
  * instance's segment has the right owner, mode and layout, an ACTIVE word
@@ -617,14 +518,14 @@ static Breaker__Status report_balance(struct bk_rpc *rpc, const char *s, uint64_
 }
 
 /*
- * 12.3 for remote engines: every Report with fills = 0 was taken as a new
- * opening-balance statement, so a remote engine's balance falling 75.00
- * with no fill (1000 then 925, fills 0) was absorbed as a new base and the
- * balance invariant never tripped (with fills = 1 the same debit tripped).
+ * The stated balance base, for remote engines: every Report with fills = 0 was taken as a
+ * new opening-balance statement, so a remote engine's balance falling 75.00 with no fill
+ * (1000 then 925, fills 0) was absorbed as a new base and the balance invariant never
+ * tripped (with fills = 1 the same debit tripped).
  */
 Test(redteam, remote_leak_before_the_first_fill_trips_the_invariant)
 {
-	struct rig r;
+	struct bk_rig r;
 	struct bk_rpc rpc;
 	bool tripped;
 
@@ -633,10 +534,10 @@ Test(redteam, remote_leak_before_the_first_fill_trips_the_invariant)
 	       "[strategies]\nremote = beta\n");
 	cr_assert_eq(bk_rpc_open(&rpc, r.h.cfg.cmd_url, 3000), 0);
 	cr_assert_eq(report_balance(&rpc, "beta", 0, 1000.0), 0); /* the statement */
-	ticked(&r);
+	bk_rig_ticked(&r);
 	cr_assert_eq(report_balance(&rpc, "beta", 0, 925.0), 0); /* 75 gone, no fill */
-	tripped = mode_within(&r, r.beta, BK_HALTED, 2000);
+	tripped = bk_rig_mode_within(&r, r.beta, BK_HALTED, 2000);
 	bk_rpc_close(&rpc);
 	cr_assert(tripped, "an unexplained 75.00 debit before the first fill must trip");
-	rig_down(&r);
+	bk_rig_down(&r);
 }

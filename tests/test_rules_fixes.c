@@ -1,5 +1,6 @@
 /*
- * Issue 12 items 2, 3, 4, 5, 10 end to end: a test engine writes telemetry
+ * Rule fixes end to end (forced resumes, the balance base, rate-rule resumes,
+ * drawdown units, --force): a test engine writes telemetry
  * through the client header into a real breakerd; operators use the real
  * CLI. Each test reproduces what an operator saw, then demands what they
  * should have seen.
@@ -22,105 +23,41 @@
 
 static char out[262144];
 
-struct rig {
-	struct bk_h h;
-	struct bk_client c;
-	struct bk_tel_client t;
-	int alpha, beta;
-};
-
 /* tick in µs (0: the default, 100 µs); extra INI lines after [rules] */
-static void rig_up(struct rig *r, const char *tag, unsigned tick_us, const char *extra)
+static void rig_up(struct bk_rig *r, const char *tag, unsigned tick_us, const char *extra)
 {
 	char ini[4096];
-	int rv = -EAGAIN;
 
 	snprintf(ini, sizeof(ini), "%s%u\n[strategies]\nnames = alpha, beta\n[rules]\n%s",
 	         tick_us ? "tick_period_us = " : "# default tick ", tick_us,
 	         extra ? extra : "");
-	bk_h_init(&r->h, tag, ini);
-	bk_h_start(&r->h);
-	bk_h_attach(&r->h, &r->c);
-	for (int i = 0; i < 200 && rv; i++)
-		if ((rv = bk_tel_attach(&r->t, r->h.instance)) != 0)
-			usleep(10000);
-	cr_assert_eq(rv, 0, "telemetry attach: %s", strerror(-rv));
-	r->alpha = bk_client_resolve(&r->c, "alpha");
-	r->beta = bk_client_resolve(&r->c, "beta");
-	cr_assert_geq(r->alpha, 0);
-	cr_assert_geq(r->beta, 0);
-}
-
-static void rig_down(struct rig *r)
-{
-	bk_tel_detach(&r->t);
-	bk_client_detach(&r->c);
-	bk_tel_unlink(r->h.instance);
-	bk_h_fini(&r->h);
-}
-
-static uint64_t mono_ms(void)
-{
-	return bk_now_mono_ns() / 1000000ull;
-}
-
-/* Poll slot's effective mode (slot -1: global) until want, for up to ms. */
-static bool mode_within(struct rig *r, int slot, enum bk_mode want, unsigned ms)
-{
-	uint64_t end = mono_ms() + ms;
-
-	do {
-		if (bk_check(&r->c, slot) == want)
-			return true;
-		usleep(200);
-	} while (mono_ms() < end);
-	return bk_check(&r->c, slot) == want;
+	bk_rig_up(r, tag, ini);
 }
 
 /* Holds want for the whole of ms (no trip in that time). */
-static bool mode_stays(struct rig *r, int slot, enum bk_mode want, unsigned ms)
+static bool mode_stays(struct bk_rig *r, int slot, enum bk_mode want, unsigned ms)
 {
-	uint64_t end = mono_ms() + ms;
+	uint64_t end = bk_h_mono_ms() + ms;
 
 	do {
 		if (bk_check(&r->c, slot) != want)
 			return false;
 		usleep(500);
-	} while (mono_ms() < end);
+	} while (bk_h_mono_ms() < end);
 	return true;
 }
 
-/*
- * Until breakerd has ticked twice more (its heartbeat in the state segment
- * moved on twice): what the engine wrote before this call has been read.
- */
-static void ticked(struct rig *r)
-{
-	uint64_t end = mono_ms() + 5000, seen, n = 0;
-
-	seen = BK_LOAD_ACQ(&r->c.shm->heartbeat_ns);
-	while (n < 2 && mono_ms() < end) {
-		uint64_t hb = BK_LOAD_ACQ(&r->c.shm->heartbeat_ns);
-		if (hb != seen) {
-			seen = hb;
-			n++;
-		}
-		usleep(100);
-	}
-	cr_assert_eq(n, 2, "breakerd ticks");
-}
-
-static void beat(struct rig *r, int slot)
+static void beat(struct bk_rig *r, int slot)
 {
 	bk_report_heartbeat(&r->t, slot, bk_now_mono_ns());
 }
 
 /* Retry a CLI command until it exits 0 (a rule's view settling), up to ms. */
-static int cli_until_ok(struct rig *r, unsigned ms, const char *a1, const char *a2,
+static int cli_until_ok(struct bk_rig *r, unsigned ms, const char *a1, const char *a2,
                         const char *a3, const char *a4, const char *a5, const char *a6,
                         const char *a7, const char *a8)
 {
-	uint64_t end = mono_ms() + ms;
+	uint64_t end = bk_h_mono_ms() + ms;
 	int rv;
 
 	do {
@@ -129,29 +66,30 @@ static int cli_until_ok(struct rig *r, unsigned ms, const char *a1, const char *
 		if (rv == 0)
 			return 0;
 		usleep(20000);
-	} while (mono_ms() < end);
+	} while (bk_h_mono_ms() < end);
 	return rv;
 }
 
 /* `breaker CMD` (status, audit) until its output shows needle, up to ms. */
-static bool shows_within(struct rig *r, const char *cmd, const char *needle, unsigned ms)
+static bool shows_within(struct bk_rig *r, const char *cmd, const char *needle,
+                         unsigned ms)
 {
-	uint64_t end = mono_ms() + ms;
+	uint64_t end = bk_h_mono_ms() + ms;
 
 	do {
 		if (bk_h_cli(&r->h, out, sizeof(out), cmd, NULL) == 0 &&
 		    strstr(out, needle))
 			return true;
 		usleep(10000);
-	} while (mono_ms() < end);
+	} while (bk_h_mono_ms() < end);
 	return false;
 }
 
-/* ---- 12.2: a forced resume never makes a rule blind -------------------------- */
+/* ---- a forced resume never makes a rule blind -------------------------- */
 
 Test(rules_fixes, forced_resume_keeps_the_balance_invariant_armed)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	/* only worsening re-trips here: the grace has its own test */
 	rig_up(&r, "rf-inv", 1000, "invariant.rearm_ms = 0\nheartbeat.enabled = false\n");
@@ -160,14 +98,14 @@ Test(rules_fixes, forced_resume_keeps_the_balance_invariant_armed)
 	bk_report_fill(&r.t, r.alpha, -1000, 2, 98998, 1000);
 	cr_assert(mode_stays(&r, -1, BK_ACTIVE, 50), "a fill explains the balance");
 	bk_report_fill(&r.t, r.alpha, 0, 0, 98998 - 75, 1000); /* 75 gone */
-	cr_assert(mode_within(&r, -1, BK_HALTED, 2000), "the leak halts global");
+	cr_assert(bk_rig_mode_within(&r, -1, BK_HALTED, 2000), "the leak halts global");
 	cr_assert_eq(bk_h_cli_all(&r.h, out, sizeof(out), "resume", "--to", "active",
 	                          "--force", "--reason", "investigating, keep trading",
 	                          NULL),
 	             0, "%s", out);
 	cr_assert(mode_stays(&r, -1, BK_ACTIVE, 100), "forced: active while as bad");
 	/* the forced resume's record says what it did to the rule */
-	cr_assert(mode_within(&r, -1, BK_ACTIVE, 10));
+	cr_assert(bk_rig_mode_within(&r, -1, BK_ACTIVE, 10));
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "audit", NULL), 0);
 	cr_assert(strstr(out, "invariant for alpha stays armed"), "%s", out);
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "status", NULL), 0);
@@ -175,51 +113,51 @@ Test(rules_fixes, forced_resume_keeps_the_balance_invariant_armed)
 	cr_assert(strstr(out, "re-armed"), "and that it is armed: %s", out);
 	/* a second unexplained 75.00 debit: trips again */
 	bk_report_fill(&r.t, r.alpha, 0, 0, 98998 - 150, 1000);
-	cr_assert(mode_within(&r, -1, BK_HALTED, 2000),
+	cr_assert(bk_rig_mode_within(&r, -1, BK_HALTED, 2000),
 	          "worse than at the force: HALTED again");
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(rules_fixes, forced_resume_retrips_after_the_grace)
 {
-	struct rig r;
+	struct bk_rig r;
 	uint64_t t0;
 
 	rig_up(
 	    &r, "rf-dd", 1000,
 	    "drawdown.max = 500\ndrawdown.rearm_ms = 300\nheartbeat.enabled = false\n");
 	bk_report_marks(&r.t, r.alpha, 0, 0, 10000);
-	ticked(&r);                                 /* the peak is seen */
+	bk_rig_ticked(&r);                          /* the peak is seen */
 	bk_report_marks(&r.t, r.alpha, 0, 0, 9000); /* 1000 down */
-	cr_assert(mode_within(&r, r.alpha, BK_HALTED, 2000));
-	t0 = mono_ms(); /* before the force: the grace cannot end before t0 + 300 */
+	cr_assert(bk_rig_mode_within(&r, r.alpha, BK_HALTED, 2000));
+	t0 = bk_h_mono_ms(); /* before the force: the grace cannot end before t0 + 300 */
 	cr_assert_eq(bk_h_cli_all(&r.h, out, sizeof(out), "resume", "--strategy", "alpha",
 	                          "--to", "active", "--force", "--reason", "manual check",
 	                          NULL),
 	             0, "%s", out);
-	cr_assert(mode_within(&r, r.alpha, BK_ACTIVE, 100));
+	cr_assert(bk_rig_mode_within(&r, r.alpha, BK_ACTIVE, 100));
 	bk_report_marks(&r.t, r.alpha, 0, 0, 9100); /* better, still violated */
-	cr_assert(mode_within(&r, r.alpha, BK_HALTED, 5000),
+	cr_assert(bk_rig_mode_within(&r, r.alpha, BK_HALTED, 5000),
 	          "still violated after the 300 ms grace: HALTED again");
-	cr_assert_geq(mono_ms() - t0, 300, "not before the grace");
+	cr_assert_geq(bk_h_mono_ms() - t0, 300, "not before the grace");
 	/* drawdown worsening after a second force: at once */
 	cr_assert_eq(bk_h_cli_all(&r.h, out, sizeof(out), "resume", "--strategy", "alpha",
 	                          "--to", "active", "--force", "--reason", "again", NULL),
 	             0, "%s", out);
-	cr_assert(mode_within(&r, r.alpha, BK_ACTIVE, 100));
+	cr_assert(bk_rig_mode_within(&r, r.alpha, BK_ACTIVE, 100));
 	bk_report_marks(&r.t, r.alpha, 0, 0, 8000);
-	cr_assert(mode_within(&r, r.alpha, BK_HALTED, 200), "worse: at once");
-	rig_down(&r);
+	cr_assert(bk_rig_mode_within(&r, r.alpha, BK_HALTED, 200), "worse: at once");
+	bk_rig_down(&r);
 }
 
 Test(rules_fixes, rebase_is_audited_restricted_and_replayed_at_boot)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "rf-rebase", 1000, "heartbeat.enabled = false\n");
 	bk_report_opening_balance(&r.t, r.alpha, 1000);
 	bk_report_fill(&r.t, r.alpha, 0, 0, 925, 0); /* a 75 debit: true loss */
-	cr_assert(mode_within(&r, -1, BK_HALTED, 2000));
+	cr_assert(bk_rig_mode_within(&r, -1, BK_HALTED, 2000));
 	/* bad input: refused, changes nothing */
 	cr_assert_eq(bk_h_cli_all(&r.h, out, sizeof(out), "rules", "rebase", "alpha",
 	                          "exposure", "--reason", "x", NULL),
@@ -240,14 +178,14 @@ Test(rules_fixes, rebase_is_audited_restricted_and_replayed_at_boot)
 	cr_assert_eq(cli_until_ok(&r, 2000, "resume", "--to", "active", "--force",
 	                          "--reason", "rebased", NULL, NULL),
 	             0, "%s", out);
-	cr_assert(mode_within(&r, -1, BK_ACTIVE, 100));
+	cr_assert(bk_rig_mode_within(&r, -1, BK_ACTIVE, 100));
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "audit", NULL), 0);
 	cr_assert(strstr(out, "REBASE"), "%s", out);
 	cr_assert(strstr(out, "balance base 1000.0000 -> 925.0000"), "%s", out);
 	cr_assert(strstr(out, "75 fee booked, INC-9"), "%s", out);
 	/* armed from the new base */
 	bk_report_fill(&r.t, r.alpha, 0, 0, 900, 0);
-	cr_assert(mode_within(&r, -1, BK_HALTED, 2000), "a new leak still trips");
+	cr_assert(bk_rig_mode_within(&r, -1, BK_HALTED, 2000), "a new leak still trips");
 	cr_assert_eq(bk_h_cli_all(&r.h, out, sizeof(out), "rules", "rebase", "alpha",
 	                          "invariant", "--reason", "booked too", NULL),
 	             0, "%s", out);
@@ -261,22 +199,22 @@ Test(rules_fixes, rebase_is_audited_restricted_and_replayed_at_boot)
 	bk_h_start(&r.h);
 	bk_h_attach(&r.h, &r.c);
 	cr_assert(mode_stays(&r, -1, BK_ACTIVE, 300), "no trip at boot");
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
-/* ---- 12.3: the balance base is stated, not guessed from tick timing ---------- */
+/* ---- the balance base is stated, not guessed from tick timing ---------- */
 
 Test(rules_fixes, opening_balance_and_first_fill_back_to_back_never_trip, .timeout = 120)
 {
 	enum { REPS = 1000 };
-	struct rig r;
+	struct bk_rig r;
 	Breaker__Request req = BREAKER__REQUEST__INIT;
 	Breaker__RegisterStrategy reg = BREAKER__REGISTER_STRATEGY__INIT;
 	Breaker__Reply *rep;
 	struct bk_rpc rpc;
 	char name[32];
 	int slot[REPS];
-	uint64_t t0 = mono_ms();
+	uint64_t t0 = bk_h_mono_ms();
 
 	/* the default tick (100 µs), as in the report */
 	rig_up(&r, "rf-open", 0, "heartbeat.enabled = false\n");
@@ -312,23 +250,23 @@ Test(rules_fixes, opening_balance_and_first_fill_back_to_back_never_trip, .timeo
 	cr_assert(mode_stays(&r, -1, BK_ACTIVE, 100), "zero false trips in %d", REPS);
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "audit", NULL), 0);
 	cr_assert_eq(bk_h_count(out, " TRIP "), 0, "no trip recorded: %s", out);
-	cr_assert_lt(mono_ms() - t0, 60000, "bounded runtime");
-	rig_down(&r);
+	cr_assert_lt(bk_h_mono_ms() - t0, 60000, "bounded runtime");
+	bk_rig_down(&r);
 }
 
-/* ---- 12.4: a rate rule's resume needs evidence, not an empty window ------------ */
+/* ---- a rate rule's resume needs evidence, not an empty window ------------ */
 
 Test(rules_fixes, reject_rate_resume_to_active_needs_fresh_orders)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "rf-rej", 1000,
 	       "reject_rate.max = 0.2\nreject_rate.min_orders = 20\n"
 	       "reject_rate.window_ms = 1000\nheartbeat.enabled = false\n");
-	ticked(&r); /* counters are deltas from breakerd's first look */
+	bk_rig_ticked(&r); /* counters are deltas from breakerd's first look */
 	bk_report_order(&r.t, r.alpha, 40);
 	bk_report_reject(&r.t, r.alpha, 30); /* the venue rejects */
-	cr_assert(mode_within(&r, r.alpha, BK_HALTED, 2000));
+	cr_assert(bk_rig_mode_within(&r, r.alpha, BK_HALTED, 2000));
 	/* halted: nothing is sent, the window empties; a probe stage is fine */
 	cr_assert_eq(cli_until_ok(&r, 6000, "resume", "--strategy", "alpha", "--reason",
 	                          "probe", NULL, NULL, NULL),
@@ -347,26 +285,26 @@ Test(rules_fixes, reject_rate_resume_to_active_needs_fresh_orders)
 	/* the probe trades: 30 orders, 2 rejects, inside one window */
 	bk_report_order(&r.t, r.alpha, 30);
 	bk_report_reject(&r.t, r.alpha, 2);
-	ticked(&r);
+	bk_rig_ticked(&r);
 	cr_assert_eq(bk_h_cli_all(&r.h, out, sizeof(out), "resume", "--strategy", "alpha",
 	                          "--reason", "30 orders, 2 rejects", NULL),
 	             0, "evidence below the limit: %s", out);
 	cr_assert_eq(bk_check(&r.c, r.alpha), BK_ACTIVE);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(rules_fixes, global_reject_rate_counts_every_strategys_fresh_orders)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "rf-rejg", 1000,
 	       "reject_rate.max = 0.2\nreject_rate.min_orders = 20\n"
 	       "reject_rate.window_ms = 1000\nreject_rate.scope = global\n"
 	       "heartbeat.enabled = false\n");
-	ticked(&r);
+	bk_rig_ticked(&r);
 	bk_report_order(&r.t, r.alpha, 40);
 	bk_report_reject(&r.t, r.alpha, 30);
-	cr_assert(mode_within(&r, -1, BK_HALTED, 2000));
+	cr_assert(bk_rig_mode_within(&r, -1, BK_HALTED, 2000));
 	cr_assert_eq(cli_until_ok(&r, 6000, "resume", "--reason", "probe", NULL, NULL,
 	                          NULL, NULL, NULL),
 	             0, "%s", out);
@@ -384,45 +322,45 @@ Test(rules_fixes, global_reject_rate_counts_every_strategys_fresh_orders)
 	bk_report_order(&r.t, r.alpha, 10);
 	bk_report_order(&r.t, r.beta, 15);
 	bk_report_reject(&r.t, r.beta, 1);
-	ticked(&r);
+	bk_rig_ticked(&r);
 	cr_assert_eq(bk_h_cli_all(&r.h, out, sizeof(out), "resume", "--reason",
 	                          "25 orders, 1 reject", NULL),
 	             0, "%s", out);
-	cr_assert(mode_within(&r, -1, BK_ACTIVE, 100));
-	rig_down(&r);
+	cr_assert(bk_rig_mode_within(&r, -1, BK_ACTIVE, 100));
+	bk_rig_down(&r);
 }
 
-/* ---- 12.5: drawdown in one unit, naming the limit that fired ------------------- */
+/* ---- drawdown in one unit, naming the limit that fired ------------------- */
 
 Test(rules_fixes, drawdown_warning_and_evidence_in_money)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(
 	    &r, "rf-ddu", 1000,
 	    "drawdown.max = 25000\ndrawdown.max_pct = 20\nheartbeat.enabled = false\n");
 	bk_report_marks(&r.t, r.alpha, 0, 0, 2500);
-	ticked(&r);                                 /* the peak is seen */
+	bk_rig_ticked(&r);                          /* the peak is seen */
 	bk_report_marks(&r.t, r.alpha, 0, 0, 2100); /* 400 of the 500 pct limit */
-	ticked(&r);
+	bk_rig_ticked(&r);
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "status", NULL), 0);
 	cr_assert(strstr(out, "rule drawdown at 80% (measured 400 / threshold 500)"),
 	          "one unit: %s", out);
 	bk_report_marks(&r.t, r.alpha, 0, 0, 1956);
-	cr_assert(mode_within(&r, r.alpha, BK_HALTED, 2000));
+	cr_assert(bk_rig_mode_within(&r, r.alpha, BK_HALTED, 2000));
 	cr_assert(shows_within(&r, "audit",
 	                       "drawdown 544.00 against the pct limit 500.00 (max_pct "
 	                       "20.00% of peak; absolute max 25000.00)",
 	                       3000),
 	          "the evidence names the limit: %s", out);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
-/* ---- 12.10: --force says what it does, and does it ---------------------------- */
+/* ---- --force says what it does, and does it ---------------------------- */
 
 Test(rules_fixes, force_on_several_latches_steps_each_one_stage_and_says_so)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "rf-force", 1000, "heartbeat.enabled = false\n");
 	cr_assert_eq(bk_h_cli(&r.h, NULL, 0, "kill", "alpha", "--reason", "k", NULL), 0);
@@ -442,7 +380,7 @@ Test(rules_fixes, force_on_several_latches_steps_each_one_stage_and_says_so)
 	                          "--force", "--reason", "both, one stage", NULL),
 	             0, "%s", out);
 	cr_assert(strstr(out, "HALTED -> REDUCE_ONLY (resume FORCED"), "%s", out);
-	cr_assert(mode_within(&r, r.alpha, BK_REDUCE_ONLY, 100));
+	cr_assert(bk_rig_mode_within(&r, r.alpha, BK_REDUCE_ONLY, 100));
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "audit", NULL), 0);
 	cr_assert(strstr(out, "every-latch(each to REDUCE_ONLY)"), "%s", out);
 	cr_assert(strstr(out, "forced: every latch (manual_halt, kill_switch) lowered to "
@@ -453,15 +391,15 @@ Test(rules_fixes, force_on_several_latches_steps_each_one_stage_and_says_so)
 	cr_assert_eq(bk_h_cli_all(&r.h, out, sizeof(out), "resume", "--strategy", "alpha",
 	                          "--force", "--to", "active", "--reason", "all", NULL),
 	             0, "%s", out);
-	cr_assert(mode_within(&r, r.alpha, BK_ACTIVE, 100));
+	cr_assert(bk_rig_mode_within(&r, r.alpha, BK_ACTIVE, 100));
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "resume", "--help", NULL), 0);
 	cr_assert(strstr(out, "--to active\n") || strstr(out, "(--to active"), "help: %s",
 	          out);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 /* A remote engine (Report over nng): its balance with fills = 0 is its statement. */
-static void report_money(struct rig *r, uint64_t fills, double cash, double balance)
+static void report_money(struct bk_rig *r, uint64_t fills, double cash, double balance)
 {
 	Breaker__Request req = BREAKER__REQUEST__INIT;
 	Breaker__Report rp = BREAKER__REPORT__INIT;
@@ -484,7 +422,7 @@ static void report_money(struct rig *r, uint64_t fills, double cash, double bala
 
 Test(rules_fixes, remote_engine_states_its_opening_balance_with_fills_zero)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "rf-remote", 0,
 	       "heartbeat.enabled = false\n[strategies]\nremote = beta\n");
@@ -492,43 +430,19 @@ Test(rules_fixes, remote_engine_states_its_opening_balance_with_fills_zero)
 	report_money(&r, 1, -100, 1e6 - 100); /* may land in the same tick */
 	cr_assert(mode_stays(&r, -1, BK_ACTIVE, 100), "the statement explains it");
 	report_money(&r, 1, -100, 1e6 - 175);
-	cr_assert(mode_within(&r, -1, BK_HALTED, 2000), "a 75 leak trips");
-	rig_down(&r);
+	cr_assert(bk_rig_mode_within(&r, -1, BK_HALTED, 2000), "a 75 leak trips");
+	bk_rig_down(&r);
 }
 
 /* The CLI as uid/gid 65534 (nobody): fork, drop privileges, exec (no nng here). */
-static int cli_as_nobody(struct rig *r, char **args)
+static int cli_as_nobody(struct bk_rig *r, char **args)
 {
-	const char *bin = getenv("BREAKER_CLI");
-	char *argv[16] = {(char *)(bin && *bin ? bin : "breaker"), "--config",
-	                  r->h.config};
-	char path[256];
-	int n = 3, st;
-	pid_t pid;
-
-	while (*args && n < 15)
-		argv[n++] = *args++;
-	argv[n] = NULL;
-	snprintf(path, sizeof(path), "%s/nobody.out", r->h.dir);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-			_exit(126);
-		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
-			_exit(125);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	waitpid(pid, &st, 0);
-	bk_h_slurp(path, out, sizeof(out));
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return bk_h_cli_as(&r->h, 65534, 65534, NULL, args, out, sizeof(out));
 }
 
 Test(rules_fixes, rebase_needs_resume_and_force)
 {
-	struct rig r;
+	struct bk_rig r;
 	char run[256];
 
 	if (geteuid() != 0)
@@ -548,5 +462,5 @@ Test(rules_fixes, rebase_needs_resume_and_force)
 	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "audit", NULL), 0);
 	cr_assert(strstr(out, "REFUSED") && !strstr(out, "REBASE"),
 	          "refused and audited, nothing rebased: %s", out);
-	rig_down(&r);
+	bk_rig_down(&r);
 }

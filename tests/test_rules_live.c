@@ -21,59 +21,29 @@
 
 static char out[65536];
 
-struct rig {
-	struct bk_h h;
-	struct bk_client c;
-	struct bk_tel_client t;
-	int alpha, beta;
-};
-
-static void rig_up(struct rig *r, const char *tag, const char *extra)
+static void rig_up(struct bk_rig *r, const char *tag, const char *extra)
 {
 	char ini[2048];
-	int rv = -EAGAIN;
 
 	snprintf(ini, sizeof(ini), "%s%s", BASE, extra ? extra : "");
 	/* bk_h_init writes [breaker] first; our keys continue that section */
-	bk_h_init(&r->h, tag, ini);
-	bk_h_start(&r->h);
-	bk_h_attach(&r->h, &r->c);
-	for (int i = 0; i < 100 && rv; i++)
-		if ((rv = bk_tel_attach(&r->t, r->h.instance)) != 0)
-			usleep(10000);
-	cr_assert_eq(rv, 0, "telemetry attach: %s", strerror(-rv));
-	r->alpha = bk_client_resolve(&r->c, "alpha");
-	r->beta = bk_client_resolve(&r->c, "beta");
-	cr_assert_geq(r->alpha, 0);
-}
-
-static void rig_down(struct rig *r)
-{
-	bk_tel_detach(&r->t);
-	bk_client_detach(&r->c);
-	bk_tel_unlink(r->h.instance);
-	bk_h_fini(&r->h);
+	bk_rig_up(r, tag, ini);
 }
 
 /* Wait up to max_ticks daemon ticks for slot's effective mode to reach want. */
-static int ticks_until(struct rig *r, int slot, enum bk_mode want, int max_ticks)
+static int ticks_until(struct bk_rig *r, int slot, enum bk_mode want, int max_ticks)
 {
-	for (int i = 0; i < max_ticks * 4; i++) {
-		if (bk_check(&r->c, slot) == want)
-			return i / 4;
-		usleep(TICK_US / 4);
-	}
-	return -1;
+	return bk_rig_ticks_until(r, slot, want, max_ticks, TICK_US);
 }
 
-static void beat(struct rig *r, int slot)
+static void beat(struct bk_rig *r, int slot)
 {
 	bk_report_heartbeat(&r->t, slot, bk_now_mono_ns());
 }
 
 Test(rules_live, reject_rate_trips_the_strategy_with_evidence)
 {
-	struct rig r;
+	struct bk_rig r;
 	struct bk_reason why;
 
 	rig_up(&r, "rej", NULL);
@@ -95,35 +65,21 @@ Test(rules_live, reject_rate_trips_the_strategy_with_evidence)
 	          out);
 	cr_assert(strstr(out, "30 rejects / 100 orders"),
 	          "the numbers that caused it: %s", out);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
-static void reconcile(struct rig *r, const char *strategy, double position,
+static void reconcile(struct bk_rig *r, const char *strategy, double position,
                       Breaker__Status want)
 {
-	Breaker__Request req = BREAKER__REQUEST__INIT;
-	Breaker__Reconcile rc = BREAKER__RECONCILE__INIT;
-	Breaker__Reconcile__Position p = BREAKER__RECONCILE__POSITION__INIT, *pp = &p;
-	Breaker__Reply *rep;
-	struct bk_rpc rpc;
+	Breaker__Reply *rep = bk_h_reconcile(&r->h, strategy, position, -1, 0);
 
-	p.strategy = (char *)strategy;
-	p.has_position = 1;
-	p.position = position;
-	rc.n_positions = 1;
-	rc.positions = &pp;
-	req.cmd_case = BREAKER__REQUEST__CMD_RECONCILE;
-	req.reconcile = &rc;
-	cr_assert_eq(bk_rpc_open(&rpc, r->h.cfg.cmd_url, 3000), 0);
-	cr_assert_eq(bk_rpc_call(&rpc, &req, &rep), 0);
 	cr_assert_eq(rep->status, want, "reconcile: %s", rep->error ? rep->error : "");
 	breaker__reply__free_unpacked(rep, NULL);
-	bk_rpc_close(&rpc);
 }
 
 Test(rules_live, reconciliation_break_halts_global_until_reconciled)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "recon", NULL);
 	beat(&r, r.beta);
@@ -145,12 +101,12 @@ Test(rules_live, reconciliation_break_halts_global_until_reconciled)
 	cr_assert_eq(bk_check(&r.c, -1), BK_REDUCE_ONLY);
 	/* reconciling an unknown strategy changes nothing */
 	reconcile(&r, "nosuch", 1, BREAKER__STATUS__ERR_UNKNOWN_STRATEGY);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(rules_live, broken_balance_conservation_halts_global)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "inv", NULL);
 	bk_report_balance(&r.t, r.alpha, 100000);
@@ -165,12 +121,12 @@ Test(rules_live, broken_balance_conservation_halts_global)
 	struct bk_reason why;
 	bk_read_reason(&r.c, -1, &why);
 	cr_assert_eq(why.reason_code, (unsigned)BK_R_INVARIANT_VIOLATION);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(rules_live, stale_engine_heartbeat_trips)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "hb", NULL);
 	for (int i = 0; i < 20; i++) {
@@ -184,12 +140,12 @@ Test(rules_live, stale_engine_heartbeat_trips)
 	bk_read_reason(&r.c, r.alpha, &why);
 	cr_assert_eq(why.reason_code, (unsigned)BK_R_STALE_HEARTBEAT);
 	cr_assert_eq(bk_check(&r.c, r.beta), BK_ACTIVE, "beta never beat: not watched");
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(rules_live, remote_engine_report_over_nng)
 {
-	struct rig r;
+	struct bk_rig r;
 	Breaker__Request req = BREAKER__REQUEST__INIT;
 	Breaker__Report rp = BREAKER__REPORT__INIT;
 	Breaker__Reply *rep;
@@ -211,12 +167,12 @@ Test(rules_live, remote_engine_report_over_nng)
 	breaker__reply__free_unpacked(rep, NULL);
 	bk_rpc_close(&rpc);
 	cr_assert_geq(ticks_until(&r, r.beta, BK_HALTED, 500), 0);
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(rules_live, engines_acknowledge_a_trip)
 {
-	struct rig r;
+	struct bk_rig r;
 
 	rig_up(&r, "ack", NULL);
 	beat(&r, r.alpha);
@@ -235,12 +191,12 @@ Test(rules_live, engines_acknowledge_a_trip)
 	          "alpha acked");
 	cr_assert(strncmp(strstr(b, "\"acked\":"), "\"acked\":false", 13) == 0,
 	          "beta not");
-	rig_down(&r);
+	bk_rig_down(&r);
 }
 
 Test(rules_live, sighup_reload_validates_first)
 {
-	struct rig r;
+	struct bk_rig r;
 	FILE *f;
 
 	rig_up(&r, "hup", NULL);
@@ -254,16 +210,11 @@ Test(rules_live, sighup_reload_validates_first)
 	cr_assert(strstr(out, "exposure.max"), "the refusal names the key: %s", out);
 	cr_assert(strstr(out, "running rules stay"), "%s", out);
 	/* fix it: a tight exposure limit now applies */
-	f = fopen(r.h.config, "w");
-	fprintf(f,
-	        "[breaker]\ninstance = %s\nrun_dir = %s/run\nstate_dir = %s/state\n%s"
-	        "exposure.max = 100\n",
-	        r.h.instance, r.h.dir, r.h.dir, BASE);
-	fclose(f);
+	bk_h_write_config(&r.h, r.h.config, BASE "exposure.max = 100\n");
 	kill(r.h.pid, SIGHUP);
 	usleep(50000);
 	beat(&r, r.alpha);
 	bk_report_marks(&r.t, r.alpha, 0, 150, 0);
 	cr_assert_geq(ticks_until(&r, r.alpha, BK_HALTED, 500), 0, "reloaded rule trips");
-	rig_down(&r);
+	bk_rig_down(&r);
 }

@@ -1,10 +1,10 @@
 /*
- * Audit tail integrity (issue 11 item 7, issue 12 item 11), against a real
- * breakerd and the real CLI: what someone with the daemon's uid can do to the
- * log's end (cut it at a record boundary, flip a byte, zero records, roll it
- * back to an earlier copy, unlink or replace it under a running daemon) is
- * caught by the durable head (head file beside the log, segment header), and
- * records after a damaged one are still shown, marked unverified.
+ * Audit tail integrity, against a real breakerd and the real CLI: what
+ * someone with the daemon's uid can do to the log's end (cut it at a record
+ * boundary, flip a byte, zero records, roll it back to an earlier copy, unlink
+ * or replace it under a running daemon) is caught by the durable head (head
+ * file beside the log, segment header), and records after a damaged one are
+ * still shown, marked unverified.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -134,6 +134,19 @@ static void expect_corrupt_boot(struct bk_h *h, struct bk_client *c, const char 
 		cr_assert(strstr(out, why), "boot log names '%s': %s", why, out);
 }
 
+/* The log, at rest, fails --verify; breakerd then boots fail-closed saying why. */
+static void verify_fails_then_boot_is_halted(struct bk_h *h, const char *why)
+{
+	struct bk_client c;
+
+	cr_assert_eq(bk_h_cli_all(h, out, sizeof(out), "audit", "--verify", NULL), 4,
+	             "%s", out);
+	bk_h_start(h);
+	bk_h_attach(h, &c);
+	expect_corrupt_boot(h, &c, why);
+	bk_client_detach(&c);
+}
+
 /* ---- truncation at a record boundary --------------------------------------------- */
 
 Test(tail, truncation_at_a_record_boundary_is_corruption)
@@ -172,7 +185,6 @@ Test(tail, truncation_at_a_record_boundary_is_corruption)
 Test(tail, truncation_after_reboot_is_caught_by_the_head_file)
 {
 	struct bk_h h;
-	struct bk_client c;
 	struct offs o;
 	uint64_t len;
 
@@ -182,12 +194,7 @@ Test(tail, truncation_after_reboot_is_caught_by_the_head_file)
 	bk_shm_unlink(h.instance);
 	offsets(h.cfg.audit_path, &o, &len);
 	cr_assert_eq(truncate(h.cfg.audit_path, (off_t)o.off[o.n - 1]), 0);
-	cr_assert_eq(bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", NULL), 4,
-	             "%s", out);
-	bk_h_start(&h);
-	bk_h_attach(&h, &c);
-	expect_corrupt_boot(&h, &c, "head");
-	bk_client_detach(&c);
+	verify_fails_then_boot_is_halted(&h, "head");
 	bk_h_fini(&h);
 }
 
@@ -263,7 +270,6 @@ Test(tail, zeroed_records_at_the_tail_are_corruption)
 Test(tail, rollback_to_an_earlier_copy_is_corruption)
 {
 	struct bk_h h;
-	struct bk_client c;
 	char copy[300];
 
 	up(&h, "rollback");
@@ -274,12 +280,7 @@ Test(tail, rollback_to_an_earlier_copy_is_corruption)
 	cr_assert_eq(bk_h_stop(&h), 0);
 	bk_shm_unlink(h.instance); /* a reboot: only the head file remembers */
 	copy_file(copy, h.cfg.audit_path);
-	cr_assert_eq(bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", NULL), 4,
-	             "%s", out);
-	bk_h_start(&h);
-	bk_h_attach(&h, &c);
-	expect_corrupt_boot(&h, &c, "head");
-	bk_client_detach(&c);
+	verify_fails_then_boot_is_halted(&h, "head");
 	bk_h_fini(&h);
 }
 
@@ -416,7 +417,7 @@ Test(tail, unlinked_log_is_noticed_while_idle)
 	bk_h_fini(&h);
 }
 
-/* ---- records after a damaged one are shown, unverified (issue 12 item 11) -------------
+/* ---- records after a damaged one are shown, unverified -------------
  */
 
 Test(tail, records_after_damage_are_shown_marked_unverified)
@@ -495,7 +496,6 @@ Test(tail, stale_head_file_after_a_crash_is_not_tampering)
 Test(tail, deleted_head_file_is_corruption)
 {
 	struct bk_h h;
-	struct bk_client c;
 	char head[300];
 
 	up(&h, "nohead");
@@ -504,12 +504,7 @@ Test(tail, deleted_head_file_is_corruption)
 	bk_shm_unlink(h.instance);
 	snprintf(head, sizeof(head), "%s.head", h.cfg.audit_path);
 	cr_assert_eq(unlink(head), 0);
-	cr_assert_eq(bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", NULL), 4,
-	             "%s", out);
-	bk_h_start(&h);
-	bk_h_attach(&h, &c);
-	expect_corrupt_boot(&h, &c, "head file");
-	bk_client_detach(&c);
+	verify_fails_then_boot_is_halted(&h, "head file");
 	bk_h_fini(&h);
 }
 

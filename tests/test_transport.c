@@ -1,7 +1,7 @@
 /*
  * The command transports under abuse: a daemon paused while requests were
- * in flight (issue 12 item 7), and hostile local users who connect and hang
- * up or hold connections open (issue 11 item 2). Real breakerd, real CLI.
+ * in flight, and hostile local users who connect and hang
+ * up or hold connections open. Real breakerd, real CLI.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -29,13 +29,6 @@
 
 static char out[1 << 16];
 
-static char *cli_bin(void)
-{
-	char *b = getenv("BREAKER_CLI");
-
-	return b && *b ? b : "breaker";
-}
-
 static double now_s(void)
 {
 	struct timespec ts;
@@ -47,7 +40,7 @@ static double now_s(void)
 /* The CLI with argv (NULL-terminated) in the background, output discarded. */
 static pid_t cli_spawn(struct bk_h *h, char **args)
 {
-	char *argv[24] = {cli_bin(), "--config", h->config};
+	char *argv[24] = {bk_h_cli_bin(), "--config", h->config};
 	int n = 3;
 	pid_t pid;
 
@@ -111,46 +104,19 @@ static double cpu_share(pid_t pid)
 	return (double)(t1 - t0) / (double)sysconf(_SC_CLK_TCK) / (s1 - s0);
 }
 
-static void open_dirs(struct bk_h *h)
-{
-	char run[256];
-
-	snprintf(run, sizeof(run), "%s/run", h->dir);
-	cr_assert_eq(chmod(h->dir, 0755), 0);
-	cr_assert_eq(chmod(run, 0755), 0);
-}
-
 static const char *cli_config; /* the CLI's --config, if not the daemon's */
 
 /* The CLI as uid (-1: as we are); stdout and stderr in out; its exit code. */
 static int cli_as(struct bk_h *h, int uid, char **args)
 {
-	char path[256];
-	pid_t pid;
-	int st;
+	char *argv[24] = {bk_h_cli_bin(), "--config",
+	                  cli_config ? (char *)cli_config : h->config};
+	int n = 3;
 
-	snprintf(path, sizeof(path), "%s/cli.out", h->dir);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		char *argv[24] = {cli_bin(), "--config",
-		                  cli_config ? (char *)cli_config : h->config};
-		int n = 3, fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-			_exit(126);
-		if (uid >= 0 &&
-		    (setgroups(0, NULL) || setgid((gid_t)uid) || setuid((uid_t)uid)))
-			_exit(125);
-		while (*args && n < 23)
-			argv[n++] = *args++;
-		argv[n] = NULL;
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	waitpid(pid, &st, 0);
-	bk_h_slurp(path, out, sizeof(out));
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	while (*args && n < 23)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	return bk_h_run_as(h, uid, uid, NULL, argv, out, sizeof(out));
 }
 
 #define CLI(h, ...) cli_as(h, -1, (char *[]){__VA_ARGS__, NULL})
@@ -183,7 +149,7 @@ static void answers_everywhere(struct bk_h *h, const char *when)
 }
 
 /*
- * Issue 12 item 7: requests that time out while breakerd is stopped left nng's
+ * Requests that time out while breakerd is stopped left nng's
  * ipc listener dead after SIGCONT (nng 1.5.2: a peer gone before breakerd's
  * handshake write -> EPIPE -> NNG_ECLOSED, which the listener takes for its
  * own close and stops accepting; nng issue #1518, fixed in 1.6.0), and nng's
@@ -263,12 +229,11 @@ Test(transport, connect_and_hang_up_flood_by_another_user_leaves_ipc_answering)
 		cr_skip_test("needs root: the flood runs as another user");
 	bk_h_init(&h, "hup", QUIET);
 	bk_h_start(&h);
-	open_dirs(&h);
+	bk_h_open_dirs(&h);
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
-		if (setgroups(0, NULL) || setgid(NOBODY) || setuid(NOBODY))
-			_exit(2);
+		bk_h_become(NOBODY, NOBODY, 2);
 		connect_close_flood(h.cfg.cmd_url + 6, 3000);
 		_exit(0);
 	}
@@ -283,7 +248,7 @@ Test(transport, connect_and_hang_up_flood_by_another_user_leaves_ipc_answering)
 	bk_h_fini(&h);
 }
 
-/* ---- issue 11 item 2: connection exhaustion must not block a trip ------------- */
+/* ---- connection exhaustion must not block a trip ------------- */
 
 #define HOSTILE 1000
 
@@ -309,9 +274,9 @@ static pid_t hold_connections(const char *path, int type, int n, int *ready)
 		int held = 0;
 
 		close(p[0]);
-		if (setrlimit(RLIMIT_NOFILE, &rl) || setgroups(0, NULL) ||
-		    setgid(NOBODY) || setuid(NOBODY))
+		if (setrlimit(RLIMIT_NOFILE, &rl))
 			_exit(2);
+		bk_h_become(NOBODY, NOBODY, 2);
 		prctl(PR_SET_PDEATHSIG, SIGKILL); /* after setuid, which clears it */
 		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 		for (int i = 0; i < n; i++) {
@@ -423,7 +388,7 @@ Test(transport, a_thousand_idle_local_connections_by_nobody_do_not_block_a_root_
 		cr_skip_test("needs root: the flood runs as another user");
 	bk_h_init(&h, "lflood", FLOOD_INI);
 	start_like_systemd(&h);
-	open_dirs(&h);
+	bk_h_open_dirs(&h);
 	child = hold_connections(h.cfg.local_url + 7, SOCK_SEQPACKET, HOSTILE, &ready);
 	held = wait_ready(ready);
 	fprintf(stderr, "nobody holds %d local connections\n", held);
@@ -443,7 +408,7 @@ Test(transport, a_thousand_idle_connections_on_each_transport_do_not_block_a_roo
 		cr_skip_test("needs root: the flood runs as another user");
 	bk_h_init(&h, "iflood", FLOOD_INI);
 	start_like_systemd(&h);
-	open_dirs(&h);
+	bk_h_open_dirs(&h);
 	c1 = hold_connections(h.cfg.cmd_url + 6, SOCK_STREAM, HOSTILE, &r1);
 	n1 = wait_ready(r1);
 	c2 = hold_connections(h.cfg.local_url + 7, SOCK_SEQPACKET, HOSTILE, &r2);
@@ -479,7 +444,7 @@ Test(transport, a_full_local_table_evicts_the_oldest_idle_connection_for_a_root_
 		cr_skip_test("needs root: the flood runs as another user");
 	bk_h_init(&h, "evict", FLOOD_INI "max_conns_per_uid = 100000\n");
 	start_like_systemd(&h);
-	open_dirs(&h);
+	bk_h_open_dirs(&h);
 	child = hold_connections(h.cfg.local_url + 7, SOCK_SEQPACKET, HOSTILE, &ready);
 	fprintf(stderr, "nobody holds %d local connections, uncapped\n",
 	        wait_ready(ready));
@@ -580,12 +545,11 @@ static void retry_case(bool forward)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct proxy p = {.forward = forward};
-	char cfg[512], audit[1 << 16];
+	char cfg[512], ini[512], audit[1 << 16];
 	const char *reason =
 	    forward ? "applied by the first try" : "applied by the retry";
 	struct bk_h h;
 	pthread_t th;
-	FILE *f;
 	int rv;
 
 	bk_h_init(&h, forward ? "retry1" : "retry2", FLOOD_INI);
@@ -597,13 +561,8 @@ static void retry_case(bool forward)
 	cr_assert_eq(listen(p.listen_fd, 4), 0);
 	/* the CLI's config: the same daemon, but its local_url is the proxy */
 	snprintf(cfg, sizeof(cfg), "%s/cli.ini", h.dir);
-	f = fopen(cfg, "w");
-	cr_assert_not_null(f);
-	fprintf(f,
-	        "[breaker]\ninstance = %s\nrun_dir = %s\nstate_dir = %s\n"
-	        "[commands]\nlocal_url = unix://%s\n",
-	        h.instance, h.cfg.run_dir, h.cfg.state_dir, sa.sun_path);
-	fclose(f);
+	snprintf(ini, sizeof(ini), "[commands]\nlocal_url = unix://%s\n", sa.sun_path);
+	bk_h_write_config(&h, cfg, ini);
 	cr_assert_eq(pthread_create(&th, NULL, proxy_run, &p), 0);
 	cli_config = cfg;
 	rv = CLI(&h, "--timeout", "2000", "trip", "manual_halt", "--reason",

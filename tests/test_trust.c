@@ -1,8 +1,8 @@
 /*
- * Issue 11 items 1, 4 and 8: who is the daemon. A hostile local user
- * (uid 65534) squats breakerd's directories, answers in its place on the
- * command sockets, or forges its segment; breakerd, the CLI and the engine
- * client must each refuse to believe it.
+ * Who is the daemon. A hostile local user (uid 65534) squats breakerd's
+ * directories, answers in its place on the command sockets, or forges its
+ * segment; breakerd, the CLI and the engine client must each refuse to
+ * believe it.
  *
  * The hostile user is a forked child that drops to 65534 before anything
  * else; every fork happens before this process's first nng call.
@@ -34,8 +34,7 @@ static char out[1 << 16];
 
 static void become_nobody(void)
 {
-	if (setgroups(0, NULL) || setgid(NOBODY) || setuid(NOBODY))
-		_exit(125);
+	bk_h_become(NOBODY, NOBODY, 125);
 }
 
 /* mkdir path as uid 65534 with mode (umask cleared), in a child. */
@@ -107,7 +106,7 @@ static void rm_rf(const char *path)
 	cr_assert_eq(system(cmd), 0);
 }
 
-/* ---- item 1: breakerd refuses squatted directories ---------------------- */
+/* ---- breakerd refuses squatted directories ---------------------- */
 
 Test(trust, squatted_run_dir_refuses_start)
 {
@@ -218,7 +217,7 @@ Test(trust, daemon_user_other_than_ours_refuses_start)
 	bk_h_fini(&h);
 }
 
-/* ---- item 1: the CLI verifies the server end ---------------------------- */
+/* ---- the CLI verifies the server end ---------------------------- */
 
 /*
  * The attack as the issue saw it: someone who could write the run dir moved
@@ -437,20 +436,13 @@ Test(trust, cli_with_daemon_user_refuses_another_uid)
 {
 	struct bk_h h;
 	char cfg2[256];
-	FILE *f;
 	int rv;
 
 	bk_h_init(&h, "cliduser", NULL);
 	bk_h_start(&h);
 	/* the operator's config says breakerd runs as 65534; this one is root */
 	snprintf(cfg2, sizeof(cfg2), "%s/cli.ini", h.dir);
-	f = fopen(cfg2, "w");
-	cr_assert_not_null(f);
-	fprintf(f,
-	        "[breaker]\ninstance = %s\nrun_dir = %s\nstate_dir = %s\n"
-	        "daemon_user = 65534\n",
-	        h.instance, h.cfg.run_dir, h.cfg.state_dir);
-	fclose(f);
+	bk_h_write_config(&h, cfg2, "daemon_user = 65534\n");
 	snprintf(h.config, sizeof(h.config), "%s", cfg2);
 	rv = bk_h_cli_all(&h, out, sizeof(out), "trip", "manual_halt", "--reason", "x",
 	                  NULL);
@@ -475,7 +467,7 @@ Test(trust, watch_refuses_an_event_socket_owned_by_another_user)
 	bk_h_fini(&h);
 }
 
-/* ---- items 4 and 8: the engine client -------------------------------------- */
+/* ---- the engine client -------------------------------------- */
 
 /*
  * A forged segment as the issue planted it, with no daemon running: valid

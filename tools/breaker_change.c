@@ -360,11 +360,42 @@ int cmd_resume(struct cli *c, const struct cli_args *a)
 	return send_change(c, a, &req, &ch);
 }
 
+/*
+ * A command whose answer is OK or a refusal: --json prints the reply as it
+ * is; otherwise say() describes what was done, then the record's seq.
+ */
+static int send_simple(struct cli *c, const struct cli_args *a, Breaker__Request *req,
+                       void (*say)(const struct cli_args *a, const Breaker__Reply *r))
+{
+	Breaker__Reply *r;
+	int rv;
+
+	if ((rv = cli_call(c, a->cmd, req, &r, true)))
+		return rv;
+	if (a->json)
+		json_reply(stdout, r);
+	if (r->status != BREAKER__STATUS__OK) {
+		rv = cli_refused(r);
+	} else if (!a->json) {
+		say(a, r);
+		put_seq(stdout, r);
+	}
+	breaker__reply__free_unpacked(r, NULL);
+	return rv;
+}
+
+static void say_registered(const struct cli_args *a, const Breaker__Reply *r)
+{
+	fputs("registered ", stdout);
+	put_scope(stdout, a->pos[0]);
+	if (r->n_strategies == 1 && r->strategies[0]->has_slot)
+		printf(" (slot %" PRIu32 ")", r->strategies[0]->slot);
+}
+
 int cmd_register(struct cli *c, const struct cli_args *a)
 {
 	Breaker__Request req = BREAKER__REQUEST__INIT;
 	Breaker__RegisterStrategy reg = BREAKER__REGISTER_STRATEGY__INIT;
-	Breaker__Reply *r;
 	int rv;
 
 	if ((rv = check_strategy(a->cmd, a->pos[0])))
@@ -378,21 +409,7 @@ int cmd_register(struct cli *c, const struct cli_args *a)
 	reg.remote_telemetry = reg.has_remote_telemetry;
 	req.cmd_case = BREAKER__REQUEST__CMD_REGISTER;
 	req.register_ = &reg;
-	if ((rv = cli_call(c, a->cmd, &req, &r, true)))
-		return rv;
-	if (a->json)
-		json_reply(stdout, r);
-	if (r->status != BREAKER__STATUS__OK) {
-		rv = cli_refused(r);
-	} else if (!a->json) {
-		fputs("registered ", stdout);
-		put_scope(stdout, a->pos[0]);
-		if (r->n_strategies == 1 && r->strategies[0]->has_slot)
-			printf(" (slot %" PRIu32 ")", r->strategies[0]->slot);
-		put_seq(stdout, r);
-	}
-	breaker__reply__free_unpacked(r, NULL);
-	return rv;
+	return send_simple(c, a, &req, say_registered);
 }
 
 /* ---- reconcile ---------------------------------------------------------- */
@@ -604,11 +621,18 @@ int cmd_reconcile(struct cli *c, const struct cli_args *a)
 
 /* ---- rules rebase ------------------------------------------------------- */
 
+static void say_rebased(const struct cli_args *a, const Breaker__Reply *r)
+{
+	(void)r;
+	printf("rebased rule %s of ", a->pos[2]);
+	put_scope(stdout, a->pos[1]);
+	fputs(" (old and new base in its audit record; latches untouched)", stdout);
+}
+
 int cmd_rules(struct cli *c, const struct cli_args *a)
 {
 	Breaker__Request req = BREAKER__REQUEST__INIT;
 	Breaker__Rebase rb = BREAKER__REBASE__INIT;
-	Breaker__Reply *r;
 	int rv;
 
 	if (strcmp(a->pos[0], "rebase") != 0)
@@ -627,19 +651,5 @@ int cmd_rules(struct cli *c, const struct cli_args *a)
 	rb.reason = a->reason;
 	req.cmd_case = BREAKER__REQUEST__CMD_REBASE;
 	req.rebase = &rb;
-	if ((rv = cli_call(c, a->cmd, &req, &r, true)))
-		return rv;
-	if (a->json)
-		json_reply(stdout, r);
-	if (r->status != BREAKER__STATUS__OK) {
-		rv = cli_refused(r);
-	} else if (!a->json) {
-		printf("rebased rule %s of ", a->pos[2]);
-		put_scope(stdout, a->pos[1]);
-		fputs(" (old and new base in its audit record; latches untouched)",
-		      stdout);
-		put_seq(stdout, r);
-	}
-	breaker__reply__free_unpacked(r, NULL);
-	return rv;
+	return send_simple(c, a, &req, say_rebased);
 }

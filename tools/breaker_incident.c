@@ -565,6 +565,16 @@ static void json_row(struct inc *x, const Breaker__AuditRecord *rec)
 	fputc('}', stdout);
 }
 
+/* One row of the timeline, in the output's format. */
+static void put_row(struct inc *x, const Breaker__AuditRecord *rec)
+{
+	if (x->json)
+		json_row(x, rec);
+	else
+		md_row(x, rec);
+	x->rows++;
+}
+
 static int pass2(const Breaker__AuditRecord *rec, uint64_t offset, void *arg)
 {
 	struct inc *x = arg;
@@ -572,11 +582,7 @@ static int pass2(const Breaker__AuditRecord *rec, uint64_t offset, void *arg)
 	(void)offset;
 	if (rec->seq > x->limit_seq || !in_period(x, rec))
 		return 0;
-	if (x->json)
-		json_row(x, rec);
-	else
-		md_row(x, rec);
-	x->rows++;
+	put_row(x, rec);
 	return 0;
 }
 
@@ -731,11 +737,7 @@ static int pass_rest(const Breaker__AuditRecord *rec, uint64_t offset, void *arg
 	(void)offset;
 	if (!in_period(x, rec))
 		return 0;
-	if (x->json)
-		json_row(x, rec);
-	else
-		md_row(x, rec);
-	x->rows++;
+	put_row(x, rec);
 	return 0;
 }
 

@@ -405,17 +405,13 @@ static uint64_t total_fills(struct drill_engine *e, int n)
 static void write_config(struct bk_h *h, const char *rules)
 {
 	char ini[2048];
-	FILE *f;
 
 	snprintf(ini, sizeof(ini),
-	         "[breaker]\ninstance = %s\nrun_dir = %s/run\nstate_dir = %s/state\n"
 	         "[strategies]\nnames = alpha, beta, gamma\n[rules]\n"
 	         "heartbeat.max = 1000\nreject_rate.window_ms = 1000\n"
 	         "drawdown.max = 5000\n%s",
-	         h->instance, h->dir, h->dir, rules);
-	cr_assert_not_null(f = fopen(h->config, "w"));
-	fputs(ini, f);
-	fclose(f);
+	         rules);
+	bk_h_write_config(h, h->config, ini);
 }
 
 /* A trip in the soak: stop the threads (they point into this test's stack),
@@ -495,7 +491,7 @@ Test(drills, false_trip_soak, .timeout = 1800)
 				                 "reject_rate.max = 0.6\n");
 				kill(h.pid, SIGHUP);
 				break;
-			case 5: /* SIGHUP: back on (issue 12.1: this halted at once) */
+			case 5: /* SIGHUP: back on (this once halted at once) */
 				write_config(&h, "resume_requires_reconcile = true\n");
 				kill(h.pid, SIGHUP);
 				break;
