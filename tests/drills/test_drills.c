@@ -250,7 +250,7 @@ Test(drills, emergency_stop_and_staged_resume, .timeout = 60)
 	/* a second later, trading as usual, nothing else has tripped */
 	ms_sleep(1000);
 	cr_assert_eq(bk_check(&a.c, a.slot), BK_ACTIVE,
-	             "trading after the reconciliation trips nothing (issue 12.1)");
+	             "trading after the reconciliation trips nothing");
 	drill_engine_stop(&a);
 	drill_engine_stop(&b);
 	drill_check_incident(&h, "estop", "--trips", "global:emergency_stop",
