@@ -345,7 +345,12 @@ Test(badinput, over_the_transport_limit_on_ipc_is_dropped)
 	cr_assert_eq(nng_sendmsg(r.sock, msg, 0), 0);
 	/* nng refuses it at the transport and drops the connection: no reply */
 	cr_assert_neq(nng_recvmsg(r.sock, &msg, 0), 0, "a reply to a 1 MiB+ message");
-	bk_rpc_close(&r);
+	/*
+	 * No bk_rpc_close: after the daemon drops the pipe mid-send, libnng 1.5.2's
+	 * nng_close() in *this* (client) process blocks forever about 1 run in 40
+	 * (seen in gdb; the daemon stays idle and answering). The socket goes with
+	 * the test process. What is asserted is the daemon's side, below.
+	 */
 	unchanged(&h, &c, &s); /* and the daemon still answers */
 	down(&h, &c);
 }
