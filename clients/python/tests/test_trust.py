@@ -17,13 +17,8 @@ MS = 1_000_000
 NOBODY = 65534
 
 
-class ForgedSegment(unittest.TestCase):
-    def forged(self, tag: str) -> FakeSegment:
-        """As the issue planted it: valid layout, ACTIVE, a fresh heartbeat."""
-        seg = FakeSegment(tag)
-        self.addCleanup(seg.close)
-        seg.put("heartbeat_ns", time.monotonic_ns())
-        return seg
+class WithoutDaemonUidEnv(unittest.TestCase):
+    """Each test sets the expected daemon uid itself; the caller's is restored after."""
 
     def setUp(self) -> None:
         self.env = os.environ.pop(bk.DAEMON_UID_ENV, None)
@@ -32,6 +27,15 @@ class ForgedSegment(unittest.TestCase):
         os.environ.pop(bk.DAEMON_UID_ENV, None)
         if self.env is not None:
             os.environ[bk.DAEMON_UID_ENV] = self.env
+
+
+class ForgedSegment(WithoutDaemonUidEnv):
+    def forged(self, tag: str) -> FakeSegment:
+        """As the issue planted it: valid layout, ACTIVE, a fresh heartbeat."""
+        seg = FakeSegment(tag)
+        self.addCleanup(seg.close)
+        seg.put("heartbeat_ns", time.monotonic_ns())
+        return seg
 
     @unittest.skipUnless(os.geteuid() == 0, "chown needs root")
     def test_segment_owned_by_another_user_is_refused(self) -> None:
@@ -82,7 +86,7 @@ class ForgedSegment(unittest.TestCase):
         self.assertTrue(issubclass(bk.UntrustedSegmentError, bk.BreakerError))
 
 
-class ForgedTelemetry(unittest.TestCase):
+class ForgedTelemetry(WithoutDaemonUidEnv):
     """The telemetry segment too (test_redteam.c has the C side): numbers
     written into a segment another user made never reach breakerd's rules."""
 
@@ -99,14 +103,6 @@ class ForgedTelemetry(unittest.TestCase):
                                 L.MAX_STRATEGIES, 0, L.TEL_SEGMENT_SIZE))
         self.addCleanup(os.unlink, path)
         return instance
-
-    def setUp(self) -> None:
-        self.env = os.environ.pop(bk.DAEMON_UID_ENV, None)
-
-    def tearDown(self) -> None:
-        os.environ.pop(bk.DAEMON_UID_ENV, None)
-        if self.env is not None:
-            os.environ[bk.DAEMON_UID_ENV] = self.env
 
     @unittest.skipUnless(os.geteuid() == 0, "chown needs root")
     def test_telemetry_segment_of_another_user_is_refused(self) -> None:
