@@ -364,12 +364,18 @@ static int sub_open(struct watch *w)
 	return 0;
 }
 
+/*
+ * Our own close is not breakerd going away: the callbacks go first. The
+ * socket itself is left to process exit, which follows at once: libnng
+ * 1.5.2's nng_close() in a client can block forever after the peer dropped
+ * a pipe (seen in gdb in test_badinput; here as `watch --count 1` printing
+ * its event and never exiting), and a watcher must never hang an operator's
+ * shell or script.
+ */
 static void sub_close(struct watch *w)
 {
-	/* our own close is not breakerd going away */
 	nng_pipe_notify(w->sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
 	nng_pipe_notify(w->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
-	nng_close(w->sock);
 }
 
 static int unreachable(const struct watch *w, int nng_err)
