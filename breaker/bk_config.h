@@ -120,6 +120,17 @@ struct bk_config {
 	/* [metrics]: /metrics and /healthz over HTTP; "" = off */
 	char metrics_listen[BK_LISTEN_MAX]; /* "127.0.0.1:9464", "[::1]:9464" */
 	bool metrics_allow_remote;          /* else only a loopback address */
+	/* [cluster]: firm-wide latches in etcd (docs/firm-wide.md, bk_etcd.h);
+	 * cluster_name "" = single-host mode, exactly as without the section */
+	char cluster_name[64];
+	char cluster_endpoints[1024]; /* "http://a:2379,http://b:2379" */
+	char cluster_host[64];        /* this host's name in hosts/ and acks/ */
+	uint64_t cluster_t1_ns;       /* no quorum contact this long: REDUCE_ONLY */
+	uint64_t cluster_t2_ns;       /* ... this long: HALTED */
+	uint64_t cluster_probe_ns;    /* a linearizable read this often */
+	uint64_t cluster_probe_timeout_ns;
+	uint32_t cluster_lease_s; /* hosts/ and acks/ keys' lease */
+	int cluster_line;         /* of the section, for messages */
 };
 
 /* Embedded defaults for this user and instance (NULL: "default"). 0 or -EINVAL. */

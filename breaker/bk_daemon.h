@@ -12,6 +12,7 @@
 #include "bk_audit.h"
 #include "bk_auth.h"
 #include "bk_config.h"
+#include "bk_etcd.h"
 #include "bk_metrics.h"
 #include "bk_rulestate.h"
 #include "bk_request.h"
@@ -111,6 +112,7 @@ struct bk_daemon {
 	bool stop;
 	struct bk_counters ctr;    /* for /metrics; counted where things happen */
 	struct bk_metrics metrics; /* /metrics and /healthz (bk_metrics.h) */
+	struct bk_etcd *etcd;      /* [cluster] firm-wide mode; NULL: single host */
 };
 
 /* ---- bk_cmd.c: one request, decode -> authorise -> validate -> plan -> apply -> stage

@@ -30,9 +30,10 @@ _Static_assert(SAME(BK_R_NONE, BREAKER__REASON_CODE__REASON_NONE) &&
                    SAME(BK_R_DRAWDOWN, BREAKER__REASON_CODE__DRAWDOWN) &&
                    SAME(BK_R_EXPOSURE_LIMIT, BREAKER__REASON_CODE__EXPOSURE_LIMIT) &&
                    SAME(BK_R_STALE_HEARTBEAT, BREAKER__REASON_CODE__STALE_HEARTBEAT) &&
-                   SAME(BK_R_AUDIT_CORRUPT, BREAKER__REASON_CODE__AUDIT_CORRUPT),
+                   SAME(BK_R_AUDIT_CORRUPT, BREAKER__REASON_CODE__AUDIT_CORRUPT) &&
+                   SAME(BK_R_AUTHORITY_LOST, BREAKER__REASON_CODE__AUTHORITY_LOST),
                "enum bk_reason_code is breaker.ReasonCode");
-_Static_assert(BK_REASON_COUNT == BREAKER__REASON_CODE__AUDIT_CORRUPT + 1,
+_Static_assert(BK_REASON_COUNT == BREAKER__REASON_CODE__AUTHORITY_LOST + 1,
                "BK_REASON_COUNT covers breaker.ReasonCode");
 
 /*
@@ -75,7 +76,8 @@ int bk_reason_parse(const char *name)
 
 bool bk_reason_operator(unsigned code)
 {
-	return code > BK_R_NONE && code < BK_REASON_COUNT && code != BK_R_AUDIT_CORRUPT;
+	return code > BK_R_NONE && code < BK_REASON_COUNT && code != BK_R_AUDIT_CORRUPT &&
+	       code != BK_R_AUTHORITY_LOST;
 }
 
 const char *bk_mode_name(int mode)

@@ -10,7 +10,7 @@
 #include "breaker_client.h"
 
 #define BK_MODE_COUNT   4  /* BK_ACTIVE .. BK_HALTED */
-#define BK_REASON_COUNT 12 /* codes 0 .. BK_REASON_COUNT-1; 0 is "none" */
+#define BK_REASON_COUNT 15 /* codes 0 .. BK_REASON_COUNT-1; 0 is "none" */
 
 enum bk_reason_code {
 	BK_R_NONE = 0,
@@ -25,6 +25,7 @@ enum bk_reason_code {
 	BK_R_EXPOSURE_LIMIT = 9,
 	BK_R_STALE_HEARTBEAT = 10,
 	BK_R_AUDIT_CORRUPT = 11,
+	BK_R_AUTHORITY_LOST = 14, /* [cluster]: breakerd's own, never an operator's trip */
 };
 
 /* "manual_halt" etc.; NULL for an unknown code. */

@@ -168,6 +168,7 @@ void bk_publish_scope(struct bk_daemon *d, int slot)
 	if (!sc)
 		return;
 	word = bk_scope_published(sc, d->audit.durable_seq, &since, &mask);
+	bk_etcd_fold(d, slot, &word, &mask, &since); /* firm latches; no-op without */
 	bk_shm_publish(&d->shm, slot, word, mask, since);
 }
 

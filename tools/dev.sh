@@ -25,6 +25,9 @@ prometheus"
 PACKAGES="$PACKAGES clang libclang-rt-14-dev"
 # clang-format: tools/format-check.sh (CI runs it first).
 PACKAGES="$PACKAGES clang-format"
+# etcd (server and etcdctl): tests/test_firm.c runs a real 3-member cluster;
+# libcurl + cJSON: breakerd's client of etcd's JSON gateway ([cluster]).
+PACKAGES="$PACKAGES etcd-server etcd-client libcurl4-openssl-dev libcjson-dev"
 
 deps() {
 	missing=""

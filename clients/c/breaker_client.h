@@ -159,7 +159,18 @@ struct bk_shm {
 	BK_ATOMIC(uint64_t) audit_end;     /* 88: log size after it */
 	BK_ATOMIC(uint64_t) audit_hash[4]; /* 96: SHA-256 of that record */
 	BK_ATOMIC(uint32_t) change_seq;    /* line 2, offset 128: futex word */
-	char pad2[BK_CACHE_LINE - 4];
+	char pad2[28];
+	/*
+	 * 160-183: firm-wide mode ([cluster], docs/firm-wide.md); 0 when unused.
+	 * valid_until_ns: CLOCK_MONOTONIC past which bk_check_live answers HALTED
+	 * (the last proven quorum contact + T2, so a stuck breakerd fails closed
+	 * too); firm_revision: the last etcd revision applied; firm_contact_ns:
+	 * CLOCK_MONOTONIC of the last proven quorum contact.
+	 */
+	BK_ATOMIC(uint64_t) valid_until_ns;  /* 160 */
+	BK_ATOMIC(uint64_t) firm_revision;   /* 168 */
+	BK_ATOMIC(uint64_t) firm_contact_ns; /* 176 */
+	char pad2b[8];
 	struct bk_shm_scope global;                        /* line 3, offset 192 */
 	struct bk_shm_scope strategies[BK_MAX_STRATEGIES]; /* offset 256 */
 };
@@ -200,6 +211,9 @@ BK_LAYOUT_AT(struct bk_shm, audit_seq, 80, 8);
 BK_LAYOUT_AT(struct bk_shm, audit_end, 88, 8);
 BK_LAYOUT_AT(struct bk_shm, audit_hash, 96, 32);
 BK_LAYOUT_AT(struct bk_shm, change_seq, 128, 4);
+BK_LAYOUT_AT(struct bk_shm, valid_until_ns, 160, 8);
+BK_LAYOUT_AT(struct bk_shm, firm_revision, 168, 8);
+BK_LAYOUT_AT(struct bk_shm, firm_contact_ns, 176, 8);
 BK_LAYOUT_AT(struct bk_shm, global, 192, 64);
 BK_LAYOUT_AT(struct bk_shm, strategies, 256, 64 * 4096);
 BK_LAYOUT_AT(struct bk_shm_scope, state, 0, 8);
@@ -406,12 +420,17 @@ static inline enum bk_mode bk_check_live(const struct bk_client *c, int slot,
 {
 	uint64_t hb = BK_LOAD_ACQ(&c->shm->heartbeat_ns);
 
+	uint64_t vu = BK_LOAD_ACQ(&c->shm->valid_until_ns);
+
 	if (BK_LOAD_RLX(&c->shm->hdr.layout_version) != BK_LAYOUT_VERSION)
 		return BK_HALTED;
 	if (max_age_ns == 0)
 		max_age_ns = c->shm->hdr.heartbeat_bound_ns;
 	if (hb == 0 || (now_mono_ns > hb && now_mono_ns - hb > max_age_ns) ||
 	    (hb > now_mono_ns && hb - now_mono_ns > max_age_ns))
+		return BK_HALTED;
+	/* firm-wide mode: no proven quorum contact for T2 (0: not used) */
+	if (vu != 0 && now_mono_ns > vu)
 		return BK_HALTED;
 	return bk_check(c, slot);
 }

@@ -43,6 +43,10 @@ FIELDS: Final[dict[str, Field]] = {
     "audit.end": Field(88, 8, "Q"),
     "audit.hash": Field(96, 32, "32s"),
     "change_seq": Field(128, 4, "I"),
+    # firm-wide mode ([cluster]); 0 when unused
+    "valid_until_ns": Field(160, 8, "Q"),
+    "firm_revision": Field(168, 8, "Q"),
+    "firm_contact_ns": Field(176, 8, "Q"),
     "global": Field(192, 64, "64s"),
     "strategies": Field(256, 262144, "262144s"),
     "scope.state": Field(0, 8, "Q"),
@@ -115,6 +119,9 @@ REASON_NAMES: Final[tuple[str, ...]] = (
     "exposure_limit",
     "stale_heartbeat",
     "audit_corrupt",
+    "",  # 12, 13: allocated to other features; "" = not a code here
+    "",
+    "authority_lost",
 )
 
 
