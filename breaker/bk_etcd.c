@@ -18,7 +18,7 @@
 #include "bk_etcd_kv.h"
 #include "bk_log.h"
 
-#define NS_PER_MS           1000000ull
+#define NS_PER_MS 1000000ull
 
 struct bk_etcd {
 	char prefix[BK_ETCD_KEY_MAX / 2]; /* /breaker/v1/<cluster>/ */
@@ -35,11 +35,11 @@ struct bk_etcd {
 	pthread_mutex_t mu;
 	struct bk_etcd_latch mirror[BK_ETCD_LATCHES];
 	int n_mirror;
-	bool overflow;      /* more latches than we hold: fail closed */
-	bool mirrored;      /* a whole read made it (since start) */
-	int64_t applied;    /* last revision applied */
-	uint64_t gen;       /* bumped on every change */
-	uint64_t set_hash;  /* of (key, mod_revision) in the mirror */
+	bool overflow;                   /* more latches than we hold: fail closed */
+	bool mirrored;                   /* a whole read made it (since start) */
+	int64_t applied;                 /* last revision applied */
+	uint64_t gen;                    /* bumped on every change */
+	uint64_t set_hash;               /* of (key, mod_revision) in the mirror */
 	atomic_uint_fast64_t contact_ns; /* mono: last linearizable read's send */
 	atomic_uint_fast64_t behind_ns;  /* mono: since when the probe saw more */
 	atomic_bool caught_up;
@@ -127,7 +127,8 @@ static uint64_t kv_hash(const char *key, int64_t mod_rev)
 static int mirror_find(const struct bk_etcd *e, const struct bk_etcd_latch *l)
 {
 	for (int i = 0; i < e->n_mirror; i++)
-		if (e->mirror[i].reason == l->reason && strcmp(e->mirror[i].scope, l->scope) == 0)
+		if (e->mirror[i].reason == l->reason &&
+		    strcmp(e->mirror[i].scope, l->scope) == 0)
 			return i;
 	return -1;
 }
@@ -173,7 +174,8 @@ static void mirror_apply(struct bk_etcd *e, const char *key, const char *val, bo
 /* A kv object from the gateway: {"key": b64, "value": b64, "mod_revision": "N"}. */
 static void apply_kv(struct bk_etcd *e, const cJSON *kv, bool del)
 {
-	const cJSON *k = cJSON_GetObjectItem(kv, "key"), *v = cJSON_GetObjectItem(kv, "value");
+	const cJSON *k = cJSON_GetObjectItem(kv, "key"),
+	            *v = cJSON_GetObjectItem(kv, "value");
 	char key[BK_ETCD_KEY_MAX], val[BK_ETCD_VAL_MAX];
 
 	if (!cJSON_IsString(k) || bk_etcd_unb64(k->valuestring, key, sizeof(key)) < 0)
@@ -229,7 +231,8 @@ static void stream_line(struct stream *s, const char *line)
 	int64_t top = 0;
 
 	if (!r) {
-		bk_warn("etcd watch: %s", msg ? "error from the gateway" : "unreadable line");
+		bk_warn("etcd watch: %s",
+		        msg ? "error from the gateway" : "unreadable line");
 		s->resync = true;
 		cJSON_Delete(msg);
 		return;
@@ -238,9 +241,10 @@ static void stream_line(struct stream *s, const char *line)
 		s->created = true;
 	if (bk_etcd_i64(r, "compact_revision") > 0 ||
 	    cJSON_IsTrue(cJSON_GetObjectItem(r, "canceled"))) {
-		bk_warn("etcd watch cancelled (compact_revision %lld): reading the latches "
-		        "whole again",
-		        (long long)bk_etcd_i64(r, "compact_revision"));
+		bk_warn(
+		    "etcd watch cancelled (compact_revision %lld): reading the latches "
+		    "whole again",
+		    (long long)bk_etcd_i64(r, "compact_revision"));
 		s->resync = true;
 		cJSON_Delete(msg);
 		return;
@@ -361,7 +365,8 @@ static void *watch_main(void *arg)
 	bool resync = true;
 	int err;
 
-	if (bk_etcd_conn_init(&c, e->endpoints, (long)(e->probe_timeout_ns / NS_PER_MS) * 3))
+	if (bk_etcd_conn_init(&c, e->endpoints,
+	                      (long)(e->probe_timeout_ns / NS_PER_MS) * 3))
 		return NULL;
 	while (!atomic_load(&e->stop)) {
 		if (resync) {
@@ -392,7 +397,8 @@ static void compare_sets(struct bk_etcd *e, const cJSON *rep, uint64_t now)
 	cJSON_ArrayForEach(kv, cJSON_GetObjectItem(rep, "kvs"))
 	{
 		const cJSON *k = cJSON_GetObjectItem(kv, "key");
-		if (cJSON_IsString(k) && bk_etcd_unb64(k->valuestring, key, sizeof(key)) >= 0)
+		if (cJSON_IsString(k) &&
+		    bk_etcd_unb64(k->valuestring, key, sizeof(key)) >= 0)
 			h += kv_hash(key, bk_etcd_i64(kv, "mod_revision"));
 	}
 	pthread_mutex_lock(&e->mu);
@@ -416,7 +422,8 @@ static void acks(struct bk_etcd *e, struct bk_etcd_conn *c, int64_t *lease,
 		if ((*lease = bk_etcd_lease_grant(c, (int)e->lease_s)) <= 0)
 			return;
 		snprintf(key, sizeof(key), "%shosts/%s", e->prefix, e->host);
-		snprintf(val, sizeof(val), "{\"host\":\"%s\",\"pid\":%d}", e->host, getpid());
+		snprintf(val, sizeof(val), "{\"host\":\"%s\",\"pid\":%d}", e->host,
+		         getpid());
 		if (bk_etcd_put(c, key, val, *lease) < 0) {
 			*lease = 0;
 			return;
@@ -450,7 +457,8 @@ static void *probe_main(void *arg)
 
 	if (bk_etcd_conn_init(&c, e->endpoints, (long)(e->probe_timeout_ns / NS_PER_MS)))
 		return NULL;
-	if (bk_etcd_conn_init(&ac, e->endpoints, (long)(e->probe_timeout_ns / NS_PER_MS))) {
+	if (bk_etcd_conn_init(&ac, e->endpoints,
+	                      (long)(e->probe_timeout_ns / NS_PER_MS))) {
 		bk_etcd_conn_free(&c);
 		return NULL;
 	}
@@ -459,7 +467,8 @@ static void *probe_main(void *arg)
 
 		/* linearizable (ReadIndex through the leader): only a member in
 		 * the quorum's partition answers; keys only, the set is small */
-		if (bk_etcd_range_prefix(&c, e->latch_prefix, false, true, &rep, &rev) == 0) {
+		if (bk_etcd_range_prefix(&c, e->latch_prefix, false, true, &rep, &rev) ==
+		    0) {
 			atomic_store(&e->contact_ns, sent);
 			compare_sets(e, rep, sent);
 			cJSON_Delete(rep);
@@ -600,7 +609,9 @@ static void stage(struct bk_daemon *d, struct bk_etcd *e, uint64_t now, uint64_t
 	const struct bk_latch *l = &d->state.global.latches[BK_R_AUTHORITY_LOST];
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
 	uint64_t age = now > last ? now - last : 0;
-	int want = age > e->t2_ns ? BK_HALTED : age > e->t1_ns ? BK_REDUCE_ONLY : BK_ACTIVE;
+	int want = age > e->t2_ns   ? BK_HALTED
+	           : age > e->t1_ns ? BK_REDUCE_ONLY
+	                            : BK_ACTIVE;
 	char text[256];
 
 	if (want == BK_ACTIVE || l->mode >= want || !bk_pending_can_accept(d))
@@ -610,7 +621,8 @@ static void stage(struct bk_daemon *d, struct bk_etcd *e, uint64_t now, uint64_t
 	         "%llu ms): %s until an operator resumes",
 	         (unsigned long long)(age / NS_PER_MS),
 	         (unsigned long long)(e->t1_ns / NS_PER_MS),
-	         (unsigned long long)(e->t2_ns / NS_PER_MS), bk_mode_str((enum bk_mode)want));
+	         (unsigned long long)(e->t2_ns / NS_PER_MS),
+	         bk_mode_str((enum bk_mode)want));
 	rec.reason = text;
 	bk_warn("firm-wide: %s", text);
 	bk_protect_trip(d, BK_GLOBAL, BK_R_AUTHORITY_LOST, want, &rec, false);
@@ -654,13 +666,15 @@ bool bk_etcd_may_resume(const struct bk_daemon *d, char *why, size_t len)
 		         "no contact with the etcd quorum for %s%llu ms: authority_lost "
 		         "stays until a linearizable read succeeds again",
 		         contact ? "" : "ever, ",
-		         contact ? (unsigned long long)((now - contact) / NS_PER_MS) : 0ull);
+		         contact ? (unsigned long long)((now - contact) / NS_PER_MS)
+		                 : 0ull);
 		return false;
 	}
 	if (!atomic_load(&e->caught_up) || !e->view_ready) {
-		snprintf(why, len,
-		         "contact with the etcd quorum is back, but the mirror of the firm "
-		         "latches has not caught up yet: try again in a moment");
+		snprintf(
+		    why, len,
+		    "contact with the etcd quorum is back, but the mirror of the firm "
+		    "latches has not caught up yet: try again in a moment");
 		return false;
 	}
 	return true;

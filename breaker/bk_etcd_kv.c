@@ -98,10 +98,10 @@ static int post_one(struct bk_etcd_conn *c, const char *url, const char *body,
 	rc = curl_easy_perform(h);
 	if (rc != CURLE_OK) {
 		snprintf(c->err, sizeof(c->err), "%s: %s", url, curl_easy_strerror(rc));
-		err = rc == CURLE_OPERATION_TIMEDOUT    ? -ETIMEDOUT
-		      : rc == CURLE_COULDNT_CONNECT     ? -ECONNREFUSED
-		      : b.over                          ? -EMSGSIZE
-		                                        : -EIO;
+		err = rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT
+		      : rc == CURLE_COULDNT_CONNECT  ? -ECONNREFUSED
+		      : b.over                       ? -EMSGSIZE
+		                                     : -EIO;
 		goto out;
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
@@ -109,7 +109,7 @@ static int post_one(struct bk_etcd_conn *c, const char *url, const char *body,
 	if (code != 200 || !*out) {
 		const cJSON *m = *out ? cJSON_GetObjectItem(*out, "message") : NULL;
 		const cJSON *e = *out ? cJSON_GetObjectItem(*out, "error") : NULL;
-		const char *why = cJSON_IsString(m) ? m->valuestring
+		const char *why = cJSON_IsString(m)   ? m->valuestring
 		                  : cJSON_IsString(e) ? e->valuestring
 		                                      : "not JSON";
 		snprintf(c->err, sizeof(c->err), "%s: HTTP %ld: %s", url, code, why);
@@ -194,7 +194,8 @@ int bk_etcd_prefix_end_b64(const char *prefix, char *out, size_t outlen)
 int64_t bk_etcd_put(struct bk_etcd_conn *c, const char *key, const char *val,
                     int64_t lease)
 {
-	char k[BK_ETCD_KEY_MAX * 2], v[BK_ETCD_VAL_MAX * 2], body[sizeof(k) + sizeof(v) + 96];
+	char k[BK_ETCD_KEY_MAX * 2], v[BK_ETCD_VAL_MAX * 2],
+	    body[sizeof(k) + sizeof(v) + 96];
 	cJSON *rep;
 	int64_t rev;
 	int err;
@@ -202,8 +203,9 @@ int64_t bk_etcd_put(struct bk_etcd_conn *c, const char *key, const char *val,
 	if (bk_etcd_b64(key, strlen(key), k, sizeof(k)) ||
 	    bk_etcd_b64(val, strlen(val), v, sizeof(v)))
 		return -ENOSPC;
-	snprintf(body, sizeof(body), "{\"key\":\"%s\",\"value\":\"%s\",\"lease\":\"%lld\"}", k,
-	         v, (long long)lease);
+	snprintf(body, sizeof(body),
+	         "{\"key\":\"%s\",\"value\":\"%s\",\"lease\":\"%lld\"}", k, v,
+	         (long long)lease);
 	if ((err = bk_etcd_post(c, "/v3/kv/put", body, true, &rep)))
 		return err;
 	rev = bk_etcd_i64(cJSON_GetObjectItem(rep, "header"), "revision");
@@ -239,7 +241,8 @@ int bk_etcd_range_prefix(struct bk_etcd_conn *c, const char *prefix, bool serial
 int64_t bk_etcd_cas(struct bk_etcd_conn *c, const char *key, int64_t mod_rev,
                     const char *val)
 {
-	char k[BK_ETCD_KEY_MAX * 2], v[BK_ETCD_VAL_MAX * 2], op[sizeof(v) + sizeof(k) + 64];
+	char k[BK_ETCD_KEY_MAX * 2], v[BK_ETCD_VAL_MAX * 2],
+	    op[sizeof(v) + sizeof(k) + 64];
 	char body[sizeof(op) + sizeof(k) + 200];
 	const cJSON *ok;
 	cJSON *rep;
@@ -250,10 +253,11 @@ int64_t bk_etcd_cas(struct bk_etcd_conn *c, const char *key, int64_t mod_rev,
 	    (val && bk_etcd_b64(val, strlen(val), v, sizeof(v))))
 		return -ENOSPC;
 	if (val)
-		snprintf(op, sizeof(op), "{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\"}}", k,
-		         v);
+		snprintf(op, sizeof(op),
+		         "{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\"}}", k, v);
 	else
-		snprintf(op, sizeof(op), "{\"request_delete_range\":{\"key\":\"%s\"}}", k);
+		snprintf(op, sizeof(op), "{\"request_delete_range\":{\"key\":\"%s\"}}",
+		         k);
 	snprintf(body, sizeof(body),
 	         "{\"compare\":[{\"key\":\"%s\",\"target\":\"MOD\",\"result\":\"EQUAL\","
 	         "\"mod_revision\":\"%lld\"}],\"success\":[%s]}",

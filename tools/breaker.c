@@ -50,6 +50,8 @@ enum {
 	O_AS_OF_FILLS,
 	O_AS_OF,
 	O_WITHDRAW,
+	O_FIRM,
+	O_REVISION,
 };
 
 /* clang-format off */
@@ -59,12 +61,15 @@ enum {
 #define OPT_END {NULL, 0, NULL, 0}
 
 static const struct option trip_opts[] = {OPT_COMMON, OPT("strategy", O_STRATEGY),
-					  OPT("mode", O_MODE), OPT("reason", O_REASON), OPT_END};
-static const struct option estop_opts[] = {OPT_COMMON, OPT("reason", O_REASON), OPT_END};
+					  OPT("mode", O_MODE), OPT("reason", O_REASON),
+					  FLAG("firm", O_FIRM), OPT_END};
+static const struct option estop_opts[] = {OPT_COMMON, OPT("reason", O_REASON),
+					   FLAG("firm", O_FIRM), OPT_END};
 static const struct option resume_opts[] = {OPT_COMMON, OPT("strategy", O_STRATEGY),
 	OPT("reason-code", O_REASON_CODE), OPT("to", O_TO), OPT("reason", O_REASON),
-	FLAG("force", O_FORCE), OPT_END};
+	FLAG("force", O_FORCE), FLAG("firm", O_FIRM), OPT("revision", O_REVISION), OPT_END};
 static const struct option plain_opts[] = {OPT_COMMON, OPT_END};
+static const struct option status_opts[] = {OPT_COMMON, FLAG("firm", O_FIRM), OPT_END};
 static const struct option rules_opts[] = {OPT_COMMON, OPT("reason", O_REASON), OPT_END};
 static const struct option register_opts[] = {OPT_COMMON, OPT("telemetry", O_TELEMETRY),
 					      OPT_END};
@@ -650,7 +655,7 @@ static const struct cmd cmds[] = {
      "\n"
      "example: breaker rules rebase momo-eu-1 drawdown --reason \"new trading day\"\n",
      EXITS_CHANGE, false},
-    {"status", cmd_status, plain_opts, 0, 0, NULL, "[--json]",
+    {"status", cmd_status, status_opts, 0, 0, NULL, "[--json] [--firm]",
      "global mode, tripped strategies, rule warnings, engine acks",
      "Show the global mode and its latches, each tripped strategy with its latches\n"
      "(reason code, mode, who, when, why), the number of strategies, the limit\n"
@@ -659,7 +664,9 @@ static const struct cmd cmds[] = {
      "audit seq. breakerd keeps the first 127 bytes of a latch's reason: a cut one\n"
      "says so and names the audit seq holding the whole text.\n"
      "\n"
-     "  --json  print breakerd's reply as one JSON object\n",
+     "  --json  print breakerd's reply as one JSON object\n"
+     "  --firm  the firm-wide latches in etcd ([cluster]) with their mod_revision,\n"
+     "          and which hosts applied the latest (docs/firm-wide.md)\n",
      EXITS_RPC, false},
     {"strategies", cmd_strategies, plain_opts, 0, 0, NULL, "[--json]",
      "every registered strategy and its mode",
@@ -883,6 +890,12 @@ static int store_opt(struct cli_args *a, int o, char *arg)
 		break;
 	case O_FORCE:
 		a->force = true;
+		break;
+	case O_FIRM:
+		a->firm = true;
+		break;
+	case O_REVISION:
+		a->revision = arg;
 		break;
 	case O_VERIFY:
 		a->verify = true;

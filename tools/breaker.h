@@ -72,6 +72,8 @@ struct cli_args {
 	char *as_of_fills, *as_of; /* reconcile */
 	bool withdraw;
 	bool json, force, verify, help, wide;
+	bool firm;      /* --firm: the firm-wide latch in etcd (breaker_firm.c) */
+	char *revision; /* resume --firm: the latch's mod_revision as seen */
 };
 
 /* breaker.c */
@@ -93,6 +95,12 @@ int cmd_resume(struct cli *c, const struct cli_args *a);
 int cmd_register(struct cli *c, const struct cli_args *a);
 int cmd_reconcile(struct cli *c, const struct cli_args *a);
 int cmd_rules(struct cli *c, const struct cli_args *a);
+
+/* breaker_firm.c: --firm, straight to etcd ([cluster]) */
+int cli_firm_trip(struct cli *c, const struct cli_args *a, const char *strategy,
+                  int reason, int mode, const char *text);
+int cli_firm_resume(struct cli *c, const struct cli_args *a, int reason, int to);
+int cli_firm_status(struct cli *c, const struct cli_args *a);
 
 /* breaker_show.c */
 int cmd_status(struct cli *c, const struct cli_args *a);

@@ -301,6 +301,8 @@ int cmd_trip(struct cli *c, const struct cli_args *a)
 	t.has_reason_code = 1;
 	t.reason_code = (Breaker__ReasonCode)code;
 	t.reason = a->reason ? a->reason : "(no reason given)";
+	if (a->firm)
+		return cli_firm_trip(c, a, a->strategy, code, mode, t.reason);
 	return send_trip(c, a, &t);
 }
 
@@ -313,6 +315,8 @@ int cmd_estop(struct cli *c, const struct cli_args *a)
 	t.has_reason_code = 1;
 	t.reason_code = BREAKER__REASON_CODE__EMERGENCY_STOP;
 	t.reason = a->reason ? a->reason : "emergency stop";
+	if (a->firm)
+		return cli_firm_trip(c, a, NULL, BK_R_EMERGENCY_STOP, BK_HALTED, t.reason);
 	return send_trip(c, a, &t);
 }
 
@@ -329,6 +333,8 @@ int cmd_kill(struct cli *c, const struct cli_args *a)
 	t.has_reason_code = 1;
 	t.reason_code = BREAKER__REASON_CODE__KILL_SWITCH;
 	t.reason = a->reason;
+	if (a->firm)
+		return cli_firm_trip(c, a, t.strategy, BK_R_KILL_SWITCH, BK_HALTED, t.reason);
 	return send_trip(c, a, &t);
 }
 
@@ -347,6 +353,8 @@ int cmd_resume(struct cli *c, const struct cli_args *a)
 		return BX_USAGE;
 	if (a->to && (ch.mode = parse_mode(a->cmd, "--to", a->to, false)) < 0)
 		return BX_USAGE;
+	if (a->firm)
+		return cli_firm_resume(c, a, ch.reason_code, ch.mode);
 	rs.strategy = a->strategy;
 	rs.has_reason_code = ch.reason_code >= 0;
 	rs.reason_code = rs.has_reason_code ? (Breaker__ReasonCode)ch.reason_code : 0;

@@ -293,6 +293,8 @@ int cmd_status(struct cli *c, const struct cli_args *a)
 	Breaker__Reply *r;
 	int rv;
 
+	if (a->firm)
+		return cli_firm_status(c, a);
 	req.cmd_case = BREAKER__REQUEST__CMD_STATUS;
 	req.status = &sr;
 	if ((rv = query(c, a->cmd, &req, a->json, &r)))
