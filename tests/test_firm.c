@@ -129,3 +129,56 @@ Test(firm, trip_reaches_every_host_and_a_stale_resume_is_refused, .timeout = 180
 	host_down(&b);
 	bk_ec_stop(&ec);
 }
+
+Test(firm, partition_goes_reduce_only_then_halted_and_only_a_resume_clears_it,
+     .timeout = 180)
+{
+	struct bk_ec ec;
+	struct host a;
+	char out[8192];
+	int rc;
+
+	bk_ec_start(&ec, "fp");
+	host_up(&a, &ec, "fp-a", "c2", "authority_t1_ms = 1000\nauthority_t2_ms = 2500\n");
+	cr_assert(live_within(&a, BK_ACTIVE, WAIT_MS), "host never ACTIVE");
+	cr_assert_gt(atomic_load(&a.c.shm->valid_until_ns), 0);
+
+	/* two of three members frozen: the third has no quorum; the host's
+	 * linearizable reads fail wherever it asks */
+	bk_ec_signal(&ec, 1, SIGSTOP);
+	bk_ec_signal(&ec, 2, SIGSTOP);
+	cr_assert(live_within(&a, BK_REDUCE_ONLY, WAIT_MS), "no REDUCE_ONLY after T1");
+	cr_assert_eq(global_reason(&a), BK_R_AUTHORITY_LOST);
+	cr_assert(live_within(&a, BK_HALTED, WAIT_MS), "no HALTED after T2");
+	cr_assert_eq(global_reason(&a), BK_R_AUTHORITY_LOST);
+
+	/* no resume while contact is not back */
+	rc = bk_h_cli_all(&a.h, out, sizeof(out), "resume", "--reason-code", "authority_lost",
+	                  "--reason", "etcd looks fine to me", NULL);
+	cr_assert_eq(rc, 1, "resume without contact: %d: %s", rc, out);
+	cr_assert(strstr(out, "no contact with the etcd quorum"), "%s", out);
+
+	/* contact returning alone clears nothing */
+	bk_ec_signal(&ec, 1, SIGCONT);
+	bk_ec_signal(&ec, 2, SIGCONT);
+	cr_assert(bk_ec_healthy(&ec, WAIT_MS), "cluster did not heal");
+	uint64_t end = bk_h_mono_ms() + 2000;
+	while (bk_h_mono_ms() < end) {
+		cr_assert_eq(bk_check(&a.c, BK_GLOBAL_ONLY), BK_HALTED,
+		             "contact alone released the host");
+		usleep(20000);
+	}
+	/* an operator's resume does, stage by stage, once contact is proven */
+	for (int i = 0; i < 3; i++) {
+		end = bk_h_mono_ms() + WAIT_MS;
+		do {
+			rc = bk_h_cli_all(&a.h, out, sizeof(out), "resume", "--reason-code",
+			                  "authority_lost", "--reason", "etcd healed", NULL);
+		} while (rc != 0 && bk_h_mono_ms() < end && usleep(100000) == 0);
+		cr_assert_eq(rc, 0, "resume stage %d: %s", i, out);
+	}
+	cr_assert(live_within(&a, BK_ACTIVE, WAIT_MS), "not ACTIVE after the resumes");
+
+	host_down(&a);
+	bk_ec_stop(&ec);
+}
