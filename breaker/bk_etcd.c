@@ -25,6 +25,8 @@ struct bk_etcd {
 	char latch_prefix[BK_ETCD_KEY_MAX / 2];
 	char host[64];
 	char endpoints[1024];
+	char save_path[4200]; /* state_dir/firm-mirror.json: restart from it */
+	bool loaded;          /* the mirror came from it: watch from its revision */
 	uint64_t t1_ns, t2_ns, probe_ns, probe_timeout_ns;
 	uint32_t lease_s;
 	pthread_t watch_thr, probe_thr;
@@ -186,6 +188,85 @@ static void apply_kv(struct bk_etcd *e, const cJSON *kv, bool del)
 	mirror_apply(e, key, val, del, bk_etcd_i64(kv, "mod_revision"));
 }
 
+/*
+ * The mirror and its revision to state_dir/firm-mirror.json (watch thread;
+ * under mu), so that a restarted breakerd watches from that revision + 1
+ * instead of reading everything again. Best effort: a lost or stale file
+ * only means more to replay (or a whole read, if etcd compacted past it).
+ */
+static void mirror_save(const struct bk_etcd *e)
+{
+	char tmp[sizeof(e->save_path) + 8];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", e->save_path);
+	if (!(f = fopen(tmp, "w")))
+		return;
+	fprintf(f, "{\"prefix\":\"%s\",\"revision\":\"%lld\",\"latches\":[", e->prefix,
+	        (long long)e->applied);
+	for (int i = 0; i < e->n_mirror; i++) {
+		const struct bk_etcd_latch *l = &e->mirror[i];
+		fprintf(f,
+		        "%s{\"scope\":\"%s\",\"reason\":%u,\"mode\":%u,\"uid\":%u,"
+		        "\"mod_revision\":\"%lld\",\"time_ns\":\"%llu\"}",
+		        i ? "," : "", l->scope, l->reason, l->mode, l->uid,
+		        (long long)l->mod_rev, (unsigned long long)l->time_ns);
+	}
+	fputs("]}\n", f);
+	if (fclose(f) == 0)
+		rename(tmp, e->save_path);
+}
+
+/* At start: the mirror as a previous breakerd left it. True if loaded. */
+static bool mirror_load(struct bk_etcd *e)
+{
+	static char buf[BK_ETCD_LATCHES * 256];
+	const cJSON *l, *p;
+	size_t n = 0;
+	cJSON *j;
+	FILE *f = fopen(e->save_path, "r");
+
+	if (!f)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	if (!(j = cJSON_Parse(buf)))
+		return false;
+	p = cJSON_GetObjectItem(j, "prefix");
+	if (!cJSON_IsString(p) || strcmp(p->valuestring, e->prefix) != 0 ||
+	    bk_etcd_i64(j, "revision") <= 0) {
+		cJSON_Delete(j);
+		return false;
+	}
+	cJSON_ArrayForEach(l, cJSON_GetObjectItem(j, "latches"))
+	{
+		struct bk_etcd_latch *m = &e->mirror[e->n_mirror];
+		const cJSON *s = cJSON_GetObjectItem(l, "scope");
+		int reason = (int)bk_etcd_i64(l, "reason"),
+		    mode = (int)bk_etcd_i64(l, "mode");
+
+		if (e->n_mirror == BK_ETCD_LATCHES || !cJSON_IsString(s) ||
+		    strlen(s->valuestring) >= sizeof(m->scope) || reason <= 0 ||
+		    reason >= 32)
+			continue;
+		memset(m, 0, sizeof(*m));
+		snprintf(m->scope, sizeof(m->scope), "%s", s->valuestring);
+		m->reason = (uint8_t)reason;
+		m->mode =
+		    mode > BK_ACTIVE && mode <= BK_HALTED ? (uint8_t)mode : BK_HALTED;
+		m->uid = (uint32_t)bk_etcd_i64(l, "uid");
+		m->mod_rev = bk_etcd_i64(l, "mod_revision");
+		m->time_ns = (uint64_t)bk_etcd_i64(l, "time_ns");
+		snprintf(m->actor, sizeof(m->actor), "(mirrored)");
+		e->n_mirror++;
+	}
+	e->applied = bk_etcd_i64(j, "revision");
+	mirror_rehash(e);
+	cJSON_Delete(j);
+	return true;
+}
+
 /* Read latch/ whole: the mirror is replaced. 0 or -errno. */
 static int full_read(struct bk_etcd *e, struct bk_etcd_conn *c)
 {
@@ -205,6 +286,7 @@ static int full_read(struct bk_etcd *e, struct bk_etcd_conn *c)
 	e->mirrored = true;
 	mirror_rehash(e);
 	e->gen++;
+	mirror_save(e);
 	pthread_mutex_unlock(&e->mu);
 	atomic_store(&e->applied_a, rev);
 	cJSON_Delete(rep);
@@ -237,8 +319,15 @@ static void stream_line(struct stream *s, const char *line)
 		cJSON_Delete(msg);
 		return;
 	}
-	if (cJSON_IsTrue(cJSON_GetObjectItem(r, "created")))
+	if (cJSON_IsTrue(cJSON_GetObjectItem(r, "created")) && !s->created) {
 		s->created = true;
+		pthread_mutex_lock(&e->mu);
+		if (!e->mirrored) { /* restarted from the saved mirror: caught up now */
+			e->mirrored = true;
+			e->gen++;
+		}
+		pthread_mutex_unlock(&e->mu);
+	}
 	if (bk_etcd_i64(r, "compact_revision") > 0 ||
 	    cJSON_IsTrue(cJSON_GetObjectItem(r, "canceled"))) {
 		bk_warn(
@@ -270,6 +359,7 @@ static void stream_line(struct stream *s, const char *line)
 		e->applied = top;
 		mirror_rehash(e);
 		e->gen++;
+		mirror_save(e);
 	}
 	pthread_mutex_unlock(&e->mu);
 	if (top > 0)
@@ -362,7 +452,7 @@ static void *watch_main(void *arg)
 {
 	struct bk_etcd *e = arg;
 	struct bk_etcd_conn c;
-	bool resync = true;
+	bool resync = !e->loaded; /* saved mirror: watch from its revision + 1 */
 	int err;
 
 	if (bk_etcd_conn_init(&c, e->endpoints,
@@ -511,6 +601,12 @@ int bk_etcd_start(struct bk_daemon *d)
 	e->lease_s = g->cluster_lease_s;
 	e->boot_ns = mono_ns();
 	pthread_mutex_init(&e->mu, NULL);
+	snprintf(e->save_path, sizeof(e->save_path), "%s/firm-mirror.json", g->state_dir);
+	if ((e->loaded = mirror_load(e)))
+		bk_info("firm-wide: %d latches at revision %lld from %s: watching from "
+		        "revision %lld",
+		        e->n_mirror, (long long)e->applied, e->save_path,
+		        (long long)e->applied + 1);
 	d->etcd = e;
 	if (pthread_create(&e->watch_thr, NULL, watch_main, e) == 0)
 		e->started_watch = true;

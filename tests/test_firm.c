@@ -139,7 +139,8 @@ Test(firm, partition_goes_reduce_only_then_halted_and_only_a_resume_clears_it,
 	int rc;
 
 	bk_ec_start(&ec, "fp");
-	host_up(&a, &ec, "fp-a", "c2", "authority_t1_ms = 1000\nauthority_t2_ms = 2500\n");
+	host_up(&a, &ec, "fp-a", "c2",
+	        "authority_t1_ms = 1000\nauthority_t2_ms = 2500\n");
 	cr_assert(live_within(&a, BK_ACTIVE, WAIT_MS), "host never ACTIVE");
 	cr_assert_gt(atomic_load(&a.c.shm->valid_until_ns), 0);
 
@@ -153,8 +154,8 @@ Test(firm, partition_goes_reduce_only_then_halted_and_only_a_resume_clears_it,
 	cr_assert_eq(global_reason(&a), BK_R_AUTHORITY_LOST);
 
 	/* no resume while contact is not back */
-	rc = bk_h_cli_all(&a.h, out, sizeof(out), "resume", "--reason-code", "authority_lost",
-	                  "--reason", "etcd looks fine to me", NULL);
+	rc = bk_h_cli_all(&a.h, out, sizeof(out), "resume", "--reason-code",
+	                  "authority_lost", "--reason", "etcd looks fine to me", NULL);
 	cr_assert_eq(rc, 1, "resume without contact: %d: %s", rc, out);
 	cr_assert(strstr(out, "no contact with the etcd quorum"), "%s", out);
 
@@ -172,8 +173,9 @@ Test(firm, partition_goes_reduce_only_then_halted_and_only_a_resume_clears_it,
 	for (int i = 0; i < 3; i++) {
 		end = bk_h_mono_ms() + WAIT_MS;
 		do {
-			rc = bk_h_cli_all(&a.h, out, sizeof(out), "resume", "--reason-code",
-			                  "authority_lost", "--reason", "etcd healed", NULL);
+			rc = bk_h_cli_all(&a.h, out, sizeof(out), "resume",
+			                  "--reason-code", "authority_lost", "--reason",
+			                  "etcd healed", NULL);
 		} while (rc != 0 && bk_h_mono_ms() < end && usleep(100000) == 0);
 		cr_assert_eq(rc, 0, "resume stage %d: %s", i, out);
 	}
@@ -181,4 +183,86 @@ Test(firm, partition_goes_reduce_only_then_halted_and_only_a_resume_clears_it,
 
 	host_down(&a);
 	bk_ec_stop(&ec);
+}
+
+/* Compact etcd's history up to its current revision (physical). */
+static void compact_now(struct bk_ec *ec)
+{
+	struct bk_etcd_conn conn;
+	char body[96];
+	cJSON *rep;
+	int64_t rev;
+
+	cr_assert_eq(bk_etcd_conn_init(&conn, ec->endpoints, 5000), 0);
+	cr_assert_eq(bk_etcd_range_prefix(&conn, "/x/", false, false, &rep, &rev), 0);
+	cJSON_Delete(rep);
+	snprintf(body, sizeof(body), "{\"revision\":\"%lld\",\"physical\":true}",
+	         (long long)rev);
+	cr_assert_eq(bk_etcd_post(&conn, "/v3/kv/compaction", body, true, &rep), 0, "%s",
+	             conn.err);
+	cJSON_Delete(rep);
+	bk_etcd_conn_free(&conn);
+}
+
+/* A host stopped while a firm trip happened catches up when it restarts: from
+ * its saved revision when etcd still has the history, by a whole read when
+ * etcd compacted it away. */
+static void restart_case(bool compact, const char *tag, const char *cluster)
+{
+	struct bk_ec ec;
+	struct host a, b;
+	char out[8192], log[65536], ta[16], tb[16];
+	int rc;
+
+	snprintf(ta, sizeof(ta), "%s-a", tag);
+	snprintf(tb, sizeof(tb), "%s-b", tag);
+	bk_ec_start(&ec, tag);
+	host_up(&a, &ec, ta, cluster, NULL);
+	host_up(&b, &ec, tb, cluster, NULL);
+	cr_assert(live_within(&b, BK_ACTIVE, WAIT_MS));
+	/* b has applied something: a latch tripped and released */
+	cr_assert_eq(bk_h_cli(&a.h, out, sizeof(out), "kill", "alpha", "--firm",
+	                      "--reason", "warm-up", NULL),
+	             0, "%s", out);
+	cr_assert(strstr(out, "applied on 2 of 2 hosts"), "%s", out);
+	bk_client_detach(&b.c);
+	cr_assert_eq(bk_h_stop(&b.h), 0);
+
+	rc = bk_h_cli(&a.h, out, sizeof(out), "trip", "manual_halt", "--firm", "--reason",
+	              "while b was down", NULL);
+	cr_assert_eq(rc, 0, "%s", out);
+	cr_assert(strstr(out, "applied on 1 of 1 hosts"), "%s", out);
+	if (compact)
+		compact_now(&ec);
+
+	bk_h_start(&b.h);
+	bk_h_attach(&b.h, &b.c);
+	cr_assert(live_within(&b, BK_HALTED, WAIT_MS), "restarted b missed the trip");
+	usleep(200 * 1000);
+	cr_assert_eq(global_reason(&b), BK_R_MANUAL_HALT);
+	bk_h_slurp(b.h.log, log, sizeof(log));
+	cr_assert(strstr(log, "watching from revision"),
+	          "b did not restart from its revision");
+	if (compact)
+		cr_assert(strstr(log, "compact_revision"),
+		          "no whole read after compaction: %s", log);
+	else
+		cr_assert_null(strstr(log, "compact_revision"), "%s", log);
+	rc = bk_h_cli(&a.h, out, sizeof(out), "status", "--firm", NULL);
+	cr_assert(strstr(out, "global/manual_halt"), "%s", out);
+	cr_assert(strstr(out, "applied on 2 of 2 hosts"), "%s", out);
+
+	host_down(&a);
+	host_down(&b);
+	bk_ec_stop(&ec);
+}
+
+Test(firm, a_restarted_host_catches_up_from_its_revision, .timeout = 180)
+{
+	restart_case(false, "fr", "c3");
+}
+
+Test(firm, compaction_past_a_hosts_revision_forces_a_whole_read, .timeout = 180)
+{
+	restart_case(true, "fc", "c4");
 }
