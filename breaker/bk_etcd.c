@@ -189,9 +189,9 @@ static void apply_kv(struct bk_etcd *e, const cJSON *kv, bool del)
 }
 
 /*
- * The mirror and its revision to state_dir/firm-mirror.json (watch thread;
- * under mu), so that a restarted breakerd watches from that revision + 1
- * instead of reading everything again. Best effort: a lost or stale file
+ * The mirror and its revision to state_dir/firm-mirror.json (watch thread,
+ * the mirror's only writer, outside mu), so that a restarted breakerd watches from that
+ * revision + 1 instead of reading everything again. Best effort: a lost or stale file
  * only means more to replay (or a whole read, if etcd compacted past it).
  */
 static void mirror_save(const struct bk_etcd *e)
@@ -286,8 +286,8 @@ static int full_read(struct bk_etcd *e, struct bk_etcd_conn *c)
 	e->mirrored = true;
 	mirror_rehash(e);
 	e->gen++;
-	mirror_save(e);
 	pthread_mutex_unlock(&e->mu);
+	mirror_save(e); /* only this thread writes the mirror: no lock needed */
 	atomic_store(&e->applied_a, rev);
 	cJSON_Delete(rep);
 	return 0;
@@ -359,9 +359,11 @@ static void stream_line(struct stream *s, const char *line)
 		e->applied = top;
 		mirror_rehash(e);
 		e->gen++;
-		mirror_save(e);
 	}
 	pthread_mutex_unlock(&e->mu);
+	/* after the unlock: the loop's trylock never waits on the disk */
+	if (top > 0)
+		mirror_save(e);
 	if (top > 0)
 		atomic_store(&e->applied_a, e->applied);
 	cJSON_Delete(msg);
