@@ -231,9 +231,12 @@ static void head_counters(struct bk_daemon *d, struct bk_metrics *m)
 	    "reason code.");
 	for (int s = 0; s < 2; s++)
 		for (unsigned r = 1; r < BK_REASON_COUNT; r++)
-			put(m, "breaker_trips_total{scope=\"%s\",reason=\"%s\"} %llu\n",
-			    s ? "strategy" : "global", bk_reason_name(r),
-			    (unsigned long long)c->trips[s][r]);
+			if (bk_reason_name(r)) /* codes are allocated in ranges */
+				put(m,
+				    "breaker_trips_total{scope=\"%s\",reason=\"%s\"} "
+				    "%llu\n",
+				    s ? "strategy" : "global", bk_reason_name(r),
+				    (unsigned long long)c->trips[s][r]);
 	family(m, "breaker_commands_total", "counter",
 	       "Commands handled since breakerd started, by type and reply status (as "
 	       "decided when handled).");
@@ -490,7 +493,7 @@ static void enter_latch(struct bk_daemon *d, struct bk_metrics *m)
 	       "1 for each latch (reason code) holding a scope; absent when released.");
 	shm_word(d, BK_GLOBAL, &latches);
 	for (unsigned r = 1; r < BK_REASON_COUNT; r++)
-		if (latches & (1u << r))
+		if ((latches & (1u << r)) && bk_reason_name(r))
 			put(m, "breaker_latch_active{scope=\"global\",reason=\"%s\"} 1\n",
 			    bk_reason_name(r));
 }
@@ -503,7 +506,7 @@ static int visit_latch(struct bk_daemon *d, struct bk_metrics *m, uint32_t i)
 
 	shm_word(d, (int)i, &latches);
 	for (unsigned r = 1; latches && r < BK_REASON_COUNT; r++) {
-		if (!(latches & (1u << r)) || !(p = line_begin(m)))
+		if (!(latches & (1u << r)) || !bk_reason_name(r) || !(p = line_begin(m)))
 			continue;
 		p = app(p, "breaker_latch_active{scope=\"strategy\",strategy=\"");
 		p = app(p, d->state.strategies[i].name);

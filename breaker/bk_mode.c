@@ -76,8 +76,9 @@ int bk_reason_parse(const char *name)
 
 bool bk_reason_operator(unsigned code)
 {
+	/* codes come in ranges per feature: one the .proto does not name is none */
 	return code > BK_R_NONE && code < BK_REASON_COUNT && code != BK_R_AUDIT_CORRUPT &&
-	       code != BK_R_AUTHORITY_LOST;
+	       code != BK_R_AUTHORITY_LOST && bk_reason_name(code) != NULL;
 }
 
 const char *bk_mode_name(int mode)

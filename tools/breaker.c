@@ -552,6 +552,8 @@ static const struct cmd cmds[] = {
      "  --reason TEXT  why, for the audit log (at most reason_max_bytes, 1024 by\n"
      "                 default; default text \"(no reason given)\")\n"
      "  --json         print breakerd's reply as one JSON object\n"
+     "  --firm         the firm-wide latch in etcd ([cluster]): every host;\n"
+     "                 waits for the hosts' acks (docs/firm-wide.md)\n"
      "\n"
      "example: breaker trip manual_halt --reason \"Emergency halt by operator\"\n",
      EXITS_TRIP, true},
@@ -561,7 +563,8 @@ static const struct cmd cmds[] = {
      "strategy stops. Asks no questions.\n"
      "\n"
      "  --reason TEXT  why, for the audit log (default \"emergency stop\")\n"
-     "  --json         print breakerd's reply as one JSON object\n",
+     "  --json         print breakerd's reply as one JSON object\n"
+     "  --firm         firm-wide, through etcd ([cluster]): every host\n",
      EXITS_TRIP, false},
     {"kill", cmd_kill, estop_opts, 1, 1, "<strategy>",
      "<strategy> --reason TEXT [--json]", "HALT one strategy (kill_switch)",
@@ -569,6 +572,7 @@ static const struct cmd cmds[] = {
      "\n"
      "  --reason TEXT  why, for the audit log (required)\n"
      "  --json         print breakerd's reply as one JSON object\n"
+     "  --firm         firm-wide, through etcd ([cluster]): on every host\n"
      "\n"
      "example: breaker kill momo-eu-1 --reason \"runaway orders on XETR\"\n",
      EXITS_TRIP, false},
@@ -597,6 +601,9 @@ static const struct cmd cmds[] = {
      "                     armed and trips again if it gets worse, or after its\n"
      "                     rearm_ms if still failing\n"
      "  --json           print breakerd's reply as one JSON object\n"
+     "  --firm           the firm-wide latch in etcd ([cluster]); needs\n"
+     "  --revision N     its mod_revision as 'breaker status --firm' showed it:\n"
+     "                   refused if the latch changed since\n"
      "\n"
      "example: breaker resume --strategy momo-eu-1 --reason-code manual_halt \\\n"
      "             --reason \"positions reconciled, ticket 4711\"\n",

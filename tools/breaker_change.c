@@ -23,7 +23,7 @@ void list_reasons(FILE *f, bool trip)
 	for (int i = 1; i < BK_REASON_COUNT; i++) {
 		const char *name = bk_reason_name((unsigned)i);
 
-		if (trip && !bk_reason_operator((unsigned)i))
+		if (!name || (trip && !bk_reason_operator((unsigned)i)))
 			continue;
 		if (col + 1 + (int)strlen(name) > 79)
 			col = fprintf(f, "\n ");
@@ -316,7 +316,8 @@ int cmd_estop(struct cli *c, const struct cli_args *a)
 	t.reason_code = BREAKER__REASON_CODE__EMERGENCY_STOP;
 	t.reason = a->reason ? a->reason : "emergency stop";
 	if (a->firm)
-		return cli_firm_trip(c, a, NULL, BK_R_EMERGENCY_STOP, BK_HALTED, t.reason);
+		return cli_firm_trip(c, a, NULL, BK_R_EMERGENCY_STOP, BK_HALTED,
+		                     t.reason);
 	return send_trip(c, a, &t);
 }
 
@@ -334,7 +335,8 @@ int cmd_kill(struct cli *c, const struct cli_args *a)
 	t.reason_code = BREAKER__REASON_CODE__KILL_SWITCH;
 	t.reason = a->reason;
 	if (a->firm)
-		return cli_firm_trip(c, a, t.strategy, BK_R_KILL_SWITCH, BK_HALTED, t.reason);
+		return cli_firm_trip(c, a, t.strategy, BK_R_KILL_SWITCH, BK_HALTED,
+		                     t.reason);
 	return send_trip(c, a, &t);
 }
 
