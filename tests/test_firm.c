@@ -266,3 +266,92 @@ Test(firm, compaction_past_a_hosts_revision_forces_a_whole_read, .timeout = 180)
 {
 	restart_case(true, "fc", "c4");
 }
+
+/* What the Python client's check_live says (max_age_ns 1 hour: the
+ * heartbeat alone would not fail it). */
+static char py_live(struct host *o)
+{
+	char cmd[1024], out[64] = "";
+	FILE *p;
+
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "PYTHONPATH=%s/clients/python python3 -c 'import breaker_client as b; "
+	    "print(b.attach(\"%s\").check_live(None, max_age_ns=3600 * 10**9).name)'",
+	    BK_SOURCE_DIR, o->h.instance);
+	cr_assert_not_null(p = popen(cmd, "r"));
+	if (!fgets(out, sizeof(out), p))
+		out[0] = '\0';
+	pclose(p);
+	return out[0]; /* 'A'CTIVE, 'H'ALTED, ... */
+}
+
+Test(firm, a_stuck_breakerd_fails_closed_past_valid_until, .timeout = 180)
+{
+	struct bk_ec ec;
+	struct host a;
+	uint64_t hour = 3600ull * 1000000000ull, end;
+
+	bk_ec_start(&ec, "fv");
+	host_up(&a, &ec, "fv-a", "c5",
+	        "authority_t1_ms = 1000\nauthority_t2_ms = 2000\n");
+	cr_assert(live_within(&a, BK_ACTIVE, WAIT_MS), "host never ACTIVE");
+	cr_assert_eq(py_live(&a), 'A', "python check_live not ACTIVE");
+
+	/* breakerd frozen: its heartbeat is old, but an engine that allows an
+	 * hour of heartbeat age still stops once the contact is T2 old */
+	kill(a.h.pid, SIGSTOP);
+	cr_assert_eq(bk_check_live(&a.c, BK_GLOBAL_ONLY, bk_now_mono_ns(), hour),
+	             BK_ACTIVE);
+	end = bk_h_mono_ms() + WAIT_MS;
+	while (bk_check_live(&a.c, BK_GLOBAL_ONLY, bk_now_mono_ns(), hour) != BK_HALTED &&
+	       bk_h_mono_ms() < end)
+		usleep(10000);
+	cr_assert_eq(bk_check_live(&a.c, BK_GLOBAL_ONLY, bk_now_mono_ns(), hour),
+	             BK_HALTED, "valid_until_ns not honoured by bk_check_live");
+	cr_assert_eq(bk_check(&a.c, BK_GLOBAL_ONLY), BK_ACTIVE,
+	             "the word itself is unchanged");
+	cr_assert_eq(py_live(&a), 'H', "python check_live ignores valid_until_ns");
+	kill(a.h.pid, SIGCONT);
+
+	host_down(&a);
+	bk_ec_stop(&ec);
+}
+
+Test(firm, a_bad_cluster_section_is_refused)
+{
+	static const char *const bad[] = {
+	    "[cluster]\nname = x\n",
+	    "[cluster]\nendpoints = http://127.0.0.1:2379\n",
+	    "[cluster]\nname = x\nendpoints = ftp://127.0.0.1:2379\n",
+	    "[cluster]\nname = a/b\nendpoints = http://127.0.0.1:2379\n",
+	    "[cluster]\nname = x\nendpoints = http://127.0.0.1:2379\nauthority_t1_ms = "
+	    "3000\n",
+	    "[cluster]\nname = x\nendpoints = http://127.0.0.1:2379\nprobe_timeout_ms = "
+	    "1500\n",
+	};
+	char path[] = "/tmp/bk-firm-cfg-XXXXXX", err[256];
+	struct bk_config cfg;
+	int fd;
+
+	cr_assert_geq(fd = mkstemp(path), 0);
+	close(fd);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		FILE *f = fopen(path, "w");
+		fputs(bad[i], f);
+		fclose(f);
+		cr_assert_eq(bk_config_defaults(&cfg, NULL), 0);
+		cr_assert_eq(bk_config_load(&cfg, path, err, sizeof(err)), -EINVAL,
+		             "accepted: %s", bad[i]);
+		cr_assert_eq(cfg.cluster_name[0], '\0',
+		             "a refused file changed the config");
+	}
+	FILE *f = fopen(path, "w");
+	fputs(
+	    "[cluster]\nname = x\nendpoints = http://127.0.0.1:2379, http://[::1]:2379\n",
+	    f);
+	fclose(f);
+	cr_assert_eq(bk_config_load(&cfg, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(cfg.cluster_name, "x");
+	unlink(path);
+}
