@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <openssl/sha.h>
 
 #include "bk_daemon.h"
 #include "bk_etcd.h"
@@ -55,6 +56,9 @@ struct bk_etcd {
 	bool view_overflow, view_ready;
 	int64_t view_applied;
 	uint64_t boot_ns;
+	bool link_lost; /* the loop saw no contact for T1: say when it is back */
+	struct bk_etcd_latch prev[BK_ETCD_LATCHES]; /* the view before, to audit */
+	int n_prev;
 };
 
 static uint64_t mono_ns(void)
@@ -166,6 +170,7 @@ static void mirror_apply(struct bk_etcd *e, const char *key, const char *val, bo
 	}
 	bk_etcd_latch_parse(&l, val);
 	l.mod_rev = mod_rev;
+	SHA256((const unsigned char *)val, strlen(val), l.vhash);
 	if (i < 0 && e->n_mirror == BK_ETCD_LATCHES) {
 		e->overflow = true;
 		return;
@@ -682,6 +687,91 @@ void bk_etcd_fold(const struct bk_daemon *d, int slot, uint64_t *word, uint32_t 
 	}
 }
 
+static const struct bk_etcd_latch *view_find(const struct bk_etcd_latch *v, int n,
+                                             const struct bk_etcd_latch *l)
+{
+	for (int i = 0; i < n; i++)
+		if (v[i].reason == l->reason && strcmp(v[i].scope, l->scope) == 0)
+			return &v[i];
+	return NULL;
+}
+
+static void audit_latch(struct bk_daemon *d, const struct bk_etcd_latch *l, bool deleted,
+                        int64_t rev)
+{
+	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+	const char *rn = bk_reason_name(l->reason);
+	char key[BK_ETCD_KEY_MAX], hex[65];
+	struct bk_actor self;
+
+	bk_actor_self(&self);
+	bk_record_fill(d, &rec, BREAKER__AUDIT_RECORD__KIND__FIRM_APPLIED, &self,
+	               bk_now_wall_ns());
+	snprintf(key, sizeof(key), "%s%s/%s", d->etcd->latch_prefix, l->scope,
+	         rn ? rn : "?");
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", l->vhash[i]);
+	rec.firm_key = key;
+	rec.has_firm_revision = 1;
+	rec.firm_revision = (uint64_t)rev;
+	rec.has_firm_deleted = deleted;
+	rec.firm_deleted = deleted;
+	rec.firm_value_sha256 = deleted ? NULL : hex;
+	rec.has_reason_code = rn != NULL;
+	rec.reason_code = (Breaker__ReasonCode)l->reason;
+	rec.has_latch_mode = !deleted;
+	rec.latch_mode = (Breaker__Mode)l->mode;
+	/* after the fold: a firm trip is never delayed by the disk */
+	if (bk_audit_stage(&d->audit, &rec) < 0)
+		bk_warn(
+		    "audit staging failed: firm latch %s at revision %lld not recorded",
+		    key, (long long)rev);
+}
+
+/* What changed between the previous view and this one, into the audit log. */
+static void audit_changes(struct bk_daemon *d, struct bk_etcd *e)
+{
+	for (int i = 0; i < e->n_view; i++) {
+		const struct bk_etcd_latch *o =
+		    view_find(e->prev, e->n_prev, &e->view[i]);
+		if (!o || o->mod_rev != e->view[i].mod_rev)
+			audit_latch(d, &e->view[i], false, e->view[i].mod_rev);
+	}
+	for (int i = 0; i < e->n_prev; i++)
+		if (!view_find(e->view, e->n_view, &e->prev[i]))
+			audit_latch(d, &e->prev[i], true, e->view_applied);
+	memcpy(e->prev, e->view, sizeof(e->view[0]) * (size_t)e->n_view);
+	e->n_prev = e->n_view;
+}
+
+/* Contact is back after the loop saw it lost for T1: one FIRM_LINK record. */
+static void audit_link(struct bk_daemon *d, struct bk_etcd *e, uint64_t now,
+                       uint64_t contact)
+{
+	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+	struct bk_actor self;
+	char text[160];
+	bool lost = now > contact && now - contact > e->t1_ns;
+
+	if (lost == e->link_lost || (!lost && !contact))
+		return;
+	e->link_lost = lost;
+	if (lost)
+		return; /* the authority_lost trip is the record of the loss */
+	snprintf(text, sizeof(text),
+	         "quorum contact regained (etcd revision %lld applied); authority_lost "
+	         "holds until an operator resumes",
+	         (long long)e->view_applied);
+	bk_info("firm-wide: %s", text);
+	bk_actor_self(&self);
+	bk_record_fill(d, &rec, BREAKER__AUDIT_RECORD__KIND__FIRM_LINK, &self,
+	               bk_now_wall_ns());
+	rec.reason = text;
+	rec.has_firm_revision = 1;
+	rec.firm_revision = (uint64_t)e->view_applied;
+	bk_audit_stage(&d->audit, &rec);
+}
+
 /* Take a changed mirror, if the watch thread is not holding it right now. */
 static bool take_mirror(struct bk_etcd *e)
 {
@@ -741,6 +831,7 @@ void bk_etcd_tick(struct bk_daemon *d, uint64_t now)
 		bk_protect_note_trip(d);
 		bk_debug("firm-wide: %d latches at revision %lld", e->n_view,
 		         (long long)e->view_applied);
+		audit_changes(d, e);
 	}
 	contact = atomic_load(&e->contact_ns);
 	last = contact > e->boot_ns ? contact : e->boot_ns;
@@ -749,6 +840,7 @@ void bk_etcd_tick(struct bk_daemon *d, uint64_t now)
 	atomic_store_explicit(&d->shm.shm->valid_until_ns, last + e->t2_ns,
 	                      memory_order_release);
 	stage(d, e, now, last);
+	audit_link(d, e, now, last);
 }
 
 bool bk_etcd_may_resume(const struct bk_daemon *d, char *why, size_t len)

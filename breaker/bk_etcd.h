@@ -47,6 +47,7 @@ struct bk_etcd_latch {
 	int64_t mod_rev;
 	uint64_t time_ns;
 	char actor[32];
+	uint8_t vhash[32]; /* SHA-256 of the value as read, for the audit log */
 };
 
 /* The latch key for scope and reason under cluster's prefix. 0 or -ENAMETOOLONG. */

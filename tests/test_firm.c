@@ -93,6 +93,12 @@ Test(firm, trip_reaches_every_host_and_a_stale_resume_is_refused, .timeout = 180
 	cr_assert(live_within(&b, BK_HALTED, WAIT_MS));
 	cr_assert_eq(global_reason(&b), BK_R_MANUAL_HALT);
 	cr_assert_gt(atomic_load(&b.c.shm->firm_revision), 0);
+	/* b's own hash-chained log says what it applied: revision, key, value hash */
+	rc = bk_h_cli(&b.h, out, sizeof(out), "audit", "--json", NULL);
+	cr_assert_eq(rc, 0, "%s", out);
+	cr_assert(strstr(out, "FIRM_APPLIED"), "%s", out);
+	cr_assert(strstr(out, "/breaker/v1/c1/latch/global/manual_halt"), "%s", out);
+	cr_assert(strstr(out, "firm_value_sha256"), "%s", out);
 
 	rc = bk_h_cli(&b.h, out, sizeof(out), "status", "--firm", NULL);
 	cr_assert_eq(rc, 0, "%s", out);
@@ -180,6 +186,8 @@ Test(firm, partition_goes_reduce_only_then_halted_and_only_a_resume_clears_it,
 		cr_assert_eq(rc, 0, "resume stage %d: %s", i, out);
 	}
 	cr_assert(live_within(&a, BK_ACTIVE, WAIT_MS), "not ACTIVE after the resumes");
+	rc = bk_h_cli(&a.h, out, sizeof(out), "audit", NULL);
+	cr_assert(strstr(out, "FIRM_LINK"), "no record of the regained contact: %s", out);
 
 	host_down(&a);
 	bk_ec_stop(&ec);
