@@ -397,12 +397,24 @@ static int restore_visible(struct bk_daemon *d, uint64_t global_seen,
 		return 0;
 	if ((rv = restore_scope(d, BK_GLOBAL, global_seen, r)) < 0)
 		return rv;
+	/* groups first: a member's word a group's latch won is the group's */
+	for (uint32_t g = 0;
+	     g < d->state.n_groups && g < atomic_load(&shm->hdr.group_count); g++) {
+		if (strncmp(shm->groups[g].name, d->state.groups[g].name, BK_NAME_MAX))
+			continue;
+		if ((rv = restore_scope(d, BK_GROUP_SLOT(g),
+		                        atomic_load(&shm->groups[g].state), r)) < 0)
+			return rv;
+	}
 	for (uint32_t i = 0; i < d->state.n_strategies && i < old; i++) {
+		uint64_t seen = atomic_load(&shm->strategies[i].state);
+
 		if (strncmp(shm->strategies[i].name, d->state.strategies[i].name,
 		            BK_NAME_MAX))
 			continue;
-		if ((rv = restore_scope(d, (int)i, atomic_load(&shm->strategies[i].state),
-		                        r)) < 0)
+		if (BK_STATE_HOLDER(seen) != 0) /* folded from a group, restored there */
+			continue;
+		if ((rv = restore_scope(d, (int)i, seen, r)) < 0)
 			return rv;
 	}
 	return 0;
@@ -487,6 +499,11 @@ static void publish_all(struct bk_daemon *d)
 {
 	uint32_t old = atomic_load(&d->shm.shm->hdr.strategy_count);
 
+	for (uint32_t g = 0; g < d->state.n_groups; g++) {
+		bk_shm_add_group(&d->shm, (int)g, d->state.groups[g].name);
+	}
+	for (uint32_t g = 0; g < d->state.n_groups; g++)
+		bk_group_publish(d, (int)g); /* members are republished below too */
 	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
 		bk_shm_add_strategy(&d->shm, (int)i, d->state.strategies[i].name);
 		bk_publish_scope(d, (int)i);
