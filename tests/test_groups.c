@@ -98,6 +98,13 @@ Test(groups, an_engine_in_two_groups_resumed_in_one_is_still_held_by_the_other)
 	cr_assert_eq(cli(&h, "status"), 0, "%s", out);
 	cr_assert(strstr(out, "group desk:eu-delta: HALTED"), "%s", out);
 	cr_assert(strstr(out, "group venue:XETR: ACTIVE"), "%s", out);
+	cr_assert(strstr(out, "strategies: 4 registered, 0 tripped"), "%s", out);
+	/* the audit log names the group, never "global" */
+	cr_assert_eq(cli(&h, "audit"), 0, "%s", out);
+	cr_assert(strstr(out, "group:venue:XETR"), "%s", out);
+	cr_assert(strstr(out, "group:desk:eu-delta"), "%s", out);
+	cr_assert_eq(cli(&h, "audit", "--json"), 0, "%s", out);
+	cr_assert_eq(bk_h_count(out, "\"group\":\"venue:XETR\""), 2, "trip, resume: %s", out);
 
 	/* staged like a strategy: one step, still restrictive */
 	cr_assert_eq(cli(&h, "resume", "--group", "desk:eu-delta", "--reason", "ok"), 0,
