@@ -61,6 +61,9 @@ struct bk_latch {
 struct bk_scope {
 	char name[BK_NAME_MAX]; /* "" for global */
 	uint32_t active;        /* bit n: latch n is not ACTIVE */
+	uint32_t held;          /* bit n: latch n was lowered under a hold (its
+	                         * hold_mode may still publish): with active, the
+	                         * only latches bk_scope_published must look at */
 	struct bk_latch latches[BK_REASON_COUNT];
 };
 
