@@ -7,7 +7,8 @@
  * 2. A trip of a group of 1,000 strategies: from "send the trip" until a
  *    spinning reader on the other core has seen every one of the 1,000
  *    member words HALTED, next to a single-strategy trip (send -> its one
- *    word seen), same daemon, same transport, interleaved. Each iteration:
+ *    word seen), same daemon, same transport (the local fast path),
+ *    interleaved. Each iteration:
  *    random 100-300 us pause, trip, ack, forced resume (durable first),
  *    reader sees ACTIVE again.
  *
@@ -194,7 +195,7 @@ int main(int argc, char **argv)
 	if (bench_daemon_start(&d, "group", "[strategies]\nnames = single, plain\n",
 	                       BENCH_CPU_SERVER) < 0 ||
 	    bench_daemon_attach(&d, &x.c) < 0 ||
-	    bk_rpc_open(&x.r, d.cfg.cmd_url, 5000) < 0) {
+	    bk_rpc_open(&x.r, d.cfg.local_url, 5000) < 0) {
 		fprintf(stderr, "bench_group: cannot start breakerd\n");
 		return 1;
 	}
@@ -245,7 +246,7 @@ int main(int argc, char **argv)
 	snprintf(setup, sizeof(setup),
 	         "breakerd cpu%d (%s); reader spinning cpu%d; interleaved; forced "
 	         "resume between",
-	         BENCH_CPU_SERVER, d.cfg.cmd_url, BENCH_CPU_OBSERVER);
+	         BENCH_CPU_SERVER, d.cfg.local_url, BENCH_CPU_OBSERVER);
 	bench_stats(vg, ok_g, &sg);
 	bench_row(SECTION, "group trip (1000 members): send -> all 1000 seen", "us", &sg,
 	          setup);
