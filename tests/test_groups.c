@@ -104,7 +104,8 @@ Test(groups, an_engine_in_two_groups_resumed_in_one_is_still_held_by_the_other)
 	cr_assert(strstr(out, "group:venue:XETR"), "%s", out);
 	cr_assert(strstr(out, "group:desk:eu-delta"), "%s", out);
 	cr_assert_eq(cli(&h, "audit", "--json"), 0, "%s", out);
-	cr_assert_eq(bk_h_count(out, "\"group\":\"venue:XETR\""), 2, "trip, resume: %s", out);
+	cr_assert_eq(bk_h_count(out, "\"group\":\"venue:XETR\""), 2, "trip, resume: %s",
+	             out);
 
 	/* staged like a strategy: one step, still restrictive */
 	cr_assert_eq(cli(&h, "resume", "--group", "desk:eu-delta", "--reason", "ok"), 0,
@@ -378,4 +379,70 @@ Test(groups, bad_group_input_is_refused_with_nothing_changed)
 	cr_assert_eq(cli(&h, "group", "add", "x1", "venue:a"), 1, "%s", out);
 	bk_client_detach(&c);
 	down(&h);
+}
+
+#define CFG_GROUPS                                                                       \
+	"[strategies]\nnames = alpha, beta, gamma\n"                                     \
+	"groups = alpha=venue:XETR, beta=venue:XETR, beta=desk:eu-delta\n"               \
+	"[rules]\nheartbeat.enabled = false\n[metrics]\nlisten =\n"
+
+Test(groups, groups_in_the_config_are_joined_once_at_start)
+{
+	struct bk_h h;
+	struct bk_client c;
+
+	up(&h, "gcfg", CFG_GROUPS);
+	cr_assert_eq(cli(&h, "trip", "manual_halt", "--group", "venue:XETR"), 0, "%s",
+	             out);
+	bk_h_attach(&h, &c);
+	cr_assert_eq(bk_check(&c, slot_of(&c, "alpha")), BK_HALTED);
+	cr_assert_eq(bk_check(&c, slot_of(&c, "beta")), BK_HALTED);
+	cr_assert_eq(bk_check(&c, slot_of(&c, "gamma")), BK_ACTIVE);
+	bk_client_detach(&c);
+	cr_assert_eq(bk_h_stop(&h), 0);
+	bk_h_start(&h);
+	cr_assert_eq(cli(&h, "audit", "--json"), 0, "%s", out);
+	cr_assert_eq(bk_h_count(out, "\"kind\":\"GROUP_ADD\""), 3,
+	             "once, not per start: %s", out);
+	cr_assert_eq(cli(&h, "strategies"), 0, "%s", out);
+	cr_assert(strstr(out, "groups: venue:XETR desk:eu-delta"), "%s", out);
+	down(&h);
+}
+
+static int load(const char *ini, char *err, size_t len)
+{
+	static struct bk_config cfg;
+	char path[] = "/tmp/bk-groupcfg-XXXXXX";
+	int fd = mkstemp(path), rv;
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, ini, strlen(ini)), (ssize_t)strlen(ini));
+	close(fd);
+	cr_assert_eq(bk_config_defaults(&cfg, "groupcfg"), 0);
+	rv = bk_config_load(&cfg, path, err, len);
+	unlink(path);
+	return rv;
+}
+
+Test(groups, bad_groups_in_the_config_are_refused)
+{
+	static const char *const bad[][2] = {
+	    {"groups = alpha=region:EU\n", "unknown group kind"},
+	    {"groups = alpha=venue:\n", "empty"},
+	    {"groups = alpha venue:XETR\n", "strategy=kind:value"},
+	    {"groups = alpha=venue:X, alpha=venue:X\n", "twice"},
+	    {"groups = a=venue:1, a=venue:2, a=venue:3, a=venue:4, a=venue:5, a=venue:6, "
+	     "a=venue:7, a=venue:8, a=venue:9\n",
+	     "more than 8"},
+	};
+	char ini[512], err[512];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(ini, sizeof(ini), "[strategies]\n%s", bad[i][0]);
+		cr_assert_neq(load(ini, err, sizeof(err)), 0, "%s", bad[i][0]);
+		cr_assert(strstr(err, bad[i][1]), "%s: %s", bad[i][0], err);
+	}
+	cr_assert_eq(
+	    load("[strategies]\ngroups = a=venue:1, a=desk:2\n", err, sizeof(err)), 0,
+	    "%s", err);
 }
