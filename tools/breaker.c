@@ -106,6 +106,9 @@ static const struct {
     {BREAKER__STATUS__ERR_UNKNOWN_STRATEGY,
      "'breaker strategies' lists registered strategies; 'breaker register NAME' adds "
      "one"},
+    {BREAKER__STATUS__ERR_UNKNOWN_GROUP,
+     "'breaker status' lists the groups; 'breaker register NAME --group G' or "
+     "'breaker group add NAME G' puts a strategy in one (docs/groups.md)"},
     {BREAKER__STATUS__ERR_NOT_TRIPPED,
      "no such latch holds that scope; 'breaker status' shows the latches"},
     {BREAKER__STATUS__ERR_STAGE_SKIP,
