@@ -446,3 +446,47 @@ Test(groups, bad_groups_in_the_config_are_refused)
 	    load("[strategies]\ngroups = a=venue:1, a=desk:2\n", err, sizeof(err)), 0,
 	    "%s", err);
 }
+
+/* The CLI with BREAKER_REQUEST_ID set: a resend, as nng's REQ would make. */
+static int cli_id(struct bk_h *h, const char *id, char *const *args)
+{
+	char *argv[16] = {bk_h_cli_bin(), "--config", h->config};
+	int n = 3;
+
+	for (; *args && n < 15; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	return bk_h_run_as(h, -1, -1, id, argv, out, sizeof(out));
+}
+
+Test(groups, request_ids_cover_group_commands_and_multi_scope_trips)
+{
+	struct bk_h h;
+	struct bk_client c;
+
+	up(&h, "gid", NULL);
+	bk_h_attach(&h, &c);
+	/* a resend of a kill of two: applied once */
+	cr_assert_eq(cli_id(&h, "4242",
+	                    (char *[]){"kill", "alpha", "beta", "--reason", "x", NULL}),
+	             0, "%s", out);
+	cr_assert_eq(cli_id(&h, "4242",
+	                    (char *[]){"kill", "alpha", "beta", "--reason", "x", NULL}),
+	             0, "%s", out);
+	cr_assert(strstr(out, "already applied"), "%s", out);
+	cr_assert_eq(cli(&h, "audit", "--json"), 0, "%s", out);
+	cr_assert_eq(bk_h_count(out, "\"kind\":\"TRIP\""), 2, "two scopes, once: %s",
+	             out);
+	/* the id of a group add is not "already applied" for a remove */
+	cr_assert_eq(
+	    cli_id(&h, "77", (char *[]){"group", "add", "gamma", "venue:XETR", NULL}), 0,
+	    "%s", out);
+	cr_assert_eq(
+	    cli_id(&h, "77", (char *[]){"group", "remove", "gamma", "venue:XETR", NULL}),
+	    1, "%s", out);
+	cr_assert(strstr(out, "ERR_REQUEST_ID_REUSED"), "%s", out);
+	cr_assert_eq(cli(&h, "strategies"), 0, "%s", out);
+	cr_assert(strstr(out, "groups: venue:XETR"), "gamma is still in it: %s", out);
+	bk_client_detach(&c);
+	down(&h);
+}
