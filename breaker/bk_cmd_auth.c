@@ -80,6 +80,28 @@ static unsigned perms_needed(const Breaker__Request *req)
 	}
 }
 
+/* A refused trip or resume of a group names the (first valid) group, so the
+ * REFUSED record does not read as an attempt on global. */
+static void refused_group(const Breaker__Request *req, Breaker__AuditRecord *rec)
+{
+	const char *why;
+
+	if (req->cmd_case == BREAKER__REQUEST__CMD_TRIP) {
+		for (size_t i = 0; i < req->trip->n_groups && !rec->group; i++)
+			if (bk_group_tag_check(req->trip->groups[i], &why) == 0)
+				rec->group = req->trip->groups[i];
+		for (size_t i = 0; i < req->trip->n_strategies && !rec->strategy; i++)
+			if (bk_strategy_name_valid(req->trip->strategies[i]))
+				rec->strategy = req->trip->strategies[i];
+	} else if (req->cmd_case == BREAKER__REQUEST__CMD_RESUME && req->resume->group &&
+	           bk_group_tag_check(req->resume->group, &why) == 0) {
+		rec->group = req->resume->group;
+	} else if (req->cmd_case == BREAKER__REQUEST__CMD_GROUP && req->group->group &&
+	           bk_group_tag_check(req->group->group, &why) == 0) {
+		rec->group = req->group->group;
+	}
+}
+
 /* What the refused caller tried, where it can be told without trusting it. */
 static void refused_attempt(struct bk_cmd *c, Breaker__AuditRecord *rec)
 {
@@ -109,6 +131,7 @@ static void refused_attempt(struct bk_cmd *c, Breaker__AuditRecord *rec)
 		reason = req->rebase->reason;
 	}
 	rec->strategy = scope && bk_strategy_name_valid(scope) ? (char *)scope : NULL;
+	refused_group(req, rec);
 	rec->has_reason_code = code >= 0 && code < BK_REASON_COUNT;
 	rec->reason_code = rec->has_reason_code ? (Breaker__ReasonCode)code : 0;
 	rec->reason =

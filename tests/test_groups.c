@@ -277,6 +277,9 @@ Test(groups, a_hostile_local_user_cannot_trip_or_change_a_group)
 	cr_assert_eq(cli_nobody(&h, "group", "remove", "s1", "venue:XETR"), 1, "%s", out);
 	cr_assert_eq(cli_nobody(&h, "group", "add", "alpha", "venue:XETR"), 1, "%s", out);
 	cr_assert(strstr(out, "may not change a strategy's groups"), "%s", out);
+	/* the refusals are audited naming the group, not as attempts on global */
+	cr_assert_eq(cli(&h, "audit"), 0, "%s", out);
+	cr_assert_geq(bk_h_count(out, "REFUSED    group:venue:XETR"), 3, "%s", out);
 	cr_assert_eq(cli(&h, "trip", "manual_halt", "--group", "venue:XETR"), 0, "%s",
 	             out);
 	cr_assert_eq(bk_check(&c, s), BK_HALTED);
