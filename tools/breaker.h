@@ -60,6 +60,8 @@ struct cli {
 	struct bk_config cfg;
 };
 
+#define BX_SCOPES_MAX 64 /* scopes in one command: breakerd's limit */
+
 /* One command's parsed options and arguments. */
 struct cli_args {
 	const char *cmd; /* "trip", for messages */
@@ -74,6 +76,9 @@ struct cli_args {
 	bool json, force, verify, help, wide;
 	bool firm;      /* --firm: the firm-wide latch in etcd (breaker_firm.c) */
 	char *revision; /* resume --firm: the latch's mod_revision as seen */
+	/* --strategy (trip: repeatable) and --group (repeatable) */
+	char *strategies[BX_SCOPES_MAX], *groups[BX_SCOPES_MAX];
+	int n_strategies, n_groups;
 };
 
 /* breaker.c */
@@ -97,10 +102,14 @@ int cmd_reconcile(struct cli *c, const struct cli_args *a);
 int cmd_rules(struct cli *c, const struct cli_args *a);
 
 /* breaker_firm.c: --firm, straight to etcd ([cluster]) */
-int cli_firm_trip(struct cli *c, const struct cli_args *a, const char *strategy,
-                  int reason, int mode, const char *text);
+int cli_firm_trip(struct cli *c, const struct cli_args *a, char *const *strategies,
+                  int ns, char *const *groups, int ng, int reason, int mode,
+                  const char *text);
 int cli_firm_resume(struct cli *c, const struct cli_args *a, int reason, int to);
 int cli_firm_status(struct cli *c, const struct cli_args *a);
+/* breaker_group.c */
+int cmd_group(struct cli *c, const struct cli_args *a);
+int cli_check_group(const char *cmd, const char *tag);
 
 /* breaker_show.c */
 int cmd_status(struct cli *c, const struct cli_args *a);

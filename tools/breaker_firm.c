@@ -46,10 +46,12 @@ static int unreachable(const char *cmd, struct bk_etcd_conn *conn, int err)
 	return BX_UNREACHABLE;
 }
 
-static void scope_of(const char *strategy, char *buf, size_t len)
+static void scope_of(const char *strategy, const char *group, char *buf, size_t len)
 {
 	if (strategy)
 		snprintf(buf, len, "strategy/%s", strategy);
+	else if (group)
+		snprintf(buf, len, "group/%s", group);
 	else
 		snprintf(buf, len, "global");
 }
@@ -197,28 +199,36 @@ static void wait_acks(struct cli *c, struct bk_etcd_conn *conn, int64_t rev,
 		printf("acks: cannot read them from etcd (%s)\n", conn->err);
 }
 
-int cli_firm_trip(struct cli *c, const struct cli_args *a, const char *strategy,
-                  int reason, int mode, const char *text)
+/* One put per scope (none: global); each is quorum-durable when it returns. */
+int cli_firm_trip(struct cli *c, const struct cli_args *a, char *const *strategies,
+                  int ns, char *const *groups, int ng, int reason, int mode,
+                  const char *text)
 {
 	char scope[BK_ETCD_SCOPE_MAX], key[BK_ETCD_KEY_MAX], val[2048];
 	struct bk_etcd_conn conn;
 	uint64_t at = bk_now_wall_ns();
-	int64_t rev;
+	int64_t rev = 0;
 	int rv;
 
 	if ((rv = firm_conn(c, a->cmd, &conn)))
 		return rv;
-	scope_of(strategy, scope, sizeof(scope));
-	if (bk_etcd_latch_key(key, sizeof(key), c->cfg.cluster_name, scope,
-	                      bk_reason_name((unsigned)reason)))
-		return cli_usage_error(a->cmd, "scope name too long for a key");
-	latch_value(bk_mode_name(mode), bk_reason_name((unsigned)reason), text, val,
-	            sizeof(val));
-	if ((rev = bk_etcd_put(&conn, key, val, 0)) < 0)
-		return unreachable(a->cmd, &conn, (int)rev);
-	printf("firm %s %s: %s (%s) at etcd revision %lld\n", scope,
-	       bk_reason_name((unsigned)reason), bk_mode_name(mode), "quorum-durable",
-	       (long long)rev);
+	for (int i = 0; i < (ns + ng ? ns + ng : 1); i++) {
+		scope_of(i < ns ? strategies[i] : NULL,
+		         i >= ns && i - ns < ng ? groups[i - ns] : NULL, scope,
+		         sizeof(scope));
+		if (bk_etcd_latch_key(key, sizeof(key), c->cfg.cluster_name, scope,
+		                      bk_reason_name((unsigned)reason))) {
+			bk_etcd_conn_free(&conn);
+			return cli_usage_error(a->cmd, "scope name too long for a key");
+		}
+		latch_value(bk_mode_name(mode), bk_reason_name((unsigned)reason), text,
+		            val, sizeof(val));
+		if ((rev = bk_etcd_put(&conn, key, val, 0)) < 0)
+			return unreachable(a->cmd, &conn, (int)rev);
+		printf("firm %s %s: %s (quorum-durable) at etcd revision %lld\n", scope,
+		       bk_reason_name((unsigned)reason), bk_mode_name(mode),
+		       (long long)rev);
+	}
 	wait_acks(c, &conn, rev, at);
 	bk_etcd_conn_free(&conn);
 	return BX_OK;
@@ -279,7 +289,7 @@ int cli_firm_resume(struct cli *c, const struct cli_args *a, int reason, int to)
 		    a->cmd, "--revision: a positive revision, not '%s'", a->revision);
 	if ((rv = firm_conn(c, a->cmd, &conn)))
 		return rv;
-	scope_of(a->strategy, scope, sizeof(scope));
+	scope_of(a->strategy, a->n_groups ? a->groups[0] : NULL, scope, sizeof(scope));
 	rv = find_latch(c, &conn, scope, &reason, &mode, &now_rev);
 	if (rv == -ENOENT || rv == -EEXIST) {
 		fprintf(stderr, "breaker %s: firm %s: %s; nothing was changed\n", a->cmd,
