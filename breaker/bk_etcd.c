@@ -649,15 +649,52 @@ void bk_etcd_stop(struct bk_daemon *d)
 	free(e);
 }
 
+static bool group_is(const struct bk_etcd_latch *l, const struct bk_state *st, int g)
+{
+	return strncmp(l->scope, "group/", 6) == 0 &&
+	       strcmp(l->scope + 6, st->groups[g].name) == 0;
+}
+
+/* l holds slot: global, the strategy itself, or a group it is a member of
+ * (a strategy's word is the strictest of its own and its groups'). */
 static bool scope_is(const struct bk_etcd_latch *l, const struct bk_daemon *d, int slot)
 {
+	const struct bk_state *st = &d->state;
 	const struct bk_scope *sc;
 
 	if (slot == BK_GLOBAL)
 		return strcmp(l->scope, "global") == 0;
-	sc = bk_state_cscope(&d->state, slot);
-	return sc && strncmp(l->scope, "strategy/", 9) == 0 &&
-	       strcmp(l->scope + 9, sc->name) == 0;
+	sc = bk_state_cscope(st, slot);
+	if (!sc)
+		return false;
+	if (strncmp(l->scope, "strategy/", 9) == 0)
+		return strcmp(l->scope + 9, sc->name) == 0;
+	for (unsigned k = 0; st->members && k < st->members[slot].n; k++)
+		if (group_is(l, st, st->members[slot].g[k]))
+			return true;
+	return false;
+}
+
+static void fold_one(const struct bk_etcd_latch *l, uint64_t *word, uint32_t *mask,
+                     uint64_t *since)
+{
+	*mask |= 1u << l->reason;
+	if (l->mode > BK_STATE_MODE(*word)) {
+		*word = BK_STATE_PACK(l->mode, l->reason, l->uid);
+		*since = l->time_ns;
+	}
+}
+
+void bk_etcd_fold_group(const struct bk_daemon *d, int g, uint64_t *word, uint32_t *mask,
+                        uint64_t *since)
+{
+	const struct bk_etcd *e = d->etcd;
+
+	if (!e || g < 0 || (uint32_t)g >= d->state.n_groups)
+		return;
+	for (int i = 0; i < e->n_view; i++)
+		if (group_is(&e->view[i], &d->state, g))
+			fold_one(&e->view[i], word, mask, since);
 }
 
 void bk_etcd_fold(const struct bk_daemon *d, int slot, uint64_t *word, uint32_t *mask,
@@ -674,17 +711,9 @@ void bk_etcd_fold(const struct bk_daemon *d, int slot, uint64_t *word, uint32_t 
 		*mask |= 1u << BK_R_AUTHORITY_LOST;
 		return;
 	}
-	for (int i = 0; i < e->n_view; i++) {
-		const struct bk_etcd_latch *l = &e->view[i];
-
-		if (!scope_is(l, d, slot))
-			continue;
-		*mask |= 1u << l->reason;
-		if (l->mode > BK_STATE_MODE(*word)) {
-			*word = BK_STATE_PACK(l->mode, l->reason, l->uid);
-			*since = l->time_ns;
-		}
-	}
+	for (int i = 0; i < e->n_view; i++)
+		if (scope_is(&e->view[i], d, slot))
+			fold_one(&e->view[i], word, mask, since);
 }
 
 static const struct bk_etcd_latch *view_find(const struct bk_etcd_latch *v, int n,
@@ -827,6 +856,8 @@ void bk_etcd_tick(struct bk_daemon *d, uint64_t now)
 		bk_publish_scope(d, BK_GLOBAL);
 		for (uint32_t i = 0; i < d->state.n_strategies; i++)
 			bk_publish_scope(d, (int)i);
+		for (uint32_t g = 0; g < d->state.n_groups; g++)
+			bk_group_publish(d, (int)g);
 		bk_shm_changed(&d->shm);
 		bk_protect_note_trip(d);
 		bk_debug("firm-wide: %d latches at revision %lld", e->n_view,

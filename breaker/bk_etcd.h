@@ -71,6 +71,10 @@ void bk_etcd_tick(struct bk_daemon *d, uint64_t now_mono_ns);
 void bk_etcd_fold(const struct bk_daemon *d, int slot, uint64_t *word, uint32_t *mask,
                   uint64_t *since);
 
+/* The same for group slot g's own word (its members fold it via bk_etcd_fold). */
+void bk_etcd_fold_group(const struct bk_daemon *d, int g, uint64_t *word, uint32_t *mask,
+                        uint64_t *since);
+
 /* An operator's resume of authority_lost: refused (false, why) until contact
  * is back within T1 and the mirror has caught up with the quorum's view. */
 bool bk_etcd_may_resume(const struct bk_daemon *d, char *why, size_t len);

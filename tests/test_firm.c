@@ -363,3 +363,46 @@ Test(firm, a_bad_cluster_section_is_refused)
 	cr_assert_str_eq(cfg.cluster_name, "x");
 	unlink(path);
 }
+
+/* Firm latches on a strategy and on a group reach the member strategies on
+ * every host (a strategy's word is the strictest of its own and its groups'). */
+Test(firm, strategy_and_group_latches_reach_members_on_every_host, .timeout = 180)
+{
+	static const char *strat = "[strategies]\nnames = alpha, beta\n"
+	                           "groups = alpha=venue:XETR\n";
+	struct bk_ec ec;
+	struct host a, b;
+	char out[8192];
+	int alpha, beta, rc;
+
+	bk_ec_start(&ec, "fg");
+	host_up(&a, &ec, "fg-a", "c6", strat);
+	host_up(&b, &ec, "fg-b", "c6", strat);
+	cr_assert(live_within(&b, BK_ACTIVE, WAIT_MS));
+	cr_assert_geq(alpha = bk_client_resolve(&b.c, "alpha"), 0);
+	cr_assert_geq(beta = bk_client_resolve(&b.c, "beta"), 0);
+
+	rc = bk_h_cli(&a.h, out, sizeof(out), "kill", "--group", "venue:XETR", "--firm",
+	              "--reason", "XETR runaway", NULL);
+	cr_assert_eq(rc, 0, "%s", out);
+	cr_assert(strstr(out, "firm group/venue:XETR kill_switch"), "%s", out);
+	uint64_t end = bk_h_mono_ms() + WAIT_MS;
+	while (bk_check(&b.c, alpha) != BK_HALTED && bk_h_mono_ms() < end)
+		usleep(5000);
+	cr_assert_eq(bk_check(&b.c, alpha), BK_HALTED, "member alpha not halted on b");
+	cr_assert_eq(bk_check(&b.c, beta), BK_ACTIVE, "beta is no member");
+	cr_assert_eq(bk_check(&b.c, BK_GLOBAL_ONLY), BK_ACTIVE);
+
+	rc = bk_h_cli(&a.h, out, sizeof(out), "trip", "manual_halt", "--strategy", "beta",
+	              "--mode", "reduce-only", "--firm", NULL);
+	cr_assert_eq(rc, 0, "%s", out);
+	end = bk_h_mono_ms() + WAIT_MS;
+	while (bk_check(&b.c, beta) != BK_REDUCE_ONLY && bk_h_mono_ms() < end)
+		usleep(5000);
+	cr_assert_eq(bk_check(&b.c, beta), BK_REDUCE_ONLY, "strategy latch not on b");
+	cr_assert_eq(bk_check(&a.c, beta), BK_REDUCE_ONLY, "strategy latch not on a");
+
+	host_down(&a);
+	host_down(&b);
+	bk_ec_stop(&ec);
+}
