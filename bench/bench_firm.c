@@ -348,8 +348,7 @@ int main(int argc, char **argv)
 	}
 	snprintf(
 	    ini, sizeof(ini),
-	    "[cluster]\nname = bench\nhost = b\nendpoints = %s\nauthority_t1_ms = 1500\n"
-	    "authority_t2_ms = 3000\n",
+	    "[cluster]\nname = bench\nhost = b\nendpoints = %s\n", /* default T1, T2 */
 	    cl.endpoints);
 	if (bench_daemon_start(&d, "firm", ini, BENCH_CPU_SERVER) < 0 ||
 	    bench_daemon_attach(&d, &c) < 0) {
@@ -362,7 +361,8 @@ int main(int argc, char **argv)
 	bare_put_watch(&cl, bench_scale(quick, 300), setup);
 	firm_trips(&cl, &c, bench_scale(quick, 300), setup);
 	local_trips(&d, &c, bench_scale(quick, 300), setup);
-	snprintf(setup, sizeof(setup), "T1 1500 ms, T2 3000 ms, probe 100 ms/300 ms");
+	snprintf(setup, sizeof(setup),
+	         "T1 2500 ms, T2 5000 ms (defaults), probe 100 ms/300 ms");
 	cut_off(&cl, &d, &c, quick ? 1 : 3, setup);
 	bk_client_detach(&c);
 	bench_daemon_stop(&d);

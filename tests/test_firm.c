@@ -406,3 +406,65 @@ Test(firm, strategy_and_group_latches_reach_members_on_every_host, .timeout = 18
 	host_down(&b);
 	bk_ec_stop(&ec);
 }
+
+/* Which member leads: /v3/maintenance/status on each; -1 if none says so. */
+static int leader_of(struct bk_ec *ec)
+{
+	for (int i = 0; i < BK_EC_MEMBERS; i++) {
+		struct bk_etcd_conn conn;
+		char url[64];
+		cJSON *rep;
+
+		bk_ec_url(ec, i, url, sizeof(url));
+		cr_assert_eq(bk_etcd_conn_init(&conn, url, 2000), 0);
+		if (bk_etcd_post(&conn, "/v3/maintenance/status", "{}", true, &rep) ==
+		    0) {
+			int64_t me =
+			    bk_etcd_i64(cJSON_GetObjectItem(rep, "header"), "member_id");
+			int64_t leader = bk_etcd_i64(rep, "leader");
+			cJSON_Delete(rep);
+			bk_etcd_conn_free(&conn);
+			if (me && me == leader)
+				return i;
+			continue;
+		}
+		bk_etcd_conn_free(&conn);
+	}
+	return -1;
+}
+
+/* The healthy side stays ACTIVE through a leader change (T1 = 1.5 election
+ * timeouts, etcd's default 1000 ms, --pre-vote=true). */
+Test(firm, a_leader_change_does_not_fail_closed, .timeout = 180)
+{
+	struct bk_ec ec;
+	struct host a;
+	char out[16384];
+	int leader;
+	uint64_t end;
+
+	bk_ec_start(&ec, "fl");
+	host_up(&a, &ec, "fl-a", "c7", NULL);
+	cr_assert(live_within(&a, BK_ACTIVE, WAIT_MS));
+	cr_assert_geq(leader = leader_of(&ec), 0, "no leader found");
+	bk_ec_kill9(&ec, leader);
+	uint64_t t0 = bk_h_mono_ms();
+	end = t0 + 5000;
+	while (bk_h_mono_ms() < end) {
+		enum bk_mode m = bk_check_live(&a.c, BK_GLOBAL_ONLY, bk_now_mono_ns(), 0);
+		uint64_t now = bk_now_mono_ns(), hb = atomic_load(&a.c.shm->heartbeat_ns);
+		uint64_t vu = atomic_load(&a.c.shm->valid_until_ns);
+		cr_assert_eq(m, BK_ACTIVE,
+		             "failed closed (%s, reason %u) %llu ms into a leader change "
+		             "(heartbeat %lld us old, valid_until in %lld ms)",
+		             bk_mode_name(m), global_reason(&a),
+		             (unsigned long long)(bk_h_mono_ms() - t0),
+		             (long long)(now - hb) / 1000, ((long long)vu - (long long)now) / 1000000);
+		usleep(5000);
+	}
+	cr_assert_eq(bk_h_cli(&a.h, out, sizeof(out), "audit", NULL), 0);
+	cr_assert_null(strstr(out, "authority_lost"), "%s", out);
+
+	host_down(&a);
+	bk_ec_stop(&ec);
+}
