@@ -987,8 +987,9 @@ static int cluster_invalid(const struct load_ctx *c, char *err, size_t errlen)
 		snprintf(err, errlen, "line %d: [cluster] needs both name and endpoints",
 		         g->cluster_line);
 	else if (g->cluster_t2_ns <= g->cluster_t1_ns)
-		snprintf(err, errlen,
-		         "[cluster] authority_t2_ms must be greater than authority_t1_ms");
+		snprintf(
+		    err, errlen,
+		    "[cluster] authority_t2_ms must be greater than authority_t1_ms");
 	else if (g->cluster_probe_timeout_ns >= g->cluster_t1_ns)
 		snprintf(err, errlen,
 		         "[cluster] probe_timeout_ms must be less than authority_t1_ms");
@@ -1081,12 +1082,12 @@ static const struct key_def keys[] = {
      .why = "1..63 of [A-Za-z0-9._:-]"},
     {KEY("cluster", "endpoints", KEY_FN), .fn = key_cluster_endpoints,
      .why = "http:// or https:// URLs, comma-separated, at most 8"},
-    {KEY("cluster", "authority_t1_ms", KEY_UINT), FIELD(cluster_t1_ns), RANGE(200, 600000),
-     .scale = 1000000},
-    {KEY("cluster", "authority_t2_ms", KEY_UINT), FIELD(cluster_t2_ns), RANGE(300, 600000),
-     .scale = 1000000},
-    {KEY("cluster", "probe_period_ms", KEY_UINT), FIELD(cluster_probe_ns), RANGE(10, 10000),
-     .scale = 1000000},
+    {KEY("cluster", "authority_t1_ms", KEY_UINT), FIELD(cluster_t1_ns),
+     RANGE(200, 600000), .scale = 1000000},
+    {KEY("cluster", "authority_t2_ms", KEY_UINT), FIELD(cluster_t2_ns),
+     RANGE(300, 600000), .scale = 1000000},
+    {KEY("cluster", "probe_period_ms", KEY_UINT), FIELD(cluster_probe_ns),
+     RANGE(10, 10000), .scale = 1000000},
     {KEY("cluster", "probe_timeout_ms", KEY_UINT), FIELD(cluster_probe_timeout_ns),
      RANGE(10, 60000), .scale = 1000000},
     {KEY("cluster", "lease_ttl_s", KEY_UINT), FIELD(cluster_lease_s), RANGE(2, 3600)},

@@ -25,7 +25,8 @@ enum bk_reason_code {
 	BK_R_EXPOSURE_LIMIT = 9,
 	BK_R_STALE_HEARTBEAT = 10,
 	BK_R_AUDIT_CORRUPT = 11,
-	BK_R_AUTHORITY_LOST = 14, /* [cluster]: breakerd's own, never an operator's trip */
+	BK_R_AUTHORITY_LOST =
+	    14, /* [cluster]: breakerd's own, never an operator's trip */
 };
 
 /* "manual_halt" etc.; NULL for an unknown code. */

@@ -459,7 +459,8 @@ Test(firm, a_leader_change_does_not_fail_closed, .timeout = 180)
 		             "(heartbeat %lld us old, valid_until in %lld ms)",
 		             bk_mode_name(m), global_reason(&a),
 		             (unsigned long long)(bk_h_mono_ms() - t0),
-		             (long long)(now - hb) / 1000, ((long long)vu - (long long)now) / 1000000);
+		             (long long)(now - hb) / 1000,
+		             ((long long)vu - (long long)now) / 1000000);
 		usleep(5000);
 	}
 	cr_assert_eq(bk_h_cli(&a.h, out, sizeof(out), "audit", NULL), 0);
