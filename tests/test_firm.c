@@ -334,9 +334,9 @@ Test(firm, a_bad_cluster_section_is_refused)
 	    "[cluster]\nname = x\nendpoints = ftp://127.0.0.1:2379\n",
 	    "[cluster]\nname = a/b\nendpoints = http://127.0.0.1:2379\n",
 	    "[cluster]\nname = x\nendpoints = http://127.0.0.1:2379\nauthority_t1_ms = "
-	    "3000\n",
+	    "6000\n",
 	    "[cluster]\nname = x\nendpoints = http://127.0.0.1:2379\nprobe_timeout_ms = "
-	    "1500\n",
+	    "2500\n",
 	};
 	char path[] = "/tmp/bk-firm-cfg-XXXXXX", err[256];
 	struct bk_config cfg;
