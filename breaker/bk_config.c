@@ -950,7 +950,9 @@ static int key_metrics_listen(struct load_ctx *c, const char *n, const char *v)
 /* [cluster] name and host: what a key path may hold, [A-Za-z0-9._:-]. */
 static int key_cluster_word(struct load_ctx *c, const char *n, const char *v)
 {
-	char *dst = strcmp(n, "name") == 0 ? c->cfg.cluster_name : c->cfg.cluster_host;
+	char *dst = strcmp(n, "name") == 0   ? c->cfg.cluster_name
+	            : strcmp(n, "user") == 0 ? c->cfg.cluster_user
+	                                     : c->cfg.cluster_host;
 
 	if (!*v || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	                     "0123456789._:-") != strlen(v))
@@ -990,6 +992,8 @@ static int cluster_invalid(const struct load_ctx *c, char *err, size_t errlen)
 		snprintf(
 		    err, errlen,
 		    "[cluster] authority_t2_ms must be greater than authority_t1_ms");
+	else if (!g->cluster_user[0] != !g->cluster_password_file[0])
+		snprintf(err, errlen, "[cluster] user and password_file go together");
 	else if (g->cluster_probe_timeout_ns >= g->cluster_t1_ns)
 		snprintf(err, errlen,
 		         "[cluster] probe_timeout_ms must be less than authority_t1_ms");
@@ -1091,6 +1095,10 @@ static const struct key_def keys[] = {
     {KEY("cluster", "probe_timeout_ms", KEY_UINT), FIELD(cluster_probe_timeout_ns),
      RANGE(10, 60000), .scale = 1000000},
     {KEY("cluster", "lease_ttl_s", KEY_UINT), FIELD(cluster_lease_s), RANGE(2, 3600)},
+    {KEY("cluster", "user", KEY_FN), .fn = key_cluster_word,
+     .why = "1..63 of [A-Za-z0-9._:-]"},
+    {KEY("cluster", "password_file", KEY_PATH), FIELD(cluster_password_file),
+     .why = ABS_PATH},
 };
 
 _Static_assert(sizeof(mode_t) == 4 && sizeof(int) == 4 && sizeof(uint32_t) == 4,

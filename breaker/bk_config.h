@@ -137,7 +137,10 @@ struct bk_config {
 	uint64_t cluster_probe_ns;    /* a linearizable read this often */
 	uint64_t cluster_probe_timeout_ns;
 	uint32_t cluster_lease_s; /* hosts/ and acks/ keys' lease */
-	int cluster_line;         /* of the section, for messages */
+	/* etcd authentication: this user, its password in this file ("": none) */
+	char cluster_user[64];
+	char cluster_password_file[PATH_MAX];
+	int cluster_line; /* of the section, for messages */
 };
 
 /* Embedded defaults for this user and instance (NULL: "default"). 0 or -EINVAL. */

@@ -26,8 +26,9 @@ struct bk_etcd {
 	char latch_prefix[BK_ETCD_KEY_MAX / 2];
 	char host[64];
 	char endpoints[1024];
-	char save_path[4200]; /* state_dir/firm-mirror.json: restart from it */
-	bool loaded;          /* the mirror came from it: watch from its revision */
+	char save_path[4200];         /* state_dir/firm-mirror.json: restart from it */
+	char user[64], password[128]; /* etcd authentication ("": none) */
+	bool loaded; /* the mirror came from it: watch from its revision */
 	uint64_t t1_ns, t2_ns, probe_ns, probe_timeout_ns;
 	uint32_t lease_s;
 	pthread_t watch_thr, probe_thr;
@@ -436,6 +437,16 @@ static void watch_once(struct bk_etcd *e, struct bk_etcd_conn *c, bool *resync)
 	/* the gateway passes Grpc-Metadata-* on as gRPC metadata: a member that
 	 * loses its leader cancels the watch instead of going quiet */
 	hdr = curl_slist_append(hdr, "Grpc-Metadata-hasleader: true");
+	if (c->user[0]) { /* etcd authentication: the token, fetched if need be */
+		char auth[sizeof(c->token) + 32];
+		if (bk_etcd_login(c)) {
+			curl_slist_free_all(hdr);
+			*resync = false;
+			return;
+		}
+		snprintf(auth, sizeof(auth), "Authorization: %s", c->token);
+		hdr = curl_slist_append(hdr, auth);
+	}
 	curl_easy_reset(h);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
@@ -449,6 +460,10 @@ static void watch_once(struct bk_etcd *e, struct bk_etcd_conn *c, bool *resync)
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_perform(h);
+	long code = 0;
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+	if (code == 401)
+		c->token[0] = '\0'; /* expired: log in again next time */
 	curl_slist_free_all(hdr);
 	free(s.buf);
 	*resync = s.resync;
@@ -465,6 +480,7 @@ static void *watch_main(void *arg)
 	if (bk_etcd_conn_init(&c, e->endpoints,
 	                      (long)(e->probe_timeout_ns / NS_PER_MS) * 3))
 		return NULL;
+	bk_etcd_conn_auth(&c, e->user, e->password);
 	while (!atomic_load(&e->stop)) {
 		if (resync) {
 			if ((err = full_read(e, &c))) {
@@ -559,6 +575,8 @@ static void *probe_main(void *arg)
 		bk_etcd_conn_free(&c);
 		return NULL;
 	}
+	bk_etcd_conn_auth(&c, e->user, e->password);
+	bk_etcd_conn_auth(&ac, e->user, e->password);
 	while (!atomic_load(&e->stop)) {
 		uint64_t sent = mono_ns();
 
@@ -601,6 +619,17 @@ int bk_etcd_start(struct bk_daemon *d)
 	else
 		snprintf(e->host, sizeof(e->host), "%.40s:%.20s", host, g->instance);
 	snprintf(e->endpoints, sizeof(e->endpoints), "%s", g->cluster_endpoints);
+	if (g->cluster_user[0]) {
+		int rv = bk_etcd_read_secret(g->cluster_password_file, e->password,
+		                             sizeof(e->password));
+		if (rv) {
+			bk_err("[cluster] password_file %s: %s", g->cluster_password_file,
+			       strerror(-rv));
+			free(e);
+			return rv;
+		}
+		snprintf(e->user, sizeof(e->user), "%s", g->cluster_user);
+	}
 	e->t1_ns = g->cluster_t1_ns;
 	e->t2_ns = g->cluster_t2_ns;
 	e->probe_ns = g->cluster_probe_ns;

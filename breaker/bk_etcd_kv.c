@@ -81,6 +81,7 @@ static int post_one(struct bk_etcd_conn *c, const char *url, const char *body,
                     cJSON **out)
 {
 	CURL *h = c->curl;
+	struct curl_slist *hdr = NULL;
 	struct buf b = {0};
 	long code = 0;
 	CURLcode rc;
@@ -95,6 +96,12 @@ static int post_one(struct bk_etcd_conn *c, const char *url, const char *body,
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L); /* threads: no SIGALRM */
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (c->token[0] && !strstr(url, "/v3/auth/authenticate")) {
+		char auth[sizeof(c->token) + 32];
+		snprintf(auth, sizeof(auth), "Authorization: %s", c->token);
+		hdr = curl_slist_append(NULL, auth);
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+	}
 	rc = curl_easy_perform(h);
 	if (rc != CURLE_OK) {
 		snprintf(c->err, sizeof(c->err), "%s: %s", url, curl_easy_strerror(rc));
@@ -115,11 +122,75 @@ static int post_one(struct bk_etcd_conn *c, const char *url, const char *body,
 		snprintf(c->err, sizeof(c->err), "%s: HTTP %ld: %s", url, code, why);
 		cJSON_Delete(*out);
 		*out = NULL;
-		err = -EPROTO;
+		/* 401: no or an expired token; 403: the user's roles forbid it */
+		err = code == 401 ? -EKEYEXPIRED : code == 403 ? -EACCES : -EPROTO;
 	}
 out:
+	curl_slist_free_all(hdr);
 	free(b.p);
 	return err;
+}
+
+void bk_etcd_conn_auth(struct bk_etcd_conn *c, const char *user, const char *password)
+{
+	snprintf(c->user, sizeof(c->user), "%s", user ? user : "");
+	snprintf(c->password, sizeof(c->password), "%s", password ? password : "");
+	c->token[0] = '\0';
+}
+
+int bk_etcd_read_secret(const char *path, char *out, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f)
+		return -errno;
+	if (!fgets(out, (int)len, f))
+		out[0] = '\0';
+	fclose(f);
+	n = strcspn(out, "\r\n");
+	out[n] = '\0';
+	return n ? 0 : -EINVAL;
+}
+
+int bk_etcd_login(struct bk_etcd_conn *c)
+{
+	char url[BK_ETCD_URL_MAX + 64], body[512];
+	const cJSON *t;
+	cJSON *j, *rep = NULL;
+	int err = -EIO;
+
+	if (!c->user[0] || c->token[0])
+		return 0;
+	if (!(j = cJSON_CreateObject()))
+		return -ENOMEM;
+	cJSON_AddStringToObject(j, "name", c->user);
+	cJSON_AddStringToObject(j, "password", c->password);
+	if (!cJSON_PrintPreallocated(j, body, sizeof(body), false)) {
+		cJSON_Delete(j);
+		return -ENOSPC;
+	}
+	cJSON_Delete(j);
+	/* etcd checks the password with bcrypt: slow on a loaded member, and
+	 * done once per token, so not bound by a probe's short timeout */
+	long timeout = c->timeout_ms;
+	c->timeout_ms = timeout > 5000 ? timeout : 5000;
+	for (int i = 0; i < c->n; i++) {
+		snprintf(url, sizeof(url), "%s/v3/auth/authenticate", c->urls[c->cur]);
+		if ((err = post_one(c, url, body, &rep)) == 0)
+			break;
+		if (err == -EPROTO || err == -EACCES || err == -EKEYEXPIRED)
+			break; /* wrong user or password: not a member's fault */
+		c->cur = (c->cur + 1) % c->n;
+	}
+	c->timeout_ms = timeout;
+	if (err)
+		return err == -EPROTO || err == -EKEYEXPIRED ? -EACCES : err;
+	t = cJSON_GetObjectItem(rep, "token");
+	if (cJSON_IsString(t))
+		snprintf(c->token, sizeof(c->token), "%s", t->valuestring);
+	cJSON_Delete(rep);
+	return c->token[0] ? 0 : -EPROTO;
 }
 
 int bk_etcd_post(struct bk_etcd_conn *c, const char *path, const char *body, bool all,
@@ -129,10 +200,21 @@ int bk_etcd_post(struct bk_etcd_conn *c, const char *path, const char *body, boo
 	int err = -EIO;
 
 	*out = NULL;
+	if ((err = bk_etcd_login(c)))
+		return err;
 	for (int i = 0; i < (all ? c->n : 1); i++) {
 		snprintf(url, sizeof(url), "%s%s", c->urls[c->cur], path);
 		if ((err = post_one(c, url, body, out)) == 0)
 			return 0;
+		if (err == -EKEYEXPIRED &&
+		    c->user[0]) { /* the token expired: once more */
+			c->token[0] = '\0';
+			if ((err = bk_etcd_login(c)) ||
+			    (err = post_one(c, url, body, out)) == 0)
+				return err;
+		}
+		if (err == -EACCES)
+			return err;           /* the same answer from every member */
 		c->cur = (c->cur + 1) % c->n; /* next time, the next member */
 	}
 	return err;

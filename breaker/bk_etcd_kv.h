@@ -32,7 +32,20 @@ struct bk_etcd_conn {
 	long timeout_ms; /* per endpoint, whole request */
 	void *curl;      /* CURL *, reused for keep-alive */
 	char err[160];   /* the last failure, for messages */
+	/* etcd authentication (bk_etcd_conn_auth): a user's token, fetched on
+	 * first use and again when etcd says it expired */
+	char user[64], password[128];
+	char token[256];
 };
+
+/* Use etcd's authentication as user with password (from a file, 0600). */
+void bk_etcd_conn_auth(struct bk_etcd_conn *c, const char *user, const char *password);
+
+/* Make sure c->token is set (user given): 0, or -EACCES/-errno. */
+int bk_etcd_login(struct bk_etcd_conn *c);
+
+/* Read the first line of path (a password file) into out. 0 or -errno. */
+int bk_etcd_read_secret(const char *path, char *out, size_t len);
 
 /* Parse "http://a:2379,http://b:2379" into c (timeout_ms per try). 0 or -EINVAL. */
 int bk_etcd_conn_init(struct bk_etcd_conn *c, const char *endpoints, long timeout_ms);

@@ -469,3 +469,108 @@ Test(firm, a_leader_change_does_not_fail_closed, .timeout = 180)
 	host_down(&a);
 	bk_ec_stop(&ec);
 }
+
+/* One call on the cluster's JSON gateway as a plain (no auth) client. */
+static void ec_call(struct bk_ec *ec, const char *path, const char *body)
+{
+	struct bk_etcd_conn conn;
+	cJSON *rep;
+
+	cr_assert_eq(bk_etcd_conn_init(&conn, ec->endpoints, 5000), 0);
+	cr_assert_eq(bk_etcd_post(&conn, path, body, true, &rep), 0, "%s %s: %s", path,
+	             body, conn.err);
+	cJSON_Delete(rep);
+	bk_etcd_conn_free(&conn);
+}
+
+static void ec_user(struct bk_ec *ec, const char *user, const char *role)
+{
+	char body[256];
+
+	snprintf(body, sizeof(body), "{\"name\":\"%s\",\"password\":\"%s-pw\"}", user,
+	         user);
+	ec_call(ec, "/v3/auth/user/add", body);
+	snprintf(body, sizeof(body), "{\"user\":\"%s\",\"role\":\"%s\"}", user, role);
+	ec_call(ec, "/v3/auth/user/grant", body);
+}
+
+static void ec_role(struct bk_ec *ec, const char *role, const char *perm,
+                    const char *prefix)
+{
+	char body[512], k[128], e[128];
+
+	snprintf(body, sizeof(body), "{\"name\":\"%s\"}", role);
+	ec_call(ec, "/v3/auth/role/add", body);
+	if (!perm)
+		return;
+	bk_etcd_b64(prefix, strlen(prefix), k, sizeof(k));
+	bk_etcd_prefix_end_b64(prefix, e, sizeof(e));
+	snprintf(body, sizeof(body),
+	         "{\"name\":\"%s\",\"perm\":{\"permType\":\"%s\",\"key\":\"%s\","
+	         "\"range_end\":\"%s\"}}",
+	         role, perm, k, e);
+	ec_call(ec, "/v3/auth/role/grant", body);
+}
+
+/* etcd's own roles on the prefix: a user with read-only rights cannot trip
+ * firm-wide; the hosts and an operator with read-write can. */
+Test(firm, etcd_roles_on_the_prefix_gate_firm_changes, .timeout = 180)
+{
+	struct bk_ec ec;
+	struct host a;
+	char out[8192], ini[512], cfg[256], pw[256], *cli = bk_h_cli_bin();
+	int rc;
+
+	bk_ec_start(&ec, "fa2");
+	ec_role(&ec, "root", NULL, NULL);
+	ec_user(&ec, "root", "root");
+	ec_role(&ec, "breaker", "READWRITE", "/breaker/v1/c8/");
+	ec_role(&ec, "viewer", "READ", "/breaker/v1/c8/");
+	ec_user(&ec, "fv-host", "breaker");
+	ec_user(&ec, "ops", "breaker");
+	ec_user(&ec, "intern", "viewer");
+	ec_call(&ec, "/v3/auth/enable", "{}");
+
+	char dir[] = "/tmp/bk-firm-pw-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	const char *users[] = {"fv-host", "ops", "intern"};
+	for (int i = 0; i < 3; i++) {
+		snprintf(pw, sizeof(pw), "%s/%s.pw", dir, users[i]);
+		FILE *f = fopen(pw, "w");
+		fprintf(f, "%s-pw\n", users[i]);
+		fclose(f);
+	}
+	snprintf(ini, sizeof(ini), "user = fv-host\npassword_file = %s/fv-host.pw\n",
+	         dir);
+	host_up(&a, &ec, "fa2-a", "c8", ini);
+	cr_assert(live_within(&a, BK_ACTIVE, WAIT_MS),
+	          "host with etcd credentials never ACTIVE");
+
+	/* the intern (read-only role) is refused by etcd; nothing changes */
+	char ec_ini[1024];
+	snprintf(ini, sizeof(ini), "user = intern\npassword_file = %s/intern.pw\n", dir);
+	bk_ec_ini(&ec, "c8", "cli", ini, ec_ini, sizeof(ec_ini));
+	snprintf(cfg, sizeof(cfg), "%s/intern.ini", dir);
+	bk_h_write_config(&a.h, cfg, ec_ini);
+	char *argv_i[] = {cli, "--config", cfg, "trip", "manual_halt", "--firm", NULL};
+	rc = bk_h_run_as(&a.h, -1, -1, NULL, argv_i, out, sizeof(out));
+	cr_assert_eq(rc, 1, "read-only user: %d: %s", rc, out);
+	cr_assert(strstr(out, "etcd refused"), "%s", out);
+	usleep(300 * 1000);
+	cr_assert_eq(bk_check(&a.c, BK_GLOBAL_ONLY), BK_ACTIVE);
+
+	/* ops (read-write) trips */
+	snprintf(ini, sizeof(ini), "user = ops\npassword_file = %s/ops.pw\n", dir);
+	bk_ec_ini(&ec, "c8", "cli", ini, ec_ini, sizeof(ec_ini));
+	snprintf(cfg, sizeof(cfg), "%s/ops.ini", dir);
+	bk_h_write_config(&a.h, cfg, ec_ini);
+	char *argv_o[] = {cli, "--config", cfg, "trip", "manual_halt", "--firm", NULL};
+	rc = bk_h_run_as(&a.h, -1, -1, NULL, argv_o, out, sizeof(out));
+	cr_assert_eq(rc, 0, "read-write user: %d: %s", rc, out);
+	cr_assert(live_within(&a, BK_HALTED, WAIT_MS));
+
+	host_down(&a);
+	bk_ec_stop(&ec);
+	snprintf(cfg, sizeof(cfg), "rm -rf %s", dir);
+	cr_assert_eq(system(cfg), 0);
+}

@@ -35,11 +35,30 @@ static int firm_conn(struct cli *c, const char *cmd, struct bk_etcd_conn *conn)
 		                            "endpoints) in the config");
 	if (bk_etcd_conn_init(conn, c->cfg.cluster_endpoints, c->timeout_ms) < 0)
 		return cli_usage_error(cmd, "[cluster] endpoints: not http(s):// URLs");
+	if (c->cfg.cluster_user[0]) {
+		char pw[128];
+		if ((rv = bk_etcd_read_secret(c->cfg.cluster_password_file, pw,
+		                              sizeof(pw)))) {
+			bk_etcd_conn_free(conn);
+			return cli_usage_error(cmd, "[cluster] password_file %s: %s",
+			                       c->cfg.cluster_password_file,
+			                       strerror(-rv));
+		}
+		bk_etcd_conn_auth(conn, c->cfg.cluster_user, pw);
+	}
 	return 0;
 }
 
 static int unreachable(const char *cmd, struct bk_etcd_conn *conn, int err)
 {
+	if (err == -EACCES) {
+		fprintf(stderr,
+		        "breaker %s: etcd refused: %s (user '%s': its roles do not allow "
+		        "this); nothing was changed\n",
+		        cmd, conn->err[0] ? conn->err : "permission denied", conn->user);
+		bk_etcd_conn_free(conn);
+		return BX_REFUSED;
+	}
 	fprintf(stderr, "breaker %s: etcd: %s (%s); nothing was changed\n", cmd,
 	        conn->err[0] ? conn->err : "no answer", strerror(-err));
 	bk_etcd_conn_free(conn);
