@@ -493,3 +493,40 @@ Test(groups, request_ids_cover_group_commands_and_multi_scope_trips)
 	bk_client_detach(&c);
 	down(&h);
 }
+
+Test(groups, a_crash_and_takeover_keeps_group_latches_on_the_group)
+{
+	struct bk_h h;
+	struct bk_client c;
+	struct bk_reason r;
+
+	up(&h, "gcrash", NULL);
+	reg(&h, "s1", "host:ny4-07", NULL);
+	reg(&h, "s2", "host:ny4-07", NULL);
+	cr_assert_eq(cli(&h, "trip", "manual_halt", "--group", "host:ny4-07", "--reason",
+	                 "host reboot"),
+	             0, "%s", out);
+	bk_h_kill9(&h);
+	/* the segment stays: the new daemon takes it over and compares what
+	 * engines saw with what the log says */
+	bk_h_start(&h);
+	bk_h_attach(&h, &c);
+	for (const char *const *n = (const char *const[]){"s1", "s2", NULL}; *n; n++) {
+		int s = slot_of(&c, *n);
+		cr_assert_eq(bk_check(&c, s), BK_HALTED, "%s", *n);
+		bk_read_reason(&c, s, &r);
+		cr_assert_eq(r.scope, BK_SCOPE_GROUP, "%s still held by the group", *n);
+	}
+	/* no latch was "restored" onto the members from their folded words */
+	cr_assert_eq(cli(&h, "status"), 0, "%s", out);
+	cr_assert(strstr(out, "registered, 0 tripped"), "%s", out);
+	cr_assert_null(strstr(out, "restored at boot"), "%s", out);
+	/* and resuming the group frees them */
+	cr_assert_eq(cli(&h, "resume", "--group", "host:ny4-07", "--to", "active",
+	                 "--force", "--reason", "host back"),
+	             0, "%s", out);
+	cr_assert_eq(bk_check(&c, slot_of(&c, "s1")), BK_ACTIVE);
+	cr_assert_eq(bk_check(&c, slot_of(&c, "s2")), BK_ACTIVE);
+	bk_client_detach(&c);
+	down(&h);
+}
