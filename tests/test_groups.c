@@ -530,3 +530,47 @@ Test(groups, a_crash_and_takeover_keeps_group_latches_on_the_group)
 	bk_client_detach(&c);
 	down(&h);
 }
+
+/* /metrics until it holds needle (renderings are 100 ms apart); the body. */
+static const char *scrape_until(int port, const char *needle)
+{
+	static char buf[1 << 16];
+	const char *body = NULL;
+
+	for (int i = 0; i < 300; i++) {
+		if (bk_h_http_get(port, "/metrics", buf, sizeof(buf), &body) == 200 &&
+		    strstr(body, needle))
+			return body;
+		usleep(10000);
+	}
+	cr_assert_fail("/metrics never showed '%s':\n%s", needle,
+	               body ? body : "(nothing)");
+	return NULL;
+}
+
+Test(groups, metrics_show_the_group_and_its_members_as_engines_see_them)
+{
+	struct bk_h h;
+	char ini[512];
+	const char *body;
+	int port = bk_h_free_port();
+
+	snprintf(ini, sizeof(ini),
+	         "[strategies]\nnames = alpha, beta\ngroups = alpha=venue:XETR\n[rules]\n"
+	         "heartbeat.enabled = false\n[metrics]\nlisten = 127.0.0.1:%d\n",
+	         port);
+	up(&h, "gmet", ini);
+	cr_assert_eq(cli(&h, "trip", "manual_halt", "--group", "venue:XETR"), 0, "%s",
+	             out);
+	body =
+	    scrape_until(port, "breaker_mode{scope=\"group\",group=\"venue:XETR\"} 3\n");
+	/* alpha's engines are halted (the group's latch): the strategy line says so */
+	cr_assert(strstr(body, "breaker_mode{scope=\"strategy\",strategy=\"alpha\"} 3\n"),
+	          "%s", body);
+	/* but alpha has no latch of its own */
+	cr_assert_null(strstr(body, "breaker_strategy_own_mode{strategy=\"alpha\"}"),
+	               "%s", body);
+	cr_assert(strstr(body, "breaker_strategies{mode=\"active\"} 2\n"), "%s", body);
+	cr_assert_null(strstr(body, "strategy=\"beta\"} 3"), "%s", body);
+	down(&h);
+}
