@@ -398,7 +398,8 @@ static int restore_visible(struct bk_daemon *d, uint64_t global_seen,
 	if ((rv = restore_scope(d, BK_GLOBAL, global_seen, r)) < 0)
 		return rv;
 	for (uint32_t i = 0; i < d->state.n_strategies && i < old; i++) {
-		if (strncmp(shm->strategies[i].name, d->state.strategies[i].name,
+		if (d->state.strategies[i].gone || /* a tombstone: published HALTED */
+		    strncmp(shm->strategies[i].name, d->state.strategies[i].name,
 		            BK_NAME_MAX))
 			continue;
 		if ((rv = restore_scope(d, (int)i, atomic_load(&shm->strategies[i].state),

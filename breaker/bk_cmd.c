@@ -23,6 +23,7 @@
 
 #include "bk_cmd.h"
 #include "bk_log.h"
+#include "bk_suggest.h"
 #include "bk_text.h"
 
 /* ---- validation ------------------------------------------------------------ */
@@ -102,10 +103,24 @@ static Breaker__Status resolve_scope(const struct bk_daemon *d, const char *name
 	}
 	*slot = bk_state_find(&d->state, name);
 	if (*slot < 0) {
-		snprintf(why, len, "unknown strategy '%s' (register it first)", name);
+		char near[200];
+
+		/* a typo is refused (never registered) with the names it was near */
+		if (bk_suggest_strategies(&d->state, name, near, sizeof(near)))
+			snprintf(why, len, "unknown strategy '%s': did you mean %s?",
+			         name, near);
+		else
+			snprintf(why, len, "unknown strategy '%s' (register it first)",
+			         name);
 		return BREAKER__STATUS__ERR_UNKNOWN_STRATEGY;
 	}
 	return BREAKER__STATUS__OK;
+}
+
+Breaker__Status bk_cmd_resolve_scope(const struct bk_daemon *d, const char *name,
+                                     int *slot, char *why, size_t len)
+{
+	return resolve_scope(d, name, slot, why, len);
 }
 
 /* ---- staging (the wait for durability: bk_pending.c) -------------------------- */
@@ -134,6 +149,13 @@ static bool stage_and_pend(struct bk_daemon *d, struct bk_route *route,
 	bk_cmd_remember(d, rec);
 	bk_pending_add(d, route, rep, rec, slot, republish, false);
 	return true;
+}
+
+bool bk_cmd_stage_and_pend(struct bk_daemon *d, struct bk_route *route,
+                           Breaker__Reply *rep, Breaker__AuditRecord *rec, int slot,
+                           bool republish)
+{
+	return stage_and_pend(d, route, rep, rec, slot, republish);
 }
 
 /* ---- commands ----------------------------------------------------------------- */
@@ -792,7 +814,9 @@ void bk_cmd_handle(struct bk_daemon *d, struct bk_request *in)
 	    req->cmd_case == BREAKER__REQUEST__CMD_RESUME ||
 	    req->cmd_case == BREAKER__REQUEST__CMD_REGISTER ||
 	    req->cmd_case == BREAKER__REQUEST__CMD_RECONCILE ||
-	    req->cmd_case == BREAKER__REQUEST__CMD_REBASE) {
+	    req->cmd_case == BREAKER__REQUEST__CMD_REBASE ||
+	    req->cmd_case == BREAKER__REQUEST__CMD_UNREGISTER ||
+	    req->cmd_case == BREAKER__REQUEST__CMD_RENAME) {
 		c.hash = bk_cmd_request_hash(&c);
 		if (bk_cmd_answer_duplicate(&c)) {
 			count_command(d, bk_metrics_cmd_type(req->cmd_case),
@@ -826,6 +850,12 @@ void bk_cmd_handle(struct bk_daemon *d, struct bk_request *in)
 		break;
 	case BREAKER__REQUEST__CMD_REBASE:
 		do_rebase(&c);
+		break;
+	case BREAKER__REQUEST__CMD_UNREGISTER:
+		bk_cmd_unregister(&c);
+		break;
+	case BREAKER__REQUEST__CMD_RENAME:
+		bk_cmd_rename(&c);
 		break;
 	default:
 		bk_cmd_refuse(&c, BREAKER__STATUS__ERR_BAD_REQUEST,

@@ -27,6 +27,10 @@ static const char *command_name(const Breaker__Request *req)
 		return "kill";
 	if (req->cmd_case == BREAKER__REQUEST__CMD_REBASE)
 		return "rules rebase";
+	if (req->cmd_case == BREAKER__REQUEST__CMD_UNREGISTER)
+		return "unregister";
+	if (req->cmd_case == BREAKER__REQUEST__CMD_RENAME)
+		return "rename";
 	if (req->cmd_case >= BREAKER__REQUEST__CMD_TRIP &&
 	    req->cmd_case <= BREAKER__REQUEST__CMD_RECONCILE)
 		return names[req->cmd_case - BREAKER__REQUEST__CMD_TRIP];
@@ -43,6 +47,9 @@ static const char *command_verb(const Breaker__Request *req, unsigned missing)
 		return missing & BK_PERM_RESUME ? "resume" : "force a resume";
 	case BREAKER__REQUEST__CMD_REGISTER:
 		return "register strategies";
+	case BREAKER__REQUEST__CMD_UNREGISTER:
+	case BREAKER__REQUEST__CMD_RENAME:
+		return "unregister or rename strategies";
 	case BREAKER__REQUEST__CMD_RECONCILE:
 		return "post reconciliations (they can clear a break)";
 	case BREAKER__REQUEST__CMD_REPORT:
@@ -64,6 +71,8 @@ static unsigned perms_needed(const Breaker__Request *req)
 		       (req->resume->has_force && req->resume->force ? BK_PERM_FORCE : 0);
 	case BREAKER__REQUEST__CMD_REGISTER:
 	case BREAKER__REQUEST__CMD_RECONCILE:
+	case BREAKER__REQUEST__CMD_UNREGISTER:
+	case BREAKER__REQUEST__CMD_RENAME:
 		return BK_PERM_RESUME;
 	case BREAKER__REQUEST__CMD_REPORT: /* it can keep a rule from tripping */
 		return BK_PERM_REPORT;
@@ -98,6 +107,12 @@ static void refused_attempt(struct bk_cmd *c, Breaker__AuditRecord *rec)
 	} else if (req->cmd_case == BREAKER__REQUEST__CMD_REBASE) {
 		scope = req->rebase->strategy;
 		reason = req->rebase->reason;
+	} else if (req->cmd_case == BREAKER__REQUEST__CMD_UNREGISTER) {
+		scope = req->unregister->strategy;
+		reason = req->unregister->reason;
+	} else if (req->cmd_case == BREAKER__REQUEST__CMD_RENAME) {
+		scope = req->rename->strategy;
+		reason = req->rename->reason;
 	}
 	rec->strategy = scope && bk_strategy_name_valid(scope) ? (char *)scope : NULL;
 	rec->has_reason_code = code >= 0 && code < BK_REASON_COUNT;

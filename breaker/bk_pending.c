@@ -167,6 +167,12 @@ void bk_publish_scope(struct bk_daemon *d, int slot)
 
 	if (!sc)
 		return;
+	if (sc->gone) { /* a tombstone: an engine that cached it stays stopped */
+		bk_shm_publish(&d->shm, slot,
+		               BK_STATE_PACK(BK_HALTED, BK_R_KILL_SWITCH, 0),
+		               1u << BK_R_KILL_SWITCH, 0);
+		return;
+	}
 	word = bk_scope_published(sc, d->audit.durable_seq, &since, &mask);
 	bk_shm_publish(&d->shm, slot, word, mask, since);
 }

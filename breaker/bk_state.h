@@ -47,8 +47,9 @@ struct bk_latch {
 };
 
 struct bk_scope {
-	char name[BK_NAME_MAX]; /* "" for global */
+	char name[BK_NAME_MAX]; /* "" for global and for an unregistered slot */
 	uint32_t active;        /* bit n: latch n is not ACTIVE */
+	bool gone;              /* unregistered: a tombstone, never reused */
 	struct bk_latch latches[BK_REASON_COUNT];
 };
 
@@ -79,6 +80,15 @@ void bk_state_free(struct bk_state *st);
 int bk_state_find(const struct bk_state *st, const char *name);
 /* New slot (>= 0), -EEXIST, -ENOSPC (table full) or -EINVAL (bad name). */
 int bk_state_register(struct bk_state *st, const char *name);
+/*
+ * Retire a strategy: its slot becomes a tombstone (gone, name ""), never
+ * reused, so an engine that cached the slot can never alias a later
+ * strategy. Its name is free again. 0, or -ENOENT (no such live slot).
+ */
+int bk_state_unregister(struct bk_state *st, int slot);
+/* Give a live slot a new name (latches and history stay with the slot).
+ * 0, -ENOENT, -EINVAL (bad name) or -EEXIST (the name is taken). */
+int bk_state_rename(struct bk_state *st, int slot, const char *name);
 /* True for a valid strategy name: 1..39 bytes of [A-Za-z0-9._:-]. */
 bool bk_strategy_name_valid(const char *name);
 

@@ -236,7 +236,7 @@ static void page_msg(struct bk_daemon *d, Breaker__Reply *rep, bool all, uint32_
 		bool tripped = d->state.strategies[i].active != 0;
 		Breaker__Scope *s;
 
-		if (!all && !tripped)
+		if ((!all && !tripped) || d->state.strategies[i].gone)
 			continue;
 		if (count == cap || bytes >= BK_STATUS_PAGE_BYTES)
 			break;
