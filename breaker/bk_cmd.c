@@ -346,6 +346,12 @@ static void do_resume(struct bk_cmd *c)
 		bk_cmd_refuse(c, st, c->why);
 		return;
 	}
+	if ((c->rep.retry_after_ms =
+	         bk_limits_stage_wait_ms(c->d, &p, wall, c->why, sizeof(c->why)))) {
+		c->rep.has_retry_after_ms = 1;
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_STAGE_TOO_SOON, c->why);
+		return;
+	}
 	if (!p.forced && (condition_holds(c->d, &p, c->why, sizeof(c->why)) ||
 	                  lacks_evidence(c->d, &p, c->why, sizeof(c->why)))) {
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_CONDITION_HOLDS, c->why);

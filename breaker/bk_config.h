@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "bk_limits.h"
 #include "bk_rules.h"
 #include "breaker_client.h"
 
@@ -115,8 +116,9 @@ struct bk_config {
 	/* [strategies] remote: fed by Report, not the segment (bk_config_remote) */
 	char remote[BK_CFG_STRATEGIES][BK_NAME_MAX];
 	int n_remote;
-	mode_t tel_mode;           /* telemetry segment: engines write it */
-	struct bk_rules_cfg rules; /* [rules] defaults, [rules:NAME] per strategy */
+	mode_t tel_mode;             /* telemetry segment: engines write it */
+	struct bk_rules_cfg rules;   /* [rules] defaults, [rules:NAME] per strategy */
+	struct bk_limits_cfg limits; /* [limits], [limits:NAME] (bk_limits.h) */
 	/* [metrics]: /metrics and /healthz over HTTP; "" = off */
 	char metrics_listen[BK_LISTEN_MAX]; /* "127.0.0.1:9464", "[::1]:9464" */
 	bool metrics_allow_remote;          /* else only a loopback address */

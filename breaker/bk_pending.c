@@ -162,6 +162,7 @@ static void answer(struct bk_daemon *d, struct bk_pending *p)
 void bk_publish_scope(struct bk_daemon *d, int slot)
 {
 	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
+	struct bk_limit_set lim;
 	uint64_t since, word;
 	uint32_t mask;
 
@@ -174,7 +175,9 @@ void bk_publish_scope(struct bk_daemon *d, int slot)
 		return;
 	}
 	word = bk_scope_published(sc, d->audit.durable_seq, &since, &mask);
+	bk_limits_pub_before(d, slot, (int)BK_STATE_MODE(word), &lim);
 	bk_shm_publish(&d->shm, slot, word, mask, since);
+	bk_limits_pub_after(d, slot, &lim);
 }
 
 static void publish_event(struct bk_daemon *d, const struct bk_pending *p)

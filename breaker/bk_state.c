@@ -339,6 +339,7 @@ static void latch_raise(struct bk_scope *sc, unsigned r, const struct bk_plan *p
 	latch_set(sc, r, p->target);
 	l->audit_seq = seq;
 	l->since_wall_ns = wall_ns;
+	l->stage_wall_ns = wall_ns;
 	l->actor = *who;
 	utf8_copy(l->reason, sizeof(l->reason), reason ? reason : "");
 }
@@ -374,8 +375,11 @@ void bk_state_apply(struct bk_state *st, const struct bk_plan *p,
 		return;
 	}
 	for (unsigned r = 1; r < BK_REASON_COUNT; r++)
-		if ((p->all || r == p->reason) && (sc->active & (1u << r)))
+		if ((p->all || r == p->reason) && (sc->active & (1u << r))) {
+			if (p->target < sc->latches[r].mode)
+				sc->latches[r].stage_wall_ns = wall_ns;
 			latch_lower(sc, r, p->target, seq, durable_seq, hold);
+		}
 }
 
 uint64_t bk_scope_published(const struct bk_scope *sc, uint64_t durable_seq,

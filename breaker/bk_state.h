@@ -42,6 +42,7 @@ struct bk_latch {
 	                      * step releases it; cleared when it is released */
 	uint64_t audit_seq;  /* record that last raised this latch */
 	uint64_t since_wall_ns;
+	uint64_t stage_wall_ns; /* when it last changed mode ([limits] min_stage_ms) */
 	struct bk_actor actor;
 	char reason[BK_LATCH_REASON_MAX];
 };

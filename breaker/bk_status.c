@@ -29,6 +29,25 @@ static Breaker__Latch *latch_msg(const struct bk_latch *l, unsigned r)
 }
 
 /* A scope as engines see it now (published, so a pending resume shows as held). */
+/* The limits the scope's engines are held to now (its published entry). */
+static void limits_msg(const struct bk_daemon *d, int slot, Breaker__Scope *m)
+{
+	struct bk_limit_set l;
+	Breaker__ScopeLimits *lm;
+
+	bk_limits_in_force(d, slot, &l);
+	if (!l.flags || !(lm = calloc(1, sizeof(*lm))))
+		return;
+	breaker__scope_limits__init(lm);
+	lm->has_size_factor = !!(l.flags & BK_LIMIT_SIZE_FACTOR);
+	lm->size_factor = l.size_factor;
+	lm->has_max_qty = !!(l.flags & BK_LIMIT_MAX_QTY);
+	lm->max_qty = l.max_qty;
+	lm->has_max_notional = !!(l.flags & BK_LIMIT_MAX_NOTIONAL);
+	lm->max_notional = l.max_notional;
+	m->limits = lm;
+}
+
 static Breaker__Scope *scope_msg(struct bk_daemon *d, int slot, bool latches)
 {
 	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
@@ -45,6 +64,7 @@ static Breaker__Scope *scope_msg(struct bk_daemon *d, int slot, bool latches)
 	m->mode = (Breaker__Mode)BK_STATE_MODE(word);
 	m->has_slot = slot != BK_GLOBAL;
 	m->slot = slot == BK_GLOBAL ? 0 : (uint32_t)slot;
+	limits_msg(d, slot, m);
 	if (!latches || !sc->active)
 		return m;
 	m->latches = calloc(BK_REASON_COUNT, sizeof(*m->latches));
@@ -278,6 +298,7 @@ static void scope_free(Breaker__Scope *m)
 	for (size_t i = 0; i < m->n_latches; i++)
 		free(m->latches[i]);
 	free(m->latches);
+	free(m->limits);
 	free(m);
 }
 

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,5 +258,181 @@ Test(scopectl, typo_command_and_reason_code_get_a_hint)
 	cr_assert_eq(cli(&h, "resume", "--reason-code", "rejct_rate", "--reason", "x"), 2,
 	             "%s", out);
 	cr_assert(strstr(out, "did you mean 'reject_rate'"), "%s", out);
+	down(&h);
+}
+
+/* ---- published limits (item 5) -------------------------------------------- */
+
+#define LIMITS                                                                           \
+	"[limits]\ncautious.size_factor = 0.25\nreduce_only.size_factor = 0\n"           \
+	"[limits:momo-eu-1]\ncautious.max_qty = 100\ncautious.max_notional = 50000\n"
+
+static struct bk_limit_values c_limits(struct bk_h *h, int slot)
+{
+	struct bk_limit_values v;
+	struct bk_client c;
+
+	bk_h_attach(h, &c);
+	cr_assert_eq(bk_limits(&c, slot, &v), 0);
+	bk_client_detach(&c);
+	return v;
+}
+
+/* What the Python client's limits() says, as "flags size max_qty max_notional". */
+static void py_limits(struct bk_h *h, const char *strategy, char *buf, size_t len)
+{
+	char cmd[1024];
+	FILE *p;
+	size_t n;
+
+	snprintf(cmd, sizeof(cmd),
+	         "PYTHONPATH=%s/clients/python python3 -c '"
+	         "import breaker_client as bk\n"
+	         "c = bk.attach(\"%s\")\n"
+	         "l = c.limits(c.resolve(\"%s\"))\n"
+	         "print(l.flags, l.size_factor, l.max_qty, l.max_notional)' 2>&1",
+	         BK_SOURCE_DIR, h->instance, strategy);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	n = fread(buf, 1, len - 1, p);
+	buf[n] = '\0';
+	cr_assert_eq(pclose(p), 0, "%s", buf);
+}
+
+Test(scopectl, limits_follow_the_mode_for_c_and_python_engines)
+{
+	struct bk_limit_values v;
+	struct bk_h h;
+	char py[256];
+	int slot;
+
+	up(&h, "limits", LIMITS PLAIN);
+	cr_assert_eq(cli(&h, "register", "momo-eu-1"), 0, "%s", out);
+	cr_assert_eq(cli(&h, "register", "arb-1"), 0, "%s", out);
+	slot = engine_slot(&h, "momo-eu-1");
+	v = c_limits(&h, slot);
+	cr_assert_eq(v.flags, 0, "ACTIVE: no limits");
+	cr_assert_float_eq(v.size_factor, 1.0, 1e-12);
+	/* CAUTIOUS: [limits] default size and the strategy's own maxima */
+	cr_assert_eq(cli(&h, "trip", "manual_halt", "--strategy", "momo-eu-1", "--mode",
+	                 "cautious", "--reason", "restart with reduced sizes"),
+	             0, "%s", out);
+	v = c_limits(&h, slot);
+	cr_assert_eq(v.flags,
+	             BK_LIMIT_SIZE_FACTOR | BK_LIMIT_MAX_QTY | BK_LIMIT_MAX_NOTIONAL);
+	cr_assert_float_eq(v.size_factor, 0.25, 1e-12);
+	cr_assert_float_eq(v.max_qty, 100, 1e-9);
+	cr_assert_float_eq(v.max_notional, 50000, 1e-9);
+	py_limits(&h, "momo-eu-1", py, sizeof(py));
+	cr_assert_str_eq(py, "7 0.25 100.0 50000.0\n");
+	/* the other strategy is untouched */
+	cr_assert_eq(c_limits(&h, engine_slot(&h, "arb-1")).flags, 0);
+	cr_assert_eq(cli(&h, "status"), 0, "%s", out);
+	cr_assert(strstr(out, "limits: size x0.25, max qty 100, max notional 50000"),
+	          "%s", out);
+	/* resumed to ACTIVE: none again, for both clients */
+	cr_assert_eq(cli(&h, "resume", "--strategy", "momo-eu-1", "--reason", "calm"), 0,
+	             "%s", out);
+	v = c_limits(&h, slot);
+	cr_assert_eq(v.flags, 0);
+	py_limits(&h, "momo-eu-1", py, sizeof(py));
+	cr_assert_str_eq(py, "0 1.0 None None\n");
+	/* global CAUTIOUS holds every engine to global's entry */
+	cr_assert_eq(cli(&h, "trip", "manual_halt", "--mode", "cautious"), 0, "%s", out);
+	v = c_limits(&h, engine_slot(&h, "arb-1"));
+	cr_assert_eq(v.flags, BK_LIMIT_SIZE_FACTOR);
+	cr_assert_float_eq(v.size_factor, 0.25, 1e-12);
+	/* kept across a restart (published at boot) */
+	cr_assert_eq(bk_h_stop(&h), 0);
+	bk_h_start(&h);
+	v = c_limits(&h, engine_slot(&h, "arb-1"));
+	cr_assert_float_eq(v.size_factor, 0.25, 1e-12);
+	down(&h);
+}
+
+Test(scopectl, min_stage_time_refuses_an_early_resume_with_the_time_left)
+{
+	struct bk_h h;
+	uint64_t deadline;
+	int rc;
+
+	up(&h, "minstage",
+	   "[limits]\nhalted.min_stage_ms = 600000\n"
+	   "[limits:fast-1]\nhalted.min_stage_ms = 300\n" PLAIN);
+	cr_assert_eq(cli(&h, "register", "slow-1"), 0, "%s", out);
+	cr_assert_eq(cli(&h, "register", "fast-1"), 0, "%s", out);
+	cr_assert_eq(cli(&h, "kill", "slow-1", "--reason", "x"), 0, "%s", out);
+	cr_assert_eq(cli(&h, "resume", "--strategy", "slow-1", "--reason", "early"), 1,
+	             "%s", out);
+	cr_assert(strstr(out, "ERR_STAGE_TOO_SOON"), "%s", out);
+	cr_assert(strstr(out, "halted.min_stage_ms is 600000"), "%s", out);
+	cr_assert(strstr(out, "s left"), "%s", out);
+	cr_assert_eq(engine_mode(&h, engine_slot(&h, "slow-1")), BK_HALTED);
+	/* forced: audited as forced, no wait */
+	cr_assert_eq(cli(&h, "resume", "--strategy", "slow-1", "--force", "--reason",
+	                 "desk head says go"),
+	             0, "%s", out);
+	cr_assert_eq(engine_mode(&h, engine_slot(&h, "slow-1")), BK_REDUCE_ONLY);
+	/* its own shorter stage: refused at first, accepted once it has passed */
+	cr_assert_eq(cli(&h, "kill", "fast-1", "--reason", "x"), 0, "%s", out);
+	deadline = bk_h_mono_ms() + 20000;
+	do {
+		rc = cli(&h, "resume", "--strategy", "fast-1", "--reason", "waited");
+		if (rc != 0) {
+			cr_assert(strstr(out, "ERR_STAGE_TOO_SOON"), "%s", out);
+			usleep(50000);
+		}
+	} while (rc != 0 && bk_h_mono_ms() < deadline);
+	cr_assert_eq(rc, 0, "%s", out);
+	cr_assert_eq(engine_mode(&h, engine_slot(&h, "fast-1")), BK_REDUCE_ONLY);
+	down(&h);
+}
+
+/* Rewrite the config, SIGHUP, and wait for the n-th reload (each
+ * reload done before the file changes again: signals coalesce). */
+static void reload(struct bk_h *h, const char *ini, int n)
+{
+	uint64_t deadline = bk_h_mono_ms() + 20000;
+
+	bk_h_write_config(h, h->config, ini);
+	kill(h->pid, SIGHUP);
+	do { /* breakerd logs each reload, applied or refused */
+		if (bk_h_slurp(h->log, out, sizeof(out)) > 0 &&
+		    bk_h_count(out, "SIGHUP: rules reloaded") +
+		            bk_h_count(out, "the running rules stay in force") >=
+		        n)
+			return;
+		usleep(20000);
+	} while (bk_h_mono_ms() < deadline);
+	cr_assert_fail("no CONFIG record %d: %s", n, out);
+}
+
+Test(scopectl, bad_limits_config_is_refused_and_a_reload_is_audited)
+{
+	struct bk_h h;
+	int slot;
+
+	up(&h, "limits-reload", LIMITS PLAIN);
+	cr_assert_eq(cli(&h, "register", "momo-eu-1"), 0, "%s", out);
+	cr_assert_eq(cli(&h, "trip", "manual_halt", "--strategy", "momo-eu-1", "--mode",
+	                 "cautious"),
+	             0, "%s", out);
+	slot = engine_slot(&h, "momo-eu-1");
+	cr_assert_float_eq(c_limits(&h, slot).size_factor, 0.25, 1e-12);
+	/* a size factor above 1 and an unknown key: refused, nothing changes */
+	reload(&h, "[limits]\ncautious.size_factor = 1.5\n" PLAIN, 1);
+	cr_assert_float_eq(c_limits(&h, slot).size_factor, 0.25, 1e-12);
+	reload(&h, "[limits]\ncautious.size = 0.5\n" PLAIN, 2);
+	cr_assert_float_eq(c_limits(&h, slot).size_factor, 0.25, 1e-12);
+	cr_assert_eq(c_limits(&h, slot).flags,
+	             BK_LIMIT_SIZE_FACTOR | BK_LIMIT_MAX_QTY | BK_LIMIT_MAX_NOTIONAL);
+	/* a good one: applied and audited */
+	reload(&h, "[limits]\ncautious.size_factor = 0.1\n" PLAIN, 3);
+	cr_assert_float_eq(c_limits(&h, slot).size_factor, 0.1, 1e-12);
+	cr_assert_eq(c_limits(&h, slot).flags, BK_LIMIT_SIZE_FACTOR,
+	             "the strategy's maxima were taken out of the file");
+	cr_assert_eq(cli(&h, "audit"), 0, "%s", out);
+	cr_assert_geq(bk_h_count(out, "reload refused"), 2, "%s", out);
+	cr_assert(strstr(out, "limits.cautious.size_factor"), "%s", out);
 	down(&h);
 }
