@@ -125,6 +125,13 @@ static const struct {
      "again without BREAKER_REQUEST_ID (a fresh id)"},
     {BREAKER__STATUS__ERR_NOT_DURABLE,
      "breakerd's audit log is failing, and a resume needs its record on disk first"},
+    {BREAKER__STATUS__ERR_LATCHED,
+     "release every latch first ('breaker resume --strategy S ...' down to ACTIVE)"},
+    {BREAKER__STATUS__ERR_ENGINE_ATTACHED,
+     "stop the engine trading this strategy first (docs/cli.md, unregister)"},
+    {BREAKER__STATUS__ERR_STAGE_TOO_SOON,
+     "[limits] <mode>.min_stage_ms in breakerd's config holds each stage; wait, "
+     "or --force (audited as forced)"},
 };
 
 /* "refused: <STATUS>: <breakerd's text>" and a hint. Returns BX_REFUSED. */
