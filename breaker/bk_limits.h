@@ -87,12 +87,12 @@ struct bk_daemon;
 struct bk_plan;
 
 /*
- * Around the publication of scope slot's state word at mode: before, the
- * entry becomes the strictest of what it held and next (what mode wants);
- * after, exactly next. So no engine sees looser limits than its mode's.
+ * Around the publication of scope slot's state word: before, the entry
+ * becomes the strictest of what it held and next (the scope's own limits
+ * at its own mode, a strategy's folded with its groups' at theirs); after,
+ * exactly next. So no engine sees looser limits than its modes'.
  */
-void bk_limits_pub_before(struct bk_daemon *d, int slot, int mode,
-                          struct bk_limit_set *next);
+void bk_limits_pub_before(struct bk_daemon *d, int slot, struct bk_limit_set *next);
 void bk_limits_pub_after(struct bk_daemon *d, int slot, const struct bk_limit_set *next);
 /* The entry as published now (status). */
 void bk_limits_in_force(const struct bk_daemon *d, int slot, struct bk_limit_set *out);

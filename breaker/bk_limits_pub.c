@@ -20,13 +20,26 @@ static int entry_of(int slot)
 	return slot == BK_GLOBAL ? 0 : 1 + slot;
 }
 
-/* What a scope's own config says for mode (and, later, its groups'). */
-static void wanted(const struct bk_daemon *d, int slot, int mode,
-                   struct bk_limit_set *out)
+/* A scope's own published mode (not folded with anything). */
+static int own_mode(const struct bk_daemon *d, const struct bk_scope *sc)
+{
+	uint64_t since;
+	uint32_t mask;
+
+	return (int)BK_STATE_MODE(
+	    bk_scope_published(sc, d->audit.durable_seq, &since, &mask));
+}
+
+/* What slot's entry holds: its own limits at its own mode (a strategy's
+ * folded with each of its groups' at the group's mode). */
+static void wanted(const struct bk_daemon *d, int slot, struct bk_limit_set *out)
 {
 	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
 
-	bk_limits_effective(&d->cfg.limits, sc ? sc->name : "", mode, out);
+	memset(out, 0, sizeof(*out));
+	if (!sc)
+		return;
+	bk_limits_effective(&d->cfg.limits, sc->name, own_mode(d, sc), out);
 }
 
 static void current(const struct bk_daemon *d, int entry, struct bk_limit_set *out)
@@ -52,12 +65,11 @@ static void write_entry(struct bk_daemon *d, int entry, const struct bk_limit_se
 	                  s->flags & BK_LIMIT_MAX_NOTIONAL ? s->max_notional : 0);
 }
 
-void bk_limits_pub_before(struct bk_daemon *d, int slot, int mode,
-                          struct bk_limit_set *next)
+void bk_limits_pub_before(struct bk_daemon *d, int slot, struct bk_limit_set *next)
 {
 	struct bk_limit_set both;
 
-	wanted(d, slot, mode, next);
+	wanted(d, slot, next);
 	current(d, entry_of(slot), &both);
 	bk_limits_fold(&both, next);
 	write_entry(d, entry_of(slot), &both);

@@ -175,7 +175,7 @@ void bk_publish_scope(struct bk_daemon *d, int slot)
 		return;
 	}
 	word = bk_scope_published(sc, d->audit.durable_seq, &since, &mask);
-	bk_limits_pub_before(d, slot, (int)BK_STATE_MODE(word), &lim);
+	bk_limits_pub_before(d, slot, &lim);
 	bk_shm_publish(&d->shm, slot, word, mask, since);
 	bk_limits_pub_after(d, slot, &lim);
 }
