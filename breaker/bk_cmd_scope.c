@@ -147,7 +147,7 @@ void bk_cmd_unregister(struct bk_cmd *c)
 	record_scope(c, &rec, BREAKER__AUDIT_RECORD__KIND__UNREGISTER, name, slot,
 	             u->reason);
 	/* the record first: if it cannot be staged, nothing changed */
-	if (!bk_cmd_stage_and_pend(d, &c->route, &c->rep, &rec, slot, false))
+	if (!bk_cmd_stage_and_pend(c, &rec, slot, false))
 		return;
 	bk_state_unregister(&d->state, slot);
 	bk_shm_add_strategy(&d->shm, slot, "");
@@ -185,7 +185,7 @@ void bk_cmd_rename(struct bk_cmd *c)
 	snprintf(old, sizeof(old), "%s", r->strategy);
 	record_scope(c, &rec, BREAKER__AUDIT_RECORD__KIND__RENAME, old, slot, r->reason);
 	rec.new_name = r->new_name;
-	if (!bk_cmd_stage_and_pend(d, &c->route, &c->rep, &rec, slot, false))
+	if (!bk_cmd_stage_and_pend(c, &rec, slot, false))
 		return;
 	bk_state_rename(&d->state, slot, r->new_name);
 	bk_shm_add_strategy(&d->shm, slot, r->new_name);

@@ -36,10 +36,22 @@ static void wanted(const struct bk_daemon *d, int slot, struct bk_limit_set *out
 {
 	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
 
+	const struct bk_member *m;
+
 	memset(out, 0, sizeof(*out));
 	if (!sc)
 		return;
 	bk_limits_effective(&d->cfg.limits, sc->name, own_mode(d, sc), out);
+	if (slot < 0)
+		return;
+	m = &d->state.members[slot];
+	for (unsigned i = 0; i < m->n; i++) {
+		const struct bk_scope *g = &d->state.groups[m->g[i]];
+		struct bk_limit_set gl;
+
+		bk_limits_effective(&d->cfg.limits, g->name, own_mode(d, g), &gl);
+		bk_limits_fold(out, &gl);
+	}
 }
 
 static void current(const struct bk_daemon *d, int entry, struct bk_limit_set *out)

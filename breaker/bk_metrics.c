@@ -57,7 +57,8 @@ _Static_assert(BREAKER__REQUEST__CMD_RESUME == BREAKER__REQUEST__CMD_TRIP + 1 &&
 _Static_assert(BK_CMD_INVALID ==
                        BREAKER__REQUEST__CMD_RECONCILE - BREAKER__REQUEST__CMD_TRIP + 1 &&
                    BK_CMD_REBASE == BK_CMD_INVALID + 1 &&
-                   BK_CMD_UNREGISTER == BK_CMD_REBASE + 1 &&
+                   BK_CMD_GROUP == BK_CMD_REBASE + 1 &&
+                   BK_CMD_UNREGISTER == BK_CMD_GROUP + 1 &&
                    BK_CMD_RENAME == BK_CMD_UNREGISTER + 1 &&
                    BK_CMD_TYPES == BK_CMD_RENAME + 1,
                "command type indexes");
@@ -87,6 +88,7 @@ static void labels_init(void)
 	}
 	for (unsigned t = 0; t < BK_CMD_TYPES; t++) {
 		unsigned id = t == BK_CMD_REBASE       ? BREAKER__REQUEST__CMD_REBASE
+		              : t == BK_CMD_GROUP      ? BREAKER__REQUEST__CMD_GROUP
 		              : t == BK_CMD_UNREGISTER ? BREAKER__REQUEST__CMD_UNREGISTER
 		              : t == BK_CMD_RENAME     ? BREAKER__REQUEST__CMD_RENAME
 		                                       : BREAKER__REQUEST__CMD_TRIP + t;

@@ -31,12 +31,13 @@
 #define BK_METRICS_PERIOD_NS (100ull * 1000 * 1000) /* a new rendering every 100 ms */
 #define BK_HIST_BUCKETS      14                     /* finite bucket bounds; +Inf extra */
 #define BK_CMD_TYPES                                                                     \
-	11 /* trip resume status list register report reconcile invalid rebase           \
+	12 /* trip resume status list register report reconcile invalid rebase group     \
 	      unregister rename */
 #define BK_CMD_INVALID    7
 #define BK_CMD_REBASE     8
-#define BK_CMD_UNREGISTER 9
-#define BK_CMD_RENAME     10
+#define BK_CMD_GROUP      9
+#define BK_CMD_UNREGISTER 10
+#define BK_CMD_RENAME     11
 #define BK_STATUS_COUNT   42 /* breaker.Status values 0..41 (not all used) */
 
 struct bk_daemon;
@@ -107,6 +108,8 @@ static inline unsigned bk_metrics_cmd_type(int cmd_case)
 {
 	if (cmd_case == BREAKER__REQUEST__CMD_REBASE) /* outside the first block */
 		return BK_CMD_REBASE;
+	if (cmd_case == BREAKER__REQUEST__CMD_GROUP)
+		return BK_CMD_GROUP;
 	if (cmd_case == BREAKER__REQUEST__CMD_UNREGISTER)
 		return BK_CMD_UNREGISTER;
 	if (cmd_case == BREAKER__REQUEST__CMD_RENAME)

@@ -436,3 +436,38 @@ Test(scopectl, bad_limits_config_is_refused_and_a_reload_is_audited)
 	cr_assert(strstr(out, "limits.cautious.size_factor"), "%s", out);
 	down(&h);
 }
+
+Test(scopectl, group_limits_fold_into_members_at_the_groups_mode)
+{
+	struct bk_limit_values v;
+	struct bk_h h;
+	int a, b;
+
+	up(&h, "limits-group",
+	   "[limits]\ncautious.size_factor = 0.5\n"
+	   "[limits:venue:XETR]\ncautious.max_qty = 10\n" PLAIN);
+	cr_assert_eq(cli(&h, "register", "momo-eu-1", "--group", "venue:XETR"), 0, "%s",
+	             out);
+	cr_assert_eq(cli(&h, "register", "arb-1"), 0, "%s", out);
+	a = engine_slot(&h, "momo-eu-1");
+	b = engine_slot(&h, "arb-1");
+	cr_assert_eq(cli(&h, "trip", "manual_halt", "--group", "venue:XETR", "--mode",
+	                 "cautious", "--reason", "XETR reconnect"),
+	             0, "%s", out);
+	v = c_limits(&h, a);
+	cr_assert_eq(v.flags, BK_LIMIT_SIZE_FACTOR | BK_LIMIT_MAX_QTY);
+	cr_assert_float_eq(v.size_factor, 0.5, 1e-12);
+	cr_assert_float_eq(v.max_qty, 10, 1e-9);
+	cr_assert_eq(c_limits(&h, b).flags, 0, "not a member: untouched");
+	cr_assert_eq(cli(&h, "resume", "--group", "venue:XETR", "--reason", "back"), 0,
+	             "%s", out);
+	cr_assert_eq(c_limits(&h, a).flags, 0);
+	/* unregistering a member takes it out of its groups too */
+	cr_assert_eq(cli(&h, "unregister", "momo-eu-1", "--reason", "retired"), 0, "%s",
+	             out);
+	cr_assert_eq(cli(&h, "trip", "manual_halt", "--group", "venue:XETR"), 1, "%s",
+	             out);
+	cr_assert(strstr(out, "ERR_UNKNOWN_GROUP"), "a group of no members: %s", out);
+	cr_assert_eq(engine_mode(&h, a), BK_HALTED);
+	down(&h);
+}
