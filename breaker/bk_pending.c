@@ -136,6 +136,10 @@ bool bk_pending_add(struct bk_daemon *d, struct bk_route *route,
 	p->wall_ns = rec->wall_ns;
 	snprintf(p->reason, sizeof(p->reason), "%s", rec->reason ? rec->reason : "");
 	snprintf(p->cn, sizeof(p->cn), "%s", rec->peer_cn ? rec->peer_cn : "");
+	snprintf(p->gone, sizeof(p->gone), "%s",
+	         rec->kind == BREAKER__AUDIT_RECORD__KIND__UNREGISTER && rec->strategy
+	             ? rec->strategy
+	             : "");
 	return true;
 }
 
@@ -207,6 +211,8 @@ static void publish_event(struct bk_daemon *d, const struct bk_pending *p)
 	ev.strategy =
 	    (sc && sc->name[0] && !BK_SLOT_IS_GROUP(p->slot)) ? (char *)sc->name : NULL;
 	ev.group = (sc && BK_SLOT_IS_GROUP(p->slot)) ? (char *)sc->name : NULL;
+	if (p->gone[0]) /* unregistered: the slot has no name any more */
+		ev.strategy = (char *)p->gone;
 	ev.from_mode = (Breaker__Mode)p->from_mode;
 	ev.to_mode = (Breaker__Mode)p->to_mode;
 	ev.reason_code = (Breaker__ReasonCode)p->reason_code;

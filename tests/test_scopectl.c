@@ -7,15 +7,19 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bk_harness.h"
 #include "bk_tel.h"
+
+extern char **environ;
 
 #define PLAIN "[rules]\nheartbeat.enabled = false\n[metrics]\nlisten =\n"
 
@@ -211,6 +215,7 @@ Test(scopectl, rename_keeps_the_slot_and_history_and_forgets_the_old_name)
 	cr_assert_eq(engine_mode(&h, 0), BK_HALTED);
 	cr_assert_eq(cli(&h, "audit"), 0, "%s", out);
 	cr_assert(strstr(out, "RENAME"), "%s", out);
+	cr_assert(strstr(out, "new_name=momo-xetr-1"), "%s", out);
 	cr_assert(strstr(out, "runaway"), "%s", out);
 	cr_assert_eq(cli(&h, "audit", "--verify"), 0, "%s", out);
 	down(&h);
@@ -469,5 +474,55 @@ Test(scopectl, group_limits_fold_into_members_at_the_groups_mode)
 	             out);
 	cr_assert(strstr(out, "ERR_UNKNOWN_GROUP"), "a group of no members: %s", out);
 	cr_assert_eq(engine_mode(&h, a), BK_HALTED);
+	down(&h);
+}
+
+/* `breaker watch --count 1` in the background, its stdout/stderr in h->dir. */
+static pid_t spawn_watch(struct bk_h *h)
+{
+	const char *bin = getenv("BREAKER_CLI") ? getenv("BREAKER_CLI") : "breaker";
+	char *argv[] = {(char *)bin, "--config",     h->config, "watch", "--count",
+	                "1",         "--timeout-ms", "10000",   NULL};
+	char o[256], e[256];
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+
+	snprintf(o, sizeof(o), "%s/watch.out", h->dir);
+	snprintf(e, sizeof(e), "%s/watch.err", h->dir);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, o, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	posix_spawn_file_actions_addopen(&fa, 2, e, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_eq(posix_spawn(&pid, bin, &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	for (int i = 0; i < 500; i++) { /* subscribed: it says so on stderr */
+		if (bk_h_slurp(e, out, sizeof(out)) > 0 &&
+		    strstr(out, "watching breakerd events")) {
+			usleep(100000); /* breakerd's side of the pipe */
+			return pid;
+		}
+		usleep(10000);
+	}
+	cr_assert_fail("watch never subscribed: %s", out);
+	return pid;
+}
+
+Test(scopectl, watch_names_the_unregistered_strategy)
+{
+	struct bk_h h;
+	char path[256];
+	int st = 0;
+	pid_t w;
+
+	up(&h, "unreg-watch", NULL);
+	cr_assert_eq(cli(&h, "register", "momo-eu-1"), 0, "%s", out);
+	w = spawn_watch(&h);
+	cr_assert_eq(cli(&h, "unregister", "momo-eu-1", "--reason", "retired"), 0, "%s",
+	             out);
+	cr_assert_eq(waitpid(w, &st, 0), w);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	snprintf(path, sizeof(path), "%s/watch.out", h.dir);
+	bk_h_slurp(path, out, sizeof(out));
+	cr_assert(strstr(out, "UNREGISTER"), "%s", out);
+	cr_assert(strstr(out, "momo-eu-1"), "the event names it: %s", out);
 	down(&h);
 }
