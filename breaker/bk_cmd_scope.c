@@ -155,8 +155,7 @@ void bk_cmd_unregister(struct bk_cmd *c)
 	bk_shm_changed(&d->shm);
 	/* no rule judges an empty slot; its telemetry starts clean */
 	d->remote_declared[slot] = false;
-	memset(&d->slots[slot].remote, 0, sizeof(d->slots[slot].remote));
-	d->slots[slot].is_remote = false;
+	memset(&d->slots[slot], 0, sizeof(d->slots[slot])); /* rules NULL: none */
 	if (d->tel.tel)
 		memset(&d->tel.tel->slots[slot], 0, sizeof(d->tel.tel->slots[slot]));
 }

@@ -639,6 +639,8 @@ static int strategies(struct bk_daemon *d, struct bk_metrics *m, int budget)
 
 	while (m->cursor < n && budget > 0) {
 		uint32_t i = m->cursor++;
+		if (d->state.strategies[i].gone) /* unregistered: no series */
+			continue;
 		switch (m->stage) {
 		case ST_MODE:
 			budget -= visit_mode(d, m, i);

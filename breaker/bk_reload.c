@@ -17,8 +17,11 @@
 void bk_reload_bind_rules(struct bk_daemon *d)
 {
 	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
+		/* an unregistered slot has no rules: none judges it, none warns */
 		d->slots[i].rules =
-		    bk_rules_for(&d->cfg.rules, d->state.strategies[i].name);
+		    d->state.strategies[i].gone
+		        ? NULL
+		        : bk_rules_for(&d->cfg.rules, d->state.strategies[i].name);
 		d->slots[i].is_remote =
 		    d->remote_declared[i] ||
 		    bk_config_remote(&d->cfg, d->state.strategies[i].name);
