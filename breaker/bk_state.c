@@ -114,6 +114,7 @@ int bk_state_unregister(struct bk_state *st, int slot)
 	while (st->members && st->members[slot].n)
 		bk_group_leave(st, slot, st->members[slot].g[0]);
 	sc->gone = true;
+	st->n_gone++;
 	sc->name[0] = '\0';
 	index_rebuild(st);
 	return 0;

@@ -77,8 +77,9 @@ struct bk_member {
 
 struct bk_state {
 	struct bk_scope global;
-	struct bk_scope *strategies; /* BK_MAX_STRATEGIES, allocated once */
-	uint32_t n_strategies;
+	struct bk_scope *strategies;   /* BK_MAX_STRATEGIES, allocated once */
+	uint32_t n_strategies;         /* slots used, tombstones included */
+	uint32_t n_gone;               /* unregistered slots (tombstones) */
 	int16_t index[BK_STATE_INDEX]; /* slot + 1; 0 = empty */
 	struct bk_scope *groups;       /* BK_MAX_GROUPS, allocated once */
 	uint32_t n_groups;

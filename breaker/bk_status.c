@@ -239,7 +239,7 @@ static void info_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 	info->global = scope_msg(d, BK_GLOBAL, true);
 	info->has_strategy_count = info->has_heartbeat_age_ns = info->has_audit_seq = 1;
 	info->has_daemon_pid = info->has_tick_period_ns = info->has_uptime_ns = 1;
-	info->strategy_count = d->state.n_strategies;
+	info->strategy_count = d->state.n_strategies - d->state.n_gone; /* live ones */
 	info->heartbeat_age_ns = hb && now > hb ? now - hb : 0;
 	info->audit_seq = d->audit.durable_seq;
 	info->daemon_pid = (uint32_t)getpid();

@@ -155,6 +155,8 @@ Test(scopectl, unregistered_slot_is_a_halted_tombstone_never_reused)
 	cr_assert_eq(cli(&h, "strategies"), 0, "%s", out);
 	cr_assert_null(strstr(out, "momo-eu-1"), "%s", out);
 	cr_assert(strstr(out, "arb-us-2"), "%s", out);
+	cr_assert_eq(cli(&h, "status"), 0, "%s", out);
+	cr_assert(strstr(out, "strategies: 1 registered"), "%s", out);
 	cr_assert_eq(cli(&h, "kill", "momo-eu-1", "--reason", "x"), 1, "%s", out);
 	cr_assert(strstr(out, "ERR_UNKNOWN_STRATEGY"), "%s", out);
 	/* the name again: a new slot, never the tombstone */
