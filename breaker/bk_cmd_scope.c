@@ -188,9 +188,10 @@ void bk_cmd_rename(struct bk_cmd *c)
 		return;
 	bk_state_rename(&d->state, slot, r->new_name);
 	bk_shm_add_strategy(&d->shm, slot, r->new_name);
-	bk_shm_changed(&d->shm);
-	/* rules are bound by name: the new name's (its state and history stay) */
+	/* rules and limits go by name: the new name's (state and history stay) */
 	d->slots[slot].rules = bk_rules_for(&d->cfg.rules, r->new_name);
 	d->slots[slot].is_remote =
 	    d->remote_declared[slot] || bk_config_remote(&d->cfg, r->new_name);
+	bk_publish_scope(d, slot);
+	bk_shm_changed(&d->shm);
 }

@@ -528,3 +528,29 @@ Test(scopectl, watch_names_the_unregistered_strategy)
 	cr_assert(strstr(out, "momo-eu-1"), "the event names it: %s", out);
 	down(&h);
 }
+
+Test(scopectl, a_reused_request_id_names_its_unregister_or_rename)
+{
+	struct bk_h h;
+	char *a[] = {"unregister", "momo-eu-1", "--reason", "retired", NULL};
+	char *b[] = {"unregister", "arb-1", "--reason", "retired", NULL};
+	char *r[] = {"rename", "arb-1", "arb-2", "--reason", "x", NULL};
+
+	up(&h, "unreg-rid", NULL);
+	cr_assert_eq(cli(&h, "register", "momo-eu-1"), 0, "%s", out);
+	cr_assert_eq(cli(&h, "register", "arb-1"), 0, "%s", out);
+	cr_assert_eq(bk_h_cli_as(&h, -1, -1, "4242001", a, out, sizeof(out)), 0, "%s",
+	             out);
+	/* the same id for another strategy is not "already applied" */
+	cr_assert_eq(bk_h_cli_as(&h, -1, -1, "4242001", b, out, sizeof(out)), 1, "%s",
+	             out);
+	cr_assert(strstr(out, "ERR_REQUEST_ID_REUSED"), "%s", out);
+	cr_assert_eq(bk_h_cli_as(&h, -1, -1, "4242001", r, out, sizeof(out)), 1, "%s",
+	             out);
+	cr_assert(strstr(out, "ERR_REQUEST_ID_REUSED"), "%s", out);
+	cr_assert_eq(engine_slot(&h, "arb-1"), 1, "nothing applied");
+	/* a genuine resend is answered, applied once */
+	cr_assert_eq(bk_h_cli_as(&h, -1, -1, "4242001", a, out, sizeof(out)), 0, "%s",
+	             out);
+	down(&h);
+}
