@@ -554,3 +554,27 @@ Test(scopectl, a_reused_request_id_names_its_unregister_or_rename)
 	             out);
 	down(&h);
 }
+
+Test(scopectl, another_local_user_may_not_unregister_or_rename)
+{
+	struct bk_h h;
+	char *u[] = {"unregister", "momo-eu-1", "--reason", "mine now", NULL};
+	char *r[] = {"rename", "momo-eu-1", "evil-1", "--reason", "mine now", NULL};
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root: runs the CLI as another user");
+	up(&h, "unreg-auth", "[commands]\nsocket_mode = 0666\n" PLAIN);
+	bk_h_open_dirs(&h);
+	cr_assert_eq(cli(&h, "register", "momo-eu-1"), 0, "%s", out);
+	cr_assert_eq(bk_h_cli_as(&h, 65534, 65534, NULL, u, out, sizeof(out)), 1, "%s",
+	             out);
+	cr_assert(strstr(out, "ERR_UNAUTHORISED"), "%s", out);
+	cr_assert_eq(bk_h_cli_as(&h, 65534, 65534, NULL, r, out, sizeof(out)), 1, "%s",
+	             out);
+	cr_assert(strstr(out, "ERR_UNAUTHORISED"), "%s", out);
+	cr_assert_eq(engine_slot(&h, "momo-eu-1"), 0, "nothing changed");
+	cr_assert_eq(engine_slot(&h, "evil-1"), -ENOENT);
+	cr_assert_eq(cli(&h, "audit"), 0, "%s", out);
+	cr_assert_eq(bk_h_count(out, "REFUSED"), 2, "both refusals audited: %s", out);
+	down(&h);
+}
