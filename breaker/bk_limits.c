@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bk_hash.h"
 #include "bk_limits.h"
 #include "bk_state.h"
 
@@ -31,17 +32,30 @@ static int number(const char *v, double min, double max, double *out)
 	return 0;
 }
 
+/* The index slot holding name, or the empty one where it would go. */
+static uint32_t probe(const struct bk_limits_cfg *lc, const char *name)
+{
+	uint32_t i = bk_fnv1a(name) & (BK_LIMITS_INDEX - 1);
+
+	while (lc->index[i] && strcmp(lc->over[lc->index[i] - 1].name, name) != 0)
+		i = (i + 1) & (BK_LIMITS_INDEX - 1);
+	return i;
+}
+
 static struct bk_limits_scope *scope_for(struct bk_limits_cfg *lc, const char *name)
 {
+	uint32_t i;
+
 	if (!name)
 		return &lc->global;
-	for (int i = 0; i < lc->n_over; i++)
-		if (strcmp(lc->over[i].name, name) == 0)
-			return &lc->over[i];
+	i = probe(lc, name);
+	if (lc->index[i])
+		return &lc->over[lc->index[i] - 1];
 	if (lc->n_over == BK_LIMITS_OVER)
 		return NULL;
 	memset(&lc->over[lc->n_over], 0, sizeof(lc->over[0]));
 	snprintf(lc->over[lc->n_over].name, BK_NAME_MAX, "%s", name);
+	lc->index[i] = (int16_t)(lc->n_over + 1);
 	return &lc->over[lc->n_over++];
 }
 
@@ -81,6 +95,7 @@ int bk_limits_key(struct bk_limits_cfg *lc, const char *name, const char *key,
 		return -EINVAL;
 	}
 	s = &sc->mode[mode];
+	lc->any = true;
 	if (strcmp(what, "size_factor") == 0) {
 		if (number(val, 0, 1, &x))
 			goto bad;
@@ -115,12 +130,14 @@ bad:
 const struct bk_limits_scope *bk_limits_for(const struct bk_limits_cfg *lc,
                                             const char *name)
 {
+	uint32_t i;
+
 	if (!name || !*name)
 		return &lc->global;
-	for (int i = 0; i < lc->n_over; i++)
-		if (strcmp(lc->over[i].name, name) == 0)
-			return &lc->over[i];
-	return NULL;
+	if (!lc->n_over)
+		return NULL;
+	i = probe(lc, name);
+	return lc->index[i] ? &lc->over[lc->index[i] - 1] : NULL;
 }
 
 void bk_limits_effective(const struct bk_limits_cfg *lc, const char *name, int mode,

@@ -39,10 +39,16 @@ struct bk_limits_scope {
 	struct bk_limit_set mode[BK_MODE_COUNT];
 };
 
+#define BK_LIMITS_INDEX 1024 /* open-addressing name index, 2x BK_LIMITS_OVER */
+
 struct bk_limits_cfg {
 	struct bk_limits_scope global;
 	struct bk_limits_scope over[BK_LIMITS_OVER];
 	int n_over;
+	/* over[] by name (index + 1; 0 = empty): every publish looks a scope
+	 * up, a group trip once per member, so not a scan of 512 names */
+	int16_t index[BK_LIMITS_INDEX];
+	bool any; /* a limit or min_stage_ms is configured at all */
 };
 
 /*

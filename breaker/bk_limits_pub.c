@@ -39,7 +39,7 @@ static void wanted(const struct bk_daemon *d, int slot, struct bk_limit_set *out
 	const struct bk_member *m;
 
 	memset(out, 0, sizeof(*out));
-	if (!sc)
+	if (!sc || !d->cfg.limits.any) /* no [limits]: every entry stays empty */
 		return;
 	bk_limits_effective(&d->cfg.limits, sc->name, own_mode(d, sc), out);
 	if (slot < 0)
