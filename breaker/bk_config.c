@@ -1089,6 +1089,14 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 		return handle_rules(c, s, n, v);
 	if (c->pass == 2)
 		return 1;
+	if (strcmp(s, "limits") == 0 || strncmp(s, "limits:", 7) == 0) {
+		char why[400];
+
+		if (bk_limits_key(&c->cfg.limits, s[6] ? s + 7 : NULL, n, v, why,
+		                  sizeof(why)))
+			return fail(c, c->line, "%s", why);
+		return 1;
+	}
 
 	err = (k = key_find(s, n)) ? key_set(c, k, n, v) : -ENOENT;
 	if (c->failed)

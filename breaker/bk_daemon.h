@@ -48,7 +48,8 @@ struct bk_pending {
 	/* the record's own reason, whole ([commands] reason_max_bytes <= 2048):
 	 * a RESUME's event carries the resumer's words, not the latch's */
 	char reason[BK_EVENT_REASON_MAX];
-	char cn[BK_CN_MAX]; /* a certificate caller's CN, for the event */
+	char cn[BK_CN_MAX];     /* a certificate caller's CN, for the event */
+	char gone[BK_NAME_MAX]; /* UNREGISTER: the name its slot no longer has */
 };
 
 struct bk_uid_name {

@@ -113,6 +113,8 @@ static int tick_rules(struct bk_daemon *d, uint64_t now)
 		struct bk_slot_rules *sr = &d->slots[i];
 		int n;
 
+		if (d->state.strategies[i].gone) /* unregistered: nothing to judge */
+			continue;
 		if (sr->is_remote)
 			snap = sr->remote;
 		else

@@ -260,6 +260,10 @@ static void put_record(FILE *f, const Breaker__AuditRecord *rec)
 		fputs(" FORCED", f);
 	if (rec->has_slot)
 		fprintf(f, " slot=%" PRIu32, rec->slot);
+	if (rec->new_name) { /* RENAME */
+		fputs(" new_name=", f);
+		put_name(f, rec->new_name);
+	}
 	if (rec->reason) {
 		fputc(' ', f);
 		json_str(f, rec->reason);

@@ -431,15 +431,39 @@ static inline void bk_client_detach(struct bk_client *c)
 	c->size = 0;
 }
 
+/*
+ * A slot's name, copied under its seqlock (a rename or an unregister
+ * rewrites it; docs/shm-layout.md): 0 if it would not settle.
+ */
+static inline int bk_client_slot_name(const struct bk_client *c, uint32_t i,
+                                      char out[BK_NAME_MAX])
+{
+	const struct bk_shm_scope *s = &c->shm->strategies[i];
+
+	for (int tries = 0; tries < 1000; tries++) {
+		uint32_t q = BK_LOAD_ACQ(&s->seq);
+
+		memcpy(out, (const char *)s->name, BK_NAME_MAX);
+		BK_FENCE_ACQ();
+		if (!(q & 1u) && q == BK_LOAD_RLX(&s->seq)) {
+			out[BK_NAME_MAX - 1] = '\0';
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* Slot index of a registered strategy, or -ENOENT. Not for the hot path. */
 static inline int bk_client_resolve(const struct bk_client *c, const char *strategy)
 {
 	uint32_t i, n = BK_LOAD_ACQ(&c->shm->hdr.strategy_count);
+	char name[BK_NAME_MAX];
 
 	if (n > BK_MAX_STRATEGIES)
 		n = BK_MAX_STRATEGIES;
 	for (i = 0; i < n; i++)
-		if (strncmp(c->shm->strategies[i].name, strategy, BK_NAME_MAX) == 0)
+		if (bk_client_slot_name(c, i, name) &&
+		    strncmp(name, strategy, BK_NAME_MAX) == 0)
 			return (int)i;
 	return -ENOENT;
 }

@@ -6,8 +6,12 @@
  * reads HALTED) and act on the answer:
  *   HALTED       send nothing new, cancel every working order
  *   REDUCE_ONLY  only orders that bring the position towards zero
- *   CAUTIOUS     new orders at a quarter of the normal size
+ *   CAUTIOUS     new orders at the breaker's published size factor (a
+ *                quarter, our own convention, if it publishes none)
  *   ACTIVE       normal
+ * In every mode, orders are sized by the limits the breaker publishes
+ * (bk_limits: size factor, max order quantity and notional), re-read
+ * whenever its change sequence moves.
  * Every mode change is printed with the reason the breaker gives (or "not
  * live" when the daemon's heartbeat is stale). Same behaviour and output as
  * engine_loop.py.
@@ -72,7 +76,26 @@ struct engine {
 	struct order working[MAX_WORKING];
 	int nworking;
 	long sent, cancelled, skipped;
+	struct bk_limit_values lim; /* the breaker's limits, as of the last change */
 };
+
+/*
+ * An order's size under the breaker's limits: its size factor (in CAUTIOUS
+ * without one, our own quarter), then its max quantity and max notional.
+ */
+static int sized(const struct engine *e, enum bk_mode mode, int want)
+{
+	double f = e->lim.flags & BK_LIMIT_SIZE_FACTOR ? e->lim.size_factor
+	           : mode == BK_CAUTIOUS               ? 0.25
+	                                               : 1.0;
+	double q = (want < 0 ? -want : want) * f;
+
+	if (e->lim.flags & BK_LIMIT_MAX_QTY && q > e->lim.max_qty)
+		q = e->lim.max_qty;
+	if (e->lim.flags & BK_LIMIT_MAX_NOTIONAL && q * PRICE > e->lim.max_notional)
+		q = e->lim.max_notional / PRICE;
+	return want < 0 ? -(int)q : (int)q;
+}
 
 /* The simulated exchange fills the oldest working order. */
 static void fill_one(struct engine *e)
@@ -172,10 +195,13 @@ static void trade(struct engine *e, enum bk_mode mode, long i)
 			want = (int)-x;
 		break;
 	case BK_CAUTIOUS:
-		want /= 4;
-		break;
 	case BK_ACTIVE:
 		break;
+	}
+	want = sized(e, mode, want);
+	if (want == 0) { /* a size factor or limit of 0: nothing to send */
+		e->skipped++;
+		return;
 	}
 	send_order(e, want);
 }
@@ -207,10 +233,10 @@ static void report_mode(const struct bk_client *c, int slot, enum bk_mode mode, 
 		       cancel_increasing(e), e->position);
 		break;
 	case BK_CAUTIOUS:
-		printf("size %d (of %d)\n", BASE_SIZE / 4, BASE_SIZE);
+		printf("size %d (of %d)\n", sized(e, mode, BASE_SIZE), BASE_SIZE);
 		break;
 	case BK_ACTIVE:
-		printf("normal trading, size %d\n", BASE_SIZE);
+		printf("normal trading, size %d\n", sized(e, mode, BASE_SIZE));
 		break;
 	}
 }
@@ -365,6 +391,10 @@ int main(int argc, char **argv)
 		/* HALTED only because breakerd is not live (off the fast path) */
 		dead = mode == BK_HALTED && bk_check(&c, slot) != BK_HALTED;
 
+		/* the limits change with the mode (or a reload): re-read them
+		 * when the breaker says something changed (-EBUSY fails closed) */
+		if (!any_acked || seen != acked)
+			bk_limits(&c, slot, &e.lim);
 		if ((int)mode != last || dead != last_dead)
 			report_mode(&c, slot, mode, dead, &e);
 		last = (int)mode;
