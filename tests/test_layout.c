@@ -98,6 +98,11 @@ static struct field fields[] = {
     L("slot.position", position),
     L("slot.gross", gross),
     L("slot.pnl", pnl),
+    L("slot.working_orders", working_orders),
+    L("slot.working_ns", working_ns),
+    L("slot.md_last_ns", md_last_ns),
+    L("slot.session", session),
+    L("slot.session_ns", session_ns),
 };
 
 static struct field *find(const char *name)
@@ -160,8 +165,10 @@ _Static_assert(offsetof(struct bk_shm, audit_hash) + 32 ==
                "the audit head fills the heartbeat line's padding, no more");
 _Static_assert(offsetof(struct bk_shm, global) % BK_CACHE_LINE == 0, "own line");
 _Static_assert(BK_SHM_SIZE == 262400, "documented segment size");
-_Static_assert(BK_TEL_SIZE == 524352, "documented telemetry size");
-_Static_assert(sizeof(struct bk_tel_slot) == 2 * BK_CACHE_LINE, "a slot is two lines");
+_Static_assert(BK_TEL_SIZE == 1048640, "documented telemetry size");
+_Static_assert(sizeof(struct bk_tel_slot) == 4 * BK_CACHE_LINE, "a slot is four lines");
+_Static_assert(offsetof(struct bk_tel_slot, working_orders) == 2 * BK_CACHE_LINE,
+               "the venue words on their own line");
 _Static_assert(offsetof(struct bk_tel_slot, gseq) == BK_CACHE_LINE,
                "money on its own line");
 
