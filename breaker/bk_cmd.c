@@ -471,6 +471,7 @@ static void do_report(struct bk_cmd *c)
 		s->opening_fills = 0;
 	}
 	s->heartbeat_ns = bk_now_mono_ns();
+	bk_orders_report(s, r, s->heartbeat_ns);
 	s->consistent = true; /* one message is one snapshot */
 	bk_reply_now(c->d, &c->route, &c->rep);
 }

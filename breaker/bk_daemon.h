@@ -13,6 +13,7 @@
 #include "bk_auth.h"
 #include "bk_config.h"
 #include "bk_metrics.h"
+#include "bk_orders.h"
 #include "bk_rulestate.h"
 #include "bk_request.h"
 #include "bk_server.h"
@@ -111,6 +112,7 @@ struct bk_daemon {
 	bool stop;
 	struct bk_counters ctr;    /* for /metrics; counted where things happen */
 	struct bk_metrics metrics; /* /metrics and /healthz (bk_metrics.h) */
+	struct bk_orders orders;   /* cancel-all, confirmed (bk_orders.h) */
 };
 
 /* ---- bk_cmd.c: one request, decode -> authorise -> validate -> plan -> apply -> stage

@@ -122,7 +122,9 @@ static int tick_rules(struct bk_daemon *d, uint64_t now)
 		for (int k = 0; k < n; k++)
 			act(d, (int)i, sr->rules, &v[k]);
 		bk_rulestate_tick(d, (int)i, now);
+		bk_orders_tick(d, (int)i, &snap, now);
 	}
+	bk_orders_tick_done(d, now);
 	return 0;
 }
 

@@ -48,9 +48,20 @@
 
 /* Reason code names, as in docs/shm-layout.md ("Reason codes"). */
 static const char *const reason_names[] = {
-    "none",        "manual_halt",    "emergency_stop",      "kill_switch",
-    "reject_rate", "order_rate",     "invariant_violation", "reconciliation_break",
-    "drawdown",    "exposure_limit", "stale_heartbeat",     "audit_corrupt",
+    "none",
+    "manual_halt",
+    "emergency_stop",
+    "kill_switch",
+    "reject_rate",
+    "order_rate",
+    "invariant_violation",
+    "reconciliation_break",
+    "drawdown",
+    "exposure_limit",
+    "stale_heartbeat",
+    "audit_corrupt",
+    "market_data_stale",
+    "exchange_down",
 };
 
 static const char *reason_str(unsigned code)

@@ -125,6 +125,8 @@ REASON_NAMES: Final[tuple[str, ...]] = (
     "exposure_limit",
     "stale_heartbeat",
     "audit_corrupt",
+    "market_data_stale",
+    "exchange_down",
 )
 
 
