@@ -91,6 +91,66 @@ Test(orders, an_engine_that_stops_cancelling_shows_its_working_orders)
 	bk_rig_down(&r);
 }
 
+/* A scrape of /metrics until it has needle (body in out), or false. */
+static bool metrics_show(struct bk_rig *r, int port, const char *needle, unsigned ms)
+{
+	uint64_t end = bk_h_mono_ms() + ms;
+	static char buf[1 << 20];
+	const char *body;
+
+	do {
+		beat(r, r->alpha);
+		if (bk_h_http_get(port, "/metrics", buf, sizeof(buf), &body) == 200 &&
+		    strstr(body, needle)) {
+			snprintf(out, sizeof(out), "%s", body);
+			return true;
+		}
+		usleep(50000);
+	} while (bk_h_mono_ms() < end);
+	snprintf(out, sizeof(out), "%s", buf);
+	return false;
+}
+
+Test(orders, metrics_show_working_orders_and_how_long_a_halt_is_unconfirmed)
+{
+	struct bk_rig r;
+	char ini[512];
+	int port = bk_h_free_port();
+	double secs;
+
+	snprintf(ini, sizeof(ini), "%s[metrics]\nlisten = 127.0.0.1:%d\n", BASE, port);
+	bk_rig_up(&r, "ord-metrics", ini);
+	beat(&r, r.alpha);
+	working(&r, r.alpha, 3);
+	cr_assert(metrics_show(&r, port, "breaker_working_orders{strategy=\"alpha\"} 3\n",
+	                       5000),
+	          "%s", out);
+	cr_assert(
+	    strstr(out, "breaker_halted_working_orders_seconds{strategy=\"alpha\"} 0\n"),
+	    "not halted: 0: %s", out);
+	cr_assert_eq(
+	    bk_h_cli(&r.h, out, sizeof(out), "kill", "alpha", "--reason", "drill", NULL),
+	    0, "%s", out);
+	working(&r, r.alpha, 3); /* acts on the halt; its cancels never land */
+	/* the unconfirmed time grows: poll until it passed 0.1 s (never an upper bound)
+	 */
+	secs = 0;
+	for (uint64_t end = bk_h_mono_ms() + 5000; secs <= 0.1 && bk_h_mono_ms() < end;) {
+		const char *k =
+		    "breaker_halted_working_orders_seconds{strategy=\"alpha\"} ";
+		if (metrics_show(&r, port, k, 1000))
+			secs = strtod(strstr(out, k) + strlen(k), NULL);
+	}
+	cr_assert(secs > 0.1, "%f\n%s", secs, out);
+	working(&r, r.alpha, 0);
+	cr_assert(
+	    metrics_show(&r, port,
+	                 "breaker_halted_working_orders_seconds{strategy=\"alpha\"} 0\n",
+	                 5000),
+	    "flat: 0 again: %s", out);
+	bk_rig_down(&r);
+}
+
 Test(orders, an_engine_that_goes_flat_shows_the_time_and_the_audit_records_it)
 {
 	struct bk_rig r;
