@@ -44,6 +44,14 @@ struct bk_venue_member {
 	uint64_t dead_after_ns; /* its heartbeat rule's bound */
 };
 
+/* A venue's members this tick, folded one by one (no member list kept). */
+struct bk_venue_agg {
+	int md_live;          /* live members that report market data */
+	uint64_t freshest_md; /* their freshest tick */
+	int sess_reporting;   /* live members that report a session state */
+	int sess_down;        /* ... of which DOWN */
+};
+
 /* Per venue group: the edge detection and what status shows. */
 struct bk_venue_eval {
 	bool violating[BK_VENUE_RULES];
@@ -58,18 +66,27 @@ struct bk_venue_verdict {
 	enum bk_venue_rule rule;
 	double measured, threshold, util;
 	char evidence[BK_EVIDENCE_MAX];
+	size_t len; /* of evidence, for bk_venue_evidence */
 };
 
 const char *bk_venue_rule_name(enum bk_venue_rule r); /* "md_stale", "session_down" */
 unsigned bk_venue_rule_reason(enum bk_venue_rule r);  /* 12, 13 */
+int bk_venue_rule_of_reason(unsigned reason);         /* -1 if neither */
+
+/* Fold one member into its venue's aggregate. */
+void bk_venue_add(struct bk_venue_agg *a, const struct bk_venue_member *m, uint64_t now);
 
 /*
- * Judge venue (its group name) from its n members at now: up to max
- * verdicts into out, returns how many.
+ * Judge venue (its group name) from its aggregate at now: up to max
+ * verdicts into out (their evidence says the venue's figures), returns how
+ * many.
  */
 int bk_venue_judge(const struct bk_venue_cfg *cfg, const double warn[BK_WARN_LEVELS],
-                   const char *venue, const struct bk_venue_member *m, int n,
-                   uint64_t now, struct bk_venue_eval *ev, struct bk_venue_verdict *out,
-                   int max);
+                   const char *venue, const struct bk_venue_agg *a, uint64_t now,
+                   struct bk_venue_eval *ev, struct bk_venue_verdict *out, int max);
+
+/* A verdict's evidence, member by member (its tick's age or its session). */
+void bk_venue_evidence(struct bk_venue_verdict *v, const struct bk_venue_member *m,
+                       uint64_t now);
 
 #endif
