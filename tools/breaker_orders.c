@@ -3,10 +3,11 @@
  * engine in a HALTED scope (StatusInfo.orders, breaker/bk_orders.h): flat
  * after X ms, N working X ms after the halt, or UNCONFIRMED with the
  * runbook step (the orders of a dead or silent engine are cancelled at the
- * venue, not assumed gone).
+ * venue, not assumed gone); and the venue rules' state per venue group.
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "breaker.h"
 
@@ -44,4 +45,27 @@ void put_orders(FILE *f, const Breaker__StatusInfo *in)
 	        in->n_orders);
 	for (size_t i = 0; i < in->n_orders; i++)
 		put_engine(f, in->orders[i]);
+}
+
+/* "  venue:XETR md_stale: freshest tick 812 ms old (max 500 ms) VIOLATED" */
+void put_venues(FILE *f, const Breaker__StatusInfo *in)
+{
+	if (in->n_venues == 0)
+		return;
+	fputs("venue rules:\n", f);
+	for (size_t i = 0; i < in->n_venues; i++) {
+		const Breaker__RuleState *v = in->venues[i];
+		bool md = v->rule && strcmp(v->rule, "md_stale") == 0;
+
+		fputs("  ", f);
+		put_name(f, v->strategy ? v->strategy : "?");
+		fprintf(f, " %s: ", v->rule ? v->rule : "?");
+		if (md)
+			fprintf(f, "freshest tick %.0f ms old (max %.0f ms)", v->measured,
+			        v->threshold);
+		else
+			fprintf(f, "%.0f of %.0f sessions down", v->measured,
+			        v->threshold);
+		fputs(v->violated ? " VIOLATED\n" : "\n", f);
+	}
 }

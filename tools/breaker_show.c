@@ -244,6 +244,7 @@ static void put_status(FILE *f, const struct cli *c, const Breaker__StatusInfo *
 	for (size_t i = 0; i < in->n_tripped; i++)
 		put_scope_state(f, in->tripped[i], gmode);
 	put_warnings(f, in);
+	put_venues(f, in);
 	put_reconciliations(f, in);
 	put_acks(f, in);
 	put_orders(f, in);
