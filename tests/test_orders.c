@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bk_harness.h"
+#include "bk_rpc.h"
 #include "bk_mode.h"
 #include "bk_tel.h"
 
@@ -236,5 +237,48 @@ Test(orders, a_dead_engines_orders_are_unconfirmed_with_the_runbook_step)
 	cr_assert(strstr(out, "UNCONFIRMED: no working-orders count ever reported"),
 	          "beta: %s", out);
 	cr_assert(strstr(out, "0 of 2 engines flat"), "%s", out);
+	bk_rig_down(&r);
+}
+
+/* A remote engine reports its working orders over Report (field 140). */
+static void remote_working(struct bk_rig *r, uint64_t n)
+{
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__Report rp = BREAKER__REPORT__INIT;
+	Breaker__Reply *rep;
+	struct bk_rpc rpc;
+
+	rp.strategy = "beta";
+	rp.has_working_orders = 1;
+	rp.working_orders = n;
+	req.cmd_case = BREAKER__REQUEST__CMD_REPORT;
+	req.report = &rp;
+	cr_assert_eq(bk_rpc_open(&rpc, r->h.cfg.cmd_url, 3000), 0);
+	cr_assert_eq(bk_rpc_call(&rpc, &req, &rep), 0);
+	cr_assert_eq(rep->status, BREAKER__STATUS__OK, "%s",
+	             rep->error ? rep->error : "");
+	breaker__reply__free_unpacked(rep, NULL);
+	/* the process exits soon: no client-side close (libnng 1.5.2 can hang) */
+}
+
+Test(orders, a_remote_engine_confirms_flat_over_report)
+{
+	struct bk_rig r;
+	char ini[512];
+
+	/* its heartbeat is its last Report: a long bound, so that a slow run
+	 * never shows it dead between two reports */
+	snprintf(ini, sizeof(ini),
+	         "tick_period_us = 1000\n[strategies]\nnames = alpha, beta\n"
+	         "remote = beta\n[rules]\nheartbeat.max = 600000\n");
+	bk_rig_up(&r, "ord-remote", ini);
+	remote_working(&r, 5);
+	cr_assert_eq(
+	    bk_h_cli(&r.h, out, sizeof(out), "kill", "beta", "--reason", "drill", NULL),
+	    0, "%s", out);
+	remote_working(&r, 5);
+	cr_assert(status_shows(&r, "beta: 5 working orders, ", 0, 5000), "%s", out);
+	remote_working(&r, 0);
+	cr_assert(status_shows(&r, "beta: flat (0 working) after ", 0, 5000), "%s", out);
 	bk_rig_down(&r);
 }
