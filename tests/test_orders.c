@@ -186,6 +186,9 @@ Test(orders, an_engine_that_goes_flat_shows_the_time_and_the_audit_records_it)
 	cr_assert(strstr(out, "\"kind\":\"FLAT\""), "%s", out);
 	cr_assert(strstr(out, "\"flat_after_ns\""), "%s", out);
 	cr_assert(strstr(out, "\"engines_flat\":1"), "%s", out);
+	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "audit", NULL), 0, "%s", out);
+	cr_assert(strstr(out, " time-to-flat-ns="), "the text listing: %s", out);
+	cr_assert(strstr(out, " time-to-block-ns="), "%s", out);
 	cr_assert_eq(
 	    bk_h_cli(&r.h, out, sizeof(out), "incident", "export", "--since", "1h", NULL),
 	    0, "%s", out);
