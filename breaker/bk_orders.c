@@ -60,6 +60,14 @@ bool bk_orders_halted(const struct bk_daemon *d, int slot)
 	return word_mode(g) == BK_HALTED || word_mode(s) == BK_HALTED;
 }
 
+void bk_orders_tick_begin(struct bk_daemon *d)
+{
+	uint64_t g =
+	    atomic_load_explicit(&d->shm.shm->global.state, memory_order_relaxed);
+
+	d->orders.global_halted = word_mode(g) == BK_HALTED; /* once per tick */
+}
+
 static uint64_t dead_after_ns(const struct bk_daemon *d, int slot)
 {
 	const struct bk_rule_cfg *r = d->slots[slot].rules;
@@ -74,16 +82,20 @@ void bk_orders_tick(struct bk_daemon *d, int slot, const struct bk_tel_snap *sna
 {
 	struct bk_orders *o = &d->orders;
 	struct bk_orders_slot *e = &o->s[slot];
+	uint64_t w;
 
 	e->working = snap->working;
 	e->working_ns = snap->working_ns;
 	e->hb_ns = snap->heartbeat_ns;
 	e->engine |= snap->working_ns != 0 || snap->heartbeat_ns != 0;
-	e->dead = e->hb_ns && now > e->hb_ns && now - e->hb_ns > dead_after_ns(d, slot);
-	if (!bk_orders_halted(d, slot)) {
+	/* the word engines read: group latches are folded into a strategy's */
+	w = atomic_load_explicit(&d->shm.shm->strategies[slot].state,
+	                         memory_order_relaxed);
+	if (!o->global_halted && word_mode(w) != BK_HALTED) {
 		e->halt_ns = e->flat_ns = 0;
 		return;
 	}
+	e->dead = e->hb_ns && now > e->hb_ns && now - e->hb_ns > dead_after_ns(d, slot);
 	if (!e->halt_ns) /* halted since the last tick: by the latest trip's flip */
 		e->halt_ns =
 		    o->trip_ns && o->trip_ns >= o->prev_tick_ns ? o->trip_ns : now;

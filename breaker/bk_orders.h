@@ -31,7 +31,7 @@ struct bk_orders_slot {
 	uint64_t working_ns; /* when (0 = never) */
 	uint64_t hb_ns;      /* the engine's last heartbeat */
 	bool engine;         /* an engine ever reported here (heartbeat or count) */
-	bool dead;           /* heartbeat older than the heartbeat rule allows */
+	bool dead; /* heartbeat older than its rule allows (judged while HALTED) */
 };
 
 struct bk_orders {
@@ -41,6 +41,7 @@ struct bk_orders {
 	uint32_t trip_change;  /* the change_seq it published */
 	bool flat_done;        /* FLAT recorded for it, or nothing to confirm */
 	uint64_t prev_tick_ns; /* a slot newly HALTED since: halted by the trip */
+	bool global_halted;    /* this tick's global word, read once */
 	/* this tick's tally over HALTED slots with an engine */
 	uint32_t n_engines, n_flat;
 	uint64_t last_flat_ns;
@@ -55,7 +56,9 @@ void bk_orders_reset(struct bk_daemon *d, int slot);
 /* A remote engine's Report: its venue words, stamped on receipt (now). */
 void bk_orders_report(struct bk_tel_snap *s, const Breaker__Report *r, uint64_t now);
 
-/* Tick: slot's telemetry as read for the rules, then once after all slots. */
+/* Tick: once before the slots, slot's telemetry as read for the rules, then
+ * once after all slots. */
+void bk_orders_tick_begin(struct bk_daemon *d);
 void bk_orders_tick(struct bk_daemon *d, int slot, const struct bk_tel_snap *snap,
                     uint64_t now);
 void bk_orders_tick_done(struct bk_daemon *d, uint64_t now);

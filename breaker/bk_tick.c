@@ -110,6 +110,7 @@ static int tick_rules(struct bk_daemon *d, uint64_t now)
 		return -ENOENT;
 	}
 	bk_venues_begin(d, now);
+	bk_orders_tick_begin(d);
 	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
 		struct bk_slot_rules *sr = &d->slots[i];
 		int n;
