@@ -1,0 +1,186 @@
+/*
+ * The venue rules end to end (issue 14 item 6): engines report market-data
+ * ticks and their order-entry session in telemetry; breakerd trips the
+ * venue group (market_data_stale, exchange_down) with evidence, never a
+ * bystander on another venue, never on an engine that reports nothing, and
+ * refuses a resume until the venue recovered. Real breakerd, CLI, client.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bk_harness.h"
+#include "bk_mode.h"
+#include "bk_tel.h"
+
+#define INI                                                                              \
+	"tick_period_us = 1000\n[strategies]\nnames = alpha, beta\n"                     \
+	"[rules]\nheartbeat.max = 2000\n[venues]\nmd_stale_ms = 300\n"
+
+static char out[65536];
+
+struct venue_rig {
+	struct bk_rig r;
+	int x1, x2, y1;
+};
+
+static int slot_of(struct bk_rig *r, const char *name)
+{
+	int s = bk_client_resolve(&r->c, name);
+
+	cr_assert_geq(s, 0, "%s is registered", name);
+	return s;
+}
+
+/* x1, x2 at XETR; y1 at XLON (the bystander); alpha and beta in no venue. */
+static void up(struct venue_rig *v, const char *tag)
+{
+	bk_rig_up(&v->r, tag, INI);
+	cr_assert_eq(bk_h_cli(&v->r.h, out, sizeof(out), "register", "x1", "--group",
+	                      "venue:XETR", NULL),
+	             0, "%s", out);
+	cr_assert_eq(bk_h_cli(&v->r.h, out, sizeof(out), "register", "x2", "--group",
+	                      "venue:XETR", NULL),
+	             0, "%s", out);
+	cr_assert_eq(bk_h_cli(&v->r.h, out, sizeof(out), "register", "y1", "--group",
+	                      "venue:XLON", NULL),
+	             0, "%s", out);
+	v->x1 = slot_of(&v->r, "x1");
+	v->x2 = slot_of(&v->r, "x2");
+	v->y1 = slot_of(&v->r, "y1");
+}
+
+/* One engine iteration for slot: alive, and optionally a fresh tick. */
+static void beat(struct venue_rig *v, int slot, bool tick)
+{
+	uint64_t now = bk_now_mono_ns();
+
+	bk_report_heartbeat(&v->r.t, slot, now);
+	if (tick)
+		bk_report_md_tick(&v->r.t, slot, now);
+}
+
+/* Run the engines for ms: mask bit 0 x1 ticks, 1 x2 ticks, 2 y1 ticks. */
+static void run(struct venue_rig *v, unsigned ms, int ticks)
+{
+	for (uint64_t end = bk_h_mono_ms() + ms; bk_h_mono_ms() < end;) {
+		beat(v, v->x1, ticks & 1);
+		beat(v, v->x2, ticks & 2);
+		beat(v, v->y1, ticks & 4);
+		beat(v, v->r.alpha, false);
+		usleep(5000);
+	}
+}
+
+/* Run until x1's effective mode is want (or ms passed). */
+static bool run_until(struct venue_rig *v, int slot, enum bk_mode want, unsigned ms,
+                      int ticks)
+{
+	for (uint64_t end = bk_h_mono_ms() + ms; bk_h_mono_ms() < end;) {
+		run(v, 20, ticks);
+		if (bk_check(&v->r.c, slot) == want)
+			return true;
+	}
+	return false;
+}
+
+Test(venue_live, stale_market_data_trips_the_venue_group_not_a_bystander)
+{
+	struct venue_rig v;
+	struct bk_reason why;
+
+	up(&v, "ven-md");
+	run(&v, 200, 7); /* every feed ticks */
+	cr_assert_eq(bk_check(&v.r.c, v.x1), BK_ACTIVE);
+	/* XETR's feed stops for both its engines; XLON's keeps ticking */
+	cr_assert(run_until(&v, v.x1, BK_HALTED, 5000, 4), "XETR halted");
+	cr_assert_eq(bk_check(&v.r.c, v.x2), BK_HALTED, "every XETR member");
+	cr_assert_eq(bk_check(&v.r.c, v.y1), BK_ACTIVE, "XLON is not touched");
+	cr_assert_eq(bk_check(&v.r.c, v.r.alpha), BK_ACTIVE,
+	             "nor a strategy in no venue");
+	cr_assert_eq(bk_check(&v.r.c, -1), BK_ACTIVE, "nor global");
+	bk_read_reason(&v.r.c, v.x1, &why);
+	cr_assert_eq(why.reason_code, (unsigned)BK_R_MARKET_DATA_STALE);
+	/* the evidence, in the audit log */
+	run(&v, 100, 4);
+	cr_assert_eq(bk_h_cli(&v.r.h, out, sizeof(out), "audit", "--json", NULL), 0);
+	cr_assert(strstr(out, "\"rule\":\"md_stale\""), "%s", out);
+	cr_assert(strstr(out, "venue:XETR: freshest tick "), "%s", out);
+	cr_assert(strstr(out, "among 2 live engines reporting market data (max 300 ms)"),
+	          "%s", out);
+	/* resume refused while still stale */
+	cr_assert_neq(bk_h_cli_all(&v.r.h, out, sizeof(out), "resume", "--group",
+	                           "venue:XETR", "--reason", "feed back?", NULL),
+	              0, "%s", out);
+	cr_assert(strstr(out, "md_stale"), "the refusal names the rule: %s", out);
+	/* the feed recovers: the staged resume goes through */
+	run(&v, 100, 7);
+	cr_assert_eq(bk_h_cli_all(&v.r.h, out, sizeof(out), "resume", "--group",
+	                          "venue:XETR", "--reason", "feed back", NULL),
+	             0, "%s", out);
+	bk_rig_down(&v.r);
+}
+
+Test(venue_live, engines_that_never_report_market_data_are_not_judged)
+{
+	struct venue_rig v;
+
+	up(&v, "ven-blind");
+	/* everyone alive, nobody reports ticks: nothing to judge, nothing trips */
+	run(&v, 1000, 0);
+	cr_assert_eq(bk_check(&v.r.c, v.x1), BK_ACTIVE);
+	cr_assert_eq(bk_check(&v.r.c, v.y1), BK_ACTIVE);
+	cr_assert_eq(bk_check(&v.r.c, -1), BK_ACTIVE, "no false global halt");
+	cr_assert_eq(bk_h_cli(&v.r.h, out, sizeof(out), "status", NULL), 0);
+	cr_assert_null(strstr(out, "venue rules:"), "nothing judged: %s", out);
+	bk_rig_down(&v.r);
+}
+
+Test(venue_live, one_fresh_member_keeps_the_venue_fresh)
+{
+	struct venue_rig v;
+
+	up(&v, "ven-fresh");
+	run(&v, 200, 7);
+	/* x2's own feed stops, x1 still ticks: the venue's freshest tick is fresh */
+	run(&v, 800, 5);
+	cr_assert_eq(bk_check(&v.r.c, v.x1), BK_ACTIVE);
+	cr_assert_eq(bk_check(&v.r.c, v.x2), BK_ACTIVE);
+	cr_assert_eq(bk_h_cli(&v.r.h, out, sizeof(out), "status", NULL), 0);
+	cr_assert(strstr(out, "venue:XETR md_stale: freshest tick "), "%s", out);
+	bk_rig_down(&v.r);
+}
+
+Test(venue_live, session_down_trips_exchange_down_on_the_venue_group)
+{
+	struct venue_rig v;
+	struct bk_reason why;
+
+	up(&v, "ven-sess");
+	bk_report_session(&v.r.t, v.x1, 1, bk_now_mono_ns());
+	bk_report_session(&v.r.t, v.x2, 1, bk_now_mono_ns());
+	bk_report_session(&v.r.t, v.y1, 1, bk_now_mono_ns());
+	run(&v, 100, 7);
+	bk_report_session(&v.r.t, v.x1, 0, bk_now_mono_ns());
+	run(&v, 200, 7);
+	cr_assert_eq(bk_check(&v.r.c, v.x1), BK_ACTIVE, "x2's session is still up");
+	bk_report_session(&v.r.t, v.x2, 0, bk_now_mono_ns());
+	cr_assert(run_until(&v, v.x1, BK_HALTED, 5000, 7), "XETR down");
+	cr_assert_eq(bk_check(&v.r.c, v.x2), BK_HALTED);
+	cr_assert_eq(bk_check(&v.r.c, v.y1), BK_ACTIVE, "XLON is up");
+	bk_read_reason(&v.r.c, v.x2, &why);
+	cr_assert_eq(why.reason_code, (unsigned)BK_R_EXCHANGE_DOWN);
+	run(&v, 50, 7);
+	cr_assert_eq(bk_h_cli(&v.r.h, out, sizeof(out), "audit", "--json", NULL), 0);
+	cr_assert(strstr(out, "session down for all 2 live engines reporting one"), "%s",
+	          out);
+	/* sessions back: resume */
+	bk_report_session(&v.r.t, v.x1, 1, bk_now_mono_ns());
+	bk_report_session(&v.r.t, v.x2, 1, bk_now_mono_ns());
+	run(&v, 100, 7);
+	cr_assert_eq(bk_h_cli_all(&v.r.h, out, sizeof(out), "resume", "--group",
+	                          "venue:XETR", "--reason", "session back", NULL),
+	             0, "%s", out);
+	bk_rig_down(&v.r);
+}
