@@ -12,7 +12,6 @@
 
 /* ---- membership: the venue groups (bk_group.h) ---------------------------- */
 
-#ifdef BK_GROUP_SLOT
 static uint32_t group_count(const struct bk_daemon *d)
 {
 	return d->state.n_groups;
@@ -40,39 +39,6 @@ static int scope_group(int slot)
 {
 	return BK_SLOT_IS_GROUP(slot) ? BK_SLOT_GROUP(slot) : -1;
 }
-#else /* before groups: no venue to judge */
-static uint32_t group_count(const struct bk_daemon *d)
-{
-	(void)d;
-	return 0;
-}
-
-static const char *group_name(const struct bk_daemon *d, uint32_t g)
-{
-	(void)d;
-	(void)g;
-	return "";
-}
-
-static int group_of(const struct bk_daemon *d, int slot, int k)
-{
-	(void)d;
-	(void)slot;
-	(void)k;
-	return -1;
-}
-
-static int group_scope(uint32_t g)
-{
-	return -1000 - (int)g;
-}
-
-static int scope_group(int slot)
-{
-	(void)slot;
-	return -1;
-}
-#endif
 
 /* ---- the tick ---------------------------------------------------------------- */
 
