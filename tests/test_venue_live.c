@@ -175,6 +175,15 @@ Test(venue_live, session_down_trips_exchange_down_on_the_venue_group)
 	cr_assert_eq(bk_h_cli(&v.r.h, out, sizeof(out), "audit", "--json", NULL), 0);
 	cr_assert(strstr(out, "session down for all 2 live engines reporting one"), "%s",
 	          out);
+	/* cancel-all follows the group's halt: x1 confirms flat, x2 says nothing */
+	bk_report_working(&v.r.t, v.x1, 0, bk_now_mono_ns());
+	run(&v, 50, 7);
+	cr_assert_eq(bk_h_cli(&v.r.h, out, sizeof(out), "status", NULL), 0);
+	cr_assert(strstr(out, "working orders after the halt: 1 of 2 engines flat"), "%s",
+	          out);
+	cr_assert(strstr(out, "strategy x2 pid "), "%s", out);
+	cr_assert(strstr(out, "UNCONFIRMED: no working-orders count ever reported"), "%s",
+	          out);
 	/* sessions back: resume */
 	bk_report_session(&v.r.t, v.x1, 1, bk_now_mono_ns());
 	bk_report_session(&v.r.t, v.x2, 1, bk_now_mono_ns());
