@@ -117,11 +117,13 @@ static void add_evidence(struct bk_daemon *d, uint32_t g, struct bk_venue_verdic
 		}
 }
 
-static void publish_warning(struct bk_daemon *d, const struct bk_venue_verdict *vd)
+static void publish_warning(struct bk_daemon *d, uint32_t g,
+                            const struct bk_venue_verdict *vd)
 {
 	Breaker__Event ev = BREAKER__EVENT__INIT;
 	uint8_t buf[512];
 
+	ev.group = (char *)group_name(d, g); /* the venue group it is about */
 	ev.rule = (char *)bk_venue_rule_name(vd->rule);
 	ev.has_utilisation = ev.has_warning = ev.has_wall_ns = ev.has_reason_code = 1;
 	ev.utilisation = vd->util;
@@ -142,7 +144,7 @@ static void act(struct bk_daemon *d, uint32_t g, const struct bk_venue_verdict *
 	if (vd->kind == BK_V_WARN) {
 		bk_info("venue rule %s at %.0f%%: %s", rule, vd->util * 100,
 		        vd->evidence);
-		publish_warning(d, vd);
+		publish_warning(d, g, vd);
 		return;
 	}
 	bk_warn("venue rule %s tripped %s to %s: %s", rule, group_name(d, g),
