@@ -6,6 +6,9 @@
  * refuses a resume until the venue recovered. Real breakerd, CLI, client.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -202,5 +205,65 @@ Test(venue_live, session_down_trips_exchange_down_on_the_venue_group)
 	cr_assert_eq(bk_h_cli_all(&v.r.h, out, sizeof(out), "resume", "--group",
 	                          "venue:XETR", "--reason", "session back", NULL),
 	             0, "%s", out);
+	bk_rig_down(&v.r);
+}
+
+extern char **environ;
+
+/* `breaker watch --json --count 1` in the background (exec: no nng here). */
+static pid_t spawn_watch(struct bk_h *h, char *outp, size_t len)
+{
+	char *argv[] = {bk_h_cli_bin(), "--config", h->config,      "watch", "--json",
+	                "--count",      "1",        "--timeout-ms", "20000", NULL};
+	posix_spawn_file_actions_t fa;
+	char errp[256];
+	pid_t pid;
+
+	snprintf(outp, len, "%s/watch.out", h->dir);
+	snprintf(errp, sizeof(errp), "%s/watch.err", h->dir);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, outp, O_WRONLY | O_CREAT | O_TRUNC,
+	                                 0600);
+	posix_spawn_file_actions_addopen(&fa, 2, errp, O_WRONLY | O_CREAT | O_TRUNC,
+	                                 0600);
+	cr_assert_eq(posix_spawn(&pid, argv[0], &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	for (int i = 0; i < 500; i++) { /* subscribed: it says so on stderr */
+		if (bk_h_slurp(errp, out, sizeof(out)) > 0 &&
+		    strstr(out, "watching breakerd events")) {
+			usleep(100000);
+			return pid;
+		}
+		usleep(10000);
+	}
+	cr_assert_fail("watch never subscribed: %s", out);
+	return -1;
+}
+
+Test(venue_live, md_staleness_warns_before_it_trips)
+{
+	struct venue_rig v;
+	char path[256];
+	int status = 0;
+	pid_t w;
+
+	/* warns at half of 4 s: a starved test process stays far from the trip */
+	up_with(&v, "ven-warn", INI_WITH("4000"));
+	run(&v, 200, 7);
+	w = spawn_watch(&v.r.h, path, sizeof(path));
+	/* XETR's feed stops until the first event (the warning at 2 s) arrives */
+	for (uint64_t end = bk_h_mono_ms() + 3500; bk_h_mono_ms() < end;) {
+		run(&v, 50, 4);
+		if (waitpid(w, &status, WNOHANG) == w)
+			break;
+	}
+	run(&v, 100, 7); /* the feed is back before the trip */
+	cr_assert_eq(bk_check(&v.r.c, v.x1), BK_ACTIVE, "warned, not tripped");
+	waitpid(w, &status, 0);
+	bk_h_slurp(path, out, sizeof(out));
+	cr_assert(strstr(out, "\"warning\":true"), "%s", out);
+	cr_assert(strstr(out, "\"rule\":\"md_stale\""), "%s", out);
+	cr_assert(strstr(out, "\"group\":\"venue:XETR\""), "%s", out);
+	cr_assert(strstr(out, "freshest tick "), "%s", out);
 	bk_rig_down(&v.r);
 }
