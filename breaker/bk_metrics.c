@@ -600,6 +600,30 @@ static int visit_orders(struct bk_daemon *d, struct bk_metrics *m, uint32_t i,
 	return 3;
 }
 
+/* The venue rules (bk_venuewatch.h): one line per judged rule of a venue group. */
+static void venue_lines(struct bk_daemon *d, struct bk_metrics *m)
+{
+	char b[32];
+
+	family(m, "breaker_venue_rule_utilisation_ratio", "gauge",
+	       "The venue rules per venue group, for rules with live reporting "
+	       "engines: md_stale: the freshest tick's age / md_stale_ms; "
+	       "session_down: sessions down / sessions reporting.");
+	for (uint32_t g = 0; g < d->state.n_groups; g++) {
+		const struct bk_venue_eval *ev = &d->venues.ev[g];
+
+		for (int r = 0; d->venues.is_venue[g] && r < BK_VENUE_RULES; r++)
+			if (ev->judged[r] && ev->threshold[r] > 0)
+				put(m,
+				    "breaker_venue_rule_utilisation_ratio{group=\"%s\","
+				    "rule="
+				    "\"%s\"} %s\n",
+				    d->state.groups[g].name,
+				    bk_venue_rule_name((enum bk_venue_rule)r),
+				    num(b, ev->measured[r] / ev->threshold[r]));
+	}
+}
+
 /* ---- the rendering ---------------------------------------------------------------- */
 
 /*
@@ -735,6 +759,7 @@ static void next_stage(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 		       "unconfirmed.");
 		break;
 	case ST_FINISH:
+		venue_lines(d, m);
 		family(m, "breaker_rule_warnings", "gauge",
 		       "Limit rules at or above their first warning level.");
 		put(m, "breaker_rule_warnings %u\n", m->warnings);

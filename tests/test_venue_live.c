@@ -154,8 +154,13 @@ Test(venue_live, engines_that_never_report_market_data_are_not_judged)
 Test(venue_live, one_fresh_member_keeps_the_venue_fresh)
 {
 	struct venue_rig v;
+	int port = bk_h_free_port();
+	static char buf[1 << 20];
+	const char *body = "";
+	char ini[512];
 
-	up(&v, "ven-fresh");
+	snprintf(ini, sizeof(ini), "%s[metrics]\nlisten = 127.0.0.1:%d\n", INI, port);
+	up_with(&v, "ven-fresh", ini);
 	run(&v, 200, 7);
 	/* x2's own feed stops, x1 still ticks: the venue's freshest tick is fresh */
 	run(&v, 2500, 5);
@@ -163,6 +168,19 @@ Test(venue_live, one_fresh_member_keeps_the_venue_fresh)
 	cr_assert_eq(bk_check(&v.r.c, v.x2), BK_ACTIVE);
 	cr_assert_eq(bk_h_cli(&v.r.h, out, sizeof(out), "status", NULL), 0);
 	cr_assert(strstr(out, "venue:XETR md_stale: freshest tick "), "%s", out);
+	cr_assert_null(strstr(out, "VIOLATED"), "%s", out);
+	/* /metrics: the venue's utilisation, XLON's too (renders every 100 ms) */
+	for (uint64_t end = bk_h_mono_ms() + 5000; bk_h_mono_ms() < end;) {
+		run(&v, 50, 5);
+		if (bk_h_http_get(port, "/metrics", buf, sizeof(buf), &body) == 200 &&
+		    strstr(body,
+		           "breaker_venue_rule_utilisation_ratio{group=\"venue:XLON\""))
+			break;
+	}
+	cr_assert(strstr(body,
+	                 "breaker_venue_rule_utilisation_ratio{group=\"venue:XETR\","
+	                 "rule=\"md_stale\"} 0"),
+	          "%s", body);
 	bk_rig_down(&v.r);
 }
 
