@@ -207,6 +207,12 @@ Test(venue_live, session_down_trips_exchange_down_on_the_venue_group)
 	cr_assert_eq(bk_h_cli(&v.r.h, out, sizeof(out), "audit", "--json", NULL), 0);
 	cr_assert(strstr(out, "session down for all 2 live engines reporting one"), "%s",
 	          out);
+	/* the venue's latch is in the audit log: it survives a restart */
+	cr_assert_eq(bk_h_stop(&v.r.h), 0);
+	bk_h_start(&v.r.h);
+	cr_assert_eq(bk_h_mode_of(&v.r.h, "x1"), BK_HALTED, "still held after a restart");
+	cr_assert_eq(bk_h_mode_of(&v.r.h, "y1"), BK_ACTIVE);
+	run(&v, 50, 7);
 	/* cancel-all follows the group's halt: x1 confirms flat, x2 says nothing */
 	bk_report_working(&v.r.t, v.x1, 0, bk_now_mono_ns());
 	run(&v, 50, 7);
