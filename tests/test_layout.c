@@ -14,6 +14,7 @@
 
 #include "bk_mode.h"
 #include "bk_shm.h"
+#include "bk_tel.h"
 #include "breaker_client.h"
 
 #ifndef BK_SOURCE_DIR
@@ -465,4 +466,42 @@ Test(layout, limits_are_the_strictest_of_global_and_the_slot)
 	bk_client_detach(&c);
 	bk_shm_close(&w, true);
 	bk_shm_unlink(inst);
+}
+
+/* A telemetry segment as a version 1 breakerd made it: 128-byte slots. */
+static void plant_tel(const char *inst, uint32_t version, size_t size)
+{
+	char name[96];
+	struct bk_tel_header h = {.magic = BK_TEL_MAGIC,
+	                          .slot_size = 128,
+	                          .capacity = BK_MAX_STRATEGIES,
+	                          .segment_size = size};
+	int fd;
+
+	bk_shm_name(name, sizeof(name) - 4, inst);
+	strcat(name, BK_TEL_SUFFIX);
+	shm_unlink(name);
+	fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0660);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, (off_t)size), 0);
+	atomic_store(&h.version, version);
+	cr_assert_eq(pwrite(fd, &h, sizeof(h), 0), (ssize_t)sizeof(h));
+	close(fd);
+}
+
+Test(layout, clients_refuse_a_version_1_telemetry_segment)
+{
+	char inst[64];
+	struct bk_tel_client t;
+
+	snprintf(inst, sizeof(inst), "layout-tel1-%d", (int)getpid());
+	plant_tel(inst, 1, 524352); /* as version 1 made it */
+	cr_assert_eq(bk_tel_attach(&t, inst), -EPROTO,
+	             "a v2 engine cannot report into v1");
+	plant_tel(inst, 1, BK_TEL_SIZE); /* the v2 size, but it says version 1 */
+	cr_assert_eq(bk_tel_attach(&t, inst), -EPROTO);
+	plant_tel(inst, BK_TEL_VERSION, BK_TEL_SIZE); /* the control: accepted */
+	cr_assert_eq(bk_tel_attach(&t, inst), 0);
+	bk_tel_detach(&t);
+	bk_tel_unlink(inst);
 }
