@@ -196,6 +196,11 @@ Test(orders, an_engine_that_goes_flat_shows_the_time_and_the_audit_records_it)
 	cr_assert_null(strstr(out, "| time to flat | n/a"), "%s", out);
 	cr_assert(strstr(out, "| time to block | "), "%s", out);
 	cr_assert_null(strstr(out, "| time to block | n/a"), "the engine acked: %s", out);
+	cr_assert_eq(bk_h_cli(&r.h, out, sizeof(out), "incident", "export", "--since",
+	                      "1h", "--format", "json", NULL),
+	             0, "%s", out);
+	cr_assert(strstr(out, "\"time_to_flat_ns\":"), "%s", out);
+	cr_assert(strstr(out, "\"time_to_block_ns\":"), "%s", out);
 	bk_rig_down(&r);
 }
 
