@@ -25,6 +25,8 @@ enum bk_reason_code {
 	BK_R_EXPOSURE_LIMIT = 9,
 	BK_R_STALE_HEARTBEAT = 10,
 	BK_R_AUDIT_CORRUPT = 11,
+	BK_R_MARKET_DATA_STALE = 12, /* venue rules (bk_venue.h) */
+	BK_R_EXCHANGE_DOWN = 13,
 	BK_R_AUTHORITY_LOST =
 	    14, /* [cluster]: breakerd's own, never an operator's trip */
 };

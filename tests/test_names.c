@@ -97,7 +97,9 @@ Test(names, reason_names_operators_use)
 	    "exposure_limit",
 	    "stale_heartbeat",
 	    "audit_corrupt",
-	    [14] = "authority_lost",
+	    "market_data_stale",
+	    "exchange_down",
+	    "authority_lost",
 	};
 
 	for (unsigned r = 0; r < BK_REASON_COUNT; r++)
