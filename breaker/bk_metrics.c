@@ -295,6 +295,23 @@ static void head_counters(struct bk_daemon *d, struct bk_metrics *m)
 	     &c->fsync, fsync_le);
 }
 
+/* Firm-wide mode: the segment's words, as engines see them. */
+static void firm_gauges(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
+{
+	uint64_t contact = atomic_load(&d->shm.shm->firm_contact_ns);
+	char b[32];
+
+	family(m, "breaker_firm_revision", "gauge",
+	       "The last etcd revision of the firm latches applied on this host.");
+	put(m, "breaker_firm_revision %llu\n",
+	    (unsigned long long)atomic_load(&d->shm.shm->firm_revision));
+	family(m, "breaker_firm_contact_age_seconds", "gauge",
+	       "Time since the last proven etcd quorum contact (a linearizable read); "
+	       "-1: none since start.");
+	put(m, "breaker_firm_contact_age_seconds %s\n",
+	    contact ? num(b, now > contact ? (double)(now - contact) / 1e9 : 0) : "-1");
+}
+
 static void head_gauges(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 {
 	char b[32];
@@ -334,6 +351,8 @@ static void head_gauges(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 	       "The longest slice (one tick's share) of the previous rendering.");
 	put(m, "breaker_metrics_render_slice_max_seconds %s\n",
 	    num(b, (double)m->last_slice_max_ns / 1e9));
+	if (d->etcd) /* [cluster] only: single-host /metrics is unchanged */
+		firm_gauges(d, m, now);
 }
 
 /*

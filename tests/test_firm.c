@@ -148,8 +148,13 @@ Test(firm, partition_goes_reduce_only_then_halted_and_only_a_resume_clears_it,
 	int rc;
 
 	bk_ec_start(&ec, "fp");
-	host_up(&a, &ec, "fp-a", "c2",
-	        "authority_t1_ms = 1000\nauthority_t2_ms = 2500\n");
+	char extra[256];
+	int port = bk_h_free_port();
+	snprintf(extra, sizeof(extra),
+	         "authority_t1_ms = 1000\nauthority_t2_ms = 2500\n[metrics]\nlisten = "
+	         "127.0.0.1:%d\n",
+	         port);
+	host_up(&a, &ec, "fp-a", "c2", extra);
 	cr_assert(live_within(&a, BK_ACTIVE, WAIT_MS), "host never ACTIVE");
 	cr_assert_gt(atomic_load(&a.c.shm->valid_until_ns), 0);
 
@@ -161,6 +166,15 @@ Test(firm, partition_goes_reduce_only_then_halted_and_only_a_resume_clears_it,
 	cr_assert_eq(global_reason(&a), BK_R_AUTHORITY_LOST);
 	cr_assert(live_within(&a, BK_HALTED, WAIT_MS), "no HALTED after T2");
 	cr_assert_eq(global_reason(&a), BK_R_AUTHORITY_LOST);
+	/* what monitoring sees (the BreakerFirmAuthorityLost alert's input) */
+	static char page[1 << 20];
+	const char *body;
+	cr_assert_eq(bk_h_http_get(port, "/metrics", page, sizeof(page), &body), 200);
+	cr_assert(
+	    strstr(body,
+	           "breaker_latch_active{scope=\"global\",reason=\"authority_lost\"} 1"),
+	    "%s", body);
+	cr_assert(strstr(body, "breaker_firm_contact_age_seconds "), "%s", body);
 
 	/* no resume while contact is not back */
 	rc = bk_h_cli_all(&a.h, out, sizeof(out), "resume", "--reason-code",
