@@ -593,6 +593,12 @@ static void *probe_main(void *arg)
 		if (spent < e->probe_ns)
 			nap_ms((long)((e->probe_ns - spent) / NS_PER_MS));
 	}
+	if (lease > 0) { /* a clean stop: hosts/ and acks/ go now, not at the TTL */
+		char body[64];
+		snprintf(body, sizeof(body), "{\"ID\":\"%lld\"}", (long long)lease);
+		if (bk_etcd_post(&ac, "/v3/lease/revoke", body, false, &rep) == 0)
+			cJSON_Delete(rep);
+	}
 	bk_etcd_conn_free(&ac);
 	bk_etcd_conn_free(&c);
 	return NULL;
