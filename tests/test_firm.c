@@ -594,3 +594,39 @@ Test(firm, etcd_roles_on_the_prefix_gate_firm_changes, .timeout = 180)
 	snprintf(cfg, sizeof(cfg), "rm -rf %s", dir);
 	cr_assert_eq(system(cfg), 0);
 }
+
+/* A follower killed (-9) and restarted: the hosts never notice; a firm trip
+ * made while it was down reaches them, and the member catches up. */
+Test(firm, a_member_killed_and_restarted_changes_nothing, .timeout = 180)
+{
+	struct bk_ec ec;
+	struct host a;
+	char out[8192];
+	int leader, victim;
+	uint64_t end;
+
+	bk_ec_start(&ec, "fk");
+	host_up(&a, &ec, "fk-a", "c9", NULL);
+	cr_assert(live_within(&a, BK_ACTIVE, WAIT_MS));
+	cr_assert_geq(leader = leader_of(&ec), 0, "no leader found");
+	victim = (leader + 1) % BK_EC_MEMBERS;
+	bk_ec_kill9(&ec, victim);
+	end = bk_h_mono_ms() + 3000;
+	while (bk_h_mono_ms() < end) {
+		cr_assert_eq(
+		    bk_check_live(&a.c, BK_GLOBAL_ONLY, bk_now_mono_ns(), 2000000000ull),
+		    BK_ACTIVE, "failed closed with one follower down");
+		usleep(5000);
+	}
+	cr_assert_eq(
+	    bk_h_cli(&a.h, out, sizeof(out), "trip", "manual_halt", "--firm", NULL), 0,
+	    "%s", out);
+	cr_assert(live_within(&a, BK_HALTED, WAIT_MS));
+	bk_ec_member_start(&ec, victim, false);
+	cr_assert(bk_ec_healthy(&ec, WAIT_MS));
+	cr_assert_eq(bk_h_cli(&a.h, out, sizeof(out), "audit", NULL), 0);
+	cr_assert_null(strstr(out, "authority_lost"), "%s", out);
+
+	host_down(&a);
+	bk_ec_stop(&ec);
+}
