@@ -426,18 +426,43 @@ static void enter_mode(struct bk_daemon *d, struct bk_metrics *m)
 		m->global_mode = BK_HALTED;
 	family(m, "breaker_mode", "gauge",
 	       "Mode engines see: 0 ACTIVE, 1 CAUTIOUS, 2 REDUCE_ONLY, 3 HALTED. Global, "
-	       "and each strategy not ACTIVE on its own, at its effective mode (the "
-	       "strictest of global and its own); breaker_strategy_own_mode has its "
-	       "own.");
+	       "each group not ACTIVE (its own latches), and each strategy not ACTIVE "
+	       "for its engines, at its effective mode (the strictest of global, its "
+	       "groups and its own); breaker_strategy_own_mode has its own.");
 	put(m, "breaker_mode{scope=\"global\"} %u\n", m->global_mode);
+	for (uint32_t g = 0; g < d->state.n_groups; g++) {
+		uint64_t since;
+		unsigned mode = BK_STATE_MODE(bk_scope_published(
+		    &d->state.groups[g], d->audit.durable_seq, &since, &latches));
+
+		if (mode != BK_ACTIVE)
+			put(m, "breaker_mode{scope=\"group\",group=\"%s\"} %u\n",
+			    d->state.groups[g].name, mode > BK_HALTED ? BK_HALTED : mode);
+	}
 }
 
-/* A strategy's own mode (its latches only), clamped to a known mode. */
-static unsigned own_mode(const struct bk_daemon *d, uint32_t i)
+/* The mode a strategy's word publishes (folded with its groups), clamped. */
+static unsigned seen_mode(const struct bk_daemon *d, uint32_t i)
 {
 	uint32_t latches;
 	unsigned mode = BK_STATE_MODE(shm_word(d, (int)i, &latches));
 
+	return mode > BK_HALTED ? BK_HALTED : mode;
+}
+
+/* A strategy's own mode (its latches only, as published), clamped: the word's
+ * unless a group's latch won it (holder bits), then from the state. */
+static unsigned own_mode(const struct bk_daemon *d, uint32_t i)
+{
+	uint64_t since, word;
+	uint32_t latches;
+	unsigned mode;
+
+	word = shm_word(d, (int)i, &latches);
+	if (BK_STATE_HOLDER(word))
+		word = bk_scope_published(&d->state.strategies[i], d->audit.durable_seq,
+		                          &since, &latches);
+	mode = BK_STATE_MODE(word);
 	return mode > BK_HALTED ? BK_HALTED : mode;
 }
 
@@ -465,9 +490,9 @@ static int mode_line(struct bk_daemon *d, struct bk_metrics *m, const char *head
  */
 static int visit_mode(struct bk_daemon *d, struct bk_metrics *m, uint32_t i)
 {
-	unsigned mode = own_mode(d, i);
+	unsigned mode = seen_mode(d, i);
 
-	m->count[mode]++;
+	m->count[own_mode(d, i)]++; /* breaker_strategies: by their own mode */
 	if (mode == BK_ACTIVE)
 		return 1;
 	return mode_line(d, m, "breaker_mode{scope=\"strategy\",strategy=\"", i,
@@ -786,7 +811,8 @@ int bk_metrics_start(struct bk_daemon *d)
 	char url[BK_LISTEN_MAX + 16];
 
 	labels_init();
-	m->snap.cap = HEAD_MAX_BYTES + (size_t)BK_MAX_STRATEGIES * PER_STRATEGY_MAX;
+	m->snap.cap = HEAD_MAX_BYTES + (size_t)BK_MAX_STRATEGIES * PER_STRATEGY_MAX +
+	              (size_t)BK_MAX_GROUPS * LINE_MAX_BYTES; /* the groups' mode lines */
 	/* untouched pages cost nothing: a small table uses a few pages of each */
 	for (int i = 0; i < 2; i++) {
 		void *p = mmap(NULL, m->snap.cap, PROT_READ | PROT_WRITE,

@@ -284,14 +284,17 @@ static void page_msg(struct bk_daemon *d, Breaker__Reply *rep, bool all, uint32_
 		rep->strategies = calloc(n + 1, sizeof(*rep->strategies));
 	if (!info->tripped || (all && !rep->strategies))
 		return;
+	/* the groups (up to 256, with their latches) count against the page */
+	for (size_t g = 0; g < info->n_groups; g++)
+		bytes += breaker__scope__get_packed_size(info->groups[g]) + 8;
 	for (i = offset; i < n; i++) {
 		bool tripped = d->state.strategies[i].active != 0;
 		Breaker__Scope *s;
 
 		if ((!all && !tripped) || d->state.strategies[i].gone)
 			continue;
-		if (count == cap || bytes >= BK_STATUS_PAGE_BYTES)
-			break;
+		if (count == cap || (count && bytes >= BK_STATUS_PAGE_BYTES))
+			break; /* at least one a page, or a client asking again loops */
 		count++;
 		if (tripped && (s = scope_msg(d, (int)i, true))) {
 			info->tripped[info->n_tripped++] = s;

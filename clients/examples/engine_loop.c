@@ -218,8 +218,11 @@ static void report_mode(const struct bk_client *c, int slot, enum bk_mode mode, 
 		return;
 	}
 	bk_read_reason(c, slot, &r);
-	printf("mode %s reason=%s uid=%u: ", bk_mode_str(mode), reason_str(r.reason_code),
+	printf("mode %s reason=%s uid=%u", bk_mode_str(mode), reason_str(r.reason_code),
 	       (unsigned)r.actor_uid);
+	if (r.scope == BK_SCOPE_GROUP) /* held by a group the strategy is in */
+		printf(" group=%s", r.scope_name);
+	printf(": ");
 	switch (mode) {
 	case BK_HALTED:
 		printf("stop sending, cancelled %d working orders\n", cancel_all(e));

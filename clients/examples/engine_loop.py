@@ -153,7 +153,8 @@ def report_mode(c: bk.Client, slot: int, mode: bk.Mode, dead: bool, e: Engine) -
               f"cancelled {e.cancel_all()} working orders", flush=True)
         return
     r = c.reason(slot)
-    head = f"mode {mode.name} reason={r.reason} uid={r.actor_uid}: "
+    held = f" group={r.scope_name}" if r.scope == "group" else ""  # held by a group it is in
+    head = f"mode {mode.name} reason={r.reason} uid={r.actor_uid}{held}: "
     if mode is bk.Mode.HALTED:
         action = f"stop sending, cancelled {e.cancel_all()} working orders"
     elif mode is bk.Mode.REDUCE_ONLY:
