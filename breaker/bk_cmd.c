@@ -363,10 +363,11 @@ static void do_resume(struct bk_cmd *c)
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_STAGE_TOO_SOON, c->why);
 		return;
 	}
-	/* rules trip strategies and global: a group's latches are operators' */
-	if (!p.forced && !BK_SLOT_IS_GROUP(slot) &&
-	    (condition_holds(c->d, &p, c->why, sizeof(c->why)) ||
-	     lacks_evidence(c->d, &p, c->why, sizeof(c->why)))) {
+	/* strategy rules trip strategies and global; the venue rules
+	 * (bk_venuewatch.h) trip venue groups: a group has no rate evidence */
+	if (!p.forced && (condition_holds(c->d, &p, c->why, sizeof(c->why)) ||
+	                  (!BK_SLOT_IS_GROUP(slot) &&
+	                   lacks_evidence(c->d, &p, c->why, sizeof(c->why))))) {
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_CONDITION_HOLDS, c->why);
 		return;
 	}
@@ -523,6 +524,7 @@ static void do_report(struct bk_cmd *c)
 		s->opening_fills = 0;
 	}
 	s->heartbeat_ns = bk_now_mono_ns();
+	bk_orders_report(s, r, s->heartbeat_ns);
 	s->consistent = true; /* one message is one snapshot */
 	bk_reply_now(c->d, &c->route, &c->rep);
 }

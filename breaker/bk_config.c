@@ -95,6 +95,8 @@ int bk_config_defaults(struct bk_config *cfg, const char *instance)
 	                    *report = &cfg->acl[BK_ACT_REPORT];
 
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->venues.session_down = true; /* engines state it: on by default */
+	cfg->venues.action = BK_HALTED;
 	if (!instance)
 		instance = "default";
 	if (!instance_valid(instance))
@@ -1017,6 +1019,10 @@ static const struct key_def keys[] = {
     {KEY("strategies", "groups", KEY_FN), .fn = key_strategies},
     {KEY("metrics", "listen", KEY_FN), .fn = key_metrics_listen},
     {KEY("metrics", "allow_remote", KEY_BOOL), FIELD(metrics_allow_remote)},
+    /* the venue rules (bk_venue.h): md staleness off unless set */
+    {KEY("venues", "md_stale_ms", KEY_UINT), FIELD(venues.md_stale_ms), RANGE(0, 3600000),
+     .why = "ms; 0 = off"},
+    {KEY("venues", "session_down", KEY_BOOL), FIELD(venues.session_down)},
 };
 
 _Static_assert(sizeof(mode_t) == 4 && sizeof(int) == 4 && sizeof(uint32_t) == 4,

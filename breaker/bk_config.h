@@ -18,6 +18,7 @@
 
 #include "bk_limits.h"
 #include "bk_rules.h"
+#include "bk_venue.h"
 #include "breaker_client.h"
 
 #define BK_URL_MAX        (PATH_MAX + 16)
@@ -129,6 +130,8 @@ struct bk_config {
 	/* [metrics]: /metrics and /healthz over HTTP; "" = off */
 	char metrics_listen[BK_LISTEN_MAX]; /* "127.0.0.1:9464", "[::1]:9464" */
 	bool metrics_allow_remote;          /* else only a loopback address */
+	/* [venues]: the venue rules (bk_venue.h), judged per venue:* group */
+	struct bk_venue_cfg venues;
 };
 
 /* Embedded defaults for this user and instance (NULL: "default"). 0 or -EINVAL. */

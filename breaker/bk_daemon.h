@@ -13,6 +13,8 @@
 #include "bk_auth.h"
 #include "bk_config.h"
 #include "bk_metrics.h"
+#include "bk_orders.h"
+#include "bk_venuewatch.h"
 #include "bk_rulestate.h"
 #include "bk_request.h"
 #include "bk_server.h"
@@ -113,6 +115,8 @@ struct bk_daemon {
 	bool stop;
 	struct bk_counters ctr;    /* for /metrics; counted where things happen */
 	struct bk_metrics metrics; /* /metrics and /healthz (bk_metrics.h) */
+	struct bk_orders orders;   /* cancel-all, confirmed (bk_orders.h) */
+	struct bk_venues venues;   /* the venue rules (bk_venuewatch.h) */
 };
 
 /* ---- bk_cmd.c: one request, decode -> authorise -> validate -> plan -> apply -> stage

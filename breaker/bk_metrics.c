@@ -23,19 +23,21 @@
 
 #define LINE_MAX_BYTES   512   /* longest put(): names are <= 39 bytes, HELP < 300 */
 #define HEAD_MAX_BYTES   65536 /* everything that is not per strategy */
-#define PER_STRATEGY_MAX (3 * LINE_MAX_BYTES + (BK_REASON_COUNT + BK_RULE_COUNT) * 128)
+#define PER_STRATEGY_MAX (5 * LINE_MAX_BYTES + (BK_REASON_COUNT + BK_RULE_COUNT) * 128)
 #define PREFAULT_BYTES   (4u << 20) /* 4096 tripped, 2 latches, telemetry, warnings */
 #define SLICE_BUDGET     512 /* work units per tick: a strategy visited 1, a line 2 */
 
 enum stage {
 	ST_IDLE,
 	ST_HEAD,
-	ST_MODE,   /* breaker_mode, per strategy */
-	ST_OWN,    /* breaker_strategy_own_mode */
-	ST_LATCH,  /* breaker_strategies, breaker_latch_active */
-	ST_REJECT, /* breaker_strategy_reject_ratio */
-	ST_ORDER,  /* breaker_strategy_order_rate */
-	ST_UTIL,   /* breaker_rule_utilisation_ratio */
+	ST_MODE,     /* breaker_mode, per strategy */
+	ST_OWN,      /* breaker_strategy_own_mode */
+	ST_LATCH,    /* breaker_strategies, breaker_latch_active */
+	ST_REJECT,   /* breaker_strategy_reject_ratio */
+	ST_ORDER,    /* breaker_strategy_order_rate */
+	ST_UTIL,     /* breaker_rule_utilisation_ratio */
+	ST_WORKING,  /* breaker_working_orders (bk_orders.h) */
+	ST_HALTWORK, /* breaker_halted_working_orders_seconds */
 	ST_FINISH,
 };
 
@@ -609,6 +611,49 @@ static int visit_util(struct bk_daemon *d, struct bk_metrics *m, uint32_t i)
 	return cost;
 }
 
+/* Cancel-all, confirmed: engines that reported working orders (bk_orders.h). */
+static int visit_orders(struct bk_daemon *d, struct bk_metrics *m, uint32_t i,
+                        bool halted)
+{
+	uint64_t working, unconfirmed_ns;
+	char *p;
+
+	if (!bk_orders_metric(d, (int)i, d->last_tick_ns, &working, &unconfirmed_ns) ||
+	    !(p = line_begin(m)))
+		return 1;
+	p = app(p, halted ? "breaker_halted_working_orders_seconds{strategy=\""
+	                  : "breaker_working_orders{strategy=\"");
+	p = app(app(p, d->state.strategies[i].name), "\"} ");
+	p = halted ? app_f64(p, (double)unconfirmed_ns / 1e9) : app_u64(p, working);
+	*p++ = '\n';
+	line_end(m, p);
+	return 3;
+}
+
+/* The venue rules (bk_venuewatch.h): one line per judged rule of a venue group. */
+static void venue_lines(struct bk_daemon *d, struct bk_metrics *m)
+{
+	char b[32];
+
+	family(m, "breaker_venue_rule_utilisation_ratio", "gauge",
+	       "The venue rules per venue group, for rules with live reporting "
+	       "engines: md_stale: the freshest tick's age / md_stale_ms; "
+	       "session_down: sessions down / sessions reporting.");
+	for (uint32_t g = 0; g < d->state.n_groups; g++) {
+		const struct bk_venue_eval *ev = &d->venues.ev[g];
+
+		for (int r = 0; d->venues.is_venue[g] && r < BK_VENUE_RULES; r++)
+			if (ev->judged[r] && ev->threshold[r] > 0)
+				put(m,
+				    "breaker_venue_rule_utilisation_ratio{group=\"%s\","
+				    "rule="
+				    "\"%s\"} %s\n",
+				    d->state.groups[g].name,
+				    bk_venue_rule_name((enum bk_venue_rule)r),
+				    num(b, ev->measured[r] / ev->threshold[r]));
+	}
+}
+
 /* ---- the rendering ---------------------------------------------------------------- */
 
 /*
@@ -685,6 +730,12 @@ static int strategies(struct bk_daemon *d, struct bk_metrics *m, int budget)
 		case ST_UTIL:
 			budget -= visit_util(d, m, i);
 			break;
+		case ST_WORKING:
+			budget -= visit_orders(d, m, i, false);
+			break;
+		case ST_HALTWORK:
+			budget -= visit_orders(d, m, i, true);
+			break;
 		}
 	}
 	return budget;
@@ -727,7 +778,20 @@ static void next_stage(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 		       "warning "
 		       "level.");
 		break;
+	case ST_WORKING:
+		family(m, "breaker_working_orders", "gauge",
+		       "Orders working at the venue, as each engine last reported them "
+		       "(engines that report).");
+		break;
+	case ST_HALTWORK:
+		family(m, "breaker_halted_working_orders_seconds", "gauge",
+		       "Seconds since the engine's scope was HALTED without a confirmed "
+		       "flat (0 working reported after the halt); 0 when flat or not "
+		       "HALTED. A dead or silent engine counts: its orders are "
+		       "unconfirmed.");
+		break;
 	case ST_FINISH:
+		venue_lines(d, m);
 		family(m, "breaker_rule_warnings", "gauge",
 		       "Limit rules at or above their first warning level.");
 		put(m, "breaker_rule_warnings %u\n", m->warnings);

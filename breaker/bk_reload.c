@@ -182,4 +182,5 @@ void bk_reload_bind_slot(struct bk_daemon *d, int slot)
 	                bk_config_remote(&d->cfg, d->state.strategies[slot].name);
 	/* a new strategy starts from clean telemetry */
 	memset(&d->tel.tel->slots[slot], 0, sizeof(d->tel.tel->slots[slot]));
+	bk_orders_reset(d, slot);
 }

@@ -254,6 +254,8 @@ static void info_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 			info->n_groups++;
 	warnings_msg(d, info);
 	acks_msg(d, info);
+	bk_orders_status(d, info, now);
+	bk_venues_status(d, info);
 	proposal_msg(d, info);
 	recon_msg(d, info);
 }
@@ -351,6 +353,8 @@ void bk_status_free(Breaker__Reply *rep)
 		for (size_t i = 0; i < rep->info->n_warnings; i++)
 			free(rep->info->warnings[i]);
 		free(rep->info->warnings);
+		bk_orders_status_free(rep->info);
+		bk_venues_status_free(rep->info);
 		for (size_t i = 0; i < rep->info->n_acks; i++)
 			free(rep->info->acks[i]);
 		free(rep->info->acks);

@@ -139,6 +139,10 @@ int parse_since(const char *s, uint64_t now_ns, uint64_t *out);
 /* breaker_health.c */
 int cmd_health(struct cli *c, const struct cli_args *a);
 
+/* breaker_orders.c: status's engines in HALTED scopes and their working orders */
+void put_orders(FILE *f, const Breaker__StatusInfo *in);
+void put_venues(FILE *f, const Breaker__StatusInfo *in);
+
 /* breaker_incident.c */
 int cmd_incident(struct cli *c, const struct cli_args *a);
 

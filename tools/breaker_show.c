@@ -289,8 +289,10 @@ static void put_status(FILE *f, const struct cli *c, const Breaker__StatusInfo *
 			put_scope_state(f, in->groups[i], gmode);
 	}
 	put_warnings(f, in);
+	put_venues(f, in);
 	put_reconciliations(f, in);
 	put_acks(f, in);
+	put_orders(f, in);
 	fputs("daemon heartbeat: ", f);
 	if (!in->has_heartbeat_age_ns)
 		fputs("? (not in the reply)", f);

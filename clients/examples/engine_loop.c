@@ -52,9 +52,20 @@
 
 /* Reason code names, as in docs/shm-layout.md ("Reason codes"). */
 static const char *const reason_names[] = {
-    "none",        "manual_halt",    "emergency_stop",      "kill_switch",
-    "reject_rate", "order_rate",     "invariant_violation", "reconciliation_break",
-    "drawdown",    "exposure_limit", "stale_heartbeat",     "audit_corrupt",
+    "none",
+    "manual_halt",
+    "emergency_stop",
+    "kill_switch",
+    "reject_rate",
+    "order_rate",
+    "invariant_violation",
+    "reconciliation_break",
+    "drawdown",
+    "exposure_limit",
+    "stale_heartbeat",
+    "audit_corrupt",
+    "market_data_stale",
+    "exchange_down",
 };
 
 static const char *reason_str(unsigned code)
@@ -375,6 +386,8 @@ int main(int argc, char **argv)
 	else
 		bk_report_opening_balance(&e.tel, slot,
 		                          e.balance); /* conservation's base */
+	/* the simulated venue's order-entry session is up (bk_report_session) */
+	bk_report_session(&e.tel, slot, 1, bk_now_mono_ns());
 	printf("engine: instance %s strategy %s slot %d\n", instance, strategy, slot);
 	end = bk_now_mono_ns() + seconds * 1000000000ull;
 	for (i = 0; (!iterations || (uint64_t)i < iterations) && bk_now_mono_ns() < end;
@@ -402,6 +415,11 @@ int main(int argc, char **argv)
 		trade(&e, mode, i);
 		if (i % 3 == 0) /* the simulated venue fills slower than we send */
 			fill_one(&e);
+		/* the venue's view, every iteration (plain stores): a market-data
+		 * tick arrived, and what is working now -- after acting on a halt,
+		 * this is what `breaker status` confirms "flat" from */
+		bk_report_md_tick(&e.tel, slot, bk_now_mono_ns());
+		bk_report_working(&e.tel, slot, (uint64_t)e.nworking, bk_now_mono_ns());
 		if (!any_acked || seen != acked) {
 			/* acted (above) on a state at least as new as change_seq
 			 * seen: say so, and `breaker status` counts this engine as

@@ -217,6 +217,7 @@ def run(c: bk.Client, tel: bk.Telemetry, slot: int, seconds: float, iterations: 
         e.balance = prev.balance
     else:
         tel.opening_balance(slot, e.balance)  # the base of balance conservation
+    tel.session(slot, True)  # the simulated venue's order-entry session is up
     acked: int | None = None
     last: bk.Mode | None = None
     last_dead = False
@@ -239,6 +240,11 @@ def run(c: bk.Client, tel: bk.Telemetry, slot: int, seconds: float, iterations: 
         trade(e, mode, i)
         if i % 3 == 0:  # the simulated venue fills slower than we send
             e.fill_one()
+        # the venue's view, every iteration: a market-data tick arrived, and
+        # what is working now (after a halt, what `breaker status` confirms
+        # "flat" from)
+        tel.md_tick(slot)
+        tel.working(slot, len(e.working))
         if seen != acked:
             # acted (above) on a state at least as new as change_seq `seen`:
             # say so, and `breaker status` counts this engine as having acked
