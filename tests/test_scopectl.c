@@ -250,6 +250,21 @@ Test(scopectl, typo_strategy_is_refused_with_a_hint_and_never_registered)
 	down(&h);
 }
 
+Test(scopectl, typo_group_is_refused_with_a_hint)
+{
+	struct bk_h h;
+
+	up(&h, "typo-group", NULL);
+	cr_assert_eq(cli(&h, "register", "momo-eu-1", "--group", "venue:XETR"), 0, "%s",
+	             out);
+	cr_assert_eq(cli(&h, "trip", "exchange_down", "--group", "venue:XTER"), 1, "%s",
+	             out);
+	cr_assert(strstr(out, "ERR_UNKNOWN_GROUP"), "%s", out);
+	cr_assert(strstr(out, "did you mean 'venue:XETR'"), "%s", out);
+	cr_assert_eq(engine_mode(&h, engine_slot(&h, "momo-eu-1")), BK_ACTIVE);
+	down(&h);
+}
+
 Test(scopectl, typo_command_and_reason_code_get_a_hint)
 {
 	struct bk_h h;
