@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "bk_cmd.h"
+#include "bk_suggest.h"
 #include "bk_text.h"
 
 #define BK_TRIP_SCOPES_MAX 64 /* scopes in one trip command */
@@ -52,10 +53,21 @@ Breaker__Status bk_cmd_resolve_group(const struct bk_daemon *d, const char *tag,
 	}
 	g = bk_group_find(&d->state, tag);
 	if (g < 0) {
-		snprintf(why, len,
-		         "unknown group '%s' (no strategy was ever put in it: register "
-		         "--group or group add)",
-		         tag);
+		const char *names[BK_MAX_GROUPS];
+		char near[160];
+		uint32_t n = 0;
+
+		/* a mistyped venue gets the groups it is near, like a strategy */
+		for (uint32_t i = 0; i < d->state.n_groups && n < BK_MAX_GROUPS; i++)
+			names[n++] = d->state.groups[i].name;
+		if (bk_suggest(tag, names, n, near, sizeof(near)))
+			snprintf(why, len, "unknown group '%s': did you mean %s?", tag,
+			         near);
+		else
+			snprintf(why, len,
+			         "unknown group '%s' (no strategy was ever put in it: "
+			         "register --group or group add)",
+			         tag);
 		return BREAKER__STATUS__ERR_UNKNOWN_GROUP;
 	}
 	*slot = BK_GROUP_SLOT(g);
