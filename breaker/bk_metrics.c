@@ -618,8 +618,12 @@ static int visit_orders(struct bk_daemon *d, struct bk_metrics *m, uint32_t i,
 	uint64_t working, unconfirmed_ns;
 	char *p;
 
-	if (!bk_orders_metric(d, (int)i, d->last_tick_ns, &working, &unconfirmed_ns) ||
-	    !(p = line_begin(m)))
+	if (!bk_orders_metric(d, (int)i, d->last_tick_ns, &working, &unconfirmed_ns))
+		return 1;
+	if (halted && unconfirmed_ns > BK_UNFLAT_NS && m->unflat++ == 0)
+		snprintf(m->unflat_first, sizeof(m->unflat_first), "%s",
+		         d->state.strategies[i].name);
+	if (!(p = line_begin(m)))
 		return 1;
 	p = app(p, halted ? "breaker_halted_working_orders_seconds{strategy=\""
 	                  : "breaker_working_orders{strategy=\"");
@@ -784,6 +788,7 @@ static void next_stage(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 		       "(engines that report).");
 		break;
 	case ST_HALTWORK:
+		m->unflat = 0;
 		family(m, "breaker_halted_working_orders_seconds", "gauge",
 		       "Seconds since the engine's scope was HALTED without a confirmed "
 		       "flat (0 working reported after the halt); 0 when flat or not "
