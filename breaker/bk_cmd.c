@@ -626,7 +626,7 @@ static void do_reconcile(struct bk_cmd *c)
 		rec.evidence = text;
 		rec.verdict = (char *)bk_recon_verdict_name(v);
 		rec.rule = "reconciliation";
-		rec.incident = r->incident;
+		rec.incident = (char *)bk_incident_resume_id(d, slot, r->incident);
 		if (p) {
 			rec.has_measured = rec.has_threshold = 1;
 			rec.measured = p->position;

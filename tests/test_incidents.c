@@ -193,3 +193,114 @@ Test(incidents, a_trip_with_no_id_opens_one_with_the_mapped_severity)
 	             "the refused resume changed nothing");
 	bk_h_fini(&h);
 }
+
+/* ---- the post-mortem export ---------------------------------------------------- */
+
+static const char check_split[] =
+    "import json, sys\n"
+    "r = json.load(open(sys.argv[1])); a = json.load(open(sys.argv[2]))\n"
+    "b = json.load(open(sys.argv[3])); md = open(sys.argv[4]).read()\n"
+    "ids = [i['id'] for i in r['incidents']]\n"
+    "assert len(ids) == 2 and ids[0] != ids[1], ids\n"
+    "ia, ib = r['incidents']\n"
+    "assert ia['figures']['time_to_detect_ns'] is None, ia\n"
+    "assert ia['figures']['time_to_detect_basis'] == 'none', ia\n"
+    "assert ib['figures']['time_to_detect_basis'] == 'heartbeat', ib\n"
+    "assert 200e6 <= ib['figures']['time_to_detect_ns'] < 5000e6, ib\n"
+    "assert ia['severity'] == 'P1' and ib['severity'] == 'P2', (ia, ib)\n"
+    "for x in (ia, ib):\n"
+    "    assert x['figures']['mttr_ns'] is not None, x\n"
+    "assert ia['figures']['time_halted_ns'] < ib['figures']['first_trip_ns'] - "
+    "ia['figures']['first_trip_ns'], (ia, ib)\n"
+    "# one incident's export holds its own records only\n"
+    "assert a['incident']['id'] == ids[0] and b['incident']['id'] == ids[1]\n"
+    "ta = [e['record'] for e in a['timeline']]\n"
+    "tb = [e['record'] for e in b['timeline']]\n"
+    "assert all(x.get('incident') in (None, ids[0]) for x in ta), ta\n"
+    "assert [x['reason_code'] for x in ta if x['kind'] == 'TRIP'] == "
+    "['emergency_stop'], ta\n"
+    "assert [x.get('rule') for x in tb if x['kind'] == 'TRIP'] == ['heartbeat'], tb\n"
+    "assert a['figures']['time_to_detect_ns'] is None, a['figures']\n"
+    "assert b['figures']['time_to_detect_basis'] == 'heartbeat', b['figures']\n"
+    "assert a['incident']['acknowledged_ns'] and a['figures']['time_to_acknowledge_ns']"
+    " == a['incident']['acknowledged_ns'] - a['figures']['first_trip_ns'], a\n"
+    "assert a['incident']['resolution'] == 'venue gateway restarted', a['incident']\n"
+    "ref = [x for x in ta if x['kind'] == 'REFUSED']\n"
+    "assert ref and 'may not kill' in ref[0]['refusal'], ta\n"
+    "assert [s['scope'] for s in a['impact']['scopes']] == ['global'], a['impact']\n"
+    "for row in ['# ' + ids[0], '| Severity | P1 |', '## Impact', '## Timeline',\n"
+    "            '## Root cause', '## Resolution', 'venue gateway restarted',\n"
+    "            '## Lessons', '| # | action | owner | due date | status |',\n"
+    "            '| time to detect |', '| time to acknowledge |', '| time to halt |',\n"
+    "            '| time to resume |', '| MTTR |', 'may not kill',\n"
+    "            'REFUSED kill']:\n"
+    "    assert row in md, (row, md)\n"
+    "assert ids[1] not in md, md\n";
+
+static void save(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	cr_assert_not_null(f, "%s", path);
+	fputs(text, f);
+	fclose(f);
+}
+
+Test(incidents, a_day_with_two_unrelated_incidents_exports_them_apart)
+{
+	struct bk_rig r;
+	char since[32], p[4][256], cmd[1200], id[2][24];
+	const char *q;
+
+	snprintf(since, sizeof(since), "%lld", (long long)time(NULL) - 1);
+	bk_rig_up(&r, "incsplit",
+	          "[strategies]\nnames = alpha, beta\n[rules]\nheartbeat.max = 300\n"
+	          "[auth]\nkill_uids = 54321\n");
+	/* 1: an operator's emergency stop (no rule: no time to detect) */
+	cli_is(&r.h, 0, "estop", "emergency-stop", "--reason", "venue down", NULL);
+	cr_assert_not_null(q = strstr(out, "incident INC-"), "%s", out);
+	snprintf(id[0], sizeof(id[0]), "%.15s", q + 9);
+	id[0][strcspn(id[0], " \n")] = '\0';
+	cli_is(&r.h, 1, "refused kill", "kill", "alpha", "--reason", "me too", NULL);
+	cli_is(&r.h, 0, "ack", "incident", "ack", id[0], NULL);
+	cli_is(&r.h, 0, "resume", "resume", "--to", "active", "--force", "--reason",
+	       "venue back", NULL);
+	cli_is(&r.h, 0, "resolve", "incident", "resolve", id[0], "--resolution",
+	       "venue gateway restarted", NULL);
+	/* 2: later, unrelated: an engine goes quiet, the heartbeat rule trips it */
+	bk_report_heartbeat(&r.t, r.alpha, bk_now_mono_ns());
+	cr_assert(bk_rig_mode_within(&r, r.alpha, BK_HALTED, 5000), "heartbeat trip");
+	bk_report_heartbeat(&r.t, r.alpha, 0); /* a clean stop disarms the switch */
+	cli_is(&r.h, 0, "resume alpha", "resume", "--strategy", "alpha", "--to", "active",
+	       "--force", "--reason", "engine restarted", NULL);
+	cli_is(&r.h, 0, "list", "incident", "list", NULL);
+	cr_assert_eq(bk_h_count(out, "INC-"), 2, "two incidents: %s", out);
+	bk_h_stop(&r.h); /* the export reads the log alone */
+	for (int i = 0; i < 4; i++)
+		snprintf(p[i], sizeof(p[i]), "%s/x%d", r.h.dir, i);
+	cli_is(&r.h, 0, "period", "incident", "export", "--since", since, "--json", NULL);
+	save(p[0], out);
+	cr_assert_not_null(strstr(out, "\"incidents\":[{\"id\":\""), "%s", out);
+	cli_is(&r.h, 0, "export 1", "incident", "export", id[0], "--json", NULL);
+	save(p[1], out);
+	/* the second id: the period lists both */
+	bk_h_slurp(p[0], out, sizeof(out));
+	q = strstr(strstr(out, "\"incidents\":["), "},{\"id\":\"");
+	cr_assert_not_null(q, "%s", out);
+	snprintf(id[1], sizeof(id[1]), "%.15s", q + 9);
+	id[1][strcspn(id[1], "\"")] = '\0';
+	cli_is(&r.h, 0, "export 2", "incident", "export", id[1], "--format", "json",
+	       NULL);
+	save(p[2], out);
+	cli_is(&r.h, 0, "export md", "incident", "export", id[0], NULL);
+	save(p[3], out);
+	snprintf(cmd, sizeof(cmd), "%s/check.py", r.h.dir);
+	save(cmd, check_split);
+	snprintf(cmd, sizeof(cmd), "python3 %s/check.py %s %s %s %s >&2", r.h.dir, p[0],
+	         p[1], p[2], p[3]);
+	cr_assert_eq(system(cmd), 0, "the split (see stderr); markdown:\n%s", out);
+	cli_is(&r.h, 2, "bad id", "incident", "export", "INC-1", NULL);
+	cli_is(&r.h, 1, "unknown id", "incident", "export", "INC-2020-123", NULL);
+	cr_assert(strstr(out, "no record"), "%s", out);
+	bk_rig_down(&r);
+}
