@@ -755,7 +755,10 @@ static void do_query(struct bk_cmd *c, bool all)
 		limit = q->list->has_limit ? q->list->limit : 0;
 	}
 	bk_status_build(c->d, &c->rep, all, offset, limit);
+	if (!all && q->status && q->status->page)
+		bk_page_status(c->d, &c->rep); /* the status page's extras */
 	bk_reply_now(c->d, &c->route, &c->rep);
+	bk_page_status_free(&c->rep);
 	bk_status_free(&c->rep);
 }
 

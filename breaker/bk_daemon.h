@@ -14,6 +14,7 @@
 #include "bk_config.h"
 #include "bk_incident.h"
 #include "bk_metrics.h"
+#include "bk_page.h"
 #include "bk_rulestate.h"
 #include "bk_request.h"
 #include "bk_server.h"
@@ -112,8 +113,9 @@ struct bk_daemon {
 	bool stop;
 	/* recent incidents, rebuilt from the log at boot (bk_incident.h) */
 	struct bk_incidents incidents;
-	struct bk_counters ctr;    /* for /metrics; counted where things happen */
-	struct bk_metrics metrics; /* /metrics and /healthz (bk_metrics.h) */
+	struct bk_page_recent page_recent; /* the status page's latest events */
+	struct bk_counters ctr;            /* for /metrics; counted where things happen */
+	struct bk_metrics metrics;         /* /metrics and /healthz (bk_metrics.h) */
 };
 
 /* ---- bk_cmd.c: one request, decode -> authorise -> validate -> plan -> apply -> stage

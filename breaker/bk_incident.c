@@ -113,11 +113,16 @@ void bk_incident_apply(struct bk_incidents *t, const Breaker__AuditRecord *rec, 
 		}
 		return;
 	case BREAKER__AUDIT_RECORD__KIND__TRIP:
-		if (!x)
+		if (!x) { /* opened by this trip: named after it */
+			char title[BK_INC_TITLE_MAX];
+			const char *r = bk_reason_name(rec->reason_code);
+			snprintf(title, sizeof(title), "%s trip of %s%s", r ? r : "?",
+			         rec->strategy ? "strategy " : "global",
+			         rec->strategy ? rec->strategy : "");
 			x = open_one(t, rec->incident,
 			             bk_incident_severity_parse(rec->severity),
-			             rec->title, rec->wall_ns);
-		else if (x->state == BK_INC_RESOLVED)
+			             rec->title ? rec->title : title, rec->wall_ns);
+		} else if (x->state == BK_INC_RESOLVED)
 			x->state = BK_INC_OPEN; /* tripped again under it: reopened */
 		if (slot == BK_GLOBAL || (slot >= 0 && slot < (int)BK_MAX_STRATEGIES))
 			snprintf(t->scope[scope_index(slot)], BK_INCIDENT_ID_MAX, "%s",

@@ -800,6 +800,7 @@ int bk_metrics_start(struct bk_daemon *d)
 		return 0;
 	}
 	bk_config_metrics_url(&d->cfg, url, sizeof(url));
+	bk_page_setup(d->cfg.local_url[0] ? d->cfg.local_url : d->cfg.cmd_url);
 	bk_metrics_http_start(&m->snap, url);
 	return 0;
 }

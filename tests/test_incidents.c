@@ -304,3 +304,70 @@ Test(incidents, a_day_with_two_unrelated_incidents_exports_them_apart)
 	cr_assert(strstr(out, "no record"), "%s", out);
 	bk_rig_down(&r);
 }
+
+/* ---- the status page, in a real browser ----------------------------------------- */
+
+#include <sys/stat.h>
+
+#define HOSTILE "<script>document.title='pwned'</script><img src=x onerror=alert(1)>"
+
+/*
+ * tests/page/browse.py drives a real headless chromium over the DevTools
+ * pipe: the page as loaded before the trip, the same tab after it reloaded
+ * itself (a marker on the old document proves nobody navigated), and a
+ * phone-sized screenshot kept in build/test-artifacts/.
+ */
+Test(incidents, status_page_in_a_real_browser_shows_a_trip_within_its_refresh,
+     .timeout = 240)
+{
+	struct bk_h h;
+	char ini[256], url[64], shot[512], cmd[2048], path[256];
+	static char page[1 << 18];
+	const char *body;
+	int port = bk_h_free_port();
+	struct stat st;
+
+	snprintf(ini, sizeof(ini), "[metrics]\nlisten = 127.0.0.1:%d\n", port);
+	up(&h, "incpage", ini);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+	/* read-only and self-contained, whatever it shows */
+	cr_assert_eq(bk_h_http_get(port, "/", page, sizeof(page), &body), 200, "%s",
+	             page);
+	cr_assert(strstr(page, "Content-Type: text/html"), "%s", page);
+	cr_assert(strstr(page, "default-src 'none'"), "a CSP that forbids loads: %s",
+	          page);
+	for (const char *bad[] = {"<form", "<button", "<input", "<script", "<a ", "href=",
+	                          "src=", "http://", "https://", "url(", "@import", NULL},
+	                **b = bad;
+	     *b; b++)
+		cr_assert(!strstr(body, *b),
+		          "no write action, no external asset: '%s' in %s", *b, body);
+	cr_assert(strstr(body, "<meta http-equiv=refresh content=2>"), "%s", body);
+	mkdir(BK_BINARY_DIR "/test-artifacts", 0755);
+	snprintf(shot, sizeof(shot), "%s/test-artifacts/status-page.png", BK_BINARY_DIR);
+	unlink(shot);
+	snprintf(cmd, sizeof(cmd),
+	         "python3 %s/tests/page/browse.py %s %s %s -- %s --config %s trip "
+	         "manual_halt --strategy alpha --reason \"%s\" >&2",
+	         BK_SOURCE_DIR, url, h.dir, shot, bk_h_cli_bin(), h.config, HOSTILE);
+	cr_assert_eq(system(cmd), 0, "the browser run (see stderr)");
+	snprintf(path, sizeof(path), "%s/before.html", h.dir);
+	bk_h_slurp(path, page, sizeof(page));
+	cr_assert(
+	    strstr(page, "id=\"global-mode\">global: <span class=\"mode m0\">ACTIVE"),
+	    "%s", page);
+	snprintf(path, sizeof(path), "%s/after.html", h.dir);
+	bk_h_slurp(path, page, sizeof(page));
+	cr_assert(strstr(page, "<h3>alpha <span class=\"mode m3\">HALTED</span></h3>"),
+	          "the reloaded page shows the trip: %s", page);
+	cr_assert(strstr(page, "&lt;script&gt;document.title='pwned'&lt;/script&gt;"
+	                       "&lt;img src=x onerror=alert(1)&gt;"),
+	          "the hostile reason is text: %s", page);
+	cr_assert(!strstr(page, "<script") && !strstr(page, "<img") &&
+	              !strstr(page, "pwned</title>"),
+	          "nothing injected: %s", page);
+	cr_assert(strstr(page, "manual_halt trip of strategy alpha"),
+	          "the incident it opened: %s", page);
+	cr_assert(stat(shot, &st) == 0 && st.st_size > 1000, "a screenshot in %s", shot);
+	bk_h_fini(&h);
+}
