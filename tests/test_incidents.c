@@ -371,3 +371,25 @@ Test(incidents, status_page_in_a_real_browser_shows_a_trip_within_its_refresh,
 	cr_assert(stat(shot, &st) == 0 && st.st_size > 1000, "a screenshot in %s", shot);
 	bk_h_fini(&h);
 }
+
+/* ---- the Grafana dashboard ------------------------------------------------------ */
+
+/* tools/grafana/breaker.json: structure, and every panel's query against a real
+ * Prometheus scraping this breakerd (tests/grafana/check.py). */
+Test(incidents, grafana_dashboard_queries_work_on_a_real_prometheus, .timeout = 240)
+{
+	struct bk_h h;
+	char ini[256], cmd[1024];
+	int port = bk_h_free_port();
+
+	snprintf(ini, sizeof(ini), "[metrics]\nlisten = 127.0.0.1:%d\n", port);
+	up(&h, "incgraf", ini);
+	cli_is(&h, 0, "trip", "trip", "reject_rate", "--strategy", "alpha", "--reason",
+	       "something to chart", NULL);
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "python3 %s/tests/grafana/check.py %s/tools/grafana/breaker.json %d %s >&2",
+	    BK_SOURCE_DIR, BK_SOURCE_DIR, port, h.dir);
+	cr_assert_eq(system(cmd), 0, "the dashboard's queries (see stderr)");
+	bk_h_fini(&h);
+}
