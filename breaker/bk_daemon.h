@@ -114,8 +114,10 @@ struct bk_daemon {
 	/* recent incidents, rebuilt from the log at boot (bk_incident.h) */
 	struct bk_incidents incidents;
 	struct bk_page_recent page_recent; /* the status page's latest events */
-	struct bk_counters ctr;            /* for /metrics; counted where things happen */
-	struct bk_metrics metrics;         /* /metrics and /healthz (bk_metrics.h) */
+	/* the latest WARNING record per strategy and rule (bk_incident_log.h) */
+	uint64_t warn_audit_ns[BK_MAX_STRATEGIES][BK_RULE_COUNT];
+	struct bk_counters ctr;    /* for /metrics; counted where things happen */
+	struct bk_metrics metrics; /* /metrics and /healthz (bk_metrics.h) */
 };
 
 /* ---- bk_cmd.c: one request, decode -> authorise -> validate -> plan -> apply -> stage

@@ -393,3 +393,35 @@ Test(incidents, grafana_dashboard_queries_work_on_a_real_prometheus, .timeout = 
 	cr_assert_eq(system(cmd), 0, "the dashboard's queries (see stderr)");
 	bk_h_fini(&h);
 }
+
+/* Warnings and daemon stops belong in the timeline: audited, exported. */
+Test(incidents, warnings_and_daemon_stops_are_in_the_timeline)
+{
+	struct bk_rig r;
+	char since[32];
+
+	snprintf(since, sizeof(since), "%lld", (long long)time(NULL) - 1);
+	bk_rig_up(
+	    &r, "incwarn",
+	    "[strategies]\nnames = alpha, beta\n[rules]\nwarn_levels = 0.5, 0.8, 0.9\n"
+	    "exposure.max = 1000\n");
+	bk_report_heartbeat(&r.t, r.alpha, 0);
+	bk_report_marks(&r.t, r.alpha, 0, 600, 0); /* 60%: a warning, no trip */
+	for (int i = 0; i < 200; i++) {
+		cli_is(&r.h, 0, "audit", "audit", NULL);
+		if (strstr(out, "WARNING"))
+			break;
+		usleep(25000);
+	}
+	cr_assert(strstr(out, "WARNING") && strstr(out, "utilisation=60%"),
+	          "the warning is audited: %s", out);
+	cr_assert_eq(bk_h_mode_of(&r.h, "alpha"), BK_ACTIVE, "a warning, not a trip");
+	cr_assert_eq(bk_h_stop(&r.h), 0);
+	cli_is(&r.h, 0, "export", "incident", "export", "--since", since, NULL);
+	cr_assert(strstr(out, "| WARNING rule exposure at 60% |") &&
+	              strstr(out, "measured 600"),
+	          "the warning in the timeline: %s", out);
+	cr_assert(strstr(out, "| breakerd STOPPED |") && strstr(out, "signal 15"),
+	          "the daemon's stop in the timeline: %s", out);
+	bk_rig_down(&r);
+}

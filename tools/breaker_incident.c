@@ -612,6 +612,11 @@ static void event_name(char *buf, size_t len, const Breaker__AuditRecord *rec)
 		         rec->proposer_user ? ", CONFIRMED (two-person)" : "");
 	else if (rec->kind == BREAKER__AUDIT_RECORD__KIND__REFUSED && rec->command)
 		snprintf(buf, len, "REFUSED %.32s", rec->command);
+	else if (rec->kind == BREAKER__AUDIT_RECORD__KIND__WARNING && rec->rule)
+		snprintf(buf, len, "WARNING rule %.24s at %.0f%%", rec->rule,
+		         rec->utilisation * 100);
+	else if (rec->kind == BREAKER__AUDIT_RECORD__KIND__SHUTDOWN)
+		snprintf(buf, len, "breakerd STOPPED");
 	else
 		snprintf(buf, len, "%s", kind_name(rec->kind));
 }
