@@ -101,8 +101,11 @@ const char *bk_incident_resume_id(struct bk_daemon *d, int slot, const char *giv
 
 	if (given)
 		return given;
-	id = bk_incident_of_scope(&d->incidents, slot);
-	return id ? id : bk_incident_of_scope(&d->incidents, BK_GLOBAL);
+	/* only while held: a routine reconciliation after the all clear is not
+	 * part of the incident, even if nobody resolved it yet */
+	id = held(d, slot) ? bk_incident_of_scope(&d->incidents, slot) : NULL;
+	return id || !held(d, BK_GLOBAL) ? id
+	                                 : bk_incident_of_scope(&d->incidents, BK_GLOBAL);
 }
 
 /* ---- breaker incident open|ack|note|resolve ---------------------------------- */

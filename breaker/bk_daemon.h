@@ -140,7 +140,8 @@ void bk_incident_trip_plan(struct bk_daemon *d, int slot, const char *given,
 /* On the trip's record (ti must outlive its staging); the table follows. */
 void bk_incident_trip_record(struct bk_daemon *d, int slot, unsigned reason,
                              struct bk_trip_incident *ti, Breaker__AuditRecord *rec);
-/* A resume's incident: given, or the scope's (or global's) open one; NULL. */
+/* A resume's or reconciliation's incident: given, or the open one of the
+ * scope (or of global) while that is held; NULL. */
 const char *bk_incident_resume_id(struct bk_daemon *d, int slot, const char *given);
 
 /* ---- bk_pending.c: replies waiting for durability ---- */

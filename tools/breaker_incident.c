@@ -315,7 +315,7 @@ static void note_opening(struct incmeta *m, const Breaker__AuditRecord *rec)
 	if (rec->commander)
 		snprintf(m->commander, sizeof(m->commander), "%s", rec->commander);
 	if (!m->title[0] && rec->kind == BREAKER__AUDIT_RECORD__KIND__TRIP)
-		snprintf(m->title, sizeof(m->title), "%s of %s%s",
+		snprintf(m->title, sizeof(m->title), "%s trip of %s%s",
 		         reason_name(rec->reason_code),
 		         rec->strategy ? "strategy " : "global",
 		         rec->strategy ? rec->strategy : "");
