@@ -544,7 +544,7 @@ static int cmd_help(struct cli *c, const struct cli_args *a);
 static const struct cmd cmds[] = {
     {"trip", cmd_trip, trip_opts, 0, 1, "<reason_code>",
      "<reason_code> [--strategy S] [--reason TEXT]\n"
-     "                    [--mode halted|reduce-only|cautious] [--json]",
+     "                    [--mode halted|reduce-only|cautious] [--incident ID] [--json]",
      "trip global (or --strategy S) to HALTED, or to --mode",
      "Trip the global scope, or one strategy with --strategy, to HALTED (or to\n"
      "--mode). This sets the latch <reason_code> on that scope; it holds until a\n"
@@ -554,11 +554,14 @@ static const struct cmd cmds[] = {
      "  --mode M       halted (default), reduce-only or cautious\n"
      "  --reason TEXT  why, for the audit log (at most reason_max_bytes, 1024 by\n"
      "                 default; default text \"(no reason given)\")\n"
+     "  --incident ID  the incident it belongs to, INC-YYYY-NNN (default: the\n"
+     "                 incident a held scope is under, or a new one: docs/incidents.md)\n"
      "  --json         print breakerd's reply as one JSON object\n"
      "\n"
      "example: breaker trip manual_halt --reason \"Emergency halt by operator\"\n",
      EXITS_TRIP, true},
-    {"emergency-stop", cmd_estop, estop_opts, 0, 0, NULL, "[--reason TEXT] [--json]",
+    {"emergency-stop", cmd_estop, estop_opts, 0, 0, NULL,
+     "[--reason TEXT] [--incident ID] [--json]",
      "HALT everything now (global, emergency_stop); asks nothing",
      "Trip the global scope to HALTED with reason code emergency_stop. Every\n"
      "strategy stops. Asks no questions.\n"
@@ -567,7 +570,8 @@ static const struct cmd cmds[] = {
      "  --json         print breakerd's reply as one JSON object\n",
      EXITS_TRIP, false},
     {"kill", cmd_kill, estop_opts, 1, 1, "<strategy>",
-     "<strategy> --reason TEXT [--json]", "HALT one strategy (kill_switch)",
+     "<strategy> --reason TEXT [--incident ID] [--json]",
+     "HALT one strategy (kill_switch)",
      "Trip one strategy to HALTED with reason code kill_switch.\n"
      "\n"
      "  --reason TEXT  why, for the audit log (required)\n"
@@ -578,7 +582,7 @@ static const struct cmd cmds[] = {
     {"resume", cmd_resume, resume_opts, 0, 0, NULL,
      "[--strategy S] [--reason-code C]\n"
      "                      [--to reduce-only|cautious|active] --reason TEXT\n"
-     "                      [--force] [--json]",
+     "                      [--force] [--incident ID] [--json]",
      "release a latch by one stage, towards ACTIVE",
      "Release a latch on the global scope (or on --strategy S) by one stage:\n"
      "HALTED -> REDUCE_ONLY -> CAUTIOUS -> ACTIVE. A scope is ACTIVE again only once\n"
@@ -617,7 +621,8 @@ static const struct cmd cmds[] = {
      "  --json           print breakerd's reply as one JSON object\n",
      EXITS_CHANGE, false},
     {"reconcile", cmd_reconcile, reconcile_opts, 1, INT_MAX, "<strategy>=<position>",
-     "<strategy>=<position> ... [--as-of-fills N | --as-of TIME] [--json]\n"
+     "<strategy>=<position> ... [--as-of-fills N | --as-of TIME]\n"
+     "                   [--incident ID] [--json]\n"
      "       breaker reconcile --withdraw <strategy> ... [--json]",
      "post the venue's positions as of a point (reconciliation rule)",
      "Post the venue's (or back office's) net position of one or more strategies,\n"
@@ -729,10 +734,12 @@ static const struct cmd cmds[] = {
      "0 ok or degraded; 1 failing; 2 bad usage;\n"
      "  3 breakerd unreachable (prints \"failing: breakerd unreachable\")",
      false},
-    {"incident", cmd_incident, incident_opts, 1, 3, "export|open|ack|note|resolve|list|stats",
+    {"incident", cmd_incident, incident_opts, 1, 3,
+     "export|open|ack|note|resolve|list|stats",
      "export --since TIME [--until TIME] [--format md|json] [--file PATH]\n"
      "       breaker incident export ID [--format md|json] [--file PATH]\n"
-     "       breaker incident open [ID] --severity P1..P4 --title TEXT [--commander NAME]\n"
+     "       breaker incident open [ID] --severity P1..P4 --title TEXT [--commander "
+     "NAME]\n"
      "       breaker incident ack ID | note ID TEXT | resolve ID --resolution TEXT\n"
      "       breaker incident list [--file PATH] [--json]\n"
      "       breaker incident stats --since 30d [--file PATH] [--json]",
