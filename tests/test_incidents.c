@@ -299,6 +299,19 @@ Test(incidents, a_day_with_two_unrelated_incidents_exports_them_apart)
 	snprintf(cmd, sizeof(cmd), "python3 %s/check.py %s %s %s %s >&2", r.h.dir, p[0],
 	         p[1], p[2], p[3]);
 	cr_assert_eq(system(cmd), 0, "the split (see stderr); markdown:\n%s", out);
+	cli_is(&r.h, 0, "stats", "incident", "stats", "--since", "1d", "--json", NULL);
+	cr_assert(strstr(out, "\"incidents\":2,\"by_severity\":{\"P1\":1,\"P2\":1,"
+	                      "\"P3\":0,\"P4\":0}") &&
+	              strstr(out, "\"ttd\":{\"n\":1,") &&
+	              strstr(out, "\"mttr\":{\"n\":2,") &&
+	              !strstr(out, "\"meets_target\":false"),
+	          "count by severity, TTD of the rule trip only, both MTTRs: %s", out);
+	cli_is(&r.h, 0, "stats text", "incident", "stats", "--since", "1d", NULL);
+	cr_assert(strstr(out, "incidents: 2 (P1 1, P2 1, P3 0, P4 0)") &&
+	              strstr(out, "target < 0h05m00s: MET") &&
+	              strstr(out, "target < 0h30m00s: MET"),
+	          "%s", out);
+	cli_is(&r.h, 2, "stats no since", "incident", "stats", NULL);
 	cli_is(&r.h, 2, "bad id", "incident", "export", "INC-1", NULL);
 	cli_is(&r.h, 1, "unknown id", "incident", "export", "INC-2020-123", NULL);
 	cr_assert(strstr(out, "no record"), "%s", out);
