@@ -817,6 +817,10 @@ static void json_figures(const struct inc *x, const struct figures *f)
 	       basis_name(f->ttd ? x->basis : TTD_NONE),
 	       f->ttd && x->basis == TTD_WINDOW ? "true" : "false");
 	json_dur("time_to_acknowledge_ns", f->tta_ns, f->ack);
+	printf(",\"time_to_acknowledge_basis\":\"%s\"", !f->ack ? "none"
+	                                                : x->ack_explicit
+	                                                    ? "incident_ack"
+	                                                    : "first_person_action");
 	json_dur("time_halted_ns", f->halted_ns, f->resolved);
 	json_dur("mttr_ns", f->mttr_ns, f->resolved);
 	json_dur("time_to_halt_ns", f->tth_ns, f->halt);
