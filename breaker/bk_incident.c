@@ -56,9 +56,14 @@ struct bk_incident *bk_incident_find(struct bk_incidents *t, const char *id)
 	return NULL;
 }
 
+/* The scope's row in t->scope: global 0, strategy slot s at 1 + s; -1 for
+ * anything else (a group scope has no row: its trips take a member's or
+ * global's incident, or a new one). */
 static int scope_index(int slot)
 {
-	return slot == BK_GLOBAL ? 0 : slot + 1;
+	if (slot == BK_GLOBAL)
+		return 0;
+	return slot >= 0 && slot < (int)BK_MAX_STRATEGIES ? slot + 1 : -1;
 }
 
 /* Keep the year and number of the newest id seen, for the next assigned. */
@@ -124,7 +129,7 @@ void bk_incident_apply(struct bk_incidents *t, const Breaker__AuditRecord *rec, 
 			             rec->title ? rec->title : title, rec->wall_ns);
 		} else if (x->state == BK_INC_RESOLVED)
 			x->state = BK_INC_OPEN; /* tripped again under it: reopened */
-		if (slot == BK_GLOBAL || (slot >= 0 && slot < (int)BK_MAX_STRATEGIES))
+		if (scope_index(slot) >= 0)
 			snprintf(t->scope[scope_index(slot)], BK_INCIDENT_ID_MAX, "%s",
 			         rec->incident);
 		return;
@@ -135,7 +140,8 @@ void bk_incident_apply(struct bk_incidents *t, const Breaker__AuditRecord *rec, 
 
 const char *bk_incident_of_scope(struct bk_incidents *t, int slot)
 {
-	const char *id = t->scope[scope_index(slot)];
+	int i = scope_index(slot);
+	const char *id = i >= 0 ? t->scope[i] : "";
 	struct bk_incident *x = id[0] ? bk_incident_find(t, id) : NULL;
 
 	return x && x->state != BK_INC_RESOLVED ? x->id : NULL;
