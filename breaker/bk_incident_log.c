@@ -2,8 +2,7 @@
  * bk_incident_log - records breakerd makes by itself for the incident
  * timeline (docs/incidents.md): a rule's warning (rate-limited to one per
  * rule and strategy per second: a value hovering at a level must not flood
- * the log) and its own shutdown. Staged, never written here: the tick does
- * no I/O.
+ * the log). Staged, never written here: the tick does no I/O.
  */
 #include <stdio.h>
 #include <string.h>
@@ -41,20 +40,4 @@ void bk_incident_log_warning(struct bk_daemon *d, int slot, const struct bk_verd
 	rec.reason_code = (Breaker__ReasonCode)bk_rule_reason(v->rule);
 	rec.incident = (char *)bk_incident_of_scope(&d->incidents, slot);
 	bk_record_stage_system(d, &rec); /* a lost warning record costs no halt */
-}
-
-void bk_incident_log_shutdown(struct bk_daemon *d, unsigned signo, uint32_t pid,
-                              uint32_t uid)
-{
-	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
-	char text[160];
-
-	snprintf(text, sizeof(text),
-	         "breakerd stopping on signal %u from pid %u uid %u; state stays as "
-	         "it is",
-	         signo, pid, uid);
-	rec.has_kind = 1;
-	rec.kind = BREAKER__AUDIT_RECORD__KIND__SHUTDOWN;
-	rec.reason = text;
-	bk_record_stage_system(d, &rec);
 }

@@ -1,11 +1,9 @@
 /*
- * bk_incident_log - WARNING and SHUTDOWN audit records, made by breakerd
+ * bk_incident_log - WARNING audit records, made by breakerd
  * itself for the incident timeline. Loop thread; staged, flushed with the rest.
  */
 #ifndef BK_INCIDENT_LOG_H
 #define BK_INCIDENT_LOG_H
-
-#include <stdint.h>
 
 #include "bk_rules.h"
 
@@ -14,9 +12,5 @@ struct bk_daemon;
 /* A rule crossed a warning level for strategy slot: a WARNING record, at most
  * one per rule and strategy per second. */
 void bk_incident_log_warning(struct bk_daemon *d, int slot, const struct bk_verdict *v);
-
-/* breakerd stops on signal signo sent by pid/uid: a SHUTDOWN record. */
-void bk_incident_log_shutdown(struct bk_daemon *d, unsigned signo, uint32_t pid,
-                              uint32_t uid);
 
 #endif

@@ -12,7 +12,6 @@
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
 
-#include "bk_incident_log.h"
 #include "bk_invariant.h"
 #include "bk_log.h"
 #include "bk_loop.h"
@@ -306,8 +305,6 @@ static void on_signal(struct loop *l, int res)
 		case SIGINT:
 			bk_info("signal %u: stopping; state stays as it is",
 			        l->sig.ssi_signo);
-			bk_incident_log_shutdown(l->d, l->sig.ssi_signo, l->sig.ssi_pid,
-			                         l->sig.ssi_uid);
 			l->d->stop = true;
 			break;
 		case SIGHUP:

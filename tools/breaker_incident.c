@@ -102,6 +102,7 @@ struct inc {
 	/* pass 2 */
 	uint64_t limit_seq;
 	unsigned rows;
+	uint64_t prev_wall; /* the row before: a BOOT's gap is breakerd's stop */
 };
 
 /* ---- scopes ------------------------------------------------------------------- */
@@ -615,8 +616,7 @@ static void event_name(char *buf, size_t len, const Breaker__AuditRecord *rec)
 	else if (rec->kind == BREAKER__AUDIT_RECORD__KIND__WARNING && rec->rule)
 		snprintf(buf, len, "WARNING rule %.24s at %.0f%%", rec->rule,
 		         rec->utilisation * 100);
-	else if (rec->kind == BREAKER__AUDIT_RECORD__KIND__SHUTDOWN)
-		snprintf(buf, len, "breakerd STOPPED");
+
 	else
 		snprintf(buf, len, "%s", kind_name(rec->kind));
 }
@@ -674,6 +674,16 @@ static void md_row(struct inc *x, const Breaker__AuditRecord *rec)
 {
 	char t[BX_TIME_LEN], o[40], ev[64], b[BX_NUM_LEN], c[BX_NUM_LEN];
 
+	/* breakerd was not running between the row before and this start */
+	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__BOOT && x->prev_wall &&
+	    rec->wall_ns >= x->prev_wall) {
+		char d[32];
+		printf(
+		    "| | %s | %s | **breakerd STOPPED** (or died) after this | | | | | "
+		    "down %s, until the start below |\n",
+		    fmt_time(t, x->prev_wall, 3), offset(o, sizeof(o), x, x->prev_wall),
+		    fmt_dur(d, sizeof(d), rec->wall_ns - x->prev_wall));
+	}
 	event_name(ev, sizeof(ev), rec);
 	printf("| %" PRIu64 " | %s | %s | %s%s | ", rec->seq,
 	       fmt_time(t, rec->wall_ns, 3), offset(o, sizeof(o), x, rec->wall_ns), ev,
@@ -733,6 +743,11 @@ static void json_row(struct inc *x, const Breaker__AuditRecord *rec)
 	       rec->seq == x->ack.seq ? "true" : "false",
 	       rec->seq == x->resolved.seq && !x->held_in_period ? "true" : "false");
 	json_msg(stdout, &rec->base);
+	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__BOOT && x->prev_wall &&
+	    rec->wall_ns >= x->prev_wall) /* breakerd was down before this start */
+		printf(",\"breakerd_stopped_after_ns\":%" PRIu64
+		       ",\"breakerd_down_ns\":%" PRIu64,
+		       x->prev_wall, rec->wall_ns - x->prev_wall);
 	fputc('}', stdout);
 }
 
@@ -744,6 +759,7 @@ static void put_row(struct inc *x, const Breaker__AuditRecord *rec)
 	else
 		md_row(x, rec);
 	x->rows++;
+	x->prev_wall = rec->wall_ns;
 }
 
 static int pass2(const Breaker__AuditRecord *rec, uint64_t offset, void *arg)
