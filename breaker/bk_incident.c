@@ -122,8 +122,12 @@ void bk_incident_apply(struct bk_incidents *t, const Breaker__AuditRecord *rec, 
 			char title[BK_INC_TITLE_MAX];
 			const char *r = bk_reason_name(rec->reason_code);
 			snprintf(title, sizeof(title), "%s trip of %s%s", r ? r : "?",
-			         rec->strategy ? "strategy " : "global",
-			         rec->strategy ? rec->strategy : "");
+			         rec->group      ? "group "
+			         : rec->strategy ? "strategy "
+			                         : "global",
+			         rec->group      ? rec->group
+			         : rec->strategy ? rec->strategy
+			                         : "");
 			x = open_one(t, rec->incident,
 			             bk_incident_severity_parse(rec->severity),
 			             rec->title ? rec->title : title, rec->wall_ns);

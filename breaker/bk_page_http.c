@@ -240,6 +240,27 @@ static void s_strategies(struct sb *b, const Breaker__StatusInfo *in, uint64_t n
 	}
 }
 
+static void s_groups(struct sb *b, const Breaker__StatusInfo *in, uint64_t now)
+{
+	size_t held = 0;
+
+	for (size_t i = 0; i < in->n_groups; i++)
+		held += in->groups[i]->mode != BREAKER__MODE__MODE_ACTIVE;
+	sb_printf(b, "<p>%zu of %zu groups held.</p>", held, in->n_groups);
+	for (size_t i = 0; i < in->n_groups; i++) {
+		const Breaker__Scope *g = in->groups[i];
+		sb_put(b, "<div class=scope><h3>", 21);
+		esc(b, g->group);
+		sb_put(b, " ", 1);
+		put_mode(b, g->mode);
+		sb_printf(b, " <span class=age>%" PRIu32 " member%s</span></h3>",
+		          g->members, g->members == 1 ? "" : "s");
+		if (g->n_latches)
+			put_latches(b, g, now);
+		sb_put(b, "</div>", 6);
+	}
+}
+
 static void s_warnings(struct sb *b, const Breaker__StatusInfo *in, uint64_t now)
 {
 	(void)now;
@@ -326,6 +347,7 @@ static const struct section {
 } sections[] = {
     {"incidents", "Incidents", s_incidents},
     {"global", "Global", s_global},
+    {"groups", "Groups", s_groups},
     {"strategies", "Strategies held", s_strategies},
     {"warnings", "Rule warnings", s_warnings},
     {"acks", "Engine acks", s_acks},

@@ -441,3 +441,38 @@ Test(incidents, warnings_and_daemon_stops_are_in_the_timeline)
 	          "the daemon's stop in the timeline: %s", out);
 	bk_rig_down(&r);
 }
+
+/* A group's trip goes under one incident, named on the page and in the export. */
+Test(incidents, a_group_trip_is_one_incident_on_the_page_and_in_the_export)
+{
+	struct bk_h h;
+	char ini[256], id[24];
+	static char page[1 << 18];
+	const char *body, *q;
+	int port = bk_h_free_port();
+
+	snprintf(ini, sizeof(ini),
+	         "groups = alpha=venue:XETR, beta=venue:XETR\n[metrics]\nlisten = "
+	         "127.0.0.1:%d\n",
+	         port);
+	up(&h, "incgroup", ini);
+	cli_is(&h, 0, "group kill", "kill", "--group", "venue:XETR", "--reason",
+	       "XETR <rejects>", NULL);
+	cr_assert_not_null(q = strstr(out, "incident INC-"), "%s", out);
+	snprintf(id, sizeof(id), "%.15s", q + 9);
+	id[strcspn(id, " \n")] = '\0';
+	cr_assert_eq(bk_h_mode_of(&h, "alpha"), BK_HALTED);
+	cr_assert_eq(bk_h_http_get(port, "/", page, sizeof(page), &body), 200, "%s",
+	             page);
+	cr_assert(
+	    strstr(body, "<section id=groups><h2>Groups</h2><p>1 of 1 groups held.") &&
+	        strstr(body, "venue:XETR <span class=\"mode m3\">HALTED</span> <span "
+	                     "class=age>2 members</span>") &&
+	        strstr(body, "XETR &lt;rejects&gt;") &&
+	        strstr(body, "kill_switch trip of group venue:XETR"),
+	    "the group, its latch and its incident on the page: %s", body);
+	cli_is(&h, 0, "export", "incident", "export", id, NULL);
+	cr_assert(strstr(out, "| group venue:XETR | HALTED |") && strstr(out, "| P2 |"),
+	          "the group in the impact table: %s", out);
+	bk_h_fini(&h);
+}

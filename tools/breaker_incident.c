@@ -32,7 +32,7 @@
 enum basis { TTD_NONE, TTD_HEARTBEAT, TTD_WINDOW, TTD_TICK };
 
 struct scope {
-	char name[BK_NAME_MAX]; /* "" is global */
+	char name[BK_NAME_MAX + 1]; /* "" is global; "@kind:value" a group */
 	bool used;
 	bool in_period; /* tripped in the period: its resume counts for "resolved" */
 	uint8_t mode;   /* the scope's mode after the latest record */
@@ -124,9 +124,22 @@ static struct scope *scope_of(struct inc *x, const char *name)
 	return NULL; /* more names than a breaker can register: ignored */
 }
 
+/* A group scope's key in the scope table: '@' is in no strategy name. */
+static const char *scope_key(const Breaker__AuditRecord *rec, char *buf, size_t len)
+{
+	if (rec->group && (rec->kind == BREAKER__AUDIT_RECORD__KIND__TRIP ||
+	                   rec->kind == BREAKER__AUDIT_RECORD__KIND__RESUME)) {
+		snprintf(buf, len, "@%s", rec->group);
+		return buf;
+	}
+	return rec->strategy;
+}
+
 static void scope_label(char *buf, size_t len, const char *strategy)
 {
-	if (strategy)
+	if (strategy && strategy[0] == '@')
+		snprintf(buf, len, "group %s", strategy + 1);
+	else if (strategy)
 		snprintf(buf, len, "strategy %s", strategy);
 	else
 		snprintf(buf, len, "global");
@@ -162,7 +175,9 @@ static void note_event(struct event *e, const Breaker__AuditRecord *rec, const c
 {
 	e->seq = rec->seq;
 	e->wall = rec->wall_ns;
-	scope_label(e->scope, sizeof(e->scope), rec->strategy);
+	char key[BK_NAME_MAX + 2];
+
+	scope_label(e->scope, sizeof(e->scope), scope_key(rec, key, sizeof(key)));
 	snprintf(e->what, sizeof(e->what), "%s", what);
 	snprintf(e->user, sizeof(e->user), "%s", rec->user ? rec->user : "?");
 }
@@ -232,11 +247,11 @@ static void note_trip(struct inc *x, const Breaker__AuditRecord *rec, struct sco
 {
 	struct reason_agg *r =
 	    rec->reason_code < BK_REASON_COUNT ? &x->reasons[rec->reason_code] : NULL;
-	char label[BK_NAME_MAX + 9];
+	char label[BK_NAME_MAX + 9], key[BK_NAME_MAX + 2];
 	unsigned i;
 
 	x->trips++;
-	scope_label(label, sizeof(label), rec->strategy);
+	scope_label(label, sizeof(label), scope_key(rec, key, sizeof(key)));
 	if (!x->first_trip.seq)
 		note_event(&x->first_trip, rec, reason_name(rec->reason_code));
 	if (!rec->rule && by_daemon(rec))
@@ -248,7 +263,8 @@ static void note_trip(struct inc *x, const Breaker__AuditRecord *rec, struct sco
 			time_to_detect(x, rec);
 		}
 	}
-	if (rec->to_mode > x->worst || (rec->to_mode == x->worst && !rec->strategy)) {
+	if (rec->to_mode > x->worst ||
+	    (rec->to_mode == x->worst && !rec->strategy && !rec->group)) {
 		x->worst = (uint8_t)rec->to_mode;
 		snprintf(x->worst_scope, sizeof(x->worst_scope), "%s", label);
 	}
@@ -296,7 +312,11 @@ static void period_starts(struct inc *x)
 		const struct scope *s = &x->tab[i];
 		if (s->used && s->mode != BK_ACTIVE)
 			snprintf(x->before[x->n_before++], sizeof(x->before[0]),
-			         "%s%s %s", s->name[0] ? "strategy " : "global", s->name,
+			         "%s%s %s",
+			         s->name[0] == '@' ? "group "
+			         : s->name[0]      ? "strategy "
+			                           : "global",
+			         s->name + (s->name[0] == '@'),
 			         mode_name(s->mode <= BK_HALTED ? s->mode : BK_HALTED));
 	}
 }
@@ -318,8 +338,12 @@ static void note_opening(struct incmeta *m, const Breaker__AuditRecord *rec)
 	if (!m->title[0] && rec->kind == BREAKER__AUDIT_RECORD__KIND__TRIP)
 		snprintf(m->title, sizeof(m->title), "%s trip of %s%s",
 		         reason_name(rec->reason_code),
-		         rec->strategy ? "strategy " : "global",
-		         rec->strategy ? rec->strategy : "");
+		         rec->group      ? "group "
+		         : rec->strategy ? "strategy "
+		                         : "global",
+		         rec->group      ? rec->group
+		         : rec->strategy ? rec->strategy
+		                         : "");
 }
 
 /* The incident's own facts (export ID), and the period's list of incidents. */
@@ -404,7 +428,9 @@ static int pass1(const Breaker__AuditRecord *rec, uint64_t offset, void *arg)
 	struct inc *x = arg;
 	bool change = rec->kind == BREAKER__AUDIT_RECORD__KIND__TRIP ||
 	              rec->kind == BREAKER__AUDIT_RECORD__KIND__RESUME;
-	struct scope *s = change ? scope_of(x, rec->strategy ? rec->strategy : "") : NULL;
+	char key[BK_NAME_MAX + 2];
+	const char *name = scope_key(rec, key, sizeof(key));
+	struct scope *s = change ? scope_of(x, name ? name : "") : NULL;
 
 	(void)offset;
 	x->last_seq = rec->seq;
@@ -688,9 +714,13 @@ static void md_row(struct inc *x, const Breaker__AuditRecord *rec)
 	printf("| %" PRIu64 " | %s | %s | %s%s | ", rec->seq,
 	       fmt_time(t, rec->wall_ns, 3), offset(o, sizeof(o), x, rec->wall_ns), ev,
 	       rec->seq == x->ack.seq ? " (first action by a person)" : "");
-	if (rec->strategy)
+	if (rec->group)
+		fputs("group ", stdout);
+	else if (rec->strategy)
 		fputs("strategy ", stdout);
-	put_md(stdout, rec->strategy ? rec->strategy : "global");
+	put_md(stdout, rec->group      ? rec->group
+	               : rec->strategy ? rec->strategy
+	                               : "global");
 	if (rec->has_from_mode && rec->has_to_mode)
 		printf(" | %s → %s | ", mode_name(rec->from_mode),
 		       mode_name(rec->to_mode));
@@ -924,7 +954,7 @@ static void md_incident_head(const struct inc *x, const struct figures *f)
 static void md_impact(const struct inc *x)
 {
 	const struct incmeta *m = x->meta;
-	char d[32], b[BX_NUM_LEN], c[BX_NUM_LEN];
+	char d[32], b[BX_NUM_LEN], c[BX_NUM_LEN], lbl[BK_NAME_MAX + 16];
 
 	printf("\n## Impact\n\n| scope | worst mode | time blocked | time to flat | "
 	       "still held |\n|---|---|---|---|---|\n");
@@ -935,8 +965,9 @@ static void md_impact(const struct inc *x)
 			continue;
 		if (s->mode != BK_ACTIVE && s->held_since)
 			ns += x->until - s->held_since;
+		scope_label(lbl, sizeof(lbl), s->name[0] ? s->name : NULL);
 		fputs("| ", stdout);
-		put_md(stdout, s->name[0] ? s->name : "global");
+		put_md(stdout, lbl);
 		printf(" | %s | %s%s | n/a (not in the log) | %s |\n",
 		       mode_name(s->worst), fmt_dur(d, sizeof(d), ns),
 		       s->mode != BK_ACTIVE ? " so far" : "",
@@ -1009,6 +1040,7 @@ static void md_incident_footer(const struct inc *x)
 static void json_incident(const struct inc *x, const struct figures *f)
 {
 	const struct incmeta *m = x->meta;
+	char lbl[BK_NAME_MAX + 16];
 	bool first = true;
 
 	(void)f;
@@ -1038,8 +1070,9 @@ static void json_incident(const struct inc *x, const struct figures *f)
 			continue;
 		if (s->mode != BK_ACTIVE && s->held_since)
 			ns += x->until - s->held_since;
+		scope_label(lbl, sizeof(lbl), s->name[0] ? s->name : NULL);
 		printf("%s{\"scope\":", first ? "" : ",");
-		json_str(stdout, s->name[0] ? s->name : "global");
+		json_str(stdout, lbl);
 		printf(",\"worst_mode\":\"%s\",\"blocked_ns\":%" PRIu64
 		       ",\"still_held\":%s,\"time_to_flat_ns\":null}",
 		       mode_name(s->worst), ns, s->mode != BK_ACTIVE ? "true" : "false");
