@@ -93,6 +93,11 @@ struct inc {
 	struct event first_trip, detect, ack, resolved;
 	enum basis basis;
 	uint64_t ttd_ns;
+	/* the first FLAT record in the period (bk_orders.h): the exchanges'
+	 * time to block (last engine acked) and time to flat (last at 0 working) */
+	bool flat_seen, block_seen;
+	uint64_t flat_ns, block_ns, flat_seq;
+	uint32_t flat_engines;
 	char before[LIST_MAX][BK_NAME_MAX + 16]; /* held when the period began */
 	unsigned n_before;
 	bool started; /* a record in the period was seen */
@@ -403,6 +408,15 @@ static void in_period_record(struct inc *x, const Breaker__AuditRecord *rec,
 	else if (rec->kind == BREAKER__AUDIT_RECORD__KIND__BOOT ||
 	         rec->kind == BREAKER__AUDIT_RECORD__KIND__LOG_REPAIR)
 		x->boots++;
+	else if (rec->kind == BREAKER__AUDIT_RECORD__KIND__FLAT && !x->flat_seen) {
+		x->flat_seen = rec->has_flat_after_ns;
+		x->flat_ns = rec->flat_after_ns;
+		x->block_seen = rec->has_block_after_ns;
+		x->block_ns = rec->block_after_ns;
+		x->flat_seq = rec->seq;
+		x->flat_engines = rec->engines_flat;
+		return; /* breakerd's own observation: no one's action, no mode */
+	}
 	note_incident(x, rec);
 	/* an incident's acknowledgement; else the first operator act once
 	 * something tripped (the trip itself, if theirs) */
@@ -584,6 +598,12 @@ static void md_figures(const struct inc *x, const struct figures *f)
 	       f->resolved && x->basis == TTD_WINDOW ? "≤ " : "",
 	       dur(b, sizeof(b), f->resolved, f->mttr_ns),
 	       f->start ? fmt_time(t, f->start, 3) : "n/a");
+	printf("| time to block | %s | a halt's flip → the last engine acknowledged it "
+	       "(FLAT record seq %" PRIu64 ") |\n",
+	       dur(b, sizeof(b), x->block_seen, x->block_ns), x->flat_seq);
+	printf("| time to flat | %s | a halt's flip → the last of its %" PRIu32
+	       " engines reported 0 working orders |\n",
+	       dur(b, sizeof(b), x->flat_seen, x->flat_ns), x->flat_engines);
 }
 
 static void md_tables(const struct inc *x)
@@ -870,6 +890,8 @@ static void json_figures(const struct inc *x, const struct figures *f)
 	json_dur("time_halted_ns", f->halted_ns, f->resolved);
 	json_dur("mttr_ns", f->mttr_ns, f->resolved);
 	json_dur("time_to_halt_ns", f->tth_ns, f->halt);
+	json_dur("time_to_block_ns", x->block_ns, x->block_seen);
+	json_dur("time_to_flat_ns", x->flat_ns, x->flat_seen);
 	fputc('}', stdout);
 }
 
@@ -954,7 +976,7 @@ static void md_incident_head(const struct inc *x, const struct figures *f)
 static void md_impact(const struct inc *x)
 {
 	const struct incmeta *m = x->meta;
-	char d[32], b[BX_NUM_LEN], c[BX_NUM_LEN], lbl[BK_NAME_MAX + 16];
+	char d[32], f[32], b[BX_NUM_LEN], c[BX_NUM_LEN], lbl[BK_NAME_MAX + 16];
 
 	printf("\n## Impact\n\n| scope | worst mode | time blocked | time to flat | "
 	       "still held |\n|---|---|---|---|---|\n");
@@ -968,9 +990,10 @@ static void md_impact(const struct inc *x)
 		scope_label(lbl, sizeof(lbl), s->name[0] ? s->name : NULL);
 		fputs("| ", stdout);
 		put_md(stdout, lbl);
-		printf(" | %s | %s%s | n/a (not in the log) | %s |\n",
-		       mode_name(s->worst), fmt_dur(d, sizeof(d), ns),
-		       s->mode != BK_ACTIVE ? " so far" : "",
+		printf(" | %s | %s%s | %s | %s |\n", mode_name(s->worst),
+		       fmt_dur(d, sizeof(d), ns), s->mode != BK_ACTIVE ? " so far" : "",
+		       x->flat_seen ? fmt_dur(f, sizeof(f), x->flat_ns)
+		                    : "n/a (no FLAT record)",
 		       s->mode != BK_ACTIVE ? "**yes**" : "no");
 	}
 	printf("\nPositions affected (reconciliations under the incident):\n\n");
@@ -1014,6 +1037,12 @@ static void md_incident_figures(const struct inc *x, const struct figures *f)
 	printf("| MTTR | %s%s | start (%s) → the same resume |\n",
 	       f->resolved && ub ? "≤ " : "", dur(b, sizeof(b), f->resolved, f->mttr_ns),
 	       f->start ? fmt_time(t, f->start, 3) : "n/a");
+	printf("| time to block | %s | the halt's flip → the last engine acknowledged it "
+	       "(FLAT record) |\n",
+	       dur(b, sizeof(b), x->block_seen, x->block_ns));
+	printf("| time to flat | %s | the halt's flip → the last of its %" PRIu32
+	       " engines reported 0 working orders (FLAT record) |\n",
+	       dur(b, sizeof(b), x->flat_seen, x->flat_ns), x->flat_engines);
 }
 
 static void md_incident_footer(const struct inc *x)
@@ -1074,8 +1103,10 @@ static void json_incident(const struct inc *x, const struct figures *f)
 		printf("%s{\"scope\":", first ? "" : ",");
 		json_str(stdout, lbl);
 		printf(",\"worst_mode\":\"%s\",\"blocked_ns\":%" PRIu64
-		       ",\"still_held\":%s,\"time_to_flat_ns\":null}",
+		       ",\"still_held\":%s",
 		       mode_name(s->worst), ns, s->mode != BK_ACTIVE ? "true" : "false");
+		json_dur("time_to_flat_ns", x->flat_ns, x->flat_seen);
+		putchar('}');
 		first = false;
 	}
 	fputs("],\"positions\":[", stdout);
