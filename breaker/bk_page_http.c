@@ -311,6 +311,35 @@ static void s_acks(struct sb *b, const Breaker__StatusInfo *in, uint64_t now)
 	sb_put(b, "</table>", 8);
 }
 
+/* Cancel-all, confirmed (the orders' StatusInfo.orders): engines in a HALTED
+ * scope and whether they reported 0 working orders since the halt. */
+static void s_orders(struct sb *b, const Breaker__StatusInfo *in, uint64_t now)
+{
+	(void)now;
+	if (!in->n_orders) {
+		sb_put(b, "<p class=quiet>no engine in a HALTED scope</p>", 46);
+		return;
+	}
+	sb_printf(b, "<table><tr><th>strategy</th><th>pid</th><th>working</th>"
+	             "<th>flat</th></tr>");
+	for (size_t i = 0; i < in->n_orders; i++) {
+		const Breaker__EngineOrders *o = in->orders[i];
+		sb_put(b, "<tr><td>", 8);
+		esc(b, o->strategy);
+		sb_printf(b, "</td><td>%" PRIu32 "</td><td>%" PRIu64 "</td><td>", o->pid,
+		          o->working);
+		if (o->flat)
+			sb_printf(b, "flat after %.3f ms",
+			          (double)o->flat_after_ns / 1e6);
+		else {
+			sb_put(b, "<span class=bad>NOT CONFIRMED</span> ", 37);
+			esc(b, o->unconfirmed);
+		}
+		sb_put(b, "</td></tr>", 10);
+	}
+	sb_put(b, "</table>", 8);
+}
+
 static void s_recent(struct sb *b, const Breaker__StatusInfo *in, uint64_t now)
 {
 	if (!in->n_recent) {
@@ -351,6 +380,7 @@ static const struct section {
     {"strategies", "Strategies held", s_strategies},
     {"warnings", "Rule warnings", s_warnings},
     {"acks", "Engine acks", s_acks},
+    {"orders", "Working orders after the halt", s_orders},
     {"recent", "Recent audit records", s_recent},
 };
 
