@@ -25,7 +25,10 @@
 #include "bk_rpc.h"
 #include "bk_time.h"
 
-#define RPC_TIMEOUT_MS 2000
+/* One page request at a time waits on the loop, at most this long: the others
+ * are answered "busy" at once, so that a stalled loop never ties up the HTTP
+ * threads /healthz needs to say so. */
+#define RPC_TIMEOUT_MS 1000
 
 static struct {
 	pthread_mutex_t lock;
@@ -438,7 +441,8 @@ static int fetch(Breaker__Reply **rep)
 	st.has_page = st.page = 1;
 	req.cmd_case = BREAKER__REQUEST__CMD_STATUS;
 	req.status = &st;
-	pthread_mutex_lock(&page.lock);
+	if (pthread_mutex_trylock(&page.lock) != 0)
+		return -EBUSY;
 	for (int tries = 0; tries < 2 && rv; tries++) {
 		if (!page.open && bk_rpc_open(&page.rpc, page.url, RPC_TIMEOUT_MS) == 0)
 			page.open = true;
@@ -484,7 +488,8 @@ static void on_page(nng_aio *aio)
 	static const char down[] =
 	    "<!DOCTYPE html><html><head><meta charset=utf-8><meta http-equiv=refresh "
 	    "content=2><title>breaker</title></head><body><h1>breakerd did not answer "
-	    "Status</h1><p>Engines fail closed when its heartbeat stops. See "
+	    "Status within 1 s (or another page view is waiting for it)</h1><p>Engines "
+	    "fail closed when its heartbeat stops. See "
 	    "/healthz.</p></body></html>\n";
 	Breaker__Reply *rep = NULL;
 	struct sb b = {0};
