@@ -308,7 +308,8 @@ static bool collect(struct bk_cmd *c, struct target *t, size_t *n)
 }
 
 static void record_trip(struct bk_cmd *c, const struct target *t,
-                        const struct bk_actor *who, uint64_t wall, bool last)
+                        const struct bk_actor *who, uint64_t wall, bool last,
+                        struct bk_trip_incident *ti)
 {
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
 	const Breaker__Trip *tr = c->req->trip;
@@ -319,6 +320,11 @@ static void record_trip(struct bk_cmd *c, const struct target *t,
 	rec.group = (char *)t->group;
 	rec.has_operator_latch = rec.operator_latch = 1;
 	rec.reason = tr->reason ? tr->reason : "";
+	/* one incident for the command (docs/incidents.md): the first record
+	 * opens it if it is new, the others go under it */
+	bk_incident_trip_record(c->d, t->slot, t->plan.reason, ti, &rec);
+	ti->opened = false;
+	c->rep.incident = ti->id;
 	bk_cmd_request_id(c, &rec);
 	if (last) {
 		bk_cmd_stage_and_pend(c, &rec, t->slot, false);
@@ -337,12 +343,15 @@ void bk_cmd_trip_many(struct bk_cmd *c)
 	struct bk_daemon *d = c->d;
 	const char *reason = tr->reason ? tr->reason : "", *why = NULL;
 	uint64_t wall = bk_now_wall_ns(), seq;
+	struct bk_trip_incident ti;
 	struct bk_actor who;
 	Breaker__Status st;
 	size_t n;
 	bool named;
 
 	if (!collect(c, t, &n))
+		return;
+	if (!bk_cmd_incident_check(c, tr->incident, false))
 		return;
 	if (!tr->has_reason_code || !bk_reason_operator(tr->reason_code)) {
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_UNKNOWN_REASON,
@@ -370,6 +379,7 @@ void bk_cmd_trip_many(struct bk_cmd *c)
 		              "retry");
 		return;
 	}
+	bk_incident_trip_plan(d, t[0].slot, tr->incident, &ti); /* before the flip */
 	named = bk_actor_cached(d, &c->peer, &who);
 	/* Every scope latched and published, then one change_seq bump. */
 	seq = d->audit.next_seq;
@@ -398,5 +408,5 @@ void bk_cmd_trip_many(struct bk_cmd *c)
 	c->rep.from_mode = (Breaker__Mode)t[0].plan.from_mode;
 	c->rep.to_mode = (Breaker__Mode)t[0].plan.to_mode;
 	for (size_t i = 0; i < n; i++)
-		record_trip(c, &t[i], &who, wall, i + 1 == n);
+		record_trip(c, &t[i], &who, wall, i + 1 == n, &ti);
 }

@@ -122,6 +122,7 @@ int bk_config_defaults(struct bk_config *cfg, const char *instance)
 	if (geteuid() != 0)
 		resume->uids[resume->n_uids++] = 0;
 	cfg->acl[BK_ACT_FORCE] = *resume;
+	bk_config_incident_defaults(cfg);
 	/* Reporting: who may write the telemetry segment (0660: its owner and
 	 * group, which are ours). */
 	report->uids[report->n_uids++] = geteuid();
@@ -941,6 +942,45 @@ static int key_metrics_listen(struct load_ctx *c, const char *n, const char *v)
 	                                                                        : 0;
 }
 
+void bk_config_incident_defaults(struct bk_config *cfg)
+{
+	/* the runbooks' seeds: money at risk or books wrong is P1, a rule that
+	 * protects against a misbehaving engine P2, a throttle or one person's
+	 * halt P3 (docs/incidents.md) */
+	static const uint8_t sev[BK_REASON_COUNT] = {
+	    [BK_R_NONE] = 3,
+	    [BK_R_MANUAL_HALT] = 3,
+	    [BK_R_EMERGENCY_STOP] = 1,
+	    [BK_R_KILL_SWITCH] = 2,
+	    [BK_R_REJECT_RATE] = 2,
+	    [BK_R_ORDER_RATE] = 3,
+	    [BK_R_INVARIANT_VIOLATION] = 1,
+	    [BK_R_RECONCILIATION_BREAK] = 1,
+	    [BK_R_DRAWDOWN] = 2,
+	    [BK_R_EXPOSURE_LIMIT] = 2,
+	    [BK_R_STALE_HEARTBEAT] = 2,
+	    [BK_R_AUDIT_CORRUPT] = 1,
+	};
+
+	memcpy(cfg->incident_severity, sev, sizeof(sev));
+}
+
+/* [incidents] reject_rate = P2 */
+static int key_incident_severity(struct load_ctx *c, const char *n, const char *v)
+{
+	int code = bk_reason_parse(n);
+
+	if (code <= 0)
+		return fail(c, c->line,
+		            "unknown key '%s' in section [incidents]: a reason code "
+		            "(e.g. reject_rate = P2)",
+		            n);
+	if (!(v[0] == 'P' && v[1] >= '1' && v[1] <= '4' && !v[2]))
+		return -EINVAL;
+	c->cfg.incident_severity[code] = (uint8_t)(v[1] - '0');
+	return 0;
+}
+
 enum key_kind {
 	KEY_UINT, /* decimal in [min, max], times scale, into a 4- or 8-byte field */
 	KEY_MODE, /* octal in [min, max] with none of the deny bits */
@@ -1019,6 +1059,8 @@ static const struct key_def keys[] = {
     {KEY("strategies", "groups", KEY_FN), .fn = key_strategies},
     {KEY("metrics", "listen", KEY_FN), .fn = key_metrics_listen},
     {KEY("metrics", "allow_remote", KEY_BOOL), FIELD(metrics_allow_remote)},
+    {KEY("incidents", NULL, KEY_FN), .fn = key_incident_severity,
+     .why = "a severity P1, P2, P3 or P4"},
     /* the venue rules (bk_venue.h): md staleness off unless set */
     {KEY("venues", "md_stale_ms", KEY_UINT), FIELD(venues.md_stale_ms), RANGE(0, 3600000),
      .why = "ms; 0 = off"},

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "bk_mode.h"
 #include "bk_limits.h"
 #include "bk_rules.h"
 #include "bk_venue.h"
@@ -130,9 +131,15 @@ struct bk_config {
 	/* [metrics]: /metrics and /healthz over HTTP; "" = off */
 	char metrics_listen[BK_LISTEN_MAX]; /* "127.0.0.1:9464", "[::1]:9464" */
 	bool metrics_allow_remote;          /* else only a loopback address */
+	/* [incidents] <reason_code> = P1..P4: the severity of an incident a trip
+	 * with no --incident opens (docs/incidents.md has the defaults) */
+	uint8_t incident_severity[BK_REASON_COUNT];
 	/* [venues]: the venue rules (bk_venue.h), judged per venue:* group */
 	struct bk_venue_cfg venues;
 };
+
+/* [incidents]: the reason code -> severity defaults (the runbooks' seeds). */
+void bk_config_incident_defaults(struct bk_config *cfg);
 
 /* Embedded defaults for this user and instance (NULL: "default"). 0 or -EINVAL. */
 int bk_config_defaults(struct bk_config *cfg, const char *instance);

@@ -292,6 +292,37 @@ static void head_counters(struct bk_daemon *d, struct bk_metrics *m)
 	     &c->fsync, fsync_le);
 }
 
+/* Engines attached (an ack pid in the telemetry segment) that have not acted
+ * on the latest trip's change seq, and the slowest ack of those that did:
+ * what the status page and `breaker status` show, for dashboards. */
+static void engine_acks(struct bk_daemon *d, struct bk_metrics *m)
+{
+	uint32_t want = d->last_trip_change_seq, pending = 0, attached = 0, seq, pid;
+	uint64_t ns, slowest = 0;
+	char b[32];
+
+	for (uint32_t i = 0; want && i < d->state.n_strategies; i++) {
+		bk_tel_ack(&d->tel, (int)i, &seq, &ns, &pid);
+		if (!pid)
+			continue;
+		attached++;
+		if ((int32_t)(seq - want) < 0)
+			pending++;
+		else if (ns >= d->last_trip_mono_ns &&
+		         ns - d->last_trip_mono_ns > slowest)
+			slowest = ns - d->last_trip_mono_ns;
+	}
+	family(m, "breaker_engine_acks_pending", "gauge",
+	       "Engines that have not acknowledged the latest trip's change sequence "
+	       "(0 before any trip).");
+	put(m, "breaker_engine_acks_pending %u\n", pending);
+	family(m, "breaker_engine_ack_slowest_seconds", "gauge",
+	       "The slowest acknowledgement of the latest trip, among the engines "
+	       "that acknowledged it (of the engines attached then).");
+	put(m, "breaker_engine_ack_slowest_seconds %s\n",
+	    num(b, attached ? (double)slowest / 1e9 : 0));
+}
+
 static void head_gauges(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 {
 	char b[32];
@@ -331,6 +362,7 @@ static void head_gauges(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 	       "The longest slice (one tick's share) of the previous rendering.");
 	put(m, "breaker_metrics_render_slice_max_seconds %s\n",
 	    num(b, (double)m->last_slice_max_ns / 1e9));
+	engine_acks(d, m);
 }
 
 /*
@@ -903,6 +935,7 @@ int bk_metrics_start(struct bk_daemon *d)
 		return 0;
 	}
 	bk_config_metrics_url(&d->cfg, url, sizeof(url));
+	bk_page_setup(d->cfg.local_url[0] ? d->cfg.local_url : d->cfg.cmd_url);
 	bk_metrics_http_start(&m->snap, url);
 	return 0;
 }

@@ -25,6 +25,9 @@ prometheus"
 PACKAGES="$PACKAGES clang libclang-rt-14-dev"
 # clang-format: tools/format-check.sh (CI runs it first).
 PACKAGES="$PACKAGES clang-format"
+# chromium: the status page test loads / in a real headless browser;
+# prometheus-alertmanager: amtool checks tools/prometheus/alertmanager.yml.
+PACKAGES="$PACKAGES chromium prometheus-alertmanager"
 
 deps() {
 	missing=""
