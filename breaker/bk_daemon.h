@@ -13,6 +13,7 @@
 #include "bk_auth.h"
 #include "bk_config.h"
 #include "bk_incident.h"
+#include "bk_etcd.h"
 #include "bk_metrics.h"
 #include "bk_page.h"
 #include "bk_orders.h"
@@ -122,6 +123,7 @@ struct bk_daemon {
 	uint64_t warn_audit_ns[BK_MAX_STRATEGIES][BK_RULE_COUNT];
 	struct bk_counters ctr;    /* for /metrics; counted where things happen */
 	struct bk_metrics metrics; /* /metrics and /healthz (bk_metrics.h) */
+	struct bk_etcd *etcd;      /* [cluster] firm-wide mode; NULL: single host */
 	struct bk_orders orders;   /* cancel-all, confirmed (bk_orders.h) */
 	struct bk_venues venues;   /* the venue rules (bk_venuewatch.h) */
 };

@@ -143,6 +143,7 @@ void bk_tick(struct bk_daemon *d, uint64_t now)
 	d->tick_count++;
 	d->ctr.tel_blind = tick_rules(d, now) < 0;
 	bk_protect_refusals(d, now); /* refusals held back by the rate limit */
+	bk_etcd_tick(d, now);        /* [cluster]: firm latches, quorum contact */
 	/* a bounded slice of the /metrics rendering, every tick while one is due */
 	bk_metrics_tick(d, now);
 	bk_metrics_tick_done(d, bk_now_mono_ns() - now);

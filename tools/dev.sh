@@ -28,6 +28,9 @@ PACKAGES="$PACKAGES clang-format"
 # chromium: the status page test loads / in a real headless browser;
 # prometheus-alertmanager: amtool checks tools/prometheus/alertmanager.yml.
 PACKAGES="$PACKAGES chromium prometheus-alertmanager"
+# etcd (server and etcdctl): tests/test_firm.c runs a real 3-member cluster;
+# libcurl + cJSON: breakerd's client of etcd's JSON gateway ([cluster]).
+PACKAGES="$PACKAGES etcd-server etcd-client libcurl4-openssl-dev libcjson-dev"
 
 deps() {
 	missing=""
