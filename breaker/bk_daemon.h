@@ -12,6 +12,7 @@
 #include "bk_audit.h"
 #include "bk_auth.h"
 #include "bk_config.h"
+#include "bk_idle.h"
 #include "bk_metrics.h"
 #include "bk_rulestate.h"
 #include "bk_request.h"
@@ -88,6 +89,7 @@ struct bk_daemon {
 	uint64_t last_trip_mono_ns;
 	uint64_t last_tick_ns;
 	uint64_t tick_count;
+	struct bk_idle idle; /* the adaptive tick: what moved, and when */
 	struct bk_pending pending[BK_PENDING_MAX];
 	uint32_t pend_head, pend_tail; /* [tail, head) wait for durability */
 	/* nng's REQ resends a request on reconnect: a state change is applied

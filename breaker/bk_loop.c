@@ -262,6 +262,8 @@ static void drain_requests(struct loop *l)
 	struct bk_request req;
 
 	l->backlog = false;
+	/* a command may start cooldowns, re-arms, reports: the tick at full rate */
+	bk_idle_poke(&l->d->idle, bk_now_mono_ns());
 	for (int i = 0; i < BK_LOCAL_CONNS; i++)
 		if (bk_local_ready(lo, i) && !drain_local_conn(l, i))
 			goto full;
@@ -276,7 +278,7 @@ full:
 
 static void on_tick(struct loop *l)
 {
-	uint64_t now = bk_now_mono_ns();
+	uint64_t now = bk_now_mono_ns(), period;
 
 	bk_tick(l->d, now);
 	bk_server_sweep(&l->d->srv, now);
@@ -291,9 +293,13 @@ static void on_tick(struct loop *l)
 	}
 	if (l->d->tail.relink_wanted && !l->flushing && bk_tail_relink(l->d) == 0)
 		l->flush_retry = false; /* the records waiting go to the new log now */
-	l->next_tick += l->d->cfg.tick_ns;
+	/* a /metrics rendering goes a slice per tick: finish it at full rate */
+	if (l->d->metrics.stage != 0)
+		bk_idle_poke(&l->d->idle, now);
+	period = bk_idle_next_period(&l->d->idle, &l->d->cfg, now);
+	l->next_tick += period;
 	if (l->next_tick <= now) /* overran: skip ticks rather than burst */
-		l->next_tick = now + l->d->cfg.tick_ns;
+		l->next_tick = now + period;
 	arm_tick(l);
 }
 
