@@ -293,10 +293,12 @@ static void on_tick(struct loop *l)
 	}
 	if (l->d->tail.relink_wanted && !l->flushing && bk_tail_relink(l->d) == 0)
 		l->flush_retry = false; /* the records waiting go to the new log now */
-	/* a /metrics rendering goes a slice per tick: finish it at full rate */
-	if (l->d->metrics.stage != 0)
-		bk_idle_poke(&l->d->idle, now);
 	period = bk_idle_next_period(&l->d->idle, &l->d->cfg, now);
+	/* a /metrics rendering goes a slice per tick: the next slice at full
+	 * rate (a rendering alone does not hold the full rate: one is due every
+	 * 100 ms) */
+	if (l->d->metrics.stage != 0)
+		period = l->d->cfg.tick_ns;
 	l->next_tick += period;
 	if (l->next_tick <= now) /* overran: skip ticks rather than burst */
 		l->next_tick = now + period;
