@@ -55,6 +55,8 @@ def py_scope(c: bk.Client, slot: int | None, max_age_ns: int) -> dict[str, Any]:
             "reason_code": L.REASON_NAMES.index(r.reason),
             "actor_uid": r.actor_uid,
             "since_wall_ns": r.since_wall_ns,
+            "scope": r.scope,
+            "scope_name": r.scope_name,
         },
     }
 
@@ -134,7 +136,7 @@ class CAndPythonAgree(unittest.TestCase):
         d = self.d
         snap = self.both()
         h = snap["header"]
-        self.assertEqual((h["magic"], h["layout_version"], h["segment_size"]), (L.MAGIC, 1, L.SEGMENT_SIZE))
+        self.assertEqual((h["magic"], h["layout_version"], h["segment_size"]), (L.MAGIC, 2, L.SEGMENT_SIZE))
         self.assertEqual((h["daemon_pid"], h["strategy_count"], h["heartbeat_bound_ns"]),
                          (d.pid, 3, 60_000 * MS))
         self.assertGreater(h["heartbeat_ns"], 0)
@@ -260,6 +262,21 @@ class LiveDaemon(unittest.TestCase):
         self.assertGreaterEqual(r.since_wall_ns, t0)
         with self.assertRaises(KeyError):
             self.c.resolve("nosuch")
+
+    def test_a_group_trip_names_the_group(self) -> None:
+        self.d.ok("register", "venue-eng", "--group", "venue:XETR", "--group", "desk:eu-delta")
+        slot = self.c.resolve("venue-eng")
+        self.d.ok("trip", "manual_halt", "--group", "venue:XETR", "--reason", "gateway down")
+        self.assertIs(self.c.check(slot), bk.Mode.HALTED, "every member flips before the CLI returns")
+        r = self.c.reason(slot)
+        self.assertEqual((r.mode, r.reason, r.scope, r.scope_name),
+                         (bk.Mode.HALTED, "manual_halt", "group", "venue:XETR"))
+        self.assertEqual(self.c.groups(), ["venue:XETR", "desk:eu-delta"])
+        self.assertEqual(self.c.reason(self.c.resolve("alpha")).scope, "none", "a non-member")
+        # the C client reads the same (bk_read_reason's scope and name)
+        dump = c_dump(self.d.instance, 10**12)
+        s = [x for x in dump["strategies"] if x["name"] == "venue-eng"][0]
+        self.assertEqual((s["reason"]["scope"], s["reason"]["scope_name"]), ("group", "venue:XETR"))
 
     def test_frozen_daemon_fails_closed_then_recovers(self) -> None:
         a = self.c.resolve("alpha")
