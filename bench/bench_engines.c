@@ -140,8 +140,12 @@ static void detect(struct rig *g, int n, const char *how, bool quick)
 		lat[i] = (double)(bench_now() - t0) / 1000.0;
 		bk_report_marks(&g->t, g->slot[0], 0, 0, 0);
 		beat_for(g, n, 1000); /* the rule sees it cleared */
-		while (bench_resume(&g->r, "e0", ++g->req_id) != 0)
+		/* engine 0 stays alive meanwhile: a stale heartbeat (a stall of the
+		 * loaded machine) would hold its heartbeat rule, and refuse resumes */
+		while (bench_resume(&g->r, "e0", ++g->req_id) != 0) {
+			bk_report_heartbeat(&g->t, g->slot[0], bench_now());
 			beat_for(g, n, 500);
+		}
 		while (bk_check(&g->c, g->slot[0]) != BK_ACTIVE)
 			bench_sleep_us(100);
 	}
