@@ -56,6 +56,9 @@ static inline void bk_idle_note(struct bk_idle *s, int slot, const struct bk_tel
 	h = (h ^ t->rejects) * k;
 	h = (h ^ t->fills) * k;
 	h = (h ^ t->cancels) * k;
+	/* telemetry v2: the engine's view of its venue */
+	h = (h ^ t->working ^ (t->working_ns << 1)) * k;
+	h = (h ^ t->md_ns ^ ((uint64_t)t->session << 48) ^ (t->session_ns << 2)) * k;
 	for (int i = 0; i < 9; i++)
 		h = (h ^ w[i]) * k;
 	if (h != s->sig[slot]) {
