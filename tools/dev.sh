@@ -25,6 +25,10 @@ prometheus"
 PACKAGES="$PACKAGES clang libclang-rt-14-dev"
 # clang-format: tools/format-check.sh (CI runs it first).
 PACKAGES="$PACKAGES clang-format"
+# mandoc: the man_lint test (mandoc -Tlint on man/). dpkg-dev, adduser: the
+# package_install test (cpack's dpkg-shlibdeps; the package's postinst).
+# openjdk-17-jdk-headless: the Java client (clients/java, javac from CMake).
+PACKAGES="$PACKAGES mandoc dpkg-dev adduser openjdk-17-jdk-headless"
 
 deps() {
 	missing=""
