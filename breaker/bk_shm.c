@@ -26,8 +26,38 @@ static void fill_header(struct bk_shm *s, const struct bk_shm_params *p)
 	h->daemon_pid = (uint32_t)getpid();
 	h->tick_period_ns = p->tick_ns;
 	h->heartbeat_bound_ns = p->heartbeat_bound_ns;
+	s->group_capacity = BK_MAX_GROUPS;
+	s->group_entry_size = sizeof(struct bk_shm_scope);
+	s->group_table_offset = (uint32_t)offsetof(struct bk_shm, groups);
+	s->limits_table_offset = (uint32_t)offsetof(struct bk_shm, limits);
+	s->limits_entry_size = sizeof(struct bk_shm_limits);
+	/* the limits table stays zero (ftruncate): no limits until configured */
 	/* Fail closed until the log is replayed and the real state published. */
 	atomic_store_explicit(&s->global.state, BK_STATE_PACK(BK_HALTED, 0, 0), REL);
+}
+
+/*
+ * A layout 1 segment our own previous (older) daemon left at the name. Its
+ * engines read it with a layout 1 client that cannot read the new one, so it
+ * cannot be taken over in place: make it say "daemon stopped, HALTED" to
+ * whoever still maps it (heartbeat 0, global HALTED, a change_seq bump wakes
+ * the sleepers), then unlink it so that a new segment can be made at the name.
+ */
+#define BK_LAYOUT_V1_SIZE 262400u
+static int retire_v1(int fd, const char *name)
+{
+	struct bk_shm *old =
+	    mmap(NULL, BK_LAYOUT_V1_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (old == MAP_FAILED)
+		return -errno;
+	/* v1's global scope and hot words are at the offsets v2 kept */
+	atomic_store_explicit(&old->global.state, BK_STATE_PACK(BK_HALTED, 0, 0), REL);
+	atomic_store_explicit(&old->heartbeat_ns, 0, REL);
+	atomic_fetch_add_explicit(&old->change_seq, 1, REL);
+	syscall(SYS_futex, &old->change_seq, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+	munmap(old, BK_LAYOUT_V1_SIZE);
+	return shm_unlink(name) < 0 ? -errno : 0;
 }
 
 static int check_existing(int fd, mode_t mode, char *err, size_t errlen)
@@ -63,6 +93,9 @@ static int check_existing(int fd, mode_t mode, char *err, size_t errlen)
 		         (long long)st.st_size);
 		return -EPROTO;
 	}
+	if (h.layout_version == 1 && h.segment_size == BK_LAYOUT_V1_SIZE &&
+	    (size_t)st.st_size == BK_LAYOUT_V1_SIZE)
+		return 1; /* ours, from before layout 2: the caller retires it */
 	if (h.layout_version != BK_LAYOUT_VERSION || h.segment_size != BK_SHM_SIZE ||
 	    (size_t)st.st_size != BK_SHM_SIZE) {
 		snprintf(err, errlen,
@@ -86,11 +119,24 @@ static int open_segment(struct bk_shm_writer *w, const struct bk_shm_params *p, 
 		if (fd < 0)
 			return -errno;
 		int rv = check_existing(fd, p->mode, err, errlen);
-		if (rv < 0) {
+		if (rv == 1) {
+			rv = retire_v1(fd, w->name);
+			close(fd);
+			if (rv < 0) {
+				snprintf(err, errlen,
+				         "cannot retire the layout 1 segment: %s",
+				         strerror(-rv));
+				return rv;
+			}
+			fd = shm_open(w->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+			              p->mode);
+			w->created = fd >= 0;
+		} else if (rv < 0) {
 			close(fd);
 			return rv;
+		} else {
+			return fd;
 		}
-		return fd;
 	}
 	if (fd < 0)
 		return -errno;
@@ -166,10 +212,24 @@ static struct bk_shm_scope *scope_at(struct bk_shm_writer *w, int slot)
 	return &w->shm->strategies[slot];
 }
 
+static void publish_scope(struct bk_shm_scope *s, uint64_t state, uint32_t latches,
+                          uint64_t since_ns);
+
 void bk_shm_publish(struct bk_shm_writer *w, int slot, uint64_t state, uint32_t latches,
                     uint64_t since_ns)
 {
-	struct bk_shm_scope *s = scope_at(w, slot);
+	publish_scope(scope_at(w, slot), state, latches, since_ns);
+}
+
+void bk_shm_publish_group(struct bk_shm_writer *w, int g, uint64_t state,
+                          uint32_t latches, uint64_t since_ns)
+{
+	publish_scope(&w->shm->groups[g], state, latches, since_ns);
+}
+
+static void publish_scope(struct bk_shm_scope *s, uint64_t state, uint32_t latches,
+                          uint64_t since_ns)
+{
 	/* odd: a previous daemon died mid-write; start from the next even value */
 	uint32_t raw = atomic_load_explicit(&s->seq, RLX), q = (raw + 1u) & ~1u;
 
@@ -195,6 +255,40 @@ void bk_shm_add_strategy(struct bk_shm_writer *w, int slot, const char *name)
 	if ((uint32_t)slot + 1 > n)
 		atomic_store_explicit(&w->shm->hdr.strategy_count, (uint32_t)slot + 1,
 		                      REL);
+}
+
+void bk_shm_add_group(struct bk_shm_writer *w, int g, const char *name)
+{
+	struct bk_shm_scope *s = &w->shm->groups[g];
+	uint32_t n = atomic_load_explicit(&w->shm->hdr.group_count, RLX);
+
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	if ((uint32_t)g + 1 > n)
+		atomic_store_explicit(&w->shm->hdr.group_count, (uint32_t)g + 1, REL);
+}
+
+void bk_shm_set_limits(struct bk_shm_writer *w, int entry, uint32_t flags,
+                       double size_factor, double max_qty, double max_notional)
+{
+	struct bk_shm_limits *e = &w->shm->limits[entry];
+	uint32_t raw = atomic_load_explicit(&e->seq, RLX), q = (raw + 1u) & ~1u;
+	uint64_t u[3];
+
+	memcpy(&u[0], &size_factor, 8);
+	memcpy(&u[1], &max_qty, 8);
+	memcpy(&u[2], &max_notional, 8);
+	if (!(raw & 1u) && atomic_load_explicit(&e->flags, RLX) == flags &&
+	    atomic_load_explicit(&e->size_factor, RLX) == u[0] &&
+	    atomic_load_explicit(&e->max_qty, RLX) == u[1] &&
+	    atomic_load_explicit(&e->max_notional, RLX) == u[2])
+		return;
+	atomic_store_explicit(&e->seq, q + 1, RLX);
+	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(&e->flags, flags, RLX);
+	atomic_store_explicit(&e->size_factor, u[0], RLX);
+	atomic_store_explicit(&e->max_qty, u[1], RLX);
+	atomic_store_explicit(&e->max_notional, u[2], RLX);
+	atomic_store_explicit(&e->seq, q + 2, REL);
 }
 
 void bk_shm_changed(struct bk_shm_writer *w)

@@ -6,7 +6,8 @@
  * group/other) and fchmod'ed so umask cannot widen or narrow it; engines map
  * it read-only. A restarted daemon takes over an existing segment of the same
  * layout in place, so attached engines keep working; a foreign file or
- * another layout at the name is refused, never misread.
+ * another layout at the name is refused, never misread; a layout 1 segment
+ * of ours (an older breakerd's) is halted for its readers and replaced.
  */
 #ifndef BK_SHM_H
 #define BK_SHM_H
@@ -48,6 +49,20 @@ int bk_shm_unlink(const char *instance);
 /* Publish one scope (slot BK_GLOBAL = -1 for global) under its seqlock. */
 void bk_shm_publish(struct bk_shm_writer *w, int slot, uint64_t state, uint32_t latches,
                     uint64_t since_ns);
+
+/* Publish group slot g's own scope (its own latches, not folded). */
+void bk_shm_publish_group(struct bk_shm_writer *w, int g, uint64_t state,
+                          uint32_t latches, uint64_t since_ns);
+
+/* Name a new group slot ("kind:value") and make it visible to readers. */
+void bk_shm_add_group(struct bk_shm_writer *w, int g, const char *name);
+
+/*
+ * Write limits entry `entry` (0: global, 1 + i: strategy slot i, already
+ * folded with its groups) under its seqlock. flags: BK_LIMIT_*.
+ */
+void bk_shm_set_limits(struct bk_shm_writer *w, int entry, uint32_t flags,
+                       double size_factor, double max_qty, double max_notional);
 
 /* Name a newly registered slot and make it visible to resolvers. */
 void bk_shm_add_strategy(struct bk_shm_writer *w, int slot, const char *name);

@@ -85,9 +85,15 @@ static void print_scope(const struct bk_client *c, int slot, uint64_t now,
 	       bk_mode_str(bk_check(c, slot)),
 	       bk_mode_str(bk_check_live(c, slot, now, max_age)));
 	printf(", \"reason\": {\"mode\": \"%s\", \"reason_code\": %u, \"actor_uid\": %u"
-	       ", \"since_wall_ns\": %llu}}",
+	       ", \"since_wall_ns\": %llu, \"scope\": \"%s\", \"scope_name\": ",
 	       bk_mode_str(why.mode), why.reason_code, (unsigned)why.actor_uid,
-	       (unsigned long long)why.since_wall_ns);
+	       (unsigned long long)why.since_wall_ns,
+	       why.scope == BK_SCOPE_GLOBAL     ? "global"
+	       : why.scope == BK_SCOPE_GROUP    ? "group"
+	       : why.scope == BK_SCOPE_STRATEGY ? "strategy"
+	                                        : "none");
+	print_name(why.scope_name);
+	printf("}}");
 }
 
 static void print_header(const struct bk_shm *m)
@@ -100,7 +106,9 @@ static void print_header(const struct bk_shm *m)
 	       ", \"strategy_table_offset\": %u, \"daemon_pid\": %u, \"tick_period_ns\": "
 	       "%llu"
 	       ", \"heartbeat_bound_ns\": %llu, \"strategy_count\": %u, "
-	       "\"heartbeat_ns\": %llu"
+	       "\"group_count\": %u, \"group_capacity\": %u, \"group_entry_size\": %u, "
+	       "\"group_table_offset\": %u, \"limits_table_offset\": %u, "
+	       "\"limits_entry_size\": %u, \"heartbeat_ns\": %llu"
 	       ", \"change_seq\": %u}",
 	       (unsigned long long)h->magic, (unsigned)BK_LOAD_ACQ(&h->layout_version),
 	       (unsigned)h->header_size, (unsigned long long)h->segment_size,
@@ -109,6 +117,9 @@ static void print_header(const struct bk_shm *m)
 	       (unsigned long long)h->tick_period_ns,
 	       (unsigned long long)h->heartbeat_bound_ns,
 	       (unsigned)BK_LOAD_ACQ(&h->strategy_count),
+	       (unsigned)BK_LOAD_ACQ(&h->group_count), (unsigned)m->group_capacity,
+	       (unsigned)m->group_entry_size, (unsigned)m->group_table_offset,
+	       (unsigned)m->limits_table_offset, (unsigned)m->limits_entry_size,
 	       (unsigned long long)BK_LOAD_ACQ(&m->heartbeat_ns),
 	       (unsigned)BK_LOAD_ACQ(&m->change_seq));
 }

@@ -48,6 +48,11 @@ struct field {
 		path, offsetof(struct bk_tel_slot, member),                              \
 		    sizeof(((struct bk_tel_slot *)0)->member), 0                         \
 	}
+#define M(path, member)                                                                  \
+	{                                                                                \
+		path, offsetof(struct bk_shm_limits, member),                            \
+		    sizeof(((struct bk_shm_limits *)0)->member), 0                       \
+	}
 
 static struct field fields[] = {
     F("hdr.magic", hdr.magic),
@@ -61,14 +66,30 @@ static struct field fields[] = {
     F("hdr.tick_period_ns", hdr.tick_period_ns),
     F("hdr.heartbeat_bound_ns", hdr.heartbeat_bound_ns),
     F("hdr.strategy_count", hdr.strategy_count),
+    F("hdr.group_count", hdr.group_count),
     F("heartbeat_ns", heartbeat_ns),
     F("audit.lock", audit_lock),
     F("audit.seq", audit_seq),
     F("audit.end", audit_end),
     F("audit.hash", audit_hash),
     F("change_seq", change_seq),
+    F("hdr.group_capacity", group_capacity),
+    F("hdr.group_entry_size", group_entry_size),
+    F("hdr.group_table_offset", group_table_offset),
+    F("hdr.limits_table_offset", limits_table_offset),
+    F("hdr.limits_entry_size", limits_entry_size),
+    F("valid_until_ns", valid_until_ns),
+    F("firm_revision", firm_revision),
+    F("firm_contact_ns", firm_contact_ns),
     F("global", global),
     F("strategies", strategies),
+    F("groups", groups),
+    F("limits", limits),
+    M("limit.seq", seq),
+    M("limit.flags", flags),
+    M("limit.size_factor", size_factor),
+    M("limit.max_qty", max_qty),
+    M("limit.max_notional", max_notional),
     S("scope.state", state),
     S("scope.seq", seq),
     S("scope.latches", latches),
@@ -159,7 +180,13 @@ _Static_assert(offsetof(struct bk_shm, audit_hash) + 32 ==
                    offsetof(struct bk_shm, change_seq),
                "the audit head fills the heartbeat line's padding, no more");
 _Static_assert(offsetof(struct bk_shm, global) % BK_CACHE_LINE == 0, "own line");
-_Static_assert(BK_SHM_SIZE == 262400, "documented segment size");
+_Static_assert(BK_SHM_SIZE == 409888, "documented segment size");
+_Static_assert(offsetof(struct bk_shm, groups) == 262400 &&
+                   offsetof(struct bk_shm, limits) == 278784,
+               "v1 ended where the group table starts");
+_Static_assert(offsetof(struct bk_shm, valid_until_ns) + 32 ==
+                   offsetof(struct bk_shm, global),
+               "the firm-wide words stay on change_seq's line");
 _Static_assert(BK_TEL_SIZE == 524352, "documented telemetry size");
 _Static_assert(sizeof(struct bk_tel_slot) == 2 * BK_CACHE_LINE, "a slot is two lines");
 _Static_assert(offsetof(struct bk_tel_slot, gseq) == BK_CACHE_LINE,
@@ -256,4 +283,179 @@ Test(layout, segment_owned_by_someone_else_is_refused)
 	cr_assert_eq(bk_shm_open(&w, &p, err, sizeof(err)), -EPROTO);
 	cr_assert(strstr(err, "refusing"), "clear message: %s", err);
 	shm_unlink(name);
+}
+
+/* A layout 1 segment as an older breakerd left it: our uid, 0644, one name. */
+static void plant_v1(const char *inst, uint32_t seq)
+{
+	char name[96];
+	int fd;
+	struct bk_shm *m;
+
+	bk_shm_name(name, sizeof(name), inst);
+	shm_unlink(name);
+	fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(fchmod(fd, 0644), 0);
+	cr_assert_eq(ftruncate(fd, 262400), 0);
+	m = mmap(NULL, 262400, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(m, MAP_FAILED);
+	close(fd);
+	m->hdr.magic = BK_SHM_MAGIC;
+	m->hdr.segment_size = 262400;
+	atomic_store(&m->heartbeat_ns, bk_now_mono_ns());
+	atomic_store(&m->change_seq, seq);
+	atomic_store(&m->global.state, BK_STATE_PACK(BK_ACTIVE, 0, 0));
+	atomic_store(&m->hdr.layout_version, 1);
+	munmap(m, 262400);
+}
+
+Test(layout, clients_refuse_a_layout_1_segment)
+{
+	char inst[64];
+	struct bk_client c;
+
+	snprintf(inst, sizeof(inst), "layout-v1c-%d", (int)getpid());
+	plant_v1(inst, 7);
+	cr_assert_eq(bk_client_attach(&c, inst), -EPROTO, "a v2 engine must not read v1");
+	bk_shm_unlink(inst);
+}
+
+Test(layout, daemon_retires_its_layout_1_segment_and_halts_its_readers)
+{
+	struct bk_shm_params p = {
+	    .mode = 0644, .tick_ns = 100000, .heartbeat_bound_ns = 5000000};
+	char inst[64], name[96], err[256];
+	struct bk_shm_writer w;
+	struct bk_client c;
+	const struct bk_shm *old;
+	int fd;
+
+	snprintf(inst, sizeof(inst), "layout-v1d-%d", (int)getpid());
+	p.instance = inst;
+	plant_v1(inst, 7);
+	/* an old engine's read-only mapping of the v1 segment */
+	bk_shm_name(name, sizeof(name), inst);
+	fd = shm_open(name, O_RDONLY, 0);
+	cr_assert_geq(fd, 0);
+	old = mmap(NULL, 262400, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	cr_assert_neq(old, MAP_FAILED);
+	cr_assert_eq(BK_STATE_MODE(atomic_load(&old->global.state)), BK_ACTIVE);
+
+	cr_assert_eq(bk_shm_open(&w, &p, err, sizeof(err)), 0, "v1 replaced, got: %s",
+	             err);
+	cr_assert(w.created, "a new segment was made");
+	/* the old readers see a stopped daemon and HALTED, and were woken */
+	cr_assert_eq(atomic_load(&old->heartbeat_ns), 0);
+	cr_assert_eq(BK_STATE_MODE(atomic_load(&old->global.state)), BK_HALTED);
+	cr_assert_neq(atomic_load(&old->change_seq), 7);
+	/* new readers get layout 2, zeroed group and limits tables */
+	cr_assert_eq(bk_client_attach(&c, inst), 0);
+	cr_assert_eq(c.shm->hdr.layout_version, 2);
+	cr_assert_eq(c.shm->hdr.segment_size, 409888);
+	cr_assert_eq(c.shm->group_capacity, 256);
+	cr_assert_eq(c.shm->group_table_offset, 262400);
+	cr_assert_eq(c.shm->limits_table_offset, 278784);
+	cr_assert_eq(c.shm->limits_entry_size, 32);
+	cr_assert_eq(c.shm->group_entry_size, 64);
+	cr_assert_eq(atomic_load(&c.shm->hdr.group_count), 0);
+	bk_client_detach(&c);
+	munmap((void *)old, 262400);
+	bk_shm_close(&w, true);
+	bk_shm_unlink(inst);
+}
+
+Test(layout, read_reason_names_the_group_holding_the_latch)
+{
+	struct bk_shm_params p = {
+	    .mode = 0644, .tick_ns = 100000, .heartbeat_bound_ns = 5000000};
+	char inst[64], err[256];
+	struct bk_shm_writer w;
+	struct bk_client c;
+	struct bk_reason r;
+
+	snprintf(inst, sizeof(inst), "layout-holder-%d", (int)getpid());
+	p.instance = inst;
+	bk_shm_unlink(inst);
+	cr_assert_eq(bk_shm_open(&w, &p, err, sizeof(err)), 0, "%s", err);
+	bk_shm_heartbeat(&w, bk_now_mono_ns());
+	bk_shm_publish(&w, -1, BK_STATE_PACK(BK_ACTIVE, 0, 0), 0, 0);
+	bk_shm_add_strategy(&w, 0, "momo");
+	bk_shm_add_group(&w, 3, "venue:XETR");
+	bk_shm_publish_group(&w, 3, BK_STATE_PACK(BK_HALTED, 13, 42), 1u << 13, 1234);
+	bk_shm_publish(&w, 0, BK_STATE_PACK_HELD(BK_HALTED, 13, 4, 42), 0, 1234);
+	bk_shm_changed(&w);
+	cr_assert_eq(bk_client_attach(&c, inst), 0);
+	cr_assert_eq(c.shm->hdr.group_count, 4);
+	cr_assert_eq(bk_check(&c, 0), BK_HALTED);
+	bk_read_reason(&c, 0, &r);
+	cr_assert_eq(r.mode, BK_HALTED);
+	cr_assert_eq(r.reason_code, 13);
+	cr_assert_eq(r.actor_uid, 42);
+	cr_assert_eq(r.since_wall_ns, 1234);
+	cr_assert_eq(r.scope, BK_SCOPE_GROUP);
+	cr_assert_eq(r.scope_slot, 3);
+	cr_assert_str_eq(r.scope_name, "venue:XETR");
+	/* the strategy's own latch */
+	bk_shm_publish(&w, 0, BK_STATE_PACK(BK_REDUCE_ONLY, 1, 7), 1u << 1, 99);
+	bk_read_reason(&c, 0, &r);
+	cr_assert_eq(r.scope, BK_SCOPE_STRATEGY);
+	cr_assert_str_eq(r.scope_name, "momo");
+	/* global wins over the strategy */
+	bk_shm_publish(&w, -1, BK_STATE_PACK(BK_HALTED, 2, 0), 1u << 2, 5);
+	bk_read_reason(&c, 0, &r);
+	cr_assert_eq(r.scope, BK_SCOPE_GLOBAL);
+	cr_assert_str_eq(r.scope_name, "");
+	bk_shm_publish(&w, -1, BK_STATE_PACK(BK_ACTIVE, 0, 0), 0, 0);
+	bk_shm_publish(&w, 0, BK_STATE_PACK(BK_ACTIVE, 0, 0), 0, 0);
+	bk_read_reason(&c, 0, &r);
+	cr_assert_eq(r.scope, BK_SCOPE_NONE);
+	bk_client_detach(&c);
+	bk_shm_close(&w, true);
+	bk_shm_unlink(inst);
+}
+
+Test(layout, limits_are_the_strictest_of_global_and_the_slot)
+{
+	struct bk_shm_params p = {
+	    .mode = 0644, .tick_ns = 100000, .heartbeat_bound_ns = 5000000};
+	char inst[64], err[256];
+	struct bk_shm_writer w;
+	struct bk_client c;
+	struct bk_limit_values l;
+
+	snprintf(inst, sizeof(inst), "layout-limits-%d", (int)getpid());
+	p.instance = inst;
+	bk_shm_unlink(inst);
+	cr_assert_eq(bk_shm_open(&w, &p, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(bk_client_attach(&c, inst), 0);
+	/* a new segment: no limits */
+	cr_assert_eq(bk_limits(&c, 5, &l), 0);
+	cr_assert_eq(l.flags, 0);
+	cr_assert_float_eq(l.size_factor, 1.0, 1e-12);
+	bk_shm_set_limits(&w, 0, BK_LIMIT_SIZE_FACTOR | BK_LIMIT_MAX_QTY, 0.5, 100, 0);
+	bk_shm_set_limits(&w, 1 + 5, BK_LIMIT_SIZE_FACTOR | BK_LIMIT_MAX_NOTIONAL, 0.25,
+	                  0, 1e6);
+	cr_assert_eq(bk_limits(&c, 5, &l), 0);
+	cr_assert_eq(l.flags,
+	             BK_LIMIT_SIZE_FACTOR | BK_LIMIT_MAX_QTY | BK_LIMIT_MAX_NOTIONAL);
+	cr_assert_float_eq(l.size_factor, 0.25, 1e-12);
+	cr_assert_float_eq(l.max_qty, 100, 1e-12);
+	cr_assert_float_eq(l.max_notional, 1e6, 1e-6);
+	/* global alone, and another slot, see only the global entry */
+	cr_assert_eq(bk_limits(&c, BK_GLOBAL_ONLY, &l), 0);
+	cr_assert_float_eq(l.size_factor, 0.5, 1e-12);
+	cr_assert_eq(bk_limits(&c, 6, &l), 0);
+	cr_assert_eq(l.flags, BK_LIMIT_SIZE_FACTOR | BK_LIMIT_MAX_QTY);
+	/* NaN is no limit anybody meant: 0 */
+	bk_shm_set_limits(&w, 1 + 6, BK_LIMIT_MAX_QTY, 0, __builtin_nan(""), 0);
+	cr_assert_eq(bk_limits(&c, 6, &l), 0);
+	cr_assert_float_eq(l.max_qty, 0, 1e-12);
+	/* a bad slot fails closed */
+	cr_assert_eq(bk_limits(&c, 4096, &l), -EINVAL);
+	cr_assert_float_eq(l.size_factor, 0, 1e-12);
+	bk_client_detach(&c);
+	bk_shm_close(&w, true);
+	bk_shm_unlink(inst);
 }

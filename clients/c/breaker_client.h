@@ -76,7 +76,7 @@ extern "C" {
 #define BK_FENCE_ACQ() atomic_thread_fence(memory_order_acquire)
 #endif
 
-/* ---- layout (version 1) ------------------------------------------------ */
+/* ---- layout (version 2) ------------------------------------------------ */
 
 /*
  * This header's release (the Python client's __version__ is the same), for
@@ -92,8 +92,10 @@ extern "C" {
 #define BREAKER_CLIENT_VERSION_STRING "0.1.0"
 
 #define BK_SHM_MAGIC      0x315245414b524242ull /* "BBRKAER1" little-endian */
-#define BK_LAYOUT_VERSION 1u
+#define BK_LAYOUT_VERSION 2u
 #define BK_MAX_STRATEGIES 4096u
+#define BK_MAX_GROUPS     256u /* group scopes ("kind:value"), layout 2 */
+#define BK_LIMITS_ENTRIES (1u + BK_MAX_STRATEGIES) /* 0: global, 1 + i: slot i */
 #define BK_NAME_MAX       40u /* bytes including the terminating NUL */
 #define BK_CACHE_LINE     64u
 #define BK_SHM_PREFIX     "/breaker."
@@ -109,14 +111,19 @@ enum bk_mode {
 
 /*
  * A scope's published state word: mode in bits 0-7, the winning latch's
- * reason code in bits 8-15, its actor uid in bits 32-63. One 64-bit word so
- * that mode and reason are always read together.
+ * reason code in bits 8-15, the scope holding that latch in bits 16-31 (0:
+ * the scope itself; g + 1: group slot g, in a strategy's word folded by the
+ * daemon), its actor uid in bits 32-63. One 64-bit word so that mode, reason
+ * and holder are always read together.
  */
 #define BK_STATE_MODE(w)   ((unsigned)((w)&0xffu))
 #define BK_STATE_REASON(w) ((unsigned)(((w) >> 8) & 0xffu))
+#define BK_STATE_HOLDER(w) ((unsigned)(((w) >> 16) & 0xffffu))
 #define BK_STATE_UID(w)    ((uint32_t)((w) >> 32))
 #define BK_STATE_PACK(mode, reason, uid)                                                 \
 	((uint64_t)(mode) | ((uint64_t)(reason) << 8) | ((uint64_t)(uid) << 32))
+#define BK_STATE_PACK_HELD(mode, reason, holder, uid)                                    \
+	(BK_STATE_PACK(mode, reason, uid) | ((uint64_t)((holder)&0xffffu) << 16))
 
 /* One scope (global or a strategy), exactly one cache line. */
 struct bk_shm_scope {
@@ -141,7 +148,23 @@ struct bk_shm_header {
 	uint64_t tick_period_ns;            /* 40 */
 	uint64_t heartbeat_bound_ns;        /* 48: daemon's advice for bk_check_live */
 	BK_ATOMIC(uint32_t) strategy_count; /* 56: slots [0, count) are in use */
-	uint32_t reserved0;                 /* 60 */
+	BK_ATOMIC(uint32_t) group_count;    /* 60: group slots [0, count) are in use */
+};
+
+/*
+ * A limits table entry (layout 2): what the breaker allows an engine to
+ * trade, under its own seqlock. Doubles are IEEE-754 bit patterns in 64-bit
+ * words. A flag bit clear means "no such limit".
+ */
+#define BK_LIMIT_SIZE_FACTOR  0x1u /* size_factor is set */
+#define BK_LIMIT_MAX_QTY      0x2u /* max_qty is set */
+#define BK_LIMIT_MAX_NOTIONAL 0x4u /* max_notional is set */
+struct bk_shm_limits {
+	BK_ATOMIC(uint32_t) seq;          /* 0: seqlock; odd while writing */
+	BK_ATOMIC(uint32_t) flags;        /* 4: BK_LIMIT_* */
+	BK_ATOMIC(uint64_t) size_factor;  /* 8: f64, multiply the engine's size */
+	BK_ATOMIC(uint64_t) max_qty;      /* 16: f64, max order quantity */
+	BK_ATOMIC(uint64_t) max_notional; /* 24: f64, max order notional */
 };
 
 struct bk_shm {
@@ -159,9 +182,24 @@ struct bk_shm {
 	BK_ATOMIC(uint64_t) audit_end;     /* 88: log size after it */
 	BK_ATOMIC(uint64_t) audit_hash[4]; /* 96: SHA-256 of that record */
 	BK_ATOMIC(uint32_t) change_seq;    /* line 2, offset 128: futex word */
-	char pad2[BK_CACHE_LINE - 4];
-	struct bk_shm_scope global;                        /* line 3, offset 192 */
+	uint32_t pad2;                     /* 132 */
+	/* layout 2: where the group and limits tables are (written at creation) */
+	uint32_t group_capacity;      /* 136: BK_MAX_GROUPS */
+	uint32_t group_entry_size;    /* 140: 64 */
+	uint32_t group_table_offset;  /* 144 */
+	uint32_t limits_table_offset; /* 148 */
+	uint32_t limits_entry_size;   /* 152: 32 */
+	uint32_t pad3;                /* 156 */
+	/* firm-wide words (mirrored from etcd by breakerd); 0 when unused */
+	BK_ATOMIC(uint64_t) valid_until_ns; /* 160: CLOCK_MONOTONIC; 0 = not used */
+	BK_ATOMIC(uint64_t) firm_revision;  /* 168: last applied etcd revision */
+	BK_ATOMIC(uint64_t)
+	firm_contact_ns;            /* 176: CLOCK_MONOTONIC, last quorum contact */
+	uint64_t pad4;              /* 184 */
+	struct bk_shm_scope global; /* line 3, offset 192 */
 	struct bk_shm_scope strategies[BK_MAX_STRATEGIES]; /* offset 256 */
+	struct bk_shm_scope groups[BK_MAX_GROUPS];         /* offset 262400 */
+	struct bk_shm_limits limits[BK_LIMITS_ENTRIES];    /* offset 278784 */
 };
 
 #define BK_SHM_SIZE sizeof(struct bk_shm)
@@ -194,22 +232,39 @@ BK_LAYOUT_AT(struct bk_shm, hdr.daemon_pid, 36, 4);
 BK_LAYOUT_AT(struct bk_shm, hdr.tick_period_ns, 40, 8);
 BK_LAYOUT_AT(struct bk_shm, hdr.heartbeat_bound_ns, 48, 8);
 BK_LAYOUT_AT(struct bk_shm, hdr.strategy_count, 56, 4);
+BK_LAYOUT_AT(struct bk_shm, hdr.group_count, 60, 4);
 BK_LAYOUT_AT(struct bk_shm, heartbeat_ns, 64, 8);
 BK_LAYOUT_AT(struct bk_shm, audit_lock, 72, 4);
 BK_LAYOUT_AT(struct bk_shm, audit_seq, 80, 8);
 BK_LAYOUT_AT(struct bk_shm, audit_end, 88, 8);
 BK_LAYOUT_AT(struct bk_shm, audit_hash, 96, 32);
 BK_LAYOUT_AT(struct bk_shm, change_seq, 128, 4);
+BK_LAYOUT_AT(struct bk_shm, group_capacity, 136, 4);
+BK_LAYOUT_AT(struct bk_shm, group_entry_size, 140, 4);
+BK_LAYOUT_AT(struct bk_shm, group_table_offset, 144, 4);
+BK_LAYOUT_AT(struct bk_shm, limits_table_offset, 148, 4);
+BK_LAYOUT_AT(struct bk_shm, limits_entry_size, 152, 4);
+BK_LAYOUT_AT(struct bk_shm, valid_until_ns, 160, 8);
+BK_LAYOUT_AT(struct bk_shm, firm_revision, 168, 8);
+BK_LAYOUT_AT(struct bk_shm, firm_contact_ns, 176, 8);
 BK_LAYOUT_AT(struct bk_shm, global, 192, 64);
 BK_LAYOUT_AT(struct bk_shm, strategies, 256, 64 * 4096);
+BK_LAYOUT_AT(struct bk_shm, groups, 262400, 64 * 256);
+BK_LAYOUT_AT(struct bk_shm, limits, 278784, 32 * 4097);
 BK_LAYOUT_AT(struct bk_shm_scope, state, 0, 8);
 BK_LAYOUT_AT(struct bk_shm_scope, seq, 8, 4);
 BK_LAYOUT_AT(struct bk_shm_scope, latches, 12, 4);
 BK_LAYOUT_AT(struct bk_shm_scope, since_ns, 16, 8);
 BK_LAYOUT_AT(struct bk_shm_scope, name, 24, 40);
-BK_LAYOUT_ASSERT(sizeof(struct bk_shm_header) == 64 &&
-                     sizeof(struct bk_shm_scope) == 64 && sizeof(struct bk_shm) == 262400,
-                 "state segment: 64-byte header and scopes, 262400 bytes");
+BK_LAYOUT_AT(struct bk_shm_limits, seq, 0, 4);
+BK_LAYOUT_AT(struct bk_shm_limits, flags, 4, 4);
+BK_LAYOUT_AT(struct bk_shm_limits, size_factor, 8, 8);
+BK_LAYOUT_AT(struct bk_shm_limits, max_qty, 16, 8);
+BK_LAYOUT_AT(struct bk_shm_limits, max_notional, 24, 8);
+BK_LAYOUT_ASSERT(
+    sizeof(struct bk_shm_header) == 64 && sizeof(struct bk_shm_scope) == 64 &&
+        sizeof(struct bk_shm_limits) == 32 && sizeof(struct bk_shm) == 409888,
+    "state segment: 64-byte header and scopes, 32-byte limits, 409888 bytes");
 
 /* ---- engine API -------------------------------------------------------- */
 
@@ -218,12 +273,31 @@ struct bk_client {
 	size_t size;
 };
 
+/* Which scope holds an engine's winning latch (bk_reason.scope). */
+enum bk_scope_kind {
+	BK_SCOPE_NONE = 0,     /* nothing holds it: ACTIVE */
+	BK_SCOPE_GLOBAL = 1,   /* the global scope */
+	BK_SCOPE_GROUP = 2,    /* a group the strategy belongs to */
+	BK_SCOPE_STRATEGY = 3, /* the strategy itself */
+};
+
 /* Details of the winning latch, for an engine's own reject messages. */
 struct bk_reason {
 	enum bk_mode mode;
 	unsigned reason_code; /* breaker.ReasonCode; 0 = none */
 	uint32_t actor_uid;
 	uint64_t since_wall_ns;
+	enum bk_scope_kind scope;     /* who holds it */
+	int scope_slot;               /* group or strategy slot; -1 global/none */
+	char scope_name[BK_NAME_MAX]; /* "venue:XETR", the strategy, "" for global */
+};
+
+/* What the breaker lets an engine trade (bk_limits): the strictest set limits. */
+struct bk_limit_values {
+	unsigned flags;      /* BK_LIMIT_*: which limits below are set */
+	double size_factor;  /* 1.0 when not set */
+	double max_qty;      /* 0 (meaning none) when not set */
+	double max_notional; /* 0 (meaning none) when not set */
 };
 
 static inline int bk_shm_name(char *buf, size_t len, const char *instance)
@@ -459,6 +533,7 @@ static inline void bk_read_reason(const struct bk_client *c, int slot,
 	const struct bk_shm_scope *g = &c->shm->global, *s = NULL, *w;
 	uint64_t gw, sw = 0;
 	uint32_t q;
+	unsigned h;
 
 	if (slot >= 0 && slot < (int)BK_MAX_STRATEGIES)
 		s = &c->shm->strategies[slot];
@@ -483,6 +558,100 @@ static inline void bk_read_reason(const struct bk_client *c, int slot,
 	out->mode = bk_mode_clamp(BK_STATE_MODE(gw));
 	out->reason_code = BK_STATE_REASON(gw);
 	out->actor_uid = BK_STATE_UID(gw);
+	/* the holder bits name the group whose latch the daemon folded in */
+	h = BK_STATE_HOLDER(gw);
+	out->scope_slot = -1;
+	out->scope_name[0] = '\0';
+	if (BK_STATE_MODE(gw) == BK_ACTIVE) {
+		out->scope = BK_SCOPE_NONE;
+	} else if (w == g) {
+		out->scope = BK_SCOPE_GLOBAL;
+	} else if (h >= 1 && h <= BK_MAX_GROUPS) {
+		out->scope = BK_SCOPE_GROUP;
+		out->scope_slot = (int)h - 1;
+		memcpy(out->scope_name, c->shm->groups[h - 1].name, BK_NAME_MAX - 1);
+	} else {
+		out->scope = BK_SCOPE_STRATEGY;
+		out->scope_slot = slot;
+		memcpy(out->scope_name, s->name, BK_NAME_MAX - 1);
+	}
+	out->scope_name[BK_NAME_MAX - 1] = '\0';
+}
+
+/* One limits entry under its seqlock; -EBUSY if a writer never finished. */
+static inline int bk_limits_entry(const struct bk_shm_limits *e,
+                                  struct bk_limit_values *out)
+{
+	uint32_t q;
+	uint64_t sf, mq, mn;
+
+	for (int tries = 0; tries <= 10000; tries++) {
+		q = BK_LOAD_ACQ(&e->seq);
+		out->flags = BK_LOAD_RLX(&e->flags);
+		sf = BK_LOAD_RLX(&e->size_factor);
+		mq = BK_LOAD_RLX(&e->max_qty);
+		mn = BK_LOAD_RLX(&e->max_notional);
+		BK_FENCE_ACQ();
+		if (!(q & 1u) && q == BK_LOAD_RLX(&e->seq)) {
+			memcpy(&out->size_factor, &sf, sizeof(sf));
+			memcpy(&out->max_qty, &mq, sizeof(mq));
+			memcpy(&out->max_notional, &mn, sizeof(mn));
+			return 0;
+		}
+	}
+	return -EBUSY;
+}
+
+/*
+ * The limits for a strategy slot (or BK_GLOBAL_ONLY): the strictest of the
+ * global entry and the slot's (which the daemon already folded from the
+ * strategy and its groups). Not for the per-order hot path: cache it and
+ * re-read when bk_change_seq() moves. Returns 0, or -EINVAL (bad slot) /
+ * -EBUSY (an entry never settled): then size_factor is 0 (fail closed: no
+ * new size) and every flag is set.
+ */
+static inline int bk_limits(const struct bk_client *c, int slot,
+                            struct bk_limit_values *out)
+{
+	struct bk_limit_values e[2];
+	int n = slot >= 0 ? 2 : 1, rv = 0;
+
+	out->flags = 0;
+	out->size_factor = 1.0;
+	out->max_qty = 0;
+	out->max_notional = 0;
+	if (slot >= (int)BK_MAX_STRATEGIES || slot < BK_GLOBAL_ONLY)
+		rv = -EINVAL;
+	for (int i = 0; i < n && !rv; i++)
+		rv = bk_limits_entry(&c->shm->limits[i ? 1 + slot : 0], &e[i]);
+	if (rv) {
+		out->flags =
+		    BK_LIMIT_SIZE_FACTOR | BK_LIMIT_MAX_QTY | BK_LIMIT_MAX_NOTIONAL;
+		out->size_factor = 0;
+		return rv;
+	}
+	for (int i = 0; i < n; i++) {
+		/* a NaN or negative limit is no limit a trader meant: the strictest */
+		if (e[i].flags & BK_LIMIT_SIZE_FACTOR) {
+			double f = e[i].size_factor >= 0 ? e[i].size_factor : 0;
+			if (!(out->flags & BK_LIMIT_SIZE_FACTOR) || f < out->size_factor)
+				out->size_factor = f;
+		}
+		if (e[i].flags & BK_LIMIT_MAX_QTY) {
+			double f = e[i].max_qty >= 0 ? e[i].max_qty : 0;
+			if (!(out->flags & BK_LIMIT_MAX_QTY) || f < out->max_qty)
+				out->max_qty = f;
+		}
+		if (e[i].flags & BK_LIMIT_MAX_NOTIONAL) {
+			double f = e[i].max_notional >= 0 ? e[i].max_notional : 0;
+			if (!(out->flags & BK_LIMIT_MAX_NOTIONAL) ||
+			    f < out->max_notional)
+				out->max_notional = f;
+		}
+		out->flags |= e[i].flags & (BK_LIMIT_SIZE_FACTOR | BK_LIMIT_MAX_QTY |
+		                            BK_LIMIT_MAX_NOTIONAL);
+	}
+	return 0;
 }
 
 static inline const char *bk_mode_str(enum bk_mode m)

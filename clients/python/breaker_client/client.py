@@ -171,6 +171,17 @@ class Reason(NamedTuple):
     reason: str  # reason code name, "none" when ACTIVE
     actor_uid: int
     since_wall_ns: int  # CLOCK_REALTIME ns when the latch was set
+    scope: str = "none"  # who holds it: "none" (ACTIVE), "global", "group", "strategy"
+    scope_name: str = ""  # "venue:XETR", the strategy's name; "" for global
+
+
+class Limits(NamedTuple):
+    """What the breaker lets an engine trade (limits()): the strictest set."""
+
+    flags: int  # LIMIT_* bits of layout: which limits are set
+    size_factor: float  # 1.0 when not set
+    max_qty: float | None  # None: no limit
+    max_notional: float | None  # None: no limit
 
 
 @dataclass(frozen=True)
@@ -188,6 +199,12 @@ class Header:
     tick_period_ns: int
     heartbeat_bound_ns: int
     strategy_count: int
+    group_count: int
+    group_capacity: int
+    group_entry_size: int
+    group_table_offset: int
+    limits_table_offset: int
+    limits_entry_size: int
     heartbeat_ns: int
     change_seq: int
 
@@ -244,7 +261,8 @@ def _validate(mm: mmap.mmap, path: str) -> None:
         )
     size = _U64.unpack_from(mm, _OFF_SEGSIZE)[0]
     if size != L.SEGMENT_SIZE:
-        raise LayoutError(f"{path}: segment_size {size}, layout 1 is {L.SEGMENT_SIZE}; failing closed")
+        raise LayoutError(
+            f"{path}: segment_size {size}, layout {L.LAYOUT_VERSION} is {L.SEGMENT_SIZE}; failing closed")
 
 
 def attach(instance: str = "default", daemon_uid: int | None = None) -> Client:
@@ -271,7 +289,8 @@ def attach(instance: str = "default", daemon_uid: int | None = None) -> Client:
         if size == 0:
             raise NotReadyError(f"{path}: breakerd is still creating the segment; retry")
         if size < L.SEGMENT_SIZE:
-            raise LayoutError(f"{path}: {size} bytes, layout 1 needs {L.SEGMENT_SIZE}; failing closed")
+            raise LayoutError(
+                f"{path}: {size} bytes, layout {L.LAYOUT_VERSION} needs {L.SEGMENT_SIZE}; failing closed")
         mm = mmap.mmap(fd, L.SEGMENT_SIZE, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
     finally:
         os.close(fd)
@@ -357,7 +376,10 @@ class Client:
         return min(self._u32(_OFF_COUNT), L.MAX_STRATEGIES)
 
     def _name(self, slot: int | None) -> str:
-        off = L.scope_offset(slot) + _S_NAME
+        return self._name_at(L.scope_offset(slot))
+
+    def _name_at(self, base: int) -> str:
+        off = base + _S_NAME
         raw = self._mm[off : off + L.NAME_MAX]
         return raw.split(b"\0", 1)[0].decode("ascii", "replace")
 
@@ -461,13 +483,74 @@ class Client:
                 which = slot
         _, state, _, since = self._read_scope(L.scope_offset(which))
         mode = mode_of(L.state_mode(state))
-        return Reason(mode, reason_name(L.state_reason(state)), L.state_uid(state), since)
+        holder = L.state_holder(state)
+        if mode == Mode.ACTIVE:
+            scope, name = "none", ""
+        elif which is None:
+            scope, name = "global", ""
+        elif 1 <= holder <= L.MAX_GROUPS:
+            scope, name = "group", self._name_at(L.group_offset(holder - 1))
+        else:
+            scope, name = "strategy", self._name(which)
+        return Reason(mode, reason_name(L.state_reason(state)), L.state_uid(state), since, scope, name)
+
+    def groups(self) -> list[str]:
+        """Group names ("kind:value") by group slot."""
+        n = min(self._u32(_F["hdr.group_count"].offset), L.MAX_GROUPS)
+        return [self._name_at(L.group_offset(g)) for g in range(n)]
+
+    def group_scope(self, g: int) -> Scope:
+        """Group slot g's own latches (not folded), under its seqlock."""
+        if not 0 <= g < L.MAX_GROUPS:
+            raise IndexError(f"group slot {g} outside [0, {L.MAX_GROUPS})")
+        base = L.group_offset(g)
+        q, state, latches, since = self._read_scope(base)
+        return Scope(self._name_at(base), state, q, latches, since)
+
+    def _limits_entry(self, entry: int) -> tuple[int, float, float, float]:
+        base = L.limits_offset(entry)
+        f = _F
+        give_up = 0
+        spins = 0
+        while True:
+            q = self._u32(base + f["limit.seq"].offset)
+            if not q & 1:
+                vals = (self._u32(base + f["limit.flags"].offset),
+                        *(struct.unpack_from("d", self._mm, base + f[k].offset)[0]
+                          for k in ("limit.size_factor", "limit.max_qty", "limit.max_notional")))
+                if q == self._u32(base + f["limit.seq"].offset):
+                    return vals  # type: ignore[return-value]
+            spins += 1
+            if spins % 1024 == 0:
+                now = time.monotonic_ns()
+                give_up = give_up or now + _SEQLOCK_GIVE_UP_NS
+                if now > give_up:
+                    raise BreakerError(f"{self.path}: limits entry {entry} stays mid-write (seq {q})")
+
+    def limits(self, slot: int | None = None) -> Limits:
+        """The limits for a strategy slot (None: global alone), as bk_limits():
+        the strictest of the global entry and the slot's. A NaN or negative
+        set limit reads as 0 (fail closed). Re-read when change_seq() moves."""
+        if slot is not None and not 0 <= slot < L.MAX_STRATEGIES:
+            raise IndexError(f"slot {slot} outside [0, {L.MAX_STRATEGIES})")
+        entries = [0] if slot is None else [0, 1 + slot]
+        flags, best = 0, [1.0, None, None]
+        for e in entries:
+            eflags, *vals = self._limits_entry(e)
+            for i, bit in enumerate((L.LIMIT_SIZE_FACTOR, L.LIMIT_MAX_QTY, L.LIMIT_MAX_NOTIONAL)):
+                if eflags & bit:
+                    v = vals[i] if vals[i] >= 0 else 0.0  # NaN compares False: 0
+                    cur = best[i]
+                    if not flags & bit or cur is None or v < cur:
+                        best[i] = v
+                    flags |= bit
+        return Limits(flags, best[0], best[1], best[2])  # type: ignore[arg-type]
 
     def header(self) -> Header:
         """Every header field plus heartbeat_ns and change_seq, as read now."""
         vals = {}
         for key, f in _F.items():
-            if key.startswith("hdr."):
+            if key.startswith("hdr."):  # layout 2's table words are hdr.* too
                 vals[key[4:]] = (_U64 if f.size == 8 else _U32).unpack_from(self._mm, f.offset)[0]
         return Header(**vals, heartbeat_ns=self.heartbeat_ns(), change_seq=self.change_seq())
 

@@ -1,4 +1,4 @@
-"""The shared-memory layouts, version 1: the ONE table of offsets and sizes.
+"""The shared-memory layouts (state segment version 2): the ONE table of offsets and sizes.
 
 Two segments: the state segment (/breaker.<instance>, read-only for engines;
 hdr.*, the hot words and scope.*) and the telemetry segment
@@ -36,6 +36,7 @@ FIELDS: Final[dict[str, Field]] = {
     "hdr.tick_period_ns": Field(40, 8, "Q"),
     "hdr.heartbeat_bound_ns": Field(48, 8, "Q"),
     "hdr.strategy_count": Field(56, 4, "I"),
+    "hdr.group_count": Field(60, 4, "I"),
     "heartbeat_ns": Field(64, 8, "Q"),
     # the audit log's durable head: breakerd's own, engines ignore it
     "audit.lock": Field(72, 4, "I"),
@@ -43,8 +44,26 @@ FIELDS: Final[dict[str, Field]] = {
     "audit.end": Field(88, 8, "Q"),
     "audit.hash": Field(96, 32, "32s"),
     "change_seq": Field(128, 4, "I"),
+    # layout 2: where the group and limits tables are (change_seq's line)
+    "hdr.group_capacity": Field(136, 4, "I"),
+    "hdr.group_entry_size": Field(140, 4, "I"),
+    "hdr.group_table_offset": Field(144, 4, "I"),
+    "hdr.limits_table_offset": Field(148, 4, "I"),
+    "hdr.limits_entry_size": Field(152, 4, "I"),
+    # firm-wide words (mirrored from etcd), 0 when unused
+    "valid_until_ns": Field(160, 8, "Q"),
+    "firm_revision": Field(168, 8, "Q"),
+    "firm_contact_ns": Field(176, 8, "Q"),
     "global": Field(192, 64, "64s"),
     "strategies": Field(256, 262144, "262144s"),
+    "groups": Field(262400, 16384, "16384s"),
+    "limits": Field(278784, 131104, "131104s"),
+    # a limits entry (32 bytes), from the start of the entry
+    "limit.seq": Field(0, 4, "I"),
+    "limit.flags": Field(4, 4, "I"),
+    "limit.size_factor": Field(8, 8, "d"),
+    "limit.max_qty": Field(16, 8, "d"),
+    "limit.max_notional": Field(24, 8, "d"),
     "scope.state": Field(0, 8, "Q"),
     "scope.seq": Field(8, 4, "I"),
     "scope.latches": Field(12, 4, "I"),
@@ -82,9 +101,15 @@ FIELDS: Final[dict[str, Field]] = {
 }
 
 MAGIC: Final = 0x315245414B524242  # "BBRKAER1" read as a little-endian u64
-LAYOUT_VERSION: Final = 1
-SEGMENT_SIZE: Final = 262400
+LAYOUT_VERSION: Final = 2
+SEGMENT_SIZE: Final = 409888
 MAX_STRATEGIES: Final = 4096
+MAX_GROUPS: Final = 256
+LIMITS_ENTRIES: Final = 1 + MAX_STRATEGIES  # 0: global, 1 + i: strategy slot i
+LIMITS_ENTRY_SIZE: Final = 32
+LIMIT_SIZE_FACTOR: Final = 0x1  # limit.flags bits
+LIMIT_MAX_QTY: Final = 0x2
+LIMIT_MAX_NOTIONAL: Final = 0x4
 SCOPE_SIZE: Final = 64
 NAME_MAX: Final = 40  # bytes including the terminating NUL
 INSTANCE_MAX: Final = 64  # instance names are shorter than this
@@ -98,7 +123,8 @@ TEL_SEGMENT_SIZE: Final = 524352
 TEL_SLOT_SIZE: Final = 128
 TEL_SUFFIX: Final = ".tel"
 
-# The state word: mode in bits 0-7, reason code in bits 8-15, uid in bits 32-63.
+# The state word: mode in bits 0-7, reason code in bits 8-15, holder in bits
+# 16-31 (0: the scope itself, g + 1: group slot g), uid in bits 32-63.
 MODE_NAMES: Final[tuple[str, ...]] = ("ACTIVE", "CAUTIOUS", "REDUCE_ONLY", "HALTED")
 
 # "Reason codes" table of docs/shm-layout.md, indexed by code.
@@ -125,6 +151,16 @@ def scope_offset(slot: int | None) -> int:
     return FIELDS["strategies"].offset + SCOPE_SIZE * slot
 
 
+def group_offset(g: int) -> int:
+    """Start of group slot g's scope."""
+    return FIELDS["groups"].offset + SCOPE_SIZE * g
+
+
+def limits_offset(entry: int) -> int:
+    """Start of limits entry `entry` (0: global, 1 + i: strategy slot i)."""
+    return FIELDS["limits"].offset + LIMITS_ENTRY_SIZE * entry
+
+
 def tel_slot_offset(slot: int) -> int:
     """Start of telemetry slot `slot` (same index as the state segment's strategy slot)."""
     return FIELDS["tel.slots"].offset + TEL_SLOT_SIZE * slot
@@ -136,6 +172,10 @@ def state_mode(word: int) -> int:
 
 def state_reason(word: int) -> int:
     return (word >> 8) & 0xFF
+
+
+def state_holder(word: int) -> int:
+    return (word >> 16) & 0xFFFF
 
 
 def state_uid(word: int) -> int:

@@ -69,15 +69,41 @@ class FakeSegment:
         self.put("hdr.strategy_count", slot + 1)
         return slot
 
+    def add_group(self, name: str) -> int:
+        g = self.get("hdr.group_count")
+        off = L.group_offset(g) + L.FIELDS["scope.name"].offset
+        self.mm[off : off + L.NAME_MAX] = name.encode().ljust(L.NAME_MAX, b"\0")
+        self.put("hdr.group_count", g + 1)
+        return g
+
+    def publish_group(self, g: int, mode: int, reason: int = 0, uid: int = 0,
+                      latches: int = 0, since_ns: int = 0) -> None:
+        self._publish_at(L.group_offset(g), mode, reason, uid, latches, since_ns, 0)
+
+    def put_limits(self, entry: int, flags: int, size_factor: float, max_qty: float,
+                   max_notional: float) -> None:
+        """As bk_shm_set_limits: seq odd, the entry, seq even."""
+        base = L.limits_offset(entry)
+        q = self.get("limit.seq", base)
+        self.put("limit.seq", q + 1, base)
+        self.put("limit.flags", flags, base)
+        struct.pack_into("d", self.mm, base + L.FIELDS["limit.size_factor"].offset, size_factor)
+        struct.pack_into("d", self.mm, base + L.FIELDS["limit.max_qty"].offset, max_qty)
+        struct.pack_into("d", self.mm, base + L.FIELDS["limit.max_notional"].offset, max_notional)
+        self.put("limit.seq", q + 2, base)
+
     def publish(self, slot: int | None, mode: int, reason: int = 0, uid: int = 0,
-                latches: int = 0, since_ns: int = 0) -> None:
+                latches: int = 0, since_ns: int = 0, holder: int = 0) -> None:
         """As bk_shm_publish: seq odd, details, state word, seq even."""
-        base = L.scope_offset(slot)
+        self._publish_at(L.scope_offset(slot), mode, reason, uid, latches, since_ns, holder)
+
+    def _publish_at(self, base: int, mode: int, reason: int, uid: int, latches: int,
+                    since_ns: int, holder: int) -> None:
         q = self.get("scope.seq", base)
         self.put("scope.seq", q + 1, base)
         self.put("scope.since_ns", since_ns, base)
         self.put("scope.latches", latches, base)
-        self.put("scope.state", mode | reason << 8 | uid << 32, base)
+        self.put("scope.state", mode | reason << 8 | holder << 16 | uid << 32, base)
         self.put("scope.seq", q + 2, base)
 
     def changed(self) -> None:

@@ -51,9 +51,23 @@ class Attach(unittest.TestCase):
             bk.attach(seg.instance)
 
     def test_unknown_layout_version_is_refused(self) -> None:
-        seg = self.segment("v2")
-        seg.put("hdr.layout_version", 2)
-        with self.assertRaisesRegex(bk.LayoutError, "layout version 2"):
+        seg = self.segment("v3")
+        seg.put("hdr.layout_version", 3)
+        with self.assertRaisesRegex(bk.LayoutError, "layout version 3"):
+            bk.attach(seg.instance)
+
+    def test_a_layout_1_segment_is_refused(self) -> None:
+        # what a breakerd before groups made: 262,400 bytes, version 1
+        seg = self.segment("v1", size=262400, ready=False)
+        seg.put("hdr.magic", L.MAGIC)
+        seg.put("hdr.segment_size", 262400)
+        seg.put("hdr.layout_version", 1)
+        with self.assertRaisesRegex(bk.LayoutError, "layout 2 needs"):
+            bk.attach(seg.instance)
+        # and a full-size one that still says version 1
+        seg = self.segment("v1big")
+        seg.put("hdr.layout_version", 1)
+        with self.assertRaisesRegex(bk.LayoutError, "layout version 1"):
             bk.attach(seg.instance)
 
     def test_wrong_sizes_are_refused(self) -> None:
@@ -138,23 +152,27 @@ class Checks(unittest.TestCase):
         self.assertIs(self.c.check_live(self.a, now), bk.Mode.ACTIVE, "bound 0 follows the header")
         self.seg.publish(self.a, 1)
         self.assertIs(self.c.check_live(self.a, now), bk.Mode.CAUTIOUS)
-        self.seg.put("hdr.layout_version", 2)
+        self.seg.put("hdr.layout_version", 3)
         self.assertIs(self.c.check_live(self.a, now), bk.Mode.HALTED, "layout changed under us")
+        self.seg.put("hdr.layout_version", 1)
+        self.assertIs(self.c.check_live(self.a, now), bk.Mode.HALTED, "back to layout 1")
         self.seg.put("hdr.layout_version", 0)
         self.assertIs(self.c.check_live(self.a, now), bk.Mode.HALTED)
-        self.seg.put("hdr.layout_version", 1)
+        self.seg.put("hdr.layout_version", 2)
         self.seg.put("heartbeat_ns", 0)
         self.assertIs(self.c.check_live(self.a, now, 10**18), bk.Mode.HALTED, "clean stop")
 
     def test_reason_names_the_winning_latch(self) -> None:
         self.seg.publish(self.a, 3, 4, uid=1001, latches=1 << 4 | 1 << 1, since_ns=111)
         self.seg.publish(None, 2, 1, uid=0, latches=1 << 1, since_ns=222)
-        self.assertEqual(self.c.reason(self.a), bk.Reason(bk.Mode.HALTED, "reject_rate", 1001, 111))
-        self.assertEqual(self.c.reason(self.b), bk.Reason(bk.Mode.REDUCE_ONLY, "manual_halt", 0, 222))
+        self.assertEqual(self.c.reason(self.a),
+                         bk.Reason(bk.Mode.HALTED, "reject_rate", 1001, 111, "strategy", "alpha"))
+        self.assertEqual(self.c.reason(self.b), bk.Reason(bk.Mode.REDUCE_ONLY, "manual_halt", 0, 222, "global", ""))
         self.assertEqual(self.c.reason(), self.c.reason(self.b))
         # equal modes: global's latch is named, as bk_read_reason does
         self.seg.publish(None, 3, 2, uid=5, latches=1 << 2, since_ns=333)
-        self.assertEqual(self.c.reason(self.a), bk.Reason(bk.Mode.HALTED, "emergency_stop", 5, 333))
+        self.assertEqual(self.c.reason(self.a),
+                         bk.Reason(bk.Mode.HALTED, "emergency_stop", 5, 333, "global", ""))
         s = self.c.scope(self.a)
         self.assertEqual((s.name, s.mode, s.reason, s.actor_uid, s.since_wall_ns),
                          ("alpha", bk.Mode.HALTED, "reject_rate", 1001, 111))
@@ -162,6 +180,29 @@ class Checks(unittest.TestCase):
         self.assertEqual(self.c.scope().name, "")
         with self.assertRaises(IndexError):
             self.c.reason(L.MAX_STRATEGIES)
+
+    def test_reason_names_the_group_holding_the_latch(self) -> None:
+        g = self.seg.add_group("venue:XETR")
+        self.seg.publish_group(g, 3, 13, uid=42, latches=1 << 13, since_ns=555)
+        # the daemon folds the group's latch into the member's word, holder g + 1
+        self.seg.publish(self.a, 3, 13, uid=42, since_ns=555, holder=g + 1)
+        self.assertEqual(self.c.reason(self.a),
+                         bk.Reason(bk.Mode.HALTED, "unknown(13)" if len(L.REASON_NAMES) <= 13 else L.REASON_NAMES[13],
+                                   42, 555, "group", "venue:XETR"))
+        self.assertEqual(self.c.groups(), ["venue:XETR"])
+        gs = self.c.group_scope(g)
+        self.assertEqual((gs.name, gs.mode, gs.latches), ("venue:XETR", bk.Mode.HALTED, 1 << 13))
+        self.assertEqual(self.c.reason(self.b).scope, "none", "ACTIVE: nobody holds it")
+
+    def test_limits_are_the_strictest_of_global_and_the_slot(self) -> None:
+        self.assertEqual(self.c.limits(self.a), bk.Limits(0, 1.0, None, None), "zeroed table: no limits")
+        self.seg.put_limits(0, L.LIMIT_SIZE_FACTOR | L.LIMIT_MAX_QTY, 0.5, 100.0, 0.0)
+        self.seg.put_limits(1 + self.a, L.LIMIT_SIZE_FACTOR | L.LIMIT_MAX_NOTIONAL, 0.25, 0.0, 1e6)
+        self.assertEqual(self.c.limits(self.a), bk.Limits(7, 0.25, 100.0, 1e6))
+        self.assertEqual(self.c.limits(self.b), bk.Limits(3, 0.5, 100.0, None))
+        self.assertEqual(self.c.limits(), bk.Limits(3, 0.5, 100.0, None))
+        self.seg.put_limits(1 + self.b, L.LIMIT_MAX_QTY, 0.0, float("nan"), 0.0)
+        self.assertEqual(self.c.limits(self.b).max_qty, 0.0, "NaN fails closed")
 
     def test_seqlock_waits_for_the_writer(self) -> None:
         base = L.scope_offset(self.a)
@@ -179,7 +220,8 @@ class Checks(unittest.TestCase):
         t.start()
         r = self.c.reason(self.a)
         t.join()
-        self.assertEqual(r, bk.Reason(bk.Mode.HALTED, "reject_rate", 9, 999), "the finished publish, whole")
+        self.assertEqual(r, bk.Reason(bk.Mode.HALTED, "reject_rate", 9, 999, "strategy", "alpha"),
+                         "the finished publish, whole")
 
     def test_seqlock_stuck_odd_raises_instead_of_hanging(self) -> None:
         base = L.scope_offset(self.a)
@@ -196,7 +238,7 @@ class Checks(unittest.TestCase):
         self.seg.put("change_seq", 7)
         h = self.c.header()
         self.assertEqual(h.magic, L.MAGIC)
-        self.assertEqual((h.layout_version, h.segment_size, h.strategy_count), (1, L.SEGMENT_SIZE, 2))
+        self.assertEqual((h.layout_version, h.segment_size, h.strategy_count), (2, L.SEGMENT_SIZE, 2))
         self.assertEqual((h.daemon_pid, h.tick_period_ns, h.heartbeat_bound_ns),
                          (os.getpid(), 100_000, 5 * MS))
         self.assertEqual((h.heartbeat_ns, h.change_seq), (42, 7))

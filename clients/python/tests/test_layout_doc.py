@@ -20,7 +20,8 @@ _FIELD_ROW = re.compile(r"^\|\s*([a-z_.]+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*([^|
 _CODE_ROW = re.compile(r"^\|\s*(\d+)\s*\|\s*([A-Za-z_]+)\s*\|")
 _TYPE_SIZE = {"u64": 8, "u32": 4, "f64": 8}
 _TYPE_FMT = {"u64": "Q", "u32": "I", "f64": "d"}  # native: see client.py and telemetry.py
-_STATE_PREFIXES = ("hdr.", "scope.", "heartbeat_ns", "audit.", "change_seq", "global", "strategies")
+_STATE_PREFIXES = ("hdr.", "scope.", "heartbeat_ns", "audit.", "change_seq", "global", "strategies", "groups",
+                   "limits", "limit.", "valid_until_ns", "firm_revision", "firm_contact_ns")
 _TEL_PREFIXES = ("tel.", "slot.")
 
 
@@ -96,7 +97,7 @@ class DocumentedLayout(unittest.TestCase):
 
     def test_the_page_has_the_tables(self) -> None:
         # a parser that silently matches nothing would pass every other test
-        self.assertEqual(len(self.state_rows), 24, "state segment field tables in docs/shm-layout.md")
+        self.assertEqual(len(self.state_rows), 40, "state segment field tables in docs/shm-layout.md")
         self.assertEqual(len(self.tel_rows), 24, "telemetry field tables in docs/shm-layout.md")
         self.assertEqual(len(self.rows), len(self.state_rows) + len(self.tel_rows))
 
@@ -154,7 +155,23 @@ class DocumentedLayout(unittest.TestCase):
         table = L.FIELDS["strategies"].offset
         self.assertIn(f"Strategy slot `i` starts at `{table} + {L.SCOPE_SIZE} * i`", self.text)
         self.assertEqual(L.scope_offset(7), table + 7 * L.SCOPE_SIZE)
-        self.assertEqual(table + L.MAX_STRATEGIES * L.SCOPE_SIZE, L.SEGMENT_SIZE)
+        groups = L.FIELDS["groups"].offset
+        self.assertEqual(table + L.MAX_STRATEGIES * L.SCOPE_SIZE, groups, "groups follow the strategies")
+        self.assertIn(f"Group slot `g` starts at\n`{groups} + {L.SCOPE_SIZE} * g`", self.text)
+        self.assertEqual(int(self.rows["hdr.group_table_offset"][3]), groups)
+        self.assertEqual(int(self.rows["hdr.group_capacity"][3]), L.MAX_GROUPS)
+        self.assertEqual(int(self.rows["hdr.group_entry_size"][3]), L.SCOPE_SIZE)
+        self.assertEqual(self.rows["groups"][2], f"scope[{L.MAX_GROUPS}]")
+        limits = L.FIELDS["limits"].offset
+        self.assertEqual(groups + L.MAX_GROUPS * L.SCOPE_SIZE, limits, "limits follow the groups")
+        self.assertEqual(int(self.rows["hdr.limits_table_offset"][3]), limits)
+        self.assertEqual(int(self.rows["hdr.limits_entry_size"][3]), L.LIMITS_ENTRY_SIZE)
+        self.assertEqual(self.rows["limits"][2], f"limits[{L.LIMITS_ENTRIES}]")
+        self.assertIn(f"Limits entry `e` starts at `{limits} + {L.LIMITS_ENTRY_SIZE} * e`", self.text)
+        self.assertEqual(L.limits_offset(3), limits + 3 * L.LIMITS_ENTRY_SIZE)
+        self.assertEqual(limits + L.LIMITS_ENTRIES * L.LIMITS_ENTRY_SIZE, L.SEGMENT_SIZE)
+        entry_end = max(f.offset + f.size for n, f in L.FIELDS.items() if n.startswith("limit."))
+        self.assertEqual(entry_end, L.LIMITS_ENTRY_SIZE)
 
     def test_a_scope_is_one_cache_line_and_hot_words_have_their_own(self) -> None:
         scope_end = max(f.offset + f.size for n, f in L.FIELDS.items() if n.startswith("scope."))
@@ -208,9 +225,11 @@ class DocumentedLayout(unittest.TestCase):
         section = doc_section(self.text, "The state word")
         self.assertRegex(section, r"\|\s*0-7\s*\|\s*mode")
         self.assertRegex(section, r"\|\s*8-15\s*\|\s*reason code")
+        self.assertRegex(section, r"\|\s*16-31\s*\|\s*holder of the winning latch: 0 = the scope itself, `g \+ 1` = group slot `g`")
         self.assertRegex(section, r"\|\s*32-63\s*\|\s*uid")
-        word = 3 | 4 << 8 | 1234 << 32
-        self.assertEqual((L.state_mode(word), L.state_reason(word), L.state_uid(word)), (3, 4, 1234))
+        word = 3 | 4 << 8 | 17 << 16 | 1234 << 32
+        self.assertEqual((L.state_mode(word), L.state_reason(word), L.state_holder(word), L.state_uid(word)),
+                         (3, 4, 17, 1234))
 
 
 class ParserCanFail(unittest.TestCase):

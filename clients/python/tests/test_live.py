@@ -55,6 +55,8 @@ def py_scope(c: bk.Client, slot: int | None, max_age_ns: int) -> dict[str, Any]:
             "reason_code": L.REASON_NAMES.index(r.reason),
             "actor_uid": r.actor_uid,
             "since_wall_ns": r.since_wall_ns,
+            "scope": r.scope,
+            "scope_name": r.scope_name,
         },
     }
 
@@ -134,7 +136,7 @@ class CAndPythonAgree(unittest.TestCase):
         d = self.d
         snap = self.both()
         h = snap["header"]
-        self.assertEqual((h["magic"], h["layout_version"], h["segment_size"]), (L.MAGIC, 1, L.SEGMENT_SIZE))
+        self.assertEqual((h["magic"], h["layout_version"], h["segment_size"]), (L.MAGIC, 2, L.SEGMENT_SIZE))
         self.assertEqual((h["daemon_pid"], h["strategy_count"], h["heartbeat_bound_ns"]),
                          (d.pid, 3, 60_000 * MS))
         self.assertGreater(h["heartbeat_ns"], 0)
