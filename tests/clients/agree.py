@@ -125,13 +125,13 @@ def tel_steps(d: Daemon) -> None:
     # and breakerd judges them: the sequence ends with a balance 0.25 off
     # conservation (899.0, not 1000 - 100.5 - 0.25), in both slots
     deadline = time.monotonic() + 30
-    want = "rule invariant (strategy beta)"
+    want = "strategy beta rule invariant at"  # the warning line: measured 0.25 VIOLATED
     while want not in (st := d.ok("status")):
         if time.monotonic() > deadline:
             failures.append(f"breakerd never judged {name}'s telemetry ('{want}' not in status):\n{st}")
             return
         time.sleep(0.1)
-    print(f"ok   breakerd's invariant rule tripped beta on the numbers {name} wrote")
+    print(f"ok   breakerd's invariant rule judged the numbers {name} wrote (beta VIOLATED)")
 
 
 def refused_steps(d: Daemon) -> None:

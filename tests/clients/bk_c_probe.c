@@ -113,9 +113,11 @@ static int tel(const char *instance, int slot)
 	bk_report_fill(&t, slot, -100.5, 0.25, 899.25, 10.0);
 	bk_report_marks(&t, slot, 10.0, 12.5, -0.25);
 	bk_report_balance(&t, slot, 899.0);
+#if BK_TEL_VERSION >= 2 /* the other probes drop these on a version-1 segment */
 	bk_report_working(&t, slot, 4, now);
 	bk_report_md_tick(&t, slot, now);
 	bk_report_session(&t, slot, 1, now);
+#endif
 	bk_tel_detach(&t);
 	printf("ok\n");
 	return 0;
@@ -160,11 +162,13 @@ static int teldump(const char *instance, int slot)
 		U(position);
 		U(gross);
 		U(pnl);
+#if BK_TEL_VERSION >= 2
 		U(working_orders);
 		U(working_ns);
 		U(md_last_ns);
 		U(session);
 		U(session_ns);
+#endif
 		printf("}\n");
 	}
 #undef U

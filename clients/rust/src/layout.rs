@@ -42,14 +42,28 @@ pub const LIMIT_FLAG_SIZE_FACTOR: u32 = 1;
 pub const LIMIT_FLAG_MAX_QTY: u32 = 2;
 pub const LIMIT_FLAG_MAX_NOTIONAL: u32 = 4;
 
+// Telemetry versions 1 (128-byte slots) and 2 (256-byte slots: working
+// orders, market data, session) share a slot's first 128 bytes; the client
+// writes either, and the version-2 words only into a version-2 segment.
 pub const TEL_MAGIC: u64 = 0x3130_3030_4c45_5442; // "BTEL0001"
-pub const TEL_VERSION: u32 = 2;
+pub const TEL_VERSION: u32 = 2; // the newest this client writes
 pub const TEL_SUFFIX: &str = ".tel";
-pub const TEL_SLOT_SIZE: usize = 256;
 pub const TEL_SLOTS: usize = 64;
-pub const TEL_SEGMENT_SIZE: usize = 64 + 256 * 4096;
 pub const TEL_VERSION_OFF: usize = 8;
 pub const TEL_SEGMENT_SIZE_OFF: usize = 24;
+
+/// A telemetry version's slot size; 0 for a version this client does not know.
+pub fn tel_slot_size(version: u32) -> usize {
+    match version {
+        1 => 128,
+        2 => 256,
+        _ => 0,
+    }
+}
+
+pub fn tel_segment_size(version: u32) -> usize {
+    TEL_SLOTS + tel_slot_size(version) * MAX_STRATEGIES
+}
 
 pub const SLOT_ORDERS: usize = 0;
 pub const SLOT_REJECTS: usize = 8;
@@ -77,7 +91,7 @@ pub const SLOT_SESSION_NS: usize = 160;
 pub const SESSION_UP: u32 = 1;
 pub const SESSION_DOWN: u32 = 2;
 
-/// Every documented field: (name as the page writes it, offset, size).
+/// Every documented field of the state segment: (name as the page writes it, offset, size).
 pub const FIELDS: &[(&str, usize, usize)] = &[
     ("hdr.magic", HDR_MAGIC, 8),
     ("hdr.layout_version", HDR_LAYOUT_VERSION, 4),
@@ -119,36 +133,47 @@ pub const FIELDS: &[(&str, usize, usize)] = &[
     ("limit.size_factor", LIMIT_SIZE_FACTOR, 8),
     ("limit.max_qty", LIMIT_MAX_QTY, 8),
     ("limit.max_notional", LIMIT_MAX_NOTIONAL, 8),
-    ("tel.magic", 0, 8),
-    ("tel.version", TEL_VERSION_OFF, 4),
-    ("tel.slot_size", 12, 4),
-    ("tel.capacity", 16, 4),
-    ("tel.segment_size", TEL_SEGMENT_SIZE_OFF, 8),
-    ("tel.slots", TEL_SLOTS, TEL_SLOT_SIZE * MAX_STRATEGIES),
-    ("slot.orders", SLOT_ORDERS, 8),
-    ("slot.rejects", SLOT_REJECTS, 8),
-    ("slot.cancels", SLOT_CANCELS, 8),
-    ("slot.heartbeat_ns", SLOT_HEARTBEAT_NS, 8),
-    ("slot.ack_seq", SLOT_ACK_SEQ, 4),
-    ("slot.pid", SLOT_PID, 4),
-    ("slot.ack_ns", SLOT_ACK_NS, 8),
-    ("slot.opening_base", SLOT_OPENING_BASE, 8),
-    ("slot.opening_fills", SLOT_OPENING_FILLS, 8),
-    ("slot.gseq", SLOT_GSEQ, 4),
-    ("slot.opening_seq", SLOT_OPENING_SEQ, 4),
-    ("slot.fills", SLOT_FILLS, 8),
-    ("slot.fill_cash", SLOT_FILL_CASH, 8),
-    ("slot.fees", SLOT_FEES, 8),
-    ("slot.balance", SLOT_BALANCE, 8),
-    ("slot.position", SLOT_POSITION, 8),
-    ("slot.gross", SLOT_GROSS, 8),
-    ("slot.pnl", SLOT_PNL, 8),
-    ("slot.working_orders", SLOT_WORKING_ORDERS, 8),
-    ("slot.working_ns", SLOT_WORKING_NS, 8),
-    ("slot.md_last_ns", SLOT_MD_LAST_NS, 8),
-    ("slot.session", SLOT_SESSION, 4),
-    ("slot.session_ns", SLOT_SESSION_NS, 8),
 ];
+
+/// The telemetry segment's documented fields in a version (1 or 2).
+pub fn tel_fields(version: u32) -> Vec<(&'static str, usize, usize)> {
+    let mut f = vec![
+        ("tel.magic", 0, 8),
+        ("tel.version", TEL_VERSION_OFF, 4),
+        ("tel.slot_size", 12, 4),
+        ("tel.capacity", 16, 4),
+        ("tel.segment_size", TEL_SEGMENT_SIZE_OFF, 8),
+        ("tel.slots", TEL_SLOTS, tel_slot_size(version) * MAX_STRATEGIES),
+        ("slot.orders", SLOT_ORDERS, 8),
+        ("slot.rejects", SLOT_REJECTS, 8),
+        ("slot.cancels", SLOT_CANCELS, 8),
+        ("slot.heartbeat_ns", SLOT_HEARTBEAT_NS, 8),
+        ("slot.ack_seq", SLOT_ACK_SEQ, 4),
+        ("slot.pid", SLOT_PID, 4),
+        ("slot.ack_ns", SLOT_ACK_NS, 8),
+        ("slot.opening_base", SLOT_OPENING_BASE, 8),
+        ("slot.opening_fills", SLOT_OPENING_FILLS, 8),
+        ("slot.gseq", SLOT_GSEQ, 4),
+        ("slot.opening_seq", SLOT_OPENING_SEQ, 4),
+        ("slot.fills", SLOT_FILLS, 8),
+        ("slot.fill_cash", SLOT_FILL_CASH, 8),
+        ("slot.fees", SLOT_FEES, 8),
+        ("slot.balance", SLOT_BALANCE, 8),
+        ("slot.position", SLOT_POSITION, 8),
+        ("slot.gross", SLOT_GROSS, 8),
+        ("slot.pnl", SLOT_PNL, 8),
+    ];
+    if version >= 2 {
+        f.extend_from_slice(&[
+            ("slot.working_orders", SLOT_WORKING_ORDERS, 8),
+            ("slot.working_ns", SLOT_WORKING_NS, 8),
+            ("slot.md_last_ns", SLOT_MD_LAST_NS, 8),
+            ("slot.session", SLOT_SESSION, 4),
+            ("slot.session_ns", SLOT_SESSION_NS, 8),
+        ]);
+    }
+    f
+}
 
 /// Reason codes (breaker.proto's ReasonCode), as the page's table names them.
 pub const REASONS: &[&str] = &[

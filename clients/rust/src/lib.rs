@@ -200,19 +200,12 @@ impl Client {
     /// does not look at the heartbeat.
     #[inline]
     pub fn check(&self, slot: i32) -> Mode {
-        let g = self
-            .shm
-            .u64(L::GLOBAL + L::SCOPE_STATE)
-            .load(Ordering::Acquire)
-            & 0xff;
+        let g = self.shm.u64(L::GLOBAL + L::SCOPE_STATE).load(Ordering::Acquire) & 0xff;
         if slot >= L::MAX_STRATEGIES as i32 || slot < GLOBAL {
             return Mode::Halted;
         }
         let s = if slot >= 0 {
-            self.shm
-                .u64(scope_off(slot) + L::SCOPE_STATE)
-                .load(Ordering::Acquire)
-                & 0xff
+            self.shm.u64(scope_off(slot) + L::SCOPE_STATE).load(Ordering::Acquire) & 0xff
         } else {
             0
         };
@@ -235,16 +228,11 @@ impl Client {
             return Mode::Halted;
         }
         let bound = if max_age_ns == 0 {
-            self.shm
-                .u64(L::HDR_HEARTBEAT_BOUND_NS)
-                .load(Ordering::Relaxed)
+            self.shm.u64(L::HDR_HEARTBEAT_BOUND_NS).load(Ordering::Relaxed)
         } else {
             max_age_ns
         };
-        if hb == 0
-            || (now_mono_ns > hb && now_mono_ns - hb > bound)
-            || (hb > now_mono_ns && hb - now_mono_ns > bound)
-        {
+        if hb == 0 || (now_mono_ns > hb && now_mono_ns - hb > bound) || (hb > now_mono_ns && hb - now_mono_ns > bound) {
             return Mode::Halted;
         }
         self.check(slot)
@@ -267,17 +255,11 @@ impl Client {
         (0..self.strategy_count())
             .find(|&i| self.name_at(scope_off(i as i32)) == strategy)
             .map(|i| i as i32)
-            .ok_or_else(|| {
-                Error::new(
-                    Error::ENOENT,
-                    format!("strategy {} is not registered", strategy),
-                )
-            })
+            .ok_or_else(|| Error::new(Error::ENOENT, format!("strategy {} is not registered", strategy)))
     }
 
     pub fn strategy_count(&self) -> usize {
-        (self.shm.u32(L::HDR_STRATEGY_COUNT).load(Ordering::Acquire) as usize)
-            .min(L::MAX_STRATEGIES)
+        (self.shm.u32(L::HDR_STRATEGY_COUNT).load(Ordering::Acquire) as usize).min(L::MAX_STRATEGIES)
     }
     pub fn group_count(&self) -> usize {
         (self.shm.u32(L::HDR_GROUP_COUNT).load(Ordering::Acquire) as usize).min(L::MAX_GROUPS)
@@ -330,10 +312,7 @@ impl Client {
     fn read_scope(&self, off: usize) -> (u64, u32, u64, u32) {
         for _ in 0..=SEQLOCK_TRIES {
             let q = self.shm.u32(off + L::SCOPE_SEQ).load(Ordering::Acquire);
-            let since = self
-                .shm
-                .u64(off + L::SCOPE_SINCE_NS)
-                .load(Ordering::Relaxed);
+            let since = self.shm.u64(off + L::SCOPE_SINCE_NS).load(Ordering::Relaxed);
             let latches = self.shm.u32(off + L::SCOPE_LATCHES).load(Ordering::Relaxed);
             let state = self.shm.u64(off + L::SCOPE_STATE).load(Ordering::Relaxed);
             fence(Ordering::Acquire);
@@ -341,35 +320,21 @@ impl Client {
                 return (state, latches, since, q);
             }
         }
-        (
-            self.shm.u64(off + L::SCOPE_STATE).load(Ordering::Acquire),
-            0,
-            0,
-            0,
-        )
+        (self.shm.u64(off + L::SCOPE_STATE).load(Ordering::Acquire), 0, 0, 0)
     }
 
     /// The winning latch of a slot's effective scope (GLOBAL: the global
     /// scope); the holder bits name the group whose latch the daemon folded in.
     pub fn reason(&self, slot: i32) -> Reason {
         let strat = slot >= 0 && slot < L::MAX_STRATEGIES as i32;
-        let gw = self
-            .shm
-            .u64(L::GLOBAL + L::SCOPE_STATE)
-            .load(Ordering::Acquire);
+        let gw = self.shm.u64(L::GLOBAL + L::SCOPE_STATE).load(Ordering::Acquire);
         let sw = if strat {
-            self.shm
-                .u64(scope_off(slot) + L::SCOPE_STATE)
-                .load(Ordering::Acquire)
+            self.shm.u64(scope_off(slot) + L::SCOPE_STATE).load(Ordering::Acquire)
         } else {
             0
         };
         let use_strat = strat && (sw & 0xff) > (gw & 0xff);
-        let (w, _, since, _) = self.read_scope(if use_strat {
-            scope_off(slot)
-        } else {
-            L::GLOBAL
-        });
+        let (w, _, since, _) = self.read_scope(if use_strat { scope_off(slot) } else { L::GLOBAL });
         let mode = w & 0xff;
         let holder = ((w >> 16) & 0xffff) as usize;
         let (scope, scope_slot, scope_name) = if mode == 0 {
@@ -377,11 +342,7 @@ impl Client {
         } else if !use_strat {
             (Holder::Global, -1, String::new())
         } else if (1..=L::MAX_GROUPS).contains(&holder) {
-            (
-                Holder::Group,
-                holder as i32 - 1,
-                self.group_name(holder - 1),
-            )
+            (Holder::Group, holder as i32 - 1, self.group_name(holder - 1))
         } else {
             (Holder::Strategy, slot, self.strategy_name(slot))
         };
@@ -403,23 +364,12 @@ impl Client {
         for _ in 0..=SEQLOCK_TRIES {
             let q = self.shm.u32(off + L::LIMIT_SEQ).load(Ordering::Acquire);
             let flags = self.shm.u32(off + L::LIMIT_FLAGS).load(Ordering::Relaxed);
-            let sf = self
-                .shm
-                .u64(off + L::LIMIT_SIZE_FACTOR)
-                .load(Ordering::Relaxed);
+            let sf = self.shm.u64(off + L::LIMIT_SIZE_FACTOR).load(Ordering::Relaxed);
             let mq = self.shm.u64(off + L::LIMIT_MAX_QTY).load(Ordering::Relaxed);
-            let mn = self
-                .shm
-                .u64(off + L::LIMIT_MAX_NOTIONAL)
-                .load(Ordering::Relaxed);
+            let mn = self.shm.u64(off + L::LIMIT_MAX_NOTIONAL).load(Ordering::Relaxed);
             fence(Ordering::Acquire);
             if q & 1 == 0 && q == self.shm.u32(off + L::LIMIT_SEQ).load(Ordering::Relaxed) {
-                return Some((
-                    flags,
-                    f64::from_bits(sf),
-                    f64::from_bits(mq),
-                    f64::from_bits(mn),
-                ));
+                return Some((flags, f64::from_bits(sf), f64::from_bits(mq), f64::from_bits(mn)));
             }
         }
         None
@@ -446,11 +396,7 @@ impl Client {
             max_qty: 0.0,
             max_notional: 0.0,
         };
-        let entries: &[usize] = if slot >= 0 {
-            &[0, 1 + slot as usize]
-        } else {
-            &[0]
-        };
+        let entries: &[usize] = if slot >= 0 { &[0, 1 + slot as usize] } else { &[0] };
         for &e in entries {
             let (f, sf, mq, mn) = match self.limits_entry(e) {
                 Some(v) => v,
@@ -461,9 +407,7 @@ impl Client {
             {
                 out.size_factor = sane(sf);
             }
-            if f & L::LIMIT_FLAG_MAX_QTY != 0
-                && (out.flags & L::LIMIT_FLAG_MAX_QTY == 0 || sane(mq) < out.max_qty)
-            {
+            if f & L::LIMIT_FLAG_MAX_QTY != 0 && (out.flags & L::LIMIT_FLAG_MAX_QTY == 0 || sane(mq) < out.max_qty) {
                 out.max_qty = sane(mq);
             }
             if f & L::LIMIT_FLAG_MAX_NOTIONAL != 0

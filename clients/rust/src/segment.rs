@@ -43,6 +43,10 @@ impl Segment {
         unsafe { &*(self.base.add(off) as *const AtomicU32) }
     }
 
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
     pub fn byte(&self, off: usize) -> u8 {
         assert!(off < self.len);
         // SAFETY: inside the mapping; a name byte may be torn by a writer,
@@ -52,16 +56,8 @@ impl Segment {
 }
 
 pub fn path(instance: &str, suffix: &str) -> Result<String, Error> {
-    if instance.is_empty()
-        || instance.len() >= 64
-        || instance.contains('/')
-        || instance == "."
-        || instance == ".."
-    {
-        return Err(Error::new(
-            Error::EINVAL,
-            format!("bad instance name: {:?}", instance),
-        ));
+    if instance.is_empty() || instance.len() >= 64 || instance.contains('/') || instance == "." || instance == ".." {
+        return Err(Error::new(Error::EINVAL, format!("bad instance name: {:?}", instance)));
     }
     Ok(format!(
         "{}/{}{}{}",
@@ -93,23 +89,17 @@ pub fn trust_owner(p: &str, owner: u32, mode: u32, daemon_uid: Option<u32>) -> R
     if mode & 0o022 != 0 {
         return Err(Error::new(
             Error::EPERM,
-            format!(
-                "{}: writable by group or others (mode {:o})",
-                p,
-                mode & 0o7777
-            ),
+            format!("{}: writable by group or others (mode {:o})", p, mode & 0o7777),
         ));
     }
     let mut want = daemon_uid;
     if want.is_none() {
         if let Ok(env) = std::env::var(DAEMON_UID_ENV) {
             if !env.is_empty() {
-                want = Some(uid_of(&env).ok_or_else(|| {
-                    Error::new(
-                        Error::EINVAL,
-                        format!("{}={} names no user", DAEMON_UID_ENV, env),
-                    )
-                })?);
+                want =
+                    Some(uid_of(&env).ok_or_else(|| {
+                        Error::new(Error::EINVAL, format!("{}={} names no user", DAEMON_UID_ENV, env))
+                    })?);
             }
         }
     }
@@ -136,35 +126,33 @@ fn open_error(p: &str, e: std::io::Error) -> Error {
 /// Open p, check the opened file (fstat: what is mapped is what was checked),
 /// map `size` bytes. writable: the telemetry segment (group may write it,
 /// one link, exactly `size` bytes).
-pub fn map(
-    p: &str,
-    size: usize,
-    writable: bool,
-    daemon_uid: Option<u32>,
-) -> Result<Segment, Error> {
+pub fn map(p: &str, size: usize, writable: bool, daemon_uid: Option<u32>) -> Result<Segment, Error> {
+    map_sizes(p, &[size], writable, daemon_uid)
+}
+
+/// map(), for a segment that may have one of several sizes (the first is
+/// the one wanted when none matches).
+pub fn map_sizes(p: &str, sizes: &[usize], writable: bool, daemon_uid: Option<u32>) -> Result<Segment, Error> {
     let f: File = OpenOptions::new()
         .read(true)
         .write(writable)
         .open(p)
         .map_err(|e| open_error(p, e))?;
     let md = f.metadata().map_err(|e| open_error(p, e))?;
-    let mode = if writable {
-        md.mode() & !0o020
-    } else {
-        md.mode()
-    };
+    let mode = if writable { md.mode() & !0o020 } else { md.mode() };
     trust_owner(p, md.uid(), mode, daemon_uid)?;
     if writable && md.nlink() != 1 {
         return Err(Error::new(Error::EPERM, format!("{}: has other links", p)));
     }
     let len = md.len() as usize;
+    let size = if sizes.contains(&len) { len } else { sizes[0] };
     if len == 0 {
         return Err(Error::new(Error::EAGAIN, format!("{}: being created", p)));
     }
     if if writable { len != size } else { len < size } {
         return Err(Error::new(
             Error::EPROTO,
-            format!("{}: {} bytes, layout wants {}", p, len, size),
+            format!("{}: {} bytes, layout wants {:?}", p, len, sizes),
         ));
     }
     let prot = if writable {
@@ -172,7 +160,6 @@ pub fn map(
     } else {
         sys::PROT_READ
     };
-    let base = sys::mmap(size, prot, f.as_raw_fd())
-        .map_err(|e| Error::new(e, format!("{}: mmap failed", p)))?;
+    let base = sys::mmap(size, prot, f.as_raw_fd()).map_err(|e| Error::new(e, format!("{}: mmap failed", p)))?;
     Ok(Segment { base, len: size })
 }

@@ -80,12 +80,7 @@ pub fn futex_wait(addr: *const u32, val: u32, timeout_ns: Option<u64>) -> i32 {
     });
     let tsp = ts.as_ref().map_or(0, |t| t as *const Timespec as usize);
     // SAFETY: addr is a 4-byte aligned word of a live mapping; FUTEX_WAIT only reads it.
-    let r = unsafe {
-        syscall6(
-            nr::FUTEX,
-            [addr as usize, FUTEX_WAIT, val as usize, tsp, 0, 0],
-        )
-    };
+    let r = unsafe { syscall6(nr::FUTEX, [addr as usize, FUTEX_WAIT, val as usize, tsp, 0, 0]) };
     if r == 0 || r == -(EAGAIN as isize) {
         0
     } else {
@@ -96,22 +91,12 @@ pub fn futex_wait(addr: *const u32, val: u32, timeout_ns: Option<u64>) -> i32 {
 /// CLOCK_MONOTONIC in ns, the daemon's heartbeat clock (a real system call:
 /// ~100 ns; `Client::now_mono_ns` is the cheap one).
 pub fn clock_monotonic_ns() -> u64 {
-    let mut ts = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = Timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: the kernel writes one timespec into ts.
     unsafe {
         syscall6(
             nr::CLOCK_GETTIME,
-            [
-                CLOCK_MONOTONIC,
-                &mut ts as *mut Timespec as usize,
-                0,
-                0,
-                0,
-                0,
-            ],
+            [CLOCK_MONOTONIC, &mut ts as *mut Timespec as usize, 0, 0, 0, 0],
         );
     }
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64

@@ -17,14 +17,8 @@ use std::sync::atomic::{
 pub struct Telemetry {
     tel: Segment,
     pid: u32,
-}
-
-fn base(slot: i32) -> Option<usize> {
-    if slot >= 0 && (slot as usize) < L::MAX_STRATEGIES {
-        Some(L::TEL_SLOTS + L::TEL_SLOT_SIZE * slot as usize)
-    } else {
-        None
-    }
+    version: u32,
+    slot_size: usize,
 }
 
 impl Telemetry {
@@ -37,29 +31,55 @@ impl Telemetry {
     /// version and size are this client's.
     pub fn attach_as(instance: &str, daemon_uid: Option<u32>) -> Result<Telemetry, Error> {
         let p = segment::path(instance, L::TEL_SUFFIX)?;
-        let tel = segment::map(&p, L::TEL_SEGMENT_SIZE, true, daemon_uid)?;
+        let sizes = [L::tel_segment_size(L::TEL_VERSION), L::tel_segment_size(1)];
+        let tel = segment::map_sizes(&p, &sizes, true, daemon_uid)?;
         let version = tel.u32(L::TEL_VERSION_OFF).load(Acquire);
         if version == 0 {
             return Err(Error::new(Error::EAGAIN, format!("{}: being created", p)));
         }
         if tel.u64(0).load(Relaxed) != L::TEL_MAGIC
-            || version != L::TEL_VERSION
-            || tel.u64(L::TEL_SEGMENT_SIZE_OFF).load(Relaxed) != L::TEL_SEGMENT_SIZE as u64
+            || L::tel_slot_size(version) == 0
+            || tel.u64(L::TEL_SEGMENT_SIZE_OFF).load(Relaxed) != L::tel_segment_size(version) as u64
+            || tel.len() != L::tel_segment_size(version)
         {
             return Err(Error::new(
                 Error::EPROTO,
                 format!(
-                    "{}: telemetry version {}, this client writes version {}: refusing",
+                    "{}: telemetry version {} ({} bytes); this client writes versions 1 and 2: refusing",
                     p,
                     version,
-                    L::TEL_VERSION
+                    tel.len()
                 ),
             ));
         }
         Ok(Telemetry {
             tel,
             pid: std::process::id(),
+            version,
+            slot_size: L::tel_slot_size(version),
         })
+    }
+
+    /// The segment's version: 1, or 2 (which has the working/market-data/session words).
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    fn base(&self, slot: i32) -> Option<usize> {
+        if slot >= 0 && (slot as usize) < L::MAX_STRATEGIES {
+            Some(L::TEL_SLOTS + self.slot_size * slot as usize)
+        } else {
+            None
+        }
+    }
+
+    /// base() for a version-2 word: None in a version-1 segment (no such word).
+    fn base2(&self, slot: i32) -> Option<usize> {
+        if self.version >= 2 {
+            self.base(slot)
+        } else {
+            None
+        }
     }
 
     fn add(&self, off: usize, n: u64) {
@@ -89,39 +109,37 @@ impl Telemetry {
     }
 
     pub fn report_order(&self, slot: i32, n: u64) {
-        if let Some(b) = base(slot) {
+        if let Some(b) = self.base(slot) {
             self.add(b + L::SLOT_ORDERS, n);
         }
     }
 
     pub fn report_reject(&self, slot: i32, n: u64) {
-        if let Some(b) = base(slot) {
+        if let Some(b) = self.base(slot) {
             self.add(b + L::SLOT_REJECTS, n);
         }
     }
 
     pub fn report_cancel(&self, slot: i32, n: u64) {
-        if let Some(b) = base(slot) {
+        if let Some(b) = self.base(slot) {
             self.add(b + L::SLOT_CANCELS, n);
         }
     }
 
     /// The engine is alive; call at least every few ms (now: CLOCK_MONOTONIC ns).
     pub fn report_heartbeat(&self, slot: i32, now_mono_ns: u64) {
-        if let Some(b) = base(slot) {
+        if let Some(b) = self.base(slot) {
             let pid = self.tel.u32(b + L::SLOT_PID);
             if pid.load(Relaxed) == 0 {
                 pid.store(self.pid, Relaxed);
             }
-            self.tel
-                .u64(b + L::SLOT_HEARTBEAT_NS)
-                .store(now_mono_ns, Release);
+            self.tel.u64(b + L::SLOT_HEARTBEAT_NS).store(now_mono_ns, Release);
         }
     }
 
     /// The engine has acted on (e.g. cancelled its orders for) change sequence seq.
     pub fn report_ack(&self, slot: i32, seq: u32, now_mono_ns: u64) {
-        if let Some(b) = base(slot) {
+        if let Some(b) = self.base(slot) {
             self.tel.u64(b + L::SLOT_ACK_NS).store(now_mono_ns, Relaxed);
             self.tel.u32(b + L::SLOT_ACK_SEQ).store(seq, Release);
         }
@@ -129,7 +147,7 @@ impl Telemetry {
 
     /// A fill: signed cash (negative buying), the fee, balance and position after it.
     pub fn report_fill(&self, slot: i32, cash: f64, fee: f64, balance: f64, position: f64) {
-        if let Some(b) = base(slot) {
+        if let Some(b) = self.base(slot) {
             self.begin(b);
             let fills = self.tel.u64(b + L::SLOT_FILLS);
             fills.store(fills.load(Relaxed) + 1, Relaxed);
@@ -143,7 +161,7 @@ impl Telemetry {
 
     /// Marks: net position, gross exposure and PnL (realized + unrealized).
     pub fn report_marks(&self, slot: i32, position: f64, gross: f64, pnl: f64) {
-        if let Some(b) = base(slot) {
+        if let Some(b) = self.base(slot) {
             self.begin(b);
             self.set_f(b + L::SLOT_POSITION, position);
             self.set_f(b + L::SLOT_GROSS, gross);
@@ -154,16 +172,14 @@ impl Telemetry {
 
     /// The opening balance: a statement (opening_seq + 1) with fills and cash folded in.
     pub fn report_opening_balance(&self, slot: i32, balance: f64) {
-        if let Some(b) = base(slot) {
+        if let Some(b) = self.base(slot) {
             let cash = f64::from_bits(self.tel.u64(b + L::SLOT_FILL_CASH).load(Relaxed));
             let fees = f64::from_bits(self.tel.u64(b + L::SLOT_FEES).load(Relaxed));
             self.begin(b);
             self.set_f(b + L::SLOT_BALANCE, balance);
             self.set_f(b + L::SLOT_OPENING_BASE, balance - (cash - fees));
             let fills = self.tel.u64(b + L::SLOT_FILLS).load(Relaxed);
-            self.tel
-                .u64(b + L::SLOT_OPENING_FILLS)
-                .store(fills, Relaxed);
+            self.tel.u64(b + L::SLOT_OPENING_FILLS).store(fills, Relaxed);
             let oseq = self.tel.u32(b + L::SLOT_OPENING_SEQ);
             oseq.store(oseq.load(Relaxed).wrapping_add(1), Relaxed);
             self.end(b);
@@ -172,7 +188,7 @@ impl Telemetry {
 
     /// The cash balance alone; before the first fill it is the opening balance.
     pub fn report_balance(&self, slot: i32, balance: f64) {
-        if let Some(b) = base(slot) {
+        if let Some(b) = self.base(slot) {
             if self.tel.u64(b + L::SLOT_FILLS).load(Relaxed) == 0 {
                 self.report_opening_balance(slot, balance);
                 return;
@@ -183,36 +199,30 @@ impl Telemetry {
         }
     }
 
-    /// Orders working at the venue now (report on change, and when acting on a halt).
+    /// Orders working at the venue now (report on change, and when acting on
+    /// a halt). This and the two below need a version-2 segment: dropped on a
+    /// version-1 one (whose daemon would not read them).
     pub fn report_working(&self, slot: i32, working: u64, now_mono_ns: u64) {
-        if let Some(b) = base(slot) {
-            self.tel
-                .u64(b + L::SLOT_WORKING_ORDERS)
-                .store(working, Relaxed);
-            self.tel
-                .u64(b + L::SLOT_WORKING_NS)
-                .store(now_mono_ns.max(1), Release);
+        if let Some(b) = self.base2(slot) {
+            self.tel.u64(b + L::SLOT_WORKING_ORDERS).store(working, Relaxed);
+            self.tel.u64(b + L::SLOT_WORKING_NS).store(now_mono_ns.max(1), Release);
         }
     }
 
     /// A market-data tick arrived.
     pub fn report_md_tick(&self, slot: i32, now_mono_ns: u64) {
-        if let Some(b) = base(slot) {
-            self.tel
-                .u64(b + L::SLOT_MD_LAST_NS)
-                .store(now_mono_ns.max(1), Release);
+        if let Some(b) = self.base2(slot) {
+            self.tel.u64(b + L::SLOT_MD_LAST_NS).store(now_mono_ns.max(1), Release);
         }
     }
 
     /// The order-entry session with the venue went up or down.
     pub fn report_session(&self, slot: i32, up: bool, now_mono_ns: u64) {
-        if let Some(b) = base(slot) {
+        if let Some(b) = self.base2(slot) {
             self.tel
                 .u32(b + L::SLOT_SESSION)
                 .store(if up { L::SESSION_UP } else { L::SESSION_DOWN }, Relaxed);
-            self.tel
-                .u64(b + L::SLOT_SESSION_NS)
-                .store(now_mono_ns.max(1), Release);
+            self.tel.u64(b + L::SLOT_SESSION_NS).store(now_mono_ns.max(1), Release);
         }
     }
 }

@@ -55,13 +55,24 @@ public final class Layout {
     public static final int LIMIT_FLAG_MAX_NOTIONAL = 4;
 
     // ---- telemetry segment (one writing engine per slot) ----
+    // Versions 1 (128-byte slots) and 2 (256-byte slots: working orders,
+    // market data, session) share the first 128 bytes of a slot; this client
+    // writes either, and the version-2 words only into a version-2 segment.
     public static final long TEL_MAGIC = 0x313030304c455442L; // "BTEL0001"
-    public static final int TEL_VERSION = 2;
+    public static final int TEL_VERSION = 2; // the newest this client writes
     public static final String TEL_SUFFIX = ".tel";
-    public static final int TEL_SLOT_SIZE = 256;
     public static final int TEL_SLOTS = 64;
-    public static final long TEL_SEGMENT_SIZE = 64L + 256L * 4096L;
     public static final int TEL_VERSION_OFF = 8;
+    public static final int TEL_SEGMENT_SIZE_OFF = 24;
+
+    /** A telemetry version's slot size; 0 for a version this client does not know. */
+    public static int telSlotSize(int version) {
+        return version == 1 ? 128 : version == 2 ? 256 : 0;
+    }
+
+    public static long telSegmentSize(int version) {
+        return TEL_SLOTS + (long) telSlotSize(version) * MAX_STRATEGIES;
+    }
 
     public static final int SLOT_ORDERS = 0;
     public static final int SLOT_REJECTS = 8;
@@ -89,7 +100,7 @@ public final class Layout {
     public static final int SESSION_UP = 1;
     public static final int SESSION_DOWN = 2;
 
-    /** Every documented field: name as the page writes it, {offset, size}. */
+    /** Every documented field of the state segment: name as the page writes it, {offset, size}. */
     public static final Map<String, int[]> FIELDS;
 
     static {
@@ -134,12 +145,18 @@ public final class Layout {
         f.put("limit.size_factor", new int[] {LIMIT_SIZE_FACTOR, 8});
         f.put("limit.max_qty", new int[] {LIMIT_MAX_QTY, 8});
         f.put("limit.max_notional", new int[] {LIMIT_MAX_NOTIONAL, 8});
+        FIELDS = Collections.unmodifiableMap(f);
+    }
+
+    /** The telemetry segment's documented fields in a version (1 or 2): {offset, size}. */
+    public static Map<String, int[]> telFields(int version) {
+        Map<String, int[]> f = new LinkedHashMap<>();
         f.put("tel.magic", new int[] {0, 8});
         f.put("tel.version", new int[] {TEL_VERSION_OFF, 4});
         f.put("tel.slot_size", new int[] {12, 4});
         f.put("tel.capacity", new int[] {16, 4});
-        f.put("tel.segment_size", new int[] {24, 8});
-        f.put("tel.slots", new int[] {TEL_SLOTS, TEL_SLOT_SIZE * MAX_STRATEGIES});
+        f.put("tel.segment_size", new int[] {TEL_SEGMENT_SIZE_OFF, 8});
+        f.put("tel.slots", new int[] {TEL_SLOTS, telSlotSize(version) * MAX_STRATEGIES});
         f.put("slot.orders", new int[] {SLOT_ORDERS, 8});
         f.put("slot.rejects", new int[] {SLOT_REJECTS, 8});
         f.put("slot.cancels", new int[] {SLOT_CANCELS, 8});
@@ -158,12 +175,14 @@ public final class Layout {
         f.put("slot.position", new int[] {SLOT_POSITION, 8});
         f.put("slot.gross", new int[] {SLOT_GROSS, 8});
         f.put("slot.pnl", new int[] {SLOT_PNL, 8});
-        f.put("slot.working_orders", new int[] {SLOT_WORKING_ORDERS, 8});
-        f.put("slot.working_ns", new int[] {SLOT_WORKING_NS, 8});
-        f.put("slot.md_last_ns", new int[] {SLOT_MD_LAST_NS, 8});
-        f.put("slot.session", new int[] {SLOT_SESSION, 4});
-        f.put("slot.session_ns", new int[] {SLOT_SESSION_NS, 8});
-        FIELDS = Collections.unmodifiableMap(f);
+        if (version >= 2) {
+            f.put("slot.working_orders", new int[] {SLOT_WORKING_ORDERS, 8});
+            f.put("slot.working_ns", new int[] {SLOT_WORKING_NS, 8});
+            f.put("slot.md_last_ns", new int[] {SLOT_MD_LAST_NS, 8});
+            f.put("slot.session", new int[] {SLOT_SESSION, 4});
+            f.put("slot.session_ns", new int[] {SLOT_SESSION_NS, 8});
+        }
+        return Collections.unmodifiableMap(f);
     }
 
     /** Reason codes (breaker.proto's ReasonCode), as the page's table names them. */

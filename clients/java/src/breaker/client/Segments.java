@@ -98,6 +98,12 @@ final class Segments {
      */
     static MappedByteBuffer map(Path p, long size, boolean writable, boolean groupMayWrite,
                                 long daemonUid) throws BreakerException {
+        return map(p, new long[] {size}, writable, groupMayWrite, daemonUid);
+    }
+
+    /** map(), for a read-write segment that may have one of several exact sizes. */
+    static MappedByteBuffer map(Path p, long[] sizes, boolean writable, boolean groupMayWrite,
+                                long daemonUid) throws BreakerException {
         try {
             Map<String, Object> before = attrs(p);
             int mode = (Integer) before.get("mode");
@@ -109,9 +115,13 @@ final class Segments {
             long len = (Long) before.get("size");
             if (len == 0)
                 throw new BreakerException(BreakerException.EAGAIN, p + ": being created");
+            long size = sizes[0];
+            for (long sz : sizes)
+                if (len == sz)
+                    size = sz;
             if (writable ? len != size : len < size)
                 throw new BreakerException(BreakerException.EPROTO,
-                    p + ": " + len + " bytes, layout wants " + size);
+                    p + ": " + len + " bytes, layout wants " + java.util.Arrays.toString(sizes));
             MappedByteBuffer buf;
             try (FileChannel ch = writable
                      ? FileChannel.open(p, StandardOpenOption.READ, StandardOpenOption.WRITE)

@@ -17,9 +17,14 @@ public final class Telemetry implements AutoCloseable {
     private static final VarHandle U32 = BreakerClient.U32;
     private final MappedByteBuffer tel;
     private final int pid = (int) ProcessHandle.current().pid();
+    /** The segment's version (1 or 2) and slot size. */
+    public final int version;
+    private final int slotSize;
 
-    private Telemetry(MappedByteBuffer tel) {
+    private Telemetry(MappedByteBuffer tel, int version) {
         this.tel = tel;
+        this.version = version;
+        this.slotSize = Layout.telSlotSize(version);
     }
 
     public static Telemetry attach(String instance) throws BreakerException {
@@ -33,23 +38,30 @@ public final class Telemetry implements AutoCloseable {
      */
     public static Telemetry attach(String instance, long daemonUid) throws BreakerException {
         var p = Segments.path(instance, Layout.TEL_SUFFIX);
-        MappedByteBuffer m = Segments.map(p, Layout.TEL_SEGMENT_SIZE, true, true, daemonUid);
+        MappedByteBuffer m = Segments.map(p, new long[] {Layout.telSegmentSize(1), Layout.telSegmentSize(2)},
+                                          true, true, daemonUid);
         int version = (int) U32.getAcquire(m, Layout.TEL_VERSION_OFF);
         if (version == 0)
             throw new BreakerException(BreakerException.EAGAIN, p + ": being created");
-        if ((long) U64.get(m, 0) != Layout.TEL_MAGIC || version != Layout.TEL_VERSION
-            || (long) U64.get(m, 24) != Layout.TEL_SEGMENT_SIZE)
+        if ((long) U64.get(m, 0) != Layout.TEL_MAGIC || Layout.telSlotSize(version) == 0
+            || (long) U64.get(m, Layout.TEL_SEGMENT_SIZE_OFF) != Layout.telSegmentSize(version)
+            || m.capacity() != Layout.telSegmentSize(version))
             throw new BreakerException(BreakerException.EPROTO, p + ": telemetry version " + version
-                + ", this client writes version " + Layout.TEL_VERSION + ": refusing");
-        return new Telemetry(m);
+                + " (" + m.capacity() + " bytes); this client writes versions 1 and 2: refusing");
+        return new Telemetry(m, version);
     }
 
     @Override
     public void close() {}
 
     /** The slot's base offset, or -1 for a slot out of range (the report is dropped). */
-    private static int base(int slot) {
-        return slot >= 0 && slot < Layout.MAX_STRATEGIES ? Layout.TEL_SLOTS + Layout.TEL_SLOT_SIZE * slot : -1;
+    private int base(int slot) {
+        return slot >= 0 && slot < Layout.MAX_STRATEGIES ? Layout.TEL_SLOTS + slotSize * slot : -1;
+    }
+
+    /** base(), for a version-2 word: -1 in a version-1 segment (which has no such word). */
+    private int base2(int slot) {
+        return version >= 2 ? base(slot) : -1;
     }
 
     private void add(int off, long n) {
@@ -168,9 +180,13 @@ public final class Telemetry implements AutoCloseable {
         end(b);
     }
 
-    /** Orders working at the venue now (report on change, and when acting on a halt). */
+    /**
+     * Orders working at the venue now (report on change, and when acting on
+     * a halt). This and the two below need a version-2 segment: dropped on
+     * a version-1 one (whose daemon would not read them).
+     */
     public void reportWorking(int slot, long working, long nowMonoNs) {
-        int b = base(slot);
+        int b = base2(slot);
         if (b < 0)
             return;
         U64.setOpaque(tel, b + Layout.SLOT_WORKING_ORDERS, working);
@@ -179,14 +195,14 @@ public final class Telemetry implements AutoCloseable {
 
     /** A market-data tick arrived. */
     public void reportMdTick(int slot, long nowMonoNs) {
-        int b = base(slot);
+        int b = base2(slot);
         if (b >= 0)
             U64.setRelease(tel, b + Layout.SLOT_MD_LAST_NS, nowMonoNs != 0 ? nowMonoNs : 1);
     }
 
     /** The order-entry session with the venue went up or down. */
     public void reportSession(int slot, boolean up, long nowMonoNs) {
-        int b = base(slot);
+        int b = base2(slot);
         if (b < 0)
             return;
         U32.setOpaque(tel, b + Layout.SLOT_SESSION, up ? Layout.SESSION_UP : Layout.SESSION_DOWN);
