@@ -47,7 +47,8 @@ int main(int argc, char **argv)
 			uint64_t t0 = bk_now_mono_ns(), acc = 0;
 
 			for (int k = 0; k < BATCH; k++)
-				acc += pass ? bk_check_live(&c, slot, t0, 0) : bk_check(&c, slot);
+				acc += pass ? bk_check_live(&c, slot, t0, 0)
+				            : bk_check(&c, slot);
 			v[i] = (double)(bk_now_mono_ns() - t0) / BATCH;
 			sink += (unsigned)acc;
 		}
