@@ -161,6 +161,23 @@ def refused_steps(d: Daemon) -> None:
                 failures.append(f"{tag}: attach exit C {rc_c}, {name} {rc_o}")
         finally:
             os.unlink(path)
+    # telemetry: a version this client does not write, a segment cut short
+    for tag, patch in (("telemetry version 3", lambda b: b[:8] + (3).to_bytes(4, "little") + b[12:]),
+                       ("telemetry cut short", lambda b: b[: len(b) // 2])):
+        inst = f"{d.instance}-forged"
+        path = good + "-forged.tel"
+        with open(good + ".tel", "rb") as f:
+            data = patch(f.read())
+        with open(path, "wb") as f:
+            f.write(data)
+        os.chmod(path, 0o660)
+        try:
+            _, out_c = run(c_probe, "tel", inst, "0")
+            _, out_o = run(probe, "tel", inst, "0")
+            expect(f"C refuses a telemetry segment ({tag})", out_c.split()[:2], ["error", "71"])
+            expect(f"{name} refuses a telemetry segment ({tag})", out_o.split()[:2], ["error", "71"])
+        finally:
+            os.unlink(path)
     print(f"ok   forged segments refused alike")
 
 

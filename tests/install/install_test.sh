@@ -147,6 +147,11 @@ unit_exec=$(sed -n 's/^ExecStart=\([^ ]*\) .*/\1/p' /usr/lib/systemd/system/brea
 [ "$unit_exec" = /usr/sbin/breakerd ] || bad "ExecStart is '$unit_exec'"
 
 say "4. breakerd as the unit runs it (user breaker, UMask=0027, ExecStartPre)"
+# with nothing named, breakerd reads the installed file (the CLI below does too)
+out=$(setpriv --reuid breaker --regid breaker --clear-groups /usr/sbin/breakerd --check-config 2>&1)
+echo "$out"
+echo "$out" | grep -q "config file: /etc/breaker/breaker.ini (the default path)" ||
+	bad "breakerd does not read /etc/breaker/breaker.ini by default"
 as_breaker() { setpriv --reuid breaker --regid breaker --clear-groups "$@"; }
 must as_breaker sh -c 'umask 0027; exec /usr/sbin/breakerd --check-config --config /etc/breaker/breaker.ini' ||
 	exit 1
