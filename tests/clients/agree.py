@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -181,6 +181,51 @@ def refused_steps(d: Daemon) -> None:
     print(f"ok   forged segments refused alike")
 
 
+def put(b: bytearray, off: int, fmt: str, *v: object) -> None:
+    struct.pack_into("<" + fmt, b, off, *v)
+
+
+def groups_and_limits_steps(d: Daemon) -> None:
+    """Group holders and limits: main's CLI cannot set them yet, so a copy of
+    the live segment gets them written in (as breakerd would lay them out,
+    docs/shm-layout.md) and every client reads the copy."""
+    with open(d.segment, "rb") as f:
+        b = bytearray(f.read())
+    put(b, 60, "I", 1)  # hdr.group_count
+    put(b, 192, "Q", 0)  # global ACTIVE (the telemetry step tripped it), so a strategy's word wins
+    g0 = 262400  # group slot 0: HALTED by kill_switch, uid 1234
+    put(b, g0, "QIIQ", 3 | 3 << 8 | 1234 << 32, 0, 1 << 3, 41)
+    b[g0 + 24 : g0 + 64] = b"venue:XETR".ljust(40, b"\0")
+    beta, gamma = 256 + 64 * 1, 256 + 64 * 2
+    put(b, beta, "QIIQ", 3 | 3 << 8 | 1 << 16 | 1234 << 32, 2, 0, 42)  # held by group 0
+    put(b, gamma, "QIIQ", 1 | 1 << 8 | 77 << 32, 4, 1 << 1, 43)  # its own CAUTIOUS latch
+    lim = 278784
+    put(b, lim, "IIddd", 2, 1, 0.5, 0.0, 0.0)  # global: size factor 0.5
+    put(b, lim + 32 * 2, "IIddd", 4, 7, 0.25, 100.0, float("nan"))  # beta: NaN reads as 0
+    put(b, lim + 32 * 3, "IIddd", 5, 3, 2.0, 5.0, 0.0)  # gamma: a writer that never finished
+    inst = f"{d.instance}-groups"
+    path = d.segment + "-groups"
+    with open(path, "wb") as f:
+        f.write(b)
+    os.chmod(path, 0o644)
+    try:
+        c = agree("groups and limits (a copy with them written in)", inst, str(1 << 62))
+        r = scope(c, 1)["reason"]
+        expect("beta held by group 0", (r["scope"], r["scope_slot"], r["scope_name"], r["code"], r["uid"]),
+               ("group", 0, "venue:XETR", 3, 1234))
+        expect("gamma held by itself", (scope(c, 2)["reason"]["scope"], scope(c, 2)["check"]),
+               ("strategy", "CAUTIOUS"))
+        bits = lambda x: struct.unpack("<Q", struct.pack("<d", x))[0]  # noqa: E731
+        expect("beta's limits: the strictest, NaN as 0", scope(c, 1)["limits"],
+               {"flags": 7, "size_factor": bits(0.25), "max_qty": bits(100.0), "max_notional": bits(0.0)})
+        expect("global's limits", scope(c, -1)["limits"],
+               {"flags": 1, "size_factor": bits(0.5), "max_qty": bits(0.0), "max_notional": bits(0.0)})
+        expect("gamma's unsettled limits fail closed", scope(c, 2)["limits"],
+               {"flags": 7, "size_factor": bits(0.0), "max_qty": bits(0.0), "max_notional": bits(0.0)})
+    finally:
+        os.unlink(path)
+
+
 def main() -> int:
     d = Daemon(f"agree-{name}")
     try:
@@ -206,6 +251,7 @@ def main() -> int:
         wait_steps(d)
         tel_steps(d)
         refused_steps(d)
+        groups_and_limits_steps(d)
 
         before = agree("before the daemon dies", d.instance)
         d.kill9()
