@@ -132,6 +132,13 @@ def tel_steps(d: Daemon) -> None:
             return
         time.sleep(0.1)
     print(f"ok   breakerd's invariant rule judged the numbers {name} wrote (beta VIOLATED)")
+    # both slots stop beating now: wait for those trips, so that nothing
+    # changes under the comparisons that follow
+    while not all(f"rule heartbeat (strategy {s})" in (st := d.ok("status")) for s in ("alpha", "beta")):
+        if time.monotonic() > deadline:
+            failures.append(f"no stale_heartbeat trips after the telemetry step:\n{st}")
+            return
+        time.sleep(0.1)
 
 
 def refused_steps(d: Daemon) -> None:
@@ -226,6 +233,27 @@ def groups_and_limits_steps(d: Daemon) -> None:
         os.unlink(path)
 
 
+def example_steps(d: Daemon) -> None:
+    """The language's engine loop (docs/clients.md), $BK_EXAMPLE: it trades
+    ACTIVE, a kill of its strategy wakes it and it prints HALTED with the
+    reason, and it ends on time."""
+    cmd = os.environ.get("BK_EXAMPLE")
+    if not cmd:
+        failures.append("BK_EXAMPLE is not set: the engine loop example was not run")
+        return
+    p = subprocess.Popen([*cmd.split(), d.instance, "alpha", "3"], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    assert p.stdout is not None
+    first = p.stdout.readline().strip()
+    d.ok("kill", "alpha", "--reason", "agree: the example")
+    out, _ = p.communicate(timeout=60)
+    lines = [first, *out.strip().splitlines()]
+    expect(f"{name} engine loop starts ACTIVE", lines[0], "ACTIVE")
+    expect(f"{name} engine loop sees the kill", any(l.startswith("HALTED (kill_switch") for l in lines), True)
+    expect(f"{name} engine loop ends on time", (p.returncode, lines[-1].startswith("done:")), (0, True))
+    print(f"ok   {name} engine loop: {' | '.join(lines)}")
+
+
 def main() -> int:
     d = Daemon(f"agree-{name}")
     try:
@@ -272,6 +300,14 @@ def main() -> int:
         expect("all HALTED after a clean stop", {s["check_live"] for s in c["scopes"]}, {"HALTED"})
     finally:
         d.fini()
+    # the example on a daemon of its own: its heartbeat, once it stops,
+    # trips stale_heartbeat, which must not race the comparisons above
+    e = Daemon(f"example-{name}")
+    try:
+        e.start()
+        example_steps(e)
+    finally:
+        e.fini()
     for f in failures:
         print("FAIL:", f)
     print(f"{name}: {'all steps agree with the C client' if not failures else f'{len(failures)} failures'}")
