@@ -241,7 +241,7 @@ def example_steps(d: Daemon) -> None:
     if not cmd:
         failures.append("BK_EXAMPLE is not set: the engine loop example was not run")
         return
-    p = subprocess.Popen([*cmd.split(), d.instance, "alpha", "3"], stdout=subprocess.PIPE,
+    p = subprocess.Popen([*cmd.split(), d.instance, "alpha", "5"], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True)
     assert p.stdout is not None
     first = p.stdout.readline().strip()
