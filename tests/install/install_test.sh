@@ -220,11 +220,17 @@ must cli resume --reason "stage 3"
 expect "engine after resume 3" ACTIVE "$(engine 2>&1)"
 must cli audit --verify >/dev/null
 
-say "7. stop, purge"
+say "7. stop, remove, purge"
 kill -TERM "$daemon_pid"
 wait "$daemon_pid"
 daemon_pid=""
 expect "engine after a clean stop" HALTED "$(engine 2>&1)"
+# remove first: the configuration, the state and the user stay
+must dpkg_locked -r python3-breaker breaker-dev breaker >/dev/null
+[ -e /usr/sbin/breakerd ] && bad "breakerd still there after dpkg -r"
+[ -f /etc/breaker/breaker.ini ] || bad "dpkg -r removed the conffile"
+[ -s /var/lib/breaker/default/audit.log ] || bad "dpkg -r removed the audit log"
+getent passwd breaker >/dev/null || bad "dpkg -r removed the user"
 dpkg_locked --purge python3-breaker breaker-dev breaker >"$tmp/purge.log" 2>&1 ||
 	bad "dpkg --purge failed"
 cat "$tmp/purge.log"
