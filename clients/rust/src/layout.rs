@@ -20,6 +20,7 @@ pub const HDR_STRATEGY_COUNT: usize = 56;
 pub const HDR_GROUP_COUNT: usize = 60;
 pub const HEARTBEAT_NS: usize = 64;
 pub const CHANGE_SEQ: usize = 128;
+pub const VALID_UNTIL_NS: usize = 160;
 pub const GLOBAL: usize = 192;
 pub const STRATEGIES: usize = 256;
 pub const GROUPS: usize = 262_400;
@@ -116,7 +117,7 @@ pub const FIELDS: &[(&str, usize, usize)] = &[
     ("hdr.group_table_offset", 144, 4),
     ("hdr.limits_table_offset", 148, 4),
     ("hdr.limits_entry_size", 152, 4),
-    ("valid_until_ns", 160, 8),
+    ("valid_until_ns", VALID_UNTIL_NS, 8),
     ("firm_revision", 168, 8),
     ("firm_contact_ns", 176, 8),
     ("global", GLOBAL, SCOPE_SIZE),

@@ -220,7 +220,9 @@ impl Client {
 
     /// check() that fails closed: Halted when the layout version changed or
     /// the daemon's heartbeat is 0 (clean stop), older than max_age_ns at
-    /// now_mono_ns, or more than max_age_ns ahead of it. 0: the daemon's bound.
+    /// now_mono_ns, or more than max_age_ns ahead of it (0: the daemon's
+    /// bound); in firm-wide mode also past valid_until_ns (the daemon's last
+    /// proven quorum contact plus its bound).
     #[inline]
     pub fn check_live_at(&self, slot: i32, now_mono_ns: u64, max_age_ns: u64) -> Mode {
         let hb = self.shm.u64(L::HEARTBEAT_NS).load(Ordering::Acquire);
@@ -233,6 +235,11 @@ impl Client {
             max_age_ns
         };
         if hb == 0 || (now_mono_ns > hb && now_mono_ns - hb > bound) || (hb > now_mono_ns && hb - now_mono_ns > bound) {
+            return Mode::Halted;
+        }
+        // firm-wide mode: no proven etcd quorum contact until valid_until_ns (0: not used)
+        let vu = self.shm.u64(L::VALID_UNTIL_NS).load(Ordering::Acquire);
+        if vu != 0 && now_mono_ns > vu {
             return Mode::Halted;
         }
         self.check(slot)

@@ -98,7 +98,9 @@ public final class BreakerClient implements AutoCloseable {
      * check() that fails closed: HALTED when the layout version changed, or
      * the daemon's heartbeat is 0 (clean stop), older than maxAgeNs at
      * nowMonoNs, or more than maxAgeNs ahead of it. maxAgeNs 0 takes the
-     * daemon's advice (hdr.heartbeat_bound_ns).
+     * daemon's advice (hdr.heartbeat_bound_ns). In firm-wide mode also
+     * HALTED past valid_until_ns (the daemon's last proven quorum contact
+     * plus its bound), so a stuck daemon fails closed too.
      */
     public Mode checkLive(int slot, long nowMonoNs, long maxAgeNs) {
         long hb = u64(Layout.HEARTBEAT_NS);
@@ -111,6 +113,10 @@ public final class BreakerClient implements AutoCloseable {
                         && Long.compareUnsigned(nowMonoNs - hb, maxAgeNs) > 0)
             || (Long.compareUnsigned(hb, nowMonoNs) > 0
                 && Long.compareUnsigned(hb - nowMonoNs, maxAgeNs) > 0))
+            return Mode.HALTED;
+        // firm-wide mode: no proven etcd quorum contact until valid_until_ns (0: not used)
+        long vu = u64(Layout.VALID_UNTIL_NS);
+        if (vu != 0 && Long.compareUnsigned(nowMonoNs, vu) > 0)
             return Mode.HALTED;
         return check(slot);
     }

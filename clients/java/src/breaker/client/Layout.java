@@ -32,6 +32,7 @@ public final class Layout {
     public static final int HDR_GROUP_COUNT = 60;
     public static final int HEARTBEAT_NS = 64;
     public static final int CHANGE_SEQ = 128;
+    public static final int VALID_UNTIL_NS = 160;
     public static final int GLOBAL = 192;
     public static final int STRATEGIES = 256;
     public static final int GROUPS = 262400;
@@ -128,7 +129,7 @@ public final class Layout {
         f.put("hdr.group_table_offset", new int[] {144, 4});
         f.put("hdr.limits_table_offset", new int[] {148, 4});
         f.put("hdr.limits_entry_size", new int[] {152, 4});
-        f.put("valid_until_ns", new int[] {160, 8});
+        f.put("valid_until_ns", new int[] {VALID_UNTIL_NS, 8});
         f.put("firm_revision", new int[] {168, 8});
         f.put("firm_contact_ns", new int[] {176, 8});
         f.put("global", new int[] {GLOBAL, SCOPE_SIZE});
