@@ -71,9 +71,12 @@ cleanup() {
 		kill "$daemon_pid" 2>/dev/null
 		wait "$daemon_pid"
 	fi
-	if dpkg-query -W -f='${Status}' breaker 2>/dev/null | grep -q installed; then
+	# installed, or removed with its configuration left: purge (stopped halfway)
+	case "$(dpkg-query -W -f='${Status}' breaker 2>/dev/null)" in
+	*" installed" | *config-files*)
 		dpkg_locked --purge python3-breaker breaker-dev breaker >/dev/null
-	fi
+		;;
+	esac
 	rm -rf /var/lib/breaker /etc/breaker /run/breaker
 	rm -f "/dev/shm/breaker.$inst" "/dev/shm/breaker.$inst.tel"
 	if [ "$created_user" = 1 ]; then
