@@ -397,12 +397,24 @@ static int restore_visible(struct bk_daemon *d, uint64_t global_seen,
 		return 0;
 	if ((rv = restore_scope(d, BK_GLOBAL, global_seen, r)) < 0)
 		return rv;
+	/* groups first: a member's word a group's latch won is the group's */
+	for (uint32_t g = 0;
+	     g < d->state.n_groups && g < atomic_load(&shm->hdr.group_count); g++) {
+		if (strncmp(shm->groups[g].name, d->state.groups[g].name, BK_NAME_MAX))
+			continue;
+		if ((rv = restore_scope(d, BK_GROUP_SLOT(g),
+		                        atomic_load(&shm->groups[g].state), r)) < 0)
+			return rv;
+	}
 	for (uint32_t i = 0; i < d->state.n_strategies && i < old; i++) {
+		uint64_t seen = atomic_load(&shm->strategies[i].state);
+
 		if (strncmp(shm->strategies[i].name, d->state.strategies[i].name,
 		            BK_NAME_MAX))
 			continue;
-		if ((rv = restore_scope(d, (int)i, atomic_load(&shm->strategies[i].state),
-		                        r)) < 0)
+		if (BK_STATE_HOLDER(seen) != 0) /* folded from a group, restored there */
+			continue;
+		if ((rv = restore_scope(d, (int)i, seen, r)) < 0)
 			return rv;
 	}
 	return 0;
@@ -478,6 +490,46 @@ static int register_configured(struct bk_daemon *d)
 	return 0;
 }
 
+/* [strategies] groups: each pair joined once (audited), like names. */
+static int join_configured(struct bk_daemon *d)
+{
+	struct bk_state *st = &d->state;
+
+	for (int i = 0; i < d->cfg.n_groups; i++) {
+		Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+		const char *tag = d->cfg.groups[i].group;
+		int slot = bk_state_find(st, d->cfg.groups[i].strategy);
+		int g = bk_group_find(st, tag);
+
+		if (slot < 0) {
+			bk_warn(
+			    "[strategies] groups: '%s' is not registered: not put in %s",
+			    d->cfg.groups[i].strategy, tag);
+			continue;
+		}
+		if (g >= 0 && bk_group_has(st, slot, g))
+			continue;
+		if (st->members[slot].n >= BK_GROUP_TAGS_MAX ||
+		    (g < 0 && st->n_groups >= BK_MAX_GROUPS)) {
+			bk_err("[strategies] groups: cannot put '%s' in %s: %s",
+			       d->cfg.groups[i].strategy, tag,
+			       g < 0 && st->n_groups >= BK_MAX_GROUPS
+			           ? "the group table is full"
+			           : "it is in 8 groups already");
+			continue;
+		}
+		bk_group_join(st, slot, bk_group_make(st, tag));
+		rec.has_kind = 1;
+		rec.kind = BREAKER__AUDIT_RECORD__KIND__GROUP_ADD;
+		rec.strategy = d->cfg.groups[i].strategy;
+		rec.group = (char *)tag;
+		rec.reason = "[strategies] groups";
+		if (bk_record_stage_system(d, &rec) < 0)
+			return -EIO;
+	}
+	return 0;
+}
+
 /*
  * Everything to shm. Slots a previous daemon published beyond what the log
  * knows (or under another name) are stale: engines that resolved them are
@@ -487,6 +539,11 @@ static void publish_all(struct bk_daemon *d)
 {
 	uint32_t old = atomic_load(&d->shm.shm->hdr.strategy_count);
 
+	for (uint32_t g = 0; g < d->state.n_groups; g++) {
+		bk_shm_add_group(&d->shm, (int)g, d->state.groups[g].name);
+	}
+	for (uint32_t g = 0; g < d->state.n_groups; g++)
+		bk_group_publish(d, (int)g); /* members are republished below too */
 	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
 		bk_shm_add_strategy(&d->shm, (int)i, d->state.strategies[i].name);
 		bk_publish_scope(d, (int)i);
@@ -561,7 +618,7 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 		return rv;
 	}
 	if ((rv = write_marker(d, false)) < 0 || (rv = stage_boot_records(d, r)) < 0 ||
-	    (rv = register_configured(d)) < 0 ||
+	    (rv = register_configured(d)) < 0 || (rv = join_configured(d)) < 0 ||
 	    (rv = bk_audit_flush_sync(&d->audit)) < 0) {
 		snprintf(err, errlen, "cannot write audit log %s: %s", d->cfg.audit_path,
 		         strerror(rv < 0 ? -rv : EIO));

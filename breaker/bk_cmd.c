@@ -136,6 +136,12 @@ static bool stage_and_pend(struct bk_daemon *d, struct bk_route *route,
 	return true;
 }
 
+bool bk_cmd_stage_and_pend(struct bk_cmd *c, Breaker__AuditRecord *rec, int slot,
+                           bool republish)
+{
+	return stage_and_pend(c->d, &c->route, &c->rep, rec, slot, republish);
+}
+
 /* ---- commands ----------------------------------------------------------------- */
 
 static void count_command(struct bk_daemon *d, unsigned type, unsigned status)
@@ -158,6 +164,10 @@ static void do_trip(struct bk_cmd *c)
 	bool named;
 	int slot;
 
+	if (t->n_strategies || t->n_groups) { /* several scopes, or a group */
+		bk_cmd_trip_many(c);
+		return;
+	}
 	if ((st = resolve_scope(c->d, t->strategy, &slot, c->why, sizeof(c->why)))) {
 		bk_cmd_refuse(c, st, c->why);
 		return;
@@ -285,10 +295,18 @@ static void do_resume(struct bk_cmd *c)
 	struct bk_actor who;
 	struct bk_plan p;
 	Breaker__Status st;
-	char rearm[400];
+	char rearm[400] = "";
 	int slot;
 
-	if ((st = resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why)))) {
+	if (r->group && r->strategy) {
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+		              "resume one scope: a strategy or a group, not both");
+		return;
+	}
+	if ((st =
+	         r->group
+	             ? bk_cmd_resolve_group(c->d, r->group, &slot, c->why, sizeof(c->why))
+	             : resolve_scope(c->d, r->strategy, &slot, c->why, sizeof(c->why)))) {
 		bk_cmd_refuse(c, st, c->why);
 		return;
 	}
@@ -324,8 +342,10 @@ static void do_resume(struct bk_cmd *c)
 		bk_cmd_refuse(c, st, c->why);
 		return;
 	}
-	if (!p.forced && (condition_holds(c->d, &p, c->why, sizeof(c->why)) ||
-	                  lacks_evidence(c->d, &p, c->why, sizeof(c->why)))) {
+	/* rules trip strategies and global: a group's latches are operators' */
+	if (!p.forced && !BK_SLOT_IS_GROUP(slot) &&
+	    (condition_holds(c->d, &p, c->why, sizeof(c->why)) ||
+	     lacks_evidence(c->d, &p, c->why, sizeof(c->why)))) {
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_CONDITION_HOLDS, c->why);
 		return;
 	}
@@ -347,8 +367,10 @@ static void do_resume(struct bk_cmd *c)
 		rec.proposal_seq = pr.seq;
 	}
 	rec.reason = r->reason;
+	rec.group = r->group;
 	bk_cmd_request_id(c, &rec);
-	forced_text(c->d, &p, r->has_to, rearm, sizeof(rearm));
+	if (!BK_SLOT_IS_GROUP(slot))
+		forced_text(c->d, &p, r->has_to, rearm, sizeof(rearm));
 	rec.evidence = rearm[0] ? rearm : NULL;
 	c->rep.has_from_mode = c->rep.has_to_mode = 1;
 	c->rep.from_mode = (Breaker__Mode)p.from_mode;
@@ -361,7 +383,7 @@ static void do_resume(struct bk_cmd *c)
 		return;
 	}
 	/* A forced resume never leaves a violated rule blind. */
-	if (p.forced)
+	if (p.forced && !BK_SLOT_IS_GROUP(slot))
 		bk_tick_rearm(c->d, slot, p.reason, p.all, true, rearm, sizeof(rearm));
 	/* Applied now for later commands' checks; published only once durable. */
 	bk_state_apply(&c->d->state, &p, &who, wall, r->reason, rec.seq,
@@ -372,12 +394,19 @@ static void do_register(struct bk_cmd *c)
 {
 	const char *name = c->req->register_->strategy;
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+	size_t n_groups = c->req->register_->n_groups;
+	char **groups = c->req->register_->groups;
 	struct bk_actor who;
+	Breaker__Status st;
 	int slot;
 
 	if (!name || !bk_strategy_name_valid(name)) {
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		              "strategy name must be 1-39 bytes of [A-Za-z0-9._:-]");
+		return;
+	}
+	if ((st = bk_cmd_groups_check(c->d, n_groups, groups, c->why, sizeof(c->why)))) {
+		bk_cmd_refuse(c, st, c->why); /* before the slot: nothing changed */
 		return;
 	}
 	slot = bk_state_register(&c->d->state, name);
@@ -392,7 +421,7 @@ static void do_register(struct bk_cmd *c)
 		return;
 	}
 	bk_shm_add_strategy(&c->d->shm, slot, name);
-	bk_publish_scope(c->d, slot);
+	bk_cmd_groups_join(c->d, slot, n_groups, groups); /* publishes the slot */
 	bk_shm_changed(&c->d->shm); /* waiters learn of the new slot too */
 	c->d->remote_declared[slot] = c->req->register_->has_remote_telemetry &&
 	                              c->req->register_->remote_telemetry;
@@ -405,6 +434,8 @@ static void do_register(struct bk_cmd *c)
 	rec.slot = (uint32_t)slot;
 	rec.has_remote_telemetry = c->d->remote_declared[slot];
 	rec.remote_telemetry = c->d->remote_declared[slot];
+	rec.n_groups = n_groups;
+	rec.groups = groups;
 	bk_cmd_request_id(c, &rec);
 	stage_and_pend(c->d, &c->route, &c->rep, &rec, slot, false);
 }
@@ -792,7 +823,8 @@ void bk_cmd_handle(struct bk_daemon *d, struct bk_request *in)
 	    req->cmd_case == BREAKER__REQUEST__CMD_RESUME ||
 	    req->cmd_case == BREAKER__REQUEST__CMD_REGISTER ||
 	    req->cmd_case == BREAKER__REQUEST__CMD_RECONCILE ||
-	    req->cmd_case == BREAKER__REQUEST__CMD_REBASE) {
+	    req->cmd_case == BREAKER__REQUEST__CMD_REBASE ||
+	    req->cmd_case == BREAKER__REQUEST__CMD_GROUP) {
 		c.hash = bk_cmd_request_hash(&c);
 		if (bk_cmd_answer_duplicate(&c)) {
 			count_command(d, bk_metrics_cmd_type(req->cmd_case),
@@ -826,6 +858,9 @@ void bk_cmd_handle(struct bk_daemon *d, struct bk_request *in)
 		break;
 	case BREAKER__REQUEST__CMD_REBASE:
 		do_rebase(&c);
+		break;
+	case BREAKER__REQUEST__CMD_GROUP:
+		bk_cmd_group(&c);
 		break;
 	default:
 		bk_cmd_refuse(&c, BREAKER__STATUS__ERR_BAD_REQUEST,

@@ -33,6 +33,26 @@ void bk_cmd_record(struct bk_cmd *c, Breaker__AuditRecord *rec,
  * same command (bk_cmd_answer_duplicate compares it). */
 void bk_cmd_request_id(const struct bk_cmd *c, Breaker__AuditRecord *rec);
 
+/* Stage rec and queue c's answer until it is durable (failure: answered). */
+bool bk_cmd_stage_and_pend(struct bk_cmd *c, Breaker__AuditRecord *rec, int slot,
+                           bool republish);
+
+/* ---- bk_cmd_group.c ---- */
+
+/* A group tag to its scope slot (BK_GROUP_SLOT); else a status and why. */
+Breaker__Status bk_cmd_resolve_group(const struct bk_daemon *d, const char *tag,
+                                     int *slot, char *why, size_t len);
+/* May a new strategy join these n tags (valid, distinct, <= BK_GROUP_TAGS_MAX,
+ * room in the group table)? */
+Breaker__Status bk_cmd_groups_check(const struct bk_daemon *d, size_t n, char **tags,
+                                    char *why, size_t len);
+/* Join them (checked before), making and publishing new groups; republish slot. */
+void bk_cmd_groups_join(struct bk_daemon *d, int slot, size_t n, char **tags);
+/* breaker group add|remove */
+void bk_cmd_group(struct bk_cmd *c);
+/* A trip of several scopes (Trip.strategies/groups): all or nothing. */
+void bk_cmd_trip_many(struct bk_cmd *c);
+
 /* ---- bk_cmd_auth.c ---- */
 
 /* True if c's caller may run c's command; else refused (and audited). */

@@ -27,6 +27,9 @@ static const char *command_name(const Breaker__Request *req)
 		return "kill";
 	if (req->cmd_case == BREAKER__REQUEST__CMD_REBASE)
 		return "rules rebase";
+	if (req->cmd_case == BREAKER__REQUEST__CMD_GROUP)
+		return req->group->has_remove && req->group->remove ? "group remove"
+		                                                    : "group add";
 	if (req->cmd_case >= BREAKER__REQUEST__CMD_TRIP &&
 	    req->cmd_case <= BREAKER__REQUEST__CMD_RECONCILE)
 		return names[req->cmd_case - BREAKER__REQUEST__CMD_TRIP];
@@ -43,6 +46,8 @@ static const char *command_verb(const Breaker__Request *req, unsigned missing)
 		return missing & BK_PERM_RESUME ? "resume" : "force a resume";
 	case BREAKER__REQUEST__CMD_REGISTER:
 		return "register strategies";
+	case BREAKER__REQUEST__CMD_GROUP:
+		return "change a strategy's groups";
 	case BREAKER__REQUEST__CMD_RECONCILE:
 		return "post reconciliations (they can clear a break)";
 	case BREAKER__REQUEST__CMD_REPORT:
@@ -64,6 +69,7 @@ static unsigned perms_needed(const Breaker__Request *req)
 		       (req->resume->has_force && req->resume->force ? BK_PERM_FORCE : 0);
 	case BREAKER__REQUEST__CMD_REGISTER:
 	case BREAKER__REQUEST__CMD_RECONCILE:
+	case BREAKER__REQUEST__CMD_GROUP: /* as register: it changes who is held */
 		return BK_PERM_RESUME;
 	case BREAKER__REQUEST__CMD_REPORT: /* it can keep a rule from tripping */
 		return BK_PERM_REPORT;
@@ -71,6 +77,28 @@ static unsigned perms_needed(const Breaker__Request *req)
 		return BK_PERM_RESUME | BK_PERM_FORCE;
 	default:
 		return BK_PERM_QUERY;
+	}
+}
+
+/* A refused trip or resume of a group names the (first valid) group, so the
+ * REFUSED record does not read as an attempt on global. */
+static void refused_group(const Breaker__Request *req, Breaker__AuditRecord *rec)
+{
+	const char *why;
+
+	if (req->cmd_case == BREAKER__REQUEST__CMD_TRIP) {
+		for (size_t i = 0; i < req->trip->n_groups && !rec->group; i++)
+			if (bk_group_tag_check(req->trip->groups[i], &why) == 0)
+				rec->group = req->trip->groups[i];
+		for (size_t i = 0; i < req->trip->n_strategies && !rec->strategy; i++)
+			if (bk_strategy_name_valid(req->trip->strategies[i]))
+				rec->strategy = req->trip->strategies[i];
+	} else if (req->cmd_case == BREAKER__REQUEST__CMD_RESUME && req->resume->group &&
+	           bk_group_tag_check(req->resume->group, &why) == 0) {
+		rec->group = req->resume->group;
+	} else if (req->cmd_case == BREAKER__REQUEST__CMD_GROUP && req->group->group &&
+	           bk_group_tag_check(req->group->group, &why) == 0) {
+		rec->group = req->group->group;
 	}
 }
 
@@ -93,6 +121,9 @@ static void refused_attempt(struct bk_cmd *c, Breaker__AuditRecord *rec)
 		rec->forced = req->resume->has_force && req->resume->force;
 	} else if (req->cmd_case == BREAKER__REQUEST__CMD_REGISTER) {
 		scope = req->register_->strategy;
+	} else if (req->cmd_case == BREAKER__REQUEST__CMD_GROUP) {
+		scope = req->group->strategy;
+		reason = req->group->reason;
 	} else if (req->cmd_case == BREAKER__REQUEST__CMD_REPORT) {
 		scope = req->report->strategy;
 	} else if (req->cmd_case == BREAKER__REQUEST__CMD_REBASE) {
@@ -100,6 +131,7 @@ static void refused_attempt(struct bk_cmd *c, Breaker__AuditRecord *rec)
 		reason = req->rebase->reason;
 	}
 	rec->strategy = scope && bk_strategy_name_valid(scope) ? (char *)scope : NULL;
+	refused_group(req, rec);
 	rec->has_reason_code = code >= 0 && code < BK_REASON_COUNT;
 	rec->reason_code = rec->has_reason_code ? (Breaker__ReasonCode)code : 0;
 	rec->reason =

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bk_config.h"
+#include "bk_group.h"
 #include "bk_mode.h"
 #include "bk_state.h"
 
@@ -862,8 +863,55 @@ static int key_tel_mode(struct load_ctx *c, const char *n, const char *v)
 	return 0;
 }
 
+/* groups = momo-eu-1=venue:XETR, momo-eu-1=desk:eu-delta, arb-us-2=venue:XNYS */
+static int parse_groups(struct bk_config *cfg, const char *v, const char **why)
+{
+	char buf[16384], *save = NULL, *tok, *eq;
+	int per;
+
+	if (set_str(buf, sizeof(buf), v))
+		return -EINVAL;
+	cfg->n_groups = 0;
+	for (tok = strtok_r(buf, ", \t", &save); tok;
+	     tok = strtok_r(NULL, ", \t", &save)) {
+		*why = "each entry is strategy=kind:value";
+		if (!(eq = strchr(tok, '=')) || cfg->n_groups >= BK_CFG_GROUPS)
+			return -EINVAL;
+		*eq = '\0';
+		if (!bk_strategy_name_valid(tok) || bk_group_tag_check(eq + 1, why) < 0)
+			return -EINVAL;
+		per = 0;
+		for (int i = 0; i < cfg->n_groups; i++) {
+			if (strcmp(cfg->groups[i].strategy, tok))
+				continue;
+			*why = "a group given twice for one strategy";
+			if (strcmp(cfg->groups[i].group, eq + 1) == 0)
+				return -EINVAL;
+			per++;
+		}
+		*why = "more than 8 groups for one strategy";
+		if (per >= BK_GROUP_TAGS_MAX)
+			return -EINVAL;
+		snprintf(cfg->groups[cfg->n_groups].strategy, BK_NAME_MAX, "%s", tok);
+		snprintf(cfg->groups[cfg->n_groups].group, BK_NAME_MAX, "%s", eq + 1);
+		cfg->n_groups++;
+	}
+	return 0;
+}
+
 static int key_strategies(struct load_ctx *c, const char *n, const char *v)
 {
+	const char *why = "";
+
+	if (strcmp(n, "groups") == 0) {
+		if (parse_groups(&c->cfg, v, &why))
+			return fail(
+			    c, c->line,
+			    "bad groups = %s: %s (strategy=kind:value, kinds: venue, "
+			    "desk, account, trader, host; at most %d pairs)",
+			    v, why, BK_CFG_GROUPS);
+		return 0;
+	}
 	if (strcmp(n, "names") == 0) {
 		if (parse_strategies(c->cfg.strategies, &c->cfg.n_strategies, v))
 			return fail(c, c->line,
@@ -966,6 +1014,7 @@ static const struct key_def keys[] = {
     {KEY("tls", "roles", KEY_FN), .fn = key_tls_roles},
     {KEY("strategies", "names", KEY_FN), .fn = key_strategies},
     {KEY("strategies", "remote", KEY_FN), .fn = key_strategies},
+    {KEY("strategies", "groups", KEY_FN), .fn = key_strategies},
     {KEY("metrics", "listen", KEY_FN), .fn = key_metrics_listen},
     {KEY("metrics", "allow_remote", KEY_BOOL), FIELD(metrics_allow_remote)},
 };

@@ -22,7 +22,8 @@
 #define BK_URL_MAX        (PATH_MAX + 16)
 #define BK_AUTH_MAX       32
 #define BK_CFG_STRATEGIES 256
-#define BK_LISTEN_MAX     64 /* "[v6 address]:port" */
+#define BK_CFG_GROUPS     256 /* [strategies] groups: strategy=kind:value pairs */
+#define BK_LISTEN_MAX     64  /* "[v6 address]:port" */
 #define BK_TLS_ROLES      64
 #define BK_CN_MAX         64 /* a certificate CN, NUL included (X.509: 64 chars) */
 
@@ -115,6 +116,12 @@ struct bk_config {
 	/* [strategies] remote: fed by Report, not the segment (bk_config_remote) */
 	char remote[BK_CFG_STRATEGIES][BK_NAME_MAX];
 	int n_remote;
+	/* [strategies] groups: each strategy joins its groups at start if it is
+	 * not in them yet (audited GROUP_ADD by breakerd; bk_group.h) */
+	struct {
+		char strategy[BK_NAME_MAX], group[BK_NAME_MAX];
+	} groups[BK_CFG_GROUPS];
+	int n_groups;
 	mode_t tel_mode;           /* telemetry segment: engines write it */
 	struct bk_rules_cfg rules; /* [rules] defaults, [rules:NAME] per strategy */
 	/* [metrics]: /metrics and /healthz over HTTP; "" = off */

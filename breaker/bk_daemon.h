@@ -18,6 +18,7 @@
 #include "bk_server.h"
 #include "bk_shm.h"
 #include "bk_state.h"
+#include "bk_group.h"
 #include "bk_tail.h"
 #include "bk_tel.h"
 #include "bk_time.h"
@@ -155,6 +156,8 @@ bool bk_pending_ack(struct bk_daemon *d, struct bk_route *route,
 
 /* Republish one scope's word from the state (BK_GLOBAL or a slot). */
 void bk_publish_scope(struct bk_daemon *d, int slot);
+/* Publish group g's own scope and refold every member's word (bk_cmd_group.c). */
+void bk_group_publish(struct bk_daemon *d, int g);
 
 /* Send buf (NULL: no answer) with route through d->replier. */
 void bk_reply_send(struct bk_daemon *d, struct bk_route *route, const uint8_t *buf,

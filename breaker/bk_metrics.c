@@ -57,7 +57,7 @@ _Static_assert(BREAKER__REQUEST__CMD_RESUME == BREAKER__REQUEST__CMD_TRIP + 1 &&
 _Static_assert(BK_CMD_INVALID ==
                        BREAKER__REQUEST__CMD_RECONCILE - BREAKER__REQUEST__CMD_TRIP + 1 &&
                    BK_CMD_REBASE == BK_CMD_INVALID + 1 &&
-                   BK_CMD_TYPES == BK_CMD_REBASE + 1,
+                   BK_CMD_GROUP == BK_CMD_REBASE + 1 && BK_CMD_TYPES == BK_CMD_GROUP + 1,
                "command type indexes");
 _Static_assert(BREAKER__STATUS__ERR_RECONCILE_REQUIRED < BK_STATUS_COUNT,
                "BK_STATUS_COUNT covers breaker.Status");
@@ -84,8 +84,9 @@ static void labels_init(void)
 		      ev ? ev->name : "err_other");
 	}
 	for (unsigned t = 0; t < BK_CMD_TYPES; t++) {
-		unsigned id = t == BK_CMD_REBASE ? BREAKER__REQUEST__CMD_REBASE
-		                                 : BREAKER__REQUEST__CMD_TRIP + t;
+		unsigned id = t == BK_CMD_REBASE  ? BREAKER__REQUEST__CMD_REBASE
+		              : t == BK_CMD_GROUP ? BREAKER__REQUEST__CMD_GROUP
+		                                  : BREAKER__REQUEST__CMD_TRIP + t;
 		const ProtobufCFieldDescriptor *fd =
 		    t == BK_CMD_INVALID ? NULL
 		                        : protobuf_c_message_descriptor_get_field(

@@ -31,9 +31,10 @@
 #define BK_METRICS_PERIOD_NS (100ull * 1000 * 1000) /* a new rendering every 100 ms */
 #define BK_HIST_BUCKETS      14                     /* finite bucket bounds; +Inf extra */
 #define BK_CMD_TYPES                                                                     \
-	9 /* trip resume status list register report reconcile invalid rebase */
+	10 /* trip resume status list register report reconcile invalid rebase group */
 #define BK_CMD_INVALID  7
 #define BK_CMD_REBASE   8
+#define BK_CMD_GROUP    9
 #define BK_STATUS_COUNT 26 /* breaker.Status values 0..25 (not all used) */
 
 struct bk_daemon;
@@ -104,6 +105,8 @@ static inline unsigned bk_metrics_cmd_type(int cmd_case)
 {
 	if (cmd_case == BREAKER__REQUEST__CMD_REBASE) /* outside the first block */
 		return BK_CMD_REBASE;
+	if (cmd_case == BREAKER__REQUEST__CMD_GROUP)
+		return BK_CMD_GROUP;
 	return cmd_case >= BREAKER__REQUEST__CMD_TRIP &&
 	               cmd_case <= BREAKER__REQUEST__CMD_RECONCILE
 	           ? (unsigned)(cmd_case - BREAKER__REQUEST__CMD_TRIP)

@@ -167,7 +167,15 @@ void bk_publish_scope(struct bk_daemon *d, int slot)
 
 	if (!sc)
 		return;
-	word = bk_scope_published(sc, d->audit.durable_seq, &since, &mask);
+	if (BK_SLOT_IS_GROUP(slot)) {
+		bk_group_publish(d, BK_SLOT_GROUP(slot));
+		return;
+	}
+	if (slot >= 0) /* a member's word is folded with its groups' */
+		word =
+		    bk_group_folded(&d->state, slot, d->audit.durable_seq, &since, &mask);
+	else
+		word = bk_scope_published(sc, d->audit.durable_seq, &since, &mask);
 	bk_shm_publish(&d->shm, slot, word, mask, since);
 }
 
@@ -187,7 +195,9 @@ static void publish_event(struct bk_daemon *d, const struct bk_pending *p)
 	ev.has_audit_seq = ev.has_reason_code = 1;
 	ev.has_actor_uid = ev.has_wall_ns = ev.has_kind = ev.has_forced = 1;
 	ev.audit_seq = p->seq;
-	ev.strategy = (sc && sc->name[0]) ? (char *)sc->name : NULL;
+	ev.strategy =
+	    (sc && sc->name[0] && !BK_SLOT_IS_GROUP(p->slot)) ? (char *)sc->name : NULL;
+	ev.group = (sc && BK_SLOT_IS_GROUP(p->slot)) ? (char *)sc->name : NULL;
 	ev.from_mode = (Breaker__Mode)p->from_mode;
 	ev.to_mode = (Breaker__Mode)p->to_mode;
 	ev.reason_code = (Breaker__ReasonCode)p->reason_code;

@@ -74,6 +74,10 @@ void bk_record_fill(struct bk_daemon *d, Breaker__AuditRecord *rec,
 void bk_record_plan(Breaker__AuditRecord *rec, const struct bk_plan *p, const char *scope)
 {
 	rec->strategy = p->slot == BK_GLOBAL ? NULL : (char *)scope;
+	if (BK_SLOT_IS_GROUP(p->slot)) { /* a group scope is named as one */
+		rec->group = (char *)scope;
+		rec->strategy = NULL;
+	}
 	rec->has_from_mode = rec->has_to_mode = rec->has_latch_mode = 1;
 	rec->has_reason_code = rec->has_forced = 1;
 	rec->from_mode = (Breaker__Mode)p->from_mode;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bk_group.h"
 #include "bk_hash.h"
 #include "bk_state.h"
 
@@ -10,13 +11,23 @@ int bk_state_init(struct bk_state *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->strategies = calloc(BK_MAX_STRATEGIES, sizeof(*st->strategies));
-	return st->strategies ? 0 : -ENOMEM;
+	st->groups = calloc(BK_MAX_GROUPS, sizeof(*st->groups));
+	st->members = calloc(BK_MAX_STRATEGIES, sizeof(*st->members));
+	if (!st->strategies || !st->groups || !st->members) {
+		bk_state_free(st);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 void bk_state_free(struct bk_state *st)
 {
 	free(st->strategies);
+	free(st->groups);
+	free(st->members);
 	st->strategies = NULL;
+	st->groups = NULL;
+	st->members = NULL;
 }
 
 bool bk_strategy_name_valid(const char *name)
@@ -77,6 +88,10 @@ struct bk_scope *bk_state_scope(struct bk_state *st, int slot)
 {
 	if (slot == BK_GLOBAL)
 		return &st->global;
+	if (BK_SLOT_IS_GROUP(slot))
+		return (uint32_t)BK_SLOT_GROUP(slot) < st->n_groups
+		           ? &st->groups[BK_SLOT_GROUP(slot)]
+		           : NULL;
 	if (slot < 0 || (uint32_t)slot >= st->n_strategies)
 		return NULL;
 	return &st->strategies[slot];
@@ -307,6 +322,7 @@ static void latch_lower(struct bk_scope *sc, unsigned r, uint8_t target, uint64_
 		if (l->hold_seq <= durable_seq || l->mode > l->hold_mode)
 			l->hold_mode = l->mode;
 		l->hold_seq = seq;
+		sc->held |= 1u << r;
 	}
 	latch_set(sc, r, target);
 	if (target == BK_ACTIVE)
@@ -338,7 +354,10 @@ uint64_t bk_scope_published(const struct bk_scope *sc, uint64_t durable_seq,
 	unsigned win_r = 0;
 
 	*mask = 0;
-	for (unsigned r = 1; r < BK_REASON_COUNT; r++) {
+	/* only latches that are (or may still publish as) held: a group's
+	 * members are refolded a thousand at a time, and most hold nothing */
+	for (uint32_t todo = (sc->active | sc->held) & ~1u; todo; todo &= todo - 1) {
+		unsigned r = (unsigned)__builtin_ctz(todo);
 		const struct bk_latch *l = &sc->latches[r];
 		uint8_t m = l->mode;
 
@@ -364,7 +383,12 @@ static int plan_from_record(struct bk_state *st, const Breaker__AuditRecord *rec
 {
 	int slot = BK_GLOBAL;
 
-	if (rec->strategy && rec->strategy[0]) {
+	if (rec->group && rec->group[0]) {
+		int g = bk_group_find(st, rec->group);
+		if (g < 0 || (rec->strategy && rec->strategy[0]))
+			return -EBADMSG;
+		slot = BK_GROUP_SLOT(g);
+	} else if (rec->strategy && rec->strategy[0]) {
 		slot = bk_state_find(st, rec->strategy);
 		if (slot < 0)
 			return -EBADMSG;
@@ -389,6 +413,49 @@ static int plan_from_record(struct bk_state *st, const Breaker__AuditRecord *rec
 	return 0;
 }
 
+/* A REGISTER record's groups: all joinable, or the record changes nothing. */
+static int replay_groups_check(const struct bk_state *st, size_t n, char **tags)
+{
+	const char *why;
+	size_t fresh = 0;
+
+	if (n > BK_GROUP_TAGS_MAX)
+		return -EBADMSG;
+	for (size_t i = 0; i < n; i++) {
+		if (bk_group_tag_check(tags[i], &why) < 0)
+			return -EBADMSG;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(tags[i], tags[j]) == 0)
+				return -EBADMSG;
+		fresh += bk_group_find(st, tags[i]) < 0;
+	}
+	return st->n_groups + fresh > BK_MAX_GROUPS ? -EBADMSG : 0;
+}
+
+static int replay_group_change(struct bk_state *st, const Breaker__AuditRecord *rec)
+{
+	int slot = rec->strategy ? bk_state_find(st, rec->strategy) : -ENOENT, g;
+
+	if (slot < 0 || !rec->group)
+		return -EBADMSG;
+	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__GROUP_REMOVE) {
+		g = bk_group_find(st, rec->group);
+		return g < 0 || bk_group_leave(st, slot, g) < 0 ? -EBADMSG : 0;
+	}
+	{
+		char *tag = rec->group;
+
+		if (replay_groups_check(st, 1, &tag) < 0 ||
+		    ((g = bk_group_find(st, rec->group)) >= 0 &&
+		     bk_group_has(st, slot, g)) ||
+		    st->members[slot].n >= BK_GROUP_TAGS_MAX)
+			return -EBADMSG;
+		return bk_group_join(st, slot, bk_group_make(st, rec->group)) < 0
+		           ? -EBADMSG
+		           : 0;
+	}
+}
+
 int bk_state_replay(struct bk_state *st, const Breaker__AuditRecord *rec)
 {
 	struct bk_actor who = {.uid = rec->uid, .pid = rec->pid};
@@ -401,8 +468,17 @@ int bk_state_replay(struct bk_state *st, const Breaker__AuditRecord *rec)
 		if (!rec->strategy || !rec->has_slot ||
 		    rec->slot != (uint32_t)st->n_strategies)
 			return -EBADMSG;
+		if (replay_groups_check(st, rec->n_groups, rec->groups) < 0)
+			return -EBADMSG;
 		slot = bk_state_register(st, rec->strategy);
-		return (slot < 0 || (uint32_t)slot != rec->slot) ? -EBADMSG : 0;
+		if (slot < 0 || (uint32_t)slot != rec->slot)
+			return -EBADMSG;
+		for (size_t i = 0; i < rec->n_groups; i++)
+			bk_group_join(st, slot, bk_group_make(st, rec->groups[i]));
+		return 0;
+	case BREAKER__AUDIT_RECORD__KIND__GROUP_ADD:
+	case BREAKER__AUDIT_RECORD__KIND__GROUP_REMOVE:
+		return replay_group_change(st, rec);
 	case BREAKER__AUDIT_RECORD__KIND__TRIP:
 	case BREAKER__AUDIT_RECORD__KIND__RESUME:
 		if (plan_from_record(st, rec, &p))

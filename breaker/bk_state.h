@@ -28,6 +28,18 @@
 #define BK_LATCH_REASON_MAX 128  /* kept for status; the audit log has it all */
 #define BK_STATE_INDEX      8192 /* open-addressing name index, 2x capacity */
 
+/*
+ * Group scopes ("kind:value", bk_group.h) live in the plan/scope slot space
+ * below global: group slot g is scope slot BK_GROUP_SLOT(g), so that plans,
+ * latches, replay and pending publishes treat a group like any scope.
+ */
+#define BK_GROUP_TAGS_MAX 8 /* groups one strategy may belong to */
+#define BK_GROUP_SLOT0    (-16)
+#define BK_GROUP_SLOT(g)  (BK_GROUP_SLOT0 - (int)(g))
+#define BK_SLOT_IS_GROUP(s)                                                              \
+	((s) <= BK_GROUP_SLOT0 && (s) > BK_GROUP_SLOT0 - (int)BK_MAX_GROUPS)
+#define BK_SLOT_GROUP(s) (BK_GROUP_SLOT0 - (s))
+
 struct bk_actor {
 	uint32_t uid;
 	uint32_t pid;
@@ -49,7 +61,16 @@ struct bk_latch {
 struct bk_scope {
 	char name[BK_NAME_MAX]; /* "" for global */
 	uint32_t active;        /* bit n: latch n is not ACTIVE */
+	uint32_t held;          /* bit n: latch n was lowered under a hold (its
+	                         * hold_mode may still publish): with active, the
+	                         * only latches bk_scope_published must look at */
 	struct bk_latch latches[BK_REASON_COUNT];
+};
+
+/* The groups a strategy belongs to (group slots), in the order joined. */
+struct bk_member {
+	uint8_t n;
+	uint8_t g[BK_GROUP_TAGS_MAX];
 };
 
 struct bk_state {
@@ -57,6 +78,10 @@ struct bk_state {
 	struct bk_scope *strategies; /* BK_MAX_STRATEGIES, allocated once */
 	uint32_t n_strategies;
 	int16_t index[BK_STATE_INDEX]; /* slot + 1; 0 = empty */
+	struct bk_scope *groups;       /* BK_MAX_GROUPS, allocated once */
+	uint32_t n_groups;
+	struct bk_member *members;          /* per strategy slot */
+	uint16_t group_size[BK_MAX_GROUPS]; /* members per group */
 };
 
 /* A validated command, ready to apply. */

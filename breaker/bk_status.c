@@ -28,6 +28,26 @@ static Breaker__Latch *latch_msg(const struct bk_latch *l, unsigned r)
 	return m;
 }
 
+/* A strategy's groups, and its mode folded with theirs (what its engine reads). */
+static void groups_msg(struct bk_daemon *d, int slot, Breaker__Scope *m)
+{
+	const struct bk_member *mb = &d->state.members[slot];
+	uint64_t since, word;
+	uint32_t mask;
+
+	if (!mb->n)
+		return;
+	word = bk_group_folded(&d->state, slot, d->audit.durable_seq, &since, &mask);
+	m->has_effective_mode = 1;
+	m->effective_mode = (Breaker__Mode)BK_STATE_MODE(word);
+	if (BK_STATE_HOLDER(word))
+		m->held_by = d->state.groups[BK_STATE_HOLDER(word) - 1].name;
+	if (!(m->groups = calloc(mb->n, sizeof(*m->groups))))
+		return;
+	for (unsigned i = 0; i < mb->n; i++)
+		m->groups[m->n_groups++] = d->state.groups[mb->g[i]].name;
+}
+
 /* A scope as engines see it now (published, so a pending resume shows as held). */
 static Breaker__Scope *scope_msg(struct bk_daemon *d, int slot, bool latches)
 {
@@ -40,11 +60,19 @@ static Breaker__Scope *scope_msg(struct bk_daemon *d, int slot, bool latches)
 		return NULL;
 	breaker__scope__init(m);
 	word = bk_scope_published(sc, d->audit.durable_seq, &since, &mask);
-	m->strategy = slot == BK_GLOBAL ? NULL : (char *)sc->name;
+	m->strategy = slot < 0 ? NULL : (char *)sc->name;
 	m->has_mode = 1;
 	m->mode = (Breaker__Mode)BK_STATE_MODE(word);
 	m->has_slot = slot != BK_GLOBAL;
 	m->slot = slot == BK_GLOBAL ? 0 : (uint32_t)slot;
+	if (BK_SLOT_IS_GROUP(slot)) {
+		m->group = (char *)sc->name;
+		m->slot = (uint32_t)BK_SLOT_GROUP(slot);
+		m->has_members = 1;
+		m->members = d->state.group_size[BK_SLOT_GROUP(slot)];
+	} else if (slot >= 0) {
+		groups_msg(d, slot, m);
+	}
 	if (!latches || !sc->active)
 		return m;
 	m->latches = calloc(BK_REASON_COUNT, sizeof(*m->latches));
@@ -200,6 +228,10 @@ static void info_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 	/* points into d, which outlives the reply's packing */
 	if (d->tail.lost)
 		info->audit_problem = d->tail.why;
+	info->groups = calloc(d->state.n_groups + 1, sizeof(*info->groups));
+	for (uint32_t g = 0; info->groups && g < d->state.n_groups; g++)
+		if ((info->groups[info->n_groups] = scope_msg(d, BK_GROUP_SLOT(g), true)))
+			info->n_groups++;
 	warnings_msg(d, info);
 	acks_msg(d, info);
 	proposal_msg(d, info);
@@ -278,6 +310,7 @@ static void scope_free(Breaker__Scope *m)
 	for (size_t i = 0; i < m->n_latches; i++)
 		free(m->latches[i]);
 	free(m->latches);
+	free(m->groups);
 	free(m);
 }
 
@@ -288,6 +321,9 @@ void bk_status_free(Breaker__Reply *rep)
 		for (size_t i = 0; i < rep->info->n_tripped; i++)
 			scope_free(rep->info->tripped[i]);
 		free(rep->info->tripped);
+		for (size_t i = 0; i < rep->info->n_groups; i++)
+			scope_free(rep->info->groups[i]);
+		free(rep->info->groups);
 		for (size_t i = 0; i < rep->info->n_warnings; i++)
 			free(rep->info->warnings[i]);
 		free(rep->info->warnings);

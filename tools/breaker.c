@@ -50,6 +50,7 @@ enum {
 	O_AS_OF_FILLS,
 	O_AS_OF,
 	O_WITHDRAW,
+	O_GROUP, /* repeatable, like --strategy for trip */
 };
 
 /* clang-format off */
@@ -59,15 +60,20 @@ enum {
 #define OPT_END {NULL, 0, NULL, 0}
 
 static const struct option trip_opts[] = {OPT_COMMON, OPT("strategy", O_STRATEGY),
-					  OPT("mode", O_MODE), OPT("reason", O_REASON), OPT_END};
+					  OPT("group", O_GROUP), OPT("mode", O_MODE),
+					  OPT("reason", O_REASON), OPT_END};
 static const struct option estop_opts[] = {OPT_COMMON, OPT("reason", O_REASON), OPT_END};
+static const struct option kill_opts[] = {OPT_COMMON, OPT("reason", O_REASON),
+					  OPT("group", O_GROUP), OPT_END};
+static const struct option group_opts[] = {OPT_COMMON, OPT("reason", O_REASON), OPT_END};
 static const struct option resume_opts[] = {OPT_COMMON, OPT("strategy", O_STRATEGY),
+	OPT("group", O_GROUP),
 	OPT("reason-code", O_REASON_CODE), OPT("to", O_TO), OPT("reason", O_REASON),
 	FLAG("force", O_FORCE), OPT_END};
 static const struct option plain_opts[] = {OPT_COMMON, OPT_END};
 static const struct option rules_opts[] = {OPT_COMMON, OPT("reason", O_REASON), OPT_END};
 static const struct option register_opts[] = {OPT_COMMON, OPT("telemetry", O_TELEMETRY),
-					      OPT_END};
+					      OPT("group", O_GROUP), OPT_END};
 static const struct option reconcile_opts[] = {OPT_COMMON, OPT("as-of-fills", O_AS_OF_FILLS),
 	OPT("as-of", O_AS_OF), FLAG("withdraw", O_WITHDRAW), OPT_END};
 static const struct option audit_opts[] = {OPT_COMMON, FLAG("verify", O_VERIFY),
@@ -100,6 +106,9 @@ static const struct {
     {BREAKER__STATUS__ERR_UNKNOWN_STRATEGY,
      "'breaker strategies' lists registered strategies; 'breaker register NAME' adds "
      "one"},
+    {BREAKER__STATUS__ERR_UNKNOWN_GROUP,
+     "'breaker status' lists the groups; 'breaker register NAME --group G' or "
+     "'breaker group add NAME G' puts a strategy in one (docs/groups.md)"},
     {BREAKER__STATUS__ERR_NOT_TRIPPED,
      "no such latch holds that scope; 'breaker status' shows the latches"},
     {BREAKER__STATUS__ERR_STAGE_SKIP,
@@ -535,14 +544,19 @@ static int cmd_help(struct cli *c, const struct cli_args *a);
 
 static const struct cmd cmds[] = {
     {"trip", cmd_trip, trip_opts, 0, 1, "<reason_code>",
-     "<reason_code> [--strategy S] [--reason TEXT]\n"
-     "                    [--mode halted|reduce-only|cautious] [--json]",
-     "trip global (or --strategy S) to HALTED, or to --mode",
-     "Trip the global scope, or one strategy with --strategy, to HALTED (or to\n"
-     "--mode). This sets the latch <reason_code> on that scope; it holds until a\n"
+     "<reason_code> [--strategy S ...] [--group KIND:VALUE ...]\n"
+     "                    [--reason TEXT] [--mode halted|reduce-only|cautious] [--json]",
+     "trip global (or strategies, groups) to HALTED, or to --mode",
+     "Trip the global scope, or the strategies and groups named, to HALTED (or to\n"
+     "--mode). This sets the latch <reason_code> on each scope; it holds until a\n"
      "resume releases it. The trip takes effect before its audit record is written.\n"
+     "Several scopes are one command: all are latched and visible to engines\n"
+     "before the reply, and one unknown name refuses the whole command.\n"
      "\n"
-     "  --strategy S   trip this strategy only (default: global, every strategy)\n"
+     "  --strategy S   trip this strategy (repeatable; default: global, every\n"
+     "                 strategy)\n"
+     "  --group G      trip this group, e.g. venue:XETR: every member strategy is\n"
+     "                 held (repeatable; a group with no members is refused)\n"
      "  --mode M       halted (default), reduce-only or cautious\n"
      "  --reason TEXT  why, for the audit log (at most reason_max_bytes, 1024 by\n"
      "                 default; default text \"(no reason given)\")\n"
@@ -558,26 +572,34 @@ static const struct cmd cmds[] = {
      "  --reason TEXT  why, for the audit log (default \"emergency stop\")\n"
      "  --json         print breakerd's reply as one JSON object\n",
      EXITS_TRIP, false},
-    {"kill", cmd_kill, estop_opts, 1, 1, "<strategy>",
-     "<strategy> --reason TEXT [--json]", "HALT one strategy (kill_switch)",
-     "Trip one strategy to HALTED with reason code kill_switch.\n"
+    {"kill", cmd_kill, kill_opts, 0, BX_SCOPES_MAX, "<strategy>",
+     "<strategy> ... [--group KIND:VALUE ...] --reason TEXT [--json]",
+     "HALT strategies or groups (kill_switch)",
+     "Trip strategies (and/or groups) to HALTED with reason code kill_switch, in\n"
+     "one command: all are latched and visible to engines before the reply, and\n"
+     "one unknown name refuses the whole command with nothing changed.\n"
      "\n"
+     "  --group G      kill this group, e.g. desk:eu-delta (repeatable)\n"
      "  --reason TEXT  why, for the audit log (required)\n"
      "  --json         print breakerd's reply as one JSON object\n"
      "\n"
-     "example: breaker kill momo-eu-1 --reason \"runaway orders on XETR\"\n",
+     "example: breaker kill momo-eu-1 arb-us-2 --reason \"runaway orders on XETR\"\n"
+     "         breaker kill --group desk:eu-delta --reason \"desk limit breach\"\n",
      EXITS_TRIP, false},
     {"resume", cmd_resume, resume_opts, 0, 0, NULL,
-     "[--strategy S] [--reason-code C]\n"
+     "[--strategy S | --group G] [--reason-code C]\n"
      "                      [--to reduce-only|cautious|active] --reason TEXT\n"
      "                      [--force] [--json]",
      "release a latch by one stage, towards ACTIVE",
-     "Release a latch on the global scope (or on --strategy S) by one stage:\n"
+     "Release a latch on the global scope (or on --strategy S, or --group G) by\n"
+     "one stage:\n"
      "HALTED -> REDUCE_ONLY -> CAUTIOUS -> ACTIVE. A scope is ACTIVE again only once\n"
      "every latch on it is released. The audit record is on disk before the change\n"
      "takes effect. Only users allowed by breakerd's [auth] config may resume.\n"
      "\n"
      "  --strategy S     resume this strategy (default: global)\n"
+     "  --group G        resume this group (kind:value); its members are free of\n"
+     "                   it once every latch of the group is released\n"
      "  --reason-code C  the latch to release (default: the only one held;\n"
      "                   'breaker status' lists them)\n"
      "  --to MODE        reduce-only, cautious or active (default: the next stage)\n"
@@ -597,16 +619,33 @@ static const struct cmd cmds[] = {
      "             --reason \"positions reconciled, ticket 4711\"\n",
      EXITS_RESUME, false},
     {"register", cmd_register, register_opts, 1, 1, "<strategy>",
-     "<strategy> [--telemetry segment|remote] [--json]",
+     "<strategy> [--group KIND:VALUE ...] [--telemetry segment|remote] [--json]",
      "register a strategy with breakerd",
      "Register a strategy: breakerd gives it a slot in the shared-memory table.\n"
      "\n"
+     "  --group G        put it in group G (kind:value; kinds: venue, desk,\n"
+     "                   account, trader, host); repeatable, at most 8. A group\n"
+     "                   is made on first use and kept, like a strategy slot.\n"
      "  --telemetry SRC  where its rules read telemetry: segment (default: the\n"
      "                   engine writes the telemetry segment on this host) or\n"
      "                   remote (Report messages from an engine elsewhere, sent\n"
      "                   by a user or certificate allowed to report); the other\n"
      "                   source is refused for this strategy\n"
      "  --json           print breakerd's reply as one JSON object\n",
+     EXITS_CHANGE, false},
+    {"group", cmd_group, group_opts, 3, 3, "add|remove <strategy> <kind:value>",
+     "add|remove <strategy> <kind:value> [--reason TEXT] [--json]",
+     "put a strategy in a group, or take it out (audited)",
+     "Change a strategy's groups. A group (venue:XETR, desk:eu-delta,\n"
+     "account:ACC-7, trader:T42, host:NAME) holds latches like a strategy; its\n"
+     "members' engines see the strictest of global, their groups and their own.\n"
+     "add: the strategy is held by the group's latches at once. remove: refused\n"
+     "while the group holds a latch (resume the group first).\n"
+     "\n"
+     "  --reason TEXT  why, for the audit log\n"
+     "  --json         print breakerd's reply as one JSON object\n"
+     "\n"
+     "example: breaker group add momo-eu-1 venue:XETR --reason \"moved to XETR\"\n",
      EXITS_CHANGE, false},
     {"reconcile", cmd_reconcile, reconcile_opts, 1, INT_MAX, "<strategy>=<position>",
      "<strategy>=<position> ... [--as-of-fills N | --as-of TIME] [--json]\n"
@@ -867,7 +906,15 @@ static int store_opt(struct cli_args *a, int o, char *arg)
 		a->json = true;
 		break;
 	case O_STRATEGY:
-		a->strategy = arg;
+		if (a->n_strategies >= BX_SCOPES_MAX)
+			return -1;
+		a->strategy = a->strategy ? a->strategy : arg;
+		a->strategies[a->n_strategies++] = arg;
+		break;
+	case O_GROUP:
+		if (a->n_groups >= BX_SCOPES_MAX)
+			return -1;
+		a->groups[a->n_groups++] = arg;
 		break;
 	case O_MODE:
 		a->mode = arg;
@@ -938,7 +985,9 @@ static int parse_args(const struct cmd *cmd, int argc, char **argv, struct cli_a
 	while ((o = getopt_long(argc, argv, "h", cmd->opts, NULL)) != -1) {
 		if (o == '?' || store_opt(a, o, optarg) < 0)
 			return bad_option(cmd->name, argc, argv);
-		if (o >= O_JSON && (seen & 1u << (o - O_JSON)))
+		/* --group, and trip's --strategy, may be given again */
+		if (o >= O_JSON && (seen & 1u << (o - O_JSON)) && o != O_GROUP &&
+		    !(o == O_STRATEGY && strcmp(cmd->name, "trip") == 0))
 			return cli_usage_error(cmd->name, "--%s given twice",
 			                       opt_name(cmd->opts, o));
 		if (o >= O_JSON)

@@ -60,6 +60,8 @@ struct cli {
 	struct bk_config cfg;
 };
 
+#define BX_SCOPES_MAX 64 /* scopes in one command: breakerd's limit */
+
 /* One command's parsed options and arguments. */
 struct cli_args {
 	const char *cmd; /* "trip", for messages */
@@ -72,6 +74,9 @@ struct cli_args {
 	char *as_of_fills, *as_of; /* reconcile */
 	bool withdraw;
 	bool json, force, verify, help, wide;
+	/* --strategy (trip: repeatable) and --group (repeatable) */
+	char *strategies[BX_SCOPES_MAX], *groups[BX_SCOPES_MAX];
+	int n_strategies, n_groups;
 };
 
 /* breaker.c */
@@ -93,6 +98,10 @@ int cmd_resume(struct cli *c, const struct cli_args *a);
 int cmd_register(struct cli *c, const struct cli_args *a);
 int cmd_reconcile(struct cli *c, const struct cli_args *a);
 int cmd_rules(struct cli *c, const struct cli_args *a);
+
+/* breaker_group.c */
+int cmd_group(struct cli *c, const struct cli_args *a);
+int cli_check_group(const char *cmd, const char *tag);
 
 /* breaker_show.c */
 int cmd_status(struct cli *c, const struct cli_args *a);

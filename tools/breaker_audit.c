@@ -133,7 +133,14 @@ static void put_change(FILE *f, const Breaker__AuditRecord *rec)
 	char modes[40];
 	int cols;
 
-	if (rec->strategy) {
+	if (rec->group) { /* a group scope's trip/resume, or a member joining/leaving */
+		cols = fprintf(f, "group:");
+		cols += put_name(f, rec->group);
+		if (rec->strategy) {
+			cols += fprintf(f, " ");
+			cols += put_name(f, rec->strategy);
+		}
+	} else if (rec->strategy) {
 		cols = fprintf(f, "strategy:");
 		cols += put_name(f, rec->strategy);
 	} else {

@@ -114,7 +114,9 @@ static int check_reason(struct cli *c, const char *cmd, const char *s, bool requ
 
 /* What a state change asked for, to describe the reply. */
 struct change {
-	const char *strategy; /* NULL: global */
+	const char *strategy; /* NULL: global (or group) */
+	const char *group;    /* a group scope */
+	size_t n_scopes;      /* a trip of several: how many */
 	int reason_code;      /* -1: not named (resume) */
 	int mode;             /* trip: the latch's mode */
 	bool forced;
@@ -143,11 +145,25 @@ static void put_seq(FILE *f, const Breaker__Reply *r)
 		fputs(" — (no audit seq in the reply)\n", f);
 }
 
+/* The scope(s) a change names: "global", "strategy a", "group venue:XETR",
+ * "3 scopes" */
+static void put_change_scope(FILE *f, const struct change *ch)
+{
+	if (ch->n_scopes > 1) {
+		fprintf(f, "%zu scopes", ch->n_scopes);
+	} else if (ch->group) {
+		fputs("group ", f);
+		put_name(f, ch->group);
+	} else {
+		put_scope(f, ch->strategy);
+	}
+}
+
 /* "HALTED global (manual_halt, was ACTIVE) — audit seq 42" */
 static void put_trip(FILE *f, const struct change *ch, const Breaker__Reply *r)
 {
 	fprintf(f, "%s ", reply_mode(r->has_to_mode, r->to_mode));
-	put_scope(f, ch->strategy);
+	put_change_scope(f, ch);
 	fprintf(f, " (%s", reason_name(ch->reason_code));
 	if (r->has_to_mode && (int)r->to_mode > ch->mode)
 		fprintf(f, " at %s, held %s by another latch", mode_name(ch->mode),
@@ -159,7 +175,7 @@ static void put_trip(FILE *f, const struct change *ch, const Breaker__Reply *r)
 /* "strategy momo-eu-1: HALTED -> REDUCE_ONLY (resume, reason_code manual_halt) — ..." */
 static void put_resume(FILE *f, const struct change *ch, const Breaker__Reply *r)
 {
-	put_scope(f, ch->strategy);
+	put_change_scope(f, ch);
 	fprintf(f, ": %s -> %s (resume%s", reply_mode(r->has_from_mode, r->from_mode),
 	        reply_mode(r->has_to_mode, r->to_mode), ch->forced ? " FORCED" : "");
 	if (ch->reason_code >= 0)
@@ -180,7 +196,7 @@ static int not_durable(const struct cli *c, const struct change *ch,
                        const Breaker__Reply *r)
 {
 	fputs("!!! TRIP IN EFFECT: ", stderr);
-	put_scope(stderr, ch->strategy);
+	put_change_scope(stderr, ch);
 	if (r->has_to_mode)
 		fprintf(stderr, " is %s", mode_name(r->to_mode));
 	else
@@ -269,12 +285,24 @@ static int send_change(struct cli *c, const struct cli_args *a, Breaker__Request
 static int send_trip(struct cli *c, const struct cli_args *a, Breaker__Trip *t)
 {
 	Breaker__Request req = BREAKER__REQUEST__INIT;
-	struct change ch = {t->strategy, (int)t->reason_code, (int)t->mode, false};
+	struct change ch = {t->strategy,         NULL,         1,
+	                    (int)t->reason_code, (int)t->mode, false};
 	int rv;
 
 	if ((rv = cli_config(c)) || (rv = check_strategy(a->cmd, t->strategy)) ||
 	    (rv = check_reason(c, a->cmd, t->reason, false)))
 		return rv;
+	for (size_t i = 0; i < t->n_strategies; i++)
+		if ((rv = check_strategy(a->cmd, t->strategies[i])))
+			return rv;
+	for (size_t i = 0; i < t->n_groups; i++)
+		if ((rv = cli_check_group(a->cmd, t->groups[i])))
+			return rv;
+	ch.n_scopes = (t->strategy != NULL) + t->n_strategies + t->n_groups;
+	if (ch.n_scopes == 1 && t->n_groups == 1)
+		ch.group = t->groups[0];
+	if (ch.n_scopes == 1 && t->n_strategies == 1)
+		ch.strategy = t->strategies[0];
 	req.cmd_case = BREAKER__REQUEST__CMD_TRIP;
 	req.trip = t;
 	return send_change(c, a, &req, &ch);
@@ -295,7 +323,14 @@ int cmd_trip(struct cli *c, const struct cli_args *a)
 		return BX_USAGE;
 	if (a->mode && (mode = parse_mode(a->cmd, "--mode", a->mode, true)) < 0)
 		return BX_USAGE;
-	t.strategy = a->strategy;
+	if (a->n_strategies == 1 && !a->n_groups) {
+		t.strategy = a->strategy; /* one strategy: the request it always was */
+	} else {
+		t.n_strategies = (size_t)a->n_strategies;
+		t.strategies = (char **)a->strategies;
+		t.n_groups = (size_t)a->n_groups;
+		t.groups = (char **)a->groups;
+	}
 	t.has_mode = 1;
 	t.mode = (Breaker__Mode)mode;
 	t.has_reason_code = 1;
@@ -323,7 +358,16 @@ int cmd_kill(struct cli *c, const struct cli_args *a)
 
 	if ((rv = cli_config(c)) || (rv = check_reason(c, a->cmd, a->reason, true)))
 		return rv;
-	t.strategy = a->pos[0];
+	if (a->npos + a->n_groups == 0)
+		return cli_usage_error(a->cmd, "missing <strategy> (or --group G)");
+	if (a->npos == 1 && !a->n_groups) {
+		t.strategy = a->pos[0];
+	} else {
+		t.n_strategies = (size_t)a->npos;
+		t.strategies = a->pos;
+		t.n_groups = (size_t)a->n_groups;
+		t.groups = (char **)a->groups;
+	}
 	t.has_mode = 1;
 	t.mode = BREAKER__MODE__MODE_HALTED;
 	t.has_reason_code = 1;
@@ -336,12 +380,19 @@ int cmd_resume(struct cli *c, const struct cli_args *a)
 {
 	Breaker__Request req = BREAKER__REQUEST__INIT;
 	Breaker__Resume rs = BREAKER__RESUME__INIT;
-	struct change ch = {a->strategy, -1, -1, a->force};
+	struct change ch = {a->strategy, NULL, 1, -1, -1, a->force};
 	int rv;
 
 	if ((rv = cli_config(c)) || (rv = check_strategy(a->cmd, a->strategy)) ||
 	    (rv = check_reason(c, a->cmd, a->reason, true)))
 		return rv;
+	if (a->n_groups > 1 || (a->n_groups && a->strategy))
+		return cli_usage_error(a->cmd, "resume one scope: --strategy S or one "
+		                               "--group G");
+	if (a->n_groups && (rv = cli_check_group(a->cmd, a->groups[0])))
+		return rv;
+	ch.group = a->n_groups ? a->groups[0] : NULL;
+	rs.group = (char *)ch.group;
 	if (a->reason_code &&
 	    (ch.reason_code = parse_reason(a->cmd, a->reason_code, false)) < 0)
 		return BX_USAGE;
@@ -404,6 +455,11 @@ int cmd_register(struct cli *c, const struct cli_args *a)
 	    strcmp(a->telemetry, "remote") != 0)
 		return cli_usage_error(
 		    a->cmd, "--telemetry is segment or remote, not '%s'", a->telemetry);
+	for (int i = 0; i < a->n_groups; i++)
+		if ((rv = cli_check_group(a->cmd, a->groups[i])))
+			return rv;
+	reg.n_groups = (size_t)a->n_groups;
+	reg.groups = (char **)a->groups;
 	reg.strategy = a->pos[0];
 	reg.has_remote_telemetry = a->telemetry && strcmp(a->telemetry, "remote") == 0;
 	reg.remote_telemetry = reg.has_remote_telemetry;

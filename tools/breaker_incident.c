@@ -24,7 +24,7 @@
 enum basis { TTD_NONE, TTD_HEARTBEAT, TTD_WINDOW, TTD_TICK };
 
 struct scope {
-	char name[BK_NAME_MAX]; /* "" is global */
+	char name[BK_NAME_MAX + 1]; /* "" is global; "@kind:value" a group */
 	bool used;
 	bool in_period; /* tripped in the period: its resume counts for "resolved" */
 	uint8_t mode;   /* the scope's mode after the latest record */
@@ -93,9 +93,22 @@ static struct scope *scope_of(struct inc *x, const char *name)
 	return NULL; /* more names than a breaker can register: ignored */
 }
 
+/* A group scope's key in the scope table: '@' is in no strategy name. */
+static const char *scope_key(const Breaker__AuditRecord *rec, char *buf, size_t len)
+{
+	if (rec->group && (rec->kind == BREAKER__AUDIT_RECORD__KIND__TRIP ||
+	                   rec->kind == BREAKER__AUDIT_RECORD__KIND__RESUME)) {
+		snprintf(buf, len, "@%s", rec->group);
+		return buf;
+	}
+	return rec->strategy;
+}
+
 static void scope_label(char *buf, size_t len, const char *strategy)
 {
-	if (strategy)
+	if (strategy && strategy[0] == '@')
+		snprintf(buf, len, "group %s", strategy + 1);
+	else if (strategy)
 		snprintf(buf, len, "strategy %s", strategy);
 	else
 		snprintf(buf, len, "global");
@@ -117,7 +130,9 @@ static void note_event(struct event *e, const Breaker__AuditRecord *rec, const c
 {
 	e->seq = rec->seq;
 	e->wall = rec->wall_ns;
-	scope_label(e->scope, sizeof(e->scope), rec->strategy);
+	char key[BK_NAME_MAX + 2];
+
+	scope_label(e->scope, sizeof(e->scope), scope_key(rec, key, sizeof(key)));
 	snprintf(e->what, sizeof(e->what), "%s", what);
 	snprintf(e->user, sizeof(e->user), "%s", rec->user ? rec->user : "?");
 }
@@ -187,11 +202,11 @@ static void note_trip(struct inc *x, const Breaker__AuditRecord *rec, struct sco
 {
 	struct reason_agg *r =
 	    rec->reason_code < BK_REASON_COUNT ? &x->reasons[rec->reason_code] : NULL;
-	char label[BK_NAME_MAX + 9];
+	char label[BK_NAME_MAX + 9], key[BK_NAME_MAX + 2];
 	unsigned i;
 
 	x->trips++;
-	scope_label(label, sizeof(label), rec->strategy);
+	scope_label(label, sizeof(label), scope_key(rec, key, sizeof(key)));
 	if (!x->first_trip.seq)
 		note_event(&x->first_trip, rec, reason_name(rec->reason_code));
 	if (!rec->rule && by_daemon(rec))
@@ -203,7 +218,8 @@ static void note_trip(struct inc *x, const Breaker__AuditRecord *rec, struct sco
 			time_to_detect(x, rec);
 		}
 	}
-	if (rec->to_mode > x->worst || (rec->to_mode == x->worst && !rec->strategy)) {
+	if (rec->to_mode > x->worst ||
+	    (rec->to_mode == x->worst && !rec->strategy && !rec->group)) {
 		x->worst = (uint8_t)rec->to_mode;
 		snprintf(x->worst_scope, sizeof(x->worst_scope), "%s", label);
 	}
@@ -240,7 +256,11 @@ static void period_starts(struct inc *x)
 		const struct scope *s = &x->tab[i];
 		if (s->used && s->mode != BK_ACTIVE)
 			snprintf(x->before[x->n_before++], sizeof(x->before[0]),
-			         "%s%s %s", s->name[0] ? "strategy " : "global", s->name,
+			         "%s%s %s",
+			         s->name[0] == '@' ? "group "
+			         : s->name[0]      ? "strategy "
+			                           : "global",
+			         s->name + (s->name[0] == '@'),
 			         mode_name(s->mode <= BK_HALTED ? s->mode : BK_HALTED));
 	}
 }
@@ -282,7 +302,9 @@ static int pass1(const Breaker__AuditRecord *rec, uint64_t offset, void *arg)
 	struct inc *x = arg;
 	bool change = rec->kind == BREAKER__AUDIT_RECORD__KIND__TRIP ||
 	              rec->kind == BREAKER__AUDIT_RECORD__KIND__RESUME;
-	struct scope *s = change ? scope_of(x, rec->strategy ? rec->strategy : "") : NULL;
+	char key[BK_NAME_MAX + 2];
+	const char *name = scope_key(rec, key, sizeof(key));
+	struct scope *s = change ? scope_of(x, name ? name : "") : NULL;
 
 	(void)offset;
 	x->last_seq = rec->seq;
@@ -508,9 +530,13 @@ static void md_row(struct inc *x, const Breaker__AuditRecord *rec)
 	printf("| %" PRIu64 " | %s | %s | %s%s | ", rec->seq,
 	       fmt_time(t, rec->wall_ns, 3), offset(o, sizeof(o), x, rec->wall_ns), ev,
 	       rec->seq == x->ack.seq ? " (first action by a person)" : "");
-	if (rec->strategy)
+	if (rec->group)
+		fputs("group ", stdout);
+	else if (rec->strategy)
 		fputs("strategy ", stdout);
-	put_md(stdout, rec->strategy ? rec->strategy : "global");
+	put_md(stdout, rec->group      ? rec->group
+	               : rec->strategy ? rec->strategy
+	                               : "global");
 	if (rec->has_from_mode && rec->has_to_mode)
 		printf(" | %s → %s | ", mode_name(rec->from_mode),
 		       mode_name(rec->to_mode));

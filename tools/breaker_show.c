@@ -66,17 +66,34 @@ static void put_latch(FILE *f, const Breaker__Latch *l)
 /* "global: HALTED" / "strategy momo-eu-1: REDUCE_ONLY (effective HALTED: global)" */
 static void put_scope_state(FILE *f, const Breaker__Scope *s, int global_mode)
 {
-	if (s->strategy) {
+	if (s->group) {
+		fputs("group ", f);
+		put_name(f, s->group);
+	} else if (s->strategy) {
 		fputs("strategy ", f);
 		put_name(f, s->strategy);
 	} else {
 		fputs("global", f);
 	}
 	fprintf(f, ": %s", opt_mode(s->has_mode, s->mode));
-	if (s->strategy && s->has_mode && global_mode > (int)s->mode)
+	if (s->strategy && s->has_mode && global_mode > (int)s->mode &&
+	    !(s->has_effective_mode && (int)s->effective_mode >= global_mode))
 		fprintf(f, " (effective %s: global)", mode_name(global_mode));
+	else if (s->has_effective_mode && s->held_by && s->effective_mode > s->mode)
+		fprintf(f, " (effective %s: group %s)", mode_name(s->effective_mode),
+		        s->held_by);
 	if (s->n_latches == 0)
 		fputs(" (no latches)", f);
+	if (s->has_members)
+		fprintf(f, " [%" PRIu32 " member%s]", s->members,
+		        s->members == 1 ? "" : "s");
+	if (s->n_groups) {
+		fputs(" groups:", f);
+		for (size_t i = 0; i < s->n_groups; i++) {
+			fputc(' ', f);
+			put_name(f, s->groups[i]);
+		}
+	}
 	fputc('\n', f);
 	for (size_t i = 0; i < s->n_latches; i++)
 		put_latch(f, s->latches[i]);
@@ -243,6 +260,11 @@ static void put_status(FILE *f, const struct cli *c, const Breaker__StatusInfo *
 	fprintf(f, " registered, %zu tripped\n", in->n_tripped);
 	for (size_t i = 0; i < in->n_tripped; i++)
 		put_scope_state(f, in->tripped[i], gmode);
+	if (in->n_groups) {
+		fprintf(f, "groups: %zu\n", in->n_groups);
+		for (size_t i = 0; i < in->n_groups; i++)
+			put_scope_state(f, in->groups[i], gmode);
+	}
 	put_warnings(f, in);
 	put_reconciliations(f, in);
 	put_acks(f, in);
@@ -326,6 +348,16 @@ static void put_strategy(FILE *f, const Breaker__Scope *s, int width)
 		fprintf(f, " %s:%s",
 		        l->has_reason_code ? reason_name(l->reason_code) : "?",
 		        opt_mode(l->has_mode, l->mode));
+	}
+	if (s->has_effective_mode && s->held_by && s->effective_mode > s->mode)
+		fprintf(f, "  (effective %s: group %s)", mode_name(s->effective_mode),
+		        s->held_by);
+	if (s->n_groups) {
+		fputs("  groups:", f);
+		for (size_t i = 0; i < s->n_groups; i++) {
+			fputc(' ', f);
+			put_name(f, s->groups[i]);
+		}
 	}
 	fputc('\n', f);
 }

@@ -72,7 +72,10 @@ static void put_event_change(FILE *f, const Breaker__Event *ev)
 	char modes[40];
 	int cols;
 
-	if (ev->strategy) {
+	if (ev->group) {
+		cols = fprintf(f, "group:");
+		cols += put_name(f, ev->group);
+	} else if (ev->strategy) {
 		cols = fprintf(f, "strategy:");
 		cols += put_name(f, ev->strategy);
 	} else {
@@ -214,8 +217,8 @@ static void put_event_short(FILE *f, const Breaker__Event *ev)
 	fprintf(m, "%.12s %-9s ",
 	        ev->has_wall_ns ? fmt_time(t, ev->wall_ns, 3) + 11 : "?",
 	        event_kind_short(ev));
-	if (ev->strategy) {
-		n = name_text(name, sizeof(name), ev->strategy);
+	if (ev->strategy || ev->group) {
+		n = name_text(name, sizeof(name), ev->group ? ev->group : ev->strategy);
 		if (text_cols(name, n) > 20) {
 			n = cut_at_cols(name, n, 19);
 			cols = fprintf(m, "%.*s…", (int)n, name) - 2; /* "…" is 3 bytes */

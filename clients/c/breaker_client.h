@@ -525,7 +525,9 @@ static inline int bk_wait_change(const struct bk_client *c, uint32_t seen_seq,
 
 /*
  * Winning latch of the effective scope for a slot (slot < 0: global), read
- * under the scope's seqlock so that time and reason match.
+ * under the scope's seqlock so that time and reason match, and who holds it:
+ * global, a group the strategy belongs to (the holder bits of its folded
+ * word; scope_name "venue:XETR"), or the strategy itself.
  */
 static inline void bk_read_reason(const struct bk_client *c, int slot,
                                   struct bk_reason *out)

@@ -263,6 +263,21 @@ class LiveDaemon(unittest.TestCase):
         with self.assertRaises(KeyError):
             self.c.resolve("nosuch")
 
+    def test_a_group_trip_names_the_group(self) -> None:
+        self.d.ok("register", "venue-eng", "--group", "venue:XETR", "--group", "desk:eu-delta")
+        slot = self.c.resolve("venue-eng")
+        self.d.ok("trip", "manual_halt", "--group", "venue:XETR", "--reason", "gateway down")
+        self.assertIs(self.c.check(slot), bk.Mode.HALTED, "every member flips before the CLI returns")
+        r = self.c.reason(slot)
+        self.assertEqual((r.mode, r.reason, r.scope, r.scope_name),
+                         (bk.Mode.HALTED, "manual_halt", "group", "venue:XETR"))
+        self.assertEqual(self.c.groups(), ["venue:XETR", "desk:eu-delta"])
+        self.assertEqual(self.c.reason(self.c.resolve("alpha")).scope, "none", "a non-member")
+        # the C client reads the same (bk_read_reason's scope and name)
+        dump = c_dump(self.d.instance, 10**12)
+        s = [x for x in dump["strategies"] if x["name"] == "venue-eng"][0]
+        self.assertEqual((s["reason"]["scope"], s["reason"]["scope_name"]), ("group", "venue:XETR"))
+
     def test_frozen_daemon_fails_closed_then_recovers(self) -> None:
         a = self.c.resolve("alpha")
         self.until(bk.Mode.ACTIVE, lambda: self.c.check_live(a))
