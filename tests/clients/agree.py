@@ -255,7 +255,7 @@ def example_steps(d: Daemon) -> None:
 
 
 def main() -> int:
-    d = Daemon(f"agree-{name}")
+    d = Daemon(f"agree-{name}", "[strategies]\nnames = alpha, beta, gamma\ngroups = beta=venue:XETR\n")
     try:
         d.start()
         agree("fresh daemon", d.instance)
@@ -276,6 +276,16 @@ def main() -> int:
             d.ok("resume", "--strategy", "beta", "--reason", f"agree: beta stage {stage}")
             c = agree(f"beta resume stage {stage}", d.instance)
         expect("beta ACTIVE", scope(c, 1)["check_live"], "ACTIVE")
+        d.ok("trip", "manual_halt", "--group", "venue:XETR", "--reason", "agree: group")
+        c = agree("group venue:XETR tripped", d.instance)
+        r = scope(c, 1)["reason"]
+        expect("beta held by its group", (scope(c, 1)["check_live"], r["code"], r["scope"], r["scope_name"]),
+               ("HALTED", 1, "group", "venue:XETR"))
+        expect("alpha not in the group", scope(c, 0)["check_live"], "ACTIVE")
+        for stage in (1, 2, 3):
+            d.ok("resume", "--group", "venue:XETR", "--reason", f"agree: group stage {stage}")
+            c = agree(f"group resume stage {stage}", d.instance)
+        expect("beta ACTIVE after the group's resumes", scope(c, 1)["check_live"], "ACTIVE")
         wait_steps(d)
         tel_steps(d)
         refused_steps(d)
