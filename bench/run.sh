@@ -160,6 +160,7 @@ END {
 	table("idle", "4. Idle cost", "No commands; the daemon only ticks.")
 	sec_title["tick"] = "5. Rules: tick cost (bench_rules)"
 	sec_title["detect"] = "6. Rules: violation -> HALTED (bench_rules)"
+	sec_title["group"] = "7. Groups: check of a member, trip of 1,000 members (bench_group)"
 	for (k = 1; k <= nsec; k++) {
 		sec = order[k]
 		if (sec == "check" || sec == "trip" || sec == "throughput" || sec == "idle")

@@ -409,7 +409,8 @@ static int restore_visible(struct bk_daemon *d, uint64_t global_seen,
 	for (uint32_t i = 0; i < d->state.n_strategies && i < old; i++) {
 		uint64_t seen = atomic_load(&shm->strategies[i].state);
 
-		if (strncmp(shm->strategies[i].name, d->state.strategies[i].name,
+		if (d->state.strategies[i].gone || /* a tombstone: published HALTED */
+		    strncmp(shm->strategies[i].name, d->state.strategies[i].name,
 		            BK_NAME_MAX))
 			continue;
 		if (BK_STATE_HOLDER(seen) != 0) /* folded from a group, restored there */

@@ -23,6 +23,7 @@
 
 #include "bk_cmd.h"
 #include "bk_log.h"
+#include "bk_suggest.h"
 #include "bk_text.h"
 
 /* ---- validation ------------------------------------------------------------ */
@@ -102,10 +103,24 @@ static Breaker__Status resolve_scope(const struct bk_daemon *d, const char *name
 	}
 	*slot = bk_state_find(&d->state, name);
 	if (*slot < 0) {
-		snprintf(why, len, "unknown strategy '%s' (register it first)", name);
+		char near[200];
+
+		/* a typo is refused (never registered) with the names it was near */
+		if (bk_suggest_strategies(&d->state, name, near, sizeof(near)))
+			snprintf(why, len, "unknown strategy '%s': did you mean %s?",
+			         name, near);
+		else
+			snprintf(why, len, "unknown strategy '%s' (register it first)",
+			         name);
 		return BREAKER__STATUS__ERR_UNKNOWN_STRATEGY;
 	}
 	return BREAKER__STATUS__OK;
+}
+
+Breaker__Status bk_cmd_resolve_scope(const struct bk_daemon *d, const char *name,
+                                     int *slot, char *why, size_t len)
+{
+	return resolve_scope(d, name, slot, why, len);
 }
 
 /* ---- staging (the wait for durability: bk_pending.c) -------------------------- */
@@ -342,10 +357,17 @@ static void do_resume(struct bk_cmd *c)
 		bk_cmd_refuse(c, st, c->why);
 		return;
 	}
-	/* rules trip strategies and global: a group's latches are operators' */
-	if (!p.forced && !BK_SLOT_IS_GROUP(slot) &&
-	    (condition_holds(c->d, &p, c->why, sizeof(c->why)) ||
-	     lacks_evidence(c->d, &p, c->why, sizeof(c->why)))) {
+	if ((c->rep.retry_after_ms =
+	         bk_limits_stage_wait_ms(c->d, &p, wall, c->why, sizeof(c->why)))) {
+		c->rep.has_retry_after_ms = 1;
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_STAGE_TOO_SOON, c->why);
+		return;
+	}
+	/* strategy rules trip strategies and global; the venue rules
+	 * (bk_venuewatch.h) trip venue groups: a group has no rate evidence */
+	if (!p.forced && (condition_holds(c->d, &p, c->why, sizeof(c->why)) ||
+	                  (!BK_SLOT_IS_GROUP(slot) &&
+	                   lacks_evidence(c->d, &p, c->why, sizeof(c->why))))) {
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_CONDITION_HOLDS, c->why);
 		return;
 	}
@@ -502,6 +524,7 @@ static void do_report(struct bk_cmd *c)
 		s->opening_fills = 0;
 	}
 	s->heartbeat_ns = bk_now_mono_ns();
+	bk_orders_report(s, r, s->heartbeat_ns);
 	s->consistent = true; /* one message is one snapshot */
 	bk_reply_now(c->d, &c->route, &c->rep);
 }
@@ -824,7 +847,9 @@ void bk_cmd_handle(struct bk_daemon *d, struct bk_request *in)
 	    req->cmd_case == BREAKER__REQUEST__CMD_REGISTER ||
 	    req->cmd_case == BREAKER__REQUEST__CMD_RECONCILE ||
 	    req->cmd_case == BREAKER__REQUEST__CMD_REBASE ||
-	    req->cmd_case == BREAKER__REQUEST__CMD_GROUP) {
+	    req->cmd_case == BREAKER__REQUEST__CMD_GROUP ||
+	    req->cmd_case == BREAKER__REQUEST__CMD_UNREGISTER ||
+	    req->cmd_case == BREAKER__REQUEST__CMD_RENAME) {
 		c.hash = bk_cmd_request_hash(&c);
 		if (bk_cmd_answer_duplicate(&c)) {
 			count_command(d, bk_metrics_cmd_type(req->cmd_case),
@@ -861,6 +886,12 @@ void bk_cmd_handle(struct bk_daemon *d, struct bk_request *in)
 		break;
 	case BREAKER__REQUEST__CMD_GROUP:
 		bk_cmd_group(&c);
+		break;
+	case BREAKER__REQUEST__CMD_UNREGISTER:
+		bk_cmd_unregister(&c);
+		break;
+	case BREAKER__REQUEST__CMD_RENAME:
+		bk_cmd_rename(&c);
 		break;
 	default:
 		bk_cmd_refuse(&c, BREAKER__STATUS__ERR_BAD_REQUEST,

@@ -79,4 +79,14 @@ bool bk_cmd_answer_duplicate(struct bk_cmd *c);
 bool bk_cmd_two_person(struct bk_cmd *c, const struct bk_plan *p,
                        const struct bk_actor *who, struct bk_proposal *ok);
 
+/* bk_cmd.c, for the handlers in other files: a strategy field to its slot
+ * (absent or "": global; unknown: refused with the registered names it was
+ * near). */
+Breaker__Status bk_cmd_resolve_scope(const struct bk_daemon *d, const char *name,
+                                     int *slot, char *why, size_t len);
+
+/* bk_cmd_scope.c: unregister and rename a strategy (audited, replayed). */
+void bk_cmd_unregister(struct bk_cmd *c);
+void bk_cmd_rename(struct bk_cmd *c);
+
 #endif

@@ -30,6 +30,10 @@ static const char *command_name(const Breaker__Request *req)
 	if (req->cmd_case == BREAKER__REQUEST__CMD_GROUP)
 		return req->group->has_remove && req->group->remove ? "group remove"
 		                                                    : "group add";
+	if (req->cmd_case == BREAKER__REQUEST__CMD_UNREGISTER)
+		return "unregister";
+	if (req->cmd_case == BREAKER__REQUEST__CMD_RENAME)
+		return "rename";
 	if (req->cmd_case >= BREAKER__REQUEST__CMD_TRIP &&
 	    req->cmd_case <= BREAKER__REQUEST__CMD_RECONCILE)
 		return names[req->cmd_case - BREAKER__REQUEST__CMD_TRIP];
@@ -48,6 +52,9 @@ static const char *command_verb(const Breaker__Request *req, unsigned missing)
 		return "register strategies";
 	case BREAKER__REQUEST__CMD_GROUP:
 		return "change a strategy's groups";
+	case BREAKER__REQUEST__CMD_UNREGISTER:
+	case BREAKER__REQUEST__CMD_RENAME:
+		return "unregister or rename strategies";
 	case BREAKER__REQUEST__CMD_RECONCILE:
 		return "post reconciliations (they can clear a break)";
 	case BREAKER__REQUEST__CMD_REPORT:
@@ -70,6 +77,8 @@ static unsigned perms_needed(const Breaker__Request *req)
 	case BREAKER__REQUEST__CMD_REGISTER:
 	case BREAKER__REQUEST__CMD_RECONCILE:
 	case BREAKER__REQUEST__CMD_GROUP: /* as register: it changes who is held */
+	case BREAKER__REQUEST__CMD_UNREGISTER:
+	case BREAKER__REQUEST__CMD_RENAME:
 		return BK_PERM_RESUME;
 	case BREAKER__REQUEST__CMD_REPORT: /* it can keep a rule from tripping */
 		return BK_PERM_REPORT;
@@ -129,6 +138,12 @@ static void refused_attempt(struct bk_cmd *c, Breaker__AuditRecord *rec)
 	} else if (req->cmd_case == BREAKER__REQUEST__CMD_REBASE) {
 		scope = req->rebase->strategy;
 		reason = req->rebase->reason;
+	} else if (req->cmd_case == BREAKER__REQUEST__CMD_UNREGISTER) {
+		scope = req->unregister->strategy;
+		reason = req->unregister->reason;
+	} else if (req->cmd_case == BREAKER__REQUEST__CMD_RENAME) {
+		scope = req->rename->strategy;
+		reason = req->rename->reason;
 	}
 	rec->strategy = scope && bk_strategy_name_valid(scope) ? (char *)scope : NULL;
 	refused_group(req, rec);

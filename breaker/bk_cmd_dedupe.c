@@ -81,6 +81,12 @@ uint64_t bk_cmd_request_hash(const struct bk_cmd *c)
 	case BREAKER__REQUEST__CMD_GROUP:
 		m = &req->group->base;
 		break;
+	case BREAKER__REQUEST__CMD_UNREGISTER:
+		m = &req->unregister->base;
+		break;
+	case BREAKER__REQUEST__CMD_RENAME:
+		m = &req->rename->base;
+		break;
 	default:
 		break;
 	}

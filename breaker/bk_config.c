@@ -95,6 +95,8 @@ int bk_config_defaults(struct bk_config *cfg, const char *instance)
 	                    *report = &cfg->acl[BK_ACT_REPORT];
 
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->venues.session_down = true; /* engines state it: on by default */
+	cfg->venues.action = BK_HALTED;
 	if (!instance)
 		instance = "default";
 	if (!instance_valid(instance))
@@ -1017,6 +1019,10 @@ static const struct key_def keys[] = {
     {KEY("strategies", "groups", KEY_FN), .fn = key_strategies},
     {KEY("metrics", "listen", KEY_FN), .fn = key_metrics_listen},
     {KEY("metrics", "allow_remote", KEY_BOOL), FIELD(metrics_allow_remote)},
+    /* the venue rules (bk_venue.h): md staleness off unless set */
+    {KEY("venues", "md_stale_ms", KEY_UINT), FIELD(venues.md_stale_ms), RANGE(0, 3600000),
+     .why = "ms; 0 = off"},
+    {KEY("venues", "session_down", KEY_BOOL), FIELD(venues.session_down)},
 };
 
 _Static_assert(sizeof(mode_t) == 4 && sizeof(int) == 4 && sizeof(uint32_t) == 4,
@@ -1089,6 +1095,14 @@ static int handle(void *user, const char *s, const char *n, const char *v)
 		return handle_rules(c, s, n, v);
 	if (c->pass == 2)
 		return 1;
+	if (strcmp(s, "limits") == 0 || strncmp(s, "limits:", 7) == 0) {
+		char why[400];
+
+		if (bk_limits_key(&c->cfg.limits, s[6] ? s + 7 : NULL, n, v, why,
+		                  sizeof(why)))
+			return fail(c, c->line, "%s", why);
+		return 1;
+	}
 
 	err = (k = key_find(s, n)) ? key_set(c, k, n, v) : -ENOENT;
 	if (c->failed)

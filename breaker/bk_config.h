@@ -16,7 +16,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "bk_limits.h"
 #include "bk_rules.h"
+#include "bk_venue.h"
 #include "breaker_client.h"
 
 #define BK_URL_MAX        (PATH_MAX + 16)
@@ -122,11 +124,14 @@ struct bk_config {
 		char strategy[BK_NAME_MAX], group[BK_NAME_MAX];
 	} groups[BK_CFG_GROUPS];
 	int n_groups;
-	mode_t tel_mode;           /* telemetry segment: engines write it */
-	struct bk_rules_cfg rules; /* [rules] defaults, [rules:NAME] per strategy */
+	mode_t tel_mode;             /* telemetry segment: engines write it */
+	struct bk_rules_cfg rules;   /* [rules] defaults, [rules:NAME] per strategy */
+	struct bk_limits_cfg limits; /* [limits], [limits:NAME] (bk_limits.h) */
 	/* [metrics]: /metrics and /healthz over HTTP; "" = off */
 	char metrics_listen[BK_LISTEN_MAX]; /* "127.0.0.1:9464", "[::1]:9464" */
 	bool metrics_allow_remote;          /* else only a loopback address */
+	/* [venues]: the venue rules (bk_venue.h), judged per venue:* group */
+	struct bk_venue_cfg venues;
 };
 
 /* Embedded defaults for this user and instance (NULL: "default"). 0 or -EINVAL. */

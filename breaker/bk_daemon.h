@@ -13,6 +13,8 @@
 #include "bk_auth.h"
 #include "bk_config.h"
 #include "bk_metrics.h"
+#include "bk_orders.h"
+#include "bk_venuewatch.h"
 #include "bk_rulestate.h"
 #include "bk_request.h"
 #include "bk_server.h"
@@ -48,7 +50,8 @@ struct bk_pending {
 	/* the record's own reason, whole ([commands] reason_max_bytes <= 2048):
 	 * a RESUME's event carries the resumer's words, not the latch's */
 	char reason[BK_EVENT_REASON_MAX];
-	char cn[BK_CN_MAX]; /* a certificate caller's CN, for the event */
+	char cn[BK_CN_MAX];     /* a certificate caller's CN, for the event */
+	char gone[BK_NAME_MAX]; /* UNREGISTER: the name its slot no longer has */
 };
 
 struct bk_uid_name {
@@ -112,6 +115,8 @@ struct bk_daemon {
 	bool stop;
 	struct bk_counters ctr;    /* for /metrics; counted where things happen */
 	struct bk_metrics metrics; /* /metrics and /healthz (bk_metrics.h) */
+	struct bk_orders orders;   /* cancel-all, confirmed (bk_orders.h) */
+	struct bk_venues venues;   /* the venue rules (bk_venuewatch.h) */
 };
 
 /* ---- bk_cmd.c: one request, decode -> authorise -> validate -> plan -> apply -> stage

@@ -23,19 +23,21 @@
 
 #define LINE_MAX_BYTES   512   /* longest put(): names are <= 39 bytes, HELP < 300 */
 #define HEAD_MAX_BYTES   65536 /* everything that is not per strategy */
-#define PER_STRATEGY_MAX (3 * LINE_MAX_BYTES + (BK_REASON_COUNT + BK_RULE_COUNT) * 128)
+#define PER_STRATEGY_MAX (5 * LINE_MAX_BYTES + (BK_REASON_COUNT + BK_RULE_COUNT) * 128)
 #define PREFAULT_BYTES   (4u << 20) /* 4096 tripped, 2 latches, telemetry, warnings */
 #define SLICE_BUDGET     512 /* work units per tick: a strategy visited 1, a line 2 */
 
 enum stage {
 	ST_IDLE,
 	ST_HEAD,
-	ST_MODE,   /* breaker_mode, per strategy */
-	ST_OWN,    /* breaker_strategy_own_mode */
-	ST_LATCH,  /* breaker_strategies, breaker_latch_active */
-	ST_REJECT, /* breaker_strategy_reject_ratio */
-	ST_ORDER,  /* breaker_strategy_order_rate */
-	ST_UTIL,   /* breaker_rule_utilisation_ratio */
+	ST_MODE,     /* breaker_mode, per strategy */
+	ST_OWN,      /* breaker_strategy_own_mode */
+	ST_LATCH,    /* breaker_strategies, breaker_latch_active */
+	ST_REJECT,   /* breaker_strategy_reject_ratio */
+	ST_ORDER,    /* breaker_strategy_order_rate */
+	ST_UTIL,     /* breaker_rule_utilisation_ratio */
+	ST_WORKING,  /* breaker_working_orders (bk_orders.h) */
+	ST_HALTWORK, /* breaker_halted_working_orders_seconds */
 	ST_FINISH,
 };
 
@@ -57,7 +59,10 @@ _Static_assert(BREAKER__REQUEST__CMD_RESUME == BREAKER__REQUEST__CMD_TRIP + 1 &&
 _Static_assert(BK_CMD_INVALID ==
                        BREAKER__REQUEST__CMD_RECONCILE - BREAKER__REQUEST__CMD_TRIP + 1 &&
                    BK_CMD_REBASE == BK_CMD_INVALID + 1 &&
-                   BK_CMD_GROUP == BK_CMD_REBASE + 1 && BK_CMD_TYPES == BK_CMD_GROUP + 1,
+                   BK_CMD_GROUP == BK_CMD_REBASE + 1 &&
+                   BK_CMD_UNREGISTER == BK_CMD_GROUP + 1 &&
+                   BK_CMD_RENAME == BK_CMD_UNREGISTER + 1 &&
+                   BK_CMD_TYPES == BK_CMD_RENAME + 1,
                "command type indexes");
 _Static_assert(BREAKER__STATUS__ERR_RECONCILE_REQUIRED < BK_STATUS_COUNT,
                "BK_STATUS_COUNT covers breaker.Status");
@@ -84,9 +89,11 @@ static void labels_init(void)
 		      ev ? ev->name : "err_other");
 	}
 	for (unsigned t = 0; t < BK_CMD_TYPES; t++) {
-		unsigned id = t == BK_CMD_REBASE  ? BREAKER__REQUEST__CMD_REBASE
-		              : t == BK_CMD_GROUP ? BREAKER__REQUEST__CMD_GROUP
-		                                  : BREAKER__REQUEST__CMD_TRIP + t;
+		unsigned id = t == BK_CMD_REBASE       ? BREAKER__REQUEST__CMD_REBASE
+		              : t == BK_CMD_GROUP      ? BREAKER__REQUEST__CMD_GROUP
+		              : t == BK_CMD_UNREGISTER ? BREAKER__REQUEST__CMD_UNREGISTER
+		              : t == BK_CMD_RENAME     ? BREAKER__REQUEST__CMD_RENAME
+		                                       : BREAKER__REQUEST__CMD_TRIP + t;
 		const ProtobufCFieldDescriptor *fd =
 		    t == BK_CMD_INVALID ? NULL
 		                        : protobuf_c_message_descriptor_get_field(
@@ -421,18 +428,43 @@ static void enter_mode(struct bk_daemon *d, struct bk_metrics *m)
 		m->global_mode = BK_HALTED;
 	family(m, "breaker_mode", "gauge",
 	       "Mode engines see: 0 ACTIVE, 1 CAUTIOUS, 2 REDUCE_ONLY, 3 HALTED. Global, "
-	       "and each strategy not ACTIVE on its own, at its effective mode (the "
-	       "strictest of global and its own); breaker_strategy_own_mode has its "
-	       "own.");
+	       "each group not ACTIVE (its own latches), and each strategy not ACTIVE "
+	       "for its engines, at its effective mode (the strictest of global, its "
+	       "groups and its own); breaker_strategy_own_mode has its own.");
 	put(m, "breaker_mode{scope=\"global\"} %u\n", m->global_mode);
+	for (uint32_t g = 0; g < d->state.n_groups; g++) {
+		uint64_t since;
+		unsigned mode = BK_STATE_MODE(bk_scope_published(
+		    &d->state.groups[g], d->audit.durable_seq, &since, &latches));
+
+		if (mode != BK_ACTIVE)
+			put(m, "breaker_mode{scope=\"group\",group=\"%s\"} %u\n",
+			    d->state.groups[g].name, mode > BK_HALTED ? BK_HALTED : mode);
+	}
 }
 
-/* A strategy's own mode (its latches only), clamped to a known mode. */
-static unsigned own_mode(const struct bk_daemon *d, uint32_t i)
+/* The mode a strategy's word publishes (folded with its groups), clamped. */
+static unsigned seen_mode(const struct bk_daemon *d, uint32_t i)
 {
 	uint32_t latches;
 	unsigned mode = BK_STATE_MODE(shm_word(d, (int)i, &latches));
 
+	return mode > BK_HALTED ? BK_HALTED : mode;
+}
+
+/* A strategy's own mode (its latches only, as published), clamped: the word's
+ * unless a group's latch won it (holder bits), then from the state. */
+static unsigned own_mode(const struct bk_daemon *d, uint32_t i)
+{
+	uint64_t since, word;
+	uint32_t latches;
+	unsigned mode;
+
+	word = shm_word(d, (int)i, &latches);
+	if (BK_STATE_HOLDER(word))
+		word = bk_scope_published(&d->state.strategies[i], d->audit.durable_seq,
+		                          &since, &latches);
+	mode = BK_STATE_MODE(word);
 	return mode > BK_HALTED ? BK_HALTED : mode;
 }
 
@@ -460,9 +492,9 @@ static int mode_line(struct bk_daemon *d, struct bk_metrics *m, const char *head
  */
 static int visit_mode(struct bk_daemon *d, struct bk_metrics *m, uint32_t i)
 {
-	unsigned mode = own_mode(d, i);
+	unsigned mode = seen_mode(d, i);
 
-	m->count[mode]++;
+	m->count[own_mode(d, i)]++; /* breaker_strategies: by their own mode */
 	if (mode == BK_ACTIVE)
 		return 1;
 	return mode_line(d, m, "breaker_mode{scope=\"strategy\",strategy=\"", i,
@@ -579,6 +611,49 @@ static int visit_util(struct bk_daemon *d, struct bk_metrics *m, uint32_t i)
 	return cost;
 }
 
+/* Cancel-all, confirmed: engines that reported working orders (bk_orders.h). */
+static int visit_orders(struct bk_daemon *d, struct bk_metrics *m, uint32_t i,
+                        bool halted)
+{
+	uint64_t working, unconfirmed_ns;
+	char *p;
+
+	if (!bk_orders_metric(d, (int)i, d->last_tick_ns, &working, &unconfirmed_ns) ||
+	    !(p = line_begin(m)))
+		return 1;
+	p = app(p, halted ? "breaker_halted_working_orders_seconds{strategy=\""
+	                  : "breaker_working_orders{strategy=\"");
+	p = app(app(p, d->state.strategies[i].name), "\"} ");
+	p = halted ? app_f64(p, (double)unconfirmed_ns / 1e9) : app_u64(p, working);
+	*p++ = '\n';
+	line_end(m, p);
+	return 3;
+}
+
+/* The venue rules (bk_venuewatch.h): one line per judged rule of a venue group. */
+static void venue_lines(struct bk_daemon *d, struct bk_metrics *m)
+{
+	char b[32];
+
+	family(m, "breaker_venue_rule_utilisation_ratio", "gauge",
+	       "The venue rules per venue group, for rules with live reporting "
+	       "engines: md_stale: the freshest tick's age / md_stale_ms; "
+	       "session_down: sessions down / sessions reporting.");
+	for (uint32_t g = 0; g < d->state.n_groups; g++) {
+		const struct bk_venue_eval *ev = &d->venues.ev[g];
+
+		for (int r = 0; d->venues.is_venue[g] && r < BK_VENUE_RULES; r++)
+			if (ev->judged[r] && ev->threshold[r] > 0)
+				put(m,
+				    "breaker_venue_rule_utilisation_ratio{group=\"%s\","
+				    "rule="
+				    "\"%s\"} %s\n",
+				    d->state.groups[g].name,
+				    bk_venue_rule_name((enum bk_venue_rule)r),
+				    num(b, ev->measured[r] / ev->threshold[r]));
+	}
+}
+
 /* ---- the rendering ---------------------------------------------------------------- */
 
 /*
@@ -634,6 +709,8 @@ static int strategies(struct bk_daemon *d, struct bk_metrics *m, int budget)
 
 	while (m->cursor < n && budget > 0) {
 		uint32_t i = m->cursor++;
+		if (d->state.strategies[i].gone) /* unregistered: no series */
+			continue;
 		switch (m->stage) {
 		case ST_MODE:
 			budget -= visit_mode(d, m, i);
@@ -652,6 +729,12 @@ static int strategies(struct bk_daemon *d, struct bk_metrics *m, int budget)
 			break;
 		case ST_UTIL:
 			budget -= visit_util(d, m, i);
+			break;
+		case ST_WORKING:
+			budget -= visit_orders(d, m, i, false);
+			break;
+		case ST_HALTWORK:
+			budget -= visit_orders(d, m, i, true);
 			break;
 		}
 	}
@@ -695,7 +778,20 @@ static void next_stage(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 		       "warning "
 		       "level.");
 		break;
+	case ST_WORKING:
+		family(m, "breaker_working_orders", "gauge",
+		       "Orders working at the venue, as each engine last reported them "
+		       "(engines that report).");
+		break;
+	case ST_HALTWORK:
+		family(m, "breaker_halted_working_orders_seconds", "gauge",
+		       "Seconds since the engine's scope was HALTED without a confirmed "
+		       "flat (0 working reported after the halt); 0 when flat or not "
+		       "HALTED. A dead or silent engine counts: its orders are "
+		       "unconfirmed.");
+		break;
 	case ST_FINISH:
+		venue_lines(d, m);
 		family(m, "breaker_rule_warnings", "gauge",
 		       "Limit rules at or above their first warning level.");
 		put(m, "breaker_rule_warnings %u\n", m->warnings);
@@ -779,7 +875,8 @@ int bk_metrics_start(struct bk_daemon *d)
 	char url[BK_LISTEN_MAX + 16];
 
 	labels_init();
-	m->snap.cap = HEAD_MAX_BYTES + (size_t)BK_MAX_STRATEGIES * PER_STRATEGY_MAX;
+	m->snap.cap = HEAD_MAX_BYTES + (size_t)BK_MAX_STRATEGIES * PER_STRATEGY_MAX +
+	              (size_t)BK_MAX_GROUPS * LINE_MAX_BYTES; /* the groups' mode lines */
 	/* untouched pages cost nothing: a small table uses a few pages of each */
 	for (int i = 0; i < 2; i++) {
 		void *p = mmap(NULL, m->snap.cap, PROT_READ | PROT_WRITE,

@@ -31,11 +31,14 @@
 #define BK_METRICS_PERIOD_NS (100ull * 1000 * 1000) /* a new rendering every 100 ms */
 #define BK_HIST_BUCKETS      14                     /* finite bucket bounds; +Inf extra */
 #define BK_CMD_TYPES                                                                     \
-	10 /* trip resume status list register report reconcile invalid rebase group */
-#define BK_CMD_INVALID  7
-#define BK_CMD_REBASE   8
-#define BK_CMD_GROUP    9
-#define BK_STATUS_COUNT 26 /* breaker.Status values 0..25 (not all used) */
+	12 /* trip resume status list register report reconcile invalid rebase group     \
+	      unregister rename */
+#define BK_CMD_INVALID    7
+#define BK_CMD_REBASE     8
+#define BK_CMD_GROUP      9
+#define BK_CMD_UNREGISTER 10
+#define BK_CMD_RENAME     11
+#define BK_STATUS_COUNT   42 /* breaker.Status values 0..41 (not all used) */
 
 struct bk_daemon;
 
@@ -107,6 +110,10 @@ static inline unsigned bk_metrics_cmd_type(int cmd_case)
 		return BK_CMD_REBASE;
 	if (cmd_case == BREAKER__REQUEST__CMD_GROUP)
 		return BK_CMD_GROUP;
+	if (cmd_case == BREAKER__REQUEST__CMD_UNREGISTER)
+		return BK_CMD_UNREGISTER;
+	if (cmd_case == BREAKER__REQUEST__CMD_RENAME)
+		return BK_CMD_RENAME;
 	return cmd_case >= BREAKER__REQUEST__CMD_TRIP &&
 	               cmd_case <= BREAKER__REQUEST__CMD_RECONCILE
 	           ? (unsigned)(cmd_case - BREAKER__REQUEST__CMD_TRIP)

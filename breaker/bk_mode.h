@@ -10,7 +10,7 @@
 #include "breaker_client.h"
 
 #define BK_MODE_COUNT   4  /* BK_ACTIVE .. BK_HALTED */
-#define BK_REASON_COUNT 12 /* codes 0 .. BK_REASON_COUNT-1; 0 is "none" */
+#define BK_REASON_COUNT 14 /* codes 0 .. BK_REASON_COUNT-1; 0 is "none" */
 
 enum bk_reason_code {
 	BK_R_NONE = 0,
@@ -25,6 +25,8 @@ enum bk_reason_code {
 	BK_R_EXPOSURE_LIMIT = 9,
 	BK_R_STALE_HEARTBEAT = 10,
 	BK_R_AUDIT_CORRUPT = 11,
+	BK_R_MARKET_DATA_STALE = 12, /* venue rules (bk_venue.h) */
+	BK_R_EXCHANGE_DOWN = 13,
 };
 
 /* "manual_halt" etc.; NULL for an unknown code. */

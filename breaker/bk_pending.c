@@ -136,6 +136,10 @@ bool bk_pending_add(struct bk_daemon *d, struct bk_route *route,
 	p->wall_ns = rec->wall_ns;
 	snprintf(p->reason, sizeof(p->reason), "%s", rec->reason ? rec->reason : "");
 	snprintf(p->cn, sizeof(p->cn), "%s", rec->peer_cn ? rec->peer_cn : "");
+	snprintf(p->gone, sizeof(p->gone), "%s",
+	         rec->kind == BREAKER__AUDIT_RECORD__KIND__UNREGISTER && rec->strategy
+	             ? rec->strategy
+	             : "");
 	return true;
 }
 
@@ -162,13 +166,20 @@ static void answer(struct bk_daemon *d, struct bk_pending *p)
 void bk_publish_scope(struct bk_daemon *d, int slot)
 {
 	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
+	struct bk_limit_set lim;
 	uint64_t since, word;
 	uint32_t mask;
 
 	if (!sc)
 		return;
-	if (BK_SLOT_IS_GROUP(slot)) {
+	if (BK_SLOT_IS_GROUP(slot)) { /* no limits entry: members carry it */
 		bk_group_publish(d, BK_SLOT_GROUP(slot));
+		return;
+	}
+	if (sc->gone) { /* a tombstone: an engine that cached it stays stopped */
+		bk_shm_publish(&d->shm, slot,
+		               BK_STATE_PACK(BK_HALTED, BK_R_KILL_SWITCH, 0),
+		               1u << BK_R_KILL_SWITCH, 0);
 		return;
 	}
 	if (slot >= 0) /* a member's word is folded with its groups' */
@@ -176,7 +187,9 @@ void bk_publish_scope(struct bk_daemon *d, int slot)
 		    bk_group_folded(&d->state, slot, d->audit.durable_seq, &since, &mask);
 	else
 		word = bk_scope_published(sc, d->audit.durable_seq, &since, &mask);
+	bk_limits_pub_before(d, slot, &lim);
 	bk_shm_publish(&d->shm, slot, word, mask, since);
+	bk_limits_pub_after(d, slot, &lim);
 }
 
 static void publish_event(struct bk_daemon *d, const struct bk_pending *p)
@@ -198,6 +211,8 @@ static void publish_event(struct bk_daemon *d, const struct bk_pending *p)
 	ev.strategy =
 	    (sc && sc->name[0] && !BK_SLOT_IS_GROUP(p->slot)) ? (char *)sc->name : NULL;
 	ev.group = (sc && BK_SLOT_IS_GROUP(p->slot)) ? (char *)sc->name : NULL;
+	if (p->gone[0]) /* unregistered: the slot has no name any more */
+		ev.strategy = (char *)p->gone;
 	ev.from_mode = (Breaker__Mode)p->from_mode;
 	ev.to_mode = (Breaker__Mode)p->to_mode;
 	ev.reason_code = (Breaker__ReasonCode)p->reason_code;

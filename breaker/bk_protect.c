@@ -58,6 +58,8 @@ void bk_protect_note_trip(struct bk_daemon *d)
 {
 	d->last_trip_change_seq = atomic_load(&d->shm.shm->change_seq);
 	d->last_trip_mono_ns = bk_now_mono_ns();
+	/* the TRIP record about to be staged takes the next seq */
+	bk_orders_note_trip(d, d->audit.next_seq);
 }
 
 int bk_protect_trip(struct bk_daemon *d, int slot, unsigned reason, int mode,

@@ -17,8 +17,11 @@
 void bk_reload_bind_rules(struct bk_daemon *d)
 {
 	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
+		/* an unregistered slot has no rules: none judges it, none warns */
 		d->slots[i].rules =
-		    bk_rules_for(&d->cfg.rules, d->state.strategies[i].name);
+		    d->state.strategies[i].gone
+		        ? NULL
+		        : bk_rules_for(&d->cfg.rules, d->state.strategies[i].name);
 		d->slots[i].is_remote =
 		    d->remote_declared[i] ||
 		    bk_config_remote(&d->cfg, d->state.strategies[i].name);
@@ -100,6 +103,24 @@ static bool auth_changed(const struct bk_config *now, const struct bk_config *fi
 	       memcmp(now->tls_roles, file->tls_roles, sizeof(now->tls_roles));
 }
 
+/* The rules' canonical text, then the limits': a CONFIG diff names both. */
+static void rules_and_limits_text(const struct bk_daemon *d, char *buf, size_t len)
+{
+	size_t n = bk_rulestate_text(&d->cfg.rules, buf, len);
+
+	if (n < len)
+		bk_limits_text(&d->cfg.limits, buf + n, len - n);
+}
+
+/* New limits take effect at once, in every scope's entry, one change_seq bump. */
+static void republish_limits(struct bk_daemon *d)
+{
+	bk_publish_scope(d, BK_GLOBAL);
+	for (uint32_t i = 0; i < d->state.n_strategies; i++)
+		bk_publish_scope(d, (int)i);
+	bk_shm_changed(&d->shm);
+}
+
 void bk_reload(struct bk_daemon *d)
 {
 	/* off the tick, and rare: static rather than on the loop's stack */
@@ -112,7 +133,7 @@ void bk_reload(struct bk_daemon *d)
 		bk_info("SIGHUP: no config file; rules stay the embedded defaults");
 		return;
 	}
-	bk_rulestate_text(&d->cfg.rules, old_text, sizeof(old_text));
+	rules_and_limits_text(d, old_text, sizeof(old_text));
 	if (bk_config_defaults(&next, d->cfg.instance) < 0 ||
 	    bk_config_load(&next, d->config_path, err, sizeof(err)) < 0) {
 		bk_err("SIGHUP: %s: %s; the running rules stay in force", d->config_path,
@@ -127,9 +148,11 @@ void bk_reload(struct bk_daemon *d)
 		was_on[i] = d->slots[i].rules &&
 		            d->slots[i].rules[BK_RULE_RECONCILIATION].enabled;
 	d->cfg.rules = next.rules;
+	d->cfg.limits = next.limits;
 	bk_reload_bind_rules(d);
 	retire_reconciliations(d, was_on);
-	bk_rulestate_text(&d->cfg.rules, new_text, sizeof(new_text));
+	republish_limits(d);
+	rules_and_limits_text(d, new_text, sizeof(new_text));
 	memcpy(hash, d->rules_hash, sizeof(hash));
 	bk_rulestate_diff(old_text, new_text, diff, sizeof(diff));
 	d->ctr.config_reloads[0]++;
@@ -159,4 +182,5 @@ void bk_reload_bind_slot(struct bk_daemon *d, int slot)
 	                bk_config_remote(&d->cfg, d->state.strategies[slot].name);
 	/* a new strategy starts from clean telemetry */
 	memset(&d->tel.tel->slots[slot], 0, sizeof(d->tel.tel->slots[slot]));
+	bk_orders_reset(d, slot);
 }

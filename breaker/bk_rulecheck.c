@@ -18,6 +18,10 @@ bool bk_rulecheck_holds(const struct bk_daemon *d, int slot, unsigned reason,
 {
 	int id;
 
+	if (bk_venue_rule_of_reason(reason) >= 0) /* a venue group's latch */
+		return bk_venues_holds(d, slot, reason, rule);
+	if (slot < 0 && slot != BK_GLOBAL) /* a group: no strategy rule trips one */
+		return false;
 	for (id = 0; id < BK_RULE_COUNT; id++)
 		if (bk_rule_reason((enum bk_rule_id)id) == reason)
 			break;

@@ -77,6 +77,15 @@ struct bk_tel_snap {
 	uint64_t opening_fills;
 	double opening_base;
 	bool consistent; /* the money words were read under a stable seqlock */
+	/*
+	 * The engine's view of its venue (telemetry v2, Report fields 140-142):
+	 * each *_ns is CLOCK_MONOTONIC on the daemon's host (a Report's receipt
+	 * time, less the age it states); 0 = never reported = unknown.
+	 */
+	uint64_t working, working_ns; /* orders working at the venue */
+	uint64_t md_ns;               /* the last market-data tick */
+	uint32_t session;             /* BK_SESSION_* */
+	uint64_t session_ns;
 };
 
 struct bk_window {

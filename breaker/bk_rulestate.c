@@ -132,7 +132,9 @@ void bk_rulestate_tick(struct bk_daemon *d, int slot, uint64_t now)
 void bk_rulestate_flush(struct bk_daemon *d)
 {
 	for (uint32_t i = 0; i < d->state.n_strategies; i++)
-		bk_rulestate_tick(d, (int)i, UINT64_MAX); /* past any rate limit */
+		if (!d->state.strategies[i].gone) /* no rule state to keep */
+			bk_rulestate_tick(d, (int)i,
+			                  UINT64_MAX); /* past any rate limit */
 }
 
 /* ---- CONFIG records ---------------------------------------------------------- */

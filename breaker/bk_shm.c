@@ -251,7 +251,17 @@ void bk_shm_add_strategy(struct bk_shm_writer *w, int slot, const char *name)
 	struct bk_shm_scope *s = &w->shm->strategies[slot];
 	uint32_t n = atomic_load_explicit(&w->shm->hdr.strategy_count, RLX);
 
-	snprintf(s->name, sizeof(s->name), "%s", name);
+	/* A rename or a tombstone rewrites a published name: under the slot's
+	 * seqlock (odd while writing), so a resolver can tell a torn copy. */
+	if (strncmp(s->name, name, sizeof(s->name)) != 0) {
+		uint32_t raw = atomic_load_explicit(&s->seq, RLX), q = (raw + 1u) & ~1u;
+
+		atomic_store_explicit(&s->seq, q + 1, RLX);
+		atomic_thread_fence(memory_order_release);
+		memset(s->name, 0, sizeof(s->name));
+		snprintf(s->name, sizeof(s->name), "%s", name);
+		atomic_store_explicit(&s->seq, q + 2, REL);
+	}
 	if ((uint32_t)slot + 1 > n)
 		atomic_store_explicit(&w->shm->hdr.strategy_count, (uint32_t)slot + 1,
 		                      REL);

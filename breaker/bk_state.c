@@ -84,6 +84,58 @@ int bk_state_register(struct bk_state *st, const char *name)
 	return slot;
 }
 
+/* The index has no deletion: after a name leaves, build it again (4,096
+ * names at most; unregister and rename are rare operator commands). */
+static void index_rebuild(struct bk_state *st)
+{
+	memset(st->index, 0, sizeof(st->index));
+	for (uint32_t s = 0; s < st->n_strategies; s++) {
+		uint32_t i;
+
+		if (st->strategies[s].gone)
+			continue;
+		i = name_hash(st->strategies[s].name) & (BK_STATE_INDEX - 1);
+		while (st->index[i] != 0)
+			i = (i + 1) & (BK_STATE_INDEX - 1);
+		st->index[i] = (int16_t)(s + 1);
+	}
+}
+
+int bk_state_unregister(struct bk_state *st, int slot)
+{
+	struct bk_scope *sc;
+
+	if (slot < 0 || (uint32_t)slot >= st->n_strategies)
+		return -ENOENT;
+	sc = &st->strategies[slot];
+	if (sc->gone)
+		return -ENOENT;
+	/* a tombstone belongs to no group (replay does the same) */
+	while (st->members && st->members[slot].n)
+		bk_group_leave(st, slot, st->members[slot].g[0]);
+	sc->gone = true;
+	st->n_gone++;
+	sc->name[0] = '\0';
+	index_rebuild(st);
+	return 0;
+}
+
+int bk_state_rename(struct bk_state *st, int slot, const char *name)
+{
+	struct bk_scope *sc;
+
+	if (slot < 0 || (uint32_t)slot >= st->n_strategies || st->strategies[slot].gone)
+		return -ENOENT;
+	if (!bk_strategy_name_valid(name))
+		return -EINVAL;
+	if (bk_state_find(st, name) >= 0)
+		return -EEXIST;
+	sc = &st->strategies[slot];
+	memcpy(sc->name, name, strlen(name) + 1);
+	index_rebuild(st);
+	return 0;
+}
+
 struct bk_scope *bk_state_scope(struct bk_state *st, int slot)
 {
 	if (slot == BK_GLOBAL)
@@ -306,6 +358,7 @@ static void latch_raise(struct bk_scope *sc, unsigned r, const struct bk_plan *p
 	latch_set(sc, r, p->target);
 	l->audit_seq = seq;
 	l->since_wall_ns = wall_ns;
+	l->stage_wall_ns = wall_ns;
 	l->actor = *who;
 	utf8_copy(l->reason, sizeof(l->reason), reason ? reason : "");
 }
@@ -342,8 +395,11 @@ void bk_state_apply(struct bk_state *st, const struct bk_plan *p,
 		return;
 	}
 	for (unsigned r = 1; r < BK_REASON_COUNT; r++)
-		if ((p->all || r == p->reason) && (sc->active & (1u << r)))
+		if ((p->all || r == p->reason) && (sc->active & (1u << r))) {
+			if (p->target < sc->latches[r].mode)
+				sc->latches[r].stage_wall_ns = wall_ns;
 			latch_lower(sc, r, p->target, seq, durable_seq, hold);
+		}
 }
 
 uint64_t bk_scope_published(const struct bk_scope *sc, uint64_t durable_seq,
@@ -479,6 +535,17 @@ int bk_state_replay(struct bk_state *st, const Breaker__AuditRecord *rec)
 	case BREAKER__AUDIT_RECORD__KIND__GROUP_ADD:
 	case BREAKER__AUDIT_RECORD__KIND__GROUP_REMOVE:
 		return replay_group_change(st, rec);
+	case BREAKER__AUDIT_RECORD__KIND__UNREGISTER:
+		/* the record names the strategy and its slot: both must agree */
+		if (!rec->strategy || !rec->has_slot ||
+		    bk_state_find(st, rec->strategy) != (int)rec->slot)
+			return -EBADMSG;
+		return bk_state_unregister(st, (int)rec->slot) ? -EBADMSG : 0;
+	case BREAKER__AUDIT_RECORD__KIND__RENAME:
+		if (!rec->strategy || !rec->new_name || !rec->has_slot ||
+		    bk_state_find(st, rec->strategy) != (int)rec->slot)
+			return -EBADMSG;
+		return bk_state_rename(st, (int)rec->slot, rec->new_name) ? -EBADMSG : 0;
 	case BREAKER__AUDIT_RECORD__KIND__TRIP:
 	case BREAKER__AUDIT_RECORD__KIND__RESUME:
 		if (plan_from_record(st, rec, &p))

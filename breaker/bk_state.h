@@ -54,16 +54,18 @@ struct bk_latch {
 	                      * step releases it; cleared when it is released */
 	uint64_t audit_seq;  /* record that last raised this latch */
 	uint64_t since_wall_ns;
+	uint64_t stage_wall_ns; /* when it last changed mode ([limits] min_stage_ms) */
 	struct bk_actor actor;
 	char reason[BK_LATCH_REASON_MAX];
 };
 
 struct bk_scope {
-	char name[BK_NAME_MAX]; /* "" for global */
+	char name[BK_NAME_MAX]; /* "" for global and for an unregistered slot */
 	uint32_t active;        /* bit n: latch n is not ACTIVE */
 	uint32_t held;          /* bit n: latch n was lowered under a hold (its
 	                         * hold_mode may still publish): with active, the
 	                         * only latches bk_scope_published must look at */
+	bool gone;              /* unregistered: a tombstone, never reused */
 	struct bk_latch latches[BK_REASON_COUNT];
 };
 
@@ -75,8 +77,9 @@ struct bk_member {
 
 struct bk_state {
 	struct bk_scope global;
-	struct bk_scope *strategies; /* BK_MAX_STRATEGIES, allocated once */
-	uint32_t n_strategies;
+	struct bk_scope *strategies;   /* BK_MAX_STRATEGIES, allocated once */
+	uint32_t n_strategies;         /* slots used, tombstones included */
+	uint32_t n_gone;               /* unregistered slots (tombstones) */
 	int16_t index[BK_STATE_INDEX]; /* slot + 1; 0 = empty */
 	struct bk_scope *groups;       /* BK_MAX_GROUPS, allocated once */
 	uint32_t n_groups;
@@ -104,6 +107,15 @@ void bk_state_free(struct bk_state *st);
 int bk_state_find(const struct bk_state *st, const char *name);
 /* New slot (>= 0), -EEXIST, -ENOSPC (table full) or -EINVAL (bad name). */
 int bk_state_register(struct bk_state *st, const char *name);
+/*
+ * Retire a strategy: its slot becomes a tombstone (gone, name ""), never
+ * reused, so an engine that cached the slot can never alias a later
+ * strategy. Its name is free again. 0, or -ENOENT (no such live slot).
+ */
+int bk_state_unregister(struct bk_state *st, int slot);
+/* Give a live slot a new name (latches and history stay with the slot).
+ * 0, -ENOENT, -EINVAL (bad name) or -EEXIST (the name is taken). */
+int bk_state_rename(struct bk_state *st, int slot, const char *name);
 /* True for a valid strategy name: 1..39 bytes of [A-Za-z0-9._:-]. */
 bool bk_strategy_name_valid(const char *name);
 

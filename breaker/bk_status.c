@@ -49,6 +49,25 @@ static void groups_msg(struct bk_daemon *d, int slot, Breaker__Scope *m)
 }
 
 /* A scope as engines see it now (published, so a pending resume shows as held). */
+/* The limits the scope's engines are held to now (its published entry). */
+static void limits_msg(const struct bk_daemon *d, int slot, Breaker__Scope *m)
+{
+	struct bk_limit_set l;
+	Breaker__ScopeLimits *lm;
+
+	bk_limits_in_force(d, slot, &l);
+	if (!l.flags || !(lm = calloc(1, sizeof(*lm))))
+		return;
+	breaker__scope_limits__init(lm);
+	lm->has_size_factor = !!(l.flags & BK_LIMIT_SIZE_FACTOR);
+	lm->size_factor = l.size_factor;
+	lm->has_max_qty = !!(l.flags & BK_LIMIT_MAX_QTY);
+	lm->max_qty = l.max_qty;
+	lm->has_max_notional = !!(l.flags & BK_LIMIT_MAX_NOTIONAL);
+	lm->max_notional = l.max_notional;
+	m->limits = lm;
+}
+
 static Breaker__Scope *scope_msg(struct bk_daemon *d, int slot, bool latches)
 {
 	const struct bk_scope *sc = bk_state_cscope(&d->state, slot);
@@ -73,6 +92,7 @@ static Breaker__Scope *scope_msg(struct bk_daemon *d, int slot, bool latches)
 	} else if (slot >= 0) {
 		groups_msg(d, slot, m);
 	}
+	limits_msg(d, slot, m);
 	if (!latches || !sc->active)
 		return m;
 	m->latches = calloc(BK_REASON_COUNT, sizeof(*m->latches));
@@ -219,7 +239,7 @@ static void info_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 	info->global = scope_msg(d, BK_GLOBAL, true);
 	info->has_strategy_count = info->has_heartbeat_age_ns = info->has_audit_seq = 1;
 	info->has_daemon_pid = info->has_tick_period_ns = info->has_uptime_ns = 1;
-	info->strategy_count = d->state.n_strategies;
+	info->strategy_count = d->state.n_strategies - d->state.n_gone; /* live ones */
 	info->heartbeat_age_ns = hb && now > hb ? now - hb : 0;
 	info->audit_seq = d->audit.durable_seq;
 	info->daemon_pid = (uint32_t)getpid();
@@ -234,6 +254,8 @@ static void info_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 			info->n_groups++;
 	warnings_msg(d, info);
 	acks_msg(d, info);
+	bk_orders_status(d, info, now);
+	bk_venues_status(d, info);
 	proposal_msg(d, info);
 	recon_msg(d, info);
 }
@@ -264,14 +286,17 @@ static void page_msg(struct bk_daemon *d, Breaker__Reply *rep, bool all, uint32_
 		rep->strategies = calloc(n + 1, sizeof(*rep->strategies));
 	if (!info->tripped || (all && !rep->strategies))
 		return;
+	/* the groups (up to 256, with their latches) count against the page */
+	for (size_t g = 0; g < info->n_groups; g++)
+		bytes += breaker__scope__get_packed_size(info->groups[g]) + 8;
 	for (i = offset; i < n; i++) {
 		bool tripped = d->state.strategies[i].active != 0;
 		Breaker__Scope *s;
 
-		if (!all && !tripped)
+		if ((!all && !tripped) || d->state.strategies[i].gone)
 			continue;
-		if (count == cap || bytes >= BK_STATUS_PAGE_BYTES)
-			break;
+		if (count == cap || (count && bytes >= BK_STATUS_PAGE_BYTES))
+			break; /* at least one a page, or a client asking again loops */
 		count++;
 		if (tripped && (s = scope_msg(d, (int)i, true))) {
 			info->tripped[info->n_tripped++] = s;
@@ -311,6 +336,7 @@ static void scope_free(Breaker__Scope *m)
 		free(m->latches[i]);
 	free(m->latches);
 	free(m->groups);
+	free(m->limits);
 	free(m);
 }
 
@@ -327,6 +353,8 @@ void bk_status_free(Breaker__Reply *rep)
 		for (size_t i = 0; i < rep->info->n_warnings; i++)
 			free(rep->info->warnings[i]);
 		free(rep->info->warnings);
+		bk_orders_status_free(rep->info);
+		bk_venues_status_free(rep->info);
 		for (size_t i = 0; i < rep->info->n_acks; i++)
 			free(rep->info->acks[i]);
 		free(rep->info->acks);

@@ -162,6 +162,12 @@ void bk_tel_read(const struct bk_tel_reader *r, int slot, struct bk_tel_snap *s)
 	s->rejects = atomic_load_explicit(&t->rejects, ACQ);
 	s->cancels = atomic_load_explicit(&t->cancels, ACQ);
 	s->heartbeat_ns = atomic_load_explicit(&t->heartbeat_ns, ACQ);
+	/* each time word first (acquire): its value is at least that new */
+	s->working_ns = atomic_load_explicit(&t->working_ns, ACQ);
+	s->working = atomic_load_explicit(&t->working_orders, RLX);
+	s->md_ns = atomic_load_explicit(&t->md_last_ns, ACQ);
+	s->session_ns = atomic_load_explicit(&t->session_ns, ACQ);
+	s->session = atomic_load_explicit(&t->session, RLX);
 	s->consistent = false;
 	for (int i = 0; i < SEQLOCK_TRIES && !s->consistent; i++) {
 		q = atomic_load_explicit(&t->gseq, ACQ);

@@ -109,10 +109,14 @@ static int tick_rules(struct bk_daemon *d, uint64_t now)
 		}
 		return -ENOENT;
 	}
+	bk_venues_begin(d, now);
+	bk_orders_tick_begin(d);
 	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
 		struct bk_slot_rules *sr = &d->slots[i];
 		int n;
 
+		if (d->state.strategies[i].gone) /* unregistered: nothing to judge */
+			continue;
 		if (sr->is_remote)
 			snap = sr->remote;
 		else
@@ -122,7 +126,11 @@ static int tick_rules(struct bk_daemon *d, uint64_t now)
 		for (int k = 0; k < n; k++)
 			act(d, (int)i, sr->rules, &v[k]);
 		bk_rulestate_tick(d, (int)i, now);
+		bk_orders_tick(d, (int)i, &snap, now);
+		bk_venues_slot(d, (int)i, &snap, now);
 	}
+	bk_orders_tick_done(d, now);
+	bk_venues_end(d, now);
 	return 0;
 }
 

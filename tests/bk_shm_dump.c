@@ -173,7 +173,13 @@ static void print_tel_slot(struct bk_tel_slot *s, int slot)
 	print_f64("opening_base", obase);
 	printf(", \"opening_fills\": %llu, \"opening_seq\": %u",
 	       (unsigned long long)ofills, (unsigned)oseq);
-	printf("}");
+	printf(", \"working_orders\": %llu, \"working_ns\": %llu, \"md_last_ns\": %llu"
+	       ", \"session\": %u, \"session_ns\": %llu}",
+	       (unsigned long long)BK_LOAD_ACQ(&s->working_orders),
+	       (unsigned long long)BK_LOAD_ACQ(&s->working_ns),
+	       (unsigned long long)BK_LOAD_ACQ(&s->md_last_ns),
+	       (unsigned)BK_LOAD_ACQ(&s->session),
+	       (unsigned long long)BK_LOAD_ACQ(&s->session_ns));
 }
 
 /* bk_shm_dump --tel <instance> [slot ...] */

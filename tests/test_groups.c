@@ -493,3 +493,84 @@ Test(groups, request_ids_cover_group_commands_and_multi_scope_trips)
 	bk_client_detach(&c);
 	down(&h);
 }
+
+Test(groups, a_crash_and_takeover_keeps_group_latches_on_the_group)
+{
+	struct bk_h h;
+	struct bk_client c;
+	struct bk_reason r;
+
+	up(&h, "gcrash", NULL);
+	reg(&h, "s1", "host:ny4-07", NULL);
+	reg(&h, "s2", "host:ny4-07", NULL);
+	cr_assert_eq(cli(&h, "trip", "manual_halt", "--group", "host:ny4-07", "--reason",
+	                 "host reboot"),
+	             0, "%s", out);
+	bk_h_kill9(&h);
+	/* the segment stays: the new daemon takes it over and compares what
+	 * engines saw with what the log says */
+	bk_h_start(&h);
+	bk_h_attach(&h, &c);
+	for (const char *const *n = (const char *const[]){"s1", "s2", NULL}; *n; n++) {
+		int s = slot_of(&c, *n);
+		cr_assert_eq(bk_check(&c, s), BK_HALTED, "%s", *n);
+		bk_read_reason(&c, s, &r);
+		cr_assert_eq(r.scope, BK_SCOPE_GROUP, "%s still held by the group", *n);
+	}
+	/* no latch was "restored" onto the members from their folded words */
+	cr_assert_eq(cli(&h, "status"), 0, "%s", out);
+	cr_assert(strstr(out, "registered, 0 tripped"), "%s", out);
+	cr_assert_null(strstr(out, "restored at boot"), "%s", out);
+	/* and resuming the group frees them */
+	cr_assert_eq(cli(&h, "resume", "--group", "host:ny4-07", "--to", "active",
+	                 "--force", "--reason", "host back"),
+	             0, "%s", out);
+	cr_assert_eq(bk_check(&c, slot_of(&c, "s1")), BK_ACTIVE);
+	cr_assert_eq(bk_check(&c, slot_of(&c, "s2")), BK_ACTIVE);
+	bk_client_detach(&c);
+	down(&h);
+}
+
+/* /metrics until it holds needle (renderings are 100 ms apart); the body. */
+static const char *scrape_until(int port, const char *needle)
+{
+	static char buf[1 << 16];
+	const char *body = NULL;
+
+	for (int i = 0; i < 300; i++) {
+		if (bk_h_http_get(port, "/metrics", buf, sizeof(buf), &body) == 200 &&
+		    strstr(body, needle))
+			return body;
+		usleep(10000);
+	}
+	cr_assert_fail("/metrics never showed '%s':\n%s", needle,
+	               body ? body : "(nothing)");
+	return NULL;
+}
+
+Test(groups, metrics_show_the_group_and_its_members_as_engines_see_them)
+{
+	struct bk_h h;
+	char ini[512];
+	const char *body;
+	int port = bk_h_free_port();
+
+	snprintf(ini, sizeof(ini),
+	         "[strategies]\nnames = alpha, beta\ngroups = alpha=venue:XETR\n[rules]\n"
+	         "heartbeat.enabled = false\n[metrics]\nlisten = 127.0.0.1:%d\n",
+	         port);
+	up(&h, "gmet", ini);
+	cr_assert_eq(cli(&h, "trip", "manual_halt", "--group", "venue:XETR"), 0, "%s",
+	             out);
+	body =
+	    scrape_until(port, "breaker_mode{scope=\"group\",group=\"venue:XETR\"} 3\n");
+	/* alpha's engines are halted (the group's latch): the strategy line says so */
+	cr_assert(strstr(body, "breaker_mode{scope=\"strategy\",strategy=\"alpha\"} 3\n"),
+	          "%s", body);
+	/* but alpha has no latch of its own */
+	cr_assert_null(strstr(body, "breaker_strategy_own_mode{strategy=\"alpha\"}"),
+	               "%s", body);
+	cr_assert(strstr(body, "breaker_strategies{mode=\"active\"} 2\n"), "%s", body);
+	cr_assert_null(strstr(body, "strategy=\"beta\"} 3"), "%s", body);
+	down(&h);
+}

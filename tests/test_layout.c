@@ -14,6 +14,7 @@
 
 #include "bk_mode.h"
 #include "bk_shm.h"
+#include "bk_tel.h"
 #include "breaker_client.h"
 
 #ifndef BK_SOURCE_DIR
@@ -119,6 +120,11 @@ static struct field fields[] = {
     L("slot.position", position),
     L("slot.gross", gross),
     L("slot.pnl", pnl),
+    L("slot.working_orders", working_orders),
+    L("slot.working_ns", working_ns),
+    L("slot.md_last_ns", md_last_ns),
+    L("slot.session", session),
+    L("slot.session_ns", session_ns),
 };
 
 static struct field *find(const char *name)
@@ -187,8 +193,10 @@ _Static_assert(offsetof(struct bk_shm, groups) == 262400 &&
 _Static_assert(offsetof(struct bk_shm, valid_until_ns) + 32 ==
                    offsetof(struct bk_shm, global),
                "the firm-wide words stay on change_seq's line");
-_Static_assert(BK_TEL_SIZE == 524352, "documented telemetry size");
-_Static_assert(sizeof(struct bk_tel_slot) == 2 * BK_CACHE_LINE, "a slot is two lines");
+_Static_assert(BK_TEL_SIZE == 1048640, "documented telemetry size");
+_Static_assert(sizeof(struct bk_tel_slot) == 4 * BK_CACHE_LINE, "a slot is four lines");
+_Static_assert(offsetof(struct bk_tel_slot, working_orders) == 2 * BK_CACHE_LINE,
+               "the venue words on their own line");
 _Static_assert(offsetof(struct bk_tel_slot, gseq) == BK_CACHE_LINE,
                "money on its own line");
 
@@ -458,4 +466,42 @@ Test(layout, limits_are_the_strictest_of_global_and_the_slot)
 	bk_client_detach(&c);
 	bk_shm_close(&w, true);
 	bk_shm_unlink(inst);
+}
+
+/* A telemetry segment as a version 1 breakerd made it: 128-byte slots. */
+static void plant_tel(const char *inst, uint32_t version, size_t size)
+{
+	char name[96];
+	struct bk_tel_header h = {.magic = BK_TEL_MAGIC,
+	                          .slot_size = 128,
+	                          .capacity = BK_MAX_STRATEGIES,
+	                          .segment_size = size};
+	int fd;
+
+	bk_shm_name(name, sizeof(name) - 4, inst);
+	strcat(name, BK_TEL_SUFFIX);
+	shm_unlink(name);
+	fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0660);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, (off_t)size), 0);
+	atomic_store(&h.version, version);
+	cr_assert_eq(pwrite(fd, &h, sizeof(h), 0), (ssize_t)sizeof(h));
+	close(fd);
+}
+
+Test(layout, clients_refuse_a_version_1_telemetry_segment)
+{
+	char inst[64];
+	struct bk_tel_client t;
+
+	snprintf(inst, sizeof(inst), "layout-tel1-%d", (int)getpid());
+	plant_tel(inst, 1, 524352); /* as version 1 made it */
+	cr_assert_eq(bk_tel_attach(&t, inst), -EPROTO,
+	             "a v2 engine cannot report into v1");
+	plant_tel(inst, 1, BK_TEL_SIZE); /* the v2 size, but it says version 1 */
+	cr_assert_eq(bk_tel_attach(&t, inst), -EPROTO);
+	plant_tel(inst, BK_TEL_VERSION, BK_TEL_SIZE); /* the control: accepted */
+	cr_assert_eq(bk_tel_attach(&t, inst), 0);
+	bk_tel_detach(&t);
+	bk_tel_unlink(inst);
 }

@@ -96,6 +96,8 @@ Test(names, reason_names_operators_use)
 	    "exposure_limit",
 	    "stale_heartbeat",
 	    "audit_corrupt",
+	    "market_data_stale",
+	    "exchange_down",
 	};
 
 	for (unsigned r = 0; r < BK_REASON_COUNT; r++)

@@ -134,6 +134,13 @@ static const struct {
      "again without BREAKER_REQUEST_ID (a fresh id)"},
     {BREAKER__STATUS__ERR_NOT_DURABLE,
      "breakerd's audit log is failing, and a resume needs its record on disk first"},
+    {BREAKER__STATUS__ERR_LATCHED,
+     "release every latch first ('breaker resume --strategy S ...' down to ACTIVE)"},
+    {BREAKER__STATUS__ERR_ENGINE_ATTACHED,
+     "stop the engine trading this strategy first (docs/cli.md, unregister)"},
+    {BREAKER__STATUS__ERR_STAGE_TOO_SOON,
+     "[limits] <mode>.min_stage_ms in breakerd's config holds each stage; wait, "
+     "or --force (audited as forced)"},
 };
 
 /* "refused: <STATUS>: <breakerd's text>" and a hint. Returns BX_REFUSED. */
@@ -647,6 +654,34 @@ static const struct cmd cmds[] = {
      "\n"
      "example: breaker group add momo-eu-1 venue:XETR --reason \"moved to XETR\"\n",
      EXITS_CHANGE, false},
+    {"unregister", cmd_unregister, estop_opts, 1, 1, "<strategy>",
+     "<strategy> --reason TEXT [--json]", "retire a strategy (its slot is never reused)",
+     "Retire a registered strategy. Refused while it holds any latch (resume it\n"
+     "to ACTIVE first), while an engine is attached to its slot (a telemetry\n"
+     "heartbeat younger than 10 s, or the pid that wrote its telemetry slot\n"
+     "still alive), or while the config's [strategies] declares it. Its slot is\n"
+     "never reused: it stays HALTED with no name, so an engine that cached it\n"
+     "cannot trade on it. The name is free for a new registration (new slot).\n"
+     "Audited; needs the resume permission, like register.\n"
+     "\n"
+     "  --reason TEXT  why, for the audit log (required)\n"
+     "  --json         print breakerd's reply as one JSON object\n"
+     "\n"
+     "example: breaker unregister momo-eu-1 --reason \"strategy retired, ticket 88\"\n",
+     EXITS_CHANGE, false},
+    {"rename", cmd_rename, estop_opts, 2, 2, "<old> <new>",
+     "<old> <new> --reason TEXT [--json]", "give a strategy's slot a new name",
+     "Give a registered strategy a new name. It keeps its slot, its latches'\n"
+     "history and its rule state; the old name is unknown from then on. Refused\n"
+     "like unregister (a latch held, an engine attached, declared in the\n"
+     "config), and when the new name exists. Audited; needs the resume\n"
+     "permission.\n"
+     "\n"
+     "  --reason TEXT  why, for the audit log (required)\n"
+     "  --json         print breakerd's reply as one JSON object\n"
+     "\n"
+     "example: breaker rename momo-eu-1 momo-eu-2 --reason \"new venue id\"\n",
+     EXITS_CHANGE, false},
     {"reconcile", cmd_reconcile, reconcile_opts, 1, INT_MAX, "<strategy>=<position>",
      "<strategy>=<position> ... [--as-of-fills N | --as-of TIME] [--json]\n"
      "       breaker reconcile --withdraw <strategy> ... [--json]",
@@ -1097,7 +1132,13 @@ int main(int argc, char **argv)
 		return cli_usage_error(NULL, "missing command");
 	}
 	if (!(cmd = find_cmd(argv[optind]))) {
-		fprintf(stderr, "breaker: unknown command '%s'\ncommands:", argv[optind]);
+		const char *names[NCMDS];
+
+		fprintf(stderr, "breaker: unknown command '%s'\n", argv[optind]);
+		for (size_t i = 0; i < NCMDS; i++)
+			names[i] = cmds[i].name;
+		suggest_command(stderr, argv[optind], names, NCMDS);
+		fputs("commands:", stderr);
 		for (size_t i = 0; i < NCMDS; i++)
 			fprintf(stderr, " %s", cmds[i].name);
 		fputs("\nnothing was sent; see 'breaker --help'\n", stderr);

@@ -8,6 +8,7 @@
  * breaker_audit.c  audit (reads the log file itself: works with breakerd down)
  * breaker_health.c health (Status, and breakerd's /healthz when configured)
  * breaker_incident.c incident export (post-mortem skeleton from the audit log)
+ * breaker_scope.c  unregister, rename, "did you mean" for a command
  * breaker_fmt.c    JSON, times, durations, enum names
  */
 #ifndef BREAKER_CLI_H
@@ -98,6 +99,14 @@ int cmd_resume(struct cli *c, const struct cli_args *a);
 int cmd_register(struct cli *c, const struct cli_args *a);
 int cmd_reconcile(struct cli *c, const struct cli_args *a);
 int cmd_rules(struct cli *c, const struct cli_args *a);
+/* A command answered OK or refused: say() describes what was done. */
+int send_simple(struct cli *c, const struct cli_args *a, Breaker__Request *req,
+                void (*say)(const struct cli_args *a, const Breaker__Reply *r));
+
+/* breaker_scope.c: unregister, rename; "did you mean" for a command */
+int cmd_unregister(struct cli *c, const struct cli_args *a);
+int cmd_rename(struct cli *c, const struct cli_args *a);
+void suggest_command(FILE *f, const char *typed, const char *const *names, size_t n);
 
 /* breaker_group.c */
 int cmd_group(struct cli *c, const struct cli_args *a);
@@ -129,6 +138,10 @@ int parse_since(const char *s, uint64_t now_ns, uint64_t *out);
 
 /* breaker_health.c */
 int cmd_health(struct cli *c, const struct cli_args *a);
+
+/* breaker_orders.c: status's engines in HALTED scopes and their working orders */
+void put_orders(FILE *f, const Breaker__StatusInfo *in);
+void put_venues(FILE *f, const Breaker__StatusInfo *in);
 
 /* breaker_incident.c */
 int cmd_incident(struct cli *c, const struct cli_args *a);

@@ -218,6 +218,14 @@ static void put_rule_change(FILE *f, const Breaker__AuditRecord *rec)
 		if (rec->has_base_balance)
 			fprintf(f, " base-balance=%.17g", rec->base_balance);
 	}
+	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__FLAT) { /* cancel-all, confirmed */
+		if (rec->has_halt_seq)
+			fprintf(f, " halt-seq=%" PRIu64, rec->halt_seq);
+		if (rec->has_block_after_ns)
+			fprintf(f, " time-to-block-ns=%" PRIu64, rec->block_after_ns);
+		if (rec->has_flat_after_ns)
+			fprintf(f, " time-to-flat-ns=%" PRIu64, rec->flat_after_ns);
+	}
 }
 
 /* After the reason: why a refusal was refused; a proposal's note. */
@@ -260,6 +268,10 @@ static void put_record(FILE *f, const Breaker__AuditRecord *rec)
 		fputs(" FORCED", f);
 	if (rec->has_slot)
 		fprintf(f, " slot=%" PRIu32, rec->slot);
+	if (rec->new_name) { /* RENAME */
+		fputs(" new_name=", f);
+		put_name(f, rec->new_name);
+	}
 	if (rec->reason) {
 		fputc(' ', f);
 		json_str(f, rec->reason);

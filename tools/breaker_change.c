@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bk_mode.h"
+#include "bk_suggest.h"
 #include "breaker.h"
 
 /* ---- argument checks ---------------------------------------------------- */
@@ -30,6 +31,20 @@ void list_reasons(FILE *f, bool trip)
 		col += fprintf(f, " %s", name);
 	}
 	fputc('\n', f);
+}
+
+/* "did you mean 'manual_halt'?" for a mistyped reason code, if one is near. */
+static void suggest_reason(FILE *f, const char *typed, bool trip)
+{
+	const char *names[BK_REASON_COUNT];
+	char near[160];
+	size_t n = 0;
+
+	for (int i = 1; i < BK_REASON_COUNT; i++)
+		if (!trip || bk_reason_operator((unsigned)i))
+			names[n++] = bk_reason_name((unsigned)i);
+	if (bk_suggest(typed, names, n, near, sizeof(near)))
+		fprintf(f, "did you mean %s?\n", near);
 }
 
 /* Reason code by name ("manual_halt"; case and '-' for '_' forgiven), or -1. */
@@ -55,6 +70,7 @@ static int parse_reason(const char *cmd, const char *name, bool trip)
 		fputs("unknown reason code ", stderr);
 		json_str(stderr, name);
 		fputc('\n', stderr);
+		suggest_reason(stderr, buf, trip);
 	}
 	list_reasons(stderr, trip);
 	fprintf(stderr, "nothing was sent; see 'breaker %s --help'\n", cmd);
@@ -415,8 +431,8 @@ int cmd_resume(struct cli *c, const struct cli_args *a)
  * A command whose answer is OK or a refusal: --json prints the reply as it
  * is; otherwise say() describes what was done, then the record's seq.
  */
-static int send_simple(struct cli *c, const struct cli_args *a, Breaker__Request *req,
-                       void (*say)(const struct cli_args *a, const Breaker__Reply *r))
+int send_simple(struct cli *c, const struct cli_args *a, Breaker__Request *req,
+                void (*say)(const struct cli_args *a, const Breaker__Reply *r))
 {
 	Breaker__Reply *r;
 	int rv;

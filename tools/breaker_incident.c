@@ -63,6 +63,11 @@ struct inc {
 	struct event first_trip, detect, ack, resolved;
 	enum basis basis;
 	uint64_t ttd_ns;
+	/* the first FLAT record in the period (bk_orders.h): the exchanges'
+	 * time to block (last engine acked) and time to flat (last at 0 working) */
+	bool flat_seen, block_seen;
+	uint64_t flat_ns, block_ns, flat_seq;
+	uint32_t flat_engines;
 	char before[LIST_MAX][BK_NAME_MAX + 16]; /* held when the period began */
 	unsigned n_before;
 	bool started; /* a record in the period was seen */
@@ -284,6 +289,15 @@ static void in_period_record(struct inc *x, const Breaker__AuditRecord *rec,
 	else if (rec->kind == BREAKER__AUDIT_RECORD__KIND__BOOT ||
 	         rec->kind == BREAKER__AUDIT_RECORD__KIND__LOG_REPAIR)
 		x->boots++;
+	else if (rec->kind == BREAKER__AUDIT_RECORD__KIND__FLAT && !x->flat_seen) {
+		x->flat_seen = rec->has_flat_after_ns;
+		x->flat_ns = rec->flat_after_ns;
+		x->block_seen = rec->has_block_after_ns;
+		x->block_ns = rec->block_after_ns;
+		x->flat_seq = rec->seq;
+		x->flat_engines = rec->engines_flat;
+		return; /* breakerd's own observation: no one's action, no mode */
+	}
 	/* the first operator act once something tripped (the trip itself, if theirs) */
 	if (x->first_trip.seq && !x->ack.seq && !by_daemon(rec))
 		note_event(&x->ack, rec, kind_name(rec->kind));
@@ -456,6 +470,12 @@ static void md_figures(const struct inc *x, const struct figures *f)
 	       f->resolved && x->basis == TTD_WINDOW ? "≤ " : "",
 	       dur(b, sizeof(b), f->resolved, f->mttr_ns),
 	       f->start ? fmt_time(t, f->start, 3) : "n/a");
+	printf("| time to block | %s | a halt's flip → the last engine acknowledged it "
+	       "(FLAT record seq %" PRIu64 ") |\n",
+	       dur(b, sizeof(b), x->block_seen, x->block_ns), x->flat_seq);
+	printf("| time to flat | %s | a halt's flip → the last of its %" PRIu32
+	       " engines reported 0 working orders |\n",
+	       dur(b, sizeof(b), x->flat_seen, x->flat_ns), x->flat_engines);
 }
 
 static void md_tables(const struct inc *x)
@@ -674,6 +694,8 @@ static void json_figures(const struct inc *x, const struct figures *f)
 	json_dur("time_to_acknowledge_ns", f->tta_ns, f->ack);
 	json_dur("time_halted_ns", f->halted_ns, f->resolved);
 	json_dur("mttr_ns", f->mttr_ns, f->resolved);
+	json_dur("time_to_block_ns", x->block_ns, x->block_seen);
+	json_dur("time_to_flat_ns", x->flat_ns, x->flat_seen);
 	fputc('}', stdout);
 }
 

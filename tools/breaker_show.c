@@ -63,6 +63,28 @@ static void put_latch(FILE *f, const Breaker__Latch *l)
 	fputc('\n', f);
 }
 
+/* "  limits: size x0.25, max qty 100, max notional 50000" ([limits], published) */
+static void put_limits(FILE *f, const Breaker__ScopeLimits *l)
+{
+	char n[BX_NUM_LEN];
+	const char *sep = "";
+
+	if (!l || !(l->has_size_factor || l->has_max_qty || l->has_max_notional))
+		return;
+	fputs("  limits:", f);
+	if (l->has_size_factor) {
+		fprintf(f, " size x%s", fmt_num(n, l->size_factor));
+		sep = ",";
+	}
+	if (l->has_max_qty) {
+		fprintf(f, "%s max qty %s", sep, fmt_num(n, l->max_qty));
+		sep = ",";
+	}
+	if (l->has_max_notional)
+		fprintf(f, "%s max notional %s", sep, fmt_num(n, l->max_notional));
+	fputc('\n', f);
+}
+
 /* "global: HALTED" / "strategy momo-eu-1: REDUCE_ONLY (effective HALTED: global)" */
 static void put_scope_state(FILE *f, const Breaker__Scope *s, int global_mode)
 {
@@ -97,6 +119,7 @@ static void put_scope_state(FILE *f, const Breaker__Scope *s, int global_mode)
 	fputc('\n', f);
 	for (size_t i = 0; i < s->n_latches; i++)
 		put_latch(f, s->latches[i]);
+	put_limits(f, s->limits);
 }
 
 /*
@@ -266,8 +289,10 @@ static void put_status(FILE *f, const struct cli *c, const Breaker__StatusInfo *
 			put_scope_state(f, in->groups[i], gmode);
 	}
 	put_warnings(f, in);
+	put_venues(f, in);
 	put_reconciliations(f, in);
 	put_acks(f, in);
+	put_orders(f, in);
 	fputs("daemon heartbeat: ", f);
 	if (!in->has_heartbeat_age_ns)
 		fputs("? (not in the reply)", f);

@@ -431,15 +431,39 @@ static inline void bk_client_detach(struct bk_client *c)
 	c->size = 0;
 }
 
+/*
+ * A slot's name, copied under its seqlock (a rename or an unregister
+ * rewrites it; docs/shm-layout.md): 0 if it would not settle.
+ */
+static inline int bk_client_slot_name(const struct bk_client *c, uint32_t i,
+                                      char out[BK_NAME_MAX])
+{
+	const struct bk_shm_scope *s = &c->shm->strategies[i];
+
+	for (int tries = 0; tries < 1000; tries++) {
+		uint32_t q = BK_LOAD_ACQ(&s->seq);
+
+		memcpy(out, (const char *)s->name, BK_NAME_MAX);
+		BK_FENCE_ACQ();
+		if (!(q & 1u) && q == BK_LOAD_RLX(&s->seq)) {
+			out[BK_NAME_MAX - 1] = '\0';
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* Slot index of a registered strategy, or -ENOENT. Not for the hot path. */
 static inline int bk_client_resolve(const struct bk_client *c, const char *strategy)
 {
 	uint32_t i, n = BK_LOAD_ACQ(&c->shm->hdr.strategy_count);
+	char name[BK_NAME_MAX];
 
 	if (n > BK_MAX_STRATEGIES)
 		n = BK_MAX_STRATEGIES;
 	for (i = 0; i < n; i++)
-		if (strncmp(c->shm->strategies[i].name, strategy, BK_NAME_MAX) == 0)
+		if (bk_client_slot_name(c, i, name) &&
+		    strncmp(name, strategy, BK_NAME_MAX) == 0)
 			return (int)i;
 	return -ENOENT;
 }
@@ -684,7 +708,7 @@ static inline const char *bk_mode_str(enum bk_mode m)
  * their IEEE-754 bit pattern in 64-bit words.
  */
 #define BK_TEL_MAGIC   0x313030304c455442ull /* "BTEL0001" */
-#define BK_TEL_VERSION 1u
+#define BK_TEL_VERSION 2u /* 2: 256-byte slots (orders, market data, session) */
 #define BK_TEL_SUFFIX  ".tel"
 
 struct bk_tel_slot {
@@ -709,7 +733,25 @@ struct bk_tel_slot {
 	BK_ATOMIC(uint64_t) position;    /* 104: f64, net position, notional */
 	BK_ATOMIC(uint64_t) gross;       /* 112: f64, gross exposure, notional */
 	BK_ATOMIC(uint64_t) pnl;         /* 120: f64, realized + unrealized */
+	/*
+	 * line 2 (version 2): the engine's view of the venue. Each value word
+	 * is written before its time word (release), so a reader that sees the
+	 * time sees the value written with it. A time of 0 = never reported:
+	 * unknown, never "flat" and never "fresh".
+	 */
+	BK_ATOMIC(uint64_t) working_orders; /* 128: orders working at the venue now */
+	BK_ATOMIC(uint64_t) working_ns;     /* 136: CLOCK_MONOTONIC of that count */
+	BK_ATOMIC(uint64_t) md_last_ns;     /* 144: CLOCK_MONOTONIC of the last md tick */
+	BK_ATOMIC(uint32_t) session;        /* 152: BK_SESSION_*; 0 = never reported */
+	uint32_t reserved2;                 /* 156 */
+	BK_ATOMIC(uint64_t) session_ns;     /* 160: CLOCK_MONOTONIC of that report */
+	uint64_t reserved3[11];             /* 168: zero */
 };
+
+/* slot.session: the engine's order-entry session with its venue */
+#define BK_SESSION_UNKNOWN 0u
+#define BK_SESSION_UP      1u
+#define BK_SESSION_DOWN    2u
 
 struct bk_tel_header {
 	uint64_t magic;              /* 0 */
@@ -733,7 +775,7 @@ BK_LAYOUT_AT(struct bk_tel, hdr.version, 8, 4);
 BK_LAYOUT_AT(struct bk_tel, hdr.slot_size, 12, 4);
 BK_LAYOUT_AT(struct bk_tel, hdr.capacity, 16, 4);
 BK_LAYOUT_AT(struct bk_tel, hdr.segment_size, 24, 8);
-BK_LAYOUT_AT(struct bk_tel, slots, 64, 128 * 4096);
+BK_LAYOUT_AT(struct bk_tel, slots, 64, 256 * 4096);
 BK_LAYOUT_AT(struct bk_tel_slot, orders, 0, 8);
 BK_LAYOUT_AT(struct bk_tel_slot, rejects, 8, 8);
 BK_LAYOUT_AT(struct bk_tel_slot, cancels, 16, 8);
@@ -752,8 +794,13 @@ BK_LAYOUT_AT(struct bk_tel_slot, balance, 96, 8);
 BK_LAYOUT_AT(struct bk_tel_slot, position, 104, 8);
 BK_LAYOUT_AT(struct bk_tel_slot, gross, 112, 8);
 BK_LAYOUT_AT(struct bk_tel_slot, pnl, 120, 8);
-BK_LAYOUT_ASSERT(sizeof(struct bk_tel_slot) == 128 && sizeof(struct bk_tel) == 524352,
-                 "telemetry segment: 128-byte slots, 524352 bytes");
+BK_LAYOUT_AT(struct bk_tel_slot, working_orders, 128, 8);
+BK_LAYOUT_AT(struct bk_tel_slot, working_ns, 136, 8);
+BK_LAYOUT_AT(struct bk_tel_slot, md_last_ns, 144, 8);
+BK_LAYOUT_AT(struct bk_tel_slot, session, 152, 4);
+BK_LAYOUT_AT(struct bk_tel_slot, session_ns, 160, 8);
+BK_LAYOUT_ASSERT(sizeof(struct bk_tel_slot) == 256 && sizeof(struct bk_tel) == 1048640,
+                 "telemetry segment: 256-byte slots, 1048640 bytes");
 
 struct bk_tel_client {
 	struct bk_tel *tel;
@@ -1000,6 +1047,41 @@ static inline void bk_report_balance(struct bk_tel_client *t, int slot, double b
 	bk_tel_wbegin(s);
 	BK_STORE_RLX(&s->balance, bk_f2u(balance));
 	bk_tel_wend(s);
+}
+
+/*
+ * Orders working at the venue right now (the engine's own count). Report it
+ * whenever it changes and again when acting on a halt, even if unchanged:
+ * breaker status confirms "flat" only from a count reported after the halt.
+ */
+static inline void bk_report_working(struct bk_tel_client *t, int slot, uint64_t working,
+                                     uint64_t now_mono_ns)
+{
+	struct bk_tel_slot *s = bk_tel_slot_at(t, slot);
+	if (!s)
+		return;
+	BK_STORE_RLX(&s->working_orders, working);
+	BK_STORE_REL(&s->working_ns, now_mono_ns ? now_mono_ns : 1);
+}
+
+/* A market-data tick arrived (CLOCK_MONOTONIC of its receipt). */
+static inline void bk_report_md_tick(struct bk_tel_client *t, int slot,
+                                     uint64_t now_mono_ns)
+{
+	struct bk_tel_slot *s = bk_tel_slot_at(t, slot);
+	if (s)
+		BK_STORE_REL(&s->md_last_ns, now_mono_ns ? now_mono_ns : 1);
+}
+
+/* The order-entry session with the venue went up (up != 0) or down. */
+static inline void bk_report_session(struct bk_tel_client *t, int slot, int up,
+                                     uint64_t now_mono_ns)
+{
+	struct bk_tel_slot *s = bk_tel_slot_at(t, slot);
+	if (!s)
+		return;
+	BK_STORE_RLX(&s->session, up ? BK_SESSION_UP : BK_SESSION_DOWN);
+	BK_STORE_REL(&s->session_ns, now_mono_ns ? now_mono_ns : 1);
 }
 
 #ifdef __cplusplus

@@ -6,8 +6,12 @@
  * reads HALTED) and act on the answer:
  *   HALTED       send nothing new, cancel every working order
  *   REDUCE_ONLY  only orders that bring the position towards zero
- *   CAUTIOUS     new orders at a quarter of the normal size
+ *   CAUTIOUS     new orders at the breaker's published size factor (a
+ *                quarter, our own convention, if it publishes none)
  *   ACTIVE       normal
+ * In every mode, orders are sized by the limits the breaker publishes
+ * (bk_limits: size factor, max order quantity and notional), re-read
+ * whenever its change sequence moves.
  * Every mode change is printed with the reason the breaker gives (or "not
  * live" when the daemon's heartbeat is stale). Same behaviour and output as
  * engine_loop.py.
@@ -48,9 +52,20 @@
 
 /* Reason code names, as in docs/shm-layout.md ("Reason codes"). */
 static const char *const reason_names[] = {
-    "none",        "manual_halt",    "emergency_stop",      "kill_switch",
-    "reject_rate", "order_rate",     "invariant_violation", "reconciliation_break",
-    "drawdown",    "exposure_limit", "stale_heartbeat",     "audit_corrupt",
+    "none",
+    "manual_halt",
+    "emergency_stop",
+    "kill_switch",
+    "reject_rate",
+    "order_rate",
+    "invariant_violation",
+    "reconciliation_break",
+    "drawdown",
+    "exposure_limit",
+    "stale_heartbeat",
+    "audit_corrupt",
+    "market_data_stale",
+    "exchange_down",
 };
 
 static const char *reason_str(unsigned code)
@@ -72,7 +87,26 @@ struct engine {
 	struct order working[MAX_WORKING];
 	int nworking;
 	long sent, cancelled, skipped;
+	struct bk_limit_values lim; /* the breaker's limits, as of the last change */
 };
+
+/*
+ * An order's size under the breaker's limits: its size factor (in CAUTIOUS
+ * without one, our own quarter), then its max quantity and max notional.
+ */
+static int sized(const struct engine *e, enum bk_mode mode, int want)
+{
+	double f = e->lim.flags & BK_LIMIT_SIZE_FACTOR ? e->lim.size_factor
+	           : mode == BK_CAUTIOUS               ? 0.25
+	                                               : 1.0;
+	double q = (want < 0 ? -want : want) * f;
+
+	if (e->lim.flags & BK_LIMIT_MAX_QTY && q > e->lim.max_qty)
+		q = e->lim.max_qty;
+	if (e->lim.flags & BK_LIMIT_MAX_NOTIONAL && q * PRICE > e->lim.max_notional)
+		q = e->lim.max_notional / PRICE;
+	return want < 0 ? -(int)q : (int)q;
+}
 
 /* The simulated exchange fills the oldest working order. */
 static void fill_one(struct engine *e)
@@ -172,10 +206,13 @@ static void trade(struct engine *e, enum bk_mode mode, long i)
 			want = (int)-x;
 		break;
 	case BK_CAUTIOUS:
-		want /= 4;
-		break;
 	case BK_ACTIVE:
 		break;
+	}
+	want = sized(e, mode, want);
+	if (want == 0) { /* a size factor or limit of 0: nothing to send */
+		e->skipped++;
+		return;
 	}
 	send_order(e, want);
 }
@@ -192,8 +229,11 @@ static void report_mode(const struct bk_client *c, int slot, enum bk_mode mode, 
 		return;
 	}
 	bk_read_reason(c, slot, &r);
-	printf("mode %s reason=%s uid=%u: ", bk_mode_str(mode), reason_str(r.reason_code),
+	printf("mode %s reason=%s uid=%u", bk_mode_str(mode), reason_str(r.reason_code),
 	       (unsigned)r.actor_uid);
+	if (r.scope == BK_SCOPE_GROUP) /* held by a group the strategy is in */
+		printf(" group=%s", r.scope_name);
+	printf(": ");
 	switch (mode) {
 	case BK_HALTED:
 		printf("stop sending, cancelled %d working orders\n", cancel_all(e));
@@ -204,10 +244,10 @@ static void report_mode(const struct bk_client *c, int slot, enum bk_mode mode, 
 		       cancel_increasing(e), e->position);
 		break;
 	case BK_CAUTIOUS:
-		printf("size %d (of %d)\n", BASE_SIZE / 4, BASE_SIZE);
+		printf("size %d (of %d)\n", sized(e, mode, BASE_SIZE), BASE_SIZE);
 		break;
 	case BK_ACTIVE:
-		printf("normal trading, size %d\n", BASE_SIZE);
+		printf("normal trading, size %d\n", sized(e, mode, BASE_SIZE));
 		break;
 	}
 }
@@ -346,6 +386,8 @@ int main(int argc, char **argv)
 	else
 		bk_report_opening_balance(&e.tel, slot,
 		                          e.balance); /* conservation's base */
+	/* the simulated venue's order-entry session is up (bk_report_session) */
+	bk_report_session(&e.tel, slot, 1, bk_now_mono_ns());
 	printf("engine: instance %s strategy %s slot %d\n", instance, strategy, slot);
 	end = bk_now_mono_ns() + seconds * 1000000000ull;
 	for (i = 0; (!iterations || (uint64_t)i < iterations) && bk_now_mono_ns() < end;
@@ -362,6 +404,10 @@ int main(int argc, char **argv)
 		/* HALTED only because breakerd is not live (off the fast path) */
 		dead = mode == BK_HALTED && bk_check(&c, slot) != BK_HALTED;
 
+		/* the limits change with the mode (or a reload): re-read them
+		 * when the breaker says something changed (-EBUSY fails closed) */
+		if (!any_acked || seen != acked)
+			bk_limits(&c, slot, &e.lim);
 		if ((int)mode != last || dead != last_dead)
 			report_mode(&c, slot, mode, dead, &e);
 		last = (int)mode;
@@ -369,6 +415,11 @@ int main(int argc, char **argv)
 		trade(&e, mode, i);
 		if (i % 3 == 0) /* the simulated venue fills slower than we send */
 			fill_one(&e);
+		/* the venue's view, every iteration (plain stores): a market-data
+		 * tick arrived, and what is working now -- after acting on a halt,
+		 * this is what `breaker status` confirms "flat" from */
+		bk_report_md_tick(&e.tel, slot, bk_now_mono_ns());
+		bk_report_working(&e.tel, slot, (uint64_t)e.nworking, bk_now_mono_ns());
 		if (!any_acked || seen != acked) {
 			/* acted (above) on a state at least as new as change_seq
 			 * seen: say so, and `breaker status` counts this engine as

@@ -6,8 +6,12 @@ order ask check_live() (fails closed: a dead daemon or unknown layout reads
 HALTED) and act on the answer:
   HALTED       send nothing new, cancel every working order
   REDUCE_ONLY  only orders that bring the position towards zero
-  CAUTIOUS     new orders at a quarter of the normal size
+  CAUTIOUS     new orders at the breaker's published size factor (a
+               quarter, our own convention, if it publishes none)
   ACTIVE       normal
+In every mode, orders are sized by the limits the breaker publishes
+(limits(): size factor, max order quantity and notional), re-read whenever
+its change sequence moves.
 Every mode change is printed with the reason the breaker gives (or "not
 live" when the daemon's heartbeat is stale). Same behaviour and output as
 engine_loop.c.
@@ -45,6 +49,7 @@ MAX_WORKING = 8
 PRICE = 10.0  # the simulated venue fills everything at this price...
 FEE_RATE = 0.01  # ...for this fee per unit
 OPENING_BALANCE = 1_000_000.0
+LIMIT_SIZE_FACTOR = 0x1  # Limits.flags: a size factor is published (docs/shm-layout.md)
 
 
 @dataclass
@@ -57,6 +62,22 @@ class Engine:
     sent: int = 0
     cancelled: int = 0
     skipped: int = 0
+    lim: bk.Limits | None = None  # the breaker's limits, as of the last change
+
+    def sized(self, mode: bk.Mode, want: int) -> int:
+        """An order's size under the breaker's limits: its size factor (in
+        CAUTIOUS without one, our own quarter), then max quantity and notional."""
+        lim = self.lim
+        if lim is not None and lim.flags & LIMIT_SIZE_FACTOR:
+            f = lim.size_factor
+        else:
+            f = 0.25 if mode is bk.Mode.CAUTIOUS else 1.0
+        q = abs(want) * f
+        if lim is not None and lim.max_qty is not None and q > lim.max_qty:
+            q = lim.max_qty
+        if lim is not None and lim.max_notional is not None and q * PRICE > lim.max_notional:
+            q = lim.max_notional / PRICE
+        return -int(q) if want < 0 else int(q)
 
     def exposure(self) -> int:
         """Position once every working order fills."""
@@ -119,8 +140,10 @@ def trade(e: Engine, mode: bk.Mode, i: int) -> None:
             return
         if abs(x) < abs(want):
             want = -x
-    elif mode is bk.Mode.CAUTIOUS:
-        want = int(want / 4)
+    want = e.sized(mode, want)
+    if want == 0:  # a size factor or limit of 0: nothing to send
+        e.skipped += 1
+        return
     e.send(want)
 
 
@@ -130,16 +153,17 @@ def report_mode(c: bk.Client, slot: int, mode: bk.Mode, dead: bool, e: Engine) -
               f"cancelled {e.cancel_all()} working orders", flush=True)
         return
     r = c.reason(slot)
-    head = f"mode {mode.name} reason={r.reason} uid={r.actor_uid}: "
+    held = f" group={r.scope_name}" if r.scope == "group" else ""  # held by a group it is in
+    head = f"mode {mode.name} reason={r.reason} uid={r.actor_uid}{held}: "
     if mode is bk.Mode.HALTED:
         action = f"stop sending, cancelled {e.cancel_all()} working orders"
     elif mode is bk.Mode.REDUCE_ONLY:
         n = e.cancel_increasing()
         action = f"reducing orders only, cancelled {n} increasing orders (position {e.position})"
     elif mode is bk.Mode.CAUTIOUS:
-        action = f"size {BASE_SIZE // 4} (of {BASE_SIZE})"
+        action = f"size {e.sized(mode, BASE_SIZE)} (of {BASE_SIZE})"
     else:
-        action = f"normal trading, size {BASE_SIZE}"
+        action = f"normal trading, size {e.sized(mode, BASE_SIZE)}"
     print(head + action, flush=True)
 
 
@@ -193,6 +217,7 @@ def run(c: bk.Client, tel: bk.Telemetry, slot: int, seconds: float, iterations: 
         e.balance = prev.balance
     else:
         tel.opening_balance(slot, e.balance)  # the base of balance conservation
+    tel.session(slot, True)  # the simulated venue's order-entry session is up
     acked: int | None = None
     last: bk.Mode | None = None
     last_dead = False
@@ -205,12 +230,21 @@ def run(c: bk.Client, tel: bk.Telemetry, slot: int, seconds: float, iterations: 
         mode = c.check_live(slot)
         # HALTED only because breakerd is not live (off the fast path)
         dead = mode is bk.Mode.HALTED and c.check(slot) is not bk.Mode.HALTED
+        # the limits change with the mode (or a reload): re-read them when the
+        # breaker says something changed
+        if seen != acked:
+            e.lim = c.limits(slot)
         if mode is not last or dead != last_dead:
             report_mode(c, slot, mode, dead, e)
         last, last_dead = mode, dead
         trade(e, mode, i)
         if i % 3 == 0:  # the simulated venue fills slower than we send
             e.fill_one()
+        # the venue's view, every iteration: a market-data tick arrived, and
+        # what is working now (after a halt, what `breaker status` confirms
+        # "flat" from)
+        tel.md_tick(slot)
+        tel.working(slot, len(e.working))
         if seen != acked:
             # acted (above) on a state at least as new as change_seq `seen`:
             # say so, and `breaker status` counts this engine as having acked

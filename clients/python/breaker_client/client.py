@@ -392,8 +392,16 @@ class Client:
         want = name.encode("ascii", "replace")
         if 0 < len(want) < L.NAME_MAX:
             for slot in range(self.strategy_count()):
-                off = L.scope_offset(slot) + _S_NAME
-                if self._mm[off : off + len(want) + 1] == want + b"\0":
+                base = L.scope_offset(slot)
+                # a rename/unregister rewrites the name under the slot's seq
+                for _ in range(1000):
+                    q = self._u32(base + _S_SEQ)
+                    got = self._mm[base + _S_NAME : base + _S_NAME + len(want) + 1]
+                    if not q & 1 and q == self._u32(base + _S_SEQ):
+                        break
+                else:
+                    continue
+                if got == want + b"\0":
                     return slot
         raise KeyError(f"strategy {name!r} is not registered with breaker instance {self.instance!r}")
 

@@ -75,8 +75,8 @@ FIELDS: Final[dict[str, Field]] = {
     "tel.slot_size": Field(12, 4, "I"),
     "tel.capacity": Field(16, 4, "I"),
     "tel.segment_size": Field(24, 8, "Q"),
-    "tel.slots": Field(64, 524288, "524288s"),
-    # a telemetry slot (128 bytes), from the start of the slot.
+    "tel.slots": Field(64, 1048576, "1048576s"),
+    # a telemetry slot (256 bytes since version 2), from the start of the slot.
     # line 0: counters and liveness, one writer, each word on its own
     "slot.orders": Field(0, 8, "Q"),
     "slot.rejects": Field(8, 8, "Q"),
@@ -98,6 +98,13 @@ FIELDS: Final[dict[str, Field]] = {
     "slot.position": Field(104, 8, "d"),
     "slot.gross": Field(112, 8, "d"),
     "slot.pnl": Field(120, 8, "d"),
+    # line 2 (version 2): the engine's view of its venue; each value word is
+    # written before its time word; a time of 0 = never reported (unknown)
+    "slot.working_orders": Field(128, 8, "Q"),
+    "slot.working_ns": Field(136, 8, "Q"),
+    "slot.md_last_ns": Field(144, 8, "Q"),
+    "slot.session": Field(152, 4, "I"),
+    "slot.session_ns": Field(160, 8, "Q"),
 }
 
 MAGIC: Final = 0x315245414B524242  # "BBRKAER1" read as a little-endian u64
@@ -118,9 +125,12 @@ SHM_PREFIX: Final = "breaker."
 
 # The telemetry segment, /dev/shm/breaker.<instance>.tel
 TEL_MAGIC: Final = 0x313030304C455442  # "BTEL0001" read as a little-endian u64
-TEL_VERSION: Final = 1
-TEL_SEGMENT_SIZE: Final = 524352
-TEL_SLOT_SIZE: Final = 128
+TEL_VERSION: Final = 2
+TEL_SEGMENT_SIZE: Final = 1048640
+TEL_SLOT_SIZE: Final = 256
+SESSION_UNKNOWN: Final = 0  # slot.session: never reported
+SESSION_UP: Final = 1
+SESSION_DOWN: Final = 2
 TEL_SUFFIX: Final = ".tel"
 
 # The state word: mode in bits 0-7, reason code in bits 8-15, holder in bits
@@ -141,6 +151,8 @@ REASON_NAMES: Final[tuple[str, ...]] = (
     "exposure_limit",
     "stale_heartbeat",
     "audit_corrupt",
+    "market_data_stale",
+    "exchange_down",
 )
 
 

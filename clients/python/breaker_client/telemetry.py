@@ -126,13 +126,15 @@ _BALANCE, _POSITION = _w("slot.balance"), _w("slot.position")
 _GROSS, _PNL = _w("slot.gross"), _w("slot.pnl")
 _OPEN_BASE, _OPEN_FILLS = _w("slot.opening_base"), _w("slot.opening_fills")
 _OPEN_SEQ = _w("slot.opening_seq")
+_WORKING, _WORKING_NS = _w("slot.working_orders"), _w("slot.working_ns")
+_MD_NS, _SESSION, _SESSION_NS = _w("slot.md_last_ns"), _w("slot.session"), _w("slot.session_ns")
 
 # The money blocks, each contiguous: (byte offset in the slot, native struct)
 _FILL_OFF, _FILL_BLOCK = _F["slot.fills"].offset, struct.Struct("Qdddd")  # fills .. position
 _MARKS_OFF, _MARKS_BLOCK = _F["slot.position"].offset, struct.Struct("ddd")  # position, gross, pnl
 _BAL_OFF, _BAL_BLOCK = _F["slot.balance"].offset, struct.Struct("d")
 assert _FILL_OFF + _FILL_BLOCK.size == _F["slot.gross"].offset
-assert _MARKS_OFF + _MARKS_BLOCK.size == L.TEL_SLOT_SIZE
+assert _MARKS_OFF + _MARKS_BLOCK.size == _F["slot.working_orders"].offset  # money ends line 1
 
 _SEQLOCK_GIVE_UP_NS = 1_000_000_000  # read(): a live writer never holds gseq odd this long
 
@@ -174,6 +176,12 @@ class TelemetrySlot:
     opening_base: float = 0.0  # the opening-balance statement (under gseq)
     opening_fills: int = 0
     opening_seq: int = 0
+    # version 2: the engine's view of its venue (a time of 0 = never reported)
+    working_orders: int = 0
+    working_ns: int = 0
+    md_last_ns: int = 0
+    session: int = 0  # layout.SESSION_*
+    session_ns: int = 0
 
 
 def attach_telemetry(instance: str = "default", daemon_uid: int | None = None) -> Telemetry:
@@ -369,6 +377,45 @@ class Telemetry:
         self._q[_W8_BASE + _W8_STRIDE * slot + _ACK_NS] = now_ns
         self._i[_W4_BASE + _W4_STRIDE * slot + _ACK_SEQ] = seq  # after ack_ns: the release store
 
+    # -- the venue words (version 2): the value, then its time -------------
+
+    @staticmethod
+    def _now(now_ns: int | None) -> int:
+        if now_ns is None:
+            return time.monotonic_ns() or 1
+        if not 0 <= now_ns <= _MASK64:
+            raise ValueError(f"now_ns {now_ns!r} is not a CLOCK_MONOTONIC ns value")
+        return now_ns or 1  # 0 means "never reported"
+
+    def working(self, slot: int, n: int, now_ns: int | None = None) -> None:
+        """Orders working at the venue now (bk_report_working).
+
+        Report it whenever it changes and again when acting on a halt, even
+        if unchanged: `breaker status` confirms "flat" only from a count
+        written after the halt. now_ns as for heartbeat().
+        """
+        if not 0 <= slot < _NSLOTS:
+            raise _bad_slot(slot)
+        n = _count(n)
+        now_ns = self._now(now_ns)
+        w = _W8_BASE + _W8_STRIDE * slot
+        self._q[w + _WORKING] = n
+        self._q[w + _WORKING_NS] = now_ns  # after the count: the release store
+
+    def md_tick(self, slot: int, now_ns: int | None = None) -> None:
+        """A market-data tick arrived (bk_report_md_tick)."""
+        if not 0 <= slot < _NSLOTS:
+            raise _bad_slot(slot)
+        self._q[_W8_BASE + _W8_STRIDE * slot + _MD_NS] = self._now(now_ns)
+
+    def session(self, slot: int, up: bool, now_ns: int | None = None) -> None:
+        """The order-entry session with the venue went up or down (bk_report_session)."""
+        if not 0 <= slot < _NSLOTS:
+            raise _bad_slot(slot)
+        now_ns = self._now(now_ns)
+        self._i[_W4_BASE + _W4_STRIDE * slot + _SESSION] = L.SESSION_UP if up else L.SESSION_DOWN
+        self._q[_W8_BASE + _W8_STRIDE * slot + _SESSION_NS] = now_ns
+
     # -- money words: under the slot's seqlock gseq --------------------------
 
     def _publish(self, slot: int, off: int, block: bytes) -> None:
@@ -473,4 +520,6 @@ class Telemetry:
                 if now > give_up:
                     raise BreakerError(f"{self.path}: telemetry slot {slot} stays mid-write (gseq {g})")
         return TelemetrySlot(q[w + _ORDERS], q[w + _REJECTS], q[w + _CANCELS], q[w + _HEARTBEAT],
-                             i[h + _ACK_SEQ], i[h + _PID], q[w + _ACK_NS], g, *money)
+                             i[h + _ACK_SEQ], i[h + _PID], q[w + _ACK_NS], g, *money,
+                             q[w + _WORKING], q[w + _WORKING_NS], q[w + _MD_NS], i[h + _SESSION],
+                             q[w + _SESSION_NS])

@@ -102,6 +102,11 @@ class EngineLoops(unittest.TestCase):
         e.expect(r"^mode CAUTIOUS reason=kill_switch ")
         d.ok("resume", "--strategy", "alpha", "--reason", "stage 3")
         e.expect(r"^mode ACTIVE reason=none ")
+        d.ok("group", "add", "alpha", "venue:XETR")
+        d.ok("trip", "manual_halt", "--group", "venue:XETR", "--reason", "venue down")
+        e.expect(rf"^mode HALTED reason=manual_halt uid={uid} group=venue:XETR: stop sending")
+        d.ok("resume", "--group", "venue:XETR", "--to", "active", "--force", "--reason", "venue up")
+        e.expect(r"^mode ACTIVE reason=none uid=\d+: normal trading")
         d.kill9()
         e.expect(r"^mode HALTED \(breakerd not live: fail closed\): stop sending")
         code, err = e.finish()
@@ -111,6 +116,30 @@ class EngineLoops(unittest.TestCase):
         assert m is not None, done
         self.assertGreater(int(m.group(1)), 0, "it traded while allowed")
         self.assertGreater(int(m.group(2)), 0, "and held back while halted")
+
+    def obeys_published_limits(self, lang: str) -> None:
+        # the breaker, not the engine's own quarter, says how big CAUTIOUS is:
+        # [limits] a half for every scope; alpha's orders at most 40, beta's
+        # at most 300 notional (30 at the examples' fixed price of 10)
+        ini = ("heartbeat_bound_ms = 300\n" + STRATS + "[limits]\ncautious.size_factor = 0.5\n"
+               "[limits:alpha]\ncautious.max_qty = 40\n[limits:beta]\ncautious.max_notional = 300\n")
+        d = Daemon(f"exl{lang}", extra_ini=ini)
+        self.addCleanup(d.fini)
+        d.start()
+        engines = {}
+        for name in ("alpha", "beta", "gamma"):
+            e = Engine([*self.command(lang), "--instance", d.instance, "--strategy", name,
+                        "--seconds", "6", "--interval-us", "500"])
+            self.addCleanup(e.kill)
+            e.expect(r"^mode ACTIVE reason=none uid=\d+: normal trading, size 100$")
+            engines[name] = e
+        # a scope's limits apply in that scope's own mode
+        for name, size in (("alpha", 40), ("beta", 30), ("gamma", 50)):
+            d.ok("trip", "manual_halt", "--strategy", name, "--mode", "cautious",
+                 "--reason", "restart with reduced sizes")
+            engines[name].expect(rf"^mode CAUTIOUS reason=manual_halt .*: size {size} \(of 100\)$")
+        d.ok("resume", "--strategy", "alpha", "--reason", "sizes back")
+        engines["alpha"].expect(r"^mode ACTIVE reason=none .*: normal trading, size 100$")
 
     def refuses_unregistered(self, lang: str) -> None:
         d = Daemon(f"exu{lang}", extra_ini=STRATS)
@@ -177,6 +206,12 @@ class EngineLoops(unittest.TestCase):
 
     def test_python_follows_the_operator(self) -> None:
         self.follow_the_operator("py")
+
+    def test_c_obeys_published_limits(self) -> None:
+        self.obeys_published_limits("c")
+
+    def test_python_obeys_published_limits(self) -> None:
+        self.obeys_published_limits("py")
 
     def test_c_refuses_unregistered_strategy(self) -> None:
         self.refuses_unregistered("c")

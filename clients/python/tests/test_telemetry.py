@@ -74,7 +74,8 @@ class AttachErrors(unittest.TestCase):
 
     def test_foreign_or_other_layout_fails_closed(self) -> None:
         for field, value, msg in (("tel.magic", L.MAGIC, "not a breaker telemetry segment"),
-                                  ("tel.version", 2, "telemetry version 2"),
+                                  ("tel.version", 1, "telemetry version 1"),
+                                  ("tel.version", 3, "telemetry version 3"),
                                   ("tel.segment_size", L.TEL_SEGMENT_SIZE + 64, "tel.segment_size"),
                                   ("tel.slot_size", 64, "tel.slot_size"),
                                   ("tel.capacity", 1024, "tel.capacity")):
@@ -450,11 +451,15 @@ class LiveTelemetry(unittest.TestCase):
                 "ack_seq": 0xFFFFFFFF, "pid": os.getpid(), "ack_ns": 2**63 + 5, "gseq": 8, "fills": 2,
                 "fill_cash": -1000.25 + 500.125, "fees": 2.5 + 0.1, "balance": 100000 - 1000.25 - 2.5 + 500.125 - 0.1,
                 "position": -0.0, "gross": 5e-324, "pnl": 0.1,
-                "opening_base": 100000.0, "opening_fills": 0, "opening_seq": 1},
+                "opening_base": 100000.0, "opening_fills": 0, "opening_seq": 1,
+                "working_orders": 2**40 + 3, "working_ns": hb + 2, "md_last_ns": hb + 3,
+                "session": L.SESSION_DOWN, "session_ns": hb + 4},
             b: {"orders": 3, "rejects": 0, "cancels": 2**33, "heartbeat_ns": hb + 1, "ack_seq": 1,
                 "pid": os.getpid(), "ack_ns": 9, "gseq": 2, "fills": 0, "fill_cash": 0.0, "fees": 0.0,
                 "balance": 0.0, "position": 12.5, "gross": 2.0**53 + 2, "pnl": math.nan,
-                "opening_base": 0.0, "opening_fills": 0, "opening_seq": 0},
+                "opening_base": 0.0, "opening_fills": 0, "opening_seq": 0,
+                "working_orders": 0, "working_ns": 1, "md_last_ns": 0, "session": L.SESSION_UP,
+                "session_ns": 1},
         }
         t = self.t
         t.heartbeat(a, hb)
@@ -473,6 +478,11 @@ class LiveTelemetry(unittest.TestCase):
         t.report_cancel(b, 2**33)
         t.ack(b, 1, 9)
         t.marks(b, 12.5, 2.0**53 + 2, math.nan)
+        t.working(a, 2**40 + 3, hb + 2)
+        t.md_tick(a, hb + 3)
+        t.session(a, False, hb + 4)
+        t.working(b, 0, 0)  # a time of 0 is stored as 1: 0 means "never reported"
+        t.session(b, True, 0)
 
         dump = c_tel_dump(self.d.instance)
         self.assertEqual(dump["header"], {"magic": L.TEL_MAGIC, "version": L.TEL_VERSION,
