@@ -188,6 +188,11 @@ def refused_steps(d: Daemon) -> None:
     print(f"ok   forged segments refused alike")
 
 
+def bits(x: float) -> int:
+    """A double's bit pattern, as the probes print limits."""
+    return struct.unpack("<Q", struct.pack("<d", x))[0]
+
+
 def put(b: bytearray, off: int, fmt: str, *v: object) -> None:
     struct.pack_into("<" + fmt, b, off, *v)
 
@@ -222,7 +227,6 @@ def groups_and_limits_steps(d: Daemon) -> None:
                ("group", 0, "venue:XETR", 3, 1234))
         expect("gamma held by itself", (scope(c, 2)["reason"]["scope"], scope(c, 2)["check"]),
                ("strategy", "CAUTIOUS"))
-        bits = lambda x: struct.unpack("<Q", struct.pack("<d", x))[0]  # noqa: E731
         expect("beta's limits: the strictest, NaN as 0", scope(c, 1)["limits"],
                {"flags": 7, "size_factor": bits(0.25), "max_qty": bits(100.0), "max_notional": bits(0.0)})
         expect("global's limits", scope(c, -1)["limits"],
@@ -255,7 +259,9 @@ def example_steps(d: Daemon) -> None:
 
 
 def main() -> int:
-    d = Daemon(f"agree-{name}", "[strategies]\nnames = alpha, beta, gamma\ngroups = beta=venue:XETR\n")
+    d = Daemon(f"agree-{name}", "[strategies]\nnames = alpha, beta, gamma\ngroups = beta=venue:XETR\n"
+               "[limits]\ncautious.size_factor = 0.25\nreduce_only.max_qty = 500\n"
+               "[limits:beta]\ncautious.max_notional = 250000\nreduce_only.size_factor = 0.5\n")
     try:
         d.start()
         agree("fresh daemon", d.instance)
@@ -269,12 +275,18 @@ def main() -> int:
             d.ok("resume", "--reason", f"agree: global stage {stage}")
             c = agree(f"global resume stage {stage}", d.instance)
             expect(f"global after stage {stage}", scope(c, -1)["check_live"], want)
+            if want == "CAUTIOUS":  # [limits] cautious.size_factor, in the global entry
+                expect("global's CAUTIOUS limits", (scope(c, -1)["limits"]["flags"],
+                                                    scope(c, -1)["limits"]["size_factor"]), (1, bits(0.25)))
         beta = scope(c, 1)
         expect("beta still HALTED by its kill", (beta["check_live"], beta["reason"]["code"], beta["reason"]["scope"],
                                                  beta["reason"]["scope_name"]), ("HALTED", 3, "strategy", "beta"))
         for stage in (1, 2, 3):
             d.ok("resume", "--strategy", "beta", "--reason", f"agree: beta stage {stage}")
             c = agree(f"beta resume stage {stage}", d.instance)
+            if stage == 1:  # beta REDUCE_ONLY: [limits] max_qty and [limits:beta] size_factor
+                expect("beta's REDUCE_ONLY limits", scope(c, 1)["limits"],
+                       {"flags": 3, "size_factor": bits(0.5), "max_qty": bits(500.0), "max_notional": bits(0.0)})
         expect("beta ACTIVE", scope(c, 1)["check_live"], "ACTIVE")
         d.ok("trip", "manual_halt", "--group", "venue:XETR", "--reason", "agree: group")
         c = agree("group venue:XETR tripped", d.instance)
