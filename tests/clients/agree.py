@@ -169,8 +169,12 @@ def refused_steps(d: Daemon) -> None:
         finally:
             os.unlink(path)
     # telemetry: a version this client does not write, a segment cut short
+    v1 = lambda b: b[:8] + (1).to_bytes(4, "little") + (128).to_bytes(4, "little") + b[16:24] \
+        + (64 + 128 * 4096).to_bytes(8, "little") + b[32 : 64 + 128 * 4096]  # noqa: E731
     for tag, patch in (("telemetry version 3", lambda b: b[:8] + (3).to_bytes(4, "little") + b[12:]),
-                       ("telemetry cut short", lambda b: b[: len(b) // 2])):
+                       ("telemetry cut short", lambda b: b[: len(b) // 2]),
+                       ("telemetry version 1, its own size", v1),
+                       ("telemetry version 1 in a version-2 size", lambda b: b[:8] + (1).to_bytes(4, "little") + b[12:])):
         inst = f"{d.instance}-forged"
         path = good + "-forged.tel"
         with open(good + ".tel", "rb") as f:

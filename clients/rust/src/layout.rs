@@ -43,11 +43,10 @@ pub const LIMIT_FLAG_SIZE_FACTOR: u32 = 1;
 pub const LIMIT_FLAG_MAX_QTY: u32 = 2;
 pub const LIMIT_FLAG_MAX_NOTIONAL: u32 = 4;
 
-// Telemetry versions 1 (128-byte slots) and 2 (256-byte slots: working
-// orders, market data, session) share a slot's first 128 bytes; the client
-// writes either, and the version-2 words only into a version-2 segment.
+// Telemetry version 2: 256-byte slots (version 1's 128 bytes, then working
+// orders, market data, session). Version 1 is only described, for the layout test.
 pub const TEL_MAGIC: u64 = 0x3130_3030_4c45_5442; // "BTEL0001"
-pub const TEL_VERSION: u32 = 2; // the newest this client writes
+pub const TEL_VERSION: u32 = 2;
 pub const TEL_SUFFIX: &str = ".tel";
 pub const TEL_SLOTS: usize = 64;
 pub const TEL_VERSION_OFF: usize = 8;

@@ -28,27 +28,24 @@ impl Telemetry {
 
     /// Map the telemetry segment read-write if breakerd made it (owner root
     /// or daemon_uid; group may write, others not; one link) and its magic,
-    /// version and size are this client's.
+    /// version (2) and size are this client's. A version-1 segment is refused,
+    /// as the C client does: it has no room for what the engine reports.
     pub fn attach_as(instance: &str, daemon_uid: Option<u32>) -> Result<Telemetry, Error> {
         let p = segment::path(instance, L::TEL_SUFFIX)?;
-        let sizes = [L::tel_segment_size(L::TEL_VERSION), L::tel_segment_size(1)];
-        let tel = segment::map_sizes(&p, &sizes, true, daemon_uid)?;
+        let tel = segment::map(&p, L::tel_segment_size(L::TEL_VERSION), true, daemon_uid)?;
         let version = tel.u32(L::TEL_VERSION_OFF).load(Acquire);
         if version == 0 {
             return Err(Error::new(Error::EAGAIN, format!("{}: being created", p)));
         }
         if tel.u64(0).load(Relaxed) != L::TEL_MAGIC
-            || L::tel_slot_size(version) == 0
+            || version != L::TEL_VERSION
             || tel.u64(L::TEL_SEGMENT_SIZE_OFF).load(Relaxed) != L::tel_segment_size(version) as u64
             || tel.len() != L::tel_segment_size(version)
         {
             return Err(Error::new(
                 Error::EPROTO,
                 format!(
-                    "{}: telemetry version {} ({} bytes); this client writes versions 1 and 2: refusing",
-                    p,
-                    version,
-                    tel.len()
+                    "{}: telemetry version {} ({} bytes); this client writes version {} only (an older segment has no room for what it reports): refusing", p, version, tel.len(), L::TEL_VERSION
                 ),
             ));
         }
@@ -60,7 +57,7 @@ impl Telemetry {
         })
     }
 
-    /// The segment's version: 1, or 2 (which has the working/market-data/session words).
+    /// The segment's version (2).
     pub fn version(&self) -> u32 {
         self.version
     }
@@ -68,15 +65,6 @@ impl Telemetry {
     fn base(&self, slot: i32) -> Option<usize> {
         if slot >= 0 && (slot as usize) < L::MAX_STRATEGIES {
             Some(L::TEL_SLOTS + self.slot_size * slot as usize)
-        } else {
-            None
-        }
-    }
-
-    /// base() for a version-2 word: None in a version-1 segment (no such word).
-    fn base2(&self, slot: i32) -> Option<usize> {
-        if self.version >= 2 {
-            self.base(slot)
         } else {
             None
         }
@@ -199,11 +187,9 @@ impl Telemetry {
         }
     }
 
-    /// Orders working at the venue now (report on change, and when acting on
-    /// a halt). This and the two below need a version-2 segment: dropped on a
-    /// version-1 one (whose daemon would not read them).
+    /// Orders working at the venue now (report on change, and when acting on a halt).
     pub fn report_working(&self, slot: i32, working: u64, now_mono_ns: u64) {
-        if let Some(b) = self.base2(slot) {
+        if let Some(b) = self.base(slot) {
             self.tel.u64(b + L::SLOT_WORKING_ORDERS).store(working, Relaxed);
             self.tel.u64(b + L::SLOT_WORKING_NS).store(now_mono_ns.max(1), Release);
         }
@@ -211,14 +197,14 @@ impl Telemetry {
 
     /// A market-data tick arrived.
     pub fn report_md_tick(&self, slot: i32, now_mono_ns: u64) {
-        if let Some(b) = self.base2(slot) {
+        if let Some(b) = self.base(slot) {
             self.tel.u64(b + L::SLOT_MD_LAST_NS).store(now_mono_ns.max(1), Release);
         }
     }
 
     /// The order-entry session with the venue went up or down.
     pub fn report_session(&self, slot: i32, up: bool, now_mono_ns: u64) {
-        if let Some(b) = self.base2(slot) {
+        if let Some(b) = self.base(slot) {
             self.tel
                 .u32(b + L::SLOT_SESSION)
                 .store(if up { L::SESSION_UP } else { L::SESSION_DOWN }, Relaxed);

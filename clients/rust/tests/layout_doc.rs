@@ -123,7 +123,7 @@ fn layout_matches_the_page() {
             parts.keys()
         )
     });
-    // the page documents one telemetry version; the client writes 1 and 2
+    // the page documents one telemetry version: it must be the client's
     let tel_version = (1..=L::TEL_VERSION)
         .rev()
         .find(|v| parts.contains_key(&format!("Telemetry segment (version {})", v)))
@@ -134,6 +134,11 @@ fn layout_matches_the_page() {
                 parts.keys()
             )
         });
+    assert_eq!(
+        tel_version,
+        L::TEL_VERSION,
+        "the page's telemetry version is not the client's"
+    );
     let tel = &parts[&format!("Telemetry segment (version {})", tel_version)];
     let srows = fields(state);
     let trows = fields(tel);

@@ -56,11 +56,10 @@ public final class Layout {
     public static final int LIMIT_FLAG_MAX_NOTIONAL = 4;
 
     // ---- telemetry segment (one writing engine per slot) ----
-    // Versions 1 (128-byte slots) and 2 (256-byte slots: working orders,
-    // market data, session) share the first 128 bytes of a slot; this client
-    // writes either, and the version-2 words only into a version-2 segment.
+    // Version 2: 256-byte slots (version 1's 128 bytes, then working orders,
+    // market data, session). Version 1 is only described, for the layout test.
     public static final long TEL_MAGIC = 0x313030304c455442L; // "BTEL0001"
-    public static final int TEL_VERSION = 2; // the newest this client writes
+    public static final int TEL_VERSION = 2;
     public static final String TEL_SUFFIX = ".tel";
     public static final int TEL_SLOTS = 64;
     public static final int TEL_VERSION_OFF = 8;

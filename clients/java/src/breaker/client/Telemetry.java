@@ -34,20 +34,22 @@ public final class Telemetry implements AutoCloseable {
     /**
      * Map the telemetry segment read-write if breakerd made it (owner root
      * or daemonUid; the group may write it, others may not; one link) and its
-     * magic, version and size are this client's.
+     * magic, version (2) and size are this client's. A version-1 segment is
+     * refused, as the C client does: it has no room for the working-order,
+     * market-data and session words, so the engine could not report them.
      */
     public static Telemetry attach(String instance, long daemonUid) throws BreakerException {
         var p = Segments.path(instance, Layout.TEL_SUFFIX);
-        MappedByteBuffer m = Segments.map(p, new long[] {Layout.telSegmentSize(1), Layout.telSegmentSize(2)},
-                                          true, true, daemonUid);
+        MappedByteBuffer m = Segments.map(p, Layout.telSegmentSize(Layout.TEL_VERSION), true, true, daemonUid);
         int version = (int) U32.getAcquire(m, Layout.TEL_VERSION_OFF);
         if (version == 0)
             throw new BreakerException(BreakerException.EAGAIN, p + ": being created");
-        if ((long) U64.get(m, 0) != Layout.TEL_MAGIC || Layout.telSlotSize(version) == 0
+        if ((long) U64.get(m, 0) != Layout.TEL_MAGIC || version != Layout.TEL_VERSION
             || (long) U64.get(m, Layout.TEL_SEGMENT_SIZE_OFF) != Layout.telSegmentSize(version)
             || m.capacity() != Layout.telSegmentSize(version))
             throw new BreakerException(BreakerException.EPROTO, p + ": telemetry version " + version
-                + " (" + m.capacity() + " bytes); this client writes versions 1 and 2: refusing");
+                + " (" + m.capacity() + " bytes); this client writes version " + Layout.TEL_VERSION
+                + " only (an older segment has no room for what it reports): refusing");
         return new Telemetry(m, version);
     }
 
@@ -59,10 +61,6 @@ public final class Telemetry implements AutoCloseable {
         return slot >= 0 && slot < Layout.MAX_STRATEGIES ? Layout.TEL_SLOTS + slotSize * slot : -1;
     }
 
-    /** base(), for a version-2 word: -1 in a version-1 segment (which has no such word). */
-    private int base2(int slot) {
-        return version >= 2 ? base(slot) : -1;
-    }
 
     private void add(int off, long n) {
         U64.setRelease(tel, off, (long) U64.getOpaque(tel, off) + n);
@@ -180,13 +178,9 @@ public final class Telemetry implements AutoCloseable {
         end(b);
     }
 
-    /**
-     * Orders working at the venue now (report on change, and when acting on
-     * a halt). This and the two below need a version-2 segment: dropped on
-     * a version-1 one (whose daemon would not read them).
-     */
+    /** Orders working at the venue now (report on change, and when acting on a halt). */
     public void reportWorking(int slot, long working, long nowMonoNs) {
-        int b = base2(slot);
+        int b = base(slot);
         if (b < 0)
             return;
         U64.setOpaque(tel, b + Layout.SLOT_WORKING_ORDERS, working);
@@ -195,14 +189,14 @@ public final class Telemetry implements AutoCloseable {
 
     /** A market-data tick arrived. */
     public void reportMdTick(int slot, long nowMonoNs) {
-        int b = base2(slot);
+        int b = base(slot);
         if (b >= 0)
             U64.setRelease(tel, b + Layout.SLOT_MD_LAST_NS, nowMonoNs != 0 ? nowMonoNs : 1);
     }
 
     /** The order-entry session with the venue went up or down. */
     public void reportSession(int slot, boolean up, long nowMonoNs) {
-        int b = base2(slot);
+        int b = base(slot);
         if (b < 0)
             return;
         U32.setOpaque(tel, b + Layout.SLOT_SESSION, up ? Layout.SESSION_UP : Layout.SESSION_DOWN);

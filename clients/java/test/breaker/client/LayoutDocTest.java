@@ -78,7 +78,7 @@ public final class LayoutDocTest {
         String page = Files.readString(Path.of(args[0]));
         Map<String, String> parts = parts(page);
         String state = parts.get("Shared-memory layout (version " + Layout.LAYOUT_VERSION + ")");
-        // the page documents one telemetry version; the client writes 1 and 2
+        // the page documents one telemetry version: it must be the client's
         int telVersion = 0;
         String tel = null;
         for (int v = 1; v <= Layout.TEL_VERSION; v++)
@@ -90,6 +90,8 @@ public final class LayoutDocTest {
                                   + ")' in the page: this client reads another layout (has: " + parts.keySet() + ")");
         check(tel != null, "no part '# Telemetry segment (version 1.." + Layout.TEL_VERSION
                                 + ")' in the page (has: " + parts.keySet() + ")");
+        check(telVersion == Layout.TEL_VERSION, "the page documents telemetry version " + telVersion
+                                                     + ", this client writes version " + Layout.TEL_VERSION);
         if (state == null || tel == null) {
             finish();
             return;
