@@ -158,6 +158,12 @@ static int replay_one(const Breaker__AuditRecord *rec, uint64_t offset, void *ar
 			c->d->remote_declared[rec->slot] = rec->remote_telemetry;
 		bk_rulestate_replay(c->d, rec);   /* reconciliations, baselines */
 		bk_tick_replay_rebase(c->d, rec); /* an operator's rule base */
+		/* a group scope has no row in the incident table (-2) */
+		bk_incident_apply(&c->d->incidents, rec,
+		                  rec->group ? -2
+		                  : rec->strategy
+		                      ? bk_state_find(&c->d->state, rec->strategy)
+		                      : BK_GLOBAL);
 		return 0;
 	}
 	c->bad_offset = offset;
@@ -618,6 +624,10 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 		         strerror(-rv));
 		return rv;
 	}
+	/* zeros ahead of the records: a flush then changes no size (bk_audit.h) */
+	if ((rv = bk_audit_prezero(&d->audit)) < 0)
+		bk_warn("audit log %s: no preallocation (%s): appending as before",
+		        d->cfg.audit_path, strerror(-rv));
 	if ((rv = write_marker(d, false)) < 0 || (rv = stage_boot_records(d, r)) < 0 ||
 	    (rv = register_configured(d)) < 0 || (rv = join_configured(d)) < 0 ||
 	    (rv = bk_audit_flush_sync(&d->audit)) < 0) {

@@ -106,6 +106,7 @@ int bk_config_defaults(struct bk_config *cfg, const char *instance)
 	default_dirs(cfg);
 	bk_config_derive(cfg);
 	cfg->tick_ns = 100 * 1000;
+	cfg->idle_tick_ns = 2 * 1000 * 1000;
 	/* 50 ms: safe on a shared host; lower it on a dedicated one */
 	cfg->heartbeat_bound_ns = 50 * 1000 * 1000;
 	/* [cluster] timings from etcd 3.4's defaults (election timeout 1000 ms,
@@ -130,6 +131,7 @@ int bk_config_defaults(struct bk_config *cfg, const char *instance)
 	if (geteuid() != 0)
 		resume->uids[resume->n_uids++] = 0;
 	cfg->acl[BK_ACT_FORCE] = *resume;
+	bk_config_incident_defaults(cfg);
 	/* Reporting: who may write the telemetry segment (0660: its owner and
 	 * group, which are ours). */
 	report->uids[report->n_uids++] = geteuid();
@@ -949,6 +951,45 @@ static int key_metrics_listen(struct load_ctx *c, const char *n, const char *v)
 	                                                                        : 0;
 }
 
+void bk_config_incident_defaults(struct bk_config *cfg)
+{
+	/* the runbooks' seeds: money at risk or books wrong is P1, a rule that
+	 * protects against a misbehaving engine P2, a throttle or one person's
+	 * halt P3 (docs/incidents.md) */
+	static const uint8_t sev[BK_REASON_COUNT] = {
+	    [BK_R_NONE] = 3,
+	    [BK_R_MANUAL_HALT] = 3,
+	    [BK_R_EMERGENCY_STOP] = 1,
+	    [BK_R_KILL_SWITCH] = 2,
+	    [BK_R_REJECT_RATE] = 2,
+	    [BK_R_ORDER_RATE] = 3,
+	    [BK_R_INVARIANT_VIOLATION] = 1,
+	    [BK_R_RECONCILIATION_BREAK] = 1,
+	    [BK_R_DRAWDOWN] = 2,
+	    [BK_R_EXPOSURE_LIMIT] = 2,
+	    [BK_R_STALE_HEARTBEAT] = 2,
+	    [BK_R_AUDIT_CORRUPT] = 1,
+	};
+
+	memcpy(cfg->incident_severity, sev, sizeof(sev));
+}
+
+/* [incidents] reject_rate = P2 */
+static int key_incident_severity(struct load_ctx *c, const char *n, const char *v)
+{
+	int code = bk_reason_parse(n);
+
+	if (code <= 0)
+		return fail(c, c->line,
+		            "unknown key '%s' in section [incidents]: a reason code "
+		            "(e.g. reject_rate = P2)",
+		            n);
+	if (!(v[0] == 'P' && v[1] >= '1' && v[1] <= '4' && !v[2]))
+		return -EINVAL;
+	c->cfg.incident_severity[code] = (uint8_t)(v[1] - '0');
+	return 0;
+}
+
 /* [cluster] name and host: what a key path may hold, [A-Za-z0-9._:-]. */
 static int key_cluster_word(struct load_ctx *c, const char *n, const char *v)
 {
@@ -1046,6 +1087,8 @@ static const struct key_def keys[] = {
     {KEY("breaker", "busy_poll", KEY_BOOL), FIELD(busy_poll)},
     {KEY("breaker", "tick_period_us", KEY_UINT), FIELD(tick_ns), RANGE(10, 1000000),
      .scale = 1000},
+    {KEY("breaker", "idle_tick_period_us", KEY_UINT), FIELD(idle_tick_ns),
+     RANGE(0, 1000000), .scale = 1000},
     {KEY("breaker", "heartbeat_bound_ms", KEY_UINT), FIELD(heartbeat_bound_ns),
      RANGE(1, 60000), .scale = 1000000},
     /* never group/other-writable: engines must only read */
@@ -1082,6 +1125,8 @@ static const struct key_def keys[] = {
     {KEY("strategies", "groups", KEY_FN), .fn = key_strategies},
     {KEY("metrics", "listen", KEY_FN), .fn = key_metrics_listen},
     {KEY("metrics", "allow_remote", KEY_BOOL), FIELD(metrics_allow_remote)},
+    {KEY("incidents", NULL, KEY_FN), .fn = key_incident_severity,
+     .why = "a severity P1, P2, P3 or P4"},
     {KEY("cluster", "name", KEY_FN), .fn = key_cluster_word,
      .why = "1..63 of [A-Za-z0-9._:-]"},
     {KEY("cluster", "host", KEY_FN), .fn = key_cluster_word,

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "bk_mode.h"
 #include "bk_limits.h"
 #include "bk_rules.h"
 #include "bk_venue.h"
@@ -80,8 +81,9 @@ struct bk_config {
 	char pub_url[BK_URL_MAX]; /* PUB: ipc://<run_dir>/<instance>.pub */
 	/* the fast path: unix://<run_dir>/<instance>.sock; "" = off */
 	char local_url[BK_URL_MAX];
-	char tcp_url[BK_URL_MAX];    /* "" = no TCP listener (default) */
-	uint64_t tick_ns;            /* tick period; default 100 us */
+	char tcp_url[BK_URL_MAX]; /* "" = no TCP listener (default) */
+	uint64_t tick_ns;         /* tick period; default 100 us */
+	uint64_t idle_tick_ns; /* tick period with nothing moving (bk_idle.h); 0 = off */
 	uint64_t heartbeat_bound_ns; /* engines fail closed past this; default 50 ms */
 	bool busy_poll;      /* the loop spins (a core of its own), never sleeps */
 	int rt_priority;     /* SCHED_FIFO priority of the loop thread; 0 = off */
@@ -130,6 +132,9 @@ struct bk_config {
 	/* [metrics]: /metrics and /healthz over HTTP; "" = off */
 	char metrics_listen[BK_LISTEN_MAX]; /* "127.0.0.1:9464", "[::1]:9464" */
 	bool metrics_allow_remote;          /* else only a loopback address */
+	/* [incidents] <reason_code> = P1..P4: the severity of an incident a trip
+	 * with no --incident opens (docs/incidents.md has the defaults) */
+	uint8_t incident_severity[BK_REASON_COUNT];
 	/* [cluster]: firm-wide latches in etcd (docs/firm-wide.md, bk_etcd.h);
 	 * cluster_name "" = single-host mode, exactly as without the section */
 	char cluster_name[64];
@@ -147,6 +152,9 @@ struct bk_config {
 	/* [venues]: the venue rules (bk_venue.h), judged per venue:* group */
 	struct bk_venue_cfg venues;
 };
+
+/* [incidents]: the reason code -> severity defaults (the runbooks' seeds). */
+void bk_config_incident_defaults(struct bk_config *cfg);
 
 /* Embedded defaults for this user and instance (NULL: "default"). 0 or -EINVAL. */
 int bk_config_defaults(struct bk_config *cfg, const char *instance);

@@ -224,6 +224,7 @@ static void publish_event(struct bk_daemon *d, const struct bk_pending *p)
 	ev.actor_cn = p->cn[0] ? (char *)p->cn : NULL;
 	if (breaker__event__get_packed_size(&ev) <= sizeof(buf))
 		bk_server_publish(&d->srv, buf, breaker__event__pack(&ev, buf));
+	bk_page_note(&d->page_recent, &ev);
 }
 
 void bk_pending_durable(struct bk_daemon *d)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bk_daemon.h"
+#include "bk_incident_log.h"
 #include "bk_log.h"
 
 #define BK_VERDICTS_MAX                                                                  \
@@ -67,6 +68,7 @@ static void act(struct bk_daemon *d, int slot, const struct bk_rule_cfg *rules,
 		bk_info("rule %s at %.0f%% for %s: %s", bk_rule_name(v->rule),
 		        v->util * 100, name, v->evidence);
 		publish_warning(d, slot, v);
+		bk_incident_log_warning(d, slot, v); /* for the incident timeline */
 		break;
 	case BK_V_COOLDOWN:
 		if (!r->cooldown_to)
@@ -121,6 +123,7 @@ static int tick_rules(struct bk_daemon *d, uint64_t now)
 			snap = sr->remote;
 		else
 			bk_tel_read(&d->tel, (int)i, &snap);
+		bk_idle_note(&d->idle, (int)i, &snap, now);
 		n = bk_rules_eval(sr->rules, d->cfg.rules.warn, &sr->eval, &snap, now, v,
 		                  BK_VERDICTS_MAX);
 		for (int k = 0; k < n; k++)

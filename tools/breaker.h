@@ -74,6 +74,9 @@ struct cli_args {
 	char *telemetry;           /* register: segment | remote */
 	char *as_of_fills, *as_of; /* reconcile */
 	bool withdraw;
+	char *incident;                     /* --incident INC-YYYY-NNN */
+	char *severity, *title, *commander; /* incident open */
+	char *resolution;                   /* incident resolve */
 	bool json, force, verify, help, wide;
 	bool firm;      /* --firm: the firm-wide latch in etcd (breaker_firm.c) */
 	char *revision; /* resume --firm: the latch's mod_revision as seen */
@@ -153,6 +156,13 @@ void put_venues(FILE *f, const Breaker__StatusInfo *in);
 
 /* breaker_incident.c */
 int cmd_incident(struct cli *c, const struct cli_args *a);
+
+/* breaker_incidents.c: open, ack, note, resolve (audited by breakerd), list
+ * and stats (from the audit log) */
+bool incident_id_valid(const char *id);
+int cmd_incident_life(struct cli *c, const struct cli_args *a);
+int cmd_incident_list(struct cli *c, const struct cli_args *a);
+int cmd_incident_stats(struct cli *c, const struct cli_args *a);
 
 /* breaker_fmt.c */
 #define BX_TIME_LEN 40

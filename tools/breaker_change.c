@@ -185,6 +185,10 @@ static void put_trip(FILE *f, const struct change *ch, const Breaker__Reply *r)
 		fprintf(f, " at %s, held %s by another latch", mode_name(ch->mode),
 		        mode_name(r->to_mode));
 	fprintf(f, ", was %s)", reply_mode(r->has_from_mode, r->from_mode));
+	if (r->incident) {
+		fputs(" incident ", f);
+		put_name(f, r->incident);
+	}
 	put_seq(f, r);
 }
 
@@ -308,6 +312,13 @@ static int send_trip(struct cli *c, const struct cli_args *a, Breaker__Trip *t)
 	if ((rv = cli_config(c)) || (rv = check_strategy(a->cmd, t->strategy)) ||
 	    (rv = check_reason(c, a->cmd, t->reason, false)))
 		return rv;
+	if (a->incident && !incident_id_valid(a->incident))
+		return cli_usage_error(
+		    a->cmd,
+		    "bad --incident '%s': INC-YYYY-NNN (3 to 6 digits), "
+		    "e.g. INC-2026-001",
+		    a->incident);
+	t->incident = a->incident;
 	for (size_t i = 0; i < t->n_strategies; i++)
 		if ((rv = check_strategy(a->cmd, t->strategies[i])))
 			return rv;
@@ -433,6 +444,13 @@ int cmd_resume(struct cli *c, const struct cli_args *a)
 	rs.reason = a->reason;
 	rs.has_force = a->force;
 	rs.force = a->force;
+	if (a->incident && !incident_id_valid(a->incident))
+		return cli_usage_error(
+		    a->cmd,
+		    "bad --incident '%s': INC-YYYY-NNN (3 to 6 digits), "
+		    "e.g. INC-2026-001",
+		    a->incident);
+	rs.incident = a->incident;
 	req.cmd_case = BREAKER__REQUEST__CMD_RESUME;
 	req.resume = &rs;
 	return send_change(c, a, &req, &ch);
@@ -692,6 +710,11 @@ int cmd_reconcile(struct cli *c, const struct cli_args *a)
 		pos[i].as_of_wall_ns = wall;
 		pp[i] = &pos[i];
 	}
+	if (a->incident && !incident_id_valid(a->incident))
+		return cli_usage_error(
+		    a->cmd, "bad --incident '%s': INC-YYYY-NNN (3 to 6 digits)",
+		    a->incident);
+	rc.incident = a->incident;
 	if (a->withdraw) {
 		rc.n_withdraw = (size_t)a->npos;
 		rc.withdraw = a->pos;
