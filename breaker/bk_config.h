@@ -135,7 +135,7 @@ struct bk_config {
 	/* [incidents] <reason_code> = P1..P4: the severity of an incident a trip
 	 * with no --incident opens (docs/incidents.md has the defaults) */
 	uint8_t incident_severity[BK_REASON_COUNT];
-	/* [cluster]: firm-wide latches in etcd (docs/firm-wide.md, bk_etcd.h);
+	/* [cluster]: firm-wide latches in etcd (docs/firmwide.md, bk_etcd.h);
 	 * cluster_name "" = single-host mode, exactly as without the section */
 	char cluster_name[64];
 	char cluster_endpoints[1024]; /* "http://a:2379,http://b:2379" */

@@ -1,7 +1,7 @@
 /*
  * bk_etcd - breakerd's firm-wide mode ([cluster] in the config): it mirrors
  * the firm latches kept in etcd into this host's segment and proves, on its
- * own, that it is still in contact with etcd's quorum (docs/firm-wide.md).
+ * own, that it is still in contact with etcd's quorum (docs/firmwide.md).
  *
  * Keys, under P = /breaker/v1/<cluster>/:
  *   P latch/<scope>/<reason>  a firm latch (JSON: mode, actor, uid, reason,

@@ -586,7 +586,7 @@ static const struct cmd cmds[] = {
      "                 incident a held scope is under, or a new one: docs/incidents.md)\n"
      "  --json         print breakerd's reply as one JSON object\n"
      "  --firm         the firm-wide latch in etcd ([cluster]): every host;\n"
-     "                 waits for the hosts' acks (docs/firm-wide.md)\n"
+     "                 waits for the hosts' acks (docs/firmwide.md)\n"
      "\n"
      "example: breaker trip manual_halt --reason \"Emergency halt by operator\"\n",
      EXITS_TRIP, true},
@@ -762,7 +762,7 @@ static const struct cmd cmds[] = {
      "\n"
      "  --json  print breakerd's reply as one JSON object\n"
      "  --firm  the firm-wide latches in etcd ([cluster]) with their mod_revision,\n"
-     "          and which hosts applied the latest (docs/firm-wide.md)\n",
+     "          and which hosts applied the latest (docs/firmwide.md)\n",
      EXITS_RPC, false},
     {"strategies", cmd_strategies, plain_opts, 0, 0, NULL, "[--json]",
      "every registered strategy and its mode",

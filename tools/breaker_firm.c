@@ -1,6 +1,6 @@
 /*
  * breaker_firm.c - `--firm` on trip, kill, emergency-stop, resume and status:
- * the firm-wide latches in etcd ([cluster] in the config; docs/firm-wide.md).
+ * the firm-wide latches in etcd ([cluster] in the config; docs/firmwide.md).
  *
  * The CLI talks to etcd's JSON gateway itself (blocking is fine here): a trip
  * is a put of the latch key (idempotent: the same latch again is the same
