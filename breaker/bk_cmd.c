@@ -22,6 +22,7 @@
 #include <math.h>
 
 #include "bk_cmd.h"
+#include "bk_etcd_fwd.h"
 #include "bk_log.h"
 #include "bk_suggest.h"
 #include "bk_text.h"
@@ -859,6 +860,15 @@ void bk_cmd_handle(struct bk_daemon *d, struct bk_request *in)
 	if (!bk_cmd_authorised(&c)) {
 		count_command(d, bk_metrics_cmd_type(req->cmd_case),
 		              BREAKER__STATUS__ERR_UNAUTHORISED);
+		breaker__request__free_unpacked(req, NULL);
+		return;
+	}
+	if ((req->cmd_case == BREAKER__REQUEST__CMD_TRIP && req->trip->firm) ||
+	    (req->cmd_case == BREAKER__REQUEST__CMD_RESUME && req->resume->firm)) {
+		bk_fwd_command(&c); /* authorised as the local command, just above */
+		count_command(d, bk_metrics_cmd_type(req->cmd_case),
+		              c.refused ? (unsigned)c.refused
+		                        : (unsigned)BREAKER__STATUS__OK);
 		breaker__request__free_unpacked(req, NULL);
 		return;
 	}

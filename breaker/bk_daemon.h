@@ -126,6 +126,7 @@ struct bk_daemon {
 	struct bk_counters ctr;    /* for /metrics; counted where things happen */
 	struct bk_metrics metrics; /* /metrics and /healthz (bk_metrics.h) */
 	struct bk_etcd *etcd;      /* [cluster] firm-wide mode; NULL: single host */
+	struct bk_fwd *fwd;        /* --firm commands forwarded (bk_etcd_fwd.h) */
 	struct bk_orders orders;   /* cancel-all, confirmed (bk_orders.h) */
 	struct bk_venues venues;   /* the venue rules (bk_venuewatch.h) */
 };

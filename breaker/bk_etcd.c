@@ -17,6 +17,7 @@
 #include "bk_daemon.h"
 #include "bk_etcd.h"
 #include "bk_etcd_kv.h"
+#include "bk_etcd_fwd.h"
 #include "bk_log.h"
 
 #define NS_PER_MS 1000000ull
@@ -665,7 +666,7 @@ int bk_etcd_start(struct bk_daemon *d)
 	/* until the first whole read: global HALTED (authority_lost) */
 	bk_publish_scope(d, BK_GLOBAL);
 	bk_shm_changed(&d->shm);
-	return 0;
+	return bk_fwd_start(d);
 }
 
 void bk_etcd_stop(struct bk_daemon *d)
@@ -674,6 +675,7 @@ void bk_etcd_stop(struct bk_daemon *d)
 
 	if (!e)
 		return;
+	bk_fwd_stop(d);
 	atomic_store(&e->stop, true);
 	if (e->started_watch)
 		pthread_join(e->watch_thr, NULL);
@@ -887,6 +889,7 @@ void bk_etcd_tick(struct bk_daemon *d, uint64_t now)
 
 	if (!e)
 		return;
+	bk_fwd_tick(d);
 	if (take_mirror(e)) {
 		bk_publish_scope(d, BK_GLOBAL);
 		for (uint32_t i = 0; i < d->state.n_strategies; i++)
@@ -934,4 +937,30 @@ bool bk_etcd_may_resume(const struct bk_daemon *d, char *why, size_t len)
 		return false;
 	}
 	return true;
+}
+
+int bk_etcd_view_latch(const struct bk_daemon *d, const char *scope, int *reason,
+                       int *mode, int64_t *mod_rev)
+{
+	const struct bk_etcd *e = d->etcd;
+	int want = *reason, found = 0;
+
+	if (!e || !e->view_ready)
+		return -EAGAIN;
+	for (int i = 0; i < e->n_view; i++) {
+		const struct bk_etcd_latch *l = &e->view[i];
+		if (strcmp(l->scope, scope) != 0 || (want >= 0 && l->reason != want))
+			continue;
+		if (found++)
+			return -EEXIST;
+		*reason = l->reason;
+		*mode = l->mode;
+		*mod_rev = l->mod_rev;
+	}
+	return found ? 0 : -ENOENT;
+}
+
+const char *bk_etcd_latch_prefix(const struct bk_daemon *d)
+{
+	return d->etcd ? d->etcd->latch_prefix : "";
 }

@@ -79,4 +79,13 @@ void bk_etcd_fold_group(const struct bk_daemon *d, int g, uint64_t *word, uint32
  * is back within T1 and the mirror has caught up with the quorum's view. */
 bool bk_etcd_may_resume(const struct bk_daemon *d, char *why, size_t len);
 
+/* The loop's view of the firm latch (scope, *reason; *reason < 0: the only
+ * one of the scope): 0 with *reason, *mode, *mod_rev, or -ENOENT / -EEXIST
+ * (several: name one) / -EAGAIN (not mirrored yet). */
+int bk_etcd_view_latch(const struct bk_daemon *d, const char *scope, int *reason,
+                       int *mode, int64_t *mod_rev);
+
+/* This cluster's prefix, /breaker/v1/<cluster>/latch/. */
+const char *bk_etcd_latch_prefix(const struct bk_daemon *d);
+
 #endif

@@ -538,7 +538,7 @@ Test(firm, etcd_roles_on_the_prefix_gate_firm_changes, .timeout = 180)
 {
 	struct bk_ec ec;
 	struct host a;
-	char out[8192], ini[512], cfg[256], pw[256], *cli = bk_h_cli_bin();
+	char out[8192], ini[512], cfg[256], pw[256];
 	int rc;
 
 	bk_ec_start(&ec, "fa2");
@@ -566,27 +566,21 @@ Test(firm, etcd_roles_on_the_prefix_gate_firm_changes, .timeout = 180)
 	cr_assert(live_within(&a, BK_ACTIVE, WAIT_MS),
 	          "host with etcd credentials never ACTIVE");
 
-	/* the intern (read-only role) is refused by etcd; nothing changes */
-	char ec_ini[1024];
+	/* breakerd makes the etcd change with ITS [cluster] user: a host whose user
+	 * has the read-only role is refused by etcd; nothing changes anywhere */
+	struct host b;
 	snprintf(ini, sizeof(ini), "user = intern\npassword_file = %s/intern.pw\n", dir);
-	bk_ec_ini(&ec, "c8", "cli", ini, ec_ini, sizeof(ec_ini));
-	snprintf(cfg, sizeof(cfg), "%s/intern.ini", dir);
-	bk_h_write_config(&a.h, cfg, ec_ini);
-	char *argv_i[] = {cli, "--config", cfg, "trip", "manual_halt", "--firm", NULL};
-	rc = bk_h_run_as(&a.h, -1, -1, NULL, argv_i, out, sizeof(out));
-	cr_assert_eq(rc, 1, "read-only user: %d: %s", rc, out);
-	cr_assert(strstr(out, "etcd refused"), "%s", out);
+	host_up(&b, &ec, "fa2-b", "c8", ini);
+	rc = bk_h_cli_all(&b.h, out, sizeof(out), "trip", "manual_halt", "--firm", NULL);
+	cr_assert_eq(rc, 1, "read-only etcd user: %d: %s", rc, out);
+	cr_assert(strstr(out, "ERR_FIRM") && strstr(out, "etcd refused"), "%s", out);
 	usleep(300 * 1000);
 	cr_assert_eq(bk_check(&a.c, BK_GLOBAL_ONLY), BK_ACTIVE);
+	host_down(&b);
 
-	/* ops (read-write) trips */
-	snprintf(ini, sizeof(ini), "user = ops\npassword_file = %s/ops.pw\n", dir);
-	bk_ec_ini(&ec, "c8", "cli", ini, ec_ini, sizeof(ec_ini));
-	snprintf(cfg, sizeof(cfg), "%s/ops.ini", dir);
-	bk_h_write_config(&a.h, cfg, ec_ini);
-	char *argv_o[] = {cli, "--config", cfg, "trip", "manual_halt", "--firm", NULL};
-	rc = bk_h_run_as(&a.h, -1, -1, NULL, argv_o, out, sizeof(out));
-	cr_assert_eq(rc, 0, "read-write user: %d: %s", rc, out);
+	/* the host with read-write trips, on an operator's forwarded command */
+	rc = bk_h_cli(&a.h, out, sizeof(out), "trip", "manual_halt", "--firm", NULL);
+	cr_assert_eq(rc, 0, "read-write host: %d: %s", rc, out);
 	cr_assert(live_within(&a, BK_HALTED, WAIT_MS));
 
 	host_down(&a);
@@ -626,6 +620,114 @@ Test(firm, a_member_killed_and_restarted_changes_nothing, .timeout = 180)
 	cr_assert(bk_ec_healthy(&ec, WAIT_MS));
 	cr_assert_eq(bk_h_cli(&a.h, out, sizeof(out), "audit", NULL), 0);
 	cr_assert_null(strstr(out, "authority_lost"), "%s", out);
+
+	host_down(&a);
+	bk_ec_stop(&ec);
+}
+
+/* [auth] as for a local command: only root may trip or resume, and the
+ * command socket is open to everyone (0666) */
+#define AUTH_ROOT_ONLY                                                                   \
+	"[commands]\nsocket_mode = 0666\n[auth]\ntrip_uids = 0\nresume_uids = 0\n"
+
+/* Issue 15 item 1: breakerd authorises --firm as the local command. A user
+ * not in [auth] is refused by breakerd and nothing reaches etcd; root's trip
+ * is forwarded, audited (FIRM_FORWARDED) and mirrored. */
+Test(firm, a_user_not_in_auth_is_refused_and_nothing_reaches_etcd, .timeout = 180)
+{
+	struct bk_ec ec;
+	struct host a;
+	char out[8192], seen[32];
+	char *trip[] = {"trip", "manual_halt", "--firm", "--reason", "not mine", NULL};
+	int rc;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root: runs the CLI as another user");
+	bk_ec_start(&ec, "fu");
+	host_up(&a, &ec, "fu-a", "c9", AUTH_ROOT_ONLY);
+	bk_h_open_dirs(&a.h);
+	cr_assert(live_within(&a, BK_ACTIVE, WAIT_MS), "host never ACTIVE");
+
+	rc = bk_h_cli_as(&a.h, 65534, 65534, NULL, trip, out, sizeof(out));
+	cr_assert_eq(rc, 1, "nobody's firm trip must be refused: %d: %s", rc, out);
+	cr_assert(strstr(out, "ERR_UNAUTHORISED"), "%s", out);
+	usleep(300 * 1000);
+	cr_assert_eq(bk_check(&a.c, BK_GLOBAL_ONLY), BK_ACTIVE);
+	rc = bk_h_cli(&a.h, out, sizeof(out), "status", "--firm", NULL);
+	cr_assert_eq(rc, 0, "%s", out);
+	cr_assert(strstr(out, "no firm latches"), "nothing may reach etcd: %s", out);
+	rc = bk_h_cli(&a.h, out, sizeof(out), "audit", "--json", NULL);
+	cr_assert(strstr(out, "\"kind\":\"REFUSED\""), "%s", out);
+	cr_assert_null(strstr(out, "FIRM_FORWARDED"), "%s", out);
+
+	/* root: forwarded, audited with its key, mirrored back */
+	rc = bk_h_cli(&a.h, out, sizeof(out), "trip", "manual_halt", "--firm", "--reason",
+	              "mine", NULL);
+	cr_assert_eq(rc, 0, "%d: %s", rc, out);
+	cr_assert(strstr(out, "at etcd revision"), "%s", out);
+	cr_assert(live_within(&a, BK_HALTED, WAIT_MS));
+	rc = bk_h_cli(&a.h, out, sizeof(out), "audit", "--json", NULL);
+	cr_assert(strstr(out, "FIRM_FORWARDED"), "%s", out);
+	cr_assert(strstr(out, "/breaker/v1/c9/latch/global/manual_halt"), "%s", out);
+
+	/* nobody's resume of it: refused by breakerd; the latch stays */
+	rc = bk_h_cli(&a.h, out, sizeof(out), "status", "--firm", NULL);
+	snprintf(seen, sizeof(seen), "%lld", mod_rev_of(out));
+	char *resume[] = {"resume", "--firm",  "--revision", seen,       "--to",
+	                  "active", "--force", "--reason",   "mine now", NULL};
+	rc = bk_h_cli_as(&a.h, 65534, 65534, NULL, resume, out, sizeof(out));
+	cr_assert_eq(rc, 1, "nobody's firm resume must be refused: %d: %s", rc, out);
+	cr_assert(strstr(out, "ERR_UNAUTHORISED"), "%s", out);
+	rc = bk_h_cli(&a.h, out, sizeof(out), "status", "--firm", NULL);
+	cr_assert(strstr(out, "global/manual_halt"), "the latch must stay: %s", out);
+	usleep(300 * 1000);
+	cr_assert_eq(bk_check(&a.c, BK_GLOBAL_ONLY), BK_HALTED);
+
+	host_down(&a);
+	bk_ec_stop(&ec);
+}
+
+/* The two-person rule covers a firm global resume as a local one: the first
+ * operator's resume is a proposal (nothing reaches etcd), the proposer
+ * cannot confirm it, a second authorised uid does. */
+Test(firm, a_firm_global_resume_needs_two_operators, .timeout = 180)
+{
+	struct bk_ec ec;
+	struct host a;
+	char out[8192], seen[32];
+	int rc;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root: runs the CLI as another user");
+	bk_ec_start(&ec, "f2");
+	host_up(&a, &ec, "f2-a", "c10",
+	        "[commands]\nsocket_mode = 0666\n[auth]\nresume_uids = 0, 65534\n"
+	        "two_person_global_resume = true\nconfirm_window_s = 120\n");
+	bk_h_open_dirs(&a.h);
+	cr_assert(live_within(&a, BK_ACTIVE, WAIT_MS), "host never ACTIVE");
+	rc = bk_h_cli(&a.h, out, sizeof(out), "trip", "manual_halt", "--firm", NULL);
+	cr_assert_eq(rc, 0, "%d: %s", rc, out);
+	cr_assert(live_within(&a, BK_HALTED, WAIT_MS));
+	rc = bk_h_cli(&a.h, out, sizeof(out), "status", "--firm", NULL);
+	snprintf(seen, sizeof(seen), "%lld", mod_rev_of(out));
+
+	char *resume[] = {"resume",   "--firm", "--revision", seen,
+	                  "--reason", "clear",  NULL};
+	rc = bk_h_cli_as(&a.h, -1, -1, NULL, resume, out, sizeof(out));
+	cr_assert(strstr(out, "two-person rule"), "%d: %s", rc, out);
+	usleep(300 * 1000);
+	rc = bk_h_cli(&a.h, out, sizeof(out), "status", "--firm", NULL);
+	cr_assert(strstr(out, "HALTED"), "a proposal changes nothing in etcd: %s", out);
+	cr_assert_eq(mod_rev_of(out), atoll(seen), "%s", out);
+	/* the proposer again: refused */
+	rc = bk_h_cli_as(&a.h, -1, -1, NULL, resume, out, sizeof(out));
+	cr_assert_eq(rc, 1, "%d: %s", rc, out);
+	cr_assert(strstr(out, "ERR_UNAUTHORISED"), "%s", out);
+	/* a second authorised operator: applied firm-wide */
+	rc = bk_h_cli_as(&a.h, 65534, 65534, NULL, resume, out, sizeof(out));
+	cr_assert_eq(rc, 0, "%d: %s", rc, out);
+	cr_assert(strstr(out, "HALTED -> REDUCE_ONLY at etcd revision"), "%s", out);
+	cr_assert(live_within(&a, BK_REDUCE_ONLY, WAIT_MS));
 
 	host_down(&a);
 	bk_ec_stop(&ec);

@@ -2,11 +2,15 @@
  * breaker_firm.c - `--firm` on trip, kill, emergency-stop, resume and status:
  * the firm-wide latches in etcd ([cluster] in the config; docs/firmwide.md).
  *
- * The CLI talks to etcd's JSON gateway itself (blocking is fine here): a trip
- * is a put of the latch key (idempotent: the same latch again is the same
- * latch), a resume is one transaction conditioned on the latch's
- * mod_revision as the operator saw it in `status --firm`. Then it waits for
- * the hosts' acks (acks/<host> >= the revision) and says who is missing.
+ * A trip or resume goes to the LOCAL breakerd (the transports and request ids
+ * of a local command): it authorises it as the local command ([auth], TLS
+ * roles, the two-person rule for a global resume), audits it and makes the
+ * etcd change with its own [cluster] credentials: a trip is a put of the
+ * latch key (idempotent), a resume one transaction conditioned on the
+ * latch's mod_revision as the operator saw it in `status --firm`. Then the
+ * CLI reads the hosts' acks (acks/<host> >= the revision) from etcd itself,
+ * when this config lets it, and says who is missing. `status --firm` reads
+ * etcd directly.
  */
 #include <errno.h>
 #include <pwd.h>
@@ -73,42 +77,6 @@ static void scope_of(const char *strategy, const char *group, char *buf, size_t 
 		snprintf(buf, len, "group/%s", group);
 	else
 		snprintf(buf, len, "global");
-}
-
-/* JSON-escape s into out (quotes, backslashes, control bytes). */
-static void esc(const char *s, char *out, size_t len)
-{
-	size_t o = 0;
-
-	for (; *s && o + 7 < len; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch == '"' || ch == '\\')
-			o += (size_t)snprintf(out + o, len - o, "\\%c", ch);
-		else if (ch < 0x20)
-			o += (size_t)snprintf(out + o, len - o, "\\u%04x", ch);
-		else
-			out[o++] = (char)ch;
-	}
-	out[o] = '\0';
-}
-
-static void latch_value(const char *mode, const char *reason_code, const char *reason,
-                        char *out, size_t len)
-{
-	struct passwd *pw = getpwuid(getuid());
-	char text[1024], host[64] = "";
-	uint64_t id;
-
-	gethostname(host, sizeof(host) - 1);
-	esc(reason ? reason : "", text, sizeof(text));
-	id = ((uint64_t)getpid() << 32) ^ bk_now_wall_ns();
-	snprintf(out, len,
-	         "{\"mode\":\"%s\",\"reason_code\":\"%s\",\"actor\":\"%s\",\"uid\":%u,"
-	         "\"reason\":\"%s\",\"command_id\":\"%llu\",\"time_ns\":\"%llu\","
-	         "\"host\":\"%s\"}",
-	         mode, reason_code, pw ? pw->pw_name : "unknown", (unsigned)getuid(),
-	         text, (unsigned long long)id, (unsigned long long)bk_now_wall_ns(),
-	         host);
 }
 
 struct firm_hosts {
@@ -218,85 +186,119 @@ static void wait_acks(struct cli *c, struct bk_etcd_conn *conn, int64_t rev,
 		printf("acks: cannot read them from etcd (%s)\n", conn->err);
 }
 
-/* One put per scope (none: global); each is quorum-durable when it returns. */
+/* The [cluster] connection for reading the acks: false (said why) if this
+ * user cannot read them (the password file is breakerd's, say). */
+static bool ack_conn(struct cli *c, struct bk_etcd_conn *conn)
+{
+	char pw[128];
+
+	if (!c->cfg.cluster_name[0] ||
+	    bk_etcd_conn_init(conn, c->cfg.cluster_endpoints, c->timeout_ms) < 0) {
+		printf("acks: no [cluster] in this config to read them from\n");
+		return false;
+	}
+	if (c->cfg.cluster_user[0]) {
+		if (bk_etcd_read_secret(c->cfg.cluster_password_file, pw, sizeof(pw))) {
+			printf(
+			    "acks: not readable here (see 'breaker status --firm' as an "
+			    "operator with [cluster] credentials)\n");
+			bk_etcd_conn_free(conn);
+			return false;
+		}
+		bk_etcd_conn_auth(conn, c->cfg.cluster_user, pw);
+	}
+	return true;
+}
+
+static void acks_after(struct cli *c, int64_t rev, uint64_t at)
+{
+	struct bk_etcd_conn conn;
+
+	if (!ack_conn(c, &conn))
+		return;
+	wait_acks(c, &conn, rev, at);
+	bk_etcd_conn_free(&conn);
+}
+
+/* Send one firm command to the local breakerd, which authorises it as the
+ * local one, audits it and makes the etcd change: its revision, or an exit
+ * code (negated) when refused. */
+static int64_t forward(struct cli *c, const struct cli_args *a, Breaker__Request *req,
+                       Breaker__Reply **rep)
+{
+	int rv = cli_call(c, a->cmd, req, rep, true);
+
+	if (rv)
+		return -rv;
+	if ((*rep)->status == BREAKER__STATUS__PENDING_CONFIRMATION) {
+		printf("proposed, not applied: ");
+		fputs((*rep)->error ? (*rep)->error : "", stdout);
+		fputc('\n', stdout);
+		return 0;
+	}
+	if ((*rep)->status != BREAKER__STATUS__OK || !(*rep)->has_firm_revision)
+		return -cli_refused(*rep);
+	return (int64_t)(*rep)->firm_revision;
+}
+
+/* One forwarded trip per scope (none: global); each quorum-durable when
+ * breakerd answers. */
 int cli_firm_trip(struct cli *c, const struct cli_args *a, char *const *strategies,
                   int ns, char *const *groups, int ng, int reason, int mode,
                   const char *text)
 {
-	char scope[BK_ETCD_SCOPE_MAX], key[BK_ETCD_KEY_MAX], val[2048];
-	struct bk_etcd_conn conn;
+	char scope[BK_ETCD_SCOPE_MAX];
 	uint64_t at = bk_now_wall_ns();
 	int64_t rev = 0;
 	int rv;
 
-	if ((rv = firm_conn(c, a->cmd, &conn)))
+	if ((rv = cli_config(c)))
 		return rv;
 	for (int i = 0; i < (ns + ng ? ns + ng : 1); i++) {
+		Breaker__Request req = BREAKER__REQUEST__INIT;
+		Breaker__Trip t = BREAKER__TRIP__INIT;
+		Breaker__Reply *rep = NULL;
+		char *one;
+
+		t.has_firm = t.firm = 1;
+		if (i < ns) {
+			t.strategy = strategies[i];
+		} else if (i - ns < ng) {
+			one = groups[i - ns];
+			t.n_groups = 1;
+			t.groups = &one;
+		}
 		scope_of(i < ns ? strategies[i] : NULL,
 		         i >= ns && i - ns < ng ? groups[i - ns] : NULL, scope,
 		         sizeof(scope));
-		if (bk_etcd_latch_key(key, sizeof(key), c->cfg.cluster_name, scope,
-		                      bk_reason_name((unsigned)reason))) {
-			bk_etcd_conn_free(&conn);
-			return cli_usage_error(a->cmd, "scope name too long for a key");
-		}
-		latch_value(bk_mode_name(mode), bk_reason_name((unsigned)reason), text,
-		            val, sizeof(val));
-		if ((rev = bk_etcd_put(&conn, key, val, 0)) < 0)
-			return unreachable(a->cmd, &conn, (int)rev);
+		t.has_mode = t.has_reason_code = 1;
+		t.mode = (Breaker__Mode)mode;
+		t.reason_code = (Breaker__ReasonCode)reason;
+		t.reason = (char *)text;
+		req.cmd_case = BREAKER__REQUEST__CMD_TRIP;
+		req.trip = &t;
+		rev = forward(c, a, &req, &rep);
+		if (rep)
+			breaker__reply__free_unpacked(rep, NULL);
+		if (rev <= 0)
+			return (int)-rev;
 		printf("firm %s %s: %s (quorum-durable) at etcd revision %lld\n", scope,
 		       bk_reason_name((unsigned)reason), bk_mode_name(mode),
 		       (long long)rev);
 	}
-	wait_acks(c, &conn, rev, at);
-	bk_etcd_conn_free(&conn);
+	acks_after(c, rev, at);
 	return BX_OK;
-}
-
-/* The latch (scope, reason) now: its mode and mod_revision; -ENOENT if none. */
-static int find_latch(struct cli *c, struct bk_etcd_conn *conn, const char *scope,
-                      int *reason, int *mode, int64_t *mod_rev)
-{
-	char prefix[BK_ETCD_KEY_MAX], key[BK_ETCD_KEY_MAX], val[BK_ETCD_VAL_MAX];
-	const cJSON *kv;
-	cJSON *rep;
-	int64_t rev;
-	int err, found = 0;
-
-	snprintf(prefix, sizeof(prefix), "/breaker/v1/%s/latch/%s/", c->cfg.cluster_name,
-	         scope);
-	if ((err = bk_etcd_range_prefix(conn, prefix, false, false, &rep, &rev)))
-		return err;
-	cJSON_ArrayForEach(kv, cJSON_GetObjectItem(rep, "kvs"))
-	{
-		const cJSON *k = cJSON_GetObjectItem(kv, "key"),
-		            *v = cJSON_GetObjectItem(kv, "value");
-		struct bk_etcd_latch l;
-		int r;
-
-		if (!cJSON_IsString(k) || !cJSON_IsString(v) ||
-		    bk_etcd_unb64(k->valuestring, key, sizeof(key)) < 0 ||
-		    bk_etcd_unb64(v->valuestring, val, sizeof(val)) < 0 ||
-		    (r = bk_reason_parse(key + strlen(prefix))) < 0)
-			continue;
-		if (*reason >= 0 && r != *reason)
-			continue;
-		bk_etcd_latch_parse(&l, val);
-		*reason = r;
-		*mode = l.mode;
-		*mod_rev = bk_etcd_i64(kv, "mod_revision");
-		found++;
-	}
-	cJSON_Delete(rep);
-	return found == 1 ? 0 : found ? -EEXIST : -ENOENT;
 }
 
 int cli_firm_resume(struct cli *c, const struct cli_args *a, int reason, int to)
 {
-	char scope[BK_ETCD_SCOPE_MAX], key[BK_ETCD_KEY_MAX], val[2048], *end;
-	struct bk_etcd_conn conn;
-	int64_t seen, now_rev, rev;
-	int rv, mode;
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__Resume rs = BREAKER__RESUME__INIT;
+	Breaker__Reply *rep = NULL;
+	char scope[BK_ETCD_SCOPE_MAX], *end;
+	uint64_t at = bk_now_wall_ns();
+	int64_t seen, rev;
+	int from = 0;
 
 	if (!a->revision)
 		return cli_usage_error(
@@ -306,57 +308,32 @@ int cli_firm_resume(struct cli *c, const struct cli_args *a, int reason, int to)
 	if (*end || seen <= 0)
 		return cli_usage_error(
 		    a->cmd, "--revision: a positive revision, not '%s'", a->revision);
-	if ((rv = firm_conn(c, a->cmd, &conn)))
-		return rv;
 	scope_of(a->strategy, a->n_groups ? a->groups[0] : NULL, scope, sizeof(scope));
-	rv = find_latch(c, &conn, scope, &reason, &mode, &now_rev);
-	if (rv == -ENOENT || rv == -EEXIST) {
-		fprintf(stderr, "breaker %s: firm %s: %s; nothing was changed\n", a->cmd,
-		        scope,
-		        rv == -ENOENT
-		            ? "no such firm latch"
-		            : "several firm latches: name one with --reason-code");
-		bk_etcd_conn_free(&conn);
-		return BX_REFUSED;
+	rs.has_firm = rs.firm = 1;
+	rs.has_firm_seen_revision = 1;
+	rs.firm_seen_revision = (uint64_t)seen;
+	rs.strategy = a->strategy;
+	rs.group = a->n_groups ? a->groups[0] : NULL;
+	rs.has_reason_code = reason >= 0;
+	rs.reason_code = reason >= 0 ? (Breaker__ReasonCode)reason : 0;
+	rs.has_to = to >= 0;
+	rs.to = to >= 0 ? (Breaker__Mode)to : 0;
+	rs.has_force = rs.force = a->force;
+	rs.reason = a->reason;
+	req.cmd_case = BREAKER__REQUEST__CMD_RESUME;
+	req.resume = &rs;
+	rev = forward(c, a, &req, &rep);
+	if (rev > 0) {
+		from = rep->has_firm_from_mode ? rep->firm_from_mode : 0;
+		to = rep->has_to_mode ? (int)rep->to_mode : 0;
 	}
-	if (rv)
-		return unreachable(a->cmd, &conn, rv);
-	if (to < 0)
-		to = mode - 1; /* one stage at a time, as on one host */
-	if (to >= mode || (!a->force && to != mode - 1)) {
-		fprintf(stderr,
-		        "breaker %s: firm %s %s is %s: %s %s%s; nothing was changed\n",
-		        a->cmd, scope, bk_reason_name((unsigned)reason),
-		        bk_mode_name(mode),
-		        to >= mode ? "not a resume to" : "skips a stage to",
-		        bk_mode_name(to), to >= mode ? "" : " (--force)");
-		bk_etcd_conn_free(&conn);
-		return BX_REFUSED;
-	}
-	bk_etcd_latch_key(key, sizeof(key), c->cfg.cluster_name, scope,
-	                  bk_reason_name((unsigned)reason));
-	if (to > BK_ACTIVE)
-		latch_value(bk_mode_name(to), bk_reason_name((unsigned)reason), a->reason,
-		            val, sizeof(val));
-	uint64_t at = bk_now_wall_ns();
-	rev = bk_etcd_cas(&conn, key, seen, to > BK_ACTIVE ? val : NULL);
-	if (rev == -ESTALE) {
-		fprintf(
-		    stderr,
-		    "breaker %s: firm %s %s changed since revision %lld (now %lld): look "
-		    "again with 'breaker status --firm'; nothing was changed\n",
-		    a->cmd, scope, bk_reason_name((unsigned)reason), (long long)seen,
-		    (long long)now_rev);
-		bk_etcd_conn_free(&conn);
-		return BX_REFUSED;
-	}
-	if (rev < 0)
-		return unreachable(a->cmd, &conn, (int)rev);
-	printf("firm %s %s: %s -> %s at etcd revision %lld\n", scope,
-	       bk_reason_name((unsigned)reason), bk_mode_name(mode), bk_mode_name(to),
-	       (long long)rev);
-	wait_acks(c, &conn, rev, at);
-	bk_etcd_conn_free(&conn);
+	if (rep)
+		breaker__reply__free_unpacked(rep, NULL);
+	if (rev <= 0)
+		return (int)-rev;
+	printf("firm %s: %s -> %s at etcd revision %lld\n", scope, bk_mode_name(from),
+	       bk_mode_name(to), (long long)rev);
+	acks_after(c, rev, at);
 	return BX_OK;
 }
 
