@@ -71,6 +71,7 @@ struct bk_proposal {
 	unsigned reason; /* the plan, as bk_plan */
 	bool all, forced;
 	uint8_t target;
+	bool firm; /* a --firm resume (bk_etcd_fwd.c): never confirms a local one */
 };
 
 struct bk_auth {

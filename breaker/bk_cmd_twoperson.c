@@ -14,7 +14,7 @@
 static bool same_plan(const struct bk_proposal *pr, const struct bk_plan *p)
 {
 	return pr->reason == p->reason && pr->all == p->all && pr->forced == p->forced &&
-	       pr->target == p->target;
+	       pr->target == p->target && pr->firm == p->firm;
 }
 
 /* The first operator's resume: audited as a proposal, answered PENDING. */
@@ -31,7 +31,7 @@ static void propose(struct bk_cmd *c, const struct bk_plan *p, const struct bk_a
 	bk_cmd_record(c, &rec, BREAKER__AUDIT_RECORD__KIND__RESUME_PROPOSED, who, wall);
 	bk_record_plan(&rec, p, NULL);
 	rec.reason = c->req->resume->reason;
-	rec.command = "resume";
+	rec.command = p->firm ? "resume --firm" : "resume";
 	if (lapsed || replaced)
 		snprintf(note, sizeof(note), "the proposal at audit seq %llu %s",
 		         (unsigned long long)(lapsed ? lapsed : replaced),
@@ -50,7 +50,8 @@ static void propose(struct bk_cmd *c, const struct bk_plan *p, const struct bk_a
 	                           .reason = p->reason,
 	                           .all = p->all,
 	                           .forced = p->forced,
-	                           .target = p->target};
+	                           .target = p->target,
+	                           .firm = p->firm};
 	snprintf(pr->who, sizeof(pr->who), "%s", me);
 	snprintf(c->why, sizeof(c->why),
 	         "two-person rule: this global resume is proposed (audit seq %llu), "

@@ -4,7 +4,10 @@
  * One thread, a small queue: the loop checks and audits a command, queues
  * the etcd call and goes on; the thread makes it (blocking, with the
  * [cluster] timeouts) and marks it done; the loop's tick trylocks and sends
- * the answers. A full queue refuses (nothing written anywhere).
+ * the answers. A full queue refuses (nothing written anywhere). A trip's
+ * etcd call goes at once (its record is staged, flushed beside it); a
+ * resume's waits until its FIRM_FORWARDED record is durable (refused if it
+ * is not within FWD_TIMEOUT_MS): no firm release without its audit record.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,10 +25,12 @@
 #include "bk_text.h"
 
 #define FWD_JOBS       16
-#define FWD_TIMEOUT_MS 5000
+#define FWD_TIMEOUT_MS 2000 /* per etcd call; the CLI waits 5 s by default */
 
 struct fwd_job {
 	bool used, done;
+	bool ready;          /* the thread may make the etcd call */
+	uint64_t durable_by; /* mono: a resume's record durable by then, or refused */
 	struct bk_route route;
 	bool has_rid;
 	uint64_t rid, audit_seq;
@@ -56,7 +61,7 @@ static void *fwd_main(void *arg)
 	while (!atomic_load(&f->stop)) {
 		struct fwd_job *j = NULL;
 		for (int i = 0; i < FWD_JOBS && !j; i++)
-			if (f->jobs[i].used && !f->jobs[i].done)
+			if (f->jobs[i].used && f->jobs[i].ready && !f->jobs[i].done)
 				j = &f->jobs[i];
 		if (!j) {
 			pthread_cond_wait(&f->cv, &f->mu);
@@ -145,7 +150,8 @@ static void answer(struct bk_daemon *d, struct fwd_job *j)
 		rep.has_to_mode = 1;
 		rep.to_mode = (Breaker__Mode)j->to;
 	} else {
-		rep.status = BREAKER__STATUS__ERR_FIRM;
+		rep.status = j->rev == -EIO ? BREAKER__STATUS__ERR_NOT_DURABLE
+		                            : BREAKER__STATUS__ERR_FIRM;
 		snprintf(why, sizeof(why), "%s: %s; nothing was changed", j->key,
 		         j->rev == -ESTALE ? "changed since revision as seen: look again "
 		                             "with 'breaker status --firm'"
@@ -163,11 +169,24 @@ void bk_fwd_tick(struct bk_daemon *d)
 
 	if (!f || pthread_mutex_trylock(&f->mu))
 		return;
-	for (int i = 0; i < FWD_JOBS; i++)
-		if (f->jobs[i].used && f->jobs[i].done) {
-			answer(d, &f->jobs[i]);
-			f->jobs[i].used = f->jobs[i].done = false;
+	for (int i = 0; i < FWD_JOBS; i++) {
+		struct fwd_job *j = &f->jobs[i];
+		if (!j->used)
+			continue;
+		if (!j->ready && d->audit.durable_seq >= j->audit_seq) {
+			j->ready = true; /* a resume: its record is on disk now */
+			pthread_cond_signal(&f->cv);
+		} else if (!j->ready && bk_now_mono_ns() > j->durable_by) {
+			j->rev = -EIO; /* never made: refused, nothing changed */
+			snprintf(j->err, sizeof(j->err),
+			         "its audit record is not durable (the log's disk?)");
+			j->done = true;
 		}
+		if (j->done) {
+			answer(d, j);
+			j->used = j->done = j->ready = false;
+		}
+	}
 	pthread_mutex_unlock(&f->mu);
 }
 
@@ -245,7 +264,7 @@ static struct fwd_job *job_slot(struct bk_fwd *f)
 /* A resume: the latch as this host mirrors it, one stage down unless forced,
  * the two-person rule for global. False if answered here. */
 static bool plan_resume(struct bk_cmd *c, const char *scope, const struct bk_actor *who,
-                        int *reason, int *from, int *to)
+                        int *reason, int *from, int *to, struct bk_proposal *ok)
 {
 	const Breaker__Resume *r = c->req->resume;
 	bool force = r->has_force && r->force;
@@ -280,16 +299,15 @@ static bool plan_resume(struct bk_cmd *c, const char *scope, const struct bk_act
 		return false;
 	}
 	if (strcmp(scope, "global") == 0 && c->d->cfg.two_person_global_resume) {
-		/* target offset by 16: a firm proposal never confirms a local one */
 		struct bk_plan p = {.slot = BK_GLOBAL,
 		                    .reason = (unsigned)*reason,
 		                    .forced = force,
 		                    .resume = true,
-		                    .target = (uint8_t)(*to + 16),
+		                    .firm = true, /* never confirms a local proposal */
+		                    .target = (uint8_t)*to,
 		                    .from_mode = (uint8_t)*from,
 		                    .to_mode = (uint8_t)*to};
-		struct bk_proposal ok;
-		if (!bk_cmd_two_person(c, &p, who, &ok))
+		if (!bk_cmd_two_person(c, &p, who, ok))
 			return false;
 	}
 	return true;
@@ -303,6 +321,7 @@ void bk_fwd_command(struct bk_cmd *c)
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
 	char scope[BK_ETCD_SCOPE_MAX], key[BK_ETCD_KEY_MAX], val[1536] = "";
 	const char *text = resume ? c->req->resume->reason : c->req->trip->reason;
+	struct bk_proposal pr = {.active = false};
 	struct bk_actor who;
 	struct fwd_job *j;
 	int reason, from = 0, to;
@@ -328,7 +347,7 @@ void bk_fwd_command(struct bk_cmd *c)
 	bk_actor_cached(d, &c->peer, &who);
 	bk_actor_lookup(d, &who);
 	if (resume) {
-		if (!plan_resume(c, scope, &who, &reason, &from, &to))
+		if (!plan_resume(c, scope, &who, &reason, &from, &to, &pr))
 			return;
 	} else {
 		const Breaker__Trip *t = c->req->trip;
@@ -373,22 +392,31 @@ void bk_fwd_command(struct bk_cmd *c)
 		rec.has_firm_revision = 1;
 		rec.firm_revision = c->req->resume->firm_seen_revision;
 	}
+	if (pr.active) { /* confirmed: the record names both operators */
+		rec.has_proposer_uid = rec.has_proposal_seq = 1;
+		rec.proposer_uid = pr.actor.uid;
+		rec.proposer_user = pr.actor.name;
+		rec.proposal_seq = pr.seq;
+	}
 	if ((seq = bk_audit_stage(&d->audit, &rec)) < 0) {
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_NOT_DURABLE,
 		              "its audit record could not be staged: nothing changed");
 		return;
 	}
 	pthread_mutex_lock(&f->mu);
-	*j = (struct fwd_job){.used = true,
-	                      .route = c->route,
-	                      .has_rid = c->req->has_request_id,
-	                      .rid = c->req->request_id,
-	                      .audit_seq = rec.seq,
-	                      .resume = resume,
-	                      .from = from,
-	                      .to = to,
-	                      .seen = resume ? (int64_t)c->req->resume->firm_seen_revision
-	                                     : 0};
+	*j = (struct fwd_job){
+	    .used = true,
+	    .route = c->route,
+	    .has_rid = c->req->has_request_id,
+	    .rid = c->req->request_id,
+	    .audit_seq = rec.seq,
+	    .resume = resume,
+	    /* a trip goes now; a resume once its record is durable */
+	    .ready = !resume,
+	    .durable_by = bk_now_mono_ns() + FWD_TIMEOUT_MS * 1000000ull,
+	    .from = from,
+	    .to = to,
+	    .seen = resume ? (int64_t)c->req->resume->firm_seen_revision : 0};
 	snprintf(j->key, sizeof(j->key), "%s", key);
 	snprintf(j->val, sizeof(j->val), "%s", val);
 	c->route.transport = BK_ROUTE_NONE; /* the job answers */

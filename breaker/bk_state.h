@@ -98,6 +98,7 @@ struct bk_plan {
 	uint8_t target;    /* latch mode after */
 	uint8_t from_mode; /* scope mode before */
 	uint8_t to_mode;   /* scope mode after */
+	bool firm;         /* the firm latch in etcd (bk_etcd_fwd.c), not this host's */
 };
 
 int bk_state_init(struct bk_state *st);

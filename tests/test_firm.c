@@ -728,6 +728,21 @@ Test(firm, a_firm_global_resume_needs_two_operators, .timeout = 180)
 	cr_assert_eq(rc, 0, "%d: %s", rc, out);
 	cr_assert(strstr(out, "HALTED -> REDUCE_ONLY at etcd revision"), "%s", out);
 	cr_assert(live_within(&a, BK_REDUCE_ONLY, WAIT_MS));
+	/* the host's log: the proposal, and the forwarded resume naming both */
+	rc = bk_h_cli(&a.h, out, sizeof(out), "audit", "--json", NULL);
+	cr_assert(strstr(out, "RESUME_PROPOSED"), "%s", out);
+	const char *fw = strstr(out, "\"kind\":\"FIRM_FORWARDED\",");
+	cr_assert(fw && (fw = strstr(fw + 1, "\"kind\":\"FIRM_FORWARDED\",")),
+	          "a trip and a resume forwarded: %s", out);
+	char line[4096];
+	const char *bol = fw, *eol = strchr(fw, '\n');
+	while (bol > out && bol[-1] != '\n')
+		bol--;
+	snprintf(line, sizeof(line), "%.*s", (int)(eol ? eol - bol : (long)strlen(bol)),
+	         bol);
+	cr_assert(strstr(line, "\"uid\":65534,") && strstr(line, "\"proposer_uid\":0,") &&
+	              strstr(line, "\"command\":\"resume\""),
+	          "%s", line);
 
 	host_down(&a);
 	bk_ec_stop(&ec);
