@@ -254,6 +254,9 @@ int cli_firm_trip(struct cli *c, const struct cli_args *a, char *const *strategi
 
 	if ((rv = cli_config(c)))
 		return rv;
+	if (!c->cfg.cluster_name[0])
+		return cli_usage_error(a->cmd, "--firm needs a [cluster] section (name, "
+		                               "endpoints) in the config");
 	for (int i = 0; i < (ns + ng ? ns + ng : 1); i++) {
 		Breaker__Request req = BREAKER__REQUEST__INIT;
 		Breaker__Trip t = BREAKER__TRIP__INIT;
@@ -298,7 +301,7 @@ int cli_firm_resume(struct cli *c, const struct cli_args *a, int reason, int to)
 	char scope[BK_ETCD_SCOPE_MAX], *end;
 	uint64_t at = bk_now_wall_ns();
 	int64_t seen, rev;
-	int from = 0;
+	int from = 0, rv;
 
 	if (!a->revision)
 		return cli_usage_error(
@@ -308,6 +311,11 @@ int cli_firm_resume(struct cli *c, const struct cli_args *a, int reason, int to)
 	if (*end || seen <= 0)
 		return cli_usage_error(
 		    a->cmd, "--revision: a positive revision, not '%s'", a->revision);
+	if ((rv = cli_config(c)))
+		return rv;
+	if (!c->cfg.cluster_name[0])
+		return cli_usage_error(a->cmd, "--firm needs a [cluster] section (name, "
+		                               "endpoints) in the config");
 	scope_of(a->strategy, a->n_groups ? a->groups[0] : NULL, scope, sizeof(scope));
 	rs.has_firm = rs.firm = 1;
 	rs.has_firm_seen_revision = 1;
