@@ -456,7 +456,9 @@ static void drill_postmortems(struct bk_h *h, const char *tag, const char *perio
 			fclose(f);
 		}
 	}
-	cr_assert_gt(n, 0, "%s: the period names no incident: %s", tag, period);
+	/* every trip goes under an incident (the false-trip soak has none) */
+	cr_assert(n > 0 || strstr(period, "\"summary\":{\"trips\":0,"),
+	          "%s: the period has trips but names no incident: %s", tag, period);
 }
 
 void drill_check_incident(struct bk_h *h, const char *tag, ...)
