@@ -32,13 +32,14 @@
 #define BK_UNFLAT_NS         (5ull * 1000 * 1000 * 1000) /* /healthz: as the alert */
 #define BK_HIST_BUCKETS      14 /* finite bucket bounds; +Inf extra */
 #define BK_CMD_TYPES                                                                     \
-	12 /* trip resume status list register report reconcile invalid rebase group     \
-	      unregister rename */
+	13 /* trip resume status list register report reconcile invalid rebase group     \
+	      unregister rename incident */
 #define BK_CMD_INVALID    7
 #define BK_CMD_REBASE     8
 #define BK_CMD_GROUP      9
 #define BK_CMD_UNREGISTER 10
 #define BK_CMD_RENAME     11
+#define BK_CMD_INCIDENT   12
 #define BK_STATUS_COUNT   42 /* breaker.Status values 0..41 (not all used) */
 
 struct bk_daemon;
@@ -118,6 +119,8 @@ static inline unsigned bk_metrics_cmd_type(int cmd_case)
 		return BK_CMD_UNREGISTER;
 	if (cmd_case == BREAKER__REQUEST__CMD_RENAME)
 		return BK_CMD_RENAME;
+	if (cmd_case == BREAKER__REQUEST__CMD_INCIDENT)
+		return BK_CMD_INCIDENT;
 	return cmd_case >= BREAKER__REQUEST__CMD_TRIP &&
 	               cmd_case <= BREAKER__REQUEST__CMD_RECONCILE
 	           ? (unsigned)(cmd_case - BREAKER__REQUEST__CMD_TRIP)
