@@ -251,6 +251,9 @@ static bool condition_holds(const struct bk_daemon *d, const struct bk_plan *p, 
 	for (unsigned r = 1; r < BK_REASON_COUNT; r++) {
 		if (!(sc->active & (1u << r)) || (!p->all && r != p->reason))
 			continue;
+		/* [cluster]: quorum contact back and the mirror caught up */
+		if (r == BK_R_AUTHORITY_LOST && !bk_etcd_may_resume(d, why, len))
+			return true;
 		if (bk_rulecheck_holds(d, p->slot, r, &rule)) {
 			snprintf(why, len,
 			         "rule %s still fails for %s: the %s latch stays until "
@@ -346,7 +349,8 @@ static void do_resume(struct bk_cmd *c)
 	}
 	/* protobuf-c does not check enums: an explicit value must be a real one */
 	if (r->has_reason_code && !bk_reason_operator(r->reason_code) &&
-	    r->reason_code != BREAKER__REASON_CODE__AUDIT_CORRUPT) {
+	    r->reason_code != BREAKER__REASON_CODE__AUDIT_CORRUPT &&
+	    r->reason_code != BREAKER__REASON_CODE__AUTHORITY_LOST) {
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_UNKNOWN_REASON,
 		              "unknown reason code");
 		return;

@@ -33,6 +33,7 @@ void bk_group_publish(struct bk_daemon *d, int g)
 	if (g < 0 || (uint32_t)g >= st->n_groups)
 		return;
 	word = bk_scope_published(&st->groups[g], d->audit.durable_seq, &since, &mask);
+	bk_etcd_fold_group(d, g, &word, &mask, &since); /* firm latches; no-op without */
 	bk_shm_publish_group(&d->shm, g, word, mask, since);
 	if (!st->group_size[g])
 		return;

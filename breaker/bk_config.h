@@ -81,8 +81,9 @@ struct bk_config {
 	char pub_url[BK_URL_MAX]; /* PUB: ipc://<run_dir>/<instance>.pub */
 	/* the fast path: unix://<run_dir>/<instance>.sock; "" = off */
 	char local_url[BK_URL_MAX];
-	char tcp_url[BK_URL_MAX];    /* "" = no TCP listener (default) */
-	uint64_t tick_ns;            /* tick period; default 100 us */
+	char tcp_url[BK_URL_MAX]; /* "" = no TCP listener (default) */
+	uint64_t tick_ns;         /* tick period; default 100 us */
+	uint64_t idle_tick_ns; /* tick period with nothing moving (bk_idle.h); 0 = off */
 	uint64_t heartbeat_bound_ns; /* engines fail closed past this; default 50 ms */
 	bool busy_poll;      /* the loop spins (a core of its own), never sleeps */
 	int rt_priority;     /* SCHED_FIFO priority of the loop thread; 0 = off */
@@ -134,6 +135,20 @@ struct bk_config {
 	/* [incidents] <reason_code> = P1..P4: the severity of an incident a trip
 	 * with no --incident opens (docs/incidents.md has the defaults) */
 	uint8_t incident_severity[BK_REASON_COUNT];
+	/* [cluster]: firm-wide latches in etcd (docs/firm-wide.md, bk_etcd.h);
+	 * cluster_name "" = single-host mode, exactly as without the section */
+	char cluster_name[64];
+	char cluster_endpoints[1024]; /* "http://a:2379,http://b:2379" */
+	char cluster_host[64];        /* this host's name in hosts/ and acks/ */
+	uint64_t cluster_t1_ns;       /* no quorum contact this long: REDUCE_ONLY */
+	uint64_t cluster_t2_ns;       /* ... this long: HALTED */
+	uint64_t cluster_probe_ns;    /* a linearizable read this often */
+	uint64_t cluster_probe_timeout_ns;
+	uint32_t cluster_lease_s; /* hosts/ and acks/ keys' lease */
+	/* etcd authentication: this user, its password in this file ("": none) */
+	char cluster_user[64];
+	char cluster_password_file[PATH_MAX];
+	int cluster_line; /* of the section, for messages */
 	/* [venues]: the venue rules (bk_venue.h), judged per venue:* group */
 	struct bk_venue_cfg venues;
 };

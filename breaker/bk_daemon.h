@@ -13,6 +13,8 @@
 #include "bk_auth.h"
 #include "bk_config.h"
 #include "bk_incident.h"
+#include "bk_etcd.h"
+#include "bk_idle.h"
 #include "bk_metrics.h"
 #include "bk_page.h"
 #include "bk_orders.h"
@@ -94,6 +96,7 @@ struct bk_daemon {
 	uint64_t last_trip_mono_ns;
 	uint64_t last_tick_ns;
 	uint64_t tick_count;
+	struct bk_idle idle; /* the adaptive tick: what moved, and when */
 	struct bk_pending pending[BK_PENDING_MAX];
 	uint32_t pend_head, pend_tail; /* [tail, head) wait for durability */
 	/* nng's REQ resends a request on reconnect: a state change is applied
@@ -122,6 +125,7 @@ struct bk_daemon {
 	uint64_t warn_audit_ns[BK_MAX_STRATEGIES][BK_RULE_COUNT];
 	struct bk_counters ctr;    /* for /metrics; counted where things happen */
 	struct bk_metrics metrics; /* /metrics and /healthz (bk_metrics.h) */
+	struct bk_etcd *etcd;      /* [cluster] firm-wide mode; NULL: single host */
 	struct bk_orders orders;   /* cancel-all, confirmed (bk_orders.h) */
 	struct bk_venues venues;   /* the venue rules (bk_venuewatch.h) */
 };

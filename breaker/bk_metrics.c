@@ -238,9 +238,12 @@ static void head_counters(struct bk_daemon *d, struct bk_metrics *m)
 	    "reason code.");
 	for (int s = 0; s < 2; s++)
 		for (unsigned r = 1; r < BK_REASON_COUNT; r++)
-			put(m, "breaker_trips_total{scope=\"%s\",reason=\"%s\"} %llu\n",
-			    s ? "strategy" : "global", bk_reason_name(r),
-			    (unsigned long long)c->trips[s][r]);
+			if (bk_reason_name(r)) /* codes are allocated in ranges */
+				put(m,
+				    "breaker_trips_total{scope=\"%s\",reason=\"%s\"} "
+				    "%llu\n",
+				    s ? "strategy" : "global", bk_reason_name(r),
+				    (unsigned long long)c->trips[s][r]);
 	family(m, "breaker_commands_total", "counter",
 	       "Commands handled since breakerd started, by type and reply status (as "
 	       "decided when handled).");
@@ -322,6 +325,23 @@ static void engine_acks(struct bk_daemon *d, struct bk_metrics *m)
 	    num(b, attached ? (double)slowest / 1e9 : 0));
 }
 
+/* Firm-wide mode: the segment's words, as engines see them. */
+static void firm_gauges(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
+{
+	uint64_t contact = atomic_load(&d->shm.shm->firm_contact_ns);
+	char b[32];
+
+	family(m, "breaker_firm_revision", "gauge",
+	       "The last etcd revision of the firm latches applied on this host.");
+	put(m, "breaker_firm_revision %llu\n",
+	    (unsigned long long)atomic_load(&d->shm.shm->firm_revision));
+	family(m, "breaker_firm_contact_age_seconds", "gauge",
+	       "Time since the last proven etcd quorum contact (a linearizable read); "
+	       "-1: none since start.");
+	put(m, "breaker_firm_contact_age_seconds %s\n",
+	    contact ? num(b, now > contact ? (double)(now - contact) / 1e9 : 0) : "-1");
+}
+
 static void head_gauges(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 {
 	char b[32];
@@ -333,6 +353,13 @@ static void head_gauges(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 	    num(b, (double)(now - d->boot_mono_ns) / 1e9));
 	family(m, "breaker_tick_period_seconds", "gauge", "The configured tick period.");
 	put(m, "breaker_tick_period_seconds %s\n", num(b, (double)d->cfg.tick_ns / 1e9));
+	family(m, "breaker_tick_idle_period_seconds", "gauge",
+	       "The tick period while no telemetry moves (idle_tick_period_us).");
+	put(m, "breaker_tick_idle_period_seconds %s\n",
+	    num(b, (double)bk_idle_period_ns(&d->cfg) / 1e9));
+	family(m, "breaker_tick_idle", "gauge",
+	       "1 while the tick runs at the idle period (nothing moved lately).");
+	put(m, "breaker_tick_idle %d\n", d->idle.idle ? 1 : 0);
 	family(m, "breaker_audit_records_pending", "gauge",
 	       "Audit records staged or in flight, not yet durable.");
 	put(m, "breaker_audit_records_pending %llu\n",
@@ -362,6 +389,8 @@ static void head_gauges(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 	put(m, "breaker_metrics_render_slice_max_seconds %s\n",
 	    num(b, (double)m->last_slice_max_ns / 1e9));
 	engine_acks(d, m);
+	if (d->etcd) /* [cluster] only: single-host /metrics is unchanged */
+		firm_gauges(d, m, now);
 }
 
 /*
@@ -554,7 +583,7 @@ static void enter_latch(struct bk_daemon *d, struct bk_metrics *m)
 	       "1 for each latch (reason code) holding a scope; absent when released.");
 	shm_word(d, BK_GLOBAL, &latches);
 	for (unsigned r = 1; r < BK_REASON_COUNT; r++)
-		if (latches & (1u << r))
+		if ((latches & (1u << r)) && bk_reason_name(r))
 			put(m, "breaker_latch_active{scope=\"global\",reason=\"%s\"} 1\n",
 			    bk_reason_name(r));
 }
@@ -567,7 +596,7 @@ static int visit_latch(struct bk_daemon *d, struct bk_metrics *m, uint32_t i)
 
 	shm_word(d, (int)i, &latches);
 	for (unsigned r = 1; latches && r < BK_REASON_COUNT; r++) {
-		if (!(latches & (1u << r)) || !(p = line_begin(m)))
+		if (!(latches & (1u << r)) || !bk_reason_name(r) || !(p = line_begin(m)))
 			continue;
 		p = app(p, "breaker_latch_active{scope=\"strategy\",strategy=\"");
 		p = app(p, d->state.strategies[i].name);

@@ -187,6 +187,7 @@ void bk_publish_scope(struct bk_daemon *d, int slot)
 		    bk_group_folded(&d->state, slot, d->audit.durable_seq, &since, &mask);
 	else
 		word = bk_scope_published(sc, d->audit.durable_seq, &since, &mask);
+	bk_etcd_fold(d, slot, &word, &mask, &since); /* firm latches; no-op without */
 	bk_limits_pub_before(d, slot, &lim);
 	bk_shm_publish(&d->shm, slot, word, mask, since);
 	bk_limits_pub_after(d, slot, &lim);

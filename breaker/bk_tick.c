@@ -123,6 +123,7 @@ static int tick_rules(struct bk_daemon *d, uint64_t now)
 			snap = sr->remote;
 		else
 			bk_tel_read(&d->tel, (int)i, &snap);
+		bk_idle_note(&d->idle, (int)i, &snap, now);
 		n = bk_rules_eval(sr->rules, d->cfg.rules.warn, &sr->eval, &snap, now, v,
 		                  BK_VERDICTS_MAX);
 		for (int k = 0; k < n; k++)
@@ -143,6 +144,7 @@ void bk_tick(struct bk_daemon *d, uint64_t now)
 	d->tick_count++;
 	d->ctr.tel_blind = tick_rules(d, now) < 0;
 	bk_protect_refusals(d, now); /* refusals held back by the rate limit */
+	bk_etcd_tick(d, now);        /* [cluster]: firm latches, quorum contact */
 	/* a bounded slice of the /metrics rendering, every tick while one is due */
 	bk_metrics_tick(d, now);
 	bk_metrics_tick_done(d, bk_now_mono_ns() - now);

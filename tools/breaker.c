@@ -56,6 +56,8 @@ enum {
 	O_COMMANDER,
 	O_RESOLUTION,
 	O_GROUP, /* repeatable, like --strategy for trip */
+	O_FIRM,
+	O_REVISION,
 };
 
 /* clang-format off */
@@ -66,17 +68,21 @@ enum {
 
 static const struct option trip_opts[] = {OPT_COMMON, OPT("strategy", O_STRATEGY),
 					  OPT("group", O_GROUP), OPT("mode", O_MODE),
-					  OPT("reason", O_REASON), OPT("incident", O_INCIDENT), OPT_END};
+					  OPT("reason", O_REASON), OPT("incident", O_INCIDENT),
+					  FLAG("firm", O_FIRM), OPT_END};
 static const struct option estop_opts[] = {OPT_COMMON, OPT("reason", O_REASON),
-	OPT("incident", O_INCIDENT), OPT_END};
+	OPT("incident", O_INCIDENT), FLAG("firm", O_FIRM), OPT_END};
 static const struct option kill_opts[] = {OPT_COMMON, OPT("reason", O_REASON),
-					  OPT("group", O_GROUP), OPT("incident", O_INCIDENT), OPT_END};
+					  OPT("group", O_GROUP), OPT("incident", O_INCIDENT),
+					  FLAG("firm", O_FIRM), OPT_END};
 static const struct option group_opts[] = {OPT_COMMON, OPT("reason", O_REASON), OPT_END};
 static const struct option resume_opts[] = {OPT_COMMON, OPT("strategy", O_STRATEGY),
 	OPT("group", O_GROUP),
 	OPT("reason-code", O_REASON_CODE), OPT("to", O_TO), OPT("reason", O_REASON),
-	FLAG("force", O_FORCE), OPT("incident", O_INCIDENT), OPT_END};
+	FLAG("force", O_FORCE), OPT("incident", O_INCIDENT), FLAG("firm", O_FIRM),
+	OPT("revision", O_REVISION), OPT_END};
 static const struct option plain_opts[] = {OPT_COMMON, OPT_END};
+static const struct option status_opts[] = {OPT_COMMON, FLAG("firm", O_FIRM), OPT_END};
 static const struct option rules_opts[] = {OPT_COMMON, OPT("reason", O_REASON), OPT_END};
 static const struct option register_opts[] = {OPT_COMMON, OPT("telemetry", O_TELEMETRY),
 					      OPT("group", O_GROUP), OPT_END};
@@ -579,6 +585,8 @@ static const struct cmd cmds[] = {
      "  --incident ID  the incident it belongs to, INC-YYYY-NNN (default: the\n"
      "                 incident a held scope is under, or a new one: docs/incidents.md)\n"
      "  --json         print breakerd's reply as one JSON object\n"
+     "  --firm         the firm-wide latch in etcd ([cluster]): every host;\n"
+     "                 waits for the hosts' acks (docs/firm-wide.md)\n"
      "\n"
      "example: breaker trip manual_halt --reason \"Emergency halt by operator\"\n",
      EXITS_TRIP, true},
@@ -589,7 +597,8 @@ static const struct cmd cmds[] = {
      "strategy stops. Asks no questions.\n"
      "\n"
      "  --reason TEXT  why, for the audit log (default \"emergency stop\")\n"
-     "  --json         print breakerd's reply as one JSON object\n",
+     "  --json         print breakerd's reply as one JSON object\n"
+     "  --firm         firm-wide, through etcd ([cluster]): every host\n",
      EXITS_TRIP, false},
     {"kill", cmd_kill, kill_opts, 0, BX_SCOPES_MAX, "<strategy>",
      "<strategy> ... [--group KIND:VALUE ...] --reason TEXT [--incident ID]\n"
@@ -602,6 +611,7 @@ static const struct cmd cmds[] = {
      "  --group G      kill this group, e.g. desk:eu-delta (repeatable)\n"
      "  --reason TEXT  why, for the audit log (required)\n"
      "  --json         print breakerd's reply as one JSON object\n"
+     "  --firm         firm-wide, through etcd ([cluster]): on every host\n"
      "\n"
      "example: breaker kill momo-eu-1 arb-us-2 --reason \"runaway orders on XETR\"\n"
      "         breaker kill --group desk:eu-delta --reason \"desk limit breach\"\n",
@@ -634,6 +644,9 @@ static const struct cmd cmds[] = {
      "                     armed and trips again if it gets worse, or after its\n"
      "                     rearm_ms if still failing\n"
      "  --json           print breakerd's reply as one JSON object\n"
+     "  --firm           the firm-wide latch in etcd ([cluster]); needs\n"
+     "  --revision N     its mod_revision as 'breaker status --firm' showed it:\n"
+     "                   refused if the latch changed since\n"
      "\n"
      "example: breaker resume --strategy momo-eu-1 --reason-code manual_halt \\\n"
      "             --reason \"positions reconciled, ticket 4711\"\n",
@@ -738,7 +751,7 @@ static const struct cmd cmds[] = {
      "\n"
      "example: breaker rules rebase momo-eu-1 drawdown --reason \"new trading day\"\n",
      EXITS_CHANGE, false},
-    {"status", cmd_status, plain_opts, 0, 0, NULL, "[--json]",
+    {"status", cmd_status, status_opts, 0, 0, NULL, "[--json] [--firm]",
      "global mode, tripped strategies, rule warnings, engine acks",
      "Show the global mode and its latches, each tripped strategy with its latches\n"
      "(reason code, mode, who, when, why), the number of strategies, the limit\n"
@@ -747,7 +760,9 @@ static const struct cmd cmds[] = {
      "audit seq. breakerd keeps the first 127 bytes of a latch's reason: a cut one\n"
      "says so and names the audit seq holding the whole text.\n"
      "\n"
-     "  --json  print breakerd's reply as one JSON object\n",
+     "  --json  print breakerd's reply as one JSON object\n"
+     "  --firm  the firm-wide latches in etcd ([cluster]) with their mod_revision,\n"
+     "          and which hosts applied the latest (docs/firm-wide.md)\n",
      EXITS_RPC, false},
     {"strategies", cmd_strategies, plain_opts, 0, 0, NULL, "[--json]",
      "every registered strategy and its mode",
@@ -999,6 +1014,12 @@ static int store_opt(struct cli_args *a, int o, char *arg)
 		break;
 	case O_FORCE:
 		a->force = true;
+		break;
+	case O_FIRM:
+		a->firm = true;
+		break;
+	case O_REVISION:
+		a->revision = arg;
 		break;
 	case O_VERIFY:
 		a->verify = true;

@@ -78,6 +78,8 @@ struct cli_args {
 	char *severity, *title, *commander; /* incident open */
 	char *resolution;                   /* incident resolve */
 	bool json, force, verify, help, wide;
+	bool firm;      /* --firm: the firm-wide latch in etcd (breaker_firm.c) */
+	char *revision; /* resume --firm: the latch's mod_revision as seen */
 	/* --strategy (trip: repeatable) and --group (repeatable) */
 	char *strategies[BX_SCOPES_MAX], *groups[BX_SCOPES_MAX];
 	int n_strategies, n_groups;
@@ -111,6 +113,12 @@ int cmd_unregister(struct cli *c, const struct cli_args *a);
 int cmd_rename(struct cli *c, const struct cli_args *a);
 void suggest_command(FILE *f, const char *typed, const char *const *names, size_t n);
 
+/* breaker_firm.c: --firm, straight to etcd ([cluster]) */
+int cli_firm_trip(struct cli *c, const struct cli_args *a, char *const *strategies,
+                  int ns, char *const *groups, int ng, int reason, int mode,
+                  const char *text);
+int cli_firm_resume(struct cli *c, const struct cli_args *a, int reason, int to);
+int cli_firm_status(struct cli *c, const struct cli_args *a);
 /* breaker_group.c */
 int cmd_group(struct cli *c, const struct cli_args *a);
 int cli_check_group(const char *cmd, const char *tag);

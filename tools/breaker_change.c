@@ -24,7 +24,7 @@ void list_reasons(FILE *f, bool trip)
 	for (int i = 1; i < BK_REASON_COUNT; i++) {
 		const char *name = bk_reason_name((unsigned)i);
 
-		if (trip && !bk_reason_operator((unsigned)i))
+		if (!name || (trip && !bk_reason_operator((unsigned)i)))
 			continue;
 		if (col + 1 + (int)strlen(name) > 79)
 			col = fprintf(f, "\n ");
@@ -363,6 +363,9 @@ int cmd_trip(struct cli *c, const struct cli_args *a)
 	t.has_reason_code = 1;
 	t.reason_code = (Breaker__ReasonCode)code;
 	t.reason = a->reason ? a->reason : "(no reason given)";
+	if (a->firm)
+		return cli_firm_trip(c, a, a->strategies, a->n_strategies, a->groups,
+		                     a->n_groups, code, mode, t.reason);
 	return send_trip(c, a, &t);
 }
 
@@ -375,6 +378,9 @@ int cmd_estop(struct cli *c, const struct cli_args *a)
 	t.has_reason_code = 1;
 	t.reason_code = BREAKER__REASON_CODE__EMERGENCY_STOP;
 	t.reason = a->reason ? a->reason : "emergency stop";
+	if (a->firm)
+		return cli_firm_trip(c, a, NULL, 0, NULL, 0, BK_R_EMERGENCY_STOP,
+		                     BK_HALTED, t.reason);
 	return send_trip(c, a, &t);
 }
 
@@ -400,6 +406,9 @@ int cmd_kill(struct cli *c, const struct cli_args *a)
 	t.has_reason_code = 1;
 	t.reason_code = BREAKER__REASON_CODE__KILL_SWITCH;
 	t.reason = a->reason;
+	if (a->firm)
+		return cli_firm_trip(c, a, a->pos, a->npos, a->groups, a->n_groups,
+		                     BK_R_KILL_SWITCH, BK_HALTED, t.reason);
 	return send_trip(c, a, &t);
 }
 
@@ -425,6 +434,8 @@ int cmd_resume(struct cli *c, const struct cli_args *a)
 		return BX_USAGE;
 	if (a->to && (ch.mode = parse_mode(a->cmd, "--to", a->to, false)) < 0)
 		return BX_USAGE;
+	if (a->firm)
+		return cli_firm_resume(c, a, ch.reason_code, ch.mode);
 	rs.strategy = a->strategy;
 	rs.has_reason_code = ch.reason_code >= 0;
 	rs.reason_code = rs.has_reason_code ? (Breaker__ReasonCode)ch.reason_code : 0;
