@@ -87,12 +87,9 @@ static void labels_init(void)
 		      ev ? ev->name : "err_other");
 	}
 	for (unsigned t = 0; t < BK_CMD_TYPES; t++) {
-		unsigned id = t == BK_CMD_REBASE       ? BREAKER__REQUEST__CMD_REBASE
-		              : t == BK_CMD_GROUP      ? BREAKER__REQUEST__CMD_GROUP
-		              : t == BK_CMD_UNREGISTER ? BREAKER__REQUEST__CMD_UNREGISTER
-		              : t == BK_CMD_RENAME     ? BREAKER__REQUEST__CMD_RENAME
-		              : t == BK_CMD_INCIDENT   ? BREAKER__REQUEST__CMD_INCIDENT
-		                                       : BREAKER__REQUEST__CMD_TRIP + t;
+		static const int later[] = BK_CMD_LATER;
+		unsigned id = t >= BK_CMD_REBASE ? (unsigned)later[t - BK_CMD_REBASE]
+		                                 : BREAKER__REQUEST__CMD_TRIP + t;
 		const ProtobufCFieldDescriptor *fd =
 		    t == BK_CMD_INVALID ? NULL
 		                        : protobuf_c_message_descriptor_get_field(
