@@ -108,19 +108,22 @@ void bk_metrics_tick_done(struct bk_daemon *d, uint64_t ns);
 /* One audit flush took ns from submission to the fsync's completion. */
 void bk_metrics_fsync_done(struct bk_daemon *d, uint64_t ns, bool ok);
 
+/* The commands outside the first block, in type order from BK_CMD_REBASE. */
+#define BK_CMD_LATER                                                                     \
+	{                                                                                \
+		BREAKER__REQUEST__CMD_REBASE, BREAKER__REQUEST__CMD_GROUP,               \
+		    BREAKER__REQUEST__CMD_UNREGISTER, BREAKER__REQUEST__CMD_RENAME,      \
+		    BREAKER__REQUEST__CMD_INCIDENT                                       \
+	}
+
 /* Command type index from the Request's cmd_case; BK_CMD_INVALID otherwise. */
 static inline unsigned bk_metrics_cmd_type(int cmd_case)
 {
-	if (cmd_case == BREAKER__REQUEST__CMD_REBASE) /* outside the first block */
-		return BK_CMD_REBASE;
-	if (cmd_case == BREAKER__REQUEST__CMD_GROUP)
-		return BK_CMD_GROUP;
-	if (cmd_case == BREAKER__REQUEST__CMD_UNREGISTER)
-		return BK_CMD_UNREGISTER;
-	if (cmd_case == BREAKER__REQUEST__CMD_RENAME)
-		return BK_CMD_RENAME;
-	if (cmd_case == BREAKER__REQUEST__CMD_INCIDENT)
-		return BK_CMD_INCIDENT;
+	static const int later[] = BK_CMD_LATER;
+
+	for (unsigned i = 0; i < sizeof(later) / sizeof(later[0]); i++)
+		if (cmd_case == later[i])
+			return BK_CMD_REBASE + i;
 	return cmd_case >= BREAKER__REQUEST__CMD_TRIP &&
 	               cmd_case <= BREAKER__REQUEST__CMD_RECONCILE
 	           ? (unsigned)(cmd_case - BREAKER__REQUEST__CMD_TRIP)
