@@ -26,7 +26,12 @@
 
 #define SECTION "group"
 #define MEMBERS 1000
-#define GROUP   "venue:BENCH"
+#define BENCH_LIMITS_INI                                                                 \
+	"[strategies]\nnames = single, plain\n"                                          \
+	"[limits]\nhalted.size_factor = 0\nreduce_only.size_factor = 0.1\n"              \
+	"cautious.size_factor = 0.25\n[limits:venue:BENCH]\nhalted.max_qty = 0\n"        \
+	"[limits:single]\nhalted.max_notional = 0\n"
+#define GROUP "venue:BENCH"
 
 struct ctx {
 	bool quick;
@@ -189,11 +194,18 @@ int main(int argc, char **argv)
 	pthread_t th;
 	int slot4, slot0;
 
+	const char *lenv = getenv("BENCH_GROUP_LIMITS");
+	bool limits = lenv && *lenv && strcmp(lenv, "0") != 0;
+	char ini[512] = "[strategies]\nnames = single, plain\n";
+
 	x.quick = bench_quick(argc, argv);
 	n = bench_scale(x.quick, 1000);
 	bench_pin(BENCH_CPU_SERVER);
-	if (bench_daemon_start(&d, "group", "[strategies]\nnames = single, plain\n",
-	                       BENCH_CPU_SERVER) < 0 ||
+	/* BENCH_GROUP_LIMITS=1: the same with [limits] configured, so every
+	 * publication also computes and writes the members' limits entries */
+	if (limits)
+		snprintf(ini, sizeof(ini), "%s", BENCH_LIMITS_INI);
+	if (bench_daemon_start(&d, "group", ini, BENCH_CPU_SERVER) < 0 ||
 	    bench_daemon_attach(&d, &x.c) < 0 ||
 	    bk_rpc_open(&x.r, d.cfg.local_url, 5000) < 0) {
 		fprintf(stderr, "bench_group: cannot start breakerd\n");
@@ -245,8 +257,9 @@ int main(int argc, char **argv)
 	pthread_join(th, NULL);
 	snprintf(setup, sizeof(setup),
 	         "breakerd cpu%d (%s); reader spinning cpu%d; interleaved; forced "
-	         "resume between",
-	         BENCH_CPU_SERVER, d.cfg.local_url, BENCH_CPU_OBSERVER);
+	         "resume between%s",
+	         BENCH_CPU_SERVER, d.cfg.local_url, BENCH_CPU_OBSERVER,
+	         limits ? "; [limits] configured" : "");
 	bench_stats(vg, ok_g, &sg);
 	bench_row(SECTION, "group trip (1000 members): send -> all 1000 seen", "us", &sg,
 	          setup);

@@ -158,6 +158,12 @@ static int replay_one(const Breaker__AuditRecord *rec, uint64_t offset, void *ar
 			c->d->remote_declared[rec->slot] = rec->remote_telemetry;
 		bk_rulestate_replay(c->d, rec);   /* reconciliations, baselines */
 		bk_tick_replay_rebase(c->d, rec); /* an operator's rule base */
+		/* a group scope has no row in the incident table (-2) */
+		bk_incident_apply(&c->d->incidents, rec,
+		                  rec->group ? -2
+		                  : rec->strategy
+		                      ? bk_state_find(&c->d->state, rec->strategy)
+		                      : BK_GLOBAL);
 		return 0;
 	}
 	c->bad_offset = offset;

@@ -172,6 +172,7 @@ static void do_trip(struct bk_cmd *c)
 	const Breaker__Trip *t = c->req->trip;
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
 	const char *reason = t->reason ? t->reason : "", *why = NULL;
+	struct bk_trip_incident ti;
 	struct bk_actor who;
 	struct bk_plan p;
 	Breaker__Status st;
@@ -198,12 +199,15 @@ static void do_trip(struct bk_cmd *c)
 		              "within the configured length");
 		return;
 	}
+	if (!bk_cmd_incident_check(c, t->incident, false))
+		return;
 	st = bk_state_plan_trip(&c->d->state, slot, (int)t->reason_code, (int)t->mode, &p,
 	                        &why);
 	if (st) {
 		bk_cmd_refuse(c, st, why);
 		return;
 	}
+	bk_incident_trip_plan(c->d, slot, t->incident, &ti); /* before the flip */
 	p.by_operator = true; /* the latch is the operator's, even if a rule held it */
 	named = bk_actor_cached(c->d, &c->peer, &who);
 	/* The halt takes effect now; durability and the ack follow. */
@@ -228,6 +232,8 @@ static void do_trip(struct bk_cmd *c)
 	bk_record_plan(&rec, &p, t->strategy);
 	rec.has_operator_latch = rec.operator_latch = 1;
 	rec.reason = (char *)reason;
+	bk_incident_trip_record(c->d, slot, p.reason, &ti, &rec);
+	c->rep.incident = ti.id;
 	bk_cmd_request_id(c, &rec);
 	c->rep.has_from_mode = c->rep.has_to_mode = 1;
 	c->rep.from_mode = (Breaker__Mode)p.from_mode;
@@ -245,6 +251,9 @@ static bool condition_holds(const struct bk_daemon *d, const struct bk_plan *p, 
 	for (unsigned r = 1; r < BK_REASON_COUNT; r++) {
 		if (!(sc->active & (1u << r)) || (!p->all && r != p->reason))
 			continue;
+		/* [cluster]: quorum contact back and the mirror caught up */
+		if (r == BK_R_AUTHORITY_LOST && !bk_etcd_may_resume(d, why, len))
+			return true;
 		if (bk_rulecheck_holds(d, p->slot, r, &rule)) {
 			snprintf(why, len,
 			         "rule %s still fails for %s: the %s latch stays until "
@@ -340,7 +349,8 @@ static void do_resume(struct bk_cmd *c)
 	}
 	/* protobuf-c does not check enums: an explicit value must be a real one */
 	if (r->has_reason_code && !bk_reason_operator(r->reason_code) &&
-	    r->reason_code != BREAKER__REASON_CODE__AUDIT_CORRUPT) {
+	    r->reason_code != BREAKER__REASON_CODE__AUDIT_CORRUPT &&
+	    r->reason_code != BREAKER__REASON_CODE__AUTHORITY_LOST) {
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_UNKNOWN_REASON,
 		              "unknown reason code");
 		return;
@@ -349,6 +359,8 @@ static void do_resume(struct bk_cmd *c)
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST, "unknown target mode");
 		return;
 	}
+	if (!bk_cmd_incident_check(c, r->incident, true))
+		return;
 	st = bk_state_plan_resume(&c->d->state, slot,
 	                          r->has_reason_code ? (int)r->reason_code : -1,
 	                          r->has_to ? (int)r->to : -1, r->has_force && r->force,
@@ -389,6 +401,8 @@ static void do_resume(struct bk_cmd *c)
 		rec.proposal_seq = pr.seq;
 	}
 	rec.reason = r->reason;
+	rec.incident = (char *)bk_incident_resume_id(c->d, slot, r->incident);
+	c->rep.incident = rec.incident;
 	rec.group = r->group;
 	bk_cmd_request_id(c, &rec);
 	if (!BK_SLOT_IS_GROUP(slot))
@@ -563,6 +577,8 @@ static void do_reconcile(struct bk_cmd *c)
 		              "a reconciliation carries 1-64 positions or withdrawals");
 		return;
 	}
+	if (!bk_cmd_incident_check(c, r->incident, true))
+		return;
 	/* Validate all before applying any: a bad entry changes nothing. */
 	for (i = 0; i < n; i++) {
 		const Breaker__Reconcile__Position *p = r->positions[i];
@@ -668,6 +684,7 @@ static void do_reconcile(struct bk_cmd *c)
 		rec.evidence = text;
 		rec.verdict = (char *)bk_recon_verdict_name(v);
 		rec.rule = "reconciliation";
+		rec.incident = (char *)bk_incident_resume_id(d, slot, r->incident);
 		if (p) {
 			rec.has_measured = rec.has_threshold = 1;
 			rec.measured = p->position;
@@ -796,7 +813,10 @@ static void do_query(struct bk_cmd *c, bool all)
 		limit = q->list->has_limit ? q->list->limit : 0;
 	}
 	bk_status_build(c->d, &c->rep, all, offset, limit);
+	if (!all && q->status && q->status->page)
+		bk_page_status(c->d, &c->rep); /* the status page's extras */
 	bk_reply_now(c->d, &c->route, &c->rep);
+	bk_page_status_free(&c->rep);
 	bk_status_free(&c->rep);
 }
 
@@ -847,6 +867,7 @@ void bk_cmd_handle(struct bk_daemon *d, struct bk_request *in)
 	    req->cmd_case == BREAKER__REQUEST__CMD_REGISTER ||
 	    req->cmd_case == BREAKER__REQUEST__CMD_RECONCILE ||
 	    req->cmd_case == BREAKER__REQUEST__CMD_REBASE ||
+	    req->cmd_case == BREAKER__REQUEST__CMD_INCIDENT ||
 	    req->cmd_case == BREAKER__REQUEST__CMD_GROUP ||
 	    req->cmd_case == BREAKER__REQUEST__CMD_UNREGISTER ||
 	    req->cmd_case == BREAKER__REQUEST__CMD_RENAME) {
@@ -883,6 +904,9 @@ void bk_cmd_handle(struct bk_daemon *d, struct bk_request *in)
 		break;
 	case BREAKER__REQUEST__CMD_REBASE:
 		do_rebase(&c);
+		break;
+	case BREAKER__REQUEST__CMD_INCIDENT:
+		bk_cmd_do_incident(&c);
 		break;
 	case BREAKER__REQUEST__CMD_GROUP:
 		bk_cmd_group(&c);

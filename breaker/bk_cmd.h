@@ -79,6 +79,15 @@ bool bk_cmd_answer_duplicate(struct bk_cmd *c);
 bool bk_cmd_two_person(struct bk_cmd *c, const struct bk_plan *p,
                        const struct bk_actor *who, struct bk_proposal *ok);
 
+/* ---- bk_cmd_incident.c ---- */
+
+/* An incident id on a command: well-formed (and known, if must_exist);
+ * false when c was refused. NULL id: true. */
+bool bk_cmd_incident_check(struct bk_cmd *c, const char *id, bool must_exist);
+
+/* breaker incident open|ack|note|resolve. */
+void bk_cmd_do_incident(struct bk_cmd *c);
+
 /* bk_cmd.c, for the handlers in other files: a strategy field to its slot
  * (absent or "": global; unknown: refused with the registered names it was
  * near). */

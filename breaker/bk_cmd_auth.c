@@ -27,6 +27,8 @@ static const char *command_name(const Breaker__Request *req)
 		return "kill";
 	if (req->cmd_case == BREAKER__REQUEST__CMD_REBASE)
 		return "rules rebase";
+	if (req->cmd_case == BREAKER__REQUEST__CMD_INCIDENT)
+		return "incident";
 	if (req->cmd_case == BREAKER__REQUEST__CMD_GROUP)
 		return req->group->has_remove && req->group->remove ? "group remove"
 		                                                    : "group add";
@@ -61,6 +63,8 @@ static const char *command_verb(const Breaker__Request *req, unsigned missing)
 		return "report telemetry (it feeds the rules)";
 	case BREAKER__REQUEST__CMD_REBASE:
 		return "rebase a rule (it can clear a violation, like a forced resume)";
+	case BREAKER__REQUEST__CMD_INCIDENT:
+		return "record incidents (as trip)";
 	default:
 		return "query breakerd";
 	}
@@ -84,6 +88,8 @@ static unsigned perms_needed(const Breaker__Request *req)
 		return BK_PERM_REPORT;
 	case BREAKER__REQUEST__CMD_REBASE: /* it clears a violation: as forcing */
 		return BK_PERM_RESUME | BK_PERM_FORCE;
+	case BREAKER__REQUEST__CMD_INCIDENT: /* paperwork of a halt: as trip */
+		return BK_PERM_TRIP;
 	default:
 		return BK_PERM_QUERY;
 	}

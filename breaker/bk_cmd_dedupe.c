@@ -78,6 +78,9 @@ uint64_t bk_cmd_request_hash(const struct bk_cmd *c)
 	case BREAKER__REQUEST__CMD_REBASE:
 		m = &req->rebase->base;
 		break;
+	case BREAKER__REQUEST__CMD_INCIDENT:
+		m = &req->incident->base;
+		break;
 	case BREAKER__REQUEST__CMD_GROUP:
 		m = &req->group->base;
 		break;

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "bk_cmd.h"
+#include "bk_suggest.h"
 #include "bk_text.h"
 
 #define BK_TRIP_SCOPES_MAX 64 /* scopes in one trip command */
@@ -32,6 +33,7 @@ void bk_group_publish(struct bk_daemon *d, int g)
 	if (g < 0 || (uint32_t)g >= st->n_groups)
 		return;
 	word = bk_scope_published(&st->groups[g], d->audit.durable_seq, &since, &mask);
+	bk_etcd_fold_group(d, g, &word, &mask, &since); /* firm latches; no-op without */
 	bk_shm_publish_group(&d->shm, g, word, mask, since);
 	if (!st->group_size[g])
 		return;
@@ -52,10 +54,21 @@ Breaker__Status bk_cmd_resolve_group(const struct bk_daemon *d, const char *tag,
 	}
 	g = bk_group_find(&d->state, tag);
 	if (g < 0) {
-		snprintf(why, len,
-		         "unknown group '%s' (no strategy was ever put in it: register "
-		         "--group or group add)",
-		         tag);
+		const char *names[BK_MAX_GROUPS];
+		char near[160];
+		uint32_t n = 0;
+
+		/* a mistyped venue gets the groups it is near, like a strategy */
+		for (uint32_t i = 0; i < d->state.n_groups && n < BK_MAX_GROUPS; i++)
+			names[n++] = d->state.groups[i].name;
+		if (bk_suggest(tag, names, n, near, sizeof(near)))
+			snprintf(why, len, "unknown group '%s': did you mean %s?", tag,
+			         near);
+		else
+			snprintf(why, len,
+			         "unknown group '%s' (no strategy was ever put in it: "
+			         "register --group or group add)",
+			         tag);
 		return BREAKER__STATUS__ERR_UNKNOWN_GROUP;
 	}
 	*slot = BK_GROUP_SLOT(g);
@@ -296,7 +309,8 @@ static bool collect(struct bk_cmd *c, struct target *t, size_t *n)
 }
 
 static void record_trip(struct bk_cmd *c, const struct target *t,
-                        const struct bk_actor *who, uint64_t wall, bool last)
+                        const struct bk_actor *who, uint64_t wall, bool last,
+                        struct bk_trip_incident *ti)
 {
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
 	const Breaker__Trip *tr = c->req->trip;
@@ -307,6 +321,11 @@ static void record_trip(struct bk_cmd *c, const struct target *t,
 	rec.group = (char *)t->group;
 	rec.has_operator_latch = rec.operator_latch = 1;
 	rec.reason = tr->reason ? tr->reason : "";
+	/* one incident for the command (docs/incidents.md): the first record
+	 * opens it if it is new, the others go under it */
+	bk_incident_trip_record(c->d, t->slot, t->plan.reason, ti, &rec);
+	ti->opened = false;
+	c->rep.incident = ti->id;
 	bk_cmd_request_id(c, &rec);
 	if (last) {
 		bk_cmd_stage_and_pend(c, &rec, t->slot, false);
@@ -325,12 +344,15 @@ void bk_cmd_trip_many(struct bk_cmd *c)
 	struct bk_daemon *d = c->d;
 	const char *reason = tr->reason ? tr->reason : "", *why = NULL;
 	uint64_t wall = bk_now_wall_ns(), seq;
+	struct bk_trip_incident ti;
 	struct bk_actor who;
 	Breaker__Status st;
 	size_t n;
 	bool named;
 
 	if (!collect(c, t, &n))
+		return;
+	if (!bk_cmd_incident_check(c, tr->incident, false))
 		return;
 	if (!tr->has_reason_code || !bk_reason_operator(tr->reason_code)) {
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_UNKNOWN_REASON,
@@ -358,6 +380,7 @@ void bk_cmd_trip_many(struct bk_cmd *c)
 		              "retry");
 		return;
 	}
+	bk_incident_trip_plan(d, t[0].slot, tr->incident, &ti); /* before the flip */
 	named = bk_actor_cached(d, &c->peer, &who);
 	/* Every scope latched and published, then one change_seq bump. */
 	seq = d->audit.next_seq;
@@ -386,5 +409,5 @@ void bk_cmd_trip_many(struct bk_cmd *c)
 	c->rep.from_mode = (Breaker__Mode)t[0].plan.from_mode;
 	c->rep.to_mode = (Breaker__Mode)t[0].plan.to_mode;
 	for (size_t i = 0; i < n; i++)
-		record_trip(c, &t[i], &who, wall, i + 1 == n);
+		record_trip(c, &t[i], &who, wall, i + 1 == n, &ti);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bk_config.h"
+#include "bk_etcd_kv.h"
 #include "bk_group.h"
 #include "bk_mode.h"
 #include "bk_state.h"
@@ -107,6 +108,13 @@ int bk_config_defaults(struct bk_config *cfg, const char *instance)
 	cfg->tick_ns = 100 * 1000;
 	/* 50 ms: safe on a shared host; lower it on a dedicated one */
 	cfg->heartbeat_bound_ns = 50 * 1000 * 1000;
+	/* [cluster] timings from etcd 3.4's defaults (election timeout 1000 ms,
+	 * heartbeat 100 ms): docs/firm-wide.md says why */
+	cfg->cluster_t1_ns = 2500ull * 1000 * 1000;
+	cfg->cluster_t2_ns = 5000ull * 1000 * 1000;
+	cfg->cluster_probe_ns = 100ull * 1000 * 1000;
+	cfg->cluster_probe_timeout_ns = 300ull * 1000 * 1000;
+	cfg->cluster_lease_s = 5;
 	cfg->max_msg = 16 * 1024;
 	cfg->reason_max = 1024;
 	cfg->shm_mode = 0644;
@@ -122,6 +130,7 @@ int bk_config_defaults(struct bk_config *cfg, const char *instance)
 	if (geteuid() != 0)
 		resume->uids[resume->n_uids++] = 0;
 	cfg->acl[BK_ACT_FORCE] = *resume;
+	bk_config_incident_defaults(cfg);
 	/* Reporting: who may write the telemetry segment (0660: its owner and
 	 * group, which are ours). */
 	report->uids[report->n_uids++] = geteuid();
@@ -941,6 +950,100 @@ static int key_metrics_listen(struct load_ctx *c, const char *n, const char *v)
 	                                                                        : 0;
 }
 
+void bk_config_incident_defaults(struct bk_config *cfg)
+{
+	/* the runbooks' seeds: money at risk or books wrong is P1, a rule that
+	 * protects against a misbehaving engine P2, a throttle or one person's
+	 * halt P3 (docs/incidents.md) */
+	static const uint8_t sev[BK_REASON_COUNT] = {
+	    [BK_R_NONE] = 3,
+	    [BK_R_MANUAL_HALT] = 3,
+	    [BK_R_EMERGENCY_STOP] = 1,
+	    [BK_R_KILL_SWITCH] = 2,
+	    [BK_R_REJECT_RATE] = 2,
+	    [BK_R_ORDER_RATE] = 3,
+	    [BK_R_INVARIANT_VIOLATION] = 1,
+	    [BK_R_RECONCILIATION_BREAK] = 1,
+	    [BK_R_DRAWDOWN] = 2,
+	    [BK_R_EXPOSURE_LIMIT] = 2,
+	    [BK_R_STALE_HEARTBEAT] = 2,
+	    [BK_R_AUDIT_CORRUPT] = 1,
+	};
+
+	memcpy(cfg->incident_severity, sev, sizeof(sev));
+}
+
+/* [incidents] reject_rate = P2 */
+static int key_incident_severity(struct load_ctx *c, const char *n, const char *v)
+{
+	int code = bk_reason_parse(n);
+
+	if (code <= 0)
+		return fail(c, c->line,
+		            "unknown key '%s' in section [incidents]: a reason code "
+		            "(e.g. reject_rate = P2)",
+		            n);
+	if (!(v[0] == 'P' && v[1] >= '1' && v[1] <= '4' && !v[2]))
+		return -EINVAL;
+	c->cfg.incident_severity[code] = (uint8_t)(v[1] - '0');
+	return 0;
+}
+
+/* [cluster] name and host: what a key path may hold, [A-Za-z0-9._:-]. */
+static int key_cluster_word(struct load_ctx *c, const char *n, const char *v)
+{
+	char *dst = strcmp(n, "name") == 0   ? c->cfg.cluster_name
+	            : strcmp(n, "user") == 0 ? c->cfg.cluster_user
+	                                     : c->cfg.cluster_host;
+
+	if (!*v || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                     "0123456789._:-") != strlen(v))
+		return -EINVAL;
+	c->cfg.cluster_line = c->line;
+	return set_str(dst, 64, v) ? -EINVAL : 0;
+}
+
+/* [cluster] endpoints: http(s):// URLs, comma-separated. */
+static int key_cluster_endpoints(struct load_ctx *c, const char *n, const char *v)
+{
+	struct bk_etcd_conn probe;
+	int rv;
+
+	(void)n;
+	if (strlen(v) >= sizeof(c->cfg.cluster_endpoints))
+		return -EINVAL;
+	rv = bk_etcd_conn_init(&probe, v, 1000); /* the syntax check, no I/O */
+	bk_etcd_conn_free(&probe);
+	if (rv)
+		return -EINVAL;
+	c->cfg.cluster_line = c->line;
+	return set_str(c->cfg.cluster_endpoints, sizeof(c->cfg.cluster_endpoints), v);
+}
+
+/* After the whole file: a [cluster] needs its name and endpoints, T1 < T2. */
+static int cluster_invalid(const struct load_ctx *c, char *err, size_t errlen)
+{
+	const struct bk_config *g = &c->cfg;
+
+	if (!g->cluster_name[0] && !g->cluster_endpoints[0])
+		return 0;
+	if (!g->cluster_name[0] || !g->cluster_endpoints[0])
+		snprintf(err, errlen, "line %d: [cluster] needs both name and endpoints",
+		         g->cluster_line);
+	else if (g->cluster_t2_ns <= g->cluster_t1_ns)
+		snprintf(
+		    err, errlen,
+		    "[cluster] authority_t2_ms must be greater than authority_t1_ms");
+	else if (!g->cluster_user[0] != !g->cluster_password_file[0])
+		snprintf(err, errlen, "[cluster] user and password_file go together");
+	else if (g->cluster_probe_timeout_ns >= g->cluster_t1_ns)
+		snprintf(err, errlen,
+		         "[cluster] probe_timeout_ms must be less than authority_t1_ms");
+	else
+		return 0;
+	return 1;
+}
+
 enum key_kind {
 	KEY_UINT, /* decimal in [min, max], times scale, into a 4- or 8-byte field */
 	KEY_MODE, /* octal in [min, max] with none of the deny bits */
@@ -1019,6 +1122,27 @@ static const struct key_def keys[] = {
     {KEY("strategies", "groups", KEY_FN), .fn = key_strategies},
     {KEY("metrics", "listen", KEY_FN), .fn = key_metrics_listen},
     {KEY("metrics", "allow_remote", KEY_BOOL), FIELD(metrics_allow_remote)},
+    {KEY("incidents", NULL, KEY_FN), .fn = key_incident_severity,
+     .why = "a severity P1, P2, P3 or P4"},
+    {KEY("cluster", "name", KEY_FN), .fn = key_cluster_word,
+     .why = "1..63 of [A-Za-z0-9._:-]"},
+    {KEY("cluster", "host", KEY_FN), .fn = key_cluster_word,
+     .why = "1..63 of [A-Za-z0-9._:-]"},
+    {KEY("cluster", "endpoints", KEY_FN), .fn = key_cluster_endpoints,
+     .why = "http:// or https:// URLs, comma-separated, at most 8"},
+    {KEY("cluster", "authority_t1_ms", KEY_UINT), FIELD(cluster_t1_ns),
+     RANGE(200, 600000), .scale = 1000000},
+    {KEY("cluster", "authority_t2_ms", KEY_UINT), FIELD(cluster_t2_ns),
+     RANGE(300, 600000), .scale = 1000000},
+    {KEY("cluster", "probe_period_ms", KEY_UINT), FIELD(cluster_probe_ns),
+     RANGE(10, 10000), .scale = 1000000},
+    {KEY("cluster", "probe_timeout_ms", KEY_UINT), FIELD(cluster_probe_timeout_ns),
+     RANGE(10, 60000), .scale = 1000000},
+    {KEY("cluster", "lease_ttl_s", KEY_UINT), FIELD(cluster_lease_s), RANGE(2, 3600)},
+    {KEY("cluster", "user", KEY_FN), .fn = key_cluster_word,
+     .why = "1..63 of [A-Za-z0-9._:-]"},
+    {KEY("cluster", "password_file", KEY_PATH), FIELD(cluster_password_file),
+     .why = ABS_PATH},
     /* the venue rules (bk_venue.h): md staleness off unless set */
     {KEY("venues", "md_stale_ms", KEY_UINT), FIELD(venues.md_stale_ms), RANGE(0, 3600000),
      .why = "ms; 0 = off"},
@@ -1177,7 +1301,8 @@ int bk_config_load(struct bk_config *cfg, const char *path, char *err, size_t er
 	}
 	auth_finish(&c);
 	if (rules_invalid(&c.cfg.rules, err, errlen) ||
-	    metrics_invalid(&c, err, errlen) || transport_invalid(&c, err, errlen))
+	    metrics_invalid(&c, err, errlen) || transport_invalid(&c, err, errlen) ||
+	    cluster_invalid(&c, err, errlen))
 		return -EINVAL;
 	/* Paths follow instance/run_dir/state_dir unless set explicitly. */
 	default_dirs_keep(&c.cfg, c.cfg.explicit_set & BK_CFG_SET_RUN_DIR,

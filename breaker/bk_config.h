@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "bk_mode.h"
 #include "bk_limits.h"
 #include "bk_rules.h"
 #include "bk_venue.h"
@@ -130,9 +131,29 @@ struct bk_config {
 	/* [metrics]: /metrics and /healthz over HTTP; "" = off */
 	char metrics_listen[BK_LISTEN_MAX]; /* "127.0.0.1:9464", "[::1]:9464" */
 	bool metrics_allow_remote;          /* else only a loopback address */
+	/* [incidents] <reason_code> = P1..P4: the severity of an incident a trip
+	 * with no --incident opens (docs/incidents.md has the defaults) */
+	uint8_t incident_severity[BK_REASON_COUNT];
+	/* [cluster]: firm-wide latches in etcd (docs/firm-wide.md, bk_etcd.h);
+	 * cluster_name "" = single-host mode, exactly as without the section */
+	char cluster_name[64];
+	char cluster_endpoints[1024]; /* "http://a:2379,http://b:2379" */
+	char cluster_host[64];        /* this host's name in hosts/ and acks/ */
+	uint64_t cluster_t1_ns;       /* no quorum contact this long: REDUCE_ONLY */
+	uint64_t cluster_t2_ns;       /* ... this long: HALTED */
+	uint64_t cluster_probe_ns;    /* a linearizable read this often */
+	uint64_t cluster_probe_timeout_ns;
+	uint32_t cluster_lease_s; /* hosts/ and acks/ keys' lease */
+	/* etcd authentication: this user, its password in this file ("": none) */
+	char cluster_user[64];
+	char cluster_password_file[PATH_MAX];
+	int cluster_line; /* of the section, for messages */
 	/* [venues]: the venue rules (bk_venue.h), judged per venue:* group */
 	struct bk_venue_cfg venues;
 };
+
+/* [incidents]: the reason code -> severity defaults (the runbooks' seeds). */
+void bk_config_incident_defaults(struct bk_config *cfg);
 
 /* Embedded defaults for this user and instance (NULL: "default"). 0 or -EINVAL. */
 int bk_config_defaults(struct bk_config *cfg, const char *instance);

@@ -12,7 +12,10 @@
 #include "bk_audit.h"
 #include "bk_auth.h"
 #include "bk_config.h"
+#include "bk_incident.h"
+#include "bk_etcd.h"
 #include "bk_metrics.h"
+#include "bk_page.h"
 #include "bk_orders.h"
 #include "bk_venuewatch.h"
 #include "bk_rulestate.h"
@@ -113,8 +116,14 @@ struct bk_daemon {
 	int flush_err;       /* last audit flush error, 0 when the log is healthy */
 	struct bk_tail tail; /* the log's durable head and identity (bk_tail.h) */
 	bool stop;
+	/* recent incidents, rebuilt from the log at boot (bk_incident.h) */
+	struct bk_incidents incidents;
+	struct bk_page_recent page_recent; /* the status page's latest events */
+	/* the latest WARNING record per strategy and rule (bk_incident_log.h) */
+	uint64_t warn_audit_ns[BK_MAX_STRATEGIES][BK_RULE_COUNT];
 	struct bk_counters ctr;    /* for /metrics; counted where things happen */
 	struct bk_metrics metrics; /* /metrics and /healthz (bk_metrics.h) */
+	struct bk_etcd *etcd;      /* [cluster] firm-wide mode; NULL: single host */
 	struct bk_orders orders;   /* cancel-all, confirmed (bk_orders.h) */
 	struct bk_venues venues;   /* the venue rules (bk_venuewatch.h) */
 };
@@ -129,6 +138,19 @@ void bk_cmd_handle(struct bk_daemon *d, struct bk_request *req);
 /* Remember that the request id (and its hash, if the record has one) made
  * audit record rec->seq (also from replay). */
 void bk_cmd_remember(struct bk_daemon *d, const Breaker__AuditRecord *rec);
+
+/* ---- bk_cmd_incident.c: the incident a trip/resume goes under ---- */
+
+/* Before a trip of slot is applied: its incident (given, the held scope's
+ * or global's, or a new one). */
+void bk_incident_trip_plan(struct bk_daemon *d, int slot, const char *given,
+                           struct bk_trip_incident *ti);
+/* On the trip's record (ti must outlive its staging); the table follows. */
+void bk_incident_trip_record(struct bk_daemon *d, int slot, unsigned reason,
+                             struct bk_trip_incident *ti, Breaker__AuditRecord *rec);
+/* A resume's or reconciliation's incident: given, or the open one of the
+ * scope (or of global) while that is held; NULL. */
+const char *bk_incident_resume_id(struct bk_daemon *d, int slot, const char *given);
 
 /* ---- bk_pending.c: replies waiting for durability ---- */
 

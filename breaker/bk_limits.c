@@ -95,7 +95,6 @@ int bk_limits_key(struct bk_limits_cfg *lc, const char *name, const char *key,
 		return -EINVAL;
 	}
 	s = &sc->mode[mode];
-	lc->any = true;
 	if (strcmp(what, "size_factor") == 0) {
 		if (number(val, 0, 1, &x))
 			goto bad;
@@ -117,6 +116,7 @@ int bk_limits_key(struct bk_limits_cfg *lc, const char *name, const char *key,
 		s->min_stage_ms = (uint32_t)x;
 		s->has_min_stage = true;
 	}
+	lc->any = true;
 	return 0;
 bad:
 	snprintf(why, len,

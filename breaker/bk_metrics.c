@@ -239,9 +239,12 @@ static void head_counters(struct bk_daemon *d, struct bk_metrics *m)
 	    "reason code.");
 	for (int s = 0; s < 2; s++)
 		for (unsigned r = 1; r < BK_REASON_COUNT; r++)
-			put(m, "breaker_trips_total{scope=\"%s\",reason=\"%s\"} %llu\n",
-			    s ? "strategy" : "global", bk_reason_name(r),
-			    (unsigned long long)c->trips[s][r]);
+			if (bk_reason_name(r)) /* codes are allocated in ranges */
+				put(m,
+				    "breaker_trips_total{scope=\"%s\",reason=\"%s\"} "
+				    "%llu\n",
+				    s ? "strategy" : "global", bk_reason_name(r),
+				    (unsigned long long)c->trips[s][r]);
 	family(m, "breaker_commands_total", "counter",
 	       "Commands handled since breakerd started, by type and reply status (as "
 	       "decided when handled).");
@@ -292,6 +295,54 @@ static void head_counters(struct bk_daemon *d, struct bk_metrics *m)
 	     &c->fsync, fsync_le);
 }
 
+/* Engines attached (an ack pid in the telemetry segment) that have not acted
+ * on the latest trip's change seq, and the slowest ack of those that did:
+ * what the status page and `breaker status` show, for dashboards. */
+static void engine_acks(struct bk_daemon *d, struct bk_metrics *m)
+{
+	uint32_t want = d->last_trip_change_seq, pending = 0, attached = 0, seq, pid;
+	uint64_t ns, slowest = 0;
+	char b[32];
+
+	for (uint32_t i = 0; want && i < d->state.n_strategies; i++) {
+		bk_tel_ack(&d->tel, (int)i, &seq, &ns, &pid);
+		if (!pid)
+			continue;
+		attached++;
+		if ((int32_t)(seq - want) < 0)
+			pending++;
+		else if (ns >= d->last_trip_mono_ns &&
+		         ns - d->last_trip_mono_ns > slowest)
+			slowest = ns - d->last_trip_mono_ns;
+	}
+	family(m, "breaker_engine_acks_pending", "gauge",
+	       "Engines that have not acknowledged the latest trip's change sequence "
+	       "(0 before any trip).");
+	put(m, "breaker_engine_acks_pending %u\n", pending);
+	family(m, "breaker_engine_ack_slowest_seconds", "gauge",
+	       "The slowest acknowledgement of the latest trip, among the engines "
+	       "that acknowledged it (of the engines attached then).");
+	put(m, "breaker_engine_ack_slowest_seconds %s\n",
+	    num(b, attached ? (double)slowest / 1e9 : 0));
+}
+
+/* Firm-wide mode: the segment's words, as engines see them. */
+static void firm_gauges(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
+{
+	uint64_t contact = atomic_load(&d->shm.shm->firm_contact_ns);
+	char b[32];
+
+	family(m, "breaker_firm_revision", "gauge",
+	       "The last etcd revision of the firm latches applied on this host.");
+	put(m, "breaker_firm_revision %llu\n",
+	    (unsigned long long)atomic_load(&d->shm.shm->firm_revision));
+	family(m, "breaker_firm_contact_age_seconds", "gauge",
+	       "Time since the last proven etcd quorum contact (a linearizable read); "
+	       "-1: none since start.");
+	put(m, "breaker_firm_contact_age_seconds %s\n",
+	    contact ? num(b, now > contact ? (double)(now - contact) / 1e9 : 0) : "-1");
+}
+
 static void head_gauges(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 {
 	char b[32];
@@ -331,6 +382,9 @@ static void head_gauges(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 	       "The longest slice (one tick's share) of the previous rendering.");
 	put(m, "breaker_metrics_render_slice_max_seconds %s\n",
 	    num(b, (double)m->last_slice_max_ns / 1e9));
+	engine_acks(d, m);
+	if (d->etcd) /* [cluster] only: single-host /metrics is unchanged */
+		firm_gauges(d, m, now);
 }
 
 /*
@@ -523,7 +577,7 @@ static void enter_latch(struct bk_daemon *d, struct bk_metrics *m)
 	       "1 for each latch (reason code) holding a scope; absent when released.");
 	shm_word(d, BK_GLOBAL, &latches);
 	for (unsigned r = 1; r < BK_REASON_COUNT; r++)
-		if (latches & (1u << r))
+		if ((latches & (1u << r)) && bk_reason_name(r))
 			put(m, "breaker_latch_active{scope=\"global\",reason=\"%s\"} 1\n",
 			    bk_reason_name(r));
 }
@@ -536,7 +590,7 @@ static int visit_latch(struct bk_daemon *d, struct bk_metrics *m, uint32_t i)
 
 	shm_word(d, (int)i, &latches);
 	for (unsigned r = 1; latches && r < BK_REASON_COUNT; r++) {
-		if (!(latches & (1u << r)) || !(p = line_begin(m)))
+		if (!(latches & (1u << r)) || !bk_reason_name(r) || !(p = line_begin(m)))
 			continue;
 		p = app(p, "breaker_latch_active{scope=\"strategy\",strategy=\"");
 		p = app(p, d->state.strategies[i].name);
@@ -618,8 +672,12 @@ static int visit_orders(struct bk_daemon *d, struct bk_metrics *m, uint32_t i,
 	uint64_t working, unconfirmed_ns;
 	char *p;
 
-	if (!bk_orders_metric(d, (int)i, d->last_tick_ns, &working, &unconfirmed_ns) ||
-	    !(p = line_begin(m)))
+	if (!bk_orders_metric(d, (int)i, d->last_tick_ns, &working, &unconfirmed_ns))
+		return 1;
+	if (halted && unconfirmed_ns > BK_UNFLAT_NS && m->unflat++ == 0)
+		snprintf(m->unflat_first, sizeof(m->unflat_first), "%s",
+		         d->state.strategies[i].name);
+	if (!(p = line_begin(m)))
 		return 1;
 	p = app(p, halted ? "breaker_halted_working_orders_seconds{strategy=\""
 	                  : "breaker_working_orders{strategy=\"");
@@ -784,6 +842,7 @@ static void next_stage(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 		       "(engines that report).");
 		break;
 	case ST_HALTWORK:
+		m->unflat = 0;
 		family(m, "breaker_halted_working_orders_seconds", "gauge",
 		       "Seconds since the engine's scope was HALTED without a confirmed "
 		       "flat (0 working reported after the halt); 0 when flat or not "
@@ -898,6 +957,7 @@ int bk_metrics_start(struct bk_daemon *d)
 		return 0;
 	}
 	bk_config_metrics_url(&d->cfg, url, sizeof(url));
+	bk_page_setup(d->cfg.local_url[0] ? d->cfg.local_url : d->cfg.cmd_url);
 	bk_metrics_http_start(&m->snap, url);
 	return 0;
 }

@@ -29,7 +29,8 @@
 #include "breaker.pb-c.h"
 
 #define BK_METRICS_PERIOD_NS (100ull * 1000 * 1000) /* a new rendering every 100 ms */
-#define BK_HIST_BUCKETS      14                     /* finite bucket bounds; +Inf extra */
+#define BK_UNFLAT_NS         (5ull * 1000 * 1000 * 1000) /* /healthz: as the alert */
+#define BK_HIST_BUCKETS      14 /* finite bucket bounds; +Inf extra */
 #define BK_CMD_TYPES                                                                     \
 	12 /* trip resume status list register report reconcile invalid rebase group     \
 	      unregister rename */
@@ -76,7 +77,10 @@ struct bk_metrics {
 	unsigned global_mode;          /* global's mode, read once per rendering */
 	uint32_t warnings;             /* rules at or above the first warning level */
 	char warn_first[128];          /* the first of them, for /healthz */
-	bool overflow;                 /* lines dropped: the buffer was too small */
+	/* HALTED engines not confirmed flat for BK_UNFLAT_NS (bk_orders.h) */
+	uint32_t unflat;
+	char unflat_first[BK_NAME_MAX];
+	bool overflow; /* lines dropped: the buffer was too small */
 	/* audit durability, sampled at each rendering */
 	uint64_t seen_durable, durable_moved_ns, pending_since_ns, stalled_ns;
 	/* tick overruns over the last whole second */

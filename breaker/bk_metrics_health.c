@@ -122,6 +122,11 @@ static int verdict(struct bk_daemon *d, struct bk_metrics *m, char *out, size_t 
 		       m->warnings == 1 ? "" : "s", m->warn_first);
 	if (m->overflow)
 		reason(&g, "metrics buffer full: some series were dropped");
+	if (m->unflat)
+		reason(&g,
+		       "%u HALTED engine%s not confirmed flat after 5 s (%s; breaker "
+		       "status, cancel at the venue)",
+		       m->unflat, m->unflat == 1 ? "" : "s", m->unflat_first);
 	if (f.used) {
 		snprintf(out, len, "failing: %s%s%s", fail, g.used ? "; " : "", degr);
 		return BK_HEALTH_FAILING;

@@ -16,6 +16,7 @@
 
 #include "bk_log.h"
 #include "bk_metrics_snap.h"
+#include "bk_page.h"
 #include "bk_time.h"
 
 #define LIVE_MAX_BYTES 2048
@@ -265,6 +266,7 @@ void bk_metrics_http_start(struct bk_metrics_snap *m, const char *url)
 		goto fail;
 	if ((rv = add_handler(s, "/metrics", on_metrics, m)) != 0 ||
 	    (rv = add_handler(s, "/healthz", on_healthz, m)) != 0 ||
+	    (rv = bk_page_http_add(s)) != 0 || /* the status page at / */
 	    (rv = nng_http_server_start(s)) != 0)
 		goto fail;
 	nng_url_free(u);

@@ -31,9 +31,10 @@ _Static_assert(
         SAME(BK_R_STALE_HEARTBEAT, BREAKER__REASON_CODE__STALE_HEARTBEAT) &&
         SAME(BK_R_AUDIT_CORRUPT, BREAKER__REASON_CODE__AUDIT_CORRUPT) &&
         SAME(BK_R_MARKET_DATA_STALE, BREAKER__REASON_CODE__MARKET_DATA_STALE) &&
-        SAME(BK_R_EXCHANGE_DOWN, BREAKER__REASON_CODE__EXCHANGE_DOWN),
+        SAME(BK_R_EXCHANGE_DOWN, BREAKER__REASON_CODE__EXCHANGE_DOWN) &&
+        SAME(BK_R_AUTHORITY_LOST, BREAKER__REASON_CODE__AUTHORITY_LOST),
     "enum bk_reason_code is breaker.ReasonCode");
-_Static_assert(BK_REASON_COUNT == BREAKER__REASON_CODE__EXCHANGE_DOWN + 1,
+_Static_assert(BK_REASON_COUNT == BREAKER__REASON_CODE__AUTHORITY_LOST + 1,
                "BK_REASON_COUNT covers breaker.ReasonCode");
 
 /*
@@ -76,7 +77,9 @@ int bk_reason_parse(const char *name)
 
 bool bk_reason_operator(unsigned code)
 {
-	return code > BK_R_NONE && code < BK_REASON_COUNT && code != BK_R_AUDIT_CORRUPT;
+	/* codes come in ranges per feature: one the .proto does not name is none */
+	return code > BK_R_NONE && code < BK_REASON_COUNT && code != BK_R_AUDIT_CORRUPT &&
+	       code != BK_R_AUTHORITY_LOST && bk_reason_name(code) != NULL;
 }
 
 const char *bk_mode_name(int mode)

@@ -10,7 +10,7 @@
 #include "breaker_client.h"
 
 #define BK_MODE_COUNT   4  /* BK_ACTIVE .. BK_HALTED */
-#define BK_REASON_COUNT 14 /* codes 0 .. BK_REASON_COUNT-1; 0 is "none" */
+#define BK_REASON_COUNT 15 /* codes 0 .. BK_REASON_COUNT-1; 0 is "none" */
 
 enum bk_reason_code {
 	BK_R_NONE = 0,
@@ -27,6 +27,8 @@ enum bk_reason_code {
 	BK_R_AUDIT_CORRUPT = 11,
 	BK_R_MARKET_DATA_STALE = 12, /* venue rules (bk_venue.h) */
 	BK_R_EXCHANGE_DOWN = 13,
+	BK_R_AUTHORITY_LOST =
+	    14, /* [cluster]: breakerd's own, never an operator's trip */
 };
 
 /* "manual_halt" etc.; NULL for an unknown code. */

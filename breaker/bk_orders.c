@@ -231,7 +231,7 @@ void bk_orders_status(struct bk_daemon *d, Breaker__StatusInfo *info, uint64_t n
 {
 	uint32_t n = d->state.n_strategies;
 
-	for (uint32_t i = 0; i < n && info->n_orders < STATUS_ORDERS_MAX; i++) {
+	for (uint32_t i = 0; i < n; i++) {
 		const struct bk_orders_slot *e = &d->orders.s[i];
 		Breaker__EngineOrders *eo;
 		uint32_t pid = 0, seq;
@@ -240,6 +240,11 @@ void bk_orders_status(struct bk_daemon *d, Breaker__StatusInfo *info, uint64_t n
 
 		if (!e->halt_ns || !e->engine)
 			continue;
+		if (info->n_orders == STATUS_ORDERS_MAX) { /* counted, not listed */
+			info->has_orders_not_listed = 1;
+			info->orders_not_listed++;
+			continue;
+		}
 		if (!info->orders &&
 		    !(info->orders = calloc(STATUS_ORDERS_MAX, sizeof(*info->orders))))
 			return;

@@ -187,6 +187,7 @@ void bk_publish_scope(struct bk_daemon *d, int slot)
 		    bk_group_folded(&d->state, slot, d->audit.durable_seq, &since, &mask);
 	else
 		word = bk_scope_published(sc, d->audit.durable_seq, &since, &mask);
+	bk_etcd_fold(d, slot, &word, &mask, &since); /* firm latches; no-op without */
 	bk_limits_pub_before(d, slot, &lim);
 	bk_shm_publish(&d->shm, slot, word, mask, since);
 	bk_limits_pub_after(d, slot, &lim);
@@ -223,6 +224,7 @@ static void publish_event(struct bk_daemon *d, const struct bk_pending *p)
 	ev.actor_cn = p->cn[0] ? (char *)p->cn : NULL;
 	if (breaker__event__get_packed_size(&ev) <= sizeof(buf))
 		bk_server_publish(&d->srv, buf, breaker__event__pack(&ev, buf));
+	bk_page_note(&d->page_recent, &ev);
 }
 
 void bk_pending_durable(struct bk_daemon *d)

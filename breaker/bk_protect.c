@@ -70,6 +70,7 @@ int bk_protect_trip(struct bk_daemon *d, int slot, unsigned reason, int mode,
 	const char *why;
 	struct bk_plan p;
 	uint64_t wall = bk_now_wall_ns();
+	static struct bk_trip_incident ti; /* the record is staged before reuse */
 
 	if (bk_state_plan_trip(&d->state, slot, (int)reason, mode, &p, &why))
 		return -EINVAL;
@@ -79,6 +80,7 @@ int bk_protect_trip(struct bk_daemon *d, int slot, unsigned reason, int mode,
 	bk_actor_self(&self);
 	if (slot == BK_GLOBAL) /* the situation changed: propose again */
 		d->auth.proposal.active = false;
+	bk_incident_trip_plan(d, slot, NULL, &ti);
 	bk_state_apply(&d->state, &p, &self, wall, rec->reason, d->audit.next_seq,
 	               d->audit.durable_seq, true);
 	bk_publish_scope(d, slot);
@@ -87,6 +89,7 @@ int bk_protect_trip(struct bk_daemon *d, int slot, unsigned reason, int mode,
 	bk_count_trip(d, slot, reason);
 	bk_record_fill(d, rec, BREAKER__AUDIT_RECORD__KIND__TRIP, &self, wall);
 	bk_record_plan(rec, &p, sc->name);
+	bk_incident_trip_record(d, slot, reason, &ti, rec);
 	if (bk_audit_stage(&d->audit, rec) < 0) {
 		bk_err("audit staging failed for the daemon's own trip: it is in effect");
 		return -EIO;

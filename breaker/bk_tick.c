@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bk_daemon.h"
+#include "bk_incident_log.h"
 #include "bk_log.h"
 
 #define BK_VERDICTS_MAX                                                                  \
@@ -67,6 +68,7 @@ static void act(struct bk_daemon *d, int slot, const struct bk_rule_cfg *rules,
 		bk_info("rule %s at %.0f%% for %s: %s", bk_rule_name(v->rule),
 		        v->util * 100, name, v->evidence);
 		publish_warning(d, slot, v);
+		bk_incident_log_warning(d, slot, v); /* for the incident timeline */
 		break;
 	case BK_V_COOLDOWN:
 		if (!r->cooldown_to)
@@ -141,6 +143,7 @@ void bk_tick(struct bk_daemon *d, uint64_t now)
 	d->tick_count++;
 	d->ctr.tel_blind = tick_rules(d, now) < 0;
 	bk_protect_refusals(d, now); /* refusals held back by the rate limit */
+	bk_etcd_tick(d, now);        /* [cluster]: firm latches, quorum contact */
 	/* a bounded slice of the /metrics rendering, every tick while one is due */
 	bk_metrics_tick(d, now);
 	bk_metrics_tick_done(d, bk_now_mono_ns() - now);

@@ -181,7 +181,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	report_boot(&d, &report);
+	/* [cluster]: threads after boot (which may fork), before the loop */
+	if ((rv = bk_etcd_start(&d)) < 0) {
+		bk_err("cannot start the firm-wide threads: %s", strerror(-rv));
+		bk_boot_close(&d);
+		return 1;
+	}
 	rv = bk_loop_run(&d, o.log_file);
+	bk_etcd_stop(&d);
 	bk_boot_close(&d);
 	bk_info("stopped");
 	return rv < 0 ? 1 : 0;

@@ -574,3 +574,44 @@ Test(groups, metrics_show_the_group_and_its_members_as_engines_see_them)
 	cr_assert_null(strstr(body, "strategy=\"beta\"} 3"), "%s", body);
 	down(&h);
 }
+
+Test(groups, a_full_group_table_is_refused_with_nothing_changed)
+{
+	struct bk_h h;
+	struct bk_client c;
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__RegisterStrategy rs = BREAKER__REGISTER_STRATEGY__INIT;
+	Breaker__Reply *r;
+	char name[32], tags[8][32], *tp[8];
+
+	up(&h, "gfull", NULL);
+	bk_h_attach(&h, &c);
+	req.cmd_case = BREAKER__REQUEST__CMD_REGISTER;
+	req.register_ = &rs;
+	rs.groups = tp;
+	for (int s = 0; s < 32; s++) { /* 32 x 8 = every one of the 256 slots */
+		snprintf(name, sizeof(name), "full%02d", s);
+		for (int k = 0; k < 8; k++) {
+			snprintf(tags[k], sizeof(tags[k]), "account:A%03d", s * 8 + k);
+			tp[k] = tags[k];
+		}
+		rs.strategy = name;
+		rs.n_groups = 8;
+		r = raw(&h, &req);
+		cr_assert_eq(r->status, BREAKER__STATUS__OK, "%s",
+		             r->error ? r->error : "");
+		breaker__reply__free_unpacked(r, NULL);
+	}
+	cr_assert_eq(atomic_load(&c.shm->hdr.group_count), 256);
+	/* a 257th group: refused, and the strategy is not registered either */
+	cr_assert_eq(cli(&h, "register", "late", "--group", "venue:NEW"), 1, "%s", out);
+	cr_assert(strstr(out, "group table is full"), "%s", out);
+	cr_assert_eq(bk_client_resolve(&c, "late"), -ENOENT);
+	cr_assert_eq(cli(&h, "group", "add", "alpha", "venue:NEW"), 1, "%s", out);
+	cr_assert(strstr(out, "ERR_TABLE_FULL"), "%s", out);
+	/* joining an existing group still works */
+	cr_assert_eq(cli(&h, "group", "add", "alpha", "account:A000"), 0, "%s", out);
+	cr_assert_eq(atomic_load(&c.shm->hdr.group_count), 256);
+	bk_client_detach(&c);
+	down(&h);
+}

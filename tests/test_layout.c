@@ -175,8 +175,11 @@ Test(layout, documented_reason_codes_match)
 		    strcmp(bk_reason_name(code), name) == 0)
 			rows++;
 	fclose(f);
-	cr_assert_eq(rows, BK_REASON_COUNT,
-	             "every reason code documented with its value");
+	/* codes are allocated in ranges per feature: count the named ones */
+	int named = 0;
+	for (unsigned c = 0; c < BK_REASON_COUNT; c++)
+		named += bk_reason_name(c) != NULL;
+	cr_assert_eq(rows, named, "every reason code documented with its value");
 }
 
 _Static_assert(sizeof(struct bk_shm_scope) == BK_CACHE_LINE, "a scope is one cache line");

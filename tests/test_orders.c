@@ -143,6 +143,19 @@ Test(orders, metrics_show_working_orders_and_how_long_a_halt_is_unconfirmed)
 			secs = strtod(strstr(out, k) + strlen(k), NULL);
 	}
 	cr_assert(secs > 0.1, "%f\n%s", secs, out);
+	/* past 5 s unconfirmed, /healthz and `breaker health` say so (degraded) */
+	bool degraded = false;
+	for (uint64_t end = bk_h_mono_ms() + 20000; !degraded && bk_h_mono_ms() < end;) {
+		beat(&r, r.alpha);
+		bk_h_cli(&r.h, out, sizeof(out), "health", NULL);
+		degraded =
+		    strstr(out, "HALTED engine not confirmed flat after 5 s (alpha") !=
+		    NULL;
+		if (!degraded)
+			usleep(100000);
+	}
+	cr_assert(degraded, "%s", out);
+	cr_assert(strstr(out, "degraded: "), "%s", out);
 	working(&r, r.alpha, 0);
 	cr_assert(
 	    metrics_show(&r, port,

@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "bk_harness.h"
+#include "bk_limits.h"
+#include "bk_suggest.h"
 #include "bk_tel.h"
 
 extern char **environ;
@@ -245,6 +247,21 @@ Test(scopectl, typo_strategy_is_refused_with_a_hint_and_never_registered)
 	cr_assert(strstr(out, "ACTIVE"), "%s", out);
 	cr_assert_eq(cli(&h, "audit"), 0, "%s", out);
 	cr_assert_eq(bk_h_count(out, "REGISTER"), 1, "%s", out);
+	down(&h);
+}
+
+Test(scopectl, typo_group_is_refused_with_a_hint)
+{
+	struct bk_h h;
+
+	up(&h, "typo-group", NULL);
+	cr_assert_eq(cli(&h, "register", "momo-eu-1", "--group", "venue:XETR"), 0, "%s",
+	             out);
+	cr_assert_eq(cli(&h, "trip", "exchange_down", "--group", "venue:XTER"), 1, "%s",
+	             out);
+	cr_assert(strstr(out, "ERR_UNKNOWN_GROUP"), "%s", out);
+	cr_assert(strstr(out, "did you mean 'venue:XETR'"), "%s", out);
+	cr_assert_eq(engine_mode(&h, engine_slot(&h, "momo-eu-1")), BK_ACTIVE);
 	down(&h);
 }
 
@@ -577,4 +594,76 @@ Test(scopectl, another_local_user_may_not_unregister_or_rename)
 	cr_assert_eq(cli(&h, "audit"), 0, "%s", out);
 	cr_assert_eq(bk_h_count(out, "REFUSED"), 2, "both refusals audited: %s", out);
 	down(&h);
+}
+
+/* ---- units: the limits keys, their merge, and "did you mean" -------------- */
+
+Test(scopectl, limits_keys_are_validated_strictly)
+{
+	static struct bk_limits_cfg lc;
+	static const char *const bad[][2] = {
+	    {"cautious.size_factor", "1.5"}, {"cautious.size_factor", "-0.1"},
+	    {"cautious.size_factor", "nan"}, {"cautious.max_qty", "inf"},
+	    {"cautious.max_qty", "0x10"},    {"cautious.max_qty", "1e400"},
+	    {"cautious.max_qty", ""},        {"cautious.max_qty", "12 "},
+	    {"halted.min_stage_ms", "1.5"},  {"halted.min_stage_ms", "86400001"},
+	    {"cautious.size", "0.5"},        {"careful.size_factor", "0.5"},
+	    {"size_factor", "0.5"},          {"cautious.", "0.5"},
+	};
+	struct bk_limit_set e;
+	char why[400];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&lc, 0, sizeof(lc));
+		cr_assert_eq(
+		    bk_limits_key(&lc, NULL, bad[i][0], bad[i][1], why, sizeof(why)),
+		    -EINVAL, "%s = '%s' accepted", bad[i][0], bad[i][1]);
+		cr_assert_eq(lc.global.mode[BK_CAUTIOUS].flags, 0, "nothing set");
+		cr_assert(!lc.any);
+	}
+	memset(&lc, 0, sizeof(lc));
+	cr_assert_eq(
+	    bk_limits_key(&lc, "bad name", "cautious.max_qty", "1", why, sizeof(why)),
+	    -EINVAL);
+	cr_assert_eq(
+	    bk_limits_key(&lc, NULL, "cautious.size_factor", "0.25", why, sizeof(why)), 0,
+	    "%s", why);
+	cr_assert_eq(
+	    bk_limits_key(&lc, NULL, "cautious.max_qty", "500", why, sizeof(why)), 0,
+	    "%s", why);
+	cr_assert_eq(
+	    bk_limits_key(&lc, "venue:XETR", "cautious.max_qty", "10", why, sizeof(why)),
+	    0, "%s", why);
+	cr_assert_eq(bk_limits_key(&lc, "venue:XETR", "halted.min_stage_ms", "0", why,
+	                           sizeof(why)),
+	             0, "%s", why);
+	/* the override wins key by key; the default fills the rest */
+	bk_limits_effective(&lc, "venue:XETR", BK_CAUTIOUS, &e);
+	cr_assert_eq(e.flags, BK_LIMIT_SIZE_FACTOR | BK_LIMIT_MAX_QTY);
+	cr_assert_float_eq(e.size_factor, 0.25, 1e-12);
+	cr_assert_float_eq(e.max_qty, 10, 1e-12);
+	bk_limits_effective(&lc, "other", BK_CAUTIOUS, &e);
+	cr_assert_float_eq(e.max_qty, 500, 1e-12);
+	bk_limits_effective(&lc, "other", BK_ACTIVE, &e);
+	cr_assert_eq(e.flags, 0);
+	cr_assert_eq(bk_limits_min_stage_ms(&lc, "venue:XETR", BK_HALTED), 0);
+}
+
+Test(scopectl, suggestions_are_near_and_few)
+{
+	static const char *const cmds[] = {"trip",    "emergency-stop", "kill",
+	                                   "resume",  "status",         "strategies",
+	                                   "register"};
+	char out2[200];
+
+	cr_assert_eq(bk_edit_distance("manual_hlt", "manual_halt", 3), 1);
+	cr_assert_eq(bk_edit_distance("stauts", "status", 3), 1, "a swap is one edit");
+	cr_assert_eq(bk_edit_distance("EMERGENCY_STOP", "emergency-stop", 3), 0);
+	cr_assert_gt(bk_edit_distance("abcdef", "uvwxyz", 2), 2);
+	cr_assert_eq(bk_suggest("emergency_stop", cmds, 7, out2, sizeof(out2)), 1);
+	cr_assert_str_eq(out2, "'emergency-stop'");
+	cr_assert_eq(bk_suggest("strat", cmds, 7, out2, sizeof(out2)), 1, "%s", out2);
+	cr_assert_str_eq(out2, "'strategies'");
+	cr_assert_eq(bk_suggest("xyzzy", cmds, 7, out2, sizeof(out2)), 0);
+	cr_assert_eq(bk_suggest("a", cmds, 7, out2, sizeof(out2)), 0, "%s", out2);
 }

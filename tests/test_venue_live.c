@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "bk_harness.h"
+#include "bk_rpc.h"
 #include "bk_mode.h"
 #include "bk_tel.h"
 
@@ -289,5 +290,50 @@ Test(venue_live, md_staleness_warns_before_it_trips)
 	cr_assert(strstr(out, "\"rule\":\"md_stale\""), "%s", out);
 	cr_assert(strstr(out, "\"group\":\"venue:XETR\""), "%s", out);
 	cr_assert(strstr(out, "freshest tick "), "%s", out);
+	bk_rig_down(&v.r);
+}
+
+/* A remote engine's Report: its session and the age of its last tick. */
+static void remote_report(struct bk_h *h, const char *strategy, bool up,
+                          uint64_t md_age_ms)
+{
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__Report rp = BREAKER__REPORT__INIT;
+	Breaker__Reply *rep;
+	struct bk_rpc rpc;
+
+	rp.strategy = (char *)strategy;
+	rp.has_session_up = rp.has_md_age_ns = 1;
+	rp.session_up = up;
+	rp.md_age_ns = md_age_ms * 1000000ull;
+	req.cmd_case = BREAKER__REQUEST__CMD_REPORT;
+	req.report = &rp;
+	cr_assert_eq(bk_rpc_open(&rpc, h->cfg.cmd_url, 3000), 0);
+	cr_assert_eq(bk_rpc_call(&rpc, &req, &rep), 0);
+	cr_assert_eq(rep->status, BREAKER__STATUS__OK, "%s",
+	             rep->error ? rep->error : "");
+	breaker__reply__free_unpacked(rep, NULL);
+	/* the process exits soon: no client-side close (libnng 1.5.2 can hang) */
+}
+
+Test(venue_live, a_remote_engine_reports_its_session_over_report)
+{
+	struct venue_rig v;
+	struct bk_reason why;
+	int r1;
+
+	up_with(&v, "ven-remote", INI_WITH("0"));
+	cr_assert_eq(bk_h_cli(&v.r.h, out, sizeof(out), "register", "r1", "--telemetry",
+	                      "remote", "--group", "venue:XREM", NULL),
+	             0, "%s", out);
+	r1 = slot_of(&v.r, "r1");
+	remote_report(&v.r.h, "r1", true, 5);
+	run(&v, 100, 7);
+	cr_assert_eq(bk_check(&v.r.c, r1), BK_ACTIVE);
+	remote_report(&v.r.h, "r1", false, 5); /* its session to XREM dropped */
+	cr_assert(run_until(&v, r1, BK_HALTED, 20000, 7), "XREM down");
+	bk_read_reason(&v.r.c, r1, &why);
+	cr_assert_eq(why.reason_code, (unsigned)BK_R_EXCHANGE_DOWN);
+	cr_assert_eq(bk_check(&v.r.c, v.x1), BK_ACTIVE, "XETR is not XREM");
 	bk_rig_down(&v.r);
 }

@@ -50,7 +50,14 @@ enum {
 	O_AS_OF_FILLS,
 	O_AS_OF,
 	O_WITHDRAW,
+	O_INCIDENT,
+	O_SEVERITY,
+	O_TITLE,
+	O_COMMANDER,
+	O_RESOLUTION,
 	O_GROUP, /* repeatable, like --strategy for trip */
+	O_FIRM,
+	O_REVISION,
 };
 
 /* clang-format off */
@@ -61,27 +68,34 @@ enum {
 
 static const struct option trip_opts[] = {OPT_COMMON, OPT("strategy", O_STRATEGY),
 					  OPT("group", O_GROUP), OPT("mode", O_MODE),
-					  OPT("reason", O_REASON), OPT_END};
-static const struct option estop_opts[] = {OPT_COMMON, OPT("reason", O_REASON), OPT_END};
+					  OPT("reason", O_REASON), OPT("incident", O_INCIDENT),
+					  FLAG("firm", O_FIRM), OPT_END};
+static const struct option estop_opts[] = {OPT_COMMON, OPT("reason", O_REASON),
+	OPT("incident", O_INCIDENT), FLAG("firm", O_FIRM), OPT_END};
 static const struct option kill_opts[] = {OPT_COMMON, OPT("reason", O_REASON),
-					  OPT("group", O_GROUP), OPT_END};
+					  OPT("group", O_GROUP), OPT("incident", O_INCIDENT),
+					  FLAG("firm", O_FIRM), OPT_END};
 static const struct option group_opts[] = {OPT_COMMON, OPT("reason", O_REASON), OPT_END};
 static const struct option resume_opts[] = {OPT_COMMON, OPT("strategy", O_STRATEGY),
 	OPT("group", O_GROUP),
 	OPT("reason-code", O_REASON_CODE), OPT("to", O_TO), OPT("reason", O_REASON),
-	FLAG("force", O_FORCE), OPT_END};
+	FLAG("force", O_FORCE), OPT("incident", O_INCIDENT), FLAG("firm", O_FIRM),
+	OPT("revision", O_REVISION), OPT_END};
 static const struct option plain_opts[] = {OPT_COMMON, OPT_END};
+static const struct option status_opts[] = {OPT_COMMON, FLAG("firm", O_FIRM), OPT_END};
 static const struct option rules_opts[] = {OPT_COMMON, OPT("reason", O_REASON), OPT_END};
 static const struct option register_opts[] = {OPT_COMMON, OPT("telemetry", O_TELEMETRY),
 					      OPT("group", O_GROUP), OPT_END};
 static const struct option reconcile_opts[] = {OPT_COMMON, OPT("as-of-fills", O_AS_OF_FILLS),
-	OPT("as-of", O_AS_OF), FLAG("withdraw", O_WITHDRAW), OPT_END};
+	OPT("as-of", O_AS_OF), FLAG("withdraw", O_WITHDRAW), OPT("incident", O_INCIDENT), OPT_END};
 static const struct option audit_opts[] = {OPT_COMMON, FLAG("verify", O_VERIFY),
 					   OPT("since", O_SINCE), OPT("file", O_FILE), OPT_END};
 static const struct option watch_opts[] = {OPT_COMMON, OPT("count", O_COUNT),
 					   OPT("timeout-ms", O_TIMEOUT_MS), FLAG("wide", O_WIDE), OPT_END};
 static const struct option incident_opts[] = {OPT_COMMON, OPT("since", O_SINCE),
-	OPT("until", O_UNTIL), OPT("format", O_FORMAT), OPT("file", O_FILE), OPT_END};
+	OPT("until", O_UNTIL), OPT("format", O_FORMAT), OPT("file", O_FILE),
+	OPT("severity", O_SEVERITY), OPT("title", O_TITLE), OPT("commander", O_COMMANDER),
+	OPT("resolution", O_RESOLUTION), OPT_END};
 /* clang-format on */
 
 /* ---- messages ----------------------------------------------------------- */
@@ -552,7 +566,8 @@ static int cmd_help(struct cli *c, const struct cli_args *a);
 static const struct cmd cmds[] = {
     {"trip", cmd_trip, trip_opts, 0, 1, "<reason_code>",
      "<reason_code> [--strategy S ...] [--group KIND:VALUE ...]\n"
-     "                    [--reason TEXT] [--mode halted|reduce-only|cautious] [--json]",
+     "                    [--reason TEXT] [--mode halted|reduce-only|cautious]\n"
+     "                    [--incident ID] [--json]",
      "trip global (or strategies, groups) to HALTED, or to --mode",
      "Trip the global scope, or the strategies and groups named, to HALTED (or to\n"
      "--mode). This sets the latch <reason_code> on each scope; it holds until a\n"
@@ -567,20 +582,27 @@ static const struct cmd cmds[] = {
      "  --mode M       halted (default), reduce-only or cautious\n"
      "  --reason TEXT  why, for the audit log (at most reason_max_bytes, 1024 by\n"
      "                 default; default text \"(no reason given)\")\n"
+     "  --incident ID  the incident it belongs to, INC-YYYY-NNN (default: the\n"
+     "                 incident a held scope is under, or a new one: docs/incidents.md)\n"
      "  --json         print breakerd's reply as one JSON object\n"
+     "  --firm         the firm-wide latch in etcd ([cluster]): every host;\n"
+     "                 waits for the hosts' acks (docs/firm-wide.md)\n"
      "\n"
      "example: breaker trip manual_halt --reason \"Emergency halt by operator\"\n",
      EXITS_TRIP, true},
-    {"emergency-stop", cmd_estop, estop_opts, 0, 0, NULL, "[--reason TEXT] [--json]",
+    {"emergency-stop", cmd_estop, estop_opts, 0, 0, NULL,
+     "[--reason TEXT] [--incident ID] [--json]",
      "HALT everything now (global, emergency_stop); asks nothing",
      "Trip the global scope to HALTED with reason code emergency_stop. Every\n"
      "strategy stops. Asks no questions.\n"
      "\n"
      "  --reason TEXT  why, for the audit log (default \"emergency stop\")\n"
-     "  --json         print breakerd's reply as one JSON object\n",
+     "  --json         print breakerd's reply as one JSON object\n"
+     "  --firm         firm-wide, through etcd ([cluster]): every host\n",
      EXITS_TRIP, false},
     {"kill", cmd_kill, kill_opts, 0, BX_SCOPES_MAX, "<strategy>",
-     "<strategy> ... [--group KIND:VALUE ...] --reason TEXT [--json]",
+     "<strategy> ... [--group KIND:VALUE ...] --reason TEXT [--incident ID]\n"
+     "                    [--json]",
      "HALT strategies or groups (kill_switch)",
      "Trip strategies (and/or groups) to HALTED with reason code kill_switch, in\n"
      "one command: all are latched and visible to engines before the reply, and\n"
@@ -589,6 +611,7 @@ static const struct cmd cmds[] = {
      "  --group G      kill this group, e.g. desk:eu-delta (repeatable)\n"
      "  --reason TEXT  why, for the audit log (required)\n"
      "  --json         print breakerd's reply as one JSON object\n"
+     "  --firm         firm-wide, through etcd ([cluster]): on every host\n"
      "\n"
      "example: breaker kill momo-eu-1 arb-us-2 --reason \"runaway orders on XETR\"\n"
      "         breaker kill --group desk:eu-delta --reason \"desk limit breach\"\n",
@@ -596,7 +619,7 @@ static const struct cmd cmds[] = {
     {"resume", cmd_resume, resume_opts, 0, 0, NULL,
      "[--strategy S | --group G] [--reason-code C]\n"
      "                      [--to reduce-only|cautious|active] --reason TEXT\n"
-     "                      [--force] [--json]",
+     "                      [--force] [--incident ID] [--json]",
      "release a latch by one stage, towards ACTIVE",
      "Release a latch on the global scope (or on --strategy S, or --group G) by\n"
      "one stage:\n"
@@ -621,6 +644,9 @@ static const struct cmd cmds[] = {
      "                     armed and trips again if it gets worse, or after its\n"
      "                     rearm_ms if still failing\n"
      "  --json           print breakerd's reply as one JSON object\n"
+     "  --firm           the firm-wide latch in etcd ([cluster]); needs\n"
+     "  --revision N     its mod_revision as 'breaker status --firm' showed it:\n"
+     "                   refused if the latch changed since\n"
      "\n"
      "example: breaker resume --strategy momo-eu-1 --reason-code manual_halt \\\n"
      "             --reason \"positions reconciled, ticket 4711\"\n",
@@ -683,7 +709,8 @@ static const struct cmd cmds[] = {
      "example: breaker rename momo-eu-1 momo-eu-2 --reason \"new venue id\"\n",
      EXITS_CHANGE, false},
     {"reconcile", cmd_reconcile, reconcile_opts, 1, INT_MAX, "<strategy>=<position>",
-     "<strategy>=<position> ... [--as-of-fills N | --as-of TIME] [--json]\n"
+     "<strategy>=<position> ... [--as-of-fills N | --as-of TIME]\n"
+     "                   [--incident ID] [--json]\n"
      "       breaker reconcile --withdraw <strategy> ... [--json]",
      "post the venue's positions as of a point (reconciliation rule)",
      "Post the venue's (or back office's) net position of one or more strategies,\n"
@@ -724,7 +751,7 @@ static const struct cmd cmds[] = {
      "\n"
      "example: breaker rules rebase momo-eu-1 drawdown --reason \"new trading day\"\n",
      EXITS_CHANGE, false},
-    {"status", cmd_status, plain_opts, 0, 0, NULL, "[--json]",
+    {"status", cmd_status, status_opts, 0, 0, NULL, "[--json] [--firm]",
      "global mode, tripped strategies, rule warnings, engine acks",
      "Show the global mode and its latches, each tripped strategy with its latches\n"
      "(reason code, mode, who, when, why), the number of strategies, the limit\n"
@@ -733,7 +760,9 @@ static const struct cmd cmds[] = {
      "audit seq. breakerd keeps the first 127 bytes of a latch's reason: a cut one\n"
      "says so and names the audit seq holding the whole text.\n"
      "\n"
-     "  --json  print breakerd's reply as one JSON object\n",
+     "  --json  print breakerd's reply as one JSON object\n"
+     "  --firm  the firm-wide latches in etcd ([cluster]) with their mod_revision,\n"
+     "          and which hosts applied the latest (docs/firm-wide.md)\n",
      EXITS_RPC, false},
     {"strategies", cmd_strategies, plain_opts, 0, 0, NULL, "[--json]",
      "every registered strategy and its mode",
@@ -795,10 +824,16 @@ static const struct cmd cmds[] = {
      "0 ok or degraded; 1 failing; 2 bad usage;\n"
      "  3 breakerd unreachable (prints \"failing: breakerd unreachable\")",
      false},
-    {"incident", cmd_incident, incident_opts, 1, 1, "export",
-     "export --since TIME [--until TIME] [--format md|json]\n"
-     "                        [--file PATH] [--json]",
-     "post-mortem skeleton (timeline, figures) from the audit log",
+    {"incident", cmd_incident, incident_opts, 1, 3,
+     "export|open|ack|note|resolve|list|stats",
+     "export --since TIME [--until TIME] [--format md|json] [--file PATH]\n"
+     "       breaker incident export ID [--format md|json] [--file PATH]\n"
+     "       breaker incident open [ID] --severity P1..P4 --title TEXT [--commander "
+     "NAME]\n"
+     "       breaker incident ack ID | note ID TEXT | resolve ID --resolution TEXT\n"
+     "       breaker incident list [--file PATH] [--json]\n"
+     "       breaker incident stats --since 30d [--file PATH] [--json]",
+     "incidents: open/ack/note/resolve, list, stats, post-mortem export",
      "Build the post-mortem skeleton of an incident from the audit log alone (works\n"
      "with breakerd down): summary, figures (time to detect, to acknowledge, time\n"
      "halted, time to full resume), a timeline of every record in the period (trips\n"
@@ -813,7 +848,21 @@ static const struct cmd cmds[] = {
      "  --json         the same as --format json\n"
      "  --file PATH    the log to read (default: the config's audit path)\n"
      "\n"
-     "example: breaker incident export --since 2h > postmortem.md\n",
+     "Incidents (docs/incidents.md): ids INC-YYYY-NNN. open, ack, note and resolve\n"
+     "are audited by breakerd next to the trips (an unknown id, a second ack or\n"
+     "resolve is refused). A trip with no --incident joins the incident a held\n"
+     "scope is under, or opens one (severity from [incidents] in the config).\n"
+     "'export ID' is the post-mortem of one incident (template: severity, impact,\n"
+     "timeline, figures, root cause, resolution, action items); the period form\n"
+     "also lists the incidents in the period with their own figures. list and\n"
+     "stats read the log (stats: count by severity, mean and p90 TTD and MTTR\n"
+     "against the targets TTD < 5 min, MTTR < 30 min).\n"
+     "\n"
+     "  --severity P1..P4  --title TEXT  --commander NAME  (open)\n"
+     "  --resolution TEXT  (resolve)\n"
+     "\n"
+     "example: breaker incident export --since 2h > postmortem.md\n"
+     "         breaker incident export INC-2026-001 > INC-2026-001.md\n",
      "0 ok; 2 bad usage; 4 the log cannot be read or failed verification (the\n"
      "  export then covers the records before the damage, and says so)",
      false},
@@ -966,6 +1015,12 @@ static int store_opt(struct cli_args *a, int o, char *arg)
 	case O_FORCE:
 		a->force = true;
 		break;
+	case O_FIRM:
+		a->firm = true;
+		break;
+	case O_REVISION:
+		a->revision = arg;
+		break;
 	case O_VERIFY:
 		a->verify = true;
 		break;
@@ -1001,6 +1056,21 @@ static int store_opt(struct cli_args *a, int o, char *arg)
 		break;
 	case O_WITHDRAW:
 		a->withdraw = true;
+		break;
+	case O_INCIDENT:
+		a->incident = arg;
+		break;
+	case O_SEVERITY:
+		a->severity = arg;
+		break;
+	case O_TITLE:
+		a->title = arg;
+		break;
+	case O_COMMANDER:
+		a->commander = arg;
+		break;
+	case O_RESOLUTION:
+		a->resolution = arg;
 		break;
 	default:
 		return -1;

@@ -74,7 +74,12 @@ struct cli_args {
 	char *telemetry;           /* register: segment | remote */
 	char *as_of_fills, *as_of; /* reconcile */
 	bool withdraw;
+	char *incident;                     /* --incident INC-YYYY-NNN */
+	char *severity, *title, *commander; /* incident open */
+	char *resolution;                   /* incident resolve */
 	bool json, force, verify, help, wide;
+	bool firm;      /* --firm: the firm-wide latch in etcd (breaker_firm.c) */
+	char *revision; /* resume --firm: the latch's mod_revision as seen */
 	/* --strategy (trip: repeatable) and --group (repeatable) */
 	char *strategies[BX_SCOPES_MAX], *groups[BX_SCOPES_MAX];
 	int n_strategies, n_groups;
@@ -108,6 +113,12 @@ int cmd_unregister(struct cli *c, const struct cli_args *a);
 int cmd_rename(struct cli *c, const struct cli_args *a);
 void suggest_command(FILE *f, const char *typed, const char *const *names, size_t n);
 
+/* breaker_firm.c: --firm, straight to etcd ([cluster]) */
+int cli_firm_trip(struct cli *c, const struct cli_args *a, char *const *strategies,
+                  int ns, char *const *groups, int ng, int reason, int mode,
+                  const char *text);
+int cli_firm_resume(struct cli *c, const struct cli_args *a, int reason, int to);
+int cli_firm_status(struct cli *c, const struct cli_args *a);
 /* breaker_group.c */
 int cmd_group(struct cli *c, const struct cli_args *a);
 int cli_check_group(const char *cmd, const char *tag);
@@ -145,6 +156,13 @@ void put_venues(FILE *f, const Breaker__StatusInfo *in);
 
 /* breaker_incident.c */
 int cmd_incident(struct cli *c, const struct cli_args *a);
+
+/* breaker_incidents.c: open, ack, note, resolve (audited by breakerd), list
+ * and stats (from the audit log) */
+bool incident_id_valid(const char *id);
+int cmd_incident_life(struct cli *c, const struct cli_args *a);
+int cmd_incident_list(struct cli *c, const struct cli_args *a);
+int cmd_incident_stats(struct cli *c, const struct cli_args *a);
 
 /* breaker_fmt.c */
 #define BX_TIME_LEN 40

@@ -212,6 +212,18 @@ static void put_rule_change(FILE *f, const Breaker__AuditRecord *rec)
 			json_str(f, rec->config_diff);
 		}
 	}
+	if (rec->incident) { /* docs/incidents.md */
+		fputs(" incident=", f);
+		put_name(f, rec->incident);
+		if (rec->severity)
+			fprintf(f, " severity=%s", rec->severity);
+		if (rec->title) {
+			fputs(" title=", f);
+			json_str(f, rec->title);
+		}
+	}
+	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__WARNING && rec->has_utilisation)
+		fprintf(f, " utilisation=%.0f%%", rec->utilisation * 100);
 	if (rec->kind == BREAKER__AUDIT_RECORD__KIND__RULE_STATE) {
 		if (rec->has_peak_pnl)
 			fprintf(f, " peak-pnl=%.17g", rec->peak_pnl);

@@ -24,7 +24,7 @@ void list_reasons(FILE *f, bool trip)
 	for (int i = 1; i < BK_REASON_COUNT; i++) {
 		const char *name = bk_reason_name((unsigned)i);
 
-		if (trip && !bk_reason_operator((unsigned)i))
+		if (!name || (trip && !bk_reason_operator((unsigned)i)))
 			continue;
 		if (col + 1 + (int)strlen(name) > 79)
 			col = fprintf(f, "\n ");
@@ -185,6 +185,10 @@ static void put_trip(FILE *f, const struct change *ch, const Breaker__Reply *r)
 		fprintf(f, " at %s, held %s by another latch", mode_name(ch->mode),
 		        mode_name(r->to_mode));
 	fprintf(f, ", was %s)", reply_mode(r->has_from_mode, r->from_mode));
+	if (r->incident) {
+		fputs(" incident ", f);
+		put_name(f, r->incident);
+	}
 	put_seq(f, r);
 }
 
@@ -308,6 +312,13 @@ static int send_trip(struct cli *c, const struct cli_args *a, Breaker__Trip *t)
 	if ((rv = cli_config(c)) || (rv = check_strategy(a->cmd, t->strategy)) ||
 	    (rv = check_reason(c, a->cmd, t->reason, false)))
 		return rv;
+	if (a->incident && !incident_id_valid(a->incident))
+		return cli_usage_error(
+		    a->cmd,
+		    "bad --incident '%s': INC-YYYY-NNN (3 to 6 digits), "
+		    "e.g. INC-2026-001",
+		    a->incident);
+	t->incident = a->incident;
 	for (size_t i = 0; i < t->n_strategies; i++)
 		if ((rv = check_strategy(a->cmd, t->strategies[i])))
 			return rv;
@@ -352,6 +363,9 @@ int cmd_trip(struct cli *c, const struct cli_args *a)
 	t.has_reason_code = 1;
 	t.reason_code = (Breaker__ReasonCode)code;
 	t.reason = a->reason ? a->reason : "(no reason given)";
+	if (a->firm)
+		return cli_firm_trip(c, a, a->strategies, a->n_strategies, a->groups,
+		                     a->n_groups, code, mode, t.reason);
 	return send_trip(c, a, &t);
 }
 
@@ -364,6 +378,9 @@ int cmd_estop(struct cli *c, const struct cli_args *a)
 	t.has_reason_code = 1;
 	t.reason_code = BREAKER__REASON_CODE__EMERGENCY_STOP;
 	t.reason = a->reason ? a->reason : "emergency stop";
+	if (a->firm)
+		return cli_firm_trip(c, a, NULL, 0, NULL, 0, BK_R_EMERGENCY_STOP,
+		                     BK_HALTED, t.reason);
 	return send_trip(c, a, &t);
 }
 
@@ -389,6 +406,9 @@ int cmd_kill(struct cli *c, const struct cli_args *a)
 	t.has_reason_code = 1;
 	t.reason_code = BREAKER__REASON_CODE__KILL_SWITCH;
 	t.reason = a->reason;
+	if (a->firm)
+		return cli_firm_trip(c, a, a->pos, a->npos, a->groups, a->n_groups,
+		                     BK_R_KILL_SWITCH, BK_HALTED, t.reason);
 	return send_trip(c, a, &t);
 }
 
@@ -414,6 +434,8 @@ int cmd_resume(struct cli *c, const struct cli_args *a)
 		return BX_USAGE;
 	if (a->to && (ch.mode = parse_mode(a->cmd, "--to", a->to, false)) < 0)
 		return BX_USAGE;
+	if (a->firm)
+		return cli_firm_resume(c, a, ch.reason_code, ch.mode);
 	rs.strategy = a->strategy;
 	rs.has_reason_code = ch.reason_code >= 0;
 	rs.reason_code = rs.has_reason_code ? (Breaker__ReasonCode)ch.reason_code : 0;
@@ -422,6 +444,13 @@ int cmd_resume(struct cli *c, const struct cli_args *a)
 	rs.reason = a->reason;
 	rs.has_force = a->force;
 	rs.force = a->force;
+	if (a->incident && !incident_id_valid(a->incident))
+		return cli_usage_error(
+		    a->cmd,
+		    "bad --incident '%s': INC-YYYY-NNN (3 to 6 digits), "
+		    "e.g. INC-2026-001",
+		    a->incident);
+	rs.incident = a->incident;
 	req.cmd_case = BREAKER__REQUEST__CMD_RESUME;
 	req.resume = &rs;
 	return send_change(c, a, &req, &ch);
@@ -681,6 +710,11 @@ int cmd_reconcile(struct cli *c, const struct cli_args *a)
 		pos[i].as_of_wall_ns = wall;
 		pp[i] = &pos[i];
 	}
+	if (a->incident && !incident_id_valid(a->incident))
+		return cli_usage_error(
+		    a->cmd, "bad --incident '%s': INC-YYYY-NNN (3 to 6 digits)",
+		    a->incident);
+	rc.incident = a->incident;
 	if (a->withdraw) {
 		rc.n_withdraw = (size_t)a->npos;
 		rc.withdraw = a->pos;

@@ -41,8 +41,12 @@ void put_orders(FILE *f, const Breaker__StatusInfo *in)
 		return;
 	for (size_t i = 0; i < in->n_orders; i++)
 		flat += in->orders[i]->flat;
-	fprintf(f, "working orders after the halt: %zu of %zu engines flat\n", flat,
+	fprintf(f, "working orders after the halt: %zu of %zu engines flat", flat,
 	        in->n_orders);
+	if (in->orders_not_listed) /* the reply lists at most 512 */
+		fprintf(f, " (and %" PRIu32 " more engines in HALTED scopes, not listed)",
+		        in->orders_not_listed);
+	fputc('\n', f);
 	for (size_t i = 0; i < in->n_orders; i++)
 		put_engine(f, in->orders[i]);
 }

@@ -340,6 +340,8 @@ int cmd_status(struct cli *c, const struct cli_args *a)
 	Breaker__Reply *r;
 	int rv;
 
+	if (a->firm)
+		return cli_firm_status(c, a);
 	req.cmd_case = BREAKER__REQUEST__CMD_STATUS;
 	req.status = &sr;
 	if ((rv = query(c, a->cmd, &req, a->json, &r)))
@@ -349,6 +351,11 @@ int cmd_status(struct cli *c, const struct cli_args *a)
 		rv = BX_UNREACHABLE;
 	} else if (!a->json) {
 		put_status(stdout, c, r->info);
+		/* this host's latches above; the firm's are in etcd (and folded
+		 * into what engines read) */
+		if (c->cfg.cluster_name[0])
+			printf("firm-wide latches (cluster %s): breaker status --firm\n",
+			       c->cfg.cluster_name);
 	}
 	breaker__reply__free_unpacked(r, NULL);
 	return rv;

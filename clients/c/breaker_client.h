@@ -497,12 +497,15 @@ static inline enum bk_mode bk_check(const struct bk_client *c, int slot)
  * daemon's heartbeat (0 after a clean stop) is older than max_age_ns at the
  * caller's CLOCK_MONOTONIC now, or more than max_age_ns ahead of it (a
  * daemon on another clock, e.g. in another time namespace: its heartbeat
- * proves nothing here). max_age_ns 0 takes the daemon's advice.
+ * proves nothing here). max_age_ns 0 takes the daemon's advice. In
+ * firm-wide mode ([cluster]) also HALTED past valid_until_ns: the daemon's
+ * last proven etcd quorum contact + T2, so a stuck breakerd fails closed too.
  */
 static inline enum bk_mode bk_check_live(const struct bk_client *c, int slot,
                                          uint64_t now_mono_ns, uint64_t max_age_ns)
 {
 	uint64_t hb = BK_LOAD_ACQ(&c->shm->heartbeat_ns);
+	uint64_t vu = BK_LOAD_ACQ(&c->shm->valid_until_ns);
 
 	if (BK_LOAD_RLX(&c->shm->hdr.layout_version) != BK_LAYOUT_VERSION)
 		return BK_HALTED;
@@ -510,6 +513,9 @@ static inline enum bk_mode bk_check_live(const struct bk_client *c, int slot,
 		max_age_ns = c->shm->hdr.heartbeat_bound_ns;
 	if (hb == 0 || (now_mono_ns > hb && now_mono_ns - hb > max_age_ns) ||
 	    (hb > now_mono_ns && hb - now_mono_ns > max_age_ns))
+		return BK_HALTED;
+	/* firm-wide mode: no proven quorum contact for T2 (0: not used) */
+	if (vu != 0 && now_mono_ns > vu)
 		return BK_HALTED;
 	return bk_check(c, slot);
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -421,6 +422,43 @@ int drill_cli_out(struct bk_h *h, char *out, size_t len, ...)
 	return rv;
 }
 
+/*
+ * Each incident of the drill's period, as its post-mortem (`breaker incident
+ * export ID`, the template): in the template's shape, and kept in
+ * $BK_DRILL_ARTIFACTS/drill-<tag>-<ID>.md to read.
+ */
+static void drill_postmortems(struct bk_h *h, const char *tag, const char *period)
+{
+	static char md[1 << 20];
+	const char *dir = getenv("BK_DRILL_ARTIFACTS"),
+	           *p = strstr(period, "\"incidents\":[");
+	const char *end = p ? strstr(p, "],\"reasons\":") : NULL;
+	char id[24], path[512];
+	int n = 0;
+	FILE *f;
+
+	for (; p && (p = strstr(p, "{\"id\":\"")) != NULL && p < end; p += 7, n++) {
+		snprintf(id, sizeof(id), "%.15s", p + 7);
+		id[strcspn(id, "\"")] = '\0';
+		cr_assert_eq(bk_h_cli(h, md, sizeof(md), "incident", "export", id, NULL),
+		             0, "%s: export %s: %s", tag, id, md);
+		cr_assert(strstr(md, "| Severity | P") && strstr(md, "## Impact") &&
+		              strstr(md, "## Timeline") && strstr(md, "## Resolution") &&
+		              strstr(md, "| # | action | owner | due date | status |"),
+		          "%s: the post-mortem of %s is not the template:\n%s", tag, id,
+		          md);
+		if (!dir)
+			continue;
+		mkdir(dir, 0755);
+		snprintf(path, sizeof(path), "%s/drill-%s-%s.md", dir, tag, id);
+		if ((f = fopen(path, "w"))) {
+			fputs(md, f);
+			fclose(f);
+		}
+	}
+	cr_assert_gt(n, 0, "%s: the period names no incident: %s", tag, period);
+}
+
 void drill_check_incident(struct bk_h *h, const char *tag, ...)
 {
 	static char out[1 << 20], cmd[4096], verdict[8192];
@@ -451,6 +489,7 @@ void drill_check_incident(struct bk_h *h, const char *tag, ...)
 	fprintf(stderr, "%s", verdict); /* the measured figures, pass or fail */
 	cr_assert_eq(rv, 0, "%s: incident export does not match the drill:\n%s", tag,
 	             verdict);
+	drill_postmortems(h, tag, out);
 }
 
 void drill_staged_resume(struct bk_h *h, const char *strategy, const char *reason)

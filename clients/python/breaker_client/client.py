@@ -53,6 +53,7 @@ _OFF_SEGSIZE = _F["hdr.segment_size"].offset
 _OFF_COUNT = _F["hdr.strategy_count"].offset
 _OFF_BOUND = _F["hdr.heartbeat_bound_ns"].offset
 _OFF_HEARTBEAT = _F["heartbeat_ns"].offset
+_OFF_VALID_UNTIL = _F["valid_until_ns"].offset
 _OFF_CHANGE_SEQ = _F["change_seq"].offset
 _S_STATE = _F["scope.state"].offset
 _S_SEQ = _F["scope.seq"].offset
@@ -84,7 +85,9 @@ def mode_of(raw: int) -> Mode:
 
 def reason_name(code: int) -> str:
     """'manual_halt' etc.; 'unknown(<n>)' for a code this client does not know."""
-    return L.REASON_NAMES[code] if 0 <= code < len(L.REASON_NAMES) else f"unknown({code})"
+    if 0 <= code < len(L.REASON_NAMES) and L.REASON_NAMES[code]:
+        return L.REASON_NAMES[code]
+    return f"unknown({code})"
 
 
 class BreakerError(Exception):
@@ -357,7 +360,8 @@ class Client:
         (CLOCK_MONOTONIC, default time.monotonic_ns()), or more than
         max_age_ns ahead of it (a daemon on another clock, e.g. another time
         namespace). max_age_ns 0 takes the daemon's advice,
-        hdr.heartbeat_bound_ns.
+        hdr.heartbeat_bound_ns. In firm-wide mode, also HALTED past
+        valid_until_ns (the last proven etcd quorum contact + T2; 0 = unused).
         """
         hb = self._u64(_OFF_HEARTBEAT)
         if self._u32(_OFF_VERSION) != L.LAYOUT_VERSION:
@@ -367,6 +371,9 @@ class Client:
         if now_ns is None:
             now_ns = time.monotonic_ns()
         if hb == 0 or abs(now_ns - hb) > max_age_ns:
+            return Mode.HALTED
+        valid_until = self._u64(_OFF_VALID_UNTIL)
+        if valid_until != 0 and now_ns > valid_until:
             return Mode.HALTED
         return self.check(slot)
 

@@ -153,6 +153,7 @@ REASON_NAMES: Final[tuple[str, ...]] = (
     "audit_corrupt",
     "market_data_stale",
     "exchange_down",
+    "authority_lost",
 )
 
 

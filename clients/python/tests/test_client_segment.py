@@ -187,7 +187,8 @@ class Checks(unittest.TestCase):
         # the daemon folds the group's latch into the member's word, holder g + 1
         self.seg.publish(self.a, 3, 13, uid=42, since_ns=555, holder=g + 1)
         self.assertEqual(self.c.reason(self.a),
-                         bk.Reason(bk.Mode.HALTED, "unknown(13)" if len(L.REASON_NAMES) <= 13 else L.REASON_NAMES[13],
+                         bk.Reason(bk.Mode.HALTED, "unknown(13)" if len(L.REASON_NAMES) <= 13 or not L.REASON_NAMES[13]
+                                   else L.REASON_NAMES[13],
                                    42, 555, "group", "venue:XETR"))
         self.assertEqual(self.c.groups(), ["venue:XETR"])
         gs = self.c.group_scope(g)

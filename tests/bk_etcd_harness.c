@@ -1,0 +1,168 @@
+/*
+ * bk_etcd_harness - a real 3-member etcd cluster on loopback (see the header).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "bk_etcd_harness.h"
+#include "bk_etcd_kv.h"
+#include "bk_harness.h"
+
+const char *bk_ec_url(const struct bk_ec *c, int i, char *buf, size_t len)
+{
+	snprintf(buf, len, "http://127.0.0.1:%d", c->client_port[i]);
+	return buf;
+}
+
+void bk_ec_member_start(struct bk_ec *c, int i, bool fresh)
+{
+	char name[16], data[192], curl[64], purl[64], log[192];
+	pid_t pid;
+
+	snprintf(name, sizeof(name), "m%d", i);
+	snprintf(data, sizeof(data), "%s/%s.etcd", c->dir, name);
+	snprintf(curl, sizeof(curl), "http://127.0.0.1:%d", c->client_port[i]);
+	snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", c->peer_port[i]);
+	snprintf(log, sizeof(log), "%s/%s.log", c->dir, name);
+	char *argv[] = {"etcd",
+	                "--name",
+	                name,
+	                "--data-dir",
+	                data,
+	                "--listen-client-urls",
+	                curl,
+	                "--advertise-client-urls",
+	                curl,
+	                "--listen-peer-urls",
+	                purl,
+	                "--initial-advertise-peer-urls",
+	                purl,
+	                "--initial-cluster",
+	                c->initial,
+	                "--initial-cluster-token",
+	                c->tag,
+	                "--initial-cluster-state",
+	                fresh ? "new" : "existing",
+	                "--pre-vote=true",
+	                "--logger",
+	                "zap",
+	                "--log-outputs",
+	                log,
+	                NULL};
+	pid = fork();
+	cr_assert_geq(pid, 0, "fork");
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves no member */
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		execvp("etcd", argv);
+		_exit(127);
+	}
+	c->pid[i] = pid;
+}
+
+bool bk_ec_healthy(struct bk_ec *c, unsigned ms)
+{
+	struct bk_etcd_conn conn;
+	uint64_t end = bk_h_mono_ms() + ms;
+	struct timespec nap = {0, 50 * 1000 * 1000};
+	bool ok = false;
+	cJSON *rep;
+	int64_t rev;
+
+	cr_assert_eq(bk_etcd_conn_init(&conn, c->endpoints, 500), 0);
+	while (!ok && bk_h_mono_ms() < end) {
+		for (int i = 0; i < BK_EC_MEMBERS; i++) {
+			int st;
+			cr_assert(!c->pid[i] || waitpid(c->pid[i], &st, WNOHANG) == 0,
+			          "etcd member %d exited (is etcd-server installed? see "
+			          "%s/m%d.log)",
+			          i, c->dir, i);
+		}
+		if (bk_etcd_range_prefix(&conn, "/health-probe/", false, false, &rep,
+		                         &rev) == 0) {
+			cJSON_Delete(rep);
+			ok = true;
+		} else
+			nanosleep(&nap, NULL);
+	}
+	bk_etcd_conn_free(&conn);
+	return ok;
+}
+
+void bk_ec_start(struct bk_ec *c, const char *tag)
+{
+	size_t off = 0, eoff = 0;
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->tag, sizeof(c->tag), "%s-%d", tag, (int)getpid());
+	snprintf(c->dir, sizeof(c->dir), "/tmp/bk-etcd-%s-XXXXXX", tag);
+	cr_assert_not_null(mkdtemp(c->dir));
+	for (int i = 0; i < BK_EC_MEMBERS; i++) {
+		c->client_port[i] = bk_h_free_port();
+		c->peer_port[i] = bk_h_free_port();
+		off += (size_t)snprintf(c->initial + off, sizeof(c->initial) - off,
+		                        "%sm%d=http://127.0.0.1:%d", i ? "," : "", i,
+		                        c->peer_port[i]);
+		eoff += (size_t)snprintf(c->endpoints + eoff, sizeof(c->endpoints) - eoff,
+		                         "%shttp://127.0.0.1:%d", i ? "," : "",
+		                         c->client_port[i]);
+	}
+	for (int i = 0; i < BK_EC_MEMBERS; i++)
+		bk_ec_member_start(c, i, true);
+	cr_assert(bk_ec_healthy(c, 60000), "etcd cluster not up within 60 s (logs in %s)",
+	          c->dir);
+}
+
+void bk_ec_signal(struct bk_ec *c, int i, int sig)
+{
+	if (c->pid[i] > 0)
+		kill(c->pid[i], sig);
+}
+
+void bk_ec_kill9(struct bk_ec *c, int i)
+{
+	if (c->pid[i] <= 0)
+		return;
+	kill(c->pid[i], SIGKILL);
+	waitpid(c->pid[i], NULL, 0);
+	c->pid[i] = 0;
+}
+
+void bk_ec_stop(struct bk_ec *c)
+{
+	char cmd[256];
+
+	for (int i = 0; i < BK_EC_MEMBERS; i++) {
+		if (c->pid[i] <= 0)
+			continue;
+		kill(c->pid[i], SIGCONT); /* a stopped member cannot die of SIGTERM */
+		kill(c->pid[i], SIGKILL);
+		waitpid(c->pid[i], NULL, 0);
+		c->pid[i] = 0;
+	}
+	if (c->dir[0] && !getenv("BK_KEEP")) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", c->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", c->dir);
+	}
+}
+
+void bk_ec_ini(const struct bk_ec *c, const char *cluster, const char *host,
+               const char *extra, char *buf, size_t len)
+{
+	snprintf(buf, len, "[cluster]\nname = %s\nhost = %s\nendpoints = %s\n%s", cluster,
+	         host, c->endpoints, extra ? extra : "");
+}

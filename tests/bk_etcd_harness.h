@@ -1,0 +1,45 @@
+/*
+ * bk_etcd_harness - a real 3-member etcd cluster for a test: loopback only,
+ * random ports, its own data directories under a temp dir, started and
+ * stopped by the test (members with --pre-vote=true: etcd 3.4 defaults it
+ * off, and then every heal deposes the leader). Needs the `etcd` binary
+ * (Debian etcd-server): a test fails, never skips, without it (CI installs
+ * it; tools/dev.sh deps).
+ */
+#ifndef BK_ETCD_HARNESS_H
+#define BK_ETCD_HARNESS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define BK_EC_MEMBERS 3
+
+struct bk_ec {
+	char dir[128];
+	char tag[32];
+	int client_port[BK_EC_MEMBERS], peer_port[BK_EC_MEMBERS];
+	pid_t pid[BK_EC_MEMBERS];
+	char endpoints[256]; /* "http://127.0.0.1:P0,http://...:P1,..." */
+	char initial[512];   /* --initial-cluster */
+};
+
+/* Start the three members and wait (generously) until a linearizable read
+ * succeeds. */
+void bk_ec_start(struct bk_ec *c, const char *tag);
+/* (Re)start member i alone, into its existing data dir. */
+void bk_ec_member_start(struct bk_ec *c, int i, bool fresh);
+/* kill(member i, sig). */
+void bk_ec_signal(struct bk_ec *c, int i, int sig);
+/* SIGKILL member i and reap it. */
+void bk_ec_kill9(struct bk_ec *c, int i);
+/* A linearizable read succeeds through any member within ms. */
+bool bk_ec_healthy(struct bk_ec *c, unsigned ms);
+/* Stop every member, remove the temp dir. */
+void bk_ec_stop(struct bk_ec *c);
+/* "http://127.0.0.1:P" of member i, into buf. */
+const char *bk_ec_url(const struct bk_ec *c, int i, char *buf, size_t len);
+/* The [cluster] section for a breakerd on this cluster ("host" as given). */
+void bk_ec_ini(const struct bk_ec *c, const char *cluster, const char *host,
+               const char *extra, char *buf, size_t len);
+
+#endif
