@@ -354,6 +354,13 @@ static void head_gauges(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 	    num(b, (double)(now - d->boot_mono_ns) / 1e9));
 	family(m, "breaker_tick_period_seconds", "gauge", "The configured tick period.");
 	put(m, "breaker_tick_period_seconds %s\n", num(b, (double)d->cfg.tick_ns / 1e9));
+	family(m, "breaker_tick_idle_period_seconds", "gauge",
+	       "The tick period while no telemetry moves (idle_tick_period_us).");
+	put(m, "breaker_tick_idle_period_seconds %s\n",
+	    num(b, (double)bk_idle_period_ns(&d->cfg) / 1e9));
+	family(m, "breaker_tick_idle", "gauge",
+	       "1 while the tick runs at the idle period (nothing moved lately).");
+	put(m, "breaker_tick_idle %d\n", d->idle.idle ? 1 : 0);
 	family(m, "breaker_audit_records_pending", "gauge",
 	       "Audit records staged or in flight, not yet durable.");
 	put(m, "breaker_audit_records_pending %llu\n",

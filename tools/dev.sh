@@ -25,16 +25,16 @@ prometheus"
 PACKAGES="$PACKAGES clang libclang-rt-14-dev"
 # clang-format: tools/format-check.sh (CI runs it first).
 PACKAGES="$PACKAGES clang-format"
-# mandoc: the man_lint test (mandoc -Tlint on man/). dpkg-dev, adduser: the
-# package_install test (cpack's dpkg-shlibdeps; the package's postinst).
-# openjdk-17-jdk-headless: the Java client (clients/java, javac from CMake).
-PACKAGES="$PACKAGES mandoc dpkg-dev adduser openjdk-17-jdk-headless"
 # chromium: the status page test loads / in a real headless browser;
 # prometheus-alertmanager: amtool checks tools/prometheus/alertmanager.yml.
 PACKAGES="$PACKAGES chromium prometheus-alertmanager"
 # etcd (server and etcdctl): tests/test_firm.c runs a real 3-member cluster;
 # libcurl + cJSON: breakerd's client of etcd's JSON gateway ([cluster]).
 PACKAGES="$PACKAGES etcd-server etcd-client libcurl4-openssl-dev libcjson-dev"
+# mandoc: the man_lint test (mandoc -Tlint on man/). dpkg-dev, adduser: the
+# package_install test (cpack's dpkg-shlibdeps; the package's postinst).
+# openjdk-17-jdk-headless: the Java client (clients/java, javac from CMake).
+PACKAGES="$PACKAGES mandoc dpkg-dev adduser openjdk-17-jdk-headless"
 
 deps() {
 	missing=""
