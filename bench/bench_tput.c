@@ -16,6 +16,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "bk_audit.h"
 
 #define SECTION     "throughput"
 #define MAX_CLIENTS 8
@@ -129,6 +131,7 @@ struct ctx {
 	struct bench_board *b;
 	char board_arg[16];
 	double *v;
+	size_t rec_bytes; /* mean audit frame of the breakerd runs */
 };
 
 struct result {
@@ -374,7 +377,13 @@ static int run_breakerd_one(struct ctx *x, const char *who, unsigned tick_us, bo
 	                 d.pid, d.cfg.audit_path, res);
 	if (rv == 0)
 		report(who, nc, res, bench_fs_name(d.cfg.audit_path));
-	else
+	if (rv == 0 && !x->rec_bytes) { /* the peer below writes records this size */
+		struct bk_audit_scan sc;
+
+		if (bk_audit_scan(d.cfg.audit_path, NULL, NULL, &sc) == 0 && sc.records)
+			x->rec_bytes =
+			    (size_t)((sc.valid_len - BK_AUDIT_HDR_SIZE) / sc.records);
+	} else
 		fprintf(stderr, "bench_tput: %s, %d clients: %s; see %s\n", who, nc,
 		        strerror(-rv), d.log);
 	bench_daemon_stop(&d);
@@ -445,6 +454,54 @@ static int run_redis(struct ctx *x, struct result *res)
 	return rv;
 }
 
+/*
+ * The floor of a durable ack: one write of a record's size + fdatasync, one at a
+ * time, on the same filesystem, from CPU 0 like the daemon: appending (the
+ * file grows: fdatasync commits the new size too) and into zeros written and
+ * fsynced ahead (no size change: what breakerd's preallocated log does).
+ */
+static void bare_fsync(struct ctx *x, bool prezeroed, struct bench_stats *st)
+{
+	size_t n = bench_scale(x->quick, 2000), sz = x->rec_bytes ? x->rec_bytes : 256;
+	char path[224], name[128], setup[160];
+	static uint8_t rec[4096], zeros[1 << 20];
+	double *lat = calloc(n, sizeof(*lat));
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/bare-%d", x->dir, (int)prezeroed);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || !lat || sz > sizeof(rec)) {
+		free(lat);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	memset(rec, 'r', sz);
+	for (size_t off = 0; prezeroed && off < n * sz + sizeof(zeros);
+	     off += sizeof(zeros))
+		if (pwrite(fd, zeros, sizeof(zeros), (off_t)off) < 0)
+			break;
+	fsync(fd);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t t0 = bench_now();
+
+		if (pwrite(fd, rec, sz, (off_t)(i * sz)) != (ssize_t)sz ||
+		    fdatasync(fd) < 0)
+			break;
+		lat[i] = (double)(bench_now() - t0) / 1000.0;
+	}
+	close(fd);
+	unlink(path);
+	bench_stats(lat, n, st);
+	snprintf(name, sizeof(name), "peer: bare %zu-byte write + fdatasync, %s", sz,
+	         prezeroed ? "into zeros written ahead" : "appending");
+	snprintf(setup, sizeof(setup),
+	         "one at a time, cpu%d; %s; the record size of the breakerd runs",
+	         BENCH_CPU_SERVER, bench_fs_name(x->dir));
+	bench_row(SECTION, name, "us", st, setup);
+	free(lat);
+}
+
 static void ratios(const struct result *bk, const struct result *fast,
                    const struct result *rd, bool have_redis)
 {
@@ -500,8 +557,24 @@ int main(int argc, char **argv)
 	fprintf(stderr,
 	        "bench_tput: audited commands per second, batching under fsync\n");
 	if (run_breakerd(&x, bk, fast, roles) == 0) {
+		struct bench_stats app, pre;
+
 		have_redis = run_redis(&x, rd) == 0;
 		ratios(bk, fast, rd, have_redis);
+		bare_fsync(&x, false, &app);
+		bare_fsync(&x, true, &pre);
+		bench_pair(
+		    SECTION,
+		    "ratio: fast path 1-client ack latency / bare write + fdatasync "
+		    "(appending)",
+		    "x", fast[0].lat.p50 / app.p50, fast[0].lat.p99 / app.p99,
+		    "durable ack p50 / p99 over the bare append's; target p50 <= 1.15x");
+		bench_pair(
+		    SECTION,
+		    "ratio: fast path 1-client ack latency / bare write + fdatasync "
+		    "(into zeros)",
+		    "x", fast[0].lat.p50 / pre.p50, fast[0].lat.p99 / pre.p99,
+		    "the same over the preallocated-file floor");
 		rv = 0;
 	}
 out:

@@ -151,6 +151,37 @@ END {
 			printf "| automated trip p99 <= tick + 20 us (%s) | %s us p99 | %s |\n",
 				how, c_p99[i], verdict(c_p99[i] <= tick + 20)
 		}
+	# issue 16
+	for (k = 1; k <= 3; k++) {
+		nc = k == 1 ? "1 client" : (k == 2 ? "4 clients" : "8 clients")
+		if ((i = find("ratio: breakerd fast path / redis appendfsync always (" nc ")")))
+			printf "| audited commands/s >= 1.2x Redis appendfsync always (%s) | %sx | %s |\n",
+				nc, c_p50[i], verdict(c_p50[i] >= 1.2)
+	}
+	i = find("ratio: fast path 1-client ack latency / bare write + fdatasync (appending)")
+	if (i)
+		printf "| durable ack p50 <= 1.15x a bare write + fdatasync of the record (appending) | %sx | %s |\n",
+			c_p50[i], verdict(c_p50[i] <= 1.15)
+	i = find("ratio: fast path 1-client ack latency / bare write + fdatasync (into zeros)")
+	if (i)
+		printf "| the same against a write into zeros written ahead (the preallocated floor) | %sx | %s |\n",
+			c_p50[i], verdict(c_p50[i] <= 1.15)
+	i = find("breakerd CPU; 0 active engines (adaptive tick 100 us / idle 2 ms)")
+	if (i)
+		printf "| idle CPU < 2%% of a core, no telemetry moving (default adaptive tick) | %s%% | %s |\n",
+			c_p50[i], verdict(c_p50[i] < 2)
+	for (k = 1; k <= 2; k++) {
+		ne = k == 1 ? "1 active engine" : "64 active engines"
+		if ((i = find("violation -> HALTED seen; " ne " (adaptive tick 100 us / idle 2 ms)")))
+			printf "| detection p99 <= tick + 20 us once engines write (%s) | %s us p99 | %s |\n",
+				ne, c_p99[i], verdict(c_p99[i] <= 120)
+	}
+	if ((i = find("violation -> HALTED seen; 0 active engines (adaptive tick 100 us / idle 2 ms)")))
+		printf "| first detection after idle (0 active engines): bounded by idle period + tick, 2.1 ms | %s us p99 | %s |\n",
+			c_p99[i], verdict(c_p99[i] <= 2120)
+	if ((i = find("4096 strategies")))
+		printf "| tick <= 20 ns per strategy at 4,096, p99 | %s ns p99 | %s |\n",
+			c_p99[i], verdict(c_p99[i] <= 20)
 	table("check", "1. Engine check cost",
 		"ns per call; 1000 calls timed per sample (100 for the file peers, 1 for Redis).")
 	table("trip", "2. Trip -> visible",
@@ -161,6 +192,7 @@ END {
 	sec_title["tick"] = "5. Rules: tick cost (bench_rules)"
 	sec_title["detect"] = "6. Rules: violation -> HALTED (bench_rules)"
 	sec_title["group"] = "7. Groups: check of a member, trip of 1,000 members (bench_group)"
+	sec_title["engines"] = "8. Adaptive tick: CPU and detection with 0, 1, 64 engines (bench_engines)"
 	for (k = 1; k <= nsec; k++) {
 		sec = order[k]
 		if (sec == "check" || sec == "trip" || sec == "throughput" || sec == "idle")

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +61,13 @@ static void make_header(uint8_t hdr[BK_AUDIT_HDR_SIZE])
 	memcpy(hdr, BK_AUDIT_MAGIC, 8);
 	put_le32(hdr + 8, AUDIT_VERSION);
 	put_le32(hdr + 12, 0);
+}
+
+static const uint8_t zero_chunk[BK_AUDIT_PREZERO_CHUNK];
+
+const uint8_t *bk_audit_zeros(void)
+{
+	return zero_chunk;
 }
 
 /* Reads up to len bytes at off; fewer only at end of file. Bytes read or -errno. */
@@ -131,7 +139,7 @@ static int fsync_parent(const char *path)
 static bool header_ok(const uint8_t *h)
 {
 	return memcmp(h, BK_AUDIT_MAGIC, 8) == 0 && get_le32(h + 8) == AUDIT_VERSION &&
-	       get_le32(h + 12) == 0;
+	       (get_le32(h + 12) & ~BK_AUDIT_F_PREZERO) == 0;
 }
 
 /*
@@ -150,8 +158,10 @@ static bool header_ok(const uint8_t *h)
 struct scan_rd {
 	int fd;
 	uint64_t file_len;
-	uint8_t *buf;  /* SCAN_BUF bytes */
-	uint64_t base; /* file offset of buf[0] */
+	bool prezero;       /* the header says the file may end in zeros */
+	uint64_t zero_from; /* prezero: only zeros from here to the end of the file */
+	uint8_t *buf;       /* SCAN_BUF bytes */
+	uint64_t base;      /* file offset of buf[0] */
 	size_t have;
 };
 
@@ -296,6 +306,20 @@ static int check_link(struct bk_audit_scan *s, uint64_t off,
 	               "prev_hash does not match record %" PRIu64, s->last_seq);
 }
 
+/*
+ * In a preallocated log a write cut short (kill -9 mid-write: the kernel
+ * copies a page at a time) leaves the frame's bytes up to a page boundary
+ * and the preallocated zeros after it, where an appended log would end. The
+ * earliest such cut is the first page boundary at or after the last
+ * non-zero byte: a frame that fails its checks and runs past it is a torn
+ * tail; one that ends before it was written whole, and is damage.
+ */
+#define PREZERO_PAGE 4096u
+static uint64_t prezero_cut(const struct scan_rd *r)
+{
+	return (r->zero_from + PREZERO_PAGE - 1) / PREZERO_PAGE * PREZERO_PAGE;
+}
+
 /* A verified frame, not yet counted in the scan. */
 struct frame {
 	Breaker__AuditRecord *rec; /* the caller frees it */
@@ -320,6 +344,11 @@ static int check_frame(struct scan_rd *r, struct bk_audit_scan *s, uint64_t off,
 	if (left < BK_AUDIT_FRAME_HDR)
 		return stop_at(s, BK_AUDIT_TORN_TAIL, off,
 		               "frame header cut short (%" PRIu64 " of 8 bytes)", left);
+	if (r->prezero && off + BK_AUDIT_FRAME_HDR > prezero_cut(r))
+		return stop_at(s, BK_AUDIT_TORN_TAIL, off,
+		               "frame header cut short at offset %" PRIu64
+		               " (zeros after it)",
+		               prezero_cut(r));
 	err = rd_get(r, off, BK_AUDIT_FRAME_HDR, &p);
 	if (err)
 		return err;
@@ -348,8 +377,14 @@ static int check_frame(struct scan_rd *r, struct bk_audit_scan *s, uint64_t off,
 	err = rd_get(r, off, BK_AUDIT_FRAME_HDR + len, &p);
 	if (err)
 		return err;
-	if (bk_crc32c(0, p + BK_AUDIT_FRAME_HDR, len) != get_le32(p + 4))
+	if (bk_crc32c(0, p + BK_AUDIT_FRAME_HDR, len) != get_le32(p + 4)) {
+		if (r->prezero && off + BK_AUDIT_FRAME_HDR + len > prezero_cut(r))
+			return stop_at(s, BK_AUDIT_TORN_TAIL, off,
+			               "frame cut short at offset %" PRIu64 " (%" PRIu32
+			               "-byte record, zeros after it)",
+			               prezero_cut(r), len);
 		return bad_frame(s, off, "CRC mismatch");
+	}
 	/* A crash does not write a matching CRC over garbage: this was written so. */
 	rec = breaker__audit_record__unpack(NULL, len, p + BK_AUDIT_FRAME_HDR);
 	if (!rec)
@@ -362,6 +397,36 @@ static int check_frame(struct scan_rd *r, struct bk_audit_scan *s, uint64_t off,
 	chain_hash(p + BK_AUDIT_FRAME_HDR, len, f->hash);
 	f->end = off + BK_AUDIT_FRAME_HDR + len;
 	f->rec = rec;
+	return 0;
+}
+
+/*
+ * A preallocated log (BK_AUDIT_F_PREZERO) ends in zeros written ahead of
+ * the records: r->zero_from is where the last run of zeros to the end of
+ * the file starts (never inside the header). Read backwards a buffer at a time.
+ */
+static int find_zero_tail(struct scan_rd *r)
+{
+	uint64_t end = r->file_len;
+
+	while (end > BK_AUDIT_HDR_SIZE) {
+		uint64_t from = end - BK_AUDIT_HDR_SIZE > SCAN_BUF ? end - SCAN_BUF
+		                                                   : BK_AUDIT_HDR_SIZE;
+		ssize_t n = pread_full(r->fd, r->buf, end - from, from);
+
+		if (n < 0)
+			return (int)n;
+		if ((uint64_t)n != end - from)
+			return -EIO; /* the file shrank under the scan */
+		r->have = 0;         /* the read-ahead holds nothing now */
+		for (size_t i = (size_t)n; i > 0; i--)
+			if (r->buf[i - 1]) {
+				r->zero_from = from + i;
+				return 0;
+			}
+		end = from;
+	}
+	r->zero_from = BK_AUDIT_HDR_SIZE;
 	return 0;
 }
 
@@ -399,9 +464,15 @@ static int check_header(struct scan_rd *r, struct bk_audit_scan *s)
 	else if (get_le32(h + 8) != AUDIT_VERSION)
 		snprintf(s->why, sizeof(s->why), "unknown format version %" PRIu32,
 		         get_le32(h + 8));
-	else if (get_le32(h + 12) != 0)
-		snprintf(s->why, sizeof(s->why), "reserved header word is not zero");
+	else if ((get_le32(h + 12) & ~BK_AUDIT_F_PREZERO) != 0)
+		snprintf(s->why, sizeof(s->why),
+		         "reserved header word has unknown flags 0x%" PRIx32,
+		         get_le32(h + 12));
 	else {
+		r->prezero = get_le32(h + 12) & BK_AUDIT_F_PREZERO;
+		if (r->prezero && (err = find_zero_tail(r)) != 0)
+			return err;
+		s->data_len = r->zero_from;
 		s->verdict = BK_AUDIT_OK;
 		s->valid_len = BK_AUDIT_HDR_SIZE;
 		return 1;
@@ -421,6 +492,11 @@ static int scan_frames(struct scan_rd *r, bk_audit_record_fn fn, void *arg,
 	int ret;
 
 	for (off = s->valid_len; off < r->file_len; off = s->valid_len) {
+		/* zeros from a frame boundary to the end: the preallocated space
+		 * after the last record, not a record (zeros over records that
+		 * were durable show against the durable head: bk_audit_check_head) */
+		if (r->prezero && off >= r->zero_from)
+			break;
 		ret = check_frame(r, s, off, &f);
 		if (ret)
 			return ret < 0 ? ret : 0;
@@ -461,12 +537,16 @@ int bk_audit_scan_to(const char *path, bk_audit_record_fn fn, void *arg, uint64_
 
 	memset(scan, 0, sizeof(*scan));
 	err = rd_open(&r, path);
-	scan->file_len = r.file_len;
+	scan->file_len = scan->data_len = r.file_len;
+	r.zero_from = r.file_len;
 	if (err)
 		return err;
 	err = check_header(&r, scan);
 	if (err > 0)
 		err = scan_frames(&r, fn, arg, at_seq, scan);
+	/* a last record may itself end in zero bytes */
+	if (scan->data_len < scan->valid_len)
+		scan->data_len = scan->valid_len;
 	rd_close(&r);
 	return err;
 }
@@ -492,6 +572,9 @@ static int open_new(struct bk_audit *a, const char *path, uint64_t size)
 		n = pread_full(a->fd, hdr, sizeof(hdr), 0);
 		if (n < 0)
 			return n;
+		a->prezero =
+		    n == sizeof(hdr) && (get_le32(hdr + 12) & BK_AUDIT_F_PREZERO);
+		a->alloc_end = size;
 		return n == sizeof(hdr) && header_ok(hdr) ? 0 : -EINVAL;
 	}
 	if (size != 0)
@@ -500,6 +583,7 @@ static int open_new(struct bk_audit *a, const char *path, uint64_t size)
 	err = pwrite_full(a->fd, hdr, sizeof(hdr), 0);
 	if (err)
 		return err;
+	a->alloc_end = BK_AUDIT_HDR_SIZE;
 	if (fsync(a->fd) < 0)
 		return -errno;
 	return fsync_parent(path);
@@ -511,13 +595,19 @@ static int open_existing(struct bk_audit *a, const struct bk_audit_scan *scan,
 	uint8_t hdr[BK_AUDIT_HDR_SIZE];
 	ssize_t n;
 
-	if (size != scan->valid_len)
+	/* a preallocated log: the scan saw only zeros after the records */
+	if (size != scan->valid_len &&
+	    (size != scan->file_len || scan->data_len != scan->valid_len))
 		return -EINVAL;
 	n = pread_full(a->fd, hdr, sizeof(hdr), 0);
 	if (n < 0)
 		return n;
 	if (n != sizeof(hdr) || !header_ok(hdr))
 		return -EINVAL;
+	a->prezero = get_le32(hdr + 12) & BK_AUDIT_F_PREZERO;
+	if (!a->prezero && size != scan->valid_len)
+		return -EINVAL;
+	a->alloc_end = size;
 	a->next_seq = scan->last_seq + 1;
 	a->durable_seq = scan->last_seq;
 	a->staged_last_seq = scan->last_seq;
@@ -683,6 +773,62 @@ void bk_audit_flush_done(struct bk_audit *a, int res)
 	a->durable_seq = a->flight_last_seq;
 	memcpy(a->durable_hash, a->flight_hash, BK_AUDIT_HASH_LEN);
 	a->flight_len = 0;
+}
+
+int bk_audit_prezero(struct bk_audit *a)
+{
+	uint8_t flags[4];
+	uint64_t from = a->alloc_end > a->end ? a->alloc_end : a->end;
+	int err;
+
+	if (a->in_flight || a->flight_len || a->staged_len)
+		return -EBUSY;
+	if (!a->prezero) { /* one aligned 4-byte word: written whole or not */
+		put_le32(flags, BK_AUDIT_F_PREZERO);
+		if ((err = pwrite_full(a->fd, flags, sizeof(flags), 12)) != 0)
+			return err;
+		a->prezero = true;
+	}
+	if (a->alloc_end < a->end + BK_AUDIT_PREZERO_LOW && bk_audit_room_for_zeros(a)) {
+		if ((err = pwrite_full(a->fd, zero_chunk, sizeof(zero_chunk), from)) !=
+		    0) {
+			/* give back what part of it took: a full disk stays as full */
+			if (ftruncate(a->fd, (off_t)from) < 0)
+				err = -errno;
+			return err;
+		}
+		a->alloc_end = from + sizeof(zero_chunk);
+	}
+	return fdatasync(a->fd) < 0 ? -errno : 0;
+}
+
+bool bk_audit_room_for_zeros(const struct bk_audit *a)
+{
+	struct statvfs vfs;
+
+	return fstatvfs(a->fd, &vfs) == 0 &&
+	       (uint64_t)vfs.f_bavail * vfs.f_frsize >= 8ull * BK_AUDIT_PREZERO_CHUNK;
+}
+
+bool bk_audit_extend_wanted(const struct bk_audit *a, uint64_t written_end, uint64_t *off,
+                            size_t *len)
+{
+	uint64_t from = a->alloc_end > written_end ? a->alloc_end : written_end;
+
+	if (!a->prezero || a->fd < 0 || a->alloc_end > written_end + BK_AUDIT_PREZERO_LOW)
+		return false;
+	*off = from;
+	*len = BK_AUDIT_PREZERO_CHUNK;
+	return true;
+}
+
+void bk_audit_extend_done(struct bk_audit *a, uint64_t off, size_t len, int res)
+{
+	if (res == 0 && off + len > a->alloc_end)
+		a->alloc_end = off + len;
+	/* nothing was written at or past off but these zeros (bk_loop.c) */
+	else if (res != 0 && ftruncate(a->fd, (off_t)off) < 0)
+		return; /* the zeros stay: harmless, the next records overwrite them */
 }
 
 /* Flushes a failed flush's bytes first, then the staged ones. */
@@ -891,6 +1037,8 @@ long bk_audit_scan_rest(const char *path, const struct bk_audit_scan *scan,
 		return 0;
 	if ((err = rd_open(&r, path)) != 0)
 		return err;
+	if (scan->data_len && scan->data_len < r.file_len)
+		r.file_len = scan->data_len; /* a preallocated log's zeros: no frames */
 	for (off = scan->valid_len + 1; off + BK_AUDIT_FRAME_HDR < r.file_len;) {
 		if ((err = rd_get(&r, off, BK_AUDIT_FRAME_HDR, &p)) != 0)
 			goto out;
@@ -1064,7 +1212,7 @@ int bk_audit_keep_tail(const char *path, const struct bk_audit_scan *scan, char 
 
 	if (aside_len)
 		aside[0] = '\0';
-	if (scan->file_len <= scan->valid_len)
+	if (scan->data_len <= scan->valid_len)
 		return 0;
 	src = open(path, O_RDONLY | O_CLOEXEC);
 	if (src < 0)
@@ -1080,7 +1228,7 @@ int bk_audit_keep_tail(const char *path, const struct bk_audit_scan *scan, char 
 			err = -ENAMETOOLONG;
 			break;
 		}
-		err = copy_range_to(src, scan->valid_len, scan->file_len, aside,
+		err = copy_range_to(src, scan->valid_len, scan->data_len, aside,
 		                    st.st_mode & 0777);
 	}
 	close(src);
@@ -1122,5 +1270,6 @@ int bk_audit_relink(struct bk_audit *a, const char *path, char *aside, size_t as
 		return -errno;
 	close(a->fd);
 	a->fd = fd;
+	a->alloc_end = a->end; /* the copy has no zeros ahead: the loop writes them */
 	return 0;
 }

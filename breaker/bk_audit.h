@@ -30,6 +30,21 @@
 #define BK_AUDIT_HASH_LEN    32u   /* SHA-256 */
 #define BK_AUDIT_BATCH_BYTES (2u * 1024u * 1024u) /* > 4096 rule trips in one tick */
 
+/*
+ * Preallocation (header word at 12, bit 0 = BK_AUDIT_F_PREZERO; logs made
+ * before it have 0 there and stay append-only). The file is kept
+ * BK_AUDIT_PREZERO_CHUNK of written zeros ahead of the last record, so a
+ * flush overwrites blocks that are already allocated and the file's size
+ * does not change: fdatasync then flushes the data alone, with no journal
+ * commit for a new size (as PostgreSQL does with its WAL segments). The log
+ * ends where zeros start at a frame boundary; a frame that fails its checks
+ * and runs past the page boundary where the zeros begin is a write cut
+ * short (torn tail); anything else stays corruption (docs/audit-log.md).
+ */
+#define BK_AUDIT_F_PREZERO     1u
+#define BK_AUDIT_PREZERO_CHUNK (1u << 20)   /* zeros written per extension */
+#define BK_AUDIT_PREZERO_LOW   (512u << 10) /* extend when less is left */
+
 /* What a scan of a log found. */
 enum bk_audit_verdict {
 	BK_AUDIT_OK = 0,    /* every frame whole, every CRC and link good */
@@ -45,6 +60,8 @@ struct bk_audit_scan {
 	uint64_t last_seq;  /* seq of the last verified record (0: none) */
 	uint64_t valid_len; /* bytes of the file that verify (header included) */
 	uint64_t file_len;
+	/* file_len less a preallocated log's zeros (== file_len otherwise) */
+	uint64_t data_len;
 	uint8_t last_hash[BK_AUDIT_HASH_LEN]; /* SHA-256 of the last verified payload */
 	char why[160]; /* for TORN_TAIL/CORRUPT/BAD_HEADER: what and where */
 	/* bk_audit_scan_to: the verified record at_seq, if the scan reached it */
@@ -143,6 +160,8 @@ struct bk_audit {
 	size_t flight_len;
 	uint64_t flight_last_seq;
 	bool in_flight;
+	bool prezero;       /* BK_AUDIT_F_PREZERO: keep zeros ahead of the records */
+	uint64_t alloc_end; /* zeros written and durable up to here */
 };
 
 /*
@@ -181,6 +200,28 @@ void bk_audit_flush_begin(struct bk_audit *a, const uint8_t **buf, size_t *len,
  * and durable_seq does not move.
  */
 void bk_audit_flush_done(struct bk_audit *a, int res);
+
+/*
+ * Turn preallocation on for an open log with nothing staged (breakerd does
+ * at boot; a log from before it is upgraded in place): set the header flag,
+ * write the first BK_AUDIT_PREZERO_CHUNK of zeros after the records, fsync.
+ * Plain syscalls. 0 or -errno (the log then stays as it was, append-only).
+ */
+int bk_audit_prezero(struct bk_audit *a);
+
+/*
+ * Preallocation by the loop: true when zeros should be written ahead now;
+ * *off and *len say where (never below written_end, the end of every byte
+ * written or being written). Then bk_audit_extend_done with the result.
+ * bk_audit_zeros() is BK_AUDIT_PREZERO_CHUNK zero bytes to write from.
+ */
+bool bk_audit_extend_wanted(const struct bk_audit *a, uint64_t written_end, uint64_t *off,
+                            size_t *len);
+void bk_audit_extend_done(struct bk_audit *a, uint64_t off, size_t len, int res);
+const uint8_t *bk_audit_zeros(void);
+/* Free space on the log's filesystem for zeros ahead (8 chunks): a nearly full
+ * disk keeps its last blocks for records, not for zeros. */
+bool bk_audit_room_for_zeros(const struct bk_audit *a);
 
 /* Write and fsync whatever is staged with plain syscalls. 0 or -errno. */
 int bk_audit_flush_sync(struct bk_audit *a);

@@ -313,7 +313,8 @@ static int repair_log(struct bk_daemon *d, struct bk_boot_report *r, char *err,
 	case BK_AUDIT_OK:
 		return 0;
 	case BK_AUDIT_TORN_TAIL:
-		r->torn_bytes = r->scan.file_len - r->scan.valid_len;
+		r->torn_bytes =
+		    r->scan.data_len - r->scan.valid_len; /* not the zeros after */
 		/* cut, never discarded: the bytes go aside first */
 		rv = bk_audit_keep_tail(path, &r->scan, r->aside, sizeof(r->aside));
 		if (rv == 0)
@@ -624,6 +625,10 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 		         strerror(-rv));
 		return rv;
 	}
+	/* zeros ahead of the records: a flush then changes no size (bk_audit.h) */
+	if ((rv = bk_audit_prezero(&d->audit)) < 0)
+		bk_warn("audit log %s: no preallocation (%s): appending as before",
+		        d->cfg.audit_path, strerror(-rv));
 	if ((rv = write_marker(d, false)) < 0 || (rv = stage_boot_records(d, r)) < 0 ||
 	    (rv = register_configured(d)) < 0 || (rv = join_configured(d)) < 0 ||
 	    (rv = bk_audit_flush_sync(&d->audit)) < 0) {

@@ -106,6 +106,7 @@ int bk_config_defaults(struct bk_config *cfg, const char *instance)
 	default_dirs(cfg);
 	bk_config_derive(cfg);
 	cfg->tick_ns = 100 * 1000;
+	cfg->idle_tick_ns = 2 * 1000 * 1000;
 	/* 50 ms: safe on a shared host; lower it on a dedicated one */
 	cfg->heartbeat_bound_ns = 50 * 1000 * 1000;
 	/* [cluster] timings from etcd 3.4's defaults (election timeout 1000 ms,
@@ -1086,6 +1087,8 @@ static const struct key_def keys[] = {
     {KEY("breaker", "busy_poll", KEY_BOOL), FIELD(busy_poll)},
     {KEY("breaker", "tick_period_us", KEY_UINT), FIELD(tick_ns), RANGE(10, 1000000),
      .scale = 1000},
+    {KEY("breaker", "idle_tick_period_us", KEY_UINT), FIELD(idle_tick_ns),
+     RANGE(0, 1000000), .scale = 1000},
     {KEY("breaker", "heartbeat_bound_ms", KEY_UINT), FIELD(heartbeat_bound_ns),
      RANGE(1, 60000), .scale = 1000000},
     /* never group/other-writable: engines must only read */

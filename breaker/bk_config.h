@@ -81,8 +81,9 @@ struct bk_config {
 	char pub_url[BK_URL_MAX]; /* PUB: ipc://<run_dir>/<instance>.pub */
 	/* the fast path: unix://<run_dir>/<instance>.sock; "" = off */
 	char local_url[BK_URL_MAX];
-	char tcp_url[BK_URL_MAX];    /* "" = no TCP listener (default) */
-	uint64_t tick_ns;            /* tick period; default 100 us */
+	char tcp_url[BK_URL_MAX]; /* "" = no TCP listener (default) */
+	uint64_t tick_ns;         /* tick period; default 100 us */
+	uint64_t idle_tick_ns; /* tick period with nothing moving (bk_idle.h); 0 = off */
 	uint64_t heartbeat_bound_ns; /* engines fail closed past this; default 50 ms */
 	bool busy_poll;      /* the loop spins (a core of its own), never sleeps */
 	int rt_priority;     /* SCHED_FIFO priority of the loop thread; 0 = off */

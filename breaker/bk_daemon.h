@@ -14,6 +14,7 @@
 #include "bk_config.h"
 #include "bk_incident.h"
 #include "bk_etcd.h"
+#include "bk_idle.h"
 #include "bk_metrics.h"
 #include "bk_page.h"
 #include "bk_orders.h"
@@ -95,6 +96,7 @@ struct bk_daemon {
 	uint64_t last_trip_mono_ns;
 	uint64_t last_tick_ns;
 	uint64_t tick_count;
+	struct bk_idle idle; /* the adaptive tick: what moved, and when */
 	struct bk_pending pending[BK_PENDING_MAX];
 	uint32_t pend_head, pend_tail; /* [tail, head) wait for durability */
 	/* nng's REQ resends a request on reconnect: a state change is applied

@@ -26,7 +26,9 @@ enum {
 	TAG_LOCAL_LISTEN,
 	TAG_LOCAL_CONN, /* | slot << 8 | gen << 32 */
 	TAG_HEAD_WRITE,
-	TAG_HEAD_FSYNC
+	TAG_HEAD_FSYNC,
+	TAG_EXT_WRITE, /* zeros written ahead of the audit records (bk_audit.h) */
+	TAG_EXT_FSYNC
 };
 
 struct loop {
@@ -51,6 +53,12 @@ struct loop {
 	uint64_t head_seq;
 	int head_res;
 	bool head_busy;
+	/* preallocation: zeros [ext_off, ext_off + ext_len) being written */
+	bool ext_busy;
+	uint64_t ext_off;
+	size_t ext_len;
+	int ext_res;
+	uint64_t ext_retry_at;
 };
 
 static struct io_uring_sqe *get_sqe(struct loop *l)
@@ -119,14 +127,65 @@ static void arm_signal(struct loop *l)
 	io_uring_sqe_set_data64(sqe, TAG_SIGNAL);
 }
 
+/*
+ * Keep zeros written ahead of the records (bk_audit.h), so that a flush
+ * overwrites allocated blocks and its fdatasync needs no journal commit.
+ * Never over bytes written or being written; a flush that would run into
+ * the zeros being written waits for them (they start 512 KiB ahead).
+ */
+static void start_extend(struct loop *l)
+{
+	struct bk_audit *a = &l->d->audit;
+	uint64_t written = l->flushing ? l->write_off + l->write_len : a->end;
+	struct io_uring_sqe *sqe;
+
+	if (l->ext_busy || l->d->tail.lost || bk_now_mono_ns() < l->ext_retry_at ||
+	    !bk_audit_extend_wanted(a, written, &l->ext_off, &l->ext_len))
+		return;
+	if (!bk_audit_room_for_zeros(a)) { /* look again in a second */
+		l->ext_retry_at = bk_now_mono_ns() + 1000ull * 1000 * 1000;
+		return;
+	}
+	sqe = get_sqe(l);
+	io_uring_prep_write(sqe, a->fd, bk_audit_zeros(), (unsigned)l->ext_len,
+	                    l->ext_off);
+	sqe->flags |= IOSQE_IO_LINK;
+	io_uring_sqe_set_data64(sqe, TAG_EXT_WRITE);
+	sqe = get_sqe(l);
+	io_uring_prep_fsync(sqe, a->fd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data64(sqe, TAG_EXT_FSYNC);
+	l->ext_busy = true;
+	l->ext_res = 0;
+}
+
+static void extend_done(struct loop *l, int fsync_res)
+{
+	int res = l->ext_res < 0                     ? l->ext_res
+	          : (size_t)l->ext_res != l->ext_len ? -EIO
+	                                             : fsync_res;
+
+	l->ext_busy = false;
+	bk_audit_extend_done(&l->d->audit, l->ext_off, l->ext_len, res < 0 ? res : 0);
+	if (res < 0) { /* records append meanwhile, as without preallocation */
+		bk_warn("audit log preallocation failed: %s; retrying in 1 s",
+		        strerror(-res));
+		l->ext_retry_at = bk_now_mono_ns() + 1000ull * 1000 * 1000;
+	}
+}
+
 /* Write the staged audit records and fsync them, linked, in one submission. */
 static void start_flush(struct loop *l)
 {
+	struct bk_audit *a = &l->d->audit;
 	struct io_uring_sqe *sqe;
 	const uint8_t *buf;
 	uint64_t off;
 
-	if (l->flushing || l->flush_retry || !bk_audit_flush_ready(&l->d->audit))
+	if (l->flushing || l->flush_retry || !bk_audit_flush_ready(a))
+		return;
+	/* never into the zeros being written: wait for them */
+	if (l->ext_busy &&
+	    a->end + (a->flight_len ? a->flight_len : a->staged_len) > l->ext_off)
 		return;
 	bk_audit_flush_begin(&l->d->audit, &buf, &l->write_len, &off);
 	if (l->d->tail.lost) {
@@ -233,6 +292,7 @@ static void flush_done(struct loop *l, int fsync_res)
 	bk_tail_publish(l->d);
 	bk_pending_durable(l->d);
 	start_head(l);
+	start_extend(l);
 }
 
 /* False when the pending ring filled up before this connection was drained. */
@@ -262,6 +322,8 @@ static void drain_requests(struct loop *l)
 	struct bk_request req;
 
 	l->backlog = false;
+	/* a command may start cooldowns, re-arms, reports: the tick at full rate */
+	bk_idle_poke(&l->d->idle, bk_now_mono_ns());
 	for (int i = 0; i < BK_LOCAL_CONNS; i++)
 		if (bk_local_ready(lo, i) && !drain_local_conn(l, i))
 			goto full;
@@ -276,7 +338,7 @@ full:
 
 static void on_tick(struct loop *l)
 {
-	uint64_t now = bk_now_mono_ns();
+	uint64_t now = bk_now_mono_ns(), period;
 
 	bk_tick(l->d, now);
 	bk_server_sweep(&l->d->srv, now);
@@ -289,11 +351,19 @@ static void on_tick(struct loop *l)
 		if (!l->head_busy)
 			bk_tail_check_head(l->d);
 	}
-	if (l->d->tail.relink_wanted && !l->flushing && bk_tail_relink(l->d) == 0)
+	start_extend(l);
+	if (l->d->tail.relink_wanted && !l->flushing && !l->ext_busy &&
+	    bk_tail_relink(l->d) == 0)
 		l->flush_retry = false; /* the records waiting go to the new log now */
-	l->next_tick += l->d->cfg.tick_ns;
+	period = bk_idle_next_period(&l->d->idle, &l->d->cfg, now);
+	/* a /metrics rendering goes a slice per tick: the next slice at full
+	 * rate (a rendering alone does not hold the full rate: one is due every
+	 * 100 ms) */
+	if (l->d->metrics.stage != 0)
+		period = l->d->cfg.tick_ns;
+	l->next_tick += period;
 	if (l->next_tick <= now) /* overran: skip ticks rather than burst */
-		l->next_tick = now + l->d->cfg.tick_ns;
+		l->next_tick = now + period;
 	arm_tick(l);
 }
 
@@ -354,6 +424,12 @@ static void on_cqe(struct loop *l, struct io_uring_cqe *cqe)
 		break;
 	case TAG_HEAD_FSYNC:
 		head_done(l, cqe->res);
+		break;
+	case TAG_EXT_WRITE:
+		l->ext_res = cqe->res;
+		break;
+	case TAG_EXT_FSYNC:
+		extend_done(l, cqe->res);
 		break;
 	case TAG_LOCAL_LISTEN:
 		if (bk_local_accept(&l->d->srv.local) > 0)
@@ -447,8 +523,8 @@ static void finish(struct loop *l)
 	uint64_t off, seq;
 
 	/* submit first: a flush that ends here may just have queued a head write */
-	while ((l->flushing || l->head_busy) && io_uring_submit(&l->ring) >= 0 &&
-	       io_uring_wait_cqe(&l->ring, &cqe) == 0) {
+	while ((l->flushing || l->head_busy || l->ext_busy) &&
+	       io_uring_submit(&l->ring) >= 0 && io_uring_wait_cqe(&l->ring, &cqe) == 0) {
 		on_cqe(l, cqe);
 		io_uring_cqe_seen(&l->ring, cqe);
 	}

@@ -56,14 +56,12 @@ _Static_assert(BREAKER__REQUEST__CMD_RESUME == BREAKER__REQUEST__CMD_TRIP + 1 &&
                    BREAKER__REQUEST__CMD_REPORT == BREAKER__REQUEST__CMD_TRIP + 5 &&
                    BREAKER__REQUEST__CMD_RECONCILE == BREAKER__REQUEST__CMD_TRIP + 6,
                "bk_metrics_cmd_type: the Request's first commands are contiguous");
-_Static_assert(BK_CMD_INVALID ==
-                       BREAKER__REQUEST__CMD_RECONCILE - BREAKER__REQUEST__CMD_TRIP + 1 &&
-                   BK_CMD_REBASE == BK_CMD_INVALID + 1 &&
-                   BK_CMD_GROUP == BK_CMD_REBASE + 1 &&
-                   BK_CMD_UNREGISTER == BK_CMD_GROUP + 1 &&
-                   BK_CMD_RENAME == BK_CMD_UNREGISTER + 1 &&
-                   BK_CMD_TYPES == BK_CMD_RENAME + 1,
-               "command type indexes");
+_Static_assert(
+    BK_CMD_INVALID == BREAKER__REQUEST__CMD_RECONCILE - BREAKER__REQUEST__CMD_TRIP + 1 &&
+        BK_CMD_REBASE == BK_CMD_INVALID + 1 && BK_CMD_GROUP == BK_CMD_REBASE + 1 &&
+        BK_CMD_UNREGISTER == BK_CMD_GROUP + 1 && BK_CMD_RENAME == BK_CMD_UNREGISTER + 1 &&
+        BK_CMD_INCIDENT == BK_CMD_RENAME + 1 && BK_CMD_TYPES == BK_CMD_INCIDENT + 1,
+    "command type indexes");
 _Static_assert(BREAKER__STATUS__ERR_RECONCILE_REQUIRED < BK_STATUS_COUNT,
                "BK_STATUS_COUNT covers breaker.Status");
 
@@ -89,11 +87,9 @@ static void labels_init(void)
 		      ev ? ev->name : "err_other");
 	}
 	for (unsigned t = 0; t < BK_CMD_TYPES; t++) {
-		unsigned id = t == BK_CMD_REBASE       ? BREAKER__REQUEST__CMD_REBASE
-		              : t == BK_CMD_GROUP      ? BREAKER__REQUEST__CMD_GROUP
-		              : t == BK_CMD_UNREGISTER ? BREAKER__REQUEST__CMD_UNREGISTER
-		              : t == BK_CMD_RENAME     ? BREAKER__REQUEST__CMD_RENAME
-		                                       : BREAKER__REQUEST__CMD_TRIP + t;
+		static const int later[] = BK_CMD_LATER;
+		unsigned id = t >= BK_CMD_REBASE ? (unsigned)later[t - BK_CMD_REBASE]
+		                                 : BREAKER__REQUEST__CMD_TRIP + t;
 		const ProtobufCFieldDescriptor *fd =
 		    t == BK_CMD_INVALID ? NULL
 		                        : protobuf_c_message_descriptor_get_field(
@@ -354,6 +350,13 @@ static void head_gauges(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 	    num(b, (double)(now - d->boot_mono_ns) / 1e9));
 	family(m, "breaker_tick_period_seconds", "gauge", "The configured tick period.");
 	put(m, "breaker_tick_period_seconds %s\n", num(b, (double)d->cfg.tick_ns / 1e9));
+	family(m, "breaker_tick_idle_period_seconds", "gauge",
+	       "The tick period while no telemetry moves (idle_tick_period_us).");
+	put(m, "breaker_tick_idle_period_seconds %s\n",
+	    num(b, (double)bk_idle_period_ns(&d->cfg) / 1e9));
+	family(m, "breaker_tick_idle", "gauge",
+	       "1 while the tick runs at the idle period (nothing moved lately).");
+	put(m, "breaker_tick_idle %d\n", d->idle.idle ? 1 : 0);
 	family(m, "breaker_audit_records_pending", "gauge",
 	       "Audit records staged or in flight, not yet durable.");
 	put(m, "breaker_audit_records_pending %llu\n",

@@ -32,13 +32,14 @@
 #define BK_UNFLAT_NS         (5ull * 1000 * 1000 * 1000) /* /healthz: as the alert */
 #define BK_HIST_BUCKETS      14 /* finite bucket bounds; +Inf extra */
 #define BK_CMD_TYPES                                                                     \
-	12 /* trip resume status list register report reconcile invalid rebase group     \
-	      unregister rename */
+	13 /* trip resume status list register report reconcile invalid rebase group     \
+	      unregister rename incident */
 #define BK_CMD_INVALID    7
 #define BK_CMD_REBASE     8
 #define BK_CMD_GROUP      9
 #define BK_CMD_UNREGISTER 10
 #define BK_CMD_RENAME     11
+#define BK_CMD_INCIDENT   12
 #define BK_STATUS_COUNT   42 /* breaker.Status values 0..41 (not all used) */
 
 struct bk_daemon;
@@ -107,17 +108,22 @@ void bk_metrics_tick_done(struct bk_daemon *d, uint64_t ns);
 /* One audit flush took ns from submission to the fsync's completion. */
 void bk_metrics_fsync_done(struct bk_daemon *d, uint64_t ns, bool ok);
 
+/* The commands outside the first block, in type order from BK_CMD_REBASE. */
+#define BK_CMD_LATER                                                                     \
+	{                                                                                \
+		BREAKER__REQUEST__CMD_REBASE, BREAKER__REQUEST__CMD_GROUP,               \
+		    BREAKER__REQUEST__CMD_UNREGISTER, BREAKER__REQUEST__CMD_RENAME,      \
+		    BREAKER__REQUEST__CMD_INCIDENT                                       \
+	}
+
 /* Command type index from the Request's cmd_case; BK_CMD_INVALID otherwise. */
 static inline unsigned bk_metrics_cmd_type(int cmd_case)
 {
-	if (cmd_case == BREAKER__REQUEST__CMD_REBASE) /* outside the first block */
-		return BK_CMD_REBASE;
-	if (cmd_case == BREAKER__REQUEST__CMD_GROUP)
-		return BK_CMD_GROUP;
-	if (cmd_case == BREAKER__REQUEST__CMD_UNREGISTER)
-		return BK_CMD_UNREGISTER;
-	if (cmd_case == BREAKER__REQUEST__CMD_RENAME)
-		return BK_CMD_RENAME;
+	static const int later[] = BK_CMD_LATER;
+
+	for (unsigned i = 0; i < sizeof(later) / sizeof(later[0]); i++)
+		if (cmd_case == later[i])
+			return BK_CMD_REBASE + i;
 	return cmd_case >= BREAKER__REQUEST__CMD_TRIP &&
 	               cmd_case <= BREAKER__REQUEST__CMD_RECONCILE
 	           ? (unsigned)(cmd_case - BREAKER__REQUEST__CMD_TRIP)

@@ -123,6 +123,7 @@ static int tick_rules(struct bk_daemon *d, uint64_t now)
 			snap = sr->remote;
 		else
 			bk_tel_read(&d->tel, (int)i, &snap);
+		bk_idle_note(&d->idle, (int)i, &snap, now);
 		n = bk_rules_eval(sr->rules, d->cfg.rules.warn, &sr->eval, &snap, now, v,
 		                  BK_VERDICTS_MAX);
 		for (int k = 0; k < n; k++)

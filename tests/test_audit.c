@@ -1299,3 +1299,143 @@ Test(audit, callback_stops_scan)
 	cr_assert_eq(sc.last_seq, 2);
 	assert_why(&sc, "record 3");
 }
+
+/* ---- preallocation (BK_AUDIT_F_PREZERO): zeros written ahead of the records ------- */
+
+/* Stage records first..last and flush them, in a log that may be preallocated. */
+static void append_any(struct bk_audit *a, uint64_t first, uint64_t last)
+{
+	for (uint64_t i = first; i <= last; i++)
+		cr_assert_eq(stage(a, i), (int64_t)i);
+	cr_assert_eq(bk_audit_flush_sync(a), 0);
+	cr_assert_eq(a->durable_seq, last);
+}
+
+/* A log of n records with zeros written ahead of them. */
+static void prezeroed_log(struct bk_audit *a, uint64_t n)
+{
+	cr_assert_eq(bk_audit_open(a, log_path, NULL), 0);
+	append(a, 1, n);
+	cr_assert_eq(bk_audit_prezero(a), 0);
+	cr_assert_geq(file_size(log_path), a->end + BK_AUDIT_PREZERO_CHUNK);
+}
+
+/* Stage record i with a reason of reason_len bytes and flush it; its offset. */
+static uint64_t append_long(struct bk_audit *a, uint64_t i, size_t reason_len)
+{
+	Breaker__AuditRecord rec;
+	char reason[2048];
+	uint64_t off = a->end;
+
+	fill(&rec, reason, sizeof(reason), i);
+	memset(reason, 'r', reason_len);
+	reason[reason_len] = '\0';
+	cr_assert_eq(bk_audit_stage(a, &rec), (int64_t)i);
+	cr_assert_eq(bk_audit_flush_sync(a), 0);
+	return off;
+}
+
+Test(audit, prezeroed_log_ends_where_the_zeros_start)
+{
+	struct bk_audit a;
+	struct bk_audit_scan sc;
+	uint64_t size, end;
+	uint8_t hdr[BK_AUDIT_HDR_SIZE];
+	int fd;
+
+	prezeroed_log(&a, 5);
+	size = file_size(log_path);
+	append_any(&a, 6, 10);
+	cr_assert_eq(file_size(log_path), size,
+	             "flushes overwrite zeros: no size change");
+	end = a.end;
+	bk_audit_close(&a);
+	fd = open(log_path, O_RDONLY);
+	cr_assert_eq(pread(fd, hdr, sizeof(hdr), 0), (ssize_t)sizeof(hdr));
+	close(fd);
+	cr_assert_eq(hdr[12], BK_AUDIT_F_PREZERO, "the header says so");
+	free(scan(&sc));
+	cr_assert_eq(sc.verdict, BK_AUDIT_OK,
+	             "zeros after the records are no torn record: %s", sc.why);
+	cr_assert_eq(sc.records, 10);
+	cr_assert_eq(sc.valid_len, end);
+	cr_assert_eq(sc.data_len, end);
+	cr_assert_eq(sc.file_len, size);
+	/* opened again, it appends after record 10, over the zeros */
+	cr_assert_eq(bk_audit_open(&a, log_path, &sc), 0);
+	append_any(&a, 11, 12);
+	bk_audit_close(&a);
+	free(scan(&sc));
+	cr_assert_eq(sc.verdict, BK_AUDIT_OK, "%s", sc.why);
+	cr_assert_eq(sc.records, 12);
+	cr_assert_eq(file_size(log_path), size);
+}
+
+/* Zeros over the last whole frame (it ends before the zeros' page): damage. */
+Test(audit, prezeroed_whole_frame_with_zeros_is_corrupt)
+{
+	uint8_t zeros[16] = {0};
+	struct bk_audit a;
+	struct bk_audit_scan sc;
+	uint64_t end;
+
+	prezeroed_log(&a, 6);
+	end = a.end;
+	bk_audit_close(&a);
+	cr_assert_lt(end, 4096, "the log fits its first page");
+	write_at(log_path, end - sizeof(zeros), zeros, sizeof(zeros));
+	cr_assert_eq(bk_audit_scan(log_path, NULL, NULL, &sc), 0);
+	cr_assert_eq(sc.verdict, BK_AUDIT_CORRUPT, "%s", sc.why);
+	cr_assert_eq(sc.records, 5);
+	assert_why(&sc, "CRC mismatch");
+}
+
+/* A write cut at a page boundary: the frame's first bytes, zeros after. */
+Test(audit, prezeroed_write_cut_at_a_page_is_a_torn_tail)
+{
+	static uint8_t zeros[4096];
+	struct bk_audit a;
+	struct bk_audit_scan sc;
+	uint64_t i = 1, off, end;
+	char aside[512];
+
+	cr_assert_eq(bk_audit_open(&a, log_path, NULL), 0);
+	cr_assert_eq(bk_audit_prezero(&a), 0);
+	while (a.end < 4096 - 300)
+		append_any(&a, i, i), i++;
+	off = append_long(&a, i, 1000); /* runs over offset 4096 */
+	end = a.end;
+	cr_assert_gt(end, 4096);
+	bk_audit_close(&a);
+	write_at(log_path, 4096, zeros, end - 4096);
+	cr_assert_eq(bk_audit_scan(log_path, NULL, NULL, &sc), 0);
+	cr_assert_eq(sc.verdict, BK_AUDIT_TORN_TAIL, "%s", sc.why);
+	cr_assert_eq(sc.valid_len, off);
+	cr_assert_eq(sc.records, i - 1);
+	cr_assert_leq(sc.data_len, 4096);
+	cr_assert_gt(sc.data_len, off);
+	cr_assert_eq(bk_audit_keep_tail(log_path, &sc, aside, sizeof(aside)), 0);
+	cr_assert_eq(file_size(aside), sc.data_len - off, "the cut bytes, not the zeros");
+	cr_assert_eq(bk_audit_truncate(log_path, &sc), 0);
+	free(scan(&sc));
+	cr_assert_eq(sc.verdict, BK_AUDIT_OK);
+	cr_assert_eq(sc.records, i - 1);
+	unlink(aside);
+}
+
+/* One stray byte far into the zeros: not the end of the log, damage. */
+Test(audit, prezeroed_zeros_then_data_is_corrupt)
+{
+	struct bk_audit a;
+	struct bk_audit_scan sc;
+	uint64_t end;
+
+	prezeroed_log(&a, 3);
+	end = a.end;
+	bk_audit_close(&a);
+	write_at(log_path, end + 200 * 1024, "x", 1);
+	cr_assert_eq(bk_audit_scan(log_path, NULL, NULL, &sc), 0);
+	cr_assert_eq(sc.verdict, BK_AUDIT_CORRUPT, "%s", sc.why);
+	cr_assert_eq(sc.valid_len, end);
+	cr_assert_eq(sc.records, 3);
+}

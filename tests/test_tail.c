@@ -86,7 +86,8 @@ static void offsets(const char *path, struct offs *o, uint64_t *len)
 	cr_assert_eq(bk_audit_scan(path, note_off, o, &sc), 0);
 	cr_assert_eq(sc.verdict, BK_AUDIT_OK, "%s", sc.why);
 	cr_assert_gt(o->n, 1);
-	*len = sc.file_len;
+	*len =
+	    sc.data_len; /* the records' end: the zeros preallocated after them are not */
 }
 
 static uint64_t size_of(const char *path)
@@ -215,6 +216,7 @@ Test(tail, flipped_byte_in_the_last_record_is_corruption_and_kept)
 	cr_assert_eq(bk_h_cli(&h, NULL, 0, "kill", "beta", "--reason", "x", NULL), 0);
 	cr_assert_eq(bk_h_stop(&h), 0);
 	offsets(h.cfg.audit_path, &o, &len);
+	len = size_of(h.cfg.audit_path);
 	fd = open(h.cfg.audit_path, O_RDWR);
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(pread(fd, &b, 1, (off_t)o.off[o.n - 1] + 12), 1);
@@ -254,6 +256,7 @@ Test(tail, zeroed_records_at_the_tail_are_corruption)
 	cr_assert_eq(pwrite(fd, zeros, len - o.off[o.n - 2], (off_t)o.off[o.n - 2]),
 	             (ssize_t)(len - o.off[o.n - 2]));
 	close(fd);
+	len = size_of(h.cfg.audit_path); /* the whole file is kept */
 	cr_assert_eq(bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", NULL), 4);
 	cr_assert(strstr(out, "CORRUPT"), "not a torn tail: %s", out);
 	bk_h_start(&h);
@@ -289,6 +292,8 @@ Test(tail, rollback_to_an_earlier_copy_is_corruption)
 
 Test(tail, torn_tail_is_cut_kept_aside_and_logged_with_its_own_seq)
 {
+	struct offs o;
+	uint64_t len;
 	struct bk_h h;
 	struct bk_client c;
 	char pat[300], aside[512];
@@ -298,6 +303,10 @@ Test(tail, torn_tail_is_cut_kept_aside_and_logged_with_its_own_seq)
 	bk_h_attach(&h, &c);
 	cr_assert_eq(bk_h_cli(&h, NULL, 0, "kill", "alpha", "--reason", "x", NULL), 0);
 	cr_assert_eq(bk_h_stop(&h), 0);
+	/* a write cut short past the preallocated zeros (an append): the file
+	 * ends at the last record, then the cut frame */
+	offsets(h.cfg.audit_path, &o, &len);
+	cr_assert_eq(truncate(h.cfg.audit_path, (off_t)len), 0);
 	fd = open(h.cfg.audit_path, O_WRONLY | O_APPEND);
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, "\xc8\x00\x00\x00\x01\x02\x03\x04hello", 13), 13);
@@ -316,6 +325,44 @@ Test(tail, torn_tail_is_cut_kept_aside_and_logged_with_its_own_seq)
 	             out);
 	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "audit", "--verify", NULL), 0, "%s",
 	             out);
+	bk_client_detach(&c);
+	bk_h_fini(&h);
+}
+
+/* ---- preallocation: zeros written ahead of the records ------------------------------
+ */
+
+/* Acked records overwrite zeros written ahead (no size change for fdatasync to
+ * journal); the zeros are no torn record at the next boot. */
+Test(tail, prezeroed_log_keeps_its_size_and_boots_clean)
+{
+	struct bk_h h;
+	struct bk_client c;
+	struct offs o;
+	uint64_t size, len;
+	char pat[300], aside[512];
+
+	up(&h, "prezero");
+	bk_h_attach(&h, &c);
+	cr_assert_eq(bk_h_cli(&h, NULL, 0, "kill", "alpha", "--reason", "x", NULL), 0);
+	size = size_of(h.cfg.audit_path);
+	cr_assert_eq(bk_h_cli(&h, NULL, 0, "kill", "beta", "--reason", "y", NULL), 0);
+	cr_assert_eq(bk_h_cli(&h, NULL, 0, "kill", "gamma", "--reason", "z", NULL), 0);
+	cr_assert_eq(size_of(h.cfg.audit_path), size,
+	             "acked records went into the zeros");
+	cr_assert_eq(bk_h_stop(&h), 0);
+	offsets(h.cfg.audit_path, &o, &len);
+	cr_assert_gt(size_of(h.cfg.audit_path), len, "zeros after the records");
+	cr_assert_eq(bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", NULL), 0,
+	             "%s", out);
+	bk_h_start(&h);
+	cr_assert_eq(bk_check(&c, -1), BK_ACTIVE, "no corruption");
+	cr_assert_eq(bk_check(&c, bk_client_resolve(&c, "alpha")), BK_HALTED);
+	snprintf(pat, sizeof(pat), "%s.torn.*", h.cfg.audit_path);
+	cr_assert_eq(matches(pat, aside, sizeof(aside)), 0, "nothing cut");
+	cr_assert_eq(bk_h_cli(&h, out, sizeof(out), "audit", NULL), 0);
+	cr_assert_eq(bk_h_count(out, " LOG_REPAIR "), 0, "%s", out);
+	cr_assert_eq(bk_h_count(out, " BOOT "), 2, "%s", out);
 	bk_client_detach(&c);
 	bk_h_fini(&h);
 }

@@ -21,6 +21,7 @@
  * record continues the chain; replaying the repaired log gives exactly the
  * state the daemon booted with.
  */
+#include <fcntl.h>
 #include <openssl/sha.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -62,11 +63,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* bk_state_init's result without a 10 MiB calloc per input. */
 static void state_reset(struct bk_state *st)
 {
-	struct bk_scope *s = st->strategies;
+	struct bk_state keep = *st;
 
-	memset(s, 0, st->n_strategies * sizeof(*s));
+	memset(keep.strategies, 0, st->n_strategies * sizeof(*keep.strategies));
+	memset(keep.groups, 0, BK_MAX_GROUPS * sizeof(*keep.groups));
+	memset(keep.members, 0, BK_MAX_STRATEGIES * sizeof(*keep.members));
 	memset(st, 0, sizeof(*st));
-	st->strategies = s;
+	/* the arrays bk_state_init allocated stay (else each input leaks them) */
+	st->strategies = keep.strategies;
+	st->groups = keep.groups;
+	st->members = keep.members;
 }
 
 static bool state_equal(const struct bk_state *a, const struct bk_state *b)
@@ -194,16 +200,43 @@ static bool known_half_register(const struct replay *r)
 	return true;
 }
 
+/* The log file holds only zeros from off to its end. */
+static bool zeros_from(uint64_t off)
+{
+	uint8_t buf[4096];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool zero = fd >= 0;
+
+	while (zero && (n = pread(fd, buf, sizeof(buf), (off_t)off)) > 0) {
+		for (ssize_t i = 0; i < n && zero; i++)
+			zero = !buf[i];
+		off += (uint64_t)n;
+	}
+	if (fd >= 0)
+		close(fd);
+	return zero;
+}
+
 static void check_scan(const struct bk_audit_scan *s, const char *when)
 {
 	if (s->valid_len > s->file_len || !fz_terminated(s->why, sizeof(s->why)))
 		fz_fail("%s: valid_len %llu > file_len %llu, or why unterminated", when,
 		        (unsigned long long)s->valid_len,
 		        (unsigned long long)s->file_len);
-	if (s->verdict == BK_AUDIT_OK && s->valid_len != s->file_len)
-		fz_fail("%s: OK but valid_len %llu != file_len %llu", when,
+	if (s->valid_len > s->data_len || s->data_len > s->file_len)
+		fz_fail("%s: valid_len %llu, data_len %llu, file_len %llu out of order",
+		        when, (unsigned long long)s->valid_len,
+		        (unsigned long long)s->data_len, (unsigned long long)s->file_len);
+	/* OK: every byte verified, but a preallocated log's zeros after them */
+	if (s->verdict == BK_AUDIT_OK && s->valid_len != s->data_len)
+		fz_fail("%s: OK but valid_len %llu != data_len %llu", when,
 		        (unsigned long long)s->valid_len,
-		        (unsigned long long)s->file_len);
+		        (unsigned long long)s->data_len);
+	if (s->verdict == BK_AUDIT_OK && s->data_len < s->file_len &&
+	    !zeros_from(s->data_len))
+		fz_fail("%s: OK with non-zero bytes after data_len %llu", when,
+		        (unsigned long long)s->data_len);
 	if (s->verdict != BK_AUDIT_OK && !s->why[0])
 		fz_fail("%s: verdict %d without a why", when, s->verdict);
 	if (s->records && s->last_seq != s->records)
