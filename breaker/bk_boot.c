@@ -313,7 +313,8 @@ static int repair_log(struct bk_daemon *d, struct bk_boot_report *r, char *err,
 	case BK_AUDIT_OK:
 		return 0;
 	case BK_AUDIT_TORN_TAIL:
-		r->torn_bytes = r->scan.file_len - r->scan.valid_len;
+		r->torn_bytes =
+		    r->scan.data_len - r->scan.valid_len; /* not the zeros after */
 		/* cut, never discarded: the bytes go aside first */
 		rv = bk_audit_keep_tail(path, &r->scan, r->aside, sizeof(r->aside));
 		if (rv == 0)

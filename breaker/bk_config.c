@@ -969,6 +969,9 @@ void bk_config_incident_defaults(struct bk_config *cfg)
 	    [BK_R_EXPOSURE_LIMIT] = 2,
 	    [BK_R_STALE_HEARTBEAT] = 2,
 	    [BK_R_AUDIT_CORRUPT] = 1,
+	    [BK_R_MARKET_DATA_STALE] = 2,
+	    [BK_R_EXCHANGE_DOWN] = 1,
+	    [BK_R_AUTHORITY_LOST] = 1,
 	};
 
 	memcpy(cfg->incident_severity, sev, sizeof(sev));

@@ -229,6 +229,24 @@ static void recon_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 	info->rules_hash = d->rules_hash;
 }
 
+/* Strategies an engine reads as held only because a group holds them: the
+ * tripped list names strategies with latches of their own, so an operator
+ * would otherwise read "0 tripped" while a venue group halts half the book. */
+static uint32_t held_by_groups(struct bk_daemon *d)
+{
+	uint32_t n = 0;
+	uint64_t since;
+	uint32_t mask;
+
+	for (uint32_t i = 0; i < d->state.n_strategies; i++)
+		if (!d->state.strategies[i].gone && !d->state.strategies[i].active &&
+		    d->state.members[i].n &&
+		    BK_STATE_MODE(bk_group_folded(&d->state, (int)i, d->audit.durable_seq,
+		                                  &since, &mask)))
+			n++;
+	return n;
+}
+
 static void info_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 {
 	uint64_t now = bk_now_mono_ns();
@@ -240,6 +258,8 @@ static void info_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 	info->has_strategy_count = info->has_heartbeat_age_ns = info->has_audit_seq = 1;
 	info->has_daemon_pid = info->has_tick_period_ns = info->has_uptime_ns = 1;
 	info->strategy_count = d->state.n_strategies - d->state.n_gone; /* live ones */
+	info->has_held_by_groups = 1;
+	info->held_by_groups = held_by_groups(d);
 	info->heartbeat_age_ns = hb && now > hb ? now - hb : 0;
 	info->audit_seq = d->audit.durable_seq;
 	info->daemon_pid = (uint32_t)getpid();

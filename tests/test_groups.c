@@ -147,6 +147,9 @@ Test(groups, a_group_trip_is_visible_to_every_member_before_the_cli_returns)
 		cr_assert_eq(bk_check(&c, slots[i]), BK_HALTED, "member m%02d", i);
 	cr_assert_eq(bk_check(&c, other), BK_ACTIVE, "a non-member is untouched");
 	cr_assert_eq(bk_check(&c, BK_GLOBAL_ONLY), BK_ACTIVE);
+	/* the operator's status counts the members held by the group */
+	cr_assert_eq(cli(&h, "status"), 0, "%s", out);
+	cr_assert(strstr(out, "0 tripped, 40 more held by groups"), "%s", out);
 	bk_client_detach(&c);
 	down(&h);
 }

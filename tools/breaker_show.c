@@ -280,7 +280,11 @@ static void put_status(FILE *f, const struct cli *c, const Breaker__StatusInfo *
 		put_proposal(f, in->pending_resume);
 	fputs("strategies: ", f);
 	put_u32(f, in->has_strategy_count, in->strategy_count);
-	fprintf(f, " registered, %zu tripped\n", in->n_tripped);
+	fprintf(f, " registered, %zu tripped", in->n_tripped);
+	if (in->held_by_groups)
+		fprintf(f, ", %u more held by groups ('breaker strategies' lists them)",
+		        in->held_by_groups);
+	fputc('\n', f);
 	for (size_t i = 0; i < in->n_tripped; i++)
 		put_scope_state(f, in->tripped[i], gmode);
 	if (in->n_groups) {

@@ -267,6 +267,27 @@ def example_steps(d: Daemon) -> None:
     print(f"ok   {name} engine loop: {' | '.join(lines)}")
 
 
+def firm_steps(d: Daemon) -> None:
+    """Firm-wide mode (etcd): a copy of the live segment whose valid_until_ns
+    is in the past reads HALTED in every client's live check, one whose
+    valid_until_ns is far ahead reads as the words say."""
+    with open(d.segment, "rb") as f:
+        b = bytearray(f.read())
+    put(b, 192, "Q", 0)  # global ACTIVE, so the verdict is valid_until's alone
+    for tag, until, want in (("valid_until_ns passed", 1, "HALTED"), ("valid_until_ns ahead", (1 << 63) - 1, "ACTIVE")):
+        put(b, 160, "Q", until)
+        inst = f"{d.instance}-firm"
+        path = d.segment + "-firm"
+        with open(path, "wb") as f:
+            f.write(b)
+        os.chmod(path, 0o644)
+        try:
+            c = agree(f"firm-wide: {tag}", inst, str(1 << 62))
+            expect(f"global's live check with {tag}", scope(c, -1)["check_live"], want)
+        finally:
+            os.unlink(path)
+
+
 def main() -> int:
     d = Daemon(f"agree-{name}", "[strategies]\nnames = alpha, beta, gamma\ngroups = beta=venue:XETR\n"
                "[limits]\ncautious.size_factor = 0.25\nreduce_only.max_qty = 500\n"
@@ -311,6 +332,7 @@ def main() -> int:
         tel_steps(d)
         refused_steps(d)
         groups_and_limits_steps(d)
+        firm_steps(d)
 
         before = agree("before the daemon dies", d.instance)
         d.kill9()
