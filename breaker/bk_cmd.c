@@ -828,6 +828,7 @@ void bk_cmd_handle(struct bk_daemon *d, struct bk_request *in)
 	size_t len = in->len;
 
 	in->route.transport = BK_ROUTE_NONE; /* c holds it now */
+	c.route.start_ns = bk_now_mono_ns();
 	c.peer = in->peer;
 	if (len > d->cfg.max_msg) {
 		snprintf(c.why, sizeof(c.why),

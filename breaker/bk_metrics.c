@@ -145,6 +145,12 @@ void bk_metrics_fsync_done(struct bk_daemon *d, uint64_t ns, bool ok)
 		d->ctr.flush_failures++;
 }
 
+void bk_metrics_command_done(struct bk_daemon *d, uint64_t ns)
+{
+	/* the tick's bounds: 10 us (a fast-path trip) to 1 s (a stuck flush) */
+	hist_add(&d->ctr.command, tick_bounds, ns);
+}
+
 /* ---- writing lines ------------------------------------------------------------ */
 
 static struct bk_metrics_buf *back_buf(struct bk_metrics *m)
@@ -289,6 +295,11 @@ static void head_counters(struct bk_daemon *d, struct bk_metrics *m)
 	     "Audit flush latency: from the write's submission to the fdatasync's "
 	     "completion.",
 	     &c->fsync, fsync_le);
+	hist(m, "breaker_command_duration_seconds",
+	     "Command latency inside breakerd: from handling begun to the reply handed "
+	     "to its transport (a resume's includes its durable audit record; a trip's "
+	     "does not wait for the disk).",
+	     &c->command, tick_le);
 }
 
 /* Engines attached (an ack pid in the telemetry segment) that have not acted

@@ -61,6 +61,7 @@ struct bk_counters {
 	uint64_t tick_overruns;     /* ticks longer than the period */
 	struct bk_hist tick;        /* bk_tick's duration */
 	struct bk_hist fsync;       /* audit flush: submit -> fsync done */
+	struct bk_hist command;     /* a command: handling begun -> reply handed over */
 	bool tel_blind;             /* no telemetry segment: rules blind */
 	uint64_t config_reloads[2]; /* SIGHUP rule reloads: [0] applied, [1] refused */
 	uint64_t rule_state_records; /* RULE_STATE records staged (baselines moved) */
@@ -107,6 +108,9 @@ void bk_metrics_tick_done(struct bk_daemon *d, uint64_t ns);
 
 /* One audit flush took ns from submission to the fsync's completion. */
 void bk_metrics_fsync_done(struct bk_daemon *d, uint64_t ns, bool ok);
+
+/* A command was answered ns after breakerd began handling it. */
+void bk_metrics_command_done(struct bk_daemon *d, uint64_t ns);
 
 /* The commands outside the first block, in type order from BK_CMD_REBASE. */
 #define BK_CMD_LATER                                                                     \

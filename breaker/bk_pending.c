@@ -17,8 +17,11 @@
 void bk_reply_send(struct bk_daemon *d, struct bk_route *route, const uint8_t *buf,
                    size_t len)
 {
-	if (route->transport != BK_ROUTE_NONE)
+	if (route->transport != BK_ROUTE_NONE) {
+		if (route->start_ns)
+			bk_metrics_command_done(d, bk_now_mono_ns() - route->start_ns);
 		d->replier.send(d->replier.ctx, route, buf, len);
+	}
 	route->transport = BK_ROUTE_NONE;
 }
 

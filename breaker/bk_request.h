@@ -23,6 +23,7 @@ struct bk_route {
 	uint32_t conn;     /* the transport's: a connection slot ... */
 	uint32_t gen;      /* ... and its generation */
 	void *handle;      /* the transport's: a message it reuses for the answer */
+	uint64_t start_ns; /* CLOCK_MONOTONIC when command handling began; 0: unknown */
 };
 
 struct bk_request {

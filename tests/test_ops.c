@@ -141,6 +141,11 @@ Test(ops, metrics_show_a_trip_and_pass_promtool)
 	cr_assert(strstr(body, "breaker_audit_records_pending 0\n"));
 	cr_assert(strstr(body, "# TYPE breaker_tick_duration_seconds histogram\n"));
 	cr_assert(strstr(body, "breaker_audit_fsync_duration_seconds_count "));
+	/* every answered command is timed: at least the two trips above */
+	const char *cd = strstr(body, "breaker_command_duration_seconds_count ");
+	cr_assert(cd && strtoull(cd + strlen("breaker_command_duration_seconds_count "),
+	                         NULL, 10) >= 2,
+	          "%s", body);
 	cr_assert(strstr(body, "breaker_info{breaker_instance=\""));
 	st = promtool_metrics(&h, body);
 	snprintf(path, sizeof(path), "%s/scrape.txt.lint", h.dir);

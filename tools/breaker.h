@@ -159,7 +159,6 @@ int cmd_incident(struct cli *c, const struct cli_args *a);
 
 /* breaker_incidents.c: open, ack, note, resolve (audited by breakerd), list
  * and stats (from the audit log) */
-bool incident_id_valid(const char *id);
 int cmd_incident_life(struct cli *c, const struct cli_args *a);
 int cmd_incident_list(struct cli *c, const struct cli_args *a);
 int cmd_incident_stats(struct cli *c, const struct cli_args *a);

@@ -13,6 +13,7 @@
 
 #include "bk_mode.h"
 #include "bk_suggest.h"
+#include "bk_incident.h"
 #include "breaker.h"
 
 /* ---- argument checks ---------------------------------------------------- */
@@ -312,7 +313,7 @@ static int send_trip(struct cli *c, const struct cli_args *a, Breaker__Trip *t)
 	if ((rv = cli_config(c)) || (rv = check_strategy(a->cmd, t->strategy)) ||
 	    (rv = check_reason(c, a->cmd, t->reason, false)))
 		return rv;
-	if (a->incident && !incident_id_valid(a->incident))
+	if (a->incident && !bk_incident_id_valid(a->incident))
 		return cli_usage_error(
 		    a->cmd,
 		    "bad --incident '%s': INC-YYYY-NNN (3 to 6 digits), "
@@ -444,7 +445,7 @@ int cmd_resume(struct cli *c, const struct cli_args *a)
 	rs.reason = a->reason;
 	rs.has_force = a->force;
 	rs.force = a->force;
-	if (a->incident && !incident_id_valid(a->incident))
+	if (a->incident && !bk_incident_id_valid(a->incident))
 		return cli_usage_error(
 		    a->cmd,
 		    "bad --incident '%s': INC-YYYY-NNN (3 to 6 digits), "
@@ -710,7 +711,7 @@ int cmd_reconcile(struct cli *c, const struct cli_args *a)
 		pos[i].as_of_wall_ns = wall;
 		pp[i] = &pos[i];
 	}
-	if (a->incident && !incident_id_valid(a->incident))
+	if (a->incident && !bk_incident_id_valid(a->incident))
 		return cli_usage_error(
 		    a->cmd, "bad --incident '%s': INC-YYYY-NNN (3 to 6 digits)",
 		    a->incident);

@@ -20,6 +20,7 @@
 #include "bk_audit.h"
 #include "bk_hash.h"
 #include "bk_mode.h"
+#include "bk_incident.h"
 #include "breaker.h"
 
 #define SCOPE_SLOTS 8192 /* open addressing, > 2x (4096 strategies + global) */
@@ -1208,7 +1209,7 @@ static int parse_opts(const struct cli_args *a, struct inc *x)
 		                       "is 'export'",
 		                       a->pos[0]);
 	if (a->npos == 2) { /* export ID: the window is the incident's */
-		if (!incident_id_valid(a->pos[1]))
+		if (!bk_incident_id_valid(a->pos[1]))
 			return cli_usage_error(
 			    a->cmd,
 			    "bad incident id '%s': INC-YYYY-NNN (3 to 6 "

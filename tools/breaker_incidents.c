@@ -11,27 +11,11 @@
 #include <string.h>
 
 #include "bk_audit.h"
+#include "bk_incident.h"
 #include "breaker.h"
 
 #define ID_HELP  "INC-YYYY-NNN (3 to 6 digits), e.g. INC-2026-001"
 #define LIST_MAX 1024
-
-bool incident_id_valid(const char *id)
-{
-	size_t n = id ? strlen(id) : 0, i;
-
-	if (n < 12 || n > 15 || strncmp(id, "INC-", 4) != 0 || id[8] != '-')
-		return false;
-	for (i = 4; i < n; i++)
-		if (i != 8 && !isdigit((unsigned char)id[i]))
-			return false;
-	return true;
-}
-
-static bool severity_valid(const char *s)
-{
-	return s && s[0] == 'P' && s[1] >= '1' && s[1] <= '4' && !s[2];
-}
 
 /* ---- open, ack, note, resolve -------------------------------------------------- */
 
@@ -80,11 +64,11 @@ int cmd_incident_life(struct cli *c, const struct cli_args *a)
 	if (a->npos != want && !(strcmp(op, "open") == 0 && a->npos == 1))
 		return cli_usage_error(a->cmd, "%s takes %s", op,
 		                       want == 3 ? "ID TEXT" : "ID");
-	if (a->npos > 1 && !incident_id_valid(a->pos[1]))
+	if (a->npos > 1 && !bk_incident_id_valid(a->pos[1]))
 		return cli_usage_error(a->cmd, "bad incident id '%s': " ID_HELP,
 		                       a->pos[1]);
 	if (strcmp(op, "open") == 0) {
-		if (!severity_valid(a->severity))
+		if (!bk_incident_severity_parse(a->severity))
 			return cli_usage_error(
 			    a->cmd, "open needs --severity P1, P2, P3 or P4%s%s",
 			    a->severity ? ", not " : "", a->severity ? a->severity : "");

@@ -35,6 +35,9 @@ PACKAGES="$PACKAGES etcd-server etcd-client libcurl4-openssl-dev libcjson-dev"
 # package_install test (cpack's dpkg-shlibdeps; the package's postinst).
 # openjdk-17-jdk-headless: the Java client (clients/java, javac from CMake).
 PACKAGES="$PACKAGES mandoc dpkg-dev adduser openjdk-17-jdk-headless"
+# rustc + cargo: Debian's 1.63, which the Rust client must build with (ctest
+# rust_debian_toolchain), whatever newer toolchain is first on PATH.
+PACKAGES="$PACKAGES rustc cargo"
 
 deps() {
 	missing=""

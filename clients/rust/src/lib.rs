@@ -403,7 +403,10 @@ impl Client {
             max_qty: 0.0,
             max_notional: 0.0,
         };
-        let entries: &[usize] = if slot >= 0 { &[0, 1 + slot as usize] } else { &[0] };
+        // a named array, not a temporary: rustc 1.63 (Debian's) ends a
+        // temporary's life at the end of the `let`
+        let both = [0, 1 + slot.max(0) as usize];
+        let entries: &[usize] = if slot >= 0 { &both } else { &both[..1] };
         for &e in entries {
             let (f, sf, mq, mn) = match self.limits_entry(e) {
                 Some(v) => v,
