@@ -249,6 +249,57 @@ static void firm_trips(struct cluster *cl, const struct bk_client *c, size_t n,
 	free(r);
 }
 
+/* A --firm trip as the CLI sends it: to breakerd, which authorises, audits
+ * and puts on its etcd thread; the release straight in etcd (a txn). */
+static void forwarded_trips(struct cluster *cl, const struct bench_daemon *d,
+                            const struct bk_client *c, size_t n, const char *setup)
+{
+	const char *key = "/breaker/v1/bench/latch/global/manual_halt";
+	struct bk_etcd_conn conn;
+	struct bk_rpc rpc;
+	double *v = calloc(n, sizeof(double));
+	size_t got = 0;
+	uint64_t at, id = 500000;
+
+	if (bk_rpc_open(&rpc, d->cfg.cmd_url, 5000) < 0)
+		return;
+	bk_etcd_conn_init(&conn, cl->endpoints, 2000);
+	for (size_t i = 0; i < n; i++) {
+		Breaker__Request req = BREAKER__REQUEST__INIT;
+		Breaker__Trip t = BREAKER__TRIP__INIT;
+		Breaker__Reply *rep = NULL;
+		int64_t rev = -1;
+
+		t.has_firm = t.firm = 1;
+		t.has_reason_code = t.has_mode = 1;
+		t.reason_code = BREAKER__REASON_CODE__MANUAL_HALT;
+		t.mode = BREAKER__MODE__MODE_HALTED;
+		req.has_request_id = 1;
+		req.request_id = ++id;
+		req.cmd_case = BREAKER__REQUEST__CMD_TRIP;
+		req.trip = &t;
+		uint64_t t0 = bench_now();
+		if (bk_rpc_call(&rpc, &req, &rep) == 0 && rep->has_firm_revision)
+			rev = (int64_t)rep->firm_revision;
+		if (rep)
+			breaker__reply__free_unpacked(rep, NULL);
+		if (rev < 0)
+			continue;
+		if (mode_within(c, BK_HALTED, 2000000000ull, &at))
+			v[got++] = (double)(at - t0) / 1000.0;
+		if (bk_etcd_cas(&conn, key, rev, NULL) < 0)
+			break;
+		mode_within(c, BK_ACTIVE, 2000000000ull, &at);
+		bench_sleep_us(2000);
+	}
+	bk_etcd_conn_free(&conn);
+	struct bench_stats s;
+	bench_stats(v, got, &s);
+	bench_row("firm", "firm trip via breakerd (auth, audit, put) -> engine HALTED",
+	          "us", &s, setup);
+	free(v);
+}
+
 static void local_trips(const struct bench_daemon *d, const struct bk_client *c, size_t n,
                         const char *setup)
 {
@@ -360,6 +411,7 @@ int main(int argc, char **argv)
 	snprintf(setup, sizeof(setup), "etcd 3.4 x3 loopback, tick 100us, engine spins");
 	bare_put_watch(&cl, bench_scale(quick, 300), setup);
 	firm_trips(&cl, &c, bench_scale(quick, 300), setup);
+	forwarded_trips(&cl, &d, &c, bench_scale(quick, 300), setup);
 	local_trips(&d, &c, bench_scale(quick, 300), setup);
 	snprintf(setup, sizeof(setup),
 	         "T1 2500 ms, T2 5000 ms (defaults), probe 100 ms/300 ms");
