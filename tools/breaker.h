@@ -113,7 +113,7 @@ int cmd_unregister(struct cli *c, const struct cli_args *a);
 int cmd_rename(struct cli *c, const struct cli_args *a);
 void suggest_command(FILE *f, const char *typed, const char *const *names, size_t n);
 
-/* breaker_firm.c: --firm, straight to etcd ([cluster]) */
+/* breaker_firm.c: --firm, through the local breakerd to etcd ([cluster]) */
 int cli_firm_trip(struct cli *c, const struct cli_args *a, char *const *strategies,
                   int ns, char *const *groups, int ng, int reason, int mode,
                   const char *text);
