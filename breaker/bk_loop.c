@@ -517,6 +517,27 @@ static int spin_wait(struct loop *l)
 }
 
 /* Stop: finish the flush in flight, make everything staged durable, answer. */
+/*
+ * A clean stop is part of the incident timeline (who stopped breakerd, and
+ * when): the record is flushed with the last ones below. A crash writes
+ * none; the next BOOT then follows the last record with no STOP before it.
+ */
+static void stage_stop(struct loop *l)
+{
+	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+	char text[160];
+
+	snprintf(
+	    text, sizeof(text),
+	    "breakerd %s stopped: signal %u from uid %u pid %u; state stays as it is",
+	    l->d->cfg.instance, l->sig.ssi_signo, l->sig.ssi_uid, l->sig.ssi_pid);
+	rec.has_kind = 1;
+	rec.kind = BREAKER__AUDIT_RECORD__KIND__STOP;
+	rec.reason = text;
+	if (bk_record_stage_system(l->d, &rec) < 0)
+		bk_warn("could not stage the STOP record");
+}
+
 static void finish(struct loop *l)
 {
 	struct io_uring_cqe *cqe;
@@ -531,6 +552,8 @@ static void finish(struct loop *l)
 	/* baselines moved in the last second are not recorded yet (one
 	 * RULE_STATE per strategy per second): the next boot needs them */
 	bk_rulestate_flush(l->d);
+	if (l->d->stop)
+		stage_stop(l);
 	if (!bk_tail_check(l->d) && bk_audit_flush_sync(&l->d->audit) == 0) {
 		bk_tail_publish(l->d);
 		bk_pending_durable(l->d);

@@ -430,15 +430,22 @@ Test(incidents, warnings_and_daemon_stops_are_in_the_timeline)
 	          "the warning is audited: %s", out);
 	cr_assert_eq(bk_h_mode_of(&r.h, "alpha"), BK_ACTIVE, "a warning, not a trip");
 	cr_assert_eq(bk_h_stop(&r.h), 0);
-	bk_h_start(&r.h); /* a stop and a start in the period */
+	bk_h_start(&r.h); /* a clean stop, a start, a crash, a start in the period */
+	bk_h_kill9(&r.h);
+	bk_h_start(&r.h);
 	cr_assert_eq(bk_h_stop(&r.h), 0);
 	cli_is(&r.h, 0, "export", "incident", "export", "--since", since, NULL);
 	cr_assert(strstr(out, "| WARNING rule exposure at 60% |") &&
 	              strstr(out, "measured 600"),
 	          "the warning in the timeline: %s", out);
-	cr_assert(strstr(out, "| **breakerd STOPPED** (or died) after this |") &&
-	              strstr(out, "until the start below"),
-	          "the daemon's stop in the timeline: %s", out);
+	/* the clean stops are records of their own, naming the signal's sender */
+	cr_assert_eq(bk_h_count(out, "| STOP |"), 2, "two clean stops: %s", out);
+	cr_assert(strstr(out, "stopped: signal 15 from uid 0"), "who stopped it: %s",
+	          out);
+	/* the crash left no record: its gap is the only inferred one */
+	cr_assert_eq(bk_h_count(out, "| **breakerd STOPPED** (or died) after this |"), 1,
+	             "the crash's gap in the timeline: %s", out);
+	cr_assert(strstr(out, "until the start below"), "%s", out);
 	bk_rig_down(&r);
 }
 

@@ -164,8 +164,9 @@ Test(tail, truncation_at_a_record_boundary_is_corruption)
 	             0);
 	cr_assert_eq(bk_h_stop(&h), 0);
 	offsets(h.cfg.audit_path, &o, &len);
-	/* the last record (the emergency stop) goes, exactly at its frame start */
-	cr_assert_eq(truncate(h.cfg.audit_path, (off_t)o.off[o.n - 1]), 0);
+	/* the emergency stop and the clean stop's STOP record after it go,
+	 * exactly at the emergency stop's frame start */
+	cr_assert_eq(truncate(h.cfg.audit_path, (off_t)o.off[o.n - 2]), 0);
 	cr_assert_eq(bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", NULL), 4,
 	             "a log shorter than its durable head must fail --verify: %s", out);
 	cr_assert(strstr(out, "head"), "says why: %s", out);
@@ -484,12 +485,13 @@ Test(tail, records_after_damage_are_shown_marked_unverified)
 	             0);
 	cr_assert_eq(bk_h_stop(&h), 0);
 	offsets(h.cfg.audit_path, &o, &len);
-	/* damage the 'second' trip (third from the end) */
+	/* damage the 'second' trip (third from the end: the clean stop's STOP
+	 * record is last) */
 	fd = open(h.cfg.audit_path, O_RDWR);
 	cr_assert_geq(fd, 0);
-	cr_assert_eq(pread(fd, &b, 1, (off_t)o.off[o.n - 2] + 10), 1);
+	cr_assert_eq(pread(fd, &b, 1, (off_t)o.off[o.n - 3] + 10), 1);
 	b ^= 0x40;
-	cr_assert_eq(pwrite(fd, &b, 1, (off_t)o.off[o.n - 2] + 10), 1);
+	cr_assert_eq(pwrite(fd, &b, 1, (off_t)o.off[o.n - 3] + 10), 1);
 	close(fd);
 	cr_assert_eq(bk_h_cli_all(&h, out, sizeof(out), "audit", NULL), 4, "%s", out);
 	cr_assert(strstr(out, "\"first\""), "%s", out);

@@ -810,7 +810,8 @@ static void put_row(struct inc *x, const Breaker__AuditRecord *rec)
 	else
 		md_row(x, rec);
 	x->rows++;
-	x->prev_wall = rec->wall_ns;
+	/* after a clean STOP the log says so itself: no "STOPPED (or died)" row */
+	x->prev_wall = rec->kind == BREAKER__AUDIT_RECORD__KIND__STOP ? 0 : rec->wall_ns;
 }
 
 static int pass2(const Breaker__AuditRecord *rec, uint64_t offset, void *arg)
