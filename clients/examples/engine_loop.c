@@ -66,6 +66,7 @@ static const char *const reason_names[] = {
     "audit_corrupt",
     "market_data_stale",
     "exchange_down",
+    "authority_lost",
 };
 
 static const char *reason_str(unsigned code)
