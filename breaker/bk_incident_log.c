@@ -12,6 +12,24 @@
 
 #define WARN_AUDIT_GAP_NS 1000000000ull
 
+void bk_incident_log_publish(struct bk_daemon *d, const struct bk_warning_event *w)
+{
+	Breaker__Event ev = BREAKER__EVENT__INIT;
+	uint8_t buf[512];
+
+	ev.strategy = (char *)w->strategy;
+	ev.group = (char *)w->group;
+	ev.rule = (char *)w->rule;
+	ev.has_utilisation = ev.has_warning = ev.has_wall_ns = ev.has_reason_code = 1;
+	ev.utilisation = w->util;
+	ev.warning = 1;
+	ev.wall_ns = bk_now_wall_ns();
+	ev.reason_code = (Breaker__ReasonCode)w->reason_code;
+	ev.reason = (char *)w->evidence;
+	if (breaker__event__get_packed_size(&ev) <= sizeof(buf))
+		bk_server_publish(&d->srv, buf, breaker__event__pack(&ev, buf));
+}
+
 void bk_incident_log_warning(struct bk_daemon *d, int slot, const struct bk_verdict *v)
 {
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;

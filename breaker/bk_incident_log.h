@@ -13,4 +13,16 @@ struct bk_daemon;
  * one per rule and strategy per second. */
 void bk_incident_log_warning(struct bk_daemon *d, int slot, const struct bk_verdict *v);
 
+/* A warning as `breaker watch` shows it: about a strategy (its name) or a
+ * venue group (its tag), the rule, its reason code, utilisation, evidence. */
+struct bk_warning_event {
+	const char *strategy, *group, *rule, *evidence;
+	unsigned reason_code;
+	double util;
+};
+
+/* Publish it on the event socket, every time (events are not rate-limited:
+ * a watcher that attached late must still see the next one). */
+void bk_incident_log_publish(struct bk_daemon *d, const struct bk_warning_event *w);
+
 #endif

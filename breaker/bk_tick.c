@@ -18,19 +18,13 @@
 
 static void publish_warning(struct bk_daemon *d, int slot, const struct bk_verdict *v)
 {
-	Breaker__Event ev = BREAKER__EVENT__INIT;
-	uint8_t buf[512];
+	struct bk_warning_event w = {.strategy = d->state.strategies[slot].name,
+	                             .rule = bk_rule_name(v->rule),
+	                             .evidence = v->evidence,
+	                             .reason_code = bk_rule_reason(v->rule),
+	                             .util = v->util};
 
-	ev.strategy = d->state.strategies[slot].name;
-	ev.rule = (char *)bk_rule_name(v->rule);
-	ev.has_utilisation = ev.has_warning = ev.has_wall_ns = ev.has_reason_code = 1;
-	ev.utilisation = v->util;
-	ev.warning = 1;
-	ev.wall_ns = bk_now_wall_ns();
-	ev.reason_code = (Breaker__ReasonCode)bk_rule_reason(v->rule);
-	ev.reason = (char *)v->evidence;
-	if (breaker__event__get_packed_size(&ev) <= sizeof(buf))
-		bk_server_publish(&d->srv, buf, breaker__event__pack(&ev, buf));
+	bk_incident_log_publish(d, &w);
 }
 
 static void rule_record(Breaker__AuditRecord *rec, const struct bk_verdict *v,

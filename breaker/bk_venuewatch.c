@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "bk_daemon.h"
+#include "bk_incident_log.h"
 #include "bk_log.h"
 #include "bk_venuewatch.h"
 
@@ -120,19 +121,13 @@ static void add_evidence(struct bk_daemon *d, uint32_t g, struct bk_venue_verdic
 static void publish_warning(struct bk_daemon *d, uint32_t g,
                             const struct bk_venue_verdict *vd)
 {
-	Breaker__Event ev = BREAKER__EVENT__INIT;
-	uint8_t buf[512];
+	struct bk_warning_event w = {.group = group_name(d, g), /* the venue group */
+	                             .rule = bk_venue_rule_name(vd->rule),
+	                             .evidence = vd->evidence,
+	                             .reason_code = bk_venue_rule_reason(vd->rule),
+	                             .util = vd->util};
 
-	ev.group = (char *)group_name(d, g); /* the venue group it is about */
-	ev.rule = (char *)bk_venue_rule_name(vd->rule);
-	ev.has_utilisation = ev.has_warning = ev.has_wall_ns = ev.has_reason_code = 1;
-	ev.utilisation = vd->util;
-	ev.warning = 1;
-	ev.wall_ns = bk_now_wall_ns();
-	ev.reason_code = (Breaker__ReasonCode)bk_venue_rule_reason(vd->rule);
-	ev.reason = (char *)vd->evidence;
-	if (breaker__event__get_packed_size(&ev) <= sizeof(buf))
-		bk_server_publish(&d->srv, buf, breaker__event__pack(&ev, buf));
+	bk_incident_log_publish(d, &w);
 }
 
 static void act(struct bk_daemon *d, uint32_t g, const struct bk_venue_verdict *vd)
