@@ -1,0 +1,699 @@
+/*
+ * test_netns - partition scenarios of the firm-wide mode (issue 15 item 6):
+ * a real 3-member etcd cluster and two real breakerd "hosts", each in a
+ * network namespace of its own, links cut for real with nftables
+ * (bk_netns_harness). Engines read the hosts' segments with the real client
+ * header; operators use the real CLI (run inside the host's namespace).
+ *
+ * What is asserted comes from what a user sees: the engines' view
+ * (bk_check_live), and each host's own audit log (`breaker audit --json`):
+ *  - a host never stays ACTIVE past T1 without a quorum read: its
+ *    authority_lost REDUCE_ONLY record comes at T1 (and HALTED at T2), never
+ *    early, and only where contact was really lost;
+ *  - a committed firm trip reaches every connected host (FIRM_APPLIED with
+ *    its revision), or that host failed closed, within T2 of the commit;
+ *  - nothing leaves HALTED without a resume: every release in a log is an
+ *    operator's RESUME made after contact came back (FIRM_LINK), or a
+ *    FIRM_APPLIED deletion at the revision of a firm resume the test made;
+ *  - revisions are applied exactly once each and in order after a heal;
+ *  - the healthy side never fails closed, leader change included, with the
+ *    documented T1.
+ * Bounds are generous (SLACK_MS): a loaded 2-CPU box stalls things; what is
+ * asserted is the order of events and that bounds hold, not a latency.
+ * Times measured are printed ("netns:" lines) for docs/firmwide.md.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "bk_etcd_kv.h"
+#include "bk_harness.h"
+#include "bk_mode.h"
+#include "bk_netns_harness.h"
+
+#define WAIT_MS  20000 /* any outcome: a loaded 2-CPU CI box is slow */
+#define SLACK_MS 1500  /* on top of a bound: loop ticks, scheduling */
+#define T1_SHORT 1500
+#define T2_SHORT 3000
+#define PROBE_MS 100 /* probe_period_ms default */
+#define SHORT_T                                                                          \
+	"authority_t1_ms = 1500\nauthority_t2_ms = 3000\n[strategies]\nnames = s0, "     \
+	"s1, s2, s3, s4\n"
+#define NSTRAT 5
+
+static struct bk_nn W;
+static struct host {
+	struct bk_h h;
+	struct bk_client c;
+	bool up;
+	uint64_t worst_contact_ms; /* longest quorum-contact gap the guard saw */
+} H[BK_NN_HOSTS_MAX];
+static unsigned T1 = 2500, T2 = 5000; /* this test's, for the checks */
+
+static void world_down(void)
+{
+	for (int j = 0; j < BK_NN_HOSTS_MAX; j++)
+		if (H[j].up) {
+			bk_client_detach(&H[j].c);
+			bk_h_fini(&H[j].h);
+			H[j].up = false;
+		}
+	bk_nn_down(&W);
+}
+
+/* Host j's CLI, run in its namespace: stdout and stderr in out. */
+static int cli(int j, char *out, size_t len, ...)
+{
+	char *args[24];
+	int n = 0, rc;
+	va_list ap;
+
+	va_start(ap, len);
+	while (n < 23 && (args[n] = va_arg(ap, char *)))
+		n++;
+	va_end(ap);
+	args[n] = NULL;
+	bk_nn_enter(&W, BK_NN_HOST(j));
+	rc = bk_h_cli_as(&H[j].h, -1, -1, NULL, args, out, len);
+	bk_nn_hub(&W);
+	return rc;
+}
+
+/* The engine's view of global on host j (2 s of heartbeat allowance: a
+ * loaded box stalls the loop; valid_until and the word are what counts). */
+static enum bk_mode view(int j)
+{
+	return bk_check_live(&H[j].c, BK_GLOBAL_ONLY, bk_now_mono_ns(), 2000000000ull);
+}
+
+static bool auth_lost_on(int j)
+{
+	return atomic_load(&H[j].c.shm->global.latches) & (1u << BK_R_AUTHORITY_LOST);
+}
+
+/* Hosts in mask have the quorum: they must never fail closed. */
+static void guard(unsigned mask)
+{
+	uint64_t now = bk_now_mono_ns();
+
+	for (int j = 0; j < W.n_hosts; j++) {
+		if (!(mask & (1u << j)))
+			continue;
+		uint64_t c = atomic_load(&H[j].c.shm->firm_contact_ns);
+		uint64_t vu = atomic_load(&H[j].c.shm->valid_until_ns);
+		uint64_t age = now > c ? (now - c) / 1000000 : 0;
+		if (age > H[j].worst_contact_ms)
+			H[j].worst_contact_ms = age;
+		cr_assert(!auth_lost_on(j),
+		          "host %d failed closed (authority_lost) though the quorum was "
+		          "reachable; last contact %llu ms ago",
+		          j, (unsigned long long)age);
+		cr_assert_gt(vu, now, "host %d: valid_until passed (contact %llu ms ago)",
+		             j, (unsigned long long)age);
+	}
+}
+
+/* Poll until host j's engine reads want (global), guarding the others, up
+ * to ms: the CLOCK_MONOTONIC ms when it did, 0 if it did not. */
+static uint64_t until(int j, enum bk_mode want, unsigned ms, unsigned steady)
+{
+	uint64_t end = bk_h_mono_ms() + ms;
+
+	do {
+		guard(steady);
+		if (view(j) == want)
+			return bk_h_mono_ms();
+		usleep(2000);
+	} while (bk_h_mono_ms() < end);
+	return 0;
+}
+
+/* Guard the hosts in steady for ms. */
+static void steady_for(unsigned ms, unsigned steady)
+{
+	uint64_t end = bk_h_mono_ms() + ms;
+
+	while (bk_h_mono_ms() < end) {
+		guard(steady);
+		usleep(5000);
+	}
+}
+
+static void world_up(const char *tag, int n, const char *extra)
+{
+	char ini[1024], htag[32], name[16];
+
+	bk_nn_up(&W, tag, n);
+	for (int j = 0; j < n; j++) {
+		snprintf(name, sizeof(name), "h%d", j);
+		snprintf(htag, sizeof(htag), "%s-h%d", tag, j);
+		bk_ec_ini(&W.ec, tag, name, extra, ini, sizeof(ini));
+		bk_h_init(&H[j].h, htag, ini);
+		bk_nn_enter(&W, BK_NN_HOST(j));
+		bk_h_start(&H[j].h);
+		bk_nn_hub(&W);
+		H[j].up = true;
+		bk_h_attach(&H[j].h, &H[j].c);
+	}
+	for (int j = 0; j < n; j++)
+		cr_assert(until(j, BK_ACTIVE, WAIT_MS, 0), "host %d never ACTIVE", j);
+}
+
+/* "... at etcd revision N" in a CLI's output; -1 if absent. */
+static long long rev_in(const char *out)
+{
+	const char *p = strstr(out, "at etcd revision ");
+
+	return p ? atoll(p + 17) : -1;
+}
+
+/* A firm trip from host j: its revision. */
+static long long firm(int j, const char *what, const char *arg)
+{
+	static char out[8192];
+	int rc;
+
+	if (arg)
+		rc = cli(j, out, sizeof(out), "--timeout", "2000", what, arg, "--firm",
+		         "--reason", "netns", NULL);
+	else
+		rc = cli(j, out, sizeof(out), "--timeout", "2000", "trip", what, "--firm",
+		         "--reason", "netns", NULL);
+	cr_assert_eq(rc, 0, "%s --firm: %d: %s", what, rc, out);
+	cr_assert_gt(rev_in(out), 0, "%s", out);
+	return rev_in(out);
+}
+
+/* A firm release of global manual_halt at revision rev, from host j. */
+static long long firm_release(int j, long long rev)
+{
+	static char out[8192];
+	char seen[32];
+	int rc;
+
+	snprintf(seen, sizeof(seen), "%lld", rev);
+	rc = cli(j, out, sizeof(out), "--timeout", "2000", "resume", "--firm",
+	         "--revision", seen, "--to", "active", "--force", "--reason",
+	         "netns: all clear", NULL);
+	cr_assert_eq(rc, 0, "resume --firm: %d: %s", rc, out);
+	cr_assert_gt(rev_in(out), rev, "%s", out);
+	return rev_in(out);
+}
+
+/* The operator's resume of authority_lost on host j, retried while it is
+ * refused (contact not proven yet, or the mirror not caught up). */
+static void resume_authority(int j)
+{
+	static char out[8192];
+	uint64_t end = bk_h_mono_ms() + WAIT_MS;
+	int rc;
+
+	do {
+		rc = cli(j, out, sizeof(out), "resume", "--reason-code", "authority_lost",
+		         "--to", "active", "--force", "--reason", "netns: healed", NULL);
+	} while (rc != 0 && bk_h_mono_ms() < end && usleep(100000) == 0);
+	cr_assert_eq(rc, 0, "host %d: resume authority_lost: %s", j, out);
+}
+
+/* ---- the audit log, as `breaker audit --json` prints it ---- */
+
+#define RECS_MAX 512
+
+struct rec {
+	char kind[24], reason_code[24], latch_mode[16], from[16], to[16];
+	char reason[256];
+	bool global, deleted;
+	uint64_t mono_ms;
+	long long firm_rev;
+	unsigned uid;
+};
+
+static void jstr(const cJSON *o, const char *k, char *buf, size_t len)
+{
+	const cJSON *v = cJSON_GetObjectItem(o, k);
+
+	snprintf(buf, len, "%s", cJSON_IsString(v) ? v->valuestring : "");
+}
+
+static double jnum(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItem(o, k);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static int audit_of(int j, struct rec *r)
+{
+	static char out[1 << 20];
+	int n = 0, rc;
+
+	rc = cli(j, out, sizeof(out), "audit", "--json", NULL);
+	cr_assert_eq(rc, 0, "audit --json: %s", out);
+	for (char *line = strtok(out, "\n"); line && n < RECS_MAX;
+	     line = strtok(NULL, "\n")) {
+		cJSON *o = line[0] == '{' ? cJSON_Parse(line) : NULL;
+		if (!o)
+			continue;
+		struct rec *x = &r[n++];
+		memset(x, 0, sizeof(*x));
+		jstr(o, "kind", x->kind, sizeof(x->kind));
+		jstr(o, "reason_code", x->reason_code, sizeof(x->reason_code));
+		jstr(o, "latch_mode", x->latch_mode, sizeof(x->latch_mode));
+		jstr(o, "from_mode", x->from, sizeof(x->from));
+		jstr(o, "to_mode", x->to, sizeof(x->to));
+		jstr(o, "reason", x->reason, sizeof(x->reason));
+		x->global = !cJSON_GetObjectItem(o, "strategy") &&
+		            !cJSON_GetObjectItem(o, "group");
+		x->deleted = cJSON_IsTrue(cJSON_GetObjectItem(o, "firm_deleted"));
+		x->mono_ms = (uint64_t)(jnum(o, "mono_ns") / 1e6);
+		x->firm_rev = (long long)jnum(o, "firm_revision");
+		x->uid = (unsigned)jnum(o, "uid");
+		cJSON_Delete(o);
+	}
+	return n;
+}
+
+static bool is(const struct rec *x, const char *kind)
+{
+	return strcmp(x->kind, kind) == 0;
+}
+
+static bool auth_trip(const struct rec *x, const char *mode)
+{
+	return is(x, "TRIP") && x->global && !strcmp(x->reason_code, "authority_lost") &&
+	       !strcmp(x->latch_mode, mode);
+}
+
+/* The age at the trip, as breakerd wrote it ("... for N ms (T1 ...") */
+static long age_in(const struct rec *x)
+{
+	const char *p = strstr(x->reason, " for ");
+
+	return p ? atol(p + 5) : -1;
+}
+
+static int count(const struct rec *r, int n, bool (*pred)(const struct rec *))
+{
+	int k = 0;
+
+	for (int i = 0; i < n; i++)
+		k += pred(&r[i]);
+	return k;
+}
+
+static bool any_auth(const struct rec *x)
+{
+	return !strcmp(x->reason_code, "authority_lost") &&
+	       (is(x, "TRIP") || is(x, "RESUME"));
+}
+
+/*
+ * The properties every host's log must keep, whatever the scenario:
+ *  - each authority_lost trip says an age past its stage's bound (never
+ *    early) and within it plus slack (never late);
+ *  - every RESUME of authority_lost comes after a FIRM_LINK (contact back)
+ *    that follows the last authority_lost trip, and is an operator's;
+ *  - every firm latch deletion applied is at a revision in releases[]
+ *    (a resume the test made), and nothing else lowers global.
+ */
+static void log_properties(int j, const struct rec *r, int n, const long long *releases,
+                           int n_rel)
+{
+	bool linked = true;
+
+	for (int i = 0; i < n; i++) {
+		const struct rec *x = &r[i];
+		if (auth_trip(x, "REDUCE_ONLY") || auth_trip(x, "HALTED")) {
+			long bound = auth_trip(x, "HALTED") ? (long)T2 : (long)T1;
+			cr_assert(age_in(x) >= bound && age_in(x) <= bound + SLACK_MS,
+			          "host %d: %s at age %ld ms (bound %ld): %s", j,
+			          x->latch_mode, age_in(x), bound, x->reason);
+			linked = false;
+		}
+		if (is(x, "FIRM_LINK"))
+			linked = true;
+		if (is(x, "RESUME") && !strcmp(x->reason_code, "authority_lost")) {
+			cr_assert(linked,
+			          "host %d: authority_lost resumed before contact came "
+			          "back (no FIRM_LINK after the trip)",
+			          j);
+			cr_assert_eq(x->uid, 0, "host %d: resume not by the operator", j);
+		}
+		if (is(x, "FIRM_APPLIED") && x->deleted) {
+			bool known = false;
+			for (int k = 0; k < n_rel; k++)
+				known |= releases[k] == x->firm_rev;
+			cr_assert(known,
+			          "host %d: firm latch released at revision %lld, "
+			          "which no resume made",
+			          j, x->firm_rev);
+		}
+		if (x->global && !strcmp(x->from, "HALTED") && x->to[0] &&
+		    strcmp(x->to, "HALTED"))
+			cr_assert(is(x, "RESUME"), "host %d: left HALTED by a %s record",
+			          j, x->kind);
+	}
+}
+
+/* Host j applied revision rev (FIRM_APPLIED) exactly once: the record's
+ * CLOCK_MONOTONIC ms. */
+static uint64_t applied_at(int j, const struct rec *r, int n, long long rev)
+{
+	uint64_t at = 0;
+	int k = 0;
+
+	for (int i = 0; i < n; i++)
+		if (is(&r[i], "FIRM_APPLIED") && r[i].firm_rev == rev) {
+			at = r[i].mono_ms;
+			k++;
+		}
+	cr_assert_eq(k, 1, "host %d applied revision %lld %d times", j, rev, k);
+	return at;
+}
+
+/* The first authority_lost trip of host j after t (ms), 0 if none. */
+static uint64_t failed_closed_at(const struct rec *r, int n, uint64_t t)
+{
+	for (int i = 0; i < n; i++)
+		if (auth_trip(&r[i], "REDUCE_ONLY") && r[i].mono_ms >= t)
+			return r[i].mono_ms;
+	return 0;
+}
+
+static struct rec R[RECS_MAX];
+
+/* ---- scenarios ---- */
+
+/* One member cut off both ways (victim: the leader or a follower). The
+ * healthy hosts never fail closed; a firm trip made meanwhile reaches both
+ * hosts; after the heal a firm resume releases both. */
+static void member_cut(const char *tag, bool leader)
+{
+	long long rels[1], trip;
+	int lead, victim, n;
+
+	world_up(tag, 2, NULL); /* documented T1/T2 (2500/5000 ms) */
+	cr_assert_geq(lead = bk_nn_leader(&W), 0, "no leader");
+	victim = leader ? lead : (lead + 1) % BK_EC_MEMBERS;
+	bk_nn_cut(&W, victim, BK_NN_BOTH);
+	steady_for(T2 + 1000, 3); /* past T2: neither host may fail closed */
+	uint64_t tc = bk_h_mono_ms();
+	trip = firm(0, "manual_halt", NULL);
+	for (int j = 0; j < 2; j++)
+		cr_assert(until(j, BK_HALTED, WAIT_MS, 3), "host %d missed the trip", j);
+	fprintf(stderr,
+	        "netns: %s cut: worst contact gap h0 %llu ms, h1 %llu ms (T1 %u); firm "
+	        "trip (CLI start) -> both engines HALTED %llu ms\n",
+	        leader ? "leader" : "follower", (unsigned long long)H[0].worst_contact_ms,
+	        (unsigned long long)H[1].worst_contact_ms, T1,
+	        (unsigned long long)(bk_h_mono_ms() - tc));
+	bk_nn_heal(&W, victim);
+	cr_assert(bk_ec_healthy(&W.ec, WAIT_MS));
+	rels[0] = firm_release(1, trip);
+	for (int j = 0; j < 2; j++)
+		cr_assert(until(j, BK_ACTIVE, WAIT_MS, 3), "host %d not released", j);
+	for (int j = 0; j < 2; j++) {
+		n = audit_of(j, R);
+		cr_assert_eq(count(R, n, any_auth), 0, "host %d failed closed", j);
+		log_properties(j, R, n, rels, 1);
+		applied_at(j, R, n, trip);
+		applied_at(j, R, n, rels[0]);
+	}
+}
+
+Test(netns, a_follower_cut_off_changes_nothing, .timeout = 240, .fini = world_down)
+{
+	member_cut("nf", false);
+}
+
+/* The leader cut off: a leader change, which the documented T1 (2.5
+ * election timeouts) rides out without a false fail-closed. */
+Test(netns, a_leader_cut_off_does_not_fail_closed, .timeout = 240, .fini = world_down)
+{
+	member_cut("nl", true);
+}
+
+/*
+ * Host b cut off (dirs) while the quorum is fine; a firm trip from a
+ * meanwhile (global manual_halt, or kill of strategy strat when >= 0). b:
+ * REDUCE_ONLY at T1, HALTED at T2 when want_halted; a never fails closed.
+ * Heal: b applies the trip, contact is back (FIRM_LINK), the operator
+ * resumes authority_lost on b. A global trip is then released firm-wide.
+ * Returns the trip's revision; *rel the release's (0 if none).
+ */
+static long long cut_host(int b, int dirs, bool want_halted, int strat, long long *rel)
+{
+	unsigned healthy = 1u; /* host 0 */
+	long long trip;
+	char s[8];
+
+	bk_nn_cut(&W, BK_NN_HOST(b), dirs);
+	uint64_t t0 = bk_h_mono_ms();
+	snprintf(s, sizeof(s), "s%d", strat);
+	uint64_t tr = until(b, BK_REDUCE_ONLY, WAIT_MS, healthy);
+	cr_assert(tr, "host %d not failed closed", b);
+	cr_assert(auth_lost_on(b));
+	/* a firm trip while b is cut off: it cannot reach b (the CLI waits up to
+	 * 2 s for b's ack; what b's engines see meanwhile is in b's log) */
+	trip = strat >= 0 ? firm(0, "kill", s) : firm(0, "manual_halt", NULL);
+	uint64_t th = want_halted ? until(b, BK_HALTED, WAIT_MS, healthy) : 0;
+	cr_assert(!want_halted || th, "host %d not HALTED after T2", b);
+	/* b hears nothing through a cut inbound; with only its own packets
+	 * dropped (host->members) the watch stream still delivers (TCP takes
+	 * data in even while its acks are lost): applying a trip is fail-safe */
+	if (dirs & BK_NN_IN)
+		cr_assert_lt(atomic_load(&H[b].c.shm->firm_revision), (uint64_t)trip,
+		             "host %d applied a trip through a cut", b);
+	else
+		fprintf(stderr, "netns: host->members cut: trip %s on the cut host\n",
+		        atomic_load(&H[b].c.shm->firm_revision) >= (uint64_t)trip
+		            ? "applied anyway (the watch still delivers)"
+		            : "not applied");
+	bk_nn_heal(&W, BK_NN_HOST(b));
+	uint64_t th0 = bk_h_mono_ms();
+	while (atomic_load(&H[b].c.shm->firm_revision) < (uint64_t)trip &&
+	       bk_h_mono_ms() < th0 + WAIT_MS) {
+		guard(healthy);
+		usleep(2000);
+	}
+	cr_assert_geq(atomic_load(&H[b].c.shm->firm_revision), (uint64_t)trip,
+	              "host %d did not catch up after the heal", b);
+	uint64_t tcatch = bk_h_mono_ms();
+	resume_authority(b);
+	if (strat >= 0) {
+		int slot = bk_client_resolve(&H[b].c, s);
+		cr_assert_geq(slot, 0);
+		cr_assert_eq(bk_check(&H[b].c, slot), BK_HALTED, "%s not halted on %d", s,
+		             b);
+		*rel = 0;
+		cr_assert(until(b, BK_ACTIVE, WAIT_MS, healthy));
+	} else {
+		cr_assert_eq(view(b), BK_HALTED, "the firm latch holds on %d", b);
+		*rel = firm_release(0, trip);
+		cr_assert(until(b, BK_ACTIVE, WAIT_MS, healthy));
+		cr_assert(until(0, BK_ACTIVE, WAIT_MS, healthy));
+	}
+	int n = audit_of(b, R);
+	uint64_t lr = 0, lh = 0;
+	for (int i = 0; i < n; i++) {
+		if (!lr && R[i].mono_ms >= t0 && auth_trip(&R[i], "REDUCE_ONLY"))
+			lr = R[i].mono_ms;
+		if (!lh && R[i].mono_ms >= t0 && auth_trip(&R[i], "HALTED"))
+			lh = R[i].mono_ms;
+	}
+	fprintf(stderr,
+	        "netns: host cut (%s%s): engine read REDUCE_ONLY after %llu ms; log: "
+	        "REDUCE_ONLY at %lld ms, HALTED at %lld ms; trip applied %llu ms after "
+	        "the heal\n",
+	        dirs == BK_NN_BOTH  ? "both ways"
+	        : dirs == BK_NN_OUT ? "host->members"
+	                            : "members->host",
+	        strat >= 0 ? ", strategy trip" : "", (unsigned long long)(tr - t0),
+	        lr ? (long long)(lr - t0) : -1LL, lh ? (long long)(lh - t0) : -1LL,
+	        (unsigned long long)(tcatch - th0));
+	return trip;
+}
+
+Test(netns, a_host_cut_off_from_every_member_fails_closed_alone, .timeout = 240,
+     .fini = world_down)
+{
+	long long rel, trip;
+	int n;
+
+	T1 = T1_SHORT, T2 = T2_SHORT;
+	world_up("nh", 2, SHORT_T);
+	trip = cut_host(1, BK_NN_BOTH, true, -1, &rel);
+	n = audit_of(1, R);
+	log_properties(1, R, n, &rel, 1);
+	cr_assert_eq(count(R, n, any_auth), 3, "REDUCE_ONLY, HALTED, one resume");
+	applied_at(1, R, n, trip);
+	applied_at(1, R, n, rel);
+	n = audit_of(0, R);
+	cr_assert_eq(count(R, n, any_auth), 0, "the healthy host failed closed");
+	log_properties(0, R, n, &rel, 1);
+}
+
+Test(netns, one_way_cuts_fail_the_host_closed_either_way, .timeout = 240,
+     .fini = world_down)
+{
+	long long rel[2], trip[2];
+	int n;
+
+	T1 = T1_SHORT, T2 = T2_SHORT;
+	world_up("no", 2, SHORT_T);
+	trip[0] = cut_host(1, BK_NN_OUT, true, -1, &rel[0]);
+	trip[1] = cut_host(1, BK_NN_IN, true, -1, &rel[1]);
+	n = audit_of(1, R);
+	log_properties(1, R, n, rel, 2);
+	cr_assert_eq(count(R, n, any_auth), 6, "two cuts: trips and resumes");
+	for (int k = 0; k < 2; k++) {
+		applied_at(1, R, n, trip[k]);
+		applied_at(1, R, n, rel[k]);
+	}
+	n = audit_of(0, R);
+	cr_assert_eq(count(R, n, any_auth), 0, "the healthy host failed closed");
+}
+
+Test(netns, repeated_cut_and_heal_applies_every_revision_in_order, .timeout = 300,
+     .fini = world_down)
+{
+	long long trip[NSTRAT], rel;
+	uint64_t prev = 0;
+	int n;
+
+	T1 = T1_SHORT, T2 = T2_SHORT;
+	world_up("nr", 2, SHORT_T);
+	for (int k = 0; k < NSTRAT; k++)
+		trip[k] = cut_host(1, BK_NN_BOTH, true, k, &rel);
+	n = audit_of(1, R);
+	log_properties(1, R, n, NULL, 0);
+	for (int k = 0; k < NSTRAT; k++) {
+		uint64_t at = applied_at(1, R, n, trip[k]);
+		cr_assert_geq(at, prev, "revision %lld applied before %lld", trip[k],
+		              k ? trip[k - 1] : 0);
+		prev = at;
+		cr_assert(k == 0 || trip[k] > trip[k - 1]);
+	}
+	cr_assert_eq(count(R, n, any_auth), 3 * NSTRAT,
+	             "each cut: REDUCE_ONLY, HALTED, one resume");
+	n = audit_of(0, R);
+	cr_assert_eq(count(R, n, any_auth), 0, "the healthy host failed closed");
+}
+
+/*
+ * 25 % of host b's packets dropped each way at random: every firm trip
+ * committed meanwhile reaches b (FIRM_APPLIED with its revision) or b fails
+ * closed, within T2 of the commit; a never fails closed; once the loss ends
+ * b has every latch.
+ */
+Test(netns, packet_loss_trips_reach_the_host_or_it_fails_closed, .timeout = 240,
+     .fini = world_down)
+{
+	long long trip[NSTRAT];
+	uint64_t tc[NSTRAT];
+	int n, closed = 0;
+
+	T1 = T1_SHORT, T2 = T2_SHORT;
+	world_up("np", 2, SHORT_T);
+	bk_nn_loss(&W, BK_NN_HOST(1), 25);
+	for (int k = 0; k < NSTRAT; k++) {
+		char s[8];
+		snprintf(s, sizeof(s), "s%d", k);
+		tc[k] = bk_h_mono_ms();
+		trip[k] = firm(0, "kill", s);
+		steady_for(1000, 1u);
+	}
+	steady_for(T2, 1u);
+	bk_nn_heal(&W, BK_NN_HOST(1));
+	uint64_t end = bk_h_mono_ms() + WAIT_MS;
+	while (atomic_load(&H[1].c.shm->firm_revision) < (uint64_t)trip[NSTRAT - 1] &&
+	       bk_h_mono_ms() < end)
+		usleep(5000);
+	cr_assert_geq(atomic_load(&H[1].c.shm->firm_revision), (uint64_t)trip[NSTRAT - 1],
+	              "b did not catch up after the loss");
+	if (auth_lost_on(1))
+		resume_authority(1);
+	n = audit_of(1, R);
+	log_properties(1, R, n, NULL, 0);
+	for (int k = 0; k < NSTRAT; k++) {
+		uint64_t at = applied_at(1, R, n, trip[k]);
+		uint64_t fc = failed_closed_at(R, n, tc[k] > T1 ? tc[k] - T1 : 0);
+		uint64_t first = fc && fc < at ? fc : at;
+		closed += fc && fc < at;
+		cr_assert_leq(
+		    first, tc[k] + T2 + SLACK_MS,
+		    "trip %d (revision %lld): neither applied (%lld ms) nor failed "
+		    "closed within T2",
+		    k, trip[k], (long long)(at - tc[k]));
+		fprintf(stderr,
+		        "netns: 25%% loss: trip %d applied on b %lld ms after the "
+		        "CLI started\n",
+		        k, (long long)(at - tc[k]));
+		char s[8];
+		snprintf(s, sizeof(s), "s%d", k);
+		cr_assert_eq(bk_check(&H[1].c, bk_client_resolve(&H[1].c, s)), BK_HALTED,
+		             "%s not halted on b", s);
+	}
+	fprintf(stderr, "netns: 25%% loss: b failed closed before %d of %d trips\n",
+	        closed, NSTRAT);
+	n = audit_of(0, R);
+	cr_assert_eq(count(R, n, any_auth), 0, "the healthy host failed closed");
+}
+
+/* Two members cut off: no quorum anywhere. Every host REDUCE_ONLY at T1,
+ * HALTED at T2; the heal alone releases nothing; operator resumes do. */
+Test(netns, quorum_lost_halts_every_host_by_t2, .timeout = 240, .fini = world_down)
+{
+	uint64_t tr[2], th[2];
+	int n;
+
+	T1 = T1_SHORT, T2 = T2_SHORT;
+	world_up("nq", 2, SHORT_T);
+	bk_nn_cut(&W, 1, BK_NN_BOTH);
+	bk_nn_cut(&W, 2, BK_NN_BOTH);
+	uint64_t t0 = bk_h_mono_ms();
+	/* both engines watched at once: when each read REDUCE_ONLY, HALTED */
+	memset(tr, 0, sizeof(tr));
+	memset(th, 0, sizeof(th));
+	for (uint64_t end = t0 + WAIT_MS; bk_h_mono_ms() < end && !(th[0] && th[1]);) {
+		for (int j = 0; j < 2; j++) {
+			enum bk_mode m = view(j);
+			if (!tr[j] && m >= BK_REDUCE_ONLY)
+				tr[j] = bk_h_mono_ms();
+			if (!th[j] && m == BK_HALTED)
+				th[j] = bk_h_mono_ms();
+		}
+		usleep(2000);
+	}
+	for (int j = 0; j < 2; j++) {
+		cr_assert(tr[j] && th[j], "host %d: REDUCE_ONLY %llu, HALTED %llu", j,
+		          (unsigned long long)tr[j], (unsigned long long)th[j]);
+		cr_assert(auth_lost_on(j));
+	}
+	bk_nn_heal(&W, 1);
+	bk_nn_heal(&W, 2);
+	cr_assert(bk_ec_healthy(&W.ec, WAIT_MS), "cluster did not heal");
+	uint64_t end = bk_h_mono_ms() + 1500;
+	while (bk_h_mono_ms() < end)
+		for (int j = 0; j < 2; j++)
+			cr_assert_eq(bk_check(&H[j].c, BK_GLOBAL_ONLY), BK_HALTED,
+			             "contact alone released host %d", j);
+	for (int j = 0; j < 2; j++) {
+		resume_authority(j);
+		cr_assert(until(j, BK_ACTIVE, WAIT_MS, 0));
+		n = audit_of(j, R);
+		log_properties(j, R, n, NULL, 0);
+		cr_assert_eq(count(R, n, any_auth), 3, "host %d", j);
+		fprintf(stderr,
+		        "netns: quorum lost: host %d engine REDUCE_ONLY after %llu ms, "
+		        "HALTED after %llu ms (T1 %u, T2 %u)\n",
+		        j, (unsigned long long)(tr[j] - t0),
+		        (unsigned long long)(th[j] - t0), T1, T2);
+	}
+}
