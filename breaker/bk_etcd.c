@@ -404,7 +404,10 @@ static size_t on_stream(char *data, size_t sz, size_t n, void *ud)
 }
 
 /* Abort the stream to stop, to resync, or when it is silently stuck: the
- * probe sees latches the watch has not delivered for a second. */
+ * probe sees latches the watch has not delivered for a second. A watch
+ * started while the mirror was already behind gets a second of its own, and
+ * is aborted too if it stays silent (it may have landed on a frozen member
+ * that accepts connections and never answers: test_netns). */
 static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
 {
 	struct stream *s = ud;
@@ -413,7 +416,9 @@ static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_
 	(void)a, (void)b, (void)c, (void)d;
 	if (atomic_load(&s->e->stop) || s->resync)
 		return 1;
-	return behind && behind > s->started_ns && mono_ns() - behind > 1000 * NS_PER_MS;
+	if (behind && behind < s->started_ns)
+		behind = s->started_ns;
+	return behind && mono_ns() - behind > 1000 * NS_PER_MS;
 }
 
 static void watch_once(struct bk_etcd *e, struct bk_etcd_conn *c, bool *resync)

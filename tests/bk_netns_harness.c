@@ -277,6 +277,16 @@ void bk_nn_cut(struct bk_nn *w, int node, int dirs)
 	         dirs & BK_NN_OUT ? "oifname eth0 drop" : "");
 }
 
+void bk_nn_cut_pair(struct bk_nn *w, int node, int peer)
+{
+	char addr[32], in[64], out[64];
+
+	bk_nn_addr(peer, addr, sizeof(addr));
+	snprintf(in, sizeof(in), "ip saddr %s drop", addr);
+	snprintf(out, sizeof(out), "ip daddr %s drop", addr);
+	nn_rules(w, node, in, out);
+}
+
 void bk_nn_loss(struct bk_nn *w, int node, int pct)
 {
 	char in[96], out[96];

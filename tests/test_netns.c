@@ -697,3 +697,46 @@ Test(netns, quorum_lost_halts_every_host_by_t2, .timeout = 240, .fini = world_do
 		        (unsigned long long)(th[j] - t0), T1, T2);
 	}
 }
+
+/*
+ * Host b's watch is on member 0 (its first endpoint) and b's link to member
+ * 0 is cut; member 1 is frozen (SIGSTOP: the kernel still completes a TCP
+ * connect to it, nothing answers). b's probe proves contact through member
+ * 2. A firm trip: the probe sees b's mirror behind, the stuck watch is
+ * aborted and restarted on the next member, member 1, where it hangs. The
+ * trip must still reach b (or b fail closed) within T2: a restarted watch
+ * that stays silent is aborted again.
+ */
+Test(netns, a_watch_restarted_on_a_frozen_member_still_delivers, .timeout = 240,
+     .fini = world_down)
+{
+	long long trip;
+	uint64_t tc, end;
+
+	world_up("nw", 2, NULL); /* documented T1/T2: member 1 may be the leader */
+	bk_nn_cut_pair(&W, BK_NN_HOST(1), 0);
+	bk_ec_signal(&W.ec, 1, SIGSTOP);
+	steady_for(T1, 1u);
+	tc = bk_h_mono_ms();
+	trip = firm(0, "manual_halt", NULL);
+	end = tc + T2 + SLACK_MS;
+	while (atomic_load(&H[1].c.shm->firm_revision) < (uint64_t)trip &&
+	       !auth_lost_on(1) && bk_h_mono_ms() < end)
+		usleep(5000);
+	uint64_t seen = bk_h_mono_ms();
+	bool applied = atomic_load(&H[1].c.shm->firm_revision) >= (uint64_t)trip;
+	if (applied) {
+		int n = audit_of(1, R);
+		seen = applied_at(1, R, n, trip);
+	}
+	fprintf(stderr, "netns: frozen member: b %s %llu ms after the trip started\n",
+	        applied ? "applied the trip" : "failed closed or neither",
+	        (unsigned long long)(seen - tc));
+	cr_assert(applied || auth_lost_on(1),
+	          "host b neither applied the trip (revision %lld, b at %llu) nor failed "
+	          "closed within T2 + %u ms, and reads %s",
+	          trip, (unsigned long long)atomic_load(&H[1].c.shm->firm_revision),
+	          SLACK_MS, bk_mode_name(view(1)));
+	bk_ec_signal(&W.ec, 1, SIGCONT);
+	bk_nn_heal(&W, BK_NN_HOST(1));
+}
