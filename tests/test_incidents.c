@@ -349,6 +349,8 @@ Test(incidents, status_page_in_a_real_browser_shows_a_trip_within_its_refresh,
 	cr_assert(strstr(page, "Content-Type: text/html"), "%s", page);
 	cr_assert(strstr(page, "default-src 'none'"), "a CSP that forbids loads: %s",
 	          page);
+	cr_assert(strstr(page, "Cache-Control: no-store"), "live state, never cached: %s",
+	          page);
 	for (const char *bad[] = {"<form", "<button", "<input", "<script", "<a ", "href=",
 	                          "src=", "http://", "https://", "url(", "@import", NULL},
 	                **b = bad;
