@@ -386,7 +386,29 @@ static uint64_t failed_closed_at(const struct rec *r, int n, uint64_t t)
 	return 0;
 }
 
-static struct rec R[RECS_MAX];
+static struct rec R[RECS_MAX], R2[RECS_MAX];
+
+/* No gaps: the cut host applied the same firm revisions, in the same order,
+ * as the host that was never cut (it saw every change as it happened). */
+static void same_applied(int healthy, int cut)
+{
+	int na = audit_of(healthy, R2), nb = audit_of(cut, R), i = 0, k = 0;
+
+	for (;;) {
+		while (i < na && !is(&R2[i], "FIRM_APPLIED"))
+			i++;
+		while (k < nb && !is(&R[k], "FIRM_APPLIED"))
+			k++;
+		if (i == na || k == nb)
+			break;
+		cr_assert_eq(R2[i].firm_rev, R[k].firm_rev,
+		             "host %d applied revision %lld where host %d applied %lld",
+		             cut, R[k].firm_rev, healthy, R2[i].firm_rev);
+		i++, k++;
+	}
+	cr_assert(i == na && k == nb, "host %d applied %s revisions than host %d", cut,
+	          i < na ? "fewer" : "more", healthy);
+}
 
 /* ---- scenarios ---- */
 
@@ -536,6 +558,7 @@ Test(netns, a_host_cut_off_from_every_member_fails_closed_alone, .timeout = 240,
 	applied_at(1, R, n, rel);
 	n = audit_of(0, R);
 	cr_assert_eq(count(R, n, any_auth), 0, "the healthy host failed closed");
+	same_applied(0, 1);
 	log_properties(0, R, n, &rel, 1);
 }
 
@@ -558,6 +581,7 @@ Test(netns, one_way_cuts_fail_the_host_closed_either_way, .timeout = 240,
 	}
 	n = audit_of(0, R);
 	cr_assert_eq(count(R, n, any_auth), 0, "the healthy host failed closed");
+	same_applied(0, 1);
 }
 
 Test(netns, repeated_cut_and_heal_applies_every_revision_in_order, .timeout = 300,
@@ -584,6 +608,7 @@ Test(netns, repeated_cut_and_heal_applies_every_revision_in_order, .timeout = 30
 	             "each cut: REDUCE_ONLY, HALTED, one resume");
 	n = audit_of(0, R);
 	cr_assert_eq(count(R, n, any_auth), 0, "the healthy host failed closed");
+	same_applied(0, 1);
 }
 
 /*
@@ -644,6 +669,7 @@ Test(netns, packet_loss_trips_reach_the_host_or_it_fails_closed, .timeout = 240,
 	        closed, NSTRAT);
 	n = audit_of(0, R);
 	cr_assert_eq(count(R, n, any_auth), 0, "the healthy host failed closed");
+	same_applied(0, 1);
 }
 
 /* Two members cut off: no quorum anywhere. Every host REDUCE_ONLY at T1,
