@@ -301,15 +301,15 @@ void bk_nn_heal(struct bk_nn *w, int node)
 	nn_rules(w, node, "", "");
 }
 
-int bk_nn_leader(struct bk_nn *w)
+int bk_nn_leader(struct bk_nn *w, unsigned skip_mask, long long *term)
 {
 	for (int i = 0; i < BK_EC_MEMBERS; i++) {
 		struct bk_etcd_conn conn;
 		char url[64], addr[32];
 		cJSON *rep;
 
-		if (w->ec.pid[i] <= 0)
-			continue; /* killed */
+		if (w->ec.pid[i] <= 0 || (skip_mask & (1u << i)))
+			continue; /* killed, or not to be asked */
 		snprintf(url, sizeof(url), "http://%s:2379",
 		         bk_nn_addr(i, addr, sizeof(addr)));
 		cr_assert_eq(bk_etcd_conn_init(&conn, url, 2000), 0);
@@ -318,6 +318,8 @@ int bk_nn_leader(struct bk_nn *w)
 			int64_t me =
 			    bk_etcd_i64(cJSON_GetObjectItem(rep, "header"), "member_id");
 			int64_t leader = bk_etcd_i64(rep, "leader");
+			if (term)
+				*term = (long long)bk_etcd_i64(rep, "raftTerm");
 			cJSON_Delete(rep);
 			bk_etcd_conn_free(&conn);
 			if (me && me == leader)

@@ -68,8 +68,9 @@ void bk_nn_heal(struct bk_nn *w, int node);
 
 /* (Re)start member i in its namespace, into its existing data dir. */
 void bk_nn_member_start(struct bk_nn *w, int i, bool fresh);
-/* The member that says it leads (/v3/maintenance/status), -1 if none. */
-int bk_nn_leader(struct bk_nn *w);
+/* The member that says it leads (/v3/maintenance/status), -1 if none; its
+ * raft term in *term (may be NULL). Members in skip_mask are not asked. */
+int bk_nn_leader(struct bk_nn *w, unsigned skip_mask, long long *term);
 /* "10.77.0.N" of node. */
 const char *bk_nn_addr(int node, char *buf, size_t len);
 
