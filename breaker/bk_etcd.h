@@ -85,6 +85,10 @@ bool bk_etcd_may_resume(const struct bk_daemon *d, char *why, size_t len);
 int bk_etcd_view_latch(const struct bk_daemon *d, const char *scope, int *reason,
                        int *mode, int64_t *mod_rev);
 
+/* The member (index in [cluster] endpoints) that gave the probe's last
+ * linearizable answer, -1 if none yet: where an etcd call should go first. */
+int bk_etcd_good_member(const struct bk_daemon *d);
+
 /* This cluster's prefix, /breaker/v1/<cluster>/latch/. */
 const char *bk_etcd_latch_prefix(const struct bk_daemon *d);
 

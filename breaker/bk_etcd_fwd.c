@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bk_cmd.h"
+#include "bk_etcd.h"
 #include "bk_etcd_fwd.h"
 #include "bk_etcd_kv.h"
 #include "bk_log.h"
@@ -51,6 +52,7 @@ struct bk_fwd {
 	pthread_cond_t cv;
 	struct fwd_job jobs[FWD_JOBS];
 	struct bk_etcd_conn conn; /* the thread's */
+	const struct bk_daemon *d;
 };
 
 static void *fwd_main(void *arg)
@@ -68,6 +70,11 @@ static void *fwd_main(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&f->mu); /* the loop only reads done jobs */
+		/* first where the probe last reached the quorum: a cut member
+		 * would cost the whole call timeout before the next one is tried */
+		int good = bk_etcd_good_member(f->d);
+		if (good >= 0 && good < f->conn.n)
+			f->conn.cur = good;
 		int64_t rev = j->resume ? bk_etcd_cas(&f->conn, j->key, j->seen,
 		                                      j->val[0] ? j->val : NULL)
 		                        : bk_etcd_put(&f->conn, j->key, j->val, 0);
@@ -101,6 +108,7 @@ int bk_fwd_start(struct bk_daemon *d)
 		}
 		bk_etcd_conn_auth(&f->conn, g->cluster_user, pw);
 	}
+	f->d = d;
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->cv, NULL);
 	if (pthread_create(&f->thr, NULL, fwd_main, f)) {

@@ -301,32 +301,84 @@ void bk_nn_heal(struct bk_nn *w, int node)
 	nn_rules(w, node, "", "");
 }
 
+/* An etcd uint64 (a JSON string) as such: member ids use all 64 bits, and
+ * bk_etcd_i64 (int64) saturates half of them. */
+static uint64_t nn_u64(const cJSON *o, const char *k)
+{
+	const cJSON *v = o ? cJSON_GetObjectItem(o, k) : NULL;
+
+	return cJSON_IsString(v) ? strtoull(v->valuestring, NULL, 10) : 0;
+}
+
+/* Member i's status: its id, its leader's id, its raft term (0s if it did
+ * not answer). */
+static void nn_status(int i, uint64_t *me, uint64_t *leader, long long *term)
+{
+	struct bk_etcd_conn conn;
+	char url[64], addr[32];
+	cJSON *rep;
+
+	*me = *leader = 0;
+	if (term)
+		*term = 0;
+	snprintf(url, sizeof(url), "http://%s:2379", bk_nn_addr(i, addr, sizeof(addr)));
+	cr_assert_eq(bk_etcd_conn_init(&conn, url, 2000), 0);
+	if (bk_etcd_post(&conn, "/v3/maintenance/status", "{}", true, &rep) == 0) {
+		*me = nn_u64(cJSON_GetObjectItem(rep, "header"), "member_id");
+		*leader = nn_u64(rep, "leader");
+		if (term)
+			*term = (long long)nn_u64(rep, "raftTerm");
+		cJSON_Delete(rep);
+	}
+	bk_etcd_conn_free(&conn);
+}
+
 int bk_nn_leader(struct bk_nn *w, unsigned skip_mask, long long *term)
 {
 	for (int i = 0; i < BK_EC_MEMBERS; i++) {
-		struct bk_etcd_conn conn;
-		char url[64], addr[32];
-		cJSON *rep;
+		uint64_t me, leader;
+		long long t;
 
 		if (w->ec.pid[i] <= 0 || (skip_mask & (1u << i)))
 			continue; /* killed, or not to be asked */
-		snprintf(url, sizeof(url), "http://%s:2379",
-		         bk_nn_addr(i, addr, sizeof(addr)));
-		cr_assert_eq(bk_etcd_conn_init(&conn, url, 2000), 0);
-		if (bk_etcd_post(&conn, "/v3/maintenance/status", "{}", true, &rep) ==
-		    0) {
-			int64_t me =
-			    bk_etcd_i64(cJSON_GetObjectItem(rep, "header"), "member_id");
-			int64_t leader = bk_etcd_i64(rep, "leader");
+		nn_status(i, &me, &leader, &t);
+		if (me && me == leader) {
 			if (term)
-				*term = (long long)bk_etcd_i64(rep, "raftTerm");
-			cJSON_Delete(rep);
-			bk_etcd_conn_free(&conn);
-			if (me && me == leader)
-				return i;
-			continue;
+				*term = t;
+			return i;
 		}
-		bk_etcd_conn_free(&conn);
 	}
 	return -1;
+}
+
+bool bk_nn_move_leader(struct bk_nn *w, int to)
+{
+	uint64_t target, lid, me, l, end = bk_h_mono_ms() + 20000;
+
+	nn_status(to, &target, &lid, NULL);
+	cr_assert_neq(target, 0, "member %d does not answer", to);
+	while (bk_h_mono_ms() < end) {
+		int from = bk_nn_leader(w, 0, NULL);
+		if (from == to)
+			return true;
+		if (from >= 0) {
+			struct bk_etcd_conn conn;
+			char url[64], addr[32], body[64];
+			cJSON *rep;
+			snprintf(url, sizeof(url), "http://%s:2379",
+			         bk_nn_addr(from, addr, sizeof(addr)));
+			snprintf(body, sizeof(body), "{\"targetID\":\"%llu\"}",
+			         (unsigned long long)target);
+			cr_assert_eq(bk_etcd_conn_init(&conn, url, 5000), 0);
+			if (bk_etcd_post(&conn, "/v3/maintenance/transfer-leadership",
+			                 body, false, &rep) == 0)
+				cJSON_Delete(rep);
+			bk_etcd_conn_free(&conn);
+		}
+		usleep(200 * 1000);
+		nn_status(to, &me, &l, NULL);
+		if (me && me == l)
+			return true;
+	}
+	return false;
 }

@@ -71,6 +71,9 @@ void bk_nn_member_start(struct bk_nn *w, int i, bool fresh);
 /* The member that says it leads (/v3/maintenance/status), -1 if none; its
  * raft term in *term (may be NULL). Members in skip_mask are not asked. */
 int bk_nn_leader(struct bk_nn *w, unsigned skip_mask, long long *term);
+/* Make member `to` the leader (etcd's MoveLeader, asked of the leader);
+ * true once it says so. */
+bool bk_nn_move_leader(struct bk_nn *w, int to);
 /* "10.77.0.N" of node. */
 const char *bk_nn_addr(int node, char *buf, size_t len);
 
