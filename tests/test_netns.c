@@ -240,6 +240,7 @@ static void resume_authority(int j)
 		         "--to", "active", "--force", "--reason", "netns: healed", NULL);
 	} while (rc != 0 && bk_h_mono_ms() < end && usleep(100000) == 0);
 	cr_assert_eq(rc, 0, "host %d: resume authority_lost: %s", j, out);
+	fprintf(stderr, "netns: host %d resume: %s", j, out);
 }
 
 /* ---- the audit log, as `breaker audit --json` prints it ---- */
@@ -300,6 +301,23 @@ static int audit_of(int j, struct rec *r)
 	return n;
 }
 
+/* Host j's last records (kind, reason code, latch mode, reason), for a
+ * failure message. */
+static const char *log_tail(int j)
+{
+	static struct rec t[RECS_MAX];
+	static char buf[4096];
+	int n = audit_of(j, t), off = 0;
+
+	buf[0] = '\0';
+	for (int i = n > 12 ? n - 12 : 0; i < n && off < (int)sizeof(buf) - 1; i++)
+		off +=
+		    snprintf(buf + off, sizeof(buf) - (size_t)off, "\n  %llu %s %s %s %s",
+		             (unsigned long long)t[i].mono_ms, t[i].kind,
+		             t[i].reason_code, t[i].latch_mode, t[i].reason);
+	return buf;
+}
+
 static bool is(const struct rec *x, const char *kind)
 {
 	return strcmp(x->kind, kind) == 0;
@@ -347,6 +365,7 @@ static void log_properties(int j, const struct rec *r, int n, const long long *r
                            int n_rel)
 {
 	bool linked = true;
+	uint64_t last_resume = 0;
 
 	for (int i = 0; i < n; i++) {
 		const struct rec *x = &r[i];
@@ -359,12 +378,24 @@ static void log_properties(int j, const struct rec *r, int n, const long long *r
 		}
 		if (is(x, "FIRM_LINK"))
 			linked = true;
+		/* a loss of contact that began well before the last resume of
+		 * authority_lost: that resume was made without contact */
+		if (last_resume &&
+		    (auth_trip(x, "REDUCE_ONLY") || auth_trip(x, "HALTED")))
+			cr_assert_geq(
+			    (long long)x->mono_ms - age_in(x),
+			    (long long)last_resume - (long long)T1,
+			    "host %d: authority_lost resumed at %llu while contact "
+			    "was lost since %lld: %s",
+			    j, (unsigned long long)last_resume,
+			    (long long)x->mono_ms - age_in(x), x->reason);
 		if (is(x, "RESUME") && !strcmp(x->reason_code, "authority_lost")) {
 			cr_assert(linked,
 			          "host %d: authority_lost resumed before contact came "
 			          "back (no FIRM_LINK after the trip)",
 			          j);
 			cr_assert_eq(x->uid, 0, "host %d: resume not by the operator", j);
+			last_resume = x->mono_ms;
 		}
 		if (is(x, "FIRM_APPLIED") && x->deleted) {
 			bool known = false;
@@ -557,6 +588,16 @@ static long long cut_host(int b, int dirs, bool want_halted, int strat, long lon
 	trip = strat >= 0 ? firm(0, "kill", s) : firm(0, "manual_halt", NULL);
 	uint64_t th = want_halted ? until(b, BK_HALTED, WAIT_MS, healthy) : 0;
 	cr_assert(!want_halted || th, "not HALTED after T2: %s", state_of(b));
+	/* an operator's forced resume while b is still cut off: refused, and b
+	 * never reads ACTIVE (before: applied, and the loop latched
+	 * authority_lost again a tick later; ACTIVE in between without contact) */
+	static char out[8192];
+	int rc = cli(b, out, sizeof(out), "resume", "--reason-code", "authority_lost",
+	             "--to", "active", "--force", "--reason", "netns: still cut", NULL);
+	cr_assert_eq(rc, 1, "a forced resume without contact: %d: %s", rc, out);
+	cr_assert(strstr(out, "no contact with the etcd quorum"), "%s", out);
+	for (uint64_t end = bk_h_mono_ms() + 300; bk_h_mono_ms() < end; usleep(1000))
+		cr_assert_neq(view(b), BK_ACTIVE, "%s", state_of(b));
 	/* b hears nothing through a cut inbound; with only its own packets
 	 * dropped (host->members) the watch stream still delivers (TCP takes
 	 * data in even while its acks are lost): applying a trip is fail-safe */
@@ -585,11 +626,13 @@ static long long cut_host(int b, int dirs, bool want_halted, int strat, long lon
 		cr_assert_eq(bk_check(&H[b].c, slot), BK_HALTED, "%s not halted on %d", s,
 		             b);
 		*rel = 0;
-		cr_assert(until(b, BK_ACTIVE, WAIT_MS, healthy), "%s", state_of(b));
+		cr_assert(until(b, BK_ACTIVE, WAIT_MS, healthy), "%s; log:%s",
+		          state_of(b), log_tail(b));
 	} else {
 		cr_assert_eq(view(b), BK_HALTED, "the firm latch holds on %d", b);
 		*rel = firm_release(0, trip);
-		cr_assert(until(b, BK_ACTIVE, WAIT_MS, healthy), "%s", state_of(b));
+		cr_assert(until(b, BK_ACTIVE, WAIT_MS, healthy), "%s; log:%s",
+		          state_of(b), log_tail(b));
 		cr_assert(until(0, BK_ACTIVE, WAIT_MS, healthy), "%s", state_of(0));
 	}
 	int n = audit_of(b, R);
