@@ -269,9 +269,10 @@ static bool condition_holds(const struct bk_daemon *d, const struct bk_plan *p, 
 }
 
 /* [cluster]: authority_lost among the latches this resume releases while
- * quorum contact is not proven. Checked even with --force: the loop would
- * latch it again a tick later, engines reading ACTIVE in between with no
- * contact (test_netns). Break-glass is to leave the cluster (firmwide.md). */
+ * quorum contact is not proven. Checked even with --force (which skips only
+ * the mirror's catch-up check): the loop would latch it again a tick later,
+ * engines reading ACTIVE in between with no contact (test_netns).
+ * Break-glass without etcd is to leave the cluster (firmwide.md). */
 static bool authority_unproven(const struct bk_daemon *d, const struct bk_plan *p,
                                char *why, size_t len)
 {
@@ -280,7 +281,7 @@ static bool authority_unproven(const struct bk_daemon *d, const struct bk_plan *
 	if (!sc || !(sc->active & (1u << BK_R_AUTHORITY_LOST)) ||
 	    (!p->all && p->reason != BK_R_AUTHORITY_LOST))
 		return false;
-	return !bk_etcd_may_resume(d, why, len);
+	return !bk_etcd_in_contact(d, why, len);
 }
 
 /*

@@ -937,7 +937,7 @@ void bk_etcd_tick(struct bk_daemon *d, uint64_t now)
 	audit_link(d, e, now, last);
 }
 
-bool bk_etcd_may_resume(const struct bk_daemon *d, char *why, size_t len)
+bool bk_etcd_in_contact(const struct bk_daemon *d, char *why, size_t len)
 {
 	const struct bk_etcd *e = d->etcd;
 	uint64_t contact, now = mono_ns();
@@ -948,12 +948,24 @@ bool bk_etcd_may_resume(const struct bk_daemon *d, char *why, size_t len)
 	if (!contact || now - contact > e->t1_ns) {
 		snprintf(why, len,
 		         "no contact with the etcd quorum for %s%llu ms: authority_lost "
-		         "stays until a linearizable read succeeds again",
+		         "stays until a linearizable read succeeds again (--force "
+		         "cannot skip this: see docs/firmwide.md, break-glass)",
 		         contact ? "" : "ever, ",
 		         contact ? (unsigned long long)((now - contact) / NS_PER_MS)
 		                 : 0ull);
 		return false;
 	}
+	return true;
+}
+
+bool bk_etcd_may_resume(const struct bk_daemon *d, char *why, size_t len)
+{
+	const struct bk_etcd *e = d->etcd;
+
+	if (!e)
+		return true;
+	if (!bk_etcd_in_contact(d, why, len))
+		return false;
 	if (!atomic_load(&e->caught_up) || !e->view_ready) {
 		snprintf(
 		    why, len,
