@@ -354,6 +354,45 @@ int64_t bk_etcd_cas(struct bk_etcd_conn *c, const char *key, int64_t mod_rev,
 	return rev > 0 ? rev : -EPROTO;
 }
 
+int64_t bk_etcd_put_all(struct bk_etcd_conn *c, const char *const *keys, int n,
+                        const char *val)
+{
+	char k[BK_ETCD_KEY_MAX * 2], v[BK_ETCD_VAL_MAX * 2];
+	size_t cap = 64 + (size_t)n * (sizeof(k) + strlen(val) * 2 + 64), o;
+	char *body;
+	const cJSON *ok;
+	cJSON *rep;
+	int64_t rev;
+	int err;
+
+	if (n < 1 || n > 128 || bk_etcd_b64(val, strlen(val), v, sizeof(v)))
+		return -EINVAL;
+	if (!(body = malloc(cap)))
+		return -ENOMEM;
+	o = (size_t)snprintf(body, cap, "{\"success\":[");
+	for (int i = 0; i < n; i++) {
+		if (bk_etcd_b64(keys[i], strlen(keys[i]), k, sizeof(k))) {
+			free(body);
+			return -ENOSPC;
+		}
+		o += (size_t)snprintf(
+		    body + o, cap - o,
+		    "%s{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\"}}", i ? "," : "",
+		    k, v);
+	}
+	snprintf(body + o, cap - o, "]}");
+	err = bk_etcd_post(c, "/v3/kv/txn", body, true, &rep);
+	free(body);
+	if (err)
+		return err;
+	ok = cJSON_GetObjectItem(rep, "succeeded"); /* no compare: always true */
+	rev = bk_etcd_i64(cJSON_GetObjectItem(rep, "header"), "revision");
+	cJSON_Delete(rep);
+	if (!cJSON_IsTrue(ok))
+		return -EPROTO;
+	return rev > 0 ? rev : -EPROTO;
+}
+
 int64_t bk_etcd_lease_grant(struct bk_etcd_conn *c, int ttl_s)
 {
 	char body[64];

@@ -90,6 +90,14 @@ int bk_etcd_range_prefix(struct bk_etcd_conn *c, const char *prefix, bool serial
 int64_t bk_etcd_cas(struct bk_etcd_conn *c, const char *key, int64_t mod_rev,
                     const char *val);
 
+/*
+ * Put every one of keys[0..n) = val in ONE transaction (no compare): all
+ * latches at one revision, or none. n <= etcd's --max-txn-ops (128). The
+ * revision, or -errno.
+ */
+int64_t bk_etcd_put_all(struct bk_etcd_conn *c, const char *const *keys, int n,
+                        const char *val);
+
 /* Grant a lease of ttl_s seconds: its id, or -errno. */
 int64_t bk_etcd_lease_grant(struct bk_etcd_conn *c, int ttl_s);
 /* Refresh it: its remaining TTL (0: expired/unknown), or -errno. */
