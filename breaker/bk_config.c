@@ -1040,6 +1040,12 @@ static int cluster_invalid(const struct load_ctx *c, char *err, size_t errlen)
 		    "[cluster] authority_t2_ms must be greater than authority_t1_ms");
 	else if (!g->cluster_user[0] != !g->cluster_password_file[0])
 		snprintf(err, errlen, "[cluster] user and password_file go together");
+	else if (!g->cluster_cert_file[0] != !g->cluster_key_file[0])
+		snprintf(err, errlen, "[cluster] cert_file and key_file go together");
+	else if ((g->cluster_cert_file[0] || g->cluster_ca_file[0]) &&
+	         strstr(g->cluster_endpoints, "http://"))
+		snprintf(err, errlen,
+		         "[cluster] cert_file/ca_file need every endpoint https://");
 	else if (g->cluster_probe_timeout_ns >= g->cluster_t1_ns)
 		snprintf(err, errlen,
 		         "[cluster] probe_timeout_ms must be less than authority_t1_ms");
@@ -1149,6 +1155,9 @@ static const struct key_def keys[] = {
      .why = "1..63 of [A-Za-z0-9._:-]"},
     {KEY("cluster", "password_file", KEY_PATH), FIELD(cluster_password_file),
      .why = ABS_PATH},
+    {KEY("cluster", "cert_file", KEY_PATH), FIELD(cluster_cert_file), .why = ABS_PATH},
+    {KEY("cluster", "key_file", KEY_PATH), FIELD(cluster_key_file), .why = ABS_PATH},
+    {KEY("cluster", "ca_file", KEY_PATH), FIELD(cluster_ca_file), .why = ABS_PATH},
     /* the venue rules (bk_venue.h): md staleness off unless set */
     {KEY("venues", "md_stale_ms", KEY_UINT), FIELD(venues.md_stale_ms), RANGE(0, 3600000),
      .why = "ms; 0 = off"},

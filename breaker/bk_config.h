@@ -148,6 +148,10 @@ struct bk_config {
 	/* etcd authentication: this user, its password in this file ("": none) */
 	char cluster_user[64];
 	char cluster_password_file[PATH_MAX];
+	/* etcd client TLS: certificate and key to present (both or neither),
+	 * the CA to trust on https:// endpoints ("": the system's store) */
+	char cluster_cert_file[PATH_MAX], cluster_key_file[PATH_MAX];
+	char cluster_ca_file[PATH_MAX];
 	int cluster_line; /* of the section, for messages */
 	/* [venues]: the venue rules (bk_venue.h), judged per venue:* group */
 	struct bk_venue_cfg venues;

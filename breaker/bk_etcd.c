@@ -29,6 +29,7 @@ struct bk_etcd {
 	char endpoints[1024];
 	char save_path[4200];         /* state_dir/firm-mirror.json: restart from it */
 	char user[64], password[128]; /* etcd authentication ("": none) */
+	char cfg_tls[3][PATH_MAX];    /* [cluster] cert_file, key_file, ca_file */
 	bool loaded; /* the mirror came from it: watch from its revision */
 	uint64_t t1_ns, t2_ns, probe_ns, probe_timeout_ns;
 	uint32_t lease_s;
@@ -460,6 +461,7 @@ static void watch_once(struct bk_etcd *e, struct bk_etcd_conn *c, bool *resync)
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+	bk_etcd_curl_tls(c, h);
 	curl_easy_perform(h);
 	long code = 0;
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
@@ -482,6 +484,7 @@ static void *watch_main(void *arg)
 	                      (long)(e->probe_timeout_ns / NS_PER_MS) * 3))
 		return NULL;
 	bk_etcd_conn_auth(&c, e->user, e->password);
+	bk_etcd_conn_tls(&c, e->cfg_tls[0], e->cfg_tls[1], e->cfg_tls[2]);
 	while (!atomic_load(&e->stop)) {
 		if (resync) {
 			if ((err = full_read(e, &c))) {
@@ -578,6 +581,8 @@ static void *probe_main(void *arg)
 	}
 	bk_etcd_conn_auth(&c, e->user, e->password);
 	bk_etcd_conn_auth(&ac, e->user, e->password);
+	bk_etcd_conn_tls(&c, e->cfg_tls[0], e->cfg_tls[1], e->cfg_tls[2]);
+	bk_etcd_conn_tls(&ac, e->cfg_tls[0], e->cfg_tls[1], e->cfg_tls[2]);
 	while (!atomic_load(&e->stop)) {
 		uint64_t sent = mono_ns();
 
@@ -637,6 +642,9 @@ int bk_etcd_start(struct bk_daemon *d)
 		}
 		snprintf(e->user, sizeof(e->user), "%s", g->cluster_user);
 	}
+	snprintf(e->cfg_tls[0], PATH_MAX, "%s", g->cluster_cert_file);
+	snprintf(e->cfg_tls[1], PATH_MAX, "%s", g->cluster_key_file);
+	snprintf(e->cfg_tls[2], PATH_MAX, "%s", g->cluster_ca_file);
 	e->t1_ns = g->cluster_t1_ns;
 	e->t2_ns = g->cluster_t2_ns;
 	e->probe_ns = g->cluster_probe_ns;

@@ -130,6 +130,8 @@ int bk_fwd_start(struct bk_daemon *d)
 		}
 		bk_etcd_conn_auth(&f->conn, g->cluster_user, pw);
 	}
+	bk_etcd_conn_tls(&f->conn, g->cluster_cert_file, g->cluster_key_file,
+	                 g->cluster_ca_file);
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->cv, NULL);
 	if (pthread_create(&f->thr, NULL, fwd_main, f)) {

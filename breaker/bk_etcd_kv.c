@@ -69,6 +69,24 @@ int bk_etcd_conn_init(struct bk_etcd_conn *c, const char *endpoints, long timeou
 	return c->curl ? 0 : -ENOMEM;
 }
 
+void bk_etcd_conn_tls(struct bk_etcd_conn *c, const char *cert, const char *key,
+                      const char *ca)
+{
+	snprintf(c->tls_cert, sizeof(c->tls_cert), "%s", cert ? cert : "");
+	snprintf(c->tls_key, sizeof(c->tls_key), "%s", key ? key : "");
+	snprintf(c->tls_ca, sizeof(c->tls_ca), "%s", ca ? ca : "");
+}
+
+void bk_etcd_curl_tls(const struct bk_etcd_conn *c, void *curl)
+{
+	if (c->tls_cert[0]) {
+		curl_easy_setopt(curl, CURLOPT_SSLCERT, c->tls_cert);
+		curl_easy_setopt(curl, CURLOPT_SSLKEY, c->tls_key);
+	}
+	if (c->tls_ca[0])
+		curl_easy_setopt(curl, CURLOPT_CAINFO, c->tls_ca);
+}
+
 void bk_etcd_conn_free(struct bk_etcd_conn *c)
 {
 	if (c->curl)
@@ -96,6 +114,7 @@ static int post_one(struct bk_etcd_conn *c, const char *url, const char *body,
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L); /* threads: no SIGALRM */
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	bk_etcd_curl_tls(c, h);
 	if (c->token[0] && !strstr(url, "/v3/auth/authenticate")) {
 		char auth[sizeof(c->token) + 32];
 		snprintf(auth, sizeof(auth), "Authorization: %s", c->token);

@@ -446,3 +446,96 @@ Test(firmcmd, status_names_a_firm_proposal, .timeout = 180)
 	host_down(&a);
 	bk_ec_stop(&ec);
 }
+
+/*
+ * etcd client certificates: members with --client-cert-auth trusting our
+ * CA. A host with [cluster] cert_file/key_file/ca_file mirrors, and its
+ * forwarded trip reaches etcd; a host without a certificate, or with one
+ * from another CA, never gets contact (global HALTED, authority_lost) and
+ * its firm trip is ERR_FIRM with nothing in etcd.
+ */
+Test(firmcmd, etcd_client_certificates, .timeout = 180)
+{
+	struct bk_ec ec;
+	struct bk_pki k;
+	struct host a, b;
+	char extra[1024];
+	int rc;
+
+	bk_pki_make(
+	    &k, "xcpki",
+	    "ca ca; ca rogue; crt server localhost ca; crt client breaker-host ca\n"
+	    "crt fake breaker-host rogue\n");
+	bk_ec_start_tls(&ec, "xc", k.dir);
+	snprintf(extra, sizeof(extra),
+	         "cert_file = %s/client.pem\nkey_file = %s/client.key\nca_file = "
+	         "%s/ca.pem\n",
+	         k.dir, k.dir, k.dir);
+	host_up(&a, &ec, "xc-a", "d6", extra);
+	cr_assert(mode_within(&a, -1, BK_ACTIVE, WAIT_MS),
+	          "a host with a client certificate never got contact");
+	rc = bk_h_cli(&a.h, out, sizeof(out), "trip", "manual_halt", "--firm", NULL);
+	cr_assert_eq(rc, 0, "%d: %s", rc, out);
+	cr_assert(strstr(out, "applied on 1 of 1 hosts"), "%s", out);
+	cr_assert(mode_within(&a, -1, BK_HALTED, WAIT_MS));
+
+	/* a certificate from another CA: the TLS handshake fails, no contact */
+	snprintf(extra, sizeof(extra),
+	         "cert_file = %s/fake.pem\nkey_file = %s/fake.key\nca_file = "
+	         "%s/ca.pem\n",
+	         k.dir, k.dir, k.dir);
+	host_up(&b, &ec, "xc-b", "d6", extra);
+	usleep(1500 * 1000);
+	cr_assert_eq(bk_check(&b.c, -1), BK_HALTED, "no contact: fail closed");
+	cr_assert_eq(BK_STATE_REASON(atomic_load(&b.c.shm->global.state)),
+	             BK_R_AUTHORITY_LOST);
+	rc = bk_h_cli_all(&b.h, out, sizeof(out), "kill", "alpha", "--firm", "--reason",
+	                  "x", NULL);
+	cr_assert_neq(rc, 0, "%s", out);
+	cr_assert_eq(bk_h_cli(&a.h, out, sizeof(out), "status", "--firm", NULL), 0, "%s",
+	             out);
+	cr_assert_null(strstr(out, "strategy/alpha"), "%s", out);
+	host_down(&b);
+
+	host_down(&a);
+	bk_ec_stop(&ec);
+	bk_pki_remove(&k);
+}
+
+/* [cluster] TLS keys: cert and key together, absolute paths, https only. */
+Test(firmcmd, a_bad_cluster_tls_setting_is_refused)
+{
+	static const char *const bad[] = {
+	    "[cluster]\nname = x\nendpoints = https://h:2379\ncert_file = /x/c.pem\n",
+	    "[cluster]\nname = x\nendpoints = https://h:2379\nkey_file = /x/c.key\n",
+	    "[cluster]\nname = x\nendpoints = https://h:2379\ncert_file = c.pem\n"
+	    "key_file = /x/c.key\n",
+	    "[cluster]\nname = x\nendpoints = https://h:2379,http://g:2379\n"
+	    "cert_file = /x/c.pem\nkey_file = /x/c.key\n",
+	    "[cluster]\nname = x\nendpoints = http://h:2379\nca_file = /x/ca.pem\n",
+	};
+	char path[] = "/tmp/bk-firmcmd-cfg-XXXXXX", err[256];
+	struct bk_config cfg;
+	FILE *f;
+	int fd;
+
+	cr_assert_geq(fd = mkstemp(path), 0);
+	close(fd);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_not_null(f = fopen(path, "w"));
+		fputs(bad[i], f);
+		fclose(f);
+		cr_assert_eq(bk_config_defaults(&cfg, NULL), 0);
+		cr_assert_eq(bk_config_load(&cfg, path, err, sizeof(err)), -EINVAL,
+		             "accepted: %s", bad[i]);
+	}
+	cr_assert_not_null(f = fopen(path, "w"));
+	fputs("[cluster]\nname = x\nendpoints = https://h:2379\ncert_file = /x/c.pem\n"
+	      "key_file = /x/c.key\nca_file = /x/ca.pem\n",
+	      f);
+	fclose(f);
+	cr_assert_eq(bk_config_load(&cfg, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(cfg.cluster_cert_file, "/x/c.pem");
+	cr_assert_str_eq(cfg.cluster_ca_file, "/x/ca.pem");
+	unlink(path);
+}

@@ -39,6 +39,8 @@ static int firm_conn(struct cli *c, const char *cmd, struct bk_etcd_conn *conn)
 		                            "endpoints) in the config");
 	if (bk_etcd_conn_init(conn, c->cfg.cluster_endpoints, c->timeout_ms) < 0)
 		return cli_usage_error(cmd, "[cluster] endpoints: not http(s):// URLs");
+	bk_etcd_conn_tls(conn, c->cfg.cluster_cert_file, c->cfg.cluster_key_file,
+	                 c->cfg.cluster_ca_file);
 	if (c->cfg.cluster_user[0]) {
 		char pw[128];
 		if ((rv = bk_etcd_read_secret(c->cfg.cluster_password_file, pw,
@@ -197,6 +199,8 @@ static bool ack_conn(struct cli *c, struct bk_etcd_conn *conn)
 		printf("acks: no [cluster] in this config to read them from\n");
 		return false;
 	}
+	bk_etcd_conn_tls(conn, c->cfg.cluster_cert_file, c->cfg.cluster_key_file,
+	                 c->cfg.cluster_ca_file);
 	if (c->cfg.cluster_user[0]) {
 		if (bk_etcd_read_secret(c->cfg.cluster_password_file, pw, sizeof(pw))) {
 			printf(
