@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -103,6 +104,22 @@ static int count_of(const char *hay, const char *needle)
 
 	for (const char *p = hay; (p = strstr(p, needle)); p++)
 		n++;
+	return n;
+}
+
+/* Lines of text holding both a and b. */
+static int lines_with(const char *text, const char *a, const char *b)
+{
+	int n = 0;
+
+	for (const char *l = text; l && *l;) {
+		const char *e = strchr(l, '\n');
+		size_t len = e ? (size_t)(e - l) : strlen(l);
+		const char *pa = memmem(l, len, a, strlen(a)),
+		           *pb = memmem(l, len, b, strlen(b));
+		n += pa && pb;
+		l = e ? e + 1 : NULL;
+	}
 	return n;
 }
 
@@ -307,12 +324,32 @@ Test(firmcmd, a_firm_resume_that_cannot_be_made_durable_changes_nothing, .timeou
 		;
 	cr_assert_eq(rc, 5, "a trip that cannot be written is not durable: %s", out);
 
+	/* the resume, and its resend (same id) while the first waits for the
+	 * disk: one job, both refused with its answer */
 	snprintf(seen, sizeof(seen), "%lld", rev);
-	rc = bk_h_cli_all(&a.h, out, sizeof(out), "resume", "--firm", "--revision", seen,
-	                  "--reason", "disk full", NULL);
+	char *resume[] = {"resume",   "--firm",    "--revision", seen,
+	                  "--reason", "disk full", NULL};
+	char first[300];
+	snprintf(first, sizeof(first), "%s/first.out", a.h.dir);
+	pid_t p = fork();
+	cr_assert_geq(p, 0);
+	if (p == 0) { /* the first send (the test process has made no nng call) */
+		int r = cli_id(&a, "6161", resume);
+		FILE *f = fopen(first, "w");
+		fprintf(f, "rc %d\n%s", r, out);
+		fclose(f);
+		_exit(0);
+	}
+	usleep(500 * 1000);
+	rc = cli_id(&a, "6161", resume);
 	cr_assert_eq(rc, 1, "%d: %s", rc, out);
 	cr_assert(strstr(out, "ERR_NOT_DURABLE") && strstr(out, "nothing was changed"),
 	          "%s", out);
+	cr_assert_eq(waitpid(p, NULL, 0), p);
+	static char fout[1 << 16];
+	bk_h_slurp(first, fout, sizeof(fout));
+	cr_assert(strncmp(fout, "rc 1\n", 5) == 0 && strstr(fout, "ERR_NOT_DURABLE"),
+	          "the first send: %s", fout);
 	usleep(500 * 1000);
 	cr_assert_eq(firm_mod_rev(&a, "global/manual_halt"), rev,
 	             "the latch must be untouched in etcd: %s", out);
@@ -328,11 +365,22 @@ Test(firmcmd, a_firm_resume_that_cannot_be_made_durable_changes_nothing, .timeou
 	/* room again: the resume goes through */
 	cr_assert_eq(unlink(filler), 0);
 	uint64_t end = bk_h_mono_ms() + WAIT_MS;
+	/* once the log is written again: ONE record for the resume and its resend */
+	uint64_t end0 = bk_h_mono_ms() + WAIT_MS;
 	do
-		rc = bk_h_cli_all(&a.h, out, sizeof(out), "resume", "--firm",
-		                  "--revision", seen, "--reason", "disk freed", NULL);
+		bk_h_cli(&a.h, out, sizeof(out), "audit", "--json", NULL);
+	while (!strstr(out, "while full") && bk_h_mono_ms() < end0 &&
+	       usleep(100000) == 0);
+	cr_assert(strstr(out, "while full"), "the staged records never reached the disk");
+	cr_assert_eq(
+	    lines_with(out, "\"kind\":\"FIRM_FORWARDED\"", "\"command\":\"resume\""), 1,
+	    "a resend in flight is no second record: %s", out);
+	/* the same id again: etcd never had it, so it is sent (not "applied") */
+	do
+		rc = cli_id(&a, "6161", resume);
 	while (rc != 0 && bk_h_mono_ms() < end && usleep(200000) == 0);
 	cr_assert_eq(rc, 0, "%s", out);
+	cr_assert(strstr(out, "HALTED -> REDUCE_ONLY"), "%s", out);
 	cr_assert(mode_within(&a, -1, BK_REDUCE_ONLY, WAIT_MS));
 
 	bk_client_detach(&a.c);
