@@ -34,7 +34,7 @@
 
 #define FWD_JOBS       16
 #define FWD_TIMEOUT_MS 2000 /* per etcd call; the CLI waits 5 s by default */
-#define FWD_SCOPES     32   /* per trip: one txn (etcd allows 128 ops) */
+#define FWD_SCOPES     64   /* per trip, as locally: one txn (etcd allows 128 ops) */
 #define FWD_WAITERS    4    /* resends of an in-flight job */
 #define FWD_ANSWERS    64   /* answers kept for later resends */
 

@@ -586,7 +586,8 @@ static const struct cmd cmds[] = {
      "                 incident a held scope is under, or a new one: docs/incidents.md)\n"
      "  --json         print breakerd's reply as one JSON object\n"
      "  --firm         the firm-wide latch in etcd ([cluster]): every host;\n"
-     "                 waits for the hosts' acks (docs/firmwide.md)\n"
+     "                 several scopes are one etcd transaction; waits for the\n"
+     "                 hosts' acks (docs/firmwide.md)\n"
      "\n"
      "example: breaker trip manual_halt --reason \"Emergency halt by operator\"\n",
      EXITS_TRIP, true},
