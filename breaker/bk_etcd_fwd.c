@@ -320,9 +320,9 @@ static int add_scope(char (*out)[BK_ETCD_SCOPE_MAX], int n, const char *kind,
 /*
  * The scopes of the command: "global", or each "strategy/S" and "group/G"
  * it names (a trip: all of them, one etcd transaction). The count, -1 if a
- * name is bad, -2 if more than FWD_SCOPES.
+ * name is bad (*bad: it), -2 if more than FWD_SCOPES.
  */
-static int scopes_of(struct bk_cmd *c, char (*out)[BK_ETCD_SCOPE_MAX])
+static int scopes_of(struct bk_cmd *c, char (*out)[BK_ETCD_SCOPE_MAX], const char **bad)
 {
 	const char *why;
 	int n = 0;
@@ -334,25 +334,30 @@ static int scopes_of(struct bk_cmd *c, char (*out)[BK_ETCD_SCOPE_MAX])
 			    i < t->n_strategies ? t->strategies[i] : t->strategy;
 			if (!s)
 				continue;
-			if (!bk_strategy_name_valid(s))
+			if (!bk_strategy_name_valid(s) ||
+			    (n = add_scope(out, n, "strategy", s)) == -1) {
+				*bad = s;
 				return -1;
-			n = add_scope(out, n, "strategy", s);
+			}
 		}
 		for (size_t i = 0; i < t->n_groups && n >= 0; i++) {
-			if (bk_group_tag_check(t->groups[i], &why))
+			if (bk_group_tag_check(t->groups[i], &why) ||
+			    (n = add_scope(out, n, "group", t->groups[i])) == -1) {
+				*bad = t->groups[i];
 				return -1;
-			n = add_scope(out, n, "group", t->groups[i]);
+			}
 		}
 	} else {
 		const char *s = c->req->resume->strategy, *g = c->req->resume->group;
-		if (s && g)
+		*bad = s && g ? "--strategy with --group: one scope per resume"
+		       : s    ? s
+		              : g;
+		if ((s && g) || (s && !bk_strategy_name_valid(s)) ||
+		    (g && bk_group_tag_check(g, &why)))
 			return -1;
-		if (s && !bk_strategy_name_valid(s))
+		if ((s || g) &&
+		    (n = add_scope(out, 0, s ? "strategy" : "group", s ? s : g)) < 0)
 			return -1;
-		if (g && bk_group_tag_check(g, &why))
-			return -1;
-		if (s || g)
-			n = add_scope(out, 0, s ? "strategy" : "group", s ? s : g);
 	}
 	if (n == 0)
 		snprintf(out[n++], BK_ETCD_SCOPE_MAX, "global");
@@ -470,6 +475,7 @@ void bk_fwd_command(struct bk_cmd *c)
 	struct bk_actor who;
 	struct fwd_job *j;
 	int reason, from = 0, to, n, dup;
+	const char *bad = "";
 	uint64_t seq;
 
 	if (!f || !d->etcd) {
@@ -484,13 +490,17 @@ void bk_fwd_command(struct bk_cmd *c)
 			resent(c, f, seq);
 		return;
 	}
-	if ((n = scopes_of(c, scopes)) < 0) {
+	if ((n = scopes_of(c, scopes, &bad)) == -2)
 		snprintf(c->why, sizeof(c->why),
-		         n == -2 ? "--firm: at most %d scopes in one trip (one etcd "
-		                   "transaction); nothing was changed"
-		                 : "--firm: a bad strategy or group name (or both on a "
-		                   "resume); nothing was changed",
+		         "--firm: at most %d scopes in one trip (one etcd transaction); "
+		         "nothing was changed",
 		         FWD_SCOPES);
+	else if (n < 0)
+		snprintf(c->why, sizeof(c->why),
+		         "--firm: bad scope '%.80s' (strategy: 1-%u bytes of "
+		         "[A-Za-z0-9._:-]; group: KIND:VALUE); nothing was changed",
+		         bad, BK_NAME_MAX - 1);
+	if (n < 0) {
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST, c->why);
 		return;
 	}

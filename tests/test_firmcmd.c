@@ -225,6 +225,8 @@ Test(firmcmd, a_multi_scope_firm_trip_is_one_transaction, .timeout = 180)
 	rc = bk_h_cli_all(&a.h, out, sizeof(out), "trip", "manual_halt", "--firm",
 	                  "--strategy", "gamma", "--strategy", "bad name!", NULL);
 	cr_assert_eq(rc, 1, "%d: %s", rc, out);
+	cr_assert(strstr(out, "ERR_BAD_REQUEST") && strstr(out, "bad scope 'bad name!'"),
+	          "%s", out);
 	cr_assert_eq(bk_h_cli(&a.h, out, sizeof(out), "status", "--firm", NULL), 0);
 	cr_assert(strstr(out, "no firm latches"), "all or nothing: %s", out);
 
