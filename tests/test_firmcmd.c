@@ -192,6 +192,17 @@ Test(firmcmd, a_resent_forwarded_command_is_applied_once, .timeout = 180)
 	cr_assert_eq(bk_h_cli(&a.h, out, sizeof(out), "audit", "--json", NULL), 0);
 	cr_assert_eq(count_of(out, "\"kind\":\"FIRM_FORWARDED\""), 2, "%s", out);
 
+	/* after a restart the answer is gone but the id is not (replayed from
+	 * the log): the resend is refused, never sent to etcd again */
+	bk_client_detach(&a.c);
+	cr_assert_eq(bk_h_stop(&a.h), 0);
+	host_start(&a);
+	cr_assert(mode_within(&a, -1, BK_REDUCE_ONLY, WAIT_MS), "not mirrored again");
+	rc = cli_id(&a, "5151", resume);
+	cr_assert_eq(rc, 1, "%d: %s", rc, out);
+	cr_assert(strstr(out, "ERR_FIRM") && strstr(out, "forwarded already"), "%s", out);
+	cr_assert_eq(firm_mod_rev(&a, "global/manual_halt"), r2, "%s", out);
+
 	host_down(&a);
 	bk_ec_stop(&ec);
 }
