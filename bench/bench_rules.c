@@ -178,6 +178,9 @@ int main(int argc, char **argv)
 
 	bk_log_set_level(BK_LOG_ERR);
 	tick_cost(quick);
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--tick-only") == 0) /* the tick rows alone */
+			return 0;
 	detection(quick, 100, SLEEPS);
 	detection(quick, 100, SPINS);
 	if (geteuid() == 0) /* SCHED_FIFO needs CAP_SYS_NICE */

@@ -1,0 +1,237 @@
+/*
+ * The tick skips a strategy whose telemetry did not move and whose rules
+ * have no deadline before the next tick (bk_tickskip.h). These scenarios pin
+ * that a skipped strategy still trips, steps down and re-arms on time alone:
+ * 4,096 strategies registered, nearly all idle (static telemetry), one or
+ * two engines doing the scenario, then going quiet. Real breakerd, real CLI,
+ * real client writing telemetry. Waits poll with generous deadlines; nothing
+ * here asserts a latency.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bk_harness.h"
+#include "bk_mode.h"
+#include "bk_rpc.h"
+#include "bk_tel.h"
+
+#define FILL     4094u  /* idle strategies registered besides alpha and beta */
+#define WAIT_MS  20000u /* generous: a starved test process is not a failure */
+#define IDLE_NAM "idle%u"
+
+static char out[1 << 16];
+
+static void register_one(struct bk_rpc *rpc, const char *name, const char *group,
+                         uint64_t id)
+{
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__RegisterStrategy rg = BREAKER__REGISTER_STRATEGY__INIT;
+	Breaker__Reply *rep = NULL;
+	char *groups[1] = {(char *)group};
+
+	req.has_request_id = 1;
+	req.request_id = id;
+	req.cmd_case = BREAKER__REQUEST__CMD_REGISTER;
+	req.register_ = &rg;
+	rg.strategy = (char *)name;
+	if (group) {
+		rg.n_groups = 1;
+		rg.groups = groups;
+	}
+	cr_assert_eq(bk_rpc_call(rpc, &req, &rep), 0, "register %s", name);
+	cr_assert_eq(rep->status, BREAKER__STATUS__OK, "register %s: %s", name,
+	             rep->error ? rep->error : "");
+	breaker__reply__free_unpacked(rep, NULL);
+}
+
+/*
+ * alpha, beta from the config, then `extra` (NULL-terminated, each
+ * "name" or "name@group"), then idle strategies up to 4,096 in all, each
+ * with a static gross exposure written once: telemetry that never moves.
+ */
+static void up(struct bk_rig *r, const char *tag, const char *ini, const char **extra)
+{
+	struct bk_rpc rpc;
+	uint64_t id = 1000;
+	unsigned n = 2;
+
+	bk_rig_up(r, tag, ini);
+	cr_assert_eq(bk_rpc_open(&rpc, r->h.cfg.cmd_url, 10000), 0);
+	for (; extra && *extra; extra++, n++) {
+		char name[64], *at;
+
+		snprintf(name, sizeof(name), "%s", *extra);
+		if ((at = strchr(name, '@')))
+			*at++ = '\0';
+		register_one(&rpc, name, at, id++);
+	}
+	for (unsigned i = 0; n < 2 + FILL; i++, n++) {
+		char name[32];
+		int slot;
+
+		snprintf(name, sizeof(name), IDLE_NAM, i);
+		register_one(&rpc, name, NULL, id++);
+		slot = bk_client_resolve(&r->c, name);
+		cr_assert_geq(slot, 0, "%s", name);
+		bk_report_marks(&r->t, slot, 0, 10, 0);
+	}
+	/* the connection stays open: libnng's client close can hang */
+	bk_h_cli(&r->h, out, sizeof(out), "status", NULL);
+}
+
+static int slot_of(struct bk_rig *r, const char *name)
+{
+	int s = bk_client_resolve(&r->c, name);
+
+	cr_assert_geq(s, 0, "%s is registered", name);
+	return s;
+}
+
+
+static void expect_reason(struct bk_rig *r, int slot, unsigned code)
+{
+	struct bk_reason why;
+
+	bk_read_reason(&r->c, slot, &why);
+	cr_assert_eq(why.reason_code, code, "reason %u, want %u", why.reason_code, code);
+}
+
+static void idle_untouched(struct bk_rig *r)
+{
+	for (unsigned i = 0; i < FILL; i += 97) {
+		char name[32];
+
+		snprintf(name, sizeof(name), IDLE_NAM, i);
+		cr_assert_eq(bk_check(&r->c, slot_of(r, name)), BK_ACTIVE, "%s", name);
+	}
+	cr_assert_eq(bk_check(&r->c, -1), BK_ACTIVE, "global");
+}
+
+/* Beat fut and back (at their offsets) every 2 ms until slot's mode is want. */
+static bool beat_two_until(struct bk_rig *r, int fut, long fut_ms, int back, long back_ms,
+                           int slot, enum bk_mode want)
+{
+	for (uint64_t end = bk_h_mono_ms() + WAIT_MS; bk_h_mono_ms() < end;) {
+		uint64_t now = bk_now_mono_ns();
+
+		bk_report_heartbeat(&r->t, fut, now + (uint64_t)(fut_ms * 1000000ll));
+		bk_report_heartbeat(&r->t, back, now + (uint64_t)(back_ms * 1000000ll));
+		if (bk_check(&r->c, slot) == want)
+			return true;
+		usleep(2000);
+	}
+	return false;
+}
+
+Test(tickskip, heartbeat_rules_trip_once_the_engine_goes_quiet)
+{
+	static const char *extra[] = {"future", "back", NULL};
+	struct bk_rig r;
+	int fut, back;
+
+	up(&r, "tsk-hb", "[strategies]\nnames = alpha, beta\n[rules]\nheartbeat.max = 400\n",
+	   extra);
+	fut = slot_of(&r, "future");
+	back = slot_of(&r, "back");
+	for (uint64_t end = bk_h_mono_ms() + 300; bk_h_mono_ms() < end;) {
+		bk_report_heartbeat(&r.t, r.alpha, bk_now_mono_ns());
+		usleep(2000);
+	}
+	cr_assert_eq(bk_check(&r.c, r.alpha), BK_ACTIVE);
+
+	/* alpha stops beating: nothing of its telemetry moves from now on */
+	cr_assert(beat_two_until(&r, fut, 0, back, 0, r.alpha, BK_HALTED),
+	          "a silent engine's heartbeat rule trips on time alone");
+	expect_reason(&r, r.alpha, BK_R_STALE_HEARTBEAT);
+	cr_assert_eq(bk_check(&r.c, fut), BK_ACTIVE, "fut beats");
+	cr_assert_eq(bk_check(&r.c, back), BK_ACTIVE, "back beats");
+
+	/* only the heartbeats move: fut's from a clock 5 s ahead, back's 5 s
+	 * behind the one seen before; both are stale */
+	cr_assert(beat_two_until(&r, fut, 5000, back, -5000, fut, BK_HALTED),
+	          "a heartbeat 5 s in the future counts as stale");
+	expect_reason(&r, fut, BK_R_STALE_HEARTBEAT);
+	cr_assert(beat_two_until(&r, fut, 5000, back, -5000, back, BK_HALTED),
+	          "a heartbeat that went 5 s backwards is stale");
+	expect_reason(&r, back, BK_R_STALE_HEARTBEAT);
+
+	cr_assert_eq(bk_check(&r.c, r.beta), BK_ACTIVE, "beta never beat: not judged");
+	idle_untouched(&r);
+	bk_rig_down(&r);
+}
+
+Test(tickskip, windows_cooldowns_and_rearm_run_on_time_alone)
+{
+	static const char *extra[] = {"rj", "ra", "cd", NULL};
+	struct bk_rig r;
+	int rj, ra, cd;
+
+	up(&r, "tsk-win",
+	   "[strategies]\nnames = alpha, beta\n[rules]\nexposure.max = 1000\n"
+	   "[rules:rj]\nreject_rate.window_ms = 400\nreject_rate.min_orders = 20\n"
+	   "reject_rate.cooldown_ms = 300\nreject_rate.cooldown_to = cautious\n"
+	   "[rules:ra]\nexposure.rearm_ms = 300\n"
+	   "[rules:cd]\nexposure.cooldown_ms = 500\nexposure.cooldown_to = cautious\n",
+	   extra);
+	rj = slot_of(&r, "rj");
+	ra = slot_of(&r, "ra");
+	cd = slot_of(&r, "cd");
+
+	/* reject rate: 30 of 40 rejected, written once; the window empties by
+	 * itself, then the cooldown steps the latch down to CAUTIOUS */
+	bk_report_order(&r.t, rj, 40);
+	bk_report_reject(&r.t, rj, 30);
+	cr_assert(bk_rig_mode_within(&r, rj, BK_HALTED, WAIT_MS), "reject rate trips");
+	expect_reason(&r, rj, BK_R_REJECT_RATE);
+	cr_assert(bk_rig_mode_within(&r, rj, BK_CAUTIOUS, WAIT_MS),
+	          "the window expired and the cooldown stepped down with no telemetry "
+	          "moving");
+
+	/* exposure with a cooldown: breach, back under, then nothing moves */
+	bk_report_marks(&r.t, cd, 0, 2000, 0);
+	cr_assert(bk_rig_mode_within(&r, cd, BK_HALTED, WAIT_MS), "exposure trips");
+	bk_report_marks(&r.t, cd, 0, 500, 0);
+	cr_assert(bk_rig_mode_within(&r, cd, BK_CAUTIOUS, WAIT_MS),
+	          "the cooldown expires on time alone");
+
+	/* re-arm: forced resume while still in breach; nothing moves after */
+	bk_report_marks(&r.t, ra, 0, 2000, 0);
+	cr_assert(bk_rig_mode_within(&r, ra, BK_HALTED, WAIT_MS), "exposure trips");
+	cr_assert_eq(bk_h_cli_all(&r.h, out, sizeof(out), "resume", "--strategy", "ra", "--to", "active",
+	                          "--force", "--reason", "test re-arm", NULL),
+	             0, "%s", out);
+	cr_assert(bk_rig_mode_within(&r, ra, BK_HALTED, WAIT_MS),
+	          "re-armed: trips again after rearm_ms with no telemetry moving");
+	expect_reason(&r, ra, BK_R_EXPOSURE_LIMIT);
+
+	cr_assert_eq(bk_check(&r.c, r.alpha), BK_ACTIVE);
+	idle_untouched(&r);
+	bk_rig_down(&r);
+}
+
+Test(tickskip, market_data_goes_stale_while_only_the_heartbeat_moves)
+{
+	static const char *extra[] = {"vx@venue:XETR", NULL};
+	struct bk_rig r;
+	int vx;
+
+	up(&r, "tsk-md",
+	   "[strategies]\nnames = alpha, beta\n[rules]\nheartbeat.max = 5000\n"
+	   "[venues]\nmd_stale_ms = 500\n",
+	   extra);
+	vx = slot_of(&r, "vx");
+	for (uint64_t end = bk_h_mono_ms() + 300; bk_h_mono_ms() < end;) {
+		bk_report_heartbeat(&r.t, vx, bk_now_mono_ns());
+		bk_report_md_tick(&r.t, vx, bk_now_mono_ns());
+		usleep(2000);
+	}
+	cr_assert_eq(bk_check(&r.c, vx), BK_ACTIVE);
+	/* the feed stops; the engine stays alive */
+	cr_assert(beat_two_until(&r, vx, 0, vx, 0, vx, BK_HALTED),
+	          "market data stale trips the venue");
+	expect_reason(&r, vx, BK_R_MARKET_DATA_STALE);
+	idle_untouched(&r);
+	bk_rig_down(&r);
+}
