@@ -653,8 +653,8 @@ static void do_reconcile(struct bk_cmd *c)
 
 		if (p)
 			v = bk_recon_post(
-			    rc, p->position, p->has_as_of_fills, p->as_of_fills,
-			    p->has_as_of_wall_ns ? p->as_of_wall_ns : 0,
+			    rc, &d->recon_hist[slot], p->position, p->has_as_of_fills,
+			    p->as_of_fills, p->has_as_of_wall_ns ? p->as_of_wall_ns : 0,
 			    sr->rules ? sr->rules[BK_RULE_RECONCILIATION].max : 0,
 			    d->cfg.rules.recon_max_age_ms, mono, wall);
 		else

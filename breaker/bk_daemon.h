@@ -73,7 +73,7 @@ struct bk_slot_rules {
 	double rs_peak, rs_base_balance;
 	uint64_t rs_next_ns;
 	struct bk_tel_snap remote; /* from Report messages */
-	struct bk_rule_eval eval;  /* ends with the reconciliation history */
+	struct bk_rule_eval eval;  /* its reconciliation history: recon_hist[slot] */
 };
 
 struct bk_daemon {
@@ -89,6 +89,8 @@ struct bk_daemon {
 	    replier; /* where answers go (bk_server_reply; tests: their own) */
 	struct bk_tel_reader tel;
 	struct bk_slot_rules slots[BK_MAX_STRATEGIES];
+	/* per strategy, apart from slots[]: cold, 6 KiB each (bk_recon.h) */
+	struct bk_recon_hist recon_hist[BK_MAX_STRATEGIES];
 	/* declared at register (breaker register --telemetry remote; replayed);
 	 * [strategies] remote in the config declares it too */
 	bool remote_declared[BK_MAX_STRATEGIES];

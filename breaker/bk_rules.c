@@ -292,7 +292,7 @@ static void evidence(enum bk_rule_id id, const struct bk_rule_cfg *r,
 /* ---- evaluation -------------------------------------------------------------- */
 
 static void observe(const struct bk_rule_cfg *rules, struct bk_rule_eval *ev,
-                    const struct bk_tel_snap *s, uint64_t now)
+                    struct bk_recon_hist *hist, const struct bk_tel_snap *s, uint64_t now)
 {
 	uint64_t d_ord = 0, d_rej = 0;
 
@@ -329,7 +329,7 @@ static void observe(const struct bk_rule_cfg *rules, struct bk_rule_eval *ev,
 	if (s->consistent)
 		ev->last_fills = s->fills;
 	if (s->consistent)
-		bk_recon_observe(&ev->recon, s->fills, s->position, now);
+		bk_recon_observe(&ev->recon, hist, s->fills, s->position, now);
 }
 
 static bool money_rule(enum bk_rule_id id)
@@ -425,13 +425,14 @@ void bk_rules_rebase_set(struct bk_rule_eval *ev, enum bk_rule_id id, double val
 }
 
 int bk_rules_eval(const struct bk_rule_cfg *rules, const double warn[BK_WARN_LEVELS],
-                  struct bk_rule_eval *ev, const struct bk_tel_snap *s, uint64_t now,
-                  struct bk_verdict *out, int max)
+                  struct bk_rule_eval *ev, struct bk_recon_hist *hist,
+                  const struct bk_tel_snap *s, uint64_t now, struct bk_verdict *out,
+                  int max)
 {
 	struct eval_ctx c = {.rules = rules, .ev = ev, .s = s, .out = out, .max = max};
 	struct measure m;
 
-	observe(rules, ev, s, now);
+	observe(rules, ev, hist, s, now);
 	for (int id = 0; id < BK_RULE_COUNT; id++) {
 		const struct bk_rule_cfg *r = &rules[id];
 		bool was = ev->violating[id];

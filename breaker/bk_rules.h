@@ -124,8 +124,8 @@ struct bk_rule_eval {
 	bool forced[BK_RULE_COUNT];
 	double forced_util[BK_RULE_COUNT];
 	uint64_t forced_ns[BK_RULE_COUNT];
-	/* the reconciler's view, judged as of its point; last: its history ring
-	 * is large and the tick touches one entry of it */
+	/* the reconciler's view, judged as of its point; its history ring is
+	 * kept apart (struct bk_recon_hist, passed to bk_rules_eval) */
 	struct bk_recon recon;
 };
 
@@ -149,15 +149,17 @@ int bk_rule_parse(const char *name);         /* -1 if unknown */
 unsigned bk_rule_reason(enum bk_rule_id id); /* the latch a rule trips */
 
 /*
- * Evaluate every rule for one strategy at now. Writes up to max verdicts and
+ * Evaluate every rule for one strategy at now (hist: its reconciliation
+ * history, written when the fill count or position moved). Writes up to max verdicts and
  * returns how many. A trip verdict is emitted when a rule starts violating
  * (not every tick it stays violated); warnings when utilisation crosses a
  * level upward; a cooldown step when a tripped rule's cooldown has passed and
  * it no longer violates.
  */
 int bk_rules_eval(const struct bk_rule_cfg *rules, const double warn[BK_WARN_LEVELS],
-                  struct bk_rule_eval *ev, const struct bk_tel_snap *snap,
-                  uint64_t now_ns, struct bk_verdict *out, int max);
+                  struct bk_rule_eval *ev, struct bk_recon_hist *hist,
+                  const struct bk_tel_snap *snap, uint64_t now_ns, struct bk_verdict *out,
+                  int max);
 
 /*
  * A forced resume released rule id's latch while it is violated: keep it

@@ -118,8 +118,8 @@ static int tick_rules(struct bk_daemon *d, uint64_t now)
 		else
 			bk_tel_read(&d->tel, (int)i, &snap);
 		bk_idle_note(&d->idle, (int)i, &snap, now);
-		n = bk_rules_eval(sr->rules, d->cfg.rules.warn, &sr->eval, &snap, now, v,
-		                  BK_VERDICTS_MAX);
+		n = bk_rules_eval(sr->rules, d->cfg.rules.warn, &sr->eval,
+		                  &d->recon_hist[i], &snap, now, v, BK_VERDICTS_MAX);
 		for (int k = 0; k < n; k++)
 			act(d, (int)i, sr->rules, &v[k]);
 		bk_rulestate_tick(d, (int)i, now);

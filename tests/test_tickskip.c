@@ -89,7 +89,6 @@ static int slot_of(struct bk_rig *r, const char *name)
 	return s;
 }
 
-
 static void expect_reason(struct bk_rig *r, int slot, unsigned code)
 {
 	struct bk_reason why;
@@ -131,8 +130,8 @@ Test(tickskip, heartbeat_rules_trip_once_the_engine_goes_quiet)
 	struct bk_rig r;
 	int fut, back;
 
-	up(&r, "tsk-hb", "[strategies]\nnames = alpha, beta\n[rules]\nheartbeat.max = 400\n",
-	   extra);
+	up(&r, "tsk-hb",
+	   "[strategies]\nnames = alpha, beta\n[rules]\nheartbeat.max = 400\n", extra);
 	fut = slot_of(&r, "future");
 	back = slot_of(&r, "back");
 	for (uint64_t end = bk_h_mono_ms() + 300; bk_h_mono_ms() < end;) {
@@ -199,8 +198,9 @@ Test(tickskip, windows_cooldowns_and_rearm_run_on_time_alone)
 	/* re-arm: forced resume while still in breach; nothing moves after */
 	bk_report_marks(&r.t, ra, 0, 2000, 0);
 	cr_assert(bk_rig_mode_within(&r, ra, BK_HALTED, WAIT_MS), "exposure trips");
-	cr_assert_eq(bk_h_cli_all(&r.h, out, sizeof(out), "resume", "--strategy", "ra", "--to", "active",
-	                          "--force", "--reason", "test re-arm", NULL),
+	cr_assert_eq(bk_h_cli_all(&r.h, out, sizeof(out), "resume", "--strategy", "ra",
+	                          "--to", "active", "--force", "--reason", "test re-arm",
+	                          NULL),
 	             0, "%s", out);
 	cr_assert(bk_rig_mode_within(&r, ra, BK_HALTED, WAIT_MS),
 	          "re-armed: trips again after rearm_ms with no telemetry moving");
