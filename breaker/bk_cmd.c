@@ -891,6 +891,11 @@ void bk_cmd_handle(struct bk_daemon *d, struct bk_request *in)
 			return;
 		}
 	}
+	/* what the rules judge by may change (a re-arm, a reconciliation, a
+	 * rebase, a registration): the next tick judges every strategy
+	 * (bk_tickskip.h); a Report moves its own strategy's signature */
+	if (req->cmd_case != BREAKER__REQUEST__CMD_REPORT)
+		bk_tickskip_all(&d->skip);
 	switch (req->cmd_case) {
 	case BREAKER__REQUEST__CMD_TRIP:
 		do_trip(&c);

@@ -27,6 +27,7 @@
 #include "bk_group.h"
 #include "bk_tail.h"
 #include "bk_tel.h"
+#include "bk_tickskip.h"
 #include "bk_time.h"
 
 #define BK_EVENT_REASON_MAX 2049 /* [commands] reason_max_bytes' bound, + NUL */
@@ -98,7 +99,8 @@ struct bk_daemon {
 	uint64_t last_trip_mono_ns;
 	uint64_t last_tick_ns;
 	uint64_t tick_count;
-	struct bk_idle idle; /* the adaptive tick: what moved, and when */
+	struct bk_idle idle;     /* the adaptive tick: what moved, and when */
+	struct bk_tickskip skip; /* which strategies' rules a tick may leave alone */
 	struct bk_pending pending[BK_PENDING_MAX];
 	uint32_t pend_head, pend_tail; /* [tail, head) wait for durability */
 	/* nng's REQ resends a request on reconnect: a state change is applied

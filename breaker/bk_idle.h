@@ -35,13 +35,17 @@ struct bk_idle {
 	bool idle;                       /* the last period chosen was the idle one */
 };
 
-/* The snapshot of strategy slot, read at now: remember it, and note a move. */
-static inline void bk_idle_note(struct bk_idle *s, int slot, const struct bk_tel_snap *t,
-                                uint64_t now)
+/*
+ * The snapshot of strategy slot, read at now: remember it, and note a move.
+ * Returns the signature of every word but the heartbeat (bk_tickskip.h
+ * tells a heartbeat-only move apart with it).
+ */
+static inline uint64_t bk_idle_note(struct bk_idle *s, int slot,
+                                    const struct bk_tel_snap *t, uint64_t now)
 {
 	const uint64_t k = 0x9e3779b97f4a7c15ull;
 	uint64_t h = t->orders;
-	uint64_t w[9];
+	uint64_t w[8];
 
 	/* every word an engine writes: any change is a move */
 	__builtin_memcpy(&w[0], &t->fill_cash, 8);
@@ -52,19 +56,20 @@ static inline void bk_idle_note(struct bk_idle *s, int slot, const struct bk_tel
 	__builtin_memcpy(&w[5], &t->pnl, 8);
 	__builtin_memcpy(&w[6], &t->opening_base, 8);
 	w[7] = t->opening_fills ^ ((uint64_t)t->opening_seq << 32);
-	w[8] = t->heartbeat_ns;
 	h = (h ^ t->rejects) * k;
 	h = (h ^ t->fills) * k;
 	h = (h ^ t->cancels) * k;
 	/* telemetry v2: the engine's view of its venue */
 	h = (h ^ t->working ^ (t->working_ns << 1)) * k;
 	h = (h ^ t->md_ns ^ ((uint64_t)t->session << 48) ^ (t->session_ns << 2)) * k;
-	for (int i = 0; i < 9; i++)
+	for (int i = 0; i < 8; i++)
 		h = (h ^ w[i]) * k;
-	if (h != s->sig[slot]) {
-		s->sig[slot] = h;
+	/* the heartbeat last: h so far is every word but it */
+	if ((h ^ t->heartbeat_ns) * k != s->sig[slot]) {
+		s->sig[slot] = (h ^ t->heartbeat_ns) * k;
 		s->active_until_ns = now + BK_IDLE_HOLD_NS;
 	}
+	return h;
 }
 
 /* Something other than telemetry moved (a command, a rendering): full rate. */

@@ -162,6 +162,20 @@ int bk_rules_eval(const struct bk_rule_cfg *rules, const double warn[BK_WARN_LEV
                   int max);
 
 /*
+ * After bk_rules_eval at now with snap: the earliest time at which the same
+ * snapshot could give another result (a heartbeat age crossing a warning
+ * level or the limit, a window bucket expiring while the window holds
+ * orders, a cooldown or re-arm due, a reconciliation expiring); UINT64_MAX
+ * if only new telemetry can. Rounded down: early is always safe
+ * (bk_tickskip.h). *hb_fwd_ok: a heartbeat that only moves forward (less
+ * than 1 s ahead) can bring no verdict before that time.
+ */
+uint64_t bk_rules_next_ns(const struct bk_rule_cfg *rules,
+                          const double warn[BK_WARN_LEVELS],
+                          const struct bk_rule_eval *ev, const struct bk_tel_snap *snap,
+                          uint64_t now_ns, bool *hb_fwd_ok);
+
+/*
  * A forced resume released rule id's latch while it is violated: keep it
  * armed (trip again on worsening, or after rules->rearm_ms). No-op if the
  * rule is not violated.

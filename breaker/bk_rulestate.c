@@ -129,6 +129,19 @@ void bk_rulestate_tick(struct bk_daemon *d, int slot, uint64_t now)
 	sr->rs_next_ns = now + BK_RULESTATE_EVERY_NS;
 }
 
+uint64_t bk_rulestate_due(const struct bk_daemon *d, int slot)
+{
+	const struct bk_slot_rules *sr = &d->slots[slot];
+	const struct bk_rule_eval *ev = &sr->eval;
+
+	/* the same test as bk_rulestate_tick's, without the time */
+	if (!ev->seen ||
+	    (ev->peak_pnl == sr->rs_peak && ev->base_set == sr->rs_base_set &&
+	     ev->base_balance == sr->rs_base_balance))
+		return UINT64_MAX;
+	return sr->rs_next_ns;
+}
+
 void bk_rulestate_flush(struct bk_daemon *d)
 {
 	for (uint32_t i = 0; i < d->state.n_strategies; i++)
