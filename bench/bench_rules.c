@@ -76,7 +76,7 @@ static void feed(struct bk_daemon *d, unsigned n, uint64_t now, uint64_t k, bool
 		atomic_store(&s->rejects, trades ? k : 1);
 		atomic_store(&s->heartbeat_ns, now);
 		atomic_store(&s->gross, bk_f2u(1e6));
-		atomic_store(&s->pnl, bk_f2u(trades ? (double)(k % 100) : 50));
+		atomic_store(&s->pnl, bk_f2u(trades ? (double)(k % 100) : 0));
 	}
 }
 

@@ -107,13 +107,17 @@ static void eval_slot(struct bk_daemon *d, int i, const struct bk_tel_snap *snap
 	bk_tickskip_done(&d->skip, i, sig, snap, sr->is_remote, hb_fwd_ok, next, now);
 }
 
-/* Strategy i, this tick: its rules if anything they judge by moved or is due
- * (bk_tickskip.h), the orders and venue watch always. */
+/*
+ * Strategy i, this tick: its rules if anything they judge by moved or is due
+ * (bk_tickskip.h); the orders table while it is HALTED (or just might be:
+ * any new word comes with bk_tickskip_all); the venue watch always. all:
+ * every strategy (set at the tick's start, or by a trip during it).
+ */
 static void tick_slot(struct bk_daemon *d, int i, bool all, uint64_t now)
 {
 	struct bk_skip_slot *e = &d->skip.s[i];
 	struct bk_tel_snap snap;
-	bool due = all || now >= e->next_ns;
+	bool due = all || d->skip.all || now >= e->next_ns;
 	bool remote = due ? d->slots[i].is_remote : e->remote;
 	uint64_t sig;
 
@@ -131,11 +135,15 @@ static void tick_slot(struct bk_daemon *d, int i, bool all, uint64_t now)
 	sig = bk_idle_note(&d->idle, i, &snap, now);
 	if (!due && bk_tickskip_quiet(e, sig, &snap, now)) {
 		d->skip.skipped++;
+		if (!e->halted && !d->orders.global_halted)
+			goto venues; /* its orders entry holds what it would write */
 	} else {
 		d->skip.evaluated++;
 		eval_slot(d, i, &snap, sig, now);
 	}
 	bk_orders_tick(d, i, &snap, now);
+	e->halted = d->orders.s[i].halt_ns != 0;
+venues:
 	bk_venues_slot(d, i, &snap, now);
 }
 

@@ -17,8 +17,14 @@
  *     per-slot stagger) so that status and /metrics utilisation stay fresh
  *     and a mistake in a deadline costs at most that long, or
  *   - anything else changed what the rules judge by: any command but a
- *     Report (bk_tickskip_all), a reload, a telemetry segment replaced; the
- *     next tick then evaluates every strategy.
+ *     Report (bk_tickskip_all), a reload, a telemetry segment replaced, or
+ *     a new word published for any scope (bk_publish_scope: a trip by a
+ *     rule, the venue watch or a firm latch); the rest of that tick and the
+ *     next one then evaluate every strategy.
+ * The orders table (bk_orders_tick) is updated for a skipped strategy only
+ * while it is HALTED: otherwise its entry already holds what the tick would
+ * write (the telemetry did not move), and a new HALTED word comes through
+ * bk_publish_scope.
  * Conservative by construction: evaluating early is always correct (the
  * rules are pure functions of their state, the snapshot and the time), so
  * every deadline is rounded down and every doubt is "evaluate now".
@@ -47,6 +53,7 @@ struct bk_skip_slot {
 	bool hb_fwd_ok;   /* a heartbeat moving forward alone cannot bring a verdict */
 	bool remote;      /* the rules read the Report snapshot (is_remote) */
 	bool gone;        /* unregistered (a tombstone, never reused): never judged */
+	bool halted;      /* HALTED at its last orders tick (bk_orders.h) */
 };
 
 struct bk_tickskip {
