@@ -95,7 +95,8 @@ static void window_add(struct bk_window *w, uint32_t window_ms, uint64_t now,
 		width = 1;
 	if (w->bucket_start_ns == 0)
 		w->bucket_start_ns = now;
-	steps = (now - w->bucket_start_ns) / width;
+	/* most ticks stay in the bucket: no 64-bit division for them */
+	steps = now - w->bucket_start_ns < width ? 0 : (now - w->bucket_start_ns) / width;
 	if (steps > BK_WIN_BUCKETS)
 		steps = BK_WIN_BUCKETS;
 	for (uint64_t i = 0; i < steps; i++) {
