@@ -235,3 +235,175 @@ Test(tickskip, market_data_goes_stale_while_only_the_heartbeat_moves)
 	idle_untouched(&r);
 	bk_rig_down(&r);
 }
+
+/* ---- the deadline's promise, rule by rule (bk_rules_next_ns) ------------------ */
+
+#define MS 1000000ull
+
+static struct bk_rules_cfg dl_cfg;
+static struct bk_rule_eval dl_ev;
+static struct bk_recon_hist dl_hist;
+static struct bk_tel_snap dl_snap;
+
+static struct bk_rule_cfg *dl_only(enum bk_rule_id id)
+{
+	bk_rules_defaults(&dl_cfg);
+	memset(&dl_ev, 0, sizeof(dl_ev));
+	memset(&dl_snap, 0, sizeof(dl_snap));
+	dl_snap.consistent = true;
+	for (int i = 0; i < BK_RULE_COUNT; i++)
+		dl_cfg.dflt[i].enabled = false;
+	dl_cfg.dflt[id].enabled = true;
+	return &dl_cfg.dflt[id];
+}
+
+static int dl_eval(uint64_t t, struct bk_verdict *v)
+{
+	return bk_rules_eval(dl_cfg.dflt, dl_cfg.warn, &dl_ev, &dl_hist, &dl_snap, t, v,
+	                     2 * BK_RULE_COUNT);
+}
+
+/*
+ * Between an evaluation at t0 and its deadline, the same telemetry judges the
+ * same: no verdict, no rule starts or stops violating. Sampled at 64 points
+ * and just before the deadline, each from a copy of the state. The deadline.
+ */
+static uint64_t quiet_until_deadline(uint64_t t0)
+{
+	struct bk_verdict v[2 * BK_RULE_COUNT];
+	bool fwd;
+	uint64_t next =
+	    bk_rules_next_ns(dl_cfg.dflt, dl_cfg.warn, &dl_ev, &dl_snap, t0, &fwd);
+	uint64_t end = next == UINT64_MAX ? t0 + 3600000 * MS : next;
+
+	for (uint64_t k = 1; k <= 65 && end > t0 + 1; k++) {
+		uint64_t t = k == 65 ? end - 1 : t0 + (end - t0) / 65 * k;
+		struct bk_rule_eval copy = dl_ev;
+		int n = bk_rules_eval(dl_cfg.dflt, dl_cfg.warn, &copy, &dl_hist, &dl_snap,
+		                      t, v, 2 * BK_RULE_COUNT);
+
+		cr_assert_eq(
+		    n, 0,
+		    "a verdict (%s, kind %d) at +%.3f ms, before the deadline +%.3f ms",
+		    n ? bk_rule_name(v[0].rule) : "", n ? (int)v[0].kind : -1,
+		    (double)(t - t0) / 1e6, (double)(end - t0) / 1e6);
+		cr_assert(
+		    !memcmp(copy.violating, dl_ev.violating, sizeof(copy.violating)),
+		    "violation changed at +%.3f ms, before the deadline",
+		    (double)(t - t0) / 1e6);
+	}
+	return next;
+}
+
+/* Evaluate at each deadline in turn (nothing else moving) until a verdict of
+ * kind; the time it came, or 0 after 20 deadlines. */
+static uint64_t run_to(uint64_t t, enum bk_verdict_kind kind)
+{
+	struct bk_verdict v[2 * BK_RULE_COUNT];
+
+	for (int i = 0; i < 20; i++) {
+		uint64_t next = quiet_until_deadline(t);
+
+		if (next == UINT64_MAX)
+			return 0;
+		t = next > t ? next : t + 1;
+		for (int k = 0, n = dl_eval(t, v); k < n; k++)
+			if (v[k].kind == kind)
+				return t;
+	}
+	return 0;
+}
+
+Test(tickskip_deadline, heartbeat_age_warns_then_trips_at_its_deadlines)
+{
+	struct bk_rule_cfg *r = dl_only(BK_RULE_HEARTBEAT);
+	struct bk_verdict v[2 * BK_RULE_COUNT];
+	uint64_t t0 = 1000 * MS, t;
+
+	r->max = 1000;
+	dl_snap.heartbeat_ns = t0;
+	cr_assert_eq(dl_eval(t0, v), 0);
+	t = run_to(t0, BK_V_WARN);
+	cr_assert_geq(t, t0 + 500 * MS, "the first warning at 50%%, not before");
+	t = run_to(t, BK_V_TRIP);
+	cr_assert_geq(t, t0 + 1000 * MS, "trips once older than max");
+	cr_assert_leq(t, t0 + 1001 * MS, "at its deadline");
+	/* violated: only new telemetry (or a re-arm) changes anything */
+	cr_assert_eq(quiet_until_deadline(t), UINT64_MAX);
+}
+
+Test(tickskip_deadline, a_heartbeat_ahead_of_the_clock_is_judged_every_tick)
+{
+	struct bk_rule_cfg *r = dl_only(BK_RULE_HEARTBEAT);
+	struct bk_verdict v[2 * BK_RULE_COUNT];
+	uint64_t t0 = 1000 * MS;
+	bool fwd;
+
+	r->max = 1000;
+	dl_snap.heartbeat_ns = t0 + 500 * MS;
+	dl_eval(t0, v);
+	cr_assert_eq(
+	    bk_rules_next_ns(dl_cfg.dflt, dl_cfg.warn, &dl_ev, &dl_snap, t0, &fwd), t0);
+}
+
+Test(tickskip_deadline, reject_window_empties_then_the_cooldown_steps)
+{
+	struct bk_rule_cfg *r = dl_only(BK_RULE_REJECT_RATE);
+	struct bk_verdict v[2 * BK_RULE_COUNT];
+	uint64_t t0 = 1000 * MS, t;
+
+	r->max = 0.5;
+	r->window_ms = 1000;
+	r->min_orders = 20;
+	r->cooldown_ms = 300;
+	r->cooldown_to = BK_CAUTIOUS;
+	dl_eval(t0, v);
+	dl_snap.orders = 40;
+	dl_snap.rejects = 30;
+	cr_assert_eq(dl_eval(t0 + MS, v), 1);
+	cr_assert_eq(v[0].kind, BK_V_TRIP);
+	t = run_to(t0 + MS, BK_V_COOLDOWN);
+	cr_assert_geq(t, t0 + 900 * MS, "only once the window no longer holds them");
+	cr_assert_leq(t, t0 + 1100 * MS);
+	cr_assert_eq(quiet_until_deadline(t), UINT64_MAX, "empty window, nothing due");
+}
+
+Test(tickskip_deadline, cooldown_and_rearm_come_due_on_time)
+{
+	struct bk_rule_cfg *r = dl_only(BK_RULE_EXPOSURE);
+	struct bk_verdict v[2 * BK_RULE_COUNT];
+	uint64_t t0 = 1000 * MS, t;
+
+	r->max = 1000;
+	r->cooldown_ms = 500;
+	r->cooldown_to = BK_CAUTIOUS;
+	r->rearm_ms = 300;
+	dl_snap.gross = 2000;
+	cr_assert_eq(dl_eval(t0, v), 1, "trips");
+	/* forced resume while violated: trips again after rearm_ms */
+	bk_rules_rearm(&dl_ev, BK_RULE_EXPOSURE, t0 + 10 * MS);
+	t = run_to(t0 + 10 * MS, BK_V_TRIP);
+	cr_assert_geq(t, t0 + 310 * MS);
+	cr_assert_leq(t, t0 + 311 * MS);
+	/* back under the limit: the cooldown counts from that trip */
+	dl_snap.gross = 500;
+	dl_eval(t + MS, v);
+	cr_assert_eq(run_to(t + MS, BK_V_COOLDOWN), t + 500 * MS);
+}
+
+Test(tickskip_deadline, a_reconciliation_expires_at_its_deadline)
+{
+	struct bk_verdict v[2 * BK_RULE_COUNT];
+	uint64_t t0 = 1000 * MS, wall = t0 + 1000000000000000000ull;
+
+	dl_only(BK_RULE_RECONCILIATION);
+	dl_snap.fills = 1;
+	dl_snap.position = 100;
+	dl_eval(t0, v);
+	cr_assert_eq(bk_recon_post(&dl_ev.recon, &dl_hist, 5000, true, 1, 0, 1000, 2000,
+	                           t0 + MS, wall + MS),
+	             BK_RV_BREAK);
+	cr_assert_eq(dl_eval(t0 + 2 * MS, v), 1, "the break trips");
+	cr_assert_eq(quiet_until_deadline(t0 + 2 * MS), dl_ev.recon.expires_mono_ns,
+	             "judged again when the verdict stops counting");
+}
