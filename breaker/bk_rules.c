@@ -525,8 +525,11 @@ uint64_t bk_rules_next_ns(const struct bk_rule_cfg *rules,
 	    earlier(window_next(&ev->rej_win, rules[BK_RULE_REJECT_RATE].window_ms),
 	            window_next(&ev->ord_win, rules[BK_RULE_ORDER_RATE].window_ms));
 
+	/* a fresher heartbeat lowers the age: harmless unless that would clear
+	 * a violation (a cooldown step) or a warning level (re-warned later) */
 	*hb_fwd_ok =
-	    !rules[BK_RULE_HEARTBEAT].enabled || !ev->violating[BK_RULE_HEARTBEAT];
+	    !rules[BK_RULE_HEARTBEAT].enabled ||
+	    (!ev->violating[BK_RULE_HEARTBEAT] && !ev->warned[BK_RULE_HEARTBEAT]);
 	for (int id = 0; id < BK_RULE_COUNT; id++) {
 		const struct bk_rule_cfg *r = &rules[id];
 

@@ -168,7 +168,8 @@ int bk_rules_eval(const struct bk_rule_cfg *rules, const double warn[BK_WARN_LEV
  * orders, a cooldown or re-arm due, a reconciliation expiring); UINT64_MAX
  * if only new telemetry can. Rounded down: early is always safe
  * (bk_tickskip.h). *hb_fwd_ok: a heartbeat that only moves forward (less
- * than 1 s ahead) can bring no verdict before that time.
+ * than 1 s ahead) changes nothing the rules hold before that time (false
+ * while the heartbeat rule is violated or past a warning level).
  */
 uint64_t bk_rules_next_ns(const struct bk_rule_cfg *rules,
                           const double warn[BK_WARN_LEVELS],

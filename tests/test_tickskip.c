@@ -314,6 +314,14 @@ static uint64_t run_to(uint64_t t, enum bk_verdict_kind kind)
 	return 0;
 }
 
+static bool hb_fwd(void)
+{
+	bool fwd;
+
+	bk_rules_next_ns(dl_cfg.dflt, dl_cfg.warn, &dl_ev, &dl_snap, 0, &fwd);
+	return fwd;
+}
+
 Test(tickskip_deadline, heartbeat_age_warns_then_trips_at_its_deadlines)
 {
 	struct bk_rule_cfg *r = dl_only(BK_RULE_HEARTBEAT);
@@ -323,8 +331,10 @@ Test(tickskip_deadline, heartbeat_age_warns_then_trips_at_its_deadlines)
 	r->max = 1000;
 	dl_snap.heartbeat_ns = t0;
 	cr_assert_eq(dl_eval(t0, v), 0);
+	cr_assert(hb_fwd(), "young: a fresher heartbeat changes nothing");
 	t = run_to(t0, BK_V_WARN);
 	cr_assert_geq(t, t0 + 500 * MS, "the first warning at 50%%, not before");
+	cr_assert(!hb_fwd(), "warned: a fresher heartbeat lowers the level, judged");
 	t = run_to(t, BK_V_TRIP);
 	cr_assert_geq(t, t0 + 1000 * MS, "trips once older than max");
 	cr_assert_leq(t, t0 + 1001 * MS, "at its deadline");
