@@ -123,7 +123,7 @@ static void tick_case(struct bk_daemon *d, bool quick, unsigned n, bool beating)
 	         100.0 * (double)(d->skip.evaluated - ev0) /
 	             (double)(d->skip.evaluated - ev0 + d->skip.skipped - sk0));
 	snprintf(name, sizeof(name), "%u %s%s", n, n == 1 ? "strategy" : "strategies",
-	         beating ? ", 64 trading, the rest beating" : "");
+	         beating ? ": 64 trading + 4032 beating" : "");
 	bench_stats(per, iters, &st);
 	bench_row("tick", name, "ns/strategy/tick", &st, setup);
 	/* the same ticks in the thread's own CPU time: what a preemption by
