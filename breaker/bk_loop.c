@@ -215,8 +215,10 @@ static bool gather_wanted(struct loop *l)
 	if (!l->gather_until)
 		return false;
 	now = bk_now_mono_ns();
-	if (now >= l->gather_until || waiting_callers(l->d, l->d->audit.durable_seq,
-	                                              l->batch_want) >= l->batch_want) {
+	/* no waiting with the staging buffer or the pending ring full */
+	if (now >= l->gather_until || !bk_pending_can_accept(l->d) ||
+	    waiting_callers(l->d, l->d->audit.durable_seq, l->batch_want) >=
+	        l->batch_want) {
 		l->gather_until = 0;
 		return false;
 	}
