@@ -58,6 +58,9 @@ enum {
 	O_GROUP, /* repeatable, like --strategy for trip */
 	O_FIRM,
 	O_REVISION,
+	O_ANCHORS, /* audit --anchors (breaker_anchor.c) */
+	O_HOST,
+	O_LOG, /* incident export --log (repeatable; breaker_incident_merge.c) */
 };
 
 /* clang-format off */
@@ -89,13 +92,14 @@ static const struct option register_opts[] = {OPT_COMMON, OPT("telemetry", O_TEL
 static const struct option reconcile_opts[] = {OPT_COMMON, OPT("as-of-fills", O_AS_OF_FILLS),
 	OPT("as-of", O_AS_OF), FLAG("withdraw", O_WITHDRAW), OPT("incident", O_INCIDENT), OPT_END};
 static const struct option audit_opts[] = {OPT_COMMON, FLAG("verify", O_VERIFY),
-					   OPT("since", O_SINCE), OPT("file", O_FILE), OPT_END};
+					   OPT("since", O_SINCE), OPT("file", O_FILE),
+					   FLAG("anchors", O_ANCHORS), OPT("host", O_HOST), OPT_END};
 static const struct option watch_opts[] = {OPT_COMMON, OPT("count", O_COUNT),
 					   OPT("timeout-ms", O_TIMEOUT_MS), FLAG("wide", O_WIDE), OPT_END};
 static const struct option incident_opts[] = {OPT_COMMON, OPT("since", O_SINCE),
 	OPT("until", O_UNTIL), OPT("format", O_FORMAT), OPT("file", O_FILE),
 	OPT("severity", O_SEVERITY), OPT("title", O_TITLE), OPT("commander", O_COMMANDER),
-	OPT("resolution", O_RESOLUTION), OPT_END};
+	OPT("resolution", O_RESOLUTION), OPT("log", O_LOG), OPT_END};
 /* clang-format on */
 
 /* ---- messages ----------------------------------------------------------- */
@@ -1021,6 +1025,17 @@ static int store_opt(struct cli_args *a, int o, char *arg)
 	case O_REVISION:
 		a->revision = arg;
 		break;
+	case O_ANCHORS:
+		a->anchors = true;
+		break;
+	case O_HOST:
+		a->host = arg;
+		break;
+	case O_LOG:
+		if (a->n_logs >= BX_LOGS_MAX)
+			return -1;
+		a->logs[a->n_logs++] = arg;
+		break;
 	case O_VERIFY:
 		a->verify = true;
 		break;
@@ -1081,7 +1096,7 @@ static int store_opt(struct cli_args *a, int o, char *arg)
 /* argv[0] is the command. Options may come before or after the arguments. */
 static int parse_args(const struct cmd *cmd, int argc, char **argv, struct cli_args *a)
 {
-	unsigned seen = 0;
+	uint64_t seen = 0; /* one bit per option from O_JSON */
 	int o;
 
 	memset(a, 0, sizeof(*a));
@@ -1091,12 +1106,12 @@ static int parse_args(const struct cmd *cmd, int argc, char **argv, struct cli_a
 		if (o == '?' || store_opt(a, o, optarg) < 0)
 			return bad_option(cmd->name, argc, argv);
 		/* --group, and trip's --strategy, may be given again */
-		if (o >= O_JSON && (seen & 1u << (o - O_JSON)) && o != O_GROUP &&
-		    !(o == O_STRATEGY && strcmp(cmd->name, "trip") == 0))
+		if (o >= O_JSON && (seen & 1ull << (o - O_JSON)) && o != O_GROUP &&
+		    o != O_LOG && !(o == O_STRATEGY && strcmp(cmd->name, "trip") == 0))
 			return cli_usage_error(cmd->name, "--%s given twice",
 			                       opt_name(cmd->opts, o));
 		if (o >= O_JSON)
-			seen |= 1u << (o - O_JSON);
+			seen |= 1ull << (o - O_JSON);
 	}
 	if (a->help)
 		return 0;

@@ -464,7 +464,12 @@ int cmd_audit(struct cli *c, const struct cli_args *a)
 		                       "bad --since '%s': use 2026-11-23T09:00:00Z "
 		                       "(UTC), unix seconds, or an age like 10m, 2h, 1d",
 		                       a->since);
-	if (!path && (rv = cli_config(c)))
+	if (a->host && !a->anchors)
+		return cli_usage_error(a->cmd, "--host goes with --anchors");
+	if (a->anchors && (a->since || !a->verify))
+		return cli_usage_error(a->cmd,
+		                       "--anchors goes with --verify (and no --since)");
+	if ((!path || a->anchors) && (rv = cli_config(c)))
 		return rv;
 	if (!path)
 		path = c->cfg.audit_path;
@@ -503,6 +508,8 @@ int cmd_audit(struct cli *c, const struct cli_args *a)
 		verdict_bad(path, &scan);
 		return BX_AUDIT;
 	}
+	if (a->anchors) /* the log verifies alone: now against etcd's anchors */
+		return cli_audit_anchors(c, a, path);
 	if (!a->verify && !a->json && x.since_ns && x.shown == 0)
 		fprintf(stderr, "no records since %s (%" PRIu64 " in the log)\n",
 		        fmt_time(t, x.since_ns, 0), scan.records);

@@ -1,0 +1,290 @@
+/*
+ * test_anchor - audit chain heads anchored in etcd (docs/audit-log.md), on a
+ * real 3-member etcd cluster and a real breakerd, checked by the real CLI.
+ *
+ * The attacker is a local root on the host: breakerd stopped, the log
+ * rewritten (or cut) AND re-chained consistently (every prev_hash, every
+ * CRC, the head file), so that plain `breaker audit --verify` passes. Only
+ * the anchors in etcd can tell.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <openssl/sha.h>
+
+#include "bk_anchor.h"
+#include "bk_audit.h"
+#include "bk_etcd_harness.h"
+#include "bk_etcd_kv.h"
+#include "bk_harness.h"
+#include "bk_shm.h"
+
+#define WAIT_MS  20000
+#define MAX_RECS 512
+
+static char out[65536];
+
+/* The log as records (payloads unpacked), for the attacker to edit. */
+struct log {
+	uint8_t hdr[BK_AUDIT_HDR_SIZE];
+	Breaker__AuditRecord *rec[MAX_RECS];
+	size_t n;
+	off_t file_len;
+};
+
+static void log_read(const char *path, struct log *l)
+{
+	int fd = open(path, O_RDONLY);
+	struct stat st;
+	uint8_t *m;
+	size_t off = BK_AUDIT_HDR_SIZE;
+
+	cr_assert(fd >= 0 && fstat(fd, &st) == 0);
+	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	cr_assert(m != MAP_FAILED);
+	memcpy(l->hdr, m, sizeof(l->hdr));
+	l->n = 0;
+	l->file_len = st.st_size;
+	while (off + BK_AUDIT_FRAME_HDR <= (size_t)st.st_size) {
+		uint32_t len;
+		memcpy(&len, m + off, 4);
+		if (!len)
+			break; /* the preallocated zeros */
+		cr_assert(l->n < MAX_RECS);
+		l->rec[l->n] = breaker__audit_record__unpack(
+		    NULL, len, m + off + BK_AUDIT_FRAME_HDR);
+		cr_assert(l->rec[l->n], "record at %zu does not unpack", off);
+		l->n++;
+		off += BK_AUDIT_FRAME_HDR + len;
+	}
+	munmap(m, (size_t)st.st_size);
+	close(fd);
+}
+
+/* Write records [0, n) re-chained (prev_hash, CRC), zeros to the old size,
+ * and a head file that agrees: what a careful attacker does. */
+static void log_write_rechained(const char *path, struct log *l, size_t n)
+{
+	uint8_t prev[BK_AUDIT_HASH_LEN] = {0}, buf[BK_AUDIT_RECORD_MAX + 8];
+	int fd = open(path, O_WRONLY | O_TRUNC);
+	struct bk_audit_head h = {0};
+	uint64_t end = BK_AUDIT_HDR_SIZE;
+	char hp[256];
+
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, l->hdr, sizeof(l->hdr)), (ssize_t)sizeof(l->hdr));
+	for (size_t i = 0; i < n; i++) {
+		Breaker__AuditRecord *r = l->rec[i];
+		r->has_prev_hash = 1;
+		r->prev_hash.len = BK_AUDIT_HASH_LEN;
+		r->prev_hash.data = prev;
+		size_t len = breaker__audit_record__pack(r, buf + 8);
+		uint32_t l32 = (uint32_t)len, crc = bk_crc32c(0, buf + 8, len);
+		memcpy(buf, &l32, 4);
+		memcpy(buf + 4, &crc, 4);
+		cr_assert_eq(write(fd, buf, len + 8), (ssize_t)(len + 8));
+		SHA256(buf + 8, len, prev);
+		end += len + 8;
+		h.seq = r->seq;
+		r->prev_hash.data = NULL; /* points at our stack */
+		r->has_prev_hash = 0;
+	}
+	cr_assert_eq(ftruncate(fd, l->file_len), 0); /* the zeros, as before */
+	close(fd);
+	h.end = end;
+	memcpy(h.hash, prev, sizeof(prev));
+	cr_assert_eq(bk_audit_head_path(path, hp, sizeof(hp)), 0);
+	fd = open(hp, O_WRONLY | O_TRUNC);
+	cr_assert(fd >= 0);
+	for (h.gen = 0; h.gen < 2; h.gen++) {
+		uint8_t slot[BK_AUDIT_HEAD_SLOT];
+		bk_audit_head_encode(&h, slot);
+		cr_assert_eq(
+		    pwrite(fd, slot, sizeof(slot), (off_t)(h.gen * sizeof(slot))),
+		    (ssize_t)sizeof(slot));
+	}
+	close(fd);
+}
+
+static void log_free(struct log *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		breaker__audit_record__free_unpacked(l->rec[i], NULL);
+}
+
+static void host_up(struct bk_h *h, struct bk_ec *ec, const char *tag, const char *extra)
+{
+	char ini[1024];
+
+	bk_ec_ini(ec, "ca", tag, extra, ini, sizeof(ini));
+	bk_h_init(h, tag, ini);
+	bk_h_start(h);
+}
+
+/* `audit --verify --anchors` passes with the log 0 records ahead: breakerd
+ * anchored its last durable record. */
+static void anchored_up_to_date(struct bk_h *h)
+{
+	uint64_t end = bk_h_mono_ms() + WAIT_MS;
+	int rc;
+
+	do {
+		rc = bk_h_cli_all(h, out, sizeof(out), "audit", "--verify", "--anchors",
+		                  NULL);
+		if (rc == 0 && strstr(out, "is 0 records ahead"))
+			return;
+		usleep(50 * 1000);
+	} while (bk_h_mono_ms() < end);
+	cr_assert_fail("never anchored up to date: %d: %s", rc, out);
+}
+
+/* A trip, a note and a resume: records to rewrite. */
+static void some_history(struct bk_h *h)
+{
+	int rc = bk_h_cli(h, out, sizeof(out), "trip", "manual_halt", "--reason",
+	                  "fat finger on desk 4", NULL);
+	cr_assert_eq(rc, 0, "%s", out);
+	rc = bk_h_cli(h, out, sizeof(out), "resume", "--to", "active", "--force",
+	              "--reason", "all clear", NULL);
+	cr_assert_eq(rc, 0, "%s", out);
+}
+
+/* Stop breakerd, as the attacker would, and drop its segment (root can):
+ * the segment's head copy is gone then, only the head file is left. */
+static void stop_and_drop(struct bk_h *h)
+{
+	cr_assert_eq(bk_h_stop(h), 0);
+	bk_shm_unlink(h->instance);
+}
+
+static size_t find_kind(const struct log *l, Breaker__AuditRecord__Kind k)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->rec[i]->kind == k)
+			return i;
+	cr_assert_fail("no record of kind %d", k);
+	return 0;
+}
+
+Test(anchor, a_rewritten_and_rechained_log_fails_against_its_anchors, .timeout = 180)
+{
+	struct bk_ec ec;
+	struct bk_h h;
+	struct log l;
+	int rc;
+
+	bk_ec_start(&ec, "aa");
+	host_up(&h, &ec, "aa-a", NULL);
+	some_history(&h);
+	anchored_up_to_date(&h); /* an untouched log passes */
+	cr_assert(strstr(out, "audit log matches its anchors in etcd"), "%s", out);
+	stop_and_drop(&h);
+	/* the last head (the STOP record) is anchored on the way out */
+	rc = bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", "--anchors", NULL);
+	cr_assert_eq(rc, 0, "untouched log after stop: %d: %s", rc, out);
+	cr_assert(strstr(out, "is 0 records ahead"), "%s", out);
+
+	/* the attacker rewrites the trip's reason and re-chains everything */
+	log_read(h.cfg.audit_path, &l);
+	size_t t = find_kind(&l, BREAKER__AUDIT_RECORD__KIND__TRIP);
+	l.rec[t]->reason = strdup("scheduled test halt"); /* the old one leaks */
+	log_write_rechained(h.cfg.audit_path, &l, l.n);
+	rc = bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", NULL);
+	cr_assert_eq(rc, 0, "the re-chained log must verify alone: %d: %s", rc, out);
+	rc = bk_h_cli_all(&h, out, sizeof(out), "audit", NULL);
+	cr_assert(strstr(out, "scheduled test halt"), "%s", out);
+
+	rc = bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", "--anchors", NULL);
+	cr_assert_eq(rc, 4, "a rewritten log must fail against its anchors: %d: %s", rc,
+	             out);
+	cr_assert(strstr(out, "does NOT match its anchors in etcd"), "%s", out);
+	cr_assert(strstr(out, "the log was rewritten at or before record"), "%s", out);
+	log_free(&l);
+	bk_h_fini(&h);
+	bk_ec_stop(&ec);
+}
+
+Test(anchor, a_log_cut_below_its_anchor_fails_even_when_rechained, .timeout = 180)
+{
+	struct bk_ec ec;
+	struct bk_h h;
+	struct log l;
+	int rc;
+
+	bk_ec_start(&ec, "ab");
+	host_up(&h, &ec, "ab-a", NULL);
+	some_history(&h);
+	anchored_up_to_date(&h);
+	stop_and_drop(&h);
+
+	/* the attacker cuts the log back to before the trip, head file and all */
+	log_read(h.cfg.audit_path, &l);
+	size_t t = find_kind(&l, BREAKER__AUDIT_RECORD__KIND__TRIP);
+	log_write_rechained(h.cfg.audit_path, &l, t);
+	rc = bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", NULL);
+	cr_assert_eq(rc, 0, "the cut log must verify alone: %d: %s", rc, out);
+	rc = bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", "--anchors", NULL);
+	cr_assert_eq(rc, 4, "a cut log must fail against its anchors: %d: %s", rc, out);
+	cr_assert(strstr(out, "records were cut off"), "%s", out);
+	log_free(&l);
+	bk_h_fini(&h);
+	bk_ec_stop(&ec);
+}
+
+/* A forger with etcd write access replaces the newest anchor with the
+ * rewritten log's head: the overwrite shows (etcd's version), and host b's
+ * breakerd writes only under its own key. */
+Test(anchor, an_overwritten_anchor_shows_and_hosts_keep_to_their_keys, .timeout = 180)
+{
+	struct bk_etcd_conn conn;
+	struct bk_anchor_rec *r = NULL;
+	struct bk_ec ec;
+	struct bk_h a, b;
+	size_t n = 0;
+	int rc;
+
+	bk_ec_start(&ec, "ac");
+	host_up(&a, &ec, "ac-a", NULL);
+	host_up(&b, &ec, "ac-b", NULL);
+	some_history(&a);
+	anchored_up_to_date(&a);
+	anchored_up_to_date(&b);
+	cr_assert_eq(bk_etcd_conn_init(&conn, ec.endpoints, 5000), 0);
+	cr_assert_eq(bk_anchor_read(&conn, "/breaker/v1/ca/anchors/ac-b/", &r, &n), 0);
+	cr_assert_gt(n, 0);
+	free(r);
+
+	/* overwrite a's newest anchor with b's hash (a plausible forgery) */
+	cr_assert_eq(bk_anchor_read(&conn, "/breaker/v1/ca/anchors/ac-a/", &r, &n), 0);
+	cr_assert_gt(n, 0);
+	char key[256], val[512];
+	snprintf(key, sizeof(key), "/breaker/v1/ca/anchors/ac-a/%020llu",
+	         (unsigned long long)r[n - 1].seq);
+	snprintf(val, sizeof(val),
+	         "{\"host\":\"ac-a\",\"seq\":\"%llu\",\"end\":\"1\",\"hash\":\"%064d\","
+	         "\"time_ns\":\"1\"}",
+	         (unsigned long long)r[n - 1].seq, 0);
+	free(r);
+	cr_assert_gt(bk_etcd_put(&conn, key, val, 0), 0);
+	rc = bk_h_cli_all(&a, out, sizeof(out), "audit", "--verify", "--anchors", NULL);
+	cr_assert_eq(rc, 4, "%d: %s", rc, out);
+	cr_assert(strstr(out, "was overwritten in etcd"), "%s", out);
+	/* b's own log still passes against b's anchors */
+	rc = bk_h_cli_all(&b, out, sizeof(out), "audit", "--verify", "--anchors", NULL);
+	cr_assert_eq(rc, 0, "%d: %s", rc, out);
+	/* and a's log does not pass as b's */
+	rc = bk_h_cli_all(&a, out, sizeof(out), "audit", "--verify", "--anchors",
+	                  "--host", "ac-b", NULL);
+	cr_assert_eq(rc, 4, "%d: %s", rc, out);
+	bk_etcd_conn_free(&conn);
+	bk_h_fini(&a);
+	bk_h_fini(&b);
+	bk_ec_stop(&ec);
+}
