@@ -288,3 +288,98 @@ Test(anchor, an_overwritten_anchor_shows_and_hosts_keep_to_their_keys, .timeout 
 	bk_h_fini(&b);
 	bk_ec_stop(&ec);
 }
+
+/* "mod_revision N" of the first latch line in `status --firm` output. */
+static long long mod_rev_of(const char *status)
+{
+	const char *p = strstr(status, "mod_revision ");
+
+	return p ? atoll(p + 13) : -1;
+}
+
+static void flip_byte(const char *path, off_t at)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b;
+
+	cr_assert(fd >= 0);
+	cr_assert_eq(pread(fd, &b, 1, at), 1);
+	b ^= 0x40;
+	cr_assert_eq(pwrite(fd, &b, 1, at), 1);
+	close(fd);
+}
+
+/* Two hosts' logs from a real firm trip and release, merged: one timeline,
+ * each line with its host, each firm revision one event on 2 of 2 hosts;
+ * a log that does not verify is reported and left out, exit 4. */
+Test(anchor, incident_export_merges_hosts_and_correlates_firm_revisions, .timeout = 180)
+{
+	static char all[1 << 18];
+	char la[512], lb[512], seen[32];
+	struct bk_ec ec;
+	struct bk_h a, b;
+	int rc;
+
+	bk_ec_start(&ec, "am");
+	host_up(&a, &ec, "mx-a", NULL);
+	host_up(&b, &ec, "mx-b", NULL);
+	uint64_t end = bk_h_mono_ms() + WAIT_MS;
+	do { /* both hosts mirrored and acked: the trip reaches both */
+		rc = bk_h_cli_all(&a, out, sizeof(out), "trip", "manual_halt", "--firm",
+		                  "--reason", "desk-wide incident", NULL);
+		if (rc == 0 && strstr(out, "applied on 2 of 2 hosts"))
+			break;
+		usleep(200 * 1000);
+	} while (bk_h_mono_ms() < end);
+	cr_assert(strstr(out, "applied on 2 of 2 hosts"), "%d: %s", rc, out);
+	rc = bk_h_cli(&b, out, sizeof(out), "status", "--firm", NULL);
+	snprintf(seen, sizeof(seen), "%lld", mod_rev_of(out));
+	rc = bk_h_cli_all(&b, out, sizeof(out), "resume", "--firm", "--revision", seen,
+	                  "--to", "active", "--force", "--reason", "all clear", NULL);
+	cr_assert_eq(rc, 0, "%s", out);
+	cr_assert(strstr(out, "applied on 2 of 2 hosts"), "%s", out);
+	cr_assert_eq(bk_h_stop(&a), 0);
+	cr_assert_eq(bk_h_stop(&b), 0);
+
+	snprintf(la, sizeof(la), "mx-a=%s", a.cfg.audit_path);
+	snprintf(lb, sizeof(lb), "mx-b=%s", b.cfg.audit_path);
+	rc = bk_h_cli_all(&a, all, sizeof(all), "incident", "export", "--log", la,
+	                  "--log", lb, NULL);
+	cr_assert_eq(rc, 0, "%d: %s", rc, all);
+	/* the trip (revision R) and the release: each one event on both hosts */
+	cr_assert(strstr(all, "# Merged timeline of 2 hosts"), "%s", all);
+	cr_assert_eq(bk_h_count(all, "applied on 2 of 2 hosts (mx-a, mx-b); spread "), 2,
+	             "%s", all);
+	cr_assert(strstr(all, "FIRM LATCH revision"), "%s", all);
+	cr_assert(strstr(all, "FIRM RELEASE revision"), "%s", all);
+	cr_assert(strstr(all, "/breaker/v1/ca/latch/global/manual_halt"), "%s", all);
+	cr_assert_null(strstr(all, "FIRM_APPLIED"), "folded into the events: %s", all);
+	/* each host's own records, named; in time order: forwarded, then applied */
+	const char *fwd = strstr(all, "mx-a              ");
+	cr_assert(strstr(all, "FIRM_FORWARDED"), "%s", all);
+	cr_assert(fwd && strstr(all, "mx-b              "), "%s", all);
+	cr_assert_lt(strstr(all, "FIRM_FORWARDED") - all, strstr(all, "FIRM LATCH") - all,
+	             "%s", all);
+	cr_assert_gt(bk_h_count(all, "BOOT"), 1, "%s", all);
+
+	/* JSON: one object per line; the events with their spread */
+	rc = bk_h_cli(&a, all, sizeof(all), "incident", "export", "--json", "--log", la,
+	              "--log", lb, NULL);
+	cr_assert_eq(rc, 0, "%s", all);
+	cr_assert_eq(bk_h_count(all, "\"firm_event\""), 2, "%s", all);
+	cr_assert(strstr(all, "\"applied_on\":[\"mx-a\",\"mx-b\"]"), "%s", all);
+
+	/* b's log damaged: reported, not merged; a's still shown; exit 4 */
+	flip_byte(b.cfg.audit_path, BK_AUDIT_HDR_SIZE + BK_AUDIT_FRAME_HDR + 3);
+	rc = bk_h_cli_all(&a, all, sizeof(all), "incident", "export", "--log", la,
+	                  "--log", lb, NULL);
+	cr_assert_eq(rc, 4, "%d: %s", rc, all);
+	cr_assert(strstr(all, "host mx-b: audit log"), "%s", all);
+	cr_assert(strstr(all, "FAILED verification"), "%s", all);
+	cr_assert(strstr(all, "NOT merged"), "%s", all);
+	cr_assert_null(strstr(all, "mx-b              "), "%s", all);
+	cr_assert(strstr(all, "applied on 1 of 1 hosts (mx-a)"), "%s", all);
+	bk_h_fini(&a);
+	bk_h_fini(&b);
+	bk_ec_stop(&ec);
+}

@@ -141,6 +141,8 @@ int cmd_watch(struct cli *c, const struct cli_args *a);
 
 /* breaker_audit.c */
 int cmd_audit(struct cli *c, const struct cli_args *a);
+/* One record as `breaker audit` prints it (seq, time, kind, ...). */
+void audit_put_line(FILE *f, const Breaker__AuditRecord *rec);
 /* breaker_anchor.c: audit --anchors, the log against its anchors in etcd */
 int cli_audit_anchors(struct cli *c, const struct cli_args *a, const char *path);
 
@@ -167,6 +169,8 @@ void put_venues(FILE *f, const Breaker__StatusInfo *in);
 
 /* breaker_incident.c */
 int cmd_incident(struct cli *c, const struct cli_args *a);
+/* breaker_incident_merge.c: export --log A --log B: several hosts, one timeline */
+int cli_incident_merge(struct cli *c, const struct cli_args *a);
 
 /* breaker_incidents.c: open, ack, note, resolve (audited by breakerd), list
  * and stats (from the audit log) */

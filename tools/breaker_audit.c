@@ -515,3 +515,8 @@ int cmd_audit(struct cli *c, const struct cli_args *a)
 		        fmt_time(t, x.since_ns, 0), scan.records);
 	return BX_OK;
 }
+
+void audit_put_line(FILE *f, const Breaker__AuditRecord *rec)
+{
+	put_record(f, rec);
+}
