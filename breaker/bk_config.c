@@ -1150,7 +1150,7 @@ static const struct key_def keys[] = {
     {KEY("cluster", "anchor_period_ms", KEY_UINT), FIELD(cluster_anchor_period_ns),
      RANGE(0, 3600000), .scale = 1000000, .why = "ms; 0 = no anchors in etcd"},
     {KEY("cluster", "anchor_keep", KEY_UINT), FIELD(cluster_anchor_keep),
-     RANGE(16, 100000)},
+     RANGE(16, 5000)},
     {KEY("cluster", "user", KEY_FN), .fn = key_cluster_word,
      .why = "1..63 of [A-Za-z0-9._:-]"},
     {KEY("cluster", "password_file", KEY_PATH), FIELD(cluster_password_file),

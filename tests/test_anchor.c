@@ -383,3 +383,152 @@ Test(anchor, incident_export_merges_hosts_and_correlates_firm_revisions, .timeou
 	bk_h_fini(&b);
 	bk_ec_stop(&ec);
 }
+
+/* Minor records wait for the period (a log ahead of its newest anchor is
+ * fine); a trip is anchored at once and covers them. */
+Test(anchor, a_log_ahead_of_its_anchor_passes_and_a_trip_is_anchored_at_once,
+     .timeout = 180)
+{
+	struct bk_ec ec;
+	struct bk_h h;
+	int rc;
+
+	bk_ec_start(&ec, "ad");
+	host_up(&h, &ec, "ad-a", "anchor_period_ms = 3600000\n");
+	anchored_up_to_date(&h); /* the BOOT record */
+	rc = bk_h_cli(&h, out, sizeof(out), "register", "alpha", NULL);
+	cr_assert_eq(rc, 0, "%s", out);
+	usleep(1000 * 1000); /* ten of the anchor thread's looks */
+	rc = bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", "--anchors", NULL);
+	cr_assert_eq(rc, 0, "%d: %s", rc, out);
+	cr_assert(strstr(out, "the log is 1 record ahead of it"), "%s", out);
+	rc = bk_h_cli(&h, out, sizeof(out), "trip", "manual_halt", "--reason", "x", NULL);
+	cr_assert_eq(rc, 0, "%s", out);
+	anchored_up_to_date(&h);
+	bk_h_fini(&h);
+	bk_ec_stop(&ec);
+}
+
+/* anchor_keep bounds the anchors in etcd: the oldest go, the check still
+ * passes; a restarted breakerd carries on anchoring the same log. */
+Test(anchor, old_anchors_are_trimmed_and_a_restart_carries_on, .timeout = 180)
+{
+	struct bk_etcd_conn conn;
+	struct bk_anchor_rec *r = NULL;
+	struct bk_ec ec;
+	struct bk_h h;
+	size_t n = 0;
+	char name[32];
+	int rc;
+
+	bk_ec_start(&ec, "ae");
+	host_up(&h, &ec, "ae-a", "anchor_period_ms = 50\nanchor_keep = 16\n");
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "s%d", i);
+		rc = bk_h_cli(&h, out, sizeof(out), "register", name, NULL);
+		cr_assert_eq(rc, 0, "%s", out);
+		anchored_up_to_date(&h);
+	}
+	cr_assert_eq(bk_etcd_conn_init(&conn, ec.endpoints, 5000), 0);
+	cr_assert_eq(bk_anchor_read(&conn, "/breaker/v1/ca/anchors/ae-a/", &r, &n), 0);
+	/* trimmed every 16 puts down to 16: never more than 16 + 15 */
+	cr_assert(n >= 16 && n <= 31, "%zu anchors", n);
+	cr_assert_gt(r[0].seq, 1, "the oldest anchors were not trimmed");
+	free(r);
+	cr_assert_eq(bk_h_stop(&h), 0);
+	bk_h_start(&h);
+	rc = bk_h_cli(&h, out, sizeof(out), "trip", "manual_halt", "--reason", "x", NULL);
+	cr_assert_eq(rc, 0, "%s", out);
+	anchored_up_to_date(&h);
+	bk_etcd_conn_free(&conn);
+	bk_h_fini(&h);
+	bk_ec_stop(&ec);
+}
+
+/* Bad input: a clear error, exit 2, nothing read. */
+Test(anchor, bad_anchor_and_merge_options_are_refused)
+{
+	struct bk_h h;
+	int rc;
+
+	bk_h_init(&h, "af-a", NULL); /* no [cluster] */
+	rc = bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", "--anchors", NULL);
+	cr_assert_eq(rc, 2, "%d: %s", rc, out);
+	cr_assert(strstr(out, "--anchors needs a [cluster] section"), "%s", out);
+	rc = bk_h_cli_all(&h, out, sizeof(out), "audit", "--anchors", NULL);
+	cr_assert_eq(rc, 2, "%d: %s", rc, out);
+	cr_assert(strstr(out, "--anchors goes with --verify"), "%s", out);
+	rc = bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", "--host", "x", NULL);
+	cr_assert_eq(rc, 2, "%d: %s", rc, out);
+	rc = bk_h_cli_all(&h, out, sizeof(out), "incident", "list", "--log", "/x", NULL);
+	cr_assert_eq(rc, 2, "%d: %s", rc, out);
+	cr_assert(strstr(out, "--log goes with export"), "%s", out);
+	rc = bk_h_cli_all(&h, out, sizeof(out), "incident", "export", "INC-2026-001",
+	                  "--log", "/x", NULL);
+	cr_assert_eq(rc, 2, "%d: %s", rc, out);
+	/* a log that is not there: reported, not merged, exit 4 */
+	rc = bk_h_cli_all(&h, out, sizeof(out), "incident", "export", "--log",
+	                  "h1=/nonexistent/audit.log", NULL);
+	cr_assert_eq(rc, 4, "%d: %s", rc, out);
+	cr_assert(strstr(out, "host h1: audit log /nonexistent/audit.log FAILED"), "%s",
+	          out);
+	bk_h_fini(&h);
+}
+
+/* etcd down: the anchors cannot be read, exit 3, never a pass. */
+Test(anchor, verify_with_etcd_unreachable_says_so, .timeout = 60)
+{
+	struct bk_h h;
+	char ini[512];
+	int rc;
+
+	snprintf(ini, sizeof(ini),
+	         "[cluster]\nname = ca\nhost = ag-a\nendpoints = http://127.0.0.1:%d\n",
+	         bk_h_free_port());
+	bk_h_init(&h, "ag-a", ini);
+	bk_h_start(&h); /* a log that verifies alone; its etcd is not there */
+	rc = bk_h_cli_all(&h, out, sizeof(out), "--timeout", "500", "audit", "--verify",
+	                  "--anchors", NULL);
+	cr_assert_eq(rc, 3, "%d: %s", rc, out);
+	cr_assert(strstr(out, "the anchors could not be read"), "%s", out);
+	bk_h_fini(&h);
+}
+
+/* Deleting an older anchor and writing it again (version 1 again) shows:
+ * its etcd revision is newer than a later record's anchor. */
+Test(anchor, an_anchor_deleted_and_written_again_shows, .timeout = 180)
+{
+	struct bk_etcd_conn conn;
+	struct bk_anchor_rec *r = NULL;
+	struct bk_ec ec;
+	struct bk_h h;
+	char key[256], val[512], hex[65];
+	size_t n = 0;
+	int rc;
+
+	bk_ec_start(&ec, "ah");
+	host_up(&h, &ec, "ah-a", NULL);
+	some_history(&h);
+	anchored_up_to_date(&h);
+	cr_assert_eq(bk_etcd_conn_init(&conn, ec.endpoints, 5000), 0);
+	cr_assert_eq(bk_anchor_read(&conn, "/breaker/v1/ca/anchors/ah-a/", &r, &n), 0);
+	cr_assert_geq(n, 2, "%zu anchors", n);
+	snprintf(key, sizeof(key), "/breaker/v1/ca/anchors/ah-a/%020llu",
+	         (unsigned long long)r[0].seq);
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", r[0].hash[i]);
+	snprintf(val, sizeof(val),
+	         "{\"host\":\"ah-a\",\"seq\":\"%llu\",\"end\":\"%llu\",\"hash\":\"%s\","
+	         "\"time_ns\":\"%llu\"}",
+	         (unsigned long long)r[0].seq, (unsigned long long)r[0].end, hex,
+	         (unsigned long long)r[0].time_ns);
+	cr_assert_gt(bk_etcd_cas(&conn, key, r[0].mod_rev, NULL), 0); /* delete */
+	cr_assert_gt(bk_etcd_put(&conn, key, val, 0), 0);
+	free(r);
+	rc = bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", "--anchors", NULL);
+	cr_assert_eq(rc, 4, "%d: %s", rc, out);
+	cr_assert(strstr(out, "anchors were deleted and written again"), "%s", out);
+	bk_etcd_conn_free(&conn);
+	bk_h_fini(&h);
+	bk_ec_stop(&ec);
+}

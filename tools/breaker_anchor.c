@@ -10,7 +10,9 @@
  * anywhere at or before N (even re-chained so that it verifies alone), cut
  * below N, or replaced by a fork fails. A log merely ahead of its newest
  * anchor is fine. An anchor key that etcd says was written more than once
- * (version > 1) was overwritten, which breakerd never does: tampered too.
+ * (version > 1) was overwritten, and anchors whose etcd revisions do not
+ * grow with their seqs were deleted and written again; breakerd does
+ * neither: tampered too.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -98,6 +100,16 @@ static int judge(const char *path, const char *host, const struct anch *x,
 			                " was overwritten in etcd (version %" PRId64
 			                "; breakerd writes each anchor once)",
 			                r->seq, r->version);
+		/* breakerd anchors in seq order: a later etcd revision for an
+		 * older record means that anchor was deleted and written again */
+		if (i && r->mod_rev <= x->r[i - 1].mod_rev)
+			return tampered(path, host,
+			                "the anchor of record %" PRIu64
+			                " was written after the anchor of record %" PRIu64
+			                " (etcd revisions %" PRId64 " and %" PRId64
+			                "): anchors were deleted and written again",
+			                x->r[i - 1].seq, r->seq, x->r[i - 1].mod_rev,
+			                r->mod_rev);
 	}
 	if (x->bad < x->n) {
 		r = &x->r[x->bad];

@@ -471,6 +471,11 @@ int cmd_audit(struct cli *c, const struct cli_args *a)
 		                       "--anchors goes with --verify (and no --since)");
 	if ((!path || a->anchors) && (rv = cli_config(c)))
 		return rv;
+	if (a->anchors && !c->cfg.cluster_name[0])
+		return cli_usage_error(a->cmd,
+		                       "--anchors needs a [cluster] section (name, "
+		                       "endpoints) in the config: the anchors are "
+		                       "in its etcd");
 	if (!path)
 		path = c->cfg.audit_path;
 	audit_heads_read(c, path, !a->file, &h);
