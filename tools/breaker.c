@@ -799,7 +799,7 @@ static const struct cmd cmds[] = {
      "  2 bad usage; 3 breakerd's event socket unreachable",
      false},
     {"audit", cmd_audit, audit_opts, 0, 0, NULL,
-     "[--verify] [--since TIME] [--file PATH] [--json]",
+     "[--verify [--anchors [--host NAME]]] [--since TIME] [--file PATH] [--json]",
      "print or verify the audit log (works with breakerd down)",
      "Read the audit log file itself, so this works when breakerd is down. One line\n"
      "per record: seq, time (UTC), kind, scope, from->to, reason code,\n"
@@ -811,10 +811,15 @@ static const struct cmd cmds[] = {
      "               and fractions of a second are optional), unix seconds\n"
      "               (1795338000), or an age: 30s, 10m, 2h, 1d\n"
      "  --file PATH  the log to read (default: the config's audit path)\n"
-     "  --json       one JSON object per record (with --verify: the verdict)\n",
-     "0 ok; 2 bad usage;\n"
+     "  --json       one JSON object per record (with --verify: the verdict)\n"
+     "  --anchors    with --verify and [cluster]: also check the log against the\n"
+     "               chain heads breakerd anchored in etcd (anchors/<host>/): a\n"
+     "               log rewritten (even re-chained), cut below an anchor, or an\n"
+     "               anchor rewritten fails; a log ahead of its last anchor is fine\n"
+     "  --host NAME  whose anchors (default: [cluster] host, else hostname:instance)\n",
+     "0 ok; 2 bad usage; 3 (--anchors) etcd unreachable;\n"
      "  4 the log failed verification or cannot be read (the records before the\n"
-     "    damage are still printed)",
+     "    damage are still printed), or does not match its anchors",
      false},
     {"health", cmd_health, plain_opts, 0, 0, NULL, "[--json]",
      "quick check: ok, degraded or failing, and why",
@@ -832,6 +837,7 @@ static const struct cmd cmds[] = {
      "export|open|ack|note|resolve|list|stats",
      "export --since TIME [--until TIME] [--format md|json] [--file PATH]\n"
      "       breaker incident export ID [--format md|json] [--file PATH]\n"
+     "       breaker incident export --log [HOST=]PATH --log ... [--since TIME]\n"
      "       breaker incident open [ID] --severity P1..P4 --title TEXT [--commander "
      "NAME]\n"
      "       breaker incident ack ID | note ID TEXT | resolve ID --resolution TEXT\n"
@@ -851,6 +857,11 @@ static const struct cmd cmds[] = {
      "  --format F     md (Markdown, default) or json\n"
      "  --json         the same as --format json\n"
      "  --file PATH    the log to read (default: the config's audit path)\n"
+     "  --log [HOST=]PATH  several hosts' logs (repeatable): one timeline ordered\n"
+     "                 by time, each line naming its host; each log verified first\n"
+     "                 (one that fails is reported and not merged: exit 4); a firm\n"
+     "                 revision applied on several hosts is one line with the\n"
+     "                 hosts and the spread of their apply times\n"
      "\n"
      "Incidents (docs/incidents.md): ids INC-YYYY-NNN. open, ack, note and resolve\n"
      "are audited by breakerd next to the trips (an unknown id, a second ack or\n"
