@@ -369,6 +369,33 @@ Test(anchor, incident_export_merges_hosts_and_correlates_firm_revisions, .timeou
 	cr_assert_eq(bk_h_count(all, "\"firm_event\""), 2, "%s", all);
 	cr_assert(strstr(all, "\"applied_on\":[\"mx-a\",\"mx-b\"]"), "%s", all);
 
+	/* --anchors: each log checked against its host's anchors too */
+	rc = bk_h_cli_all(&a, all, sizeof(all), "incident", "export", "--anchors",
+	                  "--log", la, "--log", lb, NULL);
+	cr_assert_eq(rc, 0, "%d: %s", rc, all);
+	cr_assert_eq(bk_h_count(all, "matches its anchors in etcd"), 2, "%s", all);
+	/* a's log rewritten and re-chained: merged without --anchors (it
+	 * verifies alone), refused with them */
+	struct log l;
+	log_read(a.cfg.audit_path, &l);
+	size_t f = find_kind(&l, BREAKER__AUDIT_RECORD__KIND__FIRM_FORWARDED);
+	l.rec[f]->reason = strdup("routine test"); /* the old one leaks */
+	log_write_rechained(a.cfg.audit_path, &l, l.n);
+	log_free(&l);
+	rc = bk_h_cli_all(&a, all, sizeof(all), "incident", "export", "--log", la,
+	                  "--log", lb, NULL);
+	cr_assert_eq(rc, 0, "%d: %s", rc, all);
+	cr_assert(strstr(all, "routine test"), "%s", all);
+	rc = bk_h_cli_all(&a, all, sizeof(all), "incident", "export", "--anchors",
+	                  "--log", la, "--log", lb, NULL);
+	cr_assert_eq(rc, 4, "%d: %s", rc, all);
+	cr_assert(strstr(all, "the log was rewritten at or before record"), "%s", all);
+	cr_assert(strstr(all, "host mx-a: audit log"), "%s", all);
+	cr_assert(strstr(all, "does not match its anchors in etcd: NOT merged"), "%s",
+	          all);
+	cr_assert_null(strstr(all, "routine test"), "%s", all);
+	cr_assert(strstr(all, "applied on 1 of 1 hosts (mx-b)"), "%s", all);
+
 	/* b's log damaged: reported, not merged; a's still shown; exit 4 */
 	flip_byte(b.cfg.audit_path, BK_AUDIT_HDR_SIZE + BK_AUDIT_FRAME_HDR + 3);
 	rc = bk_h_cli_all(&a, all, sizeof(all), "incident", "export", "--log", la,
@@ -463,6 +490,14 @@ Test(anchor, bad_anchor_and_merge_options_are_refused)
 	rc = bk_h_cli_all(&h, out, sizeof(out), "incident", "list", "--log", "/x", NULL);
 	cr_assert_eq(rc, 2, "%d: %s", rc, out);
 	cr_assert(strstr(out, "--log goes with export"), "%s", out);
+	rc = bk_h_cli_all(&h, out, sizeof(out), "incident", "export", "--since", "1h",
+	                  "--anchors", NULL);
+	cr_assert_eq(rc, 2, "%d: %s", rc, out);
+	cr_assert(strstr(out, "--anchors goes with export --log"), "%s", out);
+	rc = bk_h_cli_all(&h, out, sizeof(out), "incident", "export", "--anchors",
+	                  "--log", "/x", NULL);
+	cr_assert_eq(rc, 2, "%d: %s", rc, out);
+	cr_assert(strstr(out, "--anchors needs a [cluster] section"), "%s", out);
 	rc = bk_h_cli_all(&h, out, sizeof(out), "incident", "export", "INC-2026-001",
 	                  "--log", "/x", NULL);
 	cr_assert_eq(rc, 2, "%d: %s", rc, out);

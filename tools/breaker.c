@@ -99,7 +99,7 @@ static const struct option watch_opts[] = {OPT_COMMON, OPT("count", O_COUNT),
 static const struct option incident_opts[] = {OPT_COMMON, OPT("since", O_SINCE),
 	OPT("until", O_UNTIL), OPT("format", O_FORMAT), OPT("file", O_FILE),
 	OPT("severity", O_SEVERITY), OPT("title", O_TITLE), OPT("commander", O_COMMANDER),
-	OPT("resolution", O_RESOLUTION), OPT("log", O_LOG), OPT_END};
+	OPT("resolution", O_RESOLUTION), OPT("log", O_LOG), FLAG("anchors", O_ANCHORS), OPT_END};
 /* clang-format on */
 
 /* ---- messages ----------------------------------------------------------- */
@@ -862,6 +862,8 @@ static const struct cmd cmds[] = {
      "                 (one that fails is reported and not merged: exit 4); a firm\n"
      "                 revision applied on several hosts is one line with the\n"
      "                 hosts and the spread of their apply times\n"
+     "  --anchors      (with --log, [cluster]) also check each log against its\n"
+     "                 host's anchors in etcd (HOST= is the [cluster] host name)\n"
      "\n"
      "Incidents (docs/incidents.md): ids INC-YYYY-NNN. open, ack, note and resolve\n"
      "are audited by breakerd next to the trips (an unknown id, a second ack or\n"

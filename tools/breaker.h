@@ -145,6 +145,10 @@ int cmd_audit(struct cli *c, const struct cli_args *a);
 void audit_put_line(FILE *f, const Breaker__AuditRecord *rec);
 /* breaker_anchor.c: audit --anchors, the log against its anchors in etcd */
 int cli_audit_anchors(struct cli *c, const struct cli_args *a, const char *path);
+/* The same for any log and host (NULL: this config's): an exit code; quiet:
+ * nothing on stdout when it matches (what is wrong still goes to stderr). */
+int cli_anchors_check(struct cli *c, const char *path, const char *host, bool json,
+                      bool quiet);
 
 /* The audit log's durable heads (bk_tail.h), for audit and incident export. */
 struct audit_heads {

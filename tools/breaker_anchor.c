@@ -82,7 +82,7 @@ static int tampered(const char *path, const char *host, const char *fmt, ...)
 
 /* The anchors, judged; the scan verified the chain alone already. */
 static int judge(const char *path, const char *host, const struct anch *x,
-                 const struct bk_audit_scan *s, const struct cli_args *a)
+                 const struct bk_audit_scan *s, bool json, bool quiet)
 {
 	char t[BX_TIME_LEN], want[65], got[65];
 	const struct bk_anchor_rec *r;
@@ -130,7 +130,9 @@ static int judge(const char *path, const char *host, const struct anch *x,
 		                "): records were cut off, or the log was rolled back",
 		                s->last_seq, r->seq, fmt_time(t, r->time_ns, 3),
 		                r->mod_rev);
-	if (a->json)
+	if (quiet)
+		return BX_OK;
+	if (json)
 		printf("{\"anchors_ok\":true,\"host\":\"%s\",\"anchors\":%zu,\"newest_"
 		       "seq\":%" PRIu64 ",\"newest_time_ns\":%" PRIu64
 		       ",\"last_seq\":%" PRIu64 "}\n",
@@ -145,7 +147,8 @@ static int judge(const char *path, const char *host, const struct anch *x,
 	return BX_OK;
 }
 
-int cli_audit_anchors(struct cli *c, const struct cli_args *a, const char *path)
+int cli_anchors_check(struct cli *c, const char *path, const char *host_arg, bool json,
+                      bool quiet)
 {
 	char host[64], prefix[BK_ETCD_KEY_MAX];
 	struct bk_anchor_rec *r = NULL;
@@ -157,8 +160,8 @@ int cli_audit_anchors(struct cli *c, const struct cli_args *a, const char *path)
 
 	if ((rv = cli_firm_conn(c, "audit", &conn)))
 		return rv;
-	if (a->host)
-		snprintf(host, sizeof(host), "%s", a->host);
+	if (host_arg)
+		snprintf(host, sizeof(host), "%s", host_arg);
 	else
 		bk_anchor_host(host, sizeof(host), &c->cfg);
 	if (bk_anchor_prefix(prefix, sizeof(prefix), c->cfg.cluster_name, host) < 0) {
@@ -166,8 +169,7 @@ int cli_audit_anchors(struct cli *c, const struct cli_args *a, const char *path)
 		return cli_usage_error("audit", "--host '%s' is too long", host);
 	}
 	if ((rv = bk_anchor_read(&conn, prefix, &r, &n)) < 0) {
-		fprintf(stderr,
-		        "breaker audit: etcd: %s (%s): the anchors could not be read\n",
+		fprintf(stderr, "breaker: etcd: %s (%s): the anchors could not be read\n",
 		        conn.err[0] ? conn.err : "no answer", strerror(-rv));
 		bk_etcd_conn_free(&conn);
 		return rv == -EACCES ? BX_REFUSED : BX_UNREACHABLE;
@@ -176,7 +178,7 @@ int cli_audit_anchors(struct cli *c, const struct cli_args *a, const char *path)
 	if (n == 0) {
 		fprintf(
 		    stderr,
-		    "breaker audit: no anchors of host %s in etcd (%s): nothing to check "
+		    "breaker: no anchors of host %s in etcd (%s): nothing to check "
 		    "the log against (is [cluster] host the log's host? --host NAME)\n",
 		    host, prefix);
 		return BX_AUDIT;
@@ -188,7 +190,7 @@ int cli_audit_anchors(struct cli *c, const struct cli_args *a, const char *path)
 	rv = bk_audit_scan(path, on_record, &x, &s);
 	if (rv != 0 || s.verdict != BK_AUDIT_OK) {
 		fprintf(stderr,
-		        "breaker audit: %s does not verify on its own: see "
+		        "breaker: %s does not verify on its own: see "
 		        "'breaker audit --verify'\n",
 		        path);
 		free(r);
@@ -196,7 +198,12 @@ int cli_audit_anchors(struct cli *c, const struct cli_args *a, const char *path)
 	}
 	if (s.last_seq)
 		compare(&x, s.last_seq, s.last_hash);
-	rv = judge(path, host, &x, &s, a);
+	rv = judge(path, host, &x, &s, json, quiet);
 	free(r);
 	return rv;
+}
+
+int cli_audit_anchors(struct cli *c, const struct cli_args *a, const char *path)
+{
+	return cli_anchors_check(c, path, a->host, a->json, false);
 }

@@ -1395,6 +1395,10 @@ int cmd_incident(struct cli *c, const struct cli_args *a)
 
 	if (a->n_logs && strcmp(a->pos[0], "export") != 0)
 		return cli_usage_error(a->cmd, "--log goes with export");
+	if (a->anchors && !a->n_logs)
+		return cli_usage_error(a->cmd,
+		                       "--anchors goes with export --log (for one "
+		                       "log: breaker audit --verify --anchors)");
 	if (strcmp(a->pos[0], "list") == 0 || strcmp(a->pos[0], "stats") == 0) {
 		if (a->npos > 1)
 			return cli_usage_error(a->cmd, "%s takes no argument", a->pos[0]);

@@ -29,6 +29,7 @@ struct mlog {
 	char label[64];
 	const char *path;
 	bool ok;
+	bool anchored; /* --anchors: it matches its host's anchors in etcd */
 	struct bk_audit_scan scan;
 	size_t records; /* in the period */
 };
@@ -61,7 +62,7 @@ struct merge {
 	size_t n_ev, cap_ev;
 	uint64_t since, until;
 	int cur; /* the log being read */
-	bool json, oom;
+	bool json, oom, anchors;
 };
 
 /* A copy of rec that outlives the scan's callback. */
@@ -295,6 +296,15 @@ static void label_from(struct merge *m, int h, const char *host)
 	}
 }
 
+/* A log that is not merged: drop what was collected from it. */
+static void drop(struct merge *m, struct mlog *l, size_t before)
+{
+	for (size_t i = before; i < m->n; i++)
+		breaker__audit_record__free_unpacked(m->r[i].rec, NULL);
+	m->n = before;
+	l->records = 0;
+}
+
 /* Verify one log (chain, CRCs, its head file), then read its records. */
 static int read_one(struct cli *c, struct merge *m, int h)
 {
@@ -311,13 +321,25 @@ static int read_one(struct cli *c, struct merge *m, int h)
 		audit_heads_judge(&hd, &l->scan);
 	l->ok = rv == 0 && l->scan.verdict == BK_AUDIT_OK;
 	label_from(m, h, m->n > before ? m->r[before].rec->host : NULL);
+	if (l->ok && m->anchors) { /* and against its host's anchors in etcd */
+		int arv = cli_anchors_check(c, l->path, l->label, false, true);
+		if (arv != BX_OK && arv != BX_AUDIT)
+			return arv; /* etcd unreachable, refused: no half answer */
+		l->ok = arv == BX_OK;
+		l->anchored = l->ok;
+		if (!l->ok) {
+			drop(m, l, before);
+			fprintf(
+			    stderr,
+			    "breaker incident: host %s: audit log %s does not match its "
+			    "anchors in etcd: NOT merged\n",
+			    l->label, l->path);
+			return 0;
+		}
+	}
 	if (l->ok)
 		return 0;
-	/* not merged: drop what was collected from it */
-	for (size_t i = before; i < m->n; i++)
-		breaker__audit_record__free_unpacked(m->r[i].rec, NULL);
-	m->n = before;
-	l->records = 0;
+	drop(m, l, before); /* not merged */
 	if (m->oom)
 		return -ENOMEM;
 	fprintf(stderr, "breaker incident: host %s: audit log %s FAILED verification (",
@@ -341,7 +363,8 @@ static void md_head(const struct merge *m)
 		const struct mlog *l = &m->logs[h];
 		printf("| %s | %s | ", l->label, l->path);
 		if (l->ok)
-			printf("OK, last seq %" PRIu64, l->scan.last_seq);
+			printf("OK, last seq %" PRIu64 "%s", l->scan.last_seq,
+			       l->anchored ? ", matches its anchors in etcd" : "");
 		else
 			fputs("FAILED verification: not merged", stdout);
 		printf(" | %zu |\n", l->records);
@@ -372,6 +395,10 @@ int cli_incident_merge(struct cli *c, const struct cli_args *a)
 		rv = cli_usage_error(a->cmd, "bad --since '%s'", a->since);
 	else if (a->until && parse_since(a->until, now_wall_ns(), &m->until) < 0)
 		rv = cli_usage_error(a->cmd, "bad --until '%s'", a->until);
+	m->anchors = a->anchors;
+	if (rv == 0 && m->anchors && (rv = cli_config(c)) == 0 && !c->cfg.cluster_name[0])
+		rv = cli_usage_error(a->cmd, "--anchors needs a [cluster] section (name, "
+		                             "endpoints) in the config");
 	m->n_logs = a->n_logs;
 	for (int h = 0; rv == 0 && h < m->n_logs; h++) {
 		parse_log(m, a->logs[h], &m->logs[h]);
