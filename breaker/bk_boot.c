@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "bk_boot.h"
+#include "bk_cmd.h"
 #include "bk_log.h"
 #include "bk_trust.h"
 
@@ -498,46 +499,6 @@ static int register_configured(struct bk_daemon *d)
 	return 0;
 }
 
-/* [strategies] groups: each pair joined once (audited), like names. */
-static int join_configured(struct bk_daemon *d)
-{
-	struct bk_state *st = &d->state;
-
-	for (int i = 0; i < d->cfg.n_groups; i++) {
-		Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
-		const char *tag = d->cfg.groups[i].group;
-		int slot = bk_state_find(st, d->cfg.groups[i].strategy);
-		int g = bk_group_find(st, tag);
-
-		if (slot < 0) {
-			bk_warn(
-			    "[strategies] groups: '%s' is not registered: not put in %s",
-			    d->cfg.groups[i].strategy, tag);
-			continue;
-		}
-		if (g >= 0 && bk_group_has(st, slot, g))
-			continue;
-		if (st->members[slot].n >= BK_GROUP_TAGS_MAX ||
-		    (g < 0 && st->n_groups >= BK_MAX_GROUPS)) {
-			bk_err("[strategies] groups: cannot put '%s' in %s: %s",
-			       d->cfg.groups[i].strategy, tag,
-			       g < 0 && st->n_groups >= BK_MAX_GROUPS
-			           ? "the group table is full"
-			           : "it is in 8 groups already");
-			continue;
-		}
-		bk_group_join(st, slot, bk_group_make(st, tag));
-		rec.has_kind = 1;
-		rec.kind = BREAKER__AUDIT_RECORD__KIND__GROUP_ADD;
-		rec.strategy = d->cfg.groups[i].strategy;
-		rec.group = (char *)tag;
-		rec.reason = "[strategies] groups";
-		if (bk_record_stage_system(d, &rec) < 0)
-			return -EIO;
-	}
-	return 0;
-}
-
 /*
  * Everything to shm. Slots a previous daemon published beyond what the log
  * knows (or under another name) are stale: engines that resolved them are
@@ -630,7 +591,9 @@ int bk_boot(struct bk_daemon *d, struct bk_boot_report *r, char *err, size_t err
 		bk_warn("audit log %s: no preallocation (%s): appending as before",
 		        d->cfg.audit_path, strerror(-rv));
 	if ((rv = write_marker(d, false)) < 0 || (rv = stage_boot_records(d, r)) < 0 ||
-	    (rv = register_configured(d)) < 0 || (rv = join_configured(d)) < 0 ||
+	    (rv = register_configured(d)) < 0 ||
+	    (rv = bk_groups_join_configured(d, &d->cfg, "[strategies] groups", false)) <
+	        0 ||
 	    (rv = bk_audit_flush_sync(&d->audit)) < 0) {
 		snprintf(err, errlen, "cannot write audit log %s: %s", d->cfg.audit_path,
 		         strerror(rv < 0 ? -rv : EIO));

@@ -48,6 +48,13 @@ Breaker__Status bk_cmd_groups_check(const struct bk_daemon *d, size_t n, char **
                                     char *why, size_t len);
 /* Join them (checked before), making and publishing new groups; republish slot. */
 void bk_cmd_groups_join(struct bk_daemon *d, int slot, size_t n, char **tags);
+/* [strategies] groups of cfg: join each registered strategy to the groups it
+ * is not in yet, a GROUP_ADD record (by breakerd, reason) each. Never leaves
+ * a group: only `breaker group remove` does, audited with its checks. live:
+ * publish now (SIGHUP); else (boot) publishing is the caller's. -EIO if a
+ * record cannot be staged. */
+int bk_groups_join_configured(struct bk_daemon *d, const struct bk_config *cfg,
+                              const char *reason, bool live);
 /* breaker group add|remove */
 void bk_cmd_group(struct bk_cmd *c);
 /* A trip of several scopes (Trip.strategies/groups): all or nothing. */

@@ -42,6 +42,12 @@ static const char *command_name(const Breaker__Request *req)
 	return "unknown";
 }
 
+static bool is_resolve(const Breaker__Request *req)
+{
+	return req->incident && req->incident->op &&
+	       !strcmp(req->incident->op, "resolve");
+}
+
 /* ... and as a refusal says it: "uid 1001 may not <verb>", for what is missing. */
 static const char *command_verb(const Breaker__Request *req, unsigned missing)
 {
@@ -64,7 +70,8 @@ static const char *command_verb(const Breaker__Request *req, unsigned missing)
 	case BREAKER__REQUEST__CMD_REBASE:
 		return "rebase a rule (it can clear a violation, like a forced resume)";
 	case BREAKER__REQUEST__CMD_INCIDENT:
-		return "record incidents (as trip)";
+		return is_resolve(req) ? "resolve incidents (as resume: the all-clear)"
+		                       : "record incidents (as trip)";
 	default:
 		return "query breakerd";
 	}
@@ -88,8 +95,8 @@ static unsigned perms_needed(const Breaker__Request *req)
 		return BK_PERM_REPORT;
 	case BREAKER__REQUEST__CMD_REBASE: /* it clears a violation: as forcing */
 		return BK_PERM_RESUME | BK_PERM_FORCE;
-	case BREAKER__REQUEST__CMD_INCIDENT: /* paperwork of a halt: as trip */
-		return BK_PERM_TRIP;
+	case BREAKER__REQUEST__CMD_INCIDENT: /* paperwork of a halt: as trip; */
+		return is_resolve(req) ? BK_PERM_RESUME : BK_PERM_TRIP; /* all-clear */
 	default:
 		return BK_PERM_QUERY;
 	}

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "bk_cmd.h"
+#include "bk_log.h"
 #include "bk_suggest.h"
 #include "bk_text.h"
 
@@ -126,6 +127,61 @@ void bk_cmd_groups_join(struct bk_daemon *d, int slot, size_t n, char **tags)
 			bk_group_join(&d->state, slot, g);
 	}
 	bk_publish_scope(d, slot);
+}
+
+/* ---- [strategies] groups in the config --------------------------------------- */
+
+/* Can slot join tag (not in it yet)? Else why not, logged. */
+static bool may_join_configured(struct bk_daemon *d, int slot, const char *strategy,
+                                const char *tag)
+{
+	struct bk_state *st = &d->state;
+	int g = bk_group_find(st, tag);
+
+	if (slot < 0) {
+		bk_warn("[strategies] groups: '%s' is not registered: not put in %s",
+		        strategy, tag);
+		return false;
+	}
+	if (g >= 0 && bk_group_has(st, slot, g))
+		return false;
+	if (st->members[slot].n >= BK_GROUP_TAGS_MAX ||
+	    (g < 0 && st->n_groups >= BK_MAX_GROUPS)) {
+		bk_err("[strategies] groups: cannot put '%s' in %s: %s", strategy, tag,
+		       g < 0 && st->n_groups >= BK_MAX_GROUPS
+		           ? "the group table is full"
+		           : "it is in 8 groups already");
+		return false;
+	}
+	return true;
+}
+
+int bk_groups_join_configured(struct bk_daemon *d, const struct bk_config *cfg,
+                              const char *reason, bool live)
+{
+	for (int i = 0; i < cfg->n_groups; i++) {
+		Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
+		char *tag = (char *)cfg->groups[i].group;
+		const char *name = cfg->groups[i].strategy;
+		int slot = bk_state_find(&d->state, name);
+
+		if (!may_join_configured(d, slot, name, tag))
+			continue;
+		if (live) /* stricter only: visible now, durable next (like a trip) */
+			bk_cmd_groups_join(d, slot, 1, &tag);
+		else /* boot publishes everything once the log is replayed */
+			bk_group_join(&d->state, slot, bk_group_make(&d->state, tag));
+		rec.has_kind = 1;
+		rec.kind = BREAKER__AUDIT_RECORD__KIND__GROUP_ADD;
+		rec.strategy = (char *)name;
+		rec.group = tag;
+		rec.reason = (char *)reason;
+		if (bk_record_stage_system(d, &rec) < 0)
+			return -EIO;
+	}
+	if (live)
+		bk_shm_changed(&d->shm);
+	return 0;
 }
 
 /* ---- breaker group add|remove ------------------------------------------------ */

@@ -14,6 +14,7 @@
 #include <nng/supplemental/http/http.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "bk_http.h"
 #include "bk_log.h"
 #include "bk_metrics_snap.h"
 #include "bk_page.h"
@@ -131,28 +132,11 @@ static size_t live_lines(char *p, size_t len, const struct live *l, int health)
 	return n < 0 ? 0 : (size_t)n >= len ? len - 1 : (size_t)n;
 }
 
+/* several instances on one host: `breaker health` checks it found its own */
 static void respond(nng_aio *aio, const struct bk_metrics_snap *m, uint16_t code,
                     const char *type, const char *body, size_t len)
 {
-	nng_http_res *res;
-	int rv;
-
-	if ((rv = nng_http_res_alloc(&res)) != 0) {
-		nng_aio_finish(aio, rv);
-		return;
-	}
-	if ((rv = nng_http_res_set_status(res, code)) != 0 ||
-	    (rv = nng_http_res_set_header(res, "Content-Type", type)) != 0 ||
-	    (rv = nng_http_res_set_header(res, "Cache-Control", "no-store")) != 0 ||
-	    /* several instances on one host: `breaker health` checks it found its own */
-	    (rv = nng_http_res_set_header(res, "X-Breaker-Instance", m->instance)) != 0 ||
-	    (rv = nng_http_res_copy_data(res, body, len)) != 0) {
-		nng_http_res_free(res);
-		nng_aio_finish(aio, rv);
-		return;
-	}
-	nng_aio_set_output(aio, 0, res);
-	nng_aio_finish(aio, 0);
+	bk_http_respond(aio, code, type, "X-Breaker-Instance", m->instance, body, len);
 }
 
 /* Copy the published exposition into a new buffer with room for the live lines. */

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "bk_config.h"
+#include "bk_http.h"
 #include "bk_mode.h"
 #include "bk_page.h"
 #include "bk_rpc.h"
@@ -456,31 +457,15 @@ static int fetch(Breaker__Reply **rep)
 	return rv;
 }
 
+/* nothing from elsewhere, nothing inline but the style */
+#define PAGE_CSP                                                                         \
+	"default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; "            \
+	"frame-ancestors 'none'"
+
 static void respond(nng_aio *aio, uint16_t code, const char *body, size_t len)
 {
-	nng_http_res *res;
-	int rv;
-
-	if ((rv = nng_http_res_alloc(&res)) != 0) {
-		nng_aio_finish(aio, rv);
-		return;
-	}
-	if ((rv = nng_http_res_set_status(res, code)) != 0 ||
-	    (rv = nng_http_res_set_header(res, "Content-Type",
-	                                  "text/html; charset=utf-8")) != 0 ||
-	    (rv = nng_http_res_set_header(res, "Cache-Control", "no-store")) != 0 ||
-	    /* nothing from elsewhere, nothing inline but the style */
-	    (rv = nng_http_res_set_header(
-	         res, "Content-Security-Policy",
-	         "default-src 'none'; style-src 'unsafe-inline'; "
-	         "form-action 'none'; frame-ancestors 'none'")) != 0 ||
-	    (rv = nng_http_res_copy_data(res, body, len)) != 0) {
-		nng_http_res_free(res);
-		nng_aio_finish(aio, rv);
-		return;
-	}
-	nng_aio_set_output(aio, 0, res);
-	nng_aio_finish(aio, 0);
+	bk_http_respond(aio, code, "text/html; charset=utf-8", "Content-Security-Policy",
+	                PAGE_CSP, body, len);
 }
 
 static void on_page(nng_aio *aio)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bk_cmd.h"
 #include "bk_daemon.h"
 #include "bk_log.h"
 
@@ -121,13 +122,48 @@ static void republish_limits(struct bk_daemon *d)
 	bk_shm_changed(&d->shm);
 }
 
+/*
+ * [strategies] groups: pairs new in the file are joined (stricter only);
+ * pairs gone from it are not left (that would release a strategy without a
+ * command and its checks): they are named in buf for the CONFIG record.
+ */
+static void reload_groups(struct bk_daemon *d, const struct bk_config *next, char *buf,
+                          size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < d->cfg.n_groups; i++) {
+		bool kept = false;
+
+		for (int j = 0; j < next->n_groups && !kept; j++)
+			kept = !strcmp(d->cfg.groups[i].strategy,
+			               next->groups[j].strategy) &&
+			       !strcmp(d->cfg.groups[i].group, next->groups[j].group);
+		if (!kept && n < len)
+			n += (size_t)snprintf(buf + n, len - n, "%s%s=%s", n ? ", " : "",
+			                      d->cfg.groups[i].strategy,
+			                      d->cfg.groups[i].group);
+	}
+	memcpy(d->cfg.groups, next->groups, sizeof(d->cfg.groups));
+	d->cfg.n_groups = next->n_groups;
+	if (bk_groups_join_configured(d, &d->cfg, "[strategies] groups (SIGHUP)", true) <
+	    0)
+		bk_err(
+		    "SIGHUP: [strategies] groups: an audit record could not be staged");
+	if (*buf)
+		bk_warn("SIGHUP: [strategies] groups no longer lists %s: NOT left "
+		        "(use breaker group remove)",
+		        buf);
+}
+
 void bk_reload(struct bk_daemon *d)
 {
 	/* off the tick, and rare: static rather than on the loop's stack */
 	static struct bk_config next;
 	static char old_text[1 << 18], new_text[1 << 18], diff[1024];
 	static bool was_on[BK_MAX_STRATEGIES];
-	char err[512], hash[BK_RULES_HASH_LEN], why[700];
+	char err[512], hash[BK_RULES_HASH_LEN], why[1200], kept[400];
 
 	if (!d->config_path) {
 		bk_info("SIGHUP: no config file; rules stay the embedded defaults");
@@ -152,17 +188,20 @@ void bk_reload(struct bk_daemon *d)
 	bk_reload_bind_rules(d);
 	retire_reconciliations(d, was_on);
 	republish_limits(d);
+	reload_groups(d, &next, kept, sizeof(kept));
 	rules_and_limits_text(d, new_text, sizeof(new_text));
 	memcpy(hash, d->rules_hash, sizeof(hash));
 	bk_rulestate_diff(old_text, new_text, diff, sizeof(diff));
 	d->ctr.config_reloads[0]++;
-	snprintf(why, sizeof(why), "rules reloaded from %s (hash %s)%s", d->config_path,
-	         hash,
+	snprintf(why, sizeof(why), "rules reloaded from %s (hash %s)%s%s%s%s",
+	         d->config_path, hash,
 	         auth_changed(&d->cfg, &next)
 	             ? "; [auth] or [tls] roles changed in the file: NOT applied "
 	               "until breakerd restarts (who may trip, resume and force "
 	               "is as before)"
-	             : "");
+	             : "",
+	         *kept ? "; [strategies] groups no longer lists " : "", kept,
+	         *kept ? ": NOT left (breaker group remove does that, audited)" : "");
 	if (auth_changed(&d->cfg, &next))
 		bk_warn("SIGHUP: [auth] or [tls] roles changed in %s: not applied; "
 		        "restart breakerd to apply them",

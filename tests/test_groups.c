@@ -6,6 +6,7 @@
  * command: all or nothing.
  */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -412,6 +413,58 @@ Test(groups, groups_in_the_config_are_joined_once_at_start)
 	             "once, not per start: %s", out);
 	cr_assert_eq(cli(&h, "strategies"), 0, "%s", out);
 	cr_assert(strstr(out, "groups: venue:XETR desk:eu-delta"), "%s", out);
+	down(&h);
+}
+
+/* Poll the audit log (as JSON) until it holds n records of kind; its count. */
+static int wait_records(struct bk_h *h, const char *kind, int n)
+{
+	char needle[64];
+	int got = 0;
+
+	snprintf(needle, sizeof(needle), "\"kind\":\"%s\"", kind);
+	for (int i = 0; i < 500 && got < n; i++) {
+		cr_assert_eq(cli(h, "audit", "--json"), 0, "%s", out);
+		if ((got = bk_h_count(out, needle)) < n)
+			usleep(10000);
+	}
+	return got;
+}
+
+/*
+ * An operator adds a pair to [strategies] groups and sends SIGHUP: the
+ * strategy joins (stricter only: a latch already on the group holds it at
+ * once), audited. A pair taken out of the file is NOT left: that would
+ * release a strategy without an audited command; the CONFIG record says so.
+ */
+Test(groups, sighup_joins_groups_added_to_the_file_and_never_leaves_silently)
+{
+	struct bk_h h;
+	struct bk_client c;
+
+	up(&h, "ghup", CFG_GROUPS);
+	cr_assert_eq(cli(&h, "trip", "manual_halt", "--group", "venue:XETR"), 0, "%s",
+	             out);
+	bk_h_attach(&h, &c);
+	cr_assert_eq(bk_check(&c, slot_of(&c, "gamma")), BK_ACTIVE);
+	bk_h_write_config(&h, h.config,
+	                  "[strategies]\nnames = alpha, beta, gamma\n"
+	                  "groups = alpha=venue:XETR, gamma=venue:XETR, "
+	                  "gamma=account:A1\n"
+	                  "[rules]\nheartbeat.enabled = false\n[metrics]\nlisten =\n");
+	kill(h.pid, SIGHUP);
+	cr_assert_eq(wait_records(&h, "CONFIG", 1), 1, "%s", out);
+	cr_assert_eq(bk_h_count(out, "\"kind\":\"GROUP_ADD\""), 5,
+	             "3 at start, gamma's 2 on SIGHUP: %s", out);
+	cr_assert(strstr(out, "beta=venue:XETR"),
+	          "the CONFIG record names the pair not left: %s", out);
+	cr_assert_eq(bk_check(&c, slot_of(&c, "gamma")), BK_HALTED,
+	             "gamma joined a halted group: held at once");
+	cr_assert_eq(bk_check(&c, slot_of(&c, "beta")), BK_HALTED,
+	             "beta was not released by the file");
+	cr_assert_eq(cli(&h, "strategies"), 0, "%s", out);
+	cr_assert(strstr(out, "groups: venue:XETR account:A1"), "%s", out);
+	bk_client_detach(&c);
 	down(&h);
 }
 

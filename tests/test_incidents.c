@@ -148,6 +148,41 @@ Test(incidents, lifecycle_is_audited_and_bad_input_changes_nothing)
 	bk_h_fini(&h);
 }
 
+/*
+ * Trips are open to any local user by default, and so are open, ack and
+ * note (the paperwork of a halt). Declaring the all-clear is not: resolving
+ * an incident needs the resume permission, as resuming trading does.
+ */
+Test(incidents, a_local_user_who_may_trip_may_not_resolve)
+{
+	struct bk_h h;
+	char *argv[12];
+	int n;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root: runs the CLI as another user");
+	up(&h, "incauth", "[commands]\nsocket_mode = 0666\n");
+	bk_h_open_dirs(&h);
+	argv[0] = "incident", argv[1] = "open", argv[2] = "INC-2026-041",
+	argv[3] = "--severity", argv[4] = "P3", argv[5] = "--title", argv[6] = "nobody's",
+	argv[7] = NULL;
+	cr_assert_eq(bk_h_cli_as(&h, 65534, 65534, NULL, argv, out, sizeof(out)), 0, "%s",
+	             out);
+	n = records(&h);
+	argv[1] = "resolve", argv[3] = "--resolution", argv[4] = "all clear, says nobody",
+	argv[5] = NULL;
+	cr_assert_eq(bk_h_cli_as(&h, 65534, 65534, NULL, argv, out, sizeof(out)), 1, "%s",
+	             out);
+	cr_assert(strstr(out, "may not resolve incidents"), "%s", out);
+	cr_assert_eq(records(&h), n + 1, "one REFUSED record, nothing else");
+	cli_is(&h, 0, "list", "incident", "list", NULL);
+	cr_assert(strstr(out, "INC-2026-041") && !strstr(out, "resolved"),
+	          "still open: %s", out);
+	cli_is(&h, 0, "root resolves", "incident", "resolve", "INC-2026-041",
+	       "--resolution", "checked", NULL);
+	bk_h_fini(&h);
+}
+
 Test(incidents, a_trip_with_no_id_opens_one_with_the_mapped_severity)
 {
 	struct bk_h h;
@@ -348,6 +383,8 @@ Test(incidents, status_page_in_a_real_browser_shows_a_trip_within_its_refresh,
 	             page);
 	cr_assert(strstr(page, "Content-Type: text/html"), "%s", page);
 	cr_assert(strstr(page, "default-src 'none'"), "a CSP that forbids loads: %s",
+	          page);
+	cr_assert(strstr(page, "Cache-Control: no-store"), "live state, never cached: %s",
 	          page);
 	for (const char *bad[] = {"<form", "<button", "<input", "<script", "<a ", "href=",
 	                          "src=", "http://", "https://", "url(", "@import", NULL},

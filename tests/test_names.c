@@ -6,6 +6,7 @@
  * operators, alerts and dashboards already use.
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
@@ -140,4 +141,41 @@ Test(names, mode_names_are_the_proto_names_and_parse_back)
 	cr_assert_eq(bk_mode_parse("active-"), -1);
 	cr_assert_eq(bk_mode_parse(""), -1);
 	cr_assert_eq(bk_mode_parse("MODE_HALTED"), -1);
+}
+
+/*
+ * The C example engine carries its own copy of the reason names (it builds
+ * against clients/c alone, which does not name reasons): the same, in order,
+ * as breakerd's, or the example prints another reason than the one in force.
+ */
+Test(names, the_example_engine_names_every_reason_like_breakerd)
+{
+	static char src[1 << 16];
+	FILE *f = fopen(BK_SOURCE_DIR "/clients/examples/engine_loop.c", "r");
+	size_t n;
+	unsigned code = 0;
+	char *p, *end;
+
+	cr_assert_not_null(f);
+	n = fread(src, 1, sizeof(src) - 1, f);
+	fclose(f);
+	src[n] = '\0';
+	p = strstr(src, "reason_names[] = {");
+	cr_assert_not_null(p, "the example's reason table");
+	end = strstr(p, "};");
+	cr_assert_not_null(end);
+	for (p = strchr(p, '"'); p && p < end; p = strchr(p, '"'), code++) {
+		char *q = strchr(p + 1, '"');
+		const char *want = bk_reason_name(code);
+
+		cr_assert_not_null(want, "the example names code %u, breakerd does not",
+		                   code);
+		cr_assert(q && (size_t)(q - p - 1) == strlen(want) &&
+		              !strncmp(p + 1, want, strlen(want)),
+		          "code %u: example '%.*s', breakerd '%s'", code,
+		          (int)(q - p - 1), p + 1, want);
+		p = q + 1;
+	}
+	cr_assert_eq(code, BK_REASON_COUNT, "the example names %u of %d reasons", code,
+	             BK_REASON_COUNT);
 }

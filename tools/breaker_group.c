@@ -46,11 +46,17 @@ int cli_check_group(const char *cmd, const char *tag)
 	return 0;
 }
 
+static void say_group(const struct cli_args *a, const Breaker__Reply *r)
+{
+	(void)r;
+	printf("strategy %s %s group %s", a->pos[1],
+	       strcmp(a->pos[0], "add") == 0 ? "joined" : "left", a->pos[2]);
+}
+
 int cmd_group(struct cli *c, const struct cli_args *a)
 {
 	Breaker__Request req = BREAKER__REQUEST__INIT;
 	Breaker__GroupChange gc = BREAKER__GROUP_CHANGE__INIT;
-	Breaker__Reply *r;
 	bool add = strcmp(a->pos[0], "add") == 0;
 	int rv;
 
@@ -66,19 +72,5 @@ int cmd_group(struct cli *c, const struct cli_args *a)
 	gc.reason = a->reason;
 	req.cmd_case = BREAKER__REQUEST__CMD_GROUP;
 	req.group = &gc;
-	if ((rv = cli_call(c, a->cmd, &req, &r, true)))
-		return rv;
-	if (a->json)
-		json_reply(stdout, r);
-	if (r->status != BREAKER__STATUS__OK) {
-		rv = cli_refused(r);
-	} else if (!a->json) {
-		printf("strategy %s %s group %s", a->pos[1], add ? "joined" : "left",
-		       a->pos[2]);
-		if (r->has_audit_seq)
-			printf(" — audit seq %" PRIu64, r->audit_seq);
-		putchar('\n');
-	}
-	breaker__reply__free_unpacked(r, NULL);
-	return rv;
+	return send_simple(c, a, &req, say_group);
 }

@@ -19,37 +19,21 @@
 
 /* ---- open, ack, note, resolve -------------------------------------------------- */
 
-static int send_incident(struct cli *c, const struct cli_args *a, Breaker__IncidentCmd *m)
+static void say_incident(const struct cli_args *a, const Breaker__Reply *r)
 {
-	Breaker__Request req = BREAKER__REQUEST__INIT;
-	Breaker__Reply *r;
-	int rv;
+	const char *op = a->pos[0];
 
-	req.cmd_case = BREAKER__REQUEST__CMD_INCIDENT;
-	req.incident = m;
-	if ((rv = cli_call(c, a->cmd, &req, &r, true)))
-		return rv;
-	if (a->json)
-		json_reply(stdout, r);
-	if (r->status != BREAKER__STATUS__OK) {
-		rv = cli_refused(r);
-	} else if (!a->json) {
-		printf("incident ");
-		put_name(stdout, r->incident ? r->incident : m->id);
-		printf(" %s", strcmp(m->op, "open") == 0   ? "opened"
-		              : strcmp(m->op, "ack") == 0  ? "acknowledged"
-		              : strcmp(m->op, "note") == 0 ? "noted"
-		                                           : "resolved");
-		if (r->has_audit_seq)
-			printf(" — audit seq %" PRIu64, r->audit_seq);
-		putchar('\n');
-	}
-	breaker__reply__free_unpacked(r, NULL);
-	return rv;
+	printf("incident ");
+	put_name(stdout, r->incident ? r->incident : a->npos > 1 ? a->pos[1] : "?");
+	printf(" %s", strcmp(op, "open") == 0   ? "opened"
+	              : strcmp(op, "ack") == 0  ? "acknowledged"
+	              : strcmp(op, "note") == 0 ? "noted"
+	                                        : "resolved");
 }
 
 int cmd_incident_life(struct cli *c, const struct cli_args *a)
 {
+	Breaker__Request req = BREAKER__REQUEST__INIT;
 	Breaker__IncidentCmd m = BREAKER__INCIDENT_CMD__INIT;
 	const char *op = a->pos[0];
 	int want = strcmp(op, "note") == 0 ? 3 : 2, rv;
@@ -90,7 +74,9 @@ int cmd_incident_life(struct cli *c, const struct cli_args *a)
 	m.title = a->title;
 	m.commander = a->commander;
 	m.text = want == 3 ? a->pos[2] : a->resolution;
-	return send_incident(c, a, &m);
+	req.cmd_case = BREAKER__REQUEST__CMD_INCIDENT;
+	req.incident = &m;
+	return send_simple(c, a, &req, say_incident);
 }
 
 /* ---- list and stats: from the log -------------------------------------------- */
