@@ -567,3 +567,115 @@ Test(anchor, an_anchor_deleted_and_written_again_shows, .timeout = 180)
 	bk_h_fini(&h);
 	bk_ec_stop(&ec);
 }
+
+/* One call on the cluster's JSON gateway as a plain (no auth) client. */
+static void ec_call(struct bk_ec *ec, const char *path, const char *body)
+{
+	struct bk_etcd_conn conn;
+	cJSON *rep;
+
+	cr_assert_eq(bk_etcd_conn_init(&conn, ec->endpoints, 5000), 0);
+	cr_assert_eq(bk_etcd_post(&conn, path, body, true, &rep), 0, "%s %s: %s", path,
+	             body, conn.err);
+	cJSON_Delete(rep);
+	bk_etcd_conn_free(&conn);
+}
+
+/* Grant role perm on every key starting with prefix. */
+static void ec_grant(struct bk_ec *ec, const char *role, const char *perm,
+                     const char *prefix)
+{
+	char body[512], k[128], e[128];
+
+	bk_etcd_b64(prefix, strlen(prefix), k, sizeof(k));
+	bk_etcd_prefix_end_b64(prefix, e, sizeof(e));
+	snprintf(body, sizeof(body),
+	         "{\"name\":\"%s\",\"perm\":{\"permType\":\"%s\",\"key\":\"%s\","
+	         "\"range_end\":\"%s\"}}",
+	         role, perm, k, e);
+	ec_call(ec, "/v3/auth/role/grant", body);
+}
+
+/* The role security.md recommends for a host: read on the cluster's
+ * prefix, read-write on its own anchors/, hosts/ and acks/ keys. */
+static void host_role(struct bk_ec *ec, const char *host)
+{
+	char body[256], role[64], key[128];
+	const char *own[] = {"anchors/%s/", "hosts/%s", "acks/%s"};
+
+	snprintf(role, sizeof(role), "role-%s", host);
+	snprintf(body, sizeof(body), "{\"name\":\"%s\"}", role);
+	ec_call(ec, "/v3/auth/role/add", body);
+	ec_grant(ec, role, "READ", "/breaker/v1/cr/");
+	for (int i = 0; i < 3; i++) {
+		char k[64];
+		snprintf(k, sizeof(k), own[i], host);
+		snprintf(key, sizeof(key), "/breaker/v1/cr/%s", k);
+		ec_grant(ec, role, "READWRITE", key);
+	}
+	snprintf(body, sizeof(body), "{\"name\":\"%s\",\"password\":\"%s-pw\"}", host,
+	         host);
+	ec_call(ec, "/v3/auth/user/add", body);
+	snprintf(body, sizeof(body), "{\"user\":\"%s\",\"role\":\"%s\"}", host, role);
+	ec_call(ec, "/v3/auth/user/grant", body);
+}
+
+/* With one etcd user per host and the role security.md recommends, each
+ * breakerd mirrors, acks and anchors; one host's credentials cannot write
+ * another host's anchors at all (etcd refuses). */
+Test(anchor, per_host_etcd_roles_keep_hosts_off_each_others_anchors, .timeout = 180)
+{
+	struct bk_etcd_conn conn;
+	struct bk_ec ec;
+	struct bk_h a, b;
+	char dir[] = "/tmp/bk-anchor-pw-XXXXXX", pw[128], ini[512];
+	const char *hosts[] = {"ra", "rb"};
+
+	bk_ec_start(&ec, "ar");
+	ec_call(&ec, "/v3/auth/role/add", "{\"name\":\"root\"}");
+	ec_call(&ec, "/v3/auth/user/add", "{\"name\":\"root\",\"password\":\"root-pw\"}");
+	ec_call(&ec, "/v3/auth/user/grant", "{\"user\":\"root\",\"role\":\"root\"}");
+	host_role(&ec, "ra");
+	host_role(&ec, "rb");
+	ec_call(&ec, "/v3/auth/enable", "{}");
+	cr_assert_not_null(mkdtemp(dir));
+	for (int i = 0; i < 2; i++) {
+		snprintf(pw, sizeof(pw), "%s/%s.pw", dir, hosts[i]);
+		FILE *f = fopen(pw, "w");
+		cr_assert_not_null(f);
+		fprintf(f, "%s-pw\n", hosts[i]);
+		fclose(f);
+	}
+	char ca[1024];
+	snprintf(ini, sizeof(ini), "user = ra\npassword_file = %s/ra.pw\n", dir);
+	bk_ec_ini(&ec, "cr", "ra", ini, ca, sizeof(ca));
+	bk_h_init(&a, "ra", ca);
+	bk_h_start(&a);
+	snprintf(ini, sizeof(ini), "user = rb\npassword_file = %s/rb.pw\n", dir);
+	bk_ec_ini(&ec, "cr", "rb", ini, ca, sizeof(ca));
+	bk_h_init(&b, "rb", ca);
+	bk_h_start(&b);
+	some_history(&a);
+	anchored_up_to_date(&a);
+	anchored_up_to_date(&b);
+
+	/* rb's credentials (what a root on host rb holds) against ra's anchors */
+	cr_assert_eq(bk_etcd_conn_init(&conn, ec.endpoints, 5000), 0);
+	bk_etcd_conn_auth(&conn, "rb", "rb-pw");
+	int64_t rv =
+	    bk_etcd_put(&conn, "/breaker/v1/cr/anchors/ra/00000000000000000999", "{}", 0);
+	cr_assert_lt(rv, 0, "etcd let rb write under ra's anchors");
+	cr_assert_gt(
+	    bk_etcd_put(&conn, "/breaker/v1/cr/anchors/rb/00000000000000000999", "{}", 0),
+	    0, "%s", conn.err);
+	bk_etcd_conn_free(&conn);
+	/* ra's anchors untouched: still passes */
+	int rc =
+	    bk_h_cli_all(&a, out, sizeof(out), "audit", "--verify", "--anchors", NULL);
+	cr_assert_eq(rc, 0, "%d: %s", rc, out);
+	bk_h_fini(&a);
+	bk_h_fini(&b);
+	bk_ec_stop(&ec);
+	snprintf(pw, sizeof(pw), "rm -rf %s", dir);
+	cr_assert_eq(system(pw), 0);
+}
