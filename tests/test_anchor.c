@@ -432,6 +432,18 @@ Test(anchor, a_log_ahead_of_its_anchor_passes_and_a_trip_is_anchored_at_once,
 	rc = bk_h_cli(&h, out, sizeof(out), "trip", "manual_halt", "--reason", "x", NULL);
 	cr_assert_eq(rc, 0, "%s", out);
 	anchored_up_to_date(&h);
+	/* firm records too (FIRM_FORWARDED, FIRM_APPLIED) */
+	rc = bk_h_cli(&h, out, sizeof(out), "register", "beta", NULL);
+	cr_assert_eq(rc, 0, "%s", out);
+	rc = bk_h_cli(&h, out, sizeof(out), "trip", "kill_switch", "--firm", "--reason",
+	              "y", NULL);
+	cr_assert_eq(rc, 0, "%s", out);
+	uint64_t end = bk_h_mono_ms() + WAIT_MS; /* the watch brings it back */
+	while (bk_h_cli(&h, out, sizeof(out), "audit", NULL) == 0 &&
+	       !strstr(out, "FIRM_APPLIED") && bk_h_mono_ms() < end)
+		usleep(50 * 1000);
+	cr_assert(strstr(out, "FIRM_APPLIED"), "%s", out);
+	anchored_up_to_date(&h);
 	bk_h_fini(&h);
 	bk_ec_stop(&ec);
 }
@@ -678,4 +690,45 @@ Test(anchor, per_host_etcd_roles_keep_hosts_off_each_others_anchors, .timeout = 
 	bk_ec_stop(&ec);
 	snprintf(pw, sizeof(pw), "rm -rf %s", dir);
 	cr_assert_eq(system(pw), 0);
+}
+
+/* A host that was down during a firm trip and release: the merged export
+ * says on which hosts each revision was NOT applied. */
+Test(anchor, incident_export_names_the_hosts_a_firm_revision_missed, .timeout = 180)
+{
+	static char all[1 << 18];
+	char la[512], lb[512], seen[32];
+	struct bk_ec ec;
+	struct bk_h a, b;
+	int rc;
+
+	bk_ec_start(&ec, "an");
+	host_up(&a, &ec, "nx-a", NULL);
+	host_up(&b, &ec, "nx-b", NULL);
+	cr_assert_eq(bk_h_stop(&b), 0);
+	rc = bk_h_cli_all(&a, out, sizeof(out), "trip", "manual_halt", "--firm",
+	                  "--reason", "b is down", NULL);
+	cr_assert_eq(rc, 0, "%s", out);
+	rc = bk_h_cli(&a, out, sizeof(out), "status", "--firm", NULL);
+	snprintf(seen, sizeof(seen), "%lld", mod_rev_of(out));
+	rc = bk_h_cli_all(&a, out, sizeof(out), "resume", "--firm", "--revision", seen,
+	                  "--to", "active", "--force", "--reason", "all clear", NULL);
+	cr_assert_eq(rc, 0, "%s", out);
+	/* both revisions applied on a: wait for its FIRM_APPLIED records */
+	uint64_t end = bk_h_mono_ms() + WAIT_MS;
+	while (bk_h_cli(&a, out, sizeof(out), "audit", NULL) == 0 &&
+	       bk_h_count(out, "FIRM_APPLIED") < 2 && bk_h_mono_ms() < end)
+		usleep(50 * 1000);
+	cr_assert_eq(bk_h_stop(&a), 0);
+	snprintf(la, sizeof(la), "nx-a=%s", a.cfg.audit_path);
+	snprintf(lb, sizeof(lb), "nx-b=%s", b.cfg.audit_path);
+	rc = bk_h_cli_all(&a, all, sizeof(all), "incident", "export", "--log", la,
+	                  "--log", lb, NULL);
+	cr_assert_eq(rc, 0, "%d: %s", rc, all);
+	cr_assert_eq(bk_h_count(all, "applied on 1 of 2 hosts (nx-a); spread "), 2, "%s",
+	             all);
+	cr_assert_eq(bk_h_count(all, "; NOT on nx-b"), 2, "%s", all);
+	bk_h_fini(&a);
+	bk_h_fini(&b);
+	bk_ec_stop(&ec);
 }
