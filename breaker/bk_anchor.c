@@ -44,6 +44,7 @@ struct bk_anchor {
 	uint64_t scanned_end;      /* log bytes whose kinds were looked at */
 	bool urgent;               /* an important record is not anchored yet */
 	unsigned puts;
+	atomic_uint_fast64_t anchored; /* last.seq, for /metrics (loop thread) */
 };
 
 static uint64_t mono_ns(void)
@@ -225,6 +226,7 @@ static void step(struct bk_anchor *a, bool last)
 		return;
 	}
 	a->last = h;
+	atomic_store(&a->anchored, h.seq);
 	a->last_ns = now;
 	a->retry_ns = 0;
 	a->urgent = false;
@@ -278,6 +280,11 @@ int bk_anchor_start(struct bk_anchor **out, const struct bk_daemon *d, const cha
 	a->started = true;
 	*out = a;
 	return 0;
+}
+
+uint64_t bk_anchor_seq(const struct bk_anchor *a)
+{
+	return a ? atomic_load(&((struct bk_anchor *)a)->anchored) : 0;
 }
 
 void bk_anchor_stop(struct bk_anchor *a)

@@ -56,6 +56,8 @@ int bk_anchor_prefix(char *buf, size_t len, const char *cluster, const char *hos
  * 0 with *out set, or -errno. */
 int bk_anchor_start(struct bk_anchor **out, const struct bk_daemon *d, const char *host,
                     const char *user, const char *password);
+/* The last audit seq anchored (0: none yet, or a NULL). Any thread. */
+uint64_t bk_anchor_seq(const struct bk_anchor *a);
 /* One last anchor of the final head, then stop and free. NULL is fine. */
 void bk_anchor_stop(struct bk_anchor *a);
 

@@ -968,3 +968,8 @@ const char *bk_etcd_latch_prefix(const struct bk_daemon *d)
 {
 	return d->etcd ? d->etcd->latch_prefix : "";
 }
+
+uint64_t bk_etcd_anchored_seq(const struct bk_daemon *d)
+{
+	return d->etcd ? bk_anchor_seq(d->etcd->anchor) : 0;
+}

@@ -420,8 +420,13 @@ Test(anchor, a_log_ahead_of_its_anchor_passes_and_a_trip_is_anchored_at_once,
 	struct bk_h h;
 	int rc;
 
+	char extra[256];
+	int port = bk_h_free_port();
+
 	bk_ec_start(&ec, "ad");
-	host_up(&h, &ec, "ad-a", "anchor_period_ms = 3600000\n");
+	snprintf(extra, sizeof(extra),
+	         "anchor_period_ms = 3600000\n[metrics]\nlisten = 127.0.0.1:%d\n", port);
+	host_up(&h, &ec, "ad-a", extra);
 	anchored_up_to_date(&h); /* the BOOT record */
 	rc = bk_h_cli(&h, out, sizeof(out), "register", "alpha", NULL);
 	cr_assert_eq(rc, 0, "%s", out);
@@ -429,6 +434,12 @@ Test(anchor, a_log_ahead_of_its_anchor_passes_and_a_trip_is_anchored_at_once,
 	rc = bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", "--anchors", NULL);
 	cr_assert_eq(rc, 0, "%d: %s", rc, out);
 	cr_assert(strstr(out, "the log is 1 record ahead of it"), "%s", out);
+	/* monitoring sees the same: anchored seq 1 of 2 durable */
+	static char page[1 << 20];
+	const char *body;
+	cr_assert_eq(bk_h_http_get(port, "/metrics", page, sizeof(page), &body), 200);
+	cr_assert(strstr(body, "\nbreaker_audit_anchored_seq 1\n"), "%s", body);
+	cr_assert(strstr(body, "\nbreaker_audit_last_durable_seq 2\n"), "%s", body);
 	rc = bk_h_cli(&h, out, sizeof(out), "trip", "manual_halt", "--reason", "x", NULL);
 	cr_assert_eq(rc, 0, "%s", out);
 	anchored_up_to_date(&h);
