@@ -368,6 +368,8 @@ Test(anchor, incident_export_merges_hosts_and_correlates_firm_revisions, .timeou
 	cr_assert_eq(rc, 0, "%s", all);
 	cr_assert_eq(bk_h_count(all, "\"firm_event\""), 2, "%s", all);
 	cr_assert(strstr(all, "\"applied_on\":[\"mx-a\",\"mx-b\"]"), "%s", all);
+	cr_assert(strstr(all, "{\"logs\":[{\"host\":\"mx-a\""), "%s", all);
+	cr_assert_eq(bk_h_count(all, "\"merged\":true"), 2, "%s", all);
 
 	/* --anchors: each log checked against its host's anchors too */
 	rc = bk_h_cli_all(&a, all, sizeof(all), "incident", "export", "--anchors",
@@ -392,6 +394,9 @@ Test(anchor, incident_export_merges_hosts_and_correlates_firm_revisions, .timeou
 	cr_assert(strstr(all, "the log was rewritten at or before record"), "%s", all);
 	cr_assert(strstr(all, "host mx-a: audit log"), "%s", all);
 	cr_assert(strstr(all, "does not match its anchors in etcd: NOT merged"), "%s",
+	          all);
+	cr_assert(strstr(all, "| mx-a | "), "%s", all);
+	cr_assert(strstr(all, "does NOT match its anchors in etcd: not merged |"), "%s",
 	          all);
 	cr_assert_null(strstr(all, "routine test"), "%s", all);
 	cr_assert(strstr(all, "applied on 1 of 1 hosts (mx-b)"), "%s", all);

@@ -29,7 +29,8 @@ struct mlog {
 	char label[64];
 	const char *path;
 	bool ok;
-	bool anchored; /* --anchors: it matches its host's anchors in etcd */
+	bool anchored;    /* --anchors: it matches its host's anchors in etcd */
+	bool off_anchors; /* --anchors: it does not (or there are none) */
 	struct bk_audit_scan scan;
 	size_t records; /* in the period */
 };
@@ -327,6 +328,7 @@ static int read_one(struct cli *c, struct merge *m, int h)
 			return arv; /* etcd unreachable, refused: no half answer */
 		l->ok = arv == BX_OK;
 		l->anchored = l->ok;
+		l->off_anchors = !l->ok;
 		if (!l->ok) {
 			drop(m, l, before);
 			fprintf(
@@ -350,6 +352,27 @@ static int read_one(struct cli *c, struct merge *m, int h)
 	return 0;
 }
 
+/* JSON: the first line says which logs were merged. */
+static void json_head(const struct merge *m)
+{
+	fputs("{\"logs\":[", stdout);
+	for (int h = 0; h < m->n_logs; h++) {
+		const struct mlog *l = &m->logs[h];
+		fputs(h ? ",{\"host\":" : "{\"host\":", stdout);
+		json_str(stdout, l->label);
+		fputs(",\"path\":", stdout);
+		json_str(stdout, l->path);
+		printf(",\"verified\":%s,\"anchors\":\"%s\",\"last_seq\":%" PRIu64
+		       ",\"records\":%zu,\"merged\":%s}",
+		       l->ok || l->off_anchors ? "true" : "false",
+		       l->anchored      ? "match"
+		       : l->off_anchors ? "MISMATCH"
+		                        : "unchecked",
+		       l->scan.last_seq, l->records, l->ok ? "true" : "false");
+	}
+	fputs("]}\n", stdout);
+}
+
 static void md_head(const struct merge *m)
 {
 	char t1[BX_TIME_LEN], t2[BX_TIME_LEN];
@@ -361,10 +384,16 @@ static void md_head(const struct merge *m)
 	printf("\n\n| host | audit log | chain | records |\n|---|---|---|---|\n");
 	for (int h = 0; h < m->n_logs; h++) {
 		const struct mlog *l = &m->logs[h];
-		printf("| %s | %s | ", l->label, l->path);
+		fputs("| ", stdout);
+		put_md(stdout, l->label);
+		fputs(" | ", stdout);
+		put_md(stdout, l->path);
+		fputs(" | ", stdout);
 		if (l->ok)
 			printf("OK, last seq %" PRIu64 "%s", l->scan.last_seq,
 			       l->anchored ? ", matches its anchors in etcd" : "");
+		else if (l->off_anchors)
+			fputs("does NOT match its anchors in etcd: not merged", stdout);
 		else
 			fputs("FAILED verification: not merged", stdout);
 		printf(" | %zu |\n", l->records);
@@ -416,7 +445,9 @@ int cli_incident_merge(struct cli *c, const struct cli_args *a)
 		}
 	}
 	if (rv == 0) {
-		if (!m->json)
+		if (m->json)
+			json_head(m);
+		else
 			md_head(m);
 		for (size_t i = 0; i < m->n; i++)
 			put_line(m, &m->r[i]);
