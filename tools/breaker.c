@@ -837,7 +837,8 @@ static const struct cmd cmds[] = {
      "export|open|ack|note|resolve|list|stats",
      "export --since TIME [--until TIME] [--format md|json] [--file PATH]\n"
      "       breaker incident export ID [--format md|json] [--file PATH]\n"
-     "       breaker incident export --log [HOST=]PATH --log ... [--since TIME]\n"
+     "       breaker incident export --log [HOST=]PATH --log ... [--anchors] [--since "
+     "TIME]\n"
      "       breaker incident open [ID] --severity P1..P4 --title TEXT [--commander "
      "NAME]\n"
      "       breaker incident ack ID | note ID TEXT | resolve ID --resolution TEXT\n"
