@@ -234,6 +234,23 @@ Test(anchor, a_log_cut_below_its_anchor_fails_even_when_rechained, .timeout = 18
 	cr_assert_eq(rc, 4, "a cut log must fail against its anchors: %d: %s", rc, out);
 	cr_assert(strstr(out, "records were cut off"), "%s", out);
 	log_free(&l);
+
+	/* breakerd started on the cut log writes a fork (new records at the
+	 * anchored seqs): its puts are refused (create-only) and logged, and
+	 * the check fails on the fork */
+	bk_h_start(&h);
+	rc = bk_h_cli(&h, out, sizeof(out), "trip", "manual_halt", "--reason", "fork",
+	              NULL);
+	cr_assert_eq(rc, 0, "%s", out);
+	static char dlog[1 << 16];
+	uint64_t end = bk_h_mono_ms() + WAIT_MS;
+	while (bk_h_slurp(h.log, dlog, sizeof(dlog)) >= 0 &&
+	       !strstr(dlog, "already in etcd with hash") && bk_h_mono_ms() < end)
+		usleep(50 * 1000);
+	cr_assert(strstr(dlog, "already in etcd with hash"), "%s", dlog);
+	rc = bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", "--anchors", NULL);
+	cr_assert_eq(rc, 4, "a fork must fail against its anchors: %d: %s", rc, out);
+	cr_assert(strstr(out, "the log was rewritten at or before record"), "%s", out);
 	bk_h_fini(&h);
 	bk_ec_stop(&ec);
 }

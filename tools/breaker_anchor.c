@@ -100,16 +100,6 @@ static int judge(const char *path, const char *host, const struct anch *x,
 			                " was overwritten in etcd (version %" PRId64
 			                "; breakerd writes each anchor once)",
 			                r->seq, r->version);
-		/* breakerd anchors in seq order: a later etcd revision for an
-		 * older record means that anchor was deleted and written again */
-		if (i && r->mod_rev <= x->r[i - 1].mod_rev)
-			return tampered(path, host,
-			                "the anchor of record %" PRIu64
-			                " was written after the anchor of record %" PRIu64
-			                " (etcd revisions %" PRId64 " and %" PRId64
-			                "): anchors were deleted and written again",
-			                x->r[i - 1].seq, r->seq, x->r[i - 1].mod_rev,
-			                r->mod_rev);
 	}
 	if (x->bad < x->n) {
 		r = &x->r[x->bad];
@@ -130,6 +120,19 @@ static int judge(const char *path, const char *host, const struct anch *x,
 		                "): records were cut off, or the log was rolled back",
 		                s->last_seq, r->seq, fmt_time(t, r->time_ns, 3),
 		                r->mod_rev);
+	/* breakerd anchors one chain in seq order: a later etcd revision for
+	 * an older record means that anchor was deleted and written again, or
+	 * a second chain (a fork) was anchored under this host */
+	for (size_t i = 1; i < x->n; i++)
+		if (x->r[i].mod_rev <= x->r[i - 1].mod_rev)
+			return tampered(path, host,
+			                "the anchor of record %" PRIu64
+			                " was written after the anchor of record %" PRIu64
+			                " (etcd revisions %" PRId64 " and %" PRId64
+			                "): anchors were deleted and written again, or "
+			                "another log was anchored as this host's",
+			                x->r[i - 1].seq, x->r[i].seq, x->r[i - 1].mod_rev,
+			                x->r[i].mod_rev);
 	if (quiet)
 		return BX_OK;
 	if (json)
