@@ -761,6 +761,16 @@ Test(anchor, incident_export_names_the_hosts_a_firm_revision_missed, .timeout = 
 	cr_assert_eq(bk_h_count(all, "applied on 1 of 2 hosts (nx-a); spread "), 2, "%s",
 	             all);
 	cr_assert_eq(bk_h_count(all, "; NOT on nx-b"), 2, "%s", all);
+	/* --since/--until bound the records merged */
+	rc = bk_h_cli_all(&a, all, sizeof(all), "incident", "export", "--since", "1h",
+	                  "--until", "30m", "--log", la, "--log", lb, NULL);
+	cr_assert_eq(rc, 0, "%d: %s", rc, all);
+	cr_assert_null(strstr(all, "FIRM LATCH"), "%s", all);
+	cr_assert(strstr(all, "| nx-a | "), "%s", all);
+	rc = bk_h_cli_all(&a, all, sizeof(all), "incident", "export", "--since", "30m",
+	                  "--until", "1h", "--log", la, NULL);
+	cr_assert_eq(rc, 2, "%d: %s", rc, all);
+	cr_assert(strstr(all, "--until is before --since"), "%s", all);
 	bk_h_fini(&a);
 	bk_h_fini(&b);
 	bk_ec_stop(&ec);

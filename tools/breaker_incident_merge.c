@@ -424,6 +424,8 @@ int cli_incident_merge(struct cli *c, const struct cli_args *a)
 		rv = cli_usage_error(a->cmd, "bad --since '%s'", a->since);
 	else if (a->until && parse_since(a->until, now_wall_ns(), &m->until) < 0)
 		rv = cli_usage_error(a->cmd, "bad --until '%s'", a->until);
+	else if (m->until < m->since)
+		rv = cli_usage_error(a->cmd, "--until is before --since");
 	m->anchors = a->anchors;
 	if (rv == 0 && m->anchors && (rv = cli_config(c)) == 0 && !c->cfg.cluster_name[0])
 		rv = cli_usage_error(a->cmd, "--anchors needs a [cluster] section (name, "
