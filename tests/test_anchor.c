@@ -608,6 +608,14 @@ Test(anchor, an_anchor_deleted_and_written_again_shows, .timeout = 180)
 	rc = bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", "--anchors", NULL);
 	cr_assert_eq(rc, 4, "%d: %s", rc, out);
 	cr_assert(strstr(out, "anchors were deleted and written again"), "%s", out);
+	/* an anchor that is not an anchor's JSON: said, never skipped */
+	cr_assert_gt(bk_etcd_put(&conn,
+	                         "/breaker/v1/ca/anchors/ah-a/00000000000000099999",
+	                         "not json", 0),
+	             0);
+	rc = bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", "--anchors", NULL);
+	cr_assert_eq(rc, 4, "%d: %s", rc, out);
+	cr_assert(strstr(out, "cannot be read (not an anchor's JSON)"), "%s", out);
 	bk_etcd_conn_free(&conn);
 	bk_h_fini(&h);
 	bk_ec_stop(&ec);
