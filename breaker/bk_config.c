@@ -116,6 +116,8 @@ int bk_config_defaults(struct bk_config *cfg, const char *instance)
 	cfg->cluster_probe_ns = 100ull * 1000 * 1000;
 	cfg->cluster_probe_timeout_ns = 300ull * 1000 * 1000;
 	cfg->cluster_lease_s = 5;
+	cfg->cluster_anchor_period_ns = 10000ull * 1000 * 1000;
+	cfg->cluster_anchor_keep = 1000;
 	cfg->max_msg = 16 * 1024;
 	cfg->reason_max = 1024;
 	cfg->shm_mode = 0644;
@@ -1151,6 +1153,10 @@ static const struct key_def keys[] = {
     {KEY("cluster", "probe_timeout_ms", KEY_UINT), FIELD(cluster_probe_timeout_ns),
      RANGE(10, 60000), .scale = 1000000},
     {KEY("cluster", "lease_ttl_s", KEY_UINT), FIELD(cluster_lease_s), RANGE(2, 3600)},
+    {KEY("cluster", "anchor_period_ms", KEY_UINT), FIELD(cluster_anchor_period_ns),
+     RANGE(0, 3600000), .scale = 1000000, .why = "ms; 0 = no anchors in etcd"},
+    {KEY("cluster", "anchor_keep", KEY_UINT), FIELD(cluster_anchor_keep),
+     RANGE(16, 5000)},
     {KEY("cluster", "user", KEY_FN), .fn = key_cluster_word,
      .why = "1..63 of [A-Za-z0-9._:-]"},
     {KEY("cluster", "password_file", KEY_PATH), FIELD(cluster_password_file),

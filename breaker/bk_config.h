@@ -145,6 +145,10 @@ struct bk_config {
 	uint64_t cluster_probe_ns;    /* a linearizable read this often */
 	uint64_t cluster_probe_timeout_ns;
 	uint32_t cluster_lease_s; /* hosts/ and acks/ keys' lease */
+	/* the audit chain head in etcd (bk_anchor.h): at most this often while
+	 * only minor records arrive (0: off), the newest anchor_keep kept */
+	uint64_t cluster_anchor_period_ns;
+	uint32_t cluster_anchor_keep;
 	/* etcd authentication: this user, its password in this file ("": none) */
 	char cluster_user[64];
 	char cluster_password_file[PATH_MAX];

@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 #include <openssl/sha.h>
 
+#include "bk_anchor.h"
 #include "bk_daemon.h"
 #include "bk_etcd.h"
 #include "bk_etcd_kv.h"
@@ -62,6 +63,7 @@ struct bk_etcd {
 	bool link_lost; /* the loop saw no contact for T1: say when it is back */
 	struct bk_etcd_latch prev[BK_ETCD_LATCHES]; /* the view before, to audit */
 	int n_prev;
+	struct bk_anchor *anchor; /* the audit chain head in etcd (bk_anchor.h) */
 };
 
 static uint64_t mono_ns(void)
@@ -663,7 +665,8 @@ int bk_etcd_start(struct bk_daemon *d)
 		e->started_watch = true;
 	if (pthread_create(&e->probe_thr, NULL, probe_main, e) == 0)
 		e->started_probe = true;
-	if (!e->started_watch || !e->started_probe) {
+	if (!e->started_watch || !e->started_probe ||
+	    bk_anchor_start(&e->anchor, d, e->host, e->user, e->password) < 0) {
 		bk_etcd_stop(d);
 		return -EAGAIN;
 	}
@@ -684,6 +687,7 @@ void bk_etcd_stop(struct bk_daemon *d)
 	if (!e)
 		return;
 	bk_fwd_stop(d);
+	bk_anchor_stop(e->anchor); /* its last put: the final head */
 	atomic_store(&e->stop, true);
 	if (e->started_watch)
 		pthread_join(e->watch_thr, NULL);
@@ -971,4 +975,9 @@ int bk_etcd_view_latch(const struct bk_daemon *d, const char *scope, int *reason
 const char *bk_etcd_latch_prefix(const struct bk_daemon *d)
 {
 	return d->etcd ? d->etcd->latch_prefix : "";
+}
+
+uint64_t bk_etcd_anchored_seq(const struct bk_daemon *d)
+{
+	return d->etcd ? bk_anchor_seq(d->etcd->anchor) : 0;
 }

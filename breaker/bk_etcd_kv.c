@@ -346,6 +346,7 @@ int64_t bk_etcd_cas(struct bk_etcd_conn *c, const char *key, int64_t mod_rev,
 	    op[sizeof(v) + sizeof(k) + 64];
 	char body[sizeof(op) + sizeof(k) + 200];
 	const cJSON *ok;
+	bool succeeded;
 	cJSON *rep;
 	int64_t rev;
 	int err;
@@ -367,8 +368,9 @@ int64_t bk_etcd_cas(struct bk_etcd_conn *c, const char *key, int64_t mod_rev,
 		return err;
 	ok = cJSON_GetObjectItem(rep, "succeeded"); /* absent: false */
 	rev = bk_etcd_i64(cJSON_GetObjectItem(rep, "header"), "revision");
+	succeeded = cJSON_IsTrue(ok); /* before the delete: ok points into rep */
 	cJSON_Delete(rep);
-	if (!cJSON_IsTrue(ok))
+	if (!succeeded)
 		return -ESTALE;
 	return rev > 0 ? rev : -EPROTO;
 }

@@ -408,3 +408,8 @@ int cli_firm_status(struct cli *c, const struct cli_args *a)
 	bk_etcd_conn_free(&conn);
 	return BX_OK;
 }
+
+int cli_firm_conn(struct cli *c, const char *cmd, struct bk_etcd_conn *conn)
+{
+	return firm_conn(c, cmd, conn);
+}
