@@ -92,6 +92,8 @@ int bk_etcd_view_latch(const struct bk_daemon *d, const char *scope, int *reason
 /* The member (index in [cluster] endpoints) that gave the probe's last
  * linearizable answer, -1 if none yet: where an etcd call should go first. */
 int bk_etcd_good_member(const struct bk_daemon *d);
+/* The last audit seq anchored in etcd (bk_anchor.h); 0: none, or no [cluster]. */
+uint64_t bk_etcd_anchored_seq(const struct bk_daemon *d);
 
 /* This cluster's prefix, /breaker/v1/<cluster>/latch/. */
 const char *bk_etcd_latch_prefix(const struct bk_daemon *d);

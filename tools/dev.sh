@@ -34,6 +34,8 @@ PACKAGES="$PACKAGES etcd-server etcd-client libcurl4-openssl-dev libcjson-dev"
 # nftables + iproute2: tests/test_netns.c cuts links between network
 # namespaces (ip netns, veth, bridge) with nft rules (partition scenarios).
 PACKAGES="$PACKAGES nftables iproute2"
+# openssl: the tests' throwaway PKIs (bk_pki_make: TLS roles, etcd client certs).
+PACKAGES="$PACKAGES openssl"
 # mandoc: the man_lint test (mandoc -Tlint on man/). dpkg-dev, adduser: the
 # package_install test (cpack's dpkg-shlibdeps; the package's postinst).
 # openjdk-17-jdk-headless: the Java client (clients/java, javac from CMake).
