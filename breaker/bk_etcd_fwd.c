@@ -73,11 +73,10 @@ struct bk_fwd {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct fwd_job jobs[FWD_JOBS];
-	struct bk_etcd_conn conn; /* the thread's */
-	const struct bk_daemon *d;
 	struct bk_etcd_conn conn;               /* the thread's */
 	struct fwd_answer answers[FWD_ANSWERS]; /* the loop's alone */
 	unsigned next_answer;
+	const struct bk_daemon *d;
 };
 
 static void *fwd_main(void *arg)
