@@ -241,7 +241,7 @@ void bk_nn_down(struct bk_nn *w)
 
 	if (!w->pfx[0])
 		return;
-	if (w->root_fd >= 0 && setns(w->root_fd, CLONE_NEWNET) != 0)
+	if (w->root_fd >= 0 && w->hub_fd >= 0 && setns(w->root_fd, CLONE_NEWNET) != 0)
 		fprintf(stderr, "netns harness: setns back: %s\n", strerror(errno));
 	if (w->ec.dir[0])
 		bk_ec_stop(&w->ec);
