@@ -277,14 +277,23 @@ void bk_nn_cut(struct bk_nn *w, int node, int dirs)
 	         dirs & BK_NN_OUT ? "oifname eth0 drop" : "");
 }
 
+void bk_nn_cut_from(struct bk_nn *w, int node, const int *peers, int n)
+{
+	char set[256] = "", addr[32], in[300], out[300];
+	size_t off = 0;
+
+	for (int i = 0; i < n; i++)
+		off +=
+		    (size_t)snprintf(set + off, sizeof(set) - off, "%s%s", i ? ", " : "",
+		                     bk_nn_addr(peers[i], addr, sizeof(addr)));
+	snprintf(in, sizeof(in), "ip saddr { %s } drop", set);
+	snprintf(out, sizeof(out), "ip daddr { %s } drop", set);
+	nn_rules(w, node, in, out);
+}
+
 void bk_nn_cut_pair(struct bk_nn *w, int node, int peer)
 {
-	char addr[32], in[64], out[64];
-
-	bk_nn_addr(peer, addr, sizeof(addr));
-	snprintf(in, sizeof(in), "ip saddr %s drop", addr);
-	snprintf(out, sizeof(out), "ip daddr %s drop", addr);
-	nn_rules(w, node, in, out);
+	bk_nn_cut_from(w, node, &peer, 1);
 }
 
 void bk_nn_loss(struct bk_nn *w, int node, int pct)

@@ -61,6 +61,8 @@ void bk_nn_hub(struct bk_nn *w);
 void bk_nn_cut(struct bk_nn *w, int node, int dirs);
 /* Drop node's packets to and from peer (another node's address) only. */
 void bk_nn_cut_pair(struct bk_nn *w, int node, int peer);
+/* The same for the n nodes in peers[]. */
+void bk_nn_cut_from(struct bk_nn *w, int node, const int *peers, int n);
 /* Drop pct % of node's packets on eth0, each way, at random (nft numgen). */
 void bk_nn_loss(struct bk_nn *w, int node, int pct);
 /* Remove every rule on node: its link is whole again. */

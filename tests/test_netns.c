@@ -467,10 +467,13 @@ static void same_applied(int healthy, int cut)
 /* One member cut off both ways (victim: the leader or a follower). The
  * healthy hosts never fail closed; a firm trip made meanwhile reaches both
  * hosts; after the heal a firm resume releases both. */
-static void member_cut(const char *tag, bool leader)
+static void member_cut(const char *tag, bool leader, bool peers_only)
 {
 	long long rels[1], trip, term0 = 0, term1 = 0;
 	int lead = -1, victim, n;
+	const char *what = leader       ? "leader"
+	                   : peers_only ? "follower (from its peers only)"
+	                                : "follower";
 
 	world_up(tag, 2, NULL); /* documented T1/T2 (2500/5000 ms) */
 	/* the same leader twice, half a second apart: a settled cluster */
@@ -491,13 +494,17 @@ static void member_cut(const char *tag, bool leader)
 		cr_assert_neq(lead, 0);
 	}
 	victim = leader ? lead : 0;
-	bk_nn_cut(&W, victim, BK_NN_BOTH);
+	if (peers_only) { /* from the other members; hosts still reach it */
+		int peers[] = {1, 2};
+		bk_nn_cut_from(&W, victim, peers, 2);
+	} else
+		bk_nn_cut(&W, victim, BK_NN_BOTH);
 	steady_for(T2 + 1000, 3);
 	/* what happened in etcd, asked of the two members still reachable */
 	int now = bk_nn_leader(&W, 1u << victim, &term1);
 	fprintf(stderr,
 	        "netns: %s cut: member %d cut; leader %d term %lld -> %d term %lld\n",
-	        leader ? "leader" : "follower", victim, lead, term0, now, term1);
+	        what, victim, lead, term0, now, term1);
 	if (leader)
 		cr_assert(now >= 0 && now != victim && term1 > term0,
 		          "no new leader after the leader was cut");
@@ -533,12 +540,11 @@ static void member_cut(const char *tag, bool leader)
 	        "netns: %s cut: worst contact gap h0 %llu ms, h1 %llu ms (T1 %u); firm "
 	        "trip from CLI start: forwarded +%lld ms, applied h0 +%lld ms, h1 +%lld "
 	        "ms, CLI done +%llu ms\n",
-	        leader ? "leader" : "follower", (unsigned long long)H[0].worst_contact_ms,
+	        what, (unsigned long long)H[0].worst_contact_ms,
 	        (unsigned long long)H[1].worst_contact_ms, T1,
 	        fwd ? (long long)(fwd - tc) : -1LL, (long long)(at[0] - tc),
 	        (long long)(at[1] - tc), (unsigned long long)(tcli - tc));
-	fprintf(stderr, "netns: %s cut: the CLI said: %s", leader ? "leader" : "follower",
-	        last_out);
+	fprintf(stderr, "netns: %s cut: the CLI said: %s", what, last_out);
 	/* both hosts kept their contact: the trip must reach them before a host
 	 * that had lost it would even go REDUCE_ONLY (T1). Before, every host's
 	 * connections stayed on the cut member: the forward waited out its 2 s
@@ -553,14 +559,23 @@ static void member_cut(const char *tag, bool leader)
 
 Test(netns, a_follower_cut_off_changes_nothing, .timeout = 240, .fini = world_down)
 {
-	member_cut("nf", false);
+	member_cut("nf", false, false);
+}
+
+/* Member 0 cut from the other members only: the hosts still reach it, and
+ * it answers them, but it has no leader (its linearizable reads fail, its
+ * watches hear nothing new). Nothing may change for the hosts. */
+Test(netns, a_member_cut_from_its_peers_only_changes_nothing, .timeout = 240,
+     .fini = world_down)
+{
+	member_cut("ni", false, true);
 }
 
 /* The leader cut off: a leader change, which the documented T1 (2.5
  * election timeouts) rides out without a false fail-closed. */
 Test(netns, a_leader_cut_off_does_not_fail_closed, .timeout = 240, .fini = world_down)
 {
-	member_cut("nl", true);
+	member_cut("nl", true, false);
 }
 
 /*
