@@ -653,8 +653,8 @@ static void do_reconcile(struct bk_cmd *c)
 
 		if (p)
 			v = bk_recon_post(
-			    rc, p->position, p->has_as_of_fills, p->as_of_fills,
-			    p->has_as_of_wall_ns ? p->as_of_wall_ns : 0,
+			    rc, &d->recon_hist[slot], p->position, p->has_as_of_fills,
+			    p->as_of_fills, p->has_as_of_wall_ns ? p->as_of_wall_ns : 0,
 			    sr->rules ? sr->rules[BK_RULE_RECONCILIATION].max : 0,
 			    d->cfg.rules.recon_max_age_ms, mono, wall);
 		else
@@ -891,6 +891,11 @@ void bk_cmd_handle(struct bk_daemon *d, struct bk_request *in)
 			return;
 		}
 	}
+	/* what the rules judge by may change (a re-arm, a reconciliation, a
+	 * rebase, a registration): the next tick judges every strategy
+	 * (bk_tickskip.h); a Report moves its own strategy's signature */
+	if (req->cmd_case != BREAKER__REQUEST__CMD_REPORT)
+		bk_tickskip_all(&d->skip);
 	switch (req->cmd_case) {
 	case BREAKER__REQUEST__CMD_TRIP:
 		do_trip(&c);

@@ -27,6 +27,7 @@
 #include "bk_group.h"
 #include "bk_tail.h"
 #include "bk_tel.h"
+#include "bk_tickskip.h"
 #include "bk_time.h"
 
 #define BK_EVENT_REASON_MAX 2049 /* [commands] reason_max_bytes' bound, + NUL */
@@ -73,7 +74,7 @@ struct bk_slot_rules {
 	double rs_peak, rs_base_balance;
 	uint64_t rs_next_ns;
 	struct bk_tel_snap remote; /* from Report messages */
-	struct bk_rule_eval eval;  /* ends with the reconciliation history */
+	struct bk_rule_eval eval;  /* its reconciliation history: recon_hist[slot] */
 };
 
 struct bk_daemon {
@@ -89,6 +90,8 @@ struct bk_daemon {
 	    replier; /* where answers go (bk_server_reply; tests: their own) */
 	struct bk_tel_reader tel;
 	struct bk_slot_rules slots[BK_MAX_STRATEGIES];
+	/* per strategy, apart from slots[]: cold, 6 KiB each (bk_recon.h) */
+	struct bk_recon_hist recon_hist[BK_MAX_STRATEGIES];
 	/* declared at register (breaker register --telemetry remote; replayed);
 	 * [strategies] remote in the config declares it too */
 	bool remote_declared[BK_MAX_STRATEGIES];
@@ -96,7 +99,8 @@ struct bk_daemon {
 	uint64_t last_trip_mono_ns;
 	uint64_t last_tick_ns;
 	uint64_t tick_count;
-	struct bk_idle idle; /* the adaptive tick: what moved, and when */
+	struct bk_idle idle;     /* the adaptive tick: what moved, and when */
+	struct bk_tickskip skip; /* which strategies' rules a tick may leave alone */
 	struct bk_pending pending[BK_PENDING_MAX];
 	uint32_t pend_head, pend_tail; /* [tail, head) wait for durability */
 	/* nng's REQ resends a request on reconnect: a state change is applied

@@ -175,6 +175,7 @@ void bk_publish_scope(struct bk_daemon *d, int slot)
 
 	if (!sc)
 		return;
+	bk_tickskip_all(&d->skip);    /* a new word: the tick looks at every strategy */
 	if (BK_SLOT_IS_GROUP(slot)) { /* no limits entry: members carry it */
 		bk_group_publish(d, BK_SLOT_GROUP(slot));
 		return;

@@ -24,15 +24,16 @@ int bk_recon_verdict_parse(const char *s)
 	return -1;
 }
 
-static struct bk_recon_point *at(struct bk_recon *r, uint32_t i)
+static const struct bk_recon_point *at(const struct bk_recon_hist *h, uint32_t i)
 {
-	return &r->hist[i & (BK_RECON_HIST - 1)];
+	return &h->p[i & (BK_RECON_HIST - 1)];
 }
 
-void bk_recon_observe(struct bk_recon *r, uint64_t fills, double position,
-                      uint64_t now_mono_ns)
+void bk_recon_observe(struct bk_recon *r, struct bk_recon_hist *h, uint64_t fills,
+                      double position, uint64_t now_mono_ns)
 {
-	struct bk_recon_point *last = r->n ? at(r, r->n - 1) : NULL;
+	/* the hot copy: the ring is touched only when something changed */
+	struct bk_recon_point *last = r->n ? &r->last : NULL;
 
 	/* fills going backwards: the engine restarted, its old fill numbers
 	 * name other fills; a point in the old session is unknown from now on */
@@ -50,10 +51,12 @@ void bk_recon_observe(struct bk_recon *r, uint64_t fills, double position,
 	if (last && last->fills == fills &&
 	    now_mono_ns - last->mono_ns < BK_RECON_COALESCE_NS) {
 		last->position = position;
+		h->p[(r->n - 1) & (BK_RECON_HIST - 1)].position = position;
 		return;
 	}
-	*at(r, r->n) = (struct bk_recon_point){
+	r->last = (struct bk_recon_point){
 	    .fills = fills, .position = position, .mono_ns = now_mono_ns};
+	h->p[r->n & (BK_RECON_HIST - 1)] = r->last;
 	r->n++;
 }
 
@@ -61,7 +64,8 @@ void bk_recon_observe(struct bk_recon *r, uint64_t fills, double position,
  * The entry in force at the point, and when the engine left it (now if it is
  * still there). NULL with r->why set if the history cannot say.
  */
-static const struct bk_recon_point *find(struct bk_recon *r, bool has_fills,
+static const struct bk_recon_point *find(struct bk_recon *r,
+                                         const struct bk_recon_hist *h, bool has_fills,
                                          uint64_t fills, uint64_t t_mono, uint64_t now,
                                          uint64_t *left)
 {
@@ -74,32 +78,33 @@ static const struct bk_recon_point *find(struct bk_recon *r, bool has_fills,
 		return NULL;
 	}
 	for (uint32_t i = r->n; i-- > lo;) {
-		p = at(r, i);
-		*left = i + 1 < r->n ? at(r, i + 1)->mono_ns : now;
+		p = at(h, i);
+		*left = i + 1 < r->n ? at(h, i + 1)->mono_ns : now;
 		if (has_fills ? p->fills == fills : p->mono_ns <= t_mono)
 			return p;
 	}
-	p = at(r, r->n - 1);
+	p = at(h, r->n - 1);
 	if (has_fills && fills > p->fills)
 		snprintf(r->why, sizeof(r->why),
 		         "the engine is at fill %llu, not yet %llu",
 		         (unsigned long long)p->fills, (unsigned long long)fills);
-	else if (has_fills && fills > at(r, lo)->fills)
+	else if (has_fills && fills > at(h, lo)->fills)
 		snprintf(r->why, sizeof(r->why),
 		         "fill %llu was not seen on its own (several fills in one tick)",
 		         (unsigned long long)fills);
 	else if (has_fills)
 		snprintf(r->why, sizeof(r->why),
 		         "fill %llu is not in the history (oldest kept: fill %llu)",
-		         (unsigned long long)fills, (unsigned long long)at(r, lo)->fills);
+		         (unsigned long long)fills, (unsigned long long)at(h, lo)->fills);
 	else
 		snprintf(r->why, sizeof(r->why),
 		         "the as-of time is older than the history (%.3f s kept)",
-		         (double)(now - at(r, lo)->mono_ns) / 1e9);
+		         (double)(now - at(h, lo)->mono_ns) / 1e9);
 	return NULL;
 }
 
-static enum bk_recon_verdict judge(struct bk_recon *r, double reconciled, bool has_fills,
+static enum bk_recon_verdict judge(struct bk_recon *r, const struct bk_recon_hist *h,
+                                   double reconciled, bool has_fills,
                                    uint64_t as_of_fills, uint64_t as_of_wall_ns,
                                    double limit, uint32_t max_age_ms,
                                    uint64_t now_mono_ns, uint64_t now_wall_ns)
@@ -120,7 +125,7 @@ static enum bk_recon_verdict judge(struct bk_recon *r, double reconciled, bool h
 		t_mono = now_wall_ns - as_of_wall_ns > now_mono_ns
 		             ? 0
 		             : now_mono_ns - (now_wall_ns - as_of_wall_ns);
-	p = find(r, has_fills, as_of_fills, t_mono, now_mono_ns, &left);
+	p = find(r, h, has_fills, as_of_fills, t_mono, now_mono_ns, &left);
 	if (!p) {
 		r->engine = NAN;
 		r->brk = NAN;
@@ -148,7 +153,8 @@ static enum bk_recon_verdict judge(struct bk_recon *r, double reconciled, bool h
  * Fail safe: a reconciliation that cannot be judged ("unknown") does not
  * clear a break that stands; only an "ok", a withdrawal or expiry does.
  */
-enum bk_recon_verdict bk_recon_post(struct bk_recon *r, double reconciled, bool has_fills,
+enum bk_recon_verdict bk_recon_post(struct bk_recon *r, const struct bk_recon_hist *h,
+                                    double reconciled, bool has_fills,
                                     uint64_t as_of_fills, uint64_t as_of_wall_ns,
                                     double limit, uint32_t max_age_ms,
                                     uint64_t now_mono_ns, uint64_t now_wall_ns)
@@ -158,8 +164,8 @@ enum bk_recon_verdict bk_recon_post(struct bk_recon *r, double reconciled, bool 
 	enum bk_recon_verdict v;
 
 	memcpy(saved, r, sizeof(saved)); /* the verdict, not the history */
-	v = judge(r, reconciled, has_fills, as_of_fills, as_of_wall_ns, limit, max_age_ms,
-	          now_mono_ns, now_wall_ns);
+	v = judge(r, h, reconciled, has_fills, as_of_fills, as_of_wall_ns, limit,
+	          max_age_ms, now_mono_ns, now_wall_ns);
 	r->kept_break = false;
 	if (v != BK_RV_UNKNOWN || !held)
 		return v;
@@ -180,7 +186,7 @@ void bk_recon_withdraw(struct bk_recon *r, uint64_t now_wall_ns)
 
 bool bk_recon_active(const struct bk_recon *r)
 {
-	return r->n > 1 || (r->n == 1 && (r->hist[0].fills || r->hist[0].position != 0));
+	return r->n > 1 || (r->n == 1 && (r->last.fills || r->last.position != 0));
 }
 
 bool bk_recon_current(const struct bk_recon *r, uint64_t now_mono_ns)

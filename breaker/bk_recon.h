@@ -53,14 +53,24 @@ struct bk_recon {
 	uint64_t posted_wall_ns;
 	uint64_t expires_mono_ns; /* the verdict counts until then; 0 = never */
 	char why[96];             /* why unknown */
-	/* the history last: the tick touches n and one entry */
+	/* last: what the tick reads; the ring itself lives apart (bk_recon_hist) */
 	uint32_t n; /* entries written ever (ring index = n % BK_RECON_HIST) */
-	struct bk_recon_point hist[BK_RECON_HIST];
+	struct bk_recon_point last; /* the latest entry (n > 0), as in the ring */
+};
+
+/*
+ * The history ring, kept apart from struct bk_recon: 6 KiB per strategy that
+ * the tick writes only when the fill count (or position) changes and a post
+ * reads, never per tick. Inside the per-strategy rule state it spread the
+ * tick's hot data two pages apart per strategy.
+ */
+struct bk_recon_hist {
+	struct bk_recon_point p[BK_RECON_HIST];
 };
 
 /* The tick: remember (fills, position) if either changed. No allocation. */
-void bk_recon_observe(struct bk_recon *r, uint64_t fills, double position,
-                      uint64_t now_mono_ns);
+void bk_recon_observe(struct bk_recon *r, struct bk_recon_hist *h, uint64_t fills,
+                      double position, uint64_t now_mono_ns);
 
 /*
  * Judge a posted position once. as_of_fills/as_of_wall_ns: 0 if not given
@@ -68,7 +78,8 @@ void bk_recon_observe(struct bk_recon *r, uint64_t fills, double position,
  * Returns the verdict; r holds the report, except that an unknown verdict
  * leaves a standing break in place (r->kept_break, r->why says so).
  */
-enum bk_recon_verdict bk_recon_post(struct bk_recon *r, double reconciled, bool has_fills,
+enum bk_recon_verdict bk_recon_post(struct bk_recon *r, const struct bk_recon_hist *h,
+                                    double reconciled, bool has_fills,
                                     uint64_t as_of_fills, uint64_t as_of_wall_ns,
                                     double limit, uint32_t max_age_ms,
                                     uint64_t now_mono_ns, uint64_t now_wall_ns);

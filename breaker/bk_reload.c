@@ -28,6 +28,7 @@ void bk_reload_bind_rules(struct bk_daemon *d)
 		    bk_config_remote(&d->cfg, d->state.strategies[i].name);
 	}
 	bk_rulestate_rehash(d); /* status and CONFIG records show it */
+	bk_tickskip_all(&d->skip);
 }
 
 /* The CONFIG record of a reload (applied or refused), and its event for watch. */
@@ -216,6 +217,7 @@ void bk_reload_bind_slot(struct bk_daemon *d, int slot)
 	struct bk_slot_rules *sr = &d->slots[slot];
 
 	memset(sr, 0, sizeof(*sr));
+	bk_tickskip_reset(&d->skip, slot);
 	sr->rules = bk_rules_for(&d->cfg.rules, d->state.strategies[slot].name);
 	sr->is_remote = d->remote_declared[slot] ||
 	                bk_config_remote(&d->cfg, d->state.strategies[slot].name);

@@ -95,7 +95,8 @@ static void window_add(struct bk_window *w, uint32_t window_ms, uint64_t now,
 		width = 1;
 	if (w->bucket_start_ns == 0)
 		w->bucket_start_ns = now;
-	steps = (now - w->bucket_start_ns) / width;
+	/* most ticks stay in the bucket: no 64-bit division for them */
+	steps = now - w->bucket_start_ns < width ? 0 : (now - w->bucket_start_ns) / width;
 	if (steps > BK_WIN_BUCKETS)
 		steps = BK_WIN_BUCKETS;
 	for (uint64_t i = 0; i < steps; i++) {
@@ -292,7 +293,7 @@ static void evidence(enum bk_rule_id id, const struct bk_rule_cfg *r,
 /* ---- evaluation -------------------------------------------------------------- */
 
 static void observe(const struct bk_rule_cfg *rules, struct bk_rule_eval *ev,
-                    const struct bk_tel_snap *s, uint64_t now)
+                    struct bk_recon_hist *hist, const struct bk_tel_snap *s, uint64_t now)
 {
 	uint64_t d_ord = 0, d_rej = 0;
 
@@ -329,7 +330,7 @@ static void observe(const struct bk_rule_cfg *rules, struct bk_rule_eval *ev,
 	if (s->consistent)
 		ev->last_fills = s->fills;
 	if (s->consistent)
-		bk_recon_observe(&ev->recon, s->fills, s->position, now);
+		bk_recon_observe(&ev->recon, hist, s->fills, s->position, now);
 }
 
 static bool money_rule(enum bk_rule_id id)
@@ -425,13 +426,14 @@ void bk_rules_rebase_set(struct bk_rule_eval *ev, enum bk_rule_id id, double val
 }
 
 int bk_rules_eval(const struct bk_rule_cfg *rules, const double warn[BK_WARN_LEVELS],
-                  struct bk_rule_eval *ev, const struct bk_tel_snap *s, uint64_t now,
-                  struct bk_verdict *out, int max)
+                  struct bk_rule_eval *ev, struct bk_recon_hist *hist,
+                  const struct bk_tel_snap *s, uint64_t now, struct bk_verdict *out,
+                  int max)
 {
 	struct eval_ctx c = {.rules = rules, .ev = ev, .s = s, .out = out, .max = max};
 	struct measure m;
 
-	observe(rules, ev, s, now);
+	observe(rules, ev, hist, s, now);
 	for (int id = 0; id < BK_RULE_COUNT; id++) {
 		const struct bk_rule_cfg *r = &rules[id];
 		bool was = ev->violating[id];
@@ -474,4 +476,79 @@ int bk_rules_eval(const struct bk_rule_cfg *rules, const double warn[BK_WARN_LEV
 		}
 	}
 	return c.n;
+}
+
+/* ---- when the same telemetry could judge differently ------------------------ */
+
+static uint64_t earlier(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* A window changes by time alone only while it holds something: at its
+ * next bucket boundary (window_add's width). */
+static uint64_t window_next(const struct bk_window *w, uint32_t window_ms)
+{
+	uint64_t width = (uint64_t)window_ms * 1000000ull / BK_WIN_BUCKETS;
+
+	if (!w->sum_orders && !w->sum_rejects)
+		return UINT64_MAX;
+	return w->bucket_start_ns + (width ? width : 1);
+}
+
+/* The heartbeat's age reaches the next warning level or the limit. */
+static uint64_t heartbeat_next(const struct bk_rule_cfg *r,
+                               const double warn[BK_WARN_LEVELS],
+                               const struct bk_rule_eval *ev, uint64_t hb, uint64_t now)
+{
+	uint8_t lvl = ev->warned[BK_RULE_HEARTBEAT];
+	double f = 1.0, ns;
+
+	if (!hb || ev->violating[BK_RULE_HEARTBEAT])
+		return UINT64_MAX; /* unarmed; or violated: only re-arm (above) */
+	if (hb > now)
+		return now; /* ahead of our clock: judged every tick until behind */
+	if (lvl < BK_WARN_LEVELS && warn[lvl] < f)
+		f = warn[lvl];
+	ns = f * r->max * 1e6;
+	if (!(ns >= 0)) /* NaN: cannot say */
+		return now;
+	return ns >= 1e18 ? UINT64_MAX : hb + (uint64_t)ns;
+}
+
+uint64_t bk_rules_next_ns(const struct bk_rule_cfg *rules,
+                          const double warn[BK_WARN_LEVELS],
+                          const struct bk_rule_eval *ev, const struct bk_tel_snap *s,
+                          uint64_t now, bool *hb_fwd_ok)
+{
+	uint64_t t =
+	    earlier(window_next(&ev->rej_win, rules[BK_RULE_REJECT_RATE].window_ms),
+	            window_next(&ev->ord_win, rules[BK_RULE_ORDER_RATE].window_ms));
+
+	/* a fresher heartbeat lowers the age: harmless unless that would clear
+	 * a violation (a cooldown step) or a warning level (re-warned later) */
+	*hb_fwd_ok =
+	    !rules[BK_RULE_HEARTBEAT].enabled ||
+	    (!ev->violating[BK_RULE_HEARTBEAT] && !ev->warned[BK_RULE_HEARTBEAT]);
+	for (int id = 0; id < BK_RULE_COUNT; id++) {
+		const struct bk_rule_cfg *r = &rules[id];
+
+		if (!r->enabled)
+			continue;
+		if (ev->forced[id] && r->rearm_ms)
+			t = earlier(t, ev->forced_ns[id] +
+			                   (uint64_t)r->rearm_ms * 1000000ull);
+		/* a cooldown steps once due and not violated; a violation that
+		 * ends by time alone is a deadline of its own (windows, expiry) */
+		if (ev->tripped_ns[id] && r->cooldown_ms && !ev->violating[id])
+			t = earlier(t, ev->tripped_ns[id] +
+			                   (uint64_t)r->cooldown_ms * 1000000ull);
+	}
+	if (rules[BK_RULE_HEARTBEAT].enabled)
+		t = earlier(t, heartbeat_next(&rules[BK_RULE_HEARTBEAT], warn, ev,
+		                              s->heartbeat_ns, now));
+	if (rules[BK_RULE_RECONCILIATION].enabled && bk_recon_current(&ev->recon, now) &&
+	    ev->recon.expires_mono_ns)
+		t = earlier(t, ev->recon.expires_mono_ns);
+	return t;
 }

@@ -124,8 +124,8 @@ struct bk_rule_eval {
 	bool forced[BK_RULE_COUNT];
 	double forced_util[BK_RULE_COUNT];
 	uint64_t forced_ns[BK_RULE_COUNT];
-	/* the reconciler's view, judged as of its point; last: its history ring
-	 * is large and the tick touches one entry of it */
+	/* the reconciler's view, judged as of its point; its history ring is
+	 * kept apart (struct bk_recon_hist, passed to bk_rules_eval) */
 	struct bk_recon recon;
 };
 
@@ -149,15 +149,32 @@ int bk_rule_parse(const char *name);         /* -1 if unknown */
 unsigned bk_rule_reason(enum bk_rule_id id); /* the latch a rule trips */
 
 /*
- * Evaluate every rule for one strategy at now. Writes up to max verdicts and
+ * Evaluate every rule for one strategy at now (hist: its reconciliation
+ * history, written when the fill count or position moved). Writes up to max verdicts and
  * returns how many. A trip verdict is emitted when a rule starts violating
  * (not every tick it stays violated); warnings when utilisation crosses a
  * level upward; a cooldown step when a tripped rule's cooldown has passed and
  * it no longer violates.
  */
 int bk_rules_eval(const struct bk_rule_cfg *rules, const double warn[BK_WARN_LEVELS],
-                  struct bk_rule_eval *ev, const struct bk_tel_snap *snap,
-                  uint64_t now_ns, struct bk_verdict *out, int max);
+                  struct bk_rule_eval *ev, struct bk_recon_hist *hist,
+                  const struct bk_tel_snap *snap, uint64_t now_ns, struct bk_verdict *out,
+                  int max);
+
+/*
+ * After bk_rules_eval at now with snap: the earliest time at which the same
+ * snapshot could give another result (a heartbeat age crossing a warning
+ * level or the limit, a window bucket expiring while the window holds
+ * orders, a cooldown or re-arm due, a reconciliation expiring); UINT64_MAX
+ * if only new telemetry can. Rounded down: early is always safe
+ * (bk_tickskip.h). *hb_fwd_ok: a heartbeat that only moves forward (less
+ * than 1 s ahead) changes nothing the rules hold before that time (false
+ * while the heartbeat rule is violated or past a warning level).
+ */
+uint64_t bk_rules_next_ns(const struct bk_rule_cfg *rules,
+                          const double warn[BK_WARN_LEVELS],
+                          const struct bk_rule_eval *ev, const struct bk_tel_snap *snap,
+                          uint64_t now_ns, bool *hb_fwd_ok);
 
 /*
  * A forced resume released rule id's latch while it is violated: keep it

@@ -96,19 +96,15 @@ void bk_rulestate_replay(struct bk_daemon *d, const Breaker__AuditRecord *rec)
 
 /* ---- RULE_STATE records ------------------------------------------------------ */
 
-void bk_rulestate_tick(struct bk_daemon *d, int slot, uint64_t now)
+/* The record itself, off the per-tick path: a zeroed AuditRecord on the
+ * stack costs ~0.8 KiB of stores that every call paid before the checks. */
+static __attribute__((noinline)) void stage_baselines(struct bk_daemon *d, int slot,
+                                                      uint64_t now)
 {
 	struct bk_slot_rules *sr = &d->slots[slot];
 	const struct bk_rule_eval *ev = &sr->eval;
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
 
-	if (now < sr->rs_next_ns || !ev->seen)
-		return;
-	if (ev->peak_pnl == sr->rs_peak &&
-	    (ev->base_set == sr->rs_base_set && ev->base_balance == sr->rs_base_balance))
-		return;
-	if (!bk_pending_can_accept(d))
-		return; /* next tick */
 	rec.has_kind = 1;
 	rec.kind = BREAKER__AUDIT_RECORD__KIND__RULE_STATE;
 	rec.strategy = d->state.strategies[slot].name;
@@ -127,6 +123,34 @@ void bk_rulestate_tick(struct bk_daemon *d, int slot, uint64_t now)
 	sr->rs_base_set = ev->base_set;
 	sr->rs_base_balance = ev->base_balance;
 	sr->rs_next_ns = now + BK_RULESTATE_EVERY_NS;
+}
+
+void bk_rulestate_tick(struct bk_daemon *d, int slot, uint64_t now)
+{
+	struct bk_slot_rules *sr = &d->slots[slot];
+	const struct bk_rule_eval *ev = &sr->eval;
+
+	if (now < sr->rs_next_ns || !ev->seen)
+		return;
+	if (ev->peak_pnl == sr->rs_peak &&
+	    (ev->base_set == sr->rs_base_set && ev->base_balance == sr->rs_base_balance))
+		return;
+	if (!bk_pending_can_accept(d))
+		return; /* next tick */
+	stage_baselines(d, slot, now);
+}
+
+uint64_t bk_rulestate_due(const struct bk_daemon *d, int slot)
+{
+	const struct bk_slot_rules *sr = &d->slots[slot];
+	const struct bk_rule_eval *ev = &sr->eval;
+
+	/* the same test as bk_rulestate_tick's, without the time */
+	if (!ev->seen ||
+	    (ev->peak_pnl == sr->rs_peak && ev->base_set == sr->rs_base_set &&
+	     ev->base_balance == sr->rs_base_balance))
+		return UINT64_MAX;
+	return sr->rs_next_ns;
 }
 
 void bk_rulestate_flush(struct bk_daemon *d)

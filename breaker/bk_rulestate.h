@@ -22,6 +22,10 @@ void bk_rulestate_replay(struct bk_daemon *d, const Breaker__AuditRecord *rec);
 /* Tick: stage a RULE_STATE record if slot's baselines moved (rate-limited). */
 void bk_rulestate_tick(struct bk_daemon *d, int slot, uint64_t now_mono_ns);
 
+/* When bk_rulestate_tick has a record to stage for slot (its baselines
+ * moved): the rate limit's time, maybe past; UINT64_MAX if none. */
+uint64_t bk_rulestate_due(const struct bk_daemon *d, int slot);
+
 /* Clean stop: stage every strategy's baselines that moved since their last
  * record, rate limit or not (a peak of the last second must survive). */
 void bk_rulestate_flush(struct bk_daemon *d);

@@ -12,6 +12,7 @@
 #include "bk_daemon.h"
 #include "bk_incident_log.h"
 #include "bk_log.h"
+#include "bk_tickskip.h"
 
 #define BK_VERDICTS_MAX                                                                  \
 	(2 * BK_RULE_COUNT) /* a trip, or a warning and a step, per rule */
@@ -84,12 +85,74 @@ static void act(struct bk_daemon *d, int slot, const struct bk_rule_cfg *rules,
 	}
 }
 
+/* One strategy's rules on snap, and when they must be judged again at the latest. */
+static void eval_slot(struct bk_daemon *d, int i, const struct bk_tel_snap *snap,
+                      uint64_t sig, uint64_t now)
+{
+	struct bk_verdict v[BK_VERDICTS_MAX];
+	struct bk_slot_rules *sr = &d->slots[i];
+	uint64_t next;
+	bool hb_fwd_ok;
+	int n;
+
+	n = bk_rules_eval(sr->rules, d->cfg.rules.warn, &sr->eval, &d->recon_hist[i],
+	                  snap, now, v, BK_VERDICTS_MAX);
+	for (int k = 0; k < n; k++)
+		act(d, i, sr->rules, &v[k]);
+	bk_rulestate_tick(d, i, now);
+	next = bk_rules_next_ns(sr->rules, d->cfg.rules.warn, &sr->eval, snap, now,
+	                        &hb_fwd_ok);
+	if (bk_rulestate_due(d, i) < next) /* a record held back by its rate limit */
+		next = bk_rulestate_due(d, i);
+	bk_tickskip_done(&d->skip, i, sig, snap, sr->is_remote, hb_fwd_ok, next, now);
+}
+
+/*
+ * Strategy i, this tick: its rules if anything they judge by moved or is due
+ * (bk_tickskip.h); the orders table while it is HALTED (or just might be:
+ * any new word comes with bk_tickskip_all); the venue watch always. all:
+ * every strategy (set at the tick's start, or by a trip during it).
+ */
+static void tick_slot(struct bk_daemon *d, int i, bool all, uint64_t now)
+{
+	struct bk_skip_slot *e = &d->skip.s[i];
+	struct bk_tel_snap snap;
+	bool due = all || d->skip.all || now >= e->next_ns;
+	bool remote = due ? d->slots[i].is_remote : e->remote;
+	uint64_t sig;
+
+	if (!due && e->gone)
+		return;
+	if (due && d->state.strategies[i].gone) { /* unregistered: nothing to judge */
+		e->gone = true;
+		e->next_ns = UINT64_MAX;
+		return;
+	}
+	if (remote)
+		snap = d->slots[i].remote;
+	else
+		bk_tel_read(&d->tel, i, &snap);
+	sig = bk_idle_note(&d->idle, i, &snap, now);
+	if (!due && bk_tickskip_quiet(e, sig, &snap, now)) {
+		d->skip.skipped++;
+		if (!e->halted && !d->orders.global_halted)
+			goto venues; /* its orders entry holds what it would write */
+	} else {
+		d->skip.evaluated++;
+		eval_slot(d, i, &snap, sig, now);
+	}
+	bk_orders_tick(d, i, &snap, now);
+	e->halted = d->orders.s[i].halt_ns != 0;
+venues:
+	bk_venues_slot(d, i, &snap, now);
+}
+
 /* Every rule for every strategy. -ENOENT when the telemetry is lost. */
 static int tick_rules(struct bk_daemon *d, uint64_t now)
 {
-	struct bk_verdict v[BK_VERDICTS_MAX];
-	struct bk_tel_snap snap;
+	struct bk_tel *seg = d->tel.tel;
 	char err[256];
+	bool all;
 
 	/* every 1024 ticks (~0.1 s): an fstat per tick cost more than the rules */
 	if (!d->tel.tel ||
@@ -103,29 +166,17 @@ static int tick_rules(struct bk_daemon *d, uint64_t now)
 				bk_tel_open(&d->tel, d->cfg.instance, d->cfg.tel_mode,
 				            err, sizeof(err));
 		}
+		bk_tickskip_all(&d->skip); /* whatever it shows once back is new */
 		return -ENOENT;
 	}
+	if (d->tel.tel != seg) /* replaced: every slot reads afresh */
+		bk_tickskip_all(&d->skip);
+	all = d->skip.all;
+	d->skip.all = false;
 	bk_venues_begin(d, now);
 	bk_orders_tick_begin(d);
-	for (uint32_t i = 0; i < d->state.n_strategies; i++) {
-		struct bk_slot_rules *sr = &d->slots[i];
-		int n;
-
-		if (d->state.strategies[i].gone) /* unregistered: nothing to judge */
-			continue;
-		if (sr->is_remote)
-			snap = sr->remote;
-		else
-			bk_tel_read(&d->tel, (int)i, &snap);
-		bk_idle_note(&d->idle, (int)i, &snap, now);
-		n = bk_rules_eval(sr->rules, d->cfg.rules.warn, &sr->eval, &snap, now, v,
-		                  BK_VERDICTS_MAX);
-		for (int k = 0; k < n; k++)
-			act(d, (int)i, sr->rules, &v[k]);
-		bk_rulestate_tick(d, (int)i, now);
-		bk_orders_tick(d, (int)i, &snap, now);
-		bk_venues_slot(d, (int)i, &snap, now);
-	}
+	for (uint32_t i = 0; i < d->state.n_strategies; i++)
+		tick_slot(d, (int)i, all, now);
 	bk_orders_tick_done(d, now);
 	bk_venues_end(d, now);
 	return 0;

@@ -13,6 +13,7 @@
 
 static struct bk_rules_cfg cfg;
 static struct bk_rule_eval ev;
+static struct bk_recon_hist hist; /* ev's reconciliation history */
 static struct bk_tel_snap snap;
 static struct bk_verdict v[8];
 static uint64_t now;
@@ -40,7 +41,7 @@ static struct bk_rule_cfg *only(enum bk_rule_id id)
 /* t is absolute; `now` stays the test's start time */
 static int eval_at(uint64_t t)
 {
-	return bk_rules_eval(cfg.dflt, cfg.warn, &ev, &snap, t, v, 8);
+	return bk_rules_eval(cfg.dflt, cfg.warn, &ev, &hist, &snap, t, v, 8);
 }
 
 static int trips(int n)
@@ -158,7 +159,7 @@ Test(rules, drawdown_abs_and_pct)
 /* What bk_cmd's reconcile does: judge once, then let the next tick see it. */
 static int post(double pos, bool has_fills, uint64_t fills, uint64_t wall, uint64_t t)
 {
-	int rv = bk_recon_post(&ev.recon, pos, has_fills, fills, wall,
+	int rv = bk_recon_post(&ev.recon, &hist, pos, has_fills, fills, wall,
 	                       cfg.dflt[BK_RULE_RECONCILIATION].max, 60000, t,
 	                       /* wall clock = mono + 1e18 in these tests */
 	                       t + 1000000000000000000ull);

@@ -80,6 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct bk_rule_cfg rules[BK_RULE_COUNT];
 	struct bk_verdict v[2 * BK_RULE_COUNT];
 	struct bk_rule_eval ev;
+	static struct bk_recon_hist hist;
 	struct bk_tel_snap snap;
 	uint64_t now = 1000000000000ull; /* 1000 s of uptime: heartbeats can be older */
 	uint8_t img[sizeof(struct bk_tel_slot)];
@@ -109,7 +110,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size -= n;
 
 		bk_tel_read(&tel, 0, &snap);
-		nv = bk_rules_eval(rules, warn, &ev, &snap, now, v, 2 * BK_RULE_COUNT);
+		nv = bk_rules_eval(rules, warn, &ev, &hist, &snap, now, v,
+		                   2 * BK_RULE_COUNT);
 		if (nv < 0 || nv > 2 * BK_RULE_COUNT)
 			fz_fail("%d verdicts", nv);
 		for (int i = 0; i < nv; i++) {
