@@ -124,14 +124,44 @@ static bool beat_two_until(struct bk_rig *r, int fut, long fut_ms, int back, lon
 	return false;
 }
 
+/* The same Report for strategy every 5 ms for ms over nng; false if one is refused. */
+static bool report_for(struct bk_rig *r, const char *strategy, unsigned ms)
+{
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__Report rp = BREAKER__REPORT__INIT;
+	struct bk_rpc rpc;
+	bool ok = true;
+
+	req.cmd_case = BREAKER__REQUEST__CMD_REPORT;
+	req.report = &rp;
+	rp.strategy = (char *)strategy;
+	rp.has_orders = rp.has_gross = 1;
+	rp.orders = 10;
+	rp.gross = 10;
+	cr_assert_eq(bk_rpc_open(&rpc, r->h.cfg.cmd_url, 10000), 0);
+	for (uint64_t end = bk_h_mono_ms() + ms; ok && bk_h_mono_ms() < end;) {
+		Breaker__Reply *rep = NULL;
+
+		ok = bk_rpc_call(&rpc, &req, &rep) == 0 &&
+		     rep->status == BREAKER__STATUS__OK;
+		if (rep)
+			breaker__reply__free_unpacked(rep, NULL);
+		usleep(5000);
+	}
+	/* left open: libnng's client close can hang */
+	return ok;
+}
+
 Test(tickskip, heartbeat_rules_trip_once_the_engine_goes_quiet)
 {
-	static const char *extra[] = {"future", "back", NULL};
+	static const char *extra[] = {"future", "back", "rm", NULL};
 	struct bk_rig r;
 	int fut, back;
 
 	up(&r, "tsk-hb",
-	   "[strategies]\nnames = alpha, beta\n[rules]\nheartbeat.max = 400\n", extra);
+	   "[strategies]\nnames = alpha, beta\nremote = rm\n[rules]\nheartbeat.max = "
+	   "400\n",
+	   extra);
 	fut = slot_of(&r, "future");
 	back = slot_of(&r, "back");
 	for (uint64_t end = bk_h_mono_ms() + 300; bk_h_mono_ms() < end;) {
@@ -155,6 +185,14 @@ Test(tickskip, heartbeat_rules_trip_once_the_engine_goes_quiet)
 	cr_assert(beat_two_until(&r, fut, 5000, back, -5000, back, BK_HALTED),
 	          "a heartbeat that went 5 s backwards is stale");
 	expect_reason(&r, back, BK_R_STALE_HEARTBEAT);
+
+	/* a remote engine (Report messages): identical reports, so only the
+	 * heartbeat (their receipt) moves; then they stop */
+	cr_assert(report_for(&r, "rm", 300), "reports accepted");
+	cr_assert_eq(bk_check(&r.c, slot_of(&r, "rm")), BK_ACTIVE);
+	cr_assert(bk_rig_mode_within(&r, slot_of(&r, "rm"), BK_HALTED, WAIT_MS),
+	          "a remote engine that stops reporting trips on time alone");
+	expect_reason(&r, slot_of(&r, "rm"), BK_R_STALE_HEARTBEAT);
 
 	cr_assert_eq(bk_check(&r.c, r.beta), BK_ACTIVE, "beta never beat: not judged");
 	idle_untouched(&r);
