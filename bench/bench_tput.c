@@ -127,6 +127,7 @@ static int helper(int argc, char **argv)
 
 struct ctx {
 	bool quick;
+	bool fast_only; /* --fast: the fast path, Redis and the bare peers only */
 	char dir[160];
 	struct bench_board *b;
 	char board_arg[16];
@@ -401,13 +402,13 @@ static int run_breakerd(struct ctx *x, struct result *res, struct result *fast,
 	struct roles slow_roles, fast_roles;
 	int rv = 0;
 
-	for (size_t i = 0; i < N_COUNTS && rv == 0; i++)
+	for (size_t i = 0; i < N_COUNTS && rv == 0 && !x->fast_only; i++)
 		rv = run_breakerd_one(x, "breakerd", 100, false, client_counts[i],
 		                      &res[i], &roles[i]);
 	for (size_t i = 0; i < N_COUNTS && rv == 0; i++)
 		rv = run_breakerd_one(x, "breakerd fast path", 100, true,
 		                      client_counts[i], &fast[i], &fast_roles);
-	if (rv == 0)
+	if (rv == 0 && !x->fast_only)
 		run_breakerd_one(x, "breakerd tick 1 ms", 1000, false, MAX_CLIENTS, &slow,
 		                 &slow_roles);
 	return rv;
@@ -506,8 +507,9 @@ static void ratios(const struct result *bk, const struct result *fast,
                    const struct result *rd, bool have_redis)
 {
 	const char *how = "ratio of commands per second";
+	bool have_nng = bk[0].tput > 0; /* not with --fast */
 
-	for (size_t i = 1; i < N_COUNTS; i++) {
+	for (size_t i = 1; i < N_COUNTS && have_nng; i++) {
 		char name[96];
 
 		snprintf(name, sizeof(name), "ratio: breakerd %d clients / 1 client",
@@ -520,14 +522,15 @@ static void ratios(const struct result *bk, const struct result *fast,
 		snprintf(name, sizeof(name),
 		         "ratio: breakerd / redis appendfsync always (%d client%s)",
 		         client_counts[i], i ? "s" : "");
-		bench_value(SECTION, name, "x", bk[i].tput / rd[i].tput, how);
+		if (have_nng)
+			bench_value(SECTION, name, "x", bk[i].tput / rd[i].tput, how);
 		snprintf(name, sizeof(name),
 		         "ratio: breakerd fast path / redis appendfsync always (%d "
 		         "client%s)",
 		         client_counts[i], i ? "s" : "");
 		bench_value(SECTION, name, "x", fast[i].tput / rd[i].tput, how);
 	}
-	for (size_t i = 0; i < N_COUNTS; i++) {
+	for (size_t i = 0; i < N_COUNTS && have_nng; i++) {
 		char name[96];
 
 		snprintf(name, sizeof(name),
@@ -537,11 +540,20 @@ static void ratios(const struct result *bk, const struct result *fast,
 	}
 }
 
+static bool has_arg(int argc, char **argv, const char *a)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], a) == 0)
+			return true;
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	struct result bk[N_COUNTS] = {0}, fast[N_COUNTS] = {0}, rd[N_COUNTS] = {0};
 	struct roles roles[N_COUNTS];
-	struct ctx x = {.quick = bench_quick(argc, argv)};
+	struct ctx x = {.quick = bench_quick(argc, argv),
+	                .fast_only = has_arg(argc, argv, "--fast")};
 	uint32_t slots = 2 * MAX_CLIENTS + TOTAL_CMDS + MAX_CLIENTS;
 	bool have_redis;
 	int fd = -1, rv = 1;

@@ -78,6 +78,14 @@ uint64_t bk_cmd_request_hash(const struct bk_cmd *c);
  * False: a new request id. */
 bool bk_cmd_answer_duplicate(struct bk_cmd *c);
 
+/* The same for a forwarded --firm command (trip: the trips' table): 0 a new
+ * id, 1 a resend (*seq: its FIRM_FORWARDED record), -1 refused (answered). */
+int bk_cmd_dedupe_find(struct bk_cmd *c, bool trip, uint64_t *seq);
+
+/* Forget id, if it still names record seq: a forwarded command etcd did not
+ * apply may be sent again with its id. */
+void bk_cmd_forget(struct bk_daemon *d, bool trip, uint64_t id, uint64_t seq);
+
 /* ---- bk_cmd_twoperson.c ---- */
 
 /* A global resume under the two-person rule: true when this caller is the

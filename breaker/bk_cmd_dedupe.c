@@ -35,7 +35,12 @@ void bk_cmd_remember(struct bk_daemon *d, const Breaker__AuditRecord *rec)
 
 	if (!id)
 		return;
-	e = dedupe_entry(d, rec->kind == BREAKER__AUDIT_RECORD__KIND__TRIP, id);
+	/* a forwarded --firm trip is a trip: anyone may send one (bk_etcd_fwd.c) */
+	e = dedupe_entry(d,
+	                 rec->kind == BREAKER__AUDIT_RECORD__KIND__TRIP ||
+	                     (rec->kind == BREAKER__AUDIT_RECORD__KIND__FIRM_FORWARDED &&
+	                      rec->command && strcmp(rec->command, "trip") == 0),
+	                 id);
 	e->id = id;
 	e->seq = rec->seq;
 	e->hash = rec->request_hash;
@@ -113,6 +118,53 @@ uint64_t bk_cmd_request_hash(const struct bk_cmd *c)
 	return h;
 }
 
+/* c's request id: 0 never seen, 1 the same command again (*e its entry), -1
+ * refused here (the id of another command, payload or caller). */
+static int dedupe_match(struct bk_cmd *c, bool trip, struct bk_dedupe **out)
+{
+	struct bk_daemon *d = c->d;
+	uint64_t id = c->req->request_id;
+	struct bk_dedupe *e = dedupe_entry(d, trip, id),
+	                 *other = dedupe_entry(d, !trip, id);
+
+	if (!c->req->has_request_id || !id)
+		return 0;
+	if (other->id == id) /* another kind of command had it: never the same */
+		e = other;
+	else if (e->id != id)
+		return 0;
+	if (e == other || !e->hashed || e->hash != c->hash) {
+		snprintf(
+		    c->why, sizeof(c->why),
+		    "request id %llu was used by audit seq %llu for another "
+		    "command, payload or caller: nothing applied (send it with a new "
+		    "id; the CLI makes one unless BREAKER_REQUEST_ID is set)",
+		    (unsigned long long)id, (unsigned long long)e->seq);
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_REQUEST_ID_REUSED, c->why);
+		return -1;
+	}
+	*out = e;
+	return 1;
+}
+
+int bk_cmd_dedupe_find(struct bk_cmd *c, bool trip, uint64_t *seq)
+{
+	struct bk_dedupe *e = NULL;
+	int rv = dedupe_match(c, trip, &e);
+
+	if (rv == 1)
+		*seq = e->seq;
+	return rv;
+}
+
+void bk_cmd_forget(struct bk_daemon *d, bool trip, uint64_t id, uint64_t seq)
+{
+	struct bk_dedupe *e = dedupe_entry(d, trip, id);
+
+	if (id && e->id == id && e->seq == seq)
+		e->id = 0;
+}
+
 /*
  * A state change whose request id was already applied (nng REQ resent it
  * after a reconnect, or the CLI retried): acknowledge the original record,
@@ -123,27 +175,11 @@ uint64_t bk_cmd_request_hash(const struct bk_cmd *c)
 bool bk_cmd_answer_duplicate(struct bk_cmd *c)
 {
 	struct bk_daemon *d = c->d;
-	uint64_t id = c->req->request_id;
-	bool trip = c->req->cmd_case == BREAKER__REQUEST__CMD_TRIP;
-	struct bk_dedupe *e = dedupe_entry(d, trip, id),
-	                 *other = dedupe_entry(d, !trip, id);
+	struct bk_dedupe *e = NULL;
+	int rv = dedupe_match(c, c->req->cmd_case == BREAKER__REQUEST__CMD_TRIP, &e);
 
-	if (!c->req->has_request_id || !id)
-		return false;
-	if (other->id == id) /* another kind of command had it: never the same */
-		e = other;
-	else if (e->id != id)
-		return false;
-	if (e == other || !e->hashed || e->hash != c->hash) {
-		snprintf(
-		    c->why, sizeof(c->why),
-		    "request id %llu was used by audit seq %llu for another "
-		    "command, payload or caller: nothing applied (send it with a new "
-		    "id; the CLI makes one unless BREAKER_REQUEST_ID is set)",
-		    (unsigned long long)id, (unsigned long long)e->seq);
-		bk_cmd_refuse(c, BREAKER__STATUS__ERR_REQUEST_ID_REUSED, c->why);
-		return true;
-	}
+	if (rv <= 0)
+		return rv < 0;
 	c->rep.has_audit_seq = 1;
 	c->rep.audit_seq = e->seq;
 	c->rep.error = "duplicate request id: already applied, nothing changed";

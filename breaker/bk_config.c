@@ -116,6 +116,8 @@ int bk_config_defaults(struct bk_config *cfg, const char *instance)
 	cfg->cluster_probe_ns = 100ull * 1000 * 1000;
 	cfg->cluster_probe_timeout_ns = 300ull * 1000 * 1000;
 	cfg->cluster_lease_s = 5;
+	cfg->cluster_anchor_period_ns = 10000ull * 1000 * 1000;
+	cfg->cluster_anchor_keep = 1000;
 	cfg->max_msg = 16 * 1024;
 	cfg->reason_max = 1024;
 	cfg->shm_mode = 0644;
@@ -1040,6 +1042,12 @@ static int cluster_invalid(const struct load_ctx *c, char *err, size_t errlen)
 		    "[cluster] authority_t2_ms must be greater than authority_t1_ms");
 	else if (!g->cluster_user[0] != !g->cluster_password_file[0])
 		snprintf(err, errlen, "[cluster] user and password_file go together");
+	else if (!g->cluster_cert_file[0] != !g->cluster_key_file[0])
+		snprintf(err, errlen, "[cluster] cert_file and key_file go together");
+	else if ((g->cluster_cert_file[0] || g->cluster_ca_file[0]) &&
+	         strstr(g->cluster_endpoints, "http://"))
+		snprintf(err, errlen,
+		         "[cluster] cert_file/ca_file need every endpoint https://");
 	else if (g->cluster_probe_timeout_ns >= g->cluster_t1_ns)
 		snprintf(err, errlen,
 		         "[cluster] probe_timeout_ms must be less than authority_t1_ms");
@@ -1145,10 +1153,17 @@ static const struct key_def keys[] = {
     {KEY("cluster", "probe_timeout_ms", KEY_UINT), FIELD(cluster_probe_timeout_ns),
      RANGE(10, 60000), .scale = 1000000},
     {KEY("cluster", "lease_ttl_s", KEY_UINT), FIELD(cluster_lease_s), RANGE(2, 3600)},
+    {KEY("cluster", "anchor_period_ms", KEY_UINT), FIELD(cluster_anchor_period_ns),
+     RANGE(0, 3600000), .scale = 1000000, .why = "ms; 0 = no anchors in etcd"},
+    {KEY("cluster", "anchor_keep", KEY_UINT), FIELD(cluster_anchor_keep),
+     RANGE(16, 5000)},
     {KEY("cluster", "user", KEY_FN), .fn = key_cluster_word,
      .why = "1..63 of [A-Za-z0-9._:-]"},
     {KEY("cluster", "password_file", KEY_PATH), FIELD(cluster_password_file),
      .why = ABS_PATH},
+    {KEY("cluster", "cert_file", KEY_PATH), FIELD(cluster_cert_file), .why = ABS_PATH},
+    {KEY("cluster", "key_file", KEY_PATH), FIELD(cluster_key_file), .why = ABS_PATH},
+    {KEY("cluster", "ca_file", KEY_PATH), FIELD(cluster_ca_file), .why = ABS_PATH},
     /* the venue rules (bk_venue.h): md staleness off unless set */
     {KEY("venues", "md_stale_ms", KEY_UINT), FIELD(venues.md_stale_ms), RANGE(0, 3600000),
      .why = "ms; 0 = off"},

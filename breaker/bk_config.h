@@ -145,9 +145,17 @@ struct bk_config {
 	uint64_t cluster_probe_ns;    /* a linearizable read this often */
 	uint64_t cluster_probe_timeout_ns;
 	uint32_t cluster_lease_s; /* hosts/ and acks/ keys' lease */
+	/* the audit chain head in etcd (bk_anchor.h): at most this often while
+	 * only minor records arrive (0: off), the newest anchor_keep kept */
+	uint64_t cluster_anchor_period_ns;
+	uint32_t cluster_anchor_keep;
 	/* etcd authentication: this user, its password in this file ("": none) */
 	char cluster_user[64];
 	char cluster_password_file[PATH_MAX];
+	/* etcd client TLS: certificate and key to present (both or neither),
+	 * the CA to trust on https:// endpoints ("": the system's store) */
+	char cluster_cert_file[PATH_MAX], cluster_key_file[PATH_MAX];
+	char cluster_ca_file[PATH_MAX];
 	int cluster_line; /* of the section, for messages */
 	/* [venues]: the venue rules (bk_venue.h), judged per venue:* group */
 	struct bk_venue_cfg venues;

@@ -85,6 +85,9 @@ bool bk_etcd_may_resume(const struct bk_daemon *d, char *why, size_t len);
 int bk_etcd_view_latch(const struct bk_daemon *d, const char *scope, int *reason,
                        int *mode, int64_t *mod_rev);
 
+/* The last audit seq anchored in etcd (bk_anchor.h); 0: none, or no [cluster]. */
+uint64_t bk_etcd_anchored_seq(const struct bk_daemon *d);
+
 /* This cluster's prefix, /breaker/v1/<cluster>/latch/. */
 const char *bk_etcd_latch_prefix(const struct bk_daemon *d);
 

@@ -8,6 +8,14 @@
  * etcd call goes at once (its record is staged, flushed beside it); a
  * resume's waits until its FIRM_FORWARDED record is durable (refused if it
  * is not within FWD_TIMEOUT_MS): no firm release without its audit record.
+ * A trip's answer waits for both: etcd's revision, and its record durable
+ * (or the log failing: then "in effect, not on disk", as a local trip).
+ *
+ * A trip of several scopes is one etcd transaction (every latch at one
+ * revision, or none). A request id is applied once, as a local command's
+ * (bk_cmd_dedupe.c): a resend while the job is in flight waits for the same
+ * answer; after, it gets the answer kept in a small ring (the revision);
+ * a command etcd did not apply is forgotten, so its retry goes again.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -26,21 +34,35 @@
 
 #define FWD_JOBS       16
 #define FWD_TIMEOUT_MS 2000 /* per etcd call; the CLI waits 5 s by default */
+#define FWD_SCOPES     64   /* per trip, as locally: one txn (etcd allows 128 ops) */
+#define FWD_WAITERS    4    /* resends of an in-flight job */
+#define FWD_ANSWERS    64   /* answers kept for later resends */
 
 struct fwd_job {
 	bool used, done;
 	bool ready;          /* the thread may make the etcd call */
-	uint64_t durable_by; /* mono: a resume's record durable by then, or refused */
+	uint64_t durable_by; /* mono: the record durable by then, or not durable */
 	struct bk_route route;
+	struct bk_route waiters[FWD_WAITERS]; /* resends while in flight */
+	int n_waiters;
 	bool has_rid;
 	uint64_t rid, audit_seq;
 	bool resume;
 	int from, to;
 	int64_t seen; /* resume: the condition */
-	char key[BK_ETCD_KEY_MAX];
+	int n_keys;   /* a trip: every scope's key, one txn */
+	char keys[FWD_SCOPES][BK_ETCD_KEY_MAX];
 	char val[1536]; /* "": delete (a resume to ACTIVE) */
 	int64_t rev;    /* done: revision, or -errno */
 	char err[200];
+};
+
+/* What a forwarded command was answered (for a resend of its request id). */
+struct fwd_answer {
+	uint64_t audit_seq; /* its FIRM_FORWARDED record; 0: free */
+	int64_t rev;
+	bool resume, durable;
+	int from, to;
 };
 
 struct bk_fwd {
@@ -50,7 +72,9 @@ struct bk_fwd {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct fwd_job jobs[FWD_JOBS];
-	struct bk_etcd_conn conn; /* the thread's */
+	struct bk_etcd_conn conn;               /* the thread's */
+	struct fwd_answer answers[FWD_ANSWERS]; /* the loop's alone */
+	unsigned next_answer;
 };
 
 static void *fwd_main(void *arg)
@@ -68,9 +92,14 @@ static void *fwd_main(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&f->mu); /* the loop only reads done jobs */
-		int64_t rev = j->resume ? bk_etcd_cas(&f->conn, j->key, j->seen,
+		const char *keys[FWD_SCOPES];
+		for (int i = 0; i < j->n_keys; i++)
+			keys[i] = j->keys[i];
+		int64_t rev = j->resume ? bk_etcd_cas(&f->conn, j->keys[0], j->seen,
 		                                      j->val[0] ? j->val : NULL)
-		                        : bk_etcd_put(&f->conn, j->key, j->val, 0);
+		              : j->n_keys > 1
+		                  ? bk_etcd_put_all(&f->conn, keys, j->n_keys, j->val)
+		                  : bk_etcd_put(&f->conn, j->keys[0], j->val, 0);
 		pthread_mutex_lock(&f->mu);
 		j->rev = rev;
 		snprintf(j->err, sizeof(j->err), "%s", f->conn.err);
@@ -101,6 +130,8 @@ int bk_fwd_start(struct bk_daemon *d)
 		}
 		bk_etcd_conn_auth(&f->conn, g->cluster_user, pw);
 	}
+	bk_etcd_conn_tls(&f->conn, g->cluster_cert_file, g->cluster_key_file,
+	                 g->cluster_ca_file);
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->cv, NULL);
 	if (pthread_create(&f->thr, NULL, fwd_main, f)) {
@@ -131,61 +162,105 @@ void bk_fwd_stop(struct bk_daemon *d)
 	free(f);
 }
 
-static void answer(struct bk_daemon *d, struct fwd_job *j)
+/* The reply to a forwarded command (or to a resend of it): what etcd and
+ * the log made of it. key names the latch(es) in a refusal. */
+static void answer_route(struct bk_daemon *d, struct bk_route *route, bool has_rid,
+                         uint64_t rid, const struct fwd_answer *a, const char *key,
+                         const char *err)
 {
 	Breaker__Reply rep = BREAKER__REPLY__INIT;
-	char why[320];
+	char why[400];
 
-	rep.has_request_id = j->has_rid;
-	rep.request_id = j->rid;
+	rep.has_request_id = has_rid;
+	rep.request_id = rid;
 	rep.has_status = 1;
 	rep.has_audit_seq = 1;
-	rep.audit_seq = j->audit_seq;
-	if (j->rev > 0) {
+	rep.audit_seq = a->audit_seq;
+	if (a->rev > 0) {
 		rep.status = BREAKER__STATUS__OK;
 		rep.has_firm_revision = 1;
-		rep.firm_revision = (uint64_t)j->rev;
-		rep.has_firm_from_mode = j->resume;
-		rep.firm_from_mode = j->from;
+		rep.firm_revision = (uint64_t)a->rev;
+		rep.has_firm_from_mode = a->resume;
+		rep.firm_from_mode = a->from;
 		rep.has_to_mode = 1;
-		rep.to_mode = (Breaker__Mode)j->to;
+		rep.to_mode = (Breaker__Mode)a->to;
+		if (!a->durable) { /* a trip: in etcd, but its record not on disk */
+			rep.status = BREAKER__STATUS__ERR_NOT_DURABLE;
+			snprintf(
+			    why, sizeof(why),
+			    "the firm halt IS in effect at etcd revision %lld, but its "
+			    "audit record (seq %llu) is not on disk on this host yet "
+			    "(audit log write failing); it will be retried",
+			    (long long)a->rev, (unsigned long long)a->audit_seq);
+			rep.error = why;
+		}
 	} else {
-		rep.status = j->rev == -EIO ? BREAKER__STATUS__ERR_NOT_DURABLE
+		rep.status = a->rev == -EIO ? BREAKER__STATUS__ERR_NOT_DURABLE
 		                            : BREAKER__STATUS__ERR_FIRM;
-		snprintf(why, sizeof(why), "%s: %s; nothing was changed", j->key,
-		         j->rev == -ESTALE ? "changed since revision as seen: look again "
+		snprintf(why, sizeof(why), "%s: %s; nothing was changed", key,
+		         a->rev == -ESTALE ? "changed since revision as seen: look again "
 		                             "with 'breaker status --firm'"
-		         : j->rev == -EACCES
+		         : a->rev == -EACCES
 		             ? "etcd refused breakerd's user"
-		             : (j->err[0] ? j->err : "etcd did not answer"));
+		             : (err && err[0] ? err : "etcd did not answer"));
 		rep.error = why;
 	}
-	bk_reply_now(d, &j->route, &rep);
+	bk_reply_now(d, route, &rep);
+}
+
+/* Answer j and its resends; keep the answer (applied) or forget the id (not). */
+static void finish(struct bk_daemon *d, struct bk_fwd *f, struct fwd_job *j, bool durable)
+{
+	struct fwd_answer a = {.audit_seq = j->audit_seq,
+	                       .rev = j->rev,
+	                       .resume = j->resume,
+	                       .durable = durable || j->resume,
+	                       .from = j->from,
+	                       .to = j->to};
+	char key[BK_ETCD_KEY_MAX + 48];
+
+	snprintf(key, sizeof(key), "%s%s", j->keys[0],
+	         j->n_keys > 1 ? " and the other latches of its transaction" : "");
+	answer_route(d, &j->route, j->has_rid, j->rid, &a, key, j->err);
+	for (int i = 0; i < j->n_waiters; i++)
+		answer_route(d, &j->waiters[i], j->has_rid, j->rid, &a, key, j->err);
+	if (j->rev > 0)
+		f->answers[f->next_answer++ % FWD_ANSWERS] = a;
+	else /* nothing applied: the same id may be sent again */
+		bk_cmd_forget(d, !j->resume, j->has_rid ? j->rid : 0, j->audit_seq);
 }
 
 void bk_fwd_tick(struct bk_daemon *d)
 {
 	struct bk_fwd *f = d->fwd;
+	uint64_t now;
 
 	if (!f || pthread_mutex_trylock(&f->mu))
 		return;
+	now = bk_now_mono_ns();
 	for (int i = 0; i < FWD_JOBS; i++) {
 		struct fwd_job *j = &f->jobs[i];
+		bool durable;
+
 		if (!j->used)
 			continue;
-		if (!j->ready && d->audit.durable_seq >= j->audit_seq) {
+		durable = d->audit.durable_seq >= j->audit_seq;
+		if (!j->ready && durable) {
 			j->ready = true; /* a resume: its record is on disk now */
 			pthread_cond_signal(&f->cv);
-		} else if (!j->ready && bk_now_mono_ns() > j->durable_by) {
+		} else if (!j->ready && now > j->durable_by) {
 			j->rev = -EIO; /* never made: refused, nothing changed */
 			snprintf(j->err, sizeof(j->err),
 			         "its audit record is not durable (the log's disk?)");
 			j->done = true;
 		}
-		if (j->done) {
-			answer(d, j);
-			j->used = j->done = j->ready = false;
-		}
+		/* a trip in etcd answers once its record is durable too, or the
+		 * log is failing, or it is late: then "in effect, not on disk" */
+		if (!j->done || (j->rev > 0 && !j->resume && !durable && !d->flush_err &&
+		                 now <= j->durable_by))
+			continue;
+		finish(d, f, j, durable);
+		j->used = j->done = j->ready = false;
 	}
 	pthread_mutex_unlock(&f->mu);
 }
@@ -225,32 +300,68 @@ static void latch_value(struct bk_cmd *c, const struct bk_actor *who, int mode,
 	         (unsigned long long)bk_now_wall_ns(), host);
 }
 
-/* Scope "global", "strategy/S" or "group/G" of the command; false if bad. */
-static bool scope_of(struct bk_cmd *c, char *buf, size_t len)
+/* One scope ("strategy/S" or "group/G") into out[n] unless already there. */
+static int add_scope(char (*out)[BK_ETCD_SCOPE_MAX], int n, const char *kind,
+                     const char *name)
 {
-	const char *s = NULL, *g = NULL, *why;
+	char one[BK_ETCD_SCOPE_MAX];
+
+	if ((size_t)snprintf(one, sizeof(one), "%s/%s", kind, name) >= sizeof(one))
+		return -1;
+	for (int i = 0; i < n; i++)
+		if (strcmp(out[i], one) == 0)
+			return n; /* named twice: one latch */
+	if (n >= FWD_SCOPES)
+		return -2;
+	memcpy(out[n], one, sizeof(one));
+	return n + 1;
+}
+
+/*
+ * The scopes of the command: "global", or each "strategy/S" and "group/G"
+ * it names (a trip: all of them, one etcd transaction). The count, -1 if a
+ * name is bad (*bad: it), -2 if more than FWD_SCOPES.
+ */
+static int scopes_of(struct bk_cmd *c, char (*out)[BK_ETCD_SCOPE_MAX], const char **bad)
+{
+	const char *why;
+	int n = 0;
 
 	if (c->req->cmd_case == BREAKER__REQUEST__CMD_TRIP) {
 		const Breaker__Trip *t = c->req->trip;
-		if (t->n_strategies + t->n_groups + (t->strategy != NULL) > 1)
-			return false; /* the CLI sends one scope per command */
-		s = t->strategy ? t->strategy : t->n_strategies ? t->strategies[0] : NULL;
-		g = t->n_groups ? t->groups[0] : NULL;
+		for (size_t i = 0; i <= t->n_strategies && n >= 0; i++) {
+			const char *s =
+			    i < t->n_strategies ? t->strategies[i] : t->strategy;
+			if (!s)
+				continue;
+			if (!bk_strategy_name_valid(s) ||
+			    (n = add_scope(out, n, "strategy", s)) == -1) {
+				*bad = s;
+				return -1;
+			}
+		}
+		for (size_t i = 0; i < t->n_groups && n >= 0; i++) {
+			if (bk_group_tag_check(t->groups[i], &why) ||
+			    (n = add_scope(out, n, "group", t->groups[i])) == -1) {
+				*bad = t->groups[i];
+				return -1;
+			}
+		}
 	} else {
-		s = c->req->resume->strategy;
-		g = c->req->resume->group;
+		const char *s = c->req->resume->strategy, *g = c->req->resume->group;
+		*bad = s && g ? "--strategy with --group: one scope per resume"
+		       : s    ? s
+		              : g;
+		if ((s && g) || (s && !bk_strategy_name_valid(s)) ||
+		    (g && bk_group_tag_check(g, &why)))
+			return -1;
+		if ((s || g) &&
+		    (n = add_scope(out, 0, s ? "strategy" : "group", s ? s : g)) < 0)
+			return -1;
 	}
-	if (s && !bk_strategy_name_valid(s))
-		return false;
-	if (g && bk_group_tag_check(g, &why))
-		return false;
-	if (s)
-		snprintf(buf, len, "strategy/%s", s);
-	else if (g)
-		snprintf(buf, len, "group/%s", g);
-	else
-		snprintf(buf, len, "global");
-	return true;
+	if (n == 0)
+		snprintf(out[n++], BK_ETCD_SCOPE_MAX, "global");
+	return n;
 }
 
 static struct fwd_job *job_slot(struct bk_fwd *f)
@@ -313,29 +424,84 @@ static bool plan_resume(struct bk_cmd *c, const char *scope, const struct bk_act
 	return true;
 }
 
+/* A resend of the forwarded command whose record is seq: it waits for the
+ * job's answer, or gets the kept one; never a second etcd call. */
+static void resent(struct bk_cmd *c, struct bk_fwd *f, uint64_t seq)
+{
+	uint64_t id = c->req->request_id;
+
+	pthread_mutex_lock(&f->mu);
+	for (int i = 0; i < FWD_JOBS; i++) {
+		struct fwd_job *j = &f->jobs[i];
+		if (!j->used || j->audit_seq != seq)
+			continue;
+		if (j->n_waiters < FWD_WAITERS) {
+			j->waiters[j->n_waiters++] = c->route;
+			c->route.transport = BK_ROUTE_NONE; /* the job answers */
+			pthread_mutex_unlock(&f->mu);
+			return;
+		}
+		pthread_mutex_unlock(&f->mu);
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_FIRM,
+		              "this request id is in flight to etcd already: nothing "
+		              "was sent again; ask again in a moment");
+		return;
+	}
+	pthread_mutex_unlock(&f->mu);
+	for (int i = 0; i < FWD_ANSWERS; i++)
+		if (f->answers[i].audit_seq == seq) {
+			answer_route(c->d, &c->route, true, id, &f->answers[i], "", NULL);
+			c->route.transport = BK_ROUTE_NONE;
+			return;
+		}
+	snprintf(c->why, sizeof(c->why),
+	         "request id %llu was forwarded already (audit seq %llu) and its "
+	         "answer is no longer kept here: nothing was sent again; see "
+	         "'breaker status --firm'",
+	         (unsigned long long)id, (unsigned long long)seq);
+	bk_cmd_refuse(c, BREAKER__STATUS__ERR_FIRM, c->why);
+}
+
 void bk_fwd_command(struct bk_cmd *c)
 {
 	struct bk_daemon *d = c->d;
 	struct bk_fwd *f = d->fwd;
 	bool resume = c->req->cmd_case == BREAKER__REQUEST__CMD_RESUME;
 	Breaker__AuditRecord rec = BREAKER__AUDIT_RECORD__INIT;
-	char scope[BK_ETCD_SCOPE_MAX], key[BK_ETCD_KEY_MAX], val[1536] = "";
+	char scopes[FWD_SCOPES][BK_ETCD_SCOPE_MAX], keys[FWD_SCOPES][BK_ETCD_KEY_MAX];
+	char *keyp[FWD_SCOPES], val[1536] = "";
 	const char *text = resume ? c->req->resume->reason : c->req->trip->reason;
 	struct bk_proposal pr = {.active = false};
 	struct bk_actor who;
 	struct fwd_job *j;
-	int reason, from = 0, to;
-	int64_t seq;
+	int reason, from = 0, to, n, dup;
+	const char *bad = "";
+	uint64_t seq;
 
 	if (!f || !d->etcd) {
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
 		              "--firm: this breakerd has no [cluster] section");
 		return;
 	}
-	if (!scope_of(c, scope, sizeof(scope))) {
-		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		              "--firm: one valid scope per command (global, a strategy "
-		              "or a group)");
+	/* a request id applied once, as for a local command */
+	c->hash = bk_cmd_request_hash(c);
+	if ((dup = bk_cmd_dedupe_find(c, !resume, &seq)) != 0) {
+		if (dup > 0)
+			resent(c, f, seq);
+		return;
+	}
+	if ((n = scopes_of(c, scopes, &bad)) == -2)
+		snprintf(c->why, sizeof(c->why),
+		         "--firm: at most %d scopes in one trip (one etcd transaction); "
+		         "nothing was changed",
+		         FWD_SCOPES);
+	else if (n < 0)
+		snprintf(c->why, sizeof(c->why),
+		         "--firm: bad scope '%.80s' (strategy: 1-%u bytes of "
+		         "[A-Za-z0-9._:-]; group: KIND:VALUE); nothing was changed",
+		         bad, BK_NAME_MAX - 1);
+	if (n < 0) {
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST, c->why);
 		return;
 	}
 	if (text && !bk_text_valid(text, d->cfg.reason_max)) {
@@ -347,7 +513,7 @@ void bk_fwd_command(struct bk_cmd *c)
 	bk_actor_cached(d, &c->peer, &who);
 	bk_actor_lookup(d, &who);
 	if (resume) {
-		if (!plan_resume(c, scope, &who, &reason, &from, &to, &pr))
+		if (!plan_resume(c, scopes[0], &who, &reason, &from, &to, &pr))
 			return;
 	} else {
 		const Breaker__Trip *t = c->req->trip;
@@ -360,11 +526,14 @@ void bk_fwd_command(struct bk_cmd *c)
 		reason = (int)t->reason_code;
 		to = t->has_mode ? (int)t->mode : BK_HALTED;
 	}
-	if (bk_etcd_latch_key(key, sizeof(key), d->cfg.cluster_name, scope,
-	                      bk_reason_name((unsigned)reason))) {
-		bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
-		              "scope name too long for a key");
-		return;
+	for (int i = 0; i < n; i++) {
+		if (bk_etcd_latch_key(keys[i], sizeof(keys[i]), d->cfg.cluster_name,
+		                      scopes[i], bk_reason_name((unsigned)reason))) {
+			bk_cmd_refuse(c, BREAKER__STATUS__ERR_BAD_REQUEST,
+			              "scope name too long for a key");
+			return;
+		}
+		keyp[i] = keys[i];
 	}
 	if (to > BK_ACTIVE)
 		latch_value(c, &who, to, reason, text, val, sizeof(val));
@@ -382,7 +551,11 @@ void bk_fwd_command(struct bk_cmd *c)
 	              bk_now_wall_ns());
 	bk_cmd_request_id(c, &rec);
 	rec.command = resume ? "resume" : "trip";
-	rec.firm_key = key;
+	rec.firm_key = keys[0];
+	if (n > 1) { /* one transaction: the record names every key */
+		rec.n_firm_keys = (size_t)n;
+		rec.firm_keys = keyp;
+	}
 	rec.reason = (char *)text;
 	rec.has_reason_code = 1;
 	rec.reason_code = (Breaker__ReasonCode)reason;
@@ -398,11 +571,12 @@ void bk_fwd_command(struct bk_cmd *c)
 		rec.proposer_user = pr.actor.name;
 		rec.proposal_seq = pr.seq;
 	}
-	if ((seq = bk_audit_stage(&d->audit, &rec)) < 0) {
+	if (bk_audit_stage(&d->audit, &rec) < 0) {
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_NOT_DURABLE,
 		              "its audit record could not be staged: nothing changed");
 		return;
 	}
+	bk_cmd_remember(d, &rec); /* a resend of its id: answered, not sent again */
 	pthread_mutex_lock(&f->mu);
 	*j = (struct fwd_job){
 	    .used = true,
@@ -416,8 +590,10 @@ void bk_fwd_command(struct bk_cmd *c)
 	    .durable_by = bk_now_mono_ns() + FWD_TIMEOUT_MS * 1000000ull,
 	    .from = from,
 	    .to = to,
-	    .seen = resume ? (int64_t)c->req->resume->firm_seen_revision : 0};
-	snprintf(j->key, sizeof(j->key), "%s", key);
+	    .seen = resume ? (int64_t)c->req->resume->firm_seen_revision : 0,
+	    .n_keys = n};
+	for (int i = 0; i < n; i++)
+		memcpy(j->keys[i], keys[i], sizeof(keys[i]));
 	snprintf(j->val, sizeof(j->val), "%s", val);
 	c->route.transport = BK_ROUTE_NONE; /* the job answers */
 	pthread_cond_signal(&f->cv);

@@ -69,6 +69,24 @@ int bk_etcd_conn_init(struct bk_etcd_conn *c, const char *endpoints, long timeou
 	return c->curl ? 0 : -ENOMEM;
 }
 
+void bk_etcd_conn_tls(struct bk_etcd_conn *c, const char *cert, const char *key,
+                      const char *ca)
+{
+	snprintf(c->tls_cert, sizeof(c->tls_cert), "%s", cert ? cert : "");
+	snprintf(c->tls_key, sizeof(c->tls_key), "%s", key ? key : "");
+	snprintf(c->tls_ca, sizeof(c->tls_ca), "%s", ca ? ca : "");
+}
+
+void bk_etcd_curl_tls(const struct bk_etcd_conn *c, void *curl)
+{
+	if (c->tls_cert[0]) {
+		curl_easy_setopt(curl, CURLOPT_SSLCERT, c->tls_cert);
+		curl_easy_setopt(curl, CURLOPT_SSLKEY, c->tls_key);
+	}
+	if (c->tls_ca[0])
+		curl_easy_setopt(curl, CURLOPT_CAINFO, c->tls_ca);
+}
+
 void bk_etcd_conn_free(struct bk_etcd_conn *c)
 {
 	if (c->curl)
@@ -96,6 +114,7 @@ static int post_one(struct bk_etcd_conn *c, const char *url, const char *body,
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L); /* threads: no SIGALRM */
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	bk_etcd_curl_tls(c, h);
 	if (c->token[0] && !strstr(url, "/v3/auth/authenticate")) {
 		char auth[sizeof(c->token) + 32];
 		snprintf(auth, sizeof(auth), "Authorization: %s", c->token);
@@ -327,6 +346,7 @@ int64_t bk_etcd_cas(struct bk_etcd_conn *c, const char *key, int64_t mod_rev,
 	    op[sizeof(v) + sizeof(k) + 64];
 	char body[sizeof(op) + sizeof(k) + 200];
 	const cJSON *ok;
+	bool succeeded;
 	cJSON *rep;
 	int64_t rev;
 	int err;
@@ -348,9 +368,49 @@ int64_t bk_etcd_cas(struct bk_etcd_conn *c, const char *key, int64_t mod_rev,
 		return err;
 	ok = cJSON_GetObjectItem(rep, "succeeded"); /* absent: false */
 	rev = bk_etcd_i64(cJSON_GetObjectItem(rep, "header"), "revision");
+	succeeded = cJSON_IsTrue(ok); /* before the delete: ok points into rep */
+	cJSON_Delete(rep);
+	if (!succeeded)
+		return -ESTALE;
+	return rev > 0 ? rev : -EPROTO;
+}
+
+int64_t bk_etcd_put_all(struct bk_etcd_conn *c, const char *const *keys, int n,
+                        const char *val)
+{
+	char k[BK_ETCD_KEY_MAX * 2], v[BK_ETCD_VAL_MAX * 2];
+	size_t cap = 64 + (size_t)n * (sizeof(k) + strlen(val) * 2 + 64), o;
+	char *body;
+	const cJSON *ok;
+	cJSON *rep;
+	int64_t rev;
+	int err;
+
+	if (n < 1 || n > 128 || bk_etcd_b64(val, strlen(val), v, sizeof(v)))
+		return -EINVAL;
+	if (!(body = malloc(cap)))
+		return -ENOMEM;
+	o = (size_t)snprintf(body, cap, "{\"success\":[");
+	for (int i = 0; i < n; i++) {
+		if (bk_etcd_b64(keys[i], strlen(keys[i]), k, sizeof(k))) {
+			free(body);
+			return -ENOSPC;
+		}
+		o += (size_t)snprintf(
+		    body + o, cap - o,
+		    "%s{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\"}}", i ? "," : "",
+		    k, v);
+	}
+	snprintf(body + o, cap - o, "]}");
+	err = bk_etcd_post(c, "/v3/kv/txn", body, true, &rep);
+	free(body);
+	if (err)
+		return err;
+	ok = cJSON_GetObjectItem(rep, "succeeded"); /* no compare: always true */
+	rev = bk_etcd_i64(cJSON_GetObjectItem(rep, "header"), "revision");
 	cJSON_Delete(rep);
 	if (!cJSON_IsTrue(ok))
-		return -ESTALE;
+		return -EPROTO;
 	return rev > 0 ? rev : -EPROTO;
 }
 

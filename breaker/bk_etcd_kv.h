@@ -14,6 +14,7 @@
 #ifndef BK_ETCD_KV_H
 #define BK_ETCD_KV_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,7 +37,18 @@ struct bk_etcd_conn {
 	 * first use and again when etcd says it expired */
 	char user[64], password[128];
 	char token[256];
+	/* TLS (bk_etcd_conn_tls): a client certificate and key to present
+	 * (etcd's --client-cert-auth), the CA to trust; "": curl's default */
+	char tls_cert[PATH_MAX], tls_key[PATH_MAX], tls_ca[PATH_MAX];
 };
+
+/* Present cert/key (both or neither) and trust ca (NULL or "": the system's
+ * store) on https:// endpoints. */
+void bk_etcd_conn_tls(struct bk_etcd_conn *c, const char *cert, const char *key,
+                      const char *ca);
+
+/* The connection's TLS settings on a curl handle (the watch's own request). */
+void bk_etcd_curl_tls(const struct bk_etcd_conn *c, void *curl);
 
 /* Use etcd's authentication as user with password (from a file, 0600). */
 void bk_etcd_conn_auth(struct bk_etcd_conn *c, const char *user, const char *password);
@@ -89,6 +101,14 @@ int bk_etcd_range_prefix(struct bk_etcd_conn *c, const char *prefix, bool serial
  */
 int64_t bk_etcd_cas(struct bk_etcd_conn *c, const char *key, int64_t mod_rev,
                     const char *val);
+
+/*
+ * Put every one of keys[0..n) = val in ONE transaction (no compare): all
+ * latches at one revision, or none. n <= etcd's --max-txn-ops (128). The
+ * revision, or -errno.
+ */
+int64_t bk_etcd_put_all(struct bk_etcd_conn *c, const char *const *keys, int n,
+                        const char *val);
 
 /* Grant a lease of ttl_s seconds: its id, or -errno. */
 int64_t bk_etcd_lease_grant(struct bk_etcd_conn *c, int ttl_s);

@@ -348,6 +348,11 @@ static void firm_gauges(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 	       "-1: none since start.");
 	put(m, "breaker_firm_contact_age_seconds %s\n",
 	    contact ? num(b, now > contact ? (double)(now - contact) / 1e9 : 0) : "-1");
+	family(m, "breaker_audit_anchored_seq", "gauge",
+	       "The last audit seq whose chain head this host anchored in etcd (0: none "
+	       "yet); records after it are not covered by an anchor.");
+	put(m, "breaker_audit_anchored_seq %llu\n",
+	    (unsigned long long)bk_etcd_anchored_seq(d));
 }
 
 static void head_gauges(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)

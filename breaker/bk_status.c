@@ -204,6 +204,8 @@ static void proposal_msg(struct bk_daemon *d, Breaker__StatusInfo *info)
 	m->to_mode = (Breaker__Mode)pr->target;
 	m->forced = pr->forced;
 	m->expires_wall_ns = pr->expires_wall_ns;
+	m->has_firm = pr->firm;
+	m->firm = pr->firm;
 	info->pending_resume = m;
 }
 

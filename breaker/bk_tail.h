@@ -6,7 +6,8 @@
  * written to "<log>.head" (fsynced) after it, so that a log cut at a record
  * boundary, rolled back or replaced is caught at the next boot and by
  * `breaker audit --verify`. The head never leads the log: it is taken from
- * what a completed fsync made durable; the head file may lag by a flush.
+ * what a completed fsync made durable; the head file is written when the log
+ * is quiet (1 ms) or 20 ms behind (bk_loop.c), so it may lag by that much.
  *
  * The log's identity (device, inode) is checked after every flush and about
  * once a second: a log unlinked (st_nlink 0) or replaced at its path is

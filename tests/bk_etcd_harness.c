@@ -20,18 +20,27 @@
 
 const char *bk_ec_url(const struct bk_ec *c, int i, char *buf, size_t len)
 {
-	snprintf(buf, len, "http://127.0.0.1:%d", c->client_port[i]);
+	if (c->tls_dir[0])
+		snprintf(buf, len, "https://localhost:%d", c->client_port[i]);
+	else
+		snprintf(buf, len, "http://127.0.0.1:%d", c->client_port[i]);
 	return buf;
 }
 
 void bk_ec_member_start(struct bk_ec *c, int i, bool fresh)
 {
-	char name[16], data[192], curl[64], purl[64], log[192];
+	char name[16], data[192], curl[64], purl[64], log[192], lurl[64];
+	char cert[128], key[128], ca[128];
 	pid_t pid;
 
 	snprintf(name, sizeof(name), "m%d", i);
 	snprintf(data, sizeof(data), "%s/%s.etcd", c->dir, name);
-	snprintf(curl, sizeof(curl), "http://127.0.0.1:%d", c->client_port[i]);
+	bk_ec_url(c, i, curl, sizeof(curl));
+	snprintf(lurl, sizeof(lurl), "%s://127.0.0.1:%d",
+	         c->tls_dir[0] ? "https" : "http", c->client_port[i]);
+	snprintf(cert, sizeof(cert), "--cert-file=%s/server.pem", c->tls_dir);
+	snprintf(key, sizeof(key), "--key-file=%s/server.key", c->tls_dir);
+	snprintf(ca, sizeof(ca), "--trusted-ca-file=%s/ca.pem", c->tls_dir);
 	snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", c->peer_port[i]);
 	snprintf(log, sizeof(log), "%s/%s.log", c->dir, name);
 	char *argv[] = {"etcd",
@@ -40,7 +49,7 @@ void bk_ec_member_start(struct bk_ec *c, int i, bool fresh)
 	                "--data-dir",
 	                data,
 	                "--listen-client-urls",
-	                curl,
+	                lurl,
 	                "--advertise-client-urls",
 	                curl,
 	                "--listen-peer-urls",
@@ -58,6 +67,10 @@ void bk_ec_member_start(struct bk_ec *c, int i, bool fresh)
 	                "zap",
 	                "--log-outputs",
 	                log,
+	                c->tls_dir[0] ? "--client-cert-auth" : NULL,
+	                cert,
+	                key,
+	                ca,
 	                NULL};
 	pid = fork();
 	cr_assert_geq(pid, 0, "fork");
@@ -83,6 +96,13 @@ bool bk_ec_healthy(struct bk_ec *c, unsigned ms)
 	int64_t rev;
 
 	cr_assert_eq(bk_etcd_conn_init(&conn, c->endpoints, 500), 0);
+	if (c->tls_dir[0]) {
+		char cert[128], key[128], ca[128];
+		snprintf(cert, sizeof(cert), "%s/client.pem", c->tls_dir);
+		snprintf(key, sizeof(key), "%s/client.key", c->tls_dir);
+		snprintf(ca, sizeof(ca), "%s/ca.pem", c->tls_dir);
+		bk_etcd_conn_tls(&conn, cert, key, ca);
+	}
 	while (!ok && bk_h_mono_ms() < end) {
 		for (int i = 0; i < BK_EC_MEMBERS; i++) {
 			int st;
@@ -102,11 +122,14 @@ bool bk_ec_healthy(struct bk_ec *c, unsigned ms)
 	return ok;
 }
 
-void bk_ec_start(struct bk_ec *c, const char *tag)
+static void ec_start(struct bk_ec *c, const char *tag, const char *tls_dir)
 {
 	size_t off = 0, eoff = 0;
+	char url[64];
 
 	memset(c, 0, sizeof(*c));
+	if (tls_dir)
+		snprintf(c->tls_dir, sizeof(c->tls_dir), "%s", tls_dir);
 	snprintf(c->tag, sizeof(c->tag), "%s-%d", tag, (int)getpid());
 	snprintf(c->dir, sizeof(c->dir), "/tmp/bk-etcd-%s-XXXXXX", tag);
 	cr_assert_not_null(mkdtemp(c->dir));
@@ -117,13 +140,23 @@ void bk_ec_start(struct bk_ec *c, const char *tag)
 		                        "%sm%d=http://127.0.0.1:%d", i ? "," : "", i,
 		                        c->peer_port[i]);
 		eoff += (size_t)snprintf(c->endpoints + eoff, sizeof(c->endpoints) - eoff,
-		                         "%shttp://127.0.0.1:%d", i ? "," : "",
-		                         c->client_port[i]);
+		                         "%s%s", i ? "," : "",
+		                         bk_ec_url(c, i, url, sizeof(url)));
 	}
 	for (int i = 0; i < BK_EC_MEMBERS; i++)
 		bk_ec_member_start(c, i, true);
 	cr_assert(bk_ec_healthy(c, 60000), "etcd cluster not up within 60 s (logs in %s)",
 	          c->dir);
+}
+
+void bk_ec_start(struct bk_ec *c, const char *tag)
+{
+	ec_start(c, tag, NULL);
+}
+
+void bk_ec_start_tls(struct bk_ec *c, const char *tag, const char *tls_dir)
+{
+	ec_start(c, tag, tls_dir);
 }
 
 void bk_ec_signal(struct bk_ec *c, int i, int sig)

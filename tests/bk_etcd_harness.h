@@ -21,11 +21,16 @@ struct bk_ec {
 	pid_t pid[BK_EC_MEMBERS];
 	char endpoints[256]; /* "http://127.0.0.1:P0,http://...:P1,..." */
 	char initial[512];   /* --initial-cluster */
+	char tls_dir[64]; /* bk_ec_start_tls: ca.pem, server.pem/.key, client.pem/.key */
 };
 
 /* Start the three members and wait (generously) until a linearizable read
  * succeeds. */
 void bk_ec_start(struct bk_ec *c, const char *tag);
+/* The same with client TLS: https://localhost client URLs, members with
+ * --client-cert-auth trusting tls_dir/ca.pem and serving tls_dir/server.pem;
+ * the harness's own reads present tls_dir/client.pem. */
+void bk_ec_start_tls(struct bk_ec *c, const char *tag, const char *tls_dir);
 /* (Re)start member i alone, into its existing data dir. */
 void bk_ec_member_start(struct bk_ec *c, int i, bool fresh);
 /* kill(member i, sig). */

@@ -7,6 +7,7 @@
  * still shown, marked unverified.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
 #include <signal.h>
@@ -583,5 +584,76 @@ Test(tail, head_file_removed_while_running_is_written_anew)
 	cr_assert_eq(bk_check(&c, -1), BK_ACTIVE);
 	cr_assert_eq(bk_check(&c, bk_client_resolve(&c, "alpha")), BK_HALTED);
 	bk_client_detach(&c);
+	bk_h_fini(&h);
+}
+
+/*
+ * ---- the head file follows a burst once the log is quiet -------------------
+ *
+ * The head file is written when the log has been quiet for a moment or is
+ * 20 ms behind, not after every flush (bk_loop.c): commands back to back
+ * leave it behind for a while, and it must still catch up with the last one
+ * while breakerd runs on, so that a crash after the burst loses no head.
+ */
+static int fast_cmd(struct bk_rpc *r, const char *strategy, uint64_t id, bool trip,
+                    uint64_t *seq)
+{
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__Trip t = BREAKER__TRIP__INIT;
+	Breaker__Resume s = BREAKER__RESUME__INIT;
+	Breaker__Reply *rep = NULL;
+	int rv;
+
+	req.has_request_id = 1;
+	req.request_id = id;
+	if (trip) {
+		req.cmd_case = BREAKER__REQUEST__CMD_TRIP;
+		req.trip = &t;
+		t.strategy = (char *)strategy;
+		t.has_reason_code = 1;
+		t.reason_code = BREAKER__REASON_CODE__MANUAL_HALT;
+		t.reason = "burst";
+	} else {
+		req.cmd_case = BREAKER__REQUEST__CMD_RESUME;
+		req.resume = &s;
+		s.strategy = (char *)strategy;
+		s.has_to = s.has_force = 1;
+		s.to = BREAKER__MODE__MODE_ACTIVE;
+		s.force = 1;
+		s.reason = "burst";
+	}
+	if ((rv = bk_rpc_call(r, &req, &rep)) != 0)
+		return rv;
+	rv = rep->status == BREAKER__STATUS__OK && rep->has_audit_seq ? 0 : -EPROTO;
+	*seq = rep->audit_seq;
+	breaker__reply__free_unpacked(rep, NULL);
+	return rv;
+}
+
+Test(tail, head_file_catches_up_with_a_burst_while_running)
+{
+	struct bk_audit_head head = {.seq = 0};
+	struct bk_rpc r;
+	struct bk_h h;
+	char path[300];
+	uint64_t seq = 0;
+	int i;
+
+	up(&h, "burst");
+	snprintf(path, sizeof(path), "%s.head", h.cfg.audit_path);
+	cr_assert_eq(bk_rpc_open(&r, h.cfg.local_url, 5000), 0);
+	for (i = 0; i < 20; i++)
+		cr_assert_eq(fast_cmd(&r, "alpha", 9000 + (uint64_t)i, i % 2 == 0, &seq),
+		             0, "command %d acknowledged with its audit seq", i);
+	bk_rpc_close(&r);
+	for (i = 0; i < 1000; i++) {
+		if (bk_audit_head_read(path, &head) == 0 && head.seq >= seq)
+			break;
+		usleep(10000);
+	}
+	cr_assert_geq(head.seq, seq,
+	              "the head file holds the last acknowledged record (%llu) "
+	              "within 10 s, breakerd still running: it holds %llu",
+	              (unsigned long long)seq, (unsigned long long)head.seq);
 	bk_h_fini(&h);
 }

@@ -58,6 +58,9 @@ enum {
 	O_GROUP, /* repeatable, like --strategy for trip */
 	O_FIRM,
 	O_REVISION,
+	O_ANCHORS, /* audit --anchors (breaker_anchor.c) */
+	O_HOST,
+	O_LOG, /* incident export --log (repeatable; breaker_incident_merge.c) */
 };
 
 /* clang-format off */
@@ -89,13 +92,14 @@ static const struct option register_opts[] = {OPT_COMMON, OPT("telemetry", O_TEL
 static const struct option reconcile_opts[] = {OPT_COMMON, OPT("as-of-fills", O_AS_OF_FILLS),
 	OPT("as-of", O_AS_OF), FLAG("withdraw", O_WITHDRAW), OPT("incident", O_INCIDENT), OPT_END};
 static const struct option audit_opts[] = {OPT_COMMON, FLAG("verify", O_VERIFY),
-					   OPT("since", O_SINCE), OPT("file", O_FILE), OPT_END};
+					   OPT("since", O_SINCE), OPT("file", O_FILE),
+					   FLAG("anchors", O_ANCHORS), OPT("host", O_HOST), OPT_END};
 static const struct option watch_opts[] = {OPT_COMMON, OPT("count", O_COUNT),
 					   OPT("timeout-ms", O_TIMEOUT_MS), FLAG("wide", O_WIDE), OPT_END};
 static const struct option incident_opts[] = {OPT_COMMON, OPT("since", O_SINCE),
 	OPT("until", O_UNTIL), OPT("format", O_FORMAT), OPT("file", O_FILE),
 	OPT("severity", O_SEVERITY), OPT("title", O_TITLE), OPT("commander", O_COMMANDER),
-	OPT("resolution", O_RESOLUTION), OPT_END};
+	OPT("resolution", O_RESOLUTION), OPT("log", O_LOG), FLAG("anchors", O_ANCHORS), OPT_END};
 /* clang-format on */
 
 /* ---- messages ----------------------------------------------------------- */
@@ -586,7 +590,8 @@ static const struct cmd cmds[] = {
      "                 incident a held scope is under, or a new one: docs/incidents.md)\n"
      "  --json         print breakerd's reply as one JSON object\n"
      "  --firm         the firm-wide latch in etcd ([cluster]): every host;\n"
-     "                 waits for the hosts' acks (docs/firmwide.md)\n"
+     "                 several scopes are one etcd transaction; waits for the\n"
+     "                 hosts' acks (docs/firmwide.md)\n"
      "\n"
      "example: breaker trip manual_halt --reason \"Emergency halt by operator\"\n",
      EXITS_TRIP, true},
@@ -795,7 +800,7 @@ static const struct cmd cmds[] = {
      "  2 bad usage; 3 breakerd's event socket unreachable",
      false},
     {"audit", cmd_audit, audit_opts, 0, 0, NULL,
-     "[--verify] [--since TIME] [--file PATH] [--json]",
+     "[--verify [--anchors [--host NAME]]] [--since TIME] [--file PATH] [--json]",
      "print or verify the audit log (works with breakerd down)",
      "Read the audit log file itself, so this works when breakerd is down. One line\n"
      "per record: seq, time (UTC), kind, scope, from->to, reason code,\n"
@@ -807,10 +812,15 @@ static const struct cmd cmds[] = {
      "               and fractions of a second are optional), unix seconds\n"
      "               (1795338000), or an age: 30s, 10m, 2h, 1d\n"
      "  --file PATH  the log to read (default: the config's audit path)\n"
-     "  --json       one JSON object per record (with --verify: the verdict)\n",
-     "0 ok; 2 bad usage;\n"
+     "  --json       one JSON object per record (with --verify: the verdict)\n"
+     "  --anchors    with --verify and [cluster]: also check the log against the\n"
+     "               chain heads breakerd anchored in etcd (anchors/<host>/): a\n"
+     "               log rewritten (even re-chained), cut below an anchor, or an\n"
+     "               anchor rewritten fails; a log ahead of its last anchor is fine\n"
+     "  --host NAME  whose anchors (default: [cluster] host, else hostname:instance)\n",
+     "0 ok; 2 bad usage; 3 (--anchors) etcd unreachable;\n"
      "  4 the log failed verification or cannot be read (the records before the\n"
-     "    damage are still printed)",
+     "    damage are still printed), or does not match its anchors",
      false},
     {"health", cmd_health, plain_opts, 0, 0, NULL, "[--json]",
      "quick check: ok, degraded or failing, and why",
@@ -828,6 +838,8 @@ static const struct cmd cmds[] = {
      "export|open|ack|note|resolve|list|stats",
      "export --since TIME [--until TIME] [--format md|json] [--file PATH]\n"
      "       breaker incident export ID [--format md|json] [--file PATH]\n"
+     "       breaker incident export --log [HOST=]PATH --log ... [--anchors] [--since "
+     "TIME]\n"
      "       breaker incident open [ID] --severity P1..P4 --title TEXT [--commander "
      "NAME]\n"
      "       breaker incident ack ID | note ID TEXT | resolve ID --resolution TEXT\n"
@@ -847,6 +859,13 @@ static const struct cmd cmds[] = {
      "  --format F     md (Markdown, default) or json\n"
      "  --json         the same as --format json\n"
      "  --file PATH    the log to read (default: the config's audit path)\n"
+     "  --log [HOST=]PATH  several hosts' logs (repeatable): one timeline ordered\n"
+     "                 by time, each line naming its host; each log verified first\n"
+     "                 (one that fails is reported and not merged: exit 4); a firm\n"
+     "                 revision applied on several hosts is one line with the\n"
+     "                 hosts and the spread of their apply times\n"
+     "  --anchors      (with --log, [cluster]) also check each log against its\n"
+     "                 host's anchors in etcd (HOST= is the [cluster] host name)\n"
      "\n"
      "Incidents (docs/incidents.md): ids INC-YYYY-NNN. open, ack, note and resolve\n"
      "are audited by breakerd next to the trips (an unknown id, a second ack or\n"
@@ -1021,6 +1040,17 @@ static int store_opt(struct cli_args *a, int o, char *arg)
 	case O_REVISION:
 		a->revision = arg;
 		break;
+	case O_ANCHORS:
+		a->anchors = true;
+		break;
+	case O_HOST:
+		a->host = arg;
+		break;
+	case O_LOG:
+		if (a->n_logs >= BX_LOGS_MAX)
+			return -1;
+		a->logs[a->n_logs++] = arg;
+		break;
 	case O_VERIFY:
 		a->verify = true;
 		break;
@@ -1081,7 +1111,7 @@ static int store_opt(struct cli_args *a, int o, char *arg)
 /* argv[0] is the command. Options may come before or after the arguments. */
 static int parse_args(const struct cmd *cmd, int argc, char **argv, struct cli_args *a)
 {
-	unsigned seen = 0;
+	uint64_t seen = 0; /* one bit per option from O_JSON */
 	int o;
 
 	memset(a, 0, sizeof(*a));
@@ -1091,12 +1121,12 @@ static int parse_args(const struct cmd *cmd, int argc, char **argv, struct cli_a
 		if (o == '?' || store_opt(a, o, optarg) < 0)
 			return bad_option(cmd->name, argc, argv);
 		/* --group, and trip's --strategy, may be given again */
-		if (o >= O_JSON && (seen & 1u << (o - O_JSON)) && o != O_GROUP &&
-		    !(o == O_STRATEGY && strcmp(cmd->name, "trip") == 0))
+		if (o >= O_JSON && (seen & 1ull << (o - O_JSON)) && o != O_GROUP &&
+		    o != O_LOG && !(o == O_STRATEGY && strcmp(cmd->name, "trip") == 0))
 			return cli_usage_error(cmd->name, "--%s given twice",
 			                       opt_name(cmd->opts, o));
 		if (o >= O_JSON)
-			seen |= 1u << (o - O_JSON);
+			seen |= 1ull << (o - O_JSON);
 	}
 	if (a->help)
 		return 0;

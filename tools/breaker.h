@@ -48,6 +48,8 @@ enum {
 
 #define BX_TIMEOUT_MS 5000
 
+struct bk_etcd_conn;
+
 /* Global options and the configuration they lead to. Lives in main(). */
 struct cli {
 	const char *config_path; /* --config; NULL: embedded defaults */
@@ -61,6 +63,7 @@ struct cli {
 	struct bk_config cfg;
 };
 
+#define BX_LOGS_MAX   32 /* incident export --log: hosts merged */
 #define BX_SCOPES_MAX 64 /* scopes in one command: breakerd's limit */
 
 /* One command's parsed options and arguments. */
@@ -80,6 +83,10 @@ struct cli_args {
 	bool json, force, verify, help, wide;
 	bool firm;      /* --firm: the firm-wide latch in etcd (breaker_firm.c) */
 	char *revision; /* resume --firm: the latch's mod_revision as seen */
+	bool anchors;   /* audit --anchors: check the log against etcd */
+	char *host;     /* audit --anchors --host: whose anchors */
+	char *logs[BX_LOGS_MAX]; /* incident export --log (several hosts) */
+	int n_logs;
 	/* --strategy (trip: repeatable) and --group (repeatable) */
 	char *strategies[BX_SCOPES_MAX], *groups[BX_SCOPES_MAX];
 	int n_strategies, n_groups;
@@ -119,6 +126,8 @@ int cli_firm_trip(struct cli *c, const struct cli_args *a, char *const *strategi
                   const char *text);
 int cli_firm_resume(struct cli *c, const struct cli_args *a, int reason, int to);
 int cli_firm_status(struct cli *c, const struct cli_args *a);
+/* A connection to the [cluster]'s etcd with its credentials: 0 or an exit code. */
+int cli_firm_conn(struct cli *c, const char *cmd, struct bk_etcd_conn *conn);
 /* breaker_group.c */
 int cmd_group(struct cli *c, const struct cli_args *a);
 int cli_check_group(const char *cmd, const char *tag);
@@ -132,6 +141,14 @@ int cmd_watch(struct cli *c, const struct cli_args *a);
 
 /* breaker_audit.c */
 int cmd_audit(struct cli *c, const struct cli_args *a);
+/* One record as `breaker audit` prints it (seq, time, kind, ...). */
+void audit_put_line(FILE *f, const Breaker__AuditRecord *rec);
+/* breaker_anchor.c: audit --anchors, the log against its anchors in etcd */
+int cli_audit_anchors(struct cli *c, const struct cli_args *a, const char *path);
+/* The same for any log and host (NULL: this config's): an exit code; quiet:
+ * nothing on stdout when it matches (what is wrong still goes to stderr). */
+int cli_anchors_check(struct cli *c, const char *path, const char *host, bool json,
+                      bool quiet);
 
 /* The audit log's durable heads (bk_tail.h), for audit and incident export. */
 struct audit_heads {
@@ -156,6 +173,8 @@ void put_venues(FILE *f, const Breaker__StatusInfo *in);
 
 /* breaker_incident.c */
 int cmd_incident(struct cli *c, const struct cli_args *a);
+/* breaker_incident_merge.c: export --log A --log B: several hosts, one timeline */
+int cli_incident_merge(struct cli *c, const struct cli_args *a);
 
 /* breaker_incidents.c: open, ack, note, resolve (audited by breakerd), list
  * and stats (from the audit log) */

@@ -464,8 +464,18 @@ int cmd_audit(struct cli *c, const struct cli_args *a)
 		                       "bad --since '%s': use 2026-11-23T09:00:00Z "
 		                       "(UTC), unix seconds, or an age like 10m, 2h, 1d",
 		                       a->since);
-	if (!path && (rv = cli_config(c)))
+	if (a->host && !a->anchors)
+		return cli_usage_error(a->cmd, "--host goes with --anchors");
+	if (a->anchors && (a->since || !a->verify))
+		return cli_usage_error(a->cmd,
+		                       "--anchors goes with --verify (and no --since)");
+	if ((!path || a->anchors) && (rv = cli_config(c)))
 		return rv;
+	if (a->anchors && !c->cfg.cluster_name[0])
+		return cli_usage_error(a->cmd,
+		                       "--anchors needs a [cluster] section (name, "
+		                       "endpoints) in the config: the anchors are "
+		                       "in its etcd");
 	if (!path)
 		path = c->cfg.audit_path;
 	audit_heads_read(c, path, !a->file, &h);
@@ -503,8 +513,15 @@ int cmd_audit(struct cli *c, const struct cli_args *a)
 		verdict_bad(path, &scan);
 		return BX_AUDIT;
 	}
+	if (a->anchors) /* the log verifies alone: now against etcd's anchors */
+		return cli_audit_anchors(c, a, path);
 	if (!a->verify && !a->json && x.since_ns && x.shown == 0)
 		fprintf(stderr, "no records since %s (%" PRIu64 " in the log)\n",
 		        fmt_time(t, x.since_ns, 0), scan.records);
 	return BX_OK;
+}
+
+void audit_put_line(FILE *f, const Breaker__AuditRecord *rec)
+{
+	put_record(f, rec);
 }

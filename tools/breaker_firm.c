@@ -39,6 +39,8 @@ static int firm_conn(struct cli *c, const char *cmd, struct bk_etcd_conn *conn)
 		                            "endpoints) in the config");
 	if (bk_etcd_conn_init(conn, c->cfg.cluster_endpoints, c->timeout_ms) < 0)
 		return cli_usage_error(cmd, "[cluster] endpoints: not http(s):// URLs");
+	bk_etcd_conn_tls(conn, c->cfg.cluster_cert_file, c->cfg.cluster_key_file,
+	                 c->cfg.cluster_ca_file);
 	if (c->cfg.cluster_user[0]) {
 		char pw[128];
 		if ((rv = bk_etcd_read_secret(c->cfg.cluster_password_file, pw,
@@ -197,6 +199,8 @@ static bool ack_conn(struct cli *c, struct bk_etcd_conn *conn)
 		printf("acks: no [cluster] in this config to read them from\n");
 		return false;
 	}
+	bk_etcd_conn_tls(conn, c->cfg.cluster_cert_file, c->cfg.cluster_key_file,
+	                 c->cfg.cluster_ca_file);
 	if (c->cfg.cluster_user[0]) {
 		if (bk_etcd_read_secret(c->cfg.cluster_password_file, pw, sizeof(pw))) {
 			printf(
@@ -222,9 +226,10 @@ static void acks_after(struct cli *c, int64_t rev, uint64_t at)
 
 /* Send one firm command to the local breakerd, which authorises it as the
  * local one, audits it and makes the etcd change: its revision, or an exit
- * code (negated) when refused. */
+ * code (negated) when refused. A trip in etcd whose record is not on disk
+ * on this host yet: its revision, *not_durable set (said loudly). */
 static int64_t forward(struct cli *c, const struct cli_args *a, Breaker__Request *req,
-                       Breaker__Reply **rep)
+                       Breaker__Reply **rep, bool *not_durable)
 {
 	int rv = cli_call(c, a->cmd, req, rep, true);
 
@@ -236,20 +241,38 @@ static int64_t forward(struct cli *c, const struct cli_args *a, Breaker__Request
 		fputc('\n', stdout);
 		return 0;
 	}
+	if ((*rep)->status == BREAKER__STATUS__ERR_NOT_DURABLE &&
+	    (*rep)->has_firm_revision && not_durable) {
+		fprintf(stderr,
+		        "!!! FIRM TRIP IN EFFECT at etcd revision %llu\n"
+		        "!!! BUT ITS AUDIT RECORD (seq %llu) IS NOT ON DISK on this host "
+		        "YET\n!!! breakerd: ERR_NOT_DURABLE: %s\n"
+		        "!!! the latch holds in etcd; breakerd retries the write. Check "
+		        "the disk holding %s\n",
+		        (unsigned long long)(*rep)->firm_revision,
+		        (unsigned long long)(*rep)->audit_seq,
+		        (*rep)->error ? (*rep)->error : "", c->cfg.audit_path);
+		*not_durable = true;
+		return (int64_t)(*rep)->firm_revision;
+	}
 	if ((*rep)->status != BREAKER__STATUS__OK || !(*rep)->has_firm_revision)
 		return -cli_refused(*rep);
 	return (int64_t)(*rep)->firm_revision;
 }
 
-/* One forwarded trip per scope (none: global); each quorum-durable when
- * breakerd answers. */
+/* One forwarded trip of every scope named (none: global): breakerd puts
+ * them in ONE etcd transaction, all at one revision or none. */
 int cli_firm_trip(struct cli *c, const struct cli_args *a, char *const *strategies,
                   int ns, char *const *groups, int ng, int reason, int mode,
                   const char *text)
 {
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__Trip t = BREAKER__TRIP__INIT;
+	Breaker__Reply *rep = NULL;
 	char scope[BK_ETCD_SCOPE_MAX];
 	uint64_t at = bk_now_wall_ns();
-	int64_t rev = 0;
+	bool not_durable = false;
+	int64_t rev;
 	int rv;
 
 	if ((rv = cli_config(c)))
@@ -257,40 +280,34 @@ int cli_firm_trip(struct cli *c, const struct cli_args *a, char *const *strategi
 	if (!c->cfg.cluster_name[0])
 		return cli_usage_error(a->cmd, "--firm needs a [cluster] section (name, "
 		                               "endpoints) in the config");
+	t.has_firm = t.firm = 1;
+	t.n_strategies = (size_t)ns;
+	t.strategies = (char **)strategies;
+	t.n_groups = (size_t)ng;
+	t.groups = (char **)groups;
+	t.has_mode = t.has_reason_code = 1;
+	t.mode = (Breaker__Mode)mode;
+	t.reason_code = (Breaker__ReasonCode)reason;
+	t.reason = (char *)text;
+	req.cmd_case = BREAKER__REQUEST__CMD_TRIP;
+	req.trip = &t;
+	rev = forward(c, a, &req, &rep, &not_durable);
+	if (rep)
+		breaker__reply__free_unpacked(rep, NULL);
+	if (rev <= 0)
+		return (int)-rev;
+	fputs("firm ", stdout);
 	for (int i = 0; i < (ns + ng ? ns + ng : 1); i++) {
-		Breaker__Request req = BREAKER__REQUEST__INIT;
-		Breaker__Trip t = BREAKER__TRIP__INIT;
-		Breaker__Reply *rep = NULL;
-		char *one;
-
-		t.has_firm = t.firm = 1;
-		if (i < ns) {
-			t.strategy = strategies[i];
-		} else if (i - ns < ng) {
-			one = groups[i - ns];
-			t.n_groups = 1;
-			t.groups = &one;
-		}
 		scope_of(i < ns ? strategies[i] : NULL,
 		         i >= ns && i - ns < ng ? groups[i - ns] : NULL, scope,
 		         sizeof(scope));
-		t.has_mode = t.has_reason_code = 1;
-		t.mode = (Breaker__Mode)mode;
-		t.reason_code = (Breaker__ReasonCode)reason;
-		t.reason = (char *)text;
-		req.cmd_case = BREAKER__REQUEST__CMD_TRIP;
-		req.trip = &t;
-		rev = forward(c, a, &req, &rep);
-		if (rep)
-			breaker__reply__free_unpacked(rep, NULL);
-		if (rev <= 0)
-			return (int)-rev;
-		printf("firm %s %s: %s (quorum-durable) at etcd revision %lld\n", scope,
-		       bk_reason_name((unsigned)reason), bk_mode_name(mode),
-		       (long long)rev);
+		printf("%s%s", i ? ", " : "", scope);
 	}
+	printf(" %s: %s (quorum-durable%s) at etcd revision %lld\n",
+	       bk_reason_name((unsigned)reason), bk_mode_name(mode),
+	       ns + ng > 1 ? ", one transaction" : "", (long long)rev);
 	acks_after(c, rev, at);
-	return BX_OK;
+	return not_durable ? BX_NOT_DURABLE : BX_OK;
 }
 
 int cli_firm_resume(struct cli *c, const struct cli_args *a, int reason, int to)
@@ -330,7 +347,7 @@ int cli_firm_resume(struct cli *c, const struct cli_args *a, int reason, int to)
 	rs.reason = a->reason;
 	req.cmd_case = BREAKER__REQUEST__CMD_RESUME;
 	req.resume = &rs;
-	rev = forward(c, a, &req, &rep);
+	rev = forward(c, a, &req, &rep, NULL);
 	if (rev > 0) {
 		from = rep->has_firm_from_mode ? rep->firm_from_mode : 0;
 		to = rep->has_to_mode ? (int)rep->to_mode : 0;
@@ -390,4 +407,9 @@ int cli_firm_status(struct cli *c, const struct cli_args *a)
 		printf("%d hosts up\n", h.n);
 	bk_etcd_conn_free(&conn);
 	return BX_OK;
+}
+
+int cli_firm_conn(struct cli *c, const char *cmd, struct bk_etcd_conn *conn)
+{
+	return firm_conn(c, cmd, conn);
 }

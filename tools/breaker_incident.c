@@ -1393,6 +1393,12 @@ int cmd_incident(struct cli *c, const struct cli_args *a)
 	const char *path = a->file;
 	int rv;
 
+	if (a->n_logs && strcmp(a->pos[0], "export") != 0)
+		return cli_usage_error(a->cmd, "--log goes with export");
+	if (a->anchors && !a->n_logs)
+		return cli_usage_error(a->cmd,
+		                       "--anchors goes with export --log (for one "
+		                       "log: breaker audit --verify --anchors)");
 	if (strcmp(a->pos[0], "list") == 0 || strcmp(a->pos[0], "stats") == 0) {
 		if (a->npos > 1)
 			return cli_usage_error(a->cmd, "%s takes no argument", a->pos[0]);
@@ -1404,6 +1410,8 @@ int cmd_incident(struct cli *c, const struct cli_args *a)
 	}
 	if (strcmp(a->pos[0], "export") != 0)
 		return cmd_incident_life(c, a);
+	if (a->n_logs) /* several hosts' logs, one timeline */
+		return cli_incident_merge(c, a);
 	x = calloc(1, sizeof(*x));
 	if (!x || !(x->tab = calloc(SCOPE_SLOTS, sizeof(*x->tab))) ||
 	    !(x->meta = calloc(1, sizeof(*x->meta)))) {

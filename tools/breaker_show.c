@@ -247,7 +247,7 @@ static void put_proposal(FILE *f, const Breaker__Proposal *p)
 {
 	char t[BX_TIME_LEN];
 
-	fputs("  PROPOSED global resume", f);
+	fputs(p->firm ? "  PROPOSED firm global resume" : "  PROPOSED global resume", f);
 	if (p->has_reason_code)
 		fprintf(f, " of %s",
 		        p->forced && !p->reason_code ? "every latch"

@@ -31,6 +31,8 @@ PACKAGES="$PACKAGES chromium prometheus-alertmanager"
 # etcd (server and etcdctl): tests/test_firm.c runs a real 3-member cluster;
 # libcurl + cJSON: breakerd's client of etcd's JSON gateway ([cluster]).
 PACKAGES="$PACKAGES etcd-server etcd-client libcurl4-openssl-dev libcjson-dev"
+# openssl: the tests' throwaway PKIs (bk_pki_make: TLS roles, etcd client certs).
+PACKAGES="$PACKAGES openssl"
 # mandoc: the man_lint test (mandoc -Tlint on man/). dpkg-dev, adduser: the
 # package_install test (cpack's dpkg-shlibdeps; the package's postinst).
 # openjdk-17-jdk-headless: the Java client (clients/java, javac from CMake).
