@@ -9,6 +9,7 @@
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -79,6 +80,34 @@ static void up(struct bk_rig *r, const char *tag, const char *ini, const char **
 	}
 	/* the connection stays open: libnng's client close can hang */
 	bk_h_cli(&r->h, out, sizeof(out), "status", NULL);
+}
+
+/* A counter's value in the latest /metrics rendering (fails the test if absent). */
+static double metric(int port, const char *name)
+{
+	static char buf[1 << 20];
+	const char *body = NULL, *at;
+	char needle[96];
+
+	snprintf(needle, sizeof(needle), "\n%s ", name);
+	cr_assert_eq(bk_h_http_get(port, "/metrics", buf, sizeof(buf), &body), 200);
+	cr_assert(body && (at = strstr(body, needle)), "%s in /metrics", name);
+	return strtod(at + strlen(needle), NULL);
+}
+
+/* The tick does skip: over half a second of nothing moving, far more
+ * strategy-ticks left alone than evaluated (the rendering is 100 ms old at
+ * most, so the window is wide). */
+static void skipping(int port)
+{
+	double ev0 = metric(port, "breaker_tick_rule_evaluations_total");
+	double sk0 = metric(port, "breaker_tick_rule_skips_total");
+	double ev, sk;
+
+	usleep(500 * 1000);
+	ev = metric(port, "breaker_tick_rule_evaluations_total") - ev0;
+	sk = metric(port, "breaker_tick_rule_skips_total") - sk0;
+	cr_assert_gt(sk, 5 * ev, "skipped %.0f, evaluated %.0f strategy-ticks", sk, ev);
 }
 
 static int slot_of(struct bk_rig *r, const char *name)
@@ -203,15 +232,17 @@ Test(tickskip, windows_cooldowns_and_rearm_run_on_time_alone)
 {
 	static const char *extra[] = {"rj", "ra", "cd", NULL};
 	struct bk_rig r;
-	int rj, ra, cd;
+	int rj, ra, cd, port = bk_h_free_port();
+	char ini[1024];
 
-	up(&r, "tsk-win",
-	   "[strategies]\nnames = alpha, beta\n[rules]\nexposure.max = 1000\n"
-	   "[rules:rj]\nreject_rate.window_ms = 400\nreject_rate.min_orders = 20\n"
-	   "reject_rate.cooldown_ms = 300\nreject_rate.cooldown_to = cautious\n"
-	   "[rules:ra]\nexposure.rearm_ms = 300\n"
-	   "[rules:cd]\nexposure.cooldown_ms = 500\nexposure.cooldown_to = cautious\n",
-	   extra);
+	snprintf(
+	    ini, sizeof(ini), "[metrics]\nlisten = 127.0.0.1:%d\n%s", port,
+	    "[strategies]\nnames = alpha, beta\n[rules]\nexposure.max = 1000\n"
+	    "[rules:rj]\nreject_rate.window_ms = 400\nreject_rate.min_orders = 20\n"
+	    "reject_rate.cooldown_ms = 300\nreject_rate.cooldown_to = cautious\n"
+	    "[rules:ra]\nexposure.rearm_ms = 300\n"
+	    "[rules:cd]\nexposure.cooldown_ms = 500\nexposure.cooldown_to = cautious\n");
+	up(&r, "tsk-win", ini, extra);
 	rj = slot_of(&r, "rj");
 	ra = slot_of(&r, "ra");
 	cd = slot_of(&r, "cd");
@@ -246,6 +277,7 @@ Test(tickskip, windows_cooldowns_and_rearm_run_on_time_alone)
 
 	cr_assert_eq(bk_check(&r.c, r.alpha), BK_ACTIVE);
 	idle_untouched(&r);
+	skipping(port);
 	bk_rig_down(&r);
 }
 
