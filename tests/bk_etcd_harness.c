@@ -86,7 +86,8 @@ void bk_ec_member_start(struct bk_ec *c, int i, bool fresh)
 	c->pid[i] = pid;
 }
 
-bool bk_ec_healthy(struct bk_ec *c, unsigned ms)
+/* died: NULL asserts that no member exited; else set when one did. */
+static bool healthy(struct bk_ec *c, unsigned ms, bool *died)
 {
 	struct bk_etcd_conn conn;
 	uint64_t end = bk_h_mono_ms() + ms;
@@ -106,7 +107,15 @@ bool bk_ec_healthy(struct bk_ec *c, unsigned ms)
 	while (!ok && bk_h_mono_ms() < end) {
 		for (int i = 0; i < BK_EC_MEMBERS; i++) {
 			int st;
-			cr_assert(!c->pid[i] || waitpid(c->pid[i], &st, WNOHANG) == 0,
+			bool gone = c->pid[i] && waitpid(c->pid[i], &st, WNOHANG) != 0;
+
+			if (gone && died) {
+				c->pid[i] = 0;
+				*died = true;
+				bk_etcd_conn_free(&conn);
+				return false;
+			}
+			cr_assert(!gone,
 			          "etcd member %d exited (is etcd-server installed? see "
 			          "%s/m%d.log)",
 			          i, c->dir, i);
@@ -122,17 +131,17 @@ bool bk_ec_healthy(struct bk_ec *c, unsigned ms)
 	return ok;
 }
 
-static void ec_start(struct bk_ec *c, const char *tag, const char *tls_dir)
+bool bk_ec_healthy(struct bk_ec *c, unsigned ms)
+{
+	return healthy(c, ms, NULL);
+}
+
+/* Free ports for every member, the --initial-cluster and endpoint strings. */
+static void pick_ports(struct bk_ec *c)
 {
 	size_t off = 0, eoff = 0;
 	char url[64];
 
-	memset(c, 0, sizeof(*c));
-	if (tls_dir)
-		snprintf(c->tls_dir, sizeof(c->tls_dir), "%s", tls_dir);
-	snprintf(c->tag, sizeof(c->tag), "%s-%d", tag, (int)getpid());
-	snprintf(c->dir, sizeof(c->dir), "/tmp/bk-etcd-%s-XXXXXX", tag);
-	cr_assert_not_null(mkdtemp(c->dir));
 	for (int i = 0; i < BK_EC_MEMBERS; i++) {
 		c->client_port[i] = bk_h_free_port();
 		c->peer_port[i] = bk_h_free_port();
@@ -143,10 +152,36 @@ static void ec_start(struct bk_ec *c, const char *tag, const char *tls_dir)
 		                         "%s%s", i ? "," : "",
 		                         bk_ec_url(c, i, url, sizeof(url)));
 	}
-	for (int i = 0; i < BK_EC_MEMBERS; i++)
-		bk_ec_member_start(c, i, true);
-	cr_assert(bk_ec_healthy(c, 60000), "etcd cluster not up within 60 s (logs in %s)",
-	          c->dir);
+}
+
+/*
+ * Start the members; a member that exits at once (another process took one
+ * of its ports between the pick and its bind) makes the whole cluster start
+ * again on new ports and fresh data dirs, twice at most.
+ */
+static void ec_start(struct bk_ec *c, const char *tag, const char *tls_dir)
+{
+	memset(c, 0, sizeof(*c));
+	if (tls_dir)
+		snprintf(c->tls_dir, sizeof(c->tls_dir), "%s", tls_dir);
+	snprintf(c->tag, sizeof(c->tag), "%s-%d", tag, (int)getpid());
+	snprintf(c->dir, sizeof(c->dir), "/tmp/bk-etcd-%s-XXXXXX", tag);
+	cr_assert_not_null(mkdtemp(c->dir));
+	for (int attempt = 0;; attempt++) {
+		bool died = false;
+		char cmd[256];
+
+		pick_ports(c);
+		for (int i = 0; i < BK_EC_MEMBERS; i++)
+			bk_ec_member_start(c, i, true);
+		if (healthy(c, 60000, attempt < 2 ? &died : NULL))
+			return;
+		cr_assert(died, "etcd cluster not up within 60 s (logs in %s)", c->dir);
+		for (int i = 0; i < BK_EC_MEMBERS; i++)
+			bk_ec_kill9(c, i);
+		snprintf(cmd, sizeof(cmd), "rm -rf %s/m*.etcd", c->dir);
+		cr_assert_eq(system(cmd), 0);
+	}
 }
 
 void bk_ec_start(struct bk_ec *c, const char *tag)

@@ -242,18 +242,44 @@ int bk_h_cli_as(struct bk_h *h, int uid, int gid, const char *request_id,
 	return bk_h_run_as(h, uid, gid, request_id, argv, out, outlen);
 }
 
+/*
+ * A free loopback TCP port for a server a test starts. Below the ephemeral
+ * range (32768-60999 here), so that no client connection made meanwhile
+ * (curl to etcd, nng dialers) can take it before the server binds it: with
+ * bind(port 0) the kernel hands out ephemeral ports, and parallel tests saw
+ * etcd members fail with "address already in use". Random, so that
+ * concurrent test processes rarely pick the same; never the same twice in
+ * one process; checked by a bind.
+ */
+#define BK_PORT_LO 20000
+#define BK_PORT_N  12000
+
 int bk_h_free_port(void)
 {
+	static bool used[BK_PORT_N];
+	static unsigned seed;
 	struct sockaddr_in sa = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
 
+	if (!seed)
+		seed = (unsigned)getpid() ^ (unsigned)bk_h_mono_ms() << 12;
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
+	for (int tries = 0; tries < 4 * BK_PORT_N; tries++) {
+		int i = rand_r(&seed) % BK_PORT_N, fd, ok;
+
+		if (used[i])
+			continue;
+		used[i] = true;
+		sa.sin_port = htons((uint16_t)(BK_PORT_LO + i));
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+		ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		close(fd);
+		if (ok)
+			return BK_PORT_LO + i;
+	}
+	cr_assert_fail("no free loopback port in %d-%d", BK_PORT_LO,
+	               BK_PORT_LO + BK_PORT_N - 1);
+	return -1;
 }
 
 void bk_pki_make(struct bk_pki *k, const char *tag, const char *certs)
