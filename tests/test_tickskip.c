@@ -187,9 +187,10 @@ Test(tickskip, heartbeat_rules_trip_once_the_engine_goes_quiet)
 	struct bk_rig r;
 	int fut, back;
 
+	/* 1.5 s: a test process starved that long would look like a dead engine */
 	up(&r, "tsk-hb",
 	   "[strategies]\nnames = alpha, beta\nremote = rm\n[rules]\nheartbeat.max = "
-	   "400\n",
+	   "1500\n",
 	   extra);
 	fut = slot_of(&r, "future");
 	back = slot_of(&r, "back");
