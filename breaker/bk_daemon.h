@@ -241,7 +241,8 @@ void bk_status_free(Breaker__Reply *rep);
 
 /* ---- bk_tick.c: the tick ---- */
 
-/* One tick: heartbeat, every rule for every strategy, act on verdicts. */
+/* One tick: heartbeat, every strategy's rules (those that moved or are due:
+ * bk_tickskip.h), act on verdicts. */
 void bk_tick(struct bk_daemon *d, uint64_t now_mono_ns);
 
 /*

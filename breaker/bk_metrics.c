@@ -373,6 +373,16 @@ static void head_gauges(struct bk_daemon *d, struct bk_metrics *m, uint64_t now)
 	family(m, "breaker_tick_idle", "gauge",
 	       "1 while the tick runs at the idle period (nothing moved lately).");
 	put(m, "breaker_tick_idle %d\n", d->idle.idle ? 1 : 0);
+	family(m, "breaker_tick_rule_evaluations_total", "counter",
+	       "Strategy-ticks whose rules were evaluated (telemetry moved, or "
+	       "something was due).");
+	put(m, "breaker_tick_rule_evaluations_total %llu\n",
+	    (unsigned long long)d->skip.evaluated);
+	family(m, "breaker_tick_rule_skips_total", "counter",
+	       "Strategy-ticks left unevaluated: telemetry still, nothing due "
+	       "(docs/rules.md).");
+	put(m, "breaker_tick_rule_skips_total %llu\n",
+	    (unsigned long long)d->skip.skipped);
 	family(m, "breaker_audit_records_pending", "gauge",
 	       "Audit records staged or in flight, not yet durable.");
 	put(m, "breaker_audit_records_pending %llu\n",

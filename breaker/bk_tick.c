@@ -1,8 +1,9 @@
 /*
- * bk_tick - the tick: heartbeat, then every rule for every registered
- * strategy from its telemetry, and the daemon's own trips, warnings and
- * cooldown steps. Runs in the loop thread; nothing here allocates or blocks
- * (audit records are staged, not written).
+ * bk_tick - the tick: heartbeat, then every registered strategy's telemetry
+ * read, its rules evaluated when it moved or something is due
+ * (bk_tickskip.h), and the daemon's own trips, warnings and cooldown steps.
+ * Runs in the loop thread; nothing here allocates or blocks (audit records
+ * are staged, not written).
  */
 #include <errno.h>
 #include <math.h>

@@ -9,6 +9,7 @@
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -81,6 +82,34 @@ static void up(struct bk_rig *r, const char *tag, const char *ini, const char **
 	bk_h_cli(&r->h, out, sizeof(out), "status", NULL);
 }
 
+/* A counter's value in the latest /metrics rendering (fails the test if absent). */
+static double metric(int port, const char *name)
+{
+	static char buf[1 << 20];
+	const char *body = NULL, *at;
+	char needle[96];
+
+	snprintf(needle, sizeof(needle), "\n%s ", name);
+	cr_assert_eq(bk_h_http_get(port, "/metrics", buf, sizeof(buf), &body), 200);
+	cr_assert(body && (at = strstr(body, needle)), "%s in /metrics", name);
+	return strtod(at + strlen(needle), NULL);
+}
+
+/* The tick does skip: over half a second of nothing moving, far more
+ * strategy-ticks left alone than evaluated (the rendering is 100 ms old at
+ * most, so the window is wide). */
+static void skipping(int port)
+{
+	double ev0 = metric(port, "breaker_tick_rule_evaluations_total");
+	double sk0 = metric(port, "breaker_tick_rule_skips_total");
+	double ev, sk;
+
+	usleep(500 * 1000);
+	ev = metric(port, "breaker_tick_rule_evaluations_total") - ev0;
+	sk = metric(port, "breaker_tick_rule_skips_total") - sk0;
+	cr_assert_gt(sk, 5 * ev, "skipped %.0f, evaluated %.0f strategy-ticks", sk, ev);
+}
+
 static int slot_of(struct bk_rig *r, const char *name)
 {
 	int s = bk_client_resolve(&r->c, name);
@@ -124,14 +153,45 @@ static bool beat_two_until(struct bk_rig *r, int fut, long fut_ms, int back, lon
 	return false;
 }
 
+/* The same Report for strategy every 5 ms for ms over nng; false if one is refused. */
+static bool report_for(struct bk_rig *r, const char *strategy, unsigned ms)
+{
+	Breaker__Request req = BREAKER__REQUEST__INIT;
+	Breaker__Report rp = BREAKER__REPORT__INIT;
+	struct bk_rpc rpc;
+	bool ok = true;
+
+	req.cmd_case = BREAKER__REQUEST__CMD_REPORT;
+	req.report = &rp;
+	rp.strategy = (char *)strategy;
+	rp.has_orders = rp.has_gross = 1;
+	rp.orders = 10;
+	rp.gross = 10;
+	cr_assert_eq(bk_rpc_open(&rpc, r->h.cfg.cmd_url, 10000), 0);
+	for (uint64_t end = bk_h_mono_ms() + ms; ok && bk_h_mono_ms() < end;) {
+		Breaker__Reply *rep = NULL;
+
+		ok = bk_rpc_call(&rpc, &req, &rep) == 0 &&
+		     rep->status == BREAKER__STATUS__OK;
+		if (rep)
+			breaker__reply__free_unpacked(rep, NULL);
+		usleep(5000);
+	}
+	/* left open: libnng's client close can hang */
+	return ok;
+}
+
 Test(tickskip, heartbeat_rules_trip_once_the_engine_goes_quiet)
 {
-	static const char *extra[] = {"future", "back", NULL};
+	static const char *extra[] = {"future", "back", "rm", NULL};
 	struct bk_rig r;
 	int fut, back;
 
+	/* 1.5 s: a test process starved that long would look like a dead engine */
 	up(&r, "tsk-hb",
-	   "[strategies]\nnames = alpha, beta\n[rules]\nheartbeat.max = 400\n", extra);
+	   "[strategies]\nnames = alpha, beta\nremote = rm\n[rules]\nheartbeat.max = "
+	   "1500\n",
+	   extra);
 	fut = slot_of(&r, "future");
 	back = slot_of(&r, "back");
 	for (uint64_t end = bk_h_mono_ms() + 300; bk_h_mono_ms() < end;) {
@@ -156,6 +216,14 @@ Test(tickskip, heartbeat_rules_trip_once_the_engine_goes_quiet)
 	          "a heartbeat that went 5 s backwards is stale");
 	expect_reason(&r, back, BK_R_STALE_HEARTBEAT);
 
+	/* a remote engine (Report messages): identical reports, so only the
+	 * heartbeat (their receipt) moves; then they stop */
+	cr_assert(report_for(&r, "rm", 300), "reports accepted");
+	cr_assert_eq(bk_check(&r.c, slot_of(&r, "rm")), BK_ACTIVE);
+	cr_assert(bk_rig_mode_within(&r, slot_of(&r, "rm"), BK_HALTED, WAIT_MS),
+	          "a remote engine that stops reporting trips on time alone");
+	expect_reason(&r, slot_of(&r, "rm"), BK_R_STALE_HEARTBEAT);
+
 	cr_assert_eq(bk_check(&r.c, r.beta), BK_ACTIVE, "beta never beat: not judged");
 	idle_untouched(&r);
 	bk_rig_down(&r);
@@ -165,15 +233,17 @@ Test(tickskip, windows_cooldowns_and_rearm_run_on_time_alone)
 {
 	static const char *extra[] = {"rj", "ra", "cd", NULL};
 	struct bk_rig r;
-	int rj, ra, cd;
+	int rj, ra, cd, port = bk_h_free_port();
+	char ini[1024];
 
-	up(&r, "tsk-win",
-	   "[strategies]\nnames = alpha, beta\n[rules]\nexposure.max = 1000\n"
-	   "[rules:rj]\nreject_rate.window_ms = 400\nreject_rate.min_orders = 20\n"
-	   "reject_rate.cooldown_ms = 300\nreject_rate.cooldown_to = cautious\n"
-	   "[rules:ra]\nexposure.rearm_ms = 300\n"
-	   "[rules:cd]\nexposure.cooldown_ms = 500\nexposure.cooldown_to = cautious\n",
-	   extra);
+	snprintf(
+	    ini, sizeof(ini), "[metrics]\nlisten = 127.0.0.1:%d\n%s", port,
+	    "[strategies]\nnames = alpha, beta\n[rules]\nexposure.max = 1000\n"
+	    "[rules:rj]\nreject_rate.window_ms = 400\nreject_rate.min_orders = 20\n"
+	    "reject_rate.cooldown_ms = 300\nreject_rate.cooldown_to = cautious\n"
+	    "[rules:ra]\nexposure.rearm_ms = 300\n"
+	    "[rules:cd]\nexposure.cooldown_ms = 500\nexposure.cooldown_to = cautious\n");
+	up(&r, "tsk-win", ini, extra);
 	rj = slot_of(&r, "rj");
 	ra = slot_of(&r, "ra");
 	cd = slot_of(&r, "cd");
@@ -208,6 +278,7 @@ Test(tickskip, windows_cooldowns_and_rearm_run_on_time_alone)
 
 	cr_assert_eq(bk_check(&r.c, r.alpha), BK_ACTIVE);
 	idle_untouched(&r);
+	skipping(port);
 	bk_rig_down(&r);
 }
 
