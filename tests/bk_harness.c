@@ -247,35 +247,55 @@ int bk_h_cli_as(struct bk_h *h, int uid, int gid, const char *request_id,
  * range (32768-60999 here), so that no client connection made meanwhile
  * (curl to etcd, nng dialers) can take it before the server binds it: with
  * bind(port 0) the kernel hands out ephemeral ports, and parallel tests saw
- * etcd members fail with "address already in use". Random, so that
- * concurrent test processes rarely pick the same; never the same twice in
- * one process; checked by a bind.
+ * etcd members fail with "address already in use". Claimed in a directory
+ * every test process shares (O_EXCL; a claim older than 15 minutes is
+ * stale), so that concurrent tests never pick the same port before either
+ * binds it (a breakerd's /metrics port once answered as an etcd member).
+ * Checked by a bind too: anything else may hold it.
  */
-#define BK_PORT_LO 20000
-#define BK_PORT_N  12000
+#define BK_PORT_LO    20000
+#define BK_PORT_N     12000
+#define BK_PORT_DIR   "/tmp/bk-test-ports"
+#define BK_PORT_STALE (15 * 60)
+
+static bool claim_port(int port)
+{
+	char path[64];
+	struct stat st;
+	int fd;
+
+	snprintf(path, sizeof(path), BK_PORT_DIR "/%d", port);
+	if ((fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0666)) >= 0) {
+		close(fd);
+		return true;
+	}
+	if (errno == EEXIST && stat(path, &st) == 0 &&
+	    st.st_mtime < time(NULL) - BK_PORT_STALE && unlink(path) == 0)
+		return claim_port(port);
+	return false;
+}
 
 int bk_h_free_port(void)
 {
-	static bool used[BK_PORT_N];
 	static unsigned seed;
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 
 	if (!seed)
 		seed = (unsigned)getpid() ^ (unsigned)bk_h_mono_ms() << 12;
+	mkdir(BK_PORT_DIR, 01777);
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
 	for (int tries = 0; tries < 4 * BK_PORT_N; tries++) {
-		int i = rand_r(&seed) % BK_PORT_N, fd, ok;
+		int port = BK_PORT_LO + rand_r(&seed) % BK_PORT_N, fd, ok;
 
-		if (used[i])
+		if (!claim_port(port))
 			continue;
-		used[i] = true;
-		sa.sin_port = htons((uint16_t)(BK_PORT_LO + i));
+		sa.sin_port = htons((uint16_t)port);
 		fd = socket(AF_INET, SOCK_STREAM, 0);
 		cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
 		ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
 		close(fd);
 		if (ok)
-			return BK_PORT_LO + i;
+			return port;
 	}
 	cr_assert_fail("no free loopback port in %d-%d", BK_PORT_LO,
 	               BK_PORT_LO + BK_PORT_N - 1);

@@ -82,6 +82,8 @@ static void log_write_rechained(const char *path, struct log *l, size_t n)
 	cr_assert_eq(write(fd, l->hdr, sizeof(l->hdr)), (ssize_t)sizeof(l->hdr));
 	for (size_t i = 0; i < n; i++) {
 		Breaker__AuditRecord *r = l->rec[i];
+		ProtobufCBinaryData was = r->prev_hash;
+		protobuf_c_boolean had = r->has_prev_hash;
 		r->has_prev_hash = 1;
 		r->prev_hash.len = BK_AUDIT_HASH_LEN;
 		r->prev_hash.data = prev;
@@ -93,8 +95,8 @@ static void log_write_rechained(const char *path, struct log *l, size_t n)
 		SHA256(buf + 8, len, prev);
 		end += len + 8;
 		h.seq = r->seq;
-		r->prev_hash.data = NULL; /* points at our stack */
-		r->has_prev_hash = 0;
+		r->prev_hash = was; /* not our stack: log_free frees it */
+		r->has_prev_hash = had;
 	}
 	cr_assert_eq(ftruncate(fd, l->file_len), 0); /* the zeros, as before */
 	close(fd);
@@ -194,7 +196,8 @@ Test(anchor, a_rewritten_and_rechained_log_fails_against_its_anchors, .timeout =
 	/* the attacker rewrites the trip's reason and re-chains everything */
 	log_read(h.cfg.audit_path, &l);
 	size_t t = find_kind(&l, BREAKER__AUDIT_RECORD__KIND__TRIP);
-	l.rec[t]->reason = strdup("scheduled test halt"); /* the old one leaks */
+	free(l.rec[t]->reason); /* unpacked with the default allocator: malloc */
+	l.rec[t]->reason = strdup("scheduled test halt");
 	log_write_rechained(h.cfg.audit_path, &l, l.n);
 	rc = bk_h_cli_all(&h, out, sizeof(out), "audit", "--verify", NULL);
 	cr_assert_eq(rc, 0, "the re-chained log must verify alone: %d: %s", rc, out);
@@ -398,7 +401,8 @@ Test(anchor, incident_export_merges_hosts_and_correlates_firm_revisions, .timeou
 	struct log l;
 	log_read(a.cfg.audit_path, &l);
 	size_t f = find_kind(&l, BREAKER__AUDIT_RECORD__KIND__FIRM_FORWARDED);
-	l.rec[f]->reason = strdup("routine test"); /* the old one leaks */
+	free(l.rec[f]->reason);
+	l.rec[f]->reason = strdup("routine test");
 	log_write_rechained(a.cfg.audit_path, &l, l.n);
 	log_free(&l);
 	rc = bk_h_cli_all(&a, all, sizeof(all), "incident", "export", "--log", la,

@@ -440,7 +440,8 @@ int cli_incident_merge(struct cli *c, const struct cli_args *a)
 		bad += !m->logs[h].ok;
 	}
 	if (rv == 0) {
-		qsort(m->r, m->n, sizeof(*m->r), by_time);
+		if (m->n) /* qsort(NULL, 0, ...) is undefined */
+			qsort(m->r, m->n, sizeof(*m->r), by_time);
 		if (correlate(m) < 0) {
 			fputs("breaker incident: out of memory\n", stderr);
 			rv = BX_AUDIT;

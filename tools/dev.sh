@@ -85,7 +85,9 @@ soak)
 asan)
 	deps
 	build build-asan asan
-	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -LE long
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 \
+		LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp" \
+		ctest --output-on-failure -LE long
 	;;
 fuzz)
 	shift
