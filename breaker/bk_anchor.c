@@ -269,6 +269,9 @@ int bk_anchor_start(struct bk_anchor **out, const struct bk_daemon *d, const cha
 	}
 	if (user && user[0])
 		bk_etcd_conn_auth(&a->conn, user, password);
+	/* etcd's --client-cert-auth: the host's [cluster] certificate */
+	bk_etcd_conn_tls(&a->conn, g->cluster_cert_file, g->cluster_key_file,
+	                 g->cluster_ca_file);
 	a->period_ns = g->cluster_anchor_period_ns;
 	a->keep = g->cluster_anchor_keep;
 	a->shm = d->shm.shm;

@@ -268,6 +268,22 @@ static bool condition_holds(const struct bk_daemon *d, const struct bk_plan *p, 
 	return false;
 }
 
+/* [cluster]: authority_lost among the latches this resume releases while
+ * quorum contact is not proven. Checked even with --force (which skips only
+ * the mirror's catch-up check): the loop would latch it again a tick later,
+ * engines reading ACTIVE in between with no contact (test_netns).
+ * Break-glass without etcd is to leave the cluster (firmwide.md). */
+static bool authority_unproven(const struct bk_daemon *d, const struct bk_plan *p,
+                               char *why, size_t len)
+{
+	const struct bk_scope *sc = bk_state_cscope(&d->state, p->slot);
+
+	if (!sc || !(sc->active & (1u << BK_R_AUTHORITY_LOST)) ||
+	    (!p->all && p->reason != BK_R_AUTHORITY_LOST))
+		return false;
+	return !bk_etcd_in_contact(d, why, len);
+}
+
 /*
  * What a forced resume does, in words, for its audit record:
  * which latches go where, and which rules stay armed.
@@ -374,6 +390,10 @@ static void do_resume(struct bk_cmd *c)
 	         bk_limits_stage_wait_ms(c->d, &p, wall, c->why, sizeof(c->why)))) {
 		c->rep.has_retry_after_ms = 1;
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_STAGE_TOO_SOON, c->why);
+		return;
+	}
+	if (authority_unproven(c->d, &p, c->why, sizeof(c->why))) {
+		bk_cmd_refuse(c, BREAKER__STATUS__ERR_CONDITION_HOLDS, c->why);
 		return;
 	}
 	/* strategy rules trip strategies and global; the venue rules

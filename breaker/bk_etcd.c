@@ -49,6 +49,11 @@ struct bk_etcd {
 	uint64_t set_hash;               /* of (key, mod_revision) in the mirror */
 	atomic_uint_fast64_t contact_ns; /* mono: last linearizable read's send */
 	atomic_uint_fast64_t behind_ns;  /* mono: since when the probe saw more */
+	/* which member (index in endpoints) gave the probe's last linearizable
+	 * answer (-1: none yet), and which one last failed it, when: the watch
+	 * and the forwarder go where the quorum answers, not where they were */
+	atomic_int good_member, failed_member;
+	atomic_uint_fast64_t failed_ns;
 	atomic_bool caught_up;
 	atomic_int_fast64_t applied_a; /* applied, for the probe's acks */
 	atomic_uint resyncs;
@@ -312,6 +317,7 @@ struct stream {
 	bool resync;  /* cancelled or compacted: read whole again */
 	bool created; /* the server confirmed the watch */
 	uint64_t started_ns;
+	int member; /* the endpoint it is on */
 };
 
 /* One line of the stream: {"result": WatchResponse} or {"error": ...}. */
@@ -407,7 +413,10 @@ static size_t on_stream(char *data, size_t sz, size_t n, void *ud)
 }
 
 /* Abort the stream to stop, to resync, or when it is silently stuck: the
- * probe sees latches the watch has not delivered for a second. */
+ * probe sees latches the watch has not delivered for a second. A watch
+ * started while the mirror was already behind gets a second of its own, and
+ * is aborted too if it stays silent (it may have landed on a frozen member
+ * that accepts connections and never answers: test_netns). */
 static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
 {
 	struct stream *s = ud;
@@ -416,14 +425,21 @@ static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_
 	(void)a, (void)b, (void)c, (void)d;
 	if (atomic_load(&s->e->stop) || s->resync)
 		return 1;
-	return behind && behind > s->started_ns && mono_ns() - behind > 1000 * NS_PER_MS;
+	/* the probe could not read through this member since the watch began:
+	 * move now, before a change is missed (a cut member's watch goes quiet) */
+	if (atomic_load(&s->e->failed_member) == s->member &&
+	    atomic_load(&s->e->failed_ns) > s->started_ns)
+		return 1;
+	if (behind && behind < s->started_ns)
+		behind = s->started_ns;
+	return behind && mono_ns() - behind > 1000 * NS_PER_MS;
 }
 
 static void watch_once(struct bk_etcd *e, struct bk_etcd_conn *c, bool *resync)
 {
 	char k[BK_ETCD_KEY_MAX * 2], end[BK_ETCD_KEY_MAX * 2], body[BK_ETCD_KEY_MAX * 5];
 	char url[BK_ETCD_URL_MAX + 16];
-	struct stream s = {.e = e, .started_ns = mono_ns()};
+	struct stream s = {.e = e, .started_ns = mono_ns(), .member = c->cur};
 	struct curl_slist *hdr = NULL;
 	CURL *h = c->curl;
 	int64_t from;
@@ -472,7 +488,9 @@ static void watch_once(struct bk_etcd *e, struct bk_etcd_conn *c, bool *resync)
 	curl_slist_free_all(hdr);
 	free(s.buf);
 	*resync = s.resync;
-	c->cur = (c->cur + 1) % c->n; /* ended: try the next member */
+	/* ended: where the probe last reached the quorum, else the next member */
+	int good = atomic_load(&e->good_member);
+	c->cur = good >= 0 && good < c->n && good != c->cur ? good : (c->cur + 1) % c->n;
 }
 
 static void *watch_main(void *arg)
@@ -587,11 +605,16 @@ static void *probe_main(void *arg)
 	bk_etcd_conn_tls(&ac, e->cfg_tls[0], e->cfg_tls[1], e->cfg_tls[2]);
 	while (!atomic_load(&e->stop)) {
 		uint64_t sent = mono_ns();
+		int at = c.cur;
 
 		/* linearizable (ReadIndex through the leader): only a member in
 		 * the quorum's partition answers; keys only, the set is small */
-		if (bk_etcd_range_prefix(&c, e->latch_prefix, false, true, &rep, &rev) ==
+		if (bk_etcd_range_prefix(&c, e->latch_prefix, false, true, &rep, &rev) !=
 		    0) {
+			atomic_store(&e->failed_ns, mono_ns());
+			atomic_store(&e->failed_member, at);
+		} else {
+			atomic_store(&e->good_member, at);
 			atomic_store(&e->contact_ns, sent);
 			compare_sets(e, rep, sent);
 			cJSON_Delete(rep);
@@ -654,6 +677,8 @@ int bk_etcd_start(struct bk_daemon *d)
 	e->lease_s = g->cluster_lease_s;
 	e->boot_ns = mono_ns();
 	pthread_mutex_init(&e->mu, NULL);
+	atomic_store(&e->good_member, -1);
+	atomic_store(&e->failed_member, -1);
 	snprintf(e->save_path, sizeof(e->save_path), "%s/firm-mirror.json", g->state_dir);
 	if ((e->loaded = mirror_load(e)))
 		bk_info("firm-wide: %d latches at revision %lld from %s: watching from "
@@ -924,7 +949,7 @@ void bk_etcd_tick(struct bk_daemon *d, uint64_t now)
 	audit_link(d, e, now, last);
 }
 
-bool bk_etcd_may_resume(const struct bk_daemon *d, char *why, size_t len)
+bool bk_etcd_in_contact(const struct bk_daemon *d, char *why, size_t len)
 {
 	const struct bk_etcd *e = d->etcd;
 	uint64_t contact, now = mono_ns();
@@ -935,12 +960,24 @@ bool bk_etcd_may_resume(const struct bk_daemon *d, char *why, size_t len)
 	if (!contact || now - contact > e->t1_ns) {
 		snprintf(why, len,
 		         "no contact with the etcd quorum for %s%llu ms: authority_lost "
-		         "stays until a linearizable read succeeds again",
+		         "stays until a linearizable read succeeds again (--force "
+		         "cannot skip this: see docs/firmwide.md, break-glass)",
 		         contact ? "" : "ever, ",
 		         contact ? (unsigned long long)((now - contact) / NS_PER_MS)
 		                 : 0ull);
 		return false;
 	}
+	return true;
+}
+
+bool bk_etcd_may_resume(const struct bk_daemon *d, char *why, size_t len)
+{
+	const struct bk_etcd *e = d->etcd;
+
+	if (!e)
+		return true;
+	if (!bk_etcd_in_contact(d, why, len))
+		return false;
 	if (!atomic_load(&e->caught_up) || !e->view_ready) {
 		snprintf(
 		    why, len,
@@ -970,6 +1007,11 @@ int bk_etcd_view_latch(const struct bk_daemon *d, const char *scope, int *reason
 		*mod_rev = l->mod_rev;
 	}
 	return found ? 0 : -ENOENT;
+}
+
+int bk_etcd_good_member(const struct bk_daemon *d)
+{
+	return d->etcd ? atomic_load(&d->etcd->good_member) : -1;
 }
 
 const char *bk_etcd_latch_prefix(const struct bk_daemon *d)

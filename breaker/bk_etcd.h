@@ -75,6 +75,10 @@ void bk_etcd_fold(const struct bk_daemon *d, int slot, uint64_t *word, uint32_t 
 void bk_etcd_fold_group(const struct bk_daemon *d, int g, uint64_t *word, uint32_t *mask,
                         uint64_t *since);
 
+/* A linearizable read succeeded within T1 (true without [cluster]); else
+ * false, why. A forced resume of authority_lost needs this much. */
+bool bk_etcd_in_contact(const struct bk_daemon *d, char *why, size_t len);
+
 /* An operator's resume of authority_lost: refused (false, why) until contact
  * is back within T1 and the mirror has caught up with the quorum's view. */
 bool bk_etcd_may_resume(const struct bk_daemon *d, char *why, size_t len);
@@ -85,6 +89,9 @@ bool bk_etcd_may_resume(const struct bk_daemon *d, char *why, size_t len);
 int bk_etcd_view_latch(const struct bk_daemon *d, const char *scope, int *reason,
                        int *mode, int64_t *mod_rev);
 
+/* The member (index in [cluster] endpoints) that gave the probe's last
+ * linearizable answer, -1 if none yet: where an etcd call should go first. */
+int bk_etcd_good_member(const struct bk_daemon *d);
 /* The last audit seq anchored in etcd (bk_anchor.h); 0: none, or no [cluster]. */
 uint64_t bk_etcd_anchored_seq(const struct bk_daemon *d);
 

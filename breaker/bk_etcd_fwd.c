@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "bk_cmd.h"
+#include "bk_etcd.h"
 #include "bk_etcd_fwd.h"
 #include "bk_etcd_kv.h"
 #include "bk_log.h"
@@ -75,6 +76,7 @@ struct bk_fwd {
 	struct bk_etcd_conn conn;               /* the thread's */
 	struct fwd_answer answers[FWD_ANSWERS]; /* the loop's alone */
 	unsigned next_answer;
+	const struct bk_daemon *d;
 };
 
 static void *fwd_main(void *arg)
@@ -92,6 +94,11 @@ static void *fwd_main(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&f->mu); /* the loop only reads done jobs */
+		/* first where the probe last reached the quorum: a cut member
+		 * would cost the whole call timeout before the next one is tried */
+		int good = bk_etcd_good_member(f->d);
+		if (good >= 0 && good < f->conn.n)
+			f->conn.cur = good;
 		const char *keys[FWD_SCOPES];
 		for (int i = 0; i < j->n_keys; i++)
 			keys[i] = j->keys[i];
@@ -130,6 +137,7 @@ int bk_fwd_start(struct bk_daemon *d)
 		}
 		bk_etcd_conn_auth(&f->conn, g->cluster_user, pw);
 	}
+	f->d = d;
 	bk_etcd_conn_tls(&f->conn, g->cluster_cert_file, g->cluster_key_file,
 	                 g->cluster_ca_file);
 	pthread_mutex_init(&f->mu, NULL);

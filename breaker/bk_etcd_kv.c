@@ -408,9 +408,9 @@ int64_t bk_etcd_put_all(struct bk_etcd_conn *c, const char *const *keys, int n,
 		return err;
 	ok = cJSON_GetObjectItem(rep, "succeeded"); /* no compare: always true */
 	rev = bk_etcd_i64(cJSON_GetObjectItem(rep, "header"), "revision");
+	if (!cJSON_IsTrue(ok)) /* before the delete: ok points into rep */
+		rev = -EPROTO;
 	cJSON_Delete(rep);
-	if (!cJSON_IsTrue(ok))
-		return -EPROTO;
 	return rev > 0 ? rev : -EPROTO;
 }
 

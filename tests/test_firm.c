@@ -436,12 +436,16 @@ static int leader_of(struct bk_ec *ec)
 		cr_assert_eq(bk_etcd_conn_init(&conn, url, 2000), 0);
 		if (bk_etcd_post(&conn, "/v3/maintenance/status", "{}", true, &rep) ==
 		    0) {
-			int64_t me =
-			    bk_etcd_i64(cJSON_GetObjectItem(rep, "header"), "member_id");
-			int64_t leader = bk_etcd_i64(rep, "leader");
+			/* uint64 ids, as strings: bk_etcd_i64 (int64) saturates half
+			 * of them, and then two members could both "lead" */
+			const cJSON *me = cJSON_GetObjectItem(
+			    cJSON_GetObjectItem(rep, "header"), "member_id");
+			const cJSON *leader = cJSON_GetObjectItem(rep, "leader");
+			bool is = cJSON_IsString(me) && cJSON_IsString(leader) &&
+			          strcmp(me->valuestring, leader->valuestring) == 0;
 			cJSON_Delete(rep);
 			bk_etcd_conn_free(&conn);
-			if (me && me == leader)
+			if (is)
 				return i;
 			continue;
 		}

@@ -20,6 +20,7 @@
 #include <criterion/criterion.h>
 
 #include "bk_etcd_harness.h"
+#include "bk_etcd_kv.h"
 #include "bk_harness.h"
 #include "bk_mode.h"
 
@@ -508,6 +509,33 @@ Test(firmcmd, status_names_a_firm_proposal, .timeout = 180)
 	bk_ec_stop(&ec);
 }
 
+/* Some key under prefix within WAIT_MS, read with the PKI's client cert. */
+static bool anchored(struct bk_ec *ec, const struct bk_pki *k, const char *prefix)
+{
+	char cert[128], key[128], ca[128];
+	struct bk_etcd_conn conn;
+	uint64_t end = bk_h_mono_ms() + WAIT_MS;
+	bool found = false;
+	int64_t rev;
+	cJSON *rep;
+
+	snprintf(cert, sizeof(cert), "%s/client.pem", k->dir);
+	snprintf(key, sizeof(key), "%s/client.key", k->dir);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", k->dir);
+	cr_assert_eq(bk_etcd_conn_init(&conn, ec->endpoints, 2000), 0);
+	bk_etcd_conn_tls(&conn, cert, key, ca);
+	while (!found && bk_h_mono_ms() < end) {
+		if (bk_etcd_range_prefix(&conn, prefix, false, true, &rep, &rev) == 0) {
+			found = cJSON_GetArraySize(cJSON_GetObjectItem(rep, "kvs")) > 0;
+			cJSON_Delete(rep);
+		}
+		if (!found)
+			usleep(100000);
+	}
+	bk_etcd_conn_free(&conn);
+	return found;
+}
+
 /*
  * etcd client certificates: members with --client-cert-auth trusting our
  * CA. A host with [cluster] cert_file/key_file/ca_file mirrors, and its
@@ -539,6 +567,10 @@ Test(firmcmd, etcd_client_certificates, .timeout = 180)
 	cr_assert_eq(rc, 0, "%d: %s", rc, out);
 	cr_assert(strstr(out, "applied on 1 of 1 hosts"), "%s", out);
 	cr_assert(mode_within(&a, -1, BK_HALTED, WAIT_MS));
+	/* the audit chain head is anchored with the certificate too (a trip is
+	 * anchored at once) */
+	cr_assert(anchored(&ec, &k, "/breaker/v1/d6/anchors/xc-a/"),
+	          "no anchor in etcd from the host with a client certificate");
 
 	/* a certificate from another CA: the TLS handshake fails, no contact */
 	snprintf(extra, sizeof(extra),

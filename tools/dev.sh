@@ -31,6 +31,9 @@ PACKAGES="$PACKAGES chromium prometheus-alertmanager"
 # etcd (server and etcdctl): tests/test_firm.c runs a real 3-member cluster;
 # libcurl + cJSON: breakerd's client of etcd's JSON gateway ([cluster]).
 PACKAGES="$PACKAGES etcd-server etcd-client libcurl4-openssl-dev libcjson-dev"
+# nftables + iproute2: tests/test_netns.c cuts links between network
+# namespaces (ip netns, veth, bridge) with nft rules (partition scenarios).
+PACKAGES="$PACKAGES nftables iproute2"
 # openssl: the tests' throwaway PKIs (bk_pki_make: TLS roles, etcd client certs).
 PACKAGES="$PACKAGES openssl"
 # mandoc: the man_lint test (mandoc -Tlint on man/). dpkg-dev, adduser: the
