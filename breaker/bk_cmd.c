@@ -392,6 +392,7 @@ static void do_resume(struct bk_cmd *c)
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_STAGE_TOO_SOON, c->why);
 		return;
 	}
+	bk_etcd_link_check(c->d); /* FIRM_LINK before a resume that relies on it */
 	if (authority_unproven(c->d, &p, c->why, sizeof(c->why))) {
 		bk_cmd_refuse(c, BREAKER__STATUS__ERR_CONDITION_HOLDS, c->why);
 		return;

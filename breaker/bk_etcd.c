@@ -1009,6 +1009,17 @@ int bk_etcd_view_latch(const struct bk_daemon *d, const char *scope, int *reason
 	return found ? 0 : -ENOENT;
 }
 
+void bk_etcd_link_check(struct bk_daemon *d)
+{
+	struct bk_etcd *e = d->etcd;
+	uint64_t contact;
+
+	if (!e)
+		return;
+	contact = atomic_load(&e->contact_ns);
+	audit_link(d, e, mono_ns(), contact > e->boot_ns ? contact : e->boot_ns);
+}
+
 int bk_etcd_good_member(const struct bk_daemon *d)
 {
 	return d->etcd ? atomic_load(&d->etcd->good_member) : -1;

@@ -75,6 +75,11 @@ void bk_etcd_fold(const struct bk_daemon *d, int slot, uint64_t *word, uint32_t 
 void bk_etcd_fold_group(const struct bk_daemon *d, int g, uint64_t *word, uint32_t *mask,
                         uint64_t *since);
 
+/* Record a regained quorum contact (FIRM_LINK) now if the tick has not
+ * yet: a command handler calls it first, so that a resume of authority_lost
+ * always follows the contact it relied on in the log. */
+void bk_etcd_link_check(struct bk_daemon *d);
+
 /* A linearizable read succeeded within T1 (true without [cluster]); else
  * false, why. A forced resume of authority_lost needs this much. */
 bool bk_etcd_in_contact(const struct bk_daemon *d, char *why, size_t len);

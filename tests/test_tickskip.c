@@ -86,7 +86,7 @@ static void up(struct bk_rig *r, const char *tag, const char *ini, const char **
 static double metric(int port, const char *name)
 {
 	static char buf[1 << 20];
-	const char *body = NULL, *at;
+	const char *body = NULL, *at = NULL;
 	char needle[96];
 
 	snprintf(needle, sizeof(needle), "\n%s ", name);
