@@ -414,7 +414,7 @@ int main(int argc, char **argv)
 	forwarded_trips(&cl, &d, &c, bench_scale(quick, 300), setup);
 	local_trips(&d, &c, bench_scale(quick, 300), setup);
 	snprintf(setup, sizeof(setup),
-	         "T1 2500 ms, T2 5000 ms (defaults), probe 100 ms/300 ms");
+	         "T1 3500 ms, T2 5000 ms (defaults), probe 100 ms/300 ms");
 	cut_off(&cl, &d, &c, quick ? 1 : 3, setup);
 	bk_client_detach(&c);
 	bench_daemon_stop(&d);

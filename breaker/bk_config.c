@@ -111,7 +111,7 @@ int bk_config_defaults(struct bk_config *cfg, const char *instance)
 	cfg->heartbeat_bound_ns = 50 * 1000 * 1000;
 	/* [cluster] timings from etcd 3.4's defaults (election timeout 1000 ms,
 	 * heartbeat 100 ms): docs/firmwide.md says why */
-	cfg->cluster_t1_ns = 2500ull * 1000 * 1000;
+	cfg->cluster_t1_ns = 3500ull * 1000 * 1000;
 	cfg->cluster_t2_ns = 5000ull * 1000 * 1000;
 	cfg->cluster_probe_ns = 100ull * 1000 * 1000;
 	cfg->cluster_probe_timeout_ns = 300ull * 1000 * 1000;

@@ -353,7 +353,7 @@ Test(firm, a_bad_cluster_section_is_refused)
 	    "[cluster]\nname = x\nendpoints = http://127.0.0.1:2379\nauthority_t1_ms = "
 	    "6000\n",
 	    "[cluster]\nname = x\nendpoints = http://127.0.0.1:2379\nprobe_timeout_ms = "
-	    "2500\n",
+	    "3500\n", /* = the default T1 */
 	};
 	char path[] = "/tmp/bk-firm-cfg-XXXXXX", err[256];
 	struct bk_config cfg;
