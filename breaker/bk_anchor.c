@@ -376,7 +376,8 @@ int bk_anchor_read(struct bk_etcd_conn *c, const char *prefix, struct bk_anchor_
 		parse_one(kv, &(*out)[i++]);
 	}
 	cJSON_Delete(rep);
-	qsort(*out, i, sizeof(**out), by_seq);
+	if (i) /* qsort(NULL, 0, ...) is undefined */
+		qsort(*out, i, sizeof(**out), by_seq);
 	*n = i;
 	return 0;
 }
