@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,35 +28,31 @@ const char *bk_ec_url(const struct bk_ec *c, int i, char *buf, size_t len)
 	return buf;
 }
 
-void bk_ec_member_start(struct bk_ec *c, int i, bool fresh)
+pid_t bk_ec_spawn(struct bk_ec *c, int i, bool fresh, const char *listen_client,
+                  const char *advertise_client, const char *peer, int netns_fd)
 {
-	char name[16], data[192], curl[64], purl[64], log[192], lurl[64];
-	char cert[128], key[128], ca[128];
+	char name[16], data[192], log[192], cert[128], key[128], ca[128];
 	pid_t pid;
 
 	snprintf(name, sizeof(name), "m%d", i);
 	snprintf(data, sizeof(data), "%s/%s.etcd", c->dir, name);
-	bk_ec_url(c, i, curl, sizeof(curl));
-	snprintf(lurl, sizeof(lurl), "%s://127.0.0.1:%d",
-	         c->tls_dir[0] ? "https" : "http", c->client_port[i]);
+	snprintf(log, sizeof(log), "%s/%s.log", c->dir, name);
 	snprintf(cert, sizeof(cert), "--cert-file=%s/server.pem", c->tls_dir);
 	snprintf(key, sizeof(key), "--key-file=%s/server.key", c->tls_dir);
 	snprintf(ca, sizeof(ca), "--trusted-ca-file=%s/ca.pem", c->tls_dir);
-	snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", c->peer_port[i]);
-	snprintf(log, sizeof(log), "%s/%s.log", c->dir, name);
 	char *argv[] = {"etcd",
 	                "--name",
 	                name,
 	                "--data-dir",
 	                data,
 	                "--listen-client-urls",
-	                lurl,
+	                (char *)listen_client,
 	                "--advertise-client-urls",
-	                curl,
+	                (char *)advertise_client,
 	                "--listen-peer-urls",
-	                purl,
+	                (char *)peer,
 	                "--initial-advertise-peer-urls",
-	                purl,
+	                (char *)peer,
 	                "--initial-cluster",
 	                c->initial,
 	                "--initial-cluster-token",
@@ -77,13 +74,26 @@ void bk_ec_member_start(struct bk_ec *c, int i, bool fresh)
 	if (pid == 0) {
 		int null = open("/dev/null", O_RDWR);
 		prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves no member */
+		if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) != 0)
+			_exit(126);
 		dup2(null, 0);
 		dup2(null, 1);
 		dup2(null, 2);
 		execvp("etcd", argv);
 		_exit(127);
 	}
-	c->pid[i] = pid;
+	return pid;
+}
+
+void bk_ec_member_start(struct bk_ec *c, int i, bool fresh)
+{
+	char curl[64], lurl[64], purl[64];
+
+	bk_ec_url(c, i, curl, sizeof(curl));
+	snprintf(lurl, sizeof(lurl), "%s://127.0.0.1:%d",
+	         c->tls_dir[0] ? "https" : "http", c->client_port[i]);
+	snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", c->peer_port[i]);
+	c->pid[i] = bk_ec_spawn(c, i, fresh, lurl, curl, purl, -1);
 }
 
 /* died: NULL asserts that no member exited; else set when one did. */

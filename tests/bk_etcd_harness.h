@@ -31,6 +31,11 @@ void bk_ec_start(struct bk_ec *c, const char *tag);
  * --client-cert-auth trusting tls_dir/ca.pem and serving tls_dir/server.pem;
  * the harness's own reads present tls_dir/client.pem. */
 void bk_ec_start_tls(struct bk_ec *c, const char *tag, const char *tls_dir);
+/* Fork and exec etcd member i of c (its data dir and log under c->dir) with
+ * these URLs, inside the network namespace netns_fd (-1: this one); its pid.
+ * Killed with the test (PR_SET_PDEATHSIG). */
+pid_t bk_ec_spawn(struct bk_ec *c, int i, bool fresh, const char *listen_client,
+                  const char *advertise_client, const char *peer, int netns_fd);
 /* (Re)start member i alone, into its existing data dir. */
 void bk_ec_member_start(struct bk_ec *c, int i, bool fresh);
 /* kill(member i, sig). */

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -133,55 +132,12 @@ void bk_nn_hub(struct bk_nn *w)
 
 void bk_nn_member_start(struct bk_nn *w, int i, bool fresh)
 {
-	char name[16], data[192], curl[64], purl[64], log[192], addr[32];
-	struct bk_ec *c = &w->ec;
-	pid_t pid;
+	char curl[64], purl[64], addr[32];
 
 	bk_nn_addr(i, addr, sizeof(addr));
-	snprintf(name, sizeof(name), "m%d", i);
-	snprintf(data, sizeof(data), "%s/%s.etcd", c->dir, name);
 	snprintf(curl, sizeof(curl), "http://%s:2379", addr);
 	snprintf(purl, sizeof(purl), "http://%s:2380", addr);
-	snprintf(log, sizeof(log), "%s/%s.log", c->dir, name);
-	char *argv[] = {"etcd",
-	                "--name",
-	                name,
-	                "--data-dir",
-	                data,
-	                "--listen-client-urls",
-	                curl,
-	                "--advertise-client-urls",
-	                curl,
-	                "--listen-peer-urls",
-	                purl,
-	                "--initial-advertise-peer-urls",
-	                purl,
-	                "--initial-cluster",
-	                c->initial,
-	                "--initial-cluster-token",
-	                c->tag,
-	                "--initial-cluster-state",
-	                fresh ? "new" : "existing",
-	                "--pre-vote=true",
-	                "--logger",
-	                "zap",
-	                "--log-outputs",
-	                log,
-	                NULL};
-	pid = fork();
-	cr_assert_geq(pid, 0, "fork");
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-		prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves no member */
-		if (setns(w->fd[i], CLONE_NEWNET) != 0)
-			_exit(126);
-		dup2(null, 0);
-		dup2(null, 1);
-		dup2(null, 2);
-		execvp("etcd", argv);
-		_exit(127);
-	}
-	c->pid[i] = pid;
+	w->ec.pid[i] = bk_ec_spawn(&w->ec, i, fresh, curl, curl, purl, w->fd[i]);
 }
 
 void bk_nn_up(struct bk_nn *w, const char *tag, int n_hosts)
