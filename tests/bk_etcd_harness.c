@@ -244,3 +244,49 @@ void bk_ec_ini(const struct bk_ec *c, const char *cluster, const char *host,
 	snprintf(buf, len, "[cluster]\nname = %s\nhost = %s\nendpoints = %s\n%s", cluster,
 	         host, c->endpoints, extra ? extra : "");
 }
+
+void bk_ec_call(struct bk_ec *ec, const char *path, const char *body)
+{
+	struct bk_etcd_conn conn;
+	cJSON *rep;
+
+	cr_assert_eq(bk_etcd_conn_init(&conn, ec->endpoints, 5000), 0);
+	cr_assert_eq(bk_etcd_post(&conn, path, body, true, &rep), 0, "%s %s: %s", path,
+	             body, conn.err);
+	cJSON_Delete(rep);
+	bk_etcd_conn_free(&conn);
+}
+
+void bk_ec_user(struct bk_ec *ec, const char *user, const char *role)
+{
+	char body[256];
+
+	snprintf(body, sizeof(body), "{\"name\":\"%s\",\"password\":\"%s-pw\"}", user,
+	         user);
+	bk_ec_call(ec, "/v3/auth/user/add", body);
+	snprintf(body, sizeof(body), "{\"user\":\"%s\",\"role\":\"%s\"}", user, role);
+	bk_ec_call(ec, "/v3/auth/user/grant", body);
+}
+
+void bk_ec_grant(struct bk_ec *ec, const char *role, const char *perm, const char *prefix)
+{
+	char body[512], k[128], e[128];
+
+	bk_etcd_b64(prefix, strlen(prefix), k, sizeof(k));
+	bk_etcd_prefix_end_b64(prefix, e, sizeof(e));
+	snprintf(body, sizeof(body),
+	         "{\"name\":\"%s\",\"perm\":{\"permType\":\"%s\",\"key\":\"%s\","
+	         "\"range_end\":\"%s\"}}",
+	         role, perm, k, e);
+	bk_ec_call(ec, "/v3/auth/role/grant", body);
+}
+
+void bk_ec_role(struct bk_ec *ec, const char *role, const char *perm, const char *prefix)
+{
+	char body[256];
+
+	snprintf(body, sizeof(body), "{\"name\":\"%s\"}", role);
+	bk_ec_call(ec, "/v3/auth/role/add", body);
+	if (perm)
+		bk_ec_grant(ec, role, perm, prefix);
+}

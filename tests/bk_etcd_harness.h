@@ -52,4 +52,14 @@ const char *bk_ec_url(const struct bk_ec *c, int i, char *buf, size_t len);
 void bk_ec_ini(const struct bk_ec *c, const char *cluster, const char *host,
                const char *extra, char *buf, size_t len);
 
+/* etcd's JSON gateway as a plain (no auth) client: the call must succeed. */
+void bk_ec_call(struct bk_ec *ec, const char *path, const char *body);
+/* User (password "<user>-pw") granted role. */
+void bk_ec_user(struct bk_ec *ec, const char *user, const char *role);
+/* Grant role perm ("READ", "WRITE", "READWRITE") on every key under prefix. */
+void bk_ec_grant(struct bk_ec *ec, const char *role, const char *perm,
+                 const char *prefix);
+/* Add role, and grant it perm on prefix when perm is not NULL. */
+void bk_ec_role(struct bk_ec *ec, const char *role, const char *perm, const char *prefix);
+
 #endif

@@ -625,34 +625,6 @@ Test(anchor, an_anchor_deleted_and_written_again_shows, .timeout = 180)
 	bk_ec_stop(&ec);
 }
 
-/* One call on the cluster's JSON gateway as a plain (no auth) client. */
-static void ec_call(struct bk_ec *ec, const char *path, const char *body)
-{
-	struct bk_etcd_conn conn;
-	cJSON *rep;
-
-	cr_assert_eq(bk_etcd_conn_init(&conn, ec->endpoints, 5000), 0);
-	cr_assert_eq(bk_etcd_post(&conn, path, body, true, &rep), 0, "%s %s: %s", path,
-	             body, conn.err);
-	cJSON_Delete(rep);
-	bk_etcd_conn_free(&conn);
-}
-
-/* Grant role perm on every key starting with prefix. */
-static void ec_grant(struct bk_ec *ec, const char *role, const char *perm,
-                     const char *prefix)
-{
-	char body[512], k[128], e[128];
-
-	bk_etcd_b64(prefix, strlen(prefix), k, sizeof(k));
-	bk_etcd_prefix_end_b64(prefix, e, sizeof(e));
-	snprintf(body, sizeof(body),
-	         "{\"name\":\"%s\",\"perm\":{\"permType\":\"%s\",\"key\":\"%s\","
-	         "\"range_end\":\"%s\"}}",
-	         role, perm, k, e);
-	ec_call(ec, "/v3/auth/role/grant", body);
-}
-
 /* The role security.md recommends for a host: read on the cluster's
  * prefix, read-write on its own anchors/, hosts/ and acks/ keys. */
 static void host_role(struct bk_ec *ec, const char *host)
@@ -662,19 +634,19 @@ static void host_role(struct bk_ec *ec, const char *host)
 
 	snprintf(role, sizeof(role), "role-%s", host);
 	snprintf(body, sizeof(body), "{\"name\":\"%s\"}", role);
-	ec_call(ec, "/v3/auth/role/add", body);
-	ec_grant(ec, role, "READ", "/breaker/v1/cr/");
+	bk_ec_call(ec, "/v3/auth/role/add", body);
+	bk_ec_grant(ec, role, "READ", "/breaker/v1/cr/");
 	for (int i = 0; i < 3; i++) {
 		char k[64];
 		snprintf(k, sizeof(k), own[i], host);
 		snprintf(key, sizeof(key), "/breaker/v1/cr/%s", k);
-		ec_grant(ec, role, "READWRITE", key);
+		bk_ec_grant(ec, role, "READWRITE", key);
 	}
 	snprintf(body, sizeof(body), "{\"name\":\"%s\",\"password\":\"%s-pw\"}", host,
 	         host);
-	ec_call(ec, "/v3/auth/user/add", body);
+	bk_ec_call(ec, "/v3/auth/user/add", body);
 	snprintf(body, sizeof(body), "{\"user\":\"%s\",\"role\":\"%s\"}", host, role);
-	ec_call(ec, "/v3/auth/user/grant", body);
+	bk_ec_call(ec, "/v3/auth/user/grant", body);
 }
 
 /* With one etcd user per host and the role security.md recommends, each
@@ -689,12 +661,13 @@ Test(anchor, per_host_etcd_roles_keep_hosts_off_each_others_anchors, .timeout = 
 	const char *hosts[] = {"ra", "rb"};
 
 	bk_ec_start(&ec, "ar");
-	ec_call(&ec, "/v3/auth/role/add", "{\"name\":\"root\"}");
-	ec_call(&ec, "/v3/auth/user/add", "{\"name\":\"root\",\"password\":\"root-pw\"}");
-	ec_call(&ec, "/v3/auth/user/grant", "{\"user\":\"root\",\"role\":\"root\"}");
+	bk_ec_call(&ec, "/v3/auth/role/add", "{\"name\":\"root\"}");
+	bk_ec_call(&ec, "/v3/auth/user/add",
+	           "{\"name\":\"root\",\"password\":\"root-pw\"}");
+	bk_ec_call(&ec, "/v3/auth/user/grant", "{\"user\":\"root\",\"role\":\"root\"}");
 	host_role(&ec, "ra");
 	host_role(&ec, "rb");
-	ec_call(&ec, "/v3/auth/enable", "{}");
+	bk_ec_call(&ec, "/v3/auth/enable", "{}");
 	cr_assert_not_null(mkdtemp(dir));
 	for (int i = 0; i < 2; i++) {
 		snprintf(pw, sizeof(pw), "%s/%s.pw", dir, hosts[i]);

@@ -494,48 +494,6 @@ Test(firm, a_leader_change_does_not_fail_closed, .timeout = 180)
 	bk_ec_stop(&ec);
 }
 
-/* One call on the cluster's JSON gateway as a plain (no auth) client. */
-static void ec_call(struct bk_ec *ec, const char *path, const char *body)
-{
-	struct bk_etcd_conn conn;
-	cJSON *rep;
-
-	cr_assert_eq(bk_etcd_conn_init(&conn, ec->endpoints, 5000), 0);
-	cr_assert_eq(bk_etcd_post(&conn, path, body, true, &rep), 0, "%s %s: %s", path,
-	             body, conn.err);
-	cJSON_Delete(rep);
-	bk_etcd_conn_free(&conn);
-}
-
-static void ec_user(struct bk_ec *ec, const char *user, const char *role)
-{
-	char body[256];
-
-	snprintf(body, sizeof(body), "{\"name\":\"%s\",\"password\":\"%s-pw\"}", user,
-	         user);
-	ec_call(ec, "/v3/auth/user/add", body);
-	snprintf(body, sizeof(body), "{\"user\":\"%s\",\"role\":\"%s\"}", user, role);
-	ec_call(ec, "/v3/auth/user/grant", body);
-}
-
-static void ec_role(struct bk_ec *ec, const char *role, const char *perm,
-                    const char *prefix)
-{
-	char body[512], k[128], e[128];
-
-	snprintf(body, sizeof(body), "{\"name\":\"%s\"}", role);
-	ec_call(ec, "/v3/auth/role/add", body);
-	if (!perm)
-		return;
-	bk_etcd_b64(prefix, strlen(prefix), k, sizeof(k));
-	bk_etcd_prefix_end_b64(prefix, e, sizeof(e));
-	snprintf(body, sizeof(body),
-	         "{\"name\":\"%s\",\"perm\":{\"permType\":\"%s\",\"key\":\"%s\","
-	         "\"range_end\":\"%s\"}}",
-	         role, perm, k, e);
-	ec_call(ec, "/v3/auth/role/grant", body);
-}
-
 /* etcd's own roles on the prefix: a user with read-only rights cannot trip
  * firm-wide; the hosts and an operator with read-write can. */
 Test(firm, etcd_roles_on_the_prefix_gate_firm_changes, .timeout = 180)
@@ -546,14 +504,14 @@ Test(firm, etcd_roles_on_the_prefix_gate_firm_changes, .timeout = 180)
 	int rc;
 
 	bk_ec_start(&ec, "fa2");
-	ec_role(&ec, "root", NULL, NULL);
-	ec_user(&ec, "root", "root");
-	ec_role(&ec, "breaker", "READWRITE", "/breaker/v1/c8/");
-	ec_role(&ec, "viewer", "READ", "/breaker/v1/c8/");
-	ec_user(&ec, "fv-host", "breaker");
-	ec_user(&ec, "ops", "breaker");
-	ec_user(&ec, "intern", "viewer");
-	ec_call(&ec, "/v3/auth/enable", "{}");
+	bk_ec_role(&ec, "root", NULL, NULL);
+	bk_ec_user(&ec, "root", "root");
+	bk_ec_role(&ec, "breaker", "READWRITE", "/breaker/v1/c8/");
+	bk_ec_role(&ec, "viewer", "READ", "/breaker/v1/c8/");
+	bk_ec_user(&ec, "fv-host", "breaker");
+	bk_ec_user(&ec, "ops", "breaker");
+	bk_ec_user(&ec, "intern", "viewer");
+	bk_ec_call(&ec, "/v3/auth/enable", "{}");
 
 	char dir[] = "/tmp/bk-firm-pw-XXXXXX";
 	cr_assert_not_null(mkdtemp(dir));
