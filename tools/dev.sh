@@ -104,7 +104,7 @@ tsan)
 	build build-tsan tsan
 	out="$ROOT/build-tsan/tsan-reports"
 	rm -rf "$out" && mkdir -p "$out"
-	export TSAN_OPTIONS="suppressions=$ROOT/tests/tsan.supp log_path=$out/tsan second_deadlock_stack=1"
+	export TSAN_OPTIONS="suppressions=$ROOT/tests/tsan.supp log_path=$out/tsan second_deadlock_stack=1 history_size=7"
 	export BREAKERD="$ROOT/build-tsan/breaker/breakerd" BREAKER_CLI="$ROOT/build-tsan/tools/breaker"
 	rc=0
 	"$ROOT/build-tsan/tests/test_threads" || rc=1
