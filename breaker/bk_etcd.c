@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@
 #define NS_PER_MS 1000000ull
 
 struct bk_etcd {
+	int wake_fd; /* eventfd: the loop applies a changed mirror at once */
 	char prefix[BK_ETCD_KEY_MAX / 2]; /* /breaker/v1/<cluster>/ */
 	char latch_prefix[BK_ETCD_KEY_MAX / 2];
 	char host[64];
@@ -70,6 +72,17 @@ struct bk_etcd {
 	int n_prev;
 	struct bk_anchor *anchor; /* the audit chain head in etcd (bk_anchor.h) */
 };
+
+/* Tell the loop the mirror changed: it applies it now, not at its next
+ * tick (2 ms apart while nothing moves: bk_idle.h). Never blocks: an
+ * eventfd counter does not fill. */
+static void wake_loop(const struct bk_etcd *e)
+{
+	uint64_t one = 1;
+
+	if (e->wake_fd >= 0 && write(e->wake_fd, &one, sizeof(one)) < 0)
+		bk_debug("firm-wide: eventfd write: %s", strerror(errno));
+}
 
 static uint64_t mono_ns(void)
 {
@@ -302,6 +315,7 @@ static int full_read(struct bk_etcd *e, struct bk_etcd_conn *c)
 	mirror_rehash(e);
 	e->gen++;
 	pthread_mutex_unlock(&e->mu);
+	wake_loop(e);
 	mirror_save(e); /* only this thread writes the mirror: no lock needed */
 	atomic_store(&e->applied_a, rev);
 	cJSON_Delete(rep);
@@ -343,6 +357,7 @@ static void stream_line(struct stream *s, const char *line)
 			e->gen++;
 		}
 		pthread_mutex_unlock(&e->mu);
+		wake_loop(e);
 	}
 	if (bk_etcd_i64(r, "compact_revision") > 0 ||
 	    cJSON_IsTrue(cJSON_GetObjectItem(r, "canceled"))) {
@@ -377,6 +392,8 @@ static void stream_line(struct stream *s, const char *line)
 		e->gen++;
 	}
 	pthread_mutex_unlock(&e->mu);
+	if (top > 0)
+		wake_loop(e);
 	/* after the unlock: the loop's trylock never waits on the disk */
 	if (top > 0)
 		mirror_save(e);
@@ -647,6 +664,8 @@ int bk_etcd_start(struct bk_daemon *d)
 		return 0;
 	if (!(e = calloc(1, sizeof(*e))))
 		return -ENOMEM;
+	/* blocking: the loop's io_uring read waits on it; a write never blocks */
+	e->wake_fd = eventfd(0, EFD_CLOEXEC); /* -1: the tick picks changes up */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	snprintf(e->prefix, sizeof(e->prefix), "/breaker/v1/%s/", g->cluster_name);
 	snprintf(e->latch_prefix, sizeof(e->latch_prefix), "%slatch/", e->prefix);
@@ -662,6 +681,8 @@ int bk_etcd_start(struct bk_daemon *d)
 		if (rv) {
 			bk_err("[cluster] password_file %s: %s", g->cluster_password_file,
 			       strerror(-rv));
+			if (e->wake_fd >= 0)
+				close(e->wake_fd);
 			free(e);
 			return rv;
 		}
@@ -720,6 +741,8 @@ void bk_etcd_stop(struct bk_daemon *d)
 		pthread_join(e->probe_thr, NULL);
 	pthread_mutex_destroy(&e->mu);
 	d->etcd = NULL;
+	if (e->wake_fd >= 0)
+		close(e->wake_fd);
 	free(e);
 }
 
@@ -1033,4 +1056,9 @@ const char *bk_etcd_latch_prefix(const struct bk_daemon *d)
 uint64_t bk_etcd_anchored_seq(const struct bk_daemon *d)
 {
 	return d->etcd ? bk_anchor_seq(d->etcd->anchor) : 0;
+}
+
+int bk_etcd_wake_fd(const struct bk_daemon *d)
+{
+	return d->etcd ? d->etcd->wake_fd : -1;
 }

@@ -65,6 +65,9 @@ void bk_etcd_stop(struct bk_daemon *d);
 /* Loop, each tick: take a changed mirror (trylock), republish, stage the
  * authority_lost latch, write the segment's firm words. */
 void bk_etcd_tick(struct bk_daemon *d, uint64_t now_mono_ns);
+/* An eventfd the watch thread writes when the mirror changed (-1: none, or
+ * no [cluster]): the loop reads it and runs bk_etcd_tick at once. */
+int bk_etcd_wake_fd(const struct bk_daemon *d);
 
 /* Fold the firm latches of a scope (slot: BK_GLOBAL or a strategy) into its
  * published word, mask and since. */

@@ -28,7 +28,8 @@ enum {
 	TAG_HEAD_FSYNC,
 	TAG_EXT_WRITE, /* zeros written ahead of the audit records (bk_audit.h) */
 	TAG_EXT_FSYNC,
-	TAG_GATHER /* the wait for a batch's callers is over (gather_wanted) */
+	TAG_GATHER, /* the wait for a batch's callers is over (gather_wanted) */
+	TAG_ETCD    /* the firm-wide mirror changed (bk_etcd_wake_fd) */
 };
 
 struct loop {
@@ -37,6 +38,7 @@ struct loop {
 	const char *log_path;
 	int sig_fd;
 	struct signalfd_siginfo sig;
+	uint64_t etcd_wakes; /* the eventfd's counter, read by TAG_ETCD */
 	struct __kernel_timespec tick_ts;
 	uint64_t next_tick;
 	const uint8_t *write_buf;
@@ -125,6 +127,20 @@ static void on_local_conn(struct loop *l, uint64_t tag)
 	if (bk_local_wake(&l->d->srv.local, (int)((tag >> 8) & 0xffffff),
 	                  (uint32_t)(tag >> 32)))
 		l->backlog = true;
+}
+
+/* [cluster]: apply a firm latch when the watch thread has it, not at the
+ * next tick (2 ms apart while idle): a firm trip reaches engines sooner. */
+static void arm_etcd(struct loop *l)
+{
+	int fd = bk_etcd_wake_fd(l->d);
+	struct io_uring_sqe *sqe;
+
+	if (fd < 0)
+		return;
+	sqe = get_sqe(l);
+	io_uring_prep_read(sqe, fd, &l->etcd_wakes, sizeof(l->etcd_wakes), 0);
+	io_uring_sqe_set_data64(sqe, TAG_ETCD);
 }
 
 static void arm_signal(struct loop *l)
@@ -511,6 +527,13 @@ static void on_cqe(struct loop *l, struct io_uring_cqe *cqe)
 	case TAG_SIGNAL:
 		on_signal(l, cqe->res);
 		break;
+	case TAG_ETCD:
+		bk_etcd_tick(l->d, bk_now_mono_ns());
+		if (cqe->res >= 0 || cqe->res == -EINTR || cqe->res == -EAGAIN)
+			arm_etcd(l);
+		else /* the tick still applies changes */
+			bk_err("firm-wide: wake-up eventfd: %s", strerror(-cqe->res));
+		break;
 	case TAG_WRITE:
 		l->write_res = cqe->res;
 		flush_done(l);
@@ -687,6 +710,7 @@ int bk_loop_run(struct bk_daemon *d, const char *log_path)
 	if (bk_local_listen_fd(&d->srv.local) >= 0)
 		arm_local_listen(&l);
 	arm_signal(&l);
+	arm_etcd(&l);
 	l.backlog = true; /* requests may have queued while booting */
 	while (!d->stop) {
 		if (l.backlog)
