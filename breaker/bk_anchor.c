@@ -245,8 +245,7 @@ static void *anchor_main(void *arg)
 	return NULL;
 }
 
-int bk_anchor_start(struct bk_anchor **out, const struct bk_daemon *d, const char *host,
-                    const char *user, const char *password)
+int bk_anchor_start(struct bk_anchor **out, const struct bk_daemon *d, const char *host)
 {
 	const struct bk_config *g = &d->cfg;
 	struct bk_anchor *a;
@@ -261,17 +260,11 @@ int bk_anchor_start(struct bk_anchor **out, const struct bk_daemon *d, const cha
 	snprintf(a->log_path, sizeof(a->log_path), "%s", g->audit_path);
 	if ((rv =
 	         bk_anchor_prefix(a->prefix, sizeof(a->prefix), g->cluster_name, host)) ||
-	    (rv = bk_etcd_conn_init(&a->conn, g->cluster_endpoints,
-	                            (long)(g->cluster_probe_timeout_ns / NS_PER_MS) *
-	                                3))) {
+	    (rv = bk_etcd_conn_open(
+	         d, &a->conn, (long)(g->cluster_probe_timeout_ns / NS_PER_MS) * 3))) {
 		free(a);
 		return rv;
 	}
-	if (user && user[0])
-		bk_etcd_conn_auth(&a->conn, user, password);
-	/* etcd's --client-cert-auth: the host's [cluster] certificate */
-	bk_etcd_conn_tls(&a->conn, g->cluster_cert_file, g->cluster_key_file,
-	                 g->cluster_ca_file);
 	a->period_ns = g->cluster_anchor_period_ns;
 	a->keep = g->cluster_anchor_keep;
 	a->shm = d->shm.shm;

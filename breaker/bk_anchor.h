@@ -52,10 +52,9 @@ void bk_anchor_host(char *buf, size_t len, const struct bk_config *cfg);
 /* "/breaker/v1/<cluster>/anchors/<host>/". 0 or -ENAMETOOLONG. */
 int bk_anchor_prefix(char *buf, size_t len, const char *cluster, const char *host);
 
-/* Start the anchor thread for d's [cluster] (user/password: etcd auth, "" none).
- * 0 with *out set, or -errno. */
-int bk_anchor_start(struct bk_anchor **out, const struct bk_daemon *d, const char *host,
-                    const char *user, const char *password);
+/* Start the anchor thread for d's [cluster], connected as the host
+ * (bk_etcd_conn_open: d->etcd set). 0 with *out set, or -errno. */
+int bk_anchor_start(struct bk_anchor **out, const struct bk_daemon *d, const char *host);
 /* The last audit seq anchored (0: none yet, or a NULL). Any thread. */
 uint64_t bk_anchor_seq(const struct bk_anchor *a);
 /* One last anchor of the final head, then stop and free. NULL is fine. */

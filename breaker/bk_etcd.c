@@ -73,6 +73,19 @@ struct bk_etcd {
 	struct bk_anchor *anchor; /* the audit chain head in etcd (bk_anchor.h) */
 };
 
+/* A connection to the cluster with this host's credentials: endpoints,
+ * user/password (read once at start), [cluster] certificate. */
+static int open_conn(const struct bk_etcd *e, struct bk_etcd_conn *c, long timeout_ms)
+{
+	int rv = bk_etcd_conn_init(c, e->endpoints, timeout_ms);
+
+	if (rv)
+		return rv;
+	bk_etcd_conn_auth(c, e->user, e->password);
+	bk_etcd_conn_tls(c, e->cfg_tls[0], e->cfg_tls[1], e->cfg_tls[2]);
+	return 0;
+}
+
 /* Tell the loop the mirror changed: it applies it now, not at its next
  * tick (2 ms apart while nothing moves: bk_idle.h). Never blocks: an
  * eventfd counter does not fill. */
@@ -517,11 +530,8 @@ static void *watch_main(void *arg)
 	bool resync = !e->loaded; /* saved mirror: watch from its revision + 1 */
 	int err;
 
-	if (bk_etcd_conn_init(&c, e->endpoints,
-	                      (long)(e->probe_timeout_ns / NS_PER_MS) * 3))
+	if (open_conn(e, &c, (long)(e->probe_timeout_ns / NS_PER_MS) * 3))
 		return NULL;
-	bk_etcd_conn_auth(&c, e->user, e->password);
-	bk_etcd_conn_tls(&c, e->cfg_tls[0], e->cfg_tls[1], e->cfg_tls[2]);
 	while (!atomic_load(&e->stop)) {
 		if (resync) {
 			if ((err = full_read(e, &c))) {
@@ -609,17 +619,12 @@ static void *probe_main(void *arg)
 	uint64_t next_ka = 0;
 	cJSON *rep;
 
-	if (bk_etcd_conn_init(&c, e->endpoints, (long)(e->probe_timeout_ns / NS_PER_MS)))
+	if (open_conn(e, &c, (long)(e->probe_timeout_ns / NS_PER_MS)))
 		return NULL;
-	if (bk_etcd_conn_init(&ac, e->endpoints,
-	                      (long)(e->probe_timeout_ns / NS_PER_MS))) {
+	if (open_conn(e, &ac, (long)(e->probe_timeout_ns / NS_PER_MS))) {
 		bk_etcd_conn_free(&c);
 		return NULL;
 	}
-	bk_etcd_conn_auth(&c, e->user, e->password);
-	bk_etcd_conn_auth(&ac, e->user, e->password);
-	bk_etcd_conn_tls(&c, e->cfg_tls[0], e->cfg_tls[1], e->cfg_tls[2]);
-	bk_etcd_conn_tls(&ac, e->cfg_tls[0], e->cfg_tls[1], e->cfg_tls[2]);
 	while (!atomic_load(&e->stop)) {
 		uint64_t sent = mono_ns();
 		int at = c.cur;
@@ -712,7 +717,7 @@ int bk_etcd_start(struct bk_daemon *d)
 	if (pthread_create(&e->probe_thr, NULL, probe_main, e) == 0)
 		e->started_probe = true;
 	if (!e->started_watch || !e->started_probe ||
-	    bk_anchor_start(&e->anchor, d, e->host, e->user, e->password) < 0) {
+	    bk_anchor_start(&e->anchor, d, e->host) < 0) {
 		bk_etcd_stop(d);
 		return -EAGAIN;
 	}
@@ -1061,4 +1066,9 @@ uint64_t bk_etcd_anchored_seq(const struct bk_daemon *d)
 int bk_etcd_wake_fd(const struct bk_daemon *d)
 {
 	return d->etcd ? d->etcd->wake_fd : -1;
+}
+
+int bk_etcd_conn_open(const struct bk_daemon *d, struct bk_etcd_conn *c, long timeout_ms)
+{
+	return d->etcd ? open_conn(d->etcd, c, timeout_ms) : -EINVAL;
 }

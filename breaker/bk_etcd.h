@@ -68,6 +68,10 @@ void bk_etcd_tick(struct bk_daemon *d, uint64_t now_mono_ns);
 /* An eventfd the watch thread writes when the mirror changed (-1: none, or
  * no [cluster]): the loop reads it and runs bk_etcd_tick at once. */
 int bk_etcd_wake_fd(const struct bk_daemon *d);
+/* A connection to the cluster as this host (endpoints, etcd user, [cluster]
+ * certificate), for breakerd's other etcd threads. 0 or -errno. */
+struct bk_etcd_conn;
+int bk_etcd_conn_open(const struct bk_daemon *d, struct bk_etcd_conn *c, long timeout_ms);
 
 /* Fold the firm latches of a scope (slot: BK_GLOBAL or a strategy) into its
  * published word, mask and since. */

@@ -118,28 +118,15 @@ static void *fwd_main(void *arg)
 
 int bk_fwd_start(struct bk_daemon *d)
 {
-	const struct bk_config *g = &d->cfg;
 	struct bk_fwd *f = calloc(1, sizeof(*f));
 
 	if (!f)
 		return -ENOMEM;
-	if (bk_etcd_conn_init(&f->conn, g->cluster_endpoints, FWD_TIMEOUT_MS) < 0) {
+	if (bk_etcd_conn_open(d, &f->conn, FWD_TIMEOUT_MS) < 0) {
 		free(f);
 		return -EINVAL;
 	}
-	if (g->cluster_user[0]) {
-		char pw[128];
-		int rv = bk_etcd_read_secret(g->cluster_password_file, pw, sizeof(pw));
-		if (rv) {
-			bk_etcd_conn_free(&f->conn);
-			free(f);
-			return rv;
-		}
-		bk_etcd_conn_auth(&f->conn, g->cluster_user, pw);
-	}
 	f->d = d;
-	bk_etcd_conn_tls(&f->conn, g->cluster_cert_file, g->cluster_key_file,
-	                 g->cluster_ca_file);
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->cv, NULL);
 	if (pthread_create(&f->thr, NULL, fwd_main, f)) {
